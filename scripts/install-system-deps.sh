@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the system packages golive's tests and benchmarks use (Debian/Ubuntu).
+# Idempotent: does nothing when every package is already present.
+set -euo pipefail
+
+packages=(
+  ffmpeg                      # ffprobe for tests, and a second ffmpeg build
+  gstreamer1.0-tools          # gst-launch-1.0: a second, independent RTMP publisher
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad    # rtmp2sink
+  gstreamer1.0-plugins-ugly   # x264enc
+  gstreamer1.0-libav          # avenc_aac
+  nginx-light                 # edge cache in tests
+  libnginx-mod-rtmp           # the peer in bench/ingest.py
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian enables the nginx service on install; golive's tests start their own.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+$SUDO pkill -x nginx >/dev/null 2>&1 || true

@@ -1,0 +1,1 @@
+"""Domain types and the event bus shared by every stage (control plane)."""

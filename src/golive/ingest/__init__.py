@@ -1,0 +1,1 @@
+"""Ingest stage: accepts publishers and turns them into timestamped media for a broadcast."""

@@ -1,0 +1,158 @@
+"""golive's one settings model: `golive.toml`, `GOLIVE_*` environment variables, serve flags.
+
+Every field has a default and a description; `golive serve --help` and
+`golive config sample` are generated from this model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of one golive node."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOLIVE_",
+        toml_file="golive.toml",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        Path("./golive-data"),
+        description="Directory for the SQLite database, recordings and other state.",
+    )
+    host: str = Field("0.0.0.0", description="Address every listener binds to.")
+    public_host: str = Field(
+        "",
+        description="Host name shown in ingest and playback URLs; empty means the address the "
+        "request came in on (HTTP) or 127.0.0.1.",
+    )
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP port: API, playback, pages.")
+    rtmp_port: int = Field(1935, ge=0, le=65535, description="RTMP ingest port; 0 disables.")
+    rtmps_port: int | None = Field(
+        None, ge=0, le=65535, description="RTMPS (RTMP over TLS) port; needs tls_cert and tls_key."
+    )
+    srt_port: int = Field(9000, ge=0, le=65535, description="SRT ingest port (UDP).")
+    tls_cert: Path | None = Field(None, description="PEM certificate chain for RTMPS.")
+    tls_key: Path | None = Field(None, description="PEM private key for RTMPS.")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="If set, accepted as an admin API token (for automation and first boot).",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy async URL; empty means SQLite in data_dir "
+        "(postgresql+asyncpg://... for PostgreSQL).",
+    )
+    ffmpeg: str = Field(
+        "",
+        description="Path to ffmpeg; empty means the imageio-ffmpeg wheel's binary, else PATH.",
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_format: str = Field("text", description="Log format: text (key=value) or json.")
+
+    # Ingest limits.
+    max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")
+    rtmp_handshake_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to finish the RTMP handshake and publish."
+    )
+    rtmp_idle_timeout: float = Field(
+        20.0, gt=0, description="Seconds without any bytes from a publisher before it is dropped."
+    )
+    rtmp_max_message_size: int = Field(
+        16 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest RTMP message accepted, in bytes (a big keyframe fits easily).",
+    )
+    default_reconnect_window: float = Field(
+        60.0,
+        ge=0,
+        le=1800,
+        description="Seconds a broadcast waits for its publisher to come back before going idle, "
+        "for streams that do not set their own.",
+    )
+    event_history: int = Field(
+        1000, ge=10, description="Events kept per stream in the database (oldest are pruned)."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in {"text", "json"}:
+            raise ValueError("log_format must be text or json")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get("GOLIVE_CONFIG", "golive.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    # Derived values -----------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'golive.db').resolve()}"
+
+    @property
+    def advertised_host(self) -> str:
+        if self.public_host:
+            return self.public_host
+        return "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+
+    def ffmpeg_path(self) -> str:
+        """Where ffmpeg is: the setting, else the imageio-ffmpeg wheel's binary, else PATH."""
+        if self.ffmpeg:
+            return self.ffmpeg
+        try:
+            import imageio_ffmpeg
+
+            path: str = imageio_ffmpeg.get_ffmpeg_exe()
+            return path
+        except Exception:
+            found = shutil.which("ffmpeg")
+            if found is None:
+                raise RuntimeError(
+                    "ffmpeg not found: install the imageio-ffmpeg wheel, put ffmpeg on PATH, "
+                    "or set GOLIVE_FFMPEG"
+                ) from None
+            return found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from golive.toml, the environment, and explicit overrides (flags)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

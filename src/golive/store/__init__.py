@@ -1,0 +1,1 @@
+"""Persistent state (control plane): SQLAlchemy models, migrations and repositories."""
