@@ -84,6 +84,20 @@ class Settings(BaseSettings):
         description="Seconds a broadcast waits for its publisher to come back before going idle, "
         "for streams that do not set their own.",
     )
+    transcode: bool = Field(
+        True,
+        description="Run the ffmpeg ladder and LL-HLS packaging for live broadcasts; false "
+        "means ingest only (useful for benchmarks and relay-only nodes).",
+    )
+    profiles_dir: Path | None = Field(
+        None,
+        description="Extra directory of stream profile TOML files; empty means data_dir/profiles.",
+    )
+    ended_playlist_ttl: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds an ended broadcast's playlists (with EXT-X-ENDLIST) stay served.",
+    )
     event_history: int = Field(
         1000, ge=10, description="Events kept per stream in the database (oldest are pruned)."
     )

@@ -1,0 +1,256 @@
+"""The composition root: the one place that builds every service and wires them together.
+
+`Golive` owns the lifecycle of one node: store, event bus, broadcast hub, protocol
+servers, live pipeline and the HTTP server. Tests start it in-process on free ports
+(`port=0`); `golive serve` runs it until interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from golive import __version__
+from golive.core.events import EventBus
+from golive.ingest.broadcasts import BroadcastHub
+from golive.ingest.rtmp.server import RtmpServer
+from golive.logs import configure_logging
+from golive.settings import Settings
+from golive.store.recorder import EventRecorder
+from golive.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class Golive:
+    """One golive node. Use `async with Golive(settings) as node:` or `start()`/`stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bus = EventBus()
+        self.store: Store | None = None
+        self.hub: BroadcastHub | None = None
+        self.rtmp: RtmpServer | None = None
+        self.rtmps: RtmpServer | None = None
+        self.http: FastAPI | None = None
+        self._http_server: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._http_socket: socket.socket | None = None
+        self._recorder: EventRecorder | None = None
+        self._closers: list[Any] = []
+
+    # Ports actually bound (useful with port 0) ---------------------------------------
+
+    @property
+    def http_port(self) -> int:
+        assert self._http_socket is not None
+        port: int = self._http_socket.getsockname()[1]
+        return port
+
+    @property
+    def rtmp_port(self) -> int:
+        assert self.rtmp is not None
+        return self.rtmp.port
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.settings.advertised_host}:{self.http_port}"
+
+    def rtmp_url(self, stream_key: str = "") -> str:
+        return f"rtmp://{self.settings.advertised_host}:{self.rtmp_port}/live/{stream_key}"
+
+    # Lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
+        await self.store.reset_live_statuses()
+
+        self._recorder = EventRecorder(self.store, self.bus)
+        self._recorder.start()
+
+        self.hub = BroadcastHub(
+            self.store,
+            self.bus,
+            max_publishers=s.max_publishers,
+            default_reconnect_window=s.default_reconnect_window,
+        )
+        await self.hub.start()
+
+        self.http = self._build_http()
+        self._http_socket = _bind(s.host, s.http_port)
+        config = uvicorn.Config(
+            self.http,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+            ws="websockets-sansio",
+        )
+        self._http_server = uvicorn.Server(config)
+        self._http_task = asyncio.create_task(
+            self._http_server.serve(sockets=[self._http_socket]), name="http-server"
+        )
+
+        rtmp_options: dict[str, Any] = {
+            "handshake_timeout": s.rtmp_handshake_timeout,
+            "idle_timeout": s.rtmp_idle_timeout,
+            "max_message_size": s.rtmp_max_message_size,
+            "max_connections": s.max_publishers * 2,
+        }
+        if s.rtmp_port or s.rtmp_port == 0:
+            self.rtmp = RtmpServer(self.hub, host=s.host, port=s.rtmp_port, **rtmp_options)
+            await self.rtmp.start()
+        if s.rtmps_port is not None:
+            if s.tls_cert is None or s.tls_key is None:
+                raise RuntimeError("rtmps_port needs tls_cert and tls_key")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(s.tls_cert, s.tls_key)
+            self.rtmps = RtmpServer(
+                self.hub, host=s.host, port=s.rtmps_port, ssl_context=context, **rtmp_options
+            )
+            await self.rtmps.start()
+
+        # uvicorn sets `started` once it is accepting connections.
+        for _ in range(500):
+            if self._http_server.started or self._http_task.done():
+                break
+            await asyncio.sleep(0.01)
+        if self._http_task.done():
+            self._http_task.result()
+        log.info(
+            "golive started version=%s http=%s rtmp_port=%s",
+            __version__,
+            self.http_url,
+            self.rtmp.port if self.rtmp else None,
+        )
+
+    async def stop(self) -> None:
+        for server in (self.rtmp, self.rtmps):
+            if server is not None:
+                await server.close()
+        if self.hub is not None:
+            await self.hub.close()
+        if self._http_server is not None and self._http_task is not None:
+            self._http_server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._http_task, timeout=5)
+        if self._recorder is not None:
+            await self._recorder.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    async def __aenter__(self) -> Golive:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # HTTP -----------------------------------------------------------------------------
+
+    def _build_http(self) -> FastAPI:
+        from golive.api.app import create_api_app
+
+        assert self.store is not None and self.hub is not None
+        app = FastAPI(
+            title="golive", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
+        )
+        api = create_api_app(settings=self.settings, store=self.store, bus=self.bus,
+                             broadcasts=self.hub)
+        app.mount("/api/v1", api)
+
+        hub = self.hub
+
+        @app.get("/healthz", include_in_schema=False)
+        async def healthz() -> JSONResponse:
+            return JSONResponse(
+                {"status": "ok", "version": __version__, "live_broadcasts": len(hub.broadcasts)}
+            )
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> PlainTextResponse:
+            return PlainTextResponse(self._metrics_text(), media_type="text/plain; version=0.0.4")
+
+        return app
+
+    def _metrics_text(self) -> str:
+        assert self.hub is not None
+        lines = [
+            "# HELP golive_publishers Connected publishers.",
+            "# TYPE golive_publishers gauge",
+            f"golive_publishers {self.hub.publisher_count}",
+            "# HELP golive_broadcasts Live broadcasts (including ones waiting for a reconnect).",
+            "# TYPE golive_broadcasts gauge",
+            f"golive_broadcasts {len(self.hub.broadcasts)}",
+            "# HELP golive_ingest_bytes_total Media bytes received per stream.",
+            "# TYPE golive_ingest_bytes_total counter",
+        ]
+        for b in self.hub.broadcasts:
+            facts = b.meter.snapshot(0.0)
+            lines.append(f'golive_ingest_bytes_total{{stream_id="{b.stream_id}"}} '
+                         f"{facts.bytes_received}")
+        return "\n".join(lines) + "\n"
+
+
+async def serve_forever(settings: Settings) -> None:
+    node = Golive(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with node:
+        _print_banner(node)
+        await stop.wait()
+        log.info("golive stopping")
+
+
+def _print_banner(node: Golive) -> None:
+    s = node.settings
+    lines = [
+        "",
+        f"  golive {__version__} is running",
+        f"  HTTP        {node.http_url}   (API: {node.http_url}/api/v1, docs: /api/v1/docs)",
+        f"  RTMP ingest {node.rtmp_url()}STREAM_KEY",
+        f"  Data        {s.data_dir.resolve()}",
+        "",
+        "  Create a stream:      golive streams create --name 'My show'",
+        "  Create an API token:  golive tokens create --name admin",
+        "  (with `make run`, the CLI is .venv/bin/golive)",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run_server(settings: Settings) -> None:
+    """Entry point for `golive serve`."""
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve_forever(settings))
+    except KeyboardInterrupt:
+        pass

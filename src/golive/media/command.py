@@ -1,0 +1,207 @@
+"""Build the one ffmpeg command line that turns a broadcast into its CMAF ladder (media).
+
+FLV comes in on stdin; the video is decoded once, split once in a single
+`-filter_complex`, scaled per rendition and encoded with a fixed GOP whose
+keyframes are forced at the same media times in every rendition. Each rendition is
+a fragmented-MP4 output written to its own pipe (`pipe:FD`, the FD passed to the
+child with `pass_fds`), cut into one fragment per LL-HLS part. Progress goes to
+stdout as `-progress` key=value blocks; stderr carries warnings only.
+
+Audio is encoded per output (AAC is a few percent of one core; sharing one encoder
+would need the tee muxer, whose single interleaving queue couples all renditions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from golive.media.ladder import LadderPlan, PlannedRendition
+
+# A fragment is cut before the first packet at or past -frag_duration after the
+# fragment's start, so aiming this far under a whole number of frames cuts exactly
+# there, even when an audio packet (21 ms of AAC) triggers the cut.
+_FRAG_SLACK_US = 1000
+# libavformat buffers this long at most waiting to interleave audio with video.
+_MAX_INTERLEAVE_US = 1_000_000
+# Short input probing: the codec configuration always follows the FLV header, so
+# ffmpeg only needs the first frames (a big keyframe fits in the probe size) and
+# starts within ~0.1 s; a smaller probe makes it guess the audio sample format.
+_PROBESIZE = 1_000_000
+_ANALYZEDURATION_US = 200_000
+MOVFLAGS = "+frag_keyframe+empty_moov+default_base_moof+delay_moov+cmaf+skip_sidx+skip_trailer"
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderCapabilities:
+    """Which H.264 encoders this ffmpeg can really use (detected once per binary)."""
+
+    libx264: bool = True
+    h264_nvenc: bool = False
+
+    @property
+    def video_encoder(self) -> str:
+        if self.h264_nvenc:
+            return "h264_nvenc"
+        if self.libx264:
+            return "libx264"
+        raise RuntimeError("this ffmpeg has neither libx264 nor a working h264_nvenc")
+
+
+CPU_ONLY = EncoderCapabilities()
+
+
+def build_command(
+    plan: LadderPlan,
+    *,
+    ffmpeg: str,
+    output_fds: Mapping[str, int],
+    capabilities: EncoderCapabilities = CPU_ONLY,
+    loglevel: str = "warning",
+) -> list[str]:
+    """The argv for `plan`: rendition `name` is written to `pipe:{output_fds[name]}`."""
+    missing = [r.name for r in plan.renditions if r.name not in output_fds]
+    if missing:
+        raise ValueError(f"no output fd for rendition(s) {', '.join(missing)}")
+    encoder = capabilities.video_encoder
+    low_latency = plan.latency_mode == "low"
+    argv = [
+        ffmpeg,
+        "-hide_banner",
+        "-loglevel", loglevel,
+        "-nostats",
+        "-progress", "pipe:1",
+        "-stats_period", "0.5",
+        # Input: live FLV on stdin. Slice threads only: frame threads add a frame of delay each.
+        "-probesize", str(_PROBESIZE),
+        "-analyzeduration", str(_ANALYZEDURATION_US),
+        *(["-thread_type", "slice"] if low_latency else []),
+        "-f", "flv",
+        "-i", "pipe:0",
+    ]  # fmt: skip
+    encoded = [r for r in plan.renditions if not r.passthrough]
+    labels: dict[str, str] = {}
+    if encoded:
+        graph, labels = filter_graph(plan)
+        argv += ["-filter_complex", graph]
+    for rendition in plan.renditions:
+        argv += ["-map", labels[rendition.name] if not rendition.passthrough else "0:v:0"]
+        if rendition.passthrough:
+            argv += ["-c:v", "copy"]
+        elif encoder == "h264_nvenc":
+            argv += _nvenc_args(plan, rendition)
+        else:
+            argv += _x264_args(plan, rendition)
+        if plan.has_audio:
+            audio = plan.profile.audio
+            argv += [
+                "-map", "0:a:0",
+                # Fill gaps with silence so a hiccup in the input never stretches a sample.
+                "-af", "aresample=async=1:first_pts=0",
+                "-c:a", "aac",
+                "-profile:a", "aac_low",
+                "-b:a", f"{audio.bitrate_kbps}k",
+                "-ar", str(audio.sample_rate),
+                "-ac", str(audio.channels),
+            ]  # fmt: skip
+        argv += [
+            "-max_interleave_delta", str(_MAX_INTERLEAVE_US),
+            "-f", "mp4",
+            "-movflags", MOVFLAGS,
+            "-frag_duration", str(frag_duration_us(plan)),
+            "-flush_packets", "1",
+            f"pipe:{output_fds[rendition.name]}",
+        ]  # fmt: skip
+    return argv
+
+
+def filter_graph(plan: LadderPlan) -> tuple[str, dict[str, str]]:
+    """One graph: decode once, (fps once when shared), split once, scale per rendition."""
+    encoded = [r for r in plan.renditions if not r.passthrough]
+    scaler = plan.profile.encoder.scaler
+    rates = {r.frame_rate_expr for r in encoded}
+    shared_rate = len(rates) == 1
+    head = "[0:v:0]"
+    if shared_rate:
+        head += f"fps={encoded[0].frame_rate_expr},"
+    head += f"split={len(encoded)}" + "".join(f"[s{i}]" for i in range(len(encoded)))
+    chains = [head]
+    labels: dict[str, str] = {}
+    for i, r in enumerate(encoded):
+        steps = []
+        if not shared_rate:
+            steps.append(f"fps={r.frame_rate_expr}")
+        if (r.width, r.height) != (plan.source.width, plan.source.height):
+            steps.append(f"scale={r.width}:{r.height}:flags={scaler}")
+        steps += ["format=yuv420p", "setsar=1"]
+        chains.append(f"[s{i}]{','.join(steps)}[v{i}]")
+        labels[r.name] = f"[v{i}]"
+    return ";".join(chains), labels
+
+
+def frag_duration_us(plan: LadderPlan) -> int:
+    """-frag_duration that cuts every part after exactly its whole number of frames."""
+    return max(1, round(plan.part_target * 1_000_000) - _FRAG_SLACK_US)
+
+
+def force_key_frames(plan: LadderPlan) -> str:
+    """Keyframes at n x GOP duration in every rendition, whatever x264 would have chosen.
+
+    A frame lands exactly on each n x GOP instant (the GOP is whole frames at every
+    rendition's rate), so comparing against half a frame earlier is immune to float
+    rounding of `t`.
+    """
+    fastest = max(
+        (r.frame_rate_num / r.frame_rate_den for r in plan.renditions if not r.passthrough),
+        default=30.0,
+    )
+    return f"expr:gte(t,n_forced*{plan.gop_duration:.9f}-{0.5 / fastest:.6f})"
+
+
+def _rate_args(r: PlannedRendition) -> list[str]:
+    return [
+        "-b:v", f"{r.video_bitrate // 1000}k",
+        "-maxrate", f"{r.maxrate // 1000}k",
+        "-bufsize", f"{r.bufsize // 1000}k",
+    ]  # fmt: skip
+
+
+def _x264_args(plan: LadderPlan, r: PlannedRendition) -> list[str]:
+    low_latency = plan.latency_mode == "low"
+    args = [
+        "-c:v", "libx264",
+        "-preset", plan.profile.encoder.x264_preset,
+        *(["-tune", "zerolatency"] if low_latency else []),
+        "-profile:v", r.x264_profile,
+        *_rate_args(r),
+        "-g", str(r.gop_frames),
+        "-keyint_min", str(r.gop_frames),
+        "-sc_threshold", "0",
+        "-force_key_frames", force_key_frames(plan),
+        "-forced-idr", "1",
+        "-flags:v", "+cgop",
+    ]  # fmt: skip
+    if low_latency:
+        # zerolatency already means no lookahead and sliced threads; no B-frames either.
+        args += ["-bf", "0"]
+    return args
+
+
+def _nvenc_args(plan: LadderPlan, r: PlannedRendition) -> list[str]:
+    low_latency = plan.latency_mode == "low"
+    args = [
+        "-c:v", "h264_nvenc",
+        "-preset", plan.profile.encoder.nvenc_preset,
+        "-tune", "ll" if low_latency else "hq",
+        "-profile:v", r.x264_profile,
+        "-rc", "cbr" if low_latency else "vbr",
+        *_rate_args(r),
+        "-g", str(r.gop_frames),
+        "-strict_gop", "1",
+        "-no-scenecut", "1",
+        "-force_key_frames", force_key_frames(plan),
+        "-forced-idr", "1",
+    ]  # fmt: skip
+    if low_latency:
+        args += ["-zerolatency", "1", "-delay", "0", "-rc-lookahead", "0", "-bf", "0"]
+    return args

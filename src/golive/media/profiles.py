@@ -1,0 +1,268 @@
+"""Stream profiles: versioned TOML descriptions of a broadcast's ladder and its limits (media).
+
+A profile says which renditions to make (height, frame-rate cap, bitrate envelope,
+x264 profile, or passthrough of the publisher's video), the audio encoding, the GOP
+and part durations per latency mode, the alert thresholds, and what to give up when
+the machine cannot keep up. Built-in profiles ship as package data
+(`golive/profiles/*.toml`); users add or override them with files in a directory
+(`data_dir/profiles/NAME.toml`), which win over built-ins of the same name.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+log = logging.getLogger(__name__)
+
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_NAME_RE = re.compile(_NAME)
+
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
+Scaler = Literal["fast_bilinear", "bilinear", "bicubic", "lanczos", "spline"]
+NvencPreset = Literal["p1", "p2", "p3", "p4", "p5", "p6", "p7"]
+
+
+class ProfileError(ValueError):
+    """A profile is missing, unreadable or invalid; the message says which file and field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RenditionSpec(_Model):
+    """One rung of the ladder as the profile asks for it; the planner fits it to the source."""
+
+    name: Annotated[str, Field(pattern=_NAME, description="Rendition name, used in URLs.")]
+    height: int | None = Field(
+        None,
+        ge=64,
+        le=4320,
+        description="Target height (the short side for portrait sources); even. "
+        "Not used by passthrough renditions.",
+    )
+    max_frame_rate: float = Field(30.0, gt=0, le=120, description="Frame-rate cap.")
+    video_bitrate_kbps: int = Field(
+        ...,
+        ge=50,
+        le=200_000,
+        description="Average video bitrate; for passthrough, the expected publisher bitrate "
+        "(used for BANDWIDTH when the real one is unknown).",
+    )
+    maxrate_kbps: int | None = Field(
+        None, ge=50, le=250_000, description="VBV max rate; default 110% of the bitrate."
+    )
+    bufsize_kbps: int | None = Field(
+        None, ge=50, le=500_000, description="VBV buffer; default one second of maxrate."
+    )
+    x264_profile: Literal["baseline", "main", "high"] = "high"
+    passthrough: bool = Field(
+        False, description="Copy the publisher's H.264 video (-c:v copy) instead of encoding."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.passthrough:
+            return self
+        if self.height is None:
+            raise ValueError("height is required unless passthrough = true")
+        if self.height % 2:
+            raise ValueError(f"height must be even, got {self.height}")
+        if self.maxrate_kbps is not None and self.maxrate_kbps < self.video_bitrate_kbps:
+            raise ValueError("maxrate_kbps must be at least video_bitrate_kbps")
+        return self
+
+    @property
+    def maxrate(self) -> int:
+        """VBV max rate in kbit/s."""
+        if self.maxrate_kbps is not None:
+            return self.maxrate_kbps
+        return round(self.video_bitrate_kbps * 1.1)
+
+    @property
+    def bufsize(self) -> int:
+        """VBV buffer in kbit."""
+        return self.bufsize_kbps if self.bufsize_kbps is not None else self.maxrate
+
+
+class AudioSpec(_Model):
+    """AAC-LC audio, encoded once per rendition output."""
+
+    codec: Literal["aac"] = "aac"
+    bitrate_kbps: int = Field(128, ge=16, le=512)
+    sample_rate: Literal[44100, 48000] = 48000
+    channels: Literal[1, 2] = 2
+
+
+class LatencySpec(_Model):
+    """GOP (segment) and part durations; the planner makes them whole numbers of frames."""
+
+    low_latency_gop_seconds: float = Field(1.0, ge=0.2, le=10)
+    standard_gop_seconds: float = Field(2.0, ge=0.2, le=10)
+    part_target_seconds: float = Field(0.2, ge=0.05, le=2.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.part_target_seconds > min(self.low_latency_gop_seconds, self.standard_gop_seconds):
+            raise ValueError("part_target_seconds must not exceed the GOP durations")
+        return self
+
+
+class EncoderSpec(_Model):
+    x264_preset: X264Preset = "veryfast"
+    nvenc_preset: NvencPreset = "p1"
+    scaler: Scaler = "bicubic"
+
+
+class AlertSpec(_Model):
+    """When the transcoder emits `live_stream.warning`s."""
+
+    min_encode_speed: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="Encoded media seconds per ingested media second below which the "
+        "encoder counts as slow (a live encoder tops out at 1.0; 5% measurement slack).",
+    )
+    slow_encode_seconds: float = Field(
+        10.0, ge=1, le=600, description="How long the encoder must be slow before acting."
+    )
+    max_dropped_frames_ratio: float = Field(
+        0.02, ge=0, le=1, description="Dropped / ingested video frames over 10 s before a warning."
+    )
+    min_ingest_bitrate_kbps: int = Field(
+        150, ge=0, description="Ingest bitrate floor; 0 disables the check."
+    )
+    ingest_bitrate_seconds: float = Field(
+        10.0, ge=1, le=600, description="How long the ingest must stay under the floor."
+    )
+
+
+class FallbackSpec(_Model):
+    drop_top_rendition_on_slow_encode: bool = True
+    min_renditions: int = Field(1, ge=1, description="Never drop below this many renditions.")
+
+
+class StreamProfile(_Model):
+    """A named, versioned ladder with its encoding, latency, alert and fallback settings."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    version: int = Field(..., ge=1)
+    description: str = ""
+    renditions: tuple[RenditionSpec, ...] = Field(..., min_length=1, max_length=8)
+    audio: AudioSpec = AudioSpec()
+    latency: LatencySpec = LatencySpec()
+    encoder: EncoderSpec = EncoderSpec()
+    alerts: AlertSpec = AlertSpec()
+    fallback: FallbackSpec = FallbackSpec()
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        names = [r.name for r in self.renditions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rendition names must be unique: {', '.join(dupes)}")
+        if sum(r.passthrough for r in self.renditions) > 1:
+            raise ValueError("at most one rendition may be passthrough")
+        heights = [r.height for r in self.renditions if not r.passthrough]
+        if len(set(heights)) != len(heights):
+            raise ValueError("two encoded renditions have the same height")
+        if self.fallback.min_renditions > len(self.renditions):
+            raise ValueError("fallback.min_renditions exceeds the number of renditions")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+# Loading ----------------------------------------------------------------------------
+
+
+def parse_profile(text: str, *, source: str = "<string>", name: str | None = None) -> StreamProfile:
+    """Parse and validate one profile from TOML text; `name` (the file stem) fills a missing name."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {source}: invalid TOML: {exc}") from None
+    if name is not None:
+        declared = data.setdefault("name", name)
+        if declared != name:
+            raise ProfileError(
+                f"profile {source}: declares name {declared!r} but the file is named {name!r}"
+            )
+    try:
+        return StreamProfile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ProfileError(f"profile {source}: {problems}") from None
+
+
+def load_profile(name: str, extra_dirs: Iterable[Path | str] = ()) -> StreamProfile:
+    """The profile called `name`: from the first of `extra_dirs` that has NAME.toml, else built-in."""
+    if not _NAME_RE.match(name):
+        raise ProfileError(f"invalid profile name {name!r}: use lowercase letters, digits, - and _")
+    for directory in extra_dirs:
+        path = Path(directory) / f"{name}.toml"
+        if path.is_file():
+            return _load_file(path, name)
+    builtin = resources.files("golive").joinpath("profiles", f"{name}.toml")
+    if builtin.is_file():
+        return parse_profile(builtin.read_text("utf-8"), source=f"built-in {name}", name=name)
+    searched = ", ".join(str(d) for d in extra_dirs) or "no user directories"
+    raise ProfileError(
+        f"unknown profile {name!r} (searched {searched} and the built-ins: "
+        f"{', '.join(builtin_profile_names())})"
+    )
+
+
+def list_profiles(extra_dirs: Iterable[Path | str] = ()) -> list[StreamProfile]:
+    """Every loadable profile, user ones overriding built-ins; invalid files are logged and skipped."""
+    found: dict[str, StreamProfile] = {}
+    for name in builtin_profile_names():
+        found[name] = load_profile(name)
+    for directory in reversed(list(extra_dirs)):  # earlier directories win
+        for path in sorted(_toml_files(Path(directory))):
+            try:
+                found[path.stem] = _load_file(path, path.stem)
+            except ProfileError as exc:
+                log.warning("skipping profile file=%s error=%s", path, exc)
+    return [found[k] for k in sorted(found)]
+
+
+def builtin_profile_names() -> list[str]:
+    folder = resources.files("golive").joinpath("profiles")
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml") and entry.is_file()
+    )
+
+
+def _toml_files(directory: Path) -> Iterator[Path]:
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.toml"):
+        if _NAME_RE.match(path.stem):
+            yield path
+
+
+def _load_file(path: Path, name: str) -> StreamProfile:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"profile {path}: cannot read: {exc}") from None
+    return parse_profile(text, source=str(path), name=name)

@@ -1,0 +1,66 @@
+"""Async engine and session factory for the store (control plane).
+
+One URL picks the database: `sqlite+aiosqlite:///PATH` for the embedded default,
+`postgresql+asyncpg://...` when a node outgrows it. On SQLite every connection
+gets WAL (readers never block the writer, so the CLI and a running server share
+the file), enforced foreign keys, and a busy timeout; and transactions are
+begun by us rather than by the driver, so DDL is transactional and write
+transactions take the write lock up front (`BEGIN IMMEDIATE`) instead of failing
+with "database is locked" when a read turns into a write.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# Execution option that marks a connection's transaction as a writer (see `_begin`).
+WRITE_OPTION = "golive_write"
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
+    """An async engine for `url`, with the SQLite settings above when it is SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, **engine_options)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, **engine_options)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy (not the sqlite3 module) decide when transactions begin.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(WRITE_OPTION):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")

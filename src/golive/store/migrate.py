@@ -1,0 +1,64 @@
+"""Bringing a database up to the current schema: `alembic upgrade head`, in code (control plane).
+
+No alembic.ini is needed: the config is built here and points at the migrations
+shipped inside the package. Safe to call on every start (a database already at
+head is left alone) and from async code (it runs on the engine's connection via
+`run_sync`). On SQLite the whole upgrade is one `BEGIN IMMEDIATE` transaction,
+so a server and a CLI starting at the same moment do not race each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from golive.store.db import WRITE_OPTION
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An alembic `Config` for golive's migrations, bound to a connection or a URL."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> None:
+    if current_revision(connection) == head_revision():
+        return
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Apply every migration the database is missing; a no-op when it is at head."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(**{WRITE_OPTION: True})
+        async with connection.begin():
+            await connection.run_sync(_upgrade)
+
+
+async def revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(current_revision)

@@ -1,0 +1,149 @@
+"""A whole golive node started in-process on free ports, plus helpers to drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from golive.app import Golive
+from golive.core.media import MediaTag
+from golive.ingest.broadcasts import Broadcast
+from golive.ingest.flv import encode_header, encode_tag
+from golive.settings import Settings
+from tests.mediatools import make_source
+
+ADMIN = "test-admin-token"
+T = TypeVar("T")
+
+
+def node_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "host": "127.0.0.1",
+        "http_port": 0,
+        "rtmp_port": 0,
+        "admin_token": ADMIN,
+        "default_reconnect_window": 2.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Golive]:
+    async with Golive(node_settings(tmp_path)) as n:
+        yield n
+
+
+@pytest.fixture
+async def api(node: Golive) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=f"{node.http_url}/api/v1",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=10,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def source_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s of 640x360 30 fps H.264 + AAC, keyframe every second."""
+    return make_source(tmp_path_factory.mktemp("media") / "source.flv")
+
+
+async def create_stream(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await api.post("/live-streams", json={"name": "test", **body})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def get_stream(api: httpx.AsyncClient, stream_id: str) -> dict[str, Any]:
+    response = await api.get(f"/live-streams/{stream_id}")
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str = "condition"
+) -> T:
+    """Poll `check` until it returns something truthy; a generous guard against hangs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def wait_status(api: httpx.AsyncClient, stream_id: str, status: str,
+                      timeout: float = 20) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        data = await get_stream(api, stream_id)
+        return data if data["status"] == status else None
+
+    return await eventually(check, timeout=timeout, what=f"status {status}")
+
+
+async def wait_process(proc: Any, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("process did not exit in time")
+        await asyncio.sleep(0.1)
+    code: int = proc.returncode
+    return code
+
+
+class FlvDump:
+    """A media sink that writes a broadcast's tags to an FLV file (the transcoder's view)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tags = 0
+        self._file = path.open("wb")
+        self._file.write(encode_header(audio=True, video=True))
+
+    def push(self, tag: MediaTag) -> None:
+        self._file.write(encode_tag(tag))
+        self.tags += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class DumpObserver:
+    """Attaches an FlvDump to every broadcast that starts on the node."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.dumps: dict[str, FlvDump] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def broadcast_started(self, broadcast: Broadcast) -> None:
+        dump = FlvDump(self.directory / f"{broadcast.stream_id}.flv")
+        self.dumps[broadcast.stream_id] = dump
+        broadcast.add_sink(dump)
+        self.events.append(("started", broadcast.id))
+
+    def publisher_resumed(self, broadcast: Broadcast) -> None:
+        self.events.append(("resumed", broadcast.id))
+
+    def publisher_lost(self, broadcast: Broadcast) -> None:
+        self.events.append(("lost", broadcast.id))
+
+    def broadcast_ended(self, broadcast: Broadcast) -> None:
+        self.events.append(("ended", broadcast.id))
+        dump = self.dumps.get(broadcast.stream_id)
+        if dump is not None:
+            dump.close()

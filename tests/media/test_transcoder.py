@@ -1,0 +1,510 @@
+"""The supervised ffmpeg: real encodes, aligned keyframes, restarts, fallbacks, no leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from golive.packaging.isobmff import Fragment
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.media.conftest import Recorder, feed, pid_alive, read_flv, until
+from tests.media.mp4info import read_fragment, read_init
+from tests.mediatools import FFMPEG, FFPROBE
+
+from golive.core.media import MediaTag, TagType
+from golive.media import transcoder as transcoder_module
+from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
+from golive.media.profiles import StreamProfile, load_profile
+from golive.media.transcoder import (
+    EncoderCapabilities,
+    SlowEncodeDetector,
+    Transcoder,
+    detect_capabilities,
+)
+
+CPU = EncoderCapabilities()
+
+
+def plan_360p(profile: str = "default") -> LadderPlan:
+    return plan_ladder(load_profile(profile), SourceInfo(640, 360, 30, "h264", True), "low")
+
+
+def plan_720p() -> LadderPlan:
+    return plan_ladder(load_profile("default"), SourceInfo(1280, 720, 29.97, "h264", True), "low")
+
+
+def transcoder(plan: LadderPlan, events: Recorder, **kwargs: object) -> Transcoder:
+    return Transcoder(
+        ffmpeg=FFMPEG, plan=plan, events=events, stream_id="ls_test", capabilities=CPU, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def check_run(
+    events: Recorder, plan: LadderPlan, run: int, tmp_path: Path
+) -> dict[str, list[float]]:
+    """Every rendition of `run`: right init, parts within the target, decodable by ffprobe.
+
+    Returns the decode times (s) of each rendition's independent fragments.
+    """
+    keyframes: dict[str, list[float]] = {}
+    for rendition in plan.renditions:
+        init = events.inits[(run, rendition.name)]
+        fragments = events.fragments[(run, rendition.name)]
+        tracks = read_init(init.data)
+        (video,) = [t for t in tracks.values() if t.handler == "vide"]
+        (audio,) = [t for t in tracks.values() if t.handler == "soun"]
+        assert (video.codec, video.width, video.height) == (
+            "avc1",
+            rendition.width,
+            rendition.height,
+        )
+        assert (audio.codec, audio.timescale) == ("mp4a", 48000)
+        times = []
+        for i, fragment in enumerate(fragments):
+            runs = read_fragment(fragment.data)
+            if video.track_id not in runs:  # the audio tail flushed when ffmpeg stops
+                assert i == len(fragments) - 1 and set(runs) == {audio.track_id}
+                continue
+            timing = runs[video.track_id]
+            assert timing.duration / video.timescale <= plan.part_target + 1e-6
+            assert fragment.independent == timing.starts_with_sync
+            if timing.starts_with_sync:
+                times.append(round(timing.decode_time / video.timescale, 4))
+        keyframes[rendition.name] = times
+        # The part sizes are whole frames: all but the last of a GOP are full.
+        assert max(video_samples(fragments, video.track_id)) == rendition.part_frames
+        path = tmp_path / f"run{run}-{rendition.name}.mp4"
+        path.write_bytes(init.data + b"".join(f.data for f in fragments))
+        probe = subprocess.run(
+            [FFPROBE, "-v", "error", "-count_frames", "-select_streams", "v:0",
+             "-show_entries", "stream=codec_name,width,height,nb_read_frames",
+             "-of", "csv=p=0", str(path)],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert probe.stderr == ""
+        codec, width, height, frames = probe.stdout.strip().split(",")
+        assert (codec, int(width), int(height)) == ("h264", rendition.width, rendition.height)
+        assert int(frames) > 0
+    return keyframes
+
+
+def video_samples(fragments: list[Fragment], track_id: int) -> list[int]:
+    counts = (read_fragment(f.data).get(track_id) for f in fragments)
+    return [run.samples for run in counts if run is not None]
+
+
+# Real encodes -------------------------------------------------------------------------
+
+
+async def test_360p_source_through_the_default_profile(source_360p: Path, tmp_path: Path) -> None:
+    plan = plan_360p()
+    assert plan.names == ("360p",)
+    events = Recorder()
+    t = transcoder(plan, events)
+    tags = read_flv(source_360p)
+    for tag in tags[:50]:  # pushed before start, as the pipeline does with its probe backlog
+        t.push(tag)
+    await t.start()
+    try:
+        await feed(t.push, tags[50:])
+        await until(lambda: events.count() >= 25, what="5 s of fragments")
+    finally:
+        await t.stop()
+    assert not events.order_errors and not events.restarts
+    keyframes = check_run(events, plan, 0, tmp_path)
+    assert keyframes["360p"][:5] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    # 30 fps: six-frame parts of exactly 200 ms, five per 1 s GOP, from the first part on.
+    tracks = read_init(events.inits[(0, "360p")].data)
+    video = next(track for track in tracks.values() if track.handler == "vide")
+    first = read_fragment(events.fragments[(0, "360p")][0].data)
+    assert first[video.track_id].samples == 6
+    assert events.progress and events.progress[-1].out_time is not None
+    stats = t.stats
+    assert stats.restarts == 0 and stats.dropped_input_bytes == 0 and not stats.running
+    assert stats.renditions == ("360p",) and stats.encoder == "libx264"
+    assert t.stats_dict()["renditions"] == ["360p"]
+
+
+async def test_720p_ladder_has_aligned_keyframes(source_720p: Path, tmp_path: Path) -> None:
+    plan = plan_720p()
+    assert plan.names == ("720p", "480p", "360p")
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    cpu_before = os.times()
+    started = time.monotonic()
+    try:
+        await feed(t.push, read_flv(source_720p))
+        await until(
+            lambda: all(len(events.fragments.get((0, n), [])) >= 18 for n in plan.names),
+            what="3 s in every rendition",
+        )
+    finally:
+        await t.stop()
+    elapsed = time.monotonic() - started
+    cpu = os.times()
+    used = (cpu.children_user + cpu.children_system) - (
+        cpu_before.children_user + cpu_before.children_system
+    )
+    speed = (events.progress[-1].out_time or 0) / elapsed
+    print(
+        f"\n3-rendition 720p29.97 encode: {speed:.2f}x real time, {used / elapsed:.2f} cores busy"
+    )
+    keyframes = check_run(events, plan, 0, tmp_path)
+    # The publisher's GOP is 2 s; ours is 30 frames (1.001 s) in every rendition.
+    assert keyframes["720p"][:3] == [0.0, 1.001, 2.002]
+    common = min(len(v) for v in keyframes.values())
+    assert common >= 3
+    assert len({tuple(v[:common]) for v in keyframes.values()}) == 1
+    for name in plan.names:
+        fragments = events.fragments[(0, name)]
+        track = read_init(events.inits[(0, name)].data)
+        video = next(t for t in track.values() if t.handler == "vide")
+        # 29.97 fps: five frames (166.8 ms) per part, never six (200.2 ms); the last
+        # part may be cut short by the stop.
+        assert set(video_samples(fragments, video.track_id)[:-1]) == {5}
+
+
+async def test_killed_ffmpeg_is_restarted_quickly(source_360p: Path, tmp_path: Path) -> None:
+    plan = plan_360p()
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    tags = read_flv(source_360p)
+    pusher = asyncio.create_task(feed(t.push, tags, pace=2.0))
+    try:
+        await until(lambda: events.count() >= 5, what="first fragments")
+        pid = t.pid
+        assert pid is not None
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: bool(events.restarts), limit=10, what="on_restart")
+        restarted_at, attempt, reason = events.restarts[0]
+        assert restarted_at - killed < 1.0
+        assert attempt == 1 and "signal 9" in reason
+        await until(lambda: events.count(run=1) >= 5, what="fragments after the restart")
+        assert t.pid not in (None, pid)
+        await pusher
+    finally:
+        pusher.cancel()
+        await t.stop()
+    assert not pid_alive(pid)
+    assert not events.order_errors
+    keyframes = check_run(events, plan, 1, tmp_path)
+    assert keyframes["360p"][0] == 0.0  # a fresh timeline after the discontinuity
+    assert t.stats.restarts == 1
+
+
+async def test_reconnect_restarts_on_a_fresh_timeline(source_360p: Path, tmp_path: Path) -> None:
+    plan = plan_360p()
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    tags = read_flv(source_360p)
+    try:
+        await feed(t.push, tags[: len(tags) // 2])
+        await until(lambda: events.count() >= 8, what="fragments from the first publisher")
+        t.restart("reconnect")
+        # The publisher is back and its clock starts at 0 again.
+        await feed(t.push, tags)
+        await until(lambda: events.count(run=1) >= 20, what="fragments after the reconnect")
+    finally:
+        await t.stop()
+    assert [(attempt, reason) for _, attempt, reason in events.restarts] == [(1, "reconnect")]
+    keyframes = check_run(events, plan, 1, tmp_path)
+    assert keyframes["360p"][:4] == [0.0, 1.0, 2.0, 3.0]
+    assert not any(code == "transcoder_failed" for code, _, _ in events.warnings)
+
+
+async def test_slow_encode_drops_the_top_rendition(source_720p: Path) -> None:
+    base = load_profile("default").model_dump()
+    base["alerts"].update(min_encode_speed=5.0, slow_encode_seconds=1.0)  # nobody is 5x live
+    profile = StreamProfile.model_validate(base)
+    plan = plan_ladder(profile, SourceInfo(1280, 720, 29.97, "h264", True), "low")
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    tags = read_flv(source_720p)
+
+    async def publish_twice() -> None:  # 8 s with a keyframe every 2 s
+        await feed(t.push, tags, pace=2)
+        await feed(t.push, tags[3:], pace=2, offset_ms=tags[-1].timestamp + 33)
+
+    pusher = asyncio.create_task(publish_twice())
+    try:
+        await until(lambda: bool(events.dropped), limit=20, what="a dropped rendition")
+        assert events.dropped[0][0] == "720p"
+        assert t.plan.names[0] != "720p"
+        await until(lambda: events.count(run=1) > 0, limit=20, what="output of the smaller ladder")
+    finally:
+        pusher.cancel()
+        await t.stop()
+    codes = [code for code, _, _ in events.warnings]
+    assert "slow_encode" in codes
+    assert events.restarts and "slow encode" in events.restarts[0][2]
+    assert {name for (run, name) in events.fragments if run == 1} <= {"480p", "360p"}
+    assert len(t.plan.renditions) >= plan.profile.fallback.min_renditions
+
+
+# Lifecycle ----------------------------------------------------------------------------
+
+
+async def test_stop_leaves_no_process_and_is_idempotent(source_360p: Path) -> None:
+    events = Recorder()
+    t = transcoder(plan_360p(), events)
+    await t.start()
+    await feed(t.push, read_flv(source_360p)[:100])
+    pid = t.pid
+    assert pid is not None and pid_alive(pid)
+    await asyncio.gather(t.stop(), t.stop())
+    await t.stop()
+    assert not pid_alive(pid)  # exited and reaped: no zombie either
+    assert t.pid is None and not t.stats.running
+    t.push(read_flv(source_360p)[0])  # harmless after stop
+    t.restart("late")
+    assert not events.restarts
+
+
+async def test_cancelled_stop_still_kills_ffmpeg(source_360p: Path) -> None:
+    t = transcoder(plan_360p(), Recorder())
+    await t.start()
+    await feed(t.push, read_flv(source_360p)[:50])
+    pid = t.pid
+    assert pid is not None
+    stopping = asyncio.create_task(t.stop())
+    await asyncio.sleep(0)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    await until(lambda: not pid_alive(pid), limit=10, what="ffmpeg to be gone")
+    await t.stop()
+
+
+async def test_stop_before_start_and_cancelled_start() -> None:
+    t = transcoder(plan_360p(), Recorder())
+    await t.stop()
+    await t.start()  # after stop: does nothing
+    assert t.pid is None
+
+    t = Transcoder(ffmpeg=FFMPEG, plan=plan_360p(), events=Recorder(), stream_id="ls_x")
+    starting = asyncio.create_task(t.start())  # detects encoders, then launches
+    await asyncio.sleep(0.01)
+    starting.cancel()
+    await asyncio.gather(starting, return_exceptions=True)
+    await t.stop()
+    assert t.pid is None
+
+
+async def test_missing_ffmpeg_fails_clearly(tmp_path: Path) -> None:
+    t = Transcoder(
+        ffmpeg=str(tmp_path / "no-ffmpeg"),
+        plan=plan_360p(),
+        events=Recorder(),
+        stream_id="ls_x",
+        capabilities=CPU,
+    )
+    with pytest.raises(FileNotFoundError):
+        await t.start()
+    assert t.stats.failed
+    await t.stop()
+
+
+def fake_ffmpeg(tmp_path: Path, script: str, name: str = "ffmpeg") -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+async def test_gives_up_after_rapid_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcoder_module, "_BACKOFF_FIRST", 0.01)
+    monkeypatch.setattr(transcoder_module, "_BACKOFF_CAP", 0.02)
+    events = Recorder()
+    t = Transcoder(
+        ffmpeg=fake_ffmpeg(tmp_path, "echo 'Error: no luck' >&2; exit 1\n"),
+        plan=plan_360p(),
+        events=events,
+        stream_id="ls_x",
+        capabilities=CPU,
+    )
+    await t.start()
+    try:
+        await until(lambda: t.stats.failed, limit=20, what="giving up")
+    finally:
+        await t.stop()
+    assert len(events.restarts) == transcoder_module._MAX_RAPID_FAILURES
+    assert [a for _, a, _ in events.restarts] == list(range(1, len(events.restarts) + 1))
+    assert "no luck" in events.restarts[0][2]
+    ((_, message, data),) = [w for w in events.warnings if w[0] == "transcoder_failed"]
+    assert "no luck" in message and data["failures"] > transcoder_module._MAX_RAPID_FAILURES
+
+
+async def test_detects_encoders(tmp_path: Path) -> None:
+    real = await detect_capabilities(FFMPEG, refresh=True)
+    assert real.libx264  # h264_nvenc depends on the machine: listed is not enough
+    listed_only = fake_ffmpeg(
+        tmp_path,
+        'case "$*" in *-encoders*) echo " V....D libx264  x"; echo " V....D h264_nvenc  y";;\n'
+        "*) exit 1;; esac\n",
+    )
+    caps = await detect_capabilities(listed_only)
+    assert caps == EncoderCapabilities(libx264=True, h264_nvenc=False)
+    assert await detect_capabilities(listed_only) is caps  # cached per binary
+    working = fake_ffmpeg(tmp_path, 'echo " V....D h264_nvenc  y"\n', name="gpu-ffmpeg")
+    assert (await detect_capabilities(working)).h264_nvenc
+
+
+# Input handling without ffmpeg ---------------------------------------------------------
+
+
+def video(ts: int, *, key: bool = False, size: int = 1000) -> MediaTag:
+    return MediaTag(TagType.VIDEO, ts, bytes([0x17 if key else 0x27, 1, 0, 0, 0]) + bytes(size))
+
+
+def audio(ts: int) -> MediaTag:
+    return MediaTag(TagType.AUDIO, ts, b"\xaf\x01" + bytes(300))
+
+
+CONFIG = [
+    MediaTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),
+    MediaTag(TagType.VIDEO, 0, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"),
+    MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x11\x90"),
+]
+
+
+def queued(t: Transcoder) -> bytes:
+    return b"".join(t._feed.chunks)
+
+
+async def test_input_starts_with_header_and_configuration_at_a_keyframe() -> None:
+    t = transcoder(plan_360p(), Recorder())
+    for tag in [*CONFIG, video(40), audio(990), audio(1000)]:
+        t.push(tag)
+    assert queued(t) == b""  # nothing until a keyframe
+    t.push(audio(995))
+    t.push(video(1000, key=True))
+    t.push(audio(998))  # older than the keyframe: would start the timeline early
+    t.push(audio(1010))
+    data = queued(t)
+    assert data.startswith(b"FLV\x01\x05")
+    assert data.count(b"onMetaData") == 1
+    assert data.index(b"\x17\x00\x00\x00\x00\x01\x64") < data.index(bytes([0x17, 1, 0, 0, 0]))
+    assert data.count(b"\xaf\x01") == 1  # only the audio from 1010
+    await t.stop()
+
+
+async def test_overflow_drops_whole_gops_and_never_blocks() -> None:
+    t = transcoder(plan_360p(), Recorder(), max_input_buffer=64 * 1024)
+    for tag in CONFIG:
+        t.push(tag)
+    t.push(video(0, key=True))
+    for i in range(1, 80):  # 80 KB of P-frames: the buffer overflows mid-GOP
+        t.push(video(i * 33, size=1000))
+    assert t.stats.dropped_input_bytes > 0
+    dropped = t.stats.dropped_video_frames
+    t.push(video(80 * 33, size=1000))  # still mid-GOP: dropped too
+    assert t.stats.dropped_video_frames == dropped + 1
+    t._feed.chunks.clear()  # ffmpeg caught up
+    t._feed.size = 0
+    t.push(video(81 * 33, size=1000))
+    assert t.stats.dropped_video_frames == dropped + 2  # waits for a keyframe
+    t.push(video(82 * 33, key=True))
+    assert t.stats.dropped_video_frames == dropped + 2 and t._feed.size > 0
+    await t.stop()
+
+
+def test_slow_encode_detector() -> None:
+    detector = SlowEncodeDetector(min_speed=1.0, window=10)
+    # Keeping up: output trails the input by a constant.
+    assert all(
+        not detector.is_slow(detector.sample(now, now, now - 0.8))
+        for now in [1 + i * 0.5 for i in range(60)]
+    )
+    assert detector.sample(31.5, 31.5, 30.7) == pytest.approx(1.0)
+    detector.reset()
+    speeds = [detector.sample(i * 0.5, i * 0.5, i * 0.5 * 0.8) for i in range(30)]
+    assert speeds[:20] == [None] * 20  # needs a full window
+    assert speeds[-1] == pytest.approx(0.8) and detector.is_slow(speeds[-1])
+    detector.reset()
+    # The publisher stalled: the encoder is not to blame.
+    assert all(detector.sample(i * 0.5, 1.0, 1.0) is None for i in range(40))
+
+
+async def test_nvenc_that_fails_to_start_falls_back_to_libx264(
+    tmp_path: Path, source_360p: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transcoder_module, "_BACKOFF_FIRST", 0.01)
+    # Like a GPU out of encoder sessions: every NVENC run fails, libx264 runs work.
+    wrapper = fake_ffmpeg(
+        tmp_path,
+        'case "$*" in *h264_nvenc*) echo "OpenEncodeSessionEx failed: out of memory" >&2; '
+        f'exit 1;; esac\nexec {FFMPEG} "$@"\n',
+    )
+    events = Recorder()
+    t = Transcoder(
+        ffmpeg=wrapper,
+        plan=plan_360p(),
+        events=events,
+        stream_id="ls_gpu",
+        capabilities=EncoderCapabilities(h264_nvenc=True),
+    )
+    await t.start()
+    try:
+        await feed(t.push, read_flv(source_360p), pace=3)
+        await until(lambda: events.count() >= 10, what="libx264 output")
+    finally:
+        await t.stop()
+    assert [code for code, _, _ in events.warnings] == ["nvenc_unavailable"]
+    assert "OpenEncodeSessionEx" in events.warnings[0][1]
+    assert len(events.restarts) == 2 and t.stats.encoder == "libx264"
+
+
+async def test_timestamps_going_back_start_a_new_timeline() -> None:
+    t = transcoder(plan_360p(), Recorder())
+    for tag in CONFIG:
+        t.push(tag)
+    t.push(video(60_000, key=True))
+    t.push(video(60_033))
+    first = t._feed
+    t.push(video(60_066 - 500))  # small reorderings are ffmpeg's business
+    assert t._feed is first
+    t.push(video(33))  # the publisher's encoder restarted its clock
+    t.push(video(66, key=True))
+    assert t._feed is not first
+    data = queued(t)
+    assert data.startswith(b"FLV") and data.count(bytes([0x17, 1, 0, 0, 0])) == 1
+    await t.stop()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.builds(
+            MediaTag,
+            st.sampled_from(list(TagType)),
+            st.integers(min_value=0, max_value=2**32 - 1),
+            st.binary(max_size=3000),
+        ),
+        max_size=200,
+    )
+)
+def test_any_tags_are_taken_without_error_and_the_buffer_stays_bounded(
+    tags: list[MediaTag],
+) -> None:
+    async def run() -> None:
+        t = transcoder(plan_360p(), Recorder(), max_input_buffer=64 * 1024)
+        for tag in [*CONFIG, video(0, key=True), *tags]:
+            t.push(tag)
+            assert t._feed.size <= 64 * 1024 + 1024  # the preamble may top it up once
+        await t.stop()
+
+    asyncio.run(run())

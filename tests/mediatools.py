@@ -1,0 +1,95 @@
+"""Real encoders and probes for tests: ffmpeg and GStreamer publishers, ffprobe."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
+GST_LAUNCH = shutil.which("gst-launch-1.0")
+
+
+def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: int = 30,
+                gop: int = 30, video_kbps: int = 800) -> Path:
+    """Encode a synthetic H.264/AAC FLV file (testsrc2 + sine) once, for `-c copy` publishing."""
+    if path.exists():
+        return path
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", "0",
+         "-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps}k",
+         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2",
+         "-f", "flv", str(path)],
+        check=True, timeout=120,
+    )
+    return path
+
+
+def ffmpeg_publish(source: Path, url: str, *, loop: bool = False, realtime: bool = True,
+                   extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `ffmpeg -re -i SOURCE -c copy -f flv URL` in the background."""
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin"]
+    if realtime:
+        cmd.append("-re")
+    if loop:
+        cmd += ["-stream_loop", "-1"]
+    cmd += ["-i", str(source), "-c", "copy", *(extra or []), "-f", "flv", url]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def gst_publish(url: str, *, buffers: int = 150) -> subprocess.Popen[bytes]:
+    """Publish with GStreamer's rtmp2sink: an encoder/RTMP stack independent of ffmpeg."""
+    assert GST_LAUNCH, "gst-launch-1.0 missing: run scripts/install-system-deps.sh"
+    pipeline = (
+        f"videotestsrc num-buffers={buffers} is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 "
+        "! x264enc tune=zerolatency key-int-max=30 bitrate=800 speed-preset=ultrafast "
+        "! h264parse ! queue ! flvmux name=m streamable=true "
+        f"! rtmp2sink location={url} "
+        f"audiotestsrc is-live=true num-buffers={buffers * 48000 // 30 // 1024} "
+        "! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! queue ! m."
+    )
+    return subprocess.Popen([GST_LAUNCH, "-q", *pipeline.split()],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def ffprobe(path: Path | str, *extra: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [FFPROBE, "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
+         *extra, str(path)],
+        check=True, capture_output=True, timeout=60,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def count_packets(path: Path | str) -> dict[str, int]:
+    """Packets per codec type, counted by ffprobe."""
+    data = json.loads(subprocess.run(
+        [FFPROBE, "-v", "error", "-print_format", "json", "-show_entries",
+         "packet=codec_type", str(path)],
+        check=True, capture_output=True, timeout=60,
+    ).stdout)
+    counts: dict[str, int] = {}
+    for pkt in data.get("packets", []):
+        counts[pkt["codec_type"]] = counts.get(pkt["codec_type"], 0) + 1
+    return counts
+
+
+def stop(proc: subprocess.Popen[bytes], *, timeout: float = 10) -> int:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

@@ -1,0 +1,48 @@
+"""Settings: defaults, golive.toml, environment, validation errors that say what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from golive.settings import Settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert (s.http_port, s.rtmp_port, s.srt_port) == (8080, 1935, 9000)
+    assert s.data_dir == Path("golive-data")
+    assert s.resolved_database_url.startswith("sqlite+aiosqlite:///")
+    assert s.advertised_host == "127.0.0.1"
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
+
+
+def test_toml_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "golive.toml").write_text('http_port = 9999\nrtmp_port = 1936\n')
+    monkeypatch.setenv("GOLIVE_RTMP_PORT", "2935")
+    s = Settings()
+    assert s.http_port == 9999
+    assert s.rtmp_port == 2935  # environment beats the file
+
+
+def test_bad_values_are_refused_with_the_field_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "golive.toml").write_text('http_port = 70000\nunknown_thing = 1\n')
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    text = str(info.value)
+    assert "http_port" in text and "unknown_thing" in text
+
+
+def test_ffmpeg_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Path(Settings().ffmpeg_path()).exists()
+    monkeypatch.setenv("GOLIVE_FFMPEG", "/opt/custom/ffmpeg")
+    assert Settings().ffmpeg_path() == "/opt/custom/ffmpeg"
