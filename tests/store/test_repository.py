@@ -1,0 +1,359 @@
+"""Tests of the store's data-access layer (`golive.store.repository.Store`) on SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from golive.core.events import Event, EventType
+from golive.store.repository import (
+    ApiTokenRecord,
+    PlaybackIdRecord,
+    Store,
+    StreamRecord,
+)
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(_url(tmp_path), event_history=10)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+# Streams -------------------------------------------------------------------------------
+
+
+async def test_create_and_get_stream(store: Store) -> None:
+    record, key = await store.create_stream(name="studio", latency_mode="standard",
+                                            reconnect_window=30, recording=True,
+                                            playback_policy="signed")
+    assert isinstance(record, StreamRecord)
+    assert record.id.startswith("ls_")
+    assert record.name == "studio"
+    assert record.status == "idle"
+    assert record.latency_mode == "standard"
+    assert record.reconnect_window == 30.0
+    assert record.profile == "default"
+    assert record.recording is True
+    assert record.active_broadcast_id is None
+    assert key.startswith("sk_")
+    assert record.stream_key_prefix == key[:7]
+    assert record.created_at.tzinfo is not None
+    assert record.created_at == record.updated_at
+    assert len(record.playback_ids) == 1
+    assert record.playback_ids[0].policy == "signed"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.name = "x"  # type: ignore[misc]
+
+    fetched = await store.get_stream(record.id)
+    assert fetched == record
+    assert await store.get_stream("ls_missing") is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"latency_mode": "ultra"},
+        {"playback_policy": "private"},
+        {"reconnect_window": -1},
+        {"reconnect_window": 1801},
+        {"reconnect_window": float("nan")},
+        {"name": ""},
+        {"name": "x" * 201},
+    ],
+)
+async def test_create_stream_validates(store: Store, kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {"name": "s", **kwargs}
+    with pytest.raises(ValueError):
+        await store.create_stream(**args)  # type: ignore[arg-type]
+    assert await store.list_streams() == []
+
+
+async def test_list_streams_pagination(store: Store) -> None:
+    ids = [(await store.create_stream(name=f"s{i}"))[0].id for i in range(7)]
+    page1 = await store.list_streams(limit=3)
+    page2 = await store.list_streams(limit=3, after=page1[-1].id)
+    page3 = await store.list_streams(limit=3, after=page2[-1].id)
+    page4 = await store.list_streams(limit=3, after=page3[-1].id)
+    assert [r.id for r in page1 + page2 + page3] == ids
+    assert len(page3) == 1
+    assert page4 == []
+    assert [r.id for r in await store.list_streams()] == ids
+    with pytest.raises(ValueError):
+        await store.list_streams(limit=0)
+    with pytest.raises(ValueError):
+        await store.list_streams(after="ls_missing")
+
+
+async def test_update_stream(store: Store) -> None:
+    record, _ = await store.create_stream(name="a")
+    updated = await store.update_stream(record.id, name="b", reconnect_window=0,
+                                        latency_mode="standard", profile="hq",
+                                        recording=True)
+    assert updated is not None
+    assert (updated.name, updated.reconnect_window, updated.latency_mode, updated.profile,
+            updated.recording) == ("b", 0.0, "standard", "hq", True)
+    assert updated.updated_at > record.updated_at
+    assert updated.created_at == record.created_at
+    assert await store.get_stream(record.id) == updated
+
+    with pytest.raises(ValueError, match="status"):
+        await store.update_stream(record.id, status="active")
+    with pytest.raises(ValueError):
+        await store.update_stream(record.id, latency_mode="nope")
+    with pytest.raises(ValueError):
+        await store.update_stream(record.id, recording="yes")
+    assert await store.update_stream("ls_missing", name="x") is None
+    assert await store.get_stream(record.id) == updated
+
+
+async def test_delete_stream(store: Store) -> None:
+    record, key = await store.create_stream(name="a")
+    other, _ = await store.create_stream(name="b")
+    now = datetime.now(UTC)
+    await store.start_broadcast(record.id, "bc_1", "rtmp", "127.0.0.1:5000", now)
+    await store.record_event(Event(EventType.LIVE_STREAM_CONNECTED, record.id))
+    assert await store.delete_stream(record.id) is True
+    assert await store.delete_stream(record.id) is False
+    assert await store.get_stream(record.id) is None
+    assert await store.find_stream_by_key(key) is None
+    assert await store.find_stream_by_playback_id(record.playback_ids[0].id) is None
+    assert await store.list_events(record.id) == []
+    assert await store.list_broadcasts(record.id) == []
+    assert [r.id for r in await store.list_streams()] == [other.id]
+
+
+async def test_stream_key_lookup_and_reset(store: Store) -> None:
+    record, key = await store.create_stream(name="a")
+    await store.create_stream(name="b")
+    found = await store.find_stream_by_key(key)
+    assert found is not None and found.id == record.id
+    assert await store.find_stream_by_key("sk_wrong") is None
+
+    reset = await store.reset_stream_key(record.id)
+    assert reset is not None
+    new_record, new_key = reset
+    assert new_key != key
+    assert new_record.stream_key_prefix == new_key[:7]
+    assert await store.find_stream_by_key(key) is None
+    found = await store.find_stream_by_key(new_key)
+    assert found is not None and found.id == record.id
+    assert await store.reset_stream_key("ls_missing") is None
+
+
+async def test_disabled_status_not_overwritten(store: Store) -> None:
+    record, _ = await store.create_stream(name="a")
+    await store.set_stream_status(record.id, "active", "bc_1")
+    live = await store.get_stream(record.id)
+    assert live is not None
+    assert (live.status, live.active_broadcast_id) == ("active", "bc_1")
+
+    disabled = await store.set_enabled(record.id, False)
+    assert disabled is not None
+    assert (disabled.status, disabled.active_broadcast_id) == ("disabled", None)
+
+    await store.set_stream_status(record.id, "active", "bc_2")
+    await store.set_stream_status(record.id, "idle", None)
+    still = await store.get_stream(record.id)
+    assert still is not None
+    assert (still.status, still.active_broadcast_id) == ("disabled", None)
+
+    enabled = await store.set_enabled(record.id, True)
+    assert enabled is not None and enabled.status == "idle"
+    await store.set_stream_status(record.id, "active", "bc_3")
+    # Enabling an active (not disabled) stream leaves it active.
+    again = await store.set_enabled(record.id, True)
+    assert again is not None and again.status == "active"
+    assert await store.set_enabled("ls_missing", False) is None
+    with pytest.raises(ValueError):
+        await store.set_stream_status(record.id, "streaming", None)
+
+
+async def test_playback_ids(store: Store) -> None:
+    record, _ = await store.create_stream(name="a")
+    first = record.playback_ids[0]
+    found = await store.find_stream_by_playback_id(first.id)
+    assert found is not None
+    assert found[0].id == record.id
+    assert found[1] == first
+
+    added = await store.add_playback_id(record.id, "signed")
+    assert isinstance(added, PlaybackIdRecord)
+    assert added.policy == "signed"
+    refreshed = await store.get_stream(record.id)
+    assert refreshed is not None
+    assert [p.id for p in refreshed.playback_ids] == [first.id, added.id]
+    found = await store.find_stream_by_playback_id(added.id)
+    assert found is not None and found[1] == added
+
+    with pytest.raises(ValueError):
+        await store.add_playback_id(record.id, "weird")
+    assert await store.add_playback_id("ls_missing", "public") is None
+
+    other, _ = await store.create_stream(name="b")
+    assert await store.delete_playback_id(other.id, first.id) is False
+    assert await store.delete_playback_id(record.id, first.id) is True
+    assert await store.delete_playback_id(record.id, first.id) is False
+    assert await store.find_stream_by_playback_id(first.id) is None
+    assert await store.find_stream_by_playback_id("nope") is None
+
+
+# Broadcasts ----------------------------------------------------------------------------
+
+
+async def test_broadcasts(store: Store) -> None:
+    record, _ = await store.create_stream(name="a")
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    await store.start_broadcast(record.id, "bc_1", "rtmp", "10.0.0.1:1000", t0)
+    await store.end_broadcast("bc_1", t0 + timedelta(minutes=1))
+    await store.start_broadcast(record.id, "bc_2", "srt", "10.0.0.2:2000",
+                                t0 + timedelta(minutes=2))
+    broadcasts = await store.list_broadcasts(record.id)
+    assert [b.id for b in broadcasts] == ["bc_2", "bc_1"]
+    assert broadcasts[0].ended_at is None
+    assert broadcasts[1].ended_at == t0 + timedelta(minutes=1)
+    assert broadcasts[1].started_at == t0
+    assert broadcasts[0].protocol == "srt"
+    assert [b.id for b in await store.list_broadcasts(record.id, limit=1)] == ["bc_2"]
+    # A broadcast for a stream deleted meanwhile is ignored.
+    await store.start_broadcast("ls_missing", "bc_3", "rtmp", "x", t0)
+
+
+async def test_reset_live_statuses(store: Store) -> None:
+    live, _ = await store.create_stream(name="live")
+    idle, _ = await store.create_stream(name="idle")
+    disabled, _ = await store.create_stream(name="disabled")
+    await store.set_enabled(disabled.id, False)
+    started = datetime.now(UTC) - timedelta(minutes=5)
+    await store.start_broadcast(live.id, "bc_1", "rtmp", "1.2.3.4:5", started)
+    await store.set_stream_status(live.id, "active", "bc_1")
+
+    before = datetime.now(UTC)
+    await store.reset_live_statuses()
+    after = datetime.now(UTC)
+
+    statuses = {r.name: (r.status, r.active_broadcast_id) for r in await store.list_streams()}
+    assert statuses == {
+        "live": ("idle", None),
+        "idle": ("idle", None),
+        "disabled": ("disabled", None),
+    }
+    (broadcast,) = await store.list_broadcasts(live.id)
+    assert broadcast.ended_at is not None
+    assert before <= broadcast.ended_at <= after
+    assert idle.id != live.id
+
+
+# Events --------------------------------------------------------------------------------
+
+
+async def test_events_recorded_and_pruned(store: Store) -> None:
+    assert store.event_history == 10
+    record, _ = await store.create_stream(name="a")
+    other, _ = await store.create_stream(name="b")
+    t0 = datetime.now(UTC)
+    for i in range(25):
+        await store.record_event(
+            Event(EventType.LIVE_STREAM_WARNING, record.id, at=t0 + timedelta(seconds=i),
+                  broadcast_id="bc_1", data={"n": i, "nested": {"ok": True}})
+        )
+    await store.record_event(Event(EventType.LIVE_STREAM_CREATED, other.id))
+
+    events = await store.list_events(record.id, limit=100)
+    assert len(events) == 10
+    assert [e.data["n"] for e in events] == list(range(24, 14, -1))
+    newest = events[0]
+    assert newest.type == "live_stream.warning"
+    assert newest.stream_id == record.id
+    assert newest.broadcast_id == "bc_1"
+    assert newest.at == t0 + timedelta(seconds=24)
+    assert newest.data == {"n": 24, "nested": {"ok": True}}
+
+    page = await store.list_events(record.id, limit=3, before=events[2].id)
+    assert [e.data["n"] for e in page] == [21, 20, 19]
+
+    # Pruning is per stream: the other stream keeps its event.
+    others = await store.list_events(other.id)
+    assert [e.type for e in others] == ["live_stream.created"]
+
+
+async def test_events_for_deleted_stream_ignored(store: Store) -> None:
+    record, _ = await store.create_stream(name="a")
+    await store.delete_stream(record.id)
+    await store.record_event(Event(EventType.LIVE_STREAM_IDLE, record.id))
+    await store.record_event(Event(EventType.LIVE_STREAM_IDLE, "ls_never_existed"))
+    assert await store.list_events(record.id) == []
+
+
+async def test_open_validates_event_history(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        await Store.open(_url(tmp_path), event_history=0)
+
+
+# API tokens ----------------------------------------------------------------------------
+
+
+async def test_api_tokens(store: Store) -> None:
+    record, token = await store.create_api_token(name="ci", scope="read")
+    assert isinstance(record, ApiTokenRecord)
+    assert record.id.startswith("tok_")
+    assert record.scope == "read"
+    assert record.token_prefix == token[:8]
+    assert record.last_used_at is None and record.revoked_at is None
+    admin, admin_token = await store.create_api_token(name="admin")
+    assert admin.scope == "admin"
+
+    authed = await store.authenticate_token(token)
+    assert authed is not None and authed.id == record.id
+    assert authed.last_used_at is not None
+    # A second use within the minute keeps the first timestamp.
+    again = await store.authenticate_token(token)
+    assert again is not None and again.last_used_at == authed.last_used_at
+    assert await store.authenticate_token("glt_wrong") is None
+
+    listed = await store.list_api_tokens()
+    assert [t.id for t in listed] == [record.id, admin.id]
+    assert listed[0].last_used_at == authed.last_used_at
+
+    assert await store.revoke_api_token(record.id) is True
+    assert await store.revoke_api_token("tok_missing") is False
+    assert await store.authenticate_token(token) is None
+    assert await store.authenticate_token(admin_token) is not None
+    revoked = (await store.list_api_tokens())[0]
+    assert revoked.revoked_at is not None
+
+    with pytest.raises(ValueError):
+        await store.create_api_token(name="x", scope="owner")
+    with pytest.raises(ValueError):
+        await store.create_api_token(name="")
+
+
+# Two stores on one file ----------------------------------------------------------------
+
+
+async def test_second_store_sees_writes(tmp_path: Path) -> None:
+    first = await Store.open(_url(tmp_path))
+    second = await Store.open(_url(tmp_path))
+    try:
+        record, key = await first.create_stream(name="shared")
+        seen = await second.find_stream_by_key(key)
+        assert seen is not None and seen.id == record.id
+        await second.set_enabled(record.id, False)
+        refreshed = await first.get_stream(record.id)
+        assert refreshed is not None and refreshed.status == "disabled"
+        _, token = await second.create_api_token(name="t")
+        assert await first.authenticate_token(token) is not None
+    finally:
+        await first.close()
+        await second.close()
