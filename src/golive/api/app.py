@@ -1,0 +1,262 @@
+"""The REST API (control plane), mounted by the caller at `/api/v1`.
+
+`create_api_app` builds a FastAPI sub-application serving `/live-streams`, `/tokens`,
+OpenAPI at `/openapi.json` and docs at `/docs`. Changes are announced on the event
+bus (`live_stream.created` ...); the event recorder, not the API, stores them.
+"""
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
+
+from golive import __version__
+from golive.api.auth import Authenticator, Principal
+from golive.api.errors import (
+    ApiError,
+    BodyLimitMiddleware,
+    install_error_handlers,
+    not_found,
+)
+from golive.api.schemas import (
+    ApiToken,
+    ApiTokenWithSecret,
+    Data,
+    ErrorBody,
+    LiveStream,
+    LiveStreamCreate,
+    LiveStreamUpdate,
+    LiveStreamWithKey,
+    PlaybackId,
+    PlaybackIdCreate,
+    StreamEventOut,
+    TokenCreate,
+    event_out,
+    live_stream_out,
+    playback_id_out,
+    token_out,
+)
+from golive.core.events import Event, EventBus, EventType
+from golive.settings import Settings
+from golive.store.repository import Store, StreamRecord
+
+
+class BroadcastView(Protocol):
+    """What the API needs from the broadcast hub (`golive.ingest.broadcasts.BroadcastHub`)."""
+
+    def ingest_facts(self, stream_id: str) -> dict[str, Any] | None: ...
+
+    async def stream_changed(self, stream_id: str) -> None: ...
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": desc}
+    for code, desc in (
+        (401, "Missing or invalid bearer token"),
+        (403, "Token scope does not allow this request"),
+        (422, "Invalid parameters; each message names the field"),
+    )
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Not found"}
+}
+
+
+def create_api_app(
+    *, settings: Settings, store: Store, bus: EventBus, broadcasts: BroadcastView
+) -> FastAPI:
+    app = FastAPI(
+        title="golive API",
+        version=__version__,
+        description="Control plane of a golive node: live streams, playback ids, API tokens.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        responses=_ERRORS,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)
+    auth = Authenticator(settings, store)
+    Reader = Annotated[Principal, Depends(auth.reader)]
+    Admin = Annotated[Principal, Depends(auth.admin)]
+    streams = APIRouter(prefix="/live-streams", tags=["live streams"], responses=_NOT_FOUND)
+    tokens = APIRouter(prefix="/tokens", tags=["API tokens"])
+
+    def host_of(request: Request) -> str:
+        return settings.public_host or request.url.hostname or settings.advertised_host
+
+    def out(request: Request, record: StreamRecord, key: str | None = None) -> LiveStream:
+        return live_stream_out(
+            record,
+            settings=settings,
+            host=host_of(request),
+            live=broadcasts.ingest_facts(record.id),
+            key=key,
+        )
+
+    async def existing(stream_id: str) -> StreamRecord:
+        record = await store.get_stream(stream_id)
+        if record is None:
+            raise not_found("live stream", stream_id)
+        return record
+
+    def publish(kind: EventType, stream_id: str, principal: Principal, **data: Any) -> None:
+        data["by"] = principal.name
+        bus.publish(Event(type=kind, stream_id=stream_id, data=data))
+
+    # Live streams -----------------------------------------------------------------------
+
+    @streams.post("", status_code=201, summary="Create a live stream")
+    async def create_stream(
+        request: Request, principal: Admin, body: LiveStreamCreate
+    ) -> Data[LiveStreamWithKey]:
+        window = body.reconnect_window
+        record, key = await store.create_stream(
+            name=body.name,
+            latency_mode=body.latency_mode,
+            reconnect_window=settings.default_reconnect_window if window is None else window,
+            profile=body.profile,
+            recording=body.recording,
+            playback_policy=body.playback_policy,
+        )
+        publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
+        result = out(request, record, key)
+        assert isinstance(result, LiveStreamWithKey)
+        return Data(data=result)
+
+    @streams.get("", summary="List live streams (oldest first; page with `after`)")
+    async def list_streams(
+        request: Request,
+        principal: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: Annotated[str | None, Query(max_length=100, description="Last id seen")] = None,
+    ) -> Data[list[LiveStream]]:
+        records = await store.list_streams(limit=limit, after=after)
+        return Data(data=[out(request, r) for r in records])
+
+    @streams.get("/{stream_id}", summary="Get a live stream")
+    async def get_stream(request: Request, principal: Reader, stream_id: str) -> Data[LiveStream]:
+        return Data(data=out(request, await existing(stream_id)))
+
+    @streams.patch("/{stream_id}", summary="Update a live stream")
+    async def update_stream(
+        request: Request, principal: Admin, stream_id: str, body: LiveStreamUpdate
+    ) -> Data[LiveStream]:
+        changes = body.model_dump(exclude_unset=True)
+        nulls = sorted(k for k, v in changes.items() if v is None)
+        if nulls:
+            raise ApiError(422, *(f"{k}: may not be null" for k in nulls))
+        if not changes:
+            return Data(data=out(request, await existing(stream_id)))
+        record = await store.update_stream(stream_id, **changes)
+        if record is None:
+            raise not_found("live stream", stream_id)
+        publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes=changes)
+        return Data(data=out(request, record))
+
+    @streams.delete("/{stream_id}", status_code=204, summary="Delete a live stream")
+    async def delete_stream(principal: Admin, stream_id: str) -> Response:
+        if not await store.delete_stream(stream_id):
+            raise not_found("live stream", stream_id)
+        publish(EventType.LIVE_STREAM_DELETED, stream_id, principal)
+        await broadcasts.stream_changed(stream_id)
+        return Response(status_code=204)
+
+    @streams.post("/{stream_id}/reset-stream-key", summary="Replace the stream key")
+    async def reset_stream_key(
+        request: Request, principal: Admin, stream_id: str
+    ) -> Data[LiveStreamWithKey]:
+        result = await store.reset_stream_key(stream_id)
+        if result is None:
+            raise not_found("live stream", stream_id)
+        record, key = result
+        publish(
+            EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes={"stream_key": "reset"}
+        )
+        await broadcasts.stream_changed(stream_id)
+        payload = out(request, record, key)
+        assert isinstance(payload, LiveStreamWithKey)
+        return Data(data=payload)
+
+    async def set_enabled(
+        request: Request, principal: Principal, stream_id: str, enabled: bool
+    ) -> Data[LiveStream]:
+        before = await existing(stream_id)
+        record = await store.set_enabled(stream_id, enabled)
+        if record is None:
+            raise not_found("live stream", stream_id)
+        if (before.status == "disabled") != (record.status == "disabled"):
+            kind = EventType.LIVE_STREAM_ENABLED if enabled else EventType.LIVE_STREAM_DISABLED
+            publish(kind, stream_id, principal)
+        await broadcasts.stream_changed(stream_id)
+        return Data(data=out(request, record))
+
+    @streams.put("/{stream_id}/enable", summary="Enable a live stream")
+    @streams.post("/{stream_id}/enable", include_in_schema=False)
+    async def enable_stream(request: Request, principal: Admin, stream_id: str) -> Data[LiveStream]:
+        return await set_enabled(request, principal, stream_id, True)
+
+    @streams.put("/{stream_id}/disable", summary="Disable a live stream (kicks its publisher)")
+    @streams.post("/{stream_id}/disable", include_in_schema=False)
+    async def disable_stream(
+        request: Request, principal: Admin, stream_id: str
+    ) -> Data[LiveStream]:
+        return await set_enabled(request, principal, stream_id, False)
+
+    @streams.post("/{stream_id}/playback-ids", status_code=201, summary="Add a playback id")
+    async def add_playback_id(
+        principal: Admin,
+        stream_id: str,
+        body: Annotated[PlaybackIdCreate | None, Body()] = None,
+    ) -> Data[PlaybackId]:
+        policy = body.policy if body is not None else "public"
+        record = await store.add_playback_id(stream_id, policy)
+        if record is None:
+            raise not_found("live stream", stream_id)
+        publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal, playback_id_added=record.id)
+        return Data(data=playback_id_out(record))
+
+    @streams.delete(
+        "/{stream_id}/playback-ids/{playback_id}", status_code=204, summary="Delete a playback id"
+    )
+    async def delete_playback_id(principal: Admin, stream_id: str, playback_id: str) -> Response:
+        if not await store.delete_playback_id(stream_id, playback_id):
+            await existing(stream_id)
+            raise not_found("playback id", playback_id)
+        publish(
+            EventType.LIVE_STREAM_UPDATED, stream_id, principal, playback_id_deleted=playback_id
+        )
+        return Response(status_code=204)
+
+    @streams.get("/{stream_id}/events", summary="Events of a live stream, newest first")
+    async def list_events(
+        principal: Reader,
+        stream_id: str,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[int | None, Query(ge=1, description="Event id to page below")] = None,
+    ) -> Data[list[StreamEventOut]]:
+        await existing(stream_id)
+        records = await store.list_events(stream_id, limit=limit, before=before)
+        return Data(data=[event_out(r) for r in records])
+
+    # API tokens ---------------------------------------------------------------------------
+
+    @tokens.post("", status_code=201, summary="Create an API token (shown once)")
+    async def create_token(principal: Admin, body: TokenCreate) -> Data[ApiTokenWithSecret]:
+        record, secret = await store.create_api_token(name=body.name, scope=body.scope)
+        result = token_out(record, secret)
+        assert isinstance(result, ApiTokenWithSecret)
+        return Data(data=result)
+
+    @tokens.get("", summary="List API tokens")
+    async def list_tokens(principal: Admin) -> Data[list[ApiToken]]:
+        return Data(data=[token_out(r) for r in await store.list_api_tokens()])
+
+    @tokens.delete("/{token_id}", status_code=204, responses=_NOT_FOUND, summary="Revoke a token")
+    async def revoke_token(principal: Admin, token_id: str) -> Response:
+        if not await store.revoke_api_token(token_id):
+            raise not_found("API token", token_id)
+        return Response(status_code=204)
+
+    app.include_router(streams)
+    app.include_router(tokens)
+    return app

@@ -1,0 +1,223 @@
+"""Request and response models of the REST API (shaped like Mux's live-stream API).
+
+Request models forbid unknown fields, so a typo is a 422 rather than silently ignored.
+Every success body is `{"data": ...}` (`Data[T]`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from golive.settings import Settings
+from golive.store.repository import (
+    ApiTokenRecord,
+    EventRecord,
+    PlaybackIdRecord,
+    StreamRecord,
+)
+
+T = TypeVar("T")
+
+LatencyMode = Literal["low", "standard"]
+PlaybackPolicy = Literal["public", "signed"]
+TokenScope = Literal["admin", "read"]
+StreamStatus = Literal["idle", "active", "disabled"]
+
+
+class Data(BaseModel, Generic[T]):
+    data: T
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(examples=["invalid_parameters"])
+    messages: list[str] = Field(examples=[["name: String should have at least 1 character"]])
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# Requests ---------------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LiveStreamCreate(_Request):
+    name: str = Field(min_length=1, max_length=200, description="Human-readable name.")
+    latency_mode: LatencyMode = Field("low", description="`low` (LL-HLS) or `standard`.")
+    reconnect_window: float | None = Field(
+        None,
+        ge=0,
+        le=1800,
+        description="Seconds a broadcast waits for its publisher to come back; "
+        "empty means the server default.",
+    )
+    profile: str = Field("default", min_length=1, max_length=64, description="Stream profile.")
+    recording: bool = Field(False, description="Record broadcasts of this stream.")
+    playback_policy: PlaybackPolicy = Field(
+        "public", description="Policy of the playback id created with the stream."
+    )
+
+
+class LiveStreamUpdate(_Request):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    latency_mode: LatencyMode | None = None
+    reconnect_window: float | None = Field(None, ge=0, le=1800)
+    profile: str | None = Field(None, min_length=1, max_length=64)
+    recording: bool | None = None
+
+
+class PlaybackIdCreate(_Request):
+    policy: PlaybackPolicy = "public"
+
+
+class TokenCreate(_Request):
+    name: str = Field(min_length=1, max_length=200)
+    scope: TokenScope = "admin"
+
+
+# Responses --------------------------------------------------------------------------
+
+
+class PlaybackId(BaseModel):
+    id: str
+    policy: str
+
+
+class Ingest(BaseModel):
+    rtmp: str = Field(description="RTMP server URL (put the stream key in your encoder).")
+    rtmp_url: str | None = Field(None, description="Full RTMP URL including the stream key.")
+    srt: str = Field(description="SRT URL (with `?streamid=KEY` when the key is known).")
+    rtmps: str | None = Field(None, description="RTMPS server URL, when RTMPS is enabled.")
+    rtmps_url: str | None = None
+
+
+class LiveStream(BaseModel):
+    id: str
+    name: str
+    status: StreamStatus
+    latency_mode: str
+    reconnect_window: float
+    profile: str
+    recording: bool
+    stream_key_prefix: str = Field(description="First characters of the stream key.")
+    playback_ids: list[PlaybackId]
+    active_broadcast_id: str | None
+    ingest: Ingest
+    live: dict[str, Any] | None = Field(
+        None, description="Facts about the live broadcast (bitrate, publisher...), if any."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class LiveStreamWithKey(LiveStream):
+    stream_key: str = Field(description="The full stream key; shown only on create and reset.")
+
+
+class StreamEventOut(BaseModel):
+    id: int
+    type: str
+    stream_id: str
+    broadcast_id: str | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class ApiToken(BaseModel):
+    id: str
+    name: str
+    scope: str
+    token_prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiTokenWithSecret(ApiToken):
+    token: str = Field(description="The full token; shown only once.")
+
+
+# Conversions ------------------------------------------------------------------------
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def ingest_urls(settings: Settings, host: str, key: str | None = None) -> Ingest:
+    h = _host(host)
+    rtmp = f"rtmp://{h}:{settings.rtmp_port}/live"
+    srt = f"srt://{h}:{settings.srt_port}"
+    rtmps = f"rtmps://{h}:{settings.rtmps_port}/live" if settings.rtmps_port else None
+    return Ingest(
+        rtmp=rtmp,
+        rtmp_url=f"{rtmp}/{key}" if key else None,
+        srt=f"{srt}?streamid={key}" if key else srt,
+        rtmps=rtmps,
+        rtmps_url=f"{rtmps}/{key}" if key and rtmps else None,
+    )
+
+
+def playback_id_out(record: PlaybackIdRecord) -> PlaybackId:
+    return PlaybackId(id=record.id, policy=record.policy)
+
+
+def live_stream_out(
+    record: StreamRecord,
+    *,
+    settings: Settings,
+    host: str,
+    live: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> LiveStream:
+    fields: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "status": record.status,
+        "latency_mode": record.latency_mode,
+        "reconnect_window": record.reconnect_window,
+        "profile": record.profile,
+        "recording": record.recording,
+        "stream_key_prefix": record.stream_key_prefix,
+        "playback_ids": [playback_id_out(p) for p in record.playback_ids],
+        "active_broadcast_id": record.active_broadcast_id,
+        "ingest": ingest_urls(settings, host, key),
+        "live": live,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+    if key is not None:
+        return LiveStreamWithKey(stream_key=key, **fields)
+    return LiveStream(**fields)
+
+
+def event_out(record: EventRecord) -> StreamEventOut:
+    return StreamEventOut(
+        id=record.id,
+        type=record.type,
+        stream_id=record.stream_id,
+        broadcast_id=record.broadcast_id,
+        at=record.at,
+        data=dict(record.data),
+    )
+
+
+def token_out(record: ApiTokenRecord, secret: str | None = None) -> ApiToken:
+    fields: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "scope": record.scope,
+        "token_prefix": record.token_prefix,
+        "created_at": record.created_at,
+        "last_used_at": record.last_used_at,
+        "revoked_at": record.revoked_at,
+    }
+    if secret is not None:
+        return ApiTokenWithSecret(token=secret, **fields)
+    return ApiToken(**fields)

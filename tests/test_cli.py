@@ -1,0 +1,188 @@
+"""The `golive` CLI through click's CliRunner, against SQLite in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from golive.cli import cli
+from golive.settings import Settings
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.chdir(tmp_path)  # no stray golive.toml from the working directory
+    runner = CliRunner()
+    env = {"GOLIVE_DATA_DIR": str(tmp_path / "data"), "GOLIVE_CONFIG": str(tmp_path / "none.toml")}
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_streams_lifecycle(run: Any, tmp_path: Path) -> None:
+    out = ok(
+        run(
+            "streams",
+            "create",
+            "--name",
+            "My show",
+            "--latency-mode",
+            "standard",
+            "--reconnect-window",
+            "30",
+        )
+    )
+    assert "rtmp://127.0.0.1:1935/live/" in out
+    assert (tmp_path / "data" / "golive.db").exists()
+
+    created = json.loads(ok(run("streams", "create", "--name", "Second", "--json")))
+    key = created["stream_key"]
+    sid = created["id"]
+    assert created["ingest"]["rtmp_url"] == f"rtmp://127.0.0.1:1935/live/{key}"
+    assert created["latency_mode"] == "low"
+    assert f"rtmp://127.0.0.1:1935/live/{key}" not in out
+
+    listed = ok(run("streams", "list"))
+    assert "My show" in listed and "Second" in listed and sid in listed
+    assert key not in listed
+    listed_json = json.loads(ok(run("streams", "list", "--json")))
+    assert [s["name"] for s in listed_json] == ["My show", "Second"]
+    assert listed_json[0]["latency_mode"] == "standard"
+    assert listed_json[0]["reconnect_window"] == 30.0
+
+    shown = json.loads(ok(run("streams", "show", sid, "--json")))
+    assert shown["id"] == sid and "stream_key" not in shown
+    assert shown["stream_key_prefix"] == created["stream_key_prefix"]
+    human = ok(run("streams", "show", sid))
+    assert "Second" in human and key not in human
+
+    reset = json.loads(ok(run("streams", "reset-key", sid, "--json")))
+    assert reset["stream_key"] and reset["stream_key"] != key
+    assert "rtmp://" in ok(run("streams", "reset-key", sid))
+
+    assert json.loads(ok(run("streams", "disable", sid, "--json")))["status"] == "disabled"
+    assert "disabled" in ok(run("streams", "disable", sid))
+    assert "idle" in ok(run("streams", "enable", sid))
+
+    # Deleting asks first; declining keeps the stream.
+    result = run("streams", "delete", sid, input="n\n")
+    assert result.exit_code == 1
+    ok(run("streams", "show", sid))
+    assert "Deleted" in ok(run("streams", "delete", sid, "--yes"))
+    result = run("streams", "show", sid)
+    assert result.exit_code == 1
+    assert "no live stream" in result.output and "Traceback" not in result.output
+    assert run("streams", "delete", sid, "--yes").exit_code == 1
+
+
+def test_errors_are_one_line(run: Any) -> None:
+    result = run("streams", "create")
+    assert result.exit_code == 2 and "--name" in result.output
+    result = run("streams", "create", "--name", "")
+    assert result.exit_code == 1
+    assert "Error:" in result.output and "Traceback" not in result.output
+    result = run("streams", "create", "--name", "x", "--reconnect-window", "5000")
+    assert result.exit_code == 2
+    result = run("streams", "list", "--after", "nope")
+    assert result.exit_code == 1 and "nope" in result.output
+
+
+def test_bad_settings_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text("http_port = 99999999\n")
+    result = CliRunner().invoke(
+        cli, ["--config", str(tmp_path / "bad.toml"), "streams", "list"], catch_exceptions=False
+    )
+    assert result.exit_code == 2
+    assert "http_port" in result.output
+
+
+def test_tokens(run: Any) -> None:
+    created = json.loads(ok(run("tokens", "create", "--name", "ci", "--json")))
+    assert created["scope"] == "admin" and created["token"]
+    out = ok(run("tokens", "create", "--name", "dash", "--scope", "read"))
+    assert "read" in out
+    listed = ok(run("tokens", "list"))
+    assert "ci" in listed and "dash" in listed and created["token"] not in listed
+    listed_json = json.loads(ok(run("tokens", "list", "--json")))
+    assert [t["name"] for t in listed_json] == ["ci", "dash"]
+    assert all("token" not in t for t in listed_json)
+    assert "Revoked" in ok(run("tokens", "revoke", created["id"]))
+    revoked = json.loads(ok(run("tokens", "list", "--json")))[0]
+    assert revoked["revoked_at"] is not None
+    result = run("tokens", "revoke", "nope")
+    assert result.exit_code == 1 and "nope" in result.output
+
+
+def test_config_sample_parses(run: Any) -> None:
+    out = ok(run("config", "sample"))
+    parsed = tomllib.loads(out)
+    assert parsed["http_port"] == 8080
+    assert parsed["rtmp_port"] == 1935
+    assert parsed["data_dir"] == "golive-data"
+    assert "# rtmps_port =\n" in out
+    assert "# HTTP port: API, playback, pages." in out
+    assert Settings(**parsed).http_port == 8080
+    for name in Settings.model_fields:
+        assert f"{name} =" in out
+
+
+def test_help_lists_everything(run: Any) -> None:
+    out = ok(run("--help"))
+    for command in ("serve", "streams", "tokens", "config"):
+        assert command in out
+    out = ok(run("streams", "--help"))
+    for command in ("create", "list", "show", "reset-key", "enable", "disable", "delete"):
+        assert command in out
+    assert "--http-port" in ok(run("serve", "--help"))
+
+
+def test_serve_builds_settings_from_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    monkeypatch.chdir(tmp_path)
+    seen: list[Settings] = []
+    fake = types.ModuleType("golive.app")
+    fake.run_server = seen.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "golive.app", fake)
+    (tmp_path / "golive.toml").write_text('public_host = "tv.example.com"\nsrt_port = 9100\n')
+    result = CliRunner().invoke(
+        cli,
+        [
+            "serve",
+            "--http-port",
+            "8181",
+            "--rtmp-port",
+            "1936",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--config",
+            str(tmp_path / "golive.toml"),
+            "--log-level",
+            "debug",
+        ],
+        env={"GOLIVE_DATA_DIR": None},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    [settings] = seen
+    assert (settings.http_port, settings.rtmp_port, settings.srt_port) == (8181, 1936, 9100)
+    assert settings.public_host == "tv.example.com"
+    assert settings.data_dir == tmp_path / "d"
+    assert settings.log_level == "debug"
+
+    result = CliRunner().invoke(cli, ["serve", "--http-port", "70000"], catch_exceptions=False)
+    assert result.exit_code == 2 and "http_port" in result.output
