@@ -1381,6 +1381,9 @@ def parse_metadata(body: Buffer) -> dict[str, Any] | None:
     props = values[1]
     if isinstance(props, dict):
         return {str(k): v for k, v in props.items()}
+    items = getattr(props, "items", None)  # amf0.EcmaArray keeps its properties in `items`
+    if isinstance(items, dict):
+        return {str(k): v for k, v in items.items()}
     as_dict: Callable[[], Any] | None = getattr(props, "as_dict", None)
     if as_dict is not None:
         result = as_dict()

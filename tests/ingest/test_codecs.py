@@ -1,0 +1,272 @@
+"""Codec header parsers against real encoder output, and against arbitrary bytes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from golive.core.media import MediaTag, TagType
+from golive.ingest import codecs
+from golive.ingest.codecs import (
+    CodecError,
+    describe_audio,
+    describe_video,
+    parse_audio_tag,
+    parse_metadata,
+    parse_video_tag,
+)
+from golive.ingest.flv import FlvReader
+
+FFMPEG = shutil.which("ffmpeg")
+FFPROBE = shutil.which("ffprobe")
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None or FFPROBE is None, reason="ffmpeg not on PATH")
+
+
+def ffmpeg(*args: str) -> subprocess.CompletedProcess[bytes]:
+    assert FFMPEG is not None
+    return subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args],
+                          capture_output=True, timeout=120)
+
+
+def probe_video(path: Path) -> dict[str, Any]:
+    assert FFPROBE is not None
+    out = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,profile,width,height,r_frame_rate", "-of", "json", str(path)],
+        check=True, capture_output=True, timeout=30,
+    ).stdout
+    stream: dict[str, Any] = json.loads(out)["streams"][0]
+    return stream
+
+
+def read_tags(path: Path) -> list[MediaTag]:
+    return FlvReader().feed(path.read_bytes())
+
+
+def first(tags: list[MediaTag], kind: TagType) -> MediaTag:
+    return next(t for t in tags if t.type == kind)
+
+
+# H.264 / AAC from the FLV muxer ------------------------------------------------------
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(
+    ("size", "rate", "profile", "sample_rate", "channels"),
+    [("640x360", "30", "high", 48000, 1), ("426x240", "25", "baseline", 44100, 2),
+     ("1280x720", "30000/1001", "main", 22050, 2)],
+)
+def test_h264_and_aac_from_ffmpeg(tmp_path: Path, size: str, rate: str, profile: str,
+                                  sample_rate: int, channels: int) -> None:
+    path = tmp_path / "h264.flv"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}",
+           "-f", "lavfi", "-i", f"sine=f=440:sample_rate={sample_rate}",
+           "-t", "0.5", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", profile,
+           "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", str(channels),
+           "-f", "flv", str(path)).check_returncode()
+    expected = probe_video(path)
+    tags = read_tags(path)
+
+    header = parse_video_tag(first(tags, TagType.VIDEO).body)
+    assert header.codec == "h264" and header.is_sequence_header and not header.is_frame
+    info = describe_video(header)
+    assert info is not None
+    assert (info.width, info.height) == (expected["width"], expected["height"])
+    assert info.profile == expected["profile"]
+    num, den = (int(x) for x in expected["r_frame_rate"].split("/"))
+    assert info.frame_rate == pytest.approx(num / den, rel=1e-4)
+    assert info.codec_string is not None and info.codec_string.startswith("avc1.")
+    assert info.bit_depth == 8 and info.chroma_format == 1
+
+    frames = [parse_video_tag(t.body) for t in tags if t.type == TagType.VIDEO][1:]
+    assert frames[0].is_keyframe and frames[0].is_frame
+    assert all(describe_video(f) is None for f in frames)
+
+    audio = parse_audio_tag(first(tags, TagType.AUDIO).body)
+    assert audio.codec == "aac" and audio.is_sequence_header
+    ainfo = describe_audio(audio)
+    assert ainfo is not None
+    assert (ainfo.sample_rate, ainfo.channels) == (sample_rate, channels)
+    assert ainfo.codec_string == "mp4a.40.2"
+
+    meta = parse_metadata(first(tags, TagType.SCRIPT).body)
+    assert meta is not None
+    assert (meta["width"], meta["height"]) == (expected["width"], expected["height"])
+
+
+# HEVC ---------------------------------------------------------------------------------
+
+
+def _hvcc_from_mp4(data: bytes) -> bytes:
+    """The hvcC box payload of an MP4 (found by its type; sizes are 32-bit here)."""
+    at = data.index(b"hvcC")
+    size = int.from_bytes(data[at - 4 : at], "big")
+    return data[at + 4 : at - 4 + size]
+
+
+@pytest.fixture(scope="module")
+def hevc_bodies(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], Path]:
+    """HEVC sequence-header tag bodies: from the FLV muxer if it takes HEVC, else built
+    (legacy codec id 12 and Enhanced RTMP hvc1) around the hvcC of an MP4 ffmpeg wrote."""
+    if FFMPEG is None or FFPROBE is None:
+        pytest.skip("ffmpeg not on PATH")
+    encoders = subprocess.run([FFMPEG, "-hide_banner", "-encoders"], capture_output=True,
+                              timeout=30).stdout
+    if b"libx265" not in encoders:
+        pytest.skip("this ffmpeg build has no libx265")
+    folder = tmp_path_factory.mktemp("hevc")
+    source = ("-f", "lavfi", "-i", "testsrc2=s=426x240:r=25", "-t", "0.4", "-c:v", "libx265",
+              "-preset", "ultrafast", "-x265-params", "log-level=error")
+    flv = folder / "hevc.flv"
+    if ffmpeg(*source, "-f", "flv", str(flv)).returncode == 0:
+        return [first(read_tags(flv), TagType.VIDEO).body], flv
+    mp4 = folder / "hevc.mp4"
+    ffmpeg(*source, "-tag:v", "hvc1", str(mp4)).check_returncode()
+    hvcc = _hvcc_from_mp4(mp4.read_bytes())
+    legacy = bytes((0x1C, 0, 0, 0, 0)) + hvcc
+    enhanced = bytes((0x90,)) + b"hvc1" + hvcc
+    return [legacy, enhanced], mp4
+
+
+def test_hevc_sequence_header(hevc_bodies: tuple[list[bytes], Path]) -> None:
+    bodies, path = hevc_bodies
+    expected = probe_video(path)
+    for body in bodies:
+        header = parse_video_tag(body)
+        assert header.codec == "hevc" and header.is_sequence_header
+        info = describe_video(header)
+        assert info is not None
+        assert (info.width, info.height) == (expected["width"], expected["height"]) == (426, 240)
+        assert info.profile == expected["profile"] == "Main"
+        assert info.codec_string is not None and info.codec_string.startswith("hvc1.1.")
+        assert info.bit_depth == 8
+        if info.frame_rate is not None:
+            assert info.frame_rate == pytest.approx(25)
+
+
+# Enhanced RTMP and legacy headers built by hand -----------------------------------------
+
+
+def test_enhanced_video_headers() -> None:
+    coded = parse_video_tag(bytes((0x91,)) + b"hvc1" + b"\x00\x00\x21" + b"payload")
+    assert coded.enhanced and coded.is_keyframe and coded.is_frame
+    assert coded.composition_time_ms == 0x21 and bytes(coded.payload) == b"payload"
+    inter = parse_video_tag(bytes((0xA3,)) + b"av01" + b"obus")
+    assert inter.codec == "av1" and inter.is_frame and not inter.is_keyframe
+    end = parse_video_tag(bytes((0x92,)) + b"vp09")
+    assert end.is_end_of_sequence and not end.is_frame
+
+
+def test_legacy_frame_type_nibble() -> None:
+    assert parse_video_tag(b"\x17\x01\x00\x00\x00x").is_keyframe
+    assert not parse_video_tag(b"\x27\x01\x00\x00\x00x").is_keyframe
+    assert parse_video_tag(b"\x12x").codec == "h263"
+    assert parse_video_tag(b"\x52\x00").is_command
+    negative = parse_video_tag(b"\x27\x01\xff\xff\xfex")
+    assert negative.composition_time_ms == -2
+    with pytest.raises(CodecError):
+        parse_video_tag(b"\x07\x01\x00\x00\x00")  # frame type 0
+    with pytest.raises(CodecError):
+        parse_video_tag(b"\x17\x01")
+
+
+def test_metadata_variants() -> None:
+    from golive.ingest.rtmp.amf0 import encode_all
+
+    props = {"width": 1280.0, "encoder": "obs"}
+    assert parse_metadata(encode_all(["onMetaData", props])) == props
+    assert parse_metadata(encode_all(["@setDataFrame", "onMetaData", props])) == props
+    assert parse_metadata(encode_all(["onCuePoint", props])) is None
+
+
+# Arbitrary bytes raise only CodecError -------------------------------------------------
+
+_VIDEO_PREFIXES = [b"", b"\x17\x00\x00\x00\x00", b"\x1c\x00\x00\x00\x00", b"\x90hvc1",
+                   b"\x90avc1", b"\x90av01", b"\x90vp09", b"\x90vp08", b"\x95", b"\x97",
+                   b"\x96", b"\x94hvc1", b"\x91avc1", b"\x13", b"\x17\x01"]
+_AUDIO_PREFIXES = [b"", b"\xaf\x00", b"\xaf\x01", b"\x90Opus", b"\x90fLaC", b"\x91ac-3",
+                   b"\x91ec-3", b"\x91.mp3", b"\x2f", b"\x94mp4a", b"\x95", b"\x97", b"\xe0"]
+_SCRIPT_PREFIXES = [b"", b"\x02\x00\x0aonMetaData", b"\x02\x00\x0d@setDataFrame"]
+_HYPOTHESIS = settings(max_examples=400, deadline=None,
+                       suppress_health_check=[HealthCheck.too_slow])
+
+
+def _only_codec_error(fn: Any, data: bytes) -> Any:
+    try:
+        return fn(data)
+    except CodecError:
+        return None
+
+
+@_HYPOTHESIS
+@given(st.sampled_from(_VIDEO_PREFIXES), st.binary(max_size=200))
+def test_video_tags_raise_only_codec_error(prefix: bytes, data: bytes) -> None:
+    info = _only_codec_error(parse_video_tag, prefix + data)
+    if info is not None:
+        _only_codec_error(describe_video, info)
+        assert isinstance(info.is_frame, bool)
+
+
+@_HYPOTHESIS
+@given(st.sampled_from(_AUDIO_PREFIXES), st.binary(max_size=200))
+def test_audio_tags_raise_only_codec_error(prefix: bytes, data: bytes) -> None:
+    info = _only_codec_error(parse_audio_tag, prefix + data)
+    if info is not None:
+        _only_codec_error(describe_audio, info)
+
+
+@_HYPOTHESIS
+@given(st.sampled_from(_SCRIPT_PREFIXES), st.binary(max_size=200))
+def test_metadata_raises_only_codec_error(prefix: bytes, data: bytes) -> None:
+    result = _only_codec_error(parse_metadata, prefix + data)
+    assert result is None or isinstance(result, dict)
+
+
+@_HYPOTHESIS
+@given(st.sampled_from([codecs.parse_h264_sps, codecs.parse_hevc_sps, codecs.parse_avc_config,
+                        codecs.parse_hevc_config, codecs.parse_av1_config,
+                        codecs.parse_av1_sequence_header, codecs.parse_vp_config,
+                        codecs.parse_audio_specific_config]),
+       st.binary(max_size=200))
+def test_config_parsers_raise_only_codec_error(parser: Any, data: bytes) -> None:
+    result = _only_codec_error(parser, data)
+    describe = getattr(result, "describe", None)
+    if describe is not None:
+        _only_codec_error(lambda _: describe(), b"")
+
+
+@pytest.fixture(scope="module")
+def real_headers(tmp_path_factory: pytest.TempPathFactory,
+                 hevc_bodies: tuple[list[bytes], Path]) -> list[bytes]:
+    """Real sequence-header bodies (H.264 with VUI, HEVC, AAC) to mutate."""
+    path = tmp_path_factory.mktemp("mutate") / "h264.flv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=640x360:r=30", "-f", "lavfi", "-i", "sine",
+           "-t", "0.2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+           "-f", "flv", str(path)).check_returncode()
+    tags = read_tags(path)
+    return [first(tags, TagType.VIDEO).body, first(tags, TagType.AUDIO).body,
+            *hevc_bodies[0]]
+
+
+@_HYPOTHESIS
+@given(st.data())
+def test_mutated_real_headers_raise_only_codec_error(real_headers: list[bytes],
+                                                     data: st.DataObject) -> None:
+    body = bytearray(data.draw(st.sampled_from(real_headers)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(body) - 1))
+        body[at] = data.draw(st.integers(0, 255))
+    body = body[: data.draw(st.integers(1, len(body)))]
+    info = _only_codec_error(parse_video_tag, bytes(body))
+    if info is not None:
+        _only_codec_error(describe_video, info)
+    audio = _only_codec_error(parse_audio_tag, bytes(body))
+    if audio is not None:
+        _only_codec_error(describe_audio, audio)
