@@ -10,13 +10,13 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from tests.mediatools import make_source
 
 from golive.app import Golive
 from golive.core.media import MediaTag
 from golive.ingest.broadcasts import Broadcast
 from golive.ingest.flv import encode_header, encode_tag
 from golive.settings import Settings
-from tests.mediatools import make_source
 
 ADMIN = "test-admin-token"
 T = TypeVar("T")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from golive.app import Golive
 from tests.e2e.conftest import ADMIN, create_stream, get_stream, node_settings, wait_status
 from tests.ingest.rtmp.rtmpclient import C0C1, SocketClient
 from tests.mediatools import ffmpeg_publish, stop
+
+from golive.app import Golive
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from golive.app import Golive
 from tests.e2e.conftest import (
     DumpObserver,
     create_stream,
@@ -20,6 +18,8 @@ from tests.e2e.conftest import (
     wait_status,
 )
 from tests.mediatools import count_packets, ffmpeg_publish, ffprobe, gst_publish, stop
+
+from golive.app import Golive
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from golive.packaging.isobmff import Fragment, InitSegment
 from tests.mediatools import FFMPEG
 
 from golive.core.media import MediaTag, TagType
 from golive.media.progress import EncodeProgress
+from golive.packaging.isobmff import Fragment, InitSegment
 
 
 def encode_source(

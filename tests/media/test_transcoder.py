@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from golive.packaging.isobmff import Fragment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.media.conftest import Recorder, feed, pid_alive, read_flv, until
@@ -28,6 +27,7 @@ from golive.media.transcoder import (
     Transcoder,
     detect_capabilities,
 )
+from golive.packaging.isobmff import Fragment
 
 CPU = EncoderCapabilities()
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.media import MediaTag, TagType
@@ -116,7 +116,7 @@ class BroadcastPipeline:
         self._probe = None
 
     def _start(self, source: SourceInfo, backlog: list[MediaTag]) -> None:
-        latency_mode = "low" if self.low_latency else "standard"
+        latency_mode: Literal["low", "standard"] = "low" if self.low_latency else "standard"
         try:
             plan = plan_ladder(self.profile, source, latency_mode)
         except Exception as exc:

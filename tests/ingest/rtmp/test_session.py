@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.ingest.rtmp.rtmpclient import C0C1, ClientCodec, status_codes
 
 from golive.core.media import TagType
 from golive.ingest.rtmp import amf0
@@ -17,7 +18,6 @@ from golive.ingest.rtmp.session import (
     SessionState,
     Unpublished,
 )
-from tests.ingest.rtmp.rtmpclient import C0C1, ClientCodec, status_codes
 
 
 def handshaken() -> tuple[ServerSession, ClientCodec]:
