@@ -1,0 +1,1 @@
+"""HTTP origin: serves LL-HLS playlists and media from the packaging windows (delivery)."""

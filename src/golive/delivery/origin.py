@@ -1,0 +1,461 @@
+"""The LL-HLS HTTP origin: playlists and CMAF media of live presentations (delivery stage).
+
+Serves the public playback URLs below `/live/`, answers LL-HLS delivery directives
+(blocking playlist reload, preload-hinted parts, playlist delta updates), checks playback
+tokens and sets the cache headers an edge cache (nginx, a CDN) relies on. Held requests are
+plain awaits on the rendition window's futures: a thousand waiting players cost memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive
+
+if TYPE_CHECKING:
+    from golive.packaging.presentation import Presentation
+    from golive.packaging.window import RenditionWindow
+
+__all__ = ["PresentationDirectory", "create_origin_app"]
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+INIT_TYPE = "video/mp4"
+SEGMENT_TYPE = "video/iso.segment"
+
+# Media URLs name content that never changes: a new init gets a new generation, a new
+# segment or part a new sequence number.
+MEDIA_CACHE = "public, max-age=31536000, immutable"
+# An ended playlist no longer changes, but the playback id is reused by the stream's next
+# broadcast, so an edge must not keep it for long.
+ENDED_PLAYLIST_MAX_AGE = 60
+# Errors may stop being errors a moment later (the broadcast starts, the part appears);
+# a 404 is kept one second so a crowd asking for a missing stream is collapsed at the edge,
+# anything else is not cached at all.
+NOT_FOUND_CACHE = "public, max-age=1"
+ERROR_CACHE = "no-cache"
+# How long a multivariant request waits for a starting broadcast's first init, in units of
+# hold_limit_factor (3.0 -> 6 s).
+READY_HOLD_UNIT = 2.0
+
+_PID = r"(?P<pid>[A-Za-z0-9]{1,64})"
+_RENDITION = r"(?P<rendition>[A-Za-z0-9_-]{1,32})"
+_NUMBER = r"(?:0|[1-9][0-9]{0,11})"
+MULTIVARIANT_PATH = re.compile(rf"{_PID}\.m3u8")
+MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_RENDITION}\.m3u8")
+INIT_PATH = re.compile(rf"{_PID}/{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
+SEGMENT_PATH = re.compile(rf"{_PID}/{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
+PART_PATH = re.compile(rf"{_PID}/{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
+_URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
+_DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range, Age, Date",
+}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Range",
+    "Access-Control-Max-Age": "86400",
+    "Cache-Control": "public, max-age=86400",
+}
+
+
+class PresentationDirectory(Protocol):
+    """Where the origin finds live presentations and asks whether a viewer may watch."""
+
+    def presentation(self, playback_id: str) -> Presentation | None: ...
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryDirectives:
+    """The `_HLS_*` query parameters of a media playlist request (RFC 8216bis 6.2.5)."""
+
+    msn: int | None = None
+    part: int | None = None
+    skip: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        return self.msn is not None
+
+
+class BadDirective(ValueError):
+    """A delivery directive the origin must answer with 400 Bad Request."""
+
+
+def parse_directives(query: Mapping[str, str]) -> DeliveryDirectives:
+    msn = _directive_int(query, "_HLS_msn")
+    part = _directive_int(query, "_HLS_part")
+    if part is not None and msn is None:
+        raise BadDirective("_HLS_part requires _HLS_msn")
+    skip_value = query.get("_HLS_skip")
+    if skip_value is not None and skip_value not in ("YES", "v2"):
+        raise BadDirective("_HLS_skip must be YES or v2")
+    return DeliveryDirectives(msn=msn, part=part, skip=skip_value is not None)
+
+
+def _directive_int(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name)
+    if value is None:
+        return None
+    if not _DIRECTIVE_INT.fullmatch(value):
+        raise BadDirective(f"{name} must be a non-negative integer")
+    return int(value)
+
+
+ByteRange = tuple[int, int]  # first, last (inclusive)
+
+
+def parse_range(header: str | None, length: int) -> ByteRange | Literal["unsatisfiable"] | None:
+    """One `bytes=` range of a representation of `length` bytes; None means "send it all".
+
+    Malformed headers and multiple ranges are ignored (RFC 9110 14.2 allows it): the
+    answer is then the whole object, which a player handles as well.
+    """
+    if header is None:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    first_text, last_text = first_text.strip(), last_text.strip()
+    if (
+        not dash
+        or not (first_text.isdigit() or first_text == "")
+        or not (last_text.isdigit() or last_text == "")
+    ):
+        return None
+    if first_text == "":
+        if last_text == "":
+            return None
+        suffix = int(last_text)
+        if suffix == 0 or length == 0:
+            return "unsatisfiable"
+        return max(0, length - suffix), length - 1
+    first = int(first_text)
+    last = int(last_text) if last_text else length - 1
+    if last_text and last < first:
+        return None
+    if first >= length:
+        return "unsatisfiable"
+    return first, min(last, length - 1)
+
+
+def _error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> Response:
+    cache = NOT_FOUND_CACHE if status == 404 else ERROR_CACHE
+    return Response(
+        message + "\n",
+        status_code=status,
+        media_type="text/plain",
+        headers={**CORS_HEADERS, "Cache-Control": cache, **(headers or {})},
+    )
+
+
+def _with_token(playlist: str, token: str | None) -> str:
+    """Carry the viewer's playback token into every URI of a playlist.
+
+    Relative URIs do not inherit the query string of the playlist they came from, so a
+    signed playback would fail on its second request without this.
+    """
+    if not token:
+        return playlist
+    suffix = "?token=" + quote(token, safe="")
+    lines = []
+    for line in playlist.split("\n"):
+        if line and not line.startswith("#"):
+            line += suffix
+        elif line.startswith("#") and 'URI="' in line:
+            line = _URI_ATTRIBUTE.sub(lambda m: f'URI="{m.group(1)}{suffix}"', line)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def _disconnected(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+HoldOutcome = Literal["ready", "timeout", "gone"]
+
+
+async def hold(receive: Receive, until: Awaitable[None], limit: float) -> HoldOutcome:
+    """Wait for `until`, at most `limit` seconds, giving up when the client goes away.
+
+    Servers do not cancel a request handler when its client disconnects, so the handler
+    listens for `http.disconnect` itself; the abandoned wait is cancelled, which removes
+    its waiter from the window.
+    """
+    waiting = asyncio.ensure_future(until)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        done, _ = await asyncio.wait(
+            {waiting, gone}, timeout=max(0.0, limit), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        leftover = {task for task in (waiting, gone) if not task.done()}
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            # asyncio.wait raises nothing of theirs, so a cancellation of this handler
+            # itself still propagates.
+            await asyncio.wait(leftover)
+    if waiting in done:
+        waiting.result()
+        return "ready"
+    return "gone" if gone in done else "timeout"
+
+
+class Origin:
+    """The request handlers; one per app, holding the directory and the hold limit."""
+
+    def __init__(self, directory: PresentationDirectory, *, hold_limit_factor: float) -> None:
+        self.directory = directory
+        self.hold_limit_factor = hold_limit_factor
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=PREFLIGHT_HEADERS)
+        path = request.path_params["path"]
+        if match := MULTIVARIANT_PATH.fullmatch(path):
+            return await self._with_access(request, match, self._multivariant)
+        if match := MEDIA_PLAYLIST_PATH.fullmatch(path):
+            return await self._with_access(request, match, self._media_playlist)
+        if match := INIT_PATH.fullmatch(path):
+            return await self._with_access(request, match, self._init)
+        if match := SEGMENT_PATH.fullmatch(path):
+            return await self._with_access(request, match, self._segment)
+        if match := PART_PATH.fullmatch(path):
+            return await self._with_access(request, match, self._part)
+        return _error(404, "not found")
+
+    async def _with_access(
+        self,
+        request: Request,
+        match: re.Match[str],
+        handler: _Handler,
+    ) -> Response:
+        pid = match["pid"]
+        presentation = self.directory.presentation(pid)
+        if presentation is None:
+            return _error(404, "no such live broadcast")
+        token = request.query_params.get("token")
+        if not await self.directory.authorize(pid, token):
+            return _error(403, "playback not authorized")
+        return await handler(request, match, presentation, token)
+
+    # Playlists -------------------------------------------------------------------------
+
+    async def _multivariant(
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+    ) -> Response:
+        text = presentation.multivariant_playlist()
+        if text is None and not presentation.ended:
+            limit = self.hold_limit_factor * READY_HOLD_UNIT
+            outcome = await hold(request.receive, presentation.wait_ready(), limit)
+            if outcome == "gone":
+                return _error(503, "client went away")
+            text = presentation.multivariant_playlist()
+        if text is None:
+            return _error(404, "broadcast has no media yet")
+        if presentation.ended:
+            max_age = ENDED_PLAYLIST_MAX_AGE
+        else:
+            # Half a target duration, as for any playlist of a standard HLS stream: the
+            # multivariant changes only when renditions or codecs change.
+            targets = [w.target_duration for w in presentation.renditions.values()]
+            max_age = max(1, max(targets, default=2) // 2)
+        return self._playlist_response(request, _with_token(text, token), max_age)
+
+    async def _media_playlist(
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+    ) -> Response:
+        name = match["rendition"]
+        window = presentation.renditions.get(name)
+        if window is None:
+            return _error(404, "no such rendition")
+        try:
+            directives = parse_directives(request.query_params)
+        except BadDirective as exc:
+            return _error(400, str(exc))
+        if window.init is None and not window.ended:
+            limit = self.hold_limit_factor * READY_HOLD_UNIT
+            if await hold(request.receive, presentation.wait_ready(), limit) == "gone":
+                return _error(503, "client went away")
+        # Directives are ignored once the stream has ended (nothing more will come) and by
+        # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
+        blocking = directives.blocking and window.low_latency and not window.ended
+        if blocking:
+            assert directives.msn is not None
+            state = window.state(directives.msn, directives.part)
+            if state == "too_far":
+                return _error(400, "requested media sequence is too far ahead")
+            if state == "pending":
+                outcome = await hold(
+                    request.receive,
+                    window.wait(directives.msn, directives.part),
+                    self._hold_limit(window),
+                )
+                if outcome != "ready":
+                    return _error(503, "playlist update did not arrive in time")
+        text = presentation.media_playlist(name, skip=directives.skip)
+        if text is None:
+            return _error(404, "rendition has no media yet")
+        return self._playlist_response(
+            request, _with_token(text, token), self._playlist_max_age(window, blocking)
+        )
+
+    def _playlist_max_age(self, window: RenditionWindow, blocking: bool) -> int:
+        target = window.target_duration
+        if window.ended:
+            return ENDED_PLAYLIST_MAX_AGE
+        if blocking:
+            # The answer to "the playlist once part N.P exists" stays a correct answer to
+            # that question: any later copy would only add parts. The URL is unique to
+            # the part, so an edge can keep it while players can still ask for it, a few
+            # target durations; it then serves every player of that edge from one fetch.
+            return 3 * target
+        if window.low_latency:
+            # A plain reload is how a low-latency player joins; a second-old copy costs it
+            # one extra (blocking, immediately answered) reload, while the edge absorbs the
+            # joining crowd. One second is the shortest non-zero integer max-age.
+            return 1
+        # Standard HLS: RFC 8216 players reload every target duration; half of it keeps
+        # an edge copy from making them miss a segment.
+        return max(1, target // 2)
+
+    def _hold_limit(self, window: RenditionWindow) -> float:
+        return self.hold_limit_factor * window.target_duration
+
+    def _playlist_response(self, request: Request, text: str, max_age: int) -> Response:
+        body = text.encode()
+        return self._body_response(
+            request,
+            body,
+            PLAYLIST_TYPE,
+            f"public, max-age={max_age}",
+            ranges=False,
+        )
+
+    # Media -----------------------------------------------------------------------------
+
+    async def _init(
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+    ) -> Response:
+        window = presentation.renditions.get(match["rendition"])
+        if window is None:
+            return _error(404, "no such rendition")
+        data = window.init_bytes(int(match["gen"]))
+        if data is None:
+            return _error(404, "no such initialization segment")
+        return self._body_response(request, data, INIT_TYPE, MEDIA_CACHE, ranges=True)
+
+    async def _segment(
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+    ) -> Response:
+        return await self._media(request, presentation, match["rendition"], int(match["msn"]), None)
+
+    async def _part(
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+    ) -> Response:
+        return await self._media(
+            request, presentation, match["rendition"], int(match["msn"]), int(match["idx"])
+        )
+
+    async def _media(
+        self,
+        request: Request,
+        presentation: Presentation,
+        name: str,
+        msn: int,
+        part: int | None,
+    ) -> Response:
+        window = presentation.renditions.get(name)
+        if window is None:
+            return _error(404, "no such rendition")
+        state = window.state(msn, part)
+        if state == "too_far":
+            return _error(404, "no such media")
+        if state == "pending":
+            # The preload hint names a part before it exists: the player asks for it at
+            # once and gets it the moment it is produced.
+            outcome = await hold(request.receive, window.wait(msn, part), self._hold_limit(window))
+            if outcome != "ready":
+                return _error(503, "media did not arrive in time")
+        data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
+        if data is None:
+            return _error(404, "no such media")
+        return self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)
+
+    # Responses -------------------------------------------------------------------------
+
+    def _body_response(
+        self,
+        request: Request,
+        body: bytes,
+        media_type: str,
+        cache_control: str,
+        *,
+        ranges: bool,
+    ) -> Response:
+        headers = {**CORS_HEADERS, "Cache-Control": cache_control}
+        status = 200
+        if ranges:
+            headers["Accept-Ranges"] = "bytes"
+            wanted = parse_range(request.headers.get("range"), len(body))
+            if wanted == "unsatisfiable":
+                return _error(
+                    416, "range not satisfiable", headers={"Content-Range": f"bytes */{len(body)}"}
+                )
+            if wanted is not None:
+                first, last = wanted
+                headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
+                body = body[first : last + 1]
+                status = 206
+        headers["Content-Length"] = str(len(body))
+        if request.method == "HEAD":
+            body = b""
+        return Response(body, status_code=status, media_type=media_type, headers=headers)
+
+
+class _Handler(Protocol):
+    def __call__(
+        self,
+        request: Request,
+        match: re.Match[str],
+        presentation: Presentation,
+        token: str | None,
+        /,
+    ) -> Awaitable[Response]: ...
+
+
+def create_origin_app(
+    directory: PresentationDirectory, *, hold_limit_factor: float = 3.0
+) -> Starlette:
+    """The origin as an ASGI app serving `/live/...`.
+
+    `hold_limit_factor` times the rendition's target duration is how long a blocking
+    playlist reload or a preload-hinted media request is held before a 503.
+    """
+    if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
+        raise ValueError("hold_limit_factor must be a positive number")
+    origin = Origin(directory, hold_limit_factor=hold_limit_factor)
+    return Starlette(
+        routes=[
+            Route("/live/{path:path}", origin.handle, methods=["GET", "HEAD", "OPTIONS"]),
+        ]
+    )

@@ -1,0 +1,128 @@
+"""One broadcast's renditions under one playback id: the multivariant playlist and the
+media playlists with their rendition reports (stage: packaging)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from golive.packaging.window import RenditionWindow
+
+__all__ = ["Presentation"]
+
+
+class Presentation:
+    """The renditions of one broadcast, as served under `/live/{playback_id}`."""
+
+    def __init__(self, playback_id: str, *, low_latency: bool, part_target: float) -> None:
+        self.playback_id = playback_id
+        self.low_latency = low_latency
+        self.part_target = part_target
+        self.renditions: dict[str, RenditionWindow] = {}
+        self.ended = False
+        self._ready_waiters: list[asyncio.Future[None]] = []
+
+    def add_rendition(
+        self, name: str, *, bandwidth: int, average_bandwidth: int, frame_rate: float
+    ) -> RenditionWindow:
+        """A new rendition window (replacing, and ending, one of the same name)."""
+        old = self.renditions.pop(name, None)
+        if old is not None:
+            old.end()
+        window = RenditionWindow(
+            name,
+            part_target=self.part_target,
+            low_latency=self.low_latency,
+            bandwidth=bandwidth,
+            average_bandwidth=average_bandwidth,
+            frame_rate=frame_rate,
+        )
+        window.init_listener = self._on_init
+        self.renditions[name] = window
+        return window
+
+    def remove_rendition(self, name: str) -> None:
+        """Drop a rendition; its blocked clients are released (as if it ended)."""
+        window = self.renditions.pop(name, None)
+        if window is not None:
+            window.init_listener = None
+            window.end()
+
+    def mark_discontinuity(self) -> None:
+        for window in self.renditions.values():
+            window.mark_discontinuity()
+
+    def end(self) -> None:
+        self.ended = True
+        for window in self.renditions.values():
+            window.end()
+        self._wake()
+
+    def multivariant_playlist(self) -> str | None:
+        """The multivariant playlist, highest bandwidth first; None until an init is known."""
+        ready = [w for w in self.renditions.values() if w.init is not None]
+        if not ready:
+            return None
+        lines = [
+            "#EXTM3U",
+            f"#EXT-X-VERSION:{9 if self.low_latency else 7}",
+            "#EXT-X-INDEPENDENT-SEGMENTS",
+        ]
+        for window in sorted(ready, key=lambda w: (-w.bandwidth, w.name)):
+            assert window.init is not None
+            attributes = [
+                f"BANDWIDTH={window.bandwidth}",
+                f"AVERAGE-BANDWIDTH={window.average_bandwidth}",
+                f'CODECS="{window.init.codecs}"',
+            ]
+            video = window.init.video
+            if video is not None and video.width and video.height:
+                attributes.append(f"RESOLUTION={video.width}x{video.height}")
+            if video is not None and window.frame_rate > 0:
+                attributes.append(f"FRAME-RATE={window.frame_rate:.3f}")
+            lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
+            lines.append(f"{self.playback_id}/{window.name}.m3u8")
+        return "\n".join(lines) + "\n"
+
+    def rendition_reports(self, exclude: str) -> str:
+        """EXT-X-RENDITION-REPORT lines for every sibling of `exclude` that has media."""
+        lines = []
+        for name, window in self.renditions.items():
+            if name == exclude or window.last_msn < 0:
+                continue
+            report = f'#EXT-X-RENDITION-REPORT:URI="{name}.m3u8",LAST-MSN={window.last_msn}'
+            if self.low_latency:
+                report += f",LAST-PART={window.last_part}"
+            lines.append(report)
+        return "".join(line + "\n" for line in lines)
+
+    async def wait_ready(self) -> None:
+        """Return once the multivariant playlist exists or the presentation has ended."""
+        if self.ended or self.multivariant_playlist() is not None:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ready_waiters.append(future)
+        try:
+            await future
+        finally:
+            if future in self._ready_waiters:
+                self._ready_waiters.remove(future)
+
+    def media_playlist(self, name: str, *, skip: bool = False) -> str | None:
+        """A rendition's media playlist plus its siblings' reports (low latency only)."""
+        window = self.renditions.get(name)
+        if window is None or window.init is None:
+            return None
+        text = window.playlist(skip=skip)
+        if self.low_latency and not window.ended:
+            text += self.rendition_reports(exclude=name)
+        return text
+
+    def _on_init(self, window: RenditionWindow) -> None:
+        if self.renditions.get(window.name) is window:
+            self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)

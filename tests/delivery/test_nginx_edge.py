@@ -1,0 +1,270 @@
+"""deploy/nginx/edge.conf in front of a real origin: the real nginx, the real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from golive.delivery.origin import create_origin_app
+from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
+from golive.packaging.presentation import Presentation
+
+NGINX = Path("/usr/sbin/nginx")
+EDGE_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "edge.conf"
+
+pytestmark = pytest.mark.skipif(
+    not NGINX.exists(), reason="needs nginx at /usr/sbin/nginx (apt-get install nginx-light)"
+)
+
+PART = 0.25
+VIDEO = TrackInfo(
+    track_id=1, kind="video", timescale=90000, codec="avc1.64001f", width=1280, height=720
+)
+INIT = InitSegment(data=b"\x00\x00\x00\x10ftypiso6" + b"moov" * 8, tracks=(VIDEO,))
+
+
+def fragment(n: int) -> Fragment:
+    return Fragment(
+        data=f"moof+mdat #{n:05d}|".encode() * 8,
+        sequence_number=n + 1,
+        independent=n % 4 == 0,
+        decode_time=n * PART,
+        duration=PART,
+    )
+
+
+class Directory:
+    def __init__(self, presentation: Presentation) -> None:
+        self.current = presentation
+
+    def presentation(self, playback_id: str) -> Presentation | None:
+        return self.current if playback_id == self.current.playback_id else None
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool:
+        return True
+
+
+@dataclass
+class Counted:
+    """An ASGI wrapper that records what reached the origin."""
+
+    app: Any
+    seen: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            self.seen.append(
+                (scope["method"], scope["path"], scope["query_string"].decode(), headers)
+            )
+        await self.app(scope, receive, send)
+
+    def count(self, path: str, query: str = "") -> int:
+        return sum(1 for _, p, q, _ in self.seen if p == path and q == query)
+
+
+@dataclass
+class Edge:
+    url: str
+    origin: Counted
+    presentation: Presentation
+    sent: list[Fragment]
+
+    def add(self) -> None:
+        frag = fragment(len(self.sent))
+        self.presentation.renditions["video"].add_fragment(frag, datetime.now(UTC))
+        self.sent.append(frag)
+
+
+def listening_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def main_config(tmp: Path, edge_conf: Path) -> str:
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # Workers of a root master switch to "nobody", who could not write the cache in tmp.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{\n    access_log off;\n{temp}\n    include {edge_conf};\n}}\n"
+    )
+
+
+async def wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    for _ in range(200):
+        if proc.returncode is not None:
+            raise RuntimeError(f"nginx exited with {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.025)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError("nginx did not start listening")
+
+
+@pytest.fixture
+async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
+    presentation = Presentation("p1", low_latency=True, part_target=PART)
+    window = presentation.add_rendition(
+        "video", bandwidth=3_000_000, average_bandwidth=2_700_000, frame_rate=30.0
+    )
+    window.set_init(INIT)
+    counted = Counted(create_origin_app(Directory(presentation)))
+    sock = listening_socket()
+    origin_port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(counted, log_level="warning", lifespan="off", access_log=False)
+    )
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+
+    edge_port = free_port()
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    rendered = (
+        EDGE_CONF.read_text()
+        .replace("{{ORIGIN}}", f"127.0.0.1:{origin_port}")
+        .replace("{{LISTEN}}", f"127.0.0.1:{edge_port}")
+        .replace("{{CACHE_DIR}}", str(cache_dir))
+    )
+    assert "{{" not in rendered
+    (tmp_path / "edge.conf").write_text(rendered)
+    (tmp_path / "nginx.conf").write_text(main_config(tmp_path, tmp_path / "edge.conf"))
+    proc = await asyncio.create_subprocess_exec(
+        str(NGINX),
+        "-p",
+        str(tmp_path),
+        "-c",
+        str(tmp_path / "nginx.conf"),
+        "-g",
+        "daemon off; error_log stderr warn;",
+    )
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        await wait_listening(edge_port, proc)
+        e = Edge(f"http://127.0.0.1:{edge_port}", counted, presentation, [])
+        for _ in range(10):
+            e.add()
+        yield e
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+
+
+@pytest.fixture
+async def client(edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=edge.url, timeout=30) as c:
+        yield c
+
+
+async def test_segment_is_served_from_the_edge_cache(edge: Edge, client: httpx.AsyncClient) -> None:
+    path = "/live/p1/video/seg-0.m4s"
+    first = await client.get(path)
+    second = await client.get(path)
+    assert first.status_code == second.status_code == 200
+    assert first.headers["x-cache-status"] == "MISS"
+    assert second.headers["x-cache-status"] == "HIT"
+    assert first.content == second.content == edge.presentation.renditions["video"].segment_bytes(0)
+    assert edge.origin.count(path) == 1
+
+
+async def test_blocking_reloads_are_collapsed(edge: Edge, client: httpx.AsyncClient) -> None:
+    window = edge.presentation.renditions["video"]
+    msn, idx = window.next_part()
+    query = f"_HLS_msn={msn}&_HLS_part={idx}"
+    path = "/live/p1/video.m3u8"
+    tasks = [asyncio.create_task(client.get(f"{path}?{query}")) for _ in range(20)]
+    await asyncio.sleep(0.5)
+    assert not any(t.done() for t in tasks)
+    assert edge.origin.count(path, query) == 1
+    edge.add()
+    responses = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+    assert all(r.status_code == 200 for r in responses)
+    assert len({r.text for r in responses}) == 1
+    assert f"video/part-{msn}.{idx}.m4s" in responses[0].text
+    assert edge.origin.count(path, query) == 1
+
+
+async def test_preload_hinted_part_through_the_edge(edge: Edge, client: httpx.AsyncClient) -> None:
+    msn, idx = edge.presentation.renditions["video"].next_part()
+    path = f"/live/p1/video/part-{msn}.{idx}.m4s"
+    tasks = [asyncio.create_task(client.get(path)) for _ in range(5)]
+    await asyncio.sleep(0.3)
+    edge.add()
+    responses = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+    assert all(r.content == edge.sent[-1].data for r in responses)
+    assert edge.origin.count(path) == 1
+
+
+async def test_cors_through_the_edge(edge: Edge, client: httpx.AsyncClient) -> None:
+    r = await client.options(
+        "/live/p1/video/seg-0.m4s",
+        headers={
+            "Origin": "https://player.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "range",
+        },
+    )
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "Range" in r.headers["access-control-allow-headers"]
+    for _ in range(2):  # a miss, then a hit: the cached copy keeps the CORS headers
+        r = await client.get(
+            "/live/p1/video/seg-1.m4s", headers={"Origin": "https://player.example"}
+        )
+        assert r.headers["access-control-allow-origin"] == "*"
+        assert "Content-Range" in r.headers["access-control-expose-headers"]
+
+
+async def test_ranges_through_the_edge(edge: Edge, client: httpx.AsyncClient) -> None:
+    path = "/live/p1/video/part-1.2.m4s"
+    data = edge.presentation.renditions["video"].part_bytes(1, 2)
+    assert data is not None
+    for expected_cache in ("MISS", "HIT"):
+        r = await client.get(path, headers={"Range": "bytes=3-10"})
+        assert r.status_code == 206
+        assert r.headers["content-range"] == f"bytes 3-10/{len(data)}"
+        assert r.content == data[3:11]
+        assert r.headers["x-cache-status"] == expected_cache
+    r = await client.get(path, headers={"Range": "bytes=-4"})
+    assert r.status_code == 206 and r.content == data[-4:]
+    r = await client.get(path, headers={"Range": f"bytes={len(data) + 1}-"})
+    assert r.status_code == 416
+    # The edge fetched the whole object once and cut every range from its copy.
+    assert edge.origin.count(path) == 1
+    origin_request = next(h for _, p, _, h in edge.origin.seen if p == path)
+    assert "range" not in origin_request

@@ -1,0 +1,549 @@
+"""The LL-HLS origin against real presentations fed synthetic CMAF fragments."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import uvicorn
+
+from golive.delivery.origin import (
+    BadDirective,
+    create_origin_app,
+    hold,
+    parse_directives,
+    parse_range,
+)
+from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
+from golive.packaging.presentation import Presentation
+from golive.packaging.window import RenditionWindow
+
+PART = 0.25  # part target (s); a keyframe every 4 parts -> 1 s segments
+KEYFRAME_EVERY = 4
+VIDEO = TrackInfo(
+    track_id=1, kind="video", timescale=90000, codec="avc1.64001f", width=1280, height=720
+)
+INIT = InitSegment(data=b"\x00\x00\x00\x10ftypiso6" + b"moov" * 8, tracks=(VIDEO,))
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+
+
+def fragment(n: int) -> Fragment:
+    return Fragment(
+        data=f"moof+mdat #{n:05d}|".encode() * 8,
+        sequence_number=n + 1,
+        independent=n % KEYFRAME_EVERY == 0,
+        decode_time=n * PART,
+        duration=PART,
+    )
+
+
+@dataclass
+class Feed:
+    """One presentation with a "video" and an "audio-less low" rendition, fed in lockstep."""
+
+    presentation: Presentation
+    count: int = 0
+    sent: list[Fragment] = field(default_factory=list)
+
+    @property
+    def window(self) -> RenditionWindow:
+        return self.presentation.renditions["video"]
+
+    def add(self, n: int = 1) -> None:
+        for _ in range(n):
+            frag = fragment(self.count)
+            for window in self.presentation.renditions.values():
+                window.add_fragment(frag, datetime.now(UTC))
+            self.sent.append(frag)
+            self.count += 1
+
+
+def make_feed(pid: str = "p1", *, low_latency: bool = True, init: bool = True) -> Feed:
+    presentation = Presentation(pid, low_latency=low_latency, part_target=PART)
+    for name, bandwidth in (("video", 3_000_000), ("low", 800_000)):
+        window = presentation.add_rendition(
+            name, bandwidth=bandwidth, average_bandwidth=bandwidth * 9 // 10, frame_rate=30.0
+        )
+        if init:
+            window.set_init(INIT)
+    return Feed(presentation)
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.presentations: dict[str, Presentation] = {}
+        self.signed: set[str] = set()
+
+    def presentation(self, playback_id: str) -> Presentation | None:
+        return self.presentations.get(playback_id)
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool:
+        return playback_id not in self.signed or token == TOKEN
+
+
+@pytest.fixture
+def directory() -> Directory:
+    return Directory()
+
+
+@pytest.fixture
+def feed(directory: Directory) -> Feed:
+    f = make_feed()
+    f.add(10)  # segments 0 and 1 closed, segment 2 open with 2 parts (in a 1 s window)
+    directory.presentations["p1"] = f.presentation
+    return f
+
+
+def client_for(directory: Directory, **kwargs: float) -> httpx.AsyncClient:
+    app = create_origin_app(directory, **kwargs)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://origin")
+
+
+@pytest.fixture
+async def client(directory: Directory) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(directory) as c:
+        yield c
+
+
+@pytest.fixture
+async def quick(directory: Directory) -> AsyncIterator[httpx.AsyncClient]:
+    """An origin with a short hold limit (0.2 x target duration)."""
+    async with client_for(directory, hold_limit_factor=0.2) as c:
+        yield c
+
+
+async def held(task: asyncio.Task[httpx.Response]) -> None:
+    """Assert `task` is still waiting after the event loop had time to answer it."""
+    await asyncio.sleep(0.1)
+    assert not task.done()
+
+
+# Playlists -------------------------------------------------------------------------------
+
+
+async def test_multivariant_lists_renditions(client: httpx.AsyncClient, feed: Feed) -> None:
+    r = await client.get("/live/p1.m3u8")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert r.text == feed.presentation.multivariant_playlist()
+    assert "#EXT-X-STREAM-INF" in r.text and 'CODECS="avc1.64001f"' in r.text
+    assert "RESOLUTION=1280x720" in r.text
+    assert "p1/video.m3u8" in r.text.splitlines()
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert r.headers["cache-control"].startswith("public, max-age=")
+
+
+async def test_multivariant_waits_for_first_init(
+    client: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed(init=False)
+    directory.presentations["p1"] = f.presentation
+    task = asyncio.create_task(client.get("/live/p1.m3u8"))
+    await held(task)
+    f.window.set_init(INIT)
+    r = await asyncio.wait_for(task, 2)
+    assert r.status_code == 200 and "#EXT-X-STREAM-INF" in r.text
+
+
+async def test_multivariant_without_media_is_404_after_the_wait(
+    quick: httpx.AsyncClient, directory: Directory
+) -> None:
+    directory.presentations["p1"] = make_feed(init=False).presentation
+    r = await quick.get("/live/p1.m3u8")
+    assert r.status_code == 404
+    assert "max-age=1" in r.headers["cache-control"]
+
+
+async def test_media_playlist(client: httpx.AsyncClient, feed: Feed) -> None:
+    r = await client.get("/live/p1/video.m3u8")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert r.text == feed.presentation.media_playlist("video")
+    assert "#EXT-X-PART:" in r.text and "#EXT-X-PRELOAD-HINT" in r.text
+    assert "#EXT-X-RENDITION-REPORT" in r.text
+    # A plain low-latency reload: one second at an edge.
+    assert r.headers["cache-control"] == "public, max-age=1"
+
+
+async def test_standard_latency_playlist_ignores_directives(
+    client: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed(low_latency=False)
+    f.add(10)
+    directory.presentations["p1"] = f.presentation
+    r = await asyncio.wait_for(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": f.window.last_msn + 1}), 2
+    )
+    assert r.status_code == 200
+    assert r.headers["cache-control"] == f"public, max-age={max(1, f.window.target_duration // 2)}"
+
+
+async def test_blocking_reload_is_released_by_the_part(
+    client: httpx.AsyncClient, feed: Feed
+) -> None:
+    msn, idx = feed.window.next_part()
+    assert feed.window.state(msn, idx) == "pending"
+    task = asyncio.create_task(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx})
+    )
+    await held(task)
+    feed.add()
+    r = await asyncio.wait_for(task, 2)
+    assert r.status_code == 200
+    assert f"video/part-{msn}.{idx}.m4s" in r.text
+    target = feed.window.target_duration
+    assert r.headers["cache-control"] == f"public, max-age={3 * target}"
+
+
+async def test_blocking_reload_for_existing_part_answers_at_once(
+    client: httpx.AsyncClient, feed: Feed
+) -> None:
+    msn, part = feed.window.last_msn, feed.window.last_part
+    assert feed.window.state(msn, part) == "ready"
+    r = await asyncio.wait_for(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": part}), 1
+    )
+    assert r.status_code == 200
+
+
+async def test_blocking_reload_for_next_segment(client: httpx.AsyncClient, feed: Feed) -> None:
+    msn = feed.window.last_msn + 1
+    assert feed.window.state(msn, None) == "pending"
+    task = asyncio.create_task(client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn}))
+    await held(task)
+    while not task.done():
+        feed.add()
+        await asyncio.sleep(0.01)
+        assert feed.count < 100
+    r = task.result()
+    assert r.status_code == 200
+    assert feed.window.state(msn, None) == "ready"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"_HLS_part": "1"},
+        {"_HLS_msn": "abc"},
+        {"_HLS_msn": "-1"},
+        {"_HLS_msn": "1.5"},
+        {"_HLS_msn": "2", "_HLS_part": "x"},
+        {"_HLS_skip": "maybe"},
+    ],
+)
+async def test_malformed_directives_are_400(
+    client: httpx.AsyncClient, feed: Feed, query: dict[str, str]
+) -> None:
+    r = await client.get("/live/p1/video.m3u8", params=query)
+    assert r.status_code == 400
+    assert r.headers["cache-control"] == "no-cache"
+
+
+async def test_too_far_ahead_is_400(client: httpx.AsyncClient, feed: Feed) -> None:
+    msn = feed.window.last_msn + 100
+    assert feed.window.state(msn, 0) == "too_far"
+    r = await client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": 0})
+    assert r.status_code == 400
+
+
+async def test_hold_limit_gives_503(quick: httpx.AsyncClient, feed: Feed) -> None:
+    msn, idx = feed.window.next_part()
+    r = await asyncio.wait_for(
+        quick.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx}), 3
+    )
+    assert r.status_code == 503
+    assert r.headers["cache-control"] == "no-cache"
+    r = await asyncio.wait_for(quick.get(f"/live/p1/video/part-{msn}.{idx}.m4s"), 3)
+    assert r.status_code == 503
+    assert feed.window.waiter_count == 0  # the timed-out waits left nothing behind
+
+
+async def test_ended_playlist_ignores_directives(client: httpx.AsyncClient, feed: Feed) -> None:
+    msn, idx = feed.window.next_part()
+    waiting = asyncio.create_task(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx})
+    )
+    await held(waiting)
+    feed.presentation.end()
+    r = await asyncio.wait_for(waiting, 1)
+    assert r.status_code == 200 and "#EXT-X-ENDLIST" in r.text
+    for query in ({"_HLS_msn": msn + 50, "_HLS_part": 0}, {"_HLS_msn": msn + 1}):
+        r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=query), 1)
+        assert r.status_code == 200 and "#EXT-X-ENDLIST" in r.text
+        assert r.headers["cache-control"] == "public, max-age=60"
+
+
+async def test_skip_gives_delta_update(client: httpx.AsyncClient, directory: Directory) -> None:
+    f = make_feed()
+    f.add(KEYFRAME_EVERY * 40)
+    directory.presentations["p1"] = f.presentation
+    full = await client.get("/live/p1/video.m3u8")
+    assert "CAN-SKIP-UNTIL" in full.text
+    for value in ("YES", "v2"):
+        r = await client.get("/live/p1/video.m3u8", params={"_HLS_skip": value})
+        assert r.status_code == 200
+        assert r.text == f.presentation.media_playlist("video", skip=True)
+        assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=" in r.text
+        assert len(r.text) < len(full.text)
+
+
+async def test_playlist_uris_carry_the_token(
+    client: httpx.AsyncClient, directory: Directory, feed: Feed
+) -> None:
+    directory.signed.add("p1")
+    assert (await client.get("/live/p1.m3u8")).status_code == 403
+    assert (await client.get("/live/p1.m3u8", params={"token": "forged"})).status_code == 403
+    r = await client.get("/live/p1.m3u8", params={"token": TOKEN})
+    assert r.status_code == 200
+    assert f"p1/video.m3u8?token={TOKEN}" in r.text.splitlines()
+    r = await client.get("/live/p1/video.m3u8", params={"token": TOKEN})
+    assert r.status_code == 200
+    uris = [line for line in r.text.splitlines() if line and not line.startswith("#")]
+    assert uris and all(u.endswith(f"?token={TOKEN}") for u in uris)
+    assert f'.m4s?token={TOKEN}"' in r.text  # EXT-X-PART / PRELOAD-HINT URI attributes
+    assert f'init-0.mp4?token={TOKEN}"' in r.text
+    for path in ("/live/p1/video/seg-0.m4s", "/live/p1/video/init-0.mp4"):
+        assert (await client.get(path)).status_code == 403
+        assert (await client.get(path, params={"token": TOKEN})).status_code == 200
+
+
+# Media -----------------------------------------------------------------------------------
+
+
+async def test_segment_part_and_init(client: httpx.AsyncClient, feed: Feed) -> None:
+    r = await client.get("/live/p1/video/seg-0.m4s")
+    assert r.status_code == 200
+    assert r.content == feed.window.segment_bytes(0)
+    assert r.content.startswith(feed.sent[0].data)
+    assert r.headers["content-type"] == "video/iso.segment"
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "Content-Range" in r.headers["access-control-expose-headers"]
+
+    r = await client.get("/live/p1/video/part-0.1.m4s")
+    assert r.status_code == 200 and r.content == feed.sent[1].data
+
+    r = await client.get("/live/p1/video/init-0.mp4")
+    assert r.status_code == 200 and r.content == INIT.data
+    assert r.headers["content-type"] == "video/mp4"
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+async def test_preload_hinted_part_is_held_until_produced(
+    client: httpx.AsyncClient, feed: Feed
+) -> None:
+    msn, idx = feed.window.next_part()
+    hint = f'URI="video/part-{msn}.{idx}.m4s"'
+    assert hint in feed.window.playlist()
+    task = asyncio.create_task(client.get(f"/live/p1/video/part-{msn}.{idx}.m4s"))
+    await held(task)
+    feed.add()
+    r = await asyncio.wait_for(task, 2)
+    assert r.status_code == 200
+    assert r.content == feed.sent[-1].data
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+async def test_byte_ranges(client: httpx.AsyncClient, feed: Feed) -> None:
+    data = feed.window.segment_bytes(0)
+    assert data is not None
+    n = len(data)
+    url = "/live/p1/video/seg-0.m4s"
+    cases = {
+        "bytes=2-9": (2, 9),
+        "bytes=10-": (10, n - 1),
+        "bytes=-7": (n - 7, n - 1),
+        f"bytes=5-{n + 100}": (5, n - 1),
+    }
+    for header, (first, last) in cases.items():
+        r = await client.get(url, headers={"Range": header})
+        assert r.status_code == 206, header
+        assert r.headers["content-range"] == f"bytes {first}-{last}/{n}"
+        assert r.content == data[first : last + 1]
+        assert r.headers["content-length"] == str(last - first + 1)
+    for header in (f"bytes={n}-", f"bytes={n + 5}-{n + 9}", "bytes=-0"):
+        r = await client.get(url, headers={"Range": header})
+        assert r.status_code == 416, header
+        assert r.headers["content-range"] == f"bytes */{n}"
+    for header in ("bytes=0-1,4-5", "items=0-1", "bytes=x-3", "bytes=9-2"):
+        r = await client.get(url, headers={"Range": header})
+        assert r.status_code == 200 and r.content == data, header
+
+
+async def test_head(client: httpx.AsyncClient, feed: Feed) -> None:
+    for url in ("/live/p1.m3u8", "/live/p1/video.m3u8", "/live/p1/video/seg-0.m4s"):
+        got = await client.get(url)
+        r = await client.head(url)
+        assert r.status_code == 200
+        assert r.content == b""
+        assert r.headers["content-length"] == str(len(got.content))
+        assert r.headers["content-type"] == got.headers["content-type"]
+    r = await client.head("/live/p1/video/seg-0.m4s", headers={"Range": "bytes=0-3"})
+    assert r.status_code == 206 and r.content == b"" and r.headers["content-length"] == "4"
+
+
+async def test_cors_preflight(client: httpx.AsyncClient, feed: Feed) -> None:
+    r = await client.options(
+        "/live/p1/video/seg-0.m4s",
+        headers={
+            "Origin": "https://player.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "range",
+        },
+    )
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert set(r.headers["access-control-allow-methods"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert r.headers["access-control-allow-headers"] == "Range"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/live/nobody.m3u8",
+        "/live/nobody/video.m3u8",
+        "/live/p1/nothing.m3u8",
+        "/live/p1/nothing/seg-0.m4s",
+        "/live/p1/video/init-7.mp4",
+        "/live/p1/video/seg-00.m4s",
+        "/live/p1/video/part-0.m4s",
+        "/live/p1/video/seg-0.mp4",
+        "/live/p-1.m3u8",
+        "/live/" + "a" * 65 + ".m3u8",
+        "/live/p1/" + "v" * 33 + ".m3u8",
+        "/live/p1",
+        "/elsewhere",
+    ],
+)
+async def test_not_found(client: httpx.AsyncClient, feed: Feed, url: str) -> None:
+    r = await client.get(url)
+    assert r.status_code == 404
+
+
+async def test_not_found_does_not_reflect_input(client: httpx.AsyncClient, feed: Feed) -> None:
+    r = await client.get("/live/%3Cscript%3Ealert(1)%3C%2Fscript%3E.m3u8")
+    assert r.status_code == 404
+    assert "script" not in r.text and "alert" not in r.text
+    assert r.headers["cache-control"] == "public, max-age=1"
+
+
+async def test_evicted_and_too_far_media_are_404(client: httpx.AsyncClient, feed: Feed) -> None:
+    feed.add(KEYFRAME_EVERY * 30)
+    assert feed.window.segment_bytes(0) is None
+    assert (await client.get("/live/p1/video/seg-0.m4s")).status_code == 404
+    assert (await client.get("/live/p1/video/part-0.0.m4s")).status_code == 404
+    far = feed.window.last_msn + 100
+    r = await asyncio.wait_for(client.get(f"/live/p1/video/seg-{far}.m4s"), 1)
+    assert r.status_code == 404
+
+
+async def test_thousand_held_requests_released_by_one_fragment(
+    client: httpx.AsyncClient, feed: Feed
+) -> None:
+    msn, idx = feed.window.next_part()
+    params = {"_HLS_msn": msn, "_HLS_part": idx}
+    tasks = [
+        asyncio.create_task(
+            client.get("/live/p1/video.m3u8", params=params)
+            if i % 2
+            else client.get(f"/live/p1/video/part-{msn}.{idx}.m4s")
+        )
+        for i in range(1000)
+    ]
+    await asyncio.sleep(0.5)
+    assert not any(t.done() for t in tasks)
+    feed.add()
+    responses = await asyncio.wait_for(asyncio.gather(*tasks), 20)
+    assert all(r.status_code == 200 for r in responses)
+    assert feed.window.waiter_count == 0
+
+
+async def test_client_disconnect_cancels_the_wait(directory: Directory, feed: Feed) -> None:
+    """Through a real server: a player that hangs up leaves no waiter behind."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    app = create_origin_app(directory)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        msn, idx = feed.window.next_part()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"GET /live/p1/video.m3u8?_HLS_msn={msn}&_HLS_part={idx} HTTP/1.1\r\n"
+            "Host: origin\r\n\r\n".encode()
+        )
+        await writer.drain()
+        for _ in range(200):
+            if feed.window.waiter_count:
+                break
+            await asyncio.sleep(0.01)
+        assert feed.window.waiter_count == 1
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(200):
+            if not feed.window.waiter_count:
+                break
+            await asyncio.sleep(0.01)
+        assert feed.window.waiter_count == 0
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+
+
+# Units -----------------------------------------------------------------------------------
+
+
+async def test_hold_gives_up_when_the_client_disconnects() -> None:
+    released = asyncio.Event()
+    cancelled = False
+
+    async def wait_forever() -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+
+    messages: Iterator[dict[str, object]] = iter(
+        [{"type": "http.request", "body": b"", "more_body": False}]
+    )
+
+    async def receive() -> dict[str, object]:
+        for message in messages:
+            return message
+        await released.wait()
+        return {"type": "http.disconnect"}
+
+    task = asyncio.create_task(hold(receive, wait_forever(), 10))
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    released.set()
+    assert await asyncio.wait_for(task, 1) == "gone"
+    assert cancelled
+
+
+def test_parse_directives() -> None:
+    d = parse_directives({"_HLS_msn": "12", "_HLS_part": "3", "_HLS_skip": "YES"})
+    assert (d.msn, d.part, d.skip, d.blocking) == (12, 3, True, True)
+    assert not parse_directives({}).blocking
+    with pytest.raises(BadDirective):
+        parse_directives({"_HLS_part": "3"})
+    with pytest.raises(BadDirective):
+        parse_directives({"_HLS_msn": "+3"})
+
+
+def test_parse_range() -> None:
+    assert parse_range(None, 10) is None
+    assert parse_range("bytes=0-0", 10) == (0, 0)
+    assert parse_range("bytes=-20", 10) == (0, 9)
+    assert parse_range("bytes=0-", 0) == "unsatisfiable"

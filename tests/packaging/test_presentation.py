@@ -1,0 +1,147 @@
+"""A broadcast's presentation: multivariant playlist, rendition reports, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from tests.llhls_rules import attributes, check_media_playlist, check_multivariant
+
+from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
+from golive.packaging.presentation import Presentation
+from golive.packaging.window import RenditionWindow
+
+START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+AUDIO = TrackInfo(2, "audio", 48000, "mp4a.40.2", None, None)
+
+
+def init(width: int, height: int, profile: str = "64001f") -> InitSegment:
+    video = TrackInfo(1, "video", 90000, f"avc1.{profile}", width, height)
+    return InitSegment(f"init-{height}".encode(), (video, AUDIO))
+
+
+def ladder(low_latency: bool = True) -> Presentation:
+    p = Presentation("pb_abc", low_latency=low_latency, part_target=0.2)
+    p.add_rendition("360p", bandwidth=1_000_000, average_bandwidth=900_000, frame_rate=29.97)
+    p.add_rendition("720p", bandwidth=3_300_000, average_bandwidth=3_000_000, frame_rate=29.97)
+    return p
+
+
+def feed(window: RenditionWindow, parts: int) -> None:
+    for i in range(parts):
+        t = i * 0.2
+        fragment = Fragment(b"m" * 100, i + 1, i % 5 == 0, t, 0.2)
+        window.add_fragment(fragment, START + timedelta(seconds=t))
+
+
+def test_multivariant_waits_for_an_init_and_lists_highest_first() -> None:
+    p = ladder()
+    assert p.multivariant_playlist() is None
+    p.renditions["360p"].set_init(init(640, 360, "42c01e"))
+    text = p.multivariant_playlist()
+    assert text is not None
+    check_multivariant(text)
+    assert "720p" not in text  # no init yet: nothing to describe
+    p.renditions["720p"].set_init(init(1280, 720))
+    text = p.multivariant_playlist()
+    assert text is not None
+    playlist = check_multivariant(text)
+    assert [v.uri for v in playlist.playlists] == ["pb_abc/720p.m3u8", "pb_abc/360p.m3u8"]
+    lines = text.splitlines()
+    assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    assert lines[3] == (
+        "#EXT-X-STREAM-INF:BANDWIDTH=3300000,AVERAGE-BANDWIDTH=3000000,"
+        'CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=29.970'
+    )
+    assert attributes(lines[5])["CODECS"] == "avc1.42c01e,mp4a.40.2"
+
+
+def test_standard_mode_is_version_7() -> None:
+    p = ladder(low_latency=False)
+    p.renditions["720p"].set_init(init(1280, 720))
+    text = p.multivariant_playlist()
+    assert text is not None and "#EXT-X-VERSION:7" in text
+    check_multivariant(text)
+
+
+def test_audio_only_rendition_has_no_resolution() -> None:
+    p = Presentation("pb_a", low_latency=True, part_target=0.2)
+    window = p.add_rendition("audio", bandwidth=128_000, average_bandwidth=100_000, frame_rate=0)
+    window.set_init(InitSegment(b"a", (AUDIO,)))
+    text = p.multivariant_playlist()
+    assert text is not None and 'CODECS="mp4a.40.2"\n' in text
+    assert "RESOLUTION" not in text and "FRAME-RATE" not in text
+    check_multivariant(text)
+
+
+def test_media_playlist_carries_rendition_reports() -> None:
+    p = ladder()
+    assert p.media_playlist("720p") is None  # no init yet
+    assert p.media_playlist("1080p") is None
+    for name, height in (("360p", 360), ("720p", 720)):
+        p.renditions[name].set_init(init(height * 16 // 9, height))
+    feed(p.renditions["720p"], 7)
+    feed(p.renditions["360p"], 6)
+    text = p.media_playlist("720p")
+    assert text is not None
+    check_media_playlist(text, low_latency=True)
+    assert text.endswith('#EXT-X-RENDITION-REPORT:URI="360p.m3u8",LAST-MSN=1,LAST-PART=0\n')
+    assert "720p.m3u8" not in p.rendition_reports(exclude="720p")
+    assert p.media_playlist("720p", skip=True) is not None
+    standard = ladder(low_latency=False)
+    for window in standard.renditions.values():
+        window.set_init(init(1280, 720))
+        feed(window, 7)
+    text = standard.media_playlist("720p")
+    assert text is not None and "RENDITION-REPORT" not in text
+    check_media_playlist(text, low_latency=False)
+
+
+def test_discontinuity_and_end_reach_every_rendition() -> None:
+    p = ladder()
+    for window in p.renditions.values():
+        window.set_init(init(1280, 720))
+        feed(window, 3)
+    p.mark_discontinuity()
+    for window in p.renditions.values():
+        feed(window, 1)
+        assert "#EXT-X-DISCONTINUITY" in window.playlist()
+    p.end()
+    assert p.ended and all(w.ended for w in p.renditions.values())
+    text = p.media_playlist("720p")
+    assert text is not None and "#EXT-X-ENDLIST" in text and "RENDITION-REPORT" not in text
+
+
+async def test_wait_ready_resolves_on_the_first_init() -> None:
+    p = ladder()
+    waiter = asyncio.create_task(p.wait_ready())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    p.renditions["360p"].set_init(init(640, 360))
+    await asyncio.wait_for(waiter, 1)
+    await asyncio.wait_for(p.wait_ready(), 1)  # already ready
+
+
+async def test_wait_ready_resolves_on_end_and_cancellation_cleans_up() -> None:
+    p = ladder()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(p.wait_ready(), 0.01)
+    waiter = asyncio.create_task(p.wait_ready())
+    await asyncio.sleep(0)
+    p.end()
+    await asyncio.wait_for(waiter, 1)
+    assert not p._ready_waiters
+
+
+async def test_removed_rendition_releases_its_waiters() -> None:
+    p = ladder()
+    window = p.renditions["720p"]
+    window.set_init(init(1280, 720))
+    waiter = asyncio.create_task(window.wait(0, 0))
+    await asyncio.sleep(0)
+    p.remove_rendition("720p")
+    await asyncio.wait_for(waiter, 1)
+    assert "720p" not in p.renditions and p.media_playlist("720p") is None
+    window.set_init(init(1920, 1080))  # a late init on the removed window changes nothing
+    assert p.multivariant_playlist() is None

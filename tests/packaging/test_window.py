@@ -1,0 +1,350 @@
+"""A rendition's window: segmenting, LL-HLS playlists, eviction, blocking reload."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import m3u8
+import pytest
+from tests.llhls_rules import check_media_playlist, check_reload
+from tests.mediatools import FFMPEG
+
+from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment, TrackInfo
+from golive.packaging.window import RenditionWindow
+
+START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+PART = 0.2
+INIT = InitSegment(
+    b"init-0",
+    (
+        TrackInfo(1, "video", 90000, "avc1.64001f", 1280, 720),
+        TrackInfo(2, "audio", 48000, "mp4a.40.2", None, None),
+    ),
+)
+
+
+def window(*, low_latency: bool = True, **kwargs: int) -> RenditionWindow:
+    w = RenditionWindow(
+        "720p",
+        part_target=PART,
+        low_latency=low_latency,
+        bandwidth=3_300_000,
+        average_bandwidth=3_000_000,
+        frame_rate=29.97,
+        **kwargs,
+    )
+    w.set_init(INIT)
+    return w
+
+
+class Feeder:
+    """Feeds a window fragments on a continuous timeline: `parts_per_gop` parts per GOP."""
+
+    def __init__(self, target: RenditionWindow, parts_per_gop: int = 5, size: int = 1000) -> None:
+        self.target = target
+        self.parts_per_gop = parts_per_gop
+        self.size = size
+        self.time = 0.0
+        self.count = 0
+
+    def part(self, *, duration: float = PART, independent: bool | None = None) -> Fragment:
+        if independent is None:
+            independent = self.count % self.parts_per_gop == 0
+        fragment = Fragment(
+            bytes([self.count % 256]) * self.size, self.count + 1, independent, self.time, duration
+        )
+        self.target.add_fragment(fragment, START + timedelta(seconds=self.time))
+        self.time += min(duration, PART)
+        self.count += 1
+        return fragment
+
+    def parts(self, n: int) -> None:
+        for _ in range(n):
+            self.part()
+
+
+def test_segments_start_at_independent_fragments() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(12)
+    assert (w.last_msn, w.last_part) == (2, 1)
+    text = w.playlist()
+    playlist = check_media_playlist(text, low_latency=True)
+    assert [s.uri for s in playlist.segments] == ["720p/seg-0.m4s", "720p/seg-1.m4s", None]
+    assert [s.duration for s in playlist.segments[:2]] == [1.0, 1.0]
+    assert [p.uri for p in playlist.segments[2].parts] == [
+        "720p/part-2.0.m4s",
+        "720p/part-2.1.m4s",
+    ]
+    assert playlist.segments[0].parts[0].independent == "YES"
+    assert playlist.segments[0].parts[1].independent is None
+    assert '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="720p/part-2.2.m4s"' in text
+    assert w.next_part() == (2, 2)
+    assert "#EXT-X-VERSION:9" in text and "#EXT-X-TARGETDURATION:1" in text
+    assert "PART-HOLD-BACK=0.600" in text and "CAN-SKIP-UNTIL=6.0" in text
+    assert "#EXT-X-PART-INF:PART-TARGET=0.2" in text
+    assert '#EXT-X-MAP:URI="720p/init-0.mp4"' in text
+    assert "#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:00.000Z" in text
+    assert w.segment_bytes(0) == b"".join(bytes([i]) * 1000 for i in range(5))
+    assert w.segment_bytes(2) is None  # still open
+    assert w.part_bytes(2, 1) == bytes([11]) * 1000
+    assert w.part_bytes(2, 2) is None
+    assert w.init_bytes(0) == b"init-0" and w.init_bytes(1) is None
+    assert w.parts_out_of_spec == 0
+
+
+def test_preload_hint_predicts_the_next_segment_from_the_gop() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(10)  # segment 1 has all 5 parts; the GOP says a keyframe comes next
+    assert w.next_part() == (2, 0)
+    assert 'URI="720p/part-2.0.m4s"' in w.playlist()
+    feed.part()
+    assert (w.last_msn, w.last_part) == (2, 0)
+
+
+def test_parts_only_for_the_newest_segments() -> None:
+    w = window()
+    Feeder(w).parts(5 * 8 + 2)
+    playlist = check_media_playlist(w.playlist(), low_latency=True)
+    listed = playlist.segments
+    assert playlist.media_sequence == 2  # six complete segments and the open one
+    assert len(listed) == 7
+    assert [bool(s.parts) for s in listed] == [False, False, False, True, True, True, True]
+
+
+def test_short_gops_are_joined_into_segments() -> None:
+    w = window()
+    Feeder(w, parts_per_gop=2).parts(13)
+    playlist = check_media_playlist(w.playlist(), low_latency=True)
+    assert [s.duration for s in playlist.segments if s.uri] == pytest.approx([1.2, 1.2])
+
+
+def test_first_fragments_without_a_keyframe_are_dropped() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.count = 3  # start mid-GOP
+    feed.parts(4)
+    assert w.fragments_dropped == 2 and (w.last_msn, w.last_part) == (0, 1)
+
+
+def test_standard_mode_lists_complete_segments_only() -> None:
+    w = window(low_latency=False)
+    Feeder(w).parts(12)
+    text = w.playlist()
+    playlist = check_media_playlist(text, low_latency=False)
+    assert [s.uri for s in playlist.segments] == ["720p/seg-0.m4s", "720p/seg-1.m4s"]
+    assert "#EXT-X-VERSION:7" in text
+    assert "SERVER-CONTROL" not in text and "PART" not in text
+    assert w.part_bytes(2, 1) is not None  # still assembled into parts
+
+
+def test_end_closes_the_segment_and_adds_endlist() -> None:
+    w = window()
+    Feeder(w).parts(7)
+    w.end()
+    text = w.playlist()
+    playlist = check_media_playlist(text, low_latency=True)
+    assert playlist.is_endlist and "PRELOAD-HINT" not in text
+    assert [s.duration for s in playlist.segments] == pytest.approx([1.0, 0.4])
+    assert w.segment_bytes(1) is not None
+    w.add_fragment(Fragment(b"late", 99, True, 9.0, 0.2), START)
+    assert w.last_msn == 1
+
+
+def test_discontinuity_and_new_init() -> None:
+    w = window(playlist_segments=3)
+    feed = Feeder(w)
+    feed.parts(7)
+    w.mark_discontinuity()
+    w.set_init(InitSegment(b"init-1", INIT.tracks))
+    assert w.init_generation == 1
+    feed.time = 0.0  # the new encoder run starts its own timeline
+    feed.count = 0
+    feed.parts(7)
+    text = w.playlist()
+    check_media_playlist(text, low_latency=True)
+    lines = text.splitlines()
+    at = lines.index("#EXT-X-DISCONTINUITY")
+    assert lines[at + 1] == '#EXT-X-MAP:URI="720p/init-1.mp4"'
+    assert lines[at + 2] == "#EXT-X-PROGRAM-DATE-TIME:2024-05-01T12:00:00.000Z"
+    assert lines.count("#EXT-X-DISCONTINUITY") == 1
+    assert "DISCONTINUITY-SEQUENCE" not in text
+    assert w.init_bytes(1) == b"init-1" and w.init_bytes(0) == b"init-0"
+    # Roll the discontinuity out of the window: the sequence counts it.
+    feed.parts(5 * 6)
+    text = w.playlist()
+    check_media_playlist(text, low_latency=True)
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1" in text and "#EXT-X-DISCONTINUITY\n" not in text
+    assert w.init_bytes(0) is None  # no retained segment needs it any more
+
+
+def test_same_init_again_is_not_a_new_generation() -> None:
+    w = window()
+    w.set_init(InitSegment(b"init-0", INIT.tracks))
+    assert w.init_generation == 0
+
+
+def test_delta_update_skips_old_segments() -> None:
+    w = window(playlist_segments=12)
+    Feeder(w).parts(5 * 12 + 3)
+    full = w.playlist()
+    delta = w.playlist(skip=True)
+    check_media_playlist(full, low_latency=True)
+    parsed = check_media_playlist(delta, low_latency=True)
+    # 12 s listed (+0.6 s of parts): segments starting more than 6 s before the end go.
+    assert parsed.skip.skipped_segments == 7
+    assert parsed.media_sequence == m3u8.loads(full).media_sequence
+    assert "#EXT-X-VERSION:9" in delta
+    assert "seg-6.m4s" in full and "seg-6.m4s" not in delta and "seg-7.m4s" in delta
+    assert delta.split("#EXTINF")[-1] == full.split("#EXTINF")[-1]
+    # Too short to skip anything: the full playlist.
+    short = window(playlist_segments=5)
+    Feeder(short).parts(5 * 5 + 1)
+    assert short.playlist(skip=True) == short.playlist()
+    # Standard mode never skips.
+    standard = window(low_latency=False, playlist_segments=12)
+    Feeder(standard).parts(5 * 12 + 3)
+    assert "SKIP" not in standard.playlist(skip=True)
+
+
+def test_eviction_keeps_the_window_and_the_byte_cap() -> None:
+    w = window(playlist_segments=3)
+    feed = Feeder(w)
+    previous = w.playlist()
+    for _ in range(20):
+        feed.parts(5)
+        current = w.playlist()
+        check_media_playlist(current, low_latency=True)
+        check_reload(previous, current)
+        previous = current
+    assert w.segment_bytes(0) is None and w.part_bytes(0, 0) is None
+    assert w.segment_bytes(w.last_msn - 5) is not None  # the slack behind the playlist
+    assert w.memory_bytes <= (3 + 3) * 5 * 1000 + len(INIT.data) + 5000
+    capped = window(max_bytes=12_000)
+    Feeder(capped).parts(40)
+    assert capped.memory_bytes <= 12_000
+    assert capped.segment_bytes(capped.last_msn - 1) is not None
+
+
+def test_audio_overshoot_is_listed_on_the_video_timeline() -> None:
+    w = window()
+    feed = Feeder(w)
+    for _ in range(12):
+        feed.part(duration=0.209)  # AAC frames run past the video's 0.2 s
+    playlist = check_media_playlist(w.playlist(), low_latency=True)
+    assert all(p.duration == 0.2 for s in playlist.segments for p in s.parts)
+    assert w.parts_out_of_spec == 0
+
+
+def test_out_of_spec_parts_are_counted() -> None:
+    w = window()
+    feed = Feeder(w, parts_per_gop=6)
+    feed.part()
+    feed.part(duration=0.1)  # a short part that is not the last of its segment
+    feed.parts(4)
+    feed.part()  # the keyframe that closes the segment
+    assert w.parts_out_of_spec == 1
+
+
+def test_target_duration_is_fixed_once_announced() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(6)
+    assert w.playlist().count("#EXT-X-TARGETDURATION:1") == 1
+    feed.parts_per_gop = 1000
+    feed.count = 1
+    feed.parts(12)  # a 2.4 s GOP
+    feed.part(independent=True)
+    assert w.target_duration == 1 and w.segments_over_target == 1
+
+
+def test_real_encoder_fragments_make_a_valid_playlist() -> None:
+    data = subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc2=s=320x180:r=30", "-f", "lavfi", "-i", "sine",
+         "-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-keyint_min", "30",
+         "-sc_threshold", "0", "-c:a", "aac", "-f", "mp4",
+         "-movflags", "+frag_keyframe+empty_moov+default_base_moof+cmaf",
+         "-frag_duration", "200000", "pipe:1"],
+        check=True, capture_output=True, timeout=120,
+    ).stdout  # fmt: skip
+    w = RenditionWindow(
+        "180p", part_target=0.2, low_latency=True, bandwidth=1, average_bandwidth=1, frame_rate=30
+    )
+    for item in FragmentReader().feed(data):
+        if isinstance(item, InitSegment):
+            w.set_init(item)
+        else:
+            w.add_fragment(item, START + timedelta(seconds=item.decode_time))
+            check_media_playlist(w.playlist(), low_latency=True)
+    w.end()
+    playlist = check_media_playlist(w.playlist(), low_latency=True)
+    assert [round(s.duration, 3) for s in playlist.segments[:3]] == [1.0, 1.0, 1.0]
+    assert w.parts_out_of_spec == 0
+
+
+# Blocking reload ---------------------------------------------------------------------
+
+
+def test_state_rules() -> None:
+    w = window()
+    assert w.state(0, None) == "pending" and w.state(0, 0) == "pending"
+    assert w.state(2, None) == "too_far" and w.state(1, 0) == "too_far"
+    feed = Feeder(w)
+    feed.parts(7)  # segment 0 complete, segment 1 has parts 0 and 1
+    assert w.state(0, None) == "ready" and w.state(0, 9) == "ready"
+    assert w.state(1, 1) == "ready" and w.state(1, 2) == "pending"
+    assert w.state(1, None) == "pending"
+    assert w.state(2, None) == "pending" and w.state(3, None) == "pending"
+    assert w.state(4, None) == "too_far"
+    assert w.state(2, 0) == "pending" and w.state(2, 3) == "pending"
+    assert w.state(2, 50) == "too_far" and w.state(3, 0) == "too_far"
+    w.end()
+    assert w.state(40, 0) == "ready"
+
+
+async def test_wait_resolves_on_arrival() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(3)
+    part = asyncio.create_task(w.wait(0, 3))
+    segment = asyncio.create_task(w.wait(0, None))
+    next_segment = asyncio.create_task(w.wait(1, 0))
+    await asyncio.sleep(0)
+    assert w.waiter_count == 3
+    feed.part()
+    await asyncio.wait_for(part, 1)
+    assert not segment.done()
+    feed.parts(2)  # part 4, then the keyframe that closes segment 0 and opens segment 1
+    await asyncio.wait_for(asyncio.gather(segment, next_segment), 1)
+    assert w.waiter_count == 0
+    await asyncio.wait_for(w.wait(0, 1), 1)  # already there
+
+
+async def test_wait_resolves_on_end() -> None:
+    w = window()
+    Feeder(w).parts(2)
+    waiter = asyncio.create_task(w.wait(1, None))
+    await asyncio.sleep(0)
+    w.end()
+    await asyncio.wait_for(waiter, 1)
+    assert w.waiter_count == 0
+
+
+async def test_cancelled_waiter_is_removed() -> None:
+    w = window()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(w.wait(0, 0), 0.01)
+    assert w.waiter_count == 0
+    waiter = asyncio.create_task(w.wait(0, 0))
+    other = asyncio.create_task(w.wait(0, 0))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.sleep(0)
+    assert w.waiter_count == 1
+    Feeder(w).part()
+    await asyncio.wait_for(other, 1)
+    assert w.waiter_count == 0
