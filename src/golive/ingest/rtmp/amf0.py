@@ -69,7 +69,7 @@ class AmfDate:
 
 
 class _Reader:
-    __slots__ = ("data", "pos", "objects")
+    __slots__ = ("data", "objects", "pos")
 
     def __init__(self, data: bytes | memoryview) -> None:
         self.data = memoryview(data)

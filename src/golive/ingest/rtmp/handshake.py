@@ -9,8 +9,8 @@ spec asks. Only version 3 (plain RTMP) is accepted; RTMPE/RTMPT are refused.
 
 from __future__ import annotations
 
-import os
 import enum
+import os
 
 HANDSHAKE_SIZE = 1536
 RTMP_VERSION = 3
