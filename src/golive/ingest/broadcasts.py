@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.media import MediaTag, TagType
-from golive.core.secrets import random_id
+from golive.core.secrets import hash_stream_key, random_id
 from golive.ingest.facts import IngestMeter
 from golive.ingest.publish import PublishRefused, RefusalReason
 from golive.store.repository import Store, StreamRecord
@@ -109,6 +109,7 @@ class _PublisherHandle:
         self._hub = hub
         # Kept in memory only, to notice a key reset while this publisher is live.
         self.stream_key = stream_key
+        self.stream_key_hash = hash_stream_key(stream_key)
         self._broadcast = broadcast
         self.protocol = protocol
         self.remote_address = remote_address
@@ -408,10 +409,24 @@ class BroadcastHub:
                 log.exception("broadcast state write failed")
 
     async def _sweep_loop(self, interval: float) -> None:
-        # Streams changed by another process (the CLI on the same database) are noticed here.
+        # Streams changed by another process (the CLI on the same database) are noticed
+        # here: one query for every live stream, a full re-check only where it changed.
         while True:
             await asyncio.sleep(interval)
-            for stream_id in list(self._broadcasts):
+            try:
+                states = await self._store.publish_states(list(self._broadcasts))
+            except Exception:
+                log.exception("live stream re-check failed")
+                continue
+            for stream_id, broadcast in list(self._broadcasts.items()):
+                state = states.get(stream_id)
+                publisher = broadcast.publisher
+                if (
+                    state is not None
+                    and state[0] != "disabled"
+                    and (publisher is None or publisher.stream_key_hash == state[1])
+                ):
+                    continue
                 try:
                     await self.stream_changed(stream_id)
                 except Exception:

@@ -97,6 +97,10 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+# Legacy FLV CodecIDs whose coded frames the fast path can count without a full parse.
+_LEGACY_FAST_VIDEO = {7: "h264", 12: "hevc"}
+
+
 class _RateWindow:
     """Bytes per arrival time over the last `WINDOW_S` seconds, with a running sum."""
 
@@ -108,8 +112,13 @@ class _RateWindow:
 
     def add(self, now: float, size: int) -> None:
         samples = self._samples
-        samples.append((now, size))
         self._total += size
+        # Tags that arrive together (one socket read) share one sample: same answer,
+        # a fraction of the per-tag cost at high tag rates.
+        if samples and samples[-1][0] == now:
+            samples[-1] = (now, samples[-1][1] + size)
+            return
+        samples.append((now, size))
         horizon = now - WINDOW_S
         while samples and (samples[0][0] <= horizon or len(samples) > _MAX_SAMPLES):
             self._total -= samples.popleft()[1]
@@ -208,7 +217,14 @@ class IngestMeter:
             self.malformed_tags += 1
 
     def _observe_video(self, tag: MediaTag) -> None:
-        info = parse_video_tag(tag.body)
+        body = tag.body
+        # Fast path for the common case: a legacy AVC/HEVC coded frame of the known codec.
+        if len(body) > 1 and body[1] == 1 and not body[0] & 0x80:
+            codec = _LEGACY_FAST_VIDEO.get(body[0] & 0x0F)
+            if codec is not None and codec == self._video_codec:
+                self._count_frame(tag.timestamp, body[0] >> 4 == 1)
+                return
+        info = parse_video_tag(body)
         if info.is_multitrack:
             return  # tracks are not split here; the first track's facts would mislead
         if info.is_sequence_header:
@@ -222,9 +238,14 @@ class IngestMeter:
             self._video_info = None
         if not info.is_frame:
             return
+        self._count_frame(tag.timestamp, info.is_keyframe)
+        if info.is_keyframe and info.codec == "vp9" and self._video_info is None:
+            self._video_info = describe_video(info)
+
+    def _count_frame(self, timestamp: int, keyframe: bool) -> None:
         self.video_frames += 1
         clock = self._clock
-        if not clock.advance(tag.timestamp):
+        if not clock.advance(timestamp):
             self._frame_times.clear()
             self._keyframe_times.clear()
         media_ms = clock.value
@@ -232,14 +253,18 @@ class IngestMeter:
         frames.append(media_ms)
         while frames and (media_ms - frames[0] > _WINDOW_MS or len(frames) > _MAX_SAMPLES):
             frames.popleft()
-        if info.is_keyframe:
+        if keyframe:
             self.keyframes += 1
             self._keyframe_times.append(media_ms)
-            if info.codec == "vp9" and self._video_info is None:
-                self._video_info = describe_video(info)
 
     def _observe_audio(self, tag: MediaTag) -> None:
-        info = parse_audio_tag(tag.body)
+        body = tag.body
+        # Fast path: a raw AAC frame once the AAC configuration is known.
+        if (len(body) > 1 and body[0] >> 4 == 10 and body[1] == 1
+                and self._audio_codec == "aac" and self._audio_info is not None):
+            self.audio_frames += 1
+            return
+        info = parse_audio_tag(body)
         if info.is_multitrack:
             return
         if info.is_sequence_header:

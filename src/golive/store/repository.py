@@ -436,6 +436,19 @@ class Store:
             )
             return None if row is None else _stream_record(row)
 
+    async def publish_states(self, stream_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """(status, stream key hash) of each stream that still exists: one cheap query
+        that lets the broadcast hub re-check every live publisher at once."""
+        if not stream_ids:
+            return {}
+        async with self._read() as session:
+            rows = await session.execute(
+                select(LiveStream.id, LiveStream.status, LiveStream.stream_key_hash).where(
+                    LiveStream.id.in_(stream_ids)
+                )
+            )
+            return {row.id: (row.status, row.stream_key_hash) for row in rows}
+
     async def find_stream_by_playback_id(
         self, playback_id: str
     ) -> tuple[StreamRecord, PlaybackIdRecord] | None:

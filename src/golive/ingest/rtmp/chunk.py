@@ -9,6 +9,7 @@ server sends. Every protocol violation raises `ChunkError`.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 # Protocol control message types handled at the chunk layer.
@@ -20,6 +21,9 @@ MAX_CHUNK_SIZE = 0x7FFFFFFF  # the spec's 31-bit limit
 EXTENDED_TIMESTAMP = 0xFFFFFF
 MAX_CHUNK_STREAMS = 64  # distinct chunk stream ids one peer may use at a time
 TIMESTAMP_MASK = 0xFFFFFFFF
+
+_U32 = struct.Struct(">I")
+_U32LE = struct.Struct("<I")
 
 
 class ChunkError(ValueError):
@@ -40,8 +44,16 @@ class Message:
 class _InState:
     """What a chunk stream id remembers between chunks (RTMP spec 5.3.1.2)."""
 
-    __slots__ = ("timestamp", "delta", "length", "type_id", "stream_id", "extended", "buffer",
-                 "started")
+    __slots__ = (
+        "buffer",
+        "delta",
+        "extended",
+        "length",
+        "started",
+        "stream_id",
+        "timestamp",
+        "type_id",
+    )
 
     def __init__(self) -> None:
         self.timestamp = 0
@@ -137,22 +149,22 @@ class ChunkReader:
         new_message = not state.buffer
         timestamp_field = 0
         if fmt <= 2:
-            timestamp_field = int.from_bytes(buf[mh : mh + 3], "big")
+            timestamp_field = (buf[mh] << 16) | (buf[mh + 1] << 8) | buf[mh + 2]
         extended = timestamp_field == EXTENDED_TIMESTAMP if fmt <= 2 else state.extended
         need = header + message_header + (4 if extended else 0)
         if avail < need:
             return 0, None
-        ext_value = int.from_bytes(buf[pos + need - 4 : pos + need], "big") if extended else 0
+        ext_value = _U32.unpack_from(buf, pos + need - 4)[0] if extended else 0
 
         # Work out the message this chunk belongs to before committing any state.
         length = state.length
         type_id = state.type_id
         stream_id = state.stream_id
         if fmt <= 1:
-            length = int.from_bytes(buf[mh + 3 : mh + 6], "big")
+            length = (buf[mh + 3] << 16) | (buf[mh + 4] << 8) | buf[mh + 5]
             type_id = buf[mh + 6]
             if fmt == 0:
-                stream_id = int.from_bytes(buf[mh + 7 : mh + 11], "little")
+                stream_id = _U32LE.unpack_from(buf, mh + 7)[0]
         if fmt <= 1 and state.buffer and (length != state.length or type_id != state.type_id):
             raise ChunkError(f"chunk stream {csid} changed message header mid-message")
         if length > self.max_message_size:
@@ -185,8 +197,12 @@ class ChunkReader:
         state.type_id = type_id
         state.stream_id = stream_id
         start = pos + need
-        state.buffer += buf[start : start + take]
         consumed = need + take
+        if new_message and take == length:
+            # The whole message in one chunk (most audio): no reassembly copy.
+            payload = bytes(buf[start : start + take])
+            return consumed, Message(csid, type_id, stream_id, state.timestamp, payload)
+        state.buffer += buf[start : start + take]
         if len(state.buffer) < length:
             return consumed, None
         payload = bytes(state.buffer)
