@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,13 +13,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from tests.nginxedge import EDGE_CONF, NGINX, free_port, main_config, wait_listening
 
 from golive.delivery.origin import create_origin_app
 from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
-
-NGINX = Path("/usr/sbin/nginx")
-EDGE_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "edge.conf"
 
 pytestmark = pytest.mark.skipif(
     not NGINX.exists(), reason="needs nginx at /usr/sbin/nginx (apt-get install nginx-light)"
@@ -95,45 +92,9 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def main_config(tmp: Path, edge_conf: Path) -> str:
-    temp = "\n".join(
-        f"    {kind}_temp_path {tmp / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    # Workers of a root master switch to "nobody", who could not write the cache in tmp.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return (
-        f"{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
-        "events { worker_connections 1024; }\n"
-        f"http {{\n    access_log off;\n{temp}\n    include {edge_conf};\n}}\n"
-    )
-
-
-async def wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(200):
-        if proc.returncode is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.025)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise RuntimeError("nginx did not start listening")
-
-
 @pytest.fixture
 async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
-    presentation = Presentation("p1", low_latency=True, part_target=PART)
+    presentation = Presentation("p1", low_latency=True, part_target=PART, clock=lambda: 0.0)
     window = presentation.add_rendition(
         "video", bandwidth=3_000_000, average_bandwidth=2_700_000, frame_rate=30.0
     )

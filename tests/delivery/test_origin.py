@@ -64,7 +64,7 @@ class Feed:
 
 
 def make_feed(pid: str = "p1", *, low_latency: bool = True, init: bool = True) -> Feed:
-    presentation = Presentation(pid, low_latency=low_latency, part_target=PART)
+    presentation = Presentation(pid, low_latency=low_latency, part_target=PART, clock=lambda: 0.0)
     for name, bandwidth in (("video", 3_000_000), ("low", 800_000)):
         window = presentation.add_rendition(
             name, bandwidth=bandwidth, average_bandwidth=bandwidth * 9 // 10, frame_rate=30.0

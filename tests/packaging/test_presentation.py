@@ -22,7 +22,7 @@ def init(width: int, height: int, profile: str = "64001f") -> InitSegment:
 
 
 def ladder(low_latency: bool = True) -> Presentation:
-    p = Presentation("pb_abc", low_latency=low_latency, part_target=0.2)
+    p = Presentation("pb_abc", low_latency=low_latency, part_target=0.2, clock=lambda: 0.0)
     p.add_rendition("360p", bandwidth=1_000_000, average_bandwidth=900_000, frame_rate=29.97)
     p.add_rendition("720p", bandwidth=3_300_000, average_bandwidth=3_000_000, frame_rate=29.97)
     return p
@@ -66,7 +66,7 @@ def test_standard_mode_is_version_7() -> None:
 
 
 def test_audio_only_rendition_has_no_resolution() -> None:
-    p = Presentation("pb_a", low_latency=True, part_target=0.2)
+    p = Presentation("pb_a", low_latency=True, part_target=0.2, clock=lambda: 0.0)
     window = p.add_rendition("audio", bandwidth=128_000, average_bandwidth=100_000, frame_rate=0)
     window.set_init(InitSegment(b"a", (AUDIO,)))
     text = p.multivariant_playlist()
@@ -145,3 +145,12 @@ async def test_removed_rendition_releases_its_waiters() -> None:
     assert "720p" not in p.renditions and p.media_playlist("720p") is None
     window.set_init(init(1920, 1080))  # a late init on the removed window changes nothing
     assert p.multivariant_playlist() is None
+
+
+def test_segment_numbers_never_repeat_across_broadcasts_of_a_playback_id() -> None:
+    # Media URLs are immutable in caches: a later broadcast must use new numbers.
+    first = Presentation("pb_a", low_latency=True, part_target=0.2, clock=lambda: 1000.0)
+    window = first.add_rendition("720p", bandwidth=1, average_bandwidth=1, frame_rate=30)
+    second = Presentation("pb_a", low_latency=True, part_target=0.2, clock=lambda: 1001.0)
+    later = second.add_rendition("720p", bandwidth=1, average_bandwidth=1, frame_rate=30)
+    assert later.next_part()[0] > window.next_part()[0] >= 2000

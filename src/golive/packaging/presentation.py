@@ -4,6 +4,8 @@ media playlists with their rendition reports (stage: packaging)."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from golive.packaging.window import RenditionWindow
 
@@ -13,8 +15,19 @@ __all__ = ["Presentation"]
 class Presentation:
     """The renditions of one broadcast, as served under `/live/{playback_id}`."""
 
-    def __init__(self, playback_id: str, *, low_latency: bool, part_target: float) -> None:
+    def __init__(
+        self,
+        playback_id: str,
+        *,
+        low_latency: bool,
+        part_target: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.playback_id = playback_id
+        # Segments are numbered from twice the Unix time at start: segments are at least
+        # ~0.9 s long, so a playback id's next broadcast always starts above this one's
+        # numbers, and URLs cached as immutable are never reused for other media.
+        self.first_msn = int(clock() * 2)
         self.low_latency = low_latency
         self.part_target = part_target
         self.renditions: dict[str, RenditionWindow] = {}
@@ -28,6 +41,12 @@ class Presentation:
         old = self.renditions.pop(name, None)
         if old is not None:
             old.end()
+        # Renditions share segment numbers (players switch by msn); a late one joins at
+        # the siblings' next segment.
+        first_msn = max(
+            [self.first_msn, *(w.last_msn + 1 for w in self.renditions.values())]
+            + ([old.last_msn + 1] if old is not None else [])
+        )
         window = RenditionWindow(
             name,
             part_target=self.part_target,
@@ -35,6 +54,7 @@ class Presentation:
             bandwidth=bandwidth,
             average_bandwidth=average_bandwidth,
             frame_rate=frame_rate,
+            first_msn=first_msn,
         )
         window.init_listener = self._on_init
         self.renditions[name] = window

@@ -111,6 +111,7 @@ class RenditionWindow:
         frame_rate: float,
         playlist_segments: int = 6,
         max_bytes: int = 64 * 1024 * 1024,
+        first_msn: int = 0,
     ) -> None:
         if part_target <= 0:
             raise ValueError("part_target must be positive")
@@ -125,7 +126,10 @@ class RenditionWindow:
         self.playlist_segments = playlist_segments
         self.max_bytes = max_bytes
         self.init: InitSegment | None = None
-        self.init_generation = 0
+        # Media URLs are cached as immutable, so a playback id's next broadcast must not
+        # reuse numbers: the presentation starts each window at a clock-derived msn.
+        self.init_generation = first_msn
+        self._next_msn = first_msn
         self.ended = False
         self.parts_out_of_spec = 0
         """Parts longer than PART-TARGET, or non-final parts shorter than 85% of it."""
@@ -191,12 +195,13 @@ class RenditionWindow:
             elif self._segments:
                 self._extend_timeline(self._segments[-1].parts[-1], part)
             open_segment = _Segment(
-                msn=self._segments[-1].msn + 1 if self._segments else 0,
+                msn=self._next_msn,
                 generation=self.init_generation,
                 discontinuity=discontinuity,
                 discontinuity_sequence=self._discontinuities,
             )
             self._segments.append(open_segment)
+            self._next_msn += 1
         open_segment.parts.append(part)
         self._evict()
         self._wake()
@@ -229,7 +234,7 @@ class RenditionWindow:
 
     @property
     def last_msn(self) -> int:
-        return self._segments[-1].msn if self._segments else -1
+        return self._segments[-1].msn if self._segments else self._next_msn - 1
 
     @property
     def last_part(self) -> int:

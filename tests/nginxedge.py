@@ -1,0 +1,82 @@
+"""A real nginx running deploy/nginx/edge.conf in front of an origin, for tests and benches."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+NGINX = Path("/usr/sbin/nginx")
+EDGE_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "edge.conf"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def main_config(tmp: Path, edge_conf: Path) -> str:
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # Workers of a root master switch to "nobody", who could not write the cache in tmp.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
+        "events { worker_connections 4096; }\n"
+        f"http {{\n    access_log off;\n{temp}\n    include {edge_conf};\n}}\n"
+    )
+
+
+def render_edge(tmp: Path, origin: str, listen: str) -> Path:
+    """Write nginx.conf + the rendered edge.conf into `tmp`; returns nginx.conf."""
+    cache_dir = tmp / "cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    rendered = (
+        EDGE_CONF.read_text()
+        .replace("{{ORIGIN}}", origin)
+        .replace("{{LISTEN}}", listen)
+        .replace("{{CACHE_DIR}}", str(cache_dir))
+    )
+    assert "{{" not in rendered
+    (tmp / "edge.conf").write_text(rendered)
+    (tmp / "nginx.conf").write_text(main_config(tmp, tmp / "edge.conf"))
+    return tmp / "nginx.conf"
+
+
+async def wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
+    for _ in range(400):
+        if proc.returncode is not None:
+            raise RuntimeError(f"nginx exited with {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.025)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError("nginx did not start listening")
+
+
+@asynccontextmanager
+async def edge_cache(tmp: Path, origin_port: int) -> AsyncIterator[str]:
+    """nginx with edge.conf proxying to 127.0.0.1:origin_port; yields the edge's base URL."""
+    port = free_port()
+    conf = render_edge(tmp, f"127.0.0.1:{origin_port}", f"127.0.0.1:{port}")
+    proc = await asyncio.create_subprocess_exec(
+        str(NGINX), "-p", str(tmp), "-c", str(conf), "-g", "daemon off; error_log stderr warn;"
+    )
+    try:
+        await wait_listening(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
