@@ -57,6 +57,13 @@ def source_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_source(tmp_path_factory.mktemp("media") / "source.flv")
 
 
+@pytest.fixture(scope="session")
+def source_480p(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s of 854x480 30 fps H.264 + AAC: the default profile makes a 480p + 360p ladder."""
+    return make_source(tmp_path_factory.mktemp("media") / "source-480p.flv", size="854x480",
+                       video_kbps=1500)
+
+
 async def create_stream(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     response = await api.post("/live-streams", json={"name": "test", **body})
     assert response.status_code == 201, response.text
