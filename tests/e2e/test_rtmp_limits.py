@@ -63,8 +63,8 @@ async def test_enhanced_rtmp_hevc_and_av1_are_accepted_and_passed_through(
                                      + b"\x00\x00\x00\x10" + bytes(16)))
         await client.send(*tags)
 
-        async def live() -> dict[str, object] | None:
-            facts = (await get_stream(api, stream["id"]))["live"]
+        async def live(stream_id: str = stream["id"], codec: str = codec) -> dict[str, object] | None:
+            facts = (await get_stream(api, stream_id))["live"]
             return facts if facts and facts.get("video_codec") == codec else None
 
         facts = await eventually(live, what=f"{codec} facts")
@@ -72,11 +72,15 @@ async def test_enhanced_rtmp_hevc_and_av1_are_accepted_and_passed_through(
             assert (facts["width"], facts["height"]) == (426, 240)
         dump = observer.dumps[stream["id"]]
 
-        async def passed_through() -> bool:
-            return dump.tags >= 11  # the sequence start and every coded frame
-
-        await eventually(passed_through, what="tags passed through")
+        await wait_tags(dump, 11)  # the sequence start and every coded frame
         client.close()
+
+
+async def wait_tags(dump: FlvDump, count: int) -> None:
+    async def enough() -> bool:
+        return dump.tags >= count
+
+    await eventually(enough, what=f"{count} tags passed through")
 
 
 async def test_publisher_limit_and_idle_timeout(tmp_path: Path) -> None:
