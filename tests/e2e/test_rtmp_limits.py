@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.conftest import (
     ADMIN,
     DumpObserver,
+    FlvDump,
     create_stream,
     eventually,
     get_stream,
