@@ -20,10 +20,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
+from golive.chat.service import ChatService
 from golive.core.events import EventBus
 from golive.ingest.broadcasts import BroadcastHub
 from golive.ingest.rtmp.server import RtmpServer
 from golive.logs import configure_logging
+from golive.media.pipeline import LivePipeline
+from golive.media.transcoder import detect_capabilities
+from golive.packaging.presentation import Presentation
 from golive.settings import Settings
 from golive.store.recorder import EventRecorder
 from golive.store.repository import Store
@@ -41,6 +45,33 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _NoPresentations:
+    """The origin's directory on a node that does not transcode (GOLIVE_TRANSCODE=false)."""
+
+    def presentation(self, playback_id: str) -> Presentation | None:
+        return None
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool:
+        return True
+
+
+class _LiveView:
+    """What the API shows of a live stream: ingest facts plus the pipeline's (ladder, encoder)."""
+
+    def __init__(self, hub: BroadcastHub, pipeline: LivePipeline | None) -> None:
+        self._hub = hub
+        self._pipeline = pipeline
+
+    def ingest_facts(self, stream_id: str) -> dict[str, Any] | None:
+        facts = self._hub.ingest_facts(stream_id)
+        if facts is not None and self._pipeline is not None:
+            facts["pipeline"] = self._pipeline.facts(stream_id)
+        return facts
+
+    async def stream_changed(self, stream_id: str) -> None:
+        await self._hub.stream_changed(stream_id)
+
+
 class Golive:
     """One golive node. Use `async with Golive(settings) as node:` or `start()`/`stop()`."""
 
@@ -51,7 +82,9 @@ class Golive:
         self.hub: BroadcastHub | None = None
         self.rtmp: RtmpServer | None = None
         self.rtmps: RtmpServer | None = None
+        self.pipeline: LivePipeline | None = None
         self.http: FastAPI | None = None
+        self.chat: ChatService | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
@@ -97,6 +130,21 @@ class Golive:
         )
         await self.hub.start()
 
+        if s.transcode:
+            ffmpeg = s.ffmpeg_path()
+            self.pipeline = LivePipeline(
+                ffmpeg=ffmpeg,
+                bus=self.bus,
+                profiles_dirs=(s.profiles_dir or s.data_dir / "profiles",),
+                ended_ttl=s.ended_playlist_ttl,
+                capabilities=await detect_capabilities(ffmpeg),
+            )
+            self.hub.add_observer(self.pipeline)
+
+        # Chat (issue 4): rooms, moderation and system messages; routes in _build_http.
+        self.chat = ChatService(s, self.store, self.bus)
+        await self.chat.start()
+
         self.http = self._build_http()
         self._http_socket = _bind(s.host, s.http_port)
         config = uvicorn.Config(
@@ -117,6 +165,7 @@ class Golive:
             "idle_timeout": s.rtmp_idle_timeout,
             "max_message_size": s.rtmp_max_message_size,
             "max_connections": s.max_publishers * 2,
+            "read_batch": s.rtmp_read_batch_ms / 1000,
         }
         if s.rtmp_port or s.rtmp_port == 0:
             self.rtmp = RtmpServer(self.hub, host=s.host, port=s.rtmp_port, **rtmp_options)
@@ -151,6 +200,10 @@ class Golive:
                 await server.close()
         if self.hub is not None:
             await self.hub.close()
+        if self.pipeline is not None:
+            await self.pipeline.close()
+        if self.chat is not None:
+            await self.chat.close()
         if self._http_server is not None and self._http_task is not None:
             self._http_server.should_exit = True
             with contextlib.suppress(Exception):
@@ -175,13 +228,23 @@ class Golive:
 
     def _build_http(self) -> FastAPI:
         from golive.api.app import create_api_app
+        from golive.delivery.origin import create_origin_app
 
         assert self.store is not None and self.hub is not None
         app = FastAPI(
             title="golive", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
         )
         api = create_api_app(settings=self.settings, store=self.store, bus=self.bus,
-                             broadcasts=self.hub)
+                             broadcasts=_LiveView(self.hub, self.pipeline))
+        # Chat (issue 4): REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
+        from golive.api.auth import Authenticator
+        from golive.api.chat import chat_router
+        from golive.chat.websocket import chat_routes
+
+        assert self.chat is not None
+        api.include_router(chat_router(Authenticator(self.settings, self.store), self.chat))
+        app.router.routes.extend(chat_routes(self.chat))
+        # End chat.
         app.mount("/api/v1", api)
 
         hub = self.hub
@@ -195,6 +258,9 @@ class Golive:
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> PlainTextResponse:
             return PlainTextResponse(self._metrics_text(), media_type="text/plain; version=0.0.4")
+
+        # The LL-HLS origin answers everything under /live/; mounted last.
+        app.mount("/", create_origin_app(self.pipeline or _NoPresentations()))
 
         return app
 
@@ -251,6 +317,14 @@ def run_server(settings: Settings) -> None:
     """Entry point for `golive serve`."""
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(serve_forever(settings))
+        # uvloop (installed with uvicorn[standard]) roughly halves the event loop's
+        # per-read cost, which is most of what ingest costs per stream.
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        runner = asyncio.run
+    try:
+        runner(serve_forever(settings))
     except KeyboardInterrupt:
         pass

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         "request came in on (HTTP) or 127.0.0.1.",
     )
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP port: API, playback, pages.")
-    rtmp_port: int = Field(1935, ge=0, le=65535, description="RTMP ingest port; 0 disables.")
+    rtmp_port: int = Field(1935, ge=0, le=65535, description="RTMP ingest port (0 picks a free port).")
     rtmps_port: int | None = Field(
         None, ge=0, le=65535, description="RTMPS (RTMP over TLS) port; needs tls_cert and tls_key."
     )
@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     rtmp_idle_timeout: float = Field(
         20.0, gt=0, description="Seconds without any bytes from a publisher before it is dropped."
     )
+    rtmp_read_batch_ms: float = Field(
+        40.0,
+        ge=0,
+        le=200,
+        description="Once a publisher is live, RTMP reads wait up to this many milliseconds "
+        "so one read takes several packets: about half the CPU per stream for at most this "
+        "much extra delay. 0 reads every packet as it arrives.",
+    )
     rtmp_max_message_size: int = Field(
         16 * 1024 * 1024,
         ge=64 * 1024,
@@ -100,6 +108,64 @@ class Settings(BaseSettings):
     )
     event_history: int = Field(
         1000, ge=10, description="Events kept per stream in the database (oldest are pruned)."
+    )
+
+    # Chat (see golive.chat).
+    chat_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs chat identity cookies and chat tokens; empty means a "
+        "random one generated once and kept in data_dir/chat-secret.",
+    )
+    chat_history: int = Field(
+        50, ge=0, le=500, description="Messages a viewer receives when entering a chat room."
+    )
+    chat_max_message_length: int = Field(
+        500, ge=1, le=2000, description="Longest chat message, in characters (after trimming)."
+    )
+    chat_user_rate: float = Field(
+        1.0, gt=0, description="Messages per second one chat user may send on average."
+    )
+    chat_user_burst: int = Field(
+        5, ge=1, description="Messages one chat user may send in a quick burst."
+    )
+    chat_room_rate: float = Field(
+        100.0, gt=0, description="Messages per second one stream's chat accepts in total; "
+        "more are refused with \"chat is busy\"."
+    )
+    chat_room_burst: int = Field(
+        200, ge=1, description="Messages a stream's chat accepts in a quick burst."
+    )
+    chat_flush_interval: float = Field(
+        0.05, ge=0.001, le=1.0,
+        description="Seconds between a chat room's outgoing batches (events that arrive in "
+        "between go out together as one JSON array).",
+    )
+    chat_send_queue: int = Field(
+        64, ge=1, description="Outgoing batches queued per chat connection; a viewer that "
+        "falls further behind is dropped from the room.",
+    )
+    chat_send_timeout: float = Field(
+        10.0, gt=0, description="Seconds one send to a chat viewer may take before the viewer "
+        "is dropped from the room.",
+    )
+    chat_max_frame_bytes: int = Field(
+        4096, ge=256, description="Largest WebSocket frame a chat client may send, in bytes."
+    )
+    chat_max_bad_frames: int = Field(
+        5, ge=1, description="Invalid frames (bad JSON, too big, unknown type) a chat client "
+        "may send before it is disconnected.",
+    )
+    chat_max_connections: int = Field(
+        50_000, ge=1, description="Most chat WebSocket connections on this node."
+    )
+    chat_review_timeout: float = Field(
+        0.2, gt=0, le=5.0, description="Seconds to wait for a stream's message review hook "
+        "before applying its fallback."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For header is trusted for the client address (chat bans by IP).",
     )
 
     @field_validator("log_level")

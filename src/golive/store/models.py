@@ -162,3 +162,92 @@ class Broadcast(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     protocol: Mapped[str] = mapped_column(String(16))
     remote_address: Mapped[str] = mapped_column(String(100))
+
+
+# Chat (golive.chat) -------------------------------------------------------------------------
+
+REVIEW_FALLBACKS = ("allow", "deny")
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (Index("ix_chat_messages_stream_id_id", "stream_id", "id"),)
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(String(2000))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ip: Mapped[str] = mapped_column(String(64))
+
+
+class ChatBan(Base):
+    __tablename__ = "chat_bans"
+    __table_args__ = (Index("ix_chat_bans_stream_id", "stream_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChatSettings(Base):
+    __tablename__ = "chat_settings"
+    __table_args__ = (
+        CheckConstraint(_in("review_hook_fallback", REVIEW_FALLBACKS),
+                        name="review_hook_fallback"),
+        CheckConstraint("slow_mode >= 0", name="slow_mode"),
+    )
+
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    slow_mode: Mapped[int] = mapped_column(Integer, default=0)
+    signed_in_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_hook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    review_hook_fallback: Mapped[str] = mapped_column(String(8), default="allow")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# Playback views and their QoE events (golive.web) --------------------------------------------
+
+
+class PlaybackView(Base):
+    """One player on one page: created by the player's first QoE batch."""
+
+    __tablename__ = "playback_views"
+    __table_args__ = (
+        Index("ix_playback_views_stream_id_started_at", "stream_id", "started_at"),
+        Index("ix_playback_views_playback_id_last_seen_at", "playback_id", "last_seen_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    playback_id: Mapped[str] = mapped_column(String(64))
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_agent: Mapped[str] = mapped_column(String(300))
+
+
+class PlaybackEvent(Base):
+    __tablename__ = "playback_events"
+    __table_args__ = (Index("ix_playback_events_view_id_id", "view_id", "id"),)
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    view_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("playback_views.id", ondelete="CASCADE")
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,389 @@
+"""Chat fan-out benchmark: N WebSocket viewers in one room, M messages/s from a few senders.
+
+Starts a golive node in its own process (chat only: no transcoding), then load
+generator processes that each hold many viewers on a minimal asyncio WebSocket
+client (raw frames, no library per message). Senders embed a monotonic send time
+in each message; a sample of viewers decodes every frame to measure delivery
+latency, all viewers count messages. Prints one table with p50/p99 latency,
+messages delivered per second, the server's CPU and memory and the load
+generator's CPU, against the goal (p99 under 250 ms at 10,000 viewers x 50 msg/s).
+
+    .venv/bin/python bench/chat.py                       # 1,000 and 10,000 viewers
+    .venv/bin/python bench/chat.py --clients 2000 --rate 20 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import resource
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN = "bench-admin-token"
+GOAL_P99_MS = 250.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# Server process ------------------------------------------------------------------------
+
+
+def run_server(conn: Connection, stop: MpEvent, data_dir: str, rate: float, senders: int) -> None:
+    from golive.app import Golive
+    from golive.settings import Settings
+
+    per_sender = rate / max(1, senders)
+    settings = Settings(
+        data_dir=Path(data_dir), host="127.0.0.1", http_port=0, rtmp_port=0,
+        admin_token=ADMIN, transcode=False, log_level="warning",
+        chat_user_rate=per_sender * 2 + 1, chat_user_burst=20,
+        chat_room_rate=rate * 4 + 10, chat_room_burst=int(rate * 4 + 10),
+    )
+
+    async def main() -> None:
+        async with Golive(settings) as node:
+            conn.send(node.http_port)
+            await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+
+    asyncio.run(main())
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_mem(pid: int) -> tuple[float, float]:
+    """RSS and peak RSS in MiB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in {"VmRSS", "VmHWM"}:
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+# Load generator ------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerResult:
+    connected: int = 0
+    failed: int = 0
+    delivered: int = 0
+    sent: int = 0
+    refused: int = 0
+    latencies: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    closed_early: int = 0
+
+
+class Viewer(asyncio.Protocol):
+    """A minimal WebSocket client: handshake, unmasked server frames, zero-mask client frames."""
+
+    def __init__(self, path: str, sample: bool, result: WorkerResult) -> None:
+        self.path = path
+        self.sample = sample
+        self.result = result
+        self.buffer = bytearray()
+        self.handshaken = False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.measuring = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed during handshake"))
+        elif self.measuring:
+            self.result.closed_early += 1
+
+    def send_text(self, text: str) -> None:
+        data = text.encode()
+        n = len(data)
+        header = bytes([0x81, 0x80 | n]) if n < 126 else struct.pack("!BBH", 0x81, 0xFE, n)
+        assert self.transport is not None
+        self.transport.write(header + b"\0\0\0\0" + data)  # a zero mask key: payload as is
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        if not self.handshaken:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[:end]:
+                self.ready.set_exception(ConnectionError(bytes(buf[:end]).decode()))
+                return
+            del buf[: end + 4]
+            self.handshaken = True
+            self.ready.set_result(None)
+        while len(buf) >= 2:
+            opcode = buf[0] & 0x0F
+            length = buf[1] & 0x7F
+            head = 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length = struct.unpack_from("!H", buf, 2)[0]
+                head = 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length = struct.unpack_from("!Q", buf, 2)[0]
+                head = 10
+            if len(buf) < head + length:
+                return
+            payload = bytes(buf[head: head + length])
+            del buf[: head + length]
+            if opcode == 1 and self.measuring:
+                self.on_text(payload)
+            elif opcode == 9 and self.transport is not None:  # ping: answer with a pong
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+
+    def on_text(self, payload: bytes) -> None:
+        count = payload.count(b'"type":"message"')
+        self.result.delivered += count
+        if self.sample and count:
+            now = time.monotonic()
+            value = json.loads(payload)
+            for frame in value if isinstance(value, list) else [value]:
+                if frame.get("type") == "message" and frame["text"].startswith("bench "):
+                    self.result.latencies.append(now - float(frame["text"].split()[2]))
+        elif b'"type":"error"' in payload:
+            self.result.refused += payload.count(b'"type":"error"')
+
+
+async def worker_main(
+    port: int, pid: str, clients: int, senders: int, rate: float, sample_every: int,
+    duration: float, index: int, ready: Connection, start: MpEvent,
+) -> WorkerResult:
+    loop = asyncio.get_running_loop()
+    result = WorkerResult()
+    viewers: list[Viewer] = []
+    gate = asyncio.Semaphore(100)
+
+    async def connect(i: int) -> None:
+        async with gate:
+            viewer = Viewer(f"/chat/{pid}", i % sample_every == 0, result)
+            try:
+                await loop.create_connection(lambda: viewer, "127.0.0.1", port)
+                await asyncio.wait_for(viewer.ready, 30)
+            except (OSError, TimeoutError, ConnectionError):
+                result.failed += 1
+                return
+            viewers.append(viewer)
+            result.connected += 1
+
+    await asyncio.gather(*(connect(i) for i in range(clients)))
+    speakers = viewers[:senders]
+    for n, viewer in enumerate(speakers):
+        viewer.send_text(json.dumps({"type": "join", "name": f"sender-{index}-{n}"}))
+    ready.send((result.connected, result.failed))
+    await loop.run_in_executor(None, start.wait)
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    for viewer in viewers:
+        viewer.measuring = True
+
+    async def speak(viewer: Viewer, offset: float) -> None:
+        interval = len(speakers) / rate if speakers else 1.0
+        await asyncio.sleep(offset * interval)
+        t0 = loop.time()
+        k = 0
+        while loop.time() - t0 < duration:
+            viewer.send_text(json.dumps({"type": "send",
+                                         "text": f"bench {index}.{k} {time.monotonic():.6f}"}))
+            result.sent += 1
+            k += 1
+            await asyncio.sleep(max(0.0, t0 + k * interval - loop.time()))
+
+    if speakers and rate > 0:
+        await asyncio.gather(*(speak(v, n / len(speakers)) for n, v in enumerate(speakers)))
+    else:
+        await asyncio.sleep(duration)
+    await asyncio.sleep(2.0)  # let the last batches arrive
+    for viewer in viewers:
+        viewer.measuring = False
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    result.cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    for viewer in viewers:
+        if viewer.transport is not None:
+            viewer.transport.close()
+    return result
+
+
+def run_worker(port: int, pid: str, clients: int, senders: int, rate: float,
+               sample_every: int, duration: float, index: int, ready: Connection,
+               start: MpEvent, out: Connection) -> None:
+    result = asyncio.run(worker_main(port, pid, clients, senders, rate, sample_every,
+                                     duration, index, ready, start))
+    out.send(result)
+
+
+# One run ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_once(clients: int, rate: float, senders: int, duration: float, workers: int,
+             sample_every: int) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix="golive-bench-chat-") as data_dir:
+        stop = ctx.Event()
+        port_rx, port_tx = ctx.Pipe(duplex=False)
+        server = ctx.Process(target=run_server, args=(port_tx, stop, data_dir, rate, senders),
+                             daemon=True)
+        server.start()
+        assert server.pid is not None
+        try:
+            if not port_rx.poll(60):
+                raise RuntimeError("the node did not start")
+            port = port_rx.recv()
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
+                              headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+                stream = api.post("/live-streams", json={"name": "bench"}).json()["data"]
+            pid = stream["playback_ids"][0]["id"]
+            start = ctx.Event()
+            procs, readies, outs = [], [], []
+            for w in range(workers):
+                share = clients // workers + (1 if w < clients % workers else 0)
+                speak = senders // workers + (1 if w < senders % workers else 0)
+                ready_rx, ready_tx = ctx.Pipe(duplex=False)
+                out_rx, out_tx = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=run_worker,
+                    args=(port, pid, share, speak, rate * speak / max(1, senders), sample_every,
+                          duration, w, ready_tx, start, out_tx),
+                    daemon=True,
+                )
+                proc.start()
+                procs.append(proc)
+                readies.append(ready_rx)
+                outs.append(out_rx)
+            connected = failed = 0
+            for ready_rx in readies:
+                if not ready_rx.poll(300):
+                    raise RuntimeError("viewers did not connect in time")
+                c, f = ready_rx.recv()
+                connected, failed = connected + c, failed + f
+            time.sleep(1.5)  # joins and the first viewer-count push settle
+            rss_before, _ = proc_mem(server.pid)
+            cpu0 = proc_cpu(server.pid)
+            t0 = time.monotonic()
+            start.set()
+            results: list[WorkerResult] = []
+            for out_rx in outs:
+                if not out_rx.poll(duration + 120):
+                    raise RuntimeError("a load generator did not finish")
+                results.append(out_rx.recv())
+            elapsed = time.monotonic() - t0
+            server_cpu = proc_cpu(server.pid) - cpu0
+            rss, peak = proc_mem(server.pid)
+            for proc in procs:
+                proc.join(10)
+        finally:
+            stop.set()
+            server.join(15)
+            if server.is_alive():
+                server.kill()
+    latencies = [x * 1000 for r in results for x in r.latencies]
+    sent = sum(r.sent for r in results)
+    delivered = sum(r.delivered for r in results)
+    return {
+        "clients": connected, "failed": failed, "rate": rate, "sent": sent,
+        "refused": sum(r.refused for r in results),
+        "expected": sent * connected, "delivered": delivered,
+        "delivered_per_s": delivered / elapsed,
+        "p50": percentile(latencies, 0.50), "p99": percentile(latencies, 0.99),
+        "max": max(latencies) if latencies else float("nan"), "samples": len(latencies),
+        "server_cpu": server_cpu, "elapsed": elapsed, "rss": rss, "rss_idle": rss_before,
+        "peak": peak, "client_cpu": sum(r.cpu for r in results),
+        "dropped": sum(r.closed_early for r in results),
+    }
+
+
+def raise_fd_limit(needed: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default="1000,10000",
+                        help="comma-separated viewer counts, one run each")
+    parser.add_argument("--rate", type=float, default=50.0, help="messages per second in all")
+    parser.add_argument("--senders", type=int, default=50, help="viewers that also send")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending")
+    parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--sample-every", type=int, default=20,
+                        help="one viewer in this many measures latency")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.clients.split(",") if c]
+    limit = raise_fd_limit(max(counts) + 1000)
+    if limit < max(counts) + 200:
+        print(f"warning: open-file limit {limit} is low for {max(counts)} viewers",
+              file=sys.stderr)
+    rows = []
+    for count in counts:
+        print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s ...",
+              file=sys.stderr, flush=True)
+        rows.append(run_once(count, args.rate, args.senders, args.duration, args.workers,
+                             args.sample_every))
+    print_table(rows, args)
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    cores = os.cpu_count()
+    print(f"\nchat fan-out, one room, {args.senders} senders, {args.duration:g} s, "
+          f"{args.workers} load processes, {cores} cores; goal p99 < {GOAL_P99_MS:g} ms")
+    header = (f"{'viewers':>8} {'msg/s':>6} {'sent':>6} {'delivered':>10} {'lost':>7} "
+              f"{'deliv/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv cpu':>8} "
+              f"{'srv rss':>8} {'gen cpu':>8} {'drops':>5} {'goal':>5}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        lost = r["expected"] - r["delivered"]
+        srv = r["server_cpu"] / r["elapsed"]
+        gen = r["client_cpu"] / r["elapsed"]
+        goal = "ok" if r["p99"] < GOAL_P99_MS and lost == 0 else "miss"
+        print(f"{r['clients']:>8} {r['rate']:>6g} {r['sent']:>6} {r['delivered']:>10} "
+              f"{lost:>7} {r['delivered_per_s']:>9.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} "
+              f"{r['max']:>7.0f} {srv:>8.0%} {r['rss']:>6.0f}MB {gen:>8.0%} "
+              f"{r['dropped']:>5} {goal:>5}")
+    print("srv cpu / gen cpu: CPU time of the node / the load generators per wall second "
+          "(100% = one core); srv rss: node memory after the run; lost: messages not seen "
+          "by some viewer; drops: viewers disconnected during the run")
+
+
+if __name__ == "__main__":
+    main()

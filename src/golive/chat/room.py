@@ -1,0 +1,186 @@
+"""Chat rooms and their connections: batching, encode-once fan-out, slow-viewer dropping (chat).
+
+A `Room` collects outgoing frames and flushes them at most every `flush_interval`
+seconds: the batch is JSON-encoded once and the same string is queued on every
+connection. Each `ChatConnection` has a bounded queue drained by its own writer
+task; a connection whose queue overflows, or whose send stalls (checked by the
+service's ticker), is dropped from the room, so one slow viewer never delays the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from golive.chat.frames import encode, viewers_frame
+from golive.chat.identity import ChatUser
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes in the application range (4000-4999).
+CLOSE_TOO_SLOW = 4408
+CLOSE_UNKNOWN_ROOM = 4404
+CLOSE_BAD_TOKEN = 4401
+CLOSE_POLICY = 1008
+CLOSE_GOING_AWAY = 1001
+CLOSE_FULL = 1013
+
+
+class ChatConnection:
+    """One viewer's WebSocket: identity, address, and a bounded outgoing queue."""
+
+    def __init__(
+        self, websocket: WebSocket, user: ChatUser | None, ip: str, *, queue_size: int
+    ) -> None:
+        self.websocket = websocket
+        self.user = user
+        self.ip = ip
+        self.room: Room | None = None
+        self.bad_frames = 0
+        self.dropped: str | None = None  # why the server dropped it, once it has
+        self.close_code = CLOSE_TOO_SLOW
+        self.send_started: float | None = None  # loop time of the send in progress
+        self._queue: deque[str] = deque()
+        self._queue_size = queue_size
+        self._wakeup: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None  # set when finish() waits
+        self._writer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        """Start the writer; the calling task is the connection's reader."""
+        self._reader = asyncio.current_task()
+        self._writer = asyncio.create_task(self._write_loop(), name="chat-writer")
+
+    def offer(self, payload: str) -> bool:
+        """Queue an encoded frame; False when the queue is full (the viewer fell behind)."""
+        if self.dropped is not None:
+            return False
+        if len(self._queue) >= self._queue_size:
+            return False
+        self._queue.append(payload)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        return True
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while not self._queue:
+                    self._wakeup = loop.create_future()
+                    try:
+                        await self._wakeup
+                    finally:
+                        self._wakeup = None
+                payload = self._queue.popleft()
+                self.send_started = loop.time()
+                await self.websocket.send_text(payload)
+                self.send_started = None
+                if not self._queue and self._drained is not None and not self._drained.done():
+                    self._drained.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.drop("connection lost")
+
+    def drop(self, reason: str, code: int = CLOSE_TOO_SLOW) -> None:
+        """Take the connection out of its room and stop both of its tasks."""
+        if self.dropped is not None:
+            return
+        self.dropped = reason
+        self.close_code = code
+        self._queue.clear()
+        if self.room is not None:
+            self.room.remove(self)
+        current = asyncio.current_task()
+        if self._writer is not None and self._writer is not current:
+            self._writer.cancel()
+        if self._reader is not None and self._reader is not current:
+            self._reader.cancel(msg=f"chat connection dropped: {reason}")
+
+    async def finish(self, code: int, reason: str = "") -> None:
+        """Stop the writer and close the socket, without waiting long on a stalled peer.
+
+        A connection closed by the server for a reason (not dropped) first gets what is
+        queued, such as the error frame that explains the close.
+        """
+        self._reader = None  # closing now: a late drop must not cancel the caller
+        if self.dropped is None and self._queue:
+            self._drained = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained, timeout=1.0)
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.websocket.close(code, reason), timeout=1.0)
+
+
+class Room:
+    """The connections watching one playback id, and the batches sent to them."""
+
+    def __init__(self, playback_id: str, stream_id: str, *, flush_interval: float) -> None:
+        self.playback_id = playback_id
+        self.stream_id = stream_id
+        self.connections: set[ChatConnection] = set()
+        self.flush_interval = flush_interval
+        self.batches = 0  # batches encoded (once each, whatever the audience)
+        self.dropped = 0  # connections dropped for falling behind
+        self._pending: list[dict[str, Any]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._last_flush = 0.0
+        self._announced_viewers = -1
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self.connections)
+
+    def add(self, connection: ChatConnection) -> None:
+        connection.room = self
+        self.connections.add(connection)
+
+    def remove(self, connection: ChatConnection) -> None:
+        self.connections.discard(connection)
+
+    def publish(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for everyone; it goes out with the next batch."""
+        self._pending.append(frame)
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._last_flush + self.flush_interval - loop.time())
+            self._handle = loop.call_later(delay, self._flush)
+
+    def announce_viewers(self) -> None:
+        """Push the viewer count if it changed since the last announcement."""
+        count = self.viewer_count
+        if count != self._announced_viewers:
+            self._announced_viewers = count
+            self.publish(viewers_frame(count))
+
+    def _flush(self) -> None:
+        self._handle = None
+        self._last_flush = asyncio.get_running_loop().time()
+        frames, self._pending = self._pending, []
+        if not frames or not self.connections:
+            return
+        payload = encode(frames)
+        self.batches += 1
+        behind = [c for c in self.connections if not c.offer(payload)]
+        for connection in behind:
+            self.dropped += 1
+            log.info("chat viewer dropped playback_id=%s stream_id=%s reason=queue_full",
+                     self.playback_id, self.stream_id)
+            connection.drop("fell behind")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._pending.clear()

@@ -1,0 +1,427 @@
+"""The chat service: rooms per playback id, the send pipeline, moderation, system messages (chat).
+
+Built once by the composition root. WebSocket connections (`websocket.py`) and the
+REST API (`golive.api.chat`) both call into it, so every moderation action reaches
+everyone in the room at once. Per-stream state (settings, active bans, rate
+buckets) is loaded when a stream's first room opens and dropped with its last room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from golive.chat.frames import (
+    Ban,
+    Clear,
+    Delete,
+    FrameError,
+    Join,
+    Send,
+    Timeout,
+    encode,
+    error_frame,
+    message_frame,
+    parse_frame,
+    system_frame,
+    viewers_frame,
+)
+from golive.chat.identity import (
+    ChatSigner,
+    ChatUser,
+    InvalidIdentity,
+    load_chat_secret,
+    new_anonymous_id,
+    validate_display_name,
+)
+from golive.chat.limits import BucketTable, TokenBucket
+from golive.chat.review import ReviewHook
+from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
+from golive.core.events import EventBus, EventType
+from golive.settings import Settings
+from golive.store.chat import ChatBanRecord, ChatSettingsRecord, ChatStore
+from golive.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+SYSTEM_TEXTS = {
+    EventType.LIVE_STREAM_ACTIVE: "The stream started",
+    EventType.LIVE_STREAM_IDLE: "The stream ended",
+}
+TICK_SECONDS = 1.0
+MAX_SLOW_MODE_USERS = 100_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean_text(text: str) -> str:
+    """Trimmed text without control characters (newlines and tabs stay)."""
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc"
+    ).strip()
+
+
+@dataclass
+class StreamChat:
+    """What the service keeps about one stream while any of its rooms is open."""
+
+    stream_id: str
+    settings: ChatSettingsRecord
+    bans: list[ChatBanRecord]
+    users: BucketTable
+    busy: TokenBucket
+    rooms: dict[str, Room] = field(default_factory=dict)
+    last_sent: OrderedDict[str, float] = field(default_factory=OrderedDict)
+
+    def ban_for(self, user_id: str, ip: str, now: datetime) -> ChatBanRecord | None:
+        """The longest active ban on this user id or address (a permanent one first)."""
+        self.bans = [b for b in self.bans if b.active(now)]
+        hits = [b for b in self.bans
+                if (b.user_id is not None and b.user_id == user_id)
+                or (b.ip is not None and b.ip == ip)]
+        if not hits:
+            return None
+        forever = [b for b in hits if b.until is None]
+        return forever[0] if forever else max(hits, key=lambda b: b.until or now)
+
+
+class ChatService:
+    """Every chat room of this node."""
+
+    def __init__(self, settings: Settings, store: Store, bus: EventBus) -> None:
+        self.settings = settings
+        self.store = store
+        self.messages = ChatStore(store.engine)
+        self.bus = bus
+        secret = settings.chat_secret.get_secret_value() if settings.chat_secret else None
+        self.signer = ChatSigner(load_chat_secret(secret, settings.data_dir))
+        self.review = ReviewHook(settings.chat_review_timeout)
+        self._streams: dict[str, StreamChat] = {}
+        self._rooms: dict[str, Room] = {}
+        self._open_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connection_count = 0
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        subscription = self.bus.subscribe(accept=lambda e: e.type in SYSTEM_TEXTS)
+        self._tasks.append(asyncio.create_task(self._system_messages(subscription),
+                                               name="chat-system-messages"))
+        self._tasks.append(asyncio.create_task(self._tick(), name="chat-ticker"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for room in list(self._rooms.values()):
+            for connection in list(room.connections):
+                connection.drop("server shutting down", CLOSE_GOING_AWAY)
+            room.close()
+        await self.review.close()
+
+    async def _system_messages(self, subscription: Any) -> None:
+        with subscription:
+            async for event in subscription:
+                text = SYSTEM_TEXTS.get(event.type)
+                if text is not None:
+                    self.publish(event.stream_id, system_frame(text))
+
+    async def _tick(self) -> None:
+        """Once a second: push changed viewer counts, drop viewers whose send stalled."""
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.chat_send_timeout
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            now = loop.time()
+            for room in list(self._rooms.values()):
+                stalled = [c for c in room.connections
+                           if c.send_started is not None and now - c.send_started > timeout]
+                for connection in stalled:
+                    room.dropped += 1
+                    log.info("chat viewer dropped playback_id=%s stream_id=%s "
+                             "reason=send_timeout", room.playback_id, room.stream_id)
+                    connection.drop("send timed out")
+                room.announce_viewers()
+
+    # Rooms -------------------------------------------------------------------------------
+
+    def room(self, playback_id: str) -> Room | None:
+        return self._rooms.get(playback_id)
+
+    async def open_room(self, playback_id: str) -> Room | None:
+        """The room of a playback id (opened if needed); None for an unknown playback id."""
+        room = self._rooms.get(playback_id)
+        if room is not None:
+            return room
+        async with self._open_lock:
+            room = self._rooms.get(playback_id)
+            if room is not None:
+                return room
+            found = await self.store.find_stream_by_playback_id(playback_id)
+            if found is None:
+                return None
+            stream_id = found[0].id
+            state = self._streams.get(stream_id)
+            if state is None:
+                state = await self._load_stream(stream_id)
+                self._streams[stream_id] = state
+            room = Room(playback_id, stream_id, flush_interval=self.settings.chat_flush_interval)
+            state.rooms[playback_id] = room
+            self._rooms[playback_id] = room
+            return room
+
+    async def _load_stream(self, stream_id: str) -> StreamChat:
+        s = self.settings
+        now = asyncio.get_running_loop().time()
+        return StreamChat(
+            stream_id=stream_id,
+            settings=await self.messages.get_settings(stream_id),
+            bans=await self.messages.active_bans(stream_id, _now()),
+            users=BucketTable(s.chat_user_rate, s.chat_user_burst),
+            busy=TokenBucket(s.chat_room_rate, s.chat_room_burst, now),
+        )
+
+    async def enter(self, room: Room, connection: ChatConnection) -> None:
+        """Add a connection: it gets the recent history (one batch), viewers and identity."""
+        room.add(connection)
+        self.connection_count += 1
+        history = await self.messages.recent_messages(room.stream_id, self.settings.chat_history)
+        frames = [message_frame(m) for m in history]
+        frames.append(viewers_frame(room.viewer_count))
+        if connection.user is not None:
+            frames.append(self._identity_frame(connection.user))
+        self.reply(connection, *frames)
+
+    def leave(self, connection: ChatConnection) -> None:
+        room = connection.room
+        if room is None:
+            return
+        connection.room = None
+        self.connection_count -= 1
+        room.remove(connection)
+        self.release(room)
+
+    def release(self, room: Room) -> None:
+        """Close a room that nobody is in any more."""
+        if room.connections or self._rooms.get(room.playback_id) is not room:
+            return
+        room.close()
+        self._rooms.pop(room.playback_id, None)
+        state = self._streams.get(room.stream_id)
+        if state is not None:
+            state.rooms.pop(room.playback_id, None)
+            if not state.rooms:
+                del self._streams[room.stream_id]
+
+    def publish(self, stream_id: str, frame: dict[str, Any]) -> None:
+        """Send a frame to every room of a stream (every playback id shares the chat)."""
+        state = self._streams.get(stream_id)
+        if state is not None:
+            for room in state.rooms.values():
+                room.publish(frame)
+
+    def reply(self, connection: ChatConnection, *frames: dict[str, Any]) -> None:
+        if not connection.offer(encode(list(frames))):
+            connection.drop("fell behind")
+
+    def _identity_frame(self, user: ChatUser) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "identity", "user": {"id": user.id, "name": user.name},
+                                 "signed_in": user.signed_in}
+        if not user.signed_in:
+            frame["token"] = self.signer.sign_identity(user)
+        return frame
+
+    # Frames from clients -----------------------------------------------------------------
+
+    async def handle_frame(self, connection: ChatConnection, text: str) -> None:
+        try:
+            command = parse_frame(text, self.settings.chat_max_frame_bytes)
+        except FrameError as exc:
+            connection.bad_frames += 1
+            self.reply(connection, error_frame(str(exc)))
+            return
+        room = connection.room
+        if room is None:
+            return
+        if isinstance(command, Send):
+            reason = await self.send(connection, room, command.text)
+            if reason is not None:
+                self.reply(connection, error_frame(reason))
+        elif isinstance(command, Join):
+            self._join(connection, command.name)
+        else:
+            user = connection.user
+            if user is None or not user.can_moderate:
+                self.reply(connection, error_frame("only moderators can do that"))
+                return
+            stream_id = room.stream_id
+            if isinstance(command, Delete):
+                if not await self.delete_message(stream_id, command.id):
+                    self.reply(connection, error_frame(f"no message {command.id}"))
+            elif isinstance(command, Timeout | Ban):
+                ips: list[str | None] = [None]
+                if command.by_ip:
+                    ips = [*self._ips_of(stream_id, command.user_id)] or [None]
+                seconds = command.seconds if isinstance(command, Timeout) else None
+                for ip in ips:
+                    await self.ban(stream_id, user_id=command.user_id, ip=ip, seconds=seconds,
+                                   reason=f"by {user.name}")
+            elif isinstance(command, Clear):
+                await self.clear(stream_id)
+
+    def _join(self, connection: ChatConnection, name: object) -> None:
+        user = connection.user
+        if user is not None and user.signed_in:
+            self.reply(connection, self._identity_frame(user))  # a token fixes the name
+            return
+        try:
+            clean = validate_display_name(name)
+        except InvalidIdentity as exc:
+            self.reply(connection, error_frame(str(exc)))
+            return
+        connection.user = ChatUser(id=user.id if user else new_anonymous_id(), name=clean)
+        self.reply(connection, self._identity_frame(connection.user))
+
+    def _ips_of(self, stream_id: str, user_id: str) -> list[str]:
+        state = self._streams.get(stream_id)
+        if state is None:
+            return []
+        return sorted({c.ip for room in state.rooms.values() for c in room.connections
+                       if c.user is not None and c.user.id == user_id})
+
+    async def send(self, connection: ChatConnection, room: Room, raw: str) -> str | None:
+        """Check, review, store and broadcast a message; the reason it was refused, or None."""
+        user = connection.user
+        if user is None:
+            return 'pick a display name first: send {"type": "join", "name": "..."}'
+        if not user.can_send:
+            return "your chat token does not allow sending messages"
+        state = self._streams.get(room.stream_id)
+        if state is None:
+            return "this chat room is closed"
+        text = clean_text(raw)
+        limit = self.settings.chat_max_message_length
+        if not text:
+            return "message is empty"
+        if len(text) > limit:
+            return f"message is longer than {limit} characters"
+        now_dt = _now()
+        ban = state.ban_for(user.id, connection.ip, now_dt)
+        if ban is not None:
+            if ban.until is None:
+                return "you are banned from this chat"
+            left = math.ceil((ban.until - now_dt).total_seconds())
+            return f"you are timed out for {left} more seconds"
+        if state.settings.signed_in_only and not user.signed_in:
+            return "only signed-in users can chat here"
+        now = asyncio.get_running_loop().time()
+        slow = state.settings.slow_mode
+        if slow and not user.can_moderate:
+            last = state.last_sent.get(user.id)
+            if last is not None and now - last < slow:
+                return f"slow mode is on: wait {math.ceil(slow - (now - last))} more seconds"
+        bucket = state.users.bucket(user.id, now)
+        if not bucket.take(now):
+            return f"you are sending messages too fast; wait {bucket.wait_time(now):.1f} s"
+        if not state.busy.take(now):
+            return "chat is busy"
+        if state.settings.review_hook_url:
+            verdict = await self.review.review(
+                state.settings.review_hook_url,
+                {"stream_id": room.stream_id, "user": {"id": user.id, "name": user.name},
+                 "text": text, "sent_at": now_dt.isoformat()},
+                fallback=state.settings.review_hook_fallback,
+                stream_id=room.stream_id,
+            )
+            if not verdict.allowed:
+                return verdict.reason or "message was not allowed"
+            text = clean_text(verdict.text)[:limit]
+            if not text:
+                return "message was not allowed"
+        record = await self.messages.add_message(
+            stream_id=room.stream_id, user_id=user.id, user_name=user.name, text=text,
+            ip=connection.ip, sent_at=now_dt,
+        )
+        if slow:
+            state.last_sent[user.id] = now
+            state.last_sent.move_to_end(user.id)
+            if len(state.last_sent) > MAX_SLOW_MODE_USERS:
+                state.last_sent.popitem(last=False)
+        self.publish(room.stream_id, message_frame(record))
+        return None
+
+    # Moderation (WebSocket moderators and the REST API) ----------------------------------
+
+    async def delete_message(self, stream_id: str, message_id: int) -> bool:
+        if not await self.messages.delete_message(stream_id, message_id, _now()):
+            return False
+        self.publish(stream_id, {"type": "deleted", "id": message_id})
+        return True
+
+    async def ban(
+        self, stream_id: str, *, user_id: str | None, ip: str | None, seconds: float | None,
+        reason: str,
+    ) -> ChatBanRecord:
+        """Ban (seconds None) or time out a user id and/or an address; effective at once."""
+        now = _now()
+        until = None if seconds is None else now + timedelta(seconds=seconds)
+        record = await self.messages.add_ban(
+            stream_id=stream_id, user_id=user_id, ip=ip, until=until,
+            reason=reason or ("timed out" if until else "banned"), now=now,
+        )
+        state = self._streams.get(stream_id)
+        if state is not None:
+            state.bans.append(record)
+        log.info("chat ban stream_id=%s ban_id=%s until=%s", stream_id, record.id, until)
+        return record
+
+    async def lift_ban(self, stream_id: str, ban_id: str) -> bool:
+        if not await self.messages.remove_ban(stream_id, ban_id):
+            return False
+        state = self._streams.get(stream_id)
+        if state is not None:
+            state.bans = [b for b in state.bans if b.id != ban_id]
+        return True
+
+    async def clear(self, stream_id: str) -> None:
+        await self.messages.clear_messages(stream_id, _now())
+        self.publish(stream_id, {"type": "cleared"})
+
+    async def update_settings(self, stream_id: str, **fields: Any) -> ChatSettingsRecord | None:
+        record = await self.messages.update_settings(stream_id, _now(), **fields)
+        state = self._streams.get(stream_id)
+        if record is not None and state is not None:
+            state.settings = record
+        return record
+
+    def mint_token(
+        self, *, user_id: str, display_name: str, capabilities: list[str], ttl: int,
+        stream_id: str | None = None,
+    ) -> str:
+        return self.signer.mint_token(
+            user_id=user_id, display_name=display_name, capabilities=capabilities, ttl=ttl,
+            now=time.time(), stream_id=stream_id,
+        )
+
+    def stats(self) -> dict[str, int]:
+        rooms = list(self._rooms.values())
+        return {
+            "connections": self.connection_count,
+            "rooms": len(rooms),
+            "batches": sum(r.batches for r in rooms),
+            "dropped": sum(r.dropped for r in rooms),
+        }

@@ -1,0 +1,168 @@
+"""The chat's HTTP surface at the site root: WebSocket `/chat/PLAYBACK_ID` and the identity cookie (chat).
+
+Identity, in order: a chat token (`?token=`, minted with `POST /api/v1/chat-tokens`),
+else the signed `golive_chat` cookie or `?identity=` (the same signed value), else
+none: the viewer reads along and sends `{"type": "join", "name": ...}` before
+chatting. A join answers with `{"type": "identity", "user", "token"}`; a page keeps
+the name across visits either by storing that token and passing it as
+`?identity=`, or by calling `POST /chat/PLAYBACK_ID/identity {"name": ...}`, which
+sets the cookie (HttpOnly) before it opens the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from golive.chat.frames import error_frame
+from golive.chat.identity import (
+    COOKIE_NAME,
+    ChatUser,
+    InvalidIdentity,
+    new_anonymous_id,
+    validate_display_name,
+)
+from golive.chat.room import (
+    CLOSE_BAD_TOKEN,
+    CLOSE_FULL,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_UNKNOWN_ROOM,
+    ChatConnection,
+)
+from golive.chat.service import ChatService
+
+COOKIE_MAX_AGE = 365 * 24 * 3600
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(value: str) -> list[Network]:
+    return [ipaddress.ip_network(part.strip(), strict=False)
+            for part in value.split(",") if part.strip()]
+
+
+def client_ip(connection: HTTPConnection, trusted: list[Network]) -> str:
+    """The peer address; X-Forwarded-For only when the peer is a trusted proxy."""
+    peer = connection.client.host if connection.client else ""
+    if not trusted or not peer:
+        return peer
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(address in net for net in trusted):
+        return peer
+    forwarded = connection.headers.get("x-forwarded-for", "")
+    # The rightmost address not belonging to a trusted proxy is the client.
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            hop_address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not any(hop_address in net for net in trusted):
+            return str(hop_address)
+    return peer
+
+
+def chat_routes(service: ChatService) -> list[BaseRoute]:
+    """Routes for the root application: the chat WebSocket and the identity endpoint."""
+    settings = service.settings
+    trusted = parse_trusted_proxies(settings.trusted_proxies)
+
+    def identity_of(connection: HTTPConnection) -> ChatUser | None:
+        value = connection.query_params.get("identity") or connection.cookies.get(COOKIE_NAME)
+        if not value:
+            return None
+        try:
+            return service.signer.read_identity(value)
+        except InvalidIdentity:
+            return None  # a stale or forged cookie: the viewer just joins again
+
+    async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+        await websocket.send_text(json.dumps(error_frame(reason)))
+        await websocket.close(code, reason)
+
+    async def chat_socket(websocket: WebSocket) -> None:
+        playback_id = websocket.path_params["playback_id"]
+        await websocket.accept()
+        if service.connection_count >= settings.chat_max_connections:
+            await refuse(websocket, CLOSE_FULL, "chat server is full; try again later")
+            return
+        room = await service.open_room(playback_id)
+        if room is None:
+            await refuse(websocket, CLOSE_UNKNOWN_ROOM, f"no chat for playback id {playback_id!r}")
+            return
+        user: ChatUser | None
+        token = websocket.query_params.get("token")
+        if token:
+            try:
+                user = service.signer.read_token(token)
+                if user.stream_id is not None and user.stream_id != room.stream_id:
+                    raise InvalidIdentity("chat token is for another stream")
+            except InvalidIdentity as exc:
+                service.release(room)
+                await refuse(websocket, CLOSE_BAD_TOKEN, str(exc))
+                return
+        else:
+            user = identity_of(websocket)
+        connection = ChatConnection(websocket, user, client_ip(websocket, trusted),
+                                    queue_size=settings.chat_send_queue)
+        connection.start()
+        code, reason = CLOSE_GOING_AWAY, ""
+        try:
+            await service.enter(room, connection)
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    connection.bad_frames += 1
+                    service.reply(connection, error_frame("send JSON text frames, not binary"))
+                else:
+                    await service.handle_frame(connection, text)
+                if connection.bad_frames >= settings.chat_max_bad_frames:
+                    code, reason = CLOSE_POLICY, "too many invalid frames"
+                    break
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if connection.dropped is None or task is None:
+                raise
+            task.uncancel()  # cancelled by `ChatConnection.drop`, not by shutdown
+            code, reason = connection.close_code, connection.dropped
+        finally:
+            service.leave(connection)
+        await connection.finish(code, reason)
+
+    async def set_identity(request: Request) -> JSONResponse:
+        if await service.store.find_stream_by_playback_id(
+            request.path_params["playback_id"]
+        ) is None:
+            return JSONResponse({"error": {"type": "not_found",
+                                           "messages": ["no chat for this playback id"]}}, 404)
+        try:
+            body = await request.json()
+            name = validate_display_name(body.get("name") if isinstance(body, dict) else None)
+        except (ValueError, InvalidIdentity) as exc:
+            message = str(exc) if isinstance(exc, InvalidIdentity) else "body must be JSON"
+            return JSONResponse({"error": {"type": "invalid_parameters",
+                                           "messages": [f"name: {message}"]}}, 422)
+        previous = identity_of(request)
+        user = ChatUser(id=previous.id if previous else new_anonymous_id(), name=name)
+        value = service.signer.sign_identity(user)
+        response = JSONResponse({"user": {"id": user.id, "name": user.name}, "token": value})
+        response.set_cookie(COOKIE_NAME, value, max_age=COOKIE_MAX_AGE, path="/chat",
+                            httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+        return response
+
+    return [
+        WebSocketRoute("/chat/{playback_id}", chat_socket),
+        Route("/chat/{playback_id}/identity", set_identity, methods=["POST"]),
+    ]

@@ -1,0 +1,257 @@
+"""The chat tables: messages, bans and per-stream chat settings (control plane, for golive.chat).
+
+Same rules as `store.repository`: every method opens its own short session, writes run
+in `WRITE_OPTION` sessions, and only frozen records leave this module. Rows go away
+with their stream (foreign keys with ON DELETE CASCADE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from golive.core.secrets import random_id
+from golive.store.db import WRITE_OPTION, create_sessionmaker
+from golive.store.models import REVIEW_FALLBACKS, ChatBan, ChatMessage, ChatSettings, LiveStream
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageRecord:
+    id: int
+    stream_id: str
+    user_id: str
+    user_name: str
+    text: str
+    sent_at: datetime
+    deleted_at: datetime | None
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatBanRecord:
+    id: str
+    stream_id: str
+    user_id: str | None
+    ip: str | None
+    until: datetime | None  # None: until lifted
+    reason: str
+    created_at: datetime
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or self.until > now
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettingsRecord:
+    stream_id: str
+    slow_mode: int = 0
+    signed_in_only: bool = False
+    review_hook_url: str | None = None
+    review_hook_fallback: str = "allow"
+
+
+UPDATABLE_CHAT_SETTINGS = frozenset(
+    {"slow_mode", "signed_in_only", "review_hook_url", "review_hook_fallback"}
+)
+
+
+def _message(row: ChatMessage) -> ChatMessageRecord:
+    return ChatMessageRecord(
+        id=int(row.id),
+        stream_id=row.stream_id,
+        user_id=row.user_id,
+        user_name=row.user_name,
+        text=row.text,
+        sent_at=row.sent_at,
+        deleted_at=row.deleted_at,
+        ip=row.ip,
+    )
+
+
+def _ban(row: ChatBan) -> ChatBanRecord:
+    return ChatBanRecord(
+        id=row.id,
+        stream_id=row.stream_id,
+        user_id=row.user_id,
+        ip=row.ip,
+        until=row.until,
+        reason=row.reason,
+        created_at=row.created_at,
+    )
+
+
+def _settings(row: ChatSettings) -> ChatSettingsRecord:
+    return ChatSettingsRecord(
+        stream_id=row.stream_id,
+        slow_mode=int(row.slow_mode),
+        signed_in_only=bool(row.signed_in_only),
+        review_hook_url=row.review_hook_url,
+        review_hook_fallback=row.review_hook_fallback,
+    )
+
+
+def _clean_settings(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(fields) - UPDATABLE_CHAT_SETTINGS)
+    if unknown:
+        raise ValueError(f"cannot update chat settings {', '.join(unknown)}")
+    clean = dict(fields)
+    if "slow_mode" in clean:
+        value = clean["slow_mode"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+            raise ValueError("slow_mode must be a whole number of seconds from 0 to 3600")
+    if "signed_in_only" in clean and not isinstance(clean["signed_in_only"], bool):
+        raise ValueError("signed_in_only must be true or false")
+    if "review_hook_fallback" in clean and clean["review_hook_fallback"] not in REVIEW_FALLBACKS:
+        raise ValueError("review_hook_fallback must be allow or deny")
+    url = clean.get("review_hook_url")
+    if url is not None and (not isinstance(url, str) or len(url) > 2000
+                            or not url.startswith(("http://", "https://"))):
+        raise ValueError("review_hook_url must be an http:// or https:// URL")
+    return clean
+
+
+class ChatStore:
+    """Chat rows of one database; shares the engine of `golive.store.repository.Store`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True})
+        )
+
+    # Messages ----------------------------------------------------------------------------
+
+    async def add_message(
+        self, *, stream_id: str, user_id: str, user_name: str, text: str, ip: str,
+        sent_at: datetime,
+    ) -> ChatMessageRecord:
+        row = ChatMessage(
+            stream_id=stream_id, user_id=user_id, user_name=user_name, text=text,
+            sent_at=sent_at, deleted_at=None, ip=ip[:64],
+        )
+        async with self._write.begin() as session:
+            session.add(row)
+            await session.flush()
+            return _message(row)
+
+    async def recent_messages(self, stream_id: str, limit: int) -> list[ChatMessageRecord]:
+        """The newest `limit` messages that are not deleted, oldest first."""
+        if limit <= 0:
+            return []
+        async with self._read() as session:
+            rows = (
+                await session.scalars(
+                    select(ChatMessage)
+                    .where(ChatMessage.stream_id == stream_id, ChatMessage.deleted_at.is_(None))
+                    .order_by(ChatMessage.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+            return [_message(row) for row in reversed(rows)]
+
+    async def list_messages(
+        self, stream_id: str, *, limit: int = 100, before: int | None = None,
+        include_deleted: bool = False,
+    ) -> list[ChatMessageRecord]:
+        """Messages newest first; `before` is the id of the last message seen."""
+        query = select(ChatMessage).where(ChatMessage.stream_id == stream_id)
+        if not include_deleted:
+            query = query.where(ChatMessage.deleted_at.is_(None))
+        if before is not None:
+            query = query.where(ChatMessage.id < before)
+        async with self._read() as session:
+            rows = (await session.scalars(query.order_by(ChatMessage.id.desc()).limit(limit))).all()
+            return [_message(row) for row in rows]
+
+    async def delete_message(self, stream_id: str, message_id: int, now: datetime) -> bool:
+        """Mark a message deleted; False if the stream has no such (undeleted) message."""
+        async with self._write.begin() as session:
+            result = await session.execute(
+                update(ChatMessage)
+                .where(
+                    ChatMessage.id == message_id,
+                    ChatMessage.stream_id == stream_id,
+                    ChatMessage.deleted_at.is_(None),
+                )
+                .values(deleted_at=now)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def clear_messages(self, stream_id: str, now: datetime) -> None:
+        async with self._write.begin() as session:
+            await session.execute(
+                update(ChatMessage)
+                .where(ChatMessage.stream_id == stream_id, ChatMessage.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+
+    # Bans --------------------------------------------------------------------------------
+
+    async def add_ban(
+        self, *, stream_id: str, user_id: str | None, ip: str | None, until: datetime | None,
+        reason: str, now: datetime,
+    ) -> ChatBanRecord:
+        if user_id is None and ip is None:
+            raise ValueError("a ban needs a user_id or an ip")
+        row = ChatBan(
+            id=random_id("ban"), stream_id=stream_id, user_id=user_id, ip=ip, until=until,
+            reason=reason[:200], created_at=now,
+        )
+        async with self._write.begin() as session:
+            session.add(row)
+            await session.flush()
+            return _ban(row)
+
+    async def active_bans(self, stream_id: str, now: datetime) -> list[ChatBanRecord]:
+        async with self._read() as session:
+            rows = (
+                await session.scalars(
+                    select(ChatBan)
+                    .where(
+                        ChatBan.stream_id == stream_id,
+                        or_(ChatBan.until.is_(None), ChatBan.until > now),
+                    )
+                    .order_by(ChatBan.created_at, ChatBan.id)
+                )
+            ).all()
+            return [_ban(row) for row in rows]
+
+    async def remove_ban(self, stream_id: str, ban_id: str) -> bool:
+        async with self._write.begin() as session:
+            row = await session.get(ChatBan, ban_id)
+            if row is None or row.stream_id != stream_id:
+                return False
+            await session.delete(row)
+            return True
+
+    # Settings ----------------------------------------------------------------------------
+
+    async def get_settings(self, stream_id: str) -> ChatSettingsRecord:
+        async with self._read() as session:
+            row = await session.get(ChatSettings, stream_id)
+            return ChatSettingsRecord(stream_id) if row is None else _settings(row)
+
+    async def update_settings(
+        self, stream_id: str, now: datetime, **fields: Any
+    ) -> ChatSettingsRecord | None:
+        """Change some chat settings of a stream; None when the stream does not exist."""
+        clean = _clean_settings(fields)
+        async with self._write.begin() as session:
+            if await session.get(LiveStream, stream_id) is None:
+                return None
+            row = await session.get(ChatSettings, stream_id)
+            if row is None:
+                row = ChatSettings(
+                    stream_id=stream_id, slow_mode=0, signed_in_only=False,
+                    review_hook_url=None, review_hook_fallback="allow", updated_at=now,
+                )
+                session.add(row)
+            for key, value in clean.items():
+                setattr(row, key, value)
+            row.updated_at = now
+            await session.flush()
+            return _settings(row)
