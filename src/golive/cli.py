@@ -224,8 +224,9 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         ("recording", "yes" if record.recording else "no"),
         ("stream key", key if key else f"{record.stream_key_prefix}... (hidden)"),
         ("RTMP URL", ingest.rtmp_url or f"{ingest.rtmp}/STREAM_KEY"),
-        ("SRT URL", ingest.srt if key else f"{ingest.srt}?streamid=STREAM_KEY"),
     ]
+    if ingest.srt:
+        rows.append(("SRT URL", ingest.srt if key else f"{ingest.srt}?streamid=STREAM_KEY"))
     if ingest.rtmps:
         rows.append(("RTMPS URL", ingest.rtmps_url or f"{ingest.rtmps}/STREAM_KEY"))
     base = f"http://{settings.advertised_host}:{settings.http_port}"

@@ -92,7 +92,11 @@ class PlaybackId(BaseModel):
 class Ingest(BaseModel):
     rtmp: str = Field(description="RTMP server URL (put the stream key in your encoder).")
     rtmp_url: str | None = Field(None, description="Full RTMP URL including the stream key.")
-    srt: str = Field(description="SRT URL (with `?streamid=KEY` when the key is known).")
+    srt: str | None = Field(
+        None,
+        description="SRT URL (with `?streamid=KEY` when the key is known); null while the "
+        "node has no SRT listener.",
+    )
     rtmps: str | None = Field(None, description="RTMPS server URL, when RTMPS is enabled.")
     rtmps_url: str | None = None
 
@@ -153,12 +157,11 @@ def _host(host: str) -> str:
 def ingest_urls(settings: Settings, host: str, key: str | None = None) -> Ingest:
     h = _host(host)
     rtmp = f"rtmp://{h}:{settings.rtmp_port}/live"
-    srt = f"srt://{h}:{settings.srt_port}"
     rtmps = f"rtmps://{h}:{settings.rtmps_port}/live" if settings.rtmps_port else None
     return Ingest(
         rtmp=rtmp,
         rtmp_url=f"{rtmp}/{key}" if key else None,
-        srt=f"{srt}?streamid={key}" if key else srt,
+        srt=None,  # no SRT listener yet: never advertise a URL that cannot work
         rtmps=rtmps,
         rtmps_url=f"{rtmps}/{key}" if key and rtmps else None,
     )
