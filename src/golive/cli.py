@@ -327,15 +327,52 @@ def streams_list(ctx: click.Context, limit: int, after: str | None, as_json: boo
 @json_option
 @click.pass_context
 def streams_show(ctx: click.Context, stream_id: str, as_json: bool) -> None:
-    """Show one live stream (the stream key stays hidden; see reset-key)."""
+    """Show one live stream (the stream key stays hidden; see reset-key).
+
+    Live ingest facts live in the running server's memory: they are fetched from it
+    when an API token is at hand (GOLIVE_TOKEN, or GOLIVE_ADMIN_TOKEN).
+    """
     settings = _settings(ctx)
     record = with_store(settings, lambda s: s.get_stream(stream_id))
     if record is None:
         raise _missing_stream(stream_id)
+    live = _live_facts(settings, stream_id)
     if as_json:
-        _echo_json(_stream_json(settings, record))
-    else:
-        _print_stream(settings, record)
+        data = _stream_json(settings, record).model_dump(mode="json")
+        if live is not None:
+            data["live"] = live
+        _echo_json(data)
+        return
+    _print_stream(settings, record)
+    if live:
+        click.echo("\nlive")
+        for key in ("state", "protocol", "remote_address", "connected_since", "video_codec",
+                    "width", "height", "frame_rate", "video_bitrate_kbps", "audio_codec",
+                    "audio_bitrate_kbps", "keyframe_interval_s", "reconnects"):
+            if live.get(key) is not None:
+                click.echo(f"  {key.replace('_', ' '):20} {live[key]}")
+    elif record.status == "active" and live is None:
+        click.echo("\n(live facts: set GOLIVE_TOKEN to an API token to read them from the server)")
+
+
+def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
+    """The running server's live facts for a stream, or None when it cannot be asked."""
+    token = os.environ.get("GOLIVE_TOKEN") or (
+        settings.admin_token.get_secret_value() if settings.admin_token else None
+    )
+    if not token:
+        return None
+    import httpx
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{host}:{settings.http_port}/api/v1/live-streams/{stream_id}"
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
+        response.raise_for_status()
+        live: dict[str, Any] | None = response.json()["data"].get("live")
+        return live
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
 
 
 @streams.command("reset-key")
