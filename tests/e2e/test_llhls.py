@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import create_stream, eventually, wait_status
+from tests.e2e.conftest import create_stream, eventually, get_stream, wait_status
 from tests.llhls_rules import attributes, check_media_playlist, check_multivariant
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG, FFPROBE, ffmpeg_publish, stop
@@ -251,4 +251,69 @@ async def test_transcoder_killed_mid_stream_playlist_continues_after_discontinui
         warnings.close()
         stop(proc)
         stop(reader)
+        await hls.aclose()
+
+
+async def test_publisher_drop_resumes_after_discontinuity_then_ends_with_endlist(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path
+) -> None:
+    stream, proc, hls = await go_live(node, api, source_480p)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        uri = media_uris((await hls.get(f"{pid}.m3u8")).text)[0]
+        proc.kill()  # the publisher vanishes (reconnect window: 2 s in these tests)
+        proc.wait()
+        await asyncio.sleep(0.5)
+        during = await hls.get(uri)
+        assert during.status_code == 200 and "#EXT-X-ENDLIST" not in during.text
+
+        proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
+
+        async def resumed() -> str | None:
+            text = (await hls.get(uri)).text
+            after = text.split("#EXT-X-DISCONTINUITY", 1)
+            return text if len(after) == 2 and after[1].count("#EXTINF") >= 2 else None
+
+        text = await eventually(resumed, timeout=30, what="segments after the reconnect")
+        check_media_playlist(text, low_latency=True)
+        assert (await get_stream(api, stream["id"]))["status"] == "active"
+
+        stop(proc)
+
+        async def ended() -> str | None:
+            text = (await hls.get(uri)).text
+            return text if "#EXT-X-ENDLIST" in text else None
+
+        text = await eventually(ended, timeout=20, what="EXT-X-ENDLIST after the window")
+        check_media_playlist(text, low_latency=True)
+        assert "#EXT-X-PRELOAD-HINT" not in text
+    finally:
+        stop(proc)
+        await hls.aclose()
+
+
+async def test_standard_latency_mode_serves_plain_hls(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path
+) -> None:
+    stream = await create_stream(api, name="plain", latency_mode="standard")
+    pid = stream["playback_ids"][0]["id"]
+    proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    try:
+        async def playlist() -> str | None:
+            response = await hls.get(f"{pid}.m3u8")
+            if response.status_code != 200:
+                return None
+            media = await hls.get(media_uris(response.text)[0])
+            return media.text if media.text.count("#EXTINF") >= 3 else None
+
+        text = await eventually(playlist, timeout=60, what="plain HLS playlist")
+        check_media_playlist(text, low_latency=False)
+        assert "#EXT-X-PART" not in text and "#EXT-X-PRELOAD-HINT" not in text
+        reader = hls_client(f"{node.http_url}/live/{pid}.m3u8", tmp_path / "plain.ts", 4)
+        code = await asyncio.to_thread(reader.wait, 60)
+        assert code == 0, reader.stderr.read().decode() if reader.stderr else ""
+        assert duration(tmp_path / "plain.ts") >= 3.5
+    finally:
+        stop(proc)
         await hls.aclose()
