@@ -143,6 +143,9 @@ class RenditionWindow:
         self._discontinuities = 0
         self._target: int | None = None
         self._waiters: dict[tuple[int, int | None], list[asyncio.Future[None]]] = {}
+        # Rendered playlists by `skip`, until the window next changes: every player
+        # blocked on a part asks for the same text the moment that part arrives.
+        self._playlists: dict[bool, str] = {}
         self.init_listener: Callable[[RenditionWindow], None] | None = None
         """Called after each new init (the presentation learns its multivariant is ready)."""
 
@@ -331,6 +334,12 @@ class RenditionWindow:
 
     def playlist(self, *, skip: bool = False) -> str:
         """The media playlist (RFC 8216bis); `skip` asks for a delta update (EXT-X-SKIP)."""
+        text = self._playlists.get(skip)
+        if text is None:
+            text = self._playlists[skip] = self._render(skip=skip)
+        return text
+
+    def _render(self, *, skip: bool) -> str:
         listed = self._listed()
         if any(segment.complete for segment in listed) and self._target is None:
             self._target = self._longest_target()
@@ -472,6 +481,8 @@ class RenditionWindow:
             del self._inits[generation]
 
     def _wake(self) -> None:
+        """After every change of the window: drop rendered playlists, release waiters."""
+        self._playlists.clear()
         for key in [key for key in self._waiters if self.state(*key) == "ready"]:
             for future in self._waiters.pop(key):
                 if not future.done():

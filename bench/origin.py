@@ -1,0 +1,534 @@
+"""LL-HLS origin benchmark: simulated low-latency viewers, direct and through the nginx edge.
+
+An origin process serves `create_origin_app` (uvicorn, uvloop + httptools, one worker) and
+replays real CMAF media (720p30 H.264 + AAC, 200 ms parts, encoded once with ffmpeg) into
+a Presentation at the real-time rate, recording each part's arrival wall time. Load
+generator processes hold N viewers, each on one keep-alive HTTP/1.1 connection, doing what
+hls.js does in low-latency mode: a blocking playlist reload for the next part
+(`_HLS_msn`/`_HLS_part`, `_HLS_skip=YES`), then a GET of each new part. A part's delivery
+latency is the wall time its body was received minus the time it arrived at the origin.
+The edge runs are the same viewers against deploy/nginx/edge.conf (real nginx) in front of
+a fresh origin. Prints one table against the goals of issue 3: 2,000 direct viewers per
+origin core with p99 under 100 ms, and origin requests per part through the edge that do
+not grow with the number of viewers.
+
+    .venv/bin/python bench/origin.py
+    .venv/bin/python bench/origin.py --viewers 100,1000 --seconds 5 --modes direct
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import multiprocessing as mp
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PID = "bench"
+RENDITION = "video"
+PART = 0.2
+GOAL_VIEWERS_PER_CORE = 2000
+GOAL_P99_MS = 100.0
+EDGE_FLAT_RATIO = 1.5  # origin requests per part at most this much higher at the top count
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# Media -------------------------------------------------------------------------------
+
+
+def encode_media(seconds: float) -> bytes:
+    import imageio_ffmpeg
+
+    return subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+         "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30",
+         "-f", "lavfi", "-i", "sine=sample_rate=48000:frequency=440",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M",
+         "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "128k",
+         "-f", "mp4", "-movflags", "+frag_keyframe+empty_moov+default_base_moof+cmaf",
+         "-frag_duration", str(int(PART * 1_000_000) - 1000), "pipe:1"],
+        check=True, capture_output=True, timeout=300,
+    ).stdout  # fmt: skip
+
+
+# Origin process ----------------------------------------------------------------------
+
+
+class Directory:
+    def __init__(self, presentation: Any) -> None:
+        self.current = presentation
+
+    def presentation(self, playback_id: str) -> Any:
+        return self.current if playback_id == self.current.playback_id else None
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool:
+        return True
+
+
+class Counted:
+    """Counts the requests that reach the origin into memory the bench process reads."""
+
+    def __init__(self, app: Any, counter: Any) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.counter.value += 1
+        await self.app(scope, receive, send)
+
+
+def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, counter: Any,
+               profile: str | None) -> None:
+    import uvicorn
+    import uvloop
+
+    from golive.delivery.origin import create_origin_app
+    from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment
+    from golive.packaging.presentation import Presentation
+
+    items = FragmentReader().feed(media)
+    init = next(i for i in items if isinstance(i, InitSegment))
+    fragments = [i for i in items if isinstance(i, Fragment)]
+    # Loop at a keyframe so the replay is one continuous timeline of whole GOPs.
+    last_key = max(n for n, f in enumerate(fragments) if f.independent)
+    fragments = fragments[:last_key]
+    loop_length = fragments[-1].decode_time + fragments[-1].duration - fragments[0].decode_time
+
+    presentation = Presentation(PID, low_latency=True, part_target=PART)
+    window = presentation.add_rendition(
+        RENDITION, bandwidth=3_300_000, average_bandwidth=3_000_000, frame_rate=30.0
+    )
+    window.set_init(init)
+    app = Counted(create_origin_app(Directory(presentation)), counter)
+    from datetime import UTC, datetime
+
+    async def feed() -> None:
+        base = fragments[0].decode_time
+        start = time.monotonic()
+        n = 0
+        while True:
+            lap, index = divmod(n, len(fragments))
+            fragment = fragments[index]
+            offset = lap * loop_length + fragment.decode_time - base
+            await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
+            shifted = dataclasses.replace(fragment, decode_time=base + offset)
+            now = time.time()
+            window.add_fragment(shifted, datetime.fromtimestamp(now, UTC))
+            arrived.send((f"{window.last_msn}.{window.last_part}", now))
+            n += 1
+
+    async def main() -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="none", http="httptools",
+                                lifespan="off", access_log=False, log_level="warning",
+                                backlog=8192, timeout_keep_alive=60)
+        server = uvicorn.Server(config)
+        feeding = asyncio.create_task(feed())
+        serving = asyncio.create_task(server.serve())
+        for _ in range(1200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        ready.send(os.getpid())
+        await serving
+        feeding.cancel()
+
+    if profile:
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile()
+
+        def dump(*_: Any) -> None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+            os._exit(0)
+
+        signal.signal(signal.SIGUSR1, dump)
+        profiler.enable()
+    uvloop.run(main())
+
+
+# Load generator ----------------------------------------------------------------------
+
+_PART_URI = re.compile(rb"part-(\d+)\.(\d+)\.m4s")
+_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)")
+
+
+class Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time, Content-Length bodies.
+
+    Media bodies are counted, not kept: the client copies no more than the kernel does.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.waiting: asyncio.Future[tuple[int, bytes]] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.left = -1  # body bytes still to come; -1: reading the head
+        self.keep = False
+        self.status = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_exception(ConnectionError("connection closed"))
+
+    def get(self, path: str, *, keep: bool) -> asyncio.Future[tuple[int, bytes]]:
+        assert self.transport is not None
+        self.waiting = asyncio.get_running_loop().create_future()
+        self.keep = keep
+        self.transport.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        return self.waiting
+
+    def data_received(self, data: bytes) -> None:
+        if self.left < 0:
+            buf = self.buffer
+            buf += data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buf[:end]).lower()
+            self.status = int(head[9:12])
+            match = _LENGTH.search(head)
+            if match is None:
+                self.fail(f"no content-length: {head[:200]!r}")
+                return
+            self.left = int(match[1])
+            data = bytes(buf[end + 4:])
+            buf.clear()
+        if self.keep:
+            self.buffer += data
+        self.left -= len(data)
+        if self.left <= 0:  # one request at a time: nothing follows the body
+            body = bytes(self.buffer) if self.keep else b""
+            self.buffer.clear()
+            self.left = -1
+            if self.waiting is not None and not self.waiting.done():
+                self.waiting.set_result((self.status, body))
+
+    def fail(self, why: str) -> None:
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_exception(ConnectionError(why))
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclasses.dataclass
+class LoadResult:
+    deliveries: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = dataclasses.field(default_factory=dict)
+    joined: int = 0
+
+
+async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool) -> None:
+    loop = asyncio.get_running_loop()
+    base = f"/live/{PID}/{RENDITION}"
+    suffix = "&_HLS_skip=YES" if skip else ""
+    while not stop.is_set():
+        conn = Conn()
+        try:
+            await loop.create_connection(lambda: conn, "127.0.0.1", port)  # noqa: B023
+            status, body = await asyncio.wait_for(conn.get(f"{base}.m3u8", keep=True), 30)
+            found = _PART_URI.findall(body)
+            if status != 200 or not found:
+                raise ConnectionError(f"join: {status}")
+            result.joined += 1
+            last = (int(found[-2][0]), int(found[-2][1]))  # newest listed part; -1 is the hint
+            hint = found[-1]
+            while not stop.is_set():
+                path = f"{base}.m3u8?_HLS_msn={int(hint[0])}&_HLS_part={int(hint[1])}{suffix}"
+                status, body = await asyncio.wait_for(conn.get(path, keep=True), 30)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                if status != 200:
+                    continue
+                found = _PART_URI.findall(body)
+                hint = found[-1]
+                for msn_text, idx_text in found[:-1]:
+                    part = (int(msn_text), int(idx_text))
+                    if part <= last:
+                        continue
+                    status, _ = await asyncio.wait_for(
+                        conn.get(f"{base}/part-{part[0]}.{part[1]}.m4s", keep=False), 30
+                    )
+                    result.statuses[status] = result.statuses.get(status, 0) + 1
+                    if status == 200:
+                        result.deliveries.append((f"{part[0]}.{part[1]}", time.time()))
+                    last = part
+        except Exception:  # any failure: count it, reconnect like a player would
+            result.errors += 1
+            await asyncio.sleep(0.5)
+        finally:
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+def run_load(port: int, viewers: int, skip: bool, ready: Connection, stop: MpEvent,
+             out: Connection) -> None:
+    import uvloop
+
+    async def main() -> LoadResult:
+        result = LoadResult()
+        halt = asyncio.Event()
+        tasks = []
+        for i in range(viewers):  # joins spread over ~1 s, like a crowd arriving
+            tasks.append(asyncio.create_task(viewer(port, result, halt, skip)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.02)
+        for _ in range(200):
+            if result.joined >= viewers:
+                break
+            await asyncio.sleep(0.05)
+        ready.send(result.joined)
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        halt.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return result
+
+    out.send(uvloop.run(main()))
+
+
+# Edge --------------------------------------------------------------------------------
+
+
+def start_edge(tmp: Path, origin_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    from tests.nginxedge import NGINX, render_edge
+
+    port = free_port()
+    conf = render_edge(tmp, f"127.0.0.1:{origin_port}", f"127.0.0.1:{port}")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    conf.write_text(conf.read_text().replace(
+        "worker_connections 4096;", f"worker_connections {max(4096, hard - 100)};"))
+    proc = subprocess.Popen([str(NGINX), "-p", str(tmp), "-c", str(conf),
+                             "-g", "daemon off; error_log stderr error;"])
+    wait_port(port)
+    return proc, port
+
+
+def wait_port(port: int) -> None:
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.025)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def nginx_pids(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [master, *(int(p) for p in children.read_text().split())] if children.exists() \
+        else [master]
+
+
+# One run -----------------------------------------------------------------------------
+
+
+def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
+             profile: str | None = None) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    origin_port = free_port()
+    ready_rx, ready_tx = ctx.Pipe(duplex=False)
+    arrived_rx, arrived_tx = ctx.Pipe(duplex=False)
+    counter = ctx.RawValue("q", 0)  # written by the origin alone
+    arrivals: dict[str, float] = {}
+    origin = ctx.Process(target=run_origin, daemon=True,
+                         args=(origin_port, media, ready_tx, arrived_tx, counter, profile))
+    origin.start()
+    edge: subprocess.Popen[bytes] | None = None
+    loads: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="golive-bench-origin-") as tmp:
+        try:
+            if not ready_rx.poll(60):
+                raise RuntimeError("the origin did not start")
+            origin_pid = ready_rx.recv()
+            time.sleep(2.5)  # a few segments into the window before anyone joins
+            port = origin_port
+            if mode == "edge":
+                edge, port = start_edge(Path(tmp), origin_port)
+            stop = ctx.Event()
+            readies, outs = [], []
+            for w in range(args.workers):
+                share = viewers // args.workers + (1 if w < viewers % args.workers else 0)
+                r_rx, r_tx = ctx.Pipe(duplex=False)
+                o_rx, o_tx = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=run_load,
+                                   args=(port, share, args.skip, r_tx, stop, o_tx), daemon=True)
+                proc.start()
+                loads.append(proc)
+                readies.append(r_rx)
+                outs.append(o_rx)
+            joined = sum(r.recv() for r in readies if r.poll(120))
+            time.sleep(args.warmup)
+            pids = [p.pid for p in loads]
+            edge_pids = nginx_pids(edge.pid) if edge is not None else []
+            s0, c0 = counter.value, proc_cpu(origin_pid)
+            g0 = sum(proc_cpu(p) for p in pids)
+            e0 = sum(proc_cpu(p) for p in edge_pids)
+            t0 = time.time()
+            time.sleep(args.seconds)
+            t1 = time.time()
+            s1, c1 = counter.value, proc_cpu(origin_pid)
+            g1 = sum(proc_cpu(p) for p in pids)
+            e1 = sum(proc_cpu(p) for p in edge_pids)
+            stop.set()
+            results: list[LoadResult] = [o.recv() for o in outs if o.poll(60)]
+            while arrived_rx.poll():
+                key, at = arrived_rx.recv()
+                arrivals[key] = at
+            if profile:
+                os.kill(origin_pid, 10)  # SIGUSR1: dump the profile
+                origin.join(10)
+        finally:
+            for proc in loads:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
+            if edge is not None:
+                edge.terminate()
+                edge.wait(10)
+            if origin.is_alive():
+                origin.kill()
+            origin.join(10)
+    produced = sum(1 for t in arrivals.values() if t0 <= t < t1)
+    latencies = sorted(
+        (recv - arrivals[key]) * 1000
+        for r in results for key, recv in r.deliveries
+        if t0 <= recv < t1 and key in arrivals
+    )
+    elapsed = t1 - t0
+    requests = s1 - s0
+    return {
+        "mode": mode, "viewers": viewers, "joined": joined,
+        "p50": pct(latencies, 0.50), "p99": pct(latencies, 0.99),
+        "max": latencies[-1] if latencies else float("nan"),
+        "delivered_s": len(latencies) / elapsed, "expected_s": viewers * produced / elapsed,
+        "origin_cpu": (c1 - c0) / elapsed, "origin_rps": requests / elapsed,
+        "req_per_part": requests / produced if produced else float("nan"),
+        "gen_cpu": (g1 - g0) / elapsed, "edge_cpu": (e1 - e0) / elapsed,
+        "errors": sum(r.errors for r in results),
+        "non200": sum(n for r in results for s, n in r.statuses.items() if s != 200),
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+# Report ------------------------------------------------------------------------------
+
+
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"\nLL-HLS origin, 1 rendition 720p30 ~3 Mb/s, {PART * 1000:g} ms parts, "
+          f"{args.seconds:g} s per run after {args.warmup:g} s warmup, {args.workers} load "
+          f"processes, {os.cpu_count()} cores; CPU columns: 100% = one core")
+    header = (f"{'mode':<6} {'viewers':>7} {'joined':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+              f"{'parts/s':>8} {'of':>7} {'orig cpu':>8} {'orig req/s':>10} {'req/part':>8} "
+              f"{'edge cpu':>8} {'gen cpu':>7} {'errors':>6}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] == "edge" else "-"
+        print(f"{r['mode']:<6} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
+              f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
+              f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} {r['req_per_part']:>8.1f} "
+              f"{edge_cpu:>8} {r['gen_cpu']:>7.0%} {r['errors'] + r['non200']:>6}")
+    print("latency: part arrival at the origin -> part body received by a viewer; parts/s: "
+          "parts delivered (of: viewers x parts produced); req/part: origin requests per part "
+          "produced; gen cpu: the load generators' own CPU; errors: failed connections and "
+          "non-200 answers")
+    direct = [r for r in rows if r["mode"] == "direct"]
+    if direct:
+        good = [r for r in direct if r["p99"] < GOAL_P99_MS and r["errors"] + r["non200"] == 0]
+        best = max(good, key=lambda r: r["viewers"], default=None)
+        if best is None:
+            print(f"goal 2,000 direct viewers per origin core with p99 < {GOAL_P99_MS:g} ms: "
+                  "NOT MET (no run kept p99 under the limit)")
+        else:
+            per_core = best["viewers"] / max(best["origin_cpu"], 1e-9)
+            met = best["viewers"] >= GOAL_VIEWERS_PER_CORE and best["origin_cpu"] <= 1.05
+            print(f"goal 2,000 direct viewers per origin core with p99 < {GOAL_P99_MS:g} ms: "
+                  f"{'MET' if met else 'NOT MET'} (largest run under the limit: "
+                  f"{best['viewers']} viewers, p99 {best['p99']:.1f} ms, origin "
+                  f"{best['origin_cpu']:.0%} of a core = {per_core:,.0f} viewers per core "
+                  "at that load)")
+    edge = sorted((r for r in rows if r["mode"] == "edge"), key=lambda r: r["viewers"])
+    if len(edge) >= 2:
+        low, high = edge[0], edge[-1]
+        met = high["req_per_part"] <= EDGE_FLAT_RATIO * low["req_per_part"]
+        series = ", ".join(f"{r['viewers']}: {r['req_per_part']:.1f}" for r in edge)
+        print(f"goal edge: origin requests per part flat: {'MET' if met else 'NOT MET'} "
+              f"({series}; limit {EDGE_FLAT_RATIO:g}x the {low['viewers']}-viewer figure)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--viewers", default="100,500,1000,2000",
+                        help="comma-separated viewer counts, one run per mode each")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--modes", default="direct,edge", help="direct, edge or both")
+    parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--no-skip", dest="skip", action="store_false",
+                        help="full playlists instead of _HLS_skip=YES delta updates")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the origin of the last run into FILE")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.viewers.split(",") if c]
+    modes = [m for m in args.modes.split(",") if m]
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print("encoding 20 s of 720p30 test media ...", file=sys.stderr, flush=True)
+    media = encode_media(20.0)
+    rows = []
+    runs = [(mode, count) for mode in modes for count in counts]
+    for n, (mode, count) in enumerate(runs):
+        print(f"{mode}: {count} viewers for {args.seconds:g} s ...", file=sys.stderr, flush=True)
+        profile = args.profile if n == len(runs) - 1 else None
+        try:
+            rows.append(run_once(mode, count, args, media, profile))
+        except (RuntimeError, OSError) as exc:
+            print(f"{mode}: {count} viewers failed: {exc!r}", file=sys.stderr)
+    print_table(rows, args)
+
+
+if __name__ == "__main__":
+    main()
