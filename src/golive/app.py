@@ -55,6 +55,20 @@ class _NoPresentations:
         return True
 
 
+class _Dispatch:
+    """The HTTP root: `/live/...` to the LL-HLS origin, the rest to the FastAPI app."""
+
+    def __init__(self, origin: Any, rest: Any) -> None:
+        self._origin = origin
+        self._rest = rest
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/live/"):
+            await self._origin(scope, receive, send)
+        else:
+            await self._rest(scope, receive, send)
+
+
 class _LiveView:
     """What the API shows of a live stream: ingest facts plus the pipeline's (ladder, encoder)."""
 
@@ -147,9 +161,15 @@ class Golive:
 
         self.http = self._build_http()
         self._http_socket = _bind(s.host, s.http_port)
+        # /live/ (playlists and media, the bulk of all requests) goes straight to the
+        # origin; everything else through FastAPI's routing.
+        from golive.delivery.origin import create_origin_app
+
+        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
         config = uvicorn.Config(
-            self.http,
+            root,
             log_config=None,
+            proxy_headers=False,  # client addresses come from trusted_proxies where needed
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=3,
@@ -228,7 +248,6 @@ class Golive:
 
     def _build_http(self) -> FastAPI:
         from golive.api.app import create_api_app
-        from golive.delivery.origin import create_origin_app
 
         assert self.store is not None and self.hub is not None
         app = FastAPI(
@@ -258,9 +277,6 @@ class Golive:
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> PlainTextResponse:
             return PlainTextResponse(self._metrics_text(), media_type="text/plain; version=0.0.4")
-
-        # The LL-HLS origin answers everything under /live/; mounted last.
-        app.mount("/", create_origin_app(self.pipeline or _NoPresentations()))
 
         return app
 

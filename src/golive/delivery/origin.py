@@ -4,6 +4,10 @@ Serves the public playback URLs below `/live/`, answers LL-HLS delivery directiv
 (blocking playlist reload, preload-hinted parts, playlist delta updates), checks playback
 tokens and sets the cache headers an edge cache (nginx, a CDN) relies on. Held requests are
 plain awaits on the rendition window's futures: a thousand waiting players cost memory only.
+
+It is a bare ASGI app rather than a framework route: every viewer asks for a playlist
+and a part several times a second, so the per-request cost is what sets how many
+viewers one core serves.
 """
 
 from __future__ import annotations
@@ -13,14 +17,10 @@ import math
 import re
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import parse_qsl, quote
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     from golive.packaging.presentation import Presentation
@@ -154,13 +154,57 @@ def parse_range(header: str | None, length: int) -> ByteRange | Literal["unsatis
     return first, min(last, length - 1)
 
 
+class Response:
+    """A complete HTTP answer: status, headers and body, sent in two ASGI messages."""
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(self, body: bytes, status_code: int, headers: Mapping[str, str]) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.headers = headers
+
+    async def send(self, send: Send, *, head: bool) -> None:
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
+
+
+class Request:
+    """What the handlers read of a request: method, query parameters, headers."""
+
+    __slots__ = ("_headers", "method", "query_params")
+
+    def __init__(self, scope: Scope) -> None:
+        self.method: str = scope["method"]
+        raw_query: bytes = scope.get("query_string", b"")
+        self.query_params: dict[str, str] = (
+            dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+            if raw_query
+            else {}
+        )
+        self._headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+
+    def header(self, name: bytes) -> str | None:
+        for key, value in self._headers:
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+
 def _error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> Response:
     cache = NOT_FOUND_CACHE if status == 404 else ERROR_CACHE
+    body = (message + "\n").encode()
     return Response(
-        message + "\n",
-        status_code=status,
-        media_type="text/plain",
-        headers={**CORS_HEADERS, "Cache-Control": cache, **(headers or {})},
+        body,
+        status,
+        {
+            **CORS_HEADERS,
+            "Cache-Control": cache,
+            "Content-Type": "text/plain; charset=utf-8",
+            "Content-Length": str(len(body)),
+            **(headers or {}),
+        },
     )
 
 
@@ -183,41 +227,23 @@ def _with_token(playlist: str, token: str | None) -> str:
     return "\n".join(lines)
 
 
-async def _disconnected(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+HoldOutcome = Literal["ready", "timeout"]
 
 
-HoldOutcome = Literal["ready", "timeout", "gone"]
+async def hold(until: Awaitable[None], limit: float) -> HoldOutcome:
+    """Wait for `until`, at most `limit` seconds; a timed-out wait is cancelled, which
+    removes its waiter from the window.
 
-
-async def hold(receive: Receive, until: Awaitable[None], limit: float) -> HoldOutcome:
-    """Wait for `until`, at most `limit` seconds, giving up when the client goes away.
-
-    Servers do not cancel a request handler when its client disconnects, so the handler
-    listens for `http.disconnect` itself; the abandoned wait is cancelled, which removes
-    its waiter from the window.
+    No task is created per held request (a timeout context around a plain await). A
+    client that disconnects is not noticed until the wait ends, which the hold limit
+    bounds to a few target durations: memory, not CPU, for a few seconds.
     """
-    waiting = asyncio.ensure_future(until)
-    gone = asyncio.ensure_future(_disconnected(receive))
     try:
-        done, _ = await asyncio.wait(
-            {waiting, gone}, timeout=max(0.0, limit), return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        leftover = {task for task in (waiting, gone) if not task.done()}
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            # asyncio.wait raises nothing of theirs, so a cancellation of this handler
-            # itself still propagates.
-            await asyncio.wait(leftover)
-    if waiting in done:
-        waiting.result()
-        return "ready"
-    return "gone" if gone in done else "timeout"
+        async with asyncio.timeout(max(0.0, limit)):
+            await until
+    except TimeoutError:
+        return "timeout"
+    return "ready"
 
 
 class Origin:
@@ -227,10 +253,25 @@ class Origin:
         self.directory = directory
         self.hold_limit_factor = hold_limit_factor
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope)
+        path: str = scope["path"]
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            response = _error(405, "method not allowed", headers={"Allow": "GET, HEAD, OPTIONS"})
+        elif not path.startswith("/live/"):
+            response = _error(404, "not found")
+        else:
+            response = await self.handle(request, path[len("/live/") :])
+        await response.send(send, head=request.method == "HEAD")
+
+    async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
-            return Response(status_code=204, headers=PREFLIGHT_HEADERS)
-        path = request.path_params["path"]
+            return Response(b"", 204, PREFLIGHT_HEADERS)
         if match := MULTIVARIANT_PATH.fullmatch(path):
             return await self._with_access(request, match, self._multivariant)
         if match := MEDIA_PLAYLIST_PATH.fullmatch(path):
@@ -266,9 +307,7 @@ class Origin:
         text = presentation.multivariant_playlist()
         if text is None and not presentation.ended:
             limit = self.hold_limit_factor * READY_HOLD_UNIT
-            outcome = await hold(request.receive, presentation.wait_ready(), limit)
-            if outcome == "gone":
-                return _error(503, "client went away")
+            await hold(presentation.wait_ready(), limit)
             text = presentation.multivariant_playlist()
         if text is None:
             return _error(404, "broadcast has no media yet")
@@ -294,8 +333,7 @@ class Origin:
             return _error(400, str(exc))
         if window.init is None and not window.ended:
             limit = self.hold_limit_factor * READY_HOLD_UNIT
-            if await hold(request.receive, presentation.wait_ready(), limit) == "gone":
-                return _error(503, "client went away")
+            await hold(presentation.wait_ready(), limit)
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended
@@ -306,9 +344,7 @@ class Origin:
                 return _error(400, "requested media sequence is too far ahead")
             if state == "pending":
                 outcome = await hold(
-                    request.receive,
-                    window.wait(directives.msn, directives.part),
-                    self._hold_limit(window),
+                    window.wait(directives.msn, directives.part), self._hold_limit(window)
                 )
                 if outcome != "ready":
                     return _error(503, "playlist update did not arrive in time")
@@ -393,7 +429,7 @@ class Origin:
         if state == "pending":
             # The preload hint names a part before it exists: the player asks for it at
             # once and gets it the moment it is produced.
-            outcome = await hold(request.receive, window.wait(msn, part), self._hold_limit(window))
+            outcome = await hold(window.wait(msn, part), self._hold_limit(window))
             if outcome != "ready":
                 return _error(503, "media did not arrive in time")
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
@@ -416,7 +452,7 @@ class Origin:
         status = 200
         if ranges:
             headers["Accept-Ranges"] = "bytes"
-            wanted = parse_range(request.headers.get("range"), len(body))
+            wanted = parse_range(request.header(b"range"), len(body))
             if wanted == "unsatisfiable":
                 return _error(
                     416, "range not satisfiable", headers={"Content-Range": f"bytes */{len(body)}"}
@@ -426,10 +462,9 @@ class Origin:
                 headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
                 body = body[first : last + 1]
                 status = 206
+        headers["Content-Type"] = media_type
         headers["Content-Length"] = str(len(body))
-        if request.method == "HEAD":
-            body = b""
-        return Response(body, status_code=status, media_type=media_type, headers=headers)
+        return Response(body, status, headers)
 
 
 class _Handler(Protocol):
@@ -443,9 +478,7 @@ class _Handler(Protocol):
     ) -> Awaitable[Response]: ...
 
 
-def create_origin_app(
-    directory: PresentationDirectory, *, hold_limit_factor: float = 3.0
-) -> Starlette:
+def create_origin_app(directory: PresentationDirectory, *, hold_limit_factor: float = 3.0) -> Origin:
     """The origin as an ASGI app serving `/live/...`.
 
     `hold_limit_factor` times the rendition's target duration is how long a blocking
@@ -453,9 +486,14 @@ def create_origin_app(
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
-    origin = Origin(directory, hold_limit_factor=hold_limit_factor)
-    return Starlette(
-        routes=[
-            Route("/live/{path:path}", origin.handle, methods=["GET", "HEAD", "OPTIONS"]),
-        ]
-    )
+    return Origin(directory, hold_limit_factor=hold_limit_factor)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message: dict[str, Any] = dict(await receive())
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
