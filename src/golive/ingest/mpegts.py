@@ -1,0 +1,835 @@
+"""MPEG-TS demuxing into FLV-shaped media: what SRT publishers send, as RTMP tags (ingest).
+
+Sans-IO: `TsDemuxer.feed` takes transport-stream bytes in any chunking and returns
+`MediaTag`s shaped exactly like an RTMP publisher's (AVC and AAC as legacy FLV tags,
+HEVC as Enhanced RTMP "hvc1"), so the broadcast hub and the transcoder treat an SRT
+publish exactly like an RTMP one. It follows the first program of the PAT, takes
+that program's first H.264/HEVC stream and first ADTS AAC stream, and ignores the
+rest. Damaged input is counted in `TsDemuxer.stats` and skipped; `feed` does not
+raise for anything a publisher sends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from golive.core.media import MediaTag, TagType
+from golive.ingest.codecs import (
+    CodecError,
+    parse_audio_specific_config,
+    parse_h264_sps,
+    parse_hevc_sps,
+    unescape_rbsp,
+)
+
+PACKET_SIZE = 188
+SYNC_BYTE = 0x47
+DEFAULT_MAX_PES_SIZE = 8 * 1024 * 1024
+DEFAULT_AUDIO_LEAD_MS = 500
+
+STREAM_TYPE_AAC_ADTS = 0x0F
+STREAM_TYPE_AAC_LATM = 0x11
+STREAM_TYPE_H264 = 0x1B
+STREAM_TYPE_HEVC = 0x24
+
+_PAT_PID = 0x0000
+_NULL_PID = 0x1FFF
+_TICKS_PER_MS = 90
+_PTS_WRAP = 1 << 33
+_PTS_MASK = _PTS_WRAP - 1
+_MAX_SECTION_LENGTH = 1021  # section_length limit for PAT and PMT (ISO/IEC 13818-1 2.4.4)
+_MAX_ADTS_FRAME = 8191  # 13-bit frame_length
+_AAC_FRAME_SAMPLES = 1024
+_MAX_FLV_BODY = 0xFFFFFF
+# Audio queued while waiting for the first video keyframe; a hard cap on top of the
+# time window, against hostile timestamps.
+_MAX_QUEUED_AUDIO = 512
+# stream_ids whose PES packets have no optional header (2.4.3.7): padding, private 2, ...
+_NO_PES_HEADER = frozenset({0xBC, 0xBE, 0xBF, 0xF0, 0xF1, 0xF2, 0xF8, 0xFF})
+# High-profile avcC carries chroma format and bit depths after the parameter sets.
+_AVCC_EXTENDED_PROFILES = frozenset({100, 110, 122, 144})
+
+_H264_AUD, _H264_SPS, _H264_PPS, _H264_IDR, _H264_FILLER = 9, 7, 8, 5, 12
+_HEVC_VPS, _HEVC_SPS, _HEVC_PPS, _HEVC_AUD, _HEVC_FILLER = 32, 33, 34, 35, 38
+
+
+class TsError(ValueError):
+    """Reserved for misuse of the demuxer (bad arguments); stream content never raises it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ElementaryStream:
+    pid: int
+    stream_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class TsProgram:
+    """The program being followed, as its latest PMT describes it."""
+
+    program_number: int
+    pmt_pid: int
+    video: ElementaryStream | None
+    audio: ElementaryStream | None
+    ignored: tuple[ElementaryStream, ...]  # everything else the PMT lists
+
+    @property
+    def video_codec(self) -> str | None:
+        if self.video is None:
+            return None
+        return "hevc" if self.video.stream_type == STREAM_TYPE_HEVC else "h264"
+
+
+@dataclass(slots=True)
+class TsStats:
+    """Running counters; everything damaged or unsupported is counted here, never raised."""
+
+    packets: int = 0
+    bytes_skipped: int = 0  # garbage between packets while (re)synchronising
+    sync_losses: int = 0
+    transport_errors: int = 0  # transport_error_indicator set
+    scrambled_packets: int = 0
+    malformed_packets: int = 0  # bad adaptation field
+    cc_errors: int = 0
+    duplicate_packets: int = 0
+    psi_errors: int = 0  # PAT/PMT sections with a bad CRC or length
+    pes_errors: int = 0  # PES headers that do not parse
+    pes_dropped: int = 0  # PES lost for any reason: CC gap, truncation, oversize
+    pes_oversized: int = 0
+    timestamp_wraps: int = 0  # 33-bit PTS/DTS wraparounds unwrapped
+    video_frames: int = 0
+    video_skipped: int = 0  # before the first keyframe with parameter sets, or no slices
+    parameter_set_errors: int = 0
+    audio_frames: int = 0
+    audio_skipped: int = 0  # before the stream started, or no timestamp yet
+    adts_errors: int = 0
+    unsupported_streams: int = 0  # LATM AAC, Opus, AC-3, MPEG audio, ... in the PMT
+
+
+class _PidState:
+    __slots__ = ("cc", "pid")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cc: int | None = None
+
+
+class _Section(_PidState):
+    """Reassembles PSI sections of one PID (they may span packets)."""
+
+    __slots__ = ("active", "buf", "last")
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self.buf = bytearray()
+        self.active = False
+        self.last: bytes | None = None  # the last section parsed, to skip repeats
+
+    def reset(self) -> None:
+        self.buf = bytearray()
+        self.active = False
+
+
+class _Track(_PidState):
+    """Reassembles the PES packets of one elementary stream."""
+
+    __slots__ = ("active", "buf", "expected", "stream_type")
+
+    def __init__(self, es: ElementaryStream) -> None:
+        super().__init__(es.pid)
+        self.stream_type = es.stream_type
+        self.buf = bytearray()
+        self.active = False
+        self.expected = -1  # total PES size; 0 = unbounded (video), -1 = header not seen yet
+
+    def reset(self) -> None:
+        self.buf = bytearray()
+        self.active = False
+        self.expected = -1
+
+
+class _VideoTrack(_Track):
+    __slots__ = ("config", "emitted", "hevc", "last_delta", "last_dts", "param_key", "started")
+
+    def __init__(self, es: ElementaryStream) -> None:
+        super().__init__(es)
+        self.hevc = es.stream_type == STREAM_TYPE_HEVC
+        self.started = False
+        self.param_key: tuple[tuple[bytes, ...], ...] = ((), (), ())  # vps, sps, pps
+        self.config: bytes | None = None  # decoder configuration record of param_key
+        self.emitted: bytes | None = None  # the last one sent as a sequence header
+        self.last_dts: int | None = None
+        self.last_delta = 3000  # ticks, to extrapolate an access unit without PTS
+
+
+class _AudioTrack(_Track):
+    __slots__ = ("configs", "emitted", "leftover", "next_ticks")
+
+    def __init__(self, es: ElementaryStream) -> None:
+        super().__init__(es)
+        self.leftover = b""  # an ADTS frame cut by the end of the previous PES
+        self.next_ticks: int | None = None
+        self.configs: dict[int, tuple[bytes, int] | None] = {}  # ADTS header bits -> ASC, rate
+        self.emitted: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedAudio:
+    ticks: int
+    config: bytes
+    raw: bytes
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for i in range(256):
+        crc = i << 24
+        for _ in range(8):
+            crc = (crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc32_mpeg2(data: bytes) -> int:
+    """CRC-32/MPEG-2 (ISO/IEC 13818-1 Annex A); 0 over a whole section means it is intact."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[(crc >> 24) ^ byte]
+    return crc
+
+
+def _read_timestamp(data: bytes, pos: int) -> int:
+    return (((data[pos] >> 1) & 0x07) << 30) | (data[pos + 1] << 22) | \
+        ((data[pos + 2] >> 1) << 15) | (data[pos + 3] << 7) | (data[pos + 4] >> 1)
+
+
+def split_annexb(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B byte stream, without start codes or trailing zeros."""
+    nals: list[bytes] = []
+    start = data.find(b"\x00\x00\x01")
+    if start < 0:
+        return nals
+    start += 3
+    while True:
+        end = data.find(b"\x00\x00\x01", start)
+        # A NAL unit never ends in a zero byte, so zeros before a start code are the
+        # four-byte start code's first byte or trailing_zero_8bits.
+        nal = data[start : end if end >= 0 else len(data)].rstrip(b"\x00")
+        if nal:
+            nals.append(nal)
+        if end < 0:
+            return nals
+        start = end + 3
+
+
+def _length_prefixed(units: tuple[bytes, ...]) -> bytes:
+    return b"".join(len(u).to_bytes(2, "big") + u for u in units)
+
+
+def avc_decoder_config(sps: tuple[bytes, ...], pps: tuple[bytes, ...]) -> bytes:
+    """AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) with 4-byte NAL lengths."""
+    if not sps or not pps or len(sps) > 31 or len(pps) > 255 \
+            or any(len(u) > 0xFFFF for u in sps + pps):
+        raise CodecError("parameter sets do not fit an avcC record")
+    info = parse_h264_sps(sps[0])
+    record = bytearray((1, info.profile_idc, info.constraint_flags, info.level_idc,
+                        0xFF, 0xE0 | len(sps)))
+    record += _length_prefixed(sps) + bytes((len(pps),)) + _length_prefixed(pps)
+    if info.profile_idc in _AVCC_EXTENDED_PROFILES:
+        record += bytes((0xFC | (info.chroma_format_idc & 0x03),
+                         0xF8 | ((info.bit_depth_luma - 8) & 0x07),
+                         0xF8 | ((info.bit_depth_chroma - 8) & 0x07), 0))
+    return bytes(record)
+
+
+def hevc_decoder_config(vps: tuple[bytes, ...], sps: tuple[bytes, ...],
+                        pps: tuple[bytes, ...]) -> bytes:
+    """HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1) with 4-byte NAL lengths.
+
+    array_completeness is 0: the parameter sets stay in band as well.
+    """
+    units = vps + sps + pps
+    if not vps or not sps or not pps or len(units) > 0xFFFF \
+            or any(len(u) > 0xFFFF for u in units):
+        raise CodecError("parameter sets do not fit an hvcC record")
+    info = parse_hevc_sps(sps[0])
+    ptl = info.ptl
+    head = unescape_rbsp(sps[0])[2]  # vps id(4), max_sub_layers_minus1(3), nesting(1)
+    record = bytearray((1, (ptl.profile_space << 6) | (int(ptl.tier_flag) << 5)
+                        | ptl.profile_idc))
+    record += ptl.compatibility_flags.to_bytes(4, "big")
+    record += ptl.constraint_flags.to_bytes(6, "big")
+    record += bytes((
+        ptl.level_idc, 0xF0, 0x00,  # min_spatial_segmentation_idc 0
+        0xFC,  # parallelismType 0
+        0xFC | (info.chroma_format_idc & 0x03),
+        0xF8 | ((info.bit_depth_luma - 8) & 0x07),
+        0xF8 | ((info.bit_depth_chroma - 8) & 0x07),
+        0, 0,  # avgFrameRate unspecified
+        ((((head >> 1) & 0x07) + 1) << 3) | ((head & 0x01) << 2) | 0x03,
+        3,  # numOfArrays
+    ))
+    for nal_type, array in ((_HEVC_VPS, vps), (_HEVC_SPS, sps), (_HEVC_PPS, pps)):
+        record += bytes((nal_type,)) + len(array).to_bytes(2, "big") + _length_prefixed(array)
+    return bytes(record)
+
+
+def _unique(units: list[bytes]) -> tuple[bytes, ...]:
+    return tuple(dict.fromkeys(units))
+
+
+def _si24(value: int) -> bytes:
+    return (max(-0x800000, min(0x7FFFFF, value)) & 0xFFFFFF).to_bytes(3, "big")
+
+
+class TsDemuxer:
+    """Turns a live MPEG transport stream into FLV-shaped `MediaTag`s.
+
+    Timestamps of both tracks are unwrapped (33-bit PTS/DTS) onto one timeline in
+    milliseconds that starts at 0 with the first keyframe (or, without video, the
+    first audio frame), so A/V sync is kept. Nothing comes out before the first video
+    keyframe whose parameter sets are known: audio that arrives earlier waits, and
+    frames up to `audio_lead_ms` before that keyframe are kept.
+
+    Video frames are AVCC (4-byte lengths) with access unit delimiters and filler
+    data removed; SPS/PPS (and VPS) stay in band and also go out as a sequence
+    header whenever they first appear or change. A video PES with length 0 ends at
+    the next one, so each access unit comes out one PES late; `flush` releases the
+    last one at the end of the stream.
+    """
+
+    def __init__(self, *, max_pes_size: int = DEFAULT_MAX_PES_SIZE,
+                 audio_lead_ms: int = DEFAULT_AUDIO_LEAD_MS) -> None:
+        if not 0 < max_pes_size <= _MAX_FLV_BODY - 64:
+            raise TsError(f"max_pes_size must be between 1 and {_MAX_FLV_BODY - 64}")
+        if audio_lead_ms < 0:
+            raise TsError("audio_lead_ms must not be negative")
+        self.max_pes_size = max_pes_size
+        self._audio_lead = audio_lead_ms * _TICKS_PER_MS
+        self.stats = TsStats()
+        self.program: TsProgram | None = None
+        self._buf = b""
+        self._synced = False
+        self._pat = _Section(_PAT_PID)
+        self._pmt: _Section | None = None
+        self._program_number = 0
+        self._video: _VideoTrack | None = None
+        self._audio: _AudioTrack | None = None
+        self._reference: int | None = None  # the last unwrapped timestamp, either track
+        self._epoch = 0  # the highest multiple of 2**33 reached, for stats.timestamp_wraps
+        self._base: int | None = None  # unwrapped ticks at output time 0
+        self._queue: deque[_QueuedAudio] = deque()
+        self._out: list[MediaTag] = []
+
+    # ---------------------------------------------------------------- transport packets
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[MediaTag]:
+        """Take more bytes in any chunking; return the tags they complete, in order."""
+        buf = self._buf + bytes(data) if self._buf else bytes(data)
+        view = memoryview(buf)
+        size = len(buf)
+        pos = 0
+        while True:
+            if not self._synced:
+                pos = self._resync(buf, pos)
+                if not self._synced:
+                    break
+            if size - pos < PACKET_SIZE:
+                break
+            if buf[pos] != SYNC_BYTE:
+                self._synced = False
+                self.stats.sync_losses += 1
+                continue
+            self._packet(view[pos : pos + PACKET_SIZE])
+            pos += PACKET_SIZE
+        view.release()
+        self._buf = buf[pos:]
+        return self._take()
+
+    def flush(self) -> list[MediaTag]:
+        """End of stream: finish the access units still waiting for their PES to end."""
+        for track in (self._video, self._audio):
+            if track is not None and track.active:
+                if track.expected == 0:
+                    self._finish_pes(track)
+                else:
+                    self._drop_pes(track)
+        return self._take()
+
+    def _take(self) -> list[MediaTag]:
+        out, self._out = self._out, []
+        return out
+
+    def _resync(self, buf: bytes, pos: int) -> int:
+        """Find three sync bytes 188 apart; return where the packets start (or where to wait)."""
+        start = pos
+        size = len(buf)
+        i = buf.find(SYNC_BYTE, pos)
+        while i >= 0:
+            if i + 2 * PACKET_SIZE >= size:
+                break  # cannot confirm yet: keep the candidate for the next feed
+            if buf[i + PACKET_SIZE] == SYNC_BYTE and buf[i + 2 * PACKET_SIZE] == SYNC_BYTE:
+                self._synced = True
+                break
+            i = buf.find(SYNC_BYTE, i + 1)
+        if i < 0:
+            i = size
+        self.stats.bytes_skipped += i - start
+        return i
+
+    def _packet(self, pkt: memoryview) -> None:
+        stats = self.stats
+        stats.packets += 1
+        b1 = pkt[1]
+        if b1 & 0x80:
+            stats.transport_errors += 1
+            return
+        pid = ((b1 & 0x1F) << 8) | pkt[2]
+        if pid == _NULL_PID:
+            return
+        b3 = pkt[3]
+        control = (b3 >> 4) & 0x03
+        if control == 0:
+            stats.malformed_packets += 1
+            return
+        pos = 4
+        discontinuity = False
+        if control & 0x02:
+            field_length = pkt[4]
+            pos = 5 + field_length
+            if pos > PACKET_SIZE:
+                stats.malformed_packets += 1
+                return
+            discontinuity = field_length > 0 and bool(pkt[5] & 0x80)
+        state = self._state(pid)
+        if state is None:
+            return
+        if b3 & 0xC0:
+            stats.scrambled_packets += 1
+            return
+        if not control & 0x01:  # adaptation field only: the CC does not advance
+            if discontinuity:
+                state.cc = None
+            return
+        cc = b3 & 0x0F
+        last, state.cc = state.cc, cc
+        if last is not None and not discontinuity:
+            if cc == last:
+                stats.duplicate_packets += 1
+                return
+            if cc != (last + 1) & 0x0F:
+                stats.cc_errors += 1
+                self._lost(state)
+        payload = bytes(pkt[pos:])
+        pusi = bool(b1 & 0x40)
+        if isinstance(state, _Section):
+            self._psi(state, payload, pusi)
+        elif isinstance(state, _Track):
+            self._pes_payload(state, payload, pusi)
+
+    def _state(self, pid: int) -> _PidState | None:
+        if pid == _PAT_PID:
+            return self._pat
+        if self._pmt is not None and pid == self._pmt.pid:
+            return self._pmt
+        if self._video is not None and pid == self._video.pid:
+            return self._video
+        if self._audio is not None and pid == self._audio.pid:
+            return self._audio
+        return None
+
+    def _lost(self, state: _PidState) -> None:
+        """Packets went missing: whatever was being reassembled is damaged."""
+        if isinstance(state, _Section):
+            state.reset()
+        elif isinstance(state, _Track) and state.active:
+            self._drop_pes(state)
+            if isinstance(state, _AudioTrack):
+                state.leftover = b""
+
+    # ---------------------------------------------------------------- PSI: PAT and PMT
+
+    def _psi(self, section: _Section, payload: bytes, pusi: bool) -> None:
+        if pusi:
+            if not payload:
+                return
+            pointer = payload[0]
+            if 1 + pointer > len(payload):
+                self.stats.psi_errors += 1
+                section.reset()
+                return
+            if section.active:
+                section.buf += payload[1 : 1 + pointer]
+                self._sections(section)
+            section.buf = bytearray(payload[1 + pointer :])
+            section.active = True
+        elif section.active:
+            section.buf += payload
+        else:
+            return
+        self._sections(section)
+
+    def _sections(self, section: _Section) -> None:
+        buf = section.buf
+        while section.active and len(buf) >= 3:
+            if buf[0] == 0xFF:  # stuffing: no more sections in this packet
+                section.reset()
+                return
+            length = ((buf[1] & 0x0F) << 8) | buf[2]
+            if not 9 <= length <= _MAX_SECTION_LENGTH:
+                self.stats.psi_errors += 1
+                section.reset()
+                return
+            if len(buf) < 3 + length:
+                return
+            data = bytes(buf[: 3 + length])
+            del buf[: 3 + length]
+            self._section(section, data)
+
+    def _section(self, section: _Section, data: bytes) -> None:
+        if data == section.last:
+            return  # PAT and PMT repeat every 100 ms or so
+        if crc32_mpeg2(data) != 0:
+            self.stats.psi_errors += 1
+            return
+        if not data[1] & 0x80 or not data[5] & 0x01:  # long form, current_next_indicator
+            return
+        section.last = data
+        if section is self._pat and data[0] == 0x00:
+            self._on_pat(data)
+        elif section is self._pmt and data[0] == 0x02:
+            self._on_pmt(data)
+
+    def _on_pat(self, data: bytes) -> None:
+        body = data[8:-4]
+        for i in range(0, len(body) - 3, 4):
+            number = (body[i] << 8) | body[i + 1]
+            pid = ((body[i + 2] & 0x1F) << 8) | body[i + 3]
+            if number == 0 or pid in (_PAT_PID, _NULL_PID):
+                continue  # network PID, or nonsense
+            if self._pmt is None or self._pmt.pid != pid or self._program_number != number:
+                self._pmt = _Section(pid)
+                self._program_number = number
+            return
+
+    def _on_pmt(self, data: bytes) -> None:
+        assert self._pmt is not None
+        if ((data[3] << 8) | data[4]) != self._program_number:
+            return
+        end = len(data) - 4
+        pos = 12 + (((data[10] & 0x0F) << 8) | data[11])
+        video: ElementaryStream | None = None
+        audio: ElementaryStream | None = None
+        ignored: list[ElementaryStream] = []
+        unsupported = 0
+        while pos + 5 <= end:
+            stream_type = data[pos]
+            pid = ((data[pos + 1] & 0x1F) << 8) | data[pos + 2]
+            pos += 5 + (((data[pos + 3] & 0x0F) << 8) | data[pos + 4])
+            if pos > end:
+                self.stats.psi_errors += 1
+                break
+            es = ElementaryStream(pid, stream_type)
+            if pid in (_PAT_PID, _NULL_PID, self._pmt.pid):
+                ignored.append(es)
+            elif video is None and stream_type in (STREAM_TYPE_H264, STREAM_TYPE_HEVC):
+                video = es
+            elif audio is None and stream_type == STREAM_TYPE_AAC_ADTS \
+                    and (video is None or video.pid != pid):
+                audio = es
+            else:
+                ignored.append(es)
+                if stream_type not in (STREAM_TYPE_H264, STREAM_TYPE_HEVC,
+                                       STREAM_TYPE_AAC_ADTS):
+                    unsupported += 1
+        program = TsProgram(self._program_number, self._pmt.pid, video, audio, tuple(ignored))
+        if program == self.program:
+            return
+        self.program = program
+        self.stats.unsupported_streams += unsupported
+        # Audio waiting for the first keyframe belongs to the old layout.
+        self.stats.audio_skipped += len(self._queue)
+        self._queue.clear()
+        track = self._video
+        if video is None:
+            self._video = None
+        elif track is None or (track.pid, track.stream_type) != (video.pid, video.stream_type):
+            self._video = _VideoTrack(video)
+        atrack = self._audio
+        if audio is None:
+            self._audio = None
+        elif atrack is None or (atrack.pid, atrack.stream_type) != (audio.pid, audio.stream_type):
+            self._audio = _AudioTrack(audio)
+
+    # ---------------------------------------------------------------- PES reassembly
+
+    def _pes_payload(self, track: _Track, payload: bytes, pusi: bool) -> None:
+        if pusi:
+            if track.active:
+                if track.expected == 0:
+                    self._finish_pes(track)
+                else:  # the declared length was not reached: packets are missing
+                    self._drop_pes(track)
+            track.buf = bytearray(payload)
+            track.active = True
+            track.expected = -1
+        elif track.active:
+            track.buf += payload
+        else:
+            return  # joined mid-PES, or dropping the rest of a damaged one
+        buf = track.buf
+        if track.expected < 0 and len(buf) >= 6:
+            if buf[0] != 0 or buf[1] != 0 or buf[2] != 1:
+                self.stats.pes_errors += 1
+                self._drop_pes(track)
+                return
+            length = (buf[4] << 8) | buf[5]
+            track.expected = 6 + length if length else 0
+        if len(buf) > self.max_pes_size:
+            self.stats.pes_oversized += 1
+            self._drop_pes(track)
+        elif track.expected > 0 and len(buf) >= track.expected:
+            self._finish_pes(track)
+
+    def _drop_pes(self, track: _Track) -> None:
+        self.stats.pes_dropped += 1
+        track.reset()
+
+    def _finish_pes(self, track: _Track) -> None:
+        data = bytes(track.buf[: track.expected] if track.expected > 0 else track.buf)
+        track.reset()
+        stats = self.stats
+        if len(data) < 9 or data[:3] != b"\x00\x00\x01":
+            stats.pes_errors += 1
+            return
+        if data[3] in _NO_PES_HEADER:
+            return
+        flags = data[7] >> 6
+        start = 9 + data[8]
+        if data[6] & 0xC0 != 0x80 or start > len(data) or flags == 1 \
+                or (flags & 0x02 and data[8] < 5) or (flags == 3 and data[8] < 10):
+            stats.pes_errors += 1
+            return
+        pts = _read_timestamp(data, 9) if flags & 0x02 else None
+        dts = _read_timestamp(data, 14) if flags == 3 else pts
+        if isinstance(track, _VideoTrack):
+            self._video_pes(track, pts, dts, data[start:])
+        elif isinstance(track, _AudioTrack):
+            self._audio_pes(track, pts, data[start:])
+
+    # ---------------------------------------------------------------- timestamps
+
+    def _unwrap(self, raw: int) -> int:
+        """Place a 33-bit timestamp on the unbounded timeline nearest the last one seen."""
+        ref = self._reference
+        if ref is None:
+            self._reference = raw
+            return raw
+        ext = raw + ref - (ref & _PTS_MASK)
+        if ext - ref > _PTS_WRAP // 2:
+            ext -= _PTS_WRAP
+        elif ref - ext > _PTS_WRAP // 2:
+            ext += _PTS_WRAP
+            # Tracks interleave across the wrap: count each epoch once, not each crossing.
+            if ext >> 33 > self._epoch:
+                self._epoch = ext >> 33
+                self.stats.timestamp_wraps += 1
+        self._reference = ext
+        return ext
+
+    def _ms(self, ticks: int) -> int:
+        assert self._base is not None
+        return (ticks - self._base + _TICKS_PER_MS // 2) // _TICKS_PER_MS
+
+    def _start(self, first_ticks: int) -> None:
+        """Fix time 0: the first keyframe, or queued audio shortly before it."""
+        kept = [q for q in self._queue if q.ticks >= first_ticks - self._audio_lead]
+        self.stats.audio_skipped += len(self._queue) - len(kept)
+        self._queue = deque(kept)
+        self._base = min([first_ticks, *(q.ticks for q in kept)])
+
+    # ---------------------------------------------------------------- video
+
+    def _video_pes(self, track: _VideoTrack, pts: int | None, dts: int | None,
+                   payload: bytes) -> None:
+        if pts is None or dts is None:
+            if track.last_dts is None:
+                self.stats.video_skipped += 1
+                return
+            dts_ticks = pts_ticks = track.last_dts + track.last_delta
+        else:
+            dts_ticks = self._unwrap(dts)
+            offset = (pts - dts) & _PTS_MASK
+            pts_ticks = dts_ticks + (offset - _PTS_WRAP if offset >= _PTS_WRAP // 2 else offset)
+        if track.last_dts is not None and 0 < dts_ticks - track.last_dts <= 90_000:
+            track.last_delta = dts_ticks - track.last_dts
+        track.last_dts = dts_ticks
+
+        keep: list[bytes] = []
+        params: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+        key = has_slice = False
+        for nal in split_annexb(payload):
+            if nal[0] & 0x80:  # forbidden_zero_bit: damaged
+                continue
+            if track.hevc:
+                if len(nal) < 2:
+                    continue
+                nal_type = (nal[0] >> 1) & 0x3F
+                if nal_type in (_HEVC_AUD, _HEVC_FILLER):
+                    continue
+                if _HEVC_VPS <= nal_type <= _HEVC_PPS:
+                    params[nal_type - _HEVC_VPS].append(nal)
+                elif nal_type < 32:
+                    has_slice = True
+                    key = key or 16 <= nal_type <= 23  # IRAP: BLA, IDR, CRA
+            else:
+                nal_type = nal[0] & 0x1F
+                if nal_type in (_H264_AUD, _H264_FILLER):
+                    continue
+                if nal_type == _H264_SPS:
+                    params[1].append(nal)
+                elif nal_type == _H264_PPS:
+                    params[2].append(nal)
+                elif 1 <= nal_type <= 5:
+                    has_slice = True
+                    key = key or nal_type == _H264_IDR
+            keep.append(nal)
+        if any(params):
+            self._update_parameter_sets(track, params)
+        if not has_slice:
+            self.stats.video_skipped += 1
+            return
+        starting = False
+        if not track.started:
+            if not key or track.config is None:
+                self.stats.video_skipped += 1
+                return
+            track.started = True
+            if self._base is None:
+                self._start(dts_ticks)
+                starting = True
+        dts_ms = max(0, self._ms(dts_ticks))
+        cts = self._ms(pts_ticks) - dts_ms
+        timestamp = dts_ms & 0xFFFFFFFF
+        if track.config is not None and track.config != track.emitted:
+            track.emitted = track.config
+            header = b"\x90hvc1" if track.hevc else b"\x17\x00\x00\x00\x00"
+            self._out.append(MediaTag(TagType.VIDEO, timestamp, header + track.config))
+        if track.hevc:
+            head = bytes((0x91 if key else 0xA1,)) + b"hvc1" + _si24(cts)
+        else:
+            head = bytes((0x17 if key else 0x27, 0x01)) + _si24(cts)
+        body = b"".join([head, *(b for nal in keep for b in (len(nal).to_bytes(4, "big"), nal))])
+        self._out.append(MediaTag(TagType.VIDEO, timestamp, body))
+        self.stats.video_frames += 1
+        if starting:
+            queued, self._queue = self._queue, deque()
+            for q in queued:
+                self._emit_audio(q.ticks, q.config, q.raw)
+
+    def _update_parameter_sets(self, track: _VideoTrack,
+                               params: tuple[list[bytes], list[bytes], list[bytes]]) -> None:
+        key = tuple(_unique(new) if new else old for new, old in zip(params, track.param_key,
+                                                                      strict=True))
+        if key == track.param_key:
+            return
+        track.param_key = key
+        vps, sps, pps = key
+        try:
+            if track.hevc:
+                config = hevc_decoder_config(vps, sps, pps)
+            else:
+                config = avc_decoder_config(sps, pps)
+        except CodecError:
+            if sps and pps and (vps or not track.hevc):
+                self.stats.parameter_set_errors += 1
+            return
+        track.config = config
+
+    # ---------------------------------------------------------------- audio
+
+    def _audio_pes(self, track: _AudioTrack, pts: int | None, payload: bytes) -> None:
+        carried = len(track.leftover)
+        data = track.leftover + payload if carried else payload
+        track.leftover = b""
+        pes_ticks = self._unwrap(pts) if pts is not None else None
+        stats = self.stats
+        pos = 0
+        index = 0  # frames that start in this PES: its PTS is the first one's
+        size = len(data)
+        while pos + 7 <= size:
+            if data[pos] != 0xFF or data[pos + 1] & 0xF6 != 0xF0:  # syncword, layer 0
+                stats.adts_errors += 1
+                found = data.find(b"\xff", pos + 1)
+                pos = found if found >= 0 else size
+                continue
+            b2, b3 = data[pos + 2], data[pos + 3]
+            header_length = 7 if data[pos + 1] & 0x01 else 9
+            frame_length = ((b3 & 0x03) << 11) | (data[pos + 4] << 3) | (data[pos + 5] >> 5)
+            config = self._adts_config(track, b2, b3)
+            if frame_length <= header_length or config is None:
+                stats.adts_errors += 1
+                pos += 1
+                continue
+            if pos + frame_length > size:
+                break
+            asc, rate = config
+            duration = _AAC_FRAME_SAMPLES * 90_000 // rate
+            if pos >= carried and pes_ticks is not None:
+                ticks: int | None = pes_ticks + index * _AAC_FRAME_SAMPLES * 90_000 // rate
+            else:
+                ticks = track.next_ticks
+            if pos >= carried:
+                index += 1
+            if data[pos + 6] & 0x03:
+                stats.adts_errors += 1  # several raw data blocks in one frame: not supported
+            elif ticks is None:
+                stats.audio_skipped += 1
+            else:
+                self._emit_audio(ticks, asc, data[pos + header_length : pos + frame_length])
+            if ticks is not None:
+                track.next_ticks = ticks + duration
+            pos += frame_length
+        if size - pos <= _MAX_ADTS_FRAME:
+            track.leftover = data[pos:]
+
+    def _adts_config(self, track: _AudioTrack, b2: int, b3: int) -> tuple[bytes, int] | None:
+        bits = (b2 << 8 | b3) & 0xFDC0  # profile, sampling index, channel configuration
+        if bits in track.configs:
+            return track.configs[bits]
+        profile, index, channels = b2 >> 6, (b2 >> 2) & 0x0F, ((b2 & 0x01) << 2) | (b3 >> 6)
+        asc = (((profile + 1) << 11) | (index << 7) | (channels << 3)).to_bytes(2, "big")
+        try:
+            config: tuple[bytes, int] | None = (asc, parse_audio_specific_config(asc).sample_rate)
+        except CodecError:
+            config = None
+        if len(track.configs) < 64:
+            track.configs[bits] = config
+        return config
+
+    def _emit_audio(self, ticks: int, config: bytes, raw: bytes) -> None:
+        if self._base is None:
+            if self._video is not None:  # wait for the first keyframe
+                queue = self._queue
+                queue.append(_QueuedAudio(ticks, config, raw))
+                while len(queue) > _MAX_QUEUED_AUDIO or ticks - queue[0].ticks > self._audio_lead:
+                    queue.popleft()
+                    self.stats.audio_skipped += 1
+                    if not queue:
+                        break
+                return
+            self._start(ticks)
+        ms = self._ms(ticks)
+        if ms < 0:
+            self.stats.audio_skipped += 1
+            return
+        track = self._audio
+        if track is not None and track.emitted != config:
+            track.emitted = config
+            self._out.append(MediaTag(TagType.AUDIO, ms & 0xFFFFFFFF, b"\xaf\x00" + config))
+        self._out.append(MediaTag(TagType.AUDIO, ms & 0xFFFFFFFF, b"\xaf\x01" + raw))
+        self.stats.audio_frames += 1
