@@ -168,6 +168,54 @@ class Settings(BaseSettings):
         "X-Forwarded-For header is trusted for the client address (chat bans by IP).",
     )
 
+    # WebRTC (WHIP ingest, WHEP playback; see golive.ingest.webrtc) -- begin.
+    webrtc_ice_servers: list[str] = Field(
+        default_factory=list,
+        description="STUN/TURN server URLs (stun:host:port, turn:host:port?transport=udp) "
+        "used by golive's WebRTC side and advertised to WHIP clients; empty means none, so "
+        "golive contacts no outside host.",
+    )
+    webrtc_ice_username: str = Field(
+        "", description="Username for the TURN servers in webrtc_ice_servers."
+    )
+    webrtc_ice_credential: SecretStr | None = Field(
+        None, description="Password for the TURN servers in webrtc_ice_servers."
+    )
+    webrtc_host_addresses: list[str] = Field(
+        default_factory=list,
+        description="Local IP addresses WebRTC gathers host candidates on (for example "
+        '["127.0.0.1"] for tests, or one interface\'s address); empty means every '
+        "non-loopback interface.",
+    )
+    webrtc_public_address: str = Field(
+        "",
+        description="Public IP address of a server behind 1:1 NAT: added as a host "
+        "candidate next to each local one, same port.",
+    )
+    whip_max_sessions: int = Field(
+        20, ge=1, description="Most WHIP (WebRTC) publishers connected at once."
+    )
+    whip_connect_timeout: float = Field(
+        15.0, gt=0, description="Seconds a WHIP client has to complete ICE and DTLS."
+    )
+    whip_idle_timeout: float = Field(
+        20.0, gt=0, description="Seconds without media from a WHIP publisher before it is "
+        "dropped.",
+    )
+
+    @field_validator("webrtc_host_addresses")
+    @classmethod
+    def _ip_addresses(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for address in v:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"webrtc_host_addresses: {address!r} is not an IP address") from None
+        return v
+    # WebRTC -- end.
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:

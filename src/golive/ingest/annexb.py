@@ -1,0 +1,143 @@
+"""H.264 access units in Annex-B form turned into FLV video tags (ingest).
+
+WebRTC (and any RTP depacketizer) hands H.264 over as Annex-B access units: NAL
+units after start codes, with SPS and PPS in band before keyframes. FLV wants an
+AVC sequence header (the avcC record) once per parameter-set change and then
+length-prefixed NAL units. Sans-IO: access units in, `MediaTag`s out, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+from golive.core.media import MediaTag, TagType
+from golive.ingest.codecs import CodecError, parse_h264_sps
+
+NAL_SLICE = 1
+NAL_IDR = 5
+NAL_SEI = 6
+NAL_SPS = 7
+NAL_PPS = 8
+NAL_AUD = 9
+
+_START_CODE = re.compile(b"\x00\x00\x01")
+# Parameter sets and delimiters travel in the sequence header, not in frames.
+_OUT_OF_BAND = {NAL_SPS, NAL_PPS, NAL_AUD}
+
+
+def split_annexb(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B byte stream (empty units dropped).
+
+    Raises `CodecError` if the stream does not begin with a start code: the head of
+    the access unit was lost, so nothing in it can be trusted.
+    """
+    starts = [m.end() for m in _START_CODE.finditer(data)]
+    if not starts or data[: starts[0] - 3].strip(b"\x00"):
+        raise CodecError("access unit does not start with a start code")
+    units = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
+        unit = data[start:end]
+        # A 4-byte start code leaves its leading zero on the previous unit; trailing
+        # zero bytes are never part of a NAL unit (rbsp_trailing_bits ends in a 1).
+        unit = unit.rstrip(b"\x00") if i + 1 < len(starts) else unit
+        if unit:
+            units.append(unit)
+    return units
+
+
+def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
+    """AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for one SPS and PPS."""
+    if len(sps) < 4:
+        raise CodecError("SPS shorter than 4 bytes")
+    return (
+        bytes((1, sps[1], sps[2], sps[3], 0xFF, 0xE1))
+        + struct.pack(">H", len(sps))
+        + sps
+        + b"\x01"
+        + struct.pack(">H", len(pps))
+        + pps
+    )
+
+
+def _video_tag(keyframe: bool, packet_type: int, timestamp: int, payload: bytes) -> MediaTag:
+    # FrameType (1 key, 2 inter) << 4 | CodecID 7 (AVC); CompositionTime 0: WebRTC
+    # H.264 has no B-frames, so decode order is presentation order.
+    header = bytes(((0x10 if keyframe else 0x20) | 7, packet_type, 0, 0, 0))
+    return MediaTag(TagType.VIDEO, timestamp, header + payload)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameVerdict:
+    """What became of one access unit: the tags to push, and whether a keyframe is wanted."""
+
+    tags: tuple[MediaTag, ...]
+    need_keyframe: bool
+
+
+class AnnexBToFlv:
+    """Turns one H.264 stream's access units into FLV tags.
+
+    Frames are held back until a keyframe arrives with SPS and PPS known (a decoder
+    could do nothing with them), and again after a damaged access unit; while that
+    lasts, `need_keyframe` asks the caller to request one from the sender (PLI).
+    """
+
+    def __init__(self) -> None:
+        self._sps: bytes | None = None
+        self._pps: bytes | None = None
+        self._config: bytes | None = None
+        self._waiting_for_keyframe = True
+        self.width: int | None = None
+        self.height: int | None = None
+        self.frames = 0
+        self.dropped = 0
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._waiting_for_keyframe
+
+    def push(self, access_unit: bytes, timestamp: int) -> FrameVerdict:
+        """One access unit with its decode time in milliseconds."""
+        try:
+            units = split_annexb(access_unit)
+        except CodecError:
+            self._waiting_for_keyframe = True
+            self.dropped += 1
+            return FrameVerdict((), True)
+        tags: list[MediaTag] = []
+        keyframe = False
+        payload = bytearray()
+        for unit in units:
+            nal_type = unit[0] & 0x1F
+            if nal_type == NAL_SPS:
+                self._sps = unit
+            elif nal_type == NAL_PPS:
+                self._pps = unit
+            elif nal_type == NAL_IDR:
+                keyframe = True
+            if nal_type not in _OUT_OF_BAND:
+                payload += struct.pack(">I", len(unit)) + unit
+        if self._sps is not None and self._pps is not None:
+            config = avc_decoder_configuration(self._sps, self._pps)
+            if config != self._config:
+                self._config = config
+                self._describe(self._sps)
+                tags.append(_video_tag(True, 0, timestamp, config))
+        if self._waiting_for_keyframe and not (keyframe and self._config is not None):
+            self.dropped += 1
+            return FrameVerdict(tuple(tags), True)
+        self._waiting_for_keyframe = False
+        if payload:
+            tags.append(_video_tag(keyframe, 1, timestamp, bytes(payload)))
+            self.frames += 1
+        return FrameVerdict(tuple(tags), False)
+
+    def _describe(self, sps: bytes) -> None:
+        try:
+            parsed = parse_h264_sps(sps)
+        except CodecError:
+            return
+        self.width, self.height = parsed.width, parsed.height

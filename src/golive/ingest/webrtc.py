@@ -1,0 +1,147 @@
+"""aiortc set up the way golive needs it, for WHIP ingest and WHEP playback (ingest).
+
+aiortc's defaults suit a demo, not a server: it asks a public Google STUN server
+for a reflexive candidate, and aioice gathers on every interface but loopback.
+golive contacts no outside host unless ICE servers are configured, gathers host
+candidates only on the configured addresses (tests use 127.0.0.1), and can
+advertise a public address for a server behind 1:1 NAT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ipaddress
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer
+
+# The host addresses the current task gathers on; None means aioice's own choice.
+_host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "golive_webrtc_host_addresses", default=None
+)
+_original_get_host_addresses = aioice.ice.get_host_addresses
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    chosen = _host_addresses.get()
+    if chosen is None:
+        return list(_original_get_host_addresses(use_ipv4, use_ipv6))
+    result = []
+    for address in chosen:
+        version = ipaddress.ip_address(address).version
+        if (version == 4 and use_ipv4) or (version == 6 and use_ipv6):
+            result.append(address)
+    return result
+
+
+# aioice has no option for the interfaces it gathers on, and leaves loopback out. Its
+# gatherer looks this module function up at call time, so one wrapper that consults a
+# context variable lets each peer connection choose without touching any other one.
+aioice.ice.get_host_addresses = _get_host_addresses
+
+
+@contextlib.contextmanager
+def gather_on(addresses: Sequence[str]) -> Iterator[None]:
+    """Within this block, ICE gathering (setLocalDescription) uses only `addresses`.
+
+    An empty sequence keeps aioice's default: every non-loopback interface. Tasks
+    created inside the block (aiortc gathers in one per transport) inherit it.
+    """
+    token = _host_addresses.set(tuple(addresses) if addresses else None)
+    try:
+        yield
+    finally:
+        _host_addresses.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One STUN or TURN server handed to aiortc and advertised to clients."""
+
+    url: str
+    username: str | None = None
+    credential: str | None = None
+
+    def link_header(self) -> str:
+        """The RFC 9725 section 4.6 `Link` value for this server."""
+        value = f'<{self.url}>; rel="ice-server"'
+        if self.username is not None and self.credential is not None:
+            value += (
+                f'; username="{_quoted(self.username)}"; credential="{_quoted(self.credential)}"'
+                '; credential-type="password"'
+            )
+        return value
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcOptions:
+    """Node-wide WebRTC settings shared by WHIP and WHEP."""
+
+    ice_servers: tuple[IceServer, ...] = ()
+    host_addresses: tuple[str, ...] = ()
+    public_address: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> WebRtcOptions:
+        username = settings.webrtc_ice_username or None
+        secret = settings.webrtc_ice_credential
+        credential = secret.get_secret_value() if secret is not None else None
+        servers = []
+        for url in settings.webrtc_ice_servers:
+            if url.startswith(("turn:", "turns:")):
+                servers.append(IceServer(url, username, credential))
+            else:
+                servers.append(IceServer(url))
+        return cls(
+            ice_servers=tuple(servers),
+            host_addresses=tuple(settings.webrtc_host_addresses),
+            public_address=settings.webrtc_public_address,
+        )
+
+    def configuration(self) -> RTCConfiguration:
+        # An explicit empty list matters: None makes aiortc use a public STUN server.
+        return RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=s.url, username=s.username, credential=s.credential)
+                for s in self.ice_servers
+            ]
+        )
+
+    def link_headers(self) -> list[str]:
+        return [server.link_header() for server in self.ice_servers]
+
+
+_CANDIDATE = re.compile(
+    r"^a=candidate:(\S+) (\d+) (\S+) (\d+) (\S+) (\d+) typ host(.*)$", re.IGNORECASE
+)
+
+
+def advertise_public_address(sdp: str, public_address: str) -> str:
+    """Add a host candidate with `public_address` next to each host candidate (1:1 NAT).
+
+    The extra candidate keeps the port of the one it copies and a slightly lower
+    priority, so a client on the same network still prefers the private address.
+    """
+    if not public_address:
+        return sdp
+    out: list[str] = []
+    for line in sdp.splitlines():
+        out.append(line)
+        match = _CANDIDATE.match(line)
+        if match is None or match.group(5) == public_address:
+            continue
+        foundation, component, transport, priority, _address, port, rest = match.groups()
+        out.append(
+            f"a=candidate:{foundation}p {component} {transport} {max(0, int(priority) - 1)} "
+            f"{public_address} {port} typ host{rest}"
+        )
+    return "\r\n".join(out) + "\r\n"

@@ -1,0 +1,430 @@
+"""WHIP ingest without a node: the HTTP contract (RFC 9725), H.264 framing, WebRTC settings."""
+
+from __future__ import annotations
+
+import fractions
+import struct
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import aioice.ice
+import av
+import httpx
+import pytest
+from aiortc import RTCPeerConnection, VideoStreamTrack
+from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
+
+from golive.core.media import MediaTag, TagType
+from golive.ingest.annexb import AnnexBToFlv, avc_decoder_configuration, split_annexb
+from golive.ingest.codecs import CodecError, parse_avc_config, parse_video_tag
+from golive.ingest.publish import PublishRefused, RefusalReason
+from golive.ingest.rtc_transcode import OpusToAac, audio_specific_config
+from golive.ingest.webrtc import IceServer, WebRtcOptions, advertise_public_address, gather_on
+from golive.ingest.whip import WhipEndpoint, WhipLimits, inspect_offer
+
+KEY = "sk_live_test"
+SPS = bytes.fromhex("6742c01eda0280bfe584000003000400000300f03c58ba80")  # constrained baseline, level 3.0
+PPS = bytes.fromhex("68ce0fc8")
+
+
+# A fake hub -------------------------------------------------------------------------
+
+
+@dataclass
+class FakePublisher:
+    stream_id: str = "ls_1"
+    broadcast_id: str = "bc_1"
+    tags: list[MediaTag] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    disconnect: Callable[[str], None] | None = None
+
+    def push(self, tag: MediaTag) -> None:
+        self.tags.append(tag)
+
+    def close(self, reason: str) -> None:
+        self.closed.append(reason)
+
+
+@dataclass
+class FakeHub:
+    refuse: RefusalReason | None = None
+    publishers: list[FakePublisher] = field(default_factory=list)
+
+    async def open_publisher(self, stream_key: str, *, protocol: str, remote_address: str,
+                             disconnect: Callable[[str], None] | None = None) -> FakePublisher:
+        assert protocol == "whip"
+        if stream_key != KEY:
+            raise PublishRefused(RefusalReason.UNKNOWN_KEY, "unknown stream key")
+        if self.refuse is not None:
+            raise PublishRefused(self.refuse, f"refused: {self.refuse}")
+        publisher = FakePublisher(disconnect=disconnect)
+        self.publishers.append(publisher)
+        return publisher
+
+
+@pytest.fixture
+def hub() -> FakeHub:
+    return FakeHub()
+
+
+@pytest.fixture
+async def endpoint(hub: FakeHub) -> AsyncIterator[WhipEndpoint]:
+    whip = WhipEndpoint(hub, WebRtcOptions(host_addresses=("127.0.0.1",)),
+                        WhipLimits(max_sessions=2))
+    yield whip
+    await whip.close()
+
+
+@pytest.fixture
+async def http(endpoint: WhipEndpoint) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.include_router(endpoint.router())
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://golive") as client:
+        yield client
+
+
+async def client_offer(*, video: bool = True, audio: bool = True) -> tuple[RTCPeerConnection, str]:
+    pc = RTCPeerConnection()
+    if video:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    if audio:
+        pc.addTransceiver("audio", direction="sendonly")
+    with gather_on(["127.0.0.1"]):
+        await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+async def post(http: httpx.AsyncClient, sdp: str | bytes, *, key: str | None = KEY,
+               content_type: str = "application/sdp") -> httpx.Response:
+    headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return await http.post("/whip", content=sdp, headers=headers)
+
+
+# HTTP -------------------------------------------------------------------------------
+
+
+async def test_post_answers_201_with_location_etag_and_sdp(
+    http: httpx.AsyncClient, hub: FakeHub, endpoint: WhipEndpoint
+) -> None:
+    pc, offer = await client_offer()
+    try:
+        response = await post(http, offer)
+        assert response.status_code == 201, response.text
+        assert response.headers["content-type"] == "application/sdp"
+        assert response.headers["location"].startswith("/whip/")
+        assert response.headers["etag"].startswith('"')
+        assert response.headers["accept-patch"] == "application/trickle-ice-sdpfrag"
+        assert "link" not in response.headers  # no ICE servers configured
+        answer = response.text
+        assert "a=recvonly" in answer and "H264/90000" in answer and "opus/48000" in answer
+        assert "PCMU" not in answer
+        # H.264 is preferred over VP8 even though aiortc offers VP8 first.
+        video_line = next(line for line in answer.splitlines() if line.startswith("m=video"))
+        first_pt = video_line.split()[3]
+        assert f"a=rtpmap:{first_pt} H264/90000" in answer
+        assert [p.stream_id for p in hub.publishers] == ["ls_1"]
+        assert len(endpoint.sessions) == 1
+    finally:
+        await pc.close()
+
+
+async def test_delete_ends_the_publisher_and_the_session(
+    http: httpx.AsyncClient, hub: FakeHub, endpoint: WhipEndpoint
+) -> None:
+    pc, offer = await client_offer()
+    try:
+        location = (await post(http, offer)).headers["location"]
+        wrong = await http.delete(location, headers={"Authorization": "Bearer other"})
+        assert wrong.status_code == 403
+        response = await http.delete(location, headers={"Authorization": f"Bearer {KEY}"})
+        assert response.status_code == 200
+        assert hub.publishers[0].closed == ["unpublish"]
+        assert endpoint.sessions == []
+        assert (await http.delete(location)).status_code == 404
+    finally:
+        await pc.close()
+
+
+async def test_hub_kick_closes_the_session(hub: FakeHub, endpoint: WhipEndpoint,
+                                           http: httpx.AsyncClient) -> None:
+    pc, offer = await client_offer()
+    try:
+        assert (await post(http, offer)).status_code == 201
+        disconnect = hub.publishers[0].disconnect
+        assert disconnect is not None
+        disconnect("stream key reset")
+        await endpoint.close()  # waits for the scheduled close
+        assert hub.publishers[0].closed == ["kicked: stream key reset"]
+        assert endpoint.sessions == []
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize(("key", "refuse", "status", "reason"), [
+    (None, None, 401, "missing_token"),
+    ("wrong", None, 401, "unknown_key"),
+    (KEY, RefusalReason.DISABLED, 403, "disabled"),
+    (KEY, RefusalReason.ALREADY_LIVE, 403, "already_live"),
+    (KEY, RefusalReason.TOO_MANY_PUBLISHERS, 503, "too_many_publishers"),
+])
+async def test_refused_keys(http: httpx.AsyncClient, hub: FakeHub, key: str | None,
+                            refuse: RefusalReason | None, status: int, reason: str) -> None:
+    hub.refuse = refuse
+    pc, offer = await client_offer()
+    try:
+        response = await post(http, offer, key=key)
+        assert response.status_code == status
+        assert response.json()["error"]["reason"] == reason
+        assert response.headers["access-control-allow-origin"] == "*"
+        if status == 401:
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        if status == 503:
+            assert "retry-after" in response.headers
+    finally:
+        await pc.close()
+
+
+HOSTILE_OFFERS = [
+    "",
+    "hello",
+    "v=0\r\n",
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",  # no media
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+    "c=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n",  # no ICE, no DTLS
+    "v=0\r\nm=video x y z\r\n" * 50,
+    "\x00\xff" * 100,
+]
+
+
+@pytest.mark.parametrize("offer", HOSTILE_OFFERS)
+async def test_hostile_offers_are_400_and_open_no_publisher(
+    http: httpx.AsyncClient, hub: FakeHub, offer: str
+) -> None:
+    response = await post(http, offer.encode("latin-1"))
+    assert response.status_code == 400, response.text
+    assert hub.publishers == []
+
+
+async def test_offer_without_a_usable_codec_is_400_and_closes_its_publisher(
+    http: httpx.AsyncClient, hub: FakeHub, endpoint: WhipEndpoint
+) -> None:
+    pc, offer = await client_offer(video=False)
+    try:
+        only_pcmu = "\r\n".join(
+            line.replace("opus/48000/2", "PCMU/8000") for line in offer.splitlines()
+        ) + "\r\n"
+        response = await post(http, only_pcmu)
+        assert response.status_code == 400
+        assert "Opus" in response.json()["error"]["message"]
+        assert hub.publishers[0].closed == ["error: offer refused"]
+        assert endpoint.sessions == []
+    finally:
+        await pc.close()
+
+
+async def test_more_than_one_video_section_is_refused() -> None:
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="sendonly")
+    pc.addTransceiver("video", direction="sendonly")
+    with gather_on(["127.0.0.1"]):
+        await pc.setLocalDescription(await pc.createOffer())
+    try:
+        with pytest.raises(Exception, match="one audio and one video"):
+            inspect_offer(pc.localDescription.sdp)
+    finally:
+        await pc.close()
+
+
+async def test_content_type_size_and_encoding(http: httpx.AsyncClient) -> None:
+    assert (await post(http, "v=0", content_type="text/plain")).status_code == 415
+    assert (await post(http, "v=0" + "x" * 70_000)).status_code == 413
+    assert (await post(http, b"\xff\xfe\xfd")).status_code == 400
+
+
+async def test_session_limit(http: httpx.AsyncClient) -> None:
+    peers = [await client_offer() for _ in range(3)]
+    try:
+        statuses = [(await post(http, offer)).status_code for _, offer in peers]
+        assert statuses == [201, 201, 503]
+    finally:
+        for pc, _ in peers:
+            await pc.close()
+
+
+async def test_options_preflight(http: httpx.AsyncClient) -> None:
+    response = await http.options("/whip", headers={
+        "Origin": "https://studio.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert "Authorization" in response.headers["access-control-allow-headers"]
+    assert response.headers["accept-post"] == "application/sdp"
+    session = await http.options("/whip/anything")
+    assert session.status_code == 204
+    assert "PATCH" in session.headers["access-control-allow-methods"]
+    assert "DELETE" in session.headers["access-control-allow-methods"]
+
+
+async def test_patch_trickle_and_restart(http: httpx.AsyncClient) -> None:
+    pc, offer = await client_offer()
+    try:
+        created = await post(http, offer)
+        location, etag = created.headers["location"], created.headers["etag"]
+        sdpfrag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+        ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))
+        candidate = ("a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host")
+        body = f"{ufrag}\r\na=mid:0\r\n{candidate}\r\na=end-of-candidates\r\n"
+
+        assert (await http.patch("/whip/nope", headers=sdpfrag, content=body)).status_code == 404
+        wrong_type = await http.patch(location, headers={"Content-Type": "application/sdp"},
+                                      content=body)
+        assert wrong_type.status_code == 415
+        stale = await http.patch(location, headers={**sdpfrag, "If-Match": '"stale"'},
+                                 content=body)
+        assert stale.status_code == 412
+        trickle = await http.patch(location, headers={**sdpfrag, "If-Match": etag},
+                                   content=body)
+        assert trickle.status_code == 204, trickle.text
+        restart = await http.patch(location, headers={**sdpfrag, "If-Match": "*"},
+                                   content="a=ice-ufrag:new1\r\na=ice-pwd:0123456789abcdefghijkl\r\n")
+        assert restart.status_code == 422
+        garbage = await http.patch(location, headers=sdpfrag,
+                                   content="a=mid:0\r\na=candidate:nonsense\r\n")
+        assert garbage.status_code == 400
+    finally:
+        await pc.close()
+
+
+# H.264 framing ----------------------------------------------------------------------
+
+
+def annexb(*units: bytes, long_start: bool = True) -> bytes:
+    code = b"\x00\x00\x00\x01" if long_start else b"\x00\x00\x01"
+    return b"".join(code + unit for unit in units)
+
+
+IDR = bytes([0x65, 0x88, 0x84, 0x00, 0x33])
+P_SLICE = bytes([0x41, 0x9A, 0x02, 0x04])
+
+
+def test_split_annexb_handles_both_start_code_lengths() -> None:
+    data = annexb(SPS, PPS) + annexb(IDR, long_start=False)
+    assert split_annexb(data) == [SPS, PPS, IDR]
+    with pytest.raises(CodecError):
+        split_annexb(b"\x01\x02\x00\x00\x01\x65")
+
+
+def test_avc_configuration_round_trips() -> None:
+    config = parse_avc_config(avc_decoder_configuration(SPS, PPS))
+    assert (config.profile_idc, config.level_idc) == (0x42, 0x1E)
+    assert config.sps == (SPS,) and config.pps == (PPS,)
+    assert config.nal_length_size == 4
+
+
+def test_frames_wait_for_a_keyframe_with_parameter_sets() -> None:
+    flv = AnnexBToFlv()
+    early = flv.push(annexb(P_SLICE), 0)
+    assert early.tags == () and early.need_keyframe
+    key = flv.push(annexb(b"\x09\xf0", SPS, PPS, IDR), 40)
+    assert not key.need_keyframe
+    header, frame = key.tags
+    assert header.body[:2] == b"\x17\x00" and header.timestamp == 40
+    assert frame.body[:5] == b"\x17\x01\x00\x00\x00"
+    # Length-prefixed IDR only: the AUD and parameter sets left the frame.
+    assert frame.body[5:] == struct.pack(">I", len(IDR)) + IDR
+    info = parse_video_tag(frame.body)
+    assert (info.codec, info.is_keyframe, info.is_frame) == ("h264", True, True)
+    inter = flv.push(annexb(P_SLICE), 73)
+    assert [t.body[:2] for t in inter.tags] == [b"\x27\x01"]
+    assert (flv.width, flv.height) == (640, 360)
+    # Unchanged parameter sets are not repeated; changed ones are.
+    assert len(flv.push(annexb(SPS, PPS, IDR), 106).tags) == 1
+    # A damaged access unit stops the stream until the next keyframe.
+    assert flv.push(b"\xff\xff" + annexb(P_SLICE), 140).need_keyframe
+    assert flv.push(annexb(P_SLICE), 173).tags == ()
+    assert flv.push(annexb(IDR), 206).tags[0].body[0] == 0x17
+
+
+@given(st.lists(st.binary(max_size=64), max_size=8))
+def test_arbitrary_access_units_never_raise(chunks: list[bytes]) -> None:
+    flv = AnnexBToFlv()
+    for i, chunk in enumerate(chunks):
+        for tag in flv.push(chunk, i).tags:
+            assert tag.type is TagType.VIDEO
+
+
+# Opus -> AAC ------------------------------------------------------------------------
+
+
+def opus_packets(count: int, start: int = 0) -> list[tuple[bytes, int]]:
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate = 48000
+    encoder.layout = "stereo"
+    encoder.format = "s16"
+    encoder.time_base = fractions.Fraction(1, 48000)
+    packets = []
+    for i in range(count):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        frame.sample_rate = 48000
+        frame.pts = i * 960
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        packets += [(bytes(p), start + (p.pts or 0)) for p in encoder.encode(frame)]
+    return packets
+
+
+def test_opus_becomes_aac_on_the_same_timeline() -> None:
+    converter = OpusToAac(500.0)
+    tags: list[MediaTag] = []
+    for payload, ts in opus_packets(100):
+        tags += converter.push(payload, ts)
+    assert tags[0].body[:2] == b"\xaf\x00"
+    assert tags[0].body[2:4] == audio_specific_config(48000, 2) == b"\x11\x90"
+    frames = tags[1:]
+    assert all(t.body[:2] == b"\xaf\x01" for t in frames)
+    assert len(frames) >= 80  # ~2 s of 1024-sample frames, less the encoder delay
+    times = [t.timestamp for t in frames]
+    assert times == sorted(times)
+    assert 480 <= times[0] <= 520 and 2300 <= times[-1] <= 2560
+
+
+# WebRTC settings --------------------------------------------------------------------
+
+
+def test_gather_on_restricts_aioice_to_the_given_addresses() -> None:
+    default = aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+    assert "127.0.0.1" not in default  # aioice's own choice leaves loopback out
+    with gather_on(["127.0.0.1", "::1"]):
+        assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+        assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1",
+                                                                              "::1"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == default
+
+
+def test_no_ice_servers_unless_configured() -> None:
+    assert WebRtcOptions().configuration().iceServers == []
+    turn = IceServer("turn:turn.example:3478?transport=udp", "user", 'pa"ss')
+    options = WebRtcOptions(ice_servers=(IceServer("stun:stun.example:3478"), turn))
+    assert [s.urls for s in options.configuration().iceServers or []] == [
+        "stun:stun.example:3478", "turn:turn.example:3478?transport=udp"]
+    assert options.link_headers() == [
+        '<stun:stun.example:3478>; rel="ice-server"',
+        '<turn:turn.example:3478?transport=udp>; rel="ice-server"; username="user"; '
+        'credential="pa\\"ss"; credential-type="password"',
+    ]
+
+
+def test_public_address_is_added_next_to_each_host_candidate() -> None:
+    sdp = ("m=audio 9 UDP/TLS/RTP/SAVPF 96\r\n"
+           "a=candidate:abc 1 udp 2130706431 10.0.0.5 50000 typ host\r\n"
+           "a=end-of-candidates\r\n")
+    out = advertise_public_address(sdp, "203.0.113.9")
+    assert "a=candidate:abcp 1 udp 2130706430 203.0.113.9 50000 typ host" in out
+    assert out.index("10.0.0.5") < out.index("203.0.113.9")
+    assert advertise_public_address(sdp, "") == sdp
