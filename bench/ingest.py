@@ -137,6 +137,7 @@ def start_golive(workdir: Path, count: int, read_batch_ms: float | None = None) 
         GOLIVE_HOST="127.0.0.1",
         GOLIVE_HTTP_PORT=str(http),
         GOLIVE_RTMP_PORT=str(rtmp),
+        GOLIVE_SRT_PORT="0",
         GOLIVE_ADMIN_TOKEN=ADMIN,
         GOLIVE_TRANSCODE="false",
         GOLIVE_LOG_LEVEL="warning",

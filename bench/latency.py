@@ -208,7 +208,7 @@ class _suppress:
 def start_golive(workdir: Path) -> tuple[subprocess.Popen[bytes], int, int]:
     http, rtmp = free_port(), free_port()
     env = dict(os.environ, GOLIVE_DATA_DIR=str(workdir / "golive"), GOLIVE_HOST="127.0.0.1",
-               GOLIVE_HTTP_PORT=str(http), GOLIVE_RTMP_PORT=str(rtmp),
+               GOLIVE_HTTP_PORT=str(http), GOLIVE_RTMP_PORT=str(rtmp), GOLIVE_SRT_PORT="0",
                GOLIVE_ADMIN_TOKEN=ADMIN, GOLIVE_LOG_LEVEL="warning")
     proc = subprocess.Popen([sys.executable, "-m", "golive", "serve"], env=env,
                             stdout=subprocess.DEVNULL)

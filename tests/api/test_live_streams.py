@@ -100,7 +100,7 @@ async def test_create_shows_key_once_and_get_hides_it(api: Api) -> None:
     ingest = created["ingest"]
     assert ingest["rtmp"] == "rtmp://live.example.com:1935/live"
     assert ingest["rtmp_url"] == f"rtmp://live.example.com:1935/live/{key}"
-    assert ingest["srt"] is None  # no SRT listener on this node yet
+    assert ingest["srt"] == f"srt://live.example.com:9000?streamid={key}"
     assert ingest["rtmps"] is None
 
     r = await api.client.get(f"/live-streams/{created['id']}")

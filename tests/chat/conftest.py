@@ -26,6 +26,7 @@ def chat_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "host": "127.0.0.1",
         "http_port": 0,
         "rtmp_port": 0,
+        "srt_port": None,
         "admin_token": ADMIN,
         "transcode": False,
     }

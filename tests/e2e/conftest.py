@@ -28,6 +28,7 @@ def node_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "host": "127.0.0.1",
         "http_port": 0,
         "rtmp_port": 0,
+        "srt_port": 0,
         "admin_token": ADMIN,
         "default_reconnect_window": 2.0,
     }

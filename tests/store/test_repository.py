@@ -357,3 +357,19 @@ async def test_second_store_sees_writes(tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_srt_passphrase_is_readable_only_by_key(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    try:
+        record, key = await store.create_stream(name="srt", srt_passphrase="0123456789abc")
+        assert record.srt_encrypted
+        assert await store.srt_passphrase(key) == "0123456789abc"
+        assert await store.srt_passphrase("sk_unknown") is None
+        with pytest.raises(ValueError, match="srt_passphrase"):
+            await store.update_stream(record.id, srt_passphrase="short")
+        cleared = await store.update_stream(record.id, srt_passphrase="")
+        assert cleared is not None and not cleared.srt_encrypted
+        assert await store.srt_passphrase(key) is None
+    finally:
+        await store.close()

@@ -117,6 +117,7 @@ def create_api_app(
             profile=body.profile,
             recording=body.recording,
             playback_policy=body.playback_policy,
+            srt_passphrase=body.srt_passphrase,
         )
         publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
         result = out(request, record, key)
@@ -150,7 +151,9 @@ def create_api_app(
         record = await store.update_stream(stream_id, **changes)
         if record is None:
             raise not_found("live stream", stream_id)
-        publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes=changes)
+        # Events are recorded and sent to webhooks: never the passphrase itself.
+        shown = {k: ("(changed)" if k == "srt_passphrase" else v) for k, v in changes.items()}
+        publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes=shown)
         return Data(data=out(request, record))
 
     @streams.delete("/{stream_id}", status_code=204, summary="Delete a live stream")

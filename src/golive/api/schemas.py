@@ -62,6 +62,12 @@ class LiveStreamCreate(_Request):
     playback_policy: PlaybackPolicy = Field(
         "public", description="Policy of the playback id created with the stream."
     )
+    srt_passphrase: str | None = Field(
+        None,
+        min_length=10,
+        max_length=79,
+        description="SRT encryption passphrase (10-79 characters); empty: SRT unencrypted.",
+    )
 
 
 class LiveStreamUpdate(_Request):
@@ -70,6 +76,9 @@ class LiveStreamUpdate(_Request):
     reconnect_window: float | None = Field(None, ge=0, le=1800)
     profile: str | None = Field(None, min_length=1, max_length=64)
     recording: bool | None = None
+    srt_passphrase: str | None = Field(
+        None, max_length=79, description="New SRT passphrase; an empty string removes it."
+    )
 
 
 class PlaybackIdCreate(_Request):
@@ -110,6 +119,7 @@ class LiveStream(BaseModel):
     profile: str
     recording: bool
     stream_key_prefix: str = Field(description="First characters of the stream key.")
+    srt_encrypted: bool = Field(False, description="SRT publishers must use the passphrase.")
     playback_ids: list[PlaybackId]
     active_broadcast_id: str | None
     ingest: Ingest
@@ -158,10 +168,11 @@ def ingest_urls(settings: Settings, host: str, key: str | None = None) -> Ingest
     h = _host(host)
     rtmp = f"rtmp://{h}:{settings.rtmp_port}/live"
     rtmps = f"rtmps://{h}:{settings.rtmps_port}/live" if settings.rtmps_port else None
+    srt = f"srt://{h}:{settings.srt_port}" if settings.srt_port is not None else None
     return Ingest(
         rtmp=rtmp,
         rtmp_url=f"{rtmp}/{key}" if key else None,
-        srt=None,  # no SRT listener yet: never advertise a URL that cannot work
+        srt=(f"{srt}?streamid={key}" if key else srt) if srt else None,
         rtmps=rtmps,
         rtmps_url=f"{rtmps}/{key}" if key and rtmps else None,
     )
@@ -188,6 +199,7 @@ def live_stream_out(
         "profile": record.profile,
         "recording": record.recording,
         "stream_key_prefix": record.stream_key_prefix,
+        "srt_encrypted": record.srt_encrypted,
         "playback_ids": [playback_id_out(p) for p in record.playback_ids],
         "active_broadcast_id": record.active_broadcast_id,
         "ingest": ingest_urls(settings, host, key),

@@ -98,6 +98,7 @@ class LiveStream(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active_broadcast_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    srt_passphrase: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
     playback_ids: Mapped[list[PlaybackId]] = relationship(
         back_populates="stream",

@@ -55,8 +55,10 @@ MAX_PROFILE_LENGTH = 64
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 UPDATABLE_STREAM_FIELDS = frozenset(
-    {"name", "latency_mode", "reconnect_window", "profile", "recording"}
+    {"name", "latency_mode", "reconnect_window", "profile", "recording", "srt_passphrase"}
 )
+# libsrt accepts passphrases of 10 to 79 characters.
+SRT_PASSPHRASE_LENGTH = (10, 79)
 
 
 # Records ---------------------------------------------------------------------------------
@@ -83,6 +85,7 @@ class StreamRecord:
     active_broadcast_id: str | None
     stream_key_prefix: str
     playback_ids: tuple[PlaybackIdRecord, ...]
+    srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         updated_at=row.updated_at,
         active_broadcast_id=row.active_broadcast_id,
         stream_key_prefix=row.stream_key_prefix,
+        srt_encrypted=row.srt_passphrase is not None,
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 
@@ -231,7 +235,18 @@ def _validate_stream_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             clean[key] = _check_text("profile", value, MAX_PROFILE_LENGTH)
         elif key == "recording":
             clean[key] = _check_bool("recording", value)
+        elif key == "srt_passphrase":
+            clean[key] = _check_srt_passphrase(value)
     return clean
+
+
+def _check_srt_passphrase(value: Any) -> str | None:
+    if value is None or value == "":
+        return None  # unencrypted SRT
+    low, high = SRT_PASSPHRASE_LENGTH
+    if not isinstance(value, str) or not low <= len(value) <= high or not value.isprintable():
+        raise ValueError(f"srt_passphrase must be {low} to {high} printable characters")
+    return value
 
 
 def _now() -> datetime:
@@ -311,6 +326,7 @@ class Store:
         profile: str = "default",
         recording: bool = False,
         playback_policy: str = "public",
+        srt_passphrase: str | None = None,
     ) -> tuple[StreamRecord, str]:
         """A new stream with one playback id; returns it and its plaintext stream key."""
         fields = _validate_stream_fields(
@@ -320,6 +336,7 @@ class Store:
                 "reconnect_window": reconnect_window,
                 "profile": profile,
                 "recording": recording,
+                "srt_passphrase": srt_passphrase,
             }
         )
         policy = _check_choice("playback_policy", playback_policy, PLAYBACK_POLICIES)
@@ -435,6 +452,20 @@ class Store:
                 select(LiveStream).where(LiveStream.stream_key_hash == hash_stream_key(stream_key))
             )
             return None if row is None else _stream_record(row)
+
+    async def srt_passphrase(self, stream_key: str) -> str | None:
+        """The SRT passphrase of the stream with this key (None: unencrypted or no such key).
+
+        SRT derives its keys from the passphrase itself, so unlike stream keys it is
+        stored as given, readable only by this lookup.
+        """
+        async with self._read() as session:
+            value: str | None = await session.scalar(
+                select(LiveStream.srt_passphrase).where(
+                    LiveStream.stream_key_hash == hash_stream_key(stream_key)
+                )
+            )
+            return value
 
     async def publish_states(self, stream_ids: list[str]) -> dict[str, tuple[str, str]]:
         """(status, stream key hash) of each stream that still exists: one cheap query

@@ -1,0 +1,172 @@
+"""Playback views and their QoE events (control plane, for golive.web).
+
+A *view* is one player on one page. The player names it (a random id it makes when the
+page loads) and reports what happened to it in small batches; the first batch creates
+the view. Same rules as `store.repository`: short sessions, writes in `WRITE_OPTION`
+sessions, only frozen records leave this module, rows go away with their stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from golive.store.db import WRITE_OPTION, create_sessionmaker
+from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
+
+# Storage stays bounded whatever a player sends: events past this many per view are dropped.
+MAX_EVENTS_PER_VIEW = 5000
+MAX_USER_AGENT_LENGTH = 300
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackViewRecord:
+    id: str
+    playback_id: str
+    stream_id: str
+    started_at: datetime
+    last_seen_at: datetime
+    user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackEventRecord:
+    id: int
+    view_id: str
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewPlaybackEvent:
+    """An event as the web layer validated it, its time already on the server's clock."""
+
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class ViewConflict(Exception):
+    """The view id belongs to another playback id (a player cannot switch streams)."""
+
+
+def _view(row: PlaybackView) -> PlaybackViewRecord:
+    return PlaybackViewRecord(
+        id=row.id,
+        playback_id=row.playback_id,
+        stream_id=row.stream_id,
+        started_at=row.started_at,
+        last_seen_at=row.last_seen_at,
+        user_agent=row.user_agent,
+    )
+
+
+def _event(row: PlaybackEvent) -> PlaybackEventRecord:
+    return PlaybackEventRecord(
+        id=int(row.id), view_id=row.view_id, type=row.type, at=row.at, data=dict(row.data)
+    )
+
+
+class PlaybackViewStore:
+    """Views and QoE events of one database; shares the engine of `Store`."""
+
+    def __init__(self, engine: AsyncEngine, *, max_events_per_view: int = MAX_EVENTS_PER_VIEW
+                 ) -> None:
+        self._max_events = max_events_per_view
+        self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True})
+        )
+
+    async def record(
+        self,
+        *,
+        view_id: str,
+        playback_id: str,
+        stream_id: str,
+        user_agent: str,
+        events: Sequence[NewPlaybackEvent],
+        now: datetime,
+    ) -> int:
+        """Store a batch for a view, creating the view on its first batch.
+
+        Returns how many events were kept (fewer once the view reached its cap); 0 when
+        the stream no longer exists. Raises `ViewConflict` when the view id is taken by
+        another playback id.
+        """
+        try:
+            async with self._write.begin() as session:
+                view = await session.get(PlaybackView, view_id)
+                if view is None:
+                    exists = await session.scalar(
+                        select(LiveStream.id).where(LiveStream.id == stream_id)
+                    )
+                    if exists is None:
+                        return 0
+                    view = PlaybackView(
+                        id=view_id,
+                        playback_id=playback_id,
+                        stream_id=stream_id,
+                        started_at=now,
+                        last_seen_at=now,
+                        user_agent=user_agent[:MAX_USER_AGENT_LENGTH],
+                    )
+                    session.add(view)
+                    # No ORM relationship orders the inserts: the view row must exist first.
+                    await session.flush()
+                    stored = 0
+                else:
+                    if view.playback_id != playback_id or view.stream_id != stream_id:
+                        raise ViewConflict(view_id)
+                    view.last_seen_at = now
+                    stored = int(await session.scalar(
+                        select(func.count()).select_from(PlaybackEvent)
+                        .where(PlaybackEvent.view_id == view_id)
+                    ) or 0)
+                keep = list(events)[: max(0, self._max_events - stored)]
+                for event in keep:
+                    session.add(PlaybackEvent(view_id=view_id, type=event.type, at=event.at,
+                                              data=dict(event.data)))
+                return len(keep)
+        except IntegrityError:
+            # Two first batches of one view raced, or the stream was deleted meanwhile.
+            async with self._read() as session:
+                if await session.get(PlaybackView, view_id) is None:
+                    return 0
+            return await self.record(view_id=view_id, playback_id=playback_id,
+                                     stream_id=stream_id, user_agent=user_agent,
+                                     events=events, now=now)
+
+    async def get_view(self, view_id: str) -> PlaybackViewRecord | None:
+        async with self._read() as session:
+            row = await session.get(PlaybackView, view_id)
+            return _view(row) if row is not None else None
+
+    async def list_views(self, stream_id: str, *, limit: int = 100) -> list[PlaybackViewRecord]:
+        """A stream's views, newest first."""
+        async with self._read() as session:
+            rows = (await session.scalars(
+                select(PlaybackView)
+                .where(PlaybackView.stream_id == stream_id)
+                .order_by(PlaybackView.started_at.desc(), PlaybackView.id)
+                .limit(max(1, min(limit, 1000)))
+            )).all()
+            return [_view(row) for row in rows]
+
+    async def list_events(self, view_id: str, *, limit: int = 1000) -> list[PlaybackEventRecord]:
+        """A view's events in the order they were stored."""
+        async with self._read() as session:
+            rows = (await session.scalars(
+                select(PlaybackEvent)
+                .where(PlaybackEvent.view_id == view_id)
+                .order_by(PlaybackEvent.id)
+                .limit(max(1, min(limit, self._max_events)))
+            )).all()
+            return [_event(row) for row in rows]

@@ -1,0 +1,78 @@
+"""SRT ingest through a whole node: ffmpeg's libsrt caller, clear and encrypted."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.e2e.conftest import create_stream, eventually, get_stream, wait_status
+from tests.mediatools import FFMPEG, stop
+
+from golive.app import Golive
+
+pytestmark = pytest.mark.slow
+
+
+def srt_publish(source: Path, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-stream_loop", "-1",
+         "-i", str(source), "-c", "copy", "-f", "mpegts", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+async def test_srt_publish_goes_live_with_srt_facts_and_ll_hls(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    stream = await create_stream(api)
+    assert stream["ingest"]["srt"].endswith(f"?streamid={stream['stream_key']}")
+    # ffmpeg's SRT latency option is in microseconds.
+    proc = srt_publish(source_flv, node.srt_url(stream["stream_key"]) + "&latency=200000")
+    try:
+        await wait_status(api, stream["id"], "active")
+
+        async def facts() -> dict[str, object] | None:
+            live = (await get_stream(api, stream["id"]))["live"]
+            return live if live and live.get("srt") and live.get("video_codec") else None
+
+        live = await eventually(facts, what="SRT ingest facts")
+        assert live["protocol"] == "srt"
+        assert (live["width"], live["height"]) == (640, 360)
+        srt = live["srt"]
+        assert srt["packets_received"] > 0 and srt["rtt_ms"] >= 0  # type: ignore[index]
+
+        pid = stream["playback_ids"][0]["id"]
+        async with httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:
+            async def playlist() -> str | None:
+                response = await hls.get(f"{pid}.m3u8")
+                return response.text if response.status_code == 200 else None
+
+            assert "avc1" in await eventually(playlist, timeout=60, what="LL-HLS from SRT")
+    finally:
+        stop(proc)
+
+
+async def test_srt_passphrase_is_required_and_checked(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    secret = "correct horse battery"
+    stream = await create_stream(api, srt_passphrase=secret)
+    assert stream["srt_encrypted"] is True and "srt_passphrase" not in stream
+    url = node.srt_url(stream["stream_key"])
+    for wrong in ("", "&passphrase=wrong-passphrase"):
+        proc = srt_publish(source_flv, url + wrong)
+        try:
+            code = proc.wait(30)
+            assert code != 0
+        finally:
+            stop(proc)
+    assert (await get_stream(api, stream["id"]))["status"] == "idle"
+
+    proc = srt_publish(source_flv, url + f"&passphrase={secret.replace(' ', '%20')}")
+    try:
+        live = await wait_status(api, stream["id"], "active")
+        assert live["srt_encrypted"] is True
+    finally:
+        stop(proc)
