@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# The watch page's vendored hls.js (scripts/build-web.sh, from package-lock.json).
+WEB_VENDOR = src/golive/web/static/vendor/hls.min.js
 
-.PHONY: run test lint typecheck bench clean system-deps
+.PHONY: run test lint typecheck bench clean system-deps web
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,13 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+$(WEB_VENDOR): package-lock.json scripts/build-web.sh
+	bash scripts/build-web.sh
+
+web: $(WEB_VENDOR)
+
 system-deps:
 	bash scripts/install-system-deps.sh
 
-run: $(STAMP)
+run: $(STAMP) web
 	$(BIN)/golive serve
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps web
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
@@ -27,4 +34,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) golive-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) golive-data .pytest_cache .mypy_cache .ruff_cache node_modules src/golive/web/static/vendor

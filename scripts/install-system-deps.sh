@@ -13,6 +13,9 @@ packages=(
   gstreamer1.0-libav          # avenc_aac
   nginx-light                 # edge cache in tests
   libnginx-mod-rtmp           # the peer in bench/ingest.py
+  chromium                    # the browser the Playwright tests drive (tests/web)
+  fonts-dejavu-core           # so pages render text in headless Chromium
+  srt-tools                   # srt-live-transmit: the reference libsrt caller in SRT tests
 )
 
 missing=()

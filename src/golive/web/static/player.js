@@ -1,0 +1,464 @@
+// The golive player: hls.js in low-latency mode (native HLS where the browser has it and
+// no MSE), LIVE badge, delay readout, quality menu, muted autoplay with an unmute button,
+// an offline state that starts by itself when the stream goes live, recovery when the
+// publisher drops and returns, and QoE events for every view.
+import { QoeReporter } from "/static/qoe.js";
+
+const OFFLINE_POLL_MS = 2000;
+const LIVE_POLL_MS = 10_000;
+const WATCHDOG_MS = 1000;
+const STUCK_AFTER_MS = 8000;
+const LATENCY_SAMPLE_MS = 5000;
+const MAX_RETRY_MS = 15_000;
+
+const MESSAGES = {
+  loading: "Loading…",
+  offline: "The stream is offline — it will start here automatically",
+  reconnecting: "Reconnecting to the stream…",
+  buffering: "Buffering…",
+};
+
+function hlsErrorText(data) {
+  const code = data.response && data.response.code;
+  switch (data.details) {
+    case "manifestLoadError":
+    case "levelLoadError":
+      if (code === 403 || code === 401) return "You are not allowed to watch this stream (the playback token was refused).";
+      if (code === 404) return "The stream is not live right now.";
+      return "The stream could not be reached (network error).";
+    case "manifestLoadTimeOut":
+    case "levelLoadTimeOut":
+    case "fragLoadTimeOut":
+      return "The stream is not answering (timeout).";
+    case "fragLoadError":
+      return "Video data could not be loaded (network error).";
+    case "manifestIncompatibleCodecsError":
+      return "This browser cannot decode this stream's video format.";
+    case "bufferAppendError":
+    case "bufferAddCodecError":
+      return "This browser failed to decode the video.";
+    default:
+      return `Playback failed (${data.details || data.type}).`;
+  }
+}
+
+export class Player {
+  constructor(root, config) {
+    this.root = root;
+    this.config = config;
+    this.video = root.querySelector("video");
+    this.overlay = root.querySelector(".player-overlay");
+    this.message = root.querySelector(".player-message");
+    this.liveBadge = root.querySelector(".badge-live");
+    this.offlineBadge = root.querySelector(".badge-offline");
+    this.delayEl = root.querySelector(".player-delay");
+    this.qualityLabel = root.querySelector(".player-quality");
+    this.quality = root.querySelector(".player-quality select");
+    this.unmute = root.querySelector(".player-unmute");
+    this.muteButton = root.querySelector(".player-mute");
+    this.fullscreen = root.querySelector(".player-fullscreen");
+    this.qoe = new QoeReporter(config.qoeUrl);
+    this.listeners = new Set();
+    this.hls = null;
+    this.native = false;
+    this.state = "";
+    this.retries = 0;
+    this.retryTimer = 0;
+    this.pollTimer = 0;
+    this.attachedAt = 0;
+    this.firstFrame = false;
+    this.started = false;
+    this.stallStart = 0;
+    this.lastProgress = { time: -1, at: 0 };
+    this.lastLatencySample = 0;
+    this.currentLevel = -1;
+    this.errorReported = new Map();
+    this.qoe.pendingStall = () => (this.stallStart ? { ms: Math.round(performance.now() - this.stallStart) } : null);
+    this.bindControls();
+    this.bindVideo();
+  }
+
+  // Public ------------------------------------------------------------------------------
+
+  start() {
+    if (this.config.live) this.attach();
+    else this.goOffline();
+    setInterval(() => this.watchdog(), WATCHDOG_MS);
+    if (this.state === "offline") this.scheduleStatusPoll();
+    else this.pollStatus(); // title and viewer count right away
+  }
+
+  onStatus(listener) {
+    this.listeners.add(listener);
+  }
+
+  // States ------------------------------------------------------------------------------
+
+  setState(state, text) {
+    this.state = state;
+    this.root.dataset.state = state;
+    const show = state !== "playing";
+    this.overlay.hidden = !show;
+    this.overlay.classList.toggle("is-error", state === "error");
+    this.overlay.classList.toggle("is-busy", ["loading", "reconnecting", "buffering"].includes(state));
+    this.message.textContent = text || MESSAGES[state] || "";
+    const live = ["playing", "buffering"].includes(state);
+    this.liveBadge.hidden = !live;
+    this.offlineBadge.hidden = live;
+    if (!live) {
+      this.delayEl.textContent = "";
+      delete this.root.dataset.delay;
+    }
+  }
+
+  goOffline(text) {
+    this.teardown();
+    this.setState("offline", text);
+    this.scheduleStatusPoll(OFFLINE_POLL_MS);
+  }
+
+  fail(text, retry = true) {
+    this.teardown();
+    this.setState("error", retry ? `${text} Retrying…` : text);
+    if (retry) this.retryLater();
+  }
+
+  retryLater() {
+    clearTimeout(this.retryTimer);
+    const delay = Math.min(MAX_RETRY_MS, 1000 * 2 ** this.retries) * (0.75 + Math.random() * 0.5);
+    this.retries += 1;
+    this.retryTimer = setTimeout(() => this.checkAndAttach(), delay);
+  }
+
+  // Status polling (the cheap, cached /watch/PID/status) --------------------------------
+
+  scheduleStatusPoll(ms) {
+    clearTimeout(this.pollTimer);
+    const base = ms ?? (this.state === "offline" ? OFFLINE_POLL_MS : LIVE_POLL_MS);
+    this.pollTimer = setTimeout(() => this.pollStatus(), base * (0.8 + Math.random() * 0.4));
+  }
+
+  async fetchStatus() {
+    try {
+      const response = await fetch(this.config.statusUrl, { cache: "no-store" });
+      if (!response.ok) return null;
+      const status = await response.json();
+      for (const listener of this.listeners) listener(status);
+      return status;
+    } catch {
+      return null;
+    }
+  }
+
+  async pollStatus() {
+    const status = await this.fetchStatus();
+    if (status && status.live && this.state === "offline") this.attach();
+    this.scheduleStatusPoll();
+  }
+
+  async checkAndAttach() {
+    const status = await this.fetchStatus();
+    if (status && !status.live) this.goOffline();
+    else this.attach();
+  }
+
+  // Attaching a source --------------------------------------------------------------------
+
+  attach() {
+    this.teardown();
+    clearTimeout(this.retryTimer);
+    this.setState(this.started ? "reconnecting" : "loading");
+    this.attachedAt = performance.now();
+    this.firstFrame = false;
+    this.lastProgress = { time: -1, at: performance.now() };
+    const Hls = window.Hls;
+    const video = this.video;
+    if (Hls && Hls.isSupported()) {
+      this.native = false;
+      this.attachHls(Hls);
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      this.native = true;
+      video.src = this.config.manifestUrl;
+      this.qualityLabel.hidden = true;
+      this.play();
+    } else if (!Hls) {
+      this.fail("The player could not load (hls.js is missing on the server: run `make web`).", false);
+    } else {
+      this.fail("This browser cannot play live HLS video.", false);
+    }
+  }
+
+  attachHls(Hls) {
+    const hls = new Hls({
+      lowLatencyMode: true,
+      // Catch up (at up to 1.5x) when playback falls behind the PART-HOLD-BACK target,
+      // instead of staying as far behind as it started: bench/latency.py measured
+      // 1.68 s glass-to-glass without this and 1.28 s with it.
+      maxLiveSyncPlaybackRate: 1.5,
+      backBufferLength: 30,
+      liveDurationInfinity: true,
+      manifestLoadingMaxRetry: 1,
+      levelLoadingMaxRetry: 3,
+      fragLoadingMaxRetry: 4,
+    });
+    this.hls = hls;
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      this.buildQualityMenu();
+      this.play();
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => this.levelSwitched(data.level));
+    hls.on(Hls.Events.ERROR, (_event, data) => this.hlsError(data));
+    hls.loadSource(this.config.manifestUrl);
+    hls.attachMedia(this.video);
+  }
+
+  teardown() {
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    }
+    if (this.native) {
+      this.video.removeAttribute("src");
+      this.video.load();
+      this.native = false;
+    }
+    this.endStall();
+    this.currentLevel = -1;
+    this.root.dataset.level = "";
+  }
+
+  play() {
+    const attempt = this.video.play();
+    if (attempt && attempt.catch) {
+      attempt.catch((err) => {
+        if (err && err.name === "NotAllowedError") {
+          // Even muted autoplay was refused: one tap starts it.
+          this.video.muted = true;
+          this.setState("paused", "Tap to play");
+          this.overlay.onclick = () => {
+            this.overlay.onclick = null;
+            this.play();
+          };
+        }
+      });
+    }
+  }
+
+  hlsError(data) {
+    const Hls = window.Hls;
+    if (!data.fatal) {
+      if (data.details !== "bufferStalledError") this.reportError(data, false);
+      return;
+    }
+    this.reportError(data, true);
+    const code = data.response && data.response.code;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR && this.retries < 3) {
+      this.retries += 1;
+      this.hls.recoverMediaError();
+      return;
+    }
+    if (code === 404 || code === 410) {
+      // The broadcast ended (or has not started): wait for it here.
+      this.goOffline();
+      return;
+    }
+    if (code === 401 || code === 403) {
+      this.fail(hlsErrorText(data), false);
+      return;
+    }
+    this.fail(hlsErrorText(data));
+  }
+
+  reportError(data, fatal) {
+    const code = String(data.details || data.type || "unknown").replace(/[^A-Za-z0-9_.:-]/g, "_").slice(0, 64);
+    // Non-fatal errors can repeat many times a second; one report per code per 10 s is enough.
+    const now = performance.now();
+    if (!fatal && now - (this.errorReported.get(code) || -Infinity) < 10_000) return;
+    this.errorReported.set(code, now);
+    const message = String((data.error && data.error.message) || data.reason || "").slice(0, 300);
+    this.qoe.add("error", { code, fatal, message });
+  }
+
+  // Quality -------------------------------------------------------------------------------
+
+  levelName(level) {
+    if (!level) return "";
+    if (level.height) return `${level.height}p`;
+    return level.name || `${Math.round((level.bitrate || 0) / 1000)} kbit/s`;
+  }
+
+  buildQualityMenu() {
+    const levels = this.hls.levels || [];
+    const select = this.quality;
+    select.replaceChildren(new Option("Auto", "-1"));
+    levels
+      .map((level, index) => ({ level, index }))
+      .sort((a, b) => (b.level.height || b.level.bitrate) - (a.level.height || a.level.bitrate))
+      .forEach(({ level, index }) => select.add(new Option(this.levelName(level), String(index))));
+    select.value = "-1";
+    this.qualityLabel.hidden = levels.length < 2;
+  }
+
+  levelSwitched(index) {
+    const level = this.hls && this.hls.levels[index];
+    if (!level) return;
+    this.currentLevel = index;
+    const name = this.levelName(level);
+    this.root.dataset.level = name;
+    const auto = this.hls.autoLevelEnabled;
+    this.quality.options[0].text = auto ? `Auto (${name})` : "Auto";
+    for (const option of this.quality.options) {
+      if (option.value !== "-1") option.text = this.levelName(this.hls.levels[Number(option.value)]) + (Number(option.value) === index ? " ✓" : "");
+    }
+    this.qoe.add("quality", {
+      level: index,
+      height: Math.round(level.height || 0),
+      bitrate: Math.round(level.bitrate || 0),
+      auto,
+    });
+  }
+
+  chooseLevel(value) {
+    if (!this.hls) return;
+    const index = Number(value);
+    // currentLevel switches at once (flushing what is buffered); -1 hands control back to ABR.
+    this.hls.currentLevel = index;
+  }
+
+  // Video element events --------------------------------------------------------------------
+
+  bindVideo() {
+    const video = this.video;
+    video.addEventListener("playing", () => {
+      this.retries = 0;
+      this.endStall();
+      if (!this.firstFrame) {
+        this.firstFrame = true;
+        this.qoe.add("first_frame", { ms: Math.round(performance.now() - this.attachedAt) });
+        const rendition = (this.root.dataset.level || "").replace(/[^A-Za-z0-9_-]/g, "");
+        this.qoe.add("start", { muted: video.muted, native: this.native, rendition });
+        this.started = true;
+      }
+      this.setState("playing");
+      this.updateMute();
+    });
+    video.addEventListener("waiting", () => {
+      if (!this.firstFrame || this.stallStart) return;
+      this.stallStart = performance.now();
+      this.setState("buffering");
+    });
+    video.addEventListener("ended", () => {
+      // The playlist ended: the publisher stopped. Wait here for the next broadcast.
+      this.goOffline();
+    });
+    video.addEventListener("volumechange", () => this.updateMute());
+    video.addEventListener("error", () => {
+      if (!this.native) return;
+      const error = video.error;
+      this.qoe.add("error", { code: `media_${error ? error.code : 0}`, fatal: true, message: (error && error.message) || "" });
+      this.checkAndAttachSoon();
+    });
+  }
+
+  checkAndAttachSoon() {
+    this.teardown();
+    this.setState("reconnecting");
+    this.retryLater();
+  }
+
+  endStall() {
+    if (this.stallStart) {
+      this.qoe.add("stall", { ms: Math.round(performance.now() - this.stallStart) });
+      this.stallStart = 0;
+    }
+  }
+
+  // Controls ------------------------------------------------------------------------------
+
+  bindControls() {
+    this.unmute.addEventListener("click", () => {
+      this.video.muted = false;
+      if (this.video.paused) this.play();
+    });
+    this.muteButton.addEventListener("click", () => {
+      this.video.muted = !this.video.muted;
+    });
+    this.quality.addEventListener("change", () => this.chooseLevel(this.quality.value));
+    this.liveBadge.addEventListener("click", () => this.seekToLive());
+    this.fullscreen.addEventListener("click", () => {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else if (this.root.requestFullscreen) this.root.requestFullscreen();
+      else if (this.video.webkitEnterFullscreen) this.video.webkitEnterFullscreen();
+    });
+  }
+
+  updateMute() {
+    const muted = this.video.muted;
+    this.unmute.hidden = !muted || this.state !== "playing";
+    this.muteButton.setAttribute("aria-pressed", String(muted));
+  }
+
+  seekToLive() {
+    const target = this.hls ? this.hls.liveSyncPosition : null;
+    const seekable = this.video.seekable;
+    const end = target ?? (seekable.length ? seekable.end(seekable.length - 1) - 1 : null);
+    if (end != null && Number.isFinite(end)) this.video.currentTime = end;
+  }
+
+  // Delay and the watchdog -------------------------------------------------------------------
+
+  delaySeconds() {
+    const video = this.video;
+    if (this.hls) {
+      const date = this.hls.playingDate;
+      if (date) {
+        const seconds = (Date.now() - date.getTime()) / 1000;
+        if (seconds >= 0 && seconds < 3600) return seconds;
+      }
+      const latency = this.hls.latency;
+      if (Number.isFinite(latency) && latency > 0) return latency;
+      return null;
+    }
+    if (this.native && video.getStartDate) {
+      const start = video.getStartDate().getTime();
+      if (Number.isFinite(start) && start > 0) {
+        const seconds = (Date.now() - (start + video.currentTime * 1000)) / 1000;
+        if (seconds >= 0 && seconds < 3600) return seconds;
+      }
+    }
+    const seekable = video.seekable;
+    if (seekable.length) return Math.max(0, seekable.end(seekable.length - 1) - video.currentTime);
+    return null;
+  }
+
+  watchdog() {
+    const now = performance.now();
+    if (this.state === "playing" || this.state === "buffering") {
+      const delay = this.delaySeconds();
+      if (delay != null) {
+        this.delayEl.textContent = `${delay.toFixed(1)} s behind`;
+        this.root.dataset.delay = delay.toFixed(2);
+        this.liveBadge.classList.toggle("is-behind", delay > 6);
+        if (now - this.lastLatencySample >= LATENCY_SAMPLE_MS) {
+          this.lastLatencySample = now;
+          this.qoe.add("latency", { seconds: Math.min(3600, Math.round(delay * 1000) / 1000) });
+        }
+      }
+    }
+    // A picture that stopped moving while we think we are live: reload, or go offline.
+    const video = this.video;
+    if (["playing", "buffering", "loading", "reconnecting"].includes(this.state)) {
+      if (video.currentTime !== this.lastProgress.time || (video.paused && this.state === "playing")) {
+        this.lastProgress = { time: video.currentTime, at: now };
+      } else if (now - this.lastProgress.at > STUCK_AFTER_MS) {
+        this.lastProgress = { time: video.currentTime, at: now };
+        this.endStall();
+        this.checkAndAttach();
+      }
+    }
+  }
+}
+
+export function readConfig() {
+  return JSON.parse(document.getElementById("golive-config").textContent);
+}

@@ -1,0 +1,37 @@
+"""Helpers shared by the browser tests: page state probes and console capture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PLAYING = """() => {
+  const p = document.getElementById('player'), v = document.querySelector('video');
+  return p && p.dataset.state === 'playing' && v.currentTime > 0.3 && v.readyState >= 3;
+}"""
+
+
+class ConsoleLog:
+    """Collects console errors and uncaught exceptions of a page."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text} at {message.location}")
+
+
+async def current_time(page: Any) -> float:
+    value: float = await page.evaluate("document.querySelector('video').currentTime")
+    return value
+
+
+async def wait_playing(page: Any, timeout: float = 40) -> None:
+    await page.wait_for_function(PLAYING, timeout=timeout * 1000, polling=200)
+
+
+async def player_state(page: Any) -> str:
+    state: str = await page.evaluate("document.getElementById('player').dataset.state")
+    return state

@@ -1,0 +1,82 @@
+"""The watch page's chat panel in real Chromium: two viewers chat, a moderator steps in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.conftest import create_stream
+from tests.web.helpers import ConsoleLog
+
+from golive.app import Golive
+
+pytestmark = pytest.mark.slow
+
+
+async def _join(browser: Any, url: str, name: str) -> tuple[Any, Any]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(url)
+    await page.wait_for_function("document.getElementById('chat-state').hidden", timeout=10_000)
+    await page.fill("#chat-name", name)
+    await page.click("#chat-join button")
+    await page.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    return context, page
+
+
+async def _say(page: Any, text: str) -> None:
+    await page.fill("#chat-text", text)
+    await page.press("#chat-text", "Enter")
+
+
+async def test_two_viewers_chat_and_a_moderator_deletes_and_bans(
+    node: Golive, api: httpx.AsyncClient, browser: Any
+) -> None:
+    stream = await create_stream(api, name="Chat show")
+    url = f"{node.http_url}/watch/{stream['playback_ids'][0]['id']}"
+    alice_context, alice = await _join(browser, url, "alice")
+    bob_context, bob = await _join(browser, url, "bob")
+    console = ConsoleLog(alice)
+
+    await _say(alice, "hello from alice")
+    line = bob.locator(".chat-message", has_text="hello from alice")
+    await line.wait_for(timeout=10_000)
+    assert await line.locator(".chat-name").inner_text() == "alice"
+    await _say(bob, "hi alice, bob here")
+    await alice.locator(".chat-message", has_text="bob here").wait_for(timeout=10_000)
+    await alice.wait_for_function(
+        "document.getElementById('chat-viewers').textContent === '2 in chat'", timeout=10_000)
+
+    # The stream owner deletes alice's message over the API: gone for everyone at once.
+    message_id = await line.get_attribute("data-id")
+    alice_id = await line.get_attribute("data-user")
+    response = await api.delete(f"/live-streams/{stream['id']}/chat/messages/{message_id}")
+    assert response.status_code == 204, response.text
+    for page in (alice, bob):
+        await page.locator(f'.chat-message[data-id="{message_id}"]').wait_for(
+            state="detached", timeout=10_000)
+
+    # A banned viewer is told why their message did not go out.
+    response = await api.post(f"/live-streams/{stream['id']}/chat/bans",
+                              json={"user_id": alice_id, "reason": "test"})
+    assert response.status_code == 201, response.text
+    await _say(alice, "can anyone hear me")
+    error = alice.locator("#chat-error")
+    await error.wait_for(state="visible", timeout=10_000)
+    assert "ban" in (await error.inner_text()).lower()
+    assert await bob.locator(".chat-message", has_text="can anyone hear me").count() == 0
+
+    # Too long a message: the reason is shown, nothing is sent.
+    await _say(bob, "x" * 600)
+    bob_error = bob.locator("#chat-error")
+    await bob_error.wait_for(state="visible", timeout=10_000)
+    assert "500" in await bob_error.inner_text()
+
+    # The name survives a reload (the signed identity kept by the page).
+    await bob.reload()
+    await bob.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    assert "bob" in (await bob.get_attribute("#chat-text", "placeholder") or "")
+    assert console.errors == []
+    await alice_context.close()
+    await bob_context.close()

@@ -1,0 +1,303 @@
+"""The watch page and the embeddable player in real Chromium, playing a stream ffmpeg publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.conftest import create_stream, eventually, wait_status
+from tests.mediatools import ffmpeg_publish, stop
+from tests.web.helpers import ConsoleLog, current_time, player_state, wait_playing
+
+from golive.app import Golive
+from golive.store.views import PlaybackViewStore
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def _serve_page(html: str) -> Iterator[str]:
+    """A one-page web site on its own port, in a thread: the other origin of embed tests."""
+    body = html.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/host.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _live(node: Golive, api: httpx.AsyncClient, source: Path) -> tuple[dict[str, Any], Any]:
+    stream = await create_stream(api)
+    proc = ffmpeg_publish(source, node.rtmp_url(stream["stream_key"]), loop=True)
+    await wait_status(api, stream["id"], "active")
+    pid = stream["playback_ids"][0]["id"]
+
+    async def playlist_ready() -> bool:
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as client:
+            response = await client.get(f"/watch/{pid}/status")
+            return bool(response.json()["live"])
+
+    await eventually(playlist_ready, timeout=30, what="the stream to be live")
+    return stream, proc
+
+
+async def test_watch_page_plays_live_stream(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any, artifacts: Path
+) -> None:
+    stream, proc = await _live(node, api, source_480p)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        console = ConsoleLog(page)
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        await wait_playing(page)
+        first = await current_time(page)
+        await asyncio.sleep(3)
+        assert await current_time(page) > first + 1.5, "currentTime must advance"
+        assert await player_state(page) == "playing"
+
+        # The delay readout settles below 3 s behind live.
+        await page.wait_for_function(
+            "() => Number(document.getElementById('player').dataset.delay) > 0", timeout=10_000)
+        delays = []
+        for _ in range(5):
+            delays.append(float(await page.evaluate(
+                "document.getElementById('player').dataset.delay")))
+            await asyncio.sleep(0.5)
+        readout = await page.inner_text(".player-delay")
+        assert re.fullmatch(r"\d+\.\d s behind", readout), readout
+        assert min(delays) < 3.0, f"delay behind live {delays}"
+        assert await page.is_visible(".badge-live")
+        assert await page.inner_text("#title") == stream["name"]
+        await page.screenshot(path=str(artifacts / "watch-page.png"))
+        # On a phone the chat goes below the video.
+        await page.set_viewport_size({"width": 390, "height": 844})
+        video_box = await page.locator("#player").bounding_box()
+        chat_box = await page.locator("#chat").bounding_box()
+        assert video_box is not None and chat_box is not None
+        assert chat_box["y"] >= video_box["y"] + video_box["height"]
+        assert video_box["width"] <= 390
+        await page.screenshot(path=str(artifacts / "watch-page-phone.png"), full_page=True)
+        assert console.errors == []
+    finally:
+        stop(proc)
+
+
+async def test_offline_page_starts_playing_when_stream_goes_live(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any
+) -> None:
+    stream = await create_stream(api)
+    pid = stream["playback_ids"][0]["id"]
+    page = await browser.new_page()
+    console = ConsoleLog(page)
+    await page.goto(f"{node.http_url}/watch/{pid}")
+    await page.wait_for_function(
+        "document.getElementById('player').dataset.state === 'offline'", timeout=10_000)
+    assert "offline" in (await page.inner_text(".player-message")).lower()
+    await page.evaluate("window.sameDocument = true")
+
+    proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
+    try:
+        await wait_playing(page, timeout=60)
+        first = await current_time(page)
+        await asyncio.sleep(2)
+        assert await current_time(page) > first + 1
+        assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
+        assert console.errors == []
+    finally:
+        stop(proc)
+
+
+async def test_playback_resumes_after_the_publisher_returns(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any
+) -> None:
+    stream, proc = await _live(node, api, source_480p)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        page = await browser.new_page()
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        await wait_playing(page)
+        await page.evaluate("window.sameDocument = true")
+        stop(proc)
+        # The reconnect window (2 s in tests) passes: the broadcast ends, the page waits.
+        await page.wait_for_function(
+            "['offline', 'reconnecting', 'buffering', 'error']"
+            ".includes(document.getElementById('player').dataset.state)", timeout=30_000)
+        await wait_status(api, stream["id"], "idle")
+        proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
+        await wait_status(api, stream["id"], "active")
+        await wait_playing(page, timeout=60)
+        first = await current_time(page)
+        await asyncio.sleep(2)
+        assert await current_time(page) > first + 1
+        assert await page.evaluate("window.sameDocument === true")
+    finally:
+        stop(proc)
+
+
+async def test_quality_menu_switches_rendition(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any
+) -> None:
+    stream, proc = await _live(node, api, source_480p)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        page = await browser.new_page()
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        await wait_playing(page)
+        await page.wait_for_function(
+            "document.querySelectorAll('.player-quality select option').length >= 3",
+            timeout=10_000)
+        assert await page.is_visible(".player-quality select")
+        options = await page.eval_on_selector_all(
+            ".player-quality select option", "os => os.map(o => [o.value, o.textContent])")
+        assert options[0][1].startswith("Auto")
+        playing = await page.evaluate("document.getElementById('player').dataset.level")
+        choice = next((value, text) for value, text in options[1:] if not text.startswith(playing))
+        target = choice[1].split()[0]  # "360p"
+        requests.clear()
+        await page.select_option(".player-quality select", choice[0])
+
+        pattern = re.compile(rf"/live/{pid}/{re.escape(target)}\.m3u8")
+
+        async def loaded() -> bool:
+            return any(pattern.search(url) for url in requests)
+
+        await eventually(loaded, timeout=15, what=f"a request for the {target} playlist")
+        await page.wait_for_function(
+            f"document.getElementById('player').dataset.level === {target!r}", timeout=15_000)
+        first = await current_time(page)
+        await asyncio.sleep(2)
+        assert await current_time(page) > first + 1
+        assert await page.eval_on_selector(
+            ".player-quality select", "s => s.selectedOptions[0].textContent"
+        ) == f"{target} ✓"
+    finally:
+        stop(proc)
+
+
+async def test_qoe_events_are_stored_for_the_view(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any
+) -> None:
+    stream, proc = await _live(node, api, source_480p)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        page = await browser.new_page()
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        await wait_playing(page)
+        await asyncio.sleep(6)  # at least one latency sample
+        # The page goes away: the reporter sends what is queued with sendBeacon.
+        await page.evaluate("dispatchEvent(new Event('pagehide'))")
+        assert node.store is not None
+        views = PlaybackViewStore(node.store.engine)
+
+        async def stored() -> Any:
+            found = await views.list_views(stream["id"])
+            if not found:
+                return None
+            events = await views.list_events(found[0].id)
+            types = {e.type for e in events}
+            return (found[0], events) if {"start", "first_frame", "quality",
+                                          "latency"} <= types else None
+
+        view, events = await eventually(stored, timeout=20, what="QoE events in the store")
+        assert view.playback_id == pid
+        assert "Chrome" in view.user_agent
+        by_type = {e.type: e for e in events}
+        assert 0 < by_type["first_frame"].data["ms"] < 60_000
+        assert by_type["start"].data["muted"] is True
+        assert by_type["quality"].data["height"] in (360, 480)
+        assert 0 < by_type["latency"].data["seconds"] < 10
+        assert all(view.started_at.timestamp() - 60 < e.at.timestamp()
+                   < view.last_seen_at.timestamp() + 1 for e in events)
+
+        # The viewer shows up in the status the page polls.
+        async with httpx.AsyncClient(base_url=node.http_url) as client:
+            await asyncio.sleep(1.1)  # past the status cache
+            status = (await client.get(f"/watch/{pid}/status")).json()
+        assert status["viewers"] >= 1
+    finally:
+        stop(proc)
+
+
+async def test_embed_page_plays_in_an_iframe(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any
+) -> None:
+    stream, proc = await _live(node, api, source_480p)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        async with httpx.AsyncClient(base_url=node.http_url) as client:
+            response = await client.get(f"/embed/{pid}")
+            watch = await client.get(f"/watch/{pid}")
+        assert response.status_code == 200
+        assert response.headers["content-security-policy"] == "frame-ancestors *"
+        assert "x-frame-options" not in response.headers
+        assert watch.headers["x-frame-options"] == "SAMEORIGIN"
+
+        page = await browser.new_page()
+        console = ConsoleLog(page)
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        snippet = await page.input_value("#embed-snippet")
+        assert f'src="{node.http_url}/embed/{pid}"' in snippet
+
+        # Another site (another origin: its own port) embeds the snippet.
+        host = await browser.new_page()
+        host_console = ConsoleLog(host)
+        with _serve_page(f"<!doctype html><title>host</title><body>{snippet}</body>") as other:
+            await host.goto(other)
+            iframe = await host.wait_for_selector("iframe")
+            frame = await iframe.content_frame()
+            assert frame is not None and f"/embed/{pid}" in frame.url
+            await wait_playing(frame)
+            assert await frame.is_visible(".badge-live")
+            assert not await frame.is_visible("#chat")
+        assert console.errors == []
+        assert host_console.errors == []
+    finally:
+        stop(proc)
+
+
+async def test_unknown_and_signed_playback_ids(
+    node: Golive, api: httpx.AsyncClient, browser: Any
+) -> None:
+    stream = await create_stream(api)
+    response = await api.post(f"/live-streams/{stream['id']}/playback-ids",
+                              json={"policy": "signed"})
+    assert response.status_code in (200, 201), response.text
+    signed = response.json()["data"]["id"]
+    page = await browser.new_page()
+    answer = await page.goto(f"{node.http_url}/watch/doesnotexist")
+    assert answer is not None and answer.status == 404
+    assert "not found" in (await page.inner_text("h1")).lower()
+    answer = await page.goto(f"{node.http_url}/watch/{signed}")
+    assert answer is not None and answer.status == 403
+    assert "needs a token" in await page.inner_text("h1")
+    answer = await page.goto(f"{node.http_url}/watch/{signed}?token=abc.def")
+    assert answer is not None and answer.status == 200
+    config = await page.evaluate(
+        "JSON.parse(document.getElementById('golive-config').textContent)")
+    assert config["manifestUrl"] == f"/live/{signed}.m3u8?token=abc.def"
