@@ -393,7 +393,8 @@ class SrtServer:
     async def _tick_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.tick_interval)
+            # Nobody connected: nothing to acknowledge or release, so tick rarely.
+            await asyncio.sleep(self.tick_interval if self._by_socket else 0.25)
             now = loop.time()
             for session in list(self._by_socket.values()):
                 session.connection.tick(now)
