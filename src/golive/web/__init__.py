@@ -1,8 +1,9 @@
-"""The viewer-facing web pages: the watch page, the embeddable player, and QoE intake (web).
+"""The web pages: the watch page, the embeddable player, QoE intake, and the studio (web).
 
 `web_routes` builds the routes the composition root adds to the site root:
 `/watch/PLAYBACK_ID`, `/embed/PLAYBACK_ID`, `/watch/PLAYBACK_ID/status`,
-`POST /qoe/PLAYBACK_ID` and the static assets under `/static/`.
+`POST /qoe/PLAYBACK_ID` and the static assets under `/static/`. The streamer's studio
+(`/studio`, `golive.web.studio`) is added separately: it needs the API app it forwards to.
 """
 
 from golive.web.routes import web_routes

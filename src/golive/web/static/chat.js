@@ -12,9 +12,10 @@ function formatTime(iso) {
 }
 
 export class ChatPanel {
-  constructor(elements, path) {
+  constructor(elements, path, options = {}) {
     this.el = elements;
     this.path = path;
+    this.token = options.token || null; // a chat token (the studio's moderator token)
     this.socket = null;
     this.retries = 0;
     this.user = null;
@@ -36,7 +37,8 @@ export class ChatPanel {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     let url = `${scheme}//${location.host}${this.path}`;
     const identity = localStorage.getItem(IDENTITY_KEY);
-    if (identity) url += `?identity=${encodeURIComponent(identity)}`;
+    if (this.token) url += `?token=${encodeURIComponent(this.token)}`;
+    else if (identity) url += `?identity=${encodeURIComponent(identity)}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     this.setState("connecting…");

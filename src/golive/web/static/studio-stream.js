@@ -1,0 +1,126 @@
+// One stream in the studio: live status, ingest health charts, preview, events, actions.
+import { Player, readConfig } from "/static/player.js";
+import { HealthChart } from "/static/health-chart.js";
+import { api, formatTime, revealKey, showError } from "/static/studio-api.js";
+import { startModeratorChat } from "/static/studio-chat.js";
+
+const POLL_MS = 2000;
+const EVENTS_EVERY = 3; // polls
+
+export function startStreamPage() {
+  const $ = (id) => document.getElementById(id);
+  const config = JSON.parse($("studio-config").textContent);
+  const id = config.streamId;
+  const path = `live-streams/${encodeURIComponent(id)}`;
+  const error = $("stream-error");
+  const charts = {
+    bitrate: new HealthChart($("chart-bitrate"), { color: "#5b8cff" }),
+    fps: new HealthChart($("chart-fps"), { color: "#7fd18b" }),
+    gop: new HealthChart($("chart-gop"), { color: "#f0b35b" }),
+  };
+
+  if ($("player") && $("golive-config")) {
+    new Player($("player"), readConfig()).start();
+  }
+
+  function show(stream) {
+    $("stream-name").textContent = stream.name;
+    const status = $("stream-status");
+    status.className = `status status-${stream.status}`;
+    status.textContent = stream.status === "active" ? "live" : stream.status;
+    $("ingest-key-prefix").textContent = `${stream.stream_key_prefix}…`;
+    $("action-enable").hidden = stream.status !== "disabled";
+    $("action-disable").hidden = stream.status === "disabled";
+    const live = stream.live;
+    const now = Date.now();
+    if (live && live.connected) {
+      charts.bitrate.add(now, live.video_bitrate_kbps);
+      charts.fps.add(now, live.frame_rate);
+      charts.gop.add(now, live.keyframe_interval_s);
+    }
+    const fmt = (value, unit, digits = 1) => (value == null ? "–" : `${Number(value).toFixed(digits)} ${unit}`);
+    $("fact-bitrate").textContent = live ? fmt(live.video_bitrate_kbps, "kbit/s", 0) : "–";
+    $("fact-fps").textContent = live ? fmt(live.frame_rate, "fps") : "–";
+    $("fact-gop").textContent = live ? fmt(live.keyframe_interval_s, "s", 2) : "–";
+    $("fact-video").textContent = live && live.width ? `${live.video_codec || ""} ${live.width}×${live.height}`.trim() : "–";
+    $("fact-publisher").textContent = live
+      ? (live.connected ? `${live.protocol || "?"} from ${live.remote_address || "?"}` : "disconnected, waiting to reconnect")
+      : "not connected";
+  }
+
+  async function refreshEvents() {
+    try {
+      const events = (await api("GET", `${path}/events?limit=20`)).data;
+      const list = $("event-list");
+      if (!events.length) {
+        const li = document.createElement("li");
+        li.className = "muted";
+        li.textContent = "No events yet.";
+        list.replaceChildren(li);
+        return;
+      }
+      list.replaceChildren(...events.map((event) => {
+        const li = document.createElement("li");
+        const time = document.createElement("time");
+        time.dateTime = event.at;
+        time.textContent = formatTime(event.at);
+        const type = document.createElement("b");
+        type.textContent = event.type;
+        li.append(time, " ", type);
+        if (event.data && event.data.reason) li.append(` — ${event.data.reason}`);
+        return li;
+      }));
+    } catch (err) {
+      showError(error, err);
+    }
+  }
+
+  let polls = 0;
+  async function refresh() {
+    try {
+      show((await api("GET", path)).data);
+      error.hidden = true;
+    } catch (err) {
+      if (err.status === 404) {
+        location.assign("/studio");
+        return;
+      }
+      showError(error, err);
+    }
+    if (polls++ % EVENTS_EVERY === 0) refreshEvents();
+  }
+
+  async function act(method, suffix, question) {
+    if (question && !confirm(question)) return null;
+    try {
+      const body = await api(method, `${path}${suffix}`);
+      refresh();
+      return body;
+    } catch (err) {
+      showError(error, err);
+      return null;
+    }
+  }
+
+  $("action-enable").addEventListener("click", () => act("PUT", "/enable"));
+  $("action-disable").addEventListener("click", () => act("PUT", "/disable", "Disable this stream? A connected publisher is disconnected."));
+  $("action-reset").addEventListener("click", async () => {
+    const body = await act("POST", "/reset-stream-key", "Reset the stream key? The old key stops working, and a publisher using it is disconnected.");
+    if (body) revealKey(body.data);
+  });
+  $("action-delete").addEventListener("click", async () => {
+    if (!confirm("Delete this stream for good? Its playback ids and chat go with it.")) return;
+    try {
+      await api("DELETE", path);
+      location.assign("/studio");
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+
+  refresh();
+  setInterval(() => {
+    if (document.visibilityState === "visible") refresh();
+  }, POLL_MS);
+  startModeratorChat(id, config.chatUrl);
+}

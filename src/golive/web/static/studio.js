@@ -1,0 +1,9 @@
+// Entry point of the studio's pages (/studio, /studio/streams/ID).
+import { bindCopyButtons } from "/static/studio-api.js";
+import { startStreamList } from "/static/studio-streams.js";
+import { startStreamPage } from "/static/studio-stream.js";
+
+bindCopyButtons();
+const page = document.querySelector("main[data-page]")?.dataset.page;
+if (page === "streams") startStreamList();
+if (page === "stream") startStreamPage();

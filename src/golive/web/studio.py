@@ -1,0 +1,314 @@
+"""The streamer's studio at `/studio`: login with an API token, streams, ingest health, chat (web).
+
+The browser never holds the API token. A login checks the token exactly as the API
+does (`Authenticator.authenticate`, admin scope) and keeps it in a server-side session
+(`golive.web.session`); the pages call same-origin JSON endpoints under
+`/studio/api/`, which check the session cookie and the CSRF header and then forward
+the request in-process to the REST API app with the session's token. So the studio
+can do exactly what the API allows, with the API's validation and events, and a
+revoked token ends the studio session on its next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import httpx
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from golive.api.auth import Authenticator
+from golive.chat.identity import InvalidIdentity, validate_display_name
+from golive.web.assets import HLS_JS, AssetCatalog
+from golive.web.session import SESSION_COOKIE, SessionSigner, StudioSession, StudioSessions
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+CSRF_HEADER = "x-csrf-token"
+MAX_FORM_BYTES = 8 * 1024
+MAX_BODY_BYTES = 64 * 1024
+MAX_TOKEN_LENGTH = 4096
+STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# What the studio's pages may ask the API for; nothing else (tokens, playback ids) passes.
+FORWARDED = re.compile(
+    r"live-streams(/[A-Za-z0-9_-]{1,64}(/(reset-stream-key|enable|disable|events"
+    r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
+)
+FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
+JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+class Studio:
+    """The studio's pages, its login session and its forwarding JSON endpoints."""
+
+    def __init__(self, *, auth: Authenticator, api: ASGIApp, secret: bytes,
+                 assets: AssetCatalog | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.auth = auth
+        self.signer = SessionSigner(secret)
+        self.sessions = StudioSessions()
+        self.assets = assets or AssetCatalog()
+        self._clock = clock
+        self._api = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api, client=("127.0.0.1", 0)),
+            base_url="http://studio.internal", timeout=30,
+        )
+        self._templates = Environment(
+            loader=FileSystemLoader(TEMPLATES_DIR),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._templates.globals["asset"] = self.assets.url
+        self._templates.globals["import_map"] = self.assets.import_map
+        self._templates.globals["has_hls_js"] = HLS_JS in self.assets
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/studio", self.streams_page, methods=["GET", "HEAD"]),
+            Route("/studio/login", self.login_page, methods=["GET", "HEAD"]),
+            Route("/studio/login", self.login, methods=["POST"]),
+            Route("/studio/logout", self.logout, methods=["POST"]),
+            Route("/studio/streams/{stream_id}", self.stream_page, methods=["GET", "HEAD"]),
+            Route("/studio/api/chat-token/{stream_id}", self.chat_token, methods=["POST"]),
+            Route("/studio/api/{path:path}", self.forward, methods=FORWARDED_METHODS),
+        ]
+
+    # Sessions ----------------------------------------------------------------------------
+
+    def session_of(self, request: Request) -> StudioSession | None:
+        value = request.cookies.get(SESSION_COOKIE)
+        if not value:
+            return None
+        now = self._clock()
+        session_id = self.signer.read(value, now)
+        return self.sessions.get(session_id, now) if session_id else None
+
+    def _set_cookie(self, response: Response, request: Request, session: StudioSession) -> None:
+        response.set_cookie(
+            SESSION_COOKIE, self.signer.sign(session.id, session.expires_at),
+            max_age=round(session.expires_at - self._clock()), path="/studio",
+            httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        )
+
+    @staticmethod
+    def _clear_cookie(response: Response, request: Request) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/studio", httponly=True,
+                               samesite="strict", secure=request.url.scheme == "https")
+
+    @staticmethod
+    def _same_origin(request: Request) -> bool:
+        """Forms posted from another site are refused (login CSRF, forced logout)."""
+        origin = request.headers.get("origin")
+        if origin is not None:
+            return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+        return request.headers.get("sec-fetch-site", "same-origin") in {"same-origin", "none"}
+
+    # Pages -------------------------------------------------------------------------------
+
+    def _render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self._templates.get_template(name).render(**context)
+        return HTMLResponse(html, status, headers=dict(PAGE_HEADERS))
+
+    def _login_redirect(self) -> Response:
+        return RedirectResponse("/studio/login", 303, headers={"Cache-Control": "no-store"})
+
+    def _page_context(self, session: StudioSession) -> dict[str, Any]:
+        return {"who": session.name, "csrf": self.signer.csrf_token(session.id)}
+
+    async def login_page(self, request: Request) -> Response:
+        if self.session_of(request) is not None:
+            return RedirectResponse("/studio", 303)
+        return self._render("studio_login.html")
+
+    async def login(self, request: Request) -> Response:
+        if not self._same_origin(request):
+            return self._render("studio_login.html", 403,
+                                error="This login form was sent from another site.")
+        body = await _read_body(request, MAX_FORM_BYTES)
+        token = ""
+        if body is not None:
+            token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0].strip()
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return self._render("studio_login.html", 400, error="Paste an API token to sign in.")
+        principal = await self.auth.authenticate(token)
+        if principal is None:
+            log.info("studio login refused reason=invalid_token")
+            return self._render("studio_login.html", 401,
+                                error="That token is not valid, or it was revoked.")
+        if principal.scope != "admin":
+            return self._render("studio_login.html", 403,
+                                error=f"The token {principal.name!r} has read scope; "
+                                      "the studio needs an admin token.")
+        session = self.sessions.create(token, principal.name, self._clock())
+        log.info("studio login token=%s", principal.name)
+        response = RedirectResponse("/studio", 303, headers={"Cache-Control": "no-store"})
+        self._set_cookie(response, request, session)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session = self.session_of(request)
+        if session is not None:
+            body = await _read_body(request, MAX_FORM_BYTES) or b""
+            csrf = (parse_qs(body.decode("utf-8", "replace")).get("csrf") or [""])[0]
+            if not self._same_origin(request) or not self.signer.check_csrf(session.id, csrf):
+                return JSONResponse({"error": "bad CSRF token"}, 403, headers=JSON_HEADERS)
+            self.sessions.drop(session.id)
+        response = self._login_redirect()
+        self._clear_cookie(response, request)
+        return response
+
+    async def streams_page(self, request: Request) -> Response:
+        session = self.session_of(request)
+        if session is None:
+            return self._login_redirect()
+        return self._render("studio_streams.html", **self._page_context(session))
+
+    async def stream_page(self, request: Request) -> Response:
+        session = self.session_of(request)
+        if session is None:
+            return self._login_redirect()
+        stream_id = request.path_params["stream_id"]
+        if not STREAM_ID.fullmatch(stream_id):
+            return self._render("message.html", 404, title="Stream not found",
+                                text="There is no stream at this address.", embed=False)
+        answer = await self._call(request, session, "GET", f"/live-streams/{stream_id}")
+        if answer.status_code == 401:
+            self.sessions.drop(session.id)
+            return self._login_redirect()
+        if answer.status_code != 200:
+            return self._render("message.html", 404, title="Stream not found",
+                                text="There is no stream at this address; it may have been "
+                                     "deleted.", embed=False)
+        stream: dict[str, Any] = answer.json()["data"]
+        ids = stream.get("playback_ids") or []
+        public = next((p["id"] for p in ids if p.get("policy") == "public"), None)
+        chat_id = ids[0]["id"] if ids else None
+        player = None
+        if public is not None:
+            player = {
+                "playbackId": public, "title": stream["name"],
+                "manifestUrl": f"/live/{public}.m3u8",
+                "statusUrl": f"/watch/{public}/status", "qoeUrl": f"/qoe/{public}",
+                "chatUrl": f"/chat/{public}", "live": stream["status"] == "active",
+            }
+        studio = {"streamId": stream_id, "chatUrl": f"/chat/{chat_id}" if chat_id else None,
+                  "whipUrl": f"{request.url.scheme}://{request.headers.get('host', '')}/whip"}
+        return self._render("studio_stream.html", stream=stream, config=player, studio=studio,
+                            watch_url=f"/watch/{public}" if public else None,
+                            **self._page_context(session))
+
+    # JSON endpoints ----------------------------------------------------------------------
+
+    def _guard(self, request: Request) -> StudioSession | Response:
+        session = self.session_of(request)
+        if session is None:
+            return JSONResponse({"error": "not signed in"}, 401, headers=JSON_HEADERS)
+        if not self.signer.check_csrf(session.id, request.headers.get(CSRF_HEADER)):
+            return JSONResponse({"error": "bad or missing CSRF token"}, 403, headers=JSON_HEADERS)
+        return session
+
+    async def _call(self, request: Request, session: StudioSession, method: str, path: str,
+                    *, query: str = "", body: bytes | None = None,
+                    content_type: str | None = None) -> httpx.Response:
+        host = request.headers.get("host") or "localhost"
+        headers = {"authorization": f"Bearer {session.token}", "host": host,
+                   "accept": "application/json"}
+        if content_type:
+            headers["content-type"] = content_type
+        url = f"{request.url.scheme}://{host}{path}" + (f"?{query}" if query else "")
+        return await self._api.request(method, url, headers=headers, content=body)
+
+    def _relay(self, session: StudioSession, answer: httpx.Response) -> Response:
+        if answer.status_code == 401:
+            # The token was revoked (or the admin token changed): the session ends with it.
+            self.sessions.drop(session.id)
+        headers = dict(JSON_HEADERS)
+        content_type = answer.headers.get("content-type")
+        if content_type:
+            headers["content-type"] = content_type
+        return Response(answer.content, answer.status_code, headers=headers)
+
+    async def forward(self, request: Request) -> Response:
+        guarded = self._guard(request)
+        if isinstance(guarded, Response):
+            return guarded
+        path = request.path_params["path"]
+        if not FORWARDED.fullmatch(path):
+            return JSONResponse({"error": "not available from the studio"}, 404,
+                                headers=JSON_HEADERS)
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return JSONResponse({"error": f"body must be at most {MAX_BODY_BYTES} bytes"}, 413,
+                                headers=JSON_HEADERS)
+        answer = await self._call(request, guarded, request.method, f"/{quote(path)}",
+                                  query=request.url.query, body=body or None,
+                                  content_type=request.headers.get("content-type"))
+        return self._relay(guarded, answer)
+
+    async def chat_token(self, request: Request) -> Response:
+        """A moderator chat token for the signed-in user, for one stream's chat."""
+        guarded = self._guard(request)
+        if isinstance(guarded, Response):
+            return guarded
+        stream_id = request.path_params["stream_id"]
+        if not STREAM_ID.fullmatch(stream_id):
+            return JSONResponse({"error": "unknown stream"}, 404, headers=JSON_HEADERS)
+        ttl = max(60, int(guarded.expires_at - self._clock()))
+        body = {
+            "user_id": "studio_" + hashlib.sha256(guarded.name.encode()).hexdigest()[:16],
+            "display_name": _chat_name(guarded.name),
+            "capabilities": ["send", "moderate"],
+            "ttl": ttl,
+            "stream_id": stream_id,
+        }
+        answer = await self._call(request, guarded, "POST", "/chat-tokens",
+                                  body=json.dumps(body).encode(),
+                                  content_type="application/json")
+        return self._relay(guarded, answer)
+
+
+def _chat_name(token_name: str) -> str:
+    if token_name == "admin_token":
+        return "Host"
+    try:
+        return validate_display_name(token_name[:32])
+    except InvalidIdentity:
+        return "Host"
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def studio_routes(studio: Studio) -> list[BaseRoute]:
+    """The studio's routes, for the composition root to add to the site root."""
+    return studio.routes()
