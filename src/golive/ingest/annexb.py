@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from golive.core.media import MediaTag, TagType
 from golive.ingest.codecs import CodecError, parse_h264_sps
+from golive.ingest.nal import avc_decoder_config
 
 NAL_SLICE = 1
 NAL_IDR = 5
@@ -50,16 +51,7 @@ def split_annexb(data: bytes) -> list[bytes]:
 
 def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
     """AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for one SPS and PPS."""
-    if len(sps) < 4:
-        raise CodecError("SPS shorter than 4 bytes")
-    return (
-        bytes((1, sps[1], sps[2], sps[3], 0xFF, 0xE1))
-        + struct.pack(">H", len(sps))
-        + sps
-        + b"\x01"
-        + struct.pack(">H", len(pps))
-        + pps
-    )
+    return avc_decoder_config((sps,), (pps,))
 
 
 def _video_tag(keyframe: bool, packet_type: int, timestamp: int, payload: bytes) -> MediaTag:
