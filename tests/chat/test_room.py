@@ -226,8 +226,9 @@ def raw_ws_that_never_reads(port: int, pid: str) -> socket.socket:
 
 async def test_slow_client_is_dropped_without_delaying_others(tmp_path: Path) -> None:
     async for chat in start_chat_node(
-        tmp_path, chat_send_queue=4, chat_send_timeout=1.0, chat_user_rate=1000,
-        chat_user_burst=1000, chat_room_rate=1000, chat_room_burst=1000,
+        # Rate limits far above what the fast client can send: only the slow viewer matters.
+        tmp_path, chat_send_queue=4, chat_send_timeout=1.0, chat_user_rate=100_000,
+        chat_user_burst=100_000, chat_room_rate=100_000, chat_room_burst=100_000,
     ):
         stream = await chat.stream()
         pid = stream["playback_ids"][0]["id"]

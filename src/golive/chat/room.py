@@ -1,10 +1,13 @@
 """Chat rooms and their connections: batching, encode-once fan-out, slow-viewer dropping (chat).
 
 A `Room` collects outgoing frames and flushes them at most every `flush_interval`
-seconds: the batch is JSON-encoded once and the same string is queued on every
-connection. Each `ChatConnection` has a bounded queue drained by its own writer
-task; a connection whose queue overflows, or whose send stalls (checked by the
-service's ticker), is dropped from the room, so one slow viewer never delays the rest.
+seconds: the batch is JSON-encoded once. A connection whose server exposes its
+transport (`golive.chat.transport`, the node's own uvicorn) gets the same pre-built
+WebSocket frame bytes written straight to its transport; a viewer whose unsent bytes
+pass its limit is dropped. Any other connection gets the encoded string queued on a
+bounded queue drained by its own writer task (the ASGI `send`); one whose queue
+overflows is dropped. Either way a connection whose sending stalls (checked by the
+service's ticker) is dropped too, so one slow viewer never delays the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from golive.chat.frames import encode, viewers_frame
 from golive.chat.identity import ChatUser
+from golive.chat.transport import RawChannel, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +34,31 @@ CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
 CLOSE_FULL = 1013
 
+# A connection written to directly may have as many unsent bytes as its queue would
+# hold batches (`chat_send_queue`) of this size, or of the batch being written when
+# that is larger, before it counts as fallen behind.
+BYTES_PER_QUEUED_BATCH = 8192
+# Viewers one batch is written to per event loop turn (see `Room`).
+FANOUT_CHUNK = 128
+
 
 class ChatConnection:
-    """One viewer's WebSocket: identity, address, and a bounded outgoing queue."""
+    """One viewer's WebSocket: identity, address, and a bounded outgoing queue or buffer.
+
+    With `raw` (the transport exposed by the node's server) frames are written
+    directly and `buffer_limit` bounds the unsent bytes; without it a writer task
+    sends queued frames through the ASGI `send`.
+    """
 
     def __init__(
-        self, websocket: WebSocket, user: ChatUser | None, ip: str, *, queue_size: int
+        self, websocket: WebSocket, user: ChatUser | None, ip: str, *, queue_size: int,
+        raw: RawChannel | None = None,
     ) -> None:
         self.websocket = websocket
+        self.raw = raw
+        self.queue_size = queue_size
+        self.buffer_limit = queue_size * BYTES_PER_QUEUED_BATCH
+        self.stalled_since: float | None = None  # raw: loop time unsent bytes were first seen
         self.user = user
         self.ip = ip
         self.room: Room | None = None
@@ -55,18 +76,45 @@ class ChatConnection:
     def start(self) -> None:
         """Start the writer; the calling task is the connection's reader."""
         self._reader = asyncio.current_task()
-        self._writer = asyncio.create_task(self._write_loop(), name="chat-writer")
+        if self.raw is None:
+            self._writer = asyncio.create_task(self._write_loop(), name="chat-writer")
 
     def offer(self, payload: str) -> bool:
         """Queue an encoded frame; False when the queue is full (the viewer fell behind)."""
         if self.dropped is not None:
             return False
+        if self.raw is not None:
+            return self.write_frame(text_frame(payload.encode()))
         if len(self._queue) >= self._queue_size:
             return False
         self._queue.append(payload)
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
         return True
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Raw path: write complete frame bytes; False when the viewer fell behind.
+
+        A connection that is closing gets nothing more (its reader sees the close).
+        """
+        raw = self.raw
+        assert raw is not None
+        if not raw.write(frame):
+            return True
+        limit = max(self.buffer_limit, self.queue_size * len(frame))
+        return raw.transport.get_write_buffer_size() <= limit
+
+    def stalled(self, now: float, timeout: float) -> bool:
+        """True when sending to this viewer has made no way for `timeout` seconds."""
+        raw = self.raw
+        if raw is None:
+            return self.send_started is not None and now - self.send_started > timeout
+        if raw.buffered() == 0:
+            self.stalled_since = None
+            return False
+        if self.stalled_since is None:
+            self.stalled_since = now
+        return now - self.stalled_since > timeout
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -111,6 +159,10 @@ class ChatConnection:
         queued, such as the error frame that explains the close.
         """
         self._reader = None  # closing now: a late drop must not cancel the caller
+        if self.raw is not None and self.dropped is not None and self.close_code == CLOSE_TOO_SLOW:
+            # The peer is not reading: a close frame would wait behind the unsent bytes.
+            self.raw.abort()
+            return
         if self.dropped is None and self._queue:
             self._drained = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
@@ -124,7 +176,15 @@ class ChatConnection:
 
 
 class Room:
-    """The connections watching one playback id, and the batches sent to them."""
+    """The connections watching one playback id, and the batches sent to them.
+
+    A batch goes out in chunks of `FANOUT_CHUNK` viewers, one chunk per event loop
+    turn, so reading senders and storing messages go on between chunks rather than
+    waiting for the whole audience. The next batch starts when the previous one
+    reached everyone (and `flush_interval` has passed), so every viewer gets the
+    batches in order and a large room batches more per frame by itself: about one
+    batch per fan-out time (roughly 1 ms per 100 viewers on the fast path).
+    """
 
     def __init__(self, playback_id: str, stream_id: str, *, flush_interval: float) -> None:
         self.playback_id = playback_id
@@ -135,6 +195,7 @@ class Room:
         self.dropped = 0  # connections dropped for falling behind
         self._pending: list[dict[str, Any]] = []
         self._handle: asyncio.TimerHandle | None = None
+        self._fanout: asyncio.Handle | None = None  # the next chunk of a batch going out
         self._last_flush = 0.0
         self._announced_viewers = -1
 
@@ -152,10 +213,13 @@ class Room:
     def publish(self, frame: dict[str, Any]) -> None:
         """Queue a frame for everyone; it goes out with the next batch."""
         self._pending.append(frame)
-        if self._handle is None:
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, self._last_flush + self.flush_interval - loop.time())
-            self._handle = loop.call_later(delay, self._flush)
+        if self._handle is None and self._fanout is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_flush + self.flush_interval - loop.time())
+        self._handle = loop.call_later(delay, self._flush)
 
     def announce_viewers(self) -> None:
         """Push the viewer count if it changed since the last announcement."""
@@ -172,15 +236,47 @@ class Room:
             return
         payload = encode(frames)
         self.batches += 1
-        behind = [c for c in self.connections if not c.offer(payload)]
+        # Encode-once: the same frame bytes for every viewer written to directly.
+        frame = text_frame(payload.encode())
+        self._send_chunk(payload, frame, list(self.connections), 0)
+
+    def _send_chunk(self, payload: str, frame: bytes, targets: list[ChatConnection],
+                    start: int) -> None:
+        self._fanout = None
+        end = start + FANOUT_CHUNK
+        behind: list[ChatConnection] = []
+        limit = 0
+        for c in targets[start:end]:
+            raw = c.raw
+            if raw is None:
+                if not c.offer(payload):
+                    behind.append(c)
+                continue
+            if c.dropped is not None:
+                continue
+            transport = raw.transport
+            if raw.protocol.close_sent or transport.is_closing():
+                continue
+            transport.write(frame)
+            if not limit:
+                limit = max(c.buffer_limit, c.queue_size * len(frame))
+            if transport.get_write_buffer_size() > limit:
+                behind.append(c)
         for connection in behind:
             self.dropped += 1
             log.info("chat viewer dropped playback_id=%s stream_id=%s reason=queue_full",
                      self.playback_id, self.stream_id)
             connection.drop("fell behind")
+        if end < len(targets):
+            self._fanout = asyncio.get_running_loop().call_soon(
+                self._send_chunk, payload, frame, targets, end)
+        elif self._pending and self._handle is None:
+            self._schedule()
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        for handle in (self._handle, self._fanout):
+            if handle is not None:
+                handle.cancel()
+        self._handle = None
+        self._fanout = None
         self._pending.clear()

@@ -34,6 +34,7 @@ from golive.chat.frames import (
     system_frame,
     viewers_frame,
 )
+from golive.chat.history import History
 from golive.chat.identity import (
     ChatSigner,
     ChatUser,
@@ -47,7 +48,13 @@ from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
 from golive.core.events import EventBus, EventType
 from golive.settings import Settings
-from golive.store.chat import ChatBanRecord, ChatSettingsRecord, ChatStore
+from golive.store.chat import (
+    ChatBanRecord,
+    ChatMessageRecord,
+    ChatSettingsRecord,
+    ChatStore,
+    NewChatMessage,
+)
 from golive.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,7 @@ class StreamChat:
     bans: list[ChatBanRecord]
     users: BucketTable
     busy: TokenBucket
+    history: History
     rooms: dict[str, Room] = field(default_factory=dict)
     last_sent: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
@@ -109,6 +117,16 @@ class ChatService:
         self._streams: dict[str, StreamChat] = {}
         self._rooms: dict[str, Room] = {}
         self._open_lock = asyncio.Lock()
+        # Messages are published at once with an id given here (the next after the
+        # highest in the database, read once), and stored behind: one writer task stores
+        # whatever has gathered in one transaction (group commit). A room's delivery
+        # then never waits for the database, whose round trips are slow on a busy loop.
+        self._last_id: int | None = None
+        self._unstored: list[tuple[NewChatMessage, ChatConnection]] = []
+        self._unstored_ready = asyncio.Event()
+        self._stored = asyncio.Event()  # set (and replaced) after each stored batch
+        self._store_task: asyncio.Task[None] | None = None
+        self._storing = False
         self._tasks: list[asyncio.Task[None]] = []
         self.connection_count = 0
 
@@ -121,6 +139,9 @@ class ChatService:
         self._tasks.append(asyncio.create_task(self._tick(), name="chat-ticker"))
 
     async def close(self) -> None:
+        if self._store_task is not None:
+            self._tasks.append(self._store_task)
+            self._store_task = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -148,8 +169,7 @@ class ChatService:
             await asyncio.sleep(TICK_SECONDS)
             now = loop.time()
             for room in list(self._rooms.values()):
-                stalled = [c for c in room.connections
-                           if c.send_started is not None and now - c.send_started > timeout]
+                stalled = [c for c in room.connections if c.stalled(now, timeout)]
                 for connection in stalled:
                     room.dropped += 1
                     log.info("chat viewer dropped playback_id=%s stream_id=%s "
@@ -187,20 +207,30 @@ class ChatService:
     async def _load_stream(self, stream_id: str) -> StreamChat:
         s = self.settings
         now = asyncio.get_running_loop().time()
+        history = History(s.chat_history)
+        history.fill(await self.messages.recent_messages(stream_id, history.capacity))
+        if self._last_id is None:
+            last_id = await self.messages.max_message_id()
+            if self._last_id is None:
+                self._last_id = last_id
         return StreamChat(
             stream_id=stream_id,
             settings=await self.messages.get_settings(stream_id),
             bans=await self.messages.active_bans(stream_id, _now()),
             users=BucketTable(s.chat_user_rate, s.chat_user_burst),
             busy=TokenBucket(s.chat_room_rate, s.chat_room_burst, now),
+            history=history,
         )
 
     async def enter(self, room: Room, connection: ChatConnection) -> None:
-        """Add a connection: it gets the recent history (one batch), viewers and identity."""
+        """Add a connection: it gets the recent history (one batch), viewers and identity.
+
+        The history comes from memory (`StreamChat.history`), not from a query per viewer.
+        """
         room.add(connection)
         self.connection_count += 1
-        history = await self.messages.recent_messages(room.stream_id, self.settings.chat_history)
-        frames = [message_frame(m) for m in history]
+        state = self._streams.get(room.stream_id)
+        frames = state.history.frames() if state is not None else []
         frames.append(viewers_frame(room.viewer_count))
         if connection.user is not None:
             frames.append(self._identity_frame(connection.user))
@@ -352,23 +382,78 @@ class ChatService:
             text = clean_text(verdict.text)[:limit]
             if not text:
                 return "message was not allowed"
-        record = await self.messages.add_message(
+        assert self._last_id is not None  # read when the stream's first room opened
+        self._last_id += 1
+        message = NewChatMessage(
             stream_id=room.stream_id, user_id=user.id, user_name=user.name, text=text,
-            ip=connection.ip, sent_at=now_dt,
+            ip=connection.ip, sent_at=now_dt, id=self._last_id,
         )
+        record = ChatMessageRecord(
+            id=self._last_id, stream_id=room.stream_id, user_id=user.id, user_name=user.name,
+            text=text, sent_at=now_dt, deleted_at=None, ip=connection.ip,
+        )
+        state.history.add(record)
+        self.publish(room.stream_id, message_frame(record))
+        self._store(message, connection)
         if slow:
             state.last_sent[user.id] = now
             state.last_sent.move_to_end(user.id)
             if len(state.last_sent) > MAX_SLOW_MODE_USERS:
                 state.last_sent.popitem(last=False)
-        self.publish(room.stream_id, message_frame(record))
         return None
+
+    def _store(self, message: NewChatMessage, sender: ChatConnection) -> None:
+        """Queue a published message: stored with whatever else is waiting.
+
+        Nobody waits for it: not the room, not the sender's connection. A message that
+        cannot be stored is taken back (a `deleted` frame) and its sender told.
+        """
+        self._unstored.append((message, sender))
+        self._unstored_ready.set()
+        if self._store_task is None or self._store_task.done():
+            self._store_task = asyncio.create_task(self._store_messages(), name="chat-store")
+
+    async def _store_messages(self) -> None:
+        while True:
+            await self._unstored_ready.wait()
+            self._unstored_ready.clear()
+            while self._unstored:
+                batch, self._unstored = self._unstored, []
+                self._storing = True
+                try:
+                    await self.messages.add_messages([m for m, _ in batch])
+                except Exception:
+                    log.exception("chat messages not stored count=%d", len(batch))
+                    for message, sender in batch:
+                        assert message.id is not None
+                        state = self._streams.get(message.stream_id)
+                        if state is not None:
+                            state.history.delete(message.id)
+                        self.publish(message.stream_id, {"type": "deleted", "id": message.id})
+                        if sender.dropped is None:
+                            self.reply(sender, error_frame(
+                                "the message could not be stored; try again"))
+                finally:
+                    self._storing = False
+                    self._stored.set()
+                    self._stored = asyncio.Event()
+
+    async def _wait_stored(self) -> None:
+        """Until every message published so far is in the database (or failed to be)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while self._unstored or self._storing:
+                    await self._stored.wait()
 
     # Moderation (WebSocket moderators and the REST API) ----------------------------------
 
     async def delete_message(self, stream_id: str, message_id: int) -> bool:
+        await self._wait_stored()  # it may have been published but not stored yet
         if not await self.messages.delete_message(stream_id, message_id, _now()):
             return False
+        state = self._streams.get(stream_id)
+        if state is not None:
+            state.history.delete(message_id)
         self.publish(stream_id, {"type": "deleted", "id": message_id})
         return True
 
@@ -398,7 +483,11 @@ class ChatService:
         return True
 
     async def clear(self, stream_id: str) -> None:
+        await self._wait_stored()  # what is shown must be in the database to be cleared
         await self.messages.clear_messages(stream_id, _now())
+        state = self._streams.get(stream_id)
+        if state is not None:
+            state.history.clear()
         self.publish(stream_id, {"type": "cleared"})
 
     async def update_settings(self, stream_id: str, **fields: Any) -> ChatSettingsRecord | None:

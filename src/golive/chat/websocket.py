@@ -37,6 +37,7 @@ from golive.chat.room import (
     ChatConnection,
 )
 from golive.chat.service import ChatService
+from golive.chat.transport import raw_channel
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -112,7 +113,8 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
         else:
             user = identity_of(websocket)
         connection = ChatConnection(websocket, user, client_ip(websocket, trusted),
-                                    queue_size=settings.chat_send_queue)
+                                    queue_size=settings.chat_send_queue,
+                                    raw=raw_channel(websocket.scope))
         connection.start()
         code, reason = CLOSE_GOING_AWAY, ""
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from golive.core.secrets import random_id
@@ -29,6 +29,19 @@ class ChatMessageRecord:
     sent_at: datetime
     deleted_at: datetime | None
     ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewChatMessage:
+    """A message to store (`ChatStore.add_messages`); without an id the database picks one."""
+
+    stream_id: str
+    user_id: str
+    user_name: str
+    text: str
+    ip: str
+    sent_at: datetime
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,27 @@ class ChatStore:
             session.add(row)
             await session.flush()
             return _message(row)
+
+    async def add_messages(self, messages: list[NewChatMessage]) -> list[ChatMessageRecord]:
+        """Store several messages in one transaction (group commit); records in the same order."""
+        rows = [
+            ChatMessage(id=m.id, stream_id=m.stream_id, user_id=m.user_id,
+                        user_name=m.user_name, text=m.text, sent_at=m.sent_at,
+                        deleted_at=None, ip=m.ip[:64])
+            for m in messages
+        ]
+        if not rows:
+            return []
+        async with self._write.begin() as session:
+            session.add_all(rows)
+            await session.flush()
+            return [_message(row) for row in rows]
+
+    async def max_message_id(self) -> int:
+        """The highest message id used so far (deleted messages included); 0 when none."""
+        async with self._read() as session:
+            value = await session.scalar(select(func.max(ChatMessage.id)))
+            return int(value or 0)
 
     async def recent_messages(self, stream_id: str, limit: int) -> list[ChatMessageRecord]:
         """The newest `limit` messages that are not deleted, oldest first."""

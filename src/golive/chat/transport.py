@@ -1,0 +1,104 @@
+"""Encode-once chat fan-out: uvicorn's WebSocket protocol with its transport exposed (chat).
+
+A server-to-client WebSocket text frame is not masked, so the bytes of one batch are
+the same for every viewer: a room builds them once (`text_frame`) and writes them
+straight to each viewer's transport, instead of going through each connection's
+ASGI `send` (text to bytes to frame per viewer, and a writer task woken per viewer).
+
+`ChatWebSocketProtocol` is uvicorn's sans-IO WebSocket protocol plus two things:
+it never negotiates permessage-deflate on `/chat/` (a compressed connection would
+need its own frames; chat batches are small), and for a `/chat/` connection without
+extensions it puts a `RawChannel` in the ASGI scope under
+`scope["extensions"]["golive.transport"]`. Without it (another server, a test
+client, an extension negotiated) the chat uses the ordinary ASGI path.
+
+Such a connection also gets a fixed kernel send buffer (`CHAT_SNDBUF`) instead of
+one that autotunes up to megabytes: chat needs little bandwidth, a viewer that
+stops reading then shows up as unsent bytes within a few hundred kilobytes (and is
+dropped), and a stalled viewer cannot pin megabytes of kernel memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+SCOPE_KEY = "golive.transport"
+CHAT_PREFIX = "/chat/"
+CHAT_SNDBUF = 64 * 1024  # the kernel doubles it
+
+_SHORT = struct.Struct("!BB")
+_MEDIUM = struct.Struct("!BBH")
+_LONG = struct.Struct("!BBQ")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (FIN + opcode 1) around `payload`."""
+    n = len(payload)
+    if n < 126:
+        return _SHORT.pack(0x81, n) + payload
+    if n < 1 << 16:
+        return _MEDIUM.pack(0x81, 126, n) + payload
+    return _LONG.pack(0x81, 127, n) + payload
+
+
+class RawChannel:
+    """Direct access to one chat WebSocket's transport, for frames built once per room."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self.protocol = protocol
+        self.transport: asyncio.Transport = protocol.transport
+
+    @property
+    def closing(self) -> bool:
+        """True once nothing more may be written: the close frame went out or the socket is going."""
+        p = self.protocol
+        return p.close_sent or p.disconnected or self.transport.is_closing()
+
+    def buffered(self) -> int:
+        """Bytes written but not yet accepted by the kernel."""
+        return self.transport.get_write_buffer_size()
+
+    def write(self, frame: bytes) -> bool:
+        """Write a complete frame; False (and nothing written) when the connection is closing."""
+        if self.closing:
+            return False
+        self.transport.write(frame)
+        return True
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+
+def raw_channel(scope: Any) -> RawChannel | None:
+    """The raw channel of a WebSocket's ASGI scope, if the server exposed one."""
+    extensions = scope.get("extensions") or {}
+    channel = extensions.get(SCOPE_KEY)
+    return channel if isinstance(channel, RawChannel) else None
+
+
+class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-IO WebSocket protocol, exposing the transport to `/chat/` handlers."""
+
+    def handle_connect(self, event: Request) -> None:
+        chat = event.path.startswith(CHAT_PREFIX)
+        if chat:
+            # Every viewer gets the same frame bytes: no per-connection compression.
+            self.conn.available_extensions = []
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        # The ASGI task is created but has not run yet: the scope can still be added to.
+        if chat and scope is not None and not self.conn.extensions:
+            scope["extensions"][SCOPE_KEY] = RawChannel(self)
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHAT_SNDBUF)
