@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -21,9 +22,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
 from golive.chat.service import ChatService
+from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
 from golive.ingest.broadcasts import BroadcastHub
 from golive.ingest.rtmp.server import RtmpServer
+from golive.ingest.srt.server import SrtServer
+from golive.ingest.webrtc import WebRtcOptions  # WHIP (issue 5)
+from golive.ingest.whip import WhipEndpoint, WhipLimits  # WHIP (issue 5)
 from golive.logs import configure_logging
 from golive.media.pipeline import LivePipeline
 from golive.media.transcoder import detect_capabilities
@@ -72,18 +77,28 @@ class _Dispatch:
 class _LiveView:
     """What the API shows of a live stream: ingest facts plus the pipeline's (ladder, encoder)."""
 
-    def __init__(self, hub: BroadcastHub, pipeline: LivePipeline | None) -> None:
-        self._hub = hub
-        self._pipeline = pipeline
+    def __init__(self, node: Golive) -> None:
+        self._node = node
 
     def ingest_facts(self, stream_id: str) -> dict[str, Any] | None:
-        facts = self._hub.ingest_facts(stream_id)
-        if facts is not None and self._pipeline is not None:
-            facts["pipeline"] = self._pipeline.facts(stream_id)
+        node = self._node
+        assert node.hub is not None
+        facts = node.hub.ingest_facts(stream_id)
+        if facts is None:
+            return None
+        if node.pipeline is not None:
+            facts["pipeline"] = node.pipeline.facts(stream_id)
+        broadcast = node.hub.broadcast(stream_id)
+        publisher = broadcast.publisher if broadcast is not None else None
+        if node.srt is not None and publisher is not None and publisher.protocol == "srt":
+            srt = node.srt.connection_facts().get(publisher.stream_key)
+            if srt is not None:
+                facts["srt"] = dataclasses.asdict(srt.stats)
         return facts
 
     async def stream_changed(self, stream_id: str) -> None:
-        await self._hub.stream_changed(stream_id)
+        assert self._node.hub is not None
+        await self._node.hub.stream_changed(stream_id)
 
 
 class Golive:
@@ -96,9 +111,11 @@ class Golive:
         self.hub: BroadcastHub | None = None
         self.rtmp: RtmpServer | None = None
         self.rtmps: RtmpServer | None = None
+        self.srt: SrtServer | None = None
         self.pipeline: LivePipeline | None = None
         self.http: FastAPI | None = None
         self.chat: ChatService | None = None
+        self.whip: WhipEndpoint | None = None  # WHIP ingest (issue 5)
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
@@ -121,6 +138,10 @@ class Golive:
     @property
     def http_url(self) -> str:
         return f"http://{self.settings.advertised_host}:{self.http_port}"
+
+    def srt_url(self, stream_key: str = "") -> str:
+        assert self.srt is not None
+        return f"srt://{self.settings.advertised_host}:{self.srt.port}?streamid={stream_key}"
 
     def rtmp_url(self, stream_key: str = "") -> str:
         return f"rtmp://{self.settings.advertised_host}:{self.rtmp_port}/live/{stream_key}"
@@ -173,7 +194,7 @@ class Golive:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=3,
-            ws="websockets-sansio",
+            ws=ChatWebSocketProtocol,  # websockets-sansio; exposes the transport to /chat/
         )
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
@@ -199,6 +220,17 @@ class Golive:
                 self.hub, host=s.host, port=s.rtmps_port, ssl_context=context, **rtmp_options
             )
             await self.rtmps.start()
+        if s.srt_port is not None:
+            store = self.store
+            self.srt = SrtServer(
+                self.hub,
+                host=s.host,
+                port=s.srt_port,
+                latency=s.srt_latency_ms / 1000,
+                passphrase_for=store.srt_passphrase,
+                max_connections=s.max_publishers * 2,
+            )
+            await self.srt.start()
 
         # uvicorn sets `started` once it is accepting connections.
         for _ in range(500):
@@ -215,7 +247,11 @@ class Golive:
         )
 
     async def stop(self) -> None:
-        for server in (self.rtmp, self.rtmps):
+        # WHIP (issue 5): end WebRTC sessions first, while the hub still takes their close.
+        if self.whip is not None:
+            await self.whip.close()
+        # End WHIP.
+        for server in (self.rtmp, self.rtmps, self.srt):
             if server is not None:
                 await server.close()
         if self.hub is not None:
@@ -254,7 +290,7 @@ class Golive:
             title="golive", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
         )
         api = create_api_app(settings=self.settings, store=self.store, bus=self.bus,
-                             broadcasts=_LiveView(self.hub, self.pipeline))
+                             broadcasts=_LiveView(self))
         # Chat (issue 4): REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         from golive.api.auth import Authenticator
         from golive.api.chat import chat_router
@@ -277,6 +313,31 @@ class Golive:
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> PlainTextResponse:
             return PlainTextResponse(self._metrics_text(), media_type="text/plain; version=0.0.4")
+
+        # WHIP (issue 5): POST /whip; PATCH, DELETE, OPTIONS on /whip/SESSION_ID.
+        s = self.settings
+        self.whip = WhipEndpoint(hub, WebRtcOptions.from_settings(s), WhipLimits(
+            max_sessions=s.whip_max_sessions, connect_timeout=s.whip_connect_timeout,
+            idle_timeout=s.whip_idle_timeout))
+        app.include_router(self.whip.router())
+        # End WHIP.
+
+        # Web pages (issue 4): /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
+        from golive.web import web_routes
+
+        app.router.routes.extend(web_routes(self.store, self.pipeline or _NoPresentations()))
+        # End web pages.
+
+        # Studio (issue 4): /studio pages and /studio/api/ (session cookie + CSRF), which
+        # forward in-process to the API app with the signed-in session's token.
+        from golive.chat.identity import load_chat_secret
+        from golive.web.studio import Studio, studio_routes
+
+        chat_secret = s.chat_secret.get_secret_value() if s.chat_secret else None
+        app.router.routes.extend(studio_routes(Studio(
+            auth=Authenticator(s, self.store), api=api,
+            secret=load_chat_secret(chat_secret, s.data_dir))))
+        # End studio.
 
         return app
 

@@ -45,7 +45,16 @@ class Settings(BaseSettings):
     rtmps_port: int | None = Field(
         None, ge=0, le=65535, description="RTMPS (RTMP over TLS) port; needs tls_cert and tls_key."
     )
-    srt_port: int = Field(9000, ge=0, le=65535, description="SRT ingest port (UDP).")
+    srt_port: int | None = Field(
+        9000, ge=0, le=65535, description="SRT ingest port (UDP; 0 picks a free port); empty: no SRT."
+    )
+    srt_latency_ms: int = Field(
+        120,
+        ge=20,
+        le=8000,
+        description="SRT receive latency (TSBPD) golive asks for; the larger of the caller's "
+        "and this one applies. Raise it for lossy, long-distance links.",
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate chain for RTMPS.")
     tls_key: Path | None = Field(None, description="PEM private key for RTMPS.")
     admin_token: SecretStr | None = Field(
