@@ -80,3 +80,20 @@ async def test_two_viewers_chat_and_a_moderator_deletes_and_bans(
     assert console.errors == []
     await alice_context.close()
     await bob_context.close()
+
+
+async def test_rate_limit_reason_is_shown_to_the_sender(
+    node: Golive, api: httpx.AsyncClient, browser: Any
+) -> None:
+    stream = await create_stream(api, name="Busy chat")
+    url = f"{node.http_url}/watch/{stream['playback_ids'][0]['id']}"
+    context, page = await _join(browser, url, "speedy")
+    # The default burst is 5 messages, refilled at 1 per second: the burst goes out,
+    # the rest of a quick flurry is refused with a reason the sender sees.
+    for i in range(8):
+        await _say(page, f"flurry {i}")
+    error = page.locator("#chat-error")
+    await error.wait_for(state="visible", timeout=10_000)
+    assert "too fast" in (await error.inner_text()).lower()
+    await page.locator(".chat-message", has_text="flurry 0").wait_for(timeout=10_000)
+    await context.close()
