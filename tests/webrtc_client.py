@@ -91,3 +91,76 @@ class WhipRefused(Exception):
 
 def rtc_config() -> dict[str, Any]:
     return {"webrtc_host_addresses": ["127.0.0.1"]}
+
+
+@dataclass
+class WhepViewer:
+    """A WHEP player: decodes what arrives and counts it."""
+
+    pc: RTCPeerConnection
+    location: str
+    answer: str
+    client: httpx.AsyncClient
+    started_at: float
+    video_frames: list[tuple[float, int, int]]  # (seconds since POST, width, height)
+    audio_frames: int = 0
+    tasks: list[Any] | None = None
+
+    async def delete(self) -> httpx.Response:
+        return await self.client.delete(self.location)
+
+    async def close(self) -> None:
+        for task in self.tasks or []:
+            task.cancel()
+        await self.pc.close()
+        await self.client.aclose()
+
+
+async def whep_play(base_url: str, playback_id: str, *, audio: bool = True) -> WhepViewer:
+    """POST a recvonly offer to BASE_URL/whep/PLAYBACK_ID; frames are decoded as they come."""
+    import asyncio
+    import time
+
+    from aiortc.mediastreams import MediaStreamError
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
+    viewer_box: list[WhepViewer] = []
+    tasks: list[Any] = []
+
+    async def consume(track: Any) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            viewer = viewer_box[0] if viewer_box else None
+            if viewer is None:
+                continue
+            if track.kind == "video":
+                viewer.video_frames.append(
+                    (time.monotonic() - viewer.started_at, frame.width, frame.height))
+            else:
+                viewer.audio_frames += 1
+
+    @pc.on("track")
+    def on_track(track: Any) -> None:
+        tasks.append(asyncio.ensure_future(consume(track)))
+
+    with gather_on(["127.0.0.1"]):
+        await pc.setLocalDescription(await pc.createOffer())
+    client = httpx.AsyncClient(base_url=base_url, timeout=20)
+    started = time.monotonic()
+    response = await client.post(f"/whep/{playback_id}", content=pc.localDescription.sdp,
+                                 headers={"Content-Type": "application/sdp"})
+    if response.status_code != 201:
+        await pc.close()
+        await client.aclose()
+        raise WhipRefused(response)
+    viewer = WhepViewer(pc, response.headers["location"], response.text, client, started, [],
+                        0, tasks)
+    viewer_box.append(viewer)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+    return viewer

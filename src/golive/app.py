@@ -24,6 +24,7 @@ from golive import __version__
 from golive.chat.service import ChatService
 from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
+from golive.delivery.whep import WhepEndpoint
 from golive.ingest.broadcasts import BroadcastHub
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
@@ -116,6 +117,7 @@ class Golive:
         self.http: FastAPI | None = None
         self.chat: ChatService | None = None
         self.whip: WhipEndpoint | None = None  # WHIP ingest (issue 5)
+        self.whep: WhepEndpoint | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
@@ -251,6 +253,10 @@ class Golive:
         if self.whip is not None:
             await self.whip.close()
         # End WHIP.
+        # WHEP (issue 5): end viewer sessions before the pipelines go.
+        if self.whep is not None:
+            await self.whep.close()
+        # End WHEP.
         for server in (self.rtmp, self.rtmps, self.srt):
             if server is not None:
                 await server.close()
@@ -321,6 +327,14 @@ class Golive:
             idle_timeout=s.whip_idle_timeout))
         app.include_router(self.whip.router())
         # End WHIP.
+
+        # WHEP (issue 5): POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
+        if s.webrtc_playback and self.pipeline is not None:
+            self.pipeline.webrtc_playback = True
+            self.whep = WhepEndpoint(self.pipeline, WebRtcOptions.from_settings(s),
+                                     max_viewers=s.whep_max_viewers)
+            app.include_router(self.whep.router())
+        # End WHEP.
 
         # Web pages (issue 4): /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
         from golive.web import web_routes

@@ -212,6 +212,16 @@ class Settings(BaseSettings):
         "dropped.",
     )
 
+    webrtc_playback: bool = Field(
+        False, description="WHEP real-time playback: the transcoder adds one WebRTC-safe "
+        "output (H.264 constrained baseline, no B-frames, 1 s GOP, Opus) per broadcast, "
+        "packetized for every WHEP viewer without re-encoding.",
+    )
+    whep_max_viewers: int = Field(
+        20, ge=1, description="Most WHEP (WebRTC) viewers per broadcast; past it viewers are "
+        "told to use LL-HLS.",
+    )
+
     @field_validator("webrtc_host_addresses")
     @classmethod
     def _ip_addresses(cls, v: list[str]) -> list[str]:

@@ -50,6 +50,48 @@ class EncoderCapabilities:
 
 CPU_ONLY = EncoderCapabilities()
 
+WEBRTC_OUTPUT = "webrtc"
+"""The output name (key of `output_fds`) of the WebRTC-safe rendition, never in HLS."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebRtcRendition:
+    """The one extra output WHEP viewers share: H.264 constrained baseline, no B-frames,
+    a keyframe every second, Opus 48 kHz, a fragment per packet (no added latency)."""
+
+    width: int
+    height: int
+    frame_rate_num: int
+    frame_rate_den: int
+    video_bitrate: int  # bits/s
+    audio_bitrate: int = 64_000
+
+    @property
+    def frame_rate_expr(self) -> str:
+        if self.frame_rate_den == 1:
+            return str(self.frame_rate_num)
+        return f"{self.frame_rate_num}/{self.frame_rate_den}"
+
+    @property
+    def gop_frames(self) -> int:
+        return max(1, round(self.frame_rate_num / self.frame_rate_den))
+
+    @classmethod
+    def for_plan(cls, plan: LadderPlan) -> WebRtcRendition:
+        """The ladder's second-lowest encoded rendition (the lowest when only one or two)."""
+        encoded = sorted((r for r in plan.renditions if not r.passthrough),
+                         key=lambda r: r.pixel_rate)
+        if encoded:
+            pick = encoded[1] if len(encoded) > 2 else encoded[0]
+            return cls(pick.width, pick.height, pick.frame_rate_num, pick.frame_rate_den,
+                       min(pick.video_bitrate, 2_500_000))
+        source = plan.source
+        width, height = source.width or 640, source.height or 360
+        if height > 720:  # a passthrough-only ladder: keep WebRTC at 720p at most
+            width, height = (width * 720 // height) // 2 * 2, 720
+        rate = round(source.frame_rate or 30)
+        return cls(width, height, max(1, rate), 1, 1_500_000)
+
 
 def build_command(
     plan: LadderPlan,
@@ -58,8 +100,12 @@ def build_command(
     output_fds: Mapping[str, int],
     capabilities: EncoderCapabilities = CPU_ONLY,
     loglevel: str = "warning",
+    webrtc: WebRtcRendition | None = None,
 ) -> list[str]:
-    """The argv for `plan`: rendition `name` is written to `pipe:{output_fds[name]}`."""
+    """The argv for `plan`: rendition `name` is written to `pipe:{output_fds[name]}`.
+
+    With `webrtc` (and `output_fds[WEBRTC_OUTPUT]`), one more output for WHEP playback.
+    """
     missing = [r.name for r in plan.renditions if r.name not in output_fds]
     if missing:
         raise ValueError(f"no output fd for rendition(s) {', '.join(missing)}")
@@ -81,8 +127,10 @@ def build_command(
     ]  # fmt: skip
     encoded = [r for r in plan.renditions if not r.passthrough]
     labels: dict[str, str] = {}
-    if encoded:
-        graph, labels = filter_graph(plan)
+    if webrtc is not None and WEBRTC_OUTPUT not in output_fds:
+        raise ValueError("no output fd for the WebRTC rendition")
+    if encoded or webrtc is not None:
+        graph, labels = filter_graph(plan, webrtc)
         argv += ["-filter_complex", graph]
     for rendition in plan.renditions:
         argv += ["-map", labels[rendition.name] if not rendition.passthrough else "0:v:0"]
@@ -112,12 +160,70 @@ def build_command(
             "-flush_packets", "1",
             f"pipe:{output_fds[rendition.name]}",
         ]  # fmt: skip
+    if webrtc is not None:
+        argv += ["-map", labels[WEBRTC_OUTPUT], *_webrtc_video_args(webrtc)]
+        if plan.has_audio:
+            argv += [
+                "-map", "0:a:0",
+                "-af", "aresample=async=1:first_pts=0",
+                "-c:a", "libopus",
+                "-b:a", str(webrtc.audio_bitrate),
+                "-ar", "48000",
+                "-ac", "2",
+                "-application", "lowdelay",
+                "-frame_duration", "20",
+            ]  # fmt: skip
+        argv += [
+            "-max_interleave_delta", str(_MAX_INTERLEAVE_US),
+            "-f", "mp4",
+            "-movflags", MOVFLAGS,
+            # A fragment per packet: no added latency. (+frag_every_frame writes
+            # negative audio durations when audio and video are interleaved.)
+            "-frag_duration", "1",
+            "-flush_packets", "1",
+            f"pipe:{output_fds[WEBRTC_OUTPUT]}",
+        ]  # fmt: skip
     return argv
 
 
-def filter_graph(plan: LadderPlan) -> tuple[str, dict[str, str]]:
+def _webrtc_video_args(w: WebRtcRendition) -> list[str]:
+    # Always libx264: constrained baseline is what every WebRTC stack decodes, and this
+    # small rendition costs little next to the ladder.
+    return [
+        "-c:v", "libx264",
+        "-preset", "veryfast",
+        "-tune", "zerolatency",
+        "-profile:v", "baseline",
+        "-bf", "0",
+        "-b:v", f"{w.video_bitrate // 1000}k",
+        "-maxrate", f"{w.video_bitrate // 1000}k",
+        "-bufsize", f"{w.video_bitrate // 1000}k",
+        "-g", str(w.gop_frames),
+        "-keyint_min", str(w.gop_frames),
+        "-sc_threshold", "0",
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _GraphOutput:
+    name: str
+    width: int
+    height: int
+    frame_rate_expr: str
+
+
+def filter_graph(
+    plan: LadderPlan, webrtc: WebRtcRendition | None = None
+) -> tuple[str, dict[str, str]]:
     """One graph: decode once, (fps once when shared), split once, scale per rendition."""
-    encoded = [r for r in plan.renditions if not r.passthrough]
+    encoded = [
+        _GraphOutput(r.name, r.width, r.height, r.frame_rate_expr)
+        for r in plan.renditions if not r.passthrough
+    ]
+    if webrtc is not None:
+        encoded.append(
+            _GraphOutput(WEBRTC_OUTPUT, webrtc.width, webrtc.height, webrtc.frame_rate_expr)
+        )
     scaler = plan.profile.encoder.scaler
     rates = {r.frame_rate_expr for r in encoded}
     shared_rate = len(rates) == 1

@@ -21,6 +21,7 @@ from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.media import MediaTag, TagType
 from golive.ingest.broadcasts import Broadcast
 from golive.ingest.codecs import CodecError, parse_video_tag
+from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.progress import EncodeProgress
@@ -57,6 +58,8 @@ class BroadcastPipeline:
         self.last_progress: EncodeProgress | None = None
         self._probe: _Probe | None = _Probe()
         self._stopping: asyncio.Task[None] | None = None
+        self.webrtc_feed: Any = None  # golive.delivery.whep.WebRtcFeed with WHEP playback
+        self.webrtc: WebRtcRendition | None = None
 
     @property
     def stream_id(self) -> str:
@@ -148,12 +151,21 @@ class BroadcastPipeline:
                     average_bandwidth=rendition.average_bandwidth,
                     frame_rate=rendition.frame_rate,
                 )
+        webrtc: WebRtcRendition | None = None
+        if self._owner.webrtc_playback:
+            from golive.delivery.whep import WebRtcFeed
+
+            webrtc = WebRtcRendition.for_plan(plan)
+            if self.webrtc_feed is None:
+                self.webrtc_feed = WebRtcFeed(self.stream_id)
+        self.webrtc = webrtc
         transcoder = Transcoder(
             ffmpeg=self._owner.ffmpeg,
             plan=plan,
             events=_Events(self),
             stream_id=self.stream_id,
             capabilities=self._owner.capabilities,
+            webrtc=webrtc,
         )
         self.transcoder = transcoder
         log.info(
@@ -182,6 +194,8 @@ class BroadcastPipeline:
         self._stop_transcoder()
         if self.presentation is not None:
             self.presentation.end()
+        if self.webrtc_feed is not None:
+            self.webrtc_feed.close()
 
     def _stop_transcoder(self) -> None:
         transcoder, self.transcoder = self.transcoder, None
@@ -204,6 +218,13 @@ class BroadcastPipeline:
             }
         if self.transcoder is not None:
             result["transcoder"] = self.transcoder.stats_dict()
+        if self.webrtc is not None:
+            w = self.webrtc
+            result["webrtc"] = {
+                "width": w.width, "height": w.height, "frame_rate": w.frame_rate_expr,
+                "video_packets": getattr(self.webrtc_feed, "video_packets", 0),
+                "audio_packets": getattr(self.webrtc_feed, "audio_packets", 0),
+            }
         return result
 
 
@@ -220,11 +241,19 @@ class _Events:
         return presentation.renditions.get(rendition)
 
     def on_init(self, rendition: str, init: InitSegment) -> None:
+        if rendition == WEBRTC_OUTPUT:
+            if self._p.webrtc_feed is not None:
+                self._p.webrtc_feed.on_init(init)
+            return
         window = self._window(rendition)
         if window is not None:
             window.set_init(init)
 
     def on_fragment(self, rendition: str, fragment: Fragment) -> None:
+        if rendition == WEBRTC_OUTPUT:
+            if self._p.webrtc_feed is not None:
+                self._p.webrtc_feed.on_fragment(fragment)
+            return
         window = self._window(rendition)
         if window is not None:
             window.add_fragment(fragment, utcnow())
@@ -270,6 +299,8 @@ class LivePipeline:
         self._pipelines: dict[str, BroadcastPipeline] = {}  # by broadcast id
         self._by_playback_id: dict[str, BroadcastPipeline] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # WHEP playback: one extra WebRTC-safe output per broadcast (set by the app).
+        self.webrtc_playback = False
 
     def profile_for(self, broadcast: Broadcast) -> StreamProfile:
         try:
@@ -313,6 +344,13 @@ class LivePipeline:
     def presentation(self, playback_id: str) -> Presentation | None:
         pipeline = self._by_playback_id.get(playback_id)
         return pipeline.presentation if pipeline is not None else None
+
+    def webrtc_feed(self, playback_id: str) -> Any:
+        """The WHEP feed of the live broadcast under `playback_id` (None when there is none)."""
+        pipeline = self._by_playback_id.get(playback_id)
+        if pipeline is None or pipeline not in self._pipelines.values():
+            return None
+        return pipeline.webrtc_feed
 
     async def authorize(self, playback_id: str, token: str | None) -> bool:
         pipeline = self._by_playback_id.get(playback_id)

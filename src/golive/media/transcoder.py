@@ -27,7 +27,13 @@ from typing import Any, Protocol
 
 from golive.core.media import MediaTag, TagType
 from golive.ingest.flv import encode_header, encode_tag
-from golive.media.command import CPU_ONLY, EncoderCapabilities, build_command
+from golive.media.command import (
+    CPU_ONLY,
+    WEBRTC_OUTPUT,
+    EncoderCapabilities,
+    WebRtcRendition,
+    build_command,
+)
 from golive.media.ladder import LadderError, LadderPlan
 from golive.media.progress import EncodeProgress, ProgressParser
 from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment
@@ -352,6 +358,7 @@ class Transcoder:
         stream_id: str,
         capabilities: EncoderCapabilities | None = None,
         max_input_buffer: int = 8 * 1024 * 1024,
+        webrtc: WebRtcRendition | None = None,
     ) -> None:
         if max_input_buffer < 64 * 1024:
             raise ValueError("max_input_buffer must be at least 64 KiB")
@@ -361,6 +368,7 @@ class Transcoder:
         self.stream_id = stream_id
         self._capabilities = capabilities
         self._max_input = max_input_buffer
+        self._webrtc = webrtc  # WHEP playback's extra output, reported as WEBRTC_OUTPUT
         self._feed = _InputFeed(max_input_buffer)
         self._metadata: MediaTag | None = None
         self._video_config: MediaTag | None = None
@@ -560,15 +568,17 @@ class Transcoder:
         pipes: dict[str, tuple[int, int]] = {}
         run: _Run | None = None
         try:
-            for rendition in plan.renditions:
-                pipes[rendition.name] = os.pipe()
+            names = [*plan.names, *([WEBRTC_OUTPUT] if self._webrtc is not None else [])]
+            for name in names:
+                pipes[name] = os.pipe()
                 with contextlib.suppress(OSError):
-                    fcntl.fcntl(pipes[rendition.name][1], fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+                    fcntl.fcntl(pipes[name][1], fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
             argv = build_command(
                 plan,
                 ffmpeg=self._ffmpeg,
                 output_fds={name: w for name, (_, w) in pipes.items()},
                 capabilities=caps,
+                webrtc=self._webrtc,
             )
             log.info(
                 "ffmpeg starting stream_id=%s renditions=%s encoder=%s",

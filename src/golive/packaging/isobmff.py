@@ -12,7 +12,15 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Fragment", "FragmentReader", "InitSegment", "IsobmffError", "TrackInfo"]
+__all__ = [
+    "Fragment",
+    "FragmentReader",
+    "InitSegment",
+    "IsobmffError",
+    "Sample",
+    "TrackInfo",
+    "fragment_samples",
+]
 
 MAX_BOX_SIZE = 64 * 1024 * 1024
 """Largest top-level box accepted; a live fragment is far smaller, and the reader buffers it."""
@@ -521,3 +529,134 @@ class FragmentReader:
         duration = max(run.duration / timescales[tid] for tid, run in runs.items())
         data = b"".join([*self._pending, moof, mdat])
         return Fragment(data, sequence, independent, decode_time, duration)
+
+
+# Samples --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample of a fragment: its track, timing (track timescale) and bytes."""
+
+    track_id: int
+    decode_time: int
+    duration: int
+    composition_offset: int
+    sync: bool
+    data: bytes
+
+
+def _top_box(data: bytes, kind: str) -> tuple[int, int, int] | None:
+    """(box start, payload start, end) of the first top-level box of `kind`."""
+    offset = 0
+    while True:
+        header = _header(data, offset, len(data))
+        if header is None:
+            return None
+        name, header_size, size = header
+        if name == kind:
+            return offset, offset + header_size, offset + size
+        if size <= 0:
+            return None
+        offset += size
+
+
+def _sample_defaults(init: InitSegment) -> dict[int, tuple[int, int, int]]:
+    """trex defaults per track: (duration, size, flags)."""
+    data = init.data
+    moov = _top_box(data, "moov")
+    if moov is None:
+        raise IsobmffError("init segment without moov")
+    result: dict[int, tuple[int, int, int]] = {}
+    for kind, start, end in _children(data, moov[1], moov[2]):
+        if kind == "mvex":
+            for inner, s, e in _children(data, start, end):
+                if inner == "trex":
+                    result[_u32(data, s + 4, e)] = (
+                        _u32(data, s + 12, e), _u32(data, s + 16, e), _u32(data, s + 20, e)
+                    )
+    return result
+
+
+def fragment_samples(init: InitSegment, fragment: Fragment) -> Iterator[Sample]:
+    """The samples of `fragment` (moof trun tables + mdat bytes), in file order per track run."""
+    data = fragment.data
+    moof = _top_box(data, "moof")
+    if moof is None:
+        raise IsobmffError("fragment without moof")
+    moof_start = moof[0]
+    defaults = _sample_defaults(init)
+    for kind, start, end in _children(data, moof[1], moof[2]):
+        if kind != "traf":
+            continue
+        tfhd = _child(data, start, end, "tfhd")
+        if tfhd is None:
+            raise IsobmffError("traf without tfhd")
+        s, e = tfhd
+        flags = _u32(data, s, e) & 0xFFFFFF
+        track_id = _u32(data, s + 4, e)
+        duration_default, size_default, flags_default = defaults.get(track_id, (0, 0, 0))
+        base = moof_start  # default-base-is-moof, and the first traf's default anyway
+        q = s + 8
+        if flags & 0x01:
+            base = _u64(data, q, e)  # explicit base-data-offset, from the fragment's start
+            q += 8
+        if flags & 0x02:
+            q += 4
+        if flags & 0x08:
+            duration_default = _u32(data, q, e)
+            q += 4
+        if flags & 0x10:
+            size_default = _u32(data, q, e)
+            q += 4
+        if flags & 0x20:
+            flags_default = _u32(data, q, e)
+        decode_time = 0
+        for inner, s, e in _children(data, start, end):
+            if inner == "tfdt":
+                version = _u8(data, s, e)
+                decode_time = _u64(data, s + 4, e) if version == 1 else _u32(data, s + 4, e)
+        position = base
+        for inner, s, e in _children(data, start, end):
+            if inner != "trun":
+                continue
+            version = _u8(data, s, e)
+            run_flags = _u32(data, s, e) & 0xFFFFFF
+            count = _u32(data, s + 4, e)
+            q = s + 8
+            if run_flags & 0x01:
+                offset = _u32(data, q, e)
+                if offset & 0x8000_0000:
+                    offset -= 1 << 32
+                position = base + offset
+                q += 4
+            first_flags: int | None = None
+            if run_flags & 0x04:
+                first_flags = _u32(data, q, e)
+                q += 4
+            for i in range(count):
+                duration, size, sample_flags, cts = duration_default, size_default, None, 0
+                if run_flags & 0x100:
+                    duration = _u32(data, q, e)
+                    q += 4
+                if run_flags & 0x200:
+                    size = _u32(data, q, e)
+                    q += 4
+                if run_flags & 0x400:
+                    sample_flags = _u32(data, q, e)
+                    q += 4
+                if run_flags & 0x800:
+                    cts = _u32(data, q, e)
+                    if version == 1 and cts & 0x8000_0000:
+                        cts -= 1 << 32
+                    q += 4
+                if sample_flags is None:
+                    sample_flags = first_flags if i == 0 and first_flags is not None else (
+                        flags_default
+                    )
+                if position < 0 or position + size > len(data):
+                    raise IsobmffError("sample data lies outside the fragment")
+                yield Sample(track_id, decode_time, duration, cts, _is_sync(sample_flags),
+                             data[position : position + size])
+                position += size
+                decode_time += duration

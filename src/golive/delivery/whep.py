@@ -1,0 +1,456 @@
+"""WHEP playback (draft-ietf-wish-whep): real-time viewers over WebRTC (delivery).
+
+`POST /whep/PLAYBACK_ID` with an SDP offer answers 201 with the SDP answer and a
+`Location` for the viewer session; `DELETE` on it ends the session. Nothing is
+encoded per viewer: the transcoder writes one extra WebRTC-safe output per
+broadcast (H.264 constrained baseline without B-frames, a keyframe every second,
+Opus; `golive.media.command.WebRtcRendition`), whose fragmented MP4 is split here
+into samples. H.264 samples are turned from AVCC into Annex-B with SPS and PPS
+before every IDR and handed, as `av.Packet`s, to per-viewer tracks that aiortc
+packetizes (its `pack()` path). A new viewer starts at the next keyframe; aiortc
+ignores picture-loss requests on that path, so the 1 s GOP bounds the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any, Protocol
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from fastapi import APIRouter, Request, Response
+
+from golive.ingest.webrtc import WebRtcOptions, advertise_public_address, gather_on
+from golive.ingest.whip import WhipError, inspect_offer
+from golive.packaging.isobmff import Fragment, InitSegment, IsobmffError, fragment_samples
+
+log = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+MAX_OFFER_BYTES = 64 * 1024
+VIDEO_CLOCK = 90_000
+AUDIO_CLOCK = 48_000
+_QUEUE_LIMIT = 300  # packets per viewer track before it skips to the next keyframe
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Expose-Headers": "Location, Link",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+# AVCC → Annex-B ------------------------------------------------------------------------
+
+
+def parse_avcc(init: bytes) -> tuple[int, list[bytes]] | None:
+    """(NAL length size, [SPS..., PPS...]) from the first avcC box in an init segment."""
+    at = init.find(b"avcC")
+    if at < 4:
+        return None
+    size = int.from_bytes(init[at - 4 : at], "big")
+    box = init[at + 4 : at - 4 + size]
+    if len(box) < 7:
+        return None
+    length_size = (box[4] & 0x03) + 1
+    sets: list[bytes] = []
+    q = 5
+    for count_mask in (0x1F, 0xFF):  # SPS count (5 bits), then PPS count (8 bits)
+        if q >= len(box):
+            return None
+        count = box[q] & count_mask
+        q += 1
+        for _ in range(count):
+            n = int.from_bytes(box[q : q + 2], "big")
+            sets.append(bytes(box[q + 2 : q + 2 + n]))
+            q += 2 + n
+    return length_size, sets
+
+
+def avcc_to_annexb(sample: bytes, length_size: int, parameter_sets: list[bytes],
+                   keyframe: bool) -> bytes:
+    """Length-prefixed NAL units → start codes; SPS and PPS put before an IDR lacking them."""
+    units: list[bytes] = []
+    q = 0
+    while q + length_size <= len(sample):
+        n = int.from_bytes(sample[q : q + length_size], "big")
+        q += length_size
+        units.append(sample[q : q + n])
+        q += n
+    types = {u[0] & 0x1F for u in units if u}
+    if (keyframe or 5 in types) and not {7, 8} <= types:
+        units = [*parameter_sets, *(u for u in units if u and u[0] & 0x1F not in (7, 8, 9))]
+    return b"".join(b"\x00\x00\x00\x01" + u for u in units if u)
+
+
+# Fan-out --------------------------------------------------------------------------------
+
+
+class ViewerTrack(MediaStreamTrack):
+    """One viewer's audio or video: encoded packets from the feed, for aiortc's pack()."""
+
+    def __init__(self, kind: str, on_stop: Callable[[ViewerTrack], None]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.waiting_for_keyframe = kind == "video"
+        self._queue: deque[av.Packet[Any]] = deque()
+        self._wakeup = asyncio.Event()
+        self._on_stop = on_stop
+        self.sent = 0
+
+    def offer(self, packet: av.Packet[Any], keyframe: bool) -> None:
+        if self.readyState != "live":
+            return
+        if self.waiting_for_keyframe:
+            if not keyframe:
+                return
+            self.waiting_for_keyframe = False
+        if len(self._queue) >= _QUEUE_LIMIT:  # a stuck viewer: start again at a keyframe
+            self._queue.clear()
+            if self.kind == "video":
+                self.waiting_for_keyframe = not keyframe
+                if not keyframe:
+                    return
+        self._queue.append(packet)
+        self._wakeup.set()
+
+    async def recv(self) -> av.Packet[Any]:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        self.sent += 1
+        return self._queue.popleft()
+
+    def stop(self) -> None:
+        super().stop()
+        self._wakeup.set()
+        self._on_stop(self)
+
+
+class WebRtcFeed:
+    """The WebRTC output of one broadcast, fanned out to every viewer's tracks."""
+
+    def __init__(self, stream_id: str) -> None:
+        self.stream_id = stream_id
+        self._init: InitSegment | None = None
+        self._avcc: tuple[int, list[bytes]] | None = None
+        self._kinds: dict[int, tuple[str, int]] = {}  # track id -> (kind, timescale)
+        self._tracks: set[ViewerTrack] = set()
+        # Continuous clocks across ffmpeg restarts: a new init segment starts a new timeline.
+        self._offset = {"video": 0, "audio": 0}
+        self._next = {"video": 0, "audio": 0}
+        self.closed = False
+        self._close_listeners: list[Callable[[], None]] = []
+        self.video_packets = 0
+        self.audio_packets = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._init is not None and not self.closed
+
+    @property
+    def has_audio(self) -> bool:
+        return any(kind == "audio" for kind, _ in self._kinds.values())
+
+    def track(self, kind: str) -> ViewerTrack:
+        track = ViewerTrack(kind, self._tracks.discard)
+        self._tracks.add(track)
+        return track
+
+    def on_init(self, init: InitSegment) -> None:
+        self._init = init
+        self._avcc = parse_avcc(init.data)
+        self._kinds = {t.track_id: (t.kind, t.timescale) for t in init.tracks}
+        self._offset = dict(self._next)
+
+    def on_fragment(self, fragment: Fragment) -> None:
+        init = self._init
+        if init is None or self.closed:
+            return
+        try:
+            samples = list(fragment_samples(init, fragment))
+        except IsobmffError as exc:
+            log.warning("whep: unreadable fragment stream_id=%s error=%s", self.stream_id, exc)
+            return
+        for sample in samples:
+            kind, timescale = self._kinds.get(sample.track_id, ("other", 1))
+            if kind == "video":
+                if self._avcc is None:
+                    continue
+                clock = VIDEO_CLOCK
+                data = avcc_to_annexb(sample.data, self._avcc[0], self._avcc[1], sample.sync)
+                self.video_packets += 1
+            elif kind == "audio":
+                clock = AUDIO_CLOCK
+                data = sample.data
+                self.audio_packets += 1
+            else:
+                continue
+            pts = self._offset[kind] + (
+                (sample.decode_time + sample.composition_offset) * clock // timescale
+            )
+            self._next[kind] = max(
+                self._next[kind],
+                self._offset[kind] + (sample.decode_time + sample.duration) * clock // timescale,
+            )
+            for track in list(self._tracks):
+                if track.kind != kind:
+                    continue
+                packet = av.Packet(data)
+                packet.pts = packet.dts = pts
+                packet.time_base = Fraction(1, clock)
+                track.offer(packet, sample.sync)
+
+    def on_close(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when the broadcast ends (at once if it has)."""
+        if self.closed:
+            listener()
+        else:
+            self._close_listeners.append(listener)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for track in list(self._tracks):
+            track.stop()
+        listeners, self._close_listeners = self._close_listeners, []
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("whep: close listener failed stream_id=%s", self.stream_id)
+
+
+# Endpoint ----------------------------------------------------------------------------
+
+
+class WhepDirectory(Protocol):
+    def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None: ...
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
+
+
+class WhepSession:
+    def __init__(self, session_id: str, playback_id: str, pc: RTCPeerConnection,
+                 feed: WebRtcFeed) -> None:
+        self.id = session_id
+        self.playback_id = playback_id
+        self.pc = pc
+        self.feed = feed
+        self.tracks: list[ViewerTrack] = []
+        self.answer = ""
+        self.created_at = time.monotonic()
+        self.closed = False
+
+    async def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        log.info("whep session closed playback_id=%s session=%s reason=%s",
+                 self.playback_id, self.id, reason)
+        for track in self.tracks:
+            track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+
+def _h264_preferences() -> list[Any]:
+    capabilities = RTCRtpSender.getCapabilities("video")
+    assert capabilities is not None
+    # Constrained baseline, packetization-mode 1 first: what the feed carries.
+    h264 = [c for c in capabilities.codecs if c.mimeType.lower() == "video/h264"]
+    h264.sort(key=lambda c: (c.parameters or {}).get("packetization-mode") != "1")
+    return h264
+
+
+class WhepEndpoint:
+    """Every WHEP viewer session of this node and the routes that create and end them."""
+
+    def __init__(self, directory: WhepDirectory, options: WebRtcOptions, *,
+                 max_viewers: int, hls_path: str = "/live/{playback_id}.m3u8",
+                 connect_timeout: float = 15.0) -> None:
+        self._directory = directory
+        self._options = options
+        self._max_viewers = max_viewers
+        self._hls_path = hls_path
+        self._connect_timeout = connect_timeout
+        self._sessions: dict[str, WhepSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    @property
+    def sessions(self) -> list[WhepSession]:
+        return list(self._sessions.values())
+
+    def viewers(self, feed: WebRtcFeed) -> int:
+        return sum(1 for s in self._sessions.values() if s.feed is feed)
+
+    async def play(self, playback_id: str, offer: str) -> WhepSession:
+        if self._closing:
+            raise WhipError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
+        feed = self._directory.webrtc_feed(playback_id)
+        if feed is None or feed.closed or not await self._directory.authorize(playback_id, None):
+            raise WhipError(404, "unknown_playback_id",
+                            "no live broadcast with real-time playback under this playback id")
+        if not feed.ready:
+            raise WhipError(503, "starting", "the broadcast's real-time output is starting",
+                            {"Retry-After": "1"})
+        if self.viewers(feed) >= self._max_viewers:
+            hls = self._hls_path.format(playback_id=playback_id)
+            body = {"error": {
+                "reason": "viewer_limit",
+                "message": "this broadcast has reached its real-time viewer limit; "
+                           "play it over LL-HLS instead",
+                "fallback": {"protocol": "ll-hls", "url": hls},
+            }}
+            raise _JsonError(503, body, {"Retry-After": "30", "Link": f'<{hls}>; rel="alternate"'})
+        summary = inspect_offer(offer)
+        pc = RTCPeerConnection(configuration=self._options.configuration())
+        session = WhepSession(secrets.token_urlsafe(16), playback_id, pc, feed)
+        self._sessions[session.id] = session
+        try:
+            if summary.video:
+                track = feed.track("video")
+                session.tracks.append(track)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                transceiver.setCodecPreferences(_h264_preferences())
+            if summary.audio:
+                track = feed.track("audio")
+                session.tracks.append(track)
+                pc.addTransceiver(track, direction="sendonly")
+
+            @pc.on("connectionstatechange")
+            def state_changed() -> None:
+                if pc.connectionState in ("failed", "closed"):
+                    self.schedule_close(session, f"connection {pc.connectionState}")
+
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            except Exception as exc:
+                raise WhipError(400, "unsupported_offer",
+                                f"{exc}: golive plays H.264 video and Opus audio") from None
+            answer = await pc.createAnswer()
+            with gather_on(self._options.host_addresses):
+                await pc.setLocalDescription(answer)
+            session.answer = advertise_public_address(pc.localDescription.sdp,
+                                                      self._options.public_address)
+        except BaseException:
+            await self._close(session, "error: offer refused")
+            raise
+        feed.on_close(lambda: self.schedule_close(session, "broadcast ended"))
+        task = asyncio.get_running_loop().create_task(self._watch(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        log.info("whep session opened playback_id=%s session=%s viewers=%d",
+                 playback_id, session.id, self.viewers(feed))
+        return session
+
+    async def _watch(self, session: WhepSession) -> None:
+        await asyncio.sleep(self._connect_timeout)
+        if session.pc.connectionState != "connected":
+            await self._close(session, "timeout: WebRTC connection not established")
+
+    def session(self, session_id: str) -> WhepSession:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise WhipError(404, "unknown_session", "no such WHEP session")
+        return session
+
+    async def end(self, session_id: str) -> None:
+        await self._close(self.session(session_id), "viewer left")
+
+    def schedule_close(self, session: WhepSession, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._close(session, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, session: WhepSession, reason: str) -> None:
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+        await session.close(reason)
+
+    async def close(self) -> None:
+        self._closing = True
+        await asyncio.gather(*(self._close(s, "server shutting down")
+                               for s in list(self._sessions.values())), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # HTTP ---------------------------------------------------------------------------
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/whep/{playback_id}", self._http_post, methods=["POST"],
+                             include_in_schema=False)
+        router.add_api_route("/whep/{playback_id}", self._http_options, methods=["OPTIONS"],
+                             include_in_schema=False)
+        router.add_api_route("/whep/{playback_id}/{session_id}", self._http_delete,
+                             methods=["DELETE"], include_in_schema=False)
+        router.add_api_route("/whep/{playback_id}/{session_id}", self._http_options,
+                             methods=["OPTIONS"], include_in_schema=False)
+        return router
+
+    async def _http_options(self, request: Request) -> Response:
+        return Response(status_code=204, headers={
+            **_CORS, "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+            "Allow": "POST, DELETE, OPTIONS", "Accept-Post": SDP,
+        })
+
+    async def _http_post(self, request: Request, playback_id: str) -> Response:
+        try:
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != SDP:
+                raise WhipError(415, "unsupported_media_type", f"the offer must be sent as {SDP}")
+            body = await request.body()
+            if len(body) > MAX_OFFER_BYTES:
+                raise WhipError(413, "too_large", f"the offer is larger than {MAX_OFFER_BYTES}")
+            try:
+                offer = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise WhipError(400, "bad_offer", "the body is not UTF-8 text") from None
+            session = await self.play(playback_id, offer)
+        except _JsonError as error:
+            return error.response()
+        except WhipError as error:
+            return error.response()
+        response = Response(session.answer, status_code=201, media_type=SDP, headers={
+            **_CORS, "Location": f"/whep/{playback_id}/{session.id}",
+        })
+        for link in self._options.link_headers():
+            response.headers.append("Link", link)
+        return response
+
+    async def _http_delete(self, request: Request, playback_id: str,
+                           session_id: str) -> Response:
+        try:
+            session = self.session(session_id)
+            if session.playback_id != playback_id:
+                raise WhipError(404, "unknown_session", "no such WHEP session")
+            await self.end(session_id)
+        except WhipError as error:
+            return error.response()
+        return Response(status_code=200, headers=_CORS)
+
+
+class _JsonError(Exception):
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        super().__init__(body["error"]["message"])
+        self.status, self.body, self.headers = status, body, headers
+
+    def response(self) -> Response:
+        return Response(json.dumps(self.body), status_code=self.status,
+                        media_type="application/json", headers={**_CORS, **self.headers})
