@@ -339,7 +339,10 @@ class Golive:
         # Web pages (issue 4): /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
         from golive.web import web_routes
 
-        app.router.routes.extend(web_routes(self.store, self.pipeline or _NoPresentations()))
+        realtime_ice = (WebRtcOptions.from_settings(s).browser_ice_servers()
+                        if self.whep is not None else None)
+        app.router.routes.extend(web_routes(self.store, self.pipeline or _NoPresentations(),
+                                            realtime_ice_servers=realtime_ice))
         # End web pages.
 
         # Studio (issue 4): /studio pages and /studio/api/ (session cookie + CSRF), which

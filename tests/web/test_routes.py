@@ -41,6 +41,7 @@ async def test_watch_page_escapes_the_title_and_links_versioned_assets(
         re.S).group(1))  # type: ignore[union-attr]
     assert config["manifestUrl"] == f"/live/{pid}.m3u8"
     assert config["live"] is False
+    assert config["realtime"] is None  # webrtc_playback is off by default
     assert "https://" not in page.text.replace("https:", "")  # nothing from a CDN
     for url in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
         response = await site.get(url)

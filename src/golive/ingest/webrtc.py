@@ -116,6 +116,20 @@ class WebRtcOptions:
             ]
         )
 
+    def browser_ice_servers(self) -> list[dict[str, str]]:
+        """The ICE servers as RTCIceServer dictionaries for a browser's RTCPeerConnection.
+
+        TURN credentials are included: WHIP and WHEP answers already advertise them to any
+        client in `Link` headers, and a non-trickle browser needs them before its offer.
+        """
+        servers = []
+        for s in self.ice_servers:
+            server = {"urls": s.url}
+            if s.username is not None and s.credential is not None:
+                server |= {"username": s.username, "credential": s.credential}
+            servers.append(server)
+        return servers
+
     def link_headers(self) -> list[str]:
         return [server.link_header() for server in self.ice_servers]
 

@@ -86,8 +86,12 @@ class WebPages:
     """The watch and embed pages and their small JSON endpoints."""
 
     def __init__(self, store: Store, live: LivePresentations,
-                 assets: AssetCatalog | None = None) -> None:
+                 assets: AssetCatalog | None = None, *,
+                 realtime_ice_servers: list[dict[str, str]] | None = None) -> None:
         self.store = store
+        # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
+        # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
+        self.realtime_ice_servers = realtime_ice_servers
         self.views = PlaybackViewStore(store.engine)
         self.live = live
         self.assets = assets or AssetCatalog()
@@ -169,6 +173,7 @@ class WebPages:
             "qoeUrl": f"/qoe/{playback_id}",
             "chatUrl": f"/chat/{playback_id}",
             "live": self.is_live(playback_id),
+            "realtime": self._realtime_config(playback_id, pid),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
@@ -177,6 +182,16 @@ class WebPages:
             return self._render("embed.html", headers={
                 "Content-Security-Policy": "frame-ancestors *"}, **context)
         return self._render("watch.html", headers={"X-Frame-Options": "SAMEORIGIN"}, **context)
+
+    def _realtime_config(self, playback_id: str, pid: PlaybackIdRecord) -> dict[str, Any] | None:
+        """What the player needs for WHEP playback, or None where the page must not offer it.
+
+        WHEP serves public playback ids only (signed ones would need the token checks of
+        the security issue), so signed pages never show the toggle.
+        """
+        if self.realtime_ice_servers is None or pid.policy != "public":
+            return None
+        return {"whepUrl": f"/whep/{playback_id}", "iceServers": self.realtime_ice_servers}
 
     async def watch(self, request: Request) -> Response:
         return await self._page(request, embed=False)
@@ -244,6 +259,11 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
                         headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def web_routes(store: Store, live: LivePresentations) -> list[BaseRoute]:
-    """The web pages' routes, for the composition root to add to the site root."""
-    return WebPages(store, live).routes()
+def web_routes(store: Store, live: LivePresentations, *,
+               realtime_ice_servers: list[dict[str, str]] | None = None) -> list[BaseRoute]:
+    """The web pages' routes, for the composition root to add to the site root.
+
+    `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
+    (WHEP) option; None leaves it off.
+    """
+    return WebPages(store, live, realtime_ice_servers=realtime_ice_servers).routes()

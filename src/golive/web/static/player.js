@@ -1,8 +1,10 @@
 // The golive player: hls.js in low-latency mode (native HLS where the browser has it and
 // no MSE), LIVE badge, delay readout, quality menu, muted autoplay with an unmute button,
 // an offline state that starts by itself when the stream goes live, recovery when the
-// publisher drops and returns, and QoE events for every view.
+// publisher drops and returns, QoE events for every view, and (where the node plays WHEP)
+// a "Real-time" toggle that switches to WebRTC and falls back to LL-HLS on any failure.
 import { QoeReporter } from "/static/qoe.js";
+import { RealtimeError, RealtimeSession } from "/static/realtime.js";
 
 const OFFLINE_POLL_MS = 2000;
 const LIVE_POLL_MS = 10_000;
@@ -10,12 +12,14 @@ const WATCHDOG_MS = 1000;
 const STUCK_AFTER_MS = 8000;
 const LATENCY_SAMPLE_MS = 5000;
 const MAX_RETRY_MS = 15_000;
+const NOTICE_MS = 8000;
 
 const MESSAGES = {
   loading: "Loading…",
   offline: "The stream is offline — it will start here automatically",
   reconnecting: "Reconnecting to the stream…",
   buffering: "Buffering…",
+  realtime: "Connecting in real time…",
 };
 
 function hlsErrorText(data) {
@@ -57,6 +61,11 @@ export class Player {
     this.unmute = root.querySelector(".player-unmute");
     this.muteButton = root.querySelector(".player-mute");
     this.fullscreen = root.querySelector(".player-fullscreen");
+    this.realtimeButton = root.querySelector(".player-realtime");
+    this.notice = root.querySelector(".player-notice");
+    this.noticeTimer = 0;
+    this.rt = null; // the RealtimeSession while playing over WHEP
+    this.realtimeAvailable = Boolean(config.realtime && window.RTCPeerConnection && this.realtimeButton);
     this.qoe = new QoeReporter(config.qoeUrl);
     this.listeners = new Set();
     this.hls = null;
@@ -105,6 +114,7 @@ export class Player {
     const live = ["playing", "buffering"].includes(state);
     this.liveBadge.hidden = !live;
     this.offlineBadge.hidden = live;
+    if (this.realtimeButton) this.realtimeButton.hidden = !this.realtimeAvailable || !(live || this.rt);
     if (!live) {
       this.delayEl.textContent = "";
       delete this.root.dataset.delay;
@@ -222,6 +232,13 @@ export class Player {
       this.video.load();
       this.native = false;
     }
+    if (this.rt) {
+      this.rt.stop(); // closes the peer connection and DELETEs the WHEP session
+      this.rt = null;
+      this.video.srcObject = null;
+      delete this.root.dataset.mode;
+      this.realtimeButton.setAttribute("aria-pressed", "false");
+    }
     this.endStall();
     this.currentLevel = -1;
     this.root.dataset.level = "";
@@ -277,6 +294,54 @@ export class Player {
     this.errorReported.set(code, now);
     const message = String((data.error && data.error.message) || data.reason || "").slice(0, 300);
     this.qoe.add("error", { code, fatal, message });
+  }
+
+  // Real-time (WHEP) ------------------------------------------------------------------------
+
+  toggleRealtime() {
+    if (this.rt) this.attach(); // back to LL-HLS; teardown ends the WHEP session
+    else this.enterRealtime();
+  }
+
+  async enterRealtime() {
+    this.teardown();
+    clearTimeout(this.retryTimer);
+    const session = new RealtimeSession(this.config.realtime, (err) => this.realtimeFailed(session, err));
+    this.rt = session;
+    this.root.dataset.mode = "realtime";
+    this.realtimeButton.setAttribute("aria-pressed", "true");
+    this.qualityLabel.hidden = true;
+    this.setState("loading", MESSAGES.realtime);
+    this.attachedAt = performance.now();
+    this.firstFrame = false;
+    this.lastProgress = { time: -1, at: performance.now() };
+    try {
+      const stream = await session.start();
+      if (this.rt !== session) return; // left (or torn down) while connecting
+      this.video.srcObject = stream;
+      this.root.dataset.level = "webrtc";
+      this.play();
+    } catch (err) {
+      this.realtimeFailed(session, err);
+    }
+  }
+
+  realtimeFailed(session, err) {
+    if (this.rt !== session) return;
+    const error = err instanceof RealtimeError ? err : new RealtimeError("Real-time playback failed", "error");
+    this.qoe.add("error", { code: `realtime_${error.code}`.slice(0, 64), fatal: false, message: error.message.slice(0, 300) });
+    this.showNotice(`${error.message}: playing over LL-HLS (a few seconds behind) instead.`);
+    this.attach();
+  }
+
+  showNotice(text) {
+    if (!this.notice) return;
+    clearTimeout(this.noticeTimer);
+    this.notice.textContent = text;
+    this.notice.hidden = false;
+    this.noticeTimer = setTimeout(() => {
+      this.notice.hidden = true;
+    }, NOTICE_MS);
   }
 
   // Quality -------------------------------------------------------------------------------
@@ -384,6 +449,7 @@ export class Player {
       this.video.muted = !this.video.muted;
     });
     this.quality.addEventListener("change", () => this.chooseLevel(this.quality.value));
+    if (this.realtimeButton) this.realtimeButton.addEventListener("click", () => this.toggleRealtime());
     this.liveBadge.addEventListener("click", () => this.seekToLive());
     this.fullscreen.addEventListener("click", () => {
       if (document.fullscreenElement) document.exitFullscreen();
@@ -433,7 +499,13 @@ export class Player {
 
   watchdog() {
     const now = performance.now();
-    if (this.state === "playing" || this.state === "buffering") {
+    if (this.rt && (this.state === "playing" || this.state === "buffering")) {
+      // WebRTC has no "behind live" to measure here: show the jitter buffer's delay.
+      const delay = this.rt.delay;
+      this.delayEl.textContent = delay != null ? `real-time · ${Math.round(delay * 1000)} ms buffer` : "real-time";
+      this.root.dataset.delay = delay != null ? delay.toFixed(3) : "0";
+      this.liveBadge.classList.remove("is-behind");
+    } else if (this.state === "playing" || this.state === "buffering") {
       const delay = this.delaySeconds();
       if (delay != null) {
         this.delayEl.textContent = `${delay.toFixed(1)} s behind`;
@@ -453,7 +525,13 @@ export class Player {
       } else if (now - this.lastProgress.at > STUCK_AFTER_MS) {
         this.lastProgress = { time: video.currentTime, at: now };
         this.endStall();
-        this.checkAndAttach();
+        if (this.rt && !this.firstFrame && this.state === "loading") {
+          // Still connecting: RealtimeSession has its own timeouts.
+        } else if (this.rt) {
+          this.realtimeFailed(this.rt, new RealtimeError("Real-time video stopped", "stuck"));
+        } else {
+          this.checkAndAttach();
+        }
       }
     }
   }
