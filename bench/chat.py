@@ -61,7 +61,7 @@ def run_server(conn: Connection, stop: MpEvent, data_dir: str, rate: float, send
 
     per_sender = rate / max(1, senders)
     settings = Settings(
-        data_dir=Path(data_dir), host="127.0.0.1", http_port=0, rtmp_port=0,
+        data_dir=Path(data_dir), host="127.0.0.1", http_port=0, rtmp_port=0, srt_port=None,
         admin_token=ADMIN, transcode=False, log_level="warning",
         chat_user_rate=per_sender * 2 + 1, chat_user_burst=20,
         chat_room_rate=rate * 4 + 10, chat_room_burst=int(rate * 4 + 10),
