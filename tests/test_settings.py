@@ -46,3 +46,9 @@ def test_ffmpeg_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert Path(Settings().ffmpeg_path()).exists()
     monkeypatch.setenv("GOLIVE_FFMPEG", "/opt/custom/ffmpeg")
     assert Settings().ffmpeg_path() == "/opt/custom/ffmpeg"
+
+
+def test_rtmp_read_batching_is_off_for_webrtc_playback_unless_set() -> None:
+    assert Settings().rtmp_read_batch == 0.040
+    assert Settings(webrtc_playback=True).rtmp_read_batch == 0.0
+    assert Settings(webrtc_playback=True, rtmp_read_batch_ms=20).rtmp_read_batch == 0.020

@@ -208,7 +208,7 @@ class Golive:
             "idle_timeout": s.rtmp_idle_timeout,
             "max_message_size": s.rtmp_max_message_size,
             "max_connections": s.max_publishers * 2,
-            "read_batch": s.rtmp_read_batch_ms / 1000,
+            "read_batch": s.rtmp_read_batch,
         }
         if s.rtmp_port or s.rtmp_port == 0:
             self.rtmp = RtmpServer(self.hub, host=s.host, port=s.rtmp_port, **rtmp_options)

@@ -81,13 +81,14 @@ class Settings(BaseSettings):
     rtmp_idle_timeout: float = Field(
         20.0, gt=0, description="Seconds without any bytes from a publisher before it is dropped."
     )
-    rtmp_read_batch_ms: float = Field(
-        40.0,
+    rtmp_read_batch_ms: float | None = Field(
+        None,
         ge=0,
         le=200,
         description="Once a publisher is live, RTMP reads wait up to this many milliseconds "
-        "so one read takes several packets: about half the CPU per stream for at most this "
-        "much extra delay. 0 reads every packet as it arrives.",
+        "so one read takes several packets: a third to half less CPU per stream for at most "
+        "this much extra delay. 0 reads every packet as it arrives. Empty: 40, or 0 when "
+        "webrtc_playback is on (WebRTC players grow their jitter buffer with bursty input).",
     )
     rtmp_max_message_size: int = Field(
         16 * 1024 * 1024,
@@ -279,6 +280,13 @@ class Settings(BaseSettings):
         if self.public_host:
             return self.public_host
         return "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+
+    @property
+    def rtmp_read_batch(self) -> float:
+        """Seconds RTMP reads are batched for (see rtmp_read_batch_ms)."""
+        if self.rtmp_read_batch_ms is not None:
+            return self.rtmp_read_batch_ms / 1000
+        return 0.0 if self.webrtc_playback else 0.040
 
     def ffmpeg_path(self) -> str:
         """Where ffmpeg is: the setting, else the imageio-ffmpeg wheel's binary, else PATH."""
