@@ -35,7 +35,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -47,6 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imageio_ffmpeg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.ingest.srt.srtpeers import LossyProxy
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SRT_LIVE_TRANSMIT = shutil.which("srt-live-transmit")
@@ -111,75 +113,6 @@ def ts_continuity_errors(data: bytes) -> int:
 
 
 # Loss proxy (as tests/ingest/srt/srtpeers.py) ----------------------------------------------
-
-
-class LossyProxy(asyncio.DatagramProtocol):
-    """Forwards one caller to the server with a fixed delay, dropping some packets.
-
-    Data packets and every control packet except handshakes, in both directions, are
-    dropped at random with probability `loss`, and in bursts: with probability
-    `burst_start` a run of `burst_length` packets goes.
-    """
-
-    def __init__(self, server: tuple[str, int], *, loss: float, burst_start: float,
-                 burst_length: int = BURST, delay: float = 0.015, seed: int = 1) -> None:
-        self.server = server
-        self.loss = loss
-        self.burst_start = burst_start
-        self.burst_length = burst_length
-        self.delay = delay
-        self.random = random.Random(seed)
-        self.caller: tuple[str, int] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
-        self._burst = 0
-        self.data_forwarded = 0
-        self.originals_dropped = 0
-        self.retransmissions_dropped = 0
-        self.control_dropped = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        from_server = addr == self.server
-        if not from_server:
-            self.caller = addr
-        target = self.caller if from_server else self.server
-        if target is None or len(data) < 16:
-            return
-        is_data = not data[0] & 0x80
-        is_handshake = data[:2] == b"\x80\x00"
-        if not is_handshake and self._drop():
-            if is_data:
-                if data[4] & 0x04:  # the R flag
-                    self.retransmissions_dropped += 1
-                else:
-                    self.originals_dropped += 1
-            else:
-                self.control_dropped += 1
-            return
-        if is_data:
-            self.data_forwarded += 1
-        asyncio.get_running_loop().call_later(self.delay, self._send, data, target)
-
-    def _drop(self) -> bool:
-        if self._burst > 0:
-            self._burst -= 1
-            return True
-        x = self.random.random()
-        if x < self.burst_start:
-            self._burst = self.burst_length - 1
-            return True
-        return x < self.burst_start + self.loss
-
-    def _send(self, data: bytes, target: tuple[str, int]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, target)
-
-    @property
-    def data_drop_rate(self) -> float:
-        dropped = self.originals_dropped + self.retransmissions_dropped
-        return dropped / max(1, dropped + self.data_forwarded)
 
 
 def proxy_settings(percent: float) -> tuple[float, float]:
@@ -337,7 +270,8 @@ async def run_one(receiver: str, percent: int, source: Path, reference: bytes, w
     loop = asyncio.get_running_loop()
     proc, port = await loop.run_in_executor(None, start_receiver, receiver, out, latency_ms)
     loss, burst_start = proxy_settings(percent)
-    proxy = LossyProxy(("127.0.0.1", port), loss=loss, burst_start=burst_start, seed=percent + 1)
+    proxy = LossyProxy(("127.0.0.1", port), loss=loss, burst_start=burst_start,
+                       burst_length=BURST, delay=0.015, seed=percent + 1)
     transport, _ = await loop.create_datagram_endpoint(lambda: proxy,
                                                         local_addr=("127.0.0.1", 0))
     with contextlib.suppress(OSError):

@@ -88,7 +88,7 @@ class LossyProxy(asyncio.DatagramProtocol):
         if not from_server:
             self.caller = addr
         target = self.caller if from_server else self.server
-        if target is None:
+        if target is None or len(data) < 16:  # shorter than any SRT header
             return
         is_data = not data[0] & 0x80
         is_handshake = data[:2] == b"\x80\x00"
@@ -119,6 +119,11 @@ class LossyProxy(asyncio.DatagramProtocol):
     def _send(self, data: bytes, target: tuple[str, int]) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(data, target)
+
+    @property
+    def data_drop_rate(self) -> float:
+        dropped = self.originals_dropped + self.retransmissions_dropped
+        return dropped / max(1, dropped + self.data_forwarded)
 
 
 class RawCaller(asyncio.DatagramProtocol):
