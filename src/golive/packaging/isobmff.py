@@ -8,6 +8,7 @@ with a sync sample. The media bytes themselves are passed through verbatim.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -561,8 +562,9 @@ def _top_box(data: bytes, kind: str) -> tuple[int, int, int] | None:
         offset += size
 
 
+@functools.lru_cache(maxsize=32)
 def _sample_defaults(init: InitSegment) -> dict[int, tuple[int, int, int]]:
-    """trex defaults per track: (duration, size, flags)."""
+    """trex defaults per track: (duration, size, flags); read once per init, not per fragment."""
     data = init.data
     moov = _top_box(data, "moov")
     if moov is None:
