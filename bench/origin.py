@@ -115,7 +115,7 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
     import uvloop
 
     from golive.delivery.origin import create_origin_app
-    from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment
+    from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
     from golive.packaging.presentation import Presentation
 
     items = FragmentReader().feed(media)

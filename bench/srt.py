@@ -148,7 +148,7 @@ def serve(out: Path, latency: float) -> None:
 
         async def open_publisher(self, stream_key: str, *, protocol: str,
                                  remote_address: str, disconnect: object = None) -> Publisher:
-            from golive.ingest.publish import PublishRefused, RefusalReason
+            from golive.stream.publish import PublishRefused, RefusalReason
 
             if stream_key != KEY or self.publisher is not None:
                 raise PublishRefused(RefusalReason.UNKNOWN_KEY, "unknown stream key")

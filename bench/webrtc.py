@@ -108,8 +108,8 @@ def viewers_process(base: str, pid: str, count: int, ready: Any, stop: Any, out:
     """N WHEP viewers that take packets without decoding (the client is not measured)."""
     import uvloop
 
-    from golive.ingest.rtc_receive import tap_encoded_frames
-    from golive.ingest.webrtc import gather_on
+    from golive.webrtc.ice import gather_on
+    from golive.webrtc.receive import tap_encoded_frames
 
     async def main() -> None:
         import httpx

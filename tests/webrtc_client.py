@@ -16,7 +16,7 @@ from aiortc import (
     VideoStreamTrack,
 )
 
-from golive.ingest.webrtc import gather_on
+from golive.webrtc.ice import gather_on
 
 
 class PatternTrack(VideoStreamTrack):

@@ -25,10 +25,8 @@ from golive.chat.service import ChatService
 from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
 from golive.delivery.whep import WhepEndpoint
-from golive.ingest.broadcasts import BroadcastHub
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
-from golive.ingest.webrtc import WebRtcOptions  # WHIP (issue 5)
 from golive.ingest.whip import WhipEndpoint, WhipLimits  # WHIP (issue 5)
 from golive.logs import configure_logging
 from golive.media.pipeline import LivePipeline
@@ -37,6 +35,8 @@ from golive.packaging.presentation import Presentation
 from golive.settings import Settings
 from golive.store.recorder import EventRecorder
 from golive.store.repository import Store
+from golive.stream.hub import BroadcastHub
+from golive.webrtc.ice import WebRtcOptions  # WHIP (issue 5)
 
 log = logging.getLogger(__name__)
 

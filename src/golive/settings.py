@@ -178,7 +178,7 @@ class Settings(BaseSettings):
         "X-Forwarded-For header is trusted for the client address (chat bans by IP).",
     )
 
-    # WebRTC (WHIP ingest, WHEP playback; see golive.ingest.webrtc) -- begin.
+    # WebRTC (WHIP ingest, WHEP playback; see golive.webrtc.ice) -- begin.
     webrtc_ice_servers: list[str] = Field(
         default_factory=list,
         description="STUN/TURN server URLs (stun:host:port, turn:host:port?transport=udp) "

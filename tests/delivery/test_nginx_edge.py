@@ -16,7 +16,7 @@ import uvicorn
 from tests.nginxedge import EDGE_CONF, NGINX, free_port, main_config, wait_listening
 
 from golive.delivery.origin import create_origin_app
-from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
+from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
 
 pytestmark = pytest.mark.skipif(

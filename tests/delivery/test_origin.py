@@ -19,7 +19,7 @@ from golive.delivery.origin import (
     parse_directives,
     parse_range,
 )
-from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
+from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
 from golive.packaging.window import RenditionWindow
 

@@ -13,10 +13,10 @@ import pytest
 from tests.mediatools import make_source
 
 from golive.app import Golive
-from golive.core.media import MediaTag
-from golive.ingest.broadcasts import Broadcast
-from golive.ingest.flv import encode_header, encode_tag
+from golive.formats.flv import encode_header, encode_tag
+from golive.formats.tag import MediaTag
 from golive.settings import Settings
+from golive.stream.hub import Broadcast
 
 ADMIN = "test-admin-token"
 T = TypeVar("T")

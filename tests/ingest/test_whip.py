@@ -16,13 +16,14 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.annexb import AnnexBToFlv, avc_decoder_configuration, split_annexb
-from golive.ingest.codecs import CodecError, parse_avc_config, parse_video_tag
-from golive.ingest.publish import PublishRefused, RefusalReason
-from golive.ingest.rtc_transcode import OpusToAac, audio_specific_config
-from golive.ingest.webrtc import IceServer, WebRtcOptions, advertise_public_address, gather_on
-from golive.ingest.whip import WhipEndpoint, WhipLimits, inspect_offer
+from golive.formats.annexb import AnnexBToFlv, avc_decoder_configuration, split_annexb
+from golive.formats.codecs import CodecError, parse_avc_config, parse_video_tag
+from golive.formats.tag import MediaTag, TagType
+from golive.ingest.whip import WhipEndpoint, WhipLimits
+from golive.stream.publish import PublishRefused, RefusalReason
+from golive.webrtc.ice import IceServer, WebRtcOptions, advertise_public_address, gather_on
+from golive.webrtc.sdp import inspect_offer
+from golive.webrtc.transcode import OpusToAac, audio_specific_config
 
 KEY = "sk_live_test"
 SPS = bytes.fromhex("6742c01eda0280bfe584000003000400000300f03c58ba80")  # constrained baseline, level 3.0

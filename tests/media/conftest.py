@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from tests.mediatools import FFMPEG
 
-from golive.core.media import MediaTag, TagType
+from golive.formats.isobmff import Fragment, InitSegment
+from golive.formats.tag import MediaTag, TagType
 from golive.media.progress import EncodeProgress
-from golive.packaging.isobmff import Fragment, InitSegment
 
 
 def encode_source(

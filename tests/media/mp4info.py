@@ -1,5 +1,5 @@
 """Just enough ISO-BMFF reading for the media tests to check ffmpeg's output independently
-of `golive.packaging.isobmff`: track timescales from the init, per-track timing from moofs."""
+of `golive.formats.isobmff`: track timescales from the init, per-track timing from moofs."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ from tests.media.conftest import Recorder, feed, pid_alive, read_flv, until
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG, FFPROBE
 
-from golive.core.media import MediaTag, TagType
+from golive.formats.isobmff import Fragment
+from golive.formats.tag import MediaTag, TagType
 from golive.media import transcoder as transcoder_module
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
@@ -27,7 +28,6 @@ from golive.media.transcoder import (
     Transcoder,
     detect_capabilities,
 )
-from golive.packaging.isobmff import Fragment
 
 CPU = EncoderCapabilities()
 

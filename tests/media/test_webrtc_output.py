@@ -11,6 +11,7 @@ import pytest
 from tests.mediatools import FFMPEG
 
 from golive.delivery.whep import WebRtcFeed, avcc_to_annexb, parse_avcc
+from golive.formats.isobmff import Fragment, FragmentReader, InitSegment, fragment_samples
 from golive.media.command import (
     MOVFLAGS,
     WEBRTC_OUTPUT,
@@ -20,7 +21,6 @@ from golive.media.command import (
 )
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import load_profile
-from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment, fragment_samples
 
 
 def plan_for(w: int, h: int, profile: str = "default") -> LadderPlan:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.llhls_rules import attributes, check_media_playlist, check_multivariant
 
-from golive.packaging.isobmff import Fragment, InitSegment, TrackInfo
+from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
 from golive.packaging.window import RenditionWindow
 

@@ -11,7 +11,7 @@ import pytest
 from tests.llhls_rules import check_media_playlist, check_reload
 from tests.mediatools import FFMPEG
 
-from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment, TrackInfo
+from golive.formats.isobmff import Fragment, FragmentReader, InitSegment, TrackInfo
 from golive.packaging.window import RenditionWindow
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

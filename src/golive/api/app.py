@@ -41,7 +41,7 @@ from golive.store.repository import Store, StreamRecord
 
 
 class BroadcastView(Protocol):
-    """What the API needs from the broadcast hub (`golive.ingest.broadcasts.BroadcastHub`)."""
+    """What the API needs from the broadcast hub (`golive.stream.hub.BroadcastHub`)."""
 
     def ingest_facts(self, stream_id: str) -> dict[str, Any] | None: ...
 

@@ -29,14 +29,12 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
-from golive.ingest.webrtc import WebRtcOptions, advertise_public_address, gather_on
-from golive.ingest.whip import WhipError, inspect_offer
-from golive.packaging.isobmff import Fragment, InitSegment, IsobmffError, fragment_samples
+from golive.formats.isobmff import Fragment, InitSegment, IsobmffError, fragment_samples
+from golive.webrtc.ice import WebRtcOptions, advertise_public_address, gather_on
+from golive.webrtc.sdp import MAX_OFFER_BYTES, SDP, SignalingError, inspect_offer
 
 log = logging.getLogger(__name__)
 
-SDP = "application/sdp"
-MAX_OFFER_BYTES = 64 * 1024
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000
 _QUEUE_LIMIT = 300  # packets per viewer track before it skips to the next keyframe
@@ -299,13 +297,13 @@ class WhepEndpoint:
 
     async def play(self, playback_id: str, offer: str) -> WhepSession:
         if self._closing:
-            raise WhipError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
+            raise SignalingError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
         feed = self._directory.webrtc_feed(playback_id)
         if feed is None or feed.closed or not await self._directory.authorize(playback_id, None):
-            raise WhipError(404, "unknown_playback_id",
+            raise SignalingError(404, "unknown_playback_id",
                             "no live broadcast with real-time playback under this playback id")
         if not feed.ready:
-            raise WhipError(503, "starting", "the broadcast's real-time output is starting",
+            raise SignalingError(503, "starting", "the broadcast's real-time output is starting",
                             {"Retry-After": "1"})
         if self.viewers(feed) >= self._max_viewers:
             hls = self._hls_path.format(playback_id=playback_id)
@@ -339,7 +337,7 @@ class WhepEndpoint:
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             except Exception as exc:
-                raise WhipError(400, "unsupported_offer",
+                raise SignalingError(400, "unsupported_offer",
                                 f"{exc}: golive plays H.264 video and Opus audio") from None
             answer = await pc.createAnswer()
             with gather_on(self._options.host_addresses):
@@ -365,7 +363,7 @@ class WhepEndpoint:
     def session(self, session_id: str) -> WhepSession:
         session = self._sessions.get(session_id)
         if session is None:
-            raise WhipError(404, "unknown_session", "no such WHEP session")
+            raise SignalingError(404, "unknown_session", "no such WHEP session")
         return session
 
     async def end(self, session_id: str) -> None:
@@ -414,19 +412,19 @@ class WhepEndpoint:
         try:
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != SDP:
-                raise WhipError(415, "unsupported_media_type", f"the offer must be sent as {SDP}")
+                raise SignalingError(415, "unsupported_media_type", f"the offer must be sent as {SDP}")
             body = await request.body()
             if len(body) > MAX_OFFER_BYTES:
-                raise WhipError(413, "too_large", f"the offer is larger than {MAX_OFFER_BYTES}")
+                raise SignalingError(413, "too_large", f"the offer is larger than {MAX_OFFER_BYTES}")
             try:
                 offer = body.decode("utf-8")
             except UnicodeDecodeError:
-                raise WhipError(400, "bad_offer", "the body is not UTF-8 text") from None
+                raise SignalingError(400, "bad_offer", "the body is not UTF-8 text") from None
             session = await self.play(playback_id, offer)
         except _JsonError as error:
             return error.response()
-        except WhipError as error:
-            return error.response()
+        except SignalingError as error:
+            return error.response(_CORS)
         response = Response(session.answer, status_code=201, media_type=SDP, headers={
             **_CORS, "Location": f"/whep/{playback_id}/{session.id}",
         })
@@ -439,10 +437,10 @@ class WhepEndpoint:
         try:
             session = self.session(session_id)
             if session.playback_id != playback_id:
-                raise WhipError(404, "unknown_session", "no such WHEP session")
+                raise SignalingError(404, "unknown_session", "no such WHEP session")
             await self.end(session_id)
-        except WhipError as error:
-            return error.response()
+        except SignalingError as error:
+            return error.response(_CORS)
         return Response(status_code=200, headers=_CORS)
 
 

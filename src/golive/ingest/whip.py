@@ -4,7 +4,7 @@
 session at `/whip/SESSION_ID` and answers 201 with the SDP answer; `DELETE` on the
 session ends the broadcast; `PATCH` takes trickled ICE candidates; `OPTIONS`
 answers CORS preflights. aiortc terminates ICE, DTLS and SRTP; the session's
-encoded frames become the broadcast's FLV tags (`golive.ingest.rtc_receive`).
+encoded frames become the broadcast's FLV tags (`golive.webrtc.receive`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,21 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Request, Response
 
-from golive.core.media import MediaTag
-from golive.ingest.publish import Publisher, PublishRefused, RefusalReason
-from golive.ingest.rtc_receive import MediaConverter, tap_encoded_frames
-from golive.ingest.webrtc import WebRtcOptions, advertise_public_address, gather_on
+from golive.formats.tag import MediaTag
+from golive.stream.publish import Publisher, PublishRefused, RefusalReason
+from golive.webrtc.ice import WebRtcOptions, advertise_public_address, gather_on
+from golive.webrtc.receive import MediaConverter, tap_encoded_frames
+from golive.webrtc.sdp import (
+    MAX_OFFER_BYTES,
+    SDP,
+    OfferSummary,
+    SignalingError,
+    inspect_offer,
+)
 
 log = logging.getLogger(__name__)
 
-SDP = "application/sdp"
 TRICKLE = "application/trickle-ice-sdpfrag"
-MAX_OFFER_BYTES = 64 * 1024
 MAX_PATCH_BYTES = 16 * 1024
 
 _CORS = {
@@ -60,60 +65,11 @@ class WhipPublishTarget(Protocol):
     ) -> Publisher: ...
 
 
-class WhipError(Exception):
-    """An HTTP error answer: status, a machine-readable reason and words for a person."""
-
-    def __init__(self, status: int, reason: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        import json
-
-        body = json.dumps({"error": {"reason": self.reason, "message": self.message}})
-        return Response(body, status_code=self.status, media_type="application/json",
-                        headers={**_CORS, **self.headers})
-
-
 @dataclass(frozen=True, slots=True)
 class WhipLimits:
     max_sessions: int = 20
     connect_timeout: float = 15.0
     idle_timeout: float = 20.0
-
-
-@dataclass(frozen=True, slots=True)
-class OfferSummary:
-    """What a quick look at an offer found, before anything is spent on it."""
-
-    audio: int
-    video: int
-
-
-def inspect_offer(sdp: str) -> OfferSummary:
-    """Reject what no negotiation could accept, without binding a socket (raises WhipError)."""
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception as exc:
-        raise WhipError(400, "bad_offer", f"the SDP offer does not parse: {exc}") from None
-    kinds = [m.kind for m in description.media]
-    audio, video = kinds.count("audio"), kinds.count("video")
-    if audio + video == 0:
-        raise WhipError(400, "bad_offer", "the offer has no audio or video section")
-    if audio > 1 or video > 1 or len(kinds) != audio + video:
-        raise WhipError(400, "bad_offer",
-                        "WHIP takes one audio and one video section at most, and nothing else")
-    for media in description.media:
-        # Session-level ICE and DTLS attributes are copied into each section by the parser.
-        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
-            raise WhipError(400, "bad_offer", "the offer has no ICE credentials")
-        if not (media.dtls and media.dtls.fingerprints):
-            raise WhipError(400, "bad_offer", "the offer has no DTLS fingerprint")
-    return OfferSummary(audio, video)
 
 
 def _codec_preferences(kind: str) -> list[Any]:
@@ -208,10 +164,10 @@ class WhipEndpoint:
 
     async def publish(self, stream_key: str, offer: str, remote_address: str) -> WhipSession:
         if self._closing:
-            raise WhipError(503, "shutting_down", "server is shutting down",
+            raise SignalingError(503, "shutting_down", "server is shutting down",
                             {"Retry-After": "10"})
         if len(self._sessions) >= self._limits.max_sessions:
-            raise WhipError(503, "too_many_sessions", "server has reached its WHIP session limit",
+            raise SignalingError(503, "too_many_sessions", "server has reached its WHIP session limit",
                             {"Retry-After": "5"})
         summary = inspect_offer(offer)
         pc = RTCPeerConnection(configuration=self._options.configuration())
@@ -227,16 +183,16 @@ class WhipEndpoint:
             headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
             if status == 503:
                 headers["Retry-After"] = "5"
-            raise WhipError(status, str(refused.reason), refused.message, headers) from None
+            raise SignalingError(status, str(refused.reason), refused.message, headers) from None
         self._sessions[session.id] = session
         try:
             answer = await self._negotiate(session, offer, summary)
-        except WhipError:
+        except SignalingError:
             await self._close(session, "error: offer refused")
             raise
         except Exception as exc:
             await self._close(session, "error: offer refused")
-            raise WhipError(400, "bad_offer", f"the offer cannot be answered: {exc}") from None
+            raise SignalingError(400, "bad_offer", f"the offer cannot be answered: {exc}") from None
         session.answer = answer
         session.start_watchdog(self._limits)
         log.info("whip session opened stream_id=%s session=%s remote=%s",
@@ -266,7 +222,7 @@ class WhipEndpoint:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         except Exception as exc:
-            raise WhipError(
+            raise SignalingError(
                 400, "unsupported_offer",
                 f"{exc}: golive takes H.264 (constrained baseline) or VP8 video and Opus audio",
             ) from None
@@ -277,10 +233,10 @@ class WhipEndpoint:
         return advertise_public_address(local.sdp, self._options.public_address)
 
     async def trickle(self, session_id: str, fragment: str, if_match: str | None) -> None:
-        """Apply a trickle-ice-sdpfrag (RFC 8840) PATCH body (raises WhipError)."""
+        """Apply a trickle-ice-sdpfrag (RFC 8840) PATCH body (raises SignalingError)."""
         session = self.session(session_id)
         if if_match is not None and if_match != "*" and if_match != session.etag:
-            raise WhipError(412, "etag_mismatch", "If-Match does not name this session's ETag")
+            raise SignalingError(412, "etag_mismatch", "If-Match does not name this session's ETag")
         mid: str | None = None
         candidates: list[tuple[str | None, str]] = []
         end = False
@@ -301,13 +257,13 @@ class WhipEndpoint:
         }
         if if_match == "*" or (ufrag is not None and ufrag not in remote_ufrags):
             # aiortc cannot restart ICE; RFC 9725 4.3.2 asks for 422 when only trickle works.
-            raise WhipError(422, "ice_restart_unsupported",
+            raise SignalingError(422, "ice_restart_unsupported",
                             "ICE restarts are not supported; start a new session instead")
         for candidate_mid, text in candidates:
             try:
                 candidate = candidate_from_sdp(text.split(":", 1)[1])
             except Exception:
-                raise WhipError(400, "bad_candidate", f"cannot parse {text[:80]!r}") from None
+                raise SignalingError(400, "bad_candidate", f"cannot parse {text[:80]!r}") from None
             candidate.sdpMid = candidate_mid
             if candidate_mid is None:
                 candidate.sdpMLineIndex = 0
@@ -323,7 +279,7 @@ class WhipEndpoint:
     def session(self, session_id: str) -> WhipSession:
         session = self._sessions.get(session_id)
         if session is None:
-            raise WhipError(404, "unknown_session", "no such WHIP session")
+            raise SignalingError(404, "unknown_session", "no such WHIP session")
         return session
 
     def schedule_close(self, session: WhipSession, reason: str) -> None:
@@ -379,13 +335,13 @@ class WhipEndpoint:
         try:
             key = _bearer(request)
             if _media_type(request) != SDP:
-                raise WhipError(415, "unsupported_media_type",
+                raise SignalingError(415, "unsupported_media_type",
                                 f"the offer must be sent as {SDP}")
             offer = await _read_text(request, MAX_OFFER_BYTES)
             remote = request.client.host if request.client else "unknown"
             session = await self.publish(key, offer, remote)
-        except WhipError as error:
-            return error.response()
+        except SignalingError as error:
+            return error.response(_CORS)
         headers = {
             **_CORS,
             "Location": f"/whip/{session.id}",
@@ -402,11 +358,11 @@ class WhipEndpoint:
             session = self.session(session_id)
             _check_session_token(request, session)
             if _media_type(request) != TRICKLE:
-                raise WhipError(415, "unsupported_media_type", f"PATCH bodies must be {TRICKLE}")
+                raise SignalingError(415, "unsupported_media_type", f"PATCH bodies must be {TRICKLE}")
             fragment = await _read_text(request, MAX_PATCH_BYTES)
             await self.trickle(session_id, fragment, request.headers.get("if-match"))
-        except WhipError as error:
-            return error.response()
+        except SignalingError as error:
+            return error.response(_CORS)
         return Response(status_code=204, headers={**_CORS, "ETag": session.etag})
 
     async def _http_delete(self, request: Request, session_id: str) -> Response:
@@ -414,8 +370,8 @@ class WhipEndpoint:
             session = self.session(session_id)
             _check_session_token(request, session)
             await self.end(session_id)
-        except WhipError as error:
-            return error.response()
+        except SignalingError as error:
+            return error.response(_CORS)
         return Response(status_code=200, headers=_CORS)
 
 
@@ -423,7 +379,7 @@ def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise WhipError(401, "missing_token", "send the stream key as Authorization: Bearer KEY",
+        raise SignalingError(401, "missing_token", "send the stream key as Authorization: Bearer KEY",
                         {"WWW-Authenticate": "Bearer"})
     return token.strip()
 
@@ -431,7 +387,7 @@ def _bearer(request: Request) -> str:
 def _check_session_token(request: Request, session: WhipSession) -> None:
     # The session URL is an unguessable capability; a token, if sent, must still match.
     if "authorization" in request.headers and _bearer(request) != session.stream_key:
-        raise WhipError(403, "wrong_token", "this session belongs to another stream key")
+        raise SignalingError(403, "wrong_token", "this session belongs to another stream key")
 
 
 def _media_type(request: Request) -> str:
@@ -441,13 +397,13 @@ def _media_type(request: Request) -> str:
 async def _read_text(request: Request, limit: int) -> str:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise WhipError(413, "too_large", f"the body is larger than {limit} bytes")
+        raise SignalingError(413, "too_large", f"the body is larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise WhipError(413, "too_large", f"the body is larger than {limit} bytes")
+            raise SignalingError(413, "too_large", f"the body is larger than {limit} bytes")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise WhipError(400, "bad_offer", "the body is not UTF-8 text") from None
+        raise SignalingError(400, "bad_offer", "the body is not UTF-8 text") from None

@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from golive.core.events import Event, EventBus, EventType, utcnow
-from golive.core.media import MediaTag, TagType
-from golive.ingest.broadcasts import Broadcast
-from golive.ingest.codecs import CodecError, parse_video_tag
+from golive.formats.codecs import CodecError, parse_video_tag
+from golive.formats.isobmff import Fragment, InitSegment
+from golive.formats.tag import MediaTag, TagType
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.progress import EncodeProgress
 from golive.media.transcoder import EncoderCapabilities, Transcoder
-from golive.packaging.isobmff import Fragment, InitSegment
 from golive.packaging.presentation import Presentation
+from golive.stream.hub import Broadcast
 
 log = logging.getLogger(__name__)
 

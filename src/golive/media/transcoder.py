@@ -25,8 +25,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.flv import encode_header, encode_tag
+from golive.formats.flv import encode_header, encode_tag
+from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
+from golive.formats.tag import MediaTag, TagType
 from golive.media.command import (
     CPU_ONLY,
     WEBRTC_OUTPUT,
@@ -36,7 +37,6 @@ from golive.media.command import (
 )
 from golive.media.ladder import LadderError, LadderPlan
 from golive.media.progress import EncodeProgress, ProgressParser
-from golive.packaging.isobmff import Fragment, FragmentReader, InitSegment
 
 __all__ = [
     "EncoderCapabilities",

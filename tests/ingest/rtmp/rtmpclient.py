@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from golive.ingest.rtmp import amf0
+from golive.formats import amf0
 from golive.ingest.rtmp.chunk import ChunkReader, ChunkWriter, Message
 
 C0C1 = b"\x03" + bytes(8) + os.urandom(1528)

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.ingest.rtmp.rtmpclient import C0C1, ClientCodec, status_codes
 
-from golive.core.media import TagType
-from golive.ingest.rtmp import amf0
+from golive.formats import amf0
+from golive.formats.tag import TagType
 from golive.ingest.rtmp.chunk import encode_chunk
 from golive.ingest.rtmp.session import (
     MediaReceived,

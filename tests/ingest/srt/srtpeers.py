@@ -7,8 +7,7 @@ import random
 import struct
 from dataclasses import dataclass, field
 
-from golive.core.media import MediaTag
-from golive.ingest.publish import PublishRefused, RefusalReason
+from golive.formats.tag import MediaTag
 from golive.ingest.srt.handshake import (
     Extension,
     ExtensionType,
@@ -18,6 +17,7 @@ from golive.ingest.srt.handshake import (
     encode_ext_string,
 )
 from golive.ingest.srt.packet import ControlPacket, parse_packet
+from golive.stream.publish import PublishRefused, RefusalReason
 
 NULL_TS_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 

@@ -23,7 +23,7 @@ from tests.ingest.srt.srtpeers import (
     ts_continuity_errors,
 )
 
-from golive.core.media import TagType
+from golive.formats.tag import TagType
 from golive.ingest.srt.crypto import KeyMaterial, derive_kek
 from golive.ingest.srt.server import SrtServer
 

@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from golive.ingest.publish import Publisher, PublishRefused, RefusalReason
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
     PUBLISH_REJECTED,
@@ -33,6 +32,7 @@ from golive.ingest.rtmp.session import (
     ServerSession,
     Unpublished,
 )
+from golive.stream.publish import Publisher, PublishRefused, RefusalReason
 
 log = logging.getLogger(__name__)
 

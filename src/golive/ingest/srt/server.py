@@ -22,8 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from golive.ingest.mpegts import TsDemuxer
-from golive.ingest.publish import Publisher, PublishRefused, RefusalReason
+from golive.formats.mpegts import TsDemuxer
 from golive.ingest.srt.connection import ConnectionStats, SrtConnection
 from golive.ingest.srt.crypto import BadSecret, PayloadDecryptor
 from golive.ingest.srt.handshake import (
@@ -46,6 +45,7 @@ from golive.ingest.srt.packet import (
     control,
     parse_packet,
 )
+from golive.stream.publish import Publisher, PublishRefused, RefusalReason
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ an avcC or hvcC record.
 
 from __future__ import annotations
 
-from golive.ingest.codecs import CodecError, parse_h264_sps, parse_hevc_sps, unescape_rbsp
+from golive.formats.codecs import CodecError, parse_h264_sps, parse_hevc_sps, unescape_rbsp
 
 # High-profile avcC carries chroma format and bit depths after the parameter sets.
 _AVCC_EXTENDED_PROFILES = frozenset({100, 110, 122, 144})

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.codecs import (
+from golive.formats.codecs import (
     CodecError,
     parse_audio_specific_config,
 )
-from golive.ingest.nal import avc_decoder_config, hevc_decoder_config, split_annexb
+from golive.formats.nal import avc_decoder_config, hevc_decoder_config, split_annexb
+from golive.formats.tag import MediaTag, TagType
 
 PACKET_SIZE = 188
 SYNC_BYTE = 0x47

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG
 
-from golive.packaging.isobmff import (
+from golive.formats.isobmff import (
     MAX_BOX_SIZE,
     Fragment,
     FragmentReader,

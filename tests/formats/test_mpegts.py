@@ -19,16 +19,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest import codecs
-from golive.ingest.flv import encode_header, encode_tag
-from golive.ingest.mpegts import (
+from golive.formats import codecs
+from golive.formats.flv import encode_header, encode_tag
+from golive.formats.mpegts import (
     PACKET_SIZE,
     STREAM_TYPE_AAC_LATM,
     TsDemuxer,
     TsError,
     crc32_mpeg2,
 )
+from golive.formats.tag import MediaTag, TagType
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()  # 7+: reads Enhanced RTMP HEVC in FLV
 FFPROBE = shutil.which("ffprobe")

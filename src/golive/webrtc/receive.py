@@ -4,7 +4,7 @@ aiortc reassembles each track's RTP packets into encoded frames (its jitter buff
 and depacketizers) and then decodes them on a thread per track. golive needs the
 encoded frames, not pictures: `tap_encoded_frames` takes them at the point where
 aiortc queues them for its decoder, so H.264 is never decoded. Opus and VP8 go to
-`MediaConverter`'s worker thread (`golive.ingest.rtc_transcode`).
+`MediaConverter`'s worker thread (`golive.webrtc.transcode`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from golive.core.media import MediaTag
-from golive.ingest.annexb import AnnexBToFlv
+from golive.formats.annexb import AnnexBToFlv
+from golive.formats.tag import MediaTag
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class MediaConverter:
             self._worker.start()
 
     def _run(self) -> None:
-        from golive.ingest.rtc_transcode import OpusToAac, Vp8ToH264
+        from golive.webrtc.transcode import OpusToAac, Vp8ToH264
 
         while True:
             item = self._work.get()

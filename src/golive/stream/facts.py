@@ -19,8 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.codecs import (
+from golive.formats.codecs import (
     AudioInfo,
     CodecError,
     VideoInfo,
@@ -30,6 +29,7 @@ from golive.ingest.codecs import (
     parse_metadata,
     parse_video_tag,
 )
+from golive.formats.tag import MediaTag, TagType
 
 WINDOW_S = 5.0  # bitrate and frame-rate window
 _WINDOW_MS = int(WINDOW_S * 1000)

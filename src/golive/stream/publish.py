@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from golive.core.media import MediaTag
+from golive.formats.tag import MediaTag
 
 
 class RefusalReason(enum.StrEnum):

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.facts import IngestFacts, IngestMeter
-from golive.ingest.flv import FlvReader
+from golive.formats.flv import FlvReader
+from golive.formats.tag import MediaTag, TagType
+from golive.stream.facts import IngestFacts, IngestMeter
 
 FFMPEG = shutil.which("ffmpeg")
 FFPROBE = shutil.which("ffprobe")

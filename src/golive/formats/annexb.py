@@ -12,9 +12,9 @@ import re
 import struct
 from dataclasses import dataclass
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.codecs import CodecError, parse_h264_sps
-from golive.ingest.nal import avc_decoder_config
+from golive.formats.codecs import CodecError, parse_h264_sps
+from golive.formats.nal import avc_decoder_config
+from golive.formats.tag import MediaTag, TagType
 
 NAL_SLICE = 1
 NAL_IDR = 5

@@ -3,7 +3,7 @@
 Sans-IO: `FlvReader.feed` takes bytes in any chunking and returns whole tags;
 `encode_header`/`encode_tag`/`FlvWriter` produce the bytes ffmpeg reads on stdin
 and recordings write to disk. Tag bodies are passed through untouched; their
-contents are `golive.ingest.codecs`' business.
+contents are `golive.formats.codecs`' business.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from golive.core.media import MediaTag, TagType
+from golive.formats.tag import MediaTag, TagType
 
 HEADER_SIZE = 9
 TAG_HEADER_SIZE = 11

@@ -5,7 +5,7 @@ ffmpeg ladder reading it) takes AAC and H.264. `OpusToAac` decodes Opus and
 encodes AAC-LC once per broadcast (cheap: about 1% of a core). `Vp8ToH264`
 decodes VP8 and encodes H.264 with x264 ultrafast/zerolatency: a full video
 encode, so it is used only for VP8 publishers; H.264 publishers are passed
-through without decoding (`golive.ingest.annexb`).
+through without decoding (`golive.formats.annexb`).
 
 Both are synchronous and CPU-bound: the WHIP session runs them on a worker thread.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import av
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.annexb import AnnexBToFlv
+from golive.formats.annexb import AnnexBToFlv
+from golive.formats.tag import MediaTag, TagType
 
 OPUS_RATE = 48_000
 AAC_FRAME = 1024

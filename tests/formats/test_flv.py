@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest.flv import (
+from golive.formats.flv import (
     FlvError,
     FlvReader,
     FlvWriter,
     encode_header,
     encode_tag,
 )
+from golive.formats.tag import MediaTag, TagType
 
 FFMPEG = shutil.which("ffmpeg")
 

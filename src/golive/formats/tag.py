@@ -1,4 +1,4 @@
-"""Timestamped media as it crosses from ingest to the rest of the pipeline (core).
+"""Timestamped media as it crosses from ingest to the rest of the pipeline (formats).
 
 A broadcast's media is a sequence of FLV tags: RTMP message bodies of types 8
 (audio), 9 (video) and 18 (script data) are FLV tag bodies byte for byte, and SRT

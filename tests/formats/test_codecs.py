@@ -12,9 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from golive.core.media import MediaTag, TagType
-from golive.ingest import codecs
-from golive.ingest.codecs import (
+from golive.formats import codecs
+from golive.formats.codecs import (
     CodecError,
     describe_audio,
     describe_video,
@@ -22,7 +21,8 @@ from golive.ingest.codecs import (
     parse_metadata,
     parse_video_tag,
 )
-from golive.ingest.flv import FlvReader
+from golive.formats.flv import FlvReader
+from golive.formats.tag import MediaTag, TagType
 
 FFMPEG = shutil.which("ffmpeg")
 FFPROBE = shutil.which("ffprobe")
@@ -178,7 +178,7 @@ def test_legacy_frame_type_nibble() -> None:
 
 
 def test_metadata_variants() -> None:
-    from golive.ingest.rtmp.amf0 import encode_all
+    from golive.formats.amf0 import encode_all
 
     props = {"width": 1280.0, "encoder": "obs"}
     assert parse_metadata(encode_all(["onMetaData", props])) == props

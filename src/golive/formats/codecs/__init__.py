@@ -1368,7 +1368,7 @@ def needs_audio_sequence_header(codec: str) -> bool:
 
 def parse_metadata(body: Buffer) -> dict[str, Any] | None:
     """The onMetaData properties of a script tag (also under @setDataFrame); else None."""
-    from golive.ingest.rtmp.amf0 import AmfError, decode_all
+    from golive.formats.amf0 import AmfError, decode_all
 
     try:
         values = decode_all(bytes(body))

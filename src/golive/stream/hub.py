@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from golive.core.events import Event, EventBus, EventType, utcnow
-from golive.core.media import MediaTag, TagType
 from golive.core.secrets import hash_stream_key, random_id
-from golive.ingest.facts import IngestMeter
-from golive.ingest.publish import PublishRefused, RefusalReason
+from golive.formats.tag import MediaTag, TagType
 from golive.store.repository import Store, StreamRecord
+from golive.stream.facts import IngestMeter
+from golive.stream.publish import PublishRefused, RefusalReason
 
 log = logging.getLogger(__name__)
 

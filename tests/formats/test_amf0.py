@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golive.ingest.rtmp import amf0
+from golive.formats import amf0
 
 keys = st.text(min_size=1, max_size=20)
 scalars = (

@@ -1,0 +1,65 @@
+"""SDP offers and signalling errors shared by WHIP ingest and WHEP playback (webrtc).
+
+Both endpoints take an SDP offer over HTTP and answer with SDP or a JSON error;
+`inspect_offer` refuses what no negotiation could accept before any socket is
+bound or any ICE agent is started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiortc.sdp import SessionDescription
+from starlette.responses import Response
+
+SDP = "application/sdp"
+MAX_OFFER_BYTES = 64 * 1024
+
+
+class SignalingError(Exception):
+    """An HTTP error answer: status, a machine-readable reason and words for a person."""
+
+    def __init__(self, status: int, reason: str, message: str,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def response(self, cors: Mapping[str, str]) -> Response:
+        body = json.dumps({"error": {"reason": self.reason, "message": self.message}})
+        return Response(body, status_code=self.status, media_type="application/json",
+                        headers={**cors, **self.headers})
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSummary:
+    """What a quick look at an offer found, before anything is spent on it."""
+
+    audio: int
+    video: int
+
+
+def inspect_offer(sdp: str) -> OfferSummary:
+    """Reject what no negotiation could accept, without binding a socket (raises SignalingError)."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise SignalingError(400, "bad_offer", f"the SDP offer does not parse: {exc}") from None
+    kinds = [m.kind for m in description.media]
+    audio, video = kinds.count("audio"), kinds.count("video")
+    if audio + video == 0:
+        raise SignalingError(400, "bad_offer", "the offer has no audio or video section")
+    if audio > 1 or video > 1 or len(kinds) != audio + video:
+        raise SignalingError(400, "bad_offer",
+                             "one audio and one video section at most, and nothing else")
+    for media in description.media:
+        # Session-level ICE and DTLS attributes are copied into each section by the parser.
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
+            raise SignalingError(400, "bad_offer", "the offer has no ICE credentials")
+        if not (media.dtls and media.dtls.fingerprints):
+            raise SignalingError(400, "bad_offer", "the offer has no DTLS fingerprint")
+    return OfferSummary(audio, video)
