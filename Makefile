@@ -34,4 +34,4 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) golive-data .pytest_cache .mypy_cache .ruff_cache node_modules src/golive/web/static/vendor
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules src/golive/web/static/vendor

@@ -47,7 +47,3 @@ def hash_stream_key(key: str) -> str:
 
 def hash_api_token(token: str) -> str:
     return hash_secret(token, "api-token")
-
-
-def secrets_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -14,16 +14,15 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Request, Response
 
 from golive.formats.tag import MediaTag
-from golive.stream.publish import Publisher, PublishRefused, RefusalReason
+from golive.stream.publish import Publisher, PublishRefused, PublishTarget, RefusalReason
 from golive.webrtc.ice import WebRtcOptions, advertise_public_address, gather_on
 from golive.webrtc.receive import MediaConverter, tap_encoded_frames
 from golive.webrtc.sdp import (
@@ -52,17 +51,6 @@ _REFUSAL_STATUS = {
     RefusalReason.TOO_MANY_PUBLISHERS: 503,
     RefusalReason.SHUTTING_DOWN: 503,
 }
-
-
-class WhipPublishTarget(Protocol):
-    async def open_publisher(
-        self,
-        stream_key: str,
-        *,
-        protocol: str,
-        remote_address: str,
-        disconnect: Callable[[str], None] | None = None,
-    ) -> Publisher: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +135,7 @@ class WhipSession:
 class WhipEndpoint:
     """Every WHIP session on this node, and the HTTP routes that create and end them."""
 
-    def __init__(self, target: WhipPublishTarget, options: WebRtcOptions,
+    def __init__(self, target: PublishTarget, options: WebRtcOptions,
                  limits: WhipLimits | None = None) -> None:
         self._target = target
         self._options = options

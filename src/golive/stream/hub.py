@@ -26,11 +26,9 @@ from golive.core.secrets import hash_stream_key, random_id
 from golive.formats.tag import MediaTag, TagType
 from golive.store.repository import Store, StreamRecord
 from golive.stream.facts import IngestMeter
-from golive.stream.publish import PublishRefused, RefusalReason
+from golive.stream.publish import Disconnect, PublishRefused, RefusalReason
 
 log = logging.getLogger(__name__)
-
-Disconnect = Callable[[str], None]
 
 
 class MediaSink(Protocol):

@@ -1,4 +1,4 @@
-"""What an ingest protocol server needs from the rest of golive (ingest).
+"""What an ingest protocol server needs from the broadcast hub (stream).
 
 A protocol server (RTMP, SRT, WHIP) authenticates nothing itself: it asks a
 `PublishTarget` to open a publisher for the stream key it was given, pushes media
@@ -8,6 +8,7 @@ tags into the returned `Publisher`, and closes it when the connection ends.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from golive.formats.tag import MediaTag
@@ -46,9 +47,20 @@ class Publisher(Protocol):
         """The connection ended (`reason`: "unpublish", "eof", "error: ...", "timeout")."""
 
 
+Disconnect = Callable[[str], None]
+"""Called by the hub to drop a publisher (a newer connection took over, the stream was disabled)."""
+
+
 class PublishTarget(Protocol):
-    async def open_publisher(
-        self, stream_key: str, *, protocol: str, remote_address: str
-    ) -> Publisher:
+    """The hub as every protocol server sees it; one definition for RTMP, SRT and WHIP."""
+
+    def open_publisher(
+        self,
+        stream_key: str,
+        *,
+        protocol: str,
+        remote_address: str,
+        disconnect: Disconnect | None = None,
+    ) -> Awaitable[Publisher]:
         """Authenticate `stream_key` and start (or resume) its broadcast; raises PublishRefused."""
         ...

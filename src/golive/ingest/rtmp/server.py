@@ -19,8 +19,6 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
@@ -32,7 +30,7 @@ from golive.ingest.rtmp.session import (
     ServerSession,
     Unpublished,
 )
-from golive.stream.publish import Publisher, PublishRefused, RefusalReason
+from golive.stream.publish import Publisher, PublishRefused, PublishTarget, RefusalReason
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +46,10 @@ _REFUSAL_CODES = {
 }
 
 
-class RtmpPublishTarget(Protocol):
-    def open_publisher(
-        self,
-        stream_key: str,
-        *,
-        protocol: str,
-        remote_address: str,
-        disconnect: Callable[[str], None] | None = None,
-    ) -> Awaitable[Publisher]: ...
-
-
 class RtmpServer:
     def __init__(
         self,
-        target: RtmpPublishTarget,
+        target: PublishTarget,
         *,
         host: str = "0.0.0.0",
         port: int = 1935,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 HEADER_SIZE = 16
@@ -269,7 +269,3 @@ def control(
 ) -> ControlPacket:
     return ControlPacket(int(type), subtype, info & 0xFFFFFFFF,
                          timestamp % TIMESTAMP_MODULUS, dest_socket, body)
-
-
-def pad_words(values: Sequence[int]) -> bytes:
-    return struct.pack(f">{len(values)}I", *values)

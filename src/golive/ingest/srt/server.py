@@ -20,7 +20,6 @@ import random
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from golive.formats.mpegts import TsDemuxer
 from golive.ingest.srt.connection import ConnectionStats, SrtConnection
@@ -45,7 +44,7 @@ from golive.ingest.srt.packet import (
     control,
     parse_packet,
 )
-from golive.stream.publish import Publisher, PublishRefused, RefusalReason
+from golive.stream.publish import Publisher, PublishRefused, PublishTarget, RefusalReason
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +62,6 @@ _REFUSALS = {
 _REJECTION_MEMORY = 5.0  # seconds a rejection is repeated to a caller that asks again
 _MAX_REMEMBERED_REJECTIONS = 1024
 _SOCKET_BUFFER = 4 * 1024 * 1024
-
-
-class SrtPublishTarget(Protocol):
-    def open_publisher(
-        self,
-        stream_key: str,
-        *,
-        protocol: str,
-        remote_address: str,
-        disconnect: Callable[[str], None] | None = None,
-    ) -> Awaitable[Publisher]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +101,7 @@ class _TokenBucket:
 class SrtServer:
     def __init__(
         self,
-        target: SrtPublishTarget,
+        target: PublishTarget,
         *,
         host: str = "0.0.0.0",
         port: int = 9000,
