@@ -24,6 +24,7 @@ from golive import __version__
 from golive.chat.service import ChatService
 from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
+from golive.core.throttle import FailureThrottle
 from golive.delivery.whep import WhepEndpoint
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
@@ -35,6 +36,7 @@ from golive.packaging.presentation import Presentation
 from golive.settings import Settings
 from golive.store.recorder import EventRecorder
 from golive.store.repository import Store
+from golive.stream.guard import GuardedPublishTarget
 from golive.stream.hub import BroadcastHub
 from golive.webrtc.ice import WebRtcOptions  # WHIP (issue 5)
 
@@ -166,6 +168,9 @@ class Golive:
             default_reconnect_window=s.default_reconnect_window,
         )
         await self.hub.start()
+        # Every ingest protocol opens publishers through this: wrong keys are throttled
+        # per source address across RTMP, SRT and WHIP at once.
+        self.publish_target = GuardedPublishTarget(self.hub, FailureThrottle())
 
         if s.transcode:
             ffmpeg = s.ffmpeg_path()
@@ -211,7 +216,7 @@ class Golive:
             "read_batch": s.rtmp_read_batch,
         }
         if s.rtmp_port or s.rtmp_port == 0:
-            self.rtmp = RtmpServer(self.hub, host=s.host, port=s.rtmp_port, **rtmp_options)
+            self.rtmp = RtmpServer(self.publish_target, host=s.host, port=s.rtmp_port, **rtmp_options)
             await self.rtmp.start()
         if s.rtmps_port is not None:
             if s.tls_cert is None or s.tls_key is None:
@@ -219,13 +224,13 @@ class Golive:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(s.tls_cert, s.tls_key)
             self.rtmps = RtmpServer(
-                self.hub, host=s.host, port=s.rtmps_port, ssl_context=context, **rtmp_options
+                self.publish_target, host=s.host, port=s.rtmps_port, ssl_context=context, **rtmp_options
             )
             await self.rtmps.start()
         if s.srt_port is not None:
             store = self.store
             self.srt = SrtServer(
-                self.hub,
+                self.publish_target,
                 host=s.host,
                 port=s.srt_port,
                 latency=s.srt_latency_ms / 1000,
@@ -322,7 +327,7 @@ class Golive:
 
         # WHIP (issue 5): POST /whip; PATCH, DELETE, OPTIONS on /whip/SESSION_ID.
         s = self.settings
-        self.whip = WhipEndpoint(hub, WebRtcOptions.from_settings(s), WhipLimits(
+        self.whip = WhipEndpoint(self.publish_target, WebRtcOptions.from_settings(s), WhipLimits(
             max_sessions=s.whip_max_sessions, connect_timeout=s.whip_connect_timeout,
             idle_timeout=s.whip_idle_timeout))
         app.include_router(self.whip.router())

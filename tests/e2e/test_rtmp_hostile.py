@@ -10,11 +10,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.conftest import ADMIN, create_stream, get_stream, node_settings, wait_status
+from tests.e2e.conftest import (
+    ADMIN,
+    create_stream,
+    eventually,
+    get_stream,
+    node_settings,
+    wait_status,
+)
 from tests.ingest.rtmp.rtmpclient import C0C1, SocketClient
 from tests.mediatools import ffmpeg_publish, stop
 
 from golive.app import Golive
+from golive.ingest.rtmp.chunk import encode_chunk
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +115,98 @@ async def test_rtmps_publish(tmp_path: Path, source_flv: Path) -> None:
             assert live["live"]["protocol"] == "rtmps"
         finally:
             stop(proc)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process, where the node under test runs."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def test_unauthenticated_peers_cannot_make_the_server_hold_large_messages(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    stream = await create_stream(api)
+    proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    try:
+        await wait_status(api, stream["id"], "active")
+        before = rss_bytes()
+        # Before `connect`: on 64 chunk streams, a message announced at 16 MiB ...
+        big = await SocketClient.connect(node.rtmp_port)
+        await big.send(b"\x04\x00\x00\x00\xff\xff\x00\x14\x00\x00\x00\x00" + bytes(128))
+        assert await big.closed_by_server()
+        # ... or many 60 KiB messages left partly sent, one per chunk stream.
+        clients = []
+        for i in range(10):
+            client = await SocketClient.connect(node.rtmp_port, source=f"127.0.2.{i + 1}")
+            clients.append(client)
+            for csid in range(3, 64):
+                first = encode_chunk(0, csid, length=60_000, type_id=20, body=bytes(128))
+                await client.send(first + encode_chunk(3, csid, body=bytes(128)) * 40)
+        for client in clients:
+            assert await client.closed_by_server()
+        grown = rss_bytes() - before
+        assert grown < 50 * 1024 * 1024, f"RSS grew by {grown / 2**20:.0f} MiB"
+        after = await get_stream(api, stream["id"])
+        assert after["status"] == "active" and after["live"]["reconnects"] == 0
+    finally:
+        stop(proc)
+
+
+async def test_idle_sockets_from_other_addresses_cannot_lock_out_a_publisher(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert node.rtmp is not None
+    idle: list[asyncio.StreamWriter] = []
+    try:
+        # 205 idle connections from one address, and a handful from forty more.
+        for i in range(205 + 40 * 5):
+            source = "127.0.0.2" if i < 205 else f"127.0.1.{(i - 205) // 5 + 1}"
+            try:
+                _reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", node.rtmp_port, local_addr=(source, 0))
+            except OSError:
+                continue
+            idle.append(writer)
+        server = node.rtmp
+        await eventually(
+            lambda: _true(server.refused >= 190), what="per-address refusals", timeout=20)
+        assert len(server.unauthorised) <= server.max_unauthorised
+        assert server.unauthorised_by_address["127.0.0.2"] <= server.max_unauthorised_per_address
+
+        stream = await create_stream(api)
+        proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+        try:
+            await wait_status(api, stream["id"], "active")
+        finally:
+            stop(proc)
+        refusals = [r for r in caplog.records if "connection refused" in r.getMessage()]
+        assert len(refusals) <= 5, "refusals must be logged once per interval, not per socket"
+    finally:
+        for writer in idle:
+            writer.close()
+
+
+async def test_wrong_keys_are_throttled_per_address_and_others_still_publish(
+    node: Golive, api: httpx.AsyncClient
+) -> None:
+    codes = []
+    for i in range(14):
+        client = await SocketClient.connect(node.rtmp_port, source="127.0.0.3")
+        await client.send(*client.codec.publish_sequence(f"sk_guess_{i}"))
+        codes.append(await client.wait_status())
+        client.close()
+    assert codes[0] == "NetStream.Publish.BadName"
+    assert codes[-1] == "NetStream.Publish.Rejected"  # throttled before any key lookup
+    # A publisher elsewhere is not affected.
+    stream = await create_stream(api)
+    client = await SocketClient.connect(node.rtmp_port, source="127.0.0.4")
+    await client.send(*client.codec.publish_sequence(stream["stream_key"]))
+    assert await client.wait_status() == "NetStream.Publish.Start"
+    client.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -50,6 +50,7 @@ _REFUSAL_STATUS = {
     RefusalReason.ALREADY_LIVE: 403,
     RefusalReason.TOO_MANY_PUBLISHERS: 503,
     RefusalReason.SHUTTING_DOWN: 503,
+    RefusalReason.THROTTLED: 429,
 }
 
 
@@ -168,9 +169,10 @@ class WhipEndpoint:
         except PublishRefused as refused:
             await pc.close()
             status = _REFUSAL_STATUS.get(refused.reason, 403)
+            log.info("whip publish refused remote=%s reason=%s", remote_address, refused.reason)
             headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else {}
-            if status == 503:
-                headers["Retry-After"] = "5"
+            if status in (429, 503):
+                headers["Retry-After"] = "5" if status == 503 else "30"
             raise SignalingError(status, str(refused.reason), refused.message, headers) from None
         self._sessions[session.id] = session
         try:

@@ -20,6 +20,7 @@ class RefusalReason(enum.StrEnum):
     ALREADY_LIVE = "already_live"
     TOO_MANY_PUBLISHERS = "too_many_publishers"
     SHUTTING_DOWN = "shutting_down"
+    THROTTLED = "throttled"  # too many failed attempts from this address
 
 
 class PublishRefused(Exception):

@@ -142,3 +142,36 @@ def test_arbitrary_bytes_raise_only_chunk_error(data: bytes) -> None:
         reader.feed(data)
     except ChunkError:
         pass
+
+
+def test_partial_messages_are_bounded_over_all_chunk_streams() -> None:
+    reader = ChunkReader(max_message_size=1000, max_pending=3000)
+    # Thirty chunk streams each leave a 1000-byte message partly sent (128 of 1000 bytes).
+    data = b"".join(
+        encode_chunk(0, csid, length=1000, type_id=9, stream_id=1, body=bytes(128))
+        for csid in range(3, 3 + 30)
+    )
+    with pytest.raises(ChunkError, match="partly received messages"):
+        reader.feed(data)
+
+
+def test_completed_and_aborted_messages_release_their_pending_bytes() -> None:
+    reader = ChunkReader(max_message_size=1000, max_pending=300)
+    first = encode_chunk(0, 4, length=200, type_id=9, stream_id=1, body=bytes(128))
+    assert reader.feed(first) == [] and reader.pending == 128
+    (message,) = reader.feed(encode_chunk(3, 4, body=bytes(72)))
+    assert len(message.payload) == 200 and reader.pending == 0
+    reader.feed(first)
+    reader.feed(encode_chunk(0, 2, length=4, type_id=2, body=(4).to_bytes(4, "big")))
+    assert reader.pending == 0
+    # With room again, the same stream can carry a fresh message.
+    assert reader.feed(encode_chunk(0, 4, length=100, type_id=9, stream_id=1, body=bytes(100)))
+
+
+def test_lower_message_limit_keeps_the_peers_chunk_size() -> None:
+    reader = ChunkReader(max_message_size=100_000)
+    reader.set_limits(max_message_size=1000, max_pending=4000)
+    reader.feed(encode_chunk(0, 2, length=4, type_id=1, body=(60_000).to_bytes(4, "big")))
+    assert reader.chunk_size == 60_000
+    with pytest.raises(ChunkError, match="exceeds the limit"):
+        reader.feed(encode_chunk(0, 4, length=5000, type_id=9, stream_id=1, body=bytes(10)))

@@ -162,3 +162,19 @@ def test_any_command_order_raises_only_rtmp_error(names: list[str], args: list[o
         for event in events:
             if isinstance(event, PublishRequested):
                 session.accept_publish()
+
+
+def test_only_small_messages_before_a_publish_is_requested() -> None:
+    session, client = handshaken()
+    with pytest.raises(RtmpError, match="exceeds the limit"):
+        session.receive_data(client.writer.write(3, 20, 0, 0, bytes(100_000)))
+
+
+def test_large_media_is_accepted_once_a_publish_is_requested() -> None:
+    session, client = handshaken()
+    publish(session, client)
+    session.accept_publish()
+    session.data_to_send()
+    events = session.receive_data(client.media(9, 0, b"\x17\x01\x00\x00\x00" + bytes(500_000)))
+    (event,) = events
+    assert isinstance(event, MediaReceived) and len(event.tag.body) == 500_005

@@ -69,12 +69,25 @@ class _InState:
 class ChunkReader:
     """Reassembles messages from the peer's chunk stream."""
 
-    def __init__(self, *, max_message_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, *, max_message_size: int = 16 * 1024 * 1024,
+                 max_pending: int | None = None) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_size = max_message_size
+        # Bytes of partly received messages over all chunk streams: without this bound a
+        # peer could open 64 chunk streams and leave a huge message half-sent on each.
+        self.max_pending = max_pending if max_pending is not None else 2 * max_message_size
+        # The largest chunk size honoured; fixed at construction so that tightening the
+        # message limit later never changes how the peer's chunks are framed.
+        self._chunk_size_cap = max(max_message_size, DEFAULT_CHUNK_SIZE)
+        self.pending = 0
         self.bytes_received = 0
         self._buffer = bytearray()
         self._streams: dict[int, _InState] = {}
+
+    def set_limits(self, *, max_message_size: int, max_pending: int) -> None:
+        """Change the message and partial-message bounds (e.g. once a publish is requested)."""
+        self.max_message_size = max_message_size
+        self.max_pending = max_pending
 
     def feed(self, data: bytes) -> list[Message]:
         """Add bytes from the wire; return every message they complete, in order."""
@@ -106,13 +119,14 @@ class ChunkReader:
         if size & 0x80000000 or size < 1:
             raise ChunkError(f"invalid chunk size {size}")
         # Bigger chunks than any message we accept only cost us buffering.
-        self.chunk_size = min(size, max(self.max_message_size, DEFAULT_CHUNK_SIZE))
+        self.chunk_size = min(size, self._chunk_size_cap)
 
     def _abort(self, payload: bytes) -> None:
         if len(payload) < 4:
             raise ChunkError("Abort message shorter than 4 bytes")
         state = self._streams.get(int.from_bytes(payload[:4], "big"))
         if state is not None:
+            self.pending -= len(state.buffer)
             state.buffer = bytearray()
 
     def _parse_chunk(self, buf: bytearray, pos: int) -> tuple[int, Message | None]:
@@ -204,7 +218,13 @@ class ChunkReader:
             return consumed, Message(csid, type_id, stream_id, state.timestamp, payload)
         state.buffer += buf[start : start + take]
         if len(state.buffer) < length:
+            self.pending += take
+            if self.pending > self.max_pending:
+                raise ChunkError(
+                    f"partly received messages exceed the limit of {self.max_pending} bytes"
+                )
             return consumed, None
+        self.pending -= len(state.buffer) - take
         payload = bytes(state.buffer)
         state.buffer = bytearray()
         return consumed, Message(csid, type_id, stream_id, state.timestamp, payload)

@@ -4,7 +4,10 @@ Each connection is an `asyncio.Protocol` that owns its session: bytes go into
 the session as they arrive, with no task switch or timer per read, which is
 what keeps per-stream CPU close to nginx-rtmp's. The server enforces the limits
 the sans-IO core cannot: the handshake-and-publish deadline, the idle timeout,
-the number of connections and a bound on unsent output. Once a publisher is
+the number of connections and a bound on unsent output. Connections that have not
+been authorised yet (no accepted publish) have a budget of their own, per source
+address and in total: when it is full, the oldest unauthorised connection makes
+room, so idle sockets from one abuser can never keep a publisher with a valid key out. Once a publisher is
 live, reads can be batched (`read_batch` seconds): a packet waits at most that
 long in the kernel, and one read then takes several, which halves the CPU a
 stream costs at the price of that much extra ingest delay. Stream keys are checked
@@ -19,7 +22,9 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter
 
+from golive.core.throttle import RepeatedLog, address_of
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
     PUBLISH_REJECTED,
@@ -58,6 +63,8 @@ class RtmpServer:
         idle_timeout: float = 20.0,
         max_message_size: int = 16 * 1024 * 1024,
         max_connections: int = 200,
+        max_unauthorised: int = 64,
+        max_unauthorised_per_address: int = 8,
         read_batch: float = 0.0,
     ) -> None:
         self.target = target
@@ -69,8 +76,16 @@ class RtmpServer:
         self.idle_timeout = idle_timeout
         self.max_message_size = max_message_size
         self.max_connections = max_connections
+        self.max_unauthorised = max_unauthorised
+        self.max_unauthorised_per_address = max_unauthorised_per_address
         self._server: asyncio.Server | None = None
         self.connections: set[RtmpConnection] = set()
+        # Connections without an accepted publish, oldest first (dicts keep insertion order).
+        self.unauthorised: dict[RtmpConnection, None] = {}
+        self.unauthorised_by_address: Counter[str] = Counter()
+        self.refused = 0
+        self.evicted = 0
+        self._log = RepeatedLog(log)
         self.protocol = "rtmps" if ssl_context is not None else "rtmp"
 
     @property
@@ -83,6 +98,52 @@ class RtmpServer:
     @property
     def connection_count(self) -> int:
         return len(self.connections)
+
+    def admit(self, connection: RtmpConnection) -> str | None:
+        """Take a new connection into the budgets; the reason it is refused, or None."""
+        now = time.monotonic()
+        address = connection.address
+        if self.unauthorised_by_address[address] >= self.max_unauthorised_per_address:
+            self.refused += 1
+            self._log.warning(f"address:{address}", now,
+                              "%s connection refused address=%s: %d unauthorised connections "
+                              "from this address", self.protocol, address,
+                              self.max_unauthorised_per_address)
+            return "too many unauthorised connections from this address"
+        if len(self.unauthorised) >= self.max_unauthorised or (
+            len(self.connections) >= self.max_connections and self.unauthorised
+        ):
+            # The oldest unauthorised connection had the longest time to say who it is.
+            oldest = next(iter(self.unauthorised))
+            self.evicted += 1
+            self._log.warning("evict", now, "%s unauthorised connection dropped remote=%s: "
+                              "budget of %d full", self.protocol, oldest.remote,
+                              self.max_unauthorised)
+            oldest.close("evicted: unauthorised connection budget full")
+        if len(self.connections) >= self.max_connections:
+            self.refused += 1
+            self._log.warning("limit", now, "%s connection refused remote=%s: limit of %d "
+                              "reached", self.protocol, connection.remote, self.max_connections)
+            return "connection limit reached"
+        self.connections.add(connection)
+        self.unauthorised[connection] = None
+        self.unauthorised_by_address[address] += 1
+        return None
+
+    def authorised(self, connection: RtmpConnection) -> None:
+        """The connection's publish was accepted: it leaves the unauthorised budget."""
+        if connection in self.unauthorised:
+            del self.unauthorised[connection]
+            self._release_address(connection.address)
+
+    def forget(self, connection: RtmpConnection) -> None:
+        self.connections.discard(connection)
+        self.authorised(connection)
+
+    def _release_address(self, address: str) -> None:
+        self.unauthorised_by_address[address] -= 1
+        if self.unauthorised_by_address[address] <= 0:
+            del self.unauthorised_by_address[address]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -118,6 +179,7 @@ class RtmpConnection(asyncio.Protocol):
                                      epoch_ms=int(time.time() * 1000))
         self.transport: asyncio.Transport | None = None
         self.remote = "?"
+        self.address = "?"
         self.publisher: Publisher | None = None
         self._loop = asyncio.get_running_loop()
         self._deadline = self._loop.time() + server.handshake_timeout
@@ -136,13 +198,11 @@ class RtmpConnection(asyncio.Protocol):
         self.transport = tcp = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if len(self.server.connections) >= self.server.max_connections:
-            log.warning("%s connection refused remote=%s: limit of %d reached",
-                        self.server.protocol, self.remote, self.server.max_connections)
+        self.address = address_of(str(peer[0])) if isinstance(peer, tuple) else self.remote
+        if self.server.admit(self) is not None:
             self._closed = True
             tcp.abort()  # type: ignore[attr-defined]
             return
-        self.server.connections.add(self)
         self._timer = self._loop.call_later(self.server.handshake_timeout, self._check_timeouts)
 
     def data_received(self, data: bytes) -> None:
@@ -230,6 +290,7 @@ class RtmpConnection(asyncio.Protocol):
                 self._close_publisher(self._close_reason)
                 return
             self.session.accept_publish()
+            self.server.authorised(self)
             self._flush()
         finally:
             self._checking = False
@@ -292,7 +353,7 @@ class RtmpConnection(asyncio.Protocol):
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        self.server.connections.discard(self)
+        self.server.forget(self)
         if not self._checking:
             self._close_publisher(reason)
         log.debug("rtmp connection closed remote=%s reason=%s", self.remote, reason)

@@ -51,6 +51,7 @@ SERVER_CHUNK_SIZE = 4096
 WINDOW_SIZE = 2_500_000
 FMS_VERSION = "FMS/3,5,7,7009"  # what clients expect to see; the exact value is irrelevant
 MAX_STREAMS = 8  # NetStreams one connection may create
+COMMAND_MESSAGE_LIMIT = 64 * 1024  # largest message accepted before a publish is requested
 
 # NetStream status codes a publisher shows to its user.
 PUBLISH_START = "NetStream.Publish.Start"
@@ -101,12 +102,19 @@ class ServerSession:
         *,
         apps: tuple[str, ...] = ("live",),
         max_message_size: int = 16 * 1024 * 1024,
+        max_command_size: int = COMMAND_MESSAGE_LIMIT,
         epoch_ms: int = 0,
     ) -> None:
         self.state = SessionState.HANDSHAKE
         self.apps = apps
         self._handshake = ServerHandshake(epoch_ms=epoch_ms)
         self._reader = ChunkReader(max_message_size=max_message_size)
+        self._max_message_size = max_message_size
+        # Until a publish is requested only commands are expected: connect, createStream,
+        # publish and friends are a few hundred bytes, so an unauthenticated peer may not
+        # make the server hold more than this.
+        self._reader.set_limits(max_message_size=min(max_command_size, max_message_size),
+                                max_pending=4 * min(max_command_size, max_message_size))
         self._writer = ChunkWriter()
         self._out = bytearray()
         self._peer_window = 0
@@ -319,6 +327,10 @@ class ServerSession:
         if not key:
             self.reject_publish(PUBLISH_BAD_NAME, "no stream key: publish to /live/STREAM_KEY")
             return
+        # Media may follow the publish command without waiting for the answer; reading
+        # pauses while the key is checked, so only what already arrived is parsed.
+        self._reader.set_limits(max_message_size=self._max_message_size,
+                                max_pending=2 * self._max_message_size)
         events.append(PublishRequested(key, raw_name, self.app, self.tc_url, publish_type,
                                        self.properties))
 

@@ -1,0 +1,114 @@
+"""Per-address limits on repeated failures and repeated log lines (core).
+
+`FailureThrottle` slows down guessing: every failed attempt (a wrong stream key, a
+wrong API token, a bad studio login) spends one token of the source address's
+bucket, which refills at a steady rate; an address with an empty bucket is refused
+before any check runs. Successful attempts cost nothing, so a real publisher or
+operator is never slowed by the throttle unless it shares an address with a guesser
+that already spent the burst. `RepeatedLog` lets one line through per interval and
+counts the ones it held back, so a flood cannot fill the log. Both take `now` from
+the caller and hold a bounded number of addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+def address_of(remote: str) -> str:
+    """The host part of "ip:port", "[v6]:port" or a bare address; the input if it is neither."""
+    remote = remote.strip()
+    if remote.startswith("["):
+        end = remote.find("]")
+        return remote[1:end] if end > 0 else remote
+    if remote.count(":") == 1:
+        host = remote.split(":", 1)[0]
+    else:
+        host = remote
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class FailureThrottle:
+    """A token bucket of failures per source address.
+
+    `burst` failures are allowed at once; after that one more each `1 / rate` seconds.
+    """
+
+    def __init__(self, *, burst: int = 10, rate: float = 0.5, max_addresses: int = 10_000) -> None:
+        if burst < 1 or rate <= 0:
+            raise ValueError("burst must be >= 1 and rate > 0")
+        self.burst = burst
+        self.rate = rate
+        self.max_addresses = max_addresses
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.refused = 0  # attempts refused while an address was throttled
+
+    def _refill(self, address: str, now: float) -> _Bucket | None:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            return None
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        if bucket.tokens >= self.burst:
+            del self._buckets[address]  # a full bucket is the same as no entry
+            return None
+        return bucket
+
+    def retry_after(self, remote: str, now: float) -> float:
+        """Seconds until `remote` may try again; 0 when it may try now."""
+        bucket = self._refill(address_of(remote), now)
+        if bucket is None or bucket.tokens >= 1:
+            return 0.0
+        self.refused += 1
+        return (1 - bucket.tokens) / self.rate
+
+    def failed(self, remote: str, now: float) -> None:
+        """Record one failed attempt from `remote`."""
+        address = address_of(remote)
+        bucket = self._refill(address, now)
+        if bucket is None:
+            bucket = _Bucket(float(self.burst), now)
+            self._buckets[address] = bucket
+            while len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(address)
+        bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class RepeatedLog:
+    """Logs the first occurrence, then at most one line per `interval` with a count of the rest."""
+
+    def __init__(self, logger: logging.Logger, *, interval: float = 10.0) -> None:
+        self._log = logger
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, key: str, now: float, message: str, *args: object) -> None:
+        if now < self._next.get(key, 0.0):
+            self._held[key] = self._held.get(key, 0) + 1
+            return
+        held = self._held.pop(key, 0)
+        if held:
+            message += " (%d more like this in the last %.0f s)"
+            args = (*args, held, self.interval)
+        self._log.warning(message, *args)
+        if len(self._next) > 1024:
+            self._next.clear()
+        self._next[key] = now + self.interval

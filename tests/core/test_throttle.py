@@ -1,0 +1,62 @@
+"""Failure throttling per address and repeated-log limiting, driven by a fake clock."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
+
+
+@pytest.mark.parametrize(
+    ("remote", "address"),
+    [
+        ("127.0.0.2:5555", "127.0.0.2"),
+        ("[::1]:80", "::1"),
+        ("::1", "::1"),
+        ("10.0.0.1", "10.0.0.1"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_address_of(remote: str, address: str) -> None:
+    assert address_of(remote) == address
+
+
+def test_burst_then_one_per_refill_interval() -> None:
+    throttle = FailureThrottle(burst=3, rate=0.5)
+    for _ in range(3):
+        assert throttle.retry_after("1.2.3.4:1", 0.0) == 0
+        throttle.failed("1.2.3.4:1", 0.0)
+    # The bucket is empty: refused, from any port of that address.
+    assert throttle.retry_after("1.2.3.4:9", 0.0) == pytest.approx(2.0)
+    assert throttle.refused == 1
+    # Other addresses are untouched.
+    assert throttle.retry_after("1.2.3.5:1", 0.0) == 0
+    # One token back after 1 / rate seconds.
+    assert throttle.retry_after("1.2.3.4:1", 2.0) == 0
+    throttle.failed("1.2.3.4:1", 2.0)
+    assert throttle.retry_after("1.2.3.4:1", 2.5) > 0
+
+
+def test_full_buckets_are_forgotten_and_the_table_is_bounded() -> None:
+    throttle = FailureThrottle(burst=2, rate=1.0, max_addresses=100)
+    for i in range(1000):
+        throttle.failed(f"10.0.{i // 256}.{i % 256}", 0.0)
+    assert len(throttle) == 100
+    throttle.retry_after("10.0.3.231", 10.0)  # refilled: dropped from the table
+    assert len(throttle) == 99
+
+
+def test_repeated_log_lets_one_line_through_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limiter = RepeatedLog(logging.getLogger("golive.test"), interval=10)
+    with caplog.at_level(logging.WARNING, logger="golive.test"):
+        for i in range(1000):
+            limiter.warning("k", i * 0.01, "refused %s", "x")
+        limiter.warning("k", 10.5, "refused %s", "y")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "refused x"
+    assert len(messages) == 2
+    assert "refused y" in messages[1] and "999 more like this" in messages[1]
