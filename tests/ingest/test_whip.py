@@ -16,8 +16,13 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golive.formats.annexb import AnnexBToFlv, avc_decoder_configuration, split_annexb
-from golive.formats.codecs import CodecError, parse_avc_config, parse_video_tag
+from golive.formats.annexb import AnnexBToFlv, split_annexb
+from golive.formats.codecs import (
+    CodecError,
+    avc_decoder_config,
+    parse_avc_config,
+    parse_video_tag,
+)
 from golive.formats.tag import MediaTag, TagType
 from golive.ingest.whip import WhipEndpoint, WhipLimits
 from golive.stream.publish import PublishRefused, RefusalReason
@@ -322,7 +327,7 @@ def test_split_annexb_handles_both_start_code_lengths() -> None:
 
 
 def test_avc_configuration_round_trips() -> None:
-    config = parse_avc_config(avc_decoder_configuration(SPS, PPS))
+    config = parse_avc_config(avc_decoder_config((SPS,), (PPS,)))
     assert (config.profile_idc, config.level_idc) == (0x42, 0x1E)
     assert config.sps == (SPS,) and config.pps == (PPS,)
     assert config.nal_length_size == 4

@@ -1,9 +1,10 @@
-"""H.264 access units in Annex-B form turned into FLV video tags (ingest).
+"""Annex-B byte streams: NAL units after start codes, and H.264 access units as FLV tags (ingest).
 
-WebRTC (and any RTP depacketizer) hands H.264 over as Annex-B access units: NAL
-units after start codes, with SPS and PPS in band before keyframes. FLV wants an
-AVC sequence header (the avcC record) once per parameter-set change and then
-length-prefixed NAL units. Sans-IO: access units in, `MediaTag`s out, no clock.
+MPEG-TS (SRT) and RTP (WHIP) hand video over as Annex-B: NAL units after start
+codes, parameter sets in band. `split_annexb` is the one splitter. FLV wants a
+decoder configuration record (avcC, written by `golive.formats.codecs`) once per
+parameter-set change and then length-prefixed NAL units; `AnnexBToFlv` does that
+for WebRTC's H.264. Sans-IO: access units in, `MediaTag`s out, no clock.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from golive.formats.codecs import CodecError, parse_h264_sps
-from golive.formats.nal import avc_decoder_config
+from golive.formats.codecs import CodecError, avc_decoder_config, parse_h264_sps
 from golive.formats.tag import MediaTag, TagType
 
 NAL_SLICE = 1
@@ -29,10 +29,11 @@ _OUT_OF_BAND = {NAL_SPS, NAL_PPS, NAL_AUD}
 
 
 def split_annexb(data: bytes) -> list[bytes]:
-    """The NAL units of an Annex-B byte stream (empty units dropped).
+    """The NAL units of an Annex-B byte stream, without start codes or trailing zeros.
 
-    Raises `CodecError` if the stream does not begin with a start code: the head of
-    the access unit was lost, so nothing in it can be trusted.
+    Raises `CodecError` if the stream does not begin with a start code (zero bytes
+    before it are allowed): the head of the access unit was lost, so nothing in it can
+    be trusted. A caller that may join mid-unit skips to the first start code itself.
     """
     starts = [m.end() for m in _START_CODE.finditer(data)]
     if not starts or data[: starts[0] - 3].strip(b"\x00"):
@@ -40,18 +41,13 @@ def split_annexb(data: bytes) -> list[bytes]:
     units = []
     for i, start in enumerate(starts):
         end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
-        unit = data[start:end]
-        # A 4-byte start code leaves its leading zero on the previous unit; trailing
-        # zero bytes are never part of a NAL unit (rbsp_trailing_bits ends in a 1).
-        unit = unit.rstrip(b"\x00") if i + 1 < len(starts) else unit
+        # A NAL unit never ends in a zero byte (rbsp_trailing_bits ends in a 1), so
+        # zeros before a start code are a four-byte start code's first byte or
+        # trailing_zero_8bits.
+        unit = data[start:end].rstrip(b"\x00")
         if unit:
             units.append(unit)
     return units
-
-
-def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
-    """AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for one SPS and PPS."""
-    return avc_decoder_config((sps,), (pps,))
 
 
 def _video_tag(keyframe: bool, packet_type: int, timestamp: int, payload: bytes) -> MediaTag:
@@ -113,7 +109,7 @@ class AnnexBToFlv:
             if nal_type not in _OUT_OF_BAND:
                 payload += struct.pack(">I", len(unit)) + unit
         if self._sps is not None and self._pps is not None:
-            config = avc_decoder_configuration(self._sps, self._pps)
+            config = avc_decoder_config((self._sps,), (self._pps,))
             if config != self._config:
                 self._config = config
                 self._describe(self._sps)
