@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,19 +51,24 @@ def render_edge(tmp: Path, origin: str, listen: str) -> Path:
     return tmp / "nginx.conf"
 
 
-async def wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
-    for _ in range(400):
+async def wait_listening(
+    port: int, proc: asyncio.subprocess.Process, *, timeout: float = 30
+) -> None:
+    """Return once nginx accepts connections on `port`; `timeout` only guards against hangs."""
+    deadline = time.monotonic() + timeout
+    while True:
         if proc.returncode is not None:
             raise RuntimeError(f"nginx exited with {proc.returncode}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not start listening in {timeout} s") from None
             await asyncio.sleep(0.025)
             continue
         writer.close()
         await writer.wait_closed()
         return
-    raise RuntimeError("nginx did not start listening")
 
 
 @asynccontextmanager

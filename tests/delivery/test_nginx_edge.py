@@ -13,11 +13,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from tests.nginxedge import EDGE_CONF, NGINX, free_port, main_config, wait_listening
+from tests.media.conftest import until
+from tests.nginxedge import NGINX, free_port, render_edge, wait_listening
 
 from golive.delivery.origin import create_origin_app
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
+from golive.packaging.window import RenditionWindow
 
 pytestmark = pytest.mark.skipif(
     not NGINX.exists(), reason="needs nginx at /usr/sbin/nginx (apt-get install nginx-light)"
@@ -28,6 +30,8 @@ VIDEO = TrackInfo(
     track_id=1, kind="video", timescale=90000, codec="avc1.64001f", width=1280, height=720
 )
 INIT = InitSegment(data=b"\x00\x00\x00\x10ftypiso6" + b"moov" * 8, tracks=(VIDEO,))
+# Seconds anything here may take: only a guard against hangs.
+HANG = 30
 
 
 def fragment(n: int) -> Fragment:
@@ -77,9 +81,13 @@ class Edge:
     presentation: Presentation
     sent: list[Fragment]
 
+    @property
+    def window(self) -> RenditionWindow:
+        return self.presentation.renditions["video"]
+
     def add(self) -> None:
         frag = fragment(len(self.sent))
-        self.presentation.renditions["video"].add_fragment(frag, datetime.now(UTC))
+        self.window.add_fragment(frag, datetime.now(UTC))
         self.sent.append(frag)
 
 
@@ -108,32 +116,13 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
 
     edge_port = free_port()
-    cache_dir = tmp_path / "cache"
-    cache_dir.mkdir()
-    rendered = (
-        EDGE_CONF.read_text()
-        .replace("{{ORIGIN}}", f"127.0.0.1:{origin_port}")
-        .replace("{{LISTEN}}", f"127.0.0.1:{edge_port}")
-        .replace("{{CACHE_DIR}}", str(cache_dir))
-    )
-    assert "{{" not in rendered
-    (tmp_path / "edge.conf").write_text(rendered)
-    (tmp_path / "nginx.conf").write_text(main_config(tmp_path, tmp_path / "edge.conf"))
+    conf = render_edge(tmp_path, f"127.0.0.1:{origin_port}", f"127.0.0.1:{edge_port}")
     proc = await asyncio.create_subprocess_exec(
-        str(NGINX),
-        "-p",
-        str(tmp_path),
-        "-c",
-        str(tmp_path / "nginx.conf"),
-        "-g",
-        "daemon off; error_log stderr warn;",
+        str(NGINX), "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off; error_log stderr warn;"
     )
     try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        await wait_listening(edge_port, proc)
+        await until(lambda: server.started, limit=HANG, what="the origin to serve")
+        await wait_listening(edge_port, proc, timeout=HANG)
         e = Edge(f"http://127.0.0.1:{edge_port}", counted, presentation, [])
         for _ in range(10):
             e.add()
@@ -141,9 +130,9 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
     finally:
         if proc.returncode is None:
             proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(proc.wait(), HANG)
         server.should_exit = True
-        await asyncio.wait_for(serving, 10)
+        await asyncio.wait_for(serving, HANG)
 
 
 @pytest.fixture
@@ -159,21 +148,26 @@ async def test_segment_is_served_from_the_edge_cache(edge: Edge, client: httpx.A
     assert first.status_code == second.status_code == 200
     assert first.headers["x-cache-status"] == "MISS"
     assert second.headers["x-cache-status"] == "HIT"
-    assert first.content == second.content == edge.presentation.renditions["video"].segment_bytes(0)
+    assert first.content == second.content == edge.window.segment_bytes(0)
     assert edge.origin.count(path) == 1
 
 
 async def test_blocking_reloads_are_collapsed(edge: Edge, client: httpx.AsyncClient) -> None:
-    window = edge.presentation.renditions["video"]
-    msn, idx = window.next_part()
+    msn, idx = edge.window.next_part()
     query = f"_HLS_msn={msn}&_HLS_part={idx}"
     path = "/live/p1/video.m3u8"
     tasks = [asyncio.create_task(client.get(f"{path}?{query}")) for _ in range(20)]
-    await asyncio.sleep(0.5)
+    # The one request nginx let through is parked on the part's future at the origin.
+    await until(
+        lambda: edge.window.waiter_count > 0 or any(t.done() for t in tasks),
+        limit=HANG,
+        what="the reload held at the origin",
+    )
     assert not any(t.done() for t in tasks)
+    assert edge.window.waiter_count == 1
     assert edge.origin.count(path, query) == 1
     edge.add()
-    responses = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+    responses = await asyncio.wait_for(asyncio.gather(*tasks), HANG)
     assert all(r.status_code == 200 for r in responses)
     assert len({r.text for r in responses}) == 1
     assert f"video/part-{msn}.{idx}.m4s" in responses[0].text
@@ -181,12 +175,18 @@ async def test_blocking_reloads_are_collapsed(edge: Edge, client: httpx.AsyncCli
 
 
 async def test_preload_hinted_part_through_the_edge(edge: Edge, client: httpx.AsyncClient) -> None:
-    msn, idx = edge.presentation.renditions["video"].next_part()
+    msn, idx = edge.window.next_part()
     path = f"/live/p1/video/part-{msn}.{idx}.m4s"
     tasks = [asyncio.create_task(client.get(path)) for _ in range(5)]
-    await asyncio.sleep(0.3)
+    await until(
+        lambda: edge.window.waiter_count > 0 or any(t.done() for t in tasks),
+        limit=HANG,
+        what="the part request held at the origin",
+    )
+    assert not any(t.done() for t in tasks)
+    assert edge.window.waiter_count == 1
     edge.add()
-    responses = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+    responses = await asyncio.wait_for(asyncio.gather(*tasks), HANG)
     assert all(r.content == edge.sent[-1].data for r in responses)
     assert edge.origin.count(path) == 1
 
@@ -213,7 +213,7 @@ async def test_cors_through_the_edge(edge: Edge, client: httpx.AsyncClient) -> N
 
 async def test_ranges_through_the_edge(edge: Edge, client: httpx.AsyncClient) -> None:
     path = "/live/p1/video/part-1.2.m4s"
-    data = edge.presentation.renditions["video"].part_bytes(1, 2)
+    data = edge.window.part_bytes(1, 2)
     assert data is not None
     for expected_cache in ("MISS", "HIT"):
         r = await client.get(path, headers={"Range": "bytes=3-10"})

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 import uvicorn
+from tests.media.conftest import until
 
 from golive.delivery.origin import (
     BadDirective,
+    Origin,
     create_origin_app,
     hold,
     parse_directives,
@@ -30,6 +32,9 @@ VIDEO = TrackInfo(
 )
 INIT = InitSegment(data=b"\x00\x00\x00\x10ftypiso6" + b"moov" * 8, tracks=(VIDEO,))
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+# Seconds an answer that should come may take: only a guard against hangs, far above what
+# any machine needs (the hold limits these tests rely on are 0.2 s and 3 s).
+HANG = 30
 
 
 def fragment(n: int) -> Fragment:
@@ -99,28 +104,39 @@ def feed(directory: Directory) -> Feed:
     return f
 
 
-def client_for(directory: Directory, **kwargs: float) -> httpx.AsyncClient:
-    app = create_origin_app(directory, **kwargs)
+def client_for(app: Origin) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://origin")
 
 
 @pytest.fixture
-async def client(directory: Directory) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(directory) as c:
+def origin(directory: Directory) -> Origin:
+    return create_origin_app(directory)
+
+
+@pytest.fixture
+async def client(origin: Origin) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(origin) as c:
         yield c
 
 
 @pytest.fixture
 async def quick(directory: Directory) -> AsyncIterator[httpx.AsyncClient]:
     """An origin with a short hold limit (0.2 x target duration)."""
-    async with client_for(directory, hold_limit_factor=0.2) as c:
+    async with client_for(create_origin_app(directory, hold_limit_factor=0.2)) as c:
         yield c
 
 
-async def held(task: asyncio.Task[httpx.Response]) -> None:
-    """Assert `task` is still waiting after the event loop had time to answer it."""
-    await asyncio.sleep(0.1)
-    assert not task.done()
+async def parked(
+    task: asyncio.Task[httpx.Response], waiters: Callable[[], int], expected: int = 1
+) -> None:
+    """Wait until the server itself counts `expected` requests parked, none of them answered.
+
+    `waiters` reads the server's own state (a window's futures, the origin's holds), so
+    "still held" means the request sits on the future that only new media resolves.
+    """
+    await until(lambda: waiters() >= expected or task.done(), limit=HANG, what="a held request")
+    assert not task.done(), f"answered instead of held: {task.result().status_code}"
+    assert waiters() == expected
 
 
 # Playlists -------------------------------------------------------------------------------
@@ -139,14 +155,14 @@ async def test_multivariant_lists_renditions(client: httpx.AsyncClient, feed: Fe
 
 
 async def test_multivariant_waits_for_first_init(
-    client: httpx.AsyncClient, directory: Directory
+    origin: Origin, client: httpx.AsyncClient, directory: Directory
 ) -> None:
     f = make_feed(init=False)
     directory.presentations["p1"] = f.presentation
     task = asyncio.create_task(client.get("/live/p1.m3u8"))
-    await held(task)
+    await parked(task, lambda: origin.held_requests)
     f.window.set_init(INIT)
-    r = await asyncio.wait_for(task, 2)
+    r = await asyncio.wait_for(task, HANG)
     assert r.status_code == 200 and "#EXT-X-STREAM-INF" in r.text
 
 
@@ -176,10 +192,12 @@ async def test_standard_latency_playlist_ignores_directives(
     f = make_feed(low_latency=False)
     f.add(10)
     directory.presentations["p1"] = f.presentation
+    # A held request would end in a 503 at the hold limit (nothing else arrives).
     r = await asyncio.wait_for(
-        client.get("/live/p1/video.m3u8", params={"_HLS_msn": f.window.last_msn + 1}), 2
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": f.window.last_msn + 1}), HANG
     )
     assert r.status_code == 200
+    assert f.window.waiter_count == 0
     assert r.headers["cache-control"] == f"public, max-age={max(1, f.window.target_duration // 2)}"
 
 
@@ -191,9 +209,9 @@ async def test_blocking_reload_is_released_by_the_part(
     task = asyncio.create_task(
         client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx})
     )
-    await held(task)
+    await parked(task, lambda: feed.window.waiter_count)
     feed.add()
-    r = await asyncio.wait_for(task, 2)
+    r = await asyncio.wait_for(task, HANG)
     assert r.status_code == 200
     assert f"video/part-{msn}.{idx}.m4s" in r.text
     target = feed.window.target_duration
@@ -205,24 +223,28 @@ async def test_blocking_reload_for_existing_part_answers_at_once(
 ) -> None:
     msn, part = feed.window.last_msn, feed.window.last_part
     assert feed.window.state(msn, part) == "ready"
+    # Nothing is added: a request that waited would end in a 503 at the hold limit.
     r = await asyncio.wait_for(
-        client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": part}), 1
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": part}), HANG
     )
     assert r.status_code == 200
+    assert f"video/part-{msn}.{part}.m4s" in r.text
 
 
 async def test_blocking_reload_for_next_segment(client: httpx.AsyncClient, feed: Feed) -> None:
     msn = feed.window.last_msn + 1
     assert feed.window.state(msn, None) == "pending"
     task = asyncio.create_task(client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn}))
-    await held(task)
-    while not task.done():
+    await parked(task, lambda: feed.window.waiter_count)
+    while feed.window.state(msn, None) != "ready":
+        # Parts of the segment do not release a wait for the whole segment.
+        assert feed.window.waiter_count == 1
         feed.add()
-        await asyncio.sleep(0.01)
         assert feed.count < 100
-    r = task.result()
+    r = await asyncio.wait_for(task, HANG)
     assert r.status_code == 200
-    assert feed.window.state(msn, None) == "ready"
+    assert f"video/seg-{msn}.m4s" in r.text
+    assert feed.window.waiter_count == 0
 
 
 @pytest.mark.parametrize(
@@ -254,11 +276,11 @@ async def test_too_far_ahead_is_400(client: httpx.AsyncClient, feed: Feed) -> No
 async def test_hold_limit_gives_503(quick: httpx.AsyncClient, feed: Feed) -> None:
     msn, idx = feed.window.next_part()
     r = await asyncio.wait_for(
-        quick.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx}), 3
+        quick.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx}), HANG
     )
     assert r.status_code == 503
     assert r.headers["cache-control"] == "no-cache"
-    r = await asyncio.wait_for(quick.get(f"/live/p1/video/part-{msn}.{idx}.m4s"), 3)
+    r = await asyncio.wait_for(quick.get(f"/live/p1/video/part-{msn}.{idx}.m4s"), HANG)
     assert r.status_code == 503
     assert feed.window.waiter_count == 0  # the timed-out waits left nothing behind
 
@@ -268,12 +290,12 @@ async def test_ended_playlist_ignores_directives(client: httpx.AsyncClient, feed
     waiting = asyncio.create_task(
         client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx})
     )
-    await held(waiting)
+    await parked(waiting, lambda: feed.window.waiter_count)
     feed.presentation.end()
-    r = await asyncio.wait_for(waiting, 1)
+    r = await asyncio.wait_for(waiting, HANG)
     assert r.status_code == 200 and "#EXT-X-ENDLIST" in r.text
     for query in ({"_HLS_msn": msn + 50, "_HLS_part": 0}, {"_HLS_msn": msn + 1}):
-        r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=query), 1)
+        r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=query), HANG)
         assert r.status_code == 200 and "#EXT-X-ENDLIST" in r.text
         assert r.headers["cache-control"] == "public, max-age=60"
 
@@ -342,9 +364,9 @@ async def test_preload_hinted_part_is_held_until_produced(
     hint = f'URI="video/part-{msn}.{idx}.m4s"'
     assert hint in feed.window.playlist()
     task = asyncio.create_task(client.get(f"/live/p1/video/part-{msn}.{idx}.m4s"))
-    await held(task)
+    await parked(task, lambda: feed.window.waiter_count)
     feed.add()
-    r = await asyncio.wait_for(task, 2)
+    r = await asyncio.wait_for(task, HANG)
     assert r.status_code == 200
     assert r.content == feed.sent[-1].data
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -439,12 +461,12 @@ async def test_evicted_and_too_far_media_are_404(client: httpx.AsyncClient, feed
     assert (await client.get("/live/p1/video/seg-0.m4s")).status_code == 404
     assert (await client.get("/live/p1/video/part-0.0.m4s")).status_code == 404
     far = feed.window.last_msn + 100
-    r = await asyncio.wait_for(client.get(f"/live/p1/video/seg-{far}.m4s"), 1)
+    r = await asyncio.wait_for(client.get(f"/live/p1/video/seg-{far}.m4s"), HANG)
     assert r.status_code == 404
 
 
 async def test_thousand_held_requests_released_by_one_fragment(
-    client: httpx.AsyncClient, feed: Feed
+    origin: Origin, client: httpx.AsyncClient, feed: Feed
 ) -> None:
     msn, idx = feed.window.next_part()
     params = {"_HLS_msn": msn, "_HLS_part": idx}
@@ -456,12 +478,17 @@ async def test_thousand_held_requests_released_by_one_fragment(
         )
         for i in range(1000)
     ]
-    await asyncio.sleep(0.5)
+    await until(
+        lambda: feed.window.waiter_count == 1000 or any(t.done() for t in tasks),
+        limit=HANG,
+        what="a thousand held requests",
+    )
     assert not any(t.done() for t in tasks)
+    assert origin.held_requests == feed.window.waiter_count == 1000
     feed.add()
-    responses = await asyncio.wait_for(asyncio.gather(*tasks), 20)
+    responses = await asyncio.wait_for(asyncio.gather(*tasks), HANG)
     assert all(r.status_code == 200 for r in responses)
-    assert feed.window.waiter_count == 0
+    assert feed.window.waiter_count == origin.held_requests == 0
 
 
 async def test_abandoned_held_request_leaves_no_waiter_after_the_hold_limit(
@@ -484,21 +511,16 @@ async def test_abandoned_held_request_leaves_no_waiter_after_the_hold_limit(
             "Host: origin\r\n\r\n".encode()
         )
         await writer.drain()
-        for _ in range(200):
-            if feed.window.waiter_count:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: feed.window.waiter_count > 0, limit=HANG, what="the request held")
         assert feed.window.waiter_count == 1
         writer.close()
         await writer.wait_closed()
-        for _ in range(500):
-            if not feed.window.waiter_count:
-                break
-            await asyncio.sleep(0.01)
-        assert feed.window.waiter_count == 0
+        await until(
+            lambda: feed.window.waiter_count == 0, limit=HANG, what="the hold limit to end it"
+        )
     finally:
         server.should_exit = True
-        await asyncio.wait_for(serving, 10)
+        await asyncio.wait_for(serving, HANG)
 
 
 # Units -----------------------------------------------------------------------------------
@@ -515,7 +537,7 @@ async def test_hold_gives_up_at_the_limit_and_cancels_the_wait() -> None:
             cancelled = True
             raise
 
-    assert await asyncio.wait_for(hold(wait_forever(), 0.05), 5) == "timeout"
+    assert await asyncio.wait_for(hold(wait_forever(), 0.05), HANG) == "timeout"
     assert cancelled
 
     async def quick() -> None:

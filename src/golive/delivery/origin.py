@@ -252,6 +252,19 @@ class Origin:
     def __init__(self, directory: PresentationDirectory, *, hold_limit_factor: float) -> None:
         self.directory = directory
         self.hold_limit_factor = hold_limit_factor
+        self._held = 0
+
+    @property
+    def held_requests(self) -> int:
+        """Requests parked in a hold right now (for tests and stats)."""
+        return self._held
+
+    async def _hold(self, until: Awaitable[None], limit: float) -> HoldOutcome:
+        self._held += 1
+        try:
+            return await hold(until, limit)
+        finally:
+            self._held -= 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -307,7 +320,7 @@ class Origin:
         text = presentation.multivariant_playlist()
         if text is None and not presentation.ended:
             limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await hold(presentation.wait_ready(), limit)
+            await self._hold(presentation.wait_ready(), limit)
             text = presentation.multivariant_playlist()
         if text is None:
             return _error(404, "broadcast has no media yet")
@@ -333,7 +346,7 @@ class Origin:
             return _error(400, str(exc))
         if window.init is None and not window.ended:
             limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await hold(presentation.wait_ready(), limit)
+            await self._hold(presentation.wait_ready(), limit)
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended
@@ -343,7 +356,7 @@ class Origin:
             if state == "too_far":
                 return _error(400, "requested media sequence is too far ahead")
             if state == "pending":
-                outcome = await hold(
+                outcome = await self._hold(
                     window.wait(directives.msn, directives.part), self._hold_limit(window)
                 )
                 if outcome != "ready":
@@ -429,7 +442,7 @@ class Origin:
         if state == "pending":
             # The preload hint names a part before it exists: the player asks for it at
             # once and gets it the moment it is produced.
-            outcome = await hold(window.wait(msn, part), self._hold_limit(window))
+            outcome = await self._hold(window.wait(msn, part), self._hold_limit(window))
             if outcome != "ready":
                 return _error(503, "media did not arrive in time")
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
