@@ -26,6 +26,7 @@ from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
 from golive.core.throttle import FailureThrottle
 from golive.delivery.whep import WhepEndpoint
+from golive.httpserver import HttpLimits, server_config
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
 from golive.ingest.whip import WhipEndpoint, WhipLimits  # WHIP (issue 5)
@@ -34,10 +35,9 @@ from golive.media.pipeline import LivePipeline
 from golive.media.transcoder import detect_capabilities
 from golive.packaging.presentation import Presentation
 from golive.settings import Settings
-from golive.store.recorder import EventRecorder
-from golive.store.repository import Store
+from golive.store import EventRecorder, Store, StoreStreamDirectory
+from golive.stream import BroadcastHub
 from golive.stream.guard import GuardedPublishTarget
-from golive.stream.hub import BroadcastHub
 from golive.webrtc.ice import WebRtcOptions  # WHIP (issue 5)
 
 log = logging.getLogger(__name__)
@@ -162,10 +162,7 @@ class Golive:
         self._recorder.start()
 
         self.hub = BroadcastHub(
-            self.store,
-            self.bus,
-            max_publishers=s.max_publishers,
-            default_reconnect_window=s.default_reconnect_window,
+            StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
         )
         await self.hub.start()
         # Every ingest protocol opens publishers through this: wrong keys are throttled
@@ -194,15 +191,9 @@ class Golive:
         from golive.delivery.origin import create_origin_app
 
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
-        config = uvicorn.Config(
-            root,
-            log_config=None,
-            proxy_headers=False,  # client addresses come from trusted_proxies where needed
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-            ws=ChatWebSocketProtocol,  # websockets-sansio; exposes the transport to /chat/
-        )
+        # Heads, bodies and WebSocket messages bounded before any route holds them.
+        config = server_config(root, HttpLimits.from_settings(s),
+                               ws=ChatWebSocketProtocol)  # exposes the transport to /chat/
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"

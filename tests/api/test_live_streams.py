@@ -13,7 +13,7 @@ import pytest
 from golive.api.app import create_api_app
 from golive.core.events import Event, EventBus, EventType, Subscription
 from golive.settings import Settings
-from golive.store.repository import Store
+from golive.store import Store
 
 ADMIN = "test-admin-token"
 

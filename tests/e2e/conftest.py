@@ -16,7 +16,7 @@ from golive.app import Golive
 from golive.formats.flv import encode_header, encode_tag
 from golive.formats.tag import MediaTag
 from golive.settings import Settings
-from golive.stream.hub import Broadcast
+from golive.stream import Broadcast
 
 ADMIN = "test-admin-token"
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Tests of the store's data-access layer (`golive.store.repository.Store`) on SQLite."""
+"""Tests of the store's data-access layer (`golive.store.Store`) on SQLite."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from golive.core.events import Event, EventType
-from golive.store.repository import (
+from golive.store import (
     ApiTokenRecord,
     PlaybackIdRecord,
     Store,

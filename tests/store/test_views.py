@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from golive.store.repository import Store
+from golive.store import Store
 from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
 
 

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from golive.api.errors import ApiError
 from golive.settings import Settings
-from golive.store.repository import Store
+from golive.store import Store
 
 Scope = Literal["admin", "read"]
 

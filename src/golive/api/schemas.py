@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from golive.settings import Settings
-from golive.store.repository import (
+from golive.store import (
     ApiTokenRecord,
     EventRecord,
     PlaybackIdRecord,

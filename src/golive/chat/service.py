@@ -48,6 +48,7 @@ from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
 from golive.core.events import EventBus, EventType
 from golive.settings import Settings
+from golive.store import Store
 from golive.store.chat import (
     ChatBanRecord,
     ChatMessageRecord,
@@ -55,7 +56,6 @@ from golive.store.chat import (
     ChatStore,
     NewChatMessage,
 )
-from golive.store.repository import Store
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from golive.media.profiles import StreamProfile, load_profile
 from golive.media.progress import EncodeProgress
 from golive.media.transcoder import EncoderCapabilities, Transcoder
 from golive.packaging.presentation import Presentation
-from golive.stream.hub import Broadcast
+from golive.stream import Broadcast
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class BroadcastPipeline:
         self._owner = owner
         self.broadcast = broadcast
         self.profile: StreamProfile = owner.profile_for(broadcast)
-        self.low_latency = broadcast.stream.latency_mode != "standard"
+        self.low_latency = broadcast.policy.low_latency
         self.presentation: Presentation | None = None
         self.plan: LadderPlan | None = None
         self.transcoder: Transcoder | None = None
@@ -129,8 +129,8 @@ class BroadcastPipeline:
         presentation = self.presentation
         if presentation is None:
             presentation = Presentation(
-                self.broadcast.stream.playback_ids[0].id
-                if self.broadcast.stream.playback_ids
+                self.broadcast.policy.playback_ids[0].id
+                if self.broadcast.policy.playback_ids
                 else self.broadcast.id,
                 low_latency=self.low_latency,
                 part_target=plan.part_target,
@@ -304,12 +304,12 @@ class LivePipeline:
 
     def profile_for(self, broadcast: Broadcast) -> StreamProfile:
         try:
-            return load_profile(broadcast.stream.profile, extra_dirs=self._profiles_dirs)
+            return load_profile(broadcast.policy.profile, extra_dirs=self._profiles_dirs)
         except Exception as exc:
             self.warn(
                 broadcast,
                 "unknown_profile",
-                f"profile {broadcast.stream.profile!r} could not be loaded ({exc}); "
+                f"profile {broadcast.policy.profile!r} could not be loaded ({exc}); "
                 "using the default profile",
             )
             return load_profile("default")
@@ -356,11 +356,11 @@ class LivePipeline:
         pipeline = self._by_playback_id.get(playback_id)
         if pipeline is None:
             return True  # the origin answers 404
-        for pid in pipeline.broadcast.stream.playback_ids:
+        for pid in pipeline.broadcast.policy.playback_ids:
             if pid.id == playback_id:
                 # Signed playback tokens arrive with the security issue; until then a
                 # signed playback id is never served.
-                return pid.policy == "public"
+                return not pid.signed
         return False
 
     def facts(self, stream_id: str) -> dict[str, Any] | None:
@@ -379,7 +379,7 @@ class LivePipeline:
     # Internals ------------------------------------------------------------------------
 
     def _publish(self, pipeline: BroadcastPipeline) -> None:
-        for pid in pipeline.broadcast.stream.playback_ids:
+        for pid in pipeline.broadcast.policy.playback_ids:
             previous = self._by_playback_id.get(pid.id)
             if previous is not None and previous is not pipeline:
                 previous.end()

@@ -1,8 +1,8 @@
 """The chat tables: messages, bans and per-stream chat settings (control plane, for golive.chat).
 
-Same rules as `store.repository`: every method opens its own short session, writes run
-in `WRITE_OPTION` sessions, and only frozen records leave this module. Rows go away
-with their stream (foreign keys with ON DELETE CASCADE).
+Same rules as the other repositories (`golive.store.db.Tables`): every method opens
+its own short session, writes run in `WRITE_OPTION` sessions, and only frozen records
+leave this module. Rows go away with their stream (foreign keys with ON DELETE CASCADE).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _clean_settings(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class ChatStore:
-    """Chat rows of one database; shares the engine of `golive.store.repository.Store`."""
+    """Chat rows of one database; shares the engine of `golive.store.Store`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)

@@ -12,10 +12,10 @@ with "database is locked" when a read turns into a write.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,6 +49,31 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+class Tables:
+    """Base of the store's repositories: short sessions over one engine.
+
+    Every method of a repository opens its own session and returns frozen records.
+    Writes run in `_write` sessions (marked with `WRITE_OPTION`, so on SQLite they
+    take the write lock up front); reads run in plain `_read` ones.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True})
+        )
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 
 from golive.core.events import EventBus
-from golive.store.repository import Store
+from golive.store.facade import Store
 
 log = logging.getLogger(__name__)
 

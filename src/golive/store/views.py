@@ -2,8 +2,9 @@
 
 A *view* is one player on one page. The player names it (a random id it makes when the
 page loads) and reports what happened to it in small batches; the first batch creates
-the view. Same rules as `store.repository`: short sessions, writes in `WRITE_OPTION`
-sessions, only frozen records leave this module, rows go away with their stream.
+the view. Same rules as the other repositories (`golive.store.db.Tables`): short
+sessions, writes in `WRITE_OPTION` sessions, only frozen records leave this module,
+rows go away with their stream.
 """
 
 from __future__ import annotations

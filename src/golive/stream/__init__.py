@@ -2,5 +2,59 @@
 
 The hub checks stream keys, admits one publisher per stream, runs the reconnect
 window and fans the active input out to its sinks; live ingest facts are measured
-here.
+here. What the hub knows of a stream is a frozen `StreamPolicy` from a
+`StreamDirectory` (the store implements it), so no database record travels past it.
 """
+
+from golive.stream.broadcast import (
+    Broadcast,
+    BroadcastObserver,
+    BroadcastState,
+    BroadcastStateError,
+    MediaSink,
+    PublisherConnection,
+)
+from golive.stream.clock import Clock, LoopClock, Timer
+from golive.stream.directory import (
+    BroadcastStart,
+    KeyState,
+    LatencyMode,
+    PlaybackId,
+    StreamDirectory,
+    StreamPolicy,
+)
+from golive.stream.facts import IngestFacts, IngestMeter
+from golive.stream.hub import BroadcastHub
+from golive.stream.publish import (
+    Disconnect,
+    Publisher,
+    PublishRefused,
+    PublishTarget,
+    RefusalReason,
+)
+
+__all__ = [
+    "Broadcast",
+    "BroadcastHub",
+    "BroadcastObserver",
+    "BroadcastStart",
+    "BroadcastState",
+    "BroadcastStateError",
+    "Clock",
+    "Disconnect",
+    "IngestFacts",
+    "IngestMeter",
+    "KeyState",
+    "LatencyMode",
+    "LoopClock",
+    "MediaSink",
+    "PlaybackId",
+    "PublishRefused",
+    "PublishTarget",
+    "Publisher",
+    "PublisherConnection",
+    "RefusalReason",
+    "StreamDirectory",
+    "StreamPolicy",
+    "Timer",
+]

@@ -1,99 +1,37 @@
-"""Broadcasts: what a stream key's publishers feed, and its lifecycle (ingest).
+"""The broadcast hub: who may publish, and each stream's broadcast (stream).
 
 The `BroadcastHub` is the one `PublishTarget` every protocol server talks to. It
-checks the stream key, refuses a second publisher, keeps a broadcast alive for the
-stream's reconnect window after its publisher drops (a publisher that returns in
-time continues the same broadcast), measures live ingest facts, and fans each
-media tag out to the broadcast's sinks (transcoder, recorder, tests).
+checks the stream key against a `StreamDirectory`, admits one publisher per
+stream, keeps a broadcast alive for the stream's reconnect window after its
+publisher drops (a publisher that returns in time continues the same broadcast),
+measures live ingest facts, and fans each media tag out to the broadcast's sinks.
 
-State changes are written to the store in order by one writer task, so ingest
+Lifecycle writes go to the directory in order through one writer task, so ingest
 never waits on the database after the key check.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.secrets import hash_stream_key, random_id
 from golive.formats.tag import MediaTag, TagType
-from golive.store.repository import Store, StreamRecord
-from golive.stream.facts import IngestMeter
+from golive.stream.broadcast import Broadcast, BroadcastObserver, BroadcastState
+from golive.stream.clock import Clock, LoopClock, Timer
+from golive.stream.directory import BroadcastStart, StreamDirectory
 from golive.stream.publish import Disconnect, PublishRefused, RefusalReason
 
 log = logging.getLogger(__name__)
 
 
-class MediaSink(Protocol):
-    """Something downstream of a broadcast that takes its media (transcoder, recorder)."""
-
-    def push(self, tag: MediaTag) -> None: ...
-
-
-class BroadcastObserver(Protocol):
-    """Pipeline stages that attach to broadcasts. Called on the event loop; must not block."""
-
-    def broadcast_started(self, broadcast: Broadcast) -> None: ...
-
-    def publisher_resumed(self, broadcast: Broadcast) -> None: ...
-
-    def publisher_lost(self, broadcast: Broadcast) -> None: ...
-
-    def broadcast_ended(self, broadcast: Broadcast) -> None: ...
-
-
-class BroadcastState(enum.StrEnum):
-    CONNECTED = "connected"  # a publisher is connected, no media yet
-    ACTIVE = "active"  # media is flowing
-    RECONNECTING = "reconnecting"  # publisher gone, inside the reconnect window
-    ENDED = "ended"
-
-
-@dataclass(eq=False)
-class Broadcast:
-    """One continuous live session of a stream, across publisher reconnects."""
-
-    id: str
-    stream: StreamRecord
-    started_at: datetime
-    state: BroadcastState = BroadcastState.CONNECTED
-    meter: IngestMeter = field(default_factory=IngestMeter)
-    sinks: list[MediaSink] = field(default_factory=list)
-    publisher: _PublisherHandle | None = None
-    publisher_count: int = 0
-    _idle_timer: asyncio.TimerHandle | None = None
-
-    @property
-    def stream_id(self) -> str:
-        return self.stream.id
-
-    def add_sink(self, sink: MediaSink) -> None:
-        self.sinks.append(sink)
-
-    def remove_sink(self, sink: MediaSink) -> None:
-        if sink in self.sinks:
-            self.sinks.remove(sink)
-
-    def replay_headers(self, sink: MediaSink) -> None:
-        """Give a sink that attaches mid-broadcast the metadata and codec configuration."""
-        for tag in (
-            self.meter.metadata,
-            self.meter.video_sequence_header,
-            self.meter.audio_sequence_header,
-        ):
-            if tag is not None:
-                sink.push(tag)
-
-
 class _PublisherHandle:
-    """The `Publisher` a protocol server holds for one connection."""
+    """The `Publisher` a protocol server holds for one connection (and the broadcast's
+    `PublisherConnection`)."""
 
     def __init__(
         self,
@@ -103,15 +41,15 @@ class _PublisherHandle:
         remote_address: str,
         disconnect: Disconnect | None,
         stream_key: str,
+        stream_key_hash: str,
     ) -> None:
         self._hub = hub
-        # Kept in memory only, to notice a key reset while this publisher is live.
         self.stream_key = stream_key
-        self.stream_key_hash = hash_stream_key(stream_key)
+        self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
         self.protocol = protocol
         self.remote_address = remote_address
-        self.connected_at = utcnow()
+        self.connected_at: datetime = utcnow()
         self._disconnect = disconnect
         self._closed = False
 
@@ -145,19 +83,18 @@ class BroadcastHub:
 
     def __init__(
         self,
-        store: Store,
+        directory: StreamDirectory,
         bus: EventBus,
         *,
         max_publishers: int = 100,
-        default_reconnect_window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
-        self._store = store
+        self._directory = directory
         self._bus = bus
         self._max_publishers = max_publishers
-        self._default_window = default_reconnect_window
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else LoopClock()
         self._broadcasts: dict[str, Broadcast] = {}  # by stream id, until ended
+        self._reconnect_timers: dict[str, Timer] = {}  # by broadcast id, while reconnecting
         self._observers: list[BroadcastObserver] = []
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -173,7 +110,7 @@ class BroadcastHub:
         )
 
     async def close(self) -> None:
-        """End every broadcast now (server shutdown) and flush pending store writes."""
+        """End every broadcast now (server shutdown) and flush pending directory writes."""
         self._closing = True
         for broadcast in list(self._broadcasts.values()):
             if broadcast.publisher is not None:
@@ -187,6 +124,12 @@ class BroadcastHub:
                 await asyncio.wait_for(self._writer, timeout=10)
             except TimeoutError:
                 self._writer.cancel()
+
+    async def flush(self) -> None:
+        """Wait until every lifecycle write queued so far has reached the directory."""
+        if self._writer is None or self._writer.done():
+            raise RuntimeError("the hub's writer is not running; call start() first")
+        await self._writes.join()
 
     def add_observer(self, observer: BroadcastObserver) -> None:
         self._observers.append(observer)
@@ -203,12 +146,13 @@ class BroadcastHub:
     ) -> _PublisherHandle:
         if self._closing:
             raise PublishRefused(RefusalReason.SHUTTING_DOWN, "server is shutting down")
-        record = await self._store.find_stream_by_key(stream_key)
-        if record is None:
+        key_hash = hash_stream_key(stream_key)
+        policy = await self._directory.policy_for_key_hash(key_hash)
+        if policy is None:
             raise PublishRefused(RefusalReason.UNKNOWN_KEY, "unknown stream key")
-        if record.status == "disabled":
+        if not policy.enabled:
             raise PublishRefused(RefusalReason.DISABLED, "live stream is disabled")
-        broadcast = self._broadcasts.get(record.id)
+        broadcast = self._broadcasts.get(policy.stream_id)
         if broadcast is not None and broadcast.publisher is not None:
             raise PublishRefused(
                 RefusalReason.ALREADY_LIVE, "a publisher is already live on this stream key"
@@ -220,34 +164,34 @@ class BroadcastHub:
 
         resumed = broadcast is not None
         if broadcast is None:
-            broadcast = Broadcast(id=random_id("bc"), stream=record, started_at=utcnow())
-            self._broadcasts[record.id] = broadcast
+            broadcast = Broadcast(id=random_id("bc"), policy=policy, started_at=utcnow())
+            self._broadcasts[policy.stream_id] = broadcast
         else:
-            broadcast.stream = record
-            if broadcast._idle_timer is not None:
-                broadcast._idle_timer.cancel()
-                broadcast._idle_timer = None
-            broadcast.state = BroadcastState.CONNECTED
+            broadcast.policy = policy
+            self._cancel_reconnect(broadcast)
+            broadcast.move_to(BroadcastState.CONNECTED)
         handle = _PublisherHandle(
-            self, broadcast, protocol, remote_address, disconnect, stream_key
+            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash
         )
         broadcast.publisher = handle
         broadcast.publisher_count += 1
         log.info(
             "publisher connected stream_id=%s broadcast_id=%s protocol=%s remote=%s resumed=%s",
-            record.id,
+            policy.stream_id,
             broadcast.id,
             protocol,
             remote_address,
             resumed,
         )
         if not resumed:
-            bc = broadcast
-            self._write(
-                lambda: self._store.start_broadcast(
-                    record.id, bc.id, protocol, remote_address, bc.started_at
-                )
+            start = BroadcastStart(
+                stream_id=policy.stream_id,
+                broadcast_id=broadcast.id,
+                protocol=protocol,
+                remote_address=remote_address,
+                started_at=broadcast.started_at,
             )
+            self._write(lambda: self._directory.broadcast_started(start))
         self._emit(
             EventType.LIVE_STREAM_CONNECTED,
             broadcast,
@@ -266,7 +210,7 @@ class BroadcastHub:
         broadcast = self._broadcasts.get(stream_id)
         if broadcast is None:
             return None
-        facts: dict[str, Any] = broadcast.meter.snapshot(self._clock()).as_dict()
+        facts: dict[str, Any] = broadcast.meter.snapshot(self._clock.now()).as_dict()
         facts["broadcast_id"] = broadcast.id
         facts["state"] = str(broadcast.state)
         facts["started_at"] = broadcast.started_at.isoformat()
@@ -279,23 +223,41 @@ class BroadcastHub:
         return facts
 
     async def stream_changed(self, stream_id: str) -> None:
-        """Re-check a live stream after its record changed; drop a publisher no longer allowed."""
+        """Re-check a live stream after it changed; drop a publisher no longer allowed."""
         broadcast = self._broadcasts.get(stream_id)
         if broadcast is None:
             return
-        record = await self._store.get_stream(stream_id)
-        if record is None or record.status == "disabled":
-            reason = "stream deleted" if record is None else "stream disabled"
+        policy = await self._directory.policy(stream_id)
+        if policy is None or not policy.enabled:
+            reason = "stream deleted" if policy is None else "stream disabled"
             if broadcast.publisher is not None:
                 broadcast.publisher.kick(reason)
             self._end(broadcast, reason)
             return
         publisher = broadcast.publisher
         if publisher is not None:
-            current = await self._store.find_stream_by_key(publisher.stream_key)
-            if current is None or current.id != stream_id:
+            current = await self._directory.policy_for_key_hash(publisher.stream_key_hash)
+            if current is None or current.stream_id != stream_id:
                 publisher.kick("stream key reset")
-        broadcast.stream = record
+        broadcast.policy = policy
+
+    async def recheck(self) -> None:
+        """Notice streams changed by another process (the CLI on the same database): one
+        lookup for every live stream, a full re-check only where one changed."""
+        states = await self._directory.key_states(list(self._broadcasts))
+        for stream_id, broadcast in list(self._broadcasts.items()):
+            state = states.get(stream_id)
+            publisher = broadcast.publisher
+            if (
+                state is not None
+                and state.enabled
+                and (publisher is None or publisher.stream_key_hash == state.stream_key_hash)
+            ):
+                continue
+            try:
+                await self.stream_changed(stream_id)
+            except Exception:
+                log.exception("stream re-check failed stream_id=%s", stream_id)
 
     def broadcast(self, stream_id: str) -> Broadcast | None:
         return self._broadcasts.get(stream_id)
@@ -311,14 +273,13 @@ class BroadcastHub:
     # Internals ------------------------------------------------------------------------
 
     def _on_media(self, broadcast: Broadcast, tag: MediaTag) -> None:
-        broadcast.meter.observe(tag, self._clock())
+        broadcast.meter.observe(tag, self._clock.now())
         if broadcast.state is BroadcastState.CONNECTED and tag.type is not TagType.SCRIPT:
-            first = broadcast.publisher_count == 1
-            broadcast.state = BroadcastState.ACTIVE
-            if first:
-                self._write(
-                    lambda: self._store.set_stream_status(broadcast.stream_id, "active", broadcast.id)
-                )
+            broadcast.move_to(BroadcastState.ACTIVE)
+            # A returning publisher continues a broadcast that went active already.
+            if broadcast.publisher_count == 1:
+                stream_id, broadcast_id = broadcast.stream_id, broadcast.id
+                self._write(lambda: self._directory.broadcast_active(stream_id, broadcast_id))
                 self._emit(EventType.LIVE_STREAM_ACTIVE, broadcast)
         for sink in list(broadcast.sinks):
             try:
@@ -348,35 +309,30 @@ class BroadcastHub:
             return
         for observer in self._observers:
             self._notify(observer.publisher_lost, broadcast)
-        window = broadcast.stream.reconnect_window
+        window = broadcast.policy.reconnect_window
         if window <= 0 or self._closing:
             self._end(broadcast, reason)
             return
-        broadcast.state = BroadcastState.RECONNECTING
-        loop = asyncio.get_running_loop()
-        broadcast._idle_timer = loop.call_later(
-            window, self._end, broadcast, "reconnect window elapsed"
+        broadcast.move_to(BroadcastState.RECONNECTING)
+        self._reconnect_timers[broadcast.id] = self._clock.call_at(
+            self._clock.now() + window, lambda: self._end(broadcast, "reconnect window elapsed")
         )
+
+    def _cancel_reconnect(self, broadcast: Broadcast) -> None:
+        timer = self._reconnect_timers.pop(broadcast.id, None)
+        if timer is not None:
+            timer.cancel()
 
     def _end(self, broadcast: Broadcast, reason: str) -> None:
         if broadcast.state is BroadcastState.ENDED:
             return
-        broadcast.state = BroadcastState.ENDED
-        if broadcast._idle_timer is not None:
-            broadcast._idle_timer.cancel()
-            broadcast._idle_timer = None
+        broadcast.move_to(BroadcastState.ENDED)
+        self._cancel_reconnect(broadcast)
         if self._broadcasts.get(broadcast.stream_id) is broadcast:
             del self._broadcasts[broadcast.stream_id]
         ended_at = utcnow()
-        stream_id = broadcast.stream_id
-
-        async def persist() -> None:
-            await self._store.end_broadcast(broadcast.id, ended_at)
-            record = await self._store.get_stream(stream_id)
-            if record is not None and record.status == "active":
-                await self._store.set_stream_status(stream_id, "idle", None)
-
-        self._write(persist)
+        stream_id, broadcast_id = broadcast.stream_id, broadcast.id
+        self._write(lambda: self._directory.broadcast_ended(stream_id, broadcast_id, ended_at))
         self._emit(EventType.LIVE_STREAM_IDLE, broadcast, reason=reason)
         for observer in self._observers:
             self._notify(observer.broadcast_ended, broadcast)
@@ -399,33 +355,19 @@ class BroadcastHub:
     async def _write_loop(self) -> None:
         while True:
             op = await self._writes.get()
-            if op is None:
-                return
             try:
+                if op is None:
+                    return
                 await op()
             except Exception:
                 log.exception("broadcast state write failed")
+            finally:
+                self._writes.task_done()
 
     async def _sweep_loop(self, interval: float) -> None:
-        # Streams changed by another process (the CLI on the same database) are noticed
-        # here: one query for every live stream, a full re-check only where it changed.
         while True:
             await asyncio.sleep(interval)
             try:
-                states = await self._store.publish_states(list(self._broadcasts))
+                await self.recheck()
             except Exception:
                 log.exception("live stream re-check failed")
-                continue
-            for stream_id, broadcast in list(self._broadcasts.items()):
-                state = states.get(stream_id)
-                publisher = broadcast.publisher
-                if (
-                    state is not None
-                    and state[0] != "disabled"
-                    and (publisher is None or publisher.stream_key_hash == state[1])
-                ):
-                    continue
-                try:
-                    await self.stream_changed(stream_id)
-                except Exception:
-                    log.exception("stream re-check failed stream_id=%s", stream_id)

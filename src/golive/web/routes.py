@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.store.repository import PlaybackIdRecord, Store, StreamRecord
+from golive.store import PlaybackIdRecord, Store, StreamRecord
 from golive.store.views import PlaybackViewStore, ViewConflict
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.qoe import (

@@ -1,0 +1,87 @@
+"""The store as the broadcast hub's `StreamDirectory` (control plane, for stream).
+
+The hub must never hold a `StreamRecord`: this adapter answers its lookups with a
+frozen `StreamPolicy` and turns its lifecycle calls into broadcast rows and the
+stream's live status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from golive.store.facade import Store
+from golive.store.records import StreamRecord
+from golive.stream.directory import (
+    BroadcastStart,
+    KeyState,
+    LatencyMode,
+    PlaybackId,
+    StreamPolicy,
+)
+
+
+def _latency_mode(value: str) -> LatencyMode:
+    # The column's CHECK constraint allows only these two.
+    if value == "low":
+        return "low"
+    if value == "standard":
+        return "standard"
+    raise ValueError(f"unknown latency mode {value!r} in the store")
+
+
+def stream_policy(record: StreamRecord) -> StreamPolicy:
+    """What the pipeline needs of a stream record, and nothing else."""
+    return StreamPolicy(
+        stream_id=record.id,
+        enabled=record.status != "disabled",
+        playback_ids=tuple(
+            PlaybackId(id=pid.id, signed=pid.policy == "signed") for pid in record.playback_ids
+        ),
+        profile=record.profile,
+        latency_mode=_latency_mode(record.latency_mode),
+        reconnect_window=record.reconnect_window,
+        recording=record.recording,
+    )
+
+
+class StoreStreamDirectory:
+    """`golive.stream.StreamDirectory` over the store's streams and broadcasts."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def policy_for_key_hash(self, stream_key_hash: str) -> StreamPolicy | None:
+        record = await self._store.find_stream_by_key_hash(stream_key_hash)
+        return None if record is None else stream_policy(record)
+
+    async def policy(self, stream_id: str) -> StreamPolicy | None:
+        record = await self._store.get_stream(stream_id)
+        return None if record is None else stream_policy(record)
+
+    async def key_states(self, stream_ids: Sequence[str]) -> Mapping[str, KeyState]:
+        states = await self._store.publish_states(list(stream_ids))
+        return {
+            stream_id: KeyState(enabled=status != "disabled", stream_key_hash=key_hash)
+            for stream_id, (status, key_hash) in states.items()
+        }
+
+    async def broadcast_started(self, start: BroadcastStart) -> None:
+        await self._store.start_broadcast(
+            start.stream_id, start.broadcast_id, start.protocol, start.remote_address,
+            start.started_at,
+        )
+
+    async def broadcast_active(self, stream_id: str, broadcast_id: str) -> None:
+        await self._store.set_stream_status(stream_id, "active", broadcast_id)
+
+    async def broadcast_ended(self, stream_id: str, broadcast_id: str, ended_at: datetime) -> None:
+        await self._store.end_broadcast(broadcast_id, ended_at)
+        record = await self._store.get_stream(stream_id)
+        # Only this broadcast's live status goes: never one a later broadcast set.
+        if (
+            record is not None
+            and record.status == "active"
+            and record.active_broadcast_id in (None, broadcast_id)
+        ):
+            await self._store.set_stream_status(stream_id, "idle", None)

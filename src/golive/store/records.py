@@ -1,0 +1,66 @@
+"""The store's frozen records: what leaves the store instead of ORM rows (control plane).
+
+Nothing outside `golive.store` ever holds an ORM object, so nothing can trigger a
+lazy load or keep a transaction open; these records are what it gets instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PlaybackIdRecord:
+    id: str
+    policy: str  # "public" | "signed"
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    id: str
+    name: str
+    status: str  # "idle" | "active" | "disabled"
+    latency_mode: str  # "low" | "standard"
+    reconnect_window: float
+    profile: str
+    recording: bool
+    created_at: datetime
+    updated_at: datetime
+    active_broadcast_id: str | None
+    stream_key_prefix: str
+    playback_ids: tuple[PlaybackIdRecord, ...]
+    srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
+
+
+@dataclass(frozen=True)
+class BroadcastRecord:
+    id: str
+    stream_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    protocol: str
+    remote_address: str
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    stream_id: str
+    broadcast_id: str | None
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApiTokenRecord:
+    id: str
+    name: str
+    scope: str  # "admin" | "read"
+    token_prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

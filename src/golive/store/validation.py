@@ -1,0 +1,96 @@
+"""Checks on values before they reach the database (control plane).
+
+The API and the CLI hand user input straight to the store, so the store is where
+a bad value becomes a `ValueError` that says what is allowed, before any row is
+touched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from golive.store.models import LATENCY_MODES
+
+MAX_RECONNECT_WINDOW = 1800.0
+MAX_NAME_LENGTH = 200
+MAX_PROFILE_LENGTH = 64
+# libsrt accepts passphrases of 10 to 79 characters.
+SRT_PASSPHRASE_LENGTH = (10, 79)
+
+UPDATABLE_STREAM_FIELDS = frozenset(
+    {"name", "latency_mode", "reconnect_window", "profile", "recording", "srt_passphrase"}
+)
+
+
+def check_choice(what: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def check_text(what: str, value: object, max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string")
+    if len(value) > max_length:
+        raise ValueError(f"{what} must be at most {max_length} characters")
+    return value
+
+
+def check_reconnect_window(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("reconnect_window must be a number of seconds")
+    window = float(value)
+    if not math.isfinite(window) or not 0 <= window <= MAX_RECONNECT_WINDOW:
+        raise ValueError(
+            f"reconnect_window must be between 0 and {MAX_RECONNECT_WINDOW:g} seconds; "
+            f"got {value!r}"
+        )
+    return window
+
+
+def check_bool(what: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be true or false")
+    return value
+
+
+def check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive integer; got {limit!r}")
+    return limit
+
+
+def check_srt_passphrase(value: object) -> str | None:
+    if value is None or value == "":
+        return None  # unencrypted SRT
+    low, high = SRT_PASSPHRASE_LENGTH
+    if not isinstance(value, str) or not low <= len(value) <= high or not value.isprintable():
+        raise ValueError(f"srt_passphrase must be {low} to {high} printable characters")
+    return value
+
+
+def validate_stream_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The stream settings in `fields`, checked; ValueError names the first bad one."""
+    unknown = sorted(set(fields) - UPDATABLE_STREAM_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"cannot update {', '.join(unknown)}; updatable fields are "
+            f"{', '.join(sorted(UPDATABLE_STREAM_FIELDS))}"
+        )
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "name":
+            clean[key] = check_text("name", value, MAX_NAME_LENGTH)
+        elif key == "latency_mode":
+            clean[key] = check_choice("latency_mode", value, LATENCY_MODES)
+        elif key == "reconnect_window":
+            clean[key] = check_reconnect_window(value)
+        elif key == "profile":
+            clean[key] = check_text("profile", value, MAX_PROFILE_LENGTH)
+        elif key == "recording":
+            clean[key] = check_bool("recording", value)
+        elif key == "srt_passphrase":
+            clean[key] = check_srt_passphrase(value)
+    return clean

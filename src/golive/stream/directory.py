@@ -1,0 +1,88 @@
+"""What the broadcast hub knows of a stream, and whom it asks (stream).
+
+The store owns stream records; the hub never sees one. It asks a
+`StreamDirectory` (which the store implements) for a frozen `StreamPolicy`:
+the few settings the pipeline acts on. Broadcast lifecycle writes go back
+through the same protocol, so the hub depends on this module, not on a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+LatencyMode = Literal["low", "standard"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackId:
+    """A name viewers play a stream under; a signed one needs a playback token."""
+
+    id: str
+    signed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPolicy:
+    """What the pipeline needs to know about a stream to run its broadcast."""
+
+    stream_id: str
+    enabled: bool  # False: the stream is disabled and may not publish
+    playback_ids: tuple[PlaybackId, ...]
+    profile: str  # the encoding profile (ladder) name
+    latency_mode: LatencyMode
+    reconnect_window: float  # seconds a broadcast waits for its publisher to return
+    recording: bool
+
+    @property
+    def low_latency(self) -> bool:
+        return self.latency_mode == "low"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """Enough of a stream to re-check a live publisher: still enabled, still this key."""
+
+    enabled: bool
+    stream_key_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastStart:
+    """A new broadcast as the directory records it."""
+
+    stream_id: str
+    broadcast_id: str
+    protocol: str
+    remote_address: str
+    started_at: datetime
+
+
+class StreamDirectory(Protocol):
+    """The streams as the hub sees them: lookups before publishing, lifecycle after."""
+
+    async def policy_for_key_hash(self, stream_key_hash: str) -> StreamPolicy | None:
+        """The stream whose stream key hashes to this (`golive.core.secrets.hash_stream_key`)."""
+        ...
+
+    async def policy(self, stream_id: str) -> StreamPolicy | None:
+        """The stream's current policy; None once it was deleted."""
+        ...
+
+    async def key_states(self, stream_ids: Sequence[str]) -> Mapping[str, KeyState]:
+        """One cheap lookup for many live streams; deleted streams are missing."""
+        ...
+
+    async def broadcast_started(self, start: BroadcastStart) -> None:
+        """Record a new broadcast (a no-op when the stream was deleted meanwhile)."""
+        ...
+
+    async def broadcast_active(self, stream_id: str, broadcast_id: str) -> None:
+        """Media flows: the stream is live with this broadcast (never revives a disabled one)."""
+        ...
+
+    async def broadcast_ended(self, stream_id: str, broadcast_id: str, ended_at: datetime) -> None:
+        """The broadcast is over; a stream still marked live with it goes idle."""
+        ...
