@@ -26,7 +26,6 @@ from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
 from golive.core.throttle import FailureThrottle
 from golive.delivery.whep import WhepEndpoint
-from golive.httpserver import HttpLimits, server_config
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
 from golive.ingest.whip import WhipEndpoint, WhipLimits  # WHIP (issue 5)
@@ -191,9 +190,15 @@ class Golive:
         from golive.delivery.origin import create_origin_app
 
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
-        # Heads, bodies and WebSocket messages bounded before any route holds them.
-        config = server_config(root, HttpLimits.from_settings(s),
-                               ws=ChatWebSocketProtocol)  # exposes the transport to /chat/
+        config = uvicorn.Config(
+            root,
+            log_config=None,
+            proxy_headers=False,  # client addresses come from trusted_proxies where needed
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+            ws=ChatWebSocketProtocol,  # websockets-sansio; exposes the transport to /chat/
+        )
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"
