@@ -1,0 +1,408 @@
+"""BroadcastHub against an in-memory StreamDirectory, a real EventBus and a hand-driven clock.
+
+No sockets and no sleeps: the reconnect window closes when the test moves the
+fake clock past it, and directory writes are awaited with `hub.flush()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from golive.core.events import Event, EventBus, EventType, Subscription
+from golive.core.secrets import hash_stream_key
+from golive.formats.tag import MediaTag, TagType
+from golive.stream import (
+    Broadcast,
+    BroadcastHub,
+    BroadcastStart,
+    BroadcastState,
+    KeyState,
+    PlaybackId,
+    PublishRefused,
+    RefusalReason,
+    StreamPolicy,
+)
+
+KEY = "sk_live_key_one"
+OTHER_KEY = "sk_live_key_two"
+START = 1000.0
+
+
+# Fakes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeTimer:
+    when: float
+    callback: Callable[[], None]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class FakeClock:
+    """Monotonic time that moves only when `advance` is called, running timers that fall due."""
+
+    time: float = START
+    timers: list[FakeTimer] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.time
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> FakeTimer:
+        timer = FakeTimer(when, callback)
+        self.timers.append(timer)
+        return timer
+
+    def pending(self) -> list[FakeTimer]:
+        return [t for t in self.timers if not t.cancelled]
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+        for timer in sorted(self.pending(), key=lambda t: t.when):
+            if timer.when <= self.time and not timer.cancelled:
+                self.timers.remove(timer)
+                timer.callback()
+
+
+def policy(stream_id: str = "ls_1", *, enabled: bool = True,
+           reconnect_window: float = 30.0) -> StreamPolicy:
+    return StreamPolicy(
+        stream_id=stream_id,
+        enabled=enabled,
+        playback_ids=(PlaybackId(id=f"pb_{stream_id}", signed=False),),
+        profile="default",
+        latency_mode="low",
+        reconnect_window=reconnect_window,
+        recording=False,
+    )
+
+
+@dataclass
+class FakeDirectory:
+    """Streams by key hash, and every lifecycle write the hub makes, in order."""
+
+    by_key_hash: dict[str, StreamPolicy] = field(default_factory=dict)
+    writes: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(self, key: str, stream: StreamPolicy) -> None:
+        self.by_key_hash[hash_stream_key(key)] = stream
+
+    def replace_stream(self, stream: StreamPolicy) -> None:
+        for key_hash, current in list(self.by_key_hash.items()):
+            if current.stream_id == stream.stream_id:
+                self.by_key_hash[key_hash] = stream
+
+    async def policy_for_key_hash(self, stream_key_hash: str) -> StreamPolicy | None:
+        return self.by_key_hash.get(stream_key_hash)
+
+    async def policy(self, stream_id: str) -> StreamPolicy | None:
+        for current in self.by_key_hash.values():
+            if current.stream_id == stream_id:
+                return current
+        return None
+
+    async def key_states(self, stream_ids: Sequence[str]) -> Mapping[str, KeyState]:
+        return {
+            current.stream_id: KeyState(enabled=current.enabled, stream_key_hash=key_hash)
+            for key_hash, current in self.by_key_hash.items()
+            if current.stream_id in stream_ids
+        }
+
+    async def broadcast_started(self, start: BroadcastStart) -> None:
+        self.writes.append(("started", start.stream_id, start.broadcast_id, start.protocol))
+
+    async def broadcast_active(self, stream_id: str, broadcast_id: str) -> None:
+        self.writes.append(("active", stream_id, broadcast_id))
+
+    async def broadcast_ended(self, stream_id: str, broadcast_id: str, ended_at: datetime) -> None:
+        self.writes.append(("ended", stream_id, broadcast_id))
+
+
+@dataclass
+class RecordingObserver:
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def broadcast_started(self, broadcast: Broadcast) -> None:
+        self.calls.append(("started", broadcast.id))
+
+    def publisher_resumed(self, broadcast: Broadcast) -> None:
+        self.calls.append(("resumed", broadcast.id))
+
+    def publisher_lost(self, broadcast: Broadcast) -> None:
+        self.calls.append(("lost", broadcast.id))
+
+    def broadcast_ended(self, broadcast: Broadcast) -> None:
+        self.calls.append(("ended", broadcast.id))
+
+
+@dataclass
+class Node:
+    hub: BroadcastHub
+    directory: FakeDirectory
+    clock: FakeClock
+    events: Subscription
+    observer: RecordingObserver
+
+    def drain(self) -> list[Event]:
+        out = []
+        while (event := self.events.get_nowait()) is not None:
+            out.append(event)
+        return out
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[Node]:
+    directory = FakeDirectory()
+    directory.add(KEY, policy())
+    clock = FakeClock()
+    bus = EventBus()
+    events = bus.subscribe()
+    hub = BroadcastHub(directory, bus, max_publishers=2, clock=clock)
+    observer = RecordingObserver()
+    hub.add_observer(observer)
+    await hub.start()
+    yield Node(hub, directory, clock, events, observer)
+    await hub.close()
+    events.close()
+
+
+VIDEO = MediaTag(TagType.VIDEO, 0, b"\x17\x01\x00\x00\x00")
+SCRIPT = MediaTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData")
+
+
+async def publish(hub: BroadcastHub, key: str = KEY, *, kicked: list[str] | None = None) -> Any:
+    return await hub.open_publisher(
+        key, protocol="rtmp", remote_address="192.0.2.1:50000",
+        disconnect=kicked.append if kicked is not None else None,
+    )
+
+
+def state_of(broadcast: Broadcast) -> BroadcastState:
+    # A call, so that mypy does not keep an earlier assert's narrowing of `.state`.
+    return broadcast.state
+
+
+# Key check -----------------------------------------------------------------------------
+
+
+async def test_unknown_key_is_refused(node: Node) -> None:
+    with pytest.raises(PublishRefused) as refused:
+        await publish(node.hub, "sk_nobody_has_this")
+    assert refused.value.reason is RefusalReason.UNKNOWN_KEY
+    assert node.hub.broadcasts == []
+    assert node.drain() == []
+
+
+async def test_disabled_stream_is_refused(node: Node) -> None:
+    node.directory.add(OTHER_KEY, policy("ls_2", enabled=False))
+    with pytest.raises(PublishRefused) as refused:
+        await publish(node.hub, OTHER_KEY)
+    assert refused.value.reason is RefusalReason.DISABLED
+    assert node.hub.broadcast("ls_2") is None
+
+
+# One publisher per stream --------------------------------------------------------------
+
+
+async def test_second_publisher_on_a_live_stream_is_refused(node: Node) -> None:
+    first = await publish(node.hub)
+    with pytest.raises(PublishRefused) as refused:
+        await publish(node.hub)
+    assert refused.value.reason is RefusalReason.ALREADY_LIVE
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None and broadcast.publisher is first
+    assert node.hub.publisher_count == 1
+
+
+async def test_publisher_limit_counts_every_stream(node: Node) -> None:
+    node.directory.add(OTHER_KEY, policy("ls_2"))
+    node.directory.add("sk_third", policy("ls_3"))
+    await publish(node.hub)
+    await publish(node.hub, OTHER_KEY)
+    with pytest.raises(PublishRefused) as refused:
+        await publish(node.hub, "sk_third")
+    assert refused.value.reason is RefusalReason.TOO_MANY_PUBLISHERS
+
+
+# Reconnect window ----------------------------------------------------------------------
+
+
+async def test_publisher_back_inside_the_window_continues_the_broadcast(node: Node) -> None:
+    first = await publish(node.hub)
+    first.push(VIDEO)
+    first.close("eof")
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None and state_of(broadcast) is BroadcastState.RECONNECTING
+
+    node.clock.advance(29.0)
+    second = await publish(node.hub)
+    assert second.broadcast_id == first.broadcast_id
+    assert state_of(broadcast) is BroadcastState.CONNECTED
+    second.push(VIDEO)
+    assert state_of(broadcast) is BroadcastState.ACTIVE
+    assert node.clock.pending() == []  # the window's timer was called off
+
+    node.clock.advance(60.0)  # long past the first window: nothing ends
+    assert node.hub.broadcast("ls_1") is broadcast
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["reconnects"] == 1 and facts["connected"] is True
+
+
+async def test_publisher_back_after_the_window_starts_a_new_broadcast(node: Node) -> None:
+    first = await publish(node.hub)
+    first.push(VIDEO)
+    first.close("eof")
+    node.clock.advance(29.9)
+    assert node.hub.broadcast("ls_1") is not None
+
+    node.clock.advance(0.1)
+    assert node.hub.broadcast("ls_1") is None
+    assert node.hub.ingest_facts("ls_1") is None
+
+    second = await publish(node.hub)
+    assert second.broadcast_id != first.broadcast_id
+    await node.hub.flush()
+    assert node.directory.writes == [
+        ("started", "ls_1", first.broadcast_id, "rtmp"),
+        ("active", "ls_1", first.broadcast_id),
+        ("ended", "ls_1", first.broadcast_id),
+        ("started", "ls_1", second.broadcast_id, "rtmp"),
+    ]
+
+
+async def test_no_reconnect_window_ends_the_broadcast_with_its_publisher(node: Node) -> None:
+    node.directory.replace_stream(policy(reconnect_window=0))
+    publisher = await publish(node.hub)
+    publisher.close("eof")
+    assert node.hub.broadcast("ls_1") is None
+    assert node.clock.pending() == []
+
+
+async def test_window_follows_the_policy_of_the_latest_connection(node: Node) -> None:
+    first = await publish(node.hub)
+    first.close("eof")
+    node.directory.replace_stream(policy(reconnect_window=5.0))
+    second = await publish(node.hub)
+    second.close("eof")
+    node.clock.advance(5.0)
+    assert node.hub.broadcast("ls_1") is None
+
+
+# Events and observers ------------------------------------------------------------------
+
+
+async def test_events_and_observer_calls_in_order(node: Node) -> None:
+    first = await publish(node.hub)
+    first.push(SCRIPT)  # metadata alone is not media: the stream is not active yet
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None and broadcast.state is BroadcastState.CONNECTED
+    first.push(VIDEO)
+    first.push(VIDEO)
+    first.close("eof")
+    second = await publish(node.hub)
+    second.push(VIDEO)
+    second.close("unpublish")
+    node.clock.advance(30.0)
+
+    events = node.drain()
+    assert [(e.type, e.data.get("reason"), e.data.get("resumed")) for e in events] == [
+        (EventType.LIVE_STREAM_CONNECTED, None, False),
+        (EventType.LIVE_STREAM_ACTIVE, None, None),
+        (EventType.LIVE_STREAM_DISCONNECTED, "eof", None),
+        (EventType.LIVE_STREAM_CONNECTED, None, True),
+        (EventType.LIVE_STREAM_DISCONNECTED, "unpublish", None),
+        (EventType.LIVE_STREAM_IDLE, "reconnect window elapsed", None),
+    ]
+    assert {(e.stream_id, e.broadcast_id) for e in events} == {("ls_1", first.broadcast_id)}
+    bc = first.broadcast_id
+    assert node.observer.calls == [
+        ("started", bc), ("lost", bc), ("resumed", bc), ("lost", bc), ("ended", bc),
+    ]
+    await node.hub.flush()
+    assert [w[0] for w in node.directory.writes] == ["started", "active", "ended"]
+
+
+async def test_sinks_get_media_and_a_failing_sink_is_detached(node: Node) -> None:
+    publisher = await publish(node.hub)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    got: list[MediaTag] = []
+
+    class Broken:
+        def push(self, tag: MediaTag) -> None:
+            raise RuntimeError("sink bug")
+
+    @dataclass
+    class Collect:
+        def push(self, tag: MediaTag) -> None:
+            got.append(tag)
+
+    broken, collect = Broken(), Collect()
+    broadcast.add_sink(broken)
+    broadcast.add_sink(collect)
+    publisher.push(VIDEO)
+    publisher.push(VIDEO)
+    assert got == [VIDEO, VIDEO]
+    assert broadcast.sinks == [collect]
+
+
+# Streams that change while live --------------------------------------------------------
+
+
+async def test_disabling_a_live_stream_kicks_and_ends(node: Node) -> None:
+    kicked: list[str] = []
+    publisher = await publish(node.hub, kicked=kicked)
+    publisher.push(VIDEO)
+    node.directory.replace_stream(policy(enabled=False))
+    await node.hub.recheck()
+    assert kicked == ["stream disabled"]
+    assert node.hub.broadcast("ls_1") is None
+    types = [e.type for e in node.drain()]
+    assert types[-2:] == [EventType.LIVE_STREAM_DISCONNECTED, EventType.LIVE_STREAM_IDLE]
+
+
+async def test_key_reset_kicks_the_publisher_but_keeps_the_window(node: Node) -> None:
+    kicked: list[str] = []
+    first = await publish(node.hub, kicked=kicked)
+    node.directory.by_key_hash = {hash_stream_key(OTHER_KEY): policy()}
+    await node.hub.recheck()
+    assert kicked == ["stream key reset"]
+    # The new key may continue the broadcast inside the window.
+    second = await publish(node.hub, OTHER_KEY)
+    assert second.broadcast_id == first.broadcast_id
+
+
+async def test_recheck_leaves_unchanged_streams_alone(node: Node) -> None:
+    kicked: list[str] = []
+    await publish(node.hub, kicked=kicked)
+    await node.hub.recheck()
+    assert kicked == []
+    assert node.hub.publisher_count == 1
+
+
+async def test_stream_changed_picks_up_the_new_policy(node: Node) -> None:
+    await publish(node.hub)
+    node.directory.replace_stream(replace(policy(), profile="sports"))
+    await node.hub.stream_changed("ls_1")
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None and broadcast.policy.profile == "sports"
+
+
+async def test_close_ends_everything_and_refuses_new_publishers(node: Node) -> None:
+    kicked: list[str] = []
+    await publish(node.hub, kicked=kicked)
+    await node.hub.close()
+    assert kicked == ["server shutting down"]
+    assert node.hub.broadcasts == []
+    assert ("ended", "ls_1") == node.directory.writes[-1][:2]
+    with pytest.raises(PublishRefused) as refused:
+        await publish(node.hub)
+    assert refused.value.reason is RefusalReason.SHUTTING_DOWN
