@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 import struct
 import subprocess
 import time
@@ -141,3 +142,11 @@ async def until(check: Callable[[], bool], *, limit: float = 30, what: str = "co
 def pid_alive(pid: int) -> bool:
     """True while the pid exists at all, zombies included."""
     return Path(f"/proc/{pid}").exists()
+
+
+def fake_ffmpeg(tmp_path: Path, script: str, name: str = "ffmpeg") -> str:
+    """An executable shell script standing in for ffmpeg (a failure no real build gives on cue)."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)

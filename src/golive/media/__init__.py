@@ -1,7 +1,9 @@
 """The media stage: one supervised ffmpeg per broadcast turns the ingest stream into a CMAF ladder.
 
 `profiles` loads the stream profiles, `ladder` fits one to a source, `command`
-builds the ffmpeg command line, `progress` reads its progress reports, and
-`transcoder` runs and supervises it. `pipeline` wires broadcasts to transcoders
-and presentations.
+builds the ffmpeg command line, `capabilities` finds the usable encoders,
+`progress` reads ffmpeg's progress reports. `transcoder` supervises ffmpeg:
+`feed` is its bounded input, `process` one ffmpeg run, `health` the slow-encode
+and NVENC fallback decisions. `pipeline` wires broadcasts to transcoders and
+presentations, and hands the WebRTC-safe output to the sinks the app registers.
 """

@@ -1,0 +1,240 @@
+"""The transcoder's input: ingest tags as FLV bytes for ffmpeg's stdin, bounded (stage: media).
+
+`FlvInput` never blocks ingest. Each ffmpeg run reads one timeline (`InputFeed`),
+which starts at a keyframe with the FLV header, metadata and codec configuration in
+front of it. When ffmpeg cannot take the bytes fast enough, whole GOPs are dropped
+(everything until the next keyframe that fits), so the encoder never sees a
+half-GOP. Sans-IO apart from the event that wakes the stdin writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from golive.formats.flv import encode_header, encode_tag
+from golive.formats.tag import MediaTag, TagType
+
+__all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify"]
+
+WRITE_CHUNK = 256 * 1024  # bytes per stdin write
+MAX_BACKWARDS_MS = 1000  # video timestamps going back further start a new timeline
+
+
+class TagKind(enum.Enum):
+    """What a tag is to the transcoder."""
+
+    METADATA = enum.auto()
+    VIDEO_CONFIG = enum.auto()
+    AUDIO_CONFIG = enum.auto()
+    KEYFRAME = enum.auto()
+    VIDEO = enum.auto()
+    AUDIO = enum.auto()
+    OTHER = enum.auto()
+
+
+def classify(tag: MediaTag) -> TagKind:
+    """What a tag is to the transcoder, from the first bytes of its FLV body."""
+    body = tag.body
+    if not body:
+        return TagKind.OTHER
+    first = body[0]
+    if tag.type is TagType.VIDEO:
+        if first & 0x80:  # enhanced RTMP: frame type in bits 4-6, packet type in 0-3
+            frame_type, packet_type = (first >> 4) & 0x07, first & 0x0F
+            if packet_type == 0:
+                return TagKind.VIDEO_CONFIG
+            if packet_type in (1, 3):
+                return TagKind.KEYFRAME if frame_type == 1 else TagKind.VIDEO
+            return TagKind.OTHER
+        frame_type, codec = first >> 4, first & 0x0F
+        if frame_type == 5:  # video info / command frame
+            return TagKind.OTHER
+        if codec in (7, 12):  # AVC, HEVC: a packet-type byte follows
+            if len(body) < 2 or body[1] == 2:  # end of sequence
+                return TagKind.OTHER
+            if body[1] == 0:
+                return TagKind.VIDEO_CONFIG
+        return TagKind.KEYFRAME if frame_type == 1 else TagKind.VIDEO
+    if tag.type is TagType.AUDIO:
+        sound_format = first >> 4
+        if sound_format == 10:  # AAC: a packet-type byte follows
+            if len(body) < 2:
+                return TagKind.OTHER
+            return TagKind.AUDIO_CONFIG if body[1] == 0 else TagKind.AUDIO
+        if sound_format == 9:  # enhanced audio
+            packet_type = first & 0x0F
+            if packet_type == 0:
+                return TagKind.AUDIO_CONFIG
+            return TagKind.AUDIO if packet_type == 1 else TagKind.OTHER
+        return TagKind.AUDIO
+    if tag.type is TagType.SCRIPT and b"onMetaData" in body[:32]:
+        return TagKind.METADATA
+    return TagKind.OTHER
+
+
+def ts_before(ts: int, reference: int) -> bool:
+    """`ts` is earlier than `reference` on the 32-bit millisecond clock."""
+    return ((reference - ts) & 0xFFFFFFFF) < 0x80000000 and ts != reference
+
+
+class InputFeed:
+    """FLV bytes for one ffmpeg timeline: starts at a keyframe, bounded, drops whole GOPs."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.started = False
+        self.audio_started = False
+        self.first_ts = 0
+        self.last_video_ts = 0
+        self.dropping = False
+        self.closed = False
+        self._wakeup = asyncio.Event()
+
+    @property
+    def media_seconds(self) -> float:
+        """Video media time accepted so far on this timeline."""
+        return ((self.last_video_ts - self.first_ts) & 0xFFFFFFFF) / 1000 if self.started else 0.0
+
+    def append(self, data: bytes) -> None:
+        if self.closed:  # its ffmpeg is gone; the next timeline starts at a keyframe
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        self._wakeup.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.chunks.clear()
+        self.size = 0
+        self._wakeup.set()
+
+    async def take(self) -> bytes | None:
+        """Up to `WRITE_CHUNK` bytes for stdin; None once closed."""
+        while not self.chunks:
+            if self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self.closed:
+            return None
+        parts = [self.chunks.popleft()]
+        taken = len(parts[0])
+        while self.chunks and taken + len(self.chunks[0]) <= WRITE_CHUNK:
+            parts.append(self.chunks.popleft())
+            taken += len(parts[-1])
+        self.size -= taken
+        return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """What one pushed tag meant beyond itself."""
+
+    overflow: bool = False
+    """The feed hit its limit with this tag: video is dropped until the next keyframe."""
+    timestamps_went_back: bool = False
+    """The publisher's clock went back without a reconnect: a new timeline has begun, and
+    the ffmpeg reading the old one must end."""
+
+
+_QUIET = PushResult()
+
+
+class FlvInput:
+    """The ingest side of one transcoder: tags in, one `InputFeed` per ffmpeg timeline out."""
+
+    def __init__(self, *, limit: int, has_audio: bool) -> None:
+        self.limit = limit
+        self.has_audio = has_audio
+        self.feed = InputFeed(limit)
+        self.input_bytes = 0
+        self.video_frames = 0
+        self.dropped_bytes = 0
+        self.dropped_frames = 0
+        self._metadata: MediaTag | None = None
+        self._video_config: MediaTag | None = None
+        self._audio_config: MediaTag | None = None
+
+    def new_timeline(self) -> InputFeed:
+        """Start a fresh timeline at the next keyframe; the old feed is left to its run."""
+        self.feed = InputFeed(self.limit)
+        return self.feed
+
+    def push(self, tag: MediaTag) -> PushResult:
+        """Queue one tag on the current timeline, or drop it; never blocks."""
+        self.input_bytes += len(tag.body)
+        kind = classify(tag)
+        if kind is TagKind.METADATA:
+            self._metadata = tag
+            return _QUIET
+        if kind is TagKind.OTHER:
+            return _QUIET
+        if kind in (TagKind.AUDIO, TagKind.AUDIO_CONFIG) and not self.has_audio:
+            return _QUIET
+        feed = self.feed
+        if kind is TagKind.VIDEO_CONFIG or kind is TagKind.AUDIO_CONFIG:
+            if kind is TagKind.VIDEO_CONFIG:
+                self._video_config = tag
+            else:
+                self._audio_config = tag
+            if feed.started and not feed.dropping:  # a mid-stream change of settings
+                feed.append(encode_tag(tag))
+            return _QUIET
+        result = _QUIET
+        if kind in (TagKind.KEYFRAME, TagKind.VIDEO):
+            self.video_frames += 1
+            if feed.started and ts_before(tag.timestamp, feed.last_video_ts - MAX_BACKWARDS_MS):
+                # ffmpeg needs a fresh timeline, as after a reconnect.
+                feed = self.new_timeline()
+                result = PushResult(timestamps_went_back=True)
+        if not feed.started:
+            if kind is not TagKind.KEYFRAME:
+                return result  # a timeline starts at a keyframe
+            feed.started = True
+            feed.first_ts = feed.last_video_ts = tag.timestamp
+            feed.append(self._preamble(tag.timestamp))
+        if kind is TagKind.AUDIO:
+            # Audio from before the first keyframe would start the timeline early.
+            if not feed.audio_started and ts_before(tag.timestamp, feed.first_ts):
+                return result
+            feed.audio_started = True
+        data = encode_tag(tag)
+        video = kind is not TagKind.AUDIO
+        if feed.dropping:
+            if kind is TagKind.KEYFRAME and feed.size + len(data) <= feed.limit // 2:
+                feed.dropping = False
+            else:
+                self._drop(data, video=video)
+                return result
+        if feed.size + len(data) > feed.limit:
+            feed.dropping = True
+            self._drop(data, video=video)
+            return PushResult(overflow=True, timestamps_went_back=result.timestamps_went_back)
+        if video:
+            feed.last_video_ts = tag.timestamp
+        feed.append(data)
+        return result
+
+    def _preamble(self, timestamp: int) -> bytes:
+        """What a fresh ffmpeg needs before the first keyframe.
+
+        The codec configuration is stamped at the keyframe's time; the metadata at 0,
+        because ffmpeg's FLV reader turns metadata at any other time into a stream.
+        """
+        parts = [encode_header(audio=self.has_audio, video=True)]
+        if self._metadata is not None:
+            parts.append(encode_tag(MediaTag(TagType.SCRIPT, 0, self._metadata.body)))
+        for tag in (self._video_config, self._audio_config):
+            if tag is not None:
+                parts.append(encode_tag(MediaTag(tag.type, timestamp, tag.body)))
+        return b"".join(parts)
+
+    def _drop(self, data: bytes, *, video: bool) -> None:
+        self.dropped_bytes += len(data)
+        if video:
+            self.dropped_frames += 1

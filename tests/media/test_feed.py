@@ -1,0 +1,142 @@
+"""The transcoder's input without ffmpeg: timelines start at keyframes, bounded, whole GOPs dropped."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from golive.formats.tag import MediaTag, TagType
+from golive.media.feed import FlvInput, InputFeed, TagKind, classify
+
+CONFIG = [
+    MediaTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),
+    MediaTag(TagType.VIDEO, 0, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"),
+    MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x11\x90"),
+]
+KEYFRAME_PREFIX = bytes([0x17, 1, 0, 0, 0])
+
+
+def video(ts: int, *, key: bool = False, size: int = 1000) -> MediaTag:
+    return MediaTag(TagType.VIDEO, ts, bytes([0x17 if key else 0x27, 1, 0, 0, 0]) + bytes(size))
+
+
+def audio(ts: int) -> MediaTag:
+    return MediaTag(TagType.AUDIO, ts, b"\xaf\x01" + bytes(300))
+
+
+def queued(feed: InputFeed) -> bytes:
+    return b"".join(feed.chunks)
+
+
+def test_classify_reads_the_flv_body() -> None:
+    assert [classify(tag) for tag in CONFIG] == [
+        TagKind.METADATA,
+        TagKind.VIDEO_CONFIG,
+        TagKind.AUDIO_CONFIG,
+    ]
+    assert classify(video(0, key=True)) is TagKind.KEYFRAME
+    assert classify(video(0)) is TagKind.VIDEO
+    assert classify(audio(0)) is TagKind.AUDIO
+    assert classify(MediaTag(TagType.VIDEO, 0, b"\x17\x02")) is TagKind.OTHER  # end of sequence
+    assert classify(MediaTag(TagType.VIDEO, 0, b"")) is TagKind.OTHER
+    # Enhanced RTMP: HEVC sequence start, coded frames of a keyframe and an inter frame.
+    assert classify(MediaTag(TagType.VIDEO, 0, b"\x90hvc1")) is TagKind.VIDEO_CONFIG
+    assert classify(MediaTag(TagType.VIDEO, 0, b"\x91hvc1")) is TagKind.KEYFRAME
+    assert classify(MediaTag(TagType.VIDEO, 0, b"\xa3hvc1")) is TagKind.VIDEO
+
+
+def test_timeline_starts_with_header_and_configuration_at_a_keyframe() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=True)
+    for tag in [*CONFIG, video(40), audio(990), audio(1000)]:
+        flv.push(tag)
+    assert queued(flv.feed) == b""  # nothing until a keyframe
+    flv.push(audio(995))
+    flv.push(video(1000, key=True))
+    flv.push(audio(998))  # older than the keyframe: would start the timeline early
+    flv.push(audio(1010))
+    data = queued(flv.feed)
+    assert data.startswith(b"FLV\x01\x05")
+    assert data.count(b"onMetaData") == 1
+    assert data.index(b"\x17\x00\x00\x00\x00\x01\x64") < data.index(KEYFRAME_PREFIX)
+    assert data.count(b"\xaf\x01") == 1  # only the audio from 1010
+    assert flv.video_frames == 2 and flv.feed.first_ts == 1000
+
+
+def test_without_audio_in_the_plan_audio_is_left_out() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=False)
+    for tag in [*CONFIG, video(0, key=True), audio(10)]:
+        flv.push(tag)
+    data = queued(flv.feed)
+    assert data.startswith(b"FLV\x01\x01") and b"\xaf" not in data
+
+
+def test_overflow_drops_whole_gops() -> None:
+    flv = FlvInput(limit=64 * 1024, has_audio=True)
+    for tag in CONFIG:
+        flv.push(tag)
+    flv.push(video(0, key=True))
+    results = [flv.push(video(i * 33, size=1000)) for i in range(1, 80)]  # overflows mid-GOP
+    assert sum(r.overflow for r in results) == 1  # said once, when dropping starts
+    assert flv.dropped_bytes > 0
+    dropped = flv.dropped_frames
+    assert not flv.push(video(80 * 33, size=1000)).overflow  # still mid-GOP: dropped quietly
+    assert flv.dropped_frames == dropped + 1
+    flv.feed.chunks.clear()  # ffmpeg caught up
+    flv.feed.size = 0
+    flv.push(video(81 * 33, size=1000))
+    assert flv.dropped_frames == dropped + 2  # waits for a keyframe
+    flv.push(video(82 * 33, key=True))
+    assert flv.dropped_frames == dropped + 2 and flv.feed.size > 0
+
+
+def test_timestamps_going_back_start_a_new_timeline() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=True)
+    for tag in CONFIG:
+        flv.push(tag)
+    flv.push(video(60_000, key=True))
+    flv.push(video(60_033))
+    first = flv.feed
+    assert not flv.push(video(60_066 - 500)).timestamps_went_back  # small reorderings are fine
+    assert flv.feed is first
+    assert flv.push(video(33)).timestamps_went_back  # the publisher's encoder restarted
+    flv.push(video(66, key=True))
+    assert flv.feed is not first
+    data = queued(flv.feed)
+    assert data.startswith(b"FLV") and data.count(KEYFRAME_PREFIX) == 1
+    assert flv.new_timeline() is flv.feed and not flv.feed.started
+
+
+async def test_take_joins_chunks_and_ends_when_closed() -> None:
+    feed = InputFeed(1024 * 1024)
+    waiting = asyncio.create_task(feed.take())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # nothing yet: the writer waits on the event, not a poll
+    feed.append(b"a" * 10)
+    feed.append(b"b" * 10)
+    assert await waiting == b"a" * 10 + b"b" * 10 and feed.size == 0
+    feed.close()
+    assert await feed.take() is None
+    feed.append(b"late")  # the run is gone; nothing is held for it
+    assert feed.size == 0
+
+
+@given(
+    st.lists(
+        st.builds(
+            MediaTag,
+            st.sampled_from(list(TagType)),
+            st.integers(min_value=0, max_value=2**32 - 1),
+            st.binary(max_size=3000),
+        ),
+        max_size=200,
+    )
+)
+def test_any_tags_are_taken_without_error_and_the_buffer_stays_bounded(
+    tags: list[MediaTag],
+) -> None:
+    flv = FlvInput(limit=64 * 1024, has_audio=True)
+    for tag in [*CONFIG, video(0, key=True), *tags]:
+        flv.push(tag)
+        assert flv.feed.size <= 64 * 1024 + 1024  # the preamble may top it up once
