@@ -32,6 +32,21 @@ async def wait_playing(page: Any, timeout: float = 40) -> None:
     await page.wait_for_function(PLAYING, timeout=timeout * 1000, polling=200)
 
 
+async def wait_advancing(page: Any, seconds: float, timeout: float = 30) -> None:
+    """Wait until the video has played `seconds` past where it is now.
+
+    Playback must move on, however slowly a loaded machine lets it: `timeout` only
+    guards against a picture that stopped.
+    """
+    start = await current_time(page)
+    await page.wait_for_function(
+        "([start, seconds]) => document.querySelector('video').currentTime > start + seconds",
+        arg=[start, seconds],
+        timeout=timeout * 1000,
+        polling=200,
+    )
+
+
 async def player_state(page: Any) -> str:
     state: str = await page.evaluate("document.getElementById('player').dataset.state")
     return state

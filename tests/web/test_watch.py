@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.server
 import re
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from tests.e2e.conftest import create_stream, eventually, wait_status
 from tests.mediatools import ffmpeg_publish, stop
-from tests.web.helpers import ConsoleLog, current_time, player_state, wait_playing
+from tests.web.helpers import ConsoleLog, player_state, wait_advancing, wait_playing
 
 from golive.app import Golive
 from golive.store.views import PlaybackViewStore
@@ -74,22 +73,17 @@ async def test_watch_page_plays_live_stream(
         console = ConsoleLog(page)
         await page.goto(f"{node.http_url}/watch/{pid}")
         await wait_playing(page)
-        first = await current_time(page)
-        await asyncio.sleep(3)
-        assert await current_time(page) > first + 1.5, "currentTime must advance"
+        await wait_advancing(page, 1.5)
         assert await player_state(page) == "playing"
 
         # The delay readout settles below 3 s behind live.
         await page.wait_for_function(
-            "() => Number(document.getElementById('player').dataset.delay) > 0", timeout=10_000)
-        delays = []
-        for _ in range(5):
-            delays.append(float(await page.evaluate(
-                "document.getElementById('player').dataset.delay")))
-            await asyncio.sleep(0.5)
+            "() => { const d = Number(document.getElementById('player').dataset.delay);"
+            " return d > 0 && d < 3; }",
+            timeout=30_000,
+        )
         readout = await page.inner_text(".player-delay")
         assert re.fullmatch(r"\d+\.\d s behind", readout), readout
-        assert min(delays) < 3.0, f"delay behind live {delays}"
         assert await page.is_visible(".badge-live")
         assert await page.inner_text("#title") == stream["name"]
         await page.screenshot(path=str(artifacts / "watch-page.png"))
@@ -115,16 +109,15 @@ async def test_offline_page_starts_playing_when_stream_goes_live(
     console = ConsoleLog(page)
     await page.goto(f"{node.http_url}/watch/{pid}")
     await page.wait_for_function(
-        "document.getElementById('player').dataset.state === 'offline'", timeout=10_000)
+        "document.getElementById('player').dataset.state === 'offline'", timeout=10_000
+    )
     assert "offline" in (await page.inner_text(".player-message")).lower()
     await page.evaluate("window.sameDocument = true")
 
     proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
     try:
         await wait_playing(page, timeout=60)
-        first = await current_time(page)
-        await asyncio.sleep(2)
-        assert await current_time(page) > first + 1
+        await wait_advancing(page, 1)
         assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
         assert console.errors == []
     finally:
@@ -145,14 +138,14 @@ async def test_playback_resumes_after_the_publisher_returns(
         # The reconnect window (2 s in tests) passes: the broadcast ends, the page waits.
         await page.wait_for_function(
             "['offline', 'reconnecting', 'buffering', 'error']"
-            ".includes(document.getElementById('player').dataset.state)", timeout=30_000)
+            ".includes(document.getElementById('player').dataset.state)",
+            timeout=30_000,
+        )
         await wait_status(api, stream["id"], "idle")
         proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
         await wait_status(api, stream["id"], "active")
         await wait_playing(page, timeout=60)
-        first = await current_time(page)
-        await asyncio.sleep(2)
-        assert await current_time(page) > first + 1
+        await wait_advancing(page, 1)
         assert await page.evaluate("window.sameDocument === true")
     finally:
         stop(proc)
@@ -170,11 +163,12 @@ async def test_quality_menu_switches_rendition(
         await page.goto(f"{node.http_url}/watch/{pid}")
         await wait_playing(page)
         await page.wait_for_function(
-            "document.querySelectorAll('.player-quality select option').length >= 3",
-            timeout=10_000)
+            "document.querySelectorAll('.player-quality select option').length >= 3", timeout=10_000
+        )
         assert await page.is_visible(".player-quality select")
         options = await page.eval_on_selector_all(
-            ".player-quality select option", "os => os.map(o => [o.value, o.textContent])")
+            ".player-quality select option", "os => os.map(o => [o.value, o.textContent])"
+        )
         assert options[0][1].startswith("Auto")
         playing = await page.evaluate("document.getElementById('player').dataset.level")
         choice = next((value, text) for value, text in options[1:] if not text.startswith(playing))
@@ -189,13 +183,15 @@ async def test_quality_menu_switches_rendition(
 
         await eventually(loaded, timeout=15, what=f"a request for the {target} playlist")
         await page.wait_for_function(
-            f"document.getElementById('player').dataset.level === {target!r}", timeout=15_000)
-        first = await current_time(page)
-        await asyncio.sleep(2)
-        assert await current_time(page) > first + 1
-        assert await page.eval_on_selector(
-            ".player-quality select", "s => s.selectedOptions[0].textContent"
-        ) == f"{target} ✓"
+            f"document.getElementById('player').dataset.level === {target!r}", timeout=15_000
+        )
+        await wait_advancing(page, 1)
+        assert (
+            await page.eval_on_selector(
+                ".player-quality select", "s => s.selectedOptions[0].textContent"
+            )
+            == f"{target} ✓"
+        )
     finally:
         stop(proc)
 
@@ -209,22 +205,26 @@ async def test_qoe_events_are_stored_for_the_view(
         page = await browser.new_page()
         await page.goto(f"{node.http_url}/watch/{pid}")
         await wait_playing(page)
-        await asyncio.sleep(6)  # at least one latency sample
-        # The page goes away: the reporter sends what is queued with sendBeacon.
-        await page.evaluate("dispatchEvent(new Event('pagehide'))")
         assert node.store is not None
         views = PlaybackViewStore(node.store.engine)
 
         async def stored() -> Any:
+            # The page goes away: the reporter sends what it has queued with sendBeacon.
+            # It queues a latency sample only every 5 s of playback, so until one is
+            # stored the page leaves again, each time sending what was queued since.
+            await page.evaluate("dispatchEvent(new Event('pagehide'))")
             found = await views.list_views(stream["id"])
             if not found:
                 return None
             events = await views.list_events(found[0].id)
             types = {e.type for e in events}
-            return (found[0], events) if {"start", "first_frame", "quality",
-                                          "latency"} <= types else None
+            return (
+                (found[0], events)
+                if {"start", "first_frame", "quality", "latency"} <= types
+                else None
+            )
 
-        view, events = await eventually(stored, timeout=20, what="QoE events in the store")
+        view, events = await eventually(stored, timeout=40, what="QoE events in the store")
         assert view.playback_id == pid
         assert "Chrome" in view.user_agent
         by_type = {e.type: e for e in events}
@@ -232,14 +232,19 @@ async def test_qoe_events_are_stored_for_the_view(
         assert by_type["start"].data["muted"] is True
         assert by_type["quality"].data["height"] in (360, 480)
         assert 0 < by_type["latency"].data["seconds"] < 10
-        assert all(view.started_at.timestamp() - 60 < e.at.timestamp()
-                   < view.last_seen_at.timestamp() + 1 for e in events)
+        assert all(
+            view.started_at.timestamp() - 60 < e.at.timestamp() < view.last_seen_at.timestamp() + 1
+            for e in events
+        )
 
-        # The viewer shows up in the status the page polls.
-        async with httpx.AsyncClient(base_url=node.http_url) as client:
-            await asyncio.sleep(1.1)  # past the status cache
-            status = (await client.get(f"/watch/{pid}/status")).json()
-        assert status["viewers"] >= 1
+        # The viewer shows up in the status the page polls (once its short cache expires).
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as client:
+
+            async def counted() -> Any:
+                status = (await client.get(f"/watch/{pid}/status")).json()
+                return status if status["viewers"] >= 1 else None
+
+            await eventually(counted, what="the viewer counted in the status")
     finally:
         stop(proc)
 
@@ -285,8 +290,9 @@ async def test_unknown_and_signed_playback_ids(
     node: Golive, api: httpx.AsyncClient, browser: Any
 ) -> None:
     stream = await create_stream(api)
-    response = await api.post(f"/live-streams/{stream['id']}/playback-ids",
-                              json={"policy": "signed"})
+    response = await api.post(
+        f"/live-streams/{stream['id']}/playback-ids", json={"policy": "signed"}
+    )
     assert response.status_code in (200, 201), response.text
     signed = response.json()["data"]["id"]
     page = await browser.new_page()
@@ -298,6 +304,5 @@ async def test_unknown_and_signed_playback_ids(
     assert "needs a token" in await page.inner_text("h1")
     answer = await page.goto(f"{node.http_url}/watch/{signed}?token=abc.def")
     assert answer is not None and answer.status == 200
-    config = await page.evaluate(
-        "JSON.parse(document.getElementById('golive-config').textContent)")
+    config = await page.evaluate("JSON.parse(document.getElementById('golive-config').textContent)")
     assert config["manifestUrl"] == f"/live/{signed}.m3u8?token=abc.def"
