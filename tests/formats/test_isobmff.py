@@ -13,12 +13,15 @@ from hypothesis import strategies as st
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG
 
+from golive.formats.codecs import parse_avc_config
 from golive.formats.isobmff import (
     MAX_BOX_SIZE,
     Fragment,
     FragmentReader,
     InitSegment,
     IsobmffError,
+    fragment_samples,
+    video_decoder_config,
 )
 
 CMAF = "+frag_keyframe+empty_moov+default_base_moof+cmaf"
@@ -180,7 +183,8 @@ def audio_entry(fourcc: bytes, config: bytes) -> bytes:
     return box(fourcc, fields + config)
 
 
-def synthetic_init(entry: bytes, handler: bytes = b"vide", track_id: int = 1) -> bytes:
+def synthetic_init(entry: bytes, handler: bytes = b"vide", track_id: int = 1,
+                   extra_trex: bytes = b"") -> bytes:
     tkhd = full(b"tkhd", bytes(8) + struct.pack(">I", track_id) + bytes(80 - 12 - 8) + bytes(8))
     mdhd = full(b"mdhd", bytes(8) + struct.pack(">II", 90000, 0) + bytes(4))
     hdlr = full(b"hdlr", bytes(4) + handler + bytes(12) + b"\x00")
@@ -188,7 +192,8 @@ def synthetic_init(entry: bytes, handler: bytes = b"vide", track_id: int = 1) ->
     minf = box(b"minf", box(b"stbl", stsd))
     trak = box(b"trak", tkhd + box(b"mdia", mdhd + hdlr + minf))
     trex = full(b"trex", struct.pack(">IIIII", track_id, 1, 3000, 0, 0x01010000))
-    return box(b"ftyp", b"iso6\x00\x00\x00\x00") + box(b"moov", trak + box(b"mvex", trex))
+    mvex = box(b"mvex", trex + extra_trex)
+    return box(b"ftyp", b"iso6\x00\x00\x00\x00") + box(b"moov", trak + mvex)
 
 
 def esds(audio_specific_config: bytes, object_type: int = 0x40) -> bytes:
@@ -247,6 +252,44 @@ def test_trex_defaults_give_duration_and_sync() -> None:
     moof = box(b"moof", full(b"mfhd", struct.pack(">I", 10)) + box(b"traf", tfhd + tfdt + trun))
     (_, fragment) = FragmentReader().feed(stream + moof + box(b"mdat", b"x"))
     assert isinstance(fragment, Fragment) and not fragment.independent
+
+
+def test_samples_and_fragment_timing_come_from_the_same_runs(h264_aac: bytes) -> None:
+    init, fragments = read_all(h264_aac)
+    timescales = {track.track_id: track.timescale for track in init.tracks}
+    video = init.video
+    assert video is not None
+    for fragment in fragments:
+        samples = list(fragment_samples(init, fragment))
+        per_track: dict[int, int] = {}
+        for sample in samples:
+            per_track[sample.track_id] = per_track.get(sample.track_id, 0) + sample.duration
+        longest = max(total / timescales[tid] for tid, total in per_track.items())
+        assert fragment.duration == pytest.approx(longest)
+        first_video = next(s for s in samples if s.track_id == video.track_id)
+        assert first_video.sync == fragment.independent
+        assert first_video.decode_time / video.timescale == pytest.approx(fragment.decode_time)
+
+
+def test_video_decoder_config_is_the_avcc_record(h264_aac: bytes) -> None:
+    init, _ = read_all(h264_aac)
+    found = video_decoder_config(init.data)
+    assert found is not None and found[0] == "avcC"
+    config = parse_avc_config(found[1])
+    assert config.codec_string == init.tracks[0].codec
+    assert len(config.sps) == 1 and len(config.pps) == 1
+
+
+def test_fragment_for_a_track_the_init_only_has_trex_for_is_refused() -> None:
+    # Found by hypothesis: a trex for track 2 without a trak made the reader raise KeyError.
+    trex2 = full(b"trex", struct.pack(">IIIII", 2, 1, 3000, 0, 0))
+    stream = synthetic_init(visual_entry(b"avc1", box(b"avcC", bytes([1, 0x64, 0, 0x1F]))),
+                            extra_trex=trex2)
+    tfhd = full(b"tfhd", struct.pack(">I", 2), flags=0x020000)
+    trun = full(b"trun", struct.pack(">I", 1))
+    moof = box(b"moof", full(b"mfhd", struct.pack(">I", 1)) + box(b"traf", tfhd + trun))
+    with pytest.raises(IsobmffError, match="does not declare"):
+        FragmentReader().feed(stream + moof + box(b"mdat", b"x"))
 
 
 # Hostile bytes ----------------------------------------------------------------------------

@@ -29,7 +29,14 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
-from golive.formats.isobmff import Fragment, InitSegment, IsobmffError, fragment_samples
+from golive.formats.codecs import CodecError, parse_avc_config
+from golive.formats.isobmff import (
+    Fragment,
+    InitSegment,
+    IsobmffError,
+    fragment_samples,
+    video_decoder_config,
+)
 from golive.webrtc.ice import WebRtcOptions, advertise_public_address, gather_on
 from golive.webrtc.sdp import MAX_OFFER_BYTES, SDP, SignalingError, inspect_offer
 
@@ -51,27 +58,15 @@ _CORS = {
 
 
 def parse_avcc(init: bytes) -> tuple[int, list[bytes]] | None:
-    """(NAL length size, [SPS..., PPS...]) from the first avcC box in an init segment."""
-    at = init.find(b"avcC")
-    if at < 4:
-        return None
-    size = int.from_bytes(init[at - 4 : at], "big")
-    box = init[at + 4 : at - 4 + size]
-    if len(box) < 7:
-        return None
-    length_size = (box[4] & 0x03) + 1
-    sets: list[bytes] = []
-    q = 5
-    for count_mask in (0x1F, 0xFF):  # SPS count (5 bits), then PPS count (8 bits)
-        if q >= len(box):
+    """(NAL length size, [SPS..., PPS...]) from the video track's avcC in an init segment."""
+    try:
+        found = video_decoder_config(init)
+        if found is None or found[0] != "avcC":
             return None
-        count = box[q] & count_mask
-        q += 1
-        for _ in range(count):
-            n = int.from_bytes(box[q : q + 2], "big")
-            sets.append(bytes(box[q + 2 : q + 2 + n]))
-            q += 2 + n
-    return length_size, sets
+        config = parse_avc_config(found[1])
+    except (IsobmffError, CodecError):
+        return None
+    return config.nal_length_size, [*config.sps, *config.pps]
 
 
 def avcc_to_annexb(sample: bytes, length_size: int, parameter_sets: list[bytes],
