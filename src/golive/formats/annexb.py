@@ -109,7 +109,15 @@ class AnnexBToFlv:
             if nal_type not in _OUT_OF_BAND:
                 payload += struct.pack(">I", len(unit)) + unit
         if self._sps is not None and self._pps is not None:
-            config = avc_decoder_config((self._sps,), (self._pps,))
+            try:
+                config = avc_decoder_config((self._sps,), (self._pps,))
+            except CodecError:
+                # An SPS that does not parse: forget it and ask for a keyframe that
+                # brings a good one, rather than let the publisher's bytes escape.
+                self._sps = self._pps = None
+                self._waiting_for_keyframe = True
+                self.dropped += 1
+                return FrameVerdict(tuple(tags), True)
             if config != self._config:
                 self._config = config
                 self._describe(self._sps)
