@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from golive.settings import Settings
+from golive.settings import ADMIN_TOKEN_MIN_LENGTH, MAKE_A_TOKEN, Settings, SettingsProblem
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -52,3 +52,27 @@ def test_rtmp_read_batching_is_off_for_webrtc_playback_unless_set() -> None:
     assert Settings().rtmp_read_batch == 0.040
     assert Settings(webrtc_playback=True).rtmp_read_batch == 0.0
     assert Settings(webrtc_playback=True, rtmp_read_batch_ms=20).rtmp_read_batch == 0.020
+
+
+def test_admin_token_needs_32_characters() -> None:
+    Settings().check_admin_token()  # no admin token at all is fine
+    Settings(admin_token="").check_admin_token()
+    Settings(admin_token="x" * ADMIN_TOKEN_MIN_LENGTH).check_admin_token()
+    with pytest.raises(SettingsProblem) as info:
+        Settings(admin_token="x" * (ADMIN_TOKEN_MIN_LENGTH - 1)).check_admin_token()
+    assert MAKE_A_TOKEN in str(info.value) and "x" * 8 not in str(info.value)
+
+
+def test_prepare_data_dir_creates_it_or_says_why_not(tmp_path: Path) -> None:
+    made = Settings(data_dir=tmp_path / "a" / "b").prepare_data_dir()
+    assert made.is_dir() and list(made.iterdir()) == []  # the write check leaves nothing
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsProblem, match="cannot be created: Not a directory"):
+        Settings(data_dir=tmp_path / "file" / "data").prepare_data_dir()
+    with pytest.raises(SettingsProblem, match="is a file, not a directory"):
+        Settings(data_dir=tmp_path / "file").prepare_data_dir()
+
+
+def test_profiles_dir_defaults_to_data_dir_profiles(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).resolved_profiles_dir == tmp_path / "profiles"
+    assert Settings(profiles_dir=tmp_path / "p").resolved_profiles_dir == tmp_path / "p"

@@ -1,13 +1,16 @@
 """golive's one settings model: `golive.toml`, `GOLIVE_*` environment variables, serve flags.
 
-Every field has a default and a description; `golive serve --help` and
-`golive config sample` are generated from this model.
+Every field has a default and a description; `golive serve --help` (one flag per
+field) and `golive config sample` are generated from this model. It also holds the
+checks a node runs before it starts (admin token strength, a usable data_dir),
+which raise `SettingsProblem` with a message that says what to fix.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,14 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+# The admin token opens the whole API; 32 characters of token_urlsafe are 192 bits.
+ADMIN_TOKEN_MIN_LENGTH = 32
+MAKE_A_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+class SettingsProblem(ValueError):
+    """A setting a node cannot start with; the message names it and says what to fix."""
 
 
 class Settings(BaseSettings):
@@ -282,11 +293,59 @@ class Settings(BaseSettings):
         return "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
 
     @property
+    def resolved_profiles_dir(self) -> Path:
+        """Where user stream profiles are read from (they win over the built-ins)."""
+        return self.profiles_dir or self.data_dir / "profiles"
+
+    @property
     def rtmp_read_batch(self) -> float:
         """Seconds RTMP reads are batched for (see rtmp_read_batch_ms)."""
         if self.rtmp_read_batch_ms is not None:
             return self.rtmp_read_batch_ms / 1000
         return 0.0 if self.webrtc_playback else 0.040
+
+    # Checks before serving -----------------------------------------------------------
+
+    def check_admin_token(self) -> None:
+        """Refuse an admin token short enough to guess; empty means no admin token."""
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
+        if token and len(token) < ADMIN_TOKEN_MIN_LENGTH:
+            raise SettingsProblem(
+                f"admin_token (GOLIVE_ADMIN_TOKEN) has {len(token)} characters; it needs at "
+                f"least {ADMIN_TOKEN_MIN_LENGTH} because it opens the whole API. "
+                f"Make one with:\n\n    {MAKE_A_TOKEN}\n"
+            )
+
+    def prepare_data_dir(self) -> Path:
+        """Create data_dir if missing and prove a file can be written there."""
+        path = self.data_dir
+        shown = path if path.is_absolute() else f"{path} ({path.absolute()})"
+        where = (
+            "set data_dir (golive.toml, GOLIVE_DATA_DIR or --data-dir) to a directory "
+            "golive can write"
+        )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise SettingsProblem(
+                f"data_dir {shown} is a file, not a directory; move it away, or {where}."
+            ) from None
+        except OSError as exc:
+            raise SettingsProblem(
+                f"data_dir {shown} cannot be created: {_reason(exc)}. "
+                f"Create it yourself, or {where}."
+            ) from None
+        try:
+            # A real file, as the database and recordings will need: os.access says
+            # yes to root on read-only mounts and no to ACL grants.
+            with tempfile.TemporaryFile(dir=path, prefix=".golive-write-check-"):
+                pass
+        except OSError as exc:
+            raise SettingsProblem(
+                f"data_dir {shown} is not writable: {_reason(exc)}. Give the user running "
+                f"golive write access to it (chown/chmod), or {where}."
+            ) from None
+        return path
 
     def ffmpeg_path(self) -> str:
         """Where ffmpeg is: the setting, else the imageio-ffmpeg wheel's binary, else PATH."""
@@ -305,6 +364,11 @@ class Settings(BaseSettings):
                     "or set GOLIVE_FFMPEG"
                 ) from None
             return found
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's words for a failure, without the repeated path."""
+    return exc.strerror or str(exc)
 
 
 def load_settings(**overrides: Any) -> Settings:

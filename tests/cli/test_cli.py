@@ -99,6 +99,16 @@ def test_errors_are_one_line(run: Any) -> None:
     assert result.exit_code == 1 and "nope" in result.output
 
 
+def test_create_refuses_a_profile_that_names_no_profile(run: Any) -> None:
+    for name in ("../../etc/passwd", "no-such-profile"):
+        result = run("streams", "create", "--name", "x", "--profile", name)
+        assert result.exit_code == 2, result.output
+        assert "--profile" in result.output and repr(name) in result.output
+    assert "No live streams yet" in ok(run("streams", "list"))
+    created = json.loads(ok(run("streams", "create", "--name", "x", "--profile", "low-cpu", "--json")))
+    assert created["profile"] == "low-cpu"
+
+
 def test_bad_settings_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.toml").write_text("http_port = 99999999\n")

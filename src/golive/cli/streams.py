@@ -1,0 +1,272 @@
+"""`golive streams` (control plane): create, list, show, reset the key of, enable, disable
+and delete live streams in the database; `show` also asks a running node for live facts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from golive.cli.config import command_settings
+from golive.cli.database import with_store
+from golive.cli.output import echo_json, json_option, key_values, table, when
+from golive.settings import Settings
+
+
+@click.group()
+def streams() -> None:
+    """Create and manage live streams."""
+
+
+def _stream_json(settings: Settings, record: Any, key: str | None = None) -> BaseModel:
+    from golive.api.schemas import live_stream_out
+
+    return live_stream_out(record, settings=settings, host=settings.advertised_host, key=key)
+
+
+def _print_stream(settings: Settings, record: Any, key: str | None = None) -> None:
+    from golive.api.schemas import ingest_urls
+
+    ingest = ingest_urls(settings, settings.advertised_host, key)
+    rows: list[tuple[str, Any]] = [
+        ("id", record.id),
+        ("name", record.name),
+        ("status", record.status),
+        ("latency mode", record.latency_mode),
+        ("reconnect window", f"{record.reconnect_window:g} s"),
+        ("profile", record.profile),
+        ("recording", "yes" if record.recording else "no"),
+        ("stream key", key if key else f"{record.stream_key_prefix}... (hidden)"),
+        ("RTMP URL", ingest.rtmp_url or f"{ingest.rtmp}/STREAM_KEY"),
+    ]
+    if ingest.srt:
+        rows.append(("SRT URL", ingest.srt if key else f"{ingest.srt}?streamid=STREAM_KEY"))
+    if ingest.rtmps:
+        rows.append(("RTMPS URL", ingest.rtmps_url or f"{ingest.rtmps}/STREAM_KEY"))
+    base = f"http://{settings.advertised_host}:{settings.http_port}"
+    for p in record.playback_ids:
+        rows.append(("playback", f"{base}/live/{p.id}.m3u8  ({p.policy})"))
+    rows += [("created", when(record.created_at)), ("updated", when(record.updated_at))]
+    key_values(rows)
+
+
+def _check_profile(settings: Settings, name: str) -> None:
+    """Refuse a profile name no profile file answers to, before it reaches the database."""
+    from golive.media.profiles import ProfileError, load_profile
+
+    try:
+        load_profile(name, extra_dirs=(settings.resolved_profiles_dir,))
+    except ProfileError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--profile'") from None
+
+
+def _missing_stream(stream_id: str) -> click.ClickException:
+    return click.ClickException(f"no live stream with id {stream_id!r}")
+
+
+@streams.command("create")
+@click.option("--name", required=True, help="Name of the stream.")
+@click.option(
+    "--latency-mode", type=click.Choice(["low", "standard"]), default="low", show_default=True
+)
+@click.option(
+    "--reconnect-window",
+    type=click.FloatRange(0, 1800),
+    help="Seconds to wait for a dropped publisher (default: server setting).",
+)
+@click.option("--profile", default="default", show_default=True, help="Stream profile.")
+@click.option("--recording/--no-recording", default=False, show_default=True)
+@click.option(
+    "--playback-policy",
+    type=click.Choice(["public", "signed"]),
+    default="public",
+    show_default=True,
+)
+@json_option
+@click.pass_context
+def streams_create(
+    ctx: click.Context,
+    name: str,
+    latency_mode: str,
+    reconnect_window: float | None,
+    profile: str,
+    recording: bool,
+    playback_policy: str,
+    as_json: bool,
+) -> None:
+    """Create a live stream and print its stream key (shown only this once)."""
+    settings = command_settings(ctx)
+    _check_profile(settings, profile)
+    window = settings.default_reconnect_window if reconnect_window is None else reconnect_window
+    record, key = with_store(
+        settings,
+        lambda s: s.create_stream(
+            name=name,
+            latency_mode=latency_mode,
+            reconnect_window=window,
+            profile=profile,
+            recording=recording,
+            playback_policy=playback_policy,
+        ),
+    )
+    if as_json:
+        echo_json(_stream_json(settings, record, key))
+        return
+    click.echo(f"Created live stream {record.id}. The stream key is shown only now:\n")
+    _print_stream(settings, record, key)
+
+
+@streams.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--after", help="Id of the last stream of the previous page.")
+@json_option
+@click.pass_context
+def streams_list(ctx: click.Context, limit: int, after: str | None, as_json: bool) -> None:
+    """List live streams, oldest first."""
+    settings = command_settings(ctx)
+    records = with_store(settings, lambda s: s.list_streams(limit=limit, after=after))
+    if as_json:
+        echo_json([_stream_json(settings, r) for r in records])
+        return
+    if not records:
+        click.echo("No live streams yet. Create one: golive streams create --name 'My show'")
+        return
+    rows = [
+        (
+            r.id,
+            r.name,
+            r.status,
+            r.latency_mode,
+            ", ".join(p.id for p in r.playback_ids),
+            when(r.created_at),
+        )
+        for r in records
+    ]
+    click.echo(table(["id", "name", "status", "latency", "playback ids", "created"], rows))
+
+
+_LIVE_FACTS = (
+    "state", "protocol", "remote_address", "connected_since", "video_codec", "width", "height",
+    "frame_rate", "video_bitrate_kbps", "audio_codec", "audio_bitrate_kbps",
+    "keyframe_interval_s", "reconnects",
+)
+
+
+@streams.command("show")
+@click.argument("stream_id")
+@json_option
+@click.pass_context
+def streams_show(ctx: click.Context, stream_id: str, as_json: bool) -> None:
+    """Show one live stream (the stream key stays hidden; see reset-key).
+
+    Live ingest facts live in the running server's memory: they are fetched from it
+    when an API token is at hand (GOLIVE_TOKEN, or GOLIVE_ADMIN_TOKEN).
+    """
+    settings = command_settings(ctx)
+    record = with_store(settings, lambda s: s.get_stream(stream_id))
+    if record is None:
+        raise _missing_stream(stream_id)
+    live = _live_facts(settings, stream_id)
+    if as_json:
+        data = _stream_json(settings, record).model_dump(mode="json")
+        if live is not None:
+            data["live"] = live
+        echo_json(data)
+        return
+    _print_stream(settings, record)
+    if live:
+        click.echo("\nlive")
+        for key in _LIVE_FACTS:
+            if live.get(key) is not None:
+                click.echo(f"  {key.replace('_', ' '):20} {live[key]}")
+    elif record.status == "active" and live is None:
+        click.echo("\n(live facts: set GOLIVE_TOKEN to an API token to read them from the server)")
+
+
+def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
+    """The running server's live facts for a stream, or None when it cannot be asked."""
+    token = os.environ.get("GOLIVE_TOKEN") or (
+        settings.admin_token.get_secret_value() if settings.admin_token else None
+    )
+    if not token:
+        return None
+    import httpx
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{host}:{settings.http_port}/api/v1/live-streams/{stream_id}"
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
+        response.raise_for_status()
+        live: dict[str, Any] | None = response.json()["data"].get("live")
+        return live
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+@streams.command("reset-key")
+@click.argument("stream_id")
+@json_option
+@click.pass_context
+def streams_reset_key(ctx: click.Context, stream_id: str, as_json: bool) -> None:
+    """Replace a stream's key; the old one stops working for new connections."""
+    settings = command_settings(ctx)
+    result = with_store(settings, lambda s: s.reset_stream_key(stream_id))
+    if result is None:
+        raise _missing_stream(stream_id)
+    record, key = result
+    if as_json:
+        echo_json(_stream_json(settings, record, key))
+        return
+    click.echo(f"New stream key for {record.id} (shown only now):\n")
+    _print_stream(settings, record, key)
+
+
+def _set_enabled(ctx: click.Context, stream_id: str, enabled: bool, as_json: bool) -> None:
+    settings = command_settings(ctx)
+    record = with_store(settings, lambda s: s.set_enabled(stream_id, enabled))
+    if record is None:
+        raise _missing_stream(stream_id)
+    if as_json:
+        echo_json(_stream_json(settings, record))
+    else:
+        click.echo(f"Live stream {record.id} is now {record.status}.")
+
+
+@streams.command("enable")
+@click.argument("stream_id")
+@json_option
+@click.pass_context
+def streams_enable(ctx: click.Context, stream_id: str, as_json: bool) -> None:
+    """Allow publishing to a disabled stream again."""
+    _set_enabled(ctx, stream_id, True, as_json)
+
+
+@streams.command("disable")
+@click.argument("stream_id")
+@json_option
+@click.pass_context
+def streams_disable(ctx: click.Context, stream_id: str, as_json: bool) -> None:
+    """Refuse new publishers on a stream."""
+    _set_enabled(ctx, stream_id, False, as_json)
+
+
+@streams.command("delete")
+@click.argument("stream_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def streams_delete(ctx: click.Context, stream_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a live stream, its playback ids and its events."""
+    settings = command_settings(ctx)
+    if not yes:
+        click.confirm(f"Delete live stream {stream_id}?", abort=True)
+    deleted = with_store(settings, lambda s: s.delete_stream(stream_id))
+    if not deleted:
+        raise _missing_stream(stream_id)
+    if as_json:
+        echo_json({"deleted": stream_id})
+    else:
+        click.echo(f"Deleted live stream {stream_id}.")

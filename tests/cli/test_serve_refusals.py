@@ -1,0 +1,123 @@
+"""`golive serve` refuses settings it must not run with: one message saying what to fix,
+exit code 2, no traceback, and no node started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from golive.cli import cli
+from golive.settings import Settings
+
+RECIPE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+@pytest.fixture
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    monkeypatch.chdir(tmp_path)
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"GOLIVE_{name.upper()}", raising=False)
+    monkeypatch.setenv("GOLIVE_CONFIG", str(tmp_path / "none.toml"))
+    seen: list[Settings] = []
+    fake = types.ModuleType("golive.app")
+    fake.run_server = seen.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "golive.app", fake)
+    return seen
+
+
+def refused(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.output.startswith("Error: "), result.output
+    return result.output
+
+
+def test_a_short_admin_token_is_refused_from_a_real_process(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
+    env.update(
+        GOLIVE_ADMIN_TOKEN="hunter2-hunter2",
+        GOLIVE_DATA_DIR=str(tmp_path / "data"),
+        GOLIVE_CONFIG=str(tmp_path / "none.toml"),
+        GOLIVE_HOST="127.0.0.1",
+        GOLIVE_HTTP_PORT="0",
+        GOLIVE_RTMP_PORT="0",
+        GOLIVE_SRT_PORT="0",
+    )
+    # The timeout only guards against a node that starts anyway; refusing takes an import.
+    proc = subprocess.run(
+        [sys.executable, "-m", "golive", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "GOLIVE_ADMIN_TOKEN" in proc.stderr and "15 characters" in proc.stderr
+    assert RECIPE in proc.stderr
+    assert "hunter2" not in proc.stdout + proc.stderr  # the secret itself is never echoed
+
+
+def test_admin_token_length_boundary(started: list[Settings], tmp_path: Path) -> None:
+    out = refused(CliRunner().invoke(cli, ["serve", "--admin-token", "a" * 31]))
+    assert "at least 32" in out and RECIPE in out
+    assert started == []
+    for token in ("a" * 32, ""):  # long enough, or no admin token at all
+        result = CliRunner().invoke(cli, ["serve", "--admin-token", token])
+        assert result.exit_code == 0, result.output
+    assert len(started) == 2
+
+
+def test_a_data_dir_that_cannot_be_created_names_path_and_reason(
+    started: list[Settings], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    wanted = tmp_path / "a-file" / "data"
+    out = refused(CliRunner().invoke(cli, ["serve", "--data-dir", str(wanted)]))
+    assert str(wanted) in out and "cannot be created: Not a directory" in out
+    assert "GOLIVE_DATA_DIR" in out
+    out = refused(CliRunner().invoke(cli, ["serve", "--data-dir", str(tmp_path / "a-file")]))
+    assert str(tmp_path / "a-file") in out and "is a file" in out
+    assert started == []
+
+
+def _unwritable_directory(tmp_path: Path) -> Path:
+    """A directory this process cannot create files in (root ignores mode bits)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    for candidate in (locked, Path("/sys")):
+        try:
+            with tempfile.TemporaryFile(dir=candidate):
+                pass
+        except OSError:
+            return candidate
+    pytest.skip("no directory here refuses writes to this user")
+
+
+def test_an_unwritable_data_dir_names_path_and_reason(
+    started: list[Settings], tmp_path: Path
+) -> None:
+    directory = _unwritable_directory(tmp_path)
+    out = refused(CliRunner().invoke(cli, ["serve", "--data-dir", str(directory)]))
+    assert f"data_dir {directory} is not writable:" in out
+    assert "Permission denied" in out or "Read-only file system" in out
+    assert started == []
+
+
+def test_management_commands_explain_an_unusable_data_dir_too(
+    started: list[Settings], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    wanted = tmp_path / "a-file" / "data"
+    out = refused(CliRunner().invoke(cli, ["--data-dir", str(wanted), "streams", "list"]))
+    assert str(wanted) in out and "Not a directory" in out
