@@ -38,3 +38,30 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "aiosqlite", "sqlalchemy.engine", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def printable(value: str, limit: int = 200) -> str:
+    """`value` safe to put in a log line: control characters escaped, at most `limit` characters.
+
+    Client strings (SRT stream ids, user agents, names) go through this before they are
+    logged: a raw newline would let a client forge a log line, and escape sequences could
+    rewrite a terminal. Backslashes are doubled so an escape in the output is never the
+    client's own text. A value cut short ends in "…".
+    """
+    out: list[str] = []
+    size = 0
+    for char in value:
+        if char == "\\":
+            piece = "\\\\"
+        elif char.isprintable():
+            piece = char
+        else:
+            code = ord(char)
+            piece = f"\\x{code:02x}" if code < 0x100 else (
+                f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        if size + len(piece) > limit:
+            out.append("…")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
