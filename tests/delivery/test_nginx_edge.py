@@ -229,3 +229,30 @@ async def test_ranges_through_the_edge(edge: Edge, client: httpx.AsyncClient) ->
     assert edge.origin.count(path) == 1
     origin_request = next(h for _, p, _, h in edge.origin.seen if p == path)
     assert "range" not in origin_request
+
+
+async def test_an_expired_playlist_is_fetched_again_never_served_stale(
+    edge: Edge, client: httpx.AsyncClient
+) -> None:
+    path = "/live/p1/video.m3u8"
+    first = await client.get(path)
+    assert first.status_code == 200 and first.headers["x-cache-status"] == "MISS"
+    for _ in range(8):  # the live edge moves on while the edge holds the old copy
+        edge.add()
+    msn, idx = edge.window.next_part()
+    hint = f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="video/part-{msn}.{idx}.m4s"'
+
+    async def refreshed() -> httpx.Response | None:
+        r = await client.get(path)
+        # A stale copy would be the playlist from before the new parts (12 s old, in the
+        # report that found this); the edge must go to the origin instead.
+        assert r.headers["x-cache-status"] != "STALE", r.headers
+        return None if r.headers["x-cache-status"] == "HIT" else r
+
+    deadline = asyncio.get_running_loop().time() + HANG
+    while (answer := await refreshed()) is None:
+        assert asyncio.get_running_loop().time() < deadline, "the cached playlist never expired"
+        await asyncio.sleep(0.05)
+    assert answer.headers["x-cache-status"] in ("EXPIRED", "MISS")
+    assert hint not in first.text
+    assert hint in answer.text
