@@ -32,7 +32,7 @@ import imageio_ffmpeg
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789abcdef"  # serve refuses admin tokens under 32 characters
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CACHE = Path(os.environ.get("GOLIVE_BENCH_CACHE", Path(tempfile.gettempdir()) / "golive-bench"))
 
