@@ -5,6 +5,7 @@ OpenAPI at `/openapi.json` and docs at `/docs`. Changes are announced on the eve
 bus (`live_stream.created` ...); the event recorder, not the API, stores them.
 """
 
+import asyncio
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
@@ -36,6 +37,7 @@ from golive.api.schemas import (
     token_out,
 )
 from golive.core.events import Event, EventBus, EventType
+from golive.media.profiles import ProfileError, load_profile
 from golive.settings import Settings
 from golive.store import Store, StreamRecord
 
@@ -99,6 +101,13 @@ def create_api_app(
             raise not_found("live stream", stream_id)
         return record
 
+    async def check_profile(name: str) -> None:
+        """A stream's profile must name one this node has: a name is also a file path."""
+        try:
+            await asyncio.to_thread(load_profile, name, (settings.resolved_profiles_dir,))
+        except ProfileError as exc:
+            raise ApiError(422, f"profile: {exc}") from None
+
     def publish(kind: EventType, stream_id: str, principal: Principal, **data: Any) -> None:
         data["by"] = principal.name
         bus.publish(Event(type=kind, stream_id=stream_id, data=data))
@@ -109,6 +118,7 @@ def create_api_app(
     async def create_stream(
         request: Request, principal: Admin, body: LiveStreamCreate
     ) -> Data[LiveStreamWithKey]:
+        await check_profile(body.profile)
         window = body.reconnect_window
         record, key = await store.create_stream(
             name=body.name,
@@ -148,6 +158,8 @@ def create_api_app(
             raise ApiError(422, *(f"{k}: may not be null" for k in nulls))
         if not changes:
             return Data(data=out(request, await existing(stream_id)))
+        if "profile" in changes:
+            await check_profile(changes["profile"])
         record = await store.update_stream(stream_id, **changes)
         if record is None:
             raise not_found("live stream", stream_id)

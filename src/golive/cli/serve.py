@@ -27,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _or_empty(scalar: click.ParamType[Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """An optional setting's converter: '' sets it empty (None), as GOLIVE_X='' would."""
+    """An optional setting's converter: '' sets it empty (None), e.g. `--srt-port ''`."""
 
     def convert(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None or value == "":
