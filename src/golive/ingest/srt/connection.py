@@ -3,7 +3,8 @@
 Ties together decryption, the receiver and the control messages that are not the
 receiver's business (keep-alive, shutdown, peer errors, key refresh). Sans-IO:
 `receive(packet, now)` and `tick(now)` go in; datagrams to send and payloads to
-deliver come out, and `closed`/`close_reason` say when it is over.
+deliver come out, and `closed`/`close_reason` say when it is over. `get_timer()`
+says when `tick` is next due (the receiver's timers, a keep-alive, the idle timeout).
 """
 
 from __future__ import annotations
@@ -116,15 +117,23 @@ class SrtConnection:
         # KEEPALIVE only refreshes _last_received; ACK/NAK/congestion warnings concern a
         # sender, which this side is not.
 
+    def get_timer(self) -> float | None:
+        """When `tick` next has work; None once closed."""
+        if self.closed:
+            return None
+        # The same sums as in `tick`, so a tick at this time always does the work.
+        return min(self._receiver.get_timer(), self._last_sent + KEEPALIVE_INTERVAL,
+                   self._last_received + self.idle_timeout)
+
     def tick(self, now: float) -> None:
         if self.closed:
             return
-        if now - self._last_received >= self.idle_timeout:
+        if now >= self._last_received + self.idle_timeout:
             self._finish("timeout")
             return
         self._receiver.tick(now)
         self._collect(now)
-        if now - self._last_sent >= KEEPALIVE_INTERVAL:
+        if now >= self._last_sent + KEEPALIVE_INTERVAL:
             self._send(control(ControlType.KEEPALIVE, dest_socket=self.peer_socket,
                                timestamp=self._timestamp(now)), now)
 

@@ -1,10 +1,12 @@
 """The SRT receiving side of one connection: buffer, loss recovery, ACKs, TSBPD (ingest).
 
 Sans-IO: the connection hands in data packets, ACKACKs and drop requests with the
-time they arrived and calls `tick(now)` every few milliseconds; the receiver queues
-control packets to send (ACK, NAK) and payloads to deliver, in sequence order, each
-at its timestamp plus the negotiated latency (TSBPD). A packet still missing when a
-later one is due is given up (too-late drop). Time is in seconds.
+time they arrived; `get_timer()` says when the receiver next has something to do
+(a full ACK on the 10 ms SYN interval, a periodic NAK while packets are missing,
+the next TSBPD delivery) and `tick(now)` does it. The receiver queues control
+packets to send (ACK, NAK) and payloads to deliver, in sequence order, each at its
+timestamp plus the negotiated latency (TSBPD). A packet still missing when a later
+one is due is given up (too-late drop). Time is in seconds.
 """
 
 from __future__ import annotations
@@ -104,10 +106,12 @@ class Receiver:
         self.duplicates = 0
         self.belated = 0
         self.outside_window = 0
+        self._now = start  # the latest time handed in: "due at once" for get_timer
 
     # Inputs ------------------------------------------------------------------------------
 
     def on_data(self, packet: DataPacket, payload: bytes, now: float) -> None:
+        self._now = now
         seq = self._max + seq_diff(packet.seq, self._max & SEQ_MASK)
         if seq < self._next:
             self.belated += 1
@@ -147,6 +151,7 @@ class Receiver:
             self._emit(ControlType.ACK, now, 0, Ack(self._ack_point).encode())
 
     def on_ackack(self, ack_number: int, now: float) -> None:
+        self._now = now
         sent = self._acks_sent.pop(ack_number, None)
         if sent is None:
             return
@@ -163,10 +168,22 @@ class Receiver:
         start = self._max + seq_diff(first, self._max & SEQ_MASK)
         end = start + seq_diff(last, first)
         self._loss.remove_range(max(start, self._next), end)
+        self._skip_abandoned()
 
     # Timers ------------------------------------------------------------------------------
 
+    def get_timer(self) -> float:
+        """When `tick` next has work: a full ACK, a periodic NAK or a TSBPD delivery."""
+        due = self._next_ack_time
+        if self._ack_point == self._last_full_ack_point:
+            due = max(due, self._ack_quiet_until())
+        if self._loss:
+            due = min(due, self._next_nak_time)
+        release = self._release_due()
+        return due if release is None else min(due, release)
+
     def tick(self, now: float) -> None:
+        self._now = now
         self._release(now)
         if now >= self._next_ack_time:
             self._next_ack_time = now + ACK_INTERVAL
@@ -211,6 +228,27 @@ class Receiver:
 
     # Internals ---------------------------------------------------------------------------
 
+    def _release_due(self) -> float | None:
+        """When the head of the buffer is due: its own delivery, or that of the packet
+        after a hole (too-late drop); None while there is nothing to wait for."""
+        if self._next > self._max:
+            return None
+        entry = self._buffer.get(self._next)
+        if entry is not None:
+            return self.delivery_time(entry[0])
+        if self._next not in self._loss:
+            return self._now  # abandoned by the sender: skip it at once
+        later = self._first_buffered_after(self._next)
+        return None if later is None else self.delivery_time(self._buffer[later][0])
+
+    def _skip_abandoned(self) -> None:
+        """Step over packets at the head the sender dropped: nothing to wait for."""
+        while (self._next <= self._max and self._next not in self._buffer
+               and self._next not in self._loss):
+            self.dropped += 1
+            self._next += 1
+            self._sync_ack_point()
+
     def _release(self, now: float) -> None:
         while self._next <= self._max:
             entry = self._buffer.get(self._next)
@@ -221,10 +259,8 @@ class Receiver:
                 self._delivered.append(entry[1])
                 self._next += 1
                 continue
-            if self._next not in self._loss:  # the sender dropped it: nothing to wait for
-                self.dropped += 1
-                self._next += 1
-                self._sync_ack_point()
+            if self._next not in self._loss:
+                self._skip_abandoned()
                 continue
             later = self._first_buffered_after(self._next)
             if later is None or self.delivery_time(self._buffer[later][0]) > now:
@@ -254,8 +290,8 @@ class Receiver:
             self._ack_point += 1
 
     def _full_ack(self, now: float) -> None:
-        unchanged = self._ack_point == self._last_full_ack_point
-        if unchanged and now - self._last_full_ack_time < self.rtt + 4 * self.rtt_var:
+        # Nothing new to acknowledge: repeat the ACK only once per RTT + 4 * RTTVar.
+        if self._ack_point == self._last_full_ack_point and now < self._ack_quiet_until():
             return
         self._update_rates(now)
         self._ack_number = (self._ack_number + 1) & 0x7FFFFFFF or 1
@@ -279,6 +315,9 @@ class Receiver:
         self._last_full_ack_point = self._ack_point
         self._last_full_ack_time = now
         self._since_ack = 0
+
+    def _ack_quiet_until(self) -> float:
+        return self._last_full_ack_time + self.rtt + 4 * self.rtt_var
 
     def _send_nak(self, ranges: list[tuple[int, int]], now: float) -> None:
         chosen: list[tuple[int, int]] = []
