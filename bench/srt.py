@@ -129,6 +129,8 @@ def serve(out: Path, latency: float) -> None:
     from golive.ingest.srt.server import SrtServer
 
     class Publisher:
+        stream_id = "bench"
+
         def __init__(self, done: asyncio.Event) -> None:
             self.done = done
             self.tags = 0

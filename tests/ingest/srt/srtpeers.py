@@ -49,7 +49,8 @@ class FakeTarget:
         assert protocol == "srt"
         if stream_key not in self.keys:
             raise PublishRefused(RefusalReason.UNKNOWN_KEY, "unknown stream key")
-        publisher = FakePublisher(stream_key)
+        # The hub's stream id is not the key (logs may name the one, never the other).
+        publisher = FakePublisher(f"ls_{len(self.publishers) + 1}")
         self.publishers.append(publisher)
         self.opened.set()
         return publisher
@@ -136,6 +137,12 @@ class RawCaller(asyncio.DatagramProtocol):
         self.queue.put_nowait(data)
 
 
+def induction_datagram(socket_id: int) -> bytes:
+    """An induction as libsrt callers send it (handshake version 4)."""
+    hs = Handshake(4, 0, 2, 1000, 1500, 8192, HandshakeType.INDUCTION, socket_id, 0)
+    return struct.pack(">IIII", 0x80000000, 0, 1000, 0) + hs.encode()
+
+
 async def raw_handshake(port: int, stream_id: str, *, socket_id: int = 0x1234,
                         km: bytes | None = None, encryption: int = 0) -> Handshake:
     """Induction then conclusion; returns the listener's answer to the conclusion."""
@@ -151,7 +158,7 @@ async def raw_handshake(port: int, stream_id: str, *, socket_id: int = 0x1234,
             assert isinstance(packet, ControlPacket)
             return Handshake.decode(packet.body)
 
-        send(Handshake(4, 0, 2, 1000, 1500, 8192, HandshakeType.INDUCTION, socket_id, 0))
+        transport.sendto(induction_datagram(socket_id))
         induction = await answer()
         exts = [Extension(ExtensionType.HSREQ, HsReq(0x010501, 0xBF, 120, 120).encode()),
                 Extension(ExtensionType.SID, encode_ext_string(stream_id))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import random
 import shutil
@@ -19,6 +20,8 @@ from tests.ingest.srt.srtpeers import (
     NULL_TS_PACKET,
     FakeTarget,
     LossyProxy,
+    RawCaller,
+    induction_datagram,
     raw_handshake,
     ts_continuity_errors,
 )
@@ -332,7 +335,7 @@ async def test_arbitrary_datagrams_do_not_disturb_a_publisher(
 
     async def noise() -> None:
         await target.opened.wait()
-        socket_ids = list(server._by_socket)  # the live publisher's id, as an attacker might guess
+        socket_ids = list(server._publishing)  # the live publisher's id, as an attacker might guess
         while True:
             kind = rnd.randrange(5)
             dest = rnd.choice(socket_ids) if socket_ids else 0
@@ -365,3 +368,67 @@ async def test_arbitrary_datagrams_do_not_disturb_a_publisher(
     assert server.ignored_datagrams > 100
     await wait_closed(target)
     assert [p.closed for p in target.publishers] == ["unpublish"]
+
+
+@needs_slt
+async def test_induction_flood_from_one_socket_does_not_keep_a_caller_out(
+    served: tuple[SrtServer, FakeTarget, Received],
+) -> None:
+    """5,000 inductions a second from one UDP socket while srt-live-transmit connects from
+    another: the flood costs the listener no state, and the caller gets in."""
+    server, target, _ = served
+    loop = asyncio.get_running_loop()
+    transport, flooder = await loop.create_datagram_endpoint(
+        RawCaller, remote_addr=("127.0.0.1", server.port))
+    flooded = 0
+    in_full_swing = asyncio.Event()
+
+    async def flood() -> None:
+        nonlocal flooded
+        while True:
+            for _ in range(50):
+                flooded += 1
+                transport.sendto(induction_datagram(flooded & 0x7FFFFFFF or 1))
+            if flooded >= 5000:
+                in_full_swing.set()
+            await asyncio.sleep(0.01)
+
+    flooding = loop.create_task(flood())
+    assert SRT_LIVE_TRANSMIT is not None
+    try:
+        await asyncio.wait_for(in_full_swing.wait(), 30)
+        process = await asyncio.create_subprocess_exec(
+            SRT_LIVE_TRANSMIT, "-a", "no", "file://con", slt_url(server.port, KEY),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        try:
+            await asyncio.wait_for(target.opened.wait(), 30)
+            assert server.connection_count == 1
+            at_connect = flooded
+        finally:
+            process.kill()
+            await process.wait()
+    finally:
+        flooding.cancel()
+        transport.close()
+    assert at_connect >= 5000  # the caller connected while the flood went on
+    assert flooder.queue.qsize() > 1000  # the flood was answered, statelessly
+    assert server.listener.pending_count == 0 and len(server.listener.budget) == 1
+
+
+async def test_logs_never_show_a_stream_key_nor_raw_control_characters(
+    served: tuple[SrtServer, FakeTarget, Received], caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, _, _ = served
+    caplog.set_level(logging.INFO, logger="golive.ingest.srt.server")
+    forged = "nope\n2026-01-01T00:00:00Z level=info msg=forged"
+    assert (await raw_handshake(server.port, forged)).type == 1000 + 1403
+    assert (await raw_handshake(server.port, f"#!::{KEY}", socket_id=2)).type == 1000 + 1400
+    accepted = await raw_handshake(server.port, KEY, socket_id=3)
+    assert accepted.type == 0xFFFFFFFF
+    await server.close()  # closes the publisher: a "closed" line too
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("rejected" in line and "nope…" in line for line in lines), lines
+    assert any("connected" in line and "stream_id=ls_1" in line for line in lines), lines
+    assert any("closed" in line and "stream_id=ls_1" in line for line in lines), lines
+    assert all(KEY not in line and "\n" not in line for line in lines), lines

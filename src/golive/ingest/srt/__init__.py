@@ -1,1 +1,1 @@
-"""SRT ingest: sans-IO protocol core (packets, handshake, crypto, receiver) and an asyncio server."""
+"""SRT ingest: sans-IO protocol core (packets, handshake, crypto, receiver, the listener) and an asyncio shell."""

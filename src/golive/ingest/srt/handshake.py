@@ -227,14 +227,16 @@ def parse_stream_id(stream_id: str) -> StreamRequest:
             continue
         name, sep, value = item.partition("=")
         if not sep:
-            raise HandshakeRejected(RejectReason.X_BAD_REQUEST, f"stream id item {item!r} has no '='")
+            # The item may be the key itself (`#!::KEY`): the message must not quote it.
+            raise HandshakeRejected(RejectReason.X_BAD_REQUEST, "a stream id item has no '='")
         values[name.strip()] = value.strip()
     key = values.get("r", "")
     if not key:
         raise HandshakeRejected(RejectReason.X_BAD_REQUEST, "stream id names no resource (r=)")
     mode = values.get("m", "publish")
     if mode != "publish":
-        raise HandshakeRejected(RejectReason.X_BAD_MODE, f"mode {mode!r} is not accepted, only publish")
+        raise HandshakeRejected(RejectReason.X_BAD_MODE,
+                                f"mode {mode[:16]!r} is not accepted, only publish")
     return StreamRequest(key, mode, values.get("u"))
 
 

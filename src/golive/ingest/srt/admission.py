@@ -1,0 +1,127 @@
+"""Who may try an SRT conclusion now, and what callers who were turned away were told (ingest).
+
+Inductions cost the listener nothing (a SYN cookie, no state), so they need no
+limit. A conclusion with a valid cookie starts real work (a key lookup, PBKDF2 for
+a passphrase, the hub), so conclusions are budgeted: a token bucket per source
+(an IPv4 address, an IPv6 /64) and one global bucket behind it. A flood from one
+source empties only its own bucket; the global cap still bounds the total. A
+caller over budget gets no answer and retransmits its conclusion, as libsrt
+callers do every 250 ms. Both structures hold a bounded number of entries and
+take `now` from the caller.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from dataclasses import dataclass
+
+MAX_SOURCES = 4096  # buckets kept; the least recently seen source is forgotten first
+MAX_REJECTIONS = 1024
+REJECTION_MEMORY = 5.0  # seconds a rejection is repeated to a caller that asks again
+
+
+def source_of(host: str) -> str:
+    """The unit a conclusion budget is kept for: the IPv4 address, or the IPv6 /64."""
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+    def refill(self, rate: float, burst: float, now: float) -> None:
+        self.tokens = min(burst, self.tokens + max(0.0, now - self.updated) * rate)
+        self.updated = now
+
+
+class HandshakeBudget:
+    """Conclusions allowed per source (`per_source` a second, `source_burst` at once) and
+    in all (`total` a second, as many at once)."""
+
+    def __init__(self, *, per_source: float = 10.0, source_burst: float = 20.0,
+                 total: float = 50.0, now: float = 0.0,
+                 max_sources: int = MAX_SOURCES) -> None:
+        if per_source <= 0 or total <= 0 or source_burst < 1:
+            raise ValueError("conclusion rates must be positive and the burst at least 1")
+        self.per_source = per_source
+        self.source_burst = source_burst
+        self.total = total
+        self.max_sources = max_sources
+        self.refused = 0
+        self._global = _Bucket(total, now)
+        self._sources: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def allow(self, source: str, now: float) -> bool:
+        """Spend one conclusion for `source` if both its bucket and the global one allow."""
+        bucket = self._sources.get(source)
+        if bucket is None:
+            bucket = _Bucket(self.source_burst, now)
+            self._sources[source] = bucket
+            if len(self._sources) > self.max_sources:
+                self._sources.popitem(last=False)
+        else:
+            self._sources.move_to_end(source)
+            bucket.refill(self.per_source, self.source_burst, now)
+        self._global.refill(self.total, self.total, now)
+        if bucket.tokens < 1 or self._global.tokens < 1:
+            self.refused += 1
+            return False
+        bucket.tokens -= 1
+        self._global.tokens -= 1
+        return True
+
+    def __len__(self) -> int:
+        """How many sources have a bucket."""
+        return len(self._sources)
+
+
+class RejectionMemory:
+    """The rejection datagram last sent to each (address, caller socket), for a few seconds.
+
+    A rejected caller retransmits its conclusion until the answer arrives; repeating the
+    answer from here keeps those copies from being checked (and budgeted) again.
+    """
+
+    def __init__(self, *, ttl: float = REJECTION_MEMORY, limit: int = MAX_REJECTIONS) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        # Insertion order is expiry order: every entry lives `ttl` from when it was stored.
+        self._entries: OrderedDict[object, tuple[bytes, float]] = OrderedDict()
+
+    def remember(self, key: object, datagram: bytes, now: float) -> None:
+        self._entries.pop(key, None)
+        self._entries[key] = (datagram, now + self.ttl)
+        while len(self._entries) > self.limit:
+            self._entries.popitem(last=False)
+
+    def recall(self, key: object, now: float) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[1] <= now:
+            return None
+        return entry[0]
+
+    def get_timer(self) -> float | None:
+        """When the oldest rejection is forgotten; None when nothing is remembered."""
+        for _, expiry in self._entries.values():
+            return expiry
+        return None
+
+    def expire(self, now: float) -> None:
+        while self._entries:
+            key, (_, expiry) = next(iter(self._entries.items()))
+            if expiry > now:
+                return
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
