@@ -154,16 +154,67 @@ async def test_multivariant_lists_renditions(client: httpx.AsyncClient, feed: Fe
     assert r.headers["cache-control"].startswith("public, max-age=")
 
 
-async def test_multivariant_waits_for_first_init(
+async def test_multivariant_waits_for_every_rendition_of_the_ladder(
     origin: Origin, client: httpx.AsyncClient, directory: Directory
 ) -> None:
     f = make_feed(init=False)
     directory.presentations["p1"] = f.presentation
     task = asyncio.create_task(client.get("/live/p1.m3u8"))
     await parked(task, lambda: origin.held_requests)
+    # The first init alone is no answer: a player (or an edge) loading a one-rendition
+    # multivariant would never learn of the other.
     f.window.set_init(INIT)
+    # Woken by that init, the request parks again on a fresh future of the presentation.
+    await parked(task, lambda: len(f.presentation._ready_waiters))
+    f.presentation.renditions["low"].set_init(INIT)
     r = await asyncio.wait_for(task, HANG)
-    assert r.status_code == 200 and "#EXT-X-STREAM-INF" in r.text
+    assert r.status_code == 200
+    assert [line for line in r.text.splitlines() if not line.startswith("#")] == [
+        "p1/video.m3u8",
+        "p1/low.m3u8",
+    ]
+
+
+async def test_multivariant_answers_once_a_late_rendition_is_dropped(
+    origin: Origin, client: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed(init=False)
+    directory.presentations["p1"] = f.presentation
+    f.window.set_init(INIT)
+    task = asyncio.create_task(client.get("/live/p1.m3u8"))
+    await parked(task, lambda: origin.held_requests)
+    f.presentation.remove_rendition("low")  # its encoder output failed
+    r = await asyncio.wait_for(task, HANG)
+    assert r.status_code == 200
+    assert "p1/video.m3u8" in r.text and "low" not in r.text
+
+
+async def test_incomplete_ladder_after_the_wait_is_an_uncached_404(
+    quick: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed(init=False)
+    f.window.set_init(INIT)
+    directory.presentations["p1"] = f.presentation
+    r = await quick.get("/live/p1.m3u8")
+    assert r.status_code == 404
+    assert r.headers["cache-control"] == "no-cache"
+    # Its one ready rendition still plays for a player that asks for it by name.
+    assert (await quick.get("/live/p1/video.m3u8")).status_code == 200
+
+
+async def test_media_playlist_waits_for_its_own_init(
+    origin: Origin, client: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed(init=False)
+    directory.presentations["p1"] = f.presentation
+    task = asyncio.create_task(client.get("/live/p1/low.m3u8"))
+    await parked(task, lambda: origin.held_requests)
+    f.window.set_init(INIT)  # the sibling's init does not answer it
+    await parked(task, lambda: len(f.presentation._ready_waiters))
+    f.presentation.renditions["low"].set_init(INIT)
+    f.add(1)
+    r = await asyncio.wait_for(task, HANG)
+    assert r.status_code == 200 and "#EXT-X-MAP" in r.text
 
 
 async def test_multivariant_without_media_is_404_after_the_wait(

@@ -43,8 +43,8 @@ ENDED_PLAYLIST_MAX_AGE = 60
 # anything else is not cached at all.
 NOT_FOUND_CACHE = "public, max-age=1"
 ERROR_CACHE = "no-cache"
-# How long a multivariant request waits for a starting broadcast's first init, in units of
-# hold_limit_factor (3.0 -> 6 s).
+# How long a multivariant request waits for a starting broadcast's inits (every rendition's),
+# in units of hold_limit_factor (3.0 -> 6 s).
 READY_HOLD_UNIT = 2.0
 
 _PID = r"(?P<pid>[A-Za-z0-9]{1,64})"
@@ -317,13 +317,18 @@ class Origin:
     async def _multivariant(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
     ) -> Response:
-        text = presentation.multivariant_playlist()
-        if text is None and not presentation.ended:
+        # Only the whole ladder is an answer: the inits of a starting broadcast arrive some
+        # milliseconds apart, and a playlist listing the first rendition alone would keep
+        # a player (and the edge copy every later player gets) on that one for good.
+        if not presentation.complete and not presentation.ended:
             limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await self._hold(presentation.wait_ready(), limit)
-            text = presentation.multivariant_playlist()
+            await self._hold(presentation.wait_complete(), limit)
+        text = presentation.multivariant_playlist()
         if text is None:
             return _error(404, "broadcast has no media yet")
+        if not presentation.complete and not presentation.ended:
+            # A rendition is late past the hold: not an answer to keep, even for a second.
+            return _error(404, "broadcast is still starting", headers={"Cache-Control": ERROR_CACHE})
         if presentation.ended:
             max_age = ENDED_PLAYLIST_MAX_AGE
         else:
@@ -345,8 +350,9 @@ class Origin:
         except BadDirective as exc:
             return _error(400, str(exc))
         if window.init is None and not window.ended:
+            # Every rendition's init, this one's included (a sibling's alone would not do).
             limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await self._hold(presentation.wait_ready(), limit)
+            await self._hold(presentation.wait_complete(), limit)
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended

@@ -66,6 +66,8 @@ class Presentation:
         if window is not None:
             window.init_listener = None
             window.end()
+            # Without it the ladder may now be complete.
+            self._wake()
 
     def mark_discontinuity(self) -> None:
         for window in self.renditions.values():
@@ -126,6 +128,28 @@ class Presentation:
         finally:
             if future in self._ready_waiters:
                 self._ready_waiters.remove(future)
+
+    @property
+    def complete(self) -> bool:
+        """Every rendition of the planned ladder has its init, so the multivariant lists all."""
+        return bool(self.renditions) and all(w.init is not None for w in self.renditions.values())
+
+    async def wait_complete(self) -> None:
+        """Return once every rendition has its init or the presentation has ended.
+
+        Renditions are added for the whole planned ladder before the encoder starts, and
+        their inits arrive some milliseconds apart: a multivariant playlist written in
+        between lists only the first, and a player or an edge that loads it never learns
+        the rest of the ladder.
+        """
+        while not (self.ended or self.complete):
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._ready_waiters.append(future)
+            try:
+                await future
+            finally:
+                if future in self._ready_waiters:
+                    self._ready_waiters.remove(future)
 
     def media_playlist(self, name: str, *, skip: bool = False) -> str | None:
         """A rendition's media playlist plus its siblings' reports (low latency only)."""
