@@ -126,7 +126,7 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
     fragments = fragments[:last_key]
     loop_length = fragments[-1].decode_time + fragments[-1].duration - fragments[0].decode_time
 
-    presentation = Presentation(PID, low_latency=True, part_target=PART)
+    presentation = Presentation(PID, low_latency=True, part_target=PART, clock=time.time)
     window = presentation.add_rendition(
         RENDITION, bandwidth=3_300_000, average_bandwidth=3_000_000, frame_rate=30.0
     )

@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import ssl
+import time
 from typing import Any
 
 import uvicorn
@@ -21,17 +22,18 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
+from golive.api.schemas import pipeline_facts_out
 from golive.chat.service import ChatService
 from golive.chat.transport import ChatWebSocketProtocol
 from golive.core.events import EventBus
 from golive.core.throttle import FailureThrottle
-from golive.delivery.whep import WhepEndpoint
+from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
 from golive.ingest.whip import WhipEndpoint, WhipLimits  # WHIP (issue 5)
 from golive.logs import configure_logging
+from golive.media.capabilities import detect_capabilities
 from golive.media.pipeline import LivePipeline
-from golive.media.transcoder import detect_capabilities
 from golive.packaging.presentation import Presentation
 from golive.settings import Settings
 from golive.store import EventRecorder, Store, StoreStreamDirectory
@@ -89,7 +91,7 @@ class _LiveView:
         if facts is None:
             return None
         if node.pipeline is not None:
-            facts["pipeline"] = node.pipeline.facts(stream_id)
+            facts["pipeline"] = pipeline_facts_out(node.pipeline.facts(stream_id))
         broadcast = node.hub.broadcast(stream_id)
         publisher = broadcast.publisher if broadcast is not None else None
         if node.srt is not None and publisher is not None and publisher.protocol == "srt":
@@ -114,7 +116,7 @@ class Golive:
         self.rtmp: RtmpServer | None = None
         self.rtmps: RtmpServer | None = None
         self.srt: SrtServer | None = None
-        self.pipeline: LivePipeline | None = None
+        self.pipeline: LivePipeline[WebRtcFeed] | None = None
         self.http: FastAPI | None = None
         self.chat: ChatService | None = None
         self.whip: WhipEndpoint | None = None  # WHIP ingest (issue 5)
@@ -176,6 +178,8 @@ class Golive:
                 profiles_dirs=(s.profiles_dir or s.data_dir / "profiles",),
                 ended_ttl=s.ended_playlist_ttl,
                 capabilities=await detect_capabilities(ffmpeg),
+                clock=time.time,  # the one real wall clock packaging reads
+                webrtc_sink=WebRtcFeed if s.webrtc_playback else None,
             )
             self.hub.add_observer(self.pipeline)
 
@@ -331,7 +335,6 @@ class Golive:
 
         # WHEP (issue 5): POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
         if s.webrtc_playback and self.pipeline is not None:
-            self.pipeline.webrtc_playback = True
             self.whep = WhepEndpoint(self.pipeline, WebRtcOptions.from_settings(s),
                                      max_viewers=s.whep_max_viewers)
             app.include_router(self.whep.router())

@@ -45,16 +45,17 @@ async def test_whep_viewer_gets_video_and_audio(
         await wait_status(api, stream["id"], "active")
         assert node.pipeline is not None
 
-        async def feed_ready() -> dict[str, Any] | None:
+        async def feed_ready() -> Any:
             facts = node.pipeline.facts(stream["id"]) if node.pipeline else None
-            webrtc = (facts or {}).get("webrtc")
-            return webrtc if webrtc and webrtc["video_packets"] > 0 else None
+            feed = node.pipeline.webrtc_feed(pid) if node.pipeline else None
+            webrtc = facts.webrtc if facts else None
+            return webrtc if webrtc and feed and feed.video_packets > 0 else None
 
         webrtc = await eventually(feed_ready, timeout=60, what="the WebRTC output")
         facts = node.pipeline.facts(stream["id"])
-        assert facts is not None and "webrtc" not in facts["renditions"]
+        assert facts is not None and "webrtc" not in facts.renditions
         # A 480p source makes 480p + 360p; WebRTC gets the lowest, and HLS never lists it.
-        assert (webrtc["width"], webrtc["height"]) == (640, 360), webrtc
+        assert (webrtc.width, webrtc.height) == (640, 360), webrtc
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
             multivariant = (await http.get(f"/live/{pid}.m3u8")).text
         assert "webrtc" not in multivariant and multivariant.count("#EXT-X-STREAM-INF") == 2
@@ -77,7 +78,7 @@ async def test_whep_viewer_gets_video_and_audio(
         rate = (len(viewer.video_frames) - 1) / span
         assert 20 <= rate <= 40, rate  # 30 fps, with slack for a loaded machine
         first_at, width, height = viewer.video_frames[0]
-        assert (width, height) == (webrtc["width"], webrtc["height"])
+        assert (width, height) == (webrtc.width, webrtc.height)
         assert all((w, h) == (width, height) for _, w, h in viewer.video_frames)
         print(f"WHEP: {webrtc}; first frame after {first_at:.2f}s, "
               f"{len(viewer.video_frames)} video frames at {rate:.1f}/s, "

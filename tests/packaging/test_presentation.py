@@ -154,3 +154,17 @@ def test_segment_numbers_never_repeat_across_broadcasts_of_a_playback_id() -> No
     second = Presentation("pb_a", low_latency=True, part_target=0.2, clock=lambda: 1001.0)
     later = second.add_rendition("720p", bandwidth=1, average_bandwidth=1, frame_rate=30)
     assert later.next_part()[0] > window.next_part()[0] >= 2000
+
+
+def test_fragments_are_stamped_with_the_presentations_clock() -> None:
+    now = [1_000.0]
+    p = Presentation("pb_a", low_latency=True, part_target=0.2, clock=lambda: now[0])
+    p.add_rendition("360p", bandwidth=1_000_000, average_bandwidth=900_000, frame_rate=30)
+    p.renditions["360p"].set_init(init(640, 360))
+    now[0] = 1_000.25
+    assert p.add_fragment("360p", Fragment(b"m" * 100, 1, True, 0.0, 0.2))
+    assert not p.add_fragment("720p", Fragment(b"m" * 100, 1, True, 0.0, 0.2))
+    playlist = p.media_playlist("360p")
+    assert playlist is not None
+    assert "#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:16:40.250Z" in playlist
+    assert p.first_msn == 2_000  # numbered from the clock at the start, not at each fragment

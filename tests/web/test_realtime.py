@@ -76,11 +76,10 @@ async def _live_with_webrtc(node: Golive, api: httpx.AsyncClient,
     pid = stream["playback_ids"][0]["id"]
 
     async def ready() -> bool | None:
-        facts = node.pipeline.facts(stream["id"]) if node.pipeline else None
-        webrtc = (facts or {}).get("webrtc")
+        feed = node.pipeline.webrtc_feed(pid) if node.pipeline else None
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as client:
             live = (await client.get(f"/watch/{pid}/status")).json()["live"]
-        return True if live and webrtc and webrtc["video_packets"] > 0 else None
+        return True if live and feed and feed.video_packets > 0 else None
 
     await eventually(ready, timeout=60, what="LL-HLS and the WebRTC output")
     return stream, proc

@@ -6,11 +6,13 @@ Every success body is `{"data": ...}` (`Data[T]`).
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from golive.media.facts import PipelineFacts
 from golive.settings import Settings
 from golive.store import (
     ApiTokenRecord,
@@ -176,6 +178,13 @@ def ingest_urls(settings: Settings, host: str, key: str | None = None) -> Ingest
         rtmps=rtmps,
         rtmps_url=f"{rtmps}/{key}" if key and rtmps else None,
     )
+
+
+def pipeline_facts_out(facts: PipelineFacts | None) -> dict[str, Any] | None:
+    """The live pipeline's facts as JSON-ready data; parts not known yet are left out."""
+    if facts is None:
+        return None
+    return {k: v for k, v in dataclasses.asdict(facts).items() if v is not None}
 
 
 def playback_id_out(record: PlaybackIdRecord) -> PlaybackId:

@@ -132,7 +132,12 @@ class ViewerTrack(MediaStreamTrack):
 
 
 class WebRtcFeed:
-    """The WebRTC output of one broadcast, fanned out to every viewer's tracks."""
+    """The WebRTC output of one broadcast, fanned out to every viewer's tracks.
+
+    A sink of the transcoder's WebRTC-safe output (`golive.media.output.OutputSink`,
+    met by shape: delivery/ does not import media/); the composition root hands
+    this class to the live pipeline as the factory that makes one per broadcast.
+    """
 
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id

@@ -1,12 +1,17 @@
 """One broadcast's renditions under one playback id: the multivariant playlist and the
-media playlists with their rendition reports (stage: packaging)."""
+media playlists with their rendition reports (stage: packaging).
+
+The wall clock is passed in: it numbers the first segment and stamps each fragment's
+arrival, so tests can run a presentation on a fixed or stepped time.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from datetime import UTC, datetime
 
+from golive.formats.isobmff import Fragment
+from golive.packaging.clock import WallClock
 from golive.packaging.window import RenditionWindow
 
 __all__ = ["Presentation"]
@@ -21,9 +26,10 @@ class Presentation:
         *,
         low_latency: bool,
         part_target: float,
-        clock: Callable[[], float] = time.time,
+        clock: WallClock,
     ) -> None:
         self.playback_id = playback_id
+        self._clock = clock
         # Segments are numbered from twice the Unix time at start: segments are at least
         # ~0.9 s long, so a playback id's next broadcast always starts above this one's
         # numbers, and URLs cached as immutable are never reused for other media.
@@ -68,6 +74,14 @@ class Presentation:
             window.end()
             # Without it the ladder may now be complete.
             self._wake()
+
+    def add_fragment(self, name: str, fragment: Fragment) -> bool:
+        """A rendition's next fragment, stamped with the clock's now; False if no such rendition."""
+        window = self.renditions.get(name)
+        if window is None:
+            return False
+        window.add_fragment(fragment, datetime.fromtimestamp(self._clock(), UTC))
+        return True
 
     def mark_discontinuity(self) -> None:
         for window in self.renditions.values():

@@ -1,0 +1,73 @@
+"""What a broadcast's source is, from its first tags: size, frame rate, codecs (stage: media).
+
+The ladder is planned from the source, so the first tags are held (bounded) until
+the codec configuration is known and about a second of video has shown the real
+frame rate. Then the held tags become the transcoder's first input.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from golive.formats.codecs import CodecError, parse_video_tag
+from golive.formats.tag import MediaTag, TagType
+from golive.media.ladder import SourceInfo
+from golive.stream import IngestMeter
+
+__all__ = ["SourceProbe"]
+
+PROBE_SECONDS = 1.0  # video span that settles the frame rate
+PROBE_FRAMES = 30  # or this many frames, whichever comes first
+PROBE_MAX_TAGS = 600  # held at most; a source still unknown then is planned as it is
+AUDIO_ONLY_TAGS = 50  # tags without any video before the source counts as audio only
+_FALLBACK_RATE = 30.0
+_RATE_TOLERANCE = 2.0  # fps a declared rate may differ from the measured one
+
+
+class SourceProbe:
+    """Holds a broadcast's first tags until its source is known."""
+
+    def __init__(self) -> None:
+        self.tags: deque[MediaTag] = deque(maxlen=PROBE_MAX_TAGS)
+        self.first_video_ts: int | None = None
+        self.last_video_ts: int | None = None
+        self.video_frames = 0
+
+    def push(self, tag: MediaTag, meter: IngestMeter) -> SourceInfo | None:
+        """Hold one tag (already seen by `meter`); the source once it is known, else None."""
+        self.tags.append(tag)
+        if tag.type is TagType.VIDEO:
+            try:
+                info = parse_video_tag(tag.body)
+            except CodecError:
+                return None
+            if info.is_sequence_header:
+                return None
+            self.video_frames += 1
+            if self.first_video_ts is None:
+                self.first_video_ts = tag.timestamp
+            self.last_video_ts = tag.timestamp
+        return self._source(meter)
+
+    def _source(self, meter: IngestMeter) -> SourceInfo | None:
+        facts = meter.snapshot(0.0)
+        span = 0.0
+        if self.first_video_ts is not None and self.last_video_ts is not None:
+            span = (self.last_video_ts - self.first_video_ts) / 1000
+        have_video = meter.video_sequence_header is not None and facts.width
+        settled = span >= PROBE_SECONDS or self.video_frames >= PROBE_FRAMES
+        audio_only = self.first_video_ts is None and len(self.tags) >= AUDIO_ONLY_TAGS
+        if not (have_video and settled) and not (audio_only or len(self.tags) >= PROBE_MAX_TAGS):
+            return None
+        frame_rate = facts.declared_frame_rate or 0.0
+        if span > 0 and self.video_frames > 1:
+            measured = (self.video_frames - 1) / span
+            if not frame_rate or abs(measured - frame_rate) > _RATE_TOLERANCE:
+                frame_rate = measured
+        return SourceInfo(
+            width=facts.width or 0,
+            height=facts.height or 0,
+            frame_rate=round(frame_rate or _FALLBACK_RATE, 3),
+            video_codec=facts.video_codec or "unknown",
+            has_audio=meter.audio_sequence_header is not None or facts.audio_codec is not None,
+        )
