@@ -121,7 +121,7 @@ async def test_360p_source_through_the_default_profile(source_360p: Path, tmp_pa
     stats = t.stats
     assert stats.restarts == 0 and stats.dropped_input_bytes == 0 and not stats.running
     assert stats.renditions == ("360p",) and stats.encoder == "libx264"
-    assert t.stats_dict()["renditions"] == ["360p"]
+    assert t.stats.renditions == ("360p",)
 
 
 async def test_720p_ladder_has_aligned_keyframes(source_720p: Path, tmp_path: Path) -> None:

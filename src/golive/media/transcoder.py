@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from golive.formats.isobmff import Fragment, InitSegment
@@ -165,11 +165,6 @@ class Transcoder:
             dropped_video_frames=self._dropped_frames,
             last_progress=self._last_progress,
         )
-
-    def stats_dict(self) -> dict[str, Any]:
-        data = asdict(self.stats)
-        data["renditions"] = list(self._plan.names)
-        return data
 
     async def start(self) -> None:
         """Start ffmpeg; raises if it cannot be started at all (missing binary, bad plan)."""
