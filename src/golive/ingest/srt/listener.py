@@ -144,6 +144,8 @@ def check_passphrase(request: ConclusionRequest, passphrase: str | None) -> Secu
 
 
 class SrtListener:
+    """Every SRT caller of one UDP port; see the module docstring for the flow."""
+
     def __init__(
         self,
         *,

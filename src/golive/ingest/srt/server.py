@@ -78,6 +78,8 @@ class _Publishing:
 
 
 class SrtServer:
+    """SRT ingest on one UDP port: `start()`, `close()`, and live publishers' facts."""
+
     def __init__(
         self,
         target: PublishTarget,
