@@ -157,7 +157,7 @@ class Golive:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
-        await self.store.reset_live_statuses()
+        # What a killed run left live is closed, and announced, by the hub's start().
 
         self._recorder = EventRecorder(self.store, self.bus)
         self._recorder.start()

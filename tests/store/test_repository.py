@@ -230,29 +230,56 @@ async def test_broadcasts(store: Store) -> None:
     await store.start_broadcast("ls_missing", "bc_3", "rtmp", "x", t0)
 
 
-async def test_reset_live_statuses(store: Store) -> None:
+async def test_recover_open_broadcasts_ends_them_when_media_was_last_seen(
+    store: Store,
+) -> None:
     live, _ = await store.create_stream(name="live")
     idle, _ = await store.create_stream(name="idle")
     disabled, _ = await store.create_stream(name="disabled")
+    quiet, _ = await store.create_stream(name="quiet")
     await store.set_enabled(disabled.id, False)
-    started = datetime.now(UTC) - timedelta(minutes=5)
+    started = datetime(2025, 3, 1, 20, 0, tzinfo=UTC)
     await store.start_broadcast(live.id, "bc_1", "rtmp", "1.2.3.4:5", started)
     await store.set_stream_status(live.id, "active", "bc_1")
+    await store.media_seen("bc_1", started + timedelta(seconds=5))
+    await store.media_seen("bc_1", started + timedelta(minutes=42))
+    # A publisher that went away before the crash: its `disconnected` is in the log.
+    await store.start_broadcast(quiet.id, "bc_2", "srt", "1.2.3.4:6", started)
+    await store.record_event(Event(type=EventType.LIVE_STREAM_CONNECTED, stream_id=quiet.id,
+                                   broadcast_id="bc_2"))
+    await store.record_event(Event(type=EventType.LIVE_STREAM_DISCONNECTED,
+                                   stream_id=quiet.id, broadcast_id="bc_2"))
 
-    before = datetime.now(UTC)
-    await store.reset_live_statuses()
-    after = datetime.now(UTC)
+    recovered = await store.recover_open_broadcasts()
 
+    assert [(r.id, r.stream_id, r.ended_at, r.publisher_connected) for r in recovered] == [
+        ("bc_1", live.id, started + timedelta(minutes=42), True),
+        ("bc_2", quiet.id, started, False),  # no media ever: it ends where it began
+    ]
     statuses = {r.name: (r.status, r.active_broadcast_id) for r in await store.list_streams()}
     assert statuses == {
         "live": ("idle", None),
         "idle": ("idle", None),
         "disabled": ("disabled", None),
+        "quiet": ("idle", None),
     }
     (broadcast,) = await store.list_broadcasts(live.id)
-    assert broadcast.ended_at is not None
-    assert before <= broadcast.ended_at <= after
+    assert broadcast.ended_at == broadcast.last_media_at == started + timedelta(minutes=42)
+    # Closed rows are not touched again: a second start recovers nothing.
+    await store.media_seen("bc_1", started + timedelta(hours=9))
+    assert await store.recover_open_broadcasts() == []
+    (broadcast,) = await store.list_broadcasts(live.id)
+    assert broadcast.last_media_at == started + timedelta(minutes=42)
     assert idle.id != live.id
+
+
+async def test_start_broadcast_twice_keeps_the_first_row(store: Store) -> None:
+    record, _ = await store.create_stream(name="show")
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    await store.start_broadcast(record.id, "bc_1", "rtmp", "1.2.3.4:5", t0)
+    # A retry after an outage whose first try did land.
+    await store.start_broadcast(record.id, "bc_1", "rtmp", "1.2.3.4:5", t0)
+    assert [b.id for b in await store.list_broadcasts(record.id)] == ["bc_1"]
 
 
 # Events --------------------------------------------------------------------------------

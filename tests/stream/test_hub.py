@@ -6,9 +6,11 @@ fake clock past it, and directory writes are awaited with `hub.flush()`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,9 +23,11 @@ from golive.stream import (
     BroadcastHub,
     BroadcastStart,
     BroadcastState,
+    DirectoryUnavailable,
     KeyState,
     PlaybackId,
     PublishRefused,
+    RecoveredBroadcast,
     RefusalReason,
     StreamPolicy,
 )
@@ -87,10 +91,30 @@ def policy(stream_id: str = "ls_1", *, enabled: bool = True,
 
 @dataclass
 class FakeDirectory:
-    """Streams by key hash, and every lifecycle write the hub makes, in order."""
+    """Streams by key hash, and every lifecycle write the hub makes, in order.
+
+    `lifecycle` leaves out the media-seen writes; the next `failures` write attempts
+    raise `DirectoryUnavailable` (a full disk), and `tried` is set on every attempt;
+    `left_open` is what a killed node left for `recover_broadcasts`.
+    """
 
     by_key_hash: dict[str, StreamPolicy] = field(default_factory=dict)
     writes: list[tuple[Any, ...]] = field(default_factory=list)
+    failures: int = 0
+    attempts: int = 0
+    tried: asyncio.Event = field(default_factory=asyncio.Event)
+    left_open: list[RecoveredBroadcast] = field(default_factory=list)
+
+    @property
+    def lifecycle(self) -> list[tuple[Any, ...]]:
+        return [w for w in self.writes if w[0] != "media"]
+
+    def _attempt(self) -> None:
+        self.attempts += 1
+        self.tried.set()
+        if self.failures > 0:
+            self.failures -= 1
+            raise DirectoryUnavailable("database or disk is full")
 
     def add(self, key: str, stream: StreamPolicy) -> None:
         self.by_key_hash[hash_stream_key(key)] = stream
@@ -117,13 +141,24 @@ class FakeDirectory:
         }
 
     async def broadcast_started(self, start: BroadcastStart) -> None:
+        self._attempt()
         self.writes.append(("started", start.stream_id, start.broadcast_id, start.protocol))
 
     async def broadcast_active(self, stream_id: str, broadcast_id: str) -> None:
+        self._attempt()
         self.writes.append(("active", stream_id, broadcast_id))
 
     async def broadcast_ended(self, stream_id: str, broadcast_id: str, ended_at: datetime) -> None:
+        self._attempt()
         self.writes.append(("ended", stream_id, broadcast_id))
+
+    async def media_seen(self, stream_id: str, broadcast_id: str, at: datetime) -> None:
+        self._attempt()
+        self.writes.append(("media", stream_id, broadcast_id, at))
+
+    async def recover_broadcasts(self) -> Sequence[RecoveredBroadcast]:
+        left, self.left_open = self.left_open, []
+        return left
 
 
 @dataclass
@@ -160,18 +195,29 @@ class Node:
 
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
-    directory = FakeDirectory()
+    async with start_node() as started:
+        yield started
+
+
+@asynccontextmanager
+async def start_node(*, left_open: Sequence[RecoveredBroadcast] = (),
+                     **options: Any) -> AsyncIterator[Node]:
+    directory = FakeDirectory(left_open=list(left_open))
     directory.add(KEY, policy())
     clock = FakeClock()
     bus = EventBus()
     events = bus.subscribe()
-    hub = BroadcastHub(directory, bus, max_publishers=2, clock=clock)
+    options.setdefault("retry_delay", 0.001)
+    hub = BroadcastHub(directory, bus, max_publishers=2, clock=clock, **options)
     observer = RecordingObserver()
     hub.add_observer(observer)
     await hub.start()
-    yield Node(hub, directory, clock, events, observer)
-    await hub.close()
-    events.close()
+    try:
+        yield Node(hub, directory, clock, events, observer)
+    finally:
+        directory.failures = 0
+        await hub.close()
+        events.close()
 
 
 VIDEO = MediaTag(TagType.VIDEO, 0, b"\x17\x01\x00\x00\x00")
@@ -270,7 +316,7 @@ async def test_publisher_back_after_the_window_starts_a_new_broadcast(node: Node
     second = await publish(node.hub)
     assert second.broadcast_id != first.broadcast_id
     await node.hub.flush()
-    assert node.directory.writes == [
+    assert node.directory.lifecycle == [
         ("started", "ls_1", first.broadcast_id, "rtmp"),
         ("active", "ls_1", first.broadcast_id),
         ("ended", "ls_1", first.broadcast_id),
@@ -327,7 +373,7 @@ async def test_events_and_observer_calls_in_order(node: Node) -> None:
         ("started", bc), ("lost", bc), ("resumed", bc), ("lost", bc), ("ended", bc),
     ]
     await node.hub.flush()
-    assert [w[0] for w in node.directory.writes] == ["started", "active", "ended"]
+    assert [w[0] for w in node.directory.lifecycle] == ["started", "active", "ended"]
 
 
 async def test_sinks_get_media_and_a_failing_sink_is_detached(node: Node) -> None:
@@ -406,3 +452,79 @@ async def test_close_ends_everything_and_refuses_new_publishers(node: Node) -> N
     with pytest.raises(PublishRefused) as refused:
         await publish(node.hub)
     assert refused.value.reason is RefusalReason.SHUTTING_DOWN
+
+
+# Crash recovery and directory outages --------------------------------------------------
+
+
+async def test_media_reaches_the_directory_once_per_interval(node: Node) -> None:
+    publisher = await publish(node.hub)
+    for _ in range(50):
+        publisher.push(VIDEO)
+    node.clock.advance(4.9)
+    publisher.push(VIDEO)
+    node.clock.advance(0.1)
+    publisher.push(VIDEO)
+    publisher.push(VIDEO)
+    await node.hub.flush()
+    assert [w[0] for w in node.directory.writes] == ["started", "media", "active", "media"]
+    first, second = (w for w in node.directory.writes if w[0] == "media")
+    assert first[1:3] == second[1:3] == ("ls_1", publisher.broadcast_id)
+    assert first[3] <= second[3]
+
+
+async def test_start_announces_broadcasts_a_killed_node_left_open() -> None:
+    last_media = datetime(2025, 3, 1, 20, 42, tzinfo=UTC)
+    left_open = [
+        RecoveredBroadcast("ls_1", "bc_live", last_media, publisher_connected=True),
+        # Its publisher had gone already (the node died inside the reconnect window).
+        RecoveredBroadcast("ls_2", "bc_waiting", last_media, publisher_connected=False),
+    ]
+    async with start_node(left_open=left_open) as n:
+        events = n.drain()
+        assert [(e.type, e.stream_id, e.broadcast_id, e.at) for e in events] == [
+            (EventType.LIVE_STREAM_DISCONNECTED, "ls_1", "bc_live", last_media),
+            (EventType.LIVE_STREAM_IDLE, "ls_1", "bc_live", last_media),
+            (EventType.LIVE_STREAM_IDLE, "ls_2", "bc_waiting", last_media),
+        ]
+        assert all(dict(e.data) == {"reason": "node restarted", "recovered": True}
+                   for e in events)
+        assert n.hub.broadcasts == []
+
+
+async def test_writes_wait_out_an_unavailable_directory_and_land_in_order(node: Node) -> None:
+    node.directory.failures = 7  # the disk is full for seven attempts, then space returns
+    first = await publish(node.hub)
+    first.push(VIDEO)
+    first.close("eof")
+    node.clock.advance(30.0)
+    second = await publish(node.hub)
+    await node.hub.flush()
+    assert node.directory.lifecycle == [
+        ("started", "ls_1", first.broadcast_id, "rtmp"),
+        ("active", "ls_1", first.broadcast_id),
+        ("ended", "ls_1", first.broadcast_id),
+        ("started", "ls_1", second.broadcast_id, "rtmp"),
+    ]
+    assert node.hub.retried_writes == 7
+    assert node.hub.dropped_writes == 0
+
+
+async def test_pending_writes_are_bounded_and_the_oldest_give_way() -> None:
+    async with start_node(max_pending_writes=3) as n:
+        n.directory.failures = 10**9
+        first = await publish(n.hub)
+        await n.directory.tried.wait()  # the first write is being retried: the rest queue
+        first.push(VIDEO)  # media seen, active
+        first.close("eof")
+        n.clock.advance(30.0)  # ended
+        second = await publish(n.hub)  # started: four waiting, one too many
+        assert n.hub.dropped_writes == 1
+        n.directory.failures = 0
+        await n.hub.flush()
+        assert n.directory.writes == [
+            ("started", "ls_1", first.broadcast_id, "rtmp"),
+            ("active", "ls_1", first.broadcast_id),
+            ("ended", "ls_1", first.broadcast_id),
+            ("started", "ls_1", second.broadcast_id, "rtmp"),
+        ]

@@ -1,8 +1,10 @@
 """Broadcasts and the event log of each stream (control plane).
 
-A broadcast row is written when a publisher starts one and closed when it ends;
-every event on the bus is appended to its stream's log (by `EventRecorder`),
-which keeps only the newest `event_history` per stream. Rows of a deleted stream
+A broadcast row is written when a publisher starts one, its `last_media_at` moves
+on while media flows, and it is closed when it ends (or, after a crash, at the
+next startup, when media was last seen). Every event on the bus is appended to
+its stream's log (by `EventRecorder`), which keeps only the newest
+`event_history` per stream. Rows of a deleted stream
 are never written: a late write for one is dropped, not an error.
 """
 
@@ -14,11 +16,16 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from golive.core.events import Event, utcnow
+from golive.core.events import Event, EventType
 from golive.store.db import Tables
 from golive.store.models import Broadcast, LiveStream, StreamEvent
-from golive.store.records import BroadcastRecord, EventRecord
+from golive.store.records import BroadcastRecord, EventRecord, RecoveredBroadcastRecord
 from golive.store.validation import check_limit
+
+_PUBLISHER_EVENTS = (
+    str(EventType.LIVE_STREAM_CONNECTED),
+    str(EventType.LIVE_STREAM_DISCONNECTED),
+)
 
 
 def _broadcast_record(row: Broadcast) -> BroadcastRecord:
@@ -29,6 +36,7 @@ def _broadcast_record(row: Broadcast) -> BroadcastRecord:
         ended_at=row.ended_at,
         protocol=row.protocol,
         remote_address=row.remote_address,
+        last_media_at=row.last_media_at,
     )
 
 
@@ -57,10 +65,46 @@ class BroadcastRepository(Tables):
     def event_history(self) -> int:
         return self._event_history
 
-    async def reset_live_statuses(self) -> None:
-        """At startup nothing is live: active streams go idle and open broadcasts end now."""
-        now = utcnow()
+    async def recover_open_broadcasts(self) -> list[RecoveredBroadcastRecord]:
+        """At startup nothing is live: close what a killed node left open.
+
+        Each open broadcast ends when media was last seen on it (its start when none
+        came), not now: the hours a node was down are not part of the broadcast.
+        Active streams go idle. Returns the broadcasts closed, oldest first, so the
+        caller can announce their end.
+        """
+        recovered: list[RecoveredBroadcastRecord] = []
         async with self._write.begin() as session:
+            rows = (
+                await session.scalars(
+                    select(Broadcast)
+                    .where(Broadcast.ended_at.is_(None))
+                    .order_by(Broadcast.started_at, Broadcast.id)
+                )
+            ).all()
+            for row in rows:
+                ended_at = max(row.started_at, row.last_media_at or row.started_at)
+                # The hub records `disconnected` when a publisher goes; the newest of
+                # connected/disconnected says whether one was still there at the crash.
+                last = await session.scalar(
+                    select(StreamEvent.type)
+                    .where(
+                        StreamEvent.stream_id == row.stream_id,  # the log's index
+                        StreamEvent.broadcast_id == row.id,
+                        StreamEvent.type.in_(_PUBLISHER_EVENTS),
+                    )
+                    .order_by(StreamEvent.id.desc())
+                    .limit(1)
+                )
+                row.ended_at = ended_at
+                recovered.append(
+                    RecoveredBroadcastRecord(
+                        id=row.id,
+                        stream_id=row.stream_id,
+                        ended_at=ended_at,
+                        publisher_connected=last != str(EventType.LIVE_STREAM_DISCONNECTED),
+                    )
+                )
             await session.execute(
                 update(LiveStream)
                 .where(LiveStream.status == "active")
@@ -71,9 +115,7 @@ class BroadcastRepository(Tables):
                 .where(LiveStream.active_broadcast_id.is_not(None))
                 .values(active_broadcast_id=None)
             )
-            await session.execute(
-                update(Broadcast).where(Broadcast.ended_at.is_(None)).values(ended_at=now)
-            )
+        return recovered
 
     # Broadcasts --------------------------------------------------------------------------
 
@@ -92,6 +134,9 @@ class BroadcastRepository(Tables):
                     select(LiveStream.id).where(LiveStream.id == stream_id)
                 )
                 if exists is None:
+                    return
+                # A retry after an outage may find the row its first try wrote.
+                if await session.get(Broadcast, broadcast_id) is not None:
                     return
                 session.add(
                     Broadcast(
@@ -114,6 +159,15 @@ class BroadcastRepository(Tables):
                 update(Broadcast)
                 .where(Broadcast.id == broadcast_id, Broadcast.ended_at.is_(None))
                 .values(ended_at=ended_at)
+            )
+
+    async def media_seen(self, broadcast_id: str, at: datetime) -> None:
+        """Media flowed on an open broadcast at `at` (where it ends if the node is killed)."""
+        async with self._write.begin() as session:
+            await session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.ended_at.is_(None))
+                .values(last_media_at=at)
             )
 
     async def list_broadcasts(self, stream_id: str, *, limit: int = 50) -> list[BroadcastRecord]:

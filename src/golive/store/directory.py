@@ -2,21 +2,27 @@
 
 The hub must never hold a `StreamRecord`: this adapter answers its lookups with a
 frozen `StreamPolicy` and turns its lifecycle calls into broadcast rows and the
-stream's live status.
+stream's live status. A lifecycle write that meets a database outage (disk full,
+database away: `golive.store.outage`) raises `DirectoryUnavailable`, so the hub
+keeps it and retries instead of losing the row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from golive.store.facade import Store
+from golive.store.outage import is_outage
 from golive.store.records import StreamRecord
 from golive.stream.directory import (
     BroadcastStart,
+    DirectoryUnavailable,
     KeyState,
     LatencyMode,
     PlaybackId,
+    RecoveredBroadcast,
     StreamPolicy,
 )
 
@@ -45,6 +51,16 @@ def stream_policy(record: StreamRecord) -> StreamPolicy:
     )
 
 
+@asynccontextmanager
+async def _outage_is_unavailable() -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if is_outage(exc):
+            raise DirectoryUnavailable(str(getattr(exc, "orig", None) or exc)) from exc
+        raise
+
+
 class StoreStreamDirectory:
     """`golive.stream.StreamDirectory` over the store's streams and broadcasts."""
 
@@ -67,21 +83,40 @@ class StoreStreamDirectory:
         }
 
     async def broadcast_started(self, start: BroadcastStart) -> None:
-        await self._store.start_broadcast(
-            start.stream_id, start.broadcast_id, start.protocol, start.remote_address,
-            start.started_at,
-        )
+        async with _outage_is_unavailable():
+            await self._store.start_broadcast(
+                start.stream_id, start.broadcast_id, start.protocol, start.remote_address,
+                start.started_at,
+            )
 
     async def broadcast_active(self, stream_id: str, broadcast_id: str) -> None:
-        await self._store.set_stream_status(stream_id, "active", broadcast_id)
+        async with _outage_is_unavailable():
+            await self._store.set_stream_status(stream_id, "active", broadcast_id)
 
     async def broadcast_ended(self, stream_id: str, broadcast_id: str, ended_at: datetime) -> None:
-        await self._store.end_broadcast(broadcast_id, ended_at)
-        record = await self._store.get_stream(stream_id)
-        # Only this broadcast's live status goes: never one a later broadcast set.
-        if (
-            record is not None
-            and record.status == "active"
-            and record.active_broadcast_id in (None, broadcast_id)
-        ):
-            await self._store.set_stream_status(stream_id, "idle", None)
+        # Both steps are safe to repeat, so a retry after an outage may redo the first.
+        async with _outage_is_unavailable():
+            await self._store.end_broadcast(broadcast_id, ended_at)
+            record = await self._store.get_stream(stream_id)
+            # Only this broadcast's live status goes: never one a later broadcast set.
+            if (
+                record is not None
+                and record.status == "active"
+                and record.active_broadcast_id in (None, broadcast_id)
+            ):
+                await self._store.set_stream_status(stream_id, "idle", None)
+
+    async def media_seen(self, stream_id: str, broadcast_id: str, at: datetime) -> None:
+        async with _outage_is_unavailable():
+            await self._store.media_seen(broadcast_id, at)
+
+    async def recover_broadcasts(self) -> Sequence[RecoveredBroadcast]:
+        return [
+            RecoveredBroadcast(
+                stream_id=row.stream_id,
+                broadcast_id=row.id,
+                ended_at=row.ended_at,
+                publisher_connected=row.publisher_connected,
+            )
+            for row in await self._store.recover_open_broadcasts()
+        ]

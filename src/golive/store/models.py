@@ -163,6 +163,8 @@ class Broadcast(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     protocol: Mapped[str] = mapped_column(String(16))
     remote_address: Mapped[str] = mapped_column(String(100))
+    # Moved on every few seconds while media flows: where a killed node's broadcast ends.
+    last_media_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 # Chat (golive.chat) -------------------------------------------------------------------------

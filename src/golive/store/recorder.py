@@ -2,7 +2,11 @@
 
 The one path by which events reach the database: publishers (the broadcast hub,
 the API, the pipeline) only publish on the bus, so a slow database never slows
-them down; this recorder's bounded inbox absorbs bursts.
+them down; this recorder's bounded inbox absorbs bursts. When the database has an
+outage (disk full, database away: `golive.store.outage`) the event being written
+is kept and retried with backoff, and the ones behind it wait in the inbox, so they
+land in order once space returns; past `backlog` waiting events the oldest are
+dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -10,29 +14,83 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
-from golive.core.events import EventBus
+from golive.core.events import Event, EventBus
+from golive.core.throttle import RepeatedLog
 from golive.store.facade import Store
+from golive.store.outage import Backoff, is_outage
 
 log = logging.getLogger(__name__)
 
 
 class EventRecorder:
-    def __init__(self, store: Store, bus: EventBus, *, backlog: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        backlog: int = 10_000,
+        backoff: Backoff | None = None,
+    ) -> None:
         self._store = store
         self._subscription = bus.subscribe(maxsize=backlog)
+        self._backoff = backoff if backoff is not None else Backoff()
         self._task: asyncio.Task[None] | None = None
+        self._warnings = RepeatedLog(log)
+        self._progress = asyncio.Condition()
+        self._dropped_seen = 0
+        self.recorded = 0  # events written (or given up for a reason that is not an outage)
+        self.retries = 0  # attempts that met an outage
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped before recording because the inbox was full."""
+        return self._subscription.dropped
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-recorder")
 
+    async def wait_recorded(self, count: int) -> None:
+        """Wait until `count` events have been handled since the recorder started."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.recorded >= count)
+
     async def _run(self) -> None:
         async for event in self._subscription:
+            await self._record(event)
+            async with self._progress:
+                self.recorded += 1
+                self._progress.notify_all()
+
+    async def _record(self, event: Event) -> None:
+        while True:
             try:
                 await self._store.record_event(event)
-            except Exception:
-                log.exception("event not recorded type=%s stream_id=%s", event.type,
-                              event.stream_id)
+                self._backoff.reset()
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("event not recorded type=%s stream_id=%s", event.type,
+                                  event.stream_id)
+                    return
+                self.retries += 1
+                delay = self._backoff.next_delay()
+                self._warn_outage(exc, delay)
+            await asyncio.sleep(delay)
+
+    def _warn_outage(self, exc: BaseException, delay: float) -> None:
+        now = time.monotonic()
+        self._warnings.warning(
+            "outage", now, "events not recorded yet, database unavailable: %s; "
+            "retrying in %.1f s", getattr(exc, "orig", None) or exc, delay,
+        )
+        if self.dropped > self._dropped_seen:
+            self._dropped_seen = self.dropped
+            self._warnings.warning(
+                "dropped", now, "events dropped while the database was unavailable "
+                "(inbox full) dropped so far=%d", self.dropped,
+            )
 
     async def stop(self) -> None:
         """Record what is still queued, then stop."""

@@ -43,6 +43,17 @@ class BroadcastRecord:
     ended_at: datetime | None
     protocol: str
     remote_address: str
+    last_media_at: datetime | None = None  # to within the hub's media-seen interval
+
+
+@dataclass(frozen=True)
+class RecoveredBroadcastRecord:
+    """A broadcast a killed node left open, as `recover_open_broadcasts` closed it."""
+
+    id: str
+    stream_id: str
+    ended_at: datetime  # when media was last seen; its start when none came
+    publisher_connected: bool  # its log has no `disconnected` after the last `connected`
 
 
 @dataclass(frozen=True)

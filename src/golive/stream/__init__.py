@@ -17,9 +17,11 @@ from golive.stream.broadcast import (
 from golive.stream.clock import Clock, LoopClock, Timer
 from golive.stream.directory import (
     BroadcastStart,
+    DirectoryUnavailable,
     KeyState,
     LatencyMode,
     PlaybackId,
+    RecoveredBroadcast,
     StreamDirectory,
     StreamPolicy,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "BroadcastState",
     "BroadcastStateError",
     "Clock",
+    "DirectoryUnavailable",
     "Disconnect",
     "IngestFacts",
     "IngestMeter",
@@ -53,6 +56,7 @@ __all__ = [
     "PublishTarget",
     "Publisher",
     "PublisherConnection",
+    "RecoveredBroadcast",
     "RefusalReason",
     "StreamDirectory",
     "StreamPolicy",

@@ -4,6 +4,9 @@ The store owns stream records; the hub never sees one. It asks a
 `StreamDirectory` (which the store implements) for a frozen `StreamPolicy`:
 the few settings the pipeline acts on. Broadcast lifecycle writes go back
 through the same protocol, so the hub depends on this module, not on a database.
+A write the directory cannot make *yet* (its database is full or away) raises
+`DirectoryUnavailable`, and the hub keeps it and tries again; at startup
+`recover_broadcasts` closes what a killed node left open.
 """
 
 from __future__ import annotations
@@ -60,6 +63,23 @@ class BroadcastStart:
     started_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RecoveredBroadcast:
+    """A broadcast a killed node left open, closed at startup by `recover_broadcasts`."""
+
+    stream_id: str
+    broadcast_id: str
+    ended_at: datetime  # when media was last seen on it (its start when none came)
+    publisher_connected: bool  # no `disconnected` was recorded for it before the crash
+
+
+class DirectoryUnavailable(Exception):
+    """A lifecycle write failed for a reason that passes (disk full, database away).
+
+    The same write may succeed later; the hub retries it, in order, with backoff.
+    """
+
+
 class StreamDirectory(Protocol):
     """The streams as the hub sees them: lookups before publishing, lifecycle after."""
 
@@ -85,4 +105,13 @@ class StreamDirectory(Protocol):
 
     async def broadcast_ended(self, stream_id: str, broadcast_id: str, ended_at: datetime) -> None:
         """The broadcast is over; a stream still marked live with it goes idle."""
+        ...
+
+    async def media_seen(self, stream_id: str, broadcast_id: str, at: datetime) -> None:
+        """Media flowed at `at` (the hub says so every few seconds, not per tag)."""
+        ...
+
+    async def recover_broadcasts(self) -> Sequence[RecoveredBroadcast]:
+        """Close every broadcast still open (a node was killed), each when media was last
+        seen on it, and set live streams idle; return what was closed, oldest first."""
         ...

@@ -7,7 +7,13 @@ publisher drops (a publisher that returns in time continues the same broadcast),
 measures live ingest facts, and fans each media tag out to the broadcast's sinks.
 
 Lifecycle writes go to the directory in order through one writer task, so ingest
-never waits on the database after the key check.
+never waits on the database after the key check. A write the directory cannot make
+yet (`DirectoryUnavailable`: disk full, database away) stays at the head of that
+queue and is retried with backoff; the queue holds at most `max_pending_writes`
+and drops its oldest, counted and logged, past that. While media flows the hub
+tells the directory every `media_seen_interval` seconds, so that after a crash
+`start()` can close each broadcast a killed node left open when its media
+stopped, and announce its end (`disconnected`, `idle`, marked `recovered`).
 """
 
 from __future__ import annotations
@@ -20,13 +26,22 @@ from typing import Any
 
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.secrets import hash_stream_key, random_id
+from golive.core.throttle import RepeatedLog
 from golive.formats.tag import MediaTag, TagType
 from golive.stream.broadcast import Broadcast, BroadcastObserver, BroadcastState
 from golive.stream.clock import Clock, LoopClock, Timer
-from golive.stream.directory import BroadcastStart, StreamDirectory
+from golive.stream.directory import (
+    BroadcastStart,
+    DirectoryUnavailable,
+    RecoveredBroadcast,
+    StreamDirectory,
+)
 from golive.stream.publish import Disconnect, PublishRefused, RefusalReason
 
 log = logging.getLogger(__name__)
+
+# What the `disconnected` and `idle` events of a broadcast closed at startup say.
+RECOVERED_REASON = "node restarted"
 
 
 class _PublisherHandle:
@@ -88,26 +103,64 @@ class BroadcastHub:
         *,
         max_publishers: int = 100,
         clock: Clock | None = None,
+        media_seen_interval: float = 5.0,
+        max_pending_writes: int = 10_000,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 30.0,
     ) -> None:
+        if media_seen_interval <= 0 or max_pending_writes < 1:
+            raise ValueError("media_seen_interval must be > 0 and max_pending_writes >= 1")
+        if retry_delay <= 0 or max_retry_delay < retry_delay:
+            raise ValueError("retry delays need 0 < retry_delay <= max_retry_delay")
         self._directory = directory
         self._bus = bus
         self._max_publishers = max_publishers
         self._clock: Clock = clock if clock is not None else LoopClock()
+        self._media_seen_interval = media_seen_interval
+        self._max_pending_writes = max_pending_writes
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
         self._broadcasts: dict[str, Broadcast] = {}  # by stream id, until ended
         self._reconnect_timers: dict[str, Timer] = {}  # by broadcast id, while reconnecting
+        # By broadcast id: when media may next be reported to the directory.
+        self._media_seen_due: dict[str, float] = {}
         self._observers: list[BroadcastObserver] = []
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._warnings = RepeatedLog(log)
+        self.dropped_writes = 0  # lifecycle writes given up because the queue was full
+        self.retried_writes = 0  # attempts that found the directory unavailable
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
 
     # Lifecycle -----------------------------------------------------------------------
 
-    async def start(self, *, sweep_interval: float = 5.0) -> None:
+    async def start(self, *, sweep_interval: float = 5.0) -> list[RecoveredBroadcast]:
+        """Close what a killed node left open and announce it, then start the writer.
+
+        Returns the broadcasts recovered that way.
+        """
+        recovered = list(await self._directory.recover_broadcasts())
+        for gone in recovered:
+            data = {"reason": RECOVERED_REASON, "recovered": True}
+            if gone.publisher_connected:
+                self._bus.publish(Event(
+                    type=EventType.LIVE_STREAM_DISCONNECTED, stream_id=gone.stream_id,
+                    broadcast_id=gone.broadcast_id, at=gone.ended_at, data=data,
+                ))
+            self._bus.publish(Event(
+                type=EventType.LIVE_STREAM_IDLE, stream_id=gone.stream_id,
+                broadcast_id=gone.broadcast_id, at=gone.ended_at, data=data,
+            ))
+            log.warning(
+                "broadcast left open by a previous run closed stream_id=%s broadcast_id=%s "
+                "ended_at=%s", gone.stream_id, gone.broadcast_id, gone.ended_at.isoformat(),
+            )
         self._writer = asyncio.create_task(self._write_loop(), name="broadcast-store-writer")
         self._sweeper = asyncio.create_task(
             self._sweep_loop(sweep_interval), name="broadcast-key-sweeper"
         )
+        return recovered
 
     async def close(self) -> None:
         """End every broadcast now (server shutdown) and flush pending directory writes."""
@@ -124,6 +177,9 @@ class BroadcastHub:
                 await asyncio.wait_for(self._writer, timeout=10)
             except TimeoutError:
                 self._writer.cancel()
+                # The next start closes these broadcasts when their media stopped.
+                log.warning("broadcast state writes not made at shutdown count=%d",
+                            self._writes.qsize())
 
     async def flush(self) -> None:
         """Wait until every lifecycle write queued so far has reached the directory."""
@@ -273,7 +329,14 @@ class BroadcastHub:
     # Internals ------------------------------------------------------------------------
 
     def _on_media(self, broadcast: Broadcast, tag: MediaTag) -> None:
-        broadcast.meter.observe(tag, self._clock.now())
+        now = self._clock.now()
+        broadcast.meter.observe(tag, now)
+        if now >= self._media_seen_due.get(broadcast.id, now):
+            # Not per tag: one small write per broadcast every few seconds bounds how
+            # much of a broadcast a crash can misplace.
+            self._media_seen_due[broadcast.id] = now + self._media_seen_interval
+            stream_id, broadcast_id, seen_at = broadcast.stream_id, broadcast.id, utcnow()
+            self._write(lambda: self._directory.media_seen(stream_id, broadcast_id, seen_at))
         if broadcast.state is BroadcastState.CONNECTED and tag.type is not TagType.SCRIPT:
             broadcast.move_to(BroadcastState.ACTIVE)
             # A returning publisher continues a broadcast that went active already.
@@ -328,6 +391,7 @@ class BroadcastHub:
             return
         broadcast.move_to(BroadcastState.ENDED)
         self._cancel_reconnect(broadcast)
+        self._media_seen_due.pop(broadcast.id, None)
         if self._broadcasts.get(broadcast.stream_id) is broadcast:
             del self._broadcasts[broadcast.stream_id]
         ended_at = utcnow()
@@ -350,6 +414,17 @@ class BroadcastHub:
             log.exception("broadcast observer failed stream_id=%s", broadcast.stream_id)
 
     def _write(self, op: Callable[[], Awaitable[None]]) -> None:
+        # Never while closing: the writer's stop mark must not be the one given up.
+        if not self._closing and self._writes.qsize() >= self._max_pending_writes:
+            # The directory has been away for long: the oldest write gives way.
+            self._writes.get_nowait()
+            self._writes.task_done()
+            self.dropped_writes += 1
+            self._warnings.warning(
+                "dropped", self._clock.now(),
+                "broadcast state write dropped, %d pending already; dropped so far=%d",
+                self._max_pending_writes, self.dropped_writes,
+            )
         self._writes.put_nowait(op)
 
     async def _write_loop(self) -> None:
@@ -358,11 +433,29 @@ class BroadcastHub:
             try:
                 if op is None:
                     return
-                await op()
-            except Exception:
-                log.exception("broadcast state write failed")
+                await self._write_until_done(op)
             finally:
                 self._writes.task_done()
+
+    async def _write_until_done(self, op: Callable[[], Awaitable[None]]) -> None:
+        """Make one write, retrying while the directory is unavailable: writes stay in order."""
+        delay = self._retry_delay
+        while True:
+            try:
+                await op()
+                return
+            except DirectoryUnavailable as exc:
+                self.retried_writes += 1
+                self._warnings.warning(
+                    "unavailable", self._clock.now(),
+                    "broadcast state write deferred: %s; retrying in %.1f s, pending=%d",
+                    exc, delay, self._writes.qsize() + 1,
+                )
+            except Exception:
+                log.exception("broadcast state write failed")
+                return
+            await asyncio.sleep(delay)
+            delay = min(self._max_retry_delay, delay * 2)
 
     async def _sweep_loop(self, interval: float) -> None:
         while True:
