@@ -2,7 +2,9 @@
 
 Every non-2xx answer of the API has this shape, including FastAPI's own request
 validation errors (422, each message naming the field and the reason), unknown
-routes (404), wrong methods (405) and oversized bodies (413).
+routes (404), wrong methods (405), oversized bodies (413) and errors nobody
+handled (500, type "internal": a full disk, a bug), which say nothing of the
+internals and are logged once, with the traceback, on the server.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ ERROR_TYPES: dict[int, str] = {
     415: "unsupported_media_type",
     422: "invalid_parameters",
     429: "too_many_requests",
-    500: "internal_error",
+    500: "internal",
 }
 
 
@@ -129,7 +131,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 async def _value_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ValidationError):  # a bug in building a response, not bad input
         log.error("response validation failed: %s", exc)
-        return error_response(500, ["internal error"])
+        return error_response(500, [INTERNAL_MESSAGE])
     # The store raises ValueError with a readable message for invalid values.
     return error_response(422, [str(exc)])
 
@@ -139,6 +141,43 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ValueError, _value_error)
+    app.add_middleware(InternalErrorMiddleware)
+
+
+INTERNAL_MESSAGE = "internal error; the server logged the details"
+
+
+class InternalErrorMiddleware:
+    """Answer an exception no handler took with a JSON 500, and stop it there.
+
+    Starlette's own last resort answers plain text and re-raises, so the server logs
+    the same failure again; this logs it once (method and path, never the body or
+    headers, which may hold tokens) and keeps the API's error shape.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("API request failed method=%s path=%s", scope.get("method"),
+                          scope.get("path"))
+            if started:
+                raise  # half a response went out: only dropping the connection is honest
+            await error_response(500, [INTERNAL_MESSAGE])(scope, receive, send)
 
 
 class BodyLimitMiddleware:
