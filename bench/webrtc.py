@@ -108,8 +108,10 @@ def viewers_process(base: str, pid: str, count: int, ready: Any, stop: Any, out:
     """N WHEP viewers that take packets without decoding (the client is not measured)."""
     import uvloop
 
-    from golive.webrtc.ice import gather_on
+    from golive.webrtc.ice import gather_on, install_host_address_hook
     from golive.webrtc.receive import tap_encoded_frames
+
+    install_host_address_hook()  # this process runs no node to do it
 
     async def main() -> None:
         import httpx

@@ -17,29 +17,42 @@ import ssl
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
+from golive.api.app import create_api_app
+from golive.api.auth import Authenticator
+from golive.api.chat import chat_router
 from golive.api.schemas import pipeline_facts_out
+from golive.chat.identity import ChatSigner, load_chat_secret
+from golive.chat.review import ReviewHook
 from golive.chat.service import ChatService
-from golive.chat.transport import ChatWebSocketProtocol
+from golive.chat.transport import chat_websocket_protocol
+from golive.chat.websocket import chat_routes
 from golive.core.events import EventBus
 from golive.core.throttle import FailureThrottle
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
-from golive.ingest.whip import WhipEndpoint, WhipLimits  # WHIP (issue 5)
+from golive.ingest.whip import WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media.capabilities import detect_capabilities
 from golive.media.pipeline import LivePipeline
 from golive.packaging.presentation import Presentation
 from golive.settings import Settings
 from golive.store import EventRecorder, Store, StoreStreamDirectory
+from golive.store.chat import ChatStore
+from golive.store.views import PlaybackViewStore
 from golive.stream import BroadcastHub
 from golive.stream.guard import GuardedPublishTarget
-from golive.webrtc.ice import WebRtcOptions  # WHIP (issue 5)
+from golive.web import web_routes
+from golive.web.assets import AssetCatalog
+from golive.web.studio import Studio, studio_routes
+from golive.webrtc.aiortc_adapter import check_aiortc
+from golive.webrtc.ice import WebRtcOptions, install_host_address_hook
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +132,15 @@ class Golive:
         self.pipeline: LivePipeline[WebRtcFeed] | None = None
         self.http: FastAPI | None = None
         self.chat: ChatService | None = None
-        self.whip: WhipEndpoint | None = None  # WHIP ingest (issue 5)
+        self.whip: WhipEndpoint | None = None
         self.whep: WhepEndpoint | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
         self._recorder: EventRecorder | None = None
-        self._closers: list[Any] = []
+        self._chat_review: ReviewHook | None = None
+        self._studio_api: httpx.AsyncClient | None = None
+        self._signing_secret: bytes | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -155,6 +170,10 @@ class Golive:
 
     async def start(self) -> None:
         s = self.settings
+        # Third-party internals golive relies on, checked before anything starts: an
+        # untested aiortc or aioice stops the node here, naming the versions it needs.
+        check_aiortc()
+        install_host_address_hook()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
         # What a killed run left live is closed, and announced, by the hub's start().
@@ -183,8 +202,12 @@ class Golive:
             )
             self.hub.add_observer(self.pipeline)
 
-        # Chat (issue 4): rooms, moderation and system messages; routes in _build_http.
-        self.chat = ChatService(s, self.store, self.bus)
+        # Chat: rooms, moderation and system messages; routes in _build_http.
+        self._chat_review = ReviewHook(s.chat_review_timeout)
+        self.chat = ChatService(
+            s, self.store, self.bus, messages=ChatStore(self.store.engine),
+            signer=ChatSigner(self._secret()), review=self._chat_review,
+        )
         await self.chat.start()
 
         self.http = self._build_http()
@@ -201,7 +224,7 @@ class Golive:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=3,
-            ws=ChatWebSocketProtocol,  # websockets-sansio; exposes the transport to /chat/
+            ws=chat_websocket_protocol(),  # exposes the transport to /chat/
         )
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
@@ -254,14 +277,12 @@ class Golive:
         )
 
     async def stop(self) -> None:
-        # WHIP (issue 5): end WebRTC sessions first, while the hub still takes their close.
+        # WebRTC sessions end first, while the hub still takes their close; WHEP
+        # viewers before the pipelines go.
         if self.whip is not None:
             await self.whip.close()
-        # End WHIP.
-        # WHEP (issue 5): end viewer sessions before the pipelines go.
         if self.whep is not None:
             await self.whep.close()
-        # End WHEP.
         for server in (self.rtmp, self.rtmps, self.srt):
             if server is not None:
                 await server.close()
@@ -275,6 +296,10 @@ class Golive:
             self._http_server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._http_task, timeout=5)
+        if self._studio_api is not None:
+            await self._studio_api.aclose()
+        if self._chat_review is not None:
+            await self._chat_review.close()
         if self._recorder is not None:
             await self._recorder.stop()
         if self.store is not None:
@@ -294,23 +319,19 @@ class Golive:
     # HTTP -----------------------------------------------------------------------------
 
     def _build_http(self) -> FastAPI:
-        from golive.api.app import create_api_app
-
         assert self.store is not None and self.hub is not None
         app = FastAPI(
             title="golive", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
         )
-        api = create_api_app(settings=self.settings, store=self.store, bus=self.bus,
-                             broadcasts=_LiveView(self))
-        # Chat (issue 4): REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
-        from golive.api.auth import Authenticator
-        from golive.api.chat import chat_router
-        from golive.chat.websocket import chat_routes
-
+        s = self.settings
+        # One authenticator for the API, its chat routes and the studio's login.
+        auth = Authenticator(s, self.store)
+        api = create_api_app(settings=s, store=self.store, bus=self.bus,
+                             broadcasts=_LiveView(self), auth=auth)
+        # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
-        api.include_router(chat_router(Authenticator(self.settings, self.store), self.chat))
+        api.include_router(chat_router(auth, self.chat))
         app.router.routes.extend(chat_routes(self.chat))
-        # End chat.
         app.mount("/api/v1", api)
 
         hub = self.hub
@@ -325,42 +346,45 @@ class Golive:
         async def metrics() -> PlainTextResponse:
             return PlainTextResponse(self._metrics_text(), media_type="text/plain; version=0.0.4")
 
-        # WHIP (issue 5): POST /whip; PATCH, DELETE, OPTIONS on /whip/SESSION_ID.
-        s = self.settings
-        self.whip = WhipEndpoint(self.publish_target, WebRtcOptions.from_settings(s), WhipLimits(
+        # WHIP: POST /whip; PATCH, DELETE, OPTIONS on /whip/SESSION_ID.
+        webrtc = WebRtcOptions.from_settings(s)
+        self.whip = WhipEndpoint(self.publish_target, webrtc, WhipLimits(
             max_sessions=s.whip_max_sessions, connect_timeout=s.whip_connect_timeout,
             idle_timeout=s.whip_idle_timeout))
         app.include_router(self.whip.router())
-        # End WHIP.
 
-        # WHEP (issue 5): POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
+        # WHEP: POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
         if s.webrtc_playback and self.pipeline is not None:
-            self.whep = WhepEndpoint(self.pipeline, WebRtcOptions.from_settings(s),
-                                     max_viewers=s.whep_max_viewers)
+            self.whep = WhepEndpoint(self.pipeline, webrtc, max_viewers=s.whep_max_viewers)
             app.include_router(self.whep.router())
-        # End WHEP.
 
-        # Web pages (issue 4): /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
-        from golive.web import web_routes
+        # Web pages: /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
+        assets = AssetCatalog()
+        realtime_ice = webrtc.browser_ice_servers() if self.whep is not None else None
+        app.router.routes.extend(web_routes(
+            self.store, self.pipeline or _NoPresentations(),
+            views=PlaybackViewStore(self.store.engine), assets=assets,
+            realtime_ice_servers=realtime_ice))
 
-        realtime_ice = (WebRtcOptions.from_settings(s).browser_ice_servers()
-                        if self.whep is not None else None)
-        app.router.routes.extend(web_routes(self.store, self.pipeline or _NoPresentations(),
-                                            realtime_ice_servers=realtime_ice))
-        # End web pages.
-
-        # Studio (issue 4): /studio pages and /studio/api/ (session cookie + CSRF), which
-        # forward in-process to the API app with the signed-in session's token.
-        from golive.chat.identity import load_chat_secret
-        from golive.web.studio import Studio, studio_routes
-
-        chat_secret = s.chat_secret.get_secret_value() if s.chat_secret else None
+        # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
+        # in-process to the API app with the signed-in session's token. The client's
+        # base URL is fixed: a request's Host header never picks the API route.
+        self._studio_api = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api, client=("127.0.0.1", 0)),
+            base_url=httpx.URL(scheme="http", host=s.advertised_host, path="/"), timeout=30,
+        )
         app.router.routes.extend(studio_routes(Studio(
-            auth=Authenticator(s, self.store), api=api,
-            secret=load_chat_secret(chat_secret, s.data_dir))))
-        # End studio.
+            auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
 
         return app
+
+    def _secret(self) -> bytes:
+        """The node's signing secret (chat identities, studio sessions), read once."""
+        if self._signing_secret is None:
+            s = self.settings
+            configured = s.chat_secret.get_secret_value() if s.chat_secret else None
+            self._signing_secret = load_chat_secret(configured, s.data_dir)
+        return self._signing_secret
 
     def _metrics_text(self) -> str:
         assert self.hub is not None

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from golive.api.app import create_api_app
+from golive.api.auth import Authenticator
 from golive.core.events import Event, EventBus, EventType, Subscription
 from golive.settings import Settings
 from golive.store import Store
@@ -65,7 +66,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     store = await Store.open(settings.resolved_database_url)
     bus = EventBus()
     broadcasts = FakeBroadcasts()
-    app = create_api_app(settings=settings, store=store, bus=bus, broadcasts=broadcasts)
+    app = create_api_app(settings=settings, store=store, bus=bus, broadcasts=broadcasts,
+                         auth=Authenticator(settings, store))
     events = bus.subscribe()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
@@ -381,15 +383,17 @@ async def test_mounted_under_api_v1(tmp_path: Path) -> None:
     from fastapi import FastAPI
 
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    settings = Settings(data_dir=tmp_path, admin_token=ADMIN)
     try:
         root = FastAPI()
         root.mount(
             "/api/v1",
             create_api_app(
-                settings=Settings(data_dir=tmp_path, admin_token=ADMIN),
+                settings=settings,
                 store=store,
                 bus=EventBus(),
                 broadcasts=FakeBroadcasts(),
+                auth=Authenticator(settings, store),
             ),
         )
         async with httpx.AsyncClient(

@@ -26,7 +26,13 @@ from golive.formats.codecs import (
 from golive.formats.tag import MediaTag, TagType
 from golive.ingest.whip import WhipEndpoint, WhipLimits
 from golive.stream.publish import PublishRefused, RefusalReason
-from golive.webrtc.ice import IceServer, WebRtcOptions, advertise_public_address, gather_on
+from golive.webrtc.ice import (
+    IceServer,
+    WebRtcOptions,
+    advertise_public_address,
+    gather_on,
+    install_host_address_hook,
+)
 from golive.webrtc.sdp import inspect_offer
 from golive.webrtc.transcode import OpusToAac, audio_specific_config
 
@@ -68,6 +74,11 @@ class FakeHub:
         publisher = FakePublisher(disconnect=disconnect)
         self.publishers.append(publisher)
         return publisher
+
+
+@pytest.fixture(autouse=True)
+def _host_address_hook() -> None:
+    install_host_address_hook()  # what the composition root does at start
 
 
 @pytest.fixture

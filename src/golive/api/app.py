@@ -64,7 +64,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 def create_api_app(
-    *, settings: Settings, store: Store, bus: EventBus, broadcasts: BroadcastView
+    *, settings: Settings, store: Store, bus: EventBus, broadcasts: BroadcastView,
+    auth: Authenticator,
 ) -> FastAPI:
     app = FastAPI(
         title="golive API",
@@ -77,7 +78,6 @@ def create_api_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
-    auth = Authenticator(settings, store)
     Reader = Annotated[Principal, Depends(auth.reader)]
     Admin = Annotated[Principal, Depends(auth.admin)]
     streams = APIRouter(prefix="/live-streams", tags=["live streams"], responses=_NOT_FOUND)

@@ -39,7 +39,6 @@ from golive.chat.identity import (
     ChatSigner,
     ChatUser,
     InvalidIdentity,
-    load_chat_secret,
     new_anonymous_id,
     validate_display_name,
 )
@@ -106,14 +105,14 @@ class StreamChat:
 class ChatService:
     """Every chat room of this node."""
 
-    def __init__(self, settings: Settings, store: Store, bus: EventBus) -> None:
+    def __init__(self, settings: Settings, store: Store, bus: EventBus, *,
+                 messages: ChatStore, signer: ChatSigner, review: ReviewHook) -> None:
         self.settings = settings
         self.store = store
-        self.messages = ChatStore(store.engine)
+        self.messages = messages
         self.bus = bus
-        secret = settings.chat_secret.get_secret_value() if settings.chat_secret else None
-        self.signer = ChatSigner(load_chat_secret(secret, settings.data_dir))
-        self.review = ReviewHook(settings.chat_review_timeout)
+        self.signer = signer
+        self.review = review  # closed by whoever built it (the composition root)
         self._streams: dict[str, StreamChat] = {}
         self._rooms: dict[str, Room] = {}
         self._open_lock = asyncio.Lock()
@@ -152,7 +151,6 @@ class ChatService:
             for connection in list(room.connections):
                 connection.drop("server shutting down", CLOSE_GOING_AWAY)
             room.close()
-        await self.review.close()
 
     async def _system_messages(self, subscription: Any) -> None:
         with subscription:

@@ -5,12 +5,15 @@ the same for every viewer: a room builds them once (`text_frame`) and writes the
 straight to each viewer's transport, instead of going through each connection's
 ASGI `send` (text to bytes to frame per viewer, and a writer task woken per viewer).
 
-`ChatWebSocketProtocol` is uvicorn's sans-IO WebSocket protocol plus two things:
+`chat_websocket_protocol()` gives the node's uvicorn its WebSocket protocol:
+uvicorn's sans-IO one (a uvicorn internal, checked against the tested version
+before use) plus two things:
 it never negotiates permessage-deflate on `/chat/` (a compressed connection would
 need its own frames; chat batches are small), and for a `/chat/` connection without
 extensions it puts a `RawChannel` in the ASGI scope under
 `scope["extensions"]["golive.transport"]`. Without it (another server, a test
-client, an extension negotiated) the chat uses the ordinary ASGI path.
+client, an extension negotiated, an untested uvicorn) the chat uses the ordinary
+ASGI path.
 
 Such a connection also gets a fixed kernel send buffer (`CHAT_SNDBUF`) instead of
 one that autotunes up to megabytes: chat needs little bandwidth, a viewer that
@@ -22,12 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.http11 import Request
+if TYPE_CHECKING:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.http11 import Request
+
+log = logging.getLogger(__name__)
+
+TESTED_WITH = "uvicorn 0.55 with websockets 17"
+# Kept in step with the pins in pyproject.toml.
 
 SCOPE_KEY = "golive.transport"
 CHAT_PREFIX = "/chat/"
@@ -85,20 +96,83 @@ def raw_channel(scope: Any) -> RawChannel | None:
     return channel if isinstance(channel, RawChannel) else None
 
 
-class ChatWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-IO WebSocket protocol, exposing the transport to `/chat/` handlers."""
+class IncompatibleUvicorn(RuntimeError):
+    """uvicorn's sans-IO WebSocket protocol is missing or differs from the tested one."""
 
-    def handle_connect(self, event: Request) -> None:
-        chat = event.path.startswith(CHAT_PREFIX)
-        if chat:
-            # Every viewer gets the same frame bytes: no per-connection compression.
-            self.conn.available_extensions = []
-        super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        # The ASGI task is created but has not run yet: the scope can still be added to.
-        if chat and scope is not None and not self.conn.extensions:
-            scope["extensions"][SCOPE_KEY] = RawChannel(self)
-            sock = self.transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHAT_SNDBUF)
+
+def check_uvicorn(protocol_class: Any) -> None:
+    """Raise `IncompatibleUvicorn` unless `protocol_class` has what the chat subclass uses."""
+    init = getattr(getattr(protocol_class, "__init__", None), "__code__", None)
+    connect = getattr(getattr(protocol_class, "handle_connect", None), "__code__", None)
+    state = {"conn", "close_sent", "disconnected", "transport"}
+    if init is None or connect is None or not state <= set(init.co_names) \
+            or "scope" not in connect.co_names:
+        raise IncompatibleUvicorn(
+            f"{getattr(protocol_class, '__qualname__', protocol_class)!s} lacks handle_connect, "
+            f"scope or {', '.join(sorted(state))}; golive's chat fast path was tested with "
+            f"{TESTED_WITH}"
+        )
+
+
+def chat_websocket_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's `ws` protocol class for the node: the chat fast path's.
+
+    On a uvicorn without the tested sans-IO protocol (it appeared in 0.35) this logs
+    an error and returns uvicorn's own choice: the node runs, and chat goes through
+    each connection's ASGI `send` (correct, but far more CPU per viewer in a big room).
+    """
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol,
+        )
+
+        check_uvicorn(WebSocketsSansIOProtocol)
+    except (ImportError, IncompatibleUvicorn) as exc:
+        import uvicorn
+
+        log.error(
+            "chat fast path off: uvicorn %s does not match what it was tested with (%s): %s; "
+            "install the versions in requirements.lock (`make run` does)",
+            getattr(uvicorn, "__version__", "unknown"), TESTED_WITH, exc,
+        )
+        return _uvicorn_default_protocol()
+    return _chat_protocol(WebSocketsSansIOProtocol)
+
+
+def _uvicorn_default_protocol() -> type[asyncio.Protocol]:
+    """The first WebSocket protocol this uvicorn can load, in uvicorn's own order."""
+    from uvicorn.config import WS_PROTOCOLS
+    from uvicorn.importer import ImportFromStringError, import_from_string
+
+    for name in ("auto", "websockets", "wsproto"):
+        try:
+            protocol = import_from_string(WS_PROTOCOLS.get(name))
+        except (ImportError, ImportFromStringError):
+            continue
+        if protocol is not None:
+            return cast(type[asyncio.Protocol], protocol)
+    raise RuntimeError("uvicorn finds no WebSocket library; install the versions in "
+                       "requirements.lock (`make run` does)")
+
+
+@functools.cache
+def _chat_protocol(base: Any) -> type[asyncio.Protocol]:
+    class ChatWebSocketProtocol(base):  # type: ignore[misc]
+        """uvicorn's sans-IO WebSocket protocol, exposing the transport to `/chat/` handlers."""
+
+        def handle_connect(self, event: Request) -> None:
+            chat = event.path.startswith(CHAT_PREFIX)
+            if chat:
+                # Every viewer gets the same frame bytes: no per-connection compression.
+                self.conn.available_extensions = []
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)
+            # The ASGI task is created but has not run yet: the scope can still be added to.
+            if chat and scope is not None and not self.conn.extensions:
+                scope["extensions"][SCOPE_KEY] = RawChannel(self)
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHAT_SNDBUF)
+
+    return ChatWebSocketProtocol

@@ -85,16 +85,16 @@ class _TtlCache:
 class WebPages:
     """The watch and embed pages and their small JSON endpoints."""
 
-    def __init__(self, store: Store, live: LivePresentations,
-                 assets: AssetCatalog | None = None, *,
+    def __init__(self, store: Store, live: LivePresentations, *, views: PlaybackViewStore,
+                 assets: AssetCatalog,
                  realtime_ice_servers: list[dict[str, str]] | None = None) -> None:
         self.store = store
         # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
         # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
         self.realtime_ice_servers = realtime_ice_servers
-        self.views = PlaybackViewStore(store.engine)
+        self.views = views
         self.live = live
-        self.assets = assets or AssetCatalog()
+        self.assets = assets
         self.viewers = ViewerTracker()
         self.rate_limit = ViewRateLimit()
         self._lookups = _TtlCache(LOOKUP_TTL)
@@ -259,11 +259,13 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
                         headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def web_routes(store: Store, live: LivePresentations, *,
+def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStore,
+               assets: AssetCatalog,
                realtime_ice_servers: list[dict[str, str]] | None = None) -> list[BaseRoute]:
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
     (WHEP) option; None leaves it off.
     """
-    return WebPages(store, live, realtime_ice_servers=realtime_ice_servers).routes()
+    return WebPages(store, live, views=views, assets=assets,
+                    realtime_ice_servers=realtime_ice_servers).routes()

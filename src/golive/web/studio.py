@@ -7,6 +7,10 @@ does (`Authenticator.authenticate`, admin scope) and keeps it in a server-side s
 the request in-process to the REST API app with the session's token. So the studio
 can do exactly what the API allows, with the API's validation and events, and a
 revoked token ends the studio session on its next request.
+
+The forwarded request's path comes only from the allowlisted route, on the API
+client's fixed base URL; nothing the browser sends (its Host header included) can
+turn a studio call into another API route such as `/tokens`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
 
 from golive.api.auth import Authenticator
 from golive.chat.identity import InvalidIdentity, validate_display_name
@@ -46,7 +49,12 @@ FORWARDED = re.compile(
     r"live-streams(/[A-Za-z0-9_-]{1,64}(/(reset-stream-key|enable|disable|events"
     r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
 )
+# Routes the studio calls for itself, beyond what its pages may forward.
+INTERNAL = re.compile(r"chat-tokens")
 FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# A Host header worth showing back in ingest URLs: a name or address and a port, no more.
+SHOWN_HOST = re.compile(r"([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(:[0-9]{1,5})?"
+                        r"|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "same-origin",
@@ -60,18 +68,15 @@ JSON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 class Studio:
     """The studio's pages, its login session and its forwarding JSON endpoints."""
 
-    def __init__(self, *, auth: Authenticator, api: ASGIApp, secret: bytes,
-                 assets: AssetCatalog | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, auth: Authenticator, api: httpx.AsyncClient, secret: bytes,
+                 assets: AssetCatalog, clock: Callable[[], float] = time.time) -> None:
+        """`api` reaches the REST API app (in process) at a fixed base URL; its owner closes it."""
         self.auth = auth
         self.signer = SessionSigner(secret)
         self.sessions = StudioSessions()
-        self.assets = assets or AssetCatalog()
+        self.assets = assets
         self._clock = clock
-        self._api = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=api, client=("127.0.0.1", 0)),
-            base_url="http://studio.internal", timeout=30,
-        )
+        self._api = api
         self._templates = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -230,13 +235,23 @@ class Studio:
     async def _call(self, request: Request, session: StudioSession, method: str, path: str,
                     *, query: str = "", body: bytes | None = None,
                     content_type: str | None = None) -> httpx.Response:
-        host = request.headers.get("host") or "localhost"
-        headers = {"authorization": f"Bearer {session.token}", "host": host,
-                   "accept": "application/json"}
+        headers = {"authorization": f"Bearer {session.token}", "accept": "application/json"}
+        # The API shows ingest URLs with the host the browser used; only a plain
+        # host[:port] passes, and it never takes part in choosing the route.
+        host = request.headers.get("host", "")
+        if SHOWN_HOST.fullmatch(host):
+            headers["host"] = host
         if content_type:
             headers["content-type"] = content_type
-        url = f"{request.url.scheme}://{host}{path}" + (f"?{query}" if query else "")
-        return await self._api.request(method, url, headers=headers, content=body)
+        outgoing = self._api.build_request(
+            method, path, params=httpx.QueryParams(query), headers=headers, content=body
+        )
+        # The allowlist holds for the route actually called, whatever `path` looked like.
+        called = outgoing.url.path.removeprefix(self._api.base_url.path.rstrip("/") + "/")
+        if not (FORWARDED.fullmatch(called) or INTERNAL.fullmatch(called)):
+            log.warning("studio refused an API call outside its allowlist method=%s", method)
+            return httpx.Response(404, json={"error": "not available from the studio"})
+        return await self._api.send(outgoing)
 
     def _relay(self, session: StudioSession, answer: httpx.Response) -> Response:
         if answer.status_code == 401:

@@ -1,35 +1,93 @@
-"""aiortc set up the way golive needs it, for WHIP ingest and WHEP playback (ingest).
+"""aiortc set up the way golive needs it, for WHIP ingest and WHEP playback (webrtc).
 
 aiortc's defaults suit a demo, not a server: it asks a public Google STUN server
 for a reflexive candidate, and aioice gathers on every interface but loopback.
 golive contacts no outside host unless ICE servers are configured, gathers host
 candidates only on the configured addresses (tests use 127.0.0.1), and can
 advertise a public address for a server behind 1:1 NAT.
+
+Choosing the gathering addresses needs one aioice internal: `install_host_address_hook`
+replaces it after `check_aioice` has verified its shape, once, when the composition
+root starts; nothing is patched at import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import ipaddress
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
+TESTED_WITH = "aioice 0.13"
+# Kept in step with the pin in pyproject.toml.
+
 # The host addresses the current task gathers on; None means aioice's own choice.
 _host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "golive_webrtc_host_addresses", default=None
 )
-_original_get_host_addresses = aioice.ice.get_host_addresses
+_original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
+
+
+class IncompatibleAioice(RuntimeError):
+    """The installed aioice lacks the internal the host-address hook replaces."""
+
+
+def check_aioice(module: ModuleType = aioice.ice) -> None:
+    """Raise `IncompatibleAioice` unless `module` gathers through a replaceable function.
+
+    The hook works because `Connection.gather_candidates` looks the module function
+    `get_host_addresses(use_ipv4, use_ipv6)` up when it runs.
+    """
+    function = getattr(module, "get_host_addresses", None)
+    gather = getattr(getattr(module, "Connection", None), "gather_candidates", None)
+    code = getattr(gather, "__code__", None)
+    if (
+        not inspect.isfunction(function)
+        or list(inspect.signature(function).parameters) != ["use_ipv4", "use_ipv6"]
+        or code is None
+        or "get_host_addresses" not in code.co_names
+    ):
+        installed = getattr(aioice, "__version__", "unknown")
+        raise IncompatibleAioice(
+            f"aioice {installed} is not compatible with golive's ICE adapter: "
+            f"{getattr(module, '__name__', module)!s}.get_host_addresses(use_ipv4, use_ipv6) "
+            "is gone or no longer used by Connection.gather_candidates. golive was tested "
+            f"with {TESTED_WITH}; install the versions in requirements.lock (`make run` does)"
+        )
+
+
+def install_host_address_hook() -> None:
+    """Let `gather_on` choose the addresses aioice gathers host candidates on.
+
+    aioice has no option for the interfaces it gathers on, and leaves loopback out.
+    This replaces its module function with a wrapper that consults a context
+    variable, so each peer connection chooses without touching any other one; with
+    no choice made it calls aioice's own. The composition root calls it once at
+    start (a second call changes nothing); raises `IncompatibleAioice` first when
+    the internals differ from the tested version.
+    """
+    global _original_get_host_addresses
+    module = aioice.ice
+    if getattr(module, "get_host_addresses", None) is _get_host_addresses:
+        return
+    check_aioice(module)
+    # getattr/setattr: the stubs-less module is typed as a plain ModuleType.
+    _original_get_host_addresses = getattr(module, "get_host_addresses")  # noqa: B009
+    setattr(module, "get_host_addresses", _get_host_addresses)  # noqa: B010
 
 
 def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     chosen = _host_addresses.get()
     if chosen is None:
+        assert _original_get_host_addresses is not None
         return list(_original_get_host_addresses(use_ipv4, use_ipv6))
     result = []
     for address in chosen:
@@ -39,19 +97,20 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return result
 
 
-# aioice has no option for the interfaces it gathers on, and leaves loopback out. Its
-# gatherer looks this module function up at call time, so one wrapper that consults a
-# context variable lets each peer connection choose without touching any other one.
-aioice.ice.get_host_addresses = _get_host_addresses
-
-
 @contextlib.contextmanager
 def gather_on(addresses: Sequence[str]) -> Iterator[None]:
     """Within this block, ICE gathering (setLocalDescription) uses only `addresses`.
 
     An empty sequence keeps aioice's default: every non-loopback interface. Tasks
     created inside the block (aiortc gathers in one per transport) inherit it.
+    Raises RuntimeError before `install_host_address_hook`: the choice would
+    otherwise be ignored without a word.
     """
+    if aioice.ice.get_host_addresses is not _get_host_addresses:
+        raise RuntimeError(
+            "golive.webrtc.ice.install_host_address_hook() has not run "
+            "(the composition root runs it at start)"
+        )
     token = _host_addresses.set(tuple(addresses) if addresses else None)
     try:
         yield

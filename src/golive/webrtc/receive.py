@@ -3,7 +3,8 @@
 aiortc reassembles each track's RTP packets into encoded frames (its jitter buffer
 and depacketizers) and then decodes them on a thread per track. golive needs the
 encoded frames, not pictures: `tap_encoded_frames` takes them at the point where
-aiortc queues them for its decoder, so H.264 is never decoded. Opus and VP8 go to
+aiortc queues them for its decoder (`golive.webrtc.aiortc_adapter`, the one place
+that touches aiortc internals), so H.264 is never decoded. Opus and VP8 go to
 `MediaConverter`'s worker thread (`golive.webrtc.transcode`).
 """
 
@@ -20,10 +21,15 @@ from typing import Any
 
 from golive.formats.annexb import AnnexBToFlv
 from golive.formats.tag import MediaTag
+from golive.webrtc.aiortc_adapter import (
+    EncodedFrameSink,
+    send_picture_loss,
+    tap_encoded_frames,
+)
+
+__all__ = ["EncodedFrameSink", "MediaConverter", "request_keyframe", "tap_encoded_frames"]
 
 log = logging.getLogger(__name__)
-
-EncodedFrameSink = Callable[[Any, str, bytes, int], None]
 
 # aiortc's audio jitter buffer hands a frame over once 4 more have arrived: the first
 # Opus frame is that much older than the moment it shows up (20 ms per frame).
@@ -32,50 +38,11 @@ _PLI_INTERVAL = 1.0
 _WORK_QUEUE = 256
 
 
-class _EncodedFrameTap(queue.Queue[Any]):
-    """Stands in for an `RTCRtpReceiver`'s decoder queue.
-
-    aiortc puts `(codec, JitterFrame)` on that queue from the event loop, and `None`
-    to stop its decoder thread. Frames go to `sink` instead; `None` goes through, so
-    the (idle) decoder thread still ends when the receiver stops.
-    """
-
-    def __init__(self, receiver: Any, sink: EncodedFrameSink) -> None:
-        super().__init__()
-        self._receiver = receiver
-        self._sink = sink
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if item is None:
-            super().put(item, block, timeout)
-            return
-        codec, frame = item
-        try:
-            self._sink(self._receiver, codec.name, frame.data, frame.timestamp)
-        except Exception:
-            log.exception("encoded frame handling failed codec=%s", codec.name)
-
-
-def tap_encoded_frames(receiver: Any, sink: EncodedFrameSink) -> None:
-    """Route `receiver`'s reassembled frames to `sink(receiver, codec, data, rtp_ts)`.
-
-    Must run before the receiver starts (before `setLocalDescription` completes the
-    connection), so aiortc's decoder thread never sees a frame. aiortc (1.16) has no
-    public hook for encoded frames: this replaces the receiver's private decoder
-    queue, after checking that it exists, and fails loudly on a version without it.
-    """
-    attribute = "_RTCRtpReceiver__decoder_queue"
-    if not isinstance(getattr(receiver, attribute, None), queue.Queue):
-        raise RuntimeError("this aiortc version has no decoder queue to tap; pin aiortc")
-    setattr(receiver, attribute, _EncodedFrameTap(receiver, sink))
-
-
 async def request_keyframe(receiver: Any) -> None:
-    """Send a picture loss indication (RFC 4585 6.3.1) for the receiver's stream."""
+    """Ask the publisher of `receiver`'s stream for a keyframe (a picture loss indication)."""
     sources = receiver.getSynchronizationSources()
     if sources:
-        with contextlib.suppress(Exception):
-            await receiver._send_rtcp_pli(sources[0].source)
+        await send_picture_loss(receiver, sources[0].source)
 
 
 class MediaConverter:
@@ -155,6 +122,12 @@ class MediaConverter:
             return
         self._last_pli = now
         self._pli_task = self._loop.create_task(request_keyframe(receiver))
+        self._pli_task.add_done_callback(self._keyframe_requested)
+
+    def _keyframe_requested(self, task: asyncio.Task[None]) -> None:
+        # Without keyframe requests a publisher's loss is never repaired: say so loudly.
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("keyframe request failed stream=%s", self._label, exc_info=error)
 
     # Worker thread: Opus -> AAC, VP8 -> H.264 -------------------------------------------
 
@@ -207,9 +180,3 @@ class MediaConverter:
                 while True:
                     self._work.get_nowait()
             self._work.put_nowait(None)
-
-    @property
-    def video_size(self) -> tuple[int, int] | None:
-        if self._h264.width is None or self._h264.height is None:
-            return None
-        return self._h264.width, self._h264.height

@@ -1,0 +1,54 @@
+"""The studio's forwarding to the API: only allowlisted routes, whatever the request's Host says."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from tests.e2e.conftest import ADMIN
+
+from golive.app import Golive
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+@pytest.fixture
+async def signed_in(node: Golive) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A browser-like client with a studio session, and that session's CSRF token."""
+    async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as web:
+        login = await web.post("/studio/login", data={"token": ADMIN})
+        assert login.status_code == 303, login.text
+        page = await web.get("/studio")
+        found = CSRF_META.search(page.text)
+        assert page.status_code == 200 and found is not None
+        yield web, found.group(1)
+
+
+@pytest.mark.parametrize("suffix", ["/tokens?", "/tokens#", "/api/v1/tokens?", "/../tokens?"])
+async def test_a_host_header_cannot_reroute_a_studio_call_to_tokens(
+    node: Golive, api: httpx.AsyncClient, signed_in: tuple[httpx.AsyncClient, str], suffix: str
+) -> None:
+    web, csrf = signed_in
+    before = (await api.get("/tokens")).json()["data"]
+    answer = await web.post(
+        "/studio/api/live-streams",
+        json={"name": "attacker"},  # a valid body for POST /tokens too (admin by default)
+        headers={"X-CSRF-Token": csrf, "Host": f"127.0.0.1:{node.http_port}{suffix}"},
+    )
+    # The call reached the route it names (a stream was created), not /tokens.
+    assert answer.status_code == 201, answer.text
+    assert "stream_key" in answer.json()["data"]
+    assert "token" not in answer.json()["data"]
+    assert (await api.get("/tokens")).json()["data"] == before == []
+
+
+async def test_the_ingest_urls_show_the_host_the_browser_used(
+    node: Golive, signed_in: tuple[httpx.AsyncClient, str]
+) -> None:
+    web, csrf = signed_in
+    answer = await web.post("/studio/api/live-streams", json={"name": "show"},
+                            headers={"X-CSRF-Token": csrf, "Host": "studio.example:8080"})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["data"]["ingest"]["rtmp"].startswith("rtmp://studio.example:")
