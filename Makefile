@@ -8,10 +8,15 @@ WEB_VENDOR = src/golive/web/static/vendor/hls.min.js
 
 .PHONY: run test lint typecheck bench clean system-deps web
 
-$(STAMP): pyproject.toml
+# Every machine installs the same versions: requirements.lock (with hashes) pins the
+# dependencies of pyproject.toml and its test extra. After changing them, regenerate it:
+#   $(BIN)/pip install uv && $(BIN)/uv pip compile pyproject.toml --extra test \
+#     --universal --python-version 3.11 --generate-hashes -o requirements.lock
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 $(WEB_VENDOR): package-lock.json scripts/build-web.sh
