@@ -35,6 +35,7 @@ from golive.chat.websocket import chat_routes
 from golive.core.events import EventBus
 from golive.core.throttle import FailureThrottle
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
+from golive.httpserver import HttpLimits, server_config
 from golive.ingest.rtmp.server import RtmpServer
 from golive.ingest.srt.server import SrtServer
 from golive.ingest.whip import WhipEndpoint, WhipLimits
@@ -217,15 +218,9 @@ class Golive:
         from golive.delivery.origin import create_origin_app
 
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
-        config = uvicorn.Config(
-            root,
-            log_config=None,
-            proxy_headers=False,  # client addresses come from trusted_proxies where needed
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-            ws=chat_websocket_protocol(),  # exposes the transport to /chat/
-        )
+        # Heads, bodies and WebSocket messages bounded before any route holds them.
+        config = server_config(root, HttpLimits.from_settings(s),
+                               ws=chat_websocket_protocol())  # exposes the transport to /chat/
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"

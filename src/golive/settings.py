@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_format: str = Field("text", description="Log format: text (key=value) or json.")
 
+    # HTTP limits (golive.httpserver): what one client may make the node hold.
+    http_max_head_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request line plus headers, in bytes; larger "
+        "ones get 431 Request Header Fields Too Large."
+    )
+    http_head_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's line and headers "
+        "(from connecting, or from its previous response); then the connection is closed."
+    )
+
     # Ingest limits.
     max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")
     rtmp_handshake_timeout: float = Field(

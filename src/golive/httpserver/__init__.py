@@ -1,0 +1,19 @@
+"""The node's HTTP server: uvicorn set up with limits on heads, bodies and WebSocket messages (HTTP server).
+
+Sits between the sockets and every HTTP route (the origin, the API, the pages,
+WHIP/WHEP, chat): whatever a client sends is bounded here before a route sees it.
+"""
+
+from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimit, RouteLimits
+from golive.httpserver.headers import HeadLimits
+from golive.httpserver.server import HttpLimits, server_config
+
+__all__ = [
+    "DEFAULT_ROUTE_LIMITS",
+    "BodyLimit",
+    "HeadLimits",
+    "HttpLimits",
+    "RouteLimit",
+    "RouteLimits",
+    "server_config",
+]

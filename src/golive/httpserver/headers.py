@@ -1,0 +1,163 @@
+"""Request heads bounded in size and time: uvicorn's httptools protocol, thinly extended (HTTP server).
+
+uvicorn's httptools path has no limit of its own on a request's line and headers:
+llhttp hands over header values piece by piece and the protocol joins them, so one
+request could make the node hold hundreds of megabytes, and a client that never
+finishes its headers kept its connection for ever. `HeadBoundedHttp` adds the two
+limits nginx calls `large_client_header_buffers` and `client_header_timeout`:
+
+- the bytes of a request head, counted as they arrive, past `max_head_bytes`: the
+  client gets 431 Request Header Fields Too Large and the connection is closed;
+- a connection that does not finish a request head within `head_timeout` seconds of
+  opening, or of its previous response completing, gets 408 (if it sent anything)
+  and is closed. The clock does not run while a response is being produced, so long
+  downloads and held LL-HLS playlist reloads are untouched.
+
+Counting happens per socket read (at most one read of 256 KiB past the limit is
+parsed), so the limit holds before more than that is held. This module is the only
+place golive depends on uvicorn's protocol internals; `check_protocol` verifies
+them when the server is set up and fails loudly if a uvicorn upgrade moved them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+__all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_protocol"]
+
+# What this module relies on in uvicorn's HttpToolsProtocol (tested with uvicorn 0.55).
+_METHODS = ("connection_made", "connection_lost", "data_received", "on_message_begin",
+            "on_headers_complete", "on_message_complete", "on_response_complete")
+_ATTRIBUTES = ("transport", "loop", "cycle", "parser")
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    """How large a request line plus headers may be, and how long a client has to send them."""
+
+    max_head_bytes: int = 64 * 1024
+    head_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_head_bytes < 1024 or self.head_timeout <= 0:
+            raise ValueError("head limits need max_head_bytes >= 1024 and head_timeout > 0")
+
+
+def _refusal(status: bytes, kind: str, message: str) -> bytes:
+    body = json.dumps({"error": {"type": kind, "messages": [message]}}).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"cache-control: no-store\r\nconnection: close\r\n\r\n" + body)
+
+
+class HeadBoundedHttp(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) with request heads bounded in size and time."""
+
+    limits: ClassVar[HeadLimits] = HeadLimits()
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # True from the end of one request (or the connection's start) until the next
+        # request's head is complete: the bytes read meanwhile are head bytes.
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    # Connection -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        counting = self._in_head
+        if counting:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Checked after parsing, so that a read which completes a head and carries the
+        # start of a body is not refused; the parser holds at most one read past the limit.
+        if counting and self._in_head and self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(_refusal(
+                b"431 Request Header Fields Too Large", "request_header_fields_too_large",
+                f"the request line and headers are larger than "
+                f"{self.limits.max_head_bytes // 1024} KiB"))
+
+    # Parser callbacks -----------------------------------------------------------------
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Waiting for the next request again, unless a pipelined one (whose head is
+        # complete) is now being answered.
+        if not self._answering() and not self.transport.is_closing():
+            self._arm_head_deadline()
+
+    # Head deadline --------------------------------------------------------------------
+
+    def _answering(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self.limits.head_timeout, self._head_late)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing() or not self._in_head or self._answering():
+            return
+        if self._head_bytes == 0:
+            self.transport.close()  # an idle connection: nothing to answer
+            return
+        self._refuse(_refusal(b"408 Request Timeout", "request_timeout",
+                              f"the request headers did not arrive within "
+                              f"{self.limits.head_timeout:g} s"))
+
+    def _refuse(self, response: bytes) -> None:
+        self._disarm_head_deadline()
+        if not self.transport.is_closing():
+            self.transport.write(response)
+            self.transport.close()
+
+
+def bounded_http_protocol(limits: HeadLimits) -> type[HeadBoundedHttp]:
+    """The protocol class uvicorn instantiates per connection, with these limits."""
+    return type("GoliveHttpProtocol", (HeadBoundedHttp,), {"limits": limits})
+
+
+def check_protocol(protocol: type[HeadBoundedHttp], config: Config,
+                   loop: asyncio.AbstractEventLoop) -> None:
+    """Fail loudly when the installed uvicorn no longer has what `HeadBoundedHttp` extends."""
+    missing = [name for name in _METHODS if not callable(getattr(HttpToolsProtocol, name, None))]
+    if not missing:
+        probe = protocol(config, ServerState(), {}, _loop=loop)
+        missing = [name for name in _ATTRIBUTES if not hasattr(probe, name)]
+    if missing:
+        raise RuntimeError(
+            "golive's HTTP head limits extend uvicorn's HttpToolsProtocol (tested with uvicorn "
+            f"0.55), and this uvicorn lacks {', '.join(missing)}: install a tested uvicorn")

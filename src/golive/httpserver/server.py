@@ -1,0 +1,65 @@
+"""The node's HTTP server setup: uvicorn with every limit a hostile client meets (HTTP server).
+
+One place says how golive serves HTTP: uvicorn on uvloop with the httptools parser
+(`HeadBoundedHttp`: request heads bounded in size and time), a `BodyLimit` layer in
+front of the application (bodies bounded per route while they stream in), and a
+WebSocket message limit that is the chat's own (the only WebSocket is `/chat/`), so
+a frame far past it is refused with close code 1009 before it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimits
+from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
+from golive.settings import Settings
+
+__all__ = ["HttpLimits", "server_config"]
+
+# A chat frame a little past the chat's limit still reaches the chat, which answers
+# with a readable error frame; one further past is closed with 1009 by the protocol.
+WS_SLACK_BYTES = 4 * 1024
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Everything that bounds what one HTTP or WebSocket client can make the node hold."""
+
+    head: HeadLimits = field(default_factory=HeadLimits)
+    bodies: RouteLimits = DEFAULT_ROUTE_LIMITS
+    ws_max_message_bytes: int = 4096 + WS_SLACK_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpLimits:
+        return cls(
+            head=HeadLimits(max_head_bytes=settings.http_max_head_bytes,
+                            head_timeout=settings.http_head_timeout),
+            ws_max_message_bytes=settings.chat_max_frame_bytes + WS_SLACK_BYTES,
+        )
+
+
+def server_config(app: ASGIApp, limits: HttpLimits, *,
+                  ws: type[asyncio.Protocol]) -> uvicorn.Config:
+    """uvicorn's configuration for the node's root ASGI app; call it on the serving loop.
+
+    `ws` is the WebSocket protocol class (the chat's, which exposes its transport).
+    """
+    protocol = bounded_http_protocol(limits.head)
+    config = uvicorn.Config(
+        BodyLimit(app, limits.bodies),
+        http=protocol,
+        ws=ws,
+        ws_max_size=limits.ws_max_message_bytes,
+        log_config=None,
+        proxy_headers=False,  # client addresses come from trusted_proxies where needed
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+    )
+    check_protocol(protocol, config, asyncio.get_running_loop())
+    return config

@@ -1,0 +1,188 @@
+"""Hostile HTTP and WebSocket clients on raw sockets, for the tests and bench/hostile.py.
+
+Each attack sends what the findings describe (huge heads, heads that never finish,
+huge bodies, huge WebSocket frames), stops as soon as the server answers or hangs
+up, never sends more than its byte budget, and returns what the server did. The
+attacker's own memory stays small: payload is one reused chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+CHUNK = b"a" * (64 * 1024)
+_STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
+
+
+@dataclass
+class Outcome:
+    """What the server did: its status (0: none), a WebSocket close code, bytes we got out."""
+
+    status: int = 0
+    close_code: int | None = None
+    sent: int = 0
+    closed: bool = False  # the server hung up
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (VmRSS), KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read())[1])  # type: ignore[index]
+
+
+async def _stream(port: int, head: bytes, payload: bytes, budget: int,
+                  answer_timeout: float = 30.0) -> Outcome:
+    """Send `head`, then `payload` repeatedly up to `budget` bytes, until the server answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    outcome = Outcome()
+    answer = asyncio.create_task(reader.read(64 * 1024))
+    try:
+        writer.write(head)
+        outcome.sent = len(head)
+        while outcome.sent < budget and not answer.done():
+            writer.write(payload)
+            outcome.sent += len(payload)
+            try:
+                await writer.drain()
+            except (ConnectionError, OSError):
+                break
+        data = await asyncio.wait_for(answer, answer_timeout)
+    except (ConnectionError, OSError):
+        data = answer.result() if answer.done() and not answer.exception() else b""
+    finally:
+        answer.cancel()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    match = _STATUS.match(data)
+    outcome.status = int(match[1]) if match else 0
+    outcome.closed = True
+    return outcome
+
+
+async def huge_head(port: int, budget: int, path: str = "/healthz") -> Outcome:
+    """One request whose one header value never ends (up to `budget` bytes)."""
+    head = f"GET {path} HTTP/1.1\r\nHost: golive\r\nX-Padding: ".encode()
+    return await _stream(port, head, CHUNK, budget)
+
+
+async def huge_body(port: int, path: str, budget: int, *, declared: int | None,
+                    content_type: str = "application/json") -> Outcome:
+    """A POST streaming up to `budget` body bytes: with Content-Length `declared`, else chunked."""
+    framing = (f"Content-Length: {declared}" if declared is not None
+               else "Transfer-Encoding: chunked")
+    head = (f"POST {path} HTTP/1.1\r\nHost: golive\r\nContent-Type: {content_type}\r\n"
+            f"{framing}\r\n\r\n").encode()
+    payload = CHUNK if declared is not None else b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK)
+    return await _stream(port, head, payload, budget)
+
+
+class SlowHeads:
+    """`count` connections that each send half a request head and then nothing."""
+
+    def __init__(self, port: int, count: int, path: str = "/healthz") -> None:
+        self.port = port
+        self.count = count
+        self.path = path
+        self.outcomes: list[Outcome] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for _ in range(self.count):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            writer.write(f"GET {self.path} HTTP/1.1\r\nHost: golive\r\nX-Slow: ".encode())
+            outcome = Outcome(sent=1)
+            self.outcomes.append(outcome)
+            self._tasks.append(asyncio.create_task(self._hold(reader, writer, outcome)))
+
+    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    outcome: Outcome) -> None:
+        try:
+            data = await reader.read()  # until the server hangs up
+            match = _STATUS.match(data)
+            outcome.status = int(match[1]) if match else 0
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            outcome.closed = True
+            writer.close()
+
+    @property
+    def open(self) -> int:
+        return sum(1 for o in self.outcomes if not o.closed)
+
+    async def all_closed(self, timeout: float) -> None:
+        """Wait until the server has closed every connection (TimeoutError otherwise)."""
+        await asyncio.wait_for(asyncio.gather(*self._tasks), timeout)
+
+    async def abort(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def huge_ws_frame(port: int, path: str, size: int, budget: int) -> Outcome:
+    """Open a WebSocket and send one text frame announcing `size` bytes, up to `budget` of them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    outcome = Outcome()
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: golive\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        match = _STATUS.match(head)
+        outcome.status = int(match[1]) if match else 0
+        if outcome.status != 101:
+            return outcome
+        # FIN + text, masked, 64-bit length, an all-zero mask: the payload goes as is.
+        writer.write(struct.pack("!BBQ", 0x81, 0x80 | 127, size) + b"\0\0\0\0")
+        close = asyncio.create_task(_close_code(reader))
+        while outcome.sent < min(size, budget) and not close.done():
+            writer.write(CHUNK)
+            outcome.sent += len(CHUNK)
+            try:
+                await writer.drain()
+            except (ConnectionError, OSError):
+                break
+        with contextlib.suppress(ConnectionError, OSError):
+            outcome.close_code = await asyncio.wait_for(close, 30)
+        outcome.closed = True
+        return outcome
+    finally:
+        writer.close()
+
+
+async def _close_code(reader: asyncio.StreamReader) -> int | None:
+    """Read server frames until a close frame; its status code (None if the socket just ends)."""
+    while True:
+        try:
+            first, second = await reader.readexactly(2)
+        except asyncio.IncompleteReadError:
+            return None
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await reader.readexactly(8))
+        payload = await reader.readexactly(length)
+        if first & 0x0F == 0x8:
+            return int(struct.unpack("!H", payload[:2])[0]) if len(payload) >= 2 else None
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM (peak resident memory) again from the current RSS (Linux clear_refs 5)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """Peak resident memory (VmHWM) since the last `reset_peak_rss`, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read())[1])  # type: ignore[index]

@@ -1,0 +1,105 @@
+"""Hostile HTTP clients against a live node: each is refused clearly, costs the node little
+memory, and the LL-HLS viewer's playlist keeps advancing meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from tests.httpserver.attacks import (
+    SlowHeads,
+    huge_body,
+    huge_head,
+    huge_ws_frame,
+    peak_rss_kib,
+    reset_peak_rss,
+    rss_kib,
+)
+from tests.httpserver.conftest import HEAD_TIMEOUT, Live
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+MiB = 1024 * 1024
+BUDGET = 160 * MiB  # what each attacker may send at most: far past the bound below
+RSS_BOUND_MIB = 50  # the node (this process) may grow by less than this during an attack
+
+
+class Memory:
+    """Peak RSS growth of the node's process from the moment it is created."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()  # the node runs in this process
+        self.before = rss_kib(self.pid)
+        reset_peak_rss(self.pid)
+
+    def growth_mib(self) -> float:
+        return (peak_rss_kib(self.pid) - self.before) / 1024
+
+
+async def test_huge_head_gets_431(live: Live) -> None:
+    memory = Memory()
+    outcome = await huge_head(live.port, BUDGET)
+    assert outcome.status == 431
+    assert outcome.sent < BUDGET
+    await live.viewer.advanced(3)
+    assert memory.growth_mib() < RSS_BOUND_MIB
+
+
+async def test_heads_that_never_finish_are_closed(live: Live) -> None:
+    memory = Memory()
+    slow = SlowHeads(live.port, 300)
+    await slow.start()
+    try:
+        # Held open meanwhile, the viewer still gets every new part.
+        await live.viewer.advanced(2)
+        # Closed by the node's head timeout, each with 408 (generous: 10x the setting).
+        await slow.all_closed(timeout=HEAD_TIMEOUT * 10)
+    finally:
+        await slow.abort()
+    assert {o.status for o in slow.outcomes} == {408}
+    await live.viewer.advanced(2)
+    assert memory.growth_mib() < RSS_BOUND_MIB
+
+
+@pytest.mark.parametrize(("path", "content_type", "chunked"), [
+    ("/chat/{pid}/identity", "application/json", False),
+    ("/chat/{pid}/identity", "application/json", True),
+    ("/whep/{pid}", "application/sdp", False),
+    ("/whep/{pid}", "application/sdp", True),
+    ("/qoe/{pid}", "application/json", True),
+    ("/api/v1/live-streams", "application/json", True),
+])
+async def test_huge_body_gets_413(live: Live, path: str, content_type: str,
+                                  chunked: bool) -> None:
+    memory = Memory()
+    outcome = await huge_body(live.port, path.format(pid=live.playback_id), BUDGET,
+                              declared=None if chunked else 300 * MiB,
+                              content_type=content_type)
+    assert outcome.status == 413
+    assert outcome.sent < BUDGET
+    await live.viewer.advanced(2)
+    assert memory.growth_mib() < RSS_BOUND_MIB
+
+
+async def test_small_bodies_still_work(live: Live) -> None:
+    # The limits refuse only what is over them: a normal identity POST gets its cookie.
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    body = b'{"name": "ok"}'
+    writer.write(f"POST /chat/{live.playback_id}/identity HTTP/1.1\r\nHost: golive\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                 "Connection: close\r\n\r\n".encode() + body)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+async def test_huge_websocket_frames_close_1009(live: Live) -> None:
+    memory = Memory()
+    outcomes = await asyncio.gather(*(
+        huge_ws_frame(live.port, f"/chat/{live.playback_id}", 15 * MiB, 15 * MiB)
+        for _ in range(20)))
+    assert [o.status for o in outcomes] == [101] * 20
+    assert [o.close_code for o in outcomes] == [1009] * 20
+    await live.viewer.advanced(2)
+    assert memory.growth_mib() < RSS_BOUND_MIB
