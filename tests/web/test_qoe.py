@@ -1,4 +1,9 @@
-"""QoE intake rules: batch validation, clock mapping, per-view rate limit, viewer tracking."""
+"""QoE intake rules: batch validation, clock mapping, admission bounds, viewer counting.
+
+The unit tests drive `QoeIntake` on a hand-moved clock; the HTTP test floods a node's
+`POST /qoe/PID` with fresh view ids from one address and checks what reached the
+database.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from golive.web.qoe import (
     MAX_BODY_BYTES,
     MAX_EVENTS_PER_BATCH,
     BatchError,
+    QoeIntake,
+    QoeLimits,
+    TokenBuckets,
     ViewerTracker,
     ViewRateLimit,
     parse_batch,
@@ -104,17 +112,90 @@ def test_rate_limit_table_is_bounded() -> None:
     limit = ViewRateLimit(max_views=3)
     for i in range(10):
         limit.allow(f"view{i}", now=0)
-    assert len(limit._buckets) == 3
+    assert len(limit) == 3
 
 
-def test_viewer_tracker_counts_recent_views_per_playback_id() -> None:
-    tracker = ViewerTracker(window=30, max_views=100)
-    tracker.seen("p1", "v1", now=0)
-    tracker.seen("p1", "v2", now=10)
-    tracker.seen("p2", "v3", now=10)
-    tracker.seen("p1", "v1", now=20)
+def test_viewer_tracker_counts_recent_addresses_per_playback_id() -> None:
+    tracker = ViewerTracker(window=30, max_viewers=100)
+    tracker.seen("p1", "192.0.2.1", now=0)
+    tracker.seen("p1", "192.0.2.2", now=10)
+    tracker.seen("p2", "192.0.2.3", now=10)
+    tracker.seen("p1", "192.0.2.1", now=20)
     assert tracker.count("p1", now=20) == 2
     assert tracker.count("p2", now=20) == 1
-    assert tracker.count("p1", now=45) == 1  # v2 last seen at 10
+    assert tracker.count("p1", now=45) == 1  # 192.0.2.2 last seen at 10
     assert tracker.count("p2", now=45) == 0
     assert tracker.count("p1", now=60) == 0
+
+
+def test_viewer_tracker_is_bounded() -> None:
+    tracker = ViewerTracker(window=30, max_viewers=3)
+    for i in range(10):
+        tracker.seen("p1", f"192.0.2.{i}", now=0)
+    assert tracker.count("p1", now=0) == 3
+
+
+def test_token_buckets_peek_without_spending_and_refill() -> None:
+    buckets = TokenBuckets(rate=1.0, burst=2)
+    assert buckets.wait("a", now=0) == 0
+    assert buckets.wait("a", now=0) == 0  # looking costs nothing
+    buckets.take("a", now=0)
+    buckets.take("a", now=0)
+    assert buckets.wait("a", now=0) == pytest.approx(1.0)
+    assert buckets.wait("b", now=0) == 0
+    assert buckets.wait("a", now=1.0) == 0
+
+
+SMALL = QoeLimits(beacons_per_address_per_second=100, beacon_burst_per_address=100,
+                  new_views_per_address_per_minute=6, new_view_burst_per_address=5,
+                  new_views_per_stream_per_second=1, new_view_burst_per_stream=8)
+
+
+def _view(i: int) -> str:
+    return f"view{i:016d}"
+
+
+def test_fresh_view_ids_from_one_address_are_refused_past_the_bound() -> None:
+    intake = QoeIntake(SMALL)
+    admitted = []
+    for i in range(50):
+        if intake.admit_beacon("192.0.2.1:5000", _view(i), now=0) is None:
+            admitted.append(intake.admit_view("192.0.2.1:5000", _view(i), "ls_1", now=0))
+    assert admitted[:5] == [None] * 5
+    refusals = [r for r in admitted if r is not None]
+    assert len(admitted) - len(refusals) == 5
+    assert refusals[0].message == "too many new views from this address"
+    assert refusals[0].retry_after == pytest.approx(10.0)  # one view per 10 s refills
+    assert refusals[0].retry_after_header == "10"
+    # A view already admitted keeps reporting; another address still gets in.
+    assert intake.admit_view("192.0.2.1:5001", _view(0), "ls_1", now=0) is None
+    assert intake.admit_view("198.51.100.9:4000", _view(99), "ls_1", now=0) is None
+    # Ten seconds later the first address may start one more view.
+    assert intake.admit_view("192.0.2.1:5000", _view(60), "ls_1", now=10) is None
+
+
+def test_many_addresses_at_once_are_bounded_per_stream() -> None:
+    intake = QoeIntake(SMALL)
+    results = [intake.admit_view(f"203.0.113.{i}", _view(i), "ls_1", now=0) for i in range(20)]
+    assert results[:8] == [None] * 8
+    assert {r.message for r in results[8:] if r is not None} == {
+        "too many new views of this stream"}
+    assert intake.admit_view("203.0.113.99", _view(99), "ls_other", now=0) is None
+    assert intake.admit_view("203.0.113.98", _view(98), "ls_1", now=1.0) is None
+
+
+def test_beacons_are_bounded_per_address_whatever_the_view_id() -> None:
+    intake = QoeIntake(QoeLimits(beacons_per_address_per_second=2, beacon_burst_per_address=4))
+    results = [intake.admit_beacon("192.0.2.1", _view(i), now=0) for i in range(6)]
+    assert results[:4] == [None] * 4
+    refused = results[4]
+    assert refused is not None and refused.message == "too many QoE batches from this address"
+    assert intake.admit_beacon("192.0.2.2", _view(7), now=0) is None
+
+
+def test_many_view_ids_from_one_address_count_as_one_viewer() -> None:
+    intake = QoeIntake()
+    for i in range(5):
+        intake.stored("p1", f"192.0.2.1:{5000 + i}", now=0)
+    intake.stored("p1", "198.51.100.9:4000", now=0)
+    assert intake.viewers.count("p1", now=0) == 2

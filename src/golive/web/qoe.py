@@ -4,20 +4,40 @@ The player posts small batches to `POST /qoe/PLAYBACK_ID` (every ~10 s, and with
 `navigator.sendBeacon` when the page goes away). Event times are on the page's own
 clock (`performance.now()` milliseconds) and are moved onto the server's clock with the
 batch's `sent` time, so a viewer's wrong wall clock cannot skew them. Batches are
-bounded (body size, event count, numeric ranges, known event types only) and
-rate-limited per view.
+bounded (body size, event count, numeric ranges, known event types only).
+
+A beacon is unauthenticated and its view id is whatever the page made up, so limits
+keyed by view id alone cost an attacker nothing: fresh ids wrote without limit. The
+`QoeIntake` bounds what one source can make the node write, before any database
+access: beacons per source address per second, *new* views per source address per
+minute, new views per stream per second (the bound on many addresses at once), and
+batches per view. Past a bound the answer is 429 with Retry-After; QoE is
+best-effort, so a refused player only loses that batch and playback is untouched.
+
+The watch page's viewer count counts distinct source addresses that reported in the
+last 30 s, not view ids: nothing in a beacon proves a player exists, so ids are
+free to invent, while an address is not. Tying views to media requests was the
+other way, but viewers behind a CDN or edge cache never reach the origin, so the
+origin cannot see them either. The price: viewers sharing one address (a household,
+an office NAT) count once; an undercount was preferred to a count beacons can inflate.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from golive.core.throttle import RepeatedLog, address_of
 from golive.store.views import NewPlaybackEvent
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024
 MAX_EVENTS_PER_BATCH = 100
@@ -129,52 +149,78 @@ def server_events(batch: QoeBatch, now: datetime) -> list[NewPlaybackEvent]:
     return events
 
 
-class ViewRateLimit:
-    """A token bucket per view id, in a bounded LRU (the oldest views are forgotten)."""
+class TokenBuckets:
+    """A token bucket per key, in a bounded LRU (the longest-unused keys are forgotten,
+    which only ever gives them a full bucket again)."""
 
-    def __init__(self, *, rate: float = 0.5, burst: float = 6, max_views: int = 100_000) -> None:
+    def __init__(self, *, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        if rate <= 0 or burst < 1 or max_keys < 1:
+            raise ValueError("token buckets need rate > 0, burst >= 1 and max_keys >= 1")
         self._rate = rate
         self._burst = burst
-        self._max_views = max_views
+        self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def allow(self, view_id: str, now: float | None = None) -> float:
-        """0 when a batch may pass now, else the seconds until one may."""
-        now = time.monotonic() if now is None else now
-        tokens, at = self._buckets.pop(view_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - at) * self._rate)
-        wait = 0.0
-        if tokens >= 1:
-            tokens -= 1
-        else:
-            wait = (1 - tokens) / self._rate
-        self._buckets[view_id] = (tokens, now)
-        while len(self._buckets) > self._max_views:
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + max(0.0, now - at) * self._rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """0 when `key` has a token now, else the seconds until it will."""
+        tokens = self._tokens(key, now)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self._rate
+
+    def take(self, key: str, now: float) -> None:
+        """Spend one of `key`'s tokens (it may go into debt no further than zero)."""
+        tokens = max(0.0, self._tokens(key, now) - 1)
+        self._buckets.pop(key, None)
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class ViewRateLimit:
+    """Batches per view id: a token bucket each, in a bounded LRU."""
+
+    def __init__(self, *, rate: float = 0.5, burst: float = 6, max_views: int = 100_000) -> None:
+        self._buckets = TokenBuckets(rate=rate, burst=burst, max_keys=max_views)
+
+    def allow(self, view_id: str, now: float | None = None) -> float:
+        """0 when a batch may pass now (and it is counted), else the seconds until one may."""
+        now = time.monotonic() if now is None else now
+        wait = self._buckets.wait(view_id, now)
+        if wait == 0:
+            self._buckets.take(view_id, now)
         return wait
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class ViewerTracker:
-    """Which views of each playback id reported recently: the watch page's viewer count."""
+    """Which source addresses reported on each playback id recently: the viewer count.
 
-    def __init__(self, *, window: float = 30.0, max_views: int = 200_000) -> None:
+    Keyed by (playback id, address): see the module docstring for why not by view id.
+    """
+
+    def __init__(self, *, window: float = 30.0, max_viewers: int = 200_000) -> None:
         self._window = window
-        self._max_views = max_views
-        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()  # view -> (pid, at)
+        self._max_viewers = max_viewers
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # (pid, addr) -> at
         self._counts: dict[str, int] = {}
 
-    def seen(self, playback_id: str, view_id: str, now: float | None = None) -> None:
+    def seen(self, playback_id: str, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self._expire(now)
-        previous = self._seen.pop(view_id, None)
-        if previous is None:
+        key = (playback_id, address)
+        if self._seen.pop(key, None) is None:
             self._counts[playback_id] = self._counts.get(playback_id, 0) + 1
-        elif previous[0] != playback_id:
-            self._drop(previous[0])
-            self._counts[playback_id] = self._counts.get(playback_id, 0) + 1
-        self._seen[view_id] = (playback_id, now)
-        while len(self._seen) > self._max_views:
-            _, (pid, _) = self._seen.popitem(last=False)
+        self._seen[key] = now
+        while len(self._seen) > self._max_viewers:
+            (pid, _), _ = self._seen.popitem(last=False)
             self._drop(pid)
 
     def count(self, playback_id: str, now: float | None = None) -> int:
@@ -183,10 +229,10 @@ class ViewerTracker:
 
     def _expire(self, now: float) -> None:
         while self._seen:
-            view_id, (pid, at) = next(iter(self._seen.items()))
+            (pid, address), at = next(iter(self._seen.items()))
             if now - at <= self._window:
                 break
-            del self._seen[view_id]
+            del self._seen[(pid, address)]
             self._drop(pid)
 
     def _drop(self, playback_id: str) -> None:
@@ -195,6 +241,102 @@ class ViewerTracker:
             self._counts[playback_id] = left
         else:
             self._counts.pop(playback_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A batch the intake turns away: answer 429 with this message and Retry-After."""
+
+    message: str
+    retry_after: float
+
+    @property
+    def retry_after_header(self) -> str:
+        return str(max(1, math.ceil(self.retry_after)))
+
+
+@dataclass(frozen=True, slots=True)
+class QoeLimits:
+    """The intake's bounds. Defaults leave room for a few dozen viewers behind one address
+    (each sends a batch every ~10 s) and for a crowd joining one stream at once."""
+
+    beacons_per_address_per_second: float = 3.0
+    beacon_burst_per_address: float = 30
+    new_views_per_address_per_minute: float = 10.0
+    new_view_burst_per_address: float = 10
+    new_views_per_stream_per_second: float = 20.0
+    new_view_burst_per_stream: float = 100
+    known_views: int = 100_000  # views the intake remembers as already admitted
+    tracked_addresses: int = 100_000
+
+
+class QoeIntake:
+    """Admission of QoE batches (bounds per address, per stream, per view) and the viewer
+    count. `admit_beacon` runs before the playback id is even looked up, `admit_view`
+    once the stream is known, `stored` after the batch was written."""
+
+    def __init__(self, limits: QoeLimits | None = None, *,
+                 viewers: ViewerTracker | None = None) -> None:
+        self.limits = limits = limits or QoeLimits()
+        self._beacons = TokenBuckets(rate=limits.beacons_per_address_per_second,
+                                     burst=limits.beacon_burst_per_address,
+                                     max_keys=limits.tracked_addresses)
+        self._address_views = TokenBuckets(rate=limits.new_views_per_address_per_minute / 60,
+                                           burst=limits.new_view_burst_per_address,
+                                           max_keys=limits.tracked_addresses)
+        self._stream_views = TokenBuckets(rate=limits.new_views_per_stream_per_second,
+                                          burst=limits.new_view_burst_per_stream,
+                                          max_keys=limits.tracked_addresses)
+        self.per_view = ViewRateLimit(max_views=limits.known_views)
+        self._known: OrderedDict[str, None] = OrderedDict()  # view ids already admitted
+        self.viewers = viewers if viewers is not None else ViewerTracker()
+        self._warnings = RepeatedLog(log, interval=60.0)
+        self.refused = 0
+
+    def admit_beacon(self, remote: str, view_id: str, now: float | None = None
+                     ) -> Refusal | None:
+        """Beacons per source address, then batches per view."""
+        now = time.monotonic() if now is None else now
+        address = address_of(remote)
+        wait = self._beacons.wait(address, now)
+        if wait > 0:
+            return self._refuse("too many QoE batches from this address", wait, address, now)
+        self._beacons.take(address, now)
+        wait = self.per_view.allow(view_id, now)
+        if wait > 0:
+            return self._refuse("too many batches for this view", wait, address, now)
+        return None
+
+    def admit_view(self, remote: str, view_id: str, stream_id: str,
+                   now: float | None = None) -> Refusal | None:
+        """A view not seen before costs a token of its address and of its stream."""
+        if view_id in self._known:
+            self._known.move_to_end(view_id)
+            return None
+        now = time.monotonic() if now is None else now
+        address = address_of(remote)
+        by_address = self._address_views.wait(address, now)
+        by_stream = self._stream_views.wait(stream_id, now)
+        if by_address > 0:
+            return self._refuse("too many new views from this address", by_address,
+                                address, now)
+        if by_stream > 0:
+            return self._refuse("too many new views of this stream", by_stream, address, now)
+        self._address_views.take(address, now)
+        self._stream_views.take(stream_id, now)
+        self._known[view_id] = None
+        while len(self._known) > self.limits.known_views:
+            self._known.popitem(last=False)
+        return None
+
+    def stored(self, playback_id: str, remote: str, now: float | None = None) -> None:
+        self.viewers.seen(playback_id, address_of(remote), now)
+
+    def _refuse(self, message: str, wait: float, address: str, now: float) -> Refusal:
+        self.refused += 1
+        self._warnings.warning(message, now, "QoE batch refused: %s address=%s", message,
+                               address)
+        return Refusal(message, wait)
 
 
 def utc_now() -> datetime:

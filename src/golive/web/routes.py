@@ -28,8 +28,7 @@ from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.qoe import (
     MAX_BODY_BYTES,
     BatchError,
-    ViewerTracker,
-    ViewRateLimit,
+    QoeIntake,
     parse_batch,
     server_events,
     utc_now,
@@ -95,8 +94,9 @@ class WebPages:
         self.views = views
         self.live = live
         self.assets = assets
-        self.viewers = ViewerTracker()
-        self.rate_limit = ViewRateLimit()
+        # QoE admission (per address, per stream, per view) and the viewer count.
+        self.qoe_intake = QoeIntake()
+        self.viewers = self.qoe_intake.viewers
         self._lookups = _TtlCache(LOOKUP_TTL)
         self._statuses = _TtlCache(STATUS_TTL)
         self._templates = Environment(
@@ -233,15 +233,18 @@ class WebPages:
             batch = parse_batch(bytes(body))
         except BatchError as exc:
             return _problem(422, str(exc))
-        wait = self.rate_limit.allow(batch.view_id)
-        if wait > 0:
-            return _problem(429, "too many batches for this view",
-                            {"Retry-After": str(max(1, round(wait)))})
+        remote = request.client.host if request.client else ""
         playback_id = request.path_params["playback_id"]
-        found = await self.lookup(playback_id)
-        if found is None:
-            return _problem(404, "unknown playback id")
-        stream, _ = found
+        # Bounds per address come before the lookup: a flood never reaches the database.
+        refused = self.qoe_intake.admit_beacon(remote, batch.view_id)
+        if refused is None:
+            found = await self.lookup(playback_id)
+            if found is None:
+                return _problem(404, "unknown playback id")
+            stream, _ = found
+            refused = self.qoe_intake.admit_view(remote, batch.view_id, stream.id)
+        if refused is not None:
+            return _problem(429, refused.message, {"Retry-After": refused.retry_after_header})
         try:
             await self.views.record(
                 view_id=batch.view_id, playback_id=playback_id, stream_id=stream.id,
@@ -250,7 +253,7 @@ class WebPages:
             )
         except ViewConflict:
             return _problem(409, "this view id belongs to another playback id")
-        self.viewers.seen(playback_id, batch.view_id)
+        self.qoe_intake.stored(playback_id, remote)
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
