@@ -105,7 +105,8 @@ class BodyLimit:
         await _LimitedRequest(self, limit, receive, send).run(scope)
 
     async def _too_large(self, send: Send, limit: int) -> None:
-        size = f"{limit // MiB} MiB" if limit % MiB == 0 else f"{limit // KiB} KiB"
+        size = (f"{limit // MiB} MiB" if limit % MiB == 0 else
+                f"{limit // KiB} KiB" if limit % KiB == 0 else f"{limit} bytes")
         body = json.dumps({"error": {"type": "payload_too_large", "messages": [
             f"request body is larger than {size}, the limit of this endpoint"]}}).encode()
         await send({**_TOO_LARGE_START, "headers": [

@@ -9,9 +9,10 @@ limits nginx calls `large_client_header_buffers` and `client_header_timeout`:
 - the bytes of a request head, counted as they arrive, past `max_head_bytes`: the
   client gets 431 Request Header Fields Too Large and the connection is closed;
 - a connection that does not finish a request head within `head_timeout` seconds of
-  opening, or of its previous response completing, gets 408 (if it sent anything)
-  and is closed. The clock does not run while a response is being produced, so long
-  downloads and held LL-HLS playlist reloads are untouched.
+  opening, or of the head's first read, gets 408 (if it sent anything) and is closed.
+  The clock does not run out while a response is being produced, so long downloads
+  and held LL-HLS playlist reloads are untouched; between requests uvicorn's
+  keep-alive timeout closes idle connections.
 
 Counting happens per socket read (at most one read of 256 KiB past the limit is
 parsed), so the limit holds before more than that is held. This module is the only
@@ -33,8 +34,8 @@ from uvicorn.server import ServerState
 __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_protocol"]
 
 # What this module relies on in uvicorn's HttpToolsProtocol (tested with uvicorn 0.55).
-_METHODS = ("connection_made", "connection_lost", "data_received", "on_message_begin",
-            "on_headers_complete", "on_message_complete", "on_response_complete")
+_METHODS = ("connection_made", "connection_lost", "data_received", "on_headers_complete",
+            "on_message_complete")
 _ATTRIBUTES = ("transport", "loop", "cycle", "parser")
 
 
@@ -82,23 +83,31 @@ class HeadBoundedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        counting = self._in_head
-        if counting:
-            self._head_bytes += len(data)
+        if not self._in_head:
+            super().data_received(data)
+            return
+        self._head_bytes += len(data)
         super().data_received(data)
         # Checked after parsing, so that a read which completes a head and carries the
         # start of a body is not refused; the parser holds at most one read past the limit.
-        if counting and self._in_head and self._head_bytes > self.limits.max_head_bytes:
-            self._refuse(_refusal(
-                b"431 Request Header Fields Too Large", "request_header_fields_too_large",
-                f"the request line and headers are larger than "
-                f"{self.limits.max_head_bytes // 1024} KiB"))
+        if self._in_head:
+            if self._head_bytes > self.limits.max_head_bytes:
+                self._refuse(_refusal(
+                    b"431 Request Header Fields Too Large", "request_header_fields_too_large",
+                    f"the request line and headers are larger than "
+                    f"{self.limits.max_head_bytes // 1024} KiB"))
+            else:
+                # Only a head split over reads starts the clock: most requests arrive in
+                # one read and cost no timer. Before the first byte, uvicorn's keep-alive
+                # timeout (or the one armed on connecting) applies.
+                self._arm_head_deadline()
 
     # Parser callbacks -----------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._disarm_head_deadline()
+        if self._head_deadline is not None:
+            self._disarm_head_deadline()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -106,17 +115,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Waiting for the next request again, unless a pipelined one (whose head is
-        # complete) is now being answered.
-        if not self._answering() and not self.transport.is_closing():
-            self._arm_head_deadline()
-
     # Head deadline --------------------------------------------------------------------
-
-    def _answering(self) -> bool:
-        return self.cycle is not None and not self.cycle.response_complete
 
     def _arm_head_deadline(self) -> None:
         if self._head_deadline is None:
@@ -129,7 +128,12 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def _head_late(self) -> None:
         self._head_deadline = None
-        if self.transport.is_closing() or not self._in_head or self._answering():
+        if self.transport.is_closing() or not self._in_head:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head started while a response is being produced (a held
+            # playlist reload, a download): its time starts when that response is done.
+            self._arm_head_deadline()
             return
         if self._head_bytes == 0:
             self.transport.close()  # an idle connection: nothing to answer
