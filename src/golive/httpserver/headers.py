@@ -51,6 +51,12 @@ class HeadLimits:
             raise ValueError("head limits need max_head_bytes >= 1024 and head_timeout > 0")
 
 
+# Called directly rather than through super(): these run once or more per request.
+_data_received = HttpToolsProtocol.data_received
+_on_headers_complete = HttpToolsProtocol.on_headers_complete
+_on_message_complete = HttpToolsProtocol.on_message_complete
+
+
 def _refusal(status: bytes, kind: str, message: str) -> bytes:
     body = json.dumps({"error": {"type": kind, "messages": [message]}}).encode()
     return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
@@ -84,10 +90,10 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if not self._in_head:
-            super().data_received(data)
+            _data_received(self, data)
             return
         self._head_bytes += len(data)
-        super().data_received(data)
+        _data_received(self, data)
         # Checked after parsing, so that a read which completes a head and carries the
         # start of a body is not refused; the parser holds at most one read past the limit.
         if self._in_head:
@@ -108,10 +114,10 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._in_head = False
         if self._head_deadline is not None:
             self._disarm_head_deadline()
-        super().on_headers_complete()
+        _on_headers_complete(self)
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        _on_message_complete(self)
         self._in_head = True
         self._head_bytes = 0
 
@@ -144,9 +150,12 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def _refuse(self, response: bytes) -> None:
         self._disarm_head_deadline()
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        # Mid-response (a pipelined request) an answer would corrupt the one being sent.
+        if self.cycle is None or self.cycle.response_complete:
             self.transport.write(response)
-            self.transport.close()
+        self.transport.close()
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HeadBoundedHttp]:
