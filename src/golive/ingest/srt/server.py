@@ -45,6 +45,7 @@ _REFUSALS = {
     RefusalReason.ALREADY_LIVE: RejectReason.X_CONFLICT,
     RefusalReason.TOO_MANY_PUBLISHERS: RejectReason.X_OVERLOAD,
     RefusalReason.SHUTTING_DOWN: RejectReason.X_UNAVAILABLE,
+    RefusalReason.THROTTLED: RejectReason.X_OVERLOAD,  # too many wrong keys from this address
 }
 _SOCKET_BUFFER = 4 * 1024 * 1024
 
