@@ -33,6 +33,7 @@ run: $(STAMP) web
 test: $(STAMP) system-deps web
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: $(STAMP) system-deps

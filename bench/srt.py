@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def serve(out: Path, latency: float) -> None:
 
     class Publisher:
         stream_id = "bench"
+        broadcast_id = "bench"
 
         def __init__(self, done: asyncio.Event) -> None:
             self.done = done
@@ -149,7 +151,8 @@ def serve(out: Path, latency: float) -> None:
             self.publisher: Publisher | None = None
 
         async def open_publisher(self, stream_key: str, *, protocol: str,
-                                 remote_address: str, disconnect: object = None) -> Publisher:
+                                 remote_address: str,
+                                 disconnect: Callable[[str], None] | None = None) -> Publisher:
             from golive.stream.publish import PublishRefused, RefusalReason
 
             if stream_key != KEY or self.publisher is not None:

@@ -23,37 +23,27 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
-from golive.api.app import create_api_app
-from golive.api.auth import Authenticator
-from golive.api.chat import chat_router
-from golive.api.schemas import pipeline_facts_out
-from golive.chat.identity import ChatSigner, load_chat_secret
-from golive.chat.review import ReviewHook
-from golive.chat.service import ChatService
-from golive.chat.transport import chat_websocket_protocol
-from golive.chat.websocket import chat_routes
-from golive.core.events import EventBus
-from golive.core.throttle import FailureThrottle
-from golive.delivery.whep import WebRtcFeed, WhepEndpoint
+from golive.api import Authenticator, chat_router, create_api_app, pipeline_facts_out
+from golive.chat import (
+    ChatService,
+    ChatSigner,
+    ReviewHook,
+    chat_routes,
+    chat_websocket_protocol,
+    load_chat_secret,
+)
+from golive.core import EventBus, FailureThrottle
+from golive.delivery import WebRtcFeed, WhepEndpoint
 from golive.httpserver import HttpLimits, server_config
-from golive.ingest.rtmp.server import RtmpServer
-from golive.ingest.srt.server import SrtServer
-from golive.ingest.whip import WhipEndpoint, WhipLimits
+from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
-from golive.media.capabilities import detect_capabilities
-from golive.media.pipeline import LivePipeline
-from golive.packaging.presentation import Presentation
+from golive.media import LivePipeline, detect_capabilities
+from golive.packaging import Presentation
 from golive.settings import Settings
-from golive.store import EventRecorder, Store, StoreStreamDirectory
-from golive.store.chat import ChatStore
-from golive.store.views import PlaybackViewStore
-from golive.stream import BroadcastHub
-from golive.stream.guard import GuardedPublishTarget
-from golive.web import web_routes
-from golive.web.assets import AssetCatalog
-from golive.web.studio import Studio, studio_routes
-from golive.webrtc.aiortc_adapter import check_aiortc
-from golive.webrtc.ice import WebRtcOptions, install_host_address_hook
+from golive.store import ChatStore, EventRecorder, PlaybackViewStore, Store, StoreStreamDirectory
+from golive.stream import BroadcastHub, GuardedPublishTarget
+from golive.web import AssetCatalog, Studio, studio_routes, web_routes
+from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +205,7 @@ class Golive:
         self._http_socket = _bind(s.host, s.http_port)
         # /live/ (playlists and media, the bulk of all requests) goes straight to the
         # origin; everything else through FastAPI's routing.
-        from golive.delivery.origin import create_origin_app
+        from golive.delivery import create_origin_app
 
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.

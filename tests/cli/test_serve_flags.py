@@ -77,11 +77,12 @@ def _other_value(name: str, field: FieldInfo, tmp_path: Path) -> tuple[list[str]
     for value in candidates:
         if value == default:
             continue
+        values: dict[str, Any] = {name: value}
         try:
-            Settings(**{name: value})
+            settings = Settings(**values)
         except ValidationError:
             continue
-        return ([flag(name), str(value)], Settings(**{name: value}).model_dump()[name])
+        return ([flag(name), str(value)], settings.model_dump()[name])
     raise AssertionError(f"no test value for setting {name}")
 
 

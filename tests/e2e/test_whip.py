@@ -99,8 +99,9 @@ async def test_ffmpeg_whip_muxer_goes_live_and_plays_over_llhls(
         # ffmpeg ends its WHIP session with DELETE when interrupted.
         proc.send_signal(signal.SIGINT)
         await wait_process(proc, timeout=20)
-        assert node.whip is not None
-        await eventually(lambda: _true(not node.whip.sessions), timeout=10,
+        whip = node.whip
+        assert whip is not None
+        await eventually(lambda: _true(not whip.sessions), timeout=10,
                          what="the session to end")
         await wait_status(api, stream["id"], "idle")
     finally:
@@ -202,8 +203,9 @@ async def test_refusals_on_a_real_node(node: Golive, api: httpx.AsyncClient) -> 
             assert restart.status_code == 422
         # Disabling the stream closes the WebRTC session from golive's side.
         assert (await api.post(f"/live-streams/{stream['id']}/disable")).status_code == 200
-        assert node.whip is not None
-        await eventually(lambda: _true(not node.whip.sessions), what="the session to close")
+        whip = node.whip
+        assert whip is not None
+        await eventually(lambda: _true(not whip.sessions), what="the session to close")
         await eventually(lambda: _true(publisher.pc.connectionState in ("closed", "failed")),
                          timeout=45, what="the client to notice")
         assert (await get_stream(api, stream["id"]))["status"] == "disabled"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -52,8 +53,8 @@ async def call(path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]
             return pending[taken - 1]
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     await BodyLimit(route, LIMITS)(scope, receive, send)
     return sent, taken

@@ -101,7 +101,7 @@ def test_dropped_frames_over_the_ratio_warn() -> None:
 
 def test_low_ingest_bitrate_warns_once_per_crossing() -> None:
     health = EncodeHealth(AlertSpec(min_ingest_bitrate_kbps=150, ingest_bitrate_seconds=2))
-    total, codes = 0, []
+    total, codes = 0.0, []
     # 100 kbit/s for 5 s, 400 kbit/s for 5 s, then 100 kbit/s again.
     for i in range(45):
         kbps = 400 if 10 <= i < 20 else 100

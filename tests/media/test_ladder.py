@@ -146,7 +146,7 @@ def test_fractional_rates_round_parts_down_to_whole_frames() -> None:
 def test_part_frames(gop: int, rate: Fraction, target: float, expected: int) -> None:
     frames = part_frames(gop, rate, target)
     assert frames == expected
-    assert frames / rate <= max(target, 1 / rate) + 1e-9
+    assert frames / rate <= max(float(target), float(1 / rate)) + 1e-9
 
 
 def test_standard_latency_uses_the_longer_gop() -> None:

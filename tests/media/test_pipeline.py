@@ -85,10 +85,10 @@ def fragment(n: int, *, independent: bool = True) -> Fragment:
 
 
 def warnings(events: Subscription) -> list[dict[str, object]]:
-    found = []
+    found: list[dict[str, object]] = []
     while (event := events.get_nowait()) is not None:
         if event.type is EventType.LIVE_STREAM_WARNING:
-            found.append(event.data)
+            found.append(dict(event.data))
     return found
 
 

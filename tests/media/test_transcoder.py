@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.media.conftest import Recorder, fake_ffmpeg, feed, pid_alive, read_flv, until
@@ -32,10 +33,10 @@ def plan_720p() -> LadderPlan:
     return plan_ladder(load_profile("default"), SourceInfo(1280, 720, 29.97, "h264", True), "low")
 
 
-def transcoder(plan: LadderPlan, events: Recorder, **kwargs: object) -> Transcoder:
+def transcoder(plan: LadderPlan, events: Recorder, **kwargs: Any) -> Transcoder:
     return Transcoder(
         ffmpeg=FFMPEG, plan=plan, events=events, stream_id="ls_test", capabilities=CPU, **kwargs
-    )  # type: ignore[arg-type]
+    )
 
 
 def check_run(

@@ -37,7 +37,7 @@ async def test_fresh_view_ids_from_one_address_are_refused_and_rows_stay_bounded
 ) -> None:
     stream = await create_stream(api)
     pid = stream["playback_ids"][0]["id"]
-    bound = QoeLimits().new_view_burst_per_address
+    bound = int(QoeLimits().new_view_burst_per_address)
     async with client_at(node, "192.0.2.66") as flood:
         answers = [await flood.post(f"/qoe/{pid}", json=batch(f"flood{i:020d}"))
                    for i in range(FLOOD)]

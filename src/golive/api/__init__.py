@@ -1,1 +1,16 @@
 """REST API under /api/v1 (control plane)."""
+
+from golive.api.app import create_api_app
+from golive.api.auth import Authenticator
+from golive.api.chat import chat_router
+from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
+
+__all__ = [
+    "Authenticator",
+    "chat_router",
+    "create_api_app",
+    "ingest_urls",
+    "live_stream_out",
+    "pipeline_facts_out",
+    "token_out",
+]

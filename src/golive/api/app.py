@@ -36,8 +36,8 @@ from golive.api.schemas import (
     playback_id_out,
     token_out,
 )
-from golive.core.events import Event, EventBus, EventType
-from golive.media.profiles import ProfileError, load_profile
+from golive.core import Event, EventBus, EventType
+from golive.media import ProfileError, load_profile
 from golive.settings import Settings
 from golive.store import Store, StreamRecord
 

@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
-from golive.chat.identity import InvalidIdentity, validate_display_name, validate_user_id
-from golive.chat.service import ChatService
-from golive.store.chat import ChatBanRecord, ChatMessageRecord, ChatSettingsRecord
+from golive.chat import ChatService, InvalidIdentity, validate_display_name, validate_user_id
+from golive.store import ChatBanRecord, ChatMessageRecord, ChatSettingsRecord
 
 Capability = Literal["send", "moderate"]
 MAX_TOKEN_TTL = 30 * 24 * 3600

@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from golive.media.facts import PipelineFacts
+from golive.media import PipelineFacts
 from golive.settings import Settings
 from golive.store import (
     ApiTokenRecord,

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from golive.store.chat import ChatMessageRecord
+from golive.store import ChatMessageRecord
 
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 

@@ -14,7 +14,7 @@ import bisect
 from typing import Any
 
 from golive.chat.frames import message_frame
-from golive.store.chat import ChatMessageRecord
+from golive.store import ChatMessageRecord
 
 
 class History:

@@ -45,15 +45,15 @@ from golive.chat.identity import (
 from golive.chat.limits import BucketTable, TokenBucket
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
-from golive.core.events import EventBus, EventType
+from golive.core import EventBus, EventType
 from golive.settings import Settings
-from golive.store import Store
-from golive.store.chat import (
+from golive.store import (
     ChatBanRecord,
     ChatMessageRecord,
     ChatSettingsRecord,
     ChatStore,
     NewChatMessage,
+    Store,
 )
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ def streams() -> None:
 
 
 def _stream_json(settings: Settings, record: Any, key: str | None = None) -> BaseModel:
-    from golive.api.schemas import live_stream_out
+    from golive.api import live_stream_out
 
     return live_stream_out(record, settings=settings, host=settings.advertised_host, key=key)
 
 
 def _print_stream(settings: Settings, record: Any, key: str | None = None) -> None:
-    from golive.api.schemas import ingest_urls
+    from golive.api import ingest_urls
 
     ingest = ingest_urls(settings, settings.advertised_host, key)
     rows: list[tuple[str, Any]] = [
@@ -55,7 +55,7 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
 
 def _check_profile(settings: Settings, name: str) -> None:
     """Refuse a profile name no profile file answers to, before it reaches the database."""
-    from golive.media.profiles import ProfileError, load_profile
+    from golive.media import ProfileError, load_profile
 
     try:
         load_profile(name, extra_dirs=(settings.resolved_profiles_dir,))

@@ -21,7 +21,7 @@ def tokens() -> None:
 
 
 def _token_json(record: Any, secret: str | None = None) -> BaseModel:
-    from golive.api.schemas import token_out
+    from golive.api import token_out
 
     return token_out(record, secret)
 

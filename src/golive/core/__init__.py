@@ -1,1 +1,28 @@
 """Domain types and the event bus shared by every stage (control plane)."""
+
+from golive.core.events import Event, EventBus, EventType, utcnow
+from golive.core.secrets import (
+    hash_api_token,
+    hash_stream_key,
+    new_api_token,
+    new_playback_id,
+    new_stream_key,
+    random_id,
+)
+from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventType",
+    "FailureThrottle",
+    "RepeatedLog",
+    "address_of",
+    "hash_api_token",
+    "hash_stream_key",
+    "new_api_token",
+    "new_playback_id",
+    "new_stream_key",
+    "random_id",
+    "utcnow",
+]

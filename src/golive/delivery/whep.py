@@ -29,16 +29,24 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
-from golive.formats.codecs import CodecError, parse_avc_config
-from golive.formats.isobmff import (
+from golive.formats import (
+    CodecError,
     Fragment,
     InitSegment,
     IsobmffError,
     fragment_samples,
+    parse_avc_config,
     video_decoder_config,
 )
-from golive.webrtc.ice import WebRtcOptions, advertise_public_address, gather_on
-from golive.webrtc.sdp import MAX_OFFER_BYTES, SDP, SignalingError, inspect_offer
+from golive.webrtc import (
+    MAX_OFFER_BYTES,
+    SDP,
+    SignalingError,
+    WebRtcOptions,
+    advertise_public_address,
+    gather_on,
+    inspect_offer,
+)
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,50 @@ Codec parameter sets and codec strings, FLV tags, MPEG-TS, Annex-B/AVCC, ISO-BMF
 boxes and AMF0. Nothing here reads a clock, touches a socket or knows a stream.
 """
 
+from golive.formats.annexb import AnnexBToFlv
+from golive.formats.codecs import (
+    AudioInfo,
+    CodecError,
+    VideoInfo,
+    describe_audio,
+    describe_video,
+    parse_audio_tag,
+    parse_avc_config,
+    parse_metadata,
+    parse_video_tag,
+)
+from golive.formats.flv import encode_header, encode_tag
+from golive.formats.isobmff import (
+    Fragment,
+    FragmentReader,
+    InitSegment,
+    IsobmffError,
+    fragment_samples,
+    video_decoder_config,
+)
+from golive.formats.mpegts import TsDemuxer
 from golive.formats.tag import MediaTag, TagType
 
-__all__ = ["MediaTag", "TagType"]
+__all__ = [
+    "AnnexBToFlv",
+    "AudioInfo",
+    "CodecError",
+    "Fragment",
+    "FragmentReader",
+    "InitSegment",
+    "IsobmffError",
+    "MediaTag",
+    "TagType",
+    "TsDemuxer",
+    "VideoInfo",
+    "describe_audio",
+    "describe_video",
+    "encode_header",
+    "encode_tag",
+    "fragment_samples",
+    "parse_audio_tag",
+    "parse_avc_config",
+    "parse_metadata",
+    "parse_video_tag",
+    "video_decoder_config",
+]

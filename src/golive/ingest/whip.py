@@ -21,16 +21,19 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Request, Response
 
-from golive.formats.tag import MediaTag
-from golive.stream.publish import Publisher, PublishRefused, PublishTarget, RefusalReason
-from golive.webrtc.ice import WebRtcOptions, advertise_public_address, gather_on
-from golive.webrtc.receive import MediaConverter, tap_encoded_frames
-from golive.webrtc.sdp import (
+from golive.formats import MediaTag
+from golive.stream import Publisher, PublishRefused, PublishTarget, RefusalReason
+from golive.webrtc import (
     MAX_OFFER_BYTES,
     SDP,
+    MediaConverter,
     OfferSummary,
     SignalingError,
+    WebRtcOptions,
+    advertise_public_address,
+    gather_on,
     inspect_offer,
+    tap_encoded_frames,
 )
 
 log = logging.getLogger(__name__)

@@ -7,3 +7,16 @@ builds the ffmpeg command line, `capabilities` finds the usable encoders,
 and NVENC fallback decisions. `pipeline` wires broadcasts to transcoders and
 presentations, and hands the WebRTC-safe output to the sinks the app registers.
 """
+
+from golive.media.capabilities import detect_capabilities
+from golive.media.facts import PipelineFacts
+from golive.media.pipeline import LivePipeline
+from golive.media.profiles import ProfileError, load_profile
+
+__all__ = [
+    "LivePipeline",
+    "PipelineFacts",
+    "ProfileError",
+    "detect_capabilities",
+    "load_profile",
+]

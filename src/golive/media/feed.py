@@ -14,8 +14,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from golive.formats.flv import encode_header, encode_tag
-from golive.formats.tag import MediaTag, TagType
+from golive.formats import MediaTag, TagType, encode_header, encode_tag
 
 __all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from golive.formats.isobmff import Fragment, InitSegment
+from golive.formats import Fragment, InitSegment
 
 __all__ = ["OutputSink"]
 

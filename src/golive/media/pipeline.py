@@ -19,9 +19,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from golive.core.events import Event, EventBus, EventType
-from golive.formats.isobmff import Fragment, InitSegment
-from golive.formats.tag import MediaTag
+from golive.core import Event, EventBus, EventType
+from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.facts import EncoderFacts, PipelineFacts, WebRtcOutputFacts
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
+from golive.formats import Fragment, FragmentReader, InitSegment
 from golive.media.feed import InputFeed
 from golive.media.progress import EncodeProgress, ProgressParser
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from golive.formats.codecs import CodecError, parse_video_tag
-from golive.formats.tag import MediaTag, TagType
+from golive.formats import CodecError, MediaTag, TagType, parse_video_tag
 from golive.media.ladder import SourceInfo
 from golive.stream import IngestMeter
 

@@ -19,8 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from golive.formats.isobmff import Fragment, InitSegment
-from golive.formats.tag import MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.capabilities import detect_capabilities
 from golive.media.command import (
     CPU_ONLY,

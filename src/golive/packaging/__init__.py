@@ -10,4 +10,8 @@ from golive.packaging.clock import WallClock
 from golive.packaging.presentation import Presentation
 from golive.packaging.window import RenditionWindow
 
-__all__ = ["Presentation", "RenditionWindow", "WallClock"]
+__all__ = [
+    "Presentation",
+    "RenditionWindow",
+    "WallClock",
+]

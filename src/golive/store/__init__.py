@@ -7,6 +7,13 @@ it. Chat and playback views have their own stores (`golive.store.chat`,
 """
 
 from golive.store.broadcasts import BroadcastRepository
+from golive.store.chat import (
+    ChatBanRecord,
+    ChatMessageRecord,
+    ChatSettingsRecord,
+    ChatStore,
+    NewChatMessage,
+)
 from golive.store.directory import StoreStreamDirectory, stream_policy
 from golive.store.facade import Store
 from golive.store.recorder import EventRecorder
@@ -19,18 +26,27 @@ from golive.store.records import (
 )
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
+from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
 
 __all__ = [
     "ApiTokenRecord",
     "BroadcastRecord",
     "BroadcastRepository",
+    "ChatBanRecord",
+    "ChatMessageRecord",
+    "ChatSettingsRecord",
+    "ChatStore",
     "EventRecord",
     "EventRecorder",
+    "NewChatMessage",
+    "NewPlaybackEvent",
     "PlaybackIdRecord",
+    "PlaybackViewStore",
     "Store",
     "StoreStreamDirectory",
     "StreamRecord",
     "StreamRepository",
     "TokenRepository",
+    "ViewConflict",
     "stream_policy",
 ]

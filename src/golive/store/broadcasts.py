@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from golive.core.events import Event, EventType
+from golive.core import Event, EventType
 from golive.store.db import Tables
 from golive.store.models import Broadcast, LiveStream, StreamEvent
 from golive.store.records import BroadcastRecord, EventRecord, RecoveredBroadcastRecord

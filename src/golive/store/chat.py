@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.core.secrets import random_id
+from golive.core import random_id
 from golive.store.db import WRITE_OPTION, create_sessionmaker
 from golive.store.models import REVIEW_FALLBACKS, ChatBan, ChatMessage, ChatSettings, LiveStream
 

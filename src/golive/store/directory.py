@@ -16,7 +16,7 @@ from datetime import datetime
 from golive.store.facade import Store
 from golive.store.outage import is_outage
 from golive.store.records import StreamRecord
-from golive.stream.directory import (
+from golive.stream import (
     BroadcastStart,
     DirectoryUnavailable,
     KeyState,

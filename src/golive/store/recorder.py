@@ -16,8 +16,7 @@ import contextlib
 import logging
 import time
 
-from golive.core.events import Event, EventBus
-from golive.core.throttle import RepeatedLog
+from golive.core import Event, EventBus, RepeatedLog
 from golive.store.facade import Store
 from golive.store.outage import Backoff, is_outage
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from golive.core.events import utcnow
-from golive.core.secrets import hash_stream_key, new_playback_id, new_stream_key, random_id
+from golive.core import hash_stream_key, new_playback_id, new_stream_key, random_id, utcnow
 from golive.store.db import Tables, rowcount
 from golive.store.models import (
     PLAYBACK_POLICIES,

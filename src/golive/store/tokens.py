@@ -11,8 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from golive.core.events import utcnow
-from golive.core.secrets import hash_api_token, new_api_token, random_id
+from golive.core import hash_api_token, new_api_token, random_id, utcnow
 from golive.store.db import Tables, rowcount
 from golive.store.models import TOKEN_SCOPES, ApiToken
 from golive.store.records import ApiTokenRecord

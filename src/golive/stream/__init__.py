@@ -26,6 +26,7 @@ from golive.stream.directory import (
     StreamPolicy,
 )
 from golive.stream.facts import IngestFacts, IngestMeter
+from golive.stream.guard import GuardedPublishTarget
 from golive.stream.hub import BroadcastHub
 from golive.stream.publish import (
     Disconnect,
@@ -45,6 +46,7 @@ __all__ = [
     "Clock",
     "DirectoryUnavailable",
     "Disconnect",
+    "GuardedPublishTarget",
     "IngestFacts",
     "IngestMeter",
     "KeyState",

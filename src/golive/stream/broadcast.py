@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from golive.formats.tag import MediaTag
+from golive.formats import MediaTag
 from golive.stream.directory import StreamPolicy
 from golive.stream.facts import IngestMeter
 

@@ -19,9 +19,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from golive.formats.codecs import (
+from golive.formats import (
     AudioInfo,
     CodecError,
+    MediaTag,
+    TagType,
     VideoInfo,
     describe_audio,
     describe_video,
@@ -29,7 +31,6 @@ from golive.formats.codecs import (
     parse_metadata,
     parse_video_tag,
 )
-from golive.formats.tag import MediaTag, TagType
 
 WINDOW_S = 5.0  # bitrate and frame-rate window
 _WINDOW_MS = int(WINDOW_S * 1000)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
+from golive.core import FailureThrottle, RepeatedLog, address_of
 from golive.stream.publish import (
     Disconnect,
     Publisher,

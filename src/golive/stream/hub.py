@@ -24,10 +24,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from golive.core.events import Event, EventBus, EventType, utcnow
-from golive.core.secrets import hash_stream_key, random_id
-from golive.core.throttle import RepeatedLog
-from golive.formats.tag import MediaTag, TagType
+from golive.core import Event, EventBus, EventType, RepeatedLog, hash_stream_key, random_id, utcnow
+from golive.formats import MediaTag, TagType
 from golive.stream.broadcast import Broadcast, BroadcastObserver, BroadcastState
 from golive.stream.clock import Clock, LoopClock, Timer
 from golive.stream.directory import (

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from golive.formats.tag import MediaTag
+from golive.formats import MediaTag
 
 
 class RefusalReason(enum.StrEnum):

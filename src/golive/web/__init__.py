@@ -6,6 +6,13 @@
 (`/studio`, `golive.web.studio`) is added separately: it needs the API app it forwards to.
 """
 
+from golive.web.assets import AssetCatalog
 from golive.web.routes import web_routes
+from golive.web.studio import Studio, studio_routes
 
-__all__ = ["web_routes"]
+__all__ = [
+    "AssetCatalog",
+    "Studio",
+    "studio_routes",
+    "web_routes",
+]

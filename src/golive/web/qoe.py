@@ -34,8 +34,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from golive.core.throttle import RepeatedLog, address_of
-from golive.store.views import NewPlaybackEvent
+from golive.core import RepeatedLog, address_of
+from golive.store import NewPlaybackEvent
 
 log = logging.getLogger(__name__)
 

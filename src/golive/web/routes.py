@@ -22,8 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.store import PlaybackIdRecord, Store, StreamRecord
-from golive.store.views import PlaybackViewStore, ViewConflict
+from golive.store import PlaybackIdRecord, PlaybackViewStore, Store, StreamRecord, ViewConflict
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.qoe import (
     MAX_BODY_BYTES,
@@ -35,7 +34,7 @@ from golive.web.qoe import (
 )
 
 if TYPE_CHECKING:
-    from golive.packaging.presentation import Presentation
+    from golive.packaging import Presentation
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.api.auth import Authenticator
-from golive.chat.identity import InvalidIdentity, validate_display_name
+from golive.api import Authenticator
+from golive.chat import InvalidIdentity, validate_display_name
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.session import SESSION_COOKIE, SessionSigner, StudioSession, StudioSessions
 

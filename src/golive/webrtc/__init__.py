@@ -1,2 +1,27 @@
 """What WHIP ingest and WHEP playback share (webrtc): ICE options and host addresses,
 SDP inspection, the RTP receive tap and the Opus/AAC bridge."""
+
+from golive.webrtc.aiortc_adapter import check_aiortc
+from golive.webrtc.ice import (
+    WebRtcOptions,
+    advertise_public_address,
+    gather_on,
+    install_host_address_hook,
+)
+from golive.webrtc.receive import MediaConverter, tap_encoded_frames
+from golive.webrtc.sdp import MAX_OFFER_BYTES, SDP, OfferSummary, SignalingError, inspect_offer
+
+__all__ = [
+    "MAX_OFFER_BYTES",
+    "SDP",
+    "MediaConverter",
+    "OfferSummary",
+    "SignalingError",
+    "WebRtcOptions",
+    "advertise_public_address",
+    "check_aiortc",
+    "gather_on",
+    "inspect_offer",
+    "install_host_address_hook",
+    "tap_encoded_frames",
+]

@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from golive.formats.annexb import AnnexBToFlv
-from golive.formats.tag import MediaTag
+from golive.formats import AnnexBToFlv, MediaTag
 from golive.webrtc.aiortc_adapter import (
     EncodedFrameSink,
     send_picture_loss,

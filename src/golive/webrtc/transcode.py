@@ -18,8 +18,7 @@ from typing import Any
 
 import av
 
-from golive.formats.annexb import AnnexBToFlv
-from golive.formats.tag import MediaTag, TagType
+from golive.formats import AnnexBToFlv, MediaTag, TagType
 
 OPUS_RATE = 48_000
 AAC_FRAME = 1024

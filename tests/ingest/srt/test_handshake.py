@@ -38,9 +38,15 @@ LIBSRT_CONCLUSION = bytes.fromhex(
 u32 = st.integers(0, 0xFFFFFFFF)
 extensions = st.lists(
     st.builds(lambda t, n: (t, n), st.integers(0, 0xFFFF), st.integers(0, 16)), max_size=5)
+
+
+def _handshake(fields: tuple[int, int, int, int, int, int, int, int, bytes],
+               exts: list[tuple[int, int]]) -> Handshake:
+    return Handshake(5, *fields, extensions=tuple(_ext(t, n) for t, n in exts))
+
+
 handshakes = st.builds(
-    lambda fields, exts: Handshake(
-        5, *fields, extensions=tuple(_ext(t, n) for t, n in exts)),
+    _handshake,
     st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), u32, u32, u32, u32, u32, u32,
               st.binary(min_size=16, max_size=16)),
     extensions,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from golive.formats.tag import MediaTag, TagType
+from golive.formats import MediaTag, TagType
 
 SET_CHUNK_SIZE = 1
 ABORT = 2

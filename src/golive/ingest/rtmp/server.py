@@ -24,7 +24,7 @@ import ssl
 import time
 from collections import Counter
 
-from golive.core.throttle import RepeatedLog, address_of
+from golive.core import RepeatedLog, address_of
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
     PUBLISH_REJECTED,
@@ -35,7 +35,7 @@ from golive.ingest.rtmp.session import (
     ServerSession,
     Unpublished,
 )
-from golive.stream.publish import Publisher, PublishRefused, PublishTarget, RefusalReason
+from golive.stream import Publisher, PublishRefused, PublishTarget, RefusalReason
 
 log = logging.getLogger(__name__)
 

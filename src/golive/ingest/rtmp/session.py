@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from golive.formats import amf0
-from golive.formats.tag import MediaTag, TagType
+from golive.formats import MediaTag, TagType, amf0
 from golive.ingest.rtmp.chunk import ChunkError, ChunkReader, ChunkWriter, Message
 from golive.ingest.rtmp.handshake import HandshakeError, ServerHandshake
 from golive.ingest.rtmp.messages import (

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from golive.formats.mpegts import TsDemuxer
+from golive.formats import TsDemuxer
 from golive.ingest.srt.connection import ConnectionStats
 from golive.ingest.srt.handshake import HandshakeRejected, RejectReason
 from golive.ingest.srt.listener import (
@@ -32,7 +32,7 @@ from golive.ingest.srt.listener import (
     check_passphrase,
 )
 from golive.logs import printable
-from golive.stream.publish import Publisher, PublishRefused, PublishTarget, RefusalReason
+from golive.stream import Publisher, PublishRefused, PublishTarget, RefusalReason
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, chromium  # noqa: F401 (fixture)
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS
 
 from golive.web.assets import STATIC_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "wheel-test-admin-token-0123456789abcdef"
 pytestmark = pytest.mark.slow
 
