@@ -212,9 +212,29 @@ async def test_media_playlist_waits_for_its_own_init(
     f.window.set_init(INIT)  # the sibling's init does not answer it
     await parked(task, lambda: len(f.presentation._ready_waiters))
     f.presentation.renditions["low"].set_init(INIT)
-    f.add(1)
+    f.add(KEYFRAME_EVERY + 1)  # a whole first segment
     r = await asyncio.wait_for(task, HANG)
     assert r.status_code == 200 and "#EXT-X-MAP" in r.text
+
+
+async def test_first_load_waits_for_the_first_whole_segment(
+    client: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed()
+    directory.presentations["p1"] = f.presentation
+    f.add(2)  # the only segment is still open: parts, no segment URI yet
+    task = asyncio.create_task(client.get("/live/p1/video.m3u8"))
+    await parked(task, lambda: f.window.waiter_count)
+    # A player already playing asks with directives: it is not held for this.
+    blocking = await asyncio.wait_for(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": f.window.last_msn, "_HLS_part": 1}),
+        HANG,
+    )
+    assert blocking.status_code == 200 and "#EXTINF" not in blocking.text
+    f.add(KEYFRAME_EVERY - 1)  # the next keyframe closes the first segment
+    r = await asyncio.wait_for(task, HANG)
+    assert r.status_code == 200
+    assert "#EXTINF:1.00000," in r.text and f"video/seg-{f.window.media_sequence}.m4s" in r.text
 
 
 async def test_multivariant_without_media_is_404_after_the_wait(
@@ -612,3 +632,38 @@ def test_parse_range() -> None:
     assert parse_range("bytes=0-0", 10) == (0, 0)
     assert parse_range("bytes=-20", 10) == (0, 9)
     assert parse_range("bytes=0-", 0) == "unsatisfiable"
+
+
+async def test_program_date_time_follows_media_time_not_arrival_jitter(
+    client: httpx.AsyncClient, directory: Directory
+) -> None:
+    # Shaka Player places each part by its playlist date: a date that disagrees with the
+    # durations before it moves the part's timestampOffset, and the SourceBuffer then drops
+    # the part's frames up to the next keyframe.
+    f = make_feed()
+    directory.presentations["p1"] = f.presentation
+    start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    jitter = [0.0, 0.04, -0.03, 0.05, 0.01, -0.04, 0.03]
+    offsets: dict[int, float] = {}  # lead segment (from the first) -> its date less media time
+    for n in range(60):
+        frag = fragment(n)
+        # The encoder's start-up backlog arrives in a burst, then parts come in real time
+        # with a few tens of milliseconds of jitter.
+        arrival = start + 1.0 + n * 0.05 if n < 8 else start + frag.decode_time + jitter[n % 7]
+        for window in f.presentation.renditions.values():
+            window.add_fragment(frag, datetime.fromtimestamp(arrival, UTC))
+        if n < KEYFRAME_EVERY:
+            continue  # a first load waits for the first whole segment
+        text = (await client.get("/live/p1/video.m3u8")).text
+        lead = int(text.split("#EXT-X-MEDIA-SEQUENCE:")[1].split("\n")[0]) - f.window.last_msn
+        lead += f.window.last_msn - f.presentation.first_msn
+        date = datetime.fromisoformat(text.split("#EXT-X-PROGRAM-DATE-TIME:")[1].split("\n")[0])
+        media_time = lead * KEYFRAME_EVERY * PART
+        offsets[lead] = date.timestamp() - media_time
+        # Never later than the media could have arrived, beyond the settle margin.
+        assert date.timestamp() <= start + 1.0 + media_time + 0.15
+    # Past the burst, every lead segment's date agrees with the durations before it,
+    # whatever the arrival jitter: one offset for the whole timeline.
+    assert len(offsets) > 5
+    settled = {round(offset, 3) for lead, offset in offsets.items() if lead >= 2}
+    assert len(settled) == 1, offsets

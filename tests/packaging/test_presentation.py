@@ -52,7 +52,7 @@ def test_multivariant_waits_for_an_init_and_lists_highest_first() -> None:
     assert lines[:3] == ["#EXTM3U", "#EXT-X-VERSION:9", "#EXT-X-INDEPENDENT-SEGMENTS"]
     assert lines[3] == (
         "#EXT-X-STREAM-INF:BANDWIDTH=3300000,AVERAGE-BANDWIDTH=3000000,"
-        'CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=29.970'
+        'CODECS="avc1.64001f,mp4a.40.2",RESOLUTION=1280x720,FRAME-RATE=29.970,CLOSED-CAPTIONS=NONE'
     )
     assert attributes(lines[5])["CODECS"] == "avc1.42c01e,mp4a.40.2"
 

@@ -23,8 +23,7 @@ from urllib.parse import parse_qsl, quote
 from starlette.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from golive.packaging.presentation import Presentation
-    from golive.packaging.window import RenditionWindow
+    from golive.packaging import Presentation, RenditionWindow
 
 __all__ = ["PresentationDirectory", "create_origin_app"]
 
@@ -356,6 +355,14 @@ class Origin:
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended
+        first = window.media_sequence
+        if not blocking and not window.ended and window.state(first, None) == "pending":
+            # A player's first load waits for the broadcast's first whole segment: while the
+            # only segment is still open it has parts but no segment URI, and a player that
+            # probes a listed segment at load (Shaka Player 5.2 did, for captions) may pick
+            # that one and fail. At most one segment of start-up, once per broadcast.
+            limit = self.hold_limit_factor * READY_HOLD_UNIT
+            await self._hold(window.wait(first, None), limit)
         if blocking:
             assert directives.msn is not None
             state = window.state(directives.msn, directives.part)

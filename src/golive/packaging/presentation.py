@@ -115,6 +115,11 @@ class Presentation:
                 attributes.append(f"RESOLUTION={video.width}x{video.height}")
             if video is not None and window.frame_rate > 0:
                 attributes.append(f"FRAME-RATE={window.frame_rate:.3f}")
+            if video is not None:
+                # The ladder carries no CEA-608/708 captions. Said so, Shaka Player does not
+                # probe a segment for them at load; 5.2 may probe the open one, which has no
+                # URI yet, and fails the whole load.
+                attributes.append("CLOSED-CAPTIONS=NONE")
             lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
             lines.append(f"{self.playback_id}/{window.name}.m3u8")
         return "\n".join(lines) + "\n"

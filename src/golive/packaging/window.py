@@ -29,6 +29,10 @@ durations); older segments are listed whole."""
 EVICTION_SLACK_SEGMENTS = 2
 """Segments kept past the playlist window, for clients still fetching them."""
 
+DATE_SETTLE_SECONDS = 0.1
+"""How much earlier than the media clock predicts a part must arrive before the timeline's
+EXT-X-PROGRAM-DATE-TIME moves back: more than arrival jitter, less than a part."""
+
 _EDGE_OVERSHOOT = 1.15  # see `_Part.listed`
 _EPSILON = 1e-6
 
@@ -69,9 +73,9 @@ class _Segment:
     complete: bool = False
     closed_by_keyframe: bool = False
 
-    @property
-    def program_date_time(self) -> datetime:
-        return self.parts[0].arrived_at
+    def program_date_time(self, wall_offset: float) -> datetime:
+        """The segment's date: its media time on its timeline's wall clock (see `_date_offset`)."""
+        return datetime.fromtimestamp(self.parts[0].decode_time + wall_offset, UTC)
 
     def duration(self, part_target: float) -> float:
         return sum(part.listed(part_target) for part in self.parts)
@@ -142,6 +146,8 @@ class RenditionWindow:
         self._discontinuity_pending = False
         self._discontinuities = 0
         self._target: int | None = None
+        # Per timeline (discontinuity sequence): Unix time minus media decode time.
+        self._date_offsets: dict[int, float] = {}
         self._waiters: dict[tuple[int, int | None], list[asyncio.Future[None]]] = {}
         # Rendered playlists by `skip`, until the window next changes: every player
         # blocked on a part asks for the same text the moment that part arrives.
@@ -206,6 +212,7 @@ class RenditionWindow:
             self._segments.append(open_segment)
             self._next_msn += 1
         open_segment.parts.append(part)
+        self._date_offset(open_segment.discontinuity_sequence, part)
         self._evict()
         self._wake()
 
@@ -375,7 +382,9 @@ class RenditionWindow:
                 lines.append(f'#EXT-X-MAP:URI="{self.name}/init-{segment.generation}.mp4"')
                 generation = segment.generation
             if lead or segment.discontinuity:
-                lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date_time(segment.program_date_time)}")
+                offset = self._date_offsets[segment.discontinuity_sequence]
+                date = _date_time(segment.program_date_time(offset))
+                lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date}")
             if low and (segment.msn in with_parts or not segment.complete):
                 for i, part in enumerate(segment.parts):
                     attributes = f"DURATION={_seconds(part.listed(self.part_target))}"
@@ -452,6 +461,22 @@ class RenditionWindow:
         if delta > 0 and abs(delta - previous.raw_duration) <= slack:
             previous.timeline_duration = delta
 
+    def _date_offset(self, timeline: int, part: _Part) -> None:
+        """Keep the timeline's date offset: when its media was earliest available, less jitter.
+
+        Dates come from media time, not from each segment's arrival: a playlist's date must
+        agree with the durations before it. Shaka Player places every part by its date, and
+        a date that jitters against media time moves the part's timestampOffset, which
+        resets the SourceBuffer's parser and drops the part's frames up to the next
+        keyframe. The offset only moves back, by more than jitter, while an encoder
+        catches up on its start-up backlog, so a date is never more than that margin
+        after its part arrived (players measure their delay behind live with it).
+        """
+        candidate = part.arrived_at.timestamp() - part.decode_time
+        current = self._date_offsets.get(timeline)
+        if current is None or candidate < current - DATE_SETTLE_SECONDS:
+            self._date_offsets[timeline] = candidate
+
     def _close_open(self, *, by_keyframe: bool) -> None:
         segment = self._open_segment()
         if segment is None:
@@ -477,6 +502,9 @@ class RenditionWindow:
         while len(self._segments) > 1 and self.memory_bytes > self.max_bytes:
             self._segments.pop(0)
         wanted = {segment.generation for segment in self._segments} | {self.init_generation}
+        timelines = {segment.discontinuity_sequence for segment in self._segments}
+        for timeline in [t for t in self._date_offsets if t not in timelines]:
+            del self._date_offsets[timeline]
         for generation in [g for g in self._inits if g not in wanted]:
             del self._inits[generation]
 
