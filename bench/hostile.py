@@ -63,6 +63,7 @@ def _origin_bench() -> Any:
     spec = importlib.util.spec_from_file_location("bench_origin", ROOT / "bench" / "origin.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -96,7 +97,7 @@ def attack(name: str) -> Callable[[Attack], Attack]:
 
 @attack("huge head (300 MB header)")
 async def _huge_head(t: Target) -> str:
-    return str((await huge_head(t.http_port, 300 * MiB)).status)
+    return str((await huge_head(t.http_port, 300 * MiB)).status or "reset")
 
 
 @attack("1,000 heads never finished")
@@ -117,14 +118,14 @@ async def _slow_heads(t: Target) -> str:
 async def _identity_body(t: Target) -> str:
     outcome = await huge_body(t.http_port, f"/chat/{t.playback_id}/identity", 300 * MiB,
                               declared=300 * MiB)
-    return str(outcome.status)
+    return str(outcome.status or "reset")
 
 
 @attack("WHEP body 400 MB chunked")
 async def _whep_body(t: Target) -> str:
     outcome = await huge_body(t.http_port, f"/whep/{t.playback_id}", 400 * MiB, declared=None,
                               content_type="application/sdp")
-    return str(outcome.status)
+    return str(outcome.status or "reset")
 
 
 @attack("20 chat frames of 15 MB")
@@ -133,7 +134,7 @@ async def _ws_frames(t: Target) -> str:
         huge_ws_frame(t.http_port, f"/chat/{t.playback_id}", 15 * MiB, 15 * MiB)
         for _ in range(20)))
     counts = collections.Counter(o.close_code for o in outcomes)
-    return ",".join(f"{n}x{code or 'none'}" for code, n in counts.most_common())
+    return ",".join(f"{n}x{code or 'reset'}" for code, n in counts.most_common())
 
 
 # The node ----------------------------------------------------------------------------
@@ -295,7 +296,8 @@ async def phase(name: str, fn: Attack | None, node: Node, target: Target, source
     await attacking
     await asyncio.sleep(max(0.0, end - time.monotonic()))
     growth = (peak_rss_kib(node.proc.pid) - before) / 1024
-    return Row(name, rounds, ", ".join(a for a, _ in answers.most_common()) or "-", growth,
+    shown = ", ".join(f"{a} ({n})" if len(answers) > 1 else a for a, n in answers.most_common())
+    return Row(name, rounds, shown or "-", growth,
                0.0, publisher_in, viewer_in, t0, time.time())
 
 
@@ -371,7 +373,7 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     print(f"\nHostile clients against one node: 1 live RTMP publisher, {args.viewers} LL-HLS "
           f"viewers, {args.seconds:g} s per attack (repeated while it lasts), head timeout "
           f"{args.head_timeout:g} s, {os.cpu_count()} cores")
-    header = (f"{'attack':<28} {'rounds':>6} {'answers':<16} {'peak RSS +MiB':>13} "
+    header = (f"{'attack':<28} {'rounds':>6} {'answers':<22} {'peak RSS +MiB':>13} "
               f"{'longest gap s':>13} {'new publisher':>13} {'new viewer':>10}")
     print(header)
     print("-" * len(header))
@@ -380,9 +382,10 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         return "no" if value is None else f"{value:.1f} s"
 
     for r in rows:
-        print(f"{r.name:<28} {r.rounds:>6} {r.answers[:16]:<16} {r.rss_growth_mib:>13.1f} "
+        print(f"{r.name:<28} {r.rounds:>6} {r.answers[:22]:<22} {r.rss_growth_mib:>13.1f} "
               f"{r.longest_gap:>13.2f} {seconds(r.publisher_in):>13} {seconds(r.viewer_in):>10}")
-    print("answers: the node's HTTP status or WebSocket close code per round; peak RSS: the "
+    print("answers: the node's HTTP status or WebSocket close code per round (reset: the "
+          "connection was reset before the answer was read); peak RSS: the "
           "node process's VmHWM growth during the phase; longest gap: the longest any viewer "
           "went without a new part; new publisher/viewer: time to go live / to get a playlist "
           "and a part while the attack ran")

@@ -51,6 +51,8 @@ class HeadLimits:
             raise ValueError("head limits need max_head_bytes >= 1024 and head_timeout > 0")
 
 
+LINGER_SECONDS = 2.0  # how long a refused client may keep sending before a hard close
+
 # Called directly rather than through super(): these run once or more per request.
 _data_received = HttpToolsProtocol.data_received
 _on_headers_complete = HttpToolsProtocol.on_headers_complete
@@ -77,6 +79,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._lingering: asyncio.TimerHandle | None = None  # set once refused
 
     # Connection -----------------------------------------------------------------------
 
@@ -86,9 +89,13 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            return  # refused: dropped unparsed
         if not self._in_head:
             _data_received(self, data)
             return
@@ -153,9 +160,18 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         # Mid-response (a pipelined request) an answer would corrupt the one being sent.
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(response)
-        self.transport.close()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()
+            return
+        self.transport.write(response)
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        # A lingering close, as nginx does: closing with the client's bytes still unread
+        # would send a reset, which can destroy the answer before the client reads it.
+        # So: end our side, drop whatever still comes, close on the client's EOF or soon.
+        self.transport.write_eof()
+        self._lingering = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HeadBoundedHttp]:
