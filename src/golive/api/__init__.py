@@ -1,12 +1,13 @@
 """REST API under /api/v1 (control plane)."""
 
 from golive.api.app import create_api_app
-from golive.api.auth import Authenticator
+from golive.api.auth import Authenticator, Throttled
 from golive.api.chat import chat_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
 
 __all__ = [
     "Authenticator",
+    "Throttled",
     "chat_router",
     "create_api_app",
     "ingest_urls",

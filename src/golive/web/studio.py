@@ -6,7 +6,9 @@ does (`Authenticator.authenticate`, admin scope) and keeps it in a server-side s
 `/studio/api/`, which check the session cookie and the CSRF header and then forward
 the request in-process to the REST API app with the session's token. So the studio
 can do exactly what the API allows, with the API's validation and events, and a
-revoked token ends the studio session on its next request.
+revoked token ends the studio session on its next request. Logins are throttled per
+source address with the API's own budget (`Authenticator.authenticate_from`): an
+address that keeps pasting wrong tokens is answered 429 with `Retry-After`.
 
 The forwarded request's path comes only from the allowlisted route, on the API
 client's fixed base URL; nothing the browser sends (its Host header included) can
@@ -31,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.api import Authenticator
+from golive.api import Authenticator, Throttled
 from golive.chat import InvalidIdentity, validate_display_name
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.session import SESSION_COOKIE, SessionSigner, StudioSession, StudioSessions
@@ -155,7 +157,15 @@ class Studio:
             token = (parse_qs(body.decode("utf-8", "replace")).get("token") or [""])[0].strip()
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return self._render("studio_login.html", 400, error="Paste an API token to sign in.")
-        principal = await self.auth.authenticate(token)
+        remote = request.client.host if request.client else ""
+        try:
+            principal = await self.auth.authenticate_from(token, remote, surface="studio")
+        except Throttled as throttled:
+            page = self._render("studio_login.html", 429,
+                                error="Too many wrong tokens from this address; "
+                                      f"try again in {throttled.retry_after:.0f} s.")
+            page.headers.update(throttled.header)
+            return page
         if principal is None:
             log.info("studio login refused reason=invalid_token")
             return self._render("studio_login.html", 401,
