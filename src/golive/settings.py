@@ -189,6 +189,10 @@ class Settings(BaseSettings):
     chat_max_connections: int = Field(
         50_000, ge=1, description="Most chat WebSocket connections on this node."
     )
+    chat_max_connections_per_address: int = Field(
+        20, ge=1, description="Most chat WebSocket connections from one client address "
+        "(behind trusted_proxies, the forwarded one); more are refused.",
+    )
     chat_review_timeout: float = Field(
         0.2, gt=0, le=5.0, description="Seconds to wait for a stream's message review hook "
         "before applying its fallback."
@@ -242,6 +246,15 @@ class Settings(BaseSettings):
     whep_max_viewers: int = Field(
         20, ge=1, description="Most WHEP (WebRTC) viewers per broadcast; past it viewers are "
         "told to use LL-HLS.",
+    )
+    whep_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds a WHEP viewer has to complete ICE and DTLS; until "
+        "then it holds no viewer slot, only one of the broadcast's few connecting slots "
+        "(a quarter of whep_max_viewers, at least 4).",
+    )
+    whep_max_pending_per_address: int = Field(
+        2, ge=1, description="Most WHEP sessions still connecting from one client address; "
+        "more offers are answered 429.",
     )
 
     @field_validator("webrtc_host_addresses")

@@ -116,7 +116,7 @@ def message_frame(record: ChatMessageRecord) -> dict[str, Any]:
     return {
         "type": "message",
         "id": record.id,
-        "user": {"id": record.user_id, "name": record.user_name},
+        "user": {"id": record.user_id, "name": record.user_name, "role": record.role},
         "text": record.text,
         "sent_at": record.sent_at.isoformat().replace("+00:00", "Z"),
     }

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
@@ -28,6 +28,12 @@ MAX_USER_ID_LENGTH = 64
 CAPABILITIES = ("send", "moderate")
 TOKEN_AUDIENCE = "golive-chat"
 COOKIE_NAME = "golive_chat"
+# The studio mints its moderator tokens for user ids with this prefix
+# (`golive.web.studio`): the streamer's own identity in chat.
+STUDIO_USER_PREFIX = "studio_"
+# Names the studio shows for the streamer; nobody else may chat under them.
+RESERVED_NAMES = frozenset({"host"})
+Role = Literal["streamer", "moderator", "viewer"]
 
 
 class InvalidIdentity(ValueError):
@@ -51,6 +57,27 @@ class ChatUser:
     @property
     def can_moderate(self) -> bool:
         return "moderate" in self.capabilities
+
+    @property
+    def role(self) -> Role:
+        """What the chat shows next to the name (the `role` of a message's user)."""
+        if self.signed_in and self.can_moderate:
+            return "streamer" if self.id.startswith(STUDIO_USER_PREFIX) else "moderator"
+        return "viewer"
+
+
+def stored_role(user_id: str) -> Role:
+    """The role of a message read back from the database, which keeps only the user id.
+
+    The studio's user ids say who the streamer is; a moderator's messages from before
+    a restart show as a viewer's.
+    """
+    return "streamer" if user_id.startswith(STUDIO_USER_PREFIX) else "viewer"
+
+
+def name_key(name: str) -> str:
+    """A display name as compared for reservation: "  HOST ", fullwidth "HOST" and "host" are one."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 def validate_display_name(name: object) -> str:

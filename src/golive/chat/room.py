@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from golive.chat.frames import encode, viewers_frame
 from golive.chat.identity import ChatUser
+from golive.chat.limits import TokenBucket
 from golive.chat.transport import RawChannel, text_frame
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,16 @@ CLOSE_FULL = 1013
 BYTES_PER_QUEUED_BATCH = 8192
 # Viewers one batch is written to per event loop turn (see `Room`).
 FANOUT_CHUNK = 128
+# Frames of any type one connection may send, at least: far above what a chat page
+# sends (a join, then at most the per-user message rate), far below a flood.
+FRAME_RATE = 5.0
+FRAME_BURST = 20
+
+
+def frame_budget(user_rate: float, user_burst: int) -> tuple[float, int]:
+    """Frames per second and burst for one connection: twice the user's message limits,
+    so a client within them is never throttled, and never less than the floor above."""
+    return max(FRAME_RATE, 2 * user_rate), max(FRAME_BURST, 2 * user_burst)
 
 
 class ChatConnection:
@@ -52,7 +63,8 @@ class ChatConnection:
 
     def __init__(
         self, websocket: WebSocket, user: ChatUser | None, ip: str, *, queue_size: int,
-        raw: RawChannel | None = None,
+        raw: RawChannel | None = None, frame_rate: float = FRAME_RATE,
+        frame_burst: int = FRAME_BURST,
     ) -> None:
         self.websocket = websocket
         self.raw = raw
@@ -63,6 +75,7 @@ class ChatConnection:
         self.ip = ip
         self.room: Room | None = None
         self.bad_frames = 0
+        self.frames = TokenBucket(frame_rate, frame_burst, asyncio.get_running_loop().time())
         self.dropped: str | None = None  # why the server dropped it, once it has
         self.close_code = CLOSE_TOO_SLOW
         self.send_started: float | None = None  # loop time of the send in progress

@@ -15,10 +15,11 @@ import math
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from golive.chat.capacity import AddressSlots, connection_ceiling, raise_open_file_limit
 from golive.chat.frames import (
     Ban,
     Clear,
@@ -36,10 +37,13 @@ from golive.chat.frames import (
 )
 from golive.chat.history import History
 from golive.chat.identity import (
+    RESERVED_NAMES,
     ChatSigner,
     ChatUser,
     InvalidIdentity,
+    name_key,
     new_anonymous_id,
+    stored_role,
     validate_display_name,
 )
 from golive.chat.limits import BucketTable, TokenBucket
@@ -64,10 +68,15 @@ SYSTEM_TEXTS = {
 }
 TICK_SECONDS = 1.0
 MAX_SLOW_MODE_USERS = 100_000
+MAX_RESERVED_NAMES = 1000
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def reserved_reason(name: str) -> str:
+    return f"the name {name.strip()!r} is kept for the streamer and moderators; pick another"
 
 
 def clean_text(text: str) -> str:
@@ -89,6 +98,17 @@ class StreamChat:
     history: History
     rooms: dict[str, Room] = field(default_factory=dict)
     last_sent: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    # Name keys (`name_key`) only the streamer and moderators may chat under: the
+    # studio's names plus those of every moderator seen in this stream's chat.
+    reserved: set[str] = field(default_factory=lambda: set(RESERVED_NAMES))
+
+    def reserve(self, user: ChatUser) -> None:
+        if user.role != "viewer" and len(self.reserved) < MAX_RESERVED_NAMES:
+            self.reserved.add(name_key(user.name))
+
+    def name_taken(self, user: ChatUser) -> bool:
+        """True when a viewer uses a name kept for the streamer or a moderator."""
+        return user.role == "viewer" and name_key(user.name) in self.reserved
 
     def ban_for(self, user_id: str, ip: str, now: datetime) -> ChatBanRecord | None:
         """The longest active ban on this user id or address (a permanent one first)."""
@@ -116,22 +136,26 @@ class ChatService:
         self._streams: dict[str, StreamChat] = {}
         self._rooms: dict[str, Room] = {}
         self._open_lock = asyncio.Lock()
-        # Messages are published at once with an id given here (the next after the
-        # highest in the database, read once), and stored behind: one writer task stores
-        # whatever has gathered in one transaction (group commit). A room's delivery
-        # then never waits for the database, whose round trips are slow on a busy loop.
+        # Messages get an id here (the next after the highest in the database, read
+        # once); one writer task stores whatever has gathered in one transaction (group
+        # commit) and only then publishes it, so nothing a viewer saw can be lost to a
+        # crash, while a sender never waits on the database round trip itself.
         self._last_id: int | None = None
-        self._unstored: list[tuple[NewChatMessage, ChatConnection]] = []
+        self._unstored: list[tuple[NewChatMessage, ChatMessageRecord, ChatConnection]] = []
         self._unstored_ready = asyncio.Event()
         self._stored = asyncio.Event()  # set (and replaced) after each stored batch
         self._store_task: asyncio.Task[None] | None = None
         self._storing = False
         self._tasks: list[asyncio.Task[None]] = []
         self.connection_count = 0
+        self.addresses = AddressSlots(settings.chat_max_connections_per_address)
+        self.max_connections = settings.chat_max_connections  # clamped in start()
 
     # Lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.max_connections = connection_ceiling(self.settings.chat_max_connections,
+                                                  raise_open_file_limit())
         subscription = self.bus.subscribe(accept=lambda e: e.type in SYSTEM_TEXTS)
         self._tasks.append(asyncio.create_task(self._system_messages(subscription),
                                                name="chat-system-messages"))
@@ -206,7 +230,9 @@ class ChatService:
         s = self.settings
         now = asyncio.get_running_loop().time()
         history = History(s.chat_history)
-        history.fill(await self.messages.recent_messages(stream_id, history.capacity))
+        recent = [replace(r, role=stored_role(r.user_id))
+                  for r in await self.messages.recent_messages(stream_id, history.capacity)]
+        history.fill(recent)
         if self._last_id is None:
             last_id = await self.messages.max_message_id()
             if self._last_id is None:
@@ -218,6 +244,8 @@ class ChatService:
             users=BucketTable(s.chat_user_rate, s.chat_user_burst),
             busy=TokenBucket(s.chat_room_rate, s.chat_room_burst, now),
             history=history,
+            reserved=set(RESERVED_NAMES) | {name_key(r.user_name) for r in recent
+                                            if r.role != "viewer"},
         )
 
     async def enter(self, room: Room, connection: ChatConnection) -> None:
@@ -228,6 +256,8 @@ class ChatService:
         room.add(connection)
         self.connection_count += 1
         state = self._streams.get(room.stream_id)
+        if state is not None and connection.user is not None:
+            state.reserve(connection.user)
         frames = state.history.frames() if state is not None else []
         frames.append(viewers_frame(room.viewer_count))
         if connection.user is not None:
@@ -276,6 +306,12 @@ class ChatService:
     # Frames from clients -----------------------------------------------------------------
 
     async def handle_frame(self, connection: ChatConnection, text: str) -> None:
+        # Every frame costs a token before it is even parsed: joins sign a cookie and
+        # refused moderation frames are answered, so none of them may come for free.
+        if not connection.frames.take(asyncio.get_running_loop().time()):
+            connection.bad_frames += 1
+            self.reply(connection, error_frame("too many frames; slow down"))
+            return
         try:
             command = parse_frame(text, self.settings.chat_max_frame_bytes)
         except FrameError as exc:
@@ -294,6 +330,7 @@ class ChatService:
         else:
             user = connection.user
             if user is None or not user.can_moderate:
+                connection.bad_frames += 1  # a chat page never sends these for viewers
                 self.reply(connection, error_frame("only moderators can do that"))
                 return
             stream_id = room.stream_id
@@ -320,6 +357,10 @@ class ChatService:
             clean = validate_display_name(name)
         except InvalidIdentity as exc:
             self.reply(connection, error_frame(str(exc)))
+            return
+        state = self._streams.get(connection.room.stream_id) if connection.room else None
+        if state is not None and name_key(clean) in state.reserved:
+            self.reply(connection, error_frame(reserved_reason(clean)))
             return
         connection.user = ChatUser(id=user.id if user else new_anonymous_id(), name=clean)
         self.reply(connection, self._identity_frame(connection.user))
@@ -356,6 +397,8 @@ class ChatService:
             return f"you are timed out for {left} more seconds"
         if state.settings.signed_in_only and not user.signed_in:
             return "only signed-in users can chat here"
+        if state.name_taken(user):
+            return reserved_reason(user.name)
         now = asyncio.get_running_loop().time()
         slow = state.settings.slow_mode
         if slow and not user.can_moderate:
@@ -388,11 +431,11 @@ class ChatService:
         )
         record = ChatMessageRecord(
             id=self._last_id, stream_id=room.stream_id, user_id=user.id, user_name=user.name,
-            text=text, sent_at=now_dt, deleted_at=None, ip=connection.ip,
+            text=text, sent_at=now_dt, deleted_at=None, ip=connection.ip, role=user.role,
         )
-        state.history.add(record)
-        self.publish(room.stream_id, message_frame(record))
-        self._store(message, connection)
+        # Stored before anyone sees it: a crash may lose a message still being written,
+        # never one a viewer already read (`_store_messages` publishes after the commit).
+        self._store(message, record, connection)
         if slow:
             state.last_sent[user.id] = now
             state.last_sent.move_to_end(user.id)
@@ -400,13 +443,16 @@ class ChatService:
                 state.last_sent.popitem(last=False)
         return None
 
-    def _store(self, message: NewChatMessage, sender: ChatConnection) -> None:
-        """Queue a published message: stored with whatever else is waiting.
+    def _store(self, message: NewChatMessage, record: ChatMessageRecord,
+               sender: ChatConnection) -> None:
+        """Queue an accepted message: stored with whatever else is waiting, then published.
 
-        Nobody waits for it: not the room, not the sender's connection. A message that
-        cannot be stored is taken back (a `deleted` frame) and its sender told.
+        Nobody waits for it: not the room, not the sender's connection. The batch that
+        gathers while one commit runs goes into the next, so the delay before a viewer
+        sees a message is one commit at most plus the room's flush interval. A message
+        that cannot be stored is never shown; its sender is told.
         """
-        self._unstored.append((message, sender))
+        self._unstored.append((message, record, sender))
         self._unstored_ready.set()
         if self._store_task is None or self._store_task.done():
             self._store_task = asyncio.create_task(self._store_messages(), name="chat-store")
@@ -419,18 +465,19 @@ class ChatService:
                 batch, self._unstored = self._unstored, []
                 self._storing = True
                 try:
-                    await self.messages.add_messages([m for m, _ in batch])
+                    await self.messages.add_messages([m for m, _, _ in batch])
                 except Exception:
                     log.exception("chat messages not stored count=%d", len(batch))
-                    for message, sender in batch:
-                        assert message.id is not None
-                        state = self._streams.get(message.stream_id)
-                        if state is not None:
-                            state.history.delete(message.id)
-                        self.publish(message.stream_id, {"type": "deleted", "id": message.id})
+                    for _, _, sender in batch:
                         if sender.dropped is None:
                             self.reply(sender, error_frame(
                                 "the message could not be stored; try again"))
+                else:
+                    for _, record, _ in batch:
+                        state = self._streams.get(record.stream_id)
+                        if state is not None:
+                            state.history.add(record)
+                        self.publish(record.stream_id, message_frame(record))
                 finally:
                     self._storing = False
                     self._stored.set()

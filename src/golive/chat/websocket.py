@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
@@ -23,8 +24,10 @@ from starlette.websockets import WebSocket
 from golive.chat.frames import error_frame
 from golive.chat.identity import (
     COOKIE_NAME,
+    RESERVED_NAMES,
     ChatUser,
     InvalidIdentity,
+    name_key,
     new_anonymous_id,
     validate_display_name,
 )
@@ -35,9 +38,13 @@ from golive.chat.room import (
     CLOSE_POLICY,
     CLOSE_UNKNOWN_ROOM,
     ChatConnection,
+    frame_budget,
 )
 from golive.chat.service import ChatService
 from golive.chat.transport import raw_channel
+from golive.core import RepeatedLog
+
+log = logging.getLogger(__name__)
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -75,6 +82,8 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
     """Routes for the root application: the chat WebSocket and the identity endpoint."""
     settings = service.settings
     trusted = parse_trusted_proxies(settings.trusted_proxies)
+    frame_rate, frame_burst = frame_budget(settings.chat_user_rate, settings.chat_user_burst)
+    refusals = RepeatedLog(log)  # a flood of sockets must not flood the log too
 
     def identity_of(connection: HTTPConnection) -> ChatUser | None:
         value = connection.query_params.get("identity") or connection.cookies.get(COOKIE_NAME)
@@ -92,9 +101,22 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
     async def chat_socket(websocket: WebSocket) -> None:
         playback_id = websocket.path_params["playback_id"]
         await websocket.accept()
-        if service.connection_count >= settings.chat_max_connections:
+        if service.connection_count >= service.max_connections:
             await refuse(websocket, CLOSE_FULL, "chat server is full; try again later")
             return
+        ip = client_ip(websocket, trusted)
+        if not service.addresses.take(ip):
+            refusals.warning(ip, asyncio.get_running_loop().time(),
+                             "chat connection refused ip=%s reason=per_address_limit limit=%d",
+                             ip, service.addresses.limit)
+            await refuse(websocket, CLOSE_POLICY, "too many chat connections from your address")
+            return
+        try:
+            await serve(websocket, playback_id, ip)
+        finally:
+            service.addresses.give_back(ip)
+
+    async def serve(websocket: WebSocket, playback_id: str, ip: str) -> None:
         room = await service.open_room(playback_id)
         if room is None:
             await refuse(websocket, CLOSE_UNKNOWN_ROOM, f"no chat for playback id {playback_id!r}")
@@ -112,9 +134,10 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
                 return
         else:
             user = identity_of(websocket)
-        connection = ChatConnection(websocket, user, client_ip(websocket, trusted),
+        connection = ChatConnection(websocket, user, ip,
                                     queue_size=settings.chat_send_queue,
-                                    raw=raw_channel(websocket.scope))
+                                    raw=raw_channel(websocket.scope),
+                                    frame_rate=frame_rate, frame_burst=frame_burst)
         connection.start()
         code, reason = CLOSE_GOING_AWAY, ""
         try:
@@ -151,6 +174,8 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
         try:
             body = await request.json()
             name = validate_display_name(body.get("name") if isinstance(body, dict) else None)
+            if name_key(name) in RESERVED_NAMES:
+                raise InvalidIdentity("this name is kept for the streamer; pick another")
         except (ValueError, InvalidIdentity) as exc:
             message = str(exc) if isinstance(exc, InvalidIdentity) else "body must be JSON"
             return JSONResponse({"error": {"type": "invalid_parameters",

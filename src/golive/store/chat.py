@@ -29,6 +29,9 @@ class ChatMessageRecord:
     sent_at: datetime
     deleted_at: datetime | None
     ip: str
+    # Shown with the name ("streamer" | "moderator" | "viewer"); not a column: set by
+    # the chat when it accepts a message, derived from the user id when read back.
+    role: str = "viewer"
 
 
 @dataclass(frozen=True, slots=True)
