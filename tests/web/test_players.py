@@ -1,0 +1,379 @@
+"""Third-party players against a node's LL-HLS in real Chromium: Shaka Player, video.js, hls.js.
+
+Each player is pinned in package-lock.json and copied by scripts/build-web.sh into
+build/players/ (test-only, never in the wheel). A small page served by the test itself,
+on its own port (another origin, as a customer's site would be), loads one player with its
+default configuration (Shaka in lowLatencyMode) and keeps a probe the test reads: fatal
+errors, stalls, frames the video element received, time to first frame and the delay
+behind live as the player itself reports it. bench/players.py uses the same page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from tests.e2e.conftest import DumpObserver, create_stream, eventually, wait_status
+from tests.mediatools import ffmpeg_publish, stop
+
+from golive.app import Golive
+
+pytestmark = pytest.mark.slow
+
+PLAYERS_DIR = Path(__file__).resolve().parents[2] / "build" / "players"
+PLAYERS = ("shaka", "videojs", "hlsjs")
+# What each page loads from build/players/.
+SCRIPTS = {
+    "shaka": ["shaka-player.compiled.js"],
+    "videojs": ["video.min.js"],
+    "hlsjs": ["hls.min.js"],
+}
+STYLES = {"videojs": ["video-js.min.css"]}
+# The test sources are 30 fps; frames per second of media below this mean media was skipped
+# (parts not buffered, gaps jumped), whatever the machine's load: the video element
+# counts a frame it decoded late as dropped, still a frame it received.
+MIN_MEDIA_FPS = 27.0
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>player</title>
+__STYLES__
+<body style="margin:0;background:#000">
+<video id="video" class="video-js" muted autoplay playsinline width="640" height="360"></video>
+__SCRIPTS__
+<script>
+'use strict';
+const params = new URLSearchParams(location.search);
+const kind = params.get('player');
+const src = params.get('src');
+const extra = JSON.parse(params.get('config') || '{}');
+const video = document.getElementById('video');
+const probe = window.probe = {
+  kind, version: null, engine: null, fatal: [], warnings: [], stalls: 0, stalled: false,
+  firstFrameMs: null, playing: false, gapsJumped: null,
+};
+const started = performance.now();
+let delay = () => NaN;
+
+// A stall: the element ran out of media after playback had begun (not a seek).
+video.addEventListener('playing', () => { probe.playing = true; probe.stalled = false; });
+video.addEventListener('waiting', () => {
+  if (probe.playing && !video.seeking && !probe.stalled) { probe.stalls += 1; probe.stalled = true; }
+});
+video.requestVideoFrameCallback(() => { probe.firstFrameMs = performance.now() - started; });
+
+function fatal(what) { probe.fatal.push(String(what)); }
+
+async function startShaka() {
+  shaka.polyfill.installAll();
+  probe.version = shaka.Player.version;
+  probe.engine = 'mse';
+  const player = window.player = new shaka.Player();
+  await player.attach(video);
+  player.configure({streaming: {lowLatencyMode: true}});
+  if (Object.keys(extra).length) player.configure(extra);
+  player.addEventListener('error', (e) => {
+    const err = e.detail;
+    if (err.severity === shaka.util.Error.Severity.CRITICAL) fatal('shaka ' + err.code);
+    else probe.warnings.push('shaka ' + err.code);
+  });
+  delay = () => {
+    const stats = player.getStats();
+    probe.gapsJumped = stats.gapsJumped;
+    return stats.liveLatency;
+  };
+  try { await player.load(src); } catch (err) { fatal('shaka load ' + (err.code || err)); }
+}
+
+function startVideojs() {
+  probe.version = videojs.VERSION + ' (VHS ' + videojs.VhsHandler.version()['@videojs/http-streaming'] + ')';
+  // liveTracker only follows live windows of 20 s and more unless told otherwise: it is
+  // video.js's own live-edge clock (UI only, VHS buffers the same either way).
+  const player = window.player = videojs(video, Object.assign(
+    {liveui: true, liveTracker: {trackingThreshold: 0}}, extra));
+  player.on('error', () => { const e = player.error(); fatal('video.js ' + (e && e.code) + ' ' + (e && e.message)); });
+  player.src({src, type: 'application/x-mpegURL'});
+  player.ready(() => {
+    const vhs = player.tech(true).vhs;
+    probe.engine = vhs ? 'vhs' : 'native';
+    if (vhs) probe.llhls = vhs.options_.llhls;
+  });
+  // liveTracker follows the seekable end: video.js's own idea of where live is.
+  delay = () => player.liveTracker.isLive() ? player.liveTracker.liveCurrentTime() - player.currentTime() : NaN;
+  player.play().catch(() => {});
+}
+
+function startHlsjs() {
+  probe.version = Hls.version;
+  probe.engine = 'mse';
+  const hls = window.player = new Hls(extra);
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    if (data.fatal) fatal('hls.js ' + data.type + ' ' + data.details);
+    else probe.warnings.push(data.details);
+  });
+  hls.loadSource(src);
+  hls.attachMedia(video);
+  delay = () => hls.latency;
+}
+
+window.sample = () => {
+  const q = video.getVideoPlaybackQuality();
+  let d = NaN;
+  try { d = delay(); } catch (err) { d = NaN; }
+  return {
+    currentTime: video.currentTime, frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,
+    delay: Number.isFinite(d) ? d : null, wall: performance.now(), stalls: probe.stalls,
+    fatal: probe.fatal.slice(), firstFrameMs: probe.firstFrameMs, gapsJumped: probe.gapsJumped,
+    version: probe.version, engine: probe.engine, paused: video.paused, readyState: video.readyState,
+  };
+};
+
+Promise.resolve(({shaka: startShaka, videojs: startVideojs, hlsjs: startHlsjs})[kind]())
+  .catch((err) => fatal(kind + ' start ' + err));
+</script>
+"""
+
+
+def page_html(player: str) -> bytes:
+    scripts = "\n".join(f'<script src="/players/{name}"></script>' for name in SCRIPTS[player])
+    styles = "\n".join(
+        f'<link rel="stylesheet" href="/players/{name}">' for name in STYLES.get(player, [])
+    )
+    return PAGE.replace("__SCRIPTS__", scripts).replace("__STYLES__", styles).encode()
+
+
+@contextlib.contextmanager
+def serve_players() -> Iterator[str]:
+    """The player pages and build/players/ on their own port, in a thread; yields the base URL."""
+    files = {
+        name: (PLAYERS_DIR / name).read_bytes() for names in SCRIPTS.values() for name in names
+    }
+    files.update(
+        {name: (PLAYERS_DIR / name).read_bytes() for names in STYLES.values() for name in names}
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/play.html":
+                player = parse_qs(urlsplit(self.path).query).get("player", [""])[0]
+                if player not in SCRIPTS:
+                    self.send_error(404)
+                    return
+                self._send(page_html(player), "text/html")
+            elif path.startswith("/players/") and path[len("/players/") :] in files:
+                name = path[len("/players/") :]
+                kind = "text/css" if name.endswith(".css") else "text/javascript"
+                self._send(files[name], kind)
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind + "; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def page_url(base: str, player: str, manifest: str, config: dict[str, Any] | None = None) -> str:
+    query = {"player": player, "src": manifest}
+    if config:
+        query["config"] = json.dumps(config)
+    return f"{base}/play.html?{urlencode(query)}"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the page's probe says at one moment."""
+
+    current_time: float
+    frames: int
+    dropped: int
+    delay: float | None
+    wall_ms: float
+    stalls: int
+    fatal: list[str]
+    first_frame_ms: float | None
+    gaps_jumped: int | None
+    version: str | None
+    engine: str | None
+
+    @classmethod
+    async def take(cls, page: Any) -> Sample:
+        raw = await page.evaluate("window.sample()")
+        return cls(
+            current_time=raw["currentTime"],
+            frames=raw["frames"],
+            dropped=raw["dropped"],
+            delay=raw["delay"],
+            wall_ms=raw["wall"],
+            stalls=raw["stalls"],
+            fatal=raw["fatal"],
+            first_frame_ms=raw["firstFrameMs"],
+            gaps_jumped=raw["gapsJumped"],
+            version=raw["version"],
+            engine=raw["engine"],
+        )
+
+
+def media_fps(first: Sample, last: Sample) -> float:
+    """Frames the video element received per second of media played between two samples."""
+    played = last.current_time - first.current_time
+    return (last.frames - first.frames) / played if played > 0 else 0.0
+
+
+def wall_fps(first: Sample, last: Sample) -> float:
+    """Frames decoded and shown (not dropped) per second of wall time between two samples."""
+    seconds = (last.wall_ms - first.wall_ms) / 1000
+    shown = (last.frames - last.dropped) - (first.frames - first.dropped)
+    return shown / seconds if seconds > 0 else 0.0
+
+
+async def wait_first_frame(page: Any, timeout: float = 60) -> None:
+    await page.wait_for_function(
+        "() => window.probe && (window.probe.fatal.length > 0 ||"
+        " (window.probe.firstFrameMs !== null && document.querySelector('video').currentTime > 0))",
+        timeout=timeout * 1000,
+        polling=200,
+    )
+
+
+async def wait_played(page: Any, since: float, seconds: float, timeout: float) -> None:
+    """Wait until playback is `seconds` past `since`, or a fatal error; `timeout` guards hangs."""
+    await page.wait_for_function(
+        "([since, seconds]) => window.probe.fatal.length > 0 ||"
+        " document.querySelector('video').currentTime >= since + seconds",
+        arg=[since, seconds],
+        timeout=timeout * 1000,
+        polling=250,
+    )
+
+
+async def go_live(
+    node: Golive, api: httpx.AsyncClient, source: Path, **stream: Any
+) -> tuple[dict[str, Any], Any, str]:
+    """A stream published by ffmpeg (looped), with its multivariant URL once it answers."""
+    created = await create_stream(api, **stream)
+    proc = ffmpeg_publish(source, node.rtmp_url(created["stream_key"]), loop=True)
+    await wait_status(api, created["id"], "active")
+    manifest = f"{node.http_url}/live/{created['playback_ids'][0]['id']}.m3u8"
+
+    async def answers() -> bool:
+        async with httpx.AsyncClient(timeout=15) as client:
+            return (await client.get(manifest)).status_code == 200
+
+    await eventually(answers, timeout=60, what="the multivariant playlist")
+    return created, proc, manifest
+
+
+@pytest.fixture
+def players(chromium: str) -> Iterator[str]:
+    if not all((PLAYERS_DIR / name).exists() for names in SCRIPTS.values() for name in names):
+        pytest.skip("players are not built: run `make web` (scripts/build-web.sh)")
+    with serve_players() as base:
+        yield base
+
+
+@pytest.mark.parametrize("player", PLAYERS)
+async def test_player_plays_ll_hls_for_30_seconds(
+    node: Golive,
+    api: httpx.AsyncClient,
+    source_480p: Path,
+    browser: Any,
+    players: str,
+    player: str,
+) -> None:
+    _, proc, manifest = await go_live(node, api, source_480p)
+    try:
+        page = await browser.new_page()
+        await page.goto(page_url(players, player, manifest))
+        await wait_first_frame(page)
+        first = await Sample.take(page)
+        assert first.fatal == [], first.fatal
+        await wait_played(page, first.current_time, 30, timeout=120)
+        last = await Sample.take(page)
+        assert last.fatal == [], last.fatal
+        assert last.stalls <= 1, f"{player} stalled {last.stalls} times"
+        fps = media_fps(first, last)
+        assert fps >= MIN_MEDIA_FPS, (
+            f"{player} {last.version} received {fps:.1f} frames per second of media"
+            f" (gaps jumped: {last.gaps_jumped})"
+        )
+        # The player's own API says how far behind live it plays.
+        assert last.delay is not None and 0 < last.delay < 15, last.delay
+        if player == "videojs":
+            assert last.engine == "vhs"  # MSE playback, not a native HLS fallback
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("player", PLAYERS)
+async def test_player_resumes_when_the_publisher_returns(
+    node: Golive,
+    api: httpx.AsyncClient,
+    source_480p: Path,
+    browser: Any,
+    players: str,
+    player: str,
+    tmp_path: Path,
+) -> None:
+    observer = DumpObserver(tmp_path)
+    assert node.hub is not None
+    node.hub.add_observer(observer)
+    # A window wide enough that the return always lands inside it: the broadcast goes on.
+    stream, proc, manifest = await go_live(node, api, source_480p, reconnect_window=30)
+    try:
+        page = await browser.new_page()
+        await page.goto(page_url(players, player, manifest))
+        await wait_first_frame(page)
+        await wait_played(page, (await Sample.take(page)).current_time, 2, timeout=60)
+        await page.evaluate("window.sameDocument = true")
+        proc.kill()  # the publisher vanishes
+        proc.wait()
+        await eventually(
+            _async(lambda: any(kind == "lost" for kind, _ in observer.events)),
+            what="the hub to notice the publisher gone",
+        )
+        proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
+        await eventually(
+            _async(lambda: any(kind == "resumed" for kind, _ in observer.events)),
+            what="the publisher to resume the broadcast",
+        )
+        before = await Sample.take(page)
+        # Playback goes on past the drop, in the same page, with the player's own recovery.
+        await wait_played(page, before.current_time, 8, timeout=90)
+        after = await Sample.take(page)
+        assert after.fatal == [], after.fatal
+        assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
+        assert [kind for kind, _ in observer.events] == ["started", "lost", "resumed"]
+    finally:
+        stop(proc)
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return check()
+
+    return run
