@@ -162,6 +162,7 @@ class ChatService:
         self._tasks.append(asyncio.create_task(self._tick(), name="chat-ticker"))
 
     async def close(self) -> None:
+        await self._wait_stored()  # accepted messages are stored (and shown) before we go
         if self._store_task is not None:
             self._tasks.append(self._store_task)
             self._store_task = None
