@@ -340,7 +340,10 @@ class Golive:
 
         # WHEP: POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
         if s.webrtc_playback and self.pipeline is not None:
-            self.whep = WhepEndpoint(self.pipeline, webrtc, max_viewers=s.whep_max_viewers)
+            self.whep = WhepEndpoint(
+                self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
+                connect_timeout=s.whep_connect_timeout,
+                max_pending_per_address=s.whep_max_pending_per_address)
             app.include_router(self.whep.router())
 
         # Web pages: /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.

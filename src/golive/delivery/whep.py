@@ -9,6 +9,13 @@ into samples. H.264 samples are turned from AVCC into Annex-B with SPS and PPS
 before every IDR and handed, as `av.Packet`s, to per-viewer tracks that aiortc
 packetizes (its `pack()` path). A new viewer starts at the next keyframe; aiortc
 ignores picture-loss requests on that path, so the 1 s GOP bounds the wait.
+
+An offer that never completes ICE and DTLS must not hold a viewer's place: sessions
+still connecting ("pending") are counted apart from connected viewers, against their
+own small budget per broadcast (a quarter of the viewer cap, at least 4) and a cap per
+source address, and are closed when their connect deadline passes. Only connected
+sessions count against `max_viewers`, so a connected viewer never loses its slot to
+offers, and one address cannot fill the pending budget on its own.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 from collections import deque
@@ -29,6 +37,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
+from golive.core import RepeatedLog, address_of
 from golive.formats import (
     CodecError,
     Fragment,
@@ -250,14 +259,17 @@ class WhepDirectory(Protocol):
 
 class WhepSession:
     def __init__(self, session_id: str, playback_id: str, pc: RTCPeerConnection,
-                 feed: WebRtcFeed) -> None:
+                 feed: WebRtcFeed, address: str = "") -> None:
         self.id = session_id
+        self.address = address  # the source address, without port
         self.playback_id = playback_id
         self.pc = pc
         self.feed = feed
         self.tracks: list[ViewerTrack] = []
         self.answer = ""
         self.created_at = time.monotonic()
+        # Set once ICE and DTLS complete; until then the session is pending, not a viewer.
+        self.connected = False
         self.closed = False
 
     async def close(self, reason: str) -> None:
@@ -286,12 +298,18 @@ class WhepEndpoint:
 
     def __init__(self, directory: WhepDirectory, options: WebRtcOptions, *,
                  max_viewers: int, hls_path: str = "/live/{playback_id}.m3u8",
-                 connect_timeout: float = 15.0) -> None:
+                 connect_timeout: float = 5.0, max_pending: int | None = None,
+                 max_pending_per_address: int = 2) -> None:
+        """`max_pending` (sessions still connecting, per broadcast) defaults to a quarter
+        of `max_viewers`, at least 4; `connect_timeout` is their ICE and DTLS deadline."""
         self._directory = directory
         self._options = options
         self._max_viewers = max_viewers
+        self._max_pending = max_pending if max_pending is not None else max(4, max_viewers // 4)
+        self._max_pending_per_address = max_pending_per_address
         self._hls_path = hls_path
         self._connect_timeout = connect_timeout
+        self._log = RepeatedLog(log)
         self._sessions: dict[str, WhepSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -301,18 +319,20 @@ class WhepEndpoint:
         return list(self._sessions.values())
 
     def viewers(self, feed: WebRtcFeed) -> int:
-        return sum(1 for s in self._sessions.values() if s.feed is feed)
+        """Connected viewers of `feed`: what `max_viewers` bounds."""
+        return sum(1 for s in self._sessions.values() if s.feed is feed and s.connected)
 
-    async def play(self, playback_id: str, offer: str) -> WhepSession:
-        if self._closing:
-            raise SignalingError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
-        feed = self._directory.webrtc_feed(playback_id)
-        if feed is None or feed.closed or not await self._directory.authorize(playback_id, None):
-            raise SignalingError(404, "unknown_playback_id",
-                            "no live broadcast with real-time playback under this playback id")
-        if not feed.ready:
-            raise SignalingError(503, "starting", "the broadcast's real-time output is starting",
-                            {"Retry-After": "1"})
+    def pending(self, feed: WebRtcFeed) -> int:
+        """Sessions of `feed` still completing ICE and DTLS."""
+        return sum(1 for s in self._sessions.values() if s.feed is feed and not s.connected)
+
+    def pending_from(self, address: str) -> int:
+        """Sessions from `address`, on any broadcast, still completing ICE and DTLS."""
+        return sum(1 for s in self._sessions.values()
+                   if s.address == address and not s.connected)
+
+    def _admit(self, playback_id: str, feed: WebRtcFeed, address: str) -> None:
+        """Refuse an offer the viewer cap, the pending budget or its address has no room for."""
         if self.viewers(feed) >= self._max_viewers:
             hls = self._hls_path.format(playback_id=playback_id)
             body = {"error": {
@@ -322,9 +342,40 @@ class WhepEndpoint:
                 "fallback": {"protocol": "ll-hls", "url": hls},
             }}
             raise _JsonError(503, body, {"Retry-After": "30", "Link": f'<{hls}>; rel="alternate"'})
+        # A pending session ends by its deadline at the latest, so that is the wait.
+        retry = {"Retry-After": str(max(1, math.ceil(self._connect_timeout)))}
+        now = time.monotonic()
+        if address and self.pending_from(address) >= self._max_pending_per_address:
+            self._log.warning(f"address:{address}", now,
+                              "whep offer refused reason=pending_per_address address=%s "
+                              "playback_id=%s", address, playback_id)
+            raise SignalingError(429, "too_many_pending",
+                                 "too many WebRTC sessions from this address are still "
+                                 "connecting; finish or end one first", retry)
+        if self.pending(feed) >= self._max_pending:
+            self._log.warning(f"feed:{playback_id}", now,
+                              "whep offer refused reason=pending_limit playback_id=%s",
+                              playback_id)
+            raise SignalingError(503, "too_many_pending",
+                                 "too many viewers of this broadcast are connecting at once; "
+                                 "retry shortly", retry)
+
+    async def play(self, playback_id: str, offer: str, remote: str = "") -> WhepSession:
+        """Answer `offer` for a viewer at `remote` ("ip" or "ip:port"; "" when unknown)."""
+        if self._closing:
+            raise SignalingError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
+        feed = self._directory.webrtc_feed(playback_id)
+        if feed is None or feed.closed or not await self._directory.authorize(playback_id, None):
+            raise SignalingError(404, "unknown_playback_id",
+                            "no live broadcast with real-time playback under this playback id")
+        if not feed.ready:
+            raise SignalingError(503, "starting", "the broadcast's real-time output is starting",
+                            {"Retry-After": "1"})
+        address = address_of(remote) if remote else ""
+        self._admit(playback_id, feed, address)
         summary = inspect_offer(offer)
         pc = RTCPeerConnection(configuration=self._options.configuration())
-        session = WhepSession(secrets.token_urlsafe(16), playback_id, pc, feed)
+        session = WhepSession(secrets.token_urlsafe(16), playback_id, pc, feed, address)
         self._sessions[session.id] = session
         try:
             if summary.video:
@@ -339,7 +390,9 @@ class WhepEndpoint:
 
             @pc.on("connectionstatechange")
             def state_changed() -> None:
-                if pc.connectionState in ("failed", "closed"):
+                if pc.connectionState == "connected" and not session.connected:
+                    self._connected(session)
+                elif pc.connectionState in ("failed", "closed"):
                     self.schedule_close(session, f"connection {pc.connectionState}")
 
             try:
@@ -359,13 +412,23 @@ class WhepEndpoint:
         task = asyncio.get_running_loop().create_task(self._watch(session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        log.info("whep session opened playback_id=%s session=%s viewers=%d",
-                 playback_id, session.id, self.viewers(feed))
+        log.info("whep session opened playback_id=%s session=%s viewers=%d pending=%d",
+                 playback_id, session.id, self.viewers(feed), self.pending(feed))
         return session
+
+    def _connected(self, session: WhepSession) -> None:
+        """A pending session becomes a viewer, if the viewer cap still has room."""
+        if session.closed:
+            return
+        if self.viewers(session.feed) >= self._max_viewers:
+            # Others connected first; the cap holds for connected viewers, never more.
+            self.schedule_close(session, "viewer limit reached while connecting")
+            return
+        session.connected = True
 
     async def _watch(self, session: WhepSession) -> None:
         await asyncio.sleep(self._connect_timeout)
-        if session.pc.connectionState != "connected":
+        if not session.connected:
             await self._close(session, "timeout: WebRTC connection not established")
 
     def session(self, session_id: str) -> WhepSession:
@@ -428,7 +491,8 @@ class WhepEndpoint:
                 offer = body.decode("utf-8")
             except UnicodeDecodeError:
                 raise SignalingError(400, "bad_offer", "the body is not UTF-8 text") from None
-            session = await self.play(playback_id, offer)
+            session = await self.play(playback_id, offer,
+                                      request.client.host if request.client else "")
         except _JsonError as error:
             return error.response()
         except SignalingError as error:
