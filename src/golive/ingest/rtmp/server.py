@@ -5,9 +5,9 @@ the session as they arrive, with no task switch or timer per read, which is
 what keeps per-stream CPU close to nginx-rtmp's. The server enforces the limits
 the sans-IO core cannot: the handshake-and-publish deadline, the idle timeout,
 the number of connections and a bound on unsent output. Connections that have not
-been authorised yet (no accepted publish) have a budget of their own, per source
-address and in total: when it is full, the oldest unauthorised connection makes
-room, so idle sockets from one abuser can never keep a publisher with a valid key out. Once a publisher is
+been authorised yet (no accepted publish) have a budget of their own: when it is
+full, the address holding most of it gives up its oldest connection, so idle sockets
+from one abuser can never keep a publisher with a valid key out. Once a publisher is
 live, reads can be batched (`read_batch` seconds): a packet waits at most that
 long in the kernel, and one read then takes several, which halves the CPU a
 stream costs at the price of that much extra ingest delay. Stream keys are checked
@@ -64,7 +64,7 @@ class RtmpServer:
         max_message_size: int = 16 * 1024 * 1024,
         max_connections: int = 200,
         max_unauthorised: int = 64,
-        max_unauthorised_per_address: int = 8,
+        grace: float = 2.0,
         read_batch: float = 0.0,
     ) -> None:
         self.target = target
@@ -77,7 +77,8 @@ class RtmpServer:
         self.max_message_size = max_message_size
         self.max_connections = max_connections
         self.max_unauthorised = max_unauthorised
-        self.max_unauthorised_per_address = max_unauthorised_per_address
+        # An unauthorised connection younger than this is never evicted for another's sake.
+        self.grace = min(grace, handshake_timeout / 2)
         self._server: asyncio.Server | None = None
         self.connections: set[RtmpConnection] = set()
         # Connections without an accepted publish, oldest first (dicts keep insertion order).
@@ -100,26 +101,21 @@ class RtmpServer:
         return len(self.connections)
 
     def admit(self, connection: RtmpConnection) -> str | None:
-        """Take a new connection into the budgets; the reason it is refused, or None."""
-        now = time.monotonic()
-        address = connection.address
-        if self.unauthorised_by_address[address] >= self.max_unauthorised_per_address:
-            self.refused += 1
-            self._log.warning(f"address:{address}", now,
-                              "%s connection refused address=%s: %d unauthorised connections "
-                              "from this address", self.protocol, address,
-                              self.max_unauthorised_per_address)
-            return "too many unauthorised connections from this address"
-        if len(self.unauthorised) >= self.max_unauthorised or (
-            len(self.connections) >= self.max_connections and self.unauthorised
-        ):
-            # The oldest unauthorised connection had the longest time to say who it is.
-            oldest = next(iter(self.unauthorised))
-            self.evicted += 1
-            self._log.warning("evict", now, "%s unauthorised connection dropped remote=%s: "
-                              "budget of %d full", self.protocol, oldest.remote,
-                              self.max_unauthorised)
-            oldest.close("evicted: unauthorised connection budget full")
+        """Take a new connection into the budgets; the reason it is refused, or None.
+
+        When the unauthorised budget is full, the address holding most of it gives up its
+        oldest connection, provided that one had `grace` seconds to say who it is: a burst
+        of encoders connecting at once from one address (a studio behind NAT, a restart
+        after a network blip) is never cut off mid-handshake, while idle sockets are.
+        """
+        now = self._loop_time()
+        if len(self.unauthorised) >= self.max_unauthorised:
+            victim = self._oldest_of_heaviest_address(now - self.grace)
+            if victim is not None:
+                self._evict(victim, now, "unauthorised connection budget full")
+        if len(self.connections) >= self.max_connections and self.unauthorised:
+            # The hard cap: the oldest unauthorised connection makes room, whatever its age.
+            self._evict(next(iter(self.unauthorised)), now, "connection limit reached")
         if len(self.connections) >= self.max_connections:
             self.refused += 1
             self._log.warning("limit", now, "%s connection refused remote=%s: limit of %d "
@@ -127,8 +123,25 @@ class RtmpServer:
             return "connection limit reached"
         self.connections.add(connection)
         self.unauthorised[connection] = None
-        self.unauthorised_by_address[address] += 1
+        self.unauthorised_by_address[connection.address] += 1
         return None
+
+    def _oldest_of_heaviest_address(self, born_before: float) -> RtmpConnection | None:
+        heaviest, _count = self.unauthorised_by_address.most_common(1)[0]
+        for candidate in self.unauthorised:  # oldest first
+            if candidate.address == heaviest:
+                return candidate if candidate.created <= born_before else None
+        return None
+
+    def _evict(self, victim: RtmpConnection, now: float, why: str) -> None:
+        self.evicted += 1
+        self._log.warning(f"evict:{why}", now, "%s unauthorised connection dropped remote=%s: %s",
+                          self.protocol, victim.remote, why)
+        victim.close(f"evicted: {why}")
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     def authorised(self, connection: RtmpConnection) -> None:
         """The connection's publish was accepted: it leaves the unauthorised budget."""
@@ -182,7 +195,8 @@ class RtmpConnection(asyncio.Protocol):
         self.address = "?"
         self.publisher: Publisher | None = None
         self._loop = asyncio.get_running_loop()
-        self._deadline = self._loop.time() + server.handshake_timeout
+        self.created = self._loop.time()
+        self._deadline = self.created + server.handshake_timeout
         self._last_data = self._loop.time()
         self._timer: asyncio.TimerHandle | None = None
         self._checking = False  # a stream key check is in flight
