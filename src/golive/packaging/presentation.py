@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from golive.formats.isobmff import Fragment
+from golive.formats import Fragment
 from golive.packaging.clock import WallClock
 from golive.packaging.window import RenditionWindow
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from golive.formats.isobmff import Fragment, InitSegment
+from golive.formats import Fragment, InitSegment
 
 __all__ = ["RenditionWindow"]
 
