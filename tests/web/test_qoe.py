@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from golive.core import BucketTable
 from golive.web.qoe import (
     MAX_BODY_BYTES,
     MAX_EVENTS_PER_BATCH,
     BatchError,
     QoeIntake,
     QoeLimits,
-    TokenBuckets,
     ViewerTracker,
     ViewRateLimit,
     parse_batch,
@@ -136,11 +136,11 @@ def test_viewer_tracker_is_bounded() -> None:
 
 
 def test_token_buckets_peek_without_spending_and_refill() -> None:
-    buckets = TokenBuckets(rate=1.0, burst=2)
+    buckets = BucketTable(rate=1.0, burst=2)
     assert buckets.wait("a", now=0) == 0
     assert buckets.wait("a", now=0) == 0  # looking costs nothing
-    buckets.take("a", now=0)
-    buckets.take("a", now=0)
+    buckets.spend("a", now=0)
+    buckets.spend("a", now=0)
     assert buckets.wait("a", now=0) == pytest.approx(1.0)
     assert buckets.wait("b", now=0) == 0
     assert buckets.wait("a", now=1.0) == 0

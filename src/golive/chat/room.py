@@ -22,8 +22,8 @@ from starlette.websockets import WebSocket
 
 from golive.chat.frames import encode, viewers_frame
 from golive.chat.identity import ChatUser
-from golive.chat.limits import TokenBucket
 from golive.chat.transport import RawChannel, text_frame
+from golive.core import TokenBucket
 
 log = logging.getLogger(__name__)
 

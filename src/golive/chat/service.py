@@ -46,10 +46,9 @@ from golive.chat.identity import (
     stored_role,
     validate_display_name,
 )
-from golive.chat.limits import BucketTable, TokenBucket
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
-from golive.core import EventBus, EventType
+from golive.core import BucketTable, EventBus, EventType, TokenBucket
 from golive.settings import Settings
 from golive.store import (
     ChatBanRecord,

@@ -1,5 +1,6 @@
 """Domain types and the event bus shared by every stage (control plane)."""
 
+from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.secrets import (
     hash_api_token,
@@ -12,11 +13,13 @@ from golive.core.secrets import (
 from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
 
 __all__ = [
+    "BucketTable",
     "Event",
     "EventBus",
     "EventType",
     "FailureThrottle",
     "RepeatedLog",
+    "TokenBucket",
     "address_of",
     "hash_api_token",
     "hash_stream_key",

@@ -7,15 +7,16 @@ before any check runs. Successful attempts cost nothing, so a real publisher or
 operator is never slowed by the throttle unless it shares an address with a guesser
 that already spent the burst. `RepeatedLog` lets one line through per interval and
 counts the ones it held back, so a flood cannot fill the log. Both take `now` from
-the caller and hold a bounded number of addresses.
+the caller and hold a bounded number of addresses; the buckets are
+`golive.core.buckets`'.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass
+
+from golive.core.buckets import BucketTable
 
 
 def address_of(remote: str) -> str:
@@ -34,12 +35,6 @@ def address_of(remote: str) -> str:
         return host
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
-
-
 class FailureThrottle:
     """A token bucket of failures per source address.
 
@@ -52,40 +47,26 @@ class FailureThrottle:
         self.burst = burst
         self.rate = rate
         self.max_addresses = max_addresses
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets = BucketTable(rate, burst, max_addresses)
         self.refused = 0  # attempts refused while an address was throttled
-
-    def _refill(self, address: str, now: float) -> _Bucket | None:
-        bucket = self._buckets.get(address)
-        if bucket is None:
-            return None
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-        bucket.updated = now
-        if bucket.tokens >= self.burst:
-            del self._buckets[address]  # a full bucket is the same as no entry
-            return None
-        return bucket
 
     def retry_after(self, remote: str, now: float) -> float:
         """Seconds until `remote` may try again; 0 when it may try now."""
-        bucket = self._refill(address_of(remote), now)
-        if bucket is None or bucket.tokens >= 1:
+        address = address_of(remote)
+        bucket = self._buckets.get(address)
+        if bucket is None:
             return 0.0
-        self.refused += 1
-        return (1 - bucket.tokens) / self.rate
+        if bucket.full(now):
+            self._buckets.forget(address)  # a full bucket is the same as no entry
+            return 0.0
+        wait = bucket.wait_time(now)
+        if wait > 0:
+            self.refused += 1
+        return wait
 
     def failed(self, remote: str, now: float) -> None:
         """Record one failed attempt from `remote`."""
-        address = address_of(remote)
-        bucket = self._refill(address, now)
-        if bucket is None:
-            bucket = _Bucket(float(self.burst), now)
-            self._buckets[address] = bucket
-            while len(self._buckets) > self.max_addresses:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(address)
-        bucket.tokens = max(0.0, bucket.tokens - 1)
+        self._buckets.spend(address_of(remote), now)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from golive.core import TokenBucket
 from golive.formats import Fragment, FragmentReader, InitSegment
 from golive.media.feed import InputFeed
 from golive.media.progress import EncodeProgress, ProgressParser
@@ -38,18 +39,14 @@ _LOG_RATE = 1.0  # lines per second after the burst
 
 
 class LogLimiter:
-    """A token bucket for ffmpeg's stderr lines: a chatty encoder must not flood the log."""
+    """ffmpeg's stderr lines through a token bucket: a chatty encoder must not flood the log."""
 
     def __init__(self, now: float) -> None:
-        self.tokens = float(_LOG_BURST)
-        self.at = now
+        self._bucket = TokenBucket(_LOG_RATE, _LOG_BURST, now)
         self.suppressed = 0
 
     def allow(self, now: float) -> bool:
-        self.tokens = min(float(_LOG_BURST), self.tokens + (now - self.at) * _LOG_RATE)
-        self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self._bucket.take(now):
             return True
         self.suppressed += 1
         return False

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from golive.core import RepeatedLog, address_of
+from golive.core import BucketTable, RepeatedLog, address_of
 from golive.store import NewPlaybackEvent
 
 log = logging.getLogger(__name__)
@@ -149,51 +149,18 @@ def server_events(batch: QoeBatch, now: datetime) -> list[NewPlaybackEvent]:
     return events
 
 
-class TokenBuckets:
-    """A token bucket per key, in a bounded LRU (the longest-unused keys are forgotten,
-    which only ever gives them a full bucket again)."""
-
-    def __init__(self, *, rate: float, burst: float, max_keys: int = 100_000) -> None:
-        if rate <= 0 or burst < 1 or max_keys < 1:
-            raise ValueError("token buckets need rate > 0, burst >= 1 and max_keys >= 1")
-        self._rate = rate
-        self._burst = burst
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def _tokens(self, key: str, now: float) -> float:
-        tokens, at = self._buckets.get(key, (self._burst, now))
-        return min(self._burst, tokens + max(0.0, now - at) * self._rate)
-
-    def wait(self, key: str, now: float) -> float:
-        """0 when `key` has a token now, else the seconds until it will."""
-        tokens = self._tokens(key, now)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self._rate
-
-    def take(self, key: str, now: float) -> None:
-        """Spend one of `key`'s tokens (it may go into debt no further than zero)."""
-        tokens = max(0.0, self._tokens(key, now) - 1)
-        self._buckets.pop(key, None)
-        self._buckets[key] = (tokens, now)
-        while len(self._buckets) > self._max_keys:
-            self._buckets.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
 class ViewRateLimit:
     """Batches per view id: a token bucket each, in a bounded LRU."""
 
     def __init__(self, *, rate: float = 0.5, burst: float = 6, max_views: int = 100_000) -> None:
-        self._buckets = TokenBuckets(rate=rate, burst=burst, max_keys=max_views)
+        self._buckets = BucketTable(rate, burst, max_views)
 
     def allow(self, view_id: str, now: float | None = None) -> float:
         """0 when a batch may pass now (and it is counted), else the seconds until one may."""
         now = time.monotonic() if now is None else now
         wait = self._buckets.wait(view_id, now)
         if wait == 0:
-            self._buckets.take(view_id, now)
+            self._buckets.spend(view_id, now)
         return wait
 
     def __len__(self) -> int:
@@ -278,15 +245,14 @@ class QoeIntake:
     def __init__(self, limits: QoeLimits | None = None, *,
                  viewers: ViewerTracker | None = None) -> None:
         self.limits = limits = limits or QoeLimits()
-        self._beacons = TokenBuckets(rate=limits.beacons_per_address_per_second,
-                                     burst=limits.beacon_burst_per_address,
-                                     max_keys=limits.tracked_addresses)
-        self._address_views = TokenBuckets(rate=limits.new_views_per_address_per_minute / 60,
-                                           burst=limits.new_view_burst_per_address,
-                                           max_keys=limits.tracked_addresses)
-        self._stream_views = TokenBuckets(rate=limits.new_views_per_stream_per_second,
-                                          burst=limits.new_view_burst_per_stream,
-                                          max_keys=limits.tracked_addresses)
+        self._beacons = BucketTable(limits.beacons_per_address_per_second,
+                                    limits.beacon_burst_per_address, limits.tracked_addresses)
+        self._address_views = BucketTable(limits.new_views_per_address_per_minute / 60,
+                                          limits.new_view_burst_per_address,
+                                          limits.tracked_addresses)
+        self._stream_views = BucketTable(limits.new_views_per_stream_per_second,
+                                         limits.new_view_burst_per_stream,
+                                         limits.tracked_addresses)
         self.per_view = ViewRateLimit(max_views=limits.known_views)
         self._known: OrderedDict[str, None] = OrderedDict()  # view ids already admitted
         self.viewers = viewers if viewers is not None else ViewerTracker()
@@ -301,7 +267,7 @@ class QoeIntake:
         wait = self._beacons.wait(address, now)
         if wait > 0:
             return self._refuse("too many QoE batches from this address", wait, address, now)
-        self._beacons.take(address, now)
+        self._beacons.spend(address, now)
         wait = self.per_view.allow(view_id, now)
         if wait > 0:
             return self._refuse("too many batches for this view", wait, address, now)
@@ -322,8 +288,8 @@ class QoeIntake:
                                 address, now)
         if by_stream > 0:
             return self._refuse("too many new views of this stream", by_stream, address, now)
-        self._address_views.take(address, now)
-        self._stream_views.take(stream_id, now)
+        self._address_views.spend(address, now)
+        self._stream_views.spend(stream_id, now)
         self._known[view_id] = None
         while len(self._known) > self.limits.known_views:
             self._known.popitem(last=False)

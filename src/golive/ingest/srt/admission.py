@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
-from dataclasses import dataclass
+
+from golive.core import BucketTable, TokenBucket
 
 MAX_SOURCES = 4096  # buckets kept; the least recently seen source is forgotten first
 MAX_REJECTIONS = 1024
@@ -34,16 +35,6 @@ def source_of(host: str) -> str:
     return str(ip)
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
-
-    def refill(self, rate: float, burst: float, now: float) -> None:
-        self.tokens = min(burst, self.tokens + max(0.0, now - self.updated) * rate)
-        self.updated = now
-
-
 class HandshakeBudget:
     """Conclusions allowed per source (`per_source` a second, `source_burst` at once) and
     in all (`total` a second, as many at once)."""
@@ -58,26 +49,17 @@ class HandshakeBudget:
         self.total = total
         self.max_sources = max_sources
         self.refused = 0
-        self._global = _Bucket(total, now)
-        self._sources: OrderedDict[str, _Bucket] = OrderedDict()
+        self._global = TokenBucket(total, total, now)
+        self._sources = BucketTable(per_source, source_burst, max_sources)
 
     def allow(self, source: str, now: float) -> bool:
         """Spend one conclusion for `source` if both its bucket and the global one allow."""
-        bucket = self._sources.get(source)
-        if bucket is None:
-            bucket = _Bucket(self.source_burst, now)
-            self._sources[source] = bucket
-            if len(self._sources) > self.max_sources:
-                self._sources.popitem(last=False)
-        else:
-            self._sources.move_to_end(source)
-            bucket.refill(self.per_source, self.source_burst, now)
-        self._global.refill(self.total, self.total, now)
-        if bucket.tokens < 1 or self._global.tokens < 1:
+        bucket = self._sources.bucket(source, now)
+        if bucket.wait_time(now) > 0 or self._global.wait_time(now) > 0:
             self.refused += 1
             return False
-        bucket.tokens -= 1
-        self._global.tokens -= 1
+        bucket.take(now)
+        self._global.take(now)
         return True
 
     def __len__(self) -> int:

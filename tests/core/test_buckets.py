@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from golive.chat.limits import BucketTable, TokenBucket
+from golive.core import BucketTable, TokenBucket
 
 
 def test_burst_then_rate() -> None:
