@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from tests.store.faults import DiskFull
 
+from golive.core import Backoff
 from golive.core.events import Event, EventBus, EventType
 from golive.formats.tag import MediaTag, TagType
 from golive.store import EventRecorder, Store, StoreStreamDirectory
-from golive.store.outage import Backoff
 from golive.stream import BroadcastHub
 
 VIDEO = MediaTag(TagType.VIDEO, 0, b"\x17\x01\x00\x00\x00")

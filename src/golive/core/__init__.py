@@ -1,5 +1,6 @@
 """Domain types and the event bus shared by every stage (control plane)."""
 
+from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.secrets import (
@@ -13,6 +14,7 @@ from golive.core.secrets import (
 from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
 
 __all__ = [
+    "Backoff",
     "BucketTable",
     "Event",
     "EventBus",

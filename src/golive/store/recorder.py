@@ -16,9 +16,9 @@ import contextlib
 import logging
 import time
 
-from golive.core import Event, EventBus, RepeatedLog
+from golive.core import Backoff, Event, EventBus, RepeatedLog
 from golive.store.facade import Store
-from golive.store.outage import Backoff, is_outage
+from golive.store.outage import is_outage
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from golive.core import Event, EventBus, EventType, RepeatedLog, hash_stream_key, random_id, utcnow
+from golive.core import (
+    Backoff,
+    Event,
+    EventBus,
+    EventType,
+    RepeatedLog,
+    hash_stream_key,
+    random_id,
+    utcnow,
+)
 from golive.formats import MediaTag, TagType
 from golive.stream.broadcast import Broadcast, BroadcastObserver, BroadcastState
 from golive.stream.clock import Clock, LoopClock, Timer
@@ -437,8 +446,9 @@ class BroadcastHub:
 
     async def _write_until_done(self, op: Callable[[], Awaitable[None]]) -> None:
         """Make one write, retrying while the directory is unavailable: writes stay in order."""
-        delay = self._retry_delay
+        backoff = Backoff(self._retry_delay, self._max_retry_delay)
         while True:
+            delay = backoff.next_delay()
             try:
                 await op()
                 return
@@ -453,7 +463,6 @@ class BroadcastHub:
                 log.exception("broadcast state write failed")
                 return
             await asyncio.sleep(delay)
-            delay = min(self._max_retry_delay, delay * 2)
 
     async def _sweep_loop(self, interval: float) -> None:
         while True:
