@@ -210,7 +210,8 @@ class Golive:
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
-                               ws=chat_websocket_protocol())  # exposes the transport to /chat/
+                               ws=chat_websocket_protocol(),  # exposes the transport to /chat/
+                               trusted_proxies=s.trusted_proxies)
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"

@@ -200,7 +200,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(
         "",
         description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
-        "X-Forwarded-For header is trusted for the client address (chat bans by IP).",
+        "X-Forwarded-For and X-Forwarded-Proto headers are trusted for the client address "
+        "and scheme (chat bans, per-address limits and throttles, logs).",
     )
 
     # WebRTC (WHIP ingest, WHEP playback; see golive.webrtc.ice) -- begin.

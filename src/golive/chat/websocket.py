@@ -12,7 +12,6 @@ sets the cookie (HttpOnly) before it opens the socket.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 
@@ -47,41 +46,9 @@ from golive.core import RepeatedLog
 log = logging.getLogger(__name__)
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_trusted_proxies(value: str) -> list[Network]:
-    return [ipaddress.ip_network(part.strip(), strict=False)
-            for part in value.split(",") if part.strip()]
-
-
-def client_ip(connection: HTTPConnection, trusted: list[Network]) -> str:
-    """The peer address; X-Forwarded-For only when the peer is a trusted proxy."""
-    peer = connection.client.host if connection.client else ""
-    if not trusted or not peer:
-        return peer
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return peer
-    if not any(address in net for net in trusted):
-        return peer
-    forwarded = connection.headers.get("x-forwarded-for", "")
-    # The rightmost address not belonging to a trusted proxy is the client.
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        try:
-            hop_address = ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
-        if not any(hop_address in net for net in trusted):
-            return str(hop_address)
-    return peer
-
-
 def chat_routes(service: ChatService) -> list[BaseRoute]:
     """Routes for the root application: the chat WebSocket and the identity endpoint."""
     settings = service.settings
-    trusted = parse_trusted_proxies(settings.trusted_proxies)
     frame_rate, frame_burst = frame_budget(settings.chat_user_rate, settings.chat_user_burst)
     refusals = RepeatedLog(log)  # a flood of sockets must not flood the log too
 
@@ -104,7 +71,8 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
         if service.connection_count >= service.max_connections:
             await refuse(websocket, CLOSE_FULL, "chat server is full; try again later")
             return
-        ip = client_ip(websocket, trusted)
+        # Behind trusted_proxies, the forwarded client (the HTTP server resolves it).
+        ip = websocket.client.host if websocket.client else ""
         if not service.addresses.take(ip):
             refusals.warning(ip, asyncio.get_running_loop().time(),
                              "chat connection refused ip=%s reason=per_address_limit limit=%d",

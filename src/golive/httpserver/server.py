@@ -4,12 +4,15 @@ One place says how golive serves HTTP: uvicorn on uvloop with the httptools pars
 (`HeadBoundedHttp`: request heads bounded in size and time), a `BodyLimit` layer in
 front of the application (bodies bounded per route while they stream in), and a
 WebSocket message limit that is the chat's own (the only WebSocket is `/chat/`), so
-a frame far past it is refused with close code 1009 before it is read.
+a frame far past it is refused with close code 1009 before it is read. Behind
+`trusted_proxies`, every route (chat bans, throttles, QoE and WHEP limits, logs) sees
+the forwarded client address and scheme, resolved once here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -43,12 +46,22 @@ class HttpLimits:
         )
 
 
+def trusted_networks(value: str) -> list[str]:
+    """The `trusted_proxies` setting as networks; a malformed entry is an error at start."""
+    return [str(ipaddress.ip_network(part.strip(), strict=False))
+            for part in value.split(",") if part.strip()]
+
+
 def server_config(app: ASGIApp, limits: HttpLimits, *,
-                  ws: type[asyncio.Protocol]) -> uvicorn.Config:
+                  ws: type[asyncio.Protocol], trusted_proxies: str = "") -> uvicorn.Config:
     """uvicorn's configuration for the node's root ASGI app; call it on the serving loop.
 
     `ws` is the WebSocket protocol class (the chat's, which exposes its transport).
+    `trusted_proxies` (comma-separated addresses or networks): when the peer is one of
+    them, X-Forwarded-For (its rightmost hop not itself trusted) is the client and
+    X-Forwarded-Proto the scheme; from anyone else those headers are ignored.
     """
+    trusted = trusted_networks(trusted_proxies)
     protocol = bounded_http_protocol(limits.head)
     config = uvicorn.Config(
         BodyLimit(app, limits.bodies),
@@ -56,7 +69,8 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
         ws=ws,
         ws_max_size=limits.ws_max_message_bytes,
         log_config=None,
-        proxy_headers=False,  # client addresses come from trusted_proxies where needed
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=3,

@@ -1,0 +1,44 @@
+"""Behind trusted_proxies every route sees the forwarded client; from anyone else the
+forwarding headers are ignored. Checked on the API's per-address token throttle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.e2e.conftest import node_settings
+
+from golive.app import Golive
+from golive.httpserver.server import trusted_networks
+
+GUESSES = 11  # one past the throttle's default burst of wrong tokens
+
+
+async def guess_until_throttled(client: httpx.AsyncClient, forwarded_for: str) -> list[int]:
+    codes = []
+    for _ in range(GUESSES):
+        r = await client.get("/api/v1/live-streams", headers={
+            "Authorization": "Bearer wrong-token", "X-Forwarded-For": forwarded_for})
+        codes.append(r.status_code)
+    return codes
+
+
+@pytest.mark.parametrize("trusted", ["127.0.0.0/8", ""])
+async def test_forwarded_client_is_used_only_behind_a_trusted_proxy(
+    tmp_path: Path, trusted: str
+) -> None:
+    async with Golive(node_settings(tmp_path, trusted_proxies=trusted)) as node, \
+            httpx.AsyncClient(base_url=node.http_url) as client:
+        assert (await guess_until_throttled(client, "198.51.100.7"))[-1] == 429
+        other = await client.get("/api/v1/live-streams", headers={
+            "Authorization": "Bearer wrong-token", "X-Forwarded-For": "198.51.100.8"})
+        # Trusted: another client behind the same proxy has its own budget. Not trusted:
+        # the header is the attacker's to write, so the proxy's address is the client.
+        assert other.status_code == (401 if trusted else 429)
+
+
+def test_trusted_proxies_are_checked_at_start() -> None:
+    assert trusted_networks(" 10.0.0.0/8, ::1 ,") == ["10.0.0.0/8", "::1/128"]
+    with pytest.raises(ValueError):
+        trusted_networks("10.0.0.0/8, not-a-network")
