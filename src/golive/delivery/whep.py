@@ -55,6 +55,8 @@ from golive.webrtc import (
     advertise_public_address,
     gather_on,
     inspect_offer,
+    media_type,
+    read_text,
 )
 
 log = logging.getLogger(__name__)
@@ -481,16 +483,9 @@ class WhepEndpoint:
 
     async def _http_post(self, request: Request, playback_id: str) -> Response:
         try:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != SDP:
+            if media_type(request) != SDP:
                 raise SignalingError(415, "unsupported_media_type", f"the offer must be sent as {SDP}")
-            body = await request.body()
-            if len(body) > MAX_OFFER_BYTES:
-                raise SignalingError(413, "too_large", f"the offer is larger than {MAX_OFFER_BYTES}")
-            try:
-                offer = body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise SignalingError(400, "bad_offer", "the body is not UTF-8 text") from None
+            offer = await read_text(request, MAX_OFFER_BYTES)
             session = await self.play(playback_id, offer,
                                       request.client.host if request.client else "")
         except _JsonError as error:

@@ -33,6 +33,8 @@ from golive.webrtc import (
     advertise_public_address,
     gather_on,
     inspect_offer,
+    media_type,
+    read_text,
     tap_encoded_frames,
 )
 
@@ -327,10 +329,10 @@ class WhipEndpoint:
     async def _http_post(self, request: Request) -> Response:
         try:
             key = _bearer(request)
-            if _media_type(request) != SDP:
+            if media_type(request) != SDP:
                 raise SignalingError(415, "unsupported_media_type",
                                 f"the offer must be sent as {SDP}")
-            offer = await _read_text(request, MAX_OFFER_BYTES)
+            offer = await read_text(request, MAX_OFFER_BYTES)
             remote = request.client.host if request.client else "unknown"
             session = await self.publish(key, offer, remote)
         except SignalingError as error:
@@ -350,9 +352,9 @@ class WhipEndpoint:
         try:
             session = self.session(session_id)
             _check_session_token(request, session)
-            if _media_type(request) != TRICKLE:
+            if media_type(request) != TRICKLE:
                 raise SignalingError(415, "unsupported_media_type", f"PATCH bodies must be {TRICKLE}")
-            fragment = await _read_text(request, MAX_PATCH_BYTES)
+            fragment = await read_text(request, MAX_PATCH_BYTES)
             await self.trickle(session_id, fragment, request.headers.get("if-match"))
         except SignalingError as error:
             return error.response(_CORS)
@@ -381,22 +383,3 @@ def _check_session_token(request: Request, session: WhipSession) -> None:
     # The session URL is an unguessable capability; a token, if sent, must still match.
     if "authorization" in request.headers and _bearer(request) != session.stream_key:
         raise SignalingError(403, "wrong_token", "this session belongs to another stream key")
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def _read_text(request: Request, limit: int) -> str:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise SignalingError(413, "too_large", f"the body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise SignalingError(413, "too_large", f"the body is larger than {limit} bytes")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SignalingError(400, "bad_offer", "the body is not UTF-8 text") from None

@@ -9,7 +9,15 @@ from golive.webrtc.ice import (
     install_host_address_hook,
 )
 from golive.webrtc.receive import MediaConverter, tap_encoded_frames
-from golive.webrtc.sdp import MAX_OFFER_BYTES, SDP, OfferSummary, SignalingError, inspect_offer
+from golive.webrtc.sdp import (
+    MAX_OFFER_BYTES,
+    SDP,
+    OfferSummary,
+    SignalingError,
+    inspect_offer,
+    media_type,
+    read_text,
+)
 
 __all__ = [
     "MAX_OFFER_BYTES",
@@ -23,5 +31,7 @@ __all__ = [
     "gather_on",
     "inspect_offer",
     "install_host_address_hook",
+    "media_type",
+    "read_text",
     "tap_encoded_frames",
 ]

@@ -1,4 +1,4 @@
-"""SDP offers and signalling errors shared by WHIP ingest and WHEP playback (webrtc).
+"""SDP offers, their HTTP bodies and signalling errors shared by WHIP ingest and WHEP playback (webrtc).
 
 Both endpoints take an SDP offer over HTTP and answer with SDP or a JSON error;
 `inspect_offer` refuses what no negotiation could accept before any socket is
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiortc.sdp import SessionDescription
+from starlette.requests import Request
 from starlette.responses import Response
 
 SDP = "application/sdp"
@@ -63,3 +64,24 @@ def inspect_offer(sdp: str) -> OfferSummary:
         if not (media.dtls and media.dtls.fingerprints):
             raise SignalingError(400, "bad_offer", "the offer has no DTLS fingerprint")
     return OfferSummary(audio, video)
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, lower case, without parameters."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_text(request: Request, limit: int) -> str:
+    """The body as UTF-8 text, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise SignalingError(413, "too_large", f"the body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise SignalingError(413, "too_large", f"the body is larger than {limit} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignalingError(400, "bad_offer", "the body is not UTF-8 text") from None
