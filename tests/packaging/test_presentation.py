@@ -113,21 +113,23 @@ def test_discontinuity_and_end_reach_every_rendition() -> None:
     assert text is not None and "#EXT-X-ENDLIST" in text and "RENDITION-REPORT" not in text
 
 
-async def test_wait_ready_resolves_on_the_first_init() -> None:
+async def test_wait_complete_resolves_on_the_last_init() -> None:
     p = ladder()
-    waiter = asyncio.create_task(p.wait_ready())
+    waiter = asyncio.create_task(p.wait_complete())
     await asyncio.sleep(0)
-    assert not waiter.done()
     p.renditions["360p"].set_init(init(640, 360))
+    await asyncio.sleep(0)
+    assert not waiter.done()  # one rendition of two: not yet
+    p.renditions["720p"].set_init(init(1280, 720))
     await asyncio.wait_for(waiter, 1)
-    await asyncio.wait_for(p.wait_ready(), 1)  # already ready
+    await asyncio.wait_for(p.wait_complete(), 1)  # already complete
 
 
-async def test_wait_ready_resolves_on_end_and_cancellation_cleans_up() -> None:
+async def test_wait_complete_resolves_on_end_and_cancellation_cleans_up() -> None:
     p = ladder()
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(p.wait_ready(), 0.01)
-    waiter = asyncio.create_task(p.wait_ready())
+        await asyncio.wait_for(p.wait_complete(), 0.01)
+    waiter = asyncio.create_task(p.wait_complete())
     await asyncio.sleep(0)
     p.end()
     await asyncio.wait_for(waiter, 1)

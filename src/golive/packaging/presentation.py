@@ -136,18 +136,6 @@ class Presentation:
             lines.append(report)
         return "".join(line + "\n" for line in lines)
 
-    async def wait_ready(self) -> None:
-        """Return once the multivariant playlist exists or the presentation has ended."""
-        if self.ended or self.multivariant_playlist() is not None:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ready_waiters.append(future)
-        try:
-            await future
-        finally:
-            if future in self._ready_waiters:
-                self._ready_waiters.remove(future)
-
     @property
     def complete(self) -> bool:
         """Every rendition of the planned ladder has its init, so the multivariant lists all."""
