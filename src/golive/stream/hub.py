@@ -130,7 +130,6 @@ class BroadcastHub:
         self._broadcasts: dict[str, Broadcast] = {}  # by stream id, until ended
         self._reconnect_timers: dict[str, Timer] = {}  # by broadcast id, while reconnecting
         # By broadcast id: when media may next be reported to the directory.
-        self._media_seen_due: dict[str, float] = {}
         self._observers: list[BroadcastObserver] = []
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -338,10 +337,10 @@ class BroadcastHub:
     def _on_media(self, broadcast: Broadcast, tag: MediaTag) -> None:
         now = self._clock.now()
         broadcast.meter.observe(tag, now)
-        if now >= self._media_seen_due.get(broadcast.id, now):
+        if now >= broadcast.media_seen_due:
             # Not per tag: one small write per broadcast every few seconds bounds how
             # much of a broadcast a crash can misplace.
-            self._media_seen_due[broadcast.id] = now + self._media_seen_interval
+            broadcast.media_seen_due = now + self._media_seen_interval
             stream_id, broadcast_id, seen_at = broadcast.stream_id, broadcast.id, utcnow()
             self._write(lambda: self._directory.media_seen(stream_id, broadcast_id, seen_at))
         if broadcast.state is BroadcastState.CONNECTED and tag.type is not TagType.SCRIPT:
@@ -398,7 +397,6 @@ class BroadcastHub:
             return
         broadcast.move_to(BroadcastState.ENDED)
         self._cancel_reconnect(broadcast)
-        self._media_seen_due.pop(broadcast.id, None)
         if self._broadcasts.get(broadcast.stream_id) is broadcast:
             del self._broadcasts[broadcast.stream_id]
         ended_at = utcnow()
