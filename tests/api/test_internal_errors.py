@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from tests.api.conftest import NoBroadcasts
 from tests.store.faults import DiskFull
 
 from golive.api.app import create_api_app
@@ -18,23 +18,6 @@ from golive.settings import Settings
 from golive.store import Store
 
 ADMIN = "test-admin-token"
-
-
-class NoBroadcasts:
-    def ingest_facts(self, stream_id: str) -> dict[str, Any] | None:
-        return None
-
-    async def stream_changed(self, stream_id: str) -> None:
-        return None
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

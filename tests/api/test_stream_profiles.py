@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from tests.api.conftest import NoBroadcasts
 
 from golive.api.app import create_api_app
 from golive.api.auth import Authenticator
@@ -20,14 +20,6 @@ from golive.settings import Settings
 from golive.store import Store
 
 ADMIN = "test-admin-token"
-
-
-class NoBroadcasts:
-    def ingest_facts(self, stream_id: str) -> dict[str, Any] | None:
-        return None
-
-    async def stream_changed(self, stream_id: str) -> None:
-        pass
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.api.conftest import Clock, NoBroadcasts
 
 from golive.api.app import create_api_app
 from golive.api.auth import Authenticator
@@ -21,22 +22,6 @@ from golive.store import Store
 ADMIN = "test-admin-token-of-some-length"
 GUESSER = ("198.51.100.7", 40000)
 OPERATOR = ("203.0.113.9", 40001)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class NoBroadcasts:
-    def ingest_facts(self, stream_id: str) -> dict[str, Any] | None:
-        return None
-
-    async def stream_changed(self, stream_id: str) -> None:
-        return None
 
 
 @dataclass

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from golive.core.secrets import hash_stream_key
 from golive.store import Store, StoreStreamDirectory
@@ -14,15 +10,6 @@ from golive.stream import BroadcastStart, KeyState, PlaybackId, StreamDirectory,
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2025, 1, 1, 12, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def start(stream_id: str, broadcast_id: str = "bc_1") -> BroadcastStart:

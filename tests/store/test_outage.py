@@ -7,10 +7,7 @@ inside the engine while it is set, as SQLite does when its disk fills.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from tests.store.faults import DiskFull
 
 from golive.core import Backoff
@@ -21,15 +18,6 @@ from golive.stream import BroadcastHub
 
 VIDEO = MediaTag(TagType.VIDEO, 0, b"\x17\x01\x00\x00\x00")
 TIMEOUT = 30
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_broadcasts_and_events_written_while_the_disk_is_full_land_later(

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from golive.store import Store
 from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def _events(n: int, at: datetime) -> list[NewPlaybackEvent]:
