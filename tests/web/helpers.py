@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 PLAYING = """() => {
@@ -50,3 +54,38 @@ async def wait_advancing(page: Any, seconds: float, timeout: float = 30) -> None
 async def player_state(page: Any) -> str:
     state: str = await page.evaluate("document.getElementById('player').dataset.state")
     return state
+
+
+Page = tuple[bytes, str]  # body and media type
+
+
+@contextlib.contextmanager
+def serve_site(page_for: Callable[[str], Page | None]) -> Iterator[str]:
+    """A small web site on its own port, in a thread (another origin than the node's);
+    `page_for` maps a request path and query to what to answer, or None for 404.
+    Yields the base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = page_for(self.path)
+            if page is None:
+                self.send_error(404)
+                return
+            body, kind = page
+            self.send_response(200)
+            self.send_header("Content-Type", kind + "; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,9 +11,7 @@ behind live as the player itself reports it. bench/players.py uses the same page
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import httpx
 import pytest
 from tests.e2e.conftest import DumpObserver, create_stream, eventually, wait_status
 from tests.mediatools import ffmpeg_publish, stop
+from tests.web.helpers import Page, serve_site
 
 from golive.app import Golive
 
@@ -161,40 +160,18 @@ def serve_players() -> Iterator[str]:
         {name: (PLAYERS_DIR / name).read_bytes() for names in STYLES.values() for name in names}
     )
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/play.html":
-                player = parse_qs(urlsplit(self.path).query).get("player", [""])[0]
-                if player not in SCRIPTS:
-                    self.send_error(404)
-                    return
-                self._send(page_html(player), "text/html")
-            elif path.startswith("/players/") and path[len("/players/") :] in files:
-                name = path[len("/players/") :]
-                kind = "text/css" if name.endswith(".css") else "text/javascript"
-                self._send(files[name], kind)
-            else:
-                self.send_error(404)
+    def page_for(target: str) -> Page | None:
+        path = target.split("?", 1)[0]
+        if path == "/play.html":
+            player = parse_qs(urlsplit(target).query).get("player", [""])[0]
+            return (page_html(player), "text/html") if player in SCRIPTS else None
+        name = path[len("/players/"):] if path.startswith("/players/") else ""
+        if name not in files:
+            return None
+        return files[name], "text/css" if name.endswith(".css") else "text/javascript"
 
-        def _send(self, body: bytes, kind: str) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", kind + "; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_site(page_for) as base:
+        yield base
 
 
 def page_url(base: str, player: str, manifest: str, config: dict[str, Any] | None = None) -> str:

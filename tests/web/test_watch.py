@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,13 @@ import httpx
 import pytest
 from tests.e2e.conftest import create_stream, eventually, wait_status
 from tests.mediatools import ffmpeg_publish, stop
-from tests.web.helpers import ConsoleLog, player_state, wait_advancing, wait_playing
+from tests.web.helpers import (
+    ConsoleLog,
+    player_state,
+    serve_site,
+    wait_advancing,
+    wait_playing,
+)
 
 from golive.app import Golive
 from golive.store.views import PlaybackViewStore
@@ -24,28 +28,10 @@ pytestmark = pytest.mark.slow
 
 @contextlib.contextmanager
 def _serve_page(html: str) -> Iterator[str]:
-    """A one-page web site on its own port, in a thread: the other origin of embed tests."""
+    """A one-page web site on its own port: the other origin of embed tests."""
     body = html.encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/host.html"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_site(lambda path: (body, "text/html")) as base:
+        yield f"{base}/host.html"
 
 
 async def _live(node: Golive, api: httpx.AsyncClient, source: Path) -> tuple[dict[str, Any], Any]:
