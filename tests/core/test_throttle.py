@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
+from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,11 @@ def test_repeated_log_lets_one_line_through_per_interval(
     assert messages[0] == "refused x"
     assert len(messages) == 2
     assert "refused y" in messages[1] and "999 more like this" in messages[1]
+
+
+def test_cooldown_is_per_key_and_bounded() -> None:
+    gate = Cooldown(10, max_keys=2)
+    assert gate.allow("a", 0) and not gate.allow("a", 9.9) and gate.allow("a", 10)
+    assert gate.allow("b", 0) and gate.allow("c", 0)  # "a" is the longest quiet: forgotten
+    assert gate.allow("a", 11)
+    assert not gate.allow("c", 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from golive.core import Cooldown
 from golive.media.command import CPU_ONLY, EncoderCapabilities
 from golive.media.health import (
     CounterWindow,
@@ -11,7 +12,6 @@ from golive.media.health import (
     EncodeSample,
     NvencFallback,
     SlowEncodeDetector,
-    WarningCooldown,
     slow_encode_action,
 )
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
@@ -131,7 +131,7 @@ def test_slow_encode_only_warns_when_nothing_may_be_dropped() -> None:
 
 
 def test_warning_cooldown_is_per_code() -> None:
-    cooldown = WarningCooldown(60)
+    cooldown = Cooldown(60)
     assert cooldown.allow("a", 0) and not cooldown.allow("a", 59.9) and cooldown.allow("b", 1)
     assert cooldown.allow("a", 60)
 

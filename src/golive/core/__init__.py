@@ -11,11 +11,12 @@ from golive.core.secrets import (
     new_stream_key,
     random_id,
 )
-from golive.core.throttle import FailureThrottle, RepeatedLog, address_of
+from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of
 
 __all__ = [
     "Backoff",
     "BucketTable",
+    "Cooldown",
     "Event",
     "EventBus",
     "EventType",

@@ -5,7 +5,7 @@ wrong API token, a bad studio login) spends one token of the source address's
 bucket, which refills at a steady rate; an address with an empty bucket is refused
 before any check runs. Successful attempts cost nothing, so a real publisher or
 operator is never slowed by the throttle unless it shares an address with a guesser
-that already spent the burst. `RepeatedLog` lets one line through per interval and
+that already spent the burst. `RepeatedLog` (on a `Cooldown` per key) lets one line through per interval and
 counts the ones it held back, so a flood cannot fill the log. Both take `now` from
 the caller and hold a bounded number of addresses; the buckets are
 `golive.core.buckets`'.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import OrderedDict
 
 from golive.core.buckets import BucketTable
 
@@ -72,24 +73,46 @@ class FailureThrottle:
         return len(self._buckets)
 
 
+class Cooldown:
+    """Lets each key through at most once per `span` seconds; remembers at most `max_keys`
+    (the longest-quiet first forgotten, which only lets that key through again)."""
+
+    def __init__(self, span: float, *, max_keys: int = 1024) -> None:
+        self.span = span
+        self._max_keys = max_keys
+        self._last: OrderedDict[str, float] = OrderedDict()
+
+    def allow(self, key: str, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.span:
+            return False
+        self._last.pop(key, None)
+        self._last[key] = now
+        while len(self._last) > self._max_keys:
+            self._last.popitem(last=False)
+        return True
+
+
 class RepeatedLog:
     """Logs the first occurrence, then at most one line per `interval` with a count of the rest."""
 
-    def __init__(self, logger: logging.Logger, *, interval: float = 10.0) -> None:
+    def __init__(self, logger: logging.Logger, *, interval: float = 10.0,
+                 max_keys: int = 1024) -> None:
         self._log = logger
         self.interval = interval
-        self._next: dict[str, float] = {}
+        self._gate = Cooldown(interval, max_keys=max_keys)
         self._held: dict[str, int] = {}
+        self._max_keys = max_keys
 
     def warning(self, key: str, now: float, message: str, *args: object) -> None:
-        if now < self._next.get(key, 0.0):
-            self._held[key] = self._held.get(key, 0) + 1
+        if not self._gate.allow(key, now):
+            # Counted for keys already counting, or while there is room: a flood of
+            # distinct keys (addresses) must not grow the table without bound.
+            if key in self._held or len(self._held) < self._max_keys:
+                self._held[key] = self._held.get(key, 0) + 1
             return
         held = self._held.pop(key, 0)
         if held:
             message += " (%d more like this in the last %.0f s)"
             args = (*args, held, self.interval)
         self._log.warning(message, *args)
-        if len(self._next) > 1024:
-            self._next.clear()
-        self._next[key] = now + self.interval

@@ -27,7 +27,6 @@ __all__ = [
     "NvencFallback",
     "SlowEncodeAction",
     "SlowEncodeDetector",
-    "WarningCooldown",
     "slow_encode_action",
 ]
 
@@ -99,21 +98,6 @@ class CounterWindow:
         if now - then < self.span:
             return None
         return now - then, total - total_then
-
-
-class WarningCooldown:
-    """Lets a warning code through at most once per `span` seconds."""
-
-    def __init__(self, span: float = WARNING_COOLDOWN) -> None:
-        self.span = span
-        self._last: dict[str, float] = {}
-
-    def allow(self, code: str, now: float) -> bool:
-        last = self._last.get(code)
-        if last is not None and now - last < self.span:
-            return False
-        self._last[code] = now
-        return True
 
 
 @dataclass(frozen=True, slots=True)

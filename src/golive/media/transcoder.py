@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from golive.core import Cooldown
 from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.capabilities import detect_capabilities
 from golive.media.command import (
@@ -30,12 +31,12 @@ from golive.media.command import (
 )
 from golive.media.feed import FlvInput
 from golive.media.health import (
+    WARNING_COOLDOWN,
     EncodeHealth,
     EncodeSample,
     HealthWarning,
     NvencFallback,
     SlowEncodeDetector,
-    WarningCooldown,
     slow_encode_action,
 )
 from golive.media.ladder import LadderPlan
@@ -129,7 +130,7 @@ class Transcoder:
         self._last_progress: EncodeProgress | None = None
         self._health = EncodeHealth(plan.profile.alerts)
         self._nvenc = NvencFallback()
-        self._cooldown = WarningCooldown()
+        self._cooldown = Cooldown(WARNING_COOLDOWN)
         self._log_limiter = LogLimiter(time.monotonic())
         self._callbacks = RunCallbacks(
             on_init=functools.partial(self._call, self._events.on_init),
