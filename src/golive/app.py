@@ -23,7 +23,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
-from golive.api import Authenticator, chat_router, create_api_app, pipeline_facts_out
+from golive.api import (
+    STUDIO_SCOPE_KEY,
+    Authenticator,
+    audit_router,
+    chat_router,
+    create_api_app,
+    pipeline_facts_out,
+    webhooks_router,
+)
+from golive.api import AuditTrail as ApiAuditTrail
 from golive.chat import (
     ChatService,
     ChatSigner,
@@ -43,6 +52,7 @@ from golive.settings import Settings
 from golive.store import ChatStore, EventRecorder, PlaybackViewStore, Store, StoreStreamDirectory
 from golive.stream import BroadcastHub, GuardedPublishTarget
 from golive.web import AssetCatalog, Studio, studio_routes, web_routes
+from golive.webhooks import DeliveryPolicy, WebhookDispatcher
 from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
 log = logging.getLogger(__name__)
@@ -80,6 +90,17 @@ class _Dispatch:
             await self._origin(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
+
+
+class _ViaStudio:
+    """The API as the studio reaches it in process: marked, so the audit log believes the
+    browser address the studio passes on (no request from outside carries the mark)."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._api({**scope, STUDIO_SCOPE_KEY: True}, receive, send)
 
 
 class _LiveView:
@@ -129,6 +150,7 @@ class Golive:
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
         self._recorder: EventRecorder | None = None
+        self.webhooks: WebhookDispatcher | None = None
         self._chat_review: ReviewHook | None = None
         self._studio_api: httpx.AsyncClient | None = None
         self._signing_secret: bytes | None = None
@@ -169,7 +191,15 @@ class Golive:
         self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
         # What a killed run left live is closed, and announced, by the hub's start().
 
-        self._recorder = EventRecorder(self.store, self.bus)
+        # Webhooks: the recorder writes each event's outbox rows with the event and wakes
+        # the dispatcher, which sends them (and what a killed run left pending).
+        self.webhooks = WebhookDispatcher(self.store, DeliveryPolicy(
+            timeout=s.webhook_timeout, retry_first=s.webhook_retry_first,
+            retry_longest=max(s.webhook_retry_first, s.webhook_retry_longest),
+            retry_for=s.webhook_retry_for, allow_private=s.webhook_allow_private_targets,
+            log_retention=s.webhook_log_retention))
+        await self.webhooks.start()
+        self._recorder = EventRecorder(self.store, self.bus, on_queued=self.webhooks.wake)
         self._recorder.start()
 
         self.hub = BroadcastHub(
@@ -288,6 +318,8 @@ class Golive:
             await self._chat_review.close()
         if self._recorder is not None:
             await self._recorder.stop()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.store is not None:
             await self.store.close()
 
@@ -317,6 +349,10 @@ class Golive:
         # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
+        assert self.webhooks is not None
+        api.include_router(webhooks_router(auth, self.store, s, ApiAuditTrail(self.store),
+                                           self.webhooks.wake))
+        api.include_router(audit_router(auth, self.store))
         app.router.routes.extend(chat_routes(self.chat))
         app.mount("/api/v1", api)
 
@@ -359,7 +395,7 @@ class Golive:
         # in-process to the API app with the signed-in session's token. The client's
         # base URL is fixed: a request's Host header never picks the API route.
         self._studio_api = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=api, client=("127.0.0.1", 0)),
+            transport=httpx.ASGITransport(app=_ViaStudio(api), client=("127.0.0.1", 0)),
             base_url=httpx.URL(scheme="http", host=s.advertised_host, path="/"), timeout=30,
         )
         app.router.routes.extend(studio_routes(Studio(

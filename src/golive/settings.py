@@ -204,6 +204,35 @@ class Settings(BaseSettings):
         "and scheme (chat bans, per-address limits and throttles, logs).",
     )
 
+    # Webhooks (golive.webhooks) -- begin.
+    webhook_allow_private_targets: bool = Field(
+        False, description="Allow webhook URLs whose host resolves to a private, loopback or "
+        "link-local address (checked when an endpoint is saved and before every delivery); "
+        "off, such targets are refused (SSRF).",
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0, le=60, description="Seconds one webhook delivery attempt may take: "
+        "resolving, connecting, sending and reading the start of the answer.",
+    )
+    webhook_retry_first: float = Field(
+        5.0, gt=0, le=3600, description="Seconds before a failed webhook delivery is first "
+        "retried; each further retry waits twice as long (up to webhook_retry_longest), "
+        "less up to a quarter at random.",
+    )
+    webhook_retry_longest: float = Field(
+        1800.0, gt=0, le=86400, description="Longest wait between two attempts of a webhook "
+        "delivery.",
+    )
+    webhook_retry_for: float = Field(
+        86400.0, gt=0, le=7 * 86400, description="Seconds after it was queued that a webhook "
+        "delivery still failing is given up (it stays in the log and can be redelivered).",
+    )
+    webhook_log_retention: float = Field(
+        7 * 86400.0, gt=0, description="Seconds finished webhook deliveries stay in the "
+        "delivery log.",
+    )
+    # Webhooks -- end.
+
     # WebRTC (WHIP ingest, WHEP playback; see golive.webrtc.ice) -- begin.
     webrtc_ice_servers: list[str] = Field(
         default_factory=list,

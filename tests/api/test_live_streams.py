@@ -225,11 +225,11 @@ async def test_auth(api: Api) -> None:
     r = await api.client.get("/live-streams", headers={"Authorization": f"Basic {ADMIN}"})
     assert r.status_code == 401
 
-    # A store token with read scope reads but cannot write.
-    r = await api.client.post("/tokens", json={"name": "dashboard", "scope": "read"})
+    # A store token with the streams:read scope reads but cannot write.
+    r = await api.client.post("/tokens", json={"name": "dashboard", "scopes": ["streams:read"]})
     assert r.status_code == 201, r.text
     read = r.json()["data"]
-    assert read["scope"] == "read" and read["token"].startswith(read["token_prefix"])
+    assert read["scopes"] == ["streams:read"] and read["token"].startswith(read["token_prefix"])
     as_reader = {"Authorization": f"Bearer {read['token']}"}
     assert (await api.client.get("/live-streams", headers=as_reader)).status_code == 200
     r = await api.client.post("/live-streams", json={"name": "x"}, headers=as_reader)
@@ -250,8 +250,8 @@ async def test_auth(api: Api) -> None:
     r = await api.client.get("/live-streams", headers=as_admin)
     assert r.status_code == 401
     assert (await api.client.delete("/tokens/nope")).status_code == 404
-    r = await api.client.post("/tokens", json={"name": "x", "scope": "root"})
-    assert error_of(r)["messages"][0].startswith("scope:")
+    r = await api.client.post("/tokens", json={"name": "x", "scopes": ["root"]})
+    assert error_of(r)["messages"][0].startswith("scopes[0]:")
 
 
 async def test_not_found(api: Api) -> None:

@@ -121,9 +121,10 @@ def test_bad_settings_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_tokens(run: Any) -> None:
     created = json.loads(ok(run("tokens", "create", "--name", "ci", "--json")))
-    assert created["scope"] == "admin" and created["token"]
-    out = ok(run("tokens", "create", "--name", "dash", "--scope", "read"))
-    assert "read" in out
+    assert created["scopes"] == ["admin"] and created["token"]
+    out = ok(run("tokens", "create", "--name", "dash", "--scope", "streams:read",
+                 "--scope", "assets:read", "--expires-in", "3600"))
+    assert "assets:read streams:read" in out
     listed = ok(run("tokens", "list"))
     assert "ci" in listed and "dash" in listed and created["token"] not in listed
     listed_json = json.loads(ok(run("tokens", "list", "--json")))
@@ -134,6 +135,26 @@ def test_tokens(run: Any) -> None:
     assert revoked["revoked_at"] is not None
     result = run("tokens", "revoke", "nope")
     assert result.exit_code == 1 and "nope" in result.output
+    dash = json.loads(ok(run("tokens", "list", "--json")))[1]
+    assert dash["scopes"] == ["assets:read", "streams:read"] and dash["expires_at"]
+
+
+def test_webhooks(run: Any) -> None:
+    # Loopback is refused without webhook_allow_private_targets.
+    refused = run("webhooks", "create", "--url", "http://127.0.0.1:9/hook")
+    assert refused.exit_code == 1 and "not a public address" in refused.output
+    bad = run("webhooks", "create", "--url", "http://93.184.215.14/", "--event", "stream.up")
+    assert bad.exit_code == 1 and "not an event type" in bad.output
+    created = json.loads(ok(run("webhooks", "create", "--url", "http://93.184.215.14/hook",
+                                "--event", "live_stream.*", "--json")))
+    assert created["secret"].startswith("whsec_") and created["event_types"] == ["live_stream.*"]
+    listed = ok(run("webhooks", "list"))
+    assert created["id"] in listed and created["secret"] not in listed
+    assert json.loads(ok(run("webhooks", "deliveries", created["id"], "--json"))) == []
+    missing = run("webhooks", "redeliver", created["id"], "1")
+    assert missing.exit_code == 1 and "no delivery 1" in missing.output
+    assert "Deleted" in ok(run("webhooks", "delete", created["id"]))
+    assert run("webhooks", "delete", created["id"]).exit_code == 1
 
 
 def test_config_sample_parses(run: Any) -> None:
@@ -151,7 +172,7 @@ def test_config_sample_parses(run: Any) -> None:
 
 def test_help_lists_everything(run: Any) -> None:
     out = ok(run("--help"))
-    for command in ("serve", "streams", "tokens", "config"):
+    for command in ("serve", "streams", "tokens", "webhooks", "config"):
         assert command in out
     out = ok(run("streams", "--help"))
     for command in ("create", "list", "show", "reset-key", "enable", "disable", "delete"):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text, update
+from sqlalchemy.engine import Connection
 
+from golive.core import utcnow
 from golive.core.events import Event, EventType
 from golive.store import (
     ApiTokenRecord,
@@ -16,6 +19,7 @@ from golive.store import (
     Store,
     StreamRecord,
 )
+from golive.store.models import ApiToken
 
 
 def _url(tmp_path: Path) -> str:
@@ -332,14 +336,15 @@ async def test_open_validates_event_history(tmp_path: Path) -> None:
 
 
 async def test_api_tokens(store: Store) -> None:
-    record, token = await store.create_api_token(name="ci", scope="read")
+    record, token = await store.create_api_token(name="ci",
+                                                 scopes=["streams:read", "streams:read"])
     assert isinstance(record, ApiTokenRecord)
     assert record.id.startswith("tok_")
-    assert record.scope == "read"
+    assert record.scopes == ("streams:read",)
     assert record.token_prefix == token[:8]
     assert record.last_used_at is None and record.revoked_at is None
     admin, admin_token = await store.create_api_token(name="admin")
-    assert admin.scope == "admin"
+    assert admin.scopes == ("admin",)
 
     authed = await store.authenticate_token(token)
     assert authed is not None and authed.id == record.id
@@ -361,9 +366,55 @@ async def test_api_tokens(store: Store) -> None:
     assert revoked.revoked_at is not None
 
     with pytest.raises(ValueError):
-        await store.create_api_token(name="x", scope="owner")
+        await store.create_api_token(name="x", scopes=["owner"])
+    with pytest.raises(ValueError):
+        await store.create_api_token(name="x", scopes=[])
     with pytest.raises(ValueError):
         await store.create_api_token(name="")
+    with pytest.raises(ValueError):
+        await store.create_api_token(name="x", expires_at=utcnow() - timedelta(seconds=1))
+
+
+async def test_expired_api_token_is_refused(store: Store) -> None:
+    soon = utcnow() + timedelta(seconds=60)
+    record, token = await store.create_api_token(name="temp", expires_at=soon)
+    assert record.expires_at == soon
+    assert await store.authenticate_token(token) is not None
+    async with store._write.begin() as session:  # a minute later
+        await session.execute(update(ApiToken).where(ApiToken.id == record.id)
+                              .values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert await store.authenticate_token(token) is None
+
+
+async def test_migration_keeps_what_old_tokens_could_do(tmp_path: Path) -> None:
+    """Tokens made before scopes (revision 0005) keep their powers: admin stays admin,
+    read becomes read-only scopes."""
+    from alembic import command
+
+    from golive.store.db import create_engine
+    from golive.store.migrate import alembic_config
+
+    engine = create_engine(_url(tmp_path))
+
+    def to(revision: str) -> Callable[[Connection], None]:
+        def run(connection: Connection) -> None:
+            command.upgrade(alembic_config(connection), revision)
+        return run
+
+    async with engine.begin() as connection:
+        await connection.run_sync(to("0005"))
+        for name, scope in (("old-admin", "admin"), ("old-read", "read")):
+            await connection.execute(text(
+                "INSERT INTO api_tokens (id, name, token_hash, token_prefix, scope, created_at) "
+                "VALUES (:id, :name, :hash, 'glt_x', :scope, '2026-01-01 00:00:00')"
+            ), {"id": f"tok_{name}", "name": name, "hash": name * 4, "scope": scope})
+    await engine.dispose()
+    store = await Store.open(_url(tmp_path))
+    try:
+        scopes = {t.name: t.scopes for t in await store.list_api_tokens()}
+        assert scopes == {"old-admin": ("admin",), "old-read": ("assets:read", "streams:read")}
+    finally:
+        await store.close()
 
 
 # Two stores on one file ----------------------------------------------------------------

@@ -1,17 +1,28 @@
 """REST API under /api/v1 (control plane)."""
 
 from golive.api.app import create_api_app
-from golive.api.auth import Authenticator, Throttled
+from golive.api.audit import STUDIO_CLIENT_HEADER, STUDIO_SCOPE_KEY, AuditTrail, audit_router
+from golive.api.auth import SCOPES, Authenticator, Principal, Throttled
 from golive.api.chat import chat_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
+from golive.api.webhooks import delivery_out, webhook_out, webhooks_router
 
 __all__ = [
+    "SCOPES",
+    "STUDIO_CLIENT_HEADER",
+    "STUDIO_SCOPE_KEY",
+    "AuditTrail",
     "Authenticator",
+    "Principal",
     "Throttled",
+    "audit_router",
     "chat_router",
     "create_api_app",
+    "delivery_out",
     "ingest_urls",
     "live_stream_out",
     "pipeline_facts_out",
     "token_out",
+    "webhook_out",
+    "webhooks_router",
 ]

@@ -8,9 +8,10 @@ bus (`live_stream.created` ...); the event recorder, not the API, stores them.
 import asyncio
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
 
 from golive import __version__
+from golive.api.audit import AuditTrail
 from golive.api.auth import Authenticator, Principal
 from golive.api.errors import (
     ApiError,
@@ -78,8 +79,11 @@ def create_api_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
-    Reader = Annotated[Principal, Depends(auth.reader)]
-    Admin = Annotated[Principal, Depends(auth.admin)]
+    # The scope each route needs; `admin` tokens have them all.
+    Reader = Annotated[Principal, auth.scope("streams:read")]
+    Writer = Annotated[Principal, auth.scope("streams:write")]
+    Admin = Annotated[Principal, auth.scope("admin")]
+    trail = AuditTrail(store)
     streams = APIRouter(prefix="/live-streams", tags=["live streams"], responses=_NOT_FOUND)
     tokens = APIRouter(prefix="/tokens", tags=["API tokens"])
 
@@ -116,7 +120,7 @@ def create_api_app(
 
     @streams.post("", status_code=201, summary="Create a live stream")
     async def create_stream(
-        request: Request, principal: Admin, body: LiveStreamCreate
+        request: Request, principal: Writer, body: LiveStreamCreate
     ) -> Data[LiveStreamWithKey]:
         await check_profile(body.profile)
         window = body.reconnect_window
@@ -130,6 +134,8 @@ def create_api_app(
             srt_passphrase=body.srt_passphrase,
         )
         publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
+        await trail.record(request, principal, "live_stream.create", "live_stream", record.id,
+                           name=record.name)
         result = out(request, record, key)
         assert isinstance(result, LiveStreamWithKey)
         return Data(data=result)
@@ -150,7 +156,7 @@ def create_api_app(
 
     @streams.patch("/{stream_id}", summary="Update a live stream")
     async def update_stream(
-        request: Request, principal: Admin, stream_id: str, body: LiveStreamUpdate
+        request: Request, principal: Writer, stream_id: str, body: LiveStreamUpdate
     ) -> Data[LiveStream]:
         changes = body.model_dump(exclude_unset=True)
         nulls = sorted(k for k, v in changes.items() if v is None)
@@ -166,19 +172,22 @@ def create_api_app(
         # Events are recorded and sent to webhooks: never the passphrase itself.
         shown = {k: ("(changed)" if k == "srt_passphrase" else v) for k, v in changes.items()}
         publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes=shown)
+        await trail.record(request, principal, "live_stream.update", "live_stream", stream_id,
+                           changes=shown)
         return Data(data=out(request, record))
 
     @streams.delete("/{stream_id}", status_code=204, summary="Delete a live stream")
-    async def delete_stream(principal: Admin, stream_id: str) -> Response:
+    async def delete_stream(request: Request, principal: Writer, stream_id: str) -> Response:
         if not await store.delete_stream(stream_id):
             raise not_found("live stream", stream_id)
         publish(EventType.LIVE_STREAM_DELETED, stream_id, principal)
+        await trail.record(request, principal, "live_stream.delete", "live_stream", stream_id)
         await broadcasts.stream_changed(stream_id)
         return Response(status_code=204)
 
     @streams.post("/{stream_id}/reset-stream-key", summary="Replace the stream key")
     async def reset_stream_key(
-        request: Request, principal: Admin, stream_id: str
+        request: Request, principal: Writer, stream_id: str
     ) -> Data[LiveStreamWithKey]:
         result = await store.reset_stream_key(stream_id)
         if result is None:
@@ -187,6 +196,8 @@ def create_api_app(
         publish(
             EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes={"stream_key": "reset"}
         )
+        await trail.record(request, principal, "live_stream.reset_stream_key", "live_stream",
+                           stream_id)
         await broadcasts.stream_changed(stream_id)
         payload = out(request, record, key)
         assert isinstance(payload, LiveStreamWithKey)
@@ -202,24 +213,28 @@ def create_api_app(
         if (before.status == "disabled") != (record.status == "disabled"):
             kind = EventType.LIVE_STREAM_ENABLED if enabled else EventType.LIVE_STREAM_DISABLED
             publish(kind, stream_id, principal)
+        await trail.record(request, principal,
+                           "live_stream.enable" if enabled else "live_stream.disable",
+                           "live_stream", stream_id)
         await broadcasts.stream_changed(stream_id)
         return Data(data=out(request, record))
 
     @streams.put("/{stream_id}/enable", summary="Enable a live stream")
     @streams.post("/{stream_id}/enable", include_in_schema=False)
-    async def enable_stream(request: Request, principal: Admin, stream_id: str) -> Data[LiveStream]:
+    async def enable_stream(request: Request, principal: Writer, stream_id: str) -> Data[LiveStream]:
         return await set_enabled(request, principal, stream_id, True)
 
     @streams.put("/{stream_id}/disable", summary="Disable a live stream (kicks its publisher)")
     @streams.post("/{stream_id}/disable", include_in_schema=False)
     async def disable_stream(
-        request: Request, principal: Admin, stream_id: str
+        request: Request, principal: Writer, stream_id: str
     ) -> Data[LiveStream]:
         return await set_enabled(request, principal, stream_id, False)
 
     @streams.post("/{stream_id}/playback-ids", status_code=201, summary="Add a playback id")
     async def add_playback_id(
-        principal: Admin,
+        request: Request,
+        principal: Writer,
         stream_id: str,
         body: Annotated[PlaybackIdCreate | None, Body()] = None,
     ) -> Data[PlaybackId]:
@@ -228,18 +243,24 @@ def create_api_app(
         if record is None:
             raise not_found("live stream", stream_id)
         publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal, playback_id_added=record.id)
+        await trail.record(request, principal, "live_stream.add_playback_id", "live_stream",
+                           stream_id, playback_id=record.id, policy=policy)
         return Data(data=playback_id_out(record))
 
     @streams.delete(
         "/{stream_id}/playback-ids/{playback_id}", status_code=204, summary="Delete a playback id"
     )
-    async def delete_playback_id(principal: Admin, stream_id: str, playback_id: str) -> Response:
+    async def delete_playback_id(
+        request: Request, principal: Writer, stream_id: str, playback_id: str
+    ) -> Response:
         if not await store.delete_playback_id(stream_id, playback_id):
             await existing(stream_id)
             raise not_found("playback id", playback_id)
         publish(
             EventType.LIVE_STREAM_UPDATED, stream_id, principal, playback_id_deleted=playback_id
         )
+        await trail.record(request, principal, "live_stream.delete_playback_id", "live_stream",
+                           stream_id, playback_id=playback_id)
         return Response(status_code=204)
 
     @streams.get("/{stream_id}/events", summary="Events of a live stream, newest first")
@@ -256,8 +277,17 @@ def create_api_app(
     # API tokens ---------------------------------------------------------------------------
 
     @tokens.post("", status_code=201, summary="Create an API token (shown once)")
-    async def create_token(principal: Admin, body: TokenCreate) -> Data[ApiTokenWithSecret]:
-        record, secret = await store.create_api_token(name=body.name, scope=body.scope)
+    async def create_token(
+        request: Request, principal: Admin, body: TokenCreate
+    ) -> Data[ApiTokenWithSecret]:
+        try:
+            record, secret = await store.create_api_token(
+                name=body.name, scopes=body.scopes, expires_at=body.expires_at)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+        await trail.record(request, principal, "api_token.create", "api_token", record.id,
+                           name=record.name, scopes=list(record.scopes),
+                           expires_at=record.expires_at)
         result = token_out(record, secret)
         assert isinstance(result, ApiTokenWithSecret)
         return Data(data=result)
@@ -267,9 +297,10 @@ def create_api_app(
         return Data(data=[token_out(r) for r in await store.list_api_tokens()])
 
     @tokens.delete("/{token_id}", status_code=204, responses=_NOT_FOUND, summary="Revoke a token")
-    async def revoke_token(principal: Admin, token_id: str) -> Response:
+    async def revoke_token(request: Request, principal: Admin, token_id: str) -> Response:
         if not await store.revoke_api_token(token_id):
             raise not_found("API token", token_id)
+        await trail.record(request, principal, "api_token.revoke", "api_token", token_id)
         return Response(status_code=204)
 
     app.include_router(streams)

@@ -1,8 +1,10 @@
-"""Bearer-token authentication for the API.
+"""Bearer-token authentication and scopes for the API.
 
-Accepted tokens: `settings.admin_token` (compared in constant time; admin scope) or an
-API token from the store (`Store.authenticate_token`). Read-scope tokens may only
-read; every write needs an admin token.
+Accepted tokens: `settings.admin_token` (compared in constant time; `admin` scope) or
+an API token from the store (`Store.authenticate_token`; revoked and expired ones are
+refused). Every route declares the one scope it needs with `Authenticator.scope`; a
+token without it gets 403 naming the scope. `admin` allows everything, and a
+`NAME:write` scope allows `NAME:read` too.
 
 Guessing is throttled per source address (`golive.core.FailureThrottle`): every wrong
 token spends one failure, and an address that has spent its burst is answered 429 with
@@ -17,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -29,7 +31,16 @@ from golive.store import Store
 
 log = logging.getLogger(__name__)
 
-Scope = Literal["admin", "read"]
+Scope = Literal[
+    "streams:read",
+    "streams:write",
+    "chat:moderate",
+    "assets:read",
+    "assets:write",
+    "webhooks",
+    "admin",
+]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -41,11 +52,17 @@ bearer_scheme = HTTPBearer(
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who made a request: the token's id (None for the admin token), name and scope."""
+    """Who made a request: the token's id (None for the admin token), name and scopes."""
 
     token_id: str | None
     name: str
-    scope: Scope
+    scopes: frozenset[str]
+
+    def allows(self, scope: Scope) -> bool:
+        if "admin" in self.scopes or scope in self.scopes:
+            return True
+        family, _, access = scope.partition(":")
+        return access == "read" and f"{family}:write" in self.scopes
 
 
 class Throttled(Exception):
@@ -63,7 +80,7 @@ class Throttled(Exception):
 
 
 class Authenticator:
-    """FastAPI dependencies `reader` (any valid token) and `admin` (admin scope)."""
+    """Checks bearer tokens; `scope(NAME)` is the FastAPI dependency a route declares."""
 
     def __init__(self, settings: Settings, store: Store, *,
                  throttle: FailureThrottle | None = None,
@@ -75,6 +92,7 @@ class Authenticator:
         self.throttle = throttle if throttle is not None else FailureThrottle()
         self._clock = clock
         self._log = RepeatedLog(log)
+        self._dependencies: dict[Scope, Any] = {}
 
     async def authenticate_from(self, token: str, remote: str, *,
                                 surface: str = "api") -> Principal | None:
@@ -94,14 +112,13 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal | None:
         if self._admin_token and hmac.compare_digest(token.encode(), self._admin_token):
-            return Principal(token_id=None, name="admin_token", scope="admin")
+            return Principal(token_id=None, name="admin_token", scopes=frozenset({"admin"}))
         record = await self._store.authenticate_token(token)
         if record is None or record.revoked_at is not None:
             return None
-        scope: Scope = "admin" if record.scope == "admin" else "read"
-        return Principal(token_id=record.id, name=record.name, scope=scope)
+        return Principal(token_id=record.id, name=record.name, scopes=frozenset(record.scopes))
 
-    async def reader(
+    async def principal(
         self,
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -119,17 +136,25 @@ class Authenticator:
         except Throttled as throttled:
             raise ApiError(429, str(throttled), headers=throttled.header) from None
         if principal is None:
-            raise ApiError(401, "invalid or revoked API token", headers=_CHALLENGE)
+            raise ApiError(401, "invalid, expired or revoked API token", headers=_CHALLENGE)
         return principal
 
-    async def admin(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    ) -> Principal:
-        principal = await self.reader(request, credentials)
-        if principal.scope != "admin":
-            raise ApiError(
-                403, f"token {principal.name!r} has read scope; this request needs an admin token"
-            )
-        return principal
+    def scope(self, needed: Scope) -> Any:
+        """The dependency of a route that needs `needed`: `Annotated[Principal, auth.scope(...)]`."""
+        dependency = self._dependencies.get(needed)
+        if dependency is None:
+            async def check(
+                request: Request,
+                credentials: Annotated[
+                    HTTPAuthorizationCredentials | None, Depends(bearer_scheme)
+                ],
+            ) -> Principal:
+                principal = await self.principal(request, credentials)
+                if not principal.allows(needed):
+                    held = " ".join(sorted(principal.scopes))
+                    raise ApiError(403, f"token {principal.name!r} lacks the {needed!r} scope "
+                                        f"this request needs (it has: {held})")
+                return principal
+
+            dependency = self._dependencies[needed] = Depends(check)
+        return dependency

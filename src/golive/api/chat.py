@@ -9,9 +9,10 @@ action taken here reaches everyone in the room at once.
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from golive.api.audit import AuditTrail
 from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
@@ -136,20 +137,22 @@ def _settings_out(r: ChatSettingsRecord) -> ChatSettingsOut:
 
 
 def chat_router(auth: Authenticator, chat: ChatService) -> APIRouter:
-    Reader = Annotated[Principal, Depends(auth.reader)]
-    Admin = Annotated[Principal, Depends(auth.admin)]
+    Reader = Annotated[Principal, auth.scope("streams:read")]
+    # Moderation, and everything that shows viewers' addresses or mints chat identities.
+    Moderator = Annotated[Principal, auth.scope("chat:moderate")]
     not_found_doc: dict[int | str, dict[str, object]] = {
         404: {"model": ErrorBody, "description": "Not found"}
     }
     router = APIRouter(tags=["chat"])
     store = chat.store
+    trail = AuditTrail(store)
 
     async def existing(stream_id: str) -> None:
         if await store.get_stream(stream_id) is None:
             raise not_found("live stream", stream_id)
 
     @router.post("/chat-tokens", status_code=201, summary="Mint a chat token for one of your users")
-    async def create_chat_token(principal: Admin, body: ChatTokenCreate) -> Data[ChatToken]:
+    async def create_chat_token(principal: Moderator, body: ChatTokenCreate) -> Data[ChatToken]:
         if body.stream_id is not None:
             await existing(body.stream_id)
         caps: list[str] = sorted(set(body.capabilities))
@@ -170,7 +173,7 @@ def chat_router(auth: Authenticator, chat: ChatService) -> APIRouter:
 
     @router.patch(base, responses=not_found_doc, summary="Change chat settings of a live stream")
     async def update_chat_settings(
-        principal: Admin, stream_id: str, body: ChatSettingsUpdate
+        request: Request, principal: Moderator, stream_id: str, body: ChatSettingsUpdate
     ) -> Data[ChatSettingsOut]:
         changes = body.model_dump(exclude_unset=True)
         nulls = sorted(k for k, v in changes.items() if v is None and k != "review_hook_url")
@@ -179,12 +182,14 @@ def chat_router(auth: Authenticator, chat: ChatService) -> APIRouter:
         record = await chat.update_settings(stream_id, **changes)
         if record is None:
             raise not_found("live stream", stream_id)
+        await trail.record(request, principal, "chat.update_settings", "live_stream", stream_id,
+                           changes=changes)
         return Data(data=_settings_out(record))
 
     @router.get(base + "/messages", responses=not_found_doc,
                 summary="Chat messages, newest first (page with `before`)")
     async def list_messages(
-        principal: Reader,
+        principal: Moderator,
         stream_id: str,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[int | None, Query(ge=1, description="Message id to page below")] = None,
@@ -198,39 +203,53 @@ def chat_router(auth: Authenticator, chat: ChatService) -> APIRouter:
 
     @router.delete(base + "/messages/{message_id}", status_code=204, responses=not_found_doc,
                    summary="Delete a chat message (disappears for everyone)")
-    async def delete_message(principal: Admin, stream_id: str, message_id: int) -> Response:
+    async def delete_message(
+        request: Request, principal: Moderator, stream_id: str, message_id: int
+    ) -> Response:
         if not await chat.delete_message(stream_id, message_id):
             await existing(stream_id)
             raise not_found("chat message", str(message_id))
+        await trail.record(request, principal, "chat.delete_message", "live_stream", stream_id,
+                           message_id=message_id)
         return Response(status_code=204)
 
     @router.get(base + "/bans", responses=not_found_doc, summary="Active chat bans and timeouts")
-    async def list_bans(principal: Reader, stream_id: str) -> Data[list[ChatBanOut]]:
+    async def list_bans(principal: Moderator, stream_id: str) -> Data[list[ChatBanOut]]:
         await existing(stream_id)
         records = await chat.messages.active_bans(stream_id, datetime.now(UTC))
         return Data(data=[_ban_out(r) for r in records])
 
     @router.post(base + "/bans", status_code=201, responses=not_found_doc,
                  summary="Ban or time out a user id and/or an IP address")
-    async def create_ban(principal: Admin, stream_id: str, body: ChatBanCreate) -> Data[ChatBanOut]:
+    async def create_ban(
+        request: Request, principal: Moderator, stream_id: str, body: ChatBanCreate
+    ) -> Data[ChatBanOut]:
         await existing(stream_id)
         record = await chat.ban(stream_id, user_id=body.user_id, ip=body.ip,
                                 seconds=body.duration, reason=body.reason or f"by {principal.name}")
+        await trail.record(request, principal, "chat.ban", "live_stream", stream_id,
+                           ban_id=record.id, user_id=body.user_id, ip=body.ip,
+                           duration=body.duration, reason=record.reason)
         return Data(data=_ban_out(record))
 
     @router.delete(base + "/bans/{ban_id}", status_code=204, responses=not_found_doc,
                    summary="Lift a chat ban")
-    async def delete_ban(principal: Admin, stream_id: str, ban_id: str) -> Response:
+    async def delete_ban(
+        request: Request, principal: Moderator, stream_id: str, ban_id: str
+    ) -> Response:
         if not await chat.lift_ban(stream_id, ban_id):
             await existing(stream_id)
             raise not_found("chat ban", ban_id)
+        await trail.record(request, principal, "chat.lift_ban", "live_stream", stream_id,
+                           ban_id=ban_id)
         return Response(status_code=204)
 
     @router.post(base + "/clear", status_code=204, responses=not_found_doc,
                  summary="Clear the chat for everyone")
-    async def clear_chat(principal: Admin, stream_id: str) -> Response:
+    async def clear_chat(request: Request, principal: Moderator, stream_id: str) -> Response:
         await existing(stream_id)
         await chat.clear(stream_id)
+        await trail.record(request, principal, "chat.clear", "live_stream", stream_id)
         return Response(status_code=204)
 
     return router

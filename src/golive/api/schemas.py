@@ -7,10 +7,10 @@ Every success body is `{"data": ...}` (`Data[T]`).
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from golive.media import PipelineFacts
 from golive.settings import Settings
@@ -25,7 +25,15 @@ T = TypeVar("T")
 
 LatencyMode = Literal["low", "standard"]
 PlaybackPolicy = Literal["public", "signed"]
-TokenScope = Literal["admin", "read"]
+TokenScope = Literal[
+    "streams:read",
+    "streams:write",
+    "chat:moderate",
+    "assets:read",
+    "assets:write",
+    "webhooks",
+    "admin",
+]
 StreamStatus = Literal["idle", "active", "disabled"]
 
 
@@ -89,7 +97,22 @@ class PlaybackIdCreate(_Request):
 
 class TokenCreate(_Request):
     name: str = Field(min_length=1, max_length=200)
-    scope: TokenScope = "admin"
+    scopes: list[TokenScope] = Field(
+        ["admin"], min_length=1, max_length=7,
+        description="What the token may do; `admin` is everything, `NAME:write` "
+        "includes `NAME:read`.",
+    )
+    expires_at: datetime | None = Field(
+        None, description="When the token stops working (UTC, in the future); empty: never."
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is read as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 # Responses --------------------------------------------------------------------------
@@ -148,10 +171,11 @@ class StreamEventOut(BaseModel):
 class ApiToken(BaseModel):
     id: str
     name: str
-    scope: str
+    scopes: list[str]
     token_prefix: str
     created_at: datetime
-    last_used_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="Updated at most once a minute.")
     revoked_at: datetime | None
 
 
@@ -236,9 +260,10 @@ def token_out(record: ApiTokenRecord, secret: str | None = None) -> ApiToken:
     fields: dict[str, Any] = {
         "id": record.id,
         "name": record.name,
-        "scope": record.scope,
+        "scopes": list(record.scopes),
         "token_prefix": record.token_prefix,
         "created_at": record.created_at,
+        "expires_at": record.expires_at,
         "last_used_at": record.last_used_at,
         "revoked_at": record.revoked_at,
     }

@@ -1,7 +1,7 @@
 """The `golive` command line (control plane): run a node, manage streams and API tokens,
 print a config.
 
-`serve` runs a node; `streams` and `tokens` talk to the database directly through
+`serve` runs a node; `streams`, `tokens` and `webhooks` talk to the database directly through
 `Store` (the same file a running server uses); `config sample` prints a golive.toml.
 Human-readable tables by default, `--json` for scripts. Errors print one clear line
 and exit 1 (or 2 for bad usage or configuration), never a traceback.
@@ -18,6 +18,7 @@ from golive.cli.config import config
 from golive.cli.serve import serve
 from golive.cli.streams import streams
 from golive.cli.tokens import tokens
+from golive.cli.webhooks import webhooks
 
 __all__ = ["cli", "main"]
 
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, config: Path | None, data_dir: Path | None) -> None:
 cli.add_command(serve)
 cli.add_command(streams)
 cli.add_command(tokens)
+cli.add_command(webhooks)
 cli.add_command(config)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -9,6 +10,8 @@ from typing import Any
 
 import click
 from pydantic import BaseModel
+
+from golive.store import Actor
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -42,3 +45,12 @@ def key_values(rows: Sequence[tuple[str, Any]]) -> None:
 
 def when(value: datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cli_actor() -> Actor:
+    """The audit log's "who" for a change made with the command line: the local user."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment
+        user = "unknown"
+    return Actor(type="cli", name=f"cli:{user}", remote_address="local")

@@ -1,11 +1,13 @@
 """Persistent state (control plane): SQLAlchemy models, migrations and repositories.
 
-`Store` opens the database and answers for streams, broadcasts, events and API
-tokens with frozen records; `StoreStreamDirectory` is the broadcast hub's view of
+`Store` opens the database and answers for streams, broadcasts, events, API
+tokens, webhook endpoints (with their delivery outbox) and the audit log with
+frozen records; `StoreStreamDirectory` is the broadcast hub's view of
 it. Chat and playback views have their own stores (`golive.store.chat`,
 `golive.store.views`) over `Store.engine`.
 """
 
+from golive.store.audit import Actor, AuditRepository
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.chat import (
     ChatBanRecord,
@@ -16,20 +18,35 @@ from golive.store.chat import (
 )
 from golive.store.directory import StoreStreamDirectory, stream_policy
 from golive.store.facade import Store
+from golive.store.models import TOKEN_SCOPES
 from golive.store.recorder import EventRecorder
 from golive.store.records import (
     ApiTokenRecord,
+    AuditRecord,
     BroadcastRecord,
     EventRecord,
     PlaybackIdRecord,
     StreamRecord,
+    WebhookDeliveryRecord,
+    WebhookEndpointRecord,
 )
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
 from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
+from golive.store.webhooks import (
+    PendingDelivery,
+    WebhookRepository,
+    WebhookTarget,
+    check_event_types,
+    check_url,
+)
 
 __all__ = [
+    "TOKEN_SCOPES",
+    "Actor",
     "ApiTokenRecord",
+    "AuditRecord",
+    "AuditRepository",
     "BroadcastRecord",
     "BroadcastRepository",
     "ChatBanRecord",
@@ -40,6 +57,7 @@ __all__ = [
     "EventRecorder",
     "NewChatMessage",
     "NewPlaybackEvent",
+    "PendingDelivery",
     "PlaybackIdRecord",
     "PlaybackViewStore",
     "Store",
@@ -48,5 +66,11 @@ __all__ = [
     "StreamRepository",
     "TokenRepository",
     "ViewConflict",
+    "WebhookDeliveryRecord",
+    "WebhookEndpointRecord",
+    "WebhookRepository",
+    "WebhookTarget",
+    "check_event_types",
+    "check_url",
     "stream_policy",
 ]

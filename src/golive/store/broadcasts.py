@@ -4,7 +4,7 @@ A broadcast row is written when a publisher starts one, its `last_media_at` move
 on while media flows, and it is closed when it ends (or, after a crash, at the
 next startup, when media was last seen). Every event on the bus is appended to
 its stream's log (by `EventRecorder`), which keeps only the newest
-`event_history` per stream. Rows of a deleted stream
+`event_history` per stream, and queued for webhooks in the same transaction. Rows of a deleted stream
 are never written: a late write for one is dropped, not an error.
 """
 
@@ -14,13 +14,14 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from golive.core import Event, EventType
 from golive.store.db import Tables
 from golive.store.models import Broadcast, LiveStream, StreamEvent
 from golive.store.records import BroadcastRecord, EventRecord, RecoveredBroadcastRecord
 from golive.store.validation import check_limit
+from golive.store.webhooks import queue_deliveries
 
 _PUBLISHER_EVENTS = (
     str(EventType.LIVE_STREAM_CONNECTED),
@@ -186,10 +187,12 @@ class BroadcastRepository(Tables):
 
     # Events ------------------------------------------------------------------------------
 
-    async def record_event(self, event: Event) -> None:
-        """Store an event, keeping the newest `event_history` per stream.
+    async def record_event(self, event: Event) -> list[str]:
+        """Store an event, keeping the newest `event_history` per stream, and queue its
+        webhook deliveries in the same transaction; returns the endpoints queued.
 
-        Events of a stream that no longer exists are dropped silently.
+        A stream that no longer exists gets no log entry (its `deleted` event still
+        goes to webhooks).
         """
         stream_id = event.stream_id
         try:
@@ -197,35 +200,42 @@ class BroadcastRepository(Tables):
                 exists = await session.scalar(
                     select(LiveStream.id).where(LiveStream.id == stream_id)
                 )
-                if exists is None:
-                    return
-                session.add(
-                    StreamEvent(
-                        stream_id=stream_id,
-                        broadcast_id=event.broadcast_id,
-                        type=str(event.type),
-                        at=event.at,
-                        data=dict(event.data),
-                    )
-                )
-                await session.flush()
-                cutoff = await session.scalar(
-                    select(StreamEvent.id)
-                    .where(StreamEvent.stream_id == stream_id)
-                    .order_by(StreamEvent.id.desc())
-                    .offset(self._event_history)
-                    .limit(1)
-                )
-                if cutoff is not None:
-                    await session.execute(
-                        delete(StreamEvent).where(
-                            StreamEvent.stream_id == stream_id, StreamEvent.id <= cutoff
-                        )
-                    )
+                if exists is not None:
+                    await self._append_event(session, event)
+                return await queue_deliveries(session, event)
         except IntegrityError:
-            # The stream was deleted between the check and the insert (PostgreSQL).
+            # The stream was deleted between the check and the insert (PostgreSQL):
+            # the log entry goes with it, the webhook deliveries do not.
             if await self._stream_exists(stream_id):
                 raise
+            async with self._write.begin() as session:
+                return await queue_deliveries(session, event)
+
+    async def _append_event(self, session: AsyncSession, event: Event) -> None:
+        stream_id = event.stream_id
+        session.add(
+            StreamEvent(
+                stream_id=stream_id,
+                broadcast_id=event.broadcast_id,
+                type=str(event.type),
+                at=event.at,
+                data=dict(event.data),
+            )
+        )
+        await session.flush()
+        cutoff = await session.scalar(
+            select(StreamEvent.id)
+            .where(StreamEvent.stream_id == stream_id)
+            .order_by(StreamEvent.id.desc())
+            .offset(self._event_history)
+            .limit(1)
+        )
+        if cutoff is not None:
+            await session.execute(
+                delete(StreamEvent).where(
+                    StreamEvent.stream_id == stream_id, StreamEvent.id <= cutoff
+                )
+            )
 
     async def list_events(
         self, stream_id: str, *, limit: int = 100, before: int | None = None

@@ -2,7 +2,8 @@
 
 The one path by which events reach the database: publishers (the broadcast hub,
 the API, the pipeline) only publish on the bus, so a slow database never slows
-them down; this recorder's bounded inbox absorbs bursts. When the database has an
+them down; the webhook outbox is written with each event's row (`on_queued` then
+wakes the delivery worker); this recorder's bounded inbox absorbs bursts. When the database has an
 outage (disk full, database away: `golive.store.outage`) the event being written
 is kept and retried with backoff, and the ones behind it wait in the inbox, so they
 land in order once space returns; past `backlog` waiting events the oldest are
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 
 from golive.core import Backoff, Event, EventBus, RepeatedLog
 from golive.store.facade import Store
@@ -31,8 +33,11 @@ class EventRecorder:
         *,
         backlog: int = 10_000,
         backoff: Backoff | None = None,
+        on_queued: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
+        """`on_queued` hears which webhook endpoints got deliveries from each event."""
         self._store = store
+        self._on_queued = on_queued
         self._subscription = bus.subscribe(maxsize=backlog)
         self._backoff = backoff if backoff is not None else Backoff()
         self._task: asyncio.Task[None] | None = None
@@ -65,8 +70,10 @@ class EventRecorder:
     async def _record(self, event: Event) -> None:
         while True:
             try:
-                await self._store.record_event(event)
+                queued = await self._store.record_event(event)
                 self._backoff.reset()
+                if queued and self._on_queued is not None:
+                    self._on_queued(queued)
                 return
             except Exception as exc:
                 if not is_outage(exc):

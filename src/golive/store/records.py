@@ -70,8 +70,51 @@ class EventRecord:
 class ApiTokenRecord:
     id: str
     name: str
-    scope: str  # "admin" | "read"
+    scopes: tuple[str, ...]  # sorted names from models.TOKEN_SCOPES
     token_prefix: str
     created_at: datetime
+    expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WebhookEndpointRecord:
+    id: str
+    url: str
+    event_types: tuple[str, ...]  # empty: every event
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryRecord:
+    id: int
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    created_at: datetime
+    state: str  # "pending" | "delivered" | "failed"
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    response_status: int | None
+    latency_ms: float | None
+    error: str | None
+    response_excerpt: str | None
+    redelivery_of: int | None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor_type: str  # "token" | "admin_token" | "studio" | "cli"
+    actor_id: str | None
+    actor_name: str
+    remote_address: str
+    action: str
+    target_type: str
+    target_id: str | None
+    details: dict[str, Any]

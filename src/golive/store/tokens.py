@@ -1,13 +1,16 @@
-"""API tokens: bearer secrets with a scope, stored only as hashes (control plane).
+"""API tokens: bearer secrets with scopes and an optional expiry, stored only as hashes
+(control plane).
 
 The plaintext is returned once, when the token is created; afterwards it is
 recognisable by a short prefix. Revoking keeps the row, so the audit trail
-still names the token.
+still names the token. An expired token authenticates no more, like a revoked one.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -22,13 +25,24 @@ TOKEN_PREFIX_LENGTH = 8
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """Known scope names, deduplicated and sorted; at least one."""
+    if isinstance(scopes, str):
+        raise ValueError("scopes must be a list of scope names")
+    clean = sorted({check_choice("scopes", scope, TOKEN_SCOPES) for scope in scopes})
+    if not clean:
+        raise ValueError(f"scopes must name at least one of {', '.join(TOKEN_SCOPES)}")
+    return tuple(clean)
+
+
 def _token_record(row: ApiToken) -> ApiTokenRecord:
     return ApiTokenRecord(
         id=row.id,
         name=row.name,
-        scope=row.scope,
+        scopes=tuple(row.scopes.split()),
         token_prefix=row.token_prefix,
         created_at=row.created_at,
+        expires_at=row.expires_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
     )
@@ -38,19 +52,27 @@ class TokenRepository(Tables):
     """Create, list, revoke and check API tokens."""
 
     async def create_api_token(
-        self, *, name: str, scope: str = "admin"
+        self,
+        *,
+        name: str,
+        scopes: Iterable[str] = ("admin",),
+        expires_at: datetime | None = None,
     ) -> tuple[ApiTokenRecord, str]:
         """A new API token; the plaintext is returned here and never again."""
         check_text("name", name, MAX_NAME_LENGTH)
-        check_choice("scope", scope, TOKEN_SCOPES)
+        clean = check_scopes(scopes)
+        now = utcnow()
+        if expires_at is not None and expires_at <= now:
+            raise ValueError("expires_at must be in the future")
         token = new_api_token()
         row = ApiToken(
             id=random_id("tok"),
             name=name,
             token_hash=hash_api_token(token),
             token_prefix=token[:TOKEN_PREFIX_LENGTH],
-            scope=scope,
-            created_at=utcnow(),
+            scopes=" ".join(clean),
+            created_at=now,
+            expires_at=expires_at,
             last_used_at=None,
             revoked_at=None,
         )
@@ -78,7 +100,7 @@ class TokenRepository(Tables):
             return True
 
     async def authenticate_token(self, token: str) -> ApiTokenRecord | None:
-        """The live (unrevoked) token with this plaintext, or None."""
+        """The live (unrevoked, unexpired) token with this plaintext, or None."""
         token_hash = hash_api_token(token)
         async with self._read() as session:
             row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
@@ -86,6 +108,8 @@ class TokenRepository(Tables):
                 return None
             record = _token_record(row)
         now = utcnow()
+        if record.expires_at is not None and record.expires_at <= now:
+            return None
         if record.last_used_at is not None and now - record.last_used_at < LAST_USED_RESOLUTION:
             return record
         async with self._write.begin() as session:
@@ -96,12 +120,4 @@ class TokenRepository(Tables):
             )
             if rowcount(result) == 0:
                 return None  # revoked (or deleted) in the meantime
-        return ApiTokenRecord(
-            id=record.id,
-            name=record.name,
-            scope=record.scope,
-            token_prefix=record.token_prefix,
-            created_at=record.created_at,
-            last_used_at=now,
-            revoked_at=None,
-        )
+        return dataclasses.replace(record, last_used_at=now)

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.api import Authenticator, Throttled
+from golive.api import STUDIO_CLIENT_HEADER, Authenticator, Throttled
 from golive.chat import InvalidIdentity, validate_display_name
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.session import SESSION_COOKIE, SessionSigner, StudioSession, StudioSessions
@@ -170,9 +170,9 @@ class Studio:
             log.info("studio login refused reason=invalid_token")
             return self._render("studio_login.html", 401,
                                 error="That token is not valid, or it was revoked.")
-        if principal.scope != "admin":
+        if not principal.allows("admin"):
             return self._render("studio_login.html", 403,
-                                error=f"The token {principal.name!r} has read scope; "
+                                error=f"The token {principal.name!r} lacks the admin scope; "
                                       "the studio needs an admin token.")
         session = self.sessions.create(token, principal.name, self._clock())
         log.info("studio login token=%s", principal.name)
@@ -245,7 +245,9 @@ class Studio:
     async def _call(self, request: Request, session: StudioSession, method: str, path: str,
                     *, query: str = "", body: bytes | None = None,
                     content_type: str | None = None) -> httpx.Response:
-        headers = {"authorization": f"Bearer {session.token}", "accept": "application/json"}
+        headers = {"authorization": f"Bearer {session.token}", "accept": "application/json",
+                   # The audit log says where the browser was (believed in process only).
+                   STUDIO_CLIENT_HEADER: request.client.host if request.client else ""}
         # The API shows ingest URLs with the host the browser used; only a plain
         # host[:port] passes, and it never takes part in choosing the route.
         host = request.headers.get("host", "")

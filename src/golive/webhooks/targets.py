@@ -1,0 +1,77 @@
+"""Where a webhook may be sent: SSRF protection by resolved address (webhooks).
+
+A URL is refused when its host resolves to any address that is not globally
+routable (private, loopback, link-local, shared, multicast, reserved ...), unless
+`allow_private` is set. The check runs when an endpoint is created or changed and
+again before every delivery, after DNS resolution; the delivery then connects to an
+address that passed, so a name re-pointed between check and connect (DNS
+rebinding) gains nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class TargetRefused(Exception):
+    """A webhook URL golive will not send to; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTarget:
+    url: httpx.URL
+    host: str
+    addresses: tuple[IPAddress, ...]
+
+    def connect_url(self) -> httpx.URL:
+        """The URL with its host replaced by the first checked address."""
+        return self.url.copy_with(host=str(self.addresses[0]))
+
+
+def is_public(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def resolve_target(url: str, *, allow_private: bool) -> ResolvedTarget:
+    """Resolve `url`'s host; raises `TargetRefused` when it may not be sent to."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise TargetRefused(f"url is not a valid URL: {exc}") from None
+    if parsed.scheme not in DEFAULT_PORTS or not parsed.host:
+        raise TargetRefused("url must be an absolute http:// or https:// URL")
+    host = parsed.host
+    port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+    try:
+        addresses: tuple[IPAddress, ...] = (ipaddress.ip_address(host),)
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise TargetRefused(f"url host {host!r} does not resolve: {exc}") from None
+        found: dict[IPAddress, None] = {}
+        for info in infos:
+            found[ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])] = None
+        addresses = tuple(found)
+    if not addresses:
+        raise TargetRefused(f"url host {host!r} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            if not is_public(address):
+                raise TargetRefused(
+                    f"url host {host!r} resolves to {address}, which is not a public "
+                    "address (private, loopback, link-local or reserved); set "
+                    "webhook_allow_private_targets to send webhooks there"
+                )
+    return ResolvedTarget(parsed, host, addresses)
