@@ -112,7 +112,7 @@ async def test_a_wrong_token_is_refused_and_the_admin_token_signs_in(
     assert wrong.status_code == 401 and "not valid" in wrong.text
     assert SESSION_COOKIE not in wrong.headers.get("set-cookie", "")
 
-    created = await api.post("/tokens", json={"name": "reader", "scope": "read"})
+    created = await api.post("/tokens", json={"name": "reader", "scopes": ["streams:read"]})
     assert created.status_code == 201, created.text
     reader = await _login(web, created.json()["data"]["token"])
     assert reader.status_code == 403 and "admin token" in reader.text
@@ -327,7 +327,7 @@ async def _moderate(browser: Any, studio: Any, base: str) -> None:
 async def test_revoking_the_token_ends_the_studio_session(
     web: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
-    created = (await api.post("/tokens", json={"name": "laptop", "scope": "admin"})).json()["data"]
+    created = (await api.post("/tokens", json={"name": "laptop", "scopes": ["admin"]})).json()["data"]
     assert (await _login(web, created["token"])).status_code == 303
     csrf = await _csrf(web)
     assert (await web.get("/studio/api/live-streams", headers={"X-CSRF-Token": csrf})

@@ -52,3 +52,26 @@ async def test_the_ingest_urls_show_the_host_the_browser_used(
                             headers={"X-CSRF-Token": csrf, "Host": "studio.example:8080"})
     assert answer.status_code == 201, answer.text
     assert answer.json()["data"]["ingest"]["rtmp"].startswith("rtmp://studio.example:")
+
+
+async def test_studio_changes_are_audited_as_the_studio_from_the_browser(
+    node: Golive, api: httpx.AsyncClient, signed_in: tuple[httpx.AsyncClient, str]
+) -> None:
+    web, csrf = signed_in
+    created = await web.post("/studio/api/live-streams", json={"name": "audited"},
+                             headers={"X-CSRF-Token": csrf})
+    assert created.status_code == 201, created.text
+    log = await web.get("/studio/api/audit", headers={"X-CSRF-Token": csrf})
+    assert log.status_code == 200, log.text
+    entry = log.json()["data"][0]
+    assert entry["action"] == "live_stream.create"
+    assert entry["target"] == {"type": "live_stream", "id": created.json()["data"]["id"]}
+    assert entry["actor"]["type"] == "studio" and entry["actor"]["name"] == "admin_token"
+    assert entry["remote_address"] == "127.0.0.1"  # the browser's address, not the studio's
+    # The page that shows it, and a direct API call with the studio's header is not believed.
+    assert 'id="audit-table"' in (await web.get("/studio")).text
+    r = await api.post("/live-streams", json={"name": "x"},
+                       headers={"x-golive-studio-client": "203.0.113.9"})
+    assert r.status_code == 201
+    latest = (await api.get("/audit")).json()["data"][0]
+    assert latest["actor"]["type"] == "admin_token" and latest["remote_address"] == "127.0.0.1"

@@ -1,4 +1,5 @@
-"""The streamer's studio at `/studio`: login with an API token, streams, ingest health, chat (web).
+"""The streamer's studio at `/studio`: login with an API token, streams, ingest health, chat,
+the audit log (web).
 
 The browser never holds the API token. A login checks the token exactly as the API
 does (`Authenticator.authenticate`, admin scope) and keeps it in a server-side session
@@ -50,6 +51,7 @@ STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FORWARDED = re.compile(
     r"live-streams(/[A-Za-z0-9_-]{1,64}(/(reset-stream-key|enable|disable|events"
     r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
+    r"|audit"  # read-only: the audit log's table on the streams page
 )
 # Routes the studio calls for itself, beyond what its pages may forward.
 INTERNAL = re.compile(r"chat-tokens")
