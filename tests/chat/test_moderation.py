@@ -103,6 +103,21 @@ async def test_rest_moderation(chat: ChatNode, pid: str) -> None:
     await bob.wait_type("cleared")
     assert (await chat.api.get(f"{base}/messages")).json()["data"] == []
 
+    # Every moderation step is in the audit log, with its target stream.
+    audit = (await chat.api.get("/audit", params={"action": "chat.*"})).json()["data"]
+    assert [e["action"] for e in audit] == [
+        "chat.clear", "chat.ban", "chat.lift_ban", "chat.ban", "chat.delete_message"]
+    assert all(e["target"] == {"type": "live_stream", "id": stream_id} for e in audit)
+    assert audit[1]["details"]["ip"] == "127.0.0.1"
+
+    # Moderation needs chat:moderate; streams:write is not enough.
+    for scopes, status in ((["streams:write"], 403), (["chat:moderate"], 204)):
+        token = (await chat.api.post("/tokens", json={"name": "m", "scopes": scopes})
+                 ).json()["data"]["token"]
+        response = await chat.api.post(f"{base}/clear",
+                                       headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == status, response.text
+
 
 async def test_rest_needs_admin_and_a_stream(chat: ChatNode, pid: str) -> None:
     stream_id = await stream_id_of(chat)
