@@ -427,6 +427,19 @@ class Golive:
             facts = b.meter.snapshot(0.0)
             lines.append(f'golive_ingest_bytes_total{{stream_id="{b.stream_id}"}} '
                          f"{facts.bytes_received}")
+        if self.webhooks is not None:
+            hooks = self.webhooks
+            lines += [
+                "# HELP golive_webhook_attempts_total Webhook delivery attempts.",
+                "# TYPE golive_webhook_attempts_total counter",
+                f"golive_webhook_attempts_total {hooks.attempts}",
+                "# HELP golive_webhook_failures_total Webhook delivery attempts that failed.",
+                "# TYPE golive_webhook_failures_total counter",
+                f"golive_webhook_failures_total {hooks.failures}",
+                "# HELP golive_webhook_lanes Webhook endpoints being delivered to.",
+                "# TYPE golive_webhook_lanes gauge",
+                f"golive_webhook_lanes {hooks.lanes}",
+            ]
         return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,7 @@ class Receiver:
     """`modes[path]`: "ok" (200 with a long body), "fail" (500), "hang" (until `release`),
     or an int N: 500 for the first N requests, then 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.modes: dict[str, str | int] = {}
         self.requests: list[Received] = []
         self.hanging = threading.Event()  # a "hang" request is being held
@@ -58,7 +58,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(reply)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings
+from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
+from tests.mediatools import ffmpeg_publish, stop
 from tests.nginxedge import free_port
 from tests.webhooks.receiver import Received, Receiver
 
@@ -130,7 +131,7 @@ async def test_signed_mux_shaped_deliveries_log_and_redelivery(
 
 
 async def test_failing_endpoint_is_retried_with_backoff_in_order(
-        api: httpx.AsyncClient, receiver: Receiver) -> None:
+        node: Golive, api: httpx.AsyncClient, receiver: Receiver) -> None:
     receiver.modes["/flaky"] = 3  # 500 three times, then 200
     hook = await add_webhook(api, f"{receiver.url}/flaky", event_types=["live_stream.created"])
     one = await create_stream(api, name="one")
@@ -148,10 +149,61 @@ async def test_failing_endpoint_is_retried_with_backoff_in_order(
     log = await deliveries(api, hook["id"])
     first = next(d for d in log if d["state"] == "delivered" and d["attempts"] == 4)
     assert first["response_status"] == 200 and first["error"] is None
+    metrics = (await api.get(f"{node.http_url}/metrics")).text
+    assert "golive_webhook_attempts_total 5" in metrics
+    assert "golive_webhook_failures_total 3" in metrics
 
 
-async def test_hanging_endpoint_does_not_delay_another(
+async def test_receiver_down_then_up_gets_everything_in_order(
+        api: httpx.AsyncClient) -> None:
+    port = free_port()  # nothing listens here yet: connections are refused
+    hook = await add_webhook(api, f"http://127.0.0.1:{port}/late",
+                             event_types=["live_stream.created"])
+    streams = [await create_stream(api, name=f"s{i}") for i in range(5)]
+
+    async def refused() -> list[dict[str, Any]] | None:
+        log = await deliveries(api, hook["id"])
+        tried = [d for d in log if d["attempts"] >= 2]
+        return tried or None
+
+    tried = await eventually(refused, what="failed attempts while the receiver is down")
+    assert tried[0]["state"] == "pending" and tried[0]["response_status"] is None
+    assert "ConnectError" in tried[0]["error"]
+    with Receiver(port) as late:
+        got = await received(late, "/late", 5)
+    assert [r.json()["data"]["stream_id"] for r in got] == [s["id"] for s in streams]
+    assert len({r.json()["id"] for r in got}) == 5
+
+
+async def test_deliveries_failing_past_retry_for_are_given_up(
         tmp_path: Path, receiver: Receiver) -> None:
+    receiver.modes["/dead"] = "fail"
+    settings = node_settings(tmp_path, **{**FAST_RETRIES, "webhook_retry_for": 1.0})
+    async with Golive(settings) as node, httpx.AsyncClient(
+            base_url=f"{node.http_url}/api/v1", timeout=10,
+            headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+        hook = await add_webhook(api, f"{receiver.url}/dead",
+                                 event_types=["live_stream.created"])
+        await create_stream(api)
+
+        async def failed() -> list[dict[str, Any]] | None:
+            log = await deliveries(api, hook["id"])
+            return log if log and log[0]["state"] == "failed" else None
+
+        log = await eventually(failed, what="the delivery to be given up")
+        assert log[0]["attempts"] >= 2 and log[0]["next_attempt_at"] is None
+        assert log[0]["response_status"] == 500
+        assert log[0]["response_excerpt"] == "receiver says no"
+        # Still redeliverable once the receiver is fixed.
+        receiver.modes["/dead"] = "ok"
+        r = await api.post(f"/webhooks/{hook['id']}/deliveries/{log[0]['id']}/redeliver")
+        assert r.status_code == 202
+        await received(receiver, "/dead", 1)
+
+
+@pytest.mark.slow
+async def test_hanging_endpoint_delays_neither_another_nor_a_publisher(
+        tmp_path: Path, receiver: Receiver, source_flv: Path) -> None:
     settings = node_settings(tmp_path, **{**FAST_RETRIES, "webhook_timeout": 60})
     async with Golive(settings) as node, httpx.AsyncClient(
             base_url=f"{node.http_url}/api/v1", timeout=10,
@@ -165,9 +217,16 @@ async def test_hanging_endpoint_does_not_delay_another(
         # Delivered while the other endpoint still holds its request open.
         assert receiver.at("/hang") == [] and not receiver.release.is_set()
         assert got[0].json()["data"]["stream_id"] == stream["id"]
-        # The API and the event log are not held up either.
-        r = await api.get(f"/live-streams/{stream['id']}/events")
-        assert r.status_code == 200
+        # A publisher goes live, and its events reach the other endpoint, while the
+        # hanging endpoint still holds its first request.
+        proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+        try:
+            await wait_status(api, stream["id"], "active")
+            live = await received(receiver, "/ok", 3)
+            assert "live_stream.active" in [r.json()["type"] for r in live]
+            assert receiver.at("/hang") == []
+        finally:
+            stop(proc)
         receiver.release.set()
 
 
