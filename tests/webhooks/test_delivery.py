@@ -72,6 +72,15 @@ async def deliveries(api: httpx.AsyncClient, webhook_id: str) -> list[dict[str, 
     return data
 
 
+async def settled(api: httpx.AsyncClient, webhook_id: str) -> list[dict[str, Any]]:
+    """The delivery log once nothing in it is pending (outcomes are written just after)."""
+    async def check() -> list[dict[str, Any]] | None:
+        log = await deliveries(api, webhook_id)
+        return log if log and all(d["state"] != "pending" for d in log) else None
+
+    return await eventually(check, what="every delivery to be settled")
+
+
 async def test_signed_mux_shaped_deliveries_log_and_redelivery(
         api: httpx.AsyncClient, receiver: Receiver) -> None:
     hook = await add_webhook(api, f"{receiver.url}/ok",
@@ -106,7 +115,7 @@ async def test_signed_mux_shaped_deliveries_log_and_redelivery(
     assert updated["type"] == "live_stream.updated"
     assert updated["data"]["changes"] == {"name": "renamed"}
 
-    log = await deliveries(api, hook["id"])
+    log = await settled(api, hook["id"])
     assert [d["event_type"] for d in log] == ["live_stream.updated", "live_stream.created"]
     for entry in log:
         assert entry["state"] == "delivered" and entry["attempts"] == 1
@@ -146,7 +155,7 @@ async def test_failing_endpoint_is_retried_with_backoff_in_order(
     # Backoff doubles from 0.2 s, less up to a quarter of jitter: lower bounds only.
     for gap, least in zip(gaps, (0.15, 0.3, 0.6), strict=True):
         assert gap >= least, gaps
-    log = await deliveries(api, hook["id"])
+    log = await settled(api, hook["id"])
     first = next(d for d in log if d["state"] == "delivered" and d["attempts"] == 4)
     assert first["response_status"] == 200 and first["error"] is None
     metrics = (await api.get(f"{node.http_url}/metrics")).text
@@ -319,7 +328,7 @@ async def test_kill_9_between_event_and_delivery_still_delivers(
         assert got[0].json()["id"] == failed["id"]  # the same event, not a new one
         async with httpx.AsyncClient(base_url=f"{url}/api/v1", headers=headers,
                                      timeout=10) as api:
-            log_entries = await deliveries(api, hook["id"])
+            log_entries = await settled(api, hook["id"])
         assert [d["state"] for d in log_entries] == ["delivered"]
         assert log_entries[0]["attempts"] >= 2
     finally:

@@ -34,6 +34,7 @@ from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
 from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
 from golive.store.webhooks import (
+    AttemptOutcome,
     PendingDelivery,
     WebhookRepository,
     WebhookTarget,
@@ -45,6 +46,7 @@ __all__ = [
     "TOKEN_SCOPES",
     "Actor",
     "ApiTokenRecord",
+    "AttemptOutcome",
     "AuditRecord",
     "AuditRepository",
     "BroadcastRecord",

@@ -10,6 +10,7 @@ are never written: a late write for one is dropped, not an error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
@@ -188,41 +189,51 @@ class BroadcastRepository(Tables):
     # Events ------------------------------------------------------------------------------
 
     async def record_event(self, event: Event) -> list[str]:
-        """Store an event, keeping the newest `event_history` per stream, and queue its
-        webhook deliveries in the same transaction; returns the endpoints queued.
+        """Store one event (see `record_events`); returns the webhook endpoints queued."""
+        return await self.record_events([event])
+
+    async def record_events(self, events: Sequence[Event]) -> list[str]:
+        """Store events in one transaction, keeping the newest `event_history` per stream,
+        and queue their webhook deliveries in the same transaction; returns the endpoints
+        queued (once each).
 
         A stream that no longer exists gets no log entry (its `deleted` event still
         goes to webhooks).
         """
-        stream_id = event.stream_id
+        stream_ids = {event.stream_id for event in events}
         try:
             async with self._write.begin() as session:
-                exists = await session.scalar(
-                    select(LiveStream.id).where(LiveStream.id == stream_id)
-                )
-                if exists is not None:
-                    await self._append_event(session, event)
-                return await queue_deliveries(session, event)
+                existing = set((await session.scalars(
+                    select(LiveStream.id).where(LiveStream.id.in_(stream_ids))
+                )).all())
+                logged = [event for event in events if event.stream_id in existing]
+                for event in logged:
+                    session.add(StreamEvent(
+                        stream_id=event.stream_id,
+                        broadcast_id=event.broadcast_id,
+                        type=str(event.type),
+                        at=event.at,
+                        data=dict(event.data),
+                    ))
+                if logged:
+                    await session.flush()
+                for stream_id in sorted({event.stream_id for event in logged}):
+                    await self._trim_log(session, stream_id)
+                return await queue_deliveries(session, events)
         except IntegrityError:
-            # The stream was deleted between the check and the insert (PostgreSQL):
-            # the log entry goes with it, the webhook deliveries do not.
-            if await self._stream_exists(stream_id):
+            # A stream was deleted between the check and the insert (PostgreSQL): one
+            # at a time, so only that stream's log entries go, never a delivery.
+            if len(events) > 1:
+                queued: dict[str, None] = {}
+                for event in events:
+                    queued.update(dict.fromkeys(await self.record_events([event])))
+                return list(queued)
+            if await self._stream_exists(events[0].stream_id):
                 raise
             async with self._write.begin() as session:
-                return await queue_deliveries(session, event)
+                return await queue_deliveries(session, events)
 
-    async def _append_event(self, session: AsyncSession, event: Event) -> None:
-        stream_id = event.stream_id
-        session.add(
-            StreamEvent(
-                stream_id=stream_id,
-                broadcast_id=event.broadcast_id,
-                type=str(event.type),
-                at=event.at,
-                data=dict(event.data),
-            )
-        )
-        await session.flush()
+    async def _trim_log(self, session: AsyncSession, stream_id: str) -> None:
         cutoff = await session.scalar(
             select(StreamEvent.id)
             .where(StreamEvent.stream_id == stream_id)

@@ -3,7 +3,8 @@
 The one path by which events reach the database: publishers (the broadcast hub,
 the API, the pipeline) only publish on the bus, so a slow database never slows
 them down; the webhook outbox is written with each event's row (`on_queued` then
-wakes the delivery worker); this recorder's bounded inbox absorbs bursts. When the database has an
+wakes the delivery worker); this recorder's bounded inbox absorbs bursts, and
+what waits in it is written in one transaction (up to `BATCH` events). When the database has an
 outage (disk full, database away: `golive.store.outage`) the event being written
 is kept and retried with backoff, and the ones behind it wait in the inbox, so they
 land in order once space returns; past `backlog` waiting events the oldest are
@@ -23,6 +24,8 @@ from golive.store.facade import Store
 from golive.store.outage import is_outage
 
 log = logging.getLogger(__name__)
+
+BATCH = 200
 
 
 class EventRecorder:
@@ -61,24 +64,32 @@ class EventRecorder:
             await self._progress.wait_for(lambda: self.recorded >= count)
 
     async def _run(self) -> None:
+        # What waits in the inbox is written together: one transaction for up to `BATCH`.
         async for event in self._subscription:
-            await self._record(event)
+            batch = [event]
+            while len(batch) < BATCH and (more := self._subscription.get_nowait()) is not None:
+                batch.append(more)
+            await self._record(batch)
             async with self._progress:
-                self.recorded += 1
+                self.recorded += len(batch)
                 self._progress.notify_all()
 
-    async def _record(self, event: Event) -> None:
+    async def _record(self, batch: list[Event]) -> None:
         while True:
             try:
-                queued = await self._store.record_event(event)
+                queued = await self._store.record_events(batch)
                 self._backoff.reset()
                 if queued and self._on_queued is not None:
                     self._on_queued(queued)
                 return
             except Exception as exc:
                 if not is_outage(exc):
-                    log.exception("event not recorded type=%s stream_id=%s", event.type,
-                                  event.stream_id)
+                    if len(batch) > 1:  # one bad event must not cost the others
+                        for event in batch:
+                            await self._record([event])
+                        return
+                    log.exception("event not recorded type=%s stream_id=%s", batch[0].type,
+                                  batch[0].stream_id)
                     return
                 self.retries += 1
                 delay = self._backoff.next_delay()

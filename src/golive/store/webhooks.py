@@ -1,7 +1,7 @@
 """Webhook endpoints and their delivery outbox (control plane).
 
 An endpoint is a URL, the event types it wants and a signing secret. When an
-event is recorded (`BroadcastRepository.record_event`), `queue_deliveries` writes
+event is recorded (`BroadcastRepository.record_events`), `queue_deliveries` writes
 one `pending` delivery per enabled endpoint that wants it, in the same transaction
 as the event's own row: the body is rendered then, once, so a crash before the
 delivery loses nothing and every attempt sends the same bytes. The delivery worker
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from golive.core import Event, random_id, utcnow
@@ -130,8 +130,8 @@ def _delivery_record(row: WebhookDelivery) -> WebhookDeliveryRecord:
     )
 
 
-async def queue_deliveries(session: AsyncSession, event: Event) -> list[str]:
-    """Write the outbox rows of `event` in `session`'s transaction; the endpoints queued."""
+async def queue_deliveries(session: AsyncSession, events: Sequence[Event]) -> list[str]:
+    """Write the outbox rows of `events` in `session`'s transaction; the endpoints queued."""
     endpoints = (
         await session.execute(
             select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
@@ -139,19 +139,35 @@ async def queue_deliveries(session: AsyncSession, event: Event) -> list[str]:
             )
         )
     ).all()
-    chosen = [endpoint_id for endpoint_id, types in endpoints
-              if wants(tuple(types or ()), str(event.type))]
-    if not chosen:
+    if not endpoints:
         return []
-    event_id = random_id("evt")
-    body = render_event(event, event_id)
+    queued: dict[str, None] = {}
     now = utcnow()
-    for endpoint_id in chosen:
-        session.add(WebhookDelivery(
-            endpoint_id=endpoint_id, event_id=event_id, event_type=str(event.type), body=body,
-            created_at=now, state="pending", attempts=0, next_attempt_at=now,
-        ))
-    return chosen
+    for event in events:
+        chosen = [endpoint_id for endpoint_id, types in endpoints
+                  if wants(tuple(types or ()), str(event.type))]
+        if not chosen:
+            continue
+        event_id = random_id("evt")
+        body = render_event(event, event_id)
+        for endpoint_id in chosen:
+            session.add(WebhookDelivery(
+                endpoint_id=endpoint_id, event_id=event_id, event_type=str(event.type),
+                body=body, created_at=now, state="pending", attempts=0, next_attempt_at=now,
+            ))
+            queued[endpoint_id] = None
+    return list(queued)
+
+
+_deliveries = WebhookDelivery.__table__
+assert isinstance(_deliveries, Table)
+_RECORD_ATTEMPT = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in (
+        "state", "attempts", "last_attempt_at", "response_status", "latency_ms", "error",
+        "response_excerpt", "next_attempt_at")})
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +179,22 @@ class PendingDelivery:
     body: str
     created_at: datetime
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one attempt of a delivery came to, as the delivery log keeps it."""
+
+    delivery_id: int
+    attempt: int  # 1 for the first
+    at: datetime
+    delivered: bool
+    give_up: bool
+    status: int | None
+    latency_ms: float | None
+    error: str | None
+    excerpt: str | None
+    next_attempt_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,25 +301,25 @@ class WebhookRepository(Tables):
             )).all()
             return [PendingDelivery(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
 
-    async def record_attempt(
-        self, delivery_id: int, *, at: datetime, delivered: bool, give_up: bool,
-        status: int | None, latency_ms: float | None, error: str | None,
-        excerpt: str | None, next_attempt_at: datetime | None,
-    ) -> None:
-        """One attempt's outcome; a delivery ends `delivered`, or `failed` when `give_up`."""
-        state = "delivered" if delivered else ("failed" if give_up else "pending")
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        """Attempts' outcomes, in one transaction; a delivery ends `delivered`, or `failed`
+        when `give_up`."""
+        if not outcomes:
+            return
+        rows = [{
+            "b_id": o.delivery_id,
+            "b_state": "delivered" if o.delivered else ("failed" if o.give_up else "pending"),
+            "b_attempts": o.attempt,
+            "b_last_attempt_at": o.at,
+            "b_response_status": o.status,
+            "b_latency_ms": o.latency_ms,
+            "b_error": None if o.error is None else o.error[:MAX_ERROR_CHARS],
+            "b_response_excerpt": None if o.excerpt is None else o.excerpt[:MAX_EXCERPT_CHARS],
+            "b_next_attempt_at": o.next_attempt_at if not (o.delivered or o.give_up) else None,
+        } for o in outcomes]
         async with self._write.begin() as session:
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery_id)
-                .values(
-                    state=state, attempts=WebhookDelivery.attempts + 1, last_attempt_at=at,
-                    response_status=status, latency_ms=latency_ms,
-                    error=None if error is None else error[:MAX_ERROR_CHARS],
-                    response_excerpt=None if excerpt is None else excerpt[:MAX_EXCERPT_CHARS],
-                    next_attempt_at=None if state != "pending" else next_attempt_at,
-                )
-            )
+            # Core executemany: a row deleted meanwhile (its endpoint went) is just skipped.
+            await session.execute(_RECORD_ATTEMPT, rows)
 
     async def give_up_before(self, webhook_id: str, cutoff: datetime) -> int:
         """Fail an endpoint's pending deliveries created before `cutoff` (retried long enough)."""

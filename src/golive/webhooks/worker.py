@@ -27,7 +27,7 @@ import httpx
 
 from golive import __version__
 from golive.core import Backoff, utcnow
-from golive.store import PendingDelivery, Store, WebhookTarget
+from golive.store import AttemptOutcome, PendingDelivery, Store, WebhookTarget
 from golive.webhooks.signing import SIGNATURE_HEADER, signature
 from golive.webhooks.targets import TargetRefused, resolve_target
 
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 EXCERPT_BYTES = 1024
 BATCH = 100
+# Successful attempts are written to the log this many at a time (failures at once).
+FLUSH = 50
 # A lane with nothing to send waits this long for more before it ends.
 LANE_IDLE = 60.0
 PRUNE_EVERY = 3600.0
@@ -240,31 +242,46 @@ class _Lane:
                 self.ending = True
                 return False
             return True
-        for delivery in batch:
-            attempt = await self._dispatcher.send(client, target, delivery)
-            self._dispatcher.attempts += 1
-            now = utcnow()
-            if attempt.delivered:
-                self._backoff.reset()
-                await self._record(delivery, attempt, now, give_up=False, retry_at=None)
-                continue
-            self._dispatcher.failures += 1
-            delay = self._backoff.next_delay()
-            retry_at = now + timedelta(seconds=delay)
-            give_up = retry_at - delivery.created_at > retry_for
-            await self._record(delivery, attempt, now, give_up=give_up, retry_at=retry_at)
-            log.info("webhook delivery failed endpoint_id=%s delivery_id=%d attempt=%d "
-                     "error=%s retry_in=%.1fs", self.endpoint_id, delivery.id,
-                     delivery.attempts + 1, attempt.error, delay)
-            if not give_up:
-                await asyncio.sleep(delay)
-                return True  # the same (oldest) delivery first again
+        done: list[AttemptOutcome] = []  # written together: one transaction per FLUSH
+        try:
+            for delivery in batch:
+                attempt = await self._dispatcher.send(client, target, delivery)
+                self._dispatcher.attempts += 1
+                now = utcnow()
+                if attempt.delivered:
+                    self._backoff.reset()
+                    done.append(self._outcome(delivery, attempt, now, give_up=False,
+                                              retry_at=None))
+                    if len(done) >= FLUSH:
+                        await store.record_attempts(done)
+                        done.clear()
+                    continue
+                self._dispatcher.failures += 1
+                delay = self._backoff.next_delay()
+                retry_at = now + timedelta(seconds=delay)
+                give_up = retry_at - delivery.created_at > retry_for
+                done.append(self._outcome(delivery, attempt, now, give_up=give_up,
+                                          retry_at=retry_at))
+                await store.record_attempts(done)
+                done.clear()
+                log.info("webhook delivery failed endpoint_id=%s delivery_id=%d attempt=%d "
+                         "error=%s retry_in=%.1fs", self.endpoint_id, delivery.id,
+                         delivery.attempts + 1, attempt.error, delay)
+                if not give_up:
+                    await asyncio.sleep(delay)
+                    return True  # the same (oldest) delivery first again
+        finally:
+            # Sent but not yet written (a crash here means a duplicate, never a loss).
+            if done:
+                await store.record_attempts(done)
         return True
 
-    async def _record(self, delivery: PendingDelivery, attempt: Attempt, now: datetime, *,
-                      give_up: bool, retry_at: datetime | None) -> None:
-        await self._dispatcher._store.record_attempt(
-            delivery.id, at=now, delivered=attempt.delivered, give_up=give_up,
-            status=attempt.status, latency_ms=attempt.latency_ms, error=attempt.error,
-            excerpt=attempt.excerpt, next_attempt_at=retry_at,
+    @staticmethod
+    def _outcome(delivery: PendingDelivery, attempt: Attempt, now: datetime, *,
+                 give_up: bool, retry_at: datetime | None) -> AttemptOutcome:
+        return AttemptOutcome(
+            delivery_id=delivery.id, attempt=delivery.attempts + 1, at=now,
+            delivered=attempt.delivered, give_up=give_up, status=attempt.status,
+            latency_ms=attempt.latency_ms, error=attempt.error, excerpt=attempt.excerpt,
+            next_attempt_at=retry_at,
         )
