@@ -2,13 +2,13 @@
 
 The one path by which events reach the database: publishers (the broadcast hub,
 the API, the pipeline) only publish on the bus, so a slow database never slows
-them down; the webhook outbox is written with each event's row (`on_queued` then
-wakes the delivery worker); this recorder's bounded inbox absorbs bursts, and
-what waits in it is written in one transaction (up to `BATCH` events). When the database has an
-outage (disk full, database away: `golive.store.outage`) the event being written
-is kept and retried with backoff, and the ones behind it wait in the inbox, so they
-land in order once space returns; past `backlog` waiting events the oldest are
-dropped, counted and logged.
+them down. The webhook outbox is written in the same transaction as the events'
+rows (`on_queued` then wakes the delivery worker). This recorder's bounded inbox
+absorbs bursts, and what waits in it is written in one transaction (up to `BATCH`
+events). When the database has an outage (disk full, database away:
+`golive.store.outage`) the batch being written is kept and retried with backoff,
+and the events behind it wait in the inbox, so they land in order once space
+returns; past `backlog` waiting events the oldest are dropped, counted and logged.
 """
 
 from __future__ import annotations
