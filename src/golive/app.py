@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import signal
 import socket
@@ -90,6 +91,13 @@ class _Dispatch:
             await self._origin(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
+
+
+def _node_id(settings: Settings) -> str:
+    """This node's name in webhook leases: the same after a restart, another on another
+    host or data directory."""
+    where = f"{socket.gethostname()}:{settings.data_dir.resolve()}"
+    return "node_" + hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 class _ViaStudio:
@@ -197,7 +205,7 @@ class Golive:
             timeout=s.webhook_timeout, retry_first=s.webhook_retry_first,
             retry_longest=max(s.webhook_retry_first, s.webhook_retry_longest),
             retry_for=s.webhook_retry_for, allow_private=s.webhook_allow_private_targets,
-            log_retention=s.webhook_log_retention))
+            log_retention=s.webhook_log_retention, node_id=_node_id(s)))
         await self.webhooks.start()
         self._recorder = EventRecorder(self.store, self.bus, on_queued=self.webhooks.wake)
         self._recorder.start()

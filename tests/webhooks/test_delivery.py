@@ -4,6 +4,7 @@ real HTTP receiver started by the test."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import signal
@@ -22,7 +23,7 @@ from tests.nginxedge import free_port
 from tests.webhooks.receiver import Received, Receiver
 
 from golive.app import Golive
-from golive.core import utcnow
+from golive.core import Event, EventType, utcnow
 from golive.store import PendingDelivery, Store
 from golive.webhooks import DeliveryPolicy, WebhookDispatcher, verify_signature
 
@@ -338,3 +339,35 @@ async def test_kill_9_between_event_and_delivery_still_delivers(
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+async def test_two_nodes_on_one_database_send_each_delivery_once(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """Nodes sharing a database (PostgreSQL in production) hold a lease per endpoint: one
+    sends, the other stands by and takes over when the first goes."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    policy = DeliveryPolicy(timeout=5, retry_first=0.2, allow_private=True)
+    first = WebhookDispatcher(store, dataclasses.replace(policy, node_id="node_a"))
+    second = WebhookDispatcher(store, dataclasses.replace(policy, node_id="node_b"))
+    try:
+        await store.create_webhook(url=f"{receiver.url}/shared")
+        stream, _ = await store.create_stream(name="s")
+        queued = await store.record_events(
+            [Event(EventType.LIVE_STREAM_WARNING, stream.id, data={"n": n}) for n in range(20)])
+        first.wake(queued)
+        second.wake(queued)
+        got = await received(receiver, "/shared", 20)
+        assert [r.json()["data"]["n"] for r in got] == list(range(20))
+        assert first.attempts + second.attempts == 20
+        assert 0 in (first.attempts, second.attempts)  # one node sent them all
+        sender, other = (first, second) if first.attempts else (second, first)
+        await sender.close()  # releases its lease
+        queued = await store.record_events([Event(EventType.LIVE_STREAM_IDLE, stream.id)])
+        other.wake(queued)
+        last = await received(receiver, "/shared", 21)
+        assert last[-1].json()["type"] == "live_stream.idle" and other.attempts == 1
+        assert len(receiver.at("/shared", status=None)) == 21  # nothing sent twice
+    finally:
+        await first.close()
+        await second.close()
+        await store.close()

@@ -6,7 +6,8 @@ one `pending` delivery per enabled endpoint that wants it, in the same transacti
 as the event's own row: the body is rendered then, once, so a crash before the
 delivery loses nothing and every attempt sends the same bytes. The delivery worker
 (`golive.webhooks`) walks each endpoint's pending rows in order and writes each
-attempt's outcome back onto the row, which is then the endpoint's delivery log.
+attempt's outcome back onto the row, which is then the endpoint's delivery log. On several nodes (PostgreSQL), a lease on the endpoint row
+(`claim_webhook_lane`) keeps one node sending each endpoint's rows.
 
 Body shape (Mux's): `type`, `id` (one per event, the same for every endpoint and
 every attempt), `created_at`, `object` `{type, id}` and `data`. The object's type
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from golive.core import Event, random_id, utcnow
@@ -274,6 +275,30 @@ class WebhookRepository(Tables):
             return WebhookTarget(row.id, row.url, row.secret, row.enabled)
 
     # Outbox -------------------------------------------------------------------------------
+
+    async def claim_webhook_lane(self, webhook_id: str, owner: str, *, now: datetime,
+                                 until: datetime) -> bool:
+        """Make `owner` the one sender of the endpoint's deliveries until `until`; False when
+        another node holds an unexpired lease (so two nodes never send the same rows)."""
+        async with self._write.begin() as session:
+            result = await session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == webhook_id,
+                       or_(WebhookEndpoint.lease_owner.is_(None),
+                           WebhookEndpoint.lease_owner == owner,
+                           WebhookEndpoint.lease_until.is_(None),
+                           WebhookEndpoint.lease_until < now))
+                .values(lease_owner=owner, lease_until=until)
+            )
+            return rowcount(result) == 1
+
+    async def release_webhook_lane(self, webhook_id: str, owner: str) -> None:
+        async with self._write.begin() as session:
+            await session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == webhook_id, WebhookEndpoint.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
 
     async def endpoints_with_pending(self) -> list[str]:
         """Endpoints that have deliveries waiting (what the worker resumes after a restart)."""

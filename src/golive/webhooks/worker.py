@@ -40,6 +40,8 @@ FLUSH = 50
 # A lane with nothing to send waits this long for more before it ends.
 LANE_IDLE = 60.0
 PRUNE_EVERY = 3600.0
+# How long a node's claim on an endpoint lasts; renewed when less than half is left.
+LEASE = 60.0
 # Rows another process queued (`golive webhooks redeliver`, another node) are found this often.
 SWEEP_EVERY = 30.0
 USER_AGENT = f"golive-webhooks/{__version__}"
@@ -55,6 +57,9 @@ class DeliveryPolicy:
     retry_for: float = 86400.0
     allow_private: bool = False
     log_retention: float = 7 * 86400.0
+    # This node, as the lease on an endpoint names it: stable across restarts of one
+    # node (so a restarted node takes its lanes back at once), distinct between nodes.
+    node_id: str = "node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +195,8 @@ class _Lane:
         self.endpoint_id = endpoint_id
         self._poked = asyncio.Event()
         self.ending = False
+        self._lease_until = 0.0  # time.monotonic() when this node's claim runs out
+        self._flush: asyncio.Future[None] | None = None
         policy = dispatcher.policy
         self._backoff = Backoff(first=policy.retry_first, longest=policy.retry_longest,
                                 jitter=0.25)
@@ -220,6 +227,26 @@ class _Lane:
             self._dispatcher._lane_ended(self)
             with contextlib.suppress(Exception):
                 await client.aclose()
+            if self._flush is not None:
+                with contextlib.suppress(Exception):
+                    await self._flush
+            if self._lease_until:
+                with contextlib.suppress(Exception):
+                    await self._dispatcher._store.release_webhook_lane(
+                        self.endpoint_id, self._dispatcher.policy.node_id)
+
+    async def _hold_lease(self) -> bool:
+        """Claim or renew this node's lease on the endpoint when half of it is gone."""
+        if self._lease_until - time.monotonic() > LEASE / 2:
+            return True
+        now = utcnow()
+        claimed = await self._dispatcher._store.claim_webhook_lane(
+            self.endpoint_id, self._dispatcher.policy.node_id, now=now,
+            until=now + timedelta(seconds=LEASE))
+        self._lease_until = time.monotonic() + LEASE if claimed else 0.0
+        if not claimed:
+            log.info("webhook lane held by another node endpoint_id=%s", self.endpoint_id)
+        return claimed
 
     async def _round(self, client: httpx.AsyncClient) -> bool:
         """Send what is pending until a failure or the end; False when the lane should end."""
@@ -229,6 +256,8 @@ class _Lane:
         target = await store.webhook_target(self.endpoint_id)
         if target is None or not target.enabled:
             return False  # deleted or disabled: its pending rows wait (or went with it)
+        if not await self._hold_lease():
+            return False  # another node sends these; the sweep looks again later
         retry_for = timedelta(seconds=policy.retry_for)
         given_up = await store.give_up_before(self.endpoint_id, utcnow() - retry_for)
         if given_up:
@@ -245,6 +274,8 @@ class _Lane:
         done: list[AttemptOutcome] = []  # written together: one transaction per FLUSH
         try:
             for delivery in batch:
+                if not await self._hold_lease():
+                    return False
                 attempt = await self._dispatcher.send(client, target, delivery)
                 self._dispatcher.attempts += 1
                 now = utcnow()
@@ -271,9 +302,11 @@ class _Lane:
                     await asyncio.sleep(delay)
                     return True  # the same (oldest) delivery first again
         finally:
-            # Sent but not yet written (a crash here means a duplicate, never a loss).
+            # Sent but not yet written (a crash here means a duplicate, never a loss). The
+            # write outlives a cancellation (close), so a clean stop sends nothing twice.
             if done:
-                await store.record_attempts(done)
+                self._flush = asyncio.ensure_future(store.record_attempts(list(done)))
+                await asyncio.shield(self._flush)
         return True
 
     @staticmethod

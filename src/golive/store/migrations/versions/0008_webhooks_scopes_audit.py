@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(80), nullable=False),
         _ts("created_at"),
         _ts("updated_at"),
+        sa.Column("lease_owner", sa.String(64), nullable=True),
+        _ts("lease_until", nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
     )
     op.create_index("ix_webhook_endpoints_created_at", "webhook_endpoints",
