@@ -14,6 +14,7 @@ from sqlalchemy import update
 from tests.api.conftest import NoBroadcasts
 
 from golive.api import (
+    SCOPES,
     STUDIO_CLIENT_HEADER,
     STUDIO_SCOPE_KEY,
     AuditTrail,
@@ -24,7 +25,7 @@ from golive.api import (
 )
 from golive.core import EventBus, utcnow
 from golive.settings import Settings
-from golive.store import Store
+from golive.store import TOKEN_SCOPES, Store
 from golive.store.models import ApiToken
 
 ADMIN = "test-admin-token"
@@ -72,6 +73,10 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 def reason(r: httpx.Response) -> str:
     message: str = r.json()["error"]["messages"][0]
     return message
+
+
+def test_the_api_and_the_store_know_the_same_scopes() -> None:
+    assert set(SCOPES) == set(TOKEN_SCOPES)
 
 
 async def test_every_route_needs_its_scope(api: Api) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from golive.api.auth import Scope
 from golive.media import PipelineFacts
 from golive.settings import Settings
 from golive.store import (
@@ -25,15 +26,7 @@ T = TypeVar("T")
 
 LatencyMode = Literal["low", "standard"]
 PlaybackPolicy = Literal["public", "signed"]
-TokenScope = Literal[
-    "streams:read",
-    "streams:write",
-    "chat:moderate",
-    "assets:read",
-    "assets:write",
-    "webhooks",
-    "admin",
-]
+TokenScope = Scope  # golive.api.auth's list; the store checks the same names (TOKEN_SCOPES)
 StreamStatus = Literal["idle", "active", "disabled"]
 
 
