@@ -35,7 +35,7 @@ __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_prot
 
 # What this module relies on in uvicorn's HttpToolsProtocol (tested with uvicorn 0.55).
 _METHODS = ("connection_made", "connection_lost", "data_received", "on_headers_complete",
-            "on_message_complete")
+            "on_message_complete", "handle_websocket_upgrade")
 _ATTRIBUTES = ("transport", "loop", "cycle", "parser")
 
 
@@ -127,6 +127,16 @@ class HeadBoundedHttp(HttpToolsProtocol):
         _on_message_complete(self)
         self._in_head = True
         self._head_bytes = 0
+
+    def handle_websocket_upgrade(self) -> None:
+        # The socket now belongs to a WebSocket protocol: this one reads nothing more,
+        # so no head is pending. (llhttp completes the upgrade request's message before
+        # reporting the upgrade, which set `_in_head` again: left so, a head deadline
+        # was armed here and closed every WebSocket `head_timeout` seconds after it
+        # opened, keeping this protocol alive until then.)
+        self._in_head = False
+        self._disarm_head_deadline()
+        super().handle_websocket_upgrade()
 
     # Head deadline --------------------------------------------------------------------
 
