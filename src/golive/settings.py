@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds a client has to send a request's line and headers "
         "(from connecting, or from its previous response); then the connection is closed."
     )
+    http_body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to send a request's whole body, from "
+        "the end of its headers; a slower one gets 408 Request Timeout and the connection "
+        "is closed."
+    )
 
     # Ingest limits.
     max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import os
 import re
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -81,6 +82,37 @@ async def huge_body(port: int, path: str, budget: int, *, declared: int | None,
             f"{framing}\r\n\r\n").encode()
     payload = CHUNK if declared is not None else b"%x\r\n%s\r\n" % (len(CHUNK), CHUNK)
     return await _stream(port, head, payload, budget)
+
+
+async def trickled_body(port: int, path: str, declared: int, interval: float,
+                        timeout: float = 60.0) -> Outcome:
+    """A POST announcing `declared` body bytes, then sending one every `interval` seconds
+    until the server answers or hangs up (at most `timeout` seconds)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    outcome = Outcome()
+    writer.write((f"POST {path} HTTP/1.1\r\nHost: golive\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {declared}\r\n\r\n").encode())
+
+    async def trickle() -> None:
+        while outcome.sent < declared - 1:  # never the whole body
+            await asyncio.sleep(interval)
+            writer.write(b" ")
+            outcome.sent += 1
+            await writer.drain()
+
+    sender = asyncio.create_task(trickle())
+    try:
+        data = await asyncio.wait_for(reader.read(), timeout)  # the answer, up to the close
+        outcome.closed = True
+    except (ConnectionError, OSError, TimeoutError):
+        data = b""
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        writer.close()
+    match = _STATUS.match(data)
+    outcome.status = int(match[1]) if match else 0
+    return outcome
 
 
 class SlowHeads:
@@ -157,6 +189,50 @@ async def huge_ws_frame(port: int, path: str, size: int, budget: int) -> Outcome
         return outcome
     finally:
         writer.close()
+
+
+def ws_frame_then_read(port: int, path: str, size: int, timeout: float = 30.0) -> Outcome:
+    """A blocking client that writes one whole `size`-byte text frame, then reads the answer.
+
+    Like a client that writes a message before it reads: it sees the server's close
+    frame only if the server let it finish writing (no reset on the way).
+    """
+    outcome = Outcome()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: golive\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        stream = sock.makefile("rb")
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = stream.readline()
+            if not line:
+                return outcome
+            head += line
+        match = _STATUS.match(head)
+        outcome.status = int(match[1]) if match else 0
+        if outcome.status != 101:
+            return outcome
+        try:
+            sock.sendall(struct.pack("!BBQ", 0x81, 0x80 | 127, size) + b"\0\0\0\0")
+            while outcome.sent < size:
+                sock.sendall(CHUNK[:size - outcome.sent])
+                outcome.sent += min(len(CHUNK), size - outcome.sent)
+            while True:  # server frames until its close frame
+                first, second = stream.read(2)
+                length = second & 0x7F
+                if length >= 126:
+                    extra = stream.read(2 if length == 126 else 8)
+                    length = int.from_bytes(extra, "big")
+                payload = stream.read(length)
+                if first & 0x0F == 0x8:
+                    outcome.close_code = int.from_bytes(payload[:2], "big") or None
+                    break
+        except (OSError, ValueError):
+            pass  # reset on the way: no close code
+        outcome.closed = True
+        return outcome
 
 
 async def _close_code(reader: asyncio.StreamReader) -> int | None:
