@@ -18,6 +18,7 @@ import imageio_ffmpeg
 import pytest
 from tests.ingest.srt.srtpeers import (
     NULL_TS_PACKET,
+    FakePublisher,
     FakeTarget,
     LossyProxy,
     RawCaller,
@@ -283,6 +284,48 @@ async def test_rejection_reasons(served: tuple[SrtServer, FakeTarget, Received])
     answer = await raw_handshake(server.port, KEY, socket_id=5, km=right.encode(), encryption=2)
     assert answer.type == 0xFFFFFFFF and answer.socket_id != 0
     assert len(target.publishers) == 1
+
+
+@pytest.mark.parametrize("stuck", ["passphrase", "stream key"])
+async def test_a_check_that_never_returns_frees_its_slot(
+    caplog: pytest.LogCaptureFixture, stuck: str
+) -> None:
+    # A lookup that hangs (a locked database) held the caller's connection slot for
+    # ever: two such callers filled this listener. Now each is turned away (1503) once
+    # check_timeout has passed, and its slot is free again.
+    hanging = asyncio.Event()  # set: lookups answer again
+
+    class StuckTarget(FakeTarget):
+        async def open_publisher(self, stream_key: str, *, protocol: str, remote_address: str,
+                                 disconnect: object = None) -> FakePublisher:
+            if stuck == "stream key":
+                await hanging.wait()
+            return await super().open_publisher(stream_key, protocol=protocol,
+                                                remote_address=remote_address)
+
+    async def passphrase_for(key: str) -> str | None:
+        if stuck == "passphrase":
+            await hanging.wait()
+        return None
+
+    target = StuckTarget({KEY})
+    server = SrtServer(target, host="127.0.0.1", port=0, passphrase_for=passphrase_for,
+                       max_connections=2, check_timeout=0.3)
+    await server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="golive.ingest.srt.server"):
+            answers = await asyncio.gather(*(raw_handshake(server.port, KEY, socket_id=10 + i)
+                                             for i in range(4)))
+        # Two got a slot and waited for their check; the others found the listener full.
+        assert sorted(a.type for a in answers) == [1000 + 5] * 2 + [1000 + 1503] * 2  # BACKLOG
+        assert server.listener.pending_count == 0
+        assert "srt stream key check timed out" in caplog.text
+        assert KEY not in caplog.text
+        hanging.set()
+        answer = await raw_handshake(server.port, KEY, socket_id=20)
+        assert answer.type == 0xFFFFFFFF and len(target.publishers) == 1
+    finally:
+        await server.close()
 
 
 # Loss ---------------------------------------------------------------------------------------
