@@ -16,13 +16,13 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+from tests.e2e.conftest import eventually
+from tests.ingest.attacks import InductionFlood
 from tests.ingest.srt.srtpeers import (
     NULL_TS_PACKET,
     FakePublisher,
     FakeTarget,
     LossyProxy,
-    RawCaller,
-    induction_datagram,
     raw_handshake,
     ts_continuity_errors,
 )
@@ -436,26 +436,15 @@ async def test_induction_flood_from_one_socket_does_not_keep_a_caller_out(
     """5,000 inductions a second from one UDP socket while srt-live-transmit connects from
     another: the flood costs the listener no state, and the caller gets in."""
     server, target, _ = served
-    loop = asyncio.get_running_loop()
-    transport, flooder = await loop.create_datagram_endpoint(
-        RawCaller, remote_addr=("127.0.0.1", server.port))
-    flooded = 0
-    in_full_swing = asyncio.Event()
+    flood = InductionFlood(server.port, rate=5000)
+    flooding = asyncio.create_task(flood.run(seconds=120))
 
-    async def flood() -> None:
-        nonlocal flooded
-        while True:
-            for _ in range(50):
-                flooded += 1
-                transport.sendto(induction_datagram(flooded & 0x7FFFFFFF or 1))
-            if flooded >= 5000:
-                in_full_swing.set()
-            await asyncio.sleep(0.01)
+    async def in_full_swing() -> bool:
+        return flood.sent >= 5000
 
-    flooding = loop.create_task(flood())
     assert SRT_LIVE_TRANSMIT is not None
     try:
-        await asyncio.wait_for(in_full_swing.wait(), 30)
+        await eventually(in_full_swing, timeout=30, what="5,000 inductions")
         process = await asyncio.create_subprocess_exec(
             SRT_LIVE_TRANSMIT, "-a", "no", "file://con", slt_url(server.port, KEY),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
@@ -463,15 +452,16 @@ async def test_induction_flood_from_one_socket_does_not_keep_a_caller_out(
         try:
             await asyncio.wait_for(target.opened.wait(), 30)
             assert server.connection_count == 1
-            at_connect = flooded
+            at_connect = flood.sent
+            assert not flooding.done()  # the caller connected while the flood went on
         finally:
             process.kill()
             await process.wait()
     finally:
         flooding.cancel()
-        transport.close()
-    assert at_connect >= 5000  # the caller connected while the flood went on
-    assert flooder.queue.qsize() > 1000  # the flood was answered, statelessly
+        await asyncio.gather(flooding, return_exceptions=True)
+    assert at_connect >= 5000
+    assert flood.answered > 1000  # the flood was answered, statelessly
     assert server.listener.pending_count == 0 and len(server.listener.budget) == 1
 
 
