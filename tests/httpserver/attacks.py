@@ -432,8 +432,9 @@ async def never_connecting_offer() -> str:
     points nowhere: a session the server opens for it never connects."""
     from aiortc import RTCPeerConnection
 
-    from golive.webrtc import gather_on
+    from golive.webrtc import gather_on, install_host_address_hook
 
+    install_host_address_hook()  # as the node does at start; a second call changes nothing
     pc = RTCPeerConnection()
     try:
         pc.addTransceiver("video", direction="recvonly")

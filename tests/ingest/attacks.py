@@ -57,9 +57,13 @@ async def partial_rtmp_messages(port: int, *, sources: list[str], streams: int =
                                 chunks: int = 40, length: int = MAX_MESSAGE) -> int:
     """From each source, one connection that, before `connect`, starts a message announced
     at `length` bytes (16 MiB) on each of `streams` chunk streams and sends `chunks`
-    pieces of 128 bytes of each; how many of the connections the server closed."""
+    pieces of 128 bytes of each; how many of the connections the server closed (or
+    refused outright)."""
     async def one(source: str) -> bool:
-        client = await SocketClient.connect(port, source=source)
+        try:
+            client = await SocketClient.connect(port, source=source)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            return True  # refused before the handshake was done
         try:
             for csid in range(3, 3 + streams):
                 first = encode_chunk(0, csid, length=length, type_id=20, body=bytes(128))
