@@ -107,7 +107,8 @@ def check_uvicorn(protocol_class: Any) -> None:
     init = getattr(getattr(protocol_class, "__init__", None), "__code__", None)
     connect = getattr(getattr(protocol_class, "handle_connect", None), "__code__", None)
     failed = getattr(getattr(protocol_class, "handle_parser_exception", None), "__code__", None)
-    state = {"conn", "close_sent", "disconnected", "transport", "queue", "loop"}
+    state = {"conn", "close_sent", "disconnected", "transport", "queue", "loop",
+             "handshake_complete"}
     if init is None or connect is None or failed is None or not state <= set(init.co_names) \
             or "scope" not in connect.co_names or "data_to_send" not in failed.co_names:
         raise IncompatibleUvicorn(
@@ -169,7 +170,15 @@ def _chat_protocol(base: Any) -> type[asyncio.Protocol]:
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
-                return  # the rest of a refused frame: dropped unparsed
+                return  # the rest of a refused frame, or a flood past our close: dropped
+            if self.close_sent and self.handshake_complete:
+                # Past our close frame (a policy close, a slow viewer, shutdown) only the
+                # peer's close reply would matter, and uvicorn parses everything up to it
+                # frame by frame: a client flooding frames (or ignoring the close) kept
+                # the node parsing. So: end our side after the close frame, drop the rest.
+                self._refused = True
+                self._lingering = linger(self.transport, self.loop)
+                return
             super().data_received(data)
 
         def handle_parser_exception(self) -> None:
