@@ -197,14 +197,16 @@ async def huge_ws_frame(port: int, path: str, size: int, budget: int) -> Outcome
         writer.close()
 
 
-def ws_frame_then_read(port: int, path: str, size: int, timeout: float = 30.0) -> Outcome:
+def ws_frame_then_read(port: int, path: str, size: int, timeout: float = 30.0, *,
+                       source: str = "127.0.0.1") -> Outcome:
     """A blocking client that writes one whole `size`-byte text frame, then reads the answer.
 
     Like a client that writes a message before it reads: it sees the server's close
     frame only if the server let it finish writing (no reset on the way).
     """
     outcome = Outcome()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                  source_address=(source, 0)) as sock:
         key = base64.b64encode(os.urandom(16)).decode()
         sock.sendall((f"GET {path} HTTP/1.1\r\nHost: golive\r\nUpgrade: websocket\r\n"
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
