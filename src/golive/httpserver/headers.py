@@ -14,6 +14,12 @@ limits nginx calls `large_client_header_buffers` and `client_header_timeout`:
   and held LL-HLS playlist reloads are untouched; between requests uvicorn's
   keep-alive timeout closes idle connections.
 
+Either refusal, and any answer that closes the connection while a request's body is
+still arriving (`BodyLimit`'s 413 and 408), ends with a lingering close
+(`golive.httpserver.linger`) so the client reads the answer instead of a reset.
+Once a request is upgraded to a WebSocket this protocol is out of the way: no head
+deadline is left armed on the socket.
+
 Counting happens per socket read (at most one read of 256 KiB past the limit is
 parsed), so the limit holds before more than that is held. This module is the only
 place golive depends on uvicorn's protocol internals; `check_protocol` verifies
