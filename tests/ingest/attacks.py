@@ -72,6 +72,8 @@ async def partial_rtmp_messages(port: int, *, sources: list[str], streams: int =
             return True  # refused while we were still sending
         try:
             return await client.closed_by_server(timeout=10)
+        except (ConnectionError, OSError):
+            return True  # closed with a reset (our bytes were still unread)
         except TimeoutError:
             return False
         finally:
