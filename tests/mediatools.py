@@ -35,14 +35,16 @@ def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: i
 
 
 def ffmpeg_publish(source: Path, url: str, *, loop: bool = False, realtime: bool = True,
-                   extra: list[str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `ffmpeg -re -i SOURCE -c copy -f flv URL` in the background."""
+                   extra: list[str] | None = None,
+                   muxer: str = "flv") -> subprocess.Popen[bytes]:
+    """Start `ffmpeg -re -i SOURCE -c copy -f flv URL` (`muxer`: mpegts for SRT) in the
+    background."""
     cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin"]
     if realtime:
         cmd.append("-re")
     if loop:
         cmd += ["-stream_loop", "-1"]
-    cmd += ["-i", str(source), "-c", "copy", *(extra or []), "-f", "flv", url]
+    cmd += ["-i", str(source), "-c", "copy", *(extra or []), "-f", muxer, url]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -282,6 +282,7 @@ class Golive:
                 port=s.srt_port,
                 latency=s.srt_latency_ms / 1000,
                 passphrase_for=store.srt_passphrase,
+                check_timeout=s.srt_check_timeout,
                 max_connections=s.max_publishers * 2,
             )
             await self.srt.start()

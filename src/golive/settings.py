@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         description="SRT receive latency (TSBPD) golive asks for; the larger of the caller's "
         "and this one applies. Raise it for lossy, long-distance links.",
     )
+    srt_check_timeout: float = Field(
+        3.0, gt=0, le=60, description="Seconds the stream key and passphrase checks of one SRT "
+        "caller may take (a slow database); then the caller is rejected (SRT_REJX 1503, "
+        "unavailable) and its connection slot freed."
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate chain for RTMPS.")
     tls_key: Path | None = Field(None, description="PEM private key for RTMPS.")
     admin_token: SecretStr | None = Field(
@@ -92,6 +97,11 @@ class Settings(BaseSettings):
     http_head_timeout: float = Field(
         10.0, gt=0, description="Seconds a client has to send a request's line and headers "
         "(from connecting, or from its previous response); then the connection is closed."
+    )
+    http_body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to send a request's whole body, from "
+        "the end of its headers; a slower one gets 408 Request Timeout and the connection "
+        "is closed."
     )
 
     # Ingest limits.

@@ -4,9 +4,11 @@ messages lost to a crash, a viewer chatting as "Host"."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import shutil
 import sqlite3
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +136,77 @@ async def test_node_clamps_max_connections_to_its_open_file_limit(tmp_path: Path
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if soft != resource.RLIM_INFINITY:
             assert chat.node.chat.max_connections < soft
+
+
+# Sockets opened and closed leave nothing behind ---------------------------------------
+
+
+async def open_and_close(chat: ChatNode, pid: str, count: int, parallel: int = 10) -> None:
+    """`count` chat sockets, `parallel` at a time, each reading its first frame and closing."""
+    async def one_after_another(n: int) -> None:
+        for _ in range(n):
+            async with websockets.connect(chat.ws_url(pid), open_timeout=10) as ws:
+                await ws.recv()
+
+    await asyncio.gather(*(one_after_another(count // parallel) for _ in range(parallel)))
+
+
+async def all_gone(chat: ChatNode, *, kept: int = 0) -> None:
+    """Until the chat service counts only the `kept` sockets still open (one room, one
+    address), or nothing at all: connections, addresses, rooms."""
+    service = chat.node.chat
+    assert service is not None
+    for _ in range(1000):
+        if service.connection_count == kept and len(service.addresses) == min(kept, 1) \
+                and service.stats()["rooms"] == min(kept, 1) \
+                and service.addresses.count("127.0.0.1") == kept:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"chat state left behind: {service.stats()}, "
+                         f"{len(service.addresses)} addresses")
+
+
+async def test_closed_sockets_leave_no_chat_state(chat: ChatNode, pid: str) -> None:
+    await open_and_close(chat, pid, 50)
+    await all_gone(chat)
+    assert chat.node.chat is not None
+    assert not chat.node.chat._streams  # per-stream state goes with the last room
+
+
+async def test_memory_per_socket_opened_and_closed_is_bounded(chat: ChatNode, pid: str) -> None:
+    # A socket flood used to cost ~28 KiB per socket for good (32 MiB after 1,100): the
+    # HTTP protocol a WebSocket upgraded from re-armed its head deadline and stayed
+    # alive (and closed the WebSocket) head_timeout seconds later.
+    watcher = await chat.connect(pid)  # keeps the room (and its per-stream state) open
+    await open_and_close(chat, pid, 100)  # warm-up: caches, pools, first-use imports
+    await all_gone(chat, kept=1)
+    sockets = 300
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        await open_and_close(chat, pid, sockets)
+        await all_gone(chat, kept=1)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    growth = sum(d.size_diff for d in after.compare_to(before, "filename"))
+    # Before the fix: ~8 KiB per socket by tracemalloc's count (before allocator slack).
+    assert growth < sockets * 1024, f"{growth / sockets:.0f} bytes kept per socket"
+    assert not watcher.closed.is_set()
+
+
+async def test_a_chat_socket_outlives_the_http_head_timeout(tmp_path: Path) -> None:
+    async for chat in start_chat_node(tmp_path, http_head_timeout=0.5):
+        pid = (await chat.stream())["playback_ids"][0]["id"]
+        client = await chat.connect(pid, "stays")
+        # Nothing to wait on but time: the old bug closed the socket (1006) once the
+        # head deadline the upgraded HTTP protocol had re-armed ran out.
+        await asyncio.sleep(4 * 0.5)
+        assert not client.closed.is_set()
+        await client.send(type="send", text="still open")
+        await client.wait_for(is_message("still open"))
 
 
 # Finding 2: nothing a viewer saw is lost to a crash ------------------------------------

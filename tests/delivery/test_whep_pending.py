@@ -7,7 +7,6 @@ so ICE never completes) from one address, then real aiortc viewers that do conne
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from fastapi import FastAPI
 from tests.e2e.conftest import eventually
+from tests.httpserver.attacks import never_connecting_offer
 
 from golive.delivery import WebRtcFeed, WhepEndpoint
 from golive.formats import InitSegment
@@ -22,8 +22,6 @@ from golive.webrtc import WebRtcOptions, gather_on, install_host_address_hook
 
 PID = "pid123"
 ATTACKER = ("198.51.100.7", 40000)
-CANDIDATE = re.compile(r"^a=candidate:.*$", re.MULTILINE)
-BOGUS = "a=candidate:1 1 udp 2130706431 192.0.2.1 9 typ host"
 
 
 class Directory:
@@ -106,9 +104,7 @@ async def test_offers_that_never_connect_leave_the_viewer_slots_alone(
         await until(lambda: endpoint.session(first).connected, "the first viewer to count")
 
         # The flood: 20 offers that never complete ICE, all from one address.
-        pc, sdp = await offer_sdp()
-        pcs.append(pc)
-        bogus = CANDIDATE.sub(BOGUS, sdp)
+        bogus = await never_connecting_offer()
         async with client(app, ATTACKER) as attacker:
             answers = [await post(attacker, bogus) for _ in range(20)]
         assert [a.status_code for a in answers] == [201] * 2 + [429] * 18
@@ -142,9 +138,7 @@ async def test_the_pending_budget_is_per_broadcast_and_separate_from_viewers(
     endpoint, app = whep
     pcs: list[RTCPeerConnection] = []
     try:
-        pc, sdp = await offer_sdp()
-        pcs.append(pc)
-        bogus = CANDIDATE.sub(BOGUS, sdp)
+        bogus = await never_connecting_offer()
         statuses: list[int] = []
         for n in range(5):  # five addresses, one offer each; the budget is 4
             async with client(app, (f"198.51.100.{n + 10}", 40000)) as http:

@@ -25,6 +25,7 @@ from tests.mediatools import ffmpeg_publish, stop
 from golive.app import Golive
 
 HEAD_TIMEOUT = 2.0  # the node's http_head_timeout here, so slow-head tests stay short
+BODY_TIMEOUT = 2.0  # and its http_body_timeout, for the slow-body tests
 
 
 class PlaylistWatcher:
@@ -86,7 +87,8 @@ async def live(tmp_path_factory: pytest.TempPathFactory,
                source_flv: Path) -> AsyncIterator[Live]:  # noqa: F811
     tmp = tmp_path_factory.mktemp("hostile")
     # webrtc_playback mounts /whep/, a route that reads whole bodies, for the attacks.
-    settings = node_settings(tmp, http_head_timeout=HEAD_TIMEOUT, webrtc_playback=True)
+    settings = node_settings(tmp, http_head_timeout=HEAD_TIMEOUT, http_body_timeout=BODY_TIMEOUT,
+                             webrtc_playback=True)
     async with Golive(settings) as node, httpx.AsyncClient(
         base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
         timeout=10,

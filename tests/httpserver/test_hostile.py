@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from tests.httpserver.attacks import (
     SlowHeads,
@@ -15,14 +17,17 @@ from tests.httpserver.attacks import (
     peak_rss_kib,
     reset_peak_rss,
     rss_kib,
+    trickled_body,
+    ws_frame_then_read,
 )
-from tests.httpserver.conftest import HEAD_TIMEOUT, Live
+from tests.httpserver.conftest import BODY_TIMEOUT, HEAD_TIMEOUT, Live
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 MiB = 1024 * 1024
 BUDGET = 160 * MiB  # what each attacker may send at most: far past the bound below
-RSS_BOUND_MIB = 50  # the node (this process) may grow by less than this during an attack
+RSS_BOUND_MIB = 50
+CHUNK = 64 * 1024  # the node (this process) may grow by less than this during an attack
 
 
 class Memory:
@@ -102,4 +107,52 @@ async def test_huge_websocket_frames_close_1009(live: Live) -> None:
     assert [o.status for o in outcomes] == [101] * 20
     assert [o.close_code for o in outcomes] == [1009] * 20
     await live.viewer.advanced(2)
+    assert memory.growth_mib() < RSS_BOUND_MIB
+
+
+
+async def _body(size: int) -> AsyncIterator[bytes]:
+    for _ in range(size // CHUNK):
+        yield b"v=0\r\n".ljust(CHUNK, b"a")
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+async def test_a_413_is_read_every_time(live: Live, chunked: bool) -> None:
+    # httpx writes its whole request before it reads: when the node closed at once
+    # with the body still coming, the client's next write met a reset and it saw
+    # ReadError instead of 413, every time. Now the node closes without a reset.
+    size = 4 * MiB
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live.port}", timeout=30) as client:
+        for _ in range(10):
+            response = await client.post(
+                f"/whep/{live.playback_id}", headers={"content-type": "application/sdp"},
+                content=_body(size) if chunked else b"a" * size)
+            assert response.status_code == 413
+            assert response.json()["error"]["type"] == "payload_too_large"
+
+
+async def test_a_1009_is_read_every_time(live: Live) -> None:
+    # Same for a WebSocket frame over the limit: the close frame (1009) reaches a
+    # client that writes the whole frame before reading.
+    # From an address of its own: the chat's per-address slots of the other tests'
+    # sockets may not all be given back yet (that would answer 1008 instead).
+    size = 4 * MiB
+    for _ in range(10):
+        outcome = await asyncio.to_thread(ws_frame_then_read, live.port,
+                                          f"/chat/{live.playback_id}", size, source="127.0.0.9")
+        assert (outcome.status, outcome.sent, outcome.close_code) == (101, size, 1009)
+
+
+@pytest.mark.parametrize("path", ["/chat/{pid}/identity", "/api/v1/live-streams"])
+async def test_a_body_that_trickles_in_gets_408(live: Live, path: str) -> None:
+    # One byte every 0.2 s keeps every read busy: only a deadline for the whole body
+    # ends it (before: the node waited for ever).
+    memory = Memory()
+    attackers = [asyncio.create_task(trickled_body(live.port, path.format(pid=live.playback_id),
+                                                   1000, interval=0.2, timeout=BODY_TIMEOUT * 10))
+                 for _ in range(50)]
+    await live.viewer.advanced(2)  # meanwhile the viewer gets every new part
+    outcomes = await asyncio.gather(*attackers)
+    assert [(o.status, o.closed) for o in outcomes] == [(408, True)] * 50
+    assert all(o.sent < 1000 for o in outcomes)
     assert memory.growth_mib() < RSS_BOUND_MIB

@@ -31,6 +31,8 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, cast
 
+from golive.httpserver import linger
+
 if TYPE_CHECKING:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     from websockets.http11 import Request
@@ -104,13 +106,15 @@ def check_uvicorn(protocol_class: Any) -> None:
     """Raise `IncompatibleUvicorn` unless `protocol_class` has what the chat subclass uses."""
     init = getattr(getattr(protocol_class, "__init__", None), "__code__", None)
     connect = getattr(getattr(protocol_class, "handle_connect", None), "__code__", None)
-    state = {"conn", "close_sent", "disconnected", "transport"}
-    if init is None or connect is None or not state <= set(init.co_names) \
-            or "scope" not in connect.co_names:
+    failed = getattr(getattr(protocol_class, "handle_parser_exception", None), "__code__", None)
+    state = {"conn", "close_sent", "disconnected", "transport", "queue", "loop",
+             "handshake_complete"}
+    if init is None or connect is None or failed is None or not state <= set(init.co_names) \
+            or "scope" not in connect.co_names or "data_to_send" not in failed.co_names:
         raise IncompatibleUvicorn(
             f"{getattr(protocol_class, '__qualname__', protocol_class)!s} lacks handle_connect, "
-            f"scope or {', '.join(sorted(state))}; golive's chat fast path was tested with "
-            f"{TESTED_WITH}"
+            f"handle_parser_exception, scope or {', '.join(sorted(state))}; golive's chat "
+            f"fast path was tested with {TESTED_WITH}"
         )
 
 
@@ -158,7 +162,43 @@ def _uvicorn_default_protocol() -> type[asyncio.Protocol]:
 @functools.cache
 def _chat_protocol(base: Any) -> type[asyncio.Protocol]:
     class ChatWebSocketProtocol(base):  # type: ignore[misc]
-        """uvicorn's sans-IO WebSocket protocol, exposing the transport to `/chat/` handlers."""
+        """uvicorn's sans-IO WebSocket protocol, exposing the transport to `/chat/` handlers,
+        and closing without a reset when it refuses a frame."""
+
+        _lingering: asyncio.TimerHandle | None = None
+        _refused = False
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return  # the rest of a refused frame, or a flood past our close: dropped
+            if self.close_sent and self.handshake_complete:
+                # Past our close frame (a policy close, a slow viewer, shutdown) only the
+                # peer's close reply would matter, and uvicorn parses everything up to it
+                # frame by frame: a client flooding frames (or ignoring the close) kept
+                # the node parsing. So: end our side after the close frame, drop the rest.
+                self._refused = True
+                self._lingering = linger(self.transport, self.loop)
+                return
+            super().data_received(data)
+
+        def handle_parser_exception(self) -> None:
+            # A frame past the limit (1009) or malformed (1002): uvicorn writes the close
+            # frame and closes at once, and with the frame's bytes still arriving that
+            # close is a reset, which can reach the client before it reads the close
+            # frame. Here: the close frame, then a lingering close (golive.httpserver).
+            close = self.conn.close_sent
+            assert close is not None
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": close.code,
+                                   "reason": close.reason})
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self._refused = True
+            self._lingering = linger(self.transport, self.loop)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._lingering is not None:
+                self._lingering.cancel()
+            super().connection_lost(exc)
 
         def handle_connect(self, event: Request) -> None:
             chat = event.path.startswith(CHAT_PREFIX)

@@ -6,6 +6,7 @@ WHIP/WHEP, chat): whatever a client sends is bounded here before a route sees it
 
 from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimit, RouteLimits
 from golive.httpserver.headers import HeadLimits
+from golive.httpserver.linger import linger
 from golive.httpserver.server import HttpLimits, server_config
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "HttpLimits",
     "RouteLimit",
     "RouteLimits",
+    "linger",
     "server_config",
 ]

@@ -14,6 +14,12 @@ limits nginx calls `large_client_header_buffers` and `client_header_timeout`:
   and held LL-HLS playlist reloads are untouched; between requests uvicorn's
   keep-alive timeout closes idle connections.
 
+Either refusal, and any answer that closes the connection while a request's body is
+still arriving (`BodyLimit`'s 413 and 408), ends with a lingering close
+(`golive.httpserver.linger`) so the client reads the answer instead of a reset.
+Once a request is upgraded to a WebSocket this protocol is out of the way: no head
+deadline is left armed on the socket.
+
 Counting happens per socket read (at most one read of 256 KiB past the limit is
 parsed), so the limit holds before more than that is held. This module is the only
 place golive depends on uvicorn's protocol internals; `check_protocol` verifies
@@ -28,15 +34,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from golive.httpserver.linger import linger
 
 __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_protocol"]
 
 # What this module relies on in uvicorn's HttpToolsProtocol (tested with uvicorn 0.55).
 _METHODS = ("connection_made", "connection_lost", "data_received", "on_headers_complete",
-            "on_message_complete")
-_ATTRIBUTES = ("transport", "loop", "cycle", "parser")
+            "on_message_complete", "handle_websocket_upgrade")
+_ATTRIBUTES = ("transport", "loop", "cycle", "parser", "headers")
 
 
 @dataclass(frozen=True)
@@ -50,8 +58,6 @@ class HeadLimits:
         if self.max_head_bytes < 1024 or self.head_timeout <= 0:
             raise ValueError("head limits need max_head_bytes >= 1024 and head_timeout > 0")
 
-
-LINGER_SECONDS = 2.0  # how long a refused client may keep sending before a hard close
 
 # Called directly rather than through super(): these run once or more per request.
 _data_received = HttpToolsProtocol.data_received
@@ -79,7 +85,8 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
-        self._lingering: asyncio.TimerHandle | None = None  # set once refused
+        self._closing = False  # answered and closing: what the client still sends is dropped
+        self._lingering: asyncio.TimerHandle | None = None  # the hard close, while closing
 
     # Connection -----------------------------------------------------------------------
 
@@ -94,7 +101,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering is not None:
+        if self._closing:
             return  # refused: dropped unparsed
         if not self._in_head:
             _data_received(self, data)
@@ -121,12 +128,27 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._in_head = False
         if self._head_deadline is not None:
             self._disarm_head_deadline()
+        cycle = self.cycle
         _on_headers_complete(self)
+        if self.cycle is not cycle and _has_body(self.headers):
+            # A new request whose body is still to come: if it is refused (413, 408),
+            # the close that follows the answer must not reset it away.
+            self.cycle.transport = _BodyRequestTransport(self)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         _on_message_complete(self)
         self._in_head = True
         self._head_bytes = 0
+
+    def handle_websocket_upgrade(self) -> None:
+        # The socket now belongs to a WebSocket protocol: this one reads nothing more,
+        # so no head is pending. (llhttp completes the upgrade request's message before
+        # reporting the upgrade, which set `_in_head` again: left so, a head deadline
+        # was armed here and closed every WebSocket `head_timeout` seconds after it
+        # opened, keeping this protocol alive until then.)
+        self._in_head = False
+        self._disarm_head_deadline()
+        super().handle_websocket_upgrade()
 
     # Head deadline --------------------------------------------------------------------
 
@@ -164,14 +186,46 @@ class HeadBoundedHttp(HttpToolsProtocol):
             self.transport.close()
             return
         self.transport.write(response)
-        if not self.transport.can_write_eof():
-            self.transport.close()
-            return
-        # A lingering close, as nginx does: closing with the client's bytes still unread
-        # would send a reset, which can destroy the answer before the client reads it.
-        # So: end our side, drop whatever still comes, close on the client's EOF or soon.
-        self.transport.write_eof()
-        self._lingering = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer without a reset; what the client still sends is dropped."""
+        if not self._closing:
+            self._closing = True
+            self._lingering = linger(self.transport, self.loop)
+
+    def _close_after_answer(self) -> None:
+        """The answer to a request with a body asked for the connection to close."""
+        if self._in_head:
+            self.transport.close()  # the body was read to its end: nothing left unread
+        else:
+            self._linger()  # refused mid-body (413, 408): the client is still sending
+
+
+class _BodyRequestTransport:
+    """The transport uvicorn's request cycle uses for a request with a body.
+
+    The cycle closes the connection as soon as an answer with `connection: close` is
+    written; with the body still arriving that close would be a reset. Here it is a
+    lingering close instead. Only requests with a body get one (few: API, WHIP/WHEP,
+    QoE); the cycle uses nothing of its transport but these three methods.
+    """
+
+    __slots__ = ("_protocol", "get_extra_info", "is_closing", "write")
+
+    def __init__(self, protocol: HeadBoundedHttp) -> None:
+        transport = protocol.transport
+        self._protocol = protocol
+        self.write = transport.write
+        self.is_closing = transport.is_closing
+        self.get_extra_info = transport.get_extra_info
+
+    def close(self) -> None:
+        self._protocol._close_after_answer()
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"content-length" or name == b"transfer-encoding" for name, _ in headers)
 
 
 def bounded_http_protocol(limits: HeadLimits) -> type[HeadBoundedHttp]:
@@ -183,6 +237,8 @@ def check_protocol(protocol: type[HeadBoundedHttp], config: Config,
                    loop: asyncio.AbstractEventLoop) -> None:
     """Fail loudly when the installed uvicorn no longer has what `HeadBoundedHttp` extends."""
     missing = [name for name in _METHODS if not callable(getattr(HttpToolsProtocol, name, None))]
+    if "transport" not in RequestResponseCycle.__init__.__code__.co_names:
+        missing.append("RequestResponseCycle.transport")
     if not missing:
         probe = protocol(config, ServerState(), {}, _loop=loop)
         missing = [name for name in _ATTRIBUTES if not hasattr(probe, name)]

@@ -2,7 +2,8 @@
 
 One place says how golive serves HTTP: uvicorn on uvloop with the httptools parser
 (`HeadBoundedHttp`: request heads bounded in size and time), a `BodyLimit` layer in
-front of the application (bodies bounded per route while they stream in), and a
+front of the application (bodies bounded per route while they stream in, and in
+time), refusals that close without a reset (`linger`), and a
 WebSocket message limit that is the chat's own (the only WebSocket is `/chat/`), so
 a frame far past it is refused with close code 1009 before it is read. Behind
 `trusted_proxies`, every route (chat bans, throttles, QoE and WHEP limits, logs) sees
@@ -18,7 +19,12 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.types import ASGIApp
 
-from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimits
+from golive.httpserver.bodies import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_ROUTE_LIMITS,
+    BodyLimit,
+    RouteLimits,
+)
 from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
 from golive.settings import Settings
 
@@ -35,6 +41,7 @@ class HttpLimits:
 
     head: HeadLimits = field(default_factory=HeadLimits)
     bodies: RouteLimits = DEFAULT_ROUTE_LIMITS
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     ws_max_message_bytes: int = 4096 + WS_SLACK_BYTES
 
     @classmethod
@@ -42,6 +49,7 @@ class HttpLimits:
         return cls(
             head=HeadLimits(max_head_bytes=settings.http_max_head_bytes,
                             head_timeout=settings.http_head_timeout),
+            body_timeout=settings.http_body_timeout,
             ws_max_message_bytes=settings.chat_max_frame_bytes + WS_SLACK_BYTES,
         )
 
@@ -64,7 +72,7 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
     trusted = trusted_networks(trusted_proxies)
     protocol = bounded_http_protocol(limits.head)
     config = uvicorn.Config(
-        BodyLimit(app, limits.bodies),
+        BodyLimit(app, limits.bodies, limits.body_timeout),
         http=protocol,
         ws=ws,
         ws_max_size=limits.ws_max_message_bytes,

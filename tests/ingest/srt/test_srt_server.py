@@ -16,12 +16,13 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
+from tests.e2e.conftest import eventually
+from tests.ingest.attacks import InductionFlood
 from tests.ingest.srt.srtpeers import (
     NULL_TS_PACKET,
+    FakePublisher,
     FakeTarget,
     LossyProxy,
-    RawCaller,
-    induction_datagram,
     raw_handshake,
     ts_continuity_errors,
 )
@@ -285,6 +286,48 @@ async def test_rejection_reasons(served: tuple[SrtServer, FakeTarget, Received])
     assert len(target.publishers) == 1
 
 
+@pytest.mark.parametrize("stuck", ["passphrase", "stream key"])
+async def test_a_check_that_never_returns_frees_its_slot(
+    caplog: pytest.LogCaptureFixture, stuck: str
+) -> None:
+    # A lookup that hangs (a locked database) held the caller's connection slot for
+    # ever: two such callers filled this listener. Now each is turned away (1503) once
+    # check_timeout has passed, and its slot is free again.
+    hanging = asyncio.Event()  # set: lookups answer again
+
+    class StuckTarget(FakeTarget):
+        async def open_publisher(self, stream_key: str, *, protocol: str, remote_address: str,
+                                 disconnect: object = None) -> FakePublisher:
+            if stuck == "stream key":
+                await hanging.wait()
+            return await super().open_publisher(stream_key, protocol=protocol,
+                                                remote_address=remote_address)
+
+    async def passphrase_for(key: str) -> str | None:
+        if stuck == "passphrase":
+            await hanging.wait()
+        return None
+
+    target = StuckTarget({KEY})
+    server = SrtServer(target, host="127.0.0.1", port=0, passphrase_for=passphrase_for,
+                       max_connections=2, check_timeout=0.3)
+    await server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="golive.ingest.srt.server"):
+            answers = await asyncio.gather(*(raw_handshake(server.port, KEY, socket_id=10 + i)
+                                             for i in range(4)))
+        # Two got a slot and waited for their check; the others found the listener full.
+        assert sorted(a.type for a in answers) == [1000 + 5] * 2 + [1000 + 1503] * 2  # BACKLOG
+        assert server.listener.pending_count == 0
+        assert "srt stream key check timed out" in caplog.text
+        assert KEY not in caplog.text
+        hanging.set()
+        answer = await raw_handshake(server.port, KEY, socket_id=20)
+        assert answer.type == 0xFFFFFFFF and len(target.publishers) == 1
+    finally:
+        await server.close()
+
+
 # Loss ---------------------------------------------------------------------------------------
 
 
@@ -393,26 +436,15 @@ async def test_induction_flood_from_one_socket_does_not_keep_a_caller_out(
     """5,000 inductions a second from one UDP socket while srt-live-transmit connects from
     another: the flood costs the listener no state, and the caller gets in."""
     server, target, _ = served
-    loop = asyncio.get_running_loop()
-    transport, flooder = await loop.create_datagram_endpoint(
-        RawCaller, remote_addr=("127.0.0.1", server.port))
-    flooded = 0
-    in_full_swing = asyncio.Event()
+    flood = InductionFlood(server.port, rate=5000)
+    flooding = asyncio.create_task(flood.run(seconds=120))
 
-    async def flood() -> None:
-        nonlocal flooded
-        while True:
-            for _ in range(50):
-                flooded += 1
-                transport.sendto(induction_datagram(flooded & 0x7FFFFFFF or 1))
-            if flooded >= 5000:
-                in_full_swing.set()
-            await asyncio.sleep(0.01)
+    async def in_full_swing() -> bool:
+        return flood.sent >= 5000
 
-    flooding = loop.create_task(flood())
     assert SRT_LIVE_TRANSMIT is not None
     try:
-        await asyncio.wait_for(in_full_swing.wait(), 30)
+        await eventually(in_full_swing, timeout=30, what="5,000 inductions")
         process = await asyncio.create_subprocess_exec(
             SRT_LIVE_TRANSMIT, "-a", "no", "file://con", slt_url(server.port, KEY),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
@@ -420,15 +452,16 @@ async def test_induction_flood_from_one_socket_does_not_keep_a_caller_out(
         try:
             await asyncio.wait_for(target.opened.wait(), 30)
             assert server.connection_count == 1
-            at_connect = flooded
+            at_connect = flood.sent
+            assert not flooding.done()  # the caller connected while the flood went on
         finally:
             process.kill()
             await process.wait()
     finally:
         flooding.cancel()
-        transport.close()
-    assert at_connect >= 5000  # the caller connected while the flood went on
-    assert flooder.queue.qsize() > 1000  # the flood was answered, statelessly
+        await asyncio.gather(flooding, return_exceptions=True)
+    assert at_connect >= 5000
+    assert flood.answered > 1000  # the flood was answered, statelessly
     assert server.listener.pending_count == 0 and len(server.listener.budget) == 1
 
 

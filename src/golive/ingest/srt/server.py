@@ -2,7 +2,8 @@
 
 It owns the socket, the hand-off to the broadcast hub (a `PublishTarget`: the stream
 key and passphrase checks are async, so each requested connection gets a short
-task) and one `loop.call_at` armed for the listener's next deadline; with nobody
+task, bounded by `check_timeout`: a check that never returns must not hold the
+caller's connection slot, so the caller is rejected as unavailable) and one `loop.call_at` armed for the listener's next deadline; with nobody
 connected nothing is armed. Delivered payloads are MPEG-TS; a `TsDemuxer` per
 publisher turns them into media tags. Stream keys never reach the log: lines name
 the hub's stream id when there is one and otherwise a few characters of the key.
@@ -94,8 +95,11 @@ class SrtServer:
         handshake_rate: float = 50.0,
         handshake_rate_per_source: float = 10.0,
         idle_timeout: float = 5.0,
+        check_timeout: float = 3.0,
         on_payload: PayloadTap | None = None,
     ) -> None:
+        if check_timeout <= 0:
+            raise ValueError("check_timeout must be > 0")
         self.target = target
         self.passphrase_for = passphrase_for
         self.on_payload = on_payload
@@ -105,6 +109,7 @@ class SrtServer:
         self.handshake_rate = handshake_rate
         self.handshake_rate_per_source = handshake_rate_per_source
         self.idle_timeout = idle_timeout
+        self.check_timeout = check_timeout
         self._host = host
         self._port = port
         self._listener: SrtListener | None = None
@@ -254,14 +259,25 @@ class SrtServer:
         holder: list[_Publishing] = []
         publisher: Publisher | None = None
         try:
-            passphrase = None
-            if self.passphrase_for is not None:
-                passphrase = await self.passphrase_for(request.stream.key)
-            security = check_passphrase(request, passphrase)
-            publisher = await self.target.open_publisher(
-                request.stream.key, protocol="srt", remote_address=event.remote,
-                disconnect=lambda reason: self._kick(holder, reason))
+            # Both lookups only read until the hub registers the publisher (its last
+            # step, after its one await), so cutting them off leaves nothing behind.
+            async with asyncio.timeout(self.check_timeout):
+                passphrase = None
+                if self.passphrase_for is not None:
+                    passphrase = await self.passphrase_for(request.stream.key)
+                security = check_passphrase(request, passphrase)
+                publisher = await self.target.open_publisher(
+                    request.stream.key, protocol="srt", remote_address=event.remote,
+                    disconnect=lambda reason: self._kick(holder, reason))
             stream = printable(publisher.stream_id, 64)
+        except TimeoutError:
+            log.warning("srt stream key check timed out remote=%s key=%s after=%gs",
+                        event.remote, key_hint(request.stream.key), self.check_timeout)
+            listener.reject(event.request_id,
+                            HandshakeRejected(RejectReason.X_UNAVAILABLE,
+                                              "stream key check timed out; try again"),
+                            loop.time())
+            return
         except HandshakeRejected as rejected:
             listener.reject(event.request_id, rejected, loop.time())
             return
