@@ -37,12 +37,12 @@ from golive.delivery import WebRtcFeed, WhepEndpoint
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
-from golive.media import LivePipeline, detect_capabilities
+from golive.media import LivePipeline, Thumbnailer, detect_capabilities
 from golive.packaging import Presentation
 from golive.settings import Settings
 from golive.store import ChatStore, EventRecorder, PlaybackViewStore, Store, StoreStreamDirectory
 from golive.stream import BroadcastHub, GuardedPublishTarget
-from golive.web import AssetCatalog, Studio, studio_routes, web_routes
+from golive.web import AssetCatalog, Studio, ThumbnailRoute, studio_routes, web_routes
 from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class Golive:
         self.chat: ChatService | None = None
         self.whip: WhipEndpoint | None = None
         self.whep: WhepEndpoint | None = None
+        self.thumbnailer: Thumbnailer | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
@@ -354,6 +355,12 @@ class Golive:
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
             realtime_ice_servers=realtime_ice))
+
+        # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments.
+        if self.pipeline is not None:
+            self.thumbnailer = Thumbnailer(s.ffmpeg_path(),
+                                           concurrency=s.thumbnail_concurrency)
+            app.router.routes.extend(ThumbnailRoute(self.pipeline, self.thumbnailer).routes())
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's

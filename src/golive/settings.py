@@ -132,6 +132,13 @@ class Settings(BaseSettings):
         None,
         description="Extra directory of stream profile TOML files; empty means data_dir/profiles.",
     )
+    thumbnail_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="ffmpeg thumbnail decodes (/thumbnail/PLAYBACK_ID.jpg) run at once; "
+        "more requests wait, identical ones share a decode.",
+    )
     ended_playlist_ttl: float = Field(
         60.0,
         ge=0,
