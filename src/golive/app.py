@@ -31,6 +31,7 @@ from golive.chat import (
     chat_routes,
     chat_websocket_protocol,
     load_chat_secret,
+    replay_routes,
 )
 from golive.core import EventBus, FailureThrottle
 from golive.delivery import WebRtcFeed, WhepEndpoint
@@ -319,6 +320,7 @@ class Golive:
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
         app.router.routes.extend(chat_routes(self.chat))
+        app.router.routes.extend(replay_routes(self.chat))
         app.mount("/api/v1", api)
 
         hub = self.hub
