@@ -13,6 +13,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -171,16 +172,55 @@ class WebPages:
             "statusUrl": f"/watch/{playback_id}/status",
             "qoeUrl": f"/qoe/{playback_id}",
             "chatUrl": f"/chat/{playback_id}",
+            "chatReplayUrl": f"/chat/{playback_id}/replay",
+            # `?chat=replay`: show the chat in time with the video (by its program
+            # date-time) rather than as it happens; what an asset's page does.
+            "chatReplay": request.query_params.get("chat") == "replay",
             "live": self.is_live(playback_id),
             "realtime": self._realtime_config(playback_id, pid),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
-                   "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed}
+                   "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed,
+                   "meta": self._metadata(origin, stream, pid, live=config["live"])}
         if embed:
             return self._render("embed.html", headers={
                 "Content-Security-Policy": "frame-ancestors *"}, **context)
         return self._render("watch.html", headers={"X-Frame-Options": "SAMEORIGIN"}, **context)
+
+    def _metadata(self, origin: str, stream: StreamRecord, pid: PlaybackIdRecord, *,
+                  live: bool) -> dict[str, Any]:
+        """OpenGraph and schema.org facts of a watch page (rendered escaped by the template).
+
+        A signed playback id's page is private: no thumbnail (it would need the token) and
+        `noindex`. A live one is a `VideoObject` published by a live `BroadcastEvent`
+        that started when the presentation did (its first segment number is twice that
+        Unix time, by the public LL-HLS numbering contract).
+        """
+        public = pid.policy == "public"
+        page_url = f"{origin}/watch/{pid.id}"
+        description = (f"{stream.name} is live now on golive." if live
+                       else f"{stream.name} on golive.")
+        image = f"{origin}/thumbnail/{pid.id}.jpg?width=1280" if live and public else None
+        video: dict[str, Any] = {
+            "@context": "https://schema.org",
+            "@type": "VideoObject",
+            "name": stream.name,
+            "description": description,
+            "uploadDate": stream.created_at.replace(tzinfo=stream.created_at.tzinfo or UTC)
+            .isoformat(),
+            "embedUrl": f"{origin}/embed/{pid.id}",
+            "url": page_url,
+        }
+        if image is not None:
+            video["thumbnailUrl"] = [image]
+        presentation = self.live.presentation(pid.id) if live else None
+        if presentation is not None:
+            started = datetime.fromtimestamp(presentation.first_msn / 2, UTC)
+            video["publication"] = {"@type": "BroadcastEvent", "isLiveBroadcast": True,
+                                    "startDate": started.isoformat()}
+        return {"title": stream.name, "description": description, "url": page_url,
+                "image": image, "index": public, "json_ld": video}
 
     def _realtime_config(self, playback_id: str, pid: PlaybackIdRecord) -> dict[str, Any] | None:
         """What the player needs for WHEP playback, or None where the page must not offer it.

@@ -473,24 +473,30 @@ export class Player {
 
   // Delay and the watchdog -------------------------------------------------------------------
 
-  delaySeconds() {
-    const video = this.video;
+  // The wall-clock time (EXT-X-PROGRAM-DATE-TIME) of the frame on screen, or null.
+  playingDate() {
     if (this.hls) {
       const date = this.hls.playingDate;
-      if (date) {
-        const seconds = (Date.now() - date.getTime()) / 1000;
-        if (seconds >= 0 && seconds < 3600) return seconds;
-      }
+      return date && Number.isFinite(date.getTime()) ? date : null;
+    }
+    if (this.native && this.video.getStartDate) {
+      const start = this.video.getStartDate().getTime();
+      if (Number.isFinite(start) && start > 0) return new Date(start + this.video.currentTime * 1000);
+    }
+    return null;
+  }
+
+  delaySeconds() {
+    const video = this.video;
+    const date = this.playingDate();
+    if (date) {
+      const seconds = (Date.now() - date.getTime()) / 1000;
+      if (seconds >= 0 && seconds < 3600) return seconds;
+    }
+    if (this.hls) {
       const latency = this.hls.latency;
       if (Number.isFinite(latency) && latency > 0) return latency;
       return null;
-    }
-    if (this.native && video.getStartDate) {
-      const start = video.getStartDate().getTime();
-      if (Number.isFinite(start) && start > 0) {
-        const seconds = (Date.now() - (start + video.currentTime * 1000)) / 1000;
-        if (seconds >= 0 && seconds < 3600) return seconds;
-      }
     }
     const seekable = video.seekable;
     if (seekable.length) return Math.max(0, seekable.end(seekable.length - 1) - video.currentTime);

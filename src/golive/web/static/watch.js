@@ -1,6 +1,7 @@
 // Entry point of /watch/PLAYBACK_ID: the player, the chat panel, viewer count, embed snippet.
 import { Player, readConfig } from "/static/player.js";
 import { ChatPanel } from "/static/chat.js";
+import { ChatReplay } from "/static/chat-replay.js";
 
 const config = readConfig();
 const player = new Player(document.getElementById("player"), config);
@@ -30,7 +31,12 @@ const chat = new ChatPanel(
   },
   config.chatUrl,
 );
-chat.connect();
+if (config.chatReplay) {
+  // The chat as it was when the frame on screen was live, instead of the chat right now.
+  new ChatReplay(chat, config.chatReplayUrl, () => player.playingDate(), { live: config.live }).start();
+} else {
+  chat.connect();
+}
 
 const snippet = $("embed-snippet");
 const embedUrl = new URL(`/embed/${encodeURIComponent(config.playbackId)}`, location.origin);

@@ -1,0 +1,96 @@
+"""Chat replay in real Chromium: a message shows beside the video when the video reaches
+the moment it was sent (by the player's program date-time), also after a seek back.
+
+There is no recorded asset to replay yet (recording lands separately), so this replays
+a live stream's chat by PDT with `?chat=replay` - the same code an asset's page runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from tests.chat.conftest import ChatClient
+from tests.e2e.conftest import create_stream, eventually, wait_status
+from tests.mediatools import ffmpeg_publish, stop
+from tests.web.helpers import ConsoleLog, wait_advancing, wait_playing
+
+from golive.app import Golive
+
+pytestmark = pytest.mark.slow
+
+# The line of a message, once shown: where it appeared on the player's clock, and when.
+SHOWN = """(id) => {
+  const line = document.querySelector(`#chat-log [data-id="${id}"]`);
+  if (!line) return null;
+  return {shownAt: Number(line.dataset.shownAt), wall: Date.now(),
+          delay: Number(document.getElementById('player').dataset.delay)};
+}"""
+
+
+async def test_replayed_message_appears_when_the_video_reaches_it(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any, artifacts: Path
+) -> None:
+    stream = await create_stream(api)
+    pid = stream["playback_ids"][0]["id"]
+    proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
+    chat: ChatClient | None = None
+    try:
+        await wait_status(api, stream["id"], "active")
+
+        async def live() -> bool:
+            async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as client:
+                return bool((await client.get(f"/watch/{pid}/status")).json()["live"])
+
+        await eventually(live, timeout=30, what="the stream to be live")
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        console = ConsoleLog(page)
+        await page.goto(f"{node.http_url}/watch/{pid}?chat=replay")
+        await wait_playing(page)
+        await wait_advancing(page, 1)
+        assert await page.inner_text("#chat-state") == "replay"
+        assert await page.is_hidden("#chat-join")
+        await page.wait_for_function(
+            "() => Number(document.getElementById('player').dataset.delay) > 0",
+            timeout=30_000)
+
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{node.http_port}/chat/{pid}", open_timeout=10)
+        chat = ChatClient(ws)
+        await chat.send(type="join", name="Ann")
+        await chat.wait_type("identity")
+        await chat.send(type="send", text="goal!")
+        message = await chat.wait_type("message", text="goal!")
+        sent_at = _epoch_ms(message["sent_at"])
+
+        shown = await (await page.wait_for_function(
+            SHOWN, arg=message["id"], timeout=30_000, polling=100)).json_value()
+        # On the player's clock it appeared at the moment it was sent, not before it...
+        assert 0 <= shown["shownAt"] - sent_at <= 1000, (shown, sent_at)
+        # ... and, read off the wall clock and the player's own delay readout, the same.
+        assert abs((shown["wall"] - shown["delay"] * 1000) - sent_at) <= 1500, (shown, sent_at)
+        assert await page.inner_text(f'#chat-log [data-id="{message["id"]}"] .chat-text') \
+            == "goal!"
+        await page.screenshot(path=str(artifacts / "watch-chat-replay.png"))
+
+        # Seek back to before the message: it goes, and comes back when the video gets there.
+        await page.evaluate("document.querySelector('video').currentTime -= 4")
+        await page.wait_for_function(
+            "(id) => !document.querySelector(`#chat-log [data-id=\"${id}\"]`)",
+            arg=message["id"], timeout=10_000, polling=100)
+        again = await (await page.wait_for_function(
+            SHOWN, arg=message["id"], timeout=30_000, polling=100)).json_value()
+        assert 0 <= again["shownAt"] - sent_at <= 1000, (again, sent_at)
+        assert console.errors == []
+    finally:
+        if chat is not None:
+            await chat.close()
+        stop(proc)
+
+
+def _epoch_ms(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
