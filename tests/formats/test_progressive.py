@@ -23,6 +23,7 @@ from golive.formats.isobmff import (
     IsobmffError,
     ProgressiveMp4,
     Span,
+    fragment_samples,
     plan_progressive,
 )
 
@@ -233,3 +234,47 @@ def test_corrupted_fragments_raise_only_isobmff_error(
     except IsobmffError:
         return
     assert plan.size == len(plan.read(0, plan.size, stored))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_any_run_of_real_fragments_plans_every_sample(
+    cmaf: tuple[bytes, list[bytes]], data: st.DataObject
+) -> None:
+    init, fragments = cmaf
+    reader = FragmentReader()
+    items = reader.feed(init + b"".join(fragments))
+    parsed = [f for f in items if isinstance(f, Fragment)]
+    first = data.draw(st.sampled_from([i for i, f in enumerate(parsed) if f.independent]))
+    last = data.draw(st.integers(first + 1, len(parsed)))
+    per = data.draw(st.integers(1, 6))
+    stored = segments(fragments[first:last], per)
+    plan = plan_progressive(init, stored)
+    whole = plan.read(0, plan.size, stored)
+    mp4 = whole[: len(plan.header)]
+    # every sample's bytes are copied once: the mdat payload is the samples of the runs
+    samples = sum(len(s.data) for f in parsed[first:last]
+                  for s in fragment_samples(read_init_segment(init), f))
+    assert plan.size - len(plan.header) == samples
+    assert sum(struct.unpack(">I", mp4[i + 4 : i + 8])[0]
+               for i in _stsz_offsets(mp4)) == sum(
+        len(list(fragment_samples(read_init_segment(init), f))) for f in parsed[first:last])
+    start = data.draw(st.integers(0, plan.size - 1))
+    end = data.draw(st.integers(start, plan.size))
+    assert plan.read(start, end, stored) == whole[start:end]
+
+
+def read_init_segment(init: bytes) -> InitSegment:
+    (item,) = FragmentReader().feed(init)
+    assert isinstance(item, InitSegment)
+    return item
+
+
+def _stsz_offsets(mp4: bytes) -> list[int]:
+    """Where each track's stsz payload starts (its sample count is at +4)."""
+    out = []
+    at = mp4.find(b"stsz")
+    while at != -1:
+        out.append(at + 4 + 4)  # past the type, then the version/flags (sample_size at +0)
+        at = mp4.find(b"stsz", at + 4)
+    return out

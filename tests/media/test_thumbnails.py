@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,12 @@ async def test_width_is_bounded(segment: SegmentMedia) -> None:
         with pytest.raises(ValueError):
             await thumbnailer.jpeg("w", segment, width)
     assert thumbnailer.decodes == 0
+
+
+async def test_offset_picks_a_later_frame(segment: SegmentMedia) -> None:
+    thumbnailer = Thumbnailer(FFMPEG)
+    first = await thumbnailer.jpeg("first", segment, 160)
+    later = await thumbnailer.jpeg("later", replace(segment, offset=0.5), 160)
+    assert first != later  # testsrc2 moves every frame
+    with pytest.raises(ThumbnailError):  # past the end of the segment: no frame
+        await thumbnailer.jpeg("past", replace(segment, offset=30), 160)

@@ -2,7 +2,7 @@
 
 `Thumbnailer.jpeg` takes a segment's init + media bytes and a width and returns the
 JPEG of its first frame (a segment starts with a keyframe, so only that one frame is
-decoded). ffmpeg runs as a subprocess, never on the event loop; at most `concurrency`
+decoded), or of the frame `offset` seconds into it (decoding up to there). ffmpeg runs as a subprocess, never on the event loop; at most `concurrency`
 run at once, and callers asking for the same key share one run. Results are kept in
 an LRU cache bounded by entries and bytes, keyed by whatever identifies the segment
 (playback id, segment, width).
@@ -39,6 +39,7 @@ class SegmentMedia:
     init: bytes
     data: bytes
     width: int | None = None  # the rendition's picture width, when known
+    offset: float = 0.0  # seconds into the segment; 0: its first frame, a keyframe
 
 
 class Thumbnailer:
@@ -105,12 +106,15 @@ class Thumbnailer:
             raise ThumbnailError("segment too large to decode")
         async with self._slots:
             self.decodes += 1
-            return await self._run(media.init + media.data, width)
+            return await self._run(media.init + media.data, width, media.offset)
 
-    async def _run(self, data: bytes, width: int) -> bytes:
+    async def _run(self, data: bytes, width: int, offset: float) -> bytes:
+        # Output-side -ss: frames before the offset are decoded and dropped (a segment is
+        # a GOP or two), which finds the exact frame rather than the keyframe before it.
+        seek = ["-ss", f"{offset:.3f}"] if offset > 0 else []
         proc = await asyncio.create_subprocess_exec(
             self._ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-threads", "1", "-f", "mp4", "-i", "pipe:0",
+            "-threads", "1", "-f", "mp4", "-i", "pipe:0", *seek,
             "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width}:-2",
             "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
