@@ -35,7 +35,6 @@ class EventType(enum.StrEnum):
     LIVE_STREAM_WARNING = "live_stream.warning"
     RECORDING_READY = "recording.ready"
     ASSET_READY = "asset.ready"
-    ASSET_ERRORED = "asset.errored"
     ASSET_DELETED = "asset.deleted"
 
 

@@ -9,6 +9,8 @@ Object keys are built only by `segment_key` / `init_key` from golive's own ids.
 """
 
 from golive.recording.library import RecordingLibrary
+from golive.recording.recorder import Recorder, RecorderStats, RecordingSession
+from golive.recording.s3 import S3Storage, check_obstore
 from golive.recording.storage import (
     LocalStorage,
     ObjectMissing,
@@ -18,14 +20,23 @@ from golive.recording.storage import (
     init_key,
     segment_key,
 )
+from golive.recording.sweeper import RetentionSweeper
+from golive.recording.vod import VodCatalog
 
 __all__ = [
     "LocalStorage",
     "ObjectMissing",
+    "Recorder",
+    "RecorderStats",
     "RecordingLibrary",
+    "RecordingSession",
+    "RetentionSweeper",
+    "S3Storage",
     "SegmentStorage",
     "StorageError",
+    "VodCatalog",
     "asset_prefix",
+    "check_obstore",
     "init_key",
     "segment_key",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -256,10 +256,6 @@ class AssetStore:
             if status == "ready":
                 row.ready_at = ended_at
             return await self._record(session, row)
-
-    async def set_status(self, asset_id: str, status: str) -> None:
-        async with self._write.begin() as session:
-            await session.execute(update(Asset).where(Asset.id == asset_id).values(status=status))
 
     # Reading -------------------------------------------------------------------------------
 
