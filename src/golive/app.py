@@ -45,15 +45,7 @@ from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import LivePipeline, detect_capabilities
 from golive.packaging import Presentation, SegmentObserver
-from golive.recording import (
-    LocalStorage,
-    Recorder,
-    RecordingLibrary,
-    RetentionSweeper,
-    S3Storage,
-    SegmentStorage,
-    VodCatalog,
-)
+from golive.recording import Recorder, RecordingLibrary, RetentionSweeper, VodCatalog, open_storage
 from golive.settings import Settings
 from golive.store import (
     AssetStore,
@@ -200,7 +192,7 @@ class Golive:
 
         # Recording: segments to local disk or S3 as they complete; assets, VOD, retention.
         # What a killed run left (spool, open recordings) is stored and finished here.
-        storage = self._storage()
+        storage = open_storage(s)
         assets = AssetStore(self.store.engine)
         self.recordings = RecordingLibrary(assets, storage, self.bus)
         self.recorder = Recorder(
@@ -416,18 +408,6 @@ class Golive:
             auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
 
         return app
-
-    def _storage(self) -> SegmentStorage:
-        s = self.settings
-        if not s.storage_url:
-            return LocalStorage(s.recordings_dir)
-        secret = s.storage_s3_secret_access_key
-        return S3Storage(
-            s.storage_url, endpoint=s.storage_s3_endpoint, region=s.storage_s3_region,
-            access_key_id=s.storage_s3_access_key_id,
-            secret_access_key=secret.get_secret_value() if secret is not None else "",
-            path_style=s.storage_s3_path_style, timeout=s.storage_timeout,
-        )
 
     def _recording_for(self, broadcast: Broadcast) -> SegmentObserver | None:
         """The recording of a broadcast whose stream records, asked once per broadcast."""

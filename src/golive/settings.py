@@ -285,9 +285,9 @@ class Settings(BaseSettings):
         "is retried later.",
     )
     recording_queue_segments: int = Field(
-        256, ge=8, le=100_000,
+        256, ge=1, le=100_000,
         description="Segments waiting in memory for storage, across all recordings; past "
-        "it they wait in the spool on disk.",
+        "it, and whenever storage is failing, they wait in the spool on disk.",
     )
     recording_spool_bytes: int = Field(
         2 * 1024**3, ge=0,

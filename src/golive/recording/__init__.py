@@ -8,6 +8,7 @@ duration, PDT, size, discontinuity and object key), and bytes through
 Object keys are built only by `segment_key` / `init_key` from golive's own ids.
 """
 
+from golive.recording.config import open_storage
 from golive.recording.library import RecordingLibrary
 from golive.recording.recorder import Recorder, RecorderStats, RecordingSession
 from golive.recording.s3 import S3Storage, check_obstore
@@ -38,5 +39,6 @@ __all__ = [
     "asset_prefix",
     "check_obstore",
     "init_key",
+    "open_storage",
     "segment_key",
 ]

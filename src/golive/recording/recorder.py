@@ -227,6 +227,7 @@ class Recorder:
         self._lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self._warned = Cooldown(WARNING_INTERVAL)
         self._closing = False
+        self._outage = False  # the last storage request failed
         self._changed = asyncio.Event()  # set on every change `_idle` depends on
         self.stored = 0
         self.dropped = 0
@@ -365,15 +366,13 @@ class Recorder:
             await self._work.wait()
 
     async def _spiller(self) -> None:
-        """Moves the newest waiting segments beyond the memory limit into the spool."""
+        """Moves waiting objects to the spool: all of them while storage fails (a crash
+        then loses nothing already handed over), else the newest beyond the memory limit."""
         while True:
             await self._spill.wait()
             self._spill.clear()
-            while len(self._memory) > self._queue_limit:
+            while self._memory and (self._outage or len(self._memory) > self._queue_limit):
                 job = self._memory.pop()
-                if job.kind == "init" or job.data is None:
-                    self._memory.append(job)
-                    break
                 if self._spool_used + job.size > self._spool_limit:
                     self._drop(job, "the spool is full (recording_spool_bytes)")
                     continue
@@ -413,9 +412,12 @@ class Recorder:
         while True:
             try:
                 await self.storage.put(job.key, job.data)
+                self._outage = False
                 break
             except StorageError as exc:
                 self.storage_failures += 1
+                self._outage = True
+                self._spill.set()
                 self._warn(session, "recording_storage_unavailable",
                            f"recording storage is unavailable ({exc}); segments are kept "
                            "on local disk and uploaded when it returns")
