@@ -7,8 +7,11 @@ ffprobe (decode) and, in tests/web, Chromium with hls.js.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -234,8 +237,12 @@ class LiveWatcher:
 
 
 async def vod_playlist(node: Golive, asset: dict[str, Any], rendition: str) -> str:
+    return await vod_playlist_at(node.http_url, asset, rendition)
+
+
+async def vod_playlist_at(base: str, asset: dict[str, Any], rendition: str) -> str:
     playback_id = asset["playback_ids"][0]["id"]
-    async with httpx.AsyncClient(base_url=f"{node.http_url}/vod/", timeout=10) as vod:
+    async with httpx.AsyncClient(base_url=f"{base}/vod/", timeout=10) as vod:
         response = await vod.get(f"{playback_id}/{rendition}.m3u8")
     assert response.status_code == 200, response.text
     return response.text
@@ -288,3 +295,110 @@ async def test_storage_outage_keeps_live_playback_whole_and_the_asset_complete(
         codes = {e["data"].get("code") for e in events if e["type"] == "live_stream.warning"}
         assert "recording_storage_unavailable" in codes, codes
         await api.aclose()
+
+
+SERVE_TOKEN = "kill-nine-test-admin-token-0123456789abcdef"
+
+
+class ServeProcess:
+    """`python -m golive serve` as a subprocess on fixed free ports, over one data dir."""
+
+    def __init__(self, tmp: Path, data_dir: Path) -> None:
+        from tests.nginxedge import free_port
+
+        self.http_port = free_port()
+        self.rtmp_port = free_port()
+        self.tmp = tmp
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
+        self.env.update(
+            GOLIVE_DATA_DIR=str(data_dir), GOLIVE_HOST="127.0.0.1",
+            GOLIVE_HTTP_PORT=str(self.http_port), GOLIVE_RTMP_PORT=str(self.rtmp_port),
+            GOLIVE_SRT_PORT="0", GOLIVE_ADMIN_TOKEN=SERVE_TOKEN,
+            PYTHONPATH=os.pathsep.join(sys.path),
+        )
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def launch(self) -> None:
+        self.runs += 1
+        with (self.tmp / f"serve-{self.runs}.log").open("wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "golive", "serve"],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    async def start(self) -> None:
+        self.launch()
+
+        async def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError((self.tmp / f"serve-{self.runs}.log").read_text())
+            try:
+                async with httpx.AsyncClient(timeout=1) as client:
+                    return (await client.get(f"{self.url}/healthz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(up, timeout=60, what="golive serve up")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+async def test_kill_9_mid_broadcast_leaves_an_asset_that_plays(
+    tmp_path: Path, source_flv: Path
+) -> None:
+    server = ServeProcess(tmp_path, tmp_path / "data")
+    await server.start()
+    publisher: subprocess.Popen[bytes] | None = None
+    watcher: LiveWatcher | None = None
+    watching: asyncio.Task[None] | None = None
+    try:
+        async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", timeout=10,
+                                     headers={"Authorization": f"Bearer {SERVE_TOKEN}"}) as api:
+            stream = await create_stream(api, name="killed", recording=True, reconnect_window=2)
+            publisher = ffmpeg_publish(
+                source_flv, f"rtmp://127.0.0.1:{server.rtmp_port}/live/{stream['stream_key']}",
+                loop=True)
+            await wait_status(api, stream["id"], "active")
+            watcher = LiveWatcher(server.url, stream["playback_ids"][0]["id"])
+            watching = asyncio.create_task(watcher.run())
+            await asyncio.sleep(20)
+            server.kill()
+            published = dict(watcher.durations)  # what a live viewer had seen complete
+            watching.cancel()
+            stop(publisher)
+
+        await server.start()  # same data dir: finishes what the killed run recorded
+        async with httpx.AsyncClient(base_url=f"{server.url}/api/v1", timeout=10,
+                                     headers={"Authorization": f"Bearer {SERVE_TOKEN}"}) as api:
+            asset = await wait_asset(api, stream["id"], timeout=60)
+            assert asset["status"] == "ready", asset
+            longest = max(published.values())
+            seen = sum(published.values())
+            # At most the segment in flight is lost; at most one completed after the
+            # viewer's last reload.
+            assert seen - longest - 0.1 <= asset["duration"] <= seen + longest + 0.1, (
+                asset["duration"], seen)
+            # It plays: every segment of every rendition decodes.
+            playback_id = asset["playback_ids"][0]["id"]
+            durations = await check_vod(server.url, playback_id, tmp_path)
+            assert durations and all(abs(d - asset["duration"]) <= longest + 0.1
+                                     for d in durations.values()), durations
+            numbers = vod_numbers(await vod_playlist_at(server.url, asset, watcher.rendition))
+            missing = sorted(set(published) - set(numbers))
+            assert len(missing) <= 1, missing  # the one in flight at most
+    finally:
+        if watching is not None:
+            watching.cancel()
+        if watcher is not None:
+            await watcher.aclose()
+        if publisher is not None:
+            stop(publisher)
+        server.stop()
