@@ -395,7 +395,7 @@ class Golive:
         app.router.routes.extend(web_routes(
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
-            realtime_ice_servers=realtime_ice))
+            realtime_ice_servers=realtime_ice, recordings=self.recordings))
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's

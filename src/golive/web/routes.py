@@ -13,6 +13,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -22,7 +23,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.store import PlaybackIdRecord, PlaybackViewStore, Store, StreamRecord, ViewConflict
+from golive.store import (
+    AssetRecord,
+    PlaybackIdRecord,
+    PlaybackViewStore,
+    Store,
+    StreamRecord,
+    ViewConflict,
+)
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.qoe import (
     MAX_BODY_BYTES,
@@ -59,6 +67,17 @@ class LivePresentations(Protocol):
     def presentation(self, playback_id: str) -> Presentation | None: ...
 
 
+class RecordedAssets(Protocol):
+    """Where the pages find a recorded asset by its playback id (the recording library)."""
+
+    async def asset_for_playback(self, playback_id: str) -> AssetRecord | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Titled:
+    name: str
+
+
 class _TtlCache:
     """A small bounded cache of values that may be a second or two stale."""
 
@@ -85,8 +104,10 @@ class WebPages:
 
     def __init__(self, store: Store, live: LivePresentations, *, views: PlaybackViewStore,
                  assets: AssetCatalog,
-                 realtime_ice_servers: list[dict[str, str]] | None = None) -> None:
+                 realtime_ice_servers: list[dict[str, str]] | None = None,
+                 recordings: RecordedAssets | None = None) -> None:
         self.store = store
+        self.recordings = recordings
         # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
         # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
         self.realtime_ice_servers = realtime_ice_servers
@@ -150,6 +171,10 @@ class WebPages:
     async def _page(self, request: Request, *, embed: bool) -> Response:
         playback_id = request.path_params["playback_id"]
         found = await self.lookup(playback_id)
+        if found is None and self.recordings is not None and PLAYBACK_ID.fullmatch(playback_id):
+            asset = await self.recordings.asset_for_playback(playback_id)
+            if asset is not None:
+                return await self._asset_page(request, asset, embed=embed)
         if found is None:
             return self._message(404, "Stream not found",
                                  "There is no stream at this address. Check the link.",
@@ -177,6 +202,39 @@ class WebPages:
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
                    "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed}
+        if embed:
+            return self._render("embed.html", headers={
+                "Content-Security-Policy": "frame-ancestors *"}, **context)
+        return self._render("watch.html", headers={"X-Frame-Options": "SAMEORIGIN"}, **context)
+
+    async def _asset_page(self, request: Request, asset: AssetRecord, *, embed: bool) -> Response:
+        """A recorded asset's page: the same player on its VOD playlist, with seeking."""
+        if asset.status != "ready":
+            return self._message(404, "Recording not ready",
+                                 "This recording is still being prepared, or failed. Try "
+                                 "again in a moment.", embed=embed)
+        if asset.playback_policy == "signed":
+            return self._message(403, "This recording is private",
+                                 "Signed recordings cannot be played here yet.", embed=embed)
+        stream = await self.store.get_stream(asset.stream_id)
+        title = f"{stream.name} (recording)" if stream is not None else "Recording"
+        playback_id = asset.playback_id
+        config: dict[str, Any] = {
+            "playbackId": playback_id,
+            "title": title,
+            "manifestUrl": f"/vod/{playback_id}.m3u8",
+            "statusUrl": None,
+            "qoeUrl": f"/qoe/{playback_id}",
+            "chatUrl": None,
+            "live": False,
+            "vod": True,
+            "duration": asset.duration,
+            "realtime": None,
+        }
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        context: dict[str, Any] = {
+            "stream": _Titled(title), "playback_id": playback_id, "config": config,
+            "embed_url": f"{origin}/embed/{playback_id}", "embed": embed}
         if embed:
             return self._render("embed.html", headers={
                 "Content-Security-Policy": "frame-ancestors *"}, **context)
@@ -263,11 +321,13 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
 
 def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStore,
                assets: AssetCatalog,
-               realtime_ice_servers: list[dict[str, str]] | None = None) -> list[BaseRoute]:
+               realtime_ice_servers: list[dict[str, str]] | None = None,
+               recordings: RecordedAssets | None = None) -> list[BaseRoute]:
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
-    (WHEP) option; None leaves it off.
+    (WHEP) option; None leaves it off. `recordings` lets the watch and embed pages play
+    recorded assets by their playback ids.
     """
     return WebPages(store, live, views=views, assets=assets,
-                    realtime_ice_servers=realtime_ice_servers).routes()
+                    realtime_ice_servers=realtime_ice_servers, recordings=recordings).routes()

@@ -17,20 +17,24 @@ player.onStatus((status) => {
 player.start();
 
 const $ = (id) => document.getElementById(id);
-const chat = new ChatPanel(
-  {
-    log: $("chat-log"),
-    error: $("chat-error"),
-    state: $("chat-state"),
-    viewers: $("chat-viewers"),
-    joinForm: $("chat-join"),
-    nameInput: $("chat-name"),
-    sendForm: $("chat-send"),
-    textInput: $("chat-text"),
-  },
-  config.chatUrl,
-);
-chat.connect();
+if (config.chatUrl) {
+  const chat = new ChatPanel(
+    {
+      log: $("chat-log"),
+      error: $("chat-error"),
+      state: $("chat-state"),
+      viewers: $("chat-viewers"),
+      joinForm: $("chat-join"),
+      nameInput: $("chat-name"),
+      sendForm: $("chat-send"),
+      textInput: $("chat-text"),
+    },
+    config.chatUrl,
+  );
+  chat.connect();
+} else {
+  $("chat").hidden = true; // a recording has no live chat (chat replay comes with its own issue)
+}
 
 const snippet = $("embed-snippet");
 const embedUrl = new URL(`/embed/${encodeURIComponent(config.playbackId)}`, location.origin);
