@@ -23,7 +23,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
-from golive.api import Authenticator, chat_router, create_api_app, pipeline_facts_out
+from golive.api import (
+    Authenticator,
+    assets_router,
+    chat_router,
+    create_api_app,
+    pipeline_facts_out,
+)
 from golive.chat import (
     ChatService,
     ChatSigner,
@@ -39,10 +45,18 @@ from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import LivePipeline, Thumbnailer, detect_capabilities
-from golive.packaging import Presentation
+from golive.packaging import Presentation, SegmentObserver
+from golive.recording import Recorder, RecordingLibrary, RetentionSweeper, VodCatalog, open_storage
 from golive.settings import Settings
-from golive.store import ChatStore, EventRecorder, PlaybackViewStore, Store, StoreStreamDirectory
-from golive.stream import BroadcastHub, GuardedPublishTarget
+from golive.store import (
+    AssetStore,
+    ChatStore,
+    EventRecorder,
+    PlaybackViewStore,
+    Store,
+    StoreStreamDirectory,
+)
+from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget
 from golive.web import AssetCatalog, Studio, ThumbnailRoute, studio_routes, web_routes
 from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
@@ -70,14 +84,15 @@ class _NoPresentations:
 
 
 class _Dispatch:
-    """The HTTP root: `/live/...` to the LL-HLS origin, the rest to the FastAPI app."""
+    """The HTTP root: `/live/...` and `/vod/...` to the origin, the rest to the FastAPI app."""
 
     def __init__(self, origin: Any, rest: Any) -> None:
         self._origin = origin
         self._rest = rest
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/live/"):
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith("/live/") or path.startswith("/vod/")):
             await self._origin(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
@@ -134,6 +149,9 @@ class Golive:
         self._chat_review: ReviewHook | None = None
         self._studio_api: httpx.AsyncClient | None = None
         self._signing_secret: bytes | None = None
+        self.recorder: Recorder | None = None
+        self.recordings: RecordingLibrary | None = None
+        self._sweeper: RetentionSweeper | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -174,6 +192,20 @@ class Golive:
         self._recorder = EventRecorder(self.store, self.bus)
         self._recorder.start()
 
+        # Recording: segments to local disk or S3 as they complete; assets, VOD, retention.
+        # What a killed run left (spool, open recordings) is stored and finished here.
+        storage = open_storage(s)
+        assets = AssetStore(self.store.engine)
+        self.recordings = RecordingLibrary(assets, storage, self.bus)
+        self.recorder = Recorder(
+            store=self.store, assets=assets, storage=storage, bus=self.bus,
+            spool_dir=s.data_dir / "spool", queue_segments=s.recording_queue_segments,
+            spool_bytes=s.recording_spool_bytes, retention_days=s.recording_retention_days,
+        )
+        await self.recorder.start()
+        self._sweeper = RetentionSweeper(self.recordings, interval=s.recording_sweep_interval)
+        self._sweeper.start()
+
         self.hub = BroadcastHub(
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
         )
@@ -192,6 +224,7 @@ class Golive:
                 capabilities=await detect_capabilities(ffmpeg),
                 clock=time.time,  # the one real wall clock packaging reads
                 webrtc_sink=WebRtcFeed if s.webrtc_playback else None,
+                recording=self._recording_for,
             )
             self.hub.add_observer(self.pipeline)
 
@@ -209,7 +242,8 @@ class Golive:
         # origin; everything else through FastAPI's routing.
         from golive.delivery import create_origin_app
 
-        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
+        vod = VodCatalog(self.recordings)
+        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
@@ -278,6 +312,12 @@ class Golive:
             await self.hub.close()
         if self.pipeline is not None:
             await self.pipeline.close()
+        # Ended presentations finish their recordings; what storage does not take in
+        # time waits in the spool for the next start.
+        if self._sweeper is not None:
+            await self._sweeper.close()
+        if self.recorder is not None:
+            await self.recorder.close()
         if self.chat is not None:
             await self.chat.close()
         if self._http_server is not None and self._http_task is not None:
@@ -319,8 +359,10 @@ class Golive:
         # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
+        assert self.recordings is not None
+        api.include_router(assets_router(auth, self.recordings))
         app.router.routes.extend(chat_routes(self.chat))
-        app.router.routes.extend(replay_routes(self.chat))
+        app.router.routes.extend(replay_routes(self.chat, self.recordings))
         app.mount("/api/v1", api)
 
         hub = self.hub
@@ -356,7 +398,7 @@ class Golive:
         app.router.routes.extend(web_routes(
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
-            realtime_ice_servers=realtime_ice))
+            realtime_ice_servers=realtime_ice, recordings=self.recordings))
 
         # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments.
         if self.pipeline is not None:
@@ -375,6 +417,16 @@ class Golive:
             auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
 
         return app
+
+    def _recording_for(self, broadcast: Broadcast) -> SegmentObserver | None:
+        """The recording of a broadcast whose stream records, asked once per broadcast."""
+        policy = broadcast.policy
+        if not policy.recording or self.recorder is None:
+            return None
+        signed = bool(policy.playback_ids) and policy.playback_ids[0].signed
+        return self.recorder.begin(
+            stream_id=broadcast.stream_id, broadcast_id=broadcast.id, signed=signed
+        )
 
     def _secret(self) -> bytes:
         """The node's signing secret (chat identities, studio sessions), read once."""

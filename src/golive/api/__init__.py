@@ -1,6 +1,7 @@
 """REST API under /api/v1 (control plane)."""
 
 from golive.api.app import create_api_app
+from golive.api.assets import asset_out, assets_router
 from golive.api.auth import Authenticator, Throttled
 from golive.api.chat import chat_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
@@ -8,6 +9,8 @@ from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out,
 __all__ = [
     "Authenticator",
     "Throttled",
+    "asset_out",
+    "assets_router",
     "chat_router",
     "create_api_app",
     "ingest_urls",

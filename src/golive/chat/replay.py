@@ -3,7 +3,8 @@
 Query: `from` and `to` (Unix seconds, the player's program date-time), optional
 `limit` (1..200, default 100) and `after` (the `next` cursor of the previous page).
 Answers `{"messages": [message frames, oldest first], "next": cursor | null}` with
-only undeleted messages. Public like the watch page; signed playback ids are refused
+only undeleted messages. A live stream's playback id or a ready asset's (the chat of
+the stream it recorded) may be asked. Public like the watch page; signed playback ids are refused
 until playback tokens are checked here too.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from golive.chat.history import ReplayRequestError, replay_page
 from golive.chat.service import ChatService
+from golive.store import AssetRecord
 
 _PLAYBACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")  # up to the year 2286
@@ -42,7 +45,27 @@ def _seconds(request: Request, name: str) -> float:
     return float(value)
 
 
-def replay_routes(service: ChatService) -> list[BaseRoute]:
+class RecordedAssets(Protocol):
+    """Recorded assets by playback id (the recording library): an asset's page replays
+    the chat of the stream it was recorded from."""
+
+    async def asset_for_playback(self, playback_id: str) -> AssetRecord | None: ...
+
+
+async def _stream_of(service: ChatService, assets: RecordedAssets | None,
+                     playback_id: str) -> tuple[str, str] | None:
+    """(stream id, playback policy) of a live stream's or a ready asset's playback id."""
+    found = await service.store.find_stream_by_playback_id(playback_id)
+    if found is not None:
+        return found[0].id, found[1].policy
+    asset = await assets.asset_for_playback(playback_id) if assets is not None else None
+    if asset is None or asset.status != "ready":
+        return None
+    return asset.stream_id, asset.playback_policy
+
+
+def replay_routes(service: ChatService, assets: RecordedAssets | None = None
+                  ) -> list[BaseRoute]:
     """The replay endpoint, for the composition root to add beside `chat_routes`."""
 
     async def replay(request: Request) -> Response:
@@ -58,14 +81,14 @@ def replay_routes(service: ChatService) -> list[BaseRoute]:
             after = query.get("after")
             if after is not None and len(after) > MAX_CURSOR_LENGTH:
                 raise ReplayRequestError("after must be a cursor returned as next")
-            found = await service.store.find_stream_by_playback_id(playback_id)
+            found = await _stream_of(service, assets, playback_id)
             if found is None:
                 return _error(404, "unknown playback id")
-            stream, pid = found
-            if pid.policy != "public":
+            stream_id, policy = found
+            if policy != "public":
                 return _error(403, "chat replay serves public playback ids only")
             page = await replay_page(
-                service.messages, stream.id,
+                service.messages, stream_id,
                 start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(end, UTC),
                 after=after, limit=int(limit_text))
         except ReplayRequestError as exc:

@@ -3,9 +3,17 @@
 `Store` opens the database and answers for streams, broadcasts, events and API
 tokens with frozen records; `StoreStreamDirectory` is the broadcast hub's view of
 it. Chat and playback views have their own stores (`golive.store.chat`,
-`golive.store.views`) over `Store.engine`.
+`golive.store.views`) over `Store.engine`, and so does the recording index
+(`golive.store.assets`).
 """
 
+from golive.store.assets import (
+    AssetInitRecord,
+    AssetRecord,
+    AssetRenditionRecord,
+    AssetSegmentRecord,
+    AssetStore,
+)
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.chat import (
     ChatBanRecord,
@@ -30,6 +38,11 @@ from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
 
 __all__ = [
     "ApiTokenRecord",
+    "AssetInitRecord",
+    "AssetRecord",
+    "AssetRenditionRecord",
+    "AssetSegmentRecord",
+    "AssetStore",
     "BroadcastRecord",
     "BroadcastRepository",
     "ChatBanRecord",

@@ -83,6 +83,11 @@ export class Player {
     this.currentLevel = -1;
     this.errorReported = new Map();
     this.qoe.pendingStall = () => (this.stallStart ? { ms: Math.round(performance.now() - this.stallStart) } : null);
+    this.vod = Boolean(config.vod); // a recorded asset: seekable, no live edge, no status
+    if (this.vod) {
+      this.video.controls = true;
+      this.root.dataset.mode = "vod";
+    }
     this.bindControls();
     this.bindVideo();
   }
@@ -90,6 +95,10 @@ export class Player {
   // Public ------------------------------------------------------------------------------
 
   start() {
+    if (this.vod) {
+      this.attach();
+      return;
+    }
     if (this.config.live) this.attach();
     else this.goOffline();
     setInterval(() => this.watchdog(), WATCHDOG_MS);
@@ -111,9 +120,9 @@ export class Player {
     this.overlay.classList.toggle("is-error", state === "error");
     this.overlay.classList.toggle("is-busy", ["loading", "reconnecting", "buffering"].includes(state));
     this.message.textContent = text || MESSAGES[state] || "";
-    const live = ["playing", "buffering"].includes(state);
+    const live = !this.vod && ["playing", "buffering"].includes(state);
     this.liveBadge.hidden = !live;
-    this.offlineBadge.hidden = live;
+    this.offlineBadge.hidden = live || this.vod;
     if (this.realtimeButton) this.realtimeButton.hidden = !this.realtimeAvailable || !(live || this.rt);
     if (!live) {
       this.delayEl.textContent = "";
@@ -149,6 +158,7 @@ export class Player {
   }
 
   async fetchStatus() {
+    if (!this.config.statusUrl) return null;
     try {
       const response = await fetch(this.config.statusUrl, { cache: "no-store" });
       if (!response.ok) return null;
@@ -199,7 +209,7 @@ export class Player {
   }
 
   attachHls(Hls) {
-    const hls = new Hls({
+    const hls = new Hls(this.vod ? { fragLoadingMaxRetry: 4, levelLoadingMaxRetry: 3 } : {
       lowLatencyMode: true,
       // Catch up (at up to 1.5x) when playback falls behind the PART-HOLD-BACK target,
       // instead of staying as far behind as it started: bench/latency.py measured
@@ -413,6 +423,7 @@ export class Player {
       this.setState("buffering");
     });
     video.addEventListener("ended", () => {
+      if (this.vod) return; // the recording played to its end; the controls replay it
       // The playlist ended: the publisher stopped. Wait here for the next broadcast.
       this.goOffline();
     });
@@ -504,6 +515,7 @@ export class Player {
   }
 
   watchdog() {
+    if (this.vod) return; // no live edge to measure, and a seek must not look stuck
     const now = performance.now();
     if (this.rt && (this.state === "playing" || this.state === "buffering")) {
       // WebRTC has no "behind live" to measure here: show the jitter buffer's delay.

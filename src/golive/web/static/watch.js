@@ -18,24 +18,25 @@ player.onStatus((status) => {
 player.start();
 
 const $ = (id) => document.getElementById(id);
-const chat = new ChatPanel(
-  {
-    log: $("chat-log"),
-    error: $("chat-error"),
-    state: $("chat-state"),
-    viewers: $("chat-viewers"),
-    joinForm: $("chat-join"),
-    nameInput: $("chat-name"),
-    sendForm: $("chat-send"),
-    textInput: $("chat-text"),
-  },
-  config.chatUrl,
-);
-if (config.chatReplay) {
-  // The chat as it was when the frame on screen was live, instead of the chat right now.
+const chatElements = {
+  log: $("chat-log"),
+  error: $("chat-error"),
+  state: $("chat-state"),
+  viewers: $("chat-viewers"),
+  joinForm: $("chat-join"),
+  nameInput: $("chat-name"),
+  sendForm: $("chat-send"),
+  textInput: $("chat-text"),
+};
+if (config.chatReplay && config.chatReplayUrl) {
+  // The chat as it was when the frame on screen was live (a recording's, or a live
+  // stream's with ?chat=replay), instead of the chat right now.
+  const chat = new ChatPanel(chatElements, config.chatUrl);
   new ChatReplay(chat, config.chatReplayUrl, () => player.playingDate(), { live: config.live }).start();
+} else if (config.chatUrl) {
+  new ChatPanel(chatElements, config.chatUrl).connect();
 } else {
-  chat.connect();
+  $("chat").hidden = true;
 }
 
 const snippet = $("embed-snippet");
