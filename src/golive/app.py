@@ -46,7 +46,14 @@ from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import LivePipeline, Thumbnailer, detect_capabilities
 from golive.packaging import Presentation, SegmentObserver
-from golive.recording import Recorder, RecordingLibrary, RetentionSweeper, VodCatalog, open_storage
+from golive.recording import (
+    AssetMp4s,
+    Recorder,
+    RecordingLibrary,
+    RetentionSweeper,
+    VodCatalog,
+    open_storage,
+)
 from golive.settings import Settings
 from golive.store import (
     AssetStore,
@@ -57,7 +64,14 @@ from golive.store import (
     StoreStreamDirectory,
 )
 from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget
-from golive.web import AssetCatalog, Studio, ThumbnailRoute, studio_routes, web_routes
+from golive.web import (
+    AssetCatalog,
+    RecordedFrames,
+    Studio,
+    ThumbnailRoute,
+    studio_routes,
+    web_routes,
+)
 from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
 log = logging.getLogger(__name__)
@@ -243,7 +257,9 @@ class Golive:
         from golive.delivery import create_origin_app
 
         vod = VodCatalog(self.recordings)
-        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod), self.http)
+        mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
+        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod,
+                                           mp4=mp4), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
@@ -400,11 +416,12 @@ class Golive:
             views=PlaybackViewStore(self.store.engine), assets=assets,
             realtime_ice_servers=realtime_ice, recordings=self.recordings))
 
-        # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments.
-        if self.pipeline is not None:
-            self.thumbnailer = Thumbnailer(s.ffmpeg_path(),
-                                           concurrency=s.thumbnail_concurrency)
-            app.router.routes.extend(ThumbnailRoute(self.pipeline, self.thumbnailer).routes())
+        # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
+        # ?time= from an asset's stored ones.
+        self.thumbnailer = Thumbnailer(s.ffmpeg_path(), concurrency=s.thumbnail_concurrency)
+        app.router.routes.extend(ThumbnailRoute(
+            self.pipeline or _NoPresentations(), self.thumbnailer,
+            RecordedFrames(self.recordings)).routes())
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's

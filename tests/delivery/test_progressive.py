@@ -20,6 +20,7 @@ class StoredSegments:
         self.stored = stored
         self.reads: list[int] = []
         self.plan: ProgressiveMp4 = plan_progressive(init, stored)
+        self.etag = f'"test-{self.plan.size}"'
 
     async def fragment(self, index: int) -> bytes:
         self.reads.append(index)

@@ -24,6 +24,12 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
+from golive.delivery.progressive import (
+    MP4_CACHE,
+    ProgressiveDirectory,
+    StreamedResponse,
+    progressive_response,
+)
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
 
 if TYPE_CHECKING:
@@ -57,6 +63,7 @@ MULTIVARIANT_PATH = re.compile(rf"{_PID}\.m3u8")
 MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_RENDITION}\.m3u8")
 INIT_PATH = re.compile(rf"{_PID}/{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
 SEGMENT_PATH = re.compile(rf"{_PID}/{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
+MP4_PATH = re.compile(rf"{_PID}/(?P<quality>high|low)\.mp4")
 PART_PATH = re.compile(rf"{_PID}/{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
 _URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
@@ -258,9 +265,11 @@ class Origin:
         *,
         hold_limit_factor: float,
         vod: VodDirectory | None = None,
+        mp4: ProgressiveDirectory | None = None,
     ) -> None:
         self.directory = directory
         self.vod = vod
+        self.mp4 = mp4
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
 
@@ -284,6 +293,7 @@ class Origin:
             return
         request = Request(scope)
         path: str = scope["path"]
+        response: Response | StreamedResponse
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             response = _error(405, "method not allowed", headers={"Allow": "GET, HEAD, OPTIONS"})
         elif path.startswith("/live/"):
@@ -292,7 +302,10 @@ class Origin:
             response = await self.handle_vod(request, path[len("/vod/") :], self.vod)
         else:
             response = _error(404, "not found")
-        await response.send(send, head=request.method == "HEAD")
+        if isinstance(response, StreamedResponse):
+            await response.stream(send, receive, head=request.method == "HEAD")
+        else:
+            await response.send(send, head=request.method == "HEAD")
 
     async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
@@ -478,9 +491,12 @@ class Origin:
 
     # On demand -------------------------------------------------------------------------
 
-    async def handle_vod(self, request: Request, path: str, vod: VodDirectory) -> Response:
+    async def handle_vod(self, request: Request, path: str, vod: VodDirectory
+                         ) -> Response | StreamedResponse:
         if request.method == "OPTIONS":
             return Response(b"", 204, PREFLIGHT_HEADERS)
+        if (mp4 := MP4_PATH.fullmatch(path)) and self.mp4 is not None:
+            return await self._progressive(request, mp4, vod, self.mp4)
         match = (
             MULTIVARIANT_PATH.fullmatch(path)
             or MEDIA_PLAYLIST_PATH.fullmatch(path)
@@ -511,6 +527,31 @@ class Origin:
         if text is None:
             return _error(404, "no such asset")
         return self._playlist_response(request, _with_token(text, token), VOD_PLAYLIST_MAX_AGE)
+
+    async def _progressive(self, request: Request, match: re.Match[str], vod: VodDirectory,
+                           mp4: ProgressiveDirectory) -> Response | StreamedResponse:
+        """`/vod/PID/high.mp4` or `low.mp4`: the asset remuxed to a progressive MP4, by range."""
+        pid = match["pid"]
+        if not await vod.authorize(pid, request.query_params.get("token")):
+            return _error(403, "playback not authorized")
+        quality: Literal["high", "low"] = "high" if match["quality"] == "high" else "low"
+        source = await mp4.progressive(pid, quality)
+        if source == UNAVAILABLE:
+            return _error(503, "recording storage is unavailable", headers={"Retry-After": "2"})
+        if source is None:
+            return _error(404, "no such asset, or none a progressive MP4 can hold")
+        assert not isinstance(source, str)
+        size = source.plan.size
+        headers = {**CORS_HEADERS, "Cache-Control": MP4_CACHE, "Accept-Ranges": "bytes",
+                   "ETag": source.etag}
+        wanted = parse_range(request.header(b"range"), size)
+        if wanted == "unsatisfiable":
+            return _error(416, "range not satisfiable", headers={"Content-Range": f"bytes */{size}"})
+        if wanted is None:
+            return progressive_response(source, 0, size - 1, status=200, headers=headers)
+        first, last = wanted
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        return progressive_response(source, first, last, status=206, headers=headers)
 
     # Responses -------------------------------------------------------------------------
 
@@ -558,15 +599,17 @@ def create_origin_app(
     *,
     hold_limit_factor: float = 3.0,
     vod: VodDirectory | None = None,
+    mp4: ProgressiveDirectory | None = None,
 ) -> Origin:
-    """The origin as an ASGI app serving `/live/...`, and `/vod/...` when `vod` is given.
+    """The origin as an ASGI app serving `/live/...`, and `/vod/...` when `vod` is given
+    (with `high.mp4` / `low.mp4` when `mp4` is given too).
 
     `hold_limit_factor` times the rendition's target duration is how long a blocking
     playlist reload or a preload-hinted media request is held before a 503.
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
-    return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod)
+    return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod, mp4=mp4)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

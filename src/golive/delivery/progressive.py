@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Literal, Protocol
 
 from starlette.types import Message, Receive, Send
 
 from golive.formats import ProgressiveMp4, Span
 
-__all__ = ["MP4_CHUNK", "ProgressiveSource", "StreamedResponse", "progressive_response"]
+__all__ = [
+    "MP4_CACHE",
+    "MP4_CHUNK",
+    "ProgressiveDirectory",
+    "ProgressiveSource",
+    "StreamedResponse",
+    "progressive_response",
+]
 
 MP4_CHUNK = 256 * 1024
 """Bytes per body message: small enough to keep a slow client's buffer bounded."""
 MP4_TYPE = "video/mp4"
+MP4_CACHE = "public, max-age=3600"
+"""A ready asset's MP4 never changes, but it can be deleted: edges keep it an hour."""
 
 
 class ProgressiveSource(Protocol):
@@ -29,8 +38,23 @@ class ProgressiveSource(Protocol):
     @property
     def plan(self) -> ProgressiveMp4: ...
 
+    @property
+    def etag(self) -> str:
+        """A strong validator naming this file (asset, rendition, size)."""
+        ...
+
     async def fragment(self, index: int) -> bytes:
         """The bytes of input fragment `index` of the plan; raises if storage cannot answer."""
+        ...
+
+
+class ProgressiveDirectory(Protocol):
+    """Recorded assets' progressive MP4s by playback id and quality."""
+
+    async def progressive(self, playback_id: str, quality: Literal["high", "low"]
+                          ) -> ProgressiveSource | Literal["unavailable"] | None:
+        """The planned MP4; None: no such asset (or none an MP4 can hold); "unavailable":
+        storage cannot answer now."""
         ...
 
 

@@ -11,11 +11,12 @@ and so is `ThumbnailRoute` (`/thumbnail/PLAYBACK_ID.jpg`): it needs the media st
 from golive.web.assets import AssetCatalog
 from golive.web.routes import web_routes
 from golive.web.studio import Studio, studio_routes
-from golive.web.thumbnails import AssetFrames, ThumbnailRoute
+from golive.web.thumbnails import AssetFrames, RecordedFrames, ThumbnailRoute
 
 __all__ = [
     "AssetCatalog",
     "AssetFrames",
+    "RecordedFrames",
     "Studio",
     "ThumbnailRoute",
     "studio_routes",

@@ -2,13 +2,15 @@
 
 Live: the first frame (a keyframe) of the latest complete segment in the packaging
 window, from the smallest rendition at least as wide as asked. Assets
-(`?time=SECONDS`): whatever `AssetFrames` the composition root plugs in finds the
-segment at that time; without one, `?time=` answers 404. The decode itself is the
-media stage's `Thumbnailer` (ffmpeg in a subprocess, bounded, cached).
+(`?time=SECONDS`): `RecordedFrames` finds the stored segment at that time in the
+recording library and the frame that far into it; without a library, `?time=`
+answers 404. The decode itself is the media stage's `Thumbnailer` (ffmpeg in a
+subprocess, bounded, cached).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Hashable
@@ -19,10 +21,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from golive.media import MAX_THUMBNAIL_WIDTH, MIN_THUMBNAIL_WIDTH, SegmentMedia, ThumbnailError
+from golive.store import AssetRecord, AssetSegmentRecord
 
 if TYPE_CHECKING:
     from golive.media import Thumbnailer
     from golive.packaging import Presentation, RenditionWindow
+
+log = logging.getLogger(__name__)
 
 PLAYBACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _WIDTH = re.compile(r"[0-9]{1,5}")
@@ -52,6 +57,53 @@ class AssetFrames(Protocol):
                          token: str | None) -> tuple[Hashable, SegmentMedia] | None:
         """(a cache key naming the segment, its media), or None: no such asset or time."""
         ...
+
+
+class RecordingReader(Protocol):
+    """The read side of the recording library that asset stills need."""
+
+    async def asset_for_playback(self, playback_id: str) -> AssetRecord | None: ...
+
+    async def segments(self, asset_id: str, rendition: str) -> list[AssetSegmentRecord]: ...
+
+    async def init_bytes(self, asset_id: str, rendition: str, generation: int
+                         ) -> bytes | None: ...
+
+    async def segment_bytes(self, asset_id: str, rendition: str, msn: int) -> bytes | None: ...
+
+
+class RecordedFrames:
+    """`AssetFrames` from the recording library: the stored segment under a time and the
+    offset into it (to a tenth of a second, which also bounds how many stills one asset
+    can make the cache hold)."""
+
+    def __init__(self, library: RecordingReader) -> None:
+        self.library = library
+
+    async def segment_at(self, playback_id: str, seconds: float, width: int,
+                         token: str | None) -> tuple[Hashable, SegmentMedia] | None:
+        asset = await self.library.asset_for_playback(playback_id)
+        if asset is None or asset.status != "ready" or asset.playback_policy != "public":
+            return None  # signed assets wait for playback tokens here, as in the origin
+        renditions = [r for r in asset.renditions if r.width]
+        if not renditions:
+            return None
+        wide_enough = [r for r in renditions if (r.width or 0) >= width]
+        rendition = (min(wide_enough, key=lambda r: r.width or 0) if wide_enough
+                     else max(renditions, key=lambda r: r.width or 0))
+        start = 0.0
+        for segment in await self.library.segments(asset.id, rendition.name):
+            if start <= seconds < start + segment.duration:
+                offset = round(seconds - start, 1)
+                init = await self.library.init_bytes(asset.id, rendition.name,
+                                                     segment.generation)
+                data = await self.library.segment_bytes(asset.id, rendition.name, segment.msn)
+                if init is None or data is None:
+                    return None
+                key = (asset.id, rendition.name, segment.msn, offset)
+                return key, SegmentMedia(init, data, rendition.width, offset)
+            start += segment.duration
+        return None
 
 
 def latest_segment(presentation: Presentation, width: int
@@ -132,7 +184,11 @@ class ThumbnailRoute:
                      token: str | None) -> Response:
         if self.assets is None:
             return _error(404, "no recording at this playback id")
-        found = await self.assets.segment_at(playback_id, seconds, width, token)
+        try:
+            found = await self.assets.segment_at(playback_id, seconds, width, token)
+        except Exception as exc:  # storage or index trouble: worth a retry, not a 404
+            log.warning("asset thumbnail unavailable playback_id=%s error=%s", playback_id, exc)
+            return _error(503, "recording storage is unavailable", retry=True)
         if found is None:
             return _error(404, "no recording at this playback id and time")
         key, media = found
