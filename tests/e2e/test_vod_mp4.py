@@ -5,7 +5,9 @@ ffmpeg over HTTP and httpx."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +35,12 @@ def probe(target: str | Path) -> dict[str, Any]:
     ).stdout  # fmt: skip
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.S)
+    assert match is not None, pattern
+    return match[1]
 
 
 async def test_asset_mp4_thumbnails_and_chat_replay(
@@ -122,6 +130,16 @@ async def test_asset_mp4_thumbnails_and_chat_replay(
         assert later.status_code == 200 and later.content != still.content
         past = await http.get(f"/thumbnail/{pid}.jpg", params={"time": "9999"})
         assert past.status_code == 404
+
+        # The asset's watch page points search engines and link previews at both.
+        page = (await http.get(f"/watch/{pid}")).text
+        image = html.unescape(found(r'<meta property="og:image" content="([^"]+)"', page))
+        assert (await http.get(image)).headers["content-type"] == "image/jpeg"
+        ld = json.loads(found(r'<script type="application/ld\+json">(.*?)</script>', page))
+        assert ld["@type"] == "VideoObject" and ld["thumbnailUrl"] == [image]
+        assert ld["contentUrl"] == f"{node.http_url}/vod/{pid}/high.mp4"
+        assert ld["duration"] == f"PT{asset['duration']:.3f}S"
+        assert ld["publication"]["@type"] == "BroadcastEvent" and "endDate" in ld["publication"]
 
         # The chat said during the broadcast, asked for by the asset's playback id.
         replay = await http.get(f"/chat/{pid}/replay",
