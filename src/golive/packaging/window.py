@@ -284,6 +284,11 @@ class RenditionWindow:
             return None
         return segment.parts[index].data
 
+    def segment_generation(self, msn: int) -> int | None:
+        """The init generation (encoder run) a segment in the window decodes with."""
+        segment = self._segment(msn)
+        return segment.generation if segment is not None else None
+
     def init_bytes(self, generation: int) -> bytes | None:
         init = self._inits.get(generation)
         return init.data if init is not None else None

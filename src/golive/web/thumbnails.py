@@ -121,14 +121,15 @@ def latest_segment(presentation: Presentation, width: int
     wide_enough = [w for w in windows if picture_width(w) >= width]
     window = (min(wide_enough, key=picture_width) if wide_enough
               else max(windows, key=picture_width))
-    assert window.init is not None
-    init = window.init
     # The open segment is incomplete; the one before it is the newest complete one.
     for msn in (window.last_msn, window.last_msn - 1):
         data = window.segment_bytes(msn)
-        if data is not None:
+        generation = window.segment_generation(msn)
+        # The init it decodes with: after an encoder restart, not necessarily the newest.
+        init = window.init_bytes(generation) if generation is not None else None
+        if data is not None and init is not None:
             key = (presentation.playback_id, presentation.first_msn, window.name, msn)
-            return key, SegmentMedia(init.data, data, picture_width(window) or None)
+            return key, SegmentMedia(init, data, picture_width(window) or None)
     return None
 
 
