@@ -134,6 +134,7 @@ class RecordingSession:
         self.pending = 0  # jobs handed over and not yet stored (or dropped)
         self.ended = False
         self.finishing = False
+        self.recovered = False  # left open by a previous run: it ended when its media did
         self.created = asyncio.get_running_loop().create_future()
         self.indexed_inits: set[tuple[str, int]] = set()
         self.renditions_indexed: set[str] = set()
@@ -469,9 +470,9 @@ class Recorder:
             session.finishing = True
             self._spawn(self._finish(session))
 
-    async def _finish(self, session: RecordingSession, ended_at: datetime | None = None) -> None:
+    async def _finish(self, session: RecordingSession) -> None:
         await session.created
-        ended = ended_at or self._clock()
+        ended = await self._end_of(session.asset_id) if session.recovered else self._clock()
         backoff = Backoff(first=0.5, longest=10.0)
         asset: AssetRecord | None = None
         while True:
@@ -507,6 +508,7 @@ class Recorder:
                 broadcast_id=asset.broadcast_id, playback_id=asset.playback_id,
             )
             session.ended = True
+            session.recovered = True
             session.created.set_result(None)
             sessions[asset.id] = session
             self._recordings[asset.id] = session
@@ -524,22 +526,20 @@ class Recorder:
         for session in sessions.values():
             log.info("recording left open by the last run is being finished asset_id=%s "
                      "spooled=%d", session.asset_id, session.pending)
-            if session.pending == 0:
-                session.finishing = True
-                self._spawn(self._finish(session, await self._end_of(session.asset_id)))
-        # Recordings with spooled jobs finish when the writers have stored them (with
-        # the time of the writer's clock then; the index knows the media's end).
+            self._maybe_finish(session)  # else when the writers have stored its spool
 
     async def _end_of(self, asset_id: str) -> datetime:
+        """When a recording a killed run left open ended: its last stored media's end."""
         asset = await self.assets.get(asset_id)
-        ends = [asset.created_at] if asset is not None else [self._clock()]
-        if asset is not None:
-            for rendition in asset.renditions:
-                segments = await self.assets.segments(asset_id, rendition.name)
-                if segments:
-                    last = segments[-1]
-                    ends.append(last.program_date_time + timedelta(seconds=last.duration))
-        return max(ends)
+        if asset is None:
+            return self._clock()
+        ends = []
+        for rendition in asset.renditions:
+            segments = await self.assets.segments(asset_id, rendition.name)
+            if segments:
+                last = segments[-1]
+                ends.append(last.program_date_time + timedelta(seconds=last.duration))
+        return max(ends, default=asset.created_at)
 
     # Facts -----------------------------------------------------------------------------
 
