@@ -4,15 +4,14 @@ to a storage outage or a restart, retention and deletion (local disk storage, re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import eventually
+from tests.recording.helpers import INIT, START, record, segment
 
 from golive.core import EventBus, EventType
-from golive.formats.isobmff import InitSegment, TrackInfo
-from golive.packaging import CompletedSegment, RenditionInfo
 from golive.recording import (
     LocalStorage,
     Recorder,
@@ -22,10 +21,6 @@ from golive.recording import (
     segment_key,
 )
 from golive.store import AssetStore, Store
-
-START = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
-INFO = RenditionInfo("360p", 1_000_000, 900_000, 30.0)
-INIT = InitSegment(b"init-bytes", (TrackInfo(1, "video", 90000, "avc1.42c01e", 640, 360),))
 
 
 class FlakyStorage(LocalStorage):
@@ -44,29 +39,16 @@ class FlakyStorage(LocalStorage):
         await super().delete(keys)
 
 
-def segment(msn: int, *, discontinuity: bool = False) -> CompletedSegment:
-    return CompletedSegment(
-        rendition="360p", msn=msn, generation=0, discontinuity=discontinuity,
-        media_start=float(msn - 1000), duration=1.0,
-        program_date_time=START + timedelta(seconds=msn - 1000), data=bytes([msn % 256]) * 100,
-    )
-
-
 def make_recorder(store: Store, storage: LocalStorage, bus: EventBus, tmp_path: Path,
                   **options: int) -> Recorder:
     return Recorder(store=store, assets=AssetStore(store.engine), storage=storage, bus=bus,
                     spool_dir=tmp_path / "spool", **options)  # type: ignore[arg-type]
 
 
-async def broadcast(store: Store, recorder: Recorder, count: int, *, first: int = 1000,
-                    end: bool = True) -> str:
+async def broadcast(store: Store, recorder: Recorder, count: int, *, end: bool = True) -> str:
     stream, _ = await store.create_stream(name="show", recording=True)
     session = recorder.begin(stream_id=stream.id, broadcast_id="br_test1", signed=False)
-    session.init_segment(INFO, 0, INIT)
-    for msn in range(first, first + count):
-        session.segment_completed(segment(msn))
-    if end:
-        session.presentation_ended()
+    record(session, count, end=end)
     return session.asset_id
 
 
@@ -217,3 +199,27 @@ async def test_nothing_stored_makes_an_errored_asset(store: Store, tmp_path: Pat
 async def test_hostile_rendition_names_never_become_keys(rendition: str) -> None:
     with pytest.raises(ValueError):
         segment_key("as_1", rendition, 1)
+
+
+async def test_a_recording_whose_asset_cannot_be_written_stores_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    bus = EventBus()
+    events = bus.subscribe()
+    storage = LocalStorage(tmp_path / "recordings")
+    recorder = make_recorder(store, storage, bus, tmp_path)
+    await recorder.start()
+    stream, _ = await store.create_stream(name="twice", recording=True)
+    first = recorder.begin(stream_id=stream.id, broadcast_id="br_same", signed=False)
+    record(first, 2)
+    await recorder.wait_idle()
+    # A second asset for the same broadcast is refused by the index for good: no retrying
+    # forever, no objects that no index names.
+    second = recorder.begin(stream_id=stream.id, broadcast_id="br_same", signed=False)
+    record(second, 2)
+    await recorder.wait_idle()
+    assert not (tmp_path / "recordings" / second.asset_id).exists()
+    assert await AssetStore(store.engine).get(second.asset_id) is None
+    codes = {e.data.get("code") for e in iter(events.get_nowait, None)}
+    assert "recording_failed" in codes
+    await recorder.close()
