@@ -44,6 +44,9 @@ def test_assets_list_get_delete(tmp_path: Path) -> None:
                                                                        "deleted": True}
     assert not (data / "recordings" / asset_id).exists()
     assert json.loads(run("assets", "list", "--json")) == []
+    kept = json.loads(run("streams", "create", "--name", "kept", "--recording",
+                          "--recording-retention-days", "30", "--json"))
+    assert kept["recording"] and kept["recording_retention_days"] == 30
     missing = runner.invoke(cli, ["assets", "get", asset_id], env=env)
     assert missing.exit_code != 0 and "no asset" in missing.output
     events = json.loads(run("streams", "show", stream_id, "--json"))
