@@ -469,6 +469,33 @@ class Golive:
             facts = b.meter.snapshot(0.0)
             lines.append(f'golive_ingest_bytes_total{{stream_id="{b.stream_id}"}} '
                          f"{facts.bytes_received}")
+        if self.recorder is not None:
+            r = self.recorder.stats()
+            lines += [
+                "# HELP golive_recording_objects_stored_total Recorded segments and inits stored "
+                "and indexed.",
+                "# TYPE golive_recording_objects_stored_total counter",
+                f"golive_recording_objects_stored_total {r.stored}",
+                "# HELP golive_recording_segments_dropped_total Recorded segments lost because "
+                "the queue and the spool were full.",
+                "# TYPE golive_recording_segments_dropped_total counter",
+                f"golive_recording_segments_dropped_total {r.dropped}",
+                "# HELP golive_recording_storage_failures_total Storage requests that failed "
+                "and were retried.",
+                "# TYPE golive_recording_storage_failures_total counter",
+                f"golive_recording_storage_failures_total {r.storage_failures}",
+                "# HELP golive_recording_waiting Objects waiting for storage, by where they wait.",
+                "# TYPE golive_recording_waiting gauge",
+                f'golive_recording_waiting{{where="memory"}} {r.queued}',
+                f'golive_recording_waiting{{where="spool"}} {r.spooled}',
+                "# HELP golive_recording_upload_lag_seconds Segment complete to stored and "
+                "indexed (recent objects).",
+                "# TYPE golive_recording_upload_lag_seconds summary",
+            ]
+            for quantile, value in (("0.5", r.lag_p50), ("0.99", r.lag_p99)):
+                if value is not None:
+                    lines.append(f'golive_recording_upload_lag_seconds{{quantile="{quantile}"}} '
+                                 f"{value:.6f}")
         return "\n".join(lines) + "\n"
 
 

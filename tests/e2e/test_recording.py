@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import m3u8
 import pytest
 from tests.e2e.conftest import (
     ADMIN,
@@ -28,6 +27,7 @@ from tests.e2e.conftest import (
     wait_process,
     wait_status,
 )
+from tests.llhls_rules import check_media_playlist, check_multivariant
 from tests.mediatools import FFPROBE, ffmpeg_publish, make_source, stop
 from tests.s3server import S3Server, s3_server
 
@@ -94,15 +94,14 @@ async def check_vod(node_url: str, playback_id: str, tmp_path: Path) -> dict[str
         response = await vod.get(f"{playback_id}.m3u8")
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/vnd.apple.mpegurl"
-        multivariant = m3u8.loads(response.text)
-        assert multivariant.is_variant and multivariant.playlists
+        multivariant = check_multivariant(response.text)
         for variant in multivariant.playlists:
             assert variant.stream_info.bandwidth and variant.stream_info.codecs
             response = await vod.get(variant.uri)
             assert response.status_code == 200, response.text
             text = response.text
             assert "max-age=" in response.headers["cache-control"]
-            playlist = m3u8.loads(text)
+            playlist = check_media_playlist(text, low_latency=False)
             assert playlist.playlist_type == "vod" and playlist.is_endlist
             assert "#EXT-X-PROGRAM-DATE-TIME:" in text
             assert playlist.segments and playlist.segment_map

@@ -39,6 +39,7 @@ from golive.store import (
     AssetSegmentRecord,
     AssetStore,
     Store,
+    is_outage,
 )
 
 __all__ = ["Recorder", "RecorderStats", "RecordingSession"]
@@ -134,6 +135,8 @@ class RecordingSession:
         self.pending = 0  # jobs handed over and not yet stored (or dropped)
         self.ended = False
         self.finishing = False
+        self.recovered = False  # left open by a previous run: it ended when its media did
+        self.failed = False  # its asset row could not be written: nothing of it is stored
         self.created = asyncio.get_running_loop().create_future()
         self.indexed_inits: set[tuple[str, int]] = set()
         self.renditions_indexed: set[str] = set()
@@ -315,6 +318,15 @@ class Recorder:
                 )
                 break
             except Exception as exc:
+                if not is_outage(exc):
+                    # Not a passing outage: retrying would never succeed. Nothing of this
+                    # recording is stored, rather than objects no index names.
+                    log.error("recording not started stream_id=%s asset_id=%s error=%s",
+                              session.stream_id, session.asset_id, exc)
+                    self._warn(session, "recording_failed",
+                               f"this broadcast cannot be recorded: {exc}")
+                    session.failed = True
+                    break
                 self._warn(session, "recording_index_unavailable",
                            f"the recording index cannot be written yet: {exc}")
                 await asyncio.sleep(backoff.next_delay())
@@ -403,11 +415,20 @@ class Recorder:
                 if job.data is not None and job.spooled is None:
                     self._memory.appendleft(job)  # close() spools it
                 raise
+            except Exception:
+                # A bug, not an outage (those are retried inside): this writer goes on.
+                log.exception("recorded object lost asset_id=%s key=%s",
+                              job.recording.asset_id, job.key)
+                self.dropped += 1
             self._job_done(job)
 
     async def _store_job(self, job: _Job) -> None:
         session = job.recording
         assert job.data is not None
+        await session.created
+        if session.failed:
+            await self._discard(job)
+            return
         backoff = Backoff(first=0.5, longest=10.0)
         while True:
             try:
@@ -422,22 +443,35 @@ class Recorder:
                            f"recording storage is unavailable ({exc}); segments are kept "
                            "on local disk and uploaded when it returns")
                 await asyncio.sleep(backoff.next_delay())
-        await session.created
         backoff.reset()
         while True:
             try:
                 await self._index(job)
                 break
             except Exception as exc:
+                if not is_outage(exc):
+                    # The asset went (deleted meanwhile) or the row is refused for good:
+                    # the object is not left behind unindexed.
+                    log.error("recorded object not indexed asset_id=%s key=%s error=%s",
+                              session.asset_id, job.key, exc)
+                    with contextlib.suppress(StorageError):
+                        await self.storage.delete([job.key])
+                    await self._discard(job)
+                    return
                 self._warn(session, "recording_index_unavailable",
                            f"the recording index cannot be written yet: {exc}")
                 await asyncio.sleep(backoff.next_delay())
+        await self._discard(job)
+        self.stored += 1
+        self._lags.append(time.monotonic() - job.completed_at)
+
+    async def _discard(self, job: _Job) -> None:
+        """Forget a job's bytes and its spool file (stored, or never to be)."""
         if job.spooled is not None:
             await asyncio.to_thread(job.spooled.path.unlink, missing_ok=True)
             self._spool_used -= job.size
+            job.spooled = None
         job.data = None
-        self.stored += 1
-        self._lags.append(time.monotonic() - job.completed_at)
 
     async def _index(self, job: _Job) -> None:
         session = job.recording
@@ -469,9 +503,12 @@ class Recorder:
             session.finishing = True
             self._spawn(self._finish(session))
 
-    async def _finish(self, session: RecordingSession, ended_at: datetime | None = None) -> None:
+    async def _finish(self, session: RecordingSession) -> None:
         await session.created
-        ended = ended_at or self._clock()
+        if session.failed:
+            self._recordings.pop(session.asset_id, None)
+            return
+        ended = await self._end_of(session.asset_id) if session.recovered else self._clock()
         backoff = Backoff(first=0.5, longest=10.0)
         asset: AssetRecord | None = None
         while True:
@@ -507,6 +544,7 @@ class Recorder:
                 broadcast_id=asset.broadcast_id, playback_id=asset.playback_id,
             )
             session.ended = True
+            session.recovered = True
             session.created.set_result(None)
             sessions[asset.id] = session
             self._recordings[asset.id] = session
@@ -524,22 +562,20 @@ class Recorder:
         for session in sessions.values():
             log.info("recording left open by the last run is being finished asset_id=%s "
                      "spooled=%d", session.asset_id, session.pending)
-            if session.pending == 0:
-                session.finishing = True
-                self._spawn(self._finish(session, await self._end_of(session.asset_id)))
-        # Recordings with spooled jobs finish when the writers have stored them (with
-        # the time of the writer's clock then; the index knows the media's end).
+            self._maybe_finish(session)  # else when the writers have stored its spool
 
     async def _end_of(self, asset_id: str) -> datetime:
+        """When a recording a killed run left open ended: its last stored media's end."""
         asset = await self.assets.get(asset_id)
-        ends = [asset.created_at] if asset is not None else [self._clock()]
-        if asset is not None:
-            for rendition in asset.renditions:
-                segments = await self.assets.segments(asset_id, rendition.name)
-                if segments:
-                    last = segments[-1]
-                    ends.append(last.program_date_time + timedelta(seconds=last.duration))
-        return max(ends)
+        if asset is None:
+            return self._clock()
+        ends = []
+        for rendition in asset.renditions:
+            segments = await self.assets.segments(asset_id, rendition.name)
+            if segments:
+                last = segments[-1]
+                ends.append(last.program_date_time + timedelta(seconds=last.duration))
+        return max(ends, default=asset.created_at)
 
     # Facts -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from golive.store.chat import (
 )
 from golive.store.directory import StoreStreamDirectory, stream_policy
 from golive.store.facade import Store
+from golive.store.outage import is_outage
 from golive.store.recorder import EventRecorder
 from golive.store.records import (
     ApiTokenRecord,
@@ -61,5 +62,6 @@ __all__ = [
     "StreamRepository",
     "TokenRepository",
     "ViewConflict",
+    "is_outage",
     "stream_policy",
 ]
