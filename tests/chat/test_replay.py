@@ -9,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.chat.conftest import ChatNode
 from tests.e2e.conftest import eventually
 
-from golive.store import NewChatMessage
+from golive.chat.history import ReplayRequestError, parse_replay_cursor, replay_cursor
+from golive.store import ChatMessageRecord, NewChatMessage
 
 BASE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -123,3 +126,20 @@ async def test_unknown_and_signed_playback_ids(chat: ChatNode) -> None:
         response = await http.get(f"/chat/{signed['playback_ids'][0]['id']}/replay",
                                   params=params)
         assert response.status_code == 403
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1),
+                    timezones=st.just(UTC)),
+       st.integers(min_value=1, max_value=2**63 - 1))
+def test_cursor_round_trips(sent_at: datetime, message_id: int) -> None:
+    record = ChatMessageRecord(id=message_id, stream_id="ls_1", user_id="u", user_name="U",
+                               text="t", sent_at=sent_at, deleted_at=None, ip="")
+    assert parse_replay_cursor(replay_cursor(record)) == (sent_at, message_id)
+
+
+@pytest.mark.parametrize("cursor", ["", "1", "1-", "-1", "a-1", "1-b", "1-2-3", " 1-2",
+                                    "9" * 18 + "-1", "1-" + "9" * 20])
+def test_bad_cursors_are_refused(cursor: str) -> None:
+    with pytest.raises(ReplayRequestError):
+        parse_replay_cursor(cursor)
