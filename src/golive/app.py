@@ -27,6 +27,7 @@ from golive import __version__
 from golive.api import (
     STUDIO_SCOPE_KEY,
     Authenticator,
+    assets_router,
     audit_router,
     chat_router,
     create_api_app,
@@ -41,18 +42,41 @@ from golive.chat import (
     chat_routes,
     chat_websocket_protocol,
     load_chat_secret,
+    replay_routes,
 )
 from golive.core import EventBus, FailureThrottle
 from golive.delivery import WebRtcFeed, WhepEndpoint
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
-from golive.media import LivePipeline, detect_capabilities
-from golive.packaging import Presentation
+from golive.media import LivePipeline, Thumbnailer, detect_capabilities
+from golive.packaging import Presentation, SegmentObserver
+from golive.recording import (
+    AssetMp4s,
+    Recorder,
+    RecordingLibrary,
+    RetentionSweeper,
+    VodCatalog,
+    open_storage,
+)
 from golive.settings import Settings
-from golive.store import ChatStore, EventRecorder, PlaybackViewStore, Store, StoreStreamDirectory
-from golive.stream import BroadcastHub, GuardedPublishTarget
-from golive.web import AssetCatalog, Studio, studio_routes, web_routes
+from golive.store import (
+    AssetStore,
+    ChatStore,
+    EventRecorder,
+    PlaybackViewStore,
+    Store,
+    StoreStreamDirectory,
+)
+from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget
+from golive.web import (
+    AssetCatalog,
+    RecordedFrames,
+    Studio,
+    ThumbnailRoute,
+    studio_routes,
+    web_routes,
+)
 from golive.webhooks import DeliveryPolicy, WebhookDispatcher
 from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
@@ -80,14 +104,15 @@ class _NoPresentations:
 
 
 class _Dispatch:
-    """The HTTP root: `/live/...` to the LL-HLS origin, the rest to the FastAPI app."""
+    """The HTTP root: `/live/...` and `/vod/...` to the origin, the rest to the FastAPI app."""
 
     def __init__(self, origin: Any, rest: Any) -> None:
         self._origin = origin
         self._rest = rest
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/live/"):
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith("/live/") or path.startswith("/vod/")):
             await self._origin(scope, receive, send)
         else:
             await self._rest(scope, receive, send)
@@ -154,6 +179,7 @@ class Golive:
         self.chat: ChatService | None = None
         self.whip: WhipEndpoint | None = None
         self.whep: WhepEndpoint | None = None
+        self.thumbnailer: Thumbnailer | None = None
         self._http_server: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
@@ -162,6 +188,9 @@ class Golive:
         self._chat_review: ReviewHook | None = None
         self._studio_api: httpx.AsyncClient | None = None
         self._signing_secret: bytes | None = None
+        self.recorder: Recorder | None = None
+        self.recordings: RecordingLibrary | None = None
+        self._sweeper: RetentionSweeper | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -210,6 +239,20 @@ class Golive:
         self._recorder = EventRecorder(self.store, self.bus, on_queued=self.webhooks.wake)
         self._recorder.start()
 
+        # Recording: segments to local disk or S3 as they complete; assets, VOD, retention.
+        # What a killed run left (spool, open recordings) is stored and finished here.
+        storage = open_storage(s)
+        assets = AssetStore(self.store.engine)
+        self.recordings = RecordingLibrary(assets, storage, self.bus)
+        self.recorder = Recorder(
+            store=self.store, assets=assets, storage=storage, bus=self.bus,
+            spool_dir=s.data_dir / "spool", queue_segments=s.recording_queue_segments,
+            spool_bytes=s.recording_spool_bytes, retention_days=s.recording_retention_days,
+        )
+        await self.recorder.start()
+        self._sweeper = RetentionSweeper(self.recordings, interval=s.recording_sweep_interval)
+        self._sweeper.start()
+
         self.hub = BroadcastHub(
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
         )
@@ -228,6 +271,7 @@ class Golive:
                 capabilities=await detect_capabilities(ffmpeg),
                 clock=time.time,  # the one real wall clock packaging reads
                 webrtc_sink=WebRtcFeed if s.webrtc_playback else None,
+                recording=self._recording_for,
             )
             self.hub.add_observer(self.pipeline)
 
@@ -245,7 +289,10 @@ class Golive:
         # origin; everything else through FastAPI's routing.
         from golive.delivery import create_origin_app
 
-        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
+        vod = VodCatalog(self.recordings)
+        mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
+        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod,
+                                           mp4=mp4), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
@@ -315,6 +362,12 @@ class Golive:
             await self.hub.close()
         if self.pipeline is not None:
             await self.pipeline.close()
+        # Ended presentations finish their recordings; what storage does not take in
+        # time waits in the spool for the next start.
+        if self._sweeper is not None:
+            await self._sweeper.close()
+        if self.recorder is not None:
+            await self.recorder.close()
         if self.chat is not None:
             await self.chat.close()
         if self._http_server is not None and self._http_task is not None:
@@ -362,7 +415,10 @@ class Golive:
         api.include_router(webhooks_router(auth, self.store, s, ApiAuditTrail(self.store),
                                            self.webhooks.wake))
         api.include_router(audit_router(auth, self.store))
+        assert self.recordings is not None
+        api.include_router(assets_router(auth, self.recordings, ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))
+        app.router.routes.extend(replay_routes(self.chat, self.recordings))
         app.mount("/api/v1", api)
 
         hub = self.hub
@@ -398,7 +454,14 @@ class Golive:
         app.router.routes.extend(web_routes(
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
-            realtime_ice_servers=realtime_ice))
+            realtime_ice_servers=realtime_ice, recordings=self.recordings))
+
+        # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
+        # ?time= from an asset's stored ones.
+        self.thumbnailer = Thumbnailer(s.ffmpeg_path(), concurrency=s.thumbnail_concurrency)
+        app.router.routes.extend(ThumbnailRoute(
+            self.pipeline or _NoPresentations(), self.thumbnailer,
+            RecordedFrames(self.recordings)).routes())
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's
@@ -411,6 +474,16 @@ class Golive:
             auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
 
         return app
+
+    def _recording_for(self, broadcast: Broadcast) -> SegmentObserver | None:
+        """The recording of a broadcast whose stream records, asked once per broadcast."""
+        policy = broadcast.policy
+        if not policy.recording or self.recorder is None:
+            return None
+        signed = bool(policy.playback_ids) and policy.playback_ids[0].signed
+        return self.recorder.begin(
+            stream_id=broadcast.stream_id, broadcast_id=broadcast.id, signed=signed
+        )
 
     def _secret(self) -> bytes:
         """The node's signing secret (chat identities, studio sessions), read once."""
@@ -449,6 +522,33 @@ class Golive:
                 "# TYPE golive_webhook_lanes gauge",
                 f"golive_webhook_lanes {hooks.lanes}",
             ]
+        if self.recorder is not None:
+            r = self.recorder.stats()
+            lines += [
+                "# HELP golive_recording_objects_stored_total Recorded segments and inits stored "
+                "and indexed.",
+                "# TYPE golive_recording_objects_stored_total counter",
+                f"golive_recording_objects_stored_total {r.stored}",
+                "# HELP golive_recording_segments_dropped_total Recorded segments lost because "
+                "the queue and the spool were full.",
+                "# TYPE golive_recording_segments_dropped_total counter",
+                f"golive_recording_segments_dropped_total {r.dropped}",
+                "# HELP golive_recording_storage_failures_total Storage requests that failed "
+                "and were retried.",
+                "# TYPE golive_recording_storage_failures_total counter",
+                f"golive_recording_storage_failures_total {r.storage_failures}",
+                "# HELP golive_recording_waiting Objects waiting for storage, by where they wait.",
+                "# TYPE golive_recording_waiting gauge",
+                f'golive_recording_waiting{{where="memory"}} {r.queued}',
+                f'golive_recording_waiting{{where="spool"}} {r.spooled}',
+                "# HELP golive_recording_upload_lag_seconds Segment complete to stored and "
+                "indexed (recent objects).",
+                "# TYPE golive_recording_upload_lag_seconds summary",
+            ]
+            for quantile, value in (("0.5", r.lag_p50), ("0.99", r.lag_p99)):
+                if value is not None:
+                    lines.append(f'golive_recording_upload_lag_seconds{{quantile="{quantile}"}} '
+                                 f"{value:.6f}")
         return "\n".join(lines) + "\n"
 
 

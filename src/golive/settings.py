@@ -9,6 +9,7 @@ which raise `SettingsProblem` with a message that says what to fix.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -141,6 +142,13 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = Field(
         None,
         description="Extra directory of stream profile TOML files; empty means data_dir/profiles.",
+    )
+    thumbnail_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="ffmpeg thumbnail decodes (/thumbnail/PLAYBACK_ID.jpg) run at once; "
+        "more requests wait, identical ones share a decode.",
     )
     ended_playlist_ttl: float = Field(
         60.0,
@@ -297,6 +305,50 @@ class Settings(BaseSettings):
         "more offers are answered 429.",
     )
 
+    # Recording -- storage of recorded segments and the assets they become.
+    storage_url: str = Field(
+        "",
+        description="Where recordings are stored: s3://BUCKET/PREFIX for S3-compatible object "
+        "storage (see the storage_s3_* settings); empty: local disk under data_dir/recordings.",
+    )
+    storage_s3_endpoint: str = Field(
+        "",
+        description="S3 endpoint URL (http://host:port for MinIO, Ceph, moto...); empty: AWS.",
+    )
+    storage_s3_region: str = Field("us-east-1", description="S3 region.")
+    storage_s3_access_key_id: str = Field("", description="S3 access key id; empty: anonymous.")
+    storage_s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret access key (never logged)."
+    )
+    storage_s3_path_style: bool = Field(
+        True,
+        description="Path-style S3 requests (endpoint/bucket/key), as most self-hosted S3 "
+        "servers need; false: virtual-hosted style (bucket.endpoint/key).",
+    )
+    storage_timeout: float = Field(
+        10.0, gt=0, le=300,
+        description="Seconds one storage request may take before it counts as failed and "
+        "is retried later.",
+    )
+    recording_queue_segments: int = Field(
+        256, ge=1, le=100_000,
+        description="Segments waiting in memory for storage, across all recordings; past "
+        "it, and whenever storage is failing, they wait in the spool on disk.",
+    )
+    recording_spool_bytes: int = Field(
+        2 * 1024**3, ge=0,
+        description="Bytes of segments kept on local disk (data_dir/spool) while storage is "
+        "slow or down; past it the oldest waiting segments are dropped, with a warning.",
+    )
+    recording_retention_days: int | None = Field(
+        None, ge=1, le=36500,
+        description="Days an asset is kept before the sweeper deletes it (a stream's own "
+        "recording_retention_days wins); empty: kept until deleted.",
+    )
+    recording_sweep_interval: float = Field(
+        3600.0, gt=0, description="Seconds between sweeps for expired assets."
+    )
+
     @field_validator("webrtc_host_addresses")
     @classmethod
     def _ip_addresses(cls, v: list[str]) -> list[str]:
@@ -309,6 +361,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"webrtc_host_addresses: {address!r} is not an IP address") from None
         return v
     # WebRTC -- end.
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, v: str) -> str:
+        if v and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?", v):
+            raise ValueError("storage_url must be empty (local disk) or s3://BUCKET/PREFIX")
+        return v
 
     @field_validator("log_level")
     @classmethod
@@ -354,6 +413,11 @@ class Settings(BaseSettings):
         if self.public_host:
             return self.public_host
         return "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where local-disk storage keeps recordings."""
+        return self.data_dir / "recordings"
 
     @property
     def resolved_profiles_dir(self) -> Path:

@@ -173,6 +173,10 @@ def test_discontinuity_and_new_init() -> None:
     assert lines.count("#EXT-X-DISCONTINUITY") == 1
     assert "DISCONTINUITY-SEQUENCE" not in text
     assert w.init_bytes(1) == b"init-1" and w.init_bytes(0) == b"init-0"
+    # Each segment names the init it decodes with (thumbnails decode the newest one).
+    first = w.media_sequence
+    assert w.segment_generation(first) == 0 and w.segment_generation(w.last_msn) == 1
+    assert w.segment_generation(w.last_msn + 1) is None
     # Roll the discontinuity out of the window: the sequence counts it.
     feed.parts(5 * 6)
     text = w.playlist()

@@ -1,6 +1,7 @@
 """REST API under /api/v1 (control plane)."""
 
 from golive.api.app import create_api_app
+from golive.api.assets import asset_out, assets_router
 from golive.api.audit import STUDIO_CLIENT_HEADER, STUDIO_SCOPE_KEY, AuditTrail, audit_router
 from golive.api.auth import SCOPES, Authenticator, Principal, Throttled
 from golive.api.chat import chat_router
@@ -15,6 +16,8 @@ __all__ = [
     "Authenticator",
     "Principal",
     "Throttled",
+    "asset_out",
+    "assets_router",
     "audit_router",
     "chat_router",
     "create_api_app",

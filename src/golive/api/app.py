@@ -130,6 +130,7 @@ def create_api_app(
             reconnect_window=settings.default_reconnect_window if window is None else window,
             profile=body.profile,
             recording=body.recording,
+            recording_retention_days=body.recording_retention_days,
             playback_policy=body.playback_policy,
             srt_passphrase=body.srt_passphrase,
         )
@@ -159,7 +160,9 @@ def create_api_app(
         request: Request, principal: Writer, stream_id: str, body: LiveStreamUpdate
     ) -> Data[LiveStream]:
         changes = body.model_dump(exclude_unset=True)
-        nulls = sorted(k for k, v in changes.items() if v is None)
+        # A null retention hands the stream back to the node's default.
+        nulls = sorted(k for k, v in changes.items()
+                       if v is None and k != "recording_retention_days")
         if nulls:
             raise ApiError(422, *(f"{k}: may not be null" for k in nulls))
         if not changes:

@@ -62,6 +62,10 @@ class LiveStreamCreate(_Request):
     )
     profile: str = Field("default", min_length=1, max_length=64, description="Stream profile.")
     recording: bool = Field(False, description="Record broadcasts of this stream.")
+    recording_retention_days: int | None = Field(
+        None, ge=1, le=36500,
+        description="Days this stream's recordings are kept; empty: the node's setting.",
+    )
     playback_policy: PlaybackPolicy = Field(
         "public", description="Policy of the playback id created with the stream."
     )
@@ -79,6 +83,7 @@ class LiveStreamUpdate(_Request):
     reconnect_window: float | None = Field(None, ge=0, le=1800)
     profile: str | None = Field(None, min_length=1, max_length=64)
     recording: bool | None = None
+    recording_retention_days: int | None = Field(None, ge=1, le=36500)
     srt_passphrase: str | None = Field(
         None, max_length=79, description="New SRT passphrase; an empty string removes it."
     )
@@ -136,6 +141,7 @@ class LiveStream(BaseModel):
     reconnect_window: float
     profile: str
     recording: bool
+    recording_retention_days: int | None = None
     stream_key_prefix: str = Field(description="First characters of the stream key.")
     srt_encrypted: bool = Field(False, description="SRT publishers must use the passphrase.")
     playback_ids: list[PlaybackId]
@@ -224,6 +230,7 @@ def live_stream_out(
         "reconnect_window": record.reconnect_window,
         "profile": record.profile,
         "recording": record.recording,
+        "recording_retention_days": record.recording_retention_days,
         "stream_key_prefix": record.stream_key_prefix,
         "srt_encrypted": record.srt_encrypted,
         "playback_ids": [playback_id_out(p) for p in record.playback_ids],

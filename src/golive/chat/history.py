@@ -6,15 +6,24 @@ gets (`spare`), so deleting a message still leaves a full history for later view
 without another query; only after more than `spare` deletions in a row of recent
 messages does the history a newcomer gets run short (the database stays complete).
 Each entry keeps its server frame, built once, not once per joining viewer.
+
+`replay_page` is the other way into a stream's history: the messages of a time range
+from the database, in pages, for replaying chat beside a recording.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from golive.chat.frames import message_frame
-from golive.store import ChatMessageRecord
+from golive.chat.identity import stored_role
+from golive.store import ChatMessageRecord, ChatStore
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class History:
@@ -67,3 +76,61 @@ class History:
         if self.size <= 0:
             return []
         return self._frames[-self.size:]
+
+
+# Replay --------------------------------------------------------------------------------
+
+MAX_REPLAY_PAGE = 200
+"""Messages one replay request returns at most."""
+MAX_REPLAY_SPAN = timedelta(hours=1)
+"""The longest time range one replay request may ask for."""
+_CURSOR = re.compile(r"(?P<micros>[0-9]{1,17})-(?P<id>[0-9]{1,19})")
+
+
+class ReplayRequestError(ValueError):
+    """A replay request outside the bounds; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPage:
+    """One page of a stream's chat for a time range: message frames, oldest first, and the
+    cursor of the next page (None when this page reaches the end of the range)."""
+
+    frames: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def replay_cursor(record: ChatMessageRecord) -> str:
+    """An opaque keyset cursor naming a message's place in (sent_at, id) order."""
+    micros = (record.sent_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{record.id}"
+
+
+def parse_replay_cursor(text: str) -> tuple[datetime, int]:
+    match = _CURSOR.fullmatch(text)
+    if match is None:
+        raise ReplayRequestError("after must be a cursor returned as next")
+    try:
+        sent_at = _EPOCH + timedelta(microseconds=int(match["micros"]))
+    except OverflowError as exc:
+        raise ReplayRequestError("after must be a cursor returned as next") from exc
+    return sent_at, int(match["id"])
+
+
+async def replay_page(messages: ChatStore, stream_id: str, *, start: datetime, end: datetime,
+                      after: str | None = None, limit: int = 100) -> ReplayPage:
+    """The undeleted messages sent in [start, end), a page at a time (keyset by sent_at, id)."""
+    if not 1 <= limit <= MAX_REPLAY_PAGE:
+        raise ReplayRequestError(f"limit must be from 1 to {MAX_REPLAY_PAGE}")
+    if end <= start:
+        raise ReplayRequestError("to must be after from")
+    if end - start > MAX_REPLAY_SPAN:
+        raise ReplayRequestError(
+            f"a request covers at most {int(MAX_REPLAY_SPAN.total_seconds())} seconds")
+    position = parse_replay_cursor(after) if after is not None else None
+    records = await messages.messages_between(stream_id, start=start, end=end, after=position,
+                                              limit=limit + 1)
+    more = len(records) > limit
+    records = records[:limit]
+    frames = [message_frame(replace(r, role=stored_role(r.user_id))) for r in records]
+    return ReplayPage(frames, replay_cursor(records[-1]) if more else None)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from golive import __version__
+from golive.cli.assets import assets
 from golive.cli.config import config
 from golive.cli.serve import serve
 from golive.cli.streams import streams
@@ -46,6 +47,7 @@ cli.add_command(streams)
 cli.add_command(tokens)
 cli.add_command(webhooks)
 cli.add_command(config)
+cli.add_command(assets)
 
 
 def main() -> None:

@@ -80,6 +80,11 @@ def _missing_stream(stream_id: str) -> click.ClickException:
 @click.option("--profile", default="default", show_default=True, help="Stream profile.")
 @click.option("--recording/--no-recording", default=False, show_default=True)
 @click.option(
+    "--recording-retention-days",
+    type=click.IntRange(1, 36500),
+    help="Days this stream's recordings are kept (default: the node's setting).",
+)
+@click.option(
     "--playback-policy",
     type=click.Choice(["public", "signed"]),
     default="public",
@@ -94,6 +99,7 @@ def streams_create(
     reconnect_window: float | None,
     profile: str,
     recording: bool,
+    recording_retention_days: int | None,
     playback_policy: str,
     as_json: bool,
 ) -> None:
@@ -109,6 +115,7 @@ def streams_create(
             reconnect_window=window,
             profile=profile,
             recording=recording,
+            recording_retention_days=recording_retention_days,
             playback_policy=playback_policy,
         ),
     )

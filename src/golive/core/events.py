@@ -34,6 +34,8 @@ class EventType(enum.StrEnum):
     LIVE_STREAM_IDLE = "live_stream.idle"
     LIVE_STREAM_WARNING = "live_stream.warning"
     RECORDING_READY = "recording.ready"
+    ASSET_READY = "asset.ready"
+    ASSET_DELETED = "asset.deleted"
 
 
 def utcnow() -> datetime:

@@ -1,4 +1,5 @@
-"""The LL-HLS HTTP origin: playlists and CMAF media of live presentations (delivery stage).
+"""The LL-HLS HTTP origin: playlists and CMAF media of live presentations and recorded
+assets (delivery stage).
 
 Serves the public playback URLs below `/live/`, answers LL-HLS delivery directives
 (blocking playlist reload, preload-hinted parts, playlist delta updates), checks playback
@@ -7,7 +8,8 @@ plain awaits on the rendition window's futures: a thousand waiting players cost 
 
 It is a bare ASGI app rather than a framework route: every viewer asks for a playlist
 and a part several times a second, so the per-request cost is what sets how many
-viewers one core serves.
+viewers one core serves. Below `/vod/` it serves recorded assets from a `VodDirectory`:
+the same URL shapes, whole playlists, media from storage.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
+
+from golive.delivery.progressive import (
+    MP4_CACHE,
+    ProgressiveDirectory,
+    StreamedResponse,
+    progressive_response,
+)
+from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -53,6 +63,7 @@ MULTIVARIANT_PATH = re.compile(rf"{_PID}\.m3u8")
 MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_RENDITION}\.m3u8")
 INIT_PATH = re.compile(rf"{_PID}/{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
 SEGMENT_PATH = re.compile(rf"{_PID}/{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
+MP4_PATH = re.compile(rf"{_PID}/(?P<quality>high|low)\.mp4")
 PART_PATH = re.compile(rf"{_PID}/{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
 _URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
@@ -248,8 +259,17 @@ async def hold(until: Awaitable[None], limit: float) -> HoldOutcome:
 class Origin:
     """The request handlers; one per app, holding the directory and the hold limit."""
 
-    def __init__(self, directory: PresentationDirectory, *, hold_limit_factor: float) -> None:
+    def __init__(
+        self,
+        directory: PresentationDirectory,
+        *,
+        hold_limit_factor: float,
+        vod: VodDirectory | None = None,
+        mp4: ProgressiveDirectory | None = None,
+    ) -> None:
         self.directory = directory
+        self.vod = vod
+        self.mp4 = mp4
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
 
@@ -273,13 +293,19 @@ class Origin:
             return
         request = Request(scope)
         path: str = scope["path"]
+        response: Response | StreamedResponse
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             response = _error(405, "method not allowed", headers={"Allow": "GET, HEAD, OPTIONS"})
-        elif not path.startswith("/live/"):
-            response = _error(404, "not found")
-        else:
+        elif path.startswith("/live/"):
             response = await self.handle(request, path[len("/live/") :])
-        await response.send(send, head=request.method == "HEAD")
+        elif path.startswith("/vod/") and self.vod is not None:
+            response = await self.handle_vod(request, path[len("/vod/") :], self.vod)
+        else:
+            response = _error(404, "not found")
+        if isinstance(response, StreamedResponse):
+            await response.stream(send, receive, head=request.method == "HEAD")
+        else:
+            await response.send(send, head=request.method == "HEAD")
 
     async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
@@ -463,6 +489,70 @@ class Origin:
             return _error(404, "no such media")
         return self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)
 
+    # On demand -------------------------------------------------------------------------
+
+    async def handle_vod(self, request: Request, path: str, vod: VodDirectory
+                         ) -> Response | StreamedResponse:
+        if request.method == "OPTIONS":
+            return Response(b"", 204, PREFLIGHT_HEADERS)
+        if (mp4 := MP4_PATH.fullmatch(path)) and self.mp4 is not None:
+            return await self._progressive(request, mp4, vod, self.mp4)
+        match = (
+            MULTIVARIANT_PATH.fullmatch(path)
+            or MEDIA_PLAYLIST_PATH.fullmatch(path)
+            or INIT_PATH.fullmatch(path)
+            or SEGMENT_PATH.fullmatch(path)
+        )
+        if match is None:
+            return _error(404, "not found")
+        pid = match["pid"]
+        token = request.query_params.get("token")
+        if not await vod.authorize(pid, token):
+            return _error(403, "playback not authorized")
+        groups = match.groupdict()
+        if "gen" in groups or "msn" in groups:
+            kind: Literal["init", "segment"] = "init" if "gen" in groups else "segment"
+            number = int(groups["gen"] if kind == "init" else groups["msn"])
+            data = await vod.media(pid, match["rendition"], kind, number)
+            if data == UNAVAILABLE:
+                return _error(503, "recording storage is unavailable", headers={"Retry-After": "2"})
+            if data is None:
+                return _error(404, "no such media")
+            assert isinstance(data, bytes)
+            media_type = INIT_TYPE if kind == "init" else SEGMENT_TYPE
+            return self._body_response(request, data, media_type, MEDIA_CACHE, ranges=True)
+        text = await vod.playlist(pid, groups.get("rendition"))
+        if text == UNAVAILABLE:
+            return _error(503, "recording index is unavailable", headers={"Retry-After": "2"})
+        if text is None:
+            return _error(404, "no such asset")
+        return self._playlist_response(request, _with_token(text, token), VOD_PLAYLIST_MAX_AGE)
+
+    async def _progressive(self, request: Request, match: re.Match[str], vod: VodDirectory,
+                           mp4: ProgressiveDirectory) -> Response | StreamedResponse:
+        """`/vod/PID/high.mp4` or `low.mp4`: the asset remuxed to a progressive MP4, by range."""
+        pid = match["pid"]
+        if not await vod.authorize(pid, request.query_params.get("token")):
+            return _error(403, "playback not authorized")
+        quality: Literal["high", "low"] = "high" if match["quality"] == "high" else "low"
+        source = await mp4.progressive(pid, quality)
+        if source == UNAVAILABLE:
+            return _error(503, "recording storage is unavailable", headers={"Retry-After": "2"})
+        if source is None:
+            return _error(404, "no such asset, or none a progressive MP4 can hold")
+        assert not isinstance(source, str)
+        size = source.plan.size
+        headers = {**CORS_HEADERS, "Cache-Control": MP4_CACHE, "Accept-Ranges": "bytes",
+                   "ETag": source.etag}
+        wanted = parse_range(request.header(b"range"), size)
+        if wanted == "unsatisfiable":
+            return _error(416, "range not satisfiable", headers={"Content-Range": f"bytes */{size}"})
+        if wanted is None:
+            return progressive_response(source, 0, size - 1, status=200, headers=headers)
+        first, last = wanted
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        return progressive_response(source, first, last, status=206, headers=headers)
+
     # Responses -------------------------------------------------------------------------
 
     def _body_response(
@@ -504,15 +594,22 @@ class _Handler(Protocol):
     ) -> Awaitable[Response]: ...
 
 
-def create_origin_app(directory: PresentationDirectory, *, hold_limit_factor: float = 3.0) -> Origin:
-    """The origin as an ASGI app serving `/live/...`.
+def create_origin_app(
+    directory: PresentationDirectory,
+    *,
+    hold_limit_factor: float = 3.0,
+    vod: VodDirectory | None = None,
+    mp4: ProgressiveDirectory | None = None,
+) -> Origin:
+    """The origin as an ASGI app serving `/live/...`, and `/vod/...` when `vod` is given
+    (with `high.mp4` / `low.mp4` when `mp4` is given too).
 
     `hold_limit_factor` times the rendition's target duration is how long a blocking
     playlist reload or a preload-hinted media request is held before a 503.
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
-    return Origin(directory, hold_limit_factor=hold_limit_factor)
+    return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod, mp4=mp4)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -22,7 +22,10 @@ from golive.formats.isobmff import (
     FragmentReader,
     InitSegment,
     IsobmffError,
+    ProgressiveMp4,
+    Span,
     fragment_samples,
+    plan_progressive,
     video_decoder_config,
 )
 from golive.formats.mpegts import TsDemuxer
@@ -37,6 +40,8 @@ __all__ = [
     "InitSegment",
     "IsobmffError",
     "MediaTag",
+    "ProgressiveMp4",
+    "Span",
     "TagType",
     "TsDemuxer",
     "VideoInfo",
@@ -49,5 +54,6 @@ __all__ = [
     "parse_avc_config",
     "parse_metadata",
     "parse_video_tag",
+    "plan_progressive",
     "video_decoder_config",
 ]

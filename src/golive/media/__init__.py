@@ -6,17 +6,26 @@ builds the ffmpeg command line, `capabilities` finds the usable encoders,
 `feed` is its bounded input, `process` one ffmpeg run, `health` the slow-encode
 and NVENC fallback decisions. `pipeline` wires broadcasts to transcoders and
 presentations, and hands the WebRTC-safe output to the sinks the app registers.
+`thumbnails` decodes one segment to a JPEG with ffmpeg (bounded, cached).
 """
 
 from golive.media.capabilities import detect_capabilities
 from golive.media.facts import PipelineFacts
 from golive.media.pipeline import LivePipeline
 from golive.media.profiles import ProfileError, load_profile
+from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
+from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
+from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
 
 __all__ = [
+    "MAX_THUMBNAIL_WIDTH",
+    "MIN_THUMBNAIL_WIDTH",
     "LivePipeline",
     "PipelineFacts",
     "ProfileError",
+    "SegmentMedia",
+    "ThumbnailError",
+    "Thumbnailer",
     "detect_capabilities",
     "load_profile",
 ]

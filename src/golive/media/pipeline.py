@@ -29,7 +29,7 @@ from golive.media.profiles import StreamProfile, load_profile
 from golive.media.progress import EncodeProgress
 from golive.media.source import SourceProbe
 from golive.media.transcoder import EncoderCapabilities, Transcoder
-from golive.packaging import Presentation, WallClock
+from golive.packaging import Presentation, SegmentObserver, WallClock
 from golive.stream import Broadcast
 
 __all__ = ["BroadcastPipeline", "LivePipeline"]
@@ -94,6 +94,10 @@ class BroadcastPipeline(Generic[S]):
                 clock=self._owner.clock,
             )
             self.presentation = presentation
+            record = self._owner.recording_observer
+            observer = record(self.broadcast) if record is not None else None
+            if observer is not None:
+                presentation.observe(observer)
             self._owner._publish(self)
         else:
             presentation.mark_discontinuity()
@@ -220,6 +224,8 @@ class LivePipeline(Generic[S]):
 
     `webrtc_sink`, when given, turns WHEP playback on: it makes the sink of each
     broadcast's WebRTC-safe output, and `webrtc_feed` finds it by playback id.
+    `recording`, when given, is asked once per broadcast for an observer of its
+    presentation's segments (None: the broadcast is not recorded).
     """
 
     def __init__(
@@ -232,11 +238,13 @@ class LivePipeline(Generic[S]):
         ended_ttl: float = 60.0,
         capabilities: EncoderCapabilities | None = None,
         webrtc_sink: Callable[[str], S] | None = None,
+        recording: Callable[[Broadcast], SegmentObserver | None] | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
         self.capabilities = capabilities
         self.clock = clock
         self.webrtc_sink_factory = webrtc_sink
+        self.recording_observer = recording
         self._bus = bus
         self._profiles_dirs = tuple(profiles_dirs)
         self._ended_ttl = ended_ttl

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from golive.formats import Fragment
 from golive.packaging.clock import WallClock
+from golive.packaging.observer import RenditionInfo, SegmentObserver
+from golive.packaging.playlists import stream_inf
 from golive.packaging.window import RenditionWindow
 
 __all__ = ["Presentation"]
@@ -39,6 +41,15 @@ class Presentation:
         self.renditions: dict[str, RenditionWindow] = {}
         self.ended = False
         self._ready_waiters: list[asyncio.Future[None]] = []
+        self._observer: SegmentObserver | None = None
+
+    def observe(self, observer: SegmentObserver) -> None:
+        """Tell `observer` of every init and completed segment from now on, and of the end."""
+        self._observer = observer
+        for window in self.renditions.values():
+            window.segment_listener = observer.segment_completed
+            if window.init is not None:
+                observer.init_segment(_info(window), window.init_generation, window.init)
 
     def add_rendition(
         self, name: str, *, bandwidth: int, average_bandwidth: int, frame_rate: float
@@ -63,6 +74,8 @@ class Presentation:
             first_msn=first_msn,
         )
         window.init_listener = self._on_init
+        if self._observer is not None:
+            window.segment_listener = self._observer.segment_completed
         self.renditions[name] = window
         return window
 
@@ -88,10 +101,14 @@ class Presentation:
             window.mark_discontinuity()
 
     def end(self) -> None:
+        if self.ended:
+            return
         self.ended = True
         for window in self.renditions.values():
             window.end()
         self._wake()
+        if self._observer is not None:
+            self._observer.presentation_ended()
 
     def multivariant_playlist(self) -> str | None:
         """The multivariant playlist, highest bandwidth first; None until an init is known."""
@@ -105,23 +122,15 @@ class Presentation:
         ]
         for window in sorted(ready, key=lambda w: (-w.bandwidth, w.name)):
             assert window.init is not None
-            attributes = [
-                f"BANDWIDTH={window.bandwidth}",
-                f"AVERAGE-BANDWIDTH={window.average_bandwidth}",
-                f'CODECS="{window.init.codecs}"',
-            ]
             video = window.init.video
-            if video is not None and video.width and video.height:
-                attributes.append(f"RESOLUTION={video.width}x{video.height}")
-            if video is not None and window.frame_rate > 0:
-                attributes.append(f"FRAME-RATE={window.frame_rate:.3f}")
-            if video is not None:
-                # The ladder carries no CEA-608/708 captions. Said so, Shaka Player does not
-                # probe a segment for them at load; 5.2 may probe the open one, which has no
-                # URI yet, and fails the whole load.
-                attributes.append("CLOSED-CAPTIONS=NONE")
-            lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
-            lines.append(f"{self.playback_id}/{window.name}.m3u8")
+            lines.extend(stream_inf(
+                uri=f"{self.playback_id}/{window.name}.m3u8",
+                bandwidth=window.bandwidth,
+                average_bandwidth=window.average_bandwidth,
+                codecs=window.init.codecs,
+                resolution=(video.width or 0, video.height or 0) if video is not None else None,
+                frame_rate=window.frame_rate,
+            ))
         return "\n".join(lines) + "\n"
 
     def rendition_reports(self, exclude: str) -> str:
@@ -170,6 +179,8 @@ class Presentation:
 
     def _on_init(self, window: RenditionWindow) -> None:
         if self.renditions.get(window.name) is window:
+            if self._observer is not None and window.init is not None:
+                self._observer.init_segment(_info(window), window.init_generation, window.init)
             self._wake()
 
     def _wake(self) -> None:
@@ -177,3 +188,12 @@ class Presentation:
         for future in waiters:
             if not future.done():
                 future.set_result(None)
+
+
+def _info(window: RenditionWindow) -> RenditionInfo:
+    return RenditionInfo(
+        name=window.name,
+        bandwidth=window.bandwidth,
+        average_bandwidth=window.average_bandwidth,
+        frame_rate=window.frame_rate,
+    )

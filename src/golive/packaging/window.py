@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from golive.formats import Fragment, InitSegment
+from golive.packaging.observer import CompletedSegment
+from golive.packaging.playlists import date_time, seconds
 
 __all__ = ["RenditionWindow"]
 
@@ -85,20 +87,9 @@ class _Segment:
         return sum(len(part.data) for part in self.parts)
 
 
-def _seconds(value: float) -> str:
-    return f"{value:.5f}"
-
-
 def _compact(value: float) -> str:
     text = f"{value:.5f}".rstrip("0").rstrip(".")
     return text or "0"
-
-
-def _date_time(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 class RenditionWindow:
@@ -154,6 +145,8 @@ class RenditionWindow:
         self._playlists: dict[bool, str] = {}
         self.init_listener: Callable[[RenditionWindow], None] | None = None
         """Called after each new init (the presentation learns its multivariant is ready)."""
+        self.segment_listener: Callable[[CompletedSegment], None] | None = None
+        """Called with each segment as it completes (the presentation's observer records it)."""
 
     # Input ------------------------------------------------------------------------
 
@@ -291,6 +284,11 @@ class RenditionWindow:
             return None
         return segment.parts[index].data
 
+    def segment_generation(self, msn: int) -> int | None:
+        """The init generation (encoder run) a segment in the window decodes with."""
+        segment = self._segment(msn)
+        return segment.generation if segment is not None else None
+
     def init_bytes(self, generation: int) -> bytes | None:
         init = self._inits.get(generation)
         return init.data if init is not None else None
@@ -383,17 +381,17 @@ class RenditionWindow:
                 generation = segment.generation
             if lead or segment.discontinuity:
                 offset = self._date_offsets[segment.discontinuity_sequence]
-                date = _date_time(segment.program_date_time(offset))
+                date = date_time(segment.program_date_time(offset))
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date}")
             if low and (segment.msn in with_parts or not segment.complete):
                 for i, part in enumerate(segment.parts):
-                    attributes = f"DURATION={_seconds(part.listed(self.part_target))}"
+                    attributes = f"DURATION={seconds(part.listed(self.part_target))}"
                     attributes += f',URI="{self.name}/part-{segment.msn}.{i}.m4s"'
                     if part.independent:
                         attributes += ",INDEPENDENT=YES"
                     lines.append(f"#EXT-X-PART:{attributes}")
             if segment.complete:
-                lines.append(f"#EXTINF:{_seconds(segment.duration(self.part_target))},")
+                lines.append(f"#EXTINF:{seconds(segment.duration(self.part_target))},")
                 lines.append(f"{self.name}/seg-{segment.msn}.m4s")
         if self.ended:
             lines.append("#EXT-X-ENDLIST")
@@ -493,7 +491,22 @@ class RenditionWindow:
                     self.parts_out_of_spec += 1
         if self._target is not None and round(segment.duration(self.part_target)) > self._target:
             self.segments_over_target += 1
+        if self.segment_listener is not None:
+            self.segment_listener(self._completed(segment))
         self._evict()
+
+    def _completed(self, segment: _Segment) -> CompletedSegment:
+        offset = self._date_offsets[segment.discontinuity_sequence]
+        return CompletedSegment(
+            rendition=self.name,
+            msn=segment.msn,
+            generation=segment.generation,
+            discontinuity=segment.discontinuity,
+            media_start=segment.parts[0].decode_time,
+            duration=segment.duration(self.part_target),
+            program_date_time=segment.program_date_time(offset),
+            data=b"".join(part.data for part in segment.parts),
+        )
 
     def _evict(self) -> None:
         keep = self.playlist_segments + EVICTION_SLACK_SEGMENTS + 1  # + the open one

@@ -4,9 +4,17 @@
 tokens, webhook endpoints (with their delivery outbox) and the audit log with
 frozen records; `StoreStreamDirectory` is the broadcast hub's view of
 it. Chat and playback views have their own stores (`golive.store.chat`,
-`golive.store.views`) over `Store.engine`.
+`golive.store.views`) over `Store.engine`, and so does the recording index
+(`golive.store.assets`).
 """
 
+from golive.store.assets import (
+    AssetInitRecord,
+    AssetRecord,
+    AssetRenditionRecord,
+    AssetSegmentRecord,
+    AssetStore,
+)
 from golive.store.audit import Actor, AuditRepository
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.chat import (
@@ -19,6 +27,7 @@ from golive.store.chat import (
 from golive.store.directory import StoreStreamDirectory, stream_policy
 from golive.store.facade import Store
 from golive.store.models import TOKEN_SCOPES
+from golive.store.outage import is_outage
 from golive.store.recorder import EventRecorder
 from golive.store.records import (
     ApiTokenRecord,
@@ -46,6 +55,11 @@ __all__ = [
     "TOKEN_SCOPES",
     "Actor",
     "ApiTokenRecord",
+    "AssetInitRecord",
+    "AssetRecord",
+    "AssetRenditionRecord",
+    "AssetSegmentRecord",
+    "AssetStore",
     "AttemptOutcome",
     "AuditRecord",
     "AuditRepository",
@@ -74,5 +88,6 @@ __all__ = [
     "WebhookTarget",
     "check_event_types",
     "check_url",
+    "is_outage",
     "stream_policy",
 ]

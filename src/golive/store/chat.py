@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from golive.core import random_id
@@ -203,6 +203,30 @@ class ChatStore:
         async with self._read() as session:
             rows = (await session.scalars(query.order_by(ChatMessage.id.desc()).limit(limit))).all()
             return [_message(row) for row in rows]
+
+    async def messages_between(
+        self, stream_id: str, *, start: datetime, end: datetime,
+        after: tuple[datetime, int] | None = None, limit: int = 100,
+    ) -> list[ChatMessageRecord]:
+        """Undeleted messages sent in [start, end), oldest first by (sent_at, id); `after`
+        is the (sent_at, id) of the last message of the previous page (keyset paging)."""
+        if limit <= 0:
+            return []
+        query = select(ChatMessage).where(
+            ChatMessage.stream_id == stream_id,
+            ChatMessage.deleted_at.is_(None),
+            ChatMessage.sent_at >= start,
+            ChatMessage.sent_at < end,
+        )
+        if after is not None:
+            sent_at, message_id = after
+            query = query.where(or_(
+                ChatMessage.sent_at > sent_at,
+                and_(ChatMessage.sent_at == sent_at, ChatMessage.id > message_id),
+            ))
+        query = query.order_by(ChatMessage.sent_at, ChatMessage.id).limit(limit)
+        async with self._read() as session:
+            return [_message(row) for row in (await session.scalars(query)).all()]
 
     async def delete_message(self, stream_id: str, message_id: int, now: datetime) -> bool:
         """Mark a message deleted; False if the stream has no such (undeleted) message."""

@@ -110,6 +110,8 @@ class LiveStream(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active_broadcast_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     srt_passphrase: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # Days a recording of this stream is kept; None: the node's recording_retention_days.
+    recording_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     playback_ids: Mapped[list[PlaybackId]] = relationship(
         back_populates="stream",
@@ -339,3 +341,87 @@ class AuditEntry(Base):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+# Recordings and the assets they become (golive.recording) ------------------------------------
+
+ASSET_STATUSES = ("recording", "preparing", "ready", "errored")
+
+
+class Asset(Base):
+    """One recorded broadcast: its segments are stored while it is live, then it is an asset.
+
+    Not tied to the stream row by a foreign key: an asset outlives the stream that made
+    it, and only deleting the asset removes its objects.
+    """
+
+    __tablename__ = "assets"
+    __table_args__ = (
+        CheckConstraint(_in("status", ASSET_STATUSES), name="status"),
+        CheckConstraint(_in("playback_policy", PLAYBACK_POLICIES), name="playback_policy"),
+        Index("ix_assets_created_at", "created_at", "id"),
+        Index("ix_assets_stream_id", "stream_id"),
+        Index("ix_assets_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(String(40))
+    broadcast_id: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    playback_id: Mapped[str] = mapped_column(String(64), unique=True)
+    playback_policy: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class AssetRendition(Base):
+    """What a VOD multivariant playlist says of one rendition of an asset."""
+
+    __tablename__ = "asset_renditions"
+
+    asset_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bandwidth: Mapped[int] = mapped_column(Integer)
+    average_bandwidth: Mapped[int] = mapped_column(Integer)
+    frame_rate: Mapped[float] = mapped_column(Float)
+    codecs: Mapped[str] = mapped_column(String(200))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+
+
+class AssetInit(Base):
+    """One init segment (one per encoder run) of a rendition, once it is stored."""
+
+    __tablename__ = "asset_inits"
+
+    asset_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    rendition: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class AssetSegment(Base):
+    """One stored media segment of a rendition: written once its object has landed."""
+
+    __tablename__ = "asset_segments"
+
+    asset_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True
+    )
+    rendition: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msn: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    media_start: Mapped[float] = mapped_column(Float)
+    duration: Mapped[float] = mapped_column(Float)
+    program_date_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    size: Mapped[int] = mapped_column(Integer)
+    discontinuity: Mapped[bool] = mapped_column(Boolean)
+    key: Mapped[str] = mapped_column(String(512))

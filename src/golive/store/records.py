@@ -33,6 +33,7 @@ class StreamRecord:
     stream_key_prefix: str
     playback_ids: tuple[PlaybackIdRecord, ...]
     srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
+    recording_retention_days: int | None = None  # None: the node's setting
 
 
 @dataclass(frozen=True)

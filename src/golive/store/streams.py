@@ -45,6 +45,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         active_broadcast_id=row.active_broadcast_id,
         stream_key_prefix=row.stream_key_prefix,
         srt_encrypted=row.srt_passphrase is not None,
+        recording_retention_days=row.recording_retention_days,
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 
@@ -60,6 +61,7 @@ class StreamRepository(Tables):
         reconnect_window: float = 60.0,
         profile: str = "default",
         recording: bool = False,
+        recording_retention_days: int | None = None,
         playback_policy: str = "public",
         srt_passphrase: str | None = None,
     ) -> tuple[StreamRecord, str]:
@@ -71,6 +73,7 @@ class StreamRepository(Tables):
                 "reconnect_window": reconnect_window,
                 "profile": profile,
                 "recording": recording,
+                "recording_retention_days": recording_retention_days,
                 "srt_passphrase": srt_passphrase,
             }
         )

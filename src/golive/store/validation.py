@@ -20,8 +20,23 @@ MAX_PROFILE_LENGTH = 64
 SRT_PASSPHRASE_LENGTH = (10, 79)
 
 UPDATABLE_STREAM_FIELDS = frozenset(
-    {"name", "latency_mode", "reconnect_window", "profile", "recording", "srt_passphrase"}
+    {"name", "latency_mode", "reconnect_window", "profile", "recording",
+     "recording_retention_days", "srt_passphrase"}
 )
+
+
+MAX_RETENTION_DAYS = 36500
+
+
+def check_retention_days(value: object) -> int | None:
+    """Days a stream's recordings are kept: None (the node's default) or 1..36500."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RETENTION_DAYS:
+        raise ValueError(
+            f"recording_retention_days must be empty or 1..{MAX_RETENTION_DAYS}; got {value!r}"
+        )
+    return value
 
 
 def check_choice(what: str, value: object, choices: tuple[str, ...]) -> str:
@@ -93,4 +108,6 @@ def validate_stream_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             clean[key] = check_bool("recording", value)
         elif key == "srt_passphrase":
             clean[key] = check_srt_passphrase(value)
+        elif key == "recording_retention_days":
+            clean[key] = check_retention_days(value)
     return clean

@@ -13,6 +13,8 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -22,7 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.store import PlaybackIdRecord, PlaybackViewStore, Store, StreamRecord, ViewConflict
+from golive.store import (
+    AssetRecord,
+    PlaybackIdRecord,
+    PlaybackViewStore,
+    Store,
+    StreamRecord,
+    ViewConflict,
+)
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.qoe import (
     MAX_BODY_BYTES,
@@ -59,6 +68,17 @@ class LivePresentations(Protocol):
     def presentation(self, playback_id: str) -> Presentation | None: ...
 
 
+class RecordedAssets(Protocol):
+    """Where the pages find a recorded asset by its playback id (the recording library)."""
+
+    async def asset_for_playback(self, playback_id: str) -> AssetRecord | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Titled:
+    name: str
+
+
 class _TtlCache:
     """A small bounded cache of values that may be a second or two stale."""
 
@@ -85,8 +105,10 @@ class WebPages:
 
     def __init__(self, store: Store, live: LivePresentations, *, views: PlaybackViewStore,
                  assets: AssetCatalog,
-                 realtime_ice_servers: list[dict[str, str]] | None = None) -> None:
+                 realtime_ice_servers: list[dict[str, str]] | None = None,
+                 recordings: RecordedAssets | None = None) -> None:
         self.store = store
+        self.recordings = recordings
         # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
         # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
         self.realtime_ice_servers = realtime_ice_servers
@@ -150,6 +172,10 @@ class WebPages:
     async def _page(self, request: Request, *, embed: bool) -> Response:
         playback_id = request.path_params["playback_id"]
         found = await self.lookup(playback_id)
+        if found is None and self.recordings is not None and PLAYBACK_ID.fullmatch(playback_id):
+            asset = await self.recordings.asset_for_playback(playback_id)
+            if asset is not None:
+                return await self._asset_page(request, asset, embed=embed)
         if found is None:
             return self._message(404, "Stream not found",
                                  "There is no stream at this address. Check the link.",
@@ -171,16 +197,99 @@ class WebPages:
             "statusUrl": f"/watch/{playback_id}/status",
             "qoeUrl": f"/qoe/{playback_id}",
             "chatUrl": f"/chat/{playback_id}",
+            "chatReplayUrl": f"/chat/{playback_id}/replay",
+            # `?chat=replay`: show the chat in time with the video (by its program
+            # date-time) rather than as it happens; what an asset's page does.
+            "chatReplay": request.query_params.get("chat") == "replay",
             "live": self.is_live(playback_id),
             "realtime": self._realtime_config(playback_id, pid),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
-                   "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed}
+                   "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed,
+                   "meta": self._metadata(origin, stream, pid, live=config["live"])}
         if embed:
             return self._render("embed.html", headers={
                 "Content-Security-Policy": "frame-ancestors *"}, **context)
         return self._render("watch.html", headers={"X-Frame-Options": "SAMEORIGIN"}, **context)
+
+    def _metadata(self, origin: str, stream: StreamRecord, pid: PlaybackIdRecord, *,
+                  live: bool) -> dict[str, Any]:
+        """OpenGraph and schema.org facts of a live stream's watch page.
+
+        A signed playback id's page is private: no thumbnail (it would need the token) and
+        `noindex`. A live one is a `VideoObject` published by a live `BroadcastEvent`
+        that started when the presentation did (its first segment number is twice that
+        Unix time, by the public LL-HLS numbering contract).
+        """
+        public = pid.policy == "public"
+        description = (f"{stream.name} is live now on golive." if live
+                       else f"{stream.name} on golive.")
+        image = f"{origin}/thumbnail/{pid.id}.jpg?width=1280" if live and public else None
+        extra: dict[str, Any] = {"uploadDate": _iso(stream.created_at)}
+        presentation = self.live.presentation(pid.id) if live else None
+        if presentation is not None:
+            started = datetime.fromtimestamp(presentation.first_msn / 2, UTC)
+            extra["publication"] = {"@type": "BroadcastEvent", "isLiveBroadcast": True,
+                                    "startDate": started.isoformat()}
+        return _page_metadata(origin, pid.id, stream.name, description, image=image,
+                              public=public, video=extra)
+
+    async def _asset_page(self, request: Request, asset: AssetRecord, *, embed: bool) -> Response:
+        """A recorded asset's page: the same player on its VOD playlist, with seeking."""
+        if asset.status != "ready":
+            return self._message(404, "Recording not ready",
+                                 "This recording is still being prepared, or failed. Try "
+                                 "again in a moment.", embed=embed)
+        if asset.playback_policy == "signed":
+            return self._message(403, "This recording is private",
+                                 "Signed recordings cannot be played here yet.", embed=embed)
+        stream = await self.store.get_stream(asset.stream_id)
+        title = f"{stream.name} (recording)" if stream is not None else "Recording"
+        playback_id = asset.playback_id
+        config: dict[str, Any] = {
+            "playbackId": playback_id,
+            "title": title,
+            "manifestUrl": f"/vod/{playback_id}.m3u8",
+            "statusUrl": None,
+            "qoeUrl": f"/qoe/{playback_id}",
+            "chatUrl": None,
+            "live": False,
+            "vod": True,
+            "duration": asset.duration,
+            "realtime": None,
+        }
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        # Chat replay: the stream's chat beside the recording, in time with it.
+        config["chatReplay"] = True
+        config["chatReplayUrl"] = f"/chat/{playback_id}/replay"
+        context: dict[str, Any] = {
+            "stream": _Titled(title), "playback_id": playback_id, "config": config,
+            "embed_url": f"{origin}/embed/{playback_id}", "embed": embed,
+            "meta": self._asset_metadata(origin, asset, title)}
+        if embed:
+            return self._render("embed.html", headers={
+                "Content-Security-Policy": "frame-ancestors *"}, **context)
+        return self._render("watch.html", headers={"X-Frame-Options": "SAMEORIGIN"}, **context)
+
+    def _asset_metadata(self, origin: str, asset: AssetRecord, title: str) -> dict[str, Any]:
+        """A recording's page: a `VideoObject` with its duration, the progressive MP4 as
+        its content, a still from its middle, published by the (ended) live broadcast."""
+        playback_id = asset.playback_id
+        still = max(0.0, min(10.0, asset.duration / 2))
+        image = f"{origin}/thumbnail/{playback_id}.jpg?time={still:.1f}&width=1280"
+        video: dict[str, Any] = {
+            "uploadDate": _iso(asset.created_at),
+            "duration": f"PT{asset.duration:.3f}S",
+            "contentUrl": f"{origin}/vod/{playback_id}/high.mp4",
+        }
+        publication: dict[str, Any] = {"@type": "BroadcastEvent", "isLiveBroadcast": True,
+                                       "startDate": _iso(asset.created_at)}
+        if asset.ended_at is not None:
+            publication["endDate"] = _iso(asset.ended_at)
+        video["publication"] = publication
+        return _page_metadata(origin, playback_id, title, f"{title} on golive.", image=image,
+                              public=True, video=video)
 
     def _realtime_config(self, playback_id: str, pid: PlaybackIdRecord) -> dict[str, Any] | None:
         """What the player needs for WHEP playback, or None where the page must not offer it.
@@ -256,6 +365,30 @@ class WebPages:
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
+def _iso(value: datetime) -> str:
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _page_metadata(origin: str, playback_id: str, title: str, description: str, *,
+                   image: str | None, public: bool, video: dict[str, Any]) -> dict[str, Any]:
+    """What watch.html renders into OpenGraph tags and one schema.org JSON-LD `VideoObject`
+    (escaped there: attributes by autoescape, the JSON by `tojson`)."""
+    page_url = f"{origin}/watch/{playback_id}"
+    json_ld: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "VideoObject",
+        "name": title,
+        "description": description,
+        "embedUrl": f"{origin}/embed/{playback_id}",
+        "url": page_url,
+        **video,
+    }
+    if image is not None:
+        json_ld["thumbnailUrl"] = [image]
+    return {"title": title, "description": description, "url": page_url, "image": image,
+            "index": public, "json_ld": json_ld}
+
+
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status,
                         headers={"Cache-Control": "no-store", **(headers or {})})
@@ -263,11 +396,13 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
 
 def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStore,
                assets: AssetCatalog,
-               realtime_ice_servers: list[dict[str, str]] | None = None) -> list[BaseRoute]:
+               realtime_ice_servers: list[dict[str, str]] | None = None,
+               recordings: RecordedAssets | None = None) -> list[BaseRoute]:
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
-    (WHEP) option; None leaves it off.
+    (WHEP) option; None leaves it off. `recordings` lets the watch and embed pages play
+    recorded assets by their playback ids.
     """
     return WebPages(store, live, views=views, assets=assets,
-                    realtime_ice_servers=realtime_ice_servers).routes()
+                    realtime_ice_servers=realtime_ice_servers, recordings=recordings).routes()

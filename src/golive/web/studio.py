@@ -52,6 +52,7 @@ FORWARDED = re.compile(
     r"live-streams(/[A-Za-z0-9_-]{1,64}(/(reset-stream-key|enable|disable|events"
     r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
     r"|audit"  # read-only: the audit log's table on the streams page
+    r"|assets(/[A-Za-z0-9_-]{1,64})?"  # a stream's recordings: list, play, download, delete
 )
 # Routes the studio calls for itself, beyond what its pages may forward.
 INTERNAL = re.compile(r"chat-tokens")

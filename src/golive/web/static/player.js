@@ -83,6 +83,11 @@ export class Player {
     this.currentLevel = -1;
     this.errorReported = new Map();
     this.qoe.pendingStall = () => (this.stallStart ? { ms: Math.round(performance.now() - this.stallStart) } : null);
+    this.vod = Boolean(config.vod); // a recorded asset: seekable, no live edge, no status
+    if (this.vod) {
+      this.video.controls = true;
+      this.root.dataset.mode = "vod";
+    }
     this.bindControls();
     this.bindVideo();
   }
@@ -90,6 +95,10 @@ export class Player {
   // Public ------------------------------------------------------------------------------
 
   start() {
+    if (this.vod) {
+      this.attach();
+      return;
+    }
     if (this.config.live) this.attach();
     else this.goOffline();
     setInterval(() => this.watchdog(), WATCHDOG_MS);
@@ -111,9 +120,9 @@ export class Player {
     this.overlay.classList.toggle("is-error", state === "error");
     this.overlay.classList.toggle("is-busy", ["loading", "reconnecting", "buffering"].includes(state));
     this.message.textContent = text || MESSAGES[state] || "";
-    const live = ["playing", "buffering"].includes(state);
+    const live = !this.vod && ["playing", "buffering"].includes(state);
     this.liveBadge.hidden = !live;
-    this.offlineBadge.hidden = live;
+    this.offlineBadge.hidden = live || this.vod;
     if (this.realtimeButton) this.realtimeButton.hidden = !this.realtimeAvailable || !(live || this.rt);
     if (!live) {
       this.delayEl.textContent = "";
@@ -149,6 +158,7 @@ export class Player {
   }
 
   async fetchStatus() {
+    if (!this.config.statusUrl) return null;
     try {
       const response = await fetch(this.config.statusUrl, { cache: "no-store" });
       if (!response.ok) return null;
@@ -199,7 +209,7 @@ export class Player {
   }
 
   attachHls(Hls) {
-    const hls = new Hls({
+    const hls = new Hls(this.vod ? { fragLoadingMaxRetry: 4, levelLoadingMaxRetry: 3 } : {
       lowLatencyMode: true,
       // Catch up (at up to 1.5x) when playback falls behind the PART-HOLD-BACK target,
       // instead of staying as far behind as it started: bench/latency.py measured
@@ -413,6 +423,7 @@ export class Player {
       this.setState("buffering");
     });
     video.addEventListener("ended", () => {
+      if (this.vod) return; // the recording played to its end; the controls replay it
       // The playlist ended: the publisher stopped. Wait here for the next broadcast.
       this.goOffline();
     });
@@ -473,24 +484,30 @@ export class Player {
 
   // Delay and the watchdog -------------------------------------------------------------------
 
-  delaySeconds() {
-    const video = this.video;
+  // The wall-clock time (EXT-X-PROGRAM-DATE-TIME) of the frame on screen, or null.
+  playingDate() {
     if (this.hls) {
       const date = this.hls.playingDate;
-      if (date) {
-        const seconds = (Date.now() - date.getTime()) / 1000;
-        if (seconds >= 0 && seconds < 3600) return seconds;
-      }
+      return date && Number.isFinite(date.getTime()) ? date : null;
+    }
+    if (this.native && this.video.getStartDate) {
+      const start = this.video.getStartDate().getTime();
+      if (Number.isFinite(start) && start > 0) return new Date(start + this.video.currentTime * 1000);
+    }
+    return null;
+  }
+
+  delaySeconds() {
+    const video = this.video;
+    const date = this.playingDate();
+    if (date) {
+      const seconds = (Date.now() - date.getTime()) / 1000;
+      if (seconds >= 0 && seconds < 3600) return seconds;
+    }
+    if (this.hls) {
       const latency = this.hls.latency;
       if (Number.isFinite(latency) && latency > 0) return latency;
       return null;
-    }
-    if (this.native && video.getStartDate) {
-      const start = video.getStartDate().getTime();
-      if (Number.isFinite(start) && start > 0) {
-        const seconds = (Date.now() - (start + video.currentTime * 1000)) / 1000;
-        if (seconds >= 0 && seconds < 3600) return seconds;
-      }
     }
     const seekable = video.seekable;
     if (seekable.length) return Math.max(0, seekable.end(seekable.length - 1) - video.currentTime);
@@ -498,6 +515,7 @@ export class Player {
   }
 
   watchdog() {
+    if (this.vod) return; // no live edge to measure, and a seek must not look stuck
     const now = performance.now();
     if (this.rt && (this.state === "playing" || this.state === "buffering")) {
       // WebRTC has no "behind live" to measure here: show the jitter buffer's delay.

@@ -1,4 +1,5 @@
-// One stream in the studio: live status, ingest health charts, preview, events, actions.
+// One stream in the studio: live status, ingest health charts, preview, events, recordings,
+// actions.
 import { Player, readConfig } from "/static/player.js";
 import { HealthChart } from "/static/health-chart.js";
 import { api, formatTime, revealKey, showError } from "/static/studio-api.js";
@@ -75,6 +76,77 @@ export function startStreamPage() {
     }
   }
 
+  // Recordings: the stream's assets, newest first, with play, download and delete.
+  function duration(seconds) {
+    const s = Math.round(seconds);
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const rest = String(s % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${rest}` : `${m}:${rest}`;
+  }
+
+  function recordingRow(asset) {
+    const li = document.createElement("li");
+    li.className = "recording-row";
+    li.dataset.id = asset.id;
+    const time = document.createElement("time");
+    time.dateTime = asset.created_at;
+    time.textContent = new Date(asset.created_at).toLocaleString();
+    const length = document.createElement("span");
+    length.className = "muted small";
+    length.textContent = asset.status === "ready" ? duration(asset.duration) : asset.status;
+    li.append(time, length);
+    const pid = (asset.playback_ids || [])[0];
+    if (asset.status === "ready" && pid) {
+      const play = document.createElement("a");
+      play.href = `/watch/${encodeURIComponent(pid.id)}`;
+      play.target = "_blank";
+      play.rel = "noopener";
+      play.textContent = "Play";
+      play.className = "recording-play";
+      const download = document.createElement("a");
+      download.href = `/vod/${encodeURIComponent(pid.id)}/high.mp4`;
+      download.download = `${($("stream-name").textContent || "recording").replace(/[^\w.-]+/g, "-")}-${asset.id}.mp4`;
+      download.textContent = "Download";
+      download.className = "recording-download";
+      li.append(play, download);
+    }
+    if (asset.status !== "preparing") {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "danger recording-delete";
+      remove.textContent = "Delete";
+      remove.addEventListener("click", async () => {
+        if (!confirm("Delete this recording and its media for good?")) return;
+        try {
+          await api("DELETE", `assets/${encodeURIComponent(asset.id)}`);
+          refreshRecordings();
+        } catch (err) {
+          showError(error, err);
+        }
+      });
+      li.append(remove);
+    }
+    return li;
+  }
+
+  async function refreshRecordings() {
+    try {
+      const assets = (await api("GET", `assets?live_stream_id=${encodeURIComponent(id)}&limit=1000`)).data;
+      const list = $("recording-list");
+      if (!assets.length) {
+        const li = document.createElement("li");
+        li.className = "muted";
+        li.textContent = "No recordings. Turn recording on for this stream to keep its broadcasts.";
+        list.replaceChildren(li);
+        return;
+      }
+      list.replaceChildren(...assets.slice().reverse().map(recordingRow));
+    } catch (err) {
+      showError(error, err);
+    }
+  }
+
   let polls = 0;
   async function refresh() {
     try {
@@ -87,7 +159,10 @@ export function startStreamPage() {
       }
       showError(error, err);
     }
-    if (polls++ % EVENTS_EVERY === 0) refreshEvents();
+    if (polls++ % EVENTS_EVERY === 0) {
+      refreshEvents();
+      refreshRecordings();
+    }
   }
 
   async function act(method, suffix, question) {

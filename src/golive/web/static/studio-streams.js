@@ -1,7 +1,40 @@
-// The studio's stream list: status badges refreshed every few seconds, and "New stream".
+// The studio's stream list: status badges and live thumbnails refreshed every few seconds,
+// and "New stream".
 import { api, revealKey, showError, statusBadge } from "/static/studio-api.js";
 
 const POLL_MS = 3000;
+const THUMBNAIL_MS = 10000;
+const THUMBNAIL_WIDTH = 160;
+
+// One <img> per playback id, kept across renders so a refresh does not blank it; its URL
+// changes every THUMBNAIL_MS so the picture follows the stream.
+const thumbnails = new Map();
+
+function thumbnail(stream) {
+  const pid = (stream.playback_ids || []).find((p) => p.policy === "public");
+  if (stream.status !== "active" || !pid) {
+    const empty = document.createElement("span");
+    empty.className = "stream-thumb stream-thumb-empty";
+    empty.setAttribute("aria-hidden", "true");
+    return empty;
+  }
+  let img = thumbnails.get(pid.id);
+  if (!img) {
+    img = document.createElement("img");
+    img.className = "stream-thumb";
+    img.alt = `${stream.name} (live)`;
+    img.width = THUMBNAIL_WIDTH;
+    img.height = THUMBNAIL_WIDTH * 9 / 16;
+    img.decoding = "async";
+    img.addEventListener("error", () => { img.dataset.failed = "1"; });
+    img.addEventListener("load", () => { delete img.dataset.failed; });
+    thumbnails.set(pid.id, img);
+  }
+  const bucket = Math.floor(Date.now() / THUMBNAIL_MS);
+  const src = `/thumbnail/${encodeURIComponent(pid.id)}.jpg?width=${THUMBNAIL_WIDTH}&v=${bucket}`;
+  if (img.getAttribute("src") !== src) img.src = src;
+  return img;
+}
 
 export function startStreamList() {
   const list = document.getElementById("stream-list");
@@ -32,7 +65,7 @@ export function startStreamList() {
       facts.className = "muted small";
       const live = stream.live;
       if (live && live.video_bitrate_kbps != null) facts.textContent = `${Math.round(live.video_bitrate_kbps)} kbit/s`;
-      li.append(statusBadge(stream.status), link, facts, key);
+      li.append(thumbnail(stream), statusBadge(stream.status), link, facts, key);
       return li;
     }));
   }

@@ -1,6 +1,7 @@
 // Entry point of /watch/PLAYBACK_ID: the player, the chat panel, viewer count, embed snippet.
 import { Player, readConfig } from "/static/player.js";
 import { ChatPanel } from "/static/chat.js";
+import { ChatReplay } from "/static/chat-replay.js";
 
 const config = readConfig();
 const player = new Player(document.getElementById("player"), config);
@@ -17,20 +18,26 @@ player.onStatus((status) => {
 player.start();
 
 const $ = (id) => document.getElementById(id);
-const chat = new ChatPanel(
-  {
-    log: $("chat-log"),
-    error: $("chat-error"),
-    state: $("chat-state"),
-    viewers: $("chat-viewers"),
-    joinForm: $("chat-join"),
-    nameInput: $("chat-name"),
-    sendForm: $("chat-send"),
-    textInput: $("chat-text"),
-  },
-  config.chatUrl,
-);
-chat.connect();
+const chatElements = {
+  log: $("chat-log"),
+  error: $("chat-error"),
+  state: $("chat-state"),
+  viewers: $("chat-viewers"),
+  joinForm: $("chat-join"),
+  nameInput: $("chat-name"),
+  sendForm: $("chat-send"),
+  textInput: $("chat-text"),
+};
+if (config.chatReplay && config.chatReplayUrl) {
+  // The chat as it was when the frame on screen was live (a recording's, or a live
+  // stream's with ?chat=replay), instead of the chat right now.
+  const chat = new ChatPanel(chatElements, config.chatUrl);
+  new ChatReplay(chat, config.chatReplayUrl, () => player.playingDate(), { live: config.live }).start();
+} else if (config.chatUrl) {
+  new ChatPanel(chatElements, config.chatUrl).connect();
+} else {
+  $("chat").hidden = true;
+}
 
 const snippet = $("embed-snippet");
 const embedUrl = new URL(`/embed/${encodeURIComponent(config.playbackId)}`, location.origin);

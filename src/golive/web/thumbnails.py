@@ -1,0 +1,216 @@
+"""`/thumbnail/PLAYBACK_ID.jpg`: a still of a live stream, or of an asset at a time (web).
+
+Live: the first frame (a keyframe) of the latest complete segment in the packaging
+window, from the smallest rendition at least as wide as asked. Assets
+(`?time=SECONDS`): `RecordedFrames` finds the stored segment at that time in the
+recording library and the frame that far into it; without a library, `?time=`
+answers 404. The decode itself is the media stage's `Thumbnailer` (ffmpeg in a
+subprocess, bounded, cached).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Protocol
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from golive.media import MAX_THUMBNAIL_WIDTH, MIN_THUMBNAIL_WIDTH, SegmentMedia, ThumbnailError
+from golive.store import AssetRecord, AssetSegmentRecord
+
+if TYPE_CHECKING:
+    from golive.media import Thumbnailer
+    from golive.packaging import Presentation, RenditionWindow
+
+log = logging.getLogger(__name__)
+
+PLAYBACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+_WIDTH = re.compile(r"[0-9]{1,5}")
+_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
+DEFAULT_WIDTH = 640
+MAX_TOKEN_LENGTH = 4096
+# A live thumbnail changes with every segment (about every 2 s); an edge may keep it
+# that long, so a crowd on the stream list costs one decode per segment.
+LIVE_CACHE = "public, max-age=5"
+# An asset's frame at a time never changes while the asset exists.
+ASSET_CACHE = "public, max-age=3600"
+HEADERS = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+
+
+class LiveThumbnailSource(Protocol):
+    """Live presentations and who may see them (the origin's directory)."""
+
+    def presentation(self, playback_id: str) -> Presentation | None: ...
+
+    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
+
+
+class AssetFrames(Protocol):
+    """Where an asset's segment at a time comes from (the recording stage, once wired)."""
+
+    async def segment_at(self, playback_id: str, seconds: float, width: int,
+                         token: str | None) -> tuple[Hashable, SegmentMedia] | None:
+        """(a cache key naming the segment, its media), or None: no such asset or time."""
+        ...
+
+
+class RecordingReader(Protocol):
+    """The read side of the recording library that asset stills need."""
+
+    async def asset_for_playback(self, playback_id: str) -> AssetRecord | None: ...
+
+    async def segments(self, asset_id: str, rendition: str) -> list[AssetSegmentRecord]: ...
+
+    async def init_bytes(self, asset_id: str, rendition: str, generation: int
+                         ) -> bytes | None: ...
+
+    async def segment_bytes(self, asset_id: str, rendition: str, msn: int) -> bytes | None: ...
+
+
+class RecordedFrames:
+    """`AssetFrames` from the recording library: the stored segment under a time and the
+    offset into it (to a tenth of a second, which also bounds how many stills one asset
+    can make the cache hold)."""
+
+    def __init__(self, library: RecordingReader) -> None:
+        self.library = library
+
+    async def segment_at(self, playback_id: str, seconds: float, width: int,
+                         token: str | None) -> tuple[Hashable, SegmentMedia] | None:
+        asset = await self.library.asset_for_playback(playback_id)
+        if asset is None or asset.status != "ready" or asset.playback_policy != "public":
+            return None  # signed assets wait for playback tokens here, as in the origin
+        renditions = [r for r in asset.renditions if r.width]
+        if not renditions:
+            return None
+        wide_enough = [r for r in renditions if (r.width or 0) >= width]
+        rendition = (min(wide_enough, key=lambda r: r.width or 0) if wide_enough
+                     else max(renditions, key=lambda r: r.width or 0))
+        start = 0.0
+        for segment in await self.library.segments(asset.id, rendition.name):
+            if start <= seconds < start + segment.duration:
+                offset = round(seconds - start, 1)
+                init = await self.library.init_bytes(asset.id, rendition.name,
+                                                     segment.generation)
+                data = await self.library.segment_bytes(asset.id, rendition.name, segment.msn)
+                if init is None or data is None:
+                    return None
+                key = (asset.id, rendition.name, segment.msn, offset)
+                return key, SegmentMedia(init, data, rendition.width, offset)
+            start += segment.duration
+        return None
+
+
+def latest_segment(presentation: Presentation, width: int
+                   ) -> tuple[Hashable, SegmentMedia] | None:
+    """The newest complete segment of the rendition that best fits `width`, if any."""
+    windows = [w for w in presentation.renditions.values()
+               if w.init is not None and w.init.video is not None]
+    if not windows:
+        return None
+
+    def picture_width(window: RenditionWindow) -> int:
+        video = window.init.video if window.init is not None else None
+        return (video.width or 0) if video is not None else 0
+
+    wide_enough = [w for w in windows if picture_width(w) >= width]
+    window = (min(wide_enough, key=picture_width) if wide_enough
+              else max(windows, key=picture_width))
+    # The open segment is incomplete; the one before it is the newest complete one.
+    for msn in (window.last_msn, window.last_msn - 1):
+        data = window.segment_bytes(msn)
+        generation = window.segment_generation(msn)
+        # The init it decodes with: after an encoder restart, not necessarily the newest.
+        init = window.init_bytes(generation) if generation is not None else None
+        if data is not None and init is not None:
+            key = (presentation.playback_id, presentation.first_msn, window.name, msn)
+            return key, SegmentMedia(init, data, picture_width(window) or None)
+    return None
+
+
+class ThumbnailRoute:
+    """GET/HEAD `/thumbnail/{playback_id}.jpg?width=N[&time=SECONDS][&token=JWT]`."""
+
+    def __init__(self, live: LiveThumbnailSource, thumbnailer: Thumbnailer,
+                 assets: AssetFrames | None = None) -> None:
+        self.live = live
+        self.thumbnailer = thumbnailer
+        self.assets = assets
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/thumbnail/{playback_id}.jpg", self.thumbnail, methods=["GET", "HEAD"])]
+
+    async def thumbnail(self, request: Request) -> Response:
+        playback_id = request.path_params["playback_id"]
+        if not PLAYBACK_ID.fullmatch(playback_id):
+            return _error(404, "unknown playback id")
+        query = request.query_params
+        width_text = query.get("width")
+        if width_text is None:
+            width = DEFAULT_WIDTH
+        elif _WIDTH.fullmatch(width_text) and (
+                MIN_THUMBNAIL_WIDTH <= int(width_text) <= MAX_THUMBNAIL_WIDTH):
+            width = int(width_text)
+        else:
+            return _error(400, f"width must be a whole number from {MIN_THUMBNAIL_WIDTH} "
+                               f"to {MAX_THUMBNAIL_WIDTH}")
+        token = query.get("token") or None
+        if token is not None and len(token) > MAX_TOKEN_LENGTH:
+            return _error(400, "token too long")
+        time_text = query.get("time")
+        if time_text is not None:
+            if not _TIME.fullmatch(time_text) or not math.isfinite(float(time_text)):
+                return _error(400, "time must be a number of seconds, like 12 or 12.5")
+            return await self._asset(playback_id, float(time_text), width, token)
+        return await self._live(playback_id, width, token)
+
+    async def _live(self, playback_id: str, width: int, token: str | None) -> Response:
+        presentation = self.live.presentation(playback_id)
+        if presentation is None or presentation.ended:
+            return _error(404, "not live")
+        if not await self.live.authorize(playback_id, token):
+            return _error(403, "playback not authorized")
+        found = latest_segment(presentation, width)
+        if found is None:
+            return _error(404, "no complete segment yet", retry=True)
+        key, media = found
+        return await self._jpeg((*_as_tuple(key), width), media, width, LIVE_CACHE)
+
+    async def _asset(self, playback_id: str, seconds: float, width: int,
+                     token: str | None) -> Response:
+        if self.assets is None:
+            return _error(404, "no recording at this playback id")
+        try:
+            found = await self.assets.segment_at(playback_id, seconds, width, token)
+        except Exception as exc:  # storage or index trouble: worth a retry, not a 404
+            log.warning("asset thumbnail unavailable playback_id=%s error=%s", playback_id, exc)
+            return _error(503, "recording storage is unavailable", retry=True)
+        if found is None:
+            return _error(404, "no recording at this playback id and time")
+        key, media = found
+        return await self._jpeg((*_as_tuple(key), width), media, width, ASSET_CACHE)
+
+    async def _jpeg(self, key: Hashable, media: SegmentMedia, width: int,
+                    cache: str) -> Response:
+        try:
+            jpeg = await self.thumbnailer.jpeg(key, media, width)
+        except ThumbnailError as exc:
+            return _error(503, f"thumbnail unavailable: {exc}", retry=True)
+        return Response(jpeg, media_type="image/jpeg",
+                        headers={**HEADERS, "Cache-Control": cache})
+
+
+def _as_tuple(key: Hashable) -> tuple[Hashable, ...]:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _error(status: int, message: str, *, retry: bool = False) -> JSONResponse:
+    headers = {**HEADERS, "Cache-Control": "public, max-age=1" if status == 404 else "no-cache"}
+    if retry:
+        headers["Retry-After"] = "2"
+    return JSONResponse({"error": message}, status, headers=headers)

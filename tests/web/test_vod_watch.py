@@ -1,0 +1,64 @@
+"""A recorded asset's watch page in real Chromium: hls.js plays the VOD playlist and seeks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.conftest import create_stream, eventually, wait_process, wait_status
+from tests.mediatools import ffmpeg_publish, make_source
+from tests.web.helpers import ConsoleLog, wait_advancing, wait_playing
+
+from golive.app import Golive
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def source_12s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s of 854x480 H.264 + AAC: the default profile records a 480p + 360p ladder."""
+    return make_source(tmp_path_factory.mktemp("media") / "source-12s.flv", seconds=12,
+                       size="854x480", video_kbps=1500)
+
+
+async def test_asset_watch_page_plays_and_seeks_to_the_middle(
+    node: Golive, api: httpx.AsyncClient, source_12s: Path, browser: Any, artifacts: Path
+) -> None:
+    stream = await create_stream(api, name="show", recording=True, reconnect_window=1)
+    proc = ffmpeg_publish(source_12s, node.rtmp_url(stream["stream_key"]))
+    await wait_status(api, stream["id"], "active")
+    assert await wait_process(proc) == 0
+
+    async def ready() -> dict[str, Any] | None:
+        assets = (await api.get("/assets", params={"live_stream_id": stream["id"]})).json()
+        done = [a for a in assets["data"] if a["status"] == "ready"]
+        return done[0] if done else None
+
+    asset = await eventually(ready, timeout=60, what="the asset")
+    assert len(asset["renditions"]) == 2, asset
+    pid = asset["playback_ids"][0]["id"]
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    console = ConsoleLog(page)
+    await page.goto(f"{node.http_url}/watch/{pid}")
+    assert await page.inner_text("#title") == "show (recording)"
+    assert await page.inner_text("#chat-state") == "replay"  # the chat replays beside it
+    await wait_playing(page)
+    await wait_advancing(page, 1.0)
+    duration = await page.evaluate("() => document.querySelector('video').duration")
+    assert abs(duration - asset["duration"]) <= 1.0, (duration, asset["duration"])
+    assert not await page.is_visible(".badge-live")
+
+    middle = asset["duration"] / 2
+    await page.evaluate(f"() => {{ document.querySelector('video').currentTime = {middle}; }}")
+    await page.wait_for_function(
+        f"() => {{ const v = document.querySelector('video');"
+        f" return !v.seeking && v.currentTime >= {middle} && v.readyState >= 3; }}",
+        timeout=30_000, polling=200)
+    await wait_advancing(page, 1.0)  # frames decode after the seek
+    position = await page.evaluate("() => document.querySelector('video').currentTime")
+    assert middle <= position < asset["duration"], (position, middle)
+    await page.screenshot(path=str(artifacts / "vod-watch-page.png"))
+    assert not console.errors, console.errors
