@@ -33,7 +33,13 @@ from golive.chat import (
     load_chat_secret,
 )
 from golive.core import EventBus, FailureThrottle
-from golive.delivery import WebRtcFeed, WhepEndpoint
+from golive.delivery import (
+    PlaybackAccess,
+    PlaybackRule,
+    VerificationKey,
+    WebRtcFeed,
+    WhepEndpoint,
+)
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
@@ -64,8 +70,29 @@ class _NoPresentations:
     def presentation(self, playback_id: str) -> Presentation | None:
         return None
 
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        return True
+
+class _StoreAccess:
+    """The store as `golive.delivery.AccessDirectory`: playback rules and public keys."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def playback_rule(self, playback_id: str) -> PlaybackRule | None:
+        found = await self._store.find_stream_by_playback_id(playback_id)
+        if found is None:
+            return None
+        stream, pid = found
+        return PlaybackRule(playback_id=pid.id, stream_id=stream.id,
+                            signed=pid.policy == "signed",
+                            allowed_referrers=pid.allowed_referrers,
+                            allow_empty_referrer=pid.allow_empty_referrer)
+
+    async def verification_key(self, key_id: str) -> VerificationKey | None:
+        record = await self._store.get_signing_key(key_id)
+        if record is None:
+            return None
+        return VerificationKey(id=record.id, algorithm=record.algorithm,
+                               public_key_pem=record.public_key)
 
 
 class _Dispatch:
@@ -132,6 +159,7 @@ class Golive:
         self._chat_review: ReviewHook | None = None
         self._studio_api: httpx.AsyncClient | None = None
         self._signing_secret: bytes | None = None
+        self.access: PlaybackAccess | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -193,11 +221,14 @@ class Golive:
             )
             self.hub.add_observer(self.pipeline)
 
+        # Signed playback and playback restrictions, for every surface that plays.
+        self.access = PlaybackAccess(_StoreAccess(self.store))
+
         # Chat: rooms, moderation and system messages; routes in _build_http.
         self._chat_review = ReviewHook(s.chat_review_timeout)
         self.chat = ChatService(
             s, self.store, self.bus, messages=ChatStore(self.store.engine),
-            signer=ChatSigner(self._secret()), review=self._chat_review,
+            signer=ChatSigner(self._secret()), review=self._chat_review, access=self.access,
         )
         await self.chat.start()
 
@@ -207,7 +238,8 @@ class Golive:
         # origin; everything else through FastAPI's routing.
         from golive.delivery import create_origin_app
 
-        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations()), self.http)
+        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(),
+                                           access=self.access), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
@@ -344,7 +376,7 @@ class Golive:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,
-                max_pending_per_address=s.whep_max_pending_per_address)
+                max_pending_per_address=s.whep_max_pending_per_address, access=self.access)
             app.include_router(self.whep.router())
 
         # Web pages: /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
@@ -353,7 +385,7 @@ class Golive:
         app.router.routes.extend(web_routes(
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
-            realtime_ice_servers=realtime_ice))
+            realtime_ice_servers=realtime_ice, access=self.access))
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's

@@ -51,9 +51,6 @@ class Directory:
     def presentation(self, playback_id: str) -> Presentation | None:
         return self.current if playback_id == self.current.playback_id else None
 
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        return True
-
 
 @dataclass
 class Counted:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
+
+from golive.delivery.access import PlaybackAccess, Refusal
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -54,6 +57,17 @@ MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_RENDITION}\.m3u8")
 INIT_PATH = re.compile(rf"{_PID}/{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
 SEGMENT_PATH = re.compile(rf"{_PID}/{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
 PART_PATH = re.compile(rf"{_PID}/{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
+# What an edge asks (once per token, then caches) before serving a request from its cache.
+ACCESS_PATH = re.compile(rf"{_PID}/access")
+# An edge that sends this header gets playlists whose URIs carry TOKEN_PLACEHOLDER instead
+# of the token: one cached copy for every viewer, the edge writing each viewer's token in.
+EDGE_HEADER = b"x-golive-edge"
+TOKEN_PLACEHOLDER = "GOLIVE_EDGE_TOKEN"
+# How long an edge may keep "allowed" for a public playback id (a switch to signed waits
+# that long at the edge), and "refused" for any.
+PUBLIC_ACCESS_MAX_AGE = 10
+REFUSED_ACCESS_MAX_AGE = 2
+MAX_ACCESS_MAX_AGE = 300
 _URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
 
@@ -71,11 +85,9 @@ PREFLIGHT_HEADERS = {
 
 
 class PresentationDirectory(Protocol):
-    """Where the origin finds live presentations and asks whether a viewer may watch."""
+    """Where the origin finds live presentations."""
 
     def presentation(self, playback_id: str) -> Presentation | None: ...
-
-    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +260,10 @@ async def hold(until: Awaitable[None], limit: float) -> HoldOutcome:
 class Origin:
     """The request handlers; one per app, holding the directory and the hold limit."""
 
-    def __init__(self, directory: PresentationDirectory, *, hold_limit_factor: float) -> None:
+    def __init__(self, directory: PresentationDirectory, *, hold_limit_factor: float,
+                 access: PlaybackAccess | None = None) -> None:
         self.directory = directory
+        self.access = access
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
 
@@ -294,6 +308,8 @@ class Origin:
             return await self._with_access(request, match, self._segment)
         if match := PART_PATH.fullmatch(path):
             return await self._with_access(request, match, self._part)
+        if match := ACCESS_PATH.fullmatch(path):
+            return await self._access_answer(request, match["pid"])
         return _error(404, "not found")
 
     async def _with_access(
@@ -303,13 +319,39 @@ class Origin:
         handler: _Handler,
     ) -> Response:
         pid = match["pid"]
+        token = request.query_params.get("token") or None
+        # Before the presentation is looked up: a refusal must not tell live from not live.
+        if self.access is not None:
+            verdict = await self.access.check(pid, token, audience="v",
+                                              referrer=request.header(b"referer"),
+                                              own_host=request.header(b"host"))
+            if isinstance(verdict, Refusal):
+                return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return _error(404, "no such live broadcast")
-        token = request.query_params.get("token")
-        if not await self.directory.authorize(pid, token):
-            return _error(403, "playback not authorized")
+        if token is not None and request.header(EDGE_HEADER) is not None:
+            token = TOKEN_PLACEHOLDER
         return await handler(request, match, presentation, token)
+
+    async def _access_answer(self, request: Request, pid: str) -> Response:
+        """204 or 403 with the reason, for an edge's `auth_request`; cacheable per token."""
+        if self.access is None:
+            return Response(b"", 204, {"Cache-Control": f"max-age={PUBLIC_ACCESS_MAX_AGE}"})
+        verdict = await self.access.check(pid, request.query_params.get("token") or None,
+                                          audience="v", referrer=request.header(b"referer"),
+                                          own_host=request.header(b"host"))
+        if isinstance(verdict, Refusal):
+            return _error(verdict.status, verdict.reason,
+                          headers={"Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}"})
+        if verdict.expires_at is None:
+            max_age = PUBLIC_ACCESS_MAX_AGE
+        else:
+            # Never past the token's expiry: an expired token is asked about again.
+            max_age = min(MAX_ACCESS_MAX_AGE, int(verdict.expires_at - time.time()))
+        if max_age <= 0:
+            return Response(b"", 204, {"Cache-Control": "no-store"})
+        return Response(b"", 204, {"Cache-Control": f"max-age={max_age}"})
 
     # Playlists -------------------------------------------------------------------------
 
@@ -504,15 +546,17 @@ class _Handler(Protocol):
     ) -> Awaitable[Response]: ...
 
 
-def create_origin_app(directory: PresentationDirectory, *, hold_limit_factor: float = 3.0) -> Origin:
+def create_origin_app(directory: PresentationDirectory, *, hold_limit_factor: float = 3.0,
+                      access: PlaybackAccess | None = None) -> Origin:
     """The origin as an ASGI app serving `/live/...`.
 
     `hold_limit_factor` times the rendition's target duration is how long a blocking
-    playlist reload or a preload-hinted media request is held before a 503.
+    playlist reload or a preload-hinted media request is held before a 503. `access`
+    checks playback tokens and restrictions; without it every playback id is public.
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
-    return Origin(directory, hold_limit_factor=hold_limit_factor)
+    return Origin(directory, hold_limit_factor=hold_limit_factor, access=access)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -22,8 +22,10 @@ from golive.store.records import (
     BroadcastRecord,
     EventRecord,
     PlaybackIdRecord,
+    SigningKeyRecord,
     StreamRecord,
 )
+from golive.store.signing_keys import SigningKeyRepository, check_referrers, generate_key_pair
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
 from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
@@ -42,11 +44,15 @@ __all__ = [
     "NewPlaybackEvent",
     "PlaybackIdRecord",
     "PlaybackViewStore",
+    "SigningKeyRecord",
+    "SigningKeyRepository",
     "Store",
     "StoreStreamDirectory",
     "StreamRecord",
     "StreamRepository",
     "TokenRepository",
     "ViewConflict",
+    "check_referrers",
+    "generate_key_pair",
     "stream_policy",
 ]

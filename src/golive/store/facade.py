@@ -1,7 +1,7 @@
 """The store as one object: every repository over one engine, opened and migrated (control plane).
 
 `Store` is what the API, the CLI, chat and the web pages are handed. It is the
-stream, broadcast and token repositories together (they share the engine and its
+stream, broadcast, API token and signing key repositories together (they share the engine and its
 session factories); the chat and playback-view tables stay separate stores built
 on `Store.engine`, because only their own services use them.
 """
@@ -13,16 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.db import create_engine
 from golive.store.migrate import upgrade
+from golive.store.signing_keys import SigningKeyRepository
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
 
 
-class Store(StreamRepository, BroadcastRepository, TokenRepository):
+class Store(StreamRepository, BroadcastRepository, TokenRepository, SigningKeyRepository):
     """Async access to the store's database. Create with `await Store.open(url)`."""
 
     def __init__(self, engine: AsyncEngine, *, event_history: int = 1000) -> None:
         # Resolves to BroadcastRepository's (the only one that takes options); it hands
-        # the engine on to the shared `Tables` base, so all three use one set of sessions.
+        # the engine on to the shared `Tables` base, so all of them use one set of sessions.
         super().__init__(engine, event_history=event_history)
 
     @classmethod

@@ -24,7 +24,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -32,6 +34,7 @@ STREAM_STATUSES = ("idle", "active", "disabled")
 LATENCY_MODES = ("low", "standard")
 PLAYBACK_POLICIES = ("public", "signed")
 TOKEN_SCOPES = ("admin", "read")
+SIGNING_ALGORITHMS = ("RS256", "ES256")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -119,8 +122,24 @@ class PlaybackId(Base):
     )
     policy: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Playback restriction (like Mux's): hosts whose pages may play it; None: any page.
+    allowed_referrers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    allow_empty_referrer: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                       server_default=true())
 
     stream: Mapped[LiveStream] = relationship(back_populates="playback_ids")
+
+
+class SigningKey(Base):
+    """A public key that verifies signed playback tokens; golive never keeps the private one."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (CheckConstraint(_in("algorithm", SIGNING_ALGORITHMS), name="algorithm"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(8))
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ApiToken(Base):

@@ -16,6 +16,9 @@ class PlaybackIdRecord:
     id: str
     policy: str  # "public" | "signed"
     created_at: datetime
+    # Hosts whose pages may play this id (None: any); whether a request without a referrer may.
+    allowed_referrers: tuple[str, ...] | None = None
+    allow_empty_referrer: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,11 @@ class ApiTokenRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SigningKeyRecord:
+    id: str
+    algorithm: str  # "RS256" | "ES256"
+    public_key: str  # PEM (SubjectPublicKeyInfo)
+    created_at: datetime
