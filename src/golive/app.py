@@ -23,7 +23,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from golive import __version__
-from golive.api import Authenticator, chat_router, create_api_app, pipeline_facts_out
+from golive.api import (
+    Authenticator,
+    chat_router,
+    create_api_app,
+    pipeline_facts_out,
+    signing_keys_router,
+)
 from golive.chat import (
     ChatService,
     ChatSigner,
@@ -349,6 +355,7 @@ class Golive:
         # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
+        api.include_router(signing_keys_router(auth, self.store))
         app.router.routes.extend(chat_routes(self.chat))
         app.mount("/api/v1", api)
 

@@ -4,6 +4,7 @@ from golive.api.app import create_api_app
 from golive.api.auth import Authenticator, Throttled
 from golive.api.chat import chat_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
+from golive.api.signing_keys import signing_keys_router
 
 __all__ = [
     "Authenticator",
@@ -13,5 +14,6 @@ __all__ = [
     "ingest_urls",
     "live_stream_out",
     "pipeline_facts_out",
+    "signing_keys_router",
     "token_out",
 ]
