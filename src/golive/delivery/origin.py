@@ -342,8 +342,14 @@ class Origin:
                                           audience="v", referrer=request.header(b"referer"),
                                           own_host=request.header(b"host"))
         if isinstance(verdict, Refusal):
-            return _error(verdict.status, verdict.reason,
-                          headers={"Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}"})
+            if verdict.status == 404:
+                # Nothing to protect (an edge's auth_request only takes 2xx, 401 and 403):
+                # the request itself then gets the origin's 404.
+                return Response(b"", 204, {"Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}"})
+            return _error(verdict.status, verdict.reason, headers={
+                "Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}",
+                # auth_request drops the body; the edge passes this on to the viewer.
+                "X-Golive-Refusal": verdict.reason})
         if verdict.expires_at is None:
             max_age = PUBLIC_ACCESS_MAX_AGE
         else:
