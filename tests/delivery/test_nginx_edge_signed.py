@@ -94,8 +94,8 @@ async def test_fifty_viewers_with_fifty_tokens_cost_the_origin_one_request_per_o
     # The next parts: the same 50 tokens, no new access check, one origin request each.
     for _ in range(4):
         edge.add()
-    msn, idx = window.next_part()
-    part = f"/live/p1/video/part-{msn - 1}.0.m4s"
+    msn, _ = window.next_part()
+    part = f"/live/p1/video/part-{msn - 1}.0.m4s"  # a closed segment's first part, new to all
     responses = await asyncio.gather(*(client.get(part, params={"token": t}) for t in tokens))
     assert all(r.status_code == 200 for r in responses)
     assert media_requests(edge).count(part) == 1
