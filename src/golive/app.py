@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from golive import __version__
 from golive.api import (
     Authenticator,
+    access_hooks_router,
     chat_router,
     create_api_app,
     pipeline_facts_out,
@@ -38,10 +39,13 @@ from golive.chat import (
     chat_websocket_protocol,
     load_chat_secret,
 )
-from golive.core import EventBus, FailureThrottle
+from golive.core import EventBus, FailureThrottle, hash_stream_key
 from golive.delivery import (
+    AccessHook,
+    HookedPublishTarget,
     PlaybackAccess,
     PlaybackRule,
+    StreamHook,
     VerificationKey,
     WebRtcFeed,
     WhepEndpoint,
@@ -91,7 +95,8 @@ class _StoreAccess:
         return PlaybackRule(playback_id=pid.id, stream_id=stream.id,
                             signed=pid.policy == "signed",
                             allowed_referrers=pid.allowed_referrers,
-                            allow_empty_referrer=pid.allow_empty_referrer)
+                            allow_empty_referrer=pid.allow_empty_referrer,
+                            access_hook_url=stream.access_hook_url)
 
     async def verification_key(self, key_id: str) -> VerificationKey | None:
         record = await self._store.get_signing_key(key_id)
@@ -99,6 +104,10 @@ class _StoreAccess:
             return None
         return VerificationKey(id=record.id, algorithm=record.algorithm,
                                public_key_pem=record.public_key)
+
+    async def stream_of_key(self, stream_key: str) -> StreamHook | None:
+        record = await self._store.find_stream_by_key_hash(hash_stream_key(stream_key))
+        return None if record is None else StreamHook(record.id, record.access_hook_url)
 
 
 class _Dispatch:
@@ -166,6 +175,7 @@ class Golive:
         self._studio_api: httpx.AsyncClient | None = None
         self._signing_secret: bytes | None = None
         self.access: PlaybackAccess | None = None
+        self.access_hook: AccessHook | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -210,9 +220,16 @@ class Golive:
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
         )
         await self.hub.start()
+        # Access hooks (the node's and each stream's), for publishing, playing and chat.
+        self.access_hook = AccessHook(timeout=s.access_hook_timeout,
+                                      fail_open=s.access_hook_fail_open)
+        store_access = _StoreAccess(self.store)
         # Every ingest protocol opens publishers through this: wrong keys are throttled
-        # per source address across RTMP, SRT and WHIP at once.
-        self.publish_target = GuardedPublishTarget(self.hub, FailureThrottle())
+        # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
+        self.publish_target = GuardedPublishTarget(
+            HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
+                                stream_of_key=store_access.stream_of_key),
+            FailureThrottle())
 
         if s.transcode:
             ffmpeg = s.ffmpeg_path()
@@ -228,7 +245,8 @@ class Golive:
             self.hub.add_observer(self.pipeline)
 
         # Signed playback and playback restrictions, for every surface that plays.
-        self.access = PlaybackAccess(_StoreAccess(self.store))
+        self.access = PlaybackAccess(store_access, hook=self.access_hook,
+                                     default_hook_url=s.access_hook_url)
 
         # Chat: rooms, moderation and system messages; routes in _build_http.
         self._chat_review = ReviewHook(s.chat_review_timeout)
@@ -324,6 +342,8 @@ class Golive:
             await self._studio_api.aclose()
         if self._chat_review is not None:
             await self._chat_review.close()
+        if self.access_hook is not None:
+            await self.access_hook.close()
         if self._recorder is not None:
             await self._recorder.stop()
         if self.store is not None:
@@ -356,6 +376,7 @@ class Golive:
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
         api.include_router(signing_keys_router(auth, self.store))
+        api.include_router(access_hooks_router(auth, self.store, s.access_hook_url))
         app.router.routes.extend(chat_routes(self.chat))
         app.mount("/api/v1", api)
 
@@ -416,6 +437,7 @@ class Golive:
 
     def _metrics_text(self) -> str:
         assert self.hub is not None
+        hook = self.access_hook
         lines = [
             "# HELP golive_publishers Connected publishers.",
             "# TYPE golive_publishers gauge",
@@ -423,6 +445,12 @@ class Golive:
             "# HELP golive_broadcasts Live broadcasts (including ones waiting for a reconnect).",
             "# TYPE golive_broadcasts gauge",
             f"golive_broadcasts {len(self.hub.broadcasts)}",
+            "# HELP golive_access_hook_calls_total Requests sent to access hooks.",
+            "# TYPE golive_access_hook_calls_total counter",
+            f"golive_access_hook_calls_total {hook.calls if hook else 0}",
+            "# HELP golive_access_hook_errors_total Access hook calls that timed out or failed.",
+            "# TYPE golive_access_hook_errors_total counter",
+            f"golive_access_hook_errors_total {hook.errors if hook else 0}",
             "# HELP golive_ingest_bytes_total Media bytes received per stream.",
             "# TYPE golive_ingest_bytes_total counter",
         ]

@@ -13,8 +13,17 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from tests.delivery.signing import KeyRing
 
-from golive.delivery import Grant, PlaybackAccess, PlaybackRule, Refusal, mint_playback_token
+from golive.delivery import (
+    Grant,
+    PlaybackAccess,
+    PlaybackRule,
+    Refusal,
+    Viewer,
+    mint_playback_token,
+)
 from golive.delivery.access import referrer_allowed
+
+V = Viewer("hls", "192.0.2.1", "test-player/1.0")
 
 
 @pytest.fixture
@@ -40,16 +49,16 @@ def b64(data: dict[str, object] | bytes) -> str:
 
 async def test_public_needs_no_token_and_unknown_is_404(ring: KeyRing) -> None:
     access = PlaybackAccess(ring)
-    grant = await access.check("pub", None, audience="v")
+    grant = await access.check("pub", None, audience="v", viewer=V)
     assert isinstance(grant, Grant) and grant.claims is None
-    assert "no such playback id" in refused(await access.check("nope", None, audience="v"), 404)
+    assert "no such playback id" in refused(await access.check("nope", None, audience="v", viewer=V), 404)
 
 
 async def test_a_valid_token_is_verified_once_then_served_from_the_cache(ring: KeyRing) -> None:
     access = PlaybackAccess(ring)
     token = ring.token("sig", "k1")
     for _ in range(100):
-        grant = await access.check("sig", token, audience="v")
+        grant = await access.check("sig", token, audience="v", viewer=V)
         assert isinstance(grant, Grant) and grant.claims is not None
         assert grant.claims["sub"] == "sig"
     assert access.signature_checks == 1
@@ -60,31 +69,32 @@ async def test_a_valid_token_is_verified_once_then_served_from_the_cache(ring: K
 async def test_both_algorithms_and_rotation(ring: KeyRing, kid: str) -> None:
     access = PlaybackAccess(ring, key_ttl=0.0)
     token = ring.token("sig", kid)
-    assert isinstance(await access.check("sig", token, audience="v"), Grant)
+    assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
     ring.add_key("k3")  # a new key does not end the old one's tokens
-    assert isinstance(await access.check("sig", token, audience="v"), Grant)
+    assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
     del ring.keys[kid]  # deleting it does, cached or not
-    assert "no longer exists" in refused(await access.check("sig", token, audience="v"))
+    assert "no longer exists" in refused(await access.check("sig", token, audience="v", viewer=V))
     fresh = ring.token("sig", kid, expires_in=1800)  # not the cached one (RS256 is deterministic)
-    assert "unknown" in refused(await access.check("sig", fresh, audience="v"))
+    assert "unknown" in refused(await access.check("sig", fresh, audience="v", viewer=V))
 
 
 async def test_refusals(ring: KeyRing) -> None:
     access = PlaybackAccess(ring)
     now = time.time()
     check = access.check
-    assert "token is required" in refused(await check("sig", None, audience="v"))
-    assert "not a JWT" in refused(await check("sig", "garbage", audience="v"))
+    assert "token is required" in refused(await check("sig", None, audience="v", viewer=V))
+    assert "not a JWT" in refused(await check("sig", "garbage", audience="v", viewer=V))
     assert "another playback id" in refused(
-        await check("sig", ring.token("other", "k1"), audience="v"))
-    assert "not for chat" in refused(await check("sig", ring.token("sig", "k1"), audience="c"))
+        await check("sig", ring.token("other", "k1"), audience="v", viewer=V))
+    assert "not for chat" in refused(
+        await check("sig", ring.token("sig", "k1"), audience="c", viewer=V))
     past = mint_playback_token(ring.private["k1"], key_id="k1", playback_id="sig",
                                audience="v", expires_in=60, now=now - 120)
-    assert "expired" in refused(await check("sig", past, audience="v"))
+    assert "expired" in refused(await check("sig", past, audience="v", viewer=V))
     assert "not valid yet" in refused(
-        await check("sig", ring.token("sig", "k1", not_before=now + 600), audience="v"))
+        await check("sig", ring.token("sig", "k1", not_before=now + 600), audience="v", viewer=V))
     too_long = "a" * 5000
-    assert "longer than" in refused(await check("sig", too_long, audience="v"))
+    assert "longer than" in refused(await check("sig", too_long, audience="v", viewer=V))
 
 
 async def test_forged_algorithms_are_refused_before_any_signature_check(ring: KeyRing) -> None:
@@ -92,32 +102,32 @@ async def test_forged_algorithms_are_refused_before_any_signature_check(ring: Ke
     claims = {"sub": "sig", "aud": "v", "exp": int(time.time()) + 600}
     # alg=none, unsigned
     none = f"{b64({'alg': 'none', 'kid': 'k1', 'typ': 'JWT'})}.{b64(claims)}."
-    assert "'none' is not accepted" in refused(await access.check("sig", none, audience="v"))
+    assert "'none' is not accepted" in refused(await access.check("sig", none, audience="v", viewer=V))
     # HS256 "signed" with the public key as the HMAC secret (the classic confusion)
     public = ring.keys["k2"].public_key_pem.encode()
     header = b64({"alg": "HS256", "kid": "k2", "typ": "JWT"})
     body = f"{header}.{b64(claims)}"
     mac = hmac.new(public, body.encode(), hashlib.sha256).digest()
     assert "'HS256' is not accepted" in refused(
-        await access.check("sig", f"{body}.{b64(mac)}", audience="v"))
+        await access.check("sig", f"{body}.{b64(mac)}", audience="v", viewer=V))
     # an RS256 token presented under the ES256 key's id
     rsa_private = load_pem_private_key(ring.private["k2"].encode(), None)
     crossed = jwt.encode(claims, rsa_private, algorithm="RS256",  # type: ignore[arg-type]
                          headers={"kid": "k1"})
     assert "signed with RS256, but its key is ES256" in refused(
-        await access.check("sig", crossed, audience="v"))
+        await access.check("sig", crossed, audience="v", viewer=V))
     # a token signed by a key golive does not have, under a real kid
     stranger = KeyRing()
     stranger.add_key("k1", "ES256")
     assert "signature does not verify" in refused(
-        await access.check("sig", stranger.token("sig", "k1"), audience="v"))
+        await access.check("sig", stranger.token("sig", "k1"), audience="v", viewer=V))
     # no kid, and missing claims
     es_private = load_pem_private_key(ring.private["k1"].encode(), None)
     no_kid = jwt.encode(claims, es_private, algorithm="ES256")  # type: ignore[arg-type]
-    assert "no kid" in refused(await access.check("sig", no_kid, audience="v"))
+    assert "no kid" in refused(await access.check("sig", no_kid, audience="v", viewer=V))
     no_exp = jwt.encode({"sub": "sig", "aud": "v"}, es_private,  # type: ignore[arg-type]
                         algorithm="ES256", headers={"kid": "k1"})
-    assert "no 'exp' claim" in refused(await access.check("sig", no_exp, audience="v"))
+    assert "no 'exp' claim" in refused(await access.check("sig", no_exp, audience="v", viewer=V))
     assert access.signature_checks == 2  # only the stranger's and the claim-less token
 
 
@@ -125,18 +135,18 @@ async def test_a_cached_token_still_expires(ring: KeyRing) -> None:
     now = [time.time()]
     access = PlaybackAccess(ring, clock=lambda: now[0])
     token = ring.token("sig", "k1", expires_in=30)
-    assert isinstance(await access.check("sig", token, audience="v"), Grant)
+    assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
     now[0] += 31
-    assert "expired" in refused(await access.check("sig", token, audience="v"))
+    assert "expired" in refused(await access.check("sig", token, audience="v", viewer=V))
 
 
 async def test_the_token_cache_is_bounded(ring: KeyRing) -> None:
     access = PlaybackAccess(ring, max_tokens=3)
     tokens = [ring.token("sig", "k1", expires_in=600 + i) for i in range(5)]
     for token in tokens:
-        assert isinstance(await access.check("sig", token, audience="v"), Grant)
+        assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
     assert len(access._tokens) == 3
-    assert isinstance(await access.check("sig", tokens[0], audience="v"), Grant)
+    assert isinstance(await access.check("sig", tokens[0], audience="v", viewer=V), Grant)
     assert access.signature_checks == 6  # the first was evicted and verified again
 
 
@@ -160,7 +170,7 @@ async def test_referrer_refusal_comes_before_the_token(ring: KeyRing) -> None:
     access = PlaybackAccess(ring)
     token = ring.token("shop", "k1")
     assert "referrer not allowed" in refused(
-        await access.check("shop", token, audience="v", referrer="https://evil.test/"))
-    assert "needs a Referer" in refused(await access.check("shop", token, audience="v"))
-    assert isinstance(await access.check("shop", token, audience="v",
+        await access.check("shop", token, audience="v", viewer=V, referrer="https://evil.test/"))
+    assert "needs a Referer" in refused(await access.check("shop", token, audience="v", viewer=V))
+    assert isinstance(await access.check("shop", token, audience="v", viewer=V,
                                          referrer="https://example.com/p"), Grant)

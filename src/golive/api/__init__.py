@@ -1,5 +1,6 @@
 """REST API under /api/v1 (control plane)."""
 
+from golive.api.access_hooks import access_hooks_router
 from golive.api.app import create_api_app
 from golive.api.auth import Authenticator, Throttled
 from golive.api.chat import chat_router
@@ -9,6 +10,7 @@ from golive.api.signing_keys import signing_keys_router
 __all__ = [
     "Authenticator",
     "Throttled",
+    "access_hooks_router",
     "chat_router",
     "create_api_app",
     "ingest_urls",

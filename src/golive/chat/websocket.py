@@ -46,7 +46,7 @@ from golive.chat.room import (
 from golive.chat.service import ChatService
 from golive.chat.transport import raw_channel
 from golive.core import RepeatedLog
-from golive.delivery import Refusal
+from golive.delivery import Refusal, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
             # refused is the same whether or not the stream is live.
             verdict = await service.access.check(
                 playback_id, websocket.query_params.get("playback_token") or None,
-                audience="c",
+                audience="c", viewer=Viewer("chat", ip, websocket.headers.get("user-agent", "")),
                 referrer=websocket.headers.get("referer") or websocket.headers.get("origin"),
                 own_host=websocket.headers.get("host"))
             if isinstance(verdict, Refusal):

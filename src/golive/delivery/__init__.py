@@ -9,19 +9,33 @@ from golive.delivery.access import (
     PlaybackRule,
     Refusal,
     VerificationKey,
+    Viewer,
     mint_playback_token,
+)
+from golive.delivery.access_hook import (
+    AccessHook,
+    AccessQuestion,
+    HookDecision,
+    HookedPublishTarget,
+    StreamHook,
 )
 from golive.delivery.origin import create_origin_app
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 
 __all__ = [
     "AccessDirectory",
+    "AccessHook",
+    "AccessQuestion",
     "Audience",
     "Grant",
+    "HookDecision",
+    "HookedPublishTarget",
     "PlaybackAccess",
     "PlaybackRule",
     "Refusal",
+    "StreamHook",
     "VerificationKey",
+    "Viewer",
     "WebRtcFeed",
     "WhepEndpoint",
     "create_origin_app",

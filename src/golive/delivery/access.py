@@ -30,6 +30,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
+from golive.delivery.access_hook import AccessHook, AccessQuestion
+
 __all__ = [
     "AccessDirectory",
     "Audience",
@@ -38,6 +40,7 @@ __all__ = [
     "PlaybackRule",
     "Refusal",
     "VerificationKey",
+    "Viewer",
     "mint_playback_token",
     "referrer_allowed",
 ]
@@ -62,6 +65,16 @@ class PlaybackRule:
     signed: bool
     allowed_referrers: tuple[str, ...] | None = None  # None: any page
     allow_empty_referrer: bool = True
+    access_hook_url: str | None = None  # the stream's own hook (None: the node's, if any)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking, as an access hook is told: how, from where, with which browser."""
+
+    protocol: str  # hls, whep, page, chat
+    remote_address: str
+    user_agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +209,12 @@ class PlaybackAccess:
         rule_ttl: float = RULE_TTL,
         key_ttl: float = KEY_TTL,
         max_tokens: int = MAX_TOKENS,
+        hook: AccessHook | None = None,
+        default_hook_url: str | None = None,
     ) -> None:
         self._directory = directory
+        self._hook = hook
+        self._default_hook_url = default_hook_url
         self._clock = clock
         self._rules = _TtlLru(rule_ttl, MAX_RULES, time.monotonic)
         self._keys = _TtlLru(key_ttl, MAX_KEYS, time.monotonic)
@@ -218,10 +235,41 @@ class PlaybackAccess:
         token: str | None,
         *,
         audience: Audience,
+        viewer: Viewer,
         referrer: str | None = None,
         own_host: str | None = None,
     ) -> Grant | Refusal:
-        """May this request use `playback_id`? `referrer` is its Referer, `own_host` its Host."""
+        """May this request use `playback_id`? `referrer` is its Referer, `own_host` its Host.
+
+        Tokens and restrictions first; then, for a request they allow, the access hook
+        (the stream's, else the node's), once per viewer session.
+        """
+        verdict = await self._check(playback_id, token, audience=audience, referrer=referrer,
+                                    own_host=own_host)
+        if isinstance(verdict, Refusal) or self._hook is None:
+            return verdict
+        url = verdict.rule.access_hook_url or self._default_hook_url
+        if not url:
+            return verdict
+        question = AccessQuestion(
+            "chat" if audience == "c" else "play", viewer.protocol, verdict.rule.stream_id,
+            playback_id, viewer.remote_address, viewer.user_agent, referrer or "",
+            verdict.claims)
+        session = token or f"{viewer.remote_address}|{viewer.user_agent}"
+        decision = await self._hook.ask(url, question, session)
+        if not decision.allowed:
+            return Refusal(403, f"access hook: {decision.reason or 'denied'}")
+        return verdict
+
+    async def _check(
+        self,
+        playback_id: str,
+        token: str | None,
+        *,
+        audience: Audience,
+        referrer: str | None,
+        own_host: str | None,
+    ) -> Grant | Refusal:
         rule = await self.rule(playback_id)
         if rule is None:
             return Refusal(404, f"no such playback id {playback_id!r}")

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
-from golive.delivery.access import PlaybackAccess, Refusal
+from golive.delivery.access import PlaybackAccess, Refusal, Viewer
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -184,7 +184,7 @@ class Response:
 class Request:
     """What the handlers read of a request: method, query parameters, headers."""
 
-    __slots__ = ("_headers", "method", "query_params")
+    __slots__ = ("_headers", "client", "method", "query_params")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
@@ -195,6 +195,11 @@ class Request:
             else {}
         )
         self._headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        client = scope.get("client")
+        self.client: str = client[0] if client else ""
+
+    def viewer(self) -> Viewer:
+        return Viewer("hls", self.client, self.header(b"user-agent") or "")
 
     def header(self, name: bytes) -> str | None:
         for key, value in self._headers:
@@ -322,7 +327,7 @@ class Origin:
         token = request.query_params.get("token") or None
         # Before the presentation is looked up: a refusal must not tell live from not live.
         if self.access is not None:
-            verdict = await self.access.check(pid, token, audience="v",
+            verdict = await self.access.check(pid, token, audience="v", viewer=request.viewer(),
                                               referrer=request.header(b"referer"),
                                               own_host=request.header(b"host"))
             if isinstance(verdict, Refusal):
@@ -339,7 +344,8 @@ class Origin:
         if self.access is None:
             return Response(b"", 204, {"Cache-Control": f"max-age={PUBLIC_ACCESS_MAX_AGE}"})
         verdict = await self.access.check(pid, request.query_params.get("token") or None,
-                                          audience="v", referrer=request.header(b"referer"),
+                                          audience="v", viewer=request.viewer(),
+                                          referrer=request.header(b"referer"),
                                           own_host=request.header(b"host"))
         if isinstance(verdict, Refusal):
             if verdict.status == 404:

@@ -38,7 +38,7 @@ from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
 from golive.core import RepeatedLog, address_of
-from golive.delivery.access import PlaybackAccess, Refusal
+from golive.delivery.access import PlaybackAccess, Refusal, Viewer
 from golive.formats import (
     CodecError,
     Fragment,
@@ -364,7 +364,7 @@ class WhepEndpoint:
 
     async def play(self, playback_id: str, offer: str, remote: str = "", *,
                    token: str | None = None, referrer: str | None = None,
-                   own_host: str | None = None) -> WhepSession:
+                   own_host: str | None = None, user_agent: str = "") -> WhepSession:
         """Answer `offer` for a viewer at `remote` ("ip" or "ip:port"; "" when unknown).
 
         A signed playback id needs its playback token (`aud` v), checked before the feed
@@ -373,7 +373,8 @@ class WhepEndpoint:
         if self._closing:
             raise SignalingError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
         if self._access is not None:
-            verdict = await self._access.check(playback_id, token, audience="v",
+            viewer = Viewer("whep", address_of(remote) if remote else "", user_agent)
+            verdict = await self._access.check(playback_id, token, audience="v", viewer=viewer,
                                                referrer=referrer, own_host=own_host)
             if isinstance(verdict, Refusal):
                 kind = "unknown_playback_id" if verdict.status == 404 else "forbidden"
@@ -502,7 +503,8 @@ class WhepEndpoint:
                                       request.client.host if request.client else "",
                                       token=_bearer(request) or request.query_params.get("token"),
                                       referrer=request.headers.get("referer"),
-                                      own_host=request.headers.get("host"))
+                                      own_host=request.headers.get("host"),
+                                      user_agent=request.headers.get("user-agent", ""))
         except _JsonError as error:
             return error.response()
         except SignalingError as error:

@@ -102,6 +102,8 @@ class LiveStream(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active_broadcast_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     srt_passphrase: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # Asked before a publish, a play session or a chat join (None: the node's, if any).
+    access_hook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
     playback_ids: Mapped[list[PlaybackId]] = relationship(
         back_populates="stream",

@@ -36,6 +36,7 @@ class StreamRecord:
     stream_key_prefix: str
     playback_ids: tuple[PlaybackIdRecord, ...]
     srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
+    access_hook_url: str | None = None  # this stream's own access hook
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Signing keys of signed playback, and playback restrictions per playback id (control plane).
+"""Signing keys of signed playback, playback restrictions and access hooks (control plane).
 
 A key pair is made here, the public half stored and the private half returned once:
 golive can then verify playback tokens but never mint them, so a leaked database
@@ -18,13 +18,14 @@ from sqlalchemy import delete, select
 
 from golive.core import random_id, utcnow
 from golive.store.db import Tables, rowcount
-from golive.store.models import SIGNING_ALGORITHMS, PlaybackId, SigningKey
+from golive.store.models import SIGNING_ALGORITHMS, LiveStream, PlaybackId, SigningKey
 from golive.store.records import SigningKeyRecord
 from golive.store.validation import check_choice
 
 RSA_BITS = 2048
 MAX_REFERRERS = 50
 MAX_REFERRER_LENGTH = 253  # a DNS name
+MAX_HOOK_URL_LENGTH = 2000
 
 
 def _record(row: SigningKey) -> SigningKeyRecord:
@@ -69,7 +70,7 @@ def check_referrers(referrers: Sequence[str]) -> tuple[str, ...]:
 
 
 class SigningKeyRepository(Tables):
-    """Create, list, find and delete signing keys; set playback restrictions."""
+    """Create, list, find and delete signing keys; set playback restrictions and access hooks."""
 
     async def create_signing_key(self, algorithm: str = "RS256") -> tuple[SigningKeyRecord, str]:
         """A new key; returns its record and the private key PEM (returned only here)."""
@@ -113,3 +114,23 @@ class SigningKeyRepository(Tables):
             row.allowed_referrers = hosts
             row.allow_empty_referrer = allow_empty_referrer
             return True
+
+    async def set_access_hook(self, stream_id: str, url: str | None) -> bool:
+        """A stream's own access hook (None: the node's); False if there is no such stream."""
+        if url is not None:
+            check_hook_url(url)
+        async with self._write.begin() as session:
+            row = await session.get(LiveStream, stream_id)
+            if row is None:
+                return False
+            row.access_hook_url = url
+            row.updated_at = utcnow()
+            return True
+
+
+def check_hook_url(url: str) -> str:
+    if len(url) > MAX_HOOK_URL_LENGTH or not url.startswith(("http://", "https://")) \
+            or any(c.isspace() for c in url):
+        raise ValueError(f"access_hook_url must be an http(s) URL of at most "
+                         f"{MAX_HOOK_URL_LENGTH} characters")
+    return url

@@ -49,6 +49,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         active_broadcast_id=row.active_broadcast_id,
         stream_key_prefix=row.stream_key_prefix,
         srt_encrypted=row.srt_passphrase is not None,
+        access_hook_url=row.access_hook_url,
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.delivery import PlaybackAccess, Refusal
+from golive.delivery import PlaybackAccess, Refusal, Viewer
 from golive.store import PlaybackIdRecord, PlaybackViewStore, Store, StreamRecord, ViewConflict
 from golive.web.assets import HLS_JS, AssetCatalog
 from golive.web.qoe import (
@@ -206,7 +206,9 @@ class WebPages:
         """Why this request may not see a playback id's page or status (None: it may)."""
         if self.access is None:
             return None
-        verdict = await self.access.check(playback_id, token, audience="v",
+        viewer = Viewer("page", request.client.host if request.client else "",
+                        request.headers.get("user-agent", ""))
+        verdict = await self.access.check(playback_id, token, audience="v", viewer=viewer,
                                           referrer=request.headers.get("referer"),
                                           own_host=request.headers.get("host"))
         return verdict if isinstance(verdict, Refusal) else None

@@ -1,4 +1,4 @@
-"""Signing keys for signed playback, and referrer restrictions per playback id.
+"""Signing keys for signed playback, referrer restrictions per playback id, access hook per stream.
 
 Revision ID: 0009
 Revises: 0005
@@ -28,6 +28,8 @@ def upgrade() -> None:
         sa.CheckConstraint("algorithm IN ('RS256', 'ES256')", name=op.f("ck_signing_keys_algorithm")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signing_keys")),
     )
+    with op.batch_alter_table("live_streams") as batch:
+        batch.add_column(sa.Column("access_hook_url", sa.String(2000), nullable=True))
     with op.batch_alter_table("playback_ids") as batch:
         batch.add_column(sa.Column("allowed_referrers", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("allow_empty_referrer", sa.Boolean(), nullable=False,
@@ -38,4 +40,6 @@ def downgrade() -> None:
     with op.batch_alter_table("playback_ids") as batch:
         batch.drop_column("allow_empty_referrer")
         batch.drop_column("allowed_referrers")
+    with op.batch_alter_table("live_streams") as batch:
+        batch.drop_column("access_hook_url")
     op.drop_table("signing_keys")
