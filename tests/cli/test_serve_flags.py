@@ -73,7 +73,8 @@ def _other_value(name: str, field: FieldInfo, tmp_path: Path) -> tuple[list[str]
         secret = "s" * 40
         return ([flag(name), secret], SecretStr(secret))
     number = default if isinstance(default, int | float) else 1
-    candidates = [number + 1, number - 1, number * 2, number / 2, "debug", "json", "x"]
+    candidates = [number + 1, number - 1, number * 2, number / 2, "debug", "json", "x",
+                  "https://hooks.example/access"]
     for value in candidates:
         if value == default:
             continue
