@@ -130,6 +130,9 @@ class _LoadedKey:
     key: _PublicKey
 
 
+_MISS: Any = object()
+
+
 class _TtlLru:
     """A bounded map of values loaded on demand, each trusted for `ttl` seconds.
 
@@ -143,6 +146,13 @@ class _TtlLru:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Any]] = {}
+
+    def peek(self, key: str) -> Any:
+        """The fresh value for `key`, or `_MISS` (no load: for the synchronous fast path)."""
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return entry[1]
+        return _MISS
 
     async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         entry = self._entries.get(key)
@@ -244,8 +254,11 @@ class PlaybackAccess:
         Tokens and restrictions first; then, for a request they allow, the access hook
         (the stream's, else the node's), once per viewer session.
         """
-        verdict = await self._check(playback_id, token, audience=audience, referrer=referrer,
-                                    own_host=own_host)
+        verdict: Grant | Refusal | None = self._cached_grant(
+            playback_id, token, audience, referrer, own_host)
+        if verdict is None:
+            verdict = await self._check(playback_id, token, audience=audience,
+                                        referrer=referrer, own_host=own_host)
         if isinstance(verdict, Refusal) or self._hook is None:
             return verdict
         url = verdict.rule.access_hook_url or self._default_hook_url
@@ -260,6 +273,31 @@ class PlaybackAccess:
         if not decision.allowed:
             return Refusal(403, f"access hook: {decision.reason or 'denied'}")
         return verdict
+
+    def _cached_grant(self, playback_id: str, token: str | None, audience: Audience,
+                      referrer: str | None, own_host: str | None) -> Grant | None:
+        """The common case (everything cached, everything allowed) without any await; None
+        sends the request down the full path, which also says why when it refuses."""
+        rule = self._rules.peek(playback_id)
+        if rule is _MISS or rule is None:
+            return None
+        if rule.allowed_referrers is not None and not referrer_allowed(rule, referrer, own_host):
+            return None
+        if not rule.signed:
+            return Grant(rule, None, None)
+        verified = self._tokens.get(token) if token else None
+        if verified is None:
+            return None
+        now = self._clock()
+        if (now >= verified.expires_at
+                or (verified.not_before is not None and now < verified.not_before)
+                or verified.subject != playback_id or audience not in verified.audiences):
+            return None
+        key = self._keys.peek(verified.key_id)
+        if key is _MISS or key is None:
+            return None
+        self._tokens.move_to_end(token)  # type: ignore[arg-type]  # token is set here
+        return Grant(rule, verified.claims, verified.expires_at)
 
     async def _check(
         self,

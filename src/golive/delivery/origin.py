@@ -16,6 +16,7 @@ import asyncio
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -68,7 +69,8 @@ TOKEN_PLACEHOLDER = "GOLIVE_EDGE_TOKEN"
 PUBLIC_ACCESS_MAX_AGE = 10
 REFUSED_ACCESS_MAX_AGE = 2
 MAX_ACCESS_MAX_AGE = 300
-_URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
+# Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
+_URI_TO_SIGN = re.compile(r'(^[^#\n][^\n]*)|(URI="[^"]*)(?=")', re.MULTILINE)
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
 
 CORS_HEADERS = {
@@ -224,23 +226,33 @@ def _error(status: int, message: str, *, headers: Mapping[str, str] | None = Non
     )
 
 
-def _with_token(playlist: str, token: str | None) -> str:
-    """Carry the viewer's playback token into every URI of a playlist.
+class TokenSplices:
+    """Carries a viewer's playback token into every URI of a playlist.
 
     Relative URIs do not inherit the query string of the playlist they came from, so a
-    signed playback would fail on its second request without this.
+    signed playback would fail on its second request without this. Every viewer of a
+    window gets the same playlist text with a different token, so the text is cut at its
+    URI ends once (a small LRU by text) and each answer is one `str.join`.
     """
-    if not token:
-        return playlist
-    suffix = "?token=" + quote(token, safe="")
-    lines = []
-    for line in playlist.split("\n"):
-        if line and not line.startswith("#"):
-            line += suffix
-        elif line.startswith("#") and 'URI="' in line:
-            line = _URI_ATTRIBUTE.sub(lambda m: f'URI="{m.group(1)}{suffix}"', line)
-        lines.append(line)
-    return "\n".join(lines)
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._pieces: OrderedDict[str, list[str]] = OrderedDict()
+
+    def apply(self, playlist: str, token: str | None) -> str:
+        if not token:
+            return playlist
+        pieces = self._pieces.get(playlist)
+        if pieces is None:
+            pieces, last = [], 0
+            for match in _URI_TO_SIGN.finditer(playlist):
+                pieces.append(playlist[last:match.end()])
+                last = match.end()
+            pieces.append(playlist[last:])
+            self._pieces[playlist] = pieces
+            while len(self._pieces) > self._size:
+                self._pieces.popitem(last=False)
+        return ("?token=" + quote(token, safe="")).join(pieces)
 
 
 HoldOutcome = Literal["ready", "timeout"]
@@ -269,6 +281,7 @@ class Origin:
                  access: PlaybackAccess | None = None) -> None:
         self.directory = directory
         self.access = access
+        self._splices = TokenSplices()
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
 
@@ -389,7 +402,7 @@ class Origin:
             # multivariant changes only when renditions or codecs change.
             targets = [w.target_duration for w in presentation.renditions.values()]
             max_age = max(1, max(targets, default=2) // 2)
-        return self._playlist_response(request, _with_token(text, token), max_age)
+        return self._playlist_response(request, self._splices.apply(text, token), max_age)
 
     async def _media_playlist(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
@@ -432,7 +445,7 @@ class Origin:
         if text is None:
             return _error(404, "rendition has no media yet")
         return self._playlist_response(
-            request, _with_token(text, token), self._playlist_max_age(window, blocking)
+            request, self._splices.apply(text, token), self._playlist_max_age(window, blocking)
         )
 
     def _playlist_max_age(self, window: RenditionWindow, blocking: bool) -> int:
