@@ -174,3 +174,17 @@ async def test_referrer_refusal_comes_before_the_token(ring: KeyRing) -> None:
     assert "needs a Referer" in refused(await access.check("shop", token, audience="v", viewer=V))
     assert isinstance(await access.check("shop", token, audience="v", viewer=V,
                                          referrer="https://example.com/p"), Grant)
+
+
+async def test_what_a_token_says_is_echoed_only_as_short_ascii(ring: KeyRing) -> None:
+    access = PlaybackAccess(ring)
+    claims = {"sub": "sig", "aud": "v", "exp": int(time.time()) + 600}
+    header: dict[str, object] = {"alg": "R€\r\nX-Evil: 1" * 20, "kid": "k1"}
+    evil = f"{b64(header)}.{b64(claims)}.c2ln"
+    reason = refused(await access.check("sig", evil, audience="v", viewer=V))
+    assert reason.isascii() and "\r" not in reason and "\n" not in reason and len(reason) < 120
+    # A kid golive could never have made is refused without asking the store.
+    odd_header: dict[str, object] = {"alg": "ES256", "kid": "k1/../x" * 10}
+    odd = f"{b64(odd_header)}.{b64(claims)}.c2ln"
+    assert "unknown" in refused(await access.check("sig", odd, audience="v", viewer=V))
+    assert ring.key_reads == 0

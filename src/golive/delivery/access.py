@@ -19,6 +19,7 @@ the origin looks for a presentation, so a signed playback id's liveness does not
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -54,6 +55,7 @@ KEY_TTL = 10.0
 MAX_TOKENS = 100_000
 MAX_RULES = 10_000
 MAX_KEYS = 1_000
+_KEY_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,8 +370,11 @@ class PlaybackAccess:
         if not isinstance(key_id, str) or not key_id:
             return Refusal(403, "the playback token has no kid (signing key id) in its header")
         if algorithm not in ALGORITHMS:
-            return Refusal(403, f"the playback token's algorithm {algorithm!r} is not accepted "
-                                f"(only {' or '.join(ALGORITHMS)})")
+            return Refusal(403, f"the playback token's algorithm {_shown(algorithm)} is not "
+                                f"accepted (only {' or '.join(ALGORITHMS)})")
+        if not _KEY_ID.fullmatch(key_id):
+            # Not one golive makes: refused without a database lookup.
+            return Refusal(403, "the playback token's signing key (kid) is unknown")
         key = await self._key(key_id)
         if key is None:
             return Refusal(403, "the playback token's signing key (kid) is unknown")
@@ -397,6 +402,11 @@ class PlaybackAccess:
         while len(self._tokens) > self._max_tokens:
             self._tokens.popitem(last=False)
         return verified
+
+
+def _shown(value: object) -> str:
+    """A value from a token, safe to echo in a reason (and an HTTP header): short ASCII."""
+    return ascii(value)[:24]
 
 
 def _parse_claims(key_id: str, claims: dict[str, Any]) -> _Verified | Refusal:

@@ -226,6 +226,11 @@ def _error(status: int, message: str, *, headers: Mapping[str, str] | None = Non
     )
 
 
+def _header_safe(text: str) -> str:
+    """One printable ASCII line of at most 300 characters (a hook's reason may be anything)."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:300])
+
+
 class TokenSplices:
     """Carries a viewer's playback token into every URI of a playlist.
 
@@ -368,7 +373,7 @@ class Origin:
             return _error(verdict.status, verdict.reason, headers={
                 "Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}",
                 # auth_request drops the body; the edge passes this on to the viewer.
-                "X-Golive-Refusal": verdict.reason})
+                "X-Golive-Refusal": _header_safe(verdict.reason)})
         if verdict.expires_at is None:
             max_age = PUBLIC_ACCESS_MAX_AGE
         else:
