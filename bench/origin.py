@@ -12,8 +12,14 @@ a fresh origin. Prints one table against the goals of issue 3: 2,000 direct view
 origin core with p99 under 100 ms, and origin requests per part through the edge that do
 not grow with the number of viewers.
 
+Every origin checks access as a node does (`PlaybackAccess`); the `signed` runs make the
+playback id signed and give each viewer its own ES256 playback token (in every request,
+as a player sends it), against the public `direct` runs of the same count: the goal of
+issue 12 is part delivery p99 and origin CPU within 5% of public playback.
+
     .venv/bin/python bench/origin.py
     .venv/bin/python bench/origin.py --viewers 100,1000 --seconds 5 --modes direct
+    .venv/bin/python bench/origin.py --viewers 500,1000 --modes direct,signed
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import MutableMapping
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -44,6 +51,8 @@ PART = 0.2
 GOAL_VIEWERS_PER_CORE = 2000
 GOAL_P99_MS = 100.0
 EDGE_FLAT_RATIO = 1.5  # origin requests per part at most this much higher at the top count
+SIGNED_LIMIT = 1.05  # signed p99 and origin CPU at most 5% above public at the same count
+KEY_ID = "key_bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -92,8 +101,23 @@ class Directory:
     def presentation(self, playback_id: str) -> Any:
         return self.current if playback_id == self.current.playback_id else None
 
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        return True
+
+class Rules:
+    """The playback id's rule and the signing key, as the store would give them."""
+
+    def __init__(self, signed: bool, public_pem: str) -> None:
+        self.signed = signed
+        self.public_pem = public_pem
+
+    async def playback_rule(self, playback_id: str) -> Any:
+        from golive.delivery import PlaybackRule
+
+        return PlaybackRule(PID, "ls_bench", self.signed) if playback_id == PID else None
+
+    async def verification_key(self, key_id: str) -> Any:
+        from golive.delivery import VerificationKey
+
+        return VerificationKey(KEY_ID, "ES256", self.public_pem) if key_id == KEY_ID else None
 
 
 class Counted:
@@ -110,10 +134,11 @@ class Counted:
 
 
 def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, counter: Any,
-               profile: str | None) -> None:
+               profile: str | None, signed: bool, public_pem: str) -> None:
     import uvicorn
     import uvloop
 
+    from golive.delivery import PlaybackAccess
     from golive.delivery.origin import create_origin_app
     from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
     from golive.packaging.presentation import Presentation
@@ -131,7 +156,8 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
         RENDITION, bandwidth=3_300_000, average_bandwidth=3_000_000, frame_rate=30.0
     )
     window.set_init(init)
-    app = Counted(create_origin_app(Directory(presentation)), counter)
+    access = PlaybackAccess(Rules(signed, public_pem))
+    app = Counted(create_origin_app(Directory(presentation), access=access), counter)
     from datetime import UTC, datetime
 
     async def feed() -> None:
@@ -255,15 +281,18 @@ class LoadResult:
     joined: int = 0
 
 
-async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool) -> None:
+async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool,
+                 token: str | None) -> None:
     loop = asyncio.get_running_loop()
     base = f"/live/{PID}/{RENDITION}"
-    suffix = "&_HLS_skip=YES" if skip else ""
+    query = f"?token={token}" if token else ""  # as a player sends it: on every request
+    suffix = ("&_HLS_skip=YES" if skip else "") + (f"&token={token}" if token else "")
     while not stop.is_set():
         conn = Conn()
         try:
             await loop.create_connection(lambda: conn, "127.0.0.1", port)  # noqa: B023
-            status, body = await asyncio.wait_for(conn.get(f"{base}.m3u8", keep=True), 30)
+            status, body = await asyncio.wait_for(conn.get(f"{base}.m3u8{query}", keep=True),
+                                                  30)
             found = _PART_URI.findall(body)
             if status != 200 or not found:
                 raise ConnectionError(f"join: {status}")
@@ -283,7 +312,7 @@ async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool)
                     if part <= last:
                         continue
                     status, _ = await asyncio.wait_for(
-                        conn.get(f"{base}/part-{part[0]}.{part[1]}.m4s", keep=False), 30
+                        conn.get(f"{base}/part-{part[0]}.{part[1]}.m4s{query}", keep=False), 30
                     )
                     result.statuses[status] = result.statuses.get(status, 0) + 1
                     if status == 200:
@@ -298,15 +327,22 @@ async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool)
 
 
 def run_load(port: int, viewers: int, skip: bool, ready: Connection, stop: MpEvent,
-             out: Connection) -> None:
+             out: Connection, private_pem: str | None) -> None:
     import uvloop
+
+    from golive.delivery import mint_playback_token
+
+    # One token per viewer (a different JWT each): the origin verifies each once.
+    tokens = [mint_playback_token(private_pem, key_id=KEY_ID, playback_id=PID, audience="v",
+                                  expires_in=3600 + n) if private_pem else None
+              for n in range(viewers)]
 
     async def main() -> LoadResult:
         result = LoadResult()
         halt = asyncio.Event()
         tasks = []
         for i in range(viewers):  # joins spread over ~1 s, like a crowd arriving
-            tasks.append(asyncio.create_task(viewer(port, result, halt, skip)))
+            tasks.append(asyncio.create_task(viewer(port, result, halt, skip, tokens[i])))
             if i % 50 == 49:
                 await asyncio.sleep(0.02)
         for _ in range(200):
@@ -361,15 +397,18 @@ def nginx_pids(master: int) -> list[int]:
 
 
 def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
-             profile: str | None = None) -> dict[str, Any]:
+             keys: tuple[str, str], profile: str | None = None) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     origin_port = free_port()
     ready_rx, ready_tx = ctx.Pipe(duplex=False)
     arrived_rx, arrived_tx = ctx.Pipe(duplex=False)
     counter = ctx.RawValue("q", 0)  # written by the origin alone
     arrivals: dict[str, float] = {}
+    signed = mode == "signed"
+    private_pem, public_pem = keys
     origin = ctx.Process(target=run_origin, daemon=True,
-                         args=(origin_port, media, ready_tx, arrived_tx, counter, profile))
+                         args=(origin_port, media, ready_tx, arrived_tx, counter, profile,
+                               signed, public_pem))
     origin.start()
     edge: subprocess.Popen[bytes] | None = None
     loads: list[Any] = []
@@ -388,8 +427,9 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
                 share = viewers // args.workers + (1 if w < viewers % args.workers else 0)
                 r_rx, r_tx = ctx.Pipe(duplex=False)
                 o_rx, o_tx = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=run_load,
-                                   args=(port, share, args.skip, r_tx, stop, o_tx), daemon=True)
+                proc = ctx.Process(target=run_load, daemon=True,
+                                   args=(port, share, args.skip, r_tx, stop, o_tx,
+                                         private_pem if signed else None))
                 proc.start()
                 loads.append(proc)
                 readies.append(r_rx)
@@ -453,10 +493,67 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+# Handler cost ------------------------------------------------------------------------
+
+
+def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dict[str, float]:
+    """CPU microseconds per request of the origin app itself (no sockets, no HTTP parser),
+    public and signed, for a media playlist and a part: the part of a request's cost that
+    signed playback can change, measured without the noise of the load generators."""
+    from datetime import UTC, datetime
+
+    from golive.delivery import PlaybackAccess, mint_playback_token
+    from golive.delivery.origin import create_origin_app
+    from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
+    from golive.packaging.presentation import Presentation
+
+    items = FragmentReader().feed(media)
+    presentation = Presentation(PID, low_latency=True, part_target=PART, clock=time.time)
+    window = presentation.add_rendition(RENDITION, bandwidth=3_300_000,
+                                        average_bandwidth=3_000_000, frame_rate=30.0)
+    window.set_init(next(i for i in items if isinstance(i, InitSegment)))
+    for fragment in [i for i in items if isinstance(i, Fragment)][:40]:
+        window.add_fragment(fragment, datetime.now(UTC))
+    part = f"/live/{PID}/{RENDITION}/part-{window.last_msn}.{window.last_part}.m4s"
+    token = mint_playback_token(keys[0], key_id=KEY_ID, playback_id=PID, audience="v",
+                                expires_in=3600)
+    costs: dict[str, float] = {}
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def measure() -> None:
+        for signed in (False, True):
+            app = create_origin_app(Directory(presentation),
+                                    access=PlaybackAccess(Rules(signed, keys[1])))
+            for name, path in (("playlist", f"/live/{PID}/{RENDITION}.m3u8"), ("part", part)):
+                scope = {"type": "http", "method": "GET", "path": path,
+                         "query_string": f"token={token}".encode() if signed else b"",
+                         "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+                         "client": ("127.0.0.1", 1)}
+                statuses.clear()
+                await app(scope, receive, send)  # the first verifies the token
+                start = time.process_time()
+                for _ in range(calls):
+                    await app(scope, receive, send)
+                costs[f"{name} {'signed' if signed else 'public'}"] = (
+                    (time.process_time() - start) / calls * 1e6)
+                assert set(statuses) == {200}, statuses
+
+    asyncio.run(measure())
+    return costs
+
+
 # Report ------------------------------------------------------------------------------
 
 
-def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
+                costs: dict[str, float] | None = None) -> None:
     print(f"\nLL-HLS origin, 1 rendition 720p30 ~3 Mb/s, {PART * 1000:g} ms parts, "
           f"{args.seconds:g} s per run after {args.warmup:g} s warmup, {args.workers} load "
           f"processes, {os.cpu_count()} cores; CPU columns: 100% = one core")
@@ -490,6 +587,26 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
                   f"{best['viewers']} viewers, p99 {best['p99']:.1f} ms, origin "
                   f"{best['origin_cpu']:.0%} of a core = {per_core:,.0f} viewers per core "
                   "at that load)")
+    if costs:
+        print("origin app CPU per request, in process (no sockets): " + ", ".join(
+            f"{what} public {costs[what + ' public']:.1f} us, signed "
+            f"{costs[what + ' signed']:.1f} us (+{costs[what + ' signed'] - costs[what + ' public']:.1f})"
+            for what in ("playlist", "part")))
+    public = {r["viewers"]: r for r in direct}
+    for r in (r for r in rows if r["mode"] == "signed"):
+        peer = public.get(r["viewers"])
+        if peer is None:
+            print(f"goal signed within 5% of public: no direct run of {r['viewers']} viewers "
+                  "to compare with")
+            continue
+        p99_ratio = r["p99"] / peer["p99"] if peer["p99"] else float("nan")
+        cpu_ratio = r["origin_cpu"] / peer["origin_cpu"] if peer["origin_cpu"] else float("nan")
+        met = (p99_ratio <= SIGNED_LIMIT and cpu_ratio <= SIGNED_LIMIT
+               and r["errors"] + r["non200"] == 0)
+        print(f"goal signed playback within 5% of public ({r['viewers']} viewers): "
+              f"{'MET' if met else 'NOT MET'} (p99 {r['p99']:.1f} vs {peer['p99']:.1f} ms = "
+              f"{p99_ratio:.2f}x, origin CPU {r['origin_cpu']:.0%} vs {peer['origin_cpu']:.0%} "
+              f"= {cpu_ratio:.2f}x)")
     edge = sorted((r for r in rows if r["mode"] == "edge"), key=lambda r: r["viewers"])
     if len(edge) >= 2:
         low, high = edge[0], edge[-1]
@@ -505,7 +622,8 @@ def main() -> None:
                         help="comma-separated viewer counts, one run per mode each")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--modes", default="direct,edge", help="direct, edge or both")
+    parser.add_argument("--modes", default="direct,edge,signed",
+                        help="comma-separated: direct, edge, signed (direct with tokens)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--no-skip", dest="skip", action="store_false",
                         help="full playlists instead of _HLS_skip=YES delta updates")
@@ -518,16 +636,20 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print("encoding 20 s of 720p30 test media ...", file=sys.stderr, flush=True)
     media = encode_media(20.0)
+    from golive.store import generate_key_pair
+
+    keys = generate_key_pair("ES256")
     rows = []
     runs = [(mode, count) for mode in modes for count in counts]
     for n, (mode, count) in enumerate(runs):
         print(f"{mode}: {count} viewers for {args.seconds:g} s ...", file=sys.stderr, flush=True)
         profile = args.profile if n == len(runs) - 1 else None
         try:
-            rows.append(run_once(mode, count, args, media, profile))
+            rows.append(run_once(mode, count, args, media, keys, profile))
         except (RuntimeError, OSError) as exc:
             print(f"{mode}: {count} viewers failed: {exc!r}", file=sys.stderr)
-    print_table(rows, args)
+    costs = handler_cost(media, keys) if "signed" in modes else None
+    print_table(rows, args, costs)
 
 
 if __name__ == "__main__":

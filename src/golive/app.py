@@ -27,11 +27,13 @@ from golive import __version__
 from golive.api import (
     STUDIO_SCOPE_KEY,
     Authenticator,
+    access_hooks_router,
     assets_router,
     audit_router,
     chat_router,
     create_api_app,
     pipeline_facts_out,
+    signing_keys_router,
     webhooks_router,
 )
 from golive.api import AuditTrail as ApiAuditTrail
@@ -44,8 +46,17 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
-from golive.core import EventBus, FailureThrottle
-from golive.delivery import WebRtcFeed, WhepEndpoint
+from golive.core import EventBus, FailureThrottle, hash_stream_key
+from golive.delivery import (
+    AccessHook,
+    HookedPublishTarget,
+    PlaybackAccess,
+    PlaybackRule,
+    StreamHook,
+    VerificationKey,
+    WebRtcFeed,
+    WhepEndpoint,
+)
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
@@ -99,8 +110,46 @@ class _NoPresentations:
     def presentation(self, playback_id: str) -> Presentation | None:
         return None
 
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        return True
+
+class _StoreAccess:
+    """The store as `golive.delivery.AccessDirectory`: playback rules and public keys.
+
+    A recorded asset's playback id follows its own policy (copied from the stream's
+    playback id when it was recorded), with the stream's referrer rules and hook.
+    """
+
+    def __init__(self, store: Store, assets: AssetStore) -> None:
+        self._store = store
+        self._assets = assets
+
+    async def playback_rule(self, playback_id: str) -> PlaybackRule | None:
+        found = await self._store.find_stream_by_playback_id(playback_id)
+        if found is None:
+            asset = await self._assets.by_playback_id(playback_id)
+            if asset is None:
+                return None
+            stream = await self._store.get_stream(asset.stream_id)
+            return PlaybackRule(playback_id=asset.playback_id, stream_id=asset.stream_id,
+                                signed=asset.playback_policy == "signed",
+                                access_hook_url=None if stream is None
+                                else stream.access_hook_url)
+        stream, pid = found
+        return PlaybackRule(playback_id=pid.id, stream_id=stream.id,
+                            signed=pid.policy == "signed",
+                            allowed_referrers=pid.allowed_referrers,
+                            allow_empty_referrer=pid.allow_empty_referrer,
+                            access_hook_url=stream.access_hook_url)
+
+    async def verification_key(self, key_id: str) -> VerificationKey | None:
+        record = await self._store.get_signing_key(key_id)
+        if record is None:
+            return None
+        return VerificationKey(id=record.id, algorithm=record.algorithm,
+                               public_key_pem=record.public_key)
+
+    async def stream_of_key(self, stream_key: str) -> StreamHook | None:
+        record = await self._store.find_stream_by_key_hash(hash_stream_key(stream_key))
+        return None if record is None else StreamHook(record.id, record.access_hook_url)
 
 
 class _Dispatch:
@@ -191,6 +240,8 @@ class Golive:
         self.recorder: Recorder | None = None
         self.recordings: RecordingLibrary | None = None
         self._sweeper: RetentionSweeper | None = None
+        self.access: PlaybackAccess | None = None
+        self.access_hook: AccessHook | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -257,9 +308,16 @@ class Golive:
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
         )
         await self.hub.start()
+        # Access hooks (the node's and each stream's), for publishing, playing and chat.
+        self.access_hook = AccessHook(timeout=s.access_hook_timeout,
+                                      fail_open=s.access_hook_fail_open)
+        store_access = _StoreAccess(self.store, assets)
         # Every ingest protocol opens publishers through this: wrong keys are throttled
-        # per source address across RTMP, SRT and WHIP at once.
-        self.publish_target = GuardedPublishTarget(self.hub, FailureThrottle())
+        # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
+        self.publish_target = GuardedPublishTarget(
+            HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
+                                stream_of_key=store_access.stream_of_key),
+            FailureThrottle())
 
         if s.transcode:
             ffmpeg = s.ffmpeg_path()
@@ -275,11 +333,15 @@ class Golive:
             )
             self.hub.add_observer(self.pipeline)
 
+        # Signed playback and playback restrictions, for every surface that plays.
+        self.access = PlaybackAccess(store_access, hook=self.access_hook,
+                                     default_hook_url=s.access_hook_url)
+
         # Chat: rooms, moderation and system messages; routes in _build_http.
         self._chat_review = ReviewHook(s.chat_review_timeout)
         self.chat = ChatService(
             s, self.store, self.bus, messages=ChatStore(self.store.engine),
-            signer=ChatSigner(self._secret()), review=self._chat_review,
+            signer=ChatSigner(self._secret()), review=self._chat_review, access=self.access,
         )
         await self.chat.start()
 
@@ -292,7 +354,7 @@ class Golive:
         vod = VodCatalog(self.recordings)
         mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod,
-                                           mp4=mp4), self.http)
+                                           mp4=mp4, access=self.access), self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
@@ -378,6 +440,8 @@ class Golive:
             await self._studio_api.aclose()
         if self._chat_review is not None:
             await self._chat_review.close()
+        if self.access_hook is not None:
+            await self.access_hook.close()
         if self._recorder is not None:
             await self._recorder.stop()
         if self.webhooks is not None:
@@ -417,6 +481,8 @@ class Golive:
         api.include_router(audit_router(auth, self.store))
         assert self.recordings is not None
         api.include_router(assets_router(auth, self.recordings, ApiAuditTrail(self.store)))
+        api.include_router(signing_keys_router(auth, self.store))
+        api.include_router(access_hooks_router(auth, self.store, s.access_hook_url))
         app.router.routes.extend(chat_routes(self.chat))
         app.router.routes.extend(replay_routes(self.chat, self.recordings))
         app.mount("/api/v1", api)
@@ -445,7 +511,7 @@ class Golive:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,
-                max_pending_per_address=s.whep_max_pending_per_address)
+                max_pending_per_address=s.whep_max_pending_per_address, access=self.access)
             app.include_router(self.whep.router())
 
         # Web pages: /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.
@@ -454,14 +520,15 @@ class Golive:
         app.router.routes.extend(web_routes(
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
-            realtime_ice_servers=realtime_ice, recordings=self.recordings))
+            realtime_ice_servers=realtime_ice, recordings=self.recordings,
+            access=self.access))
 
         # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
         # ?time= from an asset's stored ones.
         self.thumbnailer = Thumbnailer(s.ffmpeg_path(), concurrency=s.thumbnail_concurrency)
         app.router.routes.extend(ThumbnailRoute(
             self.pipeline or _NoPresentations(), self.thumbnailer,
-            RecordedFrames(self.recordings)).routes())
+            RecordedFrames(self.recordings), access=self.access).routes())
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's
@@ -495,6 +562,7 @@ class Golive:
 
     def _metrics_text(self) -> str:
         assert self.hub is not None
+        hook = self.access_hook
         lines = [
             "# HELP golive_publishers Connected publishers.",
             "# TYPE golive_publishers gauge",
@@ -502,6 +570,12 @@ class Golive:
             "# HELP golive_broadcasts Live broadcasts (including ones waiting for a reconnect).",
             "# TYPE golive_broadcasts gauge",
             f"golive_broadcasts {len(self.hub.broadcasts)}",
+            "# HELP golive_access_hook_calls_total Requests sent to access hooks.",
+            "# TYPE golive_access_hook_calls_total counter",
+            f"golive_access_hook_calls_total {hook.calls if hook else 0}",
+            "# HELP golive_access_hook_errors_total Access hook calls that timed out or failed.",
+            "# TYPE golive_access_hook_errors_total counter",
+            f"golive_access_hook_errors_total {hook.errors if hook else 0}",
             "# HELP golive_ingest_bytes_total Media bytes received per stream.",
             "# TYPE golive_ingest_bytes_total counter",
         ]

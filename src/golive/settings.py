@@ -211,6 +211,21 @@ class Settings(BaseSettings):
         20, ge=1, description="Most chat WebSocket connections from one client address "
         "(behind trusted_proxies, the forwarded one); more are refused.",
     )
+    access_hook_url: str | None = Field(
+        None, max_length=2000, pattern=r"^https?://",
+        description="Access hook for every stream without its own: before a publish, a play "
+        "session or a chat join golive POSTs a JSON description there and the hook answers "
+        '{"allow": true|false, "reason": "...", "cache_seconds": N}. Unset: no hook.',
+    )
+    access_hook_timeout: float = Field(
+        2.0, gt=0, le=30, description="Seconds to wait for the access hook's answer; past it "
+        "access_hook_fail_open decides.",
+    )
+    access_hook_fail_open: bool = Field(
+        False, description="When the access hook times out or fails: true lets the request "
+        "in, false (the default) refuses it. Either way the failure is logged and counted "
+        "(golive_access_hook_errors_total).",
+    )
     chat_review_timeout: float = Field(
         0.2, gt=0, le=5.0, description="Seconds to wait for a stream's message review hook "
         "before applying its fallback."

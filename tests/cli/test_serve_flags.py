@@ -74,7 +74,8 @@ def _other_value(name: str, field: FieldInfo, tmp_path: Path) -> tuple[list[str]
         return ([flag(name), secret], SecretStr(secret))
     number = default if isinstance(default, int | float) else 1
     candidates = [number + 1, number - 1, number * 2, number / 2, "debug", "json", "x",
-                  "s3://golive-bucket/recordings"]
+                  "s3://golive-bucket/recordings",
+                  "https://hooks.example/access"]
     for value in candidates:
         if value == default:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import uvicorn
 from tests.media.conftest import until
 from tests.nginxedge import NGINX, free_port, render_edge, wait_listening
 
+from golive.delivery import PlaybackAccess
 from golive.delivery.origin import create_origin_app
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
@@ -50,9 +52,6 @@ class Directory:
 
     def presentation(self, playback_id: str) -> Presentation | None:
         return self.current if playback_id == self.current.playback_id else None
-
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        return True
 
 
 @dataclass
@@ -100,14 +99,16 @@ def listening_socket() -> socket.socket:
     return sock
 
 
-@pytest.fixture
-async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
+@asynccontextmanager
+async def running_edge(tmp_path: Path, access: PlaybackAccess | None = None
+                       ) -> AsyncIterator[Edge]:
+    """nginx with edge.conf in front of an origin serving presentation "p1" (10 parts in)."""
     presentation = Presentation("p1", low_latency=True, part_target=PART, clock=lambda: 0.0)
     window = presentation.add_rendition(
         "video", bandwidth=3_000_000, average_bandwidth=2_700_000, frame_rate=30.0
     )
     window.set_init(INIT)
-    counted = Counted(create_origin_app(Directory(presentation)))
+    counted = Counted(create_origin_app(Directory(presentation), access=access))
     sock = listening_socket()
     origin_port = sock.getsockname()[1]
     server = uvicorn.Server(
@@ -133,6 +134,12 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         await asyncio.wait_for(proc.wait(), HANG)
         server.should_exit = True
         await asyncio.wait_for(serving, HANG)
+
+
+@pytest.fixture
+async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
+    async with running_edge(tmp_path) as e:
+        yield e
 
 
 @pytest.fixture

@@ -11,9 +11,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import uvicorn
+from tests.delivery.signing import KeyRing
 from tests.media.conftest import until
 
+from golive.delivery import PlaybackAccess
 from golive.delivery.origin import (
+    TOKEN_PLACEHOLDER,
     BadDirective,
     Origin,
     create_origin_app,
@@ -31,7 +34,6 @@ VIDEO = TrackInfo(
     track_id=1, kind="video", timescale=90000, codec="avc1.64001f", width=1280, height=720
 )
 INIT = InitSegment(data=b"\x00\x00\x00\x10ftypiso6" + b"moov" * 8, tracks=(VIDEO,))
-TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
 # Seconds an answer that should come may take: only a guard against hangs, far above what
 # any machine needs (the hold limits these tests rely on are 0.2 s and 3 s).
 HANG = 30
@@ -82,13 +84,9 @@ def make_feed(pid: str = "p1", *, low_latency: bool = True, init: bool = True) -
 class Directory:
     def __init__(self) -> None:
         self.presentations: dict[str, Presentation] = {}
-        self.signed: set[str] = set()
 
     def presentation(self, playback_id: str) -> Presentation | None:
         return self.presentations.get(playback_id)
-
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        return playback_id not in self.signed or token == TOKEN
 
 
 @pytest.fixture
@@ -385,24 +383,35 @@ async def test_skip_gives_delta_update(client: httpx.AsyncClient, directory: Dir
         assert len(r.text) < len(full.text)
 
 
-async def test_playlist_uris_carry_the_token(
-    client: httpx.AsyncClient, directory: Directory, feed: Feed
-) -> None:
-    directory.signed.add("p1")
+async def test_playlist_uris_carry_the_token(directory: Directory, feed: Feed) -> None:
+    ring = KeyRing()
+    ring.add_key("k1")
+    ring.add_playback("p1", signed=True)
+    token = ring.token("p1")
+    async with client_for(create_origin_app(directory, access=PlaybackAccess(ring))) as client:
+        await _signed_playlists(client, token)
+        # Behind an edge, one cached playlist serves every token: the edge writes it in.
+        r = await client.get("/live/p1/video.m3u8", params={"token": token},
+                             headers={"x-golive-edge": "1"})
+        assert r.status_code == 200 and token not in r.text
+        assert f"?token={TOKEN_PLACEHOLDER}" in r.text
+
+
+async def _signed_playlists(client: httpx.AsyncClient, token: str) -> None:
     assert (await client.get("/live/p1.m3u8")).status_code == 403
     assert (await client.get("/live/p1.m3u8", params={"token": "forged"})).status_code == 403
-    r = await client.get("/live/p1.m3u8", params={"token": TOKEN})
+    r = await client.get("/live/p1.m3u8", params={"token": token})
     assert r.status_code == 200
-    assert f"p1/video.m3u8?token={TOKEN}" in r.text.splitlines()
-    r = await client.get("/live/p1/video.m3u8", params={"token": TOKEN})
+    assert f"p1/video.m3u8?token={token}" in r.text.splitlines()
+    r = await client.get("/live/p1/video.m3u8", params={"token": token})
     assert r.status_code == 200
     uris = [line for line in r.text.splitlines() if line and not line.startswith("#")]
-    assert uris and all(u.endswith(f"?token={TOKEN}") for u in uris)
-    assert f'.m4s?token={TOKEN}"' in r.text  # EXT-X-PART / PRELOAD-HINT URI attributes
-    assert f'init-0.mp4?token={TOKEN}"' in r.text
+    assert uris and all(u.endswith(f"?token={token}") for u in uris)
+    assert f'.m4s?token={token}"' in r.text  # EXT-X-PART / PRELOAD-HINT URI attributes
+    assert f'init-0.mp4?token={token}"' in r.text
     for path in ("/live/p1/video/seg-0.m4s", "/live/p1/video/init-0.mp4"):
         assert (await client.get(path)).status_code == 403
-        assert (await client.get(path, params={"token": TOKEN})).status_code == 200
+        assert (await client.get(path, params={"token": token})).status_code == 200
 
 
 # Media -----------------------------------------------------------------------------------

@@ -338,14 +338,3 @@ async def test_an_unknown_profile_falls_back_to_the_default_with_a_warning(
     assert only_pipeline(broadcast).profile.name == "default"
     (warning,) = warnings(events)
     assert warning["code"] == "unknown_profile"
-
-
-async def test_signed_playback_ids_are_not_served_yet(
-    pipeline: LivePipeline[RecordingSink], source_360p: Path
-) -> None:
-    broadcast = make_broadcast("pb_a", "pb_s", signed={"pb_s"})
-    pipeline.broadcast_started(broadcast)
-    publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
-    assert await pipeline.authorize("pb_a", None)
-    assert not await pipeline.authorize("pb_s", None)
-    assert await pipeline.authorize("pb_unknown", None)  # the origin answers 404

@@ -21,6 +21,7 @@ from tests.web.helpers import (
 )
 
 from golive.app import Golive
+from golive.delivery import mint_playback_token
 from golive.store.views import PlaybackViewStore
 
 pytestmark = pytest.mark.slow
@@ -289,6 +290,17 @@ async def test_unknown_and_signed_playback_ids(
     assert answer is not None and answer.status == 403
     assert "needs a token" in await page.inner_text("h1")
     answer = await page.goto(f"{node.http_url}/watch/{signed}?token=abc.def")
+    assert answer is not None and answer.status == 403
+    assert "not a JWT" in await page.inner_text("main")
+    key = (await api.post("/signing-keys", json={"algorithm": "ES256"})).json()["data"]
+    token = mint_playback_token(key["private_key"], key_id=key["id"], playback_id=signed,
+                                audience="v", expires_in=600)
+    chat_token = mint_playback_token(key["private_key"], key_id=key["id"], playback_id=signed,
+                                     audience="c", expires_in=600)
+    answer = await page.goto(f"{node.http_url}/watch/{signed}?token={token}"
+                             f"&chat_token={chat_token}")
     assert answer is not None and answer.status == 200
     config = await page.evaluate("JSON.parse(document.getElementById('golive-config').textContent)")
-    assert config["manifestUrl"] == f"/live/{signed}.m3u8?token=abc.def"
+    assert config["manifestUrl"] == f"/live/{signed}.m3u8?token={token}"
+    assert config["statusUrl"] == f"/watch/{signed}/status?token={token}"
+    assert config["chatUrl"] == f"/chat/{signed}?playback_token={chat_token}"

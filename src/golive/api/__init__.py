@@ -1,11 +1,13 @@
 """REST API under /api/v1 (control plane)."""
 
+from golive.api.access_hooks import access_hooks_router
 from golive.api.app import create_api_app
 from golive.api.assets import asset_out, assets_router
 from golive.api.audit import STUDIO_CLIENT_HEADER, STUDIO_SCOPE_KEY, AuditTrail, audit_router
 from golive.api.auth import SCOPES, Authenticator, Principal, Throttled
 from golive.api.chat import chat_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
+from golive.api.signing_keys import signing_keys_router
 from golive.api.webhooks import delivery_out, webhook_out, webhooks_router
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "Authenticator",
     "Principal",
     "Throttled",
+    "access_hooks_router",
     "asset_out",
     "assets_router",
     "audit_router",
@@ -25,6 +28,7 @@ __all__ = [
     "ingest_urls",
     "live_stream_out",
     "pipeline_facts_out",
+    "signing_keys_router",
     "token_out",
     "webhook_out",
     "webhooks_router",

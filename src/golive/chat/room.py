@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 CLOSE_TOO_SLOW = 4408
 CLOSE_UNKNOWN_ROOM = 4404
 CLOSE_BAD_TOKEN = 4401
+CLOSE_FORBIDDEN = 4403  # a signed playback id's chat, without a valid token (aud c)
 CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
 CLOSE_FULL = 1013

@@ -49,6 +49,7 @@ from golive.chat.identity import (
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
 from golive.core import BucketTable, EventBus, EventType, TokenBucket
+from golive.delivery import PlaybackAccess
 from golive.settings import Settings
 from golive.store import (
     ChatBanRecord,
@@ -125,8 +126,10 @@ class ChatService:
     """Every chat room of this node."""
 
     def __init__(self, settings: Settings, store: Store, bus: EventBus, *,
-                 messages: ChatStore, signer: ChatSigner, review: ReviewHook) -> None:
+                 messages: ChatStore, signer: ChatSigner, review: ReviewHook,
+                 access: PlaybackAccess | None = None) -> None:
         self.settings = settings
+        self.access = access  # signed playback ids' chats need a token (aud c); None: open
         self.store = store
         self.messages = messages
         self.bus = bus

@@ -7,6 +7,9 @@ chatting. A join answers with `{"type": "identity", "user", "token"}`; a page ke
 the name across visits either by storing that token and passing it as
 `?identity=`, or by calling `POST /chat/PLAYBACK_ID/identity {"name": ...}`, which
 sets the cookie (HttpOnly) before it opens the socket.
+
+The chat of a signed playback id is closed to anyone without a signed playback token
+for chat (`aud` c, `?playback_token=JWT`): the socket is refused with 4403 and a reason.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from golive.chat.identity import (
 )
 from golive.chat.room import (
     CLOSE_BAD_TOKEN,
+    CLOSE_FORBIDDEN,
     CLOSE_FULL,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -42,6 +46,7 @@ from golive.chat.room import (
 from golive.chat.service import ChatService
 from golive.chat.transport import raw_channel
 from golive.core import RepeatedLog
+from golive.delivery import Refusal, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,18 @@ def chat_routes(service: ChatService) -> list[BaseRoute]:
             service.addresses.give_back(ip)
 
     async def serve(websocket: WebSocket, playback_id: str, ip: str) -> None:
+        if service.access is not None:
+            # A signed playback id's chat needs a playback token for chat (aud c); what is
+            # refused is the same whether or not the stream is live.
+            verdict = await service.access.check(
+                playback_id, websocket.query_params.get("playback_token") or None,
+                audience="c", viewer=Viewer("chat", ip, websocket.headers.get("user-agent", "")),
+                referrer=websocket.headers.get("referer") or websocket.headers.get("origin"),
+                own_host=websocket.headers.get("host"))
+            if isinstance(verdict, Refusal):
+                code = CLOSE_UNKNOWN_ROOM if verdict.status == 404 else CLOSE_FORBIDDEN
+                await refuse(websocket, code, verdict.reason)
+                return
         room = await service.open_room(playback_id)
         if room is None:
             await refuse(websocket, CLOSE_UNKNOWN_ROOM, f"no chat for playback id {playback_id!r}")

@@ -1,5 +1,5 @@
-"""The `golive` command line (control plane): run a node, manage streams and API tokens,
-print a config.
+"""The `golive` command line (control plane): run a node, manage streams, API tokens and
+signing keys, mint playback tokens, print a config.
 
 `serve` runs a node; `streams`, `tokens` and `webhooks` talk to the database directly through
 `Store` (the same file a running server uses); `config sample` prints a golive.toml.
@@ -16,6 +16,7 @@ import click
 from golive import __version__
 from golive.cli.assets import assets
 from golive.cli.config import config
+from golive.cli.keys import keys, tokens_sign
 from golive.cli.serve import serve
 from golive.cli.streams import streams
 from golive.cli.tokens import tokens
@@ -46,6 +47,8 @@ cli.add_command(serve)
 cli.add_command(streams)
 cli.add_command(tokens)
 cli.add_command(webhooks)
+cli.add_command(keys)
+tokens.add_command(tokens_sign)
 cli.add_command(config)
 cli.add_command(assets)
 

@@ -1,14 +1,47 @@
-"""HTTP origin: serves LL-HLS playlists and media from the packaging windows (delivery)."""
+"""HTTP origin: serves LL-HLS playlists and media from the packaging windows, WHEP, and
+who may play what (signed playback tokens, restrictions) (delivery)."""
 
+from golive.delivery.access import (
+    AccessDirectory,
+    Audience,
+    Grant,
+    PlaybackAccess,
+    PlaybackRule,
+    Refusal,
+    VerificationKey,
+    Viewer,
+    mint_playback_token,
+)
+from golive.delivery.access_hook import (
+    AccessHook,
+    AccessQuestion,
+    HookDecision,
+    HookedPublishTarget,
+    StreamHook,
+)
 from golive.delivery.origin import create_origin_app
 from golive.delivery.vod import UNAVAILABLE, Unavailable, VodDirectory
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 
 __all__ = [
     "UNAVAILABLE",
+    "AccessDirectory",
+    "AccessHook",
+    "AccessQuestion",
+    "Audience",
+    "Grant",
+    "HookDecision",
+    "HookedPublishTarget",
+    "PlaybackAccess",
+    "PlaybackRule",
+    "Refusal",
+    "StreamHook",
     "Unavailable",
+    "VerificationKey",
+    "Viewer",
     "VodDirectory",
     "WebRtcFeed",
     "WhepEndpoint",
     "create_origin_app",
+    "mint_playback_token",
 ]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -24,6 +26,7 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
+from golive.delivery.access import PlaybackAccess, Refusal, Viewer
 from golive.delivery.progressive import (
     MP4_CACHE,
     ProgressiveDirectory,
@@ -65,7 +68,19 @@ INIT_PATH = re.compile(rf"{_PID}/{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
 SEGMENT_PATH = re.compile(rf"{_PID}/{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
 MP4_PATH = re.compile(rf"{_PID}/(?P<quality>high|low)\.mp4")
 PART_PATH = re.compile(rf"{_PID}/{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
-_URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
+# What an edge asks (once per token, then caches) before serving a request from its cache.
+ACCESS_PATH = re.compile(rf"{_PID}/access")
+# An edge that sends this header gets playlists whose URIs carry TOKEN_PLACEHOLDER instead
+# of the token: one cached copy for every viewer, the edge writing each viewer's token in.
+EDGE_HEADER = b"x-golive-edge"
+TOKEN_PLACEHOLDER = "GOLIVE_EDGE_TOKEN"
+# How long an edge may keep "allowed" for a public playback id (a switch to signed waits
+# that long at the edge), and "refused" for any.
+PUBLIC_ACCESS_MAX_AGE = 10
+REFUSED_ACCESS_MAX_AGE = 2
+MAX_ACCESS_MAX_AGE = 300
+# Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
+_URI_TO_SIGN = re.compile(r'(^[^#\n][^\n]*)|(URI="[^"]*)(?=")', re.MULTILINE)
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
 
 CORS_HEADERS = {
@@ -82,11 +97,9 @@ PREFLIGHT_HEADERS = {
 
 
 class PresentationDirectory(Protocol):
-    """Where the origin finds live presentations and asks whether a viewer may watch."""
+    """Where the origin finds live presentations."""
 
     def presentation(self, playback_id: str) -> Presentation | None: ...
-
-    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +196,7 @@ class Response:
 class Request:
     """What the handlers read of a request: method, query parameters, headers."""
 
-    __slots__ = ("_headers", "method", "query_params")
+    __slots__ = ("_headers", "client", "method", "query_params")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
@@ -194,6 +207,11 @@ class Request:
             else {}
         )
         self._headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        client = scope.get("client")
+        self.client: str = client[0] if client else ""
+
+    def viewer(self) -> Viewer:
+        return Viewer("hls", self.client, self.header(b"user-agent") or "")
 
     def header(self, name: bytes) -> str | None:
         for key, value in self._headers:
@@ -218,23 +236,38 @@ def _error(status: int, message: str, *, headers: Mapping[str, str] | None = Non
     )
 
 
-def _with_token(playlist: str, token: str | None) -> str:
-    """Carry the viewer's playback token into every URI of a playlist.
+def _header_safe(text: str) -> str:
+    """One printable ASCII line of at most 300 characters (a hook's reason may be anything)."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:300])
+
+
+class TokenSplices:
+    """Carries a viewer's playback token into every URI of a playlist.
 
     Relative URIs do not inherit the query string of the playlist they came from, so a
-    signed playback would fail on its second request without this.
+    signed playback would fail on its second request without this. Every viewer of a
+    window gets the same playlist text with a different token, so the text is cut at its
+    URI ends once (a small LRU by text) and each answer is one `str.join`.
     """
-    if not token:
-        return playlist
-    suffix = "?token=" + quote(token, safe="")
-    lines = []
-    for line in playlist.split("\n"):
-        if line and not line.startswith("#"):
-            line += suffix
-        elif line.startswith("#") and 'URI="' in line:
-            line = _URI_ATTRIBUTE.sub(lambda m: f'URI="{m.group(1)}{suffix}"', line)
-        lines.append(line)
-    return "\n".join(lines)
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._pieces: OrderedDict[str, list[str]] = OrderedDict()
+
+    def apply(self, playlist: str, token: str | None) -> str:
+        if not token:
+            return playlist
+        pieces = self._pieces.get(playlist)
+        if pieces is None:
+            pieces, last = [], 0
+            for match in _URI_TO_SIGN.finditer(playlist):
+                pieces.append(playlist[last:match.end()])
+                last = match.end()
+            pieces.append(playlist[last:])
+            self._pieces[playlist] = pieces
+            while len(self._pieces) > self._size:
+                self._pieces.popitem(last=False)
+        return ("?token=" + quote(token, safe="")).join(pieces)
 
 
 HoldOutcome = Literal["ready", "timeout"]
@@ -266,10 +299,13 @@ class Origin:
         hold_limit_factor: float,
         vod: VodDirectory | None = None,
         mp4: ProgressiveDirectory | None = None,
+        access: PlaybackAccess | None = None,
     ) -> None:
         self.directory = directory
         self.vod = vod
         self.mp4 = mp4
+        self.access = access
+        self._splices = TokenSplices()
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
 
@@ -320,6 +356,8 @@ class Origin:
             return await self._with_access(request, match, self._segment)
         if match := PART_PATH.fullmatch(path):
             return await self._with_access(request, match, self._part)
+        if match := ACCESS_PATH.fullmatch(path):
+            return await self._access_answer(request, match["pid"])
         return _error(404, "not found")
 
     async def _with_access(
@@ -329,13 +367,46 @@ class Origin:
         handler: _Handler,
     ) -> Response:
         pid = match["pid"]
+        token = request.query_params.get("token") or None
+        # Before the presentation is looked up: a refusal must not tell live from not live.
+        if self.access is not None:
+            verdict = await self.access.check(pid, token, audience="v", viewer=request.viewer(),
+                                              referrer=request.header(b"referer"),
+                                              own_host=request.header(b"host"))
+            if isinstance(verdict, Refusal):
+                return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return _error(404, "no such live broadcast")
-        token = request.query_params.get("token")
-        if not await self.directory.authorize(pid, token):
-            return _error(403, "playback not authorized")
+        if token is not None and request.header(EDGE_HEADER) is not None:
+            token = TOKEN_PLACEHOLDER
         return await handler(request, match, presentation, token)
+
+    async def _access_answer(self, request: Request, pid: str) -> Response:
+        """204 or 403 with the reason, for an edge's `auth_request`; cacheable per token."""
+        if self.access is None:
+            return Response(b"", 204, {"Cache-Control": f"max-age={PUBLIC_ACCESS_MAX_AGE}"})
+        verdict = await self.access.check(pid, request.query_params.get("token") or None,
+                                          audience="v", viewer=request.viewer(),
+                                          referrer=request.header(b"referer"),
+                                          own_host=request.header(b"host"))
+        if isinstance(verdict, Refusal):
+            if verdict.status == 404:
+                # Nothing to protect (an edge's auth_request only takes 2xx, 401 and 403):
+                # the request itself then gets the origin's 404.
+                return Response(b"", 204, {"Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}"})
+            return _error(verdict.status, verdict.reason, headers={
+                "Cache-Control": f"max-age={REFUSED_ACCESS_MAX_AGE}",
+                # auth_request drops the body; the edge passes this on to the viewer.
+                "X-Golive-Refusal": _header_safe(verdict.reason)})
+        if verdict.expires_at is None:
+            max_age = PUBLIC_ACCESS_MAX_AGE
+        else:
+            # Never past the token's expiry: an expired token is asked about again.
+            max_age = min(MAX_ACCESS_MAX_AGE, int(verdict.expires_at - time.time()))
+        if max_age <= 0:
+            return Response(b"", 204, {"Cache-Control": "no-store"})
+        return Response(b"", 204, {"Cache-Control": f"max-age={max_age}"})
 
     # Playlists -------------------------------------------------------------------------
 
@@ -361,7 +432,7 @@ class Origin:
             # multivariant changes only when renditions or codecs change.
             targets = [w.target_duration for w in presentation.renditions.values()]
             max_age = max(1, max(targets, default=2) // 2)
-        return self._playlist_response(request, _with_token(text, token), max_age)
+        return self._playlist_response(request, self._splices.apply(text, token), max_age)
 
     async def _media_playlist(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
@@ -404,7 +475,7 @@ class Origin:
         if text is None:
             return _error(404, "rendition has no media yet")
         return self._playlist_response(
-            request, _with_token(text, token), self._playlist_max_age(window, blocking)
+            request, self._splices.apply(text, token), self._playlist_max_age(window, blocking)
         )
 
     def _playlist_max_age(self, window: RenditionWindow, blocking: bool) -> int:
@@ -506,9 +577,9 @@ class Origin:
         if match is None:
             return _error(404, "not found")
         pid = match["pid"]
-        token = request.query_params.get("token")
-        if not await vod.authorize(pid, token):
-            return _error(403, "playback not authorized")
+        token = request.query_params.get("token") or None
+        if (refusal := await self._vod_refusal(request, pid, token, vod)) is not None:
+            return refusal
         groups = match.groupdict()
         if "gen" in groups or "msn" in groups:
             kind: Literal["init", "segment"] = "init" if "gen" in groups else "segment"
@@ -526,14 +597,31 @@ class Origin:
             return _error(503, "recording index is unavailable", headers={"Retry-After": "2"})
         if text is None:
             return _error(404, "no such asset")
-        return self._playlist_response(request, _with_token(text, token), VOD_PLAYLIST_MAX_AGE)
+        return self._playlist_response(request, self._splices.apply(text, token),
+                                       VOD_PLAYLIST_MAX_AGE)
+
+    async def _vod_refusal(self, request: Request, pid: str, token: str | None,
+                           vod: VodDirectory) -> Response | None:
+        """The answer refusing this VOD request, or None when it may be served: the same
+        token checks and restrictions as live playback (an asset's playback id may be
+        signed); without a gate, the catalogue's own rule."""
+        if self.access is None:
+            return None if await vod.authorize(pid, token) else _error(
+                403, "playback not authorized")
+        verdict = await self.access.check(pid, token, audience="v", viewer=request.viewer(),
+                                          referrer=request.header(b"referer"),
+                                          own_host=request.header(b"host"))
+        if isinstance(verdict, Refusal):
+            return _error(verdict.status, verdict.reason)
+        return None
 
     async def _progressive(self, request: Request, match: re.Match[str], vod: VodDirectory,
                            mp4: ProgressiveDirectory) -> Response | StreamedResponse:
         """`/vod/PID/high.mp4` or `low.mp4`: the asset remuxed to a progressive MP4, by range."""
         pid = match["pid"]
-        if not await vod.authorize(pid, request.query_params.get("token")):
-            return _error(403, "playback not authorized")
+        token = request.query_params.get("token") or None
+        if (refusal := await self._vod_refusal(request, pid, token, vod)) is not None:
+            return refusal
         quality: Literal["high", "low"] = "high" if match["quality"] == "high" else "low"
         source = await mp4.progressive(pid, quality)
         if source == UNAVAILABLE:
@@ -600,16 +688,19 @@ def create_origin_app(
     hold_limit_factor: float = 3.0,
     vod: VodDirectory | None = None,
     mp4: ProgressiveDirectory | None = None,
+    access: PlaybackAccess | None = None,
 ) -> Origin:
     """The origin as an ASGI app serving `/live/...`, and `/vod/...` when `vod` is given
     (with `high.mp4` / `low.mp4` when `mp4` is given too).
 
     `hold_limit_factor` times the rendition's target duration is how long a blocking
-    playlist reload or a preload-hinted media request is held before a 503.
+    playlist reload or a preload-hinted media request is held before a 503. `access`
+    checks playback tokens and restrictions; without it every playback id is public.
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
-    return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod, mp4=mp4)
+    return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod, mp4=mp4,
+                  access=access)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

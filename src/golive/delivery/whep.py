@@ -38,6 +38,7 @@ from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
 from golive.core import RepeatedLog, address_of
+from golive.delivery.access import PlaybackAccess, Refusal, Viewer
 from golive.formats import (
     CodecError,
     Fragment,
@@ -256,8 +257,6 @@ class WebRtcFeed:
 class WhepDirectory(Protocol):
     def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None: ...
 
-    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
-
 
 class WhepSession:
     def __init__(self, session_id: str, playback_id: str, pc: RTCPeerConnection,
@@ -301,10 +300,11 @@ class WhepEndpoint:
     def __init__(self, directory: WhepDirectory, options: WebRtcOptions, *,
                  max_viewers: int, hls_path: str = "/live/{playback_id}.m3u8",
                  connect_timeout: float = 5.0, max_pending: int | None = None,
-                 max_pending_per_address: int = 2) -> None:
+                 max_pending_per_address: int = 2, access: PlaybackAccess | None = None) -> None:
         """`max_pending` (sessions still connecting, per broadcast) defaults to a quarter
         of `max_viewers`, at least 4; `connect_timeout` is their ICE and DTLS deadline."""
         self._directory = directory
+        self._access = access  # tokens and restrictions; None: every playback id is public
         self._options = options
         self._max_viewers = max_viewers
         self._max_pending = max_pending if max_pending is not None else max(4, max_viewers // 4)
@@ -362,12 +362,25 @@ class WhepEndpoint:
                                  "too many viewers of this broadcast are connecting at once; "
                                  "retry shortly", retry)
 
-    async def play(self, playback_id: str, offer: str, remote: str = "") -> WhepSession:
-        """Answer `offer` for a viewer at `remote` ("ip" or "ip:port"; "" when unknown)."""
+    async def play(self, playback_id: str, offer: str, remote: str = "", *,
+                   token: str | None = None, referrer: str | None = None,
+                   own_host: str | None = None, user_agent: str = "") -> WhepSession:
+        """Answer `offer` for a viewer at `remote` ("ip" or "ip:port"; "" when unknown).
+
+        A signed playback id needs its playback token (`aud` v), checked before the feed
+        is looked up so that a refusal does not tell whether the stream is live.
+        """
         if self._closing:
             raise SignalingError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
+        if self._access is not None:
+            viewer = Viewer("whep", address_of(remote) if remote else "", user_agent)
+            verdict = await self._access.check(playback_id, token, audience="v", viewer=viewer,
+                                               referrer=referrer, own_host=own_host)
+            if isinstance(verdict, Refusal):
+                kind = "unknown_playback_id" if verdict.status == 404 else "forbidden"
+                raise SignalingError(verdict.status, kind, verdict.reason)
         feed = self._directory.webrtc_feed(playback_id)
-        if feed is None or feed.closed or not await self._directory.authorize(playback_id, None):
+        if feed is None or feed.closed:
             raise SignalingError(404, "unknown_playback_id",
                             "no live broadcast with real-time playback under this playback id")
         if not feed.ready:
@@ -487,7 +500,11 @@ class WhepEndpoint:
                 raise SignalingError(415, "unsupported_media_type", f"the offer must be sent as {SDP}")
             offer = await read_text(request, MAX_OFFER_BYTES)
             session = await self.play(playback_id, offer,
-                                      request.client.host if request.client else "")
+                                      request.client.host if request.client else "",
+                                      token=_bearer(request) or request.query_params.get("token"),
+                                      referrer=request.headers.get("referer"),
+                                      own_host=request.headers.get("host"),
+                                      user_agent=request.headers.get("user-agent", ""))
         except _JsonError as error:
             return error.response()
         except SignalingError as error:
@@ -509,6 +526,14 @@ class WhepEndpoint:
         except SignalingError as error:
             return error.response(_CORS)
         return Response(status_code=200, headers=_CORS)
+
+
+def _bearer(request: Request) -> str | None:
+    """The playback token of `Authorization: Bearer JWT` (how WHEP clients send one)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
 
 
 class _JsonError(Exception):

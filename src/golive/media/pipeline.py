@@ -307,17 +307,6 @@ class LivePipeline(Generic[S]):
             return None
         return pipeline.webrtc_sink
 
-    async def authorize(self, playback_id: str, token: str | None) -> bool:
-        pipeline = self._by_playback_id.get(playback_id)
-        if pipeline is None:
-            return True  # the origin answers 404
-        for pid in pipeline.broadcast.policy.playback_ids:
-            if pid.id == playback_id:
-                # Signed playback tokens arrive with the security issue; until then a
-                # signed playback id is never served.
-                return not pid.signed
-        return False
-
     def for_stream(self, stream_id: str) -> BroadcastPipeline[S] | None:
         """The pipeline of the stream's live broadcast."""
         for pipeline in self._pipelines.values():

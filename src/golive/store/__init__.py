@@ -35,10 +35,12 @@ from golive.store.records import (
     BroadcastRecord,
     EventRecord,
     PlaybackIdRecord,
+    SigningKeyRecord,
     StreamRecord,
     WebhookDeliveryRecord,
     WebhookEndpointRecord,
 )
+from golive.store.signing_keys import SigningKeyRepository, check_referrers, generate_key_pair
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
 from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
@@ -76,6 +78,8 @@ __all__ = [
     "PendingDelivery",
     "PlaybackIdRecord",
     "PlaybackViewStore",
+    "SigningKeyRecord",
+    "SigningKeyRepository",
     "Store",
     "StoreStreamDirectory",
     "StreamRecord",
@@ -87,7 +91,9 @@ __all__ = [
     "WebhookRepository",
     "WebhookTarget",
     "check_event_types",
+    "check_referrers",
     "check_url",
+    "generate_key_pair",
     "is_outage",
     "stream_policy",
 ]

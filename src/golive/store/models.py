@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -43,6 +44,7 @@ TOKEN_SCOPES = (
     "admin",
 )
 WEBHOOK_DELIVERY_STATES = ("pending", "delivered", "failed")
+SIGNING_ALGORITHMS = ("RS256", "ES256")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -112,6 +114,8 @@ class LiveStream(Base):
     srt_passphrase: Mapped[str | None] = mapped_column(String(80), nullable=True)
     # Days a recording of this stream is kept; None: the node's recording_retention_days.
     recording_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Asked before a publish, a play session or a chat join (None: the node's, if any).
+    access_hook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
     playback_ids: Mapped[list[PlaybackId]] = relationship(
         back_populates="stream",
@@ -132,8 +136,24 @@ class PlaybackId(Base):
     )
     policy: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Playback restriction (like Mux's): hosts whose pages may play it; None: any page.
+    allowed_referrers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    allow_empty_referrer: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                       server_default=true())
 
     stream: Mapped[LiveStream] = relationship(back_populates="playback_ids")
+
+
+class SigningKey(Base):
+    """A public key that verifies signed playback tokens; golive never keeps the private one."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (CheckConstraint(_in("algorithm", SIGNING_ALGORITHMS), name="algorithm"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(8))
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ApiToken(Base):

@@ -16,6 +16,9 @@ class PlaybackIdRecord:
     id: str
     policy: str  # "public" | "signed"
     created_at: datetime
+    # Hosts whose pages may play this id (None: any); whether a request without a referrer may.
+    allowed_referrers: tuple[str, ...] | None = None
+    allow_empty_referrer: bool = True
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class StreamRecord:
     playback_ids: tuple[PlaybackIdRecord, ...]
     srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
     recording_retention_days: int | None = None  # None: the node's setting
+    access_hook_url: str | None = None  # this stream's own access hook
 
 
 @dataclass(frozen=True)
@@ -119,3 +123,11 @@ class AuditRecord:
     target_type: str
     target_id: str | None
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SigningKeyRecord:
+    id: str
+    algorithm: str  # "RS256" | "ES256"
+    public_key: str  # PEM (SubjectPublicKeyInfo)
+    created_at: datetime

@@ -28,7 +28,11 @@ STREAM_KEY_PREFIX_LENGTH = 7
 
 
 def _playback_record(row: PlaybackId) -> PlaybackIdRecord:
-    return PlaybackIdRecord(id=row.id, policy=row.policy, created_at=row.created_at)
+    return PlaybackIdRecord(
+        id=row.id, policy=row.policy, created_at=row.created_at,
+        allowed_referrers=None if row.allowed_referrers is None else tuple(row.allowed_referrers),
+        allow_empty_referrer=bool(row.allow_empty_referrer),
+    )
 
 
 def _stream_record(row: LiveStream) -> StreamRecord:
@@ -46,6 +50,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         stream_key_prefix=row.stream_key_prefix,
         srt_encrypted=row.srt_passphrase is not None,
         recording_retention_days=row.recording_retention_days,
+        access_hook_url=row.access_hook_url,
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 

@@ -21,6 +21,7 @@ class RefusalReason(enum.StrEnum):
     TOO_MANY_PUBLISHERS = "too_many_publishers"
     SHUTTING_DOWN = "shutting_down"
     THROTTLED = "throttled"  # too many failed attempts from this address
+    ACCESS_DENIED = "access_denied"  # the stream's access hook said no (or failed closed)
 
 
 class PublishRefused(Exception):

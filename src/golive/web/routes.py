@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from golive.delivery import PlaybackAccess, Refusal, Viewer
 from golive.store import (
     AssetRecord,
     PlaybackIdRecord,
@@ -106,9 +107,12 @@ class WebPages:
     def __init__(self, store: Store, live: LivePresentations, *, views: PlaybackViewStore,
                  assets: AssetCatalog,
                  realtime_ice_servers: list[dict[str, str]] | None = None,
-                 recordings: RecordedAssets | None = None) -> None:
+                 recordings: RecordedAssets | None = None,
+                 access: PlaybackAccess | None = None) -> None:
         self.store = store
         self.recordings = recordings
+        # Signed playback ids' pages and status need a playback token; None: all public.
+        self.access = access
         # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
         # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
         self.realtime_ice_servers = realtime_ice_servers
@@ -185,24 +189,32 @@ class WebPages:
         if token is not None and len(token) > MAX_TOKEN_LENGTH:
             return self._message(400, "Bad link", "The playback token in this link is too long.",
                                  embed=embed)
-        if pid.policy == "signed" and token is None:
-            return self._message(403, "This stream needs a token",
-                                 "This stream is private: open it with a link that carries "
-                                 "a playback token (?token=…).", embed=embed)
+        chat_token = request.query_params.get("chat_token") or None
+        if chat_token is not None and len(chat_token) > MAX_TOKEN_LENGTH:
+            return self._message(400, "Bad link", "The chat token in this link is too long.",
+                                 embed=embed)
+        refusal = await self._refusal(request, playback_id, token)
+        if refusal is not None:
+            title = ("This stream needs a token" if pid.policy == "signed" and token is None
+                     else "This stream cannot be played here")
+            return self._message(refusal.status, title,
+                                 f"{refusal.reason[0].upper()}{refusal.reason[1:]}.",
+                                 embed=embed)
         suffix = f"?token={quote(token, safe='')}" if token else ""
+        chat_suffix = f"?playback_token={quote(chat_token, safe='')}" if chat_token else ""
         config = {
             "playbackId": playback_id,
             "title": stream.name,
             "manifestUrl": f"/live/{playback_id}.m3u8{suffix}",
-            "statusUrl": f"/watch/{playback_id}/status",
+            "statusUrl": f"/watch/{playback_id}/status{suffix}",
             "qoeUrl": f"/qoe/{playback_id}",
-            "chatUrl": f"/chat/{playback_id}",
+            "chatUrl": f"/chat/{playback_id}{chat_suffix}",
             "chatReplayUrl": f"/chat/{playback_id}/replay",
             # `?chat=replay`: show the chat in time with the video (by its program
             # date-time) rather than as it happens; what an asset's page does.
             "chatReplay": request.query_params.get("chat") == "replay",
             "live": self.is_live(playback_id),
-            "realtime": self._realtime_config(playback_id, pid),
+            "realtime": self._realtime_config(playback_id, suffix),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
@@ -291,15 +303,24 @@ class WebPages:
         return _page_metadata(origin, playback_id, title, f"{title} on golive.", image=image,
                               public=True, video=video)
 
-    def _realtime_config(self, playback_id: str, pid: PlaybackIdRecord) -> dict[str, Any] | None:
-        """What the player needs for WHEP playback, or None where the page must not offer it.
-
-        WHEP serves public playback ids only (signed ones would need the token checks of
-        the security issue), so signed pages never show the toggle.
-        """
-        if self.realtime_ice_servers is None or pid.policy != "public":
+    def _realtime_config(self, playback_id: str, suffix: str) -> dict[str, Any] | None:
+        """What the player needs for WHEP playback (the token rides along), or None."""
+        if self.realtime_ice_servers is None:
             return None
-        return {"whepUrl": f"/whep/{playback_id}", "iceServers": self.realtime_ice_servers}
+        return {"whepUrl": f"/whep/{playback_id}{suffix}",
+                "iceServers": self.realtime_ice_servers}
+
+    async def _refusal(self, request: Request, playback_id: str, token: str | None
+                       ) -> Refusal | None:
+        """Why this request may not see a playback id's page or status (None: it may)."""
+        if self.access is None:
+            return None
+        viewer = Viewer("page", request.client.host if request.client else "",
+                        request.headers.get("user-agent", ""))
+        verdict = await self.access.check(playback_id, token, audience="v", viewer=viewer,
+                                          referrer=request.headers.get("referer"),
+                                          own_host=request.headers.get("host"))
+        return verdict if isinstance(verdict, Refusal) else None
 
     async def watch(self, request: Request) -> Response:
         return await self._page(request, embed=False)
@@ -311,6 +332,15 @@ class WebPages:
 
     async def status(self, request: Request) -> Response:
         playback_id = request.path_params["playback_id"]
+        token = request.query_params.get("token") or None
+        if token is not None and len(token) > MAX_TOKEN_LENGTH:
+            return _problem(400, "the playback token is too long")
+        if PLAYBACK_ID.fullmatch(playback_id):
+            # Before anything live is looked at: a signed stream's status does not leak.
+            refusal = await self._refusal(request, playback_id, token)
+            if refusal is not None and refusal.status != 404:
+                return JSONResponse({"error": refusal.reason}, refusal.status,
+                                    headers={"Cache-Control": "no-store"})
 
         async def load() -> dict[str, Any] | None:
             found = await self.lookup(playback_id)
@@ -397,7 +427,8 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
 def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStore,
                assets: AssetCatalog,
                realtime_ice_servers: list[dict[str, str]] | None = None,
-               recordings: RecordedAssets | None = None) -> list[BaseRoute]:
+               recordings: RecordedAssets | None = None,
+               access: PlaybackAccess | None = None) -> list[BaseRoute]:
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
@@ -405,4 +436,5 @@ def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStor
     recorded assets by their playback ids.
     """
     return WebPages(store, live, views=views, assets=assets,
-                    realtime_ice_servers=realtime_ice_servers, recordings=recordings).routes()
+                    realtime_ice_servers=realtime_ice_servers, recordings=recordings,
+                    access=access).routes()

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from golive.delivery import PlaybackAccess, Refusal, Viewer
 from golive.media import MAX_THUMBNAIL_WIDTH, MIN_THUMBNAIL_WIDTH, SegmentMedia, ThumbnailError
 from golive.store import AssetRecord, AssetSegmentRecord
 
@@ -43,11 +44,9 @@ HEADERS = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosnif
 
 
 class LiveThumbnailSource(Protocol):
-    """Live presentations and who may see them (the origin's directory)."""
+    """Live presentations (the origin's directory)."""
 
     def presentation(self, playback_id: str) -> Presentation | None: ...
-
-    async def authorize(self, playback_id: str, token: str | None) -> bool: ...
 
 
 class AssetFrames(Protocol):
@@ -83,8 +82,8 @@ class RecordedFrames:
     async def segment_at(self, playback_id: str, seconds: float, width: int,
                          token: str | None) -> tuple[Hashable, SegmentMedia] | None:
         asset = await self.library.asset_for_playback(playback_id)
-        if asset is None or asset.status != "ready" or asset.playback_policy != "public":
-            return None  # signed assets wait for playback tokens here, as in the origin
+        if asset is None or asset.status != "ready":
+            return None  # (the route has checked the token of a signed asset)
         renditions = [r for r in asset.renditions if r.width]
         if not renditions:
             return None
@@ -137,10 +136,14 @@ class ThumbnailRoute:
     """GET/HEAD `/thumbnail/{playback_id}.jpg?width=N[&time=SECONDS][&token=JWT]`."""
 
     def __init__(self, live: LiveThumbnailSource, thumbnailer: Thumbnailer,
-                 assets: AssetFrames | None = None) -> None:
+                 assets: AssetFrames | None = None, *,
+                 access: PlaybackAccess | None = None) -> None:
+        """`access` checks signed playback ids' tokens (audience `t`) and restrictions;
+        without it every playback id is treated as public."""
         self.live = live
         self.thumbnailer = thumbnailer
         self.assets = assets
+        self.access = access
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/thumbnail/{playback_id}.jpg", self.thumbnail, methods=["GET", "HEAD"])]
@@ -162,6 +165,14 @@ class ThumbnailRoute:
         token = query.get("token") or None
         if token is not None and len(token) > MAX_TOKEN_LENGTH:
             return _error(400, "token too long")
+        if self.access is not None:
+            verdict = await self.access.check(
+                playback_id, token, audience="t",
+                viewer=Viewer("thumbnail", request.client.host if request.client else "",
+                              request.headers.get("user-agent", "")),
+                referrer=request.headers.get("referer"), own_host=request.headers.get("host"))
+            if isinstance(verdict, Refusal):
+                return _error(verdict.status, verdict.reason)
         time_text = query.get("time")
         if time_text is not None:
             if not _TIME.fullmatch(time_text) or not math.isfinite(float(time_text)):
@@ -173,8 +184,6 @@ class ThumbnailRoute:
         presentation = self.live.presentation(playback_id)
         if presentation is None or presentation.ended:
             return _error(404, "not live")
-        if not await self.live.authorize(playback_id, token):
-            return _error(403, "playback not authorized")
         found = latest_segment(presentation, width)
         if found is None:
             return _error(404, "no complete segment yet", retry=True)

@@ -34,12 +34,13 @@ export class ChatPanel {
   }
 
   connect() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    let url = `${scheme}//${location.host}${this.path}`;
+    // The path may carry a query already (a signed stream's ?playback_token=).
+    const url = new URL(this.path, location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     const identity = localStorage.getItem(IDENTITY_KEY);
-    if (this.token) url += `?token=${encodeURIComponent(this.token)}`;
-    else if (identity) url += `?identity=${encodeURIComponent(identity)}`;
-    const socket = new WebSocket(url);
+    if (this.token) url.searchParams.set("token", this.token);
+    else if (identity) url.searchParams.set("identity", identity);
+    const socket = new WebSocket(url.href);
     this.socket = socket;
     this.setState("connecting…");
     socket.addEventListener("open", () => {
@@ -61,6 +62,11 @@ export class ChatPanel {
       this.socket = null;
       if (event.code === 4404) {
         this.setState("no chat here");
+        return;
+      }
+      if (event.code === 4403) {
+        // A signed stream's chat without a chat token (aud c): retrying will not help.
+        this.setState(event.reason || "this chat needs a chat token");
         return;
       }
       if (event.code === 4401) localStorage.removeItem(IDENTITY_KEY);

@@ -1,0 +1,459 @@
+"""Who may play a playback id: signed playback tokens and referrer restrictions (delivery).
+
+A signed playback id is usable only with a JWT (`?token=`) that names it (`sub`), the
+surface it is for (`aud`: `v` playback, `t` thumbnail, `c` chat), expires (`exp`), may
+start later (`nbf`), and is signed by one of the stream owner's signing keys (`kid`).
+Each key has one algorithm, and only that one is accepted for its tokens: `alg=none`,
+an HS256 token "signed" with the public key, or an RS256 token under an ES256 key are
+refused before any signature is checked. Verification is PyJWT's (over `cryptography`).
+
+The hot path is a dictionary lookup: verified tokens are kept (a bounded LRU) until they
+expire, keys and playback rules for a few seconds, so a part request costs no signature
+check and no database read after a viewer's first. A deleted key stops its tokens within
+`key_ttl`; a playback id turned from public to signed within `rule_ttl`.
+
+What a refusal says is the same whether or not the stream is live: the check runs before
+the origin looks for a presentation, so a signed playback id's liveness does not leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+from golive.delivery.access_hook import AccessHook, AccessQuestion
+
+__all__ = [
+    "AccessDirectory",
+    "Audience",
+    "Grant",
+    "PlaybackAccess",
+    "PlaybackRule",
+    "Refusal",
+    "VerificationKey",
+    "Viewer",
+    "mint_playback_token",
+    "referrer_allowed",
+]
+
+Audience = Literal["v", "t", "c"]
+AUDIENCE_NAMES: Mapping[str, str] = {"v": "playback", "t": "thumbnail", "c": "chat"}
+ALGORITHMS = ("RS256", "ES256")
+MAX_TOKEN_LENGTH = 4096
+RULE_TTL = 2.0
+KEY_TTL = 10.0
+MAX_TOKENS = 100_000
+MAX_RULES = 10_000
+MAX_KEYS = 1_000
+_KEY_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackRule:
+    """What the gate needs to know of a playback id."""
+
+    playback_id: str
+    stream_id: str
+    signed: bool
+    allowed_referrers: tuple[str, ...] | None = None  # None: any page
+    allow_empty_referrer: bool = True
+    access_hook_url: str | None = None  # the stream's own hook (None: the node's, if any)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking, as an access hook is told: how, from where, with which browser."""
+
+    protocol: str  # hls, whep, page, chat
+    remote_address: str
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """A signing key's public half, as stored."""
+
+    id: str
+    algorithm: str  # "RS256" | "ES256"
+    public_key_pem: str
+
+
+class AccessDirectory(Protocol):
+    """Where the gate reads playback rules and keys (the store, through the composition root)."""
+
+    async def playback_rule(self, playback_id: str) -> PlaybackRule | None: ...
+
+    async def verification_key(self, key_id: str) -> VerificationKey | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Not allowed: the HTTP status to answer (403, or 404 for an unknown playback id) and why."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Allowed; `claims` are the verified token's (None for a public playback id)."""
+
+    rule: PlaybackRule
+    claims: Mapping[str, Any] | None
+    expires_at: float | None  # the token's `exp` (Unix time); None without a token
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    key_id: str
+    subject: str
+    audiences: frozenset[str]
+    expires_at: float
+    not_before: float | None
+    claims: Mapping[str, Any]
+
+
+_PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedKey:
+    algorithm: str
+    key: _PublicKey
+
+
+_MISS: Any = object()
+
+
+class _TtlLru:
+    """A bounded map of values loaded on demand, each trusted for `ttl` seconds.
+
+    Concurrent misses on one key share one load, so a crowd arriving as an entry expires
+    costs the database one query, not one per request.
+    """
+
+    def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+
+    def peek(self, key: str) -> Any:
+        """The fresh value for `key`, or `_MISS` (no load: for the synchronous fast path)."""
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[0] < self._ttl:
+            return entry[1]
+        return _MISS
+
+    async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        entry = self._entries.get(key)
+        now = self._clock()
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters (if any) re-raise it themselves
+            raise
+        finally:
+            del self._loading[key]
+        future.set_result(value)
+        self._entries.pop(key, None)
+        self._entries[key] = (now, value)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return value
+
+
+def referrer_allowed(rule: PlaybackRule, referrer: str | None, own_host: str | None = None
+                     ) -> bool:
+    """Mux-style referrer restriction: the page's host must be listed (`*.` covers subdomains).
+
+    golive's own pages (the watch and embed pages, whose player then asks for the media)
+    count as allowed: `own_host` is the request's Host; the embed page itself is checked
+    against the page that embeds it.
+    """
+    if rule.allowed_referrers is None:
+        return True
+    if not referrer:
+        return rule.allow_empty_referrer
+    try:
+        parts = urlsplit(referrer)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    if own_host and parts.netloc.lower() == own_host.lower():
+        return True
+    for allowed in rule.allowed_referrers:
+        if allowed.startswith("*."):
+            if host.endswith(allowed[1:]) or host == allowed[2:]:
+                return True
+        elif host == allowed:
+            return True
+    return False
+
+
+class PlaybackAccess:
+    """Decides whether a request may use a playback id; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: AccessDirectory,
+        *,
+        clock: Callable[[], float] = time.time,
+        rule_ttl: float = RULE_TTL,
+        key_ttl: float = KEY_TTL,
+        max_tokens: int = MAX_TOKENS,
+        hook: AccessHook | None = None,
+        default_hook_url: str | None = None,
+    ) -> None:
+        self._directory = directory
+        self._hook = hook
+        self._default_hook_url = default_hook_url
+        self._clock = clock
+        self._rules = _TtlLru(rule_ttl, MAX_RULES, time.monotonic)
+        self._keys = _TtlLru(key_ttl, MAX_KEYS, time.monotonic)
+        self._tokens: OrderedDict[str, _Verified] = OrderedDict()
+        self._max_tokens = max_tokens
+        self.signature_checks = 0  # how many tokens were verified cryptographically
+
+    async def rule(self, playback_id: str) -> PlaybackRule | None:
+        async def load() -> PlaybackRule | None:
+            return await self._directory.playback_rule(playback_id)
+
+        found: PlaybackRule | None = await self._rules.get(playback_id, load)
+        return found
+
+    async def check(
+        self,
+        playback_id: str,
+        token: str | None,
+        *,
+        audience: Audience,
+        viewer: Viewer,
+        referrer: str | None = None,
+        own_host: str | None = None,
+    ) -> Grant | Refusal:
+        """May this request use `playback_id`? `referrer` is its Referer, `own_host` its Host.
+
+        Tokens and restrictions first; then, for a request they allow, the access hook
+        (the stream's, else the node's), once per viewer session.
+        """
+        verdict: Grant | Refusal | None = self._cached_grant(
+            playback_id, token, audience, referrer, own_host)
+        if verdict is None:
+            verdict = await self._check(playback_id, token, audience=audience,
+                                        referrer=referrer, own_host=own_host)
+        if isinstance(verdict, Refusal) or self._hook is None:
+            return verdict
+        url = verdict.rule.access_hook_url or self._default_hook_url
+        if not url:
+            return verdict
+        question = AccessQuestion(
+            "chat" if audience == "c" else "play", viewer.protocol, verdict.rule.stream_id,
+            playback_id, viewer.remote_address, viewer.user_agent, referrer or "",
+            verdict.claims)
+        session = token or f"{viewer.remote_address}|{viewer.user_agent}"
+        decision = await self._hook.ask(url, question, session)
+        if not decision.allowed:
+            return Refusal(403, f"access hook: {decision.reason or 'denied'}")
+        return verdict
+
+    def _cached_grant(self, playback_id: str, token: str | None, audience: Audience,
+                      referrer: str | None, own_host: str | None) -> Grant | None:
+        """The common case (everything cached, everything allowed) without any await; None
+        sends the request down the full path, which also says why when it refuses."""
+        rule = self._rules.peek(playback_id)
+        if rule is _MISS or rule is None:
+            return None
+        if rule.allowed_referrers is not None and not referrer_allowed(rule, referrer, own_host):
+            return None
+        if not rule.signed:
+            return Grant(rule, None, None)
+        verified = self._tokens.get(token) if token else None
+        if verified is None:
+            return None
+        now = self._clock()
+        if (now >= verified.expires_at
+                or (verified.not_before is not None and now < verified.not_before)
+                or verified.subject != playback_id or audience not in verified.audiences):
+            return None
+        key = self._keys.peek(verified.key_id)
+        if key is _MISS or key is None:
+            return None
+        self._tokens.move_to_end(token)  # type: ignore[arg-type]  # token is set here
+        return Grant(rule, verified.claims, verified.expires_at)
+
+    async def _check(
+        self,
+        playback_id: str,
+        token: str | None,
+        *,
+        audience: Audience,
+        referrer: str | None,
+        own_host: str | None,
+    ) -> Grant | Refusal:
+        rule = await self.rule(playback_id)
+        if rule is None:
+            return Refusal(404, f"no such playback id {playback_id!r}")
+        if not referrer_allowed(rule, referrer, own_host):
+            return Refusal(403, "this playback id may not be played from this page (referrer "
+                                "not allowed)" if referrer else
+                                "this playback id needs a Referer from an allowed page")
+        if not rule.signed:
+            return Grant(rule, None, None)
+        if not token:
+            return Refusal(403, "this playback id is signed: a playback token is required "
+                                "(?token=JWT)")
+        verified = await self._verified(token)
+        if isinstance(verified, Refusal):
+            return verified
+        now = self._clock()
+        if now >= verified.expires_at:
+            return Refusal(403, "the playback token has expired")
+        if verified.not_before is not None and now < verified.not_before:
+            return Refusal(403, "the playback token is not valid yet (nbf)")
+        if verified.subject != playback_id:
+            return Refusal(403, "the playback token is for another playback id")
+        if audience not in verified.audiences:
+            return Refusal(403, f"the playback token is not for {AUDIENCE_NAMES[audience]} "
+                                f"(aud must be {audience!r})")
+        # A deleted key ends its tokens, cached or not (the key cache is the only wait).
+        if await self._key(verified.key_id) is None:
+            return Refusal(403, "the playback token's signing key no longer exists")
+        return Grant(rule, verified.claims, verified.expires_at)
+
+    async def _key(self, key_id: str) -> _LoadedKey | None:
+        async def load() -> _LoadedKey | None:
+            stored = await self._directory.verification_key(key_id)
+            if stored is None or stored.algorithm not in ALGORITHMS:
+                return None
+            public = load_pem_public_key(stored.public_key_pem.encode())
+            wanted = rsa.RSAPublicKey if stored.algorithm == "RS256" else ec.EllipticCurvePublicKey
+            if not isinstance(public, wanted):
+                return None
+            return _LoadedKey(stored.algorithm, public)
+
+        found: _LoadedKey | None = await self._keys.get(key_id, load)
+        return found
+
+    async def _verified(self, token: str) -> _Verified | Refusal:
+        cached = self._tokens.get(token)
+        if cached is not None:
+            self._tokens.move_to_end(token)
+            return cached
+        if len(token) > MAX_TOKEN_LENGTH:
+            return Refusal(403, f"the playback token is longer than {MAX_TOKEN_LENGTH} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            return Refusal(403, "the playback token is not a JWT")
+        algorithm = header.get("alg")
+        key_id = header.get("kid")
+        if not isinstance(key_id, str) or not key_id:
+            return Refusal(403, "the playback token has no kid (signing key id) in its header")
+        if algorithm not in ALGORITHMS:
+            return Refusal(403, f"the playback token's algorithm {_shown(algorithm)} is not "
+                                f"accepted (only {' or '.join(ALGORITHMS)})")
+        if not _KEY_ID.fullmatch(key_id):
+            # Not one golive makes: refused without a database lookup.
+            return Refusal(403, "the playback token's signing key (kid) is unknown")
+        key = await self._key(key_id)
+        if key is None:
+            return Refusal(403, "the playback token's signing key (kid) is unknown")
+        if algorithm != key.algorithm:
+            return Refusal(403, f"the playback token is signed with {algorithm}, but its key "
+                                f"is {key.algorithm}")
+        self.signature_checks += 1
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=[key.algorithm],
+                # exp and nbf are checked against our clock, on every use (tokens are cached)
+                options={"require": ["exp", "sub", "aud"], "verify_exp": False,
+                         "verify_nbf": False, "verify_aud": False, "verify_iat": False},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            return Refusal(403, f"the playback token has no {exc.claim!r} claim")
+        except jwt.InvalidSignatureError:
+            return Refusal(403, "the playback token's signature does not verify")
+        except jwt.InvalidTokenError as exc:
+            return Refusal(403, f"the playback token is invalid ({exc})")
+        verified = _parse_claims(key_id, claims)
+        if isinstance(verified, Refusal):
+            return verified
+        self._tokens[token] = verified
+        while len(self._tokens) > self._max_tokens:
+            self._tokens.popitem(last=False)
+        return verified
+
+
+def _shown(value: object) -> str:
+    """A value from a token, safe to echo in a reason (and an HTTP header): short ASCII."""
+    return ascii(value)[:24]
+
+
+def _parse_claims(key_id: str, claims: dict[str, Any]) -> _Verified | Refusal:
+    subject = claims.get("sub")
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud
+    exp = claims.get("exp")
+    nbf = claims.get("nbf")
+    if not isinstance(subject, str):
+        return Refusal(403, "the playback token's sub must be a playback id")
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        return Refusal(403, "the playback token's aud must be 'v', 't' or 'c'")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        return Refusal(403, "the playback token's exp must be a number (Unix time)")
+    if nbf is not None and (isinstance(nbf, bool) or not isinstance(nbf, int | float)):
+        return Refusal(403, "the playback token's nbf must be a number (Unix time)")
+    return _Verified(key_id=key_id, subject=subject, audiences=frozenset(audiences),
+                     expires_at=float(exp), not_before=None if nbf is None else float(nbf),
+                     claims=claims)
+
+
+def mint_playback_token(
+    private_key_pem: str,
+    *,
+    key_id: str,
+    playback_id: str,
+    audience: Audience,
+    expires_in: float,
+    not_before: float | None = None,
+    now: float | None = None,
+) -> str:
+    """A playback token, as `golive tokens sign` and an application backend mint one.
+
+    The algorithm follows the key: RS256 for an RSA key, ES256 for a P-256 one.
+    """
+    private = load_pem_private_key(private_key_pem.encode(), password=None)
+    if isinstance(private, rsa.RSAPrivateKey):
+        algorithm = "RS256"
+    elif isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1":
+        algorithm = "ES256"
+    else:
+        raise ValueError("the private key must be RSA (RS256) or EC P-256 (ES256)")
+    if expires_in <= 0:
+        raise ValueError("expires_in must be a positive number of seconds")
+    issued = time.time() if now is None else now
+    claims: dict[str, Any] = {"sub": playback_id, "aud": audience,
+                              "exp": int(issued + expires_in)}
+    if not_before is not None:
+        claims["nbf"] = int(not_before)
+    return jwt.encode(claims, private, algorithm=algorithm, headers={"kid": key_id})
