@@ -481,8 +481,9 @@ class Golive:
         api.include_router(audit_router(auth, self.store))
         assert self.recordings is not None
         api.include_router(assets_router(auth, self.recordings, ApiAuditTrail(self.store)))
-        api.include_router(signing_keys_router(auth, self.store))
-        api.include_router(access_hooks_router(auth, self.store, s.access_hook_url))
+        api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
+        api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
+                                               ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))
         app.router.routes.extend(replay_routes(self.chat, self.recordings))
         app.mount("/api/v1", api)

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from tests.api.conftest import NoBroadcasts
 
-from golive.api import Authenticator, create_api_app, signing_keys_router
+from golive.api import AuditTrail, Authenticator, create_api_app, signing_keys_router
 from golive.core import EventBus
 from golive.settings import Settings
 from golive.store import Store
@@ -25,7 +25,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store
     auth = Authenticator(settings, store)
     app = create_api_app(settings=settings, store=store, bus=EventBus(),
                          broadcasts=NoBroadcasts(), auth=auth)
-    app.include_router(signing_keys_router(auth, store))
+    app.include_router(signing_keys_router(auth, store, AuditTrail(store)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
                                  headers={"Authorization": f"Bearer {ADMIN}"}) as c:
         yield c, store

@@ -8,9 +8,10 @@ the change within seconds.
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from golive.api.audit import AuditTrail
 from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
@@ -30,9 +31,10 @@ class AccessHookOut(BaseModel):
     node_url: str | None = Field(description="The node's access_hook_url.")
 
 
-def access_hooks_router(auth: Authenticator, store: Store, node_url: str | None) -> APIRouter:
-    Reader = Annotated[Principal, Depends(auth.reader)]
-    Admin = Annotated[Principal, Depends(auth.admin)]
+def access_hooks_router(auth: Authenticator, store: Store, node_url: str | None,
+                        audit: AuditTrail) -> APIRouter:
+    Reader = Annotated[Principal, auth.scope("streams:read")]
+    Writer = Annotated[Principal, auth.scope("streams:write")]
     not_found_doc: dict[int | str, dict[str, object]] = {
         404: {"model": ErrorBody, "description": "Not found"}
     }
@@ -49,7 +51,7 @@ def access_hooks_router(auth: Authenticator, store: Store, node_url: str | None)
 
     @router.put(path, responses=not_found_doc, summary="Set or clear a live stream's access hook")
     async def set_access_hook(
-        principal: Admin, stream_id: str, body: AccessHookUpdate
+        request: Request, principal: Writer, stream_id: str, body: AccessHookUpdate
     ) -> Data[AccessHookOut]:
         try:
             found = await store.set_access_hook(stream_id, body.url)
@@ -57,6 +59,8 @@ def access_hooks_router(auth: Authenticator, store: Store, node_url: str | None)
             raise ApiError(422, f"url: {exc}") from None
         if not found:
             raise not_found("live stream", stream_id)
+        await audit.record(request, principal, "live_stream.access_hook", "live_stream",
+                           stream_id, url=body.url)
         return Data(data=AccessHookOut(stream_id=stream_id, url=body.url, node_url=node_url))
 
     return router

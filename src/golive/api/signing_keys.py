@@ -10,9 +10,10 @@ playback gate re-reads keys and restrictions within seconds (`golive.delivery.ac
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from golive.api.audit import AuditTrail
 from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
@@ -57,9 +58,11 @@ def _key_out(record: SigningKeyRecord) -> SigningKeyOut:
                          public_key=record.public_key, created_at=record.created_at)
 
 
-def signing_keys_router(auth: Authenticator, store: Store) -> APIRouter:
-    Reader = Annotated[Principal, Depends(auth.reader)]
-    Admin = Annotated[Principal, Depends(auth.admin)]
+def signing_keys_router(auth: Authenticator, store: Store, audit: AuditTrail) -> APIRouter:
+    # Keys decide who may watch anything: only admin tokens make or remove them.
+    Reader = Annotated[Principal, auth.scope("streams:read")]
+    Admin = Annotated[Principal, auth.scope("admin")]
+    Writer = Annotated[Principal, auth.scope("streams:write")]
     not_found_doc: dict[int | str, dict[str, object]] = {
         404: {"model": ErrorBody, "description": "Not found"}
     }
@@ -67,10 +70,12 @@ def signing_keys_router(auth: Authenticator, store: Store) -> APIRouter:
 
     @router.post("/signing-keys", status_code=201, summary="Create a signing key")
     async def create_signing_key(
-        principal: Admin, body: SigningKeyCreate | None = None
+        request: Request, principal: Admin, body: SigningKeyCreate | None = None
     ) -> Data[SigningKeyWithPrivate]:
         algorithm = body.algorithm if body is not None else "RS256"
         record, private_pem = await store.create_signing_key(algorithm)
+        await audit.record(request, principal, "signing_key.create", "signing_key", record.id,
+                           algorithm=algorithm)
         return Data(data=SigningKeyWithPrivate(**_key_out(record).model_dump(),
                                                private_key=private_pem))
 
@@ -87,15 +92,16 @@ def signing_keys_router(auth: Authenticator, store: Store) -> APIRouter:
 
     @router.delete("/signing-keys/{key_id}", status_code=204, responses=not_found_doc,
                    summary="Delete a signing key (its tokens stop working)")
-    async def delete_signing_key(principal: Admin, key_id: str) -> Response:
+    async def delete_signing_key(request: Request, principal: Admin, key_id: str) -> Response:
         if not await store.delete_signing_key(key_id):
             raise not_found("signing key", key_id)
+        await audit.record(request, principal, "signing_key.delete", "signing_key", key_id)
         return Response(status_code=204)
 
     @router.put("/playback-ids/{playback_id}/referrer", responses=not_found_doc,
                 summary="Restrict which pages may play a playback id")
     async def set_referrer_restriction(
-        principal: Admin, playback_id: str, body: ReferrerRestriction
+        request: Request, principal: Writer, playback_id: str, body: ReferrerRestriction
     ) -> Data[ReferrerRestrictionOut]:
         try:
             found = await store.set_referrer_restriction(
@@ -107,6 +113,10 @@ def signing_keys_router(auth: Authenticator, store: Store) -> APIRouter:
         record = await store.find_stream_by_playback_id(playback_id)
         assert record is not None
         pid = record[1]
+        await audit.record(request, principal, "playback_id.restrict", "playback_id",
+                           playback_id, live_stream_id=record[0].id,
+                           allowed_referrers=body.allowed_referrers,
+                           allow_empty_referrer=body.allow_empty_referrer)
         return Data(data=ReferrerRestrictionOut(
             playback_id=playback_id,
             allowed_referrers=None if pid.allowed_referrers is None else list(pid.allowed_referrers),
