@@ -2,10 +2,11 @@
 
 The live path only hands segments over (`SegmentObserver` calls append to a queue and
 return). Writer tasks store each object, then index it, retrying with backoff while
-storage or the database is away. Past `queue_segments` waiting in memory, waiting
-segments move to the spool on disk (bounded by `spool_bytes`), and the broadcast's
-stream gets a `live_stream.warning`; uploads resume from the spool when storage
-returns. When the presentation ends (after the reconnect window) and everything it
+storage or the database is away. While storage fails, and past `queue_segments`
+waiting in memory, waiting objects move to the spool on disk (bounded by
+`spool_bytes`; past it the newest segments are dropped, counted and warned about), and
+the broadcast's stream gets a `live_stream.warning`; uploads resume from the spool when
+storage returns. When the presentation ends (after the reconnect window) and everything it
 handed over is stored, the asset is finished: `recording.ready` and `asset.ready`.
 
 A node killed mid-broadcast loses at most what was in flight: the index only names
@@ -138,7 +139,6 @@ class RecordingSession:
         self.recovered = False  # left open by a previous run: it ended when its media did
         self.failed = False  # its asset row could not be written: nothing of it is stored
         self.created = asyncio.get_running_loop().create_future()
-        self.indexed_inits: set[tuple[str, int]] = set()
         self.renditions_indexed: set[str] = set()
         self._first_segment: set[str] = set()
 
@@ -229,7 +229,6 @@ class Recorder:
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self._warned = Cooldown(WARNING_INTERVAL)
-        self._closing = False
         self._outage = False  # the last storage request failed
         self._changed = asyncio.Event()  # set on every change `_idle` depends on
         self.stored = 0
@@ -254,7 +253,6 @@ class Recorder:
         except TimeoutError:
             log.warning("recording writers stopped before storage took everything; "
                         "the rest is spooled and uploaded at the next start")
-        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -482,7 +480,6 @@ class Recorder:
                 session.renditions_indexed.add(info.name)
             init = AssetInitRecord(job.rendition, job.generation, job.key, job.size)
             await self.assets.add_stored(session.asset_id, [init], [])
-            session.indexed_inits.add((job.rendition, job.generation))
         else:
             assert job.segment is not None
             await self.assets.add_stored(session.asset_id, [], [job.segment])
