@@ -30,7 +30,7 @@ class Vod:
     async def authorize(self, playback_id: str, token: str | None) -> bool:
         return playback_id != "private"
 
-    async def playlist(self, playback_id: str, rendition: str | None) -> str | None | Unavailable:
+    async def playlist(self, playback_id: str, rendition: str | None) -> str | Unavailable | None:
         if self.down:
             return UNAVAILABLE
         if playback_id != "pb1" or rendition not in (None, "high"):
@@ -38,7 +38,7 @@ class Vod:
         return PLAYLIST + f'#EXT-X-MAP:URI="{rendition}/init-0.mp4"\n' if rendition else PLAYLIST
 
     async def media(self, playback_id: str, rendition: str, kind: Literal["init", "segment"],
-                    number: int) -> bytes | None | Unavailable:
+                    number: int) -> bytes | Unavailable | None:
         self.asked.append((playback_id, rendition, kind, number))
         if self.down:
             return UNAVAILABLE
