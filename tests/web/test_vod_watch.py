@@ -46,6 +46,9 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     assert await page.inner_text("#title") == "show (recording)"
     assert await page.inner_text("#chat-state") == "replay"  # the chat replays beside it
     await wait_playing(page)
+    # hls.js plays it (MSE), not a browser's own HLS.
+    assert await page.evaluate("() => Boolean(window.Hls && window.Hls.isSupported())")
+    assert await page.evaluate("() => document.querySelector('video').src.startsWith('blob:')")
     await wait_advancing(page, 1.0)
     duration = await page.evaluate("() => document.querySelector('video').duration")
     assert abs(duration - asset["duration"]) <= 1.0, (duration, asset["duration"])

@@ -2,10 +2,11 @@
 
 The live path only hands segments over (`SegmentObserver` calls append to a queue and
 return). Writer tasks store each object, then index it, retrying with backoff while
-storage or the database is away. Past `queue_segments` waiting in memory, waiting
-segments move to the spool on disk (bounded by `spool_bytes`), and the broadcast's
-stream gets a `live_stream.warning`; uploads resume from the spool when storage
-returns. When the presentation ends (after the reconnect window) and everything it
+storage or the database is away. While storage fails, and past `queue_segments`
+waiting in memory, waiting objects move to the spool on disk (bounded by
+`spool_bytes`; past it the newest segments are dropped, counted and warned about), and
+the broadcast's stream gets a `live_stream.warning`; uploads resume from the spool when
+storage returns. When the presentation ends (after the reconnect window) and everything it
 handed over is stored, the asset is finished: `recording.ready` and `asset.ready`.
 
 A node killed mid-broadcast loses at most what was in flight: the index only names
@@ -25,13 +26,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from golive.core import Backoff, Cooldown, Event, EventBus, EventType, new_playback_id, random_id
 from golive.formats import InitSegment
 from golive.packaging import CompletedSegment, RenditionInfo
 from golive.recording import spool
-from golive.recording.storage import SegmentStorage, StorageError, init_key, segment_key
+from golive.recording.jobs import Job, job_from_spool
+from golive.recording.storage import SegmentStorage, StorageError, segment_key
 from golive.store import (
     AssetInitRecord,
     AssetRecord,
@@ -51,55 +53,6 @@ LAG_SAMPLES = 10_000
 
 WARNING_INTERVAL = 30.0
 """Seconds between two `live_stream.warning`s about one recording's storage trouble."""
-
-
-@dataclass(slots=True)
-class _Job:
-    recording: RecordingSession
-    kind: Literal["init", "segment"]
-    rendition: str
-    generation: int
-    data: bytes | None  # None while it waits in the spool
-    size: int
-    completed_at: float  # monotonic, when packaging handed it over
-    segment: AssetSegmentRecord | None = None
-    rendition_info: AssetRenditionRecord | None = None
-    spooled: spool.SpoolEntry | None = None
-
-    @property
-    def key(self) -> str:
-        if self.kind == "init":
-            return init_key(self.recording.asset_id, self.rendition, self.generation)
-        assert self.segment is not None
-        return self.segment.key
-
-    def header(self) -> dict[str, Any]:
-        header: dict[str, Any] = {
-            "asset_id": self.recording.asset_id,
-            "kind": self.kind,
-            "rendition": self.rendition,
-            "generation": self.generation,
-        }
-        if self.segment is not None:
-            s = self.segment
-            header["segment"] = {
-                "msn": s.msn,
-                "media_start": s.media_start,
-                "duration": s.duration,
-                "program_date_time": s.program_date_time.isoformat(),
-                "discontinuity": s.discontinuity,
-            }
-        if self.rendition_info is not None:
-            r = self.rendition_info
-            header["rendition_info"] = {
-                "bandwidth": r.bandwidth,
-                "average_bandwidth": r.average_bandwidth,
-                "frame_rate": r.frame_rate,
-                "codecs": r.codecs,
-                "width": r.width,
-                "height": r.height,
-            }
-        return header
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +91,6 @@ class RecordingSession:
         self.recovered = False  # left open by a previous run: it ended when its media did
         self.failed = False  # its asset row could not be written: nothing of it is stored
         self.created = asyncio.get_running_loop().create_future()
-        self.indexed_inits: set[tuple[str, int]] = set()
         self.renditions_indexed: set[str] = set()
         self._first_segment: set[str] = set()
 
@@ -155,7 +107,7 @@ class RecordingSession:
             width=(video.width or 0) if video is not None else 0,
             height=(video.height or 0) if video is not None else 0,
         )
-        self._recorder._submit(_Job(
+        self._recorder._submit(Job(
             self, "init", rendition.name, generation, init.data, len(init.data),
             time.monotonic(), rendition_info=info,
         ))
@@ -178,7 +130,7 @@ class RecordingSession:
             discontinuity=segment.discontinuity and not first,
             key=segment_key(self.asset_id, segment.rendition, segment.msn),
         )
-        self._recorder._submit(_Job(
+        self._recorder._submit(Job(
             self, "segment", segment.rendition, segment.generation, segment.data,
             len(segment.data), time.monotonic(), segment=record,
         ))
@@ -218,8 +170,8 @@ class Recorder:
         self._retention_days = retention_days
         self._writer_count = writers
         self._clock = clock
-        self._memory: deque[_Job] = deque()
-        self._spooled: deque[_Job] = deque()
+        self._memory: deque[Job] = deque()
+        self._spooled: deque[Job] = deque()
         self._spool_used = 0
         self._spool_names = itertools.count()
         self._recordings: dict[str, RecordingSession] = {}  # by asset id
@@ -229,7 +181,6 @@ class Recorder:
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self._warned = Cooldown(WARNING_INTERVAL)
-        self._closing = False
         self._outage = False  # the last storage request failed
         self._changed = asyncio.Event()  # set on every change `_idle` depends on
         self.stored = 0
@@ -254,7 +205,6 @@ class Recorder:
         except TimeoutError:
             log.warning("recording writers stopped before storage took everything; "
                         "the rest is spooled and uploaded at the next start")
-        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -335,7 +285,7 @@ class Recorder:
 
     # Queue -----------------------------------------------------------------------------
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: Job) -> None:
         """From the live path: never blocks, never raises."""
         session = job.recording
         session.pending += 1
@@ -353,14 +303,14 @@ class Recorder:
                         break
         self._work.set()
 
-    def _drop(self, job: _Job, why: str) -> None:
+    def _drop(self, job: Job, why: str) -> None:
         self.dropped += 1
         session = job.recording
         self._warn(session, "recording_segment_dropped",
                    f"a recorded segment was dropped: {why}", rendition=job.rendition)
         self._job_done(job)
 
-    async def _take(self) -> _Job:
+    async def _take(self) -> Job:
         while True:
             if self._memory:
                 return self._memory.popleft()
@@ -399,7 +349,7 @@ class Recorder:
                 self._spooled.append(job)
                 self._work.set()
 
-    def _write_spool(self, job: _Job) -> None:
+    def _write_spool(self, job: Job) -> None:
         assert job.data is not None
         name = f"{next(self._spool_names):020d}"
         job.spooled = spool.write_entry(self._spool_dir, name, job.header(), job.data)
@@ -422,7 +372,7 @@ class Recorder:
                 self.dropped += 1
             self._job_done(job)
 
-    async def _store_job(self, job: _Job) -> None:
+    async def _store_job(self, job: Job) -> None:
         session = job.recording
         assert job.data is not None
         await session.created
@@ -465,7 +415,7 @@ class Recorder:
         self.stored += 1
         self._lags.append(time.monotonic() - job.completed_at)
 
-    async def _discard(self, job: _Job) -> None:
+    async def _discard(self, job: Job) -> None:
         """Forget a job's bytes and its spool file (stored, or never to be)."""
         if job.spooled is not None:
             await asyncio.to_thread(job.spooled.path.unlink, missing_ok=True)
@@ -473,7 +423,7 @@ class Recorder:
             job.spooled = None
         job.data = None
 
-    async def _index(self, job: _Job) -> None:
+    async def _index(self, job: Job) -> None:
         session = job.recording
         if job.kind == "init":
             info = job.rendition_info
@@ -482,12 +432,11 @@ class Recorder:
                 session.renditions_indexed.add(info.name)
             init = AssetInitRecord(job.rendition, job.generation, job.key, job.size)
             await self.assets.add_stored(session.asset_id, [init], [])
-            session.indexed_inits.add((job.rendition, job.generation))
         else:
             assert job.segment is not None
             await self.assets.add_stored(session.asset_id, [], [job.segment])
 
-    def _job_done(self, job: _Job) -> None:
+    def _job_done(self, job: Job) -> None:
         session = job.recording
         session.pending -= 1
         self._maybe_finish(session)
@@ -550,7 +499,7 @@ class Recorder:
             self._recordings[asset.id] = session
         for entry in entries:
             owner = sessions.get(str(entry.header.get("asset_id")))
-            job = _job_from_spool(owner, entry) if owner is not None else None
+            job = job_from_spool(owner, entry) if owner is not None else None
             if job is None:
                 log.warning("spooled recording data of no open recording removed file=%s",
                             entry.path.name)
@@ -620,38 +569,3 @@ class Recorder:
         if not task.cancelled() and task.exception() is not None:
             log.error("recording task failed error=%r", task.exception())
         self._changed.set()
-
-
-def _job_from_spool(session: RecordingSession, entry: spool.SpoolEntry) -> _Job | None:
-    header = entry.header
-    try:
-        kind = header["kind"]
-        rendition = str(header["rendition"])
-        generation = int(header["generation"])
-        job = _Job(session, kind, rendition, generation, None, entry.size, time.monotonic(),
-                   spooled=entry)
-        if kind == "segment":
-            s = header["segment"]
-            msn = int(s["msn"])
-            job.segment = AssetSegmentRecord(
-                rendition=rendition, msn=msn, generation=generation,
-                media_start=float(s["media_start"]), duration=float(s["duration"]),
-                program_date_time=datetime.fromisoformat(s["program_date_time"]),
-                size=entry.size, discontinuity=bool(s["discontinuity"]),
-                key=segment_key(session.asset_id, rendition, msn),
-            )
-        elif kind == "init":
-            r = header.get("rendition_info")
-            if r is not None:
-                job.rendition_info = AssetRenditionRecord(
-                    name=rendition, bandwidth=int(r["bandwidth"]),
-                    average_bandwidth=int(r["average_bandwidth"]),
-                    frame_rate=float(r["frame_rate"]), codecs=str(r["codecs"]),
-                    width=int(r["width"]), height=int(r["height"]),
-                )
-        else:
-            return None
-        return job
-    except (KeyError, TypeError, ValueError):
-        return None
-
