@@ -64,6 +64,7 @@ _MAX_RAPID_FAILURES = 8
 _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 1.0
 _MONITOR_INTERVAL = 0.5
+_STALE_PROGRESS = 2.0  # seconds without a progress report (ffmpeg sends one every 0.5 s)
 
 
 class TranscoderEvents(Protocol):
@@ -117,7 +118,11 @@ class Transcoder:
         self._ffmpeg = ffmpeg
         self._full_plan = plan  # the ladder the broadcast was planned with
         self._plan = plan  # the ladder being encoded: `_full_plan` at the degrade step
-        self._degrade = DegradePolicy(plan, degrade_steps(plan, libx264=False))
+        self._degrade = DegradePolicy(
+            plan,
+            degrade_steps(plan, libx264=False),
+            recover_after=plan.profile.fallback.recover_after_seconds,
+        )
         self._events = events
         self.stream_id = stream_id
         self._capabilities = capabilities
@@ -135,6 +140,8 @@ class Transcoder:
         self._rapid_failures = 0
         self._encoder_dropped_frames = 0  # ffmpeg's own, from its progress reports
         self._last_progress: EncodeProgress | None = None
+        # (run, when, input seconds, output seconds) at the newest progress report
+        self._speed_sample: tuple[FfmpegRun, float, float, float] | None = None
         self._health = EncodeHealth(plan.profile.alerts)
         self._nvenc = NvencFallback()
         self._cooldown = Cooldown(WARNING_COOLDOWN)
@@ -375,6 +382,12 @@ class Transcoder:
 
     def _progress(self, report: EncodeProgress) -> None:
         self._last_progress = report
+        run = self._run
+        if run is not None and run.last_progress is report and report.out_time is not None:
+            # The input that had arrived when ffmpeg said how far it got: the two times of
+            # one instant. Pairing `out_time` with the input at the next health check
+            # instead would err by up to a progress period (0.5 s) per sample.
+            self._speed_sample = (run, time.monotonic(), run.feed.media_seconds, report.out_time)
         self._call(self._events.on_progress, report)
 
     async def _watch_health(self) -> None:
@@ -389,8 +402,11 @@ class Transcoder:
         input_s = output_s = None
         if run is not None and run.stop_reason is None and run.last_progress is not None:
             progress = run.last_progress
-            if progress.out_time is not None and run.feed is self._input.feed:
-                input_s, output_s = run.feed.media_seconds, progress.out_time
+            sample = self._speed_sample
+            if sample is not None and sample[0] is run and run.feed is self._input.feed:
+                _, when, input_s, output_s = sample
+                if now - when > _STALE_PROGRESS:  # ffmpeg stopped reporting: it is stuck
+                    input_s = run.feed.media_seconds
             if progress.drop_frames > run.drop_frames:
                 self._encoder_dropped_frames += progress.drop_frames - run.drop_frames
                 run.drop_frames = progress.drop_frames
@@ -413,7 +429,12 @@ class Transcoder:
     def _reset_degrade(self) -> None:
         """Degrade steps for the encoder in use, from the full ladder (a new encoder: step 0)."""
         libx264 = (self._capabilities or CPU_ONLY).video_encoder == "libx264"
-        self._degrade = DegradePolicy(self._full_plan, degrade_steps(self._full_plan, libx264=libx264))
+        plan = self._full_plan
+        self._degrade = DegradePolicy(
+            plan,
+            degrade_steps(plan, libx264=libx264),
+            recover_after=plan.profile.fallback.recover_after_seconds,
+        )
         self._plan = self._full_plan
 
     def _degrade_to(self, plan: LadderPlan, warning: HealthWarning) -> None:
