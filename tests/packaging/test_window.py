@@ -456,3 +456,16 @@ def test_resumed_rendition_takes_media_back_at_a_shared_segment_start() -> None:
     assert (top.last_msn, top.last_part) == (sibling.last_msn, sibling.last_part)
     assert "#EXT-X-PRELOAD-HINT" in text
     assert top.part_bytes(top.last_msn, 0) is not None
+
+
+def test_preload_hint_keeps_predicting_the_gop_after_a_discontinuity() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(12)  # whole GOPs of five parts, then two
+    w.mark_discontinuity()  # an encoder restart cut that segment short
+    restarted = Feeder(w)  # the new run's clock starts at 0, same GOP
+    restarted.parts(5)
+    # Five parts of a new segment: the last whole GOP says a keyframe comes next, not a
+    # sixth part that would never exist.
+    assert w.next_part() == (w.last_msn + 1, 0)
+    check_media_playlist(w.playlist(), low_latency=True)

@@ -389,10 +389,13 @@ class RenditionWindow:
         open_segment = self._open_segment()
         if open_segment is None:
             return self.last_msn + 1, 0
-        previous = self._segments[-2] if len(self._segments) >= 2 else None
+        # The newest whole GOP, also from before a discontinuity: an encoder restart (a
+        # degrade step) keeps the GOP, and the segment it cut short says nothing about it.
+        previous = next(
+            (s for s in reversed(self._segments[:-1]) if s.closed_by_keyframe), None
+        )
         if (
             previous is not None
-            and previous.closed_by_keyframe
             and len(open_segment.parts) >= len(previous.parts)
             and open_segment.duration(self.part_target) >= MIN_SEGMENT_SECONDS * 0.9
         ):
