@@ -1,113 +1,29 @@
 """An encoder starved of CPU degrades step by step and recovers; no playlist a player holds 404s.
 
-golive's ffmpeg runs through a wrapper that, while the test starves it, starts it at
-nice 19 pinned to one core beside a busy loop pinned to the same core: it then gets
-a few percent of that core and falls far below real time. golive starts ffmpeg in a
-session of its own, and with the scheduler's autogroups a nice value only counts
-inside its session, so the wrapper lowers its session's (autogroup's) priority too.
+The starvation (tests/starvation.py): golive's ffmpeg at the lowest priority, pinned to
+one core beside a busy loop pinned to the same core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import m3u8
 import pytest
-from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
+from tests.e2e.conftest import ADMIN, create_stream, eventually, wait_status
 from tests.llhls_rules import check_media_playlist, check_multivariant
-from tests.mediatools import FFMPEG, ffmpeg_publish, stop
+from tests.mediatools import ffmpeg_publish, stop
+from tests.starvation import DegradeWarnings, Starvation, starved_golive, transcoder_pid
 
 from golive.app import Golive
-from golive.core import Event
 
 pytestmark = pytest.mark.slow
-
-# A small ladder from the 640x360 30 fps source (cheap when not starved, so recovery does
-# not depend on how busy the machine is), quick to decide in both directions.
-PROFILE = """
-name = "starve"
-version = 1
-[[renditions]]
-name = "360p"
-height = 360
-max_frame_rate = 30
-video_bitrate_kbps = 700
-maxrate_kbps = 770
-bufsize_kbps = 770
-x264_profile = "main"
-[[renditions]]
-name = "180p"
-height = 180
-max_frame_rate = 30
-video_bitrate_kbps = 250
-maxrate_kbps = 275
-bufsize_kbps = 275
-x264_profile = "main"
-[alerts]
-slow_encode_seconds = 5
-min_ingest_bitrate_kbps = 0
-[fallback]
-recover_after_seconds = 4
-"""
-
-
-class Starvation:
-    """Starves golive's ffmpeg of CPU on demand: a wrapper for new runs, a busy loop, renice."""
-
-    def __init__(self, directory: Path) -> None:
-        self.core = max(os.sched_getaffinity(0))
-        self.flag = directory / "starve"
-        self.wrapper = directory / "ffmpeg"
-        self.wrapper.write_text(
-            "#!/bin/sh\n"
-            f'if [ -e "{self.flag}" ]; then\n'
-            "  echo 19 > /proc/self/autogroup 2>/dev/null\n"
-            f'  exec nice -n 19 taskset -c {self.core} "{FFMPEG}" "$@"\n'
-            "fi\n"
-            f'exec "{FFMPEG}" "$@"\n'
-        )
-        self.wrapper.chmod(0o755)
-        self.busy: subprocess.Popen[bytes] | None = None
-
-    def start(self, ffmpeg_pid: int | None) -> None:
-        self.flag.touch()
-        self.busy = subprocess.Popen(
-            [sys.executable, "-c",
-             f"import os\nos.sched_setaffinity(0, {{{self.core}}})\nwhile True:\n    pass\n"],
-        )  # fmt: skip
-        if ffmpeg_pid is not None:  # the run already going
-            self._set(ffmpeg_pid, {self.core}, 19)
-            with contextlib.suppress(OSError):
-                Path(f"/proc/{ffmpeg_pid}/autogroup").write_text("19")
-
-    def stop(self, ffmpeg_pid: int | None) -> None:
-        self.flag.unlink(missing_ok=True)
-        if self.busy is not None:
-            self.busy.kill()
-            self.busy.wait()
-            self.busy = None
-        if ffmpeg_pid is not None:
-            self._set(ffmpeg_pid, os.sched_getaffinity(0), 0)
-            with contextlib.suppress(OSError):  # lowering it back may need privileges
-                Path(f"/proc/{ffmpeg_pid}/autogroup").write_text("0")
-
-    @staticmethod
-    def _set(pid: int, cores: set[int], nice: int) -> None:
-        """Every thread of `pid` (x264 runs several) onto `cores` at `nice`."""
-        with contextlib.suppress(FileNotFoundError):
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.sched_setaffinity(int(tid), cores)
-                    os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
 
 @dataclass
@@ -145,16 +61,8 @@ class Player:
 
 @pytest.fixture
 async def starved_node(tmp_path: Path) -> AsyncIterator[tuple[Golive, Starvation]]:
-    starvation = Starvation(tmp_path)
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "starve.toml").write_text(PROFILE)
-    settings = node_settings(tmp_path, ffmpeg=str(starvation.wrapper), profiles_dir=profiles)
-    try:
-        async with Golive(settings) as node:
-            yield node, starvation
-    finally:
-        starvation.stop(None)
+    async with starved_golive(tmp_path) as started:
+        yield started
 
 
 @contextlib.contextmanager
@@ -166,29 +74,13 @@ def published(source: Path, url: str) -> Iterator[subprocess.Popen[bytes]]:
         stop(proc)
 
 
-def transcoder_pid(node: Golive, stream_id: str) -> int | None:
-    assert node.pipeline is not None
-    pipeline = node.pipeline.for_stream(stream_id)
-    return pipeline.transcoder.pid if pipeline and pipeline.transcoder else None
-
-
 @pytest.mark.timeout(300)
 async def test_starved_encoder_degrades_in_order_and_recovers_without_a_404(
     starved_node: tuple[Golive, Starvation], source_flv: Path
 ) -> None:
     node, starvation = starved_node
-    warnings = node.bus.subscribe(accept=lambda e: e.type == "live_stream.warning")
-    seen: list[dict[str, Any]] = []
-
-    async def next_step(code: str, step: int) -> dict[str, Any]:
-        async def check() -> dict[str, Any] | None:
-            with contextlib.suppress(TimeoutError):
-                event: Event = await asyncio.wait_for(warnings.__anext__(), 0.5)
-                seen.append(dict(event.data))
-            return next((d for d in seen if d["code"] == code and d.get("step") == step), None)
-
-        return await eventually(check, timeout=120, what=f"{code} at step {step}")
-
+    warnings = DegradeWarnings(node)
+    next_step = warnings.step
     async with httpx.AsyncClient(
         base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
         timeout=10,
@@ -247,10 +139,16 @@ async def test_starved_encoder_degrades_in_order_and_recovers_without_a_404(
     assert drop["action"] == "drop" and drop["rendition"] == "360p"
     assert drop["renditions"] == ["180p"]
     assert back["rendition"] == "360p" and back["renditions"] == ["360p", "180p"]
-    steps = [(d["code"], d["step"]) for d in seen if d["code"] in ("slow_encode", "encode_recovered")]
-    down = [s for c, s in steps if c == "slow_encode"]
-    assert down[:3] == [1, 2, 3] and all(s == 3 for s in down[3:])  # 3: nothing cheaper left
-    assert [s for c, s in steps if c == "encode_recovered"] == [2, 1, 0]
+    # One step at a time, down while slow, up while keeping up (a relapse on a busy machine
+    # may add a step down and up again), back to the full ladder.
+    level = 0
+    for code, step in warnings.steps():
+        if code == "encode_recovered":
+            assert step == level - 1, warnings.steps()
+        else:
+            assert step in (level, level + 1), warnings.steps()  # `level`: nothing cheaper left
+        level = step
+    assert level == 0 and warnings.steps()[:3] == [("slow_encode", s) for s in (1, 2, 3)]
     # Not one 404 (nor any other error) on a playlist the player held, and every answer valid.
     assert player.answers and {status for _, status in player.answers} == {200}
     assert not player.violations, player.violations[:3]
