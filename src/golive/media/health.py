@@ -276,6 +276,12 @@ class DegradePolicy:
     `RELAPSE_SECONDS` doubles that wait (up to `MAX_RECOVER_AFTER`), so a machine
     that is just short of the better step does not flap between the two.
     Pure: every call takes `now`.
+
+    Each change is a `live_stream.warning`: code `slow_encode` (a step down) or
+    `encode_recovered` (a step up), data `speed`, `step` (0 is the full ladder),
+    `action` (preset, frame_rate or drop: what was done or undone), `preset`, `fps`
+    (frame rate per rendition encoded now), `rendition` (the one given up or brought
+    back, else None) and `renditions` (those encoded now).
     """
 
     def __init__(
