@@ -131,9 +131,20 @@ def check_media_playlist(text: str, *, low_latency: bool) -> Any:
         else:
             assert not seen_parts, "parts are listed for the newest segments only"
 
+    # Gaps (a rendition the encoder gave up): a gap segment's listed parts are all gaps.
+    for segment in playlist.segments:
+        if segment.gap_tag:
+            assert all(part.gap == "YES" for part in segment.parts), (
+                "every part of an EXT-X-GAP segment is GAP=YES"
+            )
+    last_part = next((s.parts[-1] for s in reversed(playlist.segments) if s.parts), None)
+    gapped = last_part is not None and last_part.gap == "YES"
+
     hints = [line for line in lines if line.startswith("#EXT-X-PRELOAD-HINT:")]
     if ended:
         assert not hints, "no preload hint after EXT-X-ENDLIST"
+    elif gapped:
+        assert not hints, "no preload hint while the rendition's newest parts are gaps"
     else:
         assert len(hints) == 1, "a live low-latency playlist has one EXT-X-PRELOAD-HINT"
         hint = attributes(hints[0])

@@ -676,3 +676,48 @@ async def test_program_date_time_follows_media_time_not_arrival_jitter(
     assert len(offsets) > 5
     settled = {round(offset, 3) for lead, offset in offsets.items() if lead >= 2}
     assert len(settled) == 1, offsets
+
+
+# A rendition suspended under load -------------------------------------------------------
+
+
+async def test_suspended_rendition_keeps_answering_with_gaps(
+    origin: Origin, client: httpx.AsyncClient, directory: Directory
+) -> None:
+    f = make_feed()
+    directory.presentations["p1"] = f.presentation
+    presentation = f.presentation
+
+    def add(n: int, names: tuple[str, ...]) -> None:
+        for _ in range(n):
+            for name in names:
+                presentation.add_fragment(name, fragment(f.count))
+            f.count += 1
+
+    add(10, ("video", "low"))
+    presentation.suspend_rendition("video")  # the encoder gave the top rendition up
+    add(9, ("low",))
+    r = await client.get("/live/p1.m3u8")
+    assert r.status_code == 200 and "p1/video.m3u8" not in r.text and "p1/low.m3u8" in r.text
+    # A player that loaded the ladder before still holds video.m3u8: it never 404s.
+    r = await client.get("/live/p1/video.m3u8")
+    assert r.status_code == 200 and "#EXT-X-GAP" in r.text
+    window = presentation.renditions["video"]
+    gap_msn = window.last_msn - 1
+    assert window.is_gap(gap_msn, None)
+    # Blocking reload goes on: the next part (a gap) answers it.
+    task = asyncio.create_task(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": window.last_msn + 1, "_HLS_part": 0})
+    )
+    await parked(task, lambda: window.waiter_count)
+    add(4, ("low",))
+    r = await asyncio.wait_for(task, HANG)
+    assert r.status_code == 200
+    assert f'part-{window.last_msn}.0.m4s",INDEPENDENT=YES,GAP=YES' in r.text
+    # Only the gap media itself is missing, and says so.
+    for path in (f"seg-{gap_msn}.m4s", f"part-{gap_msn}.1.m4s"):
+        r = await client.get(f"/live/p1/video/{path}")
+        assert r.status_code == 404 and r.text.startswith("gap:")
+    first = window.media_sequence
+    r = await client.get(f"/live/p1/video/seg-{first}.m4s")
+    assert r.status_code == 200  # media from before the suspension is still served

@@ -101,6 +101,7 @@ class Recorder:
     fragments: dict[tuple[int, str], list[Fragment]] = field(default_factory=dict)
     restarts: list[tuple[float, int, str]] = field(default_factory=list)
     dropped: list[tuple[str, str]] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
     progress: list[EncodeProgress] = field(default_factory=list)
     warnings: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     order_errors: list[str] = field(default_factory=list)
@@ -119,6 +120,9 @@ class Recorder:
 
     def on_rendition_dropped(self, rendition: str, reason: str) -> None:
         self.dropped.append((rendition, reason))
+
+    def on_rendition_restored(self, rendition: str) -> None:
+        self.restored.append(rendition)
 
     def on_progress(self, progress: EncodeProgress) -> None:
         self.progress.append(progress)

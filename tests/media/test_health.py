@@ -7,12 +7,14 @@ import pytest
 from golive.core import Cooldown
 from golive.media.command import CPU_ONLY, EncoderCapabilities
 from golive.media.health import (
+    MAX_RECOVER_AFTER,
     CounterWindow,
+    DegradePolicy,
     EncodeHealth,
     EncodeSample,
     NvencFallback,
     SlowEncodeDetector,
-    slow_encode_action,
+    degrade_steps,
 )
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import AlertSpec, StreamProfile, load_profile
@@ -20,11 +22,11 @@ from golive.media.profiles import AlertSpec, StreamProfile, load_profile
 TICK = 0.5  # the transcoder's health check interval
 
 
-def plan_720p(**fallback: object) -> LadderPlan:
+def plan_720p(rate: float = 29.97, **fallback: object) -> LadderPlan:
     base = load_profile("default").model_dump()
     base["fallback"].update(fallback)
     profile = StreamProfile.model_validate(base)
-    return plan_ladder(profile, SourceInfo(1280, 720, 29.97, "h264", True), "low")
+    return plan_ladder(profile, SourceInfo(1280, 720, rate, "h264", True), "low")
 
 
 def sample(
@@ -112,22 +114,122 @@ def test_low_ingest_bitrate_warns_once_per_crossing() -> None:
     assert codes[0][0] == 4 and codes[1][0] > 20 and not codes[0][2]
 
 
-def test_slow_encode_drops_the_most_expensive_rendition() -> None:
-    plan = plan_720p()
-    action = slow_encode_action(plan, 0.71)
-    assert action.dropped == "720p" and action.reduced is not None
-    assert "720p" not in action.reduced.names and len(action.reduced.names) == len(plan.names) - 1
-    assert action.warning.code == "slow_encode" and not action.warning.limited
-    assert action.warning.data == {
-        "speed": 0.71, "dropped": "720p", "renditions": list(action.reduced.names),
+def test_degrade_steps_cheapen_before_they_drop() -> None:
+    plan = plan_720p(30)
+    steps = degrade_steps(plan, libx264=True)
+    assert [(s.level, s.action) for s in steps] == [
+        (0, "full"), (1, "preset"), (2, "frame_rate"), (3, "drop"), (4, "drop"),
+    ]  # fmt: skip
+    assert steps[0].apply(plan) is plan
+    faster = steps[1].apply(plan)
+    assert faster.x264_preset == "superfast" and faster.renditions == plan.renditions
+    slower = steps[2].apply(plan)
+    # The lower rungs at half rate, with whole frames per part and GOP at the new rate.
+    assert [(r.name, r.frame_rate, r.gop_frames, r.part_frames) for r in slower.renditions] == [
+        ("720p", 30.0, 30, 6), ("480p", 15.0, 15, 3), ("360p", 15.0, 15, 3),
+    ]  # fmt: skip
+    assert slower.part_target == plan.part_target and slower.gop_duration == plan.gop_duration
+    assert steps[3].apply(plan).names == ("480p", "360p")
+    last = steps[4].apply(plan)
+    assert last.names == ("360p",) and last.rendition("360p").frame_rate == 15.0
+    assert last.x264_preset == "superfast"
+
+
+def test_degrade_steps_keep_parts_whole() -> None:
+    # 29.97 fps: five-frame parts cannot be halved, so no frame rate step.
+    assert [s.action for s in degrade_steps(plan_720p(), libx264=True)] == [
+        "full", "preset", "drop", "drop",
+    ]  # fmt: skip
+    # NVENC has no faster preset than p1; a profile may forbid dropping.
+    assert [s.action for s in degrade_steps(plan_720p(30), libx264=False)] == [
+        "full", "frame_rate", "drop", "drop",
+    ]  # fmt: skip
+    no_drop = plan_720p(30, drop_top_rendition_on_slow_encode=False)
+    assert [s.action for s in degrade_steps(no_drop, libx264=True)] == [
+        "full", "preset", "frame_rate",
+    ]  # fmt: skip
+    assert len(degrade_steps(plan_720p(30, min_renditions=3), libx264=True)) == 3
+
+
+def walk(
+    policy: DegradePolicy, start: float, seconds: float, speed: float | None
+) -> list[tuple[float, str, int]]:
+    """Health checks every TICK for `seconds`; a measured speed under 0.95 is slow."""
+    changes = []
+    for i in range(round(seconds / TICK)):
+        now = start + i * TICK
+        slow = speed is not None and speed < 0.95
+        change = policy.observe(now, speed, slow=slow)
+        if change is not None:
+            changes.append((now, change.warning.code, policy.level))
+    return changes
+
+
+def test_policy_steps_down_once_per_slow_window_with_the_numbers() -> None:
+    plan = plan_720p(30)
+    policy = DegradePolicy(plan, degrade_steps(plan, libx264=True))
+    changes = []
+    for level in range(1, 6):  # the detector reports a slow window every 10 s
+        change = policy.observe(level * 10.0, 0.82, slow=True)
+        assert change is not None
+        changes.append(change)
+    assert [c.step.level if c.step else None for c in changes] == [1, 2, 3, 4, None]
+    assert [c.warning.code for c in changes] == ["slow_encode"] * 5
+    assert [c.warning.limited for c in changes] == [False, False, False, False, True]
+    assert changes[0].warning.data == {
+        "speed": 0.82, "step": 1, "action": "preset", "preset": "superfast",
+        "fps": {"720p": 30.0, "480p": 30.0, "360p": 30.0}, "rendition": None,
+        "renditions": ["720p", "480p", "360p"],
     }  # fmt: skip
+    assert changes[1].warning.data["fps"] == {"720p": 30.0, "480p": 15.0, "360p": 15.0}
+    assert changes[2].warning.data["rendition"] == "720p"
+    assert changes[2].warning.data["renditions"] == ["480p", "360p"]
+    assert changes[3].warning.data["rendition"] == "480p"
+    assert "no cheaper step" in changes[4].warning.message and policy.level == 4
 
 
-def test_slow_encode_only_warns_when_nothing_may_be_dropped() -> None:
-    for plan in (plan_720p(drop_top_rendition_on_slow_encode=False), plan_720p(min_renditions=3)):
-        action = slow_encode_action(plan, 0.5)
-        assert action.reduced is None and action.dropped is None
-        assert "no rendition can be dropped" in action.warning.message and action.warning.limited
+def test_policy_recovers_with_hysteresis() -> None:
+    plan = plan_720p(30)
+    policy = DegradePolicy(plan, degrade_steps(plan, libx264=True), recover_after=30)
+    policy.observe(0, 0.8, slow=True)
+    policy.observe(10, 0.8, slow=True)
+    policy.observe(20, 0.8, slow=True)
+    assert policy.level == 3
+    # Keeping up: one step back every 30 s, the rendition named as it comes back.
+    ups = walk(policy, 30, 65, 1.0)
+    assert [(now - 30, code, level) for now, code, level in ups] == [
+        (30.0, "encode_recovered", 2), (60.5, "encode_recovered", 1),
+    ]  # fmt: skip
+    # Slow again soon after the step up: it was one step too many; wait twice as long.
+    change = policy.observe(96, 0.9, slow=True)
+    assert change is not None and policy.level == 2 and policy.recover_after == 60
+    assert walk(policy, 97, 59, 1.0) == []
+    assert walk(policy, 156, 5, 1.0) == [(157.0, "encode_recovered", 1)]
+    # Unknown speed (a restart, a stalled publisher) is not keeping up: the wait starts over.
+    assert walk(policy, 161, 50, 1.0) == []
+    walk(policy, 211, 1, None)
+    assert walk(policy, 212, 59, 1.0) == []
+    assert walk(policy, 271, 2, 1.0) == [(272.0, "encode_recovered", 0)]
+    # The wait is capped.
+    t = 1000.0
+    for _ in range(8):
+        assert policy.observe(t, 0.5, slow=True) is not None  # down one step...
+        t += 1
+        assert walk(policy, t, policy.recover_after + 1, 1.0)  # ...up again, and soon down
+        t += policy.recover_after + 1
+    assert policy.recover_after == MAX_RECOVER_AFTER
+
+
+def test_policy_recovery_names_the_rendition_it_brings_back() -> None:
+    plan = plan_720p(30)
+    policy = DegradePolicy(plan, degrade_steps(plan, libx264=True), recover_after=10)
+    for t in (0, 10, 20):
+        policy.observe(t, 0.7, slow=True)
+    ups = [policy.observe(30 + i * TICK, 1.0, slow=False) for i in range(22)]
+    change = next(c for c in ups if c is not None)
+    assert change.step is not None and change.step.level == 2
+    assert change.warning.data["rendition"] == "720p" and change.warning.data["action"] == "drop"
+    assert change.warning.data["renditions"] == ["720p", "480p", "360p"]
 
 
 def test_warning_cooldown_is_per_code() -> None:

@@ -267,8 +267,12 @@ async def test_a_restart_marks_a_discontinuity_and_warns(
     assert warning["code"] == "transcoder_restarted" and warning["attempt"] == 1
     bp.on_warning("slow_encode", "too slow", {"speed": 0.5})
     assert warnings(events) == [{"code": "slow_encode", "message": "too slow", "speed": 0.5}]
+    # A dropped rendition stays served (players may hold it), suspended until restored.
     bp.on_rendition_dropped("360p", "encoder at 0.50x real time")
-    assert presentation.renditions == {}
+    assert presentation.renditions["360p"].suspended
+    bp.on_rendition_restored("360p")
+    bp.on_fragment("360p", fragment(7, independent=True))  # no aligned segment start known
+    assert presentation.renditions["360p"].suspended
 
 
 async def test_a_returning_publisher_gets_a_fresh_timeline_on_the_same_presentation(

@@ -216,7 +216,7 @@ async def test_reconnect_restarts_on_a_fresh_timeline(source_360p: Path, tmp_pat
     assert not any(code == "transcoder_failed" for code, _, _ in events.warnings)
 
 
-async def test_slow_encode_drops_the_top_rendition(source_720p: Path) -> None:
+async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
     base = load_profile("default").model_dump()
     base["alerts"].update(min_encode_speed=5.0, slow_encode_seconds=1.0)  # nobody is 5x live
     profile = StreamProfile.model_validate(base)
@@ -226,24 +226,33 @@ async def test_slow_encode_drops_the_top_rendition(source_720p: Path) -> None:
     await t.start()
     tags = read_flv(source_720p)
 
-    async def publish_twice() -> None:  # 8 s with a keyframe every 2 s
-        await feed(t.push, tags, pace=2)
-        await feed(t.push, tags[3:], pace=2, offset_ms=tags[-1].timestamp + 33)
+    async def publish() -> None:  # a keyframe every 2 s, for as long as the test needs
+        offset = 0
+        while True:
+            await feed(t.push, tags, pace=2, offset_ms=offset)
+            offset += tags[-1].timestamp + 33
 
-    pusher = asyncio.create_task(publish_twice())
+    pusher = asyncio.create_task(publish())
     try:
-        await until(lambda: bool(events.dropped), limit=20, what="a dropped rendition")
+        await until(lambda: bool(events.dropped), limit=60, what="a dropped rendition")
         assert events.dropped[0][0] == "720p"
-        assert t.plan.names[0] != "720p"
-        await until(lambda: events.count(run=1) > 0, limit=20, what="output of the smaller ladder")
+        assert t.plan.names == ("480p", "360p") and t.plan.x264_preset == "superfast"
+        await until(lambda: len(events.restarts) >= 2, limit=20, what="the restart for step 2")
+        await until(lambda: events.count(run=2) > 0, limit=20, what="output of the smaller ladder")
     finally:
         pusher.cancel()
         await t.stop()
-    codes = [code for code, _, _ in events.warnings]
-    assert "slow_encode" in codes
-    assert events.restarts and "slow encode" in events.restarts[0][2]
-    assert {name for (run, name) in events.fragments if run == 1} <= {"480p", "360p"}
-    assert len(t.plan.renditions) >= plan.profile.fallback.min_renditions
+    steps = [data for code, _, data in events.warnings if code == "slow_encode"]
+    # First a faster preset on the same ladder (29.97 fps parts cannot lose frames), then
+    # the top rendition; each step restarts the encoder at a keyframe.
+    assert [(s["step"], s["action"], s["preset"], s["rendition"]) for s in steps[:2]] == [
+        (1, "preset", "superfast", None), (2, "drop", "superfast", "720p"),
+    ]  # fmt: skip
+    assert all(s["speed"] < 5 for s in steps) and steps[0]["renditions"] == list(plan.names)
+    assert [reason for _, _, reason in events.restarts[:2]] == [
+        "slow_encode: step 1", "slow_encode: step 2",
+    ]  # fmt: skip
+    assert {name for (run, name) in events.fragments if run == 2} == {"480p", "360p"}
 
 
 CONFIG = [

@@ -170,3 +170,44 @@ def test_fragments_are_stamped_with_the_presentations_clock() -> None:
     assert playlist is not None
     assert "#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:16:40.250Z" in playlist
     assert p.first_msn == 2_000  # numbered from the clock at the start, not at each fragment
+
+
+def test_suspended_rendition_leaves_the_multivariant_but_keeps_its_playlist() -> None:
+    p = ladder()
+    for name in ("360p", "720p"):
+        p.renditions[name].set_init(init(*((640, 360) if name == "360p" else (1280, 720))))
+    n = 0
+
+    def step(names: tuple[str, ...]) -> None:
+        nonlocal n
+        for name in names:
+            p.add_fragment(name, Fragment(b"m" * 10, n + 1, n % 5 == 0, n * 0.2, 0.2))
+        n += 1
+
+    for _ in range(12):
+        step(("360p", "720p"))
+    p.suspend_rendition("720p")
+    for _ in range(12):
+        step(("360p",))  # the encoder gave 720p up
+    text = p.multivariant_playlist()
+    assert text is not None and "720p" not in text
+    check_multivariant(text)
+    media = p.media_playlist("720p")
+    assert media is not None and "#EXT-X-GAP" in media and "GAP=YES" in media
+    check_media_playlist(media, low_latency=True)
+    top, low = p.renditions["720p"], p.renditions["360p"]
+    assert (top.last_msn, top.last_part) == (low.last_msn, low.last_part)
+    assert f'#EXT-X-RENDITION-REPORT:URI="720p.m3u8",LAST-MSN={low.last_msn}' in (
+        p.media_playlist("360p") or ""
+    )
+    # Back: listed again once its media is, from a segment start shared with 360p.
+    p.resume_rendition("720p")
+    for _ in range(12):
+        step(("360p", "720p"))
+    assert not top.suspended
+    text = p.multivariant_playlist()
+    assert text is not None and "pb_abc/720p.m3u8" in text
+    media = p.media_playlist("720p")
+    assert media is not None
+    check_media_playlist(media, low_latency=True)
+    assert (top.last_msn, top.last_part) == (low.last_msn, low.last_part)

@@ -352,3 +352,124 @@ async def test_cancelled_waiter_is_removed() -> None:
     Feeder(w).part()
     await asyncio.wait_for(other, 1)
     assert w.waiter_count == 0
+
+
+# Suspended renditions (the encoder gave one up under load) ----------------------------
+
+
+def pair() -> tuple[RenditionWindow, RenditionWindow, Feeder, Feeder]:
+    """The suspended-to-be 720p and its sibling 360p, fed the same timeline in lockstep."""
+    top, sibling = window(), window()
+    sibling.name = "360p"
+    return top, sibling, Feeder(top), Feeder(sibling)
+
+
+def test_suspended_rendition_goes_on_with_gaps_in_step_with_its_sibling() -> None:
+    top, sibling, feed_top, feed_sibling = pair()
+    for _ in range(12):  # two segments and two parts, both renditions
+        feed_top.part()
+        feed_sibling.part()
+    before = top.playlist()
+    top.suspend()
+    for _ in range(18):
+        feed_sibling.part()
+        feed_top.time += PART  # the encoder no longer produces 720p
+        top.mirror(sibling)
+    text = top.playlist()
+    playlist = check_media_playlist(text, low_latency=True)
+    check_reload(before, text)
+    assert (top.last_msn, top.last_part) == (sibling.last_msn, sibling.last_part)
+    assert top.media_sequence == sibling.media_sequence
+    msn = playlist.media_sequence
+    segments = {msn + i: s for i, s in enumerate(playlist.segments)}
+    # The segment the suspension cut short is real media; every later one is a gap.
+    # (EXT-X-GAP goes with an EXTINF: the open segment shows its gaps on its parts.)
+    assert [s.gap_tag for s in segments.values()] == [None, None, None, True, True, None]
+    assert segments[msn + 5].uri is None and {p.gap for p in segments[msn + 5].parts} == {"YES"}
+    assert [round(s.duration, 3) for s in segments.values() if s.uri][:3] == [1.0, 1.0, 0.4]
+    own = m3u8.loads(sibling.playlist())
+    for i, segment in enumerate(own.segments[3:], start=3):
+        gap = playlist.segments[i]
+        assert gap.duration == segment.duration and gap.program_date_time == segment.program_date_time
+        assert [p.duration for p in gap.parts] == [p.duration for p in segment.parts]
+        assert {p.gap for p in gap.parts} == {"YES"}
+    assert "#EXT-X-PRELOAD-HINT" not in text  # the next part is a gap too
+    assert "#EXT-X-DISCONTINUITY" not in text  # the same timeline, only without media
+    gap_msn = top.last_msn - 1
+    assert top.is_gap(gap_msn, None) and top.is_gap(gap_msn, 0)
+    assert top.segment_bytes(gap_msn) is None and top.part_bytes(gap_msn, 0) is None
+    assert top.segment_bytes(msn) is not None and not top.is_gap(msn, 0)
+    # Blocking reload on a gapped rendition is answered as parts (gaps) appear.
+    assert top.state(top.last_msn, top.last_part) == "ready"
+    assert top.state(top.last_msn + 1, 0) == "pending"
+
+
+def test_suspension_follows_the_siblings_discontinuities() -> None:
+    top, sibling, feed_top, feed_sibling = pair()
+    for _ in range(10):
+        feed_top.part()
+        feed_sibling.part()
+    top.suspend()
+    top.mark_discontinuity()  # an encoder restart: ignored, the sibling's segments say it
+    sibling.mark_discontinuity()
+    restarted = Feeder(sibling)  # the new run's clock starts at 0
+    restarted.count = feed_sibling.count - feed_sibling.count % 5
+    for _ in range(10):
+        restarted.part()
+        top.mirror(sibling)
+    text = top.playlist()
+    check_media_playlist(text, low_latency=True)
+    assert text.count("#EXT-X-DISCONTINUITY\n") == sibling.playlist().count("#EXT-X-DISCONTINUITY\n")
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1
+
+
+def test_resumed_rendition_takes_media_back_at_a_shared_segment_start() -> None:
+    top, sibling, feed_top, feed_sibling = pair()
+    for _ in range(10):
+        feed_top.part()
+        feed_sibling.part()
+    top.suspend()
+    for _ in range(7):  # into the middle of a gap segment
+        feed_sibling.part()
+        top.mirror(sibling)
+        feed_top.time += PART
+        feed_top.count += 1
+    top.resume()
+    # The encoder restarts 720p mid-GOP: its first keyframe is not on a segment start.
+    dropped = top.fragments_dropped
+    feed_top.part(independent=True)
+    assert top.fragments_dropped == dropped + 1 and top.suspended
+    for _ in range(3):  # the sibling finishes that segment...
+        feed_sibling.part()
+        top.mirror(sibling)
+    feed_top.parts(2)  # (720p's rest of that GOP, not taken)
+    assert top.fragments_dropped == dropped + 3
+    feed_sibling.part()  # ...and starts the next, which 720p starts too
+    top.mirror(sibling)
+    assert top.last_msn == sibling.last_msn - 1  # not mirrored while resuming
+    feed_top.part()
+    assert not top.suspended and top.last_msn == sibling.last_msn
+    for _ in range(9):
+        feed_sibling.part()
+        top.mirror(sibling)  # no effect any more
+        feed_top.part()
+    text = top.playlist()
+    playlist = check_media_playlist(text, low_latency=True)
+    assert "#EXT-X-DISCONTINUITY" not in text
+    assert [s.gap_tag for s in playlist.segments][-3:] == [True, None, None]
+    assert (top.last_msn, top.last_part) == (sibling.last_msn, sibling.last_part)
+    assert "#EXT-X-PRELOAD-HINT" in text
+    assert top.part_bytes(top.last_msn, 0) is not None
+
+
+def test_preload_hint_keeps_predicting_the_gop_after_a_discontinuity() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(12)  # whole GOPs of five parts, then two
+    w.mark_discontinuity()  # an encoder restart cut that segment short
+    restarted = Feeder(w)  # the new run's clock starts at 0, same GOP
+    restarted.parts(5)
+    # Five parts of a new segment: the last whole GOP says a keyframe comes next, not a
+    # sixth part that would never exist.
+    assert w.next_part() == (w.last_msn + 1, 0)
+    check_media_playlist(w.playlist(), low_latency=True)

@@ -82,7 +82,9 @@ async function startShaka() {
   if (Object.keys(extra).length) player.configure(extra);
   player.addEventListener('error', (e) => {
     const err = e.detail;
-    if (err.severity === shaka.util.Error.Severity.CRITICAL) fatal('shaka ' + err.code);
+    // A network error (1001) says which request failed: data is [uri, status, ...].
+    const what = err.code === 1001 && err.data ? ` ${err.data[1]} ${err.data[0]}` : '';
+    if (err.severity === shaka.util.Error.Severity.CRITICAL) fatal('shaka ' + err.code + what);
     else probe.warnings.push('shaka ' + err.code);
   });
   delay = () => {

@@ -556,6 +556,10 @@ class Origin:
             if outcome != "ready":
                 return _error(503, "media did not arrive in time")
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
+        if data is None and window.is_gap(msn, part):
+            # The rendition was suspended under load: its playlist marks this EXT-X-GAP
+            # (GAP=YES) and a player should not have asked. The media will never exist.
+            return _error(404, "gap: this rendition has no media here")
         if data is None:
             return _error(404, "no such media")
         return self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)

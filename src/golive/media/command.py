@@ -276,7 +276,7 @@ def _x264_args(plan: LadderPlan, r: PlannedRendition) -> list[str]:
     low_latency = plan.latency_mode == "low"
     args = [
         "-c:v", "libx264",
-        "-preset", plan.profile.encoder.x264_preset,
+        "-preset", plan.x264_preset,
         *(["-tune", "zerolatency"] if low_latency else []),
         "-profile:v", r.x264_profile,
         *_rate_args(r),

@@ -3,31 +3,35 @@
 Pure decisions over numbers the transcoder samples; every call takes `now`
 (monotonic seconds), so tests drive time by hand. `EncodeHealth` watches encode
 speed against the ingest, dropped frames and the publisher's bitrate floor;
-`slow_encode_action` picks the rendition to give up; `NvencFallback` decides when
-the GPU encoder has failed often enough to encode with libx264 instead.
+`DegradePolicy` walks the `degrade_steps` (faster preset, lower frame rates, fewer
+renditions) down while the encoder is slow and back up when it keeps up;
+`NvencFallback` decides when the GPU encoder has failed often enough to encode with
+libx264 instead.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from golive.media.command import EncoderCapabilities
 from golive.media.ladder import LadderPlan
-from golive.media.profiles import AlertSpec
+from golive.media.profiles import AlertSpec, X264Preset
 
 __all__ = [
     "DROP_WINDOW",
     "CounterWindow",
+    "DegradeChange",
+    "DegradePolicy",
+    "DegradeStep",
     "EncodeHealth",
     "EncodeSample",
     "HealthReport",
     "HealthWarning",
     "NvencFallback",
-    "SlowEncodeAction",
     "SlowEncodeDetector",
-    "slow_encode_action",
+    "degrade_steps",
 ]
 
 DROP_WINDOW = 10.0  # seconds over which dropped frames are compared with ingested ones
@@ -119,6 +123,8 @@ class HealthReport:
     slow_speed: float | None = None
     """The windowed encode speed, when it is too slow to keep latency (act on it)."""
     warnings: tuple[HealthWarning, ...] = ()
+    speed: float | None = None
+    """The windowed encode speed whenever a full window is covered, slow or not."""
 
 
 class EncodeHealth:
@@ -137,6 +143,7 @@ class EncodeHealth:
     def check(self, now: float, sample: EncodeSample) -> HealthReport:
         alerts = self.alerts
         slow: float | None = None
+        speed: float | None = None
         warnings: list[HealthWarning] = []
         # Encode speed against the ingest, on the current timeline only.
         if sample.input_seconds is not None and sample.output_seconds is not None:
@@ -172,35 +179,181 @@ class EncodeHealth:
                     ))  # fmt: skip
                 elif kbps >= alerts.min_ingest_bitrate_kbps:
                     self._low_ingest = False
-        return HealthReport(slow, tuple(warnings))
+        return HealthReport(slow, tuple(warnings), speed)
+
+
+# Degrading ---------------------------------------------------------------------------
+
+RECOVER_AFTER = 30.0
+"""Seconds of keeping up at a degraded step before trying the next better one."""
+MAX_RECOVER_AFTER = 600.0
+RELAPSE_SECONDS = 120.0
+"""Slow again this soon after a step up: that step was too much; wait twice as long next time."""
+
+DegradeAction = Literal["full", "preset", "frame_rate", "drop"]
+
+_FASTER_PRESET: dict[str, X264Preset] = {
+    "veryslow": "superfast", "slower": "superfast", "slow": "superfast", "medium": "superfast",
+    "fast": "superfast", "faster": "superfast", "veryfast": "superfast", "superfast": "ultrafast",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
-class SlowEncodeAction:
-    """What to do about an encoder that cannot keep up."""
+class DegradeStep:
+    """One step of making the ladder cheaper to encode, cumulative over the steps before it.
+
+    Like a broadcast encoder: first a faster x264 preset (same ladder, a little less
+    quality per bit), then a lower frame rate on the lower rungs, and only then one
+    rendition after another given up, most expensive first.
+    """
+
+    level: int
+    action: DegradeAction
+    preset: X264Preset | None  # the faster libx264 preset; None: the profile's own
+    frame_rate_divisors: tuple[tuple[str, int], ...] = ()
+    dropped: tuple[str, ...] = ()
+
+    def apply(self, plan: LadderPlan) -> LadderPlan:
+        """`plan` (the full ladder) as this step encodes it."""
+        if self.level == 0:
+            return plan
+        return plan.degraded(
+            preset=self.preset,
+            frame_rate_divisors=dict(self.frame_rate_divisors),
+            dropped=self.dropped,
+        )
+
+    def describe(self) -> str:
+        if self.action == "preset":
+            return f"x264 preset {self.preset}"
+        if self.action == "frame_rate":
+            rungs = ", ".join(f"{name} /{divisor}" for name, divisor in self.frame_rate_divisors)
+            return f"lower frame rate on {rungs}"
+        if self.action == "drop":
+            return f"{self.dropped[-1]} given up"
+        return "the full ladder"
+
+
+def degrade_steps(plan: LadderPlan, *, libx264: bool) -> tuple[DegradeStep, ...]:
+    """Every step from the full ladder (level 0) to the cheapest one the profile allows."""
+    steps = [DegradeStep(0, "full", None)]
+    preset: X264Preset | None = None
+    if libx264 and plan.x264_preset in _FASTER_PRESET:
+        preset = _FASTER_PRESET[plan.x264_preset]
+        steps.append(DegradeStep(len(steps), "preset", preset))
+    encoded = sorted(
+        (r for r in plan.renditions if not r.passthrough), key=lambda r: r.pixel_rate, reverse=True
+    )
+    divisors = tuple(
+        (r.name, d) for r in encoded[1:] if (d := plan.frame_rate_divisor(r.name)) > 1
+    )
+    if divisors:
+        steps.append(DegradeStep(len(steps), "frame_rate", preset, divisors))
+    if plan.profile.fallback.drop_top_rendition_on_slow_encode:
+        current = plan
+        dropped: tuple[str, ...] = ()
+        while current.can_drop_rendition():
+            current, victim = current.without_top_rendition()
+            dropped = (*dropped, victim.name)
+            steps.append(DegradeStep(len(steps), "drop", preset, divisors, dropped))
+    return tuple(steps)
+
+
+@dataclass(frozen=True, slots=True)
+class DegradeChange:
+    """What the policy decided at one measurement: a new step, or a warning alone."""
 
     warning: HealthWarning
-    reduced: LadderPlan | None = None  # the ladder to restart with; None: keep the ladder
-    dropped: str | None = None  # the rendition given up
+    step: DegradeStep | None = None  # the step to encode at now; None: keep the current one
 
 
-def slow_encode_action(plan: LadderPlan, speed: float) -> SlowEncodeAction:
-    """Drop the most expensive rendition when the profile allows it, else only warn."""
-    if not plan.profile.fallback.drop_top_rendition_on_slow_encode or not plan.can_drop_rendition():
-        return SlowEncodeAction(HealthWarning(
-            "slow_encode",
-            f"the encoder runs at {speed:.2f}x real time and latency is growing; "
-            "no rendition can be dropped",
-            {"speed": round(speed, 3)},
-        ))  # fmt: skip
-    reduced, victim = plan.without_top_rendition()
-    warning = HealthWarning(
-        "slow_encode",
-        f"the encoder runs at {speed:.2f}x real time; dropped {victim.name} to keep latency",
-        {"speed": round(speed, 3), "dropped": victim.name, "renditions": list(reduced.names)},
-        limited=False,  # each drop is news, however soon after the last one
-    )
-    return SlowEncodeAction(warning, reduced, victim.name)
+class DegradePolicy:
+    """Walks the degrade steps down when the encoder is slow, and back up when it keeps up.
+
+    Down one step per slow window (the detector starts a fresh window after each
+    change, so a step has a full window to show its effect). Up one step after
+    `recover_after` seconds of keeping up; a step up followed by slowness within
+    `RELAPSE_SECONDS` doubles that wait (up to `MAX_RECOVER_AFTER`), so a machine
+    that is just short of the better step does not flap between the two.
+    Pure: every call takes `now`.
+
+    Each change is a `live_stream.warning`: code `slow_encode` (a step down) or
+    `encode_recovered` (a step up), data `speed`, `step` (0 is the full ladder),
+    `action` (preset, frame_rate or drop: what was done or undone), `preset`, `fps`
+    (frame rate per rendition encoded now), `rendition` (the one given up or brought
+    back, else None) and `renditions` (those encoded now).
+    """
+
+    def __init__(
+        self,
+        plan: LadderPlan,
+        steps: tuple[DegradeStep, ...],
+        *,
+        recover_after: float = RECOVER_AFTER,
+    ) -> None:
+        if not steps or steps[0].level != 0:
+            raise ValueError("the steps start with the full ladder")
+        self.plan = plan
+        self.steps = steps
+        self.level = 0
+        self.recover_after = recover_after
+        self._good_since: float | None = None
+        self._last_up: float | None = None
+
+    @property
+    def step(self) -> DegradeStep:
+        return self.steps[self.level]
+
+    def observe(self, now: float, speed: float | None, *, slow: bool) -> DegradeChange | None:
+        """One health check: `speed` is the windowed encode speed (None while unknown)."""
+        if slow and speed is not None:
+            self._good_since = None
+            if self.level + 1 >= len(self.steps):
+                return DegradeChange(HealthWarning(
+                    "slow_encode",
+                    f"the encoder runs at {speed:.2f}x real time and latency is growing; "
+                    "no cheaper step is left",
+                    {"speed": round(speed, 3), "step": self.level},
+                ))  # fmt: skip
+            if self._last_up is not None and now - self._last_up < RELAPSE_SECONDS:
+                self.recover_after = min(MAX_RECOVER_AFTER, self.recover_after * 2)
+            self.level += 1
+            return self._change("slow_encode", speed)
+        if speed is None:
+            self._good_since = None  # starting, restarting, or the publisher stalled
+            return None
+        if self._good_since is None:
+            self._good_since = now
+            return None
+        if self.level > 0 and now - self._good_since >= self.recover_after:
+            self.level -= 1
+            self._last_up = now
+            self._good_since = None
+            return self._change("encode_recovered", speed)
+        return None
+
+    def _change(self, code: str, speed: float) -> DegradeChange:
+        step = self.step
+        plan = step.apply(self.plan)
+        before = self.steps[self.level - 1 if code == "slow_encode" else self.level + 1]
+        if code == "slow_encode":
+            what = f"step {step.level}: {step.describe()}"
+            message = f"the encoder runs at {speed:.2f}x real time; {what} to keep latency"
+        else:
+            what = f"back to step {step.level} ({step.describe()})"
+            message = f"the encoder kept up at {speed:.2f}x real time; {what}"
+        changed = set(before.dropped) ^ set(step.dropped)
+        data: dict[str, Any] = {
+            "speed": round(speed, 3),
+            "step": step.level,
+            "action": (step if code == "slow_encode" else before).action,
+            "preset": plan.x264_preset,
+            "fps": {r.name: r.frame_rate for r in plan.renditions},
+            "rendition": next(iter(changed), None),
+            "renditions": list(plan.names),
+        }
+        # Each step is news, however soon after the last one.
+        return DegradeChange(HealthWarning(code, message, data, limited=False), step)
 
 
 class NvencFallback:

@@ -10,11 +10,12 @@ media times in every rendition), and the same part duration, which is exposed as
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
-from golive.media.profiles import RenditionSpec, StreamProfile
+from golive.media.profiles import RenditionSpec, StreamProfile, X264Preset
 
 LatencyMode = Literal["low", "standard"]
 
@@ -40,6 +41,9 @@ _PART_FLOOR = 0.85
 # fMP4 overhead on top of the codec bitrates: moof/trun per part and mdat headers.
 _PEAK_OVERHEAD = 1.10
 _AVERAGE_OVERHEAD = 1.05
+
+# A rendition's frame rate is not cut below this (see `LadderPlan.frame_rate_divisor`).
+_MIN_REDUCED_RATE = 12
 
 _H264_NAMES = {"h264", "h.264", "avc", "avc1", "avc3", "x264", "libx264"}
 
@@ -118,10 +122,16 @@ class LadderPlan:
     part_target: float  # seconds, whole frames; every part is at most this long
     has_audio: bool
     notes: tuple[str, ...] = ()
+    preset_override: X264Preset | None = None
+    """A faster libx264 preset than the profile's, while the encoder cannot keep up."""
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.renditions)
+
+    @property
+    def x264_preset(self) -> X264Preset:
+        return self.preset_override or self.profile.encoder.x264_preset
 
     def rendition(self, name: str) -> PlannedRendition:
         for r in self.renditions:
@@ -145,6 +155,60 @@ class LadderPlan:
         kept = tuple(r for r in self.renditions if r is not victim)
         note = f"dropped {victim.name}: the encoder could not keep up"
         return replace(self, renditions=kept, notes=(*self.notes, note)), victim
+
+    def frame_rate_divisor(self, name: str, largest: int = 2) -> int:
+        """The largest divisor up to `largest` by which rendition `name` may cut its frame rate.
+
+        Parts and GOPs stay whole numbers of frames at the lower rate (a part may never
+        exceed PART-TARGET nor fall under 85% of it), so the divisor must divide both;
+        1 when none does (29.97 fps with five-frame parts) or the rate would fall under
+        12 fps, below which motion stops reading as video.
+        """
+        r = self.rendition(name)
+        if r.passthrough:
+            return 1
+        for divisor in range(largest, 1, -1):
+            if (
+                r.part_frames % divisor == 0
+                and r.gop_frames % divisor == 0
+                and r.frame_rate_num / r.frame_rate_den / divisor >= _MIN_REDUCED_RATE
+            ):
+                return divisor
+        return 1
+
+    def degraded(
+        self,
+        *,
+        preset: X264Preset | None = None,
+        frame_rate_divisors: Mapping[str, int] | None = None,
+        dropped: Collection[str] = (),
+    ) -> LadderPlan:
+        """This plan made cheaper to encode: a faster preset, lower frame rates, fewer renditions.
+
+        The GOP and part durations stay, so segment and part boundaries (and PART-TARGET)
+        are unchanged for every rendition that remains.
+        """
+        divisors = frame_rate_divisors or {}
+        kept: list[PlannedRendition] = []
+        for r in self.renditions:
+            if r.name in dropped:
+                continue
+            divisor = divisors.get(r.name, 1)
+            if divisor != 1:
+                if divisor != self.frame_rate_divisor(r.name, divisor):
+                    raise LadderError(f"{r.name} cannot divide its frame rate by {divisor}")
+                rate = Fraction(r.frame_rate_num, r.frame_rate_den) / divisor
+                r = replace(
+                    r,
+                    frame_rate_num=rate.numerator,
+                    frame_rate_den=rate.denominator,
+                    gop_frames=r.gop_frames // divisor,
+                    part_frames=r.part_frames // divisor,
+                )
+            kept.append(r)
+        if not kept:
+            raise LadderError("cannot drop every rendition")
+        return replace(self, renditions=tuple(kept), preset_override=preset)
 
 
 # Planning ---------------------------------------------------------------------------

@@ -106,6 +106,7 @@ class BroadcastPipeline(Generic[S]):
             if name not in wanted:
                 presentation.remove_rendition(name)
         for rendition in plan.renditions:
+            presentation.resume_rendition(rendition.name)  # a fresh transcoder encodes it
             if rendition.name not in presentation.renditions:
                 presentation.add_rendition(
                     rendition.name,
@@ -209,8 +210,13 @@ class BroadcastPipeline(Generic[S]):
         )
 
     def on_rendition_dropped(self, rendition: str, reason: str) -> None:
-        if self.presentation is not None and rendition in self.presentation.renditions:
-            self.presentation.remove_rendition(rendition)
+        # Players may hold its media playlist: it goes on, with its media marked as gaps.
+        if self.presentation is not None:
+            self.presentation.suspend_rendition(rendition)
+
+    def on_rendition_restored(self, rendition: str) -> None:
+        if self.presentation is not None:
+            self.presentation.resume_rendition(rendition)
 
     def on_progress(self, progress: EncodeProgress) -> None:
         self.last_progress = progress

@@ -149,8 +149,18 @@ class AlertSpec(_Model):
 
 
 class FallbackSpec(_Model):
+    """How the transcoder degrades when it cannot keep up: a faster preset, then lower frame
+    rates on the lower rungs, then (if allowed) renditions given up, most expensive first."""
+
     drop_top_rendition_on_slow_encode: bool = True
     min_renditions: int = Field(1, ge=1, description="Never drop below this many renditions.")
+    recover_after_seconds: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="Seconds of keeping up at a degraded step before trying the next better "
+        "one; doubled (up to 600 s) each time the better step is slow again within 2 minutes.",
+    )
 
 
 class StreamProfile(_Model):

@@ -5,8 +5,10 @@ which drops whole GOPs when ffmpeg cannot keep up. Each ffmpeg run (`process`)
 reads its outputs into init segments and fragments and hands them to
 `TranscoderEvents`. When ffmpeg dies it is restarted within a second on a fresh
 timeline and `on_restart` tells the packager to mark a discontinuity. When it
-cannot keep up with real time, the most expensive rendition is dropped (`health`);
-NVENC that keeps failing is swapped for libx264.
+cannot keep up with real time it degrades step by step (`health.DegradePolicy`: a
+faster preset, lower frame rates on the lower rungs, then renditions given up, each
+reported with `on_rendition_dropped` so the packager marks them as gaps) and climbs
+back when it keeps up again; NVENC that keeps failing is swapped for libx264.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from golive.media.command import (
 from golive.media.feed import FlvInput
 from golive.media.health import (
     WARNING_COOLDOWN,
+    DegradePolicy,
     EncodeHealth,
     EncodeSample,
     HealthWarning,
     NvencFallback,
     SlowEncodeDetector,
-    slow_encode_action,
+    degrade_steps,
 )
 from golive.media.ladder import LadderPlan
 from golive.media.process import FfmpegRun, LogLimiter, RunCallbacks, spawn
@@ -61,6 +64,7 @@ _MAX_RAPID_FAILURES = 8
 _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 1.0
 _MONITOR_INTERVAL = 0.5
+_STALE_PROGRESS = 2.0  # seconds without a progress report (ffmpeg sends one every 0.5 s)
 
 
 class TranscoderEvents(Protocol):
@@ -73,6 +77,8 @@ class TranscoderEvents(Protocol):
     def on_restart(self, attempt: int, reason: str) -> None: ...
 
     def on_rendition_dropped(self, rendition: str, reason: str) -> None: ...
+
+    def on_rendition_restored(self, rendition: str) -> None: ...
 
     def on_progress(self, progress: EncodeProgress) -> None: ...
 
@@ -110,7 +116,13 @@ class Transcoder:
         if max_input_buffer < 64 * 1024:
             raise ValueError("max_input_buffer must be at least 64 KiB")
         self._ffmpeg = ffmpeg
-        self._plan = plan
+        self._full_plan = plan  # the ladder the broadcast was planned with
+        self._plan = plan  # the ladder being encoded: `_full_plan` at the degrade step
+        self._degrade = DegradePolicy(
+            plan,
+            degrade_steps(plan, libx264=False),
+            recover_after=plan.profile.fallback.recover_after_seconds,
+        )
         self._events = events
         self.stream_id = stream_id
         self._capabilities = capabilities
@@ -128,6 +140,8 @@ class Transcoder:
         self._rapid_failures = 0
         self._encoder_dropped_frames = 0  # ffmpeg's own, from its progress reports
         self._last_progress: EncodeProgress | None = None
+        # (run, when, input seconds, output seconds) at the newest progress report
+        self._speed_sample: tuple[FfmpegRun, float, float, float] | None = None
         self._health = EncodeHealth(plan.profile.alerts)
         self._nvenc = NvencFallback()
         self._cooldown = Cooldown(WARNING_COOLDOWN)
@@ -143,8 +157,13 @@ class Transcoder:
 
     @property
     def plan(self) -> LadderPlan:
-        """The ladder now being produced (smaller than the first one after a fallback)."""
+        """The ladder now being produced (cheaper than the first one while degraded)."""
         return self._plan
+
+    @property
+    def degrade_level(self) -> int:
+        """The degrade step encoded now: 0 for the full ladder."""
+        return self._degrade.level
 
     @property
     def pid(self) -> int | None:
@@ -214,6 +233,7 @@ class Transcoder:
                 self._capabilities = await detect_capabilities(self._ffmpeg)
             if self._closing:
                 return
+            self._reset_degrade()
             self._run = await self._launch()
         except BaseException:
             self._failed = True
@@ -317,6 +337,7 @@ class Transcoder:
         if caps is None or not self._nvenc.rapid_failure(caps):
             return
         self._capabilities = CPU_ONLY
+        self._reset_degrade()
         self._call(
             self._events.on_warning,
             "nvenc_unavailable",
@@ -361,6 +382,12 @@ class Transcoder:
 
     def _progress(self, report: EncodeProgress) -> None:
         self._last_progress = report
+        run = self._run
+        if run is not None and run.last_progress is report and report.out_time is not None:
+            # The input that had arrived when ffmpeg said how far it got: the two times of
+            # one instant. Pairing `out_time` with the input at the next health check
+            # instead would err by up to a progress period (0.5 s) per sample.
+            self._speed_sample = (run, time.monotonic(), run.feed.media_seconds, report.out_time)
         self._call(self._events.on_progress, report)
 
     async def _watch_health(self) -> None:
@@ -375,8 +402,11 @@ class Transcoder:
         input_s = output_s = None
         if run is not None and run.stop_reason is None and run.last_progress is not None:
             progress = run.last_progress
-            if progress.out_time is not None and run.feed is self._input.feed:
-                input_s, output_s = run.feed.media_seconds, progress.out_time
+            sample = self._speed_sample
+            if sample is not None and sample[0] is run and run.feed is self._input.feed:
+                _, when, input_s, output_s = sample
+                if now - when > _STALE_PROGRESS:  # ffmpeg stopped reporting: it is stuck
+                    input_s = run.feed.media_seconds
             if progress.drop_frames > run.drop_frames:
                 self._encoder_dropped_frames += progress.drop_frames - run.drop_frames
                 run.drop_frames = progress.drop_frames
@@ -387,28 +417,44 @@ class Transcoder:
             dropped_frames=self._dropped_frames,
             input_bytes=self._input.input_bytes,
         ))  # fmt: skip
-        if report.slow_speed is not None:
-            self._slow_encode(report.slow_speed)
+        change = self._degrade.observe(now, report.speed, slow=report.slow_speed is not None)
+        if change is not None:
+            if change.step is not None:
+                self._degrade_to(change.step.apply(self._full_plan), change.warning)
+            else:
+                self._warn(change.warning)
         for warning in report.warnings:
             self._warn(warning)
 
-    def _slow_encode(self, speed: float) -> None:
-        action = slow_encode_action(self._plan, speed)
-        if action.reduced is None or action.dropped is None:
-            self._warn(action.warning)
-            return
+    def _reset_degrade(self) -> None:
+        """Degrade steps for the encoder in use, from the full ladder (a new encoder: step 0)."""
+        libx264 = (self._capabilities or CPU_ONLY).video_encoder == "libx264"
+        plan = self._full_plan
+        self._degrade = DegradePolicy(
+            plan,
+            degrade_steps(plan, libx264=libx264),
+            recover_after=plan.profile.fallback.recover_after_seconds,
+        )
+        self._plan = self._full_plan
+
+    def _degrade_to(self, plan: LadderPlan, warning: HealthWarning) -> None:
+        """Encode `plan` from the next keyframe on; renditions it lacks become gaps."""
+        before, after = set(self._plan.names), set(plan.names)
         log.warning(
-            "slow encode, dropping rendition stream_id=%s rendition=%s speed=%.2f",
+            "encoder degrade stream_id=%s step=%d renditions=%s preset=%s",
             self.stream_id,
-            action.dropped,
-            speed,
+            self._degrade.level,
+            ",".join(plan.names),
+            plan.x264_preset,
         )
-        self._plan = action.reduced
-        self._call(
-            self._events.on_rendition_dropped, action.dropped, f"encoder at {speed:.2f}x real time"
-        )
-        self._warn(action.warning)
-        self.restart(f"slow encode: dropped {action.dropped}")
+        self._plan = plan
+        for name in self._full_plan.names:
+            if name in before - after:
+                self._call(self._events.on_rendition_dropped, name, warning.message)
+            elif name in after - before:
+                self._call(self._events.on_rendition_restored, name)
+        self._warn(warning)
+        self.restart(f"{warning.code}: step {self._degrade.level}")
 
     def _warn(self, warning: HealthWarning) -> None:
         """Raise a warning; a `limited` one at most once a minute per code."""

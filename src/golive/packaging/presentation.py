@@ -3,6 +3,12 @@ media playlists with their rendition reports (stage: packaging).
 
 The wall clock is passed in: it numbers the first segment and stamps each fragment's
 arrival, so tests can run a presentation on a fixed or stepped time.
+
+A rendition the encoder gives up under load is suspended, never removed while the
+broadcast runs: a player holding its media playlist sees it go on with gaps
+(EXT-X-GAP) and switches away by itself, as hls.js and Shaka Player do for gaps,
+instead of failing on a 404 (Shaka retries a 404ing playlist for good). The
+multivariant playlist leaves it out meanwhile, so new sessions do not start on it.
 """
 
 from __future__ import annotations
@@ -88,13 +94,42 @@ class Presentation:
             # Without it the ladder may now be complete.
             self._wake()
 
+    def suspend_rendition(self, name: str) -> None:
+        """The encoder gave `name` up: its playlist goes on with gaps; new sessions skip it."""
+        window = self.renditions.get(name)
+        if window is None or window.suspended:
+            return
+        window.suspend()
+        sibling = self._sibling()
+        if sibling is not None:
+            window.mirror(sibling)
+
+    def resume_rendition(self, name: str) -> None:
+        """The encoder produces `name` again: media from its first aligned segment on."""
+        window = self.renditions.get(name)
+        if window is not None:
+            window.resume()
+
     def add_fragment(self, name: str, fragment: Fragment) -> bool:
         """A rendition's next fragment, stamped with the clock's now; False if no such rendition."""
         window = self.renditions.get(name)
         if window is None:
             return False
+        was_suspended = window.suspended
         window.add_fragment(fragment, datetime.fromtimestamp(self._clock(), UTC))
+        if was_suspended and not window.suspended:
+            self._wake()  # back in the multivariant playlist
+        if not window.suspended and window is self._sibling():
+            for other in self.renditions.values():
+                if other.suspended:
+                    other.mirror(window)
         return True
+
+    def _sibling(self) -> RenditionWindow | None:
+        """The rendition suspended ones follow: the last one producing media, the lowest
+        of the ladder, which the encoder finishes first."""
+        producing = [w for w in self.renditions.values() if not w.suspended and not w.ended]
+        return producing[-1] if producing else None
 
     def mark_discontinuity(self) -> None:
         for window in self.renditions.values():
@@ -115,6 +150,8 @@ class Presentation:
         ready = [w for w in self.renditions.values() if w.init is not None]
         if not ready:
             return None
+        if any(not w.suspended for w in ready):
+            ready = [w for w in ready if not w.suspended]
         lines = [
             "#EXTM3U",
             f"#EXT-X-VERSION:{9 if self.low_latency else 7}",

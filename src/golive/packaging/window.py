@@ -3,6 +3,12 @@
 Sans-IO apart from `wait`: fragments go in with the time they arrived (no clock inside),
 playlists and bytes come out. Memory is bounded by a segment window and a byte cap.
 Blocking playlist reload is served by futures that `add_fragment`/`end` resolve.
+
+A rendition the encoder gives up under load is `suspend`ed, not removed: players may
+hold its media playlist, so it goes on advancing in step with a sibling (`mirror`),
+every part and segment marked missing (RFC 8216bis `EXT-X-GAP`, `GAP=YES`), and
+players switch away by themselves. `resume` takes real media back at the first
+segment boundary it shares with the sibling.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class _Part:
     arrived_at: datetime
     raw_duration: float  # Fragment.duration: the longest track
     timeline_duration: float | None = None  # decode time to the next part, once known
+    gap: bool = False  # no media: the rendition was suspended (GAP=YES)
 
     def listed(self, part_target: float) -> float:
         """The duration a playlist gives this part.
@@ -74,6 +81,7 @@ class _Segment:
     parts: list[_Part] = field(default_factory=list)
     complete: bool = False
     closed_by_keyframe: bool = False
+    gap: bool = False  # every part is a gap (EXT-X-GAP)
 
     def program_date_time(self, wall_offset: float) -> datetime:
         """The segment's date: its media time on its timeline's wall clock (see `_date_offset`)."""
@@ -147,6 +155,11 @@ class RenditionWindow:
         """Called after each new init (the presentation learns its multivariant is ready)."""
         self.segment_listener: Callable[[CompletedSegment], None] | None = None
         """Called with each segment as it completes (the presentation's observer records it)."""
+        self.suspended = False
+        """No media of its own: the playlist follows a sibling with gaps (see `mirror`)."""
+        self._restoring = False
+        # While restoring, the sibling's segment starts: msn -> (decode time, discontinuity).
+        self._sibling_starts: dict[int, tuple[float, bool]] = {}
 
     # Input ------------------------------------------------------------------------
 
@@ -156,9 +169,10 @@ class RenditionWindow:
             return
         if self.init is not None:
             self.init_generation += 1
-            self._close_open(by_keyframe=False)
-            if self._segments:
-                self._discontinuity_pending = True  # a new encoder run: a new timeline
+            if not self.suspended:  # gap segments follow the sibling's segments and timeline
+                self._close_open(by_keyframe=False)
+                if self._segments:
+                    self._discontinuity_pending = True  # a new encoder run: a new timeline
         self.init = init
         self._inits[self.init_generation] = init
         self._wake()
@@ -170,6 +184,14 @@ class RenditionWindow:
         if self.ended or self.init is None:
             self.fragments_dropped += 1
             return
+        if self.suspended:
+            if not self._takes_back(fragment):
+                self.fragments_dropped += 1
+                return
+            _, discontinuity = self._sibling_starts[self._next_msn]
+            self.suspended = self._restoring = False
+            self._sibling_starts.clear()
+            self._discontinuity_pending = discontinuity
         part = _Part(
             fragment.data,
             fragment.independent,
@@ -211,12 +233,113 @@ class RenditionWindow:
 
     def mark_discontinuity(self) -> None:
         """The next part starts a new segment tagged EXT-X-DISCONTINUITY."""
-        if self.ended:
+        if self.ended or self.suspended:  # gap segments take the sibling's discontinuities
             return
         self._close_open(by_keyframe=False)
         if self._segments:
             self._discontinuity_pending = True
         self._wake()
+
+    # Suspension -----------------------------------------------------------------------
+
+    def suspend(self) -> None:
+        """No more media of its own: from the next segment on, `mirror` lists gaps."""
+        if self.ended or self.suspended:
+            return
+        self.suspended = True
+        self._restoring = False
+        self._close_open(by_keyframe=False)
+        self._wake()
+
+    def resume(self) -> None:
+        """Media is coming back: take it from the first segment start shared with the sibling.
+
+        Until then the sibling's segments are mirrored only once complete, so the start
+        of its open segment stays free for this rendition's first real keyframe.
+        """
+        if self.suspended:
+            self._restoring = True
+
+    def mirror(self, sibling: RenditionWindow) -> None:
+        """While suspended: list the sibling's new parts and segments as gaps, same numbers."""
+        if not self.suspended or self.ended:
+            return
+        changed = False
+        for segment in sibling._segments:
+            own = self._open_segment()
+            if own is not None and own.msn == segment.msn:
+                changed |= self._mirror_parts(own, segment)
+                continue
+            if segment.msn < self._next_msn:
+                continue
+            if self._restoring:
+                first = segment.parts[0].decode_time
+                self._sibling_starts[segment.msn] = (first, segment.discontinuity)
+                if not segment.complete:
+                    break
+            self._close_open(by_keyframe=False)
+            discontinuity = segment.discontinuity or self._discontinuity_pending
+            self._discontinuity_pending = False
+            if discontinuity:
+                self._discontinuities += 1
+            own = _Segment(
+                msn=segment.msn,
+                generation=self.init_generation,
+                discontinuity=discontinuity,
+                discontinuity_sequence=self._discontinuities,
+                gap=True,
+            )
+            self._segments.append(own)
+            self._next_msn = segment.msn + 1
+            self._mirror_parts(own, segment)
+            changed = True
+        for msn in [m for m in self._sibling_starts if m < self._next_msn]:
+            del self._sibling_starts[msn]
+        if changed:
+            self._evict()
+            self._wake()
+
+    def _mirror_parts(self, own: _Segment, segment: _Segment) -> bool:
+        changed = False
+        for i, source in enumerate(segment.parts):
+            if i < len(own.parts):
+                part = own.parts[i]
+                changed |= part.timeline_duration != source.timeline_duration
+                part.timeline_duration = source.timeline_duration
+                continue
+            part = _Part(
+                b"",
+                source.independent,
+                source.decode_time,
+                source.arrived_at,
+                source.raw_duration,
+                source.timeline_duration,
+                gap=True,
+            )
+            own.parts.append(part)
+            self._date_offset(own.discontinuity_sequence, part)
+            changed = True
+        if segment.complete:
+            own.complete = True
+            own.closed_by_keyframe = segment.closed_by_keyframe
+            changed = True
+        return changed
+
+    def _takes_back(self, fragment: Fragment) -> bool:
+        """Whether a resumed rendition's fragment starts the next segment, as the sibling's does."""
+        if not self._restoring or not fragment.independent or self._open_segment() is not None:
+            return False
+        start = self._sibling_starts.get(self._next_msn)
+        return start is not None and abs(start[0] - fragment.decode_time) < self.part_target / 2
+
+    def is_gap(self, msn: int, index: int | None) -> bool:
+        """Whether (msn, index) is listed as a gap: no media will ever be there."""
+        segment = self._segment(msn)
+        if segment is None:
+            return False
+        if index is None:
+            return segment.gap
+        return 0 <= index < len(segment.parts) and segment.parts[index].gap
 
     def end(self) -> None:
         """The rendition is over: close the open segment, add ENDLIST, wake every waiter."""
@@ -259,10 +382,13 @@ class RenditionWindow:
         open_segment = self._open_segment()
         if open_segment is None:
             return self.last_msn + 1, 0
-        previous = self._segments[-2] if len(self._segments) >= 2 else None
+        # The newest whole GOP, also from before a discontinuity: an encoder restart (a
+        # degrade step) keeps the GOP, and the segment it cut short says nothing about it.
+        previous = next(
+            (s for s in reversed(self._segments[:-1]) if s.closed_by_keyframe), None
+        )
         if (
             previous is not None
-            and previous.closed_by_keyframe
             and len(open_segment.parts) >= len(previous.parts)
             and open_segment.duration(self.part_target) >= MIN_SEGMENT_SECONDS * 0.9
         ):
@@ -272,15 +398,15 @@ class RenditionWindow:
     # Bytes ------------------------------------------------------------------------
 
     def segment_bytes(self, msn: int) -> bytes | None:
-        """A complete segment's bytes (its parts joined), or None."""
+        """A complete segment's bytes (its parts joined), or None (also for a gap)."""
         segment = self._segment(msn)
-        if segment is None or not segment.complete:
+        if segment is None or not segment.complete or segment.gap:
             return None
         return b"".join(part.data for part in segment.parts)
 
     def part_bytes(self, msn: int, index: int) -> bytes | None:
         segment = self._segment(msn)
-        if segment is None or not 0 <= index < len(segment.parts):
+        if segment is None or not 0 <= index < len(segment.parts) or segment.parts[index].gap:
             return None
         return segment.parts[index].data
 
@@ -389,18 +515,28 @@ class RenditionWindow:
                     attributes += f',URI="{self.name}/part-{segment.msn}.{i}.m4s"'
                     if part.independent:
                         attributes += ",INDEPENDENT=YES"
+                    if part.gap:
+                        attributes += ",GAP=YES"
                     lines.append(f"#EXT-X-PART:{attributes}")
             if segment.complete:
+                if segment.gap:
+                    lines.append("#EXT-X-GAP")
                 lines.append(f"#EXTINF:{seconds(segment.duration(self.part_target))},")
                 lines.append(f"{self.name}/seg-{segment.msn}.m4s")
         if self.ended:
             lines.append("#EXT-X-ENDLIST")
-        elif low and self.init is not None:
+        elif low and self.init is not None and not self._newest_is_gap(listed):
+            # (After a gap part the next one is a gap too, or the first of resumed media,
+            # which a player that switched away does not want preloaded.)
             msn, index = self.next_part()
             lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{self.name}/part-{msn}.{index}.m4s"')
         return "\n".join(lines) + "\n"
 
     # Internals --------------------------------------------------------------------
+
+    @staticmethod
+    def _newest_is_gap(listed: list[_Segment]) -> bool:
+        return bool(listed) and bool(listed[-1].parts) and listed[-1].parts[-1].gap
 
     def _open_segment(self) -> _Segment | None:
         if self._segments and not self._segments[-1].complete:
@@ -481,6 +617,9 @@ class RenditionWindow:
             return
         segment.complete = True
         segment.closed_by_keyframe = by_keyframe
+        if segment.gap:
+            self._evict()
+            return
         if self.low_latency:
             for i, part in enumerate(segment.parts):
                 duration = part.listed(self.part_target)
