@@ -18,41 +18,24 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import DumpObserver, create_stream, eventually, wait_status
+from tests.e2e.conftest import (
+    DumpObserver,
+    KeyframeClock,
+    create_stream,
+    eventually,
+    wait_status,
+)
 from tests.llhls_rules import check_media_playlist, check_multivariant
 from tests.media.mp4info import read_init
-from tests.mediatools import FFPROBE, ffmpeg_publish, make_source, stop
+from tests.mediatools import FFPROBE, ffmpeg_publish, stop
 
 from golive.app import Golive
-from golive.formats.tag import MediaTag, TagType
 
 pytestmark = pytest.mark.slow
 
 # How long after the returning publisher's first keyframe every rendition has new media
 # at most: a guard against hangs, far above what it takes (printed by the test).
 REJOIN_LIMIT = 20.0
-
-
-@pytest.fixture(scope="session")
-def source_720p(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 s of 1280x720 30 fps H.264 + AAC: the default profile makes 720p, 480p, 360p."""
-    return make_source(
-        tmp_path_factory.mktemp("media") / "source-720p.flv", size="1280x720", video_kbps=2500
-    )
-
-
-class KeyframeClock:
-    """A broadcast sink noting when the first keyframe arrives once armed."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.at: float | None = None
-
-    def push(self, tag: MediaTag) -> None:
-        body = tag.body
-        keyframe = tag.type is TagType.VIDEO and len(body) > 1 and body[0] >> 4 == 1
-        if self.armed and self.at is None and keyframe and body[1] == 1:
-            self.at = time.monotonic()
 
 
 @dataclass
