@@ -27,7 +27,7 @@ from tests.e2e.conftest import (
 )
 from tests.llhls_rules import check_media_playlist, check_multivariant
 from tests.media.mp4info import read_init
-from tests.mediatools import FFPROBE, ffmpeg_publish, stop
+from tests.mediatools import FFMPEG, FFPROBE, ffmpeg_publish, stop
 
 from golive.app import Golive
 
@@ -175,6 +175,60 @@ async def test_a_publisher_returning_at_360p_keeps_the_720p_ladder_without_a_404
         assert probed.returncode == 0, probed.stderr
         width, height, frames = (int(v) for v in probed.stdout.strip().split(","))
         assert (width, height) == (1280, 720) and frames >= 25
+    finally:
+        stop(proc)
+        await hls.aclose()
+
+
+@pytest.fixture(scope="session")
+def source_hevc(tmp_path_factory: pytest.TempPathFactory, source_flv: Path) -> Path:
+    """The 640x360 source as HEVC (Enhanced RTMP in FLV), keyframe every second."""
+    path = tmp_path_factory.mktemp("media") / "source-hevc.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(source_flv),
+         "-c:v", "libx265", "-preset", "ultrafast",
+         "-x265-params", "keyint=30:min-keyint=30:scenecut=0:bframes=0:log-level=error",
+         "-c:a", "copy", "-f", "flv", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
+async def test_a_publisher_returning_with_hevc_feeds_the_same_h264_ladder(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path, source_hevc: Path, tmp_path: Path
+) -> None:
+    stream, proc, observer, pid = await go_live(node, api, source_flv, tmp_path)
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    try:
+
+        async def playing() -> str | None:
+            response = await hls.get(f"{pid}.m3u8")
+            if response.status_code != 200:
+                return None
+            media = await hls.get(media_uris(response.text)[0])
+            return response.text if media.text.count("#EXTINF") >= 2 else None
+
+        multivariant = await eventually(playing, timeout=60, what="the broadcast playing")
+        uris = media_uris(multivariant)
+        async with watch_playlists(hls, pid, uris) as watch:
+            proc.kill()
+            proc.wait()
+            await eventually(_seen(observer, "lost"), what="the hub to notice the publisher gone")
+            proc = ffmpeg_publish(source_hevc, node.rtmp_url(stream["stream_key"]), loop=True)
+
+            async def rejoined() -> bool:
+                return len(watch.rejoined_at) == len(uris)
+
+            await eventually(rejoined, timeout=60, what="new media after the codec change")
+        assert watch.not_ok() == {}, watch.not_ok()
+        assert node.hub is not None
+        facts = node.hub.ingest_facts(stream["id"])
+        assert facts is not None and facts["video_codec"] == "hevc"
+        # The encoded ladder decodes HEVC and still sends H.264: players notice nothing.
+        assert (await hls.get(f"{pid}.m3u8")).text == multivariant
+        assert "avc1." in multivariant and "hvc1" not in multivariant
+        for uri in uris:
+            assert "#EXT-X-ENDLIST" not in watch.texts[uri]
     finally:
         stop(proc)
         await hls.aclose()
