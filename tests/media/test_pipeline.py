@@ -413,9 +413,12 @@ async def test_a_publisher_returning_without_audio_ends_the_presentation_and_sta
     successor = bp.presentation
     assert successor is not None and successor is not presentation
     assert bp.plan is not None and not bp.plan.has_audio and bp.transcoder is not None
-    # The ended playlists stay served until the new ladder is complete.
+    # The ended playlists stay served until the new ladder is complete, and at least three
+    # target durations for players to see their end.
     assert pipeline.presentation("pb_a") is presentation
     bp.on_init("360p", InitSegment(b"init-video-only", (VIDEO,)))
+    assert pipeline.presentation("pb_a") is presentation
+    clock.now += 3 * presentation.renditions["360p"].target_duration
     assert pipeline.presentation("pb_a") is successor
     assert successor.first_msn == int((START + 30) * 2)  # no media URL is reused
     pipeline.broadcast_ended(broadcast)

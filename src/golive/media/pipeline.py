@@ -39,6 +39,11 @@ __all__ = ["BroadcastPipeline", "LivePipeline"]
 
 log = logging.getLogger(__name__)
 
+# An ended presentation is served this many of its target durations at least, so that
+# players reloading at their slowest (standard HLS: once a target duration; a blocked
+# LL-HLS reload is held at most three) see its EXT-X-ENDLIST before its successor.
+_RETIRED_TARGETS = 3
+
 S = TypeVar("S", bound=OutputSink)
 """The WebRTC output's sink type, chosen by the composition root."""
 
@@ -52,8 +57,8 @@ class BroadcastPipeline(Generic[S]):
         self.profile: StreamProfile = owner.profile_for(broadcast)
         self.low_latency = broadcast.policy.low_latency
         self.presentation: Presentation | None = None
-        # An ended presentation stays served until its successor's ladder is complete.
-        self._retired: Presentation | None = None
+        self._retired: Presentation | None = None  # ended, still served (see `served`)
+        self._retired_until = 0.0  # wall clock
         self.plan: LadderPlan | None = None  # the broadcast's ladder, kept across publishers
         self.transcoder: Transcoder | None = None
         self._run_number = 0  # events of an older transcoder are stale
@@ -69,10 +74,17 @@ class BroadcastPipeline(Generic[S]):
 
     @property
     def served(self) -> Presentation | None:
-        """What the origin serves under the playback ids."""
+        """What the origin serves under the playback ids.
+
+        An ended presentation stays until its successor's ladder is complete and every
+        player has had time to reload its playlists once and see their end: the
+        successor answers at the same URLs with unrelated media sequence numbers.
+        """
         current, retired = self.presentation, self._retired
-        if retired is not None and (current is None or not current.complete):
-            return retired
+        if retired is not None:
+            if current is None or not current.complete or self._owner.clock() < self._retired_until:
+                return retired
+            self._retired = None
         return current
 
     # MediaSink ------------------------------------------------------------------------
@@ -107,6 +119,9 @@ class BroadcastPipeline(Generic[S]):
             )
             presentation.end()
             self._retired, self.presentation, self.plan = presentation, None, None
+            targets = [w.target_duration for w in presentation.renditions.values()]
+            hold = _RETIRED_TARGETS * max(targets, default=1)
+            self._retired_until = self._owner.clock() + hold
             # The rejoin probe answered before the frame rate was known: settle it now.
             probe = SourceProbe()
             for tag in backlog:
@@ -253,8 +268,6 @@ class BroadcastPipeline(Generic[S]):
         window = presentation.renditions.get(rendition) if presentation else None
         if window is not None:
             window.set_init(init)
-        if self._retired is not None and presentation is not None and presentation.complete:
-            self._retired = None  # its successor is served from now on
 
     def on_fragment(self, rendition: str, fragment: Fragment) -> None:
         if rendition == WEBRTC_OUTPUT:
