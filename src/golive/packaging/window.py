@@ -266,7 +266,11 @@ class RenditionWindow:
         open_segment = self._open_segment()
         if open_segment is None:
             return self.last_msn + 1, 0
-        previous = self._segments[-2] if len(self._segments) >= 2 else None
+        # The GOP is the last one a keyframe ended: a segment a discontinuity closed says
+        # nothing of it (a publisher that returned keeps the ladder, GOP included).
+        previous = next(
+            (s for s in reversed(self._segments[:-1]) if s.closed_by_keyframe), None
+        )
         if (
             previous is not None
             and previous.closed_by_keyframe
