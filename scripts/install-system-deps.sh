@@ -5,12 +5,12 @@ set -euo pipefail
 
 packages=(
   ffmpeg                      # ffprobe for tests, and a second ffmpeg build
-  gstreamer1.0-tools          # gst-launch-1.0: a second, independent RTMP publisher
-  gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good
+  gstreamer1.0-tools          # gst-launch-1.0: an independent RTMP publisher and HLS client
+  gstreamer1.0-plugins-base   # playbin3, decodebin3
+  gstreamer1.0-plugins-good   # hlsdemux2 (adaptivedemux2), souphttpsrc, qtdemux
   gstreamer1.0-plugins-bad    # rtmp2sink
   gstreamer1.0-plugins-ugly   # x264enc
-  gstreamer1.0-libav          # avenc_aac
+  gstreamer1.0-libav          # avenc_aac; avdec_h264 for the HLS client
   nginx-light                 # edge cache in tests
   libnginx-mod-rtmp           # the peer in bench/ingest.py
   chromium                    # the browser the Playwright tests drive (tests/web)

@@ -14,7 +14,7 @@ from tests.mediatools import make_source
 
 from golive.app import Golive
 from golive.formats.flv import encode_header, encode_tag
-from golive.formats.tag import MediaTag
+from golive.formats.tag import MediaTag, TagType
 from golive.settings import Settings
 from golive.stream import Broadcast
 
@@ -63,6 +63,13 @@ def source_480p(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 s of 854x480 30 fps H.264 + AAC: the default profile makes a 480p + 360p ladder."""
     return make_source(tmp_path_factory.mktemp("media") / "source-480p.flv", size="854x480",
                        video_kbps=1500)
+
+
+@pytest.fixture(scope="session")
+def source_720p(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 s of 1280x720 30 fps H.264 + AAC: the default profile makes 720p, 480p, 360p."""
+    return make_source(tmp_path_factory.mktemp("media") / "source-720p.flv", size="1280x720",
+                       video_kbps=2500)
 
 
 async def create_stream(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -155,3 +162,18 @@ class DumpObserver:
         dump = self.dumps.get(broadcast.stream_id)
         if dump is not None:
             dump.close()
+
+
+class KeyframeClock:
+    """A broadcast sink noting when the first video keyframe arrives once armed."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.at: float | None = None  # time.monotonic()
+
+    def push(self, tag: MediaTag) -> None:
+        body = tag.body
+        if self.armed and self.at is None and tag.type is TagType.VIDEO and len(body) > 1:
+            # A keyframe's coded frame (legacy AVC/HEVC: packet type 1), not its configuration.
+            if body[0] >> 4 == 1 and body[1] == 1:
+                self.at = time.monotonic()

@@ -15,8 +15,9 @@ from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.formats.tag import MediaTag, TagType
 from golive.media.command import CPU_ONLY, WEBRTC_OUTPUT
 from golive.media.ladder import SourceInfo
-from golive.media.pipeline import BroadcastPipeline, LivePipeline
+from golive.media.pipeline import BroadcastPipeline, LivePipeline, _RunEvents
 from golive.media.source import SourceProbe
+from golive.packaging import Presentation
 from golive.stream import Broadcast, IngestMeter, PlaybackId, StreamPolicy
 
 START = 1_700_000_000.0  # the fake wall clock's first reading
@@ -141,6 +142,42 @@ def test_probe_waits_for_a_second_of_video(source_360p: Path) -> None:
     assert source == SourceInfo(640, 360, 30.0, "h264", has_audio=True)
     assert probe.video_frames == 30  # a second at 30 fps settles the frame rate
     assert list(probe.tags) == tags[: at + 1]  # held for the transcoder, headers included
+
+
+def test_a_rejoin_probe_answers_at_the_first_keyframe(source_360p: Path) -> None:
+    tags = read_flv(source_360p)
+    silent = [t for t in tags if t.type is not TagType.AUDIO]
+    for stream, expect_audio, frames, has_audio in (
+        (tags, True, 1, True),  # the audio configuration precedes the first frame
+        (silent, False, 1, False),
+        (silent, True, 30, False),  # audio awaited; a second of video settles it
+    ):
+        meter = IngestMeter()
+        probe = SourceProbe(rejoin=True, expect_audio=expect_audio)
+        found = None
+        for tag in stream:
+            meter.observe(tag, tag.timestamp / 1000)
+            if (found := probe.push(tag, meter)) is not None:
+                break
+        assert found is not None and (found.width, found.height) == (640, 360)
+        assert (probe.video_frames, found.has_audio) == (frames, has_audio)
+
+
+def test_a_rejoin_probe_ignores_what_the_meter_kept_from_the_last_publisher(
+    source_360p: Path, source_720p: Path
+) -> None:
+    meter = IngestMeter()
+    for tag in read_flv(source_720p):  # the publisher before: audio, 1280x720
+        meter.observe(tag, tag.timestamp / 1000)
+    probe = SourceProbe(rejoin=True, expect_audio=True)
+    found = None
+    for tag in read_flv(source_360p):
+        if tag.type is TagType.AUDIO:
+            continue
+        meter.observe(tag, 10 + tag.timestamp / 1000)
+        if (found := probe.push(tag, meter)) is not None:
+            break
+    assert found is not None and not found.has_audio and found.width == 640
 
 
 def test_probe_takes_an_audio_only_source() -> None:
@@ -275,46 +312,121 @@ async def test_a_restart_marks_a_discontinuity_and_warns(
     assert presentation.renditions["360p"].suspended
 
 
-async def test_a_returning_publisher_gets_a_fresh_timeline_on_the_same_presentation(
-    pipeline: LivePipeline[RecordingSink], source_360p: Path, source_720p: Path
-) -> None:
+def publish_until_started(broadcast: Broadcast, tags: list[MediaTag]) -> list[MediaTag]:
+    """Publish `tags` one by one until the broadcast's transcoder starts; the tags it took."""
+    bp = only_pipeline(broadcast)
+    for i, tag in enumerate(tags):
+        publish(broadcast, [tag])
+        if bp.transcoder is not None:
+            return tags[: i + 1]
+    raise AssertionError("the transcoder never started")
+
+
+async def go_live_then_drop(
+    pipeline: LivePipeline[RecordingSink], source: Path
+) -> tuple[Broadcast, BroadcastPipeline[RecordingSink], Presentation]:
+    """A broadcast from `source` with one part of media, whose publisher then drops out."""
     broadcast = make_broadcast("pb_a")
     pipeline.broadcast_started(broadcast)
-    publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
+    publish(broadcast, first_seconds(read_flv(source), 1.2))
     bp = only_pipeline(broadcast)
     first = bp.transcoder
-    sink = bp.webrtc_sink
-    assert first is not None
+    assert first is not None and bp.plan is not None
     await until(lambda: first.pid is not None, what="the stand-in ffmpeg")
     pid = first.pid
     assert pid is not None
     presentation = pipeline.presentation("pb_a")
     assert presentation is not None
-    bp.on_init("360p", InitSegment(b"init", (VIDEO, AUDIO)))
-    bp.on_fragment("360p", fragment(1))
-
-    # The publisher drops out: its ffmpeg stops, the presentation stays.
+    for name in bp.plan.names:
+        bp.on_init(name, InitSegment(b"init-" + name.encode(), (VIDEO, AUDIO)))
+        bp.on_fragment(name, fragment(1))
     pipeline.publisher_lost(broadcast)
     assert bp.transcoder is None
     await until(lambda: not pid_alive(pid), what="the old ffmpeg to go")
-    # It comes back with a 720p encoder: the source is identified again.
-    broadcast.meter = IngestMeter()
+    return broadcast, bp, presentation
+
+
+async def test_a_publisher_returning_at_another_resolution_rejoins_the_same_ladder(
+    pipeline: LivePipeline[RecordingSink], source_360p: Path, source_720p: Path
+) -> None:
+    broadcast, bp, presentation = await go_live_then_drop(pipeline, source_720p)
+    planned = bp.plan
+    assert planned is not None and planned.names == ("720p", "480p", "360p")
+    first = bp.webrtc_sink
+    multivariant = presentation.multivariant_playlist()
+
+    # It comes back with a 640x360 encoder.
     pipeline.publisher_resumed(broadcast)
-    assert bp.transcoder is None  # probing again
-    publish(broadcast, first_seconds(read_flv(source_720p), 1.2))
-    second = bp.transcoder
-    assert second is not None and second is not first
-    assert bp.plan is not None and bp.plan.names == ("720p", "480p", "360p")
+    assert bp.transcoder is None  # identifying the new source
+    taken = publish_until_started(broadcast, read_flv(source_360p))
+    frames = [t for t in taken if t.type is TagType.VIDEO and t.body[1] == 1]
+    assert len(frames) == 1  # its first keyframe starts the encoder: no second of probing
+    assert any(t.type is TagType.AUDIO for t in taken)
+    plan = bp.plan
+    assert plan is not None and plan.source.width == 640 and plan.source.height == 360
+    # Same rendition names, sizes, rates and bitrates: the 720p rung is upscaled.
+    assert plan.renditions == planned.renditions
     assert pipeline.presentation("pb_a") is presentation  # same playback URLs
     assert set(presentation.renditions) == {"720p", "480p", "360p"}
-    # New renditions join after the old one's numbers; the old one continues discontinuous.
-    old_last = presentation.renditions["360p"].last_msn
-    assert old_last == int(START * 2)
-    assert presentation.renditions["720p"].next_part() == (old_last + 1, 0)
-    bp.on_fragment("360p", fragment(2))
-    playlist = presentation.media_playlist("360p")
+    assert presentation.multivariant_playlist() == multivariant
+    bp.on_fragment("480p", fragment(2))
+    playlist = presentation.media_playlist("480p")
     assert playlist is not None and "#EXT-X-DISCONTINUITY\n" in playlist
-    assert bp.webrtc_sink is sink  # one sink per broadcast, across restarts
+    assert not presentation.ended
+    assert bp.webrtc_sink is first  # one sink per broadcast, across restarts
+
+
+async def test_a_stopped_transcoder_flushing_late_does_not_reach_the_new_timeline(
+    pipeline: LivePipeline[RecordingSink], source_360p: Path
+) -> None:
+    broadcast, bp, presentation = await go_live_then_drop(pipeline, source_360p)
+    pipeline.publisher_resumed(broadcast)
+    publish_until_started(broadcast, read_flv(source_360p))
+    second = bp.transcoder
+    assert second is not None
+    window = presentation.renditions["360p"]
+    before = window.playlist()
+    # The first run's ffmpeg flushes a last fragment after the second run started.
+    stale = _RunEvents(bp, 1)
+    stale.on_fragment("360p", fragment(9))
+    stale.on_init("360p", InitSegment(b"stale-init", (VIDEO, AUDIO)))
+    assert window.playlist() == before and window.init is not None
+    assert window.init.data == b"init-360p"
+    _RunEvents(bp, 2).on_fragment("360p", fragment(10))  # the current run's own do
+    assert window.playlist() != before
+
+
+async def test_a_publisher_returning_without_audio_ends_the_presentation_and_starts_anew(
+    pipeline: LivePipeline[RecordingSink],
+    bus: EventBus,
+    clock: Clock,
+    source_360p: Path,
+) -> None:
+    events = bus.subscribe()
+    broadcast, bp, presentation = await go_live_then_drop(pipeline, source_360p)
+    clock.now = START + 30
+    pipeline.publisher_resumed(broadcast)
+    silent = [t for t in read_flv(source_360p) if t.type is not TagType.AUDIO]
+    publish(broadcast, first_seconds(silent, 1.2))
+    # Every rendition's CODECS changes: players are told the playlists ended.
+    assert presentation.ended
+    text = presentation.media_playlist("360p")
+    assert text is not None and text.endswith("#EXT-X-ENDLIST\n")
+    (warning,) = [w for w in warnings(events) if w["code"] == "presentation_restarted"]
+    assert "no audio" in str(warning["message"])
+    successor = bp.presentation
+    assert successor is not None and successor is not presentation
+    assert bp.plan is not None and not bp.plan.has_audio and bp.transcoder is not None
+    # The ended playlists stay served until the new ladder is complete, and at least three
+    # target durations for players to see their end.
+    assert pipeline.presentation("pb_a") is presentation
+    bp.on_init("360p", InitSegment(b"init-video-only", (VIDEO,)))
+    assert pipeline.presentation("pb_a") is presentation
+    clock.now += 3 * presentation.renditions["360p"].target_duration
+    assert pipeline.presentation("pb_a") is successor
+    assert successor.first_msn == int((START + 30) * 2)  # no media URL is reused
+    pipeline.broadcast_ended(broadcast)
+    assert successor.ended
 
 
 async def test_an_ended_broadcast_ends_its_playlists_and_is_unpublished(

@@ -105,6 +105,20 @@ def test_preload_hint_predicts_the_next_segment_from_the_gop() -> None:
     assert (w.last_msn, w.last_part) == (2, 0)
 
 
+def test_preload_hint_after_a_discontinuity_predicts_from_the_last_whole_gop() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(12)  # two whole GOPs, then two parts of a third
+    w.mark_discontinuity()  # the publisher went away: that segment closes short
+    feed.count = 0  # the returning publisher's timeline starts on a keyframe
+    feed.parts(5)
+    # The first new segment has a whole GOP: the next part starts the next segment,
+    # not a sixth part that would never be produced.
+    assert w.next_part() == (w.last_msn + 1, 0)
+    feed.part()
+    assert w.last_part == 0
+
+
 def test_parts_only_for_the_newest_segments() -> None:
     w = window()
     Feeder(w).parts(5 * 8 + 2)

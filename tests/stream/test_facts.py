@@ -121,6 +121,26 @@ def test_bitrate_decays_when_stream_stops(tags: list[MediaTag]) -> None:
     assert meter.snapshot(0.0).video_bitrate_kbps == meter.snapshot(now).video_bitrate_kbps
 
 
+def test_a_new_publisher_starts_with_nothing_said_about_it(tags: list[MediaTag]) -> None:
+    meter, now = feed(tags)
+    meter.new_publisher()
+    assert (meter.metadata, meter.video_sequence_header, meter.audio_sequence_header) == (
+        None, None, None,
+    )
+    facts = meter.snapshot(now)
+    assert (facts.video_codec, facts.width, facts.audio_codec, facts.frame_rate) == (
+        None, None, None, None,
+    )
+    assert facts.bytes_received == sum(len(t.body) for t in tags)  # the broadcast's totals
+    # The returning publisher sends video only, its timestamps from zero again.
+    video = [t for t in tags if t.type is not TagType.AUDIO]
+    for tag in video:
+        meter.observe(tag, now + 1 + tag.timestamp / 1000)
+    facts = meter.snapshot(now + 1 + video[-1].timestamp / 1000)
+    assert (facts.video_codec, facts.width, facts.audio_codec) == ("h264", 640, None)
+    assert facts.frame_rate is not None and abs(facts.frame_rate - 30) < 1
+
+
 def test_empty_meter() -> None:
     facts = IngestMeter().snapshot(10.0)
     assert facts.video_codec is None and facts.audio_codec is None

@@ -376,6 +376,19 @@ async def test_events_and_observer_calls_in_order(node: Node) -> None:
     assert [w[0] for w in node.directory.lifecycle] == ["started", "active", "ended"]
 
 
+async def test_a_returning_publisher_is_described_afresh(node: Node) -> None:
+    first = await publish(node.hub)
+    first.push(VIDEO)
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["video_codec"] == "h264"
+    first.close("eof")
+    await publish(node.hub)
+    facts = node.hub.ingest_facts("ls_1")
+    # Nothing the first publisher said describes the second; the totals are the broadcast's.
+    assert facts is not None and facts["video_codec"] is None
+    assert facts["bytes_received"] == len(VIDEO.body) and facts["reconnects"] == 1
+
+
 async def test_sinks_get_media_and_a_failing_sink_is_detached(node: Node) -> None:
     publisher = await publish(node.hub)
     broadcast = node.hub.broadcast("ls_1")

@@ -5,7 +5,9 @@ builds the ffmpeg command line, `capabilities` finds the usable encoders,
 `progress` reads ffmpeg's progress reports. `transcoder` supervises ffmpeg:
 `feed` is its bounded input, `process` one ffmpeg run, `health` the slow-encode
 and NVENC fallback decisions. `pipeline` wires broadcasts to transcoders and
-presentations, and hands the WebRTC-safe output to the sinks the app registers.
+presentations (`source` identifies each publisher's stream, `rejoin` keeps the
+ladder when a publisher returns), and hands the WebRTC-safe output to the sinks
+the app registers.
 `thumbnails` decodes one segment to a JPEG with ffmpeg (bounded, cached).
 """
 

@@ -29,6 +29,9 @@ _MAX_INTERLEAVE_US = 1_000_000
 # starts within ~0.1 s; a smaller probe makes it guess the audio sample format.
 _PROBESIZE = 1_000_000
 _ANALYZEDURATION_US = 200_000
+# Renditions are planned at the source's aspect ratio rounded to even sizes (854x480 for
+# 16:9 is 0.1% off); beyond this the picture is letterboxed rather than stretched.
+_SAME_SHAPE = 0.01
 MOVFLAGS = "+frag_keyframe+empty_moov+default_base_moof+delay_moov+cmaf+skip_sidx+skip_trailer"
 
 
@@ -238,11 +241,31 @@ def filter_graph(
         if not shared_rate:
             steps.append(f"fps={r.frame_rate_expr}")
         if (r.width, r.height) != (plan.source.width, plan.source.height):
-            steps.append(f"scale={r.width}:{r.height}:flags={scaler}")
+            steps += _scale(r.width, r.height, plan.source.width, plan.source.height, scaler)
         steps += ["format=yuv420p", "setsar=1"]
         chains.append(f"[s{i}]{','.join(steps)}[v{i}]")
         labels[r.name] = f"[v{i}]"
     return ";".join(chains), labels
+
+
+def _scale(
+    width: int, height: int, source_width: int, source_height: int, scaler: str
+) -> list[str]:
+    """Scale to exactly width x height; letterboxed when the source's shape differs.
+
+    Only a publisher that returns with another aspect ratio (the ladder is kept, see
+    `rejoin`) differs by more than the even-size rounding of a planned rendition.
+    """
+    scale = f"scale={width}:{height}:flags={scaler}"
+    if source_width <= 0 or source_height <= 0:
+        return [scale]
+    shape = (width / height) / (source_width / source_height)
+    if abs(shape - 1) <= _SAME_SHAPE:
+        return [scale]
+    return [
+        f"{scale}:force_original_aspect_ratio=decrease:force_divisible_by=2",
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2",
+    ]
 
 
 def frag_duration_us(plan: LadderPlan) -> int:

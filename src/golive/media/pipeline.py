@@ -5,10 +5,12 @@ first tags until the source is known (`source`), plans the ladder from the
 stream's profile, starts the transcoder, and publishes a `Presentation` under
 every playback id of the stream, which the origin serves. With WHEP playback the
 transcoder writes one more, WebRTC-safe output, handed to a sink the composition
-root's factory makes per broadcast (`output.OutputSink`). Publisher reconnects
-restart the transcoder on a fresh timeline and mark a discontinuity; the end of a
-broadcast ends the playlists (EXT-X-ENDLIST), which stay served for a while so
-players see the end, and closes the sink.
+root's factory makes per broadcast (`output.OutputSink`). A returning publisher
+gets a transcoder on a fresh timeline, behind a discontinuity, producing the same
+ladder (`rejoin`: scaled to it if its resolution changed), so players keep their
+playlists; when that cannot be, the presentation ends and a new one starts. The
+end of a broadcast ends the playlists (EXT-X-ENDLIST), which stay served for a
+while so players see the end, and closes the sink.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.output import OutputSink
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.progress import EncodeProgress
+from golive.media.rejoin import RejoinError, rejoin_plan
 from golive.media.source import SourceProbe
 from golive.media.transcoder import EncoderCapabilities, Transcoder
 from golive.packaging import Presentation, SegmentObserver, WallClock
@@ -35,6 +38,11 @@ from golive.stream import Broadcast
 __all__ = ["BroadcastPipeline", "LivePipeline"]
 
 log = logging.getLogger(__name__)
+
+# An ended presentation is served this many of its target durations at least, so that
+# players reloading at their slowest (standard HLS: once a target duration; a blocked
+# LL-HLS reload is held at most three) see its EXT-X-ENDLIST before its successor.
+_RETIRED_TARGETS = 3
 
 S = TypeVar("S", bound=OutputSink)
 """The WebRTC output's sink type, chosen by the composition root."""
@@ -49,8 +57,11 @@ class BroadcastPipeline(Generic[S]):
         self.profile: StreamProfile = owner.profile_for(broadcast)
         self.low_latency = broadcast.policy.low_latency
         self.presentation: Presentation | None = None
-        self.plan: LadderPlan | None = None
+        self._retired: Presentation | None = None  # ended, still served (see `served`)
+        self._retired_until = 0.0  # wall clock
+        self.plan: LadderPlan | None = None  # the broadcast's ladder, kept across publishers
         self.transcoder: Transcoder | None = None
+        self._run_number = 0  # events of an older transcoder are stale
         self.last_progress: EncodeProgress | None = None
         self.webrtc: WebRtcRendition | None = None
         self.webrtc_sink: S | None = None  # made once per broadcast, kept across restarts
@@ -60,6 +71,21 @@ class BroadcastPipeline(Generic[S]):
     @property
     def stream_id(self) -> str:
         return self.broadcast.stream_id
+
+    @property
+    def served(self) -> Presentation | None:
+        """What the origin serves under the playback ids.
+
+        An ended presentation stays until its successor's ladder is complete and every
+        player has had time to reload its playlists once and see their end: the
+        successor answers at the same URLs with unrelated media sequence numbers.
+        """
+        current, retired = self.presentation, self._retired
+        if retired is not None:
+            if current is None or not current.complete or self._owner.clock() < self._retired_until:
+                return retired
+            self._retired = None
+        return current
 
     # MediaSink ------------------------------------------------------------------------
 
@@ -72,11 +98,55 @@ class BroadcastPipeline(Generic[S]):
         source = probe.push(tag, self.broadcast.meter)
         if source is not None:
             self._probe = None
-            self._start(source, list(probe.tags))
+            self._source_known(source, list(probe.tags))
 
     # Lifecycle ------------------------------------------------------------------------
 
-    def _start(self, source: SourceInfo, backlog: list[MediaTag]) -> None:
+    def _source_known(self, source: SourceInfo, backlog: list[MediaTag]) -> None:
+        plan, presentation = self.plan, self.presentation
+        if plan is None or presentation is None:
+            self._start_presentation(source, backlog)
+            return
+        try:
+            rejoined = rejoin_plan(plan, source)
+        except RejoinError as exc:
+            # Players cannot follow: end their playlists so they load the broadcast anew.
+            self._owner.warn(
+                self.broadcast,
+                "presentation_restarted",
+                f"{exc}; the playlists end (EXT-X-ENDLIST) and a new presentation starts",
+                reason=str(exc),
+            )
+            presentation.end()
+            self._retired, self.presentation, self.plan = presentation, None, None
+            targets = [w.target_duration for w in presentation.renditions.values()]
+            hold = _RETIRED_TARGETS * max(targets, default=1)
+            self._retired_until = self._owner.clock() + hold
+            # The rejoin probe answered before the frame rate was known: settle it now.
+            probe = SourceProbe()
+            for tag in backlog:
+                probe.push(tag, self.broadcast.meter)
+            settled = probe.source(self.broadcast.meter)
+            if settled is None:
+                self._probe = probe
+            else:
+                self._start_presentation(settled, backlog)
+            return
+        log.info(
+            "publisher rejoined the ladder stream_id=%s source=%dx%d@%.2f %s renditions=%s",
+            self.stream_id,
+            source.width,
+            source.height,
+            source.frame_rate,
+            source.video_codec,
+            ",".join(rejoined.names),
+        )
+        self.plan = rejoined
+        presentation.mark_discontinuity()
+        self._sync_renditions(presentation, rejoined)
+        self._run(rejoined, backlog)
+
+    def _start_presentation(self, source: SourceInfo, backlog: list[MediaTag]) -> None:
         latency_mode: Literal["low", "standard"] = "low" if self.low_latency else "standard"
         try:
             plan = plan_ladder(self.profile, source, latency_mode)
@@ -84,24 +154,26 @@ class BroadcastPipeline(Generic[S]):
             self._owner.warn(self.broadcast, "ladder_failed", f"cannot plan the ladder: {exc}")
             return
         self.plan = plan
-        presentation = self.presentation
-        if presentation is None:
-            playback_ids = self.broadcast.policy.playback_ids
-            presentation = Presentation(
-                playback_ids[0].id if playback_ids else self.broadcast.id,
-                low_latency=self.low_latency,
-                part_target=plan.part_target,
-                clock=self._owner.clock,
-            )
-            self.presentation = presentation
-            record = self._owner.recording_observer
-            observer = record(self.broadcast) if record is not None else None
-            if observer is not None:
-                presentation.observe(observer)
-            self._owner._publish(self)
-        else:
-            presentation.mark_discontinuity()
-        wanted = [r.name for r in plan.renditions]
+        playback_ids = self.broadcast.policy.playback_ids
+        presentation = Presentation(
+            playback_ids[0].id if playback_ids else self.broadcast.id,
+            low_latency=self.low_latency,
+            part_target=plan.part_target,
+            clock=self._owner.clock,
+        )
+        self.presentation = presentation
+        # One recording per presentation: a presentation that had to restart (another
+        # track set or passthrough codec) ends its recording and this one starts the next.
+        record = self._owner.recording_observer
+        observer = record(self.broadcast) if record is not None else None
+        if observer is not None:
+            presentation.observe(observer)
+        self._sync_renditions(presentation, plan)
+        self._owner._publish(self)
+        self._run(plan, backlog)
+
+    def _sync_renditions(self, presentation: Presentation, plan: LadderPlan) -> None:
+        wanted = plan.names
         for name in list(presentation.renditions):
             if name not in wanted:
                 presentation.remove_rendition(name)
@@ -114,6 +186,8 @@ class BroadcastPipeline(Generic[S]):
                     average_bandwidth=rendition.average_bandwidth,
                     frame_rate=rendition.frame_rate,
                 )
+
+    def _run(self, plan: LadderPlan, backlog: list[MediaTag]) -> None:
         webrtc: WebRtcRendition | None = None
         make_sink = self._owner.webrtc_sink_factory
         if make_sink is not None:
@@ -121,22 +195,24 @@ class BroadcastPipeline(Generic[S]):
             if self.webrtc_sink is None:
                 self.webrtc_sink = make_sink(self.stream_id)
         self.webrtc = webrtc
+        self._run_number += 1
         transcoder = Transcoder(
             ffmpeg=self._owner.ffmpeg,
             plan=plan,
-            events=self,
+            events=_RunEvents(self, self._run_number),
             stream_id=self.stream_id,
             capabilities=self._owner.capabilities,
             webrtc=webrtc,
         )
         self.transcoder = transcoder
+        source = plan.source
         log.info(
             "transcoder starting stream_id=%s source=%dx%d@%.2f renditions=%s",
             self.stream_id,
             source.width,
             source.height,
             source.frame_rate,
-            ",".join(wanted),
+            ",".join(plan.names),
         )
         self._owner._spawn(transcoder.start(), f"transcoder-start-{self.stream_id}")
         for tag in backlog:
@@ -144,18 +220,23 @@ class BroadcastPipeline(Generic[S]):
 
     def publisher_resumed(self) -> None:
         # A returning publisher restarts its timestamps and may change its encoder
-        # settings: identify the source again and start a fresh timeline.
+        # settings: identify the source again and start a fresh timeline. It sends its
+        # own metadata and codec configuration first (every ingest does), so its
+        # predecessor's are not replayed: they would describe another picture.
         self._stop_transcoder()
-        self._probe = SourceProbe()
-        self.broadcast.replay_headers(self)
+        plan = self.plan
+        self._probe = SourceProbe(
+            rejoin=plan is not None, expect_audio=plan is not None and plan.has_audio
+        )
 
     def publisher_lost(self) -> None:
         self._stop_transcoder()
 
     def end(self) -> None:
         self._stop_transcoder()
-        if self.presentation is not None:
-            self.presentation.end()
+        for presentation in (self._retired, self.presentation):
+            if presentation is not None:
+                presentation.end()
         if self.webrtc_sink is not None:
             self.webrtc_sink.close()
 
@@ -163,6 +244,10 @@ class BroadcastPipeline(Generic[S]):
         transcoder, self.transcoder = self.transcoder, None
         if transcoder is not None:
             self._owner._spawn(transcoder.stop(), f"transcoder-stop-{self.stream_id}")
+
+    def is_current(self, run: int) -> bool:
+        """Whether transcoder run `run` is the latest one (an older one may still flush)."""
+        return run == self._run_number
 
     def facts(self) -> PipelineFacts:
         webrtc = None
@@ -186,7 +271,8 @@ class BroadcastPipeline(Generic[S]):
             if self.webrtc_sink is not None:
                 self.webrtc_sink.on_init(init)
             return
-        window = self.presentation.renditions.get(rendition) if self.presentation else None
+        presentation = self.presentation
+        window = presentation.renditions.get(rendition) if presentation else None
         if window is not None:
             window.set_init(init)
 
@@ -223,6 +309,46 @@ class BroadcastPipeline(Generic[S]):
 
     def on_warning(self, code: str, message: str, data: dict[str, Any]) -> None:
         self._owner.warn(self.broadcast, code, message, **data)
+
+
+class _RunEvents(Generic[S]):
+    """One transcoder's events, passed on while it is the broadcast's latest.
+
+    A stopped ffmpeg flushes its last fragments for a moment; once a returning
+    publisher's transcoder has started they would land on the new timeline.
+    """
+
+    def __init__(self, pipeline: BroadcastPipeline[S], run: int) -> None:
+        self._pipeline = pipeline
+        self._run = run
+
+    def on_init(self, rendition: str, init: InitSegment) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_init(rendition, init)
+
+    def on_fragment(self, rendition: str, fragment: Fragment) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_fragment(rendition, fragment)
+
+    def on_restart(self, attempt: int, reason: str) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_restart(attempt, reason)
+
+    def on_rendition_dropped(self, rendition: str, reason: str) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_rendition_dropped(rendition, reason)
+
+    def on_rendition_restored(self, rendition: str) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_rendition_restored(rendition)
+
+    def on_progress(self, progress: EncodeProgress) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_progress(progress)
+
+    def on_warning(self, code: str, message: str, data: dict[str, Any]) -> None:
+        if self._pipeline.is_current(self._run):
+            self._pipeline.on_warning(code, message, data)
 
 
 class LivePipeline(Generic[S]):
@@ -304,7 +430,7 @@ class LivePipeline(Generic[S]):
 
     def presentation(self, playback_id: str) -> Presentation | None:
         pipeline = self._by_playback_id.get(playback_id)
-        return pipeline.presentation if pipeline is not None else None
+        return pipeline.served if pipeline is not None else None
 
     def webrtc_feed(self, playback_id: str) -> S | None:
         """The WebRTC output's sink of the live broadcast under `playback_id`, if any."""

@@ -3,6 +3,11 @@
 The ladder is planned from the source, so the first tags are held (bounded) until
 the codec configuration is known and about a second of video has shown the real
 frame rate. Then the held tags become the transcoder's first input.
+
+A publisher that returns to a broadcast rejoins the ladder already planned, which
+does not depend on its frame rate: its probe (`rejoin=True`) answers at its first
+keyframe, as soon as its codec configuration (and audio, when the ladder has
+audio) is known, so that viewers wait for no more than the encoder's start.
 """
 
 from __future__ import annotations
@@ -24,37 +29,50 @@ _RATE_TOLERANCE = 2.0  # fps a declared rate may differ from the measured one
 
 
 class SourceProbe:
-    """Holds a broadcast's first tags until its source is known."""
+    """Holds a broadcast's first tags (or a returning publisher's) until its source is known."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rejoin: bool = False, expect_audio: bool = False) -> None:
         self.tags: deque[MediaTag] = deque(maxlen=PROBE_MAX_TAGS)
         self.first_video_ts: int | None = None
         self.last_video_ts: int | None = None
         self.video_frames = 0
+        self.rejoin = rejoin
+        self.expect_audio = expect_audio
+        # What this publisher sent itself: the meter remembers its predecessor's too.
+        self.video_config = False
+        self.keyframes = 0
+        self.audio_tags = 0
 
     def push(self, tag: MediaTag, meter: IngestMeter) -> SourceInfo | None:
         """Hold one tag (already seen by `meter`); the source once it is known, else None."""
         self.tags.append(tag)
-        if tag.type is TagType.VIDEO:
+        if tag.type is TagType.AUDIO:
+            self.audio_tags += 1
+        elif tag.type is TagType.VIDEO:
             try:
                 info = parse_video_tag(tag.body)
             except CodecError:
                 return None
             if info.is_sequence_header:
-                return None
-            self.video_frames += 1
-            if self.first_video_ts is None:
-                self.first_video_ts = tag.timestamp
-            self.last_video_ts = tag.timestamp
-        return self._source(meter)
+                self.video_config = True
+            elif info.is_frame:
+                self.video_frames += 1
+                self.keyframes += info.is_keyframe
+                if self.first_video_ts is None:
+                    self.first_video_ts = tag.timestamp
+                self.last_video_ts = tag.timestamp
+        return self.source(meter)
 
-    def _source(self, meter: IngestMeter) -> SourceInfo | None:
+    def source(self, meter: IngestMeter) -> SourceInfo | None:
+        """The source if the tags held so far settle it, else None."""
         facts = meter.snapshot(0.0)
         span = 0.0
         if self.first_video_ts is not None and self.last_video_ts is not None:
             span = (self.last_video_ts - self.first_video_ts) / 1000
-        have_video = meter.video_sequence_header is not None and facts.width
+        have_video = self.video_config and bool(facts.width)
         settled = span >= PROBE_SECONDS or self.video_frames >= PROBE_FRAMES
+        if self.rejoin and have_video and self.keyframes:
+            settled = settled or self.audio_tags > 0 or not self.expect_audio
         audio_only = self.first_video_ts is None and len(self.tags) >= AUDIO_ONLY_TAGS
         if not (have_video and settled) and not (audio_only or len(self.tags) >= PROBE_MAX_TAGS):
             return None
@@ -68,5 +86,5 @@ class SourceProbe:
             height=facts.height or 0,
             frame_rate=round(frame_rate or _FALLBACK_RATE, 3),
             video_codec=facts.video_codec or "unknown",
-            has_audio=meter.audio_sequence_header is not None or facts.audio_codec is not None,
+            has_audio=self.audio_tags > 0,
         )

@@ -379,12 +379,14 @@ class Asset(Base):
         CheckConstraint(_in("playback_policy", PLAYBACK_POLICIES), name="playback_policy"),
         Index("ix_assets_created_at", "created_at", "id"),
         Index("ix_assets_stream_id", "stream_id"),
+        Index("ix_assets_broadcast_id", "broadcast_id"),
         Index("ix_assets_status", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     stream_id: Mapped[str] = mapped_column(String(40))
-    broadcast_id: Mapped[str] = mapped_column(String(40), unique=True)
+    # Usually one per broadcast; two when a returning publisher forced a new presentation.
+    broadcast_id: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16))
     playback_id: Mapped[str] = mapped_column(String(64), unique=True)
     playback_policy: Mapped[str] = mapped_column(String(16))

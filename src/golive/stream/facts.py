@@ -193,6 +193,18 @@ class IngestMeter:
         self._frame_times: deque[int] = deque()
         self._keyframe_times: deque[int] = deque(maxlen=_KEYFRAMES_KEPT)
 
+    def new_publisher(self) -> None:
+        """Forget what the last publisher said about itself: a returning one may send
+        another size, codec or no audio at all. Counters stay the broadcast's."""
+        self.metadata = self.video_sequence_header = self.audio_sequence_header = None
+        self._video_codec = self._audio_codec = None
+        self._video_info = None
+        self._audio_info = None
+        self._meta = {}
+        self._clock = _MediaClock()  # its timestamps start over
+        self._frame_times.clear()
+        self._keyframe_times.clear()
+
     # Per tag ----------------------------------------------------------------------------
 
     def observe(self, tag: MediaTag, now: float) -> None:

@@ -232,6 +232,7 @@ class BroadcastHub:
             broadcast.policy = policy
             self._cancel_reconnect(broadcast)
             broadcast.move_to(BroadcastState.CONNECTED)
+            broadcast.meter.new_publisher()
         handle = _PublisherHandle(
             self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash
         )

@@ -54,11 +54,11 @@ def upgrade() -> None:
             "playback_policy IN ('public', 'signed')", name=op.f("ck_assets_playback_policy")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
-        sa.UniqueConstraint("broadcast_id", name=op.f("uq_assets_broadcast_id")),
         sa.UniqueConstraint("playback_id", name=op.f("uq_assets_playback_id")),
     )
     op.create_index("ix_assets_created_at", "assets", ["created_at", "id"])
     op.create_index("ix_assets_stream_id", "assets", ["stream_id"])
+    op.create_index("ix_assets_broadcast_id", "assets", ["broadcast_id"])
     op.create_index("ix_assets_status", "assets", ["status"])
 
     op.create_table(

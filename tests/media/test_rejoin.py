@@ -1,0 +1,91 @@
+"""A returning publisher rejoins the broadcast's ladder, or says why it cannot."""
+
+from __future__ import annotations
+
+import pytest
+
+from golive.media.command import build_command, filter_graph
+from golive.media.ladder import SourceInfo, plan_ladder
+from golive.media.profiles import load_profile, parse_profile
+from golive.media.rejoin import RejoinError, rejoin_plan
+
+DEFAULT = load_profile("default")
+MIXED = parse_profile(
+    """
+    name = "mixed"
+    version = 1
+    [[renditions]]
+    name = "source"
+    passthrough = true
+    video_bitrate_kbps = 4000
+    [[renditions]]
+    name = "360p"
+    height = 360
+    video_bitrate_kbps = 700
+    """
+)
+
+
+def source(w: int, h: int, fps: float = 30, *, codec: str = "h264", audio: bool = True) -> SourceInfo:
+    return SourceInfo(w, h, fps, codec, audio)
+
+
+def test_a_smaller_publisher_keeps_every_rung_and_is_upscaled_to_the_top_one() -> None:
+    plan = plan_ladder(DEFAULT, source(1280, 720), "low")
+    rejoined = rejoin_plan(plan, source(640, 360, 25))
+    assert rejoined.renditions == plan.renditions  # names, sizes, rates, bitrates, GOPs
+    assert (rejoined.gop_duration, rejoined.part_target) == (plan.gop_duration, plan.part_target)
+    assert rejoined.source == source(640, 360, 25)
+    assert any("640x360" in note and "kept" in note for note in rejoined.notes)
+    graph, _ = filter_graph(rejoined)
+    assert graph.startswith("[0:v:0]fps=30,split=3")  # 25 fps in, the ladder's 30 out
+    assert "scale=1280:720:flags=bicubic," in graph  # up
+    assert "scale=854:480:flags=bicubic," in graph
+    assert "scale=640:360" not in graph  # the 360p rung is now the source size
+    assert "pad=" not in graph
+
+
+def test_a_publisher_of_another_shape_is_letterboxed_not_stretched() -> None:
+    plan = plan_ladder(DEFAULT, source(1280, 720), "low")
+    portrait = rejoin_plan(plan, source(720, 1280))
+    graph, _ = filter_graph(portrait)
+    for w, h in ((1280, 720), (854, 480), (640, 360)):
+        assert (
+            f"scale={w}:{h}:flags=bicubic:force_original_aspect_ratio=decrease:"
+            f"force_divisible_by=2,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2," in graph
+        )
+    argv = build_command(portrait, ffmpeg="ffmpeg", output_fds={"720p": 3, "480p": 4, "360p": 5})
+    assert argv.count("-filter_complex") == 1
+
+
+def test_a_passthrough_rendition_follows_the_new_picture_size() -> None:
+    plan = plan_ladder(MIXED, source(1280, 720), "low")
+    rejoined = rejoin_plan(plan, source(1920, 1080))
+    top = rejoined.rendition("source")
+    assert (top.width, top.height, top.passthrough) == (1920, 1080, True)
+    assert top.bandwidth == plan.rendition("source").bandwidth
+    assert rejoined.rendition("360p") == plan.rendition("360p")
+
+
+def test_a_passthrough_rendition_cannot_carry_another_codec() -> None:
+    plan = plan_ladder(MIXED, source(1280, 720), "low")
+    with pytest.raises(RejoinError, match=r"passthrough rendition .source. copies H\.264.*hevc"):
+        rejoin_plan(plan, source(1280, 720, codec="hevc"))
+    # An encoded ladder decodes anything ffmpeg can: HEVC in, the same H.264 ladder out.
+    encoded = plan_ladder(DEFAULT, source(1280, 720), "low")
+    assert rejoin_plan(encoded, source(1280, 720, codec="hevc")).renditions == encoded.renditions
+
+
+@pytest.mark.parametrize(("before", "after", "says"), [(True, False, "no audio"), (False, True, "audio now")])
+def test_an_audio_track_that_comes_or_goes_changes_the_codecs(
+    before: bool, after: bool, says: str
+) -> None:
+    plan = plan_ladder(DEFAULT, source(1280, 720, audio=before), "low")
+    with pytest.raises(RejoinError, match=says):
+        rejoin_plan(plan, source(1280, 720, audio=after))
+
+
+def test_a_publisher_without_video_cannot_rejoin() -> None:
+    plan = plan_ladder(DEFAULT, source(1280, 720), "low")
+    with pytest.raises(RejoinError, match="no usable video"):
+        rejoin_plan(plan, source(0, 0))
