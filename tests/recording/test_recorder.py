@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from tests.e2e.conftest import eventually
 from tests.recording.helpers import INIT, START, record, segment
 
@@ -202,7 +203,7 @@ async def test_hostile_rendition_names_never_become_keys(rendition: str) -> None
 
 
 async def test_a_recording_whose_asset_cannot_be_written_stores_nothing(
-    store: Store, tmp_path: Path
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bus = EventBus()
     events = bus.subscribe()
@@ -210,16 +211,27 @@ async def test_a_recording_whose_asset_cannot_be_written_stores_nothing(
     recorder = make_recorder(store, storage, bus, tmp_path)
     await recorder.start()
     stream, _ = await store.create_stream(name="twice", recording=True)
+    # Two presentations of one broadcast (a publisher came back with another track set)
+    # are two assets.
     first = recorder.begin(stream_id=stream.id, broadcast_id="br_same", signed=False)
     record(first, 2)
     await recorder.wait_idle()
-    # A second asset for the same broadcast is refused by the index for good: no retrying
-    # forever, no objects that no index names.
     second = recorder.begin(stream_id=stream.id, broadcast_id="br_same", signed=False)
     record(second, 2)
     await recorder.wait_idle()
-    assert not (tmp_path / "recordings" / second.asset_id).exists()
-    assert await AssetStore(store.engine).get(second.asset_id) is None
+    assert await AssetStore(store.engine).get(second.asset_id) is not None
+
+    # An asset row the database refuses for good (not an outage): no retrying forever,
+    # no objects that no index names.
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise IntegrityError("INSERT INTO assets", {}, Exception("constraint failed"))
+
+    monkeypatch.setattr(recorder.assets, "create_asset", refuse)
+    third = recorder.begin(stream_id=stream.id, broadcast_id="br_other", signed=False)
+    record(third, 2)
+    await recorder.wait_idle()
+    assert not (tmp_path / "recordings" / third.asset_id).exists()
+    assert await AssetStore(store.engine).get(third.asset_id) is None
     codes = {e.data.get("code") for e in iter(events.get_nowait, None)}
     assert "recording_failed" in codes
     await recorder.close()
