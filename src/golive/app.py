@@ -189,7 +189,8 @@ class Golive:
                 ended_ttl=s.ended_playlist_ttl,
                 capabilities=await detect_capabilities(ffmpeg),
                 clock=time.time,  # the one real wall clock packaging reads
-                webrtc_sink=WebRtcFeed if s.webrtc_playback else None,
+                # Only broadcasts of streams with webrtc_playback get a WebRTC output.
+                webrtc_sink=WebRtcFeed,
             )
             self.hub.add_observer(self.pipeline)
 
@@ -223,6 +224,7 @@ class Golive:
             "max_message_size": s.rtmp_max_message_size,
             "max_connections": s.max_publishers * 2,
             "read_batch": s.rtmp_read_batch,
+            "webrtc_read_batch": s.rtmp_webrtc_read_batch,
         }
         if s.rtmp_port or s.rtmp_port == 0:
             self.rtmp = RtmpServer(self.publish_target, host=s.host, port=s.rtmp_port, **rtmp_options)
@@ -340,7 +342,8 @@ class Golive:
         app.include_router(self.whip.router())
 
         # WHEP: POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
-        if s.webrtc_playback and self.pipeline is not None:
+        # Mounted whenever the node transcodes: which streams play over it is theirs to say.
+        if self.pipeline is not None:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,

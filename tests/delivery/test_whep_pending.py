@@ -33,6 +33,9 @@ class Directory:
     def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None:
         return self.feed if playback_id == PID else None
 
+    def presentation(self, playback_id: str) -> None:
+        return None
+
     async def authorize(self, playback_id: str, token: str | None) -> bool:
         return True
 

@@ -128,6 +128,8 @@ def create_api_app(
             recording=body.recording,
             playback_policy=body.playback_policy,
             srt_passphrase=body.srt_passphrase,
+            webrtc_playback=(settings.webrtc_playback if body.webrtc_playback is None
+                             else body.webrtc_playback),
         )
         publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
         result = out(request, record, key)

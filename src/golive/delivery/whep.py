@@ -47,6 +47,7 @@ from golive.formats import (
     parse_avc_config,
     video_decoder_config,
 )
+from golive.packaging import Presentation
 from golive.webrtc import (
     MAX_OFFER_BYTES,
     SDP,
@@ -254,7 +255,12 @@ class WebRtcFeed:
 
 
 class WhepDirectory(Protocol):
-    def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None: ...
+    def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None:
+        """The WebRTC output of the live broadcast under `playback_id`; None when it is not
+        live or its stream has no `webrtc_playback`."""
+        ...
+
+    def presentation(self, playback_id: str) -> Presentation | None: ...
 
     async def authorize(self, playback_id: str, token: str | None) -> bool: ...
 
@@ -367,9 +373,23 @@ class WhepEndpoint:
         if self._closing:
             raise SignalingError(503, "shutting_down", "server is shutting down", {"Retry-After": "10"})
         feed = self._directory.webrtc_feed(playback_id)
-        if feed is None or feed.closed or not await self._directory.authorize(playback_id, None):
+        if not await self._directory.authorize(playback_id, None):
             raise SignalingError(404, "unknown_playback_id",
-                            "no live broadcast with real-time playback under this playback id")
+                                 "no live broadcast with real-time playback under this "
+                                 "playback id")
+        if feed is None or feed.closed:
+            presentation = self._directory.presentation(playback_id)
+            if presentation is None or presentation.ended:
+                raise SignalingError(404, "unknown_playback_id",
+                                     "no live broadcast under this playback id")
+            hls = self._hls_path.format(playback_id=playback_id)
+            raise _JsonError(404, {"error": {
+                "reason": "webrtc_playback_off",
+                "message": "this broadcast has no real-time (WebRTC) output: its stream's "
+                           "webrtc_playback is off, or was turned on after the broadcast "
+                           "started; play it over LL-HLS",
+                "fallback": {"protocol": "ll-hls", "url": hls},
+            }}, {"Link": f'<{hls}>; rel="alternate"'})
         if not feed.ready:
             raise SignalingError(503, "starting", "the broadcast's real-time output is starting",
                             {"Retry-After": "1"})

@@ -48,6 +48,8 @@ class BroadcastPipeline(Generic[S]):
         self.broadcast = broadcast
         self.profile: StreamProfile = owner.profile_for(broadcast)
         self.low_latency = broadcast.policy.low_latency
+        # Fixed for the broadcast: a PATCH while live applies from the next one.
+        self.webrtc_playback = broadcast.policy.webrtc_playback
         self.presentation: Presentation | None = None
         self.plan: LadderPlan | None = None
         self.transcoder: Transcoder | None = None
@@ -111,7 +113,7 @@ class BroadcastPipeline(Generic[S]):
                 )
         webrtc: WebRtcRendition | None = None
         make_sink = self._owner.webrtc_sink_factory
-        if make_sink is not None:
+        if make_sink is not None and self.webrtc_playback:
             webrtc = WebRtcRendition.for_plan(plan)
             if self.webrtc_sink is None:
                 self.webrtc_sink = make_sink(self.stream_id)
@@ -218,8 +220,9 @@ class BroadcastPipeline(Generic[S]):
 class LivePipeline(Generic[S]):
     """Runs a `BroadcastPipeline` per broadcast and serves their presentations by playback id.
 
-    `webrtc_sink`, when given, turns WHEP playback on: it makes the sink of each
-    broadcast's WebRTC-safe output, and `webrtc_feed` finds it by playback id.
+    `webrtc_sink`, when given, lets streams with `webrtc_playback` play over WHEP: it
+    makes the sink of each such broadcast's WebRTC-safe output, and `webrtc_feed`
+    finds it by playback id. Other broadcasts get no extra output.
     """
 
     def __init__(
@@ -246,7 +249,7 @@ class LivePipeline(Generic[S]):
 
     @property
     def webrtc_playback(self) -> bool:
-        """Whether broadcasts get the extra WebRTC-safe output (one more encode each)."""
+        """Whether broadcasts of streams with `webrtc_playback` get the WebRTC-safe output."""
         return self.webrtc_sink_factory is not None
 
     def profile_for(self, broadcast: Broadcast) -> StreamProfile:

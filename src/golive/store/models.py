@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -95,6 +96,8 @@ class LiveStream(Base):
     reconnect_window: Mapped[float] = mapped_column(Float)
     profile: Mapped[str] = mapped_column(String(64), default="default")
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    # WHEP playback: the transcoder adds one WebRTC-safe output for this stream's broadcasts.
+    webrtc_playback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active_broadcast_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -33,6 +33,7 @@ class StreamRecord:
     stream_key_prefix: str
     playback_ids: tuple[PlaybackIdRecord, ...]
     srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
+    webrtc_playback: bool = False  # broadcasts also play over WHEP (one more encode)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         active_broadcast_id=row.active_broadcast_id,
         stream_key_prefix=row.stream_key_prefix,
         srt_encrypted=row.srt_passphrase is not None,
+        webrtc_playback=bool(row.webrtc_playback),
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 
@@ -62,6 +63,7 @@ class StreamRepository(Tables):
         recording: bool = False,
         playback_policy: str = "public",
         srt_passphrase: str | None = None,
+        webrtc_playback: bool = False,
     ) -> tuple[StreamRecord, str]:
         """A new stream with one playback id; returns it and its plaintext stream key."""
         fields = validate_stream_fields(
@@ -72,6 +74,7 @@ class StreamRepository(Tables):
                 "profile": profile,
                 "recording": recording,
                 "srt_passphrase": srt_passphrase,
+                "webrtc_playback": webrtc_playback,
             }
         )
         policy = check_choice("playback_policy", playback_policy, PLAYBACK_POLICIES)
@@ -127,7 +130,8 @@ class StreamRepository(Tables):
             return [_stream_record(row) for row in rows]
 
     async def update_stream(self, stream_id: str, **fields: Any) -> StreamRecord | None:
-        """Change some of name, latency_mode, reconnect_window, profile, recording."""
+        """Change some of name, latency_mode, reconnect_window, profile, recording,
+        srt_passphrase, webrtc_playback."""
         clean = validate_stream_fields(fields)
         if not clean:
             return await self.get_stream(stream_id)

@@ -87,8 +87,9 @@ class WebPages:
                  assets: AssetCatalog,
                  realtime_ice_servers: list[dict[str, str]] | None = None) -> None:
         self.store = store
-        # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
-        # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
+        # Set when the node plays WHEP: pages of streams with `webrtc_playback` offer
+        # "Real-time", and the browser's RTCPeerConnection gets these ICE servers (none:
+        # host only).
         self.realtime_ice_servers = realtime_ice_servers
         self.views = views
         self.live = live
@@ -172,7 +173,7 @@ class WebPages:
             "qoeUrl": f"/qoe/{playback_id}",
             "chatUrl": f"/chat/{playback_id}",
             "live": self.is_live(playback_id),
-            "realtime": self._realtime_config(playback_id, pid),
+            "realtime": self._realtime_config(playback_id, stream, pid),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
@@ -182,13 +183,16 @@ class WebPages:
                 "Content-Security-Policy": "frame-ancestors *"}, **context)
         return self._render("watch.html", headers={"X-Frame-Options": "SAMEORIGIN"}, **context)
 
-    def _realtime_config(self, playback_id: str, pid: PlaybackIdRecord) -> dict[str, Any] | None:
+    def _realtime_config(self, playback_id: str, stream: StreamRecord,
+                         pid: PlaybackIdRecord) -> dict[str, Any] | None:
         """What the player needs for WHEP playback, or None where the page must not offer it.
 
-        WHEP serves public playback ids only (signed ones would need the token checks of
-        the security issue), so signed pages never show the toggle.
+        Only streams with `webrtc_playback` have a WebRTC output. WHEP serves public
+        playback ids only (signed ones would need the token checks of the security
+        issue), so signed pages never show the toggle.
         """
-        if self.realtime_ice_servers is None or pid.policy != "public":
+        if (self.realtime_ice_servers is None or not stream.webrtc_playback
+                or pid.policy != "public"):
             return None
         return {"whepUrl": f"/whep/{playback_id}", "iceServers": self.realtime_ice_servers}
 
@@ -267,7 +271,7 @@ def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStor
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
-    (WHEP) option; None leaves it off.
+    (WHEP) option for streams with `webrtc_playback`; None leaves it off everywhere.
     """
     return WebPages(store, live, views=views, assets=assets,
                     realtime_ice_servers=realtime_ice_servers).routes()
