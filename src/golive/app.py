@@ -394,6 +394,26 @@ class Golive:
             facts = b.meter.snapshot(0.0)
             lines.append(f'golive_ingest_bytes_total{{stream_id="{b.stream_id}"}} '
                          f"{facts.bytes_received}")
+        if self.pipeline is not None:
+            lines += ["# HELP golive_webrtc_video_frames_total Video frames of the WebRTC "
+                      "output, per stream (what each WHEP viewer is sent).",
+                      "# TYPE golive_webrtc_video_frames_total counter"]
+            for b in self.hub.broadcasts:
+                pipeline = self.pipeline.for_stream(b.stream_id)
+                feed = pipeline.webrtc_sink if pipeline is not None else None
+                if feed is not None:
+                    lines.append(f'golive_webrtc_video_frames_total{{stream_id="{b.stream_id}"}} '
+                                 f"{feed.video_packets}")
+        if self.whep is not None:
+            counts = self.whep.counts()
+            lines += ["# HELP golive_whep_viewers WHEP (WebRTC) viewers with ICE and DTLS "
+                      "connected, per stream.", "# TYPE golive_whep_viewers gauge"]
+            lines += [f'golive_whep_viewers{{stream_id="{stream_id}"}} {viewers}'
+                      for stream_id, (viewers, _) in counts.items()]
+            lines += ["# HELP golive_whep_connecting WHEP sessions still connecting, per "
+                      "stream.", "# TYPE golive_whep_connecting gauge"]
+            lines += [f'golive_whep_connecting{{stream_id="{stream_id}"}} {pending}'
+                      for stream_id, (_, pending) in counts.items()]
         return "\n".join(lines) + "\n"
 
 

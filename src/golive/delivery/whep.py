@@ -354,6 +354,18 @@ class WhepEndpoint:
         """Sessions of `feed` still completing ICE and DTLS."""
         return sum(1 for s in self._sessions.values() if s.feed is feed and not s.connected)
 
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """(connected viewers, sessions still connecting) per stream id, for metrics."""
+        counts: dict[str, tuple[int, int]] = {}
+        for session in self._sessions.values():
+            viewers, pending = counts.get(session.feed.stream_id, (0, 0))
+            if session.connected:
+                viewers += 1
+            else:
+                pending += 1
+            counts[session.feed.stream_id] = (viewers, pending)
+        return counts
+
     def pending_from(self, address: str) -> int:
         """Sessions from `address`, on any broadcast, still completing ICE and DTLS."""
         return sum(1 for s in self._sessions.values()
