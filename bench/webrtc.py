@@ -76,9 +76,9 @@ DETECT = """() => {
 }"""
 
 # A viewer's state, shared with the parent (one integer per viewer).
-CONNECTING, CONNECTED, FAILED, REFUSED, DROPPED = 0, 1, 2, 3, 4
+CONNECTING, CONNECTED, FAILED, REFUSED, DROPPED, ERROR = 0, 1, 2, 3, 4, 5
 STATE_NAMES = {CONNECTING: "connecting", CONNECTED: "connected", FAILED: "no ICE/DTLS",
-               REFUSED: "refused", DROPPED: "dropped"}
+               REFUSED: "refused", DROPPED: "dropped", ERROR: "error"}
 
 
 def start_golive(workdir: Path, max_viewers: int,
@@ -136,6 +136,17 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's threads have waited, runnable, for a CPU (/proc schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return total / 1e9
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -159,9 +170,18 @@ def machine_busy() -> tuple[float, float]:
     return (total - idle) / hz, total / hz
 
 
+def udp_counters() -> tuple[int, int]:
+    """(datagrams delivered, datagrams dropped for a full receive buffer), machine-wide."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+             if line.startswith("Udp:")]
+    values = dict(zip(lines[0][1:], (int(v) for v in lines[1][1:]), strict=True))
+    return values["InDatagrams"], values["RcvbufErrors"]
+
+
 @dataclass
 class CpuSample:
     golive: float
+    golive_wait: float  # waiting for a CPU while runnable: the machine, not golive's work
     ffmpeg: dict[int, float]  # by pid: golive restarts its ffmpeg when it falls behind
     clients: float
     busy: float
@@ -171,7 +191,8 @@ class CpuSample:
     @classmethod
     def take(cls, golive: int, clients: list[int]) -> CpuSample:
         busy, total = machine_busy()
-        return cls(cpu_of(golive), {p: cpu_of(p) for p in children_of(golive)},
+        return cls(cpu_of(golive), run_queue_wait(golive),
+                   {p: cpu_of(p) for p in children_of(golive)},
                    sum(cpu_of(p) for p in clients), busy, total, time.monotonic())
 
     def percent(self, later: CpuSample) -> dict[str, float]:
@@ -180,6 +201,7 @@ class CpuSample:
         ffmpeg = sum(cpu - self.ffmpeg.get(pid, 0.0) for pid, cpu in later.ffmpeg.items())
         return {
             "golive": (later.golive - self.golive) / span * 100,
+            "golive_wait": (later.golive_wait - self.golive_wait) / span * 100,
             "ffmpeg": ffmpeg / span * 100,
             "ffmpeg_restarts": float(len(set(later.ffmpeg) - set(self.ffmpeg))),
             "clients": (later.clients - self.clients) / span * 100,
@@ -213,6 +235,13 @@ def viewers_process(base: str, pid: str, address: str, first: int, count: int,
         async with httpx.AsyncClient(base_url=base, timeout=30, transport=transport) as client:
 
             async def viewer(k: int) -> None:
+                try:
+                    await connect(k)
+                except Exception as exc:  # a timeout, a reset: this viewer failed, not the run
+                    states[first + k] = ERROR
+                    print(f"viewer {first + k}: {exc!r}", file=sys.stderr)
+
+            async def connect(k: int) -> None:
                 slot = first + k
                 pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
                 peers.append(pc)
@@ -279,6 +308,9 @@ class ViewerRow:
     retries: int  # offers answered 429/503 and sent again after Retry-After
     served: int  # connected viewers as golive counts them, at the end of the window
     output_fps: float  # video frames/s golive's WebRTC output made in the window
+    udp_in: int  # datagrams the kernel delivered in the window (every socket)
+    udp_dropped: int  # datagrams the kernel dropped: a receiver too slow to read them
+    backlog: int  # most video frames a viewer had waiting in golive at the window's end
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -324,11 +356,14 @@ def measure_viewers(golive: subprocess.Popen[bytes], base: str, pid: str, stream
         time.sleep(2.0)  # past the wait for each viewer's first keyframe
         clients = [child.pid for child, _ in processes]
         output = golive_metric(base, "golive_webrtc_video_frames_total", stream_id)
+        udp_before = udp_counters()
         before_frames, before = list(frames), CpuSample.take(golive.pid, clients)
         time.sleep(window)
         after_frames, after = list(frames), CpuSample.take(golive.pid, clients)
+        udp_after = udp_counters()
         output = golive_metric(base, "golive_webrtc_video_frames_total", stream_id) - output
         served = golive_metric(base, "golive_whep_viewers", stream_id)
+        backlog = golive_metric(base, "golive_whep_backlog_frames", stream_id)
         span = after.at - before.at
         fps = [(a - b) / span if states[i] == CONNECTED else 0.0
                for i, (a, b) in enumerate(zip(after_frames, before_frames, strict=True))]
@@ -339,7 +374,8 @@ def measure_viewers(golive: subprocess.Popen[bytes], base: str, pid: str, stream
             if name:
                 failures[name] = failures.get(name, 0) + 1
         return ViewerRow(count, sum(1 for s in states if s == CONNECTED), failures, fps,
-                         before.percent(after), connect_s, sum(retries), served, output / span)
+                         before.percent(after), connect_s, sum(retries), served, output / span,
+                         udp_after[0] - udp_before[0], udp_after[1] - udp_before[1], backlog)
     finally:
         stop_event.set()
         for child, _ in processes:
@@ -431,12 +467,15 @@ def main() -> None:
     print(f"WHEP viewers of one 854x480 broadcast (WebRTC output 640x360 30 fps), "
           f"{args.window:.0f} s windows, {args.per_process} viewers per client process; "
           f"CPU in % of one core, this machine has {cores}")
-    print(f"baseline, no viewers: golive {baseline['golive']:.1f}% | ffmpeg "
-          f"{baseline['ffmpeg']:.1f}% | machine {baseline['machine']:.1f}%")
+    print(f"baseline, no viewers: golive {baseline['golive']:.1f}% (waited for a CPU "
+          f"{baseline['golive_wait']:.1f}%) | ffmpeg {baseline['ffmpeg']:.1f}% | machine "
+          f"{baseline['machine']:.1f}%")
     header = (f"{'viewers':>7} | {'connected':>9} | {'golive':>6} | {'failed':>16} | "
               f"{'output fps':>10} | {'fps min':>7} | "
               f"{'p5':>5} | {'mean':>5} | {'golive %':>8} | {'/viewer':>7} | {'ffmpeg %':>8} | "
-              f"{'clients %':>9} | {'machine %':>9} | {'connect s':>9} | {'retried':>7}")
+              f"{'waited %':>8} | {'clients %':>9} | {'machine %':>9} | {'udp drops':>9} | "
+              f"{'connect s':>9} | "
+              f"{'retried':>7}")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -446,17 +485,23 @@ def main() -> None:
               f"{row.output_fps:>10.1f} | {min(row.fps):>7.1f} | "
               f"{percentile(row.fps, 0.05):>5.1f} | {sum(row.fps) / len(row.fps):>5.1f} | "
               f"{row.cpu['golive']:>8.1f} | {per_viewer:>7.2f} | {row.cpu['ffmpeg']:>8.1f} | "
-              f"{row.cpu['clients']:>9.1f} | {row.cpu['machine']:>9.1f} | {row.connect_s:>9.1f} | "
-              f"{row.retries:>7}")
+              f"{row.cpu['golive_wait']:>8.1f} | "
+              f"{row.cpu['clients']:>9.1f} | {row.cpu['machine']:>9.1f} | {row.udp_dropped:>9} | "
+              f"{row.connect_s:>9.1f} | {row.retries:>7}")
     saturated = [r.viewers for r in rows if r.cpu["machine"] > 90 * cores]
     goal = [r for r in rows if r.viewers >= 50]
     for row in goal:
         met = row.connected == row.viewers and percentile(row.fps, 0.05) >= 29
         print(f"{row.viewers} viewers: p5 {percentile(row.fps, 0.05):.1f} fps of the "
               f"{row.output_fps:.1f} fps golive's WebRTC output made in the window "
-              f"(ffmpeg restarts in the window: {row.cpu['ffmpeg_restarts']:.0f})")
+              f"(ffmpeg restarts in the window: {row.cpu['ffmpeg_restarts']:.0f}; at its "
+              f"end the most frames a viewer had waiting in golive: {row.backlog})")
         print(f"goal: {row.viewers} viewers connected at 30 fps each (p5 >= 29): "
               f"{'MET' if met else 'NOT MET'}")
+    print("waited %: time golive's threads were runnable but had no CPU (schedstat), in % "
+          "of the window; high means the machine, not golive's work, set its pace")
+    print("udp drops: datagrams the kernel dropped in the window for full receive buffers, "
+          "machine-wide (a receiver, here the viewer processes, that did not read in time)")
     if saturated:
         print(f"the machine had no idle CPU at {saturated} viewers: those rows measure the "
               "machine (golive, its ffmpeg and the clients together), not golive alone")

@@ -409,11 +409,16 @@ class Golive:
             lines += ["# HELP golive_whep_viewers WHEP (WebRTC) viewers with ICE and DTLS "
                       "connected, per stream.", "# TYPE golive_whep_viewers gauge"]
             lines += [f'golive_whep_viewers{{stream_id="{stream_id}"}} {viewers}'
-                      for stream_id, (viewers, _) in counts.items()]
+                      for stream_id, (viewers, _, _) in counts.items()]
             lines += ["# HELP golive_whep_connecting WHEP sessions still connecting, per "
                       "stream.", "# TYPE golive_whep_connecting gauge"]
             lines += [f'golive_whep_connecting{{stream_id="{stream_id}"}} {pending}'
-                      for stream_id, (_, pending) in counts.items()]
+                      for stream_id, (_, pending, _) in counts.items()]
+            lines += ["# HELP golive_whep_backlog_frames Most video frames any WHEP viewer "
+                      "of the stream has waiting to be sent.",
+                      "# TYPE golive_whep_backlog_frames gauge"]
+            lines += [f'golive_whep_backlog_frames{{stream_id="{stream_id}"}} {backlog}'
+                      for stream_id, (_, _, backlog) in counts.items()]
         return "\n".join(lines) + "\n"
 
 

@@ -78,6 +78,7 @@ async def test_whep_viewer_gets_video_and_audio(
         assert f'golive_whep_viewers{{stream_id="{stream["id"]}"}} 1' in metrics
         assert f'golive_whep_connecting{{stream_id="{stream["id"]}"}} 0' in metrics
         assert f'golive_webrtc_video_frames_total{{stream_id="{stream["id"]}"}} ' in metrics
+        assert f'golive_whep_backlog_frames{{stream_id="{stream["id"]}"}} ' in metrics
         await asyncio.sleep(2.0)  # a steady rate, not just a burst at the start
         span = viewer.video_frames[-1][0] - viewer.video_frames[0][0]
         rate = (len(viewer.video_frames) - 1) / span

@@ -354,16 +354,20 @@ class WhepEndpoint:
         """Sessions of `feed` still completing ICE and DTLS."""
         return sum(1 for s in self._sessions.values() if s.feed is feed and not s.connected)
 
-    def counts(self) -> dict[str, tuple[int, int]]:
-        """(connected viewers, sessions still connecting) per stream id, for metrics."""
-        counts: dict[str, tuple[int, int]] = {}
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        """(connected viewers, sessions still connecting, most frames any connected viewer
+        has queued) per stream id, for metrics. A backlog that grows means senders do
+        not keep up with the feed."""
+        counts: dict[str, tuple[int, int, int]] = {}
         for session in self._sessions.values():
-            viewers, pending = counts.get(session.feed.stream_id, (0, 0))
+            viewers, pending, backlog = counts.get(session.feed.stream_id, (0, 0, 0))
             if session.connected:
                 viewers += 1
+                backlog = max(backlog, *(t.queued for t in session.tracks if t.kind == "video"),
+                              0)
             else:
                 pending += 1
-            counts[session.feed.stream_id] = (viewers, pending)
+            counts[session.feed.stream_id] = (viewers, pending, backlog)
         return counts
 
     def pending_from(self, address: str) -> int:
