@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000
 _VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
-_QUEUE_LIMIT = 300  # packets per viewer track before it skips to the next keyframe
+_QUEUE_LIMIT = 300  # frames per viewer track before it skips to the next keyframe
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
