@@ -132,6 +132,7 @@ def serve(out: Path, latency: float) -> None:
     class Publisher:
         stream_id = "bench"
         broadcast_id = "bench"
+        webrtc_playback = False
 
         def __init__(self, done: asyncio.Event) -> None:
             self.done = done

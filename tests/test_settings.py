@@ -48,10 +48,12 @@ def test_ffmpeg_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert Settings().ffmpeg_path() == "/opt/custom/ffmpeg"
 
 
-def test_rtmp_read_batching_is_off_for_webrtc_playback_unless_set() -> None:
-    assert Settings().rtmp_read_batch == 0.040
-    assert Settings(webrtc_playback=True).rtmp_read_batch == 0.0
-    assert Settings(webrtc_playback=True, rtmp_read_batch_ms=20).rtmp_read_batch == 0.020
+def test_rtmp_read_batching_is_off_for_webrtc_streams_unless_set() -> None:
+    assert (Settings().rtmp_read_batch, Settings().rtmp_webrtc_read_batch) == (0.040, 0.0)
+    # The node-wide default for new streams changes nothing here: batching follows each stream.
+    assert Settings(webrtc_playback=True).rtmp_read_batch == 0.040
+    both = Settings(rtmp_read_batch_ms=20)
+    assert (both.rtmp_read_batch, both.rtmp_webrtc_read_batch) == (0.020, 0.020)
 
 
 def test_admin_token_needs_32_characters() -> None:

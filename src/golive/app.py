@@ -328,7 +328,8 @@ class Golive:
                 ended_ttl=s.ended_playlist_ttl,
                 capabilities=await detect_capabilities(ffmpeg),
                 clock=time.time,  # the one real wall clock packaging reads
-                webrtc_sink=WebRtcFeed if s.webrtc_playback else None,
+                # Only broadcasts of streams with webrtc_playback get a WebRTC output.
+                webrtc_sink=WebRtcFeed,
                 recording=self._recording_for,
             )
             self.hub.add_observer(self.pipeline)
@@ -370,6 +371,7 @@ class Golive:
             "max_message_size": s.rtmp_max_message_size,
             "max_connections": s.max_publishers * 2,
             "read_batch": s.rtmp_read_batch,
+            "webrtc_read_batch": s.rtmp_webrtc_read_batch,
         }
         if s.rtmp_port or s.rtmp_port == 0:
             self.rtmp = RtmpServer(self.publish_target, host=s.host, port=s.rtmp_port, **rtmp_options)
@@ -508,7 +510,8 @@ class Golive:
         app.include_router(self.whip.router())
 
         # WHEP: POST /whep/PLAYBACK_ID; DELETE, OPTIONS on /whep/PLAYBACK_ID/SESSION.
-        if s.webrtc_playback and self.pipeline is not None:
+        # Mounted whenever the node transcodes: which streams play over it is theirs to say.
+        if self.pipeline is not None:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,
@@ -624,6 +627,31 @@ class Golive:
                 if value is not None:
                     lines.append(f'golive_recording_upload_lag_seconds{{quantile="{quantile}"}} '
                                  f"{value:.6f}")
+        if self.pipeline is not None:
+            lines += ["# HELP golive_webrtc_video_frames_total Video frames of the WebRTC "
+                      "output, per stream (what each WHEP viewer is sent).",
+                      "# TYPE golive_webrtc_video_frames_total counter"]
+            for b in self.hub.broadcasts:
+                pipeline = self.pipeline.for_stream(b.stream_id)
+                feed = pipeline.webrtc_sink if pipeline is not None else None
+                if feed is not None:
+                    lines.append(f'golive_webrtc_video_frames_total{{stream_id="{b.stream_id}"}} '
+                                 f"{feed.video_packets}")
+        if self.whep is not None:
+            counts = self.whep.counts()
+            lines += ["# HELP golive_whep_viewers WHEP (WebRTC) viewers with ICE and DTLS "
+                      "connected, per stream.", "# TYPE golive_whep_viewers gauge"]
+            lines += [f'golive_whep_viewers{{stream_id="{stream_id}"}} {viewers}'
+                      for stream_id, (viewers, _, _) in counts.items()]
+            lines += ["# HELP golive_whep_connecting WHEP sessions still connecting, per "
+                      "stream.", "# TYPE golive_whep_connecting gauge"]
+            lines += [f'golive_whep_connecting{{stream_id="{stream_id}"}} {pending}'
+                      for stream_id, (_, pending, _) in counts.items()]
+            lines += ["# HELP golive_whep_backlog_frames Most video frames any WHEP viewer "
+                      "of the stream has waiting to be sent.",
+                      "# TYPE golive_whep_backlog_frames gauge"]
+            lines += [f'golive_whep_backlog_frames{{stream_id="{stream_id}"}} {backlog}'
+                      for stream_id, (_, _, backlog) in counts.items()]
         return "\n".join(lines) + "\n"
 
 

@@ -119,8 +119,9 @@ class Settings(BaseSettings):
         le=200,
         description="Once a publisher is live, RTMP reads wait up to this many milliseconds "
         "so one read takes several packets: a third to half less CPU per stream for at most "
-        "this much extra delay. 0 reads every packet as it arrives. Empty: 40, or 0 when "
-        "webrtc_playback is on (WebRTC players grow their jitter buffer with bursty input).",
+        "this much extra delay. 0 reads every packet as it arrives. Empty: 40, and 0 for "
+        "streams with webrtc_playback (WebRTC players grow their jitter buffer with bursty "
+        "input); a number applies to every stream.",
     )
     rtmp_max_message_size: int = Field(
         16 * 1024 * 1024,
@@ -302,9 +303,10 @@ class Settings(BaseSettings):
     )
 
     webrtc_playback: bool = Field(
-        False, description="WHEP real-time playback: the transcoder adds one WebRTC-safe "
-        "output (H.264 constrained baseline, no B-frames, 1 s GOP, Opus) per broadcast, "
-        "packetized for every WHEP viewer without re-encoding.",
+        False, description="Default of new streams' webrtc_playback (WHEP real-time "
+        "playback): the transcoder adds one WebRTC-safe output (H.264 constrained baseline, "
+        "no B-frames, 1 s GOP, Opus) to each broadcast of a stream that has it, packetized "
+        "for every WHEP viewer without re-encoding.",
     )
     whep_max_viewers: int = Field(
         20, ge=1, description="Most WHEP (WebRTC) viewers per broadcast; past it viewers are "
@@ -441,10 +443,17 @@ class Settings(BaseSettings):
 
     @property
     def rtmp_read_batch(self) -> float:
-        """Seconds RTMP reads are batched for (see rtmp_read_batch_ms)."""
+        """Seconds RTMP reads of a stream without webrtc_playback are batched for."""
         if self.rtmp_read_batch_ms is not None:
             return self.rtmp_read_batch_ms / 1000
-        return 0.0 if self.webrtc_playback else 0.040
+        return 0.040
+
+    @property
+    def rtmp_webrtc_read_batch(self) -> float:
+        """Seconds RTMP reads of a stream with webrtc_playback are batched for."""
+        if self.rtmp_read_batch_ms is not None:
+            return self.rtmp_read_batch_ms / 1000
+        return 0.0
 
     # Checks before serving -----------------------------------------------------------
 

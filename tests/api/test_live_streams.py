@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,16 +54,18 @@ class Api:
         return data
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(
-        data_dir=tmp_path,
-        public_host="live.example.com",
-        admin_token=ADMIN,
-        rtmp_port=1935,
-        srt_port=9000,
-        default_reconnect_window=30.0,
-    )
+@contextlib.asynccontextmanager
+async def open_api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api]:
+    """The API app on a fresh store, with `overrides` on the test settings."""
+    settings = Settings(**{
+        "data_dir": tmp_path,
+        "public_host": "live.example.com",
+        "admin_token": ADMIN,
+        "rtmp_port": 1935,
+        "srt_port": 9000,
+        "default_reconnect_window": 30.0,
+        **overrides,
+    })
     store = await Store.open(settings.resolved_database_url)
     bus = EventBus()
     broadcasts = FakeBroadcasts()
@@ -74,9 +77,17 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         base_url="http://test",
         headers={"Authorization": f"Bearer {ADMIN}"},
     ) as client:
-        yield Api(client, store, bus, events, broadcasts)
-    events.close()
-    await store.close()
+        try:
+            yield Api(client, store, bus, events, broadcasts)
+        finally:
+            events.close()
+            await store.close()
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with open_api(tmp_path) as opened:
+        yield opened
 
 
 def error_of(r: httpx.Response) -> dict[str, Any]:
@@ -171,6 +182,43 @@ async def test_patch(api: Api) -> None:
     r = await api.client.patch(f"/live-streams/{created['id']}", json={"status": "active"})
     assert r.status_code == 422
     assert "status" in error_of(r)["messages"][0]
+
+
+async def test_webrtc_playback_per_stream(api: Api) -> None:
+    """Off by default (the node's default); set on create, changed by PATCH, shown in GET."""
+    plain = await api.create(name="plain")
+    realtime = await api.create(name="realtime", webrtc_playback=True)
+    assert plain["webrtc_playback"] is False
+    assert realtime["webrtc_playback"] is True
+    got = (await api.client.get(f"/live-streams/{realtime['id']}")).json()["data"]
+    assert got["webrtc_playback"] is True
+    listed = {s["id"]: s["webrtc_playback"]
+              for s in (await api.client.get("/live-streams")).json()["data"]}
+    assert listed == {plain["id"]: False, realtime["id"]: True}
+    api.drain()
+
+    r = await api.client.patch(f"/live-streams/{plain['id']}", json={"webrtc_playback": True})
+    assert r.status_code == 200 and r.json()["data"]["webrtc_playback"] is True
+    [event] = api.drain()
+    assert event.data["changes"] == {"webrtc_playback": True}
+    r = await api.client.patch(f"/live-streams/{realtime['id']}", json={"webrtc_playback": False})
+    assert r.status_code == 200 and r.json()["data"]["webrtc_playback"] is False
+
+    for bad in ("yes", 1, None):
+        r = await api.client.patch(f"/live-streams/{plain['id']}", json={"webrtc_playback": bad})
+        assert r.status_code == 422, bad
+        assert error_of(r)["messages"][0].startswith("webrtc_playback:")
+    r = await api.client.post("/live-streams", json={"name": "x", "webrtc_playback": "on"})
+    assert r.status_code == 422
+    assert error_of(r)["messages"][0].startswith("webrtc_playback:")
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
+    assert "webrtc_playback" in schema["LiveStream"]["properties"]
+
+
+async def test_webrtc_playback_setting_is_the_default_for_new_streams(tmp_path: Path) -> None:
+    async with open_api(tmp_path, webrtc_playback=True) as api:
+        assert (await api.create(name="default"))["webrtc_playback"] is True
+        assert (await api.create(name="off", webrtc_playback=False))["webrtc_playback"] is False
 
 
 async def test_validation_messages_name_the_field(api: Api) -> None:

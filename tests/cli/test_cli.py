@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,34 @@ def test_create_refuses_a_profile_that_names_no_profile(run: Any) -> None:
     assert "No live streams yet" in ok(run("streams", "list"))
     created = json.loads(ok(run("streams", "create", "--name", "x", "--profile", "low-cpu", "--json")))
     assert created["profile"] == "low-cpu"
+
+
+def test_webrtc_playback_on_create_and_update(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = json.loads(ok(run("streams", "create", "--name", "plain", "--json")))
+    assert plain["webrtc_playback"] is False  # the server setting's default
+    realtime = json.loads(ok(run("streams", "create", "--name", "rt", "--webrtc-playback",
+                                 "--json")))
+    assert realtime["webrtc_playback"] is True
+    assert re.search(r"real-time \(WHEP\) +yes", ok(run("streams", "show", realtime["id"])))
+
+    updated = json.loads(ok(run("streams", "update", plain["id"], "--webrtc-playback",
+                                "--name", "now real-time", "--json")))
+    assert (updated["webrtc_playback"], updated["name"]) == (True, "now real-time")
+    assert json.loads(ok(run("streams", "update", realtime["id"], "--no-webrtc-playback",
+                             "--json")))["webrtc_playback"] is False
+    assert "Updated live stream" in ok(run("streams", "update", plain["id"], "--recording"))
+    result = run("streams", "update", plain["id"])
+    assert result.exit_code == 2 and "nothing to change" in result.output
+    result = run("streams", "update", "ls_missing", "--recording")
+    assert result.exit_code == 1 and "no live stream" in result.output
+
+    # GOLIVE_WEBRTC_PLAYBACK is the default for new streams.
+    monkeypatch.setenv("GOLIVE_WEBRTC_PLAYBACK", "true")
+    assert json.loads(ok(run("streams", "create", "--name", "d", "--json")))["webrtc_playback"]
+    assert not json.loads(ok(run("streams", "create", "--name", "e", "--no-webrtc-playback",
+                                 "--json")))["webrtc_playback"]
 
 
 def test_bad_settings_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,6 +31,9 @@ class Directory:
     def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None:
         return self.feed if playback_id == PID else None
 
+    def presentation(self, playback_id: str) -> None:
+        return None
+
 
 async def until(check: Callable[[], bool], what: str) -> None:
     async def checked() -> bool:

@@ -73,6 +73,12 @@ async def test_whep_viewer_gets_video_and_audio(
             return True if len(viewer.video_frames) >= 30 and viewer.audio_frames >= 20 else None
 
         await eventually(enough, timeout=30, what="30 decoded video frames and audio")
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
+            metrics = (await http.get("/metrics")).text
+        assert f'golive_whep_viewers{{stream_id="{stream["id"]}"}} 1' in metrics
+        assert f'golive_whep_connecting{{stream_id="{stream["id"]}"}} 0' in metrics
+        assert f'golive_webrtc_video_frames_total{{stream_id="{stream["id"]}"}} ' in metrics
+        assert f'golive_whep_backlog_frames{{stream_id="{stream["id"]}"}} ' in metrics
         await asyncio.sleep(2.0)  # a steady rate, not just a burst at the start
         span = viewer.video_frames[-1][0] - viewer.video_frames[0][0]
         rate = (len(viewer.video_frames) - 1) / span
@@ -124,3 +130,92 @@ async def test_whep_viewer_gets_video_and_audio(
         for v in viewers:
             await v.close()
         stop(proc)
+
+
+@pytest.fixture
+async def mixed_node(tmp_path: Path) -> AsyncIterator[Golive]:
+    """A node whose streams default to no WebRTC playback (the setting's default)."""
+    async with Golive(node_settings(tmp_path, **rtc_config())) as n:
+        yield n
+
+
+def _ffmpeg_argv(node: Golive, stream_id: str) -> list[str]:
+    assert node.pipeline is not None
+    pipeline = node.pipeline.for_stream(stream_id)
+    assert pipeline is not None and pipeline.transcoder is not None
+    pid = pipeline.transcoder.stats.pid
+    assert pid is not None
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+async def test_only_streams_with_webrtc_playback_get_a_webrtc_output(
+    mixed_node: Golive, source_flv: Path
+) -> None:
+    """Two broadcasts live at once: one stream has webrtc_playback, the other does not."""
+    node = mixed_node
+    assert node.pipeline is not None and node.rtmp is not None
+    async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1",
+                                 headers={"Authorization": f"Bearer {ADMIN}"},
+                                 timeout=10) as api:
+        realtime = await create_stream(api, name="interactive", webrtc_playback=True)
+        plain = await create_stream(api, name="plain")
+        assert (realtime["webrtc_playback"], plain["webrtc_playback"]) == (True, False)
+        rt_pid, plain_pid = realtime["playback_ids"][0]["id"], plain["playback_ids"][0]["id"]
+        procs = [ffmpeg_publish(source_flv, node.rtmp_url(s["stream_key"]), loop=True)
+                 for s in (realtime, plain)]
+        viewers: list[Any] = []
+        try:
+            await wait_status(api, realtime["id"], "active")
+            await wait_status(api, plain["id"], "active")
+            pipeline = node.pipeline
+
+            async def both_encoding() -> bool | None:
+                feed = pipeline.webrtc_feed(rt_pid)
+                other = pipeline.for_stream(plain["id"])
+                return True if (feed is not None and feed.video_packets > 0 and other is not None
+                                and other.transcoder is not None
+                                and other.transcoder.stats.pid is not None) else None
+
+            await eventually(both_encoding, timeout=60, what="both ladders and the WebRTC output")
+
+            # ffmpeg's outputs: one more (the WebRTC-safe one) only for the realtime stream.
+            rt_argv, plain_argv = _ffmpeg_argv(node, realtime["id"]), _ffmpeg_argv(node, plain["id"])
+            rt_outputs = [a for a in rt_argv if a.startswith("pipe:")]
+            plain_outputs = [a for a in plain_argv if a.startswith("pipe:")]
+            assert len(rt_outputs) == len(plain_outputs) + 1, (rt_argv, plain_argv)
+            assert "baseline" in rt_argv and "baseline" not in plain_argv
+            rt_facts, plain_facts = (pipeline.facts(realtime["id"]), pipeline.facts(plain["id"]))
+            assert rt_facts is not None and rt_facts.webrtc is not None
+            assert plain_facts is not None and plain_facts.webrtc is None
+            assert pipeline.webrtc_feed(plain_pid) is None
+
+            # Ingest batches reads only for the stream without WebRTC viewers.
+            batching = {c.publisher.stream_id: c.publisher.webrtc_playback
+                        for c in node.rtmp.connections if c.publisher is not None}
+            assert batching == {realtime["id"]: True, plain["id"]: False}
+            assert (node.rtmp.webrtc_read_batch, node.rtmp.read_batch) == (0.0, 0.040)
+
+            async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
+                refused = await http.post(f"/whep/{plain_pid}", content="v=0\r\n",
+                                          headers={"Content-Type": "application/sdp"})
+                unknown = await http.post("/whep/nope", content="v=0\r\n",
+                                          headers={"Content-Type": "application/sdp"})
+            assert refused.status_code == 404, refused.text
+            error = refused.json()["error"]
+            assert error["reason"] == "webrtc_playback_off"
+            assert error["fallback"] == {"protocol": "ll-hls", "url": f"/live/{plain_pid}.m3u8"}
+            assert unknown.status_code == 404
+            assert unknown.json()["error"]["reason"] == "unknown_playback_id"
+
+            viewer = await whep_play(node.http_url, rt_pid)
+            viewers.append(viewer)
+
+            async def frames() -> bool | None:
+                return True if len(viewer.video_frames) >= 10 else None
+
+            await eventually(frames, timeout=30, what="WHEP video of the realtime stream")
+        finally:
+            for v in viewers:
+                await v.close()
+            for proc in procs:
+                stop(proc)

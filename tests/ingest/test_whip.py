@@ -48,6 +48,7 @@ PPS = bytes.fromhex("68ce0fc8")
 class FakePublisher:
     stream_id: str = "ls_1"
     broadcast_id: str = "bc_1"
+    webrtc_playback: bool = False
     tags: list[MediaTag] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     disconnect: Callable[[str], None] | None = None

@@ -55,7 +55,8 @@ class RecordingSink:
 
 
 def make_broadcast(
-    *playback_ids: str, profile: str = "default", signed: set[str] | None = None
+    *playback_ids: str, profile: str = "default", signed: set[str] | None = None,
+    webrtc_playback: bool = True,
 ) -> Broadcast:
     policy = StreamPolicy(
         stream_id="ls_1",
@@ -65,6 +66,7 @@ def make_broadcast(
         latency_mode="low",
         reconnect_window=10,
         recording=False,
+        webrtc_playback=webrtc_playback,
     )
     return Broadcast(id="br_1", policy=policy, started_at=datetime.now(UTC))
 
@@ -281,6 +283,22 @@ async def test_without_a_sink_factory_there_is_no_webrtc_output(
         assert live.webrtc_feed("pb_a") is None
     finally:
         await live.close()
+
+
+async def test_a_stream_without_webrtc_playback_gets_no_webrtc_output(
+    pipeline: LivePipeline[RecordingSink], source_360p: Path
+) -> None:
+    """The node can play WHEP (a sink factory), but this stream does not ask for it."""
+    assert pipeline.webrtc_playback
+    broadcast = make_broadcast("pb_a", webrtc_playback=False)
+    pipeline.broadcast_started(broadcast)
+    publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
+    bp = only_pipeline(broadcast)
+    assert bp.transcoder is not None and bp.webrtc is None and bp.webrtc_sink is None
+    bp.on_fragment(WEBRTC_OUTPUT, fragment(1))  # ignored, not an error
+    facts = pipeline.facts("ls_1")
+    assert facts is not None and facts.webrtc is None
+    assert pipeline.webrtc_feed("pb_a") is None
 
 
 async def test_a_restart_marks_a_discontinuity_and_warns(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
+from aiortc.codecs.h264 import h264_depayload
 from tests.mediatools import FFMPEG
 
 from golive.delivery.whep import WebRtcFeed, avcc_to_annexb, parse_avcc
@@ -122,9 +122,25 @@ async def test_feed_starts_a_new_viewer_at_a_keyframe(webrtc_mp4: bytes) -> None
     for fragment in fragments[5:]:
         feed.on_fragment(fragment)
     first = await video.recv()
-    assert bytes(first)[4] & 0x1F == 7 and first.time_base == Fraction(1, 90_000)
-    assert first.pts == 90_000  # the second GOP, one second in
-    packet = await audio.recv()
-    assert packet.time_base == Fraction(1, 48_000)
+    # RTP payloads, packetized once for every viewer: SPS and PPS aggregated (STAP-A) first.
+    assert first.keyframe and first.payloads[0][0] & 0x1F == 24
+    assert first.payloads[0][3] & 0x1F == 7
+    assert first.timestamp == 90_000  # the second GOP, one second in (90 kHz RTP clock)
+    assert all(len(p) <= 1300 for p in first.payloads)
+    # What a receiver reassembles from those payloads decodes, frame after frame.
+    decoder = av.CodecContext.create("h264", "r")
+    frame, decoded, last = first, 0, 0
+    while True:
+        annexb = b"".join(h264_depayload(p) for p in frame.payloads)
+        decoded += len(decoder.decode(av.Packet(annexb)))
+        assert frame.timestamp > last or frame is first
+        last = frame.timestamp
+        if video.queued:  # what the feed gave, without waiting for more
+            frame = await video.recv()
+        else:
+            break
+    assert decoded >= 25
+    sound, after = await audio.recv(), await audio.recv()
+    assert len(sound.payloads) == 1 and after.timestamp - sound.timestamp == 960  # 20 ms
     feed.close()
     assert video.readyState == "ended"

@@ -21,7 +21,7 @@ async def test_policy_carries_what_the_pipeline_reads(store: Store) -> None:
     directory: StreamDirectory = StoreStreamDirectory(store)
     record, key = await store.create_stream(
         name="show", latency_mode="standard", reconnect_window=12.5, profile="sports",
-        recording=True, playback_policy="signed",
+        recording=True, playback_policy="signed", webrtc_playback=True,
     )
     public = await store.add_playback_id(record.id, "public")
     assert public is not None
@@ -36,6 +36,7 @@ async def test_policy_carries_what_the_pipeline_reads(store: Store) -> None:
         latency_mode="standard",
         reconnect_window=12.5,
         recording=True,
+        webrtc_playback=True,
     )
     assert found.low_latency is False
     assert await directory.policy(record.id) == found

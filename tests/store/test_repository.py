@@ -122,6 +122,52 @@ async def test_update_stream(store: Store) -> None:
     assert await store.get_stream(record.id) == updated
 
 
+async def test_webrtc_playback_is_a_stream_property(store: Store) -> None:
+    plain, _ = await store.create_stream(name="plain")
+    realtime, _ = await store.create_stream(name="realtime", webrtc_playback=True)
+    assert plain.webrtc_playback is False
+    assert realtime.webrtc_playback is True
+    assert (await store.get_stream(realtime.id)) == realtime
+
+    off = await store.update_stream(realtime.id, webrtc_playback=False)
+    assert off is not None and off.webrtc_playback is False
+    on = await store.update_stream(plain.id, webrtc_playback=True)
+    assert on is not None and on.webrtc_playback is True
+    with pytest.raises(ValueError, match="webrtc_playback must be true or false"):
+        await store.update_stream(plain.id, webrtc_playback="yes")
+    with pytest.raises(ValueError, match="webrtc_playback"):
+        await store.create_stream(name="x", webrtc_playback=1)  # type: ignore[arg-type]
+    assert (await store.get_stream(plain.id)) == on
+
+
+async def test_streams_from_before_0006_keep_webrtc_playback_off(tmp_path: Path) -> None:
+    """Migration 0006 adds the column; rows written at 0005 read as without WHEP."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from golive.store.db import create_engine
+    from golive.store.migrate import alembic_config
+
+    engine = create_engine(_url(tmp_path))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.upgrade(alembic_config(sync), "0005"))
+            await connection.execute(text(
+                "INSERT INTO live_streams (id, name, stream_key_hash, stream_key_prefix, status,"
+                " latency_mode, reconnect_window, profile, recording, created_at, updated_at)"
+                " VALUES ('ls_old', 'old', 'h', 'sk_old', 'idle', 'low', 60, 'default', 0,"
+                " '2026-12-01 00:00:00', '2026-12-01 00:00:00')"))
+    finally:
+        await engine.dispose()
+    upgraded = await Store.open(_url(tmp_path))
+    try:
+        record = await upgraded.get_stream("ls_old")
+        assert record is not None and record.webrtc_playback is False
+    finally:
+        await upgraded.close()
+
+
 async def test_delete_stream(store: Store) -> None:
     record, key = await store.create_stream(name="a")
     other, _ = await store.create_stream(name="b")

@@ -41,7 +41,7 @@ async def test_watch_page_escapes_the_title_and_links_versioned_assets(
         re.S).group(1))  # type: ignore[union-attr]
     assert config["manifestUrl"] == f"/live/{pid}.m3u8"
     assert config["live"] is False
-    assert config["realtime"] is None  # webrtc_playback is off by default
+    assert config["realtime"] is None  # the stream has no webrtc_playback (the default)
     assert "https://" not in page.text.replace("https:", "")  # nothing from a CDN
     for url in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
         response = await site.get(url)
@@ -51,6 +51,29 @@ async def test_watch_page_escapes_the_title_and_links_versioned_assets(
                                headers={"If-None-Match": response.headers["etag"]})
         assert again.status_code == 304
         assert "no-cache" in again.headers["cache-control"]
+
+
+def _config(page: httpx.Response) -> dict[str, object]:
+    found = re.search(r'<script type="application/json" id="golive-config">(.*?)</script>',
+                      page.text, re.S)
+    assert found is not None
+    config: dict[str, object] = json.loads(found.group(1))
+    return config
+
+
+async def test_real_time_is_offered_only_for_streams_with_webrtc_playback(
+    site: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    realtime = await create_stream(api, webrtc_playback=True)
+    plain = await create_stream(api, webrtc_playback=False)
+    signed = await create_stream(api, webrtc_playback=True, playback_policy="signed")
+    pid = realtime["playback_ids"][0]["id"]
+    for path in (f"/watch/{pid}", f"/embed/{pid}"):
+        assert _config(await site.get(path))["realtime"] == {
+            "whepUrl": f"/whep/{pid}", "iceServers": []}
+    assert _config(await site.get(f"/watch/{plain['playback_ids'][0]['id']}"))["realtime"] is None
+    signed_pid = signed["playback_ids"][0]["id"]
+    assert _config(await site.get(f"/watch/{signed_pid}?token=x"))["realtime"] is None
 
 
 async def test_status_is_small_and_cacheable(

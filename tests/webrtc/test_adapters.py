@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import aioice.ice
 import pytest
-from aiortc import RTCRtpReceiver
+from aiortc import MediaStreamTrack, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -24,7 +24,10 @@ from golive.chat.transport import (
 )
 from golive.webrtc.aiortc_adapter import (
     IncompatibleAiortc,
+    PacketizedFrame,
     check_aiortc,
+    check_sender,
+    send_packetized,
     send_picture_loss,
     tap_encoded_frames,
 )
@@ -125,6 +128,40 @@ async def test_a_failing_keyframe_request_is_not_swallowed() -> None:
 
     with pytest.raises(OSError, match="socket gone"):
         await asyncio.wait_for(send_picture_loss(Broken(), 1), timeout=10)
+
+
+def test_aiortc_check_fails_when_senders_stop_packing_with_their_encoder() -> None:
+    class Sender(RTCRtpSender):
+        async def _next_encoded_frame(self, codec: Any) -> None:  # encodes some other way
+            return None
+
+    with pytest.raises(IncompatibleAiortc, match="__encoder"):
+        check_sender(Sender)
+    with pytest.raises(IncompatibleAiortc, match="__encoder"):
+        check_aiortc(sender_class=Sender)
+    with pytest.raises(IncompatibleAiortc, match="encoder slot"):
+        send_packetized(SimpleNamespace())
+
+
+class _Frames(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self, frame: PacketizedFrame) -> None:
+        super().__init__()
+        self.frame = frame
+
+    async def recv(self) -> PacketizedFrame:  # type: ignore[override]
+        return self.frame
+
+
+async def test_a_packetized_sender_sends_the_payloads_it_is_given() -> None:
+    frame = PacketizedFrame([b"\x7c\x85first", b"\x7c\x45last"], 180_000, keyframe=True)
+    sender = RTCRtpSender(_Frames(frame), cast(Any, _Transport()))
+    send_packetized(sender)
+    codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90_000, payloadType=102)
+    encoded = await sender._next_encoded_frame(codec)
+    assert encoded is not None
+    assert encoded.payloads is frame.payloads and encoded.timestamp == 180_000
 
 
 # aioice ----------------------------------------------------------------------------------

@@ -133,6 +133,8 @@ def create_api_app(
             recording_retention_days=body.recording_retention_days,
             playback_policy=body.playback_policy,
             srt_passphrase=body.srt_passphrase,
+            webrtc_playback=(settings.webrtc_playback if body.webrtc_playback is None
+                             else body.webrtc_playback),
         )
         publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
         await trail.record(request, principal, "live_stream.create", "live_stream", record.id,

@@ -75,6 +75,13 @@ class LiveStreamCreate(_Request):
         max_length=79,
         description="SRT encryption passphrase (10-79 characters); empty: SRT unencrypted.",
     )
+    webrtc_playback: bool | None = Field(
+        None,
+        strict=True,
+        description="Real-time (WHEP) playback at `/whep/PLAYBACK_ID`, under half a second "
+        "behind live: broadcasts get one more encode (a WebRTC-safe output). Empty means the "
+        "server default (`webrtc_playback` setting).",
+    )
 
 
 class LiveStreamUpdate(_Request):
@@ -86,6 +93,10 @@ class LiveStreamUpdate(_Request):
     recording_retention_days: int | None = Field(None, ge=1, le=36500)
     srt_passphrase: str | None = Field(
         None, max_length=79, description="New SRT passphrase; an empty string removes it."
+    )
+    webrtc_playback: bool | None = Field(
+        None, strict=True, description="Turn real-time (WHEP) playback on or off; a broadcast already "
+        "live keeps what it started with, the next one gets the new choice.",
     )
 
 
@@ -144,6 +155,9 @@ class LiveStream(BaseModel):
     recording_retention_days: int | None = None
     stream_key_prefix: str = Field(description="First characters of the stream key.")
     srt_encrypted: bool = Field(False, description="SRT publishers must use the passphrase.")
+    webrtc_playback: bool = Field(
+        False, description="Broadcasts also play in real time over WHEP (`/whep/PLAYBACK_ID`)."
+    )
     playback_ids: list[PlaybackId]
     active_broadcast_id: str | None
     ingest: Ingest
@@ -233,6 +247,7 @@ def live_stream_out(
         "recording_retention_days": record.recording_retention_days,
         "stream_key_prefix": record.stream_key_prefix,
         "srt_encrypted": record.srt_encrypted,
+        "webrtc_playback": record.webrtc_playback,
         "playback_ids": [playback_id_out(p) for p in record.playback_ids],
         "active_broadcast_id": record.active_broadcast_id,
         "ingest": ingest_urls(settings, host, key),

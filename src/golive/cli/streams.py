@@ -39,6 +39,7 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         ("reconnect window", f"{record.reconnect_window:g} s"),
         ("profile", record.profile),
         ("recording", "yes" if record.recording else "no"),
+        ("real-time (WHEP)", "yes" if record.webrtc_playback else "no"),
         ("stream key", key if key else f"{record.stream_key_prefix}... (hidden)"),
         ("RTMP URL", ingest.rtmp_url or f"{ingest.rtmp}/STREAM_KEY"),
     ]
@@ -90,6 +91,12 @@ def _missing_stream(stream_id: str) -> click.ClickException:
     default="public",
     show_default=True,
 )
+@click.option(
+    "--webrtc-playback/--no-webrtc-playback",
+    default=None,
+    help="Real-time (WHEP) playback: one more encode per broadcast "
+    "(default: server setting webrtc_playback).",
+)
 @json_option
 @click.pass_context
 def streams_create(
@@ -101,6 +108,7 @@ def streams_create(
     recording: bool,
     recording_retention_days: int | None,
     playback_policy: str,
+    webrtc_playback: bool | None,
     as_json: bool,
 ) -> None:
     """Create a live stream and print its stream key (shown only this once)."""
@@ -117,6 +125,7 @@ def streams_create(
             recording=recording,
             recording_retention_days=recording_retention_days,
             playback_policy=playback_policy,
+            webrtc_playback=settings.webrtc_playback if webrtc_playback is None else webrtc_playback,
         ),
     )
     if as_json:
@@ -211,6 +220,54 @@ def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
         return live
     except (httpx.HTTPError, ValueError, KeyError):
         return None
+
+
+@streams.command("update")
+@click.argument("stream_id")
+@click.option("--name", help="New name.")
+@click.option("--latency-mode", type=click.Choice(["low", "standard"]))
+@click.option("--reconnect-window", type=click.FloatRange(0, 1800),
+              help="Seconds to wait for a dropped publisher.")
+@click.option("--profile", help="Stream profile.")
+@click.option("--recording/--no-recording", default=None)
+@click.option("--webrtc-playback/--no-webrtc-playback", default=None,
+              help="Real-time (WHEP) playback; a live broadcast keeps what it started with.")
+@json_option
+@click.pass_context
+def streams_update(
+    ctx: click.Context,
+    stream_id: str,
+    name: str | None,
+    latency_mode: str | None,
+    reconnect_window: float | None,
+    profile: str | None,
+    recording: bool | None,
+    webrtc_playback: bool | None,
+    as_json: bool,
+) -> None:
+    """Change a stream's settings; only the options given change."""
+    settings = command_settings(ctx)
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("name", name), ("latency_mode", latency_mode),
+            ("reconnect_window", reconnect_window), ("profile", profile),
+            ("recording", recording), ("webrtc_playback", webrtc_playback),
+        )
+        if value is not None
+    }
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+    if profile is not None:
+        _check_profile(settings, profile)
+    record = with_store(settings, lambda s: s.update_stream(stream_id, **changes))
+    if record is None:
+        raise _missing_stream(stream_id)
+    if as_json:
+        echo_json(_stream_json(settings, record))
+        return
+    click.echo(f"Updated live stream {record.id}:\n")
+    _print_stream(settings, record)
 
 
 @streams.command("reset-key")

@@ -6,9 +6,11 @@ encoded per viewer: the transcoder writes one extra WebRTC-safe output per
 broadcast (H.264 constrained baseline without B-frames, a keyframe every second,
 Opus; `golive.media.command.WebRtcRendition`), whose fragmented MP4 is split here
 into samples. H.264 samples are turned from AVCC into Annex-B with SPS and PPS
-before every IDR and handed, as `av.Packet`s, to per-viewer tracks that aiortc
-packetizes (its `pack()` path). A new viewer starts at the next keyframe; aiortc
-ignores picture-loss requests on that path, so the 1 s GOP bounds the wait.
+before every IDR and packetized into RTP payloads once (aiortc's own H.264
+packetizer), and every viewer's sender sends those same payloads
+(`golive.webrtc.send_packetized`): per viewer there is only the RTP header, SRTP and
+the socket write. A new viewer starts at the next keyframe; picture-loss requests
+are not acted on, so the 1 s GOP bounds the wait.
 
 An offer that never completes ICE and DTLS must not hold a viewer's place: sessions
 still connecting ("pending") are counted apart from connected viewers, against their
@@ -34,6 +36,7 @@ from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
@@ -48,9 +51,11 @@ from golive.formats import (
     parse_avc_config,
     video_decoder_config,
 )
+from golive.packaging import Presentation
 from golive.webrtc import (
     MAX_OFFER_BYTES,
     SDP,
+    PacketizedFrame,
     SignalingError,
     WebRtcOptions,
     advertise_public_address,
@@ -58,13 +63,15 @@ from golive.webrtc import (
     inspect_offer,
     media_type,
     read_text,
+    send_packetized,
 )
 
 log = logging.getLogger(__name__)
 
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000
-_QUEUE_LIMIT = 300  # packets per viewer track before it skips to the next keyframe
+_VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
+_QUEUE_LIMIT = 300  # frames per viewer track before it skips to the next keyframe
 
 _CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -109,20 +116,26 @@ def avcc_to_annexb(sample: bytes, length_size: int, parameter_sets: list[bytes],
 
 
 class ViewerTrack(MediaStreamTrack):
-    """One viewer's audio or video: encoded packets from the feed, for aiortc's pack()."""
+    """One viewer's audio or video: the feed's packetized frames, for a packetized sender."""
 
     def __init__(self, kind: str, on_stop: Callable[[ViewerTrack], None]) -> None:
         super().__init__()
         self.kind = kind
         self.waiting_for_keyframe = kind == "video"
-        self._queue: deque[av.Packet[Any]] = deque()
+        self._queue: deque[PacketizedFrame] = deque()
         self._wakeup = asyncio.Event()
         self._on_stop = on_stop
         self.sent = 0
 
-    def offer(self, packet: av.Packet[Any], keyframe: bool) -> None:
+    @property
+    def queued(self) -> int:
+        """Frames waiting for this viewer's sender."""
+        return len(self._queue)
+
+    def offer(self, frame: PacketizedFrame) -> None:
         if self.readyState != "live":
             return
+        keyframe = frame.keyframe
         if self.waiting_for_keyframe:
             if not keyframe:
                 return
@@ -133,10 +146,13 @@ class ViewerTrack(MediaStreamTrack):
                 self.waiting_for_keyframe = not keyframe
                 if not keyframe:
                     return
-        self._queue.append(packet)
-        self._wakeup.set()
+        self._queue.append(frame)
+        if len(self._queue) == 1:
+            self._wakeup.set()
 
-    async def recv(self) -> av.Packet[Any]:
+    # Not the av.Frame | av.Packet of MediaStreamTrack: its sender was made to send these
+    # (send_packetized), and nothing else reads this track.
+    async def recv(self) -> PacketizedFrame:  # type: ignore[override]
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -165,6 +181,7 @@ class WebRtcFeed:
         self._avcc: tuple[int, list[bytes]] | None = None
         self._kinds: dict[int, tuple[str, int]] = {}  # track id -> (kind, timescale)
         self._tracks: set[ViewerTrack] = set()
+        self._packetizer = H264Encoder()  # only its pack(): RTP payloads, made once here
         # Continuous clocks across ffmpeg restarts: a new init segment starts a new timeline.
         self._offset = {"video": 0, "audio": 0}
         self._next = {"video": 0, "audio": 0}
@@ -207,12 +224,8 @@ class WebRtcFeed:
                 if self._avcc is None:
                     continue
                 clock = VIDEO_CLOCK
-                data = avcc_to_annexb(sample.data, self._avcc[0], self._avcc[1], sample.sync)
-                self.video_packets += 1
             elif kind == "audio":
                 clock = AUDIO_CLOCK
-                data = sample.data
-                self.audio_packets += 1
             else:
                 continue
             pts = self._offset[kind] + (
@@ -222,13 +235,21 @@ class WebRtcFeed:
                 self._next[kind],
                 self._offset[kind] + (sample.decode_time + sample.duration) * clock // timescale,
             )
+            if kind == "video":
+                assert self._avcc is not None
+                packet = av.Packet(
+                    avcc_to_annexb(sample.data, self._avcc[0], self._avcc[1], sample.sync))
+                packet.pts = pts
+                packet.time_base = _VIDEO_TIME_BASE
+                payloads, _ = self._packetizer.pack(packet)
+                self.video_packets += 1
+            else:
+                payloads = [sample.data]  # one Opus packet is one RTP payload (RFC 7587)
+                self.audio_packets += 1
+            frame = PacketizedFrame(payloads, pts, sample.sync)
             for track in list(self._tracks):
-                if track.kind != kind:
-                    continue
-                packet = av.Packet(data)
-                packet.pts = packet.dts = pts
-                packet.time_base = Fraction(1, clock)
-                track.offer(packet, sample.sync)
+                if track.kind == kind:
+                    track.offer(frame)
 
     def on_close(self, listener: Callable[[], None]) -> None:
         """Call `listener` when the broadcast ends (at once if it has)."""
@@ -255,7 +276,12 @@ class WebRtcFeed:
 
 
 class WhepDirectory(Protocol):
-    def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None: ...
+    def webrtc_feed(self, playback_id: str) -> WebRtcFeed | None:
+        """The WebRTC output of the live broadcast under `playback_id`; None when it is not
+        live or its stream has no `webrtc_playback`."""
+        ...
+
+    def presentation(self, playback_id: str) -> Presentation | None: ...
 
 
 class WhepSession:
@@ -328,6 +354,22 @@ class WhepEndpoint:
         """Sessions of `feed` still completing ICE and DTLS."""
         return sum(1 for s in self._sessions.values() if s.feed is feed and not s.connected)
 
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        """(connected viewers, sessions still connecting, most frames any connected viewer
+        has queued) per stream id, for metrics. A backlog that grows means senders do
+        not keep up with the feed."""
+        counts: dict[str, tuple[int, int, int]] = {}
+        for session in self._sessions.values():
+            viewers, pending, backlog = counts.get(session.feed.stream_id, (0, 0, 0))
+            if session.connected:
+                viewers += 1
+                backlog = max(backlog, *(t.queued for t in session.tracks if t.kind == "video"),
+                              0)
+            else:
+                pending += 1
+            counts[session.feed.stream_id] = (viewers, pending, backlog)
+        return counts
+
     def pending_from(self, address: str) -> int:
         """Sessions from `address`, on any broadcast, still completing ICE and DTLS."""
         return sum(1 for s in self._sessions.values()
@@ -381,8 +423,18 @@ class WhepEndpoint:
                 raise SignalingError(verdict.status, kind, verdict.reason)
         feed = self._directory.webrtc_feed(playback_id)
         if feed is None or feed.closed:
-            raise SignalingError(404, "unknown_playback_id",
-                            "no live broadcast with real-time playback under this playback id")
+            presentation = self._directory.presentation(playback_id)
+            if presentation is None or presentation.ended:
+                raise SignalingError(404, "unknown_playback_id",
+                                     "no live broadcast under this playback id")
+            hls = self._hls_path.format(playback_id=playback_id)
+            raise _JsonError(404, {"error": {
+                "reason": "webrtc_playback_off",
+                "message": "this broadcast has no real-time (WebRTC) output: its stream's "
+                           "webrtc_playback is off, or was turned on after the broadcast "
+                           "started; play it over LL-HLS",
+                "fallback": {"protocol": "ll-hls", "url": hls},
+            }}, {"Link": f'<{hls}>; rel="alternate"'})
         if not feed.ready:
             raise SignalingError(503, "starting", "the broadcast's real-time output is starting",
                             {"Retry-After": "1"})
@@ -398,10 +450,11 @@ class WhepEndpoint:
                 session.tracks.append(track)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_h264_preferences())
+                send_packetized(transceiver.sender)
             if summary.audio:
                 track = feed.track("audio")
                 session.tracks.append(track)
-                pc.addTransceiver(track, direction="sendonly")
+                send_packetized(pc.addTransceiver(track, direction="sendonly").sender)
 
             @pc.on("connectionstatechange")
             def state_changed() -> None:

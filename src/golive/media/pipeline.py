@@ -56,6 +56,8 @@ class BroadcastPipeline(Generic[S]):
         self.broadcast = broadcast
         self.profile: StreamProfile = owner.profile_for(broadcast)
         self.low_latency = broadcast.policy.low_latency
+        # Fixed for the broadcast: a PATCH while live applies from the next one.
+        self.webrtc_playback = broadcast.policy.webrtc_playback
         self.presentation: Presentation | None = None
         self._retired: Presentation | None = None  # ended, still served (see `served`)
         self._retired_until = 0.0  # wall clock
@@ -190,7 +192,7 @@ class BroadcastPipeline(Generic[S]):
     def _run(self, plan: LadderPlan, backlog: list[MediaTag]) -> None:
         webrtc: WebRtcRendition | None = None
         make_sink = self._owner.webrtc_sink_factory
-        if make_sink is not None:
+        if make_sink is not None and self.webrtc_playback:
             webrtc = WebRtcRendition.for_plan(plan)
             if self.webrtc_sink is None:
                 self.webrtc_sink = make_sink(self.stream_id)
@@ -354,10 +356,11 @@ class _RunEvents(Generic[S]):
 class LivePipeline(Generic[S]):
     """Runs a `BroadcastPipeline` per broadcast and serves their presentations by playback id.
 
-    `webrtc_sink`, when given, turns WHEP playback on: it makes the sink of each
-    broadcast's WebRTC-safe output, and `webrtc_feed` finds it by playback id.
-    `recording`, when given, is asked once per broadcast for an observer of its
-    presentation's segments (None: the broadcast is not recorded).
+    `webrtc_sink`, when given, lets streams with `webrtc_playback` play over WHEP: it
+    makes the sink of each such broadcast's WebRTC-safe output, and `webrtc_feed`
+    finds it by playback id. Other broadcasts get no extra output.
+    `recording`, when given, is asked once per presentation for an observer of its
+    segments (None: the broadcast is not recorded).
     """
 
     def __init__(
@@ -386,7 +389,7 @@ class LivePipeline(Generic[S]):
 
     @property
     def webrtc_playback(self) -> bool:
-        """Whether broadcasts get the extra WebRTC-safe output (one more encode each)."""
+        """Whether broadcasts of streams with `webrtc_playback` get the WebRTC-safe output."""
         return self.webrtc_sink_factory is not None
 
     def profile_for(self, broadcast: Broadcast) -> StreamProfile:

@@ -48,6 +48,7 @@ def stream_policy(record: StreamRecord) -> StreamPolicy:
         latency_mode=_latency_mode(record.latency_mode),
         reconnect_window=record.reconnect_window,
         recording=record.recording,
+        webrtc_playback=record.webrtc_playback,
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -108,6 +109,8 @@ class LiveStream(Base):
     reconnect_window: Mapped[float] = mapped_column(Float)
     profile: Mapped[str] = mapped_column(String(64), default="default")
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    # WHEP playback: the transcoder adds one WebRTC-safe output for this stream's broadcasts.
+    webrtc_playback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active_broadcast_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

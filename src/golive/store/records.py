@@ -38,6 +38,7 @@ class StreamRecord:
     srt_encrypted: bool = False  # an SRT passphrase is set (the passphrase never leaves)
     recording_retention_days: int | None = None  # None: the node's setting
     access_hook_url: str | None = None  # this stream's own access hook
+    webrtc_playback: bool = False  # broadcasts also play over WHEP (one more encode)
 
 
 @dataclass(frozen=True)

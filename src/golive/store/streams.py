@@ -51,6 +51,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         srt_encrypted=row.srt_passphrase is not None,
         recording_retention_days=row.recording_retention_days,
         access_hook_url=row.access_hook_url,
+        webrtc_playback=bool(row.webrtc_playback),
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 
@@ -69,6 +70,7 @@ class StreamRepository(Tables):
         recording_retention_days: int | None = None,
         playback_policy: str = "public",
         srt_passphrase: str | None = None,
+        webrtc_playback: bool = False,
     ) -> tuple[StreamRecord, str]:
         """A new stream with one playback id; returns it and its plaintext stream key."""
         fields = validate_stream_fields(
@@ -80,6 +82,7 @@ class StreamRepository(Tables):
                 "recording": recording,
                 "recording_retention_days": recording_retention_days,
                 "srt_passphrase": srt_passphrase,
+                "webrtc_playback": webrtc_playback,
             }
         )
         policy = check_choice("playback_policy", playback_policy, PLAYBACK_POLICIES)
@@ -135,7 +138,8 @@ class StreamRepository(Tables):
             return [_stream_record(row) for row in rows]
 
     async def update_stream(self, stream_id: str, **fields: Any) -> StreamRecord | None:
-        """Change some of name, latency_mode, reconnect_window, profile, recording."""
+        """Change some of name, latency_mode, reconnect_window, profile, recording,
+        srt_passphrase, webrtc_playback."""
         clean = validate_stream_fields(fields)
         if not clean:
             return await self.get_stream(stream_id)

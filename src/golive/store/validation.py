@@ -21,7 +21,7 @@ SRT_PASSPHRASE_LENGTH = (10, 79)
 
 UPDATABLE_STREAM_FIELDS = frozenset(
     {"name", "latency_mode", "reconnect_window", "profile", "recording",
-     "recording_retention_days", "srt_passphrase"}
+     "recording_retention_days", "srt_passphrase", "webrtc_playback"}
 )
 
 
@@ -104,8 +104,8 @@ def validate_stream_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             clean[key] = check_reconnect_window(value)
         elif key == "profile":
             clean[key] = check_text("profile", value, MAX_PROFILE_LENGTH)
-        elif key == "recording":
-            clean[key] = check_bool("recording", value)
+        elif key in ("recording", "webrtc_playback"):
+            clean[key] = check_bool(key, value)
         elif key == "srt_passphrase":
             clean[key] = check_srt_passphrase(value)
         elif key == "recording_retention_days":

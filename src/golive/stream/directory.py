@@ -38,6 +38,10 @@ class StreamPolicy:
     latency_mode: LatencyMode
     reconnect_window: float  # seconds a broadcast waits for its publisher to return
     recording: bool
+    # WHEP playback: the media stage adds one WebRTC-safe output (one more encode) and
+    # ingest hands media on as it arrives (no read batching: WebRTC jitter buffers grow
+    # with bursty input). Fixed for a broadcast's transcoder when it starts.
+    webrtc_playback: bool = False
 
     @property
     def low_latency(self) -> bool:

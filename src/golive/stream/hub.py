@@ -83,6 +83,10 @@ class _PublisherHandle:
     def broadcast_id(self) -> str:
         return self._broadcast.id
 
+    @property
+    def webrtc_playback(self) -> bool:
+        return self._broadcast.policy.webrtc_playback
+
     def push(self, tag: MediaTag) -> None:
         if not self._closed:
             self._hub._on_media(self._broadcast, tag)

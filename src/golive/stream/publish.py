@@ -42,6 +42,12 @@ class Publisher(Protocol):
     @property
     def broadcast_id(self) -> str: ...
 
+    @property
+    def webrtc_playback(self) -> bool:
+        """The broadcast also plays over WebRTC: hand media on as it arrives (no read
+        batching), since WebRTC players grow their jitter buffer with bursty input."""
+        ...
+
     def push(self, tag: MediaTag) -> None:
         """Hand one tag to the broadcast. Never blocks; never raises for media content."""
 

@@ -113,8 +113,9 @@ class WebPages:
         self.recordings = recordings
         # Signed playback ids' pages and status need a playback token; None: all public.
         self.access = access
-        # Set when the node plays WHEP (`webrtc_playback`): the pages offer "Real-time",
-        # and the browser's RTCPeerConnection gets these ICE servers (none: host only).
+        # Set when the node plays WHEP: pages of streams with `webrtc_playback` offer
+        # "Real-time", and the browser's RTCPeerConnection gets these ICE servers (none:
+        # host only).
         self.realtime_ice_servers = realtime_ice_servers
         self.views = views
         self.live = live
@@ -214,7 +215,7 @@ class WebPages:
             # date-time) rather than as it happens; what an asset's page does.
             "chatReplay": request.query_params.get("chat") == "replay",
             "live": self.is_live(playback_id),
-            "realtime": self._realtime_config(playback_id, suffix),
+            "realtime": self._realtime_config(playback_id, stream, suffix),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
@@ -303,9 +304,12 @@ class WebPages:
         return _page_metadata(origin, playback_id, title, f"{title} on golive.", image=image,
                               public=True, video=video)
 
-    def _realtime_config(self, playback_id: str, suffix: str) -> dict[str, Any] | None:
-        """What the player needs for WHEP playback (the token rides along), or None."""
-        if self.realtime_ice_servers is None:
+    def _realtime_config(self, playback_id: str, stream: StreamRecord,
+                         suffix: str) -> dict[str, Any] | None:
+        """What the player needs for WHEP playback (the token rides along), or None where
+        the page must not offer it: only streams with `webrtc_playback` have a WebRTC
+        output."""
+        if self.realtime_ice_servers is None or not stream.webrtc_playback:
             return None
         return {"whepUrl": f"/whep/{playback_id}{suffix}",
                 "iceServers": self.realtime_ice_servers}
@@ -432,8 +436,8 @@ def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStor
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
-    (WHEP) option; None leaves it off. `recordings` lets the watch and embed pages play
-    recorded assets by their playback ids.
+    (WHEP) option for streams with `webrtc_playback`; None leaves it off everywhere.
+    `recordings` lets the watch and embed pages play recorded assets by their playback ids.
     """
     return WebPages(store, live, views=views, assets=assets,
                     realtime_ice_servers=realtime_ice_servers, recordings=recordings,

@@ -1,7 +1,7 @@
 """What WHIP ingest and WHEP playback share (webrtc): ICE options and host addresses,
-SDP inspection, the RTP receive tap and the Opus/AAC bridge."""
+SDP inspection, the RTP receive tap, packetized sending and the Opus/AAC bridge."""
 
-from golive.webrtc.aiortc_adapter import check_aiortc
+from golive.webrtc.aiortc_adapter import PacketizedFrame, check_aiortc, send_packetized
 from golive.webrtc.ice import (
     WebRtcOptions,
     advertise_public_address,
@@ -24,6 +24,7 @@ __all__ = [
     "SDP",
     "MediaConverter",
     "OfferSummary",
+    "PacketizedFrame",
     "SignalingError",
     "WebRtcOptions",
     "advertise_public_address",
@@ -33,5 +34,6 @@ __all__ = [
     "install_host_address_hook",
     "media_type",
     "read_text",
+    "send_packetized",
     "tap_encoded_frames",
 ]

@@ -1,12 +1,16 @@
 """The one place golive reaches into aiortc's private API (webrtc, shared by WHIP and WHEP).
 
-aiortc has no public hook for a receiver's encoded frames nor for asking a sender
-for a keyframe. golive uses two internals of `RTCRtpReceiver`: the queue it hands
-reassembled frames to its decoder thread on (`__decoder_queue`, name-mangled), and
-`_send_rtcp_pli`. `check_aiortc` verifies both have the shape this module was
-written against; the composition root runs it at start, so a different aiortc
+aiortc has no public hook for a receiver's encoded frames, for asking a sender
+for a keyframe, nor for sending frames someone else packetized. golive uses two
+internals of `RTCRtpReceiver`: the queue it hands reassembled frames to its decoder
+thread on (`__decoder_queue`, name-mangled), and `_send_rtcp_pli`; and one of
+`RTCRtpSender`: its encoder (`__encoder`), whose `pack()` it asks for each frame's
+RTP payloads. WHEP replaces that encoder so a frame is packetized once per broadcast,
+not once per viewer. `check_aiortc` verifies all three have the shape this module
+was written against; the composition root runs it at start, so a different aiortc
 stops the node with a message naming the tested version instead of WHIP ingest
-going quietly dark (no frames) or never recovering from loss (no keyframe requests).
+going quietly dark (no frames), never recovering from loss (no keyframe requests),
+or WHEP viewers getting nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import inspect
 import logging
 import queue
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiortc
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterFrame
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,7 @@ TESTED_WITH = "aiortc 1.16"
 EncodedFrameSink = Callable[[Any, str, bytes, int], None]
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_ENCODER = "_RTCRtpSender__encoder"
 
 
 class IncompatibleAiortc(RuntimeError):
@@ -50,9 +56,10 @@ def _code_names(function: Any) -> tuple[str, ...]:
 
 
 def check_aiortc(
-    receiver_class: type[Any] = RTCRtpReceiver, frame_class: type[Any] = JitterFrame
+    receiver_class: type[Any] = RTCRtpReceiver, frame_class: type[Any] = JitterFrame,
+    sender_class: type[Any] = RTCRtpSender,
 ) -> None:
-    """Raise `IncompatibleAiortc` unless the receiver internals used here have their tested shape."""
+    """Raise `IncompatibleAiortc` unless the internals used here have their tested shape."""
     init = getattr(receiver_class, "__init__", None)
     handle = getattr(receiver_class, "_handle_rtp_packet", None)
     if _DECODER_QUEUE not in _code_names(init) or _DECODER_QUEUE not in _code_names(handle):
@@ -64,6 +71,21 @@ def check_aiortc(
         raise _fail(f"RTCRtpReceiver._send_rtcp_pli{inspect.signature(pli)} takes other arguments")
     if list(inspect.signature(frame_class).parameters)[:2] != ["data", "timestamp"]:
         raise _fail("JitterFrame no longer carries (data, timestamp)")
+    check_sender(sender_class)
+
+
+def check_sender(sender_class: type[Any] = RTCRtpSender) -> None:
+    """Raise `IncompatibleAiortc` unless a sender still asks its `__encoder` to `pack()`
+    each frame that is not a raw `av.Frame` (what `send_packetized` relies on)."""
+    init = getattr(sender_class, "__init__", None)
+    next_frame = getattr(sender_class, "_next_encoded_frame", None)
+    run = getattr(sender_class, "_run_rtp", None)
+    if (
+        _ENCODER not in _code_names(init)
+        or not {_ENCODER, "pack"} <= set(_code_names(next_frame))
+        or "_next_encoded_frame" not in _code_names(run)
+    ):
+        raise _fail("RTCRtpSender no longer packs each frame with its __encoder")
 
 
 class _EncodedFrameTap(queue.Queue[Any]):
@@ -108,3 +130,35 @@ async def send_picture_loss(receiver: Any, media_ssrc: int) -> None:
     aiortc itself drops the packet when the transport is already closed.
     """
     await receiver._send_rtcp_pli(media_ssrc)
+
+
+@dataclass(frozen=True, slots=True)
+class PacketizedFrame:
+    """One encoded frame as RTP payloads, made once and shared by every sender of it.
+
+    `timestamp` is on the codec's RTP clock (90 kHz video, 48 kHz Opus); each sender
+    adds its own random origin, sequence numbers and SSRC.
+    """
+
+    payloads: list[bytes]
+    timestamp: int
+    keyframe: bool = False
+
+
+class _Packetized:
+    """Stands in for an `RTCRtpSender`'s encoder: the frames arrive packetized."""
+
+    def pack(self, frame: PacketizedFrame) -> tuple[list[bytes], int]:
+        return frame.payloads, frame.timestamp
+
+
+def send_packetized(sender: Any) -> None:
+    """Make `sender` send `PacketizedFrame`s from its track as they are, with no encoder.
+
+    Must run before the sender starts (before the connection completes). The track's
+    `recv()` then returns `PacketizedFrame`s. Raises `IncompatibleAiortc` when this
+    sender has no encoder slot to fill.
+    """
+    if not hasattr(sender, _ENCODER):
+        raise _fail("this RTCRtpSender has no encoder slot")
+    setattr(sender, _ENCODER, _Packetized())

@@ -26,6 +26,7 @@ NULL_TS_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
 class FakePublisher:
     stream_id: str
     broadcast_id: str = "b1"
+    webrtc_playback: bool = False
     tags: list[MediaTag] = field(default_factory=list)
     closed: str | None = None
 

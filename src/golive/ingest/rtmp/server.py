@@ -66,9 +66,12 @@ class RtmpServer:
         max_unauthorised: int = 64,
         grace: float = 2.0,
         read_batch: float = 0.0,
+        webrtc_read_batch: float = 0.0,
     ) -> None:
         self.target = target
         self.read_batch = read_batch
+        # For publishers of streams that also play over WebRTC (`Publisher.webrtc_playback`).
+        self.webrtc_read_batch = webrtc_read_batch
         self._host = host
         self._port = port
         self._ssl = ssl_context
@@ -229,8 +232,11 @@ class RtmpConnection(asyncio.Protocol):
             self.transport.pause_reading()
             return
         self._consume(data)
-        batch = self.server.read_batch
-        if batch and self.publisher is not None and not self._closed and len(data) < _BIG_READ:
+        publisher = self.publisher
+        if publisher is None or self._closed or len(data) >= _BIG_READ:
+            return
+        batch = self.server.webrtc_read_batch if publisher.webrtc_playback else self.server.read_batch
+        if batch:
             # Let a few packets pile up in the kernel so the next read takes them all.
             assert self.transport is not None
             self.transport.pause_reading()
