@@ -16,6 +16,7 @@ from tests.mediatools import ffmpeg_publish, stop
 from tests.web.helpers import ConsoleLog
 
 from golive.app import Golive
+from golive.delivery import mint_playback_token
 
 pytestmark = pytest.mark.slow
 
@@ -119,8 +120,11 @@ async def test_signed_watch_page_is_not_indexed_and_has_no_image(
 ) -> None:
     stream = await create_stream(api, playback_policy="signed")
     pid = stream["playback_ids"][0]["id"]
+    key = (await api.post("/signing-keys", json={"algorithm": "ES256"})).json()["data"]
+    token = mint_playback_token(key["private_key"], key_id=key["id"], playback_id=pid,
+                                audience="v", expires_in=600)
     page = await browser.new_page()
-    found = await read_metadata(page, f"{node.http_url}/watch/{pid}?token=abc")
+    found = await read_metadata(page, f"{node.http_url}/watch/{pid}?token={token}")
     assert found["meta"]["robots"] == "noindex"
     assert "og:image" not in found["meta"]
     assert json.dumps(found["ld"]).count("thumbnailUrl") == 0

@@ -72,8 +72,10 @@ async def test_real_time_is_offered_only_for_streams_with_webrtc_playback(
         assert _config(await site.get(path))["realtime"] == {
             "whepUrl": f"/whep/{pid}", "iceServers": []}
     assert _config(await site.get(f"/watch/{plain['playback_ids'][0]['id']}"))["realtime"] is None
+    # A signed playback id's page (and so its WHEP offer) needs a valid token first.
     signed_pid = signed["playback_ids"][0]["id"]
-    assert _config(await site.get(f"/watch/{signed_pid}?token=x"))["realtime"] is None
+    refused = await site.get(f"/watch/{signed_pid}?token=x")
+    assert refused.status_code == 403 and "golive-config" not in refused.text
 
 
 async def test_status_is_small_and_cacheable(

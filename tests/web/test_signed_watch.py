@@ -22,7 +22,8 @@ async def test_signed_watch_page_plays_hls_and_whep_with_its_token(
     node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any  # noqa: F811
 ) -> None:
     key = (await api.post("/signing-keys", json={"algorithm": "ES256"})).json()["data"]
-    stream = await create_stream(api, name="signed", playback_policy="signed")
+    stream = await create_stream(api, name="signed", playback_policy="signed",
+                                 webrtc_playback=True)
     pid = stream["playback_ids"][0]["id"]
 
     def token(aud: str) -> str:
