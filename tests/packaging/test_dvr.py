@@ -80,7 +80,7 @@ def test_old_inits_and_discontinuities_stay_in_the_dvr_part() -> None:
     w.set_init(InitSegment(b"init-1", INIT.tracks))  # an encoder restart: a new timeline
     feed.parts(5 * 30 + 1)
     full = w.playlist()
-    parsed = check_media_playlist(full, low_latency=True)
+    check_media_playlist(full, low_latency=True)
     lines = full.splitlines()
     assert lines.count('#EXT-X-MAP:URI="720p/init-0.mp4"') == 1
     assert lines.count('#EXT-X-MAP:URI="720p/init-1.mp4"') == 1
