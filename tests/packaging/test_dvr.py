@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import m3u8
 import pytest
 from tests.llhls_rules import check_media_playlist, check_reload
-from tests.packaging.test_window import INIT, PART, Feeder, window
+from tests.packaging.test_window import INIT, PART, START, Feeder, window
 
-from golive.formats.isobmff import InitSegment
+from golive.formats.isobmff import Fragment, InitSegment
 from golive.packaging.dvr import MAX_DVR_WINDOW, DvrIndex
 from golive.packaging.window import EVICTION_SLACK_SEGMENTS
 
@@ -139,3 +139,22 @@ def test_skip_is_only_for_low_latency(part: float) -> None:
     Feeder(w).parts(5 * 200)
     assert "EXT-X-SKIP" not in w.playlist(skip=True)
     assert len(m3u8.loads(w.playlist()).segments) == 199  # and the open one, unlisted
+
+
+def test_dates_of_the_dvr_part_follow_a_start_up_backlog() -> None:
+    """An encoder catching up delivers its first parts late: the window's dates move back
+    once, and the listed DVR segments move with them, so a delta update's dates agree."""
+    late = timedelta(seconds=3)  # the first 20 s of media arrive 3 s late, then on time
+    w2 = window(dvr_window=600)
+    for n in range(5 * 40 + 1):
+        t = n * PART
+        arrived = START + timedelta(seconds=t) + (late if n < 5 * 20 else timedelta(0))
+        w2.add_fragment(Fragment(b"x" * 100, n + 1, n % 5 == 0, t, PART), arrived)
+    full, delta = w2.playlist(), w2.playlist(skip=True)
+    complete = [s for s in m3u8.loads(full).segments if s.uri]
+    tail = [s for s in m3u8.loads(delta).segments if s.uri]
+    head = _date(next(line for line in full.splitlines() if "PROGRAM-DATE-TIME" in line))
+    tail_date = _date(next(line for line in delta.splitlines() if "PROGRAM-DATE-TIME" in line))
+    before = sum(s.duration for s in complete[: len(complete) - len(tail)])
+    assert abs((tail_date - head).total_seconds() - before) < 1e-3
+    assert head == START  # the earliest availability: the backlog's lateness taken back

@@ -656,6 +656,8 @@ class RenditionWindow:
         current = self._date_offsets.get(timeline)
         if current is None or candidate < current - DATE_SETTLE_SECONDS:
             self._date_offsets[timeline] = candidate
+            if current is not None and self.dvr is not None:
+                self.dvr.shift_dates(timeline, candidate - current)
 
     def _close_open(self, *, by_keyframe: bool) -> None:
         segment = self._open_segment()
