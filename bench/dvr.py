@@ -4,8 +4,9 @@ Feeds a rendition window one-second segments of 0.2 s parts (no encoder: packagi
 until its DVR window is full, then measures the full media playlist and the delta update
 (`_HLS_skip=YES`) a low-latency player reloads: bytes, render time (a new part
 invalidates the rendered text, so this is paid once per part per form), and the memory
-the window keeps (index and in-memory parts). Compared in the same run against the limit (a delta under a tenth of the
-full playlist) and against the same window without DVR (the live playlist's own cost).
+the window keeps (index and in-memory parts). Compared in the same run against the
+limit (a delta under a tenth of the full playlist) and against the same window without
+DVR (the live playlist's own cost).
 
     .venv/bin/python bench/dvr.py
     .venv/bin/python bench/dvr.py --windows 600 3600
