@@ -64,6 +64,7 @@ from golive.media import LivePipeline, Thumbnailer, detect_capabilities
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
+    LiveArchive,
     Recorder,
     RecordingLibrary,
     RetentionSweeper,
@@ -355,7 +356,9 @@ class Golive:
         vod = VodCatalog(self.recordings)
         mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
         root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod,
-                                           mp4=mp4, access=self.access), self.http)
+                                           mp4=mp4, access=self.access,
+                                           dvr=LiveArchive(self.recordings.storage)),
+                         self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/

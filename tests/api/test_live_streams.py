@@ -215,6 +215,36 @@ async def test_webrtc_playback_per_stream(api: Api) -> None:
     assert "webrtc_playback" in schema["LiveStream"]["properties"]
 
 
+async def test_dvr_window_per_stream_needs_recording(api: Api) -> None:
+    """Off by default; set on create, changed by PATCH, shown in GET; only with recording."""
+    plain = await api.create(name="plain")
+    assert plain["dvr_window"] == 0
+    dvr = await api.create(name="dvr", recording=True, dvr_window=600)
+    assert dvr["dvr_window"] == 600
+    got = (await api.client.get(f"/live-streams/{dvr['id']}")).json()["data"]
+    assert got["dvr_window"] == 600
+
+    r = await api.client.post("/live-streams", json={"name": "x", "dvr_window": 60})
+    assert r.status_code == 422 and "dvr_window needs recording" in error_of(r)["messages"][0]
+    r = await api.client.patch(f"/live-streams/{plain['id']}", json={"dvr_window": 60})
+    assert r.status_code == 422 and "needs recording" in error_of(r)["messages"][0]
+    # A refused change changes nothing; both together are fine.
+    assert (await api.client.get(f"/live-streams/{plain['id']}")).json()["data"]["dvr_window"] == 0
+    r = await api.client.patch(f"/live-streams/{plain['id']}",
+                               json={"dvr_window": 21600, "recording": True})
+    assert r.status_code == 200 and r.json()["data"]["dvr_window"] == 21600
+    r = await api.client.patch(f"/live-streams/{dvr['id']}", json={"recording": False})
+    assert r.status_code == 422  # turning recording off would leave the window unserved
+    r = await api.client.patch(f"/live-streams/{dvr['id']}",
+                               json={"recording": False, "dvr_window": 0})
+    assert r.status_code == 200 and r.json()["data"]["dvr_window"] == 0
+
+    for bad in (-1, 21601, "60", 1.5, True, None):
+        r = await api.client.patch(f"/live-streams/{plain['id']}", json={"dvr_window": bad})
+        assert r.status_code == 422, bad
+        assert error_of(r)["messages"][0].startswith("dvr_window:"), bad
+
+
 async def test_webrtc_playback_setting_is_the_default_for_new_streams(tmp_path: Path) -> None:
     async with open_api(tmp_path, webrtc_playback=True) as api:
         assert (await api.create(name="default"))["webrtc_playback"] is True

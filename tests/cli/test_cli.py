@@ -110,6 +110,19 @@ def test_create_refuses_a_profile_that_names_no_profile(run: Any) -> None:
     assert created["profile"] == "low-cpu"
 
 
+def test_dvr_window_on_create_and_update(run: Any) -> None:
+    dvr = json.loads(ok(run("streams", "create", "--name", "dvr", "--recording",
+                            "--dvr-window", "600", "--json")))
+    assert dvr["dvr_window"] == 600
+    assert re.search(r"DVR window +600 s", ok(run("streams", "show", dvr["id"])))
+    refused = run("streams", "create", "--name", "x", "--dvr-window", "60")
+    assert refused.exit_code == 1 and "dvr_window needs recording" in refused.output
+    assert run("streams", "create", "--name", "x", "--dvr-window", "21601").exit_code == 2
+    updated = json.loads(ok(run("streams", "update", dvr["id"], "--dvr-window", "0", "--json")))
+    assert updated["dvr_window"] == 0
+    assert re.search(r"DVR window +off", ok(run("streams", "show", dvr["id"])))
+
+
 def test_webrtc_playback_on_create_and_update(
     run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

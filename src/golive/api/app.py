@@ -135,6 +135,7 @@ def create_api_app(
             srt_passphrase=body.srt_passphrase,
             webrtc_playback=(settings.webrtc_playback if body.webrtc_playback is None
                              else body.webrtc_playback),
+            dvr_window=body.dvr_window,
         )
         publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
         await trail.record(request, principal, "live_stream.create", "live_stream", record.id,

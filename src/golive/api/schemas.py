@@ -30,6 +30,11 @@ TokenScope = Scope  # golive.api.auth's list; the store checks the same names (T
 StreamStatus = Literal["idle", "active", "disabled"]
 
 
+DVR_WINDOW_HELP = ("Seconds of the broadcast its live playlists list, so viewers can seek back "
+        "(a seek bar and a go-live button on the watch page); 0: off, at most 21600 (6 h). "
+        "Segments older than the live window are served from the recording, so a DVR window "
+        "needs `recording`.")
+
 class Data(BaseModel, Generic[T]):
     data: T
 
@@ -82,6 +87,7 @@ class LiveStreamCreate(_Request):
         "behind live: broadcasts get one more encode (a WebRTC-safe output). Empty means the "
         "server default (`webrtc_playback` setting).",
     )
+    dvr_window: int = Field(0, strict=True, ge=0, le=21600, description=DVR_WINDOW_HELP)
 
 
 class LiveStreamUpdate(_Request):
@@ -97,6 +103,10 @@ class LiveStreamUpdate(_Request):
     webrtc_playback: bool | None = Field(
         None, strict=True, description="Turn real-time (WHEP) playback on or off; a broadcast already "
         "live keeps what it started with, the next one gets the new choice.",
+    )
+    dvr_window: int | None = Field(
+        None, strict=True, ge=0, le=21600, description=DVR_WINDOW_HELP + " A broadcast already "
+        "live keeps the window it started with.",
     )
 
 
@@ -158,6 +168,7 @@ class LiveStream(BaseModel):
     webrtc_playback: bool = Field(
         False, description="Broadcasts also play in real time over WHEP (`/whep/PLAYBACK_ID`)."
     )
+    dvr_window: int = Field(0, description=DVR_WINDOW_HELP)
     playback_ids: list[PlaybackId]
     active_broadcast_id: str | None
     ingest: Ingest
@@ -248,6 +259,7 @@ def live_stream_out(
         "stream_key_prefix": record.stream_key_prefix,
         "srt_encrypted": record.srt_encrypted,
         "webrtc_playback": record.webrtc_playback,
+        "dvr_window": record.dvr_window,
         "playback_ids": [playback_id_out(p) for p in record.playback_ids],
         "active_broadcast_id": record.active_broadcast_id,
         "ingest": ingest_urls(settings, host, key),

@@ -40,6 +40,7 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         ("profile", record.profile),
         ("recording", "yes" if record.recording else "no"),
         ("real-time (WHEP)", "yes" if record.webrtc_playback else "no"),
+        ("DVR window", f"{record.dvr_window} s" if record.dvr_window else "off"),
         ("stream key", key if key else f"{record.stream_key_prefix}... (hidden)"),
         ("RTMP URL", ingest.rtmp_url or f"{ingest.rtmp}/STREAM_KEY"),
     ]
@@ -97,6 +98,11 @@ def _missing_stream(stream_id: str) -> click.ClickException:
     help="Real-time (WHEP) playback: one more encode per broadcast "
     "(default: server setting webrtc_playback).",
 )
+@click.option(
+    "--dvr-window", type=click.IntRange(0, 21600),
+    help="Seconds viewers can seek back in a live broadcast (0: off, up to 6 h); "
+    "needs --recording: older segments are served from the recording.",
+)
 @json_option
 @click.pass_context
 def streams_create(
@@ -109,6 +115,7 @@ def streams_create(
     recording_retention_days: int | None,
     playback_policy: str,
     webrtc_playback: bool | None,
+    dvr_window: int | None,
     as_json: bool,
 ) -> None:
     """Create a live stream and print its stream key (shown only this once)."""
@@ -126,6 +133,7 @@ def streams_create(
             recording_retention_days=recording_retention_days,
             playback_policy=playback_policy,
             webrtc_playback=settings.webrtc_playback if webrtc_playback is None else webrtc_playback,
+            dvr_window=dvr_window or 0,
         ),
     )
     if as_json:
@@ -232,6 +240,11 @@ def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
 @click.option("--recording/--no-recording", default=None)
 @click.option("--webrtc-playback/--no-webrtc-playback", default=None,
               help="Real-time (WHEP) playback; a live broadcast keeps what it started with.")
+@click.option(
+    "--dvr-window", type=click.IntRange(0, 21600),
+    help="Seconds viewers can seek back in a live broadcast (0: off, up to 6 h); "
+    "needs --recording: older segments are served from the recording.",
+)
 @json_option
 @click.pass_context
 def streams_update(
@@ -243,6 +256,7 @@ def streams_update(
     profile: str | None,
     recording: bool | None,
     webrtc_playback: bool | None,
+    dvr_window: int | None,
     as_json: bool,
 ) -> None:
     """Change a stream's settings; only the options given change."""
@@ -253,6 +267,7 @@ def streams_update(
             ("name", name), ("latency_mode", latency_mode),
             ("reconnect_window", reconnect_window), ("profile", profile),
             ("recording", recording), ("webrtc_playback", webrtc_playback),
+            ("dvr_window", dvr_window),
         )
         if value is not None
     }

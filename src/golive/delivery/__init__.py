@@ -19,6 +19,7 @@ from golive.delivery.access_hook import (
     HookedPublishTarget,
     StreamHook,
 )
+from golive.delivery.dvr import DvrArchive
 from golive.delivery.origin import create_origin_app
 from golive.delivery.vod import UNAVAILABLE, Unavailable, VodDirectory
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
@@ -29,6 +30,7 @@ __all__ = [
     "AccessHook",
     "AccessQuestion",
     "Audience",
+    "DvrArchive",
     "Grant",
     "HookDecision",
     "HookedPublishTarget",

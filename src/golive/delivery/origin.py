@@ -9,7 +9,8 @@ plain awaits on the rendition window's futures: a thousand waiting players cost 
 It is a bare ASGI app rather than a framework route: every viewer asks for a playlist
 and a part several times a second, so the per-request cost is what sets how many
 viewers one core serves. Below `/vod/` it serves recorded assets from a `VodDirectory`:
-the same URL shapes, whole playlists, media from storage.
+the same URL shapes, whole playlists, media from storage. A live stream's DVR window
+lists segments older than the rendition window holds; those come from a `DvrArchive`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import parse_qsl, quote
 from starlette.types import Receive, Scope, Send
 
 from golive.delivery.access import PlaybackAccess, Refusal, Viewer
+from golive.delivery.dvr import DvrArchive
 from golive.delivery.progressive import (
     MP4_CACHE,
     ProgressiveDirectory,
@@ -300,9 +302,11 @@ class Origin:
         vod: VodDirectory | None = None,
         mp4: ProgressiveDirectory | None = None,
         access: PlaybackAccess | None = None,
+        dvr: DvrArchive | None = None,
     ) -> None:
         self.directory = directory
         self.vod = vod
+        self.dvr = dvr
         self.mp4 = mp4
         self.access = access
         self._splices = TokenSplices()
@@ -518,7 +522,10 @@ class Origin:
         window = presentation.renditions.get(match["rendition"])
         if window is None:
             return _error(404, "no such rendition")
-        data = window.init_bytes(int(match["gen"]))
+        generation = int(match["gen"])
+        data = window.init_bytes(generation)
+        if data is None and self.dvr is not None and window.archived_init(generation):
+            return await self._archived(request, presentation, window.name, "init", generation)
         if data is None:
             return _error(404, "no such initialization segment")
         return self._body_response(request, data, INIT_TYPE, MEDIA_CACHE, ranges=True)
@@ -556,6 +563,8 @@ class Origin:
             if outcome != "ready":
                 return _error(503, "media did not arrive in time")
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
+        if data is None and part is None and self.dvr is not None and window.archived(msn):
+            return await self._archived(request, presentation, name, "segment", msn)
         if data is None and window.is_gap(msn, part):
             # The rendition was suspended under load: its playlist marks this EXT-X-GAP
             # (GAP=YES) and a player should not have asked. The media will never exist.
@@ -563,6 +572,19 @@ class Origin:
         if data is None:
             return _error(404, "no such media")
         return self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)
+
+    async def _archived(self, request: Request, presentation: Presentation, name: str,
+                        kind: Literal["init", "segment"], number: int) -> Response:
+        """DVR media past the rendition window, from the recording (same URL, same caching)."""
+        assert self.dvr is not None
+        data = await self.dvr.media(presentation, name, kind, number)
+        if data == UNAVAILABLE:
+            return _error(503, "recorded media is not available yet", headers={"Retry-After": "1"})
+        if data is None:
+            return _error(404, "no such media: it was not recorded")
+        assert isinstance(data, bytes)
+        media_type = INIT_TYPE if kind == "init" else SEGMENT_TYPE
+        return self._body_response(request, data, media_type, MEDIA_CACHE, ranges=True)
 
     # On demand -------------------------------------------------------------------------
 
@@ -693,6 +715,7 @@ def create_origin_app(
     vod: VodDirectory | None = None,
     mp4: ProgressiveDirectory | None = None,
     access: PlaybackAccess | None = None,
+    dvr: DvrArchive | None = None,
 ) -> Origin:
     """The origin as an ASGI app serving `/live/...`, and `/vod/...` when `vod` is given
     (with `high.mp4` / `low.mp4` when `mp4` is given too).
@@ -700,11 +723,12 @@ def create_origin_app(
     `hold_limit_factor` times the rendition's target duration is how long a blocking
     playlist reload or a preload-hinted media request is held before a 503. `access`
     checks playback tokens and restrictions; without it every playback id is public.
+    `dvr` serves live DVR windows' segments older than the rendition windows hold.
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
     return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod, mp4=mp4,
-                  access=access)
+                  access=access, dvr=dvr)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

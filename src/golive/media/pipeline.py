@@ -170,6 +170,8 @@ class BroadcastPipeline(Generic[S]):
         observer = record(self.broadcast) if record is not None else None
         if observer is not None:
             presentation.observe(observer)
+            # A DVR window reaches past memory into the recording: only when recording.
+            presentation.dvr_window = self.broadcast.policy.dvr_window
         self._sync_renditions(presentation, plan)
         self._owner._publish(self)
         self._run(plan, backlog)

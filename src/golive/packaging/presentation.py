@@ -35,8 +35,12 @@ class Presentation:
         low_latency: bool,
         part_target: float,
         clock: WallClock,
+        dvr_window: float = 0,
     ) -> None:
         self.playback_id = playback_id
+        self.dvr_window = dvr_window
+        """Seconds each media playlist lists (0: the live window only); segments past the
+        in-memory window are served from the recording the observer makes."""
         self._clock = clock
         # Segments are numbered from twice the Unix time at start: segments are at least
         # ~0.9 s long, so a playback id's next broadcast always starts above this one's
@@ -48,6 +52,11 @@ class Presentation:
         self.ended = False
         self._ready_waiters: list[asyncio.Future[None]] = []
         self._observer: SegmentObserver | None = None
+
+    @property
+    def observer(self) -> SegmentObserver | None:
+        """Who records this presentation (the origin's DVR store finds its media there)."""
+        return self._observer
 
     def observe(self, observer: SegmentObserver) -> None:
         """Tell `observer` of every init and completed segment from now on, and of the end."""
@@ -78,6 +87,7 @@ class Presentation:
             average_bandwidth=average_bandwidth,
             frame_rate=frame_rate,
             first_msn=first_msn,
+            dvr_window=self.dvr_window,
         )
         window.init_listener = self._on_init
         if self._observer is not None:

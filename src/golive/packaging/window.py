@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from golive.formats import Fragment, InitSegment
+from golive.packaging.dvr import DvrIndex
 from golive.packaging.observer import CompletedSegment
 from golive.packaging.playlists import date_time, seconds
 
@@ -115,6 +116,7 @@ class RenditionWindow:
         playlist_segments: int = 6,
         max_bytes: int = 64 * 1024 * 1024,
         first_msn: int = 0,
+        dvr_window: float = 0,
     ) -> None:
         if part_target <= 0:
             raise ValueError("part_target must be positive")
@@ -160,6 +162,9 @@ class RenditionWindow:
         self._restoring = False
         # While restoring, the sibling's segment starts: msn -> (decode time, discontinuity).
         self._sibling_starts: dict[int, tuple[float, bool]] = {}
+        self.dvr = DvrIndex(name, dvr_window) if dvr_window > 0 else None
+        """With a DVR window: every complete segment of its last `dvr_window` seconds, listed
+        in the playlist; those no longer in memory are served from the recording store."""
 
     # Input ------------------------------------------------------------------------
 
@@ -319,9 +324,10 @@ class RenditionWindow:
             own.parts.append(part)
             self._date_offset(own.discontinuity_sequence, part)
             changed = True
-        if segment.complete:
+        if segment.complete and not own.complete:
             own.complete = True
             own.closed_by_keyframe = segment.closed_by_keyframe
+            self._archive(own)
             changed = True
         return changed
 
@@ -370,6 +376,10 @@ class RenditionWindow:
     def media_sequence(self) -> int:
         """The msn of the first segment the playlist lists."""
         listed = self._listed()
+        if listed and self.dvr is not None and self.dvr.before(listed[0].msn):
+            first = self.dvr.first_msn
+            assert first is not None
+            return first
         return listed[0].msn if listed else max(0, self.last_msn + 1)
 
     @property
@@ -409,6 +419,25 @@ class RenditionWindow:
         if segment is None or not 0 <= index < len(segment.parts) or segment.parts[index].gap:
             return None
         return segment.parts[index].data
+
+    def archived(self, msn: int) -> bool:
+        """Whether segment `msn` is listed by the DVR window but no longer held in memory:
+        its bytes (and its init's) are the recording store's to serve."""
+        return (
+            self.dvr is not None
+            and self._segment(msn) is None
+            and (entry := self.dvr.entry(msn)) is not None
+            and not entry.gap
+        )
+
+    def archived_init(self, generation: int) -> bool:
+        """Whether init `generation` is one a DVR-listed segment decodes with, but no longer
+        held in memory."""
+        return (
+            self.dvr is not None
+            and generation not in self._inits
+            and self.dvr.lists_generation(generation)
+        )
 
     def segment_generation(self, msn: int) -> int | None:
         """The init generation (encoder run) a segment in the window decodes with."""
@@ -477,7 +506,14 @@ class RenditionWindow:
         target = self.target_duration
         low = self.low_latency
         skip_until = 6 * target
-        skipped = self._skippable(listed, skip_until) if skip and low else 0
+        # With a DVR window the oldest `older` listed segments come from its index.
+        older = self.dvr.before(listed[0].msn) if self.dvr is not None and listed else 0
+        skipped_older = skipped = 0
+        if skip and low and self.dvr is not None and older:
+            after = sum(segment.duration(self.part_target) for segment in listed)
+            skipped_older = self.dvr.skippable(older, after, skip_until)
+        if skip and low and skipped_older == older:
+            skipped = self._skippable(listed, skip_until)
         lines = ["#EXTM3U", f"#EXT-X-VERSION:{9 if low else 7}", f"#EXT-X-TARGETDURATION:{target}"]
         if low:
             hold_back = math.ceil(3 * self.part_target * 1000 - 1e-6) / 1000
@@ -487,19 +523,29 @@ class RenditionWindow:
             )
             lines.append(f"#EXT-X-PART-INF:PART-TARGET={_compact(self.part_target)}")
         first = listed[0] if listed else None
-        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{first.msn if first else self.media_sequence}")
+        lines.append(f"#EXT-X-MEDIA-SEQUENCE:{self.media_sequence}")
         if first is not None:
-            sequence = first.discontinuity_sequence - (1 if first.discontinuity else 0)
+            head = self.dvr.entry(self.media_sequence) if older and self.dvr is not None else None
+            first_sequence, first_discontinuity = (
+                (head.discontinuity_sequence, head.discontinuity) if head is not None
+                else (first.discontinuity_sequence, first.discontinuity)
+            )
+            sequence = first_sequence - (1 if first_discontinuity else 0)
             if sequence > 0:
                 lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{sequence}")
-        if skipped:
-            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
-        with_parts = {s.msn for s in [s for s in listed if s.complete][-PARTS_LISTED_SEGMENTS:]}
+        if skipped_older + skipped:
+            lines.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped_older + skipped}")
         generation: int | None = None
+        if self.dvr is not None and skipped_older < older:
+            # The DVR index's lines, rendered when each segment completed; one join.
+            lines.append(self.dvr.render(skipped_older, older).removesuffix("\n"))
+            generation = self.dvr.generation_before(older)
+        older_listed = generation is not None
+        with_parts = {s.msn for s in [s for s in listed if s.complete][-PARTS_LISTED_SEGMENTS:]}
         for index, segment in enumerate(listed[skipped:]):
             if not segment.complete and not low:
                 break
-            lead = index == 0
+            lead = index == 0 and not older_listed
             if segment.discontinuity:
                 lines.append("#EXT-X-DISCONTINUITY")
             if lead or segment.generation != generation:
@@ -610,6 +656,8 @@ class RenditionWindow:
         current = self._date_offsets.get(timeline)
         if current is None or candidate < current - DATE_SETTLE_SECONDS:
             self._date_offsets[timeline] = candidate
+            if current is not None and self.dvr is not None:
+                self.dvr.shift_dates(timeline, candidate - current)
 
     def _close_open(self, *, by_keyframe: bool) -> None:
         segment = self._open_segment()
@@ -617,6 +665,7 @@ class RenditionWindow:
             return
         segment.complete = True
         segment.closed_by_keyframe = by_keyframe
+        self._archive(segment)
         if segment.gap:
             self._evict()
             return
@@ -633,6 +682,21 @@ class RenditionWindow:
         if self.segment_listener is not None:
             self.segment_listener(self._completed(segment))
         self._evict()
+
+    def _archive(self, segment: _Segment) -> None:
+        """List a segment that just completed in the DVR index (its lines, not its bytes)."""
+        if self.dvr is None:
+            return
+        offset = self._date_offsets[segment.discontinuity_sequence]
+        self.dvr.add(
+            msn=segment.msn,
+            generation=segment.generation,
+            duration=segment.duration(self.part_target),
+            program_date_time=segment.program_date_time(offset),
+            discontinuity=segment.discontinuity,
+            discontinuity_sequence=segment.discontinuity_sequence,
+            gap=segment.gap,
+        )
 
     def _completed(self, segment: _Segment) -> CompletedSegment:
         offset = self._date_offsets[segment.discontinuity_sequence]

@@ -7,9 +7,11 @@ duration, PDT, size, discontinuity and object key), and bytes through
 `SegmentStorage` (`read(key)`, `read_range(key, start, end)`, `size(key)`).
 Object keys are built only by `segment_key` / `init_key` from golive's own ids.
 `AssetMp4s` plans and caches assets' progressive MP4s (`/vod/PLAYBACK_ID/high.mp4`).
+`LiveArchive` serves a live broadcast's DVR window past memory from its recording.
 """
 
 from golive.recording.config import open_storage
+from golive.recording.dvr import LiveArchive
 from golive.recording.library import RecordingLibrary
 from golive.recording.mp4 import AssetMp4, AssetMp4s
 from golive.recording.recorder import Recorder, RecorderStats, RecordingSession
@@ -29,6 +31,7 @@ from golive.recording.vod import VodCatalog
 __all__ = [
     "AssetMp4",
     "AssetMp4s",
+    "LiveArchive",
     "LocalStorage",
     "ObjectMissing",
     "Recorder",

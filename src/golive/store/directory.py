@@ -49,6 +49,7 @@ def stream_policy(record: StreamRecord) -> StreamPolicy:
         reconnect_window=record.reconnect_window,
         recording=record.recording,
         webrtc_playback=record.webrtc_playback,
+        dvr_window=record.dvr_window,
     )
 
 

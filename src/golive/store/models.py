@@ -111,6 +111,8 @@ class LiveStream(Base):
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
     # WHEP playback: the transcoder adds one WebRTC-safe output for this stream's broadcasts.
     webrtc_playback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Seconds of the broadcast its live playlists list for seeking back (0: off); needs recording.
+    dvr_window: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     active_broadcast_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -39,6 +39,7 @@ class StreamRecord:
     recording_retention_days: int | None = None  # None: the node's setting
     access_hook_url: str | None = None  # this stream's own access hook
     webrtc_playback: bool = False  # broadcasts also play over WHEP (one more encode)
+    dvr_window: int = 0  # seconds live playlists list for seeking back (0: off)
 
 
 @dataclass(frozen=True)

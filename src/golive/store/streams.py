@@ -22,7 +22,12 @@ from golive.store.models import (
     StreamEvent,
 )
 from golive.store.records import PlaybackIdRecord, StreamRecord
-from golive.store.validation import check_choice, check_limit, validate_stream_fields
+from golive.store.validation import (
+    check_choice,
+    check_dvr_recording,
+    check_limit,
+    validate_stream_fields,
+)
 
 STREAM_KEY_PREFIX_LENGTH = 7
 
@@ -52,6 +57,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         recording_retention_days=row.recording_retention_days,
         access_hook_url=row.access_hook_url,
         webrtc_playback=bool(row.webrtc_playback),
+        dvr_window=int(row.dvr_window or 0),
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 
@@ -71,6 +77,7 @@ class StreamRepository(Tables):
         playback_policy: str = "public",
         srt_passphrase: str | None = None,
         webrtc_playback: bool = False,
+        dvr_window: int = 0,
     ) -> tuple[StreamRecord, str]:
         """A new stream with one playback id; returns it and its plaintext stream key."""
         fields = validate_stream_fields(
@@ -83,8 +90,10 @@ class StreamRepository(Tables):
                 "recording_retention_days": recording_retention_days,
                 "srt_passphrase": srt_passphrase,
                 "webrtc_playback": webrtc_playback,
+                "dvr_window": dvr_window,
             }
         )
+        check_dvr_recording(fields["dvr_window"], fields["recording"])
         policy = check_choice("playback_policy", playback_policy, PLAYBACK_POLICIES)
         key = new_stream_key()
         now = utcnow()
@@ -139,7 +148,7 @@ class StreamRepository(Tables):
 
     async def update_stream(self, stream_id: str, **fields: Any) -> StreamRecord | None:
         """Change some of name, latency_mode, reconnect_window, profile, recording,
-        srt_passphrase, webrtc_playback."""
+        srt_passphrase, webrtc_playback, dvr_window."""
         clean = validate_stream_fields(fields)
         if not clean:
             return await self.get_stream(stream_id)
@@ -149,6 +158,8 @@ class StreamRepository(Tables):
                 return None
             for key, value in clean.items():
                 setattr(row, key, value)
+            # Checked on the result: a PATCH may turn either one alone (rolled back).
+            check_dvr_recording(row.dvr_window, row.recording)
             row.updated_at = utcnow()
             await session.flush()
             return _stream_record(row)

@@ -21,8 +21,25 @@ SRT_PASSPHRASE_LENGTH = (10, 79)
 
 UPDATABLE_STREAM_FIELDS = frozenset(
     {"name", "latency_mode", "reconnect_window", "profile", "recording",
-     "recording_retention_days", "srt_passphrase", "webrtc_playback"}
+     "recording_retention_days", "srt_passphrase", "webrtc_playback", "dvr_window"}
 )
+
+MAX_DVR_WINDOW = 6 * 3600
+
+
+def check_dvr_window(value: object) -> int:
+    """Seconds a stream's live playlists list for seeking back: 0 (off) or up to six hours."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DVR_WINDOW:
+        raise ValueError(f"dvr_window must be 0 (off) to {MAX_DVR_WINDOW} seconds; got {value!r}")
+    return value
+
+
+def check_dvr_recording(dvr_window: int, recording: bool) -> None:
+    """A DVR window reaches past the segments held in memory into the broadcast's recording:
+    only a recorded stream can have one."""
+    if dvr_window > 0 and not recording:
+        raise ValueError("dvr_window needs recording: the window's older segments are served "
+                         "from the recording; turn recording on or set dvr_window to 0")
 
 
 MAX_RETENTION_DAYS = 36500
@@ -110,4 +127,6 @@ def validate_stream_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             clean[key] = check_srt_passphrase(value)
         elif key == "recording_retention_days":
             clean[key] = check_retention_days(value)
+        elif key == "dvr_window":
+            clean[key] = check_dvr_window(value)
     return clean

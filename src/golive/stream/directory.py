@@ -42,6 +42,9 @@ class StreamPolicy:
     # ingest hands media on as it arrives (no read batching: WebRTC jitter buffers grow
     # with bursty input). Fixed for a broadcast's transcoder when it starts.
     webrtc_playback: bool = False
+    # Seconds the live playlists list for seeking back (0: off); older segments than the
+    # in-memory window come from the broadcast's recording, so it only applies when recording.
+    dvr_window: int = 0
 
     @property
     def low_latency(self) -> bool:

@@ -216,6 +216,9 @@ class WebPages:
             "chatReplay": request.query_params.get("chat") == "replay",
             "live": self.is_live(playback_id),
             "realtime": self._realtime_config(playback_id, stream, suffix),
+            # Seconds the live playlists list (a recorded stream's DVR window): the player
+            # shows a seek bar over them and a "Go live" button; 0: the live edge only.
+            "dvr": stream.dvr_window if stream.recording else 0,
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,

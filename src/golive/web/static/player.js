@@ -3,6 +3,8 @@
 // an offline state that starts by itself when the stream goes live, recovery when the
 // publisher drops and returns, QoE events for every view, and (where the node plays WHEP)
 // a "Real-time" toggle that switches to WebRTC and falls back to LL-HLS on any failure.
+// A stream with a DVR window gets a seek bar over the window (hls.js's seekable range) and
+// a "Go live" button back to the live edge (hls.js's liveSyncPosition).
 import { QoeReporter } from "/static/qoe.js";
 import { RealtimeError, RealtimeSession } from "/static/realtime.js";
 
@@ -13,6 +15,8 @@ const STUCK_AFTER_MS = 8000;
 const LATENCY_SAMPLE_MS = 5000;
 const MAX_RETRY_MS = 15_000;
 const NOTICE_MS = 8000;
+// Further behind the live edge than this (beyond the usual hold-back), the "Go live" button shows.
+const BEHIND_LIVE_S = 6;
 
 const MESSAGES = {
   loading: "Loading…",
@@ -63,6 +67,10 @@ export class Player {
     this.fullscreen = root.querySelector(".player-fullscreen");
     this.realtimeButton = root.querySelector(".player-realtime");
     this.notice = root.querySelector(".player-notice");
+    this.seekBar = root.querySelector(".player-seek");
+    this.goLive = root.querySelector(".player-golive");
+    this.dvr = !config.vod && Number(config.dvr) > 0 && Boolean(this.seekBar && this.goLive);
+    this.seeking = false; // the viewer is dragging the seek bar
     this.noticeTimer = 0;
     this.rt = null; // the RealtimeSession while playing over WHEP
     this.realtimeAvailable = Boolean(config.realtime && window.RTCPeerConnection && this.realtimeButton);
@@ -128,6 +136,7 @@ export class Player {
       this.delayEl.textContent = "";
       delete this.root.dataset.delay;
     }
+    this.updateSeekBar();
   }
 
   goOffline(text) {
@@ -462,6 +471,17 @@ export class Player {
     this.quality.addEventListener("change", () => this.chooseLevel(this.quality.value));
     if (this.realtimeButton) this.realtimeButton.addEventListener("click", () => this.toggleRealtime());
     this.liveBadge.addEventListener("click", () => this.seekToLive());
+    if (this.dvr) {
+      this.seekBar.addEventListener("input", () => {
+        this.seeking = true;
+      });
+      this.seekBar.addEventListener("change", () => {
+        this.seeking = false;
+        this.seekTo(Number(this.seekBar.value));
+      });
+      this.goLive.addEventListener("click", () => this.seekToLive());
+      this.video.addEventListener("timeupdate", () => this.updateSeekBar());
+    }
     this.fullscreen.addEventListener("click", () => {
       if (document.fullscreenElement) document.exitFullscreen();
       else if (this.root.requestFullscreen) this.root.requestFullscreen();
@@ -476,10 +496,53 @@ export class Player {
   }
 
   seekToLive() {
+    const end = this.liveEdge();
+    if (end != null) this.video.currentTime = end;
+    if (this.video.paused) this.play();
+    this.updateSeekBar();
+  }
+
+  // Where live playback sits: hls.js's target behind the newest part, else the seekable end.
+  liveEdge() {
     const target = this.hls ? this.hls.liveSyncPosition : null;
     const seekable = this.video.seekable;
     const end = target ?? (seekable.length ? seekable.end(seekable.length - 1) - 1 : null);
-    if (end != null && Number.isFinite(end)) this.video.currentTime = end;
+    return end != null && Number.isFinite(end) ? end : null;
+  }
+
+  // DVR: a position inside the window, clamped to what is listed and not past live.
+  seekTo(position) {
+    const range = this.seekRange();
+    if (!range) return;
+    this.video.currentTime = Math.min(range.live, Math.max(range.start, position));
+    if (this.video.paused) this.play();
+    this.updateSeekBar();
+  }
+
+  seekRange() {
+    const seekable = this.video.seekable;
+    const live = this.liveEdge();
+    if (!seekable.length || live == null) return null;
+    return { start: seekable.start(0), live };
+  }
+
+  updateSeekBar() {
+    if (!this.dvr) return;
+    const live = !this.rt && ["playing", "buffering", "paused"].includes(this.state);
+    const range = live ? this.seekRange() : null;
+    this.seekBar.hidden = !range;
+    if (!range) {
+      this.goLive.hidden = true;
+      return;
+    }
+    const behind = Math.max(0, range.live - this.video.currentTime);
+    this.goLive.hidden = behind < BEHIND_LIVE_S;
+    this.root.dataset.behind = behind.toFixed(1);
+    if (this.seeking) return; // never move the thumb under the viewer's finger
+    this.seekBar.min = range.start.toFixed(1);
+    this.seekBar.max = range.live.toFixed(1);
+    this.seekBar.value = this.video.currentTime.toFixed(1);
+    this.seekBar.setAttribute("aria-valuetext", behind < BEHIND_LIVE_S ? "live" : `${Math.round(behind)} seconds behind live`);
   }
 
   // Delay and the watchdog -------------------------------------------------------------------
@@ -524,6 +587,7 @@ export class Player {
       this.root.dataset.delay = delay != null ? delay.toFixed(3) : "0";
       this.liveBadge.classList.remove("is-behind");
     } else if (this.state === "playing" || this.state === "buffering") {
+      this.updateSeekBar();
       const delay = this.delaySeconds();
       if (delay != null) {
         this.delayEl.textContent = `${delay.toFixed(1)} s behind`;
