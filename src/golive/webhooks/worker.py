@@ -50,8 +50,11 @@ LANE_IDLE = 60.0
 PRUNE_EVERY = 3600.0
 # How long a node's claim on an endpoint lasts; renewed when less than half is left.
 LEASE = 60.0
-# A lane resolves its endpoint's host (and checks the addresses) at most this often.
+# A lane resolves its endpoint's host (and checks the addresses) at most this often, and
+# reads the endpoint (URL, secret, enabled) again after this long: a change, a disable
+# or a delete takes effect within it.
 RESOLVE_EVERY = 1.0
+TARGET_EVERY = 1.0
 # Rows another process queued (`golive webhooks redeliver`, another node) are found this often.
 SWEEP_EVERY = 30.0
 USER_AGENT = f"golive-webhooks/{__version__}"
@@ -245,6 +248,8 @@ class _Lane:
         self.ending = False
         self._lease_until = 0.0  # time.monotonic() when this node's claim runs out
         self._flush: asyncio.Future[None] | None = None
+        self._target: WebhookTarget | None = None
+        self._target_at = 0.0
         policy = dispatcher.policy
         self._window = max(1, policy.window)
         self._backoff = Backoff(first=policy.retry_first, longest=policy.retry_longest,
@@ -301,7 +306,10 @@ class _Lane:
         store = self._dispatcher._store
         policy = self._dispatcher.policy
         self._poked.clear()
-        target = await store.webhook_target(self.endpoint_id)
+        if self._target is None or time.monotonic() - self._target_at >= TARGET_EVERY:
+            self._target = await store.webhook_target(self.endpoint_id)
+            self._target_at = time.monotonic()
+        target = self._target
         if target is None or not target.enabled:
             return False  # deleted or disabled: its pending rows wait (or went with it)
         if not await self._hold_lease():
@@ -327,10 +335,11 @@ class _Lane:
         following: asyncio.Future[list[PendingDelivery]] | None = None
         try:
             while batch and leased and not window.failed:
-                # The rows after this batch are read while it is sent (those in flight are
-                # still pending in the database: read on past them).
-                following = asyncio.ensure_future(store.pending_deliveries(
-                    self.endpoint_id, after=batch[-1].id, limit=BATCH))
+                if len(batch) == BATCH:
+                    # Behind: the rows after this batch are read while it is sent (those in
+                    # flight are still pending in the database: read on past them).
+                    following = asyncio.ensure_future(store.pending_deliveries(
+                        self.endpoint_id, after=batch[-1].id, limit=BATCH))
                 for delivery in batch:
                     # A delivery tried before goes alone: once all before it are answered,
                     # and none after it before it is. A failing endpoint gets one request
@@ -351,12 +360,10 @@ class _Lane:
                     if alone:
                         await window.collect()  # and nothing after it before it is answered
                 else:
-                    self._poked.clear()
-                    last = batch[-1].id
-                    batch, following = await following, None
-                    if not batch:  # read before the last rows were written? once more
-                        batch = await store.pending_deliveries(
-                            self.endpoint_id, after=last, limit=BATCH)
+                    # Caught up (no read ahead): the next round reads what came meanwhile.
+                    batch = []
+                    if following is not None:
+                        batch, following = await following, None
             while window.in_flight:
                 await window.collect()
         finally:
