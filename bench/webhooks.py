@@ -18,6 +18,7 @@ baseline measured in the same run).
 
     .venv/bin/python bench/webhooks.py
     .venv/bin/python bench/webhooks.py --rate 500 --duration 5
+    GOLIVE_WEBHOOK_WINDOW=1 .venv/bin/python bench/webhooks.py --receiver-delay-ms 5
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def run_loop(main: Any) -> Any:
 # Receiver process -----------------------------------------------------------------------
 
 
-def receiver(conn: Connection) -> None:
-    """Answers every POST 204; sends back (path, arrival wall time, publish time) batches."""
+def receiver(conn: Connection, delay: float = 0.0) -> None:
+    """Answers every POST 204 (after `delay` s: a receiver further away, or slower);
+    sends back (path, arrival wall time, publish time) batches."""
     arrivals: list[tuple[str, float, float]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -66,6 +68,8 @@ def receiver(conn: Connection) -> None:
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length)
                 arrivals.append((path, time.time(), json.loads(body)["data"]["sent"]))
+                if delay:
+                    await asyncio.sleep(delay)
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -180,12 +184,12 @@ async def phase(node: Any, api: httpx.AsyncClient, conn: Connection, stream_id: 
     }
 
 
-async def bench(rate: float, duration: float) -> list[dict[str, Any]]:
+async def bench(rate: float, duration: float, delay: float) -> list[dict[str, Any]]:
     from golive.app import Golive
     from golive.settings import Settings
 
     parent, child = mp.Pipe()
-    proc = mp.Process(target=receiver, args=(child,), daemon=True)
+    proc = mp.Process(target=receiver, args=(child, delay), daemon=True)
     proc.start()
     port = parent.recv()
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,8 +213,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=GOAL_RATE, help="events/s published")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--receiver-delay-ms", type=float, default=0.0,
+                        help="the receiver answers each request this much later (a receiver "
+                        "further away; the window of requests in flight, GOLIVE_WEBHOOK_WINDOW, "
+                        "then sets the rate one endpoint can take)")
     args = parser.parse_args()
-    rows = run_loop(bench(args.rate, args.duration))
+    rows = run_loop(bench(args.rate, args.duration, args.receiver_delay_ms / 1000))
     head = (f"{'endpoints':>9} {'published/s':>11} {'recorded/s':>10} {'delivered/s':>11} "
             f"{'complete':>11} {'deliv p50 ms':>12} {'deliv p99 ms':>12} "
             f"{'last10% p50':>11} {'rec queue p99':>13} {'lag p50 ms':>10} {'lag p99 ms':>10} "
