@@ -286,7 +286,8 @@ class Golive:
             timeout=s.webhook_timeout, retry_first=s.webhook_retry_first,
             retry_longest=max(s.webhook_retry_first, s.webhook_retry_longest),
             retry_for=s.webhook_retry_for, allow_private=s.webhook_allow_private_targets,
-            log_retention=s.webhook_log_retention, node_id=_node_id(s)))
+            log_retention=s.webhook_log_retention, window=s.webhook_window,
+            node_id=_node_id(s)))
         await self.webhooks.start()
         self._recorder = EventRecorder(self.store, self.bus, on_queued=self.webhooks.wake)
         self._recorder.start()

@@ -261,6 +261,13 @@ class Settings(BaseSettings):
         86400.0, gt=0, le=7 * 86400, description="Seconds after it was queued that a webhook "
         "delivery still failing is given up (it stays in the log and can be redelivered).",
     )
+    webhook_window: int = Field(
+        8, ge=1, le=64, description="Webhook requests one endpoint may have in flight at "
+        "once, over as many keep-alive connections: first attempts start in order of "
+        "creation, so one may arrive before an earlier one still in flight (never before "
+        "one this many places earlier); 1 sends strictly one at a time. A delivery being "
+        "retried is always sent alone, oldest first.",
+    )
     webhook_log_retention: float = Field(
         7 * 86400.0, gt=0, description="Seconds finished webhook deliveries stay in the "
         "delivery log.",

@@ -16,8 +16,9 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
-    at: float  # time.monotonic()
+    at: float  # time.monotonic() when answered
     answered: int | None
+    started: float  # time.monotonic() when its body had been read
 
     def json(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(self.body)
@@ -32,6 +33,8 @@ class Receiver:
         self.modes: dict[str, str | int] = {}
         self.requests: list[Received] = []
         self.hanging = threading.Event()  # a "hang" request is being held
+        self.held = 0  # "hang" requests being held now
+        self.most_held = 0
         self.release = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -43,15 +46,21 @@ class Receiver:
             def do_POST(self) -> None:
                 length = min(int(self.headers.get("content-length", "0")), 1 << 20)
                 body = self.rfile.read(length)
+                started = time.monotonic()
                 status = receiver._answer(self.path)
                 if status is None:
+                    with receiver._lock:
+                        receiver.held += 1
+                        receiver.most_held = max(receiver.most_held, receiver.held)
                     receiver.hanging.set()
                     receiver.release.wait(60)
+                    with receiver._lock:
+                        receiver.held -= 1
                     status = 200
                 with receiver._lock:
                     receiver.requests.append(Received(
                         self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                        time.monotonic(), status))
+                        time.monotonic(), status, started))
                 reply = b"x" * 5000 if status == 200 else b"receiver says no"
                 self.send_response(status)
                 self.send_header("content-length", str(len(reply)))

@@ -5,7 +5,7 @@ the API, the pipeline) only publish on the bus, so a slow database never slows
 them down. The webhook outbox is written in the same transaction as the events'
 rows (`on_queued` then wakes the delivery worker). This recorder's bounded inbox
 absorbs bursts, and what waits in it is written in one transaction (up to `BATCH`
-events). When the database has an outage (disk full, database away:
+events, at most one transaction per `SPACING` under load). When the database has an outage (disk full, database away:
 `golive.store.outage`) the batch being written is kept and retried with backoff,
 and the events behind it wait in the inbox, so they land in order once space
 returns; past `backlog` waiting events the oldest are dropped, counted and logged.
@@ -26,6 +26,7 @@ from golive.store.outage import is_outage
 log = logging.getLogger(__name__)
 
 BATCH = 200
+SPACING = 0.02
 
 
 class EventRecorder:
@@ -65,11 +66,19 @@ class EventRecorder:
 
     async def _run(self) -> None:
         # What waits in the inbox is written together: one transaction for up to `BATCH`.
+        # Under a steady stream of events a transaction starts at most every `SPACING`
+        # after the last one ended, so batches grow instead of transactions multiplying
+        # (each costs more than its rows); an event after a quiet spell is written at once.
+        written = -SPACING
         async for event in self._subscription:
+            wait = written + SPACING - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             batch = [event]
             while len(batch) < BATCH and (more := self._subscription.get_nowait()) is not None:
                 batch.append(more)
             await self._record(batch)
+            written = time.monotonic()
             async with self._progress:
                 self.recorded += len(batch)
                 self._progress.notify_all()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from golive.core import Event, random_id, utcnow
@@ -131,6 +131,11 @@ def _delivery_record(row: WebhookDelivery) -> WebhookDeliveryRecord:
     )
 
 
+_deliveries = WebhookDelivery.__table__
+assert isinstance(_deliveries, Table)
+_QUEUE_DELIVERY = insert(_deliveries)
+
+
 async def queue_deliveries(session: AsyncSession, events: Sequence[Event]) -> list[str]:
     """Write the outbox rows of `events` in `session`'s transaction; the endpoints queued."""
     endpoints = (
@@ -143,6 +148,7 @@ async def queue_deliveries(session: AsyncSession, events: Sequence[Event]) -> li
     if not endpoints:
         return []
     queued: dict[str, None] = {}
+    rows: list[dict[str, object]] = []
     now = utcnow()
     for event in events:
         chosen = [endpoint_id for endpoint_id, types in endpoints
@@ -152,16 +158,19 @@ async def queue_deliveries(session: AsyncSession, events: Sequence[Event]) -> li
         event_id = random_id("evt")
         body = render_event(event, event_id)
         for endpoint_id in chosen:
-            session.add(WebhookDelivery(
-                endpoint_id=endpoint_id, event_id=event_id, event_type=str(event.type),
-                body=body, created_at=now, state="pending", attempts=0, next_attempt_at=now,
-            ))
+            rows.append({
+                "endpoint_id": endpoint_id, "event_id": event_id, "event_type": str(event.type),
+                "body": body, "created_at": now, "state": "pending", "attempts": 0,
+                "next_attempt_at": now,
+            })
             queued[endpoint_id] = None
+    if rows:
+        # Core executemany, in order (ids follow creation): a fraction of the ORM's cost
+        # per row, which at 1,000 events/s is most of what recording them costs.
+        await session.execute(_QUEUE_DELIVERY, rows)
     return list(queued)
 
 
-_deliveries = WebhookDelivery.__table__
-assert isinstance(_deliveries, Table)
 _RECORD_ATTEMPT = (
     update(_deliveries)
     .where(_deliveries.c.id == bindparam("b_id"))
