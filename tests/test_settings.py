@@ -78,3 +78,28 @@ def test_prepare_data_dir_creates_it_or_says_why_not(tmp_path: Path) -> None:
 def test_profiles_dir_defaults_to_data_dir_profiles(tmp_path: Path) -> None:
     assert Settings(data_dir=tmp_path).resolved_profiles_dir == tmp_path / "profiles"
     assert Settings(profiles_dir=tmp_path / "p").resolved_profiles_dir == tmp_path / "p"
+
+
+def test_tls_is_both_files_or_neither(tmp_path: Path) -> None:
+    from tests.tlscerts import make_server_certificate
+
+    assert Settings(data_dir=tmp_path).check_tls() is None
+    assert Settings(data_dir=tmp_path).http_scheme == "http"
+    good = make_server_certificate(tmp_path / "good")
+    s = Settings(data_dir=tmp_path, tls_cert=good.cert, tls_key=good.key)
+    assert s.check_tls() is not None and s.http_scheme == "https"
+
+    with pytest.raises(SettingsProblem, match="tls_cert is set but tls_key is not"):
+        Settings(data_dir=tmp_path, tls_cert=good.cert).check_tls()
+    with pytest.raises(SettingsProblem, match="tls_key is set but tls_cert is not"):
+        Settings(data_dir=tmp_path, tls_key=good.key).check_tls()
+    with pytest.raises(SettingsProblem, match=r"tls_key .*missing\.key cannot be read"):
+        Settings(data_dir=tmp_path, tls_cert=good.cert,
+                 tls_key=tmp_path / "missing.key").check_tls()
+    # Another certificate's key, and a passphrase-protected key: refused, no prompt.
+    other = make_server_certificate(tmp_path / "other")
+    with pytest.raises(SettingsProblem, match="key belongs to the first certificate"):
+        Settings(data_dir=tmp_path, tls_cert=good.cert, tls_key=other.key).check_tls()
+    locked = make_server_certificate(tmp_path / "locked", passphrase=b"secret")
+    with pytest.raises(SettingsProblem, match="unencrypted private key"):
+        Settings(data_dir=tmp_path, tls_cert=locked.cert, tls_key=locked.key).check_tls()

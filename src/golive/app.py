@@ -14,7 +14,6 @@ import hashlib
 import logging
 import signal
 import socket
-import ssl
 import time
 from typing import Any
 
@@ -259,7 +258,7 @@ class Golive:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.settings.advertised_host}:{self.http_port}"
+        return f"{self.settings.http_scheme}://{self.settings.advertised_host}:{self.http_port}"
 
     def srt_url(self, stream_key: str = "") -> str:
         assert self.srt is not None
@@ -276,6 +275,8 @@ class Golive:
         # untested aiortc or aioice stops the node here, naming the versions it needs.
         check_aiortc()
         install_host_address_hook()
+        # HTTPS and RTMPS: both files or neither, loadable, before anything listens.
+        tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
         # What a killed run left live is closed, and announced, by the hub's start().
@@ -363,7 +364,8 @@ class Golive:
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
-                               trusted_proxies=s.trusted_proxies)
+                               trusted_proxies=s.trusted_proxies,
+                               tls_cert=s.tls_cert, tls_key=s.tls_key)  # HTTPS when set
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"
@@ -381,10 +383,9 @@ class Golive:
             self.rtmp = RtmpServer(self.publish_target, host=s.host, port=s.rtmp_port, **rtmp_options)
             await self.rtmp.start()
         if s.rtmps_port is not None:
-            if s.tls_cert is None or s.tls_key is None:
+            if tls is None:
                 raise RuntimeError("rtmps_port needs tls_cert and tls_key")
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(s.tls_cert, s.tls_key)
+            context = tls
             self.rtmps = RtmpServer(
                 self.publish_target, host=s.host, port=s.rtmps_port, ssl_context=context, **rtmp_options
             )

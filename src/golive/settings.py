@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,13 @@ class Settings(BaseSettings):
         "caller may take (a slow database); then the caller is rejected (SRT_REJX 1503, "
         "unavailable) and its connection slot freed."
     )
-    tls_cert: Path | None = Field(None, description="PEM certificate chain for RTMPS.")
-    tls_key: Path | None = Field(None, description="PEM private key for RTMPS.")
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate chain (leaf first). With tls_key, http_port serves "
+        "HTTPS (HTTP/1.1) and rtmps_port can be used; both or neither.",
+    )
+    tls_key: Path | None = Field(
+        None, description="PEM private key of tls_cert (unencrypted); both or neither.",
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="If set, accepted as an admin API token (for automation and first boot).",
@@ -474,6 +480,48 @@ class Settings(BaseSettings):
                 f"Make one with:\n\n    {MAKE_A_TOKEN}\n"
             )
 
+    @property
+    def http_scheme(self) -> str:
+        """What http_port speaks: https when a certificate is configured."""
+        return "https" if self.tls_cert is not None else "http"
+
+    def check_tls(self) -> ssl.SSLContext | None:
+        """The server TLS context from tls_cert and tls_key, or None when neither is set.
+
+        Both or neither; the files must load as a certificate chain with its own key, so
+        a wrong path or a key of another certificate stops the node before it listens.
+        """
+        if self.tls_cert is None and self.tls_key is None:
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            given, missing = (("tls_cert", "tls_key") if self.tls_key is None
+                              else ("tls_key", "tls_cert"))
+            raise SettingsProblem(
+                f"{given} is set but {missing} is not: HTTPS (and RTMPS) need both, a PEM "
+                f"certificate chain and its private key (GOLIVE_TLS_CERT, GOLIVE_TLS_KEY), "
+                "or neither for plain HTTP."
+            )
+        for name, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as exc:
+                raise SettingsProblem(
+                    f"{name} {path} cannot be read: {_reason(exc)}. Point {name} at a PEM "
+                    "file the user running golive can read."
+                ) from None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            # A passphrase-protected key would make OpenSSL prompt on the terminal.
+            context.load_cert_chain(self.tls_cert, self.tls_key, password=_no_passphrase)
+        except ssl.SSLError as exc:
+            raise SettingsProblem(
+                f"tls_cert {self.tls_cert} and tls_key {self.tls_key} do not load as a PEM "
+                f"certificate chain with its unencrypted private key ({exc.reason or exc}); "
+                "check that the key belongs to the first certificate."
+            ) from None
+        return context
+
     def prepare_data_dir(self) -> Path:
         """Create data_dir if missing and prove a file can be written there."""
         path = self.data_dir
@@ -522,6 +570,11 @@ class Settings(BaseSettings):
                     "or set GOLIVE_FFMPEG"
                 ) from None
             return found
+
+
+def _no_passphrase() -> bytes:
+    """The passphrase offered for an encrypted tls_key: none, so loading it fails."""
+    return b""
 
 
 def _reason(exc: OSError) -> str:

@@ -121,3 +121,21 @@ def test_management_commands_explain_an_unusable_data_dir_too(
     wanted = tmp_path / "a-file" / "data"
     out = refused(CliRunner().invoke(cli, ["--data-dir", str(wanted), "streams", "list"]))
     assert str(wanted) in out and "Not a directory" in out
+
+
+def test_half_a_certificate_or_a_wrong_key_is_refused(started: list[Settings],
+                                                      tmp_path: Path) -> None:
+    from tests.tlscerts import make_server_certificate
+
+    good = make_server_certificate(tmp_path / "good")
+    other = make_server_certificate(tmp_path / "other")
+    out = refused(CliRunner().invoke(cli, ["serve", "--tls-cert", str(good.cert)]))
+    assert "tls_cert is set but tls_key is not" in out and "GOLIVE_TLS_KEY" in out
+    out = refused(CliRunner().invoke(cli, ["serve", "--tls-cert", str(good.cert),
+                                           "--tls-key", str(other.key)]))
+    assert "key belongs to the first certificate" in out
+    assert started == []
+    result = CliRunner().invoke(cli, ["serve", "--tls-cert", str(good.cert),
+                                      "--tls-key", str(good.key)])
+    assert result.exit_code == 0, result.output
+    assert started[0].http_scheme == "https"

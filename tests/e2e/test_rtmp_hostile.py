@@ -92,9 +92,12 @@ async def test_rtmps_publish(tmp_path: Path, source_flv: Path) -> None:
         check=True, capture_output=True,
     )
     settings = node_settings(tmp_path, rtmps_port=0, tls_cert=cert, tls_key=key)
+    # The certificate makes the HTTP port speak HTTPS too: the API client trusts it.
     async with Golive(settings) as node, httpx.AsyncClient(
-        base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"}
+        base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
+        verify=ssl.create_default_context(cafile=str(cert)),
     ) as api:
+        assert node.http_url.startswith("https://")
         assert node.rtmps is not None
         stream = await create_stream(api)
         # A TLS client that sends junk after the handshake is dropped, not the server.

@@ -32,7 +32,8 @@ def _status(record: AssetRecord) -> str:
 
 
 def _vod_url(settings: Settings, record: AssetRecord) -> str:
-    return f"http://{settings.advertised_host}:{settings.http_port}/vod/{record.playback_id}.m3u8"
+    return (f"{settings.http_scheme}://{settings.advertised_host}:{settings.http_port}"
+            f"/vod/{record.playback_id}.m3u8")
 
 
 @assets.command("list")

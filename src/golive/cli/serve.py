@@ -144,6 +144,7 @@ def serve(ctx: click.Context, /, serve_config: Path | None, **values: Any) -> No
     settings = build_settings(serve_config or obj.get("config"), **given)
     try:
         settings.check_admin_token()
+        settings.check_tls()
         settings.prepare_data_dir()
     except SettingsProblem as problem:
         raise refuse(problem) from None

@@ -48,7 +48,7 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         rows.append(("SRT URL", ingest.srt if key else f"{ingest.srt}?streamid=STREAM_KEY"))
     if ingest.rtmps:
         rows.append(("RTMPS URL", ingest.rtmps_url or f"{ingest.rtmps}/STREAM_KEY"))
-    base = f"http://{settings.advertised_host}:{settings.http_port}"
+    base = f"{settings.http_scheme}://{settings.advertised_host}:{settings.http_port}"
     for p in record.playback_ids:
         rows.append(("playback", f"{base}/live/{p.id}.m3u8  ({p.policy})"))
     rows += [("created", when(record.created_at)), ("updated", when(record.updated_at))]
@@ -220,7 +220,11 @@ def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
     import httpx
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = f"http://{host}:{settings.http_port}/api/v1/live-streams/{stream_id}"
+    if settings.http_scheme == "https":
+        # The token goes only where the certificate checks out: the name it was issued
+        # for (public_host), not a loopback address it does not name.
+        host = settings.advertised_host
+    url = f"{settings.http_scheme}://{host}:{settings.http_port}/api/v1/live-streams/{stream_id}"
     try:
         response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
         response.raise_for_status()

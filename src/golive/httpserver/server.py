@@ -7,7 +7,9 @@ time), refusals that close without a reset (`linger`), and a
 WebSocket message limit that is the chat's own (the only WebSocket is `/chat/`), so
 a frame far past it is refused with close code 1009 before it is read. Behind
 `trusted_proxies`, every route (chat bans, throttles, QoE and WHEP limits, logs) sees
-the forwarded client address and scheme, resolved once here.
+the forwarded client address and scheme, resolved once here. With a certificate
+(`tls_cert`, `tls_key`) the same port speaks HTTPS: TLS is ended in uvicorn, HTTP/1.1
+only (no ALPN offer), and every limit above applies to the decrypted stream.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -61,7 +64,8 @@ def trusted_networks(value: str) -> list[str]:
 
 
 def server_config(app: ASGIApp, limits: HttpLimits, *,
-                  ws: type[asyncio.Protocol], trusted_proxies: str = "") -> uvicorn.Config:
+                  ws: type[asyncio.Protocol], trusted_proxies: str = "",
+                  tls_cert: Path | None = None, tls_key: Path | None = None) -> uvicorn.Config:
     """uvicorn's configuration for the node's root ASGI app; call it on the serving loop.
 
     `ws` is the WebSocket protocol class (the chat's, which exposes its transport).
@@ -82,6 +86,8 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=3,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )
     check_protocol(protocol, config, asyncio.get_running_loop())
     return config

@@ -186,21 +186,15 @@ class WebPages:
                                  "There is no stream at this address. Check the link.",
                                  embed=embed)
         stream, pid = found
-        token = request.query_params.get("token") or None
-        if token is not None and len(token) > MAX_TOKEN_LENGTH:
-            return self._message(400, "Bad link", "The playback token in this link is too long.",
-                                 embed=embed)
-        chat_token = request.query_params.get("chat_token") or None
-        if chat_token is not None and len(chat_token) > MAX_TOKEN_LENGTH:
-            return self._message(400, "Bad link", "The chat token in this link is too long.",
-                                 embed=embed)
+        tokens = self._page_tokens(request, embed=embed)
+        if isinstance(tokens, Response):
+            return tokens
+        token, chat_token = tokens
         refusal = await self._refusal(request, playback_id, token)
         if refusal is not None:
             title = ("This stream needs a token" if pid.policy == "signed" and token is None
                      else "This stream cannot be played here")
-            return self._message(refusal.status, title,
-                                 f"{refusal.reason[0].upper()}{refusal.reason[1:]}.",
-                                 embed=embed)
+            return self._refused(refusal, title, embed=embed)
         suffix = f"?token={quote(token, safe='')}" if token else ""
         chat_suffix = f"?playback_token={quote(chat_token, safe='')}" if chat_token else ""
         config = {
@@ -253,20 +247,31 @@ class WebPages:
 
     async def _asset_page(self, request: Request, asset: AssetRecord, *, embed: bool) -> Response:
         """A recorded asset's page: the same player on its VOD playlist, with seeking."""
+        tokens = self._page_tokens(request, embed=embed)
+        if isinstance(tokens, Response):
+            return tokens
+        token, chat_token = tokens
+        playback_id = asset.playback_id
+        # The same gate as the origin's /vod/ (aud v): a signed recording's page needs
+        # the token its playlist and media will be asked with, and says why without one.
+        refusal = await self._refusal(request, playback_id, token)
+        if refusal is not None:
+            title = ("This recording needs a token"
+                     if asset.playback_policy == "signed" and token is None
+                     else "This recording cannot be played here")
+            return self._refused(refusal, title, embed=embed)
         if asset.status != "ready":
             return self._message(404, "Recording not ready",
                                  "This recording is still being prepared, or failed. Try "
                                  "again in a moment.", embed=embed)
-        if asset.playback_policy == "signed":
-            return self._message(403, "This recording is private",
-                                 "Signed recordings cannot be played here yet.", embed=embed)
+        suffix = f"?token={quote(token, safe='')}" if token else ""
         stream = await self.store.get_stream(asset.stream_id)
         title = f"{stream.name} (recording)" if stream is not None else "Recording"
-        playback_id = asset.playback_id
         config: dict[str, Any] = {
             "playbackId": playback_id,
             "title": title,
-            "manifestUrl": f"/vod/{playback_id}.m3u8",
+            # The origin writes the token into every URI of the VOD playlist it serves.
+            "manifestUrl": f"/vod/{playback_id}.m3u8{suffix}",
             "statusUrl": None,
             "qoeUrl": f"/qoe/{playback_id}",
             "chatUrl": None,
@@ -277,11 +282,14 @@ class WebPages:
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         # Chat replay: the stream's chat beside the recording, in time with it.
+        # A signed recording's chat replays with a chat token (aud c), as its live chat.
         config["chatReplay"] = True
-        config["chatReplayUrl"] = f"/chat/{playback_id}/replay"
+        config["chatReplayUrl"] = (f"/chat/{playback_id}/replay"
+                                   + (f"?playback_token={quote(chat_token, safe='')}"
+                                      if chat_token else ""))
         context: dict[str, Any] = {
             "stream": _Titled(title), "playback_id": playback_id, "config": config,
-            "embed_url": f"{origin}/embed/{playback_id}", "embed": embed,
+            "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed,
             "meta": self._asset_metadata(origin, asset, title)}
         if embed:
             return self._render("embed.html", headers={
@@ -290,22 +298,44 @@ class WebPages:
 
     def _asset_metadata(self, origin: str, asset: AssetRecord, title: str) -> dict[str, Any]:
         """A recording's page: a `VideoObject` with its duration, the progressive MP4 as
-        its content, a still from its middle, published by the (ended) live broadcast."""
+        its content, a still from its middle, published by the (ended) live broadcast.
+        A signed recording's page is private, as a signed stream's: `noindex`, and no
+        still or MP4 address (each would need a token)."""
         playback_id = asset.playback_id
+        public = asset.playback_policy == "public"
         still = max(0.0, min(10.0, asset.duration / 2))
-        image = f"{origin}/thumbnail/{playback_id}.jpg?time={still:.1f}&width=1280"
+        image = (f"{origin}/thumbnail/{playback_id}.jpg?time={still:.1f}&width=1280"
+                 if public else None)
         video: dict[str, Any] = {
             "uploadDate": _iso(asset.created_at),
             "duration": f"PT{asset.duration:.3f}S",
-            "contentUrl": f"{origin}/vod/{playback_id}/high.mp4",
         }
+        if public:
+            video["contentUrl"] = f"{origin}/vod/{playback_id}/high.mp4"
         publication: dict[str, Any] = {"@type": "BroadcastEvent", "isLiveBroadcast": True,
                                        "startDate": _iso(asset.created_at)}
         if asset.ended_at is not None:
             publication["endDate"] = _iso(asset.ended_at)
         video["publication"] = publication
         return _page_metadata(origin, playback_id, title, f"{title} on golive.", image=image,
-                              public=True, video=video)
+                              public=public, video=video)
+
+    def _page_tokens(self, request: Request, *, embed: bool
+                     ) -> tuple[str | None, str | None] | Response:
+        """A page's `?token=` (aud v) and `?chat_token=` (aud c), bounded; or the 400."""
+        token = request.query_params.get("token") or None
+        if token is not None and len(token) > MAX_TOKEN_LENGTH:
+            return self._message(400, "Bad link", "The playback token in this link is too long.",
+                                 embed=embed)
+        chat_token = request.query_params.get("chat_token") or None
+        if chat_token is not None and len(chat_token) > MAX_TOKEN_LENGTH:
+            return self._message(400, "Bad link", "The chat token in this link is too long.",
+                                 embed=embed)
+        return token, chat_token
+
+    def _refused(self, refusal: Refusal, title: str, *, embed: bool) -> HTMLResponse:
+        return self._message(refusal.status, title,
+                             f"{refusal.reason[0].upper()}{refusal.reason[1:]}.", embed=embed)
 
     def _realtime_config(self, playback_id: str, stream: StreamRecord,
                          suffix: str) -> dict[str, Any] | None:

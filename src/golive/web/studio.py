@@ -53,6 +53,7 @@ FORWARDED = re.compile(
     r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
     r"|audit"  # read-only: the audit log's table on the streams page
     r"|assets(/[A-Za-z0-9_-]{1,64})?"  # a stream's recordings: list, play, download, delete
+    r"|signing-keys(/[A-Za-z0-9_-]{1,64})?"  # list, create (private key shown once), delete
 )
 # Routes the studio calls for itself, beyond what its pages may forward.
 INTERNAL = re.compile(r"chat-tokens")

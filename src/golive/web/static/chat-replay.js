@@ -26,6 +26,7 @@ export class ChatReplay {
     this.loadedUntil = null; // every message before this is fetched
     this.loading = false;
     this.nextLoadAt = 0;
+    this.refused = false; // the replay answered 403: nothing more is asked
   }
 
   start() {
@@ -36,6 +37,7 @@ export class ChatReplay {
   }
 
   tick() {
+    if (this.refused) return;
     const date = this.clock();
     if (!date) return;
     const t = date.getTime();
@@ -82,9 +84,20 @@ export class ChatReplay {
     try {
       let after = null;
       for (let page = 0; page < MAX_PAGES; page += 1) {
-        const query = new URLSearchParams({ from: (from / 1000).toFixed(3), to: (to / 1000).toFixed(3), limit: "200" });
-        if (after) query.set("after", after);
-        const response = await fetch(`${this.url}?${query}`);
+        // The URL may carry a query already (a signed recording's ?playback_token=).
+        const url = new URL(this.url, location.origin);
+        url.searchParams.set("from", (from / 1000).toFixed(3));
+        url.searchParams.set("to", (to / 1000).toFixed(3));
+        url.searchParams.set("limit", "200");
+        if (after) url.searchParams.set("after", after);
+        const response = await fetch(url);
+        if (response.status === 403) {
+          // A signed recording's chat without a chat token (aud c): retrying will not help.
+          const body = await response.json().catch(() => ({}));
+          this.refused = true;
+          this.panel.setState(body.error || "this chat replay needs a chat token");
+          return;
+        }
         if (!response.ok) throw new Error(`replay: HTTP ${response.status}`);
         const body = await response.json();
         if (generation !== this.generation) return;
