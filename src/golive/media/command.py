@@ -269,10 +269,11 @@ def filter_graph(
     labels: dict[str, str] = {}
     for i, r in enumerate(encoded):
         steps = []
-        if control is not None and r.name != WEBRTC_OUTPUT:
-            steps.append(_gate(i, closed=r.name in gated))
         if not shared_rate:
             steps.append(f"fps={r.frame_rate_expr}")
+        if control is not None and r.name != WEBRTC_OUTPUT:
+            # After the rendition's fps: the gate counts the frames its encoder would get.
+            steps.append(_gate(i, closed=r.name in gated))
         if (r.width, r.height) != (plan.source.width, plan.source.height):
             steps += _scale(r.width, r.height, plan.source.width, plan.source.height, scaler)
         steps += ["format=yuv420p", "setsar=1"]
@@ -317,15 +318,24 @@ def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -
 
     `at` is a keyframe instant (a multiple of the GOP duration), so the last GOP before
     a close and the first after an open are whole and aligned with the other renditions.
+    The video gate counts frames (`n`) rather than reading `t`: the encoder's keyframe
+    clock starts at the first frame it gets, while `t` keeps the input's start offset,
+    and the GOP is whole frames at every rendition's rate. The audio gate goes by `t`
+    (audio starts at 0, `first_pts=0`), to within one audio frame.
     One comparison per command: `enable` is replaced, and a gate only ever goes from the
     state it is in to the other one.
     """
-    encoded = [r.name for r in plan.renditions if not r.passthrough]
-    if rendition not in encoded:
+    encoded = [r for r in plan.renditions if not r.passthrough]
+    names = [r.name for r in encoded]
+    if rendition not in names:
         raise ValueError(f"{rendition!r} is not an encoded rendition of the plan")
-    index, op = encoded.index(rendition), "gte" if close else "lt"
-    gates = [gate_name(index), *([gate_name(index, audio=True)] if plan.has_audio else [])]
-    return [f"{gate} enable {op}(t,{at:.6f})" for gate in gates]
+    index, op = names.index(rendition), "gte" if close else "lt"
+    r = encoded[index]
+    frames = round(at * r.frame_rate_num / r.frame_rate_den)
+    commands = [f"{gate_name(index)} enable {op}(n,{frames})"]
+    if plan.has_audio:
+        commands.append(f"{gate_name(index, audio=True)} enable {op}(t,{at:.6f})")
+    return commands
 
 
 def next_keyframe_time(plan: LadderPlan, media_seconds: float, *, margin: float) -> float:
