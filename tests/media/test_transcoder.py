@@ -35,9 +35,8 @@ def plan_720p() -> LadderPlan:
 
 
 def transcoder(plan: LadderPlan, events: Recorder, **kwargs: Any) -> Transcoder:
-    return Transcoder(
-        ffmpeg=FFMPEG, plan=plan, events=events, stream_id="ls_test", capabilities=CPU, **kwargs
-    )
+    kwargs.setdefault("capabilities", CPU)
+    return Transcoder(ffmpeg=FFMPEG, plan=plan, events=events, stream_id="ls_test", **kwargs)
 
 
 def check_run(
@@ -275,6 +274,36 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
     times = [f.decode_time for f in low]
     assert all(0 < b - a < plan.part_target + 0.01 for a, b in itertools.pairwise(times))
 
+
+
+async def test_without_gates_a_given_up_rung_costs_a_restart(source_720p: Path) -> None:
+    # An ffmpeg without the zmq filter: the ladder is rebuilt without the rung, as before.
+    base = load_profile("default").model_dump()
+    base["alerts"].update(min_encode_speed=5.0, slow_encode_seconds=1.0)
+    profile = StreamProfile.model_validate(base)
+    plan = plan_ladder(profile, SourceInfo(1280, 720, 29.97, "h264", True), "low")
+    events = Recorder()
+    t = transcoder(plan, events, capabilities=EncoderCapabilities(rung_gates=False))
+    await t.start()
+    tags = read_flv(source_720p)
+
+    async def publish() -> None:
+        offset = 0
+        while True:
+            await feed(t.push, tags, pace=2, offset_ms=offset)
+            offset += tags[-1].timestamp + 33
+
+    pusher = asyncio.create_task(publish())
+    try:
+        await until(lambda: len(events.restarts) >= 2, limit=60, what="the restart for step 2")
+        await until(lambda: events.count(run=2) > 0, limit=20, what="output of the smaller ladder")
+    finally:
+        pusher.cancel()
+        await t.stop()
+    assert [reason for _, _, reason in events.restarts[:2]] == [
+        "slow_encode: step 1", "slow_encode: step 2",
+    ]  # fmt: skip
+    assert "720p" not in {name for (run, name) in events.fragments if run == 2}
 
 CONFIG = [
     MediaTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),

@@ -49,6 +49,9 @@ class EncoderCapabilities:
 
     libx264: bool = True
     h264_nvenc: bool = False
+    rung_gates: bool = True
+    """The graph can take ZeroMQ commands (`zmq` filter, libzmq compiled in): rungs are
+    given up and brought back by gates instead of restarts."""
 
     @property
     def video_encoder(self) -> str:

@@ -277,11 +277,13 @@ class Transcoder:
         return f"ipc://{self._control_dir}/gates"
 
     async def _launch(self) -> FfmpegRun:
-        plan, webrtc, gated = self._encode_plan, self._webrtc, self._gated
         caps = self._capabilities or CPU_ONLY
-        if self._control_dir is None:
+        # Without gates a given-up rung is left out of the command (a restart each step).
+        plan = self._encode_plan if caps.rung_gates else self._plan
+        webrtc, gated = self._webrtc, self._gated
+        if self._control_dir is None and caps.rung_gates:
             self._control_dir = Path(tempfile.mkdtemp(prefix="golive-gates-"))
-        control = self._control
+        control = self._control if caps.rung_gates else None
 
         def command(output_fds: Mapping[str, int]) -> list[str]:
             return build_command(
@@ -370,7 +372,7 @@ class Transcoder:
         caps = self._capabilities
         if caps is None or not self._nvenc.rapid_failure(caps):
             return
-        self._capabilities = CPU_ONLY
+        self._capabilities = dc_replace(CPU_ONLY, rung_gates=caps.rung_gates)
         self._reset_degrade()
         self._call(
             self._events.on_warning,
@@ -502,6 +504,8 @@ class Transcoder:
             and self._run is not None
             and self._run.stop_reason is None
             and self._gate_task is None
+            and self._control_dir is not None
+            and (self._capabilities or CPU_ONLY).rung_gates
         )
         self._plan, self._encode_plan = plan, encode
         self._gated = frozenset(step.dropped)
