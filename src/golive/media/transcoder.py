@@ -13,8 +13,9 @@ back when it keeps up again; NVENC that keeps failing is swapped for libx264.
 A preset or frame-rate step restarts ffmpeg (x264 cannot change either mid-stream).
 Giving a rung up or bringing it back does not: every run's graph has gates per
 rung (`command.gate_commands`), closed or opened over ZeroMQ at the next keyframe
-instant, so the other renditions go on without a discontinuity. Should the command
-not be answered, the step falls back to a restart.
+instant, so the other renditions go on without a discontinuity. The packager hears
+of a given-up rung once its output reached that instant, so its last segment is
+whole. Should a command not be answered, the step falls back to a restart.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ class Transcoder:
         self._control_dir: Path | None = None
         self._zmq: zmq.asyncio.Context | None = None
         self._gate_task: asyncio.Task[None] | None = None
+        # Rungs whose gates close at a keyframe instant: told to the packager once their
+        # output got there, so their playlist keeps every real part up to it.
+        self._pending_drops: dict[str, tuple[float, str]] = {}  # name -> (instant, reason)
         self._degrade = DegradePolicy(
             plan,
             degrade_steps(plan, libx264=False),
@@ -172,7 +176,7 @@ class Transcoder:
         self._log_limiter = LogLimiter(time.monotonic())
         self._callbacks = RunCallbacks(
             on_init=functools.partial(self._call, self._events.on_init),
-            on_fragment=functools.partial(self._call, self._events.on_fragment),
+            on_fragment=self._fragment,
             on_progress=self._progress,
             monotonic=time.monotonic,
         )
@@ -340,6 +344,7 @@ class Transcoder:
                 if run.feed is self._input.feed:  # the old timeline is over: restart at a keyframe
                     self._input.new_timeline()
             self._run = None
+            self._drop_pending()
             while True:
                 if delay:
                     await asyncio.sleep(delay)
@@ -365,6 +370,7 @@ class Transcoder:
             self._call(self._events.on_restart, self._restarts, reason)
 
     def _end_current(self, reason: str) -> None:
+        self._drop_pending()  # a new run encodes them gated from its first frame on
         if self._run is not None:
             self._run.end(reason, grace=_RESTART_GRACE)
 
@@ -503,40 +509,75 @@ class Transcoder:
             == (step.preset, step.frame_rate_divisors)
             and self._run is not None
             and self._run.stop_reason is None
-            and self._gate_task is None
             and self._control_dir is not None
             and (self._capabilities or CPU_ONLY).rung_gates
         )
         self._plan, self._encode_plan = plan, encode
         self._gated = frozenset(step.dropped)
+        run = self._run
+        at = 0.0
+        if gates_only:
+            assert run is not None
+            at = next_keyframe_time(encode, run.feed.media_seconds, margin=_GATE_MARGIN)
         for name in self._full_plan.names:
             if name in before - after:
-                self._call(self._events.on_rendition_dropped, name, warning.message)
+                if gates_only:
+                    self._pending_drops[name] = (at, warning.message)
+                else:
+                    self._call(self._events.on_rendition_dropped, name, warning.message)
             elif name in after - before:
-                self._call(self._events.on_rendition_restored, name)
+                if self._pending_drops.pop(name, None) is None:
+                    self._call(self._events.on_rendition_restored, name)
         self._warn(warning)
         reason = f"{warning.code}: step {self._degrade.level}"
         if not gates_only:
             self.restart(reason)
             return
-        run = self._run
         assert run is not None
-        at = next_keyframe_time(encode, run.feed.media_seconds, margin=_GATE_MARGIN)
         commands = [
             command
             for name in sorted(before ^ after)
             for command in gate_commands(encode, name, close=name in before - after, at=at)
         ]
         self._gate_task = asyncio.create_task(
-            self._send_gates(run, commands, reason), name=f"transcoder-gates-{self.stream_id}"
+            self._send_gates(run, commands, reason, after=self._gate_task),
+            name=f"transcoder-gates-{self.stream_id}",
         )
 
-    async def _send_gates(self, run: FfmpegRun, commands: list[str], reason: str) -> None:
-        """Send gate commands to `run`; restart it (the old way) if it does not take them."""
+    def _fragment(self, rendition: str, fragment: Fragment) -> None:
+        self._call(self._events.on_fragment, rendition, fragment)
+        for name, (at, reason) in list(self._pending_drops.items()):
+            if name == rendition:
+                done = fragment.decode_time + fragment.duration >= at - 0.001
+            else:  # a late command closed it later: the others are a GOP past the instant
+                done = fragment.decode_time >= at + self._encode_plan.gop_duration
+            if done:
+                del self._pending_drops[name]
+                self._call(self._events.on_rendition_dropped, name, reason)
+
+    def _drop_pending(self) -> None:
+        pending, self._pending_drops = self._pending_drops, {}
+        for name, (_, reason) in pending.items():
+            self._call(self._events.on_rendition_dropped, name, reason)
+
+    async def _send_gates(
+        self,
+        run: FfmpegRun,
+        commands: list[str],
+        reason: str,
+        *,
+        after: asyncio.Task[None] | None,
+    ) -> None:
+        """Send gate commands to `run`; restart it (the old way) if it does not take them.
+
+        One step's commands go after the previous step's (one REQ socket at a time)."""
         try:
-            taken = await self._gate(commands)
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
+            taken = self._run is run and run.stop_reason is None and await self._gate(commands)
         finally:
-            self._gate_task = None
+            if self._gate_task is asyncio.current_task():
+                self._gate_task = None
         if taken:
             log.info(
                 "encoder gates stream_id=%s commands=%s", self.stream_id, "; ".join(commands)
