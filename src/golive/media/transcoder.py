@@ -82,7 +82,9 @@ _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 1.0
 _MONITOR_INTERVAL = 0.5
 _STALE_PROGRESS = 2.0  # seconds without a progress report (ffmpeg sends one every 0.5 s)
-_GATE_MARGIN = 1.0  # media seconds between a gate command and the keyframe it acts at
+_GATE_MARGIN = 1.0  # media seconds between ffmpeg's output and the keyframe a gate acts at
+_GATE_MARGIN_LOOKAHEAD = 3.0  # the same with x264's lookahead (standard latency): frames
+# pass the gate up to rc-lookahead frames before they come out
 _GATE_REPLY = 3.0  # seconds ffmpeg gets to answer a gate command (it reads them per frame)
 
 
@@ -518,7 +520,15 @@ class Transcoder:
         at = 0.0
         if gates_only:
             assert run is not None
-            at = next_keyframe_time(encode, run.feed.media_seconds, margin=_GATE_MARGIN)
+            # From where ffmpeg is, not where its input is: a slow encoder lags its input,
+            # and the rung should stop costing as soon as it can.
+            progress = run.last_progress
+            where = progress.out_time if progress is not None else None
+            at = next_keyframe_time(
+                encode,
+                where if where is not None else run.feed.media_seconds,
+                margin=_GATE_MARGIN if encode.latency_mode == "low" else _GATE_MARGIN_LOOKAHEAD,
+            )
         for name in self._full_plan.names:
             if name in before - after:
                 if gates_only:
