@@ -81,7 +81,7 @@ def test_every_rendition_has_the_same_keyframe_schedule() -> None:
     groups = outputs(build_command(plan, ffmpeg="ffmpeg", output_fds=fds(plan)))
     assert len(groups) == 3
     forced = {value(g, "-force_key_frames") for g in groups}
-    assert forced == {"expr:gte(t,n_forced*1.001000000-0.016683)"}
+    assert forced == {"expr:if(isnan(prev_forced_t),1,gt(floor((t+0.016683)/1.001000000),floor((prev_forced_t+0.016683)/1.001000000)))"}
     for group, rendition in zip(groups, plan.renditions, strict=True):
         assert value(group, "-c:v") == "libx264"
         assert value(group, "-g") == value(group, "-keyint_min") == "30"
@@ -187,4 +187,6 @@ def test_mixed_rates_get_fps_per_branch() -> None:
     groups = outputs(argv)
     assert [value(g, "-g") for g in groups] == ["60", "30"]
     # Half a 60 fps frame of slack: exact for both rates.
-    assert value(groups[0], "-force_key_frames") == "expr:gte(t,n_forced*1.000000000-0.008333)"
+    assert value(groups[0], "-force_key_frames") == (
+        "expr:if(isnan(prev_forced_t),1,gt(floor((t+0.008333)/1.000000000),floor((prev_forced_t+0.008333)/1.000000000)))"
+    )

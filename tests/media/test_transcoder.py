@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -34,9 +35,8 @@ def plan_720p() -> LadderPlan:
 
 
 def transcoder(plan: LadderPlan, events: Recorder, **kwargs: Any) -> Transcoder:
-    return Transcoder(
-        ffmpeg=FFMPEG, plan=plan, events=events, stream_id="ls_test", capabilities=CPU, **kwargs
-    )
+    kwargs.setdefault("capabilities", CPU)
+    return Transcoder(ffmpeg=FFMPEG, plan=plan, events=events, stream_id="ls_test", **kwargs)
 
 
 def check_run(
@@ -237,23 +237,73 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
         await until(lambda: bool(events.dropped), limit=60, what="a dropped rendition")
         assert events.dropped[0][0] == "720p"
         assert t.plan.names == ("480p", "360p") and t.plan.x264_preset == "superfast"
-        await until(lambda: len(events.restarts) >= 2, limit=20, what="the restart for step 2")
-        await until(lambda: events.count(run=2) > 0, limit=20, what="output of the smaller ladder")
+        run = events.run  # the preset step's run: the drop must not restart it
+
+        def past_the_gates() -> bool:  # 360p went on well beyond 720p's and 480p's last parts
+            given_up = [events.fragments.get((run, name), []) for name in ("720p", "480p")]
+            low = events.fragments.get((run, "360p"), [])
+            return len(events.dropped) == 2 and bool(low) and all(
+                f and low[-1].decode_time > f[-1].decode_time + 4 for f in given_up
+            )
+        await until(past_the_gates, limit=90, what="360p going on without 720p and 480p")
     finally:
         pusher.cancel()
         await t.stop()
     steps = [data for code, _, data in events.warnings if code == "slow_encode"]
     # First a faster preset on the same ladder (29.97 fps parts cannot lose frames), then
-    # the top rendition; each step restarts the encoder at a keyframe.
-    assert [(s["step"], s["action"], s["preset"], s["rendition"]) for s in steps[:2]] == [
+    # the top renditions: the preset restarts the encoder, giving a rung up does not.
+    assert [(s["step"], s["action"], s["preset"], s["rendition"]) for s in steps[:3]] == [
         (1, "preset", "superfast", None), (2, "drop", "superfast", "720p"),
+        (3, "drop", "superfast", "480p"),
     ]  # fmt: skip
     assert all(s["speed"] < 5 for s in steps) and steps[0]["renditions"] == list(plan.names)
+    assert [reason for _, _, reason in events.restarts] == ["slow_encode: step 1"]
+    assert events.run == run
+    # Each stopped after a whole GOP, at a keyframe instant of the rendition that went on,
+    # and its output went quiet (no audio-only parts either).
+    low = events.fragments[(run, "360p")]
+    for name in ("720p", "480p"):
+        (video,) = [
+            t for t in read_init(events.inits[(run, name)].data).values() if t.handler == "vide"
+        ]
+        timings = [read_fragment(f.data).get(video.track_id) for f in events.fragments[(run, name)]]
+        last = [t for t in timings if t is not None and t.samples][-1]
+        stop = (last.decode_time + last.duration) / video.timescale
+        assert any(abs(f.decode_time - stop) < 0.002 and f.independent for f in low), name
+    # 360p is continuous across the instants the others stopped: no gap, no restart.
+    times = [f.decode_time for f in low]
+    assert all(0 < b - a < plan.part_target + 0.01 for a, b in itertools.pairwise(times))
+
+
+
+async def test_without_gates_a_given_up_rung_costs_a_restart(source_720p: Path) -> None:
+    # An ffmpeg without the zmq filter: the ladder is rebuilt without the rung, as before.
+    base = load_profile("default").model_dump()
+    base["alerts"].update(min_encode_speed=5.0, slow_encode_seconds=1.0)
+    profile = StreamProfile.model_validate(base)
+    plan = plan_ladder(profile, SourceInfo(1280, 720, 29.97, "h264", True), "low")
+    events = Recorder()
+    t = transcoder(plan, events, capabilities=EncoderCapabilities(rung_gates=False))
+    await t.start()
+    tags = read_flv(source_720p)
+
+    async def publish() -> None:
+        offset = 0
+        while True:
+            await feed(t.push, tags, pace=2, offset_ms=offset)
+            offset += tags[-1].timestamp + 33
+
+    pusher = asyncio.create_task(publish())
+    try:
+        await until(lambda: len(events.restarts) >= 2, limit=60, what="the restart for step 2")
+        await until(lambda: events.count(run=2) > 0, limit=20, what="output of the smaller ladder")
+    finally:
+        pusher.cancel()
+        await t.stop()
     assert [reason for _, _, reason in events.restarts[:2]] == [
         "slow_encode: step 1", "slow_encode: step 2",
     ]  # fmt: skip
-    assert {name for (run, name) in events.fragments if run == 2} == {"480p", "360p"}
-
+    assert "720p" not in {name for (run, name) in events.fragments if run == 2}
 
 CONFIG = [
     MediaTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),

@@ -1,7 +1,8 @@
 """Which H.264 encoders this machine's ffmpeg can really use (stage: media).
 
 `ffmpeg -encoders` says what was compiled in; a tiny NVENC encode says whether a GPU
-is there to run it. The answer is cached per ffmpeg binary: it does not change while
+is there to run it; `ffmpeg -filters` says whether its graph can take commands over
+ZeroMQ (the `zmq` filter, for giving rungs up without a restart). The answer is cached per ffmpeg binary: it does not change while
 the node runs, and the probe costs a process start.
 """
 
@@ -37,10 +38,18 @@ async def detect_capabilities(ffmpeg: str, *, refresh: bool = False) -> EncoderC
     if rc == 0 and "h264_nvenc" in names:
         rc_test, _ = await _run_quietly([ffmpeg, *_NVENC_TEST], limit=_PROBE_LIMIT)
         nvenc = rc_test == 0
+    rc_filters, filters = await _run_quietly([ffmpeg, "-hide_banner", "-filters"], limit=_PROBE_LIMIT)
+    listed = {line.split()[1] for line in filters.splitlines() if len(line.split()) > 2}
+    gates = rc_filters == 0 and {"zmq", "metadata", "ametadata"} <= listed
     # An ffmpeg that cannot even list its encoders is assumed to have libx264: the
     # transcoder's own start then fails with ffmpeg's real error instead of ours.
-    caps = EncoderCapabilities(libx264=rc != 0 or "libx264" in names, h264_nvenc=nvenc)
-    log.info("ffmpeg encoders ffmpeg=%s libx264=%s h264_nvenc=%s", ffmpeg, caps.libx264, nvenc)
+    caps = EncoderCapabilities(
+        libx264=rc != 0 or "libx264" in names, h264_nvenc=nvenc, rung_gates=gates
+    )
+    log.info(
+        "ffmpeg capabilities ffmpeg=%s libx264=%s h264_nvenc=%s rung_gates=%s",
+        ffmpeg, caps.libx264, nvenc, gates,
+    )  # fmt: skip
     _capabilities_cache[ffmpeg] = caps
     return caps
 

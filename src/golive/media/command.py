@@ -9,10 +9,18 @@ stdout as `-progress` key=value blocks; stderr carries warnings only.
 
 Audio is encoded per output (AAC is a few percent of one core; sharing one encoder
 would need the tee muxer, whose single interleaving queue couples all renditions).
+
+With a `control` address the graph also listens for filter commands (ffmpeg's `zmq`
+filter) and every encoded rendition's branch starts with a gate (`metadata` in select
+mode behind a timeline `enable` expression): while the gate is on, the branch gets no
+frames, so that rendition's scaler and encoder do no work while the others go on
+untouched. `gate_commands` builds the commands that close or open gates at a keyframe
+instant, so a rung is given up or brought back without restarting ffmpeg.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,6 +49,9 @@ class EncoderCapabilities:
 
     libx264: bool = True
     h264_nvenc: bool = False
+    rung_gates: bool = True
+    """The graph can take ZeroMQ commands (`zmq` filter, libzmq compiled in): rungs are
+    given up and brought back by gates instead of restarts."""
 
     @property
     def video_encoder(self) -> str:
@@ -104,10 +115,15 @@ def build_command(
     capabilities: EncoderCapabilities = CPU_ONLY,
     loglevel: str = "warning",
     webrtc: WebRtcRendition | None = None,
+    control: str | None = None,
+    gated: frozenset[str] = frozenset(),
 ) -> list[str]:
     """The argv for `plan`: rendition `name` is written to `pipe:{output_fds[name]}`.
 
     With `webrtc` (and `output_fds[WEBRTC_OUTPUT]`), one more output for WHEP playback.
+    With `control` (a ZeroMQ `ipc://` address), the graph takes gate commands there;
+    renditions in `gated` start with their gate closed after their first frame (which
+    still makes their init segment).
     """
     missing = [r.name for r in plan.renditions if r.name not in output_fds]
     if missing:
@@ -133,7 +149,7 @@ def build_command(
     if webrtc is not None and WEBRTC_OUTPUT not in output_fds:
         raise ValueError("no output fd for the WebRTC rendition")
     if encoded or webrtc is not None:
-        graph, labels = filter_graph(plan, webrtc)
+        graph, labels = filter_graph(plan, webrtc, control=control, gated=gated)
         argv += ["-filter_complex", graph]
     for rendition in plan.renditions:
         argv += ["-map", labels[rendition.name] if not rendition.passthrough else "0:v:0"]
@@ -145,10 +161,11 @@ def build_command(
             argv += _x264_args(plan, rendition)
         if plan.has_audio:
             audio = plan.profile.audio
+            gated_audio = labels.get(audio_label(rendition.name))
             argv += [
-                "-map", "0:a:0",
                 # Fill gaps with silence so a hiccup in the input never stretches a sample.
-                "-af", "aresample=async=1:first_pts=0",
+                *(["-map", gated_audio] if gated_audio else
+                  ["-map", "0:a:0", "-af", "aresample=async=1:first_pts=0"]),
                 "-c:a", "aac",
                 "-profile:a", "aac_low",
                 "-b:a", f"{audio.bitrate_kbps}k",
@@ -216,9 +233,23 @@ class _GraphOutput:
 
 
 def filter_graph(
-    plan: LadderPlan, webrtc: WebRtcRendition | None = None
+    plan: LadderPlan,
+    webrtc: WebRtcRendition | None = None,
+    *,
+    control: str | None = None,
+    gated: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, str]]:
-    """One graph: decode once, (fps once when shared), split once, scale per rendition."""
+    """One graph: decode once, (fps once when shared), split once, scale per rendition.
+
+    With `control`, a `zmq` filter at the head and a gate at the start of each ladder
+    rendition's branch (see `gate_commands`), before its scaler; with audio, the audio is
+    resampled once in the same graph and split to a gate per ladder rendition, so a
+    closed rendition's output goes quiet altogether (`audio_label` names those outputs).
+    """
+    if control is not None and not control.startswith("ipc://"):
+        raise ValueError("the control address must be an ipc:// path")
+    if control is not None and any(c in control for c in "'\\,;[]"):
+        raise ValueError("the control address must not need escaping")
     encoded = [
         _GraphOutput(r.name, r.width, r.height, r.frame_rate_expr)
         for r in plan.renditions if not r.passthrough
@@ -231,6 +262,9 @@ def filter_graph(
     rates = {r.frame_rate_expr for r in encoded}
     shared_rate = len(rates) == 1
     head = "[0:v:0]"
+    if control is not None:
+        # Commands are taken as frames pass this point, ahead of every gate.
+        head += "zmq=bind_address='" + control.replace(":", "\\:", 1) + "',"
     if shared_rate:
         head += f"fps={encoded[0].frame_rate_expr},"
     head += f"split={len(encoded)}" + "".join(f"[s{i}]" for i in range(len(encoded)))
@@ -240,12 +274,77 @@ def filter_graph(
         steps = []
         if not shared_rate:
             steps.append(f"fps={r.frame_rate_expr}")
+        if control is not None and r.name != WEBRTC_OUTPUT:
+            # After the rendition's fps: the gate counts the frames its encoder would get.
+            steps.append(_gate(i, closed=r.name in gated))
         if (r.width, r.height) != (plan.source.width, plan.source.height):
             steps += _scale(r.width, r.height, plan.source.width, plan.source.height, scaler)
         steps += ["format=yuv420p", "setsar=1"]
         chains.append(f"[s{i}]{','.join(steps)}[v{i}]")
         labels[r.name] = f"[v{i}]"
+    ladder = [r.name for r in encoded if r.name != WEBRTC_OUTPUT]
+    if control is not None and plan.has_audio and ladder:
+        # (A gap in the input is filled with silence before the split, as per output.)
+        chains.append(
+            f"[0:a:0]aresample=async=1:first_pts=0,asplit={len(ladder)}"
+            + "".join(f"[as{i}]" for i in range(len(ladder)))
+        )
+        for i, name in enumerate(ladder):
+            gate = _gate(i, closed=name in gated, audio=True)
+            chains.append(f"[as{i}]{gate}[a{i}]")
+            labels[audio_label(name)] = f"[a{i}]"
     return ";".join(chains), labels
+
+
+def audio_label(rendition: str) -> str:
+    """The key of `filter_graph`'s labels for a rendition's gated audio."""
+    return f"{rendition}/audio"
+
+
+_GATE_KEY = "golive_gate"  # no frame carries it: a gate that is on selects nothing
+
+
+def gate_name(index: int, *, audio: bool = False) -> str:
+    """The filter instance of the gate on the graph's `index`-th encoded branch."""
+    return f"ametadata@agate{index}" if audio else f"metadata@gate{index}"
+
+
+def _gate(index: int, *, closed: bool, audio: bool = False) -> str:
+    # Off (frames pass) unless closed from the start; even then the first frame passes,
+    # so the rendition's encoder starts and its output has an init segment.
+    enable = "gte(n\\,1)" if closed else "0"
+    return f"{gate_name(index, audio=audio)}=mode=select:key={_GATE_KEY}:enable={enable}"
+
+
+def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -> list[str]:
+    """The `zmq` commands that close (or open) `rendition`'s gates from media time `at` on.
+
+    `at` is a keyframe instant (a multiple of the GOP duration), so the last GOP before
+    a close and the first after an open are whole and aligned with the other renditions.
+    The video gate counts frames (`n`) rather than reading `t`: the encoder's keyframe
+    clock starts at the first frame it gets, while `t` keeps the input's start offset,
+    and the GOP is whole frames at every rendition's rate. The audio gate goes by `t`
+    (audio starts at 0, `first_pts=0`), to within one audio frame.
+    One comparison per command: `enable` is replaced, and a gate only ever goes from the
+    state it is in to the other one.
+    """
+    encoded = [r for r in plan.renditions if not r.passthrough]
+    names = [r.name for r in encoded]
+    if rendition not in names:
+        raise ValueError(f"{rendition!r} is not an encoded rendition of the plan")
+    index, op = names.index(rendition), "gte" if close else "lt"
+    r = encoded[index]
+    frames = round(at * r.frame_rate_num / r.frame_rate_den)
+    commands = [f"{gate_name(index)} enable {op}(n,{frames})"]
+    if plan.has_audio:
+        commands.append(f"{gate_name(index, audio=True)} enable {op}(t,{at:.6f})")
+    return commands
+
+
+def next_keyframe_time(plan: LadderPlan, media_seconds: float, *, margin: float) -> float:
+    """The first keyframe instant at least `margin` seconds after `media_seconds`."""
+    gop = plan.gop_duration
+    return math.ceil((media_seconds + margin) / gop - 1e-9) * gop
 
 
 def _scale(
@@ -277,14 +376,20 @@ def force_key_frames(plan: LadderPlan) -> str:
     """Keyframes at n x GOP duration in every rendition, whatever x264 would have chosen.
 
     A frame lands exactly on each n x GOP instant (the GOP is whole frames at every
-    rendition's rate), so comparing against half a frame earlier is immune to float
-    rounding of `t`.
+    rendition's rate), so comparing half a frame later is immune to float rounding of
+    `t`. A frame is forced when it starts a GOP interval the previous forced one was
+    not in, so a rendition whose gate reopens after a pause gets one keyframe at the
+    reopening instant, not one per GOP it missed.
     """
     fastest = max(
         (r.frame_rate_num / r.frame_rate_den for r in plan.renditions if not r.passthrough),
         default=30.0,
     )
-    return f"expr:gte(t,n_forced*{plan.gop_duration:.9f}-{0.5 / fastest:.6f})"
+    gop, half = f"{plan.gop_duration:.9f}", f"{0.5 / fastest:.6f}"
+    return (
+        f"expr:if(isnan(prev_forced_t),1,"
+        f"gt(floor((t+{half})/{gop}),floor((prev_forced_t+{half})/{gop})))"
+    )
 
 
 def _rate_args(r: PlannedRendition) -> list[str]:

@@ -9,6 +9,13 @@ cannot keep up with real time it degrades step by step (`health.DegradePolicy`: 
 faster preset, lower frame rates on the lower rungs, then renditions given up, each
 reported with `on_rendition_dropped` so the packager marks them as gaps) and climbs
 back when it keeps up again; NVENC that keeps failing is swapped for libx264.
+
+A preset or frame-rate step restarts ffmpeg (x264 cannot change either mid-stream).
+Giving a rung up or bringing it back does not: every run's graph has gates per
+rung (`command.gate_commands`), closed or opened over ZeroMQ at the next keyframe
+instant, so the other renditions go on without a discontinuity. The packager hears
+of a given-up rung once its output reached that instant, so its last segment is
+whole. Should a command not be answered, the step falls back to a restart.
 """
 
 from __future__ import annotations
@@ -16,10 +23,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
+from pathlib import Path
 from typing import Any, Protocol
+
+import zmq
+import zmq.asyncio
 
 from golive.core import Cooldown
 from golive.formats import Fragment, InitSegment, MediaTag
@@ -30,11 +44,14 @@ from golive.media.command import (
     EncoderCapabilities,
     WebRtcRendition,
     build_command,
+    gate_commands,
+    next_keyframe_time,
 )
 from golive.media.feed import FlvInput
 from golive.media.health import (
     WARNING_COOLDOWN,
     DegradePolicy,
+    DegradeStep,
     EncodeHealth,
     EncodeSample,
     HealthWarning,
@@ -65,6 +82,10 @@ _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 1.0
 _MONITOR_INTERVAL = 0.5
 _STALE_PROGRESS = 2.0  # seconds without a progress report (ffmpeg sends one every 0.5 s)
+_GATE_MARGIN = 1.0  # media seconds between ffmpeg's output and the keyframe a gate acts at
+_GATE_MARGIN_LOOKAHEAD = 3.0  # the same with x264's lookahead (standard latency): frames
+# pass the gate up to rc-lookahead frames before they come out
+_GATE_REPLY = 3.0  # seconds ffmpeg gets to answer a gate command (it reads them per frame)
 
 
 class TranscoderEvents(Protocol):
@@ -117,7 +138,16 @@ class Transcoder:
             raise ValueError("max_input_buffer must be at least 64 KiB")
         self._ffmpeg = ffmpeg
         self._full_plan = plan  # the ladder the broadcast was planned with
-        self._plan = plan  # the ladder being encoded: `_full_plan` at the degrade step
+        self._plan = plan  # the ladder being produced: `_full_plan` at the degrade step
+        # What ffmpeg runs: `_plan` with its given-up rungs still in the graph, gated off.
+        self._encode_plan = plan
+        self._gated: frozenset[str] = frozenset()
+        self._control_dir: Path | None = None
+        self._zmq: zmq.asyncio.Context | None = None
+        self._gate_task: asyncio.Task[None] | None = None
+        # Rungs whose gates close at a keyframe instant: told to the packager once their
+        # output got there, so their playlist keeps every real part up to it.
+        self._pending_drops: dict[str, tuple[float, str]] = {}  # name -> (instant, reason)
         self._degrade = DegradePolicy(
             plan,
             degrade_steps(plan, libx264=False),
@@ -148,7 +178,7 @@ class Transcoder:
         self._log_limiter = LogLimiter(time.monotonic())
         self._callbacks = RunCallbacks(
             on_init=functools.partial(self._call, self._events.on_init),
-            on_fragment=functools.partial(self._call, self._events.on_fragment),
+            on_fragment=self._fragment,
             on_progress=self._progress,
             monotonic=time.monotonic,
         )
@@ -245,14 +275,26 @@ class Transcoder:
             self._watch_health(), name=f"transcoder-health-{self.stream_id}"
         )
 
+    @property
+    def _control(self) -> str | None:
+        """The runs' gate command address (an ipc:// socket in a private directory)."""
+        if self._control_dir is None:
+            return None
+        return f"ipc://{self._control_dir}/gates"
+
     async def _launch(self) -> FfmpegRun:
-        plan, webrtc = self._plan, self._webrtc
         caps = self._capabilities or CPU_ONLY
+        # Without gates a given-up rung is left out of the command (a restart each step).
+        plan = self._encode_plan if caps.rung_gates else self._plan
+        webrtc, gated = self._webrtc, self._gated
+        if self._control_dir is None and caps.rung_gates:
+            self._control_dir = Path(tempfile.mkdtemp(prefix="golive-gates-"))
+        control = self._control if caps.rung_gates else None
 
         def command(output_fds: Mapping[str, int]) -> list[str]:
             return build_command(
                 plan, ffmpeg=self._ffmpeg, output_fds=dict(output_fds), capabilities=caps,
-                webrtc=webrtc,
+                webrtc=webrtc, control=control, gated=gated,
             )  # fmt: skip
 
         log.info(
@@ -304,6 +346,7 @@ class Transcoder:
                 if run.feed is self._input.feed:  # the old timeline is over: restart at a keyframe
                     self._input.new_timeline()
             self._run = None
+            self._drop_pending()
             while True:
                 if delay:
                     await asyncio.sleep(delay)
@@ -329,6 +372,7 @@ class Transcoder:
             self._call(self._events.on_restart, self._restarts, reason)
 
     def _end_current(self, reason: str) -> None:
+        self._drop_pending()  # a new run encodes them gated from its first frame on
         if self._run is not None:
             self._run.end(reason, grace=_RESTART_GRACE)
 
@@ -336,7 +380,7 @@ class Transcoder:
         caps = self._capabilities
         if caps is None or not self._nvenc.rapid_failure(caps):
             return
-        self._capabilities = CPU_ONLY
+        self._capabilities = dc_replace(CPU_ONLY, rung_gates=caps.rung_gates)
         self._reset_degrade()
         self._call(
             self._events.on_warning,
@@ -376,6 +420,13 @@ class Transcoder:
             for task in (self._monitor, self._supervisor):
                 if task is not None:
                     await asyncio.gather(task, return_exceptions=True)
+            if self._gate_task is not None:
+                self._gate_task.cancel()
+                await asyncio.gather(self._gate_task, return_exceptions=True)
+            if self._zmq is not None:
+                self._zmq.destroy(linger=0)
+            if self._control_dir is not None:
+                shutil.rmtree(self._control_dir, ignore_errors=True)
             log.info("transcoder stopped stream_id=%s restarts=%d", self.stream_id, self._restarts)
 
     # Health -------------------------------------------------------------------------
@@ -417,10 +468,11 @@ class Transcoder:
             dropped_frames=self._dropped_frames,
             input_bytes=self._input.input_bytes,
         ))  # fmt: skip
+        before = self._degrade.step
         change = self._degrade.observe(now, report.speed, slow=report.slow_speed is not None)
         if change is not None:
             if change.step is not None:
-                self._degrade_to(change.step.apply(self._full_plan), change.warning)
+                self._degrade_to(before, change.step, change.warning)
             else:
                 self._warn(change.warning)
         for warning in report.warnings:
@@ -435,10 +487,17 @@ class Transcoder:
             degrade_steps(plan, libx264=libx264),
             recover_after=plan.profile.fallback.recover_after_seconds,
         )
-        self._plan = self._full_plan
+        self._plan = self._encode_plan = self._full_plan
+        self._gated = frozenset()
 
-    def _degrade_to(self, plan: LadderPlan, warning: HealthWarning) -> None:
-        """Encode `plan` from the next keyframe on; renditions it lacks become gaps."""
+    def _degrade_to(self, previous: DegradeStep, step: DegradeStep, warning: HealthWarning) -> None:
+        """Encode `step` from the next keyframe on; renditions it lacks become gaps.
+
+        A step that only gives up or brings back rungs closes or opens their gates in
+        the running ffmpeg; any other step restarts it with the new settings.
+        """
+        plan = step.apply(self._full_plan)
+        encode = dc_replace(step, dropped=()).apply(self._full_plan)
         before, after = set(self._plan.names), set(plan.names)
         log.warning(
             "encoder degrade stream_id=%s step=%d renditions=%s preset=%s",
@@ -447,14 +506,123 @@ class Transcoder:
             ",".join(plan.names),
             plan.x264_preset,
         )
-        self._plan = plan
+        gates_only = (
+            (previous.preset, previous.frame_rate_divisors)
+            == (step.preset, step.frame_rate_divisors)
+            and self._run is not None
+            and self._run.stop_reason is None
+            and self._control_dir is not None
+            and (self._capabilities or CPU_ONLY).rung_gates
+        )
+        self._plan, self._encode_plan = plan, encode
+        self._gated = frozenset(step.dropped)
+        run = self._run
+        at = 0.0
+        if gates_only:
+            assert run is not None
+            # From where ffmpeg is, not where its input is: a slow encoder lags its input,
+            # and the rung should stop costing as soon as it can.
+            progress = run.last_progress
+            where = progress.out_time if progress is not None else None
+            at = next_keyframe_time(
+                encode,
+                where if where is not None else run.feed.media_seconds,
+                margin=_GATE_MARGIN if encode.latency_mode == "low" else _GATE_MARGIN_LOOKAHEAD,
+            )
         for name in self._full_plan.names:
             if name in before - after:
-                self._call(self._events.on_rendition_dropped, name, warning.message)
+                if gates_only:
+                    self._pending_drops[name] = (at, warning.message)
+                else:
+                    self._call(self._events.on_rendition_dropped, name, warning.message)
             elif name in after - before:
-                self._call(self._events.on_rendition_restored, name)
+                if self._pending_drops.pop(name, None) is None:
+                    self._call(self._events.on_rendition_restored, name)
         self._warn(warning)
-        self.restart(f"{warning.code}: step {self._degrade.level}")
+        reason = f"{warning.code}: step {self._degrade.level}"
+        if not gates_only:
+            self.restart(reason)
+            return
+        assert run is not None
+        commands = [
+            command
+            for name in sorted(before ^ after)
+            for command in gate_commands(encode, name, close=name in before - after, at=at)
+        ]
+        self._gate_task = asyncio.create_task(
+            self._send_gates(run, commands, reason, after=self._gate_task),
+            name=f"transcoder-gates-{self.stream_id}",
+        )
+
+    def _fragment(self, rendition: str, fragment: Fragment) -> None:
+        self._call(self._events.on_fragment, rendition, fragment)
+        for name, (at, reason) in list(self._pending_drops.items()):
+            if name == rendition:
+                done = fragment.decode_time + fragment.duration >= at - 0.001
+            else:  # a late command closed it later: the others are a GOP past the instant
+                done = fragment.decode_time >= at + self._encode_plan.gop_duration
+            if done:
+                del self._pending_drops[name]
+                self._call(self._events.on_rendition_dropped, name, reason)
+
+    def _drop_pending(self) -> None:
+        pending, self._pending_drops = self._pending_drops, {}
+        for name, (_, reason) in pending.items():
+            self._call(self._events.on_rendition_dropped, name, reason)
+
+    async def _send_gates(
+        self,
+        run: FfmpegRun,
+        commands: list[str],
+        reason: str,
+        *,
+        after: asyncio.Task[None] | None,
+    ) -> None:
+        """Send gate commands to `run`; restart it (the old way) if it does not take them.
+
+        One step's commands go after the previous step's (one REQ socket at a time)."""
+        try:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
+            taken = self._run is run and run.stop_reason is None and await self._gate(commands)
+        finally:
+            if self._gate_task is asyncio.current_task():
+                self._gate_task = None
+        if taken:
+            log.info(
+                "encoder gates stream_id=%s commands=%s", self.stream_id, "; ".join(commands)
+            )
+        elif self._run is run and not self._closing:
+            log.warning("encoder gates not taken, restarting stream_id=%s", self.stream_id)
+            self.restart(reason)
+
+    async def _gate(self, commands: list[str]) -> bool:
+        control = self._control
+        if control is None:
+            return False
+        if self._zmq is None:
+            self._zmq = zmq.asyncio.Context()
+        socket = self._zmq.socket(zmq.REQ)
+        socket.setsockopt(zmq.LINGER, 0)
+        try:
+            socket.connect(control)
+            for command in commands:
+                await socket.send_string(command)
+                if not await socket.poll(int(_GATE_REPLY * 1000)):
+                    return False
+                reply = await socket.recv_string()
+                if not reply.startswith("0 "):
+                    log.warning(
+                        "encoder gate refused stream_id=%s command=%s reply=%s",
+                        self.stream_id, command, reply,
+                    )  # fmt: skip
+                    return False
+            return True
+        except zmq.ZMQError as exc:
+            log.warning("encoder gate failed stream_id=%s error=%r", self.stream_id, exc)
+            return False
+        finally:
+            socket.close()
 
     def _warn(self, warning: HealthWarning) -> None:
         """Raise a warning; a `limited` one at most once a minute per code."""
