@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
+from tests.tlscerts import make_server_certificate
 
 from golive.cli import cli
 from golive.cli.serve import serve
@@ -91,8 +92,14 @@ def _other_value(name: str, field: FieldInfo, tmp_path: Path) -> tuple[list[str]
 def test_each_flag_reaches_its_setting(started: list[Settings], tmp_path: Path) -> None:
     args: list[str] = []
     expected: dict[str, Any] = {}
+    # tls_cert and tls_key are checked at start (readable, a matching pair): real ones.
+    tls = make_server_certificate(tmp_path / "tls")
+    real = {"tls_cert": tls.cert, "tls_key": tls.key}
     for name, field in Settings.model_fields.items():
-        argv, value = _other_value(name, field, tmp_path)
+        if name in real:
+            argv, value = [flag(name), str(real[name])], real[name]
+        else:
+            argv, value = _other_value(name, field, tmp_path)
         args += argv
         expected[name] = value
     result = CliRunner().invoke(cli, ["serve", *args], catch_exceptions=False)
