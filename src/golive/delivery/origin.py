@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
-from golive.delivery.access import PlaybackAccess, Refusal, Viewer
+from golive.delivery.access import Grant, PlaybackAccess, Refusal, Viewer
 from golive.delivery.dvr import DvrArchive
 from golive.delivery.progressive import (
     MP4_CACHE,
@@ -374,9 +374,7 @@ class Origin:
         token = request.query_params.get("token") or None
         # Before the presentation is looked up: a refusal must not tell live from not live.
         if self.access is not None:
-            verdict = await self.access.check(pid, token, audience="v", viewer=request.viewer(),
-                                              referrer=request.header(b"referer"),
-                                              own_host=request.header(b"host"))
+            verdict = await self._check(self.access, request, pid, token)
             if isinstance(verdict, Refusal):
                 return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
@@ -386,14 +384,20 @@ class Origin:
             token = TOKEN_PLACEHOLDER
         return await handler(request, match, presentation, token)
 
+    @staticmethod
+    async def _check(access: PlaybackAccess, request: Request, pid: str,
+                     token: str | None) -> Grant | Refusal:
+        """One playback check (audience v) for a /live/ or /vod/ request, as its viewer."""
+        return await access.check(pid, token, audience="v", viewer=request.viewer(),
+                                  referrer=request.header(b"referer"),
+                                  own_host=request.header(b"host"))
+
     async def _access_answer(self, request: Request, pid: str) -> Response:
         """204 or 403 with the reason, for an edge's `auth_request`; cacheable per token."""
         if self.access is None:
             return Response(b"", 204, {"Cache-Control": f"max-age={PUBLIC_ACCESS_MAX_AGE}"})
-        verdict = await self.access.check(pid, request.query_params.get("token") or None,
-                                          audience="v", viewer=request.viewer(),
-                                          referrer=request.header(b"referer"),
-                                          own_host=request.header(b"host"))
+        verdict = await self._check(self.access, request, pid,
+                                    request.query_params.get("token") or None)
         if isinstance(verdict, Refusal):
             if verdict.status == 404:
                 # Nothing to protect (an edge's auth_request only takes 2xx, 401 and 403):
@@ -634,9 +638,7 @@ class Origin:
         if self.access is None:
             return None if await vod.authorize(pid, token) else _error(
                 403, "playback not authorized")
-        verdict = await self.access.check(pid, token, audience="v", viewer=request.viewer(),
-                                          referrer=request.header(b"referer"),
-                                          own_host=request.header(b"host"))
+        verdict = await self._check(self.access, request, pid, token)
         if isinstance(verdict, Refusal):
             return _error(verdict.status, verdict.reason)
         return None
