@@ -109,6 +109,18 @@ async def wait_status(api: httpx.AsyncClient, stream_id: str, status: str,
     return await eventually(check, timeout=timeout, what=f"status {status}")
 
 
+async def wait_ready_asset(api: httpx.AsyncClient, stream_id: str,
+                           timeout: float = 60) -> dict[str, Any]:
+    """The first ready asset a stream's recording became (waits for it)."""
+    async def ready() -> dict[str, Any] | None:
+        assets = (await api.get("/assets", params={"live_stream_id": stream_id})).json()
+        done = [a for a in assets["data"] if a["status"] == "ready"]
+        return done[0] if done else None
+
+    asset: dict[str, Any] = await eventually(ready, timeout=timeout, what="the asset")
+    return asset
+
+
 async def wait_process(proc: Any, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
     while proc.poll() is None:

@@ -17,7 +17,12 @@ import httpx
 import pytest
 import websockets
 from tests.chat.conftest import ChatClient
-from tests.e2e.conftest import create_stream, eventually, wait_process, wait_status
+from tests.e2e.conftest import (
+    create_stream,
+    wait_process,
+    wait_ready_asset,
+    wait_status,
+)
 from tests.e2e.test_thumbnails import jpeg_size
 from tests.formats.test_progressive import decode_errors, video_stss
 from tests.media.mp4info import boxes
@@ -63,12 +68,7 @@ async def test_asset_mp4_thumbnails_and_chat_replay(
         await chat.close()
     assert await wait_process(proc) == 0
 
-    async def ready() -> dict[str, Any] | None:
-        assets = (await api.get("/assets", params={"live_stream_id": stream["id"]})).json()
-        done = [a for a in assets["data"] if a["status"] == "ready"]
-        return done[0] if done else None
-
-    asset = await eventually(ready, timeout=60, what="the asset")
+    asset = await wait_ready_asset(api, stream["id"])
     pid = asset["playback_ids"][0]["id"]
     async with httpx.AsyncClient(base_url=node.http_url, timeout=60) as http:
         # The whole file: moov first, every frame decodes, keyframes listed, duration.

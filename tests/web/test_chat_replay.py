@@ -14,7 +14,13 @@ import httpx
 import pytest
 import websockets
 from tests.chat.conftest import ChatClient
-from tests.e2e.conftest import create_stream, eventually, wait_process, wait_status
+from tests.e2e.conftest import (
+    create_stream,
+    eventually,
+    wait_process,
+    wait_ready_asset,
+    wait_status,
+)
 from tests.mediatools import ffmpeg_publish, make_source, stop
 from tests.web.helpers import ConsoleLog, wait_advancing, wait_playing
 
@@ -122,12 +128,7 @@ async def test_recording_replays_its_chat_in_time_with_the_video(
     sent_at = _epoch_ms(message["sent_at"])
     assert await wait_process(proc) == 0
 
-    async def ready() -> dict[str, Any] | None:
-        assets = (await api.get("/assets", params={"live_stream_id": stream["id"]})).json()
-        done = [a for a in assets["data"] if a["status"] == "ready"]
-        return done[0] if done else None
-
-    asset = await eventually(ready, timeout=60, what="the asset")
+    asset = await wait_ready_asset(api, stream["id"])
     pid = asset["playback_ids"][0]["id"]
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     console = ConsoleLog(page)

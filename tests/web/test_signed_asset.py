@@ -12,7 +12,13 @@ import httpx
 import pytest
 import websockets
 from tests.chat.conftest import ChatClient
-from tests.e2e.conftest import create_stream, eventually, wait_process, wait_status
+from tests.e2e.conftest import (
+    create_stream,
+    eventually,
+    wait_process,
+    wait_ready_asset,
+    wait_status,
+)
 from tests.mediatools import ffmpeg_publish, make_source
 from tests.web.helpers import ConsoleLog, wait_playing
 from tests.web.test_chat_replay import SHOWN
@@ -62,12 +68,7 @@ async def test_signed_recording_plays_with_its_tokens_and_says_why_without(
             await chat.close()
         assert await wait_process(proc) == 0
 
-        async def ready() -> dict[str, Any] | None:
-            assets = (await api.get("/assets", params={"live_stream_id": stream["id"]})).json()
-            done = [a for a in assets["data"] if a["status"] == "ready"]
-            return done[0] if done else None
-
-        asset = await eventually(ready, timeout=60, what="the asset")
+        asset = await wait_ready_asset(api, stream["id"])
         pid = asset["playback_ids"][0]["id"]
         assert asset["playback_ids"][0]["policy"] == "signed"
         v, c, t = token(pid, "v"), token(pid, "c"), token(pid, "t")

@@ -11,7 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import ADMIN, create_stream, eventually, wait_process, wait_status
+from tests.e2e.conftest import (
+    ADMIN,
+    create_stream,
+    eventually,
+    wait_process,
+    wait_ready_asset,
+    wait_status,
+)
 from tests.mediatools import FFPROBE, ffmpeg_publish
 from tests.web.helpers import ConsoleLog
 
@@ -28,12 +35,7 @@ async def test_studio_plays_downloads_and_deletes_a_recording(
     await wait_status(api, stream["id"], "active")
     assert await wait_process(proc) == 0
 
-    async def ready() -> dict[str, Any] | None:
-        assets = (await api.get("/assets", params={"live_stream_id": stream["id"]})).json()
-        done = [a for a in assets["data"] if a["status"] == "ready"]
-        return done[0] if done else None
-
-    asset = await eventually(ready, timeout=60, what="the asset")
+    asset = await wait_ready_asset(api, stream["id"])
     pid = asset["playback_ids"][0]["id"]
     base = node.http_url
     context = await browser.new_context(accept_downloads=True,

@@ -7,7 +7,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import create_stream, eventually, wait_process, wait_status
+from tests.e2e.conftest import (
+    create_stream,
+    wait_process,
+    wait_ready_asset,
+    wait_status,
+)
 from tests.mediatools import ffmpeg_publish, make_source
 from tests.web.helpers import ConsoleLog, wait_advancing, wait_playing
 
@@ -31,12 +36,7 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     await wait_status(api, stream["id"], "active")
     assert await wait_process(proc) == 0
 
-    async def ready() -> dict[str, Any] | None:
-        assets = (await api.get("/assets", params={"live_stream_id": stream["id"]})).json()
-        done = [a for a in assets["data"] if a["status"] == "ready"]
-        return done[0] if done else None
-
-    asset = await eventually(ready, timeout=60, what="the asset")
+    asset = await wait_ready_asset(api, stream["id"])
     assert len(asset["renditions"]) == 2, asset
     pid = asset["playback_ids"][0]["id"]
 
