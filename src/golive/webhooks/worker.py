@@ -9,9 +9,9 @@ time). A failed attempt (not 2xx, a timeout, a refused connection, a refused tar
 stops new requests; once those in flight are answered the lane waits (exponential
 backoff with jitter, `core.Backoff`) and sends what failed again, oldest first and
 one at a time: a delivery tried before is always sent alone, after everything before
-it, so a receiver that was down gets its backlog in order of creation once it is
-back (as Mux and Stripe, golive does not promise that a retried delivery arrives
-before later ones). A delivery still failing `retry_for` (24 h) after it was queued
+it, and after a failure the lane sends everything one at a time (those queued during
+the outage too) until it has caught up, so a receiver that was down gets its backlog
+in order of creation once it is back; the window opens again once nothing is pending. A delivery still failing `retry_for` (24 h) after it was queued
 is given up (`failed`, still in the log and redeliverable). Lanes share nothing but
 the database: each has its own connections, every attempt has one deadline
 (`timeout`) for resolving, connecting, sending and reading at most `EXCERPT_BYTES`
@@ -252,6 +252,8 @@ class _Lane:
         self._target_at = 0.0
         policy = dispatcher.policy
         self._window = max(1, policy.window)
+        # Set by a failure, cleared once the lane caught up: until then one at a time.
+        self._recovering = False
         self._backoff = Backoff(first=policy.retry_first, longest=policy.retry_longest,
                                 jitter=0.25)
         self.task = asyncio.create_task(self._run(), name=f"webhook-lane-{endpoint_id}")
@@ -345,7 +347,7 @@ class _Lane:
                     # and none after it before it is. A failing endpoint gets one request
                     # at a time, oldest first, so once it is back it receives what waited
                     # in order of creation.
-                    alone = delivery.attempts > 0
+                    alone = delivery.attempts > 0 or self._recovering
                     while window.in_flight and (alone
                                                 or len(window.in_flight) >= self._window):
                         await window.collect()
@@ -364,6 +366,8 @@ class _Lane:
                     batch = []
                     if following is not None:
                         batch, following = await following, None
+                    elif not window.failed:
+                        self._recovering = False
             while window.in_flight:
                 await window.collect()
         finally:
@@ -384,6 +388,7 @@ class _Lane:
                 self._backoff.reset()
             outcomes = list(window.done)
             if window.failed:
+                self._recovering = True
                 retry_in, failed = self._failed(window.failed)
                 outcomes += failed
             if outcomes:
