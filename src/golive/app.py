@@ -56,10 +56,11 @@ from golive.delivery import (
     WebRtcFeed,
     WhepEndpoint,
 )
+from golive.health import AlertEngine, SrtSample
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
-from golive.media import LivePipeline, Thumbnailer, detect_capabilities
+from golive.media import AlertSpec, LivePipeline, Thumbnailer, detect_capabilities, load_profile
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -242,6 +243,7 @@ class Golive:
         self._sweeper: RetentionSweeper | None = None
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
+        self.alerts: AlertEngine | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -337,6 +339,14 @@ class Golive:
             )
             self.hub.add_observer(self.pipeline)
 
+        # Alerts: every live stream's rules, once a second, with the profile's thresholds.
+        if s.alerts:
+            self.alerts = AlertEngine(self.bus, load_spec=self._alert_spec,
+                                      pipeline=self.pipeline, srt=self._srt_sample,
+                                      interval=s.alerts_interval)
+            self.hub.add_observer(self.alerts)
+            self.alerts.start()
+
         # Signed playback and playback restrictions, for every surface that plays.
         self.access = PlaybackAccess(store_access, hook=self.access_hook,
                                      default_hook_url=s.access_hook_url)
@@ -431,6 +441,8 @@ class Golive:
             await self.hub.close()
         if self.pipeline is not None:
             await self.pipeline.close()
+        if self.alerts is not None:
+            await self.alerts.close()
         # Ended presentations finish their recordings; what storage does not take in
         # time waits in the spool for the next start.
         if self._sweeper is not None:
@@ -478,7 +490,7 @@ class Golive:
         # One authenticator for the API, its chat routes and the studio's login.
         auth = Authenticator(s, self.store)
         api = create_api_app(settings=s, store=self.store, bus=self.bus,
-                             broadcasts=_LiveView(self), auth=auth)
+                             broadcasts=_LiveView(self), auth=auth, alerts=self.alerts)
         # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
@@ -550,6 +562,24 @@ class Golive:
             auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
 
         return app
+
+    async def _alert_spec(self, profile: str) -> AlertSpec:
+        """A profile's alert thresholds (read from disk in a thread)."""
+        dirs = (self.settings.resolved_profiles_dir,)
+        return (await asyncio.to_thread(load_profile, profile, dirs)).alerts
+
+    def _srt_sample(self, broadcast: Broadcast) -> SrtSample | None:
+        """The SRT statistics of a broadcast's publisher, for the alert rules."""
+        publisher = broadcast.publisher
+        if self.srt is None or publisher is None:
+            return None
+        facts = self.srt.connection_facts().get(publisher.stream_key)
+        if facts is None:
+            return None
+        st = facts.stats
+        return SrtSample(rtt_ms=st.rtt_ms, packets_received=st.packets_received,
+                         packets_lost=st.packets_lost, retransmitted=st.retransmitted,
+                         dropped=st.dropped, latency_ms=st.latency_ms)
 
     def _recording_for(self, broadcast: Broadcast) -> SegmentObserver | None:
         """The recording of a broadcast whose stream records, asked once per broadcast."""

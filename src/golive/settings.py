@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         description="Run the ffmpeg ladder and LL-HLS packaging for live broadcasts; false "
         "means ingest only (useful for benchmarks and relay-only nodes).",
     )
+    alerts: bool = Field(
+        True,
+        description="Evaluate the alert rules of every live stream (thresholds in its "
+        "profile's [alerts] table) and publish alert.firing / alert.resolved events.",
+    )
+    alerts_interval: float = Field(
+        1.0, gt=0, le=60, description="Seconds between two evaluations of the alert rules."
+    )
     profiles_dir: Path | None = Field(
         None,
         description="Extra directory of stream profile TOML files; empty means data_dir/profiles.",

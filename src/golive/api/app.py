@@ -30,6 +30,7 @@ from golive.api.schemas import (
     LiveStreamWithKey,
     PlaybackId,
     PlaybackIdCreate,
+    StreamAlerts,
     StreamEventOut,
     TokenCreate,
     event_out,
@@ -51,6 +52,14 @@ class BroadcastView(Protocol):
     async def stream_changed(self, stream_id: str) -> None: ...
 
 
+class AlertView(Protocol):
+    """What the API shows of the alert engine (`golive.health.AlertEngine`)."""
+
+    def alerts(self, stream_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Active and recent alerts of a stream."""
+        ...
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": desc}
     for code, desc in (
@@ -66,8 +75,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 def create_api_app(
     *, settings: Settings, store: Store, bus: EventBus, broadcasts: BroadcastView,
-    auth: Authenticator,
+    auth: Authenticator, alerts: AlertView | None = None,
 ) -> FastAPI:
+    """The API app; `/live-streams/ID/alerts` exists where `alerts` is given."""
     app = FastAPI(
         title="golive API",
         version=__version__,
@@ -279,6 +289,15 @@ def create_api_app(
         await existing(stream_id)
         records = await store.list_events(stream_id, limit=limit, before=before)
         return Data(data=[event_out(r) for r in records])
+
+    if alerts is not None:
+        engine = alerts
+
+        @streams.get("/{stream_id}/alerts",
+                     summary="Alerts of a live stream with their diagnoses: active and recent")
+        async def list_alerts(principal: Reader, stream_id: str) -> Data[StreamAlerts]:
+            await existing(stream_id)
+            return Data(data=StreamAlerts.model_validate(engine.alerts(stream_id)))
 
     # API tokens ---------------------------------------------------------------------------
 

@@ -192,6 +192,32 @@ class StreamEventOut(BaseModel):
     data: dict[str, Any]
 
 
+class AlertOut(BaseModel):
+    """An alert with its diagnosis (`golive.health`); the data of its `alert.*` events."""
+
+    alert_id: str
+    rule: str = Field(description="keyframe_interval, ingest_slow, ingest_stalled, ...")
+    state: Literal["pending", "firing", "resolved"]
+    broadcast_id: str
+    value: float = Field(description="The latest measured value, in `unit`.")
+    threshold: float = Field(description="The profile's threshold it was measured against.")
+    unit: str
+    peak: float = Field(description="The value farthest past the threshold while open.")
+    summary: str
+    cause: str = Field(description="The most likely cause, from signals across layers.")
+    fix: str
+    related: dict[str, Any] = Field(description="The signals the diagnosis rests on.")
+    started_at: datetime
+    fired_at: datetime | None
+    resolved_at: datetime | None
+    reason: str | None = Field(None, description="Why it resolved.")
+
+
+class StreamAlerts(BaseModel):
+    active: list[AlertOut] = Field(description="Pending and firing alerts, oldest first.")
+    recent: list[AlertOut] = Field(description="Resolved alerts, newest first (bounded).")
+
+
 class ApiToken(BaseModel):
     id: str
     name: str

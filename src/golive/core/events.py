@@ -36,6 +36,8 @@ class EventType(enum.StrEnum):
     RECORDING_READY = "recording.ready"
     ASSET_READY = "asset.ready"
     ASSET_DELETED = "asset.deleted"
+    ALERT_FIRING = "alert.firing"
+    ALERT_RESOLVED = "alert.resolved"
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ the app registers.
 from golive.media.capabilities import detect_capabilities
 from golive.media.facts import PipelineFacts
 from golive.media.pipeline import LivePipeline
-from golive.media.profiles import ProfileError, load_profile
+from golive.media.profiles import AlertSpec, ProfileError, load_profile
 from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
 from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
 from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
@@ -22,6 +22,7 @@ from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
 __all__ = [
     "MAX_THUMBNAIL_WIDTH",
     "MIN_THUMBNAIL_WIDTH",
+    "AlertSpec",
     "LivePipeline",
     "PipelineFacts",
     "ProfileError",

@@ -125,7 +125,9 @@ class EncoderSpec(_Model):
 
 
 class AlertSpec(_Model):
-    """When the transcoder emits `live_stream.warning`s."""
+    """When the transcoder emits `live_stream.warning`s, and the thresholds of the alert
+    rules (`golive.health`): each rule's condition must hold `for_seconds` before its
+    alert fires, and stay clear `resolve_after_seconds` before it resolves."""
 
     min_encode_speed: float = Field(
         1.0,
@@ -145,6 +147,58 @@ class AlertSpec(_Model):
     )
     ingest_bitrate_seconds: float = Field(
         10.0, ge=1, le=600, description="How long the ingest must stay under the floor."
+    )
+    max_ingest_bitrate_kbps: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Ingest bitrate ceiling (the top of the envelope); 0 disables the check.",
+    )
+    for_seconds: float = Field(
+        5.0, ge=0, le=600, description="How long a rule's condition must hold before it fires."
+    )
+    resolve_after_seconds: float = Field(
+        10.0, ge=0, le=3600,
+        description="How long a firing alert's condition must stay clear before it resolves.",
+    )
+    max_keyframe_interval_seconds: float = Field(
+        2.0, gt=0, le=60,
+        description="Longest acceptable keyframe interval from the publisher (1-2 s lets "
+        "LL-HLS segments and passthrough start on a keyframe); 5% measurement slack.",
+    )
+    min_ingest_speed: float = Field(
+        0.9, gt=0, le=1,
+        description="Media seconds arriving per wall-clock second below which the "
+        "publisher's uplink counts as unable to carry the stream.",
+    )
+    ingest_speed_seconds: float = Field(
+        5.0, ge=1, le=600, description="Window over which the ingest speed is measured."
+    )
+    stall_seconds: float = Field(
+        2.0, gt=0, le=600,
+        description="No media for this long while a broadcast is live is a stall.",
+    )
+    max_av_drift_seconds: float = Field(
+        0.3, gt=0, le=60,
+        description="Largest acceptable offset between the audio and video timelines at ingest.",
+    )
+    audio_gap_seconds: float = Field(
+        3.0, gt=0, le=600,
+        description="Audio frames missing this long while video flows (a stream that had "
+        "audio) is an alert.",
+    )
+    max_srt_loss_ratio: float = Field(
+        0.02, ge=0, le=1,
+        description="SRT packets lost per packet received over the ingest speed window.",
+    )
+    max_srt_rtt_ms: float = Field(
+        500.0, gt=0, le=10_000, description="Highest acceptable SRT round-trip time."
+    )
+    max_reconnects: int = Field(
+        3, ge=1, le=1000,
+        description="Publisher reconnects within `reconnects_seconds` that make the "
+        "stream count as dropping on every network blip.",
+    )
+    reconnects_seconds: float = Field(
+        300.0, ge=1, le=86_400, description="Period over which reconnects are counted."
     )
 
 

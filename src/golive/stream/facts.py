@@ -41,6 +41,7 @@ _KEYFRAMES_KEPT = 6  # the keyframe interval is the mean gap between these
 _MAX_GAP_MS = 10_000
 _MAX_BACKSTEP_MS = 1_000
 _TS_MOD = 1 << 32
+_SKEWS_KEPT = 64  # audio frames whose skew against the latest video frame is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,9 @@ class IngestFacts:
     malformed_tags: int
     encoder: str | None  # onMetaData "encoder"
     last_media_at: float | None  # arrival time of the last tag
+    av_drift_s: float | None = None
+    """How far the audio timeline sits from the video's (positive: audio later), in
+    seconds; None until both tracks have sent frames. See `IngestMeter.av_drift`."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with rates rounded for display."""
@@ -91,6 +95,7 @@ class IngestFacts:
             "malformed_tags": self.malformed_tags,
             "encoder": self.encoder,
             "last_media_at": _round(self.last_media_at, 3),
+            "av_drift_s": _round(self.av_drift_s, 3),
         }
 
 
@@ -192,6 +197,7 @@ class IngestMeter:
         self._clock = _MediaClock()
         self._frame_times: deque[int] = deque()
         self._keyframe_times: deque[int] = deque(maxlen=_KEYFRAMES_KEPT)
+        self._sync = _AvSync()
 
     def new_publisher(self) -> None:
         """Forget what the last publisher said about itself: a returning one may send
@@ -204,6 +210,7 @@ class IngestMeter:
         self._clock = _MediaClock()  # its timestamps start over
         self._frame_times.clear()
         self._keyframe_times.clear()
+        self._sync = _AvSync()
 
     # Per tag ----------------------------------------------------------------------------
 
@@ -235,6 +242,7 @@ class IngestMeter:
         if len(body) > 1 and body[1] == 1 and not body[0] & 0x80:
             codec = _LEGACY_FAST_VIDEO.get(body[0] & 0x0F)
             if codec is not None and codec == self._video_codec:
+                self._sync.video(tag.timestamp)
                 self._count_frame(tag.timestamp, body[0] >> 4 == 1)
                 return
         info = parse_video_tag(body)
@@ -251,6 +259,7 @@ class IngestMeter:
             self._video_info = None
         if not info.is_frame:
             return
+        self._sync.video(tag.timestamp)
         self._count_frame(tag.timestamp, info.is_keyframe)
         if info.is_keyframe and info.codec == "vp9" and self._video_info is None:
             self._video_info = describe_video(info)
@@ -276,6 +285,7 @@ class IngestMeter:
         if (len(body) > 1 and body[0] >> 4 == 10 and body[1] == 1
                 and self._audio_codec == "aac" and self._audio_info is not None):
             self.audio_frames += 1
+            self._sync.audio(tag.timestamp)
             return
         info = parse_audio_tag(body)
         if info.is_multitrack:
@@ -288,6 +298,7 @@ class IngestMeter:
             return
         if info.is_frame:
             self.audio_frames += 1
+            self._sync.audio(tag.timestamp)
             if info.codec != self._audio_codec:
                 self._audio_codec = info.codec
                 self._audio_info = None
@@ -352,6 +363,7 @@ class IngestMeter:
             malformed_tags=self.malformed_tags,
             encoder=encoder if isinstance(encoder, str) else None,
             last_media_at=self._last_at,
+            av_drift_s=self._sync.drift(),
         )
 
     def _measured_frame_rate(self) -> float | None:
@@ -371,6 +383,51 @@ class IngestMeter:
         if span <= 0:
             return None
         return span / (len(keys) - 1) / 1000
+
+
+class _AvSync:
+    """Where the audio timeline sits against the video's, from one publisher's timestamps.
+
+    Two views, the larger one wins. The start offset (first audio frame's timestamp
+    minus the first video frame's): encoders capture both at once, so audio that starts
+    1.5 s into the video timeline carries sound 1.5 s late (an audio sync offset, a
+    capture delay, `-itsoffset`); a muxer that interleaves by timestamp hides this from
+    every later tag. The running skew (median of each audio frame's timestamp minus the
+    latest video frame's): tracks that drift apart as they go (two clocks, a frame-rate
+    mismatch) or a publisher that does not interleave.
+    """
+
+    __slots__ = ("_first_audio", "_first_video", "_last_video", "_skews")
+
+    def __init__(self) -> None:
+        self._first_audio: int | None = None
+        self._first_video: int | None = None
+        self._last_video: int | None = None
+        self._skews: deque[int] = deque(maxlen=_SKEWS_KEPT)
+
+    def video(self, timestamp: int) -> None:
+        if self._first_video is None:
+            self._first_video = timestamp
+        self._last_video = timestamp
+
+    def audio(self, timestamp: int) -> None:
+        if self._first_audio is None:
+            self._first_audio = timestamp
+        if self._last_video is not None:
+            self._skews.append(_ts_delta(timestamp, self._last_video))
+
+    def drift(self) -> float | None:
+        if self._first_audio is None or self._first_video is None or not self._skews:
+            return None
+        start = _ts_delta(self._first_audio, self._first_video)
+        running = sorted(self._skews)[len(self._skews) // 2]
+        return (start if abs(start) > abs(running) else running) / 1000
+
+
+def _ts_delta(a: int, b: int) -> int:
+    """`a - b` for 32-bit millisecond timestamps that may have wrapped."""
+    delta = (a - b) % _TS_MOD
+    return delta - _TS_MOD if delta >= _TS_MOD // 2 else delta
 
 
 def _meta_float(meta: dict[str, Any], key: str) -> float | None:

@@ -1,0 +1,40 @@
+"""Health: metrics, viewer experience, and alerts that name the cause (a side package).
+
+It reads the pipeline through public surfaces and events; nothing in the pipeline
+imports it (`golive.app` wires it). `alerts` runs the alert lifecycle and engine,
+`diagnosis` the rules with their causes and fixes.
+"""
+
+from golive.health.alerts import (
+    TRANSITIONS,
+    Alert,
+    AlertBook,
+    AlertEngine,
+    AlertState,
+    SrtSample,
+)
+from golive.health.diagnosis import (
+    RULES,
+    Diagnosis,
+    EncoderSignals,
+    Finding,
+    Rule,
+    SrtSignals,
+    StreamSignals,
+)
+
+__all__ = [
+    "RULES",
+    "TRANSITIONS",
+    "Alert",
+    "AlertBook",
+    "AlertEngine",
+    "AlertState",
+    "Diagnosis",
+    "EncoderSignals",
+    "Finding",
+    "Rule",
+    "SrtSample",
+    "SrtSignals",
+    "StreamSignals",
+]

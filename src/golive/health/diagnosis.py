@@ -1,0 +1,458 @@
+"""Alert rules and their diagnoses: what is wrong, the likely cause, and the fix (health).
+
+Pure: a rule looks at one `StreamSignals` (everything golive measured about a live
+stream at one moment, across ingest, SRT, encoder and reconnects) with the stream's
+profile thresholds (`AlertSpec`) and either finds nothing or returns a `Finding`.
+Its `diagnose` then reads the *other* signals of the same moment to name the most
+likely cause and the fix, the way an operator's symptom table does: a slow ingest
+with SRT retransmits climbing is a lossy path, without them a short uplink.
+
+Adding a rule is adding a class with `name`, `evaluate` and `diagnose` to `RULES`.
+Viewer-side rules (startup time, rebuffering, latency) will read a viewer
+experience field added to `StreamSignals` by the QoE stage; the engine evaluates
+whatever `RULES` holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from golive.media import AlertSpec
+from golive.stream import IngestFacts
+
+__all__ = [
+    "RULES",
+    "Diagnosis",
+    "EncoderSignals",
+    "Finding",
+    "Rule",
+    "SrtSignals",
+    "StreamSignals",
+]
+
+SLACK = 0.05  # measurement slack on ratio thresholds (keyframe interval)
+_OBS_KEYFRAMES = "OBS: Settings → Output → Output Mode Advanced → Streaming → Keyframe Interval"
+
+
+@dataclass(frozen=True, slots=True)
+class SrtSignals:
+    """The SRT connection of the publisher, over the engine's measuring window."""
+
+    rtt_ms: float
+    loss_ratio: float | None  # packets lost per packet received in the window
+    retransmit_ratio: float | None  # retransmitted packets per packet received
+    dropped: int  # packets given up in the window (too late)
+    latency_ms: int  # the negotiated SRT latency
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSignals:
+    """golive's own encoder (the transcoder) for the stream."""
+
+    degrade_step: int  # 0: the full ladder; higher: cheaper steps taken because it was slow
+    speed: float | None  # encode speed (output per ingested media second) at the last step
+    exhausted: bool  # slow at the cheapest step already
+    restarts: int  # ffmpeg runs restarted so far
+    renditions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSignals:
+    """What the engine measured about one live stream at one moment."""
+
+    stream_id: str
+    protocol: str | None  # of the current publisher; None while it is away
+    connected: bool
+    ingest: IngestFacts
+    ingest_speed: float | None
+    """Media seconds that arrived per wall-clock second over the window (1.0: real time);
+    None until a full window without a stall is covered."""
+    media_gap_s: float | None  # seconds since the last media arrived
+    audio_gap_s: float | None  # seconds without audio frames while video flows; None: no audio
+    reconnects: int  # publisher reconnects within the profile's period
+    srt: SrtSignals | None = None
+    encoder: EncoderSignals | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's condition holds: what was measured against which threshold."""
+
+    value: float
+    threshold: float
+    unit: str
+    summary: str  # one line: the symptom, with the numbers
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """The most likely cause, what to do about it, and the signals that point there."""
+
+    cause: str
+    fix: str
+    related: dict[str, Any] = field(default_factory=dict)
+
+
+class Rule(Protocol):
+    """One alert rule. `evaluate` and `diagnose` are pure and cheap (called every second)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def evaluate(self, signals: StreamSignals, spec: AlertSpec) -> Finding | None: ...
+
+    def diagnose(self, finding: Finding, signals: StreamSignals) -> Diagnosis: ...
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _ingest_related(s: StreamSignals) -> dict[str, Any]:
+    facts = s.ingest
+    related: dict[str, Any] = {
+        "protocol": s.protocol,
+        "ingest_speed": _r(s.ingest_speed),
+        "ingest_kbps": _r(facts.total_bitrate_kbps, 1),
+        "frame_rate": _r(facts.frame_rate, 2),
+        "keyframe_interval_s": _r(facts.keyframe_interval_s, 2),
+        "reconnects": s.reconnects,
+    }
+    if s.srt is not None:
+        related["srt_rtt_ms"] = _r(s.srt.rtt_ms, 1)
+        related["srt_loss_ratio"] = _r(s.srt.loss_ratio, 4)
+        related["srt_retransmit_ratio"] = _r(s.srt.retransmit_ratio, 4)
+    if s.encoder is not None:
+        related["encoder_speed"] = _r(s.encoder.speed)
+        related["degrade_step"] = s.encoder.degrade_step
+    return related
+
+
+def _srt_lossy(s: StreamSignals, spec: AlertSpec) -> bool:
+    srt = s.srt
+    if srt is None:
+        return False
+    loss = max(srt.loss_ratio or 0.0, srt.retransmit_ratio or 0.0)
+    return loss > spec.max_srt_loss_ratio
+
+
+# Ingest ------------------------------------------------------------------------------
+
+
+class IngestSlow:
+    """Media arrives slower than real time: the publisher's uplink cannot carry it."""
+
+    name = "ingest_slow"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        speed = s.ingest_speed
+        if speed is None or speed >= spec.min_ingest_speed:
+            return None
+        return Finding(speed, spec.min_ingest_speed, "x",
+                       f"ingest arrives at {speed:.2f}x real time")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        arriving = s.ingest.total_bitrate_kbps
+        if s.srt is not None and (s.srt.retransmit_ratio or s.srt.loss_ratio):
+            lost = max(s.srt.loss_ratio or 0.0, s.srt.retransmit_ratio or 0.0)
+            return Diagnosis(
+                f"the path from the encoder loses packets ({lost:.1%} retransmitted or "
+                f"lost) and the retransmissions eat the uplink: it cannot carry the bitrate",
+                "lower the encoder's bitrate or resolution, raise the SRT latency to at "
+                "least 4x the round-trip time, or use a better uplink (wired, not Wi-Fi)",
+                related,
+            )
+        needed = "" if not arriving or not finding.value else (
+            f": about {arriving:.0f} kbit/s gets through, the stream needs about "
+            f"{arriving / finding.value:.0f} kbit/s")
+        via = " or contribute over SRT, which copes better with a" \
+            " poor link" if s.protocol in ("rtmp", "rtmps") else ""
+        return Diagnosis(
+            f"the publisher's uplink cannot carry the bitrate{needed}",
+            f"lower the encoder's bitrate or resolution{via}; check the upload "
+            "speed of the encoder's network",
+            related,
+        )
+
+
+class IngestStalled:
+    """No media for `stall_seconds` while the broadcast is live."""
+
+    name = "ingest_stalled"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        gap = s.media_gap_s
+        if gap is None or gap < spec.stall_seconds:
+            return None
+        return Finding(gap, spec.stall_seconds, "s", f"no media for {gap:.1f} s")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        related["connected"] = s.connected
+        if not s.connected:
+            return Diagnosis(
+                "the publisher disconnected and has not come back yet",
+                "check the encoder and its network; a backup encoder publishing with the "
+                "stream's backup key would keep the broadcast up",
+                related,
+            )
+        if s.srt is not None and s.srt.rtt_ms > 0 and _srt_lossy_any(s.srt):
+            return Diagnosis(
+                "the network path from the encoder stopped delivering (SRT packets lost)",
+                "check the encoder's uplink; raise the SRT latency if the link is lossy",
+                related,
+            )
+        return Diagnosis(
+            "the encoder stopped sending while its connection stays open: it is frozen, "
+            "paused or starved of CPU",
+            "check the encoder machine (OBS: View → Stats shows skipped and lagged frames); "
+            "restart the encoder if it does not recover",
+            related,
+        )
+
+
+def _srt_lossy_any(srt: SrtSignals) -> bool:
+    return bool(srt.loss_ratio or srt.retransmit_ratio or srt.dropped)
+
+
+class IngestBitrate:
+    """The ingest bitrate is outside the profile's envelope."""
+
+    name = "ingest_bitrate"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        kbps = s.ingest.total_bitrate_kbps
+        if kbps is None or (s.media_gap_s or 0.0) >= spec.stall_seconds:
+            return None  # a stall is its own alert
+        if spec.min_ingest_bitrate_kbps and kbps < spec.min_ingest_bitrate_kbps:
+            return Finding(kbps, spec.min_ingest_bitrate_kbps, "kbit/s",
+                           f"the publisher sends {kbps:.0f} kbit/s, under the profile's "
+                           f"floor of {spec.min_ingest_bitrate_kbps} kbit/s")
+        if spec.max_ingest_bitrate_kbps and kbps > spec.max_ingest_bitrate_kbps:
+            return Finding(kbps, spec.max_ingest_bitrate_kbps, "kbit/s",
+                           f"the publisher sends {kbps:.0f} kbit/s, over the profile's "
+                           f"ceiling of {spec.max_ingest_bitrate_kbps} kbit/s")
+        return None
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        if finding.value > finding.threshold:
+            return Diagnosis(
+                "the encoder is set to a higher bitrate than this stream's profile expects",
+                f"lower the encoder's bitrate to at most {finding.threshold:.0f} kbit/s "
+                "(OBS: Settings → Output → Video Bitrate)",
+                related,
+            )
+        if s.ingest_speed is not None and s.ingest_speed < 0.9:
+            return Diagnosis(
+                "the uplink cannot carry the bitrate: media arrives slower than real time",
+                "lower the encoder's bitrate or resolution, or use a better uplink",
+                related,
+            )
+        return Diagnosis(
+            "the encoder is set to a bitrate too low for the profile's ladder (or sends a "
+            "nearly static picture)",
+            f"raise the encoder's bitrate above {finding.threshold:.0f} kbit/s "
+            "(OBS: Settings → Output → Video Bitrate)",
+            related,
+        )
+
+
+class KeyframeInterval:
+    """The publisher's keyframes are too far apart."""
+
+    name = "keyframe_interval"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        interval = s.ingest.keyframe_interval_s
+        limit = spec.max_keyframe_interval_seconds
+        if interval is None or interval <= limit * (1 + SLACK):
+            return None
+        return Finding(interval, limit, "s", f"a keyframe every {interval:.1f} s")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        related["encoder"] = s.ingest.encoder
+        fps = s.ingest.frame_rate or s.ingest.declared_frame_rate
+        gop = f" (ffmpeg: -g {round(fps * 2)} at {fps:.0f} fps)" if fps else ""
+        return Diagnosis(
+            f"the encoder sends a keyframe only every {finding.value:.1f} s: players join "
+            "and switch renditions only at keyframes, and a passthrough rendition's "
+            "segments cannot be shorter than that",
+            f"set the keyframe interval to 1 or 2 s in the encoder ({_OBS_KEYFRAMES} = 2; "
+            f"0 means auto, which is too long){gop}",
+            related,
+        )
+
+
+class AvDrift:
+    """The audio and video timelines at ingest are apart."""
+
+    name = "av_drift"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        drift = s.ingest.av_drift_s
+        if drift is None or abs(drift) <= spec.max_av_drift_seconds:
+            return None
+        side = "behind" if drift > 0 else "ahead of"
+        return Finding(drift, spec.max_av_drift_seconds, "s",
+                       f"audio is {abs(drift):.2f} s {side} video at ingest")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        facts = s.ingest
+        related["declared_frame_rate"] = _r(facts.declared_frame_rate, 3)
+        measured, declared = facts.frame_rate, facts.declared_frame_rate
+        if measured and declared and abs(measured - declared) / declared > 0.02:
+            return Diagnosis(
+                f"frame-rate mismatch: the encoder declares {declared:.3g} fps but its "
+                f"timestamps run at {measured:.3g} fps, so video drifts from audio",
+                "set the encoder's output frame rate to the capture device's rate (OBS: "
+                "Settings → Video → Common FPS Values), or let it resample",
+                related,
+            )
+        return Diagnosis(
+            "timestamp offset at ingest: the encoder stamps audio "
+            f"{abs(finding.value):.2f} s {'later' if finding.value > 0 else 'earlier'} than "
+            "the video captured with it (an audio sync offset or capture delay)",
+            "set the audio source's sync offset to 0 (OBS: Edit → Advanced Audio "
+            "Properties → Sync Offset; ffmpeg: remove -itsoffset or -async tweaks), and "
+            "check the capture device's latency",
+            related,
+        )
+
+
+class AudioMissing:
+    """A stream that had audio keeps sending video without it."""
+
+    name = "audio_missing"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        gap = s.audio_gap_s
+        if gap is None or gap < spec.audio_gap_seconds:
+            return None
+        return Finding(gap, spec.audio_gap_seconds, "s",
+                       f"no audio for {gap:.1f} s while video flows")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        return Diagnosis(
+            "the encoder stopped sending audio: its audio device was unplugged, muted at "
+            "the source, or the audio encoder failed",
+            "check the encoder's audio sources and mixer (OBS: Audio Mixer); reconnect "
+            "the device",
+            _ingest_related(s),
+        )
+
+
+class Reconnects:
+    """The publisher keeps dropping and coming back."""
+
+    name = "reconnects"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        if s.reconnects < spec.max_reconnects:
+            return None
+        return Finding(s.reconnects, spec.max_reconnects, "reconnects",
+                       f"the publisher reconnected {s.reconnects} times in "
+                       f"{spec.reconnects_seconds:.0f} s")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        return Diagnosis(
+            "the stream drops on every network blip: one uplink, and no backup ingest "
+            "configured",
+            "publish a second encoder (or a second uplink) with the stream's backup "
+            "stream key, use a wired connection, or contribute over SRT",
+            _ingest_related(s),
+        )
+
+
+# SRT ------------------------------------------------------------------------------------
+
+
+class SrtLoss:
+    name = "srt_loss"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        if s.srt is None or not _srt_lossy(s, spec):
+            return None
+        loss = max(s.srt.loss_ratio or 0.0, s.srt.retransmit_ratio or 0.0)
+        return Finding(loss, spec.max_srt_loss_ratio, "ratio",
+                       f"{loss:.1%} of SRT packets lost or retransmitted")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        assert s.srt is not None
+        related = _ingest_related(s)
+        if s.srt.dropped:
+            return Diagnosis(
+                f"packets arrive too late even for the SRT latency ({s.srt.latency_ms} ms): "
+                "they are dropped and viewers see corrupt frames",
+                f"raise the SRT latency to at least 4x the round-trip time "
+                f"({4 * s.srt.rtt_ms:.0f} ms) or lower the bitrate",
+                related,
+            )
+        return Diagnosis(
+            "the contribution path loses packets; retransmissions still recover them but "
+            "cost uplink bandwidth",
+            "use a better uplink (wired, not Wi-Fi), or lower the bitrate to leave room "
+            "for retransmissions",
+            related,
+        )
+
+
+class SrtRtt:
+    name = "srt_rtt"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        if s.srt is None or s.srt.rtt_ms <= spec.max_srt_rtt_ms:
+            return None
+        return Finding(s.srt.rtt_ms, spec.max_srt_rtt_ms, "ms",
+                       f"SRT round-trip time {s.srt.rtt_ms:.0f} ms")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        assert s.srt is not None
+        return Diagnosis(
+            "the encoder is far from this node, or its uplink queues (bufferbloat)",
+            f"publish to a closer node, and keep the SRT latency at least 4x the RTT "
+            f"(now {s.srt.latency_ms} ms for {s.srt.rtt_ms:.0f} ms RTT)",
+            _ingest_related(s),
+        )
+
+
+# Encoder --------------------------------------------------------------------------------
+
+
+class EncoderSlow:
+    """golive's transcoder could not keep up and runs a cheaper ladder (or none is left)."""
+
+    name = "encoder_slow"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        encoder = s.encoder
+        if encoder is None or (encoder.degrade_step == 0 and not encoder.exhausted):
+            return None
+        speed = encoder.speed if encoder.speed is not None else 0.0
+        where = "at its cheapest step" if encoder.exhausted else \
+            f"degraded to step {encoder.degrade_step}"
+        return Finding(speed, spec.min_encode_speed, "x",
+                       f"the encoder ran at {speed:.2f}x real time; {where}")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        assert s.encoder is not None
+        related["renditions"] = list(s.encoder.renditions)
+        related["restarts"] = s.encoder.restarts
+        return Diagnosis(
+            "this machine is overloaded: golive's encoder cannot encode the ladder in "
+            "real time, so latency grows unless renditions are given up",
+            "lower the ladder (fewer or smaller renditions, a faster x264 preset in the "
+            "stream's profile), move streams to another node, or encode on a GPU",
+            related,
+        )
+
+
+RULES: tuple[Rule, ...] = (
+    IngestStalled(), IngestSlow(), IngestBitrate(), KeyframeInterval(), AvDrift(),
+    AudioMissing(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(),
+)
