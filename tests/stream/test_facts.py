@@ -91,6 +91,29 @@ def test_facts_from_real_stream(flv_file: Path, tags: list[MediaTag]) -> None:
     assert facts.last_media_at == tags[-1].timestamp / 1000
 
 
+@pytest.mark.parametrize("offset", [1.5, -0.8])
+def test_av_drift_from_an_offset_audio_track(
+    flv_file: Path, tmp_path: Path, tags: list[MediaTag], offset: float
+) -> None:
+    """ffmpeg's muxer interleaves by timestamp, so `-itsoffset` on the audio shows only in
+    where the audio timeline starts; the meter reports it, and ~0 for an in-sync stream."""
+    assert FFMPEG is not None
+    shifted = tmp_path / "shifted.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-i", str(flv_file),
+         "-itsoffset", str(offset), "-i", str(flv_file), "-map", "0:v", "-map", "1:a",
+         "-c", "copy", "-f", "flv", str(shifted)],
+        check=True, timeout=60,
+    )
+    meter, now = feed(FlvReader().feed(shifted.read_bytes()))
+    drift = meter.snapshot(now).av_drift_s
+    assert drift == pytest.approx(offset, abs=0.05)
+    in_sync, now = feed(tags)
+    assert abs(in_sync.snapshot(now).av_drift_s or 1.0) < 0.05
+    in_sync.new_publisher()  # a new publisher's timeline is judged afresh
+    assert in_sync.snapshot(now).av_drift_s is None
+
+
 def test_headers_kept_as_received(tags: list[MediaTag]) -> None:
     meter, _ = feed(tags)
     assert meter.metadata is not None and meter.metadata.type == TagType.SCRIPT
