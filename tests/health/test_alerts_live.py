@@ -18,30 +18,13 @@ import httpx
 import pytest
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
 from tests.health.capped_proxy import CappedProxy
+from tests.health.quick import quick_alert_settings
 from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
 from tests.webhooks.receiver import Receiver
 
 from golive.app import Golive
 
 pytestmark = pytest.mark.slow
-
-# The default ladder with short alert times, so each fault shows within seconds.
-PROFILE = """
-name = "quickalerts"
-version = 1
-[[renditions]]
-name = "360p"
-height = 360
-video_bitrate_kbps = 800
-[alerts]
-for_seconds = 1
-resolve_after_seconds = 2
-stall_seconds = 1.5
-ingest_speed_seconds = 4
-max_keyframe_interval_seconds = 2.0
-max_av_drift_seconds = 0.3
-"""
-
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
@@ -51,11 +34,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Golive]:
-    settings = node_settings(tmp_path, transcode=False, webhook_allow_private_targets=True,
-                             default_reconnect_window=10.0)
-    profiles = settings.resolved_profiles_dir
-    profiles.mkdir(parents=True, exist_ok=True)
-    (profiles / "quickalerts.toml").write_text(PROFILE)
+    settings = quick_alert_settings(tmp_path, webhook_allow_private_targets=True,
+                                    default_reconnect_window=10.0)
     async with Golive(settings) as n:
         yield n
 

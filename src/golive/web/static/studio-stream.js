@@ -76,6 +76,55 @@ export function startStreamPage() {
     }
   }
 
+  // Alerts with their diagnosis: what is wrong, the likely cause and the fix. The
+  // node answers 404 for the route when its alerts are off: the block stays hidden.
+  function alertRow(alert) {
+    const li = document.createElement("li");
+    li.className = `alert alert-${alert.state}`;
+    li.dataset.rule = alert.rule;
+    const head = document.createElement("p");
+    const state = document.createElement("b");
+    state.textContent = alert.state === "pending" ? "pending" : alert.state === "firing" ? "firing" : "resolved";
+    head.append(state, ` ${alert.summary}`);
+    const since = document.createElement("time");
+    since.dateTime = alert.fired_at || alert.started_at;
+    since.textContent = ` since ${formatTime(alert.fired_at || alert.started_at)}`;
+    head.append(since);
+    const cause = document.createElement("p");
+    cause.className = "alert-cause";
+    cause.textContent = `Likely cause: ${alert.cause}`;
+    const fix = document.createElement("p");
+    fix.className = "alert-fix";
+    fix.textContent = `Fix: ${alert.fix}`;
+    li.append(head, cause, fix);
+    return li;
+  }
+
+  let alertsOff = false;
+  async function refreshAlerts() {
+    if (alertsOff) return;
+    let body;
+    try {
+      body = (await api("GET", `${path}/alerts`)).data;
+    } catch (err) {
+      if (err.status === 404) alertsOff = true;
+      else showError(error, err);
+      return;
+    }
+    $("alerts").hidden = false;
+    const list = $("alert-list");
+    if (!body.active.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "No alerts.";
+      list.replaceChildren(li);
+    } else {
+      list.replaceChildren(...body.active.map(alertRow));
+    }
+    $("alert-recent-box").hidden = !body.recent.length;
+    $("alert-recent").replaceChildren(...body.recent.slice(0, 10).map(alertRow));
+  }
+
   // Recordings: the stream's assets, newest first, with play, download and delete.
   function duration(seconds) {
     const s = Math.round(seconds);
@@ -152,6 +201,7 @@ export function startStreamPage() {
     try {
       show((await api("GET", path)).data);
       error.hidden = true;
+      refreshAlerts();
     } catch (err) {
       if (err.status === 404) {
         location.assign("/studio");
