@@ -389,12 +389,15 @@ class _AvSync:
     """Where the audio timeline sits against the video's, from one publisher's timestamps.
 
     Two views, the larger one wins. The start offset (first audio frame's timestamp
-    minus the first video frame's): encoders capture both at once, so audio that starts
-    1.5 s into the video timeline carries sound 1.5 s late (an audio sync offset, a
-    capture delay, `-itsoffset`); a muxer that interleaves by timestamp hides this from
-    every later tag. The running skew (median of each audio frame's timestamp minus the
-    latest video frame's): tracks that drift apart as they go (two clocks, a frame-rate
-    mismatch) or a publisher that does not interleave.
+    minus the first video frame's, when the audio came second): encoders capture both
+    at once, so audio that starts 1.5 s into the video timeline carries sound 1.5 s late
+    (an audio sync offset, a capture delay, `-itsoffset`); a muxer that interleaves by
+    timestamp hides this from every later tag. Audio that comes first is not counted:
+    publishers routinely send audio while video waits for its first keyframe. The running
+    skew (median of each audio frame's timestamp minus the latest video frame's): tracks
+    that drift apart as they go (two clocks, a frame-rate mismatch) or a publisher that
+    does not interleave. A heuristic: audio that really starts late with honest
+    timestamps reads as an offset too.
     """
 
     __slots__ = ("_first_audio", "_first_video", "_last_video", "_skews")
@@ -412,14 +415,15 @@ class _AvSync:
 
     def audio(self, timestamp: int) -> None:
         if self._first_audio is None:
-            self._first_audio = timestamp
+            # Before any video: no start offset is read from this publisher.
+            self._first_audio = timestamp if self._first_video is not None else -1
         if self._last_video is not None:
             self._skews.append(_ts_delta(timestamp, self._last_video))
 
     def drift(self) -> float | None:
         if self._first_audio is None or self._first_video is None or not self._skews:
             return None
-        start = _ts_delta(self._first_audio, self._first_video)
+        start = 0 if self._first_audio < 0 else _ts_delta(self._first_audio, self._first_video)
         running = sorted(self._skews)[len(self._skews) // 2]
         return (start if abs(start) > abs(running) else running) / 1000
 
