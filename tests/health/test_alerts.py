@@ -274,3 +274,33 @@ async def test_encoder_degrade_warnings_open_and_close_encoder_slow(tags: list[M
 def test_every_rule_has_a_distinct_name() -> None:
     names = [rule.name for rule in RULES]
     assert len(names) == len(set(names))
+
+
+async def test_a_publisher_that_keeps_reconnecting_points_at_the_missing_backup(
+    tags: list[MediaTag],
+) -> None:
+    bus, clock = EventBus(), Clock()
+    sub = bus.subscribe()
+    engine = await started_engine(bus, clock)
+    b = broadcast()
+    engine.broadcast_started(b)
+    await asyncio.sleep(0)  # the profile's thresholds load
+    await asyncio.sleep(0)
+    for _ in range(3):  # the hub calls this when a publisher returns in the window
+        engine.publisher_resumed(b)
+    b.meter.observe(tags[0], clock.now)
+    for _ in range(2):
+        clock.now += 1
+        engine.evaluate(clock.now)
+    fired = [e for e in alert_events(sub) if e.data["rule"] == "reconnects"]
+    assert [e.type for e in fired] == [EventType.ALERT_FIRING]
+    assert fired[0].data["value"] == 3 and "no backup ingest" in fired[0].data["cause"]
+    # Reconnects age out of the profile's period (300 s): the alert resolves after the hold.
+    clock.now += 300
+    b.meter.observe(tags[1], clock.now)
+    for _ in range(3):
+        clock.now += 1
+        engine.evaluate(clock.now)
+    resolved = [e for e in alert_events(sub) if e.data["rule"] == "reconnects"]
+    assert [e.type for e in resolved] == [EventType.ALERT_RESOLVED]
+    await engine.close()

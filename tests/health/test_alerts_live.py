@@ -1,11 +1,13 @@
 """Alerts on a real node, each fault induced for real with an ffmpeg publisher over RTMP:
 a 4 s keyframe interval (`-g 240` at 60 fps), audio offset with `-itsoffset`, a publisher
 that stalls (SIGSTOP, then SIGCONT), and an uplink capped to 60% of the stream's bitrate
-by a TCP proxy. One node, four streams at once; the alerts are checked through the API,
-the stream's recorded events and a webhook receiver."""
+by a TCP proxy (one node, four streams at once; the alerts are checked through the API,
+the stream's recorded events and a webhook receiver); and an SRT publisher behind a
+proxy that loses packets."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -19,6 +21,7 @@ import pytest
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
 from tests.health.capped_proxy import CappedProxy
 from tests.health.quick import quick_alert_settings
+from tests.ingest.srt.srtpeers import LossyProxy
 from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
 from tests.webhooks.receiver import Receiver
 
@@ -179,3 +182,28 @@ async def test_alerts_route_absent_when_alerts_are_off(tmp_path: Path) -> None:
         stream = await create_stream(api, name="quiet")
         assert off.alerts is None
         assert (await api.get(f"/live-streams/{stream['id']}/alerts")).status_code == 404
+
+
+@pytest.mark.timeout(120)
+async def test_a_lossy_srt_path_fires_srt_loss_with_its_cause(node: Golive, source: Path) -> None:
+    loop = asyncio.get_running_loop()
+    assert node.srt is not None
+    proxy = LossyProxy(("127.0.0.1", node.srt.port), loss=0.06, delay=0.01)
+    transport, _ = await loop.create_datagram_endpoint(lambda: proxy,
+                                                        local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
+                                     headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+            stream = await create_stream(api, name="srt", profile="quickalerts")
+            url = f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}&latency=1000000"
+            with running(ffmpeg_publish(source, url, loop=True, muxer="mpegts")):
+                await wait_status(api, stream["id"], "active", timeout=30)
+                fired = await alert_event(api, stream["id"], "alert.firing", "srt_loss")
+                assert 0.02 < fired["data"]["value"] < 0.5
+                assert fired["data"]["related"]["protocol"] == "srt"
+                assert fired["data"]["related"]["srt_rtt_ms"] > 0
+                assert "loses packets" in fired["data"]["cause"]
+    finally:
+        transport.close()
+    assert proxy.originals_dropped > 0
