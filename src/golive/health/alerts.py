@@ -389,9 +389,8 @@ class AlertEngine:
         broadcast, spec = watch.broadcast, watch.spec
         facts = broadcast.meter.snapshot(now)
         publisher = broadcast.publisher
+        # Also while the publisher is away (reconnect window): the stall is the symptom.
         gap = None if facts.last_media_at is None else max(0.0, now - facts.last_media_at)
-        if broadcast.state is BroadcastState.RECONNECTING and facts.last_media_at is None:
-            gap = None
         # Ingest speed: media seconds that arrived per second, over a window free of stalls.
         samples = watch.samples
         if gap is not None and gap >= spec.stall_seconds:
