@@ -67,6 +67,9 @@ class IngestFacts:
     malformed_tags: int
     encoder: str | None  # onMetaData "encoder"
     last_media_at: float | None  # arrival time of the last tag
+    # The latest audio frame's timestamp minus the latest video frame's (seconds): near
+    # zero, within the muxer's interleaving, unless the publisher's clocks drift apart.
+    av_drift_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with rates rounded for display."""
@@ -91,6 +94,7 @@ class IngestFacts:
             "malformed_tags": self.malformed_tags,
             "encoder": self.encoder,
             "last_media_at": _round(self.last_media_at, 3),
+            "av_drift_s": _round(self.av_drift_s, 3),
         }
 
 
@@ -192,6 +196,8 @@ class IngestMeter:
         self._clock = _MediaClock()
         self._frame_times: deque[int] = deque()
         self._keyframe_times: deque[int] = deque(maxlen=_KEYFRAMES_KEPT)
+        self._last_video_ts: int | None = None  # raw FLV milliseconds of the latest frames
+        self._last_audio_ts: int | None = None
 
     def new_publisher(self) -> None:
         """Forget what the last publisher said about itself: a returning one may send
@@ -204,6 +210,7 @@ class IngestMeter:
         self._clock = _MediaClock()  # its timestamps start over
         self._frame_times.clear()
         self._keyframe_times.clear()
+        self._last_video_ts = self._last_audio_ts = None
 
     # Per tag ----------------------------------------------------------------------------
 
@@ -257,6 +264,7 @@ class IngestMeter:
 
     def _count_frame(self, timestamp: int, keyframe: bool) -> None:
         self.video_frames += 1
+        self._last_video_ts = timestamp
         clock = self._clock
         if not clock.advance(timestamp):
             self._frame_times.clear()
@@ -276,6 +284,7 @@ class IngestMeter:
         if (len(body) > 1 and body[0] >> 4 == 10 and body[1] == 1
                 and self._audio_codec == "aac" and self._audio_info is not None):
             self.audio_frames += 1
+            self._last_audio_ts = tag.timestamp
             return
         info = parse_audio_tag(body)
         if info.is_multitrack:
@@ -288,6 +297,7 @@ class IngestMeter:
             return
         if info.is_frame:
             self.audio_frames += 1
+            self._last_audio_ts = tag.timestamp
             if info.codec != self._audio_codec:
                 self._audio_codec = info.codec
                 self._audio_info = None
@@ -352,7 +362,17 @@ class IngestMeter:
             malformed_tags=self.malformed_tags,
             encoder=encoder if isinstance(encoder, str) else None,
             last_media_at=self._last_at,
+            av_drift_s=self._av_drift(),
         )
+
+    def _av_drift(self) -> float | None:
+        audio, video = self._last_audio_ts, self._last_video_ts
+        if audio is None or video is None:
+            return None
+        delta = (audio - video) % _TS_MOD  # 32-bit timestamps wrap
+        if delta >= _TS_MOD // 2:
+            delta -= _TS_MOD
+        return delta / 1000
 
     def _measured_frame_rate(self) -> float | None:
         frames = self._frame_times
