@@ -98,6 +98,10 @@ from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
 log = logging.getLogger(__name__)
 
+READY_METRIC_MAX_AGE = 5.0
+"""Seconds /metrics reuses the latest readiness check for `golive_ready` (/readyz always
+checks anew)."""
+
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -555,7 +559,7 @@ class Golive:
                     {"detail": "metrics need the admin token (Authorization: Bearer) or a "
                                "client address inside metrics_allow"}, status_code=403)
             assert self.metrics is not None
-            await readiness.check()
+            await readiness.recent(READY_METRIC_MAX_AGE)
             return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST,
                             headers={"Cache-Control": "no-store"})
 

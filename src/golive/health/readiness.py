@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,6 +32,7 @@ class Readiness:
         self._min_free_percent = min_free_percent
         self._timeout = timeout
         self.last_reasons: tuple[str, ...] | None = None
+        self._checked_at = -float("inf")  # time.monotonic() of the latest check
 
     async def check(self) -> tuple[str, ...]:
         """Why the node is not ready; empty when it is."""
@@ -40,7 +42,15 @@ class Readiness:
             reasons.append(database)
         reasons.extend(await asyncio.to_thread(self._local))
         self.last_reasons = tuple(reasons)
+        self._checked_at = time.monotonic()
         return self.last_reasons
+
+    async def recent(self, max_age: float) -> tuple[str, ...]:
+        """The latest check's reasons if it is at most `max_age` seconds old, else a new
+        check's (a scrape every second need not query the database every second)."""
+        if self.last_reasons is not None and time.monotonic() - self._checked_at <= max_age:
+            return self.last_reasons
+        return await self.check()
 
     async def _database(self) -> str | None:
         try:
