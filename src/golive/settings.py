@@ -244,11 +244,11 @@ class Settings(BaseSettings):
         "X-Forwarded-For and X-Forwarded-Proto headers are trusted for the client address "
         "and scheme (chat bans, per-address limits and throttles, logs).",
     )
-    metrics_allow: str = Field(
-        "127.0.0.1/32,::1/128", max_length=4000,
-        description="Comma-separated networks (CIDR) whose clients may read /metrics without "
-        "a token; any other client needs the admin token as a Bearer token (the metrics list "
-        "stream ids). Empty: the token only.",
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"], max_length=100,
+        description="Networks (CIDR) whose clients may read /metrics without a token; any "
+        "other client needs the admin token as a Bearer token (the metrics list stream ids). "
+        "Empty: the token only.",
     )
     readyz_min_free_percent: float = Field(
         5.0, ge=0, le=100,
@@ -406,10 +406,10 @@ class Settings(BaseSettings):
 
     @field_validator("metrics_allow")
     @classmethod
-    def _networks(cls, v: str) -> str:
+    def _networks(cls, v: list[str]) -> list[str]:
         import ipaddress
 
-        for item in filter(None, (part.strip() for part in v.split(","))):
+        for item in v:
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
@@ -421,8 +421,7 @@ class Settings(BaseSettings):
         """`metrics_allow`, parsed."""
         import ipaddress
 
-        return tuple(ipaddress.ip_network(item, strict=False) for item in
-                     filter(None, (part.strip() for part in self.metrics_allow.split(","))))
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.metrics_allow)
 
     @field_validator("storage_url")
     @classmethod

@@ -86,7 +86,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Golive]:
     # No address is allowed without the token: Prometheus gets in by its token alone.
-    async with Golive(node_settings(tmp_path, metrics_allow="")) as n:
+    async with Golive(node_settings(tmp_path, metrics_allow=[])) as n:
         yield n
 
 
@@ -213,7 +213,7 @@ def test_promtool_accepts_the_rules_and_the_example_config(tmp_path: Path) -> No
 
 
 async def test_metrics_need_an_allowed_address_or_the_token(tmp_path: Path) -> None:
-    settings = node_settings(tmp_path, metrics_allow="10.0.0.0/8, 2001:db8::/32")
+    settings = node_settings(tmp_path, metrics_allow=["10.0.0.0/8", "2001:db8::/32"])
     async with Golive(settings) as node, httpx.AsyncClient(base_url=node.http_url,
                                                            timeout=10) as http:
         refused = await http.get("/metrics")  # from 127.0.0.1, outside metrics_allow
