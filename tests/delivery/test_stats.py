@@ -53,6 +53,10 @@ def test_viewer_map_is_capped_per_playback_id() -> None:
     for i in range(cap + 10):
         stats.viewer_seen("pid", "hls", f"c{i}", now=1.0)
     assert stats.viewers(now=1.0) == {("pid", "hls"): cap}
+    # Once the others have gone quiet, a new viewer takes their room (no scrape needed).
+    later = 1.0 + stats_module.VIEWER_WINDOW_S + 1
+    stats.viewer_seen("pid", "hls", "newcomer", now=later)
+    assert stats.viewers(now=later) == {("pid", "hls"): 1}
 
 
 def test_request_kinds_from_the_path() -> None:

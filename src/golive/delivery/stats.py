@@ -75,8 +75,14 @@ class OriginStats:
         clients = self._viewers.get(key)
         if clients is None:
             clients = self._viewers[key] = {}
-        if client in clients or len(clients) < MAX_VIEWERS_PER_PLAYBACK_ID:
-            clients[client] = now
+        if client not in clients and len(clients) >= MAX_VIEWERS_PER_PLAYBACK_ID:
+            # Full: forget the viewers gone quiet (also when nobody scrapes), else skip.
+            horizon = now - VIEWER_WINDOW_S
+            for stale in [c for c, seen in clients.items() if seen < horizon]:
+                del clients[stale]
+            if len(clients) >= MAX_VIEWERS_PER_PLAYBACK_ID:
+                return
+        clients[client] = now
 
     def viewers(self, now: float) -> dict[tuple[str, str], int]:
         """Distinct clients per (playback id, protocol) seen within `VIEWER_WINDOW_S`;
