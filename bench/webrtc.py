@@ -325,7 +325,7 @@ def golive_metric(base: str, name: str, stream_id: str) -> int:
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
         text = response.read().decode()
     prefix = f'{name}{{stream_id="{stream_id}"}} '
-    return next((int(line[len(prefix):]) for line in text.splitlines()
+    return next((int(float(line[len(prefix):])) for line in text.splitlines()
                  if line.startswith(prefix)), 0)
 
 

@@ -16,6 +16,7 @@ packages=(
   chromium                    # the browser the Playwright tests drive (tests/web)
   fonts-dejavu-core           # so pages render text in headless Chromium
   srt-tools                   # srt-live-transmit: the reference libsrt caller in SRT tests
+  prometheus                  # prometheus + promtool: scrape and rule checks in tests/health
 )
 
 missing=()

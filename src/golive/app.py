@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import hmac
+import ipaddress
 import logging
 import signal
 import socket
@@ -19,8 +21,9 @@ from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from golive import __version__
 from golive.api import (
@@ -49,6 +52,7 @@ from golive.core import EventBus, FailureThrottle, hash_stream_key
 from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
+    Origin,
     PlaybackAccess,
     PlaybackRule,
     StreamHook,
@@ -56,7 +60,7 @@ from golive.delivery import (
     WebRtcFeed,
     WhepEndpoint,
 )
-from golive.health import AlertEngine, SrtSample
+from golive.health import AlertEngine, MetricSources, NodeMetrics, Readiness, SrtSample
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
@@ -93,6 +97,10 @@ from golive.webhooks import DeliveryPolicy, WebhookDispatcher
 from golive.webrtc import WebRtcOptions, check_aiortc, install_host_address_hook
 
 log = logging.getLogger(__name__)
+
+READY_METRIC_MAX_AGE = 5.0
+"""Seconds /metrics reuses the latest readiness check for `golive_ready` (/readyz always
+checks anew)."""
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -154,9 +162,12 @@ class _StoreAccess:
 
 
 class _Dispatch:
-    """The HTTP root: `/live/...` and `/vod/...` to the origin, the rest to the FastAPI app."""
+    """The HTTP root: `/live/...` and `/vod/...` to the origin, the rest to the FastAPI app.
 
-    def __init__(self, origin: Any, rest: Any) -> None:
+    WHEP requests (session setup, a few per viewer) are counted with the origin's.
+    """
+
+    def __init__(self, origin: Origin, rest: Any) -> None:
         self._origin = origin
         self._rest = rest
 
@@ -164,6 +175,17 @@ class _Dispatch:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and (path.startswith("/live/") or path.startswith("/vod/")):
             await self._origin(scope, receive, send)
+        elif scope["type"] == "http" and path.startswith("/whep/"):
+            stats = self._origin.stats
+
+            async def counted(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    stats.answered("whep", message["status"], 0)
+                elif message["type"] == "http.response.body":
+                    stats.bytes_out += len(message.get("body", b""))
+                await send(message)
+
+            await self._rest(scope, receive, counted)
         else:
             await self._rest(scope, receive, send)
 
@@ -244,6 +266,9 @@ class Golive:
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
         self.alerts: AlertEngine | None = None
+        self.origin: Origin | None = None
+        self.readiness: Readiness | None = None
+        self.metrics: NodeMetrics | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -367,10 +392,10 @@ class Golive:
 
         vod = VodCatalog(self.recordings)
         mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
-        root = _Dispatch(create_origin_app(self.pipeline or _NoPresentations(), vod=vod,
-                                           mp4=mp4, access=self.access,
-                                           dvr=LiveArchive(self.recordings.storage)),
-                         self.http)
+        self.origin = create_origin_app(self.pipeline or _NoPresentations(), vod=vod, mp4=mp4,
+                                        access=self.access,
+                                        dvr=LiveArchive(self.recordings.storage))
+        root = _Dispatch(self.origin, self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
@@ -412,6 +437,11 @@ class Golive:
                 max_connections=s.max_publishers * 2,
             )
             await self.srt.start()
+
+        self.metrics = NodeMetrics(MetricSources(
+            hub=self.hub, origin=self.origin.stats, pipeline=self.pipeline, srt=self.srt,
+            whep=self.whep, chat=self.chat, webhooks=self.webhooks, recorder=self.recorder,
+            access_hook=self.access_hook, readiness=self.readiness))
 
         # uvicorn sets `started` once it is accepting connections.
         for _ in range(500):
@@ -515,9 +545,34 @@ class Golive:
                 {"status": "ok", "version": __version__, "live_broadcasts": len(hub.broadcasts)}
             )
 
+        # /readyz: 503 with the reasons while the node cannot take work.
+        self.readiness = Readiness(engine=self.store.engine, ffmpeg=_ffmpeg_or_none(s),
+                                   data_dir=s.data_dir,
+                                   min_free_percent=s.readyz_min_free_percent)
+        readiness = self.readiness
+
+        @app.get("/readyz", include_in_schema=False)
+        async def readyz() -> JSONResponse:
+            reasons = await readiness.check()
+            if reasons:
+                return JSONResponse({"status": "not ready", "reasons": list(reasons)},
+                                    status_code=503, headers={"Cache-Control": "no-store"})
+            return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
+
+        # /metrics lists stream ids: the admin token, or a client inside metrics_allow.
+        networks = s.metrics_networks
+        admin = s.admin_token.get_secret_value().encode() if s.admin_token else None
+
         @app.get("/metrics", include_in_schema=False)
-        async def metrics() -> PlainTextResponse:
-            return PlainTextResponse(self._metrics_text(), media_type="text/plain; version=0.0.4")
+        async def metrics(request: Request) -> Response:
+            if not _may_read_metrics(request, networks, admin):
+                return JSONResponse(
+                    {"detail": "metrics need the admin token (Authorization: Bearer) or a "
+                               "client address inside metrics_allow"}, status_code=403)
+            assert self.metrics is not None
+            await readiness.recent(READY_METRIC_MAX_AGE)
+            return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST,
+                            headers={"Cache-Control": "no-store"})
 
         # WHIP: POST /whip; PATCH, DELETE, OPTIONS on /whip/SESSION_ID.
         webrtc = WebRtcOptions.from_settings(s)
@@ -599,95 +654,28 @@ class Golive:
             self._signing_secret = load_chat_secret(configured, s.data_dir)
         return self._signing_secret
 
-    def _metrics_text(self) -> str:
-        assert self.hub is not None
-        hook = self.access_hook
-        lines = [
-            "# HELP golive_publishers Connected publishers.",
-            "# TYPE golive_publishers gauge",
-            f"golive_publishers {self.hub.publisher_count}",
-            "# HELP golive_broadcasts Live broadcasts (including ones waiting for a reconnect).",
-            "# TYPE golive_broadcasts gauge",
-            f"golive_broadcasts {len(self.hub.broadcasts)}",
-            "# HELP golive_access_hook_calls_total Requests sent to access hooks.",
-            "# TYPE golive_access_hook_calls_total counter",
-            f"golive_access_hook_calls_total {hook.calls if hook else 0}",
-            "# HELP golive_access_hook_errors_total Access hook calls that timed out or failed.",
-            "# TYPE golive_access_hook_errors_total counter",
-            f"golive_access_hook_errors_total {hook.errors if hook else 0}",
-            "# HELP golive_ingest_bytes_total Media bytes received per stream.",
-            "# TYPE golive_ingest_bytes_total counter",
-        ]
-        for b in self.hub.broadcasts:
-            facts = b.meter.snapshot(0.0)
-            lines.append(f'golive_ingest_bytes_total{{stream_id="{b.stream_id}"}} '
-                         f"{facts.bytes_received}")
-        if self.webhooks is not None:
-            hooks = self.webhooks
-            lines += [
-                "# HELP golive_webhook_attempts_total Webhook delivery attempts.",
-                "# TYPE golive_webhook_attempts_total counter",
-                f"golive_webhook_attempts_total {hooks.attempts}",
-                "# HELP golive_webhook_failures_total Webhook delivery attempts that failed.",
-                "# TYPE golive_webhook_failures_total counter",
-                f"golive_webhook_failures_total {hooks.failures}",
-                "# HELP golive_webhook_lanes Webhook endpoints being delivered to.",
-                "# TYPE golive_webhook_lanes gauge",
-                f"golive_webhook_lanes {hooks.lanes}",
-            ]
-        if self.recorder is not None:
-            r = self.recorder.stats()
-            lines += [
-                "# HELP golive_recording_objects_stored_total Recorded segments and inits stored "
-                "and indexed.",
-                "# TYPE golive_recording_objects_stored_total counter",
-                f"golive_recording_objects_stored_total {r.stored}",
-                "# HELP golive_recording_segments_dropped_total Recorded segments lost because "
-                "the queue and the spool were full.",
-                "# TYPE golive_recording_segments_dropped_total counter",
-                f"golive_recording_segments_dropped_total {r.dropped}",
-                "# HELP golive_recording_storage_failures_total Storage requests that failed "
-                "and were retried.",
-                "# TYPE golive_recording_storage_failures_total counter",
-                f"golive_recording_storage_failures_total {r.storage_failures}",
-                "# HELP golive_recording_waiting Objects waiting for storage, by where they wait.",
-                "# TYPE golive_recording_waiting gauge",
-                f'golive_recording_waiting{{where="memory"}} {r.queued}',
-                f'golive_recording_waiting{{where="spool"}} {r.spooled}',
-                "# HELP golive_recording_upload_lag_seconds Segment complete to stored and "
-                "indexed (recent objects).",
-                "# TYPE golive_recording_upload_lag_seconds summary",
-            ]
-            for quantile, value in (("0.5", r.lag_p50), ("0.99", r.lag_p99)):
-                if value is not None:
-                    lines.append(f'golive_recording_upload_lag_seconds{{quantile="{quantile}"}} '
-                                 f"{value:.6f}")
-        if self.pipeline is not None:
-            lines += ["# HELP golive_webrtc_video_frames_total Video frames of the WebRTC "
-                      "output, per stream (what each WHEP viewer is sent).",
-                      "# TYPE golive_webrtc_video_frames_total counter"]
-            for b in self.hub.broadcasts:
-                pipeline = self.pipeline.for_stream(b.stream_id)
-                feed = pipeline.webrtc_sink if pipeline is not None else None
-                if feed is not None:
-                    lines.append(f'golive_webrtc_video_frames_total{{stream_id="{b.stream_id}"}} '
-                                 f"{feed.video_packets}")
-        if self.whep is not None:
-            counts = self.whep.counts()
-            lines += ["# HELP golive_whep_viewers WHEP (WebRTC) viewers with ICE and DTLS "
-                      "connected, per stream.", "# TYPE golive_whep_viewers gauge"]
-            lines += [f'golive_whep_viewers{{stream_id="{stream_id}"}} {viewers}'
-                      for stream_id, (viewers, _, _) in counts.items()]
-            lines += ["# HELP golive_whep_connecting WHEP sessions still connecting, per "
-                      "stream.", "# TYPE golive_whep_connecting gauge"]
-            lines += [f'golive_whep_connecting{{stream_id="{stream_id}"}} {pending}'
-                      for stream_id, (_, pending, _) in counts.items()]
-            lines += ["# HELP golive_whep_backlog_frames Most video frames any WHEP viewer "
-                      "of the stream has waiting to be sent.",
-                      "# TYPE golive_whep_backlog_frames gauge"]
-            lines += [f'golive_whep_backlog_frames{{stream_id="{stream_id}"}} {backlog}'
-                      for stream_id, (_, _, backlog) in counts.items()]
-        return "\n".join(lines) + "\n"
+
+def _ffmpeg_or_none(settings: Settings) -> str | None:
+    try:
+        return settings.ffmpeg_path()
+    except RuntimeError:
+        return None
+
+
+def _may_read_metrics(request: Request, networks: tuple[Any, ...], admin: bytes | None) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if (admin is not None and scheme.lower() == "bearer"
+            and hmac.compare_digest(token.strip().encode(), admin)):
+        return True
+    host = request.client.host if request.client is not None else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack socket's IPv4 client
+    return any(address in network for network in networks)
 
 
 async def serve_forever(settings: Settings) -> None:

@@ -13,6 +13,7 @@ import re
 import shutil
 import ssl
 import tempfile
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,17 @@ class Settings(BaseSettings):
         "X-Forwarded-For and X-Forwarded-Proto headers are trusted for the client address "
         "and scheme (chat bans, per-address limits and throttles, logs).",
     )
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"], max_length=100,
+        description="Networks (CIDR) whose clients may read /metrics without a token; any "
+        "other client needs the admin token as a Bearer token (the metrics list stream ids). "
+        "Empty: the token only.",
+    )
+    readyz_min_free_percent: float = Field(
+        5.0, ge=0, le=100,
+        description="/readyz answers 503 when the data directory's disk has less than this "
+        "percentage free.",
+    )
 
     # Webhooks (golive.webhooks) -- begin.
     webhook_allow_private_targets: bool = Field(
@@ -399,6 +411,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"webrtc_host_addresses: {address!r} is not an IP address") from None
         return v
     # WebRTC -- end.
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"metrics_allow: {item!r} is not a network (CIDR)") from None
+        return v
+
+    @property
+    def metrics_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """`metrics_allow`, parsed."""
+        import ipaddress
+
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.metrics_allow)
 
     @field_validator("storage_url")
     @classmethod

@@ -112,8 +112,8 @@ async def test_hook_gates_publish_play_and_chat(
 
         async with httpx.AsyncClient(timeout=10) as http:
             metrics = (await http.get(f"{node.http_url}/metrics")).text
-        assert "golive_access_hook_errors_total 0" in metrics
-        assert f"golive_access_hook_calls_total {len(hook.questions)}" in metrics
+        assert "golive_access_hook_errors_total 0.0" in metrics
+        assert f"golive_access_hook_calls_total {float(len(hook.questions))}" in metrics
     finally:
         stop(proc)
 

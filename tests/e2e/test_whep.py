@@ -75,8 +75,8 @@ async def test_whep_viewer_gets_video_and_audio(
         await eventually(enough, timeout=30, what="30 decoded video frames and audio")
         async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as http:
             metrics = (await http.get("/metrics")).text
-        assert f'golive_whep_viewers{{stream_id="{stream["id"]}"}} 1' in metrics
-        assert f'golive_whep_connecting{{stream_id="{stream["id"]}"}} 0' in metrics
+        assert f'golive_whep_viewers{{stream_id="{stream["id"]}"}} 1.0' in metrics
+        assert f'golive_whep_connecting{{stream_id="{stream["id"]}"}} 0.0' in metrics
         assert f'golive_webrtc_video_frames_total{{stream_id="{stream["id"]}"}} ' in metrics
         assert f'golive_whep_backlog_frames{{stream_id="{stream["id"]}"}} ' in metrics
         await asyncio.sleep(2.0)  # a steady rate, not just a burst at the start

@@ -236,6 +236,9 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
     try:
         await until(lambda: bool(events.dropped), limit=60, what="a dropped rendition")
         assert events.dropped[0][0] == "720p"
+        # The speed the health check decided on is what stats (and /metrics) show.
+        speed = t.stats.speed
+        assert speed is not None and 0 < speed < 5
         assert t.plan.names == ("480p", "360p") and t.plan.x264_preset == "superfast"
         run = events.run  # the preset step's run: the drop must not restart it
 

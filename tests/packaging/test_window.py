@@ -487,3 +487,20 @@ def test_preload_hint_keeps_predicting_the_gop_after_a_discontinuity() -> None:
     # sixth part that would never exist.
     assert w.next_part() == (w.last_msn + 1, 0)
     check_media_playlist(w.playlist(), low_latency=True)
+
+
+def test_production_lag_grows_when_parts_arrive_late() -> None:
+    """`production()`: the newest part's arrival and how far behind its date it came."""
+    w = window()
+    assert w.production() is None
+    feeder = Feeder(w)
+    for _ in range(10):
+        feeder.part()
+    arrived, lag = w.production() or (None, None)
+    assert arrived == START + timedelta(seconds=9 * PART) and lag == pytest.approx(0, abs=1e-6)
+    # The encoder falls behind: the next part arrives 0.5 s later than its media time says.
+    fragment = Fragment(b"x" * 100, 99, False, feeder.time, PART)
+    w.add_fragment(fragment, START + timedelta(seconds=feeder.time + 0.5))
+    arrived, lag = w.production() or (None, None)
+    assert arrived == START + timedelta(seconds=feeder.time + 0.5)
+    assert lag == pytest.approx(0.5, abs=1e-6)

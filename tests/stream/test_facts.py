@@ -89,6 +89,21 @@ def test_facts_from_real_stream(flv_file: Path, tags: list[MediaTag]) -> None:
     assert facts.bytes_received == sum(len(t.body) for t in tags)
     assert facts.encoder is not None and facts.encoder.startswith("Lavf")
     assert facts.last_media_at == tags[-1].timestamp / 1000
+    assert facts.av_drift_s is not None and abs(facts.av_drift_s) < 0.2  # in sync
+
+
+def test_av_drift_when_the_audio_clock_runs_ahead(tags: list[MediaTag]) -> None:
+    """A publisher whose audio timestamps run 1.5 s ahead of its video's (each tag sent
+    as it is encoded, as OBS does): the drift is +1.5 s, and a new publisher resets it."""
+    shifted = [MediaTag(t.type, (t.timestamp + 1500) % (1 << 32), t.body)
+               if t.type == TagType.AUDIO and t.timestamp > 0 else t for t in tags]
+    meter, now = feed(shifted)
+    facts = meter.snapshot(now)
+    assert facts.av_drift_s is not None
+    assert facts.av_drift_s == pytest.approx(1.5, abs=0.1)
+    assert facts.as_dict()["av_drift_s"] == pytest.approx(1.5, abs=0.1)
+    meter.new_publisher()
+    assert meter.snapshot(now).av_drift_s is None
 
 
 @pytest.mark.parametrize(("offset", "drift"), [(1.5, 1.5), (-0.8, 0.0)])

@@ -162,8 +162,8 @@ async def test_failing_endpoint_is_retried_with_backoff_in_order(
     first = next(d for d in log if d["state"] == "delivered" and d["attempts"] == 4)
     assert first["response_status"] == 200 and first["error"] is None
     metrics = (await api.get(f"{node.http_url}/metrics")).text
-    assert "golive_webhook_attempts_total 5" in metrics
-    assert "golive_webhook_failures_total 3" in metrics
+    assert "golive_webhook_attempts_total 5.0" in metrics
+    assert "golive_webhook_failures_total 3.0" in metrics
 
 
 async def test_receiver_down_then_up_gets_everything_in_order(

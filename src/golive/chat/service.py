@@ -150,6 +150,10 @@ class ChatService:
         self._storing = False
         self._tasks: list[asyncio.Task[None]] = []
         self.connection_count = 0
+        # For metrics: messages published to their rooms, and the sum of their delays from
+        # accepted to published (the store's commit and the queue before it).
+        self.messages_published = 0
+        self.publish_delay_seconds = 0.0
         self.addresses = AddressSlots(settings.chat_max_connections_per_address)
         self.max_connections = settings.chat_max_connections  # clamped in start()
 
@@ -476,6 +480,10 @@ class ChatService:
                             self.reply(sender, error_frame(
                                 "the message could not be stored; try again"))
                 else:
+                    published = _now()
+                    self.messages_published += len(batch)
+                    self.publish_delay_seconds += sum(
+                        (published - record.sent_at).total_seconds() for _, record, _ in batch)
                     for _, record, _ in batch:
                         state = self._streams.get(record.stream_id)
                         if state is not None:
@@ -553,6 +561,13 @@ class ChatService:
             user_id=user_id, display_name=display_name, capabilities=capabilities, ttl=ttl,
             now=time.time(), stream_id=stream_id,
         )
+
+    def connections_by_stream(self) -> dict[str, int]:
+        """Open chat connections per stream id (a stream's rooms under each playback id)."""
+        counts: dict[str, int] = {}
+        for room in self._rooms.values():
+            counts[room.stream_id] = counts.get(room.stream_id, 0) + room.viewer_count
+        return counts
 
     def stats(self) -> dict[str, int]:
         rooms = list(self._rooms.values())

@@ -20,11 +20,13 @@ from golive.delivery.access_hook import (
     StreamHook,
 )
 from golive.delivery.dvr import DvrArchive
-from golive.delivery.origin import create_origin_app
+from golive.delivery.origin import Origin, create_origin_app
+from golive.delivery.stats import PART_LATENCY_BUCKETS, OriginStats
 from golive.delivery.vod import UNAVAILABLE, Unavailable, VodDirectory
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 
 __all__ = [
+    "PART_LATENCY_BUCKETS",
     "UNAVAILABLE",
     "AccessDirectory",
     "AccessHook",
@@ -34,6 +36,8 @@ __all__ = [
     "Grant",
     "HookDecision",
     "HookedPublishTarget",
+    "Origin",
+    "OriginStats",
     "PlaybackAccess",
     "PlaybackRule",
     "Refusal",

@@ -35,6 +35,7 @@ from golive.delivery.progressive import (
     StreamedResponse,
     progressive_response,
 )
+from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
 
 if TYPE_CHECKING:
@@ -312,6 +313,7 @@ class Origin:
         self._splices = TokenSplices()
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
+        self.stats = OriginStats()
 
     @property
     def held_requests(self) -> int:
@@ -320,10 +322,14 @@ class Origin:
 
     async def _hold(self, until: Awaitable[None], limit: float) -> HoldOutcome:
         self._held += 1
+        started = time.perf_counter()
+        outcome: HoldOutcome = "timeout"
         try:
-            return await hold(until, limit)
+            outcome = await hold(until, limit)
+            return outcome
         finally:
             self._held -= 1
+            self.stats.held(time.perf_counter() - started, timed_out=outcome != "ready")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -331,21 +337,31 @@ class Origin:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         request = Request(scope)
         path: str = scope["path"]
         response: Response | StreamedResponse
+        kind: RequestKind = "other"
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             response = _error(405, "method not allowed", headers={"Allow": "GET, HEAD, OPTIONS"})
         elif path.startswith("/live/"):
+            kind = _live_kind(path)
             response = await self.handle(request, path[len("/live/") :])
         elif path.startswith("/vod/") and self.vod is not None:
+            kind = "vod"
             response = await self.handle_vod(request, path[len("/vod/") :], self.vod)
         else:
             response = _error(404, "not found")
+        head = request.method == "HEAD"
         if isinstance(response, StreamedResponse):
-            await response.stream(send, receive, head=request.method == "HEAD")
-        else:
-            await response.send(send, head=request.method == "HEAD")
+            self.stats.answered(kind, response.status_code, 0)
+            await response.stream(send, receive, head=head)
+            return
+        stats = self.stats
+        stats.answered(kind, response.status_code, 0 if head else len(response.body))
+        if kind == "part":
+            stats.part_answered(time.perf_counter() - started)
+        await response.send(send, head=head)
 
     async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
@@ -449,6 +465,8 @@ class Origin:
         window = presentation.renditions.get(name)
         if window is None:
             return _error(404, "no such rendition")
+        self.stats.viewer_seen(match["pid"], "ll-hls" if window.low_latency else "hls",
+                               request.client, time.monotonic())
         try:
             directives = parse_directives(request.query_params)
         except BadDirective as exc:
@@ -697,6 +715,21 @@ class Origin:
         headers["Content-Type"] = media_type
         headers["Content-Length"] = str(len(body))
         return Response(body, status, headers)
+
+
+def _live_kind(path: str) -> RequestKind:
+    """What a `/live/` request asks for, from its path alone (cheap: no pattern match)."""
+    if path.endswith(".m3u8"):
+        return "playlist"
+    if "/part-" in path:
+        return "part"
+    if "/seg-" in path:
+        return "segment"
+    if "/init-" in path:
+        return "init"
+    if path.endswith("/access"):
+        return "access"
+    return "other"
 
 
 class _Handler(Protocol):

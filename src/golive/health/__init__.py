@@ -1,7 +1,8 @@
-"""Health: metrics, viewer experience, and alerts that name the cause (a side package).
+"""Health: metrics, readiness, viewer experience, and alerts that name the cause (a side package).
 
 It reads the pipeline through public surfaces and events; nothing in the pipeline
-imports it (`golive.app` wires it). `alerts` runs the alert lifecycle and engine,
+imports it (`golive.app` wires it). `metrics` is the Prometheus registry read at scrape
+time, `readiness` the `/readyz` checks, `alerts` the alert lifecycle and engine,
 `diagnosis` the rules with their causes and fixes.
 """
 
@@ -22,6 +23,8 @@ from golive.health.diagnosis import (
     SrtSignals,
     StreamSignals,
 )
+from golive.health.metrics import MetricSources, NodeMetrics
+from golive.health.readiness import Readiness
 
 __all__ = [
     "RULES",
@@ -33,6 +36,9 @@ __all__ = [
     "Diagnosis",
     "EncoderSignals",
     "Finding",
+    "MetricSources",
+    "NodeMetrics",
+    "Readiness",
     "Rule",
     "SrtSample",
     "SrtSignals",

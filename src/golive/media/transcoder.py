@@ -118,6 +118,9 @@ class TranscoderStats:
     dropped_input_bytes: int
     dropped_video_frames: int
     last_progress: EncodeProgress | None
+    # Output media seconds per ingested media second over the health window (1.0 keeps up);
+    # None until a window is covered.
+    speed: float | None = None
 
 
 class Transcoder:
@@ -170,6 +173,7 @@ class Transcoder:
         self._rapid_failures = 0
         self._encoder_dropped_frames = 0  # ffmpeg's own, from its progress reports
         self._last_progress: EncodeProgress | None = None
+        self._speed: float | None = None  # the health check's latest measured windowed speed
         # (run, when, input seconds, output seconds) at the newest progress report
         self._speed_sample: tuple[FfmpegRun, float, float, float] | None = None
         self._health = EncodeHealth(plan.profile.alerts)
@@ -213,6 +217,7 @@ class Transcoder:
             dropped_input_bytes=self._input.dropped_bytes,
             dropped_video_frames=self._dropped_frames,
             last_progress=self._last_progress,
+            speed=self._speed,
         )
 
     async def start(self) -> None:
@@ -468,6 +473,8 @@ class Transcoder:
             dropped_frames=self._dropped_frames,
             input_bytes=self._input.input_bytes,
         ))  # fmt: skip
+        if report.speed is not None:  # None while a fresh window fills (after a reset)
+            self._speed = report.speed
         before = self._degrade.step
         change = self._degrade.observe(now, report.speed, slow=report.slow_speed is not None)
         if change is not None:

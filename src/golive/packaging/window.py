@@ -387,6 +387,21 @@ class RenditionWindow:
         media = sum(segment.size for segment in self._segments)
         return media + sum(len(init.data) for init in self._inits.values())
 
+    def production(self) -> tuple[datetime, float] | None:
+        """When the newest part arrived, and how much later than its date (its timeline's
+        earliest arrival for that media time) it did: near zero while the encoder keeps
+        pace, growing while it falls behind. None before the first real part."""
+        for segment in reversed(self._segments):
+            if segment.parts and not segment.gap:
+                part = segment.parts[-1]
+                if part.gap:
+                    continue
+                offset = self._date_offsets.get(segment.discontinuity_sequence)
+                if offset is None:
+                    return None
+                return part.arrived_at, part.arrived_at.timestamp() - offset - part.decode_time
+        return None
+
     def next_part(self) -> tuple[int, int]:
         """(msn, index) of the part the preload hint names: the next one to arrive."""
         open_segment = self._open_segment()

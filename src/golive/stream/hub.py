@@ -333,6 +333,10 @@ class BroadcastHub:
     def broadcasts(self) -> list[Broadcast]:
         return list(self._broadcasts.values())
 
+    def now(self) -> float:
+        """The hub's clock, the one ingest facts are measured on."""
+        return self._clock.now()
+
     @property
     def publisher_count(self) -> int:
         return sum(1 for b in self._broadcasts.values() if b.publisher is not None)
