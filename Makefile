@@ -34,7 +34,8 @@ test: $(STAMP) system-deps web
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 -m "not serial" --durations=25
+	$(BIN)/pytest -q -m serial
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py

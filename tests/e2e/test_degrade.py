@@ -23,7 +23,8 @@ from tests.starvation import DegradeWarnings, Starvation, starved_golive, transc
 
 from golive.app import Golive
 
-pytestmark = pytest.mark.slow
+# serial: it starves the CPU on purpose, so it runs alone (make test).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 @dataclass

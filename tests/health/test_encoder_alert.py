@@ -19,7 +19,8 @@ from tests.starvation import DegradeWarnings, starved_golive, transcoder_pid
 from golive.app import Golive
 from golive.core import EventType
 
-pytestmark = pytest.mark.slow
+# serial: it starves the CPU on purpose, so it runs alone (make test).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.mark.timeout(240)

@@ -35,7 +35,8 @@ from tests.web.test_players import (
 
 from golive.app import Golive
 
-pytestmark = pytest.mark.slow
+# serial: it starves the CPU on purpose, so it runs alone (make test).
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 # Known and still open (issue 10): the preset and frame-rate steps restart ffmpeg, which
