@@ -60,6 +60,7 @@ from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import LivePipeline, Thumbnailer, detect_capabilities
+from golive.ops import ProfileCatalog
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -219,6 +220,7 @@ class Golive:
         self.settings = settings
         self.bus = EventBus()
         self.store: Store | None = None
+        self.profiles: ProfileCatalog | None = None
         self.hub: BroadcastHub | None = None
         self.rtmp: RtmpServer | None = None
         self.rtmps: RtmpServer | None = None
@@ -279,6 +281,11 @@ class Golive:
         tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
+        # Release profiles: the files' versions published, streams from before versioning
+        # pinned to the newest of theirs, before any publisher is let in.
+        self.profiles = ProfileCatalog(self.store, s.resolved_profiles_dir)
+        await self.profiles.sync()
+        await self.profiles.pin_unpinned(by="golive (upgrade)")
         # What a killed run left live is closed, and announced, by the hub's start().
 
         # Webhooks: the recorder writes each event's outbox rows with the event and wakes
@@ -478,7 +485,7 @@ class Golive:
         # One authenticator for the API, its chat routes and the studio's login.
         auth = Authenticator(s, self.store)
         api = create_api_app(settings=s, store=self.store, bus=self.bus,
-                             broadcasts=_LiveView(self), auth=auth)
+                             broadcasts=_LiveView(self), auth=auth, catalog=self.profiles)
         # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
