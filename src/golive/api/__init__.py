@@ -8,6 +8,7 @@ from golive.api.auth import SCOPES, Authenticator, Principal, Throttled
 from golive.api.chat import chat_router
 from golive.api.profiles import pin_out as profile_pin_out
 from golive.api.profiles import validate_document
+from golive.api.profiles import version_detail as profile_version_detail
 from golive.api.profiles import version_out as profile_version_out
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
 from golive.api.signing_keys import signing_keys_router
@@ -32,6 +33,7 @@ __all__ = [
     "live_stream_out",
     "pipeline_facts_out",
     "profile_pin_out",
+    "profile_version_detail",
     "profile_version_out",
     "signing_keys_router",
     "token_out",

@@ -91,19 +91,23 @@ class ProfileRollback(BaseModel):
     force: ProfileForce | None = None
 
 
-def version_out(record: ProfileVersionRecord, *, detail: bool = False) -> ProfileVersionOut:
-    profile = document_profile(record)
-    fields: dict[str, Any] = {
+def _fields(record: ProfileVersionRecord, profile: StreamProfile) -> dict[str, Any]:
+    return {
         "name": record.name, "version": record.version, "label": record.label,
         "description": profile.description, "owner": profile.owner,
         "content_hash": record.content_hash, "author": record.author, "source": record.source,
         "created_at": record.created_at,
     }
-    if detail:
-        return ProfileVersionDetail(
-            settings=profile.model_dump(mode="json"), document=record.document, **fields
-        )
-    return ProfileVersionOut(**fields)
+
+
+def version_out(record: ProfileVersionRecord) -> ProfileVersionOut:
+    return ProfileVersionOut(**_fields(record, document_profile(record)))
+
+
+def version_detail(record: ProfileVersionRecord) -> ProfileVersionDetail:
+    profile = document_profile(record)
+    return ProfileVersionDetail(settings=profile.model_dump(mode="json"),
+                                document=record.document, **_fields(record, profile))
 
 
 def pin_out(record: ProfilePinRecord) -> ProfilePinOut:
@@ -163,8 +167,8 @@ def profiles_router(
         return Data(data=[version_out(r) for r in await store.list_latest_profiles()])
 
     @router.get("/profiles/{name}", summary="A profile's newest version, every setting")
-    async def get_profile(principal: Reader, name: str) -> Data[ProfileVersionOut]:
-        return Data(data=version_out(await version(name, None), detail=True))
+    async def get_profile(principal: Reader, name: str) -> Data[ProfileVersionDetail]:
+        return Data(data=version_detail(await version(name, None)))
 
     @router.get("/profiles/{name}/versions", summary="A profile's published versions, newest first")
     async def list_versions(
@@ -175,8 +179,10 @@ def profiles_router(
                           await store.list_profile_versions(name, limit=limit)])
 
     @router.get("/profiles/{name}/versions/{number}", summary="One published version")
-    async def get_version(principal: Reader, name: str, number: int) -> Data[ProfileVersionOut]:
-        return Data(data=version_out(await version(name, number), detail=True))
+    async def get_version(
+        principal: Reader, name: str, number: int
+    ) -> Data[ProfileVersionDetail]:
+        return Data(data=version_detail(await version(name, number)))
 
     @router.get("/profiles/{name}/diff", summary="What changed between two versions")
     async def diff(

@@ -69,11 +69,11 @@ def profiles_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def profiles_show(ctx: click.Context, spec: str, as_json: bool) -> None:
     """One published version (SPEC: NAME for the newest, or NAME@VERSION)."""
-    from golive.api import profile_version_out
+    from golive.api import profile_version_detail
 
     settings = command_settings(ctx)
     record = with_store(settings, lambda s: _catalog(settings, s).resolve(spec))
-    out = profile_version_out(record, detail=True)
+    out = profile_version_detail(record)
     if as_json:
         echo_json(out)
         return

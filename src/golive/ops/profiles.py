@@ -146,15 +146,15 @@ def profile_diff(old: StreamProfile, new: StreamProfile) -> list[FieldChange]:
     a rendition only one side has shows as its fields going from or to None."""
     before = dict(_flatten(old.model_dump(mode="json")))
     after = dict(_flatten(new.model_dump(mode="json")))
+    tables = list(StreamProfile.model_fields)
+    paths = list(before) + [p for p in after if p not in before]
+    # In the profile's own order: by top-level table, then as the settings come.
+    paths.sort(key=lambda p: tables.index(re.split(r"[.\[]", p, maxsplit=1)[0]))
     return [
         FieldChange(path, before.get(path), after.get(path))
-        for path in sorted(set(before) | set(after), key=_path_key)
+        for path in paths
         if before.get(path) != after.get(path) and path != "version"
     ]
-
-
-def _path_key(path: str) -> list[Any]:
-    return [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", path) if p]
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
