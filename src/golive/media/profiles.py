@@ -263,9 +263,11 @@ class StreamProfile(_Model):
         return f"{self.name}@{self.version}"
 
     def content_hash(self) -> str:
-        """SHA-256 of what the profile means (its settings, defaults filled in), so a comment
-        or a reordered table is not a new version, and any change of a setting is."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the settings the file sets (not golive's defaults, so a golive that
+        adds a setting does not change a published version's hash); a comment or a
+        reordered table is not a new version, any changed setting is."""
+        settings = self.model_dump(mode="json", exclude_unset=True)
+        canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
