@@ -32,6 +32,7 @@ from golive.api import (
     chat_router,
     create_api_app,
     pipeline_facts_out,
+    preflight_router,
     signing_keys_router,
     webhooks_router,
 )
@@ -60,7 +61,7 @@ from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import LivePipeline, Thumbnailer, detect_capabilities
-from golive.ops import ProfileCatalog
+from golive.ops import PreflightDesk, PreflightPublishTarget, ProfileCatalog
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -221,6 +222,7 @@ class Golive:
         self.bus = EventBus()
         self.store: Store | None = None
         self.profiles: ProfileCatalog | None = None
+        self.preflight: PreflightDesk | None = None
         self.hub: BroadcastHub | None = None
         self.rtmp: RtmpServer | None = None
         self.rtmps: RtmpServer | None = None
@@ -324,9 +326,14 @@ class Golive:
         store_access = _StoreAccess(self.store, assets)
         # Every ingest protocol opens publishers through this: wrong keys are throttled
         # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
+        # A stream with a preflight waiting publishes to it, off the air, with its usual
+        # key; every other publisher goes on to the access hook and the hub.
+        self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path())
         self.publish_target = GuardedPublishTarget(
-            HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
-                                stream_of_key=store_access.stream_of_key),
+            PreflightPublishTarget(
+                HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
+                                    stream_of_key=store_access.stream_of_key),
+                self.preflight),
             FailureThrottle())
 
         if s.transcode:
@@ -434,6 +441,8 @@ class Golive:
         for server in (self.rtmp, self.rtmps, self.srt):
             if server is not None:
                 await server.close()
+        if self.preflight is not None:
+            await self.preflight.close()
         if self.hub is not None:
             await self.hub.close()
         if self.pipeline is not None:
@@ -495,6 +504,9 @@ class Golive:
         api.include_router(audit_router(auth, self.store))
         assert self.recordings is not None
         api.include_router(assets_router(auth, self.recordings, ApiAuditTrail(self.store)))
+        assert self.preflight is not None
+        api.include_router(preflight_router(auth, self.store, self.preflight,
+                                            ApiAuditTrail(self.store)))
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))

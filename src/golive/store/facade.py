@@ -14,6 +14,7 @@ from golive.store.audit import AuditRepository
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.db import create_engine
 from golive.store.migrate import upgrade
+from golive.store.preflights import PreflightRepository
 from golive.store.profiles import ProfileRepository
 from golive.store.signing_keys import SigningKeyRepository
 from golive.store.streams import StreamRepository
@@ -23,7 +24,7 @@ from golive.store.webhooks import WebhookRepository
 
 class Store(
     StreamRepository, BroadcastRepository, TokenRepository, SigningKeyRepository,
-    WebhookRepository, AuditRepository, ProfileRepository,
+    WebhookRepository, AuditRepository, ProfileRepository, PreflightRepository,
 ):
     """Async access to the store's database. Create with `await Store.open(url)`."""
 

@@ -216,6 +216,26 @@ class ProfilePin(Base):
     forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class Preflight(Base):
+    """A preflight session of a stream and, once analysed, its go / no-go with every check."""
+
+    __tablename__ = "preflights"
+    __table_args__ = (Index("ix_preflights_stream", "stream_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))  # waiting, capturing, analyzing, done, ...
+    profile: Mapped[str] = mapped_column(String(64))  # NAME@VERSION judged against
+    duration: Mapped[float] = mapped_column(Float)  # seconds of media asked for
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)  # go | no_go
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+
 class StreamEvent(Base):
     __tablename__ = "stream_events"
     __table_args__ = (Index("ix_stream_events_stream_id_id", "stream_id", "id"),)

@@ -176,3 +176,19 @@ class ProfilePinRecord:
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class PreflightRecord:
+    """A preflight session; `result` holds the checks once it is done."""
+
+    id: str
+    stream_id: str
+    status: str  # waiting | capturing | analyzing | done | expired | failed
+    profile: str
+    duration: float
+    created_at: datetime
+    finished_at: datetime | None
+    verdict: str | None  # go | no_go
+    result: dict[str, Any] | None
+    error: str | None

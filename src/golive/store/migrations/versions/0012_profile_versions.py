@@ -1,4 +1,5 @@
-"""Release profiles: every published profile version, immutable, and each stream's pins.
+"""Release profiles: every published profile version, immutable, each stream's pins, and
+preflight sessions with their results.
 
 Revision ID: 0012
 Revises: 0010
@@ -48,6 +49,22 @@ def upgrade() -> None:
                                 name="fk_profile_pins_name_profile_versions"),
     )
     op.create_index("ix_profile_pins_stream", "profile_pins", ["stream_id", "id"])
+    op.create_table(
+        "preflights",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("stream_id", sa.String(40), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("profile", sa.String(64), nullable=False),
+        sa.Column("duration", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("verdict", sa.String(8), nullable=True),
+        sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("error", sa.String(1000), nullable=True),
+        sa.ForeignKeyConstraint(["stream_id"], ["live_streams.id"], ondelete="CASCADE",
+                                name="fk_preflights_stream_id_live_streams"),
+    )
+    op.create_index("ix_preflights_stream", "preflights", ["stream_id", "created_at"])
     # Existing streams have a profile name only; golive pins them to the latest published
     # version of that name when it starts (a migration cannot read the profile files).
     with op.batch_alter_table("live_streams") as batch:
@@ -57,6 +74,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("live_streams") as batch:
         batch.drop_column("profile_version")
+    op.drop_index("ix_preflights_stream", "preflights")
+    op.drop_table("preflights")
     op.drop_index("ix_profile_pins_stream", "profile_pins")
     op.drop_table("profile_pins")
     op.drop_table("profile_versions")
