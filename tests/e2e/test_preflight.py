@@ -4,14 +4,19 @@ Nothing of it goes on the air: the stream stays idle and no broadcast starts."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import create_stream, eventually, get_stream
+from click.testing import CliRunner
+from tests.e2e.conftest import ADMIN, create_stream, eventually, get_stream
 from tests.mediatools import ffmpeg_publish, make_source, stop
 
 from golive.app import Golive
+from golive.cli import cli
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +108,30 @@ async def test_preflight_go_and_no_go(
     assert not [e for e in events if e["type"].startswith("live_stream.connected")]
     listed = (await api.get(f"/live-streams/{sid}/preflights")).json()["data"]
     assert len(listed) == len(CASES)
+
+
+async def test_cli_preflight_waits_for_the_verdict(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    stream = await create_stream(api)  # the built-in default profile names no owner
+    sid = stream["id"]
+    env = {"GOLIVE_DATA_DIR": str(node.settings.data_dir), "GOLIVE_HOST": "127.0.0.1",
+           "GOLIVE_HTTP_PORT": str(node.http_port), "GOLIVE_TOKEN": ADMIN}
+    run = asyncio.create_task(asyncio.to_thread(
+        CliRunner().invoke, cli, ["preflight", sid, "--duration", "2", "--json"], env=env))
+
+    async def waiting() -> bool:
+        listed = (await api.get(f"/live-streams/{sid}/preflights")).json()["data"]
+        return bool(listed) and listed[0]["status"] == "waiting"
+
+    await eventually(waiting, timeout=30, what="the CLI's session")
+    proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    try:
+        result = await asyncio.wait_for(run, timeout=60)
+    finally:
+        stop(proc)
+    assert result.exit_code == 1, result.output  # no-go
+    verdict = json.loads(result.output)
+    assert verdict["verdict"] == "no_go" and verdict["profile"] == "default@1"
+    failed = [c["name"] for c in verdict["checks"] if c["status"] == "fail"]
+    assert failed == ["monitoring_owner"], verdict["checks"]

@@ -4,7 +4,6 @@ and delete live streams in the database; `show` also asks a running node for liv
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,6 +11,7 @@ from pydantic import BaseModel
 
 from golive.cli.config import command_settings
 from golive.cli.database import with_store
+from golive.cli.node import node_api_url, node_token
 from golive.cli.output import cli_actor, echo_json, json_option, key_values, table, when
 from golive.settings import Settings
 
@@ -215,19 +215,12 @@ def streams_show(ctx: click.Context, stream_id: str, as_json: bool) -> None:
 
 def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
     """The running server's live facts for a stream, or None when it cannot be asked."""
-    token = os.environ.get("GOLIVE_TOKEN") or (
-        settings.admin_token.get_secret_value() if settings.admin_token else None
-    )
+    token = node_token(settings)
     if not token:
         return None
     import httpx
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if settings.http_scheme == "https":
-        # The token goes only where the certificate checks out: the name it was issued
-        # for (public_host), not a loopback address it does not name.
-        host = settings.advertised_host
-    url = f"{settings.http_scheme}://{host}:{settings.http_port}/api/v1/live-streams/{stream_id}"
+    url = f"{node_api_url(settings)}/live-streams/{stream_id}"
     try:
         response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
         response.raise_for_status()
