@@ -329,6 +329,7 @@ class Golive:
         # A stream with a preflight waiting publishes to it, off the air, with its usual
         # key; every other publisher goes on to the access hook and the hub.
         self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path())
+        await self.preflight.recover()
         self.publish_target = GuardedPublishTarget(
             PreflightPublishTarget(
                 HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,

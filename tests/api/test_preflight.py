@@ -82,3 +82,15 @@ async def test_sessions_open_only_on_an_idle_stream_and_expire(
     assert r.status_code == 409 and "disabled" in r.text
     listed = (await client.get(f"/live-streams/{sid}/preflights")).json()["data"]
     assert [p["id"] for p in listed] == [session["id"]]
+
+
+async def test_sessions_a_stopped_node_left_are_failed(
+    api: tuple[httpx.AsyncClient, Store],
+) -> None:
+    client, store = api
+    sid = (await client.post("/live-streams", json={"name": "a"})).json()["data"]["id"]
+    session = (await client.post(f"/live-streams/{sid}/preflight")).json()["data"]
+    desk = PreflightDesk(store, ProfileCatalog(store, Path("/nonexistent")), FFMPEG)
+    assert await desk.recover() == 1
+    left = (await client.get(f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
+    assert (left["status"], left["error"]) == ("failed", "the node restarted")

@@ -46,6 +46,7 @@ class _Session:
     key_hash: str
     latency_mode: str
     expiry: asyncio.TimerHandle | None = None
+    capturing: asyncio.Task[None] | None = None  # the status write the analysis waits for
 
 
 class PreflightDesk:
@@ -99,7 +100,7 @@ class PreflightDesk:
                 disconnect: Disconnect | None) -> PreflightPublisher:
         log.info("preflight capturing stream_id=%s preflight_id=%s protocol=%s remote=%s",
                  session.stream_id, session.record.id, protocol, remote_address)
-        self._spawn(self._set_status(session, "capturing"))
+        session.capturing = self._spawn(self._set_status(session, "capturing"))
         return PreflightPublisher(self, session, disconnect, self._max_bytes)
 
     def finished(self, session: _Session, capture: PreflightCapture) -> None:
@@ -116,10 +117,15 @@ class PreflightDesk:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    async def recover(self) -> int:
+        """Sessions a stopped node left unfinished are failed (their publisher is gone)."""
+        return await self._store.fail_unfinished_preflights("the node restarted")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _set_status(self, session: _Session, status: str) -> None:
         await self._store.update_preflight(session.record.id, status=status)
@@ -134,6 +140,8 @@ class PreflightDesk:
     async def _analyse(self, session: _Session, capture: PreflightCapture) -> None:
         record = session.record
         try:
+            if session.capturing is not None:
+                await session.capturing  # statuses in order, whatever the publisher did
             await self._set_status(session, "analyzing")
             if capture.media_seconds < 1.0:
                 await self._store.update_preflight(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from golive.core import random_id, utcnow
-from golive.store.db import Tables
+from golive.store.db import Tables, rowcount
 from golive.store.models import Preflight
 from golive.store.records import PreflightRecord
 from golive.store.validation import check_limit
@@ -69,3 +69,13 @@ class PreflightRepository(Tables):
                 .order_by(Preflight.created_at.desc(), Preflight.id.desc()).limit(limit)
             )
             return [_record(r) for r in rows]
+
+    async def fail_unfinished_preflights(self, error: str) -> int:
+        """Mark every session not done, failed or expired as failed; returns how many."""
+        async with self._write.begin() as session:
+            result = await session.execute(
+                update(Preflight)
+                .where(Preflight.status.in_(("waiting", "capturing", "analyzing")))
+                .values(status="failed", error=error[:1000], finished_at=utcnow())
+            )
+            return rowcount(result)
