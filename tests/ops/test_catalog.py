@@ -22,7 +22,8 @@ async def test_streams_from_before_versioning_are_pinned_to_the_newest(
     pinned = await store.get_stream(record.id)
     assert pinned is not None and pinned.profile_label == "low-cpu@1"
     [pin] = await store.list_profile_pins(record.id)
-    assert (pin.pinned_by, pin.reason) == ("upgrade", "pinned at upgrade to versioned profiles")
+    assert (pin.pinned_by, pin.reason, pin.forced) == (
+        "upgrade", "pinned at upgrade to versioned profiles", False)
     # A stream whose profile file is gone keeps its name; the pipeline falls back as before.
     left = await store.get_stream(gone.id)
     assert left is not None and left.profile_version is None

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -99,7 +100,7 @@ class _File:
     source: str  # "built-in NAME" or the path
     author: str
     text: str
-    stamp: tuple[int, int] | None  # (mtime_ns, size) of a user file
+    stamp: tuple[int, int]  # (length, crc32) of the text: unchanged files are skipped
 
 
 def pin_details(outcome: PinOutcome) -> dict[str, Any]:
@@ -200,7 +201,8 @@ class ProfileCatalog:
     def __init__(self, store: Store, profiles_dir: Path) -> None:
         self._store = store
         self._dir = profiles_dir
-        self._published: dict[str, tuple[tuple[int, int] | None, str]] = {}  # source: stamp
+        # source: (stamp, problem) of the last sync that read it
+        self._seen: dict[str, tuple[tuple[int, int], SyncProblem | None]] = {}
         self._lock = asyncio.Lock()
 
     @property
@@ -213,8 +215,14 @@ class ProfileCatalog:
         async with self._lock:
             files, problems = await asyncio.to_thread(self._read_files)
             for f in files:
-                if f.stamp is not None and self._published.get(f.source) == (f.stamp, f.name):
+                # An unchanged file is not published again; its problem, if it had one,
+                # is reported again without logging it again.
+                seen = self._seen.get(f.source)
+                if seen is not None and seen[0] == f.stamp:
+                    if seen[1] is not None:
+                        problems.append(seen[1])
                     continue
+                problem = None
                 try:
                     profile = parse_profile(f.text, source=f.source, name=f.name)
                     await self._store.publish_profile_version(
@@ -222,10 +230,10 @@ class ProfileCatalog:
                         content_hash=profile.content_hash(), author=f.author, source=f.source,
                     )
                 except (ProfileError, ProfileConflict) as exc:
-                    problems.append(SyncProblem(f.source, str(exc)))
+                    problem = SyncProblem(f.source, str(exc))
+                    problems.append(problem)
                     log.warning("profile not published source=%s error=%s", f.source, exc)
-                    continue
-                self._published[f.source] = (f.stamp, f.name)
+                self._seen[f.source] = (f.stamp, problem)
             return problems
 
     def _read_files(self) -> tuple[list[_File], list[SyncProblem]]:
@@ -233,7 +241,8 @@ class ProfileCatalog:
         chosen: dict[str, _File] = {}
         for name in builtin_profile_names():
             text = resources.files("golive").joinpath("profiles", f"{name}.toml").read_text("utf-8")
-            chosen[name] = _File(name, f"built-in {name}", f"golive {__version__}", text, None)
+            chosen[name] = _File(name, f"built-in {name}", f"golive {__version__}", text,
+                                 _stamp(text))
         if self._dir.is_dir():
             paths = sorted(p for p in self._dir.glob("*.toml") if _SPEC.match(p.stem)
                            and "@" not in p.stem)
@@ -250,7 +259,7 @@ class ProfileCatalog:
                     problems.append(SyncProblem(str(path), str(exc)))
                     continue
                 chosen[path.stem] = _File(path.stem, str(path), _file_owner(st.st_uid), text,
-                                          (st.st_mtime_ns, st.st_size))
+                                          _stamp(text))
         return list(chosen.values()), problems
 
     async def resolve(self, spec: str) -> ProfileVersionRecord:
@@ -334,12 +343,16 @@ class ProfileCatalog:
                 target = await self.resolve(name)
                 await self._store.pin_stream_profile(
                     stream_id, target.name, target.version, by=by,
-                    reason="pinned at upgrade to versioned profiles", forced=True,
+                    reason="pinned at upgrade to versioned profiles", frozen_while_live=False,
                 )
                 pinned += 1
             except ProfileError as exc:
                 log.warning("stream not pinned stream_id=%s error=%s", stream_id, exc)
         return pinned
+
+
+def _stamp(text: str) -> tuple[int, int]:
+    return len(text), zlib.crc32(text.encode())
 
 
 def _file_owner(uid: int) -> str:

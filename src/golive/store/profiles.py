@@ -11,6 +11,7 @@ is forced (the caller checks who may force, and why).
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from golive.core import utcnow
@@ -88,8 +89,17 @@ class ProfileRepository(Tables):
                 author=author[:200], source=source[:1000], created_at=utcnow(),
             )
             session.add(row)
-            await session.flush()
-            return _version_record(row), True
+            try:
+                await session.flush()
+            except IntegrityError:
+                pass  # another node published it at the same moment: compare below
+            else:
+                return _version_record(row), True
+        stored = await self.get_profile_version(name, version)
+        if stored is None or stored.content_hash != content_hash:
+            raise ProfileConflict(f"{name}@{version} was published with other content "
+                                  "at the same moment")
+        return stored, False
 
     async def _next_version(self, name: str, session: AsyncSession) -> int:
         newest = await session.scalar(
@@ -151,18 +161,19 @@ class ProfileRepository(Tables):
 
     async def pin_stream_profile(
         self, stream_id: str, name: str, version: int, *, by: str, reason: str | None = None,
-        forced: bool = False,
+        forced: bool = False, frozen_while_live: bool = True,
     ) -> StreamRecord | None:
         """Pin the stream to `name@version` (None: no such stream). Raises StreamLive while
-        the stream has an open broadcast unless `forced`, and ValueError for a version
-        that was never published."""
+        the stream has an open broadcast unless `forced` (or `frozen_while_live` is False:
+        golive's own pinning of streams from before versioning), and ValueError for a
+        version that was never published."""
         async with self._write.begin() as session:
             row = await session.get(LiveStream, stream_id)
             if row is None:
                 return None
             if await session.get(ProfileVersion, (name, version)) is None:
                 raise ValueError(f"profile {name}@{version} is not published")
-            if not forced:
+            if frozen_while_live and not forced:
                 live = await session.scalar(
                     select(Broadcast.id).where(
                         Broadcast.stream_id == stream_id, Broadcast.ended_at.is_(None)
