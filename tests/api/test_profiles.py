@@ -144,9 +144,10 @@ async def test_a_live_stream_keeps_its_profile(api: Api) -> None:
     # What a broadcast starting now would run: the pinned version's own text.
     policy = await StoreStreamDirectory(api.store).policy(stream["id"])
     assert policy is not None and (policy.profile, policy.profile_document) == ("show@1", v1)
-    # Other settings are not frozen.
-    r = await api.client.patch(url, json={"name": "renamed"})
+    # Other settings are not frozen, and naming the pin it has is no change.
+    r = await api.client.patch(url, json={"name": "renamed", "profile": "show@1"})
     assert r.status_code == 200, r.text
+    assert len((await api.client.get(f"{url}/profile/pins")).json()["data"]) == 1
 
 
 async def test_a_forced_change_is_narrow_audited_and_an_event_of_the_broadcast(

@@ -316,6 +316,10 @@ class ProfileCatalog:
         before = await self.current(stream)
         changes = profile_diff(document_profile(before), document_profile(target))
         live = await self._store.open_broadcast_id(stream.id)
+        if target.label == before.label and stream.profile_version is not None and force is None:
+            # Already pinned: nothing to freeze, nothing to record.
+            return PinOutcome(stream=stream, previous=before.label, current=target.label,
+                              changes=(), forced=None, broadcast_id=live)
         if live is not None and force is None:
             raise ProfileFrozen(stream.id, live, stream.profile_label)
         if live is not None and force is not None:
