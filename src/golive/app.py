@@ -61,7 +61,7 @@ from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import LivePipeline, Thumbnailer, detect_capabilities
-from golive.ops import PreflightDesk, PreflightPublishTarget, ProfileCatalog
+from golive.ops import PreflightDesk, PreflightPublishTarget, ProfileCatalog, SrtStats
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -328,7 +328,8 @@ class Golive:
         # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
         # A stream with a preflight waiting publishes to it, off the air, with its usual
         # key; every other publisher goes on to the access hook and the hub.
-        self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path())
+        self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path(),
+                                       srt_stats=self._srt_stats)
         await self.preflight.recover()
         self.publish_target = GuardedPublishTarget(
             PreflightPublishTarget(
@@ -431,6 +432,16 @@ class Golive:
             self.http_url,
             self.rtmp.port if self.rtmp else None,
         )
+
+    def _srt_stats(self, stream_key: str) -> SrtStats | None:
+        """The SRT link figures of the publisher with this key, for a preflight."""
+        facts = self.srt.connection_facts().get(stream_key) if self.srt is not None else None
+        if facts is None:
+            return None
+        st = facts.stats
+        return SrtStats(rtt_ms=st.rtt_ms, latency_ms=st.latency_ms,
+                        packets_received=st.packets_received, packets_lost=st.packets_lost,
+                        retransmitted=st.retransmitted, dropped=st.dropped)
 
     async def stop(self) -> None:
         # WebRTC sessions end first, while the hub still takes their close; WHEP

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from tests.e2e.conftest import ADMIN, create_stream, eventually, get_stream
+from tests.ingest.srt.srtpeers import LossyProxy
 from tests.mediatools import ffmpeg_publish, make_source, stop
 
 from golive.app import Golive
@@ -135,3 +136,40 @@ async def test_cli_preflight_waits_for_the_verdict(
     assert verdict["verdict"] == "no_go" and verdict["profile"] == "default@1"
     failed = [c["name"] for c in verdict["checks"] if c["status"] == "fail"]
     assert failed == ["monitoring_owner"], verdict["checks"]
+
+
+async def test_srt_through_a_lossy_link_is_a_no_go(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    profiles = node.settings.resolved_profiles_dir
+    profiles.mkdir(parents=True, exist_ok=True)
+    (profiles / "event.toml").write_text(EVENT)
+    stream = await create_stream(api, profile="event")
+    sid = stream["id"]
+    assert node.srt is not None
+    loop = asyncio.get_running_loop()
+    proxy = LossyProxy(("127.0.0.1", node.srt.port), loss=0.10, delay=0.005)
+    transport, _ = await loop.create_datagram_endpoint(lambda: proxy,
+                                                        local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    session = (await api.post(f"/live-streams/{sid}/preflight",
+                              json={"duration": 3})).json()["data"]
+    url = f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}&latency=400000"
+    proc = ffmpeg_publish(source_flv, url, loop=True, muxer="mpegts")
+    try:
+        async def done() -> dict[str, Any] | None:
+            data: dict[str, Any] = (await api.get(
+                f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
+            return data if data["status"] in ("done", "failed", "expired") else None
+
+        result = await eventually(done, timeout=60, what="the SRT preflight")
+    finally:
+        stop(proc)
+        transport.close()
+    assert result["verdict"] == "no_go", result
+    checks = {c["name"]: c for c in result["checks"]}
+    loss = checks["srt_loss"]
+    assert loss["status"] == "fail" and "uplink" in loss["fix"], loss
+    assert 5 <= float(loss["measured"].split("%")[0]) <= 20, loss
+    assert checks["srt_round_trip"]["status"] == "pass", checks["srt_round_trip"]
+    print(f"\nproxy dropped {proxy.data_drop_rate:.1%}; preflight: {loss['measured']}")

@@ -7,7 +7,7 @@ import pytest
 
 from golive.formats import MediaTag, TagType, parse_avc_config
 from golive.media import parse_profile
-from golive.ops import Loudness, PreflightCapture, judge, parse_ebur128
+from golive.ops import Loudness, PreflightCapture, SrtStats, judge, parse_ebur128
 
 PROFILE = parse_profile("""name = "event"
 version = 1
@@ -144,3 +144,18 @@ def test_ebur128_summary() -> None:
     assert parse_ebur128(SUMMARY.replace("-21.8", "-inf").replace("-18.1", "-inf")) == \
         Loudness(-120.0, -120.0)
     assert parse_ebur128("no summary") is None
+
+
+@pytest.mark.parametrize(("stats", "rtt", "loss"), [
+    (SrtStats(20, 120, 10_000, 50, 50, 0), "pass", "pass"),
+    (SrtStats(50, 120, 10_000, 50, 50, 0), "fail", "pass"),  # 120 ms < 4 x 50 ms
+    (SrtStats(20, 120, 9_800, 200, 200, 0), "pass", "warn"),  # 2%
+    (SrtStats(20, 120, 9_000, 1_000, 990, 0), "pass", "fail"),  # 10%
+    (SrtStats(20, 120, 10_000, 5, 0, 5), "pass", "fail"),  # lost on the air
+])
+def test_srt_link_checks(stats: SrtStats, rtt: str, loss: str) -> None:
+    verdict = judge(capture(), PROFILE, GOOD, latency_mode="low", srt=stats)
+    result = {c.name: c.status for c in verdict.checks}
+    assert (result["srt_round_trip"], result["srt_loss"]) == (rtt, loss)
+    assert verdict.go == (rtt != "fail" and loss != "fail")
+    assert "srt_loss" not in statuses(capture())  # RTMP: no SRT checks

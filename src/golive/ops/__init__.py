@@ -13,7 +13,14 @@ from golive.ops.preflight import (
     PreflightPublishTarget,
     PreflightRefused,
 )
-from golive.ops.preflight_checks import Check, Loudness, PreflightCapture, judge, parse_ebur128
+from golive.ops.preflight_checks import (
+    Check,
+    Loudness,
+    PreflightCapture,
+    SrtStats,
+    judge,
+    parse_ebur128,
+)
 from golive.ops.profiles import (
     FieldChange,
     ForcedChange,
@@ -43,6 +50,7 @@ __all__ = [
     "PreflightRefused",
     "ProfileCatalog",
     "ProfileFrozen",
+    "SrtStats",
     "SyncProblem",
     "check_forced",
     "document_profile",

@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from golive.core import hash_stream_key
 from golive.formats import MediaTag
-from golive.ops.preflight_checks import PreflightCapture, judge, parse_ebur128
+from golive.ops.preflight_checks import PreflightCapture, SrtStats, judge, parse_ebur128
 from golive.ops.profiles import ProfileCatalog, document_profile
 from golive.store import PreflightRecord, Store, StreamRecord
 from golive.stream import Disconnect, Publisher, PublishTarget
@@ -47,15 +47,18 @@ class _Session:
     latency_mode: str
     expiry: asyncio.TimerHandle | None = None
     capturing: asyncio.Task[None] | None = None  # the status write the analysis waits for
+    protocol: str = ""
 
 
 class PreflightDesk:
     """Armed preflight sessions, by stream key hash, and the analyses they start."""
 
     def __init__(self, store: Store, catalog: ProfileCatalog, ffmpeg: str, *,
-                 wait_seconds: float = WAIT_SECONDS,
-                 max_bytes: int = MAX_CAPTURE_BYTES) -> None:
+                 wait_seconds: float = WAIT_SECONDS, max_bytes: int = MAX_CAPTURE_BYTES,
+                 srt_stats: Callable[[str], SrtStats | None] | None = None) -> None:
+        """`srt_stats(stream_key)`: the SRT figures of that key's connected publisher."""
         self._store = store
+        self._srt_stats = srt_stats
         self._catalog = catalog
         self._ffmpeg = ffmpeg
         self._wait = wait_seconds
@@ -96,15 +99,20 @@ class PreflightDesk:
             session.expiry.cancel()
         return session
 
-    def capture(self, session: _Session, protocol: str, remote_address: str,
+    def capture(self, session: _Session, stream_key: str, protocol: str, remote_address: str,
                 disconnect: Disconnect | None) -> PreflightPublisher:
         log.info("preflight capturing stream_id=%s preflight_id=%s protocol=%s remote=%s",
                  session.stream_id, session.record.id, protocol, remote_address)
+        session.protocol = protocol
         session.capturing = self._spawn(self._set_status(session, "capturing"))
-        return PreflightPublisher(self, session, disconnect, self._max_bytes)
+        return PreflightPublisher(self, session, stream_key, disconnect, self._max_bytes)
 
-    def finished(self, session: _Session, capture: PreflightCapture) -> None:
-        self._spawn(self._analyse(session, capture))
+    def finished(self, session: _Session, capture: PreflightCapture, stream_key: str) -> None:
+        # The link's figures now, while the publisher is still connected.
+        srt = None
+        if session.protocol == "srt" and self._srt_stats is not None:
+            srt = self._srt_stats(stream_key)
+        self._spawn(self._analyse(session, capture, srt))
 
     async def close(self) -> None:
         for session in self._armed.values():
@@ -137,7 +145,8 @@ class PreflightDesk:
                 session.record.id, status="expired",
                 error=f"nobody published within {self._wait:g} s")
 
-    async def _analyse(self, session: _Session, capture: PreflightCapture) -> None:
+    async def _analyse(self, session: _Session, capture: PreflightCapture,
+                       srt: SrtStats | None) -> None:
         record = session.record
         try:
             if session.capturing is not None:
@@ -154,7 +163,7 @@ class PreflightDesk:
                 loudness = parse_ebur128(await self._ebur128(bytes(capture.flv)))
             pinned = await self._catalog.resolve(record.profile)
             verdict = judge(capture, document_profile(pinned), loudness,
-                            latency_mode=session.latency_mode)
+                            latency_mode=session.latency_mode, srt=srt)
             await self._store.update_preflight(
                 record.id, status="done", verdict="go" if verdict.go else "no_go",
                 result=verdict.as_dict())
@@ -190,10 +199,11 @@ class PreflightDesk:
 class PreflightPublisher:
     """A publisher whose media goes to a preflight capture, never to a broadcast."""
 
-    def __init__(self, desk: PreflightDesk, session: _Session, disconnect: Disconnect | None,
-                 max_bytes: int) -> None:
+    def __init__(self, desk: PreflightDesk, session: _Session, stream_key: str,
+                 disconnect: Disconnect | None, max_bytes: int) -> None:
         self._desk = desk
         self._session = session
+        self._stream_key = stream_key  # to find its SRT figures; never logged nor stored
         self._disconnect = disconnect
         self.capture = PreflightCapture(max_bytes=max_bytes)
         self._done = False
@@ -225,7 +235,7 @@ class PreflightPublisher:
     def _finish(self) -> None:
         if not self._done:
             self._done = True
-            self._desk.finished(self._session, self.capture)
+            self._desk.finished(self._session, self.capture, self._stream_key)
 
 
 class PreflightPublishTarget:
@@ -244,4 +254,4 @@ class PreflightPublishTarget:
             return await self._target.open_publisher(
                 stream_key, protocol=protocol, remote_address=remote_address,
                 disconnect=disconnect)
-        return self._desk.capture(session, protocol, remote_address, disconnect)
+        return self._desk.capture(session, stream_key, protocol, remote_address, disconnect)

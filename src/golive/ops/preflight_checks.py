@@ -46,6 +46,22 @@ class Loudness:
 
 
 @dataclass(frozen=True)
+class SrtStats:
+    """An SRT publisher's link, as the SRT receiver measured it over the session."""
+
+    rtt_ms: float
+    latency_ms: int  # the negotiated receive latency
+    packets_received: int
+    packets_lost: int  # gaps noticed (each missing packet once); most are recovered
+    retransmitted: int
+    dropped: int  # never recovered in time: lost on the air
+
+
+SRT_LOSS_WARN, SRT_LOSS_FAIL = 0.01, 0.03  # share of packets the link loses
+SRT_LATENCY_RTTS = 4  # SRT needs a receive latency of several round trips to recover
+
+
+@dataclass(frozen=True)
 class Check:
     name: str
     status: CheckStatus
@@ -159,9 +175,11 @@ def parse_ebur128(stderr: str) -> Loudness | None:
 
 
 def judge(capture: PreflightCapture, profile: StreamProfile, loudness: Loudness | None,
-          *, latency_mode: str) -> PreflightVerdict:
-    """Every check on what was captured, against the profile; go when none fails."""
+          *, latency_mode: str, srt: SrtStats | None = None) -> PreflightVerdict:
+    """Every check on what was captured, against the profile; go when none fails. `srt`:
+    the link's figures when the publisher came over SRT."""
     checks = [
+        *(_srt(srt) if srt is not None else []),
         _keyframes(capture, profile, latency_mode),
         _frame_rate(capture),
         _resolution(capture, profile),
@@ -172,6 +190,29 @@ def judge(capture: PreflightCapture, profile: StreamProfile, loudness: Loudness 
     ]
     return PreflightVerdict(go=all(c.status != "fail" for c in checks), checks=tuple(checks),
                             media_seconds=capture.media_seconds)
+
+
+def _srt(stats: SrtStats) -> list[Check]:
+    need = SRT_LATENCY_RTTS * stats.rtt_ms
+    latency_ok = stats.latency_ms >= need
+    sent = stats.packets_received + stats.packets_lost
+    loss = stats.packets_lost / sent if sent else 0.0
+    status: CheckStatus = ("pass" if loss <= SRT_LOSS_WARN else
+                           "warn" if loss <= SRT_LOSS_FAIL else "fail")
+    if stats.dropped:
+        status = "fail"
+    return [
+        Check("srt_round_trip", "pass" if latency_ok else "fail",
+              f"{stats.rtt_ms:.0f} ms RTT, latency {stats.latency_ms} ms",
+              f"latency >= {SRT_LATENCY_RTTS} x RTT",
+              None if latency_ok else f"raise the SRT latency to at least {need:.0f} ms "
+              "(latency in the encoder's SRT settings)"),
+        Check("srt_loss", status,
+              f"{loss:.1%} lost, {stats.retransmitted} retransmitted, {stats.dropped} dropped",
+              f"<= {SRT_LOSS_WARN:.0%} lost (no-go above {SRT_LOSS_FAIL:.0%}), none dropped",
+              None if status == "pass" else "the contribution link loses packets: use a "
+              "wired or better uplink, lower the bitrate, or raise the SRT latency"),
+    ]
 
 
 def _keyframes(capture: PreflightCapture, profile: StreamProfile, latency_mode: str) -> Check:
