@@ -8,6 +8,7 @@ when it was live) and an audit entry.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field
 from golive.api.audit import AuditTrail
 from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
-from golive.api.schemas import Data, ProfileForce
+from golive.api.schemas import Data, LiveStream, ProfileForce
 from golive.core import EventBus
 from golive.media import ProfileError, StreamProfile, parse_profile
 from golive.ops import (
@@ -141,7 +142,7 @@ async def announce_pin(
 
 def profiles_router(
     auth: Authenticator, store: Store, catalog: ProfileCatalog, bus: EventBus,
-    trail: AuditTrail, stream_out: Any,
+    trail: AuditTrail, stream_out: Callable[[Request, StreamRecord], LiveStream],
 ) -> APIRouter:
     """`stream_out(request, record)` renders a live stream as the API shows it."""
     Reader = Annotated[Principal, auth.scope("streams:read")]
@@ -214,7 +215,7 @@ def profiles_router(
     async def rollback(
         request: Request, principal: Writer, stream_id: str,
         body: Annotated[ProfileRollback | None, Body()] = None,
-    ) -> Any:
+    ) -> Data[LiveStream]:
         record = await stream(stream_id)
         try:
             outcome = await catalog.rollback(
