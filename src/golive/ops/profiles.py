@@ -322,13 +322,13 @@ class ProfileCatalog:
                               changes=(), forced=None, broadcast_id=live)
         if live is not None and force is None:
             raise ProfileFrozen(stream.id, live, stream.profile_label)
-        if live is not None and force is not None:
+        if force is not None:  # checked live or not: a forced change says what it changes
             check_forced(force, changes)
-        why = force.reason if (live is not None and force is not None) else reason
         try:
             record = await self._store.pin_stream_profile(
-                stream.id, target.name, target.version, by=by, reason=why,
-                forced=live is not None,
+                stream.id, target.name, target.version, by=by,
+                reason=force.reason if force is not None else reason,
+                forced=live is not None, frozen_while_live=force is None,
             )
         except StreamLive as exc:  # went live between the check and the write
             raise ProfileFrozen(stream.id, exc.broadcast_id, stream.profile_label) from None
