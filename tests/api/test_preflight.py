@@ -20,12 +20,13 @@ from golive.core import EventBus
 from golive.ops import PreflightDesk, ProfileCatalog
 from golive.settings import Settings
 from golive.store import Store
+from golive.stream import PublishRefused
 
 ADMIN = "test-admin-token"
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
+async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store, PreflightDesk]]:
     settings = Settings(data_dir=tmp_path, admin_token=ADMIN)
     store = await Store.open(settings.resolved_database_url)
     auth = Authenticator(settings, store)
@@ -38,15 +39,15 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store]]:
         transport=httpx.ASGITransport(app=app), base_url="http://test",
         headers={"Authorization": f"Bearer {ADMIN}"},
     ) as client:
-        yield client, store
+        yield client, store, desk
     await desk.close()
     await store.close()
 
 
 async def test_sessions_open_only_on_an_idle_stream_and_expire(
-    api: tuple[httpx.AsyncClient, Store],
+    api: tuple[httpx.AsyncClient, Store, PreflightDesk],
 ) -> None:
-    client, store = api
+    client, store, _ = api
     assert (await client.post("/live-streams/ls_nope/preflight")).status_code == 404
     sid = (await client.post("/live-streams", json={"name": "a"})).json()["data"]["id"]
     for duration in (1, 121, "x"):
@@ -85,12 +86,27 @@ async def test_sessions_open_only_on_an_idle_stream_and_expire(
 
 
 async def test_sessions_a_stopped_node_left_are_failed(
-    api: tuple[httpx.AsyncClient, Store],
+    api: tuple[httpx.AsyncClient, Store, PreflightDesk],
 ) -> None:
-    client, store = api
+    client, store, _ = api
     sid = (await client.post("/live-streams", json={"name": "a"})).json()["data"]["id"]
     session = (await client.post(f"/live-streams/{sid}/preflight")).json()["data"]
     desk = PreflightDesk(store, ProfileCatalog(store, Path("/nonexistent")), FFMPEG)
     assert await desk.recover() == 1
     left = (await client.get(f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
     assert (left["status"], left["error"]) == ("failed", "the node restarted")
+
+
+async def test_a_stream_disabled_while_waiting_cannot_publish_to_its_preflight(
+    api: tuple[httpx.AsyncClient, Store, PreflightDesk],
+) -> None:
+    client, _, desk = api
+    created = (await client.post("/live-streams", json={"name": "a"})).json()["data"]
+    sid, key = created["id"], created["stream_key"]
+    session = (await client.post(f"/live-streams/{sid}/preflight")).json()["data"]
+    assert await desk.claim("sk_not_this_one") is None
+    await client.put(f"/live-streams/{sid}/disable")
+    with pytest.raises(PublishRefused, match="disabled"):
+        await desk.claim(key)
+    left = (await client.get(f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
+    assert left["status"] == "failed"

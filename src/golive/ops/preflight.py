@@ -25,7 +25,7 @@ from golive.formats import MediaTag
 from golive.ops.preflight_checks import PreflightCapture, SrtStats, judge, parse_ebur128
 from golive.ops.profiles import ProfileCatalog, document_profile
 from golive.store import PreflightRecord, Store, StreamRecord
-from golive.stream import Disconnect, Publisher, PublishTarget
+from golive.stream import Disconnect, Publisher, PublishRefused, PublishTarget, RefusalReason
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,17 @@ class PreflightDesk:
         self._max_bytes = max_bytes
         self._armed: dict[str, _Session] = {}  # by key hash
         self._tasks: set[asyncio.Task[None]] = set()
+        self._arming = asyncio.Lock()  # one check-then-arm at a time
 
     async def arm(self, stream: StreamRecord, duration: float) -> PreflightRecord:
         """A waiting session for `stream` (idle, enabled, none waiting yet)."""
         if not PREFLIGHT_MIN_DURATION <= duration <= PREFLIGHT_MAX_DURATION:
             raise ValueError(f"duration must be {PREFLIGHT_MIN_DURATION:g} to "
                              f"{PREFLIGHT_MAX_DURATION:g} seconds")
+        async with self._arming:
+            return await self._arm(stream, duration)
+
+    async def _arm(self, stream: StreamRecord, duration: float) -> PreflightRecord:
         if stream.status == "disabled":
             raise PreflightRefused(f"live stream {stream.id} is disabled")
         if await self._store.open_broadcast_id(stream.id) is not None:
@@ -92,11 +97,20 @@ class PreflightDesk:
                  record.id, duration)
         return record
 
-    def claim(self, stream_key: str) -> _Session | None:
-        """The waiting session this key publishes to, taken off the desk (None: none)."""
-        session = self._armed.pop(hash_stream_key(stream_key), None)
-        if session is not None and session.expiry is not None:
+    async def claim(self, stream_key: str) -> _Session | None:
+        """The waiting session this key publishes to, taken off the desk (None: none).
+        Raises PublishRefused when its stream was disabled since (the hub is not asked)."""
+        key_hash = hash_stream_key(stream_key)
+        session = self._armed.pop(key_hash, None)
+        if session is None:
+            return None
+        if session.expiry is not None:
             session.expiry.cancel()
+        state = (await self._store.publish_states([session.stream_id])).get(session.stream_id)
+        if state is None or state[0] == "disabled" or state[1] != key_hash:
+            await self._store.update_preflight(session.record.id, status="failed",
+                                               error="the stream was disabled or deleted")
+            raise PublishRefused(RefusalReason.DISABLED, "live stream is disabled")
         return session
 
     def capture(self, session: _Session, stream_key: str, protocol: str, remote_address: str,
@@ -249,7 +263,7 @@ class PreflightPublishTarget:
         self, stream_key: str, *, protocol: str, remote_address: str,
         disconnect: Disconnect | None = None,
     ) -> Publisher:
-        session = self._desk.claim(stream_key)
+        session = await self._desk.claim(stream_key)
         if session is None:
             return await self._target.open_publisher(
                 stream_key, protocol=protocol, remote_address=remote_address,
