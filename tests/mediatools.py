@@ -16,18 +16,22 @@ GST_LAUNCH = shutil.which("gst-launch-1.0")
 
 
 def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: int = 30,
-                gop: int = 30, video_kbps: int = 800) -> Path:
-    """Encode a synthetic H.264/AAC FLV file (testsrc2 + sine) once, for `-c copy` publishing."""
+                gop: int = 30, video_kbps: int = 800, sample_rate: int = 48000,
+                volume_db: float = 0.0) -> Path:
+    """Encode a synthetic H.264/AAC FLV file (testsrc2 + sine) once, for `-c copy` publishing.
+
+    The sine alone measures about -22 LUFS (EBU R128); `volume_db` moves it."""
     if path.exists():
         return path
     subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
          "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}",
          "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
          "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", "0",
          "-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps}k",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2",
+         "-pix_fmt", "yuv420p", *(["-af", f"volume={volume_db}dB"] if volume_db else []),
+         "-c:a", "aac", "-b:a", "96k", "-ar", str(sample_rate), "-ac", "2",
          "-f", "flv", str(path)],
         check=True, timeout=120,
     )

@@ -35,6 +35,7 @@ from golive.api import (
     chat_router,
     create_api_app,
     pipeline_facts_out,
+    preflight_router,
     signing_keys_router,
     webhooks_router,
 )
@@ -64,7 +65,15 @@ from golive.health import AlertEngine, MetricSources, NodeMetrics, Readiness, Sr
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
-from golive.media import AlertSpec, LivePipeline, Thumbnailer, detect_capabilities, load_profile
+from golive.media import (
+    AlertSpec,
+    LivePipeline,
+    Thumbnailer,
+    detect_capabilities,
+    load_profile,
+    parse_profile,
+)
+from golive.ops import PreflightDesk, PreflightPublishTarget, ProfileCatalog, SrtStats
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -84,7 +93,7 @@ from golive.store import (
     Store,
     StoreStreamDirectory,
 )
-from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget
+from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget, StreamPolicy
 from golive.web import (
     AssetCatalog,
     RecordedFrames,
@@ -242,6 +251,8 @@ class Golive:
         self.settings = settings
         self.bus = EventBus()
         self.store: Store | None = None
+        self.profiles: ProfileCatalog | None = None
+        self.preflight: PreflightDesk | None = None
         self.hub: BroadcastHub | None = None
         self.rtmp: RtmpServer | None = None
         self.rtmps: RtmpServer | None = None
@@ -306,6 +317,11 @@ class Golive:
         tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
+        # Release profiles: the files' versions published, streams from before versioning
+        # pinned to the newest of theirs, before any publisher is let in.
+        self.profiles = ProfileCatalog(self.store, s.resolved_profiles_dir)
+        await self.profiles.sync()
+        await self.profiles.pin_unpinned(by="golive (upgrade)")
         # What a killed run left live is closed, and announced, by the hub's start().
 
         # Webhooks: the recorder writes each event's outbox rows with the event and wakes
@@ -344,9 +360,16 @@ class Golive:
         store_access = _StoreAccess(self.store, assets)
         # Every ingest protocol opens publishers through this: wrong keys are throttled
         # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
+        # A stream with a preflight waiting publishes to it, off the air, with its usual
+        # key; every other publisher goes on to the access hook and the hub.
+        self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path(),
+                                       srt_stats=self._srt_stats)
+        await self.preflight.recover()
         self.publish_target = GuardedPublishTarget(
-            HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
-                                stream_of_key=store_access.stream_of_key),
+            PreflightPublishTarget(
+                HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
+                                    stream_of_key=store_access.stream_of_key),
+                self.preflight),
             FailureThrottle())
 
         if s.transcode:
@@ -457,6 +480,16 @@ class Golive:
             self.rtmp.port if self.rtmp else None,
         )
 
+    def _srt_stats(self, stream_key: str) -> SrtStats | None:
+        """The SRT link figures of the publisher with this key, for a preflight."""
+        facts = self.srt.connection_facts().get(stream_key) if self.srt is not None else None
+        if facts is None:
+            return None
+        st = facts.stats
+        return SrtStats(rtt_ms=st.rtt_ms, latency_ms=st.latency_ms,
+                        packets_received=st.packets_received, packets_lost=st.packets_lost,
+                        retransmitted=st.retransmitted, dropped=st.dropped)
+
     async def stop(self) -> None:
         # WebRTC sessions end first, while the hub still takes their close; WHEP
         # viewers before the pipelines go.
@@ -467,6 +500,8 @@ class Golive:
         for server in (self.rtmp, self.rtmps, self.srt):
             if server is not None:
                 await server.close()
+        if self.preflight is not None:
+            await self.preflight.close()
         if self.hub is not None:
             await self.hub.close()
         if self.pipeline is not None:
@@ -520,7 +555,8 @@ class Golive:
         # One authenticator for the API, its chat routes and the studio's login.
         auth = Authenticator(s, self.store)
         api = create_api_app(settings=s, store=self.store, bus=self.bus,
-                             broadcasts=_LiveView(self), auth=auth, alerts=self.alerts)
+                             broadcasts=_LiveView(self), auth=auth, alerts=self.alerts,
+                             catalog=self.profiles)
         # Chat: REST under /api/v1, WebSocket /chat/PLAYBACK_ID at the root.
         assert self.chat is not None
         api.include_router(chat_router(auth, self.chat))
@@ -530,6 +566,9 @@ class Golive:
         api.include_router(audit_router(auth, self.store))
         assert self.recordings is not None
         api.include_router(assets_router(auth, self.recordings, ApiAuditTrail(self.store)))
+        assert self.preflight is not None
+        api.include_router(preflight_router(auth, self.store, self.preflight,
+                                            ApiAuditTrail(self.store)))
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
@@ -618,10 +657,14 @@ class Golive:
 
         return app
 
-    async def _alert_spec(self, profile: str) -> AlertSpec:
-        """A profile's alert thresholds (read from disk in a thread)."""
+    async def _alert_spec(self, policy: StreamPolicy) -> AlertSpec:
+        """The alert thresholds of a broadcast's pinned profile version (the published
+        text it runs), else of the profile file (read in a thread)."""
+        if policy.profile_document:
+            return parse_profile(policy.profile_document, source=policy.profile).alerts
         dirs = (self.settings.resolved_profiles_dir,)
-        return (await asyncio.to_thread(load_profile, profile, dirs)).alerts
+        name = policy.profile.partition("@")[0]
+        return (await asyncio.to_thread(load_profile, name, dirs)).alerts
 
     def _srt_sample(self, broadcast: Broadcast) -> SrtSample | None:
         """The SRT statistics of a broadcast's publisher, for the alert rules."""

@@ -157,7 +157,9 @@ class Settings(BaseSettings):
     )
     profiles_dir: Path | None = Field(
         None,
-        description="Extra directory of stream profile TOML files; empty means data_dir/profiles.",
+        description="Directory of release profile TOML files (NAME.toml, winning over the "
+        "built-ins of the same name); each new `version` is published, immutable, when golive "
+        "next reads the directory. Empty means data_dir/profiles.",
     )
     thumbnail_concurrency: int = Field(
         2,

@@ -65,7 +65,7 @@ async def test_builtin_and_user_profiles_are_accepted(
 ) -> None:
     r = await client.post("/live-streams", json={"name": "a", "profile": "low-cpu"})
     assert r.status_code == 201, r.text
-    assert r.json()["data"]["profile"] == "low-cpu"
+    assert r.json()["data"]["profile"] == "low-cpu@1"
 
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "mine.toml").write_text(
@@ -73,6 +73,7 @@ async def test_builtin_and_user_profiles_are_accepted(
     )
     r = await client.post("/live-streams", json={"name": "b", "profile": "mine"})
     assert r.status_code == 201, r.text
+    assert r.json()["data"]["profile"] == "mine@1"
 
 
 async def test_update_refuses_an_unknown_profile_and_keeps_the_old_one(
@@ -81,7 +82,7 @@ async def test_update_refuses_an_unknown_profile_and_keeps_the_old_one(
     created = (await client.post("/live-streams", json={"name": "a"})).json()["data"]
     url = f"/live-streams/{created['id']}"
     profile_error(await client.patch(url, json={"profile": "../../etc/passwd"}))
-    assert (await client.get(url)).json()["data"]["profile"] == "default"
+    assert (await client.get(url)).json()["data"]["profile"] == "default@1"
     r = await client.patch(url, json={"profile": "passthrough"})
     assert r.status_code == 200, r.text
-    assert r.json()["data"]["profile"] == "passthrough"
+    assert r.json()["data"]["profile"] == "passthrough@1"

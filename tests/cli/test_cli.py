@@ -107,7 +107,7 @@ def test_create_refuses_a_profile_that_names_no_profile(run: Any) -> None:
         assert "--profile" in result.output and repr(name) in result.output
     assert "No live streams yet" in ok(run("streams", "list"))
     created = json.loads(ok(run("streams", "create", "--name", "x", "--profile", "low-cpu", "--json")))
-    assert created["profile"] == "low-cpu"
+    assert created["profile"] == "low-cpu@1"
 
 
 def test_dvr_window_on_create_and_update(run: Any) -> None:

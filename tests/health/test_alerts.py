@@ -166,8 +166,8 @@ def alert_events(sub: object) -> list[Event]:
 
 
 async def started_engine(bus: EventBus, clock: Clock, **kwargs: object) -> AlertEngine:
-    async def load(profile: str) -> AlertSpec:
-        assert profile == "default"
+    async def load(policy: StreamPolicy) -> AlertSpec:
+        assert policy.profile == "default"
         return AlertSpec(for_seconds=1, resolve_after_seconds=2, stall_seconds=1.5)
 
     engine = AlertEngine(bus, load_spec=load, clock=clock, **kwargs)  # type: ignore[arg-type]

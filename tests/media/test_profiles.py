@@ -70,10 +70,10 @@ def test_minimal_profile_gets_defaults() -> None:
         (MINIMAL.replace("version = 3", "version = 0"), "version"),
         (MINIMAL.replace("video_bitrate_kbps = 300", ""), "video_bitrate_kbps"),
         (MINIMAL + "colour = 'red'\n", "colour"),
-        (MINIMAL.replace('name = "240p"', 'name = "../x"'), "renditions.0.name"),
+        (MINIMAL.replace('name = "240p"', 'name = "../x"'), "renditions[0].name"),
         (
             MINIMAL + '[[renditions]]\nname = "240p"\nheight = 200\nvideo_bitrate_kbps = 1\n',
-            "renditions.1.video_bitrate_kbps",
+            "renditions[1].video_bitrate_kbps: must be between 50 and 200000 (got 1)",
         ),
         (
             MINIMAL + '[[renditions]]\nname = "240p"\nheight = 200\nvideo_bitrate_kbps = 100\n',
@@ -109,7 +109,7 @@ def test_missing_name_comes_from_the_file_and_must_agree(tmp_path: Path) -> None
     (tmp_path / "nameless.toml").write_text(MINIMAL.replace('name = "tiny"\n', ""))
     assert load_profile("nameless", extra_dirs=[tmp_path]).name == "nameless"
     (tmp_path / "liar.toml").write_text(MINIMAL)
-    with pytest.raises(ProfileError, match="declares name 'tiny'"):
+    with pytest.raises(ProfileError, match="named 'liar' but declares 'tiny'"):
         load_profile("liar", extra_dirs=[tmp_path])
 
 

@@ -103,11 +103,10 @@ async def test_list_streams_pagination(store: Store) -> None:
 async def test_update_stream(store: Store) -> None:
     record, _ = await store.create_stream(name="a")
     updated = await store.update_stream(record.id, name="b", reconnect_window=0,
-                                        latency_mode="standard", profile="hq",
-                                        recording=True)
+                                        latency_mode="standard", recording=True)
     assert updated is not None
-    assert (updated.name, updated.reconnect_window, updated.latency_mode, updated.profile,
-            updated.recording) == ("b", 0.0, "standard", "hq", True)
+    assert (updated.name, updated.reconnect_window, updated.latency_mode,
+            updated.recording) == ("b", 0.0, "standard", True)
     assert updated.updated_at > record.updated_at
     assert updated.created_at == record.created_at
     assert await store.get_stream(record.id) == updated

@@ -6,6 +6,11 @@ from golive.api.assets import asset_out, assets_router
 from golive.api.audit import STUDIO_CLIENT_HEADER, STUDIO_SCOPE_KEY, AuditTrail, audit_router
 from golive.api.auth import SCOPES, Authenticator, Principal, Throttled
 from golive.api.chat import chat_router
+from golive.api.preflight import preflight_out, preflight_router
+from golive.api.profiles import pin_out as profile_pin_out
+from golive.api.profiles import validate_document
+from golive.api.profiles import version_detail as profile_version_detail
+from golive.api.profiles import version_out as profile_version_out
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
 from golive.api.signing_keys import signing_keys_router
 from golive.api.webhooks import delivery_out, webhook_out, webhooks_router
@@ -28,8 +33,14 @@ __all__ = [
     "ingest_urls",
     "live_stream_out",
     "pipeline_facts_out",
+    "preflight_out",
+    "preflight_router",
+    "profile_pin_out",
+    "profile_version_detail",
+    "profile_version_out",
     "signing_keys_router",
     "token_out",
+    "validate_document",
     "webhook_out",
     "webhooks_router",
 ]

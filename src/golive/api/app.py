@@ -5,7 +5,6 @@ OpenAPI at `/openapi.json` and docs at `/docs`. Changes are announced on the eve
 bus (`live_stream.created` ...); the event recorder, not the API, stores them.
 """
 
-import asyncio
 from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
@@ -18,6 +17,13 @@ from golive.api.errors import (
     BodyLimitMiddleware,
     install_error_handlers,
     not_found,
+)
+from golive.api.profiles import (
+    announce_pin,
+    forced_change,
+    frozen,
+    profile_unknown,
+    profiles_router,
 )
 from golive.api.schemas import (
     ApiToken,
@@ -39,7 +45,8 @@ from golive.api.schemas import (
     token_out,
 )
 from golive.core import Event, EventBus, EventType
-from golive.media import ProfileError, load_profile
+from golive.media import ProfileError
+from golive.ops import ProfileCatalog, ProfileFrozen
 from golive.settings import Settings
 from golive.store import Store, StreamRecord
 
@@ -76,6 +83,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 def create_api_app(
     *, settings: Settings, store: Store, bus: EventBus, broadcasts: BroadcastView,
     auth: Authenticator, alerts: AlertView | None = None,
+    catalog: ProfileCatalog | None = None,
 ) -> FastAPI:
     """The API app; `/live-streams/ID/alerts` exists where `alerts` is given."""
     app = FastAPI(
@@ -94,6 +102,7 @@ def create_api_app(
     Writer = Annotated[Principal, auth.scope("streams:write")]
     Admin = Annotated[Principal, auth.scope("admin")]
     trail = AuditTrail(store)
+    catalog = catalog or ProfileCatalog(store, settings.resolved_profiles_dir)
     streams = APIRouter(prefix="/live-streams", tags=["live streams"], responses=_NOT_FOUND)
     tokens = APIRouter(prefix="/tokens", tags=["API tokens"])
 
@@ -115,12 +124,6 @@ def create_api_app(
             raise not_found("live stream", stream_id)
         return record
 
-    async def check_profile(name: str) -> None:
-        """A stream's profile must name one this node has: a name is also a file path."""
-        try:
-            await asyncio.to_thread(load_profile, name, (settings.resolved_profiles_dir,))
-        except ProfileError as exc:
-            raise ApiError(422, f"profile: {exc}") from None
 
     def publish(kind: EventType, stream_id: str, principal: Principal, **data: Any) -> None:
         data["by"] = principal.name
@@ -132,13 +135,18 @@ def create_api_app(
     async def create_stream(
         request: Request, principal: Writer, body: LiveStreamCreate
     ) -> Data[LiveStreamWithKey]:
-        await check_profile(body.profile)
+        try:
+            pinned = await catalog.resolve(body.profile)
+        except ProfileError as exc:
+            raise profile_unknown(exc) from None
         window = body.reconnect_window
         record, key = await store.create_stream(
             name=body.name,
             latency_mode=body.latency_mode,
             reconnect_window=settings.default_reconnect_window if window is None else window,
-            profile=body.profile,
+            profile=pinned.name,
+            profile_version=pinned.version,
+            pinned_by=principal.name,
             recording=body.recording,
             recording_retention_days=body.recording_retention_days,
             playback_policy=body.playback_policy,
@@ -147,7 +155,8 @@ def create_api_app(
                              else body.webrtc_playback),
             dvr_window=body.dvr_window,
         )
-        publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name)
+        publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name,
+                profile=record.profile_label)
         await trail.record(request, principal, "live_stream.create", "live_stream", record.id,
                            name=record.name)
         result = out(request, record, key)
@@ -172,16 +181,34 @@ def create_api_app(
     async def update_stream(
         request: Request, principal: Writer, stream_id: str, body: LiveStreamUpdate
     ) -> Data[LiveStream]:
-        changes = body.model_dump(exclude_unset=True)
+        changes = body.model_dump(exclude_unset=True, exclude={"force"})
         # A null retention hands the stream back to the node's default.
         nulls = sorted(k for k, v in changes.items()
                        if v is None and k != "recording_retention_days")
         if nulls:
             raise ApiError(422, *(f"{k}: may not be null" for k in nulls))
+        if body.force is not None and "profile" not in changes:
+            raise ApiError(422, "force: only a change of profile can be forced")
         if not changes:
             return Data(data=out(request, await existing(stream_id)))
-        if "profile" in changes:
-            await check_profile(changes["profile"])
+        spec = changes.pop("profile", None)
+        if spec is not None:
+            # The pin first: a live stream refuses it (409), and then nothing else changes.
+            current = await existing(stream_id)
+            try:
+                outcome = await catalog.pin(current, spec, by=principal.name,
+                                            force=forced_change(body.force))
+            except ProfileError as exc:
+                raise profile_unknown(exc) from None
+            except ProfileFrozen as exc:
+                raise frozen(exc) from None
+            except LookupError:
+                raise not_found("live stream", stream_id) from None
+            if outcome.previous != outcome.current or outcome.forced is not None:
+                await announce_pin(bus, trail, request, principal, outcome,
+                                   "live_stream.profile_pin")
+            if not changes:
+                return Data(data=out(request, outcome.stream))
         record = await store.update_stream(stream_id, **changes)
         if record is None:
             raise not_found("live stream", stream_id)
@@ -330,4 +357,5 @@ def create_api_app(
 
     app.include_router(streams)
     app.include_router(tokens)
+    app.include_router(profiles_router(auth, store, catalog, bus, trail, out))
     return app

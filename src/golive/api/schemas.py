@@ -65,7 +65,11 @@ class LiveStreamCreate(_Request):
         description="Seconds a broadcast waits for its publisher to come back; "
         "empty means the server default.",
     )
-    profile: str = Field("default", min_length=1, max_length=64, description="Stream profile.")
+    profile: str = Field(
+        "default", min_length=1, max_length=64,
+        description="Release profile: `NAME` pins its newest published version, `NAME@VERSION` "
+        "that one; the stream shows the pin as `NAME@VERSION`.",
+    )
     recording: bool = Field(False, description="Record broadcasts of this stream.")
     recording_retention_days: int | None = Field(
         None, ge=1, le=36500,
@@ -90,11 +94,38 @@ class LiveStreamCreate(_Request):
     dvr_window: int = Field(0, strict=True, ge=0, le=21600, description=DVR_WINDOW_HELP)
 
 
+class ProfileForce(_Request):
+    """An emergency change of a live stream's profile: why, and every field it changes."""
+
+    reason: str = Field(min_length=1, max_length=1000, description="Why it cannot wait.")
+    fields: list[str] = Field(
+        min_length=1, max_length=32,
+        description="Every profile field the change touches, as TOML paths "
+        "(`renditions[0].video_bitrate_kbps`, or a whole table: `alerts`); the change is "
+        "refused if it touches any other.",
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _bounded(cls, value: list[str]) -> list[str]:
+        if any(len(f) > 200 for f in value):
+            raise ValueError("each field path is at most 200 characters")
+        return value
+
+
 class LiveStreamUpdate(_Request):
     name: str | None = Field(None, min_length=1, max_length=200)
     latency_mode: LatencyMode | None = None
     reconnect_window: float | None = Field(None, ge=0, le=1800)
-    profile: str | None = Field(None, min_length=1, max_length=64)
+    profile: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="Pin another profile version (`NAME` = its newest, or `NAME@VERSION`). "
+        "Refused with 409 while the stream is live unless `force` is given.",
+    )
+    force: ProfileForce | None = Field(
+        None, description="Change the profile of a live stream anyway (audited, and an event "
+        "of the broadcast); only with `profile`.",
+    )
     recording: bool | None = None
     recording_retention_days: int | None = Field(None, ge=1, le=36500)
     srt_passphrase: str | None = Field(
@@ -160,7 +191,7 @@ class LiveStream(BaseModel):
     status: StreamStatus
     latency_mode: str
     reconnect_window: float
-    profile: str
+    profile: str = Field(description="The pinned release profile, `NAME@VERSION`.")
     recording: bool
     recording_retention_days: int | None = None
     stream_key_prefix: str = Field(description="First characters of the stream key.")
@@ -279,7 +310,7 @@ def live_stream_out(
         "status": record.status,
         "latency_mode": record.latency_mode,
         "reconnect_window": record.reconnect_window,
-        "profile": record.profile,
+        "profile": record.profile_label,
         "recording": record.recording,
         "recording_retention_days": record.recording_retention_days,
         "stream_key_prefix": record.stream_key_prefix,

@@ -17,6 +17,8 @@ from golive import __version__
 from golive.cli.assets import assets
 from golive.cli.config import config
 from golive.cli.keys import keys, tokens_sign
+from golive.cli.preflight import preflight
+from golive.cli.profiles import profiles
 from golive.cli.serve import serve
 from golive.cli.streams import streams
 from golive.cli.tokens import tokens
@@ -51,6 +53,8 @@ cli.add_command(keys)
 tokens.add_command(tokens_sign)
 cli.add_command(config)
 cli.add_command(assets)
+cli.add_command(profiles)
+cli.add_command(preflight)
 
 
 def main() -> None:

@@ -4,16 +4,19 @@ and delete live streams in the database; `show` also asks a running node for liv
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import BaseModel
 
 from golive.cli.config import command_settings
 from golive.cli.database import with_store
-from golive.cli.output import echo_json, json_option, key_values, table, when
+from golive.cli.node import node_api_url, node_token
+from golive.cli.output import cli_actor, echo_json, json_option, key_values, table, when
 from golive.settings import Settings
+
+if TYPE_CHECKING:
+    from golive.store import Store
 
 
 @click.group()
@@ -37,7 +40,7 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         ("status", record.status),
         ("latency mode", record.latency_mode),
         ("reconnect window", f"{record.reconnect_window:g} s"),
-        ("profile", record.profile),
+        ("profile", record.profile_label),
         ("recording", "yes" if record.recording else "no"),
         ("real-time (WHEP)", "yes" if record.webrtc_playback else "no"),
         ("DVR window", f"{record.dvr_window} s" if record.dvr_window else "off"),
@@ -55,16 +58,6 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
     key_values(rows)
 
 
-def _check_profile(settings: Settings, name: str) -> None:
-    """Refuse a profile name no profile file answers to, before it reaches the database."""
-    from golive.media import ProfileError, load_profile
-
-    try:
-        load_profile(name, extra_dirs=(settings.resolved_profiles_dir,))
-    except ProfileError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--profile'") from None
-
-
 def _missing_stream(stream_id: str) -> click.ClickException:
     return click.ClickException(f"no live stream with id {stream_id!r}")
 
@@ -79,7 +72,8 @@ def _missing_stream(stream_id: str) -> click.ClickException:
     type=click.FloatRange(0, 1800),
     help="Seconds to wait for a dropped publisher (default: server setting).",
 )
-@click.option("--profile", default="default", show_default=True, help="Stream profile.")
+@click.option("--profile", default="default", show_default=True,
+              help="Release profile to pin: NAME (its newest version) or NAME@VERSION.")
 @click.option("--recording/--no-recording", default=False, show_default=True)
 @click.option(
     "--recording-retention-days",
@@ -119,23 +113,32 @@ def streams_create(
     as_json: bool,
 ) -> None:
     """Create a live stream and print its stream key (shown only this once)."""
+    from golive.media import ProfileError
+    from golive.ops import ProfileCatalog
+
     settings = command_settings(ctx)
-    _check_profile(settings, profile)
     window = settings.default_reconnect_window if reconnect_window is None else reconnect_window
-    record, key = with_store(
-        settings,
-        lambda s: s.create_stream(
+
+    async def create(s: Store) -> tuple[Any, str]:
+        try:
+            pinned = await ProfileCatalog(s, settings.resolved_profiles_dir).resolve(profile)
+        except ProfileError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--profile'") from None
+        return await s.create_stream(
             name=name,
             latency_mode=latency_mode,
             reconnect_window=window,
-            profile=profile,
+            profile=pinned.name,
+            profile_version=pinned.version,
+            pinned_by=cli_actor().name,
             recording=recording,
             recording_retention_days=recording_retention_days,
             playback_policy=playback_policy,
             webrtc_playback=settings.webrtc_playback if webrtc_playback is None else webrtc_playback,
             dvr_window=dvr_window or 0,
-        ),
-    )
+        )
+
+    record, key = with_store(settings, create)
     if as_json:
         echo_json(_stream_json(settings, record, key))
         return
@@ -212,19 +215,12 @@ def streams_show(ctx: click.Context, stream_id: str, as_json: bool) -> None:
 
 def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
     """The running server's live facts for a stream, or None when it cannot be asked."""
-    token = os.environ.get("GOLIVE_TOKEN") or (
-        settings.admin_token.get_secret_value() if settings.admin_token else None
-    )
+    token = node_token(settings)
     if not token:
         return None
     import httpx
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if settings.http_scheme == "https":
-        # The token goes only where the certificate checks out: the name it was issued
-        # for (public_host), not a loopback address it does not name.
-        host = settings.advertised_host
-    url = f"{settings.http_scheme}://{host}:{settings.http_port}/api/v1/live-streams/{stream_id}"
+    url = f"{node_api_url(settings)}/live-streams/{stream_id}"
     try:
         response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
         response.raise_for_status()
@@ -240,7 +236,8 @@ def _live_facts(settings: Settings, stream_id: str) -> dict[str, Any] | None:
 @click.option("--latency-mode", type=click.Choice(["low", "standard"]))
 @click.option("--reconnect-window", type=click.FloatRange(0, 1800),
               help="Seconds to wait for a dropped publisher.")
-@click.option("--profile", help="Stream profile.")
+@click.option("--profile", help="Pin another release profile version (NAME or NAME@VERSION); "
+              "refused while live: see `golive profiles pin --force-reason`.")
 @click.option("--recording/--no-recording", default=None)
 @click.option("--webrtc-playback/--no-webrtc-playback", default=None,
               help="Real-time (WHEP) playback; a live broadcast keeps what it started with.")
@@ -269,17 +266,21 @@ def streams_update(
         key: value
         for key, value in (
             ("name", name), ("latency_mode", latency_mode),
-            ("reconnect_window", reconnect_window), ("profile", profile),
+            ("reconnect_window", reconnect_window),
             ("recording", recording), ("webrtc_playback", webrtc_playback),
             ("dvr_window", dvr_window),
         )
         if value is not None
     }
-    if not changes:
+    if not changes and profile is None:
         raise click.UsageError("nothing to change: give at least one option")
+    record: Any = None
     if profile is not None:
-        _check_profile(settings, profile)
-    record = with_store(settings, lambda s: s.update_stream(stream_id, **changes))
+        from golive.cli.profiles import run_pin
+
+        record = run_pin(settings, stream_id, profile, None).stream
+    if changes:
+        record = with_store(settings, lambda s: s.update_stream(stream_id, **changes))
     if record is None:
         raise _missing_stream(stream_id)
     if as_json:

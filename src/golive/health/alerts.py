@@ -39,7 +39,7 @@ from golive.health.diagnosis import (
     StreamSignals,
 )
 from golive.media import AlertSpec, PipelineFacts
-from golive.stream import Broadcast, BroadcastState
+from golive.stream import Broadcast, BroadcastState, StreamPolicy
 
 __all__ = [
     "TRANSITIONS",
@@ -233,7 +233,7 @@ class PipelineView(Protocol):
 
 
 SrtSource = Callable[[Broadcast], SrtSample | None]
-SpecLoader = Callable[[str], Awaitable[AlertSpec]]
+SpecLoader = Callable[[StreamPolicy], Awaitable[AlertSpec]]
 
 
 @dataclass
@@ -353,7 +353,7 @@ class AlertEngine:
     async def _fetch_spec(self, watch: _Watch) -> None:
         profile = watch.broadcast.policy.profile
         try:
-            watch.spec = await self._load_spec(profile)
+            watch.spec = await self._load_spec(watch.broadcast.policy)
         except Exception as exc:  # an invalid profile: its transcoder says so; keep defaults
             log.warning("alert thresholds from defaults stream_id=%s profile=%s error=%s",
                         watch.broadcast.stream_id, profile, exc)

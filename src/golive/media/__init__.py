@@ -14,7 +14,15 @@ the app registers.
 from golive.media.capabilities import detect_capabilities
 from golive.media.facts import PipelineFacts
 from golive.media.pipeline import LivePipeline
-from golive.media.profiles import AlertSpec, ProfileError, load_profile
+from golive.media.profiles import (
+    AlertSpec,
+    ProfileError,
+    StreamProfile,
+    builtin_profile_names,
+    describe_errors,
+    load_profile,
+    parse_profile,
+)
 from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
 from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
 from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
@@ -27,8 +35,12 @@ __all__ = [
     "PipelineFacts",
     "ProfileError",
     "SegmentMedia",
+    "StreamProfile",
     "ThumbnailError",
     "Thumbnailer",
+    "builtin_profile_names",
+    "describe_errors",
     "detect_capabilities",
     "load_profile",
+    "parse_profile",
 ]

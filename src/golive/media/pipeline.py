@@ -27,7 +27,7 @@ from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.facts import EncoderFacts, PipelineFacts, WebRtcOutputFacts
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.output import OutputSink
-from golive.media.profiles import StreamProfile, load_profile
+from golive.media.profiles import StreamProfile, load_profile, parse_profile
 from golive.media.progress import EncodeProgress
 from golive.media.rejoin import RejoinError, rejoin_plan
 from golive.media.source import SourceProbe
@@ -395,8 +395,13 @@ class LivePipeline(Generic[S]):
         return self.webrtc_sink_factory is not None
 
     def profile_for(self, broadcast: Broadcast) -> StreamProfile:
+        """The broadcast's profile, fixed for its life: the pinned version's published TOML
+        (a later version, or an edited file, does not reach a live broadcast)."""
+        policy = broadcast.policy
         try:
-            return load_profile(broadcast.policy.profile, extra_dirs=self._profiles_dirs)
+            if policy.profile_document:
+                return parse_profile(policy.profile_document, source=policy.profile)
+            return load_profile(policy.profile.partition("@")[0], extra_dirs=self._profiles_dirs)
         except Exception as exc:
             self.warn(
                 broadcast,

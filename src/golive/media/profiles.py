@@ -1,24 +1,33 @@
 """Stream profiles: versioned TOML descriptions of a broadcast's ladder and its limits (media).
 
 A profile says which renditions to make (height, frame-rate cap, bitrate envelope,
-x264 profile, or passthrough of the publisher's video), the audio encoding, the GOP
-and part durations per latency mode, the alert thresholds, and what to give up when
-the machine cannot keep up. Built-in profiles ship as package data
-(`golive/profiles/*.toml`); users add or override them with files in a directory
-(`data_dir/profiles/NAME.toml`), which win over built-ins of the same name.
+x264 profile, or passthrough of the publisher's video), the audio encoding and the
+audio the publisher must send (loudness target, true peak), the bitrate envelope the
+input must stay inside, the GOP and part durations per latency mode, the alert
+thresholds, the viewer-side SLOs, what to give up when the machine cannot keep up,
+and who owns it. Built-in profiles ship as package data (`golive/profiles/*.toml`);
+users add or override them with files in a directory (`data_dir/profiles/NAME.toml`),
+which win over built-ins of the same name. Published versions are immutable: the
+store keeps each one (see `golive.ops`), and a stream pins `name@version`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,12 @@ NvencPreset = Literal["p1", "p2", "p3", "p4", "p5", "p6", "p7"]
 
 
 class ProfileError(ValueError):
-    """A profile is missing, unreadable or invalid; the message says which file and field."""
+    """A profile is missing, unreadable or invalid; the message says which file and field,
+    and `problems` lists each invalid field on its own."""
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
 
 
 class _Model(BaseModel):
@@ -96,12 +110,60 @@ class RenditionSpec(_Model):
 
 
 class AudioSpec(_Model):
-    """AAC-LC audio, encoded once per rendition output."""
+    """AAC-LC audio, encoded once per rendition output, and the audio policy the publisher's
+    sound is held to (sample rate and channels as encoded; loudness per EBU R128)."""
 
     codec: Literal["aac"] = "aac"
     bitrate_kbps: int = Field(128, ge=16, le=512)
-    sample_rate: Literal[44100, 48000] = 48000
-    channels: Literal[1, 2] = 2
+    sample_rate: Literal[44100, 48000] = Field(
+        48000, description="Output sample rate; also the rate the publisher should send."
+    )
+    channels: Literal[1, 2] = Field(
+        2, description="Output channels; also the layout the publisher should send."
+    )
+    loudness_target_lufs: float = Field(
+        -23.0, ge=-40, le=-5,
+        description="Integrated loudness the programme should have (EBU R128: -23; "
+        "streaming services: -14 to -16).",
+    )
+    loudness_tolerance_lu: float = Field(
+        2.0, ge=0.5, le=10, description="How far from the target the integrated loudness may be."
+    )
+    true_peak_max_dbtp: float = Field(
+        -1.0, ge=-10, le=0, description="Highest true peak allowed (dBTP)."
+    )
+
+
+class InputSpec(_Model):
+    """The contribution the publisher must send: the bitrate envelope it must stay inside."""
+
+    min_video_bitrate_kbps: int = Field(
+        500, ge=0, le=200_000, description="Below this the top rendition starves."
+    )
+    max_video_bitrate_kbps: int = Field(
+        20_000, ge=50, le=250_000,
+        description="Above this the uplink or the ingest is at risk; also the headroom ceiling.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.min_video_bitrate_kbps > self.max_video_bitrate_kbps:
+            raise ValueError("min_video_bitrate_kbps must not exceed max_video_bitrate_kbps")
+        return self
+
+
+class SloSpec(_Model):
+    """What viewers should get (Mux Data's definitions); QoE is judged against these."""
+
+    startup_p95_seconds: float = Field(
+        3.0, gt=0, le=60, description="95th percentile of video startup time."
+    )
+    rebuffer_percentage: float = Field(
+        1.0, ge=0, le=100, description="Share of watch time spent rebuffering, at most."
+    )
+    latency_p95_seconds: float = Field(
+        5.0, gt=0, le=300, description="95th percentile of live latency (glass to glass)."
+    )
 
 
 class LatencySpec(_Model):
@@ -221,10 +283,15 @@ class StreamProfile(_Model):
     """A named, versioned ladder with its encoding, latency, alert and fallback settings."""
 
     name: Annotated[str, Field(pattern=_NAME)]
-    version: int = Field(..., ge=1)
-    description: str = ""
+    version: int = Field(..., ge=1, le=1_000_000)
+    description: str = Field("", max_length=1000)
+    owner: str = Field(
+        "", max_length=200, description="Who answers for streams of this class (person or team)."
+    )
     renditions: tuple[RenditionSpec, ...] = Field(..., min_length=1, max_length=8)
+    input: InputSpec = InputSpec()
     audio: AudioSpec = AudioSpec()
+    slo: SloSpec = SloSpec()
     latency: LatencySpec = LatencySpec()
     encoder: EncoderSpec = EncoderSpec()
     alerts: AlertSpec = AlertSpec()
@@ -249,6 +316,14 @@ class StreamProfile(_Model):
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def content_hash(self) -> str:
+        """SHA-256 of the settings the file sets (not golive's defaults, so a golive that
+        adds a setting does not change a published version's hash); a comment or a
+        reordered table is not a new version, any changed setting is."""
+        settings = self.model_dump(mode="json", exclude_unset=True)
+        canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 # Loading ----------------------------------------------------------------------------
 
@@ -258,21 +333,131 @@ def parse_profile(text: str, *, source: str = "<string>", name: str | None = Non
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"profile {source}: invalid TOML: {exc}") from None
+        raise ProfileError(f"profile {source}: invalid TOML: {exc}", [f"invalid TOML: {exc}"]) from None
     if name is not None:
         declared = data.setdefault("name", name)
         if declared != name:
-            raise ProfileError(
-                f"profile {source}: declares name {declared!r} but the file is named {name!r}"
-            )
+            problem = f"name: the file is named {name!r} but declares {declared!r}"
+            raise ProfileError(f"profile {source}: {problem}", [problem])
     try:
         return StreamProfile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ProfileError(f"profile {source}: {problems}") from None
+        problems = describe_errors(exc)
+        raise ProfileError(f"profile {source}: {'; '.join(problems)}", problems) from None
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Each problem as `renditions[1].video_bitrate_kbps: must be between 50 and 200000 (got
+    30)`: the field's path as it is written in TOML, and the allowed range or choices."""
+    return [_describe(err) for err in exc.errors()]
+
+
+def _describe(err: Any) -> str:
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind: str = err["type"]
+    got = err.get("input")
+    if kind == "missing":
+        return f"{path}: required"
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(loc[:-1])
+        return f"{path}: unknown field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    info = _field_info(loc) if kind in _RANGE_ERRORS else None
+    if info is not None:
+        rule = _rule(info)
+        if rule:
+            return f"{path or '(top level)'}: {rule} (got {_shown(got)})"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{path or '(top level)'}: {msg}"
+
+
+# Pydantic error types that break a field's allowed range or choices (not its type).
+_RANGE_ERRORS = frozenset({
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error",
+    "too_long", "too_short", "string_too_long", "string_too_short",
+})
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _walk(loc: tuple[str | int, ...]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The model a location ends in and the field it names (None where it names neither)."""
+    model: type[BaseModel] | None = StreamProfile
+    info: FieldInfo | None = None
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an index into a tuple of models: the element model stays `model`
+        if model is None or part not in model.model_fields:
+            return None, None
+        info = model.model_fields[part]
+        model = _model_of(info.annotation)
+    return model, info
+
+
+def _field_info(loc: tuple[str | int, ...]) -> FieldInfo | None:
+    if not loc or isinstance(loc[-1], int):
+        return None
+    return _walk(loc)[1]
+
+
+def _allowed_fields(loc: tuple[str | int, ...]) -> list[str]:
+    model = _walk(loc)[0] if loc else StreamProfile
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _rule(info: FieldInfo) -> str:
+    """The field's allowed values in words: a range, a length or a list of choices."""
+    choices = _choices(info.annotation)
+    if choices:
+        return "must be one of " + ", ".join(repr(c) for c in choices)
+    low: object = None
+    high: object = None
+    low_open = high_open = False
+    for m in info.metadata:
+        if isinstance(m, annotated_types.Ge):
+            low = m.ge
+        elif isinstance(m, annotated_types.Gt):
+            low, low_open = m.gt, True
+        elif isinstance(m, annotated_types.Le):
+            high = m.le
+        elif isinstance(m, annotated_types.Lt):
+            high, high_open = m.lt, True
+        elif isinstance(m, annotated_types.MaxLen):
+            return f"must have at most {m.max_length} items or characters"
+    if low is not None and high is not None:
+        if not low_open and not high_open:
+            return f"must be between {low} and {high}"
+        return (f"must be {'greater than' if low_open else 'at least'} {low} and "
+                f"{'less than' if high_open else 'at most'} {high}")
+    if low is not None:
+        return f"must be {'greater than' if low_open else 'at least'} {low}"
+    if high is not None:
+        return f"must be {'less than' if high_open else 'at most'} {high}"
+    return ""
+
+
+def _choices(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        found: tuple[Any, ...] = ()
+        for arg in typing.get_args(annotation):
+            found += _choices(arg)
+        return found
+    return ()
 
 
 def load_profile(name: str, extra_dirs: Iterable[Path | str] = ()) -> StreamProfile:

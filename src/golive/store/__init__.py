@@ -28,6 +28,7 @@ from golive.store.directory import StoreStreamDirectory, stream_policy
 from golive.store.facade import Store
 from golive.store.models import TOKEN_SCOPES
 from golive.store.outage import is_outage
+from golive.store.profiles import ProfileConflict, ProfileRepository, StreamLive
 from golive.store.recorder import EventRecorder
 from golive.store.records import (
     ApiTokenRecord,
@@ -35,6 +36,9 @@ from golive.store.records import (
     BroadcastRecord,
     EventRecord,
     PlaybackIdRecord,
+    PreflightRecord,
+    ProfilePinRecord,
+    ProfileVersionRecord,
     SigningKeyRecord,
     StreamRecord,
     WebhookDeliveryRecord,
@@ -78,10 +82,16 @@ __all__ = [
     "PendingDelivery",
     "PlaybackIdRecord",
     "PlaybackViewStore",
+    "PreflightRecord",
+    "ProfileConflict",
+    "ProfilePinRecord",
+    "ProfileRepository",
+    "ProfileVersionRecord",
     "SigningKeyRecord",
     "SigningKeyRepository",
     "Store",
     "StoreStreamDirectory",
+    "StreamLive",
     "StreamRecord",
     "StreamRepository",
     "TokenRepository",

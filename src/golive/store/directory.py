@@ -36,15 +36,17 @@ def _latency_mode(value: str) -> LatencyMode:
     raise ValueError(f"unknown latency mode {value!r} in the store")
 
 
-def stream_policy(record: StreamRecord) -> StreamPolicy:
-    """What the pipeline needs of a stream record, and nothing else."""
+def stream_policy(record: StreamRecord, profile_document: str = "") -> StreamPolicy:
+    """What the pipeline needs of a stream record (and its pinned profile's TOML), and
+    nothing else."""
     return StreamPolicy(
         stream_id=record.id,
         enabled=record.status != "disabled",
         playback_ids=tuple(
             PlaybackId(id=pid.id, signed=pid.policy == "signed") for pid in record.playback_ids
         ),
-        profile=record.profile,
+        profile=record.profile_label,
+        profile_document=profile_document,
         latency_mode=_latency_mode(record.latency_mode),
         reconnect_window=record.reconnect_window,
         recording=record.recording,
@@ -71,11 +73,18 @@ class StoreStreamDirectory:
 
     async def policy_for_key_hash(self, stream_key_hash: str) -> StreamPolicy | None:
         record = await self._store.find_stream_by_key_hash(stream_key_hash)
-        return None if record is None else stream_policy(record)
+        return None if record is None else await self._policy(record)
 
     async def policy(self, stream_id: str) -> StreamPolicy | None:
         record = await self._store.get_stream(stream_id)
-        return None if record is None else stream_policy(record)
+        return None if record is None else await self._policy(record)
+
+    async def _policy(self, record: StreamRecord) -> StreamPolicy:
+        document = ""
+        if record.profile_version is not None:
+            pinned = await self._store.get_profile_version(record.profile, record.profile_version)
+            document = "" if pinned is None else pinned.document
+        return stream_policy(record, document)
 
     async def key_states(self, stream_ids: Sequence[str]) -> Mapping[str, KeyState]:
         states = await self._store.publish_states(list(stream_ids))

@@ -1,7 +1,7 @@
 """The store as one object: every repository over one engine, opened and migrated (control plane).
 
 `Store` is what the API, the CLI, chat and the web pages are handed. It is the
-stream, broadcast, token, signing key, webhook and audit repositories together (they share the engine and its
+stream, broadcast, token, signing key, webhook, audit and profile repositories together (they share the engine and its
 session factories); the chat and playback-view tables stay separate stores built
 on `Store.engine`, because only their own services use them.
 """
@@ -14,6 +14,8 @@ from golive.store.audit import AuditRepository
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.db import create_engine
 from golive.store.migrate import upgrade
+from golive.store.preflights import PreflightRepository
+from golive.store.profiles import ProfileRepository
 from golive.store.signing_keys import SigningKeyRepository
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
@@ -22,7 +24,7 @@ from golive.store.webhooks import WebhookRepository
 
 class Store(
     StreamRepository, BroadcastRepository, TokenRepository, SigningKeyRepository,
-    WebhookRepository, AuditRepository,
+    WebhookRepository, AuditRepository, ProfileRepository, PreflightRepository,
 ):
     """Async access to the store's database. Create with `await Store.open(url)`."""
 

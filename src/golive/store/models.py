@@ -20,6 +20,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -108,6 +109,9 @@ class LiveStream(Base):
     latency_mode: Mapped[str] = mapped_column(String(16), default="low")
     reconnect_window: Mapped[float] = mapped_column(Float)
     profile: Mapped[str] = mapped_column(String(64), default="default")
+    # The pinned published version of `profile` (None only for streams made before
+    # versioning, until golive pins them to the latest at start).
+    profile_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
     # WHEP playback: the transcoder adds one WebRTC-safe output for this stream's broadcasts.
     webrtc_playback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -174,6 +178,62 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ProfileVersion(Base):
+    """A published profile version: immutable once written (golive.ops.profiles)."""
+
+    __tablename__ = "profile_versions"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[str] = mapped_column(Text)  # the TOML as published
+    content_hash: Mapped[str] = mapped_column(String(64))  # StreamProfile.content_hash()
+    author: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(1000))  # built-in NAME or the file's path
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProfilePin(Base):
+    """One pin of a stream to a profile version; the newest is the stream's current one."""
+
+    __tablename__ = "profile_pins"
+    __table_args__ = (
+        ForeignKeyConstraint(["name", "version"],
+                             ["profile_versions.name", "profile_versions.version"]),
+        Index("ix_profile_pins_stream", "stream_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    pinned_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Preflight(Base):
+    """A preflight session of a stream and, once analysed, its go / no-go with every check."""
+
+    __tablename__ = "preflights"
+    __table_args__ = (Index("ix_preflights_stream", "stream_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))  # waiting, capturing, analyzing, done, ...
+    profile: Mapped[str] = mapped_column(String(64))  # NAME@VERSION judged against
+    duration: Mapped[float] = mapped_column(Float)  # seconds of media asked for
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)  # go | no_go
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class StreamEvent(Base):

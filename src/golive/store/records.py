@@ -40,6 +40,14 @@ class StreamRecord:
     access_hook_url: str | None = None  # this stream's own access hook
     webrtc_playback: bool = False  # broadcasts also play over WHEP (one more encode)
     dvr_window: int = 0  # seconds live playlists list for seeking back (0: off)
+    profile_version: int | None = None  # the pinned version of `profile` (None: not yet)
+
+    @property
+    def profile_label(self) -> str:
+        """`name@version` as the API shows the pin (just the name until one is pinned)."""
+        if self.profile_version is None:
+            return self.profile
+        return f"{self.profile}@{self.profile_version}"
 
 
 @dataclass(frozen=True)
@@ -133,3 +141,54 @@ class SigningKeyRecord:
     algorithm: str  # "RS256" | "ES256"
     public_key: str  # PEM (SubjectPublicKeyInfo)
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ProfileVersionRecord:
+    """A published, immutable profile version."""
+
+    name: str
+    version: int
+    document: str  # the TOML text as published
+    content_hash: str
+    author: str
+    source: str
+    created_at: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class ProfilePinRecord:
+    """One pin of a stream to a profile version."""
+
+    id: int
+    stream_id: str
+    name: str
+    version: int
+    pinned_at: datetime
+    pinned_by: str
+    reason: str | None
+    forced: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class PreflightRecord:
+    """A preflight session; `result` holds the checks once it is done."""
+
+    id: str
+    stream_id: str
+    status: str  # waiting | capturing | analyzing | done | expired | failed
+    profile: str
+    duration: float
+    created_at: datetime
+    finished_at: datetime | None
+    verdict: str | None  # go | no_go
+    result: dict[str, Any] | None
+    error: str | None

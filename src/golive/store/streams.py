@@ -19,13 +19,17 @@ from golive.store.models import (
     Broadcast,
     LiveStream,
     PlaybackId,
+    ProfilePin,
+    ProfileVersion,
     StreamEvent,
 )
 from golive.store.records import PlaybackIdRecord, StreamRecord
 from golive.store.validation import (
+    MAX_PROFILE_LENGTH,
     check_choice,
     check_dvr_recording,
     check_limit,
+    check_text,
     validate_stream_fields,
 )
 
@@ -58,6 +62,7 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         access_hook_url=row.access_hook_url,
         webrtc_playback=bool(row.webrtc_playback),
         dvr_window=int(row.dvr_window or 0),
+        profile_version=row.profile_version,
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
     )
 
@@ -78,14 +83,18 @@ class StreamRepository(Tables):
         srt_passphrase: str | None = None,
         webrtc_playback: bool = False,
         dvr_window: int = 0,
+        profile_version: int | None = None,
+        pinned_by: str = "",
     ) -> tuple[StreamRecord, str]:
-        """A new stream with one playback id; returns it and its plaintext stream key."""
+        """A new stream with one playback id; returns it and its plaintext stream key.
+
+        With `profile_version` (a published version of `profile`) the stream starts pinned
+        to it, and the pin is recorded as by `pinned_by`."""
         fields = validate_stream_fields(
             {
                 "name": name,
                 "latency_mode": latency_mode,
                 "reconnect_window": reconnect_window,
-                "profile": profile,
                 "recording": recording,
                 "recording_retention_days": recording_retention_days,
                 "srt_passphrase": srt_passphrase,
@@ -106,10 +115,20 @@ class StreamRepository(Tables):
             updated_at=now,
             active_broadcast_id=None,
             playback_ids=[PlaybackId(id=new_playback_id(), policy=policy, created_at=now)],
+            profile=check_text("profile", profile, MAX_PROFILE_LENGTH),
+            profile_version=profile_version,
             **fields,
         )
         async with self._write.begin() as session:
             session.add(row)
+            if profile_version is not None:
+                if await session.get(ProfileVersion, (row.profile, profile_version)) is None:
+                    raise ValueError(f"profile {row.profile}@{profile_version} is not published")
+                await session.flush()  # the stream row before the pin that refers to it
+                session.add(ProfilePin(
+                    stream_id=row.id, name=row.profile, version=profile_version,
+                    pinned_at=now, pinned_by=pinned_by[:200] or "unknown", reason="created",
+                ))
             await session.flush()
             record = _stream_record(row)
         return record, key
@@ -147,8 +166,8 @@ class StreamRepository(Tables):
             return [_stream_record(row) for row in rows]
 
     async def update_stream(self, stream_id: str, **fields: Any) -> StreamRecord | None:
-        """Change some of name, latency_mode, reconnect_window, profile, recording,
-        srt_passphrase, webrtc_playback, dvr_window."""
+        """Change some of name, latency_mode, reconnect_window, recording, srt_passphrase,
+        webrtc_playback, dvr_window (the profile changes by pinning: `pin_stream_profile`)."""
         clean = validate_stream_fields(fields)
         if not clean:
             return await self.get_stream(stream_id)

@@ -19,8 +19,10 @@ MAX_PROFILE_LENGTH = 64
 # libsrt accepts passphrases of 10 to 79 characters.
 SRT_PASSPHRASE_LENGTH = (10, 79)
 
+# `profile` is set with the stream (create) and then only by pinning a published version
+# (ProfileRepository.pin_stream_profile), which keeps the pin history and the live freeze.
 UPDATABLE_STREAM_FIELDS = frozenset(
-    {"name", "latency_mode", "reconnect_window", "profile", "recording",
+    {"name", "latency_mode", "reconnect_window", "recording",
      "recording_retention_days", "srt_passphrase", "webrtc_playback", "dvr_window"}
 )
 
@@ -119,8 +121,6 @@ def validate_stream_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             clean[key] = check_choice("latency_mode", value, LATENCY_MODES)
         elif key == "reconnect_window":
             clean[key] = check_reconnect_window(value)
-        elif key == "profile":
-            clean[key] = check_text("profile", value, MAX_PROFILE_LENGTH)
         elif key in ("recording", "webrtc_playback"):
             clean[key] = check_bool(key, value)
         elif key == "srt_passphrase":

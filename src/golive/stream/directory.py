@@ -34,7 +34,7 @@ class StreamPolicy:
     stream_id: str
     enabled: bool  # False: the stream is disabled and may not publish
     playback_ids: tuple[PlaybackId, ...]
-    profile: str  # the encoding profile (ladder) name
+    profile: str  # the release profile: NAME@VERSION when pinned, else NAME
     latency_mode: LatencyMode
     reconnect_window: float  # seconds a broadcast waits for its publisher to return
     recording: bool
@@ -45,6 +45,10 @@ class StreamPolicy:
     # Seconds the live playlists list for seeking back (0: off); older segments than the
     # in-memory window come from the broadcast's recording, so it only applies when recording.
     dvr_window: int = 0
+    # The pinned profile version's TOML as published (immutable), so a broadcast runs
+    # exactly what was pinned when it started whatever the files say now; empty: the
+    # media stage loads `profile` by name from the profile files.
+    profile_document: str = ""
 
     @property
     def low_latency(self) -> bool:

@@ -4,6 +4,7 @@ import { Player, readConfig } from "/static/player.js";
 import { HealthChart } from "/static/health-chart.js";
 import { api, formatTime, revealKey, showError } from "/static/studio-api.js";
 import { startModeratorChat } from "/static/studio-chat.js";
+import { startPreflight } from "/static/studio-preflight.js";
 
 const POLL_MS = 2000;
 const EVENTS_EVERY = 3; // polls
@@ -248,4 +249,5 @@ export function startStreamPage() {
     if (document.visibilityState === "visible") refresh();
   }, POLL_MS);
   startModeratorChat(id, config.chatUrl);
+  startPreflight(path, $);
 }

@@ -1,0 +1,161 @@
+"""Preflight's checks on synthetic captures, where every answer is known by construction,
+and ffmpeg's ebur128 summary as it prints it."""
+
+from __future__ import annotations
+
+import pytest
+
+from golive.formats import MediaTag, TagType, parse_avc_config
+from golive.media import parse_profile
+from golive.ops import Loudness, PreflightCapture, SrtStats, judge, parse_ebur128
+
+PROFILE = parse_profile("""name = "event"
+version = 1
+owner = "ops"
+[[renditions]]
+name = "360p"
+height = 360
+video_bitrate_kbps = 700
+[input]
+min_video_bitrate_kbps = 300
+max_video_bitrate_kbps = 3000
+""")
+
+# An AVC sequence header for 640x360 (x264), and an AAC LC 48 kHz stereo one.
+AVC_CONFIG = bytes.fromhex(
+    "0164001effe1001a6764001eacd940a02ff9610000030001000003003c8f162d960100066"
+    "8ebe3cb22c0")
+AAC_48K_STEREO = bytes((0x11, 0x90))
+
+
+def avc_header() -> MediaTag:
+    return MediaTag(TagType.VIDEO, 0, bytes((0x17, 0, 0, 0, 0)) + AVC_CONFIG)
+
+
+def frame(ms: int, key: bool, size: int) -> MediaTag:
+    return MediaTag(TagType.VIDEO, ms, bytes((0x17 if key else 0x27, 1, 0, 0, 0)) + bytes(size))
+
+
+def audio(ms: int) -> list[MediaTag]:
+    return [MediaTag(TagType.AUDIO, ms, bytes((0xAF, 1)) + bytes(50))]
+
+
+def capture(*, seconds: float = 4, fps: float = 30, gop_s: float = 1.0, kbps: float = 800,
+            jitter_every: float = 0, realtime: float = 1.0) -> PreflightCapture:
+    cap = PreflightCapture(max_bytes=64 << 20)
+    cap.observe(avc_header(), 0.0)
+    cap.observe(MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0)) + AAC_48K_STEREO), 0.0)
+    step = 1000 / fps
+    size = int(kbps * 1000 / 8 / fps) - 5
+    n = int(seconds * fps) + 1
+    for i in range(n):
+        ms = round(i * step) + (int(step / 1.5) if jitter_every and i % int(jitter_every) == 1 else 0)
+        key = i % round(gop_s * fps) == 0
+        cap.observe(frame(ms, key, size), ms / 1000 / realtime)
+        for tag in audio(ms):
+            cap.observe(tag, ms / 1000 / realtime)
+    return cap
+
+
+GOOD = Loudness(integrated_lufs=-22.5, true_peak_dbtp=-3.0)
+
+
+def statuses(cap: PreflightCapture, loudness: Loudness | None = GOOD) -> dict[str, str]:
+    verdict = judge(cap, PROFILE, loudness, latency_mode="low")
+    return {c.name: c.status for c in verdict.checks}
+
+
+def test_a_good_capture_is_a_go() -> None:
+    assert parse_avc_config(AVC_CONFIG).describe().height == 360
+    verdict = judge(capture(), PROFILE, GOOD, latency_mode="low")
+    assert verdict.go, verdict.checks
+    assert {c.name: c.status for c in verdict.checks} == {
+        "keyframe_interval": "pass", "frame_rate_stability": "pass", "resolution": "pass",
+        "video_bitrate": "pass", "ingest_speed": "pass", "audio_sample_rate": "pass",
+        "audio_channels": "pass", "loudness": "pass", "true_peak": "pass",
+        "monitoring_owner": "pass"}
+    rate = next(c for c in verdict.checks if c.name == "video_bitrate")
+    # 121 frames of 800 kbit/s each over the 4 s between the first and the last
+    assert rate.measured == "807 kbit/s, headroom 3.7x"
+
+
+@pytest.mark.parametrize(("kwargs", "loudness", "failing"), [
+    ({"gop_s": 4.0}, GOOD, "keyframe_interval"),
+    ({"kbps": 150}, GOOD, "video_bitrate"),
+    ({"kbps": 4000}, GOOD, "video_bitrate"),
+    ({"jitter_every": 10}, GOOD, "frame_rate_stability"),
+    ({"realtime": 0.8}, GOOD, "ingest_speed"),
+    ({}, Loudness(-5.0, -0.5), "loudness"),
+    ({}, Loudness(-23.0, -0.2), "true_peak"),
+    ({}, None, "loudness"),
+])
+def test_each_fault_fails_its_own_check(
+    kwargs: dict[str, float], loudness: Loudness | None, failing: str
+) -> None:
+    result = statuses(capture(**kwargs), loudness)
+    assert result[failing] == "fail"
+    others = {k: v for k, v in result.items() if k != failing and k != "true_peak"}
+    assert set(others.values()) == {"pass"}, others
+
+
+def test_a_missing_owner_and_a_small_source() -> None:
+    profile = PROFILE.model_copy(update={"owner": ""})
+    verdict = judge(capture(), profile, GOOD, latency_mode="low")
+    assert not verdict.go
+    owner = next(c for c in verdict.checks if c.name == "monitoring_owner")
+    assert (owner.status, owner.measured) == ("fail", "nobody")
+    ladder = parse_profile(
+        'name = "big"\nversion = 1\nowner = "x"\n[[renditions]]\nname = "720p"\nheight = 720\n'
+        'video_bitrate_kbps = 3000\n[[renditions]]\nname = "360p"\nheight = 360\n'
+        'video_bitrate_kbps = 700\n')
+    resolution = next(c for c in judge(capture(), ladder, GOOD, latency_mode="low").checks
+                      if c.name == "resolution")
+    assert resolution.status == "warn" and "720p will not be made" in (resolution.fix or "")
+
+
+def test_the_capture_is_bounded() -> None:
+    cap = PreflightCapture(max_bytes=10_000)
+    for i in range(100):
+        cap.observe(frame(i * 33, i == 0, 1000), i / 30)
+    assert cap.full and len(cap.flv) <= 10_000
+    cap.observe(MediaTag(TagType.VIDEO, 5000, b""), 9.0)  # ignored once full
+    hostile = PreflightCapture(max_bytes=1 << 20)
+    hostile.observe(MediaTag(TagType.VIDEO, 0, b""), 0.0)
+    hostile.observe(MediaTag(TagType.AUDIO, 0, b""), 0.0)
+    assert hostile.malformed == 2 and not judge(hostile, PROFILE, None, latency_mode="low").go
+
+
+SUMMARY = """[Parsed_ebur128_0 @ 0x5] Summary:
+
+  Integrated loudness:
+    I:         -21.8 LUFS
+    Threshold: -31.8 LUFS
+
+  Loudness range:
+    LRA:        20.0 LU
+
+  True peak:
+    Peak:      -18.1 dBFS
+"""
+
+
+def test_ebur128_summary() -> None:
+    assert parse_ebur128("noise\n" + SUMMARY) == Loudness(-21.8, -18.1)
+    assert parse_ebur128(SUMMARY.replace("-21.8", "-inf").replace("-18.1", "-inf")) == \
+        Loudness(-120.0, -120.0)
+    assert parse_ebur128("no summary") is None
+
+
+@pytest.mark.parametrize(("stats", "rtt", "loss"), [
+    (SrtStats(20, 120, 10_000, 50, 50, 0), "pass", "pass"),
+    (SrtStats(50, 120, 10_000, 50, 50, 0), "fail", "pass"),  # 120 ms < 4 x 50 ms
+    (SrtStats(20, 120, 9_800, 200, 200, 0), "pass", "warn"),  # 2%
+    (SrtStats(20, 120, 9_000, 1_000, 990, 0), "pass", "fail"),  # 10%
+    (SrtStats(20, 120, 10_000, 5, 0, 5), "pass", "fail"),  # lost on the air
+])
+def test_srt_link_checks(stats: SrtStats, rtt: str, loss: str) -> None:
+    verdict = judge(capture(), PROFILE, GOOD, latency_mode="low", srt=stats)
+    result = {c.name: c.status for c in verdict.checks}
+    assert (result["srt_round_trip"], result["srt_loss"]) == (rtt, loss)
+    assert verdict.go == (rtt != "fail" and loss != "fail")
+    assert "srt_loss" not in statuses(capture())  # RTMP: no SRT checks
