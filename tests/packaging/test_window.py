@@ -487,3 +487,43 @@ def test_preload_hint_keeps_predicting_the_gop_after_a_discontinuity() -> None:
     # sixth part that would never exist.
     assert w.next_part() == (w.last_msn + 1, 0)
     check_media_playlist(w.playlist(), low_latency=True)
+
+
+def _hinted(w: RenditionWindow) -> tuple[int, int]:
+    line = next(x for x in w.playlist().splitlines() if x.startswith("#EXT-X-PRELOAD-HINT"))
+    msn, index = line.rsplit("/part-", 1)[1].removesuffix('.m4s"').split(".")
+    return int(msn), int(index)
+
+
+def test_a_hinted_part_an_encoder_restart_cut_off_is_superseded() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(7)  # segment 1 open with two parts
+    hinted = _hinted(w)
+    assert hinted == (1, 2) and not w.superseded(*hinted)
+    w.set_init(InitSegment(b"init-1", INIT.tracks))  # a degrade step restarts the encoder
+    feed.count = 0
+    feed.parts(2)
+    assert w.state(*hinted) == "ready" and w.part_bytes(*hinted) is None
+    assert w.superseded(*hinted)
+    # Only that part: the parts it has, the new run's and ones never hinted are not.
+    assert not w.superseded(1, 1) and not w.superseded(1, 3) and not w.superseded(2, 0)
+    assert not w.superseded(2, 2)  # the open segment's next part is still coming
+
+
+def test_a_part_hinted_just_before_a_suspension_is_superseded() -> None:
+    top, sibling, feed_top, feed_sibling = pair()
+    for _ in range(10):  # a whole GOP open: the hint names the next segment's first part
+        feed_top.part()
+        feed_sibling.part()
+    hinted = _hinted(top)
+    assert hinted == (2, 0)
+    top.suspend()
+    for _ in range(12):
+        feed_sibling.part()
+        feed_top.time += PART
+        top.mirror(sibling)
+    assert top.is_gap(*hinted) and top.superseded(*hinted)
+    assert top.superseded(1, 5)  # (the part after the suspended segment's last)
+    assert not top.superseded(2, 1) and not top.superseded(3, 0)  # gaps, never hinted
+    assert not top.superseded(1, 0)
