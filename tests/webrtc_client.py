@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fractions
+import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +89,30 @@ class WhipRefused(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"{response.status_code} {response.text}")
         self.response = response
+
+
+_HOST_CANDIDATE = re.compile(r"^a=candidate:(\S+) (\d+) (\S+) (\d+) (\S+) (\d+) typ host(.*)$")
+
+
+def as_a_browser_offers(sdp: str, *, end_of_candidates: bool = False) -> str:
+    """`sdp` (aiortc's) with its addresses hidden the way Chromium hides them.
+
+    Each host candidate becomes two under fresh mDNS names (draft-ietf-mmusic-mdns-ice-
+    candidates), and aiortc's `a=end-of-candidates` goes, as Chromium's offers carry
+    none, unless `end_of_candidates`. The peer is then reachable only through its checks.
+    """
+    out: list[str] = []
+    for line in sdp.splitlines():
+        match = _HOST_CANDIDATE.match(line)
+        if match is None:
+            if end_of_candidates or line != "a=end-of-candidates":
+                out.append(line)
+            continue
+        foundation, component, transport, priority, _address, port, rest = match.groups()
+        for n in range(2):
+            out.append(f"a=candidate:{foundation}{n} {component} {transport} {priority} "
+                       f"{uuid.uuid4()}.local {int(port) + n} typ host{rest}")
+    return "\r\n".join(out) + "\r\n"
 
 
 def rtc_config() -> dict[str, Any]:

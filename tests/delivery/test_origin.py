@@ -16,6 +16,7 @@ from tests.media.conftest import until
 
 from golive.delivery import PlaybackAccess
 from golive.delivery.origin import (
+    MEDIA_CACHE,
     TOKEN_PLACEHOLDER,
     BadDirective,
     Origin,
@@ -721,3 +722,25 @@ async def test_suspended_rendition_keeps_answering_with_gaps(
     first = window.media_sequence
     r = await client.get(f"/live/p1/video/seg-{first}.m4s")
     assert r.status_code == 200  # media from before the suspension is still served
+
+
+async def test_a_hinted_part_an_encoder_restart_cut_off_answers_an_empty_204(
+    origin: Origin, client: httpx.AsyncClient, feed: Feed
+) -> None:
+    # RFC 8216bis 6.2.6 suggests 404 for a hint the server did not publish; Shaka Player
+    # fails its stream on a media 404, so the part that will never exist is empty instead.
+    window = feed.window
+    playlist = (await client.get("/live/p1/video.m3u8")).text
+    msn, idx = window.next_part()
+    assert f'PRELOAD-HINT:TYPE=PART,URI="video/part-{msn}.{idx}.m4s"' in playlist
+    task = asyncio.create_task(client.get(f"/live/p1/video/part-{msn}.{idx}.m4s"))
+    await parked(task, lambda: window.waiter_count)
+    window.set_init(InitSegment(INIT.data + b"-restarted", INIT.tracks))  # a degrade step
+    r = await asyncio.wait_for(task, HANG)
+    assert r.status_code == 204 and r.content == b""
+    assert r.headers["cache-control"] == MEDIA_CACHE
+    assert r.headers["access-control-allow-origin"] == "*"
+    # The new run starts a new segment; a part that was never hinted is still a 404.
+    feed.add(KEYFRAME_EVERY)
+    assert (await client.get(f"/live/p1/video/part-{msn + 1}.0.m4s")).status_code == 200
+    assert (await client.get(f"/live/p1/video/part-{msn}.{idx + 1}.m4s")).status_code == 404

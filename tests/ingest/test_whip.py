@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import struct
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -11,10 +13,11 @@ import aioice.ice
 import av
 import httpx
 import pytest
-from aiortc import RTCPeerConnection, VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.webrtc_client import as_a_browser_offers
 
 from golive.formats.annexb import AnnexBToFlv, split_annexb
 from golive.formats.codecs import (
@@ -32,6 +35,8 @@ from golive.webrtc.ice import (
     advertise_public_address,
     gather_on,
     install_host_address_hook,
+    is_mdns_name,
+    without_mdns_candidates,
 )
 from golive.webrtc.sdp import inspect_offer
 from golive.webrtc.transcode import OpusToAac, audio_specific_config
@@ -319,6 +324,38 @@ async def test_patch_trickle_and_restart(http: httpx.AsyncClient) -> None:
         await pc.close()
 
 
+async def test_a_publisher_hiding_its_addresses_connects_after_trickling_its_end(
+    http: httpx.AsyncClient, endpoint: WhipEndpoint
+) -> None:
+    # A browser's candidates are mDNS names, which golive does not resolve: it learns the
+    # publisher's address from its checks, so an end-of-candidates must not end ICE first.
+    pc, offer = await client_offer()
+    settled = asyncio.Event()
+
+    @pc.on("connectionstatechange")
+    def changed() -> None:
+        if pc.connectionState in ("connected", "failed"):
+            settled.set()
+
+    try:
+        created = await post(http, as_a_browser_offers(offer))
+        assert created.status_code == 201, created.text
+        assert endpoint.sessions[0].hides_addresses
+        ufrag = next(line for line in offer.splitlines() if line.startswith("a=ice-ufrag:"))
+        body = (f"{ufrag}\r\na=mid:0\r\n"
+                f"a=candidate:9 1 udp 2130706431 {uuid.uuid4()}.local 40000 typ host\r\n"
+                "a=end-of-candidates\r\n")
+        trickle = await http.patch(created.headers["location"], content=body, headers={
+            "Content-Type": "application/trickle-ice-sdpfrag",
+            "If-Match": created.headers["etag"]})
+        assert trickle.status_code == 204, trickle.text
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=created.text, type="answer"))
+        await asyncio.wait_for(settled.wait(), 30)
+        assert pc.connectionState == "connected"
+    finally:
+        await pc.close()
+
+
 # H.264 framing ----------------------------------------------------------------------
 
 
@@ -446,3 +483,36 @@ def test_public_address_is_added_next_to_each_host_candidate() -> None:
     assert "a=candidate:abcp 1 udp 2130706430 203.0.113.9 50000 typ host" in out
     assert out.index("10.0.0.5") < out.index("203.0.113.9")
     assert advertise_public_address(sdp, "") == sdp
+
+
+def test_mdns_candidates_are_left_out_and_with_them_the_end_of_candidates() -> None:
+    sdp = ("m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+           "a=candidate:1 1 udp 2113937151 5d2f3a7c-0b7e-4c55-9d3e-3f1d2a9e8c11.local 51234 "
+           "typ host generation 0\r\n"
+           "a=candidate:2 1 tcp 2113937151 A0B1-c2.LOCAL 9 typ host tcptype active\r\n"
+           "a=candidate:3 1 udp 1677729535 203.0.113.4 61000 typ srflx raddr 0.0.0.0 "
+           "rport 0\r\n"
+           "a=end-of-candidates\r\n")
+    assert without_mdns_candidates(sdp) == (
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        "a=candidate:3 1 udp 1677729535 203.0.113.4 61000 typ srflx raddr 0.0.0.0 rport 0\r\n")
+    plain = ("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+             "a=candidate:1 1 udp 2130706431 192.0.2.1 40000 typ host\r\n"
+             "a=end-of-candidates\r\n")
+    assert without_mdns_candidates(plain) == plain
+    assert is_mdns_name("5d2f3a7c-0b7e-4c55-9d3e-3f1d2a9e8c11.local")
+    assert not is_mdns_name("192.0.2.1") and not is_mdns_name("::1")
+    assert not is_mdns_name("host.example.com") and not is_mdns_name("a.b.local")
+
+
+@given(st.lists(st.sampled_from([
+    "a=candidate:1 1 udp 2113937151 5d2f3a7c.local 51234 typ host",
+    "a=candidate:2 1 udp 2113937151 192.0.2.1 51234 typ host",
+    "a=candidate:3 1 udp", "a=end-of-candidates", "a=mid:0", "m=video 9 RTP/AVP 96",
+]) | st.text(max_size=40), max_size=12))
+def test_leaving_out_mdns_candidates_only_leaves_lines_out(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    out = without_mdns_candidates(text).splitlines()
+    given_lines = iter(text.splitlines())
+    assert all(line in given_lines for line in out)  # in order, none made up or changed
+    assert not any(".local " in line for line in out if line.startswith("a=candidate:"))

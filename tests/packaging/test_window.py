@@ -504,3 +504,41 @@ def test_production_lag_grows_when_parts_arrive_late() -> None:
     arrived, lag = w.production() or (None, None)
     assert arrived == START + timedelta(seconds=feeder.time + 0.5)
     assert lag == pytest.approx(0.5, abs=1e-6)
+def _hinted(w: RenditionWindow) -> tuple[int, int]:
+    line = next(x for x in w.playlist().splitlines() if x.startswith("#EXT-X-PRELOAD-HINT"))
+    msn, index = line.rsplit("/part-", 1)[1].removesuffix('.m4s"').split(".")
+    return int(msn), int(index)
+
+
+def test_a_hinted_part_an_encoder_restart_cut_off_is_superseded() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(7)  # segment 1 open with two parts
+    hinted = _hinted(w)
+    assert hinted == (1, 2) and not w.superseded(*hinted)
+    w.set_init(InitSegment(b"init-1", INIT.tracks))  # a degrade step restarts the encoder
+    feed.count = 0
+    feed.parts(2)
+    assert w.state(*hinted) == "ready" and w.part_bytes(*hinted) is None
+    assert w.superseded(*hinted)
+    # Only that part: the parts it has, the new run's and ones never hinted are not.
+    assert not w.superseded(1, 1) and not w.superseded(1, 3) and not w.superseded(2, 0)
+    assert not w.superseded(2, 2)  # the open segment's next part is still coming
+
+
+def test_a_part_hinted_just_before_a_suspension_is_superseded() -> None:
+    top, sibling, feed_top, feed_sibling = pair()
+    for _ in range(10):  # a whole GOP open: the hint names the next segment's first part
+        feed_top.part()
+        feed_sibling.part()
+    hinted = _hinted(top)
+    assert hinted == (2, 0)
+    top.suspend()
+    for _ in range(12):
+        feed_sibling.part()
+        feed_top.time += PART
+        top.mirror(sibling)
+    assert top.is_gap(*hinted) and top.superseded(*hinted)
+    assert top.superseded(1, 5)  # (the part after the suspended segment's last)
+    assert not top.superseded(2, 1) and not top.superseded(3, 0)  # gaps, never hinted
+    assert not top.superseded(1, 0)

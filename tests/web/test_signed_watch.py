@@ -61,16 +61,7 @@ async def test_signed_watch_page_plays_hls_and_whep_with_its_token(
                                      timeout=15_000)
 
         await page.locator(".player-realtime").click()
-        try:
-            await page.wait_for_function(REALTIME_PLAYING, timeout=30_000, polling=200)
-        except Exception:
-            # Known and open: a browser WHEP session does not start playing on a node when
-            # another browser WHEP session was served earlier in the same test process (this
-            # test after test_realtime.py, or
-            # the reverse order, reproduces it; either test alone passes). Until that is
-            # found, this step reports xfail instead of failing; the LL-HLS and chat
-            # checks above stay strict.
-            pytest.xfail("WHEP to a second in-process node: open bug (see closing note)")
+        await page.wait_for_function(REALTIME_PLAYING, timeout=30_000, polling=200)
         assert node.whep is not None and len(node.whep.sessions) == 1
         assert console.errors == []
     finally:

@@ -587,6 +587,14 @@ class Origin:
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
         if data is None and part is None and self.dvr is not None and window.archived(msn):
             return await self._archived(request, presentation, name, "segment", msn)
+        if data is None and part is not None and window.superseded(msn, part):
+            # A part the preload hint named and the rendition then never produced (its
+            # segment was cut short by an encoder restart or a suspension). RFC 8216bis
+            # 6.2.6 allows that and suggests 404, but Shaka Player (5.2) fails its stream
+            # on any media 404 (error 1001, critical when no other variant can take over).
+            # An empty 204 is a part without media: players go on with the playlist, which
+            # no longer lists it. The URL never gets other content, so it caches like media.
+            return Response(b"", 204, {"Cache-Control": MEDIA_CACHE, **CORS_HEADERS})
         if data is None and window.is_gap(msn, part):
             # The rendition was suspended under load: its playlist marks this EXT-X-GAP
             # (GAP=YES) and a player should not have asked. The media will never exist.

@@ -64,6 +64,7 @@ from golive.webrtc import (
     media_type,
     read_text,
     send_packetized,
+    without_mdns_candidates,
 )
 
 log = logging.getLogger(__name__)
@@ -464,7 +465,8 @@ class WhepEndpoint:
                     self.schedule_close(session, f"connection {pc.connectionState}")
 
             try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+                await pc.setRemoteDescription(
+                    RTCSessionDescription(sdp=without_mdns_candidates(offer), type="offer"))
             except Exception as exc:
                 raise SignalingError(400, "unsupported_offer",
                                 f"{exc}: golive plays H.264 video and Opus audio") from None

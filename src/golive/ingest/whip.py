@@ -33,9 +33,11 @@ from golive.webrtc import (
     advertise_public_address,
     gather_on,
     inspect_offer,
+    is_mdns_name,
     media_type,
     read_text,
     tap_encoded_frames,
+    without_mdns_candidates,
 )
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,9 @@ class WhipSession:
         self.media: MediaConverter | None = None
         self.answer = ""
         self.created_at = time.monotonic()
+        # Set once the publisher sent an mDNS candidate, which golive does not resolve:
+        # its addresses then arrive as peer-reflexive candidates, never as the end.
+        self.hides_addresses = False
         self._endpoint = endpoint
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -214,8 +219,10 @@ class WhipEndpoint:
             elif state == "closed":
                 self.schedule_close(session, "eof")
 
+        usable = without_mdns_candidates(offer)
+        session.hides_addresses = usable.count("a=candidate:") < offer.count("a=candidate:")
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=usable, type="offer"))
         except Exception as exc:
             raise SignalingError(
                 400, "unsupported_offer",
@@ -259,11 +266,14 @@ class WhipEndpoint:
                 candidate = candidate_from_sdp(text.split(":", 1)[1])
             except Exception:
                 raise SignalingError(400, "bad_candidate", f"cannot parse {text[:80]!r}") from None
+            if is_mdns_name(candidate.ip):
+                session.hides_addresses = True  # as in offers: without_mdns_candidates
+                continue
             candidate.sdpMid = candidate_mid
             if candidate_mid is None:
                 candidate.sdpMLineIndex = 0
             await session.pc.addIceCandidate(candidate)
-        if end:
+        if end and not session.hides_addresses:
             await session.pc.addIceCandidate(None)
 
     async def end(self, session_id: str) -> None:

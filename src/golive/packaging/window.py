@@ -347,6 +347,22 @@ class RenditionWindow:
             return segment.gap
         return 0 <= index < len(segment.parts) and segment.parts[index].gap
 
+    def superseded(self, msn: int, index: int) -> bool:
+        """Whether part (msn, index) is one a preload hint may have named that will never exist.
+
+        The part after the last of a segment that closed before it: the encoder restarted
+        (a degrade step; its new run starts a new segment), the rendition was suspended, or
+        a keyframe came earlier than the GOP predicted. Also the first part of the first
+        gap segment after real media: hinted just before the rendition was suspended.
+        """
+        segment = self._segment(msn)
+        if segment is None or not segment.complete:
+            return False
+        if not segment.gap:
+            return index == len(segment.parts)
+        previous = self._segment(msn - 1)
+        return index == 0 and previous is not None and not previous.gap
+
     def end(self) -> None:
         """The rendition is over: close the open segment, add ENDLIST, wake every waiter."""
         if self.ended:

@@ -7,6 +7,8 @@ from golive.webrtc.ice import (
     advertise_public_address,
     gather_on,
     install_host_address_hook,
+    is_mdns_name,
+    without_mdns_candidates,
 )
 from golive.webrtc.receive import MediaConverter, tap_encoded_frames
 from golive.webrtc.sdp import (
@@ -32,8 +34,10 @@ __all__ = [
     "gather_on",
     "inspect_offer",
     "install_host_address_hook",
+    "is_mdns_name",
     "media_type",
     "read_text",
     "send_packetized",
     "tap_encoded_frames",
+    "without_mdns_candidates",
 ]

@@ -218,3 +218,48 @@ def advertise_public_address(sdp: str, public_address: str) -> str:
             f"{public_address} {port} typ host{rest}"
         )
     return "\r\n".join(out) + "\r\n"
+
+
+# A multicast DNS name as browsers put in host candidates to hide the viewer's address
+# (draft-ietf-mmusic-mdns-ice-candidates: a UUID under .local).
+_MDNS_NAME = re.compile(r"^[a-z0-9-]{1,63}\.local\.?$", re.IGNORECASE)
+
+
+def is_mdns_name(host: str) -> bool:
+    """True for a `.local` name, which only multicast DNS on the host's own link resolves."""
+    return _MDNS_NAME.match(host) is not None
+
+
+def without_mdns_candidates(sdp: str) -> str:
+    """`sdp` without the candidates whose address is an mDNS name (before aiortc sees it).
+
+    golive does not resolve them (what pion calls `MulticastDNSModeDisabled`). A
+    `.local` name resolves only on the server's own link, so for peers on other
+    networks aioice would hold the answer for its one-second query timeout and then
+    drop the candidate anyway. The peer still connects: its checks reach golive's own
+    candidates and become peer-reflexive candidates (RFC 8445 section 7.3.1.3), which
+    is how browsers reach servers. An `a=end-of-candidates` goes too when a candidate
+    was dropped (an offer made after gathering may carry one), so that golive waits
+    for those checks instead of failing at once with no candidate pairs.
+
+    Resolving also goes through aioice's per-thread mDNS state, whose asyncio.Lock
+    binds to the first event loop that ever waits on it (two mDNS candidates resolved
+    at once, as in every Chromium offer): in any later event loop of the same thread
+    (a second node, a node restarted in the same process) such an offer failed with
+    "Lock ... is bound to a different event loop".
+    """
+    lines = sdp.splitlines()
+    kept = [line for line in lines if not _is_mdns_candidate_line(line)]
+    if len(kept) == len(lines):
+        return sdp
+    # "These were all" is no longer true of what is left, and aioice fails a check list
+    # that is empty at end-of-candidates at once, before any check arrives.
+    kept = [line for line in kept if line.strip().lower() != "a=end-of-candidates"]
+    return "".join(f"{line}\r\n" for line in kept)
+
+
+def _is_mdns_candidate_line(line: str) -> bool:
+    if not line.lower().startswith("a=candidate:"):
+        return False
+    fields = line.split()
+    return len(fields) > 4 and is_mdns_name(fields[4])
