@@ -16,6 +16,7 @@ lists segments older than the rendition window holds; those come from a `DvrArch
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 import re
 import time
@@ -76,6 +77,21 @@ ACCESS_PATH = re.compile(rf"{_PID}/access")
 # of the token: one cached copy for every viewer, the edge writing each viewer's token in.
 EDGE_HEADER = b"x-golive-edge"
 TOKEN_PLACEHOLDER = "GOLIVE_EDGE_TOKEN"
+# An edge that sends `X-Golive-Edge: esi` (deploy/varnish/golive.vcl) gets an ESI include
+# in place of each URI's whole `?token=...`, which it answers with the viewer's own.
+ESI_EDGE = b"esi"
+ESI_TOKEN_INCLUDE = '<esi:include src="/_golive/token"/>'
+
+
+class EdgeToken(enum.Enum):
+    """Where a token goes, for an ESI edge: not a string, so that no token a client
+    sends can be taken for it (or share its cached playlist answer)."""
+
+    ESI = "esi"
+
+
+# A playback token as the playlist handlers carry it into URIs.
+SpliceToken = str | EdgeToken | None
 # How long an edge may keep "allowed" for a public playback id (a switch to signed waits
 # that long at the edge), and "refused" for any.
 PUBLIC_ACCESS_MAX_AGE = 10
@@ -282,10 +298,13 @@ class Request:
 
     def header(self, name: bytes) -> str | None:
         """A request header by lower-case name (the last, if repeated)."""
+        value = self.raw_header(name)
+        return None if value is None else value.decode("latin-1")
+
+    def raw_header(self, name: bytes) -> bytes | None:
         if self._headers is None:
             self._headers = dict(self._scope.get("headers", ()))
-        value = self._headers.get(name)
-        return None if value is None else value.decode("latin-1")
+        return self._headers.get(name)
 
 
 def _error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> Response:
@@ -322,7 +341,7 @@ class TokenSplices:
         self._size = size
         self._pieces: OrderedDict[str, list[str]] = OrderedDict()
 
-    def apply(self, playlist: str, token: str | None) -> str:
+    def apply(self, playlist: str, token: SpliceToken) -> str:
         if not token:
             return playlist
         pieces = self._pieces.get(playlist)
@@ -335,6 +354,8 @@ class TokenSplices:
             self._pieces[playlist] = pieces
             while len(self._pieces) > self._size:
                 self._pieces.popitem(last=False)
+        if token is EdgeToken.ESI:
+            return ESI_TOKEN_INCLUDE.join(pieces)
         return ("?token=" + quote(token, safe="")).join(pieces)
 
 
@@ -376,7 +397,7 @@ class Origin:
         self.mp4 = mp4
         self.access = access
         self._splices = TokenSplices()
-        self._playlists: OrderedDict[tuple[str, str | None, int], Response] = OrderedDict()
+        self._playlists: OrderedDict[tuple[str, SpliceToken, int], Response] = OrderedDict()
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
 
@@ -447,9 +468,10 @@ class Origin:
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return _error(404, "no such live broadcast")
-        if token is not None and request.header(EDGE_HEADER) is not None:
-            token = TOKEN_PLACEHOLDER
-        return await handler(request, match, presentation, token)
+        spliced: SpliceToken = token
+        if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
+            spliced = EdgeToken.ESI if edge == ESI_EDGE else TOKEN_PLACEHOLDER
+        return await handler(request, match, presentation, spliced)
 
     @staticmethod
     async def _check(access: PlaybackAccess, request: Request, pid: str,
@@ -486,7 +508,7 @@ class Origin:
     # Playlists -------------------------------------------------------------------------
 
     async def _multivariant(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         # Only the whole ladder is an answer: the inits of a starting broadcast arrive some
         # milliseconds apart, and a playlist listing the first rendition alone would keep
@@ -510,7 +532,7 @@ class Origin:
         return self._playlist_response(text, token, max_age)
 
     async def _media_playlist(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         name = match["rendition"]
         window = presentation.renditions.get(name)
@@ -573,7 +595,7 @@ class Origin:
     def _hold_limit(self, window: RenditionWindow) -> float:
         return self.hold_limit_factor * window.target_duration
 
-    def _playlist_response(self, text: str, token: str | None, max_age: int) -> Response:
+    def _playlist_response(self, text: str, token: SpliceToken, max_age: int) -> Response:
         """The answer carrying playlist `text` with `token` in its URIs, built once per
         (text, token, max-age) and shared: the players a new part wakes all ask for the
         same playlist at the same moment."""
@@ -597,7 +619,7 @@ class Origin:
     # Media -----------------------------------------------------------------------------
 
     async def _init(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         window = presentation.renditions.get(match["rendition"])
         if window is None:
@@ -611,12 +633,12 @@ class Origin:
         return self._body_response(request, data, INIT_TYPE, MEDIA_CACHE, ranges=True)
 
     async def _segment(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         return await self._media(request, presentation, match["rendition"], int(match["msn"]), None)
 
     async def _part(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         return await self._media(
             request, presentation, match["rendition"], int(match["msn"]), int(match["idx"])
@@ -782,7 +804,7 @@ class _Handler(Protocol):
         request: Request,
         match: re.Match[str],
         presentation: Presentation,
-        token: str | None,
+        token: SpliceToken,
         /,
     ) -> Awaitable[Response]: ...
 
