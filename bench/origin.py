@@ -213,9 +213,12 @@ _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)")
 
 
 class Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time, Content-Length bodies.
+    """One keep-alive HTTP/1.1 connection, one request at a time.
 
     Media bodies are counted, not kept: the client copies no more than the kernel does.
+    Bodies come with a Content-Length, or chunked (nginx's sub_filter and Varnish's ESI
+    rewrite playlists as they send them); a chunked body ends with its last chunk, since
+    nothing follows it (no trailers, one request at a time).
     """
 
     def __init__(self) -> None:
@@ -223,6 +226,7 @@ class Conn(asyncio.Protocol):
         self.waiting: asyncio.Future[tuple[int, bytes]] | None = None
         self.transport: asyncio.Transport | None = None
         self.left = -1  # body bytes still to come; -1: reading the head
+        self.chunked = False
         self.keep = False
         self.status = 0
 
@@ -241,7 +245,7 @@ class Conn(asyncio.Protocol):
         return self.waiting
 
     def data_received(self, data: bytes) -> None:
-        if self.left < 0:
+        if self.left < 0 and not self.chunked:
             buf = self.buffer
             buf += data
             end = buf.find(b"\r\n\r\n")
@@ -249,28 +253,52 @@ class Conn(asyncio.Protocol):
                 return
             head = bytes(buf[:end]).lower()
             self.status = int(head[9:12])
-            match = _LENGTH.search(head)
-            if match is None:
-                self.fail(f"no content-length: {head[:200]!r}")
-                return
-            self.left = int(match[1])
             data = bytes(buf[end + 4:])
             buf.clear()
+            match = _LENGTH.search(head)
+            if match is not None:
+                self.left = int(match[1])
+            elif b"\r\ntransfer-encoding: chunked" in head:
+                self.chunked = True
+            else:
+                self.fail(f"no content-length: {head[:200]!r}")
+                return
+        if self.chunked:
+            self.buffer += data
+            if not (self.buffer.endswith(b"\r\n0\r\n\r\n") or self.buffer == b"0\r\n\r\n"):
+                return
+            self.chunked = False
+            self.done(dechunk(bytes(self.buffer)) if self.keep else b"")
+            return
         if self.keep:
             self.buffer += data
         self.left -= len(data)
         if self.left <= 0:  # one request at a time: nothing follows the body
-            body = bytes(self.buffer) if self.keep else b""
-            self.buffer.clear()
-            self.left = -1
-            if self.waiting is not None and not self.waiting.done():
-                self.waiting.set_result((self.status, body))
+            self.done(bytes(self.buffer) if self.keep else b"")
+
+    def done(self, body: bytes) -> None:
+        self.buffer.clear()
+        self.left = -1
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result((self.status, body))
 
     def fail(self, why: str) -> None:
         if self.waiting is not None and not self.waiting.done():
             self.waiting.set_exception(ConnectionError(why))
         if self.transport is not None:
             self.transport.close()
+
+
+def dechunk(data: bytes) -> bytes:
+    """A chunked body's content (no trailers, no chunk extensions golive's edges send)."""
+    out, at = bytearray(), 0
+    while True:
+        end = data.index(b"\r\n", at)
+        size = int(data[at:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[end + 2:end + 2 + size]
+        at = end + 2 + size + 2
 
 
 @dataclasses.dataclass
@@ -363,10 +391,22 @@ def run_load(port: int, viewers: int, skip: bool, ready: Connection, stop: MpEve
 # Edge --------------------------------------------------------------------------------
 
 
-def start_edge(tmp: Path, origin_port: int) -> tuple[subprocess.Popen[bytes], int]:
+EDGES = ("edge", "varnish")  # modes through a cache: deploy/nginx, deploy/varnish
+
+
+def start_edge(tmp: Path, origin_port: int, kind: str = "edge"
+               ) -> tuple[subprocess.Popen[bytes], int]:
+    """The nginx edge ("edge") or the Varnish one ("varnish") in front of the origin."""
+    port = free_port()
+    if kind == "varnish":
+        from tests.varnishedge import varnishd_command
+
+        proc = subprocess.Popen(varnishd_command(tmp, origin_port, port, memory="1g"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        return proc, port
     from tests.nginxedge import NGINX, render_edge
 
-    port = free_port()
     conf = render_edge(tmp, f"127.0.0.1:{origin_port}", f"127.0.0.1:{port}")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     conf.write_text(conf.read_text().replace(
@@ -378,7 +418,7 @@ def start_edge(tmp: Path, origin_port: int) -> tuple[subprocess.Popen[bytes], in
 
 
 def wait_port(port: int) -> None:
-    for _ in range(400):
+    for _ in range(2400):
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
             return
@@ -419,8 +459,8 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
             origin_pid = ready_rx.recv()
             time.sleep(2.5)  # a few segments into the window before anyone joins
             port = origin_port
-            if mode == "edge":
-                edge, port = start_edge(Path(tmp), origin_port)
+            if mode in EDGES:
+                edge, port = start_edge(Path(tmp), origin_port, mode)
             stop = ctx.Event()
             readies, outs = [], []
             for w in range(args.workers):
@@ -579,7 +619,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
     print(header)
     print("-" * len(header))
     for r in rows:
-        edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] == "edge" else "-"
+        edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] in EDGES else "-"
         print(f"{r['mode']:<6} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
               f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} {r['req_per_part']:>8.1f} "

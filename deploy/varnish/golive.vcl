@@ -146,8 +146,10 @@ sub vcl_backend_response {
             # Never served stale: a stale copy starts a player far behind live.
             set beresp.grace = 0s;
             set beresp.keep = 0s;
-            if (beresp.http.Content-Type ~ "mpegurl") {
-                set beresp.do_esi = true;  # the token includes (see the top)
+            if (bereq.url ~ "[?&]token=" && beresp.http.Content-Type ~ "mpegurl") {
+                # The origin wrote token includes (see the top) only for a request with a
+                # token; without any, the copy is sent as it is (with a Content-Length).
+                set beresp.do_esi = true;
             }
         } else {
             # Media never changes under its URL: an old copy is as good as a new one.
