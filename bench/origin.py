@@ -1,6 +1,7 @@
 """LL-HLS origin benchmark: simulated low-latency viewers, direct and through the nginx edge.
 
-An origin process serves `create_origin_app` (uvicorn, uvloop + httptools, one worker) and
+An origin process serves `create_origin_app` on golive's HTTP stack (`server_config`: uvicorn,
+uvloop + httptools with golive's head and body limits, one worker) and
 replays real CMAF media (720p30 H.264 + AAC, 200 ms parts, encoded once with ffmpeg) into
 a Presentation at the real-time rate, recording each part's arrival wall time. Load
 generator processes hold N viewers, each on one keep-alive HTTP/1.1 connection, doing what
@@ -179,9 +180,13 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
             n += 1
 
     async def main() -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="none", http="httptools",
-                                lifespan="off", access_log=False, log_level="warning",
-                                backlog=8192, timeout_keep_alive=60)
+        # The HTTP stack `golive serve` runs (heads and bodies bounded, no proxy headers).
+        from golive.chat import chat_websocket_protocol
+        from golive.httpserver import HttpLimits, server_config
+
+        config = server_config(app, HttpLimits(), ws=chat_websocket_protocol())
+        config.host, config.port, config.backlog = "127.0.0.1", port, 8192
+        config.timeout_keep_alive = 60
         server = uvicorn.Server(config)
         feeding = asyncio.create_task(feed())
         serving = asyncio.create_task(server.serve())
