@@ -643,7 +643,8 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
     requests = s1 - s0
     origin_cpu = (c1 - c0) / elapsed
     if mode == "nginx":  # the peer's origin is nginx; golive only wrote the files
-        origin_cpu, requests = (e1 - e0) / elapsed, float("nan")
+        # nginx counts nothing for us: each delivered part took a playlist and a part request.
+        origin_cpu, requests = (e1 - e0) / elapsed, 2 * len(latencies)
     return {
         "mode": mode, "viewers": viewers, "joined": joined,
         "p50": pct(latencies, 0.50), "p99": pct(latencies, 0.99),
@@ -744,7 +745,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
           f"{args.seconds:g} s per run after {args.warmup:g} s warmup, {args.workers} load "
           f"processes, {os.cpu_count()} cores; CPU columns: 100% = one core")
     header = (f"{'mode':<7} {'viewers':>7} {'joined':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-              f"{'parts/s':>8} {'of':>7} {'orig cpu':>8} {'orig req/s':>10} {'req/part':>8} "
+              f"{'parts/s':>8} {'of':>7} {'orig cpu':>8} {'orig req/s':>10} {'us/req':>6} "
+              f"{'req/part':>8} "
               f"{'edge cpu':>8} {'gen cpu':>7} {'errors':>6}")
     print(header)
     print("-" * len(header))
@@ -752,14 +754,17 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
         edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] in EDGES else "-"
         print(f"{r['mode']:<7} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
-              f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} {r['req_per_part']:>8.1f} "
+              f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} "
+              f"{r['origin_cpu'] * 1e6 / r['origin_rps'] if r['origin_rps'] else float('nan'):>6.1f} "
+              f"{r['req_per_part']:>8.1f} "
               f"{edge_cpu:>8} {r['gen_cpu']:>7.0%} {r['errors'] + r['non200']:>6}")
     print("latency: part arrival at the origin -> part body received by a viewer (nginx: "
           "viewers learn of a part by polling shared memory every 2 ms instead of a blocking "
           "reload; orig cpu is nginx's); parts/s: "
           "parts delivered (of: viewers x parts produced); req/part: origin requests per part "
-          "produced; gen cpu: the load generators' own CPU; errors: failed connections and "
-          "non-200 answers")
+          "produced; us/req: origin CPU microseconds per request (the figure least moved by "
+          "other load on the machine; nginx: two requests per delivered part); gen cpu: the "
+          "load generators' own CPU; errors: failed connections and non-200 answers")
     direct = [r for r in rows if r["mode"] == "direct"]
     if direct:
         good = [r for r in direct if r["p99"] < GOAL_P99_MS and r["errors"] + r["non200"] == 0]
