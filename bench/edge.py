@@ -86,7 +86,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         p50, p99 = r["p50"] - peer["p50"], r["p99"] - peer["p99"]
         met = p50 <= GOAL_ADDED_MS and p99 <= GOAL_ADDED_MS and r["errors"] == 0
         print(f"goal varnish adds <= {GOAL_ADDED_MS:g} ms ({r['viewers']} viewers): "
-              f"{'MET' if met else 'NOT MET'} (+{p50:.1f} ms p50, +{p99:.1f} ms p99)")
+              f"{'MET' if met else 'NOT MET'} ({p50:+.1f} ms p50, {p99:+.1f} ms p99)")
 
 
 def main() -> None:

@@ -208,7 +208,6 @@ def raw_headers(headers: Mapping[str, str]) -> RawHeaders:
 
 _RAW_CORS = raw_headers(CORS_HEADERS)
 _RAW_PREFLIGHT = raw_headers(PREFLIGHT_HEADERS)
-_RAW_MEDIA_CACHE = (b"cache-control", MEDIA_CACHE.encode())
 _RAW_ACCEPT_RANGES = (b"accept-ranges", b"bytes")
 _RAW_PLAYLIST_TYPE = (b"content-type", PLAYLIST_TYPE.encode())
 
@@ -228,11 +227,6 @@ class Response:
         self.status_code = status_code
         self.raw_headers: RawHeaders = (
             headers if isinstance(headers, list) else raw_headers(headers))
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The headers by (lower-case) name, for tests and logs."""
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
 
     async def send(self, send: Send, *, head: bool) -> None:
         # A copy: a shared answer's list must survive whatever a middleware does to it.
