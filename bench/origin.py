@@ -140,11 +140,13 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
     import uvicorn
     import uvloop
 
+    from golive.core import tune_garbage_collector
     from golive.delivery import PlaybackAccess
     from golive.delivery.origin import create_origin_app
     from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
     from golive.packaging.presentation import Presentation
 
+    tune_garbage_collector()  # as `golive serve` does
     items = FragmentReader().feed(media)
     init = next(i for i in items if isinstance(i, InitSegment))
     fragments = [i for i in items if isinstance(i, Fragment)]
