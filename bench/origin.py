@@ -1,6 +1,7 @@
 """LL-HLS origin benchmark: simulated low-latency viewers, direct and through the nginx edge.
 
-An origin process serves `create_origin_app` (uvicorn, uvloop + httptools, one worker) and
+An origin process serves `create_origin_app` on golive's HTTP stack (`server_config`: uvicorn,
+uvloop + httptools with golive's head and body limits, one worker) and
 replays real CMAF media (720p30 H.264 + AAC, 200 ms parts, encoded once with ffmpeg) into
 a Presentation at the real-time rate, recording each part's arrival wall time. Load
 generator processes hold N viewers, each on one keep-alive HTTP/1.1 connection, doing what
@@ -134,15 +135,18 @@ class Counted:
 
 
 def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, counter: Any,
-               profile: str | None, signed: bool, public_pem: str) -> None:
+               profile: str | None, signed: bool, public_pem: str,
+               static: tuple[str, Any] | None = None) -> None:
     import uvicorn
     import uvloop
 
+    from golive.core import tune_garbage_collector
     from golive.delivery import PlaybackAccess
     from golive.delivery.origin import create_origin_app
     from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
     from golive.packaging.presentation import Presentation
 
+    tune_garbage_collector()  # as `golive serve` does
     items = FragmentReader().feed(media)
     init = next(i for i in items if isinstance(i, InitSegment))
     fragments = [i for i in items if isinstance(i, Fragment)]
@@ -172,13 +176,19 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
             shifted = dataclasses.replace(fragment, decode_time=base + offset)
             now = time.time()
             window.add_fragment(shifted, datetime.fromtimestamp(now, UTC))
+            if static is not None:
+                publish_static(static, presentation, window)
             arrived.send((f"{window.last_msn}.{window.last_part}", now))
             n += 1
 
     async def main() -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="none", http="httptools",
-                                lifespan="off", access_log=False, log_level="warning",
-                                backlog=8192, timeout_keep_alive=60)
+        # The HTTP stack `golive serve` runs (heads and bodies bounded, no proxy headers).
+        from golive.chat import chat_websocket_protocol
+        from golive.httpserver import HttpLimits, server_config
+
+        config = server_config(app, HttpLimits(), ws=chat_websocket_protocol())
+        config.host, config.port, config.backlog = "127.0.0.1", port, 8192
+        config.timeout_keep_alive = 60
         server = uvicorn.Server(config)
         feeding = asyncio.create_task(feed())
         serving = asyncio.create_task(server.serve())
@@ -206,6 +216,51 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
     uvloop.run(main())
 
 
+def publish_static(static: tuple[str, Any], presentation: Any, window: Any) -> None:
+    """The peer's copy: the new part and the delta playlist as files nginx serves, then the
+    part's number where the load generators see it (the viewers' stand-in for a blocking
+    reload, which a static server cannot answer)."""
+    root, announced = static
+    folder = Path(root) / "live" / PID / RENDITION
+    folder.mkdir(parents=True, exist_ok=True)
+    msn, idx = window.last_msn, window.last_part
+    files = {folder / f"part-{msn}.{idx}.m4s": window.part_bytes(msn, idx),
+             folder.parent / f"{RENDITION}.m3u8":
+                 presentation.media_playlist(RENDITION, skip=True).encode()}
+    for path, data in files.items():
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        temporary.replace(path)  # nginx never serves half a file
+    announced.value = msn * 1000 + idx
+
+
+def start_static_nginx(tmp: Path, root: str) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx serving `root` as static files, one worker (one core, as the origin has)."""
+    from tests.nginxedge import NGINX
+
+    port = free_port()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    temp = "".join(f"{kind}_temp_path {tmp / kind}; "
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = tmp / "static.conf"
+    conf.write_text(
+        f"{user}worker_processes 1;\npid {tmp / 'static.pid'};\n"
+        f"events {{ worker_connections {max(4096, hard - 100)}; }}\n"
+        f"http {{ access_log off; {temp}sendfile on; keepalive_timeout 60s; "
+        "keepalive_requests 100000000; "
+        "types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; } "
+        f"server {{ listen 127.0.0.1:{port}; root {root}; "
+        'add_header Access-Control-Allow-Origin "*"; '
+        'location ~ \\.m3u8$ { add_header Cache-Control "public, max-age=1"; } '
+        'location ~ \\.m4s$ { add_header Cache-Control "public, max-age=31536000, immutable"; } '
+        "} }\n")
+    proc = subprocess.Popen([str(NGINX), "-p", str(tmp), "-c", str(conf),
+                             "-g", "daemon off; error_log stderr error;"])
+    wait_port(port)
+    return proc, port
+
+
 # Load generator ----------------------------------------------------------------------
 
 _PART_URI = re.compile(rb"part-(\d+)\.(\d+)\.m4s")
@@ -213,9 +268,12 @@ _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)")
 
 
 class Conn(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection, one request at a time, Content-Length bodies.
+    """One keep-alive HTTP/1.1 connection, one request at a time.
 
     Media bodies are counted, not kept: the client copies no more than the kernel does.
+    Bodies come with a Content-Length, or chunked (nginx's sub_filter and Varnish's ESI
+    rewrite playlists as they send them); a chunked body ends with its last chunk, since
+    nothing follows it (no trailers, one request at a time).
     """
 
     def __init__(self) -> None:
@@ -223,6 +281,7 @@ class Conn(asyncio.Protocol):
         self.waiting: asyncio.Future[tuple[int, bytes]] | None = None
         self.transport: asyncio.Transport | None = None
         self.left = -1  # body bytes still to come; -1: reading the head
+        self.chunked = False
         self.keep = False
         self.status = 0
 
@@ -241,7 +300,7 @@ class Conn(asyncio.Protocol):
         return self.waiting
 
     def data_received(self, data: bytes) -> None:
-        if self.left < 0:
+        if self.left < 0 and not self.chunked:
             buf = self.buffer
             buf += data
             end = buf.find(b"\r\n\r\n")
@@ -249,28 +308,52 @@ class Conn(asyncio.Protocol):
                 return
             head = bytes(buf[:end]).lower()
             self.status = int(head[9:12])
-            match = _LENGTH.search(head)
-            if match is None:
-                self.fail(f"no content-length: {head[:200]!r}")
-                return
-            self.left = int(match[1])
             data = bytes(buf[end + 4:])
             buf.clear()
+            match = _LENGTH.search(head)
+            if match is not None:
+                self.left = int(match[1])
+            elif b"\r\ntransfer-encoding: chunked" in head:
+                self.chunked = True
+            else:
+                self.fail(f"no content-length: {head[:200]!r}")
+                return
+        if self.chunked:
+            self.buffer += data
+            if not (self.buffer.endswith(b"\r\n0\r\n\r\n") or self.buffer == b"0\r\n\r\n"):
+                return
+            self.chunked = False
+            self.done(dechunk(bytes(self.buffer)) if self.keep else b"")
+            return
         if self.keep:
             self.buffer += data
         self.left -= len(data)
         if self.left <= 0:  # one request at a time: nothing follows the body
-            body = bytes(self.buffer) if self.keep else b""
-            self.buffer.clear()
-            self.left = -1
-            if self.waiting is not None and not self.waiting.done():
-                self.waiting.set_result((self.status, body))
+            self.done(bytes(self.buffer) if self.keep else b"")
+
+    def done(self, body: bytes) -> None:
+        self.buffer.clear()
+        self.left = -1
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result((self.status, body))
 
     def fail(self, why: str) -> None:
         if self.waiting is not None and not self.waiting.done():
             self.waiting.set_exception(ConnectionError(why))
         if self.transport is not None:
             self.transport.close()
+
+
+def dechunk(data: bytes) -> bytes:
+    """A chunked body's content (no trailers, no chunk extensions golive's edges send)."""
+    out, at = bytearray(), 0
+    while True:
+        end = data.index(b"\r\n", at)
+        size = int(data[at:end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[end + 2:end + 2 + size]
+        at = end + 2 + size + 2
 
 
 @dataclasses.dataclass
@@ -326,8 +409,69 @@ async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool,
                 conn.transport.close()
 
 
+class Announcements:
+    """The newest part the origin published for the static peer, polled every 2 ms from
+    shared memory; viewers wait on `changed` as they would on a blocking reload."""
+
+    def __init__(self, announced: Any) -> None:
+        self.announced = announced
+        self.event = asyncio.Event()
+
+    async def run(self) -> None:
+        last = self.announced.value
+        while True:
+            await asyncio.sleep(0.002)
+            if self.announced.value != last:
+                last = self.announced.value
+                self.event.set()
+                self.event = asyncio.Event()
+
+    async def changed(self) -> None:
+        await self.event.wait()
+
+
+async def static_viewer(port: int, result: LoadResult, stop: asyncio.Event,
+                        board: Announcements) -> None:
+    """The direct viewer's requests against static files: the delta playlist once a part
+    is announced, then each new part it lists."""
+    loop = asyncio.get_running_loop()
+    base = f"/live/{PID}/{RENDITION}"
+    while not stop.is_set():
+        conn = Conn()
+        try:
+            await loop.create_connection(lambda: conn, "127.0.0.1", port)  # noqa: B023
+            last: tuple[int, int] | None = None
+            joined = False
+            while not stop.is_set():
+                status, body = await asyncio.wait_for(conn.get(f"{base}.m3u8", keep=True), 30)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                found = [(int(m), int(i)) for m, i in _PART_URI.findall(body)]
+                if status != 200 or not found:
+                    raise ConnectionError(f"playlist: {status}")
+                if not joined:
+                    result.joined += 1
+                    joined = True
+                    last = found[-2]
+                for part in found[:-1]:  # the last one is the preload hint
+                    if last is not None and part <= last:
+                        continue
+                    status, _ = await asyncio.wait_for(
+                        conn.get(f"{base}/part-{part[0]}.{part[1]}.m4s", keep=False), 30)
+                    result.statuses[status] = result.statuses.get(status, 0) + 1
+                    if status == 200:
+                        result.deliveries.append((f"{part[0]}.{part[1]}", time.time()))
+                    last = part
+                await board.changed()
+        except Exception:  # any failure: count it, reconnect like a player would
+            result.errors += 1
+            await asyncio.sleep(0.5)
+        finally:
+            if conn.transport is not None:
+                conn.transport.close()
+
+
 def run_load(port: int, viewers: int, skip: bool, ready: Connection, stop: MpEvent,
-             out: Connection, private_pem: str | None) -> None:
+             out: Connection, private_pem: str | None, announced: Any = None) -> None:
     import uvloop
 
     from golive.delivery import mint_playback_token
@@ -341,8 +485,13 @@ def run_load(port: int, viewers: int, skip: bool, ready: Connection, stop: MpEve
         result = LoadResult()
         halt = asyncio.Event()
         tasks = []
+        board = Announcements(announced) if announced is not None else None
+        if board is not None:
+            tasks.append(asyncio.create_task(board.run()))
         for i in range(viewers):  # joins spread over ~1 s, like a crowd arriving
-            tasks.append(asyncio.create_task(viewer(port, result, halt, skip, tokens[i])))
+            tasks.append(asyncio.create_task(
+                viewer(port, result, halt, skip, tokens[i]) if board is None
+                else static_viewer(port, result, halt, board)))
             if i % 50 == 49:
                 await asyncio.sleep(0.02)
         for _ in range(200):
@@ -363,10 +512,22 @@ def run_load(port: int, viewers: int, skip: bool, ready: Connection, stop: MpEve
 # Edge --------------------------------------------------------------------------------
 
 
-def start_edge(tmp: Path, origin_port: int) -> tuple[subprocess.Popen[bytes], int]:
+EDGES = ("edge", "varnish")  # modes through a cache: deploy/nginx, deploy/varnish
+
+
+def start_edge(tmp: Path, origin_port: int, kind: str = "edge"
+               ) -> tuple[subprocess.Popen[bytes], int]:
+    """The nginx edge ("edge") or the Varnish one ("varnish") in front of the origin."""
+    port = free_port()
+    if kind == "varnish":
+        from tests.varnishedge import varnishd_command
+
+        proc = subprocess.Popen(varnishd_command(tmp, origin_port, port, memory="1g"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port)
+        return proc, port
     from tests.nginxedge import NGINX, render_edge
 
-    port = free_port()
     conf = render_edge(tmp, f"127.0.0.1:{origin_port}", f"127.0.0.1:{port}")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     conf.write_text(conf.read_text().replace(
@@ -378,7 +539,7 @@ def start_edge(tmp: Path, origin_port: int) -> tuple[subprocess.Popen[bytes], in
 
 
 def wait_port(port: int) -> None:
-    for _ in range(400):
+    for _ in range(2400):
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
             return
@@ -406,21 +567,27 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
     arrivals: dict[str, float] = {}
     signed = mode == "signed"
     private_pem, public_pem = keys
-    origin = ctx.Process(target=run_origin, daemon=True,
-                         args=(origin_port, media, ready_tx, arrived_tx, counter, profile,
-                               signed, public_pem))
-    origin.start()
-    edge: subprocess.Popen[bytes] | None = None
-    loads: list[Any] = []
-    with tempfile.TemporaryDirectory(prefix="golive-bench-origin-") as tmp:
+    announced = ctx.RawValue("q", 0) if mode == "nginx" else None
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="golive-bench-origin-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="golive-bench-static-", dir=shm) as root:
+        static = (root, announced) if announced is not None else None
+        origin = ctx.Process(target=run_origin, daemon=True,
+                             args=(origin_port, media, ready_tx, arrived_tx, counter, profile,
+                                   signed, public_pem, static))
+        origin.start()
+        edge: subprocess.Popen[bytes] | None = None
+        loads: list[Any] = []
         try:
             if not ready_rx.poll(60):
                 raise RuntimeError("the origin did not start")
             origin_pid = ready_rx.recv()
             time.sleep(2.5)  # a few segments into the window before anyone joins
             port = origin_port
-            if mode == "edge":
-                edge, port = start_edge(Path(tmp), origin_port)
+            if mode in EDGES:
+                edge, port = start_edge(Path(tmp), origin_port, mode)
+            elif mode == "nginx":
+                edge, port = start_static_nginx(Path(tmp), root)
             stop = ctx.Event()
             readies, outs = [], []
             for w in range(args.workers):
@@ -429,7 +596,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
                 o_rx, o_tx = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=run_load, daemon=True,
                                    args=(port, share, args.skip, r_tx, stop, o_tx,
-                                         private_pem if signed else None))
+                                         private_pem if signed else None, announced))
                 proc.start()
                 loads.append(proc)
                 readies.append(r_rx)
@@ -449,6 +616,8 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
             e1 = sum(proc_cpu(p) for p in edge_pids)
             stop.set()
             results: list[LoadResult] = [o.recv() for o in outs if o.poll(60)]
+            if len(results) < len(outs):
+                raise RuntimeError(f"{len(outs) - len(results)} load generator(s) did not report")
             while arrived_rx.poll():
                 key, at = arrived_rx.recv()
                 arrivals[key] = at
@@ -474,12 +643,16 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
     )
     elapsed = t1 - t0
     requests = s1 - s0
+    origin_cpu = (c1 - c0) / elapsed
+    if mode == "nginx":  # the peer's origin is nginx; golive only wrote the files
+        # nginx counts nothing for us: each delivered part took a playlist and a part request.
+        origin_cpu, requests = (e1 - e0) / elapsed, 2 * len(latencies)
     return {
         "mode": mode, "viewers": viewers, "joined": joined,
         "p50": pct(latencies, 0.50), "p99": pct(latencies, 0.99),
         "max": latencies[-1] if latencies else float("nan"),
         "delivered_s": len(latencies) / elapsed, "expected_s": viewers * produced / elapsed,
-        "origin_cpu": (c1 - c0) / elapsed, "origin_rps": requests / elapsed,
+        "origin_cpu": origin_cpu, "origin_rps": requests / elapsed,
         "req_per_part": requests / produced if produced else float("nan"),
         "gen_cpu": (g1 - g0) / elapsed, "edge_cpu": (e1 - e0) / elapsed,
         "errors": sum(r.errors for r in results),
@@ -573,21 +746,27 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
     print(f"\nLL-HLS origin, 1 rendition 720p30 ~3 Mb/s, {PART * 1000:g} ms parts, "
           f"{args.seconds:g} s per run after {args.warmup:g} s warmup, {args.workers} load "
           f"processes, {os.cpu_count()} cores; CPU columns: 100% = one core")
-    header = (f"{'mode':<6} {'viewers':>7} {'joined':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-              f"{'parts/s':>8} {'of':>7} {'orig cpu':>8} {'orig req/s':>10} {'req/part':>8} "
+    header = (f"{'mode':<7} {'viewers':>7} {'joined':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+              f"{'parts/s':>8} {'of':>7} {'orig cpu':>8} {'orig req/s':>10} {'us/req':>6} "
+              f"{'req/part':>8} "
               f"{'edge cpu':>8} {'gen cpu':>7} {'errors':>6}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] == "edge" else "-"
-        print(f"{r['mode']:<6} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
+        edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] in EDGES else "-"
+        print(f"{r['mode']:<7} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
-              f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} {r['req_per_part']:>8.1f} "
+              f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} "
+              f"{r['origin_cpu'] * 1e6 / r['origin_rps'] if r['origin_rps'] else float('nan'):>6.1f} "
+              f"{r['req_per_part']:>8.1f} "
               f"{edge_cpu:>8} {r['gen_cpu']:>7.0%} {r['errors'] + r['non200']:>6}")
-    print("latency: part arrival at the origin -> part body received by a viewer; parts/s: "
+    print("latency: part arrival at the origin -> part body received by a viewer (nginx: "
+          "viewers learn of a part by polling shared memory every 2 ms instead of a blocking "
+          "reload; orig cpu is nginx's); parts/s: "
           "parts delivered (of: viewers x parts produced); req/part: origin requests per part "
-          "produced; gen cpu: the load generators' own CPU; errors: failed connections and "
-          "non-200 answers")
+          "produced; us/req: origin CPU microseconds per request (the figure least moved by "
+          "other load on the machine; nginx: two requests per delivered part); gen cpu: the "
+          "load generators' own CPU; errors: failed connections and non-200 answers")
     direct = [r for r in rows if r["mode"] == "direct"]
     if direct:
         good = [r for r in direct if r["p99"] < GOAL_P99_MS and r["errors"] + r["non200"] == 0]
@@ -603,6 +782,16 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
                   f"{best['viewers']} viewers, p99 {best['p99']:.1f} ms, origin "
                   f"{best['origin_cpu']:.0%} of a core = {per_core:,.0f} viewers per core "
                   "at that load)")
+    peers = {r["viewers"]: r for r in rows if r["mode"] == "nginx"}
+    for r in sorted(direct, key=lambda r: r["viewers"]):
+        peer = peers.get(r["viewers"])
+        if peer is None:
+            continue
+        ours, theirs = (x["origin_cpu"] * 1000 / x["viewers"] for x in (r, peer))
+        print(f"golive vs nginx serving the same parts as files ({r['viewers']} viewers): "
+              f"p50 {r['p50']:.1f} vs {peer['p50']:.1f} ms, p99 {r['p99']:.1f} vs "
+              f"{peer['p99']:.1f} ms, origin CPU per 1,000 viewers {ours:.0%} vs {theirs:.0%} "
+              f"of a core = {ours / theirs if theirs else float('nan'):.2f}x")
     if costs:
         print("origin app CPU per request, in process (no sockets): " + ", ".join(
             f"{what} public {costs[what + ' public']:.1f} us, signed "
@@ -640,8 +829,10 @@ def main() -> None:
                         help="comma-separated viewer counts, one run per mode each")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
-    parser.add_argument("--modes", default="direct,edge,signed",
-                        help="comma-separated: direct, edge, signed (direct with tokens)")
+    parser.add_argument("--modes", default="direct,nginx,signed,edge",
+                        help="comma-separated: direct, nginx (the peer: nginx serving the "
+                        "same parts as static files), signed (direct with tokens), edge "
+                        "(through deploy/nginx/edge.conf), varnish (through deploy/varnish)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat every run this many times, modes interleaved per count "

@@ -12,6 +12,7 @@ packages=(
   gstreamer1.0-plugins-ugly   # x264enc
   gstreamer1.0-libav          # avenc_aac; avdec_h264 for the HLS client
   nginx-light                 # edge cache in tests
+  varnish                     # the other edge cache in tests (deploy/varnish)
   libnginx-mod-rtmp           # the peer in bench/ingest.py
   chromium                    # the browser the Playwright tests drive (tests/web)
   fonts-dejavu-core           # so pages render text in headless Chromium

@@ -49,7 +49,7 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
-from golive.core import EventBus, FailureThrottle, hash_stream_key
+from golive.core import EventBus, FailureThrottle, hash_stream_key, tune_garbage_collector
 from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
@@ -754,6 +754,7 @@ def _print_banner(node: Golive) -> None:
 def run_server(settings: Settings) -> None:
     """Entry point for `golive serve`."""
     configure_logging(settings.log_level, settings.log_format)
+    tune_garbage_collector()
     try:
         # uvloop (installed with uvicorn[standard]) roughly halves the event loop's
         # per-read cost, which is most of what ingest costs per stream.

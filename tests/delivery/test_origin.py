@@ -7,10 +7,13 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 import uvicorn
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.delivery.signing import KeyRing
 from tests.media.conftest import until
 
@@ -23,6 +26,7 @@ from golive.delivery.origin import (
     create_origin_app,
     hold,
     parse_directives,
+    parse_query,
     parse_range,
 )
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
@@ -396,6 +400,11 @@ async def test_playlist_uris_carry_the_token(directory: Directory, feed: Feed) -
                              headers={"x-golive-edge": "1"})
         assert r.status_code == 200 and token not in r.text
         assert f"?token={TOKEN_PLACEHOLDER}" in r.text
+        # A token sent percent-encoded (even the parameter's name) is the same token.
+        escaped = token.replace(".", "%2E")
+        for query in (f"token={escaped}", f"_HLS_skip=YES&tok%65n={escaped}"):
+            r = await client.get(f"/live/p1/video/seg-0.m4s?{query}")
+            assert r.status_code == 200, (query, r.text)
 
 
 async def _signed_playlists(client: httpx.AsyncClient, token: str) -> None:
@@ -570,6 +579,9 @@ async def test_thousand_held_requests_released_by_one_fragment(
     responses = await asyncio.wait_for(asyncio.gather(*tasks), HANG)
     assert all(r.status_code == 200 for r in responses)
     assert feed.window.waiter_count == origin.held_requests == 0
+    # Every woken reload got the playlist that lists the part (one answer, shared).
+    playlists = {r.text for r in responses[1::2]}
+    assert len(playlists) == 1 and f"part-{msn}.{idx}.m4s" in playlists.pop()
 
 
 async def test_abandoned_held_request_leaves_no_waiter_after_the_hold_limit(
@@ -635,6 +647,12 @@ def test_parse_directives() -> None:
         parse_directives({"_HLS_part": "3"})
     with pytest.raises(BadDirective):
         parse_directives({"_HLS_msn": "+3"})
+
+
+@given(st.binary(max_size=64) | st.text("ab=&%+;2F_", max_size=32).map(str.encode))
+def test_parse_query_reads_what_parse_qsl_reads(raw: bytes) -> None:
+    expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    assert parse_query(raw) == expected
 
 
 def test_parse_range() -> None:

@@ -2,6 +2,7 @@
 
 from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
+from golive.core.collector import tune_garbage_collector
 from golive.core.events import Event, EventBus, EventType, utcnow
 from golive.core.secrets import (
     hash_api_token,
@@ -30,5 +31,6 @@ __all__ = [
     "new_playback_id",
     "new_stream_key",
     "random_id",
+    "tune_garbage_collector",
     "utcnow",
 ]

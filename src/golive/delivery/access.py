@@ -247,14 +247,16 @@ class PlaybackAccess:
         token: str | None,
         *,
         audience: Audience,
-        viewer: Viewer,
+        viewer: Viewer | Callable[[], Viewer],
         referrer: str | None = None,
         own_host: str | None = None,
     ) -> Grant | Refusal:
         """May this request use `playback_id`? `referrer` is its Referer, `own_host` its Host.
 
         Tokens and restrictions first; then, for a request they allow, the access hook
-        (the stream's, else the node's), once per viewer session.
+        (the stream's, else the node's), once per viewer session. `viewer` may be given as
+        a function that makes it: only an access hook needs it, and the origin, which
+        checks every part request, then builds none.
         """
         verdict: Grant | Refusal | None = self._cached_grant(
             playback_id, token, audience, referrer, own_host)
@@ -266,6 +268,8 @@ class PlaybackAccess:
         url = verdict.rule.access_hook_url or self._default_hook_url
         if not url:
             return verdict
+        if callable(viewer):
+            viewer = viewer()
         question = AccessQuestion(
             "chat" if audience == "c" else "play", viewer.protocol, verdict.rule.stream_id,
             playback_id, viewer.remote_address, viewer.user_agent, referrer or "",

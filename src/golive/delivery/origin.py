@@ -16,6 +16,7 @@ lists segments older than the rendition window holds; those come from a `DvrArch
 from __future__ import annotations
 
 import asyncio
+import enum
 import math
 import re
 import time
@@ -77,11 +78,29 @@ ACCESS_PATH = re.compile(rf"{_PID}/access")
 # of the token: one cached copy for every viewer, the edge writing each viewer's token in.
 EDGE_HEADER = b"x-golive-edge"
 TOKEN_PLACEHOLDER = "GOLIVE_EDGE_TOKEN"
+# An edge that sends `X-Golive-Edge: esi` (deploy/varnish/golive.vcl) gets an ESI include
+# in place of each URI's whole `?token=...`, which it answers with the viewer's own.
+ESI_EDGE = b"esi"
+ESI_TOKEN_INCLUDE = '<esi:include src="/_golive/token"/>'
+
+
+class EdgeToken(enum.Enum):
+    """Where a token goes, for an ESI edge: not a string, so that no token a client
+    sends can be taken for it (or share its cached playlist answer)."""
+
+    ESI = "esi"
+
+
+# A playback token as the playlist handlers carry it into URIs.
+SpliceToken = str | EdgeToken | None
 # How long an edge may keep "allowed" for a public playback id (a switch to signed waits
 # that long at the edge), and "refused" for any.
 PUBLIC_ACCESS_MAX_AGE = 10
 REFUSED_ACCESS_MAX_AGE = 2
 MAX_ACCESS_MAX_AGE = 300
+# Playlist answers kept ready to send (see `_playlist_response`): a few per rendition and
+# directive, more with per-viewer tokens; each is one playlist's bytes.
+PLAYLIST_RESPONSES = 256
 # Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
 _URI_TO_SIGN = re.compile(r'(^[^#\n][^\n]*)|(URI="[^"]*)(?=")', re.MULTILINE)
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
@@ -180,47 +199,107 @@ def parse_range(header: str | None, length: int) -> ByteRange | Literal["unsatis
     return first, min(last, length - 1)
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def raw_headers(headers: Mapping[str, str]) -> RawHeaders:
+    """Headers as ASGI sends them: lower-case latin-1 names and values."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+_RAW_CORS = raw_headers(CORS_HEADERS)
+_RAW_PREFLIGHT = raw_headers(PREFLIGHT_HEADERS)
+_RAW_ACCEPT_RANGES = (b"accept-ranges", b"bytes")
+_RAW_PLAYLIST_TYPE = (b"content-type", PLAYLIST_TYPE.encode())
+
+
 class Response:
-    """A complete HTTP answer: status, headers and body, sent in two ASGI messages."""
+    """A complete HTTP answer: status, headers and body, sent in two ASGI messages.
 
-    __slots__ = ("body", "headers", "status_code")
+    The headers are kept as ASGI wants them (`RawHeaders`), so an answer built once (a
+    playlist every held player is woken with) is sent any number of times as it is.
+    """
 
-    def __init__(self, body: bytes, status_code: int, headers: Mapping[str, str]) -> None:
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, body: bytes, status_code: int,
+                 headers: Mapping[str, str] | RawHeaders) -> None:
         self.body = body
         self.status_code = status_code
-        self.headers = headers
+        self.raw_headers: RawHeaders = (
+            headers if isinstance(headers, list) else raw_headers(headers))
 
     async def send(self, send: Send, *, head: bool) -> None:
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
-        await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
+        # A copy: a shared answer's list must survive whatever a middleware does to it.
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers.copy()})
         await send({"type": "http.response.body", "body": b"" if head else self.body})
 
 
-class Request:
-    """What the handlers read of a request: method, query parameters, headers."""
+def parse_query(raw: bytes) -> dict[str, str]:
+    """A query string's parameters, the last of a repeated name winning, as
+    `dict(parse_qsl(..., keep_blank_values=True))` gives them.
 
-    __slots__ = ("_headers", "client", "method", "query_params")
+    Players send plain queries (`_HLS_msn=12&_HLS_part=3&token=eyJ...`: nothing escaped),
+    which are split here without `parse_qsl`'s per-pair decoding; only a query with a `%`
+    or `+` goes through it.
+    """
+    if not raw:
+        return {}
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    params: dict[str, str] = {}
+    for pair in text.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            params[name] = value
+    return params
+
+
+class Request:
+    """What the handlers read of a request: method, query parameters, headers; each parsed
+    only when a handler first asks for it."""
+
+    __slots__ = ("_headers", "_params", "_query", "_scope", "method")
 
     def __init__(self, scope: Scope) -> None:
+        self._scope = scope
         self.method: str = scope["method"]
-        raw_query: bytes = scope.get("query_string", b"")
-        self.query_params: dict[str, str] = (
-            dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
-            if raw_query
-            else {}
-        )
-        self._headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
-        client = scope.get("client")
-        self.client: str = client[0] if client else ""
+        self._query: bytes = scope.get("query_string", b"")
+        self._params: dict[str, str] | None = None
+        self._headers: dict[bytes, bytes] | None = None
+
+    @property
+    def query_params(self) -> dict[str, str]:
+        if self._params is None:
+            self._params = parse_query(self._query)
+        return self._params
+
+    @property
+    def token(self) -> str | None:
+        """The `token` query parameter; None when absent or empty."""
+        if b"token=" not in self._query and b"%" not in self._query:
+            return None
+        return self.query_params.get("token") or None
+
+    @property
+    def client(self) -> str:
+        client = self._scope.get("client")
+        return client[0] if client else ""
 
     def viewer(self) -> Viewer:
         return Viewer("hls", self.client, self.header(b"user-agent") or "")
 
     def header(self, name: bytes) -> str | None:
-        for key, value in self._headers:
-            if key == name:
-                return value.decode("latin-1")
-        return None
+        """A request header by lower-case name (the last, if repeated)."""
+        value = self.raw_header(name)
+        return None if value is None else value.decode("latin-1")
+
+    def raw_header(self, name: bytes) -> bytes | None:
+        if self._headers is None:
+            self._headers = dict(self._scope.get("headers", ()))
+        return self._headers.get(name)
 
 
 def _error(status: int, message: str, *, headers: Mapping[str, str] | None = None) -> Response:
@@ -257,7 +336,7 @@ class TokenSplices:
         self._size = size
         self._pieces: OrderedDict[str, list[str]] = OrderedDict()
 
-    def apply(self, playlist: str, token: str | None) -> str:
+    def apply(self, playlist: str, token: SpliceToken) -> str:
         if not token:
             return playlist
         pieces = self._pieces.get(playlist)
@@ -270,6 +349,8 @@ class TokenSplices:
             self._pieces[playlist] = pieces
             while len(self._pieces) > self._size:
                 self._pieces.popitem(last=False)
+        if token is EdgeToken.ESI:
+            return ESI_TOKEN_INCLUDE.join(pieces)
         return ("?token=" + quote(token, safe="")).join(pieces)
 
 
@@ -311,6 +392,7 @@ class Origin:
         self.mp4 = mp4
         self.access = access
         self._splices = TokenSplices()
+        self._playlists: OrderedDict[tuple[str, SpliceToken, int], Response] = OrderedDict()
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
@@ -365,7 +447,7 @@ class Origin:
 
     async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
-            return Response(b"", 204, PREFLIGHT_HEADERS)
+            return Response(b"", 204, _RAW_PREFLIGHT)
         if match := MULTIVARIANT_PATH.fullmatch(path):
             return await self._with_access(request, match, self._multivariant)
         if match := MEDIA_PLAYLIST_PATH.fullmatch(path):
@@ -387,7 +469,7 @@ class Origin:
         handler: _Handler,
     ) -> Response:
         pid = match["pid"]
-        token = request.query_params.get("token") or None
+        token = request.token
         # Before the presentation is looked up: a refusal must not tell live from not live.
         if self.access is not None:
             verdict = await self._check(self.access, request, pid, token)
@@ -396,15 +478,16 @@ class Origin:
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return _error(404, "no such live broadcast")
-        if token is not None and request.header(EDGE_HEADER) is not None:
-            token = TOKEN_PLACEHOLDER
-        return await handler(request, match, presentation, token)
+        spliced: SpliceToken = token
+        if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
+            spliced = EdgeToken.ESI if edge == ESI_EDGE else TOKEN_PLACEHOLDER
+        return await handler(request, match, presentation, spliced)
 
     @staticmethod
     async def _check(access: PlaybackAccess, request: Request, pid: str,
                      token: str | None) -> Grant | Refusal:
         """One playback check (audience v) for a /live/ or /vod/ request, as its viewer."""
-        return await access.check(pid, token, audience="v", viewer=request.viewer(),
+        return await access.check(pid, token, audience="v", viewer=request.viewer,
                                   referrer=request.header(b"referer"),
                                   own_host=request.header(b"host"))
 
@@ -413,7 +496,7 @@ class Origin:
         if self.access is None:
             return Response(b"", 204, {"Cache-Control": f"max-age={PUBLIC_ACCESS_MAX_AGE}"})
         verdict = await self._check(self.access, request, pid,
-                                    request.query_params.get("token") or None)
+                                    request.token)
         if isinstance(verdict, Refusal):
             if verdict.status == 404:
                 # Nothing to protect (an edge's auth_request only takes 2xx, 401 and 403):
@@ -435,7 +518,7 @@ class Origin:
     # Playlists -------------------------------------------------------------------------
 
     async def _multivariant(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         # Only the whole ladder is an answer: the inits of a starting broadcast arrive some
         # milliseconds apart, and a playlist listing the first rendition alone would keep
@@ -456,10 +539,10 @@ class Origin:
             # multivariant changes only when renditions or codecs change.
             targets = [w.target_duration for w in presentation.renditions.values()]
             max_age = max(1, max(targets, default=2) // 2)
-        return self._playlist_response(request, self._splices.apply(text, token), max_age)
+        return self._playlist_response(text, token, max_age)
 
     async def _media_playlist(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         name = match["rendition"]
         window = presentation.renditions.get(name)
@@ -500,9 +583,7 @@ class Origin:
         text = presentation.media_playlist(name, skip=directives.skip)
         if text is None:
             return _error(404, "rendition has no media yet")
-        return self._playlist_response(
-            request, self._splices.apply(text, token), self._playlist_max_age(window, blocking)
-        )
+        return self._playlist_response(text, token, self._playlist_max_age(window, blocking))
 
     def _playlist_max_age(self, window: RenditionWindow, blocking: bool) -> int:
         target = window.target_duration
@@ -526,20 +607,31 @@ class Origin:
     def _hold_limit(self, window: RenditionWindow) -> float:
         return self.hold_limit_factor * window.target_duration
 
-    def _playlist_response(self, request: Request, text: str, max_age: int) -> Response:
-        body = text.encode()
-        return self._body_response(
-            request,
-            body,
-            PLAYLIST_TYPE,
-            f"public, max-age={max_age}",
-            ranges=False,
-        )
+    def _playlist_response(self, text: str, token: SpliceToken, max_age: int) -> Response:
+        """The answer carrying playlist `text` with `token` in its URIs, built once per
+        (text, token, max-age) and shared: the players a new part wakes all ask for the
+        same playlist at the same moment."""
+        key = (text, token, max_age)
+        response = self._playlists.get(key)
+        if response is not None:
+            self._playlists.move_to_end(key)
+            return response
+        body = self._splices.apply(text, token).encode()
+        response = Response(body, 200, [
+            *_RAW_CORS,
+            (b"cache-control", b"public, max-age=%d" % max_age),
+            _RAW_PLAYLIST_TYPE,
+            (b"content-length", b"%d" % len(body)),
+        ])
+        self._playlists[key] = response
+        if len(self._playlists) > PLAYLIST_RESPONSES:
+            self._playlists.popitem(last=False)
+        return response
 
     # Media -----------------------------------------------------------------------------
 
     async def _init(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         window = presentation.renditions.get(match["rendition"])
         if window is None:
@@ -553,12 +645,12 @@ class Origin:
         return self._body_response(request, data, INIT_TYPE, MEDIA_CACHE, ranges=True)
 
     async def _segment(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         return await self._media(request, presentation, match["rendition"], int(match["msn"]), None)
 
     async def _part(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: str | None
+        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
         return await self._media(
             request, presentation, match["rendition"], int(match["msn"]), int(match["idx"])
@@ -621,7 +713,7 @@ class Origin:
     async def handle_vod(self, request: Request, path: str, vod: VodDirectory
                          ) -> Response | StreamedResponse:
         if request.method == "OPTIONS":
-            return Response(b"", 204, PREFLIGHT_HEADERS)
+            return Response(b"", 204, _RAW_PREFLIGHT)
         if (mp4 := MP4_PATH.fullmatch(path)) and self.mp4 is not None:
             return await self._progressive(request, mp4, vod, self.mp4)
         match = (
@@ -633,7 +725,7 @@ class Origin:
         if match is None:
             return _error(404, "not found")
         pid = match["pid"]
-        token = request.query_params.get("token") or None
+        token = request.token
         if (refusal := await self._vod_refusal(request, pid, token, vod)) is not None:
             return refusal
         groups = match.groupdict()
@@ -653,8 +745,7 @@ class Origin:
             return _error(503, "recording index is unavailable", headers={"Retry-After": "2"})
         if text is None:
             return _error(404, "no such asset")
-        return self._playlist_response(request, self._splices.apply(text, token),
-                                       VOD_PLAYLIST_MAX_AGE)
+        return self._playlist_response(text, token, VOD_PLAYLIST_MAX_AGE)
 
     async def _vod_refusal(self, request: Request, pid: str, token: str | None,
                            vod: VodDirectory) -> Response | None:
@@ -673,7 +764,7 @@ class Origin:
                            mp4: ProgressiveDirectory) -> Response | StreamedResponse:
         """`/vod/PID/high.mp4` or `low.mp4`: the asset remuxed to a progressive MP4, by range."""
         pid = match["pid"]
-        token = request.query_params.get("token") or None
+        token = request.token
         if (refusal := await self._vod_refusal(request, pid, token, vod)) is not None:
             return refusal
         quality: Literal["high", "low"] = "high" if match["quality"] == "high" else "low"
@@ -706,22 +797,24 @@ class Origin:
         *,
         ranges: bool,
     ) -> Response:
-        headers = {**CORS_HEADERS, "Cache-Control": cache_control}
         status = 200
-        if ranges:
-            headers["Accept-Ranges"] = "bytes"
-            wanted = parse_range(request.header(b"range"), len(body))
+        headers = [*_RAW_CORS, (b"cache-control", cache_control.encode())]
+        range_header = request.header(b"range") if ranges else None
+        if range_header is not None:
+            wanted = parse_range(range_header, len(body))
             if wanted == "unsatisfiable":
                 return _error(
                     416, "range not satisfiable", headers={"Content-Range": f"bytes */{len(body)}"}
                 )
             if wanted is not None:
                 first, last = wanted
-                headers["Content-Range"] = f"bytes {first}-{last}/{len(body)}"
+                headers.append((b"content-range", b"bytes %d-%d/%d" % (first, last, len(body))))
                 body = body[first : last + 1]
                 status = 206
-        headers["Content-Type"] = media_type
-        headers["Content-Length"] = str(len(body))
+        if ranges:
+            headers.append(_RAW_ACCEPT_RANGES)
+        headers.append((b"content-type", media_type.encode()))
+        headers.append((b"content-length", b"%d" % len(body)))
         return Response(body, status, headers)
 
 
@@ -746,7 +839,7 @@ class _Handler(Protocol):
         request: Request,
         match: re.Match[str],
         presentation: Presentation,
-        token: str | None,
+        token: SpliceToken,
         /,
     ) -> Awaitable[Response]: ...
 
