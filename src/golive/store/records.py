@@ -40,6 +40,7 @@ class StreamRecord:
     access_hook_url: str | None = None  # this stream's own access hook
     webrtc_playback: bool = False  # broadcasts also play over WHEP (one more encode)
     dvr_window: int = 0  # seconds live playlists list for seeking back (0: off)
+    backup_stream_key_prefix: str | None = None  # None: the stream has no backup key
 
 
 @dataclass(frozen=True)

@@ -318,7 +318,7 @@ class BroadcastHub:
             if (
                 state is not None
                 and state.enabled
-                and (publisher is None or publisher.stream_key_hash == state.stream_key_hash)
+                and (publisher is None or state.admits(publisher.stream_key_hash))
             ):
                 continue
             try:
