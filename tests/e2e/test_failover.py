@@ -1,29 +1,152 @@
-"""Backup ingest end to end: a second encoder publishing with the stream's backup key.
+"""Backup ingest end to end: a red primary and a blue backup encoder on one stream.
 
-What exists so far is a cold standby: the backup key publishes exactly like the stream
-key, so a backup encoder that connects once the primary is gone, inside the reconnect
-window, continues the same broadcast. Both connected at once (a hot standby) is refused
-while the primary is live.
+The backup key publishes exactly like the stream key. While the primary feeds the
+broadcast, the backup is held as its hot standby (media read, newest GOP kept); when
+the primary is killed the backup takes over at once, in the same broadcast, and the
+LL-HLS output turns from red to blue after one discontinuity. A backup that connects
+after the primary is gone simply continues the broadcast, like a reconnect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.e2e.conftest import create_stream, eventually, get_stream, wait_process, wait_status
-from tests.mediatools import ffmpeg_publish, stop
+from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
 
 from golive.app import Golive
 
 pytestmark = pytest.mark.slow
 
 
-async def test_backup_key_takes_over_the_broadcast_and_is_dropped_when_replaced(
+@pytest.fixture(scope="session")
+def red_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source(tmp_path_factory.mktemp("media") / "red.flv", video="color=c=red")
+
+
+@pytest.fixture(scope="session")
+def blue_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source(tmp_path_factory.mktemp("media") / "blue.flv", video="color=c=blue")
+
+
+def _media_uri(multivariant: str) -> str:
+    return next(line for line in multivariant.splitlines()
+                if line and not line.startswith("#"))
+
+
+async def _colour(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool) -> str | None:
+    """"red" or "blue": the mean colour of the first frame of the playlist's newest whole
+    segment (the first after the last discontinuity when asked); None before there is one."""
+    text = (await hls.get(uri)).text
+    if after_discontinuity:
+        before, _, after = text.rpartition("#EXT-X-DISCONTINUITY\n")
+        if not before:
+            return None
+        text = before + after
+        segments = re.findall(r"^(?!#)(\S+\.m4s)$", after, re.M)[:1]
+    else:
+        segments = re.findall(r"^(?!#)(\S+\.m4s)$", text, re.M)[-1:]
+    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    if not maps or not segments:
+        return None
+    base = uri.rsplit("/", 1)[0]
+    media = (await hls.get(f"{base}/{maps[-1]}")).content
+    media += (await hls.get(f"{base}/{segments[0]}")).content
+    decoded = await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-frames:v", "1",
+         "-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        input=media, capture_output=True, timeout=30, check=True,
+    )
+    r, _, b = decoded.stdout[:3]
+    return "red" if r > 2 * b else "blue" if b > 2 * r else f"neither ({r}, {b})"
+
+
+async def test_backup_takes_over_from_a_killed_primary_at_once(
+    node: Golive, api: httpx.AsyncClient, red_flv: Path, blue_flv: Path
+) -> None:
+    stream = await create_stream(api, reconnect_window=10)
+    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+    assert made.status_code == 200, made.text
+    backup_key = made.json()["data"]["backup_stream_key"]
+    failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    backup: subprocess.Popen[bytes] | None = None
+    try:
+        live = await wait_status(api, stream["id"], "active")
+        broadcast_id = live["live"]["broadcast_id"]
+        pid = stream["playback_ids"][0]["id"]
+        uri = _media_uri(await eventually(
+            lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist"))
+
+        async def red() -> bool:
+            return await _colour(hls, uri, after_discontinuity=False) == "red"
+
+        await eventually(red, timeout=60, what="the primary's red picture")
+
+        backup = ffmpeg_publish(blue_flv, node.rtmp_url(backup_key), loop=True)
+
+        async def standby_ready() -> dict[str, Any] | None:
+            facts = (await get_stream(api, stream["id"]))["live"]
+            standby = facts and facts["standby"]
+            return facts if standby and standby["ready"] else None
+
+        facts = await eventually(standby_ready, what="the backup held as a ready standby")
+        assert facts["role"] == "primary" and facts["standby"]["role"] == "backup"
+        # A third encoder on either key is refused: one active, one standby.
+        third = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+        try:
+            assert await wait_process(third) != 0
+        finally:
+            stop(third)
+
+        killed_at = time.monotonic()
+        os.kill(primary.pid, signal.SIGKILL)
+        primary.wait()
+        event = await asyncio.wait_for(failovers.__anext__(), 10)
+        took = time.monotonic() - killed_at
+        assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+        assert event.broadcast_id == broadcast_id
+
+        after = await get_stream(api, stream["id"])
+        assert after["status"] == "active"
+        assert after["live"]["broadcast_id"] == broadcast_id
+        assert after["live"]["connected"] and after["live"]["role"] == "backup"
+        assert after["live"]["standby"] is None
+
+        async def blue() -> bool:
+            return await _colour(hls, uri, after_discontinuity=True) == "blue"
+
+        shown_at = time.monotonic()
+        await eventually(blue, timeout=60, what="the backup's blue picture in LL-HLS")
+        print(f"failover event {took:.2f} s after the kill; blue segment listed "
+              f"{time.monotonic() - killed_at:.2f} s after it "
+              f"(polling from {shown_at - killed_at:.2f} s)")
+        assert "#EXT-X-ENDLIST" not in (await hls.get(uri)).text
+    finally:
+        failovers.close()
+        stop(primary)
+        if backup is not None:
+            stop(backup)
+        await hls.aclose()
+
+
+async def _ok_text(hls: httpx.AsyncClient, path: str) -> str | None:
+    response = await hls.get(path)
+    return response.text if response.status_code == 200 else None
+
+
+async def test_backup_after_the_primary_left_continues_and_is_dropped_when_replaced(
     node: Golive, api: httpx.AsyncClient, source_flv: Path
 ) -> None:
     stream = await create_stream(api, reconnect_window=10)
@@ -35,12 +158,6 @@ async def test_backup_key_takes_over_the_broadcast_and_is_dropped_when_replaced(
     try:
         live = await wait_status(api, stream["id"], "active")
         broadcast_id = live["live"]["broadcast_id"]
-        # The primary is live: the backup may not publish beside it.
-        refused = ffmpeg_publish(source_flv, backup_url, loop=True)
-        try:
-            assert await wait_process(refused) != 0
-        finally:
-            stop(refused)
     finally:
         os.kill(primary.pid, signal.SIGKILL)
         primary.wait()
@@ -56,7 +173,7 @@ async def test_backup_key_takes_over_the_broadcast_and_is_dropped_when_replaced(
     try:
         back = await eventually(lambda: connected(True), what="backup publishing")
         assert back["live"]["broadcast_id"] == broadcast_id
-        assert back["live"]["reconnects"] == 1
+        assert back["live"]["reconnects"] == 1 and back["live"]["role"] == "backup"
         # Replacing the backup key drops the encoder that uses it, like a stream key reset.
         again = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
         assert again.status_code == 200, again.text

@@ -2,7 +2,8 @@
 
 The `BroadcastHub` is the one `PublishTarget` every protocol server talks to. It
 checks the stream key against a `StreamDirectory`, admits one publisher per
-stream, keeps a broadcast alive for the stream's reconnect window after its
+stream (and one hot standby on the stream's other key: the backup key when the primary
+feeds it, or the reverse, which takes over at once when the active one drops), keeps a broadcast alive for the stream's reconnect window after its
 publisher drops (a publisher that returns in time continues the same broadcast),
 measures live ingest facts, and fans each media tag out to the broadcast's sinks.
 
@@ -44,6 +45,7 @@ from golive.stream.directory import (
     StreamDirectory,
 )
 from golive.stream.publish import Disconnect, PublishRefused, RefusalReason
+from golive.stream.standby import StandbyBuffer
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,12 @@ class _PublisherHandle:
         disconnect: Disconnect | None,
         stream_key: str,
         stream_key_hash: str,
+        role: str,
     ) -> None:
         self._hub = hub
+        self.role = role  # "primary" or "backup": which of the stream's keys it used
+        # Set while it is its broadcast's standby: its media is held here, not fanned out.
+        self.standby: StandbyBuffer | None = None
         self.stream_key = stream_key
         self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
@@ -88,7 +94,11 @@ class _PublisherHandle:
         return self._broadcast.policy.webrtc_playback
 
     def push(self, tag: MediaTag) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        if self.standby is not None:
+            self.standby.add(tag)
+        else:
             self._hub._on_media(self._broadcast, tag)
 
     def close(self, reason: str) -> None:
@@ -176,8 +186,9 @@ class BroadcastHub:
         """End every broadcast now (server shutdown) and flush pending directory writes."""
         self._closing = True
         for broadcast in list(self._broadcasts.values()):
-            if broadcast.publisher is not None:
-                broadcast.publisher.kick("server shutting down")
+            for publisher in (broadcast.standby, broadcast.publisher):
+                if publisher is not None:
+                    publisher.kick("server shutting down")
             self._end(broadcast, "shutdown")
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -219,13 +230,26 @@ class BroadcastHub:
         if not policy.enabled:
             raise PublishRefused(RefusalReason.DISABLED, "live stream is disabled")
         broadcast = self._broadcasts.get(policy.stream_id)
-        if broadcast is not None and broadcast.publisher is not None:
+        active = broadcast.publisher if broadcast is not None else None
+        # The other key may join a live broadcast once, as its standby; the same key never.
+        if active is not None and (
+            broadcast is None or broadcast.standby is not None
+            or active.stream_key_hash == key_hash
+        ):
             raise PublishRefused(
                 RefusalReason.ALREADY_LIVE, "a publisher is already live on this stream key"
             )
         if self.publisher_count >= self._max_publishers:
             raise PublishRefused(
                 RefusalReason.TOO_MANY_PUBLISHERS, "server has reached its publisher limit"
+            )
+        states = await self._directory.key_states([policy.stream_id])
+        state = states.get(policy.stream_id)
+        role = "backup" if state is not None and state.backup_stream_key_hash == key_hash \
+            else "primary"
+        if broadcast is not None and active is not None:
+            return self._admit_standby(
+                broadcast, protocol, remote_address, disconnect, stream_key, key_hash, role
             )
 
         resumed = broadcast is not None
@@ -238,7 +262,7 @@ class BroadcastHub:
             broadcast.move_to(BroadcastState.CONNECTED)
             broadcast.meter.new_publisher()
         handle = _PublisherHandle(
-            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash
+            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash, role
         )
         broadcast.publisher = handle
         broadcast.publisher_count += 1
@@ -265,6 +289,7 @@ class BroadcastHub:
             protocol=protocol,
             remote_address=remote_address,
             resumed=resumed,
+            role=role,
         )
         for observer in self._observers:
             self._notify(observer.publisher_resumed if resumed else observer.broadcast_started,
@@ -287,6 +312,15 @@ class BroadcastHub:
         facts["remote_address"] = publisher.remote_address if publisher else None
         facts["connected_since"] = publisher.connected_at.isoformat() if publisher else None
         facts["reconnects"] = max(0, broadcast.publisher_count - 1)
+        facts["role"] = publisher.role if isinstance(publisher, _PublisherHandle) else None
+        standby = broadcast.standby
+        facts["standby"] = None if not isinstance(standby, _PublisherHandle) else {
+            "role": standby.role,
+            "protocol": standby.protocol,
+            "remote_address": standby.remote_address,
+            "connected_since": standby.connected_at.isoformat(),
+            "ready": standby.standby is not None and standby.standby.ready,
+        }
         return facts
 
     async def stream_changed(self, stream_id: str) -> None:
@@ -297,15 +331,17 @@ class BroadcastHub:
         policy = await self._directory.policy(stream_id)
         if policy is None or not policy.enabled:
             reason = "stream deleted" if policy is None else "stream disabled"
-            if broadcast.publisher is not None:
-                broadcast.publisher.kick(reason)
+            # The standby first: dropping the active publisher would hand it the broadcast.
+            for publisher in (broadcast.standby, broadcast.publisher):
+                if publisher is not None:
+                    publisher.kick(reason)
             self._end(broadcast, reason)
             return
-        publisher = broadcast.publisher
-        if publisher is not None:
-            current = await self._directory.policy_for_key_hash(publisher.stream_key_hash)
-            if current is None or current.stream_id != stream_id:
-                publisher.kick("stream key reset")
+        for publisher in (broadcast.standby, broadcast.publisher):
+            if publisher is not None:
+                current = await self._directory.policy_for_key_hash(publisher.stream_key_hash)
+                if current is None or current.stream_id != stream_id:
+                    publisher.kick("stream key reset")
         broadcast.policy = policy
 
     async def recheck(self) -> None:
@@ -314,11 +350,11 @@ class BroadcastHub:
         states = await self._directory.key_states(list(self._broadcasts))
         for stream_id, broadcast in list(self._broadcasts.items()):
             state = states.get(stream_id)
-            publisher = broadcast.publisher
+            publishers = [p for p in (broadcast.publisher, broadcast.standby) if p is not None]
             if (
                 state is not None
                 and state.enabled
-                and (publisher is None or state.admits(publisher.stream_key_hash))
+                and all(state.admits(p.stream_key_hash) for p in publishers)
             ):
                 continue
             try:
@@ -335,7 +371,8 @@ class BroadcastHub:
 
     @property
     def publisher_count(self) -> int:
-        return sum(1 for b in self._broadcasts.values() if b.publisher is not None)
+        return sum((b.publisher is not None) + (b.standby is not None)
+                   for b in self._broadcasts.values())
 
     # Internals ------------------------------------------------------------------------
 
@@ -366,9 +403,52 @@ class BroadcastHub:
                 )
                 broadcast.remove_sink(sink)
 
+    def _admit_standby(
+        self, broadcast: Broadcast, protocol: str, remote_address: str,
+        disconnect: Disconnect | None, stream_key: str, key_hash: str, role: str,
+    ) -> _PublisherHandle:
+        handle = _PublisherHandle(
+            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash, role
+        )
+        handle.standby = StandbyBuffer()
+        broadcast.standby = handle
+        # No connected/disconnected events for a standby: those tell of the publisher
+        # feeding the broadcast (and a node restart reads the last of them).
+        log.info("standby publisher connected stream_id=%s broadcast_id=%s role=%s "
+                 "protocol=%s remote=%s", broadcast.stream_id, broadcast.id, role, protocol,
+                 remote_address)
+        return handle
+
+    def _fail_over(self, broadcast: Broadcast, gone: _PublisherHandle, reason: str) -> None:
+        """The standby feeds the broadcast from its newest keyframe on, now."""
+        standby = broadcast.standby
+        assert isinstance(standby, _PublisherHandle) and standby.standby is not None
+        held, standby.standby = standby.standby.take(), None
+        broadcast.standby = None
+        broadcast.move_to(BroadcastState.RECONNECTING)
+        broadcast.move_to(BroadcastState.CONNECTED)
+        broadcast.meter.new_publisher()
+        broadcast.publisher = standby
+        broadcast.publisher_count += 1
+        log.info("failover stream_id=%s broadcast_id=%s from=%s to=%s reason=%s held_tags=%d",
+                 broadcast.stream_id, broadcast.id, gone.role, standby.role, reason, len(held))
+        self._emit(EventType.LIVE_STREAM_CONNECTED, broadcast, protocol=standby.protocol,
+                   remote_address=standby.remote_address, resumed=True, role=standby.role)
+        self._emit(EventType.LIVE_STREAM_FAILOVER, broadcast,
+                   **{"from": gone.role, "to": standby.role, "reason": reason})
+        for observer in self._observers:
+            self._notify(observer.publisher_resumed, broadcast)
+        for tag in held:
+            self._on_media(broadcast, tag)
+
     def _on_publisher_gone(
         self, broadcast: Broadcast, handle: _PublisherHandle, reason: str
     ) -> None:
+        if broadcast.standby is handle:
+            broadcast.standby = None
+            log.info("standby publisher gone stream_id=%s broadcast_id=%s reason=%s",
+                     broadcast.stream_id, broadcast.id, reason)
+            return
         if broadcast.publisher is not handle:
             return
         broadcast.publisher = None
@@ -383,6 +463,9 @@ class BroadcastHub:
             return
         for observer in self._observers:
             self._notify(observer.publisher_lost, broadcast)
+        if broadcast.standby is not None and not self._closing:
+            self._fail_over(broadcast, handle, reason)
+            return
         window = broadcast.policy.reconnect_window
         if window <= 0 or self._closing:
             self._end(broadcast, reason)
