@@ -308,7 +308,8 @@ class Golive:
         self._sweeper.start()
 
         self.hub = BroadcastHub(
-            StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
+            StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers,
+            failover_after=s.failover_after,
         )
         await self.hub.start()
         # Access hooks (the node's and each stream's), for publishing, playing and chat.

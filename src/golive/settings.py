@@ -113,6 +113,12 @@ class Settings(BaseSettings):
 
     # Ingest limits.
     max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")
+    failover_after: float = Field(
+        1.0, gt=0, le=60,
+        description="Seconds without media from a stream's active publisher, while a standby "
+        "on the stream's other key (backup key) is connected and sending, before the standby "
+        "takes over.",
+    )
     rtmp_handshake_timeout: float = Field(
         10.0, gt=0, description="Seconds a client has to finish the RTMP handshake and publish."
     )

@@ -515,6 +515,40 @@ async def test_disabling_kicks_the_standby_too_without_a_failover(node: Node) ->
     assert EventType.LIVE_STREAM_FAILOVER not in [e.type for e in node.drain()]
 
 
+async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(VIDEO)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    sink = Collect()
+    broadcast.add_sink(sink)
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    node.drain()
+    # The primary stays connected but sends nothing; the backup keeps sending.
+    for _ in range(3):
+        node.clock.advance(0.3)
+        backup.push(LATER)
+    assert broadcast.publisher is primary and sink.got == []  # 0.9 s: not yet
+    node.clock.advance(0.3)
+    backup.push(LATER)
+    node.clock.advance(0.3)  # the next check sees 1.2 s of silence
+    assert (broadcast.publisher, broadcast.standby) == (backup, primary)
+    assert sink.got[:2] == [CONFIG, KEYFRAME] and len(sink.got) == 6
+    [event] = node.drain()  # the stream never lost its publisher: no (dis)connected events
+    assert event.type is EventType.LIVE_STREAM_FAILOVER
+    assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+    assert str(event.data["reason"]).startswith("no media for 1.")
+    bc = broadcast.id
+    assert node.observer.calls[-2:] == [("lost", bc), ("resumed", bc)]
+    # The demoted primary is held like any standby; a silent standby never takes over.
+    node.clock.advance(5.0)
+    assert broadcast.publisher is backup
+    assert [e.type for e in node.drain()] == []
+
+
 def test_standby_buffer_drops_a_gop_past_its_bound() -> None:
     held = StandbyBuffer(max_bytes=12)
     held.add(CONFIG)

@@ -72,6 +72,7 @@ class _PublisherHandle:
         self.role = role  # "primary" or "backup": which of the stream's keys it used
         # Set while it is its broadcast's standby: its media is held here, not fanned out.
         self.standby: StandbyBuffer | None = None
+        self.last_media_at = hub._clock.now()  # the hub's clock; since connecting if none yet
         self.stream_key = stream_key
         self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
@@ -96,6 +97,8 @@ class _PublisherHandle:
     def push(self, tag: MediaTag) -> None:
         if self._closed:
             return
+        if tag.type is not TagType.SCRIPT:
+            self.last_media_at = self._hub._clock.now()
         if self.standby is not None:
             self.standby.add(tag)
         else:
@@ -128,9 +131,12 @@ class BroadcastHub:
         max_pending_writes: int = 10_000,
         retry_delay: float = 0.5,
         max_retry_delay: float = 30.0,
+        failover_after: float = 1.0,
     ) -> None:
         if media_seen_interval <= 0 or max_pending_writes < 1:
             raise ValueError("media_seen_interval must be > 0 and max_pending_writes >= 1")
+        if failover_after <= 0:
+            raise ValueError("failover_after must be > 0")
         if retry_delay <= 0 or max_retry_delay < retry_delay:
             raise ValueError("retry delays need 0 < retry_delay <= max_retry_delay")
         self._directory = directory
@@ -143,6 +149,9 @@ class BroadcastHub:
         self._max_retry_delay = max_retry_delay
         self._broadcasts: dict[str, Broadcast] = {}  # by stream id, until ended
         self._reconnect_timers: dict[str, Timer] = {}  # by broadcast id, while reconnecting
+        # Seconds the active publisher may send nothing while a ready standby sends.
+        self._failover_after = failover_after
+        self._failover_timers: dict[str, Timer] = {}  # by broadcast id, while a standby waits
         # By broadcast id: when media may next be reported to the directory.
         self._observers: list[BroadcastObserver] = []
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
@@ -412,6 +421,7 @@ class BroadcastHub:
         )
         handle.standby = StandbyBuffer()
         broadcast.standby = handle
+        self._watch_later(broadcast)
         # No connected/disconnected events for a standby: those tell of the publisher
         # feeding the broadcast (and a node restart reads the last of them).
         log.info("standby publisher connected stream_id=%s broadcast_id=%s role=%s "
@@ -419,12 +429,45 @@ class BroadcastHub:
                  remote_address)
         return handle
 
-    def _fail_over(self, broadcast: Broadcast, gone: _PublisherHandle, reason: str) -> None:
-        """The standby feeds the broadcast from its newest keyframe on, now."""
+    def _watch_later(self, broadcast: Broadcast) -> None:
+        """Check the active publisher again soon (a few times per `failover_after`)."""
+        self._cancel_watch(broadcast)
+        self._failover_timers[broadcast.id] = self._clock.call_at(
+            self._clock.now() + self._failover_after / 4, lambda: self._watch(broadcast)
+        )
+
+    def _cancel_watch(self, broadcast: Broadcast) -> None:
+        timer = self._failover_timers.pop(broadcast.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _watch(self, broadcast: Broadcast) -> None:
+        """A connected but silent active publisher hands over to a standby that sends."""
+        self._failover_timers.pop(broadcast.id, None)
+        active, standby = broadcast.publisher, broadcast.standby
+        if (broadcast.state is BroadcastState.ENDED or not isinstance(active, _PublisherHandle)
+                or not isinstance(standby, _PublisherHandle) or standby.standby is None):
+            return
+        now = self._clock.now()
+        silent = now - active.last_media_at
+        if (silent >= self._failover_after and standby.standby.ready
+                and now - standby.last_media_at < self._failover_after):
+            self._fail_over(broadcast, active, f"no media for {silent:.1f} s", keep=True)
+        self._watch_later(broadcast)
+
+    def _fail_over(self, broadcast: Broadcast, gone: _PublisherHandle, reason: str, *,
+                   keep: bool = False) -> None:
+        """The standby feeds the broadcast from its newest keyframe on, now; `keep`: the
+        publisher it replaces is still connected (silent) and becomes the standby."""
         standby = broadcast.standby
         assert isinstance(standby, _PublisherHandle) and standby.standby is not None
         held, standby.standby = standby.standby.take(), None
         broadcast.standby = None
+        if keep:
+            gone.standby = StandbyBuffer()
+            broadcast.standby = gone
+        else:
+            self._cancel_watch(broadcast)
         broadcast.move_to(BroadcastState.RECONNECTING)
         broadcast.move_to(BroadcastState.CONNECTED)
         broadcast.meter.new_publisher()
@@ -432,11 +475,14 @@ class BroadcastHub:
         broadcast.publisher_count += 1
         log.info("failover stream_id=%s broadcast_id=%s from=%s to=%s reason=%s held_tags=%d",
                  broadcast.stream_id, broadcast.id, gone.role, standby.role, reason, len(held))
-        self._emit(EventType.LIVE_STREAM_CONNECTED, broadcast, protocol=standby.protocol,
-                   remote_address=standby.remote_address, resumed=True, role=standby.role)
+        if not keep:  # else the stream never lost its publisher connection
+            self._emit(EventType.LIVE_STREAM_CONNECTED, broadcast, protocol=standby.protocol,
+                       remote_address=standby.remote_address, resumed=True, role=standby.role)
         self._emit(EventType.LIVE_STREAM_FAILOVER, broadcast,
                    **{"from": gone.role, "to": standby.role, "reason": reason})
         for observer in self._observers:
+            if keep:
+                self._notify(observer.publisher_lost, broadcast)
             self._notify(observer.publisher_resumed, broadcast)
         for tag in held:
             self._on_media(broadcast, tag)
@@ -446,6 +492,7 @@ class BroadcastHub:
     ) -> None:
         if broadcast.standby is handle:
             broadcast.standby = None
+            self._cancel_watch(broadcast)
             log.info("standby publisher gone stream_id=%s broadcast_id=%s reason=%s",
                      broadcast.stream_id, broadcast.id, reason)
             return
@@ -485,6 +532,7 @@ class BroadcastHub:
             return
         broadcast.move_to(BroadcastState.ENDED)
         self._cancel_reconnect(broadcast)
+        self._cancel_watch(broadcast)
         if self._broadcasts.get(broadcast.stream_id) is broadcast:
             del self._broadcasts[broadcast.stream_id]
         ended_at = utcnow()
