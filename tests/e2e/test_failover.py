@@ -2,14 +2,17 @@
 
 The backup key publishes exactly like the stream key. While the primary feeds the
 broadcast, the backup is held as its hot standby (media read, newest GOP kept); when
-the primary is killed the backup takes over at once, in the same broadcast, and the
-LL-HLS output turns from red to blue after one discontinuity. A backup that connects
+the primary's encoder hangs (connected, silent) the backup takes over after
+failover_after, in the same broadcast, and the LL-HLS output turns from red to blue
+after one discontinuity; when the backup's encoder is then killed the primary, now the
+standby, takes over at once. A backup that connects
 after the primary is gone simply continues the broadcast, like a reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -71,7 +74,7 @@ async def _colour(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool
     return "red" if r > 2 * b else "blue" if b > 2 * r else f"neither ({r}, {b})"
 
 
-async def test_backup_takes_over_from_a_killed_primary_at_once(
+async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_backup(
     node: Golive, api: httpx.AsyncClient, red_flv: Path, blue_flv: Path
 ) -> None:
     stream = await create_stream(api, reconnect_window=10)
@@ -89,20 +92,25 @@ async def test_backup_takes_over_from_a_killed_primary_at_once(
         uri = _media_uri(await eventually(
             lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist"))
 
-        async def red() -> bool:
-            return await _colour(hls, uri, after_discontinuity=False) == "red"
+        def shows(colour: str, *, after_discontinuity: bool) -> Any:
+            async def check() -> bool:
+                got = await _colour(hls, uri, after_discontinuity=after_discontinuity)
+                return got == colour
+            return check
 
-        await eventually(red, timeout=60, what="the primary's red picture")
+        await eventually(shows("red", after_discontinuity=False), timeout=60,
+                         what="the primary's red picture")
 
         backup = ffmpeg_publish(blue_flv, node.rtmp_url(backup_key), loop=True)
 
-        async def standby_ready() -> dict[str, Any] | None:
+        async def standby_ready(role: str) -> dict[str, Any] | None:
             facts = (await get_stream(api, stream["id"]))["live"]
             standby = facts and facts["standby"]
-            return facts if standby and standby["ready"] else None
+            return facts if standby and standby["ready"] and standby["role"] == role else None
 
-        facts = await eventually(standby_ready, what="the backup held as a ready standby")
-        assert facts["role"] == "primary" and facts["standby"]["role"] == "backup"
+        facts = await eventually(lambda: standby_ready("backup"),
+                                 what="the backup held as a ready standby")
+        assert facts["role"] == "primary"
         # A third encoder on either key is refused: one active, one standby.
         third = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
         try:
@@ -110,31 +118,46 @@ async def test_backup_takes_over_from_a_killed_primary_at_once(
         finally:
             stop(third)
 
-        killed_at = time.monotonic()
-        os.kill(primary.pid, signal.SIGKILL)
-        primary.wait()
+        # The primary's encoder hangs: connected, silent.
+        stalled_at = time.monotonic()
+        os.kill(primary.pid, signal.SIGSTOP)
         event = await asyncio.wait_for(failovers.__anext__(), 10)
-        took = time.monotonic() - killed_at
+        took_stall = time.monotonic() - stalled_at
         assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+        assert str(event.data["reason"]).startswith("no media for")
         assert event.broadcast_id == broadcast_id
+        await eventually(shows("blue", after_discontinuity=True), timeout=60,
+                         what="the backup's blue picture in LL-HLS")
+        blue_stall = time.monotonic() - stalled_at
+
+        # The primary comes back to life as the standby; the backup's encoder dies.
+        os.kill(primary.pid, signal.SIGCONT)
+        await eventually(lambda: standby_ready("primary"), what="the primary as standby")
+        killed_at = time.monotonic()
+        os.kill(backup.pid, signal.SIGKILL)
+        backup.wait()
+        event = await asyncio.wait_for(failovers.__anext__(), 10)
+        took_kill = time.monotonic() - killed_at
+        assert (event.data["from"], event.data["to"]) == ("backup", "primary")
+        await eventually(shows("red", after_discontinuity=True), timeout=60,
+                         what="the primary's red picture again")
+        red_kill = time.monotonic() - killed_at
 
         after = await get_stream(api, stream["id"])
         assert after["status"] == "active"
         assert after["live"]["broadcast_id"] == broadcast_id
-        assert after["live"]["connected"] and after["live"]["role"] == "backup"
-        assert after["live"]["standby"] is None
-
-        async def blue() -> bool:
-            return await _colour(hls, uri, after_discontinuity=True) == "blue"
-
-        shown_at = time.monotonic()
-        await eventually(blue, timeout=60, what="the backup's blue picture in LL-HLS")
-        print(f"failover event {took:.2f} s after the kill; blue segment listed "
-              f"{time.monotonic() - killed_at:.2f} s after it "
-              f"(polling from {shown_at - killed_at:.2f} s)")
-        assert "#EXT-X-ENDLIST" not in (await hls.get(uri)).text
+        assert after["live"]["connected"] and after["live"]["role"] == "primary"
+        text = (await hls.get(uri)).text
+        assert "#EXT-X-ENDLIST" not in text
+        sequences = [int(n) for n in re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)]
+        assert len(sequences) == 1
+        print(f"\nstalled primary: failover event after {took_stall:.2f} s, blue segment "
+              f"listed after {blue_stall:.2f} s; killed backup: failover event after "
+              f"{took_kill:.2f} s, red segment listed after {red_kill:.2f} s")
     finally:
         failovers.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(primary.pid, signal.SIGCONT)
         stop(primary)
         if backup is not None:
             stop(backup)

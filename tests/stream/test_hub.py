@@ -518,6 +518,7 @@ async def test_disabling_kicks_the_standby_too_without_a_failover(node: Node) ->
 async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> None:
     node.directory.add_backup(BACKUP_KEY, policy())
     primary = await publish(node.hub)
+    primary.push(CONFIG)
     primary.push(VIDEO)
     broadcast = node.hub.broadcast("ls_1")
     assert broadcast is not None
@@ -547,6 +548,11 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     node.clock.advance(5.0)
     assert broadcast.publisher is backup
     assert [e.type for e in node.drain()] == []
+    # It keeps its codec configuration from before: taking over again starts decodable.
+    primary.push(KEYFRAME)
+    backup.close("eof")
+    assert broadcast.publisher is primary
+    assert sink.got[-2:] == [CONFIG, KEYFRAME]
 
 
 def test_standby_buffer_drops_a_gop_past_its_bound() -> None:

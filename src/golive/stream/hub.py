@@ -464,7 +464,12 @@ class BroadcastHub:
         held, standby.standby = standby.standby.take(), None
         broadcast.standby = None
         if keep:
+            # It sent its metadata and codec configuration long ago: keep them for when
+            # it takes over again (the meter still describes it here).
             gone.standby = StandbyBuffer()
+            gone.standby.metadata = broadcast.meter.metadata
+            gone.standby.video_config = broadcast.meter.video_sequence_header
+            gone.standby.audio_config = broadcast.meter.audio_sequence_header
             broadcast.standby = gone
         else:
             self._cancel_watch(broadcast)
