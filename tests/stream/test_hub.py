@@ -532,7 +532,7 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     for _ in range(3):
         node.clock.advance(0.3)
         backup.push(LATER)
-    assert broadcast.publisher is primary and sink.got == []  # 0.9 s: not yet
+    assert (broadcast.publisher, sink.got) == (primary, [])  # 0.9 s: not yet
     node.clock.advance(0.3)
     backup.push(LATER)
     node.clock.advance(0.3)  # the next check sees 1.2 s of silence
@@ -546,12 +546,12 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     assert node.observer.calls[-2:] == [("lost", bc), ("resumed", bc)]
     # The demoted primary is held like any standby; a silent standby never takes over.
     node.clock.advance(5.0)
-    assert broadcast.publisher is backup
+    assert broadcast.publisher == backup
     assert [e.type for e in node.drain()] == []
     # It keeps its codec configuration from before: taking over again starts decodable.
     primary.push(KEYFRAME)
     backup.close("eof")
-    assert broadcast.publisher is primary
+    assert broadcast.publisher == primary
     assert sink.got[-2:] == [CONFIG, KEYFRAME]
 
 
