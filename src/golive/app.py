@@ -310,6 +310,7 @@ class Golive:
         self.hub = BroadcastHub(
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers,
             failover_after=s.failover_after,
+            failover_return_after=s.failover_return_after,
         )
         await self.hub.start()
         # Access hooks (the node's and each stream's), for publishing, playing and chat.

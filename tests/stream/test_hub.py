@@ -555,6 +555,46 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     assert sink.got[-2:] == [CONFIG, KEYFRAME]
 
 
+async def test_return_after_switches_back_to_a_steady_primary() -> None:
+    async with start_node(failover_return_after=3.0) as node:
+        node.directory.add_backup(BACKUP_KEY, policy())
+        primary = await publish(node.hub)
+        primary.push(CONFIG)
+        primary.push(VIDEO)
+        backup = await publish(node.hub, BACKUP_KEY)
+        backup.push(CONFIG)
+        backup.push(KEYFRAME)
+        primary.close("eof")  # the backup takes over; the primary's encoder comes back
+        primary = await publish(node.hub)
+        broadcast = node.hub.broadcast("ls_1")
+        assert broadcast is not None and broadcast.standby == primary
+        node.drain()
+
+        def both_send(seconds: float) -> None:
+            for _ in range(round(seconds / 0.25)):
+                node.clock.advance(0.25)
+                primary.push(LATER)
+                backup.push(LATER)
+
+        primary.push(CONFIG)
+        primary.push(KEYFRAME)
+        both_send(2.0)
+        # A gap longer than failover_after: its steady time starts over.
+        for _ in range(5):
+            node.clock.advance(0.25)
+            backup.push(LATER)
+        both_send(2.5)
+        assert broadcast.publisher == backup and node.drain() == []
+        both_send(1.0)
+        assert (broadcast.publisher, broadcast.standby) == (primary, backup)
+        [event] = node.drain()
+        assert (event.data["from"], event.data["to"]) == ("backup", "primary")
+        assert str(event.data["reason"]).startswith("primary steady for 3.")
+        # The backup never switches back by itself: only on the primary's failure.
+        both_send(10.0)
+        assert broadcast.publisher == primary and node.drain() == []
+
+
 def test_standby_buffer_drops_a_gop_past_its_bound() -> None:
     held = StandbyBuffer(max_bytes=12)
     held.add(CONFIG)

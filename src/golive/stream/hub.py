@@ -73,6 +73,7 @@ class _PublisherHandle:
         # Set while it is its broadcast's standby: its media is held here, not fanned out.
         self.standby: StandbyBuffer | None = None
         self.last_media_at = hub._clock.now()  # the hub's clock; since connecting if none yet
+        self.sending_since = self.last_media_at  # start of its media without a gap
         self.stream_key = stream_key
         self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
@@ -98,7 +99,10 @@ class _PublisherHandle:
         if self._closed:
             return
         if tag.type is not TagType.SCRIPT:
-            self.last_media_at = self._hub._clock.now()
+            now = self._hub._clock.now()
+            if now - self.last_media_at >= self._hub._failover_after:
+                self.sending_since = now
+            self.last_media_at = now
         if self.standby is not None:
             self.standby.add(tag)
         else:
@@ -132,11 +136,12 @@ class BroadcastHub:
         retry_delay: float = 0.5,
         max_retry_delay: float = 30.0,
         failover_after: float = 1.0,
+        failover_return_after: float = 0.0,
     ) -> None:
         if media_seen_interval <= 0 or max_pending_writes < 1:
             raise ValueError("media_seen_interval must be > 0 and max_pending_writes >= 1")
-        if failover_after <= 0:
-            raise ValueError("failover_after must be > 0")
+        if failover_after <= 0 or failover_return_after < 0:
+            raise ValueError("failover_after must be > 0 and failover_return_after >= 0")
         if retry_delay <= 0 or max_retry_delay < retry_delay:
             raise ValueError("retry delays need 0 < retry_delay <= max_retry_delay")
         self._directory = directory
@@ -151,6 +156,8 @@ class BroadcastHub:
         self._reconnect_timers: dict[str, Timer] = {}  # by broadcast id, while reconnecting
         # Seconds the active publisher may send nothing while a ready standby sends.
         self._failover_after = failover_after
+        # Seconds of steady media from a standby primary before it takes over again (0: never).
+        self._failover_return_after = failover_return_after
         self._failover_timers: dict[str, Timer] = {}  # by broadcast id, while a standby waits
         # By broadcast id: when media may next be reported to the directory.
         self._observers: list[BroadcastObserver] = []
@@ -450,9 +457,13 @@ class BroadcastHub:
             return
         now = self._clock.now()
         silent = now - active.last_media_at
-        if (silent >= self._failover_after and standby.standby.ready
-                and now - standby.last_media_at < self._failover_after):
+        sending = standby.standby.ready and now - standby.last_media_at < self._failover_after
+        steady = now - standby.sending_since
+        if sending and silent >= self._failover_after:
             self._fail_over(broadcast, active, f"no media for {silent:.1f} s", keep=True)
+        elif (sending and self._failover_return_after > 0 and active.role == "backup"
+              and standby.role == "primary" and steady >= self._failover_return_after):
+            self._fail_over(broadcast, active, f"primary steady for {steady:.1f} s", keep=True)
         self._watch_later(broadcast)
 
     def _fail_over(self, broadcast: Broadcast, gone: _PublisherHandle, reason: str, *,
