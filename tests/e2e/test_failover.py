@@ -23,7 +23,15 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import create_stream, eventually, get_stream, wait_process, wait_status
+from tests.e2e.conftest import (
+    ADMIN,
+    create_stream,
+    eventually,
+    get_stream,
+    node_settings,
+    wait_process,
+    wait_status,
+)
 from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
 
 from golive.app import Golive
@@ -205,3 +213,57 @@ async def test_backup_after_the_primary_left_continues_and_is_dropped_when_repla
         stop(backup)
     dropped = await eventually(lambda: connected(False), what="old backup key dropped")
     assert dropped["live"]["broadcast_id"] == broadcast_id
+
+
+async def test_a_returning_primary_takes_back_over_after_return_after(
+    tmp_path: Path, red_flv: Path, blue_flv: Path
+) -> None:
+    async with Golive(node_settings(tmp_path, failover_return_after=2.0)) as node, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN}"}) as api, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:
+        stream = await create_stream(api, reconnect_window=10)
+        made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+        backup_url = node.rtmp_url(made.json()["data"]["backup_stream_key"])
+        primary_url = node.rtmp_url(stream["stream_key"])
+        failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
+        primary = ffmpeg_publish(red_flv, primary_url, loop=True)
+        backup: subprocess.Popen[bytes] | None = None
+        try:
+            await wait_status(api, stream["id"], "active")
+            backup = ffmpeg_publish(blue_flv, backup_url, loop=True)
+
+            async def standby_ready(role: str) -> bool:
+                facts = (await get_stream(api, stream["id"]))["live"]
+                standby = facts and facts["standby"]
+                return bool(standby and standby["ready"] and standby["role"] == role)
+
+            await eventually(lambda: standby_ready("backup"), what="the backup as standby")
+            os.kill(primary.pid, signal.SIGKILL)
+            primary.wait()
+            event = await asyncio.wait_for(failovers.__anext__(), 10)
+            assert event.data["to"] == "backup"
+
+            primary = ffmpeg_publish(red_flv, primary_url, loop=True)
+            back_at = time.monotonic()
+            event = await asyncio.wait_for(failovers.__anext__(), 30)
+            waited = time.monotonic() - back_at
+            assert (event.data["from"], event.data["to"]) == ("backup", "primary")
+            assert str(event.data["reason"]).startswith("primary steady for")
+            assert waited >= 2.0
+
+            pid = stream["playback_ids"][0]["id"]
+            uri = _media_uri((await hls.get(f"{pid}.m3u8")).text)
+
+            async def red() -> bool:
+                return await _colour(hls, uri, after_discontinuity=True) == "red"
+
+            await eventually(red, timeout=60, what="the primary's red picture again")
+            facts = (await get_stream(api, stream["id"]))["live"]
+            assert facts["role"] == "primary" and facts["standby"]["role"] == "backup"
+            print(f"\nprimary back: switched back {waited:.2f} s after it reconnected")
+        finally:
+            failovers.close()
+            stop(primary)
+            if backup is not None:
+                stop(backup)
