@@ -5,8 +5,9 @@ broadcast, the backup is held as its hot standby (media read, newest GOP kept); 
 the primary's encoder hangs (connected, silent) the backup takes over after
 failover_after, in the same broadcast, and the LL-HLS output turns from red to blue
 after one discontinuity; when the backup's encoder is then killed the primary, now the
-standby, takes over at once. A backup that connects
-after the primary is gone simply continues the broadcast, like a reconnect.
+standby, takes over at once; with failover_return_after a returning primary takes the
+broadcast back once steady. A backup that connects (here over SRT) after the primary is
+gone simply continues the broadcast, like a reconnect.
 """
 
 from __future__ import annotations
@@ -177,13 +178,14 @@ async def _ok_text(hls: httpx.AsyncClient, path: str) -> str | None:
     return response.text if response.status_code == 200 else None
 
 
-async def test_backup_after_the_primary_left_continues_and_is_dropped_when_replaced(
+async def test_backup_over_srt_after_the_primary_left_continues_and_is_dropped_when_replaced(
     node: Golive, api: httpx.AsyncClient, source_flv: Path
 ) -> None:
     stream = await create_stream(api, reconnect_window=10)
     made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
     assert made.status_code == 200, made.text
-    backup_url = node.rtmp_url(made.json()["data"]["backup_stream_key"])
+    # Over SRT: the backup key works on every ingest protocol, like the stream key.
+    backup_url = node.srt_url(made.json()["data"]["backup_stream_key"])
 
     primary = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
     try:
@@ -200,9 +202,10 @@ async def test_backup_after_the_primary_left_continues_and_is_dropped_when_repla
     lost = await eventually(lambda: connected(False), what="primary loss noticed")
     assert lost["status"] == "active"
 
-    backup = ffmpeg_publish(source_flv, backup_url, loop=True)
+    backup = ffmpeg_publish(source_flv, backup_url, loop=True, muxer="mpegts")
     try:
         back = await eventually(lambda: connected(True), what="backup publishing")
+        assert back["live"]["protocol"] == "srt"
         assert back["live"]["broadcast_id"] == broadcast_id
         assert back["live"]["reconnects"] == 1 and back["live"]["role"] == "backup"
         # Replacing the backup key drops the encoder that uses it, like a stream key reset.
