@@ -17,15 +17,17 @@ GST_LAUNCH = shutil.which("gst-launch-1.0")
 
 def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: int = 30,
                 gop: int = 30, video_kbps: int = 800, sample_rate: int = 48000,
-                volume_db: float = 0.0) -> Path:
+                volume_db: float = 0.0, video: str = "testsrc2") -> Path:
     """Encode a synthetic H.264/AAC FLV file (testsrc2 + sine) once, for `-c copy` publishing.
 
-    The sine alone measures about -22 LUFS (EBU R128); `volume_db` moves it."""
+    The sine alone measures about -22 LUFS (EBU R128); `volume_db` moves it. `video` is
+    the lavfi picture source, with its own options if any ("color=c=red")."""
     if path.exists():
         return path
+    picture = f"{video}{':' if '=' in video else '='}size={size}:rate={fps}"
     subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
+         "-f", "lavfi", "-i", picture,
          "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}",
          "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
          "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", "0",

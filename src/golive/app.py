@@ -351,7 +351,9 @@ class Golive:
         self._sweeper.start()
 
         self.hub = BroadcastHub(
-            StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
+            StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers,
+            failover_after=s.failover_after,
+            failover_return_after=s.failover_return_after,
         )
         await self.hub.start()
         # Access hooks (the node's and each stream's), for publishing, playing and chat.

@@ -114,6 +114,18 @@ class Settings(BaseSettings):
 
     # Ingest limits.
     max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")
+    failover_after: float = Field(
+        1.0, gt=0, le=60,
+        description="Seconds without media from a stream's active publisher, while a standby "
+        "on the stream's other key (backup key) is connected and sending, before the standby "
+        "takes over.",
+    )
+    failover_return_after: float = Field(
+        0.0, ge=0, le=3600,
+        description="Switch back to the primary (stream key) publisher once it has sent "
+        "media without a gap for this many seconds as the standby, while the backup feeds "
+        "the broadcast; 0: stay on the backup until it fails.",
+    )
     rtmp_handshake_timeout: float = Field(
         10.0, gt=0, description="Seconds a client has to finish the RTMP handshake and publish."
     )

@@ -338,6 +338,7 @@ async def test_not_found(api: Api) -> None:
         ("PATCH", "/live-streams/nope"),
         ("DELETE", "/live-streams/nope"),
         ("POST", "/live-streams/nope/reset-stream-key"),
+        ("POST", "/live-streams/nope/reset-backup-stream-key"),
         ("PUT", "/live-streams/nope/enable"),
         ("PUT", "/live-streams/nope/disable"),
         ("POST", "/live-streams/nope/playback-ids"),
@@ -367,6 +368,36 @@ async def test_reset_stream_key(api: Api) -> None:
     assert created["stream_key"] not in str(event.data) and data["stream_key"] not in str(
         event.data
     )
+
+
+async def test_backup_stream_key_made_and_replaced(api: Api) -> None:
+    created = await api.create()
+    assert created["backup_stream_key_prefix"] is None
+    api.drain()
+    path = f"/live-streams/{created['id']}/reset-backup-stream-key"
+    r = await api.client.post(path)
+    assert r.status_code == 200, r.text
+    first = r.json()["data"]
+    backup = first["backup_stream_key"]
+    assert backup and backup != created["stream_key"]
+    assert backup.startswith(first["backup_stream_key_prefix"])
+    assert first["stream_key_prefix"] == created["stream_key_prefix"]
+    assert "stream_key" not in first
+    assert api.broadcasts.changed == [created["id"]]
+    [event] = api.drain()
+    assert event.type is EventType.LIVE_STREAM_UPDATED
+    assert event.data["changes"] == {"backup_stream_key": "reset"}
+    assert backup not in str(event.data)
+    # Shown afterwards by its prefix only; a second reset replaces it.
+    shown = (await api.client.get(f"/live-streams/{created['id']}")).json()["data"]
+    assert shown["backup_stream_key_prefix"] == first["backup_stream_key_prefix"]
+    assert "backup_stream_key" not in shown
+    r = await api.client.post(path)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["backup_stream_key"] != backup
+    found = await api.store.find_stream_by_key(r.json()["data"]["backup_stream_key"])
+    assert found is not None and found.id == created["id"]
+    assert await api.store.find_stream_by_key(backup) is None
 
 
 async def test_disable_enable_call_stream_changed(api: Api) -> None:

@@ -72,6 +72,13 @@ def test_streams_lifecycle(run: Any, tmp_path: Path) -> None:
     reset = json.loads(ok(run("streams", "reset-key", sid, "--json")))
     assert reset["stream_key"] and reset["stream_key"] != key
     assert "rtmp://" in ok(run("streams", "reset-key", sid))
+    assert "backup key" in ok(run("streams", "show", sid)) and "none" in ok(run("streams", "show", sid))
+    backup = json.loads(ok(run("streams", "reset-backup-key", sid, "--json")))
+    assert backup["backup_stream_key"].startswith(backup["backup_stream_key_prefix"])
+    human = ok(run("streams", "show", sid))
+    assert backup["backup_stream_key_prefix"] in human and backup["backup_stream_key"] not in human
+    assert "shown only now" in ok(run("streams", "reset-backup-key", sid))
+    assert run("streams", "reset-backup-key", "ls_nope").exit_code == 1
 
     assert json.loads(ok(run("streams", "disable", sid, "--json")))["status"] == "disabled"
     assert "disabled" in ok(run("streams", "disable", sid))
@@ -217,7 +224,8 @@ def test_help_lists_everything(run: Any) -> None:
     for command in ("serve", "streams", "tokens", "webhooks", "config"):
         assert command in out
     out = ok(run("streams", "--help"))
-    for command in ("create", "list", "show", "reset-key", "enable", "disable", "delete"):
+    for command in ("create", "list", "show", "reset-key", "reset-backup-key", "enable",
+                    "disable", "delete"):
         assert command in out
     assert "--http-port" in ok(run("serve", "--help"))
 

@@ -66,6 +66,34 @@ async def test_key_states_follow_key_resets_and_deletes(store: Store) -> None:
     assert await directory.key_states([]) == {}
 
 
+async def test_backup_key_publishes_like_the_stream_key(store: Store) -> None:
+    directory = StoreStreamDirectory(store)
+    record, key = await store.create_stream(name="show", srt_passphrase="correct horse 123")
+    other, _ = await store.create_stream(name="other")
+    states = await directory.key_states([record.id])
+    assert states[record.id].backup_stream_key_hash is None
+    assert not states[record.id].admits(hash_stream_key("sk_wrong"))
+    made = await store.reset_backup_stream_key(record.id)
+    assert made is not None
+    shown, backup = made
+    assert backup != key and backup.startswith(str(shown.backup_stream_key_prefix))
+    assert shown.stream_key_prefix == record.stream_key_prefix
+    by_backup = await directory.policy_for_key_hash(hash_stream_key(backup))
+    assert by_backup is not None and by_backup == await directory.policy(record.id)
+    assert await store.srt_passphrase(backup) == "correct horse 123"
+    state = (await directory.key_states([record.id]))[record.id]
+    assert state.admits(hash_stream_key(key)) and state.admits(hash_stream_key(backup))
+    # Replacing the backup key ends the old one; the stream key is untouched.
+    again = await store.reset_backup_stream_key(record.id)
+    assert again is not None
+    assert await directory.policy_for_key_hash(hash_stream_key(backup)) is None
+    state = (await directory.key_states([record.id]))[record.id]
+    assert not state.admits(hash_stream_key(backup)) and state.admits(hash_stream_key(key))
+    assert state.admits(hash_stream_key(again[1]))
+    assert (await directory.key_states([other.id]))[other.id].backup_stream_key_hash is None
+    assert await store.reset_backup_stream_key("ls_gone") is None
+
+
 async def test_broadcast_lifecycle_reaches_rows_and_status(store: Store) -> None:
     directory = StoreStreamDirectory(store)
     record, _ = await store.create_stream(name="show")

@@ -31,6 +31,7 @@ from golive.stream import (
     RefusalReason,
     StreamPolicy,
 )
+from golive.stream.standby import StandbyBuffer
 
 KEY = "sk_live_key_one"
 OTHER_KEY = "sk_live_key_two"
@@ -104,6 +105,7 @@ class FakeDirectory:
     attempts: int = 0
     tried: asyncio.Event = field(default_factory=asyncio.Event)
     left_open: list[RecoveredBroadcast] = field(default_factory=list)
+    backup_hashes: dict[str, str] = field(default_factory=dict)  # stream id -> backup key hash
 
     @property
     def lifecycle(self) -> list[tuple[Any, ...]]:
@@ -118,6 +120,10 @@ class FakeDirectory:
 
     def add(self, key: str, stream: StreamPolicy) -> None:
         self.by_key_hash[hash_stream_key(key)] = stream
+
+    def add_backup(self, key: str, stream: StreamPolicy) -> None:
+        self.add(key, stream)
+        self.backup_hashes[stream.stream_id] = hash_stream_key(key)
 
     def replace_stream(self, stream: StreamPolicy) -> None:
         for key_hash, current in list(self.by_key_hash.items()):
@@ -135,9 +141,13 @@ class FakeDirectory:
 
     async def key_states(self, stream_ids: Sequence[str]) -> Mapping[str, KeyState]:
         return {
-            current.stream_id: KeyState(enabled=current.enabled, stream_key_hash=key_hash)
+            current.stream_id: KeyState(
+                enabled=current.enabled, stream_key_hash=key_hash,
+                backup_stream_key_hash=self.backup_hashes.get(current.stream_id),
+            )
             for key_hash, current in self.by_key_hash.items()
             if current.stream_id in stream_ids
+            and key_hash != self.backup_hashes.get(current.stream_id)
         }
 
     async def broadcast_started(self, start: BroadcastStart) -> None:
@@ -411,6 +421,193 @@ async def test_sinks_get_media_and_a_failing_sink_is_detached(node: Node) -> Non
     publisher.push(VIDEO)
     assert got == [VIDEO, VIDEO]
     assert broadcast.sinks == [collect]
+
+
+# A backup publisher as hot standby ------------------------------------------------------
+
+BACKUP_KEY = "sk_live_key_backup"
+CONFIG = MediaTag(TagType.VIDEO, 0, b"\x17\x00\x00\x00\x00")
+INTER = MediaTag(TagType.VIDEO, 33, b"\x27\x01\x00\x00\x00")
+KEYFRAME = MediaTag(TagType.VIDEO, 66, b"\x17\x01\x00\x00\x00")
+LATER = MediaTag(TagType.VIDEO, 99, b"\x27\x01\x00\x00\x00")
+
+
+@dataclass
+class Collect:
+    got: list[MediaTag] = field(default_factory=list)
+
+    def push(self, tag: MediaTag) -> None:
+        self.got.append(tag)
+
+
+async def test_backup_is_held_as_standby_and_takes_over_from_its_keyframe(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(VIDEO)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    sink = Collect()
+    broadcast.add_sink(sink)
+    backup = await publish(node.hub, BACKUP_KEY)
+    assert (broadcast.publisher, broadcast.standby) == (primary, backup)
+    for tag in (SCRIPT, CONFIG, INTER, KEYFRAME, LATER):  # INTER: before its first keyframe
+        backup.push(tag)
+    assert sink.got == []  # held, not fanned out
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["role"] == "primary"
+    assert facts["standby"]["role"] == "backup" and facts["standby"]["ready"] is True
+    assert node.hub.publisher_count == 2
+    for key in (KEY, BACKUP_KEY):  # one active and one standby, whichever the keys
+        with pytest.raises(PublishRefused) as refused:
+            await publish(node.hub, key)
+        assert refused.value.reason is RefusalReason.ALREADY_LIVE
+    node.drain()
+
+    primary.close("eof")
+    assert (broadcast.publisher, broadcast.standby) == (backup, None)
+    assert sink.got == [SCRIPT, CONFIG, KEYFRAME, LATER]
+    events = node.drain()
+    assert [(e.type, e.data.get("role")) for e in events] == [
+        (EventType.LIVE_STREAM_DISCONNECTED, None),
+        (EventType.LIVE_STREAM_CONNECTED, "backup"),
+        (EventType.LIVE_STREAM_FAILOVER, None),
+    ]
+    assert dict(events[-1].data) == {"from": "primary", "to": "backup", "reason": "eof"}
+    bc = broadcast.id
+    assert node.observer.calls == [("started", bc), ("lost", bc), ("resumed", bc)]
+    backup.push(INTER)
+    assert sink.got[-1] is INTER
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["role"] == "backup" and facts["standby"] is None
+    assert facts["reconnects"] == 1
+    node.clock.advance(60.0)  # no reconnect window was opened
+    assert node.hub.broadcast("ls_1") is broadcast and state_of(broadcast) is BroadcastState.ACTIVE
+    # The primary returning now becomes the standby.
+    again = await publish(node.hub)
+    assert (broadcast.publisher, broadcast.standby) == (backup, again)
+
+
+async def test_a_standby_leaving_is_quiet_and_the_window_works_as_before(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(VIDEO)
+    backup = await publish(node.hub, BACKUP_KEY)
+    node.drain()
+    backup.close("eof")
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None and broadcast.standby is None and node.drain() == []
+    primary.close("eof")
+    assert state_of(broadcast) is BroadcastState.RECONNECTING
+    node.clock.advance(30.0)
+    assert node.hub.broadcast("ls_1") is None
+
+
+async def test_disabling_kicks_the_standby_too_without_a_failover(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    kicked: list[str] = []
+    primary = await publish(node.hub, kicked=kicked)
+    primary.push(VIDEO)
+    await publish(node.hub, BACKUP_KEY, kicked=kicked)
+    node.directory.replace_stream(policy(enabled=False))
+    await node.hub.recheck()
+    assert kicked == ["stream disabled", "stream disabled"]
+    assert node.hub.broadcast("ls_1") is None
+    assert EventType.LIVE_STREAM_FAILOVER not in [e.type for e in node.drain()]
+
+
+async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    primary.push(VIDEO)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    sink = Collect()
+    broadcast.add_sink(sink)
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    node.drain()
+    # The primary stays connected but sends nothing; the backup keeps sending.
+    for _ in range(3):
+        node.clock.advance(0.3)
+        backup.push(LATER)
+    assert (broadcast.publisher, sink.got) == (primary, [])  # 0.9 s: not yet
+    node.clock.advance(0.3)
+    backup.push(LATER)
+    node.clock.advance(0.3)  # the next check sees 1.2 s of silence
+    assert (broadcast.publisher, broadcast.standby) == (backup, primary)
+    assert sink.got[:2] == [CONFIG, KEYFRAME] and len(sink.got) == 6
+    [event] = node.drain()  # the stream never lost its publisher: no (dis)connected events
+    assert event.type is EventType.LIVE_STREAM_FAILOVER
+    assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+    assert str(event.data["reason"]).startswith("no media for 1.")
+    bc = broadcast.id
+    assert node.observer.calls[-2:] == [("lost", bc), ("resumed", bc)]
+    # The demoted primary is held like any standby; a silent standby never takes over.
+    node.clock.advance(5.0)
+    assert broadcast.publisher == backup
+    assert [e.type for e in node.drain()] == []
+    # It keeps its codec configuration from before: taking over again starts decodable.
+    primary.push(KEYFRAME)
+    backup.close("eof")
+    assert broadcast.publisher == primary
+    assert sink.got[-2:] == [CONFIG, KEYFRAME]
+
+
+async def test_return_after_switches_back_to_a_steady_primary() -> None:
+    async with start_node(failover_return_after=3.0) as node:
+        node.directory.add_backup(BACKUP_KEY, policy())
+        primary = await publish(node.hub)
+        primary.push(CONFIG)
+        primary.push(VIDEO)
+        backup = await publish(node.hub, BACKUP_KEY)
+        backup.push(CONFIG)
+        backup.push(KEYFRAME)
+        primary.close("eof")  # the backup takes over; the primary's encoder comes back
+        primary = await publish(node.hub)
+        broadcast = node.hub.broadcast("ls_1")
+        assert broadcast is not None and broadcast.standby == primary
+        node.drain()
+
+        def both_send(seconds: float) -> None:
+            for _ in range(round(seconds / 0.25)):
+                node.clock.advance(0.25)
+                primary.push(LATER)
+                backup.push(LATER)
+
+        primary.push(CONFIG)
+        primary.push(KEYFRAME)
+        both_send(2.0)
+        # A gap longer than failover_after: its steady time starts over.
+        for _ in range(5):
+            node.clock.advance(0.25)
+            backup.push(LATER)
+        both_send(2.5)
+        assert broadcast.publisher == backup and node.drain() == []
+        both_send(1.0)
+        assert (broadcast.publisher, broadcast.standby) == (primary, backup)
+        [event] = node.drain()
+        assert (event.data["from"], event.data["to"]) == ("backup", "primary")
+        assert str(event.data["reason"]).startswith("primary steady for 3.")
+        # The backup never switches back by itself: only on the primary's failure.
+        both_send(10.0)
+        assert broadcast.publisher == primary and node.drain() == []
+
+
+def test_standby_buffer_drops_a_gop_past_its_bound() -> None:
+    held = StandbyBuffer(max_bytes=12)
+    held.add(CONFIG)
+    held.add(KEYFRAME)
+    assert held.ready
+    held.add(LATER)
+    held.add(LATER)  # 15 bytes of GOP: given up until the next keyframe
+    assert not held.ready and held.dropped_gops == 1
+    held.add(LATER)
+    assert not held.ready
+    held.add(KEYFRAME)
+    assert held.take() == [CONFIG, KEYFRAME]
+    assert not held.ready and held.take() == [CONFIG]
 
 
 # Streams that change while live --------------------------------------------------------

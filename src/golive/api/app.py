@@ -33,6 +33,7 @@ from golive.api.schemas import (
     LiveStream,
     LiveStreamCreate,
     LiveStreamUpdate,
+    LiveStreamWithBackupKey,
     LiveStreamWithKey,
     PlaybackId,
     PlaybackIdCreate,
@@ -245,6 +246,24 @@ def create_api_app(
         payload = out(request, record, key)
         assert isinstance(payload, LiveStreamWithKey)
         return Data(data=payload)
+
+    @streams.post("/{stream_id}/reset-backup-stream-key",
+                  summary="Make or replace the backup stream key")
+    async def reset_backup_stream_key(
+        request: Request, principal: Writer, stream_id: str
+    ) -> Data[LiveStreamWithBackupKey]:
+        result = await store.reset_backup_stream_key(stream_id)
+        if result is None:
+            raise not_found("live stream", stream_id)
+        record, key = result
+        publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal,
+                changes={"backup_stream_key": "reset"})
+        await trail.record(request, principal, "live_stream.reset_backup_stream_key",
+                           "live_stream", stream_id)
+        # A publisher on the replaced backup key is dropped like one on a replaced key.
+        await broadcasts.stream_changed(stream_id)
+        fields = out(request, record).model_dump()
+        return Data(data=LiveStreamWithBackupKey(backup_stream_key=key, **fields))
 
     async def set_enabled(
         request: Request, principal: Principal, stream_id: str, enabled: bool

@@ -195,6 +195,10 @@ class LiveStream(BaseModel):
     recording: bool
     recording_retention_days: int | None = None
     stream_key_prefix: str = Field(description="First characters of the stream key.")
+    backup_stream_key_prefix: str | None = Field(
+        None, description="First characters of the backup stream key (a second encoder "
+        "publishes with it exactly like with the stream key); null until one is made.",
+    )
     srt_encrypted: bool = Field(False, description="SRT publishers must use the passphrase.")
     webrtc_playback: bool = Field(
         False, description="Broadcasts also play in real time over WHEP (`/whep/PLAYBACK_ID`)."
@@ -212,6 +216,12 @@ class LiveStream(BaseModel):
 
 class LiveStreamWithKey(LiveStream):
     stream_key: str = Field(description="The full stream key; shown only on create and reset.")
+
+
+class LiveStreamWithBackupKey(LiveStream):
+    backup_stream_key: str = Field(
+        description="The full backup stream key; shown only when it is made or replaced."
+    )
 
 
 class StreamEventOut(BaseModel):
@@ -314,6 +324,7 @@ def live_stream_out(
         "recording": record.recording,
         "recording_retention_days": record.recording_retention_days,
         "stream_key_prefix": record.stream_key_prefix,
+        "backup_stream_key_prefix": record.backup_stream_key_prefix,
         "srt_encrypted": record.srt_encrypted,
         "webrtc_playback": record.webrtc_playback,
         "dvr_window": record.dvr_window,

@@ -45,6 +45,8 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         ("real-time (WHEP)", "yes" if record.webrtc_playback else "no"),
         ("DVR window", f"{record.dvr_window} s" if record.dvr_window else "off"),
         ("stream key", key if key else f"{record.stream_key_prefix}... (hidden)"),
+        ("backup key", f"{record.backup_stream_key_prefix}... (hidden)"
+         if record.backup_stream_key_prefix else "none (see reset-backup-key)"),
         ("RTMP URL", ingest.rtmp_url or f"{ingest.rtmp}/STREAM_KEY"),
     ]
     if ingest.srt:
@@ -306,6 +308,26 @@ def streams_reset_key(ctx: click.Context, stream_id: str, as_json: bool) -> None
         return
     click.echo(f"New stream key for {record.id} (shown only now):\n")
     _print_stream(settings, record, key)
+
+
+@streams.command("reset-backup-key")
+@click.argument("stream_id")
+@json_option
+@click.pass_context
+def streams_reset_backup_key(ctx: click.Context, stream_id: str, as_json: bool) -> None:
+    """Make or replace a stream's backup key: a second encoder publishes with it exactly
+    like with the stream key. A replaced backup key stops working."""
+    settings = command_settings(ctx)
+    result = with_store(settings, lambda s: s.reset_backup_stream_key(stream_id))
+    if result is None:
+        raise _missing_stream(stream_id)
+    record, key = result
+    if as_json:
+        out = _stream_json(settings, record).model_dump(mode="json")
+        echo_json({**out, "backup_stream_key": key})
+        return
+    click.echo(f"New backup stream key for {record.id} (shown only now): {key}\n")
+    _print_stream(settings, record)
 
 
 def _set_enabled(ctx: click.Context, stream_id: str, enabled: bool, as_json: bool) -> None:

@@ -33,6 +33,8 @@ class EventType(enum.StrEnum):
     LIVE_STREAM_DISCONNECTED = "live_stream.disconnected"
     LIVE_STREAM_IDLE = "live_stream.idle"
     LIVE_STREAM_WARNING = "live_stream.warning"
+    # The standby publisher took over: data {from, to, reason}, roles "primary"/"backup".
+    LIVE_STREAM_FAILOVER = "live_stream.failover"
     RECORDING_READY = "recording.ready"
     ASSET_READY = "asset.ready"
     ASSET_DELETED = "asset.deleted"

@@ -89,8 +89,9 @@ class StoreStreamDirectory:
     async def key_states(self, stream_ids: Sequence[str]) -> Mapping[str, KeyState]:
         states = await self._store.publish_states(list(stream_ids))
         return {
-            stream_id: KeyState(enabled=status != "disabled", stream_key_hash=key_hash)
-            for stream_id, (status, key_hash) in states.items()
+            stream_id: KeyState(enabled=status != "disabled", stream_key_hash=key_hash,
+                                backup_stream_key_hash=backup_hash)
+            for stream_id, (status, key_hash, backup_hash) in states.items()
         }
 
     async def broadcast_started(self, start: BroadcastStart) -> None:

@@ -105,6 +105,10 @@ class LiveStream(Base):
     name: Mapped[str] = mapped_column(String(200))
     stream_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     stream_key_prefix: Mapped[str] = mapped_column(String(16))
+    # A second key for a backup encoder (hashed like the first); None until one is made.
+    backup_stream_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                               default=None)
+    backup_stream_key_prefix: Mapped[str | None] = mapped_column(String(16), default=None)
     status: Mapped[str] = mapped_column(String(16), default="idle")
     latency_mode: Mapped[str] = mapped_column(String(16), default="low")
     reconnect_window: Mapped[float] = mapped_column(Float)

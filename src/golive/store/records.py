@@ -41,6 +41,7 @@ class StreamRecord:
     webrtc_playback: bool = False  # broadcasts also play over WHEP (one more encode)
     dvr_window: int = 0  # seconds live playlists list for seeking back (0: off)
     profile_version: int | None = None  # the pinned version of `profile` (None: not yet)
+    backup_stream_key_prefix: str | None = None  # None: the stream has no backup key
 
     @property
     def profile_label(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from golive.core import hash_stream_key, new_playback_id, new_stream_key, random_id, utcnow
 from golive.store.db import Tables, rowcount
@@ -63,7 +63,16 @@ def _stream_record(row: LiveStream) -> StreamRecord:
         webrtc_playback=bool(row.webrtc_playback),
         dvr_window=int(row.dvr_window or 0),
         profile_version=row.profile_version,
+        backup_stream_key_prefix=row.backup_stream_key_prefix,
         playback_ids=tuple(_playback_record(p) for p in row.playback_ids),
+    )
+
+
+def _has_key_hash(stream_key_hash: str) -> Any:
+    """The stream whose stream key or backup key hashes to this: both publish alike."""
+    return or_(
+        LiveStream.stream_key_hash == stream_key_hash,
+        LiveStream.backup_stream_key_hash == stream_key_hash,
     )
 
 
@@ -207,6 +216,20 @@ class StreamRepository(Tables):
             await session.flush()
             return _stream_record(row), key
 
+    async def reset_backup_stream_key(self, stream_id: str) -> tuple[StreamRecord, str] | None:
+        """Make (or replace) the stream's backup key, which publishes exactly like the
+        stream key; returns the new plaintext backup key (the old one stops working)."""
+        key = new_stream_key()
+        async with self._write.begin() as session:
+            row = await session.get(LiveStream, stream_id)
+            if row is None:
+                return None
+            row.backup_stream_key_hash = hash_stream_key(key)
+            row.backup_stream_key_prefix = key[:STREAM_KEY_PREFIX_LENGTH]
+            row.updated_at = utcnow()
+            await session.flush()
+            return _stream_record(row), key
+
     async def set_enabled(self, stream_id: str, enabled: bool) -> StreamRecord | None:
         """Disable (status "disabled", no active broadcast) or re-enable (back to "idle")."""
         async with self._write.begin() as session:
@@ -229,7 +252,7 @@ class StreamRepository(Tables):
     async def find_stream_by_key_hash(self, stream_key_hash: str) -> StreamRecord | None:
         async with self._read() as session:
             row = await session.scalar(
-                select(LiveStream).where(LiveStream.stream_key_hash == stream_key_hash)
+                select(LiveStream).where(_has_key_hash(stream_key_hash))
             )
             return None if row is None else _stream_record(row)
 
@@ -241,24 +264,28 @@ class StreamRepository(Tables):
         """
         async with self._read() as session:
             value: str | None = await session.scalar(
-                select(LiveStream.srt_passphrase).where(
-                    LiveStream.stream_key_hash == hash_stream_key(stream_key)
-                )
+                select(LiveStream.srt_passphrase).where(_has_key_hash(hash_stream_key(stream_key)))
             )
             return value
 
-    async def publish_states(self, stream_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """(status, stream key hash) of each stream that still exists: one cheap query
-        that lets the broadcast hub re-check every live publisher at once."""
+    async def publish_states(
+        self, stream_ids: list[str]
+    ) -> dict[str, tuple[str, str, str | None]]:
+        """(status, stream key hash, backup key hash) of each stream that still exists: one
+        cheap query that lets the broadcast hub re-check every live publisher at once."""
         if not stream_ids:
             return {}
         async with self._read() as session:
             rows = await session.execute(
-                select(LiveStream.id, LiveStream.status, LiveStream.stream_key_hash).where(
-                    LiveStream.id.in_(stream_ids)
-                )
+                select(
+                    LiveStream.id, LiveStream.status, LiveStream.stream_key_hash,
+                    LiveStream.backup_stream_key_hash,
+                ).where(LiveStream.id.in_(stream_ids))
             )
-            return {row.id: (row.status, row.stream_key_hash) for row in rows}
+            return {
+                row.id: (row.status, row.stream_key_hash, row.backup_stream_key_hash)
+                for row in rows
+            }
 
     async def find_stream_by_playback_id(
         self, playback_id: str

@@ -93,6 +93,8 @@ class Broadcast:
     sinks: list[MediaSink] = field(default_factory=list)
     publisher: PublisherConnection | None = None
     publisher_count: int = 0  # publishers so far, the first one included
+    # A second publisher on the stream's other key, held to take over when `publisher` drops.
+    standby: PublisherConnection | None = None
     # When the hub next records that media is flowing (its clock); not per tag.
     media_seen_due: float = 0.0
 

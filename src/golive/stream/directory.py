@@ -61,6 +61,11 @@ class KeyState:
 
     enabled: bool
     stream_key_hash: str
+    backup_stream_key_hash: str | None = None  # the backup encoder's key, if the stream has one
+
+    def admits(self, stream_key_hash: str) -> bool:
+        """A publisher with this key hash may still publish (primary or backup key)."""
+        return stream_key_hash in (self.stream_key_hash, self.backup_stream_key_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +100,8 @@ class StreamDirectory(Protocol):
     """The streams as the hub sees them: lookups before publishing, lifecycle after."""
 
     async def policy_for_key_hash(self, stream_key_hash: str) -> StreamPolicy | None:
-        """The stream whose stream key hashes to this (`golive.core.secrets.hash_stream_key`)."""
+        """The stream whose stream key or backup key hashes to this
+        (`golive.core.secrets.hash_stream_key`)."""
         ...
 
     async def policy(self, stream_id: str) -> StreamPolicy | None:

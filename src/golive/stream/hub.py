@@ -2,7 +2,8 @@
 
 The `BroadcastHub` is the one `PublishTarget` every protocol server talks to. It
 checks the stream key against a `StreamDirectory`, admits one publisher per
-stream, keeps a broadcast alive for the stream's reconnect window after its
+stream (and one hot standby on the stream's other key: the backup key when the primary
+feeds it, or the reverse, which takes over at once when the active one drops), keeps a broadcast alive for the stream's reconnect window after its
 publisher drops (a publisher that returns in time continues the same broadcast),
 measures live ingest facts, and fans each media tag out to the broadcast's sinks.
 
@@ -44,6 +45,7 @@ from golive.stream.directory import (
     StreamDirectory,
 )
 from golive.stream.publish import Disconnect, PublishRefused, RefusalReason
+from golive.stream.standby import StandbyBuffer
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,14 @@ class _PublisherHandle:
         disconnect: Disconnect | None,
         stream_key: str,
         stream_key_hash: str,
+        role: str,
     ) -> None:
         self._hub = hub
+        self.role = role  # "primary" or "backup": which of the stream's keys it used
+        # Set while it is its broadcast's standby: its media is held here, not fanned out.
+        self.standby: StandbyBuffer | None = None
+        self.last_media_at = hub._clock.now()  # the hub's clock; since connecting if none yet
+        self.sending_since = self.last_media_at  # start of its media without a gap
         self.stream_key = stream_key
         self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
@@ -88,7 +96,16 @@ class _PublisherHandle:
         return self._broadcast.policy.webrtc_playback
 
     def push(self, tag: MediaTag) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        if tag.type is not TagType.SCRIPT:
+            now = self._hub._clock.now()
+            if now - self.last_media_at >= self._hub._failover_after:
+                self.sending_since = now
+            self.last_media_at = now
+        if self.standby is not None:
+            self.standby.add(tag)
+        else:
             self._hub._on_media(self._broadcast, tag)
 
     def close(self, reason: str) -> None:
@@ -118,9 +135,13 @@ class BroadcastHub:
         max_pending_writes: int = 10_000,
         retry_delay: float = 0.5,
         max_retry_delay: float = 30.0,
+        failover_after: float = 1.0,
+        failover_return_after: float = 0.0,
     ) -> None:
         if media_seen_interval <= 0 or max_pending_writes < 1:
             raise ValueError("media_seen_interval must be > 0 and max_pending_writes >= 1")
+        if failover_after <= 0 or failover_return_after < 0:
+            raise ValueError("failover_after must be > 0 and failover_return_after >= 0")
         if retry_delay <= 0 or max_retry_delay < retry_delay:
             raise ValueError("retry delays need 0 < retry_delay <= max_retry_delay")
         self._directory = directory
@@ -133,6 +154,11 @@ class BroadcastHub:
         self._max_retry_delay = max_retry_delay
         self._broadcasts: dict[str, Broadcast] = {}  # by stream id, until ended
         self._reconnect_timers: dict[str, Timer] = {}  # by broadcast id, while reconnecting
+        # Seconds the active publisher may send nothing while a ready standby sends.
+        self._failover_after = failover_after
+        # Seconds of steady media from a standby primary before it takes over again (0: never).
+        self._failover_return_after = failover_return_after
+        self._failover_timers: dict[str, Timer] = {}  # by broadcast id, while a standby waits
         # By broadcast id: when media may next be reported to the directory.
         self._observers: list[BroadcastObserver] = []
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
@@ -176,8 +202,9 @@ class BroadcastHub:
         """End every broadcast now (server shutdown) and flush pending directory writes."""
         self._closing = True
         for broadcast in list(self._broadcasts.values()):
-            if broadcast.publisher is not None:
-                broadcast.publisher.kick("server shutting down")
+            for publisher in (broadcast.standby, broadcast.publisher):
+                if publisher is not None:
+                    publisher.kick("server shutting down")
             self._end(broadcast, "shutdown")
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -219,13 +246,26 @@ class BroadcastHub:
         if not policy.enabled:
             raise PublishRefused(RefusalReason.DISABLED, "live stream is disabled")
         broadcast = self._broadcasts.get(policy.stream_id)
-        if broadcast is not None and broadcast.publisher is not None:
+        active = broadcast.publisher if broadcast is not None else None
+        # The other key may join a live broadcast once, as its standby; the same key never.
+        if active is not None and (
+            broadcast is None or broadcast.standby is not None
+            or active.stream_key_hash == key_hash
+        ):
             raise PublishRefused(
                 RefusalReason.ALREADY_LIVE, "a publisher is already live on this stream key"
             )
         if self.publisher_count >= self._max_publishers:
             raise PublishRefused(
                 RefusalReason.TOO_MANY_PUBLISHERS, "server has reached its publisher limit"
+            )
+        states = await self._directory.key_states([policy.stream_id])
+        state = states.get(policy.stream_id)
+        role = "backup" if state is not None and state.backup_stream_key_hash == key_hash \
+            else "primary"
+        if broadcast is not None and active is not None:
+            return self._admit_standby(
+                broadcast, protocol, remote_address, disconnect, stream_key, key_hash, role
             )
 
         resumed = broadcast is not None
@@ -238,7 +278,7 @@ class BroadcastHub:
             broadcast.move_to(BroadcastState.CONNECTED)
             broadcast.meter.new_publisher()
         handle = _PublisherHandle(
-            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash
+            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash, role
         )
         broadcast.publisher = handle
         broadcast.publisher_count += 1
@@ -265,6 +305,7 @@ class BroadcastHub:
             protocol=protocol,
             remote_address=remote_address,
             resumed=resumed,
+            role=role,
         )
         for observer in self._observers:
             self._notify(observer.publisher_resumed if resumed else observer.broadcast_started,
@@ -287,6 +328,15 @@ class BroadcastHub:
         facts["remote_address"] = publisher.remote_address if publisher else None
         facts["connected_since"] = publisher.connected_at.isoformat() if publisher else None
         facts["reconnects"] = max(0, broadcast.publisher_count - 1)
+        facts["role"] = publisher.role if isinstance(publisher, _PublisherHandle) else None
+        standby = broadcast.standby
+        facts["standby"] = None if not isinstance(standby, _PublisherHandle) else {
+            "role": standby.role,
+            "protocol": standby.protocol,
+            "remote_address": standby.remote_address,
+            "connected_since": standby.connected_at.isoformat(),
+            "ready": standby.standby is not None and standby.standby.ready,
+        }
         return facts
 
     async def stream_changed(self, stream_id: str) -> None:
@@ -297,15 +347,17 @@ class BroadcastHub:
         policy = await self._directory.policy(stream_id)
         if policy is None or not policy.enabled:
             reason = "stream deleted" if policy is None else "stream disabled"
-            if broadcast.publisher is not None:
-                broadcast.publisher.kick(reason)
+            # The standby first: dropping the active publisher would hand it the broadcast.
+            for publisher in (broadcast.standby, broadcast.publisher):
+                if publisher is not None:
+                    publisher.kick(reason)
             self._end(broadcast, reason)
             return
-        publisher = broadcast.publisher
-        if publisher is not None:
-            current = await self._directory.policy_for_key_hash(publisher.stream_key_hash)
-            if current is None or current.stream_id != stream_id:
-                publisher.kick("stream key reset")
+        for publisher in (broadcast.standby, broadcast.publisher):
+            if publisher is not None:
+                current = await self._directory.policy_for_key_hash(publisher.stream_key_hash)
+                if current is None or current.stream_id != stream_id:
+                    publisher.kick("stream key reset")
         broadcast.policy = policy
 
     async def recheck(self) -> None:
@@ -314,11 +366,11 @@ class BroadcastHub:
         states = await self._directory.key_states(list(self._broadcasts))
         for stream_id, broadcast in list(self._broadcasts.items()):
             state = states.get(stream_id)
-            publisher = broadcast.publisher
+            publishers = [p for p in (broadcast.publisher, broadcast.standby) if p is not None]
             if (
                 state is not None
                 and state.enabled
-                and (publisher is None or publisher.stream_key_hash == state.stream_key_hash)
+                and all(state.admits(p.stream_key_hash) for p in publishers)
             ):
                 continue
             try:
@@ -339,7 +391,8 @@ class BroadcastHub:
 
     @property
     def publisher_count(self) -> int:
-        return sum(1 for b in self._broadcasts.values() if b.publisher is not None)
+        return sum((b.publisher is not None) + (b.standby is not None)
+                   for b in self._broadcasts.values())
 
     # Internals ------------------------------------------------------------------------
 
@@ -370,9 +423,99 @@ class BroadcastHub:
                 )
                 broadcast.remove_sink(sink)
 
+    def _admit_standby(
+        self, broadcast: Broadcast, protocol: str, remote_address: str,
+        disconnect: Disconnect | None, stream_key: str, key_hash: str, role: str,
+    ) -> _PublisherHandle:
+        handle = _PublisherHandle(
+            self, broadcast, protocol, remote_address, disconnect, stream_key, key_hash, role
+        )
+        handle.standby = StandbyBuffer()
+        broadcast.standby = handle
+        self._watch_later(broadcast)
+        # No connected/disconnected events for a standby: those tell of the publisher
+        # feeding the broadcast (and a node restart reads the last of them).
+        log.info("standby publisher connected stream_id=%s broadcast_id=%s role=%s "
+                 "protocol=%s remote=%s", broadcast.stream_id, broadcast.id, role, protocol,
+                 remote_address)
+        return handle
+
+    def _watch_later(self, broadcast: Broadcast) -> None:
+        """Check the active publisher again soon (a few times per `failover_after`)."""
+        self._cancel_watch(broadcast)
+        self._failover_timers[broadcast.id] = self._clock.call_at(
+            self._clock.now() + self._failover_after / 4, lambda: self._watch(broadcast)
+        )
+
+    def _cancel_watch(self, broadcast: Broadcast) -> None:
+        timer = self._failover_timers.pop(broadcast.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _watch(self, broadcast: Broadcast) -> None:
+        """A connected but silent active publisher hands over to a standby that sends."""
+        self._failover_timers.pop(broadcast.id, None)
+        active, standby = broadcast.publisher, broadcast.standby
+        if (broadcast.state is BroadcastState.ENDED or not isinstance(active, _PublisherHandle)
+                or not isinstance(standby, _PublisherHandle) or standby.standby is None):
+            return
+        now = self._clock.now()
+        silent = now - active.last_media_at
+        sending = standby.standby.ready and now - standby.last_media_at < self._failover_after
+        steady = now - standby.sending_since
+        if sending and silent >= self._failover_after:
+            self._fail_over(broadcast, active, f"no media for {silent:.1f} s", keep=True)
+        elif (sending and self._failover_return_after > 0 and active.role == "backup"
+              and standby.role == "primary" and steady >= self._failover_return_after):
+            self._fail_over(broadcast, active, f"primary steady for {steady:.1f} s", keep=True)
+        self._watch_later(broadcast)
+
+    def _fail_over(self, broadcast: Broadcast, gone: _PublisherHandle, reason: str, *,
+                   keep: bool = False) -> None:
+        """The standby feeds the broadcast from its newest keyframe on, now; `keep`: the
+        publisher it replaces is still connected (silent) and becomes the standby."""
+        standby = broadcast.standby
+        assert isinstance(standby, _PublisherHandle) and standby.standby is not None
+        held, standby.standby = standby.standby.take(), None
+        broadcast.standby = None
+        if keep:
+            # It sent its metadata and codec configuration long ago: keep them for when
+            # it takes over again (the meter still describes it here).
+            gone.standby = StandbyBuffer()
+            gone.standby.metadata = broadcast.meter.metadata
+            gone.standby.video_config = broadcast.meter.video_sequence_header
+            gone.standby.audio_config = broadcast.meter.audio_sequence_header
+            broadcast.standby = gone
+        else:
+            self._cancel_watch(broadcast)
+        broadcast.move_to(BroadcastState.RECONNECTING)
+        broadcast.move_to(BroadcastState.CONNECTED)
+        broadcast.meter.new_publisher()
+        broadcast.publisher = standby
+        broadcast.publisher_count += 1
+        log.info("failover stream_id=%s broadcast_id=%s from=%s to=%s reason=%s held_tags=%d",
+                 broadcast.stream_id, broadcast.id, gone.role, standby.role, reason, len(held))
+        if not keep:  # else the stream never lost its publisher connection
+            self._emit(EventType.LIVE_STREAM_CONNECTED, broadcast, protocol=standby.protocol,
+                       remote_address=standby.remote_address, resumed=True, role=standby.role)
+        self._emit(EventType.LIVE_STREAM_FAILOVER, broadcast,
+                   **{"from": gone.role, "to": standby.role, "reason": reason})
+        for observer in self._observers:
+            if keep:
+                self._notify(observer.publisher_lost, broadcast)
+            self._notify(observer.publisher_resumed, broadcast)
+        for tag in held:
+            self._on_media(broadcast, tag)
+
     def _on_publisher_gone(
         self, broadcast: Broadcast, handle: _PublisherHandle, reason: str
     ) -> None:
+        if broadcast.standby is handle:
+            broadcast.standby = None
+            self._cancel_watch(broadcast)
+            log.info("standby publisher gone stream_id=%s broadcast_id=%s reason=%s",
+                     broadcast.stream_id, broadcast.id, reason)
+            return
         if broadcast.publisher is not handle:
             return
         broadcast.publisher = None
@@ -387,6 +530,9 @@ class BroadcastHub:
             return
         for observer in self._observers:
             self._notify(observer.publisher_lost, broadcast)
+        if broadcast.standby is not None and not self._closing:
+            self._fail_over(broadcast, handle, reason)
+            return
         window = broadcast.policy.reconnect_window
         if window <= 0 or self._closing:
             self._end(broadcast, reason)
@@ -406,6 +552,7 @@ class BroadcastHub:
             return
         broadcast.move_to(BroadcastState.ENDED)
         self._cancel_reconnect(broadcast)
+        self._cancel_watch(broadcast)
         if self._broadcasts.get(broadcast.stream_id) is broadcast:
             del self._broadcasts[broadcast.stream_id]
         ended_at = utcnow()

@@ -45,9 +45,16 @@ export function startStreamPage() {
     $("fact-fps").textContent = live ? fmt(live.frame_rate, "fps") : "–";
     $("fact-gop").textContent = live ? fmt(live.keyframe_interval_s, "s", 2) : "–";
     $("fact-video").textContent = live && live.width ? `${live.video_codec || ""} ${live.width}×${live.height}`.trim() : "–";
-    $("fact-publisher").textContent = live
-      ? (live.connected ? `${live.protocol || "?"} from ${live.remote_address || "?"}` : "disconnected, waiting to reconnect")
+    const input = (p) => `${p.protocol || "?"} from ${p.remote_address || "?"}`;
+    let publisher = live
+      ? (live.connected ? input(live) : "disconnected, waiting to reconnect")
       : "not connected";
+    // With a backup key both inputs may be connected: the active one, and the standby.
+    if (live && live.connected && live.role) publisher += ` (${live.role}, active)`;
+    if (live && live.standby) {
+      publisher += `; standby: ${input(live.standby)} (${live.standby.role}${live.standby.ready ? ", ready" : ""})`;
+    }
+    $("fact-publisher").textContent = publisher;
   }
 
   async function refreshEvents() {

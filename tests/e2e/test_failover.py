@@ -1,0 +1,272 @@
+"""Backup ingest end to end: a red primary and a blue backup encoder on one stream.
+
+The backup key publishes exactly like the stream key. While the primary feeds the
+broadcast, the backup is held as its hot standby (media read, newest GOP kept); when
+the primary's encoder hangs (connected, silent) the backup takes over after
+failover_after, in the same broadcast, and the LL-HLS output turns from red to blue
+after one discontinuity; when the backup's encoder is then killed the primary, now the
+standby, takes over at once; with failover_return_after a returning primary takes the
+broadcast back once steady. A backup that connects (here over SRT) after the primary is
+gone simply continues the broadcast, like a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.conftest import (
+    ADMIN,
+    create_stream,
+    eventually,
+    get_stream,
+    node_settings,
+    wait_process,
+    wait_status,
+)
+from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
+
+from golive.app import Golive
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def red_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source(tmp_path_factory.mktemp("media") / "red.flv", video="color=c=red")
+
+
+@pytest.fixture(scope="session")
+def blue_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source(tmp_path_factory.mktemp("media") / "blue.flv", video="color=c=blue")
+
+
+def _media_uri(multivariant: str) -> str:
+    return next(line for line in multivariant.splitlines()
+                if line and not line.startswith("#"))
+
+
+async def _colour(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool) -> str | None:
+    """"red" or "blue": the mean colour of the first frame of the playlist's newest whole
+    segment (the first after the last discontinuity when asked); None before there is one."""
+    text = (await hls.get(uri)).text
+    if after_discontinuity:
+        before, _, after = text.rpartition("#EXT-X-DISCONTINUITY\n")
+        if not before:
+            return None
+        text = before + after
+        segments = re.findall(r"^(?!#)(\S+\.m4s)$", after, re.M)[:1]
+    else:
+        segments = re.findall(r"^(?!#)(\S+\.m4s)$", text, re.M)[-1:]
+    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    if not maps or not segments:
+        return None
+    base = uri.rsplit("/", 1)[0]
+    media = (await hls.get(f"{base}/{maps[-1]}")).content
+    media += (await hls.get(f"{base}/{segments[0]}")).content
+    decoded = await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-frames:v", "1",
+         "-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        input=media, capture_output=True, timeout=30, check=True,
+    )
+    r, _, b = decoded.stdout[:3]
+    return "red" if r > 2 * b else "blue" if b > 2 * r else f"neither ({r}, {b})"
+
+
+async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_backup(
+    node: Golive, api: httpx.AsyncClient, red_flv: Path, blue_flv: Path
+) -> None:
+    stream = await create_stream(api, reconnect_window=10)
+    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+    assert made.status_code == 200, made.text
+    backup_key = made.json()["data"]["backup_stream_key"]
+    failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    backup: subprocess.Popen[bytes] | None = None
+    try:
+        live = await wait_status(api, stream["id"], "active")
+        broadcast_id = live["live"]["broadcast_id"]
+        pid = stream["playback_ids"][0]["id"]
+        uri = _media_uri(await eventually(
+            lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist"))
+
+        def shows(colour: str, *, after_discontinuity: bool) -> Any:
+            async def check() -> bool:
+                got = await _colour(hls, uri, after_discontinuity=after_discontinuity)
+                return got == colour
+            return check
+
+        await eventually(shows("red", after_discontinuity=False), timeout=60,
+                         what="the primary's red picture")
+
+        backup = ffmpeg_publish(blue_flv, node.rtmp_url(backup_key), loop=True)
+
+        async def standby_ready(role: str) -> dict[str, Any] | None:
+            facts = (await get_stream(api, stream["id"]))["live"]
+            standby = facts and facts["standby"]
+            return facts if standby and standby["ready"] and standby["role"] == role else None
+
+        facts = await eventually(lambda: standby_ready("backup"),
+                                 what="the backup held as a ready standby")
+        assert facts["role"] == "primary"
+        # A third encoder on either key is refused: one active, one standby.
+        third = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+        try:
+            assert await wait_process(third) != 0
+        finally:
+            stop(third)
+
+        # The primary's encoder hangs: connected, silent.
+        stalled_at = time.monotonic()
+        os.kill(primary.pid, signal.SIGSTOP)
+        event = await asyncio.wait_for(failovers.__anext__(), 10)
+        took_stall = time.monotonic() - stalled_at
+        assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+        assert str(event.data["reason"]).startswith("no media for")
+        assert event.broadcast_id == broadcast_id
+        await eventually(shows("blue", after_discontinuity=True), timeout=60,
+                         what="the backup's blue picture in LL-HLS")
+        blue_stall = time.monotonic() - stalled_at
+
+        # The primary comes back to life as the standby; the backup's encoder dies.
+        os.kill(primary.pid, signal.SIGCONT)
+        await eventually(lambda: standby_ready("primary"), what="the primary as standby")
+        killed_at = time.monotonic()
+        os.kill(backup.pid, signal.SIGKILL)
+        backup.wait()
+        event = await asyncio.wait_for(failovers.__anext__(), 10)
+        took_kill = time.monotonic() - killed_at
+        assert (event.data["from"], event.data["to"]) == ("backup", "primary")
+        await eventually(shows("red", after_discontinuity=True), timeout=60,
+                         what="the primary's red picture again")
+        red_kill = time.monotonic() - killed_at
+
+        after = await get_stream(api, stream["id"])
+        assert after["status"] == "active"
+        assert after["live"]["broadcast_id"] == broadcast_id
+        assert after["live"]["connected"] and after["live"]["role"] == "primary"
+        text = (await hls.get(uri)).text
+        assert "#EXT-X-ENDLIST" not in text
+        sequences = [int(n) for n in re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)]
+        assert len(sequences) == 1
+        print(f"\nstalled primary: failover event after {took_stall:.2f} s, blue segment "
+              f"listed after {blue_stall:.2f} s; killed backup: failover event after "
+              f"{took_kill:.2f} s, red segment listed after {red_kill:.2f} s")
+    finally:
+        failovers.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(primary.pid, signal.SIGCONT)
+        stop(primary)
+        if backup is not None:
+            stop(backup)
+        await hls.aclose()
+
+
+async def _ok_text(hls: httpx.AsyncClient, path: str) -> str | None:
+    response = await hls.get(path)
+    return response.text if response.status_code == 200 else None
+
+
+async def test_backup_over_srt_after_the_primary_left_continues_and_is_dropped_when_replaced(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    stream = await create_stream(api, reconnect_window=10)
+    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+    assert made.status_code == 200, made.text
+    # Over SRT: the backup key works on every ingest protocol, like the stream key.
+    backup_url = node.srt_url(made.json()["data"]["backup_stream_key"])
+
+    primary = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    try:
+        live = await wait_status(api, stream["id"], "active")
+        broadcast_id = live["live"]["broadcast_id"]
+    finally:
+        os.kill(primary.pid, signal.SIGKILL)
+        primary.wait()
+
+    async def connected(want: bool) -> dict[str, Any] | None:
+        data = await get_stream(api, stream["id"])
+        return data if data["live"] and data["live"]["connected"] is want else None
+
+    lost = await eventually(lambda: connected(False), what="primary loss noticed")
+    assert lost["status"] == "active"
+
+    backup = ffmpeg_publish(source_flv, backup_url, loop=True, muxer="mpegts")
+    try:
+        back = await eventually(lambda: connected(True), what="backup publishing")
+        assert back["live"]["protocol"] == "srt"
+        assert back["live"]["broadcast_id"] == broadcast_id
+        assert back["live"]["reconnects"] == 1 and back["live"]["role"] == "backup"
+        # Replacing the backup key drops the encoder that uses it, like a stream key reset.
+        again = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+        assert again.status_code == 200, again.text
+        assert await wait_process(backup) != 0
+    finally:
+        stop(backup)
+    dropped = await eventually(lambda: connected(False), what="old backup key dropped")
+    assert dropped["live"]["broadcast_id"] == broadcast_id
+
+
+async def test_a_returning_primary_takes_back_over_after_return_after(
+    tmp_path: Path, red_flv: Path, blue_flv: Path
+) -> None:
+    async with Golive(node_settings(tmp_path, failover_return_after=2.0)) as node, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN}"}) as api, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:
+        stream = await create_stream(api, reconnect_window=10)
+        made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+        backup_url = node.rtmp_url(made.json()["data"]["backup_stream_key"])
+        primary_url = node.rtmp_url(stream["stream_key"])
+        failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
+        primary = ffmpeg_publish(red_flv, primary_url, loop=True)
+        backup: subprocess.Popen[bytes] | None = None
+        try:
+            await wait_status(api, stream["id"], "active")
+            backup = ffmpeg_publish(blue_flv, backup_url, loop=True)
+
+            async def standby_ready(role: str) -> bool:
+                facts = (await get_stream(api, stream["id"]))["live"]
+                standby = facts and facts["standby"]
+                return bool(standby and standby["ready"] and standby["role"] == role)
+
+            await eventually(lambda: standby_ready("backup"), what="the backup as standby")
+            os.kill(primary.pid, signal.SIGKILL)
+            primary.wait()
+            event = await asyncio.wait_for(failovers.__anext__(), 10)
+            assert event.data["to"] == "backup"
+
+            primary = ffmpeg_publish(red_flv, primary_url, loop=True)
+            back_at = time.monotonic()
+            event = await asyncio.wait_for(failovers.__anext__(), 30)
+            waited = time.monotonic() - back_at
+            assert (event.data["from"], event.data["to"]) == ("backup", "primary")
+            assert str(event.data["reason"]).startswith("primary steady for")
+            assert waited >= 2.0
+
+            pid = stream["playback_ids"][0]["id"]
+            uri = _media_uri((await hls.get(f"{pid}.m3u8")).text)
+
+            async def red() -> bool:
+                return await _colour(hls, uri, after_discontinuity=True) == "red"
+
+            await eventually(red, timeout=60, what="the primary's red picture again")
+            facts = (await get_stream(api, stream["id"]))["live"]
+            assert facts["role"] == "primary" and facts["standby"]["role"] == "backup"
+            print(f"\nprimary back: switched back {waited:.2f} s after it reconnected")
+        finally:
+            failovers.close()
+            stop(primary)
+            if backup is not None:
+                stop(backup)
