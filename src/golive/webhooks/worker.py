@@ -1,8 +1,9 @@
 """Sends the webhook outbox: one lane per endpoint, in order, retried with backoff (webhooks).
 
 Each endpoint with pending deliveries gets a lane: one task that walks its pending
-deliveries in order of creation. A first attempt starts as soon as fewer than
-`window` requests are in flight (over as many keep-alive connections), so first
+deliveries in order of creation. A first attempt starts as soon as the oldest
+request in flight is fewer than `window` places before it (so at most `window` are in
+flight, over as many keep-alive connections), so first
 attempts start in order of creation and one can arrive before an earlier one still
 in flight, never before one `window` places earlier (`window` 1: strictly one at a
 time). A failed attempt (not 2xx, a timeout, a refused connection, a refused target)
@@ -348,8 +349,9 @@ class _Lane:
                     # at a time, oldest first, so once it is back it receives what waited
                     # in order of creation.
                     alone = delivery.attempts > 0 or self._recovering
-                    while window.in_flight and (alone
-                                                or len(window.in_flight) >= self._window):
+                    # In flight: fewer than `window`, and none `window` places or more
+                    # earlier (a slow request holds back those after it).
+                    while window.in_flight and (alone or window.span() >= self._window):
                         await window.collect()
                     if window.failed:
                         break  # nothing more until the failed ones went through
@@ -442,6 +444,8 @@ class _Window:
         self._session = session
         self._target = target
         self.in_flight: dict[asyncio.Task[Attempt], PendingDelivery] = {}
+        self._places: dict[asyncio.Task[Attempt], int] = {}  # order of start, per request
+        self._started = 0
         self.done: list[AttemptOutcome] = []  # delivered, not yet written
         self.failed: list[tuple[PendingDelivery, Attempt, datetime]] = []
         self.delivered = False
@@ -453,6 +457,12 @@ class _Window:
             self._session, self._target, delivery, resolved=await self._resolve()))
         task.add_done_callback(lambda _task: self._answered.set())
         self.in_flight[task] = delivery
+        self._places[task] = self._started
+        self._started += 1
+
+    def span(self) -> int:
+        """Places from the oldest request in flight to the next one to start (0: none)."""
+        return self._started - min(self._places.values()) if self._places else 0
 
     async def _resolve(self) -> _Resolved | None:
         """The target as checked at most `RESOLVE_EVERY` ago; None when that failed (each
@@ -487,6 +497,7 @@ class _Window:
         error: BaseException | None = None
         for task in finished:
             delivery = self.in_flight.pop(task)
+            del self._places[task]
             if task.cancelled():
                 continue
             if (exc := task.exception()) is not None:
