@@ -18,6 +18,7 @@ packages=(
   fonts-dejavu-core           # so pages render text in headless Chromium
   srt-tools                   # srt-live-transmit: the reference libsrt caller in SRT tests
   prometheus                  # prometheus + promtool: scrape and rule checks in tests/health
+  redis-server                # the bus between nodes in tests/cluster (GOLIVE_REDIS_URL)
 )
 
 missing=()
