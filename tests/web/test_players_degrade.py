@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from tests.e2e.conftest import (  # noqa: F401  (source_flv: fixture)
     ADMIN,
     create_stream,
@@ -38,6 +39,21 @@ from golive.app import Golive
 
 # serial: it starves the CPU on purpose, so it runs alone (make test).
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
+
+# What the page holds when playback does not go on: the element's position, buffered
+# ranges and state, and the player's warnings (the failure says why, not only that).
+PLAYER_STATE = """() => {
+  const video = document.querySelector('video');
+  const buffered = [];
+  for (let i = 0; i < video.buffered.length; i++) {
+    buffered.push([video.buffered.start(i), video.buffered.end(i)]);
+  }
+  return {
+    currentTime: video.currentTime, buffered, paused: video.paused,
+    readyState: video.readyState, seeking: video.seeking,
+    error: video.error && video.error.message, warnings: window.probe.warnings.slice(-20),
+  };
+}"""
 
 
 @pytest.fixture
@@ -93,7 +109,14 @@ async def test_player_plays_through_a_starved_encoder(
             starvation.stop(transcoder_pid(node, stream["id"]))
             await warnings.step("encode_recovered", 0)
             back = await Sample.take(page)
-            await wait_played(page, back.current_time, 5, timeout=90)  # plays on afterwards
+            try:
+                await wait_played(page, back.current_time, 5, timeout=90)  # plays on afterwards
+            except PlaywrightTimeoutError:
+                state = await page.evaluate(PLAYER_STATE)
+                pytest.fail(
+                    f"{player} did not play on after recovery: {state}; degrade steps"
+                    f" {warnings.steps()}; last answers {answers[-12:]}"
+                )
             last = await Sample.take(page)
         finally:
             starvation.stop(None)
