@@ -17,6 +17,7 @@ import logging
 import signal
 import socket
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -36,6 +37,7 @@ from golive.api import (
     create_api_app,
     pipeline_facts_out,
     preflight_router,
+    qoe_router,
     signing_keys_router,
     webhooks_router,
 )
@@ -61,7 +63,14 @@ from golive.delivery import (
     WebRtcFeed,
     WhepEndpoint,
 )
-from golive.health import AlertEngine, MetricSources, NodeMetrics, Readiness, SrtSample
+from golive.health import (
+    AlertEngine,
+    MetricSources,
+    NodeMetrics,
+    Readiness,
+    SrtSample,
+    qoe_report,
+)
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
@@ -215,6 +224,20 @@ class _ViaStudio:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._api({**scope, STUDIO_SCOPE_KEY: True}, receive, send)
+
+
+class _QoeSource:
+    """The API's view of viewer experience (`golive.api.QoeSource`), from golive.health."""
+
+    def __init__(self, views: PlaybackViewStore) -> None:
+        self._views = views
+
+    async def report(self, stream_id: str, start: datetime, end: datetime,
+                     group_by: Any) -> dict[str, Any]:
+        found = await qoe_report(self._views, stream_id, start, end, group_by=group_by)
+        return {"start": found.start, "end": found.end, "group_by": found.group_by,
+                "truncated": found.truncated, "summary": found.summary.as_dict(),
+                "groups": {k: v.as_dict() for k, v in found.groups.items()}}
 
 
 class _LiveView:
@@ -570,6 +593,8 @@ class Golive:
         api.include_router(preflight_router(auth, self.store, self.preflight,
                                             ApiAuditTrail(self.store)))
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
+        api.include_router(qoe_router(auth, self.store,
+                                      _QoeSource(PlaybackViewStore(self.store.engine))))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))

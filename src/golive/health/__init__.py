@@ -24,9 +24,11 @@ from golive.health.diagnosis import (
     StreamSignals,
 )
 from golive.health.metrics import MetricSources, NodeMetrics
+from golive.health.qoe import GROUP_BY, QoeReport, QoeSummary, ViewQoe, qoe_report, stream_qoe
 from golive.health.readiness import Readiness
 
 __all__ = [
+    "GROUP_BY",
     "RULES",
     "TRANSITIONS",
     "Alert",
@@ -38,9 +40,14 @@ __all__ = [
     "Finding",
     "MetricSources",
     "NodeMetrics",
+    "QoeReport",
+    "QoeSummary",
     "Readiness",
     "Rule",
     "SrtSample",
     "SrtSignals",
     "StreamSignals",
+    "ViewQoe",
+    "qoe_report",
+    "stream_qoe",
 ]

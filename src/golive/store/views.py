@@ -24,6 +24,8 @@ from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
 # Storage stays bounded whatever a player sends: events past this many per view are dropped.
 MAX_EVENTS_PER_VIEW = 5000
 MAX_USER_AGENT_LENGTH = 300
+# A QoE query reads at most this many views (the most recent of its window).
+MAX_VIEWS_PER_WINDOW = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +173,32 @@ class PlaybackViewStore:
                 .limit(max(1, min(limit, self._max_events)))
             )).all()
             return [_event(row) for row in rows]
+
+    async def window(self, stream_id: str, start: datetime, end: datetime, *,
+                     max_views: int = MAX_VIEWS_PER_WINDOW,
+                     ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:
+        """The views of a stream that overlap [start, end), each with its events in it.
+
+        At most `max_views` views (the most recent), so a query over a large audience
+        stays bounded; events come in the order they were stored.
+        """
+        async with self._read() as session:
+            views = (await session.scalars(
+                select(PlaybackView)
+                .where(PlaybackView.stream_id == stream_id,
+                       PlaybackView.started_at < end, PlaybackView.last_seen_at >= start)
+                .order_by(PlaybackView.started_at.desc(), PlaybackView.id)
+                .limit(max(1, max_views))
+            )).all()
+            by_view: dict[str, list[PlaybackEventRecord]] = {row.id: [] for row in views}
+            ids = list(by_view)
+            for chunk in range(0, len(ids), 500):
+                rows = (await session.scalars(
+                    select(PlaybackEvent)
+                    .where(PlaybackEvent.view_id.in_(ids[chunk:chunk + 500]),
+                           PlaybackEvent.at >= start, PlaybackEvent.at < end)
+                    .order_by(PlaybackEvent.id)
+                )).all()
+                for row in rows:
+                    by_view[row.view_id].append(_event(row))
+            return [(_view(row), by_view[row.id]) for row in views]

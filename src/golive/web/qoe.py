@@ -63,6 +63,8 @@ class StartEvent(_Event):
     muted: bool
     native: bool = False
     rendition: str = Field(default="", max_length=32, pattern=r"^[A-Za-z0-9_-]*$")
+    protocol: Literal["hls", "whep", ""] = ""
+    player: Literal["hls.js", "native", "whep", ""] = ""
 
 
 class FirstFrameEvent(_Event):
