@@ -17,7 +17,6 @@ import logging
 import signal
 import socket
 import time
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -67,9 +66,9 @@ from golive.health import (
     AlertEngine,
     MetricSources,
     NodeMetrics,
+    QoeReports,
     Readiness,
     SrtSample,
-    qoe_report,
 )
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
@@ -224,20 +223,6 @@ class _ViaStudio:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._api({**scope, STUDIO_SCOPE_KEY: True}, receive, send)
-
-
-class _QoeSource:
-    """The API's view of viewer experience (`golive.api.QoeSource`), from golive.health."""
-
-    def __init__(self, views: PlaybackViewStore) -> None:
-        self._views = views
-
-    async def report(self, stream_id: str, start: datetime, end: datetime,
-                     group_by: Any) -> dict[str, Any]:
-        found = await qoe_report(self._views, stream_id, start, end, group_by=group_by)
-        return {"start": found.start, "end": found.end, "group_by": found.group_by,
-                "truncated": found.truncated, "summary": found.summary.as_dict(),
-                "groups": {k: v.as_dict() for k, v in found.groups.items()}}
 
 
 class _LiveView:
@@ -594,7 +579,7 @@ class Golive:
                                             ApiAuditTrail(self.store)))
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
         api.include_router(qoe_router(auth, self.store,
-                                      _QoeSource(PlaybackViewStore(self.store.engine))))
+                                      QoeReports(PlaybackViewStore(self.store.engine))))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))

@@ -50,7 +50,8 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
                                         "latency"]
     assert events[0].at == now - timedelta(seconds=6)
     assert events[-1].at == now
-    assert events[0].data == {"muted": True, "native": False, "rendition": "480p"}
+    assert events[0].data == {"muted": True, "native": False, "rendition": "480p",
+                              "protocol": "", "player": ""}
     assert events[3].data == {"level": 1, "height": 360, "bitrate": 800000, "auto": True}
 
 
@@ -65,6 +66,12 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
     [{"type": "error", "t": 1, "code": "bad code!", "fatal": True}],
     [{"type": "error", "t": 1, "code": "x", "fatal": True, "message": "m" * 301}],
     [{"type": "latency", "t": 20_000, "seconds": 1}],   # after `sent`
+    [{"type": "start", "t": 1, "muted": True, "protocol": "rtmp"}],
+    [{"type": "start", "t": 1, "muted": True, "player": "x" * 10_000}],
+    [{"type": "start", "t": 1, "muted": True, "protocol": 1}],
+    [{"type": "stall", "t": 1, "ms": -5}],
+    [{"type": "first_frame", "t": 1, "ms": 1e300}],
+    [{"type": "latency", "t": -1, "seconds": 1}],
     [],
     [{"type": "latency", "t": 1, "seconds": 1}] * (MAX_EVENTS_PER_BATCH + 1),
 ])
@@ -84,6 +91,8 @@ def test_events_older_than_ten_minutes_are_refused() -> None:
     b"", b"null", b"[]", b"{", b'{"view_id": "short", "sent": 1, "events": []}',
     _body([{"type": "latency", "t": 1, "seconds": 1}], view="../../etc/passwd-xxxxxxx"),
     b'{"view_id": "0123456789abcdef0123", "sent": NaN, "events": []}',
+    b'{"view_id": "0123456789abcdef0123", "sent": 9, "events": [{"type": "stall", "t": 1, "ms": NaN}]}',
+    b'{"view_id": "0123456789abcdef0123", "sent": 9, "events": [{"type": "latency", "t": 1, "seconds": Infinity}]}',
     b"x" * (MAX_BODY_BYTES + 1),
 ])
 def test_malformed_bodies_are_refused(body: bytes) -> None:

@@ -7,8 +7,6 @@ checks the stream or broadcast exists, and shapes the answer. Both routes need t
 is live (the window then ends now).
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 

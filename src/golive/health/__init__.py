@@ -24,7 +24,15 @@ from golive.health.diagnosis import (
     StreamSignals,
 )
 from golive.health.metrics import MetricSources, NodeMetrics
-from golive.health.qoe import GROUP_BY, QoeReport, QoeSummary, ViewQoe, qoe_report, stream_qoe
+from golive.health.qoe import (
+    GROUP_BY,
+    QoeReport,
+    QoeReports,
+    QoeSummary,
+    ViewQoe,
+    qoe_report,
+    stream_qoe,
+)
 from golive.health.readiness import Readiness
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "MetricSources",
     "NodeMetrics",
     "QoeReport",
+    "QoeReports",
     "QoeSummary",
     "Readiness",
     "Rule",

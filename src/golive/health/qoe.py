@@ -206,7 +206,7 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     watch = max(0.0, _seconds(max(first, start), min(last, end)))
     rebuffer_s = sum(rebuffers)
     rendition_s: dict[str, float] = {}
-    for index, (at, name) in enumerate(renditions):
+    for index, (at, name) in enumerate(renditions if started else []):
         until = renditions[index + 1][0] if index + 1 < len(renditions) else min(last, end)
         rendition_s[name] = rendition_s.get(name, 0.0) + max(0.0, _seconds(max(at, start), until))
     if failed:
@@ -302,6 +302,20 @@ async def qoe_report(views: PlaybackViewStore, stream_id: str, start: datetime,
     rows = await views.window(stream_id, start, end, max_views=max_views)
     return await asyncio.to_thread(compute, rows, start, end, group_by=group_by,
                                    truncated=len(rows) >= max_views)
+
+
+class QoeReports:
+    """`golive.api.QoeSource` over a view store: a window's report as plain data."""
+
+    def __init__(self, views: PlaybackViewStore) -> None:
+        self._views = views
+
+    async def report(self, stream_id: str, start: datetime, end: datetime,
+                     group_by: GroupBy | None) -> dict[str, object]:
+        found = await qoe_report(self._views, stream_id, start, end, group_by=group_by)
+        return {"start": found.start, "end": found.end, "group_by": found.group_by,
+                "truncated": found.truncated, "summary": found.summary.as_dict(),
+                "groups": {k: v.as_dict() for k, v in found.groups.items()}}
 
 
 async def stream_qoe(views: PlaybackViewStore, stream_id: str, since: datetime,
