@@ -67,6 +67,7 @@ from golive.health import (
     MetricSources,
     NodeMetrics,
     QoeReports,
+    QoeRetention,
     Readiness,
     SrtSample,
 )
@@ -282,6 +283,7 @@ class Golive:
         self.recorder: Recorder | None = None
         self.recordings: RecordingLibrary | None = None
         self._sweeper: RetentionSweeper | None = None
+        self._qoe_retention: QoeRetention | None = None
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
         self.alerts: AlertEngine | None = None
@@ -357,6 +359,11 @@ class Golive:
         await self.recorder.start()
         self._sweeper = RetentionSweeper(self.recordings, interval=s.recording_sweep_interval)
         self._sweeper.start()
+        # QoE: raw beacons of old views downsampled to one summary each.
+        self._qoe_retention = QoeRetention(
+            PlaybackViewStore(self.store.engine), raw_retention=s.qoe_raw_retention,
+            interval=min(3600.0, s.qoe_raw_retention / 4))
+        self._qoe_retention.start()
 
         self.hub = BroadcastHub(
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers
@@ -520,6 +527,8 @@ class Golive:
         # time waits in the spool for the next start.
         if self._sweeper is not None:
             await self._sweeper.close()
+        if self._qoe_retention is not None:
+            await self._qoe_retention.close()
         if self.recorder is not None:
             await self.recorder.close()
         if self.chat is not None:

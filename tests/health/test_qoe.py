@@ -28,7 +28,7 @@ from golive.api.app import create_api_app
 from golive.api.auth import Authenticator
 from golive.api.qoe import qoe_router
 from golive.core import EventBus
-from golive.health import QoeReports, stream_qoe
+from golive.health import QoeReports, QoeRetention, ViewQoe, qoe_report, stream_qoe
 from golive.health.qoe import compute, percentile, view_qoe
 from golive.settings import Settings
 from golive.store import (
@@ -169,11 +169,70 @@ def test_a_recovered_fatal_error_is_not_a_failure_and_a_later_one_is() -> None:
 def test_the_window_clips_watch_time_and_percentiles_are_nearest_rank() -> None:
     [(view, events)] = _rows({"view-a-0123456789": VIEWS["view-a-0123456789"]})
     clipped = view_qoe(view, events, T0 + timedelta(seconds=50), END)
-    assert clipped.watch_time_s == 50.0
+    # Started before the window: it still counts as started, but its startup time and
+    # latency samples (all before T0+50) belong to an earlier window.
+    assert (clipped.started, clipped.exited_before_start) == (True, False)
+    assert clipped.watch_time_s == 50.0 and clipped.rendition_s == {"720p": 50.0}
+    assert clipped.startup_time_s is None and clipped.latency_samples_s == ()
+    early = view_qoe(view, events, T0, T0 + timedelta(seconds=15))
+    assert early.watch_time_s == 15.0 and early.latency_samples_s == (2.0,)
     assert percentile([], 50) is None
     assert percentile([5.0], 95) == 5.0
     assert percentile([float(i) for i in range(1, 21)], 95) == 19.0
     assert compute([], T0, END).summary.viewer_experience_score is None
+
+
+def test_a_hostile_stored_summary_reads_as_empty_not_as_an_error() -> None:
+    view = ViewQoe.from_summary("v", {"started": "yes", "watch_time_s": "NaN",
+                                      "latency_samples_s": ["x", 1], "rendition_s": [1]})
+    assert (view.started, view.watch_time_s, view.latency_samples_s, view.rendition_s) == (
+        False, 0.0, (1.0,), {})
+
+
+async def _record(views: PlaybackViewStore, stream_id: str, pid: str) -> None:
+    for view, events in _rows():
+        await views.record(view_id=view.id, playback_id=pid, stream_id=stream_id,
+                           user_agent=view.user_agent,
+                           events=[NewPlaybackEvent(e.type, e.at, e.data) for e in events],
+                           now=view.started_at)
+        await views.record(view_id=view.id, playback_id=pid, stream_id=stream_id,
+                           user_agent=view.user_agent, events=[], now=view.last_seen_at)
+
+
+async def test_retention_keeps_each_views_summary_and_prunes_its_beacons(
+    tmp_path: Path,
+) -> None:
+    async with _api(tmp_path) as (_, store):
+        await _retention(store)
+
+
+async def _retention(store: Store) -> None:
+    stream, _ = await store.create_stream(name="show")
+    pid = stream.playback_ids[0].id
+    views = PlaybackViewStore(store.engine)
+    await _record(views, stream.id, pid)
+    before = (await qoe_report(views, stream.id, T0, END, group_by="browser"))
+    # A fifth view still reporting an hour later keeps its raw beacons.
+    late = END + timedelta(hours=1)
+    await views.record(view_id="view-late-0123456", playback_id=pid, stream_id=stream.id,
+                       user_agent=CHROME_LINUX, now=late,
+                       events=[NewPlaybackEvent("latency", late, {"seconds": 1.0})])
+
+    retention = QoeRetention(views, raw_retention=1800, interval=60,
+                             clock=lambda: late + timedelta(minutes=10))
+    assert await retention.sweep() == 4
+    assert retention.pruned_events == sum(len(events) for _, _, events in VIEWS.values())
+    assert await retention.sweep() == 0
+    for view_id in VIEWS:
+        assert await views.list_events(view_id) == []
+        view = await views.get_view(view_id)
+        assert view is not None and view.summary is not None
+    assert len(await views.list_events("view-late-0123456")) == 1
+
+    after = await qoe_report(views, stream.id, T0, END, group_by="browser")
+    # Every view lay inside the window, so its summary gives the same numbers exactly.
+    assert after.summary == before.summary
+    assert after.groups == before.groups
 
 
 @contextlib.asynccontextmanager
@@ -197,13 +256,7 @@ async def test_the_api_reports_a_streams_and_a_broadcasts_qoe(tmp_path: Path) ->
         stream, _ = await store.create_stream(name="show")
         pid = stream.playback_ids[0].id
         views = PlaybackViewStore(store.engine)
-        for view, events in _rows():
-            await views.record(view_id=view.id, playback_id=pid, stream_id=stream.id,
-                               user_agent=view.user_agent,
-                               events=[NewPlaybackEvent(e.type, e.at, e.data) for e in events],
-                               now=view.started_at)
-            await views.record(view_id=view.id, playback_id=pid, stream_id=stream.id,
-                               user_agent=view.user_agent, events=[], now=view.last_seen_at)
+        await _record(views, stream.id, pid)
         window = {"from": T0.isoformat(), "to": END.isoformat()}
         r = await client.get(f"/live-streams/{stream.id}/qoe",
                              params={**window, "group_by": "browser"})

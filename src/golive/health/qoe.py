@@ -34,12 +34,14 @@ so a large window never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Literal, get_args
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
 
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
 
@@ -47,6 +49,7 @@ GroupBy = Literal["protocol", "browser", "os", "player", "rendition"]
 GROUP_BY: tuple[GroupBy, ...] = get_args(GroupBy)
 # Events that show the view was playing: after one of them a fatal error was recovered.
 _PLAYING = frozenset({"start", "first_frame", "stall", "latency"})
+log = logging.getLogger(__name__)
 STARTUP_GOOD_S = 1.0
 STARTUP_BAD_S = 10.0
 REBUFFER_BAD_PERCENTAGE = 10.0
@@ -82,6 +85,39 @@ class ViewQoe:
 
     def dimension(self, name: GroupBy) -> str:
         return self.rendition if name == "rendition" else str(getattr(self, name))
+
+    def to_summary(self) -> dict[str, Any]:
+        """The view as the retention task stores it (JSON) once its raw events go."""
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["latency_samples_s"] = list(self.latency_samples_s)
+        return out
+
+    @classmethod
+    def from_summary(cls, view_id: str, data: dict[str, Any]) -> ViewQoe:
+        """A stored summary back; fields a hostile or old row lacks read as empty."""
+        def number(name: str) -> float:
+            value = data.get(name)
+            return float(value) if isinstance(value, (int, float)) else 0.0
+
+        startup = data.get("startup_time_s")
+        samples = data.get("latency_samples_s")
+        renditions = data.get("rendition_s")
+        return cls(
+            view_id=view_id,
+            protocol=str(data.get("protocol", "hls")), player=str(data.get("player", "hls.js")),
+            browser=str(data.get("browser", "other")), os=str(data.get("os", "other")),
+            started=data.get("started") is True, failed=data.get("failed") is True,
+            exited_before_start=data.get("exited_before_start") is True,
+            startup_time_s=float(startup) if isinstance(startup, (int, float)) else None,
+            watch_time_s=number("watch_time_s"), rebuffer_count=int(number("rebuffer_count")),
+            rebuffer_s=number("rebuffer_s"),
+            latency_samples_s=tuple(float(x) for x in samples
+                                    if isinstance(x, (int, float))
+                                    ) if isinstance(samples, list) else (),
+            rendition_s={str(k): float(v) for k, v in renditions.items()
+                         if isinstance(v, (int, float))} if isinstance(renditions, dict) else {},
+            rendition_switches=int(number("rendition_switches")), score=number("score"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +194,16 @@ def _clamp01(value: float) -> float:
 
 def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
              start: datetime, end: datetime) -> ViewQoe:
-    """One view's numbers from its events in [start, end) (stored order)."""
-    ordered = sorted(events, key=lambda e: (e.at, e.id))
+    """One view's numbers in [start, end), from its events before `end` (stored order).
+
+    Events before the window only set the view's state (started, failed, rendition,
+    when it asked for the stream); samples, rebuffers and startup count inside it.
+
+    A view whose raw events the retention task pruned comes back from its summary,
+    whole: its numbers are no longer clipped to the window."""
+    if view.summary is not None and not events:
+        return ViewQoe.from_summary(view.id, view.summary)
+    ordered = sorted((e for e in events if e.at < end), key=lambda e: (e.at, e.id))
     protocol, player = "hls", "hls.js"
     startup: float | None = None
     began: datetime | None = None
@@ -170,6 +214,7 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     started = False
     for event in ordered:
         data = event.data
+        inside = start <= event.at < end
         if event.type == "start":
             protocol = str(data.get("protocol") or protocol)
             native = bool(data.get("native"))
@@ -177,16 +222,16 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
             rendition = data.get("rendition")
             if isinstance(rendition, str) and rendition and not renditions:
                 renditions.append((event.at, rendition))
-        elif event.type == "first_frame" and startup is None:
+        elif event.type == "first_frame" and began is None:
             ms = data.get("ms")
             if isinstance(ms, (int, float)):
-                startup = float(ms) / 1000
-                began = event.at - timedelta(seconds=startup)
-        elif event.type == "stall":
+                began = event.at - timedelta(seconds=float(ms) / 1000)
+                startup = float(ms) / 1000 if inside else None
+        elif event.type == "stall" and inside:
             ms = data.get("ms")
             if isinstance(ms, (int, float)):
                 rebuffers.append(float(ms) / 1000)
-        elif event.type == "latency":
+        elif event.type == "latency" and inside:
             seconds = data.get("seconds")
             if isinstance(seconds, (int, float)):
                 latency.append(float(seconds))
@@ -323,3 +368,90 @@ async def stream_qoe(views: PlaybackViewStore, stream_id: str, since: datetime,
     """The QoE of a stream since `since` (for the alert rules: startup p95, rebuffer %,
     latency p95, failure %)."""
     return (await qoe_report(views, stream_id, since, now)).summary
+
+
+# Retention ---------------------------------------------------------------------------------
+
+# Latency samples kept in a view's summary: enough for its percentiles to stay close.
+SUMMARY_LATENCY_SAMPLES = 200
+
+
+def _thinned(samples: tuple[float, ...], keep: int) -> tuple[float, ...]:
+    """At most `keep` samples spread evenly over the sorted ones (the percentiles stay)."""
+    if len(samples) <= keep:
+        return samples
+    ordered = sorted(samples)
+    step = (len(ordered) - 1) / (keep - 1)
+    return tuple(ordered[round(i * step)] for i in range(keep))
+
+
+def view_summary(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord]
+                 ) -> dict[str, Any]:
+    """The whole view as one stored summary (its latency samples thinned)."""
+    everything = view_qoe(view, events, datetime.min.replace(tzinfo=UTC),
+                          datetime.max.replace(tzinfo=UTC))
+    summary = everything.to_summary()
+    summary["latency_samples_s"] = list(_thinned(everything.latency_samples_s,
+                                                 SUMMARY_LATENCY_SAMPLES))
+    summary["last_seen_at"] = view.last_seen_at.isoformat()
+    return summary
+
+
+def _summaries(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]]
+               ) -> list[dict[str, Any]]:
+    return [view_summary(view, events) for view, events in rows]
+
+
+class QoeRetention:
+    """Downsampling of old beacons: every `interval` seconds, views last seen more than
+    `raw_retention` seconds ago get their summary stored and their raw events deleted.
+    Summaries are computed in a thread; the database work is async."""
+
+    def __init__(self, views: PlaybackViewStore, *, raw_retention: float, interval: float,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 batch: int = 200) -> None:
+        if raw_retention <= 0 or interval <= 0:
+            raise ValueError("raw_retention and interval must be positive")
+        self._views = views
+        self._retention = timedelta(seconds=raw_retention)
+        self._interval = interval
+        self._clock = clock
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self.summarized = 0
+        self.pruned_events = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="qoe-retention")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def sweep(self) -> int:
+        """Summarize every view past retention now; returns how many were summarized."""
+        before = self._clock() - self._retention
+        done = 0
+        while True:
+            rows = await self._views.unsummarized(before, limit=self._batch)
+            if not rows:
+                return done
+            summaries = await asyncio.to_thread(_summaries, rows)
+            for (view, _), summary in zip(rows, summaries, strict=True):
+                self.pruned_events += await self._views.keep_summary(view.id, summary)
+                done += 1
+            self.summarized += len(rows)
+            if len(rows) < self._batch:
+                return done
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                count = await self.sweep()
+                if count:
+                    log.info("QoE beacons downsampled views=%d", count)
+            except Exception as exc:
+                log.warning("QoE retention failed, retrying next interval error=%s", exc)
+            await asyncio.sleep(self._interval)

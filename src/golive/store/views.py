@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -36,6 +36,7 @@ class PlaybackViewRecord:
     started_at: datetime
     last_seen_at: datetime
     user_agent: str
+    summary: dict[str, Any] | None = None  # set once the view's raw events were pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ def _view(row: PlaybackView) -> PlaybackViewRecord:
         started_at=row.started_at,
         last_seen_at=row.last_seen_at,
         user_agent=row.user_agent,
+        summary=dict(row.summary) if row.summary is not None else None,
     )
 
 
@@ -177,7 +179,8 @@ class PlaybackViewStore:
     async def window(self, stream_id: str, start: datetime, end: datetime, *,
                      max_views: int = MAX_VIEWS_PER_WINDOW,
                      ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:
-        """The views of a stream that overlap [start, end), each with its events in it.
+        """The views of a stream that overlap [start, end), each with its events before
+        `end` (those before `start` tell a view's state: started, failed, rendition).
 
         At most `max_views` views (the most recent), so a query over a large audience
         stays bounded; events come in the order they were stored.
@@ -196,9 +199,48 @@ class PlaybackViewStore:
                 rows = (await session.scalars(
                     select(PlaybackEvent)
                     .where(PlaybackEvent.view_id.in_(ids[chunk:chunk + 500]),
-                           PlaybackEvent.at >= start, PlaybackEvent.at < end)
+                           PlaybackEvent.at < end)
                     .order_by(PlaybackEvent.id)
                 )).all()
                 for row in rows:
                     by_view[row.view_id].append(_event(row))
             return [(_view(row), by_view[row.id]) for row in views]
+
+    async def unsummarized(self, before: datetime, *, limit: int = 500,
+                           ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:
+        """Views last seen before `before` whose raw events are still kept, oldest first,
+        each with all its events: what the retention task summarizes next."""
+        async with self._read() as session:
+            views = (await session.scalars(
+                select(PlaybackView)
+                .where(PlaybackView.last_seen_at < before, PlaybackView.summary.is_(None))
+                .order_by(PlaybackView.last_seen_at, PlaybackView.id)
+                .limit(max(1, min(limit, 5000)))
+            )).all()
+            out = []
+            for row in views:
+                events = (await session.scalars(
+                    select(PlaybackEvent).where(PlaybackEvent.view_id == row.id)
+                    .order_by(PlaybackEvent.id)
+                )).all()
+                out.append((_view(row), [_event(e) for e in events]))
+            return out
+
+    async def keep_summary(self, view_id: str, summary: dict[str, Any]) -> int:
+        """Store a view's summary and drop its raw events; returns how many were dropped.
+
+        A view that reported again meanwhile (its last report is newer than the summary
+        knows) keeps its events: the caller's `summary["last_seen_at"]` guards that."""
+        async with self._write.begin() as session:
+            seen = summary.get("last_seen_at")
+            changed = await session.execute(
+                update(PlaybackView)
+                .where(PlaybackView.id == view_id, PlaybackView.summary.is_(None),
+                       PlaybackView.last_seen_at <= datetime.fromisoformat(str(seen)))
+                .values(summary=summary)
+            )
+            if not getattr(changed, "rowcount", 0):
+                return 0
+            dropped = await session.execute(
+                delete(PlaybackEvent).where(PlaybackEvent.view_id == view_id))
+            return int(getattr(dropped, "rowcount", 0) or 0)
