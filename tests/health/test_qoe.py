@@ -212,6 +212,14 @@ async def _retention(store: Store) -> None:
     views = PlaybackViewStore(store.engine)
     await _record(views, stream.id, pid)
     before = (await qoe_report(views, stream.id, T0, END, group_by="browser"))
+    # A later window: C and D ended before it; A and B play on from their earlier start
+    # (read from the state events before the window), B's second stall ends inside it.
+    later = (await qoe_report(views, stream.id, T0 + timedelta(seconds=50), END)).summary
+    assert (later.views, later.started_views, later.exits_before_video_start_percentage,
+            later.playback_failure_percentage) == (2, 2, 0.0, 0.0)
+    assert later.startup_time_p50_s is None and later.live_latency_p50_s is None
+    assert later.watch_time_s == 50 + 60 and later.rebuffer_count == 1
+    assert later.rebuffer_percentage == pytest.approx(100 * 2 / 110)
     # A fifth view still reporting an hour later keeps its raw beacons.
     late = END + timedelta(hours=1)
     await views.record(view_id="view-late-0123456", playback_id=pid, stream_id=stream.id,

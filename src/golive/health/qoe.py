@@ -49,6 +49,9 @@ GroupBy = Literal["protocol", "browser", "os", "player", "rendition"]
 GROUP_BY: tuple[GroupBy, ...] = get_args(GroupBy)
 # Events that show the view was playing: after one of them a fatal error was recovered.
 _PLAYING = frozenset({"start", "first_frame", "stall", "latency"})
+# The events before a window that a view's state in it depends on (the frequent samples,
+# latency and stall, are read only inside the window).
+STATE_EVENTS = ("start", "first_frame", "quality", "error")
 log = logging.getLogger(__name__)
 STARTUP_GOOD_S = 1.0
 STARTUP_BAD_S = 10.0
@@ -344,7 +347,8 @@ async def qoe_report(views: PlaybackViewStore, stream_id: str, start: datetime,
                      end: datetime, *, group_by: GroupBy | None = None,
                      max_views: int = 20_000) -> QoeReport:
     """The QoE of a stream's views over [start, end); the computation runs in a thread."""
-    rows = await views.window(stream_id, start, end, max_views=max_views)
+    rows = await views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
+                              max_views=max_views)
     return await asyncio.to_thread(compute, rows, start, end, group_by=group_by,
                                    truncated=len(rows) >= max_views)
 

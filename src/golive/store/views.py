@@ -9,12 +9,12 @@ rows go away with their stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -177,10 +177,11 @@ class PlaybackViewStore:
             return [_event(row) for row in rows]
 
     async def window(self, stream_id: str, start: datetime, end: datetime, *,
+                     earlier_types: Collection[str] = (),
                      max_views: int = MAX_VIEWS_PER_WINDOW,
                      ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:
-        """The views of a stream that overlap [start, end), each with its events before
-        `end` (those before `start` tell a view's state: started, failed, rendition).
+        """The views of a stream that overlap [start, end), each with its events in it
+        and, from before `start`, those of `earlier_types` (what tells a view's state).
 
         At most `max_views` views (the most recent), so a query over a large audience
         stays bounded; events come in the order they were stored.
@@ -199,7 +200,9 @@ class PlaybackViewStore:
                 rows = (await session.scalars(
                     select(PlaybackEvent)
                     .where(PlaybackEvent.view_id.in_(ids[chunk:chunk + 500]),
-                           PlaybackEvent.at < end)
+                           PlaybackEvent.at < end,
+                           or_(PlaybackEvent.at >= start,
+                               PlaybackEvent.type.in_(list(earlier_types))))
                     .order_by(PlaybackEvent.id)
                 )).all()
                 for row in rows:
