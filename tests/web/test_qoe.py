@@ -50,9 +50,16 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
                                         "latency"]
     assert events[0].at == now - timedelta(seconds=6)
     assert events[-1].at == now
-    assert events[0].data == {"muted": True, "native": False, "rendition": "480p",
-                              "protocol": "", "player": ""}
+    assert events[0].data == {"muted": True, "native": False, "rendition": "480p"}
     assert events[3].data == {"level": 1, "height": 360, "bitrate": 800000, "auto": True}
+
+
+def test_a_start_names_its_protocol_and_player_when_the_page_does() -> None:
+    batch = parse_batch(_body([{"type": "start", "t": 1, "muted": False, "protocol": "whep",
+                                "player": "whep"}]))
+    [event] = server_events(batch, datetime(2030, 1, 1, tzinfo=UTC))
+    assert event.data == {"muted": False, "native": False, "rendition": "", "protocol": "whep",
+                          "player": "whep"}
 
 
 @pytest.mark.parametrize("events", [

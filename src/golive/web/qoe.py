@@ -66,6 +66,14 @@ class StartEvent(_Event):
     protocol: Literal["hls", "whep", ""] = ""
     player: Literal["hls.js", "native", "whep", ""] = ""
 
+    def data(self) -> dict[str, Any]:
+        # protocol and player came later: a player that does not name them stores as before.
+        data = super().data()
+        for name in ("protocol", "player"):
+            if not data[name]:
+                del data[name]
+        return data
+
 
 class FirstFrameEvent(_Event):
     """Time from the player asking for the stream to the first frame on screen."""
