@@ -28,8 +28,16 @@ from golive.api.app import create_api_app
 from golive.api.auth import Authenticator
 from golive.api.qoe import qoe_router
 from golive.core import EventBus
-from golive.health import QoeReports, QoeRetention, ViewQoe, qoe_report, stream_qoe
+from golive.health import (
+    QoeReports,
+    QoeRetention,
+    ViewQoe,
+    qoe_report,
+    slo_results,
+    stream_qoe,
+)
 from golive.health.qoe import compute, percentile, view_qoe
+from golive.media import load_profile
 from golive.settings import Settings
 from golive.store import (
     NewPlaybackEvent,
@@ -132,6 +140,17 @@ def test_the_stream_summary_by_hand() -> None:
     assert s.rendition_time_share == pytest.approx({"480p": 49 / 198, "720p": 149 / 198})
     assert s.rendition_switches == 1
     assert s.viewer_experience_score == pytest.approx((100 * 8 / 9 + 50 + 50 + 0) / 4)
+
+
+def test_the_profiles_slos_are_judged_on_the_summary() -> None:
+    slo = load_profile("default").slo  # 3 s, 1 %, 5 s
+    results = {r.metric: r for r in slo_results(compute(_rows(), T0, END).summary, slo)}
+    assert (results["startup_time_p95_s"].value, results["startup_time_p95_s"].met) == (2.0, True)
+    assert results["rebuffer_percentage"].met is False  # 2.4 % against 1 %
+    assert (results["live_latency_p95_s"].value, results["live_latency_p95_s"].met) == (
+        6.0, False)
+    empty = slo_results(compute([], T0, END).summary, slo)
+    assert [r.met for r in empty] == [None, None, None]
 
 
 def test_group_by_splits_the_views() -> None:

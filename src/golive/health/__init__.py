@@ -30,8 +30,10 @@ from golive.health.qoe import (
     QoeReports,
     QoeRetention,
     QoeSummary,
+    SloResult,
     ViewQoe,
     qoe_report,
+    slo_results,
     stream_qoe,
 )
 from golive.health.readiness import Readiness
@@ -55,10 +57,12 @@ __all__ = [
     "QoeSummary",
     "Readiness",
     "Rule",
+    "SloResult",
     "SrtSample",
     "SrtSignals",
     "StreamSignals",
     "ViewQoe",
     "qoe_report",
+    "slo_results",
     "stream_qoe",
 ]

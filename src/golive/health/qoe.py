@@ -41,7 +41,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
 
@@ -372,6 +372,46 @@ async def stream_qoe(views: PlaybackViewStore, stream_id: str, since: datetime,
     """The QoE of a stream since `since` (for the alert rules: startup p95, rebuffer %,
     latency p95, failure %)."""
     return (await qoe_report(views, stream_id, since, now)).summary
+
+
+# Service level objectives ------------------------------------------------------------------
+
+
+class SloTargets(Protocol):
+    """The viewer-side SLOs of a stream's profile (`StreamProfile.slo`, its `[slo]` table)."""
+
+    @property
+    def startup_p95_seconds(self) -> float: ...
+    @property
+    def rebuffer_percentage(self) -> float: ...
+    @property
+    def latency_p95_seconds(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SloResult:
+    """One objective against what the viewers got; `met` is None without data."""
+
+    metric: str  # the QoeSummary field measured
+    value: float | None
+    target: float
+    unit: str
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else self.value <= self.target
+
+
+def slo_results(summary: QoeSummary, slo: SloTargets) -> list[SloResult]:
+    """The profile's viewer SLOs judged on `summary` (for alert rules and reports)."""
+    return [
+        SloResult("startup_time_p95_s", summary.startup_time_p95_s, slo.startup_p95_seconds,
+                  "s"),
+        SloResult("rebuffer_percentage", summary.rebuffer_percentage, slo.rebuffer_percentage,
+                  "%"),
+        SloResult("live_latency_p95_s", summary.live_latency_p95_s, slo.latency_p95_seconds,
+                  "s"),
+    ]
 
 
 # Retention ---------------------------------------------------------------------------------
