@@ -437,7 +437,6 @@ def view_summary(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord]
     summary = everything.to_summary()
     summary["latency_samples_s"] = list(_thinned(everything.latency_samples_s,
                                                  SUMMARY_LATENCY_SAMPLES))
-    summary["last_seen_at"] = view.last_seen_at.isoformat()
     return summary
 
 
@@ -484,7 +483,8 @@ class QoeRetention:
                 return done
             summaries = await asyncio.to_thread(_summaries, rows)
             for (view, _), summary in zip(rows, summaries, strict=True):
-                self.pruned_events += await self._views.keep_summary(view.id, summary)
+                self.pruned_events += await self._views.keep_summary(
+                    view.id, summary, last_seen_at=view.last_seen_at)
                 done += 1
             self.summarized += len(rows)
             if len(rows) < self._batch:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.store.db import WRITE_OPTION, create_sessionmaker
+from golive.store.db import WRITE_OPTION, create_sessionmaker, rowcount
 from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
 
 # Storage stays bounded whatever a player sends: events past this many per view are dropped.
@@ -229,21 +229,20 @@ class PlaybackViewStore:
                 out.append((_view(row), [_event(e) for e in events]))
             return out
 
-    async def keep_summary(self, view_id: str, summary: dict[str, Any]) -> int:
+    async def keep_summary(self, view_id: str, summary: dict[str, Any], *,
+                           last_seen_at: datetime) -> int:
         """Store a view's summary and drop its raw events; returns how many were dropped.
 
-        A view that reported again meanwhile (its last report is newer than the summary
-        knows) keeps its events: the caller's `summary["last_seen_at"]` guards that."""
+        `last_seen_at` is the view's last report as the summary knows it: a view that
+        reported again meanwhile keeps its events (and no summary) until the next pass."""
         async with self._write.begin() as session:
-            seen = summary.get("last_seen_at")
             changed = await session.execute(
                 update(PlaybackView)
                 .where(PlaybackView.id == view_id, PlaybackView.summary.is_(None),
-                       PlaybackView.last_seen_at <= datetime.fromisoformat(str(seen)))
+                       PlaybackView.last_seen_at <= last_seen_at)
                 .values(summary=summary)
             )
-            if not getattr(changed, "rowcount", 0):
+            if not rowcount(changed):
                 return 0
-            dropped = await session.execute(
-                delete(PlaybackEvent).where(PlaybackEvent.view_id == view_id))
-            return int(getattr(dropped, "rowcount", 0) or 0)
+            return rowcount(await session.execute(
+                delete(PlaybackEvent).where(PlaybackEvent.view_id == view_id)))
