@@ -36,6 +36,7 @@ from golive.api import (
     create_api_app,
     pipeline_facts_out,
     preflight_router,
+    qoe_router,
     signing_keys_router,
     webhooks_router,
 )
@@ -61,7 +62,15 @@ from golive.delivery import (
     WebRtcFeed,
     WhepEndpoint,
 )
-from golive.health import AlertEngine, MetricSources, NodeMetrics, Readiness, SrtSample
+from golive.health import (
+    AlertEngine,
+    MetricSources,
+    NodeMetrics,
+    QoeReports,
+    QoeRetention,
+    Readiness,
+    SrtSample,
+)
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
@@ -274,6 +283,7 @@ class Golive:
         self.recorder: Recorder | None = None
         self.recordings: RecordingLibrary | None = None
         self._sweeper: RetentionSweeper | None = None
+        self._qoe_retention: QoeRetention | None = None
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
         self.alerts: AlertEngine | None = None
@@ -349,6 +359,11 @@ class Golive:
         await self.recorder.start()
         self._sweeper = RetentionSweeper(self.recordings, interval=s.recording_sweep_interval)
         self._sweeper.start()
+        # QoE: raw beacons of old views downsampled to one summary each.
+        self._qoe_retention = QoeRetention(
+            PlaybackViewStore(self.store.engine), raw_retention=s.qoe_raw_retention,
+            interval=min(3600.0, s.qoe_raw_retention / 4))
+        self._qoe_retention.start()
 
         self.hub = BroadcastHub(
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers,
@@ -514,6 +529,8 @@ class Golive:
         # time waits in the spool for the next start.
         if self._sweeper is not None:
             await self._sweeper.close()
+        if self._qoe_retention is not None:
+            await self._qoe_retention.close()
         if self.recorder is not None:
             await self.recorder.close()
         if self.chat is not None:
@@ -572,6 +589,8 @@ class Golive:
         api.include_router(preflight_router(auth, self.store, self.preflight,
                                             ApiAuditTrail(self.store)))
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
+        api.include_router(qoe_router(auth, self.store,
+                                      QoeReports(PlaybackViewStore(self.store.engine))))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     alerts_interval: float = Field(
         1.0, gt=0, le=60, description="Seconds between two evaluations of the alert rules."
     )
+    qoe_raw_retention: float = Field(
+        7 * 86_400.0, gt=0, description="Seconds the players' raw QoE beacons of a view are "
+        "kept after its last report; then the view keeps only its summary (startup, "
+        "rebuffering, latency samples, renditions) and its beacons are deleted. Checked "
+        "every quarter of this, at most hourly."
+    )
     profiles_dir: Path | None = Field(
         None,
         description="Directory of release profile TOML files (NAME.toml, winning over the "

@@ -54,6 +54,14 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
     assert events[3].data == {"level": 1, "height": 360, "bitrate": 800000, "auto": True}
 
 
+def test_a_start_names_its_protocol_and_player_when_the_page_does() -> None:
+    batch = parse_batch(_body([{"type": "start", "t": 1, "muted": False, "protocol": "whep",
+                                "player": "whep"}]))
+    [event] = server_events(batch, datetime(2030, 1, 1, tzinfo=UTC))
+    assert event.data == {"muted": False, "native": False, "rendition": "", "protocol": "whep",
+                          "player": "whep"}
+
+
 @pytest.mark.parametrize("events", [
     [{"type": "bogus", "t": 1}],
     [{"type": "latency", "t": 1, "seconds": -1}],
@@ -65,6 +73,12 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
     [{"type": "error", "t": 1, "code": "bad code!", "fatal": True}],
     [{"type": "error", "t": 1, "code": "x", "fatal": True, "message": "m" * 301}],
     [{"type": "latency", "t": 20_000, "seconds": 1}],   # after `sent`
+    [{"type": "start", "t": 1, "muted": True, "protocol": "rtmp"}],
+    [{"type": "start", "t": 1, "muted": True, "player": "x" * 10_000}],
+    [{"type": "start", "t": 1, "muted": True, "protocol": 1}],
+    [{"type": "stall", "t": 1, "ms": -5}],
+    [{"type": "first_frame", "t": 1, "ms": 1e300}],
+    [{"type": "latency", "t": -1, "seconds": 1}],
     [],
     [{"type": "latency", "t": 1, "seconds": 1}] * (MAX_EVENTS_PER_BATCH + 1),
 ])
@@ -84,6 +98,8 @@ def test_events_older_than_ten_minutes_are_refused() -> None:
     b"", b"null", b"[]", b"{", b'{"view_id": "short", "sent": 1, "events": []}',
     _body([{"type": "latency", "t": 1, "seconds": 1}], view="../../etc/passwd-xxxxxxx"),
     b'{"view_id": "0123456789abcdef0123", "sent": NaN, "events": []}',
+    b'{"view_id": "0123456789abcdef0123", "sent": 9, "events": [{"type": "stall", "t": 1, "ms": NaN}]}',
+    b'{"view_id": "0123456789abcdef0123", "sent": 9, "events": [{"type": "latency", "t": 1, "seconds": Infinity}]}',
     b"x" * (MAX_BODY_BYTES + 1),
 ])
 def test_malformed_bodies_are_refused(body: bytes) -> None:

@@ -255,6 +255,14 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
         bitrate = await page.locator("#fact-bitrate").inner_text()
         assert bitrate.endswith("kbit/s") and float(bitrate.split()[0]) > 100
         await page.locator("#event-list li", has_text="live_stream.active").first.wait_for(timeout=15_000)
+        # The preview is a view too: its first frame reaches the viewer experience panel.
+        # (pagehide makes its reporter send what it queued now, not at its 10 s flush.)
+        await page.wait_for_function(
+            "(() => { dispatchEvent(new Event('pagehide'));"
+            " return /^\\d+\\.\\d s \\//.test(document.getElementById('qoe-startup').textContent);"
+            " })()", timeout=40_000, polling=1000)
+        assert (await page.locator("#qoe-views").inner_text()).endswith("started)")
+        assert await page.locator("#qoe-failures").inner_text() == "0.0 %"
         await asyncio.sleep(2)  # let the preview draw a frame for the screenshot
         await page.screenshot(path=str(artifacts / "studio-stream.png"), full_page=True)
         phone = await browser.new_context(viewport={"width": 390, "height": 844},

@@ -217,6 +217,8 @@ async def test_qoe_events_are_stored_for_the_view(
         by_type = {e.type: e for e in events}
         assert 0 < by_type["first_frame"].data["ms"] < 60_000
         assert by_type["start"].data["muted"] is True
+        assert (by_type["start"].data["protocol"], by_type["start"].data["player"]) == (
+            "hls", "hls.js")
         assert by_type["quality"].data["height"] in (360, 480)
         assert 0 < by_type["latency"].data["seconds"] < 10
         assert all(
@@ -232,6 +234,26 @@ async def test_qoe_events_are_stored_for_the_view(
                 return status if status["viewers"] >= 1 else None
 
             await eventually(counted, what="the viewer counted in the status")
+
+        # The API's QoE of the stream, while it is live: this view's startup and latency.
+        r = await api.get(f"/live-streams/{stream['id']}/qoe", params={"group_by": "player"})
+        assert r.status_code == 200, r.text
+        qoe = r.json()["data"]
+        summary = qoe["summary"]
+        assert summary["views"] == 1 and summary["started_views"] == 1
+        assert summary["playback_failure_percentage"] == 0.0
+        assert summary["exits_before_video_start_percentage"] == 0.0
+        assert 0 < summary["startup_time_p50_s"] == summary["startup_time_p95_s"] < 60
+        assert summary["startup_time_p50_s"] == by_type["first_frame"].data["ms"] / 1000
+        assert 0 < summary["live_latency_p50_s"] <= summary["live_latency_p95_s"] < 10
+        assert summary["watch_time_s"] > 0
+        assert sum(summary["rendition_time_share"].values()) == pytest.approx(1.0)
+        assert 0 <= summary["viewer_experience_score"] <= 100
+        assert list(qoe["groups"]) == ["hls.js"]
+        [broadcast] = await node.store.list_broadcasts(stream["id"])
+        r = await api.get(f"/broadcasts/{broadcast.id}/qoe")
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["summary"]["views"] == 1
     finally:
         stop(proc)
 

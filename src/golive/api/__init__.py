@@ -11,6 +11,7 @@ from golive.api.profiles import pin_out as profile_pin_out
 from golive.api.profiles import validate_document
 from golive.api.profiles import version_detail as profile_version_detail
 from golive.api.profiles import version_out as profile_version_out
+from golive.api.qoe import QoeSource, qoe_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
 from golive.api.signing_keys import signing_keys_router
 from golive.api.webhooks import delivery_out, webhook_out, webhooks_router
@@ -22,6 +23,7 @@ __all__ = [
     "AuditTrail",
     "Authenticator",
     "Principal",
+    "QoeSource",
     "Throttled",
     "access_hooks_router",
     "asset_out",
@@ -38,6 +40,7 @@ __all__ = [
     "profile_pin_out",
     "profile_version_detail",
     "profile_version_out",
+    "qoe_router",
     "signing_keys_router",
     "token_out",
     "validate_document",

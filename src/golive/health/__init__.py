@@ -24,9 +24,22 @@ from golive.health.diagnosis import (
     StreamSignals,
 )
 from golive.health.metrics import MetricSources, NodeMetrics
+from golive.health.qoe import (
+    GROUP_BY,
+    QoeReport,
+    QoeReports,
+    QoeRetention,
+    QoeSummary,
+    SloResult,
+    ViewQoe,
+    qoe_report,
+    slo_results,
+    stream_qoe,
+)
 from golive.health.readiness import Readiness
 
 __all__ = [
+    "GROUP_BY",
     "RULES",
     "TRANSITIONS",
     "Alert",
@@ -38,9 +51,18 @@ __all__ = [
     "Finding",
     "MetricSources",
     "NodeMetrics",
+    "QoeReport",
+    "QoeReports",
+    "QoeRetention",
+    "QoeSummary",
     "Readiness",
     "Rule",
+    "SloResult",
     "SrtSample",
     "SrtSignals",
     "StreamSignals",
+    "ViewQoe",
+    "qoe_report",
+    "slo_results",
+    "stream_qoe",
 ]

@@ -47,7 +47,13 @@ from golive.store.records import (
 from golive.store.signing_keys import SigningKeyRepository, check_referrers, generate_key_pair
 from golive.store.streams import StreamRepository
 from golive.store.tokens import TokenRepository
-from golive.store.views import NewPlaybackEvent, PlaybackViewStore, ViewConflict
+from golive.store.views import (
+    NewPlaybackEvent,
+    PlaybackEventRecord,
+    PlaybackViewRecord,
+    PlaybackViewStore,
+    ViewConflict,
+)
 from golive.store.webhooks import (
     AttemptOutcome,
     PendingDelivery,
@@ -80,7 +86,9 @@ __all__ = [
     "NewChatMessage",
     "NewPlaybackEvent",
     "PendingDelivery",
+    "PlaybackEventRecord",
     "PlaybackIdRecord",
+    "PlaybackViewRecord",
     "PlaybackViewStore",
     "PreflightRecord",
     "ProfileConflict",

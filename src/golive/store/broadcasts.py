@@ -172,6 +172,11 @@ class BroadcastRepository(Tables):
                 .values(last_media_at=at)
             )
 
+    async def get_broadcast(self, broadcast_id: str) -> BroadcastRecord | None:
+        async with self._read() as session:
+            row = await session.get(Broadcast, broadcast_id)
+            return _broadcast_record(row) if row is not None else None
+
     async def list_broadcasts(self, stream_id: str, *, limit: int = 50) -> list[BroadcastRecord]:
         """A stream's broadcasts, newest first."""
         check_limit(limit)

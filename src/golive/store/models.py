@@ -334,6 +334,7 @@ class PlaybackView(Base):
     __table_args__ = (
         Index("ix_playback_views_stream_id_started_at", "stream_id", "started_at"),
         Index("ix_playback_views_playback_id_last_seen_at", "playback_id", "last_seen_at"),
+        Index("ix_playback_views_last_seen_at", "last_seen_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -344,6 +345,8 @@ class PlaybackView(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     user_agent: Mapped[str] = mapped_column(String(300))
+    # The view's QoE once its raw events were pruned (golive.health's retention).
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class PlaybackEvent(Base):

@@ -9,21 +9,23 @@ rows go away with their stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.store.db import WRITE_OPTION, create_sessionmaker
+from golive.store.db import WRITE_OPTION, create_sessionmaker, rowcount
 from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
 
 # Storage stays bounded whatever a player sends: events past this many per view are dropped.
 MAX_EVENTS_PER_VIEW = 5000
 MAX_USER_AGENT_LENGTH = 300
+# A QoE query reads at most this many views (the most recent of its window).
+MAX_VIEWS_PER_WINDOW = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class PlaybackViewRecord:
     started_at: datetime
     last_seen_at: datetime
     user_agent: str
+    summary: dict[str, Any] | None = None  # set once the view's raw events were pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ def _view(row: PlaybackView) -> PlaybackViewRecord:
         started_at=row.started_at,
         last_seen_at=row.last_seen_at,
         user_agent=row.user_agent,
+        summary=dict(row.summary) if row.summary is not None else None,
     )
 
 
@@ -171,3 +175,74 @@ class PlaybackViewStore:
                 .limit(max(1, min(limit, self._max_events)))
             )).all()
             return [_event(row) for row in rows]
+
+    async def window(self, stream_id: str, start: datetime, end: datetime, *,
+                     earlier_types: Collection[str] = (),
+                     max_views: int = MAX_VIEWS_PER_WINDOW,
+                     ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:
+        """The views of a stream that overlap [start, end), each with its events in it
+        and, from before `start`, those of `earlier_types` (what tells a view's state).
+
+        At most `max_views` views (the most recent), so a query over a large audience
+        stays bounded; events come in the order they were stored.
+        """
+        async with self._read() as session:
+            views = (await session.scalars(
+                select(PlaybackView)
+                .where(PlaybackView.stream_id == stream_id,
+                       PlaybackView.started_at < end, PlaybackView.last_seen_at >= start)
+                .order_by(PlaybackView.started_at.desc(), PlaybackView.id)
+                .limit(max(1, max_views))
+            )).all()
+            by_view: dict[str, list[PlaybackEventRecord]] = {row.id: [] for row in views}
+            ids = list(by_view)
+            for chunk in range(0, len(ids), 500):
+                rows = (await session.scalars(
+                    select(PlaybackEvent)
+                    .where(PlaybackEvent.view_id.in_(ids[chunk:chunk + 500]),
+                           PlaybackEvent.at < end,
+                           or_(PlaybackEvent.at >= start,
+                               PlaybackEvent.type.in_(list(earlier_types))))
+                    .order_by(PlaybackEvent.id)
+                )).all()
+                for row in rows:
+                    by_view[row.view_id].append(_event(row))
+            return [(_view(row), by_view[row.id]) for row in views]
+
+    async def unsummarized(self, before: datetime, *, limit: int = 500,
+                           ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:
+        """Views last seen before `before` whose raw events are still kept, oldest first,
+        each with all its events: what the retention task summarizes next."""
+        async with self._read() as session:
+            views = (await session.scalars(
+                select(PlaybackView)
+                .where(PlaybackView.last_seen_at < before, PlaybackView.summary.is_(None))
+                .order_by(PlaybackView.last_seen_at, PlaybackView.id)
+                .limit(max(1, min(limit, 5000)))
+            )).all()
+            out = []
+            for row in views:
+                events = (await session.scalars(
+                    select(PlaybackEvent).where(PlaybackEvent.view_id == row.id)
+                    .order_by(PlaybackEvent.id)
+                )).all()
+                out.append((_view(row), [_event(e) for e in events]))
+            return out
+
+    async def keep_summary(self, view_id: str, summary: dict[str, Any], *,
+                           last_seen_at: datetime) -> int:
+        """Store a view's summary and drop its raw events; returns how many were dropped.
+
+        `last_seen_at` is the view's last report as the summary knows it: a view that
+        reported again meanwhile keeps its events (and no summary) until the next pass."""
+        async with self._write.begin() as session:
+            changed = await session.execute(
+                update(PlaybackView)
+                .where(PlaybackView.id == view_id, PlaybackView.summary.is_(None),
+                       PlaybackView.last_seen_at <= last_seen_at)
+                .values(summary=summary)
+            )
+            if not rowcount(changed):
+                return 0
+            return rowcount(await session.execute(
+                delete(PlaybackEvent).where(PlaybackEvent.view_id == view_id)))

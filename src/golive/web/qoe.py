@@ -63,6 +63,16 @@ class StartEvent(_Event):
     muted: bool
     native: bool = False
     rendition: str = Field(default="", max_length=32, pattern=r"^[A-Za-z0-9_-]*$")
+    protocol: Literal["hls", "whep", ""] = ""
+    player: Literal["hls.js", "native", "whep", ""] = ""
+
+    def data(self) -> dict[str, Any]:
+        # protocol and player came later: a player that does not name them stores as before.
+        data = super().data()
+        for name in ("protocol", "player"):
+            if not data[name]:
+                del data[name]
+        return data
 
 
 class FirstFrameEvent(_Event):

@@ -420,7 +420,13 @@ export class Player {
         this.firstFrame = true;
         this.qoe.add("first_frame", { ms: Math.round(performance.now() - this.attachedAt) });
         const rendition = (this.root.dataset.level || "").replace(/[^A-Za-z0-9_-]/g, "");
-        this.qoe.add("start", { muted: video.muted, native: this.native, rendition });
+        this.qoe.add("start", {
+          muted: video.muted,
+          native: this.native,
+          rendition,
+          protocol: this.rt ? "whep" : "hls",
+          player: this.rt ? "whep" : this.native ? "native" : "hls.js",
+        });
         this.started = true;
       }
       this.setState("playing");

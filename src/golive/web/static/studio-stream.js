@@ -204,6 +204,31 @@ export function startStreamPage() {
     }
   }
 
+  // Viewer experience over the last 10 minutes, from GET live-streams/ID/qoe.
+  const QOE_WINDOW_MS = 10 * 60 * 1000;
+  const seconds = (value) => (value == null ? "–" : `${value.toFixed(1)} s`);
+  const percent = (value) => (value == null ? "–" : `${value.toFixed(1)} %`);
+  async function refreshQoe() {
+    const to = new Date();
+    const from = new Date(to.getTime() - QOE_WINDOW_MS);
+    const query = `from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`;
+    let qoe;
+    try {
+      qoe = (await api("GET", `${path}/qoe?${query}`)).data.summary;
+    } catch (err) {
+      showError(error, err);
+      return;
+    }
+    $("qoe-views").textContent = `${qoe.views} (${qoe.started_views} started)`;
+    $("qoe-startup").textContent = `${seconds(qoe.startup_time_p50_s)} / ${seconds(qoe.startup_time_p95_s)}`;
+    $("qoe-rebuffer").textContent = qoe.rebuffer_percentage == null ? "–"
+      : `${percent(qoe.rebuffer_percentage)} · ${qoe.rebuffer_frequency_per_minute.toFixed(2)}/min`;
+    $("qoe-latency").textContent = `${seconds(qoe.live_latency_p50_s)} / ${seconds(qoe.live_latency_p95_s)}`;
+    $("qoe-failures").textContent = percent(qoe.playback_failure_percentage);
+    $("qoe-exits").textContent = percent(qoe.exits_before_video_start_percentage);
+    $("qoe-score").textContent = qoe.viewer_experience_score == null ? "–" : qoe.viewer_experience_score.toFixed(0);
+  }
+
   let polls = 0;
   async function refresh() {
     try {
@@ -220,6 +245,7 @@ export function startStreamPage() {
     if (polls++ % EVENTS_EVERY === 0) {
       refreshEvents();
       refreshRecordings();
+      refreshQoe();
     }
   }
 
