@@ -55,8 +55,34 @@ def run_loop(main: Any) -> Any:
 # Server process ------------------------------------------------------------------------
 
 
-def run_server(conn: Connection, stop: MpEvent, data_dir: str, rate: float, senders: int) -> None:
-    from golive.app import Golive
+class GcTimer:
+    """Times the node's garbage collections (gc callbacks): the longest pause, and of gen 2."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.max_ms = 0.0
+        self.full_max_ms = 0.0
+        self.full = 0
+        self.measuring = False
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        if not self.measuring:
+            return
+        ms = (time.perf_counter() - self.started) * 1000
+        self.max_ms = max(self.max_ms, ms)
+        if info["generation"] == 2:
+            self.full += 1
+            self.full_max_ms = max(self.full_max_ms, ms)
+
+
+def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str, rate: float,
+               senders: int, freeze: bool, clients: int) -> None:
+    import gc
+
+    from golive.app import Golive, freeze_startup_heap
     from golive.settings import Settings
 
     per_sender = rate / max(1, senders)
@@ -65,12 +91,22 @@ def run_server(conn: Connection, stop: MpEvent, data_dir: str, rate: float, send
         admin_token=ADMIN, transcode=False, log_level="warning",
         chat_user_rate=per_sender * 2 + 1, chat_user_burst=20,
         chat_room_rate=rate * 4 + 10, chat_room_burst=int(rate * 4 + 10),
+        chat_max_connections_per_address=clients,  # every viewer comes from 127.0.0.1
     )
+
+    timer = GcTimer()
+    gc.callbacks.append(timer)
 
     async def main() -> None:
         async with Golive(settings) as node:
+            frozen = freeze_startup_heap() if freeze else 0  # as `golive serve` does
             conn.send(node.http_port)
-            await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, measure.wait)
+            timer.measuring = True
+            await loop.run_in_executor(None, stop.wait)
+            timer.measuring = False
+            conn.send((frozen, timer.max_ms, timer.full_max_ms, timer.full))
 
     run_loop(main())
 
@@ -290,19 +326,23 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_once(clients: int, rate: float, senders: int, duration: float, workers: int,
-             sample_every: int) -> dict[str, Any]:
+             sample_every: int, freeze: bool) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="golive-bench-chat-") as data_dir:
         stop = ctx.Event()
+        measure = ctx.Event()
         port_rx, port_tx = ctx.Pipe(duplex=False)
-        server = ctx.Process(target=run_server, args=(port_tx, stop, data_dir, rate, senders),
+        server = ctx.Process(target=run_server,
+                             args=(port_tx, stop, measure, data_dir, rate, senders, freeze, clients),
                              daemon=True)
+        gc_stats: tuple[int, float, float, int] = (0, float("nan"), float("nan"), 0)
         server.start()
         assert server.pid is not None
         try:
             if not port_rx.poll(60):
                 raise RuntimeError("the node did not start")
             port = port_rx.recv()
+            rss_start, _ = proc_mem(server.pid)  # before any viewer: RSS per connection
             with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
                               headers={"Authorization": f"Bearer {ADMIN}"}) as api:
                 stream = api.post("/live-streams", json={"name": "bench"}).json()["data"]
@@ -334,6 +374,7 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
             rss_before, _ = proc_mem(server.pid)
             cpu0 = proc_cpu(server.pid)
             t0 = time.monotonic()
+            measure.set()
             start.set()
             results: list[WorkerResult] = []
             for out_rx in outs:
@@ -345,6 +386,9 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
             rss, peak = proc_mem(server.pid)
             for proc in procs:
                 proc.join(10)
+            stop.set()
+            if port_rx.poll(30):
+                gc_stats = port_rx.recv()
         finally:
             stop.set()
             server.join(15)
@@ -364,6 +408,8 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
         "server_cpu": server_cpu, "elapsed": elapsed, "rss": rss, "rss_idle": rss_before,
         "peak": peak, "client_cpu": sum(r.cpu for r in results),
         "dropped": sum(r.closed_early for r in results),
+        "freeze": freeze, "frozen": gc_stats[0], "gc_max": gc_stats[1],
+        "gc_full_max": gc_stats[2], "gc_full": gc_stats[3], "rss_start": rss_start,
     }
 
 
@@ -377,7 +423,7 @@ def raise_fd_limit(needed: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", default="1000,10000",
+    parser.add_argument("--clients", default="1000,5000,10000",
                         help="comma-separated viewer counts, one run each")
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second in all")
     parser.add_argument("--senders", type=int, default=50, help="viewers that also send")
@@ -393,37 +439,44 @@ def main() -> None:
               file=sys.stderr)
     rows = []
     for count in counts:
-        print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s ...",
-              file=sys.stderr, flush=True)
-        rows.append(run_once(count, args.rate, args.senders, args.duration, args.workers,
-                             args.sample_every))
+        for freeze in (False, True):
+            print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s, "
+                  f"gc.freeze {'on' if freeze else 'off'} ...", file=sys.stderr, flush=True)
+            rows.append(run_once(count, args.rate, args.senders, args.duration, args.workers,
+                                 args.sample_every, freeze))
     print_table(rows, args)
 
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     cores = os.cpu_count()
     print(f"\nchat fan-out, one room, {args.senders} senders, {args.duration:g} s, "
-          f"{args.workers} load processes, {cores} cores; goal p99 < {GOAL_P99_MS:g} ms")
-    header = (f"{'viewers':>8} {'msg/s':>6} {'sent':>6} {'refused':>7} {'delivered':>10} "
-              f"{'lost':>7} "
-              f"{'deliv/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv cpu':>8} "
-              f"{'srv rss':>8} {'gen cpu':>8} {'drops':>5} {'goal':>5}")
+          f"{args.workers} load processes, {cores} cores; goal p99 < {GOAL_P99_MS:g} ms; "
+          "peer: the same node with gc.freeze off")
+    header = (f"{'viewers':>8} {'freeze':>6} {'msg/s':>6} {'sent':>6} {'refused':>7} "
+              f"{'lost':>7} {'deliv/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+              f"{'srv cpu':>8} {'KB/conn':>7} {'gc max':>7} {'full gc':>11} {'gen cpu':>8} "
+              f"{'drops':>5} {'goal':>5}")
     print(header)
     print("-" * len(header))
     for r in rows:
         lost = r["expected"] - r["delivered"]
         srv = r["server_cpu"] / r["elapsed"]
         gen = r["client_cpu"] / r["elapsed"]
+        per_conn = (r["rss_idle"] - r["rss_start"]) * 1024 / max(1, r["clients"])
+        full = f"{r['gc_full']}x{r['gc_full_max']:.0f}ms"
         goal = "ok" if r["p99"] < GOAL_P99_MS and lost == 0 else "miss"
-        print(f"{r['clients']:>8} {r['rate']:>6g} {r['sent']:>6} {r['refused']:>7} "
-              f"{r['delivered']:>10} "
+        print(f"{r['clients']:>8} {'on' if r['freeze'] else 'off':>6} {r['rate']:>6g} "
+              f"{r['sent']:>6} {r['refused']:>7} "
               f"{lost:>7} {r['delivered_per_s']:>9.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} "
-              f"{r['max']:>7.0f} {srv:>8.0%} {r['rss']:>6.0f}MB {gen:>8.0%} "
-              f"{r['dropped']:>5} {goal:>5}")
-    print("srv cpu / gen cpu: CPU time of the node / the load generators per wall second "
-          "(100% = one core); srv rss: node memory after the run; refused: messages the "
-          "node refused (rate limits); lost: accepted messages x viewers not seen by a viewer; "
-          "drops: viewers disconnected during the run")
+              f"{r['max']:>7.0f} {srv:>8.0%} {per_conn:>7.1f} {r['gc_max']:>5.0f}ms "
+              f"{full:>11} {gen:>8.0%} {r['dropped']:>5} {goal:>5}")
+    print("freeze: gc.freeze() after start-up, as `golive serve` does; srv cpu / gen cpu: CPU "
+          "time of the node / the load generators per wall second (100% = one core); "
+          "KB/conn: node RSS growth from start-up to all viewers connected, per viewer; "
+          "gc max: the longest collection while sending; full gc: gen-2 collections while "
+          "sending x the longest; refused: messages the node refused (rate limits); lost: "
+          "accepted messages x viewers not seen by a viewer; drops: viewers disconnected "
+          "during the run")
 
 
 if __name__ == "__main__":

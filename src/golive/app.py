@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import hmac
 import ipaddress
@@ -742,6 +743,21 @@ def _may_read_metrics(request: Request, networks: tuple[Any, ...], admin: bytes 
     return any(address in network for network in networks)
 
 
+def freeze_startup_heap() -> int:
+    """Move everything alive now into the collector's permanent generation; the count moved.
+
+    Called by `golive serve` once the node has started: the imported modules, the
+    app, its routes and settings (hundreds of thousands of objects, none of them
+    ever garbage) are then skipped by every later collection, so a full collection
+    walks only what came after (connections, rooms, requests) instead of that too.
+    The collection first leaves no start-up garbage to pin. bench/chat.py measures
+    the effect on the chat's delivery tail (its "gc.freeze" column).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 async def serve_forever(settings: Settings) -> None:
     node = Golive(settings)
     stop = asyncio.Event()
@@ -750,6 +766,8 @@ async def serve_forever(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with node:
+        frozen = freeze_startup_heap()
+        log.info("golive started heap_frozen_objects=%d", frozen)
         _print_banner(node)
         await stop.wait()
         log.info("golive stopping")
