@@ -13,6 +13,7 @@ packages=(
   gstreamer1.0-libav          # avenc_aac; avdec_h264 for the HLS client
   nginx-light                 # edge cache in tests
   libnginx-mod-rtmp           # the peer in bench/ingest.py
+  postgresql                  # the store on PostgreSQL in tests (tests/pgserver.py; version 15)
   chromium                    # the browser the Playwright tests drive (tests/web)
   fonts-dejavu-core           # so pages render text in headless Chromium
   srt-tools                   # srt-live-transmit: the reference libsrt caller in SRT tests

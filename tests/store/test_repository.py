@@ -1,4 +1,4 @@
-"""Tests of the store's data-access layer (`golive.store.Store`) on SQLite."""
+"""Tests of the store's data-access layer (`golive.store.Store`) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.engine import Connection
+from tests.store.conftest import open_store
 
 from golive.core import utcnow
 from golive.core.events import Event, EventType
@@ -26,13 +27,10 @@ def _url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(_url(tmp_path), event_history=10)
-    try:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for s in open_store(request, tmp_path, event_history=10):
         yield s
-    finally:
-        await s.close()
 
 
 # Streams -------------------------------------------------------------------------------
