@@ -278,7 +278,9 @@ class Golive:
         # HTTPS and RTMPS: both files or neither, loadable, before anything listens.
         tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
+        self.store = await Store.open(
+            s.resolved_database_url, event_history=s.event_history, pool=s.database_pool
+        )
         # What a killed run left live is closed, and announced, by the hub's start().
 
         # Webhooks: the recorder writes each event's outbox rows with the event and wakes

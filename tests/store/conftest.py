@@ -15,10 +15,12 @@ from tests.pgserver import PostgresServer
 from golive.store import Store
 
 
-async def open_store(request: pytest.FixtureRequest, tmp_path: Path, **options: int) -> AsyncIterator[Store]:
+async def open_store(
+    request: pytest.FixtureRequest, tmp_path: Path, event_history: int = 1000
+) -> AsyncIterator[Store]:
     """The store the test's `backend` parameter names, closed (and dropped) afterwards."""
     if request.param == "sqlite":
-        s = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", **options)
+        s = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite", event_history=event_history)
         try:
             yield s
         finally:
@@ -26,7 +28,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path, **options: 
         return
     server: PostgresServer = request.getfixturevalue("postgres")
     database = server.create_database(template=request.getfixturevalue("postgres_template"))
-    s = await Store.open(server.url(database), **options)
+    s = await Store.open(server.url(database), event_history=event_history)
     try:
         yield s
     finally:

@@ -522,3 +522,29 @@ async def test_srt_passphrase_is_readable_only_by_key(tmp_path: Path) -> None:
         assert await store.srt_passphrase(key) is None
     finally:
         await store.close()
+
+
+async def test_pool_settings_reach_the_postgresql_engine(
+    postgres: PostgresServer, postgres_template: str
+) -> None:
+    import sqlalchemy.exc
+    from sqlalchemy.pool import QueuePool
+
+    from golive.settings import Settings
+
+    settings = Settings(database_pool_size=2, database_pool_max_overflow=0,
+                        database_pool_timeout=0.5, database_pool_pre_ping=False)
+    database = postgres.create_database(template=postgres_template)
+    store = await Store.open(postgres.url(database), pool=settings.database_pool)
+    try:
+        pool = store.engine.pool
+        assert isinstance(pool, QueuePool) and pool.size() == 2 and pool._pre_ping is False
+        async with store.engine.connect(), store.engine.connect():
+            # Both pooled connections are out and no overflow is allowed: the third waits
+            # database_pool_timeout and fails instead of opening a connection.
+            with pytest.raises(sqlalchemy.exc.TimeoutError):
+                async with store.engine.connect():
+                    pass
+    finally:
+        await store.close()
+        postgres.drop_database(database)
