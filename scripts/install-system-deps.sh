@@ -14,6 +14,7 @@ packages=(
   nginx-light                 # edge cache in tests
   varnish                     # the other edge cache in tests (deploy/varnish)
   libnginx-mod-rtmp           # the peer in bench/ingest.py
+  postgresql                  # the store on PostgreSQL in tests (tests/pgserver.py; version 15)
   chromium                    # the browser the Playwright tests drive (tests/web)
   fonts-dejavu-core           # so pages render text in headless Chromium
   srt-tools                   # srt-live-transmit: the reference libsrt caller in SRT tests

@@ -327,7 +327,9 @@ class Golive:
         # HTTPS and RTMPS: both files or neither, loadable, before anything listens.
         tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = await Store.open(s.resolved_database_url, event_history=s.event_history)
+        self.store = await Store.open(
+            s.resolved_database_url, event_history=s.event_history, pool=s.database_pool
+        )
         # Release profiles: the files' versions published, streams from before versioning
         # pinned to the newest of theirs, before any publisher is let in.
         self.profiles = ProfileCatalog(self.store, s.resolved_profiles_dir)

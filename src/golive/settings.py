@@ -15,7 +15,7 @@ import ssl
 import tempfile
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -25,8 +25,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+if TYPE_CHECKING:
+    from golive.store.db import PoolOptions
+
 # The admin token opens the whole API; 32 characters of token_urlsafe are 192 bits.
 ADMIN_TOKEN_MIN_LENGTH = 32
+
 MAKE_A_TOKEN = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -89,6 +93,25 @@ class Settings(BaseSettings):
         "",
         description="SQLAlchemy async URL; empty means SQLite in data_dir "
         "(postgresql+asyncpg://... for PostgreSQL).",
+    )
+    database_pool_size: int = Field(
+        5, ge=1, le=1000,
+        description="PostgreSQL only: connections the node keeps open to the database.",
+    )
+    database_pool_max_overflow: int = Field(
+        10, ge=0, le=1000,
+        description="PostgreSQL only: connections opened beyond database_pool_size under "
+        "load, closed again when returned.",
+    )
+    database_pool_timeout: float = Field(
+        30.0, gt=0, le=600,
+        description="PostgreSQL only: seconds a query waits for a free pooled connection "
+        "before it fails.",
+    )
+    database_pool_pre_ping: bool = Field(
+        True,
+        description="PostgreSQL only: test each pooled connection before use, so a "
+        "restarted database costs a reconnect instead of a failed query.",
     )
     ffmpeg: str = Field(
         "",
@@ -496,6 +519,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'golive.db').resolve()}"
+
+    @property
+    def database_pool(self) -> PoolOptions:
+        from golive.store.db import PoolOptions
+
+        return PoolOptions(
+            size=self.database_pool_size, max_overflow=self.database_pool_max_overflow,
+            pre_ping=self.database_pool_pre_ping, timeout=self.database_pool_timeout,
+        )
 
     @property
     def advertised_host(self) -> str:

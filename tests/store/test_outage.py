@@ -1,7 +1,7 @@
 """A full disk loses nothing: broadcast rows and events wait in memory and land in order.
 
-A real Store on SQLite, the real hub and event recorder; `DiskFull` fails every write
-inside the engine while it is set, as SQLite does when its disk fills.
+A real Store (SQLite and PostgreSQL), the real hub and event recorder; `DiskFull` fails every write
+inside the engine while it is set, as the database does when its disk fills.
 """
 
 from __future__ import annotations

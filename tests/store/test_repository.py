@@ -1,15 +1,17 @@
-"""Tests of the store's data-access layer (`golive.store.Store`) on SQLite."""
+"""Tests of the store's data-access layer (`golive.store.Store`) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.engine import Connection
+from tests.pgserver import PostgresServer
+from tests.store.conftest import open_store
 
 from golive.core import utcnow
 from golive.core.events import Event, EventType
@@ -26,13 +28,10 @@ def _url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(_url(tmp_path), event_history=10)
-    try:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for s in open_store(request, tmp_path, event_history=10):
         yield s
-    finally:
-        await s.close()
 
 
 # Streams -------------------------------------------------------------------------------
@@ -139,7 +138,33 @@ async def test_webrtc_playback_is_a_stream_property(store: Store) -> None:
     assert (await store.get_stream(plain.id)) == on
 
 
-async def test_streams_from_before_0006_keep_webrtc_playback_off(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database (no schema at all) on the backend the parameter names."""
+    if request.param == "sqlite":
+        yield _url(tmp_path)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    database = server.create_database()
+    try:
+        yield server.url(database)
+    finally:
+        server.drop_database(database)
+
+
+async def test_migrations_from_nothing_reach_head(empty_url: str) -> None:
+    from golive.store.migrate import head_revision, revision
+
+    store = await Store.open(empty_url)
+    try:
+        assert await revision(store.engine) == head_revision()
+        record, _ = await store.create_stream(name="fresh")
+        assert await store.get_stream(record.id) == record
+    finally:
+        await store.close()
+
+
+async def test_streams_from_before_0006_keep_webrtc_playback_off(empty_url: str) -> None:
     """Migration 0006 adds the column; rows written at 0005 read as without WHEP."""
     from alembic import command
     from sqlalchemy import text
@@ -147,7 +172,7 @@ async def test_streams_from_before_0006_keep_webrtc_playback_off(tmp_path: Path)
     from golive.store.db import create_engine
     from golive.store.migrate import alembic_config
 
-    engine = create_engine(_url(tmp_path))
+    engine = create_engine(empty_url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(
@@ -155,11 +180,11 @@ async def test_streams_from_before_0006_keep_webrtc_playback_off(tmp_path: Path)
             await connection.execute(text(
                 "INSERT INTO live_streams (id, name, stream_key_hash, stream_key_prefix, status,"
                 " latency_mode, reconnect_window, profile, recording, created_at, updated_at)"
-                " VALUES ('ls_old', 'old', 'h', 'sk_old', 'idle', 'low', 60, 'default', 0,"
+                " VALUES ('ls_old', 'old', 'h', 'sk_old', 'idle', 'low', 60, 'default', false,"
                 " '2026-12-01 00:00:00', '2026-12-01 00:00:00')"))
     finally:
         await engine.dispose()
-    upgraded = await Store.open(_url(tmp_path))
+    upgraded = await Store.open(empty_url)
     try:
         record = await upgraded.get_stream("ls_old")
         assert record is not None and record.webrtc_playback is False
@@ -496,3 +521,29 @@ async def test_srt_passphrase_is_readable_only_by_key(tmp_path: Path) -> None:
         assert await store.srt_passphrase(key) is None
     finally:
         await store.close()
+
+
+async def test_pool_settings_reach_the_postgresql_engine(
+    postgres: PostgresServer, postgres_template: str
+) -> None:
+    import sqlalchemy.exc
+    from sqlalchemy.pool import QueuePool
+
+    from golive.settings import Settings
+
+    settings = Settings(database_pool_size=2, database_pool_max_overflow=0,
+                        database_pool_timeout=0.5, database_pool_pre_ping=False)
+    database = postgres.create_database(template=postgres_template)
+    store = await Store.open(postgres.url(database), pool=settings.database_pool)
+    try:
+        pool = store.engine.pool
+        assert isinstance(pool, QueuePool) and pool.size() == 2 and pool._pre_ping is False
+        async with store.engine.connect(), store.engine.connect():
+            # Both pooled connections are out and no overflow is allowed: the third waits
+            # database_pool_timeout and fails instead of opening a connection.
+            with pytest.raises(sqlalchemy.exc.TimeoutError):
+                async with store.engine.connect():
+                    pass
+    finally:
+        await store.close()
+        postgres.drop_database(database)

@@ -3,7 +3,9 @@ a deleted stream's last event, the delivery log's bounds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -73,3 +75,14 @@ async def test_attempts_are_logged_bounded_and_survive_a_deleted_endpoint(store:
 async def test_event_types_are_checked(store: Store, types: object) -> None:
     with pytest.raises(ValueError):
         await store.create_webhook(url="http://93.184.215.14/", event_types=types)  # type: ignore[arg-type]
+
+
+async def test_one_of_many_concurrent_claims_wins_the_lane(store: Store) -> None:
+    """Nodes racing for an endpoint's lane: exactly one gets it (on PostgreSQL the claim's
+    conditional UPDATE re-checks the lease under the row lock, on SQLite under the write lock)."""
+    endpoint, _ = await store.create_webhook(url="https://example.com/hook")
+    now = datetime.now(UTC)
+    claims = await asyncio.gather(*(
+        store.claim_webhook_lane(endpoint.id, f"node-{n}", now=now, until=now + timedelta(seconds=30))
+        for n in range(8)))
+    assert sorted(claims) == [False] * 7 + [True]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.conftest import eventually
+from tests.store.conftest import open_store
 from tests.webhooks.receiver import Received, Receiver
 
 from golive.core import Event, EventType
@@ -25,13 +26,10 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
-    try:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    async for opened in open_store(request, tmp_path):
         yield opened
-    finally:
-        await opened.close()
 
 
 async def queue(store: Store, dispatcher: WebhookDispatcher, url: str, count: int) -> None:

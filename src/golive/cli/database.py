@@ -33,7 +33,8 @@ def with_store(settings: Settings, action: Callable[[Store], Awaitable[T]]) -> T
         from golive.store import Store
 
         store = await Store.open(
-            settings.resolved_database_url, event_history=settings.event_history
+            settings.resolved_database_url, event_history=settings.event_history,
+            pool=settings.database_pool,
         )
         try:
             return await action(store)

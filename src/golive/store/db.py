@@ -11,6 +11,7 @@ with "database is locked" when a read turns into a write.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,7 +34,17 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolOptions:
+    """Connection pool of a server database (PostgreSQL); SQLite keeps SQLAlchemy's own pool."""
+
+    size: int = 5
+    max_overflow: int = 10
+    pre_ping: bool = True  # test each connection on checkout: survives a database restart
+    timeout: float = 30.0  # seconds to wait for a free connection before failing
+
+
+def create_engine(url: str, pool: PoolOptions | None = None, **engine_options: Any) -> AsyncEngine:
     """An async engine for `url`, with the SQLite settings above when it is SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -44,7 +55,11 @@ def create_engine(url: str, **engine_options: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **engine_options)
+    pool = pool or PoolOptions()
+    return create_async_engine(
+        url, pool_size=pool.size, max_overflow=pool.max_overflow,
+        pool_pre_ping=pool.pre_ping, pool_timeout=pool.timeout, **engine_options,
+    )
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from golive.store.audit import AuditRepository
 from golive.store.broadcasts import BroadcastRepository
-from golive.store.db import create_engine
+from golive.store.db import PoolOptions, create_engine
 from golive.store.migrate import upgrade
 from golive.store.preflights import PreflightRepository
 from golive.store.profiles import ProfileRepository
@@ -34,9 +34,11 @@ class Store(
         super().__init__(engine, event_history=event_history)
 
     @classmethod
-    async def open(cls, url: str, *, event_history: int = 1000) -> Store:
+    async def open(
+        cls, url: str, *, event_history: int = 1000, pool: PoolOptions | None = None
+    ) -> Store:
         """Connect to `url`, bring the schema up to date, and return the store."""
-        engine = create_engine(url)
+        engine = create_engine(url, pool)
         try:
             store = cls(engine, event_history=event_history)
             await upgrade(engine)
