@@ -228,3 +228,24 @@ async def test_redis_outage_keeps_local_chat_then_relaying_resumes(
     assert after["id"] > max(during["id"], also["id"])
     assert (await bob.wait_for(lambda f: f.get("id") == after["id"]))["text"] == "after"
     assert "relaying resumed" in caplog.text
+
+
+async def test_frozen_redis_falls_back_then_recovers(
+        pair: tuple[ChatNode, ChatNode], redis: RedisServer) -> None:
+    """A Redis that stops answering (kept connections, no replies) is a timeout, not a
+    refusal: the send still goes through locally, and relaying comes back with Redis."""
+    a, b = pair
+    _, pid = await _stream(a)
+    alice = await a.connect(pid, "alice")
+    bob = await b.connect(pid, "bob")
+    before = await _say(alice, "before")
+    await bob.wait_for(lambda f: f.get("id") == before["id"])
+    with redis.paused():
+        during = await _say(alice, "during the freeze")
+        assert during["id"] > before["id"]
+        assert not _cluster(a).available
+    for node in (a, b):
+        await _linked(node)
+    after = await _say(alice, "after the freeze")
+    assert after["id"] > during["id"]
+    assert (await bob.wait_for(lambda f: f.get("id") == after["id"]))["text"] == "after the freeze"

@@ -39,6 +39,7 @@ from golive.core import Backoff
 log = logging.getLogger(__name__)
 
 VIEWERS_TTL_SECONDS = 5
+CHECK_SECONDS = 1.0  # while Redis is marked away, how often the listener asks it again
 RELAY_QUEUE = 10_000  # frames waiting to be published; beyond it they are dropped
 MAX_PAYLOAD_BYTES = 256 * 1024  # a relayed payload larger than this is ignored
 RELOADS = frozenset({"bans", "settings"})
@@ -160,9 +161,14 @@ class ChatCluster:
                 self._up()
                 backoff.reset()
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    message = await pubsub.get_message(timeout=CHECK_SECONDS)
                     if message is not None:
                         await self._handle(message.get("data"))
+                    elif not self.available:
+                        # A command failed (a frozen server, say) while this subscription
+                        # stayed open: back once Redis answers again.
+                        await self._client.ping()
+                        self._up()
             except (RedisError, OSError) as exc:
                 self._down(exc, "listening")
             finally:
