@@ -72,6 +72,7 @@ class ChatCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._seeded = False
         self.available = False
+        self.closed = False
         self._warned = False
         self.relayed = 0
         self.received = 0
@@ -84,6 +85,8 @@ class ChatCluster:
         self._tasks.append(asyncio.create_task(self._send(), name="chat-cluster-send"))
 
     async def close(self) -> None:
+        self.closed = True
+        self.available = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

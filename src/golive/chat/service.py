@@ -306,7 +306,7 @@ class ChatService:
             return
         room.close()
         self._rooms.pop(room.playback_id, None)
-        if self.cluster is not None:
+        if self.cluster is not None and not self.cluster.closed:
             task = asyncio.create_task(self.cluster.forget_viewers(room.playback_id))
             self._tasks.append(task)
             task.add_done_callback(self._forget_task)
