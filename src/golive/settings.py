@@ -113,6 +113,17 @@ class Settings(BaseSettings):
         description="PostgreSQL only: test each pooled connection before use, so a "
         "restarted database costs a reconnect instead of a failed query.",
     )
+    redis_url: str = Field(
+        "",
+        description="Redis URL (redis://host:port/db) shared by the nodes of a cluster: chat "
+        "message ids, chat fan-out and moderation across nodes, summed viewer counts. Empty "
+        "means one process with embedded defaults.",
+    )
+    redis_prefix: str = Field(
+        "golive:", max_length=64,
+        description="Prefix of every Redis key and channel this node uses; nodes of one "
+        "cluster share it, several clusters on one Redis differ.",
+    )
     ffmpeg: str = Field(
         "",
         description="Path to ffmpeg; empty means the imageio-ffmpeg wheel's binary, else PATH.",

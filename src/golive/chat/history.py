@@ -44,18 +44,23 @@ class History:
 
     def add(self, record: ChatMessageRecord) -> None:
         """A new message; ordered by id (sends may finish out of order), kept once."""
-        if self.capacity <= 0 or record.deleted_at is not None:
+        if record.deleted_at is None:
+            self.add_frame(record.id, message_frame(record))
+
+    def add_frame(self, message_id: int, frame: dict[str, Any]) -> None:
+        """A new message as its frame (one another node published); as `add`."""
+        if self.capacity <= 0:
             return
         ids = self._ids
-        if not ids or record.id > ids[-1]:
-            ids.append(record.id)
-            self._frames.append(message_frame(record))
+        if not ids or message_id > ids[-1]:
+            ids.append(message_id)
+            self._frames.append(frame)
         else:
-            at = bisect.bisect_left(ids, record.id)
-            if at < len(ids) and ids[at] == record.id:
+            at = bisect.bisect_left(ids, message_id)
+            if at < len(ids) and ids[at] == message_id:
                 return
-            ids.insert(at, record.id)
-            self._frames.insert(at, message_frame(record))
+            ids.insert(at, message_id)
+            self._frames.insert(at, frame)
         extra = len(ids) - self.capacity
         if extra > 0:
             del ids[:extra]

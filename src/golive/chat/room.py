@@ -221,10 +221,16 @@ class Room:
         self._fanout: asyncio.Handle | None = None  # the next chunk of a batch going out
         self._last_flush = 0.0
         self._announced_viewers = -1
+        self.remote_viewers = 0  # this room's viewers on other nodes (`chat.cluster`)
 
     @property
     def viewer_count(self) -> int:
         return len(self.connections)
+
+    @property
+    def total_viewers(self) -> int:
+        """Viewers on this node plus those on the other nodes of a cluster."""
+        return self.viewer_count + self.remote_viewers
 
     def add(self, connection: ChatConnection) -> None:
         connection.room = self
@@ -246,7 +252,7 @@ class Room:
 
     def announce_viewers(self) -> None:
         """Push the viewer count if it changed since the last announcement."""
-        count = self.viewer_count
+        count = self.total_viewers
         if count != self._announced_viewers:
             self._announced_viewers = count
             self.publish(viewers_frame(count))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import secrets
 import time
 import unicodedata
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from golive.chat.capacity import AddressSlots, connection_ceiling, raise_open_file_limit
+from golive.chat.cluster import ChatCluster
 from golive.chat.frames import (
     Ban,
     Clear,
@@ -155,6 +157,13 @@ class ChatService:
         self.messages_published = 0
         self.publish_delay_seconds = 0.0
         self.addresses = AddressSlots(settings.chat_max_connections_per_address)
+        # With redis_url: ids, frames, moderation and viewer counts shared with other nodes.
+        self.cluster: ChatCluster | None = None
+        if settings.redis_url:
+            self.cluster = ChatCluster(
+                settings.redis_url, settings.redis_prefix, "chat_" + secrets.token_hex(8),
+                on_frame=self._remote_frame, on_reload=self._reload,
+                seed=messages.max_message_id)
         self.max_connections = settings.chat_max_connections  # clamped in start()
 
     # Lifecycle ---------------------------------------------------------------------------
@@ -166,6 +175,8 @@ class ChatService:
         self._tasks.append(asyncio.create_task(self._system_messages(subscription),
                                                name="chat-system-messages"))
         self._tasks.append(asyncio.create_task(self._tick(), name="chat-ticker"))
+        if self.cluster is not None:
+            await self.cluster.start()
 
     async def close(self) -> None:
         await self._wait_stored()  # accepted messages are stored (and shown) before we go
@@ -178,6 +189,8 @@ class ChatService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.cluster is not None:
+            await self.cluster.close()
         for room in list(self._rooms.values()):
             for connection in list(room.connections):
                 connection.drop("server shutting down", CLOSE_GOING_AWAY)
@@ -204,6 +217,13 @@ class ChatService:
                     log.info("chat viewer dropped playback_id=%s stream_id=%s "
                              "reason=send_timeout", room.playback_id, room.stream_id)
                     connection.drop("send timed out")
+            if self.cluster is not None:
+                local = {r.playback_id: r.viewer_count for r in self._rooms.values()}
+                others = await self.cluster.viewers(local)
+                for playback_id, count in (others or {}).items():
+                    if (counted := self._rooms.get(playback_id)) is not None:
+                        counted.remote_viewers = count
+            for room in list(self._rooms.values()):
                 room.announce_viewers()
 
     # Rooms -------------------------------------------------------------------------------
@@ -266,7 +286,7 @@ class ChatService:
         if state is not None and connection.user is not None:
             state.reserve(connection.user)
         frames = state.history.frames() if state is not None else []
-        frames.append(viewers_frame(room.viewer_count))
+        frames.append(viewers_frame(room.total_viewers))
         if connection.user is not None:
             frames.append(self._identity_frame(connection.user))
         self.reply(connection, *frames)
@@ -286,18 +306,64 @@ class ChatService:
             return
         room.close()
         self._rooms.pop(room.playback_id, None)
+        if self.cluster is not None and not self.cluster.closed:
+            task = asyncio.create_task(self.cluster.forget_viewers(room.playback_id))
+            self._tasks.append(task)
+            task.add_done_callback(self._forget_task)
         state = self._streams.get(room.stream_id)
         if state is not None:
             state.rooms.pop(room.playback_id, None)
             if not state.rooms:
                 del self._streams[room.stream_id]
 
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
     def publish(self, stream_id: str, frame: dict[str, Any]) -> None:
-        """Send a frame to every room of a stream (every playback id shares the chat)."""
+        """Send a frame to every room of a stream (every playback id shares the chat),
+        on this node and, with a cluster, on the others."""
+        self._publish_here(stream_id, frame)
+        if self.cluster is not None:
+            self.cluster.relay(stream_id, frame)
+
+    def _publish_here(self, stream_id: str, frame: dict[str, Any]) -> None:
         state = self._streams.get(stream_id)
         if state is not None:
             for room in state.rooms.values():
                 room.publish(frame)
+
+    def _remote_frame(self, stream_id: str, frame: dict[str, Any]) -> None:
+        """A frame another node published: kept in the history like one of ours, shown."""
+        state = self._streams.get(stream_id)
+        if state is None:
+            return  # nobody here watches it; the history is read from the database on open
+        kind = frame.get("type")
+        if kind == "message":
+            message_id = frame.get("id")
+            if not isinstance(message_id, int):
+                return
+            state.history.add_frame(message_id, frame)
+        elif kind == "deleted":
+            message_id = frame.get("id")
+            if not isinstance(message_id, int):
+                return
+            state.history.delete(message_id)
+        elif kind == "cleared":
+            state.history.clear()
+        elif kind != "system":
+            return
+        self._publish_here(stream_id, frame)
+
+    async def _reload(self, stream_id: str, what: str) -> None:
+        """Another node changed a stream's bans or settings: read them again."""
+        state = self._streams.get(stream_id)
+        if state is None:
+            return
+        if what == "bans":
+            state.bans = await self.messages.active_bans(stream_id, _now())
+        elif what == "settings":
+            state.settings = await self.messages.get_settings(stream_id)
 
     def reply(self, connection: ChatConnection, *frames: dict[str, Any]) -> None:
         if not connection.offer(encode(list(frames))):
@@ -430,14 +496,13 @@ class ChatService:
             text = clean_text(verdict.text)[:limit]
             if not text:
                 return "message was not allowed"
-        assert self._last_id is not None  # read when the stream's first room opened
-        self._last_id += 1
+        message_id = await self._next_id()
         message = NewChatMessage(
             stream_id=room.stream_id, user_id=user.id, user_name=user.name, text=text,
-            ip=connection.ip, sent_at=now_dt, id=self._last_id,
+            ip=connection.ip, sent_at=now_dt, id=message_id,
         )
         record = ChatMessageRecord(
-            id=self._last_id, stream_id=room.stream_id, user_id=user.id, user_name=user.name,
+            id=message_id or 0, stream_id=room.stream_id, user_id=user.id, user_name=user.name,
             text=text, sent_at=now_dt, deleted_at=None, ip=connection.ip, role=user.role,
         )
         # Stored before anyone sees it: a crash may lose a message still being written,
@@ -449,6 +514,19 @@ class ChatService:
             if len(state.last_sent) > MAX_SLOW_MODE_USERS:
                 state.last_sent.popitem(last=False)
         return None
+
+    async def _next_id(self) -> int | None:
+        """The id of a new message; None: the database picks it when storing.
+
+        One node counts in memory from the highest id read once. A cluster takes ids from
+        Redis; while Redis is away, the database picks them (in its write transaction,
+        so nodes sharing it still get unique ones).
+        """
+        if self.cluster is not None:
+            return await self.cluster.next_id()
+        assert self._last_id is not None  # read when the stream's first room opened
+        self._last_id += 1
+        return self._last_id
 
     def _store(self, message: NewChatMessage, record: ChatMessageRecord,
                sender: ChatConnection) -> None:
@@ -472,7 +550,7 @@ class ChatService:
                 batch, self._unstored = self._unstored, []
                 self._storing = True
                 try:
-                    await self.messages.add_messages([m for m, _, _ in batch])
+                    stored = await self.messages.add_messages([m for m, _, _ in batch])
                 except Exception:
                     log.exception("chat messages not stored count=%d", len(batch))
                     for _, _, sender in batch:
@@ -480,6 +558,9 @@ class ChatService:
                             self.reply(sender, error_frame(
                                 "the message could not be stored; try again"))
                 else:
+                    # Ids the database picked (Redis away) are known only now.
+                    batch = [(m, r if r.id == s.id else replace(r, id=s.id), c)
+                             for (m, r, c), s in zip(batch, stored, strict=True)]
                     published = _now()
                     self.messages_published += len(batch)
                     self.publish_delay_seconds += sum(
@@ -527,6 +608,8 @@ class ChatService:
         state = self._streams.get(stream_id)
         if state is not None:
             state.bans.append(record)
+        if self.cluster is not None:
+            self.cluster.reload(stream_id, "bans")
         log.info("chat ban stream_id=%s ban_id=%s until=%s", stream_id, record.id, until)
         return record
 
@@ -536,6 +619,8 @@ class ChatService:
         state = self._streams.get(stream_id)
         if state is not None:
             state.bans = [b for b in state.bans if b.id != ban_id]
+        if self.cluster is not None:
+            self.cluster.reload(stream_id, "bans")
         return True
 
     async def clear(self, stream_id: str) -> None:
@@ -551,6 +636,8 @@ class ChatService:
         state = self._streams.get(stream_id)
         if record is not None and state is not None:
             state.settings = record
+        if record is not None and self.cluster is not None:
+            self.cluster.reload(stream_id, "settings")
         return record
 
     def mint_token(
