@@ -103,6 +103,9 @@ async def test_create_shows_key_once_and_get_hides_it(api: Api) -> None:
     created = await api.create(name="Launch party", latency_mode="standard", recording=True)
     key = created["stream_key"]
     assert key and created["stream_key_prefix"] and key.startswith(created["stream_key_prefix"])
+    # The backup key is made with the stream key and shown with it this once.
+    backup = created["backup_stream_key"]
+    assert backup and backup != key and backup.startswith(created["backup_stream_key_prefix"])
     assert created["status"] == "idle"
     assert created["latency_mode"] == "standard"
     assert created["recording"] is True
@@ -119,9 +122,14 @@ async def test_create_shows_key_once_and_get_hides_it(api: Api) -> None:
     r = await api.client.get(f"/live-streams/{created['id']}")
     assert r.status_code == 200
     shown = r.json()["data"]
-    assert "stream_key" not in shown
-    assert key not in r.text
+    assert "stream_key" not in shown and "backup_stream_key" not in shown
+    assert key not in r.text and backup not in r.text
     assert shown["stream_key_prefix"] == created["stream_key_prefix"]
+    assert shown["backup_stream_key_prefix"] == created["backup_stream_key_prefix"]
+    # Both publish to this stream; the store keeps only their hashes.
+    for plain in (key, backup):
+        found = await api.store.find_stream_by_key(plain)
+        assert found is not None and found.id == created["id"]
     assert shown["ingest"]["rtmp_url"] is None
     assert shown["live"] is None
 
@@ -362,17 +370,30 @@ async def test_reset_stream_key(api: Api) -> None:
     data = r.json()["data"]
     assert data["stream_key"] and data["stream_key"] != created["stream_key"]
     assert data["ingest"]["rtmp_url"].endswith("/" + data["stream_key"])
+    # The backup key is replaced with it: both new keys are shown this once.
+    assert data["backup_stream_key"] not in (created["backup_stream_key"], data["stream_key"])
+    assert data["backup_stream_key"].startswith(data["backup_stream_key_prefix"])
     assert api.broadcasts.changed == [created["id"]]
     [event] = api.drain()
     assert event.type is EventType.LIVE_STREAM_UPDATED
-    assert created["stream_key"] not in str(event.data) and data["stream_key"] not in str(
-        event.data
-    )
+    assert event.data["changes"] == {"stream_key": "reset", "backup_stream_key": "reset"}
+    for plain in (created["stream_key"], created["backup_stream_key"],
+                  data["stream_key"], data["backup_stream_key"]):
+        assert plain not in str(event.data)
+    for old in (created["stream_key"], created["backup_stream_key"]):
+        assert await api.store.find_stream_by_key(old) is None
+    for new in (data["stream_key"], data["backup_stream_key"]):
+        found = await api.store.find_stream_by_key(new)
+        assert found is not None and found.id == created["id"]
 
 
 async def test_backup_stream_key_made_and_replaced(api: Api) -> None:
-    created = await api.create()
-    assert created["backup_stream_key_prefix"] is None
+    # A stream made before backup keys existed (straight in the store) has none until
+    # reset-backup-stream-key (or reset-stream-key) makes one.
+    record, key = await api.store.create_stream(name="Older stream")
+    assert record.backup_stream_key_prefix is None
+    created = {"id": record.id, "stream_key": key,
+               "stream_key_prefix": record.stream_key_prefix}
     api.drain()
     path = f"/live-streams/{created['id']}/reset-backup-stream-key"
     r = await api.client.post(path)

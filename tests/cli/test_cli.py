@@ -51,6 +51,8 @@ def test_streams_lifecycle(run: Any, tmp_path: Path) -> None:
     created = json.loads(ok(run("streams", "create", "--name", "Second", "--json")))
     key = created["stream_key"]
     sid = created["id"]
+    made_backup = created["backup_stream_key"]
+    assert made_backup != key and made_backup.startswith(created["backup_stream_key_prefix"])
     assert created["ingest"]["rtmp_url"] == f"rtmp://127.0.0.1:1935/live/{key}"
     assert created["latency_mode"] == "low"
     assert f"rtmp://127.0.0.1:1935/live/{key}" not in out
@@ -71,8 +73,11 @@ def test_streams_lifecycle(run: Any, tmp_path: Path) -> None:
 
     reset = json.loads(ok(run("streams", "reset-key", sid, "--json")))
     assert reset["stream_key"] and reset["stream_key"] != key
-    assert "rtmp://" in ok(run("streams", "reset-key", sid))
-    assert "backup key" in ok(run("streams", "show", sid)) and "none" in ok(run("streams", "show", sid))
+    assert reset["backup_stream_key"] not in (made_backup, reset["stream_key"])
+    human = ok(run("streams", "reset-key", sid))
+    assert "rtmp://" in human and "backup key" in human and "(hidden)" not in human
+    assert "backup key" in ok(run("streams", "show", sid))
+    assert reset["backup_stream_key"] not in ok(run("streams", "show", sid))
     backup = json.loads(ok(run("streams", "reset-backup-key", sid, "--json")))
     assert backup["backup_stream_key"].startswith(backup["backup_stream_key_prefix"])
     human = ok(run("streams", "show", sid))

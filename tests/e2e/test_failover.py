@@ -7,7 +7,8 @@ failover_after, in the same broadcast, and the LL-HLS output turns from red to b
 after one discontinuity; when the backup's encoder is then killed the primary, now the
 standby, takes over at once; with failover_return_after a returning primary takes the
 broadcast back once steady. A backup that connects (here over SRT) after the primary is
-gone simply continues the broadcast, like a reconnect.
+gone simply continues the broadcast, like a reconnect. A WHIP publisher on the backup key
+(made with the stream key on create) stands by and takes over from a killed RTMP primary.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.e2e.conftest import (
     wait_status,
 )
 from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
+from tests.webrtc_client import WhipPublisher, whip_publish
 
 from golive.app import Golive
 
@@ -270,3 +272,64 @@ async def test_a_returning_primary_takes_back_over_after_return_after(
             stop(primary)
             if backup is not None:
                 stop(backup)
+
+
+async def test_a_whip_backup_takes_over_when_the_rtmp_primary_is_killed(
+    tmp_path: Path, red_flv: Path
+) -> None:
+    # ICE on loopback only, as in test_whip.py.
+    settings = node_settings(tmp_path, webrtc_host_addresses=["127.0.0.1"])
+    async with Golive(settings) as node, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN}"}) as api, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:
+        # The backup key comes with the stream key on create: no separate reset.
+        stream = await create_stream(api, reconnect_window=10)
+        failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
+        primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+        backup: WhipPublisher | None = None
+        try:
+            live = await wait_status(api, stream["id"], "active")
+            broadcast_id = live["live"]["broadcast_id"]
+            backup = await whip_publish(node.http_url, stream["backup_stream_key"])
+
+            async def whip_standby_ready() -> bool:
+                facts = (await get_stream(api, stream["id"]))["live"]
+                standby = facts and facts["standby"]
+                return bool(standby and standby["ready"] and standby["role"] == "backup"
+                            and standby["protocol"] == "whip")
+
+            await eventually(whip_standby_ready, what="the WHIP backup as a ready standby")
+            os.kill(primary.pid, signal.SIGKILL)
+            primary.wait()
+            event = await asyncio.wait_for(failovers.__anext__(), 10)
+            assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+            assert event.broadcast_id == broadcast_id
+
+            after = await get_stream(api, stream["id"])
+            assert after["status"] == "active" and after["live"]["connected"]
+            assert after["live"]["broadcast_id"] == broadcast_id
+            assert (after["live"]["role"], after["live"]["protocol"]) == ("backup", "whip")
+            # The output goes on from the WHIP publisher's picture (aiortc's grey pattern,
+            # not the primary's red). Its 320x240 input gets a smaller ladder than the
+            # primary's, so the media playlist is looked up again.
+            pid = stream["playback_ids"][0]["id"]
+
+            async def backup_picture() -> str | None:
+                multivariant = await _ok_text(hls, f"{pid}.m3u8")
+                if multivariant is None:
+                    return None
+                uri = _media_uri(multivariant)
+                if await _ok_text(hls, uri) is None:
+                    return None
+                got = await _colour(hls, uri, after_discontinuity=False)
+                return uri if got is not None and got != "red" else None
+
+            uri = await eventually(backup_picture, timeout=60,
+                                   what="the WHIP backup's picture in LL-HLS")
+            assert "#EXT-X-ENDLIST" not in (await hls.get(uri)).text
+        finally:
+            failovers.close()
+            stop(primary)
+            if backup is not None:
+                await backup.close()

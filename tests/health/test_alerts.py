@@ -4,6 +4,7 @@ broadcast's ingest meter fed with a real ffmpeg FLV on a hand-driven clock."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from datetime import UTC, datetime
 
@@ -276,13 +277,18 @@ def test_every_rule_has_a_distinct_name() -> None:
     assert len(names) == len(set(names))
 
 
+@pytest.mark.parametrize(("backup_key", "cause"), [
+    (False, "no backup ingest"), (True, "no backup encoder has published"),
+])
 async def test_a_publisher_that_keeps_reconnecting_points_at_the_missing_backup(
-    tags: list[MediaTag],
+    tags: list[MediaTag], backup_key: bool, cause: str,
 ) -> None:
     bus, clock = EventBus(), Clock()
     sub = bus.subscribe()
     engine = await started_engine(bus, clock)
     b = broadcast()
+    # The stream's policy says whether it has a backup key (the store sets it).
+    b.policy = dataclasses.replace(b.policy, backup_key=backup_key)
     engine.broadcast_started(b)
     await asyncio.sleep(0)  # the profile's thresholds load
     await asyncio.sleep(0)
@@ -294,7 +300,8 @@ async def test_a_publisher_that_keeps_reconnecting_points_at_the_missing_backup(
         engine.evaluate(clock.now)
     fired = [e for e in alert_events(sub) if e.data["rule"] == "reconnects"]
     assert [e.type for e in fired] == [EventType.ALERT_FIRING]
-    assert fired[0].data["value"] == 3 and "no backup ingest" in fired[0].data["cause"]
+    assert fired[0].data["value"] == 3 and cause in fired[0].data["cause"]
+    assert fired[0].data["related"]["backup_key"] is backup_key
     # Reconnects age out of the profile's period (300 s): the alert resolves after the hold.
     clock.now += 300
     b.meter.observe(tags[1], clock.now)

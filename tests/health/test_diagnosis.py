@@ -117,8 +117,29 @@ def test_bitrate_envelope(kbps: float, speed: float, words: str) -> None:
 
 def test_reconnects_point_at_the_missing_backup_ingest() -> None:
     _, cause, fix = diagnose("reconnects", signals(reconnects=3))
-    assert "no backup ingest" in cause and "backup stream key" in fix
+    assert "no backup ingest" in cause and "backup key" in fix
     assert "reconnects" not in fired(signals(reconnects=2))
+    s = signals(reconnects=3)
+    finding = RULE["reconnects"].evaluate(s, SPEC)
+    assert finding is not None
+    related = RULE["reconnects"].diagnose(finding, s).related
+    assert (related["backup_key"], related["standby"], related["standby_seen"]) == (
+        False, False, False)
+
+
+def test_reconnects_with_a_backup_key_name_what_the_backup_does() -> None:
+    # A backup key but no backup encoder ever: start it (not "no backup configured").
+    _, cause, fix = diagnose("reconnects", signals(reconnects=3, backup_key=True))
+    assert "no backup ingest" not in cause and "no backup encoder has published" in cause
+    assert "start the backup encoder" in fix
+    # A standby is connected: it covers the drops; the active uplink is what to fix.
+    _, cause, fix = diagnose("reconnects", signals(reconnects=3, backup_key=True,
+                                                   standby=True, standby_seen=True))
+    assert "standing by covers each drop" in cause and "active encoder's uplink" in fix
+    # One stood by earlier and is gone: bring it back.
+    _, cause, fix = diagnose("reconnects", signals(reconnects=3, backup_key=True,
+                                                   standby_seen=True))
+    assert "disconnected too" in cause and "bring the backup encoder back" in fix
 
 
 def test_audio_missing_and_encoder_slow() -> None:

@@ -80,6 +80,9 @@ async def test_backup_key_publishes_like_the_stream_key(store: Store) -> None:
     assert shown.stream_key_prefix == record.stream_key_prefix
     by_backup = await directory.policy_for_key_hash(hash_stream_key(backup))
     assert by_backup is not None and by_backup == await directory.policy(record.id)
+    assert by_backup.backup_key  # alerts tell "no backup configured" from "none publishing"
+    other_policy = await directory.policy(other.id)
+    assert other_policy is not None and not other_policy.backup_key
     assert await store.srt_passphrase(backup) == "correct horse 123"
     state = (await directory.key_states([record.id]))[record.id]
     assert state.admits(hash_stream_key(key)) and state.admits(hash_stream_key(backup))

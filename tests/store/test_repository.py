@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from tests.pgserver import PostgresServer
 from tests.store.conftest import open_store
 
-from golive.core import utcnow
+from golive.core import new_stream_key, utcnow
 from golive.core.events import Event, EventType
 from golive.store import (
     ApiTokenRecord,
@@ -224,6 +224,26 @@ async def test_stream_key_lookup_and_reset(store: Store) -> None:
     found = await store.find_stream_by_key(new_key)
     assert found is not None and found.id == record.id
     assert await store.reset_stream_key("ls_missing") is None
+
+
+async def test_backup_key_on_create_and_reset_is_stored_hashed(store: Store) -> None:
+    backup = new_stream_key()
+    record, key = await store.create_stream(name="a", backup_stream_key=backup)
+    assert record.backup_stream_key_prefix == backup[:7]
+    for plain in (key, backup):
+        found = await store.find_stream_by_key(plain)
+        assert found is not None and found.id == record.id
+    # Without a new backup key a reset leaves the backup key as it is; with one it is
+    # replaced in the same transaction.
+    reset = await store.reset_stream_key(record.id)
+    assert reset is not None and reset[0].backup_stream_key_prefix == backup[:7]
+    assert await store.find_stream_by_key(backup) is not None
+    new_backup = new_stream_key()
+    reset = await store.reset_stream_key(record.id, backup_stream_key=new_backup)
+    assert reset is not None and reset[0].backup_stream_key_prefix == new_backup[:7]
+    assert await store.find_stream_by_key(backup) is None
+    found = await store.find_stream_by_key(new_backup)
+    assert found is not None and found.id == record.id
 
 
 async def test_disabled_status_not_overwritten(store: Store) -> None:

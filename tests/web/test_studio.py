@@ -222,6 +222,8 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
     await page.locator("#key-reveal").wait_for(state="visible", timeout=10_000)
     key = (await page.locator("#key-value").inner_text()).strip()
     assert len(key) >= 16
+    backup_key = (await page.locator("#key-backup-value").inner_text()).strip()
+    assert len(backup_key) >= 16 and backup_key != key
     await page.screenshot(path=str(artifacts / "studio-new-stream-key.png"))
     row = page.locator(".stream-row", has_text="Studio show")
     await row.wait_for(timeout=10_000)
@@ -233,12 +235,14 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
     await row.wait_for(timeout=10_000)
     assert await page.locator("#key-reveal").is_hidden()
     assert key not in await page.content()
+    assert backup_key not in await page.content()
     assert await row.locator(".key-prefix").inner_text() == f"{prefix}…"
 
     await row.locator("a").click()
     await page.wait_for_url(re.compile(r".*/studio/streams/.+"), timeout=10_000)
     assert await page.locator("#stream-status").text_content() == "idle"
     assert key not in await page.content()
+    assert backup_key not in await page.content()
     rtmp_server = (await page.locator("#ingest-rtmp").inner_text()).strip()
     assert rtmp_server.startswith("rtmp://")
     await page.locator("#chat-send").wait_for(state="visible", timeout=10_000)  # moderator chat

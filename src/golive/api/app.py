@@ -45,7 +45,7 @@ from golive.api.schemas import (
     playback_id_out,
     token_out,
 )
-from golive.core import Event, EventBus, EventType
+from golive.core import Event, EventBus, EventType, new_stream_key
 from golive.media import ProfileError
 from golive.ops import ProfileCatalog, ProfileFrozen
 from golive.settings import Settings
@@ -110,13 +110,15 @@ def create_api_app(
     def host_of(request: Request) -> str:
         return settings.public_host or request.url.hostname or settings.advertised_host
 
-    def out(request: Request, record: StreamRecord, key: str | None = None) -> LiveStream:
+    def out(request: Request, record: StreamRecord, key: str | None = None,
+            backup_key: str | None = None) -> LiveStream:
         return live_stream_out(
             record,
             settings=settings,
             host=host_of(request),
             live=broadcasts.ingest_facts(record.id),
             key=key,
+            backup_key=backup_key,
         )
 
     async def existing(stream_id: str) -> StreamRecord:
@@ -141,6 +143,7 @@ def create_api_app(
         except ProfileError as exc:
             raise profile_unknown(exc) from None
         window = body.reconnect_window
+        backup_key = new_stream_key()
         record, key = await store.create_stream(
             name=body.name,
             latency_mode=body.latency_mode,
@@ -155,12 +158,13 @@ def create_api_app(
             webrtc_playback=(settings.webrtc_playback if body.webrtc_playback is None
                              else body.webrtc_playback),
             dvr_window=body.dvr_window,
+            backup_stream_key=backup_key,
         )
         publish(EventType.LIVE_STREAM_CREATED, record.id, principal, name=record.name,
                 profile=record.profile_label)
         await trail.record(request, principal, "live_stream.create", "live_stream", record.id,
                            name=record.name)
-        result = out(request, record, key)
+        result = out(request, record, key, backup_key)
         assert isinstance(result, LiveStreamWithKey)
         return Data(data=result)
 
@@ -229,21 +233,21 @@ def create_api_app(
         await broadcasts.stream_changed(stream_id)
         return Response(status_code=204)
 
-    @streams.post("/{stream_id}/reset-stream-key", summary="Replace the stream key")
+    @streams.post("/{stream_id}/reset-stream-key", summary="Replace the stream key and the backup stream key")
     async def reset_stream_key(
         request: Request, principal: Writer, stream_id: str
     ) -> Data[LiveStreamWithKey]:
-        result = await store.reset_stream_key(stream_id)
+        backup_key = new_stream_key()
+        result = await store.reset_stream_key(stream_id, backup_stream_key=backup_key)
         if result is None:
             raise not_found("live stream", stream_id)
         record, key = result
-        publish(
-            EventType.LIVE_STREAM_UPDATED, stream_id, principal, changes={"stream_key": "reset"}
-        )
+        publish(EventType.LIVE_STREAM_UPDATED, stream_id, principal,
+                changes={"stream_key": "reset", "backup_stream_key": "reset"})
         await trail.record(request, principal, "live_stream.reset_stream_key", "live_stream",
                            stream_id)
         await broadcasts.stream_changed(stream_id)
-        payload = out(request, record, key)
+        payload = out(request, record, key, backup_key)
         assert isinstance(payload, LiveStreamWithKey)
         return Data(data=payload)
 
@@ -262,8 +266,9 @@ def create_api_app(
                            "live_stream", stream_id)
         # A publisher on the replaced backup key is dropped like one on a replaced key.
         await broadcasts.stream_changed(stream_id)
-        fields = out(request, record).model_dump()
-        return Data(data=LiveStreamWithBackupKey(backup_stream_key=key, **fields))
+        payload = out(request, record, backup_key=key)
+        assert isinstance(payload, LiveStreamWithBackupKey)
+        return Data(data=payload)
 
     async def set_enabled(
         request: Request, principal: Principal, stream_id: str, enabled: bool

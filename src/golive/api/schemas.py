@@ -214,14 +214,17 @@ class LiveStream(BaseModel):
     updated_at: datetime
 
 
-class LiveStreamWithKey(LiveStream):
-    stream_key: str = Field(description="The full stream key; shown only on create and reset.")
-
-
 class LiveStreamWithBackupKey(LiveStream):
     backup_stream_key: str = Field(
-        description="The full backup stream key; shown only when it is made or replaced."
+        description="The full backup stream key; shown only when it is made or replaced "
+        "(create, reset-stream-key, reset-backup-stream-key)."
     )
+
+
+class LiveStreamWithKey(LiveStreamWithBackupKey):
+    """Create and reset-stream-key: both keys are new and shown this once."""
+
+    stream_key: str = Field(description="The full stream key; shown only on create and reset.")
 
 
 class StreamEventOut(BaseModel):
@@ -313,6 +316,7 @@ def live_stream_out(
     host: str,
     live: dict[str, Any] | None = None,
     key: str | None = None,
+    backup_key: str | None = None,
 ) -> LiveStream:
     fields: dict[str, Any] = {
         "id": record.id,
@@ -336,7 +340,11 @@ def live_stream_out(
         "updated_at": record.updated_at,
     }
     if key is not None:
-        return LiveStreamWithKey(stream_key=key, **fields)
+        if backup_key is None:
+            raise ValueError("a new stream key is shown with the new backup key")
+        return LiveStreamWithKey(stream_key=key, backup_stream_key=backup_key, **fields)
+    if backup_key is not None:
+        return LiveStreamWithBackupKey(backup_stream_key=backup_key, **fields)
     return LiveStream(**fields)
 
 

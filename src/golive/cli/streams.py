@@ -24,13 +24,18 @@ def streams() -> None:
     """Create and manage live streams."""
 
 
-def _stream_json(settings: Settings, record: Any, key: str | None = None) -> BaseModel:
+def _stream_json(
+    settings: Settings, record: Any, key: str | None = None, backup_key: str | None = None
+) -> BaseModel:
     from golive.api import live_stream_out
 
-    return live_stream_out(record, settings=settings, host=settings.advertised_host, key=key)
+    return live_stream_out(record, settings=settings, host=settings.advertised_host, key=key,
+                           backup_key=backup_key)
 
 
-def _print_stream(settings: Settings, record: Any, key: str | None = None) -> None:
+def _print_stream(
+    settings: Settings, record: Any, key: str | None = None, backup_key: str | None = None
+) -> None:
     from golive.api import ingest_urls
 
     ingest = ingest_urls(settings, settings.advertised_host, key)
@@ -45,7 +50,8 @@ def _print_stream(settings: Settings, record: Any, key: str | None = None) -> No
         ("real-time (WHEP)", "yes" if record.webrtc_playback else "no"),
         ("DVR window", f"{record.dvr_window} s" if record.dvr_window else "off"),
         ("stream key", key if key else f"{record.stream_key_prefix}... (hidden)"),
-        ("backup key", f"{record.backup_stream_key_prefix}... (hidden)"
+        ("backup key", backup_key if backup_key
+         else f"{record.backup_stream_key_prefix}... (hidden)"
          if record.backup_stream_key_prefix else "none (see reset-backup-key)"),
         ("RTMP URL", ingest.rtmp_url or f"{ingest.rtmp}/STREAM_KEY"),
     ]
@@ -114,12 +120,14 @@ def streams_create(
     dvr_window: int | None,
     as_json: bool,
 ) -> None:
-    """Create a live stream and print its stream key (shown only this once)."""
+    """Create a live stream and print its stream key and backup key (shown only this once)."""
+    from golive.core import new_stream_key
     from golive.media import ProfileError
     from golive.ops import ProfileCatalog
 
     settings = command_settings(ctx)
     window = settings.default_reconnect_window if reconnect_window is None else reconnect_window
+    backup_key = new_stream_key()
 
     async def create(s: Store) -> tuple[Any, str]:
         try:
@@ -138,14 +146,16 @@ def streams_create(
             playback_policy=playback_policy,
             webrtc_playback=settings.webrtc_playback if webrtc_playback is None else webrtc_playback,
             dvr_window=dvr_window or 0,
+            backup_stream_key=backup_key,
         )
 
     record, key = with_store(settings, create)
     if as_json:
-        echo_json(_stream_json(settings, record, key))
+        echo_json(_stream_json(settings, record, key, backup_key))
         return
-    click.echo(f"Created live stream {record.id}. The stream key is shown only now:\n")
-    _print_stream(settings, record, key)
+    click.echo(f"Created live stream {record.id}. "
+               "The stream key and backup key are shown only now:\n")
+    _print_stream(settings, record, key, backup_key)
 
 
 @streams.command("list")
@@ -297,17 +307,22 @@ def streams_update(
 @json_option
 @click.pass_context
 def streams_reset_key(ctx: click.Context, stream_id: str, as_json: bool) -> None:
-    """Replace a stream's key; the old one stops working for new connections."""
+    """Replace a stream's key and backup key; the old ones stop working for new
+    connections (reset-backup-key replaces only the backup key)."""
+    from golive.core import new_stream_key
+
     settings = command_settings(ctx)
-    result = with_store(settings, lambda s: s.reset_stream_key(stream_id))
+    backup_key = new_stream_key()
+    result = with_store(settings,
+                        lambda s: s.reset_stream_key(stream_id, backup_stream_key=backup_key))
     if result is None:
         raise _missing_stream(stream_id)
     record, key = result
     if as_json:
-        echo_json(_stream_json(settings, record, key))
+        echo_json(_stream_json(settings, record, key, backup_key))
         return
-    click.echo(f"New stream key for {record.id} (shown only now):\n")
-    _print_stream(settings, record, key)
+    click.echo(f"New stream key and backup key for {record.id} (shown only now):\n")
+    _print_stream(settings, record, key, backup_key)
 
 
 @streams.command("reset-backup-key")
@@ -323,11 +338,10 @@ def streams_reset_backup_key(ctx: click.Context, stream_id: str, as_json: bool) 
         raise _missing_stream(stream_id)
     record, key = result
     if as_json:
-        out = _stream_json(settings, record).model_dump(mode="json")
-        echo_json({**out, "backup_stream_key": key})
+        echo_json(_stream_json(settings, record, backup_key=key))
         return
-    click.echo(f"New backup stream key for {record.id} (shown only now): {key}\n")
-    _print_stream(settings, record)
+    click.echo(f"New backup stream key for {record.id} (shown only now):\n")
+    _print_stream(settings, record, backup_key=key)
 
 
 def _set_enabled(ctx: click.Context, stream_id: str, enabled: bool, as_json: bool) -> None:

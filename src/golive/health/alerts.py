@@ -250,6 +250,7 @@ class _Watch:
     degrade_step: int = 0
     degrade_speed: float | None = None
     exhausted: bool = False
+    standby_seen: bool = False  # a standby publisher was connected during this broadcast
     spec_task: asyncio.Task[None] | None = None
 
 
@@ -418,6 +419,8 @@ class AlertEngine:
             audio_gap = now - watch.audio_seen_at
         horizon = now - spec.reconnects_seconds
         reconnects = sum(1 for at in watch.reconnects if at > horizon)
+        standby = broadcast.standby is not None
+        watch.standby_seen = watch.standby_seen or standby
         return StreamSignals(
             stream_id=broadcast.stream_id,
             protocol=publisher.protocol if publisher is not None else None,
@@ -429,6 +432,9 @@ class AlertEngine:
             reconnects=reconnects,
             srt=self._srt_signals(watch, now),
             encoder=self._encoder_signals(watch),
+            backup_key=broadcast.policy.backup_key,
+            standby=standby,
+            standby_seen=watch.standby_seen,
         )
 
     def _srt_signals(self, watch: _Watch, now: float) -> SrtSignals | None:

@@ -73,6 +73,9 @@ class StreamSignals:
     reconnects: int  # publisher reconnects within the profile's period
     srt: SrtSignals | None = None
     encoder: EncoderSignals | None = None
+    backup_key: bool = False  # the stream has a backup key
+    standby: bool = False  # a standby publisher (the stream's other key) is connected now
+    standby_seen: bool = False  # one was connected at some point of this broadcast
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,12 +362,40 @@ class Reconnects:
                        f"{spec.reconnects_seconds:.0f} s")
 
     def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        related.update(backup_key=s.backup_key, standby=s.standby,
+                       standby_seen=s.standby_seen)
+        if not s.backup_key:
+            return Diagnosis(
+                "the stream drops on every network blip: one uplink, and no backup ingest "
+                "configured",
+                "make the stream a backup key (reset-backup-stream-key) and publish a "
+                "second encoder (or a second uplink) with it; use a wired connection, or "
+                "contribute over SRT",
+                related,
+            )
+        if s.standby:
+            return Diagnosis(
+                "the active encoder's link keeps dropping; the backup encoder standing by "
+                "covers each drop, but every takeover is a visible switch",
+                "fix the active encoder's uplink (a wired connection, or SRT on a lossy "
+                "link) so the broadcast stops switching between encoders",
+                related,
+            )
+        if s.standby_seen:
+            return Diagnosis(
+                "the link keeps dropping and the backup encoder that stood by has "
+                "disconnected too: nothing covers the next drop",
+                "bring the backup encoder back with the stream's backup key, and check "
+                "the uplinks both encoders share",
+                related,
+            )
         return Diagnosis(
-            "the stream drops on every network blip: one uplink, and no backup ingest "
-            "configured",
-            "publish a second encoder (or a second uplink) with the stream's backup "
-            "stream key, use a wired connection, or contribute over SRT",
-            _ingest_related(s),
+            "the stream drops on every network blip: it has a backup key, but no backup "
+            "encoder has published with it during this broadcast",
+            "start the backup encoder with the stream's backup stream key (it stands by "
+            "and takes over on a drop); use a wired connection, or contribute over SRT",
+            related,
         )
 
 

@@ -52,6 +52,7 @@ def stream_policy(record: StreamRecord, profile_document: str = "") -> StreamPol
         recording=record.recording,
         webrtc_playback=record.webrtc_playback,
         dvr_window=record.dvr_window,
+        backup_key=record.backup_stream_key_prefix is not None,
     )
 
 

@@ -94,8 +94,12 @@ class StreamRepository(Tables):
         dvr_window: int = 0,
         profile_version: int | None = None,
         pinned_by: str = "",
+        backup_stream_key: str | None = None,
     ) -> tuple[StreamRecord, str]:
         """A new stream with one playback id; returns it and its plaintext stream key.
+
+        `backup_stream_key` (a fresh `new_stream_key()` the caller shows once beside the
+        stream key) is stored hashed as the stream's backup key; without it there is none.
 
         With `profile_version` (a published version of `profile`) the stream starts pinned
         to it, and the pin is recorded as by `pinned_by`."""
@@ -119,6 +123,10 @@ class StreamRepository(Tables):
             id=random_id("ls"),
             stream_key_hash=hash_stream_key(key),
             stream_key_prefix=key[:STREAM_KEY_PREFIX_LENGTH],
+            backup_stream_key_hash=(None if backup_stream_key is None
+                                    else hash_stream_key(backup_stream_key)),
+            backup_stream_key_prefix=(None if backup_stream_key is None
+                                      else backup_stream_key[:STREAM_KEY_PREFIX_LENGTH]),
             status="idle",
             created_at=now,
             updated_at=now,
@@ -203,8 +211,13 @@ class StreamRepository(Tables):
             result = await session.execute(delete(LiveStream).where(LiveStream.id == stream_id))
             return rowcount(result) > 0
 
-    async def reset_stream_key(self, stream_id: str) -> tuple[StreamRecord, str] | None:
-        """Replace the stream key (the old one stops working); returns the new plaintext key."""
+    async def reset_stream_key(
+        self, stream_id: str, backup_stream_key: str | None = None
+    ) -> tuple[StreamRecord, str] | None:
+        """Replace the stream key (the old one stops working); returns the new plaintext key.
+
+        With `backup_stream_key` (a fresh key the caller shows once) the backup key is
+        replaced in the same transaction; without it the backup key is left as it is."""
         key = new_stream_key()
         async with self._write.begin() as session:
             row = await session.get(LiveStream, stream_id)
@@ -212,6 +225,9 @@ class StreamRepository(Tables):
                 return None
             row.stream_key_hash = hash_stream_key(key)
             row.stream_key_prefix = key[:STREAM_KEY_PREFIX_LENGTH]
+            if backup_stream_key is not None:
+                row.backup_stream_key_hash = hash_stream_key(backup_stream_key)
+                row.backup_stream_key_prefix = backup_stream_key[:STREAM_KEY_PREFIX_LENGTH]
             row.updated_at = utcnow()
             await session.flush()
             return _stream_record(row), key

@@ -49,6 +49,9 @@ class StreamPolicy:
     # exactly what was pinned when it started whatever the files say now; empty: the
     # media stage loads `profile` by name from the profile files.
     profile_document: str = ""
+    # The stream has a backup key: a second encoder may publish and stand by (alerts name
+    # a missing backup only when there is none).
+    backup_key: bool = False
 
     @property
     def low_latency(self) -> bool:

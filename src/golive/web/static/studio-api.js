@@ -68,18 +68,20 @@ export function bindCopyButtons(root = document) {
   });
 }
 
-// The one-time key panel after a create or a reset.
+// The one-time key panel after a create or a reset: the stream key and the backup key.
 export function revealKey(stream) {
   const panel = document.getElementById("key-reveal");
   document.getElementById("key-stream").textContent = stream.name;
   document.getElementById("key-value").textContent = stream.stream_key;
   document.getElementById("key-rtmp-url").textContent = stream.ingest.rtmp_url || `${stream.ingest.rtmp}/${stream.stream_key}`;
+  document.getElementById("key-backup-value").textContent = stream.backup_stream_key;
   panel.hidden = false;
   panel.scrollIntoView({ block: "nearest" });
   document.getElementById("key-done").onclick = () => {
     // Forget the key: it is not kept anywhere in the page once dismissed.
     document.getElementById("key-value").textContent = "";
     document.getElementById("key-rtmp-url").textContent = "";
+    document.getElementById("key-backup-value").textContent = "";
     panel.hidden = true;
   };
 }

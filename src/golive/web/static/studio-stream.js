@@ -264,7 +264,7 @@ export function startStreamPage() {
   $("action-enable").addEventListener("click", () => act("PUT", "/enable"));
   $("action-disable").addEventListener("click", () => act("PUT", "/disable", "Disable this stream? A connected publisher is disconnected."));
   $("action-reset").addEventListener("click", async () => {
-    const body = await act("POST", "/reset-stream-key", "Reset the stream key? The old key stops working, and a publisher using it is disconnected.");
+    const body = await act("POST", "/reset-stream-key", "Reset the stream key and the backup key? The old keys stop working, and publishers using them are disconnected.");
     if (body) revealKey(body.data);
   });
   $("action-delete").addEventListener("click", async () => {
