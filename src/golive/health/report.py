@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from golive.health.qoe import qoe_report, slo_results
-from golive.media.profiles import ProfileError, SloSpec, parse_profile
+from golive.media import ProfileError, parse_profile
+from golive.media.profiles import SloSpec
 from golive.store import BroadcastRecord, ChatStore, EventRecord, PlaybackViewStore, Store
 
 MAX_TICKETS_BYTES = 2 * 1024 * 1024
