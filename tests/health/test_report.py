@@ -136,15 +136,16 @@ def long_gop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def beacons(view_id: str, startup_ms: float, stall_ms: float | None) -> dict[str, Any]:
-    """A view that asked, started after `startup_ms`, maybe stalled, and sampled latency."""
+    """A view that started after `startup_ms`, maybe stalled, and sampled latency; every
+    event stamped at sending, so all of it falls inside the broadcast and one bucket."""
     events: list[dict[str, Any]] = [
-        {"type": "first_frame", "t": 1000 + startup_ms, "ms": startup_ms},
-        {"type": "start", "t": 1000 + startup_ms, "muted": True, "protocol": "hls",
-         "player": "hls.js", "rendition": "360p"},
-        {"type": "latency", "t": 6000, "seconds": 2.5},
+        {"type": "first_frame", "t": 8000, "ms": startup_ms},
+        {"type": "start", "t": 8000, "muted": True, "protocol": "hls", "player": "hls.js",
+         "rendition": "360p"},
+        {"type": "latency", "t": 8000, "seconds": 2.5},
     ]
     if stall_ms is not None:
-        events.append({"type": "stall", "t": 7000, "ms": stall_ms})
+        events.append({"type": "stall", "t": 8000, "ms": stall_ms})
     return {"view_id": view_id, "sent": 8000, "events": events}
 
 
@@ -238,7 +239,13 @@ async def test_report_of_a_broadcast_with_induced_faults(
     assert report["chat"] == {"messages": 4, "deleted": 1, "bans": 1}
     assert sorted(e["action"] for e in timeline if e["kind"] == "moderation") == [
         "ban", "delete_message"]
-    assert sum(e["views"] for e in timeline if e["kind"] == "qoe") >= 2
+    # The beacons were posted during the broadcast: each view in one bucket.
+    qoe = [e for e in timeline if e["kind"] == "qoe"]
+    assert report["bucket_seconds"] == 10
+    assert sum(e["views"] for e in qoe) == 2
+    assert max(e["startup_p95_s"] or 0 for e in qoe) == 4.0
+    assert (report["qoe"]["startup_time_p50_s"], report["qoe"]["startup_time_p95_s"]) == (
+        0.8, 4.0)
 
     # SLOs: the pinned profile's targets judged by slo_results over the broadcast.
     summary = (await qoe_report(PlaybackViewStore(node.store.engine), stream["id"],

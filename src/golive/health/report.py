@@ -32,6 +32,7 @@ MAX_TICKET_PROBLEMS = 50  # problems listed one by one; the rest are counted
 TICKET_COLUMNS = ("time", "channel", "text")
 TICKET_WINDOW = timedelta(minutes=2)  # telemetry shown next to a ticket: +-2 minutes
 MAX_BUCKETS = 240  # QoE and chat buckets: one a minute, wider for long broadcasts
+SHORT_BROADCAST_S = 600  # shorter broadcasts get 10 s buckets
 MAX_EVENTS = 20_000
 MAX_CHAT_MESSAGES = 2_000_000
 # Stream events placed on the timeline (kind: the event type without its prefix).
@@ -201,6 +202,10 @@ async def _slo_spec(store: Store, stream_id: str, profile: str, version: int | N
 
 
 def _bucket_seconds(duration: float) -> int:
+    """Per minute (wider past MAX_BUCKETS minutes); 10 s under SHORT_BROADCAST_S, so a
+    short broadcast still draws a curve."""
+    if duration < SHORT_BROADCAST_S:
+        return 10
     return 60 * max(1, math.ceil(duration / 60 / MAX_BUCKETS))
 
 
@@ -275,7 +280,8 @@ async def build_report(store: Store, broadcast_id: str,
             break
         after = (page[-1].sent_at, page[-1].id)
     deleted, bans = await chat.moderation_between(stream.id, start=start, end=end)
-    chat_buckets: list[dict[str, Any]] = [{"at": b["at"], "kind": "chat", "messages": n}
+    chat_buckets: list[dict[str, Any]] = [{"at": b["at"], "until": b["until"], "kind": "chat",
+                                           "messages": n}
                     for b, n in zip(buckets, chat_counts, strict=True)]
     moderation: list[dict[str, Any]] = [
         *({"at": _iso(m.deleted_at), "kind": "moderation", "action": "delete_message",
@@ -344,7 +350,7 @@ def _place(ticket: Ticket, alerts: dict[str, dict[str, Any]],
 
 # Rendering ---------------------------------------------------------------------------------
 
-_W, _H, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 860, 200, 56, 16, 14, 28
+_W, _H, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 860, 210, 56, 32, 24, 28
 _MARKER_COLORS = {"alert.firing": "#c0392b", "alert.resolved": "#27ae60",
                   "failover": "#8e44ad", "ticket": "#d35400", "disconnected": "#7f8c8d"}
 
@@ -363,8 +369,10 @@ def _fmt(value: object, unit: str = "") -> str:
 
 def _chart(title: str, css: str, start: datetime, end: datetime,
            series: Sequence[tuple[str, str, Sequence[tuple[datetime, float | None]]]],
-           markers: Sequence[tuple[datetime, str, str]], *, bars: bool = False) -> str:
-    """An inline SVG time chart: lines (or bars) per series and vertical markers."""
+           markers: Sequence[tuple[datetime, str, str]], *,
+           bars: Sequence[tuple[datetime, datetime]] | None = None) -> str:
+    """An inline SVG time chart: lines per series (or bars over the given time spans, one
+    per point of the first series) and vertical markers."""
     span = max(1.0, (end - start).total_seconds())
     values = [v for _, _, points in series for _, v in points if v is not None]
     top = max(values, default=0.0)
@@ -399,18 +407,21 @@ def _chart(title: str, css: str, start: datetime, end: datetime,
                      f'stroke-dasharray="4 3"><title>{_esc(label)}</title></line>')
     for index, (name, color, points) in enumerate(series):
         known = [(x(at), y(v)) for at, v in points if v is not None]
-        if bars:
-            width = max(2.0, plot_w / max(1, len(points)) - 2)
-            for px, py in known:
-                parts.append(f'<rect class="bar" x="{px:.1f}" y="{py:.1f}" width="{width:.1f}" '
-                             f'height="{_PAD_T + plot_h - py:.1f}" fill="{color}"/>')
+        if bars is not None:
+            for (low, high), (_, count) in zip(bars, points, strict=True):
+                if count is None:
+                    continue
+                left, width = x(low) + 1, max(2.0, x(high) - x(low) - 2)
+                parts.append(f'<rect class="bar" x="{left:.1f}" y="{y(count):.1f}" '
+                             f'width="{width:.1f}" height="{_PAD_T + plot_h - y(count):.1f}" '
+                             f'fill="{color}" fill-opacity="0.6"/>')
         elif known:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in known)
             parts.append(f'<polyline class="series" fill="none" stroke="{color}" '
                          f'stroke-width="2" points="{path}"/>')
             parts.extend(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{color}"/>'
                          for px, py in known)
-        parts.append(f'<text x="{_PAD_L + 8 + 150 * index}" y="{_PAD_T + 12}" '
+        parts.append(f'<text x="{_PAD_L + 150 * index}" y="{_PAD_T - 8}" '
                      f'font-size="11" fill="{color}">{_esc(name)}</text>')
     parts.append("</svg>")
     return f"<figure><figcaption>{_esc(title)}</figcaption>{''.join(parts)}</figure>"
@@ -419,12 +430,14 @@ def _chart(title: str, css: str, start: datetime, end: datetime,
 def render_html(report: dict[str, Any]) -> str:
     """The report as one self-contained HTML page (inline SVG, no scripts, no fetches)."""
     b = report["broadcast"]
-    start, end = _parse_iso(b["start"]), _parse_iso(b["end"])
     timeline: list[dict[str, Any]] = report["timeline"]
-    half = timedelta(seconds=report["bucket_seconds"] / 2)
+    # The plots span the broadcast and the tickets placed around it.
+    start = min([_parse_iso(b["start"]), *(_parse_iso(e["at"]) for e in timeline)])
+    end = max([_parse_iso(b["end"]), *(_parse_iso(e["at"]) for e in timeline)])
 
     def mid(entry: dict[str, Any]) -> datetime:
-        return _parse_iso(entry["at"]) + half
+        low, high = _parse_iso(entry["at"]), _parse_iso(entry["until"])
+        return low + (high - low) / 2
 
     qoe = [e for e in timeline if e["kind"] == "qoe"]
     chat = [e for e in timeline if e["kind"] == "chat"]
@@ -442,8 +455,8 @@ def render_html(report: dict[str, Any]) -> str:
                 ("latency p95 s", "#16a085", [(mid(e), e["latency_p95_s"]) for e in qoe])],
                markers),
         _chart("Chat messages per bucket", "chat", start, end,
-               [("messages", "#7f8c8d", [(_parse_iso(e["at"]), float(e["messages"]))
-                                         for e in chat])], markers, bars=True),
+               [("messages", "#7f8c8d", [(mid(e), float(e["messages"])) for e in chat])],
+               markers, bars=[(_parse_iso(e["at"]), _parse_iso(e["until"])) for e in chat]),
     ]
     slo_rows = "".join(
         f'<tr class="{"met" if s["met"] else "missed" if s["met"] is False else "nodata"}">'
