@@ -137,7 +137,8 @@ def parse_tickets(data: bytes) -> tuple[list[Ticket], list[str]]:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """UTC with microseconds always (the timeline sorts on these strings)."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -360,11 +361,12 @@ def _esc(value: object) -> str:
 
 
 def _fmt(value: object, unit: str = "") -> str:
+    """A number for the page, escaped."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.2f}{unit}"
-    return f"{value}{unit}"
+        return _esc(f"{value:.2f}{unit}")
+    return _esc(f"{value}{unit}")
 
 
 def _chart(title: str, css: str, start: datetime, end: datetime,
