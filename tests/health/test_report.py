@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner, Result
-from tests.e2e.conftest import ADMIN, create_stream, wait_status
+from tests.e2e.conftest import ADMIN, create_stream, node_settings, wait_status
 from tests.health.quick import PROFILE, quick_alert_settings
 from tests.health.test_alerts_live import alert_event, running
 from tests.mediatools import ffmpeg_publish, make_source
@@ -39,7 +39,7 @@ from golive.health import (
     slo_results,
 )
 from golive.media import parse_profile
-from golive.store import ChatStore, NewChatMessage, PlaybackViewStore
+from golive.store import ChatStore, NewChatMessage, PlaybackViewStore, Store
 
 # Tickets CSVs ------------------------------------------------------------------------------
 
@@ -286,3 +286,37 @@ async def test_report_of_a_broadcast_with_induced_faults(
         await page.screenshot(path=str(artifacts / "report.png"), full_page=True)
     finally:
         await page.close()
+
+
+async def test_a_quiet_broadcast_reports_no_data_and_a_live_one_is_refused(
+        tmp_path: Path) -> None:
+    settings = node_settings(tmp_path)
+    settings.prepare_data_dir()
+    store = await Store.open(settings.resolved_database_url)
+    try:
+        stream, _ = await store.create_stream(name="quiet")
+        start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+        await store.start_broadcast(stream.id, "bc_quiet", "srt", "192.0.2.1", start)
+        await store.end_broadcast("bc_quiet", start + timedelta(minutes=30))
+        await store.start_broadcast(stream.id, "bc_live", "rtmp", "192.0.2.1",
+                                    start + timedelta(hours=1))
+    finally:
+        await store.close()
+    out = tmp_path / "out"
+    data_dir = str(settings.data_dir)
+    result = await asyncio.to_thread(_invoke, "--data-dir", data_dir, "report", "bc_live",
+                                     "--out", str(out))
+    assert result.exit_code == 1
+    assert "broadcast bc_live has not ended; report on it afterwards" in result.output
+    result = await asyncio.to_thread(_invoke, "--data-dir", data_dir, "report", "bc_quiet",
+                                     "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["broadcast"]["duration_s"] == 1800
+    assert report["bucket_seconds"] == 60
+    assert [e["kind"] for e in report["timeline"]] == ["chat", "qoe"] * 30
+    assert [s["met"] for s in report["slos"]] == [None, None, None]
+    assert report["alerts"] == [] and report["qoe"]["views"] == 0
+    page = (out / "report.html").read_text()
+    assert page.count('<svg class="plot') == 4
+    assert "No alerts." in page and "no data" in page and "No tickets imported." in page
