@@ -31,11 +31,14 @@ from tests.web.conftest import artifacts, browser, chromium  # noqa: F401  (fixt
 
 from golive.app import Golive
 from golive.cli import cli
+from golive.core import Event, EventType
 from golive.health import (
     MAX_TICKETS_BYTES,
     TicketsError,
+    build_report,
     parse_tickets,
     qoe_report,
+    render_html,
     slo_results,
 )
 from golive.media import parse_profile
@@ -213,6 +216,7 @@ async def test_report_of_a_broadcast_with_induced_faults(
         broadcast.id, stream["id"], "quickalerts@1", "rtmp")
     assert datetime.fromisoformat(b["start"]) == broadcast.started_at
     assert datetime.fromisoformat(b["end"]) == broadcast.ended_at
+    assert report["events_complete"] is True
     assert b["duration_s"] == pytest.approx(
         (broadcast.ended_at - broadcast.started_at).total_seconds(), abs=0.01)
 
@@ -317,6 +321,31 @@ async def test_a_quiet_broadcast_reports_no_data_and_a_live_one_is_refused(
     assert [e["kind"] for e in report["timeline"]] == ["chat", "qoe"] * 30
     assert [s["met"] for s in report["slos"]] == [None, None, None]
     assert report["alerts"] == [] and report["qoe"]["views"] == 0
+    assert report["events_complete"] is True
     page = (out / "report.html").read_text()
     assert page.count('<svg class="plot') == 4
     assert "No alerts." in page and "no data" in page and "No tickets imported." in page
+
+
+async def test_a_trimmed_event_log_is_reported_as_incomplete(tmp_path: Path) -> None:
+    start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    for history, complete in ((5, False), (1000, True)):
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/{history}.sqlite",
+                                 event_history=history)
+        try:
+            stream, _ = await store.create_stream(name="long")
+            await store.start_broadcast(stream.id, "bc_long", "rtmp", "192.0.2.1", start)
+            await store.record_events([
+                Event(EventType.LIVE_STREAM_CONNECTED, stream.id, start, "bc_long"),
+                *(Event(EventType.LIVE_STREAM_WARNING, stream.id,
+                        start + timedelta(seconds=10 + i), "bc_long",
+                        {"code": "encoder_slow", "message": f"step {i}"}) for i in range(9)),
+            ])
+            await store.end_broadcast("bc_long", start + timedelta(minutes=1))
+            report = await build_report(store, "bc_long")
+        finally:
+            await store.close()
+        kinds = [e["kind"] for e in report["timeline"] if e["kind"] not in ("qoe", "chat")]
+        assert report["events_complete"] is complete
+        assert kinds == (["warning"] * 5 if history == 5 else ["connected", *["warning"] * 9])
+        assert ("no longer reaches back" in render_html(report)) is not complete

@@ -146,24 +146,33 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 async def _broadcast_events(store: Store, broadcast: BroadcastRecord,
-                            end: datetime) -> list[EventRecord]:
-    """The stream's logged events of this broadcast (newest-first pages, read back)."""
+                            end: datetime) -> tuple[list[EventRecord], bool]:
+    """The stream's logged events of this broadcast (newest-first pages, read back), and
+    whether the log still reaches back to its start (it keeps `event_history` per stream)."""
     found: list[EventRecord] = []
     before: int | None = None
     seen = 0
+    reaches_start = False
     while seen < MAX_EVENTS:
         page = await store.list_events(broadcast.stream_id, limit=500, before=before)
         if not page:
+            reaches_start = reaches_start or before is None  # an empty log lost nothing
             break
         seen += len(page)
         for event in page:
             if event.broadcast_id == broadcast.id or (
                     event.broadcast_id is None and broadcast.started_at <= event.at <= end):
                 found.append(event)
+        if page[-1].at < broadcast.started_at:
+            reaches_start = True
         if page[-1].at < broadcast.started_at - timedelta(minutes=5):
             break
         before = page[-1].id
-    return sorted(found, key=lambda e: (e.at, e.id))
+    # A log that ran out on the broadcast's own `connected` event still reaches its start.
+    reaches_start = reaches_start or any(
+        e.type == "live_stream.connected" and e.broadcast_id == broadcast.id
+        and e.at - broadcast.started_at < timedelta(seconds=5) for e in found)
+    return sorted(found, key=lambda e: (e.at, e.id)), reaches_start
 
 
 def _event_entry(event: EventRecord) -> dict[str, Any]:
@@ -230,7 +239,8 @@ async def build_report(store: Store, broadcast_id: str,
 
     timeline: list[dict[str, Any]] = []
     alerts: dict[str, dict[str, Any]] = {}
-    for event in await _broadcast_events(store, broadcast, end):
+    events, events_complete = await _broadcast_events(store, broadcast, end)
+    for event in events:
         if event.type not in TIMELINE_EVENTS:
             continue
         entry = _event_entry(event)
@@ -311,6 +321,9 @@ async def build_report(store: Store, broadcast_id: str,
             "duration_s": round(duration, 3), "profile": profile,
         },
         "bucket_seconds": step,
+        # False: the stream's event log was trimmed past the broadcast's start (raise
+        # event_history), so its earliest events are missing from the timeline.
+        "events_complete": events_complete,
         "qoe": {k: (_round(v, 4) if isinstance(v, float) else v)
                 for k, v in overall.as_dict().items()},
         "slos": slos,
@@ -500,6 +513,7 @@ figure {{ margin: 12px 0; }} figcaption {{ font-weight: 600; }}
 <tr><th>Chat</th><td>{report["chat"]["messages"]} messages, {report["chat"]["deleted"]} deleted,
  {report["chat"]["bans"]} bans</td></tr>
 </table>
+{"" if report["events_complete"] else '<p class="missed"><strong>The stream&#39;s event log no longer reaches back to this broadcast&#39;s start (it keeps event_history events); its earliest events are missing.</strong></p>'}
 <h2>Service level objectives</h2>
 <table class="slos"><tr><th>Objective</th><th>Measured</th><th>Target</th><th>Result</th></tr>
 {slo_rows}</table>
