@@ -19,6 +19,7 @@ from golive.cli.config import config
 from golive.cli.keys import keys, tokens_sign
 from golive.cli.preflight import preflight
 from golive.cli.profiles import profiles
+from golive.cli.report import report
 from golive.cli.serve import serve
 from golive.cli.streams import streams
 from golive.cli.tokens import tokens
@@ -55,6 +56,7 @@ cli.add_command(config)
 cli.add_command(assets)
 cli.add_command(profiles)
 cli.add_command(preflight)
+cli.add_command(report)
 
 
 def main() -> None:

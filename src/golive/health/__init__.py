@@ -3,7 +3,7 @@
 It reads the pipeline through public surfaces and events; nothing in the pipeline
 imports it (`golive.app` wires it). `metrics` is the Prometheus registry read at scrape
 time, `readiness` the `/readyz` checks, `alerts` the alert lifecycle and engine,
-`diagnosis` the rules with their causes and fixes.
+`diagnosis` the rules with their causes and fixes, `report` the post-event report.
 """
 
 from golive.health.alerts import (
@@ -37,9 +37,18 @@ from golive.health.qoe import (
     stream_qoe,
 )
 from golive.health.readiness import Readiness
+from golive.health.report import (
+    MAX_TICKETS_BYTES,
+    Ticket,
+    TicketsError,
+    build_report,
+    parse_tickets,
+    render_html,
+)
 
 __all__ = [
     "GROUP_BY",
+    "MAX_TICKETS_BYTES",
     "RULES",
     "TRANSITIONS",
     "Alert",
@@ -61,8 +70,13 @@ __all__ = [
     "SrtSample",
     "SrtSignals",
     "StreamSignals",
+    "Ticket",
+    "TicketsError",
     "ViewQoe",
+    "build_report",
+    "parse_tickets",
     "qoe_report",
+    "render_html",
     "slo_results",
     "stream_qoe",
 ]

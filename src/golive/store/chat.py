@@ -228,6 +228,28 @@ class ChatStore:
         async with self._read() as session:
             return [_message(row) for row in (await session.scalars(query)).all()]
 
+    async def moderation_between(
+        self, stream_id: str, *, start: datetime, end: datetime, limit: int = 1000,
+    ) -> tuple[list[ChatMessageRecord], list[ChatBanRecord]]:
+        """Moderation in [start, end): the messages deleted then (oldest first by deleted_at)
+        and the bans made then (oldest first), at most `limit` of each (post-event reports)."""
+        if limit <= 0:
+            return [], []
+        async with self._read() as session:
+            deleted = (await session.scalars(
+                select(ChatMessage).where(
+                    ChatMessage.stream_id == stream_id,
+                    ChatMessage.deleted_at >= start, ChatMessage.deleted_at < end,
+                ).order_by(ChatMessage.deleted_at, ChatMessage.id).limit(limit)
+            )).all()
+            bans = (await session.scalars(
+                select(ChatBan).where(
+                    ChatBan.stream_id == stream_id,
+                    ChatBan.created_at >= start, ChatBan.created_at < end,
+                ).order_by(ChatBan.created_at, ChatBan.id).limit(limit)
+            )).all()
+            return [_message(row) for row in deleted], [_ban(row) for row in bans]
+
     async def delete_message(self, stream_id: str, message_id: int, now: datetime) -> bool:
         """Mark a message deleted; False if the stream has no such (undeleted) message."""
         async with self._write.begin() as session:

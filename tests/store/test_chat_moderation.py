@@ -1,0 +1,44 @@
+"""`ChatStore.moderation_between`: the deletes and bans of a time window (post-event
+reports), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from golive.store import ChatStore, Store
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+async def test_moderation_between_lists_deletes_and_bans_of_the_window(store: Store) -> None:
+    stream, _ = await store.create_stream(name="s")
+    other, _ = await store.create_stream(name="other")
+    chat = ChatStore(store.engine)
+    messages = [await chat.add_message(stream_id=sid, user_id=f"u{i}", user_name=f"n{i}",
+                                       text="hi", ip="192.0.2.1", sent_at=T0)
+                for i, sid in enumerate([stream.id, stream.id, stream.id, other.id])]
+    # Deleted before, inside (twice, out of order) and at the window's end; another stream's.
+    for message, minutes in zip(messages, (-1, 7, 3, 5), strict=True):
+        assert await chat.delete_message(message.stream_id, message.id,
+                                         T0 + timedelta(minutes=minutes))
+    early = await chat.add_message(stream_id=stream.id, user_id="u9", user_name="n9",
+                                   text="late delete", ip="192.0.2.1", sent_at=T0)
+    assert await chat.delete_message(stream.id, early.id, T0 + timedelta(minutes=10))
+    await chat.add_ban(stream_id=stream.id, user_id="u1", ip=None, until=None, reason="spam",
+                       now=T0 + timedelta(minutes=2))
+    await chat.add_ban(stream_id=stream.id, user_id=None, ip="192.0.2.9", reason="flood",
+                       until=T0 + timedelta(hours=1), now=T0 + timedelta(minutes=20))
+    await chat.add_ban(stream_id=other.id, user_id="u3", ip=None, until=None, reason="x",
+                       now=T0 + timedelta(minutes=2))
+
+    deleted, bans = await chat.moderation_between(stream.id, start=T0,
+                                                  end=T0 + timedelta(minutes=10))
+    assert [m.id for m in deleted] == [messages[2].id, messages[1].id]
+    assert [m.deleted_at for m in deleted] == [T0 + timedelta(minutes=3),
+                                               T0 + timedelta(minutes=7)]
+    assert [(b.user_id, b.reason) for b in bans] == [("u1", "spam")]
+
+    deleted, bans = await chat.moderation_between(stream.id, start=T0,
+                                                  end=T0 + timedelta(hours=1), limit=1)
+    assert len(deleted) == 1 and len(bans) == 1
+    assert await chat.moderation_between(stream.id, start=T0, end=T0, limit=0) == ([], [])
