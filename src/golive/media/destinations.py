@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from golive.core import Backoff
 from golive.formats import MediaTag
-from golive.media.feed import FlvInput
+from golive.media.feed import FlvInput, InputFeed
 
 __all__ = [
     "DestinationRefused",
@@ -158,9 +158,13 @@ class Forwarder:
         self.status = ForwarderStatus()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._reading: InputFeed | None = None  # the timeline the running ffmpeg reads
+        self._new_timeline = False
 
     def push(self, tag: MediaTag) -> None:
-        self.input.push(tag)
+        if self.input.push(tag).timestamps_went_back and self._reading is not None:
+            self._new_timeline = True  # the publisher's clock went back: end this run
+            self._reading.close()
         self.status.dropped_frames = self.input.dropped_frames
         self.status.dropped_bytes = self.input.dropped_bytes
 
@@ -192,12 +196,15 @@ class Forwarder:
                 reason = str(exc)
             if self._stopped:
                 return
+            if self._new_timeline:  # not a failure: publish the new timeline at once
+                self._new_timeline = False
+                continue
             self._set(DestinationState.ERRORED, reason)
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _attempt(self) -> str:
         """One ffmpeg run on a fresh timeline; returns why it ended."""
-        feed = self.input.new_timeline()
+        feed = self._reading = self.input.new_timeline()
         proc = await asyncio.create_subprocess_exec(
             *ffmpeg_forward_args(self.ffmpeg, self.url),
             stdin=asyncio.subprocess.PIPE,
