@@ -1,8 +1,9 @@
-"""Destination forwarders: URL checks, key masking, real ffmpeg to a real SRT listener."""
+"""Destination forwarders: URL checks, key masking, real ffmpeg to real nginx-rtmp and SRT targets."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.media.conftest import feed, read_flv
 from tests.mediatools import FFMPEG, ffprobe
-from tests.nginxedge import free_port
+from tests.nginxedge import NGINX, free_port, wait_listening
 
 from golive.core import Backoff
 from golive.formats import MediaTag
@@ -26,6 +27,21 @@ from golive.media.destinations import (
 )
 
 SRT_LIVE_TRANSMIT = shutil.which("srt-live-transmit") or "/usr/bin/srt-live-transmit"
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"  # libnginx-mod-rtmp
+
+
+def nginx_rtmp_conf(tmp: Path, port: int) -> Path:
+    """nginx-rtmp with one application, `live`, recording each stream to tmp/rec/KEY.flv."""
+    (tmp / "rec").mkdir()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"load_module {RTMP_MODULE};\n{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
+        "events { worker_connections 64; }\n"
+        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on;\n"
+        f"  record all; record_path {tmp / 'rec'}; record_unique off; }} }} }}\n"
+    )
+    return conf
 
 
 def test_secrets_are_masked_and_urls_redacted() -> None:
@@ -59,6 +75,9 @@ async def test_private_targets_only_with_the_setting() -> None:
     await check_destination_url("srt://127.0.0.1:9000?streamid=a", allow_private=True)
 
 
+LIVE, ERRORED = DestinationState.LIVE, DestinationState.ERRORED
+
+
 def forwarder(url: str, states: list[ForwarderStatus], changed: asyncio.Event) -> Forwarder:
     def seen(status: ForwarderStatus) -> None:
         states.append(ForwarderStatus(status.state, status.reason, status.attempts))
@@ -89,37 +108,53 @@ async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
             SRT_LIVE_TRANSMIT, "-q", f"srt://127.0.0.1:{port}?mode=listener", "file://con",
             stdout=out, stderr=subprocess.DEVNULL,
         )
+    rtmp_port = free_port()
+    nginx = await asyncio.create_subprocess_exec(
+        str(NGINX), "-p", str(tmp_path), "-c", str(nginx_rtmp_conf(tmp_path, rtmp_port)),
+        "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL,
+    )
+    await wait_listening(rtmp_port, nginx)
     dead_port = free_port()  # nothing listens: the RTMP connect is refused
     changed = asyncio.Event()
     good: list[ForwarderStatus] = []
     dead: list[ForwarderStatus] = []
     to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", good, changed)
+    to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", good, changed)
+    wrong_app: list[ForwarderStatus] = []
+    to_wrong = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/nosuchapp/key2", wrong_app, changed)
     to_dead = forwarder(f"rtmp://127.0.0.1:{dead_port}/app/live_secretkey123", dead, changed)
     try:
-        to_srt.start()
-        to_dead.start()
+        for f in (to_srt, to_rtmp, to_wrong, to_dead):
+            f.start()
         tags = read_flv(source_360p)
 
         def push(tag: MediaTag) -> None:
-            to_srt.push(tag)
-            to_dead.push(tag)
+            for f in (to_srt, to_rtmp, to_wrong, to_dead):
+                f.push(tag)
 
         pushing = asyncio.create_task(feed(push, tags, pace=4))
-        await until(changed, lambda: any(s.state is DestinationState.LIVE for s in good))
-        await until(changed, lambda: sum(s.state is DestinationState.ERRORED for s in dead) >= 2)
+        await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
+        await until(changed, lambda: sum(s.state is ERRORED for s in wrong_app) >= 2)
+        await until(changed, lambda: sum(s.state is ERRORED for s in dead) >= 2)
         await pushing
-        assert to_srt.status.state is DestinationState.LIVE
-        assert to_srt.status.dropped_frames == 0
+        assert to_srt.status.state is to_rtmp.status.state is LIVE
+        assert to_srt.status.dropped_frames == to_rtmp.status.dropped_frames == 0
     finally:
-        await to_srt.stop()
-        await to_dead.stop()
+        for f in (to_srt, to_rtmp, to_wrong, to_dead):
+            await f.stop()
+        if nginx.returncode is None:
+            nginx.terminate()
+        async with asyncio.timeout(10):
+            await nginx.wait()
         listener.terminate()
         async with asyncio.timeout(10):
             await listener.wait()
-    reasons = [s.reason or "" for s in dead if s.state is DestinationState.ERRORED]
+    reasons = [s.reason or "" for s in dead if s.state is ERRORED]
     reason = reasons[0]
     assert "Connection refused" in reason or "Input/output" in reason, reason
     assert "secretkey" not in reason
-    assert not any(s.state is DestinationState.LIVE for s in dead)
-    streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(received)["streams"]}
-    assert streams == {"video": "h264", "audio": "aac"}
+    assert not any(s.state is LIVE for s in dead + wrong_app)
+    assert all(s.reason for s in wrong_app if s.state is ERRORED)
+    for path in (received, tmp_path / "rec" / "key1.flv"):
+        streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
+        assert streams == {"video": "h264", "audio": "aac"}, path
