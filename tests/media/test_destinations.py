@@ -158,3 +158,37 @@ async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
     for path in (received, tmp_path / "rec" / "key1.flv"):
         streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
         assert streams == {"video": "h264", "audio": "aac"}, path
+
+
+@pytest.mark.slow
+async def test_a_target_that_stops_reading_drops_whole_gops_and_counts_them(
+    source_360p: Path,
+) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accepts the TCP connection, never answers the handshake
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    states: list[ForwarderStatus] = []
+    stuck = Forwarder(
+        f"rtmp://127.0.0.1:{port}/live/key", ffmpeg=FFMPEG, queue_bytes=256 * 1024,
+        has_audio=True, allow_private=True, backoff=Backoff(first=0.2, longest=0.5),
+        on_state=lambda s: states.append(ForwarderStatus(s.state, s.reason, s.attempts)),
+    )  # fmt: skip
+    try:
+        stuck.start()
+        tags = read_flv(source_360p)
+        for lap in range(10):  # 60 s: far more than ffmpeg's probe, the pipe and the queue
+            for tag in tags:
+                stuck.push(MediaTag(tag.type, tag.timestamp + lap * 6000, tag.body))
+                await asyncio.sleep(0)
+        assert stuck.status.dropped_frames > 0
+        assert not any(s.state is LIVE for s in states)
+        assert stuck.input.feed.size <= 256 * 1024
+    finally:
+        await stuck.stop()
+        server.close()
+        for writer in accepted:
+            writer.close()
