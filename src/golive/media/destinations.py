@@ -194,6 +194,8 @@ class Forwarder:
                 reason = await self._attempt()
             except DestinationRefused as exc:
                 reason = str(exc)
+            except OSError as exc:  # ffmpeg could not be started
+                reason = f"cannot run ffmpeg: {exc}"
             if self._stopped:
                 return
             if self._new_timeline:  # not a failure: publish the new timeline at once
@@ -203,8 +205,11 @@ class Forwarder:
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _attempt(self) -> str:
-        """One ffmpeg run on a fresh timeline; returns why it ended."""
-        feed = self._reading = self.input.new_timeline()
+        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+        feed = self.input.feed  # tags pushed before start, or a timeline begun by a clock jump
+        if feed.closed or feed is self._reading:
+            feed = self.input.new_timeline()
+        self._reading = feed
         proc = await asyncio.create_subprocess_exec(
             *ffmpeg_forward_args(self.ffmpeg, self.url),
             stdin=asyncio.subprocess.PIPE,
