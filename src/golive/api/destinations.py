@@ -62,7 +62,7 @@ class DestinationOut(BaseModel):
     attempts: int = Field(description="Attempts in the current broadcast.")
 
 
-def _out(record: DestinationRecord, view: DestinationView | None) -> DestinationOut:
+def destination_out(record: DestinationRecord, view: DestinationView | None) -> DestinationOut:
     return DestinationOut(
         id=record.id, stream_id=record.stream_id, name=record.name, url=record.url,
         key=mask_secret(record.secret) if record.secret else None, enabled=record.enabled,
@@ -92,7 +92,7 @@ def destinations_router(
         if await store.get_stream(stream_id) is None:
             raise not_found("live stream", stream_id)
         views = status(stream_id)
-        return Data(data=[_out(r, views.get(r.id))
+        return Data(data=[destination_out(r, views.get(r.id))
                           for r in await destinations.list_destinations(stream_id)])
 
     @router.post(path, status_code=201, responses=not_found_doc,
@@ -118,7 +118,7 @@ def destinations_router(
         await audit.record(request, principal, "live_stream.destination.create", "live_stream",
                            stream_id, destination=record.id, name=record.name, url=record.url)
         changed(stream_id)
-        return Data(data=_out(record, None))
+        return Data(data=destination_out(record, None))
 
     @router.delete(path + "/{destination_id}", status_code=204, responses=not_found_doc,
                    summary="Remove a destination (stopped at once when live)")

@@ -7,7 +7,9 @@ is called after a destination is added or removed while live: it starts the new 
 stops the removed ones, touching no other. Each forwarder's state (with the time it
 was entered) is kept for the API, and an `errored` state becomes a
 `live_stream.warning` with code `destination_errored` and data
-`{"destination", "state", "reason"}`.
+`{"destination", "state", "reason"}`. While a broadcast lasts its destinations are
+read again every `resync_interval` seconds, so a change made elsewhere (the command
+line, another node's API) takes effect live too.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class _Live:
     views: dict[str, DestinationView] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ended: bool = False
+    follow: asyncio.Task[None] | None = None
 
 
 class DestinationRelay:
@@ -68,6 +71,7 @@ class DestinationRelay:
         allow_private: bool,
         retry_first: float = 1.0,
         retry_longest: float = 30.0,
+        resync_interval: float = 5.0,
     ) -> None:
         self._load = load
         self._bus = bus
@@ -76,6 +80,7 @@ class DestinationRelay:
         self._allow_private = allow_private
         self._retry_first = retry_first
         self._retry_longest = retry_longest
+        self._resync_interval = resync_interval
         self._live: dict[str, _Live] = {}  # by stream id
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -84,7 +89,7 @@ class DestinationRelay:
     def broadcast_started(self, broadcast: Broadcast) -> None:
         live = _Live(broadcast)
         self._live[broadcast.stream_id] = live
-        self._spawn(self._sync(live))
+        live.follow = asyncio.get_running_loop().create_task(self._follow(live))
 
     def publisher_resumed(self, broadcast: Broadcast) -> None:
         pass  # forwarders keep running across a reconnect; a clock jump restarts their run
@@ -98,6 +103,8 @@ class DestinationRelay:
             return
         del self._live[broadcast.stream_id]
         live.ended = True
+        if live.follow is not None:
+            live.follow.cancel()
         self._spawn(self._stop_all(live))
 
     # For the API -----------------------------------------------------------------------
@@ -115,13 +122,17 @@ class DestinationRelay:
 
     async def close(self) -> None:
         for live in list(self._live.values()):
-            live.ended = True
             await self._stop_all(live)
         self._live.clear()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
 
     # Internals ------------------------------------------------------------------------
+
+    async def _follow(self, live: _Live) -> None:
+        while not live.ended:
+            await self._sync(live)
+            await asyncio.sleep(self._resync_interval)
 
     async def _sync(self, live: _Live) -> None:
         async with live.lock:
@@ -172,6 +183,9 @@ class DestinationRelay:
         await forwarder.stop()
 
     async def _stop_all(self, live: _Live) -> None:
+        live.ended = True
+        if live.follow is not None:
+            live.follow.cancel()
         async with live.lock:
             for dest_id in list(live.forwarders):
                 await self._stop_one(live, dest_id)
