@@ -14,6 +14,8 @@ import pytest
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
 from tests.mediatools import FFPROBE, ffmpeg_publish, ffprobe, stop
 from tests.nginxedge import free_port
+from tests.web.conftest import browser, chromium  # noqa: F401  (fixtures used here)
+from tests.web.helpers import ConsoleLog
 
 from golive.app import Golive
 
@@ -54,7 +56,7 @@ def last_msn(playlist: str) -> int:
 
 
 async def test_forwards_to_srt_a_dead_target_errors_and_hls_is_unaffected(
-    tmp_path: Path, source_flv: Path
+    tmp_path: Path, source_flv: Path, browser: Any  # noqa: F811
 ) -> None:
     settings = node_settings(tmp_path, destination_allow_private_targets=True)
     srt_port, dead_port = free_port(), free_port()
@@ -102,6 +104,23 @@ async def test_forwards_to_srt_a_dead_target_errors_and_hls_is_unaffected(
             assert failed["reason"] and "ffmpeg exited" in failed["reason"], failed
             assert DEAD_KEY not in (await api.get(path)).text
             assert failed["since"] is not None
+
+            # The studio's stream page lists both with their state and the error's reason.
+            page = await (await browser.new_context()).new_page()
+            console = ConsoleLog(page)
+            await page.goto(f"{node.http_url}/studio/login")
+            await page.fill("#token", ADMIN)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{node.http_url}/studio", timeout=10_000)
+            await page.goto(f"{node.http_url}/studio/streams/{sid}")
+            await page.locator(f'#destination-list .destination-live[data-destination="{srt_id}"]'
+                               ).wait_for(timeout=20_000)
+            errored = page.locator(
+                f'#destination-list .destination-errored[data-destination="{dead["id"]}"]')
+            await errored.wait_for(timeout=20_000)
+            text = await errored.inner_text()
+            assert "ffmpeg exited" in text and DEAD_KEY not in text
+            assert not [e for e in console.errors if e.startswith("pageerror")], console.errors
 
             # The LL-HLS output is unaffected: its playlist advances and a part decodes.
             async def hls_ready() -> str | None:
