@@ -111,6 +111,7 @@ async def test_created_listed_with_live_state_and_deleted(api: Api) -> None:
     ({"name": "x", "url": "srt://8.8.8.8"}, "needs a port"),
     ({"name": "x", "url": "srt://8.8.8.8:9000?mode=listener"}, "mode=caller"),
     ({"name": "x", "url": "srt://8.8.8.8:9000?passphrase=abcdefghij"}, "`key`"),
+    ({"name": "x", "url": "srt://8.8.8.8:9000", "key": "short"}, "10 to 79 characters"),
 ])
 async def test_refused_urls_answer_422_with_the_reason(
     api: Api, body: dict[str, str], why: str

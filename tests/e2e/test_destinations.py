@@ -166,6 +166,11 @@ async def test_forwards_to_srt_a_dead_target_errors_and_hls_is_unaffected(
             assert node.destinations.status(sid)[srt_id].state == "live"
             stop(publisher)
             publisher = None
+            # The broadcast ends (reconnect window): its forwarders stop, the list shows idle.
+            await wait_status(api, sid, "idle", timeout=30)
+            assert node.destinations.status(sid) == {}
+            listed = (await api.get(path)).json()["data"]
+            assert [d["status"] for d in listed] == ["idle"]
     finally:
         if publisher is not None:
             stop(publisher)

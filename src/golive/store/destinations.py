@@ -65,6 +65,8 @@ class DestinationStore(Tables):
             raise ValueError(f"name must be 1 to {MAX_NAME_LENGTH} characters")
         if secret is not None and not 1 <= len(secret) <= MAX_SECRET_LENGTH:
             raise ValueError(f"key must be 1 to {MAX_SECRET_LENGTH} characters")
+        if secret is not None and url.startswith("srt://") and not 10 <= len(secret) <= 79:
+            raise ValueError("key: an SRT passphrase is 10 to 79 characters")
         async with self._write.begin() as session:
             if await session.get(LiveStream, stream_id) is None:
                 return None
