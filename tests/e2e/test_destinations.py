@@ -1,5 +1,6 @@
 """Destinations (simulcast) end to end: a node forwards a live stream to a real SRT
-listener while a dead target errors and retries, and the LL-HLS output carries on."""
+listener (which is killed and comes back) while a dead target errors and retries; the
+studio lists both; the LL-HLS output carries on."""
 
 from __future__ import annotations
 
@@ -153,6 +154,22 @@ async def test_forwards_to_srt_a_dead_target_errors_and_hls_is_unaffected(
                       and e["data"].get("destination") == dead["id"]]
             assert warned and warned[0]["state"] == "errored" and warned[0]["reason"]
 
+            # The SRT target goes away: errored, retried, and live again once it is back.
+            stop(listener)
+
+            async def srt_state(want: str) -> dict[str, Any] | None:
+                listed = (await api.get(path)).json()["data"]
+                found = next(d for d in listed if d["id"] == srt_id)
+                return found if found["status"] == want else None
+
+            down = await eventually(lambda: srt_state("errored"), timeout=30,
+                                    what="the killed SRT target errored")
+            assert down["reason"], down
+            listener = srt_listener(srt_port, tmp_path / "again.ts")
+            back = await eventually(lambda: srt_state("live"), timeout=40,
+                                    what="the SRT target live again")
+            assert back["attempts"] > down["attempts"]
+
             # Removed while live: stopped at once, the other goes on.
             gone = await api.delete(f"{path}/{dead['id']}")
             assert gone.status_code == 204
@@ -175,6 +192,7 @@ async def test_forwards_to_srt_a_dead_target_errors_and_hls_is_unaffected(
         if publisher is not None:
             stop(publisher)
         stop(listener)
-    # The SRT target received the source's H.264 and AAC.
-    codecs = {s["codec_type"]: s["codec_name"] for s in ffprobe(received)["streams"]}
-    assert codecs == {"video": "h264", "audio": "aac"}, codecs
+    # The SRT target received the source's H.264 and AAC, before and after its restart.
+    for got in (received, tmp_path / "again.ts"):
+        codecs = {s["codec_type"]: s["codec_name"] for s in ffprobe(got)["streams"]}
+        assert codecs == {"video": "h264", "audio": "aac"}, (got, codecs)
