@@ -35,6 +35,7 @@ from golive.api import (
     audit_router,
     chat_router,
     create_api_app,
+    destinations_router,
     pipeline_facts_out,
     preflight_router,
     qoe_router,
@@ -77,6 +78,8 @@ from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import (
     AlertSpec,
+    DestinationRelay,
+    DestinationTarget,
     LivePipeline,
     Thumbnailer,
     detect_capabilities,
@@ -98,6 +101,7 @@ from golive.settings import Settings
 from golive.store import (
     AssetStore,
     ChatStore,
+    DestinationStore,
     EventRecorder,
     PlaybackViewStore,
     Store,
@@ -291,6 +295,7 @@ class Golive:
         self.origin: Origin | None = None
         self.readiness: Readiness | None = None
         self.metrics: NodeMetrics | None = None
+        self.destinations: DestinationRelay | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -406,6 +411,22 @@ class Golive:
                 recording=self._recording_for,
             )
             self.hub.add_observer(self.pipeline)
+
+        # Simulcast: each live broadcast forwarded (ffmpeg -c copy) to its stream's
+        # enabled destinations; a failing one touches neither the ladder nor another.
+        destination_store = DestinationStore(self.store.engine)
+
+        async def load_destinations(stream_id: str) -> list[DestinationTarget]:
+            return [DestinationTarget(d.id, d.target_url)
+                    for d in await destination_store.list_destinations(stream_id) if d.enabled]
+
+        relay_ffmpeg = _ffmpeg_or_none(s)
+        if relay_ffmpeg is not None:
+            self.destinations = DestinationRelay(
+                load=load_destinations, bus=self.bus, ffmpeg=relay_ffmpeg,
+                queue_bytes=s.destination_queue_bytes,
+                allow_private=s.destination_allow_private_targets)
+            self.hub.add_observer(self.destinations)
 
         # Alerts: every live stream's rules, once a second, with the profile's thresholds.
         if s.alerts:
@@ -526,6 +547,8 @@ class Golive:
             await self.hub.close()
         if self.pipeline is not None:
             await self.pipeline.close()
+        if self.destinations is not None:
+            await self.destinations.close()
         if self.alerts is not None:
             await self.alerts.close()
         # Ended presentations finish their recordings; what storage does not take in
@@ -594,6 +617,12 @@ class Golive:
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
         api.include_router(qoe_router(auth, self.store,
                                       QoeReports(PlaybackViewStore(self.store.engine))))
+        relay = self.destinations
+        api.include_router(destinations_router(
+            auth, self.store, ApiAuditTrail(self.store),
+            allow_private=s.destination_allow_private_targets,
+            status=relay.status if relay is not None else lambda _stream_id: {},
+            changed=relay.sync if relay is not None else lambda _stream_id: None))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))

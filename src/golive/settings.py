@@ -318,6 +318,19 @@ class Settings(BaseSettings):
         "percentage free.",
     )
 
+    # Destinations (simulcast, golive.media.destinations) -- begin.
+    destination_allow_private_targets: bool = Field(
+        False, description="Allow destination URLs (simulcast targets) whose host resolves to "
+        "a private, loopback or link-local address (checked when a destination is saved and "
+        "before every attempt); off, such targets are refused (SSRF).",
+    )
+    destination_queue_bytes: int = Field(
+        8 * 1024 * 1024, ge=256 * 1024, le=256 * 1024 * 1024,
+        description="Bytes of media one destination may have waiting; past it, whole GOPs "
+        "are dropped (and counted) so a slow target never holds up ingest or the ladder.",
+    )
+    # Destinations -- end.
+
     # Webhooks (golive.webhooks) -- begin.
     webhook_allow_private_targets: bool = Field(
         False, description="Allow webhook URLs whose host resolves to a private, loopback or "

@@ -272,3 +272,33 @@ def test_serve_builds_settings_from_flags(tmp_path: Path, monkeypatch: pytest.Mo
 
     result = CliRunner().invoke(cli, ["serve", "--http-port", "70000"], catch_exceptions=False)
     assert result.exit_code == 2 and "http_port" in result.output
+
+
+def test_stream_destinations(run: Any) -> None:
+    sid = json.loads(ok(run("streams", "create", "--name", "Simulcast", "--json")))["id"]
+    key = "live_abcdefgh12345678"
+    added = json.loads(ok(run("streams", "destinations", "add", sid, "--name", "YouTube",
+                              "--url", "rtmp://8.8.8.8/live2", "--key", key, "--json")))
+    assert added["key"].endswith("5678") and key not in json.dumps(added)
+    out = ok(run("streams", "destinations", "add", sid, "--name", "SRT",
+                 "--url", "srt://8.8.4.4:9000"))
+    assert "Added destination" in out
+    # The URL is checked as the API checks it: no private targets by default.
+    refused = run("streams", "destinations", "add", sid, "--name", "x",
+                  "--url", "rtmp://127.0.0.1/app")
+    assert refused.exit_code != 0 and "destination_allow_private_targets" in refused.output
+    missing = run("streams", "destinations", "add", "ls_nope", "--name", "x",
+                  "--url", "rtmp://8.8.8.8/app")
+    assert missing.exit_code != 0 and "ls_nope" in missing.output
+
+    listed = ok(run("streams", "destinations", "list", sid))
+    assert "YouTube" in listed and "SRT" in listed and key not in listed
+    rows = json.loads(ok(run("streams", "destinations", "list", sid, "--json")))
+    assert [r["name"] for r in rows] == ["YouTube", "SRT"]
+    assert all(r["status"] == "idle" for r in rows)  # no node to ask: not live
+
+    ok(run("streams", "destinations", "remove", sid, added["id"]))
+    gone = run("streams", "destinations", "remove", sid, added["id"])
+    assert gone.exit_code != 0 and added["id"] in gone.output
+    rows = json.loads(ok(run("streams", "destinations", "list", sid, "--json")))
+    assert [r["name"] for r in rows] == ["SRT"]

@@ -6,6 +6,7 @@ from golive.api.assets import asset_out, assets_router
 from golive.api.audit import STUDIO_CLIENT_HEADER, STUDIO_SCOPE_KEY, AuditTrail, audit_router
 from golive.api.auth import SCOPES, Authenticator, Principal, Throttled
 from golive.api.chat import chat_router
+from golive.api.destinations import DestinationOut, destination_out, destinations_router
 from golive.api.preflight import preflight_out, preflight_router
 from golive.api.profiles import pin_out as profile_pin_out
 from golive.api.profiles import validate_document
@@ -22,6 +23,7 @@ __all__ = [
     "STUDIO_SCOPE_KEY",
     "AuditTrail",
     "Authenticator",
+    "DestinationOut",
     "Principal",
     "QoeSource",
     "Throttled",
@@ -32,6 +34,8 @@ __all__ = [
     "chat_router",
     "create_api_app",
     "delivery_out",
+    "destination_out",
+    "destinations_router",
     "ingest_urls",
     "live_stream_out",
     "pipeline_facts_out",

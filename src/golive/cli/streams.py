@@ -1,5 +1,6 @@
 """`golive streams` (control plane): create, list, show, reset the key of, enable, disable
 and delete live streams in the database; `show` also asks a running node for live facts.
+`streams destinations add|list|remove` manage a stream's simulcast targets.
 """
 
 from __future__ import annotations
@@ -390,3 +391,138 @@ def streams_delete(ctx: click.Context, stream_id: str, yes: bool, as_json: bool)
         echo_json({"deleted": stream_id})
     else:
         click.echo(f"Deleted live stream {stream_id}.")
+
+
+@streams.group("destinations")
+def streams_destinations() -> None:
+    """A stream's destinations (simulcast): outside RTMP(S)/SRT targets it is forwarded to
+    while live. A running node picks up a change within seconds, live too."""
+
+
+def _node_destination_states(settings: Settings, stream_id: str) -> dict[str, dict[str, Any]]:
+    """The running node's state of each destination, when it can be asked (an API token)."""
+    token = node_token(settings)
+    if not token:
+        return {}
+    import httpx
+
+    url = f"{node_api_url(settings)}/live-streams/{stream_id}/destinations"
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
+        response.raise_for_status()
+        return {d["id"]: d for d in response.json()["data"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return {}
+
+
+@streams_destinations.command("add")
+@click.argument("stream_id")
+@click.option("--name", required=True, help="A label.")
+@click.option("--url", required=True,
+              help="rtmp://, rtmps:// or srt:// URL without the key (srt: mode=caller).")
+@click.option("--key", help="RTMP(S): the stream key, appended to the URL; SRT: the "
+              "passphrase. Stored; only ever shown masked.")
+@click.option("--disabled", is_flag=True, help="Create it switched off.")
+@json_option
+@click.pass_context
+def destinations_add(ctx: click.Context, stream_id: str, name: str, url: str, key: str | None,
+                     disabled: bool, as_json: bool) -> None:
+    """Add a destination to a stream (its URL checked as the API checks it)."""
+    from golive.api import destination_out
+    from golive.media import DestinationRefused, check_destination_url
+    from golive.store import DestinationStore
+
+    settings = command_settings(ctx)
+
+    async def add(store: Store) -> Any:
+        if "passphrase=" in url.partition("?")[2]:
+            raise click.BadParameter("put the SRT passphrase in --key", param_hint="'--url'")
+        try:
+            await check_destination_url(
+                url, allow_private=settings.destination_allow_private_targets)
+        except DestinationRefused as exc:
+            raise click.BadParameter(str(exc), param_hint="'--url'") from None
+        record = await DestinationStore(store.engine).create_destination(
+            stream_id, name=name, url=url, secret=key, enabled=not disabled)
+        if record is None:
+            raise _missing_stream(stream_id)
+        await store.record_audit(cli_actor(), "live_stream.destination.create", "live_stream",
+                                 stream_id, {"destination": record.id, "name": name,
+                                             "url": url})
+        return record
+
+    record = with_store(settings, add)
+    out = destination_out(record, None)
+    if as_json:
+        echo_json(out)
+        return
+    click.echo(f"Added destination {record.id} ({name}) to live stream {stream_id}: "
+               f"{record.url}" + (f"  key {out.key}" if out.key else ""))
+
+
+@streams_destinations.command("list")
+@click.argument("stream_id")
+@json_option
+@click.pass_context
+def destinations_list(ctx: click.Context, stream_id: str, as_json: bool) -> None:
+    """List a stream's destinations (keys masked); with an API token at hand (GOLIVE_TOKEN),
+    each one's live state as the running node sees it."""
+    from golive.api import destination_out
+    from golive.store import DestinationStore
+
+    settings = command_settings(ctx)
+
+    async def read(store: Store) -> Any:
+        if await store.get_stream(stream_id) is None:
+            raise _missing_stream(stream_id)
+        return await DestinationStore(store.engine).list_destinations(stream_id)
+
+    records = with_store(settings, read)
+    states = _node_destination_states(settings, stream_id)
+    outs = []
+    for record in records:
+        out = destination_out(record, None).model_dump(mode="json")
+        live = states.get(record.id)
+        if live is not None:
+            out.update({k: live[k] for k in ("status", "reason", "since", "attempts")
+                        if k in live})
+        outs.append(out)
+    if as_json:
+        echo_json(outs)
+        return
+    if not outs:
+        click.echo(f"No destinations. Add one: golive streams destinations add {stream_id} "
+                   "--name NAME --url URL --key KEY")
+        return
+    rows = [(o["id"], o["name"], o["url"], o["key"], "yes" if o["enabled"] else "no",
+             o["status"], o["reason"]) for o in outs]
+    click.echo(table(["id", "name", "url", "key", "enabled", "status", "reason"], rows))
+
+
+@streams_destinations.command("remove")
+@click.argument("stream_id")
+@click.argument("destination_id")
+@json_option
+@click.pass_context
+def destinations_remove(ctx: click.Context, stream_id: str, destination_id: str,
+                        as_json: bool) -> None:
+    """Remove a destination; a live broadcast stops forwarding to it within seconds."""
+    from golive.store import DestinationStore
+
+    settings = command_settings(ctx)
+
+    async def remove(store: Store) -> bool:
+        removed = await DestinationStore(store.engine).delete_destination(
+            stream_id, destination_id)
+        if removed:
+            await store.record_audit(cli_actor(), "live_stream.destination.delete",
+                                     "live_stream", stream_id, {"destination": destination_id})
+        return removed
+
+    if not with_store(settings, remove):
+        raise click.ClickException(
+            f"no destination {destination_id!r} on live stream {stream_id!r}")
+    if as_json:
+        echo_json({"deleted": destination_id})
+    else:
+        click.echo(f"Removed destination {destination_id} from live stream {stream_id}.")

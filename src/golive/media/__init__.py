@@ -8,10 +8,19 @@ and NVENC fallback decisions. `pipeline` wires broadcasts to transcoders and
 presentations (`source` identifies each publisher's stream, `rejoin` keeps the
 ladder when a publisher returns), and hands the WebRTC-safe output to the sinks
 the app registers.
+`destinations` forwards a broadcast to an outside RTMP(S)/SRT target (`Forwarder`),
+`simulcast` attaches one to each enabled destination of a live broadcast.
 `thumbnails` decodes one segment to a JPEG with ffmpeg (bounded, cached).
 """
 
 from golive.media.capabilities import detect_capabilities
+from golive.media.destinations import (
+    DestinationRefused,
+    DestinationState,
+    check_destination_url,
+    mask_secret,
+    redact_url,
+)
 from golive.media.facts import PipelineFacts
 from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
@@ -23,6 +32,7 @@ from golive.media.profiles import (
     load_profile,
     parse_profile,
 )
+from golive.media.simulcast import DestinationRelay, DestinationTarget, DestinationView
 from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
 from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
 from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
@@ -31,6 +41,11 @@ __all__ = [
     "MAX_THUMBNAIL_WIDTH",
     "MIN_THUMBNAIL_WIDTH",
     "AlertSpec",
+    "DestinationRefused",
+    "DestinationRelay",
+    "DestinationState",
+    "DestinationTarget",
+    "DestinationView",
     "LivePipeline",
     "PipelineFacts",
     "ProfileError",
@@ -39,8 +54,11 @@ __all__ = [
     "ThumbnailError",
     "Thumbnailer",
     "builtin_profile_names",
+    "check_destination_url",
     "describe_errors",
     "detect_capabilities",
     "load_profile",
+    "mask_secret",
     "parse_profile",
+    "redact_url",
 ]

@@ -24,6 +24,17 @@ from golive.store.chat import (
     ChatStore,
     NewChatMessage,
 )
+from golive.store.destinations import (
+    MAX_NAME_LENGTH as MAX_DESTINATION_NAME_LENGTH,
+)
+from golive.store.destinations import (
+    MAX_SECRET_LENGTH as MAX_DESTINATION_SECRET_LENGTH,
+)
+from golive.store.destinations import (
+    DestinationLimit,
+    DestinationRecord,
+    DestinationStore,
+)
 from golive.store.directory import StoreStreamDirectory, stream_policy
 from golive.store.facade import Store
 from golive.store.models import TOKEN_SCOPES
@@ -64,6 +75,8 @@ from golive.store.webhooks import (
 )
 
 __all__ = [
+    "MAX_DESTINATION_NAME_LENGTH",
+    "MAX_DESTINATION_SECRET_LENGTH",
     "TOKEN_SCOPES",
     "Actor",
     "ApiTokenRecord",
@@ -81,6 +94,9 @@ __all__ = [
     "ChatMessageRecord",
     "ChatSettingsRecord",
     "ChatStore",
+    "DestinationLimit",
+    "DestinationRecord",
+    "DestinationStore",
     "EventRecord",
     "EventRecorder",
     "NewChatMessage",

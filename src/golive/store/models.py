@@ -324,6 +324,30 @@ class ChatSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# Destinations (simulcast, golive.media.destinations) ------------------------------------------
+
+
+class StreamDestination(Base):
+    """An outside RTMP(S)/SRT target a stream is forwarded to while live.
+
+    `url` is stored without its secret; `secret` (the stream key appended to an RTMP
+    URL, or an SRT passphrase) is never returned in full by the API.
+    """
+
+    __tablename__ = "stream_destinations"
+    __table_args__ = (Index("ix_stream_destinations_stream_id", "stream_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Playback views and their QoE events (golive.web) --------------------------------------------
 
 

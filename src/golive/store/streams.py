@@ -21,6 +21,7 @@ from golive.store.models import (
     PlaybackId,
     ProfilePin,
     ProfileVersion,
+    StreamDestination,
     StreamEvent,
 )
 from golive.store.records import PlaybackIdRecord, StreamRecord
@@ -207,6 +208,8 @@ class StreamRepository(Tables):
             # opened without foreign key enforcement.
             await session.execute(delete(PlaybackId).where(PlaybackId.stream_id == stream_id))
             await session.execute(delete(StreamEvent).where(StreamEvent.stream_id == stream_id))
+            await session.execute(
+                delete(StreamDestination).where(StreamDestination.stream_id == stream_id))
             await session.execute(delete(Broadcast).where(Broadcast.stream_id == stream_id))
             result = await session.execute(delete(LiveStream).where(LiveStream.id == stream_id))
             return rowcount(result) > 0

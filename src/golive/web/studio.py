@@ -50,6 +50,7 @@ STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # What the studio's pages may ask the API for; nothing else (tokens, playback ids) passes.
 FORWARDED = re.compile(
     r"live-streams(/[A-Za-z0-9_-]{1,64}(/(reset-stream-key|enable|disable|events|alerts|qoe"
+    r"|destinations"  # read: the stream page's list of simulcast targets and their state
     r"|preflight|preflights(/[A-Za-z0-9_-]{1,64})?"
     r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
     r"|audit"  # read-only: the audit log's table on the streams page

@@ -1,5 +1,5 @@
-// One stream in the studio: live status, ingest health charts, preview, events, recordings,
-// actions.
+// One stream in the studio: live status, ingest health charts, preview, destinations, events,
+// recordings, actions.
 import { Player, readConfig } from "/static/player.js";
 import { HealthChart } from "/static/health-chart.js";
 import { api, formatTime, revealKey, showError } from "/static/studio-api.js";
@@ -229,12 +229,60 @@ export function startStreamPage() {
     $("qoe-score").textContent = qoe.viewer_experience_score == null ? "–" : qoe.viewer_experience_score.toFixed(0);
   }
 
+  // Destinations (simulcast): each one's state while live, with the reason of an error.
+  function destinationRow(dest) {
+    const li = document.createElement("li");
+    li.className = `destination destination-${dest.status}`;
+    li.dataset.destination = dest.id;
+    const head = document.createElement("p");
+    const state = document.createElement("b");
+    state.className = "destination-state";
+    state.textContent = dest.enabled ? dest.status : "disabled";
+    head.append(state, ` ${dest.name} `);
+    const url = document.createElement("code");
+    url.textContent = dest.key ? `${dest.url} (key ${dest.key})` : dest.url;
+    head.append(url);
+    if (dest.since) {
+      const since = document.createElement("time");
+      since.dateTime = dest.since;
+      since.textContent = ` since ${formatTime(dest.since)}`;
+      head.append(since);
+    }
+    li.append(head);
+    if (dest.reason) {
+      const reason = document.createElement("p");
+      reason.className = "destination-reason";
+      reason.textContent = dest.reason;
+      li.append(reason);
+    }
+    return li;
+  }
+
+  async function refreshDestinations() {
+    let list;
+    try {
+      list = (await api("GET", `${path}/destinations`)).data;
+    } catch (err) {
+      showError(error, err);
+      return;
+    }
+    if (!list.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "No destinations.";
+      $("destination-list").replaceChildren(li);
+    } else {
+      $("destination-list").replaceChildren(...list.map(destinationRow));
+    }
+  }
+
   let polls = 0;
   async function refresh() {
     try {
       show((await api("GET", path)).data);
       error.hidden = true;
       refreshAlerts();
+      refreshDestinations();
     } catch (err) {
       if (err.status === 404) {
         location.assign("/studio");

@@ -1,0 +1,253 @@
+"""Simulcast: one broadcast forwarded to outside RTMP(S)/SRT destinations (stage: media).
+
+A `Forwarder` is a `MediaSink` on a broadcast. It keeps its own bounded `FlvInput`
+(whole GOPs dropped, and counted, when its target falls behind), and runs one
+`ffmpeg -c copy` per attempt that reads that FLV on stdin and publishes it to the
+destination URL. A run that ends is retried after `core.backoff` delays. Its state is
+`connecting` until ffmpeg has written media to the target, then `live`; a run that ends
+makes it `errored` with ffmpeg's last message as the reason until the next attempt.
+A destination's failure touches nothing outside its own forwarder.
+
+`check_destination_url` is the SSRF-minded check made before a URL is stored and
+again before every attempt: only rtmp, rtmps and srt; hosts that resolve to
+non-public addresses only with `allow_private`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import ipaddress
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from golive.core import Backoff
+from golive.formats import MediaTag
+from golive.media.feed import FlvInput, InputFeed
+
+__all__ = [
+    "DestinationRefused",
+    "DestinationState",
+    "Forwarder",
+    "ForwarderStatus",
+    "check_destination_url",
+    "ffmpeg_forward_args",
+    "mask_secret",
+    "redact_url",
+]
+
+SCHEMES = {"rtmp": 1935, "rtmps": 443, "srt": None}
+MAX_URL_LENGTH = 2048
+REASON_LINES = 8  # ffmpeg stderr lines kept for an errored reason
+
+
+class DestinationRefused(Exception):
+    """A destination URL golive will not publish to; the message says why."""
+
+
+class DestinationState(enum.StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    ERRORED = "errored"
+
+
+def mask_secret(secret: str) -> str:
+    """A stream key or passphrase as it may be shown: its last 4 characters at most."""
+    if len(secret) <= 8:
+        return "*" * len(secret)
+    return "*" * (len(secret) - 4) + secret[-4:]
+
+
+def redact_url(url: str) -> str:
+    """`url` with its last path segment (the stream key) and its query masked."""
+    base, _, query = url.partition("?")
+    head, _, key = base.rpartition("/")
+    shown = f"{head}/{mask_secret(key)}" if head.count("/") >= 3 else base
+    return shown + ("?" + mask_secret(query) if query else "")
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+async def check_destination_url(url: str, *, allow_private: bool) -> None:
+    """Raise `DestinationRefused` unless `url` is an rtmp/rtmps/srt URL golive may send to."""
+    if len(url) > MAX_URL_LENGTH:
+        raise DestinationRefused(f"url is longer than {MAX_URL_LENGTH} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise DestinationRefused("url contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise DestinationRefused(f"url is not a valid URL: {exc}") from None
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise DestinationRefused("url must be an absolute rtmp://, rtmps:// or srt:// URL")
+    if parts.scheme == "srt":
+        if port is None:
+            raise DestinationRefused("an srt:// url needs a port")
+        mode = dict(parse_qsl(parts.query)).get("mode", "caller")
+        if mode != "caller":
+            raise DestinationRefused("an srt:// destination is always mode=caller")
+    port = port or SCHEMES[parts.scheme]
+    host = parts.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise DestinationRefused(f"url host {host!r} does not resolve: {exc}") from None
+        addresses = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
+    if not addresses:
+        raise DestinationRefused(f"url host {host!r} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            if not _is_public(address):
+                raise DestinationRefused(
+                    f"url host {host!r} resolves to {address}, which is not a public "
+                    "address; set destination_allow_private_targets to publish there"
+                )
+
+
+def ffmpeg_forward_args(ffmpeg: str, url: str) -> list[str]:
+    """The ffmpeg command that copies FLV from stdin to `url` (FLV for RTMP, MPEG-TS for SRT)."""
+    muxer = "mpegts" if url.startswith("srt://") else "flv"
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+        "-progress", "pipe:1", "-stats_period", "0.5",
+        "-f", "flv", "-i", "pipe:0",
+        "-map", "0", "-c", "copy", "-f", muxer, url,
+    ]
+
+
+@dataclass(slots=True)
+class ForwarderStatus:
+    state: DestinationState = DestinationState.CONNECTING
+    reason: str | None = None
+    attempts: int = 0
+    dropped_frames: int = 0
+    dropped_bytes: int = 0
+
+
+class Forwarder:
+    """Forwards one broadcast to one destination; a `MediaSink`, never blocks ingest."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ffmpeg: str,
+        queue_bytes: int,
+        has_audio: bool,
+        allow_private: bool,
+        backoff: Backoff,
+        on_state: Callable[[ForwarderStatus], None],
+    ) -> None:
+        self.url = url
+        self.ffmpeg = ffmpeg
+        self.allow_private = allow_private
+        self.backoff = backoff
+        self.on_state = on_state
+        self.input = FlvInput(limit=queue_bytes, has_audio=has_audio)
+        self.status = ForwarderStatus()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._reading: InputFeed | None = None  # the timeline the running ffmpeg reads
+        self._new_timeline = False
+
+    def push(self, tag: MediaTag) -> None:
+        if self.input.push(tag).timestamps_went_back and self._reading is not None:
+            self._new_timeline = True  # the publisher's clock went back: end this run
+            self._reading.close()
+        self.status.dropped_frames = self.input.dropped_frames
+        self.status.dropped_bytes = self.input.dropped_bytes
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self.input.feed.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _set(self, state: DestinationState, reason: str | None) -> None:
+        if (state, reason) != (self.status.state, self.status.reason):
+            self.status.state, self.status.reason = state, reason
+            self.on_state(self.status)
+
+    async def _run(self) -> None:
+        while not self._stopped:
+            self.status.attempts += 1
+            self._set(DestinationState.CONNECTING, None)
+            try:
+                await check_destination_url(self.url, allow_private=self.allow_private)
+                reason = await self._attempt()
+            except DestinationRefused as exc:
+                reason = str(exc)
+            except OSError as exc:  # ffmpeg could not be started
+                reason = f"cannot run ffmpeg: {exc}"
+            if self._stopped:
+                return
+            if self._new_timeline:  # not a failure: publish the new timeline at once
+                self._new_timeline = False
+                continue
+            self._set(DestinationState.ERRORED, reason)
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _attempt(self) -> str:
+        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+        feed = self.input.feed  # tags pushed before start, or a timeline begun by a clock jump
+        if feed.closed or feed is self._reading:
+            feed = self.input.new_timeline()
+        self._reading = feed
+        proc = await asyncio.create_subprocess_exec(
+            *ffmpeg_forward_args(self.ffmpeg, self.url),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdin and proc.stdout and proc.stderr
+        stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+        lines: deque[str] = deque(maxlen=REASON_LINES)
+
+        async def write() -> None:
+            while (chunk := await feed.take()) is not None:
+                stdin.write(chunk)
+                await stdin.drain()
+
+        async def progress() -> None:
+            async for raw in stdout:
+                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+                if key == "total_size" and value.isdigit() and int(value) > 0:
+                    self.backoff.reset()
+                    self._set(DestinationState.LIVE, None)
+
+        async def errors() -> None:
+            async for raw in stderr:
+                text = raw.decode("utf-8", "replace").strip()
+                if text:  # ffmpeg names the URL in its errors: never show its key
+                    lines.append(text.replace(self.url, redact_url(self.url))[:300])
+
+        tasks = [asyncio.create_task(c) for c in (write(), progress(), errors())]
+        try:
+            await proc.wait()
+        finally:
+            feed.close()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        last = lines[-1] if lines else ""
+        return f"ffmpeg exited with status {proc.returncode}" + (f": {last}" if last else "")

@@ -1,0 +1,194 @@
+"""Destination forwarders: URL checks, key masking, real ffmpeg to real nginx-rtmp and SRT targets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.media.conftest import feed, read_flv
+from tests.mediatools import FFMPEG, ffprobe
+from tests.nginxedge import NGINX, free_port, wait_listening
+
+from golive.core import Backoff
+from golive.formats import MediaTag
+from golive.media.destinations import (
+    DestinationRefused,
+    DestinationState,
+    Forwarder,
+    ForwarderStatus,
+    check_destination_url,
+    mask_secret,
+    redact_url,
+)
+
+SRT_LIVE_TRANSMIT = shutil.which("srt-live-transmit") or "/usr/bin/srt-live-transmit"
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"  # libnginx-mod-rtmp
+
+
+def nginx_rtmp_conf(tmp: Path, port: int) -> Path:
+    """nginx-rtmp with one application, `live`, recording each stream to tmp/rec/KEY.flv."""
+    (tmp / "rec").mkdir()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"load_module {RTMP_MODULE};\n{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
+        "events { worker_connections 64; }\n"
+        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on;\n"
+        f"  record all; record_path {tmp / 'rec'}; record_unique off; }} }} }}\n"
+    )
+    return conf
+
+
+def test_secrets_are_masked_and_urls_redacted() -> None:
+    assert mask_secret("abc") == "***"
+    assert mask_secret("live_1234567890") == "***********7890"
+    assert redact_url("rtmp://a.example/app/live_1234567890") == (
+        "rtmp://a.example/app/***********7890")
+    assert "secret" not in redact_url("srt://a.example:9000?passphrase=secretsecret")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://a.example/app/key", "rtmp://, rtmps:// or srt://"),
+        ("rtmp:///app/key", "rtmp://, rtmps:// or srt://"),
+        ("srt://127.0.0.1?streamid=x", "needs a port"),
+        ("srt://127.0.0.1:9000?mode=listener", "mode=caller"),
+        ("rtmp://127.0.0.1/app/key", "not a public address"),
+        ("rtmp://10.1.2.3/app/key", "not a public address"),
+        ("rtmp://a.example/app/k ey", "control characters"),
+        ("rtmp://a.example/" + "k" * 3000, "longer than"),
+    ],
+)
+async def test_refused_urls_say_why(url: str, why: str) -> None:
+    with pytest.raises(DestinationRefused, match=why):
+        await check_destination_url(url, allow_private=False)
+
+
+async def test_private_targets_only_with_the_setting() -> None:
+    await check_destination_url("rtmp://127.0.0.1:1935/app/key", allow_private=True)
+    await check_destination_url("srt://127.0.0.1:9000?streamid=a", allow_private=True)
+
+
+LIVE, ERRORED = DestinationState.LIVE, DestinationState.ERRORED
+
+
+def forwarder(url: str, states: list[ForwarderStatus], changed: asyncio.Event) -> Forwarder:
+    def seen(status: ForwarderStatus) -> None:
+        states.append(ForwarderStatus(status.state, status.reason, status.attempts))
+        changed.set()
+
+    return Forwarder(
+        url, ffmpeg=FFMPEG, queue_bytes=8 << 20, has_audio=True, allow_private=True,
+        backoff=Backoff(first=0.2, longest=0.5), on_state=seen,
+    )  # fmt: skip
+
+
+async def until(changed: asyncio.Event, done: Callable[[], bool]) -> None:
+    """Wait for a state change that makes `done` true (30 s only to catch a hang)."""
+    async with asyncio.timeout(30):
+        while not done():
+            changed.clear()
+            await changed.wait()
+
+
+@pytest.mark.slow
+async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
+    source_360p: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    received = tmp_path / "received.ts"
+    with received.open("wb") as out:
+        listener = await asyncio.create_subprocess_exec(
+            SRT_LIVE_TRANSMIT, "-q", f"srt://127.0.0.1:{port}?mode=listener", "file://con",
+            stdout=out, stderr=subprocess.DEVNULL,
+        )
+    rtmp_port = free_port()
+    nginx = await asyncio.create_subprocess_exec(
+        str(NGINX), "-p", str(tmp_path), "-c", str(nginx_rtmp_conf(tmp_path, rtmp_port)),
+        "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL,
+    )
+    await wait_listening(rtmp_port, nginx)
+    dead_port = free_port()  # nothing listens: the RTMP connect is refused
+    changed = asyncio.Event()
+    good: list[ForwarderStatus] = []
+    dead: list[ForwarderStatus] = []
+    to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", good, changed)
+    to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", good, changed)
+    wrong_app: list[ForwarderStatus] = []
+    to_wrong = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/nosuchapp/key2", wrong_app, changed)
+    to_dead = forwarder(f"rtmp://127.0.0.1:{dead_port}/app/live_secretkey123", dead, changed)
+    try:
+        for f in (to_srt, to_rtmp, to_wrong, to_dead):
+            f.start()
+        tags = read_flv(source_360p)
+
+        def push(tag: MediaTag) -> None:
+            for f in (to_srt, to_rtmp, to_wrong, to_dead):
+                f.push(tag)
+
+        pushing = asyncio.create_task(feed(push, tags, pace=4))
+        await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
+        await until(changed, lambda: sum(s.state is ERRORED for s in wrong_app) >= 2)
+        await until(changed, lambda: sum(s.state is ERRORED for s in dead) >= 2)
+        await pushing
+        assert to_srt.status.state is to_rtmp.status.state is LIVE
+        assert to_srt.status.dropped_frames == to_rtmp.status.dropped_frames == 0
+    finally:
+        for f in (to_srt, to_rtmp, to_wrong, to_dead):
+            await f.stop()
+        if nginx.returncode is None:
+            nginx.terminate()
+        async with asyncio.timeout(10):
+            await nginx.wait()
+        listener.terminate()
+        async with asyncio.timeout(10):
+            await listener.wait()
+    reasons = [s.reason or "" for s in dead if s.state is ERRORED]
+    reason = reasons[0]
+    assert "Connection refused" in reason or "Input/output" in reason, reason
+    assert "secretkey" not in reason
+    assert not any(s.state is LIVE for s in dead + wrong_app)
+    assert all(s.reason for s in wrong_app if s.state is ERRORED)
+    for path in (received, tmp_path / "rec" / "key1.flv"):
+        streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
+        assert streams == {"video": "h264", "audio": "aac"}, path
+
+
+@pytest.mark.slow
+async def test_a_target_that_stops_reading_drops_whole_gops_and_counts_them(
+    source_360p: Path,
+) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accepts the TCP connection, never answers the handshake
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    states: list[ForwarderStatus] = []
+    stuck = Forwarder(
+        f"rtmp://127.0.0.1:{port}/live/key", ffmpeg=FFMPEG, queue_bytes=256 * 1024,
+        has_audio=True, allow_private=True, backoff=Backoff(first=0.2, longest=0.5),
+        on_state=lambda s: states.append(ForwarderStatus(s.state, s.reason, s.attempts)),
+    )  # fmt: skip
+    try:
+        stuck.start()
+        tags = read_flv(source_360p)
+        for lap in range(10):  # 60 s: far more than ffmpeg's probe, the pipe and the queue
+            for tag in tags:
+                stuck.push(MediaTag(tag.type, tag.timestamp + lap * 6000, tag.body))
+                await asyncio.sleep(0)
+        assert stuck.status.dropped_frames > 0
+        assert not any(s.state is LIVE for s in states)
+        assert stuck.input.feed.size <= 256 * 1024
+    finally:
+        await stuck.stop()
+        server.close()
+        for writer in accepted:
+            writer.close()
