@@ -22,6 +22,8 @@ from golive.health.diagnosis import (
     Rule,
     SrtSignals,
     StreamSignals,
+    ViewerSignals,
+    ViewLag,
 )
 from golive.health.metrics import MetricSources, NodeMetrics
 from golive.health.qoe import (
@@ -37,6 +39,7 @@ from golive.health.qoe import (
     stream_qoe,
 )
 from golive.health.readiness import Readiness
+from golive.health.viewers import ViewerWindows
 
 __all__ = [
     "GROUP_BY",
@@ -61,7 +64,10 @@ __all__ = [
     "SrtSample",
     "SrtSignals",
     "StreamSignals",
+    "ViewLag",
     "ViewQoe",
+    "ViewerSignals",
+    "ViewerWindows",
     "qoe_report",
     "slo_results",
     "stream_qoe",

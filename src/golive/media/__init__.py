@@ -17,6 +17,7 @@ from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
     AlertSpec,
     ProfileError,
+    SloSpec,
     StreamProfile,
     builtin_profile_names,
     describe_errors,
@@ -35,6 +36,7 @@ __all__ = [
     "PipelineFacts",
     "ProfileError",
     "SegmentMedia",
+    "SloSpec",
     "StreamProfile",
     "ThumbnailError",
     "Thumbnailer",
