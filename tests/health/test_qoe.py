@@ -143,14 +143,17 @@ def test_the_stream_summary_by_hand() -> None:
 
 
 def test_the_profiles_slos_are_judged_on_the_summary() -> None:
-    slo = load_profile("default").slo  # 3 s, 1 %, 5 s
+    slo = load_profile("default").slo  # 3 s, 1 %, 5 s, 2 %
     results = {r.metric: r for r in slo_results(compute(_rows(), T0, END).summary, slo)}
     assert (results["startup_time_p95_s"].value, results["startup_time_p95_s"].met) == (2.0, True)
     assert results["rebuffer_percentage"].met is False  # 2.4 % against 1 %
     assert (results["live_latency_p95_s"].value, results["live_latency_p95_s"].met) == (
         6.0, False)
+    # One view of four ended in a fatal error: 25 % against 2 %.
+    assert (results["playback_failure_percentage"].value,
+            results["playback_failure_percentage"].met) == (25.0, False)
     empty = slo_results(compute([], T0, END).summary, slo)
-    assert [r.met for r in empty] == [None, None, None]
+    assert [r.met for r in empty] == [None, None, None, None]
 
 
 def test_group_by_splits_the_views() -> None:

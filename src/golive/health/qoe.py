@@ -386,6 +386,8 @@ class SloTargets(Protocol):
     def rebuffer_percentage(self) -> float: ...
     @property
     def latency_p95_seconds(self) -> float: ...
+    @property
+    def playback_failure_percentage(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +413,8 @@ def slo_results(summary: QoeSummary, slo: SloTargets) -> list[SloResult]:
                   "%"),
         SloResult("live_latency_p95_s", summary.live_latency_p95_s, slo.latency_p95_seconds,
                   "s"),
+        SloResult("playback_failure_percentage", summary.playback_failure_percentage,
+                  slo.playback_failure_percentage, "%"),
     ]
 
 
