@@ -65,7 +65,9 @@ class Player:
             {"type": "first_frame", "t": now, "ms": 600}]
         while True:
             now = self._ms()
-            if self.stalling:
+            if first:  # the first batch only starts the view
+                events = []
+            elif self.stalling:
                 events = [{"type": "stall", "t": now, "ms": 1800}]
             else:
                 events = [{"type": "latency", "t": now, "seconds": 1.5}]
@@ -102,7 +104,7 @@ async def test_viewers_rebuffering_behind_a_healthy_ingest_is_player_or_cache(
             try:
                 firing = (await alert_event(api, sid, "alert.firing", "rebuffer"))["data"]
                 assert firing["threshold"] == 5.0 and firing["unit"] == "%"
-                assert firing["value"] > 50  # 1.8 s of every ~2 s
+                assert 50 < firing["value"] <= 100  # 1.8 s of every ~2 s
                 assert firing["cause"].startswith("player or cache"), firing["cause"]
                 assert "stale playlists" in firing["fix"]
                 assert "Cache-Control" in firing["fix"]

@@ -252,7 +252,9 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     first = began if began is not None else (ordered[0].at if ordered else view.started_at)
     last = max([view.last_seen_at, *(e.at for e in ordered)])
     watch = max(0.0, _seconds(max(first, start), min(last, end)))
-    rebuffer_s = sum(rebuffers)
+    # Rebuffering is part of watch time: a stall reported inside the window that began
+    # before it (or before the reported start) cannot count for more than the window saw.
+    rebuffer_s = min(sum(rebuffers), watch)
     rendition_s: dict[str, float] = {}
     for index, (at, name) in enumerate(renditions if started else []):
         until = renditions[index + 1][0] if index + 1 < len(renditions) else min(last, end)
