@@ -104,6 +104,7 @@ async def test_viewers_rebuffering_behind_a_healthy_ingest_is_player_or_cache(
             try:
                 firing = (await alert_event(api, sid, "alert.firing", "rebuffer"))["data"]
                 assert firing["threshold"] == 5.0 and firing["unit"] == "%"
+                assert "over 1 view in the last" in firing["summary"]
                 assert 50 < firing["value"] <= 100  # 1.8 s of every ~2 s
                 assert firing["cause"].startswith("player or cache"), firing["cause"]
                 assert "stale playlists" in firing["fix"]

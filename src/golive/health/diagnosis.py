@@ -579,8 +579,9 @@ class _ViewerRule:
         if value is None or value <= threshold:
             return None
         unit = " %" if self.unit == "%" else f" {self.unit}"
+        views = f"{v.summary.views} view{'' if v.summary.views == 1 else 's'}"
         return Finding(float(value), threshold, self.unit,
-                       f"{self.label} {value:.2f}{unit} over {v.summary.views} views in the "
+                       f"{self.label} {value:.2f}{unit} over {views} in the "
                        f"last {v.window_s:.0f} s (SLO {threshold:g}{unit})")
 
 
