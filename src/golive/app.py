@@ -72,6 +72,7 @@ from golive.health import (
     QoeRetention,
     Readiness,
     SrtSample,
+    ViewerWindows,
 )
 from golive.httpserver import HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
@@ -81,6 +82,8 @@ from golive.media import (
     DestinationRelay,
     DestinationTarget,
     LivePipeline,
+    SloSpec,
+    StreamProfile,
     Thumbnailer,
     detect_capabilities,
     load_profile,
@@ -432,6 +435,8 @@ class Golive:
         if s.alerts:
             self.alerts = AlertEngine(self.bus, load_spec=self._alert_spec,
                                       pipeline=self.pipeline, srt=self._srt_sample,
+                                      viewers=ViewerWindows(PlaybackViewStore(self.store.engine)),
+                                      load_slo=self._slo_spec,
                                       interval=s.alerts_interval)
             self.hub.add_observer(self.alerts)
             self.alerts.start()
@@ -713,11 +718,18 @@ class Golive:
     async def _alert_spec(self, policy: StreamPolicy) -> AlertSpec:
         """The alert thresholds of a broadcast's pinned profile version (the published
         text it runs), else of the profile file (read in a thread)."""
+        return (await self._profile_of(policy)).alerts
+
+    async def _slo_spec(self, policy: StreamPolicy) -> SloSpec:
+        """The viewer SLOs (`[slo]`) the viewer-side alert rules judge a broadcast by."""
+        return (await self._profile_of(policy)).slo
+
+    async def _profile_of(self, policy: StreamPolicy) -> StreamProfile:
         if policy.profile_document:
-            return parse_profile(policy.profile_document, source=policy.profile).alerts
+            return parse_profile(policy.profile_document, source=policy.profile)
         dirs = (self.settings.resolved_profiles_dir,)
         name = policy.profile.partition("@")[0]
-        return (await asyncio.to_thread(load_profile, name, dirs)).alerts
+        return await asyncio.to_thread(load_profile, name, dirs)
 
     def _srt_sample(self, broadcast: Broadcast) -> SrtSample | None:
         """The SRT statistics of a broadcast's publisher, for the alert rules."""

@@ -143,14 +143,17 @@ def test_the_stream_summary_by_hand() -> None:
 
 
 def test_the_profiles_slos_are_judged_on_the_summary() -> None:
-    slo = load_profile("default").slo  # 3 s, 1 %, 5 s
+    slo = load_profile("default").slo  # 3 s, 1 %, 5 s, 2 %
     results = {r.metric: r for r in slo_results(compute(_rows(), T0, END).summary, slo)}
     assert (results["startup_time_p95_s"].value, results["startup_time_p95_s"].met) == (2.0, True)
     assert results["rebuffer_percentage"].met is False  # 2.4 % against 1 %
     assert (results["live_latency_p95_s"].value, results["live_latency_p95_s"].met) == (
         6.0, False)
+    # One view of four ended in a fatal error: 25 % against 2 %.
+    assert (results["playback_failure_percentage"].value,
+            results["playback_failure_percentage"].met) == (25.0, False)
     empty = slo_results(compute([], T0, END).summary, slo)
-    assert [r.met for r in empty] == [None, None, None]
+    assert [r.met for r in empty] == [None, None, None, None]
 
 
 def test_group_by_splits_the_views() -> None:
@@ -195,6 +198,11 @@ def test_the_window_clips_watch_time_and_percentiles_are_nearest_rank() -> None:
     assert clipped.startup_time_s is None and clipped.latency_samples_s == ()
     early = view_qoe(view, events, T0, T0 + timedelta(seconds=15))
     assert early.watch_time_s == 15.0 and early.latency_samples_s == (2.0,)
+    # B stalls 3 s at T0+30: a window from T0+29 saw 1 s of its watch time, and the stall
+    # counts for no more than that (rebuffering is part of watch time, at most 100 %).
+    [(view, events)] = _rows({"view-b-0123456789": VIEWS["view-b-0123456789"]})
+    short = view_qoe(view, events, T0 + timedelta(seconds=29), T0 + timedelta(seconds=30.5))
+    assert (short.watch_time_s, short.rebuffer_s, short.rebuffer_count) == (1.5, 1.5, 1)
     assert percentile([], 50) is None
     assert percentile([5.0], 95) == 5.0
     assert percentile([float(i) for i in range(1, 21)], 95) == 19.0

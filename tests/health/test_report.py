@@ -319,7 +319,7 @@ async def test_a_quiet_broadcast_reports_no_data_and_a_live_one_is_refused(
     assert report["broadcast"]["duration_s"] == 1800
     assert report["bucket_seconds"] == 60
     assert [e["kind"] for e in report["timeline"]] == ["chat", "qoe"] * 30
-    assert [s["met"] for s in report["slos"]] == [None, None, None]
+    assert [s["met"] for s in report["slos"]] == [None, None, None, None]  # startup, rebuffer, latency, failures
     assert report["alerts"] == [] and report["qoe"]["views"] == 0
     assert report["events_complete"] is True
     page = (out / "report.html").read_text()

@@ -22,6 +22,8 @@ from golive.health.diagnosis import (
     Rule,
     SrtSignals,
     StreamSignals,
+    ViewerSignals,
+    ViewLag,
 )
 from golive.health.metrics import MetricSources, NodeMetrics
 from golive.health.qoe import (
@@ -45,6 +47,7 @@ from golive.health.report import (
     parse_tickets,
     render_html,
 )
+from golive.health.viewers import ViewerWindows
 
 __all__ = [
     "GROUP_BY",
@@ -72,7 +75,10 @@ __all__ = [
     "StreamSignals",
     "Ticket",
     "TicketsError",
+    "ViewLag",
     "ViewQoe",
+    "ViewerSignals",
+    "ViewerWindows",
     "build_report",
     "parse_tickets",
     "qoe_report",

@@ -3,8 +3,11 @@
 Every `interval` seconds `AlertEngine` takes one `StreamSignals` per live broadcast
 (ingest facts from the hub's meter, the ingest speed and media gaps over its own
 windows, SRT statistics, encoder degrade steps heard on the bus, publisher
-reconnects seen as a broadcast observer) and runs every rule of
-`golive.health.diagnosis.RULES` against the stream profile's `[alerts]` thresholds.
+reconnects seen as a broadcast observer, and the viewers' experience over a sliding
+window) and runs every rule of `golive.health.diagnosis.RULES` against the stream
+profile's `[alerts]` thresholds and `[slo]` targets. The viewer window is recomputed
+at most every `qoe_interval_seconds` per stream, in a task whose heavy part runs in a
+thread; the rules read the latest one.
 
 An alert is deduplicated per (stream, rule) and moves along `TRANSITIONS`: a rule
 whose condition holds opens it `pending`; held for `for_seconds` it is `firing`
@@ -25,7 +28,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from golive.core import Event, EventBus, EventType, random_id, utcnow
@@ -37,8 +40,9 @@ from golive.health.diagnosis import (
     Rule,
     SrtSignals,
     StreamSignals,
+    ViewerSignals,
 )
-from golive.media import AlertSpec, PipelineFacts
+from golive.media import AlertSpec, PipelineFacts, SloSpec
 from golive.stream import Broadcast, BroadcastState, StreamPolicy
 
 __all__ = [
@@ -234,6 +238,9 @@ class PipelineView(Protocol):
 
 SrtSource = Callable[[Broadcast], SrtSample | None]
 SpecLoader = Callable[[StreamPolicy], Awaitable[AlertSpec]]
+SloLoader = Callable[[StreamPolicy], Awaitable[SloSpec]]
+# (stream id, window start, window end, SLOs) -> the viewers' window; None without views.
+ViewerSource = Callable[[str, datetime, datetime, SloSpec], Awaitable[ViewerSignals | None]]
 
 
 @dataclass
@@ -252,6 +259,10 @@ class _Watch:
     exhausted: bool = False
     standby_seen: bool = False  # a standby publisher was connected during this broadcast
     spec_task: asyncio.Task[None] | None = None
+    slo: SloSpec = field(default_factory=SloSpec)
+    viewers: ViewerSignals | None = None
+    viewers_at: float | None = None  # when the last QoE computation was started
+    viewers_task: asyncio.Task[None] | None = None
 
 
 class AlertEngine:
@@ -268,6 +279,8 @@ class AlertEngine:
         load_spec: SpecLoader,
         pipeline: PipelineView | None = None,
         srt: SrtSource | None = None,
+        viewers: ViewerSource | None = None,
+        load_slo: SloLoader | None = None,
         rules: tuple[Rule, ...] = RULES,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -278,6 +291,8 @@ class AlertEngine:
         self._load_spec = load_spec
         self._pipeline = pipeline
         self._srt = srt
+        self._viewers = viewers
+        self._load_slo = load_slo
         self.rules = rules
         self.interval = interval
         self._clock = clock
@@ -297,7 +312,8 @@ class AlertEngine:
     async def close(self) -> None:
         self._warnings.close()
         for task in (self._task, self._listener,
-                     *(w.spec_task for w in self._watches.values())):
+                     *(w.spec_task for w in self._watches.values()),
+                     *(w.viewers_task for w in self._watches.values())):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -346,8 +362,9 @@ class AlertEngine:
         if watch is None or watch.broadcast is not broadcast:
             return
         del self._watches[broadcast.stream_id]
-        if watch.spec_task is not None:
-            watch.spec_task.cancel()
+        for task in (watch.spec_task, watch.viewers_task):
+            if task is not None:
+                task.cancel()
         for alert in self.book.end_stream(broadcast.stream_id, "broadcast ended"):
             self._publish(EventType.ALERT_RESOLVED, alert)
 
@@ -355,6 +372,8 @@ class AlertEngine:
         profile = watch.broadcast.policy.profile
         try:
             watch.spec = await self._load_spec(watch.broadcast.policy)
+            if self._load_slo is not None:
+                watch.slo = await self._load_slo(watch.broadcast.policy)
         except Exception as exc:  # an invalid profile: its transcoder says so; keep defaults
             log.warning("alert thresholds from defaults stream_id=%s profile=%s error=%s",
                         watch.broadcast.stream_id, profile, exc)
@@ -374,6 +393,7 @@ class AlertEngine:
             broadcast = watch.broadcast
             if broadcast.state is BroadcastState.ENDED:
                 continue
+            self._refresh_viewers(watch, now)
             signals = self.signals(watch, now)
             spec = watch.spec
             for rule in self.rules:
@@ -435,7 +455,35 @@ class AlertEngine:
             backup_key=broadcast.policy.backup_key,
             standby=standby,
             standby_seen=watch.standby_seen,
+            viewers=watch.viewers,
         )
+
+    def _refresh_viewers(self, watch: _Watch, now: float) -> None:
+        """Start a QoE computation of the stream's window when one is due (none running,
+        the last one `qoe_interval_seconds` ago)."""
+        if self._viewers is None or (watch.viewers_task is not None
+                                     and not watch.viewers_task.done()):
+            return
+        if watch.viewers_at is not None and \
+                now - watch.viewers_at < watch.spec.qoe_interval_seconds:
+            return
+        watch.viewers_at = now
+        watch.viewers_task = asyncio.create_task(self._measure_viewers(watch, self._viewers))
+
+    async def _measure_viewers(self, watch: _Watch, source: ViewerSource) -> None:
+        spec = watch.spec
+        end = utcnow()
+        # Views of an earlier broadcast of the stream are not this one's viewers.
+        start = max(end - timedelta(seconds=spec.qoe_window_seconds),
+                    watch.broadcast.started_at)
+        try:
+            found = await source(watch.broadcast.stream_id, start, end, watch.slo)
+        except Exception as exc:  # the store is away: judge again next time
+            log.warning("viewer experience unavailable stream_id=%s error=%s",
+                        watch.broadcast.stream_id, exc)
+            return
+        watch.viewers = found if found is not None and \
+            found.summary.views >= spec.min_qoe_views else None
 
     def _srt_signals(self, watch: _Watch, now: float) -> SrtSignals | None:
         broadcast = watch.broadcast

@@ -8,9 +8,11 @@ likely cause and the fix, the way an operator's symptom table does: a slow inges
 with SRT retransmits climbing is a lossy path, without them a short uplink.
 
 Adding a rule is adding a class with `name`, `evaluate` and `diagnose` to `RULES`.
-Viewer-side rules (startup time, rebuffering, latency) will read a viewer
-experience field added to `StreamSignals` by the QoE stage; the engine evaluates
-whatever `RULES` holds.
+The viewer-side rules (startup time, rebuffering, live latency, playback failures)
+read `StreamSignals.viewers`, the players' reports over a sliding window judged
+against the profile's `[slo]` table, and diagnose by looking at the ingest and encoder
+side of the same moment: viewers rebuffering while the ingest arrives slowly is the
+uplink, while everything upstream is healthy it is the player or a cache.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from golive.media import AlertSpec
+from golive.health.qoe import QoeSummary
+from golive.media import AlertSpec, SloSpec
 from golive.stream import IngestFacts
 
 __all__ = [
     "RULES",
+    "VIEWER_RULES",
     "Diagnosis",
     "EncoderSignals",
     "Finding",
     "Rule",
     "SrtSignals",
     "StreamSignals",
+    "ViewLag",
+    "ViewerSignals",
 ]
 
 SLACK = 0.05  # measurement slack on ratio thresholds (keyframe interval)
@@ -58,6 +64,29 @@ class EncoderSignals:
 
 
 @dataclass(frozen=True, slots=True)
+class ViewLag:
+    """One view's distance from the live edge over the window (its latency samples)."""
+
+    view_id: str
+    player: str
+    browser: str
+    latency_s: float  # the latest sample
+    growth_s: float  # latest minus first sample in the window (> 0: drifting back)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerSignals:
+    """What the players reported over the engine's QoE window, and the profile's SLOs."""
+
+    summary: QoeSummary
+    slo: SloSpec
+    window_s: float
+    by_player: dict[str, QoeSummary] = field(default_factory=dict)  # hls.js, native, whep
+    error_codes: tuple[tuple[str, int], ...] = ()  # fatal errors in the window, most first
+    behind: tuple[ViewLag, ...] = ()  # the views furthest behind live, worst first
+
+
+@dataclass(frozen=True, slots=True)
 class StreamSignals:
     """What the engine measured about one live stream at one moment."""
 
@@ -76,6 +105,7 @@ class StreamSignals:
     backup_key: bool = False  # the stream has a backup key
     standby: bool = False  # a standby publisher (the stream's other key) is connected now
     standby_seen: bool = False  # one was connected at some point of this broadcast
+    viewers: ViewerSignals | None = None  # None: no views in the window (or too few)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,7 +513,280 @@ class EncoderSlow:
         )
 
 
+# Viewers ------------------------------------------------------------------------------
+
+# Upstream conditions a viewer-side diagnosis looks for. `diagnose` has no thresholds of
+# its own, so these are the defaults of `AlertSpec` (the ingest rules alert on the
+# profile's own values).
+_SLOW_INGEST = 0.9
+_LOSSY_SRT = 0.02
+_STALL_S = 2.0
+_GOOD_KEYFRAMES_S = 2.0 * (1 + SLACK)
+_CACHE_CHECKS = (
+    "check that the playlists viewers get are fresh: a CDN or proxy that caches .m3u8 "
+    "past a part duration (Cache-Control on playlists should be max-age=1 or less, "
+    "and blocking-reload requests with _HLS_msn/_HLS_part must not be cached by path "
+    "alone) serves stale playlists, so players run out of media; segments and parts "
+    "may be cached for long (immutable)"
+)
+
+
+def _viewer_related(s: StreamSignals) -> dict[str, Any]:
+    related = _ingest_related(s)
+    v = s.viewers
+    if v is None:
+        return related
+    summary = v.summary
+    related.update({
+        "views": summary.views,
+        "window_s": round(v.window_s),
+        "rebuffer_percentage": _r(summary.rebuffer_percentage, 2),
+        "startup_time_p95_s": _r(summary.startup_time_p95_s, 2),
+        "live_latency_p95_s": _r(summary.live_latency_p95_s, 2),
+        "playback_failure_percentage": _r(summary.playback_failure_percentage, 2),
+        "by_player": {name: {"views": g.views,
+                             "rebuffer_percentage": _r(g.rebuffer_percentage, 2),
+                             "startup_time_p95_s": _r(g.startup_time_p95_s, 2),
+                             "live_latency_p95_s": _r(g.live_latency_p95_s, 2)}
+                      for name, g in v.by_player.items()},
+    })
+    return related
+
+
+def _uplink_trouble(s: StreamSignals) -> str | None:
+    """What is wrong with the ingest, in words; None when it is healthy."""
+    if s.media_gap_s is not None and s.media_gap_s >= _STALL_S:
+        return f"the ingest stalled (no media for {s.media_gap_s:.1f} s)"
+    if s.srt is not None:
+        lost = max(s.srt.loss_ratio or 0.0, s.srt.retransmit_ratio or 0.0)
+        if lost > _LOSSY_SRT:
+            return f"SRT retransmits climb ({lost:.1%} of packets lost or retransmitted)"
+    if s.ingest_speed is not None and s.ingest_speed < _SLOW_INGEST:
+        return f"the ingest arrives at {s.ingest_speed:.2f}x real time"
+    return None
+
+
+def _encoder_trouble(s: StreamSignals) -> str | None:
+    encoder = s.encoder
+    if encoder is None or (encoder.degrade_step == 0 and not encoder.exhausted):
+        return None
+    speed = f" at {encoder.speed:.2f}x real time" if encoder.speed is not None else ""
+    return f"golive's encoder runs slower than real time{speed}"
+
+
+_UPLINK_FIX = ("lower the encoder's bitrate or resolution so the uplink can carry it, or "
+               "contribute over SRT (it recovers losses); check the encoder's upload speed")
+_ENCODER_FIX = ("lower the ladder (fewer or smaller renditions, a faster preset in the "
+                "stream's profile), move streams to another node, or encode on a GPU")
+
+
+def _worst_player(s: StreamSignals, metric: str) -> str:
+    """", worst on hls.js (3.2)" when one player is clearly the worst of several."""
+    if s.viewers is None or len(s.viewers.by_player) < 2:
+        return ""
+    values = {name: getattr(g, metric) for name, g in s.viewers.by_player.items()
+              if getattr(g, metric) is not None}
+    if not values:
+        return ""
+    name = max(sorted(values), key=lambda n: values[n])
+    return f"; worst on {name} ({values[name]:.2f})"
+
+
+class _ViewerRule:
+    """A viewer-side rule: the window's `metric` over the profile's SLO `target`."""
+
+    name: str
+    metric: str  # the QoeSummary field
+    target: str  # the SloSpec field
+    unit: str
+    label: str
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        v = s.viewers
+        if v is None:
+            return None
+        value = getattr(v.summary, self.metric)
+        threshold = float(getattr(v.slo, self.target))
+        if value is None or value <= threshold:
+            return None
+        unit = " %" if self.unit == "%" else f" {self.unit}"
+        views = f"{v.summary.views} view{'' if v.summary.views == 1 else 's'}"
+        return Finding(float(value), threshold, self.unit,
+                       f"{self.label} {value:.2f}{unit} over {views} in the "
+                       f"last {v.window_s:.0f} s (SLO {threshold:g}{unit})")
+
+
+class Rebuffering(_ViewerRule):
+    """Viewers spend more of their watch time rebuffering than the SLO allows."""
+
+    name = "rebuffer"
+    metric = "rebuffer_percentage"
+    target = "rebuffer_percentage"
+    unit = "%"
+    label = "viewers rebuffer"
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _viewer_related(s)
+        upstream = _uplink_trouble(s)
+        if upstream is not None:
+            return Diagnosis(
+                f"the uplink cannot carry the bitrate: viewers rebuffer because {upstream}, "
+                "so the origin has no new media to give them",
+                _UPLINK_FIX, related)
+        encoder = _encoder_trouble(s)
+        if encoder is not None:
+            return Diagnosis(
+                f"{encoder}: parts and segments come late, so players run dry", _ENCODER_FIX,
+                related)
+        return Diagnosis(
+            "player or cache: the ingest and the encoder are healthy, so the media reaches "
+            "the origin in time and is lost on the way to the players (a cache serving "
+            f"stale playlists, or the viewers' own networks){_worst_player(s, 'rebuffer_percentage')}",
+            f"{_CACHE_CHECKS}; compare the viewers' players and networks (group the QoE by "
+            "player and browser), and give the player a larger buffer (hls.js "
+            "liveSyncDurationCount / lowLatencyMode off) if only some viewers suffer",
+            related)
+
+
+class StartupSlow(_ViewerRule):
+    """Players take longer than the SLO to show the first frame."""
+
+    name = "startup_time"
+    metric = "startup_time_p95_s"
+    target = "startup_p95_seconds"
+    unit = "s"
+    label = "video startup p95"
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _viewer_related(s)
+        upstream = _uplink_trouble(s)
+        if upstream is not None:
+            return Diagnosis(
+                f"players wait for media the origin does not have yet: {upstream}",
+                _UPLINK_FIX, related)
+        gop = s.ingest.keyframe_interval_s
+        if gop is not None and gop > _GOOD_KEYFRAMES_S:
+            return Diagnosis(
+                f"the encoder sends a keyframe only every {gop:.1f} s: a player can start "
+                "only at a keyframe, so it waits for the next one",
+                f"set the keyframe interval to 1 or 2 s in the encoder ({_OBS_KEYFRAMES})",
+                related)
+        encoder = _encoder_trouble(s)
+        if encoder is not None:
+            return Diagnosis(f"{encoder}: the first parts come late", _ENCODER_FIX, related)
+        return Diagnosis(
+            "player or cache: the stream is healthy upstream, so the time goes in the "
+            "player's startup (playlist and first segment requests through a CDN or a slow "
+            f"viewer network){_worst_player(s, 'startup_time_p95_s')}",
+            f"{_CACHE_CHECKS}; check the time to first byte of the master and media "
+            "playlists from the viewers' side, and that the player starts at the live edge "
+            "with the lowest rendition first",
+            related)
+
+
+class LatencyHigh(_ViewerRule):
+    """Players are further behind live than the SLO allows."""
+
+    name = "live_latency"
+    metric = "live_latency_p95_s"
+    target = "latency_p95_seconds"
+    unit = "s"
+    label = "live latency p95"
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _viewer_related(s)
+        v = s.viewers
+        behind = v.behind if v is not None else ()
+        related["behind"] = [{"view_id": b.view_id, "player": b.player, "browser": b.browser,
+                              "latency_s": _r(b.latency_s, 2), "growth_s": _r(b.growth_s, 2)}
+                             for b in behind]
+        encoder = _encoder_trouble(s)
+        if encoder is not None:
+            return Diagnosis(
+                f"{encoder}: every viewer falls further behind live as the delay builds up",
+                _ENCODER_FIX, related)
+        upstream = _uplink_trouble(s)
+        if upstream is not None:
+            return Diagnosis(
+                f"the delay builds up before golive: {upstream}", _UPLINK_FIX, related)
+        drifting = [b for b in behind if b.growth_s > 0 and b.latency_s > finding.threshold]
+        if drifting:
+            names = ", ".join(f"{b.view_id} ({b.player}/{b.browser}, {b.latency_s:.1f} s, "
+                              f"+{b.growth_s:.1f} s)" for b in drifting[:3])
+            cause = (f"players drifting from the live edge while the encoder keeps real "
+                     f"time: {names}")
+        else:
+            cause = ("players sit far from the live edge while the encoder keeps real time "
+                     "(they started behind, or paused and resumed)")
+        return Diagnosis(
+            cause,
+            "let the players catch up: hls.js lowLatencyMode with maxLiveSyncPlaybackRate "
+            "above 1 (e.g. 1.1) and liveSyncDuration near the target, or seek to the live "
+            "edge after a stall; a CDN caching playlists too long also holds players back",
+            related)
+
+
+# hls.js error details (and the media element's) grouped by what they point at.
+_ERROR_CAUSES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("manifestLoadError", "manifestLoadTimeOut", "manifestParsingError", "levelLoadError",
+      "levelLoadTimeOut", "levelEmptyError"),
+     "players cannot load the playlists",
+     "check that the playback URL answers (the stream's playback policy: signed tokens "
+     "expired or restrictions refusing viewers), and the CDN's or proxy's errors for .m3u8"),
+    (("fragLoadError", "fragLoadTimeOut", "keyLoadError", "keyLoadTimeOut"),
+     "players cannot load segments or parts",
+     "check the CDN's or proxy's errors and timeouts for segments, and that the origin "
+     "is reachable from it; a cache serving playlists that name expired segments shows "
+     "up here too"),
+    (("bufferAppendError", "bufferAddCodecError", "bufferIncompatibleCodecsError",
+      "manifestIncompatibleCodecsError", "fragParsingError", "mediaError",
+      "MEDIA_ERR_DECODE", "MEDIA_ERR_SRC_NOT_SUPPORTED"),
+     "the browsers cannot decode the stream",
+     "check the codecs of the stream's profile (H.264 High at a common level, AAC-LC "
+     "play everywhere; HEVC does not) and of a passthrough rendition's source"),
+)
+
+
+class PlaybackFailures(_ViewerRule):
+    """More views end in a fatal error than the SLO allows."""
+
+    name = "playback_failures"
+    metric = "playback_failure_percentage"
+    target = "playback_failure_percentage"
+    unit = "%"
+    label = "playback failures"
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _viewer_related(s)
+        codes = s.viewers.error_codes if s.viewers is not None else ()
+        related["error_codes"] = dict(codes)
+        seen = ", ".join(f"{code} x{count}" for code, count in codes[:3])
+        if not codes:
+            return Diagnosis(
+                "views fail without naming an error code", _CACHE_CHECKS, related)
+        top = codes[0][0]
+        for names, cause, fix in _ERROR_CAUSES:
+            if top in names:
+                return Diagnosis(f"{cause} (errors seen most: {seen})", fix, related)
+        if s.viewers is not None and len(s.viewers.by_player) == 1 and "whep" in \
+                s.viewers.by_player:
+            return Diagnosis(
+                f"WebRTC playback fails (errors seen most: {seen})",
+                "check that the node's WebRTC ports (UDP) are reachable from the viewers "
+                "and that a TURN server is configured for viewers behind strict NATs",
+                related)
+        return Diagnosis(
+            f"players fail with errors golive has no diagnosis for (seen most: {seen})",
+            "look the error codes up in the player's documentation (hls.js ErrorDetails) "
+            "and check the browsers and players they come from (group the QoE by browser)",
+            related)
+
+
+VIEWER_RULES: tuple[Rule, ...] = (Rebuffering(), StartupSlow(), LatencyHigh(),
+                                  PlaybackFailures())
+
+
 RULES: tuple[Rule, ...] = (
     IngestStalled(), IngestSlow(), IngestBitrate(), KeyframeInterval(), AvDrift(),
-    AudioMissing(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(),
+    AudioMissing(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(), *VIEWER_RULES,
 )

@@ -252,7 +252,9 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     first = began if began is not None else (ordered[0].at if ordered else view.started_at)
     last = max([view.last_seen_at, *(e.at for e in ordered)])
     watch = max(0.0, _seconds(max(first, start), min(last, end)))
-    rebuffer_s = sum(rebuffers)
+    # Rebuffering is part of watch time: a stall reported inside the window that began
+    # before it (or before the reported start) cannot count for more than the window saw.
+    rebuffer_s = min(sum(rebuffers), watch)
     rendition_s: dict[str, float] = {}
     for index, (at, name) in enumerate(renditions if started else []):
         until = renditions[index + 1][0] if index + 1 < len(renditions) else min(last, end)
@@ -386,6 +388,8 @@ class SloTargets(Protocol):
     def rebuffer_percentage(self) -> float: ...
     @property
     def latency_p95_seconds(self) -> float: ...
+    @property
+    def playback_failure_percentage(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +415,8 @@ def slo_results(summary: QoeSummary, slo: SloTargets) -> list[SloResult]:
                   "%"),
         SloResult("live_latency_p95_s", summary.live_latency_p95_s, slo.latency_p95_seconds,
                   "s"),
+        SloResult("playback_failure_percentage", summary.playback_failure_percentage,
+                  slo.playback_failure_percentage, "%"),
     ]
 
 

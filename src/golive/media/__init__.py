@@ -26,6 +26,7 @@ from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
     AlertSpec,
     ProfileError,
+    SloSpec,
     StreamProfile,
     builtin_profile_names,
     describe_errors,
@@ -50,6 +51,7 @@ __all__ = [
     "PipelineFacts",
     "ProfileError",
     "SegmentMedia",
+    "SloSpec",
     "StreamProfile",
     "ThumbnailError",
     "Thumbnailer",

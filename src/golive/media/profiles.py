@@ -164,6 +164,10 @@ class SloSpec(_Model):
     latency_p95_seconds: float = Field(
         5.0, gt=0, le=300, description="95th percentile of live latency (glass to glass)."
     )
+    playback_failure_percentage: float = Field(
+        2.0, ge=0, le=100,
+        description="Share of views that end in a fatal playback error, at most.",
+    )
 
 
 class LatencySpec(_Model):
@@ -261,6 +265,19 @@ class AlertSpec(_Model):
     )
     reconnects_seconds: float = Field(
         300.0, ge=1, le=86_400, description="Period over which reconnects are counted."
+    )
+    qoe_window_seconds: float = Field(
+        120.0, ge=10, le=3600,
+        description="The viewer-side rules (startup, rebuffering, latency, failures against "
+        "the profile's [slo]) judge the players' reports of this sliding window.",
+    )
+    qoe_interval_seconds: float = Field(
+        5.0, ge=1, le=600,
+        description="How often a live stream's viewer experience is recomputed for the rules.",
+    )
+    min_qoe_views: int = Field(
+        1, ge=1, le=100_000,
+        description="Views the window must hold before the viewer-side rules judge it.",
     )
 
 

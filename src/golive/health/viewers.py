@@ -1,0 +1,68 @@
+"""The QoE stage of the alert engine: a live stream's viewer experience over a window.
+
+`measure` turns the views of a window into `ViewerSignals` (the summary, per player,
+the fatal error codes seen most, the views furthest behind live); `ViewerWindows` reads
+them from the store and runs `measure` in a thread, off the event loop. A window without
+views gives None (the rules have nothing to judge, and no thread is started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+from golive.health.diagnosis import ViewerSignals, ViewLag
+from golive.health.qoe import STATE_EVENTS, ViewQoe, summarize, view_qoe
+from golive.media import SloSpec
+from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
+
+__all__ = ["BEHIND_KEPT", "MAX_VIEWS", "ViewerWindows", "measure"]
+
+BEHIND_KEPT = 5  # views furthest behind live named in a latency diagnosis
+MAX_VIEWS = 5000  # views one evaluation reads (the most recent)
+_CODES_KEPT = 10
+
+Rows = Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]]
+
+
+def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerSignals:
+    """What the views of [start, end) reported, for the viewer-side rules (pure)."""
+    views = [view_qoe(view, events, start, end) for view, events in rows]
+    players: dict[str, list[ViewQoe]] = {}
+    for v in views:
+        players.setdefault(v.player, []).append(v)
+    codes: Counter[str] = Counter()
+    for _, events in rows:
+        for event in events:
+            if event.type == "error" and event.data.get("fatal") is True \
+                    and start <= event.at < end:
+                codes[str(event.data.get("code", ""))] += 1
+    behind = sorted(
+        (ViewLag(v.view_id, v.player, v.browser, v.latency_samples_s[-1],
+                 v.latency_samples_s[-1] - v.latency_samples_s[0])
+         for v in views if v.latency_samples_s),
+        key=lambda lag: (-lag.latency_s, lag.view_id))
+    return ViewerSignals(
+        summary=summarize(views), slo=slo, window_s=(end - start).total_seconds(),
+        by_player={name: summarize(group) for name, group in sorted(players.items())},
+        error_codes=tuple(codes.most_common(_CODES_KEPT)),
+        behind=tuple(behind[:BEHIND_KEPT]),
+    )
+
+
+class ViewerWindows:
+    """The alert engine's `ViewerSource` over a view store."""
+
+    def __init__(self, views: PlaybackViewStore, *, max_views: int = MAX_VIEWS) -> None:
+        self._views = views
+        self._max_views = max_views
+
+    async def __call__(self, stream_id: str, start: datetime, end: datetime,
+                       slo: SloSpec) -> ViewerSignals | None:
+        rows = await self._views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
+                                        max_views=self._max_views)
+        if not rows:
+            return None
+        return await asyncio.to_thread(measure, rows, start, end, slo)
