@@ -68,6 +68,7 @@ from golive.logs import configure_logging
 from golive.media import (
     AlertSpec,
     LivePipeline,
+    SlateCache,
     Thumbnailer,
     detect_capabilities,
     load_profile,
@@ -386,8 +387,10 @@ class Golive:
                 # Only broadcasts of streams with webrtc_playback get a WebRTC output.
                 webrtc_sink=WebRtcFeed,
                 recording=self._recording_for,
+                slates=SlateCache(ffmpeg, s.data_dir / "slate"),
             )
             self.hub.add_observer(self.pipeline)
+            self.hub.use_slate(self.pipeline)
 
         # Alerts: every live stream's rules, once a second, with the profile's thresholds.
         if s.alerts:

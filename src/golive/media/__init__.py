@@ -23,6 +23,7 @@ from golive.media.profiles import (
     load_profile,
     parse_profile,
 )
+from golive.media.slate import SlateCache
 from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
 from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
 from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
@@ -35,6 +36,7 @@ __all__ = [
     "PipelineFacts",
     "ProfileError",
     "SegmentMedia",
+    "SlateCache",
     "StreamProfile",
     "ThumbnailError",
     "Thumbnailer",

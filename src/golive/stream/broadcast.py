@@ -8,6 +8,7 @@ attach as `BroadcastObserver`s and take its media as `MediaSink`s.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -57,6 +58,20 @@ class PublisherConnection(Protocol):
 
     def kick(self, reason: str) -> None:
         """Drop the connection (key reset, stream disabled, shutdown)."""
+        ...
+
+
+class SlateFeed(Protocol):
+    """A slate feeding a broadcast while nobody publishes; it pushes until stopped."""
+
+    def stop(self) -> None: ...
+
+
+class SlateSource(Protocol):
+    """Makes slates (the media stage): `slate` starts one that hands each tag to `push`,
+    or answers None when this broadcast gets none (its profile says no, no ladder yet)."""
+
+    def slate(self, broadcast: Broadcast, push: Callable[[MediaTag], None]) -> SlateFeed | None:
         ...
 
 
