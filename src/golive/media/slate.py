@@ -18,8 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from golive.formats import CodecError, MediaTag, TagType, parse_audio_tag, parse_video_tag
-from golive.formats.flv import FlvError, FlvReader
+from golive.formats import (
+    CodecError,
+    FlvError,
+    FlvReader,
+    MediaTag,
+    TagType,
+    parse_audio_tag,
+    parse_video_tag,
+)
 
 __all__ = ["SlateCache", "SlateClip", "SlateError", "SlateRun", "SlateSpec"]
 
