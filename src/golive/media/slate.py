@@ -37,6 +37,7 @@ CARD_COLOUR = "0x1d2633"
 MAX_CLIP_BYTES = 32 * 1024 * 1024  # a few seconds of a still picture; far less in practice
 MIN_CLIP_SECONDS = 4.0  # whole GOPs of at least this long make one loop
 GENERATE_TIMEOUT = 120.0
+MAX_BEHIND = 1.0  # seconds the feed may run late before it stops catching up
 
 
 class SlateError(RuntimeError):
@@ -97,6 +98,7 @@ class SlateClip:
         headers: list[MediaTag] = []
         media: list[MediaTag] = []
         frame_ms: list[int] = []
+        audio_ms: list[int] = []
         for tag in tags:
             try:
                 if tag.type is TagType.SCRIPT:
@@ -110,16 +112,23 @@ class SlateClip:
                         frame_ms.append(tag.timestamp)
                 elif tag.type is TagType.AUDIO:
                     audio = parse_audio_tag(tag.body)
-                    (headers if audio.is_sequence_header else media).append(tag)
+                    if audio.is_sequence_header:
+                        headers.append(tag)
+                    else:
+                        media.append(tag)
+                        audio_ms.append(tag.timestamp)
             except CodecError as exc:
                 raise SlateError(f"slate clip has a malformed tag: {exc}") from exc
         if len(frame_ms) < 2:
             raise SlateError("slate clip has fewer than two video frames")
-        # One loop lasts as long as its video: the last frame plus one frame's time.
-        step = max(1, (frame_ms[-1] - frame_ms[0]) // (len(frame_ms) - 1))
-        duration = frame_ms[-1] + step
-        # Audio past the video's end would overlap the next loop's first samples.
-        kept = tuple(t for t in media if t.type is TagType.VIDEO or t.timestamp < duration)
+        # One loop lasts as long as its video: its frames times the frame interval.
+        step = (frame_ms[-1] - frame_ms[0]) / (len(frame_ms) - 1)
+        duration = max(1, round(len(frame_ms) * step))
+        # Audio frames ending past the loop would overlap the next loop's first samples.
+        audio_step = (audio_ms[-1] - audio_ms[0]) / (len(audio_ms) - 1) \
+            if len(audio_ms) > 1 else 0.0
+        kept = tuple(t for t in media
+                     if t.type is TagType.VIDEO or t.timestamp + audio_step <= duration)
         return cls(tuple(headers), kept, duration)
 
 
@@ -187,29 +196,28 @@ class SlateCache:
         rate = f"{spec.frame_rate:.6g}"
         gops = max(1, -(-int(MIN_CLIP_SECONDS * spec.frame_rate) // spec.gop_frames))
         frames = gops * spec.gop_frames
+        seconds = f"{frames / spec.frame_rate:.6f}"  # both tracks end together
         args = [self._ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
         if spec.image:
-            args += ["-loop", "1", "-framerate", rate, "-i", spec.image]
+            args += ["-loop", "1", "-framerate", rate, "-t", seconds, "-i", spec.image]
             picture = (f"[0:v]scale={w}:{h}:force_original_aspect_ratio=decrease,"
                        f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color={CARD_COLOUR},"
                        f"fps={rate},format=yuv420p[v]")
         else:
-            args += ["-f", "lavfi", "-i", f"color=c={CARD_COLOUR}:s={w}x{h}:r={rate}"]
+            args += ["-f", "lavfi", "-i", f"color=c={CARD_COLOUR}:s={w}x{h}:r={rate}:d={seconds}"]
             picture = (f"[0:v]drawtext=textfile='{text}':fontcolor=white:fontsize=h/12:"
                        "x=(w-tw)/2:y=(h-th)/2,format=yuv420p[v]")
         if spec.sample_rate:
-            args += ["-f", "lavfi", "-i", f"anullsrc=r={spec.sample_rate}:cl=stereo"]
+            args += ["-f", "lavfi", "-i", f"anullsrc=r={spec.sample_rate}:cl=stereo:d={seconds}"]
         args += ["-filter_complex", picture, "-map", "[v]"]
         if spec.sample_rate:
             args += ["-map", "1:a", "-c:a", "aac", "-b:a", "64k", "-ar", str(spec.sample_rate)]
         args += [
-            "-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast",
+            "-c:v", "libx264", "-preset", "veryfast",
             "-tune", "stillimage", "-profile:v", "high", "-bf", "0",
             "-g", str(spec.gop_frames), "-keyint_min", str(spec.gop_frames),
             "-sc_threshold", "0", "-b:v", "300k", "-maxrate", "600k", "-bufsize", "1200k",
         ]
-        if spec.sample_rate:
-            args += ["-t", f"{frames / spec.frame_rate:.6f}"]
         args += ["-f", "flv", str(out)]
         return args
 
@@ -269,6 +277,10 @@ class SlateRun:
                 delay = started + at / 1000 - self._clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                elif delay < -MAX_BEHIND:
+                    # The loop was held up: go on from now instead of a burst of catch-up.
+                    started -= delay
                 self._push(MediaTag(tag.type, at & 0xFFFFFFFF, tag.body))
             offset += clip.duration_ms
             self.loops += 1
+            await asyncio.sleep(0)  # never a loop without a pause, however late it runs
