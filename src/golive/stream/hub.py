@@ -236,9 +236,9 @@ class BroadcastHub:
     def add_observer(self, observer: BroadcastObserver) -> None:
         self._observers.append(observer)
 
-    def use_slate(self, source: SlateSource) -> None:
+    def use_slate(self, source: SlateSource | None) -> None:
         """Feed broadcasts whose publisher is gone (no standby) from `source`'s slates
-        until a publisher returns or the reconnect window ends them."""
+        until a publisher returns or the reconnect window ends them (None: no slates)."""
         self._slate_source = source
 
     # PublishTarget --------------------------------------------------------------------
