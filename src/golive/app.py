@@ -82,6 +82,7 @@ from golive.media import (
     DestinationRelay,
     DestinationTarget,
     LivePipeline,
+    SlateCache,
     SloSpec,
     StreamProfile,
     Thumbnailer,
@@ -412,8 +413,10 @@ class Golive:
                 # Only broadcasts of streams with webrtc_playback get a WebRTC output.
                 webrtc_sink=WebRtcFeed,
                 recording=self._recording_for,
+                slates=SlateCache(ffmpeg, s.data_dir / "slate"),
             )
             self.hub.add_observer(self.pipeline)
+            self.hub.use_slate(self.pipeline)
 
         # Simulcast: each live broadcast forwarded (ffmpeg -c copy) to its stream's
         # enabled destinations; a failing one touches neither the ladder nor another.

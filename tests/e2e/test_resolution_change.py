@@ -92,6 +92,8 @@ async def go_live(
     observer = DumpObserver(tmp_path)
     assert node.hub is not None
     node.hub.add_observer(observer)
+    # About the publisher's own return: no slate in between (tests/e2e/test_slate.py).
+    node.hub.use_slate(None)
     stream = await create_stream(api, name="resolution", reconnect_window=30)
     proc = ffmpeg_publish(source, node.rtmp_url(str(stream["stream_key"])), loop=True)
     await wait_status(api, str(stream["id"]), "active")

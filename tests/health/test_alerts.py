@@ -311,3 +311,32 @@ async def test_a_publisher_that_keeps_reconnecting_points_at_the_missing_backup(
     resolved = [e for e in alert_events(sub) if e.data["rule"] == "reconnects"]
     assert [e.type for e in resolved] == [EventType.ALERT_RESOLVED]
     await engine.close()
+
+
+async def test_the_slate_is_not_the_input_the_stall_fires_and_no_reconnect_counts(
+        tags: list[MediaTag]) -> None:
+    bus, clock = EventBus(), Clock()
+    sub = bus.subscribe()
+    engine = await started_engine(bus, clock)
+    b = broadcast()
+    engine.broadcast_started(b)
+    await asyncio.sleep(0)  # the profile's thresholds load
+    await asyncio.sleep(0)
+    b.meter.observe(tags[0], clock.now)
+    engine.evaluate(clock.now)
+    # The publisher leaves; the hub puts the slate on, which feeds media like a publisher.
+    engine.publisher_lost(b)
+    b.on_slate = True
+    engine.publisher_resumed(b)
+    start, fed = clock.now, 1
+    for _ in range(4):
+        clock.now += 1
+        while fed < len(tags) and tags[fed].timestamp <= (clock.now - start) * 1000:
+            b.meter.observe(tags[fed], clock.now)  # the slate's media keeps arriving
+            fed += 1
+        engine.evaluate(clock.now)
+    fired = alert_events(sub)
+    assert [(e.type, e.data["rule"]) for e in fired] == [
+        (EventType.ALERT_FIRING, "ingest_stalled")]
+    assert not [a for a in engine.alerts("ls_1")["active"] if a["rule"] == "reconnects"]
+    await engine.close()

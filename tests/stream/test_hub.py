@@ -738,3 +738,84 @@ async def test_pending_writes_are_bounded_and_the_oldest_give_way() -> None:
             ("ended", "ls_1", first.broadcast_id),
             ("started", "ls_1", second.broadcast_id, "rtmp"),
         ]
+
+
+# A slate while nobody publishes ----------------------------------------------------------
+
+
+@dataclass
+class ScriptedSlate:
+    """A slate source whose feeds push only what the test hands them."""
+
+    offer: bool = True
+    feeds: list[ScriptedFeed] = field(default_factory=list)
+
+    def slate(self, broadcast: Broadcast, push: Callable[[MediaTag], None]) -> ScriptedFeed | None:
+        if not self.offer:
+            return None
+        feed = ScriptedFeed(push)
+        self.feeds.append(feed)
+        return feed
+
+
+@dataclass
+class ScriptedFeed:
+    push: Callable[[MediaTag], None]
+    stopped: bool = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_slate_feeds_the_window_and_a_returning_publisher_takes_over(
+    node: Node,
+) -> None:
+    slates = ScriptedSlate()
+    node.hub.use_slate(slates)
+    first = await publish(node.hub)
+    first.push(VIDEO)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    sink = Collect()
+    broadcast.add_sink(sink)
+    node.drain()
+    first.close("eof")
+    [feed] = slates.feeds
+    events = node.drain()
+    assert [(e.type, e.data.get("reason")) for e in events] == [
+        (EventType.LIVE_STREAM_DISCONNECTED, "eof"), (EventType.LIVE_STREAM_WARNING, "slate"),
+    ]
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["role"] == "slate" and facts["connected"] is False
+    assert state_of(broadcast) is BroadcastState.RECONNECTING
+    feed.push(VIDEO)  # the slate's media reaches the sinks like a publisher's
+    assert sink.got == [VIDEO]
+
+    second = await publish(node.hub)
+    assert feed.stopped and second.broadcast_id == first.broadcast_id
+    feed.push(VIDEO)  # a stopped slate's late tag goes nowhere
+    assert sink.got == [VIDEO]
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["role"] == "primary"
+    bc = broadcast.id
+    # The slate came in as a publisher returning and left as one leaving.
+    assert node.observer.calls == [
+        ("started", bc), ("lost", bc), ("resumed", bc), ("lost", bc), ("resumed", bc),
+    ]
+
+    second.close("eof")
+    [_, again] = slates.feeds
+    node.clock.advance(30.0)  # nobody returns: the window ends the broadcast and its slate
+    assert again.stopped and state_of(broadcast) is BroadcastState.ENDED
+    assert node.observer.calls[-1] == ("ended", bc)
+
+
+async def test_no_slate_offered_keeps_the_old_wait(node: Node) -> None:
+    node.hub.use_slate(ScriptedSlate(offer=False))
+    first = await publish(node.hub)
+    first.push(VIDEO)
+    node.drain()
+    first.close("eof")
+    assert [e.type for e in node.drain()] == [EventType.LIVE_STREAM_DISCONNECTED]
+    facts = node.hub.ingest_facts("ls_1")
+    assert facts is not None and facts["role"] is None

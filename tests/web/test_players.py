@@ -321,6 +321,8 @@ async def test_player_resumes_when_the_publisher_returns(
     observer = DumpObserver(tmp_path)
     assert node.hub is not None
     node.hub.add_observer(observer)
+    # About the publisher's own return: no slate in between (test_players_slate.py).
+    node.hub.use_slate(None)
     # A window wide enough that the return always lands inside it: the broadcast goes on.
     stream, proc, manifest = await go_live(node, api, source_480p, reconnect_window=30)
     try:

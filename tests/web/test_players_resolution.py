@@ -94,6 +94,8 @@ async def test_player_survives_the_publisher_returning_at_a_lower_resolution(
     observer = DumpObserver(tmp_path)
     assert node.hub is not None
     node.hub.add_observer(observer)
+    # About the publisher's own return: no slate in between (tests/e2e/test_slate.py).
+    node.hub.use_slate(None)
     stream, proc, manifest = await go_live(node, api, source_720p, reconnect_window=30)
     try:
         page = await browser.new_page()

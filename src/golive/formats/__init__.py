@@ -16,7 +16,7 @@ from golive.formats.codecs import (
     parse_metadata,
     parse_video_tag,
 )
-from golive.formats.flv import encode_header, encode_tag
+from golive.formats.flv import FlvError, FlvReader, encode_header, encode_tag
 from golive.formats.isobmff import (
     Fragment,
     FragmentReader,
@@ -35,6 +35,8 @@ __all__ = [
     "AnnexBToFlv",
     "AudioInfo",
     "CodecError",
+    "FlvError",
+    "FlvReader",
     "Fragment",
     "FragmentReader",
     "InitSegment",

@@ -258,6 +258,8 @@ class _Watch:
     degrade_speed: float | None = None
     exhausted: bool = False
     standby_seen: bool = False  # a standby publisher was connected during this broadcast
+    # When the last publisher left (None: one is on): the slate's media is not the input's.
+    lost_at: float | None = None
     spec_task: asyncio.Task[None] | None = None
     slo: SloSpec = field(default_factory=SloSpec)
     viewers: ViewerSignals | None = None
@@ -350,12 +352,16 @@ class AlertEngine:
 
     def publisher_resumed(self, broadcast: Broadcast) -> None:
         watch = self._watches.get(broadcast.stream_id)
-        if watch is not None:
-            watch.reconnects.append(self._clock())
-            watch.samples.clear()  # a new timeline
+        if watch is None or broadcast.on_slate:
+            return  # the slate took over: the input is still gone
+        watch.lost_at = None
+        watch.reconnects.append(self._clock())
+        watch.samples.clear()  # a new timeline
 
     def publisher_lost(self, broadcast: Broadcast) -> None:
-        pass
+        watch = self._watches.get(broadcast.stream_id)
+        if watch is not None and watch.lost_at is None:
+            watch.lost_at = self._clock()
 
     def broadcast_ended(self, broadcast: Broadcast) -> None:
         watch = self._watches.get(broadcast.stream_id)
@@ -412,6 +418,8 @@ class AlertEngine:
         publisher = broadcast.publisher
         # Also while the publisher is away (reconnect window): the stall is the symptom.
         gap = None if facts.last_media_at is None else max(0.0, now - facts.last_media_at)
+        if broadcast.on_slate and watch.lost_at is not None:
+            gap = max(gap or 0.0, now - watch.lost_at)  # a slate may be feeding meanwhile
         # Ingest speed: media seconds that arrived per second, over a window free of stalls.
         samples = watch.samples
         if gap is not None and gap >= spec.stall_seconds:

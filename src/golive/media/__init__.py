@@ -34,6 +34,7 @@ from golive.media.profiles import (
     parse_profile,
 )
 from golive.media.simulcast import DestinationRelay, DestinationTarget, DestinationView
+from golive.media.slate import SlateCache
 from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
 from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
 from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
@@ -51,6 +52,7 @@ __all__ = [
     "PipelineFacts",
     "ProfileError",
     "SegmentMedia",
+    "SlateCache",
     "SloSpec",
     "StreamProfile",
     "ThumbnailError",

@@ -30,10 +30,11 @@ from golive.media.output import OutputSink
 from golive.media.profiles import StreamProfile, load_profile, parse_profile
 from golive.media.progress import EncodeProgress
 from golive.media.rejoin import RejoinError, rejoin_plan
+from golive.media.slate import SlateCache, SlateRun, SlateSpec
 from golive.media.source import SourceProbe
 from golive.media.transcoder import EncoderCapabilities, Transcoder
 from golive.packaging import Presentation, SegmentObserver, WallClock
-from golive.stream import Broadcast
+from golive.stream import Broadcast, SlateFeed
 
 __all__ = ["BroadcastPipeline", "LivePipeline"]
 
@@ -175,6 +176,28 @@ class BroadcastPipeline(Generic[S]):
         self._sync_renditions(presentation, plan)
         self._owner._publish(self)
         self._run(plan, backlog)
+        self._owner._prepare_slate(self)
+
+    def slate_spec(self) -> SlateSpec | None:
+        """The slate this broadcast would show now: its source's size and frame rate, the
+        ladder's GOP and audio rate; None when its profile wants none or no ladder runs."""
+        plan, fallback = self.plan, self.profile.fallback
+        if plan is None or not fallback.slate:
+            return None
+        source = plan.source
+        rate = source.frame_rate if 1 <= source.frame_rate <= 240 else 30.0
+        try:
+            return SlateSpec(
+                width=max(16, min(source.width, 7680)),
+                height=max(16, min(source.height, 4320)),
+                frame_rate=rate,
+                gop_frames=max(1, min(2400, round(plan.gop_duration * rate))),
+                sample_rate=self.profile.audio.sample_rate if plan.has_audio else 0,
+                image=fallback.slate_image,
+            )
+        except ValueError as exc:
+            log.warning("no slate for stream_id=%s: %s", self.stream_id, exc)
+            return None
 
     def _sync_renditions(self, presentation: Presentation, plan: LadderPlan) -> None:
         wanted = plan.names
@@ -376,12 +399,14 @@ class LivePipeline(Generic[S]):
         capabilities: EncoderCapabilities | None = None,
         webrtc_sink: Callable[[str], S] | None = None,
         recording: Callable[[Broadcast], SegmentObserver | None] | None = None,
+        slates: SlateCache | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
         self.capabilities = capabilities
         self.clock = clock
         self.webrtc_sink_factory = webrtc_sink
         self.recording_observer = recording
+        self.slates = slates  # None: no broadcast gets a slate
         self._bus = bus
         self._profiles_dirs = tuple(profiles_dirs)
         self._ended_ttl = ended_ttl
@@ -435,6 +460,34 @@ class LivePipeline(Generic[S]):
         pipeline.end()
         loop = asyncio.get_running_loop()
         loop.call_later(self._ended_ttl, self._unpublish, pipeline)
+
+    # SlateSource -----------------------------------------------------------------------
+
+    def slate(self, broadcast: Broadcast, push: Callable[[MediaTag], None]) -> SlateFeed | None:
+        pipeline = self._pipelines.get(broadcast.id)
+        spec = pipeline.slate_spec() if pipeline is not None else None
+        if self.slates is None or spec is None:
+            return None
+
+        def failed(reason: str) -> None:
+            self.warn(broadcast, "slate_failed", f"the slate cannot be shown: {reason}")
+
+        return SlateRun(self.slates, spec, push, on_error=failed)
+
+    def _prepare_slate(self, pipeline: BroadcastPipeline[S]) -> None:
+        """Make the broadcast's slate now, in the background, so it is ready at once."""
+        spec = pipeline.slate_spec()
+        cache = self.slates
+        if cache is None or spec is None:
+            return
+
+        async def prepare() -> None:
+            try:
+                await cache.clip(spec)
+            except Exception as exc:
+                log.warning("slate not prepared stream_id=%s: %s", pipeline.stream_id, exc)
+
+        self._spawn(prepare(), f"slate-prepare-{pipeline.stream_id}")
 
     # PresentationDirectory (used by the origin) ----------------------------------------
 

@@ -294,6 +294,18 @@ class FallbackSpec(_Model):
         description="Seconds of keeping up at a degraded step before trying the next better "
         "one; doubled (up to 600 s) each time the better step is slow again within 2 minutes.",
     )
+    slate: bool = Field(
+        True,
+        description="While no publisher is live inside the reconnect window, a slate (a "
+        "\"We'll be right back\" card or `slate_image`, silent audio) keeps the renditions "
+        "playing until one returns; false: the playlists stall until then.",
+    )
+    slate_image: str = Field(
+        "",
+        max_length=4096,
+        description="Picture file (PNG or JPEG, absolute path) the slate shows instead of the "
+        "built-in card; scaled to fit the source size.",
+    )
 
 
 class StreamProfile(_Model):

@@ -13,6 +13,8 @@ from golive.stream.broadcast import (
     BroadcastStateError,
     MediaSink,
     PublisherConnection,
+    SlateFeed,
+    SlateSource,
 )
 from golive.stream.clock import Clock, LoopClock, Timer
 from golive.stream.directory import (
@@ -60,6 +62,8 @@ __all__ = [
     "PublisherConnection",
     "RecoveredBroadcast",
     "RefusalReason",
+    "SlateFeed",
+    "SlateSource",
     "StreamDirectory",
     "StreamPolicy",
     "Timer",

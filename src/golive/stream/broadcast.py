@@ -8,6 +8,7 @@ attach as `BroadcastObserver`s and take its media as `MediaSink`s.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -60,6 +61,20 @@ class PublisherConnection(Protocol):
         ...
 
 
+class SlateFeed(Protocol):
+    """A slate feeding a broadcast while nobody publishes; it pushes until stopped."""
+
+    def stop(self) -> None: ...
+
+
+class SlateSource(Protocol):
+    """Makes slates (the media stage): `slate` starts one that hands each tag to `push`,
+    or answers None when this broadcast gets none (its profile says no, no ladder yet)."""
+
+    def slate(self, broadcast: Broadcast, push: Callable[[MediaTag], None]) -> SlateFeed | None:
+        ...
+
+
 class BroadcastState(enum.StrEnum):
     CONNECTED = "connected"  # a publisher is connected, no media yet
     ACTIVE = "active"  # media is flowing
@@ -95,6 +110,9 @@ class Broadcast:
     publisher_count: int = 0  # publishers so far, the first one included
     # A second publisher on the stream's other key, held to take over when `publisher` drops.
     standby: PublisherConnection | None = None
+    # The slate is on the air (no publisher inside the reconnect window): its media is
+    # not the input's, so what watches the input must not count it.
+    on_slate: bool = False
     # When the hub next records that media is flowing (its clock); not per tag.
     media_seen_due: float = 0.0
 

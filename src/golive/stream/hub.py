@@ -36,7 +36,13 @@ from golive.core import (
     utcnow,
 )
 from golive.formats import MediaTag, TagType
-from golive.stream.broadcast import Broadcast, BroadcastObserver, BroadcastState
+from golive.stream.broadcast import (
+    Broadcast,
+    BroadcastObserver,
+    BroadcastState,
+    SlateFeed,
+    SlateSource,
+)
 from golive.stream.clock import Clock, LoopClock, Timer
 from golive.stream.directory import (
     BroadcastStart,
@@ -159,6 +165,9 @@ class BroadcastHub:
         # Seconds of steady media from a standby primary before it takes over again (0: never).
         self._failover_return_after = failover_return_after
         self._failover_timers: dict[str, Timer] = {}  # by broadcast id, while a standby waits
+        # What feeds a broadcast while nobody publishes inside its reconnect window.
+        self._slate_source: SlateSource | None = None
+        self._slates: dict[str, SlateFeed] = {}  # by broadcast id, while a slate feeds it
         # By broadcast id: when media may next be reported to the directory.
         self._observers: list[BroadcastObserver] = []
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
@@ -227,6 +236,11 @@ class BroadcastHub:
     def add_observer(self, observer: BroadcastObserver) -> None:
         self._observers.append(observer)
 
+    def use_slate(self, source: SlateSource | None) -> None:
+        """Feed broadcasts whose publisher is gone (no standby) from `source`'s slates
+        until a publisher returns or the reconnect window ends them (None: no slates)."""
+        self._slate_source = source
+
     # PublishTarget --------------------------------------------------------------------
 
     async def open_publisher(
@@ -275,6 +289,7 @@ class BroadcastHub:
         else:
             broadcast.policy = policy
             self._cancel_reconnect(broadcast)
+            self._stop_slate(broadcast)
             broadcast.move_to(BroadcastState.CONNECTED)
             broadcast.meter.new_publisher()
         handle = _PublisherHandle(
@@ -328,7 +343,8 @@ class BroadcastHub:
         facts["remote_address"] = publisher.remote_address if publisher else None
         facts["connected_since"] = publisher.connected_at.isoformat() if publisher else None
         facts["reconnects"] = max(0, broadcast.publisher_count - 1)
-        facts["role"] = publisher.role if isinstance(publisher, _PublisherHandle) else None
+        facts["role"] = publisher.role if isinstance(publisher, _PublisherHandle) else (
+            "slate" if broadcast.id in self._slates else None)
         standby = broadcast.standby
         facts["standby"] = None if not isinstance(standby, _PublisherHandle) else {
             "role": standby.role,
@@ -541,6 +557,48 @@ class BroadcastHub:
         self._reconnect_timers[broadcast.id] = self._clock.call_at(
             self._clock.now() + window, lambda: self._end(broadcast, "reconnect window elapsed")
         )
+        self._start_slate(broadcast)
+
+    def _start_slate(self, broadcast: Broadcast) -> None:
+        """A slate takes over the reconnecting broadcast as a publisher returning would:
+        the pipeline starts a fresh timeline (one discontinuity) from its tags."""
+        source = self._slate_source
+        if source is None:
+            return
+        feed: SlateFeed | None = None
+
+        def push(tag: MediaTag) -> None:
+            if feed is not None and self._slates.get(broadcast.id) is feed:
+                self._on_media(broadcast, tag)
+
+        try:
+            feed = source.slate(broadcast, push)
+        except Exception:
+            log.exception("slate failed to start stream_id=%s", broadcast.stream_id)
+            return
+        if feed is None:
+            return
+        self._slates[broadcast.id] = feed
+        broadcast.on_slate = True
+        broadcast.meter.new_publisher()
+        log.info("slate feeding stream_id=%s broadcast_id=%s", broadcast.stream_id, broadcast.id)
+        self._emit(EventType.LIVE_STREAM_WARNING, broadcast, code="slate", reason="slate",
+                   message="no publisher: the slate is on the air until one returns")
+        for observer in self._observers:
+            self._notify(observer.publisher_resumed, broadcast)
+
+    def _stop_slate(self, broadcast: Broadcast, *, notify: bool = True) -> None:
+        feed = self._slates.pop(broadcast.id, None)
+        if feed is None:
+            return
+        feed.stop()
+        broadcast.on_slate = False
+        log.info("slate stopped stream_id=%s broadcast_id=%s", broadcast.stream_id, broadcast.id)
+        if not notify:
+            return
+        # The slate's transcoder stops; whoever comes next starts a fresh one.
+        for observer in self._observers:
+            self._notify(observer.publisher_lost, broadcast)
 
     def _cancel_reconnect(self, broadcast: Broadcast) -> None:
         timer = self._reconnect_timers.pop(broadcast.id, None)
@@ -553,6 +611,7 @@ class BroadcastHub:
         broadcast.move_to(BroadcastState.ENDED)
         self._cancel_reconnect(broadcast)
         self._cancel_watch(broadcast)
+        self._stop_slate(broadcast, notify=False)  # the observers hear it ended
         if self._broadcasts.get(broadcast.stream_id) is broadcast:
             del self._broadcasts[broadcast.stream_id]
         ended_at = utcnow()
