@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from tests.mediatools import make_source
+from tests.mediatools import FFMPEG, make_source
 
 from golive.app import Golive
 from golive.formats.flv import encode_header, encode_tag
@@ -149,6 +151,18 @@ class FlvDump:
         self._file.close()
 
 
+class _PublishersOnly:
+    """A sink passing on what publishers send, not the slate that fills their absence."""
+
+    def __init__(self, broadcast: Broadcast, sink: FlvDump) -> None:
+        self._broadcast = broadcast
+        self._sink = sink
+
+    def push(self, tag: MediaTag) -> None:
+        if not self._broadcast.on_slate:
+            self._sink.push(tag)
+
+
 class DumpObserver:
     """Attaches an FlvDump to every broadcast that starts on the node."""
 
@@ -160,7 +174,7 @@ class DumpObserver:
     def broadcast_started(self, broadcast: Broadcast) -> None:
         dump = FlvDump(self.directory / f"{broadcast.stream_id}.flv")
         self.dumps[broadcast.stream_id] = dump
-        broadcast.add_sink(dump)
+        broadcast.add_sink(_PublishersOnly(broadcast, dump))
         self.events.append(("started", broadcast.id))
 
     def publisher_resumed(self, broadcast: Broadcast) -> None:
@@ -189,3 +203,31 @@ class KeyframeClock:
             # A keyframe's coded frame (legacy AVC/HEVC: packet type 1), not its configuration.
             if body[0] >> 4 == 1 and body[1] == 1:
                 self.at = time.monotonic()
+
+
+async def segment_rgb(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool,
+                      newest: bool) -> tuple[int, int, int] | None:
+    """The mean colour (r, g, b) of the first frame of one whole segment of the media
+    playlist `uri`: the newest or the first one, of those after the playlist's last
+    discontinuity when asked (None while there is none)."""
+    text = (await hls.get(uri)).text
+    listed = text
+    if after_discontinuity:
+        before, _, listed = text.rpartition("#EXT-X-DISCONTINUITY\n")
+        if not before:
+            return None
+    segments = re.findall(r"^(?!#)(\S+\.m4s)$", listed, re.M)
+    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    if not maps or not segments:
+        return None
+    base = uri.rsplit("/", 1)[0]
+    media = (await hls.get(f"{base}/{maps[-1]}")).content
+    media += (await hls.get(f"{base}/{segments[-1 if newest else 0]}")).content
+    decoded = await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-frames:v", "1",
+         "-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        input=media, capture_output=True, timeout=30, check=True,
+    )
+    r, g, b = decoded.stdout[:3]
+    return r, g, b
