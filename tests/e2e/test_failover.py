@@ -31,10 +31,11 @@ from tests.e2e.conftest import (
     eventually,
     get_stream,
     node_settings,
+    segment_rgb,
     wait_process,
     wait_status,
 )
-from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
+from tests.mediatools import ffmpeg_publish, make_source, stop
 from tests.webrtc_client import WhipPublisher, whip_publish
 
 from golive.app import Golive
@@ -60,28 +61,11 @@ def _media_uri(multivariant: str) -> str:
 async def _colour(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool) -> str | None:
     """"red" or "blue": the mean colour of the first frame of the playlist's newest whole
     segment (the first after the last discontinuity when asked); None before there is one."""
-    text = (await hls.get(uri)).text
-    if after_discontinuity:
-        before, _, after = text.rpartition("#EXT-X-DISCONTINUITY\n")
-        if not before:
-            return None
-        text = before + after
-        segments = re.findall(r"^(?!#)(\S+\.m4s)$", after, re.M)[:1]
-    else:
-        segments = re.findall(r"^(?!#)(\S+\.m4s)$", text, re.M)[-1:]
-    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
-    if not maps or not segments:
+    rgb = await segment_rgb(hls, uri, after_discontinuity=after_discontinuity,
+                            newest=not after_discontinuity)
+    if rgb is None:
         return None
-    base = uri.rsplit("/", 1)[0]
-    media = (await hls.get(f"{base}/{maps[-1]}")).content
-    media += (await hls.get(f"{base}/{segments[0]}")).content
-    decoded = await asyncio.to_thread(
-        subprocess.run,
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-frames:v", "1",
-         "-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
-        input=media, capture_output=True, timeout=30, check=True,
-    )
-    r, _, b = decoded.stdout[:3]
+    r, _, b = rgb
     return "red" if r > 2 * b else "blue" if b > 2 * r else f"neither ({r}, {b})"
 
 

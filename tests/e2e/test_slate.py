@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import create_stream, eventually, get_stream, wait_status
-from tests.mediatools import FFMPEG, ffmpeg_publish, make_source, stop
+from tests.e2e.conftest import create_stream, eventually, get_stream, segment_rgb, wait_status
+from tests.mediatools import ffmpeg_publish, make_source, stop
 
 from golive.app import Golive
 from golive.core import Event
@@ -57,24 +56,10 @@ def _media_uri(multivariant: str) -> str:
 async def _picture(hls: httpx.AsyncClient, uri: str) -> str | None:
     """"red", "slate" or what else the first frame of the newest whole segment after the
     playlist's last discontinuity looks like (its mean colour); None before there is one."""
-    text = (await hls.get(uri)).text
-    before, _, after = text.rpartition("#EXT-X-DISCONTINUITY\n")
-    if not before:
+    rgb = await segment_rgb(hls, uri, after_discontinuity=True, newest=True)
+    if rgb is None:
         return None
-    segments = re.findall(r"^(?!#)(\S+\.m4s)$", after, re.M)[-1:]
-    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
-    if not maps or not segments:
-        return None
-    base = uri.rsplit("/", 1)[0]
-    media = (await hls.get(f"{base}/{maps[-1]}")).content
-    media += (await hls.get(f"{base}/{segments[0]}")).content
-    decoded = await asyncio.to_thread(
-        subprocess.run,
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-frames:v", "1",
-         "-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
-        input=media, capture_output=True, timeout=30, check=True,
-    )
-    r, g, b = decoded.stdout[:3]
+    r, g, b = rgb
     if r > 2 * b and r > 2 * g:
         return "red"
     # The card: dark blue-grey (0x1d2633) with a line of white text.
