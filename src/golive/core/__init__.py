@@ -1,5 +1,6 @@
 """Domain types and the event bus shared by every stage (control plane)."""
 
+from golive.core.addresses import IPAddress, is_public, resolve_addresses
 from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.collector import tune_garbage_collector
@@ -22,15 +23,18 @@ __all__ = [
     "EventBus",
     "EventType",
     "FailureThrottle",
+    "IPAddress",
     "RepeatedLog",
     "TokenBucket",
     "address_of",
     "hash_api_token",
     "hash_stream_key",
+    "is_public",
     "new_api_token",
     "new_playback_id",
     "new_stream_key",
     "random_id",
+    "resolve_addresses",
     "tune_garbage_collector",
     "utcnow",
 ]

@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import ipaddress
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from golive.core import Backoff
+from golive.core import Backoff, is_public, resolve_addresses
 from golive.formats import MediaTag
 from golive.media.feed import FlvInput, InputFeed
 
@@ -69,12 +68,6 @@ def redact_url(url: str) -> str:
     return shown + ("?" + mask_secret(query) if query else "")
 
 
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 async def check_destination_url(url: str, *, allow_private: bool) -> None:
     """Raise `DestinationRefused` unless `url` is an rtmp/rtmps/srt URL golive may send to."""
     if len(url) > MAX_URL_LENGTH:
@@ -94,21 +87,17 @@ async def check_destination_url(url: str, *, allow_private: bool) -> None:
         mode = dict(parse_qsl(parts.query)).get("mode", "caller")
         if mode != "caller":
             raise DestinationRefused("an srt:// destination is always mode=caller")
-    port = port or SCHEMES[parts.scheme]
+    port = port or SCHEMES[parts.scheme] or 0  # srt has a port (checked above)
     host = parts.hostname
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise DestinationRefused(f"url host {host!r} does not resolve: {exc}") from None
-        addresses = [ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos]
+        addresses = await resolve_addresses(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise DestinationRefused(f"url host {host!r} does not resolve: {exc}") from None
     if not addresses:
         raise DestinationRefused(f"url host {host!r} does not resolve")
     if not allow_private:
         for address in addresses:
-            if not _is_public(address):
+            if not is_public(address):
                 raise DestinationRefused(
                     f"url host {host!r} resolves to {address}, which is not a public "
                     "address; set destination_allow_private_targets to publish there"

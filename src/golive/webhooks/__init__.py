@@ -6,7 +6,7 @@ checks targets with `resolve_target` before it saves them.
 """
 
 from golive.webhooks.signing import SIGNATURE_HEADER, signature, verify_signature
-from golive.webhooks.targets import ResolvedTarget, TargetRefused, is_public, resolve_target
+from golive.webhooks.targets import ResolvedTarget, TargetRefused, resolve_target
 from golive.webhooks.worker import Attempt, DeliveryPolicy, WebhookDispatcher
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "ResolvedTarget",
     "TargetRefused",
     "WebhookDispatcher",
-    "is_public",
     "resolve_target",
     "signature",
     "verify_signature",

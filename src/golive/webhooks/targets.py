@@ -10,14 +10,12 @@ rebinding) gains nothing.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 
 import httpx
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from golive.core import IPAddress, is_public, resolve_addresses
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -36,12 +34,6 @@ class ResolvedTarget:
         return self.url.copy_with(host=str(self.addresses[0]))
 
 
-def is_public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
-
-
 async def resolve_target(url: str, *, allow_private: bool) -> ResolvedTarget:
     """Resolve `url`'s host; raises `TargetRefused` when it may not be sent to."""
     try:
@@ -53,17 +45,9 @@ async def resolve_target(url: str, *, allow_private: bool) -> ResolvedTarget:
     host = parsed.host
     port = parsed.port or DEFAULT_PORTS[parsed.scheme]
     try:
-        addresses: tuple[IPAddress, ...] = (ipaddress.ip_address(host),)
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            raise TargetRefused(f"url host {host!r} does not resolve: {exc}") from None
-        found: dict[IPAddress, None] = {}
-        for info in infos:
-            found[ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])] = None
-        addresses = tuple(found)
+        addresses = await resolve_addresses(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise TargetRefused(f"url host {host!r} does not resolve: {exc}") from None
     if not addresses:
         raise TargetRefused(f"url host {host!r} does not resolve")
     if not allow_private:
