@@ -5,6 +5,7 @@ from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.collector import tune_garbage_collector
 from golive.core.events import Event, EventBus, EventType, utcnow
+from golive.core.periodic import PeriodicSweep
 from golive.core.secrets import (
     hash_api_token,
     hash_stream_key,
@@ -24,6 +25,7 @@ __all__ = [
     "EventType",
     "FailureThrottle",
     "IPAddress",
+    "PeriodicSweep",
     "RepeatedLog",
     "TokenBucket",
     "address_of",

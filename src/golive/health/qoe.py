@@ -34,7 +34,6 @@ so a large window never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 
+from golive.core import PeriodicSweep
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
 
 GroupBy = Literal["protocol", "browser", "os", "player", "rendition"]
@@ -451,33 +451,27 @@ def _summaries(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRe
     return [view_summary(view, events) for view, events in rows]
 
 
-class QoeRetention:
+class QoeRetention(PeriodicSweep):
     """Downsampling of old beacons: every `interval` seconds, views last seen more than
     `raw_retention` seconds ago get their summary stored and their raw events deleted.
     Summaries are computed in a thread; the database work is async."""
+
+    name = "qoe-retention"
+    done = "QoE beacons downsampled views=%d"
+    logger = log
 
     def __init__(self, views: PlaybackViewStore, *, raw_retention: float, interval: float,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  batch: int = 200) -> None:
         if raw_retention <= 0 or interval <= 0:
             raise ValueError("raw_retention and interval must be positive")
+        super().__init__(interval=interval)
         self._views = views
         self._retention = timedelta(seconds=raw_retention)
-        self._interval = interval
         self._clock = clock
         self._batch = batch
-        self._task: asyncio.Task[None] | None = None
         self.summarized = 0
         self.pruned_events = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="qoe-retention")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def sweep(self) -> int:
         """Summarize every view past retention now; returns how many were summarized."""
@@ -495,13 +489,3 @@ class QoeRetention:
             self.summarized += len(rows)
             if len(rows) < self._batch:
                 return done
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                count = await self.sweep()
-                if count:
-                    log.info("QoE beacons downsampled views=%d", count)
-            except Exception as exc:
-                log.warning("QoE retention failed, retrying next interval error=%s", exc)
-            await asyncio.sleep(self._interval)

@@ -8,12 +8,11 @@ the next sweep.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from golive.core import PeriodicSweep
 from golive.recording.library import RecordingLibrary
 
 __all__ = ["RetentionSweeper"]
@@ -21,7 +20,11 @@ __all__ = ["RetentionSweeper"]
 log = logging.getLogger(__name__)
 
 
-class RetentionSweeper:
+class RetentionSweeper(PeriodicSweep):
+    name = "recording-retention"
+    done = "expired assets deleted count=%d"
+    logger = log
+
     def __init__(
         self,
         library: RecordingLibrary,
@@ -29,22 +32,10 @@ class RetentionSweeper:
         interval: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
+        super().__init__(interval=interval)
         self._library = library
-        self._interval = interval
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
         self.deleted = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="recording-retention")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def sweep(self) -> int:
         """Delete what has expired now; returns how many assets went."""
@@ -57,13 +48,3 @@ class RetentionSweeper:
                 await self._library.delete(asset_id)
                 deleted += 1
                 self.deleted += 1
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                count = await self.sweep()
-                if count:
-                    log.info("expired assets deleted count=%d", count)
-            except Exception as exc:
-                log.warning("retention sweep failed, retrying next interval error=%s", exc)
-            await asyncio.sleep(self._interval)
