@@ -108,6 +108,12 @@ async def test_360p_source_through_the_default_profile(source_360p: Path, tmp_pa
     try:
         await feed(t.push, tags[50:])
         await until(lambda: events.count() >= 25, what="5 s of fragments")
+        # The graph's analysis branch measured the sine and the test picture meanwhile.
+        levels = t.stats.levels
+        assert levels is not None and levels.audio_rms_dbfs is not None
+        assert -40 < levels.audio_rms_dbfs < -10 and levels.audio_peak_dbfs is not None
+        assert levels.silent_s == 0.0 and levels.clipping_ratio == 0.0
+        assert levels.black_s == 0.0 and levels.luma_high is not None
     finally:
         await t.stop()
     assert not events.order_errors and not events.restarts

@@ -25,6 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from golive.media.ladder import LadderPlan, PlannedRendition
+from golive.media.levels import (
+    AUDIO_BLOCK_SAMPLES,
+    LUMA_KEY,
+    PICTURE_RATE,
+    PICTURE_SIZE,
+)
 
 # A fragment is cut before the first packet at or past -frag_duration after the
 # fragment's start, so aiming this far under a whole number of frames cuts exactly
@@ -65,6 +71,9 @@ class EncoderCapabilities:
 CPU_ONLY = EncoderCapabilities()
 
 WEBRTC_OUTPUT = "webrtc"
+ANALYSIS_OUTPUT = "analysis"
+"""The output name (key of `output_fds`) of the audio level and picture measurements: text
+lines from `metadata` print filters (`golive.media.levels`), not media."""
 """The output name (key of `output_fds`) of the WebRTC-safe rendition, never in HLS."""
 
 
@@ -124,6 +133,8 @@ def build_command(
     With `control` (a ZeroMQ `ipc://` address), the graph takes gate commands there;
     renditions in `gated` start with their gate closed after their first frame (which
     still makes their init segment).
+    With `output_fds[ANALYSIS_OUTPUT]`, the graph measures the audio level and the picture
+    there (`_audio_analysis`, `_picture_analysis`).
     """
     missing = [r.name for r in plan.renditions if r.name not in output_fds]
     if missing:
@@ -148,9 +159,14 @@ def build_command(
     labels: dict[str, str] = {}
     if webrtc is not None and WEBRTC_OUTPUT not in output_fds:
         raise ValueError("no output fd for the WebRTC rendition")
+    analysis = output_fds.get(ANALYSIS_OUTPUT)
     if encoded or webrtc is not None:
-        graph, labels = filter_graph(plan, webrtc, control=control, gated=gated)
+        graph, labels = filter_graph(plan, webrtc, control=control, gated=gated,
+                                     analysis_fd=analysis)
         argv += ["-filter_complex", graph]
+    elif analysis is not None and plan.has_audio:
+        # A passthrough-only ladder decodes no video: measure the audio alone.
+        argv += ["-filter_complex", _audio_analysis("[0:a:0]", analysis)]
     for rendition in plan.renditions:
         argv += ["-map", labels[rendition.name] if not rendition.passthrough else "0:v:0"]
         if rendition.passthrough:
@@ -238,8 +254,12 @@ def filter_graph(
     *,
     control: str | None = None,
     gated: frozenset[str] = frozenset(),
+    analysis_fd: int | None = None,
 ) -> tuple[str, dict[str, str]]:
     """One graph: decode once, (fps once when shared), split once, scale per rendition.
+
+    With `analysis_fd`, the split has one more branch, the picture measurement, and the
+    audio is measured on a branch of its own; both write to that fd (`golive.media.levels`).
 
     With `control`, a `zmq` filter at the head and a gate at the start of each ladder
     rendition's branch (see `gate_commands`), before its scaler; with audio, the audio is
@@ -267,8 +287,13 @@ def filter_graph(
         head += "zmq=bind_address='" + control.replace(":", "\\:", 1) + "',"
     if shared_rate:
         head += f"fps={encoded[0].frame_rate_expr},"
-    head += f"split={len(encoded)}" + "".join(f"[s{i}]" for i in range(len(encoded)))
+    branches = len(encoded) + (analysis_fd is not None)
+    head += f"split={branches}" + "".join(f"[s{i}]" for i in range(branches))
     chains = [head]
+    if analysis_fd is not None:
+        chains.append(_picture_analysis(f"[s{len(encoded)}]", analysis_fd))
+        if plan.has_audio:
+            chains.append(_audio_analysis("[0:a:0]", analysis_fd))
     labels: dict[str, str] = {}
     for i, r in enumerate(encoded):
         steps = []
@@ -294,6 +319,31 @@ def filter_graph(
             chains.append(f"[as{i}]{gate}[a{i}]")
             labels[audio_label(name)] = f"[a{i}]"
     return ";".join(chains), labels
+
+
+def _print_to(fd: int) -> str:
+    # `direct`: every line is written at once (unbuffered), not in 32 KiB chunks; each
+    # is under PIPE_BUF, so the audio and the picture filter never split each other's.
+    return f"file='pipe\\:{fd}':direct=1"
+
+
+def _audio_analysis(source: str, fd: int) -> str:
+    """RMS and peak level of every 100 ms block of `source` (all channels together)."""
+    return (
+        f"{source}asetnsamples=n={AUDIO_BLOCK_SAMPLES}:p=0,"
+        "astats=metadata=1:reset=1:measure_perchannel=none:measure_overall=RMS_level+Peak_level,"
+        f"ametadata=mode=print:{_print_to(fd)},anullsink"
+    )
+
+
+def _picture_analysis(source: str, fd: int) -> str:
+    """Luma statistics of a tiny copy of `PICTURE_RATE` pictures a second: a few
+    thousand pixels each, so the branch costs next to nothing beside the ladder."""
+    width, height = PICTURE_SIZE
+    return (
+        f"{source}fps={PICTURE_RATE},scale={width}:{height}:flags=area,format=yuv420p,"
+        f"signalstats,metadata=mode=print:key={LUMA_KEY}:{_print_to(fd)},nullsink"
+    )
 
 
 def audio_label(rendition: str) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from golive.core import TokenBucket
 from golive.formats import Fragment, FragmentReader, InitSegment
 from golive.media.feed import InputFeed
+from golive.media.levels import LevelParser, Reading
 from golive.media.progress import EncodeProgress, ProgressParser
 
 __all__ = ["FfmpegRun", "LogLimiter", "RunCallbacks", "spawn"]
@@ -60,6 +61,7 @@ class RunCallbacks:
     on_fragment: Callable[[str, Fragment], None]
     on_progress: Callable[[EncodeProgress], None]
     monotonic: Callable[[], float]  # for the stderr rate limit
+    on_levels: Callable[[list[Reading]], None] | None = None  # the analysis output's
 
 
 @dataclass(eq=False)
@@ -139,9 +141,15 @@ class FfmpegRun:
 
     # Tasks ------------------------------------------------------------------------------
 
-    def start_tasks(self, outputs: Mapping[str, asyncio.StreamReader]) -> None:
+    def start_tasks(
+        self,
+        outputs: Mapping[str, asyncio.StreamReader],
+        analysis: asyncio.StreamReader | None = None,
+    ) -> None:
         for name, reader in outputs.items():
             self.readers.append(asyncio.create_task(self._read_output(name, reader)))
+        if analysis is not None:
+            self.readers.append(asyncio.create_task(self._read_levels(analysis)))
         self.readers.append(asyncio.create_task(self._read_progress()))
         self.readers.append(asyncio.create_task(self._read_stderr()))
         self.writer = asyncio.create_task(self._write_input())
@@ -186,6 +194,17 @@ class FfmpegRun:
                 else:
                     self.fragments += 1
                     self.callbacks.on_fragment(name, item)
+
+    async def _read_levels(self, reader: asyncio.StreamReader) -> None:
+        parser = LevelParser()
+        on_levels = self.callbacks.on_levels
+        while True:
+            data = await reader.read(_READ_CHUNK)
+            if not data:
+                return
+            readings = parser.feed(data)
+            if readings and on_levels is not None:
+                on_levels(readings)
 
     async def _read_progress(self) -> None:
         stdout = self.proc.stdout
@@ -239,8 +258,12 @@ async def spawn(
     stream_id: str,
     callbacks: RunCallbacks,
     log_limiter: LogLimiter,
+    analysis: str | None = None,
 ) -> FfmpegRun:
     """Start ffmpeg with one pipe per output; `command` builds its argv from their fds.
+
+    The output named `analysis` (one of `outputs`) carries text, the audio level and
+    picture measurements, read into `callbacks.on_levels` instead of media.
 
     On any failure (or cancellation) half-way, every pipe is closed and a started
     process is killed before the error propagates.
@@ -296,5 +319,6 @@ async def spawn(
                 opened.close()
             run.kill()
         raise
-    run.start_tasks(readers)
+    text = readers.pop(analysis) if analysis is not None and analysis in readers else None
+    run.start_tasks(readers, text)
     return run

@@ -279,6 +279,41 @@ class AlertSpec(_Model):
         1, ge=1, le=100_000,
         description="Views the window must hold before the viewer-side rules judge it.",
     )
+    audio_silence_dbfs: float = Field(
+        -60.0, ge=-120, le=0,
+        description="Audio whose RMS level (100 ms blocks, dBFS) stays under this is silent.",
+    )
+    audio_silence_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="The audio track is present but silent this long: a muted microphone "
+        "or the wrong audio source (alert `audio_silent`).",
+    )
+    audio_clip_ratio: float = Field(
+        0.2, gt=0, le=1,
+        description="Share of the 100 ms audio blocks whose peak reaches -0.1 dBFS over "
+        "`audio_clipping_seconds` above which the audio clips (alert `audio_clipping`).",
+    )
+    audio_clipping_seconds: float = Field(
+        10.0, ge=1, le=600, description="Window over which clipped audio blocks are counted."
+    )
+    video_black_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="The picture is black (90% of it at video black) this long: an empty "
+        "scene or a lost capture device (alert `video_black`).",
+    )
+    max_transcoder_restarts: int = Field(
+        3, ge=1, le=1000,
+        description="Encoder restarts within `transcoder_restarts_seconds` that raise "
+        "the alert `transcoder_restarts`.",
+    )
+    transcoder_restarts_seconds: float = Field(
+        600.0, ge=10, le=86_400, description="Period over which encoder restarts are counted."
+    )
+    max_latency_growth_seconds: float = Field(
+        4.0, gt=0, le=600,
+        description="A view whose live latency grew by more than this over the QoE window "
+        "is drifting from the live edge (alert `viewer_latency_drift`).",
+    )
 
 
 class FallbackSpec(_Model):

@@ -39,6 +39,7 @@ from golive.core import Cooldown
 from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.capabilities import detect_capabilities
 from golive.media.command import (
+    ANALYSIS_OUTPUT,
     CPU_ONLY,
     WEBRTC_OUTPUT,
     EncoderCapabilities,
@@ -60,6 +61,7 @@ from golive.media.health import (
     degrade_steps,
 )
 from golive.media.ladder import LadderPlan
+from golive.media.levels import LevelFacts, LevelMeter, Reading
 from golive.media.process import FfmpegRun, LogLimiter, RunCallbacks, spawn
 from golive.media.progress import EncodeProgress
 
@@ -121,6 +123,8 @@ class TranscoderStats:
     # Output media seconds per ingested media second over the health window (1.0 keeps up);
     # None until a window is covered.
     speed: float | None = None
+    # The ingest's audio level and picture, measured in ffmpeg's graph (`media.levels`).
+    levels: LevelFacts | None = None
 
 
 class Transcoder:
@@ -177,6 +181,9 @@ class Transcoder:
         # (run, when, input seconds, output seconds) at the newest progress report
         self._speed_sample: tuple[FfmpegRun, float, float, float] | None = None
         self._health = EncodeHealth(plan.profile.alerts)
+        alerts = plan.profile.alerts
+        self._levels = LevelMeter(silence_dbfs=alerts.audio_silence_dbfs,
+                                  clip_window=alerts.audio_clipping_seconds)
         self._nvenc = NvencFallback()
         self._cooldown = Cooldown(WARNING_COOLDOWN)
         self._log_limiter = LogLimiter(time.monotonic())
@@ -185,6 +192,7 @@ class Transcoder:
             on_fragment=self._fragment,
             on_progress=self._progress,
             monotonic=time.monotonic,
+            on_levels=self._on_levels,
         )
 
     # Public -------------------------------------------------------------------------
@@ -218,6 +226,7 @@ class Transcoder:
             dropped_video_frames=self._dropped_frames,
             last_progress=self._last_progress,
             speed=self._speed,
+            levels=self._levels.facts(time.monotonic()),
         )
 
     async def start(self) -> None:
@@ -310,11 +319,13 @@ class Transcoder:
         )
         run = await spawn(
             command=command,
-            outputs=[*plan.names, *([WEBRTC_OUTPUT] if webrtc is not None else [])],
+            outputs=[*plan.names, *([WEBRTC_OUTPUT] if webrtc is not None else []),
+                     ANALYSIS_OUTPUT],
             feed=self._input.feed,
             stream_id=self.stream_id,
             callbacks=self._callbacks,
             log_limiter=self._log_limiter,
+            analysis=ANALYSIS_OUTPUT,
         )
         self._health.speed.reset()
         return run
@@ -445,6 +456,11 @@ class Transcoder:
             # instead would err by up to a progress period (0.5 s) per sample.
             self._speed_sample = (run, time.monotonic(), run.feed.media_seconds, report.out_time)
         self._call(self._events.on_progress, report)
+
+    def _on_levels(self, readings: list[Reading]) -> None:
+        now = time.monotonic()
+        for reading in readings:
+            self._levels.add(now, reading)
 
     async def _watch_health(self) -> None:
         while not self._closing:
