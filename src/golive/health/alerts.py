@@ -252,6 +252,9 @@ class _Watch:
     samples: deque[tuple[float, int, float | None]] = field(default_factory=deque)
     srt_samples: deque[tuple[float, SrtSample]] = field(default_factory=deque)
     reconnects: deque[float] = field(default_factory=lambda: deque(maxlen=_MAX_RECONNECTS_KEPT))
+    # (when, why) of each encoder restart heard on the bus
+    restarts: deque[tuple[float, str]] = field(
+        default_factory=lambda: deque(maxlen=_MAX_RECONNECTS_KEPT))
     audio_frames: int = 0
     audio_seen_at: float | None = None
     degrade_step: int = 0
@@ -333,6 +336,10 @@ class AlertEngine:
         async for event in self._warnings:
             watch = self._watches.get(event.stream_id)
             code = event.data.get("code")
+            if watch is not None and code == "transcoder_restarted":
+                reason = event.data.get("reason")
+                watch.restarts.append((self._clock(), str(reason)[:500] if reason else "?"))
+                continue
             if watch is None or code not in ("slow_encode", "encode_recovered"):
                 continue
             step = event.data.get("step")
@@ -447,6 +454,10 @@ class AlertEngine:
             audio_gap = now - watch.audio_seen_at
         horizon = now - spec.reconnects_seconds
         reconnects = sum(1 for at in watch.reconnects if at > horizon)
+        since = now - spec.transcoder_restarts_seconds
+        restarts = tuple(reason for at, reason in watch.restarts if at > since)
+        pipeline = self._pipeline.facts(broadcast.stream_id) if self._pipeline else None
+        transcoder = pipeline.transcoder if pipeline is not None else None
         standby = broadcast.standby is not None
         watch.standby_seen = watch.standby_seen or standby
         return StreamSignals(
@@ -459,11 +470,13 @@ class AlertEngine:
             audio_gap_s=audio_gap,
             reconnects=reconnects,
             srt=self._srt_signals(watch, now),
-            encoder=self._encoder_signals(watch),
+            encoder=self._encoder_signals(watch, pipeline),
             backup_key=broadcast.policy.backup_key,
             standby=standby,
             standby_seen=watch.standby_seen,
             viewers=watch.viewers,
+            levels=transcoder.levels if transcoder is not None and transcoder.running else None,
+            restarts=restarts,
         )
 
     def _refresh_viewers(self, watch: _Watch, now: float) -> None:
@@ -516,16 +529,16 @@ class AlertEngine:
                           dropped=max(0, sample.dropped - first.dropped),
                           latency_ms=sample.latency_ms)
 
-    def _encoder_signals(self, watch: _Watch) -> EncoderSignals | None:
-        if self._pipeline is None:
-            return None
-        facts = self._pipeline.facts(watch.broadcast.stream_id)
+    def _encoder_signals(self, watch: _Watch,
+                         facts: PipelineFacts | None) -> EncoderSignals | None:
         if facts is None:
             return None
-        restarts = facts.transcoder.restarts if facts.transcoder is not None else 0
+        transcoder = facts.transcoder
         return EncoderSignals(degrade_step=watch.degrade_step, speed=watch.degrade_speed,
-                              exhausted=watch.exhausted, restarts=restarts,
-                              renditions=facts.renditions)
+                              exhausted=watch.exhausted,
+                              restarts=transcoder.restarts if transcoder is not None else 0,
+                              renditions=facts.renditions,
+                              live_speed=transcoder.speed if transcoder is not None else None)
 
     def _publish(self, kind: EventType, alert: Alert) -> None:
         log.info("alert %s stream_id=%s rule=%s value=%s", kind, alert.stream_id, alert.rule,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from golive.health.qoe import QoeSummary
-from golive.media import AlertSpec, SloSpec
+from golive.media import AlertSpec, LevelFacts, SloSpec
 from golive.stream import IngestFacts
 
 __all__ = [
@@ -61,6 +61,7 @@ class EncoderSignals:
     exhausted: bool  # slow at the cheapest step already
     restarts: int  # ffmpeg runs restarted so far
     renditions: tuple[str, ...]
+    live_speed: float | None = None  # the windowed encode speed now (None: not measured yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ class ViewerSignals:
     by_player: dict[str, QoeSummary] = field(default_factory=dict)  # hls.js, native, whep
     error_codes: tuple[tuple[str, int], ...] = ()  # fatal errors in the window, most first
     behind: tuple[ViewLag, ...] = ()  # the views furthest behind live, worst first
+    drifting: tuple[ViewLag, ...] = ()  # the views whose latency grew most, most first
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,9 @@ class StreamSignals:
     standby: bool = False  # a standby publisher (the stream's other key) is connected now
     standby_seen: bool = False  # one was connected at some point of this broadcast
     viewers: ViewerSignals | None = None  # None: no views in the window (or too few)
+    levels: LevelFacts | None = None  # audio level and picture (None: not transcoded)
+    restarts: tuple[str, ...] = ()
+    """Why the encoder restarted, each restart within the profile's period, oldest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +518,258 @@ class EncoderSlow:
         )
 
 
+class TranscoderRestarts:
+    """golive's encoder keeps restarting: each restart is a discontinuity viewers see."""
+
+    name = "transcoder_restarts"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        count = len(s.restarts)
+        if count < spec.max_transcoder_restarts:
+            return None
+        minutes = spec.transcoder_restarts_seconds / 60
+        return Finding(count, spec.max_transcoder_restarts, "restarts",
+                       f"the encoder restarted {count} times in {minutes:g} min")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _ingest_related(s)
+        kinds: dict[str, list[str]] = {}
+        for reason in s.restarts:
+            kinds.setdefault(_restart_kind(reason), []).append(reason)
+        related["restart_reasons"] = {kind: len(reasons) for kind, reasons in kinds.items()}
+        related["last_reason"] = s.restarts[-1] if s.restarts else None
+        seen = ", ".join(f"{_RESTART_CAUSES[kind][0]} x{len(reasons)}"
+                         for kind, reasons in sorted(kinds.items(), key=lambda k: -len(k[1])))
+        top = max(kinds, key=lambda kind: len(kinds[kind])) if kinds else "crash"
+        what, cause, fix = _RESTART_CAUSES[top]
+        if top == "crash" and kinds.get("crash"):
+            cause += f" (last: {kinds['crash'][-1]})"
+        return Diagnosis(f"{cause}; restarts seen: {seen or what}", fix, related)
+
+
+_RESTART_CAUSES: dict[str, tuple[str, str, str]] = {
+    "starvation": (
+        "starvation",
+        "the machine is starved of CPU: the encoder fell below real time, and each "
+        "cheaper (or, once it kept up, better) preset or frame-rate step restarts it",
+        "give the node more CPU or fewer streams, or lower the stream profile's ladder "
+        "(a faster x264 preset, fewer renditions) so it keeps up without stepping"),
+    "nvenc": (
+        "nvenc failure",
+        "the GPU encoder (NVENC) fails: no free encoder session on the card, or driver trouble",
+        "check nvidia-smi for the encoder sessions in use (consumer cards allow only a few) "
+        "and the driver; golive falls back to libx264 after repeated failures"),
+    "input": (
+        "input change",
+        "the publisher's stream changed under the encoder: its timestamps jumped back (the "
+        "publisher restarted its output or switched sources without reconnecting)",
+        "keep the encoder's output running (OBS: do not stop and start the stream output "
+        "to change scenes); a publisher that must restart should reconnect"),
+    "killed": (
+        "killed",
+        "ffmpeg was killed from outside (signal 9 is most often the kernel's "
+        "out-of-memory killer)",
+        "check the node's memory (dmesg for oom-kill) and what else runs on it"),
+    "crash": (
+        "ffmpeg failure",
+        "ffmpeg exits with an error on this input",
+        "read the reason ffmpeg gave in the stream's transcoder_restarted events; a "
+        "publisher sending a codec or format change mid-stream is the usual one"),
+}
+
+
+def _restart_kind(reason: str) -> str:
+    text = reason.lower()
+    if text.startswith(("slow_encode", "encode_recovered")):
+        return "starvation"
+    if "nvenc" in text or "cuda" in text or "openencodesession" in text:
+        return "nvenc"
+    if "timestamps went back" in text or text == "reconnect":
+        return "input"
+    if "killed by signal" in text:
+        return "killed"
+    return "crash"
+
+
+# Sound and picture ----------------------------------------------------------------------
+
+
+def _levels_related(s: StreamSignals) -> dict[str, Any]:
+    related = _ingest_related(s)
+    lv = s.levels
+    if lv is not None:
+        related.update({
+            "audio_rms_dbfs": _r(lv.audio_rms_dbfs, 1),
+            "audio_peak_dbfs": _r(lv.audio_peak_dbfs, 1),
+            "clipping_ratio": _r(lv.clipping_ratio, 3),
+            "silent_s": _r(lv.silent_s, 1),
+            "black_s": _r(lv.black_s, 1),
+            "luma_high": _r(lv.luma_high, 1),
+        })
+    return related
+
+
+_DIGITAL_SILENCE_DBFS = -110.0  # at or under this the encoder sends (near) zeros
+
+
+class AudioSilent:
+    """The stream has an audio track, and it carries no sound."""
+
+    name = "audio_silent"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        lv = s.levels
+        if lv is None or lv.silent_s is None or lv.silent_s < spec.audio_silence_seconds:
+            return None
+        level = f" (level {lv.audio_rms_dbfs:.0f} dBFS" if lv.audio_rms_dbfs is not None else " ("
+        return Finding(lv.silent_s, spec.audio_silence_seconds, "s",
+                       f"the audio track has been silent for {lv.silent_s:.1f} s{level}, "
+                       f"under {spec.audio_silence_dbfs:.0f} dBFS)")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _levels_related(s)
+        rms = s.levels.audio_rms_dbfs if s.levels is not None else None
+        if rms is not None and rms > _DIGITAL_SILENCE_DBFS:
+            return Diagnosis(
+                f"the audio carries only a faint signal ({rms:.0f} dBFS): the wrong input "
+                "(an unused microphone or line input picks up noise) or its gain is turned "
+                "all the way down",
+                "pick the input that is in use (OBS: Settings → Audio → Mic/Auxiliary Audio; "
+                "check the meters in the Audio Mixer move when someone speaks) and raise "
+                "its gain",
+                related)
+        return Diagnosis(
+            "the encoder sends digital silence: the microphone is muted, or the audio "
+            "source is wrong or has no signal (OBS: a muted or wrong source in the Audio "
+            "Mixer; ffmpeg: an input with no signal, such as anullsrc or a disconnected "
+            "device)",
+            "unmute the source in OBS's Audio Mixer and check its meter moves, or select "
+            "the right device (Settings → Audio); with ffmpeg, map the input that carries "
+            "the sound (-map) and check it with ffplay",
+            related)
+
+
+class AudioClipping:
+    """The audio's peaks sit at full scale: it is distorted."""
+
+    name = "audio_clipping"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        lv = s.levels
+        if lv is None or lv.clipping_ratio is None or lv.clipping_ratio < spec.audio_clip_ratio:
+            return None
+        peak = f" (peak {lv.audio_peak_dbfs:+.1f} dBFS)" if lv.audio_peak_dbfs is not None else ""
+        return Finding(lv.clipping_ratio, spec.audio_clip_ratio, "ratio",
+                       f"{lv.clipping_ratio:.0%} of the audio reaches 0 dBFS{peak} over "
+                       f"{spec.audio_clipping_seconds:.0f} s")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _levels_related(s)
+        peak = s.levels.audio_peak_dbfs if s.levels is not None else None
+        over = peak is not None and peak > 0.5
+        cause = ("the audio is amplified past full scale before the encoder: the gain is "
+                 f"too high ({peak:+.1f} dBFS peaks) and the sound is clipped, which "
+                 "viewers hear as distortion") if over else (
+                 "the audio is too hot: its peaks sit at full scale, so loud passages are "
+                 "clipped and distorted")
+        return Diagnosis(
+            cause,
+            "lower the gain (OBS: the source's fader in the Audio Mixer, or Filters → Gain; "
+            "ffmpeg: a smaller volume=) until peaks stay under -6 dBFS, and add a limiter "
+            "at -1 dBFS (OBS: Filters → Limiter; ffmpeg: -af alimiter=limit=0.89)",
+            related)
+
+
+class VideoBlack:
+    """The picture has been black for a while."""
+
+    name = "video_black"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        lv = s.levels
+        if lv is None or lv.black_s is None or lv.black_s < spec.video_black_seconds:
+            return None
+        return Finding(lv.black_s, spec.video_black_seconds, "s",
+                       f"the picture has been black for {lv.black_s:.1f} s")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _levels_related(s)
+        lv = s.levels
+        silent = lv is not None and lv.silent_s is not None and lv.silent_s > 0
+        if silent:
+            cause = ("the encoder streams an empty scene: the picture is black and the "
+                     "sound silent (a scene with no sources, or every capture device lost)")
+        else:
+            cause = ("the encoder's scene shows nothing: it was switched to an empty scene, "
+                     "or its video source was lost (a camera or capture card unplugged or "
+                     "taken by another program, a window capture of a closed window)")
+        return Diagnosis(
+            cause,
+            "switch the encoder to the program scene and check its video source (OBS: a "
+            "Video Capture Device that shows black needs its device re-selected, or "
+            "Deactivate/Activate; check the camera's or capture card's cable and power)",
+            related)
+
+
+class ViewerLatencyDrift:
+    """Viewers fall further and further behind live."""
+
+    name = "viewer_latency_drift"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        v = s.viewers
+        if v is None:
+            return None
+        limit = spec.max_latency_growth_seconds
+        drifting = [lag for lag in v.drifting if lag.growth_s > limit]
+        if not drifting:
+            return None
+        worst = drifting[0]
+        return Finding(worst.growth_s, limit, "s",
+                       f"the delay keeps growing: {len(drifting)} view(s) fell up to "
+                       f"{worst.growth_s:.1f} s further behind live in the last "
+                       f"{v.window_s:.0f} s (now {worst.latency_s:.1f} s)")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        related = _viewer_related(s)
+        v = s.viewers
+        lags = [lag for lag in (v.drifting if v is not None else ())
+                if lag.growth_s > finding.threshold]
+        related["drifting"] = [
+            {"view_id": b.view_id, "player": b.player, "browser": b.browser,
+             "latency_s": _r(b.latency_s, 2), "growth_s": _r(b.growth_s, 2)} for b in lags]
+        encoder = s.encoder
+        speed = encoder.live_speed if encoder is not None else None
+        related["encoder_live_speed"] = _r(speed)
+        if (speed is not None and speed < 1.0 - SLACK) or _encoder_trouble(s) is not None:
+            shown = f"{speed:.2f}x" if speed is not None else "under 1x"
+            return Diagnosis(
+                f"the encoder is slower than real time ({shown}): the delay builds up "
+                "before the origin, so every viewer falls further behind",
+                _ENCODER_FIX, related)
+        upstream = _uplink_trouble(s)
+        if upstream is not None:
+            return Diagnosis(f"the delay builds up before golive: {upstream}", _UPLINK_FIX,
+                             related)
+        groups: dict[str, int] = {}
+        for lag in lags:
+            key = f"{lag.player}/{lag.browser}"
+            groups[key] = groups.get(key, 0) + 1
+        which = ", ".join(f"{key} x{n}" for key, n in sorted(groups.items(),
+                                                             key=lambda g: (-g[1], g[0])))
+        views = ", ".join(f"{b.view_id} (+{b.growth_s:.1f} s, now {b.latency_s:.1f} s)"
+                          for b in lags[:3])
+        speed_text = f" ({speed:.2f}x)" if speed is not None else ""
+        return Diagnosis(
+            f"players drifting from the live edge while the encoder keeps real time"
+            f"{speed_text}: {which}; {views}",
+            "let those players catch up: hls.js lowLatencyMode with maxLiveSyncPlaybackRate "
+            "above 1 (e.g. 1.1) and liveSyncDuration near the target latency, or seek to the "
+            "live edge after a stall; a tab in the background or a slow device also falls "
+            "behind",
+            related)
+
+
 # Viewers ------------------------------------------------------------------------------
 
 # Upstream conditions a viewer-side diagnosis looks for. `diagnose` has no thresholds of
@@ -789,4 +1046,5 @@ VIEWER_RULES: tuple[Rule, ...] = (Rebuffering(), StartupSlow(), LatencyHigh(),
 RULES: tuple[Rule, ...] = (
     IngestStalled(), IngestSlow(), IngestBitrate(), KeyframeInterval(), AvDrift(),
     AudioMissing(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(), *VIEWER_RULES,
+    TranscoderRestarts(), AudioSilent(), AudioClipping(), VideoBlack(), ViewerLatencyDrift(),
 )

@@ -44,11 +44,14 @@ def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerS
                  v.latency_samples_s[-1] - v.latency_samples_s[0])
          for v in views if v.latency_samples_s),
         key=lambda lag: (-lag.latency_s, lag.view_id))
+    drifting = sorted((lag for lag in behind if lag.growth_s > 0),
+                      key=lambda lag: (-lag.growth_s, lag.view_id))
     return ViewerSignals(
         summary=summarize(views), slo=slo, window_s=(end - start).total_seconds(),
         by_player={name: summarize(group) for name, group in sorted(players.items())},
         error_codes=tuple(codes.most_common(_CODES_KEPT)),
         behind=tuple(behind[:BEHIND_KEPT]),
+        drifting=tuple(drifting[:BEHIND_KEPT]),
     )
 
 

@@ -22,6 +22,7 @@ from golive.media.destinations import (
     redact_url,
 )
 from golive.media.facts import PipelineFacts
+from golive.media.levels import LevelFacts
 from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
     AlertSpec,
@@ -48,6 +49,7 @@ __all__ = [
     "DestinationState",
     "DestinationTarget",
     "DestinationView",
+    "LevelFacts",
     "LivePipeline",
     "PipelineFacts",
     "ProfileError",

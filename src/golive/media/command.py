@@ -160,13 +160,12 @@ def build_command(
     if webrtc is not None and WEBRTC_OUTPUT not in output_fds:
         raise ValueError("no output fd for the WebRTC rendition")
     analysis = output_fds.get(ANALYSIS_OUTPUT)
+    # A passthrough-only ladder has no graph to hang the analysis on (and ffmpeg refuses
+    # a graph of sinks alone): it goes unmeasured.
     if encoded or webrtc is not None:
         graph, labels = filter_graph(plan, webrtc, control=control, gated=gated,
                                      analysis_fd=analysis)
         argv += ["-filter_complex", graph]
-    elif analysis is not None and plan.has_audio:
-        # A passthrough-only ladder decodes no video: measure the audio alone.
-        argv += ["-filter_complex", _audio_analysis("[0:a:0]", analysis)]
     for rendition in plan.renditions:
         argv += ["-map", labels[rendition.name] if not rendition.passthrough else "0:v:0"]
         if rendition.passthrough:

@@ -112,30 +112,33 @@ class LevelParser:
         key, sep, value = raw.decode("ascii", "replace").strip().partition("=")
         if not sep:
             return
-        number = _dbfs(value)
-        if number is None:
-            return
         if key == PEAK_KEY:
-            self._peak = number
+            self._peak = _dbfs(value)
         elif key == RMS_KEY:
             peak, self._peak = self._peak, None
-            if peak is not None:
-                out.append(AudioBlock(number, peak))
-        elif key == LUMA_KEY and 0 <= number <= 1023:
-            out.append(PictureSample(number))
+            rms = _dbfs(value)
+            if peak is not None and rms is not None:
+                out.append(AudioBlock(rms, peak))
+        elif key == LUMA_KEY:
+            luma = _number(value)
+            if luma is not None and 0 <= luma <= 255:
+                out.append(PictureSample(luma))
+
+
+def _number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _dbfs(value: str) -> float | None:
-    text = value.strip().lower()
-    if text in ("-inf", "-infinity"):
+    if value.strip().lower() in ("-inf", "-infinity"):
         return FLOOR_DBFS
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    return max(FLOOR_DBFS, min(number, 100.0))
+    number = _number(value)
+    # Decoded float audio can peak over full scale; nothing real is 100 dB over it.
+    return None if number is None else max(FLOOR_DBFS, min(number, 100.0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,6 +320,7 @@ class BroadcastPipeline(Generic[S]):
             "transcoder_restarted",
             f"the encoder stopped ({reason}) and was restarted",
             attempt=attempt,
+            reason=reason,
         )
 
     def on_rendition_dropped(self, rendition: str, reason: str) -> None:
