@@ -70,14 +70,14 @@ def test_audio_silent_holds_for_its_seconds_and_tells_digital_silence_from_a_fai
 
 
 def test_audio_clipping_is_a_share_of_the_time_and_names_gain_and_limiter() -> None:
-    assert fired(signals(levels=levels(clipping_ratio=0.19, audio_peak_dbfs=-0.05))) == set()
+    assert fired(signals(levels=levels(clipping_ratio=0.19, audio_peak_dbfs=-0.3))) == set()
     value, summary, cause, fix, _ = diagnosis(
         "audio_clipping", signals(levels=levels(clipping_ratio=1.0, audio_peak_dbfs=29.4)))
-    assert value == 1.0 and "100% of the audio reaches 0 dBFS (peak +29.4 dBFS)" in summary
+    assert value == 1.0 and "100% of the audio peaks at full scale (peak +29.4 dBFS)" in summary
     assert "past full scale" in cause and "+29.4 dBFS" in cause
     assert "lower the gain" in fix and "limiter" in fix
     _, _, cause, _, _ = diagnosis(
-        "audio_clipping", signals(levels=levels(clipping_ratio=0.4, audio_peak_dbfs=-0.05)))
+        "audio_clipping", signals(levels=levels(clipping_ratio=0.4, audio_peak_dbfs=-0.3)))
     assert "too hot" in cause
 
 

@@ -660,7 +660,7 @@ class AudioClipping:
             return None
         peak = f" (peak {lv.audio_peak_dbfs:+.1f} dBFS)" if lv.audio_peak_dbfs is not None else ""
         return Finding(lv.clipping_ratio, spec.audio_clip_ratio, "ratio",
-                       f"{lv.clipping_ratio:.0%} of the audio reaches 0 dBFS{peak} over "
+                       f"{lv.clipping_ratio:.0%} of the audio peaks at full scale{peak} over "
                        f"{spec.audio_clipping_seconds:.0f} s")
 
     def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:

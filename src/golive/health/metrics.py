@@ -299,6 +299,19 @@ class NodeCollector(Collector):
         webrtc = _counter("golive_webrtc_video_frames",
                           "Video frames of the WebRTC output, per stream (what each WHEP "
                           "viewer is sent).", labels)
+        level = _gauge("golive_ingest_audio_level_dbfs",
+                       "Audio level of the ingest over the last second, measured in the "
+                       "transcoder's graph: RMS (power average) or the highest peak.",
+                       ["stream_id", "kind"])
+        silent = _gauge("golive_ingest_audio_silent_seconds",
+                        "How long the ingest's audio has stayed under the profile's silence "
+                        "level (0 while there is sound).", labels)
+        clipping = _gauge("golive_ingest_audio_clipping_ratio",
+                          "Share of the 100 ms audio blocks that peaked within 1 dB of full scale over the "
+                          "profile's clipping window.", labels)
+        black = _gauge("golive_ingest_video_black_seconds",
+                       "How long the ingest's picture has been black (0 while it is not).",
+                       labels)
         wall = time.time()
         for b in broadcasts:
             sid = [b.stream_id]
@@ -321,6 +334,17 @@ class NodeCollector(Collector):
                 if progress is not None:
                     fps.add_metric(sid, progress.fps)
                     duplicated.add_metric(sid, progress.dup_frames)
+                levels = stats.levels if stats.running else None
+                if levels is not None:
+                    for kind, dbfs in (("rms", levels.audio_rms_dbfs),
+                                       ("peak", levels.audio_peak_dbfs)):
+                        if dbfs is not None:
+                            level.add_metric([b.stream_id, kind], dbfs)
+                    for gauge, value in ((silent, levels.silent_s),
+                                         (clipping, levels.clipping_ratio),
+                                         (black, levels.black_s)):
+                        if value is not None:
+                            gauge.add_metric(sid, value)
             presentation = live.presentation
             if presentation is None:
                 continue
@@ -334,7 +358,8 @@ class NodeCollector(Collector):
                 out_of_spec.add_metric(rl, window.parts_out_of_spec)
                 suspended.add_metric(rl, 1 if window.suspended else 0)
         yield from (speed, fps, restarts, dropped, duplicated, dropped_input, running,
-                    part_lag, part_age, out_of_spec, suspended, webrtc)
+                    part_lag, part_age, out_of_spec, suspended, webrtc, level, silent,
+                    clipping, black)
 
     # Viewers and the origin ---------------------------------------------------------------
 

@@ -38,7 +38,10 @@ AUDIO_BLOCK_SAMPLES = 4800  # one astats measurement per block: 100 ms at 48 kHz
 PICTURE_RATE = 2  # pictures measured per second
 PICTURE_SIZE = (64, 36)  # what a measured picture is scaled to first (cheap, and blurs noise)
 FLOOR_DBFS = -120.0  # digital silence (astats says -inf) is reported as this
-CLIP_DBFS = -0.1  # a block whose peak reaches this clipped (or is about to)
+# A block whose peak reaches this is at full scale: clipped, or about to be. Not -0.1: a
+# signal clipped before a lossy encoder comes out of AAC with its flat tops smoothed,
+# peaking a few tenths of a dB under full scale (-0.3 dBFS for a sine driven +30 dB).
+CLIP_DBFS = -1.0
 # blackdetect's default pixel threshold (10% of the luma range above video black):
 # a picture whose 90th-percentile luma is at or under it is (nearly) all black.
 BLACK_LUMA = 16 + 0.1 * 219

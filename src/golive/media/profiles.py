@@ -290,7 +290,7 @@ class AlertSpec(_Model):
     )
     audio_clip_ratio: float = Field(
         0.2, gt=0, le=1,
-        description="Share of the 100 ms audio blocks whose peak reaches -0.1 dBFS over "
+        description="Share of the 100 ms audio blocks whose peak reaches -1 dBFS (full scale, after a lossy codec) over "
         "`audio_clipping_seconds` above which the audio clips (alert `audio_clipping`).",
     )
     audio_clipping_seconds: float = Field(
