@@ -258,6 +258,13 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
             timeout=30_000, polling=500)
         bitrate = await page.locator("#fact-bitrate").inner_text()
         assert bitrate.endswith("kbit/s") and float(bitrate.split()[0]) > 100
+        # The transcoder's level meter: the source's sine, a picture that is not black.
+        await page.wait_for_function(
+            "/dBFS \\(peak/.test(document.getElementById('fact-audio').textContent)",
+            timeout=15_000, polling=500)
+        audio = await page.locator("#fact-audio").inner_text()
+        assert -40 < float(audio.split()[0]) < -10 and "silent" not in audio, audio
+        assert await page.locator("#fact-picture").inner_text() == "not black"
         await page.locator("#event-list li", has_text="live_stream.active").first.wait_for(timeout=15_000)
         # The preview is a view too: its first frame reaches the viewer experience panel.
         # (pagehide makes its reporter send what it queued now, not at its 10 s flush.)

@@ -9,6 +9,20 @@ import { startPreflight } from "/static/studio-preflight.js";
 const POLL_MS = 2000;
 const EVENTS_EVERY = 3; // polls
 
+// "-23 dBFS (peak -18 dBFS)", with "silent for 12 s" or "clipping 40 %" when it is.
+function audioLevel(levels) {
+  if (!levels || levels.audio_rms_dbfs == null) return "–";
+  let text = `${levels.audio_rms_dbfs.toFixed(0)} dBFS (peak ${levels.audio_peak_dbfs.toFixed(1)} dBFS)`;
+  if (levels.silent_s >= 2) text += `, silent for ${levels.silent_s.toFixed(0)} s`;
+  if (levels.clipping_ratio >= 0.05) text += `, clipping ${(levels.clipping_ratio * 100).toFixed(0)} %`;
+  return text;
+}
+
+function picture(levels) {
+  if (!levels || levels.black_s == null) return "–";
+  return levels.black_s >= 1 ? `black for ${levels.black_s.toFixed(0)} s` : "not black";
+}
+
 export function startStreamPage() {
   const $ = (id) => document.getElementById(id);
   const config = JSON.parse($("studio-config").textContent);
@@ -45,6 +59,11 @@ export function startStreamPage() {
     $("fact-fps").textContent = live ? fmt(live.frame_rate, "fps") : "–";
     $("fact-gop").textContent = live ? fmt(live.keyframe_interval_s, "s", 2) : "–";
     $("fact-video").textContent = live && live.width ? `${live.video_codec || ""} ${live.width}×${live.height}`.trim() : "–";
+    // Measured in the transcoder's graph (absent while nothing is transcoded).
+    const transcoder = live && live.pipeline ? live.pipeline.transcoder : null;
+    const levels = transcoder && transcoder.running ? transcoder.levels : null;
+    $("fact-audio").textContent = audioLevel(levels);
+    $("fact-picture").textContent = picture(levels);
     const input = (p) => `${p.protocol || "?"} from ${p.remote_address || "?"}`;
     let publisher = live
       ? (live.connected ? input(live) : "disconnected, waiting to reconnect")
