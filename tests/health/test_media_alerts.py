@@ -230,3 +230,25 @@ async def test_engine_fires_and_resolves_level_alerts_and_counts_restarts_from_e
     assert events[0].data["value"] == 2
     assert events[0].data["related"]["restart_reasons"] == {"killed": 1, "starvation": 1}
     await engine.close()
+
+
+async def test_the_slates_silence_and_card_are_not_judged() -> None:
+    bus, clock, pipeline = EventBus(), Clock(), Pipeline()
+    sub = bus.subscribe()
+
+    async def load(policy: StreamPolicy) -> AlertSpec:
+        return AlertSpec(for_seconds=1, audio_silence_seconds=2, video_black_seconds=2)
+
+    engine = AlertEngine(bus, load_spec=load, clock=clock, pipeline=pipeline)
+    b = broadcast()
+    engine.broadcast_started(b)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    engine.publisher_lost(b)
+    b.on_slate = True  # the hub's slate feeds the transcoder now
+    pipeline.levels = levels(silent_s=30.0, black_s=30.0, audio_rms_dbfs=-120.0)
+    for _ in range(5):
+        clock.now += 1
+        engine.evaluate(clock.now)
+    assert not {"audio_silent", "video_black"} & {e.data["rule"] for e in alert_events(sub)}
+    await engine.close()

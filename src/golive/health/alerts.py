@@ -475,7 +475,9 @@ class AlertEngine:
             standby=standby,
             standby_seen=watch.standby_seen,
             viewers=watch.viewers,
-            levels=transcoder.levels if transcoder is not None and transcoder.running else None,
+            # The slate's card and silence are golive's, not the publisher's picture and sound.
+            levels=None if broadcast.on_slate or transcoder is None or not transcoder.running
+            else transcoder.levels,
             restarts=restarts,
         )
 

@@ -334,7 +334,8 @@ class NodeCollector(Collector):
                 if progress is not None:
                     fps.add_metric(sid, progress.fps)
                     duplicated.add_metric(sid, progress.dup_frames)
-                levels = stats.levels if stats.running else None
+                # (The slate's card and silence are not the publisher's.)
+                levels = stats.levels if stats.running and not b.on_slate else None
                 if levels is not None:
                     for kind, dbfs in (("rms", levels.audio_rms_dbfs),
                                        ("peak", levels.audio_peak_dbfs)):
