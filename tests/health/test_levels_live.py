@@ -1,15 +1,19 @@
 """Sound and picture faults on a real transcoding node, each induced for real by an ffmpeg
 publisher over RTMP, three at once: black video with silent audio (`color=black`, the
 sine at -200 dB), a clipping one (the sine amplified +30 dB, testsrc2), and a healthy one
-(testsrc2 + the sine at its normal level) whose encoder is killed twice. Each gives its
-alert with the measured value and the diagnosis; the healthy source gives none of the
-sound and picture alerts, and its restarts give `transcoder_restarts` naming the kill."""
+(testsrc2 + the sine at its normal level) whose encoder is killed twice, watched by a
+player posting beacons whose latency keeps growing. Each gives its alert with the
+measured value and the diagnosis; the healthy source gives none of the sound and picture
+alerts, its restarts give `transcoder_restarts` naming the kill, and its drifting viewer
+`viewer_latency_drift` naming the player and browser."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,8 +43,33 @@ audio_silence_seconds = 2
 video_black_seconds = 2
 audio_clipping_seconds = 3
 max_transcoder_restarts = 2
+max_latency_growth_seconds = 3
+qoe_window_seconds = 10
+qoe_interval_seconds = 1
 """
 LEVEL_RULES = {"audio_silent", "audio_clipping", "video_black"}
+VIEW = "driftingview01234567"
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 " \
+     "Safari/537.36"
+
+
+async def drifting_player(web: httpx.AsyncClient, playback_id: str) -> None:
+    """One hls.js view whose latency sample grows 1 s per second (a beacon every 2 s:
+    the per-view rate limit)."""
+    epoch = time.monotonic()
+    first = True
+    while True:
+        now = (time.monotonic() - epoch) * 1000
+        events = [{"type": "latency", "t": now, "seconds": 2 + now / 1000}]
+        if first:
+            events[:0] = [{"type": "start", "t": now, "muted": True, "native": False,
+                           "rendition": "180p", "protocol": "hls", "player": "hls.js"},
+                          {"type": "first_frame", "t": now, "ms": 700}]
+        r = await web.post(f"/qoe/{playback_id}", json={"view_id": VIEW, "sent": now,
+                                                        "events": events})
+        assert r.status_code == 204, r.text
+        first = False
+        await asyncio.sleep(2.05)
 
 
 @pytest.fixture
@@ -70,16 +99,21 @@ async def test_silent_clipping_and_black_sources_fire_their_alerts_a_healthy_one
     node: Golive, sources: dict[str, Path]
 ) -> None:
     async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
-                                 headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+                                 headers={"Authorization": f"Bearer {ADMIN}"}) as api, \
+            httpx.AsyncClient(base_url=node.http_url, timeout=10,
+                              headers={"User-Agent": UA}) as web:
         streams = {name: await create_stream(api, name=name, profile="quicklevels")
                    for name in sources}
         ids = {name: s["id"] for name, s in streams.items()}
-        with contextlib.ExitStack() as publishers:
+        async with contextlib.AsyncExitStack() as publishers:
             for name, source in sources.items():
                 publishers.enter_context(running(ffmpeg_publish(
                     source, node.rtmp_url(streams[name]["stream_key"]), loop=True)))
             for sid in ids.values():
                 await wait_status(api, sid, "active", timeout=30)
+            player = asyncio.create_task(drifting_player(
+                web, streams["healthy"]["playback_ids"][0]["id"]))
+            publishers.push_async_callback(_cancel, player)
 
             black = (await alert_event(api, ids["dark"], "alert.firing", "video_black"))["data"]
             assert black["threshold"] == 2.0 and black["unit"] == "s" and black["value"] >= 2
@@ -113,6 +147,19 @@ async def test_silent_clipping_and_black_sources_fire_their_alerts_a_healthy_one
             assert restarts["value"] == 2 and "restarted 2 times" in restarts["summary"]
             assert "killed from outside" in restarts["cause"] and "killed x2" in restarts["cause"]
 
+            drift = (await alert_event(api, ids["healthy"], "alert.firing",
+                                       "viewer_latency_drift"))["data"]
+            assert drift["value"] > 3 and drift["threshold"] == 3.0
+            assert "1 view(s) fell up to" in drift["summary"]
+            assert [d["view_id"] for d in drift["related"]["drifting"]] == [VIEW]
+            speed = drift["related"]["encoder_live_speed"]
+            if speed is not None and speed < 0.95:  # this machine starved the encoder
+                assert "encoder is slower than real time" in drift["cause"]
+            else:
+                assert drift["cause"].startswith("players drifting from the live edge")
+                assert "hls.js/chrome x1" in drift["cause"].lower()
+                assert "maxLiveSyncPlaybackRate" in drift["fix"]
+
             # None of the sound and picture rules fired where their fault is absent.
             for name, allowed in (("dark", {"video_black", "audio_silent"}),
                                   ("loud", {"audio_clipping"}), ("healthy", set())):
@@ -124,6 +171,12 @@ async def test_silent_clipping_and_black_sources_fire_their_alerts_a_healthy_one
             assert f'golive_ingest_audio_level_dbfs{{kind="rms",stream_id="{ids["healthy"]}"}}' \
                 in text
             assert f'golive_ingest_video_black_seconds{{stream_id="{ids["dark"]}"}}' in text
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _pid(node: Golive, stream_id: str) -> int | None:
