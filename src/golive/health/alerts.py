@@ -2,9 +2,9 @@
 
 Every `interval` seconds `AlertEngine` takes one `StreamSignals` per live broadcast
 (ingest facts from the hub's meter, the ingest speed and media gaps over its own
-windows, SRT statistics, encoder degrade steps heard on the bus, publisher
-reconnects seen as a broadcast observer, and the viewers' experience over a sliding
-window) and runs every rule of `golive.health.diagnosis.RULES` against the stream
+windows, SRT statistics, encoder degrade steps and restarts heard on the bus, the
+sound and picture measured in the transcoder's graph, publisher reconnects seen as a
+broadcast observer, and the viewers' experience over a sliding window) and runs every rule of `golive.health.diagnosis.RULES` against the stream
 profile's `[alerts]` thresholds and `[slo]` targets. The viewer window is recomputed
 at most every `qoe_interval_seconds` per stream, in a task whose heavy part runs in a
 thread; the rules read the latest one.

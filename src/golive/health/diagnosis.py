@@ -13,6 +13,10 @@ read `StreamSignals.viewers`, the players' reports over a sliding window judged
 against the profile's `[slo]` table, and diagnose by looking at the ingest and encoder
 side of the same moment: viewers rebuffering while the ingest arrives slowly is the
 uplink, while everything upstream is healthy it is the player or a cache.
+The sound and picture rules (`audio_silent`, `audio_clipping`, `video_black`) read
+`StreamSignals.levels`, measured in the transcoder's own graph (`golive.media.levels`);
+`transcoder_restarts` reads the reasons of the encoder's recent restarts, and
+`viewer_latency_drift` the views whose latency grew against the encoder's live speed.
 """
 
 from __future__ import annotations
