@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from golive.media.command import (
+    ANALYSIS_OUTPUT,
     CPU_ONLY,
     EncoderCapabilities,
     build_command,
@@ -190,3 +191,30 @@ def test_mixed_rates_get_fps_per_branch() -> None:
     assert value(groups[0], "-force_key_frames") == (
         "expr:if(isnan(prev_forced_t),1,gt(floor((t+0.008333)/1.000000000),floor((prev_forced_t+0.008333)/1.000000000)))"
     )
+
+
+def test_the_analysis_output_adds_a_picture_branch_and_an_audio_chain() -> None:
+    plan = plan_for(1280, 720)
+    plain = value(build_command(plan, ffmpeg="ffmpeg", output_fds=fds(plan)), "-filter_complex")
+    assert "signalstats" not in plain and "astats" not in plain
+    with_fds = {**fds(plan), ANALYSIS_OUTPUT: 9}
+    argv = build_command(plan, ffmpeg="ffmpeg", output_fds=with_fds)
+    graph = value(argv, "-filter_complex")
+    encoded = len(plan.renditions)
+    # One more branch of the single split: a 64x36 copy at 2 fps, measured and sunk.
+    assert f"split={encoded + 1}" in graph and graph.count("split=") == 1
+    picture = next(c for c in graph.split(";") if "signalstats" in c)
+    assert picture.startswith(f"[s{encoded}]fps=2,scale=64:36")
+    assert picture.endswith("nullsink") and "file='pipe\\:9':direct=1" in picture
+    audio = next(c for c in graph.split(";") if "astats" in c)
+    assert audio.startswith("[0:a:0]asetnsamples=n=4800") and audio.endswith("anullsink")
+    # The analysis is not an output: no -map or pipe:9 among them.
+    assert "pipe:9" not in argv and len(outputs(argv)) == encoded
+    # No audio track, no audio chain; a passthrough-only ladder has no graph at all.
+    silent = plan_for(1280, 720, audio=False)
+    graph = value(build_command(silent, ffmpeg="ffmpeg",
+                                output_fds={**fds(silent), ANALYSIS_OUTPUT: 9}), "-filter_complex")
+    assert "signalstats" in graph and "astats" not in graph
+    copy = plan_for(1920, 1080, 60, profile="passthrough")
+    argv = build_command(copy, ffmpeg="ffmpeg", output_fds={"source": 4, ANALYSIS_OUTPUT: 9})
+    assert "-filter_complex" not in argv
