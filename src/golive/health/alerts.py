@@ -4,10 +4,11 @@ Every `interval` seconds `AlertEngine` takes one `StreamSignals` per live broadc
 (ingest facts from the hub's meter, the ingest speed and media gaps over its own
 windows, SRT statistics, encoder degrade steps and restarts heard on the bus, the
 sound and picture measured in the transcoder's graph, publisher reconnects seen as a
-broadcast observer, and the viewers' experience over a sliding window) and runs every rule of `golive.health.diagnosis.RULES` against the stream
-profile's `[alerts]` thresholds and `[slo]` targets. The viewer window is recomputed
-at most every `qoe_interval_seconds` per stream, in a task whose heavy part runs in a
-thread; the rules read the latest one.
+broadcast observer, and the viewers' experience over a sliding window) and runs
+every rule of `golive.health.diagnosis.RULES` against the stream profile's `[alerts]`
+thresholds and `[slo]` targets. The viewer window is recomputed at most every
+`qoe_interval_seconds` per stream, in a task whose heavy part runs in a thread; the
+rules read the latest one.
 
 An alert is deduplicated per (stream, rule) and moves along `TRANSITIONS`: a rule
 whose condition holds opens it `pending`; held for `for_seconds` it is `firing`
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 RECENT_PER_STREAM = 50  # resolved alerts kept per stream for the API
 STREAMS_REMEMBERED = 1000  # streams whose recent alerts are kept after their broadcast
 _MAX_RECONNECTS_KEPT = 1000
+_MAX_RESTARTS_KEPT = 1000
 
 
 class AlertState(enum.StrEnum):
@@ -254,7 +256,7 @@ class _Watch:
     reconnects: deque[float] = field(default_factory=lambda: deque(maxlen=_MAX_RECONNECTS_KEPT))
     # (when, why) of each encoder restart heard on the bus
     restarts: deque[tuple[float, str]] = field(
-        default_factory=lambda: deque(maxlen=_MAX_RECONNECTS_KEPT))
+        default_factory=lambda: deque(maxlen=_MAX_RESTARTS_KEPT))
     audio_frames: int = 0
     audio_seen_at: float | None = None
     degrade_step: int = 0
