@@ -52,7 +52,14 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
-from golive.core import EventBus, FailureThrottle, hash_stream_key, tune_garbage_collector
+from golive.core import (
+    EventBus,
+    FailureThrottle,
+    RateLimits,
+    RedisLink,
+    hash_stream_key,
+    tune_garbage_collector,
+)
 from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
@@ -115,7 +122,9 @@ from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget, StreamP
 from golive.web import (
     AssetCatalog,
     RecordedFrames,
+    SessionBook,
     Studio,
+    StudioSessions,
     ThumbnailRoute,
     studio_routes,
     web_routes,
@@ -300,6 +309,10 @@ class Golive:
         self.readiness: Readiness | None = None
         self.metrics: NodeMetrics | None = None
         self.destinations: DestinationRelay | None = None
+        # With redis_url, rate limits and studio sessions are shared with the other nodes.
+        self.redis_link: RedisLink | None = (
+            RedisLink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None)
+        self.rate_limits = RateLimits(self.redis_link)
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -399,7 +412,7 @@ class Golive:
                 HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
                                     stream_of_key=store_access.stream_of_key),
                 self.preflight),
-            FailureThrottle())
+            FailureThrottle(limits=self.rate_limits, name="publish-key-guesses"))
 
         if s.transcode:
             ffmpeg = s.ffmpeg_path()
@@ -453,6 +466,7 @@ class Golive:
         self.chat = ChatService(
             s, self.store, self.bus, messages=ChatStore(self.store.engine),
             signer=ChatSigner(self._secret()), review=self._chat_review, access=self.access,
+            limits=self.rate_limits,
         )
         await self.chat.start()
 
@@ -585,6 +599,8 @@ class Golive:
             await self.webhooks.close()
         if self.store is not None:
             await self.store.close()
+        if self.redis_link is not None:
+            await self.redis_link.close()
 
     async def __aenter__(self) -> Golive:
         try:
@@ -606,7 +622,8 @@ class Golive:
         )
         s = self.settings
         # One authenticator for the API, its chat routes and the studio's login.
-        auth = Authenticator(s, self.store)
+        auth = Authenticator(s, self.store, throttle=FailureThrottle(
+            limits=self.rate_limits, name="api-token-guesses"))
         api = create_api_app(settings=s, store=self.store, bus=self.bus,
                              broadcasts=_LiveView(self), auth=auth, alerts=self.alerts,
                              catalog=self.profiles)
@@ -714,7 +731,9 @@ class Golive:
             base_url=httpx.URL(scheme="http", host=s.advertised_host, path="/"), timeout=30,
         )
         app.router.routes.extend(studio_routes(Studio(
-            auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
+            auth=auth, api=self._studio_api, secret=self._secret(), assets=assets,
+            sessions=SessionBook(StudioSessions(), link=self.redis_link,
+                                 secret=self._secret()))))
 
         return app
 

@@ -15,7 +15,6 @@ import math
 import secrets
 import time
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +49,7 @@ from golive.chat.identity import (
 )
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
-from golive.core import BucketTable, EventBus, EventType, TokenBucket
+from golive.core import EventBus, EventType, Limit, RateLimits
 from golive.delivery import PlaybackAccess
 from golive.settings import Settings
 from golive.store import (
@@ -69,7 +68,6 @@ SYSTEM_TEXTS = {
     EventType.LIVE_STREAM_IDLE: "The stream ended",
 }
 TICK_SECONDS = 1.0
-MAX_SLOW_MODE_USERS = 100_000
 MAX_RESERVED_NAMES = 1000
 
 
@@ -95,11 +93,8 @@ class StreamChat:
     stream_id: str
     settings: ChatSettingsRecord
     bans: list[ChatBanRecord]
-    users: BucketTable
-    busy: TokenBucket
     history: History
     rooms: dict[str, Room] = field(default_factory=dict)
-    last_sent: OrderedDict[str, float] = field(default_factory=OrderedDict)
     # Name keys (`name_key`) only the streamer and moderators may chat under: the
     # studio's names plus those of every moderator seen in this stream's chat.
     reserved: set[str] = field(default_factory=lambda: set(RESERVED_NAMES))
@@ -129,8 +124,13 @@ class ChatService:
 
     def __init__(self, settings: Settings, store: Store, bus: EventBus, *,
                  messages: ChatStore, signer: ChatSigner, review: ReviewHook,
-                 access: PlaybackAccess | None = None) -> None:
+                 access: PlaybackAccess | None = None,
+                 limits: RateLimits | None = None) -> None:
+        """`limits` counts senders across the cluster (the node's shared ones); default: here."""
         self.settings = settings
+        self.limits = limits if limits is not None else RateLimits()
+        self._user_limit = Limit("chat-user", settings.chat_user_rate, settings.chat_user_burst)
+        self._room_limit = Limit("chat-room", settings.chat_room_rate, settings.chat_room_burst)
         self.access = access  # signed playback ids' chats need a token (aud c); None: open
         self.store = store
         self.messages = messages
@@ -255,7 +255,6 @@ class ChatService:
 
     async def _load_stream(self, stream_id: str) -> StreamChat:
         s = self.settings
-        now = asyncio.get_running_loop().time()
         history = History(s.chat_history)
         recent = [replace(r, role=stored_role(r.user_id))
                   for r in await self.messages.recent_messages(stream_id, history.capacity)]
@@ -268,8 +267,6 @@ class ChatService:
             stream_id=stream_id,
             settings=await self.messages.get_settings(stream_id),
             bans=await self.messages.active_bans(stream_id, _now()),
-            users=BucketTable(s.chat_user_rate, s.chat_user_burst),
-            busy=TokenBucket(s.chat_room_rate, s.chat_room_burst, now),
             history=history,
             reserved=set(RESERVED_NAMES) | {name_key(r.user_name) for r in recent
                                             if r.role != "viewer"},
@@ -472,16 +469,20 @@ class ChatService:
             return "only signed-in users can chat here"
         if state.name_taken(user):
             return reserved_reason(user.name)
-        now = asyncio.get_running_loop().time()
+        # Slow mode, the sender's own rate and the room's, checked together (all or
+        # nothing) and counted across the cluster's nodes when Redis links them.
         slow = state.settings.slow_mode
+        checks = [(self._user_limit, f"{room.stream_id}:{user.id}"),
+                  (self._room_limit, room.stream_id)]
         if slow and not user.can_moderate:
-            last = state.last_sent.get(user.id)
-            if last is not None and now - last < slow:
-                return f"slow mode is on: wait {math.ceil(slow - (now - last))} more seconds"
-        bucket = state.users.bucket(user.id, now)
-        if not bucket.take(now):
-            return f"you are sending messages too fast; wait {bucket.wait_time(now):.1f} s"
-        if not state.busy.take(now):
+            checks.insert(0, (Limit("chat-slow-mode", 1 / slow, 1), f"{room.stream_id}:{user.id}"))
+        admission = await self.limits.take(*checks)
+        if admission.refused_by is not None:
+            name = admission.refused_by.name
+            if name == "chat-slow-mode":
+                return f"slow mode is on: wait {math.ceil(admission.wait)} more seconds"
+            if name == "chat-user":
+                return f"you are sending messages too fast; wait {admission.wait:.1f} s"
             return "chat is busy"
         if state.settings.review_hook_url:
             verdict = await self.review.review(
@@ -508,11 +509,6 @@ class ChatService:
         # Stored before anyone sees it: a crash may lose a message still being written,
         # never one a viewer already read (`_store_messages` publishes after the commit).
         self._store(message, record, connection)
-        if slow:
-            state.last_sent[user.id] = now
-            state.last_sent.move_to_end(user.id)
-            if len(state.last_sent) > MAX_SLOW_MODE_USERS:
-                state.last_sent.popitem(last=False)
         return None
 
     async def _next_id(self) -> int | None:
