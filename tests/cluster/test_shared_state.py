@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -91,13 +91,15 @@ async def test_studio_sessions_work_on_every_node_and_end_everywhere(
         cookie = await _login(a)
         assert await _signed_in(a, cookie) and await _signed_in(b, cookie)
         # Redis holds the session with its expiry, and the API token only encrypted.
-        keys = redis.client().keys(f"{prefix}studio:session:*")
+        client = redis.client()
+        keys = cast(list[bytes], client.keys(f"{prefix}studio:session:*"))
         assert len(keys) == 1
-        assert ADMIN.encode() not in redis.client().get(keys[0])
-        assert 0 < redis.client().pttl(keys[0]) <= 12 * 3600 * 1000
+        assert ADMIN.encode() not in cast(bytes, client.get(keys[0]))
+        assert 0 < cast(int, client.pttl(keys[0])) <= 12 * 3600 * 1000
         await _logout(b, cookie)
         assert not await _signed_in(a, cookie) and not await _signed_in(b, cookie)
-        assert redis.client().keys(f"{prefix}studio:session:*") == []
+        assert client.keys(f"{prefix}studio:session:*") == []
+        client.close()
 
         # Redis away: nodes fail closed on sessions they cannot read, a login taken now
         # lives on its own node only, and a logout made now is applied once Redis is back.

@@ -69,6 +69,10 @@ SYSTEM_TEXTS = {
 }
 TICK_SECONDS = 1.0
 MAX_RESERVED_NAMES = 1000
+# Ids Redis may have handed out, cluster-wide, whose messages were not stored yet when it
+# went away (a few group commits' worth of every node's messages, with a wide margin):
+# the database's first id in an outage starts above them.
+REDIS_IDS_IN_FLIGHT = 100_000
 
 
 def _now() -> datetime:
@@ -145,6 +149,7 @@ class ChatService:
         # commit) and only then publishes it, so nothing a viewer saw can be lost to a
         # crash, while a sender never waits on the database round trip itself.
         self._last_id: int | None = None
+        self._database_ids = False  # with a cluster: Redis is away, the database picks ids
         self._unstored: list[tuple[NewChatMessage, ChatMessageRecord, ChatConnection]] = []
         self._unstored_ready = asyncio.Event()
         self._stored = asyncio.Event()  # set (and replaced) after each stored batch
@@ -519,7 +524,13 @@ class ChatService:
         so nodes sharing it still get unique ones).
         """
         if self.cluster is not None:
-            return await self.cluster.next_id()
+            message_id = await self.cluster.next_id()
+            if message_id is None and not self._database_ids:
+                # The first id the database picks in this outage: past every id Redis
+                # handed out, stored or still on its way (`ChatStore.prepare_database_ids`).
+                await self.messages.prepare_database_ids(REDIS_IDS_IN_FLIGHT)
+            self._database_ids = message_id is None
+            return message_id
         assert self._last_id is not None  # read when the stream's first room opened
         self._last_id += 1
         return self._last_id
