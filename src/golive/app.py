@@ -714,7 +714,7 @@ class Golive:
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
             realtime_ice_servers=realtime_ice, recordings=self.recordings,
-            access=self.access))
+            access=self.access, limits=self.rate_limits if self.redis_link else None))
 
         # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
         # ?time= from an asset's stored ones.

@@ -7,6 +7,7 @@ shares them again once Redis is back."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -191,3 +192,31 @@ async def test_chat_send_limits_count_across_nodes(tmp_path: Path, redis: RedisS
         dave_b = await b.connect(pid, token=dave)
         assert await _say(dave_a, "first") == "sent"
         assert "slow mode is on" in await _say(dave_b, "second")
+
+
+async def test_qoe_batches_of_one_view_count_across_nodes(
+        tmp_path: Path, redis: RedisServer) -> None:
+    async with _pair(tmp_path, redis) as (a, b, _):
+        stream = await a.stream()
+        pid = str(stream["playback_ids"][0]["id"])
+        body = json.dumps({"view_id": "view0000000000000001", "sent": 10_000,
+                           "events": [{"type": "stall", "t": 9_000, "ms": 250}]})
+
+        async def beacon(node: ChatNode) -> int:
+            async with httpx.AsyncClient(base_url=node.node.http_url, timeout=10) as site:
+                answer = await site.post(f"/qoe/{pid}", content=body,
+                                         headers={"content-type": "application/json"})
+            return answer.status_code
+
+        # Six batches per view, then one each 2 s: three on A leave B three (plus what
+        # refilled meanwhile); B alone would take six.
+        started = time.monotonic()
+        for _ in range(3):
+            assert await beacon(a) == 204
+        taken = 0
+        while (status := await beacon(b)) == 204:
+            taken += 1
+            assert taken < 20
+        assert status == 429
+        refilled = (time.monotonic() - started) * 0.5
+        assert taken <= 3 + refilled + 1, (taken, refilled)
