@@ -480,15 +480,17 @@ class ChatService:
         checks = [(self._user_limit, f"{room.stream_id}:{user.id}"),
                   (self._room_limit, room.stream_id)]
         if slow and not user.can_moderate:
-            checks.insert(0, (Limit("chat-slow-mode", 1 / slow, 1), f"{room.stream_id}:{user.id}"))
+            # Named by its interval: streams with other intervals count apart.
+            checks.insert(0, (Limit(f"chat-slow-{slow}s", 1 / slow, 1),
+                              f"{room.stream_id}:{user.id}"))
         admission = await self.limits.take(*checks)
-        if admission.refused_by is not None:
-            name = admission.refused_by.name
-            if name == "chat-slow-mode":
-                return f"slow mode is on: wait {math.ceil(admission.wait)} more seconds"
-            if name == "chat-user":
-                return f"you are sending messages too fast; wait {admission.wait:.1f} s"
+        refused = admission.refused_by
+        if refused is self._room_limit:
             return "chat is busy"
+        if refused is self._user_limit:
+            return f"you are sending messages too fast; wait {admission.wait:.1f} s"
+        if refused is not None:
+            return f"slow mode is on: wait {math.ceil(admission.wait)} more seconds"
         if state.settings.review_hook_url:
             verdict = await self.review.review(
                 state.settings.review_hook_url,

@@ -43,6 +43,11 @@ class RedisLink:
         """False while Redis is marked away (until the next try is due)."""
         return not self._down or self._clock() >= self._down_until
 
+    @property
+    def reachable(self) -> bool:
+        """Whether the last call reached Redis (True before the first)."""
+        return not self._down
+
     async def call(self, doing: str, command: Callable[[aioredis.Redis], Awaitable[T]]
                    ) -> T | None:
         """`command(client)`'s result; None when Redis is away or fails (the caller falls back)."""
