@@ -1,6 +1,7 @@
 """Studio sessions and rate limits shared by two golive nodes through one real Redis
 (core/limits.py, core/redislink.py, web/session.py): a login on node A works on node B and a
-logout on B ends it on A; token guesses and chat sends count across both nodes; with Redis
+logout on B ends it on A; API token and stream key guesses, chat sends and QoE batches
+count across both nodes; with Redis
 stopped each node falls back to its own limits and sessions (one log line each way), and
 shares them again once Redis is back."""
 
@@ -20,6 +21,7 @@ from tests.chat.conftest import ChatClient, ChatNode, start_chat_node
 from tests.e2e.conftest import eventually
 from tests.redisserver import RedisServer
 
+from golive.stream import PublishRefused, RefusalReason
 from golive.web.session import SESSION_COOKIE, SessionSigner
 
 SECRET = "shared-state-test-secret-0123456789abcdef"
@@ -136,6 +138,17 @@ async def test_token_guesses_count_across_nodes_and_locally_during_an_outage(
         assert on_b <= 4 + refilled + 1, (on_b, refilled)
         assert await _guess(a) == 429
 
+        # Wrong stream keys (RTMP, SRT and WHIP open publishers the same way) likewise.
+        started = time.monotonic()
+        for _ in range(6):
+            assert await _wrong_key(a) is RefusalReason.UNKNOWN_KEY
+        on_b = 0
+        while (reason := await _wrong_key(b)) is RefusalReason.UNKNOWN_KEY:
+            on_b += 1
+            assert on_b < 30
+        assert reason is RefusalReason.THROTTLED
+        assert on_b <= 4 + (time.monotonic() - started) * 0.5 + 1
+
     caplog.set_level(logging.WARNING, logger="golive.core.redislink")
     async with _pair(tmp_path / "outage", redis) as (a, b, _):
         with redis.stopped():
@@ -143,6 +156,15 @@ async def test_token_guesses_count_across_nodes_and_locally_during_an_outage(
             assert await _guesses_until_refused(a) >= 10
             assert await _guess(b) == 401
         assert any("Redis unreachable" in r.getMessage() for r in caplog.records)
+
+
+async def _wrong_key(node: ChatNode) -> RefusalReason:
+    try:
+        await node.node.publish_target.open_publisher(
+            "no-such-key", protocol="rtmp", remote_address="192.0.2.77:40000")
+    except PublishRefused as refused:
+        return refused.reason
+    raise AssertionError("a wrong stream key was accepted")
 
 
 async def _guesses_until_refused(node: ChatNode) -> int:
