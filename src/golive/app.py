@@ -349,6 +349,10 @@ class Golive:
         # HTTPS and RTMPS: both files or neither, loadable, before anything listens.
         tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.redis_url and s.chat_secret is None:
+            log.warning("redis_url is set but chat_secret is not: this node signs studio "
+                        "sessions and chat tokens with a secret of its own, which the other "
+                        "nodes refuse; set GOLIVE_CHAT_SECRET to the same value on every node")
         self.store = await Store.open(
             s.resolved_database_url, event_history=s.event_history, pool=s.database_pool
         )

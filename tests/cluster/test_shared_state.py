@@ -242,3 +242,14 @@ async def test_qoe_batches_of_one_view_count_across_nodes(
         assert status == 429
         refilled = (time.monotonic() - started) * 0.5
         assert taken <= 3 + refilled + 1, (taken, refilled)
+
+
+async def test_a_cluster_node_without_a_shared_secret_says_so(
+        tmp_path: Path, redis: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="golive.app")
+    nodes = start_chat_node(tmp_path, redis_url=redis.url, redis_prefix=redis.prefix())
+    await anext(nodes)
+    with contextlib.suppress(StopAsyncIteration):
+        await anext(nodes)
+    assert any("set GOLIVE_CHAT_SECRET to the same value on every node" in r.getMessage()
+               for r in caplog.records)
