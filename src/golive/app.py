@@ -52,7 +52,14 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
-from golive.core import EventBus, FailureThrottle, hash_stream_key, tune_garbage_collector
+from golive.core import (
+    EventBus,
+    FailureThrottle,
+    RateLimits,
+    RedisLink,
+    hash_stream_key,
+    tune_garbage_collector,
+)
 from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
@@ -115,7 +122,9 @@ from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget, StreamP
 from golive.web import (
     AssetCatalog,
     RecordedFrames,
+    SessionBook,
     Studio,
+    StudioSessions,
     ThumbnailRoute,
     studio_routes,
     web_routes,
@@ -300,6 +309,10 @@ class Golive:
         self.readiness: Readiness | None = None
         self.metrics: NodeMetrics | None = None
         self.destinations: DestinationRelay | None = None
+        # With redis_url, rate limits and studio sessions are shared with the other nodes.
+        self.redis_link: RedisLink | None = (
+            RedisLink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None)
+        self.rate_limits = RateLimits(self.redis_link)
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -336,6 +349,10 @@ class Golive:
         # HTTPS and RTMPS: both files or neither, loadable, before anything listens.
         tls = s.check_tls()
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.redis_url and s.chat_secret is None:
+            log.warning("redis_url is set but chat_secret is not: this node signs studio "
+                        "sessions and chat tokens with a secret of its own, which the other "
+                        "nodes refuse; set GOLIVE_CHAT_SECRET to the same value on every node")
         self.store = await Store.open(
             s.resolved_database_url, event_history=s.event_history, pool=s.database_pool
         )
@@ -399,7 +416,7 @@ class Golive:
                 HookedPublishTarget(self.hub, self.access_hook, default_url=s.access_hook_url,
                                     stream_of_key=store_access.stream_of_key),
                 self.preflight),
-            FailureThrottle())
+            FailureThrottle(limits=self.rate_limits, name="publish-key-guesses"))
 
         if s.transcode:
             ffmpeg = s.ffmpeg_path()
@@ -453,6 +470,7 @@ class Golive:
         self.chat = ChatService(
             s, self.store, self.bus, messages=ChatStore(self.store.engine),
             signer=ChatSigner(self._secret()), review=self._chat_review, access=self.access,
+            limits=self.rate_limits,
         )
         await self.chat.start()
 
@@ -585,6 +603,8 @@ class Golive:
             await self.webhooks.close()
         if self.store is not None:
             await self.store.close()
+        if self.redis_link is not None:
+            await self.redis_link.close()
 
     async def __aenter__(self) -> Golive:
         try:
@@ -606,7 +626,8 @@ class Golive:
         )
         s = self.settings
         # One authenticator for the API, its chat routes and the studio's login.
-        auth = Authenticator(s, self.store)
+        auth = Authenticator(s, self.store, throttle=FailureThrottle(
+            limits=self.rate_limits, name="api-token-guesses"))
         api = create_api_app(settings=s, store=self.store, bus=self.bus,
                              broadcasts=_LiveView(self), auth=auth, alerts=self.alerts,
                              catalog=self.profiles)
@@ -697,7 +718,7 @@ class Golive:
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
             realtime_ice_servers=realtime_ice, recordings=self.recordings,
-            access=self.access))
+            access=self.access, limits=self.rate_limits if self.redis_link else None))
 
         # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
         # ?time= from an asset's stored ones.
@@ -714,7 +735,9 @@ class Golive:
             base_url=httpx.URL(scheme="http", host=s.advertised_host, path="/"), timeout=30,
         )
         app.router.routes.extend(studio_routes(Studio(
-            auth=auth, api=self._studio_api, secret=self._secret(), assets=assets)))
+            auth=auth, api=self._studio_api, secret=self._secret(), assets=assets,
+            sessions=SessionBook(StudioSessions(), link=self.redis_link,
+                                 secret=self._secret()))))
 
         return app
 

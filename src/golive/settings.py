@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "",
         description="Redis URL (redis://host:port/db) shared by the nodes of a cluster: chat "
-        "message ids, chat fan-out and moderation across nodes, summed viewer counts. Empty "
-        "means one process with embedded defaults.",
+        "message ids, chat fan-out and moderation across nodes, summed viewer counts, studio "
+        "sessions and rate limits (token guesses, chat sends, QoE beacons). Empty means one "
+        "process with embedded defaults.",
     )
     redis_prefix: str = Field(
         "golive:", max_length=64,

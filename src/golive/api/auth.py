@@ -98,7 +98,7 @@ class Authenticator:
                                 surface: str = "api") -> Principal | None:
         """`authenticate`, throttled per source address: raises `Throttled` before any lookup."""
         now = self._clock()
-        wait = self.throttle.retry_after(remote, now)
+        wait = await self.throttle.check(remote, now)
         if wait > 0:
             address = address_of(remote)
             self._log.warning(f"{surface}:{address}", now,
@@ -107,7 +107,7 @@ class Authenticator:
             raise Throttled(wait)
         principal = await self.authenticate(token) if token else None
         if principal is None:
-            self.throttle.failed(remote, self._clock())
+            await self.throttle.record(remote, self._clock())
         return principal
 
     async def authenticate(self, token: str) -> Principal | None:

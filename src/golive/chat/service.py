@@ -15,7 +15,6 @@ import math
 import secrets
 import time
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +49,7 @@ from golive.chat.identity import (
 )
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
-from golive.core import BucketTable, EventBus, EventType, TokenBucket
+from golive.core import EventBus, EventType, Limit, RateLimits
 from golive.delivery import PlaybackAccess
 from golive.settings import Settings
 from golive.store import (
@@ -69,8 +68,11 @@ SYSTEM_TEXTS = {
     EventType.LIVE_STREAM_IDLE: "The stream ended",
 }
 TICK_SECONDS = 1.0
-MAX_SLOW_MODE_USERS = 100_000
 MAX_RESERVED_NAMES = 1000
+# Ids Redis may have handed out, cluster-wide, whose messages were not stored yet when it
+# went away (a few group commits' worth of every node's messages, with a wide margin):
+# the database's first id in an outage starts above them.
+REDIS_IDS_IN_FLIGHT = 100_000
 
 
 def _now() -> datetime:
@@ -95,11 +97,8 @@ class StreamChat:
     stream_id: str
     settings: ChatSettingsRecord
     bans: list[ChatBanRecord]
-    users: BucketTable
-    busy: TokenBucket
     history: History
     rooms: dict[str, Room] = field(default_factory=dict)
-    last_sent: OrderedDict[str, float] = field(default_factory=OrderedDict)
     # Name keys (`name_key`) only the streamer and moderators may chat under: the
     # studio's names plus those of every moderator seen in this stream's chat.
     reserved: set[str] = field(default_factory=lambda: set(RESERVED_NAMES))
@@ -129,8 +128,13 @@ class ChatService:
 
     def __init__(self, settings: Settings, store: Store, bus: EventBus, *,
                  messages: ChatStore, signer: ChatSigner, review: ReviewHook,
-                 access: PlaybackAccess | None = None) -> None:
+                 access: PlaybackAccess | None = None,
+                 limits: RateLimits | None = None) -> None:
+        """`limits` counts senders across the cluster (the node's shared ones); default: here."""
         self.settings = settings
+        self.limits = limits if limits is not None else RateLimits()
+        self._user_limit = Limit("chat-user", settings.chat_user_rate, settings.chat_user_burst)
+        self._room_limit = Limit("chat-room", settings.chat_room_rate, settings.chat_room_burst)
         self.access = access  # signed playback ids' chats need a token (aud c); None: open
         self.store = store
         self.messages = messages
@@ -145,6 +149,7 @@ class ChatService:
         # commit) and only then publishes it, so nothing a viewer saw can be lost to a
         # crash, while a sender never waits on the database round trip itself.
         self._last_id: int | None = None
+        self._database_ids = False  # with a cluster: Redis is away, the database picks ids
         self._unstored: list[tuple[NewChatMessage, ChatMessageRecord, ChatConnection]] = []
         self._unstored_ready = asyncio.Event()
         self._stored = asyncio.Event()  # set (and replaced) after each stored batch
@@ -255,7 +260,6 @@ class ChatService:
 
     async def _load_stream(self, stream_id: str) -> StreamChat:
         s = self.settings
-        now = asyncio.get_running_loop().time()
         history = History(s.chat_history)
         recent = [replace(r, role=stored_role(r.user_id))
                   for r in await self.messages.recent_messages(stream_id, history.capacity)]
@@ -268,8 +272,6 @@ class ChatService:
             stream_id=stream_id,
             settings=await self.messages.get_settings(stream_id),
             bans=await self.messages.active_bans(stream_id, _now()),
-            users=BucketTable(s.chat_user_rate, s.chat_user_burst),
-            busy=TokenBucket(s.chat_room_rate, s.chat_room_burst, now),
             history=history,
             reserved=set(RESERVED_NAMES) | {name_key(r.user_name) for r in recent
                                             if r.role != "viewer"},
@@ -472,17 +474,23 @@ class ChatService:
             return "only signed-in users can chat here"
         if state.name_taken(user):
             return reserved_reason(user.name)
-        now = asyncio.get_running_loop().time()
+        # Slow mode, the sender's own rate and the room's, checked together (all or
+        # nothing) and counted across the cluster's nodes when Redis links them.
         slow = state.settings.slow_mode
+        checks = [(self._user_limit, f"{room.stream_id}:{user.id}"),
+                  (self._room_limit, room.stream_id)]
         if slow and not user.can_moderate:
-            last = state.last_sent.get(user.id)
-            if last is not None and now - last < slow:
-                return f"slow mode is on: wait {math.ceil(slow - (now - last))} more seconds"
-        bucket = state.users.bucket(user.id, now)
-        if not bucket.take(now):
-            return f"you are sending messages too fast; wait {bucket.wait_time(now):.1f} s"
-        if not state.busy.take(now):
+            # Named by its interval: streams with other intervals count apart.
+            checks.insert(0, (Limit(f"chat-slow-{slow}s", 1 / slow, 1),
+                              f"{room.stream_id}:{user.id}"))
+        admission = await self.limits.take(*checks)
+        refused = admission.refused_by
+        if refused is self._room_limit:
             return "chat is busy"
+        if refused is self._user_limit:
+            return f"you are sending messages too fast; wait {admission.wait:.1f} s"
+        if refused is not None:
+            return f"slow mode is on: wait {math.ceil(admission.wait)} more seconds"
         if state.settings.review_hook_url:
             verdict = await self.review.review(
                 state.settings.review_hook_url,
@@ -508,11 +516,6 @@ class ChatService:
         # Stored before anyone sees it: a crash may lose a message still being written,
         # never one a viewer already read (`_store_messages` publishes after the commit).
         self._store(message, record, connection)
-        if slow:
-            state.last_sent[user.id] = now
-            state.last_sent.move_to_end(user.id)
-            if len(state.last_sent) > MAX_SLOW_MODE_USERS:
-                state.last_sent.popitem(last=False)
         return None
 
     async def _next_id(self) -> int | None:
@@ -523,7 +526,13 @@ class ChatService:
         so nodes sharing it still get unique ones).
         """
         if self.cluster is not None:
-            return await self.cluster.next_id()
+            message_id = await self.cluster.next_id()
+            if message_id is None and not self._database_ids:
+                # The first id the database picks in this outage: past every id Redis
+                # handed out, stored or still on its way (`ChatStore.prepare_database_ids`).
+                await self.messages.prepare_database_ids(REDIS_IDS_IN_FLIGHT)
+            self._database_ids = message_id is None
+            return message_id
         assert self._last_id is not None  # read when the stream's first room opened
         self._last_id += 1
         return self._last_id

@@ -5,7 +5,9 @@ from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.collector import tune_garbage_collector
 from golive.core.events import Event, EventBus, EventType, utcnow
+from golive.core.limits import Admission, Limit, RateLimits
 from golive.core.periodic import PeriodicSweep
+from golive.core.redislink import RedisLink
 from golive.core.secrets import (
     hash_api_token,
     hash_stream_key,
@@ -17,6 +19,7 @@ from golive.core.secrets import (
 from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of
 
 __all__ = [
+    "Admission",
     "Backoff",
     "BucketTable",
     "Cooldown",
@@ -25,7 +28,10 @@ __all__ = [
     "EventType",
     "FailureThrottle",
     "IPAddress",
+    "Limit",
     "PeriodicSweep",
+    "RateLimits",
+    "RedisLink",
     "RepeatedLog",
     "TokenBucket",
     "address_of",

@@ -8,7 +8,8 @@ operator is never slowed by the throttle unless it shares an address with a gues
 that already spent the burst. `RepeatedLog` (on a `Cooldown` per key) lets one line through per interval and
 counts the ones it held back, so a flood cannot fill the log. Both take `now` from
 the caller and hold a bounded number of addresses; the buckets are
-`golive.core.buckets`'.
+`golive.core.buckets`'. Given shared `RateLimits`, `check` and `record` count the
+failures across the cluster's nodes in Redis instead (and on this node while it is away).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from collections import OrderedDict
 
 from golive.core.buckets import BucketTable
+from golive.core.limits import Limit, RateLimits
 
 
 def address_of(remote: str) -> str:
@@ -42,14 +44,33 @@ class FailureThrottle:
     `burst` failures are allowed at once; after that one more each `1 / rate` seconds.
     """
 
-    def __init__(self, *, burst: int = 10, rate: float = 0.5, max_addresses: int = 10_000) -> None:
+    def __init__(self, *, burst: int = 10, rate: float = 0.5, max_addresses: int = 10_000,
+                 limits: RateLimits | None = None, name: str = "failures") -> None:
         if burst < 1 or rate <= 0:
             raise ValueError("burst must be >= 1 and rate > 0")
         self.burst = burst
         self.rate = rate
         self.max_addresses = max_addresses
         self._buckets = BucketTable(rate, burst, max_addresses)
+        self.limits = limits
+        self.limit = Limit(name, rate, burst, max_addresses)
         self.refused = 0  # attempts refused while an address was throttled
+
+    async def check(self, remote: str, now: float) -> float:
+        """`retry_after`, counted across the cluster when the throttle has shared limits."""
+        if self.limits is None:
+            return self.retry_after(remote, now)
+        wait = await self.limits.wait(self.limit, address_of(remote))
+        if wait > 0:
+            self.refused += 1
+        return wait
+
+    async def record(self, remote: str, now: float) -> None:
+        """`failed`, counted across the cluster when the throttle has shared limits."""
+        if self.limits is None:
+            self.failed(remote, now)
+        else:
+            await self.limits.spend(self.limit, address_of(remote))
 
     def retry_after(self, remote: str, now: float) -> float:
         """Seconds until `remote` may try again; 0 when it may try now."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from golive.core import random_id
@@ -130,10 +130,32 @@ def _clean_settings(fields: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+# PostgreSQL: message ids the database picks come from this sequence; changes to it are
+# serialized across nodes by this transaction-level advisory lock ("golive" + 1).
+_ID_SEQUENCE = "chat_messages_id_seq"
+_ID_LOCK = 0x676F6C6976650001
+# Raises the sequence to at least :floor (never lowers it).
+_RAISE_SEQUENCE = text(
+    f"SELECT setval('{_ID_SEQUENCE}', GREATEST(:floor, CASE WHEN is_called THEN last_value "
+    f"ELSE 0 END)) FROM {_ID_SEQUENCE}")
+_LOCK_IDS = text("SELECT pg_advisory_xact_lock(:key)")
+
+
 class ChatStore:
-    """Chat rows of one database; shares the engine of `golive.store.Store`."""
+    """Chat rows of one database; shares the engine of `golive.store.Store`.
+
+    Message ids come either from the caller (a cluster's Redis counter) or, without one,
+    from the database. On PostgreSQL an explicit id never moves the id sequence by
+    itself, so every batch with explicit ids also raises the sequence to its highest id
+    (under an advisory lock: two nodes raising it at once could otherwise lower it), and
+    `prepare_database_ids` lifts the sequence past ids still on their way in when a node
+    starts letting the database pick. Redis is seeded from `max_message_id`, which
+    counts the sequence too. Ids then stay unique and increasing through an outage of
+    Redis and its recovery.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self._postgres = engine.dialect.name == "postgresql"
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True})
@@ -164,16 +186,42 @@ class ChatStore:
         ]
         if not rows:
             return []
+        explicit = [m.id for m in messages if m.id is not None]
         async with self._write.begin() as session:
             session.add_all(rows)
             await session.flush()
+            if self._postgres and explicit:
+                # Held until this commit: the raise and the rows land together.
+                await session.execute(_LOCK_IDS, {"key": _ID_LOCK})
+                await session.execute(_RAISE_SEQUENCE, {"floor": max(explicit)})
             return [_message(row) for row in rows]
 
+    async def prepare_database_ids(self, margin: int) -> None:
+        """Before the database picks message ids again (the cluster's Redis is away).
+
+        Raises PostgreSQL's id sequence to the highest stored id plus `margin`: room for
+        ids Redis handed out just before the outage whose messages are not stored yet.
+        Nothing to do on SQLite, which picks one above the highest row.
+        """
+        if not self._postgres:
+            return
+        async with self._write.begin() as session:
+            await session.execute(_LOCK_IDS, {"key": _ID_LOCK})
+            top = await session.scalar(select(func.max(ChatMessage.id)))
+            await session.execute(_RAISE_SEQUENCE, {"floor": int(top or 0) + margin})
+
     async def max_message_id(self) -> int:
-        """The highest message id used so far (deleted messages included); 0 when none."""
+        """The highest message id used so far (deleted messages included); 0 when none.
+
+        On PostgreSQL also the highest id its sequence handed out, stored yet or not.
+        """
         async with self._read() as session:
-            value = await session.scalar(select(func.max(ChatMessage.id)))
-            return int(value or 0)
+            value = int(await session.scalar(select(func.max(ChatMessage.id))) or 0)
+            if self._postgres:
+                handed = await session.scalar(text(
+                    f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_ID_SEQUENCE}"))
+                value = max(value, int(handed or 0))
+            return value
 
     async def recent_messages(self, stream_id: str, limit: int) -> list[ChatMessageRecord]:
         """The newest `limit` messages that are not deleted, oldest first."""

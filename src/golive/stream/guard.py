@@ -46,7 +46,7 @@ class GuardedPublishTarget:
         disconnect: Disconnect | None = None,
     ) -> Publisher:
         now = self._clock()
-        wait = self.throttle.retry_after(remote_address, now)
+        wait = await self.throttle.check(remote_address, now)
         if wait > 0:
             address = address_of(remote_address)
             self._log.warning(address, now,
@@ -63,5 +63,5 @@ class GuardedPublishTarget:
             )
         except PublishRefused as refused:
             if refused.reason in _GUESSES:
-                self.throttle.failed(remote_address, self._clock())
+                await self.throttle.record(remote_address, self._clock())
             raise

@@ -10,6 +10,7 @@ and so is `ThumbnailRoute` (`/thumbnail/PLAYBACK_ID.jpg`): it needs the media st
 
 from golive.web.assets import AssetCatalog
 from golive.web.routes import web_routes
+from golive.web.session import SessionBook, StudioSessions
 from golive.web.studio import Studio, studio_routes
 from golive.web.thumbnails import AssetFrames, RecordedFrames, ThumbnailRoute
 
@@ -17,7 +18,9 @@ __all__ = [
     "AssetCatalog",
     "AssetFrames",
     "RecordedFrames",
+    "SessionBook",
     "Studio",
+    "StudioSessions",
     "ThumbnailRoute",
     "studio_routes",
     "web_routes",

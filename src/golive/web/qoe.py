@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from golive.core import BucketTable, RepeatedLog, address_of
+from golive.core import BucketTable, Limit, RateLimits, RepeatedLog, address_of
 from golive.store import NewPlaybackEvent
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,15 @@ def server_events(batch: QoeBatch, now: datetime) -> list[NewPlaybackEvent]:
     return events
 
 
+VIEW_BATCH_RATE = 0.5  # batches per second per view id (one each ~10 s, with room)
+VIEW_BATCH_BURST = 6
+
+
 class ViewRateLimit:
     """Batches per view id: a token bucket each, in a bounded LRU."""
 
-    def __init__(self, *, rate: float = 0.5, burst: float = 6, max_views: int = 100_000) -> None:
+    def __init__(self, *, rate: float = VIEW_BATCH_RATE, burst: float = VIEW_BATCH_BURST,
+                 max_views: int = 100_000) -> None:
         self._buckets = BucketTable(rate, burst, max_views)
 
     def allow(self, view_id: str, now: float | None = None) -> float:
@@ -253,8 +258,21 @@ class QoeIntake:
     once the stream is known, `stored` after the batch was written."""
 
     def __init__(self, limits: QoeLimits | None = None, *,
-                 viewers: ViewerTracker | None = None) -> None:
+                 viewers: ViewerTracker | None = None, shared: RateLimits | None = None
+                 ) -> None:
+        """`shared`: count the per-address, per-stream and per-view budgets across the
+        cluster's nodes (`check_beacon`, `check_view`); None: on this node only."""
         self.limits = limits = limits or QoeLimits()
+        self.shared = shared
+        self._shared_limits = (
+            Limit("qoe-beacons", limits.beacons_per_address_per_second,
+                  limits.beacon_burst_per_address, limits.tracked_addresses),
+            Limit("qoe-view-batches", VIEW_BATCH_RATE, VIEW_BATCH_BURST, limits.known_views),
+            Limit("qoe-new-views-address", limits.new_views_per_address_per_minute / 60,
+                  limits.new_view_burst_per_address, limits.tracked_addresses),
+            Limit("qoe-new-views-stream", limits.new_views_per_stream_per_second,
+                  limits.new_view_burst_per_stream, limits.tracked_addresses),
+        )
         self._beacons = BucketTable(limits.beacons_per_address_per_second,
                                     limits.beacon_burst_per_address, limits.tracked_addresses)
         self._address_views = BucketTable(limits.new_views_per_address_per_minute / 60,
@@ -300,6 +318,47 @@ class QoeIntake:
             return self._refuse("too many new views of this stream", by_stream, address, now)
         self._address_views.spend(address, now)
         self._stream_views.spend(stream_id, now)
+        self._known[view_id] = None
+        while len(self._known) > self.limits.known_views:
+            self._known.popitem(last=False)
+        return None
+
+    async def check_beacon(self, remote: str, view_id: str) -> Refusal | None:
+        """`admit_beacon`, counted across the cluster when the intake has shared limits."""
+        if self.shared is None:
+            return self.admit_beacon(remote, view_id)
+        address = address_of(remote)
+        beacons, per_view, _, _ = self._shared_limits
+        admission = await self.shared.take((beacons, address))
+        if admission.allowed:
+            admission = await self.shared.take((per_view, view_id))
+            if not admission.allowed:
+                return self._refuse("too many batches for this view", admission.wait,
+                                    address, time.monotonic())
+            return None
+        return self._refuse("too many QoE batches from this address", admission.wait, address,
+                            time.monotonic())
+
+    async def check_view(self, remote: str, view_id: str, stream_id: str) -> Refusal | None:
+        """`admit_view`, counted across the cluster when the intake has shared limits.
+
+        The views already admitted are remembered per node: a view whose batches reach a
+        second node costs one more new-view token there.
+        """
+        if self.shared is None:
+            return self.admit_view(remote, view_id, stream_id)
+        if view_id in self._known:
+            self._known.move_to_end(view_id)
+            return None
+        address = address_of(remote)
+        _, _, by_address, by_stream = self._shared_limits
+        admission = await self.shared.take((by_address, address), (by_stream, stream_id))
+        if admission.refused_by is by_address:
+            return self._refuse("too many new views from this address", admission.wait,
+                                address, time.monotonic())
+        if admission.refused_by is by_stream:
+            return self._refuse("too many new views of this stream", admission.wait,
+                                address, time.monotonic())
         self._known[view_id] = None
         while len(self._known) > self.limits.known_views:
             self._known.popitem(last=False)

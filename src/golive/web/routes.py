@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from golive.core import RateLimits
 from golive.delivery import PlaybackAccess, Refusal, Viewer
 from golive.store import (
     AssetRecord,
@@ -108,7 +109,8 @@ class WebPages:
                  assets: AssetCatalog,
                  realtime_ice_servers: list[dict[str, str]] | None = None,
                  recordings: RecordedAssets | None = None,
-                 access: PlaybackAccess | None = None) -> None:
+                 access: PlaybackAccess | None = None,
+                 limits: RateLimits | None = None) -> None:
         self.store = store
         self.recordings = recordings
         # Signed playback ids' pages and status need a playback token; None: all public.
@@ -121,7 +123,8 @@ class WebPages:
         self.live = live
         self.assets = assets
         # QoE admission (per address, per stream, per view) and the viewer count.
-        self.qoe_intake = QoeIntake()
+        # With `limits`, the per-address, per-stream and per-view budgets count cluster-wide.
+        self.qoe_intake = QoeIntake(shared=limits)
         self.viewers = self.qoe_intake.viewers
         self._lookups = _TtlCache(LOOKUP_TTL)
         self._statuses = _TtlCache(STATUS_TTL)
@@ -411,13 +414,13 @@ class WebPages:
         remote = request.client.host if request.client else ""
         playback_id = request.path_params["playback_id"]
         # Bounds per address come before the lookup: a flood never reaches the database.
-        refused = self.qoe_intake.admit_beacon(remote, batch.view_id)
+        refused = await self.qoe_intake.check_beacon(remote, batch.view_id)
         if refused is None:
             found = await self.lookup(playback_id)
             if found is None:
                 return _problem(404, "unknown playback id")
             stream, _ = found
-            refused = self.qoe_intake.admit_view(remote, batch.view_id, stream.id)
+            refused = await self.qoe_intake.check_view(remote, batch.view_id, stream.id)
         if refused is not None:
             return _problem(429, refused.message, {"Retry-After": refused.retry_after_header})
         try:
@@ -465,13 +468,15 @@ def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStor
                assets: AssetCatalog,
                realtime_ice_servers: list[dict[str, str]] | None = None,
                recordings: RecordedAssets | None = None,
-               access: PlaybackAccess | None = None) -> list[BaseRoute]:
+               access: PlaybackAccess | None = None,
+               limits: RateLimits | None = None) -> list[BaseRoute]:
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
     (WHEP) option for streams with `webrtc_playback`; None leaves it off everywhere.
     `recordings` lets the watch and embed pages play recorded assets by their playback ids.
+    `limits` (the node's shared rate limits) counts QoE beacons across a cluster's nodes.
     """
     return WebPages(store, live, views=views, assets=assets,
                     realtime_ice_servers=realtime_ice_servers, recordings=recordings,
-                    access=access).routes()
+                    access=access, limits=limits).routes()

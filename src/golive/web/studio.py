@@ -37,7 +37,13 @@ from starlette.routing import BaseRoute, Route
 from golive.api import STUDIO_CLIENT_HEADER, Authenticator, Throttled
 from golive.chat import InvalidIdentity, validate_display_name
 from golive.web.assets import HLS_JS, AssetCatalog
-from golive.web.session import SESSION_COOKIE, SessionSigner, StudioSession, StudioSessions
+from golive.web.session import (
+    SESSION_COOKIE,
+    SessionBook,
+    SessionSigner,
+    StudioSession,
+    StudioSessions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +83,13 @@ class Studio:
     """The studio's pages, its login session and its forwarding JSON endpoints."""
 
     def __init__(self, *, auth: Authenticator, api: httpx.AsyncClient, secret: bytes,
-                 assets: AssetCatalog, clock: Callable[[], float] = time.time) -> None:
-        """`api` reaches the REST API app (in process) at a fixed base URL; its owner closes it."""
+                 assets: AssetCatalog, sessions: SessionBook | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`api` reaches the REST API app (in process) at a fixed base URL; its owner closes it.
+        `sessions` defaults to this node's memory; a cluster passes one backed by Redis."""
         self.auth = auth
         self.signer = SessionSigner(secret)
-        self.sessions = StudioSessions()
+        self.sessions = sessions if sessions is not None else SessionBook(StudioSessions())
         self.assets = assets
         self._clock = clock
         self._api = api
@@ -108,13 +116,13 @@ class Studio:
 
     # Sessions ----------------------------------------------------------------------------
 
-    def session_of(self, request: Request) -> StudioSession | None:
+    async def session_of(self, request: Request) -> StudioSession | None:
         value = request.cookies.get(SESSION_COOKIE)
         if not value:
             return None
         now = self._clock()
         session_id = self.signer.read(value, now)
-        return self.sessions.get(session_id, now) if session_id else None
+        return await self.sessions.get(session_id, now) if session_id else None
 
     def _set_cookie(self, response: Response, request: Request, session: StudioSession) -> None:
         response.set_cookie(
@@ -149,7 +157,7 @@ class Studio:
         return {"who": session.name, "csrf": self.signer.csrf_token(session.id)}
 
     async def login_page(self, request: Request) -> Response:
-        if self.session_of(request) is not None:
+        if await self.session_of(request) is not None:
             return RedirectResponse("/studio", 303)
         return self._render("studio_login.html")
 
@@ -180,32 +188,32 @@ class Studio:
             return self._render("studio_login.html", 403,
                                 error=f"The token {principal.name!r} lacks the admin scope; "
                                       "the studio needs an admin token.")
-        session = self.sessions.create(token, principal.name, self._clock())
+        session = await self.sessions.create(token, principal.name, self._clock())
         log.info("studio login token=%s", principal.name)
         response = RedirectResponse("/studio", 303, headers={"Cache-Control": "no-store"})
         self._set_cookie(response, request, session)
         return response
 
     async def logout(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = await self.session_of(request)
         if session is not None:
             body = await _read_body(request, MAX_FORM_BYTES) or b""
             csrf = (parse_qs(body.decode("utf-8", "replace")).get("csrf") or [""])[0]
             if not self._same_origin(request) or not self.signer.check_csrf(session.id, csrf):
                 return JSONResponse({"error": "bad CSRF token"}, 403, headers=JSON_HEADERS)
-            self.sessions.drop(session.id)
+            await self.sessions.drop(session.id)
         response = self._login_redirect()
         self._clear_cookie(response, request)
         return response
 
     async def streams_page(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = await self.session_of(request)
         if session is None:
             return self._login_redirect()
         return self._render("studio_streams.html", **self._page_context(session))
 
     async def stream_page(self, request: Request) -> Response:
-        session = self.session_of(request)
+        session = await self.session_of(request)
         if session is None:
             return self._login_redirect()
         stream_id = request.path_params["stream_id"]
@@ -214,7 +222,7 @@ class Studio:
                                 text="There is no stream at this address.", embed=False)
         answer = await self._call(request, session, "GET", f"/live-streams/{stream_id}")
         if answer.status_code == 401:
-            self.sessions.drop(session.id)
+            await self.sessions.drop(session.id)
             return self._login_redirect()
         if answer.status_code != 200:
             return self._render("message.html", 404, title="Stream not found",
@@ -240,8 +248,8 @@ class Studio:
 
     # JSON endpoints ----------------------------------------------------------------------
 
-    def _guard(self, request: Request) -> StudioSession | Response:
-        session = self.session_of(request)
+    async def _guard(self, request: Request) -> StudioSession | Response:
+        session = await self.session_of(request)
         if session is None:
             return JSONResponse({"error": "not signed in"}, 401, headers=JSON_HEADERS)
         if not self.signer.check_csrf(session.id, request.headers.get(CSRF_HEADER)):
@@ -271,10 +279,10 @@ class Studio:
             return httpx.Response(404, json={"error": "not available from the studio"})
         return await self._api.send(outgoing)
 
-    def _relay(self, session: StudioSession, answer: httpx.Response) -> Response:
+    async def _relay(self, session: StudioSession, answer: httpx.Response) -> Response:
         if answer.status_code == 401:
             # The token was revoked (or the admin token changed): the session ends with it.
-            self.sessions.drop(session.id)
+            await self.sessions.drop(session.id)
         headers = dict(JSON_HEADERS)
         content_type = answer.headers.get("content-type")
         if content_type:
@@ -282,7 +290,7 @@ class Studio:
         return Response(answer.content, answer.status_code, headers=headers)
 
     async def forward(self, request: Request) -> Response:
-        guarded = self._guard(request)
+        guarded = await self._guard(request)
         if isinstance(guarded, Response):
             return guarded
         path = request.path_params["path"]
@@ -296,11 +304,11 @@ class Studio:
         answer = await self._call(request, guarded, request.method, f"/{quote(path)}",
                                   query=request.url.query, body=body or None,
                                   content_type=request.headers.get("content-type"))
-        return self._relay(guarded, answer)
+        return await self._relay(guarded, answer)
 
     async def chat_token(self, request: Request) -> Response:
         """A moderator chat token for the signed-in user, for one stream's chat."""
-        guarded = self._guard(request)
+        guarded = await self._guard(request)
         if isinstance(guarded, Response):
             return guarded
         stream_id = request.path_params["stream_id"]
@@ -317,7 +325,7 @@ class Studio:
         answer = await self._call(request, guarded, "POST", "/chat-tokens",
                                   body=json.dumps(body).encode(),
                                   content_type="application/json")
-        return self._relay(guarded, answer)
+        return await self._relay(guarded, answer)
 
 
 def _chat_name(token_name: str) -> str:
