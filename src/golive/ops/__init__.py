@@ -6,6 +6,7 @@ sessions: `PreflightPublishTarget` (in front of the broadcast hub) takes a publi
 stream with a waiting session off the air, and the desk measures it against the profile.
 """
 
+from golive.ops.failover_drill import DrillState, FailoverDrill
 from golive.ops.preflight import (
     PREFLIGHT_MAX_DURATION,
     PREFLIGHT_MIN_DURATION,
@@ -15,9 +16,12 @@ from golive.ops.preflight import (
 )
 from golive.ops.preflight_checks import (
     Check,
+    DestinationReport,
+    FailoverReport,
     Loudness,
     PreflightCapture,
     SrtStats,
+    TcpStats,
     judge,
     parse_ebur128,
 )
@@ -40,6 +44,10 @@ __all__ = [
     "PREFLIGHT_MAX_DURATION",
     "PREFLIGHT_MIN_DURATION",
     "Check",
+    "DestinationReport",
+    "DrillState",
+    "FailoverDrill",
+    "FailoverReport",
     "FieldChange",
     "ForcedChange",
     "Loudness",
@@ -52,6 +60,7 @@ __all__ = [
     "ProfileFrozen",
     "SrtStats",
     "SyncProblem",
+    "TcpStats",
     "check_forced",
     "document_profile",
     "judge",
