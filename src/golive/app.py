@@ -90,7 +90,14 @@ from golive.media import (
     load_profile,
     parse_profile,
 )
-from golive.ops import PreflightDesk, PreflightPublishTarget, ProfileCatalog, SrtStats
+from golive.ops import (
+    PreflightDesk,
+    PreflightDestination,
+    PreflightPublishTarget,
+    ProfileCatalog,
+    SrtStats,
+    TcpStats,
+)
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -391,8 +398,17 @@ class Golive:
         # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
         # A stream with a preflight waiting publishes to it, off the air, with its usual
         # key; every other publisher goes on to the access hook and the hub.
-        self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path(),
-                                       srt_stats=self._srt_stats)
+        preflight_destination_store = DestinationStore(self.store.engine)
+
+        async def preflight_destinations(stream_id: str) -> list[PreflightDestination]:
+            return [PreflightDestination(d.name, d.target_url) for d in
+                    await preflight_destination_store.list_destinations(stream_id)
+                    if d.enabled]
+
+        self.preflight = PreflightDesk(
+            self.store, self.profiles, s.ffmpeg_path(), srt_stats=self._srt_stats,
+            tcp_stats=self._tcp_stats, destinations=preflight_destinations,
+            allow_private_destinations=s.destination_allow_private_targets)
         await self.preflight.recover()
         self.publish_target = GuardedPublishTarget(
             PreflightPublishTarget(
@@ -538,6 +554,14 @@ class Golive:
         return SrtStats(rtt_ms=st.rtt_ms, latency_ms=st.latency_ms,
                         packets_received=st.packets_received, packets_lost=st.packets_lost,
                         retransmitted=st.retransmitted, dropped=st.dropped)
+
+    def _tcp_stats(self, stream_key: str) -> TcpStats | None:
+        """The TCP round trip of the RTMP(S) publisher with this key, for a preflight."""
+        for server in (self.rtmp, self.rtmps):
+            found = server.tcp_round_trip(stream_key) if server is not None else None
+            if found is not None:
+                return TcpStats(rtt_ms=found.rtt_ms, rtt_var_ms=found.rtt_var_ms)
+        return None
 
     async def stop(self) -> None:
         # WebRTC sessions end first, while the hub still takes their close; WHEP

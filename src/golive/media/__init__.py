@@ -19,6 +19,7 @@ from golive.media.destinations import (
     DestinationState,
     check_destination_url,
     mask_secret,
+    push_sample,
     redact_url,
 )
 from golive.media.facts import PipelineFacts
@@ -64,5 +65,6 @@ __all__ = [
     "load_profile",
     "mask_secret",
     "parse_profile",
+    "push_sample",
     "redact_url",
 ]

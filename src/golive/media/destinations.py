@@ -35,6 +35,7 @@ __all__ = [
     "check_destination_url",
     "ffmpeg_forward_args",
     "mask_secret",
+    "push_sample",
     "redact_url",
 ]
 
@@ -104,15 +105,86 @@ async def check_destination_url(url: str, *, allow_private: bool) -> None:
                 )
 
 
-def ffmpeg_forward_args(ffmpeg: str, url: str) -> list[str]:
-    """The ffmpeg command that copies FLV from stdin to `url` (FLV for RTMP, MPEG-TS for SRT)."""
+def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False) -> list[str]:
+    """The ffmpeg command that copies FLV from stdin to `url` (FLV for RTMP, MPEG-TS for
+    SRT); `realtime`: read the input at its own pace (a recorded sample, not a live feed)."""
     muxer = "mpegts" if url.startswith("srt://") else "flv"
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "0.5",
-        "-f", "flv", "-i", "pipe:0",
+        *(["-re"] if realtime else []), "-f", "flv", "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", muxer, url,
     ]
+
+
+async def _read_progress(stdout: asyncio.StreamReader, on_media: Callable[[], None]) -> None:
+    """ffmpeg's `-progress` lines; `on_media` once it has written media to the target."""
+    async for raw in stdout:
+        key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+        if key == "total_size" and value.isdigit() and int(value) > 0:
+            on_media()
+
+
+async def _read_errors(stderr: asyncio.StreamReader, url: str, lines: deque[str]) -> None:
+    async for raw in stderr:
+        text = raw.decode("utf-8", "replace").strip()
+        if text:  # ffmpeg names the URL in its errors: never show its key
+            lines.append(text.replace(url, redact_url(url))[:300])
+
+
+async def push_sample(ffmpeg: str, url: str, flv: bytes, *, seconds: float,
+                      allow_private: bool) -> str | None:
+    """Publish the recorded `flv` to `url` at its own pace for up to `seconds`, as a
+    forwarder would: None when the target took media and kept the connection that long
+    (or to the sample's end), else why not (the target's refusal as ffmpeg reports it,
+    the key masked)."""
+    try:
+        await check_destination_url(url, allow_private=allow_private)
+    except DestinationRefused as exc:
+        return str(exc)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *ffmpeg_forward_args(ffmpeg, url, realtime=True),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        return f"cannot run ffmpeg: {exc}"
+    assert proc.stdin and proc.stdout and proc.stderr
+    stdin = proc.stdin
+    lines: deque[str] = deque(maxlen=REASON_LINES)
+    took = asyncio.Event()
+
+    async def write() -> None:
+        with contextlib.suppress(ConnectionError):
+            stdin.write(flv)
+            await stdin.drain()
+            stdin.close()
+
+    tasks = [asyncio.create_task(write()),
+             asyncio.create_task(_read_progress(proc.stdout, took.set)),
+             asyncio.create_task(_read_errors(proc.stderr, url, lines))]
+    ended = True
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), seconds)
+        except TimeoutError:
+            ended = False
+        # What ffmpeg said last arrives just after it exits.
+        await asyncio.wait(tasks[1:], timeout=2)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    last = lines[-1] if lines else ""
+    if took.is_set() and (not ended or proc.returncode == 0):
+        return None
+    if not ended:
+        return f"no media reached the target in {seconds:g} s" + (f": {last}" if last else "")
+    return f"ffmpeg exited with status {proc.returncode}" + (f": {last}" if last else "")
 
 
 @dataclass(slots=True)
@@ -214,20 +286,12 @@ class Forwarder:
                 stdin.write(chunk)
                 await stdin.drain()
 
-        async def progress() -> None:
-            async for raw in stdout:
-                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
-                if key == "total_size" and value.isdigit() and int(value) > 0:
-                    self.backoff.reset()
-                    self._set(DestinationState.LIVE, None)
+        def live() -> None:
+            self.backoff.reset()
+            self._set(DestinationState.LIVE, None)
 
-        async def errors() -> None:
-            async for raw in stderr:
-                text = raw.decode("utf-8", "replace").strip()
-                if text:  # ffmpeg names the URL in its errors: never show its key
-                    lines.append(text.replace(self.url, redact_url(self.url))[:300])
-
-        tasks = [asyncio.create_task(c) for c in (write(), progress(), errors())]
+        tasks = [asyncio.create_task(c) for c in (
+            write(), _read_progress(stdout, live), _read_errors(stderr, self.url, lines))]
         try:
             await proc.wait()
         finally:

@@ -11,6 +11,7 @@ from golive.ops.preflight import (
     PREFLIGHT_MAX_DURATION,
     PREFLIGHT_MIN_DURATION,
     PreflightDesk,
+    PreflightDestination,
     PreflightPublishTarget,
     PreflightRefused,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "PinOutcome",
     "PreflightCapture",
     "PreflightDesk",
+    "PreflightDestination",
     "PreflightPublishTarget",
     "PreflightRefused",
     "ProfileCatalog",
