@@ -97,6 +97,7 @@ from golive.ops import (
     ProfileCatalog,
     SrtStats,
     TcpStats,
+    document_profile,
 )
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
@@ -117,6 +118,7 @@ from golive.store import (
     PlaybackViewStore,
     Store,
     StoreStreamDirectory,
+    StreamRecord,
 )
 from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget, StreamPolicy
 from golive.web import (
@@ -439,7 +441,7 @@ class Golive:
         destination_store = DestinationStore(self.store.engine)
 
         async def load_destinations(stream_id: str) -> list[DestinationTarget]:
-            return [DestinationTarget(d.id, d.target_url)
+            return [DestinationTarget(d.id, d.target_url, d.rendition)
                     for d in await destination_store.list_destinations(stream_id) if d.enabled]
 
         relay_ffmpeg = _ffmpeg_or_none(s)
@@ -447,7 +449,8 @@ class Golive:
             self.destinations = DestinationRelay(
                 load=load_destinations, bus=self.bus, ffmpeg=relay_ffmpeg,
                 queue_bytes=s.destination_queue_bytes,
-                allow_private=s.destination_allow_private_targets)
+                allow_private=s.destination_allow_private_targets,
+                renditions=self.pipeline)
             self.hub.add_observer(self.destinations)
 
         # Alerts: every live stream's rules, once a second, with the profile's thresholds.
@@ -555,6 +558,12 @@ class Golive:
                         packets_received=st.packets_received, packets_lost=st.packets_lost,
                         retransmitted=st.retransmitted, dropped=st.dropped)
 
+    async def _ladder_names(self, stream: StreamRecord) -> list[str]:
+        """The rendition names of the stream's pinned profile."""
+        assert self.profiles is not None
+        pinned = await self.profiles.current(stream)
+        return [r.name for r in document_profile(pinned).renditions]
+
     def _tcp_stats(self, stream_key: str) -> TcpStats | None:
         """The TCP round trip of the RTMP(S) publisher with this key, for a preflight."""
         for server in (self.rtmp, self.rtmps):
@@ -654,7 +663,8 @@ class Golive:
             auth, self.store, ApiAuditTrail(self.store),
             allow_private=s.destination_allow_private_targets,
             status=relay.status if relay is not None else lambda _stream_id: {},
-            changed=relay.sync if relay is not None else lambda _stream_id: None))
+            changed=relay.sync if relay is not None else lambda _stream_id: None,
+            renditions=self._ladder_names))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))

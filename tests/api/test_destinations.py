@@ -16,7 +16,7 @@ from golive.api import AuditTrail, Authenticator, create_api_app, destinations_r
 from golive.core import EventBus
 from golive.media import DestinationState, DestinationView
 from golive.settings import Settings
-from golive.store import DestinationStore, Store
+from golive.store import DestinationStore, Store, StreamRecord
 from golive.store.destinations import MAX_DESTINATIONS_PER_STREAM
 
 ADMIN = "test-admin-token"
@@ -37,6 +37,10 @@ class Api:
         return stream_id
 
 
+async def ladder(stream: StreamRecord) -> list[str]:
+    return ["720p", "360p"]  # the stream's pinned ladder, as the node reads it
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(data_dir=tmp_path, admin_token=ADMIN)
@@ -49,7 +53,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     # Private targets refused, as on a default node; public addresses need no DNS.
     app.include_router(destinations_router(
         auth, store, AuditTrail(store), allow_private=False,
-        status=lambda sid: views.get(sid, {}), changed=changed.append))
+        status=lambda sid: views.get(sid, {}), changed=changed.append,
+        renditions=ladder))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
                                  headers={"Authorization": f"Bearer {ADMIN}"}) as client:
         yield Api(client, store, views, changed)
@@ -146,3 +151,39 @@ async def test_bounds_scopes_and_unknown_streams(api: Api) -> None:
     assert (await api.client.post(path, json=good, headers=reader)).status_code == 403
     first = (await api.client.get(path)).json()["data"][0]["id"]
     assert (await api.client.delete(f"{path}/{first}", headers=reader)).status_code == 403
+
+
+async def test_a_rendition_of_the_ladder_and_patch(api: Api) -> None:
+    sid = await api.stream()
+    path = f"/live-streams/{sid}/destinations"
+    r = await api.client.post(path, json={"name": "low", "url": "rtmp://8.8.8.8/live",
+                                          "key": KEY, "rendition": "360p"})
+    assert r.status_code == 201, r.text
+    low = r.json()["data"]
+    assert low["rendition"] == "360p"
+    bad = await api.client.post(path, json={"name": "x", "url": "rtmp://8.8.8.8/live",
+                                            "rendition": "1080p"})
+    assert bad.status_code == 422
+    assert reason(bad).startswith("rendition: must be 'source' or one of the stream's ladder "
+                                  "(720p, 360p)"), reason(bad)
+    source = (await api.client.post(path, json={"name": "src", "url": "rtmp://8.8.8.8/a"})
+              ).json()["data"]
+    assert source["rendition"] == "source"
+
+    api.changed.clear()
+    off = await api.client.patch(f"{path}/{low['id']}", json={"enabled": False})
+    assert off.status_code == 200, off.text
+    assert (off.json()["data"]["enabled"], off.json()["data"]["rendition"]) == (False, "360p")
+    assert api.changed == [sid]  # stopped at once when live
+    moved = await api.client.patch(f"{path}/{source['id']}", json={"rendition": "720p"})
+    assert moved.json()["data"]["rendition"] == "720p"
+    refused = await api.client.patch(f"{path}/{source['id']}", json={"rendition": "4k"})
+    assert refused.status_code == 422 and "rendition:" in reason(refused)
+    unknown_field = await api.client.patch(f"{path}/{source['id']}", json={"url": "rtmp://x/y"})
+    assert unknown_field.status_code == 422
+    missing = await api.client.patch(f"{path}/dst_nope", json={"enabled": True})
+    assert missing.status_code == 404
+    records = {d.id: d for d in await DestinationStore(api.store.engine).list_destinations(sid)}
+    assert (records[low["id"]].enabled, records[source["id"]].rendition) == (False, "720p")
+    actions = [a.action for a in await api.store.list_audit(target_id=sid)]
+    assert actions.count("live_stream.destination.update") == 2

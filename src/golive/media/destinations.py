@@ -8,6 +8,12 @@ destination URL. A run that ends is retried after `core.backoff` delays. Its sta
 makes it `errored` with ffmpeg's last message as the reason until the next attempt.
 A destination's failure touches nothing outside its own forwarder.
 
+A `RenditionForwarder` forwards one ladder rendition instead of the source: it taps
+that rendition's encoded output (`RenditionTap`: CMAF init and fragments, fMP4 on
+ffmpeg's stdin, `-c copy`), so a destination on a rendition costs no encode of its own.
+It starts each run on an independent fragment and drops whole GOPs when behind; a new
+init (the transcoder restarted) starts a new run.
+
 `check_destination_url` is the SSRF-minded check made before a URL is stored and
 again before every attempt: only rtmp, rtmps and srt; hosts that resolve to
 non-public addresses only with `allow_private`.
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from golive.core import Backoff, is_public, resolve_addresses
-from golive.formats import MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.feed import FlvInput, InputFeed
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "DestinationState",
     "Forwarder",
     "ForwarderStatus",
+    "RenditionForwarder",
     "check_destination_url",
     "ffmpeg_forward_args",
     "mask_secret",
@@ -39,6 +46,7 @@ __all__ = [
     "redact_url",
 ]
 
+SOURCE = "source"  # a destination that gets the publisher's own media
 SCHEMES = {"rtmp": 1935, "rtmps": 443, "srt": None}
 MAX_URL_LENGTH = 2048
 REASON_LINES = 8  # ffmpeg stderr lines kept for an errored reason
@@ -105,14 +113,16 @@ async def check_destination_url(url: str, *, allow_private: bool) -> None:
                 )
 
 
-def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False) -> list[str]:
-    """The ffmpeg command that copies FLV from stdin to `url` (FLV for RTMP, MPEG-TS for
-    SRT); `realtime`: read the input at its own pace (a recorded sample, not a live feed)."""
+def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False,
+                        input_format: str = "flv") -> list[str]:
+    """The ffmpeg command that copies `input_format` (FLV, or fMP4 as "mp4") from stdin to
+    `url` (FLV for RTMP, MPEG-TS for SRT); `realtime`: read the input at its own pace (a
+    recorded sample, not a live feed)."""
     muxer = "mpegts" if url.startswith("srt://") else "flv"
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "0.5",
-        *(["-re"] if realtime else []), "-f", "flv", "-i", "pipe:0",
+        *(["-re"] if realtime else []), "-f", input_format, "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", muxer, url,
     ]
 
@@ -199,6 +209,8 @@ class ForwarderStatus:
 class Forwarder:
     """Forwards one broadcast to one destination; a `MediaSink`, never blocks ingest."""
 
+    rendition = SOURCE
+
     def __init__(
         self,
         url: str,
@@ -265,14 +277,21 @@ class Forwarder:
             self._set(DestinationState.ERRORED, reason)
             await asyncio.sleep(self.backoff.next_delay())
 
-    async def _attempt(self) -> str:
-        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+    def _next_feed(self) -> InputFeed:
         feed = self.input.feed  # tags pushed before start, or a timeline begun by a clock jump
         if feed.closed or feed is self._reading:
             feed = self.input.new_timeline()
+        return feed
+
+    def _args(self) -> list[str]:
+        return ffmpeg_forward_args(self.ffmpeg, self.url)
+
+    async def _attempt(self) -> str:
+        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+        feed = self._next_feed()
         self._reading = feed
         proc = await asyncio.create_subprocess_exec(
-            *ffmpeg_forward_args(self.ffmpeg, self.url),
+            *self._args(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -304,3 +323,61 @@ class Forwarder:
             await asyncio.gather(*tasks, return_exceptions=True)
         last = lines[-1] if lines else ""
         return f"ffmpeg exited with status {proc.returncode}" + (f": {last}" if last else "")
+
+
+class RenditionForwarder(Forwarder):
+    """Forwards one ladder rendition's encoded output; a `RenditionTap`, never a sink."""
+
+    def __init__(self, url: str, rendition: str, *, ffmpeg: str, queue_bytes: int,
+                 allow_private: bool, backoff: Backoff,
+                 on_state: Callable[[ForwarderStatus], None]) -> None:
+        super().__init__(url, ffmpeg=ffmpeg, queue_bytes=queue_bytes, has_audio=True,
+                         allow_private=allow_private, backoff=backoff, on_state=on_state)
+        self._rendition = rendition
+        self._queue_bytes = queue_bytes
+        self._init: InitSegment | None = None
+        self._feed: InputFeed | None = None  # the running ffmpeg's
+
+    @property
+    def rendition(self) -> str:  # type: ignore[override]
+        return self._rendition
+
+    def push(self, tag: MediaTag) -> None:
+        """Not a sink of the broadcast: its media comes from the rendition."""
+
+    def on_init(self, init: InitSegment) -> None:
+        new = self._init is not None and self._init.data != init.data
+        self._init = init
+        if new and self._reading is not None and self._reading.started:
+            self._new_timeline = True  # another encoder run: ffmpeg reads a new file
+            self._reading.close()
+
+    def on_fragment(self, fragment: Fragment) -> None:
+        feed, init = self._feed, self._init
+        if feed is None or feed.closed or init is None:
+            return
+        if not feed.started or feed.dropping:
+            if not fragment.independent:
+                if feed.started:
+                    self._dropped(fragment)
+                return
+            if not feed.started:
+                feed.append(init.data)
+                feed.started = True
+            feed.dropping = False
+        if feed.size + len(fragment.data) > feed.limit:
+            feed.dropping = True  # whole GOPs: the next run of fragments starts independent
+            self._dropped(fragment)
+            return
+        feed.append(fragment.data)
+
+    def _dropped(self, fragment: Fragment) -> None:
+        self.status.dropped_frames += 1  # fragments, for a rendition
+        self.status.dropped_bytes += len(fragment.data)
+
+    def _next_feed(self) -> InputFeed:
+        self._feed = InputFeed(self._queue_bytes)
+        return self._feed
+
+    def _args(self) -> list[str]:
+        return ffmpeg_forward_args(self.ffmpeg, self.url, input_format="mp4")

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from golive.core import Event, EventBus, EventType
 from golive.formats import Fragment, InitSegment, MediaTag
@@ -36,7 +36,7 @@ from golive.media.transcoder import EncoderCapabilities, Transcoder
 from golive.packaging import Presentation, SegmentObserver, WallClock
 from golive.stream import Broadcast, SlateFeed
 
-__all__ = ["BroadcastPipeline", "LivePipeline"]
+__all__ = ["BroadcastPipeline", "LivePipeline", "RenditionTap"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,18 @@ _RETIRED_TARGETS = 3
 
 S = TypeVar("S", bound=OutputSink)
 """The WebRTC output's sink type, chosen by the composition root."""
+
+
+class RenditionTap(Protocol):
+    """Reads one rendition's encoded output as it is made (a destination forwarding it).
+    Called on the live path: takes note and returns, never blocks or raises."""
+
+    @property
+    def rendition(self) -> str: ...
+
+    def on_init(self, init: InitSegment) -> None: ...
+
+    def on_fragment(self, fragment: Fragment) -> None: ...
 
 
 class BroadcastPipeline(Generic[S]):
@@ -70,6 +82,7 @@ class BroadcastPipeline(Generic[S]):
         self.webrtc_sink: S | None = None  # made once per broadcast, kept across restarts
         self.webrtc_fragments = 0
         self._probe: SourceProbe | None = SourceProbe()
+        self._taps: list[RenditionTap] = []  # outside readers of a rendition's output
 
     @property
     def stream_id(self) -> str:
@@ -291,6 +304,18 @@ class BroadcastPipeline(Generic[S]):
             webrtc=webrtc,
         )
 
+    def tap(self, tap: RenditionTap) -> None:
+        """`tap` gets its rendition's init segments (the current one at once) and fragments."""
+        self._taps.append(tap)
+        presentation = self.presentation
+        window = presentation.renditions.get(tap.rendition) if presentation else None
+        if window is not None and window.init is not None:
+            tap.on_init(window.init)
+
+    def untap(self, tap: RenditionTap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
+
     # TranscoderEvents -------------------------------------------------------------------
 
     def on_init(self, rendition: str, init: InitSegment) -> None:
@@ -302,6 +327,9 @@ class BroadcastPipeline(Generic[S]):
         window = presentation.renditions.get(rendition) if presentation else None
         if window is not None:
             window.set_init(init)
+        for tap in self._taps:
+            if tap.rendition == rendition:
+                tap.on_init(init)
 
     def on_fragment(self, rendition: str, fragment: Fragment) -> None:
         if rendition == WEBRTC_OUTPUT:
@@ -311,6 +339,9 @@ class BroadcastPipeline(Generic[S]):
             return
         if self.presentation is not None:
             self.presentation.add_fragment(rendition, fragment)
+        for tap in self._taps:
+            if tap.rendition == rendition:
+                tap.on_fragment(fragment)
 
     def on_restart(self, attempt: int, reason: str) -> None:
         if self.presentation is not None:
@@ -508,6 +539,20 @@ class LivePipeline(Generic[S]):
             if pipeline.stream_id == stream_id:
                 return pipeline
         return None
+
+    def tap_rendition(self, stream_id: str, tap: RenditionTap) -> bool:
+        """Give `tap` the output of its rendition in the stream's live broadcast (False:
+        the stream has none)."""
+        pipeline = self.for_stream(stream_id)
+        if pipeline is None:
+            return False
+        pipeline.tap(tap)
+        return True
+
+    def untap_rendition(self, stream_id: str, tap: RenditionTap) -> None:
+        for pipeline in self._pipelines.values():
+            if pipeline.stream_id == stream_id:
+                pipeline.untap(tap)
 
     def facts(self, stream_id: str) -> PipelineFacts | None:
         pipeline = self.for_stream(stream_id)
