@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,13 +21,12 @@ from click.testing import CliRunner
 from tests.e2e.conftest import ADMIN, create_stream, eventually, get_stream, node_settings
 from tests.ingest.srt.srtpeers import LossyProxy
 from tests.mediatools import ffmpeg_publish, ffprobe, make_source, stop
-from tests.nginxedge import NGINX, free_port, wait_listening
+from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
 
 from golive.app import Golive
 from golive.cli import cli
 
 SRT_LIVE_TRANSMIT = shutil.which("srt-live-transmit") or "/usr/bin/srt-live-transmit"
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"  # libnginx-mod-rtmp
 
 pytestmark = pytest.mark.slow
 
@@ -203,22 +201,6 @@ async def test_srt_through_a_lossy_link_is_a_no_go(
     print(f"\nproxy dropped {proxy.data_drop_rate:.1%}; preflight: {loss['measured']}")
 
 
-def nginx_rtmp_conf(tmp: Path, port: int, on_publish: int) -> Path:
-    """nginx-rtmp whose `live` application asks `on_publish` before taking a stream, and
-    records what it takes to tmp/rec/KEY.flv."""
-    (tmp / "rec").mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        f"load_module {RTMP_MODULE};\n{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
-        "events { worker_connections 64; }\n"
-        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on;\n"
-        f"  on_publish http://127.0.0.1:{on_publish}/publish;\n"
-        f"  record all; record_path {tmp / 'rec'}; record_unique off; }} }} }}\n"
-    )
-    return conf
-
-
 def srt_listener(port: int, passphrase: str, into: Path) -> subprocess.Popen[bytes]:
     """srt-live-transmit listening on `port` for callers with `passphrase`, into a file."""
     with into.open("wb") as out:
@@ -259,7 +241,7 @@ async def test_destinations_are_pushed_with_their_credentials(
     rtmp_port, srt_good, srt_bad = free_port(), free_port(), free_port()
     nginx = await asyncio.create_subprocess_exec(
         str(NGINX), "-p", str(tmp_path), "-c",
-        str(nginx_rtmp_conf(tmp_path, rtmp_port, hook_port)),
+        str(nginx_rtmp_conf(tmp_path, rtmp_port, on_publish=hook_port)),
         "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL)
     listeners = [srt_listener(srt_good, passphrase, tmp_path / "good.ts"),
                  srt_listener(srt_bad, passphrase, tmp_path / "bad.ts")]

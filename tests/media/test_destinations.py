@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.media.conftest import feed, read_flv
 from tests.mediatools import FFMPEG, ffprobe
-from tests.nginxedge import NGINX, free_port, wait_listening
+from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
 
 from golive.core import Backoff
 from golive.formats import MediaTag
@@ -27,21 +26,6 @@ from golive.media.destinations import (
 )
 
 SRT_LIVE_TRANSMIT = shutil.which("srt-live-transmit") or "/usr/bin/srt-live-transmit"
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"  # libnginx-mod-rtmp
-
-
-def nginx_rtmp_conf(tmp: Path, port: int) -> Path:
-    """nginx-rtmp with one application, `live`, recording each stream to tmp/rec/KEY.flv."""
-    (tmp / "rec").mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        f"load_module {RTMP_MODULE};\n{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
-        "events { worker_connections 64; }\n"
-        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on;\n"
-        f"  record all; record_path {tmp / 'rec'}; record_unique off; }} }} }}\n"
-    )
-    return conf
 
 
 def test_secrets_are_masked_and_urls_redacted() -> None:
