@@ -558,11 +558,10 @@ class Golive:
                         packets_received=st.packets_received, packets_lost=st.packets_lost,
                         retransmitted=st.retransmitted, dropped=st.dropped)
 
-    async def _ladder_names(self, stream: StreamRecord) -> list[str]:
-        """The rendition names of the stream's pinned profile."""
+    async def _pinned_profile(self, stream: StreamRecord) -> StreamProfile:
+        """The profile version the stream is pinned to."""
         assert self.profiles is not None
-        pinned = await self.profiles.current(stream)
-        return [r.name for r in document_profile(pinned).renditions]
+        return document_profile(await self.profiles.current(stream))
 
     def _tcp_stats(self, stream_key: str) -> TcpStats | None:
         """The TCP round trip of the RTMP(S) publisher with this key, for a preflight."""
@@ -664,7 +663,7 @@ class Golive:
             allow_private=s.destination_allow_private_targets,
             status=relay.status if relay is not None else lambda _stream_id: {},
             changed=relay.sync if relay is not None else lambda _stream_id: None,
-            renditions=self._ladder_names))
+            profile_of=self._pinned_profile))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))

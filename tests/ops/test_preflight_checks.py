@@ -20,7 +20,7 @@ from golive.ops import (
     parse_ebur128,
 )
 
-PROFILE = parse_profile("""name = "event"
+PROFILE_TOML = """name = "event"
 version = 1
 owner = "ops"
 [[renditions]]
@@ -30,7 +30,8 @@ video_bitrate_kbps = 700
 [input]
 min_video_bitrate_kbps = 300
 max_video_bitrate_kbps = 3000
-""")
+"""
+PROFILE = parse_profile(PROFILE_TOML)
 
 # An AVC sequence header for 640x360 (x264), and an AAC LC 48 kHz stereo one.
 AVC_CONFIG = bytes.fromhex(
@@ -242,3 +243,25 @@ def test_destinations_each_get_a_check() -> None:
     refused = result["destination:twitch"]
     assert refused.status == "fail" and "Input/output error" in refused.measured
     assert not verdict.go
+
+
+def test_a_required_destination_class() -> None:
+    profile = parse_profile(PROFILE_TOML + """
+[[destinations]]
+name = "youtube"
+hosts = ["*.youtube.com"]
+required = true
+[[destinations]]
+name = "other"
+""")
+    pushed = DestinationReport("yt", "rtmp://a.rtmp.youtube.com/live2/****1234", None, 3.0)
+    ok = {c.name: c for c in judge(capture(), profile, GOOD, latency_mode="low",
+                                   destinations=[pushed]).checks}
+    assert ok["destination_class:youtube"].status == "pass"
+    assert ok["destination_class:youtube"].measured == "yt"
+    assert "destination_class:other" not in ok  # optional
+    elsewhere = DestinationReport("x", "rtmp://cdn.example/live/****1234", None, 3.0)
+    verdict = judge(capture(), profile, GOOD, latency_mode="low", destinations=[elsewhere])
+    missing = next(c for c in verdict.checks if c.name == "destination_class:youtube")
+    assert missing.status == "fail" and not verdict.go
+    assert "youtube (rtmp/rtmps/srt to *.youtube.com)" in (missing.fix or "")

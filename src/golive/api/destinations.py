@@ -2,16 +2,18 @@
 
 `POST /live-streams/ID/destinations` checks the URL as the forwarder will
 (`check_destination_url`: rtmp, rtmps or srt; no private targets unless
-`destination_allow_private_targets`) and its `rendition` (`source`, or a rendition of
-the stream's pinned ladder) and answers 422 with the reason; the key is stored and only
-ever shown masked. `GET` lists them with, while the stream is live, each one's state
+`destination_allow_private_targets`), the pinned profile's destination policy (a profile
+with `[[destinations]]` classes admits only URLs one admits, up to its `max_count`, and
+gives them its rendition) and the `rendition` (`source`, or a rendition of the stream's
+pinned ladder), and answers 422 with the reason; the key is stored and only ever shown
+masked. `GET` lists them with, while the stream is live, each one's state
 (`connecting`, `live`, `errored`), reason and since when. `PATCH` turns one on or off or
 changes its rendition. Adding, changing or removing one while live starts or stops just
 that one.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the local Annotated aliases.
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -23,8 +25,10 @@ from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
 from golive.media import (
+    DestinationPolicy,
     DestinationRefused,
     DestinationView,
+    StreamProfile,
     check_destination_url,
     mask_secret,
 )
@@ -40,7 +44,8 @@ from golive.store import (
 )
 
 RENDITION_DOC = ("`source` (the publisher's own media, as sent) or the name of a rendition "
-                 "of the stream's pinned ladder: its encoded output is forwarded as is.")
+                 "of the stream's pinned ladder: its encoded output is forwarded as is. "
+                 "Default: the profile's destination class's, else `source`.")
 
 
 class DestinationCreate(BaseModel):
@@ -52,8 +57,7 @@ class DestinationCreate(BaseModel):
                             description="RTMP(S): the stream key, appended to the URL's path; "
                             "SRT: the passphrase. Stored; only ever shown masked.")
     enabled: bool = Field(True, description="Forwarded while the stream is live.")
-    rendition: str = Field(DESTINATION_SOURCE, min_length=1, max_length=64,
-                           description=RENDITION_DOC)
+    rendition: str | None = Field(None, min_length=1, max_length=64, description=RENDITION_DOC)
 
 
 class DestinationPatch(BaseModel):
@@ -93,9 +97,9 @@ def destination_out(record: DestinationRecord, view: DestinationView | None) -> 
 def destinations_router(
     auth: Authenticator, store: Store, audit: AuditTrail, *, allow_private: bool,
     status: Callable[[str], dict[str, DestinationView]], changed: Callable[[str], None],
-    renditions: Callable[[StreamRecord], Awaitable[Sequence[str]]],
+    profile_of: Callable[[StreamRecord], Awaitable[StreamProfile]],
 ) -> APIRouter:
-    """`renditions(stream)`: the names of the stream's pinned ladder."""
+    """`profile_of(stream)`: the stream's pinned profile (its ladder, its destination policy)."""
     Reader = Annotated[Principal, auth.scope("streams:read")]
     Writer = Annotated[Principal, auth.scope("streams:write")]
     not_found_doc: dict[int | str, dict[str, object]] = {
@@ -105,16 +109,36 @@ def destinations_router(
     router = APIRouter(tags=["destinations"])
     path = "/live-streams/{stream_id}/destinations"
 
-    async def check_rendition(stream_id: str, rendition: str) -> None:
-        if rendition == DESTINATION_SOURCE:
-            return
+    async def admit(stream_id: str, url: str, rendition: str | None,
+                    ignore: str | None = None) -> str:
+        """The rendition a destination of `url` gets, after the profile's policy and ladder
+        (`ignore`: the destination being changed, not counted against `max_count`)."""
         stream = await store.get_stream(stream_id)
         if stream is None:
             raise not_found("live stream", stream_id)
-        ladder = list(await renditions(stream))
-        if rendition not in ladder:
+        profile = await profile_of(stream)
+        ladder = [r.name for r in profile.renditions]
+        policy: DestinationPolicy | None = None
+        if profile.destinations:
+            policy = profile.destination_class(url)
+            if policy is None:
+                allowed = "; ".join(d.describe() for d in profile.destinations)
+                raise ApiError(422, f"url: profile {profile.label} admits destinations of "
+                               f"these classes only: {allowed}")
+            if rendition is not None and rendition != policy.rendition:
+                raise ApiError(422, f"rendition: destinations of class {policy.name} get "
+                               f"{policy.rendition!r} (profile {profile.label})")
+            same = [d for d in await destinations.list_destinations(stream_id)
+                    if d.id != ignore and profile.destination_class(d.url) is policy]
+            if len(same) >= policy.max_count:
+                raise ApiError(409, f"the stream already has {len(same)} destination(s) of "
+                               f"class {policy.name} (max_count {policy.max_count}, profile "
+                               f"{profile.label})")
+        chosen = rendition or (policy.rendition if policy is not None else DESTINATION_SOURCE)
+        if chosen != DESTINATION_SOURCE and chosen not in ladder:
             raise ApiError(422, f"rendition: must be {DESTINATION_SOURCE!r} or one of the "
-                           f"stream's ladder ({', '.join(ladder)}), not {rendition!r}")
+                           f"stream's ladder ({', '.join(ladder)}), not {chosen!r}")
+        return chosen
 
     @router.get(path, responses=not_found_doc, summary="A live stream's destinations")
     async def list_destinations(principal: Reader, stream_id: str) -> Data[list[DestinationOut]]:
@@ -135,11 +159,11 @@ def destinations_router(
             await check_destination_url(body.url, allow_private=allow_private)
         except DestinationRefused as exc:
             raise ApiError(422, f"url: {exc}") from None
-        await check_rendition(stream_id, body.rendition)
+        rendition = await admit(stream_id, body.url, body.rendition)
         try:
             record = await destinations.create_destination(
                 stream_id, name=body.name, url=body.url, secret=body.key, enabled=body.enabled,
-                rendition=body.rendition)
+                rendition=rendition)
         except DestinationLimit as exc:
             raise ApiError(409, str(exc)) from None
         except ValueError as exc:
@@ -159,7 +183,10 @@ def destinations_router(
         body: DestinationPatch,
     ) -> Data[DestinationOut]:
         if body.rendition is not None:
-            await check_rendition(stream_id, body.rendition)
+            current = await destinations.get_destination(stream_id, destination_id)
+            if current is None:
+                raise not_found("destination", destination_id)
+            await admit(stream_id, current.url, body.rendition, ignore=destination_id)
         record = await destinations.update_destination(
             stream_id, destination_id, enabled=body.enabled, rendition=body.rendition)
         if record is None:

@@ -26,6 +26,7 @@ from golive.media.facts import PipelineFacts
 from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
     AlertSpec,
+    DestinationPolicy,
     ProfileError,
     SloSpec,
     StreamProfile,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_THUMBNAIL_WIDTH",
     "MIN_THUMBNAIL_WIDTH",
     "AlertSpec",
+    "DestinationPolicy",
     "DestinationRefused",
     "DestinationRelay",
     "DestinationState",

@@ -240,6 +240,7 @@ def judge(capture: PreflightCapture, profile: StreamProfile, loudness: Loudness 
         _av_sync(capture, profile),
         *(_failover(failover, profile) if failover is not None else []),
         *(_destination(d) for d in destinations),
+        *_required_destinations(profile, destinations),
         _owner(profile),
     ]
     return PreflightVerdict(go=all(c.status != "fail" for c in checks), checks=tuple(checks),
@@ -365,6 +366,23 @@ def _destination(report: DestinationReport) -> Check:
     return Check(f"destination:{report.name}", "fail", f"{report.url}: {report.error}",
                  threshold, "check the destination's URL and stream key (or passphrase) "
                  "with the platform it points at")
+
+
+def _required_destinations(profile: StreamProfile,
+                           destinations: Sequence[DestinationReport]) -> list[Check]:
+    """Each required destination class of the profile has an enabled destination."""
+    checks = []
+    for policy in profile.destinations:
+        if not policy.required:
+            continue
+        names = [d.name for d in destinations if profile.destination_class(d.url) is policy]
+        checks.append(Check(
+            f"destination_class:{policy.name}", "pass" if names else "fail",
+            ", ".join(names) if names else "no enabled destination of this class",
+            f"required by profile {profile.label}",
+            None if names else f"add a destination of class {policy.describe()} to the "
+            "stream, or enable it"))
+    return checks
 
 
 def _keyframes(capture: PreflightCapture, profile: StreamProfile, latency_mode: str) -> Check:
