@@ -25,15 +25,15 @@ from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
 from golive.media import (
-    DestinationPolicy,
+    DestinationNotAdmitted,
     DestinationRefused,
     DestinationView,
     StreamProfile,
+    admit_destination,
     check_destination_url,
     mask_secret,
 )
 from golive.store import (
-    DESTINATION_SOURCE,
     MAX_DESTINATION_NAME_LENGTH,
     MAX_DESTINATION_SECRET_LENGTH,
     DestinationLimit,
@@ -116,29 +116,12 @@ def destinations_router(
         stream = await store.get_stream(stream_id)
         if stream is None:
             raise not_found("live stream", stream_id)
-        profile = await profile_of(stream)
-        ladder = [r.name for r in profile.renditions]
-        policy: DestinationPolicy | None = None
-        if profile.destinations:
-            policy = profile.destination_class(url)
-            if policy is None:
-                allowed = "; ".join(d.describe() for d in profile.destinations)
-                raise ApiError(422, f"url: profile {profile.label} admits destinations of "
-                               f"these classes only: {allowed}")
-            if rendition is not None and rendition != policy.rendition:
-                raise ApiError(422, f"rendition: destinations of class {policy.name} get "
-                               f"{policy.rendition!r} (profile {profile.label})")
-            same = [d for d in await destinations.list_destinations(stream_id)
-                    if d.id != ignore and profile.destination_class(d.url) is policy]
-            if len(same) >= policy.max_count:
-                raise ApiError(409, f"the stream already has {len(same)} destination(s) of "
-                               f"class {policy.name} (max_count {policy.max_count}, profile "
-                               f"{profile.label})")
-        chosen = rendition or (policy.rendition if policy is not None else DESTINATION_SOURCE)
-        if chosen != DESTINATION_SOURCE and chosen not in ladder:
-            raise ApiError(422, f"rendition: must be {DESTINATION_SOURCE!r} or one of the "
-                           f"stream's ladder ({', '.join(ladder)}), not {chosen!r}")
-        return chosen
+        others = [d.url for d in await destinations.list_destinations(stream_id)
+                  if d.id != ignore]
+        try:
+            return admit_destination(await profile_of(stream), url, rendition, others)
+        except DestinationNotAdmitted as exc:
+            raise ApiError(409 if exc.conflict else 422, str(exc)) from None
 
     @router.get(path, responses=not_found_doc, summary="A live stream's destinations")
     async def list_destinations(principal: Reader, stream_id: str) -> Data[list[DestinationOut]]:

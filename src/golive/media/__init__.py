@@ -15,8 +15,10 @@ the app registers.
 
 from golive.media.capabilities import detect_capabilities
 from golive.media.destinations import (
+    DestinationNotAdmitted,
     DestinationRefused,
     DestinationState,
+    admit_destination,
     check_destination_url,
     mask_secret,
     push_sample,
@@ -45,6 +47,7 @@ __all__ = [
     "MAX_THUMBNAIL_WIDTH",
     "MIN_THUMBNAIL_WIDTH",
     "AlertSpec",
+    "DestinationNotAdmitted",
     "DestinationPolicy",
     "DestinationRefused",
     "DestinationRelay",
@@ -60,6 +63,7 @@ __all__ = [
     "StreamProfile",
     "ThumbnailError",
     "Thumbnailer",
+    "admit_destination",
     "builtin_profile_names",
     "check_destination_url",
     "describe_errors",

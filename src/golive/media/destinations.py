@@ -25,20 +25,23 @@ import asyncio
 import contextlib
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from golive.core import Backoff, is_public, resolve_addresses
 from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.feed import FlvInput, InputFeed
+from golive.media.profiles import StreamProfile
 
 __all__ = [
+    "DestinationNotAdmitted",
     "DestinationRefused",
     "DestinationState",
     "Forwarder",
     "ForwarderStatus",
     "RenditionForwarder",
+    "admit_destination",
     "check_destination_url",
     "ffmpeg_forward_args",
     "mask_secret",
@@ -111,6 +114,43 @@ async def check_destination_url(url: str, *, allow_private: bool) -> None:
                     f"url host {host!r} resolves to {address}, which is not a public "
                     "address; set destination_allow_private_targets to publish there"
                 )
+
+
+class DestinationNotAdmitted(Exception):
+    """The stream's profile does not admit this destination; `field` names what to change,
+    `conflict`: the class is full (not the request's fault)."""
+
+    def __init__(self, field: str | None, message: str, *, conflict: bool = False) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.conflict = conflict
+
+
+def admit_destination(profile: StreamProfile, url: str, rendition: str | None,
+                      others: Sequence[str]) -> str:
+    """The rendition a destination of `url` gets under the profile's policy and ladder;
+    `rendition`: the one asked for (None: the class's, else the source); `others`: the URLs
+    of the stream's other destinations. Raises `DestinationNotAdmitted`."""
+    ladder = [r.name for r in profile.renditions]
+    policy = profile.destination_class(url) if profile.destinations else None
+    if profile.destinations:
+        if policy is None:
+            allowed = "; ".join(d.describe() for d in profile.destinations)
+            raise DestinationNotAdmitted("url", f"profile {profile.label} admits destinations "
+                                         f"of these classes only: {allowed}")
+        if rendition is not None and rendition != policy.rendition:
+            raise DestinationNotAdmitted("rendition", f"destinations of class {policy.name} "
+                                         f"get {policy.rendition!r} (profile {profile.label})")
+        same = sum(profile.destination_class(other) is policy for other in others)
+        if same >= policy.max_count:
+            raise DestinationNotAdmitted(
+                None, f"the stream already has {same} destination(s) of class {policy.name} "
+                f"(max_count {policy.max_count}, profile {profile.label})", conflict=True)
+    chosen = rendition or (policy.rendition if policy is not None else SOURCE)
+    if chosen != SOURCE and chosen not in ladder:
+        raise DestinationNotAdmitted("rendition", f"must be {SOURCE!r} or one of the stream's "
+                                     f"ladder ({', '.join(ladder)}), not {chosen!r}")
+    return chosen
 
 
 def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False,

@@ -31,9 +31,6 @@ from golive.store.destinations import (
     MAX_SECRET_LENGTH as MAX_DESTINATION_SECRET_LENGTH,
 )
 from golive.store.destinations import (
-    SOURCE as DESTINATION_SOURCE,
-)
-from golive.store.destinations import (
     DestinationLimit,
     DestinationRecord,
     DestinationStore,
@@ -78,7 +75,6 @@ from golive.store.webhooks import (
 )
 
 __all__ = [
-    "DESTINATION_SOURCE",
     "MAX_DESTINATION_NAME_LENGTH",
     "MAX_DESTINATION_SECRET_LENGTH",
     "TOKEN_SCOPES",
