@@ -174,9 +174,15 @@ class PreflightDesk:
             session.claimed.discard(role)
             if role == "primary":
                 self._forget(session)
+                session.done = True
+                if session.backup is not None:
+                    session.backup.end("the stream was disabled or deleted")
                 await self._store.update_preflight(session.record.id, status="failed",
                                                    error="the stream was disabled or deleted")
             raise PublishRefused(RefusalReason.DISABLED, "live stream is disabled")
+        if session.done:  # the primary finished while this backup's key was checked
+            session.claimed.discard(role)
+            raise PublishRefused(RefusalReason.ALREADY_LIVE, "the preflight session has ended")
         return session, role
 
     def capture(self, session: _Session, role: Role, stream_key: str, protocol: str,
