@@ -52,7 +52,15 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
-from golive.core import EventBus, FailureThrottle, hash_stream_key, tune_garbage_collector
+from golive.core import (
+    Event,
+    EventBus,
+    EventType,
+    FailureThrottle,
+    Subscription,
+    hash_stream_key,
+    tune_garbage_collector,
+)
 from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
@@ -285,6 +293,7 @@ class Golive:
         self.rtmps: RtmpServer | None = None
         self.srt: SrtServer | None = None
         self.pipeline: LivePipeline[WebRtcFeed] | None = None
+        self._forced_profiles: asyncio.Task[None] | None = None
         self.http: FastAPI | None = None
         self.chat: ChatService | None = None
         self.whip: WhipEndpoint | None = None
@@ -435,6 +444,10 @@ class Golive:
             )
             self.hub.add_observer(self.pipeline)
             self.hub.use_slate(self.pipeline)
+            # A forced profile change on a live stream reaches its running ladder now.
+            self._forced_profiles = asyncio.create_task(
+                self._apply_forced_profiles(self.bus.subscribe(maxsize=100, accept=_forced_pin)),
+                name="forced-profiles")
 
         # Simulcast: each live broadcast forwarded (ffmpeg -c copy) to its stream's
         # enabled destinations; a failing one touches neither the ladder nor another.
@@ -571,6 +584,27 @@ class Golive:
                 return TcpStats(rtt_ms=found.rtt_ms, rtt_var_ms=found.rtt_var_ms)
         return None
 
+    async def _apply_forced_profiles(self, events: Subscription) -> None:
+        """Each forced pin of a live stream applied to the broadcast's ladder at once."""
+        with events:
+            async for event in events:
+                try:
+                    await self._apply_forced_profile(event)
+                except Exception:
+                    log.exception("forced profile not applied live stream_id=%s",
+                                  event.stream_id)
+
+    async def _apply_forced_profile(self, event: Event) -> None:
+        assert self.profiles is not None
+        label = event.data.get("changes", {}).get("profile")
+        if self.pipeline is None or event.stream_id is None or not isinstance(label, str):
+            return
+        profile = document_profile(await self.profiles.resolve(label))
+        removed = self.pipeline.apply_profile(event.stream_id, profile)
+        log.info("forced profile stream_id=%s profile=%s applied_live=%s removed=%s",
+                 event.stream_id, label, removed is not None,
+                 ",".join(removed or ()))
+
     async def stop(self) -> None:
         # WebRTC sessions end first, while the hub still takes their close; WHEP
         # viewers before the pipelines go.
@@ -587,6 +621,10 @@ class Golive:
             await self.hub.close()
         if self.pipeline is not None:
             await self.pipeline.close()
+        if self._forced_profiles is not None:
+            self._forced_profiles.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forced_profiles
         if self.destinations is not None:
             await self.destinations.close()
         if self.alerts is not None:
@@ -797,6 +835,12 @@ class Golive:
             configured = s.chat_secret.get_secret_value() if s.chat_secret else None
             self._signing_secret = load_chat_secret(configured, s.data_dir)
         return self._signing_secret
+
+
+def _forced_pin(event: Event) -> bool:
+    """A forced profile pin of a stream while it was live."""
+    return (event.type is EventType.LIVE_STREAM_UPDATED and event.broadcast_id is not None
+            and "forced" in event.data)
 
 
 def _ffmpeg_or_none(settings: Settings) -> str | None:

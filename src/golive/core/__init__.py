@@ -4,7 +4,7 @@ from golive.core.addresses import IPAddress, is_public, resolve_addresses
 from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.collector import tune_garbage_collector
-from golive.core.events import Event, EventBus, EventType, utcnow
+from golive.core.events import Event, EventBus, EventType, Subscription, utcnow
 from golive.core.periodic import PeriodicSweep
 from golive.core.secrets import (
     hash_api_token,
@@ -27,6 +27,7 @@ __all__ = [
     "IPAddress",
     "PeriodicSweep",
     "RepeatedLog",
+    "Subscription",
     "TokenBucket",
     "address_of",
     "hash_api_token",

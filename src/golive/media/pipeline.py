@@ -304,6 +304,49 @@ class BroadcastPipeline(Generic[S]):
             webrtc=webrtc,
         )
 
+    def apply_profile(self, profile: StreamProfile) -> tuple[str, ...] | None:
+        """A forced profile change on the live broadcast, applied now: the transcoder
+        restarts once with the new ladder; renditions that stay keep their media playlists
+        (a discontinuity, no 404), a removed one goes on as gaps (EXT-X-GAP) until the
+        broadcast ends and leaves the multivariant playlist for new sessions, as a rung the
+        encoder gave up does. Returns the renditions removed; None when it cannot apply
+        live (no ladder yet: the source probe plans with it; another GOP or part length:
+        players could not follow, so it waits for the next broadcast)."""
+        previous, self.profile = self.profile, profile
+        plan, presentation = self.plan, self.presentation
+        if plan is None or presentation is None or self._probe is not None:
+            return None
+        mode: Literal["low", "standard"] = "low" if self.low_latency else "standard"
+        try:
+            new = plan_ladder(profile, plan.source, mode)
+        except Exception as exc:
+            self.profile = previous
+            self._owner.warn(self.broadcast, "ladder_failed",
+                             f"cannot plan the new profile's ladder: {exc}")
+            return None
+        if (new.gop_duration, new.part_target) != (plan.gop_duration, plan.part_target):
+            self.profile = previous
+            return None
+        removed = tuple(n for n in presentation.renditions if n not in new.names)
+        self._stop_transcoder()
+        self.plan = new
+        for name in removed:
+            presentation.suspend_rendition(name)
+        presentation.mark_discontinuity()
+        for rendition in new.renditions:
+            presentation.resume_rendition(rendition.name)
+            if rendition.name not in presentation.renditions:
+                presentation.add_rendition(
+                    rendition.name, bandwidth=rendition.bandwidth,
+                    average_bandwidth=rendition.average_bandwidth,
+                    frame_rate=rendition.frame_rate)
+        self._run(new, [])
+        # The new transcoder starts at the publisher's next keyframe, after its headers.
+        self.broadcast.replay_headers(self)
+        log.info("profile applied live stream_id=%s profile=%s renditions=%s removed=%s",
+                 self.stream_id, profile.label, ",".join(new.names), ",".join(removed))
+        return removed
+
     def tap(self, tap: RenditionTap) -> None:
         """`tap` gets its rendition's init segments (the current one at once) and fragments."""
         self._taps.append(tap)
@@ -539,6 +582,12 @@ class LivePipeline(Generic[S]):
             if pipeline.stream_id == stream_id:
                 return pipeline
         return None
+
+    def apply_profile(self, stream_id: str, profile: StreamProfile) -> tuple[str, ...] | None:
+        """Apply a forced profile change to the stream's live broadcast (see
+        `BroadcastPipeline.apply_profile`); None: not applied live."""
+        pipeline = self.for_stream(stream_id)
+        return pipeline.apply_profile(profile) if pipeline is not None else None
 
     def tap_rendition(self, stream_id: str, tap: RenditionTap) -> bool:
         """Give `tap` the output of its rendition in the stream's live broadcast (False:
