@@ -3,7 +3,9 @@
 `ProfileCatalog` publishes profile files as immutable versions in the store and pins
 streams to them; the API and the CLI both go through it. `PreflightDesk` runs preflight
 sessions: `PreflightPublishTarget` (in front of the broadcast hub) takes a publisher of a
-stream with a waiting session off the air, and the desk measures it against the profile.
+stream with a waiting session off the air (its backup key joins the same session, and
+`FailoverDrill` switches the session over to it and back), and the desk measures it
+against the profile and pushes it to the stream's destinations.
 """
 
 from golive.ops.failover_drill import DrillState, FailoverDrill
