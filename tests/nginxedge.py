@@ -14,6 +14,25 @@ NGINX = Path("/usr/sbin/nginx")
 EDGE_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "edge.conf"
 
 
+RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"  # libnginx-mod-rtmp
+
+
+def nginx_rtmp_conf(tmp: Path, port: int, *, on_publish: int | None = None) -> Path:
+    """nginx-rtmp with one application, `live`, recording each stream to tmp/rec/KEY.flv;
+    with `on_publish`, it asks http://127.0.0.1:ON_PUBLISH/publish before taking one."""
+    (tmp / "rec").mkdir()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    hook = f"  on_publish http://127.0.0.1:{on_publish}/publish;\n" if on_publish else ""
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"load_module {RTMP_MODULE};\n{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
+        "events { worker_connections 64; }\n"
+        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on;\n{hook}"
+        f"  record all; record_path {tmp / 'rec'}; record_unique off; }} }} }}\n"
+    )
+    return conf
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -53,10 +53,13 @@ from golive.chat import (
     replay_routes,
 )
 from golive.core import (
+    Event,
     EventBus,
+    EventType,
     FailureThrottle,
     RateLimits,
     RedisLink,
+    Subscription,
     hash_stream_key,
     tune_garbage_collector,
 )
@@ -97,7 +100,15 @@ from golive.media import (
     load_profile,
     parse_profile,
 )
-from golive.ops import PreflightDesk, PreflightPublishTarget, ProfileCatalog, SrtStats
+from golive.ops import (
+    PreflightDesk,
+    PreflightDestination,
+    PreflightPublishTarget,
+    ProfileCatalog,
+    SrtStats,
+    TcpStats,
+    document_profile,
+)
 from golive.packaging import Presentation, SegmentObserver
 from golive.recording import (
     AssetMp4s,
@@ -117,6 +128,7 @@ from golive.store import (
     PlaybackViewStore,
     Store,
     StoreStreamDirectory,
+    StreamRecord,
 )
 from golive.stream import Broadcast, BroadcastHub, GuardedPublishTarget, StreamPolicy
 from golive.web import (
@@ -285,6 +297,7 @@ class Golive:
         self.rtmps: RtmpServer | None = None
         self.srt: SrtServer | None = None
         self.pipeline: LivePipeline[WebRtcFeed] | None = None
+        self._forced_profiles: asyncio.Task[None] | None = None
         self.http: FastAPI | None = None
         self.chat: ChatService | None = None
         self.whip: WhipEndpoint | None = None
@@ -408,8 +421,17 @@ class Golive:
         # per source address across RTMP, SRT and WHIP at once, before any hook is asked.
         # A stream with a preflight waiting publishes to it, off the air, with its usual
         # key; every other publisher goes on to the access hook and the hub.
-        self.preflight = PreflightDesk(self.store, self.profiles, s.ffmpeg_path(),
-                                       srt_stats=self._srt_stats)
+        preflight_destination_store = DestinationStore(self.store.engine)
+
+        async def preflight_destinations(stream_id: str) -> list[PreflightDestination]:
+            return [PreflightDestination(d.name, d.target_url) for d in
+                    await preflight_destination_store.list_destinations(stream_id)
+                    if d.enabled]
+
+        self.preflight = PreflightDesk(
+            self.store, self.profiles, s.ffmpeg_path(), srt_stats=self._srt_stats,
+            tcp_stats=self._tcp_stats, destinations=preflight_destinations,
+            allow_private_destinations=s.destination_allow_private_targets)
         await self.preflight.recover()
         self.publish_target = GuardedPublishTarget(
             PreflightPublishTarget(
@@ -434,13 +456,17 @@ class Golive:
             )
             self.hub.add_observer(self.pipeline)
             self.hub.use_slate(self.pipeline)
+            # A forced profile change on a live stream reaches its running ladder now.
+            self._forced_profiles = asyncio.create_task(
+                self._apply_forced_profiles(self.bus.subscribe(maxsize=100, accept=_forced_pin)),
+                name="forced-profiles")
 
         # Simulcast: each live broadcast forwarded (ffmpeg -c copy) to its stream's
         # enabled destinations; a failing one touches neither the ladder nor another.
         destination_store = DestinationStore(self.store.engine)
 
         async def load_destinations(stream_id: str) -> list[DestinationTarget]:
-            return [DestinationTarget(d.id, d.target_url)
+            return [DestinationTarget(d.id, d.target_url, d.rendition)
                     for d in await destination_store.list_destinations(stream_id) if d.enabled]
 
         relay_ffmpeg = _ffmpeg_or_none(s)
@@ -448,7 +474,8 @@ class Golive:
             self.destinations = DestinationRelay(
                 load=load_destinations, bus=self.bus, ffmpeg=relay_ffmpeg,
                 queue_bytes=s.destination_queue_bytes,
-                allow_private=s.destination_allow_private_targets)
+                allow_private=s.destination_allow_private_targets,
+                renditions=self.pipeline)
             self.hub.add_observer(self.destinations)
 
         # Alerts: every live stream's rules, once a second, with the profile's thresholds.
@@ -557,6 +584,40 @@ class Golive:
                         packets_received=st.packets_received, packets_lost=st.packets_lost,
                         retransmitted=st.retransmitted, dropped=st.dropped)
 
+    async def _pinned_profile(self, stream: StreamRecord) -> StreamProfile:
+        """The profile version the stream is pinned to."""
+        assert self.profiles is not None
+        return document_profile(await self.profiles.current(stream))
+
+    def _tcp_stats(self, stream_key: str) -> TcpStats | None:
+        """The TCP round trip of the RTMP(S) publisher with this key, for a preflight."""
+        for server in (self.rtmp, self.rtmps):
+            found = server.tcp_round_trip(stream_key) if server is not None else None
+            if found is not None:
+                return TcpStats(rtt_ms=found.rtt_ms, rtt_var_ms=found.rtt_var_ms)
+        return None
+
+    async def _apply_forced_profiles(self, events: Subscription) -> None:
+        """Each forced pin of a live stream applied to the broadcast's ladder at once."""
+        with events:
+            async for event in events:
+                try:
+                    await self._apply_forced_profile(event)
+                except Exception:
+                    log.exception("forced profile not applied live stream_id=%s",
+                                  event.stream_id)
+
+    async def _apply_forced_profile(self, event: Event) -> None:
+        assert self.profiles is not None
+        label = event.data.get("changes", {}).get("profile")
+        if self.pipeline is None or event.stream_id is None or not isinstance(label, str):
+            return
+        profile = document_profile(await self.profiles.resolve(label))
+        removed = self.pipeline.apply_profile(event.stream_id, profile)
+        log.info("forced profile stream_id=%s profile=%s applied_live=%s removed=%s",
+                 event.stream_id, label, removed is not None,
+                 ",".join(removed or ()))
+
     async def stop(self) -> None:
         # WebRTC sessions end first, while the hub still takes their close; WHEP
         # viewers before the pipelines go.
@@ -573,6 +634,10 @@ class Golive:
             await self.hub.close()
         if self.pipeline is not None:
             await self.pipeline.close()
+        if self._forced_profiles is not None:
+            self._forced_profiles.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forced_profiles
         if self.destinations is not None:
             await self.destinations.close()
         if self.alerts is not None:
@@ -651,7 +716,8 @@ class Golive:
             auth, self.store, ApiAuditTrail(self.store),
             allow_private=s.destination_allow_private_targets,
             status=relay.status if relay is not None else lambda _stream_id: {},
-            changed=relay.sync if relay is not None else lambda _stream_id: None))
+            changed=relay.sync if relay is not None else lambda _stream_id: None,
+            profile_of=self._pinned_profile))
         api.include_router(access_hooks_router(auth, self.store, s.access_hook_url,
                                                ApiAuditTrail(self.store)))
         app.router.routes.extend(chat_routes(self.chat))
@@ -787,6 +853,12 @@ class Golive:
             configured = s.chat_secret.get_secret_value() if s.chat_secret else None
             self._signing_secret = load_chat_secret(configured, s.data_dir)
         return self._signing_secret
+
+
+def _forced_pin(event: Event) -> bool:
+    """A forced profile pin of a stream while it was live."""
+    return (event.type is EventType.LIVE_STREAM_UPDATED and event.broadcast_id is not None
+            and "forced" in event.data)
 
 
 def _ffmpeg_or_none(settings: Settings) -> str | None:

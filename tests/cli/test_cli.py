@@ -297,6 +297,19 @@ def test_stream_destinations(run: Any) -> None:
     assert [r["name"] for r in rows] == ["YouTube", "SRT"]
     assert all(r["status"] == "idle" for r in rows)  # no node to ask: not live
 
+    # The default profile's ladder: 360p is a rendition, 4k is not.
+    low = json.loads(ok(run("streams", "destinations", "add", sid, "--name", "Low",
+                            "--url", "rtmp://8.8.8.8/low", "--rendition", "360p", "--json")))
+    assert low["rendition"] == "360p"
+    bad = run("streams", "destinations", "add", sid, "--name", "x",
+              "--url", "rtmp://8.8.8.8/x", "--rendition", "4k")
+    assert bad.exit_code == 2 and "--rendition" in bad.output and "4k" in bad.output
+    off = json.loads(ok(run("streams", "destinations", "set", sid, low["id"], "--disable",
+                            "--rendition", "source", "--json")))
+    assert (off["enabled"], off["rendition"]) == (False, "source")
+    assert run("streams", "destinations", "set", sid, low["id"]).exit_code == 2
+    ok(run("streams", "destinations", "remove", sid, low["id"]))
+
     ok(run("streams", "destinations", "remove", sid, added["id"]))
     gone = run("streams", "destinations", "remove", sid, added["id"])
     assert gone.exit_code != 0 and added["id"] in gone.output

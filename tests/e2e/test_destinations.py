@@ -4,6 +4,7 @@ studio lists both; the LL-HLS output carries on."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
 from tests.mediatools import FFPROBE, ffmpeg_publish, ffprobe, stop
-from tests.nginxedge import free_port
+from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
 from tests.web.conftest import browser, chromium  # noqa: F401  (fixtures used here)
 from tests.web.helpers import ConsoleLog
 
@@ -196,3 +197,74 @@ async def test_forwards_to_srt_a_dead_target_errors_and_hls_is_unaffected(
     for got in (received, tmp_path / "again.ts"):
         codecs = {s["codec_type"]: s["codec_name"] for s in ffprobe(got)["streams"]}
         assert codecs == {"video": "h264", "audio": "aac"}, (got, codecs)
+
+
+async def test_a_destination_on_a_rendition_gets_that_rendition(
+    tmp_path: Path, source_480p: Path
+) -> None:
+    """One nginx-rtmp target takes the 360p rendition's encoded output, another the 480p
+    source; PATCH enabled=false stops one while live."""
+    rtmp_port = free_port()
+    nginx = await asyncio.create_subprocess_exec(
+        str(NGINX), "-p", str(tmp_path), "-c", str(nginx_rtmp_conf(tmp_path, rtmp_port)),
+        "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL)
+    publisher: subprocess.Popen[bytes] | None = None
+    try:
+        await wait_listening(rtmp_port, nginx)
+        settings = node_settings(tmp_path / "node", destination_allow_private_targets=True)
+        async with Golive(settings) as node, httpx.AsyncClient(
+            base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=10,
+        ) as api:
+            stream = await create_stream(api, name="renditions")  # default: 480p + 360p
+            sid = stream["id"]
+            path = f"/live-streams/{sid}/destinations"
+            url = f"rtmp://127.0.0.1:{rtmp_port}/live"
+            low = (await api.post(path, json={"name": "low", "url": url, "key": "low360",
+                                              "rendition": "360p"})).json()["data"]
+            src = (await api.post(path, json={"name": "src", "url": url, "key": "src480"})
+                   ).json()["data"]
+            assert (low["rendition"], src["rendition"]) == ("360p", "source")
+            publisher = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]),
+                                       loop=True)
+            await wait_status(api, sid, "active")
+
+            async def both_live() -> bool:
+                listed = {d["id"]: d for d in (await api.get(path)).json()["data"]}
+                return all(listed[d["id"]]["status"] == "live" for d in (low, src))
+
+            await eventually(both_live, timeout=60, what="both destinations live")
+
+            def recorded(key: str) -> Path | None:
+                got = tmp_path / "rec" / f"{key}.flv"
+                return got if got.exists() and got.stat().st_size > 200_000 else None
+
+            async def enough() -> bool:
+                return recorded("low360") is not None and recorded("src480") is not None
+
+            await eventually(enough, timeout=60, what="both targets to record a few seconds")
+            off = await api.patch(f"{path}/{low['id']}", json={"enabled": False})
+            assert off.status_code == 200 and off.json()["data"]["enabled"] is False
+            assert node.destinations is not None
+            relay = node.destinations
+
+            async def stopped() -> bool:
+                return low["id"] not in relay.status(sid)
+
+            await eventually(stopped, what="the disabled destination stopped")
+            assert relay.status(sid)[src["id"]].state == "live"
+            listed = {d["id"]: d for d in (await api.get(path)).json()["data"]}
+            assert listed[low["id"]]["status"] == "idle"
+    finally:
+        if publisher is not None:
+            stop(publisher)
+        if nginx.returncode is None:
+            nginx.terminate()
+            await nginx.wait()
+    sizes = {}
+    for key in ("low360", "src480"):
+        streams = ffprobe(tmp_path / "rec" / f"{key}.flv")["streams"]
+        video = next(s for s in streams if s["codec_type"] == "video")
+        sizes[key] = (video["width"], video["height"])
+        assert {s["codec_name"] for s in streams} == {"h264", "aac"}, streams
+    assert sizes["low360"][1] == 360 and sizes["src480"] == (854, 480), sizes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -12,36 +11,22 @@ from pathlib import Path
 import pytest
 from tests.media.conftest import feed, read_flv
 from tests.mediatools import FFMPEG, ffprobe
-from tests.nginxedge import NGINX, free_port, wait_listening
+from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
 
 from golive.core import Backoff
-from golive.formats import MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.destinations import (
     DestinationRefused,
     DestinationState,
     Forwarder,
     ForwarderStatus,
+    RenditionForwarder,
     check_destination_url,
     mask_secret,
     redact_url,
 )
 
 SRT_LIVE_TRANSMIT = shutil.which("srt-live-transmit") or "/usr/bin/srt-live-transmit"
-RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"  # libnginx-mod-rtmp
-
-
-def nginx_rtmp_conf(tmp: Path, port: int) -> Path:
-    """nginx-rtmp with one application, `live`, recording each stream to tmp/rec/KEY.flv."""
-    (tmp / "rec").mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        f"load_module {RTMP_MODULE};\n{user}worker_processes 1;\npid {tmp / 'nginx.pid'};\n"
-        "events { worker_connections 64; }\n"
-        f"rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on;\n"
-        f"  record all; record_path {tmp / 'rec'}; record_unique off; }} }} }}\n"
-    )
-    return conf
 
 
 def test_secrets_are_masked_and_urls_redacted() -> None:
@@ -192,3 +177,35 @@ async def test_a_target_that_stops_reading_drops_whole_gops_and_counts_them(
         server.close()
         for writer in accepted:
             writer.close()
+
+
+async def test_a_rendition_forwarder_starts_on_an_independent_fragment_and_drops_whole_gops(
+) -> None:
+    """The feed a rendition's run reads: init first, then fragments from an independent
+    one; when the queue is full, everything up to the next independent fragment goes."""
+    tap = RenditionForwarder(
+        "rtmp://127.0.0.1:1/live/k", "360p", ffmpeg=FFMPEG, queue_bytes=1000,
+        allow_private=True, backoff=Backoff(first=0.2, longest=0.5), on_state=lambda s: None)
+    assert tap.rendition == "360p"
+    init = InitSegment(b"I" * 100, ())
+
+    def fragment(n: int, independent: bool, size: int = 100) -> Fragment:
+        return Fragment(bytes([n]) * size, n, independent, n * 0.5, 0.5)
+
+    feed = tap._next_feed()  # what the next ffmpeg run reads
+    tap.on_fragment(fragment(1, True))  # no init yet: nothing to start with
+    tap.on_init(init)
+    tap.on_fragment(fragment(2, False))  # not independent: the run waits
+    assert feed.size == 0
+    tap.on_fragment(fragment(3, True))
+    tap.on_fragment(fragment(4, False))
+    assert b"".join(feed.chunks) == init.data + bytes([3]) * 100 + bytes([4]) * 100
+    tap.on_fragment(fragment(5, False, size=800))  # over the 1000-byte queue: dropped
+    tap.on_fragment(fragment(6, False))  # the rest of that GOP goes too
+    tap.on_fragment(fragment(7, True))  # the next GOP is taken again
+    assert b"".join(feed.chunks).endswith(bytes([4]) * 100 + bytes([7]) * 100)
+    assert (tap.status.dropped_frames, tap.status.dropped_bytes) == (2, 900)
+    # A new init (the transcoder restarted) on a run that has begun ends that run.
+    tap._reading = feed
+    tap.on_init(InitSegment(b"J" * 100, ()))
+    assert feed.closed

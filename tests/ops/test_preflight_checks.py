@@ -3,13 +3,24 @@ and ffmpeg's ebur128 summary as it prints it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from golive.formats import MediaTag, TagType, parse_avc_config
 from golive.media import parse_profile
-from golive.ops import Loudness, PreflightCapture, SrtStats, judge, parse_ebur128
+from golive.ops import (
+    DestinationReport,
+    FailoverReport,
+    Loudness,
+    PreflightCapture,
+    SrtStats,
+    TcpStats,
+    judge,
+    parse_ebur128,
+)
 
-PROFILE = parse_profile("""name = "event"
+PROFILE_TOML = """name = "event"
 version = 1
 owner = "ops"
 [[renditions]]
@@ -19,7 +30,8 @@ video_bitrate_kbps = 700
 [input]
 min_video_bitrate_kbps = 300
 max_video_bitrate_kbps = 3000
-""")
+"""
+PROFILE = parse_profile(PROFILE_TOML)
 
 # An AVC sequence header for 640x360 (x264), and an AAC LC 48 kHz stereo one.
 AVC_CONFIG = bytes.fromhex(
@@ -41,8 +53,9 @@ def audio(ms: int) -> list[MediaTag]:
 
 
 def capture(*, seconds: float = 4, fps: float = 30, gop_s: float = 1.0, kbps: float = 800,
-            jitter_every: float = 0, realtime: float = 1.0) -> PreflightCapture:
-    cap = PreflightCapture(max_bytes=64 << 20)
+            jitter_every: float = 0, realtime: float = 1.0, audio_late_ms: int = 0,
+            keep_flv: bool = True) -> PreflightCapture:
+    cap = PreflightCapture(max_bytes=64 << 20, keep_flv=keep_flv)
     cap.observe(avc_header(), 0.0)
     cap.observe(MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0)) + AAC_48K_STEREO), 0.0)
     step = 1000 / fps
@@ -52,7 +65,7 @@ def capture(*, seconds: float = 4, fps: float = 30, gop_s: float = 1.0, kbps: fl
         ms = round(i * step) + (int(step / 1.5) if jitter_every and i % int(jitter_every) == 1 else 0)
         key = i % round(gop_s * fps) == 0
         cap.observe(frame(ms, key, size), ms / 1000 / realtime)
-        for tag in audio(ms):
+        for tag in audio(ms + audio_late_ms) if ms + audio_late_ms <= seconds * 1000 else []:
             cap.observe(tag, ms / 1000 / realtime)
     return cap
 
@@ -73,7 +86,7 @@ def test_a_good_capture_is_a_go() -> None:
         "keyframe_interval": "pass", "frame_rate_stability": "pass", "resolution": "pass",
         "video_bitrate": "pass", "ingest_speed": "pass", "audio_sample_rate": "pass",
         "audio_channels": "pass", "loudness": "pass", "true_peak": "pass",
-        "monitoring_owner": "pass"}
+        "av_sync": "pass", "monitoring_owner": "pass"}
     rate = next(c for c in verdict.checks if c.name == "video_bitrate")
     # 121 frames of 800 kbit/s each over the 4 s between the first and the last
     assert rate.measured == "807 kbit/s, headroom 3.7x"
@@ -88,9 +101,10 @@ def test_a_good_capture_is_a_go() -> None:
     ({}, Loudness(-5.0, -0.5), "loudness"),
     ({}, Loudness(-23.0, -0.2), "true_peak"),
     ({}, None, "loudness"),
+    ({"audio_late_ms": 500}, GOOD, "av_sync"),
 ])
 def test_each_fault_fails_its_own_check(
-    kwargs: dict[str, float], loudness: Loudness | None, failing: str
+    kwargs: dict[str, Any], loudness: Loudness | None, failing: str
 ) -> None:
     result = statuses(capture(**kwargs), loudness)
     assert result[failing] == "fail"
@@ -159,3 +173,95 @@ def test_srt_link_checks(stats: SrtStats, rtt: str, loss: str) -> None:
     assert (result["srt_round_trip"], result["srt_loss"]) == (rtt, loss)
     assert verdict.go == (rtt != "fail" and loss != "fail")
     assert "srt_loss" not in statuses(capture())  # RTMP: no SRT checks
+
+
+@pytest.mark.parametrize(("rtt", "status"), [(0.1, "pass"), (200, "warn"), (600, "fail")])
+def test_tcp_round_trip(rtt: float, status: str) -> None:
+    verdict = judge(capture(), PROFILE, GOOD, latency_mode="low", tcp=TcpStats(rtt, 1.0))
+    check = next(c for c in verdict.checks if c.name == "tcp_round_trip")
+    assert check.status == status and check.measured.startswith(f"{rtt:.1f} ms RTT")
+    assert verdict.go == (status != "fail")
+    assert status == "pass" or "SRT" in (check.fix or "")
+
+
+def test_audio_late_by_half_a_second_names_the_offset() -> None:
+    check = next(c for c in judge(capture(audio_late_ms=500), PROFILE, GOOD,
+                                  latency_mode="low").checks if c.name == "av_sync")
+    assert check.status == "fail" and check.measured.startswith("audio +500 ms at the start")
+    assert "500 ms late" in (check.fix or "") and "-500 ms" in (check.fix or "")
+
+
+def drill(**changes: Any) -> FailoverReport:
+    report = FailoverReport(backup=capture(keep_flv=False), switched=True, returned=True,
+                            backup_seconds=2.0, frames_written=120, frames_decoded=120,
+                            decode_error=None, reason=None)
+    return FailoverReport(**{**report.__dict__, **changes})
+
+
+@pytest.mark.parametrize(("report", "backup", "failover"), [
+    (drill(), "pass", "pass"),
+    (drill(backup=None, switched=False, returned=False), "fail", "fail"),
+    (drill(switched=False, returned=False, reason="the backup sent no keyframe"), "pass",
+     "fail"),
+    (drill(returned=False, reason="the primary sent no keyframe"), "pass", "fail"),
+    (drill(frames_decoded=90), "pass", "fail"),
+    (drill(decode_error="[h264] error while decoding MB 3 4"), "pass", "fail"),
+])
+def test_backup_and_failover_checks(report: FailoverReport, backup: str, failover: str) -> None:
+    verdict = judge(capture(), PROFILE, GOOD, latency_mode="low", failover=report)
+    result = {c.name: c for c in verdict.checks}
+    assert (result["backup_ingest"].status, result["failover"].status) == (backup, failover)
+    assert verdict.go == (backup == failover == "pass")
+    if report.backup is None:
+        assert "backup_stream_key" in (result["backup_ingest"].fix or "")
+    if report.reason:
+        assert report.reason in result["failover"].measured
+
+
+def test_a_backup_with_other_audio_fails() -> None:
+    backup = PreflightCapture(max_bytes=1 << 20, keep_flv=False)
+    backup.observe(avc_header(), 0.0)
+    backup.observe(MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0, 0x12, 0x10))), 0.0)  # 44.1k
+    for i in range(31):
+        backup.observe(frame(i * 33, i % 30 == 0, 1000), i / 30)
+        backup.observe(audio(i * 33)[0], i / 30)
+    assert not backup.flv  # measured, not kept
+    check = next(c for c in judge(capture(), PROFILE, GOOD, latency_mode="low",
+                                  failover=drill(backup=backup)).checks
+                 if c.name == "backup_ingest")
+    assert check.status == "fail" and "44100 Hz" in check.measured, check
+
+
+def test_destinations_each_get_a_check() -> None:
+    verdict = judge(capture(), PROFILE, GOOD, latency_mode="low", destinations=[
+        DestinationReport("youtube", "rtmp://a/live/****1234", None, 3.0),
+        DestinationReport("twitch", "rtmp://b/app/****9876", "ffmpeg exited with status 1: "
+                          "Error opening output: Input/output error", 0.0),
+    ])
+    result = {c.name: c for c in verdict.checks}
+    assert result["destination:youtube"].status == "pass"
+    refused = result["destination:twitch"]
+    assert refused.status == "fail" and "Input/output error" in refused.measured
+    assert not verdict.go
+
+
+def test_a_required_destination_class() -> None:
+    profile = parse_profile(PROFILE_TOML + """
+[[destinations]]
+name = "youtube"
+hosts = ["*.youtube.com"]
+required = true
+[[destinations]]
+name = "other"
+""")
+    pushed = DestinationReport("yt", "rtmp://a.rtmp.youtube.com/live2/****1234", None, 3.0)
+    ok = {c.name: c for c in judge(capture(), profile, GOOD, latency_mode="low",
+                                   destinations=[pushed]).checks}
+    assert ok["destination_class:youtube"].status == "pass"
+    assert ok["destination_class:youtube"].measured == "yt"
+    assert "destination_class:other" not in ok  # optional
+    elsewhere = DestinationReport("x", "rtmp://cdn.example/live/****1234", None, 3.0)
+    verdict = judge(capture(), profile, GOOD, latency_mode="low", destinations=[elsewhere])
+    missing = next(c for c in verdict.checks if c.name == "destination_class:youtube")
+    assert missing.status == "fail" and not verdict.go
+    assert "youtube (rtmp/rtmps/srt to *.youtube.com)" in (missing.fix or "")

@@ -1,5 +1,5 @@
-"""The studio's preflight button in real Chromium: open a session, publish with real ffmpeg,
-see GO and every check; nothing goes on the air."""
+"""The studio's preflight button in real Chromium: open a session, publish with real ffmpeg
+(and a backup encoder), see GO and every check; nothing goes on the air."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ async def test_studio_runs_a_preflight(
     await page.wait_for_function(
         "document.getElementById('preflight-state').dataset.verdict === 'waiting'",
         timeout=15_000)
+    # The backup encoder on the backup key: the session fails over to it and back.
+    backup = ffmpeg_publish(source_480p, node.rtmp_url(stream["backup_stream_key"]), loop=True)
     proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
     try:
         await page.wait_for_function(
@@ -57,10 +59,12 @@ async def test_studio_runs_a_preflight(
             "document.getElementById('preflight-state').dataset.verdict)", timeout=60_000)
     finally:
         stop(proc)
+        stop(backup)
     assert (await state.text_content() or "").startswith("GO"), await state.text_content()
     rows = page.locator("#preflight-checks tbody tr")
     names = [await r.get_attribute("data-check") for r in await rows.all()]
-    assert {"keyframe_interval", "loudness", "true_peak", "video_bitrate"} <= set(names)
+    assert {"keyframe_interval", "loudness", "true_peak", "video_bitrate", "av_sync",
+            "tcp_round_trip", "backup_ingest", "failover"} <= set(names)
     assert await page.locator("#preflight-checks tr.preflight-fail").count() == 0
     await page.screenshot(path=str(artifacts / "studio-preflight.png"), full_page=True)
     assert (await get_stream(api, stream["id"]))["status"] == "idle"

@@ -1,6 +1,6 @@
 """`golive streams` (control plane): create, list, show, reset the key of, enable, disable
 and delete live streams in the database; `show` also asks a running node for live facts.
-`streams destinations add|list|remove` manage a stream's simulcast targets.
+`streams destinations add|list|set|remove` manage a stream's simulcast targets.
 """
 
 from __future__ import annotations
@@ -423,11 +423,14 @@ def _node_destination_states(settings: Settings, stream_id: str) -> dict[str, di
 @click.option("--key", help="RTMP(S): the stream key, appended to the URL; SRT: the "
               "passphrase. Stored; only ever shown masked.")
 @click.option("--disabled", is_flag=True, help="Create it switched off.")
+@click.option("--rendition", help="`source`, or a rendition of the stream's ladder (default: "
+              "the profile's destination class's, else source).")
 @json_option
 @click.pass_context
 def destinations_add(ctx: click.Context, stream_id: str, name: str, url: str, key: str | None,
-                     disabled: bool, as_json: bool) -> None:
-    """Add a destination to a stream (its URL checked as the API checks it)."""
+                     disabled: bool, rendition: str | None, as_json: bool) -> None:
+    """Add a destination to a stream (its URL, and the profile's destination policy,
+    checked as the API checks them)."""
     from golive.api import destination_out
     from golive.media import DestinationRefused, check_destination_url
     from golive.store import DestinationStore
@@ -442,8 +445,9 @@ def destinations_add(ctx: click.Context, stream_id: str, name: str, url: str, ke
                 url, allow_private=settings.destination_allow_private_targets)
         except DestinationRefused as exc:
             raise click.BadParameter(str(exc), param_hint="'--url'") from None
+        chosen = await _admitted(settings, store, stream_id, url, rendition)
         record = await DestinationStore(store.engine).create_destination(
-            stream_id, name=name, url=url, secret=key, enabled=not disabled)
+            stream_id, name=name, url=url, secret=key, enabled=not disabled, rendition=chosen)
         if record is None:
             raise _missing_stream(stream_id)
         await store.record_audit(cli_actor(), "live_stream.destination.create", "live_stream",
@@ -458,6 +462,74 @@ def destinations_add(ctx: click.Context, stream_id: str, name: str, url: str, ke
         return
     click.echo(f"Added destination {record.id} ({name}) to live stream {stream_id}: "
                f"{record.url}" + (f"  key {out.key}" if out.key else ""))
+
+
+async def _admitted(settings: Settings, store: Store, stream_id: str, url: str,
+                    rendition: str | None, ignore: str | None = None) -> str:
+    """The rendition the stream's pinned profile gives a destination of `url` (see
+    `golive.media.admit_destination`); a click error naming the option otherwise."""
+    from golive.media import DestinationNotAdmitted, admit_destination
+    from golive.ops import ProfileCatalog, document_profile
+    from golive.store import DestinationStore
+
+    stream = await store.get_stream(stream_id)
+    if stream is None:
+        raise _missing_stream(stream_id)
+    pinned = await ProfileCatalog(store, settings.resolved_profiles_dir).current(stream)
+    others = [d.url for d in await DestinationStore(store.engine).list_destinations(stream_id)
+              if d.id != ignore]
+    try:
+        return admit_destination(document_profile(pinned), url, rendition, others)
+    except DestinationNotAdmitted as exc:
+        if exc.field is None:
+            raise click.ClickException(str(exc)) from None
+        raise click.BadParameter(str(exc).partition(": ")[2],
+                                 param_hint=f"'--{exc.field}'") from None
+
+
+@streams_destinations.command("set")
+@click.argument("stream_id")
+@click.argument("destination_id")
+@click.option("--enable/--disable", "enabled", default=None,
+              help="Forward it while live, or not (a live broadcast follows within seconds).")
+@click.option("--rendition", help="`source`, or a rendition of the stream's ladder.")
+@json_option
+@click.pass_context
+def destinations_set(ctx: click.Context, stream_id: str, destination_id: str,
+                     enabled: bool | None, rendition: str | None, as_json: bool) -> None:
+    """Turn a destination on or off, or change the rendition it gets."""
+    from golive.api import destination_out
+    from golive.store import DestinationStore
+
+    if enabled is None and rendition is None:
+        raise click.UsageError("give --enable, --disable or --rendition")
+    settings = command_settings(ctx)
+
+    async def update(store: Store) -> Any:
+        destinations = DestinationStore(store.engine)
+        current = await destinations.get_destination(stream_id, destination_id)
+        if current is None:
+            raise click.ClickException(
+                f"no destination {destination_id!r} on live stream {stream_id!r}")
+        if rendition is not None:
+            await _admitted(settings, store, stream_id, current.url, rendition,
+                            ignore=destination_id)
+        record = await destinations.update_destination(
+            stream_id, destination_id, enabled=enabled, rendition=rendition)
+        assert record is not None
+        changes: dict[str, Any] = {"destination": destination_id}
+        changes.update({k: v for k, v in (("enabled", enabled), ("rendition", rendition))
+                        if v is not None})
+        await store.record_audit(cli_actor(), "live_stream.destination.update", "live_stream",
+                                 stream_id, changes)
+        return record
+
+    record = with_store(settings, update)
+    if as_json:
+        echo_json(destination_out(record, None))
+        return
+    click.echo(f"Destination {record.id} of live stream {stream_id}: "
+               f"{'enabled' if record.enabled else 'disabled'}, rendition {record.rendition}.")
 
 
 @streams_destinations.command("list")
@@ -494,9 +566,10 @@ def destinations_list(ctx: click.Context, stream_id: str, as_json: bool) -> None
         click.echo(f"No destinations. Add one: golive streams destinations add {stream_id} "
                    "--name NAME --url URL --key KEY")
         return
-    rows = [(o["id"], o["name"], o["url"], o["key"], "yes" if o["enabled"] else "no",
-             o["status"], o["reason"]) for o in outs]
-    click.echo(table(["id", "name", "url", "key", "enabled", "status", "reason"], rows))
+    rows = [(o["id"], o["name"], o["url"], o["key"], o["rendition"],
+             "yes" if o["enabled"] else "no", o["status"], o["reason"]) for o in outs]
+    click.echo(table(["id", "name", "url", "key", "rendition", "enabled", "status", "reason"],
+                     rows))
 
 
 @streams_destinations.command("remove")

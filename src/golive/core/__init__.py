@@ -4,7 +4,7 @@ from golive.core.addresses import IPAddress, is_public, resolve_addresses
 from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.collector import tune_garbage_collector
-from golive.core.events import Event, EventBus, EventType, utcnow
+from golive.core.events import Event, EventBus, EventType, Subscription, utcnow
 from golive.core.limits import Admission, Limit, RateLimits
 from golive.core.periodic import PeriodicSweep
 from golive.core.redislink import RedisLink
@@ -33,6 +33,7 @@ __all__ = [
     "RateLimits",
     "RedisLink",
     "RepeatedLog",
+    "Subscription",
     "TokenBucket",
     "address_of",
     "hash_api_token",

@@ -15,10 +15,13 @@ the app registers.
 
 from golive.media.capabilities import detect_capabilities
 from golive.media.destinations import (
+    DestinationNotAdmitted,
     DestinationRefused,
     DestinationState,
+    admit_destination,
     check_destination_url,
     mask_secret,
+    push_sample,
     redact_url,
 )
 from golive.media.facts import PipelineFacts
@@ -26,6 +29,7 @@ from golive.media.levels import LevelFacts
 from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
     AlertSpec,
+    DestinationPolicy,
     ProfileError,
     SloSpec,
     StreamProfile,
@@ -44,6 +48,8 @@ __all__ = [
     "MAX_THUMBNAIL_WIDTH",
     "MIN_THUMBNAIL_WIDTH",
     "AlertSpec",
+    "DestinationNotAdmitted",
+    "DestinationPolicy",
     "DestinationRefused",
     "DestinationRelay",
     "DestinationState",
@@ -59,6 +65,7 @@ __all__ = [
     "StreamProfile",
     "ThumbnailError",
     "Thumbnailer",
+    "admit_destination",
     "builtin_profile_names",
     "check_destination_url",
     "describe_errors",
@@ -66,5 +73,6 @@ __all__ = [
     "load_profile",
     "mask_secret",
     "parse_profile",
+    "push_sample",
     "redact_url",
 ]

@@ -8,6 +8,12 @@ destination URL. A run that ends is retried after `core.backoff` delays. Its sta
 makes it `errored` with ffmpeg's last message as the reason until the next attempt.
 A destination's failure touches nothing outside its own forwarder.
 
+A `RenditionForwarder` forwards one ladder rendition instead of the source: it taps
+that rendition's encoded output (`RenditionTap`: CMAF init and fragments, fMP4 on
+ffmpeg's stdin, `-c copy`), so a destination on a rendition costs no encode of its own.
+It starts each run on an independent fragment and drops whole GOPs when behind; a new
+init (the transcoder restarted) starts a new run.
+
 `check_destination_url` is the SSRF-minded check made before a URL is stored and
 again before every attempt: only rtmp, rtmps and srt; hosts that resolve to
 non-public addresses only with `allow_private`.
@@ -19,25 +25,31 @@ import asyncio
 import contextlib
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from golive.core import Backoff, is_public, resolve_addresses
-from golive.formats import MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.feed import FlvInput, InputFeed
+from golive.media.profiles import StreamProfile
 
 __all__ = [
+    "DestinationNotAdmitted",
     "DestinationRefused",
     "DestinationState",
     "Forwarder",
     "ForwarderStatus",
+    "RenditionForwarder",
+    "admit_destination",
     "check_destination_url",
     "ffmpeg_forward_args",
     "mask_secret",
+    "push_sample",
     "redact_url",
 ]
 
+SOURCE = "source"  # a destination that gets the publisher's own media
 SCHEMES = {"rtmp": 1935, "rtmps": 443, "srt": None}
 MAX_URL_LENGTH = 2048
 REASON_LINES = 8  # ffmpeg stderr lines kept for an errored reason
@@ -104,15 +116,125 @@ async def check_destination_url(url: str, *, allow_private: bool) -> None:
                 )
 
 
-def ffmpeg_forward_args(ffmpeg: str, url: str) -> list[str]:
-    """The ffmpeg command that copies FLV from stdin to `url` (FLV for RTMP, MPEG-TS for SRT)."""
+class DestinationNotAdmitted(Exception):
+    """The stream's profile does not admit this destination; `field` names what to change,
+    `conflict`: the class is full (not the request's fault)."""
+
+    def __init__(self, field: str | None, message: str, *, conflict: bool = False) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.conflict = conflict
+
+
+def admit_destination(profile: StreamProfile, url: str, rendition: str | None,
+                      others: Sequence[str]) -> str:
+    """The rendition a destination of `url` gets under the profile's policy and ladder;
+    `rendition`: the one asked for (None: the class's, else the source); `others`: the URLs
+    of the stream's other destinations. Raises `DestinationNotAdmitted`."""
+    ladder = [r.name for r in profile.renditions]
+    policy = profile.destination_class(url) if profile.destinations else None
+    if profile.destinations:
+        if policy is None:
+            allowed = "; ".join(d.describe() for d in profile.destinations)
+            raise DestinationNotAdmitted("url", f"profile {profile.label} admits destinations "
+                                         f"of these classes only: {allowed}")
+        if rendition is not None and rendition != policy.rendition:
+            raise DestinationNotAdmitted("rendition", f"destinations of class {policy.name} "
+                                         f"get {policy.rendition!r} (profile {profile.label})")
+        same = sum(profile.destination_class(other) is policy for other in others)
+        if same >= policy.max_count:
+            raise DestinationNotAdmitted(
+                None, f"the stream already has {same} destination(s) of class {policy.name} "
+                f"(max_count {policy.max_count}, profile {profile.label})", conflict=True)
+    chosen = rendition or (policy.rendition if policy is not None else SOURCE)
+    if chosen != SOURCE and chosen not in ladder:
+        raise DestinationNotAdmitted("rendition", f"must be {SOURCE!r} or one of the stream's "
+                                     f"ladder ({', '.join(ladder)}), not {chosen!r}")
+    return chosen
+
+
+def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False,
+                        input_format: str = "flv") -> list[str]:
+    """The ffmpeg command that copies `input_format` (FLV, or fMP4 as "mp4") from stdin to
+    `url` (FLV for RTMP, MPEG-TS for SRT); `realtime`: read the input at its own pace (a
+    recorded sample, not a live feed)."""
     muxer = "mpegts" if url.startswith("srt://") else "flv"
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "0.5",
-        "-f", "flv", "-i", "pipe:0",
+        *(["-re"] if realtime else []), "-f", input_format, "-i", "pipe:0",
         "-map", "0", "-c", "copy", "-f", muxer, url,
     ]
+
+
+async def _read_progress(stdout: asyncio.StreamReader, on_media: Callable[[], None]) -> None:
+    """ffmpeg's `-progress` lines; `on_media` once it has written media to the target."""
+    async for raw in stdout:
+        key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+        if key == "total_size" and value.isdigit() and int(value) > 0:
+            on_media()
+
+
+async def _read_errors(stderr: asyncio.StreamReader, url: str, lines: deque[str]) -> None:
+    async for raw in stderr:
+        text = raw.decode("utf-8", "replace").strip()
+        if text:  # ffmpeg names the URL in its errors: never show its key
+            lines.append(text.replace(url, redact_url(url))[:300])
+
+
+async def push_sample(ffmpeg: str, url: str, flv: bytes, *, seconds: float,
+                      allow_private: bool) -> str | None:
+    """Publish the recorded `flv` to `url` at its own pace for up to `seconds`, as a
+    forwarder would: None when the target took media and kept the connection that long
+    (or to the sample's end), else why not (the target's refusal as ffmpeg reports it,
+    the key masked)."""
+    try:
+        await check_destination_url(url, allow_private=allow_private)
+    except DestinationRefused as exc:
+        return str(exc)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *ffmpeg_forward_args(ffmpeg, url, realtime=True),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        return f"cannot run ffmpeg: {exc}"
+    assert proc.stdin and proc.stdout and proc.stderr
+    stdin = proc.stdin
+    lines: deque[str] = deque(maxlen=REASON_LINES)
+    took = asyncio.Event()
+
+    async def write() -> None:
+        with contextlib.suppress(ConnectionError):
+            stdin.write(flv)
+            await stdin.drain()
+            stdin.close()
+
+    tasks = [asyncio.create_task(write()),
+             asyncio.create_task(_read_progress(proc.stdout, took.set)),
+             asyncio.create_task(_read_errors(proc.stderr, url, lines))]
+    ended = True
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), seconds)
+        except TimeoutError:
+            ended = False
+        # What ffmpeg said last arrives just after it exits.
+        await asyncio.wait(tasks[1:], timeout=2)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    last = lines[-1] if lines else ""
+    if took.is_set() and (not ended or proc.returncode == 0):
+        return None
+    if not ended:
+        return f"no media reached the target in {seconds:g} s" + (f": {last}" if last else "")
+    return f"ffmpeg exited with status {proc.returncode}" + (f": {last}" if last else "")
 
 
 @dataclass(slots=True)
@@ -126,6 +248,8 @@ class ForwarderStatus:
 
 class Forwarder:
     """Forwards one broadcast to one destination; a `MediaSink`, never blocks ingest."""
+
+    rendition = SOURCE
 
     def __init__(
         self,
@@ -193,14 +317,21 @@ class Forwarder:
             self._set(DestinationState.ERRORED, reason)
             await asyncio.sleep(self.backoff.next_delay())
 
-    async def _attempt(self) -> str:
-        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+    def _next_feed(self) -> InputFeed:
         feed = self.input.feed  # tags pushed before start, or a timeline begun by a clock jump
         if feed.closed or feed is self._reading:
             feed = self.input.new_timeline()
+        return feed
+
+    def _args(self) -> list[str]:
+        return ffmpeg_forward_args(self.ffmpeg, self.url)
+
+    async def _attempt(self) -> str:
+        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+        feed = self._next_feed()
         self._reading = feed
         proc = await asyncio.create_subprocess_exec(
-            *ffmpeg_forward_args(self.ffmpeg, self.url),
+            *self._args(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -214,20 +345,12 @@ class Forwarder:
                 stdin.write(chunk)
                 await stdin.drain()
 
-        async def progress() -> None:
-            async for raw in stdout:
-                key, _, value = raw.decode("ascii", "replace").strip().partition("=")
-                if key == "total_size" and value.isdigit() and int(value) > 0:
-                    self.backoff.reset()
-                    self._set(DestinationState.LIVE, None)
+        def live() -> None:
+            self.backoff.reset()
+            self._set(DestinationState.LIVE, None)
 
-        async def errors() -> None:
-            async for raw in stderr:
-                text = raw.decode("utf-8", "replace").strip()
-                if text:  # ffmpeg names the URL in its errors: never show its key
-                    lines.append(text.replace(self.url, redact_url(self.url))[:300])
-
-        tasks = [asyncio.create_task(c) for c in (write(), progress(), errors())]
+        tasks = [asyncio.create_task(c) for c in (
+            write(), _read_progress(stdout, live), _read_errors(stderr, self.url, lines))]
         try:
             await proc.wait()
         finally:
@@ -240,3 +363,61 @@ class Forwarder:
             await asyncio.gather(*tasks, return_exceptions=True)
         last = lines[-1] if lines else ""
         return f"ffmpeg exited with status {proc.returncode}" + (f": {last}" if last else "")
+
+
+class RenditionForwarder(Forwarder):
+    """Forwards one ladder rendition's encoded output; a `RenditionTap`, never a sink."""
+
+    def __init__(self, url: str, rendition: str, *, ffmpeg: str, queue_bytes: int,
+                 allow_private: bool, backoff: Backoff,
+                 on_state: Callable[[ForwarderStatus], None]) -> None:
+        super().__init__(url, ffmpeg=ffmpeg, queue_bytes=queue_bytes, has_audio=True,
+                         allow_private=allow_private, backoff=backoff, on_state=on_state)
+        self._rendition = rendition
+        self._queue_bytes = queue_bytes
+        self._init: InitSegment | None = None
+        self._feed: InputFeed | None = None  # the running ffmpeg's
+
+    @property
+    def rendition(self) -> str:  # type: ignore[override]
+        return self._rendition
+
+    def push(self, tag: MediaTag) -> None:
+        """Not a sink of the broadcast: its media comes from the rendition."""
+
+    def on_init(self, init: InitSegment) -> None:
+        new = self._init is not None and self._init.data != init.data
+        self._init = init
+        if new and self._reading is not None and self._reading.started:
+            self._new_timeline = True  # another encoder run: ffmpeg reads a new file
+            self._reading.close()
+
+    def on_fragment(self, fragment: Fragment) -> None:
+        feed, init = self._feed, self._init
+        if feed is None or feed.closed or init is None:
+            return
+        if not feed.started or feed.dropping:
+            if not fragment.independent:
+                if feed.started:
+                    self._dropped(fragment)
+                return
+            if not feed.started:
+                feed.append(init.data)
+                feed.started = True
+            feed.dropping = False
+        if feed.size + len(fragment.data) > feed.limit:
+            feed.dropping = True  # whole GOPs: the next run of fragments starts independent
+            self._dropped(fragment)
+            return
+        feed.append(fragment.data)
+
+    def _dropped(self, fragment: Fragment) -> None:
+        self.status.dropped_frames += 1  # fragments, for a rendition
+        self.status.dropped_bytes += len(fragment.data)
+
+    def _next_feed(self) -> InputFeed:
+        self._feed = InputFeed(self._queue_bytes)
+        return self._feed
+
+    def _args(self) -> list[str]:
+        return ffmpeg_forward_args(self.ffmpeg, self.url, input_format="mp4")

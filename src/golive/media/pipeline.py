@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from golive.core import Event, EventBus, EventType
 from golive.formats import Fragment, InitSegment, MediaTag
@@ -36,7 +36,7 @@ from golive.media.transcoder import EncoderCapabilities, Transcoder
 from golive.packaging import Presentation, SegmentObserver, WallClock
 from golive.stream import Broadcast, SlateFeed
 
-__all__ = ["BroadcastPipeline", "LivePipeline"]
+__all__ = ["BroadcastPipeline", "LivePipeline", "RenditionTap"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,18 @@ _RETIRED_TARGETS = 3
 
 S = TypeVar("S", bound=OutputSink)
 """The WebRTC output's sink type, chosen by the composition root."""
+
+
+class RenditionTap(Protocol):
+    """Reads one rendition's encoded output as it is made (a destination forwarding it).
+    Called on the live path: takes note and returns, never blocks or raises."""
+
+    @property
+    def rendition(self) -> str: ...
+
+    def on_init(self, init: InitSegment) -> None: ...
+
+    def on_fragment(self, fragment: Fragment) -> None: ...
 
 
 class BroadcastPipeline(Generic[S]):
@@ -70,6 +82,7 @@ class BroadcastPipeline(Generic[S]):
         self.webrtc_sink: S | None = None  # made once per broadcast, kept across restarts
         self.webrtc_fragments = 0
         self._probe: SourceProbe | None = SourceProbe()
+        self._taps: list[RenditionTap] = []  # outside readers of a rendition's output
 
     @property
     def stream_id(self) -> str:
@@ -291,6 +304,61 @@ class BroadcastPipeline(Generic[S]):
             webrtc=webrtc,
         )
 
+    def apply_profile(self, profile: StreamProfile) -> tuple[str, ...] | None:
+        """A forced profile change on the live broadcast, applied now: the transcoder
+        restarts once with the new ladder; renditions that stay keep their media playlists
+        (a discontinuity, no 404), a removed one goes on as gaps (EXT-X-GAP) until the
+        broadcast ends and leaves the multivariant playlist for new sessions, as a rung the
+        encoder gave up does. Returns the renditions removed; None when it cannot apply
+        live (no ladder yet: the source probe plans with it; another GOP or part length:
+        players could not follow, so it waits for the next broadcast)."""
+        previous, self.profile = self.profile, profile
+        plan, presentation = self.plan, self.presentation
+        if plan is None or presentation is None or self._probe is not None:
+            return None
+        mode: Literal["low", "standard"] = "low" if self.low_latency else "standard"
+        try:
+            new = plan_ladder(profile, plan.source, mode)
+        except Exception as exc:
+            self.profile = previous
+            self._owner.warn(self.broadcast, "ladder_failed",
+                             f"cannot plan the new profile's ladder: {exc}")
+            return None
+        if (new.gop_duration, new.part_target) != (plan.gop_duration, plan.part_target):
+            self.profile = previous
+            return None
+        removed = tuple(n for n in presentation.renditions if n not in new.names)
+        self._stop_transcoder()
+        self.plan = new
+        for name in removed:
+            presentation.suspend_rendition(name)
+        presentation.mark_discontinuity()
+        for rendition in new.renditions:
+            presentation.resume_rendition(rendition.name)
+            if rendition.name not in presentation.renditions:
+                presentation.add_rendition(
+                    rendition.name, bandwidth=rendition.bandwidth,
+                    average_bandwidth=rendition.average_bandwidth,
+                    frame_rate=rendition.frame_rate)
+        self._run(new, [])
+        # The new transcoder starts at the publisher's next keyframe, after its headers.
+        self.broadcast.replay_headers(self)
+        log.info("profile applied live stream_id=%s profile=%s renditions=%s removed=%s",
+                 self.stream_id, profile.label, ",".join(new.names), ",".join(removed))
+        return removed
+
+    def tap(self, tap: RenditionTap) -> None:
+        """`tap` gets its rendition's init segments (the current one at once) and fragments."""
+        self._taps.append(tap)
+        presentation = self.presentation
+        window = presentation.renditions.get(tap.rendition) if presentation else None
+        if window is not None and window.init is not None:
+            tap.on_init(window.init)
+
+    def untap(self, tap: RenditionTap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
+
     # TranscoderEvents -------------------------------------------------------------------
 
     def on_init(self, rendition: str, init: InitSegment) -> None:
@@ -302,6 +370,9 @@ class BroadcastPipeline(Generic[S]):
         window = presentation.renditions.get(rendition) if presentation else None
         if window is not None:
             window.set_init(init)
+        for tap in self._taps:
+            if tap.rendition == rendition:
+                tap.on_init(init)
 
     def on_fragment(self, rendition: str, fragment: Fragment) -> None:
         if rendition == WEBRTC_OUTPUT:
@@ -311,6 +382,9 @@ class BroadcastPipeline(Generic[S]):
             return
         if self.presentation is not None:
             self.presentation.add_fragment(rendition, fragment)
+        for tap in self._taps:
+            if tap.rendition == rendition:
+                tap.on_fragment(fragment)
 
     def on_restart(self, attempt: int, reason: str) -> None:
         if self.presentation is not None:
@@ -509,6 +583,26 @@ class LivePipeline(Generic[S]):
             if pipeline.stream_id == stream_id:
                 return pipeline
         return None
+
+    def apply_profile(self, stream_id: str, profile: StreamProfile) -> tuple[str, ...] | None:
+        """Apply a forced profile change to the stream's live broadcast (see
+        `BroadcastPipeline.apply_profile`); None: not applied live."""
+        pipeline = self.for_stream(stream_id)
+        return pipeline.apply_profile(profile) if pipeline is not None else None
+
+    def tap_rendition(self, stream_id: str, tap: RenditionTap) -> bool:
+        """Give `tap` the output of its rendition in the stream's live broadcast (False:
+        the stream has none)."""
+        pipeline = self.for_stream(stream_id)
+        if pipeline is None:
+            return False
+        pipeline.tap(tap)
+        return True
+
+    def untap_rendition(self, stream_id: str, tap: RenditionTap) -> None:
+        for pipeline in self._pipelines.values():
+            if pipeline.stream_id == stream_id:
+                pipeline.untap(tap)
 
     def facts(self, stream_id: str) -> PipelineFacts | None:
         pipeline = self.for_stream(stream_id)

@@ -24,9 +24,18 @@ from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 log = logging.getLogger(__name__)
@@ -343,6 +352,53 @@ class FallbackSpec(_Model):
     )
 
 
+DestinationScheme = Literal["rtmp", "rtmps", "srt"]
+_HOST = r"^(\*\.)?[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"
+
+
+class DestinationPolicy(_Model):
+    """A class of destinations streams of this profile forward to (`[[destinations]]`): which
+    URLs belong to it, what they get, how many a stream may have, whether one is required.
+    A profile with classes admits only destinations that fit one (the first that fits)."""
+
+    name: Annotated[str, Field(pattern=_NAME, description="The class's name (shown in errors "
+                                                          "and preflight).")]
+    rendition: str = Field(
+        "source", min_length=1, max_length=32,
+        description="What its destinations get: `source` (the publisher's media as sent) or "
+        "the name of a rendition of this profile's ladder (its encoded output).")
+    required: bool = Field(
+        False, description="Preflight is a no-go unless the stream has an enabled destination "
+        "of this class.")
+    max_count: int = Field(1, ge=1, le=10,
+                           description="Destinations of this class one stream may have.")
+    schemes: tuple[DestinationScheme, ...] = Field(
+        ("rtmp", "rtmps", "srt"), min_length=1, max_length=3,
+        description="URL schemes its destinations may use.")
+    hosts: tuple[Annotated[str, Field(pattern=_HOST, max_length=253)], ...] = Field(
+        (), max_length=20,
+        description="Host names its destinations may use (`*.example.com`: any subdomain); "
+        "empty: any host.")
+
+    def admits(self, url: str) -> bool:
+        """Whether a destination URL belongs to this class (scheme and host)."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return False
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in self.schemes or not host:
+            return False
+        if not self.hosts:
+            return True
+        return any(host == h or (h.startswith("*.") and host.endswith(h[1:]))
+                   for h in self.hosts)
+
+    def describe(self) -> str:
+        hosts = ", ".join(self.hosts) if self.hosts else "any host"
+        return f"{self.name} ({'/'.join(self.schemes)} to {hosts})"
+
+
 class StreamProfile(_Model):
     """A named, versioned ladder with its encoding, latency, alert and fallback settings."""
 
@@ -360,6 +416,30 @@ class StreamProfile(_Model):
     encoder: EncoderSpec = EncoderSpec()
     alerts: AlertSpec = AlertSpec()
     fallback: FallbackSpec = FallbackSpec()
+    destinations: tuple[DestinationPolicy, ...] = Field(
+        (), max_length=10,
+        description="Destination classes (`[[destinations]]`); empty: a stream may forward "
+        "anywhere, the source or any rendition.")
+
+    @field_validator("destinations")
+    @classmethod
+    def _check_destinations(cls, value: tuple[DestinationPolicy, ...],
+                            info: ValidationInfo) -> tuple[DestinationPolicy, ...]:
+        names = [d.name for d in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"class names must be unique: {', '.join(dupes)}")
+        ladder = [r.name for r in info.data.get("renditions", ())]
+        for index, policy in enumerate(value):
+            if policy.rendition != "source" and policy.rendition not in ladder:
+                raise ValueError(
+                    f"[{index}].rendition: {policy.rendition!r} is neither 'source' nor a "
+                    f"rendition of the ladder ({', '.join(ladder)})")
+        return value
+
+    def destination_class(self, url: str) -> DestinationPolicy | None:
+        """The first destination class that admits `url` (None: none does)."""
+        return next((d for d in self.destinations if d.admits(url)), None)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -1,8 +1,10 @@
 """Simulcast wiring: a `Forwarder` per enabled destination of each live broadcast (stage: media).
 
 `DestinationRelay` is a `BroadcastObserver`. When a broadcast starts it asks `load`
-for the stream's enabled destinations and attaches one forwarder to each (as a sink,
-headers replayed, started); when the broadcast ends it stops them. `sync(stream_id)`
+for the stream's enabled destinations and attaches one forwarder to each: a destination
+of the source as a sink of the broadcast (headers replayed), one of a ladder rendition
+as a tap of that rendition's output (`Renditions`, the live pipeline); when the
+broadcast ends it stops them. `sync(stream_id)`
 is called after a destination is added or removed while live: it starts the new and
 stops the removed ones, touching no other. Each forwarder's state (with the time it
 was entered) is kept for the API, and an `errored` state becomes a
@@ -19,22 +21,41 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from golive.core import Backoff, Event, EventBus, EventType
-from golive.media.destinations import DestinationState, Forwarder, ForwarderStatus, redact_url
+from golive.media.destinations import (
+    SOURCE,
+    DestinationState,
+    Forwarder,
+    ForwarderStatus,
+    RenditionForwarder,
+    redact_url,
+)
+from golive.media.pipeline import RenditionTap
 from golive.stream import Broadcast
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DestinationRelay", "DestinationTarget", "DestinationView"]
+__all__ = ["DestinationRelay", "DestinationTarget", "DestinationView", "Renditions"]
 
 
 @dataclass(frozen=True, slots=True)
 class DestinationTarget:
-    """One enabled destination as the relay needs it: its id and full URL (with secret)."""
+    """One enabled destination as the relay needs it: its id, full URL (with secret), and
+    `source` or the ladder rendition it gets."""
 
     id: str
     url: str
+    rendition: str = SOURCE
+
+
+class Renditions(Protocol):
+    """Where a rendition's encoded output is tapped (`LivePipeline`)."""
+
+    def tap_rendition(self, stream_id: str, tap: RenditionTap) -> bool: ...
+
+    def untap_rendition(self, stream_id: str, tap: RenditionTap) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +93,12 @@ class DestinationRelay:
         retry_first: float = 1.0,
         retry_longest: float = 30.0,
         resync_interval: float = 5.0,
+        renditions: Renditions | None = None,
     ) -> None:
+        """`renditions`: where destinations on a rendition read it (None: no ladder, such
+        destinations are errored)."""
         self._load = load
+        self._renditions = renditions
         self._bus = bus
         self._ffmpeg = ffmpeg
         self._queue_bytes = queue_bytes
@@ -148,7 +173,8 @@ class DestinationRelay:
                 await self._stop_one(live, dest_id)
             for dest_id, target in targets.items():
                 current = live.forwarders.get(dest_id)
-                if current is not None and current.url == target.url:
+                if (current is not None and current.url == target.url
+                        and current.rendition == target.rendition):
                     continue
                 if current is not None:
                     await self._stop_one(live, dest_id)
@@ -160,26 +186,46 @@ class DestinationRelay:
         def on_state(status: ForwarderStatus) -> None:
             self._changed(live, target, status)
 
-        forwarder = Forwarder(
-            target.url, ffmpeg=self._ffmpeg, queue_bytes=self._queue_bytes,
-            # The FLV header announces audio; a source without any sends no audio tags
-            # and ffmpeg maps only the video it finds.
-            has_audio=True, allow_private=self._allow_private,
-            backoff=Backoff(first=self._retry_first, longest=self._retry_longest, jitter=0.2),
-            on_state=on_state,
-        )
-        live.forwarders[target.id] = forwarder
-        live.views[target.id] = _view(forwarder.status)
-        broadcast.add_sink(forwarder)
-        broadcast.replay_headers(forwarder)
-        forwarder.start()
-        log.info("destination started stream_id=%s destination=%s url=%s",
-                 broadcast.stream_id, target.id, redact_url(target.url))
+        backoff = Backoff(first=self._retry_first, longest=self._retry_longest, jitter=0.2)
+        if target.rendition != SOURCE:
+            tap = RenditionForwarder(
+                target.url, target.rendition, ffmpeg=self._ffmpeg,
+                queue_bytes=self._queue_bytes, allow_private=self._allow_private,
+                backoff=backoff, on_state=on_state)
+            live.forwarders[target.id] = tap
+            live.views[target.id] = _view(tap.status)
+            renditions = self._renditions
+            if renditions is None or not renditions.tap_rendition(broadcast.stream_id, tap):
+                tap.status.state = DestinationState.ERRORED
+                tap.status.reason = (f"rendition {target.rendition!r} is not being made: "
+                                     "the node does not transcode this broadcast")
+                on_state(tap.status)
+                return
+            tap.start()
+        else:
+            forwarder = Forwarder(
+                target.url, ffmpeg=self._ffmpeg, queue_bytes=self._queue_bytes,
+                # The FLV header announces audio; a source without any sends no audio tags
+                # and ffmpeg maps only the video it finds.
+                has_audio=True, allow_private=self._allow_private, backoff=backoff,
+                on_state=on_state,
+            )
+            live.forwarders[target.id] = forwarder
+            live.views[target.id] = _view(forwarder.status)
+            broadcast.add_sink(forwarder)
+            broadcast.replay_headers(forwarder)
+            forwarder.start()
+        log.info("destination started stream_id=%s destination=%s rendition=%s url=%s",
+                 broadcast.stream_id, target.id, target.rendition, redact_url(target.url))
 
     async def _stop_one(self, live: _Live, dest_id: str) -> None:
         forwarder = live.forwarders.pop(dest_id)
         live.views.pop(dest_id, None)
-        live.broadcast.remove_sink(forwarder)
+        if isinstance(forwarder, RenditionForwarder):
+            if self._renditions is not None:
+                self._renditions.untap_rendition(live.broadcast.stream_id, forwarder)
+        else:
+            live.broadcast.remove_sink(forwarder)
         await forwarder.stop()
 
     async def _stop_all(self, live: _Live) -> None:

@@ -4,10 +4,15 @@ it and answers go / no-go with every check (`golive.ops.preflight_checks`).
 
 `PreflightDesk.arm` opens a session for an idle stream; the next publisher presenting that
 stream's key is taken by `PreflightPublishTarget` (in front of the broadcast hub) instead of
-starting a broadcast: no playback id serves it, no webhook hears of it. Once it has sent the
-session's seconds of media (or leaves), the connection is closed and ffmpeg's ebur128 filter
-measures loudness and true peak from the captured FLV (piped, never written to disk). The
-result is stored with the stream (`Store.update_preflight`).
+starting a broadcast: no playback id serves it, no webhook hears of it. A publisher on the
+stream's backup key joins the same session as its backup: once the primary has sent a
+second, the session's failover drill (`FailoverDrill`) switches its programme to the
+backup for a few seconds and back, and ffmpeg decodes that programme. Once the primary has
+sent the session's seconds of media (and the drill is over, or no backup came), both
+connections are closed; ffmpeg's ebur128 filter measures loudness and true peak from the
+captured FLV (piped, never written to disk), and the capture is pushed for a few seconds
+to each enabled destination of the stream, with its credentials. The result is stored with
+the stream (`Store.update_preflight`).
 """
 
 from __future__ import annotations
@@ -16,13 +21,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from golive.core import hash_stream_key
 from golive.formats import MediaTag
-from golive.ops.preflight_checks import PreflightCapture, SrtStats, judge, parse_ebur128
+from golive.media import push_sample, redact_url
+from golive.ops.failover_drill import FailoverDrill
+from golive.ops.preflight_checks import (
+    DestinationReport,
+    FailoverReport,
+    PreflightCapture,
+    SrtStats,
+    TcpStats,
+    judge,
+    parse_ebur128,
+)
 from golive.ops.profiles import ProfileCatalog, document_profile
 from golive.store import PreflightRecord, Store, StreamRecord
 from golive.stream import Disconnect, Publisher, PublishRefused, PublishTarget, RefusalReason
@@ -33,21 +49,43 @@ PREFLIGHT_MIN_DURATION, PREFLIGHT_MAX_DURATION = 2.0, 120.0  # seconds of media
 MAX_CAPTURE_BYTES = 64 * 1024 * 1024  # 120 s at ~4 Mbit/s; a longer capture stops early
 WAIT_SECONDS = 600.0  # an armed session nobody publishes to expires
 ANALYSIS_TIMEOUT = 120.0
+DRILL_SWITCH_AFTER = 1.0  # seconds of the primary before the drill switches to the backup
+DRILL_BACKUP_SECONDS = 2.0  # of the backup's media carried before switching back
+DRILL_GRACE = 10.0  # media seconds past the duration a session waits for the drill
+MAX_DRILL_BYTES = 32 * 1024 * 1024
+DESTINATION_PUSH_SECONDS = 3.0
+DECODE_ERROR_LINES = 4
+
+Role = Literal["primary", "backup"]
+
+
+@dataclass(frozen=True)
+class PreflightDestination:
+    """A destination the stream forwards to: its name and full URL (with its secret)."""
+
+    name: str
+    url: str
 
 
 class PreflightRefused(Exception):
     """The stream cannot take a preflight now (live, or one already waiting)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Session:
     record: PreflightRecord
     stream_id: str
     key_hash: str
+    backup_key_hash: str | None
     latency_mode: str
+    drill: FailoverDrill
     expiry: asyncio.TimerHandle | None = None
     capturing: asyncio.Task[None] | None = None  # the status write the analysis waits for
     protocol: str = ""
+    claimed: set[str] = field(default_factory=set)  # roles with a publisher (or claiming)
+    backup: PreflightPublisher | None = None  # connected now
+    backup_capture: PreflightCapture | None = None  # the latest backup publisher's
+    done: bool = False
 
 
 class PreflightDesk:
@@ -55,10 +93,21 @@ class PreflightDesk:
 
     def __init__(self, store: Store, catalog: ProfileCatalog, ffmpeg: str, *,
                  wait_seconds: float = WAIT_SECONDS, max_bytes: int = MAX_CAPTURE_BYTES,
-                 srt_stats: Callable[[str], SrtStats | None] | None = None) -> None:
-        """`srt_stats(stream_key)`: the SRT figures of that key's connected publisher."""
+                 srt_stats: Callable[[str], SrtStats | None] | None = None,
+                 tcp_stats: Callable[[str], TcpStats | None] | None = None,
+                 destinations: Callable[[str], Awaitable[Sequence[PreflightDestination]]]
+                 | None = None,
+                 allow_private_destinations: bool = False,
+                 push_seconds: float = DESTINATION_PUSH_SECONDS) -> None:
+        """`srt_stats(stream_key)` / `tcp_stats(stream_key)`: the SRT figures or the TCP
+        round trip of that key's connected publisher; `destinations(stream_id)`: the
+        stream's enabled destinations, each pushed `push_seconds` of the capture."""
         self._store = store
         self._srt_stats = srt_stats
+        self._tcp_stats = tcp_stats
+        self._destinations = destinations
+        self._allow_private = allow_private_destinations
+        self._push_seconds = push_seconds
         self._catalog = catalog
         self._ffmpeg = ffmpeg
         self._wait = wait_seconds
@@ -86,47 +135,118 @@ class PreflightDesk:
         states = await self._store.publish_states([stream.id])
         if stream.id not in states:
             raise LookupError(stream.id)
-        key_hash = states[stream.id][1]
+        _, key_hash, backup_hash = states[stream.id]
         pinned = await self._catalog.current(stream)
         record = await self._store.create_preflight(stream.id, pinned.label, duration)
-        session = _Session(record, stream.id, key_hash, stream.latency_mode)
+        drill = FailoverDrill(switch_after=DRILL_SWITCH_AFTER,
+                              backup_seconds=DRILL_BACKUP_SECONDS, max_bytes=MAX_DRILL_BYTES)
+        session = _Session(record, stream.id, key_hash, backup_hash, stream.latency_mode, drill)
         self._armed[key_hash] = session
+        if backup_hash is not None:
+            self._armed[backup_hash] = session
         session.expiry = asyncio.get_running_loop().call_later(
             self._wait, lambda: self._spawn(self._expire(session)))
         log.info("preflight armed stream_id=%s preflight_id=%s duration=%g", stream.id,
                  record.id, duration)
         return record
 
-    async def claim(self, stream_key: str) -> _Session | None:
-        """The waiting session this key publishes to, taken off the desk (None: none).
-        Raises PublishRefused when its stream was disabled since (the hub is not asked)."""
+    async def claim(self, stream_key: str) -> tuple[_Session, Role] | None:
+        """The waiting session this key publishes to, and as what (None: none). The primary
+        takes the session off the desk; a backup may join (and rejoin) until it ends.
+        Raises PublishRefused when its stream was disabled since (the hub is not asked) or
+        the key already has a publisher in the session."""
         key_hash = hash_stream_key(stream_key)
-        session = self._armed.pop(key_hash, None)
+        session = self._armed.get(key_hash)
         if session is None:
             return None
-        if session.expiry is not None:
-            session.expiry.cancel()
+        role: Role = "primary" if key_hash == session.key_hash else "backup"
+        if role in session.claimed:
+            raise PublishRefused(RefusalReason.ALREADY_LIVE,
+                                 f"a preflight {role} publisher is already connected")
+        session.claimed.add(role)
+        if role == "primary":
+            del self._armed[key_hash]
+            if session.expiry is not None:
+                session.expiry.cancel()
         state = (await self._store.publish_states([session.stream_id])).get(session.stream_id)
-        if state is None or state[0] == "disabled" or state[1] != key_hash:
-            await self._store.update_preflight(session.record.id, status="failed",
-                                               error="the stream was disabled or deleted")
+        current = None if state is None else state[1] if role == "primary" else state[2]
+        if state is None or state[0] == "disabled" or current != key_hash:
+            session.claimed.discard(role)
+            if role == "primary":
+                self._forget(session)
+                session.done = True
+                if session.backup is not None:
+                    session.backup.end("the stream was disabled or deleted")
+                await self._store.update_preflight(session.record.id, status="failed",
+                                                   error="the stream was disabled or deleted")
             raise PublishRefused(RefusalReason.DISABLED, "live stream is disabled")
-        return session
+        if session.done:  # the primary finished while this backup's key was checked
+            session.claimed.discard(role)
+            raise PublishRefused(RefusalReason.ALREADY_LIVE, "the preflight session has ended")
+        return session, role
 
-    def capture(self, session: _Session, stream_key: str, protocol: str, remote_address: str,
-                disconnect: Disconnect | None) -> PreflightPublisher:
-        log.info("preflight capturing stream_id=%s preflight_id=%s protocol=%s remote=%s",
-                 session.stream_id, session.record.id, protocol, remote_address)
+    def capture(self, session: _Session, role: Role, stream_key: str, protocol: str,
+                remote_address: str, disconnect: Disconnect | None) -> PreflightPublisher:
+        log.info("preflight capturing stream_id=%s preflight_id=%s role=%s protocol=%s "
+                 "remote=%s", session.stream_id, session.record.id, role, protocol,
+                 remote_address)
+        if role == "backup":
+            publisher = PreflightPublisher(self, session, role, stream_key, disconnect,
+                                           PreflightCapture(max_bytes=0, keep_flv=False))
+            session.backup, session.backup_capture = publisher, publisher.capture
+            return publisher
         session.protocol = protocol
         session.capturing = self._spawn(self._set_status(session, "capturing"))
-        return PreflightPublisher(self, session, stream_key, disconnect, self._max_bytes)
+        return PreflightPublisher(self, session, role, stream_key, disconnect,
+                                  PreflightCapture(max_bytes=self._max_bytes))
+
+    def primary_done(self, session: _Session, capture: PreflightCapture) -> bool:
+        """The primary has sent enough: its seconds, and the drill is over (or never began
+        because no backup came, or ran out of grace)."""
+        media, duration = capture.media_seconds, session.record.duration
+        if capture.full:
+            return True
+        if media < duration:
+            return False
+        drill = session.drill
+        if drill.settled or session.backup_capture is None:
+            return True
+        return media >= duration + DRILL_GRACE
+
+    def backup_left(self, session: _Session, publisher: PreflightPublisher) -> None:
+        if session.backup is publisher:
+            session.backup = None
+            session.claimed.discard("backup")
+            session.drill.backup_left()
 
     def finished(self, session: _Session, capture: PreflightCapture, stream_key: str) -> None:
+        """The primary is done (or left): end the session and judge it."""
+        if session.done:
+            return
+        session.done = True
+        self._forget(session)
         # The link's figures now, while the publisher is still connected.
-        srt = None
+        srt = tcp = None
         if session.protocol == "srt" and self._srt_stats is not None:
             srt = self._srt_stats(stream_key)
-        self._spawn(self._analyse(session, capture, srt))
+        if session.protocol in ("rtmp", "rtmps") and self._tcp_stats is not None:
+            tcp = self._tcp_stats(stream_key)
+        drill = session.drill
+        if session.backup_capture is None:
+            drill.give_up("no backup publisher connected")
+        else:
+            drill.give_up(f"the preflight ended in state {drill.state.value}: the backup "
+                          "sent no keyframe in time, or the primary none after it")
+        if session.backup is not None:
+            session.backup.end("preflight complete")
+        self._spawn(self._analyse(session, capture, srt, tcp))
+
+    def _forget(self, session: _Session) -> None:
+        for key_hash in (session.key_hash, session.backup_key_hash):
+            if key_hash is not None and self._armed.get(key_hash) is session:
+                del self._armed[key_hash]
+        if session.expiry is not None:
+            session.expiry.cancel()
 
     async def close(self) -> None:
         for session in self._armed.values():
@@ -154,13 +274,15 @@ class PreflightDesk:
 
     async def _expire(self, session: _Session) -> None:
         if self._armed.get(session.key_hash) is session:
-            del self._armed[session.key_hash]
+            self._forget(session)
+            if session.backup is not None:
+                session.backup.end("preflight expired")
             await self._store.update_preflight(
                 session.record.id, status="expired",
                 error=f"nobody published within {self._wait:g} s")
 
     async def _analyse(self, session: _Session, capture: PreflightCapture,
-                       srt: SrtStats | None) -> None:
+                       srt: SrtStats | None, tcp: TcpStats | None) -> None:
         record = session.record
         try:
             if session.capturing is not None:
@@ -175,9 +297,13 @@ class PreflightDesk:
             loudness = None
             if capture.audio_bytes:
                 loudness = parse_ebur128(await self._ebur128(bytes(capture.flv)))
+            flv = bytes(capture.flv)
+            failover, destinations = await asyncio.gather(
+                self._failover(session), self._push_destinations(session.stream_id, flv))
             pinned = await self._catalog.resolve(record.profile)
             verdict = judge(capture, document_profile(pinned), loudness,
-                            latency_mode=session.latency_mode, srt=srt)
+                            latency_mode=session.latency_mode, srt=srt, tcp=tcp,
+                            failover=failover, destinations=destinations)
             await self._store.update_preflight(
                 record.id, status="done", verdict="go" if verdict.go else "no_go",
                 result=verdict.as_dict())
@@ -190,6 +316,61 @@ class PreflightDesk:
                           record.id)
             await self._store.update_preflight(record.id, status="failed",
                                                error=f"analysis failed: {exc}")
+
+    async def _failover(self, session: _Session) -> FailoverReport:
+        drill = session.drill
+        decoded, error = 0, None
+        if drill.switched:
+            decoded, error = await self._decode(bytes(drill.flv))
+        backup = session.backup_capture
+        return FailoverReport(
+            backup=backup if backup is not None and backup.first_media_ms is not None
+            else None,
+            switched=drill.switched, returned=drill.returned,
+            backup_seconds=drill.backup_media_ms / 1000, frames_written=drill.video_frames,
+            frames_decoded=decoded, decode_error=error, reason=drill.reason)
+
+    async def _push_destinations(self, stream_id: str, flv: bytes
+                                 ) -> list[DestinationReport]:
+        if self._destinations is None:
+            return []
+        targets = await self._destinations(stream_id)
+
+        async def push(target: PreflightDestination) -> DestinationReport:
+            error = await push_sample(self._ffmpeg, target.url, flv,
+                                      seconds=self._push_seconds,
+                                      allow_private=self._allow_private)
+            return DestinationReport(target.name, redact_url(target.url), error,
+                                     0.0 if error else self._push_seconds)
+
+        return list(await asyncio.gather(*(push(t) for t in targets)))
+
+    async def _decode(self, flv: bytes) -> tuple[int, str | None]:
+        """Video frames ffmpeg decodes from the drill's programme, and its first complaint."""
+        proc = await asyncio.create_subprocess_exec(
+            self._ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-f", "flv",
+            "-i", "pipe:0", "-map", "0:v", "-f", "null", "-progress", "pipe:1", "-",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(flv), ANALYSIS_TIMEOUT)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        frames = 0
+        for line in out.decode("ascii", "replace").splitlines():
+            key, _, value = line.partition("=")
+            if key == "frame" and value.strip().isdigit():
+                frames = int(value)
+        complaints: deque[str] = deque(maxlen=DECODE_ERROR_LINES)
+        complaints.extend(line.strip()[:300] for line in
+                          err.decode("utf-8", "replace").splitlines() if line.strip())
+        if proc.returncode != 0 and not complaints:
+            complaints.append(f"ffmpeg exited with status {proc.returncode}")
+        return frames, complaints[0] if complaints else None
 
     async def _ebur128(self, flv: bytes) -> str:
         """ffmpeg's EBU R128 summary (integrated loudness, true peak) of the capture's audio."""
@@ -211,15 +392,16 @@ class PreflightDesk:
 
 
 class PreflightPublisher:
-    """A publisher whose media goes to a preflight capture, never to a broadcast."""
+    """A publisher whose media goes to a preflight session, never to a broadcast."""
 
-    def __init__(self, desk: PreflightDesk, session: _Session, stream_key: str,
-                 disconnect: Disconnect | None, max_bytes: int) -> None:
+    def __init__(self, desk: PreflightDesk, session: _Session, role: Role, stream_key: str,
+                 disconnect: Disconnect | None, capture: PreflightCapture) -> None:
         self._desk = desk
         self._session = session
-        self._stream_key = stream_key  # to find its SRT figures; never logged nor stored
+        self._role = role
+        self._stream_key = stream_key  # to find its link figures; never logged nor stored
         self._disconnect = disconnect
-        self.capture = PreflightCapture(max_bytes=max_bytes)
+        self.capture = capture
         self._done = False
 
     @property
@@ -238,17 +420,29 @@ class PreflightPublisher:
         if self._done:
             return
         self.capture.observe(tag, time.monotonic())
-        if self.capture.full or self.capture.media_seconds >= self._session.record.duration:
-            self._finish()
-            if self._disconnect is not None:
-                self._disconnect("preflight complete")
+        if self._role == "backup":
+            self._session.drill.backup(tag)
+            return
+        self._session.drill.primary(tag)
+        if self._desk.primary_done(self._session, self.capture):
+            self.end("preflight complete")
 
     def close(self, reason: str) -> None:
         self._finish()
 
+    def end(self, reason: str) -> None:
+        """Finish and close the publisher's connection."""
+        self._finish()
+        if self._disconnect is not None:
+            self._disconnect(reason)
+
     def _finish(self) -> None:
-        if not self._done:
-            self._done = True
+        if self._done:
+            return
+        self._done = True
+        if self._role == "backup":
+            self._desk.backup_left(self._session, self)
+        else:
             self._desk.finished(self._session, self.capture, self._stream_key)
 
 
@@ -263,9 +457,11 @@ class PreflightPublishTarget:
         self, stream_key: str, *, protocol: str, remote_address: str,
         disconnect: Disconnect | None = None,
     ) -> Publisher:
-        session = await self._desk.claim(stream_key)
-        if session is None:
+        claimed = await self._desk.claim(stream_key)
+        if claimed is None:
             return await self._target.open_publisher(
                 stream_key, protocol=protocol, remote_address=remote_address,
                 disconnect=disconnect)
-        return self._desk.capture(session, stream_key, protocol, remote_address, disconnect)
+        session, role = claimed
+        return self._desk.capture(session, role, stream_key, protocol, remote_address,
+                                  disconnect)

@@ -2,15 +2,19 @@
 
 `PreflightCapture` sees every tag a preflight publisher sends (with its arrival time)
 and keeps what the checks need: frame and keyframe timestamps, bytes per track, the
-codec configuration. `judge` turns that, the loudness ffmpeg's ebur128 filter measured
-(`parse_ebur128`), and the stream's profile into checks, each with its measured value,
-threshold and fix, and a go / no-go. Nothing here reads a clock or runs a process.
+codec configuration, the audio timeline against the video's. `judge` turns that, the
+loudness ffmpeg's ebur128 filter measured (`parse_ebur128`), the link's figures (SRT
+statistics or the TCP round trip), the failover drill onto the backup publisher
+(`FailoverReport`) and the test pushes to the stream's destinations
+(`DestinationReport`), and the stream's profile into checks, each with its measured
+value, threshold and fix, and a go / no-go. Nothing here reads a clock or runs a process.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
@@ -29,6 +33,7 @@ from golive.formats import (
     parse_video_tag,
 )
 from golive.media import StreamProfile
+from golive.stream import IngestMeter
 
 CheckStatus = Literal["pass", "warn", "fail"]
 MAX_FRAMES = 120 * 300  # 5 minutes at 120 fps: timestamps kept for the frame-rate check
@@ -55,6 +60,43 @@ class SrtStats:
     packets_lost: int  # gaps noticed (each missing packet once); most are recovered
     retransmitted: int
     dropped: int  # never recovered in time: lost on the air
+
+
+@dataclass(frozen=True)
+class TcpStats:
+    """An RTMP publisher's TCP connection, as the kernel measured it (Linux TCP_INFO)."""
+
+    rtt_ms: float
+    rtt_var_ms: float
+
+
+TCP_RTT_WARN_MS, TCP_RTT_FAIL_MS = 150.0, 400.0  # a lost packet stalls TCP for a round trip
+
+DECODED_SHARE = 0.95  # of the drill's frames, at least
+
+
+@dataclass(frozen=True)
+class FailoverReport:
+    """The backup publisher and the failover drill onto it (`golive.ops.failover_drill`)."""
+
+    backup: PreflightCapture | None  # None: no backup publisher connected
+    switched: bool
+    returned: bool
+    backup_seconds: float  # of the backup's media the programme carried
+    frames_written: int  # video frames in the drill's programme
+    frames_decoded: int  # of them, as ffmpeg decoded the programme
+    decode_error: str | None  # ffmpeg's first complaint while decoding
+    reason: str | None  # why the drill did not finish
+
+
+@dataclass(frozen=True)
+class DestinationReport:
+    """One destination's test push: None `error` when the target took the media."""
+
+    name: str
+    url: str  # redacted: the key masked
+    error: str | None
+    seconds: float  # of media pushed
 
 
 SRT_LOSS_WARN, SRT_LOSS_FAIL = 0.01, 0.03  # share of packets the link loses
@@ -87,6 +129,7 @@ class PreflightCapture:
     """What a preflight publisher sent: bounded (`max_bytes` of FLV kept for ffmpeg)."""
 
     max_bytes: int
+    keep_flv: bool = True  # False: only measured (a backup publisher's capture)
     flv: bytearray = field(default_factory=bytearray)
     video: VideoInfo | None = None
     audio: AudioInfo | None = None
@@ -100,18 +143,21 @@ class PreflightCapture:
     last_arrival: float | None = None
     full: bool = False  # max_bytes reached: the rest was not kept
     malformed: int = 0
+    meter: IngestMeter = field(default_factory=IngestMeter)  # for the A/V sync
 
     def observe(self, tag: MediaTag, now: float) -> None:
         """One tag as it arrived; never raises for a publisher's bytes."""
         if self.full:
             return
-        encoded = encode_tag(tag)
-        if not self.flv:
-            self.flv += encode_header(audio=True, video=True)
-        if len(self.flv) + len(encoded) > self.max_bytes:
-            self.full = True
-            return
-        self.flv += encoded
+        if self.keep_flv:
+            encoded = encode_tag(tag)
+            if not self.flv:
+                self.flv += encode_header(audio=True, video=True)
+            if len(self.flv) + len(encoded) > self.max_bytes:
+                self.full = True
+                return
+            self.flv += encoded
+        self.meter.observe(tag, now)
         try:
             if tag.type == TagType.VIDEO:
                 self._video(tag)
@@ -175,17 +221,26 @@ def parse_ebur128(stderr: str) -> Loudness | None:
 
 
 def judge(capture: PreflightCapture, profile: StreamProfile, loudness: Loudness | None,
-          *, latency_mode: str, srt: SrtStats | None = None) -> PreflightVerdict:
+          *, latency_mode: str, srt: SrtStats | None = None, tcp: TcpStats | None = None,
+          failover: FailoverReport | None = None,
+          destinations: Sequence[DestinationReport] = ()) -> PreflightVerdict:
     """Every check on what was captured, against the profile; go when none fails. `srt`:
-    the link's figures when the publisher came over SRT."""
+    the link's figures when the publisher came over SRT, `tcp` over RTMP; `failover`:
+    the backup and the drill (a session always has one; None leaves both checks out);
+    `destinations`: one check each."""
     checks = [
         *(_srt(srt) if srt is not None else []),
+        *([_tcp(tcp)] if tcp is not None else []),
         _keyframes(capture, profile, latency_mode),
         _frame_rate(capture),
         _resolution(capture, profile),
         _bitrate(capture, profile),
         _realtime(capture),
         *_audio(capture, profile, loudness),
+        _av_sync(capture, profile),
+        *(_failover(failover, profile) if failover is not None else []),
+        *(_destination(d) for d in destinations),
+        *_required_destinations(profile, destinations),
         _owner(profile),
     ]
     return PreflightVerdict(go=all(c.status != "fail" for c in checks), checks=tuple(checks),
@@ -213,6 +268,121 @@ def _srt(stats: SrtStats) -> list[Check]:
               None if status == "pass" else "the contribution link loses packets: use a "
               "wired or better uplink, lower the bitrate, or raise the SRT latency"),
     ]
+
+
+def _tcp(stats: TcpStats) -> Check:
+    rtt = stats.rtt_ms
+    status: CheckStatus = ("pass" if rtt <= TCP_RTT_WARN_MS else
+                           "warn" if rtt <= TCP_RTT_FAIL_MS else "fail")
+    return Check(
+        "tcp_round_trip", status, f"{rtt:.1f} ms RTT (+/- {stats.rtt_var_ms:.1f} ms)",
+        f"<= {TCP_RTT_WARN_MS:g} ms (no-go above {TCP_RTT_FAIL_MS:g} ms)",
+        None if status == "pass" else "over TCP every lost packet stalls the upload for a "
+        "round trip: publish over SRT (srt://HOST:9000?streamid=KEY with a latency of at "
+        f"least {4 * rtt:.0f} ms), or from closer to the server")
+
+
+def _av_sync(capture: PreflightCapture, profile: StreamProfile) -> Check:
+    limit = profile.alerts.max_av_drift_seconds
+    threshold = f"<= {limit * 1000:.0f} ms apart"
+    sync = capture.meter.av_sync()
+    if sync is None:
+        return Check("av_sync", "fail", "not measured (needs audio and video)", threshold,
+                     "send audio and video")
+    offset, skew = sync
+    worst = offset if abs(offset) > abs(skew) else skew
+    ok = abs(worst) <= limit
+    late = "late" if worst > 0 else "early"
+    return Check(
+        "av_sync", "pass" if ok else "fail",
+        f"audio {offset * 1000:+.0f} ms at the start, {skew * 1000:+.0f} ms running",
+        threshold,
+        None if ok else f"the audio is {abs(worst) * 1000:.0f} ms {late}: set the encoder's "
+        f"audio sync offset to {-worst * 1000:+.0f} ms (OBS: Edit > Advanced Audio Properties "
+        "> Sync Offset) and check both come from one clock")
+
+
+def _failover(report: FailoverReport, profile: StreamProfile) -> list[Check]:
+    backup = report.backup
+    if backup is None:
+        fix = ("connect the backup encoder with the stream's backup_stream_key (same ingest "
+               "URL as the primary) while the preflight runs")
+        return [Check("backup_ingest", "fail", "no backup publisher connected",
+                      "a backup publisher on the backup key", fix),
+                Check("failover", "fail", "not exercised (no backup)",
+                      "switched to the backup and back", fix)]
+    return [_backup(backup, profile), _drill(report)]
+
+
+def _backup(backup: PreflightCapture, profile: StreamProfile) -> Check:
+    threshold = "H.264 covering the ladder, audio as the profile's"
+    video, audio = backup.video, backup.audio
+    if video is None or video.width is None or video.height is None or not backup.frame_ms:
+        return Check("backup_ingest", "fail", "no decodable video", threshold,
+                     "send H.264 video with its sequence header from the backup encoder")
+    measured = f"{video.width}x{video.height} {video.codec}"
+    policy = profile.audio
+    if audio is None or backup.audio_bytes == 0:
+        return Check("backup_ingest", "fail", measured + ", no audio", threshold,
+                     "send audio from the backup encoder")
+    measured += f", {audio.sample_rate} Hz, {audio.channels} ch"
+    if (audio.sample_rate, audio.channels) != (policy.sample_rate, policy.channels):
+        return Check("backup_ingest", "fail", measured, threshold,
+                     f"set the backup encoder's audio to {policy.sample_rate / 1000:g} kHz, "
+                     f"{policy.channels} channel(s), like the profile's")
+    heights = [r.height for r in profile.renditions if r.height is not None and not r.passthrough]
+    top = max(heights, default=0)
+    if min(video.width, video.height) < top:
+        return Check("backup_ingest", "warn", measured, threshold,
+                     f"the backup is smaller than the ladder's top ({top}p): renditions "
+                     "above it stop during a failover; send at least that from the backup")
+    return Check("backup_ingest", "pass", measured, threshold)
+
+
+def _drill(report: FailoverReport) -> Check:
+    threshold = f"switched to the backup and back, >= {DECODED_SHARE:.0%} of frames decoded"
+    fix = ("check the backup encoder sends the same codec with regular keyframes, and that "
+           "both encoders stay connected")
+    if not report.switched:
+        return Check("failover", "fail", f"not switched: {report.reason or 'backup not ready'}",
+                     threshold, fix)
+    measured = (f"{report.backup_seconds:.1f} s on the backup, "
+                f"{report.frames_decoded}/{report.frames_written} frames decoded")
+    if not report.returned:
+        return Check("failover", "fail", f"{measured}; no return: {report.reason}", threshold,
+                     fix)
+    decoded_ok = report.frames_decoded >= report.frames_written * DECODED_SHARE
+    if report.decode_error is not None or not decoded_ok:
+        error = f"; {report.decode_error}" if report.decode_error else ""
+        return Check("failover", "fail", measured + error, threshold, fix)
+    return Check("failover", "pass", measured + " and back", threshold)
+
+
+def _destination(report: DestinationReport) -> Check:
+    threshold = "accepts a test push with its credentials"
+    if report.error is None:
+        return Check(f"destination:{report.name}", "pass",
+                     f"{report.url}: took {report.seconds:.1f} s", threshold)
+    return Check(f"destination:{report.name}", "fail", f"{report.url}: {report.error}",
+                 threshold, "check the destination's URL and stream key (or passphrase) "
+                 "with the platform it points at")
+
+
+def _required_destinations(profile: StreamProfile,
+                           destinations: Sequence[DestinationReport]) -> list[Check]:
+    """Each required destination class of the profile has an enabled destination."""
+    checks = []
+    for policy in profile.destinations:
+        if not policy.required:
+            continue
+        names = [d.name for d in destinations if profile.destination_class(d.url) is policy]
+        checks.append(Check(
+            f"destination_class:{policy.name}", "pass" if names else "fail",
+            ", ".join(names) if names else "no enabled destination of this class",
+            f"required by profile {profile.label}",
+            None if names else f"add a destination of class {policy.describe()} to the "
+            "stream, or enable it"))
+    return checks
 
 
 def _keyframes(capture: PreflightCapture, profile: StreamProfile, latency_mode: str) -> Check:

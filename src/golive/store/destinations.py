@@ -20,6 +20,8 @@ from golive.store.models import LiveStream, StreamDestination
 MAX_DESTINATIONS_PER_STREAM = 10
 MAX_NAME_LENGTH = 100
 MAX_SECRET_LENGTH = 512
+MAX_RENDITION_LENGTH = 64
+SOURCE = "source"  # the publisher's own media, not a rendition
 
 
 class DestinationLimit(ValueError):
@@ -35,6 +37,7 @@ class DestinationRecord:
     secret: str | None  # stream key (RTMP) or passphrase (SRT); never shown in full
     enabled: bool
     created_at: datetime
+    rendition: str = SOURCE  # or a ladder rendition's name
 
     @property
     def target_url(self) -> str:
@@ -50,17 +53,22 @@ class DestinationRecord:
 
 def _record(row: StreamDestination) -> DestinationRecord:
     return DestinationRecord(id=row.id, stream_id=row.stream_id, name=row.name, url=row.url,
-                             secret=row.secret, enabled=row.enabled, created_at=row.created_at)
+                             secret=row.secret, enabled=row.enabled, created_at=row.created_at,
+                             rendition=row.rendition)
 
 
 class DestinationStore(Tables):
     """Create, list, find and delete a stream's destinations; shares the engine of `Store`."""
 
     async def create_destination(
-        self, stream_id: str, *, name: str, url: str, secret: str | None, enabled: bool = True
+        self, stream_id: str, *, name: str, url: str, secret: str | None, enabled: bool = True,
+        rendition: str = SOURCE,
     ) -> DestinationRecord | None:
         """A new destination; None when the stream does not exist. The URL must have
-        been checked (`check_destination_url`) by the caller."""
+        been checked (`check_destination_url`), the rendition against the stream's
+        ladder, by the caller."""
+        if not 1 <= len(rendition) <= MAX_RENDITION_LENGTH:
+            raise ValueError(f"rendition must be 1 to {MAX_RENDITION_LENGTH} characters")
         if not 1 <= len(name) <= MAX_NAME_LENGTH:
             raise ValueError(f"name must be 1 to {MAX_NAME_LENGTH} characters")
         if secret is not None and not 1 <= len(secret) <= MAX_SECRET_LENGTH:
@@ -78,7 +86,7 @@ class DestinationStore(Tables):
                     f"a stream has at most {MAX_DESTINATIONS_PER_STREAM} destinations")
             row = StreamDestination(id=random_id("dst"), stream_id=stream_id, name=name,
                                     url=url, secret=secret, enabled=enabled,
-                                    created_at=utcnow())
+                                    created_at=utcnow(), rendition=rendition)
             session.add(row)
             await session.flush()
             return _record(row)
@@ -95,6 +103,24 @@ class DestinationStore(Tables):
         async with self._read.begin() as session:
             row = await session.get(StreamDestination, destination_id)
             return _record(row) if row is not None and row.stream_id == stream_id else None
+
+    async def update_destination(
+        self, stream_id: str, destination_id: str, *, enabled: bool | None = None,
+        rendition: str | None = None,
+    ) -> DestinationRecord | None:
+        """Change what is given; the destination as it is now (None: no such destination)."""
+        if rendition is not None and not 1 <= len(rendition) <= MAX_RENDITION_LENGTH:
+            raise ValueError(f"rendition must be 1 to {MAX_RENDITION_LENGTH} characters")
+        async with self._write.begin() as session:
+            row = await session.get(StreamDestination, destination_id)
+            if row is None or row.stream_id != stream_id:
+                return None
+            if enabled is not None:
+                row.enabled = enabled
+            if rendition is not None:
+                row.rendition = rendition
+            await session.flush()
+            return _record(row)
 
     async def delete_destination(self, stream_id: str, destination_id: str) -> bool:
         async with self._write.begin() as session:

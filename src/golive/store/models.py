@@ -346,6 +346,9 @@ class StreamDestination(Base):
     secret: Mapped[str | None] = mapped_column(String(512), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # `source`, or the name of a ladder rendition whose encoded output is forwarded.
+    rendition: Mapped[str] = mapped_column(String(64), server_default="source",
+                                           default="source")
 
 
 # Playback views and their QoE events (golive.web) --------------------------------------------

@@ -199,6 +199,12 @@ class IngestMeter:
         self._keyframe_times: deque[int] = deque(maxlen=_KEYFRAMES_KEPT)
         self._sync = _AvSync()
 
+    def av_sync(self) -> tuple[float, float] | None:
+        """The audio timeline against the video's: (start offset, running skew) in seconds,
+        positive when audio is late; None until both tracks have sent frames. `av_drift_s`
+        in the facts is the larger of the two."""
+        return self._sync.offset_and_skew()
+
     def new_publisher(self) -> None:
         """Forget what the last publisher said about itself: a returning one may send
         another size, codec or no audio at all. Counters stay the broadcast's."""
@@ -421,11 +427,19 @@ class _AvSync:
             self._skews.append(_ts_delta(timestamp, self._last_video))
 
     def drift(self) -> float | None:
+        both = self.offset_and_skew()
+        if both is None:
+            return None
+        start, running = both
+        return start if abs(start) > abs(running) else running
+
+    def offset_and_skew(self) -> tuple[float, float] | None:
+        """(start offset, running skew) in seconds; None until both tracks have frames."""
         if self._first_audio is None or self._first_video is None or not self._skews:
             return None
         start = 0 if self._first_audio < 0 else _ts_delta(self._first_audio, self._first_video)
         running = sorted(self._skews)[len(self._skews) // 2]
-        return (start if abs(start) > abs(running) else running) / 1000
+        return start / 1000, running / 1000
 
 
 def _ts_delta(a: int, b: int) -> int:

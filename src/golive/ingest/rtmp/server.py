@@ -35,6 +35,7 @@ from golive.ingest.rtmp.session import (
     ServerSession,
     Unpublished,
 )
+from golive.ingest.rtmp.tcpinfo import TcpRoundTrip, tcp_round_trip
 from golive.stream import Publisher, PublishRefused, PublishTarget, RefusalReason
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,17 @@ class RtmpServer:
             del self.unauthorised[connection]
             self._release_address(connection.address)
 
+    def tcp_round_trip(self, stream_key: str) -> TcpRoundTrip | None:
+        """The TCP round trip of the live publisher with this key (None: none, or no
+        TCP_INFO here)."""
+        for connection in self.connections:
+            if connection.stream_key == stream_key and connection.publisher is not None:
+                transport = connection.transport
+                if transport is None or transport.is_closing():
+                    return None
+                return tcp_round_trip(transport.get_extra_info("socket"))
+        return None
+
     def forget(self, connection: RtmpConnection) -> None:
         self.connections.discard(connection)
         self.authorised(connection)
@@ -197,6 +209,7 @@ class RtmpConnection(asyncio.Protocol):
         self.remote = "?"
         self.address = "?"
         self.publisher: Publisher | None = None
+        self.stream_key: str | None = None  # once its publish is accepted; never logged
         self._loop = asyncio.get_running_loop()
         self.created = self._loop.time()
         self._deadline = self.created + server.handshake_timeout
@@ -310,6 +323,7 @@ class RtmpConnection(asyncio.Protocol):
                 self._close_publisher(self._close_reason)
                 return
             self.session.accept_publish()
+            self.stream_key = request.stream_key
             self.server.authorised(self)
             self._flush()
         finally:

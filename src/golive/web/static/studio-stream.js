@@ -258,6 +258,12 @@ export function startStreamPage() {
     state.className = "destination-state";
     state.textContent = dest.enabled ? dest.status : "disabled";
     head.append(state, ` ${dest.name} `);
+    if (dest.rendition && dest.rendition !== "source") {
+      const rendition = document.createElement("span");
+      rendition.className = "destination-rendition";
+      rendition.textContent = `${dest.rendition} `;
+      head.append(rendition);
+    }
     const url = document.createElement("code");
     url.textContent = dest.key ? `${dest.url} (key ${dest.key})` : dest.url;
     head.append(url);
