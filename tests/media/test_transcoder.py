@@ -245,7 +245,8 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
         # The speed the health check decided on is what stats (and /metrics) show.
         speed = t.stats.speed
         assert speed is not None and 0 < speed < 5
-        assert t.plan.names == ("480p", "360p") and t.plan.x264_preset == "superfast"
+        # (480p may already be gone too on a busy machine: the steps below say the order.)
+        assert "720p" not in t.plan.names and t.plan.x264_preset == "superfast"
         run = events.run  # the preset step's run: the drop must not restart it
 
         def past_the_gates() -> bool:  # 360p went on well beyond 720p's and 480p's last parts
@@ -266,6 +267,7 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
         (3, "drop", "superfast", "480p"),
     ]  # fmt: skip
     assert all(s["speed"] < 5 for s in steps) and steps[0]["renditions"] == list(plan.names)
+    assert steps[1]["renditions"] == ["480p", "360p"] and steps[2]["renditions"] == ["360p"]
     assert [reason for _, _, reason in events.restarts] == ["slow_encode: step 1"]
     assert events.run == run
     # Each stopped after a whole GOP, at a keyframe instant of the rendition that went on,
