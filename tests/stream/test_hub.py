@@ -432,6 +432,11 @@ KEYFRAME = MediaTag(TagType.VIDEO, 66, b"\x17\x01\x00\x00\x00")
 LATER = MediaTag(TagType.VIDEO, 99, b"\x27\x01\x00\x00\x00")
 
 
+def at(tag: MediaTag, timestamp: int) -> MediaTag:
+    """`tag` as the hub's splice hands it on: the same body on the broadcast's timeline."""
+    return MediaTag(tag.type, timestamp, tag.body)
+
+
 @dataclass
 class Collect:
     got: list[MediaTag] = field(default_factory=list)
@@ -465,7 +470,9 @@ async def test_backup_is_held_as_standby_and_takes_over_from_its_keyframe(node: 
 
     primary.close("eof")
     assert (broadcast.publisher, broadcast.standby) == (backup, None)
-    assert sink.got == [SCRIPT, CONFIG, KEYFRAME, LATER]
+    # Spliced on: its configuration at the splice point, its keyframe one frame after
+    # the primary's last video (0 ms), its later frames at their own spacing.
+    assert sink.got == [SCRIPT, at(CONFIG, 1), at(KEYFRAME, 33), at(LATER, 66)]
     events = node.drain()
     assert [(e.type, e.data.get("role")) for e in events] == [
         (EventType.LIVE_STREAM_DISCONNECTED, None),
@@ -476,7 +483,7 @@ async def test_backup_is_held_as_standby_and_takes_over_from_its_keyframe(node: 
     bc = broadcast.id
     assert node.observer.calls == [("started", bc), ("lost", bc), ("resumed", bc)]
     backup.push(INTER)
-    assert sink.got[-1] is INTER
+    assert sink.got[-1] == at(INTER, 0)  # the backup's own clock, moved by the splice
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] == "backup" and facts["standby"] is None
     assert facts["reconnects"] == 1
@@ -537,7 +544,7 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     backup.push(LATER)
     node.clock.advance(0.3)  # the next check sees 1.2 s of silence
     assert (broadcast.publisher, broadcast.standby) == (backup, primary)
-    assert sink.got[:2] == [CONFIG, KEYFRAME] and len(sink.got) == 6
+    assert sink.got[:2] == [at(CONFIG, 1), at(KEYFRAME, 33)] and len(sink.got) == 6
     [event] = node.drain()  # the stream never lost its publisher: no (dis)connected events
     assert event.type is EventType.LIVE_STREAM_FAILOVER
     assert (event.data["from"], event.data["to"]) == ("primary", "backup")
@@ -552,7 +559,7 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     primary.push(KEYFRAME)
     backup.close("eof")
     assert broadcast.publisher == primary
-    assert sink.got[-2:] == [CONFIG, KEYFRAME]
+    assert sink.got[-2:] == [at(CONFIG, 67), at(KEYFRAME, 99)]  # after the backup's 66
 
 
 async def test_return_after_switches_back_to_a_steady_primary() -> None:
@@ -788,13 +795,16 @@ async def test_a_slate_feeds_the_window_and_a_returning_publisher_takes_over(
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] == "slate" and facts["connected"] is False
     assert state_of(broadcast) is BroadcastState.RECONNECTING
-    feed.push(VIDEO)  # the slate's media reaches the sinks like a publisher's
-    assert sink.got == [VIDEO]
+    feed.push(VIDEO)  # the slate's media reaches the sinks like a publisher's,
+    assert sink.got == [at(VIDEO, 33)]  # spliced on one frame after the publisher's
 
     second = await publish(node.hub)
     assert feed.stopped and second.broadcast_id == first.broadcast_id
+    assert broadcast.splice.continuing  # the returning publisher continues the slate's
     feed.push(VIDEO)  # a stopped slate's late tag goes nowhere
-    assert sink.got == [VIDEO]
+    assert sink.got == [at(VIDEO, 33)]
+    second.push(VIDEO)
+    assert sink.got[-1] == at(VIDEO, 66)
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] == "primary"
     bc = broadcast.id

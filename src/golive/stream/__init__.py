@@ -37,6 +37,7 @@ from golive.stream.publish import (
     PublishTarget,
     RefusalReason,
 )
+from golive.stream.splice import Splice
 
 __all__ = [
     "Broadcast",
@@ -64,6 +65,7 @@ __all__ = [
     "RefusalReason",
     "SlateFeed",
     "SlateSource",
+    "Splice",
     "StreamDirectory",
     "StreamPolicy",
     "Timer",

@@ -289,7 +289,12 @@ class BroadcastHub:
         else:
             broadcast.policy = policy
             self._cancel_reconnect(broadcast)
-            self._stop_slate(broadcast)
+            if broadcast.id in self._slates:
+                # It takes over from the slate at once: continue the slate's timeline.
+                self._stop_slate(broadcast)
+                broadcast.splice.switch()
+            else:  # back after a gap: its own timeline (the transcoder starts anew)
+                broadcast.splice.restart()
             broadcast.move_to(BroadcastState.CONNECTED)
             broadcast.meter.new_publisher()
         handle = _PublisherHandle(
@@ -413,6 +418,10 @@ class BroadcastHub:
     # Internals ------------------------------------------------------------------------
 
     def _on_media(self, broadcast: Broadcast, tag: MediaTag) -> None:
+        spliced = broadcast.splice.rewrite(tag)
+        if spliced is None:
+            return  # a new input's tags before its first keyframe
+        tag = spliced
         now = self._clock.now()
         broadcast.meter.observe(tag, now)
         if now >= broadcast.media_seen_due:
@@ -507,6 +516,7 @@ class BroadcastHub:
         broadcast.move_to(BroadcastState.RECONNECTING)
         broadcast.move_to(BroadcastState.CONNECTED)
         broadcast.meter.new_publisher()
+        broadcast.splice.switch()  # its newest keyframe continues the broadcast's timeline
         broadcast.publisher = standby
         broadcast.publisher_count += 1
         log.info("failover stream_id=%s broadcast_id=%s from=%s to=%s reason=%s held_tags=%d",
@@ -560,8 +570,9 @@ class BroadcastHub:
         self._start_slate(broadcast)
 
     def _start_slate(self, broadcast: Broadcast) -> None:
-        """A slate takes over the reconnecting broadcast as a publisher returning would:
-        the pipeline starts a fresh timeline (one discontinuity) from its tags."""
+        """A slate takes over the reconnecting broadcast at once, spliced onto its
+        timeline like a standby (the transcoder goes on); it stops when a publisher
+        returns, which continues the slate's timeline the same way."""
         source = self._slate_source
         if source is None:
             return
@@ -571,12 +582,14 @@ class BroadcastHub:
             if feed is not None and self._slates.get(broadcast.id) is feed:
                 self._on_media(broadcast, tag)
 
+        broadcast.splice.switch()  # the slate continues the timeline from its first keyframe
         try:
             feed = source.slate(broadcast, push)
         except Exception:
             log.exception("slate failed to start stream_id=%s", broadcast.stream_id)
-            return
+            feed = None
         if feed is None:
+            broadcast.splice.restart()
             return
         self._slates[broadcast.id] = feed
         broadcast.on_slate = True
@@ -596,7 +609,7 @@ class BroadcastHub:
         log.info("slate stopped stream_id=%s broadcast_id=%s", broadcast.stream_id, broadcast.id)
         if not notify:
             return
-        # The slate's transcoder stops; whoever comes next starts a fresh one.
+        # Whoever comes next takes over from the slate (`open_publisher`).
         for observer in self._observers:
             self._notify(observer.publisher_lost, broadcast)
 
