@@ -3,9 +3,9 @@
 The backup key publishes exactly like the stream key. While the primary feeds the
 broadcast, the backup is held as its hot standby (media read, newest GOP kept); when
 the primary's encoder hangs (connected, silent) the backup takes over after
-failover_after, in the same broadcast, and the LL-HLS output turns from red to blue
-after one discontinuity; when the backup's encoder is then killed the primary, now the
-standby, takes over at once; with failover_return_after a returning primary takes the
+failover_after, in the same broadcast, spliced into the running ffmpeg, and the LL-HLS
+output turns from red to blue without a discontinuity; when the backup's encoder is then
+killed the primary, now the standby, takes over at once; with failover_return_after a returning primary takes the
 broadcast back once steady. A backup that connects (here over SRT) after the primary is
 gone simply continues the broadcast, like a reconnect. A WHIP publisher on the backup key
 (made with the stream key on create) stands by and takes over from a killed RTMP primary.
@@ -334,7 +334,7 @@ async def test_a_returning_primary_takes_back_over_after_return_after(
             uri = _media_uri((await hls.get(f"{pid}.m3u8")).text)
 
             async def red() -> bool:
-                return await _colour(hls, uri, after_discontinuity=True) == "red"
+                return await _newest_colour(hls, uri) == "red"
 
             await eventually(red, timeout=60, what="the primary's red picture again")
             facts = (await get_stream(api, stream["id"]))["live"]

@@ -829,3 +829,54 @@ async def test_no_slate_offered_keeps_the_old_wait(node: Node) -> None:
     assert [e.type for e in node.drain()] == [EventType.LIVE_STREAM_DISCONNECTED]
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] is None
+
+
+async def test_a_collapsed_frame_rate_hands_over_to_a_steady_standby(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    node.drain()
+
+    def second(fps: int) -> None:
+        """One second of the hub's clock: the primary at `fps`, the backup at 30 fps."""
+        for frame in range(30):
+            node.clock.advance(1 / 30)
+            backup.push(LATER)
+            if frame % (30 // fps) == 0:
+                primary.push(VIDEO)
+
+    for _ in range(3):
+        second(30)
+    assert broadcast.publisher is primary
+    second(3)  # a tenth of its rate, never silent for a whole failover_after
+    second(3)
+    assert (broadcast.publisher, broadcast.standby) == (backup, primary)
+    [event] = node.drain()
+    assert event.type is EventType.LIVE_STREAM_FAILOVER
+    assert str(event.data["reason"]).startswith("input collapsed: frame rate 3.")
+
+
+async def test_the_profile_s_failover_after_replaces_the_node_s(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    primary.push(VIDEO)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    broadcast.failover_after = 3.0  # what the media stage sets from [fallback]
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    for _ in range(10):  # 2.5 s of silence: more than the node's 1 s, less than 3 s
+        node.clock.advance(0.25)
+        backup.push(LATER)
+    assert broadcast.publisher is primary
+    for _ in range(3):
+        node.clock.advance(0.25)
+        backup.push(LATER)
+    assert broadcast.publisher is backup

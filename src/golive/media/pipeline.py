@@ -62,6 +62,8 @@ class BroadcastPipeline(Generic[S]):
         self._owner = owner
         self.broadcast = broadcast
         self.profile: StreamProfile = owner.profile_for(broadcast)
+        # The hub reads it when it watches the active input for a standby.
+        broadcast.failover_after = self.profile.fallback.failover_after
         self.low_latency = broadcast.policy.low_latency
         # Fixed for the broadcast: a PATCH while live applies from the next one.
         self.webrtc_playback = broadcast.policy.webrtc_playback

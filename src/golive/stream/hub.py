@@ -44,6 +44,7 @@ from golive.stream.broadcast import (
     SlateSource,
 )
 from golive.stream.clock import Clock, LoopClock, Timer
+from golive.stream.collapse import RateWatch
 from golive.stream.directory import (
     BroadcastStart,
     DirectoryUnavailable,
@@ -80,6 +81,7 @@ class _PublisherHandle:
         self.standby: StandbyBuffer | None = None
         self.last_media_at = hub._clock.now()  # the hub's clock; since connecting if none yet
         self.sending_since = self.last_media_at  # start of its media without a gap
+        self.rates = RateWatch()  # its recent frame rate and bitrate, for a collapse
         self.stream_key = stream_key
         self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
@@ -106,9 +108,10 @@ class _PublisherHandle:
             return
         if tag.type is not TagType.SCRIPT:
             now = self._hub._clock.now()
-            if now - self.last_media_at >= self._hub._failover_after:
+            if now - self.last_media_at >= self._hub.failover_after(self._broadcast):
                 self.sending_since = now
             self.last_media_at = now
+            self.rates.add(now, len(tag.body), video=tag.type is TagType.VIDEO)
         if self.standby is not None:
             self.standby.add(tag)
         else:
@@ -410,6 +413,10 @@ class BroadcastHub:
         """The hub's clock, the one ingest facts are measured on."""
         return self._clock.now()
 
+    def failover_after(self, broadcast: Broadcast) -> float:
+        """The broadcast's failover threshold: its profile's, else the node's."""
+        return broadcast.failover_after or self._failover_after
+
     @property
     def publisher_count(self) -> int:
         return sum((b.publisher is not None) + (b.standby is not None)
@@ -469,7 +476,7 @@ class BroadcastHub:
         """Check the active publisher again soon (a few times per `failover_after`)."""
         self._cancel_watch(broadcast)
         self._failover_timers[broadcast.id] = self._clock.call_at(
-            self._clock.now() + self._failover_after / 4, lambda: self._watch(broadcast)
+            self._clock.now() + self.failover_after(broadcast) / 4, lambda: self._watch(broadcast)
         )
 
     def _cancel_watch(self, broadcast: Broadcast) -> None:
@@ -478,19 +485,26 @@ class BroadcastHub:
             timer.cancel()
 
     def _watch(self, broadcast: Broadcast) -> None:
-        """A connected but silent active publisher hands over to a standby that sends."""
+        """A connected active publisher that went silent, or whose frame rate or bitrate
+        collapsed, hands over to a standby that sends steadily."""
         self._failover_timers.pop(broadcast.id, None)
         active, standby = broadcast.publisher, broadcast.standby
         if (broadcast.state is BroadcastState.ENDED or not isinstance(active, _PublisherHandle)
                 or not isinstance(standby, _PublisherHandle) or standby.standby is None):
             return
         now = self._clock.now()
+        threshold = self.failover_after(broadcast)
         silent = now - active.last_media_at
-        sending = standby.standby.ready and now - standby.last_media_at < self._failover_after
+        sending = standby.standby.ready and now - standby.last_media_at < threshold
+        # A standby that is collapsing itself is no better than what it would replace.
+        healthy = sending and standby.rates.collapse(now, threshold) is None
         steady = now - standby.sending_since
-        if sending and silent >= self._failover_after:
+        collapsed = active.rates.collapse(now, threshold) if healthy else None
+        if sending and silent >= threshold:
             self._fail_over(broadcast, active, f"no media for {silent:.1f} s", keep=True)
-        elif (sending and self._failover_return_after > 0 and active.role == "backup"
+        elif collapsed is not None:
+            self._fail_over(broadcast, active, f"input collapsed: {collapsed}", keep=True)
+        elif (healthy and self._failover_return_after > 0 and active.role == "backup"
               and standby.role == "primary" and steady >= self._failover_return_after):
             self._fail_over(broadcast, active, f"primary steady for {steady:.1f} s", keep=True)
         self._watch_later(broadcast)
