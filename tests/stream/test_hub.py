@@ -880,3 +880,25 @@ async def test_the_profile_s_failover_after_replaces_the_node_s(node: Node) -> N
         node.clock.advance(0.25)
         backup.push(LATER)
     assert broadcast.publisher is backup
+
+
+async def test_a_failover_comes_when_the_silence_reaches_failover_after_not_later(
+    node: Node,
+) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    node.clock.advance(0.1)
+    primary.push(VIDEO)  # its last packet, 0.1 s after the checks' rhythm began
+    for _ in range(9):
+        node.clock.advance(0.1)
+        backup.push(LATER)
+    node.clock.advance(0.099)
+    assert broadcast.publisher is primary  # 0.999 s of silence
+    node.clock.advance(0.002)
+    assert broadcast.publisher is backup  # 1.001 s: no waiting for the next 0.25 s check

@@ -473,10 +473,17 @@ class BroadcastHub:
         return handle
 
     def _watch_later(self, broadcast: Broadcast) -> None:
-        """Check the active publisher again soon (a few times per `failover_after`)."""
+        """Check the active publisher again soon: a few times per `failover_after` (for a
+        collapse), and exactly when its silence would reach `failover_after`, so that a
+        failover is not late by up to a check interval."""
         self._cancel_watch(broadcast)
+        now, threshold = self._clock.now(), self.failover_after(broadcast)
+        at = now + threshold / 4
+        active = broadcast.publisher
+        if isinstance(active, _PublisherHandle) and active.last_media_at + threshold > now:
+            at = min(at, active.last_media_at + threshold)
         self._failover_timers[broadcast.id] = self._clock.call_at(
-            self._clock.now() + self.failover_after(broadcast) / 4, lambda: self._watch(broadcast)
+            at, lambda: self._watch(broadcast)
         )
 
     def _cancel_watch(self, broadcast: Broadcast) -> None:
