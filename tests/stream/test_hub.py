@@ -902,3 +902,28 @@ async def test_a_failover_comes_when_the_silence_reaches_failover_after_not_late
     assert broadcast.publisher is primary  # 0.999 s of silence
     node.clock.advance(0.002)
     assert broadcast.publisher is backup  # 1.001 s: no waiting for the next 0.25 s check
+
+
+async def test_a_silence_is_not_taken_for_a_collapse_before_failover_after(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    for _ in range(90):  # 3 s at 30 fps from both
+        node.clock.advance(1 / 30)
+        primary.push(VIDEO)
+        backup.push(LATER)
+    for _ in range(29):  # then the primary stops dead: 0.97 s, a fifth of a window's rate
+        node.clock.advance(1 / 30)
+        backup.push(LATER)
+    assert broadcast.publisher is primary
+    for _ in range(3):
+        node.clock.advance(1 / 30)
+        backup.push(LATER)
+    assert broadcast.publisher is backup
+    [event] = [e for e in node.drain() if e.type is EventType.LIVE_STREAM_FAILOVER]
+    assert str(event.data["reason"]).startswith("no media for 1.0")

@@ -506,7 +506,10 @@ class BroadcastHub:
         # A standby that is collapsing itself is no better than what it would replace.
         healthy = sending and standby.rates.collapse(now, threshold) is None
         steady = now - standby.sending_since
-        collapsed = active.rates.collapse(now, threshold) if healthy else None
+        # Still trickling (a frame in the last half window): a silence is not a collapse,
+        # though its first 0.8 s would also look like a fifth of the rate before.
+        trickling = healthy and silent < threshold / 2
+        collapsed = active.rates.collapse(now, threshold) if trickling else None
         if sending and silent >= threshold:
             self._fail_over(broadcast, active, f"no media for {silent:.1f} s", keep=True)
         elif collapsed is not None:
