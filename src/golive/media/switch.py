@@ -7,6 +7,13 @@ AVC/AAC configuration to the decoder in-band, and its filter graph is re-made fo
 new picture size or audio sample rate and channel layout, scaled and resampled to the
 ladder's fixed outputs, so the renditions keep their sizes, codecs and keyframes.
 
+No EXT-X-DISCONTINUITY then: RFC 8216bis (4.4.4.2) wants one for a change of file
+format, of the number, type or identifiers of tracks, of the timestamp sequence, or of
+the encoding parameters or sequence, and the output has none of these: the same
+encoders keep encoding (same parameter sets, same init segment), the same tracks, and
+decode times that continue fragment after fragment. What changed is only upstream of
+the decoder, which a player never sees.
+
 What that cannot cover restarts the transcoder on a fresh timeline instead (one
 discontinuity, the old way): another video codec (say H.264 to HEVC: the running
 decoder is H.264's), a passthrough rendition when the picture's configuration changed
