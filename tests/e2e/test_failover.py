@@ -384,8 +384,7 @@ async def test_a_whip_backup_takes_over_when_the_rtmp_primary_is_killed(
             assert after["live"]["broadcast_id"] == broadcast_id
             assert (after["live"]["role"], after["live"]["protocol"]) == ("backup", "whip")
             # The output goes on from the WHIP publisher's picture (aiortc's grey pattern,
-            # not the primary's red). Its 320x240 input gets a smaller ladder than the
-            # primary's, so the media playlist is looked up again.
+            # not the primary's red), its 320x240 fitted to the primary's ladder.
             pid = stream["playback_ids"][0]["id"]
 
             async def backup_picture() -> str | None:

@@ -383,6 +383,7 @@ async def test_a_spliced_takeover_keeps_the_running_transcoder(
     pipeline.broadcast_started(broadcast)
     publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
     bp = only_pipeline(broadcast)
+    assert broadcast.failover_after is None  # the default profile leaves it to the node
     first = bp.transcoder
     assert first is not None
     await until(lambda: first.pid is not None, what="the stand-in ffmpeg")
