@@ -16,6 +16,12 @@ killed and a fresh encoder of its colour connects as the new standby. 20 rounds 
   for the difference; hls.js keeps at least three parts (0.6 s) buffered in low-latency
   mode. Goal: no gap over 1 s beyond that buffer. Also: transcoder restarts (goal 0) and
   EXT-X-DISCONTINUITY tags in the playlist (goal 0).
+- The live edge's EXT-X-PROGRAM-DATE-TIME against the wall clock, before and after the
+  rounds: a splice continues the media timeline one frame after the hung input's last
+  frame, so each round's silence (less the age of the backup's held GOP) is missing from
+  media time and the dates fall behind by it. What viewers see is not delayed by it
+  (players keep their distance to the playlist's edge, whose newest frames are the
+  backup's newest); only the dates are.
 - CPU of a connected idle backup: this process's CPU time (user + system; ffmpeg, a
   child, is not in it) over the same windows with and without the backup connected as
   standby, alternated. Goal <= 2% of a core.
@@ -38,6 +44,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -125,6 +132,20 @@ async def first_part_of(http: httpx.AsyncClient, follower: Follower, since: floa
     return None
 
 
+def edge_lag(text: str) -> float:
+    """Seconds the playlist's live edge (its last date plus the media after it) is behind
+    the wall clock: each failover after a silence continues the timeline one frame after
+    the old input's last, so the silence is not in the media time."""
+    last = text.rfind("#EXT-X-PROGRAM-DATE-TIME:")
+    date = text[last:].split(":", 1)[1].split()[0]
+    edge = datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()
+    after = text[last:]
+    edge += sum(float(d) for d in re.findall(r"#EXTINF:([\d.]+)", after))
+    tail = after[after.rfind("#EXTINF"):] if "#EXTINF" in after else after
+    edge += sum(float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([\d.]+)", tail.split("\n", 2)[-1]))
+    return time.time() - edge
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -203,6 +224,7 @@ async def bench(rounds: int, cpu_window: float, workdir: Path) -> None:
             follower = Follower(http, f"/live/{pid}/360p.m3u8")
             task = asyncio.create_task(follower.run())
             await asyncio.sleep(2)
+            lag_before = edge_lag((await http.get(follower.uri)).text)
             active, waiting = "red", "blue"
             to_picture: list[float] = []
             gaps: list[float] = []
@@ -236,6 +258,8 @@ async def bench(rounds: int, cpu_window: float, workdir: Path) -> None:
                       f"{to_picture[-1] if part else float('nan'):.2f} s, longest part gap "
                       f"{gaps[-1]:.2f} s", flush=True)
                 active, waiting = waiting, active
+            await asyncio.sleep(2)
+            lag_after = edge_lag((await http.get(follower.uri)).text)
             same = pipeline.transcoder is transcoder
             restarts = transcoder.stats.restarts
         finally:
@@ -266,6 +290,8 @@ async def bench(rounds: int, cpu_window: float, workdir: Path) -> None:
           f"         |")
     print(f"| EXT-X-DISCONTINUITY in the 360p playlist      | "
           f"{follower.discontinuities if follower else -1:18d} | 0                        |")
+    print(f"| live edge behind wall clock, before / after   | {lag_before:5.2f} / "
+          f"{lag_after:5.2f} s    | (PDT; see the docstring) |")
     print(f"| node CPU, primary only / with idle backup     | {statistics.mean(alone) * 100:5.2f}"
           f" / {statistics.mean(standing) * 100:5.2f} %    | same run, no backup      |")
     print(f"| CPU of the connected idle backup              | {extra * 100:+14.2f} % | "
