@@ -3,8 +3,12 @@
 The `BroadcastHub` is the one `PublishTarget` every protocol server talks to. It
 checks the stream key against a `StreamDirectory`, admits one publisher per
 stream (and one hot standby on the stream's other key: the backup key when the primary
-feeds it, or the reverse, which takes over at once when the active one drops), keeps a broadcast alive for the stream's reconnect window after its
-publisher drops (a publisher that returns in time continues the same broadcast),
+feeds it, or the reverse, which takes over at once when the active one drops, goes silent
+or collapses to under a quarter of its recent frame rate or bitrate for the broadcast's
+`failover_after`), keeps a broadcast alive for the stream's reconnect window after its
+publisher drops (a publisher that returns in time continues the same broadcast; a slate
+fills the gap when the media stage offers one), splices every input that takes over at
+once onto the broadcast's one timeline (`splice`: the transcoder keeps running),
 measures live ingest facts, and fans each media tag out to the broadcast's sinks.
 
 Lifecycle writes go to the directory in order through one writer task, so ingest
