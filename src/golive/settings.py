@@ -151,9 +151,10 @@ class Settings(BaseSettings):
     max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")
     failover_after: float = Field(
         1.0, gt=0, le=60,
-        description="Seconds without media from a stream's active publisher, while a standby "
-        "on the stream's other key (backup key) is connected and sending, before the standby "
-        "takes over.",
+        description="Seconds without media from a stream's active publisher (or with its "
+        "frame rate or bitrate under a quarter of its recent rate), while a standby on the "
+        "stream's other key (backup key) is connected and sending, before the standby takes "
+        "over; a profile's [fallback] failover_after replaces it for its streams.",
     )
     failover_return_after: float = Field(
         0.0, ge=0, le=3600,

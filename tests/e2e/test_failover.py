@@ -3,9 +3,9 @@
 The backup key publishes exactly like the stream key. While the primary feeds the
 broadcast, the backup is held as its hot standby (media read, newest GOP kept); when
 the primary's encoder hangs (connected, silent) the backup takes over after
-failover_after, in the same broadcast, and the LL-HLS output turns from red to blue
-after one discontinuity; when the backup's encoder is then killed the primary, now the
-standby, takes over at once; with failover_return_after a returning primary takes the
+failover_after, in the same broadcast, spliced into the running ffmpeg, and the LL-HLS
+output turns from red to blue without a discontinuity; when the backup's encoder is then
+killed the primary, now the standby, takes over at once; with failover_return_after a returning primary takes the
 broadcast back once steady. A backup that connects (here over SRT) after the primary is
 gone simply continues the broadcast, like a reconnect. A WHIP publisher on the backup key
 (made with the stream key on create) stands by and takes over from a killed RTMP primary.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -39,6 +40,7 @@ from tests.mediatools import ffmpeg_publish, make_source, stop
 from tests.webrtc_client import WhipPublisher, whip_publish
 
 from golive.app import Golive
+from golive.formats.isobmff import Fragment, FragmentReader
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +53,60 @@ def red_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def blue_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_source(tmp_path_factory.mktemp("media") / "blue.flv", video="color=c=blue")
+
+
+@pytest.fixture(scope="session")
+def big_blue_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A backup unlike the 640x360, 48 kHz primary: 1280x720 at 44.1 kHz."""
+    return make_source(tmp_path_factory.mktemp("media") / "blue720.flv", size="1280x720",
+                       sample_rate=44100, video="color=c=blue")
+
+
+async def _newest_colour(hls: httpx.AsyncClient, uri: str) -> str | None:
+    """"red" or "blue": the newest frame listed in the media playlist `uri`, decoded from
+    its newest independent part on (the parts, not whole segments: what LL-HLS players
+    get first)."""
+    text = (await hls.get(uri)).text
+    parts = re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"([^\n]*)', text)
+    maps = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    starts = [i for i, (_, rest) in enumerate(parts) if "INDEPENDENT=YES" in rest]
+    if not maps or not starts:
+        return None
+    base = uri.rsplit("/", 1)[0]
+    media = (await hls.get(f"{base}/{maps[-1]}")).content
+    for part, _ in parts[starts[-1]:]:
+        media += (await hls.get(f"{base}/{part}")).content
+    decoded = await asyncio.to_thread(
+        subprocess.run,
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", "pipe:0",
+         "-vf", "scale=1:1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        input=media, capture_output=True, timeout=30, check=True,
+    )
+    if len(decoded.stdout) < 3:
+        return None
+    r, _, b = decoded.stdout[-3:]
+    return "red" if r > 2 * b else "blue" if b > 2 * r else None
+
+
+async def _timeline(hls: httpx.AsyncClient, uri: str) -> list[tuple[float, float]]:
+    """(decode time, duration) of every fragment of every segment the playlist lists."""
+    text = (await hls.get(uri)).text
+    base = uri.rsplit("/", 1)[0]
+    [init] = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    data = (await hls.get(f"{base}/{init}")).content
+    for segment in re.findall(r"^(?!#)(\S+\.m4s)$", text, re.M):
+        data += (await hls.get(f"{base}/{segment}")).content
+    return [(f.decode_time, f.duration) for f in FragmentReader().feed(data)
+            if isinstance(f, Fragment)]
+
+
+def _transcoder(node: Golive, stream_id: str) -> tuple[int | None, int, int]:
+    """The stream's ffmpeg: (pid, supervised restarts, inputs spliced into it)."""
+    assert node.pipeline is not None
+    pipeline = node.pipeline.for_stream(stream_id)
+    assert pipeline is not None and pipeline.transcoder is not None
+    stats = pipeline.transcoder.stats
+    return stats.pid, stats.restarts, pipeline.spliced_inputs
 
 
 def _media_uri(multivariant: str) -> str:
@@ -70,8 +126,11 @@ async def _colour(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool
 
 
 async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_backup(
-    node: Golive, api: httpx.AsyncClient, red_flv: Path, blue_flv: Path
+    node: Golive, api: httpx.AsyncClient, red_flv: Path, big_blue_flv: Path
 ) -> None:
+    """Both switches splice into the one running ffmpeg: same pid, no restart, no
+    discontinuity, the same renditions and media playlists (the backup is 1280x720 at
+    44.1 kHz, the primary 640x360 at 48 kHz), one continuous media timeline."""
     stream = await create_stream(api, reconnect_window=10)
     made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
     assert made.status_code == 200, made.text
@@ -84,8 +143,11 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
         live = await wait_status(api, stream["id"], "active")
         broadcast_id = live["live"]["broadcast_id"]
         pid = stream["playback_ids"][0]["id"]
-        uri = _media_uri(await eventually(
-            lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist"))
+        multivariant = await eventually(
+            lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist")
+        uri = _media_uri(multivariant)
+        renditions = [line for line in multivariant.splitlines()
+                      if line and not line.startswith("#")]
 
         def shows(colour: str, *, after_discontinuity: bool) -> Any:
             async def check() -> bool:
@@ -95,8 +157,13 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
 
         await eventually(shows("red", after_discontinuity=False), timeout=60,
                          what="the primary's red picture")
+        ffmpeg_pid, restarts, _ = _transcoder(node, stream["id"])
+        assert ffmpeg_pid is not None
 
-        backup = ffmpeg_publish(blue_flv, node.rtmp_url(backup_key), loop=True)
+        async def newest(colour: str) -> bool:
+            return await _newest_colour(hls, uri) == colour
+
+        backup = ffmpeg_publish(big_blue_flv, node.rtmp_url(backup_key), loop=True)
 
         async def standby_ready(role: str) -> dict[str, Any] | None:
             facts = (await get_stream(api, stream["id"]))["live"]
@@ -121,7 +188,7 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
         assert (event.data["from"], event.data["to"]) == ("primary", "backup")
         assert str(event.data["reason"]).startswith("no media for")
         assert event.broadcast_id == broadcast_id
-        await eventually(shows("blue", after_discontinuity=True), timeout=60,
+        await eventually(lambda: newest("blue"), timeout=60,
                          what="the backup's blue picture in LL-HLS")
         blue_stall = time.monotonic() - stalled_at
 
@@ -134,9 +201,11 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
         event = await asyncio.wait_for(failovers.__anext__(), 10)
         took_kill = time.monotonic() - killed_at
         assert (event.data["from"], event.data["to"]) == ("backup", "primary")
-        await eventually(shows("red", after_discontinuity=True), timeout=60,
+        await eventually(lambda: newest("red"), timeout=60,
                          what="the primary's red picture again")
         red_kill = time.monotonic() - killed_at
+        await eventually(shows("red", after_discontinuity=False), timeout=60,
+                         what="a whole red segment after the switch back")
 
         after = await get_stream(api, stream["id"])
         assert after["status"] == "active"
@@ -146,9 +215,29 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
         assert "#EXT-X-ENDLIST" not in text
         sequences = [int(n) for n in re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)]
         assert len(sequences) == 1
-        print(f"\nstalled primary: failover event after {took_stall:.2f} s, blue segment "
-              f"listed after {blue_stall:.2f} s; killed backup: failover event after "
-              f"{took_kill:.2f} s, red segment listed after {red_kill:.2f} s")
+        # Inside the one ffmpeg: not restarted, not replaced, both inputs spliced in.
+        assert _transcoder(node, stream["id"]) == (ffmpeg_pid, restarts, 2)
+        # Its output goes on: no discontinuity, the same media playlists (none 404s),
+        # and decode times that continue fragment after fragment.
+        assert "#EXT-X-DISCONTINUITY" not in text
+        again = await hls.get(f"{pid}.m3u8")
+        assert [line for line in again.text.splitlines()
+                if line and not line.startswith("#")] == renditions
+        for rendition in renditions:
+            listed = await hls.get(rendition)
+            assert listed.status_code == 200 and "#EXT-X-DISCONTINUITY" not in listed.text
+        timeline = await _timeline(hls, uri)
+        assert len(timeline) > 10
+        for (start, duration), (following, _) in itertools.pairwise(timeline):
+            # Forward, without a hole (`duration` is the longest track's: audio may end a
+            # frame past the video).
+            assert start < following <= start + duration + 0.001
+        dates = re.findall(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text)
+        assert dates == sorted(dates)
+        print(f"\nstalled primary: failover event after {took_stall:.2f} s, the backup's "
+              f"picture in LL-HLS parts after {blue_stall:.2f} s; killed backup: failover "
+              f"event after {took_kill:.2f} s, the primary's picture after {red_kill:.2f} s "
+              f"(from the primary's last packet / the backup's kill)")
     finally:
         failovers.close()
         with contextlib.suppress(ProcessLookupError):
@@ -245,7 +334,7 @@ async def test_a_returning_primary_takes_back_over_after_return_after(
             uri = _media_uri((await hls.get(f"{pid}.m3u8")).text)
 
             async def red() -> bool:
-                return await _colour(hls, uri, after_discontinuity=True) == "red"
+                return await _newest_colour(hls, uri) == "red"
 
             await eventually(red, timeout=60, what="the primary's red picture again")
             facts = (await get_stream(api, stream["id"]))["live"]
@@ -295,8 +384,7 @@ async def test_a_whip_backup_takes_over_when_the_rtmp_primary_is_killed(
             assert after["live"]["broadcast_id"] == broadcast_id
             assert (after["live"]["role"], after["live"]["protocol"]) == ("backup", "whip")
             # The output goes on from the WHIP publisher's picture (aiortc's grey pattern,
-            # not the primary's red). Its 320x240 input gets a smaller ladder than the
-            # primary's, so the media playlist is looked up again.
+            # not the primary's red), its 320x240 fitted to the primary's ladder.
             pid = stream["playback_ids"][0]["id"]
 
             async def backup_picture() -> str | None:

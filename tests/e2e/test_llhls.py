@@ -257,6 +257,10 @@ async def test_transcoder_killed_mid_stream_playlist_continues_after_discontinui
 async def test_publisher_drop_resumes_after_discontinuity_then_ends_with_endlist(
     node: Golive, api: httpx.AsyncClient, source_480p: Path
 ) -> None:
+    # No slate: the gap stays a gap, and the returning publisher starts a fresh timeline
+    # (with the slate on the air in between, both switches splice: tests/e2e/test_slate.py).
+    assert node.hub is not None
+    node.hub.use_slate(None)
     stream, proc, hls = await go_live(node, api, source_480p)
     pid = stream["playback_ids"][0]["id"]
     try:

@@ -3,8 +3,8 @@ keep playing a "We'll be right back" card with silent audio.
 
 A red publisher is killed: the LL-HLS playlists keep advancing (new parts, later
 program date-times, no EXT-X-ENDLIST) and the newest segment decodes to the slate's
-dark card; the publisher returns in the same broadcast and its red is back after a
-discontinuity; killed again and never back, the window ends the broadcast
+dark card; the publisher returns in the same broadcast and its red is back; the slate
+goes on and off the air inside the one running ffmpeg (same pid, no discontinuity); killed again and never back, the window ends the broadcast
 (EXT-X-ENDLIST) as before. A profile with `slate = false` keeps the old behaviour.
 """
 
@@ -54,9 +54,9 @@ def _media_uri(multivariant: str) -> str:
 
 
 async def _picture(hls: httpx.AsyncClient, uri: str) -> str | None:
-    """"red", "slate" or what else the first frame of the newest whole segment after the
-    playlist's last discontinuity looks like (its mean colour); None before there is one."""
-    rgb = await segment_rgb(hls, uri, after_discontinuity=True, newest=True)
+    """"red", "slate" or what else the first frame of the newest whole segment looks like
+    (its mean colour); None before there is one."""
+    rgb = await segment_rgb(hls, uri, after_discontinuity=False, newest=True)
     if rgb is None:
         return None
     r, g, b = rgb
@@ -106,6 +106,11 @@ async def test_slate_plays_while_the_publisher_is_away_and_it_takes_back_over(
                                           what="multivariant playlist"))
         await next_event("live_stream.connected")
         await eventually(lambda: _text(hls, uri), timeout=60, what="media playlist")
+        await eventually(shows("red"), timeout=60, what="the publisher's red")
+        assert node.pipeline is not None
+        running = node.pipeline.for_stream(sid)
+        assert running is not None and running.transcoder is not None
+        transcoder = running.transcoder
 
         publisher.kill()
         publisher.wait()
@@ -135,6 +140,10 @@ async def test_slate_plays_while_the_publisher_is_away_and_it_takes_back_over(
         text = (await hls.get(uri)).text
         assert "#EXT-X-ENDLIST" not in text
         assert len(set(re.findall(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text))) == 1
+        # On and off the air without a restart: one ffmpeg, one timeline.
+        assert "#EXT-X-DISCONTINUITY" not in text
+        assert running.transcoder is transcoder and transcoder.stats.restarts == 0
+        assert running.spliced_inputs == 2
         facts = (await get_stream(api, sid))["live"]
         assert facts["broadcast_id"] == broadcast_id and facts["role"] == "primary"
 

@@ -71,8 +71,10 @@ def test_one_filter_graph_splits_once_and_scales_per_rendition() -> None:
     graph = value(argv, "-filter_complex")
     assert graph.count("split=4") == 1 and graph.count("fps=") == 1  # shared rate: once
     assert graph.startswith("[0:v:0]fps=30,split=4")
-    assert "scale=1280:720" in graph and "scale=854:480" in graph and "scale=640:360" in graph
-    assert "scale=1920:1080" not in graph  # the top rung is the source size: no scaling
+    # Every rung pins its size, the source-sized top one too (a no-op in libswscale for
+    # the planned source; an input spliced in later at another size is fitted).
+    for w, h in ((1920, 1080), (1280, 720), (854, 480), (640, 360)):
+        assert f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,format=yuv420p" in graph
     maps = [value(group, "-map") for group in outputs(argv)]
     assert maps == ["[v0]", "[v1]", "[v2]", "[v3]"]
 
@@ -181,7 +183,7 @@ def test_mixed_rates_get_fps_per_branch() -> None:
     plan = plan_ladder(profile, SourceInfo(1280, 720, 60, "h264", False), "low")
     graph, labels = filter_graph(plan)
     assert graph.startswith("[0:v:0]split=2[s0][s1]")
-    assert "[s0]fps=60,format=yuv420p" in graph and "[s1]fps=30,scale=640:360" in graph
+    assert "[s0]fps=60,scale=w=" in graph and "[s1]fps=30,scale=w=" in graph
     assert labels == {"720p60": "[v0]", "360p": "[v1]"}
     argv = build_command(plan, ffmpeg="ffmpeg", output_fds={"720p60": 3, "360p": 4})
     assert "0:a:0" not in argv and "-c:a" not in argv  # no audio in the source

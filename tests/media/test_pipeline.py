@@ -3,6 +3,7 @@ restarts and discontinuities. ffmpeg is a stand-in that only reads its input."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -359,9 +360,62 @@ async def go_live_then_drop(
         bp.on_init(name, InitSegment(b"init-" + name.encode(), (VIDEO, AUDIO)))
         bp.on_fragment(name, fragment(1))
     pipeline.publisher_lost(broadcast)
+    assert bp.transcoder is not None  # a takeover (standby, slate) would resume it now
+    await asyncio.sleep(0)  # nothing did: it stops once the hub's call is over
     assert bp.transcoder is None
     await until(lambda: not pid_alive(pid), what="the old ffmpeg to go")
     return broadcast, bp, presentation
+
+
+def spliced_takeover(pipeline: LivePipeline[RecordingSink], broadcast: Broadcast) -> None:
+    """What the hub does when the standby (or the slate) takes over: the input is lost
+    and, in the same call, a new one resumes on the continued timeline."""
+    pipeline.publisher_lost(broadcast)
+    broadcast.splice.switch()
+    pipeline.publisher_resumed(broadcast)
+
+
+async def test_a_spliced_takeover_keeps_the_running_transcoder(
+    pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path, source_720p: Path
+) -> None:
+    events = bus.subscribe()
+    broadcast = make_broadcast("pb_a")
+    pipeline.broadcast_started(broadcast)
+    publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
+    bp = only_pipeline(broadcast)
+    assert broadcast.failover_after is None  # the default profile leaves it to the node
+    first = bp.transcoder
+    assert first is not None
+    await until(lambda: first.pid is not None, what="the stand-in ffmpeg")
+    fed = first.stats.input_bytes
+    spliced_takeover(pipeline, broadcast)
+    backup = read_flv(source_720p)  # another size: the graph fits it to the ladder
+    publish(broadcast, first_seconds(backup, 0.5))
+    await asyncio.sleep(0)  # a stop after the loss would run now
+    assert bp.transcoder is first and bp.spliced_inputs == 1
+    assert first.stats.input_bytes > fed and first.stats.restarts == 0
+    assert bp.plan is not None and bp.plan.source.width == 640  # the ladder stays
+    assert warnings(events) == []
+
+
+async def test_a_takeover_in_another_codec_restarts_the_transcoder_and_says_why(
+    pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path
+) -> None:
+    events = bus.subscribe()
+    broadcast = make_broadcast("pb_a")
+    pipeline.broadcast_started(broadcast)
+    publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
+    bp = only_pipeline(broadcast)
+    first = bp.transcoder
+    assert first is not None
+    spliced_takeover(pipeline, broadcast)
+    # The same stream, labelled HEVC (FLV codec id 12): the running H.264 decoder cannot.
+    hevc = [MediaTag(t.type, t.timestamp, bytes([t.body[0] & 0xF0 | 12]) + t.body[1:])
+            if t.type is TagType.VIDEO else t for t in read_flv(source_360p)]
+    publish(broadcast, first_seconds(hevc, 0.3))
+    assert bp.transcoder is not first and bp.spliced_inputs == 0
+    (warning,) = [w for w in warnings(events) if w["code"] == "transcoder_restarted_for_input"]
+    assert "hevc" in str(warning["reason"]) and "h264" in str(warning["reason"])
 
 
 async def test_a_publisher_returning_at_another_resolution_rejoins_the_same_ladder(

@@ -80,6 +80,8 @@ def test_minimal_profile_gets_defaults() -> None:
             "unique",
         ),
         (MINIMAL + "[fallback]\nmin_renditions = 2\n", "min_renditions"),
+        (MINIMAL + "[fallback]\nfailover_after = 0\n", "fallback.failover_after"),
+        (MINIMAL + "[fallback]\nfailover_after = 90\n", "fallback.failover_after"),
         (
             MINIMAL + "[latency]\npart_target_seconds = 1.5\nlow_latency_gop_seconds = 1.0\n",
             "part_target_seconds",
@@ -125,3 +127,9 @@ def test_list_skips_broken_user_files(tmp_path: Path, caplog: pytest.LogCaptureF
     names = [p.name for p in list_profiles([tmp_path, tmp_path / "missing"])]
     assert "broken" not in names and "default" in names
     assert "broken.toml" in caplog.text
+
+
+def test_failover_after_is_the_node_s_unless_the_profile_says() -> None:
+    assert parse_profile(MINIMAL, source="t.toml").fallback.failover_after is None
+    tight = parse_profile(MINIMAL + "[fallback]\nfailover_after = 0.5\n", source="t.toml")
+    assert tight.fallback.failover_after == 0.5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from golive.media.command import build_command, filter_graph
@@ -39,21 +41,29 @@ def test_a_smaller_publisher_keeps_every_rung_and_is_upscaled_to_the_top_one() -
     assert any("640x360" in note and "kept" in note for note in rejoined.notes)
     graph, _ = filter_graph(rejoined)
     assert graph.startswith("[0:v:0]fps=30,split=3")  # 25 fps in, the ladder's 30 out
-    assert "scale=1280:720:flags=bicubic," in graph  # up
-    assert "scale=854:480:flags=bicubic," in graph
-    assert "scale=640:360" not in graph  # the 360p rung is now the source size
-    assert "pad=" not in graph
+    for w, h in ((1280, 720), (854, 480), (640, 360)):  # up, down, the source's size
+        assert f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,format=yuv420p" in graph
 
 
 def test_a_publisher_of_another_shape_is_letterboxed_not_stretched() -> None:
     plan = plan_ladder(DEFAULT, source(1280, 720), "low")
     portrait = rejoin_plan(plan, source(720, 1280))
-    graph, _ = filter_graph(portrait)
-    for w, h in ((1280, 720), (854, 480), (640, 360)):
-        assert (
-            f"scale={w}:{h}:flags=bicubic:force_original_aspect_ratio=decrease:"
-            f"force_divisible_by=2,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2," in graph
-        )
+    graph, labels = filter_graph(portrait)
+    # What ffmpeg makes of the 720p rung's branch for a 720x1280 picture: pillarboxed.
+    branch = graph.split(";")[1]
+    chain = branch[branch.index("]") + 1:branch.rindex("[")].split(",format=")[0]
+    chain = chain.split(",", 1)[1] if chain.startswith("fps=") else chain
+    picture = subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=white:size=720x1280",
+         "-frames:v", "1", "-filter_complex", f"[0:v]{chain},format=gray[o]", "-map", "[o]",
+         "-f", "rawvideo", "pipe:1"],
+        check=True, capture_output=True, timeout=60,
+    ).stdout
+    assert len(picture) == 1280 * 720  # the rung's size, whatever came in
+    row = picture[360 * 1280:361 * 1280]
+    assert max(row[:200]) < 40 and max(row[-200:]) < 40  # black bars left and right
+    assert min(row[600:680]) > 200  # the white picture in the middle, not stretched
+    assert labels["720p"] == "[v0]"
     argv = build_command(portrait, ffmpeg="ffmpeg", output_fds={"720p": 3, "480p": 4, "360p": 5})
     assert argv.count("-filter_complex") == 1
 

@@ -22,6 +22,7 @@ from golive.media import transcoder as transcoder_module
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.transcoder import EncoderCapabilities, Transcoder
+from golive.stream import Splice
 
 CPU = EncoderCapabilities()
 
@@ -220,6 +221,59 @@ async def test_reconnect_restarts_on_a_fresh_timeline(source_360p: Path, tmp_pat
     keyframes = check_run(events, plan, 1, tmp_path)
     assert keyframes["360p"][:4] == [0.0, 1.0, 2.0, 3.0]
     assert not any(code == "transcoder_failed" for code, _, _ in events.warnings)
+
+
+async def test_inputs_spliced_in_at_other_sizes_and_audio_rates_keep_one_timeline(
+    source_360p: Path, source_720p: Path, tmp_path: Path
+) -> None:
+    """What a failover does to the running ffmpeg: 640x360 at 48 kHz, then 1280x720 at
+    29.97 fps and 44.1 kHz, then 640x360 again, each spliced on by the hub's `Splice` (its
+    codec configuration in-band, its timestamps continued): ffmpeg 5.1's decoder takes the
+    new configuration, its graph is re-made and fits the picture and resamples the audio
+    to the ladder, so there is no restart, one init segment, and decode times that go on
+    fragment after fragment at the rendition's size and 48 kHz."""
+    plan = plan_360p()
+    events = Recorder()
+    t = transcoder(plan, events)
+    splice = Splice()
+    await t.start()
+    try:
+        for i, source in enumerate((source_360p, source_720p, source_360p)):
+            if i:
+                splice.switch()
+            tags = [out for tag in read_flv(source) if (out := splice.rewrite(tag)) is not None]
+            await feed(t.push, tags)
+        await until(lambda: events.count() >= 70, limit=120, what="14 s of fragments")
+    finally:
+        await t.stop()
+    assert not events.restarts and t.stats.restarts == 0 and splice.switches == 2
+    assert list(events.inits) == [(0, "360p")]  # one init segment: the output never changed
+    tracks = read_init(events.inits[(0, "360p")].data)
+    video = next(track for track in tracks.values() if track.handler == "vide")
+    audio = next(track for track in tracks.values() if track.handler == "soun")
+    assert (video.width, video.height, audio.timescale) == (640, 360, 48000)
+    fragments = events.fragments[(0, "360p")]
+    runs = [read_fragment(f.data).get(video.track_id) for f in fragments]
+    timeline = [(r.decode_time, r.duration) for r in runs if r is not None]
+    for (start, duration), (following, _) in itertools.pairwise(timeline):
+        assert following == start + duration
+    assert timeline[-1][0] / video.timescale > 14  # the three inputs' 16 s, all of it encoded
+    # Re-making the graph for another picture size may lose the old graph's last frame
+    # slot (its decoder's or fps filter's buffered frame): the part before the splice is
+    # then one frame longer than the part target. Never more, and only there.
+    frame = video.timescale / 30
+    long_parts = [d for _, d in timeline if d > plan.part_target * video.timescale + 1]
+    assert len(long_parts) <= 2 and all(d <= plan.part_target * video.timescale + frame + 1
+                                        for d in long_parts)
+    path = tmp_path / "spliced.mp4"
+    path.write_bytes(events.inits[(0, "360p")].data + b"".join(f.data for f in fragments))
+    probe = subprocess.run(
+        [FFPROBE, "-v", "error", "-count_frames", "-show_entries",
+         "stream=codec_name,width,height,sample_rate", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert probe.stderr == ""
+    assert probe.stdout.split() == ["h264,640,360", "aac,48000"]
 
 
 async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:

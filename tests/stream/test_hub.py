@@ -432,6 +432,11 @@ KEYFRAME = MediaTag(TagType.VIDEO, 66, b"\x17\x01\x00\x00\x00")
 LATER = MediaTag(TagType.VIDEO, 99, b"\x27\x01\x00\x00\x00")
 
 
+def at(tag: MediaTag, timestamp: int) -> MediaTag:
+    """`tag` as the hub's splice hands it on: the same body on the broadcast's timeline."""
+    return MediaTag(tag.type, timestamp, tag.body)
+
+
 @dataclass
 class Collect:
     got: list[MediaTag] = field(default_factory=list)
@@ -465,7 +470,9 @@ async def test_backup_is_held_as_standby_and_takes_over_from_its_keyframe(node: 
 
     primary.close("eof")
     assert (broadcast.publisher, broadcast.standby) == (backup, None)
-    assert sink.got == [SCRIPT, CONFIG, KEYFRAME, LATER]
+    # Spliced on: its configuration at the splice point, its keyframe one frame after
+    # the primary's last video (0 ms), its later frames at their own spacing.
+    assert sink.got == [SCRIPT, at(CONFIG, 1), at(KEYFRAME, 33), at(LATER, 66)]
     events = node.drain()
     assert [(e.type, e.data.get("role")) for e in events] == [
         (EventType.LIVE_STREAM_DISCONNECTED, None),
@@ -476,7 +483,7 @@ async def test_backup_is_held_as_standby_and_takes_over_from_its_keyframe(node: 
     bc = broadcast.id
     assert node.observer.calls == [("started", bc), ("lost", bc), ("resumed", bc)]
     backup.push(INTER)
-    assert sink.got[-1] is INTER
+    assert sink.got[-1] == at(INTER, 0)  # the backup's own clock, moved by the splice
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] == "backup" and facts["standby"] is None
     assert facts["reconnects"] == 1
@@ -537,7 +544,7 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     backup.push(LATER)
     node.clock.advance(0.3)  # the next check sees 1.2 s of silence
     assert (broadcast.publisher, broadcast.standby) == (backup, primary)
-    assert sink.got[:2] == [CONFIG, KEYFRAME] and len(sink.got) == 6
+    assert sink.got[:2] == [at(CONFIG, 1), at(KEYFRAME, 33)] and len(sink.got) == 6
     [event] = node.drain()  # the stream never lost its publisher: no (dis)connected events
     assert event.type is EventType.LIVE_STREAM_FAILOVER
     assert (event.data["from"], event.data["to"]) == ("primary", "backup")
@@ -552,7 +559,7 @@ async def test_a_silent_primary_hands_over_to_a_sending_standby(node: Node) -> N
     primary.push(KEYFRAME)
     backup.close("eof")
     assert broadcast.publisher == primary
-    assert sink.got[-2:] == [CONFIG, KEYFRAME]
+    assert sink.got[-2:] == [at(CONFIG, 67), at(KEYFRAME, 99)]  # after the backup's 66
 
 
 async def test_return_after_switches_back_to_a_steady_primary() -> None:
@@ -788,13 +795,16 @@ async def test_a_slate_feeds_the_window_and_a_returning_publisher_takes_over(
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] == "slate" and facts["connected"] is False
     assert state_of(broadcast) is BroadcastState.RECONNECTING
-    feed.push(VIDEO)  # the slate's media reaches the sinks like a publisher's
-    assert sink.got == [VIDEO]
+    feed.push(VIDEO)  # the slate's media reaches the sinks like a publisher's,
+    assert sink.got == [at(VIDEO, 33)]  # spliced on one frame after the publisher's
 
     second = await publish(node.hub)
     assert feed.stopped and second.broadcast_id == first.broadcast_id
+    assert broadcast.splice.continuing  # the returning publisher continues the slate's
     feed.push(VIDEO)  # a stopped slate's late tag goes nowhere
-    assert sink.got == [VIDEO]
+    assert sink.got == [at(VIDEO, 33)]
+    second.push(VIDEO)
+    assert sink.got[-1] == at(VIDEO, 66)
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] == "primary"
     bc = broadcast.id
@@ -819,3 +829,101 @@ async def test_no_slate_offered_keeps_the_old_wait(node: Node) -> None:
     assert [e.type for e in node.drain()] == [EventType.LIVE_STREAM_DISCONNECTED]
     facts = node.hub.ingest_facts("ls_1")
     assert facts is not None and facts["role"] is None
+
+
+async def test_a_collapsed_frame_rate_hands_over_to_a_steady_standby(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    node.drain()
+
+    def second(fps: int) -> None:
+        """One second of the hub's clock: the primary at `fps`, the backup at 30 fps."""
+        for frame in range(30):
+            node.clock.advance(1 / 30)
+            backup.push(LATER)
+            if frame % (30 // fps) == 0:
+                primary.push(VIDEO)
+
+    for _ in range(3):
+        second(30)
+    assert broadcast.publisher is primary
+    second(3)  # a tenth of its rate, never silent for a whole failover_after
+    second(3)
+    assert (broadcast.publisher, broadcast.standby) == (backup, primary)
+    [event] = node.drain()
+    assert event.type is EventType.LIVE_STREAM_FAILOVER
+    assert str(event.data["reason"]).startswith("input collapsed: frame rate 3.")
+
+
+async def test_the_profile_s_failover_after_replaces_the_node_s(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    primary.push(VIDEO)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    broadcast.failover_after = 3.0  # what the media stage sets from [fallback]
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    for _ in range(10):  # 2.5 s of silence: more than the node's 1 s, less than 3 s
+        node.clock.advance(0.25)
+        backup.push(LATER)
+    assert broadcast.publisher is primary
+    for _ in range(3):
+        node.clock.advance(0.25)
+        backup.push(LATER)
+    assert broadcast.publisher is backup
+
+
+async def test_a_failover_comes_when_the_silence_reaches_failover_after_not_later(
+    node: Node,
+) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    node.clock.advance(0.1)
+    primary.push(VIDEO)  # its last packet, 0.1 s after the checks' rhythm began
+    for _ in range(9):
+        node.clock.advance(0.1)
+        backup.push(LATER)
+    node.clock.advance(0.099)
+    assert broadcast.publisher is primary  # 0.999 s of silence
+    node.clock.advance(0.002)
+    assert broadcast.publisher is backup  # 1.001 s: no waiting for the next 0.25 s check
+
+
+async def test_a_silence_is_not_taken_for_a_collapse_before_failover_after(node: Node) -> None:
+    node.directory.add_backup(BACKUP_KEY, policy())
+    primary = await publish(node.hub)
+    primary.push(CONFIG)
+    broadcast = node.hub.broadcast("ls_1")
+    assert broadcast is not None
+    backup = await publish(node.hub, BACKUP_KEY)
+    backup.push(CONFIG)
+    backup.push(KEYFRAME)
+    for _ in range(90):  # 3 s at 30 fps from both
+        node.clock.advance(1 / 30)
+        primary.push(VIDEO)
+        backup.push(LATER)
+    for _ in range(29):  # then the primary stops dead: 0.97 s, a fifth of a window's rate
+        node.clock.advance(1 / 30)
+        backup.push(LATER)
+    assert broadcast.publisher is primary
+    for _ in range(3):
+        node.clock.advance(1 / 30)
+        backup.push(LATER)
+    assert broadcast.publisher is backup
+    [event] = [e for e in node.drain() if e.type is EventType.LIVE_STREAM_FAILOVER]
+    assert str(event.data["reason"]).startswith("no media for 1.0")

@@ -180,7 +180,7 @@ def build_command(
             argv += [
                 # Fill gaps with silence so a hiccup in the input never stretches a sample.
                 *(["-map", gated_audio] if gated_audio else
-                  ["-map", "0:a:0", "-af", "aresample=async=1:first_pts=0"]),
+                  ["-map", "0:a:0", "-af", "aresample=async=1"]),
                 "-c:a", "aac",
                 "-profile:a", "aac_low",
                 "-b:a", f"{audio.bitrate_kbps}k",
@@ -200,7 +200,7 @@ def build_command(
         if plan.has_audio:
             argv += [
                 "-map", "0:a:0",
-                "-af", "aresample=async=1:first_pts=0",
+                "-af", "aresample=async=1",
                 "-c:a", "libopus",
                 "-b:a", str(webrtc.audio_bitrate),
                 "-ar", "48000",
@@ -301,8 +301,8 @@ def filter_graph(
         if control is not None and r.name != WEBRTC_OUTPUT:
             # After the rendition's fps: the gate counts the frames its encoder would get.
             steps.append(_gate(i, closed=r.name in gated))
-        if (r.width, r.height) != (plan.source.width, plan.source.height):
-            steps += _scale(r.width, r.height, plan.source.width, plan.source.height, scaler)
+        # Always: an input spliced in later may have another size (see `_scale`).
+        steps += _scale(r.width, r.height, scaler)
         steps += ["format=yuv420p", "setsar=1"]
         chains.append(f"[s{i}]{','.join(steps)}[v{i}]")
         labels[r.name] = f"[v{i}]"
@@ -310,7 +310,7 @@ def filter_graph(
     if control is not None and plan.has_audio and ladder:
         # (A gap in the input is filled with silence before the split, as per output.)
         chains.append(
-            f"[0:a:0]aresample=async=1:first_pts=0,asplit={len(ladder)}"
+            f"[0:a:0]aresample=async=1,asplit={len(ladder)}"
             + "".join(f"[as{i}]" for i in range(len(ladder)))
         )
         for i, name in enumerate(ladder):
@@ -372,8 +372,11 @@ def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -
     a close and the first after an open are whole and aligned with the other renditions.
     The video gate counts frames (`n`) rather than reading `t`: the encoder's keyframe
     clock starts at the first frame it gets, while `t` keeps the input's start offset,
-    and the GOP is whole frames at every rendition's rate. The audio gate goes by `t`
-    (audio starts at 0, `first_pts=0`), to within one audio frame.
+    and the GOP is whole frames at every rendition's rate. The audio gate goes by `t`,
+    to within one audio frame: the input's audio starts with its first keyframe (the
+    feed drops audio before it). No `first_pts=0` on the resampler: an input spliced in
+    with another sample rate re-makes the graph, and a fresh resampler would start its
+    timestamps at 0 again, behind the audio already encoded.
     One comparison per command: `enable` is replaced, and a gate only ever goes from the
     state it is in to the other one.
     """
@@ -396,22 +399,21 @@ def next_keyframe_time(plan: LadderPlan, media_seconds: float, *, margin: float)
     return math.ceil((media_seconds + margin) / gop - 1e-9) * gop
 
 
-def _scale(
-    width: int, height: int, source_width: int, source_height: int, scaler: str
-) -> list[str]:
-    """Scale to exactly width x height; letterboxed when the source's shape differs.
+def _scale(width: int, height: int, scaler: str) -> list[str]:
+    """Scale whatever picture comes in to exactly width x height, letterboxed when its
+    shape differs by more than the even-size rounding of a planned rendition.
 
-    Only a publisher that returns with another aspect ratio (the ladder is kept, see
-    `rejoin`) differs by more than the even-size rounding of a planned rendition.
+    The sizes are expressions of the input's (`iw`, `ih`), evaluated each time ffmpeg
+    (re)configures the graph: an input spliced in at another size or aspect ratio (a
+    backup, the slate) comes out at the rendition's size, so the encoder and the
+    playlists never see a change. For the planned source it is a plain scale (none at
+    all, inside libswscale, when the sizes are equal) and a pad that adds nothing.
     """
-    scale = f"scale={width}:{height}:flags={scaler}"
-    if source_width <= 0 or source_height <= 0:
-        return [scale]
-    shape = (width / height) / (source_width / source_height)
-    if abs(shape - 1) <= _SAME_SHAPE:
-        return [scale]
+    other_shape = f"gt(abs(iw*{height}/(ih*{width})-1)\\,{_SAME_SHAPE})"
+    w = f"if({other_shape}\\,min({width}\\,2*trunc({height}*iw/ih/2))\\,{width})"
+    h = f"if({other_shape}\\,min({height}\\,2*trunc({width}*ih/iw/2))\\,{height})"
     return [
-        f"{scale}:force_original_aspect_ratio=decrease:force_divisible_by=2",
+        f"scale=w={w}:h={h}:flags={scaler}",
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2",
     ]
 

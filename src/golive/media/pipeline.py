@@ -5,10 +5,14 @@ first tags until the source is known (`source`), plans the ladder from the
 stream's profile, starts the transcoder, and publishes a `Presentation` under
 every playback id of the stream, which the origin serves. With WHEP playback the
 transcoder writes one more, WebRTC-safe output, handed to a sink the composition
-root's factory makes per broadcast (`output.OutputSink`). A returning publisher
-gets a transcoder on a fresh timeline, behind a discontinuity, producing the same
-ladder (`rejoin`: scaled to it if its resolution changed), so players keep their
-playlists; when that cannot be, the presentation ends and a new one starts. The
+root's factory makes per broadcast (`output.OutputSink`). An input that takes over
+at once (the standby on failover, the slate, a publisher back while the slate is on)
+is spliced into the running transcoder: the hub continues its timestamps and the
+transcoder's graph adapts to its picture and audio (`switch`), so the output goes on
+without a discontinuity. A publisher that returns after a gap, or an input the running
+transcoder cannot take, gets a transcoder on a fresh timeline, behind a discontinuity,
+producing the same ladder (`rejoin`: scaled to it if its resolution changed), so
+players keep their playlists; when that cannot be, the presentation ends and a new one starts. The
 end of a broadcast ends the playlists (EXT-X-ENDLIST), which stay served for a
 while so players see the end, and closes the sink.
 """
@@ -22,9 +26,10 @@ from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from golive.core import Event, EventBus, EventType
-from golive.formats import Fragment, InitSegment, MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag, TagType
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.facts import EncoderFacts, PipelineFacts, WebRtcOutputFacts
+from golive.media.feed import TagKind, classify
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.output import OutputSink
 from golive.media.profiles import StreamProfile, load_profile, parse_profile
@@ -32,6 +37,7 @@ from golive.media.progress import EncodeProgress
 from golive.media.rejoin import RejoinError, rejoin_plan
 from golive.media.slate import SlateCache, SlateRun, SlateSpec
 from golive.media.source import SourceProbe
+from golive.media.switch import InputSwitch, SwitchDecision
 from golive.media.transcoder import EncoderCapabilities, Transcoder
 from golive.packaging import Presentation, SegmentObserver, WallClock
 from golive.stream import Broadcast, SlateFeed
@@ -68,6 +74,8 @@ class BroadcastPipeline(Generic[S]):
         self._owner = owner
         self.broadcast = broadcast
         self.profile: StreamProfile = owner.profile_for(broadcast)
+        # The hub reads it when it watches the active input for a standby.
+        broadcast.failover_after = self.profile.fallback.failover_after
         self.low_latency = broadcast.policy.low_latency
         # Fixed for the broadcast: a PATCH while live applies from the next one.
         self.webrtc_playback = broadcast.policy.webrtc_playback
@@ -83,6 +91,11 @@ class BroadcastPipeline(Generic[S]):
         self.webrtc_fragments = 0
         self._probe: SourceProbe | None = SourceProbe()
         self._taps: list[RenditionTap] = []  # outside readers of a rendition's output
+        # A new input spliced on by the hub, held until its first keyframe (`switch`).
+        self._switch: InputSwitch | None = None
+        self._video_config: MediaTag | None = None  # the last one the transcoder got
+        self._stop_soon: asyncio.Handle | None = None  # see `publisher_lost`
+        self.spliced_inputs = 0  # inputs taken over by the running transcoder
 
     @property
     def stream_id(self) -> str:
@@ -106,9 +119,18 @@ class BroadcastPipeline(Generic[S]):
     # MediaSink ------------------------------------------------------------------------
 
     def push(self, tag: MediaTag) -> None:
+        switch = self._switch
+        if switch is not None:
+            decision = switch.push(tag)
+            if decision is not None:
+                self._switch = None
+                self._switched(decision)
+            return
         probe = self._probe
         if probe is None:
             if self.transcoder is not None:
+                if tag.type is TagType.VIDEO and classify(tag) is TagKind.VIDEO_CONFIG:
+                    self._video_config = tag
                 self.transcoder.push(tag)
             return
         source = probe.push(tag, self.broadcast.meter)
@@ -256,23 +278,68 @@ class BroadcastPipeline(Generic[S]):
         )
         self._owner._spawn(transcoder.start(), f"transcoder-start-{self.stream_id}")
         for tag in backlog:
+            if tag.type is TagType.VIDEO and classify(tag) is TagKind.VIDEO_CONFIG:
+                self._video_config = tag
             transcoder.push(tag)
 
     def publisher_resumed(self) -> None:
+        if self._stop_soon is not None:
+            self._stop_soon.cancel()
+            self._stop_soon = None
+        plan = self.plan
+        if (self.broadcast.splice.continuing and plan is not None
+                and self.transcoder is not None and self._probe is None):
+            # The hub continues the timeline (failover, slate on or off): the running
+            # transcoder takes the new input, unless its first keyframe says it cannot.
+            self._switch = InputSwitch(plan, self._video_config)
+            return
+        self._switch = None
         # A returning publisher restarts its timestamps and may change its encoder
         # settings: identify the source again and start a fresh timeline. It sends its
         # own metadata and codec configuration first (every ingest does), so its
         # predecessor's are not replayed: they would describe another picture.
+        self._restart_for_new_input()
+
+    def publisher_lost(self) -> None:
+        # A takeover (the standby, the slate) resumes in the same call: the transcoder
+        # keeps running for it. Otherwise it stops once this call is over.
+        self._switch = None
+        if self._stop_soon is None and self.transcoder is not None:
+            self._stop_soon = asyncio.get_running_loop().call_soon(self._stop_after_loss)
+
+    def _stop_after_loss(self) -> None:
+        self._stop_soon = None
+        self._stop_transcoder()
+
+    def _restart_for_new_input(self) -> None:
         self._stop_transcoder()
         plan = self.plan
         self._probe = SourceProbe(
             rejoin=plan is not None, expect_audio=plan is not None and plan.has_audio
         )
 
-    def publisher_lost(self) -> None:
-        self._stop_transcoder()
+    def _switched(self, decision: SwitchDecision) -> None:
+        """The new input's first keyframe came: splice it on, or restart for it."""
+        if decision.splice and self.transcoder is not None:
+            self.spliced_inputs += 1
+            log.info("input spliced into the running transcoder stream_id=%s held_tags=%d",
+                     self.stream_id, len(decision.tags))
+            for tag in decision.tags:
+                self.push(tag)
+            return
+        self._owner.warn(
+            self.broadcast, "transcoder_restarted_for_input",
+            f"{decision.reason}: the transcoder restarts for the new input (one discontinuity)",
+            reason=decision.reason,
+        )
+        self._restart_for_new_input()
+        for tag in decision.tags:
+            self.push(tag)
 
     def end(self) -> None:
+        if self._stop_soon is not None:
+            self._stop_soon.cancel()
+            self._stop_soon = None
         self._stop_transcoder()
         for presentation in (self._retired, self.presentation):
             if presentation is not None:

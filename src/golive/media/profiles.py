@@ -350,6 +350,14 @@ class FallbackSpec(_Model):
         description="Picture file (PNG or JPEG, absolute path) the slate shows instead of the "
         "built-in card; scaled to fit the source size.",
     )
+    failover_after: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="Seconds the active input may send nothing, or send under a quarter of "
+        "its recent frame rate or bitrate, while a standby (backup) is connected and sending, "
+        "before the standby takes over; unset: the node's `failover_after` (1 s).",
+    )
 
 
 DestinationScheme = Literal["rtmp", "rtmps", "srt"]

@@ -37,6 +37,7 @@ from golive.stream.publish import (
     PublishTarget,
     RefusalReason,
 )
+from golive.stream.splice import Splice
 from golive.stream.standby import StandbyBuffer
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "RefusalReason",
     "SlateFeed",
     "SlateSource",
+    "Splice",
     "StandbyBuffer",
     "StreamDirectory",
     "StreamPolicy",

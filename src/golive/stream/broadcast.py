@@ -16,6 +16,7 @@ from typing import Protocol
 from golive.formats import MediaTag
 from golive.stream.directory import StreamPolicy
 from golive.stream.facts import IngestMeter
+from golive.stream.splice import Splice
 
 
 class MediaSink(Protocol):
@@ -115,6 +116,12 @@ class Broadcast:
     on_slate: bool = False
     # When the hub next records that media is flowing (its clock); not per tag.
     media_seen_due: float = 0.0
+    # One timeline across the inputs that take over at once (failover, slate): what
+    # observers read, at `publisher_resumed`, to keep their transcoder running.
+    splice: Splice = field(default_factory=Splice)
+    # Seconds of silence (or a collapsed rate) before a ready standby takes over; None:
+    # the hub's default. The media stage sets it from the stream's profile.
+    failover_after: float | None = None
 
     @property
     def stream_id(self) -> str:

@@ -3,8 +3,12 @@
 The `BroadcastHub` is the one `PublishTarget` every protocol server talks to. It
 checks the stream key against a `StreamDirectory`, admits one publisher per
 stream (and one hot standby on the stream's other key: the backup key when the primary
-feeds it, or the reverse, which takes over at once when the active one drops), keeps a broadcast alive for the stream's reconnect window after its
-publisher drops (a publisher that returns in time continues the same broadcast),
+feeds it, or the reverse, which takes over at once when the active one drops, goes silent
+or collapses to under a quarter of its recent frame rate or bitrate for the broadcast's
+`failover_after`), keeps a broadcast alive for the stream's reconnect window after its
+publisher drops (a publisher that returns in time continues the same broadcast; a slate
+fills the gap when the media stage offers one), splices every input that takes over at
+once onto the broadcast's one timeline (`splice`: the transcoder keeps running),
 measures live ingest facts, and fans each media tag out to the broadcast's sinks.
 
 Lifecycle writes go to the directory in order through one writer task, so ingest
@@ -44,6 +48,7 @@ from golive.stream.broadcast import (
     SlateSource,
 )
 from golive.stream.clock import Clock, LoopClock, Timer
+from golive.stream.collapse import RateWatch
 from golive.stream.directory import (
     BroadcastStart,
     DirectoryUnavailable,
@@ -80,6 +85,7 @@ class _PublisherHandle:
         self.standby: StandbyBuffer | None = None
         self.last_media_at = hub._clock.now()  # the hub's clock; since connecting if none yet
         self.sending_since = self.last_media_at  # start of its media without a gap
+        self.rates = RateWatch()  # its recent frame rate and bitrate, for a collapse
         self.stream_key = stream_key
         self.stream_key_hash = stream_key_hash
         self._broadcast = broadcast
@@ -106,9 +112,10 @@ class _PublisherHandle:
             return
         if tag.type is not TagType.SCRIPT:
             now = self._hub._clock.now()
-            if now - self.last_media_at >= self._hub._failover_after:
+            if now - self.last_media_at >= self._hub.failover_after(self._broadcast):
                 self.sending_since = now
             self.last_media_at = now
+            self.rates.add(now, len(tag.body), video=tag.type is TagType.VIDEO)
         if self.standby is not None:
             self.standby.add(tag)
         else:
@@ -289,7 +296,12 @@ class BroadcastHub:
         else:
             broadcast.policy = policy
             self._cancel_reconnect(broadcast)
-            self._stop_slate(broadcast)
+            if broadcast.id in self._slates:
+                # It takes over from the slate at once: continue the slate's timeline.
+                self._stop_slate(broadcast)
+                broadcast.splice.switch()
+            else:  # back after a gap: its own timeline (the transcoder starts anew)
+                broadcast.splice.restart()
             broadcast.move_to(BroadcastState.CONNECTED)
             broadcast.meter.new_publisher()
         handle = _PublisherHandle(
@@ -405,6 +417,10 @@ class BroadcastHub:
         """The hub's clock, the one ingest facts are measured on."""
         return self._clock.now()
 
+    def failover_after(self, broadcast: Broadcast) -> float:
+        """The broadcast's failover threshold: its profile's, else the node's."""
+        return broadcast.failover_after or self._failover_after
+
     @property
     def publisher_count(self) -> int:
         return sum((b.publisher is not None) + (b.standby is not None)
@@ -413,6 +429,10 @@ class BroadcastHub:
     # Internals ------------------------------------------------------------------------
 
     def _on_media(self, broadcast: Broadcast, tag: MediaTag) -> None:
+        spliced = broadcast.splice.rewrite(tag)
+        if spliced is None:
+            return  # a new input's tags before its first keyframe
+        tag = spliced
         now = self._clock.now()
         broadcast.meter.observe(tag, now)
         if now >= broadcast.media_seen_due:
@@ -457,10 +477,17 @@ class BroadcastHub:
         return handle
 
     def _watch_later(self, broadcast: Broadcast) -> None:
-        """Check the active publisher again soon (a few times per `failover_after`)."""
+        """Check the active publisher again soon: a few times per `failover_after` (for a
+        collapse), and exactly when its silence would reach `failover_after`, so that a
+        failover is not late by up to a check interval."""
         self._cancel_watch(broadcast)
+        now, threshold = self._clock.now(), self.failover_after(broadcast)
+        at = now + threshold / 4
+        active = broadcast.publisher
+        if isinstance(active, _PublisherHandle) and active.last_media_at + threshold > now:
+            at = min(at, active.last_media_at + threshold)
         self._failover_timers[broadcast.id] = self._clock.call_at(
-            self._clock.now() + self._failover_after / 4, lambda: self._watch(broadcast)
+            at, lambda: self._watch(broadcast)
         )
 
     def _cancel_watch(self, broadcast: Broadcast) -> None:
@@ -469,19 +496,29 @@ class BroadcastHub:
             timer.cancel()
 
     def _watch(self, broadcast: Broadcast) -> None:
-        """A connected but silent active publisher hands over to a standby that sends."""
+        """A connected active publisher that went silent, or whose frame rate or bitrate
+        collapsed, hands over to a standby that sends steadily."""
         self._failover_timers.pop(broadcast.id, None)
         active, standby = broadcast.publisher, broadcast.standby
         if (broadcast.state is BroadcastState.ENDED or not isinstance(active, _PublisherHandle)
                 or not isinstance(standby, _PublisherHandle) or standby.standby is None):
             return
         now = self._clock.now()
+        threshold = self.failover_after(broadcast)
         silent = now - active.last_media_at
-        sending = standby.standby.ready and now - standby.last_media_at < self._failover_after
+        sending = standby.standby.ready and now - standby.last_media_at < threshold
+        # A standby that is collapsing itself is no better than what it would replace.
+        healthy = sending and standby.rates.collapse(now, threshold) is None
         steady = now - standby.sending_since
-        if sending and silent >= self._failover_after:
+        # Still trickling (a frame in the last half window): a silence is not a collapse,
+        # though its first 0.8 s would also look like a fifth of the rate before.
+        trickling = healthy and silent < threshold / 2
+        collapsed = active.rates.collapse(now, threshold) if trickling else None
+        if sending and silent >= threshold:
             self._fail_over(broadcast, active, f"no media for {silent:.1f} s", keep=True)
-        elif (sending and self._failover_return_after > 0 and active.role == "backup"
+        elif collapsed is not None:
+            self._fail_over(broadcast, active, f"input collapsed: {collapsed}", keep=True)
+        elif (healthy and self._failover_return_after > 0 and active.role == "backup"
               and standby.role == "primary" and steady >= self._failover_return_after):
             self._fail_over(broadcast, active, f"primary steady for {steady:.1f} s", keep=True)
         self._watch_later(broadcast)
@@ -507,6 +544,7 @@ class BroadcastHub:
         broadcast.move_to(BroadcastState.RECONNECTING)
         broadcast.move_to(BroadcastState.CONNECTED)
         broadcast.meter.new_publisher()
+        broadcast.splice.switch()  # its newest keyframe continues the broadcast's timeline
         broadcast.publisher = standby
         broadcast.publisher_count += 1
         log.info("failover stream_id=%s broadcast_id=%s from=%s to=%s reason=%s held_tags=%d",
@@ -560,8 +598,9 @@ class BroadcastHub:
         self._start_slate(broadcast)
 
     def _start_slate(self, broadcast: Broadcast) -> None:
-        """A slate takes over the reconnecting broadcast as a publisher returning would:
-        the pipeline starts a fresh timeline (one discontinuity) from its tags."""
+        """A slate takes over the reconnecting broadcast at once, spliced onto its
+        timeline like a standby (the transcoder goes on); it stops when a publisher
+        returns, which continues the slate's timeline the same way."""
         source = self._slate_source
         if source is None:
             return
@@ -571,12 +610,14 @@ class BroadcastHub:
             if feed is not None and self._slates.get(broadcast.id) is feed:
                 self._on_media(broadcast, tag)
 
+        broadcast.splice.switch()  # the slate continues the timeline from its first keyframe
         try:
             feed = source.slate(broadcast, push)
         except Exception:
             log.exception("slate failed to start stream_id=%s", broadcast.stream_id)
-            return
+            feed = None
         if feed is None:
+            broadcast.splice.restart()
             return
         self._slates[broadcast.id] = feed
         broadcast.on_slate = True
@@ -596,7 +637,7 @@ class BroadcastHub:
         log.info("slate stopped stream_id=%s broadcast_id=%s", broadcast.stream_id, broadcast.id)
         if not notify:
             return
-        # The slate's transcoder stops; whoever comes next starts a fresh one.
+        # Whoever comes next takes over from the slate (`open_publisher`).
         for observer in self._observers:
             self._notify(observer.publisher_lost, broadcast)
 

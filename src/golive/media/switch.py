@@ -1,0 +1,97 @@
+"""Whether a new input can be spliced into the running transcoder (media).
+
+A failover or the slate hands the broadcast a new input whose timestamps the hub
+already continues (`stream.Splice`). The transcoder then keeps running when the new
+input can go through the same decoder and graph: ffmpeg's FLV reader passes a new
+AVC/AAC configuration to the decoder in-band, and its filter graph is re-made for a
+new picture size or audio sample rate and channel layout, scaled and resampled to the
+ladder's fixed outputs, so the renditions keep their sizes, codecs and keyframes.
+
+No EXT-X-DISCONTINUITY then: RFC 8216bis (4.4.4.2) wants one for a change of file
+format, of the number, type or identifiers of tracks, of the timestamp sequence, or of
+the encoding parameters or sequence, and the output has none of these: the same
+encoders keep encoding (same parameter sets, same init segment), the same tracks, and
+decode times that continue fragment after fragment. What changed is only upstream of
+the decoder, which a player never sees.
+
+What that cannot cover restarts the transcoder on a fresh timeline instead (one
+discontinuity, the old way): another video codec (say H.264 to HEVC: the running
+decoder is H.264's), a passthrough rendition when the picture's configuration changed
+(it copies the input, so its own parameters would change under the init segment), and
+an input without audio when the ladder has audio (its audio tracks would stall).
+`InputSwitch` holds the new input's first tags (headers only, in practice: the new
+input starts at a keyframe) until its first keyframe says which it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from golive.formats import CodecError, MediaTag, TagType, parse_video_tag
+from golive.media.feed import TagKind, classify
+from golive.media.ladder import LadderPlan
+
+__all__ = ["InputSwitch", "SwitchDecision"]
+
+MAX_HELD_TAGS = 600  # a new input without a keyframe in this many tags is not spliced
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchDecision:
+    """What to do with a new input, and the tags held until it was known."""
+
+    splice: bool
+    reason: str  # why not, when `splice` is False
+    tags: list[MediaTag]
+
+
+class InputSwitch:
+    """Holds a new input's first tags until its first keyframe decides splice or restart."""
+
+    def __init__(self, plan: LadderPlan, current_video_config: MediaTag | None) -> None:
+        self._plan = plan
+        self._current = current_video_config
+        self._tags: list[MediaTag] = []
+        self._video_config: MediaTag | None = None
+        self._audio = False
+
+    def push(self, tag: MediaTag) -> SwitchDecision | None:
+        """Hold `tag`; the decision once this tag settles it, else None."""
+        self._tags.append(tag)
+        kind = classify(tag)
+        if kind is TagKind.VIDEO_CONFIG:
+            self._video_config = tag
+        elif kind in (TagKind.AUDIO_CONFIG, TagKind.AUDIO):
+            self._audio = True
+        elif kind is TagKind.KEYFRAME:
+            return self._decide(tag)
+        if len(self._tags) >= MAX_HELD_TAGS:
+            return SwitchDecision(False, "the new input sent no keyframe", self._tags)
+        return None
+
+    def _decide(self, keyframe: MediaTag) -> SwitchDecision:
+        reason = self._why_not(keyframe)
+        return SwitchDecision(reason is None, reason or "", self._tags)
+
+    def _why_not(self, keyframe: MediaTag) -> str | None:
+        current = self._current
+        new = self._video_config
+        old_codec = _codec(current) if current is not None else None
+        new_codec = _codec(new if new is not None else keyframe)
+        if old_codec is not None and new_codec != old_codec:
+            return f"the new input sends {new_codec}, the running decoder reads {old_codec}"
+        if (new is not None and current is not None and new.body != current.body
+                and any(r.passthrough for r in self._plan.renditions)):
+            return "a passthrough rendition copies the input and its configuration changed"
+        if self._plan.has_audio and not self._audio:
+            return "the new input has no audio and the ladder has"
+        return None
+
+
+def _codec(tag: MediaTag) -> str | None:
+    if tag.type is not TagType.VIDEO:
+        return None
+    try:
+        return parse_video_tag(tag.body).codec
+    except CodecError:
+        return None

@@ -1,0 +1,60 @@
+"""Whether a new input can be spliced into the running transcoder (media/switch.py)."""
+
+from __future__ import annotations
+
+from golive.formats import MediaTag, TagType
+from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
+from golive.media.profiles import load_profile
+from golive.media.switch import MAX_HELD_TAGS, InputSwitch
+
+AVC_CONFIG = MediaTag(TagType.VIDEO, 0, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f")
+OTHER_AVC_CONFIG = MediaTag(TagType.VIDEO, 0, b"\x17\x00\x00\x00\x00\x01\x42\x00\x1e")
+HEVC_CONFIG = MediaTag(TagType.VIDEO, 0, b"\x1c\x00\x00\x00\x00\x01")
+KEY = MediaTag(TagType.VIDEO, 40, b"\x17\x01\x00\x00\x00")
+INTER = MediaTag(TagType.VIDEO, 80, b"\x27\x01\x00\x00\x00")
+AAC_CONFIG = MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x12\x10")
+
+
+def plan(profile: str = "default", *, audio: bool = True) -> LadderPlan:
+    return plan_ladder(load_profile(profile), SourceInfo(1280, 720, 30, "h264", audio), "low")
+
+
+def decide(switch: InputSwitch, tags: list[MediaTag]) -> tuple[bool, str, int] | None:
+    for tag in tags:
+        decision = switch.push(tag)
+        if decision is not None:
+            return decision.splice, decision.reason, len(decision.tags)
+    return None
+
+
+def test_same_codec_another_configuration_splices_at_the_first_keyframe() -> None:
+    switch = InputSwitch(plan(), AVC_CONFIG)
+    assert decide(switch, [OTHER_AVC_CONFIG, AAC_CONFIG]) is None  # held: no keyframe yet
+    assert decide(switch, [KEY]) == (True, "", 3)  # every held tag goes on, in order
+
+
+def test_another_codec_restarts() -> None:
+    result = decide(InputSwitch(plan(), AVC_CONFIG), [HEVC_CONFIG, AAC_CONFIG, KEY])
+    assert result is not None and not result[0]
+    assert "hevc" in result[1] and "h264" in result[1]
+
+
+def test_a_passthrough_rendition_restarts_for_a_new_configuration_only() -> None:
+    passthrough = plan("passthrough")
+    assert any(r.passthrough for r in passthrough.renditions)
+    same = decide(InputSwitch(passthrough, AVC_CONFIG), [AVC_CONFIG, AAC_CONFIG, KEY])
+    assert same == (True, "", 3)
+    other = decide(InputSwitch(passthrough, AVC_CONFIG), [OTHER_AVC_CONFIG, AAC_CONFIG, KEY])
+    assert other is not None and not other[0] and "passthrough" in other[1]
+
+
+def test_no_audio_restarts_only_when_the_ladder_has_audio() -> None:
+    with_audio = decide(InputSwitch(plan(), AVC_CONFIG), [AVC_CONFIG, KEY])
+    assert with_audio is not None and not with_audio[0] and "no audio" in with_audio[1]
+    silent = decide(InputSwitch(plan(audio=False), AVC_CONFIG), [AVC_CONFIG, KEY])
+    assert silent == (True, "", 2)
+
+
+def test_an_input_without_a_keyframe_is_not_held_for_ever() -> None:
+    result = decide(InputSwitch(plan(), AVC_CONFIG), [INTER] * MAX_HELD_TAGS)
+    assert result is not None and not result[0] and result[2] == MAX_HELD_TAGS
