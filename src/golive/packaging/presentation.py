@@ -20,7 +20,7 @@ from golive.formats import Fragment
 from golive.packaging.clock import WallClock
 from golive.packaging.observer import RenditionInfo, SegmentObserver
 from golive.packaging.playlists import stream_inf
-from golive.packaging.window import RenditionWindow, TimelineDates
+from golive.packaging.window import RenditionWindow
 
 __all__ = ["Presentation"]
 
@@ -52,8 +52,6 @@ class Presentation:
         self.ended = False
         self._ready_waiters: list[asyncio.Future[None]] = []
         self._observer: SegmentObserver | None = None
-        # One date per timeline for every rendition: a segment's date is the same in each.
-        self._dates = TimelineDates()
 
     @property
     def observer(self) -> SegmentObserver | None:
@@ -81,10 +79,6 @@ class Presentation:
             [self.first_msn, *(w.last_msn + 1 for w in self.renditions.values())]
             + ([old.last_msn + 1] if old is not None else [])
         )
-        # ... and at the siblings' timeline numbering, which keys the shared dates.
-        first_discontinuity = max(
-            (w.next_discontinuity_sequence for w in self.renditions.values()), default=0
-        )
         window = RenditionWindow(
             name,
             part_target=self.part_target,
@@ -94,8 +88,6 @@ class Presentation:
             frame_rate=frame_rate,
             first_msn=first_msn,
             dvr_window=self.dvr_window,
-            dates=self._dates,
-            first_discontinuity=first_discontinuity,
         )
         window.init_listener = self._on_init
         if self._observer is not None:

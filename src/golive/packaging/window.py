@@ -25,7 +25,7 @@ from golive.packaging.dvr import DvrIndex
 from golive.packaging.observer import CompletedSegment
 from golive.packaging.playlists import date_time, seconds
 
-__all__ = ["RenditionWindow", "TimelineDates"]
+__all__ = ["RenditionWindow"]
 
 MIN_SEGMENT_SECONDS = 1.0
 """An independent fragment closes the open segment once it is at least this long (less 10%),
@@ -52,8 +52,8 @@ _EPSILON = 1e-6
 State = Literal["ready", "pending", "too_far"]
 
 
-class TimelineDates:
-    """Each timeline's wall offset (Unix time minus media decode time), one for every rendition.
+class _TimelineDates:
+    """A rendition's wall offset per timeline (Unix time minus media decode time).
 
     Dates come from media time, not from each segment's arrival: a playlist's date must
     agree with the durations before it. Shaka Player places every part by its date, and
@@ -65,11 +65,12 @@ class TimelineDates:
     backlog, but only until a playlist, the DVR index or the recording has used it:
     from then on it is fixed. RFC 8216bis 6.2.1 lets a server only append to a media
     playlist, so a segment's EXT-X-PROGRAM-DATE-TIME never changes once published (a
-    moved date made Shaka 5.2 rebuild its segment index from different times and then
-    fail every playlist update, so it stopped fetching media). The offset is shared by
-    the presentation's renditions (keyed by discontinuity sequence, which they number
-    alike), so a segment has the same date in every variant (RFC 8216bis 6.2.4) and a
-    player switching renditions lands at the same time.
+    moved date makes Shaka 5.2 assert that a segment index merge changed its first
+    reference time and rebuild the index from other times).
+
+    Per rendition, not per presentation: the renditions' discontinuity sequence numbers
+    do not always agree (a rendition that produced nothing between two encoder restarts
+    has one discontinuity where its siblings have two), so they cannot key shared dates.
     """
 
     def __init__(self) -> None:
@@ -167,8 +168,6 @@ class RenditionWindow:
         max_bytes: int = 64 * 1024 * 1024,
         first_msn: int = 0,
         dvr_window: float = 0,
-        dates: TimelineDates | None = None,
-        first_discontinuity: int = 0,
     ) -> None:
         if part_target <= 0:
             raise ValueError("part_target must be positive")
@@ -197,11 +196,10 @@ class RenditionWindow:
         self._segments: list[_Segment] = []
         self._inits: dict[int, InitSegment] = {}
         self._discontinuity_pending = False
-        self._discontinuities = first_discontinuity
+        self._discontinuities = 0
         self._target: int | None = None
-        # Per timeline (discontinuity sequence): Unix time minus media decode time, shared
-        # with the presentation's other renditions.
-        self._dates = dates if dates is not None else TimelineDates()
+        # Per timeline (discontinuity sequence): Unix time minus media decode time.
+        self._dates = _TimelineDates()
         self._waiters: dict[tuple[int, int | None], list[asyncio.Future[None]]] = {}
         # Rendered playlists by `skip`, until the window next changes: every player
         # blocked on a part asks for the same text the moment that part arrives.
@@ -436,11 +434,6 @@ class RenditionWindow:
     @property
     def last_msn(self) -> int:
         return self._segments[-1].msn if self._segments else self._next_msn - 1
-
-    @property
-    def next_discontinuity_sequence(self) -> int:
-        """The discontinuity sequence of the next segment (a new window joins siblings there)."""
-        return self._discontinuities + (1 if self._discontinuity_pending else 0)
 
     @property
     def last_part(self) -> int:
@@ -731,7 +724,7 @@ class RenditionWindow:
             previous.timeline_duration = delta
 
     def _date_offset(self, timeline: int, part: _Part) -> None:
-        """Tell the timeline's dates when `part` arrived (see `TimelineDates`)."""
+        """Tell the timeline's dates when `part` arrived (see `_TimelineDates`)."""
         self._dates.observe(timeline, part.arrived_at.timestamp(), part.decode_time)
 
     def _close_open(self, *, by_keyframe: bool) -> None:
