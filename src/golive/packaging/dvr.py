@@ -14,8 +14,8 @@ the target a publisher's GOP could force).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from golive.packaging.playlists import date_time, seconds
 
@@ -137,6 +137,24 @@ class DvrIndex:
         if drop:
             del self._entries[:drop]
             del self._msns[:drop]
+
+    def shift_dates(self, timeline: int, seconds: float) -> None:
+        """The window moved a timeline's dates (its start-up backlog caught up): move the listed
+        segments of that timeline with it, so the DVR part and the live part agree."""
+        shift = timedelta(seconds=seconds)
+        for i, entry in enumerate(self._entries):
+            if entry.discontinuity_sequence != timeline:
+                continue
+            date = entry.program_date_time + shift
+            lines = entry.lines
+            if entry.discontinuity:  # the only listed line with a date of its own
+                lines = entry_lines(
+                    self.name, msn=entry.msn, generation=entry.generation,
+                    duration=entry.duration, program_date_time=date,
+                    discontinuity=True, gap=entry.gap, lead=False,
+                    previous_generation=entry.previous_generation,
+                )
+            self._entries[i] = replace(entry, program_date_time=date, lines=lines)
 
     def before(self, msn: int) -> int:
         """How many listed segments (from the oldest) are numbered below `msn`."""

@@ -40,63 +40,12 @@ EVICTION_SLACK_SEGMENTS = 2
 
 DATE_SETTLE_SECONDS = 0.1
 """How much earlier than the media clock predicts a part must arrive before the timeline's
-EXT-X-PROGRAM-DATE-TIME moves back (until it is published): more than arrival jitter,
-less than a part."""
-
-TIMELINES_KEPT = 64
-"""Timelines (discontinuity sequences) whose date offset a presentation remembers."""
+EXT-X-PROGRAM-DATE-TIME moves back: more than arrival jitter, less than a part."""
 
 _EDGE_OVERSHOOT = 1.15  # see `_Part.listed`
 _EPSILON = 1e-6
 
 State = Literal["ready", "pending", "too_far"]
-
-
-class _TimelineDates:
-    """A rendition's wall offset per timeline (Unix time minus media decode time).
-
-    Dates come from media time, not from each segment's arrival: a playlist's date must
-    agree with the durations before it. Shaka Player places every part by its date, and
-    a date that jitters against media time moves the part's timestampOffset, which
-    resets the SourceBuffer's parser and drops the part's frames up to the next keyframe.
-
-    A timeline's offset is the earliest arrival for its media time seen so far, so it
-    moves back (by more than jitter) while an encoder catches up on its start-up
-    backlog, but only until a playlist, the DVR index or the recording has used it:
-    from then on it is fixed. RFC 8216bis 6.2.1 lets a server only append to a media
-    playlist, so a segment's EXT-X-PROGRAM-DATE-TIME never changes once published (a
-    moved date makes Shaka 5.2 assert that a segment index merge changed its first
-    reference time and rebuild the index from other times).
-
-    Per rendition, not per presentation: the renditions' discontinuity sequence numbers
-    do not always agree (a rendition that produced nothing between two encoder restarts
-    has one discontinuity where its siblings have two), so they cannot key shared dates.
-    """
-
-    def __init__(self) -> None:
-        self._offsets: dict[int, float] = {}
-        self._fixed: set[int] = set()
-
-    def observe(self, timeline: int, arrived_at: float, decode_time: float) -> None:
-        """A part of `timeline` with media time `decode_time` arrived at Unix time `arrived_at`."""
-        candidate = arrived_at - decode_time
-        current = self._offsets.get(timeline)
-        if current is None:
-            self._offsets[timeline] = candidate
-            for old in sorted(self._offsets)[:-TIMELINES_KEPT]:
-                del self._offsets[old]
-                self._fixed.discard(old)
-        elif timeline not in self._fixed and candidate < current - DATE_SETTLE_SECONDS:
-            self._offsets[timeline] = candidate
-
-    def peek(self, timeline: int) -> float | None:
-        """The offset now, without fixing it (for measurements that publish nothing)."""
-        return self._offsets.get(timeline)
-
-    def publish(self, timeline: int) -> float:
-        """The offset, fixed from now on: a date derived from it is about to be published."""
-        self._fixed.add(timeline)
-        return self._offsets[timeline]
 
 
 @dataclass(slots=True)
@@ -199,7 +148,7 @@ class RenditionWindow:
         self._discontinuities = 0
         self._target: int | None = None
         # Per timeline (discontinuity sequence): Unix time minus media decode time.
-        self._dates = _TimelineDates()
+        self._date_offsets: dict[int, float] = {}
         self._waiters: dict[tuple[int, int | None], list[asyncio.Future[None]]] = {}
         # Rendered playlists by `skip`, until the window next changes: every player
         # blocked on a part asks for the same text the moment that part arrives.
@@ -463,7 +412,7 @@ class RenditionWindow:
                 part = segment.parts[-1]
                 if part.gap:
                     continue
-                offset = self._dates.peek(segment.discontinuity_sequence)
+                offset = self._date_offsets.get(segment.discontinuity_sequence)
                 if offset is None:
                     return None
                 return part.arrived_at, part.arrived_at.timestamp() - offset - part.decode_time
@@ -634,7 +583,7 @@ class RenditionWindow:
                 lines.append(f'#EXT-X-MAP:URI="{self.name}/init-{segment.generation}.mp4"')
                 generation = segment.generation
             if lead or segment.discontinuity:
-                offset = self._dates.publish(segment.discontinuity_sequence)
+                offset = self._date_offsets[segment.discontinuity_sequence]
                 date = date_time(segment.program_date_time(offset))
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date}")
             if low and (segment.msn in with_parts or not segment.complete):
@@ -724,8 +673,22 @@ class RenditionWindow:
             previous.timeline_duration = delta
 
     def _date_offset(self, timeline: int, part: _Part) -> None:
-        """Tell the timeline's dates when `part` arrived (see `_TimelineDates`)."""
-        self._dates.observe(timeline, part.arrived_at.timestamp(), part.decode_time)
+        """Keep the timeline's date offset: when its media was earliest available, less jitter.
+
+        Dates come from media time, not from each segment's arrival: a playlist's date must
+        agree with the durations before it. Shaka Player places every part by its date, and
+        a date that jitters against media time moves the part's timestampOffset, which
+        resets the SourceBuffer's parser and drops the part's frames up to the next
+        keyframe. The offset only moves back, by more than jitter, while an encoder
+        catches up on its start-up backlog, so a date is never more than that margin
+        after its part arrived (players measure their delay behind live with it).
+        """
+        candidate = part.arrived_at.timestamp() - part.decode_time
+        current = self._date_offsets.get(timeline)
+        if current is None or candidate < current - DATE_SETTLE_SECONDS:
+            self._date_offsets[timeline] = candidate
+            if current is not None and self.dvr is not None:
+                self.dvr.shift_dates(timeline, candidate - current)
 
     def _close_open(self, *, by_keyframe: bool) -> None:
         segment = self._open_segment()
@@ -755,7 +718,7 @@ class RenditionWindow:
         """List a segment that just completed in the DVR index (its lines, not its bytes)."""
         if self.dvr is None:
             return
-        offset = self._dates.publish(segment.discontinuity_sequence)
+        offset = self._date_offsets[segment.discontinuity_sequence]
         self.dvr.add(
             msn=segment.msn,
             generation=segment.generation,
@@ -767,7 +730,7 @@ class RenditionWindow:
         )
 
     def _completed(self, segment: _Segment) -> CompletedSegment:
-        offset = self._dates.publish(segment.discontinuity_sequence)
+        offset = self._date_offsets[segment.discontinuity_sequence]
         return CompletedSegment(
             rendition=self.name,
             msn=segment.msn,
@@ -786,6 +749,9 @@ class RenditionWindow:
         while len(self._segments) > 1 and self.memory_bytes > self.max_bytes:
             self._segments.pop(0)
         wanted = {segment.generation for segment in self._segments} | {self.init_generation}
+        timelines = {segment.discontinuity_sequence for segment in self._segments}
+        for timeline in [t for t in self._date_offsets if t not in timelines]:
+            del self._date_offsets[timeline]
         for generation in [g for g in self._inits if g not in wanted]:
             del self._inits[generation]
 
