@@ -1,11 +1,12 @@
-"""Players keep playing while the encoder is starved of CPU and gives a rendition up.
+"""hls.js and Shaka Player play on while the encoder is starved and gives a rung up.
 
 The node's ffmpeg is starved (tests/starvation.py) until the ladder is down to its last
 step (360p given up, its playlist going on with EXT-X-GAP), then fed again until the
-full ladder is back. The player must not raise a fatal error (none is forgiven: the part
-a preload hint named before a degrade step restarted the encoder answers an empty 204,
-not a 404 Shaka fails on), and no playlist request of the page may fail: a rendition it
-loaded never answers 404.
+full ladder is back. The players watch that one broadcast, a page each. None may
+raise a fatal error (none is forgiven: the part a preload hint named before a degrade
+step restarted the encoder answers an empty 204, not a 404 Shaka fails on), no playlist
+request of a page may fail (a rendition it loaded never answers 404), and each plays on
+after the recovery.
 """
 
 from __future__ import annotations
@@ -62,14 +63,19 @@ async def starved_node(tmp_path: Path) -> AsyncIterator[tuple[Golive, Starvation
         yield started
 
 
+# The players watch one broadcast, each on its own page: one starvation cycle serves all.
+# video.js 8.24 (VHS 3.17) is not among them yet: in the run with it, it stopped early in
+# the starvation with its buffer spent, reloading the 360p playlist (the rung that turns
+# into gaps), and did not play on after the recovery (issue 10).
+PLAYERS = ("hlsjs", "shaka")
+
+
 @pytest.mark.timeout(420)
-@pytest.mark.parametrize("player", ["hlsjs", "shaka"])
-async def test_player_plays_through_a_starved_encoder(
+async def test_players_play_through_a_starved_encoder(
     starved_node: tuple[Golive, Starvation],
     source_flv: Path,  # noqa: F811
     browser: Any,
     players: str,  # noqa: F811
-    player: str,
 ) -> None:
     node, starvation = starved_node
     warnings = DegradeWarnings(node)
@@ -89,53 +95,65 @@ async def test_player_plays_through_a_starved_encoder(
                     return response.text.count("#EXT-X-STREAM-INF") == 2
 
             await eventually(complete_ladder, timeout=60, what="both renditions listed")
-            page = await browser.new_page()
-            answers: list[tuple[str, int]] = []
-            page.on("response", lambda r: answers.append((r.url, r.status)))
-            await page.goto(page_url(players, player, manifest))
-            await wait_first_frame(page)
-            first = await Sample.take(page)
-            assert first.fatal == [], first.fatal
-            await wait_played(page, first.current_time, 3, timeout=60)
+            pages: dict[str, Any] = {}
+            answers: dict[str, list[tuple[str, int]]] = {player: [] for player in PLAYERS}
+            for player in PLAYERS:
+                page = pages[player] = await browser.new_page()
+                page.on("response", lambda r, seen=answers[player]: seen.append((r.url, r.status)))
+                await page.goto(page_url(players, player, manifest))
+            for player, page in pages.items():
+                await wait_first_frame(page)
+                first = await Sample.take(page)
+                assert first.fatal == [], f"{player}: {first.fatal}"
+                await wait_played(page, first.current_time, 3, timeout=60)
 
             starvation.start(transcoder_pid(node, stream["id"]))
             await warnings.step("slow_encode", 3)  # 360p given up
-            during = await Sample.take(page)
-            # Starved this hard even 180p alone runs below real time: the player may wait
+            during = {player: await Sample.take(page) for player, page in pages.items()}
+            # Starved this hard even 180p alone runs below real time: the players may wait
             # for media, but must not fail; a while on the gapped ladder.
             await asyncio.sleep(10)
-            starved = await Sample.take(page)
-            assert starved.fatal == [], f"{player} {starved.version}: {starved.fatal}"
+            starved = {player: await Sample.take(page) for player, page in pages.items()}
+            for player, sample in starved.items():
+                assert sample.fatal == [], f"{player} {sample.version}: {sample.fatal}"
             starvation.stop(transcoder_pid(node, stream["id"]))
             await warnings.step("encode_recovered", 0)
-            back = await Sample.take(page)
-            try:
-                await wait_played(page, back.current_time, 5, timeout=90)  # plays on afterwards
-            except PlaywrightTimeoutError:
-                state = await page.evaluate(PLAYER_STATE)
-                pytest.fail(
-                    f"{player} did not play on after recovery: {state}; degrade steps"
-                    f" {warnings.steps()}; last answers {answers[-12:]}"
-                )
-            last = await Sample.take(page)
+            back = {player: await Sample.take(page) for player, page in pages.items()}
+            stuck: list[str] = []
+            for player, page in pages.items():
+                try:  # plays on afterwards
+                    await wait_played(page, back[player].current_time, 5, timeout=90)
+                except PlaywrightTimeoutError:
+                    state = await page.evaluate(PLAYER_STATE)
+                    stuck.append(f"{player}: {state}; last answers {answers[player][-12:]}")
+            assert not stuck, (
+                f"did not play on after recovery (degrade steps {warnings.steps()}):"
+                + "".join(f"\n{line}" for line in stuck)
+            )
+            last = {player: await Sample.take(page) for player, page in pages.items()}
         finally:
             starvation.stop(None)
             warnings.close()
             stop(proc)
-    assert last.fatal == [], f"{player} {last.version}: {last.fatal}"
-    # No playlist answer but 200, except 503 to a blocking reload the starved encoder could
-    # not satisfy in time (RFC 8216bis 6.2.5.2): a rendition the player holds never 404s.
-    failed = [
-        (url, status)
-        for url, status in answers
-        if ".m3u8" in url and status != 200 and not (status == 503 and "_HLS_msn=" in url)
-    ]
-    assert not failed, failed[:5]
-    playlists = {url.split("?")[0].rsplit("/", 1)[-1] for url, _ in answers if ".m3u8" in url}
-    media = [status for url, status in answers if url.split("?")[0].endswith(".m4s")]
-    print(
-        f"{player} {last.version}: playlists {sorted(playlists)}, media answers {len(media)}"
-        f" ({media.count(404)} 404 on gaps, {media.count(204)} 204 on hinted parts never"
-        f" produced), stalls {last.stalls}, delay {last.delay},"
-        f" played while starved {starved.current_time - during.current_time:.1f} s"
-    )
+    for player in PLAYERS:
+        assert last[player].fatal == [], f"{player} {last[player].version}: {last[player].fatal}"
+        # No playlist answer but 200, except 503 to a blocking reload the starved encoder
+        # could not satisfy in time (RFC 8216bis 6.2.5.2): a rendition the player holds
+        # never 404s.
+        failed = [
+            (url, status)
+            for url, status in answers[player]
+            if ".m3u8" in url and status != 200 and not (status == 503 and "_HLS_msn=" in url)
+        ]
+        assert not failed, f"{player}: {failed[:5]}"
+    for player in PLAYERS:
+        seen = answers[player]
+        playlists = {url.split("?")[0].rsplit("/", 1)[-1] for url, _ in seen if ".m3u8" in url}
+        media = [status for url, status in seen if url.split("?")[0].endswith(".m4s")]
+        sample = last[player]
+        print(
+            f"{player} {sample.version}: playlists {sorted(playlists)}, media answers"
+            f" {len(media)} ({media.count(404)} 404 on gaps, {media.count(204)} 204 on hinted"
+            f" parts never produced), stalls {sample.stalls}, delay {sample.delay}, played"
+            f" while starved {starved[player].current_time - during[player].current_time:.1f} s"
+        )
