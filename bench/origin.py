@@ -669,10 +669,13 @@ def pct(values: list[float], q: float) -> float:
 # Handler cost ------------------------------------------------------------------------
 
 
-def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dict[str, float]:
+def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
+                 viewers: int = 1000) -> dict[str, float]:
     """CPU microseconds per request of the origin app itself (no sockets, no HTTP parser),
-    public and signed, for a media playlist and a part: the part of a request's cost that
-    signed playback can change, measured without the noise of the load generators."""
+    public and signed, for a blocking playlist reload (delta update) and a part: the part
+    of a request's cost that signed playback can change, measured without the noise of the
+    load generators. Signed requests rotate over `viewers` tokens, one per viewer, as in
+    the load runs (one token for all would share one cached answer, as public viewers do)."""
     from datetime import UTC, datetime
 
     from golive.delivery import PlaybackAccess, mint_playback_token
@@ -687,9 +690,11 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dic
     window.set_init(next(i for i in items if isinstance(i, InitSegment)))
     for fragment in [i for i in items if isinstance(i, Fragment)][:40]:
         window.add_fragment(fragment, datetime.now(UTC))
-    part = f"/live/{PID}/{RENDITION}/part-{window.last_msn}.{window.last_part}.m4s"
-    token = mint_playback_token(keys[0], key_id=KEY_ID, playback_id=PID, audience="v",
-                                expires_in=3600)
+    msn, idx = window.last_msn, window.last_part
+    part = f"/live/{PID}/{RENDITION}/part-{msn}.{idx}.m4s"
+    reload = f"_HLS_msn={msn}&_HLS_part={idx}&_HLS_skip=YES"
+    tokens = [mint_playback_token(keys[0], key_id=KEY_ID, playback_id=PID, audience="v",
+                                  expires_in=3600 + n) for n in range(viewers)]
     costs: dict[str, float] = {}
     statuses: list[int] = []
 
@@ -704,18 +709,23 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dic
         for signed in (False, True):
             app = create_origin_app(Directory(presentation),
                                     access=PlaybackAccess(Rules(signed, keys[1])))
-            for name, path in (("playlist", f"/live/{PID}/{RENDITION}.m3u8"), ("part", part)):
-                scope = {"type": "http", "method": "GET", "path": path,
-                         "query_string": f"token={token}".encode() if signed else b"",
-                         "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-                         "client": ("127.0.0.1", 1)}
+            for name, path, query in (("playlist", f"/live/{PID}/{RENDITION}.m3u8", reload),
+                                      ("part", part, "")):
+                scopes = [{"type": "http", "method": "GET", "path": path,
+                           "query_string": "&".join(q for q in (
+                               query, f"token={token}" if signed else "") if q).encode(),
+                           "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+                           "client": ("127.0.0.1", 1)} for token in tokens]
+                for scope in scopes:
+                    await app(scope, receive, send)  # the first of each verifies its token
                 statuses.clear()
-                await app(scope, receive, send)  # the first verifies the token
+                rounds = max(1, calls // len(scopes))
                 start = time.process_time()
-                for _ in range(calls):
-                    await app(scope, receive, send)
+                for _ in range(rounds):
+                    for scope in scopes:
+                        await app(scope, receive, send)
                 costs[f"{name} {'signed' if signed else 'public'}"] = (
-                    (time.process_time() - start) / calls * 1e6)
+                    (time.process_time() - start) / (rounds * len(scopes)) * 1e6)
                 assert set(statuses) == {200}, statuses
 
     asyncio.run(measure())
@@ -796,7 +806,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
         print("origin app CPU per request, in process (no sockets): " + ", ".join(
             f"{what} public {costs[what + ' public']:.1f} us, signed "
             f"{costs[what + ' signed']:.1f} us (+{costs[what + ' signed'] - costs[what + ' public']:.1f})"
-            for what in ("playlist", "part")))
+            for what in ("playlist", "part")) + " (playlist: a blocking delta reload; signed: "
+            "1,000 viewers' tokens in turn)")
     public = {count: _median_run(direct, count) for count in {r["viewers"] for r in direct}}
     signed = [r for r in rows if r["mode"] == "signed"]
     for r in (_median_run(signed, count) for count in sorted({r["viewers"] for r in signed})):
