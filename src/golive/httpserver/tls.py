@@ -78,8 +78,9 @@ class HandshakeGate:
     """Wraps each new connection in TLS, bounding its handshake in time, and counts the
     handshakes in progress, dropping connections past `limits.max_handshakes`.
 
-    `pending` is the number in progress now; `completed`, `failed` (a bad or timed-out
-    handshake, or the client gone) and `dropped` (refused at the limit) count since start.
+    `pending` is the number in progress now; since start, `failed` counts handshakes that
+    ended in an error (bad, timed out, reset), `completed` the others (done, or the client
+    closed quietly first), `dropped` the connections refused at the limit.
     """
 
     def __init__(self, context: ssl.SSLContext, limits: TlsLimits) -> None:
