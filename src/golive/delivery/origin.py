@@ -103,8 +103,11 @@ MAX_ACCESS_MAX_AGE = 300
 # Playlist answers kept ready to send (see `_playlist_response`): a few per rendition and
 # directive; each is one playlist's bytes. Signed viewers share templates instead, as many.
 PLAYLIST_RESPONSES = 256
-# Viewers' tokens kept as the `?token=...` bytes their playlists' URIs end with.
+# Viewers' tokens kept as the `?token=...` bytes their playlists' URIs end with, if no
+# longer than a JWT golive verifies is (RS256 ~500 characters): at most ~12 MB, whatever
+# clients send (a public playback id's URIs carry any token a viewer gives, unverified).
 TOKEN_QUERIES = 4096
+TOKEN_QUERY_MAX_LENGTH = 1024
 # Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
 _URI_TO_SIGN = re.compile(r'(^[^#\n][^\n]*)|(URI="[^"]*)(?=")', re.MULTILINE)
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
@@ -366,6 +369,8 @@ class TokenSplices:
         query = self._queries.get(token)
         if query is None:
             query = b"?token=" + quote(token, safe="").encode()
+            if len(token) > TOKEN_QUERY_MAX_LENGTH:
+                return query
             if len(self._queries) >= self._max_queries:
                 # The oldest out; a viewer still playing with it costs one quote again.
                 del self._queries[next(iter(self._queries))]
