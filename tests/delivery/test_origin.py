@@ -25,6 +25,7 @@ from golive.delivery.origin import (
     BadDirective,
     EdgeToken,
     Origin,
+    Request,
     TokenSplices,
     create_origin_app,
     hold,
@@ -656,6 +657,13 @@ def test_parse_directives() -> None:
 def test_parse_query_reads_what_parse_qsl_reads(raw: bytes) -> None:
     expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
     assert parse_query(raw) == expected
+
+
+@given(st.binary(max_size=64) | st.text("tokenab=&%+;2F_", max_size=32).map(str.encode)
+       | st.text("ab=&%+.-_", max_size=32).map(lambda t: ("token=" + t).encode()))
+def test_request_token_reads_what_parse_qsl_reads(raw: bytes) -> None:
+    expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)).get("token")
+    assert Request({"method": "GET", "query_string": raw}).token == (expected or None)
 
 
 def test_parse_range() -> None:

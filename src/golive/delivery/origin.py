@@ -288,8 +288,13 @@ class Request:
     @property
     def token(self) -> str | None:
         """The `token` query parameter; None when absent or empty."""
-        if b"token=" not in self._query and b"%" not in self._query:
+        query = self._query
+        if b"token=" not in query and b"%" not in query:
             return None
+        if (query.startswith(b"token=") and b"&" not in query and b"%" not in query
+                and b"+" not in query):
+            # A signed viewer's media request: the token alone, nothing to split or decode.
+            return query[6:].decode("latin-1") or None
         return self.query_params.get("token") or None
 
     @property
