@@ -653,6 +653,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
         "max": latencies[-1] if latencies else float("nan"),
         "delivered_s": len(latencies) / elapsed, "expected_s": viewers * produced / elapsed,
         "origin_cpu": origin_cpu, "origin_rps": requests / elapsed,
+        "us_per_req": origin_cpu * 1e6 * elapsed / requests if requests else float("nan"),
         "req_per_part": requests / produced if produced else float("nan"),
         "gen_cpu": (g1 - g0) / elapsed, "edge_cpu": (e1 - e0) / elapsed,
         "errors": sum(r.errors for r in results),
@@ -747,7 +748,7 @@ def _median_run(rows: list[dict[str, Any]], viewers: int) -> dict[str, Any]:
         return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
     return {"viewers": viewers, "rounds": len(runs), "p99": median("p99"),
-            "origin_cpu": median("origin_cpu"),
+            "origin_cpu": median("origin_cpu"), "us_per_req": median("us_per_req"),
             "errors": sum(r["errors"] for r in runs), "non200": sum(r["non200"] for r in runs)}
 
 
@@ -767,7 +768,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
         print(f"{r['mode']:<7} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
               f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} "
-              f"{r['origin_cpu'] * 1e6 / r['origin_rps'] if r['origin_rps'] else float('nan'):>6.1f} "
+              f"{r['us_per_req']:>6.1f} "
               f"{r['req_per_part']:>8.1f} "
               f"{edge_cpu:>8} {r['gen_cpu']:>7.0%} {r['errors'] + r['non200']:>6}")
     print("latency: part arrival at the origin -> part body received by a viewer (nginx: "
@@ -818,13 +819,18 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
             continue
         p99_ratio = r["p99"] / peer["p99"] if peer["p99"] else float("nan")
         cpu_ratio = r["origin_cpu"] / peer["origin_cpu"] if peer["origin_cpu"] else float("nan")
-        met = (p99_ratio <= SIGNED_LIMIT and cpu_ratio <= SIGNED_LIMIT
+        # Origin CPU is compared per request served: the same viewers make the same
+        # requests, unless the machine's other load kept one run from serving them all,
+        # and then CPU per second compares unequal work.
+        req_ratio = r["us_per_req"] / peer["us_per_req"] if peer["us_per_req"] else float("nan")
+        met = (p99_ratio <= SIGNED_LIMIT and req_ratio <= SIGNED_LIMIT
                and r["errors"] + r["non200"] == 0)
         rounds = f", median of {r['rounds']} rounds each" if r["rounds"] > 1 else ""
         print(f"goal signed playback within 5% of public ({r['viewers']} viewers{rounds}): "
               f"{'MET' if met else 'NOT MET'} (p99 {r['p99']:.1f} vs {peer['p99']:.1f} ms = "
-              f"{p99_ratio:.2f}x, origin CPU {r['origin_cpu']:.0%} vs {peer['origin_cpu']:.0%} "
-              f"= {cpu_ratio:.2f}x)")
+              f"{p99_ratio:.2f}x, origin CPU per request {r['us_per_req']:.1f} vs "
+              f"{peer['us_per_req']:.1f} us = {req_ratio:.2f}x; per second "
+              f"{r['origin_cpu']:.0%} vs {peer['origin_cpu']:.0%} = {cpu_ratio:.2f}x)")
     edge = sorted((r for r in rows if r["mode"] == "edge"), key=lambda r: r["viewers"])
     if len(edge) >= 2:
         low, high = edge[0], edge[-1]
