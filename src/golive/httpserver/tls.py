@@ -92,7 +92,9 @@ class HandshakeGate:
         self.dropped = 0
 
     def protocol_factory(self, http: type[asyncio.Protocol]) -> ProtocolFactory:
-        """What uvicorn calls per accepted connection in place of the `http` class."""
+        """What uvicorn calls per accepted connection in place of the `http` class; call it
+        on the serving loop, whose TLS implementation it uses."""
+        ssl_protocol = _ssl_protocol_class(asyncio.get_running_loop())
 
         def create(*, config: Config, server_state: ServerState, app_state: dict[str, Any],
                    _loop: asyncio.AbstractEventLoop | None = None) -> asyncio.BaseProtocol:
@@ -105,7 +107,7 @@ class HandshakeGate:
             waiter = loop.create_future()
             waiter.add_done_callback(self._handshake_ended)
             self.pending += 1
-            protocol: asyncio.BaseProtocol = _ssl_protocol_class(loop)(
+            protocol: asyncio.BaseProtocol = ssl_protocol(
                 loop, app, self.context, waiter, server_side=True,
                 ssl_handshake_timeout=self.limits.handshake_timeout)
             return protocol
@@ -113,8 +115,9 @@ class HandshakeGate:
         return create
 
     def _handshake_ended(self, waiter: asyncio.Future[None]) -> None:
-        # The loop's SSLProtocol settles its waiter exactly once: done when the handshake
-        # completes, failed when it fails, times out, or the client goes away first.
+        # The loop's SSLProtocol settles its waiter exactly once: with an error when the
+        # handshake fails, times out or is reset, else when it completes (or the client
+        # closes quietly first).
         self.pending -= 1
         if waiter.cancelled() or waiter.exception() is not None:
             self.failed += 1
