@@ -653,6 +653,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
         "max": latencies[-1] if latencies else float("nan"),
         "delivered_s": len(latencies) / elapsed, "expected_s": viewers * produced / elapsed,
         "origin_cpu": origin_cpu, "origin_rps": requests / elapsed,
+        "us_per_req": origin_cpu * 1e6 * elapsed / requests if requests else float("nan"),
         "req_per_part": requests / produced if produced else float("nan"),
         "gen_cpu": (g1 - g0) / elapsed, "edge_cpu": (e1 - e0) / elapsed,
         "errors": sum(r.errors for r in results),
@@ -669,10 +670,13 @@ def pct(values: list[float], q: float) -> float:
 # Handler cost ------------------------------------------------------------------------
 
 
-def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dict[str, float]:
+def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
+                 viewers: int = 1000) -> dict[str, float]:
     """CPU microseconds per request of the origin app itself (no sockets, no HTTP parser),
-    public and signed, for a media playlist and a part: the part of a request's cost that
-    signed playback can change, measured without the noise of the load generators."""
+    public and signed, for a blocking playlist reload (delta update) and a part: the part
+    of a request's cost that signed playback can change, measured without the noise of the
+    load generators. Signed requests rotate over `viewers` tokens, one per viewer, as in
+    the load runs (one token for all would share one cached answer, as public viewers do)."""
     from datetime import UTC, datetime
 
     from golive.delivery import PlaybackAccess, mint_playback_token
@@ -687,9 +691,11 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dic
     window.set_init(next(i for i in items if isinstance(i, InitSegment)))
     for fragment in [i for i in items if isinstance(i, Fragment)][:40]:
         window.add_fragment(fragment, datetime.now(UTC))
-    part = f"/live/{PID}/{RENDITION}/part-{window.last_msn}.{window.last_part}.m4s"
-    token = mint_playback_token(keys[0], key_id=KEY_ID, playback_id=PID, audience="v",
-                                expires_in=3600)
+    msn, idx = window.last_msn, window.last_part
+    part = f"/live/{PID}/{RENDITION}/part-{msn}.{idx}.m4s"
+    reload = f"_HLS_msn={msn}&_HLS_part={idx}&_HLS_skip=YES"
+    tokens = [mint_playback_token(keys[0], key_id=KEY_ID, playback_id=PID, audience="v",
+                                  expires_in=3600 + n) for n in range(viewers)]
     costs: dict[str, float] = {}
     statuses: list[int] = []
 
@@ -704,18 +710,23 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000) -> dic
         for signed in (False, True):
             app = create_origin_app(Directory(presentation),
                                     access=PlaybackAccess(Rules(signed, keys[1])))
-            for name, path in (("playlist", f"/live/{PID}/{RENDITION}.m3u8"), ("part", part)):
-                scope = {"type": "http", "method": "GET", "path": path,
-                         "query_string": f"token={token}".encode() if signed else b"",
-                         "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-                         "client": ("127.0.0.1", 1)}
+            for name, path, query in (("playlist", f"/live/{PID}/{RENDITION}.m3u8", reload),
+                                      ("part", part, "")):
+                scopes = [{"type": "http", "method": "GET", "path": path,
+                           "query_string": "&".join(q for q in (
+                               query, f"token={token}" if signed else "") if q).encode(),
+                           "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+                           "client": ("127.0.0.1", 1)} for token in tokens]
+                for scope in scopes:
+                    await app(scope, receive, send)  # the first of each verifies its token
                 statuses.clear()
-                await app(scope, receive, send)  # the first verifies the token
+                rounds = max(1, calls // len(scopes))
                 start = time.process_time()
-                for _ in range(calls):
-                    await app(scope, receive, send)
+                for _ in range(rounds):
+                    for scope in scopes:
+                        await app(scope, receive, send)
                 costs[f"{name} {'signed' if signed else 'public'}"] = (
-                    (time.process_time() - start) / calls * 1e6)
+                    (time.process_time() - start) / (rounds * len(scopes)) * 1e6)
                 assert set(statuses) == {200}, statuses
 
     asyncio.run(measure())
@@ -737,7 +748,7 @@ def _median_run(rows: list[dict[str, Any]], viewers: int) -> dict[str, Any]:
         return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
     return {"viewers": viewers, "rounds": len(runs), "p99": median("p99"),
-            "origin_cpu": median("origin_cpu"),
+            "origin_cpu": median("origin_cpu"), "us_per_req": median("us_per_req"),
             "errors": sum(r["errors"] for r in runs), "non200": sum(r["non200"] for r in runs)}
 
 
@@ -757,7 +768,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
         print(f"{r['mode']:<7} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
               f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} "
-              f"{r['origin_cpu'] * 1e6 / r['origin_rps'] if r['origin_rps'] else float('nan'):>6.1f} "
+              f"{r['us_per_req']:>6.1f} "
               f"{r['req_per_part']:>8.1f} "
               f"{edge_cpu:>8} {r['gen_cpu']:>7.0%} {r['errors'] + r['non200']:>6}")
     print("latency: part arrival at the origin -> part body received by a viewer (nginx: "
@@ -796,7 +807,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
         print("origin app CPU per request, in process (no sockets): " + ", ".join(
             f"{what} public {costs[what + ' public']:.1f} us, signed "
             f"{costs[what + ' signed']:.1f} us (+{costs[what + ' signed'] - costs[what + ' public']:.1f})"
-            for what in ("playlist", "part")))
+            for what in ("playlist", "part")) + " (playlist: a blocking delta reload; signed: "
+            "1,000 viewers' tokens in turn)")
     public = {count: _median_run(direct, count) for count in {r["viewers"] for r in direct}}
     signed = [r for r in rows if r["mode"] == "signed"]
     for r in (_median_run(signed, count) for count in sorted({r["viewers"] for r in signed})):
@@ -807,13 +819,18 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
             continue
         p99_ratio = r["p99"] / peer["p99"] if peer["p99"] else float("nan")
         cpu_ratio = r["origin_cpu"] / peer["origin_cpu"] if peer["origin_cpu"] else float("nan")
-        met = (p99_ratio <= SIGNED_LIMIT and cpu_ratio <= SIGNED_LIMIT
+        # Origin CPU is compared per request served: the same viewers make the same
+        # requests, unless the machine's other load kept one run from serving them all,
+        # and then CPU per second compares unequal work.
+        req_ratio = r["us_per_req"] / peer["us_per_req"] if peer["us_per_req"] else float("nan")
+        met = (p99_ratio <= SIGNED_LIMIT and req_ratio <= SIGNED_LIMIT
                and r["errors"] + r["non200"] == 0)
         rounds = f", median of {r['rounds']} rounds each" if r["rounds"] > 1 else ""
         print(f"goal signed playback within 5% of public ({r['viewers']} viewers{rounds}): "
               f"{'MET' if met else 'NOT MET'} (p99 {r['p99']:.1f} vs {peer['p99']:.1f} ms = "
-              f"{p99_ratio:.2f}x, origin CPU {r['origin_cpu']:.0%} vs {peer['origin_cpu']:.0%} "
-              f"= {cpu_ratio:.2f}x)")
+              f"{p99_ratio:.2f}x, origin CPU per request {r['us_per_req']:.1f} vs "
+              f"{peer['us_per_req']:.1f} us = {req_ratio:.2f}x; per second "
+              f"{r['origin_cpu']:.0%} vs {peer['origin_cpu']:.0%} = {cpu_ratio:.2f}x)")
     edge = sorted((r for r in rows if r["mode"] == "edge"), key=lambda r: r["viewers"])
     if len(edge) >= 2:
         low, high = edge[0], edge[-1]

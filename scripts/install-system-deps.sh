@@ -20,6 +20,7 @@ packages=(
   srt-tools                   # srt-live-transmit: the reference libsrt caller in SRT tests
   prometheus                  # prometheus + promtool: scrape and rule checks in tests/health
   redis-server                # the bus between nodes in tests/cluster (GOLIVE_REDIS_URL)
+  caddy                       # deploy/caddy/Caddyfile in tests/httpserver/test_caddy_proxy.py
 )
 
 missing=()

@@ -84,7 +84,7 @@ from golive.health import (
     SrtSample,
     ViewerWindows,
 )
-from golive.httpserver import HttpLimits, server_config
+from golive.httpserver import HandshakeGate, HttpLimits, server_config
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import (
@@ -304,6 +304,7 @@ class Golive:
         self.whep: WhepEndpoint | None = None
         self.thumbnailer: Thumbnailer | None = None
         self._http_server: uvicorn.Server | None = None
+        self.tls_gate: HandshakeGate | None = None  # HTTPS handshakes in progress, when TLS is on
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
         self._recorder: EventRecorder | None = None
@@ -514,10 +515,13 @@ class Golive:
                                         dvr=LiveArchive(self.recordings.storage))
         root = _Dispatch(self.origin, self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
-        config = server_config(root, HttpLimits.from_settings(s),
+        limits = HttpLimits.from_settings(s)
+        # HTTPS when set: handshakes bounded in time and number (tls_handshake_timeout,
+        # tls_max_handshakes).
+        self.tls_gate = None if tls is None else HandshakeGate(tls, limits.tls)
+        config = server_config(root, limits,
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
-                               trusted_proxies=s.trusted_proxies,
-                               tls_cert=s.tls_cert, tls_key=s.tls_key)  # HTTPS when set
+                               trusted_proxies=s.trusted_proxies, tls=self.tls_gate)
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(
         None, description="PEM private key of tls_cert (unencrypted); both or neither.",
     )
+    tls_handshake_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds an HTTPS client has to complete its TLS "
+        "handshake, from connecting; then the connection is closed (a client that sends "
+        "nothing, or dribbles its hello, holds nothing longer)."
+    )
+    tls_max_handshakes: int = Field(
+        256, ge=1, le=100_000, description="HTTPS handshakes in progress at once; a connection "
+        "past it is closed at once, unread, so half-open handshakes cannot hold the port."
+    )
     admin_token: SecretStr | None = Field(
         None,
         description="If set, accepted as an admin API token (for automation and first boot).",

@@ -21,8 +21,12 @@ from golive.delivery import PlaybackAccess
 from golive.delivery.origin import (
     MEDIA_CACHE,
     TOKEN_PLACEHOLDER,
+    TOKEN_QUERY_MAX_LENGTH,
     BadDirective,
+    EdgeToken,
     Origin,
+    Request,
+    TokenSplices,
     create_origin_app,
     hold,
     parse_directives,
@@ -655,6 +659,13 @@ def test_parse_query_reads_what_parse_qsl_reads(raw: bytes) -> None:
     assert parse_query(raw) == expected
 
 
+@given(st.binary(max_size=64) | st.text("tokenab=&%+;2F_", max_size=32).map(str.encode)
+       | st.text("ab=&%+.-_", max_size=32).map(lambda t: ("token=" + t).encode()))
+def test_request_token_reads_what_parse_qsl_reads(raw: bytes) -> None:
+    expected = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)).get("token")
+    assert Request({"method": "GET", "query_string": raw}).token == (expected or None)
+
+
 def test_parse_range() -> None:
     assert parse_range(None, 10) is None
     assert parse_range("bytes=0-0", 10) == (0, 0)
@@ -762,3 +773,27 @@ async def test_a_hinted_part_an_encoder_restart_cut_off_answers_an_empty_204(
     feed.add(KEYFRAME_EVERY)
     assert (await client.get(f"/live/p1/video/part-{msn + 1}.0.m4s")).status_code == 200
     assert (await client.get(f"/live/p1/video/part-{msn}.{idx + 1}.m4s")).status_code == 404
+
+
+SPLICED = ('#EXTM3U\n#EXT-X-MAP:URI="v/init-0.mp4"\n#EXTINF:1.0,\nv/seg-1.m4s\n'
+           '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="v/part-2.0.m4s"\n')
+
+
+def test_token_splices_carry_each_viewers_token_and_keep_a_bounded_few() -> None:
+    splices = TokenSplices(size=2, queries=3)
+
+    def expected(query: str) -> bytes:
+        return (SPLICED.replace('.mp4"', f'.mp4{query}"').replace(".m4s\n", f".m4s{query}\n")
+                .replace('.m4s"', f'.m4s{query}"')).encode()
+
+    tokens = [f"eyJ.{n}.sig-_" for n in range(10)] + ["a b/+&", "x" * (TOKEN_QUERY_MAX_LENGTH + 1)]
+    for _ in range(2):  # the second time round, from what is kept (or made again)
+        for token in tokens:
+            quoted = token.replace(" ", "%20").replace("/", "%2F").replace("+", "%2B").replace(
+                "&", "%26")
+            assert splices.apply(SPLICED, token) == expected(f"?token={quoted}")
+    assert len(splices._queries) <= 3  # bounded, and the over-long token never kept
+    assert all(len(t) <= TOKEN_QUERY_MAX_LENGTH for t in splices._queries)
+    assert splices.apply(SPLICED, None) == SPLICED.encode()
+    assert splices.apply(SPLICED, EdgeToken.PLACEHOLDER) == expected(f"?token={TOKEN_PLACEHOLDER}")
+    assert splices.apply(SPLICED, EdgeToken.ESI) == expected('<esi:include src="/_golive/token"/>')

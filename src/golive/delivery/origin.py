@@ -85,10 +85,12 @@ ESI_TOKEN_INCLUDE = '<esi:include src="/_golive/token"/>'
 
 
 class EdgeToken(enum.Enum):
-    """Where a token goes, for an ESI edge: not a string, so that no token a client
-    sends can be taken for it (or share its cached playlist answer)."""
+    """What goes where a token goes, for an edge: not a string, so that no token a client
+    sends can be taken for it (or share its cached playlist answer). A `str` token is
+    always one viewer's own."""
 
-    ESI = "esi"
+    PLACEHOLDER = "placeholder"  # TOKEN_PLACEHOLDER, which the edge replaces
+    ESI = "esi"  # ESI_TOKEN_INCLUDE in place of the whole `?token=...`
 
 
 # A playback token as the playlist handlers carry it into URIs.
@@ -99,8 +101,13 @@ PUBLIC_ACCESS_MAX_AGE = 10
 REFUSED_ACCESS_MAX_AGE = 2
 MAX_ACCESS_MAX_AGE = 300
 # Playlist answers kept ready to send (see `_playlist_response`): a few per rendition and
-# directive, more with per-viewer tokens; each is one playlist's bytes.
+# directive; each is one playlist's bytes. Signed viewers share templates instead, as many.
 PLAYLIST_RESPONSES = 256
+# Viewers' tokens kept as the `?token=...` bytes their playlists' URIs end with, if no
+# longer than a JWT golive verifies is (RS256 ~500 characters): at most ~12 MB, whatever
+# clients send (a public playback id's URIs carry any token a viewer gives, unverified).
+TOKEN_QUERIES = 4096
+TOKEN_QUERY_MAX_LENGTH = 1024
 # Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
 _URI_TO_SIGN = re.compile(r'(^[^#\n][^\n]*)|(URI="[^"]*)(?=")', re.MULTILINE)
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
@@ -211,6 +218,8 @@ _RAW_CORS = raw_headers(CORS_HEADERS)
 _RAW_PREFLIGHT = raw_headers(PREFLIGHT_HEADERS)
 _RAW_ACCEPT_RANGES = (b"accept-ranges", b"bytes")
 _RAW_PLAYLIST_TYPE = (b"content-type", PLAYLIST_TYPE.encode())
+_ESI_INCLUDE = ESI_TOKEN_INCLUDE.encode()
+_PLACEHOLDER_QUERY = b"?token=" + TOKEN_PLACEHOLDER.encode()
 
 
 class Response:
@@ -279,8 +288,13 @@ class Request:
     @property
     def token(self) -> str | None:
         """The `token` query parameter; None when absent or empty."""
-        if b"token=" not in self._query and b"%" not in self._query:
+        query = self._query
+        if b"token=" not in query and b"%" not in query:
             return None
+        if (query.startswith(b"token=") and b"&" not in query and b"%" not in query
+                and b"+" not in query):
+            # A signed viewer's media request: the token alone, nothing to split or decode.
+            return query[6:].decode("latin-1") or None
         return self.query_params.get("token") or None
 
     @property
@@ -328,30 +342,71 @@ class TokenSplices:
 
     Relative URIs do not inherit the query string of the playlist they came from, so a
     signed playback would fail on its second request without this. Every viewer of a
-    window gets the same playlist text with a different token, so the text is cut at its
-    URI ends once (a small LRU by text) and each answer is one `str.join`.
+    window gets the same playlist text with a different token, so the text is encoded and
+    cut at its URI ends once (a small LRU by text), each viewer's token is quoted once (a
+    bounded map by token), and each answer is one `bytes.join`: no pattern is matched and
+    nothing is rendered or encoded per request.
     """
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, queries: int = TOKEN_QUERIES) -> None:
         self._size = size
-        self._pieces: OrderedDict[str, list[str]] = OrderedDict()
+        self._pieces: OrderedDict[str, list[bytes]] = OrderedDict()
+        self._max_queries = queries
+        self._queries: dict[str, bytes] = {}
 
-    def apply(self, playlist: str, token: SpliceToken) -> str:
-        if not token:
-            return playlist
+    def pieces(self, playlist: str) -> list[bytes]:
+        """`playlist`'s bytes cut at each point a token goes (one more piece than points)."""
         pieces = self._pieces.get(playlist)
-        if pieces is None:
-            pieces, last = [], 0
-            for match in _URI_TO_SIGN.finditer(playlist):
-                pieces.append(playlist[last:match.end()])
-                last = match.end()
-            pieces.append(playlist[last:])
-            self._pieces[playlist] = pieces
-            while len(self._pieces) > self._size:
-                self._pieces.popitem(last=False)
+        if pieces is not None:
+            return pieces
+        pieces, last = [], 0
+        for match in _URI_TO_SIGN.finditer(playlist):
+            pieces.append(playlist[last:match.end()].encode())
+            last = match.end()
+        pieces.append(playlist[last:].encode())
+        self._pieces[playlist] = pieces
+        while len(self._pieces) > self._size:
+            self._pieces.popitem(last=False)
+        return pieces
+
+    def query(self, token: str) -> bytes:
+        """`?token=TOKEN`, quoted, as the bytes a URI ends with."""
+        query = self._queries.get(token)
+        if query is None:
+            query = b"?token=" + quote(token, safe="").encode()
+            if len(token) > TOKEN_QUERY_MAX_LENGTH:
+                return query
+            if len(self._queries) >= self._max_queries:
+                # The oldest out; a viewer still playing with it costs one quote again.
+                del self._queries[next(iter(self._queries))]
+            self._queries[token] = query
+        return query
+
+    def apply(self, playlist: str, token: SpliceToken) -> bytes:
+        """`playlist` as bytes with `token` at the end of every URI."""
+        if not token:
+            return playlist.encode()
         if token is EdgeToken.ESI:
-            return ESI_TOKEN_INCLUDE.join(pieces)
-        return ("?token=" + quote(token, safe="")).join(pieces)
+            splice = _ESI_INCLUDE
+        elif token is EdgeToken.PLACEHOLDER:
+            splice = _PLACEHOLDER_QUERY
+        else:
+            assert isinstance(token, str)
+            splice = self.query(token)
+        return splice.join(self.pieces(playlist))
+
+
+@dataclass(frozen=True, slots=True)
+class _PlaylistTemplate:
+    """What every signed viewer's answer with one playlist shares: the playlist's bytes cut
+    where the token goes, and the headers but Content-Length."""
+
+    pieces: list[bytes]
+    head: RawHeaders
+
+
+def _playlist_head(max_age: int) -> RawHeaders:
+    return [*_RAW_CORS, (b"cache-control", b"public, max-age=%d" % max_age), _RAW_PLAYLIST_TYPE]
 
 
 HoldOutcome = Literal["ready", "timeout"]
@@ -392,7 +447,8 @@ class Origin:
         self.mp4 = mp4
         self.access = access
         self._splices = TokenSplices()
-        self._playlists: OrderedDict[tuple[str, SpliceToken, int], Response] = OrderedDict()
+        self._playlists: OrderedDict[tuple[str, EdgeToken | None, int], Response] = OrderedDict()
+        self._templates: OrderedDict[tuple[str, int], _PlaylistTemplate] = OrderedDict()
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
@@ -480,7 +536,7 @@ class Origin:
             return _error(404, "no such live broadcast")
         spliced: SpliceToken = token
         if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
-            spliced = EdgeToken.ESI if edge == ESI_EDGE else TOKEN_PLACEHOLDER
+            spliced = EdgeToken.ESI if edge == ESI_EDGE else EdgeToken.PLACEHOLDER
         return await handler(request, match, presentation, spliced)
 
     @staticmethod
@@ -608,25 +664,38 @@ class Origin:
         return self.hold_limit_factor * window.target_duration
 
     def _playlist_response(self, text: str, token: SpliceToken, max_age: int) -> Response:
-        """The answer carrying playlist `text` with `token` in its URIs, built once per
-        (text, token, max-age) and shared: the players a new part wakes all ask for the
-        same playlist at the same moment."""
+        """The answer carrying playlist `text` with `token` in its URIs.
+
+        Without a viewer's own token it is built once per (text, token, max-age) and shared:
+        the players a new part wakes all ask for the same playlist at the same moment. With
+        one (signed playback), the headers and the playlist's bytes cut at its URI ends are
+        what is shared, and the answer is one join with the viewer's `?token=...`.
+        """
+        if isinstance(token, str):
+            return self._signed_playlist_response(text, token, max_age)
         key = (text, token, max_age)
         response = self._playlists.get(key)
         if response is not None:
             self._playlists.move_to_end(key)
             return response
-        body = self._splices.apply(text, token).encode()
-        response = Response(body, 200, [
-            *_RAW_CORS,
-            (b"cache-control", b"public, max-age=%d" % max_age),
-            _RAW_PLAYLIST_TYPE,
-            (b"content-length", b"%d" % len(body)),
-        ])
+        body = self._splices.apply(text, token)
+        response = Response(body, 200, [*_playlist_head(max_age),
+                                        (b"content-length", b"%d" % len(body))])
         self._playlists[key] = response
         if len(self._playlists) > PLAYLIST_RESPONSES:
             self._playlists.popitem(last=False)
         return response
+
+    def _signed_playlist_response(self, text: str, token: str, max_age: int) -> Response:
+        key = (text, max_age)
+        template = self._templates.get(key)
+        if template is None:
+            template = _PlaylistTemplate(self._splices.pieces(text), _playlist_head(max_age))
+            self._templates[key] = template
+            if len(self._templates) > PLAYLIST_RESPONSES:
+                self._templates.popitem(last=False)
+        body = self._splices.query(token).join(template.pieces)
+        return Response(body, 200, [*template.head, (b"content-length", b"%d" % len(body))])
 
     # Media -----------------------------------------------------------------------------
 

@@ -8,14 +8,17 @@ from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimit
 from golive.httpserver.headers import HeadLimits
 from golive.httpserver.linger import linger
 from golive.httpserver.server import HttpLimits, server_config
+from golive.httpserver.tls import HandshakeGate, TlsLimits
 
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",
     "BodyLimit",
+    "HandshakeGate",
     "HeadLimits",
     "HttpLimits",
     "RouteLimit",
     "RouteLimits",
+    "TlsLimits",
     "linger",
     "server_config",
 ]

@@ -8,8 +8,9 @@ WebSocket message limit that is the chat's own (the only WebSocket is `/chat/`),
 a frame far past it is refused with close code 1009 before it is read. Behind
 `trusted_proxies`, every route (chat bans, throttles, QoE and WHEP limits, logs) sees
 the forwarded client address and scheme, resolved once here. With a certificate
-(`tls_cert`, `tls_key`) the same port speaks HTTPS: TLS is ended in uvicorn, HTTP/1.1
-only (no ALPN offer), and every limit above applies to the decrypted stream.
+(`tls_cert`, `tls_key`) the same port speaks HTTPS, HTTP/1.1 only (no ALPN offer): TLS is
+ended below uvicorn with handshakes bounded in time and number (`golive.httpserver.tls`),
+and every limit above applies to the decrypted stream.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import cast
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -29,6 +30,7 @@ from golive.httpserver.bodies import (
     RouteLimits,
 )
 from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
+from golive.httpserver.tls import HandshakeGate, TlsLimits, check_tls_layer
 from golive.settings import Settings
 
 __all__ = ["HttpLimits", "server_config"]
@@ -46,6 +48,7 @@ class HttpLimits:
     bodies: RouteLimits = DEFAULT_ROUTE_LIMITS
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     ws_max_message_bytes: int = 4096 + WS_SLACK_BYTES
+    tls: TlsLimits = field(default_factory=TlsLimits)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpLimits:
@@ -54,6 +57,8 @@ class HttpLimits:
                             head_timeout=settings.http_head_timeout),
             body_timeout=settings.http_body_timeout,
             ws_max_message_bytes=settings.chat_max_frame_bytes + WS_SLACK_BYTES,
+            tls=TlsLimits(handshake_timeout=settings.tls_handshake_timeout,
+                          max_handshakes=settings.tls_max_handshakes),
         )
 
 
@@ -65,19 +70,25 @@ def trusted_networks(value: str) -> list[str]:
 
 def server_config(app: ASGIApp, limits: HttpLimits, *,
                   ws: type[asyncio.Protocol], trusted_proxies: str = "",
-                  tls_cert: Path | None = None, tls_key: Path | None = None) -> uvicorn.Config:
+                  tls: HandshakeGate | None = None) -> uvicorn.Config:
     """uvicorn's configuration for the node's root ASGI app; call it on the serving loop.
 
     `ws` is the WebSocket protocol class (the chat's, which exposes its transport).
     `trusted_proxies` (comma-separated addresses or networks): when the peer is one of
     them, X-Forwarded-For (its rightmost hop not itself trusted) is the client and
     X-Forwarded-Proto the scheme; from anyone else those headers are ignored.
+    With `tls` (a `HandshakeGate` over the server context, `Settings.check_tls`, and
+    `limits.tls`) the port speaks HTTPS only, through that gate.
     """
     trusted = trusted_networks(trusted_proxies)
     protocol = bounded_http_protocol(limits.head)
+    gate = tls
     config = uvicorn.Config(
         BodyLimit(app, limits.bodies, limits.body_timeout),
-        http=protocol,
+        # uvicorn calls this per accepted connection as it would the class; with TLS the
+        # connection is the class's protocol inside a handshake-bounded TLS layer.
+        http=protocol if gate is None else cast(type[asyncio.Protocol],
+                                                gate.protocol_factory(protocol)),
         ws=ws,
         ws_max_size=limits.ws_max_message_bytes,
         log_config=None,
@@ -86,8 +97,9 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=3,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
     )
-    check_protocol(protocol, config, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    check_protocol(protocol, config, loop)
+    if gate is not None:
+        check_tls_layer(loop)
     return config
