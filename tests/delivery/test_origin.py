@@ -18,6 +18,7 @@ from tests.delivery.signing import KeyRing
 from tests.media.conftest import until
 
 from golive.delivery import PlaybackAccess
+from golive.delivery.access import MAX_TOKEN_LENGTH
 from golive.delivery.origin import (
     MEDIA_CACHE,
     TOKEN_PLACEHOLDER,
@@ -409,6 +410,23 @@ async def test_playlist_uris_carry_the_token(directory: Directory, feed: Feed) -
         for query in (f"token={escaped}", f"_HLS_skip=YES&tok%65n={escaped}"):
             r = await client.get(f"/live/p1/video/seg-0.m4s?{query}")
             assert r.status_code == 200, (query, r.text)
+
+
+async def test_public_playlists_carry_no_token_longer_than_any_golive_verifies(
+        directory: Directory, feed: Feed) -> None:
+    ring = KeyRing()
+    ring.add_playback("p1", signed=False)
+    async with client_for(create_origin_app(directory, access=PlaybackAccess(ring))) as client:
+        short = "viewer-session-1"
+        r = await client.get("/live/p1/video.m3u8", params={"token": short})
+        assert r.status_code == 200 and f"?token={short}" in r.text
+        # A public id verifies nothing, so a huge token would otherwise be written into
+        # every URI: each playlist answer that many times the token's size.
+        huge = "x" * (MAX_TOKEN_LENGTH + 1)
+        r = await client.get("/live/p1/video.m3u8", params={"token": huge})
+        assert r.status_code == 200 and "token=" not in r.text
+        plain = await client.get("/live/p1/video.m3u8")
+        assert r.text == plain.text
 
 
 async def _signed_playlists(client: httpx.AsyncClient, token: str) -> None:

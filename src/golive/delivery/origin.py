@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
-from golive.delivery.access import Grant, PlaybackAccess, Refusal, Viewer
+from golive.delivery.access import MAX_TOKEN_LENGTH, Grant, PlaybackAccess, Refusal, Viewer
 from golive.delivery.dvr import DvrArchive
 from golive.delivery.progressive import (
     MP4_CACHE,
@@ -534,6 +534,11 @@ class Origin:
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return _error(404, "no such live broadcast")
+        if token is not None and len(token) > MAX_TOKEN_LENGTH:
+            # Only a public playback id gets here with it (a signed one refused it above):
+            # no token golive verifies is this long, and carrying it into every URI would
+            # make each playlist answer that many times its size.
+            token = None
         spliced: SpliceToken = token
         if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
             spliced = EdgeToken.ESI if edge == ESI_EDGE else EdgeToken.PLACEHOLDER
