@@ -39,6 +39,7 @@ from golive.api import (
     pipeline_facts_out,
     preflight_router,
     qoe_router,
+    reports_router,
     signing_keys_router,
     webhooks_router,
 )
@@ -66,6 +67,7 @@ from golive.delivery import (
 )
 from golive.health import (
     AlertEngine,
+    BroadcastReports,
     MetricSources,
     NodeMetrics,
     QoeReports,
@@ -625,6 +627,7 @@ class Golive:
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
         api.include_router(qoe_router(auth, self.store,
                                       QoeReports(PlaybackViewStore(self.store.engine))))
+        api.include_router(reports_router(auth, self.store, BroadcastReports(self.store)))
         relay = self.destinations
         api.include_router(destinations_router(
             auth, self.store, ApiAuditTrail(self.store),

@@ -41,6 +41,7 @@ from golive.health.qoe import (
 from golive.health.readiness import Readiness
 from golive.health.report import (
     MAX_TICKETS_BYTES,
+    BroadcastReports,
     Ticket,
     TicketsError,
     build_report,
@@ -58,6 +59,7 @@ __all__ = [
     "AlertBook",
     "AlertEngine",
     "AlertState",
+    "BroadcastReports",
     "Diagnosis",
     "EncoderSignals",
     "Finding",

@@ -176,6 +176,29 @@ class PlaybackViewStore:
             )).all()
             return [_event(row) for row in rows]
 
+    async def peak_views(self, stream_id: str, start: datetime, end: datetime, *,
+                         max_views: int = MAX_VIEWS_PER_WINDOW) -> tuple[int, bool]:
+        """The most views of a stream open at once within [start, end) (a view is open
+        from its start to its last report), and whether more than `max_views` views
+        overlapped the window (then the peak counts only the most recent of them)."""
+        async with self._read() as session:
+            spans = (await session.execute(
+                select(PlaybackView.started_at, PlaybackView.last_seen_at)
+                .where(PlaybackView.stream_id == stream_id,
+                       PlaybackView.started_at < end, PlaybackView.last_seen_at >= start)
+                .order_by(PlaybackView.started_at.desc())
+                .limit(max(1, max_views) + 1)
+            )).all()
+        truncated = len(spans) > max_views
+        # Opens sort before closes at the same instant: a view that reported once is open.
+        edges = sorted([(max(a, start), 0) for a, _ in spans[:max_views]]
+                       + [(min(b, end), 1) for _, b in spans[:max_views]])
+        peak = open_now = 0
+        for _, closing in edges:
+            open_now += -1 if closing else 1
+            peak = max(peak, open_now)
+        return peak, truncated
+
     async def window(self, stream_id: str, start: datetime, end: datetime, *,
                      earlier_types: Collection[str] = (),
                      max_views: int = MAX_VIEWS_PER_WINDOW,
