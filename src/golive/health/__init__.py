@@ -28,6 +28,7 @@ from golive.health.diagnosis import (
 from golive.health.metrics import MetricSources, NodeMetrics
 from golive.health.qoe import (
     GROUP_BY,
+    STATE_EVENTS,
     QoeReport,
     QoeReports,
     QoeRetention,
@@ -39,6 +40,7 @@ from golive.health.qoe import (
     stream_qoe,
 )
 from golive.health.readiness import Readiness
+from golive.health.recent import RecentViews
 from golive.health.report import (
     MAX_TICKETS_BYTES,
     BroadcastReports,
@@ -54,6 +56,7 @@ __all__ = [
     "GROUP_BY",
     "MAX_TICKETS_BYTES",
     "RULES",
+    "STATE_EVENTS",
     "TRANSITIONS",
     "Alert",
     "AlertBook",
@@ -70,6 +73,7 @@ __all__ = [
     "QoeRetention",
     "QoeSummary",
     "Readiness",
+    "RecentViews",
     "Rule",
     "SloResult",
     "SrtSample",

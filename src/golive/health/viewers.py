@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from golive.health.diagnosis import ViewerSignals, ViewLag
-from golive.health.qoe import STATE_EVENTS, ViewQoe, summarize, view_qoe
+from golive.health.qoe import STATE_EVENTS, ViewQoe, ViewWindows, summarize, view_qoe
 from golive.media import SloSpec
-from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
+from golive.store import PlaybackEventRecord, PlaybackViewRecord
 
 __all__ = ["BEHIND_KEPT", "MAX_VIEWS", "ViewerWindows", "measure"]
 
@@ -55,7 +55,7 @@ def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerS
 class ViewerWindows:
     """The alert engine's `ViewerSource` over a view store."""
 
-    def __init__(self, views: PlaybackViewStore, *, max_views: int = MAX_VIEWS) -> None:
+    def __init__(self, views: ViewWindows, *, max_views: int = MAX_VIEWS) -> None:
         self._views = views
         self._max_views = max_views
 
