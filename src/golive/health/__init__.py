@@ -22,6 +22,7 @@ from golive.health.diagnosis import (
     Rule,
     SrtSignals,
     StreamSignals,
+    ViewerGroup,
     ViewerSignals,
     ViewLag,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "TicketsError",
     "ViewLag",
     "ViewQoe",
+    "ViewerGroup",
     "ViewerSignals",
     "ViewerWindows",
     "build_report",

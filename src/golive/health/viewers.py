@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from golive.health.diagnosis import ViewerSignals, ViewLag
+from golive.health.diagnosis import ViewerGroup, ViewerSignals, ViewLag
 from golive.health.qoe import STATE_EVENTS, ViewQoe, ViewWindows, summarize, view_qoe
 from golive.media import SloSpec
 from golive.store import PlaybackEventRecord, PlaybackViewRecord
@@ -44,8 +44,20 @@ def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerS
                  v.latency_samples_s[-1] - v.latency_samples_s[0])
          for v in views if v.latency_samples_s),
         key=lambda lag: (-lag.latency_s, lag.view_id))
+    kinds: dict[tuple[str, str, str], list[ViewQoe]] = {}
+    for v in views:
+        kinds.setdefault((v.player, v.browser, v.os), []).append(v)
+    rebuffering = []
+    for (player, browser, os), group in sorted(kinds.items()):
+        stalled = sum(1 for v in group if v.rebuffer_count > 0)
+        watch = sum(v.watch_time_s for v in group)
+        if stalled and watch > 0:
+            rebuffering.append(ViewerGroup(player, browser, os, stalled, len(group),
+                                           100 * sum(v.rebuffer_s for v in group) / watch))
+    rebuffering.sort(key=lambda g: (-g.rebuffer_percentage, -g.rebuffering_views))
     return ViewerSignals(
         summary=summarize(views), slo=slo, window_s=(end - start).total_seconds(),
+        rebuffering=tuple(rebuffering),
         by_player={name: summarize(group) for name, group in sorted(players.items())},
         error_codes=tuple(codes.most_common(_CODES_KEPT)),
         behind=tuple(behind[:BEHIND_KEPT]),
