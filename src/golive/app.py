@@ -39,6 +39,7 @@ from golive.api import (
     pipeline_facts_out,
     preflight_router,
     qoe_router,
+    reports_router,
     signing_keys_router,
     webhooks_router,
 )
@@ -75,12 +76,15 @@ from golive.delivery import (
     WhepEndpoint,
 )
 from golive.health import (
+    STATE_EVENTS,
     AlertEngine,
+    BroadcastReports,
     MetricSources,
     NodeMetrics,
     QoeReports,
     QoeRetention,
     Readiness,
+    RecentViews,
     SrtSample,
     ViewerWindows,
 )
@@ -319,6 +323,7 @@ class Golive:
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
         self.alerts: AlertEngine | None = None
+        self.recent_views: RecentViews | None = None
         self.origin: Origin | None = None
         self.readiness: Readiness | None = None
         self.metrics: NodeMetrics | None = None
@@ -479,11 +484,15 @@ class Golive:
                 renditions=self.pipeline)
             self.hub.add_observer(self.destinations)
 
+        # Recent QoE windows (the alert rules', the studio's) from memory, caught up from
+        # the store, instead of re-reading the same beacons on every evaluation and poll.
+        self.recent_views = RecentViews(PlaybackViewStore(self.store.engine),
+                                        state_types=STATE_EVENTS)
         # Alerts: every live stream's rules, once a second, with the profile's thresholds.
         if s.alerts:
             self.alerts = AlertEngine(self.bus, load_spec=self._alert_spec,
                                       pipeline=self.pipeline, srt=self._srt_sample,
-                                      viewers=ViewerWindows(PlaybackViewStore(self.store.engine)),
+                                      viewers=ViewerWindows(self.recent_views),
                                       load_slo=self._slo_spec,
                                       interval=s.alerts_interval)
             self.hub.add_observer(self.alerts)
@@ -713,8 +722,9 @@ class Golive:
         api.include_router(preflight_router(auth, self.store, self.preflight,
                                             ApiAuditTrail(self.store)))
         api.include_router(signing_keys_router(auth, self.store, ApiAuditTrail(self.store)))
-        api.include_router(qoe_router(auth, self.store,
-                                      QoeReports(PlaybackViewStore(self.store.engine))))
+        assert self.recent_views is not None
+        api.include_router(qoe_router(auth, self.store, QoeReports(self.recent_views)))
+        api.include_router(reports_router(auth, self.store, BroadcastReports(self.store)))
         relay = self.destinations
         api.include_router(destinations_router(
             auth, self.store, ApiAuditTrail(self.store),

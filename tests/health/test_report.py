@@ -248,6 +248,8 @@ async def test_report_of_a_broadcast_with_induced_faults(
     qoe = [e for e in timeline if e["kind"] == "qoe"]
     assert report["bucket_seconds"] == 10
     assert sum(e["views"] for e in qoe) == 2
+    assert sum(e["views_by_protocol"].get("hls", 0) for e in qoe) == 2
+    assert all(set(e["views_by_protocol"]) <= {"hls"} for e in qoe)
     assert max(e["startup_p95_s"] or 0 for e in qoe) == 4.0
     assert (report["qoe"]["startup_time_p50_s"], report["qoe"]["startup_time_p95_s"]) == (
         0.8, 4.0)
@@ -278,7 +280,8 @@ async def test_report_of_a_broadcast_with_induced_faults(
     try:
         await page.goto((out / "report.html").as_uri())
         assert await page.locator("svg.plot").count() == 4
-        assert await page.locator("svg.viewers polyline.series").count() == 1
+        # All views, and the one protocol they played (hls): viewers by protocol.
+        assert await page.locator("svg.viewers polyline.series").count() == 2
         assert await page.locator("svg.chat rect.bar").count() >= 1
         assert await page.locator("svg.viewers line.alert-firing").count() >= 2
         assert await page.locator("svg.viewers line.ticket").count() == 1

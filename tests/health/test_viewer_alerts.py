@@ -24,6 +24,7 @@ from golive.health import (
     Rule,
     SrtSignals,
     StreamSignals,
+    ViewerGroup,
     ViewerSignals,
     ViewLag,
 )
@@ -50,8 +51,9 @@ def summary(**changes: Any) -> QoeSummary:
 
 def viewers(**changes: Any) -> ViewerSignals:
     by_player = changes.pop("by_player", {"hls.js": summary(views=10)})
+    rebuffering = changes.pop("rebuffering", ())
     return ViewerSignals(summary=summary(**changes), slo=SLO, window_s=120.0,
-                         by_player=by_player)
+                         by_player=by_player, rebuffering=rebuffering)
 
 
 def with_viewers(v: ViewerSignals, **changes: Any) -> StreamSignals:
@@ -154,6 +156,17 @@ def test_rebuffering_with_a_healthy_ingest_is_player_or_cache() -> None:
     assert "worst on native (25.00)" in cause
     assert "stale playlists" in fix and "Cache-Control" in fix
     assert related["by_player"]["native"]["rebuffer_percentage"] == 25.0
+    # Which viewers: the kinds that rebuffered, most first, in the cause and the signals.
+    v = viewers(rebuffer_percentage=6, rebuffering=(
+        ViewerGroup("native", "safari", "ios", 2, 2, 25.0),
+        ViewerGroup("hls.js", "chrome", "windows", 1, 8, 0.6)))
+    _, cause, _, related = diagnose("rebuffer", with_viewers(v))
+    assert cause.endswith("; rebuffering: 2 of 2 native views on safari/ios (25.0 % "
+                          "rebuffering); 1 of 8 hls.js views on chrome/windows (0.6 % "
+                          "rebuffering)")
+    assert related["rebuffering"][0] == {"player": "native", "browser": "safari", "os": "ios",
+                                         "rebuffering_views": 2, "views": 2,
+                                         "rebuffer_percentage": 25.0}
     # The same symptom is the uplink as soon as the ingest says so.
     _, cause, _, _ = diagnose("rebuffer", with_viewers(v, ingest_speed=0.5))
     assert cause.startswith("the uplink")
@@ -274,6 +287,10 @@ def test_measure_gives_the_summary_per_player_the_error_codes_and_who_is_behind(
     assert v.summary.playback_failure_percentage == 60.0
     assert sorted(v.by_player) == ["hls.js", "native"]
     assert v.by_player["native"].rebuffer_count == 1
+    # Who rebuffered: the one native view (Chrome's user agent), named by kind.
+    native = v.by_player["native"].rebuffer_percentage
+    assert native is not None
+    assert v.rebuffering == (ViewerGroup("native", "chrome", "linux", 1, 1, native),)
     # Fatal errors only, most frequent first.
     assert v.error_codes == (("manifestLoadError", 2), ("fragLoadError", 1))
     assert [(b.view_id, b.latency_s, b.growth_s) for b in v.behind] == [

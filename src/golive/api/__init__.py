@@ -13,6 +13,7 @@ from golive.api.profiles import validate_document
 from golive.api.profiles import version_detail as profile_version_detail
 from golive.api.profiles import version_out as profile_version_out
 from golive.api.qoe import QoeSource, qoe_router
+from golive.api.reports import ReportSource, reports_router
 from golive.api.schemas import ingest_urls, live_stream_out, pipeline_facts_out, token_out
 from golive.api.signing_keys import signing_keys_router
 from golive.api.webhooks import delivery_out, webhook_out, webhooks_router
@@ -26,6 +27,7 @@ __all__ = [
     "DestinationOut",
     "Principal",
     "QoeSource",
+    "ReportSource",
     "Throttled",
     "access_hooks_router",
     "asset_out",
@@ -45,6 +47,7 @@ __all__ = [
     "profile_version_detail",
     "profile_version_out",
     "qoe_router",
+    "reports_router",
     "signing_keys_router",
     "token_out",
     "validate_document",

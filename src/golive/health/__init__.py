@@ -22,12 +22,14 @@ from golive.health.diagnosis import (
     Rule,
     SrtSignals,
     StreamSignals,
+    ViewerGroup,
     ViewerSignals,
     ViewLag,
 )
 from golive.health.metrics import MetricSources, NodeMetrics
 from golive.health.qoe import (
     GROUP_BY,
+    STATE_EVENTS,
     QoeReport,
     QoeReports,
     QoeRetention,
@@ -39,8 +41,10 @@ from golive.health.qoe import (
     stream_qoe,
 )
 from golive.health.readiness import Readiness
+from golive.health.recent import RecentViews
 from golive.health.report import (
     MAX_TICKETS_BYTES,
+    BroadcastReports,
     Ticket,
     TicketsError,
     build_report,
@@ -53,11 +57,13 @@ __all__ = [
     "GROUP_BY",
     "MAX_TICKETS_BYTES",
     "RULES",
+    "STATE_EVENTS",
     "TRANSITIONS",
     "Alert",
     "AlertBook",
     "AlertEngine",
     "AlertState",
+    "BroadcastReports",
     "Diagnosis",
     "EncoderSignals",
     "Finding",
@@ -68,6 +74,7 @@ __all__ = [
     "QoeRetention",
     "QoeSummary",
     "Readiness",
+    "RecentViews",
     "Rule",
     "SloResult",
     "SrtSample",
@@ -77,6 +84,7 @@ __all__ = [
     "TicketsError",
     "ViewLag",
     "ViewQoe",
+    "ViewerGroup",
     "ViewerSignals",
     "ViewerWindows",
     "build_report",

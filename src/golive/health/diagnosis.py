@@ -38,6 +38,7 @@ __all__ = [
     "SrtSignals",
     "StreamSignals",
     "ViewLag",
+    "ViewerGroup",
     "ViewerSignals",
 ]
 
@@ -80,6 +81,23 @@ class ViewLag:
 
 
 @dataclass(frozen=True, slots=True)
+class ViewerGroup:
+    """The views of one kind of viewer (player, browser, OS) that rebuffered in the window."""
+
+    player: str
+    browser: str
+    os: str
+    rebuffering_views: int  # views of this kind that rebuffered
+    views: int  # all views of this kind in the window
+    rebuffer_percentage: float  # of this kind's watch time
+
+    def describe(self) -> str:
+        return (f"{self.rebuffering_views} of {self.views} {self.player} view"
+                f"{'' if self.views == 1 else 's'} on {self.browser}/{self.os} "
+                f"({self.rebuffer_percentage:.1f} % rebuffering)")
+
+
+@dataclass(frozen=True, slots=True)
 class ViewerSignals:
     """What the players reported over the engine's QoE window, and the profile's SLOs."""
 
@@ -90,6 +108,7 @@ class ViewerSignals:
     error_codes: tuple[tuple[str, int], ...] = ()  # fatal errors in the window, most first
     behind: tuple[ViewLag, ...] = ()  # the views furthest behind live, worst first
     drifting: tuple[ViewLag, ...] = ()  # the views whose latency grew most, most first
+    rebuffering: tuple[ViewerGroup, ...] = ()  # who rebuffered, most rebuffering first
 
 
 @dataclass(frozen=True, slots=True)
@@ -805,6 +824,10 @@ def _viewer_related(s: StreamSignals) -> dict[str, Any]:
         "startup_time_p95_s": _r(summary.startup_time_p95_s, 2),
         "live_latency_p95_s": _r(summary.live_latency_p95_s, 2),
         "playback_failure_percentage": _r(summary.playback_failure_percentage, 2),
+        "rebuffering": [{"player": g.player, "browser": g.browser, "os": g.os,
+                         "rebuffering_views": g.rebuffering_views, "views": g.views,
+                         "rebuffer_percentage": _r(g.rebuffer_percentage, 2)}
+                        for g in v.rebuffering],
         "by_player": {name: {"views": g.views,
                              "rebuffer_percentage": _r(g.rebuffer_percentage, 2),
                              "startup_time_p95_s": _r(g.startup_time_p95_s, 2),
@@ -851,6 +874,19 @@ def _worst_player(s: StreamSignals, metric: str) -> str:
         return ""
     name = max(sorted(values), key=lambda n: values[n])
     return f"; worst on {name} ({values[name]:.2f})"
+
+
+def _who_rebuffers(s: StreamSignals) -> str:
+    """"; rebuffering: 3 of 4 hls.js views on chrome/linux (12.0 % rebuffering), ..." """
+    if s.viewers is None or not s.viewers.rebuffering:
+        return ""
+    groups = s.viewers.rebuffering
+    shown = "; ".join(g.describe() for g in groups[:_GROUPS_NAMED])
+    more = len(groups) - _GROUPS_NAMED
+    return f"; rebuffering: {shown}{f' and {more} more kinds of viewer' if more > 0 else ''}"
+
+
+_GROUPS_NAMED = 3
 
 
 class _ViewerRule:
@@ -902,7 +938,8 @@ class Rebuffering(_ViewerRule):
         return Diagnosis(
             "player or cache: the ingest and the encoder are healthy, so the media reaches "
             "the origin in time and is lost on the way to the players (a cache serving "
-            f"stale playlists, or the viewers' own networks){_worst_player(s, 'rebuffer_percentage')}",
+            f"stale playlists, or the viewers' own networks){_worst_player(s, 'rebuffer_percentage')}"
+            f"{_who_rebuffers(s)}",
             f"{_CACHE_CHECKS}; compare the viewers' players and networks (group the QoE by "
             "player and browser), and give the player a larger buffer (hls.js "
             "liveSyncDurationCount / lowLatencyMode off) if only some viewers suffer",

@@ -37,7 +37,7 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
@@ -345,7 +345,16 @@ def compute(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecor
                      truncated=truncated)
 
 
-async def qoe_report(views: PlaybackViewStore, stream_id: str, start: datetime,
+class ViewWindows(Protocol):
+    """Where a window's views and events come from: `PlaybackViewStore` itself, or
+    `RecentViews` in front of it for recent windows (same answers)."""
+
+    async def window(self, stream_id: str, start: datetime, end: datetime, *,
+                     earlier_types: Collection[str] = (), max_views: int = 20_000,
+                     ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]: ...
+
+
+async def qoe_report(views: ViewWindows, stream_id: str, start: datetime,
                      end: datetime, *, group_by: GroupBy | None = None,
                      max_views: int = 20_000) -> QoeReport:
     """The QoE of a stream's views over [start, end); the computation runs in a thread."""
@@ -358,7 +367,7 @@ async def qoe_report(views: PlaybackViewStore, stream_id: str, start: datetime,
 class QoeReports:
     """`golive.api.QoeSource` over a view store: a window's report as plain data."""
 
-    def __init__(self, views: PlaybackViewStore) -> None:
+    def __init__(self, views: ViewWindows) -> None:
         self._views = views
 
     async def report(self, stream_id: str, start: datetime, end: datetime,
@@ -369,7 +378,7 @@ class QoeReports:
                 "groups": {k: v.as_dict() for k, v in found.groups.items()}}
 
 
-async def stream_qoe(views: PlaybackViewStore, stream_id: str, since: datetime,
+async def stream_qoe(views: ViewWindows, stream_id: str, since: datetime,
                      now: datetime) -> QoeSummary:
     """The QoE of a stream since `since` (for the alert rules: startup p95, rebuffer %,
     latency p95, failure %)."""

@@ -11,6 +11,7 @@ in size, rows and field length; bad rows come back as problems, never as a crash
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
@@ -265,10 +266,13 @@ async def build_report(store: Store, broadcast_id: str,
     at = start
     while at < end:
         until = min(end, at + timedelta(seconds=step))
-        summary = (await qoe_report(views, stream.id, at, until)).summary
+        found = await qoe_report(views, stream.id, at, until, group_by="protocol")
+        summary = found.summary
         buckets.append({
             "at": _iso(at), "until": _iso(until), "kind": "qoe",
             "views": summary.views,
+            # The players' protocol (hls: hls.js or native LL-HLS/HLS, whep: WebRTC).
+            "views_by_protocol": {name: group.views for name, group in found.groups.items()},
             "startup_p50_s": _round(summary.startup_time_p50_s),
             "startup_p95_s": _round(summary.startup_time_p95_s),
             "rebuffer_percentage": _round(summary.rebuffer_percentage),
@@ -304,6 +308,7 @@ async def build_report(store: Store, broadcast_id: str,
     ]
 
     overall = (await qoe_report(views, stream.id, start, end)).summary
+    peak, peak_truncated = await views.peak_views(stream.id, start, end)
     slos = [{"metric": r.metric, "value": _round(r.value, 4), "target": r.target,
              "unit": r.unit, "met": r.met} for r in slo_results(overall, slo)]
 
@@ -319,6 +324,9 @@ async def build_report(store: Store, broadcast_id: str,
             "id": broadcast.id, "stream_id": stream.id, "stream_name": stream.name,
             "protocol": broadcast.protocol, "start": _iso(start), "end": _iso(end),
             "duration_s": round(duration, 3), "profile": profile,
+            # Views open at once at the busiest moment (start to last report); a lower
+            # bound when more views overlapped the broadcast than one query reads.
+            "peak_views": peak, "peak_views_truncated": peak_truncated,
         },
         "bucket_seconds": step,
         # False: the stream's event log was trimmed past the broadcast's start (raise
@@ -365,6 +373,7 @@ def _place(ticket: Ticket, alerts: dict[str, dict[str, Any]],
 # Rendering ---------------------------------------------------------------------------------
 
 _W, _H, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 860, 210, 56, 32, 24, 28
+_PROTOCOL_COLORS = ("#2980b9", "#8e44ad", "#27ae60", "#d35400")
 _MARKER_COLORS = {"alert.firing": "#c0392b", "alert.resolved": "#27ae60",
                   "failover": "#8e44ad", "ticket": "#d35400", "disconnected": "#7f8c8d"}
 
@@ -459,9 +468,14 @@ def render_html(report: dict[str, Any]) -> str:
     markers = [(_parse_iso(e["at"]), e["kind"],
                 f'{e["kind"]} {e.get("rule") or e.get("channel") or ""} {e["at"]}')
                for e in timeline if e["kind"] in _MARKER_COLORS]
+    protocols = sorted({name for e in qoe for name in e.get("views_by_protocol", {})})
+    by_protocol = [(f"{name} views", _PROTOCOL_COLORS[i % len(_PROTOCOL_COLORS)],
+                    [(mid(e), float(e.get("views_by_protocol", {}).get(name, 0))) for e in qoe])
+                   for i, name in enumerate(protocols)]
     charts = [
-        _chart("Viewers", "viewers", start, end,
-               [("views", "#2c3e50", [(mid(e), float(e["views"])) for e in qoe])], markers),
+        _chart("Viewers by protocol", "viewers", start, end,
+               [("all views", "#2c3e50", [(mid(e), float(e["views"])) for e in qoe]),
+                *by_protocol], markers),
         _chart("Startup time (s)", "startup", start, end,
                [("p50", "#2980b9", [(mid(e), e["startup_p50_s"]) for e in qoe]),
                 ("p95", "#c0392b", [(mid(e), e["startup_p95_s"]) for e in qoe])], markers),
@@ -509,7 +523,8 @@ figure {{ margin: 12px 0; }} figcaption {{ font-weight: 600; }}
 <tr><th>Profile</th><td>{_esc(b["profile"])}</td></tr>
 <tr><th>Start / end</th><td>{_esc(b["start"])} &ndash; {_esc(b["end"])}
  ({b["duration_s"]:.0f} s, {_esc(b["protocol"])})</td></tr>
-<tr><th>Views</th><td>{q["views"]} ({q["started_views"]} started, {q["failed_views"]} failed)</td></tr>
+<tr><th>Views</th><td>{q["views"]} ({q["started_views"]} started, {q["failed_views"]} failed;
+ at most {b.get("peak_views", "n/a")}{"+" if b.get("peak_views_truncated") else ""} at once)</td></tr>
 <tr><th>Chat</th><td>{report["chat"]["messages"]} messages, {report["chat"]["deleted"]} deleted,
  {report["chat"]["bans"]} bans</td></tr>
 </table>
@@ -561,3 +576,17 @@ def _ticket_row(entry: dict[str, Any]) -> str:
     return (f'<tr class="ticket"><td>{_esc(entry["at"])}</td><td>{_esc(entry["channel"])}</td>'
             f'<td>{_esc(entry["text"])}</td><td class="near">Alerts: {_esc(alerts)}<br>'
             f'QoE: {_esc(qoe)}</td></tr>')
+
+
+class BroadcastReports:
+    """`golive.api.ReportSource` over a store: a finished broadcast's report as data, and
+    as the self-contained page (drawn in a thread: a long broadcast has many buckets)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def report(self, broadcast_id: str) -> dict[str, Any]:
+        return await build_report(self._store, broadcast_id)
+
+    async def html(self, report: dict[str, Any]) -> str:
+        return await asyncio.to_thread(render_html, report)

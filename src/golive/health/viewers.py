@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from golive.health.diagnosis import ViewerSignals, ViewLag
-from golive.health.qoe import STATE_EVENTS, ViewQoe, summarize, view_qoe
+from golive.health.diagnosis import ViewerGroup, ViewerSignals, ViewLag
+from golive.health.qoe import STATE_EVENTS, ViewQoe, ViewWindows, summarize, view_qoe
 from golive.media import SloSpec
-from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
+from golive.store import PlaybackEventRecord, PlaybackViewRecord
 
 __all__ = ["BEHIND_KEPT", "MAX_VIEWS", "ViewerWindows", "measure"]
 
@@ -46,8 +46,20 @@ def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerS
         key=lambda lag: (-lag.latency_s, lag.view_id))
     drifting = sorted((lag for lag in behind if lag.growth_s > 0),
                       key=lambda lag: (-lag.growth_s, lag.view_id))
+    kinds: dict[tuple[str, str, str], list[ViewQoe]] = {}
+    for v in views:
+        kinds.setdefault((v.player, v.browser, v.os), []).append(v)
+    rebuffering = []
+    for (player, browser, os), group in sorted(kinds.items()):
+        stalled = sum(1 for v in group if v.rebuffer_count > 0)
+        watch = sum(v.watch_time_s for v in group)
+        if stalled and watch > 0:
+            rebuffering.append(ViewerGroup(player, browser, os, stalled, len(group),
+                                           100 * sum(v.rebuffer_s for v in group) / watch))
+    rebuffering.sort(key=lambda g: (-g.rebuffer_percentage, -g.rebuffering_views))
     return ViewerSignals(
         summary=summarize(views), slo=slo, window_s=(end - start).total_seconds(),
+        rebuffering=tuple(rebuffering),
         by_player={name: summarize(group) for name, group in sorted(players.items())},
         error_codes=tuple(codes.most_common(_CODES_KEPT)),
         behind=tuple(behind[:BEHIND_KEPT]),
@@ -58,7 +70,7 @@ def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerS
 class ViewerWindows:
     """The alert engine's `ViewerSource` over a view store."""
 
-    def __init__(self, views: PlaybackViewStore, *, max_views: int = MAX_VIEWS) -> None:
+    def __init__(self, views: ViewWindows, *, max_views: int = MAX_VIEWS) -> None:
         self._views = views
         self._max_views = max_views
 

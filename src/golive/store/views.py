@@ -73,6 +73,16 @@ def _view(row: PlaybackView) -> PlaybackViewRecord:
     )
 
 
+_EVENT_COLUMNS = (PlaybackEvent.id, PlaybackEvent.view_id, PlaybackEvent.type,
+                  PlaybackEvent.at, PlaybackEvent.data)
+
+
+def _event_of(row: Any) -> PlaybackEventRecord:
+    """An event from a row of `_EVENT_COLUMNS`."""
+    event_id, view_id, kind, at, data = row
+    return PlaybackEventRecord(id=int(event_id), view_id=view_id, type=kind, at=at, data=data)
+
+
 def _event(row: PlaybackEvent) -> PlaybackEventRecord:
     return PlaybackEventRecord(
         id=int(row.id), view_id=row.view_id, type=row.type, at=row.at, data=dict(row.data)
@@ -176,6 +186,29 @@ class PlaybackViewStore:
             )).all()
             return [_event(row) for row in rows]
 
+    async def peak_views(self, stream_id: str, start: datetime, end: datetime, *,
+                         max_views: int = MAX_VIEWS_PER_WINDOW) -> tuple[int, bool]:
+        """The most views of a stream open at once within [start, end) (a view is open
+        from its start to its last report), and whether more than `max_views` views
+        overlapped the window (then the peak counts only the most recent of them)."""
+        async with self._read() as session:
+            spans = (await session.execute(
+                select(PlaybackView.started_at, PlaybackView.last_seen_at)
+                .where(PlaybackView.stream_id == stream_id,
+                       PlaybackView.started_at < end, PlaybackView.last_seen_at >= start)
+                .order_by(PlaybackView.started_at.desc())
+                .limit(max(1, max_views) + 1)
+            )).all()
+        truncated = len(spans) > max_views
+        # Opens sort before closes at the same instant: a view that reported once is open.
+        edges = sorted([(max(a, start), 0) for a, _ in spans[:max_views]]
+                       + [(min(b, end), 1) for _, b in spans[:max_views]])
+        peak = open_now = 0
+        for _, closing in edges:
+            open_now += -1 if closing else 1
+            peak = max(peak, open_now)
+        return peak, truncated
+
     async def window(self, stream_id: str, start: datetime, end: datetime, *,
                      earlier_types: Collection[str] = (),
                      max_views: int = MAX_VIEWS_PER_WINDOW,
@@ -186,28 +219,68 @@ class PlaybackViewStore:
         At most `max_views` views (the most recent), so a query over a large audience
         stays bounded; events come in the order they were stored.
         """
+        views = await self.window_views(stream_id, start, end, max_views=max_views)
+        events = await self.events_of([v.id for v in views], start, end,
+                                      earlier_types=earlier_types)
+        return [(view, events.get(view.id, [])) for view in views]
+
+    async def window_views(self, stream_id: str, start: datetime, end: datetime, *,
+                           max_views: int = MAX_VIEWS_PER_WINDOW) -> list[PlaybackViewRecord]:
+        """The views of a stream that overlap [start, end), the most recent first, at
+        most `max_views`."""
         async with self._read() as session:
-            views = (await session.scalars(
+            rows = (await session.scalars(
                 select(PlaybackView)
                 .where(PlaybackView.stream_id == stream_id,
                        PlaybackView.started_at < end, PlaybackView.last_seen_at >= start)
                 .order_by(PlaybackView.started_at.desc(), PlaybackView.id)
                 .limit(max(1, max_views))
             )).all()
-            by_view: dict[str, list[PlaybackEventRecord]] = {row.id: [] for row in views}
-            ids = list(by_view)
-            for chunk in range(0, len(ids), 500):
-                rows = (await session.scalars(
-                    select(PlaybackEvent)
-                    .where(PlaybackEvent.view_id.in_(ids[chunk:chunk + 500]),
+            return [_view(row) for row in rows]
+
+    async def events_of(self, view_ids: Sequence[str], start: datetime, end: datetime, *,
+                        earlier_types: Collection[str] = (),
+                        ) -> dict[str, list[PlaybackEventRecord]]:
+        """The events of these views in [start, end) and, before `start`, those of
+        `earlier_types`; per view, in the order they were stored."""
+        by_view: dict[str, list[PlaybackEventRecord]] = {}
+        async with self._read() as session:
+            # Columns, not ORM objects: a studio's 10-minute window is ~10^4 events per
+            # 100 viewers, and an ORM instance per row cost 50x the QoE computation
+            # itself (bench/health.py), on the event loop.
+            for chunk in range(0, len(view_ids), 500):
+                rows = (await session.execute(
+                    select(*_EVENT_COLUMNS)
+                    .where(PlaybackEvent.view_id.in_(view_ids[chunk:chunk + 500]),
                            PlaybackEvent.at < end,
                            or_(PlaybackEvent.at >= start,
                                PlaybackEvent.type.in_(list(earlier_types))))
                     .order_by(PlaybackEvent.id)
                 )).all()
                 for row in rows:
-                    by_view[row.view_id].append(_event(row))
-            return [(_view(row), by_view[row.id]) for row in views]
+                    event = _event_of(row)
+                    by_view.setdefault(event.view_id, []).append(event)
+        return by_view
+
+    async def last_event_id(self) -> int:
+        """The highest event id stored so far (any stream); 0 when there is none."""
+        async with self._read() as session:
+            return int(await session.scalar(select(func.max(PlaybackEvent.id))) or 0)
+
+    async def events_after(self, stream_id: str, after_id: int, *, limit: int = 100_000
+                           ) -> list[PlaybackEventRecord]:
+        """The events of a stream's views stored after event `after_id` (ids grow as
+        events are stored), in id order, at most `limit`: what a reader that holds a
+        stream's recent events reads to catch up."""
+        async with self._read() as session:
+            rows = (await session.execute(
+                select(*_EVENT_COLUMNS)
+                .join(PlaybackView, PlaybackView.id == PlaybackEvent.view_id)
+                .where(PlaybackView.stream_id == stream_id, PlaybackEvent.id > after_id)
+                .order_by(PlaybackEvent.id)
+                .limit(max(1, limit))
+            )).all()
+            return [_event_of(row) for row in rows]
 
     async def unsummarized(self, before: datetime, *, limit: int = 500,
                            ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]:

@@ -57,6 +57,7 @@ STREAM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FORWARDED = re.compile(
     r"live-streams(/[A-Za-z0-9_-]{1,64}(/(reset-stream-key|enable|disable|events|alerts|qoe"
     r"|destinations"  # read: the stream page's list of simulcast targets and their state
+    r"|broadcasts"  # read: past broadcasts, each with a link to its report page
     r"|preflight|preflights(/[A-Za-z0-9_-]{1,64})?"
     r"|chat(/(messages(/[0-9]{1,18})?|bans(/[A-Za-z0-9_-]{1,64})?|clear))?))?)?"
     r"|audit"  # read-only: the audit log's table on the streams page
@@ -64,7 +65,10 @@ FORWARDED = re.compile(
     r"|signing-keys(/[A-Za-z0-9_-]{1,64})?"  # list, create (private key shown once), delete
 )
 # Routes the studio calls for itself, beyond what its pages may forward.
-INTERNAL = re.compile(r"chat-tokens")
+INTERNAL = re.compile(r"chat-tokens|broadcasts/[A-Za-z0-9_-]{1,64}/report\.html")
+# The report page keeps the API's own headers (its strict Content-Security-Policy).
+REPORT_PAGE_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy",
+                       "cache-control")
 FORWARDED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # A Host header worth showing back in ingest URLs: a name or address and a port, no more.
 SHOWN_HOST = re.compile(r"([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(:[0-9]{1,5})?"
@@ -110,6 +114,8 @@ class Studio:
             Route("/studio/login", self.login, methods=["POST"]),
             Route("/studio/logout", self.logout, methods=["POST"]),
             Route("/studio/streams/{stream_id}", self.stream_page, methods=["GET", "HEAD"]),
+            Route("/studio/broadcasts/{broadcast_id}/report", self.report_page,
+                  methods=["GET", "HEAD"]),
             Route("/studio/api/chat-token/{stream_id}", self.chat_token, methods=["POST"]),
             Route("/studio/api/{path:path}", self.forward, methods=FORWARDED_METHODS),
         ]
@@ -245,6 +251,33 @@ class Studio:
         return self._render("studio_stream.html", stream=stream, config=player, studio=studio,
                             watch_url=f"/watch/{public}" if public else None,
                             **self._page_context(session))
+
+    async def report_page(self, request: Request) -> Response:
+        """A finished broadcast's report: the API's self-contained page, served as the
+        API serves it (its Content-Security-Policy allows no script and no request)."""
+        session = self.session_of(request)
+        if session is None:
+            return self._login_redirect()
+        broadcast_id = request.path_params["broadcast_id"]
+        if not STREAM_ID.fullmatch(broadcast_id):
+            return self._render("message.html", 404, title="Broadcast not found",
+                                text="There is no broadcast at this address.", embed=False)
+        answer = await self._call(request, session, "GET",
+                                  f"/broadcasts/{broadcast_id}/report.html")
+        if answer.status_code == 401:
+            self.sessions.drop(session.id)
+            return self._login_redirect()
+        if answer.status_code == 409:
+            return self._render("message.html", 409, title="Still live",
+                                text="This broadcast is still live; its report exists once "
+                                     "it ends.", embed=False)
+        if answer.status_code != 200:
+            return self._render("message.html", 404, title="Broadcast not found",
+                                text="There is no broadcast at this address; its stream may "
+                                     "have been deleted.", embed=False)
+        headers = {name: answer.headers[name] for name in REPORT_PAGE_HEADERS
+                   if name in answer.headers}
+        return HTMLResponse(answer.text, headers={**headers, "X-Frame-Options": "DENY"})
 
     # JSON endpoints ----------------------------------------------------------------------
 

@@ -206,6 +206,50 @@ export function startStreamPage() {
     return li;
   }
 
+  // Past broadcasts, newest first, each with a link to its post-event report.
+  function broadcastRow(broadcast) {
+    const li = document.createElement("li");
+    li.className = "broadcast-row";
+    li.dataset.id = broadcast.id;
+    const time = document.createElement("time");
+    time.dateTime = broadcast.started_at;
+    time.textContent = new Date(broadcast.started_at).toLocaleString();
+    const facts = document.createElement("span");
+    facts.className = "muted small";
+    const peak = `${broadcast.peak_viewers}${broadcast.peak_viewers_truncated ? "+" : ""} viewers at peak`;
+    facts.textContent = broadcast.ended_at
+      ? `${duration(broadcast.duration_s)} · ${broadcast.protocol} · ${peak}`
+      : `live for ${duration(broadcast.duration_s)} · ${broadcast.protocol} · ${peak}`;
+    li.append(time, facts);
+    if (broadcast.report_available) {
+      const report = document.createElement("a");
+      report.href = `/studio/broadcasts/${encodeURIComponent(broadcast.id)}/report`;
+      report.target = "_blank";
+      report.rel = "noopener";
+      report.textContent = "Report";
+      report.className = "broadcast-report";
+      li.append(report);
+    }
+    return li;
+  }
+
+  async function refreshBroadcasts() {
+    try {
+      const broadcasts = (await api("GET", `${path}/broadcasts?limit=20`)).data;
+      const list = $("broadcast-list");
+      if (!broadcasts.length) {
+        const li = document.createElement("li");
+        li.className = "muted";
+        li.textContent = "No broadcasts yet.";
+        list.replaceChildren(li);
+        return;
+      }
+      list.replaceChildren(...broadcasts.map(broadcastRow));
+    } catch (err) {
+      showError(error, err);
+    }
+  }
+
   async function refreshRecordings() {
     try {
       const assets = (await api("GET", `assets?live_stream_id=${encodeURIComponent(id)}&limit=1000`)).data;
@@ -318,6 +362,7 @@ export function startStreamPage() {
     if (polls++ % EVENTS_EVERY === 0) {
       refreshEvents();
       refreshRecordings();
+      refreshBroadcasts();
       refreshQoe();
     }
   }

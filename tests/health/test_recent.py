@@ -1,0 +1,99 @@
+"""`RecentViews` answers every recent window exactly as `PlaybackViewStore.window` does,
+while reading only what was stored since its last catch-up (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.store.conftest import store  # noqa: F401  (the fixture)
+
+from golive.health import STATE_EVENTS, RecentViews
+from golive.store import (
+    NewPlaybackEvent,
+    PlaybackEventRecord,
+    PlaybackViewRecord,
+    PlaybackViewStore,
+    Store,
+)
+
+BASE = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def shape(rows: list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]
+          ) -> list[tuple[str, datetime, datetime, list[tuple[int, str, datetime, object]]]]:
+    return [(v.id, v.started_at, v.last_seen_at, [(e.id, e.type, e.at, e.data) for e in events])
+            for v, events in rows]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = BASE
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_recent_windows_match_the_store_as_beacons_arrive(
+        store: Store) -> None:  # noqa: F811
+    stream, _ = await store.create_stream(name="recent")
+    views = PlaybackViewStore(store.engine)
+    clock = Clock()
+    mono = [0.0]
+    recent = RecentViews(views, state_types=STATE_EVENTS, horizon=600, max_views=3,
+                         clock=clock, monotonic=lambda: mono[0])
+
+    async def beacon(view_id: str, at: datetime, *types: str) -> None:
+        events = [NewPlaybackEvent(t, at - timedelta(seconds=1),
+                                   {"ms": 900.0} if t == "first_frame" else {"seconds": 2.0})
+                  for t in types]
+        await views.record(view_id=view_id, playback_id="pid", stream_id=stream.id,
+                           user_agent="Chrome/120", events=events, now=at)
+
+    async def same(start: datetime, end: datetime, **options: object) -> None:
+        expected = await views.window(stream.id, start, end, **options)  # type: ignore[arg-type]
+        got = await recent.window(stream.id, start, end, **options)  # type: ignore[arg-type]
+        assert shape(got) == shape(expected)
+
+    # Two views that started 20 minutes ago: their start is past the horizon.
+    await beacon("recentview-a-000001", BASE - timedelta(minutes=20), "start", "first_frame")
+    await beacon("recentview-b-000002", BASE - timedelta(minutes=20), "start", "first_frame")
+    for minute in range(19, -1, -1):
+        at = BASE - timedelta(minutes=minute)
+        await beacon("recentview-a-000001", at, "latency", "latency")
+        if minute > 12:  # b leaves 13 minutes ago: outside every recent window
+            await beacon("recentview-b-000002", at, "latency")
+    for window in (timedelta(seconds=120), timedelta(minutes=10)):
+        await same(BASE - window, BASE, earlier_types=STATE_EVENTS)
+    assert recent.loads == 1
+
+    # Time passes: a new view, more beacons, a stall; each ask catches up only.
+    for step in range(1, 6):
+        clock.now = BASE + timedelta(seconds=10 * step)
+        await beacon("recentview-a-000001", clock.now, "latency")
+        if step == 2:
+            await beacon("recentview-c-000003", clock.now, "start", "first_frame", "stall")
+        for window in (timedelta(seconds=120), timedelta(minutes=10)):
+            await same(clock.now - window, clock.now, earlier_types=STATE_EVENTS)
+        await same(clock.now - timedelta(seconds=30), clock.now, earlier_types=STATE_EVENTS,
+                   max_views=1)
+    assert recent.loads == 1 and len(recent) == 1
+
+    # Outside what it holds (older than the horizon, or ending long ago), or other
+    # earlier types: read from the store, same answer.
+    await same(clock.now - timedelta(minutes=30), clock.now, earlier_types=STATE_EVENTS)
+    await same(BASE - timedelta(minutes=19), BASE - timedelta(minutes=15),
+               earlier_types=STATE_EVENTS)
+    await same(clock.now - timedelta(minutes=5), clock.now, earlier_types=("latency",))
+    assert recent.loads == 1
+
+    # More views than it may hold: the stream is read from the store each time.
+    for i in range(3):
+        await beacon(f"recentview-d-00000{i}", clock.now, "start")
+    await same(clock.now - timedelta(minutes=5), clock.now, earlier_types=STATE_EVENTS)
+    assert len(recent) == 0
+    # Idle streams are forgotten.
+    mono[0] = 1000.0
+    other, _ = await store.create_stream(name="other")
+    assert await recent.window(other.id, clock.now - timedelta(minutes=1), clock.now,
+                               earlier_types=STATE_EVENTS) == []
+    assert len(recent) == 1
