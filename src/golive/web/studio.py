@@ -255,7 +255,7 @@ class Studio:
     async def report_page(self, request: Request) -> Response:
         """A finished broadcast's report: the API's self-contained page, served as the
         API serves it (its Content-Security-Policy allows no script and no request)."""
-        session = self.session_of(request)
+        session = await self.session_of(request)
         if session is None:
             return self._login_redirect()
         broadcast_id = request.path_params["broadcast_id"]
@@ -265,7 +265,7 @@ class Studio:
         answer = await self._call(request, session, "GET",
                                   f"/broadcasts/{broadcast_id}/report.html")
         if answer.status_code == 401:
-            self.sessions.drop(session.id)
+            await self.sessions.drop(session.id)
             return self._login_redirect()
         if answer.status_code == 409:
             return self._render("message.html", 409, title="Still live",
