@@ -52,11 +52,13 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
+from golive.cluster import BroadcastRegistry
 from golive.core import EventBus, FailureThrottle, hash_stream_key, tune_garbage_collector
 from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
     Origin,
+    OwnerRelay,
     PlaybackAccess,
     PlaybackRule,
     StreamHook,
@@ -145,6 +147,18 @@ class _NoPresentations:
 
     def presentation(self, playback_id: str) -> Presentation | None:
         return None
+
+
+class _NodePresentations:
+    """This node's live presentations as the broadcast registry reads them (the pipeline
+    is built after the registry, which must observe broadcasts before it)."""
+
+    def __init__(self, node: Golive) -> None:
+        self._node = node
+
+    def presentation(self, playback_id: str) -> Presentation | None:
+        pipeline = self._node.pipeline
+        return pipeline.presentation(playback_id) if pipeline is not None else None
 
 
 class _StoreAccess:
@@ -300,6 +314,10 @@ class Golive:
         self.readiness: Readiness | None = None
         self.metrics: NodeMetrics | None = None
         self.destinations: DestinationRelay | None = None
+        # With redis_url: which node holds which broadcast, and the relay that answers
+        # for the broadcasts other nodes hold.
+        self.registry: BroadcastRegistry | None = None
+        self.relay: OwnerRelay | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -383,6 +401,13 @@ class Golive:
             failover_return_after=s.failover_return_after,
         )
         await self.hub.start()
+        if s.redis_url:
+            # Before the pipeline: a broadcast's continuation is looked up as it starts.
+            self.registry = BroadcastRegistry(s.redis_url, s.redis_prefix,
+                                              presentations=_NodePresentations(self),
+                                              ttl=s.cluster_entry_ttl)
+            self.hub.add_observer(self.registry)
+            self.relay = OwnerRelay(self.registry, timeout=s.cluster_relay_timeout)
         # Access hooks (the node's and each stream's), for publishing, playing and chat.
         self.access_hook = AccessHook(timeout=s.access_hook_timeout,
                                       fail_open=s.access_hook_fail_open)
@@ -414,6 +439,8 @@ class Golive:
                 webrtc_sink=WebRtcFeed,
                 recording=self._recording_for,
                 slates=SlateCache(ffmpeg, s.data_dir / "slate"),
+                continuation=self.registry.continuation if self.registry is not None
+                else None,
             )
             self.hub.add_observer(self.pipeline)
             self.hub.use_slate(self.pipeline)
@@ -466,7 +493,8 @@ class Golive:
         mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
         self.origin = create_origin_app(self.pipeline or _NoPresentations(), vod=vod, mp4=mp4,
                                         access=self.access,
-                                        dvr=LiveArchive(self.recordings.storage))
+                                        dvr=LiveArchive(self.recordings.storage),
+                                        relay=self.relay)
         root = _Dispatch(self.origin, self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         config = server_config(root, HttpLimits.from_settings(s),
@@ -477,6 +505,8 @@ class Golive:
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"
         )
+        if self.registry is not None:
+            await self.registry.start(s.node_url or self.http_url)
 
         rtmp_options: dict[str, Any] = {
             "handshake_timeout": s.rtmp_handshake_timeout,
@@ -553,6 +583,10 @@ class Golive:
             await self.preflight.close()
         if self.hub is not None:
             await self.hub.close()
+        if self.registry is not None:
+            await self.registry.close()
+        if self.relay is not None:
+            await self.relay.close()
         if self.pipeline is not None:
             await self.pipeline.close()
         if self.destinations is not None:

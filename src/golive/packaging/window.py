@@ -117,7 +117,11 @@ class RenditionWindow:
         max_bytes: int = 64 * 1024 * 1024,
         first_msn: int = 0,
         dvr_window: float = 0,
+        after_discontinuities: int | None = None,
     ) -> None:
+        """`after_discontinuities`, when given, continues another node's timeline: the
+        first segment is tagged EXT-X-DISCONTINUITY and numbered in the discontinuity
+        sequence after that many (see `Presentation`'s `continues`)."""
         if part_target <= 0:
             raise ValueError("part_target must be positive")
         if playlist_segments < 1:
@@ -144,8 +148,8 @@ class RenditionWindow:
         """Fragments that could not start a segment (no init yet, or not independent)."""
         self._segments: list[_Segment] = []
         self._inits: dict[int, InitSegment] = {}
-        self._discontinuity_pending = False
-        self._discontinuities = 0
+        self._discontinuity_pending = after_discontinuities is not None
+        self._discontinuities = after_discontinuities or 0
         self._target: int | None = None
         # Per timeline (discontinuity sequence): Unix time minus media decode time.
         self._date_offsets: dict[int, float] = {}
@@ -383,6 +387,11 @@ class RenditionWindow:
     @property
     def last_msn(self) -> int:
         return self._segments[-1].msn if self._segments else self._next_msn - 1
+
+    @property
+    def discontinuity_sequence(self) -> int:
+        """Discontinuities up to and including the newest segment (or the pending first)."""
+        return self._discontinuities
 
     @property
     def last_part(self) -> int:
