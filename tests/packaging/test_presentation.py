@@ -211,3 +211,31 @@ def test_suspended_rendition_leaves_the_multivariant_but_keeps_its_playlist() ->
     assert media is not None
     check_media_playlist(media, low_latency=True)
     assert (top.last_msn, top.last_part) == (low.last_msn, low.last_part)
+
+
+def test_a_continued_presentation_numbers_on_after_one_discontinuity() -> None:
+    """A node taking a broadcast over goes on after the old node's msn and discontinuity
+    sequence: players reloading the playlist find the next numbers and one discontinuity."""
+    from golive.packaging import Continuation
+
+    p = Presentation("pb_abc", low_latency=True, part_target=0.2, clock=lambda: 0.0,
+                     continues=Continuation(next_msn=1_000, discontinuity_sequence=3))
+    assert p.first_msn == 1_000
+    windows = [p.add_rendition(name, bandwidth=1_000_000, average_bandwidth=900_000,
+                               frame_rate=30) for name in ("360p", "720p")]
+    for window in windows:
+        window.set_init(init(640, 360))
+        feed(window, 12)
+    text = p.media_playlist("720p")
+    assert text is not None
+    check_media_playlist(text, low_latency=True)
+    lines = text.splitlines()
+    assert "#EXT-X-MEDIA-SEQUENCE:1000" in lines
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:3" in lines
+    assert lines.count("#EXT-X-DISCONTINUITY") == 1
+    first_segment = lines.index("#EXT-X-DISCONTINUITY")
+    assert 'URI="720p/init-1000.mp4"' in lines[first_segment + 1]
+    assert p.sequence() == (1_002, 4)  # three segments (1000-1002), timeline 4
+
+    plain = ladder()
+    assert "#EXT-X-DISCONTINUITY" not in (plain.media_playlist("720p") or "")
