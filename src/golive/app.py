@@ -407,7 +407,8 @@ class Golive:
                                               presentations=_NodePresentations(self),
                                               ttl=s.cluster_entry_ttl)
             self.hub.add_observer(self.registry)
-            self.relay = OwnerRelay(self.registry, timeout=s.cluster_relay_timeout)
+            self.relay = OwnerRelay(self.registry, timeout=s.cluster_relay_timeout,
+                                    takeover_hold=s.cluster_takeover_hold)
         # Access hooks (the node's and each stream's), for publishing, playing and chat.
         self.access_hook = AccessHook(timeout=s.access_hook_timeout,
                                       fail_open=s.access_hook_fail_open)

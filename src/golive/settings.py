@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         "without a heartbeat (it is renewed three times in that time); a node that dies "
         "stops owning its broadcasts this long after.",
     )
+    cluster_takeover_hold: float = Field(
+        8.0, ge=0.0, le=60.0,
+        description="With redis_url: seconds a /live/ request for a broadcast another node "
+        "held is kept waiting while that node does not answer or no node holds it yet "
+        "(its publisher is moving to another node), before a 503 with Retry-After.",
+    )
     cluster_relay_timeout: float = Field(
         15.0, ge=1.0, le=120.0,
         description="With redis_url: seconds a node waits for the owner of a broadcast to "

@@ -32,7 +32,7 @@ async def _pair(tmp_path: Path, redis: RedisServer) -> AsyncIterator[tuple[Goliv
     url = f"sqlite+aiosqlite:///{(tmp_path / 'shared.db').resolve()}"
     prefix = redis.prefix()
     common = {"database_url": url, "redis_url": redis.url, "redis_prefix": prefix,
-              "cluster_entry_ttl": 1.5}
+              "cluster_entry_ttl": 1.5, "cluster_takeover_hold": 1.0}
     async with Golive(node_settings(tmp_path / "a", **common)) as a, \
             Golive(node_settings(tmp_path / "b", **common)) as b:
         yield a, b
@@ -110,7 +110,8 @@ async def test_a_non_owner_node_answers_from_the_owner(
             bad = await on_b.get(rendition, params={"_HLS_msn": "x"})
             assert bad.status_code == 400
 
-            # Live a moment ago, owned by no node now (being taken over): 503 + Retry-After.
+            # Live a moment ago, owned by no node now (being taken over): held for the
+            # takeover hold, then 503 + Retry-After.
             client = aioredis.Redis.from_url(redis.url)
             try:
                 await client.set(f"{b.registry._prefix}live:sequence:{idle_pid}", json.dumps({
@@ -118,7 +119,9 @@ async def test_a_non_owner_node_answers_from_the_owner(
                     "window": 30, "ended": False}), ex=60)
             finally:
                 await client.aclose()
+            asked = time.monotonic()
             unknown = await on_b.get(f"{idle_pid}.m3u8")
+            assert time.monotonic() - asked >= 1.0
             assert unknown.status_code == 503
             assert unknown.headers["retry-after"] == "1"
         finally:

@@ -41,6 +41,8 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # an answer larger than this is refused (502)
 CACHE_BYTES = 64 * 1024 * 1024  # answers kept for later viewers, all owners together
 CACHE_SECONDS = 30.0  # the longest an answer is kept, whatever its max-age says
 MAX_IN_FLIGHT = 512  # distinct upstream requests at once; beyond it 503
+TAKEOVER_HOLD = 8.0  # seconds a request waits for a broadcast's next owner before a 503
+TAKEOVER_RETRY = 0.25  # seconds between looking for it meanwhile
 _MAX_AGE = re.compile(r"max-age=([0-9]{1,10})")
 DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")
 
@@ -90,9 +92,11 @@ class OwnerRelay:
     """Fetches `/live/` objects from their owner node, collapsed and briefly kept."""
 
     def __init__(self, directory: OwnerDirectory, *, timeout: float,
-                 max_body: int = MAX_BODY_BYTES, cache_bytes: int = CACHE_BYTES) -> None:
+                 max_body: int = MAX_BODY_BYTES, cache_bytes: int = CACHE_BYTES,
+                 takeover_hold: float = TAKEOVER_HOLD) -> None:
         self._directory = directory
         self._timeout = timeout
+        self._takeover_hold = takeover_hold
         self._max_body = max_body
         self._cache_bytes = cache_bytes
         self._session: aiohttp.ClientSession | None = None
@@ -114,10 +118,23 @@ class OwnerRelay:
         """The owner's answer to GET `path` (below /live/) for this viewer.
 
         `query` holds the request's parameters (only the LL-HLS directives are relayed),
-        `token` the viewer's playback token, already checked. "unknown": no owner now
-        (503 + Retry-After); "absent": live nowhere (404); "failed": the owner did not
-        answer in time or at all (503 + Retry-After).
+        `token` the viewer's playback token, already checked. "absent": live nowhere
+        (404). While the owner does not answer, or no node owns a broadcast that was live
+        a moment ago (its node died, its publisher is moving to another), the request is
+        held like a blocking reload, up to `takeover_hold` seconds, and answered by the
+        next owner: players then go on instead of counting errors. Past that, "unknown"
+        (no owner) or "failed" (the owner did not answer): 503 + Retry-After.
         """
+        deadline = time.monotonic() + self._takeover_hold
+        while True:
+            answer = await self._answer_once(playback_id, path, query, token)
+            if answer not in ("unknown", "failed") or time.monotonic() >= deadline:
+                return answer
+            await asyncio.sleep(TAKEOVER_RETRY)
+
+    async def _answer_once(self, playback_id: str, path: str, query: Mapping[str, str],
+                           token: str | None
+                           ) -> Relayed | Literal["unknown", "absent", "failed"]:
         owner = await self._directory.owner_url(playback_id)
         if owner is None:
             return "absent"
