@@ -138,6 +138,7 @@ class RenditionWindow:
         # Media URLs are cached as immutable, so a playback id's next broadcast must not
         # reuse numbers: the presentation starts each window at a clock-derived msn.
         self.init_generation = first_msn
+        self.first_msn = first_msn
         self._next_msn = first_msn
         self.ended = False
         self.parts_out_of_spec = 0
@@ -497,6 +498,10 @@ class RenditionWindow:
         last = self.last_msn
         newest = self._segments[-1] if self._segments else None
         if msn < last or (self._segments and msn < self._segments[0].msn):
+            return "ready"
+        if msn < self.first_msn:
+            # Before this window's first number (a presentation that continues another
+            # node's, asked for what that node would have made next): never coming.
             return "ready"
         if part is None:
             if newest is not None and msn == last and newest.complete:
