@@ -52,7 +52,7 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
-from golive.cluster import BroadcastRegistry
+from golive.cluster import BroadcastRegistry, WebhookWakeups
 from golive.core import EventBus, FailureThrottle, hash_stream_key, tune_garbage_collector
 from golive.delivery import (
     AccessHook,
@@ -318,6 +318,7 @@ class Golive:
         # for the broadcasts other nodes hold.
         self.registry: BroadcastRegistry | None = None
         self.relay: OwnerRelay | None = None
+        self.wakeups: WebhookWakeups | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -373,7 +374,14 @@ class Golive:
             log_retention=s.webhook_log_retention, window=s.webhook_window,
             node_id=_node_id(s)))
         await self.webhooks.start()
-        self._recorder = EventRecorder(self.store, self.bus, on_queued=self.webhooks.wake)
+        on_queued = self.webhooks.wake
+        if s.redis_url:
+            # The node holding an endpoint's lease hears of deliveries queued on any node.
+            self.wakeups = WebhookWakeups(s.redis_url, s.redis_prefix, _node_id(s),
+                                          wake=self.webhooks.wake)
+            await self.wakeups.start()
+            on_queued = self.wakeups.queued
+        self._recorder = EventRecorder(self.store, self.bus, on_queued=on_queued)
         self._recorder.start()
 
         # Recording: segments to local disk or S3 as they complete; assets, VOD, retention.
@@ -616,6 +624,8 @@ class Golive:
             await self.access_hook.close()
         if self._recorder is not None:
             await self._recorder.stop()
+        if self.wakeups is not None:
+            await self.wakeups.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         if self.store is not None:
