@@ -732,7 +732,8 @@ class Golive:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,
-                max_pending_per_address=s.whep_max_pending_per_address, access=self.access)
+                max_pending_per_address=s.whep_max_pending_per_address, access=self.access,
+                owners=self.registry)  # in a cluster: 307 to the node holding the broadcast
             app.include_router(self.whep.router())
 
         # Web pages: /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.

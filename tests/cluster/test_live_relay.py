@@ -106,6 +106,12 @@ async def test_a_non_owner_node_answers_from_the_owner(
             assert reload_answers[0].headers["content-type"] == \
                 "application/vnd.apple.mpegurl"
 
+            # WHEP on B: a 307 to the owner's WHEP URL, the method and offer kept.
+            whep = await on_b.post(f"{b.http_url}/whep/{pid}", content=b"v=0\r\n",
+                                   headers={"Content-Type": "application/sdp"})
+            assert whep.status_code == 307, whep.text
+            assert whep.headers["location"] == f"{a.http_url}/whep/{pid}"
+
             # A bad directive is refused on B itself.
             bad = await on_b.get(rendition, params={"_HLS_msn": "x"})
             assert bad.status_code == 400
@@ -141,3 +147,7 @@ async def test_a_non_owner_node_answers_from_the_owner(
             return (await on_b.get(f"{pid}.m3u8")).status_code == 404
 
         await eventually(not_found, what="a 404 on B after the end")
+        async with httpx.AsyncClient(timeout=10) as http:
+            whep = await http.post(f"{b.http_url}/whep/{pid}", content=b"v=0\r\n",
+                                   headers={"Content-Type": "application/sdp"})
+        assert whep.status_code == 404
