@@ -125,8 +125,9 @@ class Settings(BaseSettings):
         "cluster share it, several clusters on one Redis differ.",
     )
     node_url: str = Field(
-        "", max_length=200, pattern=r"^(https?://[^\s/?#]+)?$",
-        description="With redis_url: the URL (scheme://host:port, no path) at which the other "
+        "", max_length=200, pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        description="With redis_url: the URL (scheme://host:port, and a path prefix if a "
+        "proxy puts one in front) at which the other "
         "nodes reach this node's HTTP port. The broadcast registry names it for the "
         "broadcasts this node holds, and the other nodes fetch those broadcasts' /live/ "
         "media and playlists from it. Empty means http(s)://advertised host:http_port.",
