@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,9 @@ async def test_three_nodes_behind_one_edge_survive_a_kill(
             assert first <= served_by_a + 3, (served_by_a, first)  # continued, not renumbered
             # B's first segment opens the playlist, tagged: timeline 1 after A's 0.
             assert "#EXT-X-DISCONTINUITY-SEQUENCE" not in playlist
+            # The registry names B now (A's entry did not wait to expire).
+            owner = redis.client().get(f"{prefix}live:owner:{pid}")
+            assert isinstance(owner, bytes) and json.loads(owner)["url"] == b.url
             assert playlist.count("#EXT-X-DISCONTINUITY\n") == 1
 
             # Both players play on past the kill, without a fatal error or a reload.

@@ -86,6 +86,7 @@ class SequenceEntry:
     at: float
     window: float
     ended: bool
+    date_end: float | None = None
 
     def recent(self, now: float, ttl: float) -> bool:
         """Within the broadcast's reconnect window after the owner's last heartbeat."""
@@ -225,7 +226,8 @@ class BroadcastRegistry:
                                                                              self.ttl):
             return
         self._continuations[broadcast.id] = Continuation(
-            next_msn=entry.msn + 2, discontinuity_sequence=entry.discontinuity)
+            next_msn=entry.msn + 2, discontinuity_sequence=entry.discontinuity,
+            date_end=entry.date_end)
 
     # Heartbeat -----------------------------------------------------------------------
 
@@ -259,11 +261,11 @@ class BroadcastRegistry:
                               ttl_ms)
                 else:
                     pipe.set(self._owner_key(playback_id), owner, px=ttl_ms)
-                msn, discontinuity = presentation.sequence()
+                msn, discontinuity, date_end = presentation.sequence()
                 window = policy.reconnect_window
                 pipe.set(self._sequence_key(playback_id), json.dumps({
                     "node": self.node_id, "msn": msn, "discontinuity": discontinuity,
-                    "at": now, "window": window, "ended": False,
+                    "date_end": date_end, "at": now, "window": window, "ended": False,
                 }), ex=int(window + SEQUENCE_SLACK))
                 work.append((playback_id, held, held.claimed))
             if not work:
@@ -284,7 +286,7 @@ class BroadcastRegistry:
                 entry = _sequence(raw)
                 if entry is not None and entry.node == self.node_id:
                     await self._client.set(self._sequence_key(pid), json.dumps({
-                        "node": self.node_id, "msn": entry.msn,
+                        "node": self.node_id, "msn": entry.msn, "date_end": entry.date_end,
                         "discontinuity": entry.discontinuity, "at": self._clock(),
                         "window": entry.window, "ended": True}), ex=int(SEQUENCE_SLACK))
         except (RedisError, OSError) as exc:
@@ -351,9 +353,11 @@ def _sequence(raw: object) -> SequenceEntry | None:
     if value is None:
         return None
     try:
+        date_end = value.get("date_end")
         return SequenceEntry(node=str(value["node"]), msn=int(value["msn"]),
                              discontinuity=int(value["discontinuity"]),
                              at=float(value["at"]), window=float(value["window"]),
-                             ended=bool(value["ended"]))
+                             ended=bool(value["ended"]),
+                             date_end=None if date_end is None else float(date_end))
     except (KeyError, TypeError, ValueError):
         return None

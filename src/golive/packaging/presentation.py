@@ -35,6 +35,7 @@ class Continuation:
 
     next_msn: int
     discontinuity_sequence: int
+    date_end: float | None = None  # where the other node's media ended (Unix seconds)
 
 
 class Presentation:
@@ -110,6 +111,7 @@ class Presentation:
             after_discontinuities=(self.continues.discontinuity_sequence
                                    if self.continues is not None
                                    and first_msn == self.first_msn else None),
+            after_date=self.continues.date_end if self.continues is not None else None,
         )
         window.init_listener = self._on_init
         if self._observer is not None:
@@ -163,12 +165,14 @@ class Presentation:
         producing = [w for w in self.renditions.values() if not w.suspended and not w.ended]
         return producing[-1] if producing else None
 
-    def sequence(self) -> tuple[int, int]:
-        """(newest msn, discontinuity sequence) over the renditions: what a node taking
-        this broadcast over must continue after."""
+    def sequence(self) -> tuple[int, int, float | None]:
+        """(newest msn, discontinuity sequence, where the newest media ends on the wall
+        clock) over the renditions: what a node taking this broadcast over continues."""
         windows = list(self.renditions.values())
         msn = max((w.last_msn for w in windows), default=self.first_msn - 1)
-        return msn, max((w.discontinuity_sequence for w in windows), default=0)
+        dates = [d for w in windows if (d := w.date_end()) is not None]
+        return (msn, max((w.discontinuity_sequence for w in windows), default=0),
+                max(dates) if dates else None)
 
     def mark_discontinuity(self) -> None:
         for window in self.renditions.values():

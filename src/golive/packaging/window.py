@@ -118,10 +118,14 @@ class RenditionWindow:
         first_msn: int = 0,
         dvr_window: float = 0,
         after_discontinuities: int | None = None,
+        after_date: float | None = None,
     ) -> None:
         """`after_discontinuities`, when given, continues another node's timeline: the
         first segment is tagged EXT-X-DISCONTINUITY and numbered in the discontinuity
-        sequence after that many (see `Presentation`'s `continues`)."""
+        sequence after that many (see `Presentation`'s `continues`); `after_date` (Unix
+        seconds), where that node's media ended, dates the first part, so a player
+        that finds its next fragment by date (hls.js does, across a discontinuity)
+        finds this one right after the last it had."""
         if part_target <= 0:
             raise ValueError("part_target must be positive")
         if playlist_segments < 1:
@@ -151,6 +155,7 @@ class RenditionWindow:
         self._inits: dict[int, InitSegment] = {}
         self._discontinuity_pending = after_discontinuities is not None
         self._discontinuities = after_discontinuities or 0
+        self._after_date = after_date if after_discontinuities is not None else None
         self._target: int | None = None
         # Per timeline (discontinuity sequence): Unix time minus media decode time.
         self._date_offsets: dict[int, float] = {}
@@ -388,6 +393,18 @@ class RenditionWindow:
     @property
     def last_msn(self) -> int:
         return self._segments[-1].msn if self._segments else self._next_msn - 1
+
+    def date_end(self) -> float | None:
+        """Where the newest part's media ends on the wall clock (Unix seconds), as dated in
+        the playlist; None before the first part."""
+        for segment in reversed(self._segments):
+            if segment.parts and not segment.gap:
+                offset = self._date_offsets.get(segment.discontinuity_sequence)
+                if offset is None:
+                    return None
+                part = segment.parts[-1]
+                return offset + part.decode_time + part.listed(self.part_target)
+        return None
 
     @property
     def discontinuity_sequence(self) -> int:
@@ -699,6 +716,10 @@ class RenditionWindow:
         """
         candidate = part.arrived_at.timestamp() - part.decode_time
         current = self._date_offsets.get(timeline)
+        if current is None and self._after_date is not None:
+            # The first part of a continued timeline starts where the other node's ended.
+            candidate = min(candidate, self._after_date - part.decode_time)
+            self._after_date = None
         if current is None or candidate < current - DATE_SETTLE_SECONDS:
             self._date_offsets[timeline] = candidate
             if current is not None and self.dvr is not None:
