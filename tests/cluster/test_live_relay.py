@@ -21,6 +21,7 @@ from tests.mediatools import ffmpeg_publish, stop
 from tests.redisserver import RedisServer
 
 from golive.app import Golive
+from golive.delivery import mint_playback_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -151,3 +152,46 @@ async def test_a_non_owner_node_answers_from_the_owner(
             whep = await http.post(f"{b.http_url}/whep/{pid}", content=b"v=0\r\n",
                                    headers={"Content-Type": "application/sdp"})
         assert whep.status_code == 404
+
+
+async def test_signed_playback_through_a_non_owner_node(
+        tmp_path: Path, redis: RedisServer, source_flv: Path) -> None:
+    """Tokens are checked on the node the viewer reached, before relaying; each viewer's
+    own token (or the edge's ESI include) is written into the owner's playlist, while
+    viewers with different tokens share one upstream request."""
+    async with _pair(tmp_path, redis) as (a, b), httpx.AsyncClient(
+            base_url=f"{a.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=10) as api, \
+            httpx.AsyncClient(base_url=f"{b.http_url}/live/", timeout=30) as on_b:
+        key = (await api.post("/signing-keys", json={"algorithm": "ES256"})).json()["data"]
+        stream = await create_stream(api, name="signed", profile="passthrough",
+                                     playback_policy="signed", reconnect_window=1)
+        pid = stream["playback_ids"][0]["id"]
+        first, second = (mint_playback_token(key["private_key"], key_id=key["id"],
+                                             playback_id=pid, audience="v", expires_in=600 + i)
+                         for i in range(2))
+        assert first != second and b.relay is not None
+        publisher = ffmpeg_publish(source_flv, a.rtmp_url(stream["stream_key"]), loop=True)
+        try:
+            await wait_status(api, stream["id"], "active")
+
+            async def playable() -> httpx.Response | None:
+                response = await on_b.get(f"{pid}.m3u8", params={"token": first})
+                return response if response.status_code == 200 else None
+
+            await eventually(playable, what="the signed multivariant via B")
+            refused = await on_b.get(f"{pid}.m3u8")
+            assert refused.status_code in (401, 403), refused.text
+            before = b.relay.upstream_requests
+            with_first = await on_b.get(f"{pid}.m3u8", params={"token": first})
+            with_second = await on_b.get(f"{pid}.m3u8", params={"token": second})
+            esi = await on_b.get(f"{pid}.m3u8", params={"token": second},
+                                 headers={"X-Golive-Edge": "esi"})
+            assert b.relay.upstream_requests - before <= 1  # one kept answer serves all three
+            assert f"?token={first}" in with_first.text and second not in with_first.text
+            assert f"?token={second}" in with_second.text and first not in with_second.text
+            assert '<esi:include src="/_golive/token"/>' in esi.text
+            assert "token=" not in esi.text and "GOLIVE_EDGE_TOKEN" not in with_first.text
+            assert with_first.headers["content-length"] == str(len(with_first.content))
+        finally:
+            stop(publisher)
