@@ -68,6 +68,9 @@ async def test_a_non_owner_node_answers_from_the_owner(
             await eventually(claimed, what="node A's registry entry")
             entry = await b.registry.entry(pid)
             assert entry is not None and entry.url == a.http_url
+            # An entry lives one TTL past its last heartbeat: a dead node's goes by itself.
+            ttl_ms = redis.client().pttl(f"{b.registry.prefix}live:owner:{pid}")
+            assert isinstance(ttl_ms, int) and 0 < ttl_ms <= 1500
 
             async def multivariant() -> httpx.Response | None:
                 response = await on_b.get(f"{pid}.m3u8")
@@ -121,7 +124,7 @@ async def test_a_non_owner_node_answers_from_the_owner(
             # takeover hold, then 503 + Retry-After.
             client = aioredis.Redis.from_url(redis.url)
             try:
-                await client.set(f"{b.registry._prefix}live:sequence:{idle_pid}", json.dumps({
+                await client.set(f"{b.registry.prefix}live:sequence:{idle_pid}", json.dumps({
                     "node": "node_gone", "msn": 10, "discontinuity": 0, "at": time.time(),
                     "window": 30, "ended": False}), ex=60)
             finally:

@@ -115,7 +115,7 @@ class BroadcastRegistry:
         self.node_url = ""
         self.ttl = ttl
         self.heartbeat = ttl / 6
-        self._prefix = prefix
+        self.prefix = prefix
         self._url = url
         self._presentations = presentations
         self._clock = clock
@@ -131,10 +131,10 @@ class BroadcastRegistry:
         """Broadcasts this node continued after another node (for tests and metrics)."""
 
     def _owner_key(self, playback_id: str) -> str:
-        return f"{self._prefix}live:owner:{playback_id}"
+        return f"{self.prefix}live:owner:{playback_id}"
 
     def _sequence_key(self, playback_id: str) -> str:
-        return f"{self._prefix}live:sequence:{playback_id}"
+        return f"{self.prefix}live:sequence:{playback_id}"
 
     # Lifecycle -----------------------------------------------------------------------
 
