@@ -53,6 +53,7 @@ from golive.chat import (
     load_chat_secret,
     replay_routes,
 )
+from golive.cluster import BroadcastRegistry, WebhookWakeups
 from golive.core import (
     Event,
     EventBus,
@@ -68,6 +69,7 @@ from golive.delivery import (
     AccessHook,
     HookedPublishTarget,
     Origin,
+    OwnerRelay,
     PlaybackAccess,
     PlaybackRule,
     StreamHook,
@@ -170,6 +172,18 @@ class _NoPresentations:
 
     def presentation(self, playback_id: str) -> Presentation | None:
         return None
+
+
+class _NodePresentations:
+    """This node's live presentations as the broadcast registry reads them (the pipeline
+    is built after the registry, which must observe broadcasts before it)."""
+
+    def __init__(self, node: Golive) -> None:
+        self._node = node
+
+    def presentation(self, playback_id: str) -> Presentation | None:
+        pipeline = self._node.pipeline
+        return pipeline.presentation(playback_id) if pipeline is not None else None
 
 
 class _StoreAccess:
@@ -332,6 +346,11 @@ class Golive:
         self.redis_link: RedisLink | None = (
             RedisLink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None)
         self.rate_limits = RateLimits(self.redis_link)
+        # With redis_url: which node holds which broadcast, and the relay that answers
+        # for the broadcasts other nodes hold.
+        self.registry: BroadcastRegistry | None = None
+        self.relay: OwnerRelay | None = None
+        self.wakeups: WebhookWakeups | None = None
 
     # Ports actually bound (useful with port 0) ---------------------------------------
 
@@ -391,7 +410,14 @@ class Golive:
             log_retention=s.webhook_log_retention, window=s.webhook_window,
             node_id=_node_id(s)))
         await self.webhooks.start()
-        self._recorder = EventRecorder(self.store, self.bus, on_queued=self.webhooks.wake)
+        on_queued = self.webhooks.wake
+        if s.redis_url:
+            # The node holding an endpoint's lease hears of deliveries queued on any node.
+            self.wakeups = WebhookWakeups(s.redis_url, s.redis_prefix, _node_id(s),
+                                          wake=self.webhooks.wake)
+            await self.wakeups.start()
+            on_queued = self.wakeups.queued
+        self._recorder = EventRecorder(self.store, self.bus, on_queued=on_queued)
         self._recorder.start()
 
         # Recording: segments to local disk or S3 as they complete; assets, VOD, retention.
@@ -419,6 +445,14 @@ class Golive:
             failover_return_after=s.failover_return_after,
         )
         await self.hub.start()
+        if s.redis_url:
+            # Before the pipeline: a broadcast's continuation is looked up as it starts.
+            self.registry = BroadcastRegistry(s.redis_url, s.redis_prefix,
+                                              presentations=_NodePresentations(self),
+                                              ttl=s.cluster_entry_ttl)
+            self.hub.add_observer(self.registry)
+            self.relay = OwnerRelay(self.registry, timeout=s.cluster_relay_timeout,
+                                    takeover_hold=s.cluster_takeover_hold)
         # Access hooks (the node's and each stream's), for publishing, playing and chat.
         self.access_hook = AccessHook(timeout=s.access_hook_timeout,
                                       fail_open=s.access_hook_fail_open)
@@ -459,6 +493,8 @@ class Golive:
                 webrtc_sink=WebRtcFeed,
                 recording=self._recording_for,
                 slates=SlateCache(ffmpeg, s.data_dir / "slate"),
+                continuation=self.registry.continuation if self.registry is not None
+                else None,
             )
             self.hub.add_observer(self.pipeline)
             self.hub.use_slate(self.pipeline)
@@ -521,7 +557,8 @@ class Golive:
         mp4 = AssetMp4s(self.recordings)  # /vod/PID/high.mp4, low.mp4
         self.origin = create_origin_app(self.pipeline or _NoPresentations(), vod=vod, mp4=mp4,
                                         access=self.access,
-                                        dvr=LiveArchive(self.recordings.storage))
+                                        dvr=LiveArchive(self.recordings.storage),
+                                        relay=self.relay)
         root = _Dispatch(self.origin, self.http)
         # Heads, bodies and WebSocket messages bounded before any route holds them.
         limits = HttpLimits.from_settings(s)
@@ -535,6 +572,8 @@ class Golive:
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"
         )
+        if self.registry is not None:
+            await self.registry.start(s.node_url or self.http_url)
 
         rtmp_options: dict[str, Any] = {
             "handshake_timeout": s.rtmp_handshake_timeout,
@@ -645,6 +684,10 @@ class Golive:
             await self.preflight.close()
         if self.hub is not None:
             await self.hub.close()
+        if self.registry is not None:
+            await self.registry.close()
+        if self.relay is not None:
+            await self.relay.close()
         if self.pipeline is not None:
             await self.pipeline.close()
         if self._forced_profiles is not None:
@@ -677,6 +720,8 @@ class Golive:
             await self.access_hook.close()
         if self._recorder is not None:
             await self._recorder.stop()
+        if self.wakeups is not None:
+            await self.wakeups.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         if self.store is not None:
@@ -788,7 +833,8 @@ class Golive:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,
-                max_pending_per_address=s.whep_max_pending_per_address, access=self.access)
+                max_pending_per_address=s.whep_max_pending_per_address, access=self.access,
+                owners=self.registry)  # in a cluster: 307 to the node holding the broadcast
             app.include_router(self.whep.router())
 
         # Web pages: /watch/PID, /embed/PID, /watch/PID/status, /qoe/PID, /static/.

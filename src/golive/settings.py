@@ -134,6 +134,31 @@ class Settings(BaseSettings):
         description="Prefix of every Redis key and channel this node uses; nodes of one "
         "cluster share it, several clusters on one Redis differ.",
     )
+    node_url: str = Field(
+        "", max_length=200, pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        description="With redis_url: the URL (scheme://host:port, and a path prefix if a "
+        "proxy puts one in front) at which the other "
+        "nodes reach this node's HTTP port. The broadcast registry names it for the "
+        "broadcasts this node holds, and the other nodes fetch those broadcasts' /live/ "
+        "media and playlists from it. Empty means http(s)://advertised host:http_port.",
+    )
+    cluster_entry_ttl: float = Field(
+        3.0, ge=1.0, le=60.0,
+        description="With redis_url: seconds a node's entry in the broadcast registry lives "
+        "without a heartbeat (it is renewed three times in that time); a node that dies "
+        "stops owning its broadcasts this long after.",
+    )
+    cluster_takeover_hold: float = Field(
+        8.0, ge=0.0, le=60.0,
+        description="With redis_url: seconds a /live/ request for a broadcast another node "
+        "held is kept waiting while that node does not answer or no node holds it yet "
+        "(its publisher is moving to another node), before a 503 with Retry-After.",
+    )
+    cluster_relay_timeout: float = Field(
+        15.0, ge=1.0, le=120.0,
+        description="With redis_url: seconds a node waits for the owner of a broadcast to "
+        "answer one relayed /live/ request (blocking playlist reloads included).",
+    )
     ffmpeg: str = Field(
         "",
         description="Path to ffmpeg; empty means the imageio-ffmpeg wheel's binary, else PATH.",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests.e2e.conftest import source_flv  # noqa: F401  (the fixture, for these tests too)
 from tests.redisserver import RedisServer, redis_server
 
 

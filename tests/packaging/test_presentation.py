@@ -263,3 +263,36 @@ def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_betwe
     low, high = _timelines(p.media_playlist("360p")), _timelines(p.media_playlist("720p"))
     both = sorted(set(low) & set(high))
     assert both and all(low[msn] == high[msn] for msn in both), (low, high)
+def test_a_continued_presentation_numbers_on_after_one_discontinuity() -> None:
+    """A node taking a broadcast over goes on after the old node's msn and discontinuity
+    sequence: players reloading the playlist find the next numbers and one discontinuity."""
+    from golive.packaging import Continuation
+
+    p = Presentation("pb_abc", low_latency=True, part_target=0.2, clock=lambda: 0.0,
+                     continues=Continuation(next_msn=1_000, discontinuity_sequence=3,
+                                            date_end=START.timestamp() - 5.0))
+    assert p.first_msn == 1_000
+    windows = [p.add_rendition(name, bandwidth=1_000_000, average_bandwidth=900_000,
+                               frame_rate=30) for name in ("360p", "720p")]
+    for window in windows:
+        window.set_init(init(640, 360))
+        feed(window, 12)
+    text = p.media_playlist("720p")
+    assert text is not None
+    check_media_playlist(text, low_latency=True)
+    lines = text.splitlines()
+    assert "#EXT-X-MEDIA-SEQUENCE:1000" in lines
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:3" in lines
+    assert lines.count("#EXT-X-DISCONTINUITY") == 1
+    first_segment = lines.index("#EXT-X-DISCONTINUITY")
+    assert 'URI="720p/init-1000.mp4"' in lines[first_segment + 1]
+    # Dated from where the other node's media ended, not from this node's arrival.
+    date = next(line for line in lines[first_segment:]
+                if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")).split(":", 1)[1]
+    assert datetime.fromisoformat(date.replace("Z", "+00:00")) == START - timedelta(seconds=5)
+    msn, timeline, date_end = p.sequence()
+    assert (msn, timeline) == (1_002, 4)  # three segments (1000-1002), timeline 4
+    assert date_end == pytest.approx(START.timestamp() - 5.0 + 12 * 0.2)
+
+    plain = ladder()
+    assert "#EXT-X-DISCONTINUITY" not in (plain.media_playlist("720p") or "")

@@ -21,11 +21,13 @@ from golive.delivery.access_hook import (
 )
 from golive.delivery.dvr import DvrArchive
 from golive.delivery.origin import Origin, create_origin_app
+from golive.delivery.relay import OWNER_UNKNOWN, OwnerDirectory, OwnerRelay, OwnerUnknown
 from golive.delivery.stats import PART_LATENCY_BUCKETS, OriginStats
 from golive.delivery.vod import UNAVAILABLE, Unavailable, VodDirectory
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 
 __all__ = [
+    "OWNER_UNKNOWN",
     "PART_LATENCY_BUCKETS",
     "UNAVAILABLE",
     "AccessDirectory",
@@ -38,6 +40,9 @@ __all__ = [
     "HookedPublishTarget",
     "Origin",
     "OriginStats",
+    "OwnerDirectory",
+    "OwnerRelay",
+    "OwnerUnknown",
     "PlaybackAccess",
     "PlaybackRule",
     "Refusal",

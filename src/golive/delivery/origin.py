@@ -36,6 +36,7 @@ from golive.delivery.progressive import (
     StreamedResponse,
     progressive_response,
 )
+from golive.delivery.relay import OwnerRelay, Relayed
 from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
 
@@ -286,6 +287,11 @@ class Request:
         return self._params
 
     @property
+    def path(self) -> str:
+        path: str = self._scope["path"]
+        return path
+
+    @property
     def token(self) -> str | None:
         """The `token` query parameter; None when absent or empty."""
         query = self._query
@@ -440,8 +446,11 @@ class Origin:
         mp4: ProgressiveDirectory | None = None,
         access: PlaybackAccess | None = None,
         dvr: DvrArchive | None = None,
+        relay: OwnerRelay | None = None,
     ) -> None:
         self.directory = directory
+        self.relay = relay
+        """In a cluster: answers for playback ids live on another node (None: 404s)."""
         self.vod = vod
         self.dvr = dvr
         self.mp4 = mp4
@@ -532,8 +541,6 @@ class Origin:
             if isinstance(verdict, Refusal):
                 return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
-        if presentation is None:
-            return _error(404, "no such live broadcast")
         if token is not None and len(token) > MAX_TOKEN_LENGTH:
             # Only a public playback id gets here with it (a signed one refused it above):
             # no token golive verifies is this long, and carrying it into every URI would
@@ -542,7 +549,42 @@ class Origin:
         spliced: SpliceToken = token
         if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
             spliced = EdgeToken.ESI if edge == ESI_EDGE else EdgeToken.PLACEHOLDER
+        if presentation is None:
+            if self.relay is not None:
+                return await self._relayed(self.relay, request, pid, token, spliced)
+            return _error(404, "no such live broadcast")
         return await handler(request, match, presentation, spliced)
+
+    async def _relayed(self, relay: OwnerRelay, request: Request, pid: str,
+                       viewer_token: str | None, token: SpliceToken) -> Response:
+        """The answer of the node that holds `pid`'s broadcast (see `golive.delivery.relay`)."""
+        query = request.query_params
+        if "_HLS_msn" in query or "_HLS_part" in query or "_HLS_skip" in query:
+            try:
+                parse_directives(query)
+            except BadDirective as exc:
+                return _error(400, str(exc))
+        answer = await relay.answer(pid, request.path[len("/live/"):], query, viewer_token)
+        if answer == "absent":
+            return _error(404, "no such live broadcast")
+        if answer == "unknown":
+            return _error(503, "the node serving this broadcast is changing; retry",
+                          headers={"Retry-After": "1"})
+        if answer == "failed":
+            return _error(503, "the node serving this broadcast did not answer; retry",
+                          headers={"Retry-After": "1"})
+        assert isinstance(answer, Relayed)
+        body = answer.body
+        if answer.playlist and token is not None and token is not EdgeToken.PLACEHOLDER:
+            # The owner wrote the edge placeholder where this viewer's token goes.
+            mark = "?token=" + TOKEN_PLACEHOLDER
+            put = ESI_TOKEN_INCLUDE if token is EdgeToken.ESI else (
+                "?token=" + quote(str(token), safe=""))
+            body = body.decode().replace(mark, put).encode()
+        headers: RawHeaders = [(name.encode("latin-1"), value.encode("latin-1"))
+                               for name, value in answer.headers]
+        headers.append((b"content-length", b"%d" % len(body)))
+        return Response(body, answer.status, headers)
 
     @staticmethod
     async def _check(access: PlaybackAccess, request: Request, pid: str,
@@ -926,6 +968,7 @@ def create_origin_app(
     mp4: ProgressiveDirectory | None = None,
     access: PlaybackAccess | None = None,
     dvr: DvrArchive | None = None,
+    relay: OwnerRelay | None = None,
 ) -> Origin:
     """The origin as an ASGI app serving `/live/...`, and `/vod/...` when `vod` is given
     (with `high.mp4` / `low.mp4` when `mp4` is given too).
@@ -934,11 +977,12 @@ def create_origin_app(
     playlist reload or a preload-hinted media request is held before a 503. `access`
     checks playback tokens and restrictions; without it every playback id is public.
     `dvr` serves live DVR windows' segments older than the rendition windows hold.
+    `relay`, in a cluster, answers for broadcasts another node holds.
     """
     if not math.isfinite(hold_limit_factor) or hold_limit_factor <= 0:
         raise ValueError("hold_limit_factor must be a positive number")
     return Origin(directory, hold_limit_factor=hold_limit_factor, vod=vod, mp4=mp4,
-                  access=access, dvr=dvr)
+                  access=access, dvr=dvr, relay=relay)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -42,6 +43,7 @@ from fastapi import APIRouter, Request, Response
 
 from golive.core import RepeatedLog, address_of
 from golive.delivery.access import PlaybackAccess, Refusal, Viewer
+from golive.delivery.relay import OwnerDirectory, OwnerUnknown
 from golive.formats import (
     CodecError,
     Fragment,
@@ -327,10 +329,14 @@ class WhepEndpoint:
     def __init__(self, directory: WhepDirectory, options: WebRtcOptions, *,
                  max_viewers: int, hls_path: str = "/live/{playback_id}.m3u8",
                  connect_timeout: float = 5.0, max_pending: int | None = None,
-                 max_pending_per_address: int = 2, access: PlaybackAccess | None = None) -> None:
+                 max_pending_per_address: int = 2, access: PlaybackAccess | None = None,
+                 owners: OwnerDirectory | None = None) -> None:
         """`max_pending` (sessions still connecting, per broadcast) defaults to a quarter
-        of `max_viewers`, at least 4; `connect_timeout` is their ICE and DTLS deadline."""
+        of `max_viewers`, at least 4; `connect_timeout` is their ICE and DTLS deadline.
+        `owners`, in a cluster, finds the node holding a broadcast this node does not:
+        an offer for it gets a 307 to that node's WHEP URL (RFC 9725 allows redirects)."""
         self._directory = directory
+        self._owners = owners
         self._access = access  # tokens and restrictions; None: every playback id is public
         self._options = options
         self._max_viewers = max_viewers
@@ -425,6 +431,8 @@ class WhepEndpoint:
         feed = self._directory.webrtc_feed(playback_id)
         if feed is None or feed.closed:
             presentation = self._directory.presentation(playback_id)
+            if presentation is None and self._owners is not None:
+                await self._redirect_to_owner(self._owners, playback_id, token)
             if presentation is None or presentation.ended:
                 raise SignalingError(404, "unknown_playback_id",
                                      "no live broadcast under this playback id")
@@ -530,6 +538,25 @@ class WhepEndpoint:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # HTTP ---------------------------------------------------------------------------
+
+    @staticmethod
+    async def _redirect_to_owner(owners: OwnerDirectory, playback_id: str,
+                                 token: str | None) -> None:
+        """Raise the 307 to the owner's WHEP URL (503 while no node holds it); return when
+        no node does (the caller's 404). The token goes into the URL: a browser drops
+        `Authorization` on a redirect to another origin."""
+        owner = await owners.owner_url(playback_id)
+        if isinstance(owner, OwnerUnknown):
+            raise SignalingError(503, "moving", "the node serving this broadcast is "
+                                 "changing; retry", {"Retry-After": "1"})
+        if owner is not None:
+            location = f"{owner}/whep/{playback_id}"
+            if token:
+                location += "?token=" + quote(token, safe="")
+            raise _JsonError(307, {"error": {
+                "reason": "elsewhere",
+                "message": "another node serves this broadcast: send the offer there",
+            }}, {"Location": location})
 
     def router(self) -> APIRouter:
         router = APIRouter()

@@ -39,7 +39,7 @@ from golive.media.slate import SlateCache, SlateRun, SlateSpec
 from golive.media.source import SourceProbe
 from golive.media.switch import InputSwitch, SwitchDecision
 from golive.media.transcoder import EncoderCapabilities, Transcoder
-from golive.packaging import Presentation, SegmentObserver, WallClock
+from golive.packaging import Continuation, Presentation, SegmentObserver, WallClock
 from golive.stream import Broadcast, SlateFeed
 
 __all__ = ["BroadcastPipeline", "LivePipeline", "RenditionTap"]
@@ -198,6 +198,8 @@ class BroadcastPipeline(Generic[S]):
             low_latency=self.low_latency,
             part_target=plan.part_target,
             clock=self._owner.clock,
+            continues=(self._owner.continuation(self.broadcast)
+                       if self._owner.continuation is not None else None),
         )
         self.presentation = presentation
         # One recording per presentation: a presentation that had to restart (another
@@ -542,8 +544,12 @@ class LivePipeline(Generic[S]):
         webrtc_sink: Callable[[str], S] | None = None,
         recording: Callable[[Broadcast], SegmentObserver | None] | None = None,
         slates: SlateCache | None = None,
+        continuation: Callable[[Broadcast], Continuation | None] | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
+        # Asked as each presentation starts: where another node left the broadcast off
+        # (a cluster's broadcast registry), None to number it from the clock.
+        self.continuation = continuation
         self.capabilities = capabilities
         self.clock = clock
         self.webrtc_sink_factory = webrtc_sink

@@ -10,7 +10,7 @@ knows HTTP or another stage.
 
 from golive.packaging.clock import WallClock
 from golive.packaging.observer import CompletedSegment, RenditionInfo, SegmentObserver
-from golive.packaging.presentation import Presentation
+from golive.packaging.presentation import Continuation, Presentation
 from golive.packaging.vod import (
     VodRendition,
     VodSegment,
@@ -21,6 +21,7 @@ from golive.packaging.window import RenditionWindow
 
 __all__ = [
     "CompletedSegment",
+    "Continuation",
     "Presentation",
     "RenditionInfo",
     "RenditionWindow",

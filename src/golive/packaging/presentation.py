@@ -14,6 +14,7 @@ multivariant playlist leaves it out meanwhile, so new sessions do not start on i
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from golive.formats import Fragment
@@ -22,7 +23,19 @@ from golive.packaging.observer import RenditionInfo, SegmentObserver
 from golive.packaging.playlists import stream_inf
 from golive.packaging.window import RenditionWindow
 
-__all__ = ["Presentation"]
+__all__ = ["Continuation", "Presentation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """Where a broadcast another node was serving stopped: a presentation that takes it
+    over numbers its first segment `next_msn`, tagged EXT-X-DISCONTINUITY after
+    `discontinuity_sequence` discontinuities, so players holding the old node's
+    playlist reload straight into it."""
+
+    next_msn: int
+    discontinuity_sequence: int
+    date_end: float | None = None  # where the other node's media ended (Unix seconds)
 
 
 class Presentation:
@@ -36,6 +49,7 @@ class Presentation:
         part_target: float,
         clock: WallClock,
         dvr_window: float = 0,
+        continues: Continuation | None = None,
     ) -> None:
         self.playback_id = playback_id
         self.dvr_window = dvr_window
@@ -46,6 +60,10 @@ class Presentation:
         # ~0.9 s long, so a playback id's next broadcast always starts above this one's
         # numbers, and URLs cached as immutable are never reused for other media.
         self.first_msn = int(clock() * 2)
+        self.continues = continues
+        if continues is not None:
+            # Another node served this broadcast until it died: go on after its numbers.
+            self.first_msn = continues.next_msn
         self.low_latency = low_latency
         self.part_target = part_target
         self.renditions: dict[str, RenditionWindow] = {}
@@ -88,6 +106,12 @@ class Presentation:
             frame_rate=frame_rate,
             first_msn=first_msn,
             dvr_window=self.dvr_window,
+            # Only windows that start with the presentation take up the other node's
+            # timeline; a later one joins its siblings' segments as it would anyway.
+            after_discontinuities=(self.continues.discontinuity_sequence
+                                   if self.continues is not None
+                                   and first_msn == self.first_msn else None),
+            after_date=self.continues.date_end if self.continues is not None else None,
         )
         window.init_listener = self._on_init
         if self._observer is not None:
@@ -140,6 +164,15 @@ class Presentation:
         of the ladder, which the encoder finishes first."""
         producing = [w for w in self.renditions.values() if not w.suspended and not w.ended]
         return producing[-1] if producing else None
+
+    def sequence(self) -> tuple[int, int, float | None]:
+        """(newest msn, discontinuity sequence, where the newest media ends on the wall
+        clock) over the renditions: what a node taking this broadcast over continues."""
+        windows = list(self.renditions.values())
+        msn = max((w.last_msn for w in windows), default=self.first_msn - 1)
+        dates = [d for w in windows if (d := w.date_end()) is not None]
+        return (msn, max((w.discontinuity_sequence for w in windows), default=0),
+                max(dates) if dates else None)
 
     def mark_discontinuity(self) -> None:
         for window in self.renditions.values():

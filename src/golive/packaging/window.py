@@ -117,7 +117,15 @@ class RenditionWindow:
         max_bytes: int = 64 * 1024 * 1024,
         first_msn: int = 0,
         dvr_window: float = 0,
+        after_discontinuities: int | None = None,
+        after_date: float | None = None,
     ) -> None:
+        """`after_discontinuities`, when given, continues another node's timeline: the
+        first segment is tagged EXT-X-DISCONTINUITY and numbered in the discontinuity
+        sequence after that many (see `Presentation`'s `continues`); `after_date` (Unix
+        seconds), where that node's media ended, dates the first part, so a player
+        that finds its next fragment by date (hls.js does, across a discontinuity)
+        finds this one right after the last it had."""
         if part_target <= 0:
             raise ValueError("part_target must be positive")
         if playlist_segments < 1:
@@ -134,6 +142,7 @@ class RenditionWindow:
         # Media URLs are cached as immutable, so a playback id's next broadcast must not
         # reuse numbers: the presentation starts each window at a clock-derived msn.
         self.init_generation = first_msn
+        self.first_msn = first_msn
         self._next_msn = first_msn
         self.ended = False
         self.parts_out_of_spec = 0
@@ -144,8 +153,9 @@ class RenditionWindow:
         """Fragments that could not start a segment (no init yet, or not independent)."""
         self._segments: list[_Segment] = []
         self._inits: dict[int, InitSegment] = {}
-        self._discontinuity_pending = False
-        self._discontinuities = 0
+        self._discontinuity_pending = after_discontinuities is not None
+        self._discontinuities = after_discontinuities or 0
+        self._after_date = after_date if after_discontinuities is not None else None
         self._target: int | None = None
         # Per timeline (discontinuity sequence): Unix time minus media decode time.
         self._date_offsets: dict[int, float] = {}
@@ -384,6 +394,23 @@ class RenditionWindow:
     def last_msn(self) -> int:
         return self._segments[-1].msn if self._segments else self._next_msn - 1
 
+    def date_end(self) -> float | None:
+        """Where the newest part's media ends on the wall clock (Unix seconds), as dated in
+        the playlist; None before the first part."""
+        for segment in reversed(self._segments):
+            if segment.parts and not segment.gap:
+                offset = self._date_offsets.get(segment.discontinuity_sequence)
+                if offset is None:
+                    return None
+                part = segment.parts[-1]
+                return offset + part.decode_time + part.listed(self.part_target)
+        return None
+
+    @property
+    def discontinuity_sequence(self) -> int:
+        """Discontinuities up to and including the newest segment (or the pending first)."""
+        return self._discontinuities
+
     @property
     def last_part(self) -> int:
         return len(self._segments[-1].parts) - 1 if self._segments else -1
@@ -488,6 +515,10 @@ class RenditionWindow:
         last = self.last_msn
         newest = self._segments[-1] if self._segments else None
         if msn < last or (self._segments and msn < self._segments[0].msn):
+            return "ready"
+        if msn < self.first_msn:
+            # Before this window's first number (a presentation that continues another
+            # node's, asked for what that node would have made next): never coming.
             return "ready"
         if part is None:
             if newest is not None and msn == last and newest.complete:
@@ -685,6 +716,10 @@ class RenditionWindow:
         """
         candidate = part.arrived_at.timestamp() - part.decode_time
         current = self._date_offsets.get(timeline)
+        if current is None and self._after_date is not None:
+            # The first part of a continued timeline starts where the other node's ended.
+            candidate = min(candidate, self._after_date - part.decode_time)
+            self._after_date = None
         if current is None or candidate < current - DATE_SETTLE_SECONDS:
             self._date_offsets[timeline] = candidate
             if current is not None and self.dvr is not None:

@@ -1,0 +1,243 @@
+"""Answering for a broadcast another node holds: `/live/` requests relayed to its owner,
+one upstream request per object however many viewers ask (delivery).
+
+In a cluster any node may get any viewer's request. When the origin has no presentation
+for a playback id it asks an `OwnerDirectory` (the cluster's broadcast registry) which
+node holds it and fetches the same path from that node's internal URL. Requests for the
+same object are collapsed: one upstream request in flight per (owner, path, LL-HLS
+directives, token or not), every viewer asking meanwhile awaits it, and a successful
+answer is kept for as long as its Cache-Control allows (capped, bounded in bytes), so a
+crowd on a non-owner node costs the owner what one viewer costs. Blocking playlist
+reloads collapse on their (msn, part, skip) like any other key.
+
+Playback tokens are checked here, before relaying, exactly as for a local broadcast. The
+owner gets the first viewer's token and `X-Golive-Edge`, so a tokened playlist comes back
+with the edge placeholder in its URIs and each viewer gets their own token (or the ESI
+include, or the placeholder for an edge in front of this node) written in here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+from urllib.parse import quote
+
+import aiohttp
+
+__all__ = ["OWNER_UNKNOWN", "OwnerDirectory", "OwnerRelay", "OwnerUnknown", "Relayed"]
+
+# Headers of the owner's answer a viewer gets as they are; the rest is the owner's business.
+PASSED_HEADERS: Final = frozenset({
+    "cache-control", "content-type", "access-control-allow-origin",
+    "access-control-expose-headers", "retry-after", "accept-ranges",
+})
+MAX_BODY_BYTES = 32 * 1024 * 1024  # an answer larger than this is refused (502)
+CACHE_BYTES = 64 * 1024 * 1024  # answers kept for later viewers, all owners together
+CACHE_SECONDS = 30.0  # the longest an answer is kept, whatever its max-age says
+MAX_IN_FLIGHT = 512  # distinct upstream requests at once; beyond it 503
+TAKEOVER_HOLD = 8.0  # seconds a request waits for a broadcast's next owner before a 503
+TAKEOVER_RETRY = 0.25  # seconds between looking for it meanwhile
+_MAX_AGE = re.compile(r"max-age=([0-9]{1,10})")
+DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")
+
+
+class OwnerUnknown:
+    """The broadcast is live somewhere (or was a moment ago) but no node holds it now."""
+
+    __slots__ = ()
+
+
+OWNER_UNKNOWN: Final = OwnerUnknown()
+
+
+class OwnerDirectory(Protocol):
+    """Which node holds the live broadcast of a playback id."""
+
+    async def owner_url(self, playback_id: str) -> str | OwnerUnknown | None:
+        """The owner's internal base URL; OWNER_UNKNOWN while it is being taken over (or
+        the directory cannot be asked); None when no node holds it (not live)."""
+        ...
+
+    def owner_failed(self, playback_id: str, url: str) -> None:
+        """`url` did not answer for `playback_id`: forget what was cached about it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """An answer as the relay hands it to the origin: status, headers, body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    playlist: bool
+
+
+@dataclass(slots=True)
+class _Kept:
+    answer: Relayed
+    until: float
+
+
+Key = tuple[str, str, tuple[str, ...], bool]
+
+
+class OwnerRelay:
+    """Fetches `/live/` objects from their owner node, collapsed and briefly kept."""
+
+    def __init__(self, directory: OwnerDirectory, *, timeout: float,
+                 max_body: int = MAX_BODY_BYTES, cache_bytes: int = CACHE_BYTES,
+                 takeover_hold: float = TAKEOVER_HOLD) -> None:
+        self._directory = directory
+        self._timeout = timeout
+        self._takeover_hold = takeover_hold
+        self._max_body = max_body
+        self._cache_bytes = cache_bytes
+        self._session: aiohttp.ClientSession | None = None
+        self._in_flight: dict[Key, asyncio.Future[Relayed]] = {}
+        self._kept: OrderedDict[Key, _Kept] = OrderedDict()
+        self._kept_bytes = 0
+        self.upstream_requests = 0
+        """Requests sent to owners (for tests and the bench: collapsing keeps it low)."""
+        self.relayed = 0
+        """Viewer requests answered from an owner's answer."""
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def answer(self, playback_id: str, path: str, query: Mapping[str, str],
+                     token: str | None) -> Relayed | Literal["unknown", "absent", "failed"]:
+        """The owner's answer to GET `path` (below /live/) for this viewer.
+
+        `query` holds the request's parameters (only the LL-HLS directives are relayed),
+        `token` the viewer's playback token, already checked. "absent": live nowhere
+        (404). While the owner does not answer, or no node owns a broadcast that was live
+        a moment ago (its node died, its publisher is moving to another), the request is
+        held like a blocking reload, up to `takeover_hold` seconds, and answered by the
+        next owner: players then go on instead of counting errors. Past that, "unknown"
+        (no owner) or "failed" (the owner did not answer): 503 + Retry-After.
+        """
+        deadline = time.monotonic() + self._takeover_hold
+        while True:
+            answer = await self._answer_once(playback_id, path, query, token)
+            if answer not in ("unknown", "failed") or time.monotonic() >= deadline:
+                return answer
+            await asyncio.sleep(TAKEOVER_RETRY)
+
+    async def _answer_once(self, playback_id: str, path: str, query: Mapping[str, str],
+                           token: str | None
+                           ) -> Relayed | Literal["unknown", "absent", "failed"]:
+        owner = await self._directory.owner_url(playback_id)
+        if owner is None:
+            return "absent"
+        if isinstance(owner, OwnerUnknown):
+            return "unknown"
+        directives = tuple(f"{name}={query[name]}" for name in DIRECTIVES if name in query)
+        key: Key = (owner, path, directives, token is not None)
+        now = time.monotonic()
+        kept = self._kept.get(key)
+        if kept is not None:
+            if kept.until > now:
+                self._kept.move_to_end(key)
+                self.relayed += 1
+                return kept.answer
+            self._forget(key)
+        pending = self._in_flight.get(key)
+        if pending is None:
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                return "failed"
+            pending = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(_retrieve)
+            self._in_flight[key] = pending
+            # A task of its own: a viewer that goes away must not cancel the others' fetch.
+            task = asyncio.create_task(self._fetch(key, directives, token, pending),
+                                       name=f"relay-{playback_id}")
+            task.add_done_callback(_retrieve)
+        try:
+            answer = await asyncio.shield(pending)
+        except _OwnerFailed:
+            self._directory.owner_failed(playback_id, owner)
+            return "failed"
+        self.relayed += 1
+        return answer
+
+    async def _fetch(self, key: Key, directives: tuple[str, ...], token: str | None,
+                     pending: asyncio.Future[Relayed]) -> None:
+        owner, path, _, tokened = key
+        query = "&".join(directives + ((f"token={quote(token, safe='')}",) if token else ()))
+        url = f"{owner}/live/{path}" + (f"?{query}" if query else "")
+        headers = {"X-Golive-Edge": "1"} if tokened else {}
+        try:
+            answer = await self._get(url, headers)
+        except Exception as exc:
+            pending.set_exception(_OwnerFailed(str(exc)))
+        else:
+            max_age = _max_age(answer)
+            if answer.status in (200, 204) and max_age > 0:
+                self._keep(key, answer, min(float(max_age), CACHE_SECONDS))
+            pending.set_result(answer)
+        finally:
+            self._in_flight.pop(key, None)
+
+    async def _get(self, url: str, headers: dict[str, str]) -> Relayed:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=self._timeout), auto_decompress=False,
+                skip_auto_headers=("User-Agent",))
+        self.upstream_requests += 1
+        async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+            length = response.content_length
+            if length is not None and length > self._max_body:
+                raise _OwnerFailed(f"answer of {length} bytes is over {self._max_body}")
+            body = await response.content.read(self._max_body + 1)
+            if len(body) > self._max_body:
+                raise _OwnerFailed(f"answer is over {self._max_body} bytes")
+            passed = tuple((name.lower(), value) for name, value in response.headers.items()
+                           if name.lower() in PASSED_HEADERS)
+            content_type = response.headers.get("content-type", "")
+            return Relayed(response.status, passed, body, playlist="mpegurl" in content_type)
+
+    def _keep(self, key: Key, answer: Relayed, seconds: float) -> None:
+        size = len(answer.body)
+        if size > self._cache_bytes // 8:
+            return
+        self._forget(key)
+        self._kept[key] = _Kept(answer, time.monotonic() + seconds)
+        self._kept_bytes += size
+        while self._kept_bytes > self._cache_bytes and self._kept:
+            _, oldest = self._kept.popitem(last=False)
+            self._kept_bytes -= len(oldest.answer.body)
+
+    def _forget(self, key: Key) -> None:
+        kept = self._kept.pop(key, None)
+        if kept is not None:
+            self._kept_bytes -= len(kept.answer.body)
+
+
+class _OwnerFailed(Exception):
+    pass
+
+
+def _retrieve(future: asyncio.Future[Relayed] | asyncio.Task[None]) -> None:
+    """Marks a failure as seen: every viewer awaiting it may have gone away meanwhile."""
+    with contextlib.suppress(asyncio.CancelledError):
+        future.exception()
+
+
+def _max_age(answer: Relayed) -> int:
+    for name, value in answer.headers:
+        if name == "cache-control":
+            if "no-store" in value or "no-cache" in value:
+                return 0
+            match = _MAX_AGE.search(value)
+            return int(match.group(1)) if match else 0
+    return 0
