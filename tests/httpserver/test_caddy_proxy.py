@@ -48,12 +48,12 @@ def wrapper_config(tmp: Path) -> Path:
 @asynccontextmanager
 async def caddy_proxy(tmp: Path, origin_port: int) -> AsyncIterator[str]:
     """deploy/caddy/Caddyfile as shipped, for http://127.0.0.1:PORT in front of the node
-    (GOLIVE_SITE and GOLIVE_ORIGIN are the file's own settings)."""
+    (CADDY_SITE and CADDY_UPSTREAM are the file's own settings)."""
     assert CADDY is not None, "caddy is not installed (scripts/install-system-deps.sh)"
     config = wrapper_config(tmp)
     port = free_port()
-    env = {**os.environ, "GOLIVE_SITE": f"http://127.0.0.1:{port}",
-           "GOLIVE_ORIGIN": f"127.0.0.1:{origin_port}",
+    env = {**os.environ, "CADDY_SITE": f"http://127.0.0.1:{port}",
+           "CADDY_UPSTREAM": f"127.0.0.1:{origin_port}",
            # Caddy's state (autosave, certificates) in the test's directory, not $HOME.
            "HOME": str(tmp), "XDG_DATA_HOME": str(tmp / "data"),
            "XDG_CONFIG_HOME": str(tmp / "config")}
