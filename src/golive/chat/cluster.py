@@ -34,7 +34,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from golive.core import Backoff
+from golive.core import Backoff, peer_payload
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,8 @@ class ChatCluster:
             await asyncio.sleep(backoff.next_delay())
 
     async def _handle(self, data: object) -> None:
-        if not isinstance(data, bytes) or len(data) > MAX_PAYLOAD_BYTES:
-            return
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(payload, dict) or payload.get("node") == self.node_id:
+        payload = peer_payload(data, self.node_id, MAX_PAYLOAD_BYTES)
+        if payload is None:
             return
         stream_id = payload.get("stream")
         if not isinstance(stream_id, str):

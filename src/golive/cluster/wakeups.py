@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from golive.core import Backoff
+from golive.core import Backoff, peer_payload
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,8 @@ class WebhookWakeups:
             await asyncio.sleep(backoff.next_delay())
 
     def _handle(self, data: object) -> None:
-        if not isinstance(data, bytes) or len(data) > MAX_PAYLOAD_BYTES:
-            return
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(payload, dict) or payload.get("node") == self.node_id:
+        payload = peer_payload(data, self.node_id, MAX_PAYLOAD_BYTES)
+        if payload is None:
             return
         endpoints = payload.get("endpoints")
         if not isinstance(endpoints, list):

@@ -7,7 +7,7 @@ from golive.core.collector import tune_garbage_collector
 from golive.core.events import Event, EventBus, EventType, Subscription, utcnow
 from golive.core.limits import Admission, Limit, RateLimits
 from golive.core.periodic import PeriodicSweep
-from golive.core.redislink import RedisLink
+from golive.core.redislink import RedisLink, peer_payload
 from golive.core.secrets import (
     hash_api_token,
     hash_stream_key,
@@ -42,6 +42,7 @@ __all__ = [
     "new_api_token",
     "new_playback_id",
     "new_stream_key",
+    "peer_payload",
     "random_id",
     "resolve_addresses",
     "tune_garbage_collector",

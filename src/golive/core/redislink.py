@@ -10,6 +10,7 @@ seconds, so a request never waits on a dead server twice in a row. Keys start wi
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,21 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def peer_payload(data: object, own_node: str, max_bytes: int) -> dict[str, Any] | None:
+    """A message another node published on a Redis channel, as a JSON object; None when it
+    is not bytes, is larger than `max_bytes`, is not a JSON object, or is this node's own
+    (`"node"` equal to `own_node`). What is inside is still the caller's to check."""
+    if not isinstance(data, bytes) or len(data) > max_bytes:
+        return None
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("node") == own_node:
+        return None
+    return payload
 
 
 class RedisLink:
