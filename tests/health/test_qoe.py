@@ -375,7 +375,7 @@ def test_the_indexed_view_answers_what_the_full_pass_answers(seed: int) -> None:
     events: list[PlaybackEventRecord] = []
     for event_id in range(1, rng.randrange(0, 60)):
         kind = rng.choice(kinds)
-        data: dict[str, Any] = {
+        shapes: dict[str, dict[str, Any]] = {
             "start": {"protocol": rng.choice(["hls", "webrtc", ""]),
                       "player": rng.choice(["hls.js", "", None]), "native": rng.random() < 0.2,
                       "rendition": rng.choice(["source", "", 5])},
@@ -385,7 +385,8 @@ def test_the_indexed_view_answers_what_the_full_pass_answers(seed: int) -> None:
             "stall": {"ms": rng.choice([3000, 120.5, None])},
             "latency": {"seconds": rng.choice([2.5, 1.25, "slow"])},
             "pause": {},
-        }[kind]
+        }
+        data = shapes[kind]
         at = T0 + timedelta(seconds=rng.choice([rng.uniform(0, 300), 60.0]))
         events.append(PlaybackEventRecord(event_id, "v", kind, at, data))
     rng.shuffle(events)

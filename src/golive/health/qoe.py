@@ -41,7 +41,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from golive.core import PeriodicSweep
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
@@ -480,7 +480,12 @@ class QoeReport:
 def compute(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]],
             start: datetime, end: datetime, *, group_by: GroupBy | None = None,
             truncated: bool = False) -> QoeReport:
-    views = [view_qoe(view, events, start, end) for view, events in rows]
+    return _report([view_qoe(view, events, start, end) for view, events in rows], start, end,
+                   group_by=group_by, truncated=truncated)
+
+
+def _report(views: Sequence[ViewQoe], start: datetime, end: datetime, *,
+            group_by: GroupBy | None, truncated: bool) -> QoeReport:
     groups: dict[str, list[ViewQoe]] = {}
     if group_by is not None:
         for v in views:
@@ -499,10 +504,26 @@ class ViewWindows(Protocol):
                      ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]: ...
 
 
+@runtime_checkable
+class IndexedViewWindows(ViewWindows, Protocol):
+    """A `ViewWindows` that computes each view's numbers itself (`RecentViews`): None
+    when it does not hold that window."""
+
+    async def window_qoe(self, stream_id: str, start: datetime, end: datetime, *,
+                         max_views: int = 20_000) -> list[ViewQoe] | None: ...
+
+
 async def qoe_report(views: ViewWindows, stream_id: str, start: datetime,
                      end: datetime, *, group_by: GroupBy | None = None,
                      max_views: int = 20_000) -> QoeReport:
-    """The QoE of a stream's views over [start, end); the computation runs in a thread."""
+    """The QoE of a stream's views over [start, end); the computation runs in a thread.
+    A source that holds its views indexed (`IndexedViewWindows`) answers each view's
+    numbers itself; others hand over the window's events."""
+    if isinstance(views, IndexedViewWindows):
+        each = await views.window_qoe(stream_id, start, end, max_views=max_views)
+        if each is not None:
+            return await asyncio.to_thread(_report, each, start, end, group_by=group_by,
+                                           truncated=len(each) >= max_views)
     rows = await views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
                               max_views=max_views)
     return await asyncio.to_thread(compute, rows, start, end, group_by=group_by,
