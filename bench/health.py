@@ -24,6 +24,13 @@ of one stream start reporting a 3 s stall in every batch -> `rebuffer`). The str
 use the passthrough profile, whose [alerts] and [slo] tables are the default
 profile's (checked at start), so these are the default profile's alert times.
 
+/metrics is timed by curl (one keep-alive connection, a process of its own), so the
+time is the node's and not this process's event loop's, which also runs the audience.
+
+The QoE row computes one stream's 10 min window (the studio's) for viewers/streams views
+in process, twice: recomputed from every event (as it was) and from the indexed views
+(`ViewEvents`, what RecentViews serves now), checking both answer the same.
+
 The per-request rows time what the origin counts on every request for /metrics (which
 no setting turns off) against the same counting with prometheus-client objects.
 
@@ -69,7 +76,9 @@ from tests.mediatools import ffmpeg_publish, make_source, stop  # noqa: E402
 
 from golive.delivery import PART_LATENCY_BUCKETS, OriginStats  # noqa: E402
 from golive.delivery.origin import _live_kind  # noqa: E402
+from golive.health.qoe import QoeSummary, ViewEvents, compute, summarize  # noqa: E402
 from golive.media import load_profile  # noqa: E402
+from golive.store import PlaybackEventRecord, PlaybackViewRecord  # noqa: E402
 
 PART_PATH = "/live/AbCdEf0123/480p/part-123456.3.m4s"
 PLAYLIST_PATH = "/live/AbCdEf0123/480p.m3u8"
@@ -128,6 +137,50 @@ def per_request_ns(rounds: int) -> tuple[float, float, float]:
         return min(times) / rounds * 1e9
 
     return best(golive_part), best(golive_playlist), best(prometheus_part)
+
+
+# One QoE window, computed in process ---------------------------------------------------------
+
+
+def qoe_window_ms(views: int) -> tuple[float, float]:
+    """(a full pass over the events, the indexed views) in ms: one stream's 10 min window
+    as the studio asks for it, `views` views that each beaconed for those 10 min at the
+    players' cadence (a latency sample every 5 s), both answering the same."""
+    now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    start = now - STUDIO_WINDOW
+    rows: list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]] = []
+    event_id = 0
+    for v in range(views):
+        view_id = f"benchview{v:06d}"
+        events = []
+        state: list[tuple[str, float, dict[str, object]]] = [
+            ("start", 0.0, {"protocol": "hls", "player": "hls.js"}),
+            ("first_frame", 0.9, {"ms": 900.0}),
+            ("quality", 0.9, {"height": 720, "level": 0})]
+        for kind, at, data in state:
+            event_id += 1
+            events.append(PlaybackEventRecord(event_id, view_id, kind,
+                                              start + timedelta(seconds=at), data))
+        for sample in range(1, int(STUDIO_WINDOW.total_seconds() / LATENCY_SAMPLE_S)):
+            event_id += 1
+            events.append(PlaybackEventRecord(
+                event_id, view_id, "latency",
+                start + timedelta(seconds=sample * LATENCY_SAMPLE_S), {"seconds": 2.5}))
+        rows.append((PlaybackViewRecord(view_id, "pid", "sid", start, now,
+                                        USER_AGENTS[v % len(USER_AGENTS)]), events))
+    indexed = [(view, ViewEvents(events)) for view, events in rows]
+
+    def full() -> QoeSummary:
+        return compute(rows, start, now).summary
+
+    def index() -> QoeSummary:
+        return summarize([held.qoe(view, start, now) for view, held in indexed])
+
+    if full() != index():
+        raise SystemExit("the indexed QoE differs from the full pass")
+    best = {name: min(timeit.repeat(fn, number=5, repeat=5)) / 5 * 1000
+            for name, fn in (("full", full), ("index", index))}
+    return best["full"], best["index"]
 
 
 # The node -----------------------------------------------------------------------------------
@@ -348,11 +401,10 @@ class Watchers:
 
     async def _scrape(self) -> None:
         while True:
-            started = time.perf_counter()
-            answer = await self.http.get("/metrics")
-            self.scrape_ms.append((time.perf_counter() - started) * 1000)
-            if answer.status_code != 200:
-                self.failures[f"/metrics {answer.status_code}"] += 1
+            for status, _, ms in await curl_metrics(str(self.http.base_url), 1):
+                self.scrape_ms.append(ms)
+                if status != 200:
+                    self.failures[f"/metrics {status}"] += 1
             await asyncio.sleep(self.scrape_interval)
 
     async def _studio(self, stream_id: str) -> None:
@@ -371,6 +423,23 @@ class Watchers:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def curl_metrics(base_url: str, count: int) -> list[tuple[int, int, float]]:
+    """(status, bytes, ms) of `count` GETs of /metrics by curl, one keep-alive connection:
+    a client of its own, so the time is the node's, not this process's event loop's (it
+    also runs the audience). From 127.0.0.1, which `metrics_allow` lets in by default."""
+    url = base_url.rstrip("/") + "/metrics"
+    argv = ["curl", "-s", "-w", "%{http_code} %{size_download} %{time_total}\\n"]
+    for _ in range(count):
+        argv += ["-o", "/dev/null", url]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    found = []
+    for line in out.decode().splitlines():
+        status, size, seconds = line.split()
+        found.append((int(status), int(size), float(seconds) * 1000))
+    return found
 
 
 # One node's run -----------------------------------------------------------------------------
@@ -475,11 +544,12 @@ async def run_phase(workdir: Path, source: Path, args: argparse.Namespace, *,
 async def measure_health(http: httpx.AsyncClient, phase: Phase, stream_ids: list[str],
                          publishers: list[subprocess.Popen[bytes]], audience: Audience,
                          args: argparse.Namespace) -> None:
-    for _ in range(args.scrapes):  # /metrics at full size, back to back
-        started = time.perf_counter()
-        answer = await http.get("/metrics")
-        phase.scrape_ms.append((time.perf_counter() - started) * 1000)
-        phase.metrics_bytes = len(answer.content)
+    # /metrics at full size, back to back on one connection
+    for status, size, ms in await curl_metrics(str(http.base_url), args.scrapes):
+        phase.scrape_ms.append(ms)
+        phase.metrics_bytes = size
+        if status != 200:
+            phase.failures[f"/metrics {status}"] += 1
     # Ingest fault: the first stream's publisher freezes (its TCP connection stays open).
     since = time.time()
     publishers[0].send_signal(signal.SIGSTOP)
@@ -529,6 +599,8 @@ def main() -> None:
     args = parser.parse_args()
     check_default_thresholds()
     part, playlist, peer = per_request_ns(args.rounds)
+    per_stream = max(1, args.viewers // max(1, args.streams))
+    qoe_full, qoe_indexed = qoe_window_ms(per_stream)
     source = make_source(CACHE / "health-source-1s-gop.flv", seconds=10, gop=30)
     with tempfile.TemporaryDirectory(prefix="golive-bench-health-") as tmp:
         off = asyncio.run(run_phase(Path(tmp), source, args, health=False))
@@ -595,6 +667,9 @@ def main() -> None:
         "<= 1000 ns", verdict(part <= 1000))
     row("per playlist request (count, viewer)", "", f"{playlist:.0f} ns", "<= 1000 ns",
         verdict(playlist <= 1000))
+    row(f"one stream's QoE, 10 min x {per_stream} views", f"full {qoe_full:.1f} ms",
+        f"{qoe_indexed:.1f} ms", "", f"{qoe_full / qoe_indexed:.0f}x less")
+    print("(full: recomputed from every event, as before; health on uses the indexed views)")
     print("(pc: the same counting with prometheus-client objects, timed in this run)")
     if on.viewer_cause:
         print(f"\nrebuffer diagnosis: {on.viewer_cause}")

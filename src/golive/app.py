@@ -155,6 +155,8 @@ log = logging.getLogger(__name__)
 READY_METRIC_MAX_AGE = 5.0
 """Seconds /metrics reuses the latest readiness check for `golive_ready` (/readyz always
 checks anew)."""
+READY_METRIC_WAIT = 0.1
+"""Seconds a scrape waits for a due readiness check before answering the previous one."""
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -816,7 +818,7 @@ class Golive:
                     {"detail": "metrics need the admin token (Authorization: Bearer) or a "
                                "client address inside metrics_allow"}, status_code=403)
             assert self.metrics is not None
-            await readiness.recent(READY_METRIC_MAX_AGE)
+            await readiness.recent(READY_METRIC_MAX_AGE, wait=READY_METRIC_WAIT)
             return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST,
                             headers={"Cache-Control": "no-store"})
 

@@ -15,6 +15,7 @@ Four views over a 600 s window starting at T0:
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +37,7 @@ from golive.health import (
     slo_results,
     stream_qoe,
 )
-from golive.health.qoe import compute, percentile, view_qoe
+from golive.health.qoe import STATE_EVENTS, ViewEvents, compute, percentile, view_qoe
 from golive.media import load_profile
 from golive.settings import Settings
 from golive.store import (
@@ -355,3 +356,53 @@ async def test_qoe_needs_the_read_scope(tmp_path: Path) -> None:
         r = await client.get(f"/live-streams/{stream.id}/qoe",
                              headers={"Authorization": f"Bearer {secret}"})
         assert r.status_code == 403
+
+
+def _filtered(events: list[PlaybackEventRecord], start: datetime,
+              end: datetime) -> list[PlaybackEventRecord]:
+    """What `PlaybackViewStore.window(earlier_types=STATE_EVENTS)` reads for one view."""
+    return [e for e in events if e.at < end and (e.at >= start or e.type in STATE_EVENTS)]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_indexed_view_answers_what_the_full_pass_answers(seed: int) -> None:
+    """`ViewEvents.qoe` against `view_qoe` over the window's events: random beacon
+    sequences (out of order, equal times, fatal errors and recoveries, hostile values,
+    pruned views with summaries), random windows, with and without a horizon trim."""
+    rng = random.Random(seed)
+    kinds = ["start", "first_frame", "quality", "error", "stall", "latency", "stall",
+             "latency", "latency", "pause"]
+    events: list[PlaybackEventRecord] = []
+    for event_id in range(1, rng.randrange(0, 60)):
+        kind = rng.choice(kinds)
+        shapes: dict[str, dict[str, Any]] = {
+            "start": {"protocol": rng.choice(["hls", "webrtc", ""]),
+                      "player": rng.choice(["hls.js", "", None]), "native": rng.random() < 0.2,
+                      "rendition": rng.choice(["source", "", 5])},
+            "first_frame": {"ms": rng.choice([900, 2500.5, "x"])},
+            "quality": {"height": rng.choice([720, 480, 0]), "level": rng.choice([0, 1, None])},
+            "error": {"fatal": rng.random() < 0.5},
+            "stall": {"ms": rng.choice([3000, 120.5, None])},
+            "latency": {"seconds": rng.choice([2.5, 1.25, "slow"])},
+            "pause": {},
+        }
+        data = shapes[kind]
+        at = T0 + timedelta(seconds=rng.choice([rng.uniform(0, 300), 60.0]))
+        events.append(PlaybackEventRecord(event_id, "v", kind, at, data))
+    rng.shuffle(events)
+    summary = ViewQoe.from_summary("v", {"watch_time_s": 7}).to_summary()
+    view = PlaybackViewRecord("v", "p", "s", T0 + timedelta(seconds=rng.uniform(0, 50)),
+                              T0 + timedelta(seconds=rng.uniform(50, 320)),
+                              rng.choice([CHROME_LINUX, FIREFOX_WINDOWS, SAFARI_MAC]),
+                              summary if rng.random() < 0.2 else None)
+    indexed = ViewEvents(events)
+    held = sorted(events, key=lambda e: e.id)
+    if rng.random() < 0.5:
+        horizon = T0 + timedelta(seconds=rng.uniform(0, 200))
+        indexed.drop_before(horizon)
+        held = [e for e in held if e.at >= horizon or e.type in STATE_EVENTS]
+    for _ in range(10):
+        start = T0 + timedelta(seconds=rng.choice([rng.uniform(-10, 320), 60.0]))
+        end = start + timedelta(seconds=rng.choice([rng.uniform(0, 200), 0.0]))
+        assert indexed.qoe(view, start, end) == view_qoe(view, _filtered(held, start, end),
+                                                        start, end)

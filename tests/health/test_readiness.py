@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -70,3 +71,24 @@ async def test_not_ready_when_the_database_is_unreachable(tmp_path: Path) -> Non
         assert await readiness.check() == ()
     finally:
         await working.dispose()
+
+
+async def test_a_scrape_does_not_wait_for_a_busy_database(tmp_path: Path) -> None:
+    """`recent(wait=...)`: every pooled connection taken (a real SQLite engine with one),
+    a due check goes on in the background and the previous reasons are answered; it
+    lands once the connection is back."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'golive.db'}",
+                                 pool_size=1, max_overflow=0, pool_timeout=30)
+    try:
+        readiness = Readiness(engine=engine, ffmpeg=None, data_dir=tmp_path,
+                              min_free_percent=0)
+        first = await readiness.recent(0.0, wait=0.01)  # the first check is waited for
+        assert first == ("ffmpeg missing: not configured and not on PATH",)
+        async with engine.connect():  # the only connection, busy
+            assert await readiness.recent(0.0, wait=0.05) == first
+            running = readiness._running
+            assert running is not None and not running.done()
+        assert await asyncio.wait_for(running, 30) == first
+        assert readiness._running is None
+    finally:
+        await engine.dispose()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from tests.store.conftest import store  # noqa: F401  (the fixture)
 
 from golive.health import STATE_EVENTS, RecentViews
+from golive.health.qoe import view_qoe
 from golive.store import (
     NewPlaybackEvent,
     PlaybackEventRecord,
@@ -41,6 +42,7 @@ async def test_recent_windows_match_the_store_as_beacons_arrive(
     mono = [0.0]
     recent = RecentViews(views, state_types=STATE_EVENTS, horizon=600, max_views=3,
                          clock=clock, monotonic=lambda: mono[0])
+    indexed: list[int] = []  # the views of each window answered from the index
 
     async def beacon(view_id: str, at: datetime, *types: str) -> None:
         events = [NewPlaybackEvent(t, at - timedelta(seconds=1),
@@ -53,6 +55,13 @@ async def test_recent_windows_match_the_store_as_beacons_arrive(
         expected = await views.window(stream.id, start, end, **options)  # type: ignore[arg-type]
         got = await recent.window(stream.id, start, end, **options)  # type: ignore[arg-type]
         assert shape(got) == shape(expected)
+        if options.get("earlier_types") == STATE_EVENTS:  # each view's QoE from the index
+            limit = options.get("max_views", 20_000)
+            assert isinstance(limit, int)
+            each = await recent.window_qoe(stream.id, start, end, max_views=limit)
+            if each is not None:
+                indexed.append(len(each))
+                assert each == [view_qoe(v, e, start, end) for v, e in expected]
 
     # Two views that started 20 minutes ago: their start is past the horizon.
     await beacon("recentview-a-000001", BASE - timedelta(minutes=20), "start", "first_frame")
@@ -77,6 +86,7 @@ async def test_recent_windows_match_the_store_as_beacons_arrive(
         await same(clock.now - timedelta(seconds=30), clock.now, earlier_types=STATE_EVENTS,
                    max_views=1)
     assert recent.loads == 1 and len(recent) == 1
+    assert len(indexed) == 2 + 5 * 3 and max(indexed) == 2
 
     # Outside what it holds (older than the horizon, or ending long ago), or other
     # earlier types: read from the store, same answer.

@@ -34,13 +34,14 @@ so a large window never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from golive.core import PeriodicSweep
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
@@ -52,6 +53,7 @@ _PLAYING = frozenset({"start", "first_frame", "stall", "latency"})
 # The events before a window that a view's state in it depends on (the frequent samples,
 # latency and stall, are read only inside the window).
 STATE_EVENTS = ("start", "first_frame", "quality", "error")
+_STATE = frozenset(STATE_EVENTS)
 log = logging.getLogger(__name__)
 STARTUP_GOOD_S = 1.0
 STARTUP_BAD_S = 10.0
@@ -251,6 +253,16 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     exited = not started and not failed
     first = began if began is not None else (ordered[0].at if ordered else view.started_at)
     last = max([view.last_seen_at, *(e.at for e in ordered)])
+    return _finish(view, start, end, protocol=protocol, player=player, startup=startup,
+                   started=started, failed=failed, exited=exited, first=first, last=last,
+                   rebuffers=rebuffers, latency=latency, renditions=renditions)
+
+
+def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protocol: str,
+            player: str, startup: float | None, started: bool, failed: bool, exited: bool,
+            first: datetime, last: datetime, rebuffers: Sequence[float],
+            latency: Sequence[float], renditions: Sequence[tuple[datetime, str]]) -> ViewQoe:
+    """A view's numbers from what its events said (`view_qoe`, `ViewEvents.qoe`)."""
     watch = max(0.0, _seconds(max(first, start), min(last, end)))
     # Rebuffering is part of watch time: a stall reported inside the window that began
     # before it (or before the reported start) cannot count for more than the window saw.
@@ -277,6 +289,139 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
         latency_samples_s=tuple(latency), rendition_s=rendition_s,
         rendition_switches=max(0, len(renditions) - 1), score=score,
     )
+
+
+class ViewEvents:
+    """One view's held events, indexed so that its numbers for a window cost
+    O(log n + the window's samples) instead of a pass over every event.
+
+    `qoe(view, start, end)` answers exactly what `view_qoe` answers for the events a
+    window reads (`PlaybackViewStore.window` with `earlier_types=STATE_EVENTS`: the
+    state events before `end`, every other event inside [start, end)). State events
+    (few: start, first_frame, quality, error) are kept in order and replayed; the others
+    (latency samples, stalls, the rest) are kept as sorted keys with their values, and a
+    window takes its slice by bisection. `add` keeps them sorted by (time, id), the
+    stored order; `drop_before` forgets non-state events older than a time, as
+    `RecentViews` does past its horizon. Not thread-safe: the holder serializes."""
+
+    __slots__ = ("_keys", "_latency", "_latency_keys", "_playing", "_stall", "_stall_keys",
+                 "_state")
+
+    def __init__(self, events: Iterable[PlaybackEventRecord] = ()) -> None:
+        self._state: list[tuple[datetime, int, PlaybackEventRecord]] = []
+        self._keys: list[tuple[datetime, int]] = []  # every non-state event
+        self._playing: list[tuple[datetime, int]] = []  # non-state events of _PLAYING
+        self._latency_keys: list[tuple[datetime, int]] = []
+        self._latency: list[float] = []
+        self._stall_keys: list[tuple[datetime, int]] = []
+        self._stall: list[float] = []
+        for event in events:
+            self.add(event)
+
+    def __len__(self) -> int:
+        return len(self._state) + len(self._keys)
+
+    def add(self, event: PlaybackEventRecord) -> None:
+        key = (event.at, event.id)
+        if event.type in _STATE:
+            bisect.insort(self._state, (event.at, event.id, event), key=lambda x: x[:2])
+            return
+        _insert(self._keys, key)
+        if event.type in _PLAYING:
+            _insert(self._playing, key)
+        data = event.data
+        if event.type == "latency":
+            seconds = data.get("seconds")
+            if isinstance(seconds, (int, float)):
+                index = _insert(self._latency_keys, key)
+                self._latency.insert(index, float(seconds))
+        elif event.type == "stall":
+            ms = data.get("ms")
+            if isinstance(ms, (int, float)):
+                index = _insert(self._stall_keys, key)
+                self._stall.insert(index, float(ms) / 1000)
+
+    def drop_before(self, at: datetime) -> None:
+        """Forget the non-state events before `at` (state events stay)."""
+        for keys, values in ((self._keys, None), (self._playing, None),
+                             (self._latency_keys, self._latency),
+                             (self._stall_keys, self._stall)):
+            index = bisect.bisect_left(keys, (at,))
+            if index:
+                del keys[:index]
+                if values is not None:
+                    del values[:index]
+
+    def qoe(self, view: PlaybackViewRecord, start: datetime, end: datetime) -> ViewQoe:
+        """`view_qoe(view, <the window's events>, start, end)`, from the index."""
+        low, high = (start,), (end,)
+        state = self._state[:bisect.bisect_left(self._state, high, key=lambda x: x[:1])]
+        first_key, last_key = bisect.bisect_left(self._keys, low), \
+            bisect.bisect_left(self._keys, high)
+        if view.summary is not None and not state and first_key == last_key:
+            return ViewQoe.from_summary(view.id, view.summary)
+        protocol, player = "hls", "hls.js"
+        startup: float | None = None
+        began: datetime | None = None
+        renditions: list[tuple[datetime, str]] = []
+        last_fatal: tuple[datetime, int] | None = None
+        last_playing: tuple[datetime, int] | None = None
+        for at, event_id, event in state:
+            data = event.data
+            if event.type == "start":
+                protocol = str(data.get("protocol") or protocol)
+                native = bool(data.get("native"))
+                player = str(data.get("player") or ("native" if native else player))
+                rendition = data.get("rendition")
+                if isinstance(rendition, str) and rendition and not renditions:
+                    renditions.append((at, rendition))
+            elif event.type == "first_frame" and began is None:
+                ms = data.get("ms")
+                if isinstance(ms, (int, float)):
+                    began = at - timedelta(seconds=float(ms) / 1000)
+                    startup = float(ms) / 1000 if start <= at < end else None
+            elif event.type == "quality":
+                name = _rendition_name(data)
+                if not renditions or renditions[-1][1] != name:
+                    renditions.append((at, name))
+            if event.type == "error" and data.get("fatal") is True:
+                last_fatal = (at, event_id)
+            elif event.type in _PLAYING:
+                last_playing = (at, event_id)
+        playing_low = bisect.bisect_left(self._playing, low)
+        playing_high = bisect.bisect_left(self._playing, high)
+        if playing_high > playing_low:
+            inside = self._playing[playing_high - 1]
+            last_playing = inside if last_playing is None else max(last_playing, inside)
+        started = last_playing is not None
+        failed = last_fatal is not None and (last_playing is None or last_fatal > last_playing)
+        rebuffers = self._stall[bisect.bisect_left(self._stall_keys, low):
+                                bisect.bisect_left(self._stall_keys, high)]
+        latency = self._latency[bisect.bisect_left(self._latency_keys, low):
+                                bisect.bisect_left(self._latency_keys, high)]
+        earliest = [k[0] for k in (state[0][:2] if state else None,
+                                   self._keys[first_key] if first_key < last_key else None)
+                    if k is not None]
+        latest = [k[0] for k in (state[-1][:2] if state else None,
+                                 self._keys[last_key - 1] if first_key < last_key else None)
+                  if k is not None]
+        exited = not started and not failed
+        first = began if began is not None else (min(earliest) if earliest
+                                                 else view.started_at)
+        last = max([view.last_seen_at, *latest])
+        return _finish(view, start, end, protocol=protocol, player=player, startup=startup,
+                       started=started, failed=failed, exited=exited, first=first, last=last,
+                       rebuffers=rebuffers, latency=latency, renditions=renditions)
+
+
+def _insert(keys: list[tuple[datetime, int]], key: tuple[datetime, int]) -> int:
+    """Insert `key` in order (usually at the end: beacons arrive in order); its index."""
+    if not keys or keys[-1] < key:
+        keys.append(key)
+        return len(keys) - 1
+    index = bisect.bisect_left(keys, key)
+    keys.insert(index, key)
+    return index
 
 
 def summarize(views: Iterable[ViewQoe]) -> QoeSummary:
@@ -335,7 +480,12 @@ class QoeReport:
 def compute(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]],
             start: datetime, end: datetime, *, group_by: GroupBy | None = None,
             truncated: bool = False) -> QoeReport:
-    views = [view_qoe(view, events, start, end) for view, events in rows]
+    return _report([view_qoe(view, events, start, end) for view, events in rows], start, end,
+                   group_by=group_by, truncated=truncated)
+
+
+def _report(views: Sequence[ViewQoe], start: datetime, end: datetime, *,
+            group_by: GroupBy | None, truncated: bool) -> QoeReport:
     groups: dict[str, list[ViewQoe]] = {}
     if group_by is not None:
         for v in views:
@@ -354,10 +504,26 @@ class ViewWindows(Protocol):
                      ) -> list[tuple[PlaybackViewRecord, list[PlaybackEventRecord]]]: ...
 
 
+@runtime_checkable
+class IndexedViewWindows(ViewWindows, Protocol):
+    """A `ViewWindows` that computes each view's numbers itself (`RecentViews`): None
+    when it does not hold that window."""
+
+    async def window_qoe(self, stream_id: str, start: datetime, end: datetime, *,
+                         max_views: int = 20_000) -> list[ViewQoe] | None: ...
+
+
 async def qoe_report(views: ViewWindows, stream_id: str, start: datetime,
                      end: datetime, *, group_by: GroupBy | None = None,
                      max_views: int = 20_000) -> QoeReport:
-    """The QoE of a stream's views over [start, end); the computation runs in a thread."""
+    """The QoE of a stream's views over [start, end); the computation runs in a thread.
+    A source that holds its views indexed (`IndexedViewWindows`) answers each view's
+    numbers itself; others hand over the window's events."""
+    if isinstance(views, IndexedViewWindows):
+        each = await views.window_qoe(stream_id, start, end, max_views=max_views)
+        if each is not None:
+            return await asyncio.to_thread(_report, each, start, end, group_by=group_by,
+                                           truncated=len(each) >= max_views)
     rows = await views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
                               max_views=max_views)
     return await asyncio.to_thread(compute, rows, start, end, group_by=group_by,

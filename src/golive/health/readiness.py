@@ -9,6 +9,8 @@ has room. Each check is bounded in time; the disk and file checks run in a threa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import shutil
 import time
@@ -17,6 +19,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["Readiness"]
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -33,6 +37,7 @@ class Readiness:
         self._timeout = timeout
         self.last_reasons: tuple[str, ...] | None = None
         self._checked_at = -float("inf")  # time.monotonic() of the latest check
+        self._running: asyncio.Task[tuple[str, ...]] | None = None  # a check in progress
 
     async def check(self) -> tuple[str, ...]:
         """Why the node is not ready; empty when it is."""
@@ -45,12 +50,30 @@ class Readiness:
         self._checked_at = time.monotonic()
         return self.last_reasons
 
-    async def recent(self, max_age: float) -> tuple[str, ...]:
+    async def recent(self, max_age: float, *, wait: float | None = None
+                     ) -> tuple[str, ...] | None:
         """The latest check's reasons if it is at most `max_age` seconds old, else a new
-        check's (a scrape every second need not query the database every second)."""
+        check's (a scrape every second need not query the database every second).
+
+        A new check still running after `wait` seconds goes on in the background (one at a
+        time) and the latest reasons are answered meanwhile (the first check is waited
+        for whole): /metrics
+        must not wait for a database whose connections are all busy, which under a load
+        of beacon writes made each scrape take a second (bench/health.py)."""
         if self.last_reasons is not None and time.monotonic() - self._checked_at <= max_age:
             return self.last_reasons
-        return await self.check()
+        if self._running is None:
+            self._running = asyncio.create_task(self.check())
+            self._running.add_done_callback(self._checked)
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(self._running),
+                                          wait if self.last_reasons is not None else None)
+        return self.last_reasons
+
+    def _checked(self, task: asyncio.Task[tuple[str, ...]]) -> None:
+        self._running = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("readiness check failed", exc_info=task.exception())
 
     async def _database(self) -> str | None:
         try:

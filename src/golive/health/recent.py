@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from golive.health.qoe import STATE_EVENTS, ViewEvents, ViewQoe
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
 
 __all__ = ["RecentViews"]
@@ -45,6 +46,7 @@ _RECENT_END = timedelta(minutes=1)
 class _Stream:
     views: dict[str, PlaybackViewRecord]
     events: dict[str, list[PlaybackEventRecord]]
+    indexed: dict[str, ViewEvents]  # the same events, indexed for QoE windows
     ids: set[int]
     high: int  # the highest event id held
     previous_high: int  # the next catch-up re-reads from here
@@ -78,25 +80,45 @@ class RecentViews:
     async def window(self, stream_id: str, start: datetime, end: datetime, *,
                      earlier_types: Collection[str] = (), max_views: int = 20_000) -> Rows:
         """What `PlaybackViewStore.window` answers for these arguments."""
+        stream = await self._held(stream_id, start, end, earlier_types)
+        if stream is None:
+            return await self._views.window(stream_id, start, end,
+                                            earlier_types=earlier_types, max_views=max_views)
+        earlier = frozenset(earlier_types)
+        chosen = _chosen(stream, start, end, max_views)
+        return [(view, [e for e in stream.events.get(view.id, ())
+                        if e.at < end and (e.at >= start or e.type in earlier)])
+                for view in chosen]
+
+    async def window_qoe(self, stream_id: str, start: datetime, end: datetime, *,
+                         max_views: int = 20_000) -> list[ViewQoe] | None:
+        """Each view's QoE in the window, as `view_qoe` over what `window(...,
+        earlier_types=STATE_EVENTS)` answers, from the indexed events (in a thread, the
+        stream held meanwhile); None when the window is not served from memory."""
+        if self._state_types != frozenset(STATE_EVENTS):
+            return None
+        stream = await self._held(stream_id, start, end, STATE_EVENTS)
+        if stream is None:
+            return None
+        chosen = _chosen(stream, start, end, max_views)
+        empty = ViewEvents()
+
+        def compute() -> list[ViewQoe]:
+            return [stream.indexed.get(view.id, empty).qoe(view, start, end)
+                    for view in chosen]
+
+        async with stream.lock:  # no catch-up changes the index while the thread reads it
+            return await asyncio.to_thread(compute)
+
+    async def _held(self, stream_id: str, start: datetime, end: datetime,
+                    earlier_types: Collection[str]) -> _Stream | None:
+        """The stream's recent views when this window can be served from them."""
         now = self._clock()
         mono = self._monotonic()
         cacheable = (start >= now - self._horizon and end >= now - _RECENT_END
                      and set(earlier_types) <= self._state_types
                      and self._too_large.get(stream_id, 0.0) <= mono)
-        if not cacheable:
-            return await self._views.window(stream_id, start, end,
-                                            earlier_types=earlier_types, max_views=max_views)
-        stream = await self._current(stream_id, now, mono)
-        if stream is None:
-            return await self._views.window(stream_id, start, end,
-                                            earlier_types=earlier_types, max_views=max_views)
-        earlier = frozenset(earlier_types)
-        chosen = sorted((v for v in stream.views.values()
-                         if v.started_at < end and v.last_seen_at >= start),
-                        key=lambda v: (-v.started_at.timestamp(), v.id))[:max(1, max_views)]
-        return [(view, [e for e in stream.events.get(view.id, ())
-                        if e.at < end and (e.at >= start or e.type in earlier)])
-                for view in chosen]
+        return await self._current(stream_id, now, mono) if cacheable else None
 
     async def _current(self, stream_id: str, now: datetime, mono: float) -> _Stream | None:
         """The stream's recent views, loaded or caught up; None when it has too many."""
@@ -129,7 +151,9 @@ class RecentViews:
                                              earlier_types=self._state_types)
         ids = {e.id for held in events.values() for e in held}
         high = max(ids, default=high)
-        stream = _Stream({v.id: v for v in views}, events, ids, high, high, since, mono)
+        stream = _Stream({v.id: v for v in views}, events,
+                         {view_id: ViewEvents(held) for view_id, held in events.items()},
+                         ids, high, high, since, mono)
         self._streams[stream_id] = stream
         while len(self._streams) > self._max_streams:
             self._streams.popitem(last=False)
@@ -155,6 +179,7 @@ class RecentViews:
             for view_id in unknown:
                 held = loaded.get(view_id, [])
                 stream.events[view_id] = held
+                stream.indexed[view_id] = ViewEvents(held)
                 stream.ids.update(e.id for e in held)
         for event in fresh:
             if event.id in stream.ids or event.view_id not in stream.views:
@@ -165,6 +190,7 @@ class RecentViews:
                 held.sort(key=lambda e: e.id)
             else:
                 held.append(event)
+            stream.indexed.setdefault(event.view_id, ViewEvents()).add(event)
             stream.ids.add(event.id)
         stream.previous_high = stream.high
         stream.high = max([stream.high, *(e.id for e in fresh)])
@@ -177,6 +203,7 @@ class RecentViews:
         stream.complete_from = keep_from
         for view_id in [v for v in stream.events if v not in stream.views]:
             stream.ids.difference_update(e.id for e in stream.events.pop(view_id))
+            stream.indexed.pop(view_id, None)
         for view_id, held in stream.events.items():
             if held and held[0].at < keep_from:
                 kept = [e for e in held if e.at >= keep_from or e.type in self._state_types]
@@ -185,6 +212,8 @@ class RecentViews:
                         e.id for e in held if e.at < keep_from
                         and e.type not in self._state_types)
                     stream.events[view_id] = kept
+                    if view_id in stream.indexed:
+                        stream.indexed[view_id].drop_before(keep_from)
 
     def _forget_idle(self, mono: float) -> None:
         for stream_id in [s for s, st in self._streams.items()
@@ -195,3 +224,11 @@ class RecentViews:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+
+def _chosen(stream: _Stream, start: datetime, end: datetime,
+            max_views: int) -> list[PlaybackViewRecord]:
+    """The views a window reads: those it overlaps, newest first, at most `max_views`."""
+    return sorted((v for v in stream.views.values()
+                   if v.started_at < end and v.last_seen_at >= start),
+                  key=lambda v: (-v.started_at.timestamp(), v.id))[:max(1, max_views)]
