@@ -1,6 +1,12 @@
 """Domain types and the event bus shared by every stage (control plane)."""
 
-from golive.core.addresses import IPAddress, is_public, resolve_addresses
+from golive.core.addresses import (
+    IPAddress,
+    OutboundRefused,
+    is_public,
+    outbound_addresses,
+    resolve_addresses,
+)
 from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
 from golive.core.collector import tune_garbage_collector
@@ -29,6 +35,7 @@ __all__ = [
     "FailureThrottle",
     "IPAddress",
     "Limit",
+    "OutboundRefused",
     "PeriodicSweep",
     "RateLimits",
     "RedisLink",
@@ -42,6 +49,7 @@ __all__ = [
     "new_api_token",
     "new_playback_id",
     "new_stream_key",
+    "outbound_addresses",
     "peer_payload",
     "random_id",
     "resolve_addresses",

@@ -33,3 +33,26 @@ async def resolve_addresses(host: str, port: int) -> tuple[IPAddress, ...]:
     for info in infos:
         found[ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])] = None
     return tuple(found)
+
+
+class OutboundRefused(ValueError):
+    """A target host that does not resolve, or resolves to an address that is not public."""
+
+
+async def outbound_addresses(host: str, port: int, *, allow_private: bool,
+                             private_hint: str) -> tuple[IPAddress, ...]:
+    """`host`'s addresses, refused (OutboundRefused, a message for the operator) when it does
+    not resolve or, unless `allow_private`, when any address is not public; `private_hint`
+    ends that message (what is not public, and the setting that allows it)."""
+    try:
+        addresses = await resolve_addresses(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise OutboundRefused(f"url host {host!r} does not resolve: {exc}") from None
+    if not addresses:
+        raise OutboundRefused(f"url host {host!r} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            if not is_public(address):
+                raise OutboundRefused(f"url host {host!r} resolves to {address}, which is not "
+                                      f"a public address{private_hint}")
+    return addresses

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from golive.core import Backoff, is_public, resolve_addresses
+from golive.core import Backoff, OutboundRefused, outbound_addresses
 from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.feed import FlvInput, InputFeed
 from golive.media.profiles import StreamProfile
@@ -102,18 +102,11 @@ async def check_destination_url(url: str, *, allow_private: bool) -> None:
     port = port or SCHEMES[parts.scheme] or 0  # srt has a port (checked above)
     host = parts.hostname
     try:
-        addresses = await resolve_addresses(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise DestinationRefused(f"url host {host!r} does not resolve: {exc}") from None
-    if not addresses:
-        raise DestinationRefused(f"url host {host!r} does not resolve")
-    if not allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise DestinationRefused(
-                    f"url host {host!r} resolves to {address}, which is not a public "
-                    "address; set destination_allow_private_targets to publish there"
-                )
+        await outbound_addresses(
+            host, port, allow_private=allow_private,
+            private_hint="; set destination_allow_private_targets to publish there")
+    except OutboundRefused as exc:
+        raise DestinationRefused(str(exc)) from None
 
 
 class DestinationNotAdmitted(Exception):

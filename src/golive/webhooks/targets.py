@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from golive.core import IPAddress, is_public, resolve_addresses
+from golive.core import IPAddress, OutboundRefused, outbound_addresses
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -45,17 +45,10 @@ async def resolve_target(url: str, *, allow_private: bool) -> ResolvedTarget:
     host = parsed.host
     port = parsed.port or DEFAULT_PORTS[parsed.scheme]
     try:
-        addresses = await resolve_addresses(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise TargetRefused(f"url host {host!r} does not resolve: {exc}") from None
-    if not addresses:
-        raise TargetRefused(f"url host {host!r} does not resolve")
-    if not allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise TargetRefused(
-                    f"url host {host!r} resolves to {address}, which is not a public "
-                    "address (private, loopback, link-local or reserved); set "
-                    "webhook_allow_private_targets to send webhooks there"
-                )
+        addresses = await outbound_addresses(
+            host, port, allow_private=allow_private,
+            private_hint=" (private, loopback, link-local or reserved); set "
+                         "webhook_allow_private_targets to send webhooks there")
+    except OutboundRefused as exc:
+        raise TargetRefused(str(exc)) from None
     return ResolvedTarget(parsed, host, addresses)
