@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from tests.nginxedge import NGINX, free_port, render_edge, wait_listening
+from tests.nginxedge import NGINX, free_port, render_edge, served
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ADMIN = "cluster-test-admin-token-0123456789abcdef"
@@ -119,10 +119,5 @@ async def edge_over(tmp: Path, nodes: Iterable[NodeProcess]) -> AsyncIterator[st
     edge.write_text(edge.read_text().replace("    server golive-nodes;\n", servers))
     proc = await asyncio.create_subprocess_exec(
         str(NGINX), "-p", str(tmp), "-c", str(conf), "-g", "daemon off; error_log stderr error;")
-    try:
-        await wait_listening(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+    async with served(proc, port, f"http://127.0.0.1:{port}") as url:
+        yield url

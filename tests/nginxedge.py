@@ -91,6 +91,19 @@ async def wait_listening(
 
 
 @asynccontextmanager
+async def served(proc: asyncio.subprocess.Process, port: int, url: str) -> AsyncIterator[str]:
+    """`url` once the server process `proc` accepts connections on `port`; stopped (by its
+    process) when the block ends."""
+    try:
+        await wait_listening(port, proc)
+        yield url
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+@asynccontextmanager
 async def edge_cache(tmp: Path, origin_port: int) -> AsyncIterator[str]:
     """nginx with edge.conf proxying to 127.0.0.1:origin_port; yields the edge's base URL."""
     port = free_port()
@@ -98,10 +111,5 @@ async def edge_cache(tmp: Path, origin_port: int) -> AsyncIterator[str]:
     proc = await asyncio.create_subprocess_exec(
         str(NGINX), "-p", str(tmp), "-c", str(conf), "-g", "daemon off; error_log stderr warn;"
     )
-    try:
-        await wait_listening(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+    async with served(proc, port, f"http://127.0.0.1:{port}") as url:
+        yield url

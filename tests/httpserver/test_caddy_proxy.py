@@ -25,7 +25,7 @@ import pytest
 import websockets
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
 from tests.mediatools import ffmpeg_publish, stop
-from tests.nginxedge import free_port, wait_listening
+from tests.nginxedge import free_port, served
 from tests.webrtc_client import rtc_config, whep_play, whip_publish
 
 from golive.app import Golive
@@ -61,13 +61,8 @@ async def caddy_proxy(tmp: Path, origin_port: int) -> AsyncIterator[str]:
         proc = await asyncio.create_subprocess_exec(
             CADDY, "run", "--config", str(config), "--adapter", "caddyfile", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=log)
-        try:
-            await wait_listening(port, proc)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            if proc.returncode is None:
-                proc.terminate()
-            await asyncio.wait_for(proc.wait(), 10)
+        async with served(proc, port, f"http://127.0.0.1:{port}") as url:
+            yield url
 
 
 def from_address(address: str, base: str, **options: Any) -> httpx.AsyncClient:

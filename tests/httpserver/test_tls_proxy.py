@@ -18,7 +18,7 @@ import pytest
 import websockets
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
 from tests.mediatools import ffmpeg_publish, stop
-from tests.nginxedge import NGINX, free_port, main_config, wait_listening
+from tests.nginxedge import NGINX, free_port, main_config, served
 from tests.tlscerts import ServerCertificate, make_server_certificate
 
 from golive.app import Golive
@@ -53,13 +53,8 @@ async def tls_proxy(tmp: Path, origin_port: int,
     assert checked.returncode == 0, checked.stderr
     proc = await asyncio.create_subprocess_exec(
         str(NGINX), "-p", str(tmp), "-c", str(conf), "-g", "daemon off; error_log stderr warn;")
-    try:
-        await wait_listening(port, proc)
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+    async with served(proc, port, f"https://127.0.0.1:{port}") as url:
+        yield url
 
 
 @pytest.mark.parametrize("trusted", ["127.0.0.1", ""])
