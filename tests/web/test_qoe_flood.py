@@ -6,13 +6,17 @@ can post without a proxy in between.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
+from sqlalchemy import text
 from tests.e2e.conftest import create_stream
 
 from golive.app import Golive
+from golive.store import db
 from golive.store.views import PlaybackViewStore
 from golive.web.qoe import QoeLimits
 
@@ -61,3 +65,33 @@ async def test_fresh_view_ids_from_one_address_are_refused_and_rows_stay_bounded
         assert ok.status_code == 204, ok.text
         status = await viewer.get(f"/watch/{pid}/status")
     assert status.json()["viewers"] == 2
+
+
+async def test_a_beacon_behind_a_queue_of_writers_is_answered_503_and_lands_when_sent_again(
+    node: Golive, api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = await create_stream(api)
+    pid = stream["playback_ids"][0]["id"]
+    assert node.store is not None
+    monkeypatch.setattr(db, "WRITE_QUEUE_TIMEOUT", 0.3)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.WriterSessions(node.store.engine).begin() as session:  # type: ignore[union-attr]
+            await session.execute(text("SELECT 1"))
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    async with client_at(node, "192.0.2.80") as viewer:
+        busy = await viewer.post(f"/qoe/{pid}", json=batch("queued" + "q" * 20))
+        assert busy.status_code == 503, busy.text
+        assert int(busy.headers["retry-after"]) >= 1
+        assert "busy" in busy.json()["error"]
+        release.set()
+        await holder
+        again = await viewer.post(f"/qoe/{pid}", json=batch("queued" + "q" * 20))
+        assert again.status_code == 204, again.text
+    views = await PlaybackViewStore(node.store.engine).list_views(stream["id"])
+    assert [v.id for v in views] == ["queued" + "q" * 20]

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from golive.store import StoreBusy
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
@@ -136,11 +138,17 @@ async def _value_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, [str(exc)])
 
 
+async def _store_busy(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreBusy)
+    return error_response(503, [str(exc)], headers={"Retry-After": str(exc.retry_after)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(StoreBusy, _store_busy)
     app.add_middleware(InternalErrorMiddleware)
 
 

@@ -24,6 +24,7 @@ from golive.store.chat import (
     ChatStore,
     NewChatMessage,
 )
+from golive.store.db import StoreBusy
 from golive.store.destinations import (
     MAX_NAME_LENGTH as MAX_DESTINATION_NAME_LENGTH,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "SigningKeyRecord",
     "SigningKeyRepository",
     "Store",
+    "StoreBusy",
     "StoreStreamDirectory",
     "StreamLive",
     "StreamRecord",

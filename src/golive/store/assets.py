@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.store.db import WRITE_OPTION, create_sessionmaker, is_sqlite
+from golive.store.db import WriterSessions, create_sessionmaker, is_sqlite
 from golive.store.models import Asset, AssetInit, AssetRendition, AssetSegment
 from golive.store.validation import check_limit
 
@@ -115,9 +115,7 @@ class AssetStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True})
-        )
+        self._write = WriterSessions(engine)
 
     async def _record(self, session: AsyncSession, row: Asset) -> AssetRecord:
         renditions = (

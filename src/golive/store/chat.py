@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from golive.core import random_id
-from golive.store.db import WRITE_OPTION, create_sessionmaker
+from golive.store.db import WriterSessions, create_sessionmaker
 from golive.store.models import REVIEW_FALLBACKS, ChatBan, ChatMessage, ChatSettings, LiveStream
 
 
@@ -157,9 +157,7 @@ class ChatStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._postgres = engine.dialect.name == "postgresql"
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True})
-        )
+        self._write = WriterSessions(engine)
 
     # Messages ----------------------------------------------------------------------------
 

@@ -7,10 +7,22 @@ the file), enforced foreign keys, and a busy timeout; and transactions are
 begun by us rather than by the driver, so DDL is transactional and write
 transactions take the write lock up front (`BEGIN IMMEDIATE`) instead of failing
 with "database is locked" when a read turns into a write.
+
+SQLite has one write lock per file. Writers of one process therefore queue in process
+(`WriterSessions`, one FIFO gate per engine and event loop) before they take a pooled
+connection: a burst of writes (a crowd's QoE beacons) then holds one connection, not the
+whole pool waiting on the file lock, so readers keep theirs and no writer outwaits the busy
+timeout. A writer that waits longer than `WRITE_QUEUE_TIMEOUT` gets `StoreBusy`, which
+callers answer as 503 with Retry-After (and writers with a backoff treat as an outage).
+PostgreSQL has row locks and needs no gate.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -28,6 +40,20 @@ from sqlalchemy.ext.asyncio import (
 WRITE_OPTION = "golive_write"
 
 BUSY_TIMEOUT_MS = 10_000
+
+# How long a SQLite writer may queue in process before it is told the store is busy; well
+# under the busy timeout, so a queued writer never meets "database is locked" from us.
+WRITE_QUEUE_TIMEOUT = 5.0
+
+
+class StoreBusy(Exception):
+    """The embedded database's writers queued past `WRITE_QUEUE_TIMEOUT`: try again later."""
+
+    retry_after = 2
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"the database is busy: a write queued {waited:.1f} s; "
+                         f"try again in {self.retry_after} s")
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
@@ -71,6 +97,58 @@ def rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+# One gate per SQLite engine (its pool: `execution_options` copies share it) and loop.
+_GATES: weakref.WeakKeyDictionary[Any, dict[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer_gate(engine: AsyncEngine) -> asyncio.Lock:
+    per_loop = _GATES.setdefault(engine.sync_engine.pool, {})
+    loop = asyncio.get_running_loop()
+    gate = per_loop.get(loop)
+    if gate is None:
+        for stale in [other for other in per_loop if other.is_closed()]:
+            del per_loop[stale]
+        gate = per_loop[loop] = asyncio.Lock()
+    return gate
+
+
+class WriterSessions:
+    """Write transactions on `engine`: `async with writers.begin() as session: ...`.
+
+    Marked with `WRITE_OPTION` (SQLite takes its write lock up front) and, on SQLite,
+    admitted one at a time in arrival order before a connection is taken (module doc).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, queue_timeout: float | None = None) -> None:
+        self._engine = engine
+        self._sessions = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+        self._gated = is_sqlite(engine)
+        self._queue_timeout = queue_timeout
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        if not self._gated:
+            async with self._sessions.begin() as session:
+                yield session
+            return
+        gate = _writer_gate(self._engine)
+        loop = asyncio.get_running_loop()
+        queued = loop.time()
+        limit = WRITE_QUEUE_TIMEOUT if self._queue_timeout is None else self._queue_timeout
+        try:
+            async with asyncio.timeout(limit):
+                await gate.acquire()
+        except TimeoutError:
+            raise StoreBusy(loop.time() - queued) from None
+        try:
+            async with self._sessions.begin() as session:
+                yield session
+        finally:
+            gate.release()
+
+
 class Tables:
     """Base of the store's repositories: short sessions over one engine.
 
@@ -82,9 +160,7 @@ class Tables:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True})
-        )
+        self._write = WriterSessions(engine)
 
     @property
     def engine(self) -> AsyncEngine:

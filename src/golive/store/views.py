@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.store.db import WRITE_OPTION, create_sessionmaker, rowcount
+from golive.store.db import WriterSessions, create_sessionmaker, rowcount
 from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
 
 # Storage stays bounded whatever a player sends: events past this many per view are dropped.
@@ -96,9 +96,7 @@ class PlaybackViewStore:
                  ) -> None:
         self._max_events = max_events_per_view
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self._write: async_sessionmaker[AsyncSession] = create_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True})
-        )
+        self._write = WriterSessions(engine)
 
     async def record(
         self,

@@ -31,6 +31,7 @@ from golive.store import (
     PlaybackIdRecord,
     PlaybackViewStore,
     Store,
+    StoreBusy,
     StreamRecord,
     ViewConflict,
 )
@@ -431,6 +432,9 @@ class WebPages:
             )
         except ViewConflict:
             return _problem(409, "this view id belongs to another playback id")
+        except StoreBusy as exc:
+            # Not stored: the player keeps the batch and sends it again (qoe.js).
+            return _problem(503, str(exc), {"Retry-After": str(exc.retry_after)})
         self.qoe_intake.stored(playback_id, remote)
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 

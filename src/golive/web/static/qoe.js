@@ -32,6 +32,10 @@ export class QoeReporter {
     if (this.queue.length >= MAX_BATCH) this.flush(false);
   }
 
+  requeue(events) {
+    this.queue = events.concat(this.queue).slice(-MAX_QUEUE);
+  }
+
   flush(leaving) {
     if (leaving && this.pendingStall) {
       const stall = this.pendingStall();
@@ -48,6 +52,10 @@ export class QoeReporter {
           body,
           headers: { "Content-Type": "application/json" },
           keepalive: body.length < 60_000,
+        }).then((answer) => {
+          // 503 (store busy) and 429 (slow down) mean nothing was stored: keep the events
+          // for the next flush, ahead of newer ones, within the queue's bound.
+          if (answer.status === 503 || answer.status === 429) this.requeue(events);
         }).catch(() => {}); // QoE must never disturb playback
       }
     }
