@@ -593,7 +593,8 @@ class Golive:
                 raise RuntimeError("rtmps_port needs tls_cert and tls_key")
             context = tls
             self.rtmps = RtmpServer(
-                self.publish_target, host=s.host, port=s.rtmps_port, ssl_context=context, **rtmp_options
+                self.publish_target, host=s.host, port=s.rtmps_port, ssl_context=context,
+                max_tls_handshakes=s.tls_max_handshakes, **rtmp_options
             )
             await self.rtmps.start()
         if s.srt_port is not None:

@@ -91,8 +91,10 @@ class Settings(BaseSettings):
         "nothing, or dribbles its hello, holds nothing longer)."
     )
     tls_max_handshakes: int = Field(
-        256, ge=1, le=100_000, description="HTTPS handshakes in progress at once; a connection "
-        "past it is closed at once, unread, so half-open handshakes cannot hold the port."
+        256, ge=1, le=100_000, description="TLS handshakes in progress at once, per TLS port "
+        "(HTTPS on http_port, and rtmps_port, whose handshakes are bounded in time by "
+        "rtmp_handshake_timeout); a connection past it is closed at once, unread, so "
+        "half-open handshakes cannot hold the port."
     )
     admin_token: SecretStr | None = Field(
         None,

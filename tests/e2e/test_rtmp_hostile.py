@@ -18,9 +18,11 @@ from tests.e2e.conftest import (
     node_settings,
     wait_status,
 )
+from tests.httpserver.test_tls_handshake import Hostile
 from tests.ingest.attacks import partial_rtmp_messages
 from tests.ingest.rtmp.rtmpclient import C0C1, SocketClient
 from tests.mediatools import ffmpeg_publish, stop
+from tests.tlscerts import make_server_certificate
 
 from golive.app import Golive
 
@@ -117,6 +119,64 @@ async def test_rtmps_publish(tmp_path: Path, source_flv: Path) -> None:
             live = await wait_status(api, stream["id"], "active")
             assert live["live"]["protocol"] == "rtmps"
         finally:
+            stop(proc)
+
+
+RTMPS_HANDSHAKE_TIMEOUT = 3.0
+RTMPS_MAX_HANDSHAKES = 8
+
+
+async def test_rtmps_handshakes_are_bounded_in_time_and_number_while_a_publisher_streams(
+    tmp_path: Path, source_flv: Path
+) -> None:
+    """Half-open TLS on the RTMPS port: silent clients are cut off after the handshake
+    timeout, and past `tls_max_handshakes` new connections are reset unread, while a
+    publisher that completed its handshake keeps streaming."""
+    certificate = make_server_certificate(tmp_path / "tls")
+    settings = node_settings(tmp_path, rtmps_port=0, tls_cert=certificate.cert,
+                             tls_key=certificate.key, tls_max_handshakes=RTMPS_MAX_HANDSHAKES,
+                             rtmp_handshake_timeout=RTMPS_HANDSHAKE_TIMEOUT)
+    async with Golive(settings) as node, httpx.AsyncClient(
+        base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
+        verify=ssl.create_default_context(cafile=str(certificate.ca)),
+    ) as api:
+        assert node.rtmps is not None and node.rtmps.tls is not None
+        gate, port = node.rtmps.tls, node.rtmps.port
+        stream = await create_stream(api)
+        url = f"rtmps://127.0.0.1:{port}/live/{stream['stream_key']}"
+        proc = ffmpeg_publish(source_flv, url, loop=True, extra=["-ca_file", str(certificate.ca)])
+        held: list[Hostile] = []
+        holding: list[asyncio.Task[None]] = []
+        try:
+            await wait_status(api, stream["id"], "active")
+            held = [await Hostile.connect(port) for _ in range(RTMPS_MAX_HANDSHAKES)]
+            holding = [asyncio.create_task(h.wait_closed()) for h in held]
+
+            async def limit_reached() -> bool:
+                return gate.pending == RTMPS_MAX_HANDSHAKES
+
+            await eventually(limit_reached, what="the handshake limit reached")
+            flood = [await Hostile.connect(port) for _ in range(20)]
+            await asyncio.wait_for(asyncio.gather(*(h.wait_closed() for h in flood)), 20)
+            assert gate.dropped == 20 and all(h.received == b"" for h in flood)
+            assert not any(task.done() for task in holding)
+            await asyncio.wait_for(asyncio.gather(*holding), 20)
+            for hostile in held:
+                assert hostile.closed is not None and hostile.received == b""
+                assert hostile.closed - hostile.opened >= RTMPS_HANDSHAKE_TIMEOUT - 0.1
+
+            async def drained() -> bool:
+                return gate.pending == 0
+
+            await eventually(drained, what="no handshake left in progress")
+            # The publisher never noticed.
+            assert proc.poll() is None
+            assert (await get_stream(api, stream["id"]))["status"] == "active"
+            assert gate.failed >= RTMPS_MAX_HANDSHAKES and gate.completed >= 1
+        finally:
+            for task in holding:
+                task.cancel()
+            await asyncio.gather(*holding, return_exceptions=True)
             stop(proc)
 
 

@@ -23,6 +23,7 @@ from golive.core.secrets import (
     random_id,
 )
 from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of
+from golive.core.tls import HandshakeGate, TlsLimits, check_tls_layer
 
 __all__ = [
     "Admission",
@@ -33,6 +34,7 @@ __all__ = [
     "EventBus",
     "EventType",
     "FailureThrottle",
+    "HandshakeGate",
     "IPAddress",
     "Limit",
     "OutboundRefused",
@@ -41,8 +43,10 @@ __all__ = [
     "RedisLink",
     "RepeatedLog",
     "Subscription",
+    "TlsLimits",
     "TokenBucket",
     "address_of",
+    "check_tls_layer",
     "hash_api_token",
     "hash_stream_key",
     "is_public",

@@ -30,7 +30,12 @@ from golive.httpserver.bodies import (
     RouteLimits,
 )
 from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
-from golive.httpserver.tls import HandshakeGate, TlsLimits, check_tls_layer
+from golive.httpserver.tls import (
+    HandshakeGate,
+    TlsLimits,
+    check_tls_layer,
+    uvicorn_protocol_factory,
+)
 from golive.settings import Settings
 
 __all__ = ["HttpLimits", "server_config"]
@@ -88,7 +93,7 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
         # uvicorn calls this per accepted connection as it would the class; with TLS the
         # connection is the class's protocol inside a handshake-bounded TLS layer.
         http=protocol if gate is None else cast(type[asyncio.Protocol],
-                                                gate.protocol_factory(protocol)),
+                                                uvicorn_protocol_factory(gate, protocol)),
         ws=ws,
         ws_max_size=limits.ws_max_message_bytes,
         log_config=None,

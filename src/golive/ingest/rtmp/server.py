@@ -24,7 +24,7 @@ import ssl
 import time
 from collections import Counter
 
-from golive.core import RepeatedLog, address_of
+from golive.core import HandshakeGate, RepeatedLog, TlsLimits, address_of, check_tls_layer
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
     PUBLISH_REJECTED,
@@ -60,6 +60,7 @@ class RtmpServer:
         host: str = "0.0.0.0",
         port: int = 1935,
         ssl_context: ssl.SSLContext | None = None,
+        max_tls_handshakes: int = 256,
         handshake_timeout: float = 10.0,
         idle_timeout: float = 20.0,
         max_message_size: int = 16 * 1024 * 1024,
@@ -75,7 +76,12 @@ class RtmpServer:
         self.webrtc_read_batch = webrtc_read_batch
         self._host = host
         self._port = port
-        self._ssl = ssl_context
+        # RTMPS: TLS ended by golive, each handshake bounded by `handshake_timeout` and at
+        # most `max_tls_handshakes` in progress (a connection counts in `connections` only
+        # once its handshake is done, so half-open TLS must be bounded before it).
+        self.tls: HandshakeGate | None = None if ssl_context is None else HandshakeGate(
+            ssl_context, TlsLimits(handshake_timeout=handshake_timeout,
+                                   max_handshakes=max_tls_handshakes))
         self.handshake_timeout = handshake_timeout
         self.idle_timeout = idle_timeout
         self.max_message_size = max_message_size
@@ -175,12 +181,14 @@ class RtmpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        gate = self.tls
+        if gate is not None:
+            check_tls_layer(loop)
         self._server = await loop.create_server(
-            lambda: RtmpConnection(self),
+            (lambda: RtmpConnection(self)) if gate is None
+            else (lambda: gate.wrap(lambda: RtmpConnection(self), loop)),
             self._host,
             self._port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=self.handshake_timeout if self._ssl else None,
             reuse_address=True,
             backlog=512,
         )
