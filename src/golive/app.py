@@ -72,6 +72,7 @@ from golive.delivery import (
     OwnerRelay,
     PlaybackAccess,
     PlaybackRule,
+    RelaySeal,
     StreamHook,
     VerificationKey,
     WebRtcFeed,
@@ -453,8 +454,11 @@ class Golive:
                                               presentations=_NodePresentations(self),
                                               ttl=s.cluster_entry_ttl)
             self.hub.add_observer(self.registry)
+            # Relayed requests are sealed with the secret the nodes share (chat_secret), so
+            # an owner trusts the relaying node's check of the viewer.
             self.relay = OwnerRelay(self.registry, timeout=s.cluster_relay_timeout,
-                                    takeover_hold=s.cluster_takeover_hold)
+                                    takeover_hold=s.cluster_takeover_hold,
+                                    seal=RelaySeal(self._secret()))
         # Access hooks (the node's and each stream's), for publishing, playing and chat.
         self.access_hook = AccessHook(timeout=s.access_hook_timeout,
                                       fail_open=s.access_hook_fail_open)
@@ -854,7 +858,7 @@ class Golive:
         self.thumbnailer = Thumbnailer(s.ffmpeg_path(), concurrency=s.thumbnail_concurrency)
         app.router.routes.extend(ThumbnailRoute(
             self.pipeline or _NoPresentations(), self.thumbnailer,
-            RecordedFrames(self.recordings), access=self.access).routes())
+            RecordedFrames(self.recordings), access=self.access, relay=self.relay).routes())
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's

@@ -270,8 +270,11 @@ class Settings(BaseSettings):
     # Chat (see golive.chat).
     chat_secret: SecretStr | None = Field(
         None,
-        description="Secret that signs chat identity cookies and chat tokens; empty means a "
-        "random one generated once and kept in data_dir/chat-secret.",
+        description="Secret that signs chat identity cookies and chat tokens, studio "
+        "sessions, and /live/ and /thumbnail/ requests one node relays to another (the "
+        "owner then trusts the relaying node's check of the viewer); the nodes of a cluster "
+        "need the same one. Empty means a random one generated once and kept in "
+        "data_dir/chat-secret.",
     )
     chat_history: int = Field(
         50, ge=0, le=500, description="Messages a viewer receives when entering a chat room."

@@ -25,6 +25,7 @@ from golive.delivery import mint_playback_token
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
+SHOP = "https://shop.example/watch/42"
 _PART = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"')
 
 
@@ -33,7 +34,9 @@ async def _pair(tmp_path: Path, redis: RedisServer) -> AsyncIterator[tuple[Goliv
     url = f"sqlite+aiosqlite:///{(tmp_path / 'shared.db').resolve()}"
     prefix = redis.prefix()
     common = {"database_url": url, "redis_url": redis.url, "redis_prefix": prefix,
-              "cluster_entry_ttl": 1.5, "cluster_takeover_hold": 1.0}
+              "cluster_entry_ttl": 1.5, "cluster_takeover_hold": 1.0,
+              # Shared, as a cluster's nodes need it: relayed requests are sealed with it.
+              "chat_secret": "relay-test-secret-" + "x" * 16}
     async with Golive(node_settings(tmp_path / "a", **common)) as a, \
             Golive(node_settings(tmp_path / "b", **common)) as b:
         yield a, b
@@ -165,11 +168,17 @@ async def test_signed_playback_through_a_non_owner_node(
     async with _pair(tmp_path, redis) as (a, b), httpx.AsyncClient(
             base_url=f"{a.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
             timeout=10) as api, \
-            httpx.AsyncClient(base_url=f"{b.http_url}/live/", timeout=30) as on_b:
+            httpx.AsyncClient(base_url=f"{b.http_url}/live/", timeout=30,
+                              headers={"Referer": SHOP}) as on_b:
         key = (await api.post("/signing-keys", json={"algorithm": "ES256"})).json()["data"]
         stream = await create_stream(api, name="signed", profile="passthrough",
                                      playback_policy="signed", reconnect_window=1)
         pid = stream["playback_ids"][0]["id"]
+        # Only from the shop's pages: the owner never sees the viewer's Referer, so it has
+        # to trust node B's check (the sealed relay) for any of this to play.
+        restricted = await api.put(f"/playback-ids/{pid}/referrer", json={
+            "allowed_referrers": ["shop.example"], "allow_empty_referrer": False})
+        assert restricted.status_code == 200, restricted.text
         first, second = (mint_playback_token(key["private_key"], key_id=key["id"],
                                              playback_id=pid, audience="v", expires_in=600 + i)
                          for i in range(2))
@@ -196,5 +205,38 @@ async def test_signed_playback_through_a_non_owner_node(
             assert '<esi:include src="/_golive/token"/>' in esi.text
             assert "token=" not in esi.text and "GOLIVE_EDGE_TOKEN" not in with_first.text
             assert with_first.headers["content-length"] == str(len(with_first.content))
+
+            # Without the shop's Referer, B refuses; the media B relays plays with it.
+            async with httpx.AsyncClient(base_url=f"{b.http_url}/live/", timeout=30) as bare:
+                no_referrer = await bare.get(f"{pid}.m3u8", params={"token": first})
+            assert no_referrer.status_code == 403 and "referer" in no_referrer.text.lower()
+            rendition = next(line for line in with_first.text.splitlines()
+                             if ".m3u8" in line and not line.startswith("#"))
+            media = await on_b.get(rendition)
+            assert media.status_code == 200 and f"?token={first}" in media.text
+            init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', media.text)
+            assert init is not None
+            base = rendition.split("?")[0].rsplit("/", 1)[0]
+            assert (await on_b.get(f"{base}/{init.group(1)}")).status_code == 200
+
+            # A live thumbnail of A's broadcast, asked of B with a thumbnail token.
+            thumb = mint_playback_token(key["private_key"], key_id=key["id"], playback_id=pid,
+                                        audience="t", expires_in=600)
+            async with httpx.AsyncClient(base_url=b.http_url, timeout=30,
+                                         headers={"Referer": SHOP}) as web_b:
+                async def thumbnail() -> httpx.Response | None:
+                    answer = await web_b.get(f"/thumbnail/{pid}.jpg",
+                                             params={"token": thumb, "width": 160})
+                    return answer if answer.status_code == 200 else None
+
+                picture = await eventually(thumbnail, what="the owner's thumbnail via B")
+                assert picture.headers["content-type"] == "image/jpeg"
+                assert picture.content[:2] == b"\xff\xd8"
+                unsigned = await web_b.get(f"/thumbnail/{pid}.jpg", params={"width": 160})
+                assert unsigned.status_code in (401, 403)
+                # A request that claims to be relayed, with a made-up seal, gets no pass.
+                forged = await web_b.get(f"/thumbnail/{pid}.jpg", params={"width": 160},
+                                         headers={"X-Golive-Relay": f"{int(time.time())}.{'0' * 64}"})
+                assert forged.status_code in (401, 403)
         finally:
             stop(publisher)

@@ -21,7 +21,16 @@ from golive.delivery.access_hook import (
 )
 from golive.delivery.dvr import DvrArchive
 from golive.delivery.origin import Origin, create_origin_app
-from golive.delivery.relay import OWNER_UNKNOWN, OwnerDirectory, OwnerRelay, OwnerUnknown
+from golive.delivery.relay import (
+    OWNER_UNKNOWN,
+    RELAY_HEADER,
+    THUMBNAIL_PARAMS,
+    OwnerDirectory,
+    OwnerRelay,
+    OwnerUnknown,
+    Relayed,
+    RelaySeal,
+)
 from golive.delivery.stats import PART_LATENCY_BUCKETS, OriginStats
 from golive.delivery.vod import UNAVAILABLE, Unavailable, VodDirectory
 from golive.delivery.whep import WebRtcFeed, WhepEndpoint
@@ -29,6 +38,8 @@ from golive.delivery.whep import WebRtcFeed, WhepEndpoint
 __all__ = [
     "OWNER_UNKNOWN",
     "PART_LATENCY_BUCKETS",
+    "RELAY_HEADER",
+    "THUMBNAIL_PARAMS",
     "UNAVAILABLE",
     "AccessDirectory",
     "AccessHook",
@@ -46,6 +57,8 @@ __all__ = [
     "PlaybackAccess",
     "PlaybackRule",
     "Refusal",
+    "RelaySeal",
+    "Relayed",
     "StreamHook",
     "Unavailable",
     "VerificationKey",

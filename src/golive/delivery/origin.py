@@ -36,7 +36,7 @@ from golive.delivery.progressive import (
     StreamedResponse,
     progressive_response,
 )
-from golive.delivery.relay import OwnerRelay, Relayed
+from golive.delivery.relay import RELAY_HEADER, OwnerRelay, Relayed
 from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
 
@@ -221,6 +221,7 @@ _RAW_ACCEPT_RANGES = (b"accept-ranges", b"bytes")
 _RAW_PLAYLIST_TYPE = (b"content-type", PLAYLIST_TYPE.encode())
 _ESI_INCLUDE = ESI_TOKEN_INCLUDE.encode()
 _PLACEHOLDER_QUERY = b"?token=" + TOKEN_PLACEHOLDER.encode()
+_RELAY_HEADER = RELAY_HEADER.encode()
 
 
 class Response:
@@ -536,7 +537,8 @@ class Origin:
         pid = match["pid"]
         token = request.token
         # Before the presentation is looked up: a refusal must not tell live from not live.
-        if self.access is not None:
+        # A request another node relays, sealed, was checked there with its own viewer.
+        if self.access is not None and not self._relayed_by_peer(request):
             verdict = await self._check(self.access, request, pid, token)
             if isinstance(verdict, Refusal):
                 return _error(verdict.status, verdict.reason)
@@ -554,6 +556,14 @@ class Origin:
                 return await self._relayed(self.relay, request, pid, token, spliced)
             return _error(404, "no such live broadcast")
         return await handler(request, match, presentation, spliced)
+
+    def _relayed_by_peer(self, request: Request) -> bool:
+        relay = self.relay
+        if relay is None or relay.seal is None:
+            return False
+        seal = request.raw_header(_RELAY_HEADER)
+        return seal is not None and relay.trusts(seal.decode("latin-1"), request.path,
+                                                 request.query_params)
 
     async def _relayed(self, relay: OwnerRelay, request: Request, pid: str,
                        viewer_token: str | None, token: SpliceToken) -> Response:
@@ -574,13 +584,11 @@ class Origin:
             return _error(503, "the node serving this broadcast did not answer; retry",
                           headers={"Retry-After": "1"})
         assert isinstance(answer, Relayed)
+        if answer.text is not None:
+            # A playlist, as the owner would answer it without a token: each viewer's (or
+            # an edge's) goes in from the same shared templates as for a local broadcast.
+            return self._playlist_response(answer.text, token, answer.max_age)
         body = answer.body
-        if answer.playlist and token is not None and token is not EdgeToken.PLACEHOLDER:
-            # The owner wrote the edge placeholder where this viewer's token goes.
-            mark = "?token=" + TOKEN_PLACEHOLDER
-            put = ESI_TOKEN_INCLUDE if token is EdgeToken.ESI else (
-                "?token=" + quote(str(token), safe=""))
-            body = body.decode().replace(mark, put).encode()
         headers: RawHeaders = [(name.encode("latin-1"), value.encode("latin-1"))
                                for name, value in answer.headers]
         headers.append((b"content-length", b"%d" % len(body)))

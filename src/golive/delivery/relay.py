@@ -10,16 +10,27 @@ answer is kept for as long as its Cache-Control allows (capped, bounded in bytes
 crowd on a non-owner node costs the owner what one viewer costs. Blocking playlist
 reloads collapse on their (msn, part, skip) like any other key.
 
-Playback tokens are checked here, before relaying, exactly as for a local broadcast. The
-owner gets the first viewer's token and `X-Golive-Edge`, so a tokened playlist comes back
-with the edge placeholder in its URIs and each viewer gets their own token (or the ESI
-include, or the placeholder for an edge in front of this node) written in here.
+Playback tokens, referrer restrictions and access hooks are checked here, before
+relaying, exactly as for a local broadcast, with the viewer's own address, referrer and
+user agent. The owner would see none of them (only this node's address, and one viewer's
+request for many), so each upstream request carries a `RelaySeal`: an HMAC, under a key
+derived from the secret the cluster's nodes share (`chat_secret`), over the time, the path
+and the LL-HLS directives. An owner that verifies it answers without checking again; a
+viewer cannot forge it, and a captured one is good for that one object for a minute. (Nodes
+that do not share the secret still relay: the owner then checks the forwarded token, and
+referrer restrictions and hooks see the relaying node.) The owner also gets the first
+viewer's token and `X-Golive-Edge`, so a tokened playlist comes back with the edge
+placeholder in its URIs; that placeholder is taken out once per answer, and the origin
+writes each viewer's token in with the same shared templates it uses for its own
+broadcasts. `/thumbnail/` is relayed the same way (sealed, without a token).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import re
 import time
 from collections import OrderedDict
@@ -29,8 +40,10 @@ from typing import Final, Literal, Protocol
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
-__all__ = ["OWNER_UNKNOWN", "OwnerDirectory", "OwnerRelay", "OwnerUnknown", "Relayed"]
+__all__ = ["OWNER_UNKNOWN", "RELAY_HEADER", "THUMBNAIL_PARAMS", "OwnerDirectory", "OwnerRelay",
+           "OwnerUnknown", "RelaySeal", "Relayed"]
 
 # Headers of the owner's answer a viewer gets as they are; the rest is the owner's business.
 PASSED_HEADERS: Final = frozenset({
@@ -45,6 +58,48 @@ TAKEOVER_HOLD = 8.0  # seconds a request waits for a broadcast's next owner befo
 TAKEOVER_RETRY = 0.25  # seconds between looking for it meanwhile
 _MAX_AGE = re.compile(r"max-age=([0-9]{1,10})")
 DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")
+THUMBNAIL_PARAMS = ("width",)
+RELAY_HEADER = "x-golive-relay"
+SEAL_WINDOW = 60.0  # seconds a seal is good for, either side of the owner's clock
+# What an owner writes where a token goes when asked with `X-Golive-Edge` (origin.py).
+_PLACEHOLDER_QUERY = "?token=GOLIVE_EDGE_TOKEN"
+_SEAL = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})")
+
+
+class RelaySeal:
+    """Proves to an owner that a request comes from a node of the cluster, which has
+    checked the viewer (module doc). The key is derived from the nodes' shared secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hmac.new(secret, b"golive/relay-seal", hashlib.sha256).digest()
+
+    def _mac(self, stamp: int, path: str, params: tuple[str, ...]) -> str:
+        message = "\n".join((str(stamp), path, *params)).encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def seal(self, path: str, params: tuple[str, ...], now: float | None = None) -> str:
+        """The header value for GET `path` (decoded, from the root) with `params`
+        (`name=value`, in the order `relay_params` gives)."""
+        stamp = int(time.time() if now is None else now)
+        return f"{stamp}.{self._mac(stamp, path, params)}"
+
+    def verify(self, value: str | None, path: str, params: tuple[str, ...],
+               now: float | None = None) -> bool:
+        if value is None:
+            return False
+        match = _SEAL.fullmatch(value)
+        if match is None:
+            return False
+        stamp = int(match.group(1))
+        if abs((time.time() if now is None else now) - stamp) > SEAL_WINDOW:
+            return False
+        return hmac.compare_digest(match.group(2), self._mac(stamp, path, params))
+
+
+def relay_params(query: Mapping[str, str], names: tuple[str, ...] = DIRECTIVES
+                 ) -> tuple[str, ...]:
+    """The parameters of `query` a relayed request carries (and its seal covers)."""
+    return tuple(f"{name}={query[name]}" for name in names if name in query)
 
 
 class OwnerUnknown:
@@ -77,6 +132,13 @@ class Relayed:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     playlist: bool
+    text: str | None = None
+    """A playlist's text with the edge placeholder taken out (tokens are written in by the
+    origin per viewer); None for media, or a playlist that did not decode."""
+
+    @property
+    def max_age(self) -> int:
+        return _max_age(self)
 
 
 @dataclass(slots=True)
@@ -93,8 +155,10 @@ class OwnerRelay:
 
     def __init__(self, directory: OwnerDirectory, *, timeout: float,
                  max_body: int = MAX_BODY_BYTES, cache_bytes: int = CACHE_BYTES,
-                 takeover_hold: float = TAKEOVER_HOLD) -> None:
+                 takeover_hold: float = TAKEOVER_HOLD, seal: RelaySeal | None = None) -> None:
         self._directory = directory
+        self.seal = seal
+        """Seals this node's upstream requests and checks other nodes' (None: neither)."""
         self._timeout = timeout
         self._takeover_hold = takeover_hold
         self._max_body = max_body
@@ -113,12 +177,21 @@ class OwnerRelay:
             await self._session.close()
             self._session = None
 
-    async def answer(self, playback_id: str, path: str, query: Mapping[str, str],
-                     token: str | None) -> Relayed | Literal["unknown", "absent", "failed"]:
-        """The owner's answer to GET `path` (below /live/) for this viewer.
+    def trusts(self, seal: str | None, path: str, query: Mapping[str, str],
+               names: tuple[str, ...] = DIRECTIVES) -> bool:
+        """Whether a request for `path` (decoded, from the root) comes sealed by a node of
+        the cluster, which checked its viewer: then it is answered without a check."""
+        return self.seal is not None and seal is not None and self.seal.verify(
+            seal, path, relay_params(query, names))
 
-        `query` holds the request's parameters (only the LL-HLS directives are relayed),
-        `token` the viewer's playback token, already checked. "absent": live nowhere
+    async def answer(self, playback_id: str, path: str, query: Mapping[str, str],
+                     token: str | None, *, prefix: str = "live",
+                     params: tuple[str, ...] = DIRECTIVES
+                     ) -> Relayed | Literal["unknown", "absent", "failed"]:
+        """The owner's answer to GET `/{prefix}/{path}` for this viewer.
+
+        `query` holds the request's parameters (only `params` are relayed), `token` the
+        viewer's playback token, already checked. "absent": live nowhere
         (404). While the owner does not answer, or no node owns a broadcast that was live
         a moment ago (its node died, its publisher is moving to another), the request is
         held like a blocking reload, up to `takeover_hold` seconds, and answered by the
@@ -127,20 +200,21 @@ class OwnerRelay:
         """
         deadline = time.monotonic() + self._takeover_hold
         while True:
-            answer = await self._answer_once(playback_id, path, query, token)
+            answer = await self._answer_once(playback_id, f"{prefix}/{path}", query, token,
+                                             params)
             if answer not in ("unknown", "failed") or time.monotonic() >= deadline:
                 return answer
             await asyncio.sleep(TAKEOVER_RETRY)
 
     async def _answer_once(self, playback_id: str, path: str, query: Mapping[str, str],
-                           token: str | None
+                           token: str | None, params: tuple[str, ...]
                            ) -> Relayed | Literal["unknown", "absent", "failed"]:
         owner = await self._directory.owner_url(playback_id)
         if owner is None:
             return "absent"
         if isinstance(owner, OwnerUnknown):
             return "unknown"
-        directives = tuple(f"{name}={query[name]}" for name in DIRECTIVES if name in query)
+        directives = relay_params(query, params)
         key: Key = (owner, path, directives, token is not None)
         now = time.monotonic()
         kept = self._kept.get(key)
@@ -172,9 +246,12 @@ class OwnerRelay:
     async def _fetch(self, key: Key, directives: tuple[str, ...], token: str | None,
                      pending: asyncio.Future[Relayed]) -> None:
         owner, path, _, tokened = key
-        query = "&".join(directives + ((f"token={quote(token, safe='')}",) if token else ()))
-        url = f"{owner}/live/{path}" + (f"?{query}" if query else "")
+        query = "&".join([quote(item, safe="=") for item in directives]
+                         + ([f"token={quote(token, safe='')}"] if token else []))
+        url = f"{owner}/{path}" + (f"?{query}" if query else "")
         headers = {"X-Golive-Edge": "1"} if tokened else {}
+        if self.seal is not None:
+            headers[RELAY_HEADER] = self.seal.seal(f"/{path}", directives)
         try:
             answer = await self._get(url, headers)
         except Exception as exc:
@@ -188,13 +265,16 @@ class OwnerRelay:
             self._in_flight.pop(key, None)
 
     async def _get(self, url: str, headers: dict[str, str]) -> Relayed:
+        # `encoded`: the URL goes out as built here (paths are the origin's own names,
+        # the query quoted above), so the seal covers what the owner decodes.
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, limit_per_host=0),
                 timeout=aiohttp.ClientTimeout(total=self._timeout), auto_decompress=False,
                 skip_auto_headers=("User-Agent",))
         self.upstream_requests += 1
-        async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+        async with self._session.get(URL(url, encoded=True), headers=headers,
+                                     allow_redirects=False) as response:
             length = response.content_length
             if length is not None and length > self._max_body:
                 raise _OwnerFailed(f"answer of {length} bytes is over {self._max_body}")
@@ -204,7 +284,12 @@ class OwnerRelay:
             passed = tuple((name.lower(), value) for name, value in response.headers.items()
                            if name.lower() in PASSED_HEADERS)
             content_type = response.headers.get("content-type", "")
-            return Relayed(response.status, passed, body, playlist="mpegurl" in content_type)
+            playlist = "mpegurl" in content_type
+            text = None
+            if playlist and response.status == 200:
+                with contextlib.suppress(UnicodeDecodeError):
+                    text = body.decode().replace(_PLACEHOLDER_QUERY, "")
+            return Relayed(response.status, passed, body, playlist, text)
 
     def _keep(self, key: Key, answer: Relayed, seconds: float) -> None:
         size = len(answer.body)

@@ -13,14 +13,22 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from golive.delivery import PlaybackAccess, Refusal, Viewer
+from golive.delivery import (
+    RELAY_HEADER,
+    THUMBNAIL_PARAMS,
+    OwnerRelay,
+    PlaybackAccess,
+    Refusal,
+    Relayed,
+    Viewer,
+)
 from golive.media import MAX_THUMBNAIL_WIDTH, MIN_THUMBNAIL_WIDTH, SegmentMedia, ThumbnailError
 from golive.store import AssetRecord, AssetSegmentRecord
 
@@ -137,10 +145,13 @@ class ThumbnailRoute:
 
     def __init__(self, live: LiveThumbnailSource, thumbnailer: Thumbnailer,
                  assets: AssetFrames | None = None, *,
-                 access: PlaybackAccess | None = None) -> None:
+                 access: PlaybackAccess | None = None, relay: OwnerRelay | None = None
+                 ) -> None:
         """`access` checks signed playback ids' tokens (audience `t`) and restrictions;
-        without it every playback id is treated as public."""
+        without it every playback id is treated as public. `relay` (in a cluster) answers
+        for a live broadcast another node holds, from that node."""
         self.live = live
+        self.relay = relay
         self.thumbnailer = thumbnailer
         self.assets = assets
         self.access = access
@@ -165,7 +176,9 @@ class ThumbnailRoute:
         token = query.get("token") or None
         if token is not None and len(token) > MAX_TOKEN_LENGTH:
             return _error(400, "token too long")
-        if self.access is not None:
+        sealed = self.relay is not None and self.relay.trusts(
+            request.headers.get(RELAY_HEADER), request.url.path, query, THUMBNAIL_PARAMS)
+        if self.access is not None and not sealed:
             verdict = await self.access.check(
                 playback_id, token, audience="t",
                 viewer=Viewer("thumbnail", request.client.host if request.client else "",
@@ -178,10 +191,12 @@ class ThumbnailRoute:
             if not _TIME.fullmatch(time_text) or not math.isfinite(float(time_text)):
                 return _error(400, "time must be a number of seconds, like 12 or 12.5")
             return await self._asset(playback_id, float(time_text), width, token)
-        return await self._live(playback_id, width, token)
+        return await self._live(playback_id, width, query)
 
-    async def _live(self, playback_id: str, width: int, token: str | None) -> Response:
+    async def _live(self, playback_id: str, width: int, query: Mapping[str, str]) -> Response:
         presentation = self.live.presentation(playback_id)
+        if presentation is None and self.relay is not None:
+            return await self._relayed(self.relay, playback_id, query)
         if presentation is None or presentation.ended:
             return _error(404, "not live")
         found = latest_segment(presentation, width)
@@ -189,6 +204,18 @@ class ThumbnailRoute:
             return _error(404, "no complete segment yet", retry=True)
         key, media = found
         return await self._jpeg((*_as_tuple(key), width), media, width, LIVE_CACHE)
+
+    @staticmethod
+    async def _relayed(relay: OwnerRelay, playback_id: str, query: Mapping[str, str]
+                       ) -> Response:
+        """The owner node's thumbnail (the viewer was checked here; the request is sealed)."""
+        answer = await relay.answer(playback_id, f"{playback_id}.jpg", query, None,
+                                    prefix="thumbnail", params=THUMBNAIL_PARAMS)
+        if answer == "absent":
+            return _error(404, "not live")
+        if not isinstance(answer, Relayed):
+            return _error(503, "the node serving this broadcast did not answer", retry=True)
+        return Response(answer.body, answer.status, headers=dict(answer.headers))
 
     async def _asset(self, playback_id: str, seconds: float, width: int,
                      token: str | None) -> Response:
