@@ -17,14 +17,41 @@ from golive.media.command import (
     WEBRTC_OUTPUT,
     WebRtcRendition,
     build_command,
+    degraded_webrtc,
     filter_graph,
 )
+from golive.media.health import degrade_steps
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import load_profile
 
 
 def plan_for(w: int, h: int, profile: str = "default") -> LadderPlan:
     return plan_ladder(load_profile(profile), SourceInfo(w, h, 30, "h264", True), "low")
+
+
+def test_webrtc_output_degrades_with_the_rung_it_copies() -> None:
+    """Issue 10: the WHEP output used to keep its preset and full frame rate through every
+    degrade step, costing a starved encoder as much as before."""
+    plan = plan_ladder(load_profile("default"), SourceInfo(1280, 720, 30, "h264", True), "low")
+    webrtc = WebRtcRendition.for_plan(plan)
+    assert webrtc.follows == "480p" and webrtc.preset == "veryfast"
+    steps = {s.action: s for s in degrade_steps(plan, libx264=True)}
+    # The preset step: the ladder's faster preset is faster than WHEP's own, so it follows.
+    assert degraded_webrtc(webrtc, steps["preset"].apply(plan)).preset == "superfast"
+    # The frame-rate step halves 480p: WHEP halves too, a keyframe a second still.
+    halved = degraded_webrtc(webrtc, steps["frame_rate"].apply(plan))
+    assert (halved.frame_rate_expr, halved.gop_frames, halved.preset) == ("15", 15, "superfast")
+    assert (halved.width, halved.height) == (webrtc.width, webrtc.height)
+    fds = {r.name: 10 + i for i, r in enumerate(plan.renditions)}
+    argv = build_command(steps["frame_rate"].apply(plan), ffmpeg="ffmpeg",
+                         output_fds={**fds, WEBRTC_OUTPUT: 30}, webrtc=halved)
+    # The WHEP output's arguments: from its -map (the last but audio's) on.
+    tail = argv[len(argv) - 1 - argv[::-1].index("baseline") - 8:]
+    assert tail[tail.index("-preset") + 1] == "superfast" and tail[tail.index("-g") + 1] == "15"
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert graph.count("fps=15,") == 3  # 480p, 360p and the WHEP output
+    # Back to the full ladder: back to WHEP's own settings.
+    assert degraded_webrtc(webrtc, steps["full"].apply(plan)) == webrtc
 
 
 def test_webrtc_output_is_one_more_pipe_with_baseline_and_opus() -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 
 from golive.media.ladder import LadderPlan, PlannedRendition
 from golive.media.levels import (
@@ -31,6 +32,7 @@ from golive.media.levels import (
     PICTURE_RATE,
     PICTURE_SIZE,
 )
+from golive.media.profiles import X264Preset
 
 # A fragment is cut before the first packet at or past -frag_duration after the
 # fragment's start, so aiming this far under a whole number of frames cuts exactly
@@ -88,6 +90,9 @@ class WebRtcRendition:
     frame_rate_den: int
     video_bitrate: int  # bits/s
     audio_bitrate: int = 64_000
+    preset: X264Preset = "veryfast"
+    follows: str | None = None
+    """The ladder rung whose size and frame rate this copies (None: the source's)."""
 
     @property
     def frame_rate_expr(self) -> str:
@@ -107,13 +112,36 @@ class WebRtcRendition:
         if encoded:
             pick = encoded[1] if len(encoded) > 2 else encoded[0]
             return cls(pick.width, pick.height, pick.frame_rate_num, pick.frame_rate_den,
-                       min(pick.video_bitrate, 2_500_000))
+                       min(pick.video_bitrate, 2_500_000), follows=pick.name)
         source = plan.source
         width, height = source.width or 640, source.height or 360
         if height > 720:  # a passthrough-only ladder: keep WebRTC at 720p at most
             width, height = (width * 720 // height) // 2 * 2, 720
         rate = round(source.frame_rate or 30)
         return cls(width, height, max(1, rate), 1, 1_500_000)
+
+
+_PRESET_SPEED: tuple[X264Preset, ...] = (
+    "veryslow", "slower", "slow", "medium", "fast", "faster", "veryfast", "superfast",
+    "ultrafast",
+)  # fmt: skip
+
+
+def degraded_webrtc(webrtc: WebRtcRendition, plan: LadderPlan) -> WebRtcRendition:
+    """The WHEP output as a degrade step encodes: `plan` is the step's ladder with its
+    given-up rungs still in (what ffmpeg runs). The WHEP output degrades with the rung it
+    copies: a ladder preset faster than its own is taken too, and that rung's lowered
+    frame rate becomes its own (still a keyframe a second). WHEP viewers then get fewer
+    frames of the same picture instead of a starved encoder's stalls."""
+    preset = webrtc.preset
+    faster = plan.preset_override
+    if faster is not None and _PRESET_SPEED.index(faster) > _PRESET_SPEED.index(preset):
+        preset = faster
+    rung = next((r for r in plan.renditions if r.name == webrtc.follows), None)
+    if rung is None:
+        return dc_replace(webrtc, preset=preset)
+    return dc_replace(webrtc, preset=preset, frame_rate_num=rung.frame_rate_num,
+                      frame_rate_den=rung.frame_rate_den)
 
 
 def build_command(
@@ -226,7 +254,7 @@ def _webrtc_video_args(w: WebRtcRendition) -> list[str]:
     # small rendition costs little next to the ladder.
     return [
         "-c:v", "libx264",
-        "-preset", "veryfast",
+        "-preset", w.preset,
         "-tune", "zerolatency",
         "-profile:v", "baseline",
         "-bf", "0",

@@ -45,6 +45,7 @@ from golive.media.command import (
     EncoderCapabilities,
     WebRtcRendition,
     build_command,
+    degraded_webrtc,
     gate_commands,
     next_keyframe_time,
 )
@@ -163,7 +164,9 @@ class Transcoder:
         self._events = events
         self.stream_id = stream_id
         self._capabilities = capabilities
-        self._webrtc = webrtc  # WHEP playback's extra output, reported as WEBRTC_OUTPUT
+        # WHEP playback's extra output, reported as WEBRTC_OUTPUT: as planned, and as the
+        # degrade step being encoded makes it (`degraded_webrtc`).
+        self._full_webrtc = self._webrtc = webrtc
         self._input = FlvInput(limit=max_input_buffer, has_audio=plan.has_audio)
         self._run: FfmpegRun | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -512,6 +515,7 @@ class Transcoder:
         )
         self._plan = self._encode_plan = self._full_plan
         self._gated = frozenset()
+        self._webrtc = self._full_webrtc
 
     def _degrade_to(self, previous: DegradeStep, step: DegradeStep, warning: HealthWarning) -> None:
         """Encode `step` from the next keyframe on; renditions it lacks become gaps.
@@ -539,6 +543,9 @@ class Transcoder:
         )
         self._plan, self._encode_plan = plan, encode
         self._gated = frozenset(step.dropped)
+        if self._full_webrtc is not None and not gates_only:
+            # A restart for this step: the WHEP output takes its cheaper settings too.
+            self._webrtc = degraded_webrtc(self._full_webrtc, encode)
         run = self._run
         at = 0.0
         if gates_only:
