@@ -501,6 +501,8 @@ class Golive:
                 slates=SlateCache(ffmpeg, s.data_dir / "slate"),
                 continuation=self.registry.continuation if self.registry is not None
                 else None,
+                continuation_pending=self.registry.continuation_pending
+                if self.registry is not None else None,
             )
             self.hub.add_observer(self.pipeline)
             self.hub.use_slate(self.pipeline)

@@ -4,6 +4,7 @@ restarts and discontinuities. ffmpeg is a stand-in that only reads its input."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +17,14 @@ from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.formats.tag import MediaTag, TagType
 from golive.media.command import CPU_ONLY, WEBRTC_OUTPUT
 from golive.media.ladder import SourceInfo
-from golive.media.pipeline import BroadcastPipeline, LivePipeline, _RunEvents
+from golive.media.pipeline import (
+    CONTINUATION_WAIT,
+    BroadcastPipeline,
+    LivePipeline,
+    _RunEvents,
+)
 from golive.media.source import SourceProbe
-from golive.packaging import Presentation
+from golive.packaging import Continuation, Presentation
 from golive.stream import Broadcast, IngestMeter, PlaybackId, StreamPolicy
 
 START = 1_700_000_000.0  # the fake wall clock's first reading
@@ -220,6 +226,47 @@ async def test_a_broadcast_is_planned_and_published_under_every_playback_id(
     assert facts.transcoder is not None and facts.transcoder.running
     assert facts.webrtc is not None and (facts.webrtc.width, facts.webrtc.height) == (640, 360)
     assert pipeline.facts("ls_other") is None
+
+
+async def test_a_takeover_waits_a_little_for_where_the_other_node_left_off(
+    tmp_path: Path, bus: EventBus, clock: Clock, source_360p: Path
+) -> None:
+    """A broadcast another node served until it died continues that node's numbers; when
+    the cluster's registry answers after the source probe, the first presentation waits
+    for it (holding the tags) instead of numbering from the clock, but not for ever."""
+    looked_up: dict[str, Continuation] = {}
+    pending = {"br_1", "br_2"}
+    live = LivePipeline(
+        ffmpeg=fake_ffmpeg(tmp_path, "exec cat >/dev/null\n"), bus=bus, clock=clock,
+        ended_ttl=0, capabilities=CPU_ONLY,
+        continuation=lambda broadcast: looked_up.pop(broadcast.id, None),
+        continuation_pending=lambda broadcast: broadcast.id in pending)
+    try:
+        tags = read_flv(source_360p)
+        broadcast = make_broadcast("pb_a")
+        live.broadcast_started(broadcast)
+        publish(broadcast, first_seconds(tags, 1.5))
+        assert live.presentation("pb_a") is None  # source known, registry not answered
+        looked_up["br_1"] = Continuation(next_msn=4242, discontinuity_sequence=3)
+        pending.discard("br_1")
+        publish(broadcast, first_seconds(tags, 1.6)[len(first_seconds(tags, 1.5)):])
+        presentation = live.presentation("pb_a")
+        assert presentation is not None and presentation.first_msn == 4242
+        bp = only_pipeline(broadcast)
+        # Every tag held while waiting went to the transcoder.
+        assert bp.transcoder is not None
+
+        # A registry that never answers: after CONTINUATION_WAIT, numbered from the clock.
+        other = dataclasses.replace(make_broadcast("pb_b"), id="br_2")
+        live.broadcast_started(other)
+        publish(other, first_seconds(tags, 1.5))
+        assert live.presentation("pb_b") is None
+        clock.now += CONTINUATION_WAIT + 0.1
+        publish(other, first_seconds(tags, 1.6)[len(first_seconds(tags, 1.5)):])
+        late = live.presentation("pb_b")
+        assert late is not None and late.first_msn == int(clock.now * 2)
+    finally:
+        await live.close()
 
 
 async def test_fragments_go_to_their_window_stamped_by_the_clock(

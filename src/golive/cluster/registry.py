@@ -123,6 +123,7 @@ class BroadcastRegistry:
                                                socket_connect_timeout=timeout)
         self._held: dict[str, _Held] = {}  # by playback id
         self._continuations: dict[str, Continuation] = {}  # by broadcast id
+        self._looking: set[str] = set()  # broadcast ids whose continuation is being read
         self._lookups: dict[str, tuple[float, str | OwnerUnknown | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._beat: asyncio.Task[None] | None = None
@@ -182,6 +183,7 @@ class BroadcastRegistry:
         for pid in broadcast.policy.playback_ids:
             self._held[pid.id] = _Held(broadcast)
         if broadcast.policy.playback_ids:
+            self._looking.add(broadcast.id)
             self._spawn(self._look_for_continuation(broadcast), f"registry-{broadcast.id}")
 
     def publisher_resumed(self, broadcast: Broadcast) -> None:
@@ -214,7 +216,17 @@ class BroadcastRegistry:
                      found.discontinuity_sequence)
         return found
 
+    def continuation_pending(self, broadcast: Broadcast) -> bool:
+        """Whether this node is still asking where another node left `broadcast` off."""
+        return broadcast.id in self._looking
+
     async def _look_for_continuation(self, broadcast: Broadcast) -> None:
+        try:
+            await self._find_continuation(broadcast)
+        finally:
+            self._looking.discard(broadcast.id)
+
+    async def _find_continuation(self, broadcast: Broadcast) -> None:
         pid = broadcast.policy.playback_ids[0].id
         try:
             raw = await self._client.get(self._sequence_key(pid))

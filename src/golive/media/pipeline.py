@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 # players reloading at their slowest (standard HLS: once a target duration; a blocked
 # LL-HLS reload is held at most three) see its EXT-X-ENDLIST before its successor.
 _RETIRED_TARGETS = 3
+# How long a broadcast's first presentation waits for the cluster's registry to say where
+# another node left it off (a takeover); then it numbers from the clock (unique, not
+# continuous). Viewers of a broadcast being taken over are held that long anyway.
+CONTINUATION_WAIT = 3.0
 
 S = TypeVar("S", bound=OutputSink)
 """The WebRTC output's sink type, chosen by the composition root."""
@@ -90,6 +94,8 @@ class BroadcastPipeline(Generic[S]):
         self.webrtc_sink: S | None = None  # made once per broadcast, kept across restarts
         self.webrtc_fragments = 0
         self._probe: SourceProbe | None = SourceProbe()
+        self._continuation_asked: float | None = None  # when the source was first known
+        self._continuation_late = False
         self._taps: list[RenditionTap] = []  # outside readers of a rendition's output
         # A new input spliced on by the hub, held until its first keyframe (`switch`).
         self._switch: InputSwitch | None = None
@@ -134,9 +140,28 @@ class BroadcastPipeline(Generic[S]):
                 self.transcoder.push(tag)
             return
         source = probe.push(tag, self.broadcast.meter)
-        if source is not None:
+        if source is not None and not self._awaiting_continuation():
             self._probe = None
             self._source_known(source, list(probe.tags))
+
+    def _awaiting_continuation(self) -> bool:
+        """Whether the first presentation waits (holding its tags in the probe) for the
+        cluster to say where another node left this broadcast off, so that it continues
+        that node's numbers instead of numbering from the clock. At most
+        `CONTINUATION_WAIT` seconds from when the source was known; each tag asks again."""
+        pending = self._owner.continuation_pending
+        if self.presentation is not None or pending is None or not pending(self.broadcast):
+            return False
+        now = self._owner.clock()
+        if self._continuation_asked is None:
+            self._continuation_asked = now
+        if now - self._continuation_asked < CONTINUATION_WAIT:
+            return True
+        if not self._continuation_late:
+            self._continuation_late = True
+            log.warning("broadcast registry did not answer within %.0f s stream_id=%s: "
+                        "numbering from the clock", CONTINUATION_WAIT, self.stream_id)
+        return False
 
     # Lifecycle ------------------------------------------------------------------------
 
@@ -545,11 +570,14 @@ class LivePipeline(Generic[S]):
         recording: Callable[[Broadcast], SegmentObserver | None] | None = None,
         slates: SlateCache | None = None,
         continuation: Callable[[Broadcast], Continuation | None] | None = None,
+        continuation_pending: Callable[[Broadcast], bool] | None = None,
     ) -> None:
         self.ffmpeg = ffmpeg
         # Asked as each presentation starts: where another node left the broadcast off
-        # (a cluster's broadcast registry), None to number it from the clock.
+        # (a cluster's broadcast registry), None to number it from the clock; and whether
+        # that answer is still coming (the first presentation waits for it a little).
         self.continuation = continuation
+        self.continuation_pending = continuation_pending
         self.capabilities = capabilities
         self.clock = clock
         self.webrtc_sink_factory = webrtc_sink
