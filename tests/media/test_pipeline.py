@@ -236,7 +236,7 @@ async def test_a_takeover_waits_a_little_for_where_the_other_node_left_off(
     for it (holding the tags) instead of numbering from the clock, but not for ever."""
     looked_up: dict[str, Continuation] = {}
     pending = {"br_1", "br_2"}
-    live = LivePipeline(
+    live: LivePipeline[RecordingSink] = LivePipeline(
         ffmpeg=fake_ffmpeg(tmp_path, "exec cat >/dev/null\n"), bus=bus, clock=clock,
         ended_ttl=0, capabilities=CPU_ONLY,
         continuation=lambda broadcast: looked_up.pop(broadcast.id, None),
