@@ -35,7 +35,7 @@ from golive.delivery.origin import (
     parse_range,
 )
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
-from golive.packaging.presentation import Presentation
+from golive.packaging.presentation import Continuation, Presentation
 from golive.packaging.window import RenditionWindow
 
 PART = 0.25  # part target (s); a keyframe every 4 parts -> 1 s segments
@@ -206,7 +206,11 @@ async def test_incomplete_ladder_after_the_wait_is_an_uncached_404(
     r = await quick.get("/live/p1.m3u8")
     assert r.status_code == 404
     assert r.headers["cache-control"] == "no-cache"
-    # Its one ready rendition still plays for a player that asks for it by name.
+    # Its one ready rendition is not refused to a player that asks for it by name: it is
+    # held for its first media (none comes here), then a 503 to retry, never a 404.
+    named = await quick.get("/live/p1/video.m3u8")
+    assert named.status_code == 503 and named.headers["retry-after"] == "1"
+    f.add()
     assert (await quick.get("/live/p1/video.m3u8")).status_code == 200
 
 
@@ -295,6 +299,34 @@ async def test_blocking_reload_is_released_by_the_part(
     assert f"video/part-{msn}.{idx}.m4s" in r.text
     target = feed.window.target_duration
     assert r.headers["cache-control"] == f"public, max-age={3 * target}"
+
+
+async def test_a_listed_rendition_without_media_yet_is_held_then_answered_never_404(
+    directory: Directory
+) -> None:
+    """A node that took a broadcast over a moment ago has its presentation (and inits)
+    before its first part; players come with the dead node's numbers. They are held like
+    a blocking reload, and a 503 (retry) at worst: a 404 told hls.js the rendition was
+    gone, and it ended its MediaSource (issue 15's three-node test)."""
+    taken_over = Presentation("p2", low_latency=True, part_target=PART, clock=lambda: 0.0,
+                              continues=Continuation(next_msn=500, discontinuity_sequence=0))
+    taken_over.add_rendition("video", bandwidth=3_000_000, average_bandwidth=2_700_000,
+                             frame_rate=30.0).set_init(INIT)
+    feed = Feed(taken_over)
+    directory.presentations["p2"] = taken_over
+    async with client_for(create_origin_app(directory, hold_limit_factor=3.0)) as c:
+        held = asyncio.create_task(
+            c.get("/live/p2/video.m3u8", params={"_HLS_msn": 498, "_HLS_part": 3}))
+        await parked(held, lambda: feed.window.waiter_count)
+        feed.add()
+        answer = await asyncio.wait_for(held, HANG)
+        assert answer.status_code == 200, answer.text
+        assert "part-" in answer.text
+    empty = make_feed("p3")
+    directory.presentations["p3"] = empty.presentation
+    async with client_for(create_origin_app(directory, hold_limit_factor=0.2)) as c:
+        late = await asyncio.wait_for(c.get("/live/p3/video.m3u8"), HANG)
+    assert late.status_code == 503 and late.headers["retry-after"] == "1"
 
 
 async def test_blocking_reload_for_existing_part_answers_at_once(

@@ -691,9 +691,20 @@ class Origin:
                 )
                 if outcome != "ready":
                     return _error(503, "playlist update did not arrive in time")
+        first_media = (window.first_msn, 0 if window.low_latency else None)
+        if not window.ended and window.state(*first_media) == "pending":
+            # Listed, but nothing in it yet: a broadcast starting, or one this node took
+            # over from a node that died a moment ago (its players reload with that node's
+            # numbers, which this window has passed). Wait for the first media like a
+            # blocking reload, then 503 (retry): a playlist without a segment, or a 404,
+            # made hls.js end its stream.
+            outcome = await self._hold(window.wait(*first_media), self._hold_limit(window))
+            if outcome != "ready":
+                return _error(503, "rendition has no media yet; retry",
+                              headers={"Retry-After": "1"})
         text = presentation.media_playlist(name, skip=directives.skip)
         if text is None:
-            return _error(404, "rendition has no media yet")
+            return _error(404, "rendition has no media")
         return self._playlist_response(text, token, self._playlist_max_age(window, blocking))
 
     def _playlist_max_age(self, window: RenditionWindow, blocking: bool) -> int:
