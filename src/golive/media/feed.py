@@ -5,6 +5,12 @@ which starts at a keyframe with the FLV header, metadata and codec configuration
 front of it. When ffmpeg cannot take the bytes fast enough, whole GOPs are dropped
 (everything until the next keyframe that fits), so the encoder never sees a
 half-GOP. Sans-IO apart from the event that wakes the stdin writer.
+
+Each timeline also keeps its ingest clock (`InputFeed.origin`): when the input for its
+media time 0 reached golive, as the earliest of (arrival - media time) over its video
+tags. ffmpeg starts its output's decode times at the timeline's first keyframe, so
+`origin + decode_time` dates any output of that run by when its input arrived, the same
+for every rendition and whatever the encoder's speed (EXT-X-PROGRAM-DATE-TIME).
 """
 
 from __future__ import annotations
@@ -92,12 +98,21 @@ class InputFeed:
         self.last_video_ts = 0
         self.dropping = False
         self.closed = False
+        self.origin: float | None = None
+        """Unix seconds at which the input for this timeline's media time 0 arrived: the
+        earliest `arrived_at - media time` over its video tags (None before any was dated)."""
         self._wakeup = asyncio.Event()
 
     @property
     def media_seconds(self) -> float:
         """Video media time accepted so far on this timeline."""
         return ((self.last_video_ts - self.first_ts) & 0xFFFFFFFF) / 1000 if self.started else 0.0
+
+    def dated(self, timestamp: int, arrived_at: float) -> None:
+        """Video tag `timestamp` (ms, the timeline's clock) arrived at `arrived_at` (Unix s)."""
+        candidate = arrived_at - ((timestamp - self.first_ts) & 0xFFFFFFFF) / 1000
+        if self.origin is None or candidate < self.origin:
+            self.origin = candidate
 
     def append(self, data: bytes) -> None:
         if self.closed:  # its ffmpeg is gone; the next timeline starts at a keyframe
@@ -164,8 +179,11 @@ class FlvInput:
         self.feed = InputFeed(self.limit)
         return self.feed
 
-    def push(self, tag: MediaTag) -> PushResult:
-        """Queue one tag on the current timeline, or drop it; never blocks."""
+    def push(self, tag: MediaTag, arrived_at: float | None = None) -> PushResult:
+        """Queue one tag on the current timeline, or drop it; never blocks.
+
+        `arrived_at` (Unix seconds), when given, dates the timeline's media by the
+        ingest clock (`InputFeed.origin`)."""
         self.input_bytes += len(tag.body)
         kind = classify(tag)
         if kind is TagKind.METADATA:
@@ -216,6 +234,8 @@ class FlvInput:
             return PushResult(overflow=True, timestamps_went_back=result.timestamps_went_back)
         if video:
             feed.last_video_ts = tag.timestamp
+            if arrived_at is not None:
+                feed.dated(tag.timestamp, arrived_at)
         feed.append(data)
         return result
 

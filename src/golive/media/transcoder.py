@@ -95,7 +95,9 @@ class TranscoderEvents(Protocol):
 
     def on_init(self, rendition: str, init: InitSegment) -> None: ...
 
-    def on_fragment(self, rendition: str, fragment: Fragment) -> None: ...
+    def on_fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
+        """`origin`: when the input for the run's media time 0 reached golive (Unix
+        seconds; `InputFeed.origin`), so `origin + fragment.decode_time` dates it."""
 
     def on_restart(self, attempt: int, reason: str) -> None: ...
 
@@ -241,7 +243,7 @@ class Transcoder:
         """Queue one tag for ffmpeg; never blocks, drops whole GOPs when ffmpeg falls behind."""
         if self._closing or self._failed:
             return
-        result = self._input.push(tag)
+        result = self._input.push(tag, time.time())
         if result.timestamps_went_back:
             self._end_current("the publisher's timestamps went back")
         if result.overflow:
@@ -577,8 +579,8 @@ class Transcoder:
             name=f"transcoder-gates-{self.stream_id}",
         )
 
-    def _fragment(self, rendition: str, fragment: Fragment) -> None:
-        self._call(self._events.on_fragment, rendition, fragment)
+    def _fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
+        self._call(self._events.on_fragment, rendition, fragment, origin)
         for name, (at, reason) in list(self._pending_drops.items()):
             if name == rendition:
                 done = fragment.decode_time + fragment.duration >= at - 0.001
