@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -161,3 +162,16 @@ def test_each_timeline_keeps_its_ingest_clock() -> None:
     flv.new_timeline()
     flv.push(video(100, key=True), arrived_at=110.0)
     assert flv.feed.origin == 110.0 and old.origin == 101.4
+
+
+def test_date_lag_shows_input_arriving_later_than_its_media_time() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=False)
+    assert flv.feed.date_lag is None
+    for i in range(30):  # a second of 30 fps in real time, with some jitter
+        flv.push(video(i * 33, key=i == 0), arrived_at=50.0 + i * 0.033 + (i % 3) * 0.01)
+    assert flv.feed.date_lag == pytest.approx(0, abs=1e-9)
+    # Media time continued from the last frame after 0.8 s of silence: the input now
+    # arrives 0.8 s later than its date; older tags leave the estimate after a second.
+    for i in range(30, 70):
+        flv.push(video(i * 33), arrived_at=50.8 + i * 0.033)
+    assert flv.feed.date_lag == pytest.approx(0.8, abs=1e-6)

@@ -26,6 +26,7 @@ __all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify"]
 
 WRITE_CHUNK = 256 * 1024  # bytes per stdin write
 MAX_BACKWARDS_MS = 1000  # video timestamps going back further start a new timeline
+RECENT_SECONDS = 1.0  # media seconds over which `InputFeed.date_lag` takes its least
 
 
 class TagKind(enum.Enum):
@@ -101,6 +102,7 @@ class InputFeed:
         self.origin: float | None = None
         """Unix seconds at which the input for this timeline's media time 0 arrived: the
         earliest `arrived_at - media time` over its video tags (None before any was dated)."""
+        self._recent: deque[tuple[float, float]] = deque()  # (media time, arrival - media)
         self._wakeup = asyncio.Event()
 
     @property
@@ -110,9 +112,24 @@ class InputFeed:
 
     def dated(self, timestamp: int, arrived_at: float) -> None:
         """Video tag `timestamp` (ms, the timeline's clock) arrived at `arrived_at` (Unix s)."""
-        candidate = arrived_at - ((timestamp - self.first_ts) & 0xFFFFFFFF) / 1000
+        media = ((timestamp - self.first_ts) & 0xFFFFFFFF) / 1000
+        candidate = arrived_at - media
         if self.origin is None or candidate < self.origin:
             self.origin = candidate
+        recent = self._recent
+        recent.append((media, candidate))
+        while recent[0][0] < media - RECENT_SECONDS:
+            recent.popleft()
+
+    @property
+    def date_lag(self) -> float | None:
+        """How much later than `origin` says the newest input arrived: the least over its
+        last second of media (arrival jitter only ever adds). Near zero while the input
+        keeps its own pace; the silence of an input spliced on later than its media time
+        continues would show here. None before any tag was dated."""
+        if self.origin is None or not self._recent:
+            return None
+        return min(lag for _, lag in self._recent) - self.origin
 
     def append(self, data: bytes) -> None:
         if self.closed:  # its ffmpeg is gone; the next timeline starts at a keyframe

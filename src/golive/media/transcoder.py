@@ -127,6 +127,8 @@ class TranscoderStats:
     speed: float | None = None
     # The ingest's audio level and picture, measured in ffmpeg's graph (`media.levels`).
     levels: LevelFacts | None = None
+    # How much later than its program date the newest input arrived (`InputFeed.date_lag`).
+    input_date_lag: float | None = None
 
 
 class Transcoder:
@@ -229,6 +231,7 @@ class Transcoder:
             last_progress=self._last_progress,
             speed=self._speed,
             levels=self._levels.facts(time.monotonic()),
+            input_date_lag=self._input.feed.date_lag,
         )
 
     async def start(self) -> None:
