@@ -110,14 +110,14 @@ class _PublisherHandle:
     def push(self, tag: MediaTag) -> None:
         if self._closed:
             return
-        now = self._hub._clock.now()
         if tag.type is not TagType.SCRIPT:
+            now = self._hub._clock.now()
             if now - self.last_media_at >= self._hub.failover_after(self._broadcast):
                 self.sending_since = now
             self.last_media_at = now
             self.rates.add(now, len(tag.body), video=tag.type is TagType.VIDEO)
         if self.standby is not None:
-            self.standby.add(tag, now)
+            self.standby.add(tag)
         else:
             self._hub._on_media(self._broadcast, tag)
 
@@ -428,16 +428,12 @@ class BroadcastHub:
 
     # Internals ------------------------------------------------------------------------
 
-    def _on_media(
-        self, broadcast: Broadcast, tag: MediaTag, arrived_at: float | None = None
-    ) -> None:
-        """One tag of the broadcast's input; `arrived_at` when it reached golive, if not now
-        (a standby's held keyframe)."""
-        now = self._clock.now()
-        spliced = broadcast.splice.rewrite(tag, now if arrived_at is None else arrived_at)
+    def _on_media(self, broadcast: Broadcast, tag: MediaTag) -> None:
+        spliced = broadcast.splice.rewrite(tag)
         if spliced is None:
             return  # a new input's tags before its first keyframe
         tag = spliced
+        now = self._clock.now()
         broadcast.meter.observe(tag, now)
         if now >= broadcast.media_seen_due:
             # Not per tag: one small write per broadcast every few seconds bounds how
@@ -533,8 +529,6 @@ class BroadcastHub:
         publisher it replaces is still connected (silent) and becomes the standby."""
         standby = broadcast.standby
         assert isinstance(standby, _PublisherHandle) and standby.standby is not None
-        # (Its keyframe came in before now: the splice places it by when it arrived.)
-        held_at = standby.standby.keyframe_at
         held, standby.standby = standby.standby.take(), None
         broadcast.standby = None
         if keep:
@@ -565,7 +559,7 @@ class BroadcastHub:
                 self._notify(observer.publisher_lost, broadcast)
             self._notify(observer.publisher_resumed, broadcast)
         for tag in held:
-            self._on_media(broadcast, tag, held_at)
+            self._on_media(broadcast, tag)
 
     def _on_publisher_gone(
         self, broadcast: Broadcast, handle: _PublisherHandle, reason: str

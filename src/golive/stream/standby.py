@@ -30,8 +30,6 @@ class StandbyBuffer:
         self.audio_config: MediaTag | None = None
         self._gop: list[MediaTag] = []
         self._size = 0
-        self.keyframe_at: float | None = None
-        """When the held GOP's keyframe arrived (the clock `add` was given), if it was."""
         self.dropped_gops = 0  # GOPs larger than max_bytes, given up
         self.malformed_tags = 0
 
@@ -40,8 +38,7 @@ class StandbyBuffer:
         """A takeover can start on a keyframe now."""
         return bool(self._gop)
 
-    def add(self, tag: MediaTag, arrived_at: float | None = None) -> None:
-        """Hold `tag` if a takeover needs it; `arrived_at` dates a held keyframe."""
+    def add(self, tag: MediaTag) -> None:
         try:
             if tag.type is TagType.SCRIPT:
                 self.metadata = tag
@@ -55,8 +52,6 @@ class StandbyBuffer:
                 if info.is_keyframe:
                     self._clear()
                     self._keep(tag)
-                    if self._gop:
-                        self.keyframe_at = arrived_at
                     return
                 if info.is_frame and self._gop:
                     self._keep(tag)
@@ -75,7 +70,6 @@ class StandbyBuffer:
         headers = [t for t in (self.metadata, self.video_config, self.audio_config)
                    if t is not None]
         gop, self._gop, self._size = self._gop, [], 0
-        self.keyframe_at = None
         return [*headers, *gop]
 
     def _keep(self, tag: MediaTag) -> None:
@@ -89,4 +83,3 @@ class StandbyBuffer:
     def _clear(self) -> None:
         self._gop.clear()
         self._size = 0
-        self.keyframe_at = None
