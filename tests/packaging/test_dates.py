@@ -184,3 +184,16 @@ def test_dates_stay_put_for_any_encoder_timing(
         matching = [v for (n, t), v in came_out.items() if n == name and abs(t - date) < 0.0011]
         assert matching, (name, msn, date)
         assert date <= min(matching) + 0.0011
+
+
+def test_production_lag_is_the_encode_delay_behind_the_ingest_clock() -> None:
+    """`production()`'s lag (golive_part_production_lag_seconds): how long after its input
+    reached ingest a part came out, even while the encoder keeps a steady pace."""
+    b = Broadcast()
+    for i in range(10):
+        b.part(RENDITIONS[0], i, T0 + i * PART + 0.35, T0)
+    produced = b.presentation.renditions[RENDITIONS[0]].production()
+    assert produced is not None
+    arrived, lag = produced
+    assert abs(arrived.timestamp() - (T0 + 9 * PART + 0.35)) < 1e-6
+    assert abs(lag - 0.35) < 1e-6
