@@ -8,11 +8,10 @@ player ever loaded agrees with every later one, and the renditions agree with ea
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.llhls_rules import DatedSegment, PublishedDates
 
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
 from golive.packaging.presentation import Presentation
@@ -28,41 +27,6 @@ def _init(height: int) -> InitSegment:
     return InitSegment(f"init-{height}".encode(), (video,))
 
 
-@dataclass
-class Dated:
-    """Every segment date any playlist showed: (rendition, msn) -> (date, duration,
-    tagged EXT-X-DISCONTINUITY)."""
-
-    first_seen: dict[tuple[str, int], tuple[float, float, bool]] = field(default_factory=dict)
-    moved: list[str] = field(default_factory=list)
-
-    def read(self, name: str, text: str) -> list[tuple[int, float, float, bool]]:
-        """(msn, date, duration, discontinuity) of the complete segments listed."""
-        out: list[tuple[int, float, float, bool]] = []
-        date: float | None = None
-        duration = 0.0
-        discontinuity = False
-        for line in text.splitlines():
-            if line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
-                value = line.split(":", 1)[1].replace("Z", "+00:00")
-                date = datetime.fromisoformat(value).timestamp()
-            elif line == "#EXT-X-DISCONTINUITY":
-                discontinuity = True
-            elif line.startswith("#EXTINF:"):
-                duration = float(line.split(":", 1)[1].rstrip(","))
-            elif line.startswith(f"{name}/seg-"):
-                assert date is not None, "a segment before any program date"
-                msn = int(line.removeprefix(f"{name}/seg-").removesuffix(".m4s"))
-                out.append((msn, date, duration, discontinuity))
-                key = (name, msn)
-                seen = self.first_seen.setdefault(key, (date, duration, discontinuity))
-                if abs(seen[0] - date) > 0.0005:
-                    self.moved.append(f"{name} msn {msn}: {seen[0]:.3f} then {date:.3f}")
-                date += duration
-                discontinuity = False
-        return out
-
-
 class Broadcast:
     """A presentation fed as the transcoder feeds it, on a clock the test sets."""
 
@@ -76,7 +40,7 @@ class Broadcast:
                 name, bandwidth=3_000_000 >> i, average_bandwidth=2_500_000 >> i, frame_rate=30
             )
             window.set_init(_init(720 >> i))
-        self.dated = Dated()
+        self.dated = PublishedDates()
         self.count = 0
 
     def part(self, name: str, index: int, arrived_at: float, origin: float | None) -> None:
@@ -88,15 +52,15 @@ class Broadcast:
         for rendition in RENDITIONS:  # what a player reloading any playlist now is given
             text = self.presentation.media_playlist(rendition)
             assert text is not None
-            self.dated.read(rendition, text)
+            self.dated.see(rendition, text)
 
     def restart(self) -> None:
         self.presentation.mark_discontinuity()
 
-    def segments(self, name: str) -> list[tuple[int, float, float, bool]]:
+    def segments(self, name: str) -> list[DatedSegment]:
         text = self.presentation.media_playlist(name)
         assert text is not None
-        return self.dated.read(name, text)
+        return self.dated.see(name, text)
 
 
 def _starved_run(b: Broadcast, *, origin: float | None, start: float, parts: int) -> None:
@@ -117,20 +81,20 @@ def test_a_starved_encoder_never_moves_a_published_date_and_renditions_agree() -
     _starved_run(b, origin=second, start=second, parts=40)
     assert b.dated.moved == []
     assert all(len(b.segments(name)) >= 6 for name in RENDITIONS)
-    for (name, msn), (date, _, _) in b.dated.first_seen.items():
-        assert b.dated.first_seen[(RENDITIONS[0], msn)][0] == date, (name, msn)
-    top = sorted((msn, seen) for (n, msn), seen in b.dated.first_seen.items()
-                 if n == RENDITIONS[0])
-    assert sum(discontinuity for _, (_, _, discontinuity) in top) == 1
-    for (_, (date, duration, _)), (_, (following, _, discontinuity)) in itertools.pairwise(top):
-        if discontinuity:
-            assert following >= date + duration - 0.0005  # a restart never goes back in time
+    for (name, msn), seen in b.dated.first_seen.items():
+        assert b.dated.first_seen[(RENDITIONS[0], msn)].date == seen.date, (name, msn)
+    top = sorted((s for (n, _), s in b.dated.first_seen.items() if n == RENDITIONS[0]),
+                 key=lambda s: s.msn)
+    assert sum(s.discontinuity for s in top) == 1
+    for before, after in itertools.pairwise(top):
+        if after.discontinuity:  # a restart never goes back in time
+            assert after.date >= before.date + before.duration - 0.0005
         else:
-            assert abs(following - (date + duration)) < 0.0005
+            assert abs(after.date - (before.date + before.duration)) < 0.0005
     # Every date is when the input arrived: the first run's media time 0 is T0, the
     # second run's is its own input's arrival.
-    assert top[0][1][0] == T0
-    assert any(abs(date - second) < 0.0005 and d for _, (date, _, d) in top)
+    assert top[0].date == T0
+    assert any(abs(s.date - second) < 0.0005 and s.discontinuity for s in top)
 
 
 def test_without_the_ingest_clock_a_starved_encoder_rewrites_dates() -> None:
@@ -176,10 +140,11 @@ def test_dates_stay_put_for_any_encoder_timing(
                 b.part(name, i, at, start)
         start += parts * PART
     assert b.dated.moved == []
-    for (name, msn), (date, _, _) in b.dated.first_seen.items():
+    for (name, msn), seen in b.dated.first_seen.items():
+        date = seen.date
         top = b.dated.first_seen.get((RENDITIONS[0], msn))
         if top is not None:
-            assert abs(top[0] - date) < 0.0005, (name, msn)
+            assert abs(top.date - date) < 0.0005, (name, msn)
         # (A playlist prints dates to the millisecond.)
         matching = [v for (n, t), v in came_out.items() if n == name and abs(t - date) < 0.0011]
         assert matching, (name, msn, date)
