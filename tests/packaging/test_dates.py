@@ -162,3 +162,18 @@ def test_production_lag_is_the_encode_delay_behind_the_ingest_clock() -> None:
     arrived, lag = produced
     assert abs(arrived.timestamp() - (T0 + 9 * PART + 0.35)) < 1e-6
     assert abs(lag - 0.35) < 1e-6
+
+
+def test_a_segment_after_missing_media_is_dated_on_its_own() -> None:
+    """Parts missing on one timeline (a rung's gate closed mid-GOP, fragments dropped):
+    the next segment carries its own date from the first playlist that lists it, so no
+    date moves when the playlist's first segment, always dated, slides past the hole."""
+    b = Broadcast()
+    name = RENDITIONS[0]
+    for i in range(60):
+        if not 12 <= i < 15:  # the parts at 2.4-3.0 s never come
+            b.part(name, i, T0 + i * PART + 0.3, T0)
+    assert b.dated.moved == []
+    after = [s for (n, _), s in b.dated.first_seen.items() if n == name and s.date > T0 + 2.0]
+    assert abs(min(s.date for s in after) - (T0 + 20 * PART)) < 0.0005  # its true date
+    assert not any(s.discontinuity for s in after)

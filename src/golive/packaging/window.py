@@ -43,6 +43,7 @@ DATE_SETTLE_SECONDS = 0.1
 EXT-X-PROGRAM-DATE-TIME moves back: more than arrival jitter, less than a part."""
 
 _EDGE_OVERSHOOT = 1.15  # see `_Part.listed`
+_DATE_PRECISION = 0.0005  # playlists print dates to the millisecond
 _EPSILON = 1e-6
 
 State = Literal["ready", "pending", "too_far"]
@@ -623,7 +624,7 @@ class RenditionWindow:
             if lead or segment.generation != generation:
                 lines.append(f'#EXT-X-MAP:URI="{self.name}/init-{segment.generation}.mp4"')
                 generation = segment.generation
-            if lead or segment.discontinuity:
+            if lead or segment.discontinuity or self._after_hole(segment):
                 offset = self._date_offsets[segment.discontinuity_sequence]
                 date = date_time(segment.program_date_time(offset))
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date}")
@@ -706,6 +707,21 @@ class RenditionWindow:
             skipped += 1
         return skipped
 
+    def _after_hole(self, segment: _Segment) -> bool:
+        """Whether `segment` does not start where the one before it ends by the durations
+        listed (media missing between them on one timeline: a rung's gate closed mid-GOP,
+        a fragment dropped). It is then dated on its own, from the first playlist that
+        lists it: a date computed across the hole would change once the playlist's first
+        segment, which is always dated, moves past the hole (RFC 8216bis 6.2.1)."""
+        index = segment.msn - self._segments[0].msn if self._segments else -1
+        if index <= 0 or segment.discontinuity or not segment.parts:
+            return False
+        previous = self._segments[index - 1]
+        if not previous.parts or previous.discontinuity_sequence != segment.discontinuity_sequence:
+            return False
+        ends = previous.parts[0].decode_time + previous.duration(self.part_target)
+        return abs(segment.parts[0].decode_time - ends) > _DATE_PRECISION
+
     def _extend_timeline(self, previous: _Part, following: _Part) -> None:
         """Give `previous` its decode-time duration, if the two parts are plausibly adjacent."""
         delta = following.decode_time - previous.decode_time
@@ -782,6 +798,7 @@ class RenditionWindow:
             return
         offset = self._date_offsets[segment.discontinuity_sequence]
         self.dvr.add(
+            dated=self._after_hole(segment),
             msn=segment.msn,
             generation=segment.generation,
             duration=segment.duration(self.part_target),
