@@ -2,13 +2,16 @@
 
 `check_media_playlist` and `check_multivariant` parse with the `m3u8` package and with a
 plain line scan (for ordering rules the parser does not keep), and fail with a message
-naming the rule. `check_reload` compares two successive media playlists.
+naming the rule. `check_reload` compares two successive media playlists;
+`PublishedDates` checks that no reload ever moves a segment's program date.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import m3u8
@@ -172,6 +175,61 @@ def check_reload(before: str, after: str) -> None:
             previous = old_segments[msn]
             assert previous.uri == segment.uri, f"segment {msn} kept its URI"
             assert math.isclose(previous.duration, segment.duration), f"segment {msn} kept EXTINF"
+
+
+@dataclass(frozen=True, slots=True)
+class DatedSegment:
+    msn: int
+    date: float  # Unix seconds
+    duration: float
+    discontinuity: bool  # tagged EXT-X-DISCONTINUITY
+
+
+def segment_dates(text: str) -> list[DatedSegment]:
+    """The complete segments a media playlist lists, each with its program date: its own
+    EXT-X-PROGRAM-DATE-TIME or the one before plus the durations between (RFC 8216bis
+    4.4.4.6)."""
+    out: list[DatedSegment] = []
+    msn = 0
+    date: float | None = None
+    discontinuity = False
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            msn = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-SKIP:"):
+            msn += int(attributes(line)["SKIPPED-SEGMENTS"])
+        elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
+            value = line.split(":", 1)[1].replace("Z", "+00:00")
+            date = datetime.fromisoformat(value).timestamp()
+        elif line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line.startswith("#EXTINF:"):
+            assert date is not None, "a segment before any EXT-X-PROGRAM-DATE-TIME"
+            duration = float(line.split(":", 1)[1].split(",")[0])
+            out.append(DatedSegment(msn, date, duration, discontinuity))
+            msn += 1
+            date += duration
+            discontinuity = False
+    return out
+
+
+@dataclass
+class PublishedDates:
+    """Every segment date the playlists showed, to check that none ever moves (RFC 8216bis
+    6.2.1: a server only appends to a media playlist)."""
+
+    first_seen: dict[tuple[str, int], DatedSegment] = field(default_factory=dict)
+    moved: list[str] = field(default_factory=list)
+
+    def see(self, rendition: str, text: str) -> list[DatedSegment]:
+        """Record the dates `text` (a media playlist of `rendition`) gives; return them."""
+        segments = segment_dates(text)
+        for segment in segments:
+            seen = self.first_seen.setdefault((rendition, segment.msn), segment)
+            if abs(seen.date - segment.date) > 0.0005:  # dates are printed to the ms
+                self.moved.append(f"{rendition} msn {segment.msn}: {seen.date:.3f} "
+                                  f"then {segment.date:.3f}")
+        return segments
 
 
 def check_multivariant(text: str) -> Any:

@@ -155,6 +155,7 @@ async def test_prometheus_scrapes_a_live_broadcast(
                           f'golive_ingest_keyframe_interval_seconds{{stream_id="{sid}"}}',
                           f'golive_encoder_speed{{stream_id="{sid}"}}',
                           f'golive_part_age_seconds{{stream_id="{sid}"}}',
+                          f'golive_input_date_lag_seconds{{stream_id="{sid}"}} < 0.5',
                           f'golive_viewers{{stream_id="{sid}",protocol="ll-hls"}}',
                           'golive_origin_requests_total{kind="part",status="200"}',
                           'golive_ready == 1'):

@@ -109,7 +109,9 @@ class Recorder:
     def on_init(self, rendition: str, init: InitSegment) -> None:
         self.inits[(self.run, rendition)] = init
 
-    def on_fragment(self, rendition: str, fragment: Fragment) -> None:
+    def on_fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
+        if origin is None:
+            self.order_errors.append(f"fragment without an ingest date: run {self.run} {rendition}")
         if (self.run, rendition) not in self.inits:
             self.order_errors.append(f"fragment before init: run {self.run} {rendition}")
         self.fragments.setdefault((self.run, rendition), []).append(fragment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -140,3 +141,37 @@ def test_any_tags_are_taken_without_error_and_the_buffer_stays_bounded(
     for tag in [*CONFIG, video(0, key=True), *tags]:
         flv.push(tag)
         assert flv.feed.size <= 64 * 1024 + 1024  # the preamble may top it up once
+
+
+def test_each_timeline_keeps_its_ingest_clock() -> None:
+    """`origin`: when the input for the timeline's media time 0 arrived, the earliest
+    estimate over its video tags; audio, tags before the first keyframe and undated
+    pushes do not move it, and a new timeline starts its own."""
+    flv = FlvInput(limit=1024 * 1024, has_audio=True)
+    flv.push(video(5000), arrived_at=100.0)  # before the first keyframe: not on the timeline
+    assert flv.feed.origin is None
+    flv.push(video(6000, key=True), arrived_at=101.5)  # a late first keyframe
+    assert flv.feed.origin == 101.5
+    flv.push(audio(6100), arrived_at=90.0)
+    flv.push(video(6500), arrived_at=101.9)  # 0.5 s of media 0.4 s later: 0.1 s earlier
+    assert flv.feed.origin == 101.4
+    flv.push(video(7000), arrived_at=103.0)  # late (jitter): the estimate stays
+    flv.push(video(7040))
+    assert flv.feed.origin == 101.4
+    old = flv.feed
+    flv.new_timeline()
+    flv.push(video(100, key=True), arrived_at=110.0)
+    assert flv.feed.origin == 110.0 and old.origin == 101.4
+
+
+def test_date_lag_shows_input_arriving_later_than_its_media_time() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=False)
+    assert flv.feed.date_lag is None
+    for i in range(30):  # a second of 30 fps in real time, with some jitter
+        flv.push(video(i * 33, key=i == 0), arrived_at=50.0 + i * 0.033 + (i % 3) * 0.01)
+    assert flv.feed.date_lag == pytest.approx(0, abs=1e-9)
+    # Media time continued from the last frame after 0.8 s of silence: the input now
+    # arrives 0.8 s later than its date; older tags leave the estimate after a second.
+    for i in range(30, 70):
+        flv.push(video(i * 33), arrived_at=50.8 + i * 0.033)
+    assert flv.feed.date_lag == pytest.approx(0.8, abs=1e-6)

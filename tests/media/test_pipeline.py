@@ -278,8 +278,8 @@ async def test_fragments_go_to_their_window_stamped_by_the_clock(
     bp = only_pipeline(broadcast)
     bp.on_init("360p", InitSegment(b"init", (VIDEO, AUDIO)))
     clock.now = START + 42.5
-    bp.on_fragment("360p", fragment(1))
-    bp.on_fragment("nope", fragment(2))  # a rendition the presentation does not have
+    bp.on_fragment("360p", fragment(1), None)
+    bp.on_fragment("nope", fragment(2), None)  # a rendition the presentation does not have
     presentation = pipeline.presentation("pb_a")
     assert presentation is not None
     playlist = presentation.media_playlist("360p")
@@ -300,8 +300,8 @@ async def test_the_webrtc_output_goes_to_the_registered_sink_only(
     assert sink is not None and sink is bp.webrtc_sink and sink.stream_id == "ls_1"
     init = InitSegment(b"webrtc-init", (VIDEO,))
     bp.on_init(WEBRTC_OUTPUT, init)
-    bp.on_fragment(WEBRTC_OUTPUT, fragment(1))
-    bp.on_fragment(WEBRTC_OUTPUT, fragment(2))
+    bp.on_fragment(WEBRTC_OUTPUT, fragment(1), None)
+    bp.on_fragment(WEBRTC_OUTPUT, fragment(2), None)
     assert sink.inits == [init] and [f.sequence_number for f in sink.fragments] == [1, 2]
     presentation = pipeline.presentation("pb_a")
     assert presentation is not None and WEBRTC_OUTPUT not in presentation.renditions
@@ -325,7 +325,7 @@ async def test_without_a_sink_factory_there_is_no_webrtc_output(
         live.broadcast_started(broadcast)
         publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
         bp = only_pipeline(broadcast)
-        bp.on_fragment(WEBRTC_OUTPUT, fragment(1))  # ignored, not an error
+        bp.on_fragment(WEBRTC_OUTPUT, fragment(1), None)  # ignored, not an error
         facts = live.facts("ls_1")
         assert facts is not None and facts.webrtc is None and bp.webrtc is None
         assert live.webrtc_feed("pb_a") is None
@@ -343,7 +343,7 @@ async def test_a_stream_without_webrtc_playback_gets_no_webrtc_output(
     publish(broadcast, first_seconds(read_flv(source_360p), 1.2))
     bp = only_pipeline(broadcast)
     assert bp.transcoder is not None and bp.webrtc is None and bp.webrtc_sink is None
-    bp.on_fragment(WEBRTC_OUTPUT, fragment(1))  # ignored, not an error
+    bp.on_fragment(WEBRTC_OUTPUT, fragment(1), None)  # ignored, not an error
     facts = pipeline.facts("ls_1")
     assert facts is not None and facts.webrtc is None
     assert pipeline.webrtc_feed("pb_a") is None
@@ -359,9 +359,9 @@ async def test_a_restart_marks_a_discontinuity_and_warns(
     bp = only_pipeline(broadcast)
     bp.on_init("360p", InitSegment(b"init", (VIDEO, AUDIO)))
     for n in range(1, 6):
-        bp.on_fragment("360p", fragment(n, independent=n == 1))
+        bp.on_fragment("360p", fragment(n, independent=n == 1), None)
     bp.on_restart(1, "ffmpeg exited with code 1")
-    bp.on_fragment("360p", fragment(6))
+    bp.on_fragment("360p", fragment(6), None)
     presentation = pipeline.presentation("pb_a")
     assert presentation is not None
     playlist = presentation.media_playlist("360p")
@@ -374,7 +374,7 @@ async def test_a_restart_marks_a_discontinuity_and_warns(
     bp.on_rendition_dropped("360p", "encoder at 0.50x real time")
     assert presentation.renditions["360p"].suspended
     bp.on_rendition_restored("360p")
-    bp.on_fragment("360p", fragment(7, independent=True))  # no aligned segment start known
+    bp.on_fragment("360p", fragment(7, independent=True), None)  # no aligned segment start known
     assert presentation.renditions["360p"].suspended
 
 
@@ -405,7 +405,7 @@ async def go_live_then_drop(
     assert presentation is not None
     for name in bp.plan.names:
         bp.on_init(name, InitSegment(b"init-" + name.encode(), (VIDEO, AUDIO)))
-        bp.on_fragment(name, fragment(1))
+        bp.on_fragment(name, fragment(1), None)
     pipeline.publisher_lost(broadcast)
     assert bp.transcoder is not None  # a takeover (standby, slate) would resume it now
     await asyncio.sleep(0)  # nothing did: it stops once the hub's call is over
@@ -488,7 +488,7 @@ async def test_a_publisher_returning_at_another_resolution_rejoins_the_same_ladd
     assert pipeline.presentation("pb_a") is presentation  # same playback URLs
     assert set(presentation.renditions) == {"720p", "480p", "360p"}
     assert presentation.multivariant_playlist() == multivariant
-    bp.on_fragment("480p", fragment(2))
+    bp.on_fragment("480p", fragment(2), None)
     playlist = presentation.media_playlist("480p")
     assert playlist is not None and "#EXT-X-DISCONTINUITY\n" in playlist
     assert not presentation.ended
@@ -507,11 +507,11 @@ async def test_a_stopped_transcoder_flushing_late_does_not_reach_the_new_timelin
     before = window.playlist()
     # The first run's ffmpeg flushes a last fragment after the second run started.
     stale = _RunEvents(bp, 1)
-    stale.on_fragment("360p", fragment(9))
+    stale.on_fragment("360p", fragment(9), None)
     stale.on_init("360p", InitSegment(b"stale-init", (VIDEO, AUDIO)))
     assert window.playlist() == before and window.init is not None
     assert window.init.data == b"init-360p"
-    _RunEvents(bp, 2).on_fragment("360p", fragment(10))  # the current run's own do
+    _RunEvents(bp, 2).on_fragment("360p", fragment(10), None)  # the current run's own do
     assert window.playlist() != before
 
 

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (  # noqa: F401  (source_flv: fixture)
     source_flv,
     wait_status,
 )
+from tests.llhls_rules import PublishedDates
 from tests.mediatools import ffmpeg_publish, stop
 from tests.starvation import DegradeWarnings, Starvation, starved_golive, transcoder_pid
 from tests.web.test_players import (
@@ -70,6 +71,21 @@ async def starved_node(tmp_path: Path) -> AsyncIterator[tuple[Golive, Starvation
 PLAYERS = ("hlsjs", "shaka")
 
 
+async def _watch_dates(manifest: str, dates: PublishedDates) -> None:
+    """Reload every media playlist of `manifest` a few times a second, recording the
+    program dates each gives (until cancelled)."""
+    async with httpx.AsyncClient(timeout=15) as client:
+        text = (await client.get(manifest)).text
+        base = manifest.rsplit("/", 1)[0]
+        uris = [line for line in text.splitlines() if line and not line.startswith("#")]
+        while True:
+            for uri in uris:
+                response = await client.get(f"{base}/{uri}")
+                if response.status_code == 200:
+                    dates.see(uri, response.text)
+            await asyncio.sleep(0.25)
+
+
 @pytest.mark.timeout(420)
 async def test_players_play_through_a_starved_encoder(
     starved_node: tuple[Golive, Starvation],
@@ -85,6 +101,10 @@ async def test_players_play_through_a_starved_encoder(
     ) as api:  # fmt: skip
         stream = await create_stream(api, name="starve", profile="starve")
         proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+        # A published program date never moves (RFC 8216bis 6.2.1), however late the
+        # starved encoder's parts come: Shaka stops when one does (issue 10).
+        dates = PublishedDates()
+        watcher: asyncio.Task[None] | None = None
         try:
             await wait_status(api, stream["id"], "active")
             manifest = f"{node.http_url}/live/{stream['playback_ids'][0]['id']}.m3u8"
@@ -95,6 +115,7 @@ async def test_players_play_through_a_starved_encoder(
                     return response.text.count("#EXT-X-STREAM-INF") == 2
 
             await eventually(complete_ladder, timeout=60, what="both renditions listed")
+            watcher = asyncio.create_task(_watch_dates(manifest, dates))
             pages: dict[str, Any] = {}
             answers: dict[str, list[tuple[str, int]]] = {player: [] for player in PLAYERS}
             for player in PLAYERS:
@@ -132,9 +153,14 @@ async def test_players_play_through_a_starved_encoder(
             )
             last = {player: await Sample.take(page) for player, page in pages.items()}
         finally:
+            if watcher is not None:
+                watcher.cancel()  # (a watcher that failed is done: not cancelled, below)
+                await asyncio.gather(watcher, return_exceptions=True)
             starvation.stop(None)
             warnings.close()
             stop(proc)
+    assert watcher is not None and watcher.cancelled(), "the date watcher failed"
+    assert dates.first_seen and dates.moved == [], dates.moved[:5]
     for player in PLAYERS:
         assert last[player].fatal == [], f"{player} {last[player].version}: {last[player].fatal}"
         # No playlist answer but 200, except 503 to a blocking reload the starved encoder
@@ -157,3 +183,4 @@ async def test_players_play_through_a_starved_encoder(
             f" parts never produced), stalls {sample.stalls}, delay {sample.delay}, played"
             f" while starved {starved[player].current_time - during[player].current_time:.1f} s"
         )
+    print(f"program dates of {len(dates.first_seen)} segments watched: none moved")

@@ -285,10 +285,16 @@ class NodeCollector(Collector):
                                  "Ingest bytes dropped because the encoder's input was full.",
                                  labels)
         running = _gauge("golive_encoder_running", "1 while the stream's ffmpeg runs.", labels)
+        date_lag = _gauge("golive_input_date_lag_seconds",
+                          "How much later than its program date time the newest input reached "
+                          "ingest (least over its last second of media): near 0; after a "
+                          "hung input's failover, the silence the splice left out of media "
+                          "time.", labels)
         renditions = ["stream_id", "rendition"]
         part_lag = _gauge("golive_part_production_lag_seconds",
-                          "How much later than its program date time the newest part arrived "
-                          "(grows while the encoder falls behind).", renditions)
+                          "How much later than its program date time (when its input reached "
+                          "ingest) the newest part came out of the encoder: its encode and "
+                          "fragment delay, growing while the encoder falls behind.", renditions)
         part_age = _gauge("golive_part_age_seconds",
                           "Seconds since the rendition's newest part was produced.", renditions)
         out_of_spec = _counter("golive_parts_out_of_spec",
@@ -330,6 +336,8 @@ class NodeCollector(Collector):
                 dropped.add_metric(sid, stats.dropped_video_frames)
                 dropped_input.add_metric(sid, stats.dropped_input_bytes)
                 running.add_metric(sid, 1 if stats.running else 0)
+                if stats.input_date_lag is not None:
+                    date_lag.add_metric(sid, stats.input_date_lag)
                 progress = stats.last_progress
                 if progress is not None:
                     fps.add_metric(sid, progress.fps)
@@ -358,7 +366,7 @@ class NodeCollector(Collector):
                     part_age.add_metric(rl, max(0.0, wall - arrived.timestamp()))
                 out_of_spec.add_metric(rl, window.parts_out_of_spec)
                 suspended.add_metric(rl, 1 if window.suspended else 0)
-        yield from (speed, fps, restarts, dropped, duplicated, dropped_input, running,
+        yield from (speed, fps, restarts, dropped, duplicated, dropped_input, running, date_lag,
                     part_lag, part_age, out_of_spec, suspended, webrtc, level, silent,
                     clipping, black)
 

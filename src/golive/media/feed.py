@@ -5,6 +5,12 @@ which starts at a keyframe with the FLV header, metadata and codec configuration
 front of it. When ffmpeg cannot take the bytes fast enough, whole GOPs are dropped
 (everything until the next keyframe that fits), so the encoder never sees a
 half-GOP. Sans-IO apart from the event that wakes the stdin writer.
+
+Each timeline also keeps its ingest clock (`InputFeed.origin`): when the input for its
+media time 0 reached golive, as the earliest of (arrival - media time) over its video
+tags. ffmpeg starts its output's decode times at the timeline's first keyframe, so
+`origin + decode_time` dates any output of that run by when its input arrived, the same
+for every rendition and whatever the encoder's speed (EXT-X-PROGRAM-DATE-TIME).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ __all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify"]
 
 WRITE_CHUNK = 256 * 1024  # bytes per stdin write
 MAX_BACKWARDS_MS = 1000  # video timestamps going back further start a new timeline
+RECENT_SECONDS = 1.0  # media seconds over which `InputFeed.date_lag` takes its least
 
 
 class TagKind(enum.Enum):
@@ -92,12 +99,37 @@ class InputFeed:
         self.last_video_ts = 0
         self.dropping = False
         self.closed = False
+        self.origin: float | None = None
+        """Unix seconds at which the input for this timeline's media time 0 arrived: the
+        earliest `arrived_at - media time` over its video tags (None before any was dated)."""
+        self._recent: deque[tuple[float, float]] = deque()  # (media time, arrival - media)
         self._wakeup = asyncio.Event()
 
     @property
     def media_seconds(self) -> float:
         """Video media time accepted so far on this timeline."""
         return ((self.last_video_ts - self.first_ts) & 0xFFFFFFFF) / 1000 if self.started else 0.0
+
+    def dated(self, timestamp: int, arrived_at: float) -> None:
+        """Video tag `timestamp` (ms, the timeline's clock) arrived at `arrived_at` (Unix s)."""
+        media = ((timestamp - self.first_ts) & 0xFFFFFFFF) / 1000
+        candidate = arrived_at - media
+        if self.origin is None or candidate < self.origin:
+            self.origin = candidate
+        recent = self._recent
+        recent.append((media, candidate))
+        while recent[0][0] < media - RECENT_SECONDS:
+            recent.popleft()
+
+    @property
+    def date_lag(self) -> float | None:
+        """How much later than `origin` says the newest input arrived: the least over its
+        last second of media (arrival jitter only ever adds). Near zero while the input
+        keeps its own pace; the silence of an input spliced on later than its media time
+        continues would show here. None before any tag was dated."""
+        if self.origin is None or not self._recent:
+            return None
+        return min(lag for _, lag in self._recent) - self.origin
 
     def append(self, data: bytes) -> None:
         if self.closed:  # its ffmpeg is gone; the next timeline starts at a keyframe
@@ -164,8 +196,11 @@ class FlvInput:
         self.feed = InputFeed(self.limit)
         return self.feed
 
-    def push(self, tag: MediaTag) -> PushResult:
-        """Queue one tag on the current timeline, or drop it; never blocks."""
+    def push(self, tag: MediaTag, arrived_at: float | None = None) -> PushResult:
+        """Queue one tag on the current timeline, or drop it; never blocks.
+
+        `arrived_at` (Unix seconds), when given, dates the timeline's media by the
+        ingest clock (`InputFeed.origin`)."""
         self.input_bytes += len(tag.body)
         kind = classify(tag)
         if kind is TagKind.METADATA:
@@ -216,6 +251,8 @@ class FlvInput:
             return PushResult(overflow=True, timestamps_went_back=result.timestamps_went_back)
         if video:
             feed.last_video_ts = tag.timestamp
+            if arrived_at is not None:
+                feed.dated(tag.timestamp, arrived_at)
         feed.append(data)
         return result
 

@@ -468,14 +468,14 @@ class BroadcastPipeline(Generic[S]):
             if tap.rendition == rendition:
                 tap.on_init(init)
 
-    def on_fragment(self, rendition: str, fragment: Fragment) -> None:
+    def on_fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
         if rendition == WEBRTC_OUTPUT:
             if self.webrtc_sink is not None:
                 self.webrtc_fragments += 1
                 self.webrtc_sink.on_fragment(fragment)
             return
         if self.presentation is not None:
-            self.presentation.add_fragment(rendition, fragment)
+            self.presentation.add_fragment(rendition, fragment, origin=origin)
         for tap in self._taps:
             if tap.rendition == rendition:
                 tap.on_fragment(fragment)
@@ -522,9 +522,9 @@ class _RunEvents(Generic[S]):
         if self._pipeline.is_current(self._run):
             self._pipeline.on_init(rendition, init)
 
-    def on_fragment(self, rendition: str, fragment: Fragment) -> None:
+    def on_fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
         if self._pipeline.is_current(self._run):
-            self._pipeline.on_fragment(rendition, fragment)
+            self._pipeline.on_fragment(rendition, fragment, origin)
 
     def on_restart(self, attempt: int, reason: str) -> None:
         if self._pipeline.is_current(self._run):

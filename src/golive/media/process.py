@@ -58,7 +58,8 @@ class RunCallbacks:
     """Where a run's output goes; called on the event loop, must not raise or block."""
 
     on_init: Callable[[str, InitSegment], None]
-    on_fragment: Callable[[str, Fragment], None]
+    on_fragment: Callable[[str, Fragment, float | None], None]
+    """(rendition, fragment, the run's ingest clock: `InputFeed.origin`)"""
     on_progress: Callable[[EncodeProgress], None]
     monotonic: Callable[[], float]  # for the stderr rate limit
     on_levels: Callable[[list[Reading]], None] | None = None  # the analysis output's
@@ -193,7 +194,7 @@ class FfmpegRun:
                     self.callbacks.on_init(name, item)
                 else:
                     self.fragments += 1
-                    self.callbacks.on_fragment(name, item)
+                    self.callbacks.on_fragment(name, item, self.feed.origin)
 
     async def _read_levels(self, reader: asyncio.StreamReader) -> None:
         parser = LevelParser()

@@ -96,7 +96,9 @@ class TranscoderEvents(Protocol):
 
     def on_init(self, rendition: str, init: InitSegment) -> None: ...
 
-    def on_fragment(self, rendition: str, fragment: Fragment) -> None: ...
+    def on_fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
+        """`origin`: when the input for the run's media time 0 reached golive (Unix
+        seconds; `InputFeed.origin`), so `origin + fragment.decode_time` dates it."""
 
     def on_restart(self, attempt: int, reason: str) -> None: ...
 
@@ -126,6 +128,8 @@ class TranscoderStats:
     speed: float | None = None
     # The ingest's audio level and picture, measured in ffmpeg's graph (`media.levels`).
     levels: LevelFacts | None = None
+    # How much later than its program date the newest input arrived (`InputFeed.date_lag`).
+    input_date_lag: float | None = None
 
 
 class Transcoder:
@@ -230,6 +234,7 @@ class Transcoder:
             last_progress=self._last_progress,
             speed=self._speed,
             levels=self._levels.facts(time.monotonic()),
+            input_date_lag=self._input.feed.date_lag,
         )
 
     async def start(self) -> None:
@@ -244,7 +249,7 @@ class Transcoder:
         """Queue one tag for ffmpeg; never blocks, drops whole GOPs when ffmpeg falls behind."""
         if self._closing or self._failed:
             return
-        result = self._input.push(tag)
+        result = self._input.push(tag, time.time())
         if result.timestamps_went_back:
             self._end_current("the publisher's timestamps went back")
         if result.overflow:
@@ -584,8 +589,8 @@ class Transcoder:
             name=f"transcoder-gates-{self.stream_id}",
         )
 
-    def _fragment(self, rendition: str, fragment: Fragment) -> None:
-        self._call(self._events.on_fragment, rendition, fragment)
+    def _fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
+        self._call(self._events.on_fragment, rendition, fragment, origin)
         for name, (at, reason) in list(self._pending_drops.items()):
             if name == rendition:
                 done = fragment.decode_time + fragment.duration >= at - 0.001

@@ -55,15 +55,17 @@ def entry_lines(
     gap: bool,
     lead: bool,
     previous_generation: int | None,
+    dated: bool = False,
 ) -> str:
     """A complete segment's lines without parts: first in the playlist (`lead`) or after one
-    of `previous_generation` (a new init or a discontinuity repeats the map or the date)."""
+    of `previous_generation` (a new init or a discontinuity repeats the map or the date;
+    `dated`: so does media missing before it, see `RenditionWindow._after_hole`)."""
     lines = []
     if discontinuity:
         lines.append("#EXT-X-DISCONTINUITY")
     if lead or generation != previous_generation:
         lines.append(f'#EXT-X-MAP:URI="{name}/init-{generation}.mp4"')
-    if lead or discontinuity:
+    if lead or discontinuity or dated:
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date_time(program_date_time)}")
     if gap:
         lines.append("#EXT-X-GAP")
@@ -104,8 +106,10 @@ class DvrIndex:
         discontinuity: bool,
         discontinuity_sequence: int,
         gap: bool,
+        dated: bool = False,
     ) -> None:
-        """A segment just completed (in msn order); the oldest fall out of the window."""
+        """A segment just completed (in msn order); the oldest fall out of the window.
+        `dated`: its lines carry its date although it continues a timeline."""
         if self._msns and msn <= self._msns[-1]:
             return  # already listed (a rendition never renumbers)
         previous = self._entries[-1].generation if self._entries else None
@@ -121,7 +125,7 @@ class DvrIndex:
             lines=entry_lines(
                 self.name, msn=msn, generation=generation, duration=duration,
                 program_date_time=program_date_time, discontinuity=discontinuity, gap=gap,
-                lead=False, previous_generation=previous,
+                lead=False, previous_generation=previous, dated=dated,
             ),
             previous_generation=previous,
         ))
@@ -147,12 +151,12 @@ class DvrIndex:
                 continue
             date = entry.program_date_time + shift
             lines = entry.lines
-            if entry.discontinuity:  # the only listed line with a date of its own
+            if entry.discontinuity or "#EXT-X-PROGRAM-DATE-TIME:" in lines:  # dated lines
                 lines = entry_lines(
                     self.name, msn=entry.msn, generation=entry.generation,
                     duration=entry.duration, program_date_time=date,
-                    discontinuity=True, gap=entry.gap, lead=False,
-                    previous_generation=entry.previous_generation,
+                    discontinuity=entry.discontinuity, gap=entry.gap, lead=False,
+                    previous_generation=entry.previous_generation, dated=True,
                 )
             self._entries[i] = replace(entry, program_date_time=date, lines=lines)
 

@@ -144,13 +144,17 @@ class Presentation:
         if window is not None:
             window.resume()
 
-    def add_fragment(self, name: str, fragment: Fragment) -> bool:
-        """A rendition's next fragment, stamped with the clock's now; False if no such rendition."""
+    def add_fragment(self, name: str, fragment: Fragment, *, origin: float | None = None) -> bool:
+        """A rendition's next fragment, stamped with the clock's now; False if no such rendition.
+
+        `origin` (Unix seconds): when the input for the encoder run's media time 0 reached
+        ingest; the renditions' program dates are that plus media time (see
+        `RenditionWindow.add_fragment`)."""
         window = self.renditions.get(name)
         if window is None:
             return False
         was_suspended = window.suspended
-        window.add_fragment(fragment, datetime.fromtimestamp(self._clock(), UTC))
+        window.add_fragment(fragment, datetime.fromtimestamp(self._clock(), UTC), origin)
         if was_suspended and not window.suspended:
             self._wake()  # back in the multivariant playlist
         if not window.suspended and window is self._sibling():

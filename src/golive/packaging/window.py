@@ -43,6 +43,7 @@ DATE_SETTLE_SECONDS = 0.1
 EXT-X-PROGRAM-DATE-TIME moves back: more than arrival jitter, less than a part."""
 
 _EDGE_OVERSHOOT = 1.15  # see `_Part.listed`
+_DATE_PRECISION = 0.0005  # playlists print dates to the millisecond
 _EPSILON = 1e-6
 
 State = Literal["ready", "pending", "too_far"]
@@ -55,6 +56,7 @@ class _Part:
     decode_time: float
     arrived_at: datetime
     raw_duration: float  # Fragment.duration: the longest track
+    origin: float | None = None  # when the run's media time 0 reached ingest (Unix s)
     timeline_duration: float | None = None  # decode time to the next part, once known
     gap: bool = False  # no media: the rendition was suspended (GAP=YES)
 
@@ -194,8 +196,13 @@ class RenditionWindow:
         if self.init_listener is not None:
             self.init_listener(self)
 
-    def add_fragment(self, fragment: Fragment, arrived_at: datetime) -> None:
-        """One fragment = one part; an independent one may close the open segment."""
+    def add_fragment(
+        self, fragment: Fragment, arrived_at: datetime, origin: float | None = None
+    ) -> None:
+        """One fragment = one part; an independent one may close the open segment.
+
+        `origin` dates the part by the ingest clock: the Unix time at which the input
+        for its encoder run's media time 0 arrived (see `_date_offset`)."""
         if self.ended or self.init is None:
             self.fragments_dropped += 1
             return
@@ -213,6 +220,7 @@ class RenditionWindow:
             fragment.decode_time,
             arrived_at,
             fragment.duration,
+            origin,
         )
         open_segment = self._open_segment()
         if open_segment is not None and part.independent:
@@ -328,6 +336,7 @@ class RenditionWindow:
                 source.decode_time,
                 source.arrived_at,
                 source.raw_duration,
+                source.origin,
                 source.timeline_duration,
                 gap=True,
             )
@@ -431,9 +440,11 @@ class RenditionWindow:
         return media + sum(len(init.data) for init in self._inits.values())
 
     def production(self) -> tuple[datetime, float] | None:
-        """When the newest part arrived, and how much later than its date (its timeline's
-        earliest arrival for that media time) it did: near zero while the encoder keeps
-        pace, growing while it falls behind. None before the first real part."""
+        """When the newest part arrived, and how much later than its date it did: with
+        dates from the ingest clock, how long after its input reached golive the part was
+        out of the encoder (its encode and fragment delay, about a part plus the encoder's
+        latency while it keeps pace, growing while it falls behind). None before the
+        first real part."""
         for segment in reversed(self._segments):
             if segment.parts and not segment.gap:
                 part = segment.parts[-1]
@@ -613,7 +624,7 @@ class RenditionWindow:
             if lead or segment.generation != generation:
                 lines.append(f'#EXT-X-MAP:URI="{self.name}/init-{segment.generation}.mp4"')
                 generation = segment.generation
-            if lead or segment.discontinuity:
+            if lead or segment.discontinuity or self._after_hole(segment):
                 offset = self._date_offsets[segment.discontinuity_sequence]
                 date = date_time(segment.program_date_time(offset))
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{date}")
@@ -696,6 +707,21 @@ class RenditionWindow:
             skipped += 1
         return skipped
 
+    def _after_hole(self, segment: _Segment) -> bool:
+        """Whether `segment` does not start where the one before it ends by the durations
+        listed (media missing between them on one timeline: a rung's gate closed mid-GOP,
+        a fragment dropped). It is then dated on its own, from the first playlist that
+        lists it: a date computed across the hole would change once the playlist's first
+        segment, which is always dated, moves past the hole (RFC 8216bis 6.2.1)."""
+        index = segment.msn - self._segments[0].msn if self._segments else -1
+        if index <= 0 or segment.discontinuity or not segment.parts:
+            return False
+        previous = self._segments[index - 1]
+        if not previous.parts or previous.discontinuity_sequence != segment.discontinuity_sequence:
+            return False
+        ends = previous.parts[0].decode_time + previous.duration(self.part_target)
+        return abs(segment.parts[0].decode_time - ends) > _DATE_PRECISION
+
     def _extend_timeline(self, previous: _Part, following: _Part) -> None:
         """Give `previous` its decode-time duration, if the two parts are plausibly adjacent."""
         delta = following.decode_time - previous.decode_time
@@ -704,18 +730,35 @@ class RenditionWindow:
             previous.timeline_duration = delta
 
     def _date_offset(self, timeline: int, part: _Part) -> None:
-        """Keep the timeline's date offset: when its media was earliest available, less jitter.
+        """Keep the timeline's date offset (Unix time minus media decode time).
 
         Dates come from media time, not from each segment's arrival: a playlist's date must
         agree with the durations before it. Shaka Player places every part by its date, and
         a date that jitters against media time moves the part's timestampOffset, which
         resets the SourceBuffer's parser and drops the part's frames up to the next
-        keyframe. The offset only moves back, by more than jitter, while an encoder
-        catches up on its start-up backlog, so a date is never more than that margin
-        after its part arrived (players measure their delay behind live with it).
+        keyframe. RFC 8216bis 6.2.1 only lets a playlist be appended to, so a published
+        date must never move either.
+
+        A part with an `origin` (the transcoder's, from the ingest clock) fixes the offset
+        at the timeline's first part: the input's arrival does not depend on how fast the
+        encoder runs, so the offset is right from the start and never needs to move, and
+        every rendition of the run gets the same one. Without an origin (parts that did
+        not come through an ingest feed) the offset is taken from the parts' own arrival,
+        and moves back, by more than jitter, while an encoder catches up on a backlog:
+        that rewrites published dates, which is why the pipeline always passes one.
         """
-        candidate = part.arrived_at.timestamp() - part.decode_time
         current = self._date_offsets.get(timeline)
+        if part.origin is not None:
+            if current is not None:
+                return  # fixed: never moves a published date
+            candidate = part.origin
+            if self._after_date is not None:
+                # The first part of a continued timeline starts where the other node's ended.
+                candidate = min(candidate, self._after_date - part.decode_time)
+                self._after_date = None
+            self._date_offsets[timeline] = candidate
+            return
+        candidate = part.arrived_at.timestamp() - part.decode_time
         if current is None and self._after_date is not None:
             # The first part of a continued timeline starts where the other node's ended.
             candidate = min(candidate, self._after_date - part.decode_time)
@@ -755,6 +798,7 @@ class RenditionWindow:
             return
         offset = self._date_offsets[segment.discontinuity_sequence]
         self.dvr.add(
+            dated=self._after_hole(segment),
             msn=segment.msn,
             generation=segment.generation,
             duration=segment.duration(self.part_target),
