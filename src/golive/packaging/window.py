@@ -255,6 +255,56 @@ class RenditionWindow:
             self._discontinuity_pending = True
         self._wake()
 
+    def catch_up(self, source: RenditionWindow | None, until: int) -> None:
+        """At an encoder restart: number on with the siblings from `until`, the msn their
+        next run starts at, after a run in which this rendition produced less than they did
+        (nothing at all, or it lagged). The numbers it missed are listed as gaps with the
+        `source` sibling's parts (same media times, same discontinuities): renditions must
+        agree on msn, media and discontinuity sequence (RFC 8216bis 4.4.3.3, 6.2.4), or a
+        player switching by msn lands on other media or another timeline.
+        """
+        if self.ended or self.suspended or self._open_segment() is not None:
+            return
+        if self._next_msn >= until:
+            return
+        missed = [] if source is None else [
+            s for s in source._segments if self._next_msn <= s.msn < until and s.complete
+        ]
+        if not missed or missed[-1].msn != until - 1:
+            missed = []  # nothing to take the media times from: only the numbers move on
+        if not missed or missed[0].msn != self._next_msn:
+            # The source no longer holds all the numbers missed, only the newest (the
+            # rest is older than any sibling's window, so no longer listed): keep the
+            # msn -> segment index contiguous by starting over at what it holds.
+            had_segments = bool(self._segments)
+            self._segments.clear()
+            self._discontinuity_pending |= had_segments
+        continues = bool(self._segments) or self._discontinuity_pending
+        if missed and not self._segments:
+            # Nothing of its own listed before them: the gaps take the source's timeline.
+            self._discontinuities = missed[0].discontinuity_sequence - missed[0].discontinuity
+        # The gaps take the source's discontinuities (the pending one is this restart's,
+        # for the next run).
+        for segment in missed:
+            discontinuity = segment.discontinuity
+            if discontinuity:
+                self._discontinuities += 1
+            own = _Segment(
+                msn=segment.msn,
+                generation=self.init_generation,
+                discontinuity=discontinuity,
+                discontinuity_sequence=self._discontinuities,
+                gap=True,
+            )
+            self._segments.append(own)
+            self._next_msn = segment.msn + 1
+            self._mirror_parts(own, segment)
+        self._next_msn = until
+        # The restart that called this starts a new timeline after the gaps.
+        self._discontinuity_pending = continues or bool(missed)
+        self._evict()
+        self._wake()
+
     # Suspension -----------------------------------------------------------------------
 
     def suspend(self) -> None:
@@ -389,6 +439,21 @@ class RenditionWindow:
         if self._target is not None:
             return self._target
         return self._longest_target()
+
+    @property
+    def oldest_msn(self) -> int | None:
+        """The msn of the oldest segment held (listed or kept past the playlist)."""
+        return self._segments[0].msn if self._segments else None
+
+    @property
+    def next_msn(self) -> int:
+        """The msn the next segment this rendition opens gets."""
+        return self._next_msn
+
+    def media_start(self, msn: int) -> float | None:
+        """Where segment `msn` starts on its timeline (media seconds), if in the window."""
+        segment = self._segment(msn)
+        return segment.parts[0].decode_time if segment is not None and segment.parts else None
 
     @property
     def last_msn(self) -> int:
