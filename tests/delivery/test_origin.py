@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import httpx
@@ -71,11 +71,14 @@ class Feed:
     def window(self) -> RenditionWindow:
         return self.presentation.renditions["video"]
 
-    def add(self, n: int = 1) -> None:
-        for _ in range(n):
+    def add(self, n: int = 1, *, real_time: bool = False) -> None:
+        """`n` fragments, all arriving now, or (`real_time`) each a part later than the last."""
+        start = datetime.now(UTC)
+        for i in range(n):
             frag = fragment(self.count)
+            arrival = start + timedelta(seconds=PART * (i + 1)) if real_time else datetime.now(UTC)
             for window in self.presentation.renditions.values():
-                window.add_fragment(frag, datetime.now(UTC))
+                window.add_fragment(frag, arrival)
             self.sent.append(frag)
             self.count += 1
 
@@ -568,7 +571,7 @@ async def test_not_found_does_not_reflect_input(client: httpx.AsyncClient, feed:
 
 
 async def test_evicted_and_too_far_media_are_404(client: httpx.AsyncClient, feed: Feed) -> None:
-    feed.add(KEYFRAME_EVERY * 30)
+    feed.add(KEYFRAME_EVERY * 30, real_time=True)  # gone: left the playlist long enough ago
     assert feed.window.segment_bytes(0) is None
     assert (await client.get("/live/p1/video/seg-0.m4s")).status_code == 404
     assert (await client.get("/live/p1/video/part-0.0.m4s")).status_code == 404

@@ -36,7 +36,11 @@ PARTS_LISTED_SEGMENTS = 3
 durations); older segments are listed whole."""
 
 EVICTION_SLACK_SEGMENTS = 2
-"""Segments kept past the playlist window, for clients still fetching them."""
+"""Segments kept past the playlist window, for clients still fetching them, at least; and
+each for its own duration plus the longest playlist that listed it (see `_evict`)."""
+
+MAX_HELD_SEGMENTS = 48
+"""At most this many segments are held, however fast they come (with `max_bytes`)."""
 
 DATE_SETTLE_SECONDS = 0.1
 """How much earlier than the media clock predicts a part must arrive before the timeline's
@@ -83,6 +87,10 @@ class _Segment:
     complete: bool = False
     closed_by_keyframe: bool = False
     gap: bool = False  # every part is a gap (EXT-X-GAP)
+    # The longest playlist that listed it (seconds), and when it left the playlist (the
+    # window's arrival clock, Unix seconds): see `_evict`.
+    longest_playlist: float = 0.0
+    unlisted_at: float | None = None
 
     def program_date_time(self, wall_offset: float) -> datetime:
         """The segment's date: its media time on its timeline's wall clock (see `_date_offset`)."""
@@ -152,6 +160,7 @@ class RenditionWindow:
         self.fragments_dropped = 0
         """Fragments that could not start a segment (no init yet, or not independent)."""
         self._segments: list[_Segment] = []
+        self._now = 0.0  # the newest part's arrival (Unix seconds): the window's clock
         self._inits: dict[int, InitSegment] = {}
         self._discontinuity_pending = after_discontinuities is not None
         self._discontinuities = after_discontinuities or 0
@@ -214,6 +223,7 @@ class RenditionWindow:
             arrived_at,
             fragment.duration,
         )
+        self._now = max(self._now, arrived_at.timestamp())
         open_segment = self._open_segment()
         if open_segment is not None and part.independent:
             previous = open_segment.parts[-1]
@@ -381,6 +391,7 @@ class RenditionWindow:
                 source.timeline_duration,
                 gap=True,
             )
+            self._now = max(self._now, source.arrived_at.timestamp())
             own.parts.append(part)
             self._date_offset(own.discontinuity_sequence, part)
             changed = True
@@ -843,8 +854,24 @@ class RenditionWindow:
         )
 
     def _evict(self) -> None:
+        """Drop what no client may still fetch. A segment that left the playlist stays
+        (with its parts) for its duration plus that of the longest playlist that listed
+        it (RFC 8216bis 6.2.2), on the clock of arrivals. Counting segments alone is not
+        enough: an encoder catching up on a backlog (a restart, a starved one fed again)
+        delivers many segments within a fraction of a second, and a part a player saw
+        listed a moment before would answer 404."""
+        listed = self._listed()
+        first_listed = listed[0].msn if listed else self._next_msn
+        playlist_seconds = sum(segment.duration(self.part_target) for segment in listed)
+        for segment in self._segments:
+            if segment.msn >= first_listed:
+                segment.longest_playlist = max(segment.longest_playlist, playlist_seconds)
+            elif segment.unlisted_at is None:
+                segment.unlisted_at = self._now
         keep = self.playlist_segments + EVICTION_SLACK_SEGMENTS + 1  # + the open one
-        while len(self._segments) > keep:
+        while len(self._segments) > keep and (
+            len(self._segments) > MAX_HELD_SEGMENTS or self._expired(self._segments[0])
+        ):
             self._segments.pop(0)
         while len(self._segments) > 1 and self.memory_bytes > self.max_bytes:
             self._segments.pop(0)
@@ -854,6 +881,13 @@ class RenditionWindow:
             del self._date_offsets[timeline]
         for generation in [g for g in self._inits if g not in wanted]:
             del self._inits[generation]
+
+    def _expired(self, segment: _Segment) -> bool:
+        """Whether a segment has been out of the playlist for its grace (see `_evict`)."""
+        if segment.unlisted_at is None:
+            return False
+        grace = segment.duration(self.part_target) + segment.longest_playlist
+        return self._now - segment.unlisted_at >= grace
 
     def _wake(self) -> None:
         """After every change of the window: drop rendered playlists, release waiters."""
