@@ -394,6 +394,19 @@ async def test_skip_gives_delta_update(client: httpx.AsyncClient, directory: Dir
         assert r.text == f.presentation.media_playlist("video", skip=True)
         assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=" in r.text
         assert len(r.text) < len(full.text)
+    # Blocking on the next part, as a client with a current copy does: the delta.
+    msn, part = f.window.next_part()
+    current: dict[str, str | int] = {"_HLS_msn": msn, "_HLS_part": part, "_HLS_skip": "YES"}
+    f.add(1)
+    r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=current), HANG)
+    assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=" in r.text
+    # A copy that ends before the segments the delta would skip (video.js 8 asks so after
+    # a failed or held reload): it could not fill them in, so the whole playlist.
+    first = f.window.media_sequence
+    stale: dict[str, str | int] = {"_HLS_msn": first, "_HLS_part": 0, "_HLS_skip": "YES"}
+    r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=stale), HANG)
+    assert r.status_code == 200 and "#EXT-X-SKIP" not in r.text
+    assert r.text == f.presentation.media_playlist("video")
 
 
 async def test_playlist_uris_carry_the_token(directory: Directory, feed: Feed) -> None:

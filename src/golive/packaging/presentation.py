@@ -261,12 +261,15 @@ class Presentation:
                 if future in self._ready_waiters:
                     self._ready_waiters.remove(future)
 
-    def media_playlist(self, name: str, *, skip: bool = False) -> str | None:
-        """A rendition's media playlist plus its siblings' reports (low latency only)."""
+    def media_playlist(
+        self, name: str, *, skip: bool = False, client_has: int | None = None
+    ) -> str | None:
+        """A rendition's media playlist plus its siblings' reports (low latency only);
+        `skip` and `client_has` as for `RenditionWindow.playlist`."""
         window = self.renditions.get(name)
         if window is None or window.init is None:
             return None
-        text = window.playlist(skip=skip)
+        text = window.playlist(skip=skip, client_has=client_has)
         if self.low_latency and not window.ended:
             text += self.rendition_reports(exclude=name)
         return text

@@ -630,12 +630,42 @@ class RenditionWindow:
 
     # Playlist ---------------------------------------------------------------------
 
-    def playlist(self, *, skip: bool = False) -> str:
-        """The media playlist (RFC 8216bis); `skip` asks for a delta update (EXT-X-SKIP)."""
+    def playlist(self, *, skip: bool = False, client_has: int | None = None) -> str:
+        """The media playlist (RFC 8216bis); `skip` asks for a delta update (EXT-X-SKIP).
+
+        `client_has` is the msn a blocking delta request asks for (`_HLS_msn`): the
+        client's copy ends before it. A delta that would skip a segment that copy cannot
+        hold is answered in full: the client could not fill the skipped segments in.
+        Clients should not ask for a delta with so old a copy (RFC 8216bis 6.3.7), but
+        video.js 8 (VHS 3.17) does, after a failed or held reload, and then keeps
+        segments without durations for good (its sync breaks, playback stops).
+        """
+        if skip and client_has is not None:
+            _, skipped_older, skipped = self._skips(self._listed(), self.target_duration)
+            if skipped_older + skipped and (
+                self.media_sequence + skipped_older + skipped - 1 >= client_has
+            ):
+                skip = False
         text = self._playlists.get(skip)
         if text is None:
             text = self._playlists[skip] = self._render(skip=skip)
         return text
+
+    def _skips(self, listed: list[_Segment], target: int) -> tuple[int, int, int]:
+        """(listed segments only the DVR index holds, how many of those a delta update
+        skips, how many in-memory segments it skips) for a playlist listing `listed`."""
+        skip_until = 6 * target
+        # With a DVR window the oldest `older` listed segments come from its index.
+        older = self.dvr.before(listed[0].msn) if self.dvr is not None and listed else 0
+        skipped_older = skipped = 0
+        if not self.low_latency:
+            return older, 0, 0
+        if self.dvr is not None and older:
+            after = sum(segment.duration(self.part_target) for segment in listed)
+            skipped_older = self.dvr.skippable(older, after, skip_until)
+        if skipped_older == older:
+            skipped = self._skippable(listed, skip_until)
+        return older, skipped_older, skipped
 
     def _render(self, *, skip: bool) -> str:
         listed = self._listed()
@@ -644,14 +674,9 @@ class RenditionWindow:
         target = self.target_duration
         low = self.low_latency
         skip_until = 6 * target
-        # With a DVR window the oldest `older` listed segments come from its index.
-        older = self.dvr.before(listed[0].msn) if self.dvr is not None and listed else 0
-        skipped_older = skipped = 0
-        if skip and low and self.dvr is not None and older:
-            after = sum(segment.duration(self.part_target) for segment in listed)
-            skipped_older = self.dvr.skippable(older, after, skip_until)
-        if skip and low and skipped_older == older:
-            skipped = self._skippable(listed, skip_until)
+        older, skipped_older, skipped = self._skips(listed, target)
+        if not skip:
+            skipped_older = skipped = 0
         lines = ["#EXTM3U", f"#EXT-X-VERSION:{9 if low else 7}", f"#EXT-X-TARGETDURATION:{target}"]
         if low:
             hold_back = math.ceil(3 * self.part_target * 1000 - 1e-6) / 1000
