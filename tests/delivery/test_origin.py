@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import httpx
@@ -71,11 +71,14 @@ class Feed:
     def window(self) -> RenditionWindow:
         return self.presentation.renditions["video"]
 
-    def add(self, n: int = 1) -> None:
-        for _ in range(n):
+    def add(self, n: int = 1, *, real_time: bool = False) -> None:
+        """`n` fragments, all arriving now, or (`real_time`) each a part later than the last."""
+        start = datetime.now(UTC)
+        for i in range(n):
             frag = fragment(self.count)
+            arrival = start + timedelta(seconds=PART * (i + 1)) if real_time else datetime.now(UTC)
             for window in self.presentation.renditions.values():
-                window.add_fragment(frag, datetime.now(UTC))
+                window.add_fragment(frag, arrival)
             self.sent.append(frag)
             self.count += 1
 
@@ -423,6 +426,19 @@ async def test_skip_gives_delta_update(client: httpx.AsyncClient, directory: Dir
         assert r.text == f.presentation.media_playlist("video", skip=True)
         assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=" in r.text
         assert len(r.text) < len(full.text)
+    # Blocking on the next part, as a client with a current copy does: the delta.
+    msn, part = f.window.next_part()
+    current: dict[str, str | int] = {"_HLS_msn": msn, "_HLS_part": part, "_HLS_skip": "YES"}
+    f.add(1)
+    r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=current), HANG)
+    assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=" in r.text
+    # A copy that ends before the segments the delta would skip (video.js 8 asks so after
+    # a failed or held reload): it could not fill them in, so the whole playlist.
+    first = f.window.media_sequence
+    stale: dict[str, str | int] = {"_HLS_msn": first, "_HLS_part": 0, "_HLS_skip": "YES"}
+    r = await asyncio.wait_for(client.get("/live/p1/video.m3u8", params=stale), HANG)
+    assert r.status_code == 200 and "#EXT-X-SKIP" not in r.text
+    assert r.text == f.presentation.media_playlist("video")
 
 
 async def test_playlist_uris_carry_the_token(directory: Directory, feed: Feed) -> None:
@@ -600,7 +616,7 @@ async def test_not_found_does_not_reflect_input(client: httpx.AsyncClient, feed:
 
 
 async def test_evicted_and_too_far_media_are_404(client: httpx.AsyncClient, feed: Feed) -> None:
-    feed.add(KEYFRAME_EVERY * 30)
+    feed.add(KEYFRAME_EVERY * 30, real_time=True)  # gone: left the playlist long enough ago
     assert feed.window.segment_bytes(0) is None
     assert (await client.get("/live/p1/video/seg-0.m4s")).status_code == 404
     assert (await client.get("/live/p1/video/part-0.0.m4s")).status_code == 404

@@ -111,7 +111,7 @@ async def test_delta_updates_carry_a_long_window(dvr: Dvr) -> None:
 
 async def test_a_segment_not_yet_stored_is_retried_not_missing(dvr: Dvr) -> None:
     feed = dvr.feed
-    feed.add(4 * 20 + 1)
+    feed.add(4 * 20 + 1, real_time=True)
     await dvr.recorder.wait_idle()
     # One listed, archived segment's object is not in storage: while the recording still
     # has jobs on their way there, that is "not stored yet" (503, retry), never a 404 an

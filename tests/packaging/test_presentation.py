@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.llhls_rules import attributes, check_media_playlist, check_multivariant
 
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
@@ -231,16 +233,13 @@ def _timelines(playlist: str | None) -> dict[int, int]:
     return timelines
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a rendition that produced nothing between"
-                   " two encoder restarts falls behind its siblings' numbering")  # fmt: skip
 def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_between() -> None:
     """A starved encoder restarted twice, the top rung producing nothing in between (seen in
     the starved-player test): every msn must still be the same media, on the same timeline
     (RFC 8216bis 4.4.3.3), in both renditions, or players switching by msn land elsewhere.
-    Today the top rung goes on numbering from where it stopped: its msn 2-3 hold the third
-    run's media where 360p's hold the second's, and from msn 4 its discontinuity sequence
-    is one lower. (A fix has to fill the missing numbers with EXT-X-GAP segments, also
-    for more segments than the sibling still holds.)"""
+    (It used to go on numbering from where it stopped: its msn 2-3 held the third run's
+    media where 360p's held the second's, and from msn 4 its discontinuity sequence was
+    one lower.) The numbers it missed are gaps with 360p's durations."""
     p = ladder()
     for name in ("360p", "720p"):
         p.renditions[name].set_init(init(640, 360) if name == "360p" else init(1280, 720))
@@ -263,6 +262,60 @@ def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_betwe
     low, high = _timelines(p.media_playlist("360p")), _timelines(p.media_playlist("720p"))
     both = sorted(set(low) & set(high))
     assert both and all(low[msn] == high[msn] for msn in both), (low, high)
+    top, bottom = p.renditions["720p"], p.renditions["360p"]
+    assert all(top.media_start(msn) == bottom.media_start(msn) for msn in both)
+    text = p.media_playlist("720p")
+    assert text is not None
+    check_media_playlist(text, low_latency=True)
+    assert [msn for msn in both if top.is_gap(msn, None)] == [2, 3]  # run 2: 360p's only
+    assert text.count("#EXT-X-GAP") == 2 and text.count("#EXT-X-DISCONTINUITY\n") == 2
+
+
+@st.composite
+def _runs(draw: st.DrawFn) -> list[tuple[int, tuple[int, ...], tuple[int, ...]]]:
+    """Encoder runs: (parts the run lasts, parts each rung produced of them, the order the
+    rungs' fragments arrive in). A rung may produce all, some (it lagged) or none."""
+    runs = []
+    for _ in range(draw(st.integers(1, 7))):
+        length = draw(st.integers(0, 24))
+        produced = tuple(draw(st.sampled_from([0, length, draw(st.integers(0, length))]))
+                         for _ in range(3))
+        runs.append((length, produced, tuple(draw(st.permutations(range(3))))))
+    return runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=_runs())
+def test_renditions_agree_on_numbering_whatever_each_run_produced(
+    runs: list[tuple[int, tuple[int, ...], tuple[int, ...]]],
+) -> None:
+    """Property: whatever encoder restarts and rung silences (or lags) come, every msn two
+    renditions list is the same media (media start time) on the same timeline."""
+    p = Presentation("pb_abc", low_latency=True, part_target=0.2, clock=lambda: 0.0)
+    names = ("720p", "360p", "180p")
+    for name in names:
+        p.add_rendition(name, bandwidth=1_000_000, average_bandwidth=900_000, frame_rate=30)
+        p.renditions[name].set_init(init(640, 360))
+    t = 0.0
+    for number, (length, produced, order) in enumerate(runs):
+        if number:
+            p.mark_discontinuity()
+        for n in range(length):
+            for rung in order:
+                if n < produced[rung]:
+                    fragment = Fragment(b"m" * 10, n + 1, n % 5 == 0, t, 0.2)
+                    p.renditions[names[rung]].add_fragment(fragment, START + timedelta(seconds=t))
+            t += 0.2
+        listed = {name: _timelines(p.media_playlist(name)) for name in names}
+        for a, b in [(a, b) for a in names for b in names if a < b]:
+            windows = p.renditions[a], p.renditions[b]
+            for msn in set(listed[a]) & set(listed[b]):
+                assert listed[a][msn] == listed[b][msn], (a, b, msn, listed)
+                assert windows[0].media_start(msn) == windows[1].media_start(msn), (a, b, msn)
+        for name in names:
+            text = p.media_playlist(name)
+            assert text is not None
+            check_media_playlist(text, low_latency=True)
 def test_a_continued_presentation_numbers_on_after_one_discontinuity() -> None:
     """A node taking a broadcast over goes on after the old node's msn and discontinuity
     sequence: players reloading the playlist find the next numbers and one discontinuity."""

@@ -702,7 +702,8 @@ class Origin:
             if outcome != "ready":
                 return _error(503, "rendition has no media yet; retry",
                               headers={"Retry-After": "1"})
-        text = presentation.media_playlist(name, skip=directives.skip)
+        text = presentation.media_playlist(name, skip=directives.skip,
+                                           client_has=directives.msn)
         if text is None:
             return _error(404, "rendition has no media")
         return self._playlist_response(text, token, self._playlist_max_age(window, blocking))

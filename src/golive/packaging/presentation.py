@@ -179,8 +179,22 @@ class Presentation:
                 max(dates) if dates else None)
 
     def mark_discontinuity(self) -> None:
-        for window in self.renditions.values():
+        """An encoder restart: every rendition's next segment starts a new timeline, at
+        the same msn. A rendition that produced less than its siblings in the run that
+        ended (a starved top rung may produce nothing between two restarts) lists the
+        numbers it missed as gaps, so all number the next run alike."""
+        windows = [w for w in self.renditions.values() if not w.ended]
+        for window in windows:
             window.mark_discontinuity()
+        until = max((w.next_msn for w in windows), default=self.first_msn)
+        for window in windows:
+            if window.next_msn < until and not window.suspended:
+                holders = [w for w in windows
+                           if w is not window and w.last_msn == until - 1 and w.oldest_msn is not None]
+                # The one holding the most of the missed numbers, best one producing media.
+                source = min(holders, key=lambda w: (w.suspended, w.oldest_msn or 0),
+                             default=None)
+                window.catch_up(source, until)
 
     def end(self) -> None:
         if self.ended:
@@ -251,12 +265,15 @@ class Presentation:
                 if future in self._ready_waiters:
                     self._ready_waiters.remove(future)
 
-    def media_playlist(self, name: str, *, skip: bool = False) -> str | None:
-        """A rendition's media playlist plus its siblings' reports (low latency only)."""
+    def media_playlist(
+        self, name: str, *, skip: bool = False, client_has: int | None = None
+    ) -> str | None:
+        """A rendition's media playlist plus its siblings' reports (low latency only);
+        `skip` and `client_has` as for `RenditionWindow.playlist`."""
         window = self.renditions.get(name)
         if window is None or window.init is None:
             return None
-        text = window.playlist(skip=skip)
+        text = window.playlist(skip=skip, client_has=client_has)
         if self.low_latency and not window.ended:
             text += self.rendition_reports(exclude=name)
         return text

@@ -36,7 +36,11 @@ PARTS_LISTED_SEGMENTS = 3
 durations); older segments are listed whole."""
 
 EVICTION_SLACK_SEGMENTS = 2
-"""Segments kept past the playlist window, for clients still fetching them."""
+"""Segments kept past the playlist window, for clients still fetching them, at least; and
+each for its own duration plus the longest playlist that listed it (see `_evict`)."""
+
+MAX_HELD_SEGMENTS = 48
+"""At most this many segments are held, however fast they come (with `max_bytes`)."""
 
 DATE_SETTLE_SECONDS = 0.1
 """How much earlier than the media clock predicts a part must arrive before the timeline's
@@ -85,6 +89,10 @@ class _Segment:
     complete: bool = False
     closed_by_keyframe: bool = False
     gap: bool = False  # every part is a gap (EXT-X-GAP)
+    # The longest playlist that listed it (seconds), and when it left the playlist (the
+    # window's arrival clock, Unix seconds): see `_evict`.
+    longest_playlist: float = 0.0
+    unlisted_at: float | None = None
 
     def program_date_time(self, wall_offset: float) -> datetime:
         """The segment's date: its media time on its timeline's wall clock (see `_date_offset`)."""
@@ -154,6 +162,7 @@ class RenditionWindow:
         self.fragments_dropped = 0
         """Fragments that could not start a segment (no init yet, or not independent)."""
         self._segments: list[_Segment] = []
+        self._now = 0.0  # the newest part's arrival (Unix seconds): the window's clock
         self._inits: dict[int, InitSegment] = {}
         self._discontinuity_pending = after_discontinuities is not None
         self._discontinuities = after_discontinuities or 0
@@ -222,6 +231,7 @@ class RenditionWindow:
             fragment.duration,
             origin,
         )
+        self._now = max(self._now, arrived_at.timestamp())
         open_segment = self._open_segment()
         if open_segment is not None and part.independent:
             previous = open_segment.parts[-1]
@@ -261,6 +271,56 @@ class RenditionWindow:
         self._close_open(by_keyframe=False)
         if self._segments:
             self._discontinuity_pending = True
+        self._wake()
+
+    def catch_up(self, source: RenditionWindow | None, until: int) -> None:
+        """At an encoder restart: number on with the siblings from `until`, the msn their
+        next run starts at, after a run in which this rendition produced less than they did
+        (nothing at all, or it lagged). The numbers it missed are listed as gaps with the
+        `source` sibling's parts (same media times, same discontinuities): renditions must
+        agree on msn, media and discontinuity sequence (RFC 8216bis 4.4.3.3, 6.2.4), or a
+        player switching by msn lands on other media or another timeline.
+        """
+        if self.ended or self.suspended or self._open_segment() is not None:
+            return
+        if self._next_msn >= until:
+            return
+        missed = [] if source is None else [
+            s for s in source._segments if self._next_msn <= s.msn < until and s.complete
+        ]
+        if not missed or missed[-1].msn != until - 1:
+            missed = []  # nothing to take the media times from: only the numbers move on
+        if not missed or missed[0].msn != self._next_msn:
+            # The source no longer holds all the numbers missed, only the newest (the
+            # rest is older than any sibling's window, so no longer listed): keep the
+            # msn -> segment index contiguous by starting over at what it holds.
+            had_segments = bool(self._segments)
+            self._segments.clear()
+            self._discontinuity_pending |= had_segments
+        continues = bool(self._segments) or self._discontinuity_pending
+        if missed and not self._segments:
+            # Nothing of its own listed before them: the gaps take the source's timeline.
+            self._discontinuities = missed[0].discontinuity_sequence - missed[0].discontinuity
+        # The gaps take the source's discontinuities (the pending one is this restart's,
+        # for the next run).
+        for segment in missed:
+            discontinuity = segment.discontinuity
+            if discontinuity:
+                self._discontinuities += 1
+            own = _Segment(
+                msn=segment.msn,
+                generation=self.init_generation,
+                discontinuity=discontinuity,
+                discontinuity_sequence=self._discontinuities,
+                gap=True,
+            )
+            self._segments.append(own)
+            self._next_msn = segment.msn + 1
+            self._mirror_parts(own, segment)
+        self._next_msn = until
+        # The restart that called this starts a new timeline after the gaps.
+        self._discontinuity_pending = continues or bool(missed)
+        self._evict()
         self._wake()
 
     # Suspension -----------------------------------------------------------------------
@@ -340,6 +400,7 @@ class RenditionWindow:
                 source.timeline_duration,
                 gap=True,
             )
+            self._now = max(self._now, source.arrived_at.timestamp())
             own.parts.append(part)
             self._date_offset(own.discontinuity_sequence, part)
             changed = True
@@ -398,6 +459,21 @@ class RenditionWindow:
         if self._target is not None:
             return self._target
         return self._longest_target()
+
+    @property
+    def oldest_msn(self) -> int | None:
+        """The msn of the oldest segment held (listed or kept past the playlist)."""
+        return self._segments[0].msn if self._segments else None
+
+    @property
+    def next_msn(self) -> int:
+        """The msn the next segment this rendition opens gets."""
+        return self._next_msn
+
+    def media_start(self, msn: int) -> float | None:
+        """Where segment `msn` starts on its timeline (media seconds), if in the window."""
+        segment = self._segment(msn)
+        return segment.parts[0].decode_time if segment is not None and segment.parts else None
 
     @property
     def last_msn(self) -> int:
@@ -565,12 +641,42 @@ class RenditionWindow:
 
     # Playlist ---------------------------------------------------------------------
 
-    def playlist(self, *, skip: bool = False) -> str:
-        """The media playlist (RFC 8216bis); `skip` asks for a delta update (EXT-X-SKIP)."""
+    def playlist(self, *, skip: bool = False, client_has: int | None = None) -> str:
+        """The media playlist (RFC 8216bis); `skip` asks for a delta update (EXT-X-SKIP).
+
+        `client_has` is the msn a blocking delta request asks for (`_HLS_msn`): the
+        client's copy ends before it. A delta that would skip a segment that copy cannot
+        hold is answered in full: the client could not fill the skipped segments in.
+        Clients should not ask for a delta with so old a copy (RFC 8216bis 6.3.7), but
+        video.js 8 (VHS 3.17) does, after a failed or held reload, and then keeps
+        segments without durations for good (its sync breaks, playback stops).
+        """
+        if skip and client_has is not None:
+            _, skipped_older, skipped = self._skips(self._listed(), self.target_duration)
+            if skipped_older + skipped and (
+                self.media_sequence + skipped_older + skipped - 1 >= client_has
+            ):
+                skip = False
         text = self._playlists.get(skip)
         if text is None:
             text = self._playlists[skip] = self._render(skip=skip)
         return text
+
+    def _skips(self, listed: list[_Segment], target: int) -> tuple[int, int, int]:
+        """(listed segments only the DVR index holds, how many of those a delta update
+        skips, how many in-memory segments it skips) for a playlist listing `listed`."""
+        skip_until = 6 * target
+        # With a DVR window the oldest `older` listed segments come from its index.
+        older = self.dvr.before(listed[0].msn) if self.dvr is not None and listed else 0
+        skipped_older = skipped = 0
+        if not self.low_latency:
+            return older, 0, 0
+        if self.dvr is not None and older:
+            after = sum(segment.duration(self.part_target) for segment in listed)
+            skipped_older = self.dvr.skippable(older, after, skip_until)
+        if skipped_older == older:
+            skipped = self._skippable(listed, skip_until)
+        return older, skipped_older, skipped
 
     def _render(self, *, skip: bool) -> str:
         listed = self._listed()
@@ -579,14 +685,9 @@ class RenditionWindow:
         target = self.target_duration
         low = self.low_latency
         skip_until = 6 * target
-        # With a DVR window the oldest `older` listed segments come from its index.
-        older = self.dvr.before(listed[0].msn) if self.dvr is not None and listed else 0
-        skipped_older = skipped = 0
-        if skip and low and self.dvr is not None and older:
-            after = sum(segment.duration(self.part_target) for segment in listed)
-            skipped_older = self.dvr.skippable(older, after, skip_until)
-        if skip and low and skipped_older == older:
-            skipped = self._skippable(listed, skip_until)
+        older, skipped_older, skipped = self._skips(listed, target)
+        if not skip:
+            skipped_older = skipped = 0
         lines = ["#EXTM3U", f"#EXT-X-VERSION:{9 if low else 7}", f"#EXT-X-TARGETDURATION:{target}"]
         if low:
             hold_back = math.ceil(3 * self.part_target * 1000 - 1e-6) / 1000
@@ -822,8 +923,24 @@ class RenditionWindow:
         )
 
     def _evict(self) -> None:
+        """Drop what no client may still fetch. A segment that left the playlist stays
+        (with its parts) for its duration plus that of the longest playlist that listed
+        it (RFC 8216bis 6.2.2), on the clock of arrivals. Counting segments alone is not
+        enough: an encoder catching up on a backlog (a restart, a starved one fed again)
+        delivers many segments within a fraction of a second, and a part a player saw
+        listed a moment before would answer 404."""
+        listed = self._listed()
+        first_listed = listed[0].msn if listed else self._next_msn
+        playlist_seconds = sum(segment.duration(self.part_target) for segment in listed)
+        for segment in self._segments:
+            if segment.msn >= first_listed:
+                segment.longest_playlist = max(segment.longest_playlist, playlist_seconds)
+            elif segment.unlisted_at is None:
+                segment.unlisted_at = self._now
         keep = self.playlist_segments + EVICTION_SLACK_SEGMENTS + 1  # + the open one
-        while len(self._segments) > keep:
+        while len(self._segments) > keep and (
+            len(self._segments) > MAX_HELD_SEGMENTS or self._expired(self._segments[0])
+        ):
             self._segments.pop(0)
         while len(self._segments) > 1 and self.memory_bytes > self.max_bytes:
             self._segments.pop(0)
@@ -833,6 +950,13 @@ class RenditionWindow:
             del self._date_offsets[timeline]
         for generation in [g for g in self._inits if g not in wanted]:
             del self._inits[generation]
+
+    def _expired(self, segment: _Segment) -> bool:
+        """Whether a segment has been out of the playlist for its grace (see `_evict`)."""
+        if segment.unlisted_at is None:
+            return False
+        grace = segment.duration(self.part_target) + segment.longest_playlist
+        return self._now - segment.unlisted_at >= grace
 
     def _wake(self) -> None:
         """After every change of the window: drop rendered playlists, release waiters."""
