@@ -12,6 +12,7 @@ from tests.chat.conftest import ChatNode
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
+import golive.chat.frames as chat_frames
 import golive.chat.room as chat_room
 import golive.chat.websocket as chat_websocket
 from golive.chat.history import History
@@ -72,7 +73,7 @@ async def test_asgi_path_drops_a_slow_client(tmp_path: Path) -> None:
 def encodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every batch the rooms JSON-encode, in order (`encode` itself still does the work)."""
     seen: list[str] = []
-    real = chat_room.encode
+    real = chat_frames.encode  # what `golive.chat.room` calls as `encode`
 
     def counting(frames: list[dict[str, Any]]) -> str:
         payload = real(frames)
