@@ -83,7 +83,10 @@ def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str,
     import gc
 
     from golive.app import Golive, freeze_startup_heap
+    from golive.core import tune_garbage_collector
     from golive.settings import Settings
+
+    tune_garbage_collector()  # as `golive serve` does, in both rows
 
     per_sender = rate / max(1, senders)
     settings = Settings(
