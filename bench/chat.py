@@ -79,11 +79,14 @@ class GcTimer:
 
 
 def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str, rate: float,
-               senders: int, freeze: bool, clients: int) -> None:
+               senders: int, freeze: str, clients: int) -> None:
     import gc
 
     from golive.app import Golive, freeze_startup_heap
+    from golive.core import tune_garbage_collector
     from golive.settings import Settings
+
+    tune_garbage_collector()  # as `golive serve` does, in both rows
 
     per_sender = rate / max(1, senders)
     settings = Settings(
@@ -99,11 +102,14 @@ def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str,
 
     async def main() -> None:
         async with Golive(settings) as node:
-            frozen = freeze_startup_heap() if freeze else 0  # as `golive serve` does
+            frozen = freeze_startup_heap() if freeze != "off" else 0  # as `golive serve` does
             conn.send(node.http_port)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, measure.wait)
+            if freeze == "ramp":  # again once every viewer is in: not what serve does
+                frozen = freeze_startup_heap()
             timer.measuring = True
+            conn.send("measuring")  # senders start only now: a ramp freeze is not measured
             await loop.run_in_executor(None, stop.wait)
             timer.measuring = False
             conn.send((frozen, timer.max_ms, timer.full_max_ms, timer.full))
@@ -326,7 +332,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_once(clients: int, rate: float, senders: int, duration: float, workers: int,
-             sample_every: int, freeze: bool) -> dict[str, Any]:
+             sample_every: int, freeze: str) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="golive-bench-chat-") as data_dir:
         stop = ctx.Event()
@@ -371,10 +377,12 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
                 c, f = ready_rx.recv()
                 connected, failed = connected + c, failed + f
             time.sleep(1.5)  # joins and the first viewer-count push settle
+            measure.set()
+            if not port_rx.poll(60) or port_rx.recv() != "measuring":
+                raise RuntimeError("the node did not start measuring")
             rss_before, _ = proc_mem(server.pid)
             cpu0 = proc_cpu(server.pid)
             t0 = time.monotonic()
-            measure.set()
             start.set()
             results: list[WorkerResult] = []
             for out_rx in outs:
@@ -439,9 +447,9 @@ def main() -> None:
               file=sys.stderr)
     rows = []
     for count in counts:
-        for freeze in (False, True):
+        for freeze in ("off", "on", "ramp"):
             print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s, "
-                  f"gc.freeze {'on' if freeze else 'off'} ...", file=sys.stderr, flush=True)
+                  f"gc.freeze {freeze} ...", file=sys.stderr, flush=True)
             rows.append(run_once(count, args.rate, args.senders, args.duration, args.workers,
                                  args.sample_every, freeze))
     print_table(rows, args)
@@ -465,12 +473,13 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         per_conn = (r["rss_idle"] - r["rss_start"]) * 1024 / max(1, r["clients"])
         full = f"{r['gc_full']}x{r['gc_full_max']:.0f}ms"
         goal = "ok" if r["p99"] < GOAL_P99_MS and lost == 0 else "miss"
-        print(f"{r['clients']:>8} {'on' if r['freeze'] else 'off':>6} {r['rate']:>6g} "
+        print(f"{r['clients']:>8} {r['freeze']:>6} {r['rate']:>6g} "
               f"{r['sent']:>6} {r['refused']:>7} "
               f"{lost:>7} {r['delivered_per_s']:>9.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {srv:>8.0%} {per_conn:>7.1f} {r['gc_max']:>5.0f}ms "
               f"{full:>11} {gen:>8.0%} {r['dropped']:>5} {goal:>5}")
-    print("freeze: gc.freeze() after start-up, as `golive serve` does; srv cpu / gen cpu: CPU "
+    print("freeze: gc.freeze() after start-up, as `golive serve` does (on), and again once "
+          "every viewer is connected (ramp; serve does not); srv cpu / gen cpu: CPU "
           "time of the node / the load generators per wall second (100% = one core); "
           "KB/conn: node RSS growth from start-up to all viewers connected, per viewer; "
           "gc max: the longest collection while sending; full gc: gen-2 collections while "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.chat import test_room
@@ -11,6 +12,8 @@ from tests.chat.conftest import ChatNode
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
+import golive.chat.frames as chat_frames
+import golive.chat.room as chat_room
 import golive.chat.websocket as chat_websocket
 from golive.chat.history import History
 from golive.chat.transport import text_frame
@@ -64,6 +67,50 @@ async def test_asgi_path_join_and_history(chat: ChatNode, pid: str) -> None:
 @pytest.mark.usefixtures("asgi_only")
 async def test_asgi_path_drops_a_slow_client(tmp_path: Path) -> None:
     await test_room.test_slow_client_is_dropped_without_delaying_others(tmp_path)
+
+
+@pytest.fixture
+def encodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every batch the rooms JSON-encode, in order (`encode` itself still does the work)."""
+    seen: list[str] = []
+    real = chat_frames.encode  # what `golive.chat.room` calls as `encode`
+
+    def counting(frames: list[dict[str, Any]]) -> str:
+        payload = real(frames)
+        seen.append(payload)
+        return payload
+
+    monkeypatch.setattr(chat_room, "encode", counting)
+    return seen
+
+
+async def one_message_is_encoded_once(chat: ChatNode, pid: str, encodes: list[str]) -> None:
+    viewers = [await chat.connect(pid, f"viewer{i}") for i in range(6)]
+    for v in viewers:
+        await v.wait_type("viewers", count=len(viewers))
+    text = "encoded once for six viewers"
+    await viewers[0].send(type="send", text=text)
+    for v in viewers:
+        await v.wait_for(test_room.is_message(text))
+    # One encode of the batch holding the message, whatever the audience, and every
+    # viewer got those very bytes.
+    holding = [p for p in encodes if text in p]
+    assert len(holding) == 1
+    for v in viewers:
+        assert holding[0] in v.raw
+
+
+async def test_one_message_is_encoded_once(chat: ChatNode, pid: str,
+                                           encodes: list[str]) -> None:
+    await one_message_is_encoded_once(chat, pid, encodes)
+    room = chat.node.chat.room(pid)  # type: ignore[union-attr]
+    assert room is not None and all(c.raw is not None for c in room.connections)
+
+
+@pytest.mark.usefixtures("asgi_only")
+async def test_asgi_path_encodes_once_too(chat: ChatNode, pid: str,
+                                          encodes: list[str]) -> None:
+    await one_message_is_encoded_once(chat, pid, encodes)
 
 
 def record(ident: int) -> ChatMessageRecord:
