@@ -148,8 +148,9 @@ async def test_blocking_reload_answers_when_the_part_arrives(
         arrivals: dict[tuple[int, int], float] = {}
         original = RenditionWindow.add_fragment
 
-        def recording(self: RenditionWindow, fragment: Any, arrived_at: Any) -> None:
-            original(self, fragment, arrived_at)
+        def recording(self: RenditionWindow, fragment: Any, arrived_at: Any,
+                      origin: float | None = None) -> None:
+            original(self, fragment, arrived_at, origin)
             if self is window:
                 arrivals[(self.last_msn, self.last_part)] = time.monotonic()
 
