@@ -304,19 +304,7 @@ class RenditionWindow:
         # The gaps take the source's discontinuities (the pending one is this restart's,
         # for the next run).
         for segment in missed:
-            discontinuity = segment.discontinuity
-            if discontinuity:
-                self._discontinuities += 1
-            own = _Segment(
-                msn=segment.msn,
-                generation=self.init_generation,
-                discontinuity=discontinuity,
-                discontinuity_sequence=self._discontinuities,
-                gap=True,
-            )
-            self._segments.append(own)
-            self._next_msn = segment.msn + 1
-            self._mirror_parts(own, segment)
+            self._append_gap(segment, segment.discontinuity)
         self._next_msn = until
         # The restart that called this starts a new timeline after the gaps.
         self._discontinuity_pending = continues or bool(missed)
@@ -343,6 +331,22 @@ class RenditionWindow:
         if self.suspended:
             self._restoring = True
 
+    def _append_gap(self, source: _Segment, discontinuity: bool) -> None:
+        """List `source`'s number (a sibling's segment) as a gap of this rendition, its
+        parts mirrored as gap parts."""
+        if discontinuity:
+            self._discontinuities += 1
+        own = _Segment(
+            msn=source.msn,
+            generation=self.init_generation,
+            discontinuity=discontinuity,
+            discontinuity_sequence=self._discontinuities,
+            gap=True,
+        )
+        self._segments.append(own)
+        self._next_msn = source.msn + 1
+        self._mirror_parts(own, source)
+
     def mirror(self, sibling: RenditionWindow) -> None:
         """While suspended: list the sibling's new parts and segments as gaps, same numbers."""
         if not self.suspended or self.ended:
@@ -363,18 +367,7 @@ class RenditionWindow:
             self._close_open(by_keyframe=False)
             discontinuity = segment.discontinuity or self._discontinuity_pending
             self._discontinuity_pending = False
-            if discontinuity:
-                self._discontinuities += 1
-            own = _Segment(
-                msn=segment.msn,
-                generation=self.init_generation,
-                discontinuity=discontinuity,
-                discontinuity_sequence=self._discontinuities,
-                gap=True,
-            )
-            self._segments.append(own)
-            self._next_msn = segment.msn + 1
-            self._mirror_parts(own, segment)
+            self._append_gap(segment, discontinuity)
             changed = True
         for msn in [m for m in self._sibling_starts if m < self._next_msn]:
             del self._sibling_starts[msn]
