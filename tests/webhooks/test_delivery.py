@@ -193,7 +193,10 @@ async def test_receiver_down_then_up_gets_everything_in_order(
 async def test_deliveries_failing_past_retry_for_are_given_up(
         tmp_path: Path, receiver: Receiver) -> None:
     receiver.modes["/dead"] = "fail"
-    settings = node_settings(tmp_path, **{**FAST_RETRIES, "webhook_retry_for": 1.0})
+    # Retries every 0.2 s at first, given up 4 s after queueing: room for a second attempt
+    # even when the first one starts late on a loaded machine (with 1 s, CI's first
+    # attempt came so late that its retry fell past the window: one attempt only).
+    settings = node_settings(tmp_path, **{**FAST_RETRIES, "webhook_retry_for": 4.0})
     async with Golive(settings) as node, httpx.AsyncClient(
             base_url=f"{node.http_url}/api/v1", timeout=10,
             headers={"Authorization": f"Bearer {ADMIN}"}) as api:

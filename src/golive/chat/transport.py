@@ -31,7 +31,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, cast
 
-from golive.httpserver import linger
+from golive.httpserver import Lingering, linger
 
 if TYPE_CHECKING:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -165,11 +165,13 @@ def _chat_protocol(base: Any) -> type[asyncio.Protocol]:
         """uvicorn's sans-IO WebSocket protocol, exposing the transport to `/chat/` handlers,
         and closing without a reset when it refuses a frame."""
 
-        _lingering: asyncio.TimerHandle | None = None
+        _lingering: Lingering | None = None
         _refused = False
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
+                if self._lingering is not None:
+                    self._lingering.heard()
                 return  # the rest of a refused frame, or a flood past our close: dropped
             if self.close_sent and self.handshake_complete:
                 # Past our close frame (a policy close, a slow viewer, shutdown) only the

@@ -6,7 +6,7 @@ WHIP/WHEP, chat): whatever a client sends is bounded here before a route sees it
 
 from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimit, RouteLimits
 from golive.httpserver.headers import HeadLimits
-from golive.httpserver.linger import linger
+from golive.httpserver.linger import Lingering, linger
 from golive.httpserver.server import HttpLimits, server_config
 from golive.httpserver.tls import HandshakeGate, TlsLimits
 
@@ -16,6 +16,7 @@ __all__ = [
     "HandshakeGate",
     "HeadLimits",
     "HttpLimits",
+    "Lingering",
     "RouteLimit",
     "RouteLimits",
     "TlsLimits",

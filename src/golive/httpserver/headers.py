@@ -37,7 +37,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from golive.httpserver.linger import linger
+from golive.httpserver.linger import Lingering, linger
 
 __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_protocol"]
 
@@ -86,7 +86,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
         self._closing = False  # answered and closing: what the client still sends is dropped
-        self._lingering: asyncio.TimerHandle | None = None  # the hard close, while closing
+        self._lingering: Lingering | None = None  # the hard close, while closing
 
     # Connection -----------------------------------------------------------------------
 
@@ -102,6 +102,8 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
+            if self._lingering is not None:
+                self._lingering.heard()
             return  # refused: dropped unparsed
         if not self._in_head:
             _data_received(self, data)
