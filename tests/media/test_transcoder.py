@@ -258,6 +258,19 @@ async def test_inputs_spliced_in_at_other_sizes_and_audio_rates_keep_one_timelin
     for (start, duration), (following, _) in itertools.pairwise(timeline):
         assert following == start + duration
     assert timeline[-1][0] / video.timescale > 14  # the three inputs' 16 s, all of it encoded
+    # The audio goes on too, at the pace of its samples: a resampler re-made with the
+    # graph must not start its output over at 0 (it did with `first_pts=0`: ffmpeg
+    # padded the whole broadcast so far with silence and squeezed it into 1-tick
+    # samples, 302 AAC frames in 0.19 s). Around a splice the new input's sound may
+    # start a little after or before the old one ended, which moves a few samples'
+    # times by some milliseconds; the sound keeps the picture's length all along.
+    sounds = [r for f in fragments if (r := read_fragment(f.data).get(audio.track_id))]
+    for run, following_run in itertools.pairwise(sounds):
+        assert following_run.decode_time == run.decode_time + run.duration
+        assert run.duration > run.samples * 1024 / 2, run
+    audio_end = (sounds[-1].decode_time + sounds[-1].duration) / audio.timescale
+    video_end = (timeline[-1][0] + timeline[-1][1]) / video.timescale
+    assert abs(audio_end - video_end) < 0.5, (audio_end, video_end)
     # Re-making the graph for another picture size may lose the old graph's last frame
     # slot (its decoder's or fps filter's buffered frame): the part before the splice is
     # then one frame longer than the part target. Never more, and only there.

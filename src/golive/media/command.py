@@ -338,7 +338,7 @@ def filter_graph(
     if control is not None and plan.has_audio and ladder:
         # (A gap in the input is filled with silence before the split, as per output.)
         chains.append(
-            f"[0:a:0]aresample=async=1:first_pts=0,asplit={len(ladder)}"
+            f"[0:a:0]aresample=async=1,asplit={len(ladder)}"
             + "".join(f"[as{i}]" for i in range(len(ladder)))
         )
         for i, name in enumerate(ladder):
@@ -401,12 +401,14 @@ def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -
     The video gate counts frames (`n`) rather than reading `t`: the encoder's keyframe
     clock starts at the first frame it gets, while `t` keeps the input's start offset,
     and the GOP is whole frames at every rendition's rate. The audio gate goes by `t`,
-    to within one audio frame, so the gated ladder's resampler keeps `first_pts=0` (audio
-    `t` from 0): without it, a rung given up after a restart never completed its drop
-    (its fragments never reached the gate instant; tests/e2e/test_degrade.py). The ungated outputs' resamplers have no `first_pts`, for an
-    input spliced in with another sample rate (see `_scale` and media/switch.py); whether a
-    graph re-made for such an input also keeps the gated chain's audio timeline is checked
-    only by tests/e2e/test_failover.py's 48 kHz primary and 44.1 kHz backup.
+    to within one audio frame: the input's audio starts with its first keyframe (the
+    feed drops audio before it). The resampler before it has no `first_pts`: an input
+    spliced in at another size or sample rate re-makes the whole graph, and a fresh
+    resampler with `first_pts=0` started its output at 0 again, padding the broadcast
+    so far with silence behind the audio already encoded (the splice test in
+    tests/media/test_transcoder.py checks the audio timeline; tests/e2e/test_degrade.py
+    that a given-up rung's drop completes). A re-made graph also re-reads every gate's
+    initial `enable`: a rung given up before a splice comes back with it.
     One comparison per command: `enable` is replaced, and a gate only ever goes from the
     state it is in to the other one.
     """
