@@ -58,3 +58,21 @@ def test_no_audio_restarts_only_when_the_ladder_has_audio() -> None:
 def test_an_input_without_a_keyframe_is_not_held_for_ever() -> None:
     result = decide(InputSwitch(plan(), AVC_CONFIG), [INTER] * MAX_HELD_TAGS)
     assert result is not None and not result[0] and result[2] == MAX_HELD_TAGS
+
+
+OTHER_AAC_CONFIG = MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x12\x08")  # 44.1 kHz stereo
+
+
+def test_rungs_given_up_restart_for_a_new_configuration_only() -> None:
+    # A re-made graph would bring the given-up rungs back: a restart starts them gated.
+    gated = frozenset({"720p"})
+    same = decide(InputSwitch(plan(), AVC_CONFIG, AAC_CONFIG, gated=gated),
+                  [AVC_CONFIG, AAC_CONFIG, KEY])
+    assert same == (True, "", 3)
+    for new in ([OTHER_AVC_CONFIG, AAC_CONFIG, KEY], [AVC_CONFIG, OTHER_AAC_CONFIG, KEY]):
+        result = decide(InputSwitch(plan(), AVC_CONFIG, AAC_CONFIG, gated=gated), new)
+        assert result is not None and not result[0] and "720p" in result[1]
+    # Nothing given up: the graph may be re-made, the splice goes on.
+    ungated = decide(InputSwitch(plan(), AVC_CONFIG, AAC_CONFIG),
+                     [OTHER_AVC_CONFIG, OTHER_AAC_CONFIG, KEY])
+    assert ungated == (True, "", 3)

@@ -100,6 +100,7 @@ class BroadcastPipeline(Generic[S]):
         # A new input spliced on by the hub, held until its first keyframe (`switch`).
         self._switch: InputSwitch | None = None
         self._video_config: MediaTag | None = None  # the last one the transcoder got
+        self._audio_config: MediaTag | None = None  # likewise
         self._stop_soon: asyncio.Handle | None = None  # see `publisher_lost`
         self.spliced_inputs = 0  # inputs taken over by the running transcoder
 
@@ -135,8 +136,7 @@ class BroadcastPipeline(Generic[S]):
         probe = self._probe
         if probe is None:
             if self.transcoder is not None:
-                if tag.type is TagType.VIDEO and classify(tag) is TagKind.VIDEO_CONFIG:
-                    self._video_config = tag
+                self._note_config(tag)
                 self.transcoder.push(tag)
             return
         source = probe.push(tag, self.broadcast.meter)
@@ -305,9 +305,17 @@ class BroadcastPipeline(Generic[S]):
         )
         self._owner._spawn(transcoder.start(), f"transcoder-start-{self.stream_id}")
         for tag in backlog:
-            if tag.type is TagType.VIDEO and classify(tag) is TagKind.VIDEO_CONFIG:
-                self._video_config = tag
+            self._note_config(tag)
             transcoder.push(tag)
+
+    def _note_config(self, tag: MediaTag) -> None:
+        """Keep the codec configurations the transcoder was last given."""
+        if tag.type is TagType.VIDEO or tag.type is TagType.AUDIO:
+            kind = classify(tag)
+            if kind is TagKind.VIDEO_CONFIG:
+                self._video_config = tag
+            elif kind is TagKind.AUDIO_CONFIG:
+                self._audio_config = tag
 
     def publisher_resumed(self) -> None:
         if self._stop_soon is not None:
@@ -318,7 +326,8 @@ class BroadcastPipeline(Generic[S]):
                 and self.transcoder is not None and self._probe is None):
             # The hub continues the timeline (failover, slate on or off): the running
             # transcoder takes the new input, unless its first keyframe says it cannot.
-            self._switch = InputSwitch(plan, self._video_config)
+            self._switch = InputSwitch(plan, self._video_config, self._audio_config,
+                                       gated=self.transcoder.gated_rungs)
             return
         self._switch = None
         # A returning publisher restarts its timestamps and may change its encoder

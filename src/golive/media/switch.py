@@ -18,7 +18,10 @@ What that cannot cover restarts the transcoder on a fresh timeline instead (one
 discontinuity, the old way): another video codec (say H.264 to HEVC: the running
 decoder is H.264's), a passthrough rendition when the picture's configuration changed
 (it copies the input, so its own parameters would change under the init segment), and
-an input without audio when the ladder has audio (its audio tracks would stall).
+an input without audio when the ladder has audio (its audio tracks would stall), and a
+new picture or sound configuration while the degrade ladder has rungs given up: the
+re-made graph re-reads every gate's initial state, so those rungs would come back
+unasked (a restart starts them gated, see media/command.py `gate_commands`).
 `InputSwitch` holds the new input's first tags (headers only, in practice: the new
 input starts at a keyframe) until its first keyframe says which it is.
 """
@@ -48,11 +51,16 @@ class SwitchDecision:
 class InputSwitch:
     """Holds a new input's first tags until its first keyframe decides splice or restart."""
 
-    def __init__(self, plan: LadderPlan, current_video_config: MediaTag | None) -> None:
+    def __init__(self, plan: LadderPlan, current_video_config: MediaTag | None,
+                 current_audio_config: MediaTag | None = None, *,
+                 gated: frozenset[str] = frozenset()) -> None:
         self._plan = plan
         self._current = current_video_config
+        self._current_audio = current_audio_config
+        self._gated = gated  # rungs the running transcoder has given up through gates
         self._tags: list[MediaTag] = []
         self._video_config: MediaTag | None = None
+        self._audio_config: MediaTag | None = None
         self._audio = False
 
     def push(self, tag: MediaTag) -> SwitchDecision | None:
@@ -63,6 +71,8 @@ class InputSwitch:
             self._video_config = tag
         elif kind in (TagKind.AUDIO_CONFIG, TagKind.AUDIO):
             self._audio = True
+            if kind is TagKind.AUDIO_CONFIG:
+                self._audio_config = tag
         elif kind is TagKind.KEYFRAME:
             return self._decide(tag)
         if len(self._tags) >= MAX_HELD_TAGS:
@@ -85,7 +95,16 @@ class InputSwitch:
             return "a passthrough rendition copies the input and its configuration changed"
         if self._plan.has_audio and not self._audio:
             return "the new input has no audio and the ladder has"
+        if self._gated and (_differs(new, current) or _differs(self._audio_config,
+                                                               self._current_audio)):
+            return (f"rungs given up for speed ({', '.join(sorted(self._gated))}) would come "
+                    "back when ffmpeg re-makes its graph for the new input's configuration")
         return None
+
+
+def _differs(new: MediaTag | None, current: MediaTag | None) -> bool:
+    """A new configuration the running decoder has not seen (unknown counts as new)."""
+    return new is not None and (current is None or new.body != current.body)
 
 
 def _codec(tag: MediaTag) -> str | None:

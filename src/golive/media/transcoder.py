@@ -298,6 +298,11 @@ class Transcoder:
         )
 
     @property
+    def gated_rungs(self) -> frozenset[str]:
+        """The rungs the running ffmpeg has given up through their gates (still in its graph)."""
+        return self._gated
+
+    @property
     def _control(self) -> str | None:
         """The runs' gate command address (an ipc:// socket in a private directory)."""
         if self._control_dir is None:
