@@ -408,7 +408,8 @@ def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -
     so far with silence behind the audio already encoded (the splice test in
     tests/media/test_transcoder.py checks the audio timeline; tests/e2e/test_degrade.py
     that a given-up rung's drop completes). A re-made graph also re-reads every gate's
-    initial `enable`: a rung given up before a splice comes back with it.
+    initial `enable`, so an input that would re-make it while rungs are given up gets a
+    restart instead of a splice (media/switch.py).
     One comparison per command: `enable` is replaced, and a gate only ever goes from the
     state it is in to the other one.
     """
