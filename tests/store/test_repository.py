@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -162,6 +163,19 @@ async def test_migrations_from_nothing_reach_head(empty_url: str) -> None:
         assert await store.get_stream(record.id) == record
     finally:
         await store.close()
+
+
+async def test_nodes_starting_together_migrate_an_empty_database_once(empty_url: str) -> None:
+    # Three nodes of a cluster started at once against a fresh database: on PostgreSQL
+    # they raced to create alembic_version and all but one failed to start.
+    from golive.store.migrate import head_revision, revision
+
+    stores = await asyncio.gather(*(Store.open(empty_url) for _ in range(3)))
+    try:
+        assert [await revision(s.engine) for s in stores] == [head_revision()] * 3
+    finally:
+        for s in stores:
+            await s.close()
 
 
 async def test_streams_from_before_0006_keep_webrtc_playback_off(empty_url: str) -> None:
