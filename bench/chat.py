@@ -13,6 +13,12 @@ server's CPU and memory and the load generator's CPU, against the goal (p99 unde
 
     .venv/bin/python bench/chat.py                       # 1,000 and 10,000 viewers
     .venv/bin/python bench/chat.py --clients 2000 --rate 20 --duration 10
+    .venv/bin/python bench/chat.py --clients 30000 --nodes 3   # a cluster: PostgreSQL + Redis
+
+With `--nodes N`, N nodes share one PostgreSQL and one Redis (started by the bench, as
+the tests start them), every load process spreads its viewers and senders over the
+nodes in turn, and a message sent on one node is timed at viewers on every node (the
+Redis fan-out included). srv cpu is then the nodes' CPU together.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests/ (the PostgreSQL and Redis of --nodes)
+
+import httpx  # noqa: E402
 
 ADMIN = "bench-admin-token"
 GOAL_P99_MS = 250.0
@@ -79,7 +88,7 @@ class GcTimer:
 
 
 def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str, rate: float,
-               senders: int, freeze: str, clients: int) -> None:
+               senders: int, freeze: str, clients: int, shared: dict[str, str]) -> None:
     import gc
 
     from golive.app import Golive, freeze_startup_heap
@@ -89,13 +98,15 @@ def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str,
     tune_garbage_collector()  # as `golive serve` does, in both rows
 
     per_sender = rate / max(1, senders)
-    settings = Settings(
+    fields: dict[str, Any] = dict(
         data_dir=Path(data_dir), host="127.0.0.1", http_port=0, rtmp_port=0, srt_port=None,
         admin_token=ADMIN, transcode=False, log_level="warning",
         chat_user_rate=per_sender * 2 + 1, chat_user_burst=20,
         chat_room_rate=rate * 4 + 10, chat_room_burst=int(rate * 4 + 10),
         chat_max_connections_per_address=clients,  # every viewer comes from 127.0.0.1
     )
+    fields.update(shared)  # a cluster's database and Redis
+    settings = Settings(**fields)
 
     timer = GcTimer()
     gc.callbacks.append(timer)
@@ -250,7 +261,7 @@ class Viewer(asyncio.Protocol):
 
 
 async def worker_main(
-    port: int, pid: str, clients: int, senders: int, rate: float, sample_every: int,
+    ports: list[int], pid: str, clients: int, senders: int, rate: float, sample_every: int,
     duration: float, index: int, ready: Connection, start: MpEvent,
 ) -> WorkerResult:
     loop = asyncio.get_running_loop()
@@ -262,6 +273,8 @@ async def worker_main(
         async with gate:
             viewer = Viewer(f"/chat/{pid}", i % sample_every == 0, result)
             try:
+                # Viewers (and so senders, the first ones) take the nodes in turn.
+                port = ports[i % len(ports)]
                 await loop.create_connection(lambda: viewer, "127.0.0.1", port)
                 await asyncio.wait_for(viewer.ready, 30)
                 await asyncio.wait_for(viewer.first_frame, 30)
@@ -313,10 +326,10 @@ async def worker_main(
     return result
 
 
-def run_worker(port: int, pid: str, clients: int, senders: int, rate: float,
+def run_worker(ports: list[int], pid: str, clients: int, senders: int, rate: float,
                sample_every: int, duration: float, index: int, ready: Connection,
                start: MpEvent, out: Connection) -> None:
-    result = run_loop(worker_main(port, pid, clients, senders, rate, sample_every,
+    result = run_loop(worker_main(ports, pid, clients, senders, rate, sample_every,
                                      duration, index, ready, start))
     out.send(result)
 
@@ -332,24 +345,43 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_once(clients: int, rate: float, senders: int, duration: float, workers: int,
-             sample_every: int, freeze: str) -> dict[str, Any]:
+             sample_every: int, freeze: str, nodes: int = 1) -> dict[str, Any]:
     ctx = mp.get_context("fork")
-    with tempfile.TemporaryDirectory(prefix="golive-bench-chat-") as data_dir:
+    with tempfile.TemporaryDirectory(prefix="golive-bench-chat-") as data_dir, \
+            contextlib.ExitStack() as stack:
+        shared: dict[str, str] = {}
+        if nodes > 1:  # one PostgreSQL and one Redis for the cluster, as the tests start them
+            from tests.pgserver import postgres_server
+            from tests.redisserver import redis_server
+
+            postgres = stack.enter_context(postgres_server())
+            redis = stack.enter_context(redis_server(Path(data_dir) / "redis"))
+            shared = {"database_url": postgres.url(postgres.create_database()),
+                      "redis_url": redis.url, "redis_prefix": redis.prefix(),
+                      "chat_secret": base64.b64encode(os.urandom(32)).decode()}
         stop = ctx.Event()
         measure = ctx.Event()
-        port_rx, port_tx = ctx.Pipe(duplex=False)
-        server = ctx.Process(target=run_server,
-                             args=(port_tx, stop, measure, data_dir, rate, senders, freeze, clients),
-                             daemon=True)
-        gc_stats: tuple[int, float, float, int] = (0, float("nan"), float("nan"), 0)
-        server.start()
-        assert server.pid is not None
+        servers: list[tuple[Any, Connection]] = []
+        for n in range(nodes):
+            port_rx, port_tx = ctx.Pipe(duplex=False)
+            node_dir = Path(data_dir) / f"node{n}"
+            node_dir.mkdir()
+            server = ctx.Process(target=run_server,
+                                 args=(port_tx, stop, measure, str(node_dir), rate, senders,
+                                       freeze, clients, shared),
+                                 daemon=True)
+            server.start()
+            servers.append((server, port_rx))
+        gc_stats: list[tuple[int, float, float, int]] = []
         try:
-            if not port_rx.poll(60):
-                raise RuntimeError("the node did not start")
-            port = port_rx.recv()
-            rss_start, _ = proc_mem(server.pid)  # before any viewer: RSS per connection
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
+            ports: list[int] = []
+            for _, port_rx in servers:
+                if not port_rx.poll(120):
+                    raise RuntimeError("a node did not start")
+                ports.append(port_rx.recv())
+            server_pids = [cast(int, server.pid) for server, _ in servers]
+            rss_start = sum(proc_mem(p)[0] for p in server_pids)  # before any viewer
+            with httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}/api/v1",
                               headers={"Authorization": f"Bearer {ADMIN}"}) as api:
                 stream = api.post("/live-streams", json={"name": "bench"}).json()["data"]
             pid = stream["playback_ids"][0]["id"]
@@ -360,9 +392,11 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
                 speak = senders // workers + (1 if w < senders % workers else 0)
                 ready_rx, ready_tx = ctx.Pipe(duplex=False)
                 out_rx, out_tx = ctx.Pipe(duplex=False)
+                # Each load process starts at another node, so the nodes share evenly.
+                order = ports[w % nodes:] + ports[:w % nodes]
                 proc = ctx.Process(
                     target=run_worker,
-                    args=(port, pid, share, speak, rate * speak / max(1, senders), sample_every,
+                    args=(order, pid, share, speak, rate * speak / max(1, senders), sample_every,
                           duration, w, ready_tx, start, out_tx),
                     daemon=True,
                 )
@@ -372,40 +406,45 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
                 outs.append(out_rx)
             connected = failed = 0
             for ready_rx in readies:
-                if not ready_rx.poll(300):
+                if not ready_rx.poll(600):
                     raise RuntimeError("viewers did not connect in time")
                 c, f = ready_rx.recv()
                 connected, failed = connected + c, failed + f
             time.sleep(1.5)  # joins and the first viewer-count push settle
             measure.set()
-            if not port_rx.poll(60) or port_rx.recv() != "measuring":
-                raise RuntimeError("the node did not start measuring")
-            rss_before, _ = proc_mem(server.pid)
-            cpu0 = proc_cpu(server.pid)
+            for _, port_rx in servers:
+                if not port_rx.poll(60) or port_rx.recv() != "measuring":
+                    raise RuntimeError("a node did not start measuring")
+            rss_before = sum(proc_mem(p)[0] for p in server_pids)
+            cpu0 = sum(proc_cpu(p) for p in server_pids)
             t0 = time.monotonic()
             start.set()
             results: list[WorkerResult] = []
             for out_rx in outs:
-                if not out_rx.poll(duration + 120):
+                if not out_rx.poll(duration + 180):
                     raise RuntimeError("a load generator did not finish")
                 results.append(out_rx.recv())
             elapsed = time.monotonic() - t0
-            server_cpu = proc_cpu(server.pid) - cpu0
-            rss, peak = proc_mem(server.pid)
+            server_cpu = sum(proc_cpu(p) for p in server_pids) - cpu0
+            rss = sum(proc_mem(p)[0] for p in server_pids)
+            peak = sum(proc_mem(p)[1] for p in server_pids)
             for proc in procs:
                 proc.join(10)
             stop.set()
-            if port_rx.poll(30):
-                gc_stats = port_rx.recv()
+            for _, port_rx in servers:
+                if port_rx.poll(30):
+                    gc_stats.append(port_rx.recv())
         finally:
             stop.set()
-            server.join(15)
-            if server.is_alive():
-                server.kill()
+            for server, _ in servers:
+                server.join(15)
+                if server.is_alive():
+                    server.kill()
     latencies = [x * 1000 for r in results for x in r.latencies]
     sent = sum(r.sent for r in results)
     delivered = sum(r.delivered for r in results)
     return {
+        "nodes": nodes,
         "clients": connected, "failed": failed, "rate": rate, "sent": sent,
         "refused": sum(r.refused for r in results),
         "expected": (sent - sum(r.refused for r in results)) * connected,
@@ -416,8 +455,10 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
         "server_cpu": server_cpu, "elapsed": elapsed, "rss": rss, "rss_idle": rss_before,
         "peak": peak, "client_cpu": sum(r.cpu for r in results),
         "dropped": sum(r.closed_early for r in results),
-        "freeze": freeze, "frozen": gc_stats[0], "gc_max": gc_stats[1],
-        "gc_full_max": gc_stats[2], "gc_full": gc_stats[3], "rss_start": rss_start,
+        "freeze": freeze, "frozen": max((g[0] for g in gc_stats), default=0),
+        "gc_max": max((g[1] for g in gc_stats), default=float("nan")),
+        "gc_full_max": max((g[2] for g in gc_stats), default=float("nan")),
+        "gc_full": sum(g[3] for g in gc_stats), "rss_start": rss_start,
     }
 
 
@@ -437,6 +478,10 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=50, help="viewers that also send")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="nodes sharing one PostgreSQL and one Redis (a cluster)")
+    parser.add_argument("--freeze", default="off,on,ramp",
+                        help="comma-separated gc.freeze rows: off, on (as serve), ramp")
     parser.add_argument("--sample-every", type=int, default=20,
                         help="one viewer in this many measures latency")
     args = parser.parse_args()
@@ -447,17 +492,18 @@ def main() -> None:
               file=sys.stderr)
     rows = []
     for count in counts:
-        for freeze in ("off", "on", "ramp"):
+        for freeze in [f for f in args.freeze.split(",") if f]:
             print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s, "
                   f"gc.freeze {freeze} ...", file=sys.stderr, flush=True)
             rows.append(run_once(count, args.rate, args.senders, args.duration, args.workers,
-                                 args.sample_every, freeze))
+                                 args.sample_every, freeze, args.nodes))
     print_table(rows, args)
 
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     cores = os.cpu_count()
-    print(f"\nchat fan-out, one room, {args.senders} senders, {args.duration:g} s, "
+    where = f"{args.nodes} nodes with PostgreSQL and Redis" if args.nodes > 1 else "one node"
+    print(f"\nchat fan-out, one room on {where}, {args.senders} senders, {args.duration:g} s, "
           f"{args.workers} load processes, {cores} cores; goal p99 < {GOAL_P99_MS:g} ms; "
           "peer: the same node with gc.freeze off")
     header = (f"{'viewers':>8} {'freeze':>6} {'msg/s':>6} {'sent':>6} {'refused':>7} "
@@ -480,7 +526,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
               f"{full:>11} {gen:>8.0%} {r['dropped']:>5} {goal:>5}")
     print("freeze: gc.freeze() after start-up, as `golive serve` does (on), and again once "
           "every viewer is connected (ramp; serve does not); srv cpu / gen cpu: CPU "
-          "time of the node / the load generators per wall second (100% = one core); "
+          "time of the node(s) / the load generators per wall second (100% = one core); "
           "KB/conn: node RSS growth from start-up to all viewers connected, per viewer; "
           "gc max: the longest collection while sending; full gc: gen-2 collections while "
           "sending x the longest; refused: messages the node refused (rate limits); lost: "
