@@ -5,10 +5,19 @@ page loads) and reports what happened to it in small batches; the first batch cr
 the view. Same rules as the other repositories (`golive.store.db.Tables`): short
 sessions, writes in `WRITE_OPTION` sessions, only frozen records leave this module,
 rows go away with their stream.
+
+Batches are stored with group commit: the batches that arrive while one transaction
+commits are stored together by the next one (up to `MAX_BATCHES_PER_COMMIT`), each
+caller answered once its own batch is committed. An audience reports at a steady rate
+(2,000 players: ~200 batches a second), and one transaction per batch, each several
+round trips through SQLite's single writer, was the node's write ceiling: batches
+queued past the writers' timeout and were refused (503) although the disk was idle.
+No timer: a lone batch is written at once, and a crowd shares transactions by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +27,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.store.db import WriterSessions, create_sessionmaker, rowcount
+from golive.store.db import StoreBusy, WriterSessions, create_sessionmaker, rowcount
 from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
 
 # Storage stays bounded whatever a player sends: events past this many per view are dropped.
@@ -26,6 +35,11 @@ MAX_EVENTS_PER_VIEW = 5000
 MAX_USER_AGENT_LENGTH = 300
 # A QoE query reads at most this many views (the most recent of its window).
 MAX_VIEWS_PER_WINDOW = 20_000
+# Group commit: at most this many batches in one transaction, and at most this many
+# waiting for one (beyond it a batch is refused at once as `StoreBusy`: memory stays
+# bounded however far the writer falls behind).
+MAX_BATCHES_PER_COMMIT = 200
+MAX_WAITING_BATCHES = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,25 @@ class ViewConflict(Exception):
     """The view id belongs to another playback id (a player cannot switch streams)."""
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """A batch waiting for its transaction, and the caller's answer."""
+
+    view_id: str
+    playback_id: str
+    stream_id: str
+    user_agent: str
+    events: Sequence[NewPlaybackEvent]
+    now: datetime
+    answer: asyncio.Future[int]
+
+
+def _retrieved(future: asyncio.Future[int]) -> None:
+    # A caller that went away (its request cancelled) leaves no "never retrieved" noise.
+    if not future.cancelled():
+        future.exception()
+
+
 def _view(row: PlaybackView) -> PlaybackViewRecord:
     return PlaybackViewRecord(
         id=row.id,
@@ -92,11 +125,17 @@ def _event(row: PlaybackEvent) -> PlaybackEventRecord:
 class PlaybackViewStore:
     """Views and QoE events of one database; shares the engine of `Store`."""
 
-    def __init__(self, engine: AsyncEngine, *, max_events_per_view: int = MAX_EVENTS_PER_VIEW
-                 ) -> None:
+    def __init__(self, engine: AsyncEngine, *, max_events_per_view: int = MAX_EVENTS_PER_VIEW,
+                 max_per_commit: int = MAX_BATCHES_PER_COMMIT,
+                 max_waiting: int = MAX_WAITING_BATCHES) -> None:
         self._max_events = max_events_per_view
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self._write = WriterSessions(engine)
+        self._max_per_commit = max(1, max_per_commit)
+        self._max_waiting = max_waiting
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions that stored batches (group commit: fewer than batches)
 
     async def record(
         self,
@@ -108,12 +147,129 @@ class PlaybackViewStore:
         events: Sequence[NewPlaybackEvent],
         now: datetime,
     ) -> int:
-        """Store a batch for a view, creating the view on its first batch.
+        """Store a batch for a view, creating the view on its first batch; answered once
+        the transaction that holds it has committed (module doc: group commit).
 
         Returns how many events were kept (fewer once the view reached its cap); 0 when
         the stream no longer exists. Raises `ViewConflict` when the view id is taken by
-        another playback id.
+        another playback id, `StoreBusy` when the writer is too far behind.
         """
+        if len(self._waiting) >= self._max_waiting:
+            raise StoreBusy(0.0)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[int] = loop.create_future()
+        answer.add_done_callback(_retrieved)
+        self._waiting.append(_Waiting(view_id, playback_id, stream_id, user_agent, events,
+                                      now, answer))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_waiting(), name="qoe-group-commit")
+        # Shielded: a caller that gives up does not cancel the others' transaction.
+        return await asyncio.shield(answer)
+
+    async def _write_waiting(self) -> None:
+        """Store what waits, a transaction at a time, until nothing does."""
+        while self._waiting:
+            group = self._waiting[:self._max_per_commit]
+            del self._waiting[:len(group)]
+            try:
+                outcomes = await self._store_group(group)
+            except IntegrityError:
+                # A first batch raced another node's (or the stream went meanwhile):
+                # each batch on its own, which sorts out who wins.
+                for waiting in group:
+                    await self._answer_alone(waiting)
+                continue
+            except BaseException as exc:
+                for waiting in group:
+                    if not waiting.answer.done():
+                        waiting.answer.set_exception(
+                            exc if isinstance(exc, Exception) else StoreBusy(0.0))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                if waiting.answer.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    waiting.answer.set_exception(outcome)
+                else:
+                    waiting.answer.set_result(outcome)
+
+    async def _answer_alone(self, waiting: _Waiting) -> None:
+        try:
+            kept = await self._record_alone(
+                view_id=waiting.view_id, playback_id=waiting.playback_id,
+                stream_id=waiting.stream_id, user_agent=waiting.user_agent,
+                events=waiting.events, now=waiting.now)
+        except Exception as exc:
+            if not waiting.answer.done():
+                waiting.answer.set_exception(exc)
+            return
+        if not waiting.answer.done():
+            waiting.answer.set_result(kept)
+
+    async def _store_group(self, group: list[_Waiting]) -> list[int | Exception]:
+        """One transaction for `group`, in order: what each batch kept, or its error."""
+        outcomes: list[int | Exception] = []
+        async with self._write.begin() as session:
+            ids = list({w.view_id for w in group})
+            views = {v.id: v for v in (await session.scalars(
+                select(PlaybackView).where(PlaybackView.id.in_(ids)))).all()}
+            counts: dict[str, int] = {}
+            if views:
+                counts = {view_id: int(n) for view_id, n in (await session.execute(
+                    select(PlaybackEvent.view_id, func.count())
+                    .where(PlaybackEvent.view_id.in_(list(views)))
+                    .group_by(PlaybackEvent.view_id))).all()}
+            wanted = list({w.stream_id for w in group if w.view_id not in views})
+            streams: set[str] = set()
+            if wanted:
+                streams = set((await session.scalars(
+                    select(LiveStream.id).where(LiveStream.id.in_(wanted)))).all())
+            created = False
+            rows: list[PlaybackEvent] = []
+            for w in group:
+                view = views.get(w.view_id)
+                if view is None:
+                    if w.stream_id not in streams:
+                        outcomes.append(0)
+                        continue
+                    view = PlaybackView(
+                        id=w.view_id, playback_id=w.playback_id, stream_id=w.stream_id,
+                        started_at=w.now, last_seen_at=w.now,
+                        user_agent=w.user_agent[:MAX_USER_AGENT_LENGTH])
+                    session.add(view)
+                    views[w.view_id] = view
+                    created = True
+                elif view.playback_id != w.playback_id or view.stream_id != w.stream_id:
+                    outcomes.append(ViewConflict(w.view_id))
+                    continue
+                else:
+                    view.last_seen_at = w.now
+                stored = counts.get(w.view_id, 0)
+                keep = list(w.events)[: max(0, self._max_events - stored)]
+                counts[w.view_id] = stored + len(keep)
+                rows.extend(PlaybackEvent(view_id=w.view_id, type=e.type, at=e.at,
+                                          data=dict(e.data)) for e in keep)
+                outcomes.append(len(keep))
+            if created:
+                # No ORM relationship orders the inserts: the view rows must exist first.
+                await session.flush()
+            session.add_all(rows)
+        self.commits += 1
+        return outcomes
+
+    async def _record_alone(
+        self,
+        *,
+        view_id: str,
+        playback_id: str,
+        stream_id: str,
+        user_agent: str,
+        events: Sequence[NewPlaybackEvent],
+        now: datetime,
+    ) -> int:
+        """`record` in a transaction of its own (after a group hit a unique-key race)."""
         try:
             async with self._write.begin() as session:
                 view = await session.get(PlaybackView, view_id)
@@ -153,9 +309,9 @@ class PlaybackViewStore:
             async with self._read() as session:
                 if await session.get(PlaybackView, view_id) is None:
                     return 0
-            return await self.record(view_id=view_id, playback_id=playback_id,
-                                     stream_id=stream_id, user_agent=user_agent,
-                                     events=events, now=now)
+            return await self._record_alone(view_id=view_id, playback_id=playback_id,
+                                            stream_id=stream_id, user_agent=user_agent,
+                                            events=events, now=now)
 
     async def get_view(self, view_id: str) -> PlaybackViewRecord | None:
         async with self._read() as session:
