@@ -612,6 +612,7 @@ class Golive:
                 latency=s.srt_latency_ms / 1000,
                 passphrase_for=store.srt_passphrase,
                 check_timeout=s.srt_check_timeout,
+                media_timeout=s.srt_media_timeout,
                 max_connections=s.max_publishers * 2,
             )
             await self.srt.start()
