@@ -25,6 +25,7 @@ from golive.formats import MediaTag
 from golive.stream import Publisher, PublishRefused, PublishTarget, RefusalReason
 from golive.webrtc import (
     MAX_OFFER_BYTES,
+    MAX_REMOTE_CANDIDATES,
     SDP,
     MediaConverter,
     OfferSummary,
@@ -98,6 +99,7 @@ class WhipSession:
         # Set once the publisher sent an mDNS candidate, which golive does not resolve:
         # its addresses then arrive as peer-reflexive candidates, never as the end.
         self.hides_addresses = False
+        self.remote_candidates = 0  # taken from the offer and PATCHes: MAX_REMOTE_CANDIDATES
         self._endpoint = endpoint
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -171,6 +173,7 @@ class WhipEndpoint:
         summary = inspect_offer(offer)
         pc = RTCPeerConnection(configuration=self._options.configuration())
         session = WhipSession(self, secrets.token_urlsafe(16), pc, stream_key)
+        session.remote_candidates = summary.candidates
         try:
             session.publisher = await self._target.open_publisher(
                 stream_key, protocol="whip", remote_address=remote_address,
@@ -261,6 +264,14 @@ class WhipEndpoint:
             # aiortc cannot restart ICE; RFC 9725 4.3.2 asks for 422 when only trickle works.
             raise SignalingError(422, "ice_restart_unsupported",
                             "ICE restarts are not supported; start a new session instead")
+        if session.remote_candidates + len(candidates) > MAX_REMOTE_CANDIDATES:
+            log.warning("whip trickle refused reason=too_many_candidates stream_id=%s "
+                        "session=%s candidates=%d", session.stream_id, session.id,
+                        session.remote_candidates + len(candidates))
+            raise SignalingError(400, "too_many_candidates",
+                                 f"a session takes at most {MAX_REMOTE_CANDIDATES} ICE "
+                                 "candidates, offer and PATCHes together")
+        session.remote_candidates += len(candidates)
         for candidate_mid, text in candidates:
             try:
                 candidate = candidate_from_sdp(text.split(":", 1)[1])
