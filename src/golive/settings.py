@@ -468,6 +468,11 @@ class Settings(BaseSettings):
         2, ge=1, description="Most WHEP sessions still connecting from one client address; "
         "more offers are answered 429.",
     )
+    whep_max_pending: int = Field(
+        64, ge=1, description="Most WHEP sessions still connecting on the whole node, every "
+        "broadcast together (each holds a peer connection and its UDP sockets until "
+        "whep_connect_timeout); more offers are answered 503 with Retry-After.",
+    )
 
     # Recording -- storage of recorded segments and the assets they become.
     storage_url: str = Field(
