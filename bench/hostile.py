@@ -324,7 +324,7 @@ def run_viewers(port: int, playback_id: str, rendition: str, count: int, ready: 
     async def main() -> list[list[float]]:
         results = [origin.LoadResult() for _ in range(count)]
         halt = asyncio.Event()
-        tasks = [asyncio.create_task(origin.viewer(port, r, halt, True)) for r in results]
+        tasks = [asyncio.create_task(origin.viewer(port, r, halt, True, None)) for r in results]
         for _ in range(600):
             if all(r.joined for r in results):
                 break
