@@ -23,6 +23,7 @@ from tests.ingest.srt.srtpeers import (
     FakePublisher,
     FakeTarget,
     LossyProxy,
+    null_packets,
     raw_connection,
     raw_handshake,
     ts_continuity_errors,
@@ -30,7 +31,6 @@ from tests.ingest.srt.srtpeers import (
 
 from golive.formats.tag import TagType
 from golive.ingest.srt.crypto import KeyMaterial, derive_kek
-from golive.ingest.srt.packet import DataPacket, KeyFlag, Position
 from golive.ingest.srt.server import SrtServer
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -450,15 +450,13 @@ async def test_a_connection_that_sends_no_media_is_dropped_while_a_publisher_str
     async def squat(accepted: asyncio.Event) -> None:
         nonlocal sent
         async with raw_connection(server.port, "squatted_key", socket_id=0x4242) as (
-                transport, answer):
+                transport, _, answer):
             assert answer.type == 0xFFFFFFFF  # accepted
             accepted.set()
             start = asyncio.get_running_loop().time()
             while True:  # until cancelled: the attacker never stops on its own
                 elapsed = asyncio.get_running_loop().time() - start
-                transport.sendto(DataPacket(1000 + sent, Position.SOLO, False, KeyFlag.CLEAR,
-                                            False, 1 + sent, int(elapsed * 1e6),
-                                            answer.socket_id, NULL_TS_PACKET * 7).encode())
+                transport.sendto(null_packets(sent, elapsed, answer.socket_id))
                 sent += 1
                 await asyncio.sleep(0.02)
 
