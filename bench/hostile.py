@@ -5,8 +5,8 @@ LL-HLS viewers (bench/origin.py's simulated low-latency viewer, in a load proces
 then runs each attack of issue 9 in turn for a fixed time, repeating it while the time
 lasts, after a baseline with no attack in the same run: HTTP (huge heads, heads and
 bodies that never finish, huge bodies, huge WebSocket frames), RTMP (idle sockets,
-partial messages before `connect`, wrong keys), SRT (an induction flood), WHEP (offers
-that never connect), chat (socket and frame floods), QoE beacons with fresh view ids,
+partial messages before `connect`, wrong keys), SRT (an induction flood; callers with
+valid keys that send no media), WHEP (offers that never connect), chat (socket and frame floods), QoE beacons with fresh view ids,
 API token and studio login guessing. For each it prints the attacker's answer, the
 node's peak RSS growth (VmHWM, reset per phase), the viewers' longest gap between two
 parts, and whether a new publisher went live (over the attacked protocol: SRT for the
@@ -73,6 +73,7 @@ from tests.ingest.attacks import (  # noqa: E402
     InductionFlood,
     idle_rtmp_sockets,
     partial_rtmp_messages,
+    srt_callers_without_media,
     wrong_rtmp_keys,
 )
 from tests.mediatools import ffmpeg_publish, make_source, stop  # noqa: E402
@@ -104,6 +105,7 @@ class Target:
     playback_id: str
     head_timeout: float
     body_timeout: float
+    spare_keys: list[str]  # stream keys of streams nobody publishes (for SRT squatters)
 
     @property
     def url(self) -> str:
@@ -206,6 +208,13 @@ async def _srt_inductions(t: Target) -> str:
     flood = InductionFlood(t.srt_port, rate=5000, source="127.0.13.1")
     await flood.run(seconds=5.0)
     return f"{flood.answered}/{flood.sent} answered"
+
+
+@attack("SRT 10 valid keys, no media", probe="srt")
+async def _srt_squatters(t: Target) -> str:
+    # Past srt_media_timeout (10 s) the node drops each; before it did, they held for ever.
+    return counted(await srt_callers_without_media(t.srt_port, t.spare_keys, 13.0,
+                                                   source="127.0.13.2"))
 
 
 _OFFER: list[str] = []
@@ -324,7 +333,7 @@ def run_viewers(port: int, playback_id: str, rendition: str, count: int, ready: 
     async def main() -> list[list[float]]:
         results = [origin.LoadResult() for _ in range(count)]
         halt = asyncio.Event()
-        tasks = [asyncio.create_task(origin.viewer(port, r, halt, True)) for r in results]
+        tasks = [asyncio.create_task(origin.viewer(port, r, halt, True, None)) for r in results]
         for _ in range(600):
             if all(r.joined for r in results):
                 break
@@ -470,8 +479,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
             load.start()
             joined = await asyncio.get_running_loop().run_in_executor(None, ready_rx.recv)
             print(f"{joined} of {args.viewers} viewers watching", file=sys.stderr, flush=True)
+            spare = [(await node.create_stream(f"squatted {i}"))["stream_key"]
+                     for i in range(10)]
             target = Target(node.http_port, node.rtmp_port, node.srt_port, playback_id,
-                            args.head_timeout, args.body_timeout)
+                            args.head_timeout, args.body_timeout, spare)
             chosen = [(n, f) for n, f in ATTACKS.items()
                       if not args.only or any(o in n for o in args.only)]
             rows = []

@@ -612,6 +612,7 @@ class Golive:
                 latency=s.srt_latency_ms / 1000,
                 passphrase_for=store.srt_passphrase,
                 check_timeout=s.srt_check_timeout,
+                media_timeout=s.srt_media_timeout,
                 max_connections=s.max_publishers * 2,
             )
             await self.srt.start()
@@ -842,7 +843,8 @@ class Golive:
             self.whep = WhepEndpoint(
                 self.pipeline, webrtc, max_viewers=s.whep_max_viewers,
                 connect_timeout=s.whep_connect_timeout,
-                max_pending_per_address=s.whep_max_pending_per_address, access=self.access,
+                max_pending_per_address=s.whep_max_pending_per_address,
+                max_pending_total=s.whep_max_pending, access=self.access,
                 owners=self.registry)  # in a cluster: 307 to the node holding the broadcast
             app.include_router(self.whep.router())
 

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         "caller may take (a slow database); then the caller is rejected (SRT_REJX 1503, "
         "unavailable) and its connection slot freed."
     )
+    srt_media_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds an SRT publisher may go without delivering "
+        "MPEG-TS media (an audio or video frame), from its handshake on; then it is "
+        "disconnected. SRT keep-alives, null packets or other data do not count, so a caller "
+        "cannot hold a publisher slot without publishing."
+    )
     tls_cert: Path | None = Field(
         None, description="PEM certificate chain (leaf first). With tls_key, http_port serves "
         "HTTPS (HTTP/1.1) and rtmps_port can be used; both or neither.",
@@ -461,6 +467,11 @@ class Settings(BaseSettings):
     whep_max_pending_per_address: int = Field(
         2, ge=1, description="Most WHEP sessions still connecting from one client address; "
         "more offers are answered 429.",
+    )
+    whep_max_pending: int = Field(
+        64, ge=1, description="Most WHEP sessions still connecting on the whole node, every "
+        "broadcast together (each holds a peer connection and its UDP sockets until "
+        "whep_connect_timeout); more offers are answered 503 with Retry-After.",
     )
 
     # Recording -- storage of recorded segments and the assets they become.

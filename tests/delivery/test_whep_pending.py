@@ -154,3 +154,32 @@ async def test_the_pending_budget_is_per_broadcast_and_separate_from_viewers(
             await pc.close()
 
 
+
+
+async def test_the_node_wide_pending_cap_holds_across_addresses() -> None:
+    # Each address (2) and each broadcast (a quarter of its viewers) had a budget, but
+    # nothing bounded the node: many addresses, over many broadcasts, could hold as many
+    # half-open peer connections (UDP sockets, ICE checks) as they liked.
+    install_host_address_hook()
+    feed = WebRtcFeed("stream1")
+    feed.on_init(InitSegment(b"", ()))
+    endpoint = WhepEndpoint(Directory(feed), WebRtcOptions(host_addresses=("127.0.0.1",)),
+                            max_viewers=100, connect_timeout=30.0, max_pending=25,
+                            max_pending_per_address=2, max_pending_total=5)
+    app = FastAPI()
+    app.include_router(endpoint.router())
+    try:
+        bogus = await never_connecting_offer()
+        statuses = []
+        for n in range(4):
+            async with client(app, (f"198.51.100.{10 + n}", 40000)) as attacker:
+                statuses += [(await post(attacker, bogus)).status_code for _ in range(2)]
+        assert statuses == [201] * 5 + [503] * 3
+        assert endpoint.pending_total() == 5
+        async with client(app, ("203.0.113.9", 40000)) as other:
+            refused = await post(other, bogus)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["reason"] == "too_many_pending"
+        assert int(refused.headers["retry-after"]) >= 1
+    finally:
+        await endpoint.close()

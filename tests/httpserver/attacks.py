@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import socket
+import ssl
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -371,10 +372,18 @@ async def chat_frame_flood(port: int, path: str, *, sockets: int, frames: int,
     return collections.Counter(await asyncio.gather(*(one() for _ in range(sockets))))
 
 
+# One TLS context for every attacker's client: httpx builds (and loads the CA bundle into)
+# a new one per client otherwise, ~80 ms of the attacking process's CPU each on a loaded
+# machine; 20 of them per WHEP round stalled the bench's own loop, and with it the
+# new-publisher and new-viewer probes that run there (the "slow go-live" under WHEP offers).
+_TLS = ssl.create_default_context()
+
+
 def from_address(base_url: str, source: str, **kwargs: Any) -> httpx.AsyncClient:
     """An HTTP client whose connections come from `source` (any of 127.0.0.0/8)."""
-    return httpx.AsyncClient(base_url=base_url, timeout=30,
-                             transport=httpx.AsyncHTTPTransport(local_address=source), **kwargs)
+    return httpx.AsyncClient(
+        base_url=base_url, timeout=30, verify=_TLS, trust_env=False,
+        transport=httpx.AsyncHTTPTransport(local_address=source, verify=_TLS), **kwargs)
 
 
 async def whep_offers(base_url: str, playback_id: str, sdp: str,

@@ -12,9 +12,10 @@ import asyncio
 import collections
 
 from tests.ingest.rtmp.rtmpclient import C0C1, SocketClient
-from tests.ingest.srt.srtpeers import RawCaller, induction_datagram
+from tests.ingest.srt.srtpeers import RawCaller, induction_datagram, null_packets, raw_connection
 
 from golive.ingest.rtmp.chunk import encode_chunk
+from golive.ingest.srt.packet import ControlPacket, ControlType, SrtError, parse_packet
 
 MAX_MESSAGE = 0xFFFFFF  # the largest length an RTMP chunk header can announce (16 MiB)
 
@@ -142,3 +143,33 @@ class InductionFlood:
             await asyncio.sleep(0.2)  # the last answers on their way
         finally:
             transport.close()
+
+
+async def srt_callers_without_media(port: int, keys: list[str], seconds: float, *,
+                                    source: str) -> collections.Counter[str]:
+    """One SRT caller per valid key that completes its handshake and then sends only TS
+    null packets (no media) for `seconds`: what happened to each ("dropped" when the
+    server sent SHUTDOWN, "held" when it never did, else the rejection code)."""
+
+    async def one(index: int, key: str) -> str:
+        async with raw_connection(port, key, socket_id=0x5000 + index, source=source) as (
+                transport, caller, answer):
+            if answer.type != 0xFFFFFFFF:
+                return f"rejected {answer.type - 1000}"
+            loop = asyncio.get_running_loop()
+            sent = 0
+            start = loop.time()
+            while loop.time() - start < seconds:
+                transport.sendto(null_packets(sent, loop.time() - start, answer.socket_id))
+                sent += 1
+                while not caller.queue.empty():
+                    try:
+                        packet = parse_packet(caller.queue.get_nowait())
+                    except SrtError:
+                        continue
+                    if isinstance(packet, ControlPacket) and packet.type == ControlType.SHUTDOWN:
+                        return "dropped"
+                await asyncio.sleep(0.02)
+            return "held"
+
+    return collections.Counter(await asyncio.gather(*(one(i, k) for i, k in enumerate(keys))))

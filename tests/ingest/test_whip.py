@@ -38,7 +38,7 @@ from golive.webrtc.ice import (
     is_mdns_name,
     without_mdns_candidates,
 )
-from golive.webrtc.sdp import inspect_offer
+from golive.webrtc.sdp import MAX_REMOTE_CANDIDATES, count_candidates, inspect_offer
 from golive.webrtc.transcode import OpusToAac, audio_specific_config
 
 KEY = "sk_live_test"
@@ -320,6 +320,61 @@ async def test_patch_trickle_and_restart(http: httpx.AsyncClient) -> None:
         garbage = await http.patch(location, headers=sdpfrag,
                                    content="a=mid:0\r\na=candidate:nonsense\r\n")
         assert garbage.status_code == 400
+    finally:
+        await pc.close()
+
+
+def with_candidates(offer: str, count: int, port: int = 40000) -> str:
+    """`offer` with `count` more host candidates in its first m-section."""
+    lines = offer.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("a=mid:")) + 1
+    extra = [f"a=candidate:x{n} 1 udp {2130706431 - n} 127.0.0.1 {port + n} typ host"
+             for n in range(count)]
+    return "\r\n".join([*lines[:at], *extra, *lines[at:]]) + "\r\n"
+
+
+async def test_offers_with_too_many_candidates_are_refused_before_any_check(
+    http: httpx.AsyncClient, hub: FakeHub
+) -> None:
+    # Every remote candidate is a pair aioice sends STUN checks to: a 64 KiB offer holds
+    # ~700, each an address of the sender's choice. The cap refuses such an offer whole.
+    pc, offer = await client_offer()
+    try:
+        room = MAX_REMOTE_CANDIDATES - count_candidates(offer)
+        refused = await post(http, with_candidates(offer, room + 1))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["reason"] == "too_many_candidates"
+        assert hub.publishers == []
+        accepted = await post(http, with_candidates(offer, room))
+        assert accepted.status_code == 201, accepted.text
+    finally:
+        await pc.close()
+
+
+async def test_trickled_candidates_count_against_the_same_cap(
+    http: httpx.AsyncClient, endpoint: WhipEndpoint
+) -> None:
+    pc, offer = await client_offer()
+    try:
+        created = await post(http, offer)
+        location = created.headers["location"]
+        sdpfrag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+        room = MAX_REMOTE_CANDIDATES - count_candidates(offer)
+
+        def fragment(first: int, count: int) -> str:
+            return "a=mid:0\r\n" + "".join(
+                f"a=candidate:t{n} 1 udp {2130706431 - n} 127.0.0.1 {41000 + n} typ host\r\n"
+                for n in range(first, first + count))
+
+        half = room // 2
+        for first, count in ((0, half), (half, room - half)):
+            taken = await http.patch(location, headers=sdpfrag, content=fragment(first, count))
+            assert taken.status_code == 204, taken.text
+        flood = await http.patch(location, headers=sdpfrag, content=fragment(room, 1))
+        assert flood.status_code == 400, flood.text
+        assert flood.json()["error"]["reason"] == "too_many_candidates"
+        (session,) = endpoint.sessions
+        assert session.remote_candidates == MAX_REMOTE_CANDIDATES
     finally:
         await pc.close()
 

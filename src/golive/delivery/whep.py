@@ -329,10 +329,13 @@ class WhepEndpoint:
     def __init__(self, directory: WhepDirectory, options: WebRtcOptions, *,
                  max_viewers: int, hls_path: str = "/live/{playback_id}.m3u8",
                  connect_timeout: float = 5.0, max_pending: int | None = None,
-                 max_pending_per_address: int = 2, access: PlaybackAccess | None = None,
+                 max_pending_per_address: int = 2, max_pending_total: int = 64,
+                 access: PlaybackAccess | None = None,
                  owners: OwnerDirectory | None = None) -> None:
         """`max_pending` (sessions still connecting, per broadcast) defaults to a quarter
-        of `max_viewers`, at least 4; `connect_timeout` is their ICE and DTLS deadline.
+        of `max_viewers`, at least 4; `connect_timeout` is their ICE and DTLS deadline;
+        `max_pending_total` bounds them on the whole node, every broadcast together (each
+        holds a peer connection, its UDP sockets and ICE checks).
         `owners`, in a cluster, finds the node holding a broadcast this node does not:
         an offer for it gets a 307 to that node's WHEP URL (RFC 9725 allows redirects)."""
         self._directory = directory
@@ -342,6 +345,7 @@ class WhepEndpoint:
         self._max_viewers = max_viewers
         self._max_pending = max_pending if max_pending is not None else max(4, max_viewers // 4)
         self._max_pending_per_address = max_pending_per_address
+        self._max_pending_total = max_pending_total
         self._hls_path = hls_path
         self._connect_timeout = connect_timeout
         self._log = RepeatedLog(log)
@@ -377,6 +381,10 @@ class WhepEndpoint:
             counts[session.feed.stream_id] = (viewers, pending, backlog)
         return counts
 
+    def pending_total(self) -> int:
+        """Sessions of every broadcast still completing ICE and DTLS."""
+        return sum(1 for s in self._sessions.values() if not s.connected)
+
     def pending_from(self, address: str) -> int:
         """Sessions from `address`, on any broadcast, still completing ICE and DTLS."""
         return sum(1 for s in self._sessions.values()
@@ -403,6 +411,12 @@ class WhepEndpoint:
             raise SignalingError(429, "too_many_pending",
                                  "too many WebRTC sessions from this address are still "
                                  "connecting; finish or end one first", retry)
+        if self.pending_total() >= self._max_pending_total:
+            self._log.warning("node", now, "whep offer refused reason=pending_total "
+                              "playback_id=%s address=%s", playback_id, address)
+            raise SignalingError(503, "too_many_pending",
+                                 "too many WebRTC viewers are connecting to this server at "
+                                 "once; retry shortly", retry)
         if self.pending(feed) >= self._max_pending:
             self._log.warning(f"feed:{playback_id}", now,
                               "whep offer refused reason=pending_limit playback_id=%s",

@@ -21,10 +21,12 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from fastapi import APIRouter, Request, Response
 
+from golive.core import RepeatedLog
 from golive.formats import MediaTag
 from golive.stream import Publisher, PublishRefused, PublishTarget, RefusalReason
 from golive.webrtc import (
     MAX_OFFER_BYTES,
+    MAX_REMOTE_CANDIDATES,
     SDP,
     MediaConverter,
     OfferSummary,
@@ -98,6 +100,7 @@ class WhipSession:
         # Set once the publisher sent an mDNS candidate, which golive does not resolve:
         # its addresses then arrive as peer-reflexive candidates, never as the end.
         self.hides_addresses = False
+        self.remote_candidates = 0  # taken from the offer and PATCHes: MAX_REMOTE_CANDIDATES
         self._endpoint = endpoint
         self._closed = False
         self._watchdog: asyncio.Task[None] | None = None
@@ -151,6 +154,7 @@ class WhipEndpoint:
         self._target = target
         self._options = options
         self._limits = limits or WhipLimits()
+        self._log = RepeatedLog(log)  # refusals a flood repeats: one line per 10 s per key
         self._sessions: dict[str, WhipSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -171,6 +175,7 @@ class WhipEndpoint:
         summary = inspect_offer(offer)
         pc = RTCPeerConnection(configuration=self._options.configuration())
         session = WhipSession(self, secrets.token_urlsafe(16), pc, stream_key)
+        session.remote_candidates = summary.candidates
         try:
             session.publisher = await self._target.open_publisher(
                 stream_key, protocol="whip", remote_address=remote_address,
@@ -253,6 +258,15 @@ class WhipEndpoint:
                 candidates.append((mid, line[2:]))
             elif line == "a=end-of-candidates":
                 end = True
+        # Before the remote description is parsed again: a refused PATCH costs little.
+        if session.remote_candidates + len(candidates) > MAX_REMOTE_CANDIDATES:
+            self._log.warning(session.id, time.monotonic(),
+                              "whip trickle refused reason=too_many_candidates stream_id=%s "
+                              "session=%s candidates=%d", session.stream_id, session.id,
+                              session.remote_candidates + len(candidates))
+            raise SignalingError(400, "too_many_candidates",
+                                 f"a session takes at most {MAX_REMOTE_CANDIDATES} ICE "
+                                 "candidates, offer and PATCHes together")
         remote = session.pc.remoteDescription
         remote_ufrags = {
             m.ice.usernameFragment for m in SessionDescription.parse(remote.sdp).media if m.ice
@@ -261,6 +275,7 @@ class WhipEndpoint:
             # aiortc cannot restart ICE; RFC 9725 4.3.2 asks for 422 when only trickle works.
             raise SignalingError(422, "ice_restart_unsupported",
                             "ICE restarts are not supported; start a new session instead")
+        session.remote_candidates += len(candidates)
         for candidate_mid, text in candidates:
             try:
                 candidate = candidate_from_sdp(text.split(":", 1)[1])

@@ -13,6 +13,7 @@ from golive.webrtc.ice import (
 from golive.webrtc.receive import MediaConverter, tap_encoded_frames
 from golive.webrtc.sdp import (
     MAX_OFFER_BYTES,
+    MAX_REMOTE_CANDIDATES,
     SDP,
     OfferSummary,
     SignalingError,
@@ -23,6 +24,7 @@ from golive.webrtc.sdp import (
 
 __all__ = [
     "MAX_OFFER_BYTES",
+    "MAX_REMOTE_CANDIDATES",
     "SDP",
     "MediaConverter",
     "OfferSummary",

@@ -17,6 +17,11 @@ from starlette.responses import Response
 
 SDP = "application/sdp"
 MAX_OFFER_BYTES = 64 * 1024
+# Remote ICE candidates one session takes, offer and trickled ones together. A browser
+# sends a few per network interface (host, server-reflexive, relay; in each m-section for
+# Chrome); every one more is a candidate pair aioice sends STUN checks to, so without a
+# cap one 64 KiB offer made the node send checks to ~700 addresses of the sender's choice.
+MAX_REMOTE_CANDIDATES = 64
 
 
 class SignalingError(Exception):
@@ -42,10 +47,20 @@ class OfferSummary:
 
     audio: int
     video: int
+    candidates: int = 0  # a=candidate lines, mDNS ones included
 
 
 def inspect_offer(sdp: str) -> OfferSummary:
     """Reject what no negotiation could accept, without binding a socket (raises SignalingError)."""
+    candidates = count_candidates(sdp)
+    if candidates > MAX_REMOTE_CANDIDATES:
+        raise SignalingError(400, "too_many_candidates",
+                             f"the offer has {candidates} ICE candidates; at most "
+                             f"{MAX_REMOTE_CANDIDATES} are taken")
+    # Counted before parsing: a 64 KiB offer of ~800 m-sections took aiortc's parser ~7 ms.
+    if sum(1 for line in sdp.splitlines() if line.lstrip().startswith("m=")) > 2:
+        raise SignalingError(400, "bad_offer",
+                             "one audio and one video section at most, and nothing else")
     try:
         description = SessionDescription.parse(sdp)
     except Exception as exc:
@@ -63,7 +78,12 @@ def inspect_offer(sdp: str) -> OfferSummary:
             raise SignalingError(400, "bad_offer", "the offer has no ICE credentials")
         if not (media.dtls and media.dtls.fingerprints):
             raise SignalingError(400, "bad_offer", "the offer has no DTLS fingerprint")
-    return OfferSummary(audio, video)
+    return OfferSummary(audio, video, candidates)
+
+
+def count_candidates(sdp: str) -> int:
+    """The a=candidate lines of an SDP offer or trickle-ice-sdpfrag body."""
+    return sum(1 for line in sdp.splitlines() if line.lstrip().startswith("a=candidate:"))
 
 
 def media_type(request: Request) -> str:

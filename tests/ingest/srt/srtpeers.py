@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from golive.formats.tag import MediaTag
@@ -16,7 +18,14 @@ from golive.ingest.srt.handshake import (
     HsReq,
     encode_ext_string,
 )
-from golive.ingest.srt.packet import ControlPacket, parse_packet
+from golive.ingest.srt.packet import (
+    ControlPacket,
+    ControlType,
+    DataPacket,
+    KeyFlag,
+    Position,
+    parse_packet,
+)
 from golive.stream.publish import PublishRefused, RefusalReason
 
 NULL_TS_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * 184
@@ -147,17 +156,33 @@ def induction_datagram(socket_id: int) -> bytes:
 async def raw_handshake(port: int, stream_id: str, *, socket_id: int = 0x1234,
                         km: bytes | None = None, encryption: int = 0) -> Handshake:
     """Induction then conclusion; returns the listener's answer to the conclusion."""
+    async with raw_connection(port, stream_id, socket_id=socket_id, km=km,
+                              encryption=encryption) as (_, _, answer):
+        return answer
+
+
+@contextlib.asynccontextmanager
+async def raw_connection(port: int, stream_id: str, *, socket_id: int = 0x1234,
+                         km: bytes | None = None, encryption: int = 0,
+                         source: str = "127.0.0.1",
+                         ) -> AsyncIterator[tuple[asyncio.DatagramTransport, RawCaller,
+                                                  Handshake]]:
+    """Induction then conclusion from `source` on a socket kept open while the block runs:
+    yields it, its protocol (what arrives later queues there) and the listener's answer
+    to the conclusion (the caller's first data packet is seq 1000)."""
     loop = asyncio.get_running_loop()
     transport, caller = await loop.create_datagram_endpoint(
-        RawCaller, remote_addr=("127.0.0.1", port))
+        RawCaller, local_addr=(source, 0), remote_addr=("127.0.0.1", port))
     try:
         def send(hs: Handshake) -> None:
             transport.sendto(struct.pack(">IIII", 0x80000000, 0, 1000, 0) + hs.encode())
 
         async def answer() -> Handshake:
-            packet = parse_packet(await asyncio.wait_for(caller.queue.get(), 5))
-            assert isinstance(packet, ControlPacket)
-            return Handshake.decode(packet.body)
+            while True:
+                packet = parse_packet(await asyncio.wait_for(caller.queue.get(), 5))
+                assert isinstance(packet, ControlPacket)
+                if packet.type == ControlType.HANDSHAKE:
+                    return Handshake.decode(packet.body)
 
         transport.sendto(induction_datagram(socket_id))
         induction = await answer()
@@ -167,9 +192,16 @@ async def raw_handshake(port: int, stream_id: str, *, socket_id: int = 0x1234,
             exts.append(Extension(ExtensionType.KMREQ, km))
         send(Handshake(5, encryption, 7, 1000, 1500, 8192, HandshakeType.CONCLUSION, socket_id,
                        induction.cookie, extensions=tuple(exts)))
-        return await answer()
+        yield transport, caller, await answer()
     finally:
         transport.close()
+
+
+def null_packets(n: int, elapsed: float, dest_socket: int) -> bytes:
+    """The `n`th data packet of a caller that sends seven TS null packets (no media) each
+    time, `elapsed` seconds after its handshake (first seq 1000, as `raw_connection`)."""
+    return DataPacket(1000 + n, Position.SOLO, False, KeyFlag.CLEAR, False, 1 + n,
+                      int(elapsed * 1e6), dest_socket, NULL_TS_PACKET * 7).encode()
 
 
 def ts_continuity_errors(data: bytes) -> int:

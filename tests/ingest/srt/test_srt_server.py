@@ -23,6 +23,8 @@ from tests.ingest.srt.srtpeers import (
     FakePublisher,
     FakeTarget,
     LossyProxy,
+    null_packets,
+    raw_connection,
     raw_handshake,
     ts_continuity_errors,
 )
@@ -427,6 +429,63 @@ async def test_arbitrary_datagrams_do_not_disturb_a_publisher(
     assert server.ignored_datagrams > 100
     await wait_closed(target)
     assert [p.closed for p in target.publishers] == ["unpublish"]
+
+
+@needs_slt
+async def test_a_connection_that_sends_no_media_is_dropped_while_a_publisher_streams(
+    clip: bytes, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A caller with a valid key that completes the handshake and then sends only TS null
+    packets (or keep-alives) keeps its connection's idle timer fresh: it held a publisher
+    slot and its key's broadcast for ever. Now it is dropped after `media_timeout`, while
+    srt-live-transmit publishes beside it undisturbed (for longer than that timeout)."""
+    caplog.set_level(logging.INFO, logger="golive.ingest.srt.server")
+    target = FakeTarget({KEY, "squatted_key"})
+    received = Received()
+    server = SrtServer(target, host="127.0.0.1", port=0, media_timeout=1.0,
+                       on_payload=lambda key, data: received(key, data) if key == KEY else None)
+    await server.start()
+    sent = 0
+
+    async def squat(accepted: asyncio.Event) -> None:
+        nonlocal sent
+        async with raw_connection(server.port, "squatted_key", socket_id=0x4242) as (
+                transport, _, answer):
+            assert answer.type == 0xFFFFFFFF  # accepted
+            accepted.set()
+            start = asyncio.get_running_loop().time()
+            while True:  # until cancelled: the attacker never stops on its own
+                elapsed = asyncio.get_running_loop().time() - start
+                transport.sendto(null_packets(sent, elapsed, answer.socket_id))
+                sent += 1
+                await asyncio.sleep(0.02)
+
+    accepted = asyncio.Event()
+    squatter = asyncio.create_task(squat(accepted))
+    try:
+        await asyncio.wait_for(accepted.wait(), 10)
+        (squatting,) = target.publishers
+        target.opened.clear()  # set again when srt-live-transmit is let in
+        await send_with_srt_live_transmit(slt_url(server.port, KEY), clip, received,
+                                          connected=target.opened)
+
+        async def squatter_dropped() -> bool:
+            return squatting.closed is not None
+
+        await eventually(squatter_dropped, timeout=20, what="the silent caller dropped")
+        await wait_closed(target)
+        assert not squatter.done()  # it was still sending when it was dropped
+    finally:
+        squatter.cancel()
+        await asyncio.gather(squatter, return_exceptions=True)
+        await server.close()
+    assert squatting.closed == "timeout: no media" and squatting.tags == []
+    assert sent > 1.0 / 0.02 / 2  # it kept sending for (about) the whole timeout
+    assert bytes(received.data[: len(clip)]) == clip
+    legit = target.publishers[1]
+    assert legit.closed == "unpublish"
+    assert {TagType.VIDEO, TagType.AUDIO} <= {tag.type for tag in legit.tags}
+    assert any("srt publisher dropped reason=no_media" in r.getMessage() for r in caplog.records)
 
 
 @needs_slt

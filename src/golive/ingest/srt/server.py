@@ -77,6 +77,8 @@ class _Publishing:
     publisher: Publisher | None
     stream: str  # what log lines name (stream_id=): the hub's id, never the key
     demuxer: TsDemuxer = field(default_factory=TsDemuxer)
+    media_at: float = 0.0  # loop time of the last media tag (or of the accept, before one)
+    watchdog: asyncio.TimerHandle | None = None
 
 
 class SrtServer:
@@ -96,10 +98,13 @@ class SrtServer:
         handshake_rate_per_source: float = 10.0,
         idle_timeout: float = 5.0,
         check_timeout: float = 3.0,
+        media_timeout: float = 10.0,
         on_payload: PayloadTap | None = None,
     ) -> None:
         if check_timeout <= 0:
             raise ValueError("check_timeout must be > 0")
+        if media_timeout <= 0:
+            raise ValueError("media_timeout must be > 0")
         self.target = target
         self.passphrase_for = passphrase_for
         self.on_payload = on_payload
@@ -110,6 +115,7 @@ class SrtServer:
         self.handshake_rate_per_source = handshake_rate_per_source
         self.idle_timeout = idle_timeout
         self.check_timeout = check_timeout
+        self.media_timeout = media_timeout
         self._host = host
         self._port = port
         self._listener: SrtListener | None = None
@@ -304,9 +310,12 @@ class SrtServer:
         if socket_id is None:  # the server is closing
             publisher.close("server closing")
             return
-        publishing = _Publishing(socket_id, event.remote, request.stream.key, publisher, stream)
+        publishing = _Publishing(socket_id, event.remote, request.stream.key, publisher, stream,
+                                 media_at=loop.time())
         holder.append(publishing)
         self._publishing[socket_id] = publishing
+        publishing.watchdog = loop.call_at(publishing.media_at + self.media_timeout,
+                                           self._check_media, publishing)
         self._flush()
 
     def _deliver(self, event: MediaReady) -> None:
@@ -322,15 +331,43 @@ class SrtServer:
             self.listener.close(event.socket_id, "error: demux failed",
                                 asyncio.get_running_loop().time())
             return
+        if tags:
+            publishing.media_at = asyncio.get_running_loop().time()
         publisher = publishing.publisher
         if publisher is not None:
             for tag in tags:
                 publisher.push(tag)
 
+    def _check_media(self, publishing: _Publishing) -> None:
+        """Drop a connection whose payloads gave no media tag for `media_timeout`.
+
+        SRT keep-alives, or data that is not MPEG-TS media (null packets, another
+        protocol's bytes, a PMT with no stream), keep the connection's idle timer fresh
+        and would hold a publisher slot and the stream key's broadcast for ever.
+        """
+        publishing.watchdog = None
+        if self._publishing.get(publishing.socket_id) is not publishing:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = publishing.media_at + self.media_timeout
+        if now < due:
+            publishing.watchdog = loop.call_at(due, self._check_media, publishing)
+            return
+        stats = self.listener.stats(publishing.socket_id)
+        log.warning("srt publisher dropped reason=no_media remote=%s stream_id=%s seconds=%g "
+                    "packets_received=%d", publishing.remote, publishing.stream,
+                    self.media_timeout, stats.packets_received if stats else 0)
+        self.listener.close(publishing.socket_id, "timeout: no media", now)
+        self._flush()
+
     def _end(self, event: ConnectionClosed) -> None:
         publishing = self._publishing.pop(event.socket_id, None)
         if publishing is None:
             return
+        if publishing.watchdog is not None:
+            publishing.watchdog.cancel()
+            publishing.watchdog = None
         stream = publishing.stream
         publisher, publishing.publisher = publishing.publisher, None
         if publisher is not None:
