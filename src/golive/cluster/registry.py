@@ -321,6 +321,10 @@ class BroadcastRegistry:
         owner = _owner(owner_raw)
         if owner is not None and owner.node != self.node_id:
             found = owner.url
+        elif owner is not None:
+            # This node claimed it (a takeover) and the asker did not find it here yet:
+            # held like an unknown owner, never "not live" (a 404 players and edges keep).
+            found = OWNER_UNKNOWN
         elif owner is None:
             sequence = _sequence(sequence_raw)
             if sequence is not None and sequence.recent(self._clock(), self.ttl):

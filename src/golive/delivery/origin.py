@@ -552,9 +552,14 @@ class Origin:
         if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
             spliced = EdgeToken.ESI if edge == ESI_EDGE else EdgeToken.PLACEHOLDER
         if presentation is None:
-            if self.relay is not None:
-                return await self._relayed(self.relay, request, pid, token, spliced)
-            return _error(404, "no such live broadcast")
+            if self.relay is None:
+                return _error(404, "no such live broadcast")
+            relayed = await self._relayed(self.relay, request, pid, token, spliced)
+            presentation = self.directory.presentation(pid)
+            if relayed is not None or presentation is None:
+                return relayed or _error(503, "the node serving this broadcast is changing; "
+                                              "retry", headers={"Retry-After": "1"})
+            # This node took the broadcast over while the request was held: it answers.
         return await handler(request, match, presentation, spliced)
 
     def _relayed_by_peer(self, request: Request) -> bool:
@@ -566,15 +571,20 @@ class Origin:
                                                  request.query_params)
 
     async def _relayed(self, relay: OwnerRelay, request: Request, pid: str,
-                       viewer_token: str | None, token: SpliceToken) -> Response:
-        """The answer of the node that holds `pid`'s broadcast (see `golive.delivery.relay`)."""
+                       viewer_token: str | None, token: SpliceToken) -> Response | None:
+        """The answer of the node that holds `pid`'s broadcast (see `golive.delivery.relay`);
+        None when this node came to hold it meanwhile (a takeover)."""
         query = request.query_params
         if "_HLS_msn" in query or "_HLS_part" in query or "_HLS_skip" in query:
             try:
                 parse_directives(query)
             except BadDirective as exc:
                 return _error(400, str(exc))
-        answer = await relay.answer(pid, request.path[len("/live/"):], query, viewer_token)
+        directory = self.directory
+        answer = await relay.answer(pid, request.path[len("/live/"):], query, viewer_token,
+                                    here=lambda: directory.presentation(pid) is not None)
+        if answer == "here":
+            return None
         if answer == "absent":
             return _error(404, "no such live broadcast")
         if answer == "unknown":

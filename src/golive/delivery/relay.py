@@ -34,7 +34,7 @@ import hmac
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 from urllib.parse import quote
@@ -186,8 +186,9 @@ class OwnerRelay:
 
     async def answer(self, playback_id: str, path: str, query: Mapping[str, str],
                      token: str | None, *, prefix: str = "live",
-                     params: tuple[str, ...] = DIRECTIVES
-                     ) -> Relayed | Literal["unknown", "absent", "failed"]:
+                     params: tuple[str, ...] = DIRECTIVES,
+                     here: Callable[[], bool] | None = None,
+                     ) -> Relayed | Literal["unknown", "absent", "failed", "here"]:
         """The owner's answer to GET `/{prefix}/{path}` for this viewer.
 
         `query` holds the request's parameters (only `params` are relayed), `token` the
@@ -196,7 +197,9 @@ class OwnerRelay:
         a moment ago (its node died, its publisher is moving to another), the request is
         held like a blocking reload, up to `takeover_hold` seconds, and answered by the
         next owner: players then go on instead of counting errors. Past that, "unknown"
-        (no owner) or "failed" (the owner did not answer): 503 + Retry-After.
+        (no owner) or "failed" (the owner did not answer): 503 + Retry-After. "here":
+        `here()` says this node serves the broadcast now (it is the one taking it over),
+        so the caller answers it itself.
         """
         deadline = time.monotonic() + self._takeover_hold
         while True:
@@ -205,6 +208,8 @@ class OwnerRelay:
             if answer not in ("unknown", "failed") or time.monotonic() >= deadline:
                 return answer
             await asyncio.sleep(TAKEOVER_RETRY)
+            if here is not None and here():
+                return "here"
 
     async def _answer_once(self, playback_id: str, path: str, query: Mapping[str, str],
                            token: str | None, params: tuple[str, ...]
