@@ -196,17 +196,24 @@ class PlaybackViewStore:
                     waiting.answer.set_result(outcome)
 
     async def _answer_alone(self, waiting: _Waiting) -> None:
+        """Store one batch of a group that hit a unique-key race, in a transaction of its
+        own: its view was just created by another node's transaction (it is found this
+        time), or its stream went meanwhile (the batch is then dropped, as for a stream
+        that does not exist)."""
+        outcome: int | Exception
         try:
-            kept = await self._record_alone(
-                view_id=waiting.view_id, playback_id=waiting.playback_id,
-                stream_id=waiting.stream_id, user_agent=waiting.user_agent,
-                events=waiting.events, now=waiting.now)
+            try:
+                (outcome,) = await self._store_group([waiting])
+            except IntegrityError:
+                (outcome,) = await self._store_group([waiting])
         except Exception as exc:
-            if not waiting.answer.done():
-                waiting.answer.set_exception(exc)
+            outcome = exc
+        if waiting.answer.done():
             return
-        if not waiting.answer.done():
-            waiting.answer.set_result(kept)
+        if isinstance(outcome, Exception):
+            waiting.answer.set_exception(outcome)
+        else:
+            waiting.answer.set_result(outcome)
 
     async def _store_group(self, group: list[_Waiting]) -> list[int | Exception]:
         """One transaction for `group`, in order: what each batch kept, or its error."""
@@ -258,60 +265,6 @@ class PlaybackViewStore:
             session.add_all(rows)
         self.commits += 1
         return outcomes
-
-    async def _record_alone(
-        self,
-        *,
-        view_id: str,
-        playback_id: str,
-        stream_id: str,
-        user_agent: str,
-        events: Sequence[NewPlaybackEvent],
-        now: datetime,
-    ) -> int:
-        """`record` in a transaction of its own (after a group hit a unique-key race)."""
-        try:
-            async with self._write.begin() as session:
-                view = await session.get(PlaybackView, view_id)
-                if view is None:
-                    exists = await session.scalar(
-                        select(LiveStream.id).where(LiveStream.id == stream_id)
-                    )
-                    if exists is None:
-                        return 0
-                    view = PlaybackView(
-                        id=view_id,
-                        playback_id=playback_id,
-                        stream_id=stream_id,
-                        started_at=now,
-                        last_seen_at=now,
-                        user_agent=user_agent[:MAX_USER_AGENT_LENGTH],
-                    )
-                    session.add(view)
-                    # No ORM relationship orders the inserts: the view row must exist first.
-                    await session.flush()
-                    stored = 0
-                else:
-                    if view.playback_id != playback_id or view.stream_id != stream_id:
-                        raise ViewConflict(view_id)
-                    view.last_seen_at = now
-                    stored = int(await session.scalar(
-                        select(func.count()).select_from(PlaybackEvent)
-                        .where(PlaybackEvent.view_id == view_id)
-                    ) or 0)
-                keep = list(events)[: max(0, self._max_events - stored)]
-                for event in keep:
-                    session.add(PlaybackEvent(view_id=view_id, type=event.type, at=event.at,
-                                              data=dict(event.data)))
-                return len(keep)
-        except IntegrityError:
-            # Two first batches of one view raced, or the stream was deleted meanwhile.
-            async with self._read() as session:
-                if await session.get(PlaybackView, view_id) is None:
-                    return 0
-            return await self._record_alone(view_id=view_id, playback_id=playback_id,
-                                            stream_id=stream_id, user_agent=user_agent,
-                                            events=events, now=now)
 
     async def get_view(self, view_id: str) -> PlaybackViewRecord | None:
         async with self._read() as session:
