@@ -325,7 +325,7 @@ class BroadcastRegistry:
             # This node claimed it (a takeover) and the asker did not find it here yet:
             # held like an unknown owner, never "not live" (a 404 players and edges keep).
             found = OWNER_UNKNOWN
-        elif owner is None:
+        else:
             sequence = _sequence(sequence_raw)
             if sequence is not None and sequence.recent(self._clock(), self.ttl):
                 found = OWNER_UNKNOWN

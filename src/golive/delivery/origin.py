@@ -555,11 +555,13 @@ class Origin:
             if self.relay is None:
                 return _error(404, "no such live broadcast")
             relayed = await self._relayed(self.relay, request, pid, token, spliced)
-            presentation = self.directory.presentation(pid)
-            if relayed is not None or presentation is None:
-                return relayed or _error(503, "the node serving this broadcast is changing; "
-                                              "retry", headers={"Retry-After": "1"})
+            if relayed is not None:
+                return relayed
             # This node took the broadcast over while the request was held: it answers.
+            presentation = self.directory.presentation(pid)
+            if presentation is None:  # (and lost it again at once)
+                return _error(503, "the node serving this broadcast is changing; retry",
+                              headers={"Retry-After": "1"})
         return await handler(request, match, presentation, spliced)
 
     def _relayed_by_peer(self, request: Request) -> bool:
