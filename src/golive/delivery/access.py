@@ -280,6 +280,18 @@ class PlaybackAccess:
             return Refusal(403, f"access hook: {decision.reason or 'denied'}")
         return verdict
 
+    def check_now(self, playback_id: str, token: str | None, *, audience: Audience,
+                  referrer: str | None, own_host: str | None) -> Grant | None:
+        """`check`'s grant when it needs no await: the rule, key and token cached, the
+        request allowed, and no access hook to ask. None: call `check` (which also says
+        why when it refuses)."""
+        verdict = self._cached_grant(playback_id, token, audience, referrer, own_host)
+        if verdict is None:
+            return None
+        if self._hook is not None and (verdict.rule.access_hook_url or self._default_hook_url):
+            return None
+        return verdict
+
     def _cached_grant(self, playback_id: str, token: str | None, audience: Audience,
                       referrer: str | None, own_host: str | None) -> Grant | None:
         """The common case (everything cached, everything allowed) without any await; None

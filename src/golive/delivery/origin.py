@@ -21,7 +21,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qsl, quote
@@ -344,6 +344,46 @@ def _header_safe(text: str) -> str:
     return "".join(c if " " <= c <= "~" else "?" for c in text[:300])
 
 
+def _tokens(request: Request, token: str | None) -> tuple[str | None, SpliceToken]:
+    """The viewer's token as the origin passes it on, and what goes into playlist URIs."""
+    if token is not None and len(token) > MAX_TOKEN_LENGTH:
+        # Only a public playback id gets here with it (a signed one was refused it): no
+        # token golive verifies is this long, and carrying it into every URI would make
+        # each playlist answer that many times its size.
+        return None, None
+    if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
+        return token, EdgeToken.ESI if edge == ESI_EDGE else EdgeToken.PLACEHOLDER
+    return token, token
+
+
+class _Later(enum.Enum):
+    LATER = "later"
+
+
+LATER = _Later.LATER
+"""A decision only the asynchronous path can make (media read from the recording)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """A decision that waits for `until()`, at most `limit` seconds, and is then made again
+    with `after` = `stage` (so a start-up hold is not waited for twice); `timeout`
+    answers when what it waited for did not come (None: decide again all the same)."""
+
+    until: Callable[[], Awaitable[None]]
+    limit: float
+    timeout: Response | None
+    stage: int
+
+
+Decision = Response | _Wait | _Later
+# A decision is made again after each hold; more holds than this mean it keeps changing.
+_MAX_HOLDS = 8
+_PLAYLIST_LATE = _error(503, "playlist update did not arrive in time")
+_MEDIA_LATE = _error(503, "media did not arrive in time")
+_NO_MEDIA_YET = _error(503, "rendition has no media yet; retry", headers={"Retry-After": "1"})
+
+
 class TokenSplices:
     """Carries a viewer's playback token into every URI of a playlist.
 
@@ -462,6 +502,15 @@ class Origin:
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
+        # What each /live/ path is, tried in this order: how to decide it at once, and how
+        # to answer it when that takes waiting.
+        self._routes: tuple[tuple[re.Pattern[str], _Decider, _Handler], ...] = (
+            (MULTIVARIANT_PATH, self._multivariant_now, self._multivariant),
+            (MEDIA_PLAYLIST_PATH, self._media_playlist_now, self._media_playlist),
+            (INIT_PATH, self._init_now, self._init),
+            (SEGMENT_PATH, self._segment_now, self._segment),
+            (PART_PATH, self._part_now, self._part),
+        )
 
     @property
     def held_requests(self) -> int:
@@ -505,28 +554,95 @@ class Origin:
             self.stats.answered(kind, response.status_code, 0)
             await response.stream(send, receive, head=head)
             return
+        self.account(kind, response, head, started)
+        await response.send(send, head=head)
+
+    # The fast path (golive.httpserver.fast) ----------------------------------------------
+
+    prefix = b"/live/"
+
+    def answer_now(self, scope: Scope) -> Response | None:
+        """The answer to a GET or HEAD below `/live/` when it needs no await, else None
+        (then `answer`); nothing is counted until `answered`."""
+        path: str = scope["path"]
+        return self.handle_now(Request(scope), path[len("/live/"):])
+
+    async def answer(self, scope: Scope) -> Response:
+        """The answer to a GET or HEAD below `/live/`, waiting where it must."""
+        path: str = scope["path"]
+        return await self.handle(Request(scope), path[len("/live/"):])
+
+    def answered(self, scope: Scope, response: Response, started: float) -> None:
+        """Counts an answer the fast path wrote, as `__call__` counts its own."""
+        path: str = scope["path"]
+        self.account(_live_kind(path), response, scope["method"] == "HEAD", started)
+
+    def account(self, kind: RequestKind, response: Response, head: bool,
+                started: float) -> None:
         stats = self.stats
         stats.answered(kind, response.status_code, 0 if head else len(response.body))
         if kind == "part":
             stats.part_answered(time.perf_counter() - started)
-        await response.send(send, head=head)
+
+    # /live/ ------------------------------------------------------------------------------
+
+    def _route(self, path: str) -> tuple[re.Match[str], _Decider, _Handler] | None:
+        for pattern, decide, handler in self._routes:
+            if match := pattern.fullmatch(path):
+                return match, decide, handler
+        return None
 
     async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
             return Response(b"", 204, _RAW_PREFLIGHT)
-        if match := MULTIVARIANT_PATH.fullmatch(path):
-            return await self._with_access(request, match, self._multivariant)
-        if match := MEDIA_PLAYLIST_PATH.fullmatch(path):
-            return await self._with_access(request, match, self._media_playlist)
-        if match := INIT_PATH.fullmatch(path):
-            return await self._with_access(request, match, self._init)
-        if match := SEGMENT_PATH.fullmatch(path):
-            return await self._with_access(request, match, self._segment)
-        if match := PART_PATH.fullmatch(path):
-            return await self._with_access(request, match, self._part)
-        if match := ACCESS_PATH.fullmatch(path):
-            return await self._access_answer(request, match["pid"])
+        if (route := self._route(path)) is not None:
+            match, _, handler = route
+            return await self._with_access(request, match, handler)
+        if access := ACCESS_PATH.fullmatch(path):
+            return await self._access_answer(request, access["pid"])
         return _error(404, "not found")
+
+    def handle_now(self, request: Request, path: str) -> Response | None:
+        """`handle`'s answer when it is ready at once: everything it needs is cached
+        (access), local (the presentation) and there (the media, the playlist update);
+        None when only `handle` can give it. Makes no decision `handle` would not."""
+        if request.method == "OPTIONS":
+            return Response(b"", 204, _RAW_PREFLIGHT)
+        route = self._route(path)
+        if route is None:
+            return None if ACCESS_PATH.fullmatch(path) else _error(404, "not found")
+        match, decide, _ = route
+        pid = match["pid"]
+        token = request.token
+        if (self.access is not None and not self._relayed_by_peer(request)
+                and self.access.check_now(pid, token, audience="v",
+                                          referrer=request.header(b"referer"),
+                                          own_host=request.header(b"host")) is None):
+            return None
+        presentation = self.directory.presentation(pid)
+        if presentation is None:
+            return None if self.relay is not None else _error(404, "no such live broadcast")
+        decision = decide(request, match, presentation, _tokens(request, token)[1], 0)
+        return decision if isinstance(decision, Response) else None
+
+    async def _settle(self, decide: Callable[[int], Decision]) -> Response | _Later:
+        """A decision made, holding wherever it says to wait, and made again after each hold."""
+        after = 0
+        for _ in range(_MAX_HOLDS):
+            decision = decide(after)
+            if not isinstance(decision, _Wait):
+                return decision
+            outcome = await self._hold(decision.until(), decision.limit)
+            if outcome != "ready" and decision.timeout is not None:
+                return decision.timeout
+            after = decision.stage
+        return _error(503, "the broadcast kept changing; retry", headers={"Retry-After": "1"})
+
+    async def _settled(self, decide: Callable[[int], Decision]) -> Response:
+        """`_settle` for a decision that never needs anything but holds."""
+        decision = await self._settle(decide)
+        assert isinstance(decision, Response)
+        return decision
 
     async def _with_access(
         self,
@@ -543,14 +659,7 @@ class Origin:
             if isinstance(verdict, Refusal):
                 return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
-        if token is not None and len(token) > MAX_TOKEN_LENGTH:
-            # Only a public playback id gets here with it (a signed one refused it above):
-            # no token golive verifies is this long, and carrying it into every URI would
-            # make each playlist answer that many times its size.
-            token = None
-        spliced: SpliceToken = token
-        if token is not None and (edge := request.raw_header(EDGE_HEADER)) is not None:
-            spliced = EdgeToken.ESI if edge == ESI_EDGE else EdgeToken.PLACEHOLDER
+        token, spliced = _tokens(request, token)
         if presentation is None:
             if self.relay is None:
                 return _error(404, "no such live broadcast")
@@ -643,12 +752,17 @@ class Origin:
     async def _multivariant(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
+        return await self._settled(
+            lambda after: self._multivariant_now(request, match, presentation, token, after))
+
+    def _multivariant_now(self, request: Request, match: re.Match[str],
+                          presentation: Presentation, token: SpliceToken, after: int) -> Decision:
         # Only the whole ladder is an answer: the inits of a starting broadcast arrive some
         # milliseconds apart, and a playlist listing the first rendition alone would keep
         # a player (and the edge copy every later player gets) on that one for good.
-        if not presentation.complete and not presentation.ended:
-            limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await self._hold(presentation.wait_complete(), limit)
+        if after < 1 and not presentation.complete and not presentation.ended:
+            return _Wait(presentation.wait_complete, self.hold_limit_factor * READY_HOLD_UNIT,
+                         None, 1)
         text = presentation.multivariant_playlist()
         if text is None:
             return _error(404, "broadcast has no media yet")
@@ -667,42 +781,48 @@ class Origin:
     async def _media_playlist(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
+        return await self._settled(
+            lambda after: self._media_playlist_now(request, match, presentation, token, after))
+
+    def _media_playlist_now(self, request: Request, match: re.Match[str],
+                            presentation: Presentation, token: SpliceToken,
+                            after: int) -> Decision:
         name = match["rendition"]
         window = presentation.renditions.get(name)
         if window is None:
             return _error(404, "no such rendition")
-        self.stats.viewer_seen(match["pid"], "ll-hls" if window.low_latency else "hls",
-                               request.client, time.monotonic())
+        if after == 0:
+            self.stats.viewer_seen(match["pid"], "ll-hls" if window.low_latency else "hls",
+                                   request.client, time.monotonic())
         try:
             directives = parse_directives(request.query_params)
         except BadDirective as exc:
             return _error(400, str(exc))
-        if window.init is None and not window.ended:
+        if after < 1 and window.init is None and not window.ended:
             # Every rendition's init, this one's included (a sibling's alone would not do).
-            limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await self._hold(presentation.wait_complete(), limit)
+            return _Wait(presentation.wait_complete, self.hold_limit_factor * READY_HOLD_UNIT,
+                         None, 1)
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended
         first = window.media_sequence
-        if not blocking and not window.ended and window.state(first, None) == "pending":
+        if (after < 2 and not blocking and not window.ended
+                and window.state(first, None) == "pending"):
             # A player's first load waits for the broadcast's first whole segment: while the
             # only segment is still open it has parts but no segment URI, and a player that
             # probes a listed segment at load (Shaka Player 5.2 did, for captions) may pick
             # that one and fail. At most one segment of start-up, once per broadcast.
-            limit = self.hold_limit_factor * READY_HOLD_UNIT
-            await self._hold(window.wait(first, None), limit)
+            return _Wait(lambda: window.wait(first, None),
+                         self.hold_limit_factor * READY_HOLD_UNIT, None, 2)
         if blocking:
-            assert directives.msn is not None
-            state = window.state(directives.msn, directives.part)
+            msn, part = directives.msn, directives.part
+            assert msn is not None
+            state = window.state(msn, part)
             if state == "too_far":
                 return _error(400, "requested media sequence is too far ahead")
             if state == "pending":
-                outcome = await self._hold(
-                    window.wait(directives.msn, directives.part), self._hold_limit(window)
-                )
-                if outcome != "ready":
-                    return _error(503, "playlist update did not arrive in time")
+                return _Wait(lambda: window.wait(msn, part), self._hold_limit(window),
+                             _PLAYLIST_LATE, 3)
         first_media = (window.first_msn, 0 if window.low_latency else None)
         if not window.ended and window.state(*first_media) == "pending":
             # Listed, but nothing in it yet: a broadcast starting, or one this node took
@@ -710,10 +830,8 @@ class Origin:
             # numbers, which this window has passed). Wait for the first media like a
             # blocking reload, then 503 (retry): a playlist without a segment, or a 404,
             # made hls.js end its stream.
-            outcome = await self._hold(window.wait(*first_media), self._hold_limit(window))
-            if outcome != "ready":
-                return _error(503, "rendition has no media yet; retry",
-                              headers={"Retry-After": "1"})
+            return _Wait(lambda: window.wait(*first_media), self._hold_limit(window),
+                         _NO_MEDIA_YET, 4)
         text = presentation.media_playlist(name, skip=directives.skip,
                                            client_has=directives.msn)
         if text is None:
@@ -781,13 +899,21 @@ class Origin:
     async def _init(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
+        decision = self._init_now(request, match, presentation, token, 0)
+        if isinstance(decision, Response):
+            return decision
+        return await self._archived(request, presentation, match["rendition"], "init",
+                                    int(match["gen"]))
+
+    def _init_now(self, request: Request, match: re.Match[str], presentation: Presentation,
+                  token: SpliceToken, after: int) -> Decision:
         window = presentation.renditions.get(match["rendition"])
         if window is None:
             return _error(404, "no such rendition")
         generation = int(match["gen"])
         data = window.init_bytes(generation)
         if data is None and self.dvr is not None and window.archived_init(generation):
-            return await self._archived(request, presentation, window.name, "init", generation)
+            return LATER  # from the recording
         if data is None:
             return _error(404, "no such initialization segment")
         return self._body_response(request, data, INIT_TYPE, MEDIA_CACHE, ranges=True)
@@ -795,23 +921,36 @@ class Origin:
     async def _segment(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
-        return await self._media(request, presentation, match["rendition"], int(match["msn"]), None)
+        decision = await self._settle(
+            lambda after: self._segment_now(request, match, presentation, token, after))
+        if isinstance(decision, Response):
+            return decision
+        return await self._archived(request, presentation, match["rendition"], "segment",
+                                    int(match["msn"]))
+
+    def _segment_now(self, request: Request, match: re.Match[str], presentation: Presentation,
+                     token: SpliceToken, after: int) -> Decision:
+        return self._media(request, presentation, match["rendition"], int(match["msn"]), None)
 
     async def _part(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
-        return await self._media(
-            request, presentation, match["rendition"], int(match["msn"]), int(match["idx"])
-        )
+        return await self._settled(
+            lambda after: self._part_now(request, match, presentation, token, after))
 
-    async def _media(
+    def _part_now(self, request: Request, match: re.Match[str], presentation: Presentation,
+                  token: SpliceToken, after: int) -> Decision:
+        return self._media(request, presentation, match["rendition"], int(match["msn"]),
+                           int(match["idx"]))
+
+    def _media(
         self,
         request: Request,
         presentation: Presentation,
         name: str,
         msn: int,
         part: int | None,
-    ) -> Response:
+    ) -> Decision:
         window = presentation.renditions.get(name)
         if window is None:
             return _error(404, "no such rendition")
@@ -821,12 +960,11 @@ class Origin:
         if state == "pending":
             # The preload hint names a part before it exists: the player asks for it at
             # once and gets it the moment it is produced.
-            outcome = await self._hold(window.wait(msn, part), self._hold_limit(window))
-            if outcome != "ready":
-                return _error(503, "media did not arrive in time")
+            return _Wait(lambda: window.wait(msn, part), self._hold_limit(window),
+                         _MEDIA_LATE, 1)
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
         if data is None and part is None and self.dvr is not None and window.archived(msn):
-            return await self._archived(request, presentation, name, "segment", msn)
+            return LATER  # from the recording
         if data is None and part is not None and window.superseded(msn, part):
             # A part the preload hint named and the rendition then never produced (its
             # segment was cut short by an encoder restart or a suspension). RFC 8216bis
@@ -979,6 +1117,18 @@ def _live_kind(path: str) -> RequestKind:
     if path.endswith("/access"):
         return "access"
     return "other"
+
+
+class _Decider(Protocol):
+    def __call__(
+        self,
+        request: Request,
+        match: re.Match[str],
+        presentation: Presentation,
+        token: SpliceToken,
+        after: int,
+        /,
+    ) -> Decision: ...
 
 
 class _Handler(Protocol):

@@ -174,6 +174,9 @@ class RenditionWindow:
         # Rendered playlists by `skip`, until the window next changes: every player
         # blocked on a part asks for the same text the moment that part arrives.
         self._playlists: dict[bool, str] = {}
+        # A delta update's skip counts, kept as long as the rendered playlists: every held
+        # blocking reload asks for them (the same until the window changes).
+        self._skip_counts: tuple[int, int, int] | None = None
         self.init_listener: Callable[[RenditionWindow], None] | None = None
         """Called after each new init (the presentation learns its multivariant is ready)."""
         self.segment_listener: Callable[[CompletedSegment], None] | None = None
@@ -645,7 +648,10 @@ class RenditionWindow:
         segments without durations for good (its sync breaks, playback stops).
         """
         if skip and client_has is not None:
-            _, skipped_older, skipped = self._skips(self._listed(), self.target_duration)
+            counts = self._skip_counts
+            if counts is None:
+                counts = self._skip_counts = self._skips(self._listed(), self.target_duration)
+            _, skipped_older, skipped = counts
             if skipped_older + skipped and (
                 self.media_sequence + skipped_older + skipped - 1 >= client_has
             ):
@@ -954,6 +960,7 @@ class RenditionWindow:
     def _wake(self) -> None:
         """After every change of the window: drop rendered playlists, release waiters."""
         self._playlists.clear()
+        self._skip_counts = None
         for key in [key for key in self._waiters if self.state(*key) == "ready"]:
             for future in self._waiters.pop(key):
                 if not future.done():
