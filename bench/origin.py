@@ -18,7 +18,12 @@ playback id signed and give each viewer its own ES256 playback token (in every r
 as a player sends it), against the public `direct` runs of the same count: the goal of
 issue 12 is part delivery p99 and origin CPU within 5% of public playback.
 
+The origin answers `/live/` on golive's fast path (golive.httpserver.fast), as a node
+does; the `asgi` runs serve the same viewers through uvicorn's ASGI cycle instead, the
+peer the fast path is measured against.
+
     .venv/bin/python bench/origin.py
+    .venv/bin/python bench/origin.py --viewers 1000,2000 --modes direct,asgi --rounds 3
     .venv/bin/python bench/origin.py --viewers 100,1000 --seconds 5 --modes direct
     .venv/bin/python bench/origin.py --viewers 500,1000 --modes direct,signed --rounds 3
 """
@@ -122,21 +127,29 @@ class Rules:
 
 
 class Counted:
-    """Counts the requests that reach the origin into memory the bench process reads."""
+    """Counts the requests that reach the origin into memory the bench process reads:
+    through the ASGI app, and on the fast path (`answered`), as a node serves them."""
 
     def __init__(self, app: Any, counter: Any) -> None:
         self.app = app
         self.counter = counter
+        self.prefix = app.prefix
+        self.answer_now = app.answer_now
+        self.answer = app.answer
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             self.counter.value += 1
         await self.app(scope, receive, send)
 
+    def answered(self, scope: Any, answer: Any, started: float) -> None:
+        self.counter.value += 1
+        self.app.answered(scope, answer, started)
+
 
 def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, counter: Any,
                profile: str | None, signed: bool, public_pem: str,
-               static: tuple[str, Any] | None = None) -> None:
+               static: tuple[str, Any] | None = None, fast: bool = True) -> None:
     import uvicorn
     import uvloop
 
@@ -186,7 +199,8 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
         from golive.chat import chat_websocket_protocol
         from golive.httpserver import HttpLimits, server_config
 
-        config = server_config(app, HttpLimits(), ws=chat_websocket_protocol())
+        config = server_config(app, HttpLimits(), ws=chat_websocket_protocol(),
+                               fast=app if fast else None)
         config.host, config.port, config.backlog = "127.0.0.1", port, 8192
         config.timeout_keep_alive = 60
         server = uvicorn.Server(config)
@@ -574,7 +588,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
         static = (root, announced) if announced is not None else None
         origin = ctx.Process(target=run_origin, daemon=True,
                              args=(origin_port, media, ready_tx, arrived_tx, counter, profile,
-                                   signed, public_pem, static))
+                                   signed, public_pem, static, mode != "asgi"))
         origin.start()
         edge: subprocess.Popen[bytes] | None = None
         loads: list[Any] = []
@@ -803,6 +817,16 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
               f"p50 {r['p50']:.1f} vs {peer['p50']:.1f} ms, p99 {r['p99']:.1f} vs "
               f"{peer['p99']:.1f} ms, origin CPU per 1,000 viewers {ours:.0%} vs {theirs:.0%} "
               f"of a core = {ours / theirs if theirs else float('nan'):.2f}x")
+    slow = {r["viewers"]: r for r in rows if r["mode"] == "asgi"}
+    for r in sorted(direct, key=lambda r: r["viewers"]):
+        peer = slow.get(r["viewers"])
+        if peer is None:
+            continue
+        print(f"fast path vs uvicorn's ASGI cycle ({r['viewers']} viewers): origin CPU per "
+              f"request {r['us_per_req']:.1f} vs {peer['us_per_req']:.1f} us = "
+              f"{r['us_per_req'] / peer['us_per_req'] if peer['us_per_req'] else float('nan'):.2f}x,"
+              f" p50 {r['p50']:.1f} vs {peer['p50']:.1f} ms, p99 {r['p99']:.1f} vs "
+              f"{peer['p99']:.1f} ms")
     if costs:
         print("origin app CPU per request, in process (no sockets): " + ", ".join(
             f"{what} public {costs[what + ' public']:.1f} us, signed "
@@ -848,7 +872,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--modes", default="direct,nginx,signed,edge",
                         help="comma-separated: direct, nginx (the peer: nginx serving the "
-                        "same parts as static files), signed (direct with tokens), edge "
+                        "same parts as static files), asgi (direct, every request through "
+                        "uvicorn's ASGI cycle: the fast path's peer), signed (direct with "
+                        "tokens), edge "
                         "(through deploy/nginx/edge.conf), varnish (through deploy/varnish)")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--rounds", type=int, default=1,

@@ -576,7 +576,8 @@ class Golive:
         self.tls_gate = None if tls is None else HandshakeGate(tls, limits.tls)
         config = server_config(root, limits,
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
-                               trusted_proxies=s.trusted_proxies, tls=self.tls_gate)
+                               trusted_proxies=s.trusted_proxies, tls=self.tls_gate,
+                               fast=self.origin)
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from tests.delivery.signing import KeyRing
 from tests.media.conftest import until
 
+from golive.chat import chat_websocket_protocol
 from golive.delivery import PlaybackAccess
 from golive.delivery.access import MAX_TOKEN_LENGTH
 from golive.delivery.origin import (
@@ -35,6 +37,8 @@ from golive.delivery.origin import (
     parse_range,
 )
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
+from golive.httpserver import HttpLimits, server_config
+from golive.httpserver.headers import HeadBoundedHttp
 from golive.packaging.presentation import Continuation, Presentation
 from golive.packaging.window import RenditionWindow
 
@@ -119,21 +123,70 @@ def client_for(app: Origin) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://origin")
 
 
+@dataclass(frozen=True)
+class Served:
+    server: uvicorn.Server
+    port: int
+
+    def connections(self) -> list[HeadBoundedHttp]:
+        """Its open HTTP connections (golive's protocol)."""
+        return [c for c in self.server.server_state.connections
+                if isinstance(c, HeadBoundedHttp)]
+
+
+@contextlib.asynccontextmanager
+async def served(app: Origin) -> AsyncIterator[Served]:
+    """`app` on golive's HTTP stack on a free loopback port, its `/live/` GETs on the fast
+    path (golive.httpserver.fast) as a node serves them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    sock.setblocking(False)
+    config = server_config(app, HttpLimits(), ws=chat_websocket_protocol(), fast=app)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started or serving.done(), limit=HANG, what="the server")
+        assert server.started
+        yield Served(server, sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, HANG)
+
+
+@contextlib.asynccontextmanager
+async def origin_client(app: Origin, via: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app`: called as an ASGI app (`asgi`), or over HTTP (`http`, `served`)."""
+    if via == "asgi":
+        async with client_for(app) as c:
+            yield c
+        return
+    async with served(app) as server, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.port}", timeout=HANG,
+            limits=httpx.Limits(max_connections=None)) as c:
+        yield c
+
+
 @pytest.fixture
 def origin(directory: Directory) -> Origin:
     return create_origin_app(directory)
 
 
-@pytest.fixture
-async def client(origin: Origin) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(origin) as c:
+# Every test on these two fixtures runs twice: the decisions the fast path makes at once
+# must be the ASGI app's, and its held requests must behave the same.
+@pytest.fixture(params=["asgi", "http"])
+async def client(origin: Origin, request: pytest.FixtureRequest
+                 ) -> AsyncIterator[httpx.AsyncClient]:
+    async with origin_client(origin, request.param) as c:
         yield c
 
 
-@pytest.fixture
-async def quick(directory: Directory) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(params=["asgi", "http"])
+async def quick(directory: Directory, request: pytest.FixtureRequest
+                ) -> AsyncIterator[httpx.AsyncClient]:
     """An origin with a short hold limit (0.2 x target duration)."""
-    async with client_for(create_origin_app(directory, hold_limit_factor=0.2)) as c:
+    async with origin_client(create_origin_app(directory, hold_limit_factor=0.2),
+                             request.param) as c:
         yield c
 
 

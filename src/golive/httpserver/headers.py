@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,6 +39,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from golive.httpserver.fast import BadHeader, FastAnswer, FastCycle, FastRoutes, head_bytes
 from golive.httpserver.linger import Lingering, linger
 
 __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_protocol"]
@@ -44,7 +47,16 @@ __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_prot
 # What this module relies on in uvicorn's HttpToolsProtocol (tested with uvicorn 0.55).
 _METHODS = ("connection_made", "connection_lost", "data_received", "on_headers_complete",
             "on_message_complete", "handle_websocket_upgrade")
-_ATTRIBUTES = ("transport", "loop", "cycle", "parser", "headers")
+_ATTRIBUTES = ("transport", "loop", "cycle", "parser", "headers", "flow", "pipeline",
+               "server_state", "tasks")
+# ... and for the fast path (golive.httpserver.fast), which also reads the `scope` and
+# `url` that on_message_begin sets per request:
+_FAST_METHODS = ("on_message_begin", "on_response_complete")
+
+log = logging.getLogger(__name__)
+
+# The cycle of a connection whose last request was answered on the fast path.
+_ANSWERED = FastCycle(complete=True)
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol (httptools) with request heads bounded in size and time."""
 
     limits: ClassVar[HeadLimits] = HeadLimits()
+    fast: ClassVar[FastRoutes | None] = None
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -87,6 +100,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._head_deadline: asyncio.TimerHandle | None = None
         self._closing = False  # answered and closing: what the client still sends is dropped
         self._lingering: Lingering | None = None  # the hard close, while closing
+        self._fast_task: asyncio.Task[None] | None = None  # a fast answer being produced
 
     # Connection -----------------------------------------------------------------------
 
@@ -98,6 +112,10 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._disarm_head_deadline()
         if self._lingering is not None:
             self._lingering.cancel()
+        if self._fast_task is not None:
+            # A held playlist reload or part whose client went: its hold ends now.
+            self._fast_task.cancel()
+            self._fast_task = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -131,11 +149,94 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if self._head_deadline is not None:
             self._disarm_head_deadline()
         cycle = self.cycle
+        fast = self.fast
+        if (fast is not None and self.url.startswith(fast.prefix)
+                and (cycle is None or cycle.response_complete) and not self.pipeline
+                and not self.flow.write_paused and self._answer_fast(fast)):
+            return
         _on_headers_complete(self)
         if self.cycle is not cycle and _has_body(self.headers):
             # A new request whose body is still to come: if it is refused (413, 408),
             # the close that follows the answer must not reset it away.
             self.cycle.transport = _BodyRequestTransport(self)  # type: ignore[assignment]
+
+    # Fast path (golive.httpserver.fast) -----------------------------------------------
+
+    def _answer_fast(self, fast: FastRoutes) -> bool:
+        """Answer this request on the fast path, or say False (uvicorn's path takes it)."""
+        parser = self.parser
+        method = parser.get_method()
+        if method != b"GET" and method != b"HEAD":
+            return False
+        if (parser.should_upgrade() or not parser.should_keep_alive()
+                or parser.get_http_version() != "1.1" or _has_body(self.headers)):
+            return False
+        path, _, query = self.url.partition(b"?")
+        if b"%" in path or b"#" in self.url or not path.isascii():
+            return False  # uvicorn's path decodes these
+        scope = self.scope
+        scope["method"] = "GET" if method == b"GET" else "HEAD"
+        scope["path"] = path.decode("ascii")
+        scope["raw_path"] = path
+        scope["query_string"] = query
+        started = time.perf_counter()
+        try:
+            answer = fast.answer_now(scope)
+        except Exception:
+            log.exception("fast answer failed path=%s", scope["path"])
+            return False  # uvicorn's path answers (and logs) it
+        if answer is not None:
+            self.cycle = _ANSWERED  # type: ignore[assignment]
+            self._write_fast(fast, scope, answer, started)
+            return True
+        cycle = FastCycle(complete=False)
+        self.cycle = cycle  # type: ignore[assignment]  # pipelined requests queue behind it
+        task = self.loop.create_task(self._answer_later(fast, scope, cycle, started))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        self._fast_task = task
+        return True
+
+    async def _answer_later(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
+                            started: float) -> None:
+        try:
+            answer = await fast.answer(scope)
+        except Exception:
+            log.exception("fast answer failed path=%s", scope["path"])
+            self._fast_task = None
+            if not self.transport.is_closing():
+                self.transport.write(_INTERNAL_ERROR)
+                self.transport.close()
+            return
+        if cycle.disconnected or self.transport.is_closing():
+            return
+        if self.flow.write_paused:
+            await self.flow.drain()  # as uvicorn's send waits for a slow reader
+            if cycle.disconnected or self.transport.is_closing():
+                return
+        self._fast_task = None
+        cycle.response_complete = True
+        self._write_fast(fast, scope, answer, started)
+        if not cycle.keep_alive:  # the server is shutting down
+            self.transport.close()
+
+    def _write_fast(self, fast: FastRoutes, scope: Any, answer: FastAnswer,
+                    started: float) -> None:
+        try:
+            head = head_bytes(answer, self.server_state.default_headers)
+        except BadHeader:
+            log.exception("fast answer has a bad header path=%s", scope["path"])
+            self.transport.write(_INTERNAL_ERROR)
+            self.transport.close()
+            return
+        if scope["method"] == "HEAD" or not answer.body:
+            self.transport.write(head)
+        else:
+            self.transport.writelines((head, answer.body))
+        fast.answered(scope, answer, started)
+        # uvicorn's own end of a response: count it, read on, start a pipelined request
+        # or arm the keep-alive timeout.
+        self.on_response_complete()
 
     def on_message_complete(self) -> None:
         _on_message_complete(self)
@@ -226,6 +327,10 @@ class _BodyRequestTransport:
         self._protocol._close_after_answer()
 
 
+_INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                   b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
+
+
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     # A plain loop: this runs for every request (a generator cost the origin ~4% of its CPU).
     for name, _ in headers:
@@ -234,15 +339,18 @@ def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-def bounded_http_protocol(limits: HeadLimits) -> type[HeadBoundedHttp]:
-    """The protocol class uvicorn instantiates per connection, with these limits."""
-    return type("GoliveHttpProtocol", (HeadBoundedHttp,), {"limits": limits})
+def bounded_http_protocol(limits: HeadLimits,
+                          fast: FastRoutes | None = None) -> type[HeadBoundedHttp]:
+    """The protocol class uvicorn instantiates per connection, with these limits, and
+    `fast` answering its prefix's GETs without an ASGI cycle (golive.httpserver.fast)."""
+    return type("GoliveHttpProtocol", (HeadBoundedHttp,), {"limits": limits, "fast": fast})
 
 
 def check_protocol(protocol: type[HeadBoundedHttp], config: Config,
                    loop: asyncio.AbstractEventLoop) -> None:
     """Fail loudly when the installed uvicorn no longer has what `HeadBoundedHttp` extends."""
-    missing = [name for name in _METHODS if not callable(getattr(HttpToolsProtocol, name, None))]
+    missing = [name for name in (*_METHODS, *_FAST_METHODS)
+               if not callable(getattr(HttpToolsProtocol, name, None))]
     if "transport" not in RequestResponseCycle.__init__.__code__.co_names:
         missing.append("RequestResponseCycle.transport")
     if not missing:

@@ -29,6 +29,7 @@ from golive.httpserver.bodies import (
     BodyLimit,
     RouteLimits,
 )
+from golive.httpserver.fast import FastRoutes
 from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
 from golive.httpserver.tls import (
     HandshakeGate,
@@ -75,7 +76,8 @@ def trusted_networks(value: str) -> list[str]:
 
 def server_config(app: ASGIApp, limits: HttpLimits, *,
                   ws: type[asyncio.Protocol], trusted_proxies: str = "",
-                  tls: HandshakeGate | None = None) -> uvicorn.Config:
+                  tls: HandshakeGate | None = None,
+                  fast: FastRoutes | None = None) -> uvicorn.Config:
     """uvicorn's configuration for the node's root ASGI app; call it on the serving loop.
 
     `ws` is the WebSocket protocol class (the chat's, which exposes its transport).
@@ -84,9 +86,12 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
     X-Forwarded-Proto the scheme; from anyone else those headers are ignored.
     With `tls` (a `HandshakeGate` over the server context, `Settings.check_tls`, and
     `limits.tls`) the port speaks HTTPS only, through that gate.
+    `fast` answers the GETs below its prefix without an ASGI cycle (`golive.httpserver.fast`;
+    the same answers `app` gives), except behind trusted proxies: there every request goes
+    through uvicorn's forwarded-address handling (an edge's requests are few).
     """
     trusted = trusted_networks(trusted_proxies)
-    protocol = bounded_http_protocol(limits.head)
+    protocol = bounded_http_protocol(limits.head, None if trusted else fast)
     gate = tls
     config = uvicorn.Config(
         BodyLimit(app, limits.bodies, limits.body_timeout),

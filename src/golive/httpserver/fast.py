@@ -1,0 +1,104 @@
+"""Answers below one path prefix written without an ASGI cycle: the origin's `/live/` (HTTP server).
+
+Every LL-HLS viewer asks for a playlist update and a part several times a second, and
+uvicorn's per-request machinery (a scope, a task, the receive/send messages and their
+checks) cost several times what the origin's own decision does. For a complete GET or
+HEAD below `FastRoutes.prefix`, with nothing in front of it on the connection,
+`HeadBoundedHttp` asks `FastRoutes.answer_now` for the answer during the parser's
+callback and writes it at once; when the answer has to wait (a blocking playlist reload,
+a preload-hinted part, an access check to make, another node to ask) it runs
+`FastRoutes.answer` in a task of its own and writes when that returns, holding any
+pipelined request behind it as uvicorn does. Everything else (other paths, methods,
+bodies, upgrades, HTTP/1.0, a client that asks to close, a slow reader whose writes are
+paused, pipelined requests) takes uvicorn's path unchanged, so answers stay in request
+order and a client that does not read is held to one answer past the write buffer.
+
+The head is written as uvicorn writes it: its status line, its default headers (date,
+server), then the answer's, each name and value checked as uvicorn checks them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
+
+__all__ = ["FastAnswer", "FastRoutes", "head_bytes"]
+
+log = logging.getLogger(__name__)
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class FastAnswer(Protocol):
+    """A complete answer: status, headers (lower-case latin-1 pairs) and the whole body."""
+
+    body: bytes
+    status_code: int
+    raw_headers: RawHeaders
+
+
+class FastRoutes(Protocol):
+    """What answers GET and HEAD requests below `prefix` on the fast path."""
+
+    prefix: bytes
+
+    def answer_now(self, scope: Any) -> FastAnswer | None:
+        """The answer, if it needs no await; None: `answer` gives it."""
+
+    def answer(self, scope: Any) -> Awaitable[FastAnswer]:
+        """The answer, waiting where it must."""
+
+    def answered(self, scope: Any, answer: Any, started: float) -> None:
+        """Count an answer once it is written (`started`: perf_counter at the head)."""
+
+
+class BadHeader(ValueError):
+    """An answer's header name or value that HTTP/1.1 cannot carry."""
+
+
+def head_bytes(answer: FastAnswer, default_headers: RawHeaders) -> bytes:
+    """The status line and headers uvicorn would write for `answer` on a keep-alive
+    connection; a body without `content-length` gets one (it is all there)."""
+    content = [STATUS_LINE[answer.status_code]]
+    for name, value in default_headers:
+        content += (name, b": ", value, b"\r\n")
+    has_length = False
+    for name, value in answer.raw_headers:
+        if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+            raise BadHeader(f"header {name!r} cannot be sent")
+        if name == b"content-length":
+            has_length = True
+        content += (name, b": ", value, b"\r\n")
+    if not has_length and answer.status_code not in (204, 304):
+        content.append(b"content-length: %d\r\n" % len(answer.body))
+    content.append(b"\r\n")
+    return b"".join(content)
+
+
+class FastCycle:
+    """Stands in for uvicorn's RequestResponseCycle while a fast answer is produced (and
+    after): uvicorn reads `response_complete` to queue pipelined requests, sets
+    `disconnected` and the message event when the client goes, and `keep_alive` (false)
+    on shutdown."""
+
+    __slots__ = ("disconnected", "keep_alive", "message_event", "more_body",
+                 "response_complete")
+
+    def __init__(self, *, complete: bool) -> None:
+        self.response_complete = complete
+        self.disconnected = False
+        self.keep_alive = True
+        self.more_body = False
+        self.message_event = _NoEvent()
+
+
+class _NoEvent:
+    """No one waits on a fast request's body: there is none."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        return None

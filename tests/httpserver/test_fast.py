@@ -1,0 +1,150 @@
+"""The `/live/` fast path (golive.httpserver.fast) on one keep-alive connection, byte by byte.
+
+tests/delivery/test_origin.py runs every origin test through it too (the `http` variants);
+these are what only a raw connection shows: order, HEAD, hang-ups and a client that
+never reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from tests.delivery.test_origin import HANG, Directory, Feed, fragment, make_feed, served
+from tests.media.conftest import until
+
+from golive.delivery.origin import Origin, create_origin_app
+from golive.formats.isobmff import Fragment
+
+
+@pytest.fixture
+def feed() -> Feed:
+    f = make_feed()
+    f.add(10)
+    return f
+
+
+@pytest.fixture
+def directory(feed: Feed) -> Directory:
+    d = Directory()
+    d.presentations["p1"] = feed.presentation
+    return d
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response with a content-length (status, headers, body)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    return status, headers, await asyncio.wait_for(reader.readexactly(length), HANG)
+
+
+@pytest.fixture
+async def connection(directory: Directory
+                     ) -> AsyncIterator[tuple[Origin, asyncio.StreamReader, asyncio.StreamWriter]]:
+    origin = create_origin_app(directory, hold_limit_factor=100.0)  # holds end by the event
+    async with served(origin) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            yield origin, reader, writer
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def test_pipelined_requests_are_answered_in_order_behind_a_held_one(
+    connection: tuple[Origin, asyncio.StreamReader, asyncio.StreamWriter], feed: Feed
+) -> None:
+    origin, reader, writer = connection
+    msn, idx = feed.window.next_part()
+    # A held blocking reload, then a path the ASGI app answers, then a ready part.
+    writer.write(
+        f"GET /live/p1/video.m3u8?_HLS_msn={msn}&_HLS_part={idx} HTTP/1.1\r\nHost: o\r\n\r\n"
+        "GET /elsewhere HTTP/1.1\r\nHost: o\r\n\r\n"
+        "GET /live/p1/video/part-0.0.m4s HTTP/1.1\r\nHost: o\r\n\r\n".encode())
+    await writer.drain()
+    await until(lambda: origin.held_requests == 1, limit=HANG, what="the reload held")
+    feed.add()
+    status, _, body = await read_response(reader)
+    assert status == 200 and f"part-{msn}.{idx}.m4s" in body.decode()
+    status, _, body = await read_response(reader)
+    assert (status, body) == (404, b"not found\n")
+    status, headers, body = await read_response(reader)
+    assert status == 200 and body == fragment(0).data
+    assert headers["content-type"] == "video/iso.segment"
+    assert "date" in headers  # the server's default headers, as uvicorn writes them
+
+
+async def test_head_has_the_length_and_no_body(
+    connection: tuple[Origin, asyncio.StreamReader, asyncio.StreamWriter], feed: Feed
+) -> None:
+    _, reader, writer = connection
+    writer.write(b"HEAD /live/p1/video/part-0.1.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+                 b"GET /live/p1/video/part-0.1.m4s HTTP/1.1\r\nHost: o\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert f"content-length: {len(fragment(1).data)}\r\n".encode() in head
+    # The next bytes are the GET's answer: the HEAD sent no body.
+    status, _, body = await read_response(reader)
+    assert status == 200 and body == fragment(1).data
+
+
+async def test_a_client_that_hangs_up_releases_its_held_request_at_once(
+    connection: tuple[Origin, asyncio.StreamReader, asyncio.StreamWriter], feed: Feed
+) -> None:
+    origin, _, writer = connection
+    msn, idx = feed.window.next_part()
+    writer.write(f"GET /live/p1/video/part-{msn}.{idx}.m4s HTTP/1.1\r\nHost: o\r\n\r\n".encode())
+    await writer.drain()
+    await until(lambda: feed.window.waiter_count == 1, limit=HANG, what="the part held")
+    writer.close()
+    await writer.wait_closed()
+    # The hold limit is 100 target durations: only the hang-up can end it this soon.
+    await until(lambda: feed.window.waiter_count == 0 and origin.held_requests == 0,
+                limit=HANG, what="the hang-up to release the hold")
+
+
+async def test_a_client_that_never_reads_is_held_to_one_answer_past_the_buffer() -> None:
+    big = make_feed()
+    size = 1_000_000
+    part = Fragment(data=b"x" * size, sequence_number=1, independent=True, decode_time=0.0,
+                    duration=0.25)
+    for window in big.presentation.renditions.values():
+        window.add_fragment(part, datetime.now(UTC))
+    directory = Directory()
+    directory.presentations["p1"] = big.presentation
+    origin = create_origin_app(directory)
+    async with served(origin) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            request = b"GET /live/p1/video/part-0.0.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+            writer.write(request * 200)  # 200 MB of answers asked for, none read
+            await writer.drain()
+            # The node queues a request behind one that waits for the client to read, and
+            # stops reading the connection.
+            await until(lambda: any(c.pipeline for c in server.connections()),
+                        limit=HANG, what="the node to stop reading")
+            (held,) = [c for c in server.connections() if c.pipeline]
+            # What the node holds for it: at most the answer that filled the buffer (the
+            # kernel's socket buffers took a few more).
+            assert held.transport.get_write_buffer_size() <= 2 * size
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as other:
+                # Another client is served meanwhile.
+                assert (await other.get("/live/p1/video/part-0.0.m4s")).status_code == 200
+            # Reading on, the client gets every answer, in order.
+            for _ in range(200):
+                status, _, body = await read_response(reader)
+                assert status == 200 and len(body) == size
+        finally:
+            writer.close()
+            await writer.wait_closed()
