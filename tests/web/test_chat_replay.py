@@ -6,6 +6,7 @@ recorded asset's page, and on a live stream's page with `?chat=replay`.
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,10 @@ async def test_replayed_message_appears_when_the_video_reaches_it(
 
 
 def _epoch_ms(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
+    """A `sent_at` in whole milliseconds, as the page's `Date.parse` reads it (it drops
+    the microseconds): a line shown in the millisecond its message was sent is not early
+    (CI saw shownAt 0.849 ms "before" the unrounded time)."""
+    return math.floor(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 @pytest.fixture(scope="module")
