@@ -148,3 +148,52 @@ async def test_a_client_that_never_reads_is_held_to_one_answer_past_the_buffer()
         finally:
             writer.close()
             await writer.wait_closed()
+
+
+async def test_held_reloads_and_parts_wait_without_a_task(directory: Directory,
+                                                          feed: Feed) -> None:
+    origin = create_origin_app(directory, hold_limit_factor=100.0)
+    async with served(origin) as server:
+        msn, idx = feed.window.next_part()
+        streams = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        try:
+            (_, reload), (_, part) = streams
+            reload.write(f"GET /live/p1/video.m3u8?_HLS_msn={msn}&_HLS_part={idx}&_HLS_skip=YES"
+                         " HTTP/1.1\r\nHost: o\r\n\r\n".encode())
+            part.write(f"GET /live/p1/video/part-{msn}.{idx}.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+                       .encode())
+            await until(lambda: origin.held_requests == 2, limit=HANG, what="both held")
+            # A callback on the window's future and a timer each: no task per request.
+            assert not server.server.server_state.tasks
+            feed.add()
+            (playlist_reader, _), (part_reader, _) = streams
+            status, _, body = await read_response(playlist_reader)
+            assert status == 200 and f"part-{msn}.{idx}.m4s" in body.decode()
+            status, _, body = await read_response(part_reader)
+            assert status == 200 and body == fragment(feed.count - 1).data
+            assert origin.held_requests == 0 and feed.window.waiter_count == 0
+            assert origin.stats.holds == 2 and origin.stats.hold_timeouts == 0
+        finally:
+            for _, writer in streams:
+                writer.close()
+                await writer.wait_closed()
+
+
+async def test_a_held_request_past_its_limit_gets_the_timeout_answer(directory: Directory,
+                                                                     feed: Feed) -> None:
+    origin = create_origin_app(directory, hold_limit_factor=0.2)  # 0.2 s: nothing comes
+    async with served(origin) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            msn, idx = feed.window.next_part()
+            writer.write(f"GET /live/p1/video/part-{msn}.{idx}.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+                         "GET /live/p1/video/part-0.0.m4s HTTP/1.1\r\nHost: o\r\n\r\n".encode())
+            status, _, body = await read_response(reader)
+            assert (status, body) == (503, b"media did not arrive in time\n")
+            status, _, body = await read_response(reader)  # the connection goes on
+            assert status == 200 and body == fragment(0).data
+            assert feed.window.waiter_count == 0 and origin.held_requests == 0
+            assert origin.stats.hold_timeouts == 1
+        finally:
+            writer.close()
+            await writer.wait_closed()

@@ -39,6 +39,7 @@ from golive.delivery.progressive import (
 from golive.delivery.relay import RELAY_HEADER, OwnerRelay, Relayed
 from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
+from golive.httpserver.fast import FastHold
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -366,17 +367,65 @@ LATER = _Later.LATER
 
 @dataclass(frozen=True, slots=True)
 class _Wait:
-    """A decision that waits for `until()`, at most `limit` seconds, and is then made again
-    with `after` = `stage` (so a start-up hold is not waited for twice); `timeout`
-    answers when what it waited for did not come (None: decide again all the same)."""
+    """A decision that waits, at most `limit` seconds, for `window`'s (`msn`, `part`), or
+    without a window for `presentation`'s whole ladder; it is then made again with
+    `after` = `stage` (so a start-up hold is not waited for twice). `timeout` answers
+    when what it waited for did not come (None: decide again all the same)."""
 
-    until: Callable[[], Awaitable[None]]
     limit: float
     timeout: Response | None
     stage: int
+    window: RenditionWindow | None = None
+    msn: int = 0
+    part: int | None = None
+    presentation: Presentation | None = None
+
+    def until(self) -> Awaitable[None]:
+        if self.window is not None:
+            return self.window.wait(self.msn, self.part)
+        assert self.presentation is not None
+        return self.presentation.wait_complete()
 
 
 Decision = Response | _Wait | _Later
+
+
+class _HeldAnswer(FastHold):
+    """A fast-path request held for a rendition's (msn, part): counted as a hold like one
+    `Origin._hold` makes, decided again once the media is there."""
+
+    __slots__ = ("_origin", "_path", "_request", "_started", "_wait")
+
+    def __init__(self, origin: Origin, request: Request, path: str, wait: _Wait,
+                 future: asyncio.Future[None]) -> None:
+        super().__init__(future, wait.limit)
+        self._origin = origin
+        self._request = request
+        self._path = path
+        self._wait = wait
+        self._started = time.perf_counter()
+        origin._held += 1
+
+    def resume(self) -> Response | None:
+        self._end(timed_out=False)
+        decision = self._origin._decide_now(self._request, self._path, self._wait.stage)
+        return decision if isinstance(decision, Response) else None
+
+    def expire(self) -> Response:
+        self.release()
+        assert self._wait.timeout is not None
+        return self._wait.timeout
+
+    def release(self) -> None:
+        wait = self._wait
+        assert wait.window is not None
+        wait.window.forget(wait.msn, wait.part, self.future)
+        self._end(timed_out=True)
+
+    def _end(self, *, timed_out: bool) -> None:
+        origin = self._origin
+        origin._held -= 1
+        origin.stats.held(time.perf_counter() - self._started, timed_out=timed_out)
 # A decision is made again after each hold; more holds than this mean it keeps changing.
 _MAX_HOLDS = 8
 _PLAYLIST_LATE = _error(503, "playlist update did not arrive in time")
@@ -561,11 +610,20 @@ class Origin:
 
     prefix = b"/live/"
 
-    def answer_now(self, scope: Scope) -> Response | None:
-        """The answer to a GET or HEAD below `/live/` when it needs no await, else None
-        (then `answer`); nothing is counted until `answered`."""
-        path: str = scope["path"]
-        return self.handle_now(Request(scope), path[len("/live/"):])
+    def answer_now(self, scope: Scope) -> Response | FastHold | None:
+        """The answer to a GET or HEAD below `/live/` when it needs no await, or the media
+        it waits for (a blocking reload, a preload-hinted part); else None (then
+        `answer`). Nothing is counted until `answered`."""
+        request = Request(scope)
+        path: str = scope["path"][len("/live/"):]
+        decision = self._decide_now(request, path, 0)
+        if isinstance(decision, Response) or decision is None:
+            return decision
+        if isinstance(decision, _Wait) and decision.window is not None and decision.timeout:
+            future = decision.window.waiter(decision.msn, decision.part)
+            if future is not None:
+                return _HeldAnswer(self, request, path, decision, future)
+        return None
 
     async def answer(self, scope: Scope) -> Response:
         """The answer to a GET or HEAD below `/live/`, waiting where it must."""
@@ -606,6 +664,12 @@ class Origin:
         """`handle`'s answer when it is ready at once: everything it needs is cached
         (access), local (the presentation) and there (the media, the playlist update);
         None when only `handle` can give it. Makes no decision `handle` would not."""
+        decision = self._decide_now(request, path, 0)
+        return decision if isinstance(decision, Response) else None
+
+    def _decide_now(self, request: Request, path: str, after: int) -> Decision | None:
+        """`handle`'s decision without an await (see `_settle` for `after`); None when
+        only `handle` can make it."""
         if request.method == "OPTIONS":
             return Response(b"", 204, _RAW_PREFLIGHT)
         route = self._route(path)
@@ -622,8 +686,7 @@ class Origin:
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return None if self.relay is not None else _error(404, "no such live broadcast")
-        decision = decide(request, match, presentation, _tokens(request, token)[1], 0)
-        return decision if isinstance(decision, Response) else None
+        return decide(request, match, presentation, _tokens(request, token)[1], after)
 
     async def _settle(self, decide: Callable[[int], Decision]) -> Response | _Later:
         """A decision made, holding wherever it says to wait, and made again after each hold."""
@@ -761,8 +824,8 @@ class Origin:
         # milliseconds apart, and a playlist listing the first rendition alone would keep
         # a player (and the edge copy every later player gets) on that one for good.
         if after < 1 and not presentation.complete and not presentation.ended:
-            return _Wait(presentation.wait_complete, self.hold_limit_factor * READY_HOLD_UNIT,
-                         None, 1)
+            return _Wait(self.hold_limit_factor * READY_HOLD_UNIT, None, 1,
+                         presentation=presentation)
         text = presentation.multivariant_playlist()
         if text is None:
             return _error(404, "broadcast has no media yet")
@@ -800,8 +863,8 @@ class Origin:
             return _error(400, str(exc))
         if after < 1 and window.init is None and not window.ended:
             # Every rendition's init, this one's included (a sibling's alone would not do).
-            return _Wait(presentation.wait_complete, self.hold_limit_factor * READY_HOLD_UNIT,
-                         None, 1)
+            return _Wait(self.hold_limit_factor * READY_HOLD_UNIT, None, 1,
+                         presentation=presentation)
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended
@@ -812,8 +875,7 @@ class Origin:
             # only segment is still open it has parts but no segment URI, and a player that
             # probes a listed segment at load (Shaka Player 5.2 did, for captions) may pick
             # that one and fail. At most one segment of start-up, once per broadcast.
-            return _Wait(lambda: window.wait(first, None),
-                         self.hold_limit_factor * READY_HOLD_UNIT, None, 2)
+            return _Wait(self.hold_limit_factor * READY_HOLD_UNIT, None, 2, window, first)
         if blocking:
             msn, part = directives.msn, directives.part
             assert msn is not None
@@ -821,8 +883,7 @@ class Origin:
             if state == "too_far":
                 return _error(400, "requested media sequence is too far ahead")
             if state == "pending":
-                return _Wait(lambda: window.wait(msn, part), self._hold_limit(window),
-                             _PLAYLIST_LATE, 3)
+                return _Wait(self._hold_limit(window), _PLAYLIST_LATE, 3, window, msn, part)
         first_media = (window.first_msn, 0 if window.low_latency else None)
         if not window.ended and window.state(*first_media) == "pending":
             # Listed, but nothing in it yet: a broadcast starting, or one this node took
@@ -830,8 +891,7 @@ class Origin:
             # numbers, which this window has passed). Wait for the first media like a
             # blocking reload, then 503 (retry): a playlist without a segment, or a 404,
             # made hls.js end its stream.
-            return _Wait(lambda: window.wait(*first_media), self._hold_limit(window),
-                         _NO_MEDIA_YET, 4)
+            return _Wait(self._hold_limit(window), _NO_MEDIA_YET, 4, window, *first_media)
         text = presentation.media_playlist(name, skip=directives.skip,
                                            client_has=directives.msn)
         if text is None:
@@ -960,8 +1020,7 @@ class Origin:
         if state == "pending":
             # The preload hint names a part before it exists: the player asks for it at
             # once and gets it the moment it is produced.
-            return _Wait(lambda: window.wait(msn, part), self._hold_limit(window),
-                         _MEDIA_LATE, 1)
+            return _Wait(self._hold_limit(window), _MEDIA_LATE, 1, window, msn, part)
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
         if data is None and part is None and self.dvr is not None and window.archived(msn):
             return LATER  # from the recording

@@ -5,6 +5,7 @@ WHIP/WHEP, chat): whatever a client sends is bounded here before a route sees it
 """
 
 from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimit, RouteLimits
+from golive.httpserver.fast import FastHold
 from golive.httpserver.headers import HeadLimits
 from golive.httpserver.linger import Lingering, linger
 from golive.httpserver.server import HttpLimits, server_config
@@ -13,6 +14,7 @@ from golive.httpserver.tls import HandshakeGate, TlsLimits
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",
     "BodyLimit",
+    "FastHold",
     "HandshakeGate",
     "HeadLimits",
     "HttpLimits",

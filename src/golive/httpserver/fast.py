@@ -5,10 +5,11 @@ uvicorn's per-request machinery (a scope, a task, the receive/send messages and 
 checks) cost several times what the origin's own decision does. For a complete GET or
 HEAD below `FastRoutes.prefix`, with nothing in front of it on the connection,
 `HeadBoundedHttp` asks `FastRoutes.answer_now` for the answer during the parser's
-callback and writes it at once; when the answer has to wait (a blocking playlist reload,
-a preload-hinted part, an access check to make, another node to ask) it runs
-`FastRoutes.answer` in a task of its own and writes when that returns, holding any
-pipelined request behind it as uvicorn does. Everything else (other paths, methods,
+callback and writes it at once. An answer that waits for one event (a blocking playlist
+reload, a preload-hinted part) is a `FastHold`: a callback on its future and a timer,
+no task. Any other wait (an access check to make, another node to ask, a recording to
+read) runs `FastRoutes.answer` in a task of its own. Either way the answer is written
+when it is ready, and any pipelined request waits behind it as uvicorn makes it. Everything else (other paths, methods,
 bodies, upgrades, HTTP/1.0, a client that asks to close, a slow reader whose writes are
 paused, pipelined requests) takes uvicorn's path unchanged, so answers stay in request
 order and a client that does not read is held to one answer past the write buffer.
@@ -19,13 +20,15 @@ server), then the answer's, each name and value checked as uvicorn checks them.
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 
-__all__ = ["FastAnswer", "FastRoutes", "head_bytes"]
+__all__ = ["FastAnswer", "FastHold", "FastRoutes", "head_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +43,39 @@ class FastAnswer(Protocol):
     raw_headers: RawHeaders
 
 
+class FastHold(abc.ABC):
+    """An answer that waits for one event: `future` resolves when it can be given, or the
+    connection gives up after `limit` seconds. No task waits: the protocol calls `resume`
+    from the future's callback, `expire` from a timer, `release` on a hang-up; exactly one
+    of them, once."""
+
+    __slots__ = ("future", "limit")
+
+    def __init__(self, future: asyncio.Future[None], limit: float) -> None:
+        self.future = future
+        self.limit = limit
+
+    @abc.abstractmethod
+    def resume(self) -> FastAnswer | None:
+        """The answer now that the event came; None: `FastRoutes.answer` gives it."""
+
+    @abc.abstractmethod
+    def expire(self) -> FastAnswer:
+        """The answer when the event did not come in time."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """The client went: stop waiting."""
+
+
 class FastRoutes(Protocol):
     """What answers GET and HEAD requests below `prefix` on the fast path."""
 
     prefix: bytes
 
-    def answer_now(self, scope: Any) -> FastAnswer | None:
-        """The answer, if it needs no await; None: `answer` gives it."""
+    def answer_now(self, scope: Any) -> FastAnswer | FastHold | None:
+        """The answer, or the one event it waits for, if it needs no await; None:
+        `answer` gives it."""
 
     def answer(self, scope: Any) -> Awaitable[FastAnswer]:
         """The answer, waiting where it must."""

@@ -39,7 +39,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from golive.httpserver.fast import BadHeader, FastAnswer, FastCycle, FastRoutes, head_bytes
+from golive.httpserver.fast import (
+    BadHeader,
+    FastAnswer,
+    FastCycle,
+    FastHold,
+    FastRoutes,
+    head_bytes,
+)
 from golive.httpserver.linger import Lingering, linger
 
 __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_protocol"]
@@ -101,6 +108,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._closing = False  # answered and closing: what the client still sends is dropped
         self._lingering: Lingering | None = None  # the hard close, while closing
         self._fast_task: asyncio.Task[None] | None = None  # a fast answer being produced
+        self._fast_hold: _Held | None = None  # or waited for
 
     # Connection -----------------------------------------------------------------------
 
@@ -113,9 +121,12 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if self._lingering is not None:
             self._lingering.cancel()
         if self._fast_task is not None:
-            # A held playlist reload or part whose client went: its hold ends now.
+            # A fast answer whose client went: its wait ends now.
             self._fast_task.cancel()
             self._fast_task = None
+        if self._fast_hold is not None:
+            self._fast_hold.release()
+            self._fast_hold = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -185,29 +196,50 @@ class HeadBoundedHttp(HttpToolsProtocol):
         except Exception:
             log.exception("fast answer failed path=%s", scope["path"])
             return False  # uvicorn's path answers (and logs) it
-        if answer is not None:
+        if answer is None:
+            self._answer_in_task(fast, scope, FastCycle(complete=False), started)
+        elif isinstance(answer, FastHold):
+            cycle = FastCycle(complete=False)
+            self.cycle = cycle  # type: ignore[assignment]  # pipelined requests queue behind it
+            self._fast_hold = _Held(self, fast, scope, cycle, answer, started)
+        else:
             self.cycle = _ANSWERED  # type: ignore[assignment]
             self._write_fast(fast, scope, answer, started)
-            return True
-        cycle = FastCycle(complete=False)
+        return True
+
+    def _answer_in_task(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
+                        started: float, answer: FastAnswer | None = None) -> None:
+        """Produce the answer (unless given) and write it from a task."""
         self.cycle = cycle  # type: ignore[assignment]  # pipelined requests queue behind it
-        task = self.loop.create_task(self._answer_later(fast, scope, cycle, started))
+        task = self.loop.create_task(self._answer_later(fast, scope, cycle, started, answer))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
         self._fast_task = task
-        return True
+
+    def _held_done(self, held: _Held, answer: FastAnswer | None) -> None:
+        """A `FastHold` ended (its event, or its time): write, or hand over to a task."""
+        self._fast_hold = None
+        if held.cycle.disconnected or self.transport.is_closing():
+            return
+        if answer is None or self.flow.write_paused:
+            # Another wait, or a slow reader whose buffer must drain first (as uvicorn's
+            # send waits): a task finishes it.
+            self._answer_in_task(held.fast, held.scope, held.cycle, held.started, answer)
+        else:
+            self._finish_fast(held.fast, held.scope, held.cycle, answer, held.started)
 
     async def _answer_later(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
-                            started: float) -> None:
-        try:
-            answer = await fast.answer(scope)
-        except Exception:
-            log.exception("fast answer failed path=%s", scope["path"])
-            self._fast_task = None
-            if not self.transport.is_closing():
-                self.transport.write(_INTERNAL_ERROR)
-                self.transport.close()
-            return
+                            started: float, answer: FastAnswer | None) -> None:
+        if answer is None:
+            try:
+                answer = await fast.answer(scope)
+            except Exception:
+                log.exception("fast answer failed path=%s", scope["path"])
+                self._fast_task = None
+                if not self.transport.is_closing():
+                    self.transport.write(_INTERNAL_ERROR)
+                    self.transport.close()
+                return
         if cycle.disconnected or self.transport.is_closing():
             return
         if self.flow.write_paused:
@@ -215,6 +247,10 @@ class HeadBoundedHttp(HttpToolsProtocol):
             if cycle.disconnected or self.transport.is_closing():
                 return
         self._fast_task = None
+        self._finish_fast(fast, scope, cycle, answer, started)
+
+    def _finish_fast(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
+                     answer: FastAnswer, started: float) -> None:
         cycle.response_complete = True
         self._write_fast(fast, scope, answer, started)
         if not cycle.keep_alive:  # the server is shutting down
@@ -325,6 +361,51 @@ class _BodyRequestTransport:
 
     def close(self) -> None:
         self._protocol._close_after_answer()
+
+
+class _Held:
+    """A fast answer waiting for its `FastHold`'s event: a future callback and a timer."""
+
+    __slots__ = ("cycle", "fast", "hold", "protocol", "scope", "started", "timer")
+
+    def __init__(self, protocol: HeadBoundedHttp, fast: FastRoutes, scope: Any,
+                 cycle: FastCycle, hold: FastHold, started: float) -> None:
+        self.protocol = protocol
+        self.fast = fast
+        self.scope = scope
+        self.cycle = cycle
+        self.hold = hold
+        self.started = started
+        self.timer: asyncio.TimerHandle | None = protocol.loop.call_later(
+            hold.limit, self._expired)
+        hold.future.add_done_callback(self._ready)
+
+    def _ready(self, _: object) -> None:
+        if self.timer is None:
+            return  # expired or released first
+        self.timer.cancel()
+        self.timer = None
+        try:
+            answer = self.hold.resume()
+        except Exception:
+            log.exception("fast answer failed path=%s", self.scope["path"])
+            answer = None  # the task's path answers (and logs) it
+        self.protocol._held_done(self, answer)
+
+    def _expired(self) -> None:
+        if self.timer is None:
+            return
+        self.timer = None
+        self.hold.future.remove_done_callback(self._ready)
+        self.protocol._held_done(self, self.hold.expire())
+
+    def release(self) -> None:
+        if self.timer is None:
+            return
+        self.timer.cancel()
+        self.timer = None
+        self.hold.future.remove_done_callback(self._ready)
+        self.hold.release()
 
 
 _INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"

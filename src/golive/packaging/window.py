@@ -615,20 +615,32 @@ class RenditionWindow:
 
     async def wait(self, msn: int, part: int | None) -> None:
         """Return once `state(msn, part)` is "ready" (the caller applies its own timeout)."""
-        if self.state(msn, part) == "ready":
+        future = self.waiter(msn, part)
+        if future is None:
             return
-        key = (msn, part)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, []).append(future)
         try:
             await future
         finally:
-            waiting = self._waiters.get(key)
-            if waiting is not None:
-                if future in waiting:
-                    waiting.remove(future)
-                if not waiting:
-                    del self._waiters[key]
+            self.forget(msn, part, future)
+
+    def waiter(self, msn: int, part: int | None) -> asyncio.Future[None] | None:
+        """A future resolved once `state(msn, part)` is "ready"; None if it is already.
+        A caller that stops waiting before then calls `forget`."""
+        if self.state(msn, part) == "ready":
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault((msn, part), []).append(future)
+        return future
+
+    def forget(self, msn: int, part: int | None, future: asyncio.Future[None]) -> None:
+        """Drop a `waiter` no one waits on any more (resolved ones are dropped already)."""
+        key = (msn, part)
+        waiting = self._waiters.get(key)
+        if waiting is not None:
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                del self._waiters[key]
 
     @property
     def waiter_count(self) -> int:
