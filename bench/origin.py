@@ -761,7 +761,7 @@ def _median_run(rows: list[dict[str, Any]], viewers: int) -> dict[str, Any]:
         middle = len(values) // 2
         return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
-    return {"viewers": viewers, "rounds": len(runs), "p99": median("p99"),
+    return {"viewers": viewers, "rounds": len(runs), "p50": median("p50"), "p99": median("p99"),
             "origin_cpu": median("origin_cpu"), "us_per_req": median("us_per_req"),
             "errors": sum(r["errors"] for r in runs), "non200": sum(r["non200"] for r in runs)}
 
@@ -817,12 +817,11 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
               f"p50 {r['p50']:.1f} vs {peer['p50']:.1f} ms, p99 {r['p99']:.1f} vs "
               f"{peer['p99']:.1f} ms, origin CPU per 1,000 viewers {ours:.0%} vs {theirs:.0%} "
               f"of a core = {ours / theirs if theirs else float('nan'):.2f}x")
-    slow = {r["viewers"]: r for r in rows if r["mode"] == "asgi"}
-    for r in sorted(direct, key=lambda r: r["viewers"]):
-        peer = slow.get(r["viewers"])
-        if peer is None:
-            continue
-        print(f"fast path vs uvicorn's ASGI cycle ({r['viewers']} viewers): origin CPU per "
+    slow = [r for r in rows if r["mode"] == "asgi"]
+    for count in sorted({r["viewers"] for r in slow} & {r["viewers"] for r in direct}):
+        r, peer = _median_run(direct, count), _median_run(slow, count)
+        rounds = f", median of {r['rounds']} rounds each" if r["rounds"] > 1 else ""
+        print(f"fast path vs uvicorn's ASGI cycle ({count} viewers{rounds}): origin CPU per "
               f"request {r['us_per_req']:.1f} vs {peer['us_per_req']:.1f} us = "
               f"{r['us_per_req'] / peer['us_per_req'] if peer['us_per_req'] else float('nan'):.2f}x,"
               f" p50 {r['p50']:.1f} vs {peer['p50']:.1f} ms, p99 {r['p99']:.1f} vs "
