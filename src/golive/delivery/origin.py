@@ -959,11 +959,18 @@ class Origin:
     async def _init(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
-        decision = self._init_now(request, match, presentation, token, 0)
+        return await self._or_archived(request, match, presentation, token, self._init_now,
+                                       "init", int(match["gen"]))
+
+    async def _or_archived(self, request: Request, match: re.Match[str],
+                           presentation: Presentation, token: SpliceToken, decide: _Decider,
+                           kind: Literal["init", "segment"], number: int) -> Response:
+        """The decision's answer, or (`LATER`) the media from the recording."""
+        decision = await self._settle(
+            lambda after: decide(request, match, presentation, token, after))
         if isinstance(decision, Response):
             return decision
-        return await self._archived(request, presentation, match["rendition"], "init",
-                                    int(match["gen"]))
+        return await self._archived(request, presentation, match["rendition"], kind, number)
 
     def _init_now(self, request: Request, match: re.Match[str], presentation: Presentation,
                   token: SpliceToken, after: int) -> Decision:
@@ -981,12 +988,8 @@ class Origin:
     async def _segment(
         self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
     ) -> Response:
-        decision = await self._settle(
-            lambda after: self._segment_now(request, match, presentation, token, after))
-        if isinstance(decision, Response):
-            return decision
-        return await self._archived(request, presentation, match["rendition"], "segment",
-                                    int(match["msn"]))
+        return await self._or_archived(request, match, presentation, token, self._segment_now,
+                                       "segment", int(match["msn"]))
 
     def _segment_now(self, request: Request, match: re.Match[str], presentation: Presentation,
                      token: SpliceToken, after: int) -> Decision:
