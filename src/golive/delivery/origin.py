@@ -403,11 +403,10 @@ class _HeldAnswer(FastHold):
         self._request = request
         self._path = path
         self._wait = wait
-        self._started = time.perf_counter()
-        origin._held += 1
+        self._started = origin._hold_began()
 
     def resume(self) -> Response | None:
-        self._end(timed_out=False)
+        self._origin._hold_ended(self._started, timed_out=False)
         decision = self._origin._decide_now(self._request, self._path, self._wait.stage)
         return decision if isinstance(decision, Response) else None
 
@@ -420,12 +419,9 @@ class _HeldAnswer(FastHold):
         wait = self._wait
         assert wait.window is not None
         wait.window.forget(wait.msn, wait.part, self.future)
-        self._end(timed_out=True)
+        self._origin._hold_ended(self._started, timed_out=True)
 
-    def _end(self, *, timed_out: bool) -> None:
-        origin = self._origin
-        origin._held -= 1
-        origin.stats.held(time.perf_counter() - self._started, timed_out=timed_out)
+
 # A decision is made again after each hold; more holds than this mean it keeps changing.
 _MAX_HOLDS = 8
 _PLAYLIST_LATE = _error(503, "playlist update did not arrive in time")
@@ -551,14 +547,14 @@ class Origin:
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
-        # What each /live/ path is, tried in this order: how to decide it at once, and how
-        # to answer it when that takes waiting.
-        self._routes: tuple[tuple[re.Pattern[str], _Decider, _Handler], ...] = (
-            (MULTIVARIANT_PATH, self._multivariant_now, self._multivariant),
-            (MEDIA_PLAYLIST_PATH, self._media_playlist_now, self._media_playlist),
-            (INIT_PATH, self._init_now, self._init),
-            (SEGMENT_PATH, self._segment_now, self._segment),
-            (PART_PATH, self._part_now, self._part),
+        # What each /live/ path is, tried in this order, and its decision (`_settle`
+        # holds where it says to wait; the fast path takes it when it needs no wait).
+        self._routes: tuple[tuple[re.Pattern[str], _Decider], ...] = (
+            (MULTIVARIANT_PATH, self._multivariant_now),
+            (MEDIA_PLAYLIST_PATH, self._media_playlist_now),
+            (INIT_PATH, self._init_now),
+            (SEGMENT_PATH, self._segment_now),
+            (PART_PATH, self._part_now),
         )
 
     @property
@@ -567,15 +563,22 @@ class Origin:
         return self._held
 
     async def _hold(self, until: Awaitable[None], limit: float) -> HoldOutcome:
-        self._held += 1
-        started = time.perf_counter()
+        started = self._hold_began()
         outcome: HoldOutcome = "timeout"
         try:
             outcome = await hold(until, limit)
             return outcome
         finally:
-            self._held -= 1
-            self.stats.held(time.perf_counter() - started, timed_out=outcome != "ready")
+            self._hold_ended(started, timed_out=outcome != "ready")
+
+    def _hold_began(self) -> float:
+        self._held += 1
+        return time.perf_counter()
+
+    def _hold_ended(self, started: float, *, timed_out: bool) -> None:
+        """Counts one hold, made by `_hold` or by the fast path (`_HeldAnswer`)."""
+        self._held -= 1
+        self.stats.held(time.perf_counter() - started, timed_out=timed_out)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -619,7 +622,8 @@ class Origin:
         decision = self._decide_now(request, path, 0)
         if isinstance(decision, Response) or decision is None:
             return decision
-        if isinstance(decision, _Wait) and decision.window is not None and decision.timeout:
+        if (isinstance(decision, _Wait) and decision.window is not None
+                and decision.timeout is not None):
             future = decision.window.waiter(decision.msn, decision.part)
             if future is not None:
                 return _HeldAnswer(self, request, path, decision, future)
@@ -644,18 +648,17 @@ class Origin:
 
     # /live/ ------------------------------------------------------------------------------
 
-    def _route(self, path: str) -> tuple[re.Match[str], _Decider, _Handler] | None:
-        for pattern, decide, handler in self._routes:
+    def _route(self, path: str) -> tuple[re.Match[str], _Decider] | None:
+        for pattern, decide in self._routes:
             if match := pattern.fullmatch(path):
-                return match, decide, handler
+                return match, decide
         return None
 
     async def handle(self, request: Request, path: str) -> Response:
         if request.method == "OPTIONS":
             return Response(b"", 204, _RAW_PREFLIGHT)
         if (route := self._route(path)) is not None:
-            match, _, handler = route
-            return await self._with_access(request, match, handler)
+            return await self._with_access(request, *route)
         if access := ACCESS_PATH.fullmatch(path):
             return await self._access_answer(request, access["pid"])
         return _error(404, "not found")
@@ -675,7 +678,7 @@ class Origin:
         route = self._route(path)
         if route is None:
             return None if ACCESS_PATH.fullmatch(path) else _error(404, "not found")
-        match, decide, _ = route
+        match, decide = route
         pid = match["pid"]
         token = request.token
         if (self.access is not None and not self._relayed_by_peer(request)
@@ -701,17 +704,11 @@ class Origin:
             after = decision.stage
         return _error(503, "the broadcast kept changing; retry", headers={"Retry-After": "1"})
 
-    async def _settled(self, decide: Callable[[int], Decision]) -> Response:
-        """`_settle` for a decision that never needs anything but holds."""
-        decision = await self._settle(decide)
-        assert isinstance(decision, Response)
-        return decision
-
     async def _with_access(
         self,
         request: Request,
         match: re.Match[str],
-        handler: _Handler,
+        decide: _Decider,
     ) -> Response:
         pid = match["pid"]
         token = request.token
@@ -734,7 +731,17 @@ class Origin:
             if presentation is None:  # (and lost it again at once)
                 return _error(503, "the node serving this broadcast is changing; retry",
                               headers={"Retry-After": "1"})
-        return await handler(request, match, presentation, spliced)
+        found = presentation
+        decision = await self._settle(
+            lambda after: decide(request, match, found, spliced, after))
+        if isinstance(decision, Response):
+            return decision
+        # LATER: an init or a segment older than the window holds, from the recording.
+        if match.groupdict().get("gen") is not None:
+            return await self._archived(request, found, match["rendition"], "init",
+                                        int(match["gen"]))
+        return await self._archived(request, found, match["rendition"], "segment",
+                                    int(match["msn"]))
 
     def _relayed_by_peer(self, request: Request) -> bool:
         relay = self.relay
@@ -812,12 +819,6 @@ class Origin:
 
     # Playlists -------------------------------------------------------------------------
 
-    async def _multivariant(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
-    ) -> Response:
-        return await self._settled(
-            lambda after: self._multivariant_now(request, match, presentation, token, after))
-
     def _multivariant_now(self, request: Request, match: re.Match[str],
                           presentation: Presentation, token: SpliceToken, after: int) -> Decision:
         # Only the whole ladder is an answer: the inits of a starting broadcast arrive some
@@ -840,12 +841,6 @@ class Origin:
             targets = [w.target_duration for w in presentation.renditions.values()]
             max_age = max(1, max(targets, default=2) // 2)
         return self._playlist_response(text, token, max_age)
-
-    async def _media_playlist(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
-    ) -> Response:
-        return await self._settled(
-            lambda after: self._media_playlist_now(request, match, presentation, token, after))
 
     def _media_playlist_now(self, request: Request, match: re.Match[str],
                             presentation: Presentation, token: SpliceToken,
@@ -956,22 +951,6 @@ class Origin:
 
     # Media -----------------------------------------------------------------------------
 
-    async def _init(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
-    ) -> Response:
-        return await self._or_archived(request, match, presentation, token, self._init_now,
-                                       "init", int(match["gen"]))
-
-    async def _or_archived(self, request: Request, match: re.Match[str],
-                           presentation: Presentation, token: SpliceToken, decide: _Decider,
-                           kind: Literal["init", "segment"], number: int) -> Response:
-        """The decision's answer, or (`LATER`) the media from the recording."""
-        decision = await self._settle(
-            lambda after: decide(request, match, presentation, token, after))
-        if isinstance(decision, Response):
-            return decision
-        return await self._archived(request, presentation, match["rendition"], kind, number)
-
     def _init_now(self, request: Request, match: re.Match[str], presentation: Presentation,
                   token: SpliceToken, after: int) -> Decision:
         window = presentation.renditions.get(match["rendition"])
@@ -985,21 +964,9 @@ class Origin:
             return _error(404, "no such initialization segment")
         return self._body_response(request, data, INIT_TYPE, MEDIA_CACHE, ranges=True)
 
-    async def _segment(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
-    ) -> Response:
-        return await self._or_archived(request, match, presentation, token, self._segment_now,
-                                       "segment", int(match["msn"]))
-
     def _segment_now(self, request: Request, match: re.Match[str], presentation: Presentation,
                      token: SpliceToken, after: int) -> Decision:
         return self._media(request, presentation, match["rendition"], int(match["msn"]), None)
-
-    async def _part(
-        self, request: Request, match: re.Match[str], presentation: Presentation, token: SpliceToken
-    ) -> Response:
-        return await self._settled(
-            lambda after: self._part_now(request, match, presentation, token, after))
 
     def _part_now(self, request: Request, match: re.Match[str], presentation: Presentation,
                   token: SpliceToken, after: int) -> Decision:
@@ -1191,17 +1158,6 @@ class _Decider(Protocol):
         after: int,
         /,
     ) -> Decision: ...
-
-
-class _Handler(Protocol):
-    def __call__(
-        self,
-        request: Request,
-        match: re.Match[str],
-        presentation: Presentation,
-        token: SpliceToken,
-        /,
-    ) -> Awaitable[Response]: ...
 
 
 def create_origin_app(

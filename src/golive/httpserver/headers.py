@@ -236,9 +236,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
             except Exception:
                 log.exception("fast answer failed path=%s", scope["path"])
                 self._fast_task = None
-                if not self.transport.is_closing():
-                    self.transport.write(_INTERNAL_ERROR)
-                    self.transport.close()
+                self._fail_fast()
                 return
         if cycle.disconnected or self.transport.is_closing():
             return
@@ -256,14 +254,19 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if not cycle.keep_alive:  # the server is shutting down
             self.transport.close()
 
+    def _fail_fast(self) -> None:
+        """A 500 and a close, as uvicorn answers an application that failed."""
+        if not self.transport.is_closing():
+            self.transport.write(_INTERNAL_ERROR)
+            self.transport.close()
+
     def _write_fast(self, fast: FastRoutes, scope: Any, answer: FastAnswer,
                     started: float) -> None:
         try:
             head = head_bytes(answer, self.server_state.default_headers)
         except BadHeader:
             log.exception("fast answer has a bad header path=%s", scope["path"])
-            self.transport.write(_INTERNAL_ERROR)
-            self.transport.close()
+            self._fail_fast()
             return
         if scope["method"] == "HEAD" or not answer.body:
             self.transport.write(head)
