@@ -660,10 +660,7 @@ class RenditionWindow:
         segments without durations for good (its sync breaks, playback stops).
         """
         if skip and client_has is not None:
-            counts = self._skip_counts
-            if counts is None:
-                counts = self._skip_counts = self._skips(self._listed(), self.target_duration)
-            _, skipped_older, skipped = counts
+            _, skipped_older, skipped = self._current_skips()
             if skipped_older + skipped and (
                 self.media_sequence + skipped_older + skipped - 1 >= client_has
             ):
@@ -672,6 +669,13 @@ class RenditionWindow:
         if text is None:
             text = self._playlists[skip] = self._render(skip=skip)
         return text
+
+    def _current_skips(self) -> tuple[int, int, int]:
+        """`_skips` for the playlist as it stands, kept until the window changes."""
+        counts = self._skip_counts
+        if counts is None:
+            counts = self._skip_counts = self._skips(self._listed(), self.target_duration)
+        return counts
 
     def _skips(self, listed: list[_Segment], target: int) -> tuple[int, int, int]:
         """(listed segments only the DVR index holds, how many of those a delta update
@@ -693,10 +697,11 @@ class RenditionWindow:
         listed = self._listed()
         if any(segment.complete for segment in listed) and self._target is None:
             self._target = self._longest_target()
+            self._skip_counts = None  # they depend on the target duration
         target = self.target_duration
         low = self.low_latency
         skip_until = 6 * target
-        older, skipped_older, skipped = self._skips(listed, target)
+        older, skipped_older, skipped = self._current_skips()
         if not skip:
             skipped_older = skipped = 0
         lines = ["#EXTM3U", f"#EXT-X-VERSION:{9 if low else 7}", f"#EXT-X-TARGETDURATION:{target}"]
