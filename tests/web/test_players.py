@@ -72,6 +72,18 @@ video.requestVideoFrameCallback(() => { probe.firstFrameMs = performance.now() -
 
 function fatal(what) { probe.fatal.push(String(what)); }
 
+// A Shaka error as the failure message needs it: code, category and what it names.
+function describeShaka(err) {
+  if (!err || err.code === undefined) {
+    const keys = err && typeof err === 'object' ? ' keys ' + Object.keys(err).join(',') : '';
+    const stack = err && err.stack ? ' at ' + String(err.stack).split('\\n').slice(1, 4).join(' ') : '';
+    return 'shaka ' + String(err && (err.message || err)) + keys + stack;
+  }
+  let data = '';
+  try { data = JSON.stringify(err.data || []).slice(0, 160); } catch (_) { data = '?'; }
+  return 'shaka ' + err.code + ' (category ' + err.category + ') ' + data;
+}
+
 async function startShaka() {
   shaka.polyfill.installAll();
   probe.version = shaka.Player.version;
@@ -85,7 +97,7 @@ async function startShaka() {
     // A network error (1001) says which request failed: data is [uri, status, ...].
     const what = err.code === 1001 && err.data ? ` ${err.data[1]} ${err.data[0]}` : '';
     if (err.severity === shaka.util.Error.Severity.CRITICAL) fatal('shaka ' + err.code + what);
-    else probe.warnings.push('shaka ' + err.code);
+    else probe.warnings.push(describeShaka(err));
   });
   delay = () => {
     const stats = player.getStats();
