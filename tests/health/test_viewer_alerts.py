@@ -28,6 +28,7 @@ from golive.health import (
     ViewerSignals,
     ViewLag,
 )
+from golive.health.alerts import VIEWER_READS
 from golive.health.viewers import measure
 from golive.media import AlertSpec, SloSpec
 from golive.store import PlaybackEventRecord, PlaybackViewRecord
@@ -369,4 +370,54 @@ async def test_the_engine_recomputes_the_viewer_window_at_most_every_interval() 
     resolved = [e for e in alert_events(sub) if e.type is EventType.ALERT_RESOLVED]
     assert [e.data["rule"] for e in resolved] == ["rebuffer"]
     assert len(windows.asked) == 2
+    await engine.close()
+
+
+class SlowWindows:
+    """A `ViewerSource` that holds every read until released, counting those at once."""
+
+    def __init__(self, expected: int) -> None:
+        self.running = 0
+        self.most = 0
+        self.asked: list[str] = []
+        self.release = asyncio.Event()
+        self.expected = expected
+        self.all_read = asyncio.Event()  # `expected` reads answered
+
+    async def __call__(self, stream_id: str, start: datetime, end: datetime,
+                       slo: SloSpec) -> ViewerSignals | None:
+        self.asked.append(stream_id)
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.release.wait()
+        finally:
+            self.running -= 1
+        if len(self.asked) == self.expected and not self.running:
+            self.all_read.set()
+        return None
+
+
+async def test_the_engine_reads_few_viewer_windows_at_once() -> None:
+    """Every stream's window comes due in the same second: they queue (VIEWER_READS at a
+    time) instead of taking a pooled database connection each, and all are read."""
+    bus, clock = EventBus(), Clock()
+    spec = AlertSpec(for_seconds=1, resolve_after_seconds=2, qoe_interval_seconds=5)
+
+    async def load(policy: StreamPolicy) -> AlertSpec:
+        return spec
+
+    streams = [f"ls_{i}" for i in range(VIEWER_READS + 4)]
+    windows = SlowWindows(len(streams))
+    engine = AlertEngine(bus, load_spec=load, viewers=windows, clock=clock)
+    for stream_id in streams:
+        engine.broadcast_started(broadcast(stream_id))
+    await asyncio.sleep(0.05)  # the profiles' thresholds load
+    engine.evaluate(clock.now)  # every stream's computation is due
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert windows.running == VIEWER_READS and len(windows.asked) == VIEWER_READS
+    windows.release.set()
+    await asyncio.wait_for(windows.all_read.wait(), 10)
+    assert sorted(windows.asked) == sorted(streams) and windows.most == VIEWER_READS
     await engine.close()

@@ -8,7 +8,10 @@ broadcast observer, and the viewers' experience over a sliding window) and runs
 every rule of `golive.health.diagnosis.RULES` against the stream profile's `[alerts]`
 thresholds and `[slo]` targets. The viewer window is recomputed at most every
 `qoe_interval_seconds` per stream, in a task whose heavy part runs in a thread; the
-rules read the latest one.
+rules read the latest one. At most `VIEWER_READS` of those tasks read at once: every
+stream's comes due in the same second, and twenty reading together took twenty pooled
+database connections (SQLite's pool keeps five, so each round opened and closed the
+rest: bench/health.py measured 293 connections opened in 110 s).
 
 An alert is deduplicated per (stream, rule) and moves along `TRANSITIONS`: a rule
 whose condition holds opens it `pending`; held for `for_seconds` it is `firing`
@@ -272,6 +275,10 @@ class _Watch:
     viewers_task: asyncio.Task[None] | None = None
 
 
+VIEWER_READS = 2
+"""Viewer-window computations running at once (module doc)."""
+
+
 class AlertEngine:
     """Evaluates the alert rules of every live broadcast once per `interval`.
 
@@ -299,6 +306,7 @@ class AlertEngine:
         self._pipeline = pipeline
         self._srt = srt
         self._viewers = viewers
+        self._viewer_reads = asyncio.Semaphore(VIEWER_READS)
         self._load_slo = load_slo
         self.rules = rules
         self.interval = interval
@@ -497,12 +505,13 @@ class AlertEngine:
 
     async def _measure_viewers(self, watch: _Watch, source: ViewerSource) -> None:
         spec = watch.spec
-        end = utcnow()
-        # Views of an earlier broadcast of the stream are not this one's viewers.
-        start = max(end - timedelta(seconds=spec.qoe_window_seconds),
-                    watch.broadcast.started_at)
         try:
-            found = await source(watch.broadcast.stream_id, start, end, watch.slo)
+            async with self._viewer_reads:
+                end = utcnow()  # (after the wait: the window ends when it is read)
+                # Views of an earlier broadcast of the stream are not this one's viewers.
+                start = max(end - timedelta(seconds=spec.qoe_window_seconds),
+                            watch.broadcast.started_at)
+                found = await source(watch.broadcast.stream_id, start, end, watch.slo)
         except Exception as exc:  # the store is away: judge again next time
             log.warning("viewer experience unavailable stream_id=%s error=%s",
                         watch.broadcast.stream_id, exc)

@@ -15,6 +15,11 @@ whole pool waiting on the file lock, so readers keep theirs and no writer outwai
 timeout. A writer that waits longer than `WRITE_QUEUE_TIMEOUT` gets `StoreBusy`, which
 callers answer as 503 with Retry-After (and writers with a backoff treat as an outage).
 PostgreSQL has row locks and needs no gate.
+
+A SQLite file's pool keeps `SQLITE_POOL_SIZE` connections (SQLAlchemy's default keeps
+five): each connection is a thread and a file open with four pragmas, and a burst of
+readers beyond the kept ones (the API, the studios' QoE panels and the alert engine
+together) used to open and close the rest every time.
 """
 
 from __future__ import annotations
@@ -60,6 +65,10 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+SQLITE_POOL_SIZE = 10
+SQLITE_MAX_OVERFLOW = 20
+
+
 @dataclass(frozen=True)
 class PoolOptions:
     """Connection pool of a server database (PostgreSQL); SQLite keeps SQLAlchemy's own pool."""
@@ -77,6 +86,9 @@ def create_engine(url: str, pool: PoolOptions | None = None, **engine_options: A
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if "poolclass" not in engine_options:  # a file: SQLAlchemy's queue pool
+                engine_options.setdefault("pool_size", SQLITE_POOL_SIZE)
+                engine_options.setdefault("max_overflow", SQLITE_MAX_OVERFLOW)
         engine = create_async_engine(url, **engine_options)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

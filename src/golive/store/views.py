@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -234,7 +234,7 @@ class PlaybackViewStore:
                 streams = set((await session.scalars(
                     select(LiveStream.id).where(LiveStream.id.in_(wanted)))).all())
             created = False
-            rows: list[PlaybackEvent] = []
+            rows: list[dict[str, Any]] = []
             for w in group:
                 view = views.get(w.view_id)
                 if view is None:
@@ -256,13 +256,17 @@ class PlaybackViewStore:
                 stored = counts.get(w.view_id, 0)
                 keep = list(w.events)[: max(0, self._max_events - stored)]
                 counts[w.view_id] = stored + len(keep)
-                rows.extend(PlaybackEvent(view_id=w.view_id, type=e.type, at=e.at,
-                                          data=dict(e.data)) for e in keep)
+                rows.extend({"view_id": w.view_id, "type": e.type, "at": e.at,
+                             "data": dict(e.data)} for e in keep)
                 outcomes.append(len(keep))
             if created:
                 # No ORM relationship orders the inserts: the view rows must exist first.
                 await session.flush()
-            session.add_all(rows)
+            if rows:
+                # One statement for the group's events, their ids left to the database
+                # (nothing reads them back here): as ORM objects each event was an
+                # INSERT ... RETURNING of its own, a driver round trip apiece.
+                await session.execute(insert(PlaybackEvent), rows)
         self.commits += 1
         return outcomes
 
