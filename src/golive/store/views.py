@@ -106,6 +106,19 @@ def _view(row: PlaybackView) -> PlaybackViewRecord:
     )
 
 
+_VIEW_COLUMNS = (PlaybackView.id, PlaybackView.playback_id, PlaybackView.stream_id,
+                 PlaybackView.started_at, PlaybackView.last_seen_at, PlaybackView.user_agent,
+                 PlaybackView.summary)
+
+
+def _view_of(row: Any) -> PlaybackViewRecord:
+    """A view from a row of `_VIEW_COLUMNS`."""
+    view_id, playback_id, stream_id, started_at, last_seen_at, user_agent, summary = row
+    return PlaybackViewRecord(id=view_id, playback_id=playback_id, stream_id=stream_id,
+                              started_at=started_at, last_seen_at=last_seen_at,
+                              user_agent=user_agent, summary=summary)
+
+
 _EVENT_COLUMNS = (PlaybackEvent.id, PlaybackEvent.view_id, PlaybackEvent.type,
                   PlaybackEvent.at, PlaybackEvent.data)
 
@@ -340,14 +353,16 @@ class PlaybackViewStore:
         """The views of a stream that overlap [start, end), the most recent first, at
         most `max_views`."""
         async with self._read() as session:
-            rows = (await session.scalars(
-                select(PlaybackView)
+            # Columns, not ORM objects: a stream's recent views are read at every
+            # catch-up of `golive.health.recent` (several a second with health on).
+            rows = (await session.execute(
+                select(*_VIEW_COLUMNS)
                 .where(PlaybackView.stream_id == stream_id,
                        PlaybackView.started_at < end, PlaybackView.last_seen_at >= start)
                 .order_by(PlaybackView.started_at.desc(), PlaybackView.id)
                 .limit(max(1, max_views))
             )).all()
-            return [_view(row) for row in rows]
+            return [_view_of(row) for row in rows]
 
     async def events_of(self, view_ids: Sequence[str], start: datetime, end: datetime, *,
                         earlier_types: Collection[str] = (),
