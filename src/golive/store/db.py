@@ -25,6 +25,7 @@ together) used to open and close the rest every time.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,12 +35,14 @@ from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
+from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_
 
 # Execution option that marks a connection's transaction as a writer (see `_begin`).
 WRITE_OPTION = "golive_write"
@@ -185,11 +188,31 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """Put the file in WAL mode. Switching a new file takes its lock without waiting on
+    the busy timeout, so nodes opening a fresh database together could fail with
+    "database is locked" (1 run in 6 here): retry, yielding, within the timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, adapted or not
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        try:
+            await_(asyncio.sleep(delay))  # in the async engine's greenlet: the loop runs
+        except MissingGreenlet:
+            time.sleep(delay)  # a plain sync caller
+        delay = min(delay * 2, 0.1)
 
 
 def _sqlite_begin(connection: Connection) -> None:
