@@ -42,6 +42,8 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
 
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     console = ConsoleLog(page)
+    qoe_posts: list[str] = []
+    page.on("request", lambda r: qoe_posts.append(r.url) if "/qoe/" in r.url else None)
     await page.goto(f"{node.http_url}/watch/{pid}")
     assert await page.inner_text("#title") == "show (recording)"
     assert await page.inner_text("#chat-state") == "replay"  # the chat replays beside it
@@ -64,4 +66,11 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     position = await page.evaluate("() => document.querySelector('video').currentTime")
     assert middle <= position < asset["duration"], (position, middle)
     await page.screenshot(path=str(artifacts / "vod-watch-page.png"))
+    # A recording's page posts no QoE: the intake stores views per live stream (it
+    # answered 404 to every batch, 10 s into a view). Leaving the page is when a reporter
+    # sends what it holds (sendBeacon); a request after it shows the page went on.
+    async with page.expect_request(lambda r: r.url.endswith("/healthz")):
+        await page.evaluate("() => { dispatchEvent(new Event('pagehide'));"
+                            " fetch('/healthz').catch(() => {}); }")
+    assert qoe_posts == []
     assert not console.errors, console.errors

@@ -277,7 +277,9 @@ class WebPages:
             # The origin writes the token into every URI of the VOD playlist it serves.
             "manifestUrl": f"/vod/{playback_id}.m3u8{suffix}",
             "statusUrl": None,
-            "qoeUrl": f"/qoe/{playback_id}",
+            # No QoE from a recording's viewers: views are stored per live stream, and
+            # would count in its live alerts and QoE (the intake knows no asset ids).
+            "qoeUrl": None,
             "chatUrl": None,
             "live": False,
             "vod": True,

@@ -12,12 +12,15 @@ function randomId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// A null url reports nothing (a recording's page: QoE is stored per live stream, and the
+// intake answers 404 for an asset's playback id).
 export class QoeReporter {
   constructor(url) {
     this.url = url;
     this.viewId = randomId();
     this.queue = [];
     this.pendingStall = null; // () => event fields for a stall still in progress
+    if (!url) return;
     this.timer = setInterval(() => this.flush(false), FLUSH_MS);
     const leave = () => this.flush(true);
     addEventListener("pagehide", leave);
@@ -27,6 +30,7 @@ export class QoeReporter {
   }
 
   add(type, fields = {}) {
+    if (!this.url) return;
     if (this.queue.length >= MAX_QUEUE) this.queue.shift(); // bounded: the oldest go first
     this.queue.push({ type, t: Math.max(0, performance.now()), ...fields });
     if (this.queue.length >= MAX_BATCH) this.flush(false);
