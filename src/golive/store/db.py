@@ -35,7 +35,6 @@ from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
-from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -74,7 +73,8 @@ SQLITE_MAX_OVERFLOW = 20
 
 @dataclass(frozen=True)
 class PoolOptions:
-    """Connection pool of a server database (PostgreSQL); SQLite keeps SQLAlchemy's own pool."""
+    """Connection pool of a server database (PostgreSQL); a SQLite file's pool is
+    SQLAlchemy's queue pool sized by `SQLITE_POOL_SIZE` (module doc)."""
 
     size: int = 5
     max_overflow: int = 10
@@ -198,7 +198,8 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _wal(cursor: Any) -> None:
     """Put the file in WAL mode. Switching a new file takes its lock without waiting on
     the busy timeout, so nodes opening a fresh database together could fail with
-    "database is locked" (1 run in 6 here): retry, yielding, within the timeout."""
+    "database is locked" (1 run in 6 here): retry within the timeout, yielding to the
+    loop (engines are async: connections are made in SQLAlchemy's greenlet)."""
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     delay = 0.005
     while True:
@@ -208,10 +209,7 @@ def _wal(cursor: Any) -> None:
         except Exception as exc:  # the driver's OperationalError, adapted or not
             if "locked" not in str(exc) or time.monotonic() + delay > deadline:
                 raise
-        try:
-            await_(asyncio.sleep(delay))  # in the async engine's greenlet: the loop runs
-        except MissingGreenlet:
-            time.sleep(delay)  # a plain sync caller
+        await_(asyncio.sleep(delay))
         delay = min(delay * 2, 0.1)
 
 
