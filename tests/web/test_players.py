@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import m3u8
 import pytest
 from tests.e2e.conftest import DumpObserver, create_stream, eventually, wait_status
 from tests.mediatools import ffmpeg_publish, stop
@@ -270,9 +271,14 @@ def media_fps(first: Sample, last: Sample) -> float:
     return (last.frames - first.frames) / played if played > 0 else 0.0
 
 
+def jumps_between(first: Sample, last: Sample) -> list[list[Any]]:
+    """The forward skips recorded after `first` up to `last`."""
+    return last.jumps[len(first.jumps) :]
+
+
 def skipped(first: Sample, last: Sample) -> float:
     """Seconds of media skipped forward between two samples."""
-    return float(sum(to - start for start, to, _, _ in last.jumps[len(first.jumps) :]))
+    return float(sum(to - start for start, to, _, _ in jumps_between(first, last)))
 
 
 def skip_incidents(first: Sample, last: Sample) -> list[list[list[Any]]]:
@@ -283,7 +289,7 @@ def skip_incidents(first: Sample, last: Sample) -> list[list[list[Any]]]:
     its own: a player that loses parts jumps a gap every segment.
     """
     incidents: dict[Any, list[list[Any]]] = {}
-    for index, jump in enumerate(last.jumps[len(first.jumps) :]):
+    for index, jump in enumerate(jumps_between(first, last)):
         stall = jump[2]
         incidents.setdefault(stall if stall >= 0 else f"playing {index}", []).append(jump)
     return list(incidents.values())
@@ -370,18 +376,16 @@ JOIN_CONFIG: dict[str, dict[str, Any]] = {"shaka": {"manifest": {"hls": {"sequen
 async def window_slid(manifest: str) -> None:
     """Wait until the broadcast's media playlists no longer list its first segment."""
     async with httpx.AsyncClient(timeout=15) as client:
-        multivariant = (await client.get(manifest)).text
-        media = next(line for line in multivariant.splitlines() if line.endswith(".m3u8"))
-        url = f"{manifest.rsplit('/', 1)[0]}/{media}"
+        multivariant = m3u8.loads((await client.get(manifest)).text)
+        url = httpx.URL(manifest).join(multivariant.playlists[0].uri)
 
-        def sequence(text: str) -> int:
-            line = next(x for x in text.splitlines() if x.startswith("#EXT-X-MEDIA-SEQUENCE:"))
-            return int(line.split(":", 1)[1])
+        async def sequence() -> int:
+            return int(m3u8.loads((await client.get(url)).text).media_sequence)
 
-        first = sequence((await client.get(url)).text)
+        first = await sequence()
 
         async def slid() -> bool:
-            return sequence((await client.get(url)).text) > first
+            return await sequence() > first
 
         await eventually(slid, timeout=60, what="the playlist window to slide")
 
