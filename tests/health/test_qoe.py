@@ -381,7 +381,7 @@ def test_the_indexed_view_answers_what_the_full_pass_answers(seed: int) -> None:
                       "rendition": rng.choice(["source", "", 5])},
             "first_frame": {"ms": rng.choice([900, 2500.5, "x"])},
             "quality": {"height": rng.choice([720, 480, 0]), "level": rng.choice([0, 1, None])},
-            "error": {"fatal": rng.random() < 0.5},
+            "error": {"fatal": rng.random() < 0.5, "code": rng.choice(["a", "b", 3])},
             "stall": {"ms": rng.choice([3000, 120.5, None])},
             "latency": {"seconds": rng.choice([2.5, 1.25, "slow"])},
             "pause": {},

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from tests.store.conftest import store  # noqa: F401  (the fixture)
 
-from golive.health import STATE_EVENTS, RecentViews
+from golive.health import STATE_EVENTS, RecentViews, ViewerWindows
 from golive.health.qoe import view_qoe
+from golive.media import SloSpec
 from golive.store import (
     NewPlaybackEvent,
     PlaybackEventRecord,
@@ -107,3 +108,55 @@ async def test_recent_windows_match_the_store_as_beacons_arrive(
     assert await recent.window(other.id, clock.now - timedelta(minutes=1), clock.now,
                                earlier_types=STATE_EVENTS) == []
     assert len(recent) == 1
+
+
+async def test_the_alert_engine_reads_the_same_signals_from_the_index(
+        store: Store) -> None:  # noqa: F811
+    """`ViewerWindows` over `RecentViews` (each view's numbers from the index) gives the
+    `ViewerSignals` it gives over the store (every event re-read): error codes, players,
+    who rebuffers, who is behind."""
+    stream, _ = await store.create_stream(name="signals")
+    views = PlaybackViewStore(store.engine)
+    clock = Clock()
+    recent = RecentViews(views, state_types=STATE_EVENTS, clock=clock)
+    slo = SloSpec(rebuffer_percentage=1)
+
+    async def beacon(view_id: str, at: datetime, agent: str,
+                     *events: tuple[str, dict[str, object]]) -> None:
+        await views.record(view_id=view_id, playback_id="pid", stream_id=stream.id,
+                           user_agent=agent,
+                           events=[NewPlaybackEvent(t, at, data) for t, data in events],
+                           now=at)
+
+    chrome, safari = "Chrome/120 (X11; Linux x86_64)", "Safari/605 (Macintosh; Mac OS X)"
+    early = BASE - timedelta(minutes=3)
+    await beacon("signalview-a-000001", early, chrome, ("start", {"player": "hls.js"}),
+                 ("first_frame", {"ms": 800}))
+    await beacon("signalview-b-000002", early, safari, ("start", {"player": "native"}),
+                 ("error", {"code": "before_window", "fatal": True}))
+    await beacon("signalview-c-000003", early, chrome, ("start", {"player": "hls.js"}),
+                 ("first_frame", {"ms": 2500}))
+    for second in range(0, 120, 10):
+        at = BASE - timedelta(seconds=120 - second)
+        await beacon("signalview-a-000001", at, chrome, ("latency", {"seconds": 2 + second / 60}))
+        await beacon("signalview-c-000003", at, chrome, ("latency", {"seconds": 4.0}),
+                     ("stall", {"ms": 1500}))
+        if second in (30, 90):
+            await beacon("signalview-c-000003", at, chrome,
+                         ("error", {"code": "fragLoadError", "fatal": True}),
+                         ("latency", {"seconds": 4.5}))
+    await beacon("signalview-b-000002", BASE - timedelta(seconds=50), safari,
+                 ("error", {"code": "manifestLoadError", "fatal": True}))
+    start, end = BASE - timedelta(seconds=120), BASE
+    from_store = await ViewerWindows(views)(stream.id, start, end, slo)
+    from_index = await ViewerWindows(recent)(stream.id, start, end, slo)
+    assert recent.loads == 1  # the index answered
+    assert from_store is not None and from_index == from_store
+    assert from_index.error_codes == (("fragLoadError", 2), ("manifestLoadError", 1))
+    assert [g.player for g in from_index.rebuffering] == ["hls.js"]
+    assert [lag.view_id for lag in from_index.behind] == ["signalview-c-000003",
+                                                         "signalview-a-000001"]
+    # A window without views: nothing to judge, from either source.
+    other, _ = await store.create_stream(name="quiet")
+    assert await ViewerWindows(recent)(other.id, start, end, slo) is None
+    assert await ViewerWindows(views)(other.id, start, end, slo) is None

@@ -80,6 +80,9 @@ class ViewQoe:
     rendition_s: dict[str, float]
     rendition_switches: int
     score: float
+    # The codes of the fatal errors reported inside the window (for the alert engine's
+    # diagnosis); not part of a stored summary, whose view has no events left to count.
+    fatal_codes: tuple[str, ...] = ()
 
     @property
     def rendition(self) -> str:
@@ -93,7 +96,8 @@ class ViewQoe:
 
     def to_summary(self) -> dict[str, Any]:
         """The view as the retention task stores it (JSON) once its raw events go."""
-        out = {name: getattr(self, name) for name in self.__slots__}
+        out = {name: getattr(self, name) for name in self.__slots__
+               if name != "fatal_codes"}
         out["latency_samples_s"] = list(self.latency_samples_s)
         return out
 
@@ -216,6 +220,7 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     rebuffers: list[float] = []
     latency: list[float] = []
     renditions: list[tuple[datetime, str]] = []
+    fatal_codes: list[str] = []
     started = False
     for event in ordered:
         data = event.data
@@ -246,6 +251,8 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
                 renditions.append((event.at, name))
         if event.type == "error" and data.get("fatal") is True:
             failed = True
+            if inside:
+                fatal_codes.append(str(data.get("code", "")))
         elif event.type in _PLAYING:
             failed, started = False, True
     # A view that played and later failed for good still failed (Mux: "ended in a fatal
@@ -255,13 +262,15 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     last = max([view.last_seen_at, *(e.at for e in ordered)])
     return _finish(view, start, end, protocol=protocol, player=player, startup=startup,
                    started=started, failed=failed, exited=exited, first=first, last=last,
-                   rebuffers=rebuffers, latency=latency, renditions=renditions)
+                   rebuffers=rebuffers, latency=latency, renditions=renditions,
+                   fatal_codes=fatal_codes)
 
 
 def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protocol: str,
             player: str, startup: float | None, started: bool, failed: bool, exited: bool,
             first: datetime, last: datetime, rebuffers: Sequence[float],
-            latency: Sequence[float], renditions: Sequence[tuple[datetime, str]]) -> ViewQoe:
+            latency: Sequence[float], renditions: Sequence[tuple[datetime, str]],
+            fatal_codes: Sequence[str]) -> ViewQoe:
     """A view's numbers from what its events said (`view_qoe`, `ViewEvents.qoe`)."""
     watch = max(0.0, _seconds(max(first, start), min(last, end)))
     # Rebuffering is part of watch time: a stall reported inside the window that began
@@ -288,6 +297,7 @@ def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protoco
         watch_time_s=watch, rebuffer_count=len(rebuffers), rebuffer_s=rebuffer_s,
         latency_samples_s=tuple(latency), rendition_s=rendition_s,
         rendition_switches=max(0, len(renditions) - 1), score=score,
+        fatal_codes=tuple(fatal_codes),
     )
 
 
@@ -366,6 +376,7 @@ class ViewEvents:
         renditions: list[tuple[datetime, str]] = []
         last_fatal: tuple[datetime, int] | None = None
         last_playing: tuple[datetime, int] | None = None
+        fatal_codes: list[str] = []
         for at, event_id, event in state:
             data = event.data
             if event.type == "start":
@@ -386,6 +397,8 @@ class ViewEvents:
                     renditions.append((at, name))
             if event.type == "error" and data.get("fatal") is True:
                 last_fatal = (at, event_id)
+                if at >= start:
+                    fatal_codes.append(str(data.get("code", "")))
             elif event.type in _PLAYING:
                 last_playing = (at, event_id)
         playing_low = bisect.bisect_left(self._playing, low)
@@ -411,7 +424,8 @@ class ViewEvents:
         last = max([view.last_seen_at, *latest])
         return _finish(view, start, end, protocol=protocol, player=player, startup=startup,
                        started=started, failed=failed, exited=exited, first=first, last=last,
-                       rebuffers=rebuffers, latency=latency, renditions=renditions)
+                       rebuffers=rebuffers, latency=latency, renditions=renditions,
+                       fatal_codes=fatal_codes)
 
 
 def _insert(keys: list[tuple[datetime, int]], key: tuple[datetime, int]) -> int:

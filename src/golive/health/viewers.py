@@ -1,9 +1,12 @@
 """The QoE stage of the alert engine: a live stream's viewer experience over a window.
 
-`measure` turns the views of a window into `ViewerSignals` (the summary, per player,
-the fatal error codes seen most, the views furthest behind live); `ViewerWindows` reads
-them from the store and runs `measure` in a thread, off the event loop. A window without
-views gives None (the rules have nothing to judge, and no thread is started).
+`signals` turns each view's numbers in a window into `ViewerSignals` (the summary, per
+player, the fatal error codes seen most, the views furthest behind live); `measure` does
+it from the window's raw events. `ViewerWindows` takes each view's numbers from a source
+that holds them indexed (`RecentViews`: O(log n) a view instead of a pass over its
+events) or reads the events from the store, and computes in a thread, off the event
+loop. A window without views gives None (the rules have nothing to judge, and no thread
+is started).
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from golive.health.diagnosis import ViewerGroup, ViewerSignals, ViewLag
-from golive.health.qoe import STATE_EVENTS, ViewQoe, ViewWindows, summarize, view_qoe
+from golive.health.qoe import (
+    STATE_EVENTS,
+    IndexedViewWindows,
+    ViewQoe,
+    ViewWindows,
+    summarize,
+    view_qoe,
+)
 from golive.media import SloSpec
 from golive.store import PlaybackEventRecord, PlaybackViewRecord
 
-__all__ = ["BEHIND_KEPT", "MAX_VIEWS", "ViewerWindows", "measure"]
+__all__ = ["BEHIND_KEPT", "MAX_VIEWS", "ViewerWindows", "measure", "signals"]
 
 BEHIND_KEPT = 5  # views furthest behind live named in a latency diagnosis
 MAX_VIEWS = 5000  # views one evaluation reads (the most recent)
@@ -28,17 +38,18 @@ Rows = Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]]
 
 
 def measure(rows: Rows, start: datetime, end: datetime, slo: SloSpec) -> ViewerSignals:
+    """What the views of [start, end) reported, from their events (pure)."""
+    return signals([view_qoe(view, events, start, end) for view, events in rows],
+                   start, end, slo)
+
+
+def signals(views: Sequence[ViewQoe], start: datetime, end: datetime,
+            slo: SloSpec) -> ViewerSignals:
     """What the views of [start, end) reported, for the viewer-side rules (pure)."""
-    views = [view_qoe(view, events, start, end) for view, events in rows]
     players: dict[str, list[ViewQoe]] = {}
     for v in views:
         players.setdefault(v.player, []).append(v)
-    codes: Counter[str] = Counter()
-    for _, events in rows:
-        for event in events:
-            if event.type == "error" and event.data.get("fatal") is True \
-                    and start <= event.at < end:
-                codes[str(event.data.get("code", ""))] += 1
+    codes = Counter(code for v in views for code in v.fatal_codes)
     behind = sorted(
         (ViewLag(v.view_id, v.player, v.browser, v.latency_samples_s[-1],
                  v.latency_samples_s[-1] - v.latency_samples_s[0])
@@ -76,6 +87,13 @@ class ViewerWindows:
 
     async def __call__(self, stream_id: str, start: datetime, end: datetime,
                        slo: SloSpec) -> ViewerSignals | None:
+        if isinstance(self._views, IndexedViewWindows):
+            each = await self._views.window_qoe(stream_id, start, end,
+                                                max_views=self._max_views)
+            if each is not None:
+                if not each:
+                    return None
+                return await asyncio.to_thread(signals, each, start, end, slo)
         rows = await self._views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
                                         max_views=self._max_views)
         if not rows:
