@@ -24,6 +24,7 @@ def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: i
     the lavfi picture source, with its own options if any ("color=c=red")."""
     if path.exists():
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)  # a bench's cache on a new machine
     picture = f"{video}{':' if '=' in video else '='}size={size}:rate={fps}"
     subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
