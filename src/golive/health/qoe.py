@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 import math
 import re
@@ -158,29 +159,39 @@ class QoeSummary:
 
 def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile (p in 0-100) of `values`; None when empty."""
-    if not values:
+    return _ranked(sorted(values), p)
+
+
+def _ranked(ordered: Sequence[float], p: float) -> float | None:
+    """`percentile` of values already sorted."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
 
 
+_BROWSERS = tuple((re.compile(pattern), name) for pattern, name in (
+    (r"Edg/", "edge"), (r"OPR/|Opera", "opera"), (r"Firefox/", "firefox"),
+    (r"HeadlessChrome/|Chrome/|CriOS/", "chrome"), (r"Safari/", "safari")))
+_SYSTEMS = tuple((re.compile(pattern), name) for pattern, name in (
+    (r"Android", "android"), (r"iPhone|iPad|iPod", "ios"), (r"Windows", "windows"),
+    (r"Mac OS X|Macintosh", "macos"), (r"CrOS", "chromeos"), (r"Linux", "linux")))
+
+
+# A window names each view's browser and OS from its user agent; an audience has few
+# distinct ones (stored ones are at most 300 characters), so the answers are kept.
+@functools.lru_cache(maxsize=4096)
 def browser_of(user_agent: str) -> str:
-    ua = user_agent
-    for pattern, name in ((r"Edg/", "edge"), (r"OPR/|Opera", "opera"), (r"Firefox/", "firefox"),
-                          (r"HeadlessChrome/|Chrome/|CriOS/", "chrome"),
-                          (r"Safari/", "safari")):
-        if re.search(pattern, ua):
+    for pattern, name in _BROWSERS:
+        if pattern.search(user_agent):
             return name
     return "other"
 
 
+@functools.lru_cache(maxsize=4096)
 def os_of(user_agent: str) -> str:
-    ua = user_agent
-    for pattern, name in ((r"Android", "android"), (r"iPhone|iPad|iPod", "ios"),
-                          (r"Windows", "windows"), (r"Mac OS X|Macintosh", "macos"),
-                          (r"CrOS", "chromeos"), (r"Linux", "linux")):
-        if re.search(pattern, ua):
+    for pattern, name in _SYSTEMS:
+        if pattern.search(user_agent):
             return name
     return "other"
 
@@ -445,11 +456,11 @@ def summarize(views: Iterable[ViewQoe]) -> QoeSummary:
     started = [v for v in views if v.started]
     failed = sum(v.failed for v in views)
     exited = sum(v.exited_before_start for v in views)
-    startups = [v.startup_time_s for v in started if v.startup_time_s is not None]
+    startups = sorted(v.startup_time_s for v in started if v.startup_time_s is not None)
     watch = sum(v.watch_time_s for v in views)
     rebuffer_s = sum(v.rebuffer_s for v in views)
     rebuffers = sum(v.rebuffer_count for v in views)
-    latency = [s for v in views for s in v.latency_samples_s]
+    latency = sorted(s for v in views for s in v.latency_samples_s)
     rendition_total: dict[str, float] = {}
     for v in views:
         for name, seconds in v.rendition_s.items():
@@ -461,16 +472,16 @@ def summarize(views: Iterable[ViewQoe]) -> QoeSummary:
         failed_views=failed,
         playback_failure_percentage=100 * failed / count if count else None,
         exits_before_video_start_percentage=100 * exited / count if count else None,
-        startup_time_p50_s=percentile(startups, 50),
-        startup_time_p95_s=percentile(startups, 95),
+        startup_time_p50_s=_ranked(startups, 50),
+        startup_time_p95_s=_ranked(startups, 95),
         watch_time_s=watch,
         rebuffer_percentage=100 * rebuffer_s / watch if watch > 0 else None,
         rebuffer_frequency_per_minute=rebuffers / (watch / 60) if watch > 0 else None,
         rebuffer_duration_s=(sum(v.rebuffer_s for v in started) / len(started)
                              if started else None),
         rebuffer_count=rebuffers,
-        live_latency_p50_s=percentile(latency, 50),
-        live_latency_p95_s=percentile(latency, 95),
+        live_latency_p50_s=_ranked(latency, 50),
+        live_latency_p95_s=_ranked(latency, 95),
         rendition_time_share=({name: seconds / shown
                                for name, seconds in sorted(rendition_total.items())}
                               if shown > 0 else {}),
