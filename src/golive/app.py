@@ -529,9 +529,10 @@ class Golive:
             self.hub.add_observer(self.destinations)
 
         # Recent QoE windows (the alert rules', the studio's) from memory, caught up from
-        # the store, instead of re-reading the same beacons on every evaluation and poll.
+        # the store, instead of re-reading the same beacons on every evaluation and poll;
+        # asks within 2 s of a stream's last catch-up share it (beacons come every 10 s).
         self.recent_views = RecentViews(PlaybackViewStore(self.store.engine),
-                                        state_types=STATE_EVENTS)
+                                        state_types=STATE_EVENTS, fresh_for=2.0)
         # Alerts: every live stream's rules, once a second, with the profile's thresholds.
         if s.alerts:
             self.alerts = AlertEngine(self.bus, load_spec=self._alert_spec,

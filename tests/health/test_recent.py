@@ -160,3 +160,39 @@ async def test_the_alert_engine_reads_the_same_signals_from_the_index(
     other, _ = await store.create_stream(name="quiet")
     assert await ViewerWindows(recent)(other.id, start, end, slo) is None
     assert await ViewerWindows(views)(other.id, start, end, slo) is None
+
+
+async def test_asks_within_fresh_for_share_one_catch_up(store: Store) -> None:  # noqa: F811
+    """With `fresh_for`, a window asked for soon after the stream's last catch-up is
+    answered from what is held (the new beacon not yet in it); once that time has passed,
+    the next ask reads the store again and answers what the store answers."""
+    stream, _ = await store.create_stream(name="fresh")
+    views = PlaybackViewStore(store.engine)
+    clock = Clock()
+    mono = [100.0]
+    recent = RecentViews(views, state_types=STATE_EVENTS, fresh_for=2.0, clock=clock,
+                         monotonic=lambda: mono[0])
+
+    async def beacon(view_id: str, seconds: float) -> None:
+        await views.record(view_id=view_id, playback_id="pid", stream_id=stream.id,
+                           user_agent="Chrome/120",
+                           events=[NewPlaybackEvent("latency", clock.now, {"seconds": seconds})],
+                           now=clock.now)
+
+    start, end = BASE - timedelta(minutes=2), BASE + timedelta(seconds=1)
+    await beacon("freshview-a-000001", 2.0)
+    first = await recent.window(stream.id, start, end, earlier_types=STATE_EVENTS)
+    assert shape(first) == shape(await views.window(stream.id, start, end,
+                                                    earlier_types=STATE_EVENTS))
+    assert (recent.loads, recent.catch_ups) == (1, 1)
+
+    await beacon("freshview-a-000001", 3.0)
+    mono[0] += 1.5  # inside fresh_for: no read, the answer as of the last catch-up
+    assert shape(await recent.window(stream.id, start, end,
+                                     earlier_types=STATE_EVENTS)) == shape(first)
+    assert recent.catch_ups == 1
+    mono[0] += 0.5  # fresh_for has passed: caught up, the store's answer again
+    expected = await views.window(stream.id, start, end, earlier_types=STATE_EVENTS)
+    got = await recent.window(stream.id, start, end, earlier_types=STATE_EVENTS)
+    assert recent.catch_ups == 2 and shape(got) == shape(expected)
+    assert [e.data["seconds"] for _, events in got for e in events] == [2.0, 3.0]

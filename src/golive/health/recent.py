@@ -16,6 +16,12 @@ read from the store each time as before), for at most `max_streams` streams at o
 `idle_after` seconds is dropped. A window older than the horizon, or ending more than
 a minute ago, is read from the store.
 
+Freshness: with `fresh_for` > 0, a window asked for within that many seconds of the
+stream's last catch-up is answered from what is held, without reading the store again:
+the alert engine (every 5 s) and a studio (every 6 s) asking for the same stream then
+share one catch-up a good part of the time, at the price of answers up to `fresh_for`
+seconds behind the store (players post their beacons every 10 s).
+
 Ids: events are caught up by id, re-reading from the previous catch-up's highest id so
 that an event whose transaction committed late (PostgreSQL hands ids out before commit)
 is still seen, unless its commit came more than one catch-up late.
@@ -52,6 +58,7 @@ class _Stream:
     previous_high: int  # the next catch-up re-reads from here
     complete_from: datetime  # every event at or after this is held (state events: all)
     used: float
+    caught_up: float  # when the store was last read for it (monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -61,7 +68,7 @@ class RecentViews:
 
     def __init__(self, views: PlaybackViewStore, *, state_types: Collection[str],
                  horizon: float = 900.0, max_views: int = 5000, max_streams: int = 200,
-                 idle_after: float = 60.0,
+                 idle_after: float = 60.0, fresh_for: float = 0.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._views = views
@@ -70,6 +77,7 @@ class RecentViews:
         self._max_views = max_views
         self._max_streams = max_streams
         self._idle_after = idle_after
+        self._fresh_for = fresh_for
         self._clock = clock
         self._monotonic = monotonic
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
@@ -130,11 +138,14 @@ class RecentViews:
                 return None
         self._streams.move_to_end(stream_id)
         stream.used = mono
-        async with stream.lock:
+        async with stream.lock:  # an ask that waited here may find it fresh now
+            if mono - stream.caught_up < self._fresh_for:
+                return stream
             if not await self._catch_up(stream_id, stream, now):
                 self._streams.pop(stream_id, None)
                 self._too_large[stream_id] = mono + self._idle_after
                 return None
+            stream.caught_up = mono
         return stream
 
     async def _load(self, stream_id: str, now: datetime, mono: float) -> _Stream | None:
@@ -153,7 +164,7 @@ class RecentViews:
         high = max(ids, default=high)
         stream = _Stream({v.id: v for v in views}, events,
                          {view_id: ViewEvents(held) for view_id, held in events.items()},
-                         ids, high, high, since, mono)
+                         ids, high, high, since, mono, float("-inf"))
         self._streams[stream_id] = stream
         while len(self._streams) > self._max_streams:
             self._streams.popitem(last=False)
