@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
+import itertools
 import logging
 import math
 import re
@@ -376,7 +377,9 @@ class ViewEvents:
     def qoe(self, view: PlaybackViewRecord, start: datetime, end: datetime) -> ViewQoe:
         """`view_qoe(view, <the window's events>, start, end)`, from the index."""
         low, high = (start,), (end,)
-        state = self._state[:bisect.bisect_left(self._state, high, key=lambda x: x[:1])]
+        state = self._state  # usually every state event is before the window's end
+        if state and state[-1][0] >= end:
+            state = state[:bisect.bisect_left(state, high, key=lambda x: x[:1])]
         first_key, last_key = bisect.bisect_left(self._keys, low), \
             bisect.bisect_left(self._keys, high)
         if view.summary is not None and not state and first_key == last_key:
@@ -460,7 +463,7 @@ def summarize(views: Iterable[ViewQoe]) -> QoeSummary:
     watch = sum(v.watch_time_s for v in views)
     rebuffer_s = sum(v.rebuffer_s for v in views)
     rebuffers = sum(v.rebuffer_count for v in views)
-    latency = sorted(s for v in views for s in v.latency_samples_s)
+    latency = sorted(itertools.chain.from_iterable(v.latency_samples_s for v in views))
     rendition_total: dict[str, float] = {}
     for v in views:
         for name, seconds in v.rendition_s.items():
