@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
 from golive.core import PeriodicSweep
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
@@ -57,6 +57,7 @@ _PLAYING = frozenset({"start", "first_frame", "stall", "latency"})
 STATE_EVENTS = ("start", "first_frame", "quality", "error")
 _STATE = frozenset(STATE_EVENTS)
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STARTUP_GOOD_S = 1.0
 STARTUP_BAD_S = 10.0
 REBUFFER_BAD_PERCENTAGE = 10.0
@@ -523,6 +524,21 @@ def _report(views: Sequence[ViewQoe], start: datetime, end: datetime, *,
                      truncated=truncated)
 
 
+# Windows of at most this many views are computed on the event loop (~12 us a view:
+# 2.4 ms at most); larger ones in a thread, so that no window stalls the loop for long.
+# A thread for a small one costs more than the work: the hand-over, and the event loop
+# and the thread taking the GIL from each other while it runs.
+INLINE_VIEWS = 200
+
+
+async def off_loop(views: int, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` for a window of `views` views: inline when it is small
+    (`INLINE_VIEWS`), in a thread otherwise."""
+    if views <= INLINE_VIEWS:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 class ViewWindows(Protocol):
     """Where a window's views and events come from: `PlaybackViewStore` itself, or
     `RecentViews` in front of it for recent windows (same answers)."""
@@ -544,18 +560,19 @@ class IndexedViewWindows(ViewWindows, Protocol):
 async def qoe_report(views: ViewWindows, stream_id: str, start: datetime,
                      end: datetime, *, group_by: GroupBy | None = None,
                      max_views: int = 20_000) -> QoeReport:
-    """The QoE of a stream's views over [start, end); the computation runs in a thread.
+    """The QoE of a stream's views over [start, end); a large window is computed in a
+    thread (`off_loop`).
     A source that holds its views indexed (`IndexedViewWindows`) answers each view's
     numbers itself; others hand over the window's events."""
     if isinstance(views, IndexedViewWindows):
         each = await views.window_qoe(stream_id, start, end, max_views=max_views)
         if each is not None:
-            return await asyncio.to_thread(_report, each, start, end, group_by=group_by,
-                                           truncated=len(each) >= max_views)
+            return await off_loop(len(each), _report, each, start, end, group_by=group_by,
+                                  truncated=len(each) >= max_views)
     rows = await views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
                               max_views=max_views)
-    return await asyncio.to_thread(compute, rows, start, end, group_by=group_by,
-                                   truncated=len(rows) >= max_views)
+    return await off_loop(len(rows), compute, rows, start, end, group_by=group_by,
+                          truncated=len(rows) >= max_views)
 
 
 class QoeReports:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from golive.health.qoe import STATE_EVENTS, ViewEvents, ViewQoe
+from golive.health.qoe import STATE_EVENTS, ViewEvents, ViewQoe, off_loop
 from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewStore
 
 __all__ = ["RecentViews"]
@@ -101,8 +101,9 @@ class RecentViews:
     async def window_qoe(self, stream_id: str, start: datetime, end: datetime, *,
                          max_views: int = 20_000) -> list[ViewQoe] | None:
         """Each view's QoE in the window, as `view_qoe` over what `window(...,
-        earlier_types=STATE_EVENTS)` answers, from the indexed events (in a thread, the
-        stream held meanwhile); None when the window is not served from memory."""
+        earlier_types=STATE_EVENTS)` answers, from the indexed events (a large window in
+        a thread, the stream held meanwhile); None when the window is not served from
+        memory."""
         if self._state_types != frozenset(STATE_EVENTS):
             return None
         stream = await self._held(stream_id, start, end, STATE_EVENTS)
@@ -115,8 +116,8 @@ class RecentViews:
             return [stream.indexed.get(view.id, empty).qoe(view, start, end)
                     for view in chosen]
 
-        async with stream.lock:  # no catch-up changes the index while the thread reads it
-            return await asyncio.to_thread(compute)
+        async with stream.lock:  # no catch-up changes the index while a thread reads it
+            return await off_loop(len(chosen), compute)
 
     async def _held(self, stream_id: str, start: datetime, end: datetime,
                     earlier_types: Collection[str]) -> _Stream | None:

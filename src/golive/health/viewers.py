@@ -4,14 +4,13 @@
 player, the fatal error codes seen most, the views furthest behind live); `measure` does
 it from the window's raw events. `ViewerWindows` takes each view's numbers from a source
 that holds them indexed (`RecentViews`: O(log n) a view instead of a pass over its
-events) or reads the events from the store, and computes in a thread, off the event
-loop. A window without views gives None (the rules have nothing to judge, and no thread
-is started).
+events) or reads the events from the store, and computes a large window in a thread,
+off the event loop (`off_loop`). A window without views gives None (the rules have
+nothing to judge).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,6 +21,7 @@ from golive.health.qoe import (
     IndexedViewWindows,
     ViewQoe,
     ViewWindows,
+    off_loop,
     summarize,
     view_qoe,
 )
@@ -93,9 +93,9 @@ class ViewerWindows:
             if each is not None:
                 if not each:
                     return None
-                return await asyncio.to_thread(signals, each, start, end, slo)
+                return await off_loop(len(each), signals, each, start, end, slo)
         rows = await self._views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
                                         max_views=self._max_views)
         if not rows:
             return None
-        return await asyncio.to_thread(measure, rows, start, end, slo)
+        return await off_loop(len(rows), measure, rows, start, end, slo)
