@@ -509,8 +509,8 @@ class QoeReport:
 def compute(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]],
             start: datetime, end: datetime, *, group_by: GroupBy | None = None,
             truncated: bool = False) -> QoeReport:
-    return _report([view_qoe(view, events, start, end) for view, events in rows], start, end,
-                   group_by=group_by, truncated=truncated)
+    return _report(_each_view(rows, start, end), start, end, group_by=group_by,
+                   truncated=truncated)
 
 
 def _report(views: Sequence[ViewQoe], start: datetime, end: datetime, *,
@@ -557,22 +557,34 @@ class IndexedViewWindows(ViewWindows, Protocol):
                          max_views: int = 20_000) -> list[ViewQoe] | None: ...
 
 
-async def qoe_report(views: ViewWindows, stream_id: str, start: datetime,
-                     end: datetime, *, group_by: GroupBy | None = None,
-                     max_views: int = 20_000) -> QoeReport:
-    """The QoE of a stream's views over [start, end); a large window is computed in a
-    thread (`off_loop`).
-    A source that holds its views indexed (`IndexedViewWindows`) answers each view's
-    numbers itself; others hand over the window's events."""
+async def window_views_qoe(views: ViewWindows, stream_id: str, start: datetime,
+                           end: datetime, *, max_views: int = 20_000) -> list[ViewQoe]:
+    """Each view's numbers in a stream's window [start, end) (at most `max_views`, the
+    most recent). A source that holds its views indexed (`IndexedViewWindows`) answers
+    them itself; from the others the window's events are read and replayed (a large
+    window in a thread, `off_loop`)."""
     if isinstance(views, IndexedViewWindows):
         each = await views.window_qoe(stream_id, start, end, max_views=max_views)
         if each is not None:
-            return await off_loop(len(each), _report, each, start, end, group_by=group_by,
-                                  truncated=len(each) >= max_views)
+            return each
     rows = await views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
                               max_views=max_views)
-    return await off_loop(len(rows), compute, rows, start, end, group_by=group_by,
-                          truncated=len(rows) >= max_views)
+    return await off_loop(len(rows), _each_view, rows, start, end)
+
+
+def _each_view(rows: Sequence[tuple[PlaybackViewRecord, Sequence[PlaybackEventRecord]]],
+               start: datetime, end: datetime) -> list[ViewQoe]:
+    return [view_qoe(view, events, start, end) for view, events in rows]
+
+
+async def qoe_report(views: ViewWindows, stream_id: str, start: datetime,
+                     end: datetime, *, group_by: GroupBy | None = None,
+                     max_views: int = 20_000) -> QoeReport:
+    """The QoE of a stream's views over [start, end) (`window_views_qoe`); a large
+    window is summarized in a thread (`off_loop`)."""
+    each = await window_views_qoe(views, stream_id, start, end, max_views=max_views)
+    return await off_loop(len(each), _report, each, start, end, group_by=group_by,
+                          truncated=len(each) >= max_views)
 
 
 class QoeReports:

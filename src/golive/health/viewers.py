@@ -2,10 +2,10 @@
 
 `signals` turns each view's numbers in a window into `ViewerSignals` (the summary, per
 player, the fatal error codes seen most, the views furthest behind live); `measure` does
-it from the window's raw events. `ViewerWindows` takes each view's numbers from a source
-that holds them indexed (`RecentViews`: O(log n) a view instead of a pass over its
-events) or reads the events from the store, and computes a large window in a thread,
-off the event loop (`off_loop`). A window without views gives None (the rules have
+it from the window's raw events. `ViewerWindows` takes each view's numbers the way the
+QoE API does (`window_views_qoe`: from `RecentViews`' index, O(log n) a view, or from the
+events read from the store), and computes a large window in a thread, off the event loop
+(`off_loop`). A window without views gives None (the rules have
 nothing to judge).
 """
 
@@ -17,13 +17,12 @@ from datetime import datetime
 
 from golive.health.diagnosis import ViewerGroup, ViewerSignals, ViewLag
 from golive.health.qoe import (
-    STATE_EVENTS,
-    IndexedViewWindows,
     ViewQoe,
     ViewWindows,
     off_loop,
     summarize,
     view_qoe,
+    window_views_qoe,
 )
 from golive.media import SloSpec
 from golive.store import PlaybackEventRecord, PlaybackViewRecord
@@ -87,15 +86,8 @@ class ViewerWindows:
 
     async def __call__(self, stream_id: str, start: datetime, end: datetime,
                        slo: SloSpec) -> ViewerSignals | None:
-        if isinstance(self._views, IndexedViewWindows):
-            each = await self._views.window_qoe(stream_id, start, end,
-                                                max_views=self._max_views)
-            if each is not None:
-                if not each:
-                    return None
-                return await off_loop(len(each), signals, each, start, end, slo)
-        rows = await self._views.window(stream_id, start, end, earlier_types=STATE_EVENTS,
-                                        max_views=self._max_views)
-        if not rows:
+        each = await window_views_qoe(self._views, stream_id, start, end,
+                                      max_views=self._max_views)
+        if not each:
             return None
-        return await off_loop(len(rows), measure, rows, start, end, slo)
+        return await off_loop(len(each), signals, each, start, end, slo)
