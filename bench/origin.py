@@ -14,9 +14,11 @@ origin core with p99 under 100 ms, and origin requests per part through the edge
 not grow with the number of viewers.
 
 Every origin checks access as a node does (`PlaybackAccess`); the `signed` runs make the
-playback id signed and give each viewer its own ES256 playback token (in every request,
-as a player sends it), against the public `direct` runs of the same count: the goal of
-issue 12 is part delivery p99 and origin CPU within 5% of public playback.
+playback id signed and give each viewer its own ES256 playback token, against the public
+`direct` runs of the same count: the goal of issue 12 is part delivery p99 and origin CPU
+within 5% of public playback. A signed viewer joins with its JWT and then, as a player
+does, sends the token the playlist's URIs carry (the origin's short session token) with
+every later request.
 
 The origin answers `/live/` on golive's fast path (golive.httpserver.fast), as a node
 does; the `asgi` runs serve the same viewers through uvicorn's ASGI cycle instead, the
@@ -37,6 +39,7 @@ import multiprocessing as mp
 import os
 import re
 import resource
+import secrets
 import socket
 import subprocess
 import sys
@@ -173,7 +176,7 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
         RENDITION, bandwidth=3_300_000, average_bandwidth=3_000_000, frame_rate=30.0
     )
     window.set_init(init)
-    access = PlaybackAccess(Rules(signed, public_pem))
+    access = PlaybackAccess(Rules(signed, public_pem), session_key=secrets.token_bytes(32))
     app = Counted(create_origin_app(Directory(presentation), access=access), counter)
     from datetime import UTC, datetime
 
@@ -278,6 +281,7 @@ def start_static_nginx(tmp: Path, root: str) -> tuple[subprocess.Popen[bytes], i
 # Load generator ----------------------------------------------------------------------
 
 _PART_URI = re.compile(rb"part-(\d+)\.(\d+)\.m4s")
+_URI_TOKEN = re.compile(rb"\.m4s\?token=([A-Za-z0-9._-]+)")
 _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)")
 
 
@@ -394,6 +398,10 @@ async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool,
             if status != 200 or not found:
                 raise ConnectionError(f"join: {status}")
             result.joined += 1
+            if token and (carried := _URI_TOKEN.search(body)):
+                # From now on the token the playlist's URIs carry, as a player sends it.
+                given = carried[1].decode()
+                query, suffix = f"?token={given}", suffix.replace(token, given)
             last = (int(found[-2][0]), int(found[-2][1]))  # newest listed part; -1 is the hint
             hint = found[-1]
             while not stop.is_set():
@@ -722,17 +730,21 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
 
     async def measure() -> None:
         for signed in (False, True):
-            app = create_origin_app(Directory(presentation),
-                                    access=PlaybackAccess(Rules(signed, keys[1])))
+            access = PlaybackAccess(Rules(signed, keys[1]), session_key=secrets.token_bytes(32))
+            app = create_origin_app(Directory(presentation), access=access)
             for name, path, query in (("playlist", f"/live/{PID}/{RENDITION}.m3u8", reload),
                                       ("part", part, "")):
-                scopes = [{"type": "http", "method": "GET", "path": path,
-                           "query_string": "&".join(q for q in (
-                               query, f"token={token}" if signed else "") if q).encode(),
-                           "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-                           "client": ("127.0.0.1", 1)} for token in tokens]
-                for scope in scopes:
+                def scopes_of(sent: list[str]) -> list[dict[str, Any]]:
+                    return [{"type": "http", "method": "GET", "path": path,  # noqa: B023
+                             "query_string": "&".join(q for q in (
+                                 query, f"token={token}" if signed else "") if q).encode(),  # noqa: B023
+                             "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+                             "client": ("127.0.0.1", 1)} for token in sent]
+
+                for scope in scopes_of(tokens):
                     await app(scope, receive, send)  # the first of each verifies its token
+                # Then each viewer sends what its playlists carry, as in the load runs.
+                scopes = scopes_of([access.session_token(PID, token) for token in tokens])
                 statuses.clear()
                 rounds = max(1, calls // len(scopes))
                 start = time.process_time()

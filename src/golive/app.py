@@ -77,6 +77,7 @@ from golive.delivery import (
     VerificationKey,
     WebRtcFeed,
     WhepEndpoint,
+    session_key_from,
 )
 from golive.health import (
     STATE_EVENTS,
@@ -544,8 +545,14 @@ class Golive:
             self.alerts.start()
 
         # Signed playback and playback restrictions, for every surface that plays.
-        self.access = PlaybackAccess(store_access, hook=self.access_hook,
-                                     default_hook_url=s.access_hook_url)
+        # Playlists carry a short session token in place of each viewer's JWT, signed
+        # with a key derived from the secret the nodes share, so any node verifies it; a
+        # cluster without a configured shared secret keeps the JWTs (each node's own
+        # generated secret would not verify on the next node a viewer reaches).
+        shared = s.chat_secret is not None or not s.redis_url
+        self.access = PlaybackAccess(
+            store_access, hook=self.access_hook, default_hook_url=s.access_hook_url,
+            session_key=session_key_from(self._secret()) if shared else None)
 
         # Chat: rooms, moderation and system messages; routes in _build_http.
         self._chat_review = ReviewHook(s.chat_review_timeout)
@@ -938,7 +945,8 @@ class Golive:
         )
 
     def _secret(self) -> bytes:
-        """The node's signing secret (chat identities, studio sessions), read once."""
+        """The node's signing secret (chat identities, studio sessions, relayed requests,
+        playback session tokens), read once."""
         if self._signing_secret is None:
             s = self.settings
             configured = s.chat_secret.get_secret_value() if s.chat_secret else None

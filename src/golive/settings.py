@@ -277,9 +277,9 @@ class Settings(BaseSettings):
     chat_secret: SecretStr | None = Field(
         None,
         description="Secret that signs chat identity cookies and chat tokens, studio "
-        "sessions, and /live/ and /thumbnail/ requests one node relays to another (the "
-        "owner then trusts the relaying node's check of the viewer); the nodes of a cluster "
-        "need the same one. Empty means a random one generated once and kept in "
+        "sessions, the short playback session tokens signed playlists carry, and /live/ and "
+        "/thumbnail/ requests one node relays to another (the owner then trusts the relaying "
+        "node's check of the viewer); the nodes of a cluster need the same one. Empty means a random one generated once and kept in "
         "data_dir/chat-secret.",
     )
     chat_history: int = Field(

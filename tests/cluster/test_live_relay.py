@@ -200,8 +200,13 @@ async def test_signed_playback_through_a_non_owner_node(
             esi = await on_b.get(f"{pid}.m3u8", params={"token": second},
                                  headers={"X-Golive-Edge": "esi"})
             assert b.relay.upstream_requests - before <= 1  # one kept answer serves all three
-            assert f"?token={first}" in with_first.text and second not in with_first.text
-            assert f"?token={second}" in with_second.text and first not in with_second.text
+            # Each viewer's URIs carry the short session token B derived from its JWT.
+            carried = [set(re.findall(r"\?token=([^\s\"]+)", r.text))
+                       for r in (with_first, with_second)]
+            assert all(len(tokens) == 1 for tokens in carried), carried
+            (first_session,), (second_session,) = carried
+            assert first_session.startswith("gs1.") and first_session != second_session
+            assert first not in with_first.text and second not in with_second.text
             assert '<esi:include src="/_golive/token"/>' in esi.text
             assert "token=" not in esi.text and "GOLIVE_EDGE_TOKEN" not in with_first.text
             assert with_first.headers["content-length"] == str(len(with_first.content))
@@ -213,11 +218,17 @@ async def test_signed_playback_through_a_non_owner_node(
             rendition = next(line for line in with_first.text.splitlines()
                              if ".m3u8" in line and not line.startswith("#"))
             media = await on_b.get(rendition)
-            assert media.status_code == 200 and f"?token={first}" in media.text
+            assert media.status_code == 200 and f"?token={first_session}" in media.text
             init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', media.text)
             assert init is not None
             base = rendition.split("?")[0].rsplit("/", 1)[0]
             assert (await on_b.get(f"{base}/{init.group(1)}")).status_code == 200
+            # The owner, which never saw the JWT, verifies B's session token itself (the
+            # same chat_secret): a viewer may reach any node with it.
+            async with httpx.AsyncClient(base_url=f"{a.http_url}/live/", timeout=30,
+                                         headers={"Referer": SHOP}) as on_a:
+                direct = await on_a.get(f"{base}/{init.group(1)}")
+            assert direct.status_code == 200, direct.text
 
             # A live thumbnail of A's broadcast, asked of B with a thumbnail token.
             thumb = mint_playback_token(key["private_key"], key_id=key["id"], playback_id=pid,

@@ -20,6 +20,7 @@ from golive.delivery import (
     Refusal,
     Viewer,
     mint_playback_token,
+    session_key_from,
 )
 from golive.delivery.access import referrer_allowed
 
@@ -188,3 +189,86 @@ async def test_what_a_token_says_is_echoed_only_as_short_ascii(ring: KeyRing) ->
     odd = f"{b64(odd_header)}.{b64(claims)}.c2ln"
     assert "unknown" in refused(await access.check("sig", odd, audience="v", viewer=V))
     assert ring.key_reads == 0
+
+
+SESSION_KEY = session_key_from(b"the secret a cluster's nodes share")
+
+
+async def test_a_session_token_stands_for_its_jwt_on_every_node_with_the_secret(
+        ring: KeyRing) -> None:
+    here = PlaybackAccess(ring, session_key=SESSION_KEY)
+    jwt_token = ring.token("sig", "k1", expires_in=600)
+    assert isinstance(await here.check("sig", jwt_token, audience="v", viewer=V), Grant)
+    session = here.session_token("sig", jwt_token)
+    assert session.startswith("gs1.k1.") and len(session) < 60 < len(jwt_token)
+    assert here.session_token("sig", jwt_token) == session  # one per JWT
+    assert here.session_token("sig", session) == session  # and never one of a session's
+    # This node knows it; another node of the cluster verifies it without the JWT.
+    grant = await here.check("sig", session, audience="v", viewer=V)
+    assert isinstance(grant, Grant) and grant.claims is not None and grant.claims["sub"] == "sig"
+    other = PlaybackAccess(ring, session_key=SESSION_KEY)
+    grant = await other.check("sig", session, audience="v", viewer=V)
+    assert isinstance(grant, Grant)
+    assert grant.expires_at == int(jwt.decode(jwt_token, options={"verify_signature": False})["exp"])
+    assert other.signature_checks == 0 and other.session_checks == 1
+    assert isinstance(await other.check("sig", session, audience="v", viewer=V), Grant)
+    assert other.session_checks == 1  # then cached like a JWT
+    # It grants the JWT's playback and nothing else.
+    ring.add_playback("sig2", signed=True)
+    third = PlaybackAccess(ring, session_key=SESSION_KEY)  # its MAC names the playback id
+    assert "does not verify" in refused(await third.check("sig2", session, audience="v", viewer=V))
+    assert "another playback id" in refused(await other.check("sig2", session, audience="v",
+                                                              viewer=V))
+    assert "not for thumbnail" in refused(await other.check("sig", session, audience="t", viewer=V))
+    assert "not for chat" in refused(await other.check("sig", session, audience="c", viewer=V))
+
+
+async def test_session_tokens_refused_when_forged_foreign_expired_or_their_key_is_gone(
+        ring: KeyRing) -> None:
+    now = [time.time()]
+    here = PlaybackAccess(ring, session_key=SESSION_KEY, clock=lambda: now[0], key_ttl=0.0)
+    jwt_token = ring.token("sig", "k1", expires_in=30)
+    assert isinstance(await here.check("sig", jwt_token, audience="v", viewer=V), Grant)
+    session = here.session_token("sig", jwt_token)
+    prefix, key_id, expires, mac = session.split(".")
+
+    def fresh() -> PlaybackAccess:
+        return PlaybackAccess(ring, session_key=SESSION_KEY, clock=lambda: now[0], key_ttl=0.0)
+
+    async def verdict(token: str) -> Grant | Refusal:
+        return await fresh().check("sig", token, audience="v", viewer=V)
+
+    later = f"{prefix}.{key_id}.{int(expires) + 3600}.{mac}"  # a longer life, same MAC
+    assert "does not verify" in refused(await verdict(later))
+    flipped = f"{prefix}.{key_id}.{expires}.{'A' if mac[0] != 'A' else 'B'}{mac[1:]}"
+    assert "does not verify" in refused(await verdict(flipped))
+    for malformed in ("gs1.", "gs1.k1.12.short", f"gs1.k/1.{expires}.{mac}", session + "x"):
+        assert "malformed" in refused(await verdict(malformed))
+    # Another cluster's secret, or a node without session tokens, does not take it.
+    stranger = PlaybackAccess(ring, session_key=session_key_from(b"another secret"))
+    assert "does not verify" in refused(await stranger.check("sig", session, audience="v", viewer=V))
+    plain = PlaybackAccess(ring)
+    assert "does not accept" in refused(await plain.check("sig", session, audience="v", viewer=V))
+    # It ends when the JWT would have: at its exp, and with its signing key.
+    assert isinstance(await verdict(session), Grant)
+    now[0] += 31
+    assert "expired" in refused(await here.check("sig", session, audience="v", viewer=V))
+    assert "expired" in refused(await verdict(session))
+    now[0] -= 31
+    del ring.keys["k1"]
+    assert "no longer exists" in refused(await here.check("sig", session, audience="v", viewer=V))
+
+
+async def test_the_jwt_itself_is_kept_where_no_session_token_may_stand_for_it(
+        ring: KeyRing) -> None:
+    jwt_token = ring.token("sig", "k1")
+    plain = PlaybackAccess(ring)  # no session key
+    assert isinstance(await plain.check("sig", jwt_token, audience="v", viewer=V), Grant)
+    assert plain.session_token("sig", jwt_token) == jwt_token
+    access = PlaybackAccess(ring, session_key=SESSION_KEY)
+    assert access.session_token("sig", jwt_token) == jwt_token  # not verified here (yet)
+    assert isinstance(await access.check("pub", "anything", audience="v", viewer=V), Grant)
+    assert access.session_token("pub", "anything") == "anything"  # a public id: as given
+    chat = ring.token("sig", "k1", audience="c")
+    assert isinstance(await access.check("sig", chat, audience="c", viewer=V), Grant)
+    assert access.session_token("sig", chat) == chat  # not a playback token

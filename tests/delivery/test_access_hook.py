@@ -18,6 +18,7 @@ from golive.delivery import (
     Refusal,
     StreamHook,
     Viewer,
+    session_key_from,
 )
 from golive.stream import Disconnect, Publisher, PublishRefused, RefusalReason
 
@@ -45,11 +46,14 @@ async def test_the_hook_is_told_everything_and_its_answer_decides() -> None:
     ring.add_playback("pb1", signed=True)
     async with hook_server(answer_by_address) as server:
         hook = AccessHook(timeout=10, fail_open=False)
-        access = PlaybackAccess(ring, hook=hook, default_hook_url=server.url)
+        access = PlaybackAccess(ring, hook=hook, default_hook_url=server.url,
+                                session_key=session_key_from(b"shared"))
         token = ring.token("pb1")
         grant = await access.check("pb1", token, audience="v", viewer=VIEWER,
                                    referrer="https://shop.example/p")
         assert isinstance(grant, Grant)
+        # Playlists keep the JWT in their URIs: the hook's session and claims are its.
+        assert access.session_token("pb1", token) == token
         (question,) = server.questions
         assert question == {
             "action": "play", "protocol": "hls", "stream_id": "ls_pb1", "playback_id": "pb1",

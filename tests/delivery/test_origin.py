@@ -19,7 +19,7 @@ from tests.delivery.signing import KeyRing
 from tests.media.conftest import until
 
 from golive.chat import chat_websocket_protocol
-from golive.delivery import PlaybackAccess
+from golive.delivery import PlaybackAccess, session_key_from
 from golive.delivery.access import MAX_TOKEN_LENGTH
 from golive.delivery.origin import (
     MEDIA_CACHE,
@@ -511,6 +511,39 @@ async def test_playlist_uris_carry_the_token(directory: Directory, feed: Feed) -
         for query in (f"token={escaped}", f"_HLS_skip=YES&tok%65n={escaped}"):
             r = await client.get(f"/live/p1/video/seg-0.m4s?{query}")
             assert r.status_code == 200, (query, r.text)
+
+
+async def test_signed_playlists_carry_a_short_session_token_any_node_verifies(
+        directory: Directory, feed: Feed) -> None:
+    ring = KeyRing()
+    ring.add_key("k1")
+    ring.add_playback("p1", signed=True)
+    token = ring.token("p1")
+    key = session_key_from(b"cluster secret")
+    here = create_origin_app(directory, access=PlaybackAccess(ring, session_key=key))
+    there = create_origin_app(directory, access=PlaybackAccess(ring, session_key=key))
+    async with client_for(here) as client, client_for(there) as other:
+        r = await client.get("/live/p1.m3u8", params={"token": token})
+        assert r.status_code == 200 and token not in r.text
+        (media,) = [line for line in r.text.splitlines() if line.startswith("p1/video.m3u8")]
+        session = media.split("?token=")[1]
+        assert session.startswith("gs1.k1.") and len(session) < len(token) // 3
+        # A player follows the URIs it is given, to this node or any other of the cluster.
+        for viewer in (client, other):
+            r = await viewer.get(f"/live/{media}")
+            assert r.status_code == 200
+            uris = [line for line in r.text.splitlines() if line and not line.startswith("#")]
+            assert uris and all(u.endswith(f"?token={session}") for u in uris)
+            assert f'.m4s?token={session}"' in r.text
+            r = await viewer.get(f"/live/p1/{uris[0]}")
+            assert r.status_code == 200 and r.content == feed.window.segment_bytes(0)
+        forged = session[:-1] + ("A" if session[-1] != "A" else "B")
+        r = await other.get("/live/p1/video/seg-0.m4s", params={"token": forged})
+        assert r.status_code == 403 and "does not verify" in r.text
+        # An edge still writes each viewer's own token in (its per-token access cache).
+        r = await client.get("/live/p1/video.m3u8", params={"token": token},
+                             headers={"x-golive-edge": "1"})
+        assert r.status_code == 200 and f"?token={TOKEN_PLACEHOLDER}" in r.text
 
 
 async def test_public_playlists_carry_no_token_longer_than_any_golive_verifies(

@@ -101,15 +101,17 @@ async def test_signed_playback(node: Golive, api: httpx.AsyncClient, source_flv:
             multivariant = await eventually(playable, timeout=60, what="a signed multivariant")
             after = await refused_everywhere()
             assert after == before  # no liveness leak
-            # The token rides in every URI, so a player needs it only once.
+            # A token rides in every URI, so a player needs the JWT only once: the short
+            # session token the node derived from it (docs/signed-playback.md).
             media_uri = next(line for line in multivariant.splitlines()
                              if line and not line.startswith("#"))
-            assert media_uri.endswith(f"?token={good}")
+            session = media_uri.split("?token=")[1]
+            assert session.startswith("gs1.") and len(session) < len(good) and good not in multivariant
             media = await http.get(f"/live/{media_uri}")
             assert media.status_code == 200
             uris = re.findall(r'URI="([^"]+)"', media.text) + [
                 line for line in media.text.splitlines() if line and not line.startswith("#")]
-            assert uris and all(u.endswith(f"?token={good}") for u in uris)
+            assert uris and all(u.endswith(f"?token={session}") for u in uris)
             rendition = media_uri.split(".m3u8")[0].split("/")[-1]
             part = next(u for u in uris if "/part-" in u)
             assert (await http.get(f"/live/{pid}/{part}")).status_code == 200
@@ -121,12 +123,19 @@ async def test_signed_playback(node: Golive, api: httpx.AsyncClient, source_flv:
             short = sign(es, pid, expires_in=3)
             init = next(u for u in uris if "init-" in u).split("?")[0]
             assert (await answers(http, f"/live/{pid}/{init}", short))[0] == 200
+            code, text = await answers(http, f"/live/{pid}/{rendition}.m3u8", short)
+            assert code == 200
+            short_session = re.findall(r"\?token=([^\s\"]+)", text)[0]
+            assert short_session.startswith("gs1.") and short_session != session
 
             async def expired() -> str | None:
-                code, text = await answers(http, f"/live/{pid}/{init}", short)
-                return text if code == 403 else None
+                refusals = [await answers(http, f"/live/{pid}/{init}", given)
+                            for given in (short, short_session)]
+                return " / ".join(text for _, text in refusals) if all(
+                    code == 403 for code, _ in refusals) else None
 
-            assert "expired" in await eventually(expired, timeout=30, what="the token to expire")
+            reasons = await eventually(expired, timeout=30, what="the token to expire")
+            assert reasons.count("expired") == 2, reasons
 
             # Rotation: the RS256 key's tokens work beside the ES256 key's until it is deleted.
             rotated = sign(rs, pid)

@@ -11,6 +11,7 @@ from golive.delivery.access import (
     VerificationKey,
     Viewer,
     mint_playback_token,
+    session_key_from,
 )
 from golive.delivery.access_hook import (
     AccessHook,
@@ -68,4 +69,5 @@ __all__ = [
     "WhepEndpoint",
     "create_origin_app",
     "mint_playback_token",
+    "session_key_from",
 ]

@@ -12,6 +12,17 @@ expire, keys and playback rules for a few seconds, so a part request costs no si
 check and no database read after a viewer's first. A deleted key stops its tokens within
 `key_ttl`; a playback id turned from public to signed within `rule_ttl`.
 
+Session tokens: a JWT is a few hundred characters (ES256 ~250, RS256 ~600), and a signed
+viewer's playlists carry their token into every URI they list, and the player then sends
+it with every request: most of what signed playback costs the origin is those bytes. With
+a `session_key` (derived from the secret a cluster's nodes share), the origin writes a
+short token derived from the verified JWT into the URIs instead (`session_token`):
+`gs1.KID.EXP.MAC`, ~60 characters, MAC = HMAC-SHA256(session_key, "v|PID|KID|EXP") cut
+to 128 bits. It grants what the JWT granted for playback (`aud` v, its playback id, until
+its `exp`) and nothing more, any node of the cluster verifies it without the JWT, and it
+ends with its signing key like the JWT does. A stream with an access hook keeps the JWT
+in its URIs: the hook is asked once per session, and its token claims are the JWT's.
+
 What a refusal says is the same whether or not the stream is live: the check runs before
 the origin looks for a presentation, so a signed playback id's liveness does not leak.
 """
@@ -19,6 +30,9 @@ the origin looks for a presentation, so a signed playback id's liveness does not
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import re
 import time
 from collections import OrderedDict
@@ -44,6 +58,7 @@ __all__ = [
     "Viewer",
     "mint_playback_token",
     "referrer_allowed",
+    "session_key_from",
 ]
 
 Audience = Literal["v", "t", "c"]
@@ -56,6 +71,10 @@ MAX_TOKENS = 100_000
 MAX_RULES = 10_000
 MAX_KEYS = 1_000
 _KEY_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
+# A session token (see the module docstring): KID, EXP (Unix seconds), MAC (22 base64url).
+SESSION_PREFIX = "gs1."
+_SESSION = re.compile(r"gs1\.([A-Za-z0-9_]{1,40})\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
+_SESSION_MAC_BYTES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +229,12 @@ def referrer_allowed(rule: PlaybackRule, referrer: str | None, own_host: str | N
     return False
 
 
+def session_key_from(secret: bytes) -> bytes:
+    """The key session tokens are signed with, derived from the secret the nodes share (so
+    that it is of no use for anything else the same secret signs)."""
+    return hmac.new(secret, b"golive playback session tokens v1", hashlib.sha256).digest()
+
+
 class PlaybackAccess:
     """Decides whether a request may use a playback id; see the module docstring."""
 
@@ -223,8 +248,12 @@ class PlaybackAccess:
         max_tokens: int = MAX_TOKENS,
         hook: AccessHook | None = None,
         default_hook_url: str | None = None,
+        session_key: bytes | None = None,
     ) -> None:
         self._directory = directory
+        self._session_key = session_key
+        # Each verified JWT's session token (the JWT's own LRU bound).
+        self._sessions: OrderedDict[str, str] = OrderedDict()
         self._hook = hook
         self._default_hook_url = default_hook_url
         self._clock = clock
@@ -233,6 +262,7 @@ class PlaybackAccess:
         self._tokens: OrderedDict[str, _Verified] = OrderedDict()
         self._max_tokens = max_tokens
         self.signature_checks = 0  # how many tokens were verified cryptographically
+        self.session_checks = 0  # how many session tokens made elsewhere were verified
 
     async def rule(self, playback_id: str) -> PlaybackRule | None:
         async def load() -> PlaybackRule | None:
@@ -292,6 +322,65 @@ class PlaybackAccess:
             return None
         return verdict
 
+    def session_token(self, playback_id: str, token: str) -> str:
+        """What a playlist of `playback_id` writes into its URIs for a viewer who sent
+        `token`: the short session token standing for a verified JWT (see the module
+        docstring), else `token` itself (no session key, a public playback id, a token
+        not verified here for this playback id's playback, a stream with an access hook,
+        or a session token already). Call it for a request `check` has allowed."""
+        if self._session_key is None or token.startswith(SESSION_PREFIX):
+            return token
+        rule = self._rules.peek(playback_id)
+        if (rule is _MISS or rule is None or not rule.signed
+                or (self._hook is not None and (rule.access_hook_url or self._default_hook_url))):
+            return token
+        session = self._sessions.get(token)
+        if session is not None:
+            self._sessions.move_to_end(token)
+            return session
+        verified = self._tokens.get(token)
+        if verified is None or verified.subject != playback_id or "v" not in verified.audiences:
+            return token
+        expires = int(verified.expires_at)
+        session = (f"{SESSION_PREFIX}{verified.key_id}.{expires}."
+                   f"{self._session_mac(playback_id, verified.key_id, expires)}")
+        self._remember(session, _Verified(
+            key_id=verified.key_id, subject=playback_id, audiences=frozenset({"v"}),
+            expires_at=float(expires), not_before=None, claims=verified.claims))
+        self._sessions[token] = session
+        while len(self._sessions) > self._max_tokens:
+            self._sessions.popitem(last=False)
+        return session
+
+    def _session_mac(self, playback_id: str, key_id: str, expires: int) -> str:
+        assert self._session_key is not None
+        mac = hmac.new(self._session_key, f"v|{playback_id}|{key_id}|{expires}".encode(),
+                       hashlib.sha256).digest()[:_SESSION_MAC_BYTES]
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def _verified_session(self, token: str, playback_id: str) -> _Verified | Refusal:
+        """A session token made by this node or another of its cluster (same secret)."""
+        match = _SESSION.fullmatch(token)
+        if match is None:
+            return Refusal(403, "the playback session token is malformed")
+        if self._session_key is None:
+            return Refusal(403, "this node does not accept playback session tokens")
+        key_id, expires, mac = match[1], int(match[2]), match[3]
+        self.session_checks += 1
+        if not hmac.compare_digest(mac, self._session_mac(playback_id, key_id, expires)):
+            return Refusal(403, "the playback session token does not verify (is it for "
+                                "another playback id?)")
+        verified = _Verified(key_id=key_id, subject=playback_id, audiences=frozenset({"v"}),
+                             expires_at=float(expires), not_before=None,
+                             claims={"sub": playback_id, "aud": "v", "exp": expires})
+        self._remember(token, verified)
+        return verified
+
+    def _remember(self, token: str, verified: _Verified) -> None:
+        self._tokens[token] = verified
+        while len(self._tokens) > self._max_tokens:
+            self._tokens.popitem(last=False)
+
     def _cached_grant(self, playback_id: str, token: str | None, audience: Audience,
                       referrer: str | None, own_host: str | None) -> Grant | None:
         """The common case (everything cached, everything allowed) without any await; None
@@ -338,7 +427,7 @@ class PlaybackAccess:
         if not token:
             return Refusal(403, "this playback id is signed: a playback token is required "
                                 "(?token=JWT)")
-        verified = await self._verified(token)
+        verified = await self._verified(token, playback_id)
         if isinstance(verified, Refusal):
             return verified
         now = self._clock()
@@ -370,13 +459,15 @@ class PlaybackAccess:
         found: _LoadedKey | None = await self._keys.get(key_id, load)
         return found
 
-    async def _verified(self, token: str) -> _Verified | Refusal:
+    async def _verified(self, token: str, playback_id: str) -> _Verified | Refusal:
         cached = self._tokens.get(token)
         if cached is not None:
             self._tokens.move_to_end(token)
             return cached
         if len(token) > MAX_TOKEN_LENGTH:
             return Refusal(403, f"the playback token is longer than {MAX_TOKEN_LENGTH} characters")
+        if token.startswith(SESSION_PREFIX):
+            return self._verified_session(token, playback_id)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -414,9 +505,7 @@ class PlaybackAccess:
         verified = _parse_claims(key_id, claims)
         if isinstance(verified, Refusal):
             return verified
-        self._tokens[token] = verified
-        while len(self._tokens) > self._max_tokens:
-            self._tokens.popitem(last=False)
+        self._remember(token, verified)
         return verified
 
 
