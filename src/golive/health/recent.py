@@ -22,9 +22,11 @@ the alert engine (every 5 s) and a studio (every 6 s) asking for the same stream
 share one catch-up a good part of the time, at the price of answers up to `fresh_for`
 seconds behind the store (players post their beacons every 10 s).
 
-Ids: events are caught up by id, re-reading from the previous catch-up's highest id so
-that an event whose transaction committed late (PostgreSQL hands ids out before commit)
-is still seen, unless its commit came more than one catch-up late.
+Ids: events are caught up by id. Where ids commit in order (SQLite:
+`PlaybackViewStore.ids_commit_in_order`), each catch-up reads from the highest id held,
+so each event is read once. Elsewhere (PostgreSQL hands ids out before commit) it
+re-reads from the previous catch-up's highest id, so that an event whose transaction
+committed late is still seen, unless its commit came more than one catch-up late.
 """
 
 from __future__ import annotations
@@ -175,7 +177,8 @@ class RecentViews:
         """Read what was stored since the last catch-up; False when the stream grew past
         `max_views`."""
         self.catch_ups += 1
-        fresh = [e for e in await self._views.events_after(stream_id, stream.previous_high)
+        after = stream.high if self._views.ids_commit_in_order else stream.previous_high
+        fresh = [e for e in await self._views.events_after(stream_id, after)
                  if e.id not in stream.ids]
         keep_from = max(stream.complete_from, now - self._horizon)
         views = await self._views.window_views(stream_id, keep_from, now + _FUTURE,

@@ -142,6 +142,7 @@ class PlaybackViewStore:
                  max_per_commit: int = MAX_BATCHES_PER_COMMIT,
                  max_waiting: int = MAX_WAITING_BATCHES) -> None:
         self._max_events = max_events_per_view
+        self._dialect = engine.dialect.name
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self._write = WriterSessions(engine)
         self._max_per_commit = max(1, max_per_commit)
@@ -149,6 +150,15 @@ class PlaybackViewStore:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions that stored batches (group commit: fewer than batches)
+
+    @property
+    def ids_commit_in_order(self) -> bool:
+        """Whether event ids become visible in the order they were handed out, so a reader
+        that has seen id N never sees a smaller one appear later (`events_after`). SQLite:
+        yes, one writer at a time holds the write lock from its first insert to its
+        commit. PostgreSQL: no, a sequence hands ids out before commit, and a transaction
+        that took a smaller id may commit after one that took a larger."""
+        return self._dialect == "sqlite"
 
     async def record(
         self,
