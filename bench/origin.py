@@ -16,9 +16,10 @@ not grow with the number of viewers.
 Every origin checks access as a node does (`PlaybackAccess`); the `signed` runs make the
 playback id signed and give each viewer its own ES256 playback token, against the public
 `direct` runs of the same count: the goal of issue 12 is part delivery p99 and origin CPU
-within 5% of public playback. A signed viewer joins with its JWT and then, as a player
-does, sends the token the playlist's URIs carry (the origin's short session token) with
-every later request.
+within 5% of public playback. Every viewer joins as a player does, from the multivariant
+(a signed one with its JWT), and then follows the media playlist URL it lists: a signed
+viewer's names its session (`/live/PID/SESSION/video.m3u8`), which every later request's
+URL inherits, in place of the JWT.
 
 The origin answers `/live/` on golive's fast path (golive.httpserver.fast), as a node
 does; the `asgi` runs serve the same viewers through uvicorn's ASGI cycle instead, the
@@ -281,7 +282,7 @@ def start_static_nginx(tmp: Path, root: str) -> tuple[subprocess.Popen[bytes], i
 # Load generator ----------------------------------------------------------------------
 
 _PART_URI = re.compile(rb"part-(\d+)\.(\d+)\.m4s")
-_URI_TOKEN = re.compile(rb"\.m4s\?token=([A-Za-z0-9._-]+)")
+_VARIANT_URI = re.compile(rb"^(\S+\.m3u8\S*)$", re.MULTILINE)
 _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)")
 
 
@@ -385,23 +386,28 @@ class LoadResult:
 async def viewer(port: int, result: LoadResult, stop: asyncio.Event, skip: bool,
                  token: str | None) -> None:
     loop = asyncio.get_running_loop()
-    base = f"/live/{PID}/{RENDITION}"
-    query = f"?token={token}" if token else ""  # as a player sends it: on every request
-    suffix = ("&_HLS_skip=YES" if skip else "") + (f"&token={token}" if token else "")
+    given = f"?token={token}" if token else ""  # the page's token, in the multivariant URL
     while not stop.is_set():
         conn = Conn()
         try:
             await loop.create_connection(lambda: conn, "127.0.0.1", port)  # noqa: B023
+            # As a player starts: the multivariant, then the media playlist it lists, whose
+            # URL (with whatever token or session it carries) every later request follows.
+            status, body = await asyncio.wait_for(conn.get(f"/live/{PID}.m3u8{given}",
+                                                           keep=True), 30)
+            listed = _VARIANT_URI.search(body)
+            if status != 200 or listed is None:
+                raise ConnectionError(f"multivariant: {status}")
+            path, _, carried = listed[1].decode().partition("?")
+            base = f"/live/{path.removesuffix('.m3u8')}"
+            query = f"?{carried}" if carried else ""
+            suffix = ("&_HLS_skip=YES" if skip else "") + (f"&{carried}" if carried else "")
             status, body = await asyncio.wait_for(conn.get(f"{base}.m3u8{query}", keep=True),
                                                   30)
             found = _PART_URI.findall(body)
             if status != 200 or not found:
                 raise ConnectionError(f"join: {status}")
             result.joined += 1
-            if token and (carried := _URI_TOKEN.search(body)):
-                # From now on the token the playlist's URIs carry, as a player sends it.
-                given = carried[1].decode()
-                query, suffix = f"?token={given}", suffix.replace(token, given)
             last = (int(found[-2][0]), int(found[-2][1]))  # newest listed part; -1 is the hint
             hint = found[-1]
             while not stop.is_set():
@@ -734,17 +740,20 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
             app = create_origin_app(Directory(presentation), access=access)
             for name, path, query in (("playlist", f"/live/{PID}/{RENDITION}.m3u8", reload),
                                       ("part", part, "")):
-                def scopes_of(sent: list[str]) -> list[dict[str, Any]]:
-                    return [{"type": "http", "method": "GET", "path": path,  # noqa: B023
-                             "query_string": "&".join(q for q in (
-                                 query, f"token={token}" if signed else "") if q).encode(),  # noqa: B023
-                             "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
-                             "client": ("127.0.0.1", 1)} for token in sent]
+                def request(path: str, query: str) -> dict[str, Any]:
+                    return {"type": "http", "method": "GET", "path": path,
+                            "query_string": query.encode(),
+                            "headers": [(b"host", b"bench"), (b"user-agent", b"bench")],
+                            "client": ("127.0.0.1", 1)}
 
-                for scope in scopes_of(tokens):
-                    await app(scope, receive, send)  # the first of each verifies its token
-                # Then each viewer sends what its playlists carry, as in the load runs.
-                scopes = scopes_of([access.session_token(PID, token) for token in tokens])
+                for token in tokens:  # each viewer's first request verifies its token
+                    await app(request(path, "&".join(q for q in (
+                        query, f"token={token}" if signed else "") if q)), receive, send)
+                # Then each viewer's requests, as in the load runs: a signed one's below the
+                # session path its multivariant gave it.
+                scopes = [request(path.replace(f"/{PID}/", f"/{PID}/{session}/") if signed
+                                else path, query)
+                          for session in (access.session_token(PID, t) for t in tokens)]
                 statuses.clear()
                 rounds = max(1, calls // len(scopes))
                 start = time.process_time()

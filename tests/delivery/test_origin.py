@@ -523,25 +523,37 @@ async def test_signed_playlists_carry_a_short_session_token_any_node_verifies(
     here = create_origin_app(directory, access=PlaybackAccess(ring, session_key=key))
     there = create_origin_app(directory, access=PlaybackAccess(ring, session_key=key))
     async with client_for(here) as client, client_for(there) as other:
+        public = (await client.get("/live/p1/video.m3u8", params={"token": token})).text
         r = await client.get("/live/p1.m3u8", params={"token": token})
-        assert r.status_code == 200 and token not in r.text
-        (media,) = [line for line in r.text.splitlines() if line.startswith("p1/video.m3u8")]
-        session = media.split("?token=")[1]
+        assert r.status_code == 200 and token not in r.text and "token=" not in r.text
+        # The multivariant lists each media playlist below the viewer's session...
+        listed = [line for line in r.text.splitlines() if line.startswith("p1/")]
+        media = next(line for line in listed if line.endswith("/video.m3u8"))
+        session = media.split("/")[1]
+        assert all(line.startswith(f"p1/{session}/") for line in listed)
         assert session.startswith("gs1.k1.") and len(session) < len(token) // 3
-        # A player follows the URIs it is given, to this node or any other of the cluster.
-        for viewer in (client, other):
+        assert media == f"p1/{session}/video.m3u8"
+        for viewer in (client, other):  # ...which this node and any other of the cluster take
             r = await viewer.get(f"/live/{media}")
             assert r.status_code == 200
+            # No token in the playlist: its relative URIs resolve below the session path.
+            assert "token=" not in r.text and "#EXT-X-PART:" in r.text
             uris = [line for line in r.text.splitlines() if line and not line.startswith("#")]
-            assert uris and all(u.endswith(f"?token={session}") for u in uris)
-            assert f'.m4s?token={session}"' in r.text
-            r = await viewer.get(f"/live/p1/{uris[0]}")
+            assert uris and all(u.startswith("video/") for u in uris)
+            assert r.text == public.replace(f"?token={session}", "")  # the public answer
+            r = await viewer.get(f"/live/p1/{session}/{uris[0]}")
             assert r.status_code == 200 and r.content == feed.window.segment_bytes(0)
+            assert (await viewer.get(f"/live/p1/{session}/video/init-0.mp4")).status_code == 200
+        # A media playlist asked with a token in its query carries the session in each URI.
+        assert all(u.endswith(f"?token={session}") for u in
+                   [line for line in public.splitlines() if line and not line.startswith("#")])
         forged = session[:-1] + ("A" if session[-1] != "A" else "B")
-        r = await other.get("/live/p1/video/seg-0.m4s", params={"token": forged})
-        assert r.status_code == 403 and "does not verify" in r.text
+        for path in (f"/live/p1/{forged}/video/seg-0.m4s", "/live/p1/video/seg-0.m4s"):
+            r = await other.get(path, params={"token": forged} if "gs1" not in path else None)
+            assert r.status_code == 403 and "does not verify" in r.text
+        assert (await other.get(f"/live/p1/{forged}/video.m3u8")).status_code == 403
         # An edge still writes each viewer's own token in (its per-token access cache).
-        r = await client.get("/live/p1/video.m3u8", params={"token": token},
+        r = await client.get("/live/p1.m3u8", params={"token": token},
                              headers={"x-golive-edge": "1"})
         assert r.status_code == 200 and f"?token={TOKEN_PLACEHOLDER}" in r.text
 

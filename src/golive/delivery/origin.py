@@ -28,7 +28,14 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.types import Receive, Scope, Send
 
-from golive.delivery.access import MAX_TOKEN_LENGTH, Grant, PlaybackAccess, Refusal, Viewer
+from golive.delivery.access import (
+    MAX_TOKEN_LENGTH,
+    SESSION_PREFIX,
+    Grant,
+    PlaybackAccess,
+    Refusal,
+    Viewer,
+)
 from golive.delivery.dvr import DvrArchive
 from golive.delivery.progressive import (
     MP4_CACHE,
@@ -68,12 +75,16 @@ READY_HOLD_UNIT = 2.0
 _PID = r"(?P<pid>[A-Za-z0-9]{1,64})"
 _RENDITION = r"(?P<rendition>[A-Za-z0-9_-]{1,32})"
 _NUMBER = r"(?:0|[1-9][0-9]{0,11})"
+# A signed viewer's session token as a path segment after the playback id (see
+# `_session_multivariant`): every relative URI of the playlists below it inherits it.
+_SESSION = rf"(?:(?P<session>{re.escape(SESSION_PREFIX)}[A-Za-z0-9_.-]{{1,120}})/)?"
 MULTIVARIANT_PATH = re.compile(rf"{_PID}\.m3u8")
-MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_RENDITION}\.m3u8")
-INIT_PATH = re.compile(rf"{_PID}/{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
-SEGMENT_PATH = re.compile(rf"{_PID}/{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
+MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_SESSION}{_RENDITION}\.m3u8")
+INIT_PATH = re.compile(rf"{_PID}/{_SESSION}{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
+SEGMENT_PATH = re.compile(rf"{_PID}/{_SESSION}{_RENDITION}/seg-(?P<msn>{_NUMBER})\.m4s")
 MP4_PATH = re.compile(rf"{_PID}/(?P<quality>high|low)\.mp4")
-PART_PATH = re.compile(rf"{_PID}/{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
+PART_PATH = re.compile(
+    rf"{_PID}/{_SESSION}{_RENDITION}/part-(?P<msn>{_NUMBER})\.(?P<idx>{_NUMBER})\.m4s")
 # What an edge asks (once per token, then caches) before serving a request from its cache.
 ACCESS_PATH = re.compile(rf"{_PID}/access")
 # An edge that sends this header gets playlists whose URIs carry TOKEN_PLACEHOLDER instead
@@ -680,7 +691,8 @@ class Origin:
             return None if ACCESS_PATH.fullmatch(path) else _error(404, "not found")
         match, decide = route
         pid = match["pid"]
-        token = request.token
+        session = _session_of(match)
+        token = session or request.token
         if (self.access is not None and not self._relayed_by_peer(request)
                 and self.access.check_now(pid, token, audience="v",
                                           referrer=request.header(b"referer"),
@@ -689,7 +701,8 @@ class Origin:
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return None if self.relay is not None else _error(404, "no such live broadcast")
-        return decide(request, match, presentation, self._tokens(request, pid, token)[1], after)
+        spliced = None if session else self._tokens(request, pid, token)[1]
+        return decide(request, match, presentation, spliced, after)
 
     async def _settle(self, decide: Callable[[int], Decision]) -> Response | _Later:
         """A decision made, holding wherever it says to wait, and made again after each hold."""
@@ -711,7 +724,8 @@ class Origin:
         decide: _Decider,
     ) -> Response:
         pid = match["pid"]
-        token = request.token
+        session = _session_of(match)
+        token = session or request.token
         # Before the presentation is looked up: a refusal must not tell live from not live.
         # A request another node relays, sealed, was checked there with its own viewer.
         if self.access is not None and not self._relayed_by_peer(request):
@@ -719,11 +733,14 @@ class Origin:
             if isinstance(verdict, Refusal):
                 return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
-        token, spliced = self._tokens(request, pid, token)
+        # Below a session path the playlists need no token: their URIs inherit the path.
+        token, spliced = (session, None) if session else self._tokens(request, pid, token)
         if presentation is None:
             if self.relay is None:
                 return _error(404, "no such live broadcast")
-            relayed = await self._relayed(self.relay, request, pid, token, spliced)
+            relayed = await self._relayed(self.relay, request, pid, token, spliced,
+                                          multivariant=match.re is MULTIVARIANT_PATH,
+                                          session=session)
             if relayed is not None:
                 return relayed
             # This node took the broadcast over while the request was held: it answers.
@@ -762,7 +779,8 @@ class Origin:
                                                  request.query_params)
 
     async def _relayed(self, relay: OwnerRelay, request: Request, pid: str,
-                       viewer_token: str | None, token: SpliceToken) -> Response | None:
+                       viewer_token: str | None, token: SpliceToken, *, multivariant: bool,
+                       session: str | None) -> Response | None:
         """The answer of the node that holds `pid`'s broadcast (see `golive.delivery.relay`);
         None when this node came to hold it meanwhile (a takeover)."""
         query = request.query_params
@@ -772,7 +790,11 @@ class Origin:
             except BadDirective as exc:
                 return _error(400, str(exc))
         directory = self.directory
-        answer = await relay.answer(pid, request.path[len("/live/"):], query, viewer_token,
+        path = request.path[len("/live/"):]
+        if session:
+            # One upstream request per object, whichever viewer's session asked.
+            path = path.replace(f"/{session}/", "/", 1)
+        answer = await relay.answer(pid, path, query, viewer_token,
                                     here=lambda: directory.presentation(pid) is not None)
         if answer == "here":
             return None
@@ -788,6 +810,8 @@ class Origin:
         if answer.text is not None:
             # A playlist, as the owner would answer it without a token: each viewer's (or
             # an edge's) goes in from the same shared templates as for a local broadcast.
+            if multivariant and isinstance(token, str) and token.startswith(SESSION_PREFIX):
+                return self._session_multivariant(answer.text, pid, token, answer.max_age)
             return self._playlist_response(answer.text, token, answer.max_age)
         body = answer.body
         headers: RawHeaders = [(name.encode("latin-1"), value.encode("latin-1"))
@@ -850,6 +874,8 @@ class Origin:
             # multivariant changes only when renditions or codecs change.
             targets = [w.target_duration for w in presentation.renditions.values()]
             max_age = max(1, max(targets, default=2) // 2)
+        if isinstance(token, str) and token.startswith(SESSION_PREFIX):
+            return self._session_multivariant(text, match["pid"], token, max_age)
         return self._playlist_response(text, token, max_age)
 
     def _media_playlist_now(self, request: Request, match: re.Match[str],
@@ -947,6 +973,19 @@ class Origin:
         if len(self._playlists) > PLAYLIST_RESPONSES:
             self._playlists.popitem(last=False)
         return response
+
+    @staticmethod
+    def _session_multivariant(text: str, pid: str, session: str, max_age: int) -> Response:
+        """The multivariant for a signed viewer with a session token: each media playlist
+        listed below a path segment naming the session (`PID/SESSION/NAME.m3u8`), whose
+        playlists then carry no token at all. Their relative URIs resolve below the same
+        segment (RFC 3986), so the player sends the session with every request, while
+        every viewer's media playlist is the one shared answer public viewers get: no
+        per-viewer copy of each blocking reload's ~20 URIs. Once per session: not kept."""
+        body = text.replace(f"\n{pid}/", f"\n{pid}/{session}/").replace(
+            f'URI="{pid}/', f'URI="{pid}/{session}/').encode()
+        return Response(body, 200, [*_playlist_head(max_age),
+                                    (b"content-length", b"%d" % len(body))])
 
     def _signed_playlist_response(self, text: str, token: str, max_age: int) -> Response:
         key = (text, max_age)
@@ -1050,7 +1089,7 @@ class Origin:
         if match is None:
             return _error(404, "not found")
         pid = match["pid"]
-        token = request.token
+        token = _session_of(match) or request.token
         if (refusal := await self._vod_refusal(request, pid, token, vod)) is not None:
             return refusal
         groups = match.groupdict()
@@ -1143,6 +1182,11 @@ class Origin:
         headers.append((b"content-type", media_type.encode()))
         headers.append((b"content-length", b"%d" % len(body)))
         return Response(body, status, headers)
+
+
+def _session_of(match: re.Match[str]) -> str | None:
+    """The session token a request's path names (`PID/SESSION/...`), if its pattern has one."""
+    return match["session"] if "session" in match.re.groupindex else None
 
 
 def _live_kind(path: str) -> RequestKind:
