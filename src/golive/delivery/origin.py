@@ -558,15 +558,16 @@ class Origin:
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
-        # What each /live/ path is, tried in this order, and its decision (`_settle`
-        # holds where it says to wait; the fast path takes it when it needs no wait).
-        self._routes: tuple[tuple[re.Pattern[str], _Decider], ...] = (
-            (MULTIVARIANT_PATH, self._multivariant_now),
-            (MEDIA_PLAYLIST_PATH, self._media_playlist_now),
-            (INIT_PATH, self._init_now),
-            (SEGMENT_PATH, self._segment_now),
-            (PART_PATH, self._part_now),
-        )
+        # What each /live/ path is, by its extension, tried in this order (the most asked
+        # first: a part is not matched against four other patterns, each re-reading a
+        # session segment), and its decision (`_settle` holds where it says to wait; the
+        # fast path takes it when it needs no wait).
+        self._routes: dict[str, tuple[tuple[re.Pattern[str], _Decider], ...]] = {
+            ".m4s": ((PART_PATH, self._part_now), (SEGMENT_PATH, self._segment_now)),
+            ".m3u8": ((MEDIA_PLAYLIST_PATH, self._media_playlist_now),
+                      (MULTIVARIANT_PATH, self._multivariant_now)),
+            ".mp4": ((INIT_PATH, self._init_now),),
+        }
 
     @property
     def held_requests(self) -> int:
@@ -660,7 +661,7 @@ class Origin:
     # /live/ ------------------------------------------------------------------------------
 
     def _route(self, path: str) -> tuple[re.Match[str], _Decider] | None:
-        for pattern, decide in self._routes:
+        for pattern, decide in self._routes.get(path[path.rfind("."):], ()):
             if match := pattern.fullmatch(path):
                 return match, decide
         return None
