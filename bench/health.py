@@ -658,11 +658,19 @@ def main() -> None:
           f"{on.beacons.get(429, 0)} refused), {args.seconds:.0f} s windows; health on = alerts, "
           f"/metrics every {args.scrape_interval:g} s, {args.streams} studios polling QoE "
           f"every {STUDIO_POLL_S:g} s")
-    # The CPU comparison holds only if both nodes carried the whole audience: a node too
-    # starved to store the beacons does less work and would look cheaper.
+    # The CPU comparison holds only if each health-on node stored as many beacons as its
+    # health-off partner (2 % of slack): a node too starved to store them does less work
+    # and would look cheaper. Whether this machine could post the whole audience's
+    # beacons at all is the row above, which asks for 95 % of the nominal rate; a run
+    # below 90 % of it is not at the intended scale, and its CPU rows say MISSED too.
     phases = [phase for pair in pairs for phase in pair]
-    carried = all(p.beacons.get(204, 0) / p.seconds >= 0.95 * args.viewers / FLUSH_S
-                  for p in phases)
+
+    def stored_rate(phase: Phase) -> float:
+        return phase.beacons.get(204, 0) / phase.seconds
+
+    nominal = args.viewers / FLUSH_S
+    carried = (all(stored_rate(b) >= 0.98 * stored_rate(a) for a, b in pairs)
+               and all(stored_rate(p) >= 0.9 * nominal for p in phases))
 
     def row(name: str, off_value: str, on_value: str, goal: str, result: str) -> None:
         print(f"| {name:42} | {off_value:>11} | {on_value:>13} | {goal:10} | {result:14} |")
@@ -670,11 +678,10 @@ def main() -> None:
     print(f"| {'measurement':42} | {'health off':>11} | {'health on':>13} | {'goal':10} | "
           f"{'result':14} |")
     print(f"|{'-' * 44}|{'-' * 13}|{'-' * 15}|{'-' * 12}|{'-' * 16}|")
-    stored = [p.beacons.get(204, 0) / p.seconds for p in phases]
     row("beacons stored per second (fewest)",
-        f"{min(p.beacons.get(204, 0) / p.seconds for p, _ in pairs):.0f}",
-        f"{min(p.beacons.get(204, 0) / p.seconds for _, p in pairs):.0f}",
-        f"{args.viewers / FLUSH_S:.0f}", verdict(min(stored) >= 0.95 * args.viewers / FLUSH_S))
+        f"{min(stored_rate(p) for p, _ in pairs):.0f}",
+        f"{min(stored_rate(p) for _, p in pairs):.0f}",
+        f"{nominal:.0f}", verdict(min(stored_rate(p) for p in phases) >= 0.95 * nominal))
     extra, extra_all = median_of(extras), median_of(extras_all)
     row("golive process CPU (% of one core)", f"{g_off:.1f} %", f"{g_on:.1f} %",
         "<= +5 %", f"{extra:+.1f} % {verdict(extra <= 5 and carried)}")
@@ -705,6 +712,10 @@ def main() -> None:
               "result is the median of each pair's own difference: golive "
               + ", ".join(f"{e:+.1f} %" for e in extras) + "; with children "
               + ", ".join(f"{e:+.1f} %" for e in extras_all) + ")")
+    print("(CPU rows hold only if each health-on node stored at least 98 % of the beacons its "
+          "health-off partner did, and every node at least 90 % of the nominal rate: "
+          + ", ".join(f"{stored_rate(b) / stored_rate(a) * 100:.1f} %" for a, b in pairs)
+          + f"; fewest {min(stored_rate(p) for p in phases) / nominal * 100:.0f} % of nominal)")
     print("(pc: the same counting with prometheus-client objects, timed in this run)")
     if on.viewer_cause:
         print(f"\nrebuffer diagnosis: {on.viewer_cause}")

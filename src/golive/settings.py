@@ -279,8 +279,8 @@ class Settings(BaseSettings):
         description="Secret that signs chat identity cookies and chat tokens, studio "
         "sessions, the short playback session tokens signed playlists carry, and /live/ and "
         "/thumbnail/ requests one node relays to another (the owner then trusts the relaying "
-        "node's check of the viewer); the nodes of a cluster need the same one. Empty means a random one generated once and kept in "
-        "data_dir/chat-secret.",
+        "node's check of the viewer); the nodes of a cluster need the same one. Empty means "
+        "a random one generated once and kept in data_dir/chat-secret.",
     )
     chat_history: int = Field(
         50, ge=0, le=500, description="Messages a viewer receives when entering a chat room."

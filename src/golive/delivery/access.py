@@ -13,15 +13,16 @@ check and no database read after a viewer's first. A deleted key stops its token
 `key_ttl`; a playback id turned from public to signed within `rule_ttl`.
 
 Session tokens: a JWT is a few hundred characters (ES256 ~250, RS256 ~600), and a signed
-viewer's playlists carry their token into every URI they list, and the player then sends
-it with every request: most of what signed playback costs the origin is those bytes. With
-a `session_key` (derived from the secret a cluster's nodes share), the origin writes a
-short token derived from the verified JWT into the URIs instead (`session_token`):
-`gs1.KID.EXP.MAC`, ~60 characters, MAC = HMAC-SHA256(session_key, "v|PID|KID|EXP") cut
-to 128 bits. It grants what the JWT granted for playback (`aud` v, its playback id, until
-its `exp`) and nothing more, any node of the cluster verifies it without the JWT, and it
-ends with its signing key like the JWT does. A stream with an access hook keeps the JWT
-in its URIs: the hook is asked once per session, and its token claims are the JWT's.
+viewer's playlists carry a token into the URIs the player then asks for. With a
+`session_key` (derived from the secret a cluster's nodes share), the origin carries a
+short token derived from the verified JWT instead (`session_token`): `gs1.KID.EXP.MAC`,
+~60 characters, MAC = HMAC-SHA256(session_key, "v|PID|KID|EXP") cut to 128 bits. It
+grants what the JWT granted for playback (`aud` v, its playback id, until its `exp`) and
+nothing more, any node of the cluster verifies it without the JWT, and it ends with its
+signing key like the JWT does. The origin puts it in a path segment of the media
+playlists' URLs, so every signed viewer shares the public viewers' playlist answers
+(`golive.delivery.origin`). A stream with an access hook keeps the JWT in its URIs: the
+hook is asked once per session, and its token claims are the JWT's.
 
 What a refusal says is the same whether or not the stream is live: the check runs before
 the origin looks for a presentation, so a signed playback id's liveness does not leak.
@@ -73,7 +74,8 @@ MAX_KEYS = 1_000
 _KEY_ID = re.compile(r"[A-Za-z0-9_]{1,40}")
 # A session token (see the module docstring): KID, EXP (Unix seconds), MAC (22 base64url).
 SESSION_PREFIX = "gs1."
-_SESSION = re.compile(r"gs1\.([A-Za-z0-9_]{1,40})\.([0-9]{1,12})\.([A-Za-z0-9_-]{22})")
+_SESSION = re.compile(
+    rf"{re.escape(SESSION_PREFIX)}([A-Za-z0-9_]{{1,40}})\.([0-9]{{1,12}})\.([A-Za-z0-9_-]{{22}})")
 _SESSION_MAC_BYTES = 16
 
 
