@@ -346,9 +346,8 @@ class PlaybackAccess:
         expires = int(verified.expires_at)
         session = (f"{SESSION_PREFIX}{verified.key_id}.{expires}."
                    f"{self._session_mac(playback_id, verified.key_id, expires)}")
-        self._remember(session, _Verified(
-            key_id=verified.key_id, subject=playback_id, audiences=frozenset({"v"}),
-            expires_at=float(expires), not_before=None, claims=verified.claims))
+        self._remember(session, _session_verified(verified.key_id, playback_id, expires,
+                                                  verified.claims))
         self._sessions[token] = session
         while len(self._sessions) > self._max_tokens:
             self._sessions.popitem(last=False)
@@ -372,9 +371,8 @@ class PlaybackAccess:
         if not hmac.compare_digest(mac, self._session_mac(playback_id, key_id, expires)):
             return Refusal(403, "the playback session token does not verify (is it for "
                                 "another playback id?)")
-        verified = _Verified(key_id=key_id, subject=playback_id, audiences=frozenset({"v"}),
-                             expires_at=float(expires), not_before=None,
-                             claims={"sub": playback_id, "aud": "v", "exp": expires})
+        verified = _session_verified(key_id, playback_id, expires,
+                                     {"sub": playback_id, "aud": "v", "exp": expires})
         self._remember(token, verified)
         return verified
 
@@ -509,6 +507,16 @@ class PlaybackAccess:
             return verified
         self._remember(token, verified)
         return verified
+
+
+_PLAYBACK_ONLY = frozenset({"v"})
+
+
+def _session_verified(key_id: str, playback_id: str, expires: int,
+                      claims: Mapping[str, Any]) -> _Verified:
+    """What a session token stands for: playback of one playback id until `expires`."""
+    return _Verified(key_id=key_id, subject=playback_id, audiences=_PLAYBACK_ONLY,
+                     expires_at=float(expires), not_before=None, claims=claims)
 
 
 def _shown(value: object) -> str:

@@ -702,7 +702,7 @@ class Origin:
         presentation = self.directory.presentation(pid)
         if presentation is None:
             return None if self.relay is not None else _error(404, "no such live broadcast")
-        spliced = None if session else self._tokens(request, pid, token)[1]
+        spliced = None if session else self._viewer_tokens(request, pid, token)[1]
         return decide(request, match, presentation, spliced, after)
 
     async def _settle(self, decide: Callable[[int], Decision]) -> Response | _Later:
@@ -735,7 +735,7 @@ class Origin:
                 return _error(verdict.status, verdict.reason)
         presentation = self.directory.presentation(pid)
         # Below a session path the playlists need no token: their URIs inherit the path.
-        token, spliced = (session, None) if session else self._tokens(request, pid, token)
+        token, spliced = (session, None) if session else self._viewer_tokens(request, pid, token)
         if presentation is None:
             if self.relay is None:
                 return _error(404, "no such live broadcast")
@@ -761,8 +761,8 @@ class Origin:
         return await self._archived(request, found, match["rendition"], "segment",
                                     int(match["msn"]))
 
-    def _tokens(self, request: Request, pid: str, token: str | None
-                ) -> tuple[str | None, SpliceToken]:
+    def _viewer_tokens(self, request: Request, pid: str, token: str | None
+                       ) -> tuple[str | None, SpliceToken]:
         """`_tokens`, with a verified JWT's short session token in playlist URIs (see
         `golive.delivery.access`): a signed viewer's requests then carry ~60 characters
         instead of the JWT's hundreds. For a request the gate has allowed."""
@@ -811,8 +811,8 @@ class Origin:
         if answer.text is not None:
             # A playlist, as the owner would answer it without a token: each viewer's (or
             # an edge's) goes in from the same shared templates as for a local broadcast.
-            if multivariant and isinstance(token, str) and token.startswith(SESSION_PREFIX):
-                return self._session_multivariant(answer.text, pid, token, answer.max_age)
+            if multivariant:
+                return self._multivariant_response(answer.text, pid, token, answer.max_age)
             return self._playlist_response(answer.text, token, answer.max_age)
         body = answer.body
         headers: RawHeaders = [(name.encode("latin-1"), value.encode("latin-1"))
@@ -875,9 +875,7 @@ class Origin:
             # multivariant changes only when renditions or codecs change.
             targets = [w.target_duration for w in presentation.renditions.values()]
             max_age = max(1, max(targets, default=2) // 2)
-        if isinstance(token, str) and token.startswith(SESSION_PREFIX):
-            return self._session_multivariant(text, match["pid"], token, max_age)
-        return self._playlist_response(text, token, max_age)
+        return self._multivariant_response(text, match["pid"], token, max_age)
 
     def _media_playlist_now(self, request: Request, match: re.Match[str],
                             presentation: Presentation, token: SpliceToken,
@@ -974,6 +972,14 @@ class Origin:
         if len(self._playlists) > PLAYLIST_RESPONSES:
             self._playlists.popitem(last=False)
         return response
+
+    def _multivariant_response(self, text: str, pid: str, token: SpliceToken,
+                               max_age: int) -> Response:
+        """A multivariant's answer: below a session path for a viewer with a session token,
+        else with `token` in its URIs like any playlist."""
+        if isinstance(token, str) and token.startswith(SESSION_PREFIX):
+            return self._session_multivariant(text, pid, token, max_age)
+        return self._playlist_response(text, token, max_age)
 
     @staticmethod
     def _session_multivariant(text: str, pid: str, session: str, max_age: int) -> Response:

@@ -5,8 +5,7 @@ player, the fatal error codes seen most, the views furthest behind live); `measu
 it from the window's raw events. `ViewerWindows` takes each view's numbers the way the
 QoE API does (`window_views_qoe`: from `RecentViews`' index, O(log n) a view, or from the
 events read from the store), and computes a large window in a thread, off the event loop
-(`off_loop`). A window without views gives None (the rules have
-nothing to judge).
+(`off_loop`). A window without views gives None (the rules have nothing to judge).
 """
 
 from __future__ import annotations

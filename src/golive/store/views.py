@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from golive.store.db import StoreBusy, WriterSessions, create_sessionmaker, rowcount
+from golive.store.db import StoreBusy, WriterSessions, create_sessionmaker, is_sqlite, rowcount
 from golive.store.models import LiveStream, PlaybackEvent, PlaybackView
 
 # Storage stays bounded whatever a player sends: events past this many per view are dropped.
@@ -142,7 +142,7 @@ class PlaybackViewStore:
                  max_per_commit: int = MAX_BATCHES_PER_COMMIT,
                  max_waiting: int = MAX_WAITING_BATCHES) -> None:
         self._max_events = max_events_per_view
-        self._dialect = engine.dialect.name
+        self._in_order = is_sqlite(engine)
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self._write = WriterSessions(engine)
         self._max_per_commit = max(1, max_per_commit)
@@ -158,7 +158,7 @@ class PlaybackViewStore:
         yes, one writer at a time holds the write lock from its first insert to its
         commit. PostgreSQL: no, a sequence hands ids out before commit, and a transaction
         that took a smaller id may commit after one that took a larger."""
-        return self._dialect == "sqlite"
+        return self._in_order
 
     async def record(
         self,
