@@ -917,6 +917,48 @@ async def test_suspended_rendition_keeps_answering_with_gaps(
     assert r.status_code == 200  # media from before the suspension is still served
 
 
+async def test_a_rung_a_restart_left_behind_waits_for_its_gaps_and_204s_its_hint(
+    origin: Origin, client: httpx.AsyncClient, directory: Directory
+) -> None:
+    # An encoder restart finds "video" two segments behind "low". Its playlist does not
+    # end in gaps while the new run starts (Shaka Player fails for good on a variant whose
+    # newest media is all gaps when the other is disabled): the part a player parked on
+    # is answered empty at once, a blocking reload with low's numbers waits for the next
+    # run, which lists the gaps and its own first part together.
+    f = make_feed()
+    directory.presentations["p1"] = f.presentation
+    presentation = f.presentation
+
+    def add(n: int, names: tuple[str, ...]) -> None:
+        for _ in range(n):
+            for name in names:
+                presentation.add_fragment(name, fragment(f.count))
+            f.count += 1
+
+    add(2 * KEYFRAME_EVERY, ("video", "low"))
+    window = presentation.renditions["video"]
+    behind = window.last_msn + 1
+    task = asyncio.create_task(client.get(f"/live/p1/video/part-{behind}.0.m4s"))
+    await parked(task, lambda: window.waiter_count)
+    add(2 * KEYFRAME_EVERY, ("low",))
+    presentation.mark_discontinuity()  # a degrade step: low ran ahead, "video" lagged
+    r = await asyncio.wait_for(task, HANG)
+    assert r.status_code == 204 and r.content == b""
+    text = (await client.get("/live/p1/video.m3u8")).text
+    assert "GAP" not in text and f'HINT:TYPE=PART,URI="video/part-{behind}.0.m4s"' in text
+    until = presentation.renditions["low"].last_msn + 1
+    reload = asyncio.create_task(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": until, "_HLS_part": 0})
+    )
+    await parked(reload, lambda: window.waiter_count)
+    add(1, ("video", "low"))  # the next run
+    r = await asyncio.wait_for(reload, HANG)
+    assert r.status_code == 200
+    assert f'URI="video/part-{behind}.0.m4s",INDEPENDENT=YES,GAP=YES' in r.text
+    assert f'URI="video/part-{until}.0.m4s",INDEPENDENT=YES\n' in r.text
+    assert r.text.count("#EXT-X-GAP") == until - behind
+
+
 async def test_a_hinted_part_an_encoder_restart_cut_off_answers_an_empty_204(
     origin: Origin, client: httpx.AsyncClient, feed: Feed
 ) -> None:

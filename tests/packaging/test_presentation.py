@@ -271,6 +271,54 @@ def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_betwe
     assert text.count("#EXT-X-GAP") == 2 and text.count("#EXT-X-DISCONTINUITY\n") == 2
 
 
+def test_a_rung_behind_at_a_restart_lists_its_gaps_with_its_next_media() -> None:
+    """An encoder restart finds 720p two segments behind 360p. Its playlist must not end
+    in those gaps while the new run starts: a player on it would have nothing to play
+    next, and Shaka Player fails for good (1011) when its other variant is disabled then
+    (CI, the starved-player test). The gaps come with the next run's first part; until
+    then the siblings' numbers are waited for, not refused, and the hinted part is one
+    that will never exist (an empty 204 at the origin)."""
+    p = ladder()
+    for name in ("360p", "720p"):
+        p.renditions[name].set_init(init(640, 360))
+    t = 0.0
+
+    def parts(count: int, names: tuple[str, ...]) -> None:
+        nonlocal t
+        for n in range(count):
+            for name in names:
+                p.renditions[name].add_fragment(
+                    Fragment(b"m" * 100, n + 1, n % 5 == 0, t, 0.2), START + timedelta(seconds=t)
+                )
+            t += 0.2
+
+    parts(10, ("360p", "720p"))
+    parts(6, ("360p",))  # 720p's output lags; 360p opens msn 2 and 3
+    p.mark_discontinuity()
+    top, bottom = p.renditions["720p"], p.renditions["360p"]
+    assert (top.last_msn, bottom.last_msn, top.next_msn) == (1, 3, 4)
+    text = p.media_playlist("720p")
+    assert text is not None
+    check_media_playlist(text, low_latency=True)
+    assert "#EXT-X-GAP" not in text and "GAP=YES" not in text
+    assert 'PRELOAD-HINT:TYPE=PART,URI="720p/part-2.0.m4s"' in text
+    assert top.superseded(2, 0) and not top.superseded(2, 1)
+    # A player switching over asks with 360p's numbers: they are coming.
+    assert top.state(3, 0) == "pending" and top.state(4, 0) == "pending"
+    assert top.state(5, None) == "pending" and top.state(6, None) == "too_far"
+    parts(1, ("360p", "720p"))  # the next run's first part
+    text = p.media_playlist("720p")
+    assert text is not None
+    check_media_playlist(text, low_latency=True)
+    assert [msn for msn in (2, 3, 4) if top.is_gap(msn, None)] == [2, 3]
+    assert top.state(4, 0) == "ready" and top.last_msn == bottom.last_msn == 4
+    assert all(top.media_start(msn) == bottom.media_start(msn) for msn in (2, 3, 4))
+    assert _timelines(text) == {
+        msn: line for msn, line in _timelines(p.media_playlist("360p")).items() if msn in
+        _timelines(text)
+    }
+
+
 @st.composite
 def _runs(draw: st.DrawFn) -> list[tuple[int, tuple[int, ...], tuple[int, ...]]]:
     """Encoder runs: (parts the run lasts, parts each rung produced of them, the order the

@@ -1043,7 +1043,7 @@ class Origin:
         state = window.state(msn, part)
         if state == "too_far":
             return _error(404, "no such media")
-        if state == "pending":
+        if state == "pending" and not (part is not None and window.superseded(msn, part)):
             # The preload hint names a part before it exists: the player asks for it at
             # once and gets it the moment it is produced.
             return _Wait(self._hold_limit(window), _MEDIA_LATE, 1, window, msn, part)

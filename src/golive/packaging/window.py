@@ -183,6 +183,9 @@ class RenditionWindow:
         """Called with each segment as it completes (the presentation's observer records it)."""
         self.suspended = False
         """No media of its own: the playlist follows a sibling with gaps (see `mirror`)."""
+        # The numbers an encoder restart found this rendition behind on (see `catch_up`):
+        # the siblings' segments it lists as gaps once its next run's media comes.
+        self._held_gaps: list[_Segment] = []
         self._restoring = False
         # While restoring, the sibling's segment starts: msn -> (decode time, discontinuity).
         self._sibling_starts: dict[int, tuple[float, bool]] = {}
@@ -248,6 +251,7 @@ class RenditionWindow:
             if not part.independent:
                 self.fragments_dropped += 1
                 return
+            self._list_held_gaps()
             discontinuity = self._discontinuity_pending
             self._discontinuity_pending = False
             if discontinuity:
@@ -283,6 +287,11 @@ class RenditionWindow:
         `source` sibling's parts (same media times, same discontinuities): renditions must
         agree on msn, media and discontinuity sequence (RFC 8216bis 4.4.3.3, 6.2.4), or a
         player switching by msn lands on other media or another timeline.
+
+        The gaps are listed when the next run's first part is, not before: a playlist that
+        ends in gaps has nothing a player can play next, and Shaka Player (5.2) fails for
+        good (error 1011) when it meets one while its other variants are disabled (it
+        disables a variant for a second after any failed request, a 503 included).
         """
         if self.ended or self.suspended or self._open_segment() is not None:
             return
@@ -297,22 +306,42 @@ class RenditionWindow:
             # The source no longer holds all the numbers missed, only the newest (the
             # rest is older than any sibling's window, so no longer listed): keep the
             # msn -> segment index contiguous by starting over at what it holds.
-            had_segments = bool(self._segments)
+            had_segments = bool(self._segments) or bool(self._held_gaps)
             self._segments.clear()
+            self._held_gaps.clear()
             self._discontinuity_pending |= had_segments
         continues = bool(self._segments) or self._discontinuity_pending
         if missed and not self._segments:
-            # Nothing of its own listed before them: the gaps take the source's timeline.
+            # Nothing of its own listed before them: the gaps take the source's timeline,
+            # and are listed now (a playlist of nothing would not do either).
             self._discontinuities = missed[0].discontinuity_sequence - missed[0].discontinuity
-        # The gaps take the source's discontinuities (the pending one is this restart's,
-        # for the next run).
-        for segment in missed:
-            self._append_gap(segment, segment.discontinuity)
+            for segment in missed:
+                self._append_gap(segment, segment.discontinuity)
+        else:
+            # The gaps take the source's discontinuities (the pending one is this
+            # restart's, for the next run), when that run's media comes.
+            self._held_gaps.extend(missed)
         self._next_msn = until
         # The restart that called this starts a new timeline after the gaps.
         self._discontinuity_pending = continues or bool(missed)
         self._evict()
         self._wake()
+        if self._held_gaps:
+            # A request parked on the hinted part, the first held gap's, is decided again
+            # now: that part will never have media (see `superseded`).
+            for future in self._waiters.pop((self._held_gaps[0].msn, 0), []):
+                if not future.done():
+                    future.set_result(None)
+
+    def _list_held_gaps(self) -> None:
+        """List the gaps `catch_up` held back (the next run's media, or no more, follows)."""
+        if not self._held_gaps:
+            return
+        until = self._next_msn
+        for segment in self._held_gaps:
+            self._append_gap(segment, segment.discontinuity)
+        self._held_gaps.clear()
+        self._next_msn = until
 
     # Suspension -----------------------------------------------------------------------
 
@@ -320,6 +349,7 @@ class RenditionWindow:
         """No more media of its own: from the next segment on, `mirror` lists gaps."""
         if self.ended or self.suspended:
             return
+        self._list_held_gaps()  # `mirror` goes on from the numbers after them
         self.suspended = True
         self._restoring = False
         self._close_open(by_keyframe=False)
@@ -429,8 +459,11 @@ class RenditionWindow:
         The part after the last of a segment that closed before it: the encoder restarted
         (a degrade step; its new run starts a new segment), the rendition was suspended, or
         a keyframe came earlier than the GOP predicted. Also the first part of the first
-        gap segment after real media: hinted just before the rendition was suspended.
+        gap segment after real media: hinted just before the rendition was suspended, or
+        while an encoder restart's gaps are held back (see `catch_up`).
         """
+        if self._held_gaps and (msn, index) == (self._held_gaps[0].msn, 0):
+            return True
         segment = self._segment(msn)
         if segment is None or not segment.complete:
             return False
@@ -444,6 +477,7 @@ class RenditionWindow:
         if self.ended:
             return
         self._close_open(by_keyframe=False)
+        self._list_held_gaps()
         self.ended = True
         self._wake()
 
@@ -603,13 +637,15 @@ class RenditionWindow:
             # Before this window's first number (a presentation that continues another
             # node's, asked for what that node would have made next): never coming.
             return "ready"
+        # Gaps held back (see `catch_up`) are numbers the siblings list already.
+        reach = self._next_msn - 1 if self._held_gaps else last
         if part is None:
             if newest is not None and msn == last and newest.complete:
                 return "ready"
-            return "pending" if msn <= last + 2 else "too_far"
+            return "pending" if msn <= reach + 2 else "too_far"
         if newest is not None and msn == last and (newest.complete or part <= self.last_part):
             return "ready"
-        if msn > last + 1 or part > self._max_parts():
+        if msn > reach + 1 or part > self._max_parts():
             return "too_far"
         return "pending"
 
