@@ -61,6 +61,7 @@ const video = document.getElementById('video');
 const probe = window.probe = {
   kind, version: null, engine: null, fatal: [], warnings: [], stalls: 0, stalled: false,
   firstFrameMs: null, playing: false, gapsJumped: null, switches: [], jumps: [],
+  fatalState: [], requests: [],
 };
 const started = performance.now();
 let delay = () => NaN;
@@ -100,6 +101,24 @@ function describeShaka(err) {
   return 'shaka ' + err.code + ' (category ' + err.category + ') ' + data;
 }
 
+// Where Shaka was when it failed: playhead, buffer, active and disabled variants, requests.
+function shakaMoment(player) {
+  const moment = {atMs: Math.round(performance.now() - started), currentTime: video.currentTime,
+                  requests: probe.requests.slice()};
+  try {
+    const range = player.seekRange();
+    moment.seekRange = [range.start, range.end];
+    const now = Date.now() / 1000;
+    moment.variants = player.getManifest().variants.map((v) => [
+      v.video && v.video.height, Math.max(0, Math.round((v.disabledUntilTime || 0) - now))]);
+    moment.active = player.getVariantTracks().filter((t) => t.active).map((t) => t.height);
+    const buffered = [];
+    for (let i = 0; i < video.buffered.length; i++) buffered.push([video.buffered.start(i), video.buffered.end(i)]);
+    moment.buffered = buffered;
+  } catch (err) { moment.stateError = String(err); }
+  return moment;
+}
+
 async function startShaka() {
   shaka.polyfill.installAll();
   probe.version = shaka.Player.version;
@@ -112,8 +131,16 @@ async function startShaka() {
     const err = e.detail;
     // A network error (1001) says which request failed: data is [uri, status, ...].
     const what = err.code === 1001 && err.data ? ` ${err.data[1]} ${err.data[0]}` : '';
-    if (err.severity === shaka.util.Error.Severity.CRITICAL) fatal('shaka ' + err.code + what);
-    else probe.warnings.push(describeShaka(err));
+    if (err.severity === shaka.util.Error.Severity.CRITICAL) {
+      fatal('shaka ' + err.code + what);
+      probe.fatalState.push(shakaMoment(player));
+    } else probe.warnings.push(describeShaka(err));
+  });
+  // The last requests Shaka made, so a fatal error says what it was fetching.
+  player.getNetworkingEngine().registerRequestFilter((type, request) => {
+    const uri = String(request.uris[0] || '').split('/live/').pop();
+    probe.requests.push([Math.round(performance.now() - started), type, uri]);
+    if (probe.requests.length > 24) probe.requests.shift();
   });
   delay = () => {
     const stats = player.getStats();
@@ -167,7 +194,7 @@ window.sample = () => {
   return {
     currentTime: video.currentTime, frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,
     delay: Number.isFinite(d) ? d : null, wall: performance.now(), stalls: probe.stalls,
-    fatal: probe.fatal.slice(), firstFrameMs: probe.firstFrameMs, gapsJumped: probe.gapsJumped,
+    fatal: probe.fatal.slice(), fatalState: probe.fatalState.slice(), firstFrameMs: probe.firstFrameMs, gapsJumped: probe.gapsJumped,
     switches: probe.switches.slice(), warnings: probe.warnings.slice(-20), jumps: probe.jumps.slice(),
     version: probe.version, engine: probe.engine, paused: video.paused, readyState: video.readyState,
   };
@@ -229,6 +256,8 @@ class Sample:
     wall_ms: float
     stalls: int
     fatal: list[str]
+    # Shaka only: where it was at each fatal error (playhead, buffer, variants, requests).
+    fatal_state: list[dict[str, Any]]
     first_frame_ms: float | None
     gaps_jumped: int | None
     # Rendition switches so far: [media time or player time, bandwidth, by ABR].
@@ -250,6 +279,7 @@ class Sample:
             wall_ms=raw["wall"],
             stalls=raw["stalls"],
             fatal=raw["fatal"],
+            fatal_state=raw["fatalState"],
             first_frame_ms=raw["firstFrameMs"],
             gaps_jumped=raw["gapsJumped"],
             switches=raw["switches"],

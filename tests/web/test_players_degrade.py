@@ -175,7 +175,9 @@ async def test_players_play_through_a_starved_encoder(
             await asyncio.sleep(10)
             starved = {player: await Sample.take(page) for player, page in pages.items()}
             for player, sample in starved.items():
-                assert sample.fatal == [], f"{player} {sample.version}: {sample.fatal}"
+                assert sample.fatal == [], (
+                    f"{player} {sample.version}: {sample.fatal}; at the error: {sample.fatal_state}"
+                )
             starvation.stop(transcoder_pid(node, stream["id"]))
             await warnings.step("encode_recovered", 0)
             back = {player: await Sample.take(page) for player, page in pages.items()}
@@ -208,7 +210,11 @@ async def test_players_play_through_a_starved_encoder(
         watcher.result()  # the watcher failed: its own error, as raised
     assert dates.first_seen and dates.moved == [], dates.moved[:5]
     for player in PLAYERS:
-        assert last[player].fatal == [], f"{player} {last[player].version}: {last[player].fatal}"
+        sample = last[player]
+        assert sample.fatal == [], (
+            f"{player} {sample.version}: {sample.fatal} (degrade steps {warnings.steps()});"
+            f" at the error: {sample.fatal_state}"
+        )
         # No playlist answer but 200, except 503 to a blocking reload the starved encoder
         # could not satisfy in time (RFC 8216bis 6.2.5.2): a rendition the player holds
         # never 404s.
