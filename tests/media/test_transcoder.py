@@ -359,6 +359,32 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
 
 
 
+async def test_a_run_starved_before_its_first_output_counts_as_slow(
+    tmp_path: Path, source_360p: Path
+) -> None:
+    # A restart on a saturated machine: ffmpeg takes its input but never gets to encode a
+    # frame, so it never says how far it got. That is speed 0, not "unknown": the degrade
+    # steps stopped at the step that restarted it (the starved-player test, run beside
+    # other load).
+    base = load_profile("default").model_dump()
+    base["alerts"].update(slow_encode_seconds=1.0)
+    plan = plan_ladder(StreamProfile.model_validate(base),
+                       SourceInfo(640, 360, 30, "h264", True), "low")
+    events = Recorder()
+    t = Transcoder(ffmpeg=fake_ffmpeg(tmp_path, "exec cat > /dev/null\n"), plan=plan,
+                   events=events, stream_id="ls_starved", capabilities=CPU)
+    await t.start()
+    pusher = asyncio.create_task(feed(t.push, read_flv(source_360p), pace=1))
+    try:
+        await until(lambda: any(code == "slow_encode" for code, _, _ in events.warnings),
+                    limit=60, what="a slow_encode warning")
+    finally:
+        pusher.cancel()
+        await t.stop()
+    slow = next(data for code, _, data in events.warnings if code == "slow_encode")
+    assert slow["speed"] == 0 and slow["step"] == 1
+
+
 async def test_without_gates_a_given_up_rung_costs_a_restart(source_720p: Path) -> None:
     # An ffmpeg without the zmq filter: the ladder is rebuilt without the rung, as before.
     base = load_profile("default").model_dump()

@@ -485,13 +485,20 @@ class Transcoder:
             return
         run = self._run
         input_s = output_s = None
-        if run is not None and run.stop_reason is None and run.last_progress is not None:
-            progress = run.last_progress
+        if run is not None and run.stop_reason is None and run.feed is self._input.feed:
             sample = self._speed_sample
-            if sample is not None and sample[0] is run and run.feed is self._input.feed:
+            if sample is not None and sample[0] is run:
                 _, when, input_s, output_s = sample
                 if now - when > _STALE_PROGRESS:  # ffmpeg stopped reporting: it is stuck
                     input_s = run.feed.media_seconds
+            elif now - run.started_at >= self._health.speed.window:
+                # A speed window since it started and not one output time yet: a run
+                # starved from its start (a restart on a saturated machine) has encoded
+                # nothing, and says so by saying nothing. Without this it never counted
+                # as slow, and the degrade steps stopped at the step that restarted it.
+                input_s, output_s = run.feed.media_seconds, 0.0
+        progress = run.last_progress if run is not None and run.stop_reason is None else None
+        if run is not None and progress is not None:
             if progress.drop_frames > run.drop_frames:
                 self._encoder_dropped_frames += progress.drop_frames - run.drop_frames
                 run.drop_frames = progress.drop_frames
