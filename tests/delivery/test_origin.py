@@ -452,6 +452,25 @@ async def test_hold_limit_gives_503(quick: httpx.AsyncClient, feed: Feed) -> Non
     assert feed.window.waiter_count == 0  # the timed-out waits left nothing behind
 
 
+async def test_a_hinted_part_is_held_past_the_playlist_hold_limit(
+    client: httpx.AsyncClient, feed: Feed
+) -> None:
+    # A starved encoder's next part may come after the blocking reload's limit (three
+    # target durations, then 503 per RFC 8216bis); the hinted part's request is held on
+    # (twice that): a 503 on media is a failed request to a player, not a retry hint.
+    msn, idx = feed.window.next_part()
+    part = asyncio.create_task(client.get(f"/live/p1/video/part-{msn}.{idx}.m4s"))
+    await parked(part, lambda: feed.window.waiter_count)
+    r = await asyncio.wait_for(
+        client.get("/live/p1/video.m3u8", params={"_HLS_msn": msn, "_HLS_part": idx}), HANG
+    )
+    assert r.status_code == 503  # the playlist's limit passed
+    assert not part.done() and feed.window.waiter_count == 1
+    feed.add(1)
+    r = await asyncio.wait_for(part, HANG)
+    assert r.status_code == 200 and r.content
+
+
 async def test_ended_playlist_ignores_directives(client: httpx.AsyncClient, feed: Feed) -> None:
     msn, idx = feed.window.next_part()
     waiting = asyncio.create_task(

@@ -71,6 +71,12 @@ ERROR_CACHE = "no-cache"
 # How long a multivariant request waits for a starting broadcast's inits (every rendition's),
 # in units of hold_limit_factor (3.0 -> 6 s).
 READY_HOLD_UNIT = 2.0
+# How long a request for media not yet made (a preload-hinted part) is held, in playlist
+# hold limits. RFC 8216bis bounds only the blocking playlist reload (a 503 after three
+# target durations); players wait longer for a first byte of media (hls.js 10 s, Shaka
+# 30 s), and a 503 there is a failed request: Shaka fails for good once every variant of
+# a starved encoder has one. Twice the playlist's limit lets a slow encoder's part come.
+MEDIA_HOLD_UNITS = 2.0
 
 _PID = r"(?P<pid>[A-Za-z0-9]{1,64})"
 _RENDITION = r"(?P<rendition>[A-Za-z0-9_-]{1,32})"
@@ -1046,7 +1052,8 @@ class Origin:
         if state == "pending" and not (part is not None and window.superseded(msn, part)):
             # The preload hint names a part before it exists: the player asks for it at
             # once and gets it the moment it is produced.
-            return _Wait(self._hold_limit(window), _MEDIA_LATE, 1, window, msn, part)
+            return _Wait(MEDIA_HOLD_UNITS * self._hold_limit(window), _MEDIA_LATE, 1, window,
+                         msn, part)
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)
         if data is None and part is None and self.dvr is not None and window.archived(msn):
             return LATER  # from the recording
