@@ -130,7 +130,8 @@ async function startShaka() {
   player.addEventListener('error', (e) => {
     const err = e.detail;
     // A network error (1001) says which request failed: data is [uri, status, ...].
-    const what = err.code === 1001 && err.data ? ` ${err.data[1]} ${err.data[0]}` : '';
+    const what = err.code === 1001 && err.data
+      ? ` ${err.data[1]} ${err.data[0]} ${String(err.data[2] || '').trim().slice(0, 80)}` : '';
     if (err.severity === shaka.util.Error.Severity.CRITICAL) {
       fatal('shaka ' + err.code + what);
       probe.fatalState.push(shakaMoment(player));
