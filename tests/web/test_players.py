@@ -110,7 +110,8 @@ function shakaMoment(player) {
     moment.seekRange = [range.start, range.end];
     const now = Date.now() / 1000;
     moment.variants = player.getManifest().variants.map((v) => [
-      v.video && v.video.height, Math.max(0, Math.round((v.disabledUntilTime || 0) - now))]);
+      v.video && v.video.height,
+      Math.max(0, Math.round(((v.disabledUntilTime || 0) - now) * 10) / 10)]);
     moment.active = player.getVariantTracks().filter((t) => t.active).map((t) => t.height);
     const buffered = [];
     for (let i = 0; i < video.buffered.length; i++) buffered.push([video.buffered.start(i), video.buffered.end(i)]);
