@@ -97,6 +97,21 @@ def make_feed(pid: str = "p1", *, low_latency: bool = True, init: bool = True) -
             window.set_init(INIT)
     return Feed(presentation)
 
+Adder = Callable[[int, tuple[str, ...]], None]
+
+
+def adder(f: Feed) -> Adder:
+    """`add(n, names)`: the next `n` fragments to each of `names` (the others lag)."""
+
+    def add(n: int, names: tuple[str, ...]) -> None:
+        for _ in range(n):
+            for name in names:
+                f.presentation.add_fragment(name, fragment(f.count))
+            f.count += 1
+
+    return add
+
+
 
 class Directory:
     def __init__(self) -> None:
@@ -891,22 +906,21 @@ async def test_program_date_time_follows_media_time_not_arrival_jitter(
     assert len(settled) == 1, offsets
 
 
+@pytest.fixture
+def ladder_feed(directory: Directory) -> tuple[Feed, Adder]:
+    """A fresh two-rendition feed served as p1, and its `adder`."""
+    f = make_feed()
+    directory.presentations["p1"] = f.presentation
+    return f, adder(f)
+
 # A rendition suspended under load -------------------------------------------------------
 
 
 async def test_suspended_rendition_keeps_answering_with_gaps(
-    origin: Origin, client: httpx.AsyncClient, directory: Directory
+    origin: Origin, client: httpx.AsyncClient, ladder_feed: tuple[Feed, Adder]
 ) -> None:
-    f = make_feed()
-    directory.presentations["p1"] = f.presentation
+    f, add = ladder_feed
     presentation = f.presentation
-
-    def add(n: int, names: tuple[str, ...]) -> None:
-        for _ in range(n):
-            for name in names:
-                presentation.add_fragment(name, fragment(f.count))
-            f.count += 1
-
     add(10, ("video", "low"))
     presentation.suspend_rendition("video")  # the encoder gave the top rendition up
     add(9, ("low",))
@@ -937,23 +951,15 @@ async def test_suspended_rendition_keeps_answering_with_gaps(
 
 
 async def test_a_rung_a_restart_left_behind_waits_for_its_gaps_and_204s_its_hint(
-    origin: Origin, client: httpx.AsyncClient, directory: Directory
+    origin: Origin, client: httpx.AsyncClient, ladder_feed: tuple[Feed, Adder]
 ) -> None:
     # An encoder restart finds "video" two segments behind "low". Its playlist does not
     # end in gaps while the new run starts (Shaka Player fails for good on a variant whose
     # newest media is all gaps when the other is disabled): the part a player parked on
     # is answered empty at once, a blocking reload with low's numbers waits for the next
     # run, which lists the gaps and its own first part together.
-    f = make_feed()
-    directory.presentations["p1"] = f.presentation
+    f, add = ladder_feed
     presentation = f.presentation
-
-    def add(n: int, names: tuple[str, ...]) -> None:
-        for _ in range(n):
-            for name in names:
-                presentation.add_fragment(name, fragment(f.count))
-            f.count += 1
-
     add(2 * KEYFRAME_EVERY, ("video", "low"))
     window = presentation.renditions["video"]
     behind = window.last_msn + 1

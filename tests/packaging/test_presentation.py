@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -233,16 +234,9 @@ def _timelines(playlist: str | None) -> dict[int, int]:
     return timelines
 
 
-def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_between() -> None:
-    """A starved encoder restarted twice, the top rung producing nothing in between (seen in
-    the starved-player test): every msn must still be the same media, on the same timeline
-    (RFC 8216bis 4.4.3.3), in both renditions, or players switching by msn land elsewhere.
-    (It used to go on numbering from where it stopped: its msn 2-3 held the third run's
-    media where 360p's held the second's, and from msn 4 its discontinuity sequence was
-    one lower.) The numbers it missed are gaps with 360p's durations."""
-    p = ladder()
-    for name in ("360p", "720p"):
-        p.renditions[name].set_init(init(640, 360) if name == "360p" else init(1280, 720))
+def _parts_to(p: Presentation) -> Callable[[int, tuple[str, ...]], None]:
+    """`parts(count, names)`: an encoder run's next `count` parts to each of `names` (a
+    keyframe every 5; the renditions left out produce nothing), on one media clock."""
     t = 0.0
 
     def parts(count: int, names: tuple[str, ...]) -> None:
@@ -253,6 +247,21 @@ def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_betwe
                     Fragment(b"m" * 100, n + 1, n % 5 == 0, t, 0.2), START + timedelta(seconds=t)
                 )
             t += 0.2
+
+    return parts
+
+
+def test_renditions_agree_on_numbering_after_restarts_one_produced_nothing_between() -> None:
+    """A starved encoder restarted twice, the top rung producing nothing in between (seen in
+    the starved-player test): every msn must still be the same media, on the same timeline
+    (RFC 8216bis 4.4.3.3), in both renditions, or players switching by msn land elsewhere.
+    (It used to go on numbering from where it stopped: its msn 2-3 held the third run's
+    media where 360p's held the second's, and from msn 4 its discontinuity sequence was
+    one lower.) The numbers it missed are gaps with 360p's durations."""
+    p = ladder()
+    for name in ("360p", "720p"):
+        p.renditions[name].set_init(init(640, 360) if name == "360p" else init(1280, 720))
+    parts = _parts_to(p)
 
     parts(10, ("360p", "720p"))
     p.mark_discontinuity()  # a restart; 720p (starved) produces nothing on this run
@@ -281,16 +290,7 @@ def test_a_rung_behind_at_a_restart_lists_its_gaps_with_its_next_media() -> None
     p = ladder()
     for name in ("360p", "720p"):
         p.renditions[name].set_init(init(640, 360))
-    t = 0.0
-
-    def parts(count: int, names: tuple[str, ...]) -> None:
-        nonlocal t
-        for n in range(count):
-            for name in names:
-                p.renditions[name].add_fragment(
-                    Fragment(b"m" * 100, n + 1, n % 5 == 0, t, 0.2), START + timedelta(seconds=t)
-                )
-            t += 0.2
+    parts = _parts_to(p)
 
     parts(10, ("360p", "720p"))
     parts(6, ("360p",))  # 720p's output lags; 360p opens msn 2 and 3
