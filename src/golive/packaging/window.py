@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -319,8 +319,11 @@ class RenditionWindow:
                 self._append_gap(segment, segment.discontinuity)
         else:
             # The gaps take the source's discontinuities (the pending one is this
-            # restart's, for the next run), when that run's media comes.
-            self._held_gaps.extend(missed)
+            # restart's, for the next run), when that run's media comes. What they copy
+            # is kept without the source's media bytes.
+            self._held_gaps.extend(
+                replace(s, parts=[replace(part, data=b"") for part in s.parts]) for s in missed
+            )
         self._next_msn = until
         # The restart that called this starts a new timeline after the gaps.
         self._discontinuity_pending = continues or bool(missed)
