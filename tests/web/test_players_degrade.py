@@ -12,6 +12,7 @@ after the recovery.
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings as python_warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -118,7 +119,13 @@ async def _watch_dates(manifest: str, dates: PublishedDates) -> None:
         uris = [line for line in text.splitlines() if line and not line.startswith("#")]
         while True:
             for uri in uris:
-                response = await client.get(f"{base}/{uri}")
+                asked = time.monotonic()
+                try:
+                    response = await client.get(f"{base}/{uri}")
+                except httpx.TimeoutException as exc:  # no plain reload is held that long
+                    raise AssertionError(
+                        f"{uri}: no answer in {time.monotonic() - asked:.1f} s ({exc!r})"
+                    ) from exc
                 if response.status_code == 200:
                     dates.see(uri, response.text)
             await asyncio.sleep(0.25)
