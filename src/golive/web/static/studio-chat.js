@@ -76,16 +76,22 @@ export async function startModeratorChat(streamId, chatUrl) {
   const base = `live-streams/${encodeURIComponent(streamId)}/chat`;
   const slow = $("chat-slow");
   const signedIn = $("chat-signed-in");
-  const apply = (settings) => {
-    if (![...slow.options].some((o) => o.value === String(settings.slow_mode))) {
-      slow.append(new Option(`${settings.slow_mode} s`, String(settings.slow_mode)));
+  // Each answer sets only the controls it answers for: the answer to one change (or the
+  // first load) must not undo another control the moderator changed meanwhile.
+  const touched = new Set();
+  const apply = (settings, keys) => {
+    if (keys.includes("slow_mode")) {
+      if (![...slow.options].some((o) => o.value === String(settings.slow_mode))) {
+        slow.append(new Option(`${settings.slow_mode} s`, String(settings.slow_mode)));
+      }
+      slow.value = String(settings.slow_mode);
     }
-    slow.value = String(settings.slow_mode);
-    signedIn.checked = settings.signed_in_only;
+    if (keys.includes("signed_in_only")) signedIn.checked = settings.signed_in_only;
   };
   const change = async (body) => {
+    Object.keys(body).forEach((key) => touched.add(key));
     try {
-      apply((await api("PATCH", base, body)).data);
+      apply((await api("PATCH", base, body)).data, Object.keys(body));
     } catch (err) {
       showError(error, err);
     }
@@ -101,7 +107,8 @@ export async function startModeratorChat(streamId, chatUrl) {
     }
   });
   try {
-    apply((await api("GET", base)).data);
+    const settings = (await api("GET", base)).data;
+    apply(settings, ["slow_mode", "signed_in_only"].filter((key) => !touched.has(key)));
   } catch (err) {
     showError(error, err);
   }
