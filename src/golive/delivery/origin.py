@@ -1049,9 +1049,10 @@ class Origin:
         state = window.state(msn, part)
         if state == "too_far":
             return _error(404, "no such media")
-        if state == "pending" and not (part is not None and window.superseded(msn, part)):
+        if state == "pending" and not (part is not None and window.hint_held_back(msn, part)):
             # The preload hint names a part before it exists: the player asks for it at
-            # once and gets it the moment it is produced.
+            # once and gets it the moment it is produced. (Unless it is the one a lagging
+            # rung hints while its gaps are held back: never produced, a 204 below.)
             return _Wait(MEDIA_HOLD_UNITS * self._hold_limit(window), _MEDIA_LATE, 1, window,
                          msn, part)
         data = window.segment_bytes(msn) if part is None else window.part_bytes(msn, part)

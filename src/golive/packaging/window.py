@@ -332,9 +332,7 @@ class RenditionWindow:
         if self._held_gaps:
             # A request parked on the hinted part, the first held gap's, is decided again
             # now: that part will never have media (see `superseded`).
-            for future in self._waiters.pop((self._held_gaps[0].msn, 0), []):
-                if not future.done():
-                    future.set_result(None)
+            self._release((self._held_gaps[0].msn, 0))
 
     def _list_held_gaps(self) -> None:
         """List the gaps `catch_up` held back (the next run's media, or no more, follows)."""
@@ -465,7 +463,7 @@ class RenditionWindow:
         gap segment after real media: hinted just before the rendition was suspended, or
         while an encoder restart's gaps are held back (see `catch_up`).
         """
-        if self._held_gaps and (msn, index) == (self._held_gaps[0].msn, 0):
+        if self.hint_held_back(msn, index):
             return True
         segment = self._segment(msn)
         if segment is None or not segment.complete:
@@ -474,6 +472,12 @@ class RenditionWindow:
             return index == len(segment.parts)
         previous = self._segment(msn - 1)
         return index == 0 and previous is not None and not previous.gap
+
+    def hint_held_back(self, msn: int, index: int) -> bool:
+        """Whether (msn, index) is the part the playlist hints while an encoder restart's
+        gaps are held back (see `catch_up`): the only part not yet listed that `superseded`
+        already knows will never exist."""
+        return bool(self._held_gaps) and index == 0 and msn == self._held_gaps[0].msn
 
     def end(self) -> None:
         """The rendition is over: close the open segment, add ENDLIST, wake every waiter."""
@@ -1018,6 +1022,10 @@ class RenditionWindow:
         self._playlists.clear()
         self._skip_counts = None
         for key in [key for key in self._waiters if self.state(*key) == "ready"]:
-            for future in self._waiters.pop(key):
-                if not future.done():
-                    future.set_result(None)
+            self._release(key)
+
+    def _release(self, key: tuple[int, int | None]) -> None:
+        """Resolve (and drop) every waiter on `key`."""
+        for future in self._waiters.pop(key, ()):
+            if not future.done():
+                future.set_result(None)
