@@ -31,7 +31,7 @@ from pathlib import Path
 
 import zmq
 
-from golive.media.command import build_command, gate_commands
+from golive.media.command import GateState, build_command, gate_commands
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import load_profile
 
@@ -126,7 +126,9 @@ def main() -> None:
         socket = context.socket(zmq.REQ)
         socket.connect(control)
         started = time.monotonic()
-        for command in gate_commands(plan, "720p", close=True, at=12.0):
+        for command in gate_commands(
+            plan, "720p", before=GateState(), after=GateState(closed=True), at=12.0
+        ):
             socket.send_string(command)
             reply = socket.recv_string()
             assert reply.startswith("0 "), reply

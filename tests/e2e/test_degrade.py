@@ -123,7 +123,7 @@ async def test_starved_encoder_degrades_in_order_and_recovers_without_a_404(
                 await eventually(gap_listed, timeout=30, what="EXT-X-GAP on 360p")
                 starvation.stop(transcoder_pid(node, stream["id"]))
                 back = await next_step("encode_recovered", 2)  # 360p returns first
-                await next_step("encode_recovered", 0)
+                full = await next_step("encode_recovered", 0)
 
                 async def listed_again() -> bool:
                     text = (await hls.get(f"{pid}.m3u8")).text
@@ -144,10 +144,12 @@ async def test_starved_encoder_degrades_in_order_and_recovers_without_a_404(
     assert drop["action"] == "drop" and drop["rendition"] == "360p"
     assert drop["renditions"] == ["180p"]
     assert back["rendition"] == "360p" and back["renditions"] == ["360p", "180p"]
-    # Giving 360p up and taking it back closed and opened its gates in the running ffmpeg:
-    # no restart (so no discontinuity on 180p) between the two steps.
-    between = warnings.seen[warnings.seen.index(drop) + 1 : warnings.seen.index(back)]
+    # Halving 180p's frame rate, giving 360p up, taking it back and restoring the rate set
+    # their gates in the running ffmpeg: no restart (so no discontinuity) from the
+    # frame-rate step until the preset goes back, which restarts it.
+    between = warnings.seen[warnings.seen.index(fps) : warnings.seen.index(full)]
     assert "transcoder_restarted" not in [d["code"] for d in between], between
+    assert back in between
     # One step at a time, down while slow, up while keeping up (a relapse on a busy machine
     # may add a step down and up again), back to the full ladder.
     level = 0

@@ -76,3 +76,17 @@ def test_rungs_given_up_restart_for_a_new_configuration_only() -> None:
     ungated = decide(InputSwitch(plan(), AVC_CONFIG, AAC_CONFIG),
                      [OTHER_AVC_CONFIG, OTHER_AAC_CONFIG, KEY])
     assert ungated == (True, "", 3)
+
+
+def test_a_splice_says_whether_it_brings_a_new_configuration() -> None:
+    # ffmpeg may re-make its graph for one, and its gates then count frames from 0 again:
+    # the transcoder's next degrade step restarts it instead of setting them.
+    for tags, expected in (
+        ([AVC_CONFIG, AAC_CONFIG, KEY], False),
+        ([AAC_CONFIG, KEY], False),  # no new configuration sent: the old one goes on
+        ([OTHER_AVC_CONFIG, AAC_CONFIG, KEY], True),
+        ([AVC_CONFIG, OTHER_AAC_CONFIG, KEY], True),
+    ):
+        switch = InputSwitch(plan(), AVC_CONFIG, AAC_CONFIG)
+        decision = next(d for tag in tags if (d := switch.push(tag)) is not None)
+        assert decision.splice and decision.reconfigures is expected, tags

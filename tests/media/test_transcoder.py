@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import pytest
 from tests.media.conftest import Recorder, fake_ffmpeg, feed, pid_alive, read_flv, until
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG, FFPROBE
+from tests.starvation import PROFILE as STARVE_PROFILE
 
 from golive.formats.isobmff import Fragment
 from golive.formats.tag import MediaTag, TagType
 from golive.media import transcoder as transcoder_module
+from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.transcoder import EncoderCapabilities, Transcoder
@@ -357,6 +360,110 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
     assert all(0 < d < plan.part_target + 0.01 for d in steps_between), (plan.part_target, [
         d for d in steps_between if not 0 < d < plan.part_target + 0.01])
 
+
+
+@pytest.mark.parametrize("reconfigured", [False, True], ids=["gate", "after-a-new-input"])
+async def test_a_frame_rate_step_lowers_a_rung_in_the_running_encoder(
+    source_360p: Path, reconfigured: bool
+) -> None:
+    # The step after the preset: 180p at half its frame rate, by its gate in the running
+    # ffmpeg. The preset step restarts it (x264 cannot change preset mid-stream); the
+    # frame-rate step must not: 360p and 180p go on in the same run, 180p with one frame
+    # in two from a keyframe on, its parts still whole and where 360p's are.
+    # After a spliced input with a new configuration (its graph may have been re-made,
+    # counting frames from 0 again) the step restarts instead, 180p halved from the start.
+    # The WHEP output copies 180p, and its frame rate goes with it (a keyframe a second).
+    base = StreamProfile.model_validate(tomllib.loads(STARVE_PROFILE)).model_dump()
+    base["alerts"].update(min_encode_speed=5.0, slow_encode_seconds=1.0)  # nobody is 5x live
+    base["fallback"]["drop_top_rendition_on_slow_encode"] = False  # stop at the fps step
+    plan = plan_ladder(StreamProfile.model_validate(base),
+                       SourceInfo(640, 360, 30, "h264", True), "low")
+    assert plan.names == ("360p", "180p") and plan.frame_rate_divisor("180p") == 2
+    events = Recorder()
+    webrtc = WebRtcRendition.for_plan(plan)
+    assert webrtc.follows == "180p"
+    t = transcoder(plan, events, webrtc=webrtc)
+    if reconfigured:  # as the pipeline says after such a splice, once the preset's run is up
+        restarted = events.on_restart
+
+        def on_restart(attempt: int, reason: str) -> None:
+            restarted(attempt, reason)
+            t.input_reconfigured()
+
+        events.on_restart = on_restart  # type: ignore[method-assign]
+    await t.start()
+    tags = read_flv(source_360p)
+
+    async def publish() -> None:
+        offset = 0
+        while True:
+            await feed(t.push, tags, pace=1, offset_ms=offset)
+            offset += tags[-1].timestamp + 33
+
+    def steps() -> list[dict[str, Any]]:
+        return [data for code, _, data in events.warnings if code == "slow_encode"]
+
+    def halved_for_a_while() -> bool:
+        if len(steps()) < 2:
+            return False
+        rates = frame_rates(events, events.run, "180p")
+        return rates.count(15) >= 20  # four GOPs of five parts
+
+    pusher = asyncio.create_task(publish())
+    try:
+        await until(halved_for_a_while, limit=90, what="180p at 15 fps for a few GOPs")
+    finally:
+        pusher.cancel()
+        await t.stop()
+    preset, fps = steps()[:2]
+    assert (preset["action"], fps["action"]) == ("preset", "frame_rate")
+    assert fps["fps"] == {"360p": 30.0, "180p": 15.0} and t.plan.rendition("180p").frame_rate == 15
+    restarts = [reason for _, _, reason in events.restarts]
+    run = events.run
+    low, top = events.fragments[(run, "180p")], events.fragments[(run, "360p")]
+    rates = frame_rates(events, run, "180p")
+    first = rates.index(15)
+    if reconfigured:
+        assert restarts == ["slow_encode: step 1", "slow_encode: step 2"] and first == 0
+    else:
+        assert restarts == ["slow_encode: step 1"]
+    assert set(rates[:first]) <= {30} and set(rates[first:-1]) == {15}, rates
+    assert low[first].independent  # from a keyframe on
+    # The same parts as 360p's (decode times), back to back, at either rate.
+    assert [round(f.decode_time, 3) for f in low[:-1]] == [
+        round(f.decode_time, 3) for f in top[: len(low) - 1]
+    ]
+    (video,) = [t for t in read_init(events.inits[(run, "180p")].data).values()
+                if t.handler == "vide"]
+    timings = [read_fragment(f.data)[video.track_id] for f in low[:-1]]
+    for a, b in itertools.pairwise(timings):
+        assert a.decode_time + a.duration == b.decode_time
+    # WebRTC: a fragment per frame; one frame in two from (about) where 180p's rate fell.
+    (video,) = [t for t in read_init(events.inits[(run, WEBRTC_OUTPUT)].data).values()
+                if t.handler == "vide"]
+    frames = [(timing.decode_time / video.timescale, timing.duration / video.timescale,
+               timing.starts_with_sync)
+              for f in events.fragments[(run, WEBRTC_OUTPUT)]
+              if (timing := read_fragment(f.data).get(video.track_id)) is not None]
+    halved = low[first].decode_time
+    late = [round(d, 4) for start, d, _ in frames[:-1] if start >= halved + 1.0]
+    assert late and set(late) == {round(2 / 30, 4)}, late[:10]
+    keys = [round(start, 2) for start, _, sync in frames if sync and start >= halved + 1.0]
+    assert all(0.9 < b - a < 1.1 for a, b in itertools.pairwise(keys)), keys
+
+
+def frame_rates(events: Recorder, run: int, rendition: str) -> list[int]:
+    """Video frames per second of each of a run's fragments of `rendition`."""
+    if (run, rendition) not in events.inits:
+        return []
+    tracks = read_init(events.inits[(run, rendition)].data).values()
+    (video,) = [t for t in tracks if t.handler == "vide"]
+    rates = []
+    for f in events.fragments.get((run, rendition), []):
+        timing = read_fragment(f.data).get(video.track_id)
+        if timing is not None and timing.duration:
+            rates.append(round(timing.samples * video.timescale / timing.duration))
+    return rates
 
 
 async def test_a_run_starved_before_its_first_output_counts_as_slow(

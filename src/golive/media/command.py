@@ -15,7 +15,11 @@ filter) and every encoded rendition's branch starts with a gate (`metadata` in s
 mode behind a timeline `enable` expression): while the gate is on, the branch gets no
 frames, so that rendition's scaler and encoder do no work while the others go on
 untouched. `gate_commands` builds the commands that close or open gates at a keyframe
-instant, so a rung is given up or brought back without restarting ffmpeg.
+instant, so a rung is given up or brought back without restarting ffmpeg. The same gate
+lowers a rung's frame rate: letting one frame in `divisor` through, from a keyframe
+instant on, halves what its scaler and encoder do, again without a restart. Those
+rungs' outputs pass the frames on as they come (`-fps_mode passthrough`), each sample
+lasting until the next, so the parts keep their boundaries and durations.
 """
 
 from __future__ import annotations
@@ -154,13 +158,15 @@ def build_command(
     webrtc: WebRtcRendition | None = None,
     control: str | None = None,
     gated: frozenset[str] = frozenset(),
+    rate_divisors: Mapping[str, int] | None = None,
 ) -> list[str]:
     """The argv for `plan`: rendition `name` is written to `pipe:{output_fds[name]}`.
 
     With `webrtc` (and `output_fds[WEBRTC_OUTPUT]`), one more output for WHEP playback.
     With `control` (a ZeroMQ `ipc://` address), the graph takes gate commands there;
     renditions in `gated` start with their gate closed after their first frame (which
-    still makes their init segment).
+    still makes their init segment), and those in `rate_divisors` (the WebRTC output under
+    WEBRTC_OUTPUT) let one frame in their divisor through from the start.
     With `output_fds[ANALYSIS_OUTPUT]`, the graph measures the audio level and the picture
     there (`_audio_analysis`, `_picture_analysis`).
     """
@@ -192,7 +198,7 @@ def build_command(
     # a graph of sinks alone): it goes unmeasured.
     if encoded or webrtc is not None:
         graph, labels = filter_graph(plan, webrtc, control=control, gated=gated,
-                                     analysis_fd=analysis)
+                                     analysis_fd=analysis, rate_divisors=rate_divisors)
         argv += ["-filter_complex", graph]
     for rendition in plan.renditions:
         argv += ["-map", labels[rendition.name] if not rendition.passthrough else "0:v:0"]
@@ -202,6 +208,8 @@ def build_command(
             argv += _nvenc_args(plan, rendition)
         else:
             argv += _x264_args(plan, rendition)
+        if control is not None and plan.frame_rate_divisor(rendition.name) > 1:
+            argv += _RATE_GATED_OUTPUT
         if plan.has_audio:
             audio = plan.profile.audio
             gated_audio = labels.get(audio_label(rendition.name))
@@ -225,6 +233,8 @@ def build_command(
         ]  # fmt: skip
     if webrtc is not None:
         argv += ["-map", labels[WEBRTC_OUTPUT], *_webrtc_video_args(webrtc)]
+        if control is not None and webrtc_rate_gated(plan, webrtc):
+            argv += _RATE_GATED_OUTPUT
         if plan.has_audio:
             argv += [
                 "-map", "0:a:0",
@@ -249,6 +259,26 @@ def build_command(
     return argv
 
 
+# An output whose gate may let only one frame in two through: its frames go to the
+# encoder and muxer with their own times. (ffmpeg 5.1 does so for MP4 by default; said
+# outright, so a default or muxer that wants a constant rate never duplicates the
+# dropped frames back, which would cost the encoder the work the gate saved.)
+_RATE_GATED_OUTPUT = ["-fps_mode:v", "passthrough"]
+
+
+def webrtc_rate_gated(plan: LadderPlan, webrtc: WebRtcRendition) -> bool:
+    """Whether the WebRTC output's gate lowers its frame rate with the rung it copies."""
+    follows = webrtc.follows
+    if follows is None or follows not in plan.names:
+        return False
+    rung = plan.rendition(follows)
+    return (
+        plan.frame_rate_divisor(follows) > 1
+        and (rung.frame_rate_num, rung.frame_rate_den)
+        == (webrtc.frame_rate_num, webrtc.frame_rate_den)
+    )
+
+
 def _webrtc_video_args(w: WebRtcRendition) -> list[str]:
     # Always libx264: constrained baseline is what every WebRTC stack decodes, and this
     # small rendition costs little next to the ladder.
@@ -264,7 +294,14 @@ def _webrtc_video_args(w: WebRtcRendition) -> list[str]:
         "-g", str(w.gop_frames),
         "-keyint_min", str(w.gop_frames),
         "-sc_threshold", "0",
+        # A keyframe a second by the clock too: at a gate-lowered frame rate `-g` alone
+        # would space them by its frame count, twice as far apart.
+        "-force_key_frames", f"expr:gte(t,n_forced*{_gop_seconds(w):.6f})",
     ]  # fmt: skip
+
+
+def _gop_seconds(w: WebRtcRendition) -> float:
+    return w.gop_frames * w.frame_rate_den / w.frame_rate_num
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +319,7 @@ def filter_graph(
     control: str | None = None,
     gated: frozenset[str] = frozenset(),
     analysis_fd: int | None = None,
+    rate_divisors: Mapping[str, int] | None = None,
 ) -> tuple[str, dict[str, str]]:
     """One graph: decode once, (fps once when shared), split once, scale per rendition.
 
@@ -292,6 +330,8 @@ def filter_graph(
     rendition's branch (see `gate_commands`), before its scaler; with audio, the audio is
     resampled once in the same graph and split to a gate per ladder rendition, so a
     closed rendition's output goes quiet altogether (`audio_label` names those outputs).
+    A rung that may lower its frame rate (and the WebRTC output that copies it) has a
+    video gate too; `rate_divisors` start them at their lower rate.
     """
     if control is not None and not control.startswith("ipc://"):
         raise ValueError("the control address must be an ipc:// path")
@@ -322,13 +362,16 @@ def filter_graph(
         if plan.has_audio:
             chains.append(_audio_analysis("[0:a:0]", analysis_fd))
     labels: dict[str, str] = {}
+    divisors = rate_divisors or {}
+    rate_gated_webrtc = webrtc is not None and webrtc_rate_gated(plan, webrtc)
     for i, r in enumerate(encoded):
         steps = []
         if not shared_rate:
             steps.append(f"fps={r.frame_rate_expr}")
-        if control is not None and r.name != WEBRTC_OUTPUT:
+        if control is not None and (r.name != WEBRTC_OUTPUT or rate_gated_webrtc):
             # After the rendition's fps: the gate counts the frames its encoder would get.
-            steps.append(_gate(i, closed=r.name in gated))
+            state = GateState(closed=r.name in gated, divisor=divisors.get(r.name, 1))
+            steps.append(_gate(i, state))
         # Always: an input spliced in later may have another size (see `_scale`).
         steps += _scale(r.width, r.height, scaler)
         steps += ["format=yuv420p", "setsar=1"]
@@ -342,7 +385,7 @@ def filter_graph(
             + "".join(f"[as{i}]" for i in range(len(ladder)))
         )
         for i, name in enumerate(ladder):
-            gate = _gate(i, closed=name in gated, audio=True)
+            gate = _gate(i, GateState(closed=name in gated), audio=True)
             chains.append(f"[as{i}]{gate}[a{i}]")
             labels[audio_label(name)] = f"[a{i}]"
     return ";".join(chains), labels
@@ -386,21 +429,66 @@ def gate_name(index: int, *, audio: bool = False) -> str:
     return f"ametadata@agate{index}" if audio else f"metadata@gate{index}"
 
 
-def _gate(index: int, *, closed: bool, audio: bool = False) -> str:
-    # Off (frames pass) unless closed from the start; even then the first frame passes,
-    # so the rendition's encoder starts and its output has an init segment.
-    enable = "gte(n\\,1)" if closed else "0"
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """What a rendition's gate lets through: nothing (closed), or one frame in `divisor`."""
+
+    closed: bool = False
+    divisor: int = 1
+
+    def drops(self) -> str:
+        """The gate's `enable` for every frame from now on: true (non-zero) drops the frame.
+
+        A lowered rate keeps the frames whose number is a multiple of the divisor, so
+        every GOP and part boundary (whole multiples of it, `LadderPlan.frame_rate_divisor`)
+        keeps its frame, and the keyframes stay where every other rendition has them."""
+        if self.closed:
+            return "1"
+        if self.divisor > 1:
+            return f"mod(n,{self.divisor})"
+        return "0"
+
+
+def _gate(index: int, state: GateState, *, audio: bool = False) -> str:
+    # Open (frames pass) unless closed or slowed from the start; a closed gate still lets
+    # the first frame through, so the rendition's encoder starts and its output has an
+    # init segment (frame 0 is a multiple of any divisor too).
+    enable = "gte(n,1)" if state.closed else state.drops()
+    enable = enable.replace(",", "\\,")
     return f"{gate_name(index, audio=audio)}=mode=select:key={_GATE_KEY}:enable={enable}"
 
 
-def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -> list[str]:
-    """The `zmq` commands that close (or open) `rendition`'s gates from media time `at` on.
+def _switch(before: str, after: str, frames: int) -> str:
+    """An `enable` that is `before` for the frames before number `frames`, then `after`."""
+    if before == after:
+        return after
+    terms = [
+        f"{op}(n,{frames})" + ("" if expr == "1" else f"*{expr}")
+        for op, expr in (("lt", before), ("gte", after))
+        if expr != "0"
+    ]
+    return "+".join(terms) or "0"
+
+
+def gate_commands(
+    plan: LadderPlan,
+    rendition: str,
+    *,
+    before: GateState,
+    after: GateState,
+    at: float,
+    webrtc: WebRtcRendition | None = None,
+) -> list[str]:
+    """The `zmq` commands that take `rendition`'s gates from `before` to `after` at media
+    time `at` (a rendition of `plan`, or WEBRTC_OUTPUT with `webrtc`).
 
     `at` is a keyframe instant (a multiple of the GOP duration), so the last GOP before
-    a close and the first after an open are whole and aligned with the other renditions.
+    a close and the first after an open are whole and aligned with the other renditions,
+    and a rate change starts on a keyframe.
     The video gate counts frames (`n`) rather than reading `t`: the encoder's keyframe
     clock starts at the first frame it gets, while `t` keeps the input's start offset,
-    and the GOP is whole frames at every rendition's rate. The audio gate goes by `t`,
+    and the GOP is whole frames at every rendition's rate. The audio gate (closing and
+    opening only: a rate is the picture's) goes by `t`,
     to within one audio frame: the input's audio starts with its first keyframe (the
     feed drops audio before it). The resampler before it has no `first_pts`: an input
     spliced in at another size or sample rate re-makes the whole graph, and a fresh
@@ -408,20 +496,28 @@ def gate_commands(plan: LadderPlan, rendition: str, *, close: bool, at: float) -
     so far with silence behind the audio already encoded (the splice test in
     tests/media/test_transcoder.py checks the audio timeline; tests/e2e/test_degrade.py
     that a given-up rung's drop completes). A re-made graph also re-reads every gate's
-    initial `enable`, so an input that would re-make it while rungs are given up gets a
-    restart instead of a splice (media/switch.py).
-    One comparison per command: `enable` is replaced, and a gate only ever goes from the
-    state it is in to the other one.
+    initial `enable` and counts frames from 0 again, so an input that would re-make it
+    while any gate is not open gets a restart instead of a splice (media/switch.py).
+    One command per gate: `enable` is replaced by one that keeps the old state up to the
+    instant and the new one after it.
     """
     encoded = [r for r in plan.renditions if not r.passthrough]
     names = [r.name for r in encoded]
-    if rendition not in names:
+    if rendition == WEBRTC_OUTPUT and webrtc is not None:
+        index, rate = len(names), (webrtc.frame_rate_num, webrtc.frame_rate_den)
+        if before.closed or after.closed:
+            raise ValueError("the WebRTC output's gate only lowers its frame rate")
+    elif rendition in names:
+        index = names.index(rendition)
+        rate = (encoded[index].frame_rate_num, encoded[index].frame_rate_den)
+    else:
         raise ValueError(f"{rendition!r} is not an encoded rendition of the plan")
-    index, op = names.index(rendition), "gte" if close else "lt"
-    r = encoded[index]
-    frames = round(at * r.frame_rate_num / r.frame_rate_den)
-    commands = [f"{gate_name(index)} enable {op}(n,{frames})"]
-    if plan.has_audio:
+    if before == after:
+        return []
+    frames = round(at * rate[0] / rate[1])
+    commands = [f"{gate_name(index)} enable {_switch(before.drops(), after.drops(), frames)}"]
+    if plan.has_audio and before.closed != after.closed and rendition != WEBRTC_OUTPUT:
+        op = "gte" if after.closed else "lt"
         commands.append(f"{gate_name(index, audio=True)} enable {op}(t,{at:.6f})")
     return commands
 

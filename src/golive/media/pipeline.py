@@ -358,6 +358,8 @@ class BroadcastPipeline(Generic[S]):
         """The new input's first keyframe came: splice it on, or restart for it."""
         if decision.splice and self.transcoder is not None:
             self.spliced_inputs += 1
+            if decision.reconfigures:
+                self.transcoder.input_reconfigured()
             log.info("input spliced into the running transcoder stream_id=%s held_tags=%d",
                      self.stream_id, len(decision.tags))
             for tag in decision.tags:

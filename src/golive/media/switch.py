@@ -19,9 +19,10 @@ discontinuity, the old way): another video codec (say H.264 to HEVC: the running
 decoder is H.264's), a passthrough rendition when the picture's configuration changed
 (it copies the input, so its own parameters would change under the init segment), and
 an input without audio when the ladder has audio (its audio tracks would stall), and a
-new picture or sound configuration while the degrade ladder has rungs given up: the
-re-made graph re-reads every gate's initial state, so those rungs would come back
-unasked (a restart starts them gated, see media/command.py `gate_commands`).
+new picture or sound configuration while the degrade ladder has rungs given up or at a
+lowered frame rate: the re-made graph re-reads every gate's initial state and counts
+frames from 0 again, so those rungs would come back unasked (a restart starts them as
+the step has them, see media/command.py `gate_commands`).
 `InputSwitch` holds the new input's first tags (headers only, in practice: the new
 input starts at a keyframe) until its first keyframe says which it is.
 """
@@ -46,6 +47,9 @@ class SwitchDecision:
     splice: bool
     reason: str  # why not, when `splice` is False
     tags: list[MediaTag]
+    # A splice whose new picture or sound configuration may make ffmpeg re-make its graph:
+    # the gates then count frames from 0 again (`Transcoder.input_reconfigured`).
+    reconfigures: bool = False
 
 
 class InputSwitch:
@@ -57,7 +61,7 @@ class InputSwitch:
         self._plan = plan
         self._current = current_video_config
         self._current_audio = current_audio_config
-        self._gated = gated  # rungs the running transcoder has given up through gates
+        self._gated = gated  # rungs whose gates in the running transcoder are not open
         self._tags: list[MediaTag] = []
         self._video_config: MediaTag | None = None
         self._audio_config: MediaTag | None = None
@@ -81,7 +85,9 @@ class InputSwitch:
 
     def _decide(self, keyframe: MediaTag) -> SwitchDecision:
         reason = self._why_not(keyframe)
-        return SwitchDecision(reason is None, reason or "", self._tags)
+        reconfigures = _differs(self._video_config, self._current) or _differs(
+            self._audio_config, self._current_audio)
+        return SwitchDecision(reason is None, reason or "", self._tags, reconfigures)
 
     def _why_not(self, keyframe: MediaTag) -> str | None:
         current = self._current
@@ -97,7 +103,7 @@ class InputSwitch:
             return "the new input has no audio and the ladder has"
         if self._gated and (_differs(new, current) or _differs(self._audio_config,
                                                                self._current_audio)):
-            return (f"rungs given up for speed ({', '.join(sorted(self._gated))}) would come "
+            return (f"rungs degraded for speed ({', '.join(sorted(self._gated))}) would come "
                     "back when ffmpeg re-makes its graph for the new input's configuration")
         return None
 

@@ -10,12 +10,13 @@ faster preset, lower frame rates on the lower rungs, then renditions given up, e
 reported with `on_rendition_dropped` so the packager marks them as gaps) and climbs
 back when it keeps up again; NVENC that keeps failing is swapped for libx264.
 
-A preset or frame-rate step restarts ffmpeg (x264 cannot change either mid-stream).
-Giving a rung up or bringing it back does not: every run's graph has gates per
-rung (`command.gate_commands`), closed or opened over ZeroMQ at the next keyframe
-instant, so the other renditions go on without a discontinuity. The packager hears
-of a given-up rung once its output reached that instant, so its last segment is
-whole. Should a command not be answered, the step falls back to a restart.
+A preset step restarts ffmpeg (x264 cannot change it mid-stream). A frame-rate step,
+giving a rung up or bringing it back does not: every run's graph has gates per rung
+(`command.gate_commands`), set over ZeroMQ to let every frame, one frame in two, or
+none through from the next keyframe instant, so the renditions go on without a
+discontinuity. The packager hears of a given-up rung once its output reached that
+instant, so its last segment is whole. Should a command not be answered, the step
+falls back to a restart. (An ffmpeg without ZeroMQ restarts at every step.)
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ from golive.media.command import (
     CPU_ONLY,
     WEBRTC_OUTPUT,
     EncoderCapabilities,
+    GateState,
     WebRtcRendition,
     build_command,
     degraded_webrtc,
     gate_commands,
     next_keyframe_time,
+    webrtc_rate_gated,
 )
 from golive.media.feed import FlvInput
 from golive.media.health import (
@@ -151,9 +154,14 @@ class Transcoder:
         self._ffmpeg = ffmpeg
         self._full_plan = plan  # the ladder the broadcast was planned with
         self._plan = plan  # the ladder being produced: `_full_plan` at the degrade step
-        # What ffmpeg runs: `_plan` with its given-up rungs still in the graph, gated off.
+        # What ffmpeg runs: `_plan` with its given-up rungs still in the graph, gated off,
+        # and every rung at its full frame rate, lowered by its gate (`_rate_divisors`).
         self._encode_plan = plan
         self._gated: frozenset[str] = frozenset()
+        self._rate_divisors: dict[str, int] = {}  # rendition or WEBRTC_OUTPUT -> divisor
+        # The running ffmpeg may have re-made its graph for a spliced input: its gates
+        # count frames from an unknown point, so the next step restarts it instead.
+        self._gates_lost = False
         self._control_dir: Path | None = None
         self._zmq: zmq.asyncio.Context | None = None
         self._gate_task: asyncio.Task[None] | None = None
@@ -260,6 +268,11 @@ class Transcoder:
                 {"buffered_bytes": self._input.feed.size},
             ))  # fmt: skip
 
+    def input_reconfigured(self) -> None:
+        """A spliced input brings a new picture or sound configuration: ffmpeg may re-make
+        its filter graph for it, and a re-made graph counts frames from 0 again."""
+        self._gates_lost = True
+
     def restart(self, reason: str = "reconnect") -> None:
         """Start a fresh ffmpeg timeline from the next keyframe (e.g. after a publisher reconnect)."""
         if self._closing or self._failed:
@@ -299,8 +312,10 @@ class Transcoder:
 
     @property
     def gated_rungs(self) -> frozenset[str]:
-        """The rungs the running ffmpeg has given up through their gates (still in its graph)."""
-        return self._gated
+        """The rungs whose gates in the running ffmpeg are not open: given up (still in its
+        graph), or at a lowered frame rate."""
+        lowered = {name for name, d in self._rate_divisors.items() if d > 1}
+        return self._gated | (lowered - {WEBRTC_OUTPUT})
 
     @property
     def _control(self) -> str | None:
@@ -314,6 +329,8 @@ class Transcoder:
         # Without gates a given-up rung is left out of the command (a restart each step).
         plan = self._encode_plan if caps.rung_gates else self._plan
         webrtc, gated = self._webrtc, self._gated
+        divisors = dict(self._rate_divisors) if caps.rung_gates else None
+        self._gates_lost = False
         if self._control_dir is None and caps.rung_gates:
             self._control_dir = Path(tempfile.mkdtemp(prefix="golive-gates-"))
         control = self._control if caps.rung_gates else None
@@ -321,7 +338,7 @@ class Transcoder:
         def command(output_fds: Mapping[str, int]) -> list[str]:
             return build_command(
                 plan, ffmpeg=self._ffmpeg, output_fds=dict(output_fds), capabilities=caps,
-                webrtc=webrtc, control=control, gated=gated,
+                webrtc=webrtc, control=control, gated=gated, rate_divisors=divisors,
             )  # fmt: skip
 
         log.info(
@@ -532,16 +549,18 @@ class Transcoder:
         )
         self._plan = self._encode_plan = self._full_plan
         self._gated = frozenset()
+        self._rate_divisors = {}
         self._webrtc = self._full_webrtc
 
     def _degrade_to(self, previous: DegradeStep, step: DegradeStep, warning: HealthWarning) -> None:
         """Encode `step` from the next keyframe on; renditions it lacks become gaps.
 
-        A step that only gives up or brings back rungs closes or opens their gates in
-        the running ffmpeg; any other step restarts it with the new settings.
+        A step that keeps the preset sets the gates of the running ffmpeg (a rung given
+        up or brought back, a frame rate lowered or restored); a preset step restarts it
+        with the new settings, its gates starting as the step has them.
         """
         plan = step.apply(self._full_plan)
-        encode = dc_replace(step, dropped=()).apply(self._full_plan)
+        encode = dc_replace(step, dropped=(), frame_rate_divisors=()).apply(self._full_plan)
         before, after = set(self._plan.names), set(plan.names)
         log.warning(
             "encoder degrade stream_id=%s step=%d renditions=%s preset=%s",
@@ -550,19 +569,23 @@ class Transcoder:
             ",".join(plan.names),
             plan.x264_preset,
         )
+        gates = (self._capabilities or CPU_ONLY).rung_gates
         gates_only = (
-            (previous.preset, previous.frame_rate_divisors)
-            == (step.preset, step.frame_rate_divisors)
+            previous.preset == step.preset
+            and gates
             and self._run is not None
             and self._run.stop_reason is None
             and self._control_dir is not None
-            and (self._capabilities or CPU_ONLY).rung_gates
+            and not self._gates_lost
         )
+        was_gated, was_divided = self._gated, self._rate_divisors
         self._plan, self._encode_plan = plan, encode
         self._gated = frozenset(step.dropped)
         if self._full_webrtc is not None and not gates_only:
-            # A restart for this step: the WHEP output takes its cheaper settings too.
-            self._webrtc = degraded_webrtc(self._full_webrtc, encode)
+            # A restart for this step: the WHEP output takes its cheaper settings too
+            # (without gates, its rung's lower frame rate as well).
+            self._webrtc = degraded_webrtc(self._full_webrtc, encode if gates else plan)
+        self._rate_divisors = self._divisors_for(step) if gates else {}
         run = self._run
         at = 0.0
         if gates_only:
@@ -593,13 +616,32 @@ class Transcoder:
         assert run is not None
         commands = [
             command
-            for name in sorted(before ^ after)
-            for command in gate_commands(encode, name, close=name in before - after, at=at)
-        ]
+            for name in [*(r.name for r in encode.renditions if not r.passthrough),
+                         *([WEBRTC_OUTPUT] if WEBRTC_OUTPUT in self._rate_divisors
+                           or WEBRTC_OUTPUT in was_divided else [])]
+            for command in gate_commands(
+                encode, name, at=at, webrtc=self._webrtc,
+                before=GateState(name in was_gated, was_divided.get(name, 1)),
+                after=GateState(name in self._gated, self._rate_divisors.get(name, 1)),
+            )
+        ]  # fmt: skip
         self._gate_task = asyncio.create_task(
             self._send_gates(run, commands, reason, after=self._gate_task),
             name=f"transcoder-gates-{self.stream_id}",
         )
+
+    def _divisors_for(self, step: DegradeStep) -> dict[str, int]:
+        """The gates' frame-rate divisors at `step`: its rungs', and the WebRTC output's
+        when it copies one of them (`degraded_webrtc`: it degrades with its rung)."""
+        divisors = {name: d for name, d in step.frame_rate_divisors if d > 1}
+        webrtc = self._webrtc
+        if (
+            webrtc is not None
+            and webrtc.follows in divisors
+            and webrtc_rate_gated(self._encode_plan, webrtc)
+        ):
+            divisors[WEBRTC_OUTPUT] = divisors[webrtc.follows]
+        return divisors
 
     def _fragment(self, rendition: str, fragment: Fragment, origin: float | None) -> None:
         self._call(self._events.on_fragment, rendition, fragment, origin)
