@@ -14,9 +14,22 @@ For each player, after its first frame and one settled second, `--seconds` of pl
 - delay p50/p95: behind live, as the player's own API says, sampled twice a second.
 
     python bench/players.py [--seconds 60] [--players shaka,videojs,hlsjs]
+    python bench/players.py --starve [--starved-seconds 20]
 
 Needs `make web` (scripts/build-web.sh) for build/players. Goal, on an idle machine:
 every player at >= 29.5 fps with zero stalls.
+
+`--starve`: the degrade ladder under CPU starvation, every player at once. A node with
+the tests' small "starve" ladder (360p + 180p from a 640x360 30 fps source), one page
+per player watching the same broadcast; then golive's ffmpeg is starved
+(tests/starvation.py: lowest priority, pinned beside a busy loop) until the ladder is at
+its last step (preset, 180p at half rate, 360p given up), held there `--starved-seconds`,
+and fed again until the full ladder is back, and `--seconds` more. Per player: fatal
+errors, answers that failed (404 on a playlist or a part; 503 to a blocking reload is
+counted apart: RFC 8216bis 6.2.5.2 asks for it when the server cannot answer in time,
+players retry it), empty 204s on a hinted part a restart cut off, stalls, media
+played while starved, seconds from the full ladder's return to playing again, and delay
+behind live at the end. Goal: no fatal error and no 404 in any player.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +50,15 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
-from tests.e2e.conftest import ADMIN, node_settings  # noqa: E402
+from tests.e2e.conftest import ADMIN, eventually, node_settings  # noqa: E402
 from tests.mediatools import make_source, stop  # noqa: E402
+from tests.starvation import PROFILE as STARVE_PROFILE  # noqa: E402
+from tests.starvation import (  # noqa: E402
+    DegradeWarnings,
+    Starvation,
+    starved_golive,
+    transcoder_pid,
+)
 from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402
 from tests.web.test_players import (  # noqa: E402
     PLAYERS,
@@ -53,8 +74,17 @@ from tests.web.test_players import (  # noqa: E402
 )
 
 from golive.app import Golive  # noqa: E402
+from golive.media.health import degrade_steps  # noqa: E402
+from golive.media.ladder import SourceInfo, plan_ladder  # noqa: E402
+from golive.media.profiles import StreamProfile  # noqa: E402
 
 GOAL_FPS = 29.5
+# The ladder the starved node plans from the 640x360 30 fps source (for its last step).
+STARVE_PLAN = plan_ladder(
+    StreamProfile.model_validate(tomllib.loads(STARVE_PROFILE)),
+    SourceInfo(640, 360, 30, "h264", True),
+    "low",
+)
 
 
 @dataclass(frozen=True)
@@ -137,6 +167,158 @@ def print_table(results: list[Result], seconds: float) -> None:
     print(f"\ngoal: >= {GOAL_FPS} fps and zero stalls for every player, on an idle machine")
 
 
+@dataclass(frozen=True)
+class StarvedResult:
+    player: str
+    version: str
+    fatal: list[str]
+    not_found: list[str]  # URLs answered 404
+    held_503: int  # blocking reloads answered 503 (held past three target durations)
+    other_failures: list[str]  # any other answer >= 400
+    hinted_204: int
+    stalls: int
+    played_starved: float  # media seconds played while the ladder was degraded
+    resumed_after: float | None  # seconds from the full ladder's return to playing on
+    delay: float | None
+
+    @property
+    def meets_goal(self) -> bool:
+        return not self.fatal and not self.not_found and not self.other_failures
+
+
+async def run_starved(
+    seconds: float, starved_seconds: float, players: list[str]
+) -> tuple[list[StarvedResult], list[tuple[str, int]]]:
+    """Every player on one broadcast through a starvation cycle; the degrade steps taken."""
+    with tempfile.TemporaryDirectory(prefix="golive-bench-starved-") as tmp:
+        workdir = Path(tmp)
+        source = make_source(workdir / "source.flv")
+        async with starved_golive(workdir) as (node, starvation):
+            warnings = DegradeWarnings(node)
+            async with httpx.AsyncClient(
+                base_url=f"{node.http_url}/api/v1",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+                timeout=10,
+            ) as api:
+                stream, proc, manifest = await go_live(
+                    node, api, source, name="starve", profile="starve"
+                )
+                try:
+                    async with async_playwright() as pw:
+                        browser = await pw.chromium.launch(
+                            executable_path=CHROMIUM, args=CHROMIUM_FLAGS
+                        )
+                        try:
+                            with serve_players() as base:
+                                results = await _starve_players(
+                                    browser, base, manifest, players, node, stream["id"],
+                                    starvation, warnings, seconds, starved_seconds,
+                                )  # fmt: skip
+                        finally:
+                            await browser.close()
+                finally:
+                    starvation.stop(None)
+                    warnings.close()
+                    stop(proc)
+            return results, warnings.steps()
+
+
+async def _starve_players(
+    browser: Any,
+    base: str,
+    manifest: str,
+    players: list[str],
+    node: Golive,
+    stream_id: str,
+    starvation: Starvation,
+    warnings: DegradeWarnings,
+    seconds: float,
+    starved_seconds: float,
+) -> list[StarvedResult]:
+    async def complete_ladder() -> bool:
+        async with httpx.AsyncClient(timeout=15) as client:
+            return (await client.get(manifest)).text.count("#EXT-X-STREAM-INF") == 2
+
+    await eventually(complete_ladder, timeout=60, what="both renditions listed")
+    pages: dict[str, Any] = {}
+    answers: dict[str, list[tuple[str, int]]] = {player: [] for player in players}
+    for player in players:
+        page = pages[player] = await browser.new_page()
+        page.on("response", lambda r, seen=answers[player]: seen.append((r.url, r.status)))
+        await page.goto(page_url(base, player, manifest))
+    for page in pages.values():
+        await wait_first_frame(page, timeout=60)
+        await wait_played(page, (await Sample.take(page)).current_time, 2, timeout=60)
+    first = {player: await Sample.take(page) for player, page in pages.items()}
+    starvation.start(transcoder_pid(node, stream_id))
+    last_step = len(degrade_steps(STARVE_PLAN, libx264=True)) - 1
+    await warnings.step("slow_encode", last_step, timeout=180)
+    await asyncio.sleep(starved_seconds)
+    starvation.stop(transcoder_pid(node, stream_id))
+    await warnings.step("encode_recovered", 0, timeout=180)
+    back = {player: await Sample.take(page) for player, page in pages.items()}
+    recovered = time.monotonic()
+    resumed: dict[str, float | None] = {player: None for player in players}
+    deadline = recovered + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        for player, page in pages.items():
+            sample = await Sample.take(page)
+            if resumed[player] is None and sample.current_time > back[player].current_time + 1:
+                resumed[player] = time.monotonic() - recovered
+    results = []
+    for player, page in pages.items():
+        last = await Sample.take(page)
+        seen = answers[player]
+        held = [u for u, status in seen if status == 503 and "_HLS_msn=" in u]
+        results.append(StarvedResult(
+            player=player,
+            version=last.version or "?",
+            fatal=last.fatal,
+            not_found=[u for u, status in seen if status == 404],
+            held_503=len(held),
+            other_failures=[f"{status} {u}" for u, status in seen
+                            if status >= 400 and status != 404 and u not in held],
+            hinted_204=sum(1 for u, status in seen if status == 204),
+            stalls=last.stalls - first[player].stalls,
+            played_starved=back[player].current_time - first[player].current_time,
+            resumed_after=resumed[player],
+            delay=last.delay,
+        ))  # fmt: skip
+        await page.close()
+    return results
+
+
+def print_starved(results: list[StarvedResult], steps: list[tuple[str, int]]) -> None:
+    print()
+    print("LL-HLS players through a starved encoder (360p + 180p, every player at once)")
+    print("degrade steps: " + ", ".join(
+        f"{'down' if code == 'slow_encode' else 'up'} to {step}" for code, step in steps))
+    header = (
+        f"{'player':8} | {'version':26} | {'fatal':>5} | {'404':>4} | {'503 held':>8} | "
+        f"{'other':>5} | {'204':>4} | {'stalls':>6} | {'played starved s':>16} | "
+        f"{'resumed s':>9} | {'delay s':>7} | goal"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        resumed = "-" if r.resumed_after is None else f"{r.resumed_after:.1f}"
+        delay = "-" if r.delay is None else f"{r.delay:.1f}"
+        print(
+            f"{r.player:8} | {r.version[:26]:26} | {len(r.fatal):>5} | {len(r.not_found):>4} | "
+            f"{r.held_503:>8} | {len(r.other_failures):>5} | {r.hinted_204:>4} | "
+            f"{r.stalls:>6} | {r.played_starved:>16.1f} | {resumed:>9} | {delay:>7} | "
+            f"{'ok' if r.meets_goal else 'MISSED'}"
+        )
+        for error in r.fatal:
+            print(f"  {r.player} fatal: {error}")
+        for url in r.not_found[:5]:
+            print(f"  {r.player} 404: {url}")
+        for line in r.other_failures[:5]:
+            print(f"  {r.player} failed: {line}")
+    print("\ngoal: no fatal error and no 404 in any player while the ladder degrades and recovers")
+
+
 async def run(seconds: float, players: list[str]) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="golive-bench-players-") as tmp:
         workdir = Path(tmp)
@@ -169,6 +351,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--players", default=",".join(PLAYERS))
+    parser.add_argument("--starve", action="store_true",
+                        help="every player through a starved encoder's degrade and recovery")
+    parser.add_argument("--starved-seconds", type=float, default=20,
+                        help="how long the ladder stays at its last step (--starve)")
     args = parser.parse_args()
     players = [p for p in args.players.split(",") if p]
     unknown = [p for p in players if p not in PLAYERS]
@@ -176,6 +362,10 @@ def main() -> None:
         parser.error(f"unknown players {unknown}; choose from {list(PLAYERS)}")
     if not PLAYERS_DIR.exists():
         sys.exit("bench/players.py: players are not built: run `make web` (scripts/build-web.sh)")
+    if args.starve:
+        starved, steps = asyncio.run(run_starved(args.seconds, args.starved_seconds, players))
+        print_starved(starved, steps)
+        return
     results = asyncio.run(run(args.seconds, players))
     print_table(results, args.seconds)
 

@@ -97,8 +97,9 @@ PLAYERS = ("hlsjs", "shaka", "videojs")
 # update; for golive's live LL-HLS playlists while they list the EXT-X-DISCONTINUITY of an
 # encoder restart (its date jumps over the media the restart missed) the iterator is null
 # and the update throws TypeError "Cannot read properties of null (reading 'next')" before it
-# records the playlist's newest timestamps. Every degrade step restarts the encoder, so
-# every update that lists the step's discontinuity throws (19 times in one run here,
+# records the playlist's newest timestamps. The preset steps (down and back) restart the
+# encoder, so every update that lists such a discontinuity throws (19 times in one run,
+# when every step still restarted it,
 # from Shaka's hls_parser, with the stack). Usually Shaka plays on; on a slow machine it
 # stopped for good once (CI: buffer empty, playlists reloaded, no media asked for). hls.js
 # and video.js play the same playlists. A Shaka stop with that error is reported as a

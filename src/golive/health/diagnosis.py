@@ -574,7 +574,7 @@ _RESTART_CAUSES: dict[str, tuple[str, str, str]] = {
     "starvation": (
         "starvation",
         "the machine is starved of CPU: the encoder fell below real time, and each "
-        "cheaper (or, once it kept up, better) preset or frame-rate step restarts it",
+        "cheaper (or, once it kept up, better) preset step restarts it",
         "give the node more CPU or fewer streams, or lower the stream profile's ladder "
         "(a faster x264 preset, fewer renditions) so it keeps up without stepping"),
     "nvenc": (
