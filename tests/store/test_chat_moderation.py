@@ -3,6 +3,7 @@ reports), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from golive.store import ChatStore, Store
@@ -42,3 +43,21 @@ async def test_moderation_between_lists_deletes_and_bans_of_the_window(store: St
                                                   end=T0 + timedelta(hours=1), limit=1)
     assert len(deleted) == 1 and len(bans) == 1
     assert await chat.moderation_between(stream.id, start=T0, end=T0, limit=0) == ([], [])
+
+
+async def test_first_settings_changes_made_at_once_all_land(store: Store) -> None:
+    # Two moderators change a stream's chat settings for the first time at the same
+    # instant: both changes land (on PostgreSQL both once inserted the row, and one got a
+    # unique violation, a 500). SQLite serializes writers; the test runs on both.
+    chat = ChatStore(store.engine)
+    for round_ in range(5):
+        stream, _ = await store.create_stream(name=f"s{round_}")
+        results = await asyncio.gather(
+            chat.update_settings(stream.id, T0, slow_mode=7),
+            chat.update_settings(stream.id, T0, signed_in_only=True),
+            chat.update_settings(stream.id, T0, review_hook_fallback="deny"),
+        )
+        assert all(r is not None for r in results)
+        settings = await chat.get_settings(stream.id)
+        assert (settings.slow_mode, settings.signed_in_only, settings.review_hook_fallback) == (
+            7, True, "deny"), settings

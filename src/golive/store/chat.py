@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from golive.core import random_id
@@ -372,13 +374,19 @@ class ChatStore:
         async with self._write.begin() as session:
             if await session.get(LiveStream, stream_id) is None:
                 return None
-            row = await session.get(ChatSettings, stream_id)
-            if row is None:
-                row = ChatSettings(
-                    stream_id=stream_id, slow_mode=0, signed_in_only=False,
-                    review_hook_url=None, review_hook_fallback="allow", updated_at=now,
-                )
-                session.add(row)
+            # The row is made if missing, then read locked: two first changes at once
+            # (two moderators) both land, one after the other, instead of both
+            # inserting it and one failing on the primary key (PostgreSQL; SQLite
+            # serializes writers anyway).
+            insert = pg_insert if self._postgres else sqlite_insert
+            await session.execute(insert(ChatSettings).values(
+                stream_id=stream_id, slow_mode=0, signed_in_only=False, review_hook_url=None,
+                review_hook_fallback="allow", updated_at=now,
+            ).on_conflict_do_nothing(index_elements=["stream_id"]))
+            row = (await session.execute(
+                select(ChatSettings).where(ChatSettings.stream_id == stream_id)
+                .with_for_update().execution_options(populate_existing=True)
+            )).scalar_one()
             for key, value in clean.items():
                 setattr(row, key, value)
             row.updated_at = now
