@@ -8,16 +8,23 @@ never reads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from tests.delivery.test_origin import HANG, Directory, Feed, fragment, make_feed, served
 from tests.media.conftest import until
 
+from golive.chat import chat_websocket_protocol
 from golive.delivery.origin import Origin, create_origin_app
 from golive.formats.isobmff import Fragment
+from golive.httpserver import HttpLimits, server_config
+from golive.httpserver.fast import FastHold, FastRoutes
 
 
 @pytest.fixture
@@ -197,3 +204,84 @@ async def test_a_held_request_past_its_limit_gets_the_timeout_answer(directory: 
         finally:
             writer.close()
             await writer.wait_closed()
+
+
+@dataclass
+class Answer:
+    body: bytes
+    status_code: int = 200
+    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class WaitsTwice(FastHold):
+    """A hold whose decision, once its event came, must wait again."""
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        super().__init__(future, HANG)
+
+    def resume(self) -> None:
+        return None
+
+    def carry_on(self, routes: FastRoutes, scope: Any) -> Awaitable[Answer]:
+        async def from_here() -> Answer:
+            return Answer(b"from where the hold left off\n")
+        return from_here()
+
+    def expire(self) -> Answer:
+        return Answer(b"late\n", 503)
+
+    def release(self) -> None:
+        pass
+
+
+class TwoWaitRoutes:
+    """FastRoutes (and the ASGI app behind them) whose every answer is one `WaitsTwice`."""
+
+    prefix = b"/live/"
+
+    def __init__(self) -> None:
+        self.event: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.from_start = 0
+
+    def answer_now(self, scope: Any) -> WaitsTwice:
+        return WaitsTwice(self.event)
+
+    async def answer(self, scope: Any) -> Answer:
+        self.from_start += 1  # every wait made again: what a carried-on hold must avoid
+        return Answer(b"from the start\n")
+
+    def answered(self, scope: Any, answer: Any, started: float) -> None:
+        pass
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+
+
+async def test_a_hold_that_must_wait_again_carries_on_from_where_it_was() -> None:
+    # Origin's holds know the decision stage they passed (`_HeldAnswer.carry_on`): woken
+    # into another wait, the request goes on from there in a task, rather than being
+    # decided from the start again, which repeated the start-up holds already made.
+    routes = TwoWaitRoutes()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    server = uvicorn.Server(
+        server_config(routes, HttpLimits(), ws=chat_websocket_protocol(), fast=routes))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started or serving.done(), limit=HANG, what="the server")
+        reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        writer.write(b"GET /live/p1/video.m3u8 HTTP/1.1\r\nHost: o\r\n\r\n")
+        await writer.drain()
+        routes.event.set_result(None)  # before or after the hold began: either way
+        status, _, body = await read_response(reader)
+        assert (status, body, routes.from_start) == (200, b"from where the hold left off\n", 0)
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, HANG)

@@ -46,7 +46,7 @@ from golive.delivery.progressive import (
 from golive.delivery.relay import RELAY_HEADER, OwnerRelay, Relayed
 from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
-from golive.httpserver.fast import FastHold
+from golive.httpserver.fast import FastHold, FastRoutes
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -427,6 +427,11 @@ class _HeldAnswer(FastHold):
         decision = self._origin._decide_now(self._request, self._path, self._wait.stage)
         return decision if isinstance(decision, Response) else None
 
+    def carry_on(self, routes: FastRoutes, scope: Scope) -> Awaitable[Response]:
+        # From the stage this hold passed, as `Origin._settle` goes on after a hold: the
+        # start-up holds before it are not made again.
+        return self._origin.handle(self._request, self._path, after=self._wait.stage)
+
     def expire(self) -> Response:
         self.release()
         assert self._wait.timeout is not None
@@ -672,11 +677,13 @@ class Origin:
                 return match, decide
         return None
 
-    async def handle(self, request: Request, path: str) -> Response:
+    async def handle(self, request: Request, path: str, *, after: int = 0) -> Response:
+        """The answer to `path` (below `/live/`); `after`: the decision stage a hold already
+        passed (`_settle`)."""
         if request.method == "OPTIONS":
             return Response(b"", 204, _RAW_PREFLIGHT)
         if (route := self._route(path)) is not None:
-            return await self._with_access(request, *route)
+            return await self._with_access(request, *route, after=after)
         if access := ACCESS_PATH.fullmatch(path):
             return await self._access_answer(request, access["pid"])
         return _error(404, "not found")
@@ -711,9 +718,9 @@ class Origin:
         spliced = None if session else self._viewer_tokens(request, pid, token)[1]
         return decide(request, match, presentation, spliced, after)
 
-    async def _settle(self, decide: Callable[[int], Decision]) -> Response | _Later:
-        """A decision made, holding wherever it says to wait, and made again after each hold."""
-        after = 0
+    async def _settle(self, decide: Callable[[int], Decision], after: int = 0) -> Response | _Later:
+        """A decision made, holding wherever it says to wait, and made again after each hold
+        (from stage `after`: a hold made before this call counts)."""
         for _ in range(_MAX_HOLDS):
             decision = decide(after)
             if not isinstance(decision, _Wait):
@@ -729,6 +736,8 @@ class Origin:
         request: Request,
         match: re.Match[str],
         decide: _Decider,
+        *,
+        after: int = 0,
     ) -> Response:
         pid = match["pid"]
         session = _session_of(match)
@@ -757,7 +766,7 @@ class Origin:
                               headers={"Retry-After": "1"})
         found = presentation
         decision = await self._settle(
-            lambda after: decide(request, match, found, spliced, after))
+            lambda stage: decide(request, match, found, spliced, stage), after)
         if isinstance(decision, Response):
             return decision
         # LATER: an init or a segment older than the window holds, from the recording.

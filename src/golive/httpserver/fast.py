@@ -57,7 +57,13 @@ class FastHold(abc.ABC):
 
     @abc.abstractmethod
     def resume(self) -> FastAnswer | None:
-        """The answer now that the event came; None: `FastRoutes.answer` gives it."""
+        """The answer now that the event came; None: `carry_on` gives it."""
+
+    def carry_on(self, routes: FastRoutes, scope: Any) -> Awaitable[FastAnswer]:
+        """The answer when `resume` gave none (it must wait again), awaited in a task: by
+        default `routes.answer`, from the start; a hold that knows how far its decision
+        got goes on from there, so no wait already made is made again."""
+        return routes.answer(scope)
 
     @abc.abstractmethod
     def expire(self) -> FastAnswer:

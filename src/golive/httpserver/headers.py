@@ -208,10 +208,13 @@ class HeadBoundedHttp(HttpToolsProtocol):
         return True
 
     def _answer_in_task(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
-                        started: float, answer: FastAnswer | None = None) -> None:
-        """Produce the answer (unless given) and write it from a task."""
+                        started: float, answer: FastAnswer | None = None,
+                        hold: FastHold | None = None) -> None:
+        """Produce the answer (unless given; where `hold` left off, if one) and write it
+        from a task."""
         self.cycle = cycle  # type: ignore[assignment]  # pipelined requests queue behind it
-        task = self.loop.create_task(self._answer_later(fast, scope, cycle, started, answer))
+        task = self.loop.create_task(
+            self._answer_later(fast, scope, cycle, started, answer, hold))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
         self._fast_task = task
@@ -224,15 +227,18 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if answer is None or self.flow.write_paused:
             # Another wait, or a slow reader whose buffer must drain first (as uvicorn's
             # send waits): a task finishes it.
-            self._answer_in_task(held.fast, held.scope, held.cycle, held.started, answer)
+            self._answer_in_task(held.fast, held.scope, held.cycle, held.started, answer,
+                                 held.hold if answer is None else None)
         else:
             self._finish_fast(held.fast, held.scope, held.cycle, answer, held.started)
 
     async def _answer_later(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
-                            started: float, answer: FastAnswer | None) -> None:
+                            started: float, answer: FastAnswer | None,
+                            hold: FastHold | None = None) -> None:
         if answer is None:
             try:
-                answer = await fast.answer(scope)
+                answer = await (fast.answer(scope) if hold is None
+                                else hold.carry_on(fast, scope))
             except Exception:
                 log.exception("fast answer failed path=%s", scope["path"])
                 self._fast_task = None

@@ -584,7 +584,9 @@ class Transcoder:
         if self._full_webrtc is not None and not gates_only:
             # A restart for this step: the WHEP output takes its cheaper settings too
             # (without gates, its rung's lower frame rate as well).
-            self._webrtc = degraded_webrtc(self._full_webrtc, encode if gates else plan)
+            self._webrtc = degraded_webrtc(
+                self._full_webrtc, encode if gates else dc_replace(step, dropped=()).apply(
+                    self._full_plan))
         self._rate_divisors = self._divisors_for(step) if gates else {}
         run = self._run
         at = 0.0
