@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,18 @@ def print_table(results: list[Result], seconds: float) -> None:
     print(f"\ngoal: >= {GOAL_FPS} fps and zero stalls for every player, on an idle machine")
 
 
+@contextlib.asynccontextmanager
+async def players_in_chromium() -> AsyncIterator[tuple[Any, str]]:
+    """Headless Chromium, and the base URL of the player pages (another origin)."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            with serve_players() as base:
+                yield browser, base
+        finally:
+            await browser.close()
+
+
 @dataclass(frozen=True)
 class StarvedResult:
     player: str
@@ -204,18 +218,11 @@ async def run_starved(
                     node, api, source, name="starve", profile="starve"
                 )
                 try:
-                    async with async_playwright() as pw:
-                        browser = await pw.chromium.launch(
-                            executable_path=CHROMIUM, args=CHROMIUM_FLAGS
-                        )
-                        try:
-                            with serve_players() as base:
-                                results = await _starve_players(
-                                    browser, base, manifest, players, node, stream["id"],
-                                    starvation, warnings, seconds, starved_seconds,
-                                )  # fmt: skip
-                        finally:
-                            await browser.close()
+                    async with players_in_chromium() as (browser, base):
+                        results = await _starve_players(
+                            browser, base, manifest, players, node, stream["id"],
+                            starvation, warnings, seconds, starved_seconds,
+                        )  # fmt: skip
                 finally:
                     starvation.stop(None)
                     warnings.close()
@@ -331,18 +338,11 @@ async def run(seconds: float, players: list[str]) -> list[Result]:
             ) as api:
                 _, proc, manifest = await go_live(node, api, source)
                 try:
-                    async with async_playwright() as pw:
-                        browser = await pw.chromium.launch(
-                            executable_path=CHROMIUM, args=CHROMIUM_FLAGS
-                        )
-                        try:
-                            with serve_players() as base:
-                                return [
-                                    await measure(browser, base, player, manifest, seconds)
-                                    for player in players
-                                ]
-                        finally:
-                            await browser.close()
+                    async with players_in_chromium() as (browser, base):
+                        return [
+                            await measure(browser, base, player, manifest, seconds)
+                            for player in players
+                        ]
                 finally:
                     stop(proc)
 

@@ -90,17 +90,19 @@ def video_samples(path: Path) -> list[tuple[float, float]]:
     ]  # fmt: skip
 
 
-@pytest.fixture
-def plan() -> LadderPlan:
-    return plan_ladder(load_profile("default"), SourceInfo(854, 480, 30, "h264", True), "low")
-
-
-def test_closed_gate_stops_a_rung_at_a_keyframe_and_reopens_it_aligned(
-    plan: LadderPlan, tmp_path: Path
+def encode_with_gates(
+    plan: LadderPlan,
+    tmp_path: Path,
+    seconds: float,
+    rendition: str,
+    changes: list[tuple[GateState, GateState, float]],
 ) -> None:
-    assert plan.names == ("480p", "360p") and plan.gop_duration == 1.0
+    """`seconds` of an 854x480 30 fps source through `plan`'s graph at a publisher's pace
+    (`-re`), `rendition`'s gate set at each (before, after, media time) of `changes`, the
+    next one sent once ffmpeg's output is half a second past the one before. Each
+    rendition's output goes to `tmp_path`/NAME.mp4."""
     source = encode_source(
-        tmp_path / "source.flv", seconds=10, size="854x480", rate="30", gop=60,
+        tmp_path / "source.flv", seconds=seconds, size="854x480", rate="30", gop=60,
         sample_rate=48000,
     )  # fmt: skip
     control_dir = Path(tempfile.mkdtemp(prefix="golive-gates-test-"))
@@ -124,10 +126,10 @@ def test_closed_gate_stops_a_rung_at_a_keyframe_and_reopens_it_aligned(
         assert proc.stdout is not None
         progress = Progress(iter(proc.stdout.readline, b""))
         socket.connect(f"ipc://{control_dir}/gates")
-        # Give 480p up from the keyframe at 3 s, and take it back at 6 s.
-        send(socket, gate_commands(plan, "480p", before=OPEN, after=CLOSED, at=3.0))
-        progress.wait_past(3.5)
-        send(socket, gate_commands(plan, "480p", before=CLOSED, after=OPEN, at=6.0))
+        for i, (before, after, at) in enumerate(changes):
+            if i:
+                progress.wait_past(changes[i - 1][2] + 0.5)
+            send(socket, gate_commands(plan, rendition, before=before, after=after, at=at))
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -139,6 +141,19 @@ def test_closed_gate_stops_a_rung_at_a_keyframe_and_reopens_it_aligned(
             f.close()
         shutil.rmtree(control_dir, ignore_errors=True)
     assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
+
+
+@pytest.fixture
+def plan() -> LadderPlan:
+    return plan_ladder(load_profile("default"), SourceInfo(854, 480, 30, "h264", True), "low")
+
+
+def test_closed_gate_stops_a_rung_at_a_keyframe_and_reopens_it_aligned(
+    plan: LadderPlan, tmp_path: Path
+) -> None:
+    assert plan.names == ("480p", "360p") and plan.gop_duration == 1.0
+    # Give 480p up from the keyframe at 3 s, and take it back at 6 s.
+    encode_with_gates(plan, tmp_path, 10, "480p", [(OPEN, CLOSED, 3.0), (CLOSED, OPEN, 6.0)])
 
     low = video_packets(tmp_path / "360p.mp4")
     origin = low[0][0]  # both outputs' presentation times start a frame in (the edit list)
@@ -173,46 +188,8 @@ def test_a_lowered_rate_halves_a_rung_from_a_keyframe_and_restores_it(
     one frame in two, from the one at 6 s every frame again; 480p never notices, and
     360p's parts stay whole and back to back (what the packager lists as parts)."""
     assert plan.frame_rate_divisor("360p") == 2
-    source = encode_source(
-        tmp_path / "source.flv", seconds=9, size="854x480", rate="30", gop=60,
-        sample_rate=48000,
-    )  # fmt: skip
-    control_dir = Path(tempfile.mkdtemp(prefix="golive-gates-test-"))
-    outputs = {name: open(tmp_path / f"{name}.mp4", "wb") for name in plan.names}
-    fds = {name: f.fileno() for name, f in outputs.items()}
-    argv = build_command(
-        plan, ffmpeg=FFMPEG, output_fds=fds, control=f"ipc://{control_dir}/gates"
-    )
-    argv.insert(argv.index("-i") - 2, "-re")
-    context = zmq.Context()
-    socket = context.socket(zmq.REQ)
-    socket.setsockopt(zmq.LINGER, 0)
     full, half = GateState(), GateState(divisor=2)
-    with open(source, "rb") as stdin:
-        proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=tuple(fds.values()),
-        )  # fmt: skip
-    try:
-        for f in outputs.values():
-            f.close()
-        assert proc.stdout is not None
-        progress = Progress(iter(proc.stdout.readline, b""))
-        socket.connect(f"ipc://{control_dir}/gates")
-        send(socket, gate_commands(plan, "360p", before=full, after=half, at=3.0))
-        progress.wait_past(3.5)
-        send(socket, gate_commands(plan, "360p", before=half, after=full, at=6.0))
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        socket.close()
-        context.term()
-        for f in outputs.values():
-            f.close()
-        shutil.rmtree(control_dir, ignore_errors=True)
-    assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    encode_with_gates(plan, tmp_path, 9, "360p", [(full, half, 3.0), (half, full, 6.0)])
 
     low = video_packets(tmp_path / "360p.mp4")
     origin = low[0][0]

@@ -92,6 +92,15 @@ def check_run(
     return keyframes
 
 
+async def publish_looped(t: Transcoder, tags: list[MediaTag], *, pace: float) -> None:
+    """`tags` again and again at `pace` times real time, timestamps going on (until
+    cancelled): a publisher for as long as a test needs."""
+    offset = 0
+    while True:
+        await feed(t.push, tags, pace=pace, offset_ms=offset)
+        offset += tags[-1].timestamp + 33
+
+
 def video_samples(fragments: list[Fragment], track_id: int) -> list[int]:
     counts = (read_fragment(f.data).get(track_id) for f in fragments)
     return [run.samples for run in counts if run is not None]
@@ -305,13 +314,7 @@ async def test_slow_encode_degrades_step_by_step(source_720p: Path) -> None:
     await t.start()
     tags = read_flv(source_720p)
 
-    async def publish() -> None:  # a keyframe every 2 s, for as long as the test needs
-        offset = 0
-        while True:
-            await feed(t.push, tags, pace=2, offset_ms=offset)
-            offset += tags[-1].timestamp + 33
-
-    pusher = asyncio.create_task(publish())
+    pusher = asyncio.create_task(publish_looped(t, tags, pace=2))  # a keyframe every 2 s
     try:
         await until(lambda: bool(events.dropped), limit=60, what="a dropped rendition")
         assert events.dropped[0][0] == "720p"
@@ -394,12 +397,6 @@ async def test_a_frame_rate_step_lowers_a_rung_in_the_running_encoder(
     await t.start()
     tags = read_flv(source_360p)
 
-    async def publish() -> None:
-        offset = 0
-        while True:
-            await feed(t.push, tags, pace=1, offset_ms=offset)
-            offset += tags[-1].timestamp + 33
-
     def steps() -> list[dict[str, Any]]:
         return [data for code, _, data in events.warnings if code == "slow_encode"]
 
@@ -409,7 +406,7 @@ async def test_a_frame_rate_step_lowers_a_rung_in_the_running_encoder(
         rates = frame_rates(events, events.run, "180p")
         return rates.count(15) >= 20  # four GOPs of five parts
 
-    pusher = asyncio.create_task(publish())
+    pusher = asyncio.create_task(publish_looped(t, tags, pace=1))
     try:
         await until(halved_for_a_while, limit=90, what="180p at 15 fps for a few GOPs")
     finally:
@@ -503,13 +500,7 @@ async def test_without_gates_a_given_up_rung_costs_a_restart(source_720p: Path) 
     await t.start()
     tags = read_flv(source_720p)
 
-    async def publish() -> None:
-        offset = 0
-        while True:
-            await feed(t.push, tags, pace=2, offset_ms=offset)
-            offset += tags[-1].timestamp + 33
-
-    pusher = asyncio.create_task(publish())
+    pusher = asyncio.create_task(publish_looped(t, tags, pace=2))
     try:
         await until(lambda: len(events.restarts) >= 2, limit=60, what="the restart for step 2")
         await until(lambda: events.count(run=2) > 0, limit=20, what="output of the smaller ladder")
