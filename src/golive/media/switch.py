@@ -84,12 +84,13 @@ class InputSwitch:
         return None
 
     def _decide(self, keyframe: MediaTag) -> SwitchDecision:
-        reason = self._why_not(keyframe)
+        # A configuration the running decoder has not seen may make ffmpeg re-make its graph.
         reconfigures = _differs(self._video_config, self._current) or _differs(
             self._audio_config, self._current_audio)
+        reason = self._why_not(keyframe, reconfigures)
         return SwitchDecision(reason is None, reason or "", self._tags, reconfigures)
 
-    def _why_not(self, keyframe: MediaTag) -> str | None:
+    def _why_not(self, keyframe: MediaTag, reconfigures: bool) -> str | None:
         current = self._current
         new = self._video_config
         old_codec = _codec(current) if current is not None else None
@@ -101,8 +102,7 @@ class InputSwitch:
             return "a passthrough rendition copies the input and its configuration changed"
         if self._plan.has_audio and not self._audio:
             return "the new input has no audio and the ladder has"
-        if self._gated and (_differs(new, current) or _differs(self._audio_config,
-                                                               self._current_audio)):
+        if self._gated and reconfigures:
             return (f"rungs degraded for speed ({', '.join(sorted(self._gated))}) would come "
                     "back when ffmpeg re-makes its graph for the new input's configuration")
         return None

@@ -155,7 +155,8 @@ class Transcoder:
         self._full_plan = plan  # the ladder the broadcast was planned with
         self._plan = plan  # the ladder being produced: `_full_plan` at the degrade step
         # What ffmpeg runs: `_plan` with its given-up rungs still in the graph, gated off,
-        # and every rung at its full frame rate, lowered by its gate (`_rate_divisors`).
+        # and (with gates) every rung at its full frame rate, lowered by its gate
+        # (`_rate_divisors`).
         self._encode_plan = plan
         self._gated: frozenset[str] = frozenset()
         self._rate_divisors: dict[str, int] = {}  # rendition or WEBRTC_OUTPUT -> divisor
@@ -559,8 +560,12 @@ class Transcoder:
         up or brought back, a frame rate lowered or restored); a preset step restarts it
         with the new settings, its gates starting as the step has them.
         """
+        gates = (self._capabilities or CPU_ONLY).rung_gates
         plan = step.apply(self._full_plan)
-        encode = dc_replace(step, dropped=(), frame_rate_divisors=()).apply(self._full_plan)
+        # With gates ffmpeg runs every rung at its full rate, and the gates lower it.
+        encode = dc_replace(
+            step, dropped=(), frame_rate_divisors=() if gates else step.frame_rate_divisors
+        ).apply(self._full_plan)
         before, after = set(self._plan.names), set(plan.names)
         log.warning(
             "encoder degrade stream_id=%s step=%d renditions=%s preset=%s",
@@ -569,7 +574,6 @@ class Transcoder:
             ",".join(plan.names),
             plan.x264_preset,
         )
-        gates = (self._capabilities or CPU_ONLY).rung_gates
         gates_only = (
             previous.preset == step.preset
             and gates
@@ -584,9 +588,7 @@ class Transcoder:
         if self._full_webrtc is not None and not gates_only:
             # A restart for this step: the WHEP output takes its cheaper settings too
             # (without gates, its rung's lower frame rate as well).
-            self._webrtc = degraded_webrtc(
-                self._full_webrtc, encode if gates else dc_replace(step, dropped=()).apply(
-                    self._full_plan))
+            self._webrtc = degraded_webrtc(self._full_webrtc, encode)
         self._rate_divisors = self._divisors_for(step) if gates else {}
         run = self._run
         at = 0.0
