@@ -60,14 +60,26 @@ class Starvation:
         self.core = max(os.sched_getaffinity(0))
         self.flag = directory / "starve"
         self.wrapper = directory / "ffmpeg"
+        # Only an ffmpeg in a session of its own (the transcoder: golive starts it so) lowers
+        # its autogroup. Any other ffmpeg the node runs while starved (capabilities, the
+        # slate, thumbnails) shares the node's autogroup, which is the test process's:
+        # lowered, the busy loop and the node sank with it, the next starved ffmpeg got half
+        # a core instead of a few percent, and every later starvation test waited in vain
+        # for the encoder to fall behind (make test's serial phase, after one such run).
         self.wrapper.write_text(
             "#!/bin/sh\n"
             f'if [ -e "{self.flag}" ]; then\n'
-            "  echo 19 > /proc/self/autogroup 2>/dev/null\n"
+            '  if [ "$(cut -d " " -f 6 /proc/$$/stat)" = "$$" ]; then\n'
+            "    echo 19 > /proc/self/autogroup 2>/dev/null\n"
+            "  fi\n"
             f'  exec nice -n 19 taskset -c {self.core} "{FFMPEG}" "$@"\n'
             "fi\n"
             f'exec "{FFMPEG}" "$@"\n'
         )
+        # And a test process an earlier run of the old wrapper (or anything else) left
+        # lowered gets its priority back. Raising it may need privileges: then as it is.
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text("0")
         self.wrapper.chmod(0o755)
         self.busy: subprocess.Popen[bytes] | None = None
 
