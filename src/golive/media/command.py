@@ -260,9 +260,9 @@ def build_command(
 
 
 # An output whose gate may let only one frame in two through: its frames go to the
-# encoder and muxer with their own times. (ffmpeg 5.1 does so for MP4 by default; said
-# outright, so a default or muxer that wants a constant rate never duplicates the
-# dropped frames back, which would cost the encoder the work the gate saved.)
+# encoder and muxer with their own times. (The ffmpeg the tests run, 9.0, does so for MP4
+# by default; said outright, so a default or muxer that wants a constant rate never
+# duplicates the dropped frames back, which would cost the encoder the work the gate saved.)
 _RATE_GATED_OUTPUT = ["-fps_mode:v", "passthrough"]
 
 
