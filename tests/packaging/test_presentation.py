@@ -101,6 +101,33 @@ def test_media_playlist_carries_rendition_reports() -> None:
     check_media_playlist(text, low_latency=False)
 
 
+def test_a_kept_playlist_follows_every_sibling_change() -> None:
+    # A media playlist is kept (one object for every asker) until any rendition changes:
+    # its reports name the siblings' newest parts, and its media sequence moves on.
+    p = ladder()
+    for name, height in (("360p", 360), ("720p", 720)):
+        p.renditions[name].set_init(init(height * 16 // 9, height))
+    feed(p.renditions["720p"], 7)
+    feed(p.renditions["360p"], 6)
+    text = p.media_playlist("720p")
+    assert text is p.media_playlist("720p")  # kept
+    assert text is not None and text.endswith("LAST-MSN=1,LAST-PART=0\n")
+    low = p.renditions["360p"]
+    low.add_fragment(Fragment(b"m" * 100, 7, False, 1.2, 0.2), START)
+    text = p.media_playlist("720p")
+    assert text is not None and text.endswith("LAST-MSN=1,LAST-PART=1\n")
+    high = p.renditions["720p"]
+    first = high.media_sequence
+    for i in range(7, 60):  # segments leave the playlist: the first listed moves on
+        high.add_fragment(Fragment(b"m" * 100, i + 1, i % 5 == 0, i * 0.2, 0.2),
+                          START + timedelta(seconds=i * 0.2))
+        assert f"#EXT-X-MEDIA-SEQUENCE:{high.media_sequence}\n" in (p.media_playlist("720p") or "")
+    assert high.media_sequence > first
+    p.remove_rendition("360p")
+    text = p.media_playlist("720p")
+    assert text is not None and "RENDITION-REPORT" not in text
+
+
 def test_discontinuity_and_end_reach_every_rendition() -> None:
     p = ladder()
     for window in p.renditions.values():

@@ -70,6 +70,9 @@ class Presentation:
         self.ended = False
         self._ready_waiters: list[asyncio.Future[None]] = []
         self._observer: SegmentObserver | None = None
+        # Media playlists with their siblings' reports, by (rendition, its own text), until
+        # any rendition changes: every player a new part wakes asks for the same one.
+        self._texts: dict[tuple[str, int], tuple[str, str]] = {}
 
     @property
     def observer(self) -> SegmentObserver | None:
@@ -114,9 +117,11 @@ class Presentation:
             after_date=self.continues.date_end if self.continues is not None else None,
         )
         window.init_listener = self._on_init
+        window.change_listener = self._texts.clear
         if self._observer is not None:
             window.segment_listener = self._observer.segment_completed
         self.renditions[name] = window
+        self._texts.clear()
         return window
 
     def remove_rendition(self, name: str) -> None:
@@ -125,6 +130,8 @@ class Presentation:
         if window is not None:
             window.init_listener = None
             window.end()
+            window.change_listener = None
+            self._texts.clear()
             # Without it the ladder may now be complete.
             self._wake()
 
@@ -274,9 +281,17 @@ class Presentation:
         if window is None or window.init is None:
             return None
         text = window.playlist(skip=skip, client_has=client_has)
-        if self.low_latency and not window.ended:
-            text += self.rendition_reports(exclude=name)
-        return text
+        if not self.low_latency or window.ended:
+            return text
+        # The same object for every asker while nothing changes: the origin's answers are
+        # keyed by it, and a str keeps its hash.
+        key = (name, id(text))
+        kept = self._texts.get(key)
+        if kept is not None and kept[0] is text:
+            return kept[1]
+        full = text + self.rendition_reports(exclude=name)
+        self._texts[key] = (text, full)
+        return full
 
     def _on_init(self, window: RenditionWindow) -> None:
         if self.renditions.get(window.name) is window:

@@ -177,8 +177,12 @@ class RenditionWindow:
         # A delta update's skip counts, kept as long as the rendered playlists: every held
         # blocking reload asks for them (the same until the window changes).
         self._skip_counts: tuple[int, int, int] | None = None
+        # The first listed msn, kept as long as the rendered playlists: every reload reads it.
+        self._sequence: int | None = None
         self.init_listener: Callable[[RenditionWindow], None] | None = None
         """Called after each new init (the presentation learns its multivariant is ready)."""
+        self.change_listener: Callable[[], None] | None = None
+        """Called after every change of the window (the presentation drops what it kept)."""
         self.segment_listener: Callable[[CompletedSegment], None] | None = None
         """Called with each segment as it completes (the presentation's observer records it)."""
         self.suspended = False
@@ -540,12 +544,17 @@ class RenditionWindow:
     @property
     def media_sequence(self) -> int:
         """The msn of the first segment the playlist lists."""
-        listed = self._listed()
-        if listed and self.dvr is not None and self.dvr.before(listed[0].msn):
-            first = self.dvr.first_msn
-            assert first is not None
-            return first
-        return listed[0].msn if listed else max(0, self.last_msn + 1)
+        sequence = self._sequence
+        if sequence is None:
+            listed = self._listed()
+            if listed and self.dvr is not None and self.dvr.before(listed[0].msn):
+                first = self.dvr.first_msn
+                assert first is not None
+                sequence = first
+            else:
+                sequence = listed[0].msn if listed else max(0, self.last_msn + 1)
+            self._sequence = sequence
+        return sequence
 
     @property
     def memory_bytes(self) -> int:
@@ -1021,6 +1030,9 @@ class RenditionWindow:
         """After every change of the window: drop rendered playlists, release waiters."""
         self._playlists.clear()
         self._skip_counts = None
+        self._sequence = None
+        if self.change_listener is not None:
+            self.change_listener()
         for key in [key for key in self._waiters if self.state(*key) == "ready"]:
             self._release(key)
 
