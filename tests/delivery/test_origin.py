@@ -150,14 +150,17 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def served(app: Origin) -> AsyncIterator[Served]:
+async def served(app: Origin, *, keep_alive: float | None = None) -> AsyncIterator[Served]:
     """`app` on golive's HTTP stack on a free loopback port, its `/live/` GETs on the fast
-    path (golive.httpserver.fast) as a node serves them."""
+    path (golive.httpserver.fast) as a node serves them; `keep_alive`: uvicorn's idle
+    timeout in place of its default (5 s)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(2048)
     sock.setblocking(False)
     config = server_config(app, HttpLimits(), ws=chat_websocket_protocol(), fast=app)
+    if keep_alive is not None:
+        config.timeout_keep_alive = keep_alive  # type: ignore[assignment]
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -170,7 +170,7 @@ async def test_held_reloads_and_parts_wait_without_a_task(directory: Directory,
             part.write(f"GET /live/p1/video/part-{msn}.{idx}.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
                        .encode())
             await until(lambda: origin.held_requests == 2, limit=HANG, what="both held")
-            # A callback on the window's future and a timer each: no task per request.
+            # A callback on the window's future and a shared deadline each: no task.
             assert not server.server.server_state.tasks
             feed.add()
             (playlist_reader, _), (part_reader, _) = streams
@@ -206,11 +206,101 @@ async def test_a_held_request_past_its_limit_gets_the_timeout_answer(directory: 
             await writer.wait_closed()
 
 
+async def test_a_part_answered_again_has_the_servers_current_date_and_ranges_stay_exact(
+        directory: Directory, feed: Feed) -> None:
+    # A part's answer, head included, is built once and shared; the head follows the
+    # server's default headers, which uvicorn renews each second with the date.
+    origin = create_origin_app(directory, hold_limit_factor=100.0)
+    async with served(origin) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            get = b"GET /live/p1/video/part-0.1.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+            writer.write(get)
+            status, _, body = await read_response(reader)
+            assert status == 200 and body == fragment(1).data
+            state = server.server.server_state
+            first = state.default_headers
+            await until(lambda: state.default_headers is not first, limit=HANG,
+                        what="the server's next default headers")
+            now = dict(state.default_headers)[b"date"].decode()
+            writer.write(get)
+            status, again, body = await read_response(reader)
+            assert status == 200 and body == fragment(1).data and again["date"] == now
+            writer.write(b"HEAD /live/p1/video/part-0.1.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+                         b"GET /live/p1/video/part-0.1.m4s HTTP/1.1\r\nHost: o\r\n"
+                         b"Range: bytes=2-5\r\n\r\n" + get)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")  # and no body:
+            status, ranged, body = await read_response(reader)
+            assert status == 206 and body == fragment(1).data[2:6]
+            assert ranged["content-range"] == f"bytes 2-5/{len(fragment(1).data)}"
+            status, _, body = await read_response(reader)
+            assert status == 200 and body == fragment(1).data
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def test_a_connection_idle_past_the_keep_alive_closes_and_a_busy_or_held_one_does_not(
+        directory: Directory, feed: Feed) -> None:
+    # One timer per connection, moved on when it fires, stands in for uvicorn's timer per
+    # answer: it must close only a connection that has been idle the whole timeout.
+    keep_alive = 0.5
+    origin = create_origin_app(directory, hold_limit_factor=100.0)
+    async with served(origin, keep_alive=keep_alive) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            for _ in range(8):  # 1.6 s of requests, never more than 0.2 s apart
+                writer.write(b"GET /live/p1/video/part-0.1.m4s HTTP/1.1\r\nHost: o\r\n\r\n")
+                status, _, _ = await read_response(reader)
+                assert status == 200
+                await asyncio.sleep(keep_alive * 0.4)
+            # Held for twice the timeout: busy, not idle.
+            msn, idx = feed.window.next_part()
+            writer.write(f"GET /live/p1/video/part-{msn}.{idx}.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+                         .encode())
+            await until(lambda: feed.window.waiter_count == 1, limit=HANG, what="the part held")
+            await asyncio.sleep(keep_alive * 2)
+            feed.add()
+            status, _, body = await read_response(reader)
+            assert status == 200 and body == fragment(feed.count - 1).data
+            # Then idle: closed.
+            assert await asyncio.wait_for(reader.read(), HANG) == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+
+async def test_holds_that_share_a_deadline_each_get_their_timeout_answer(
+        directory: Directory, feed: Feed) -> None:
+    origin = create_origin_app(directory, hold_limit_factor=0.2)  # 0.2 s: nothing comes
+    async with served(origin) as server:
+        msn, idx = feed.window.next_part()
+        streams = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(40)]
+        try:
+            for _, writer in streams:
+                writer.write(f"GET /live/p1/video/part-{msn}.{idx}.m4s HTTP/1.1\r\nHost: o\r\n"
+                             "\r\n".encode())
+            await until(lambda: origin.held_requests == 40, limit=HANG, what="all held")
+            for _, writer in streams[:5]:  # these hang up before their time
+                writer.close()
+            for reader, _ in streams[5:]:
+                status, _, body = await read_response(reader)
+                assert (status, body) == (503, b"media did not arrive in time\n")
+            await until(lambda: origin.held_requests == 0, limit=HANG, what="every hold ended")
+            assert feed.window.waiter_count == 0 and origin.stats.holds == 40
+        finally:
+            for _, writer in streams:
+                writer.close()
+                await writer.wait_closed()
+
+
 @dataclass
 class Answer:
     body: bytes
     status_code: int = 200
     raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    fast_head: tuple[list[tuple[bytes, bytes]], bytes] | None = None
 
 
 class WaitsTwice(FastHold):

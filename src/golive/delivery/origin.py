@@ -122,6 +122,9 @@ MAX_ACCESS_MAX_AGE = 300
 # Playlist answers kept ready to send (see `_playlist_response`): a few per rendition and
 # directive; each is one playlist's bytes. Signed viewers share templates instead, as many.
 PLAYLIST_RESPONSES = 256
+# Whole parts' answers kept ready to send (see `_part_response`): the newest few of each
+# rendition are what viewers ask for. Each holds its part's bytes (~75 KB at 3 Mb/s).
+PART_RESPONSES = 64
 # Viewers' tokens kept as the `?token=...` bytes their playlists' URIs end with, if no
 # longer than a JWT golive verifies is (RS256 ~500 characters): at most ~12 MB, whatever
 # clients send (a public playback id's URIs carry any token a viewer gives, unverified).
@@ -249,7 +252,7 @@ class Response:
     playlist every held player is woken with) is sent any number of times as it is.
     """
 
-    __slots__ = ("body", "raw_headers", "status_code")
+    __slots__ = ("body", "fast_head", "raw_headers", "status_code")
 
     def __init__(self, body: bytes, status_code: int,
                  headers: Mapping[str, str] | RawHeaders) -> None:
@@ -257,6 +260,7 @@ class Response:
         self.status_code = status_code
         self.raw_headers: RawHeaders = (
             headers if isinstance(headers, list) else raw_headers(headers))
+        self.fast_head: tuple[RawHeaders, bytes] | None = None  # golive.httpserver.fast
 
     async def send(self, send: Send, *, head: bool) -> None:
         # A copy: a shared answer's list must survive whatever a middleware does to it.
@@ -566,6 +570,7 @@ class Origin:
         self._splices = TokenSplices()
         self._playlists: OrderedDict[tuple[str, EdgeToken | None, int], Response] = OrderedDict()
         self._templates: OrderedDict[tuple[str, int], _PlaylistTemplate] = OrderedDict()
+        self._parts: dict[int, tuple[bytes, Response]] = {}
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
@@ -913,9 +918,8 @@ class Origin:
         # Directives are ignored once the stream has ended (nothing more will come) and by
         # a standard-latency window, which does not advertise CAN-BLOCK-RELOAD.
         blocking = directives.blocking and window.low_latency and not window.ended
-        first = window.media_sequence
         if (after < 2 and not blocking and not window.ended
-                and window.state(first, None) == "pending"):
+                and window.state(first := window.media_sequence, None) == "pending"):
             # A player's first load waits for the broadcast's first whole segment: while the
             # only segment is still open it has parts but no segment URI, and a player that
             # probes a listed segment at load (Shaka Player 5.2 did, for captions) may pick
@@ -1081,7 +1085,22 @@ class Origin:
             return _error(404, "gap: this rendition has no media here")
         if data is None:
             return _error(404, "no such media")
+        if part is not None and request.raw_header(b"range") is None:
+            return self._part_response(request, data)
         return self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)
+
+    def _part_response(self, request: Request, data: bytes) -> Response:
+        """A whole part's answer, built once per part and shared: every viewer asks for the
+        newest part the moment it is listed. Kept by the part's bytes (the window's own
+        object, never changed), a few per rendition."""
+        kept = self._parts.get(id(data))
+        if kept is not None and kept[0] is data:
+            return kept[1]
+        response = self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)
+        self._parts[id(data)] = (data, response)
+        if len(self._parts) > PART_RESPONSES:
+            del self._parts[next(iter(self._parts))]  # the oldest
+        return response
 
     async def _archived(self, request: Request, presentation: Presentation, name: str,
                         kind: Literal["init", "segment"], number: int) -> Response:

@@ -6,8 +6,8 @@ checks) cost several times what the origin's own decision does. For a complete G
 HEAD below `FastRoutes.prefix`, with nothing in front of it on the connection,
 `HeadBoundedHttp` asks `FastRoutes.answer_now` for the answer during the parser's
 callback and writes it at once. An answer that waits for one event (a blocking playlist
-reload, a preload-hinted part) is a `FastHold`: a callback on its future and a timer,
-no task. Any other wait (an access check to make, another node to ask, a recording to
+reload, a preload-hinted part) is a `FastHold`: a callback on its future and a place
+on a timer shared by the holds that end at about the same time, no task. Any other wait (an access check to make, another node to ask, a recording to
 read) runs `FastRoutes.answer` in a task of its own. Either way the answer is written
 when it is ready, and any pipelined request waits behind it as uvicorn makes it. Everything else (other paths, methods,
 bodies, upgrades, HTTP/1.0, a client that asks to close, a slow reader whose writes are
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 
-__all__ = ["FastAnswer", "FastHold", "FastRoutes", "head_bytes"]
+__all__ = ["FastAnswer", "FastHold", "FastRoutes", "head_bytes", "head_of"]
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,21 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 
 class FastAnswer(Protocol):
-    """A complete answer: status, headers (lower-case latin-1 pairs) and the whole body."""
+    """A complete answer: status, headers (lower-case latin-1 pairs) and the whole body;
+    `fast_head` is where the fast path keeps the head it wrote for it (`head_of`), for an
+    answer that is given again unchanged."""
 
     body: bytes
     status_code: int
     raw_headers: RawHeaders
+    fast_head: tuple[RawHeaders, bytes] | None
 
 
 class FastHold(abc.ABC):
     """An answer that waits for one event: `future` resolves when it can be given, or the
-    connection gives up after `limit` seconds. No task waits: the protocol calls `resume`
-    from the future's callback, `expire` from a timer, `release` on a hang-up; exactly one
-    of them, once."""
+    connection gives up after `limit` seconds (up to 50 ms later). No task waits: the
+    protocol calls `resume` from the future's callback, `expire` from a timer, `release`
+    on a hang-up; exactly one of them, once."""
 
     __slots__ = ("future", "limit")
 
@@ -111,6 +114,18 @@ def head_bytes(answer: FastAnswer, default_headers: RawHeaders) -> bytes:
         content.append(b"content-length: %d\r\n" % len(answer.body))
     content.append(b"\r\n")
     return b"".join(content)
+
+
+def head_of(answer: FastAnswer, default_headers: RawHeaders) -> bytes:
+    """`head_bytes`, kept on the answer while the default headers stay the same list (the
+    server makes a new one each second, with its date): an answer shared by every viewer
+    (a playlist a new part completes, the part itself) costs one head a second."""
+    kept = answer.fast_head
+    if kept is not None and kept[0] is default_headers:
+        return kept[1]
+    head = head_bytes(answer, default_headers)
+    answer.fast_head = (default_headers, head)
+    return head
 
 
 class FastCycle:

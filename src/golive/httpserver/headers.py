@@ -11,8 +11,14 @@ limits nginx calls `large_client_header_buffers` and `client_header_timeout`:
 - a connection that does not finish a request head within `head_timeout` seconds of
   opening, or of the head's first read, gets 408 (if it sent anything) and is closed.
   The clock does not run out while a response is being produced, so long downloads
-  and held LL-HLS playlist reloads are untouched; between requests uvicorn's
-  keep-alive timeout closes idle connections.
+  and held LL-HLS playlist reloads are untouched; between requests the keep-alive
+  timeout closes idle connections.
+
+uvicorn's keep-alive timeout is kept on one timer per connection, which looks at how
+long the connection has been idle when it fires, instead of a timer started after
+every answer and stopped at the next request (an LL-HLS player makes ten requests a
+second). The held answers of the fast path (golive.httpserver.fast) expire on timers
+shared by all holds ending in the same 50 ms (`_Deadlines`).
 
 Either refusal, and any answer that closes the connection while a request's body is
 still arriving (`BodyLimit`'s 413 and 408), ends with a lingering close
@@ -32,6 +38,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,7 +52,7 @@ from golive.httpserver.fast import (
     FastCycle,
     FastHold,
     FastRoutes,
-    head_bytes,
+    head_of,
 )
 from golive.httpserver.linger import Lingering, linger
 
@@ -55,10 +62,12 @@ __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_prot
 _METHODS = ("connection_made", "connection_lost", "data_received", "on_headers_complete",
             "on_message_complete", "handle_websocket_upgrade")
 _ATTRIBUTES = ("transport", "loop", "cycle", "parser", "headers", "flow", "pipeline",
-               "server_state", "tasks")
+               "server_state", "tasks", "timeout_keep_alive", "timeout_keep_alive_task")
 # ... and for the fast path (golive.httpserver.fast), which also reads the `scope` and
-# `url` that on_message_begin sets per request:
-_FAST_METHODS = ("on_message_begin", "on_response_complete")
+# `url` that on_message_begin sets per request, and for the keep-alive timeout, which
+# `on_response_complete` arms as uvicorn's does:
+_FAST_METHODS = ("on_message_begin", "on_response_complete", "_start_asgi_task",
+                 "timeout_keep_alive_handler", "_unset_keepalive_if_required")
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,7 @@ class HeadLimits:
 
 # Called directly rather than through super(): these run once or more per request.
 _data_received = HttpToolsProtocol.data_received
+_on_message_begin = HttpToolsProtocol.on_message_begin
 _on_headers_complete = HttpToolsProtocol.on_headers_complete
 _on_message_complete = HttpToolsProtocol.on_message_complete
 
@@ -104,6 +114,11 @@ class HeadBoundedHttp(HttpToolsProtocol):
         # request's head is complete: the bytes read meanwhile are head bytes.
         self._in_head = True
         self._head_bytes = 0
+        self._head_begun = False  # the parser has begun the next request's head
+        # uvicorn's keep-alive timeout on one timer per connection, moved on only when it
+        # fires (`on_response_complete`): since when the connection is idle, None while busy.
+        self._idle_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._head_deadline: asyncio.TimerHandle | None = None
         self._closing = False  # answered and closing: what the client still sends is dropped
         self._lingering: Lingering | None = None  # the hard close, while closing
@@ -118,6 +133,9 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._lingering is not None:
             self._lingering.cancel()
         if self._fast_task is not None:
@@ -130,6 +148,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self._idle_since = None
         if self._closing:
             if self._lingering is not None:
                 self._lingering.heard()
@@ -147,16 +166,21 @@ class HeadBoundedHttp(HttpToolsProtocol):
                     b"431 Request Header Fields Too Large", "request_header_fields_too_large",
                     f"the request line and headers are larger than "
                     f"{self.limits.max_head_bytes // 1024} KiB"))
-            else:
+            elif self._head_begun or self._head_bytes:
                 # Only a head split over reads starts the clock: most requests arrive in
-                # one read and cost no timer. Before the first byte, uvicorn's keep-alive
-                # timeout (or the one armed on connecting) applies.
+                # one read and cost no timer. Before the next head's first byte, uvicorn's
+                # keep-alive timeout (or the one armed on connecting) applies.
                 self._arm_head_deadline()
 
     # Parser callbacks -----------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        self._head_begun = True
+        _on_message_begin(self)
+
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_begun = False
         if self._head_deadline is not None:
             self._disarm_head_deadline()
         cycle = self.cycle
@@ -269,7 +293,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
     def _write_fast(self, fast: FastRoutes, scope: Any, answer: FastAnswer,
                     started: float) -> None:
         try:
-            head = head_bytes(answer, self.server_state.default_headers)
+            head = head_of(answer, self.server_state.default_headers)
         except BadHeader:
             log.exception("fast answer has a bad header path=%s", scope["path"])
             self._fail_fast()
@@ -282,6 +306,35 @@ class HeadBoundedHttp(HttpToolsProtocol):
         # uvicorn's own end of a response: count it, read on, start a pipelined request
         # or arm the keep-alive timeout.
         self.on_response_complete()
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, but for the keep-alive timeout: uvicorn starts a timer after every
+        # answer and stops it at the next request, ten of each a second for a low-latency
+        # player. Here the connection's one timer, when it fires, looks at how long it
+        # has been idle and waits on for the rest.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()  # (uvicorn's own, should one be armed)
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return  # busy: the end of its answer starts the clock again
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._idle_check)
+        else:
+            self.timeout_keep_alive_handler()
 
     def on_message_complete(self) -> None:
         _on_message_complete(self)
@@ -373,9 +426,10 @@ class _BodyRequestTransport:
 
 
 class _Held:
-    """A fast answer waiting for its `FastHold`'s event: a future callback and a timer."""
+    """A fast answer waiting for its `FastHold`'s event: a future callback, and a place
+    among the loop's shared hold deadlines (`_Deadlines`)."""
 
-    __slots__ = ("cycle", "fast", "hold", "protocol", "scope", "started", "timer")
+    __slots__ = ("cycle", "fast", "hold", "protocol", "scope", "started", "tick")
 
     def __init__(self, protocol: HeadBoundedHttp, fast: FastRoutes, scope: Any,
                  cycle: FastCycle, hold: FastHold, started: float) -> None:
@@ -385,15 +439,14 @@ class _Held:
         self.cycle = cycle
         self.hold = hold
         self.started = started
-        self.timer: asyncio.TimerHandle | None = protocol.loop.call_later(
-            hold.limit, self._expired)
+        self.tick: int | None = _deadlines(protocol.loop).add(self, hold.limit)
         hold.future.add_done_callback(self._ready)
 
     def _ready(self, _: object) -> None:
-        if self.timer is None:
+        if self.tick is None:
             return  # expired or released first
-        self.timer.cancel()
-        self.timer = None
+        _deadlines(self.protocol.loop).remove(self, self.tick)
+        self.tick = None
         try:
             answer = self.hold.resume()
         except Exception:
@@ -401,20 +454,62 @@ class _Held:
             answer = None  # the task's path answers (and logs) it
         self.protocol._held_done(self, answer)
 
-    def _expired(self) -> None:
-        if self.timer is None:
+    def expired(self) -> None:
+        if self.tick is None:
             return
-        self.timer = None
+        self.tick = None
         self.hold.future.remove_done_callback(self._ready)
         self.protocol._held_done(self, self.hold.expire())
 
     def release(self) -> None:
-        if self.timer is None:
+        if self.tick is None:
             return
-        self.timer.cancel()
-        self.timer = None
+        _deadlines(self.protocol.loop).remove(self, self.tick)
+        self.tick = None
         self.hold.future.remove_done_callback(self._ready)
         self.hold.release()
+
+
+class _Deadlines:
+    """The time limits of one loop's held fast answers, on shared timers: one per `GRAIN`
+    of time in which holds expire. The players a part wakes are held again together, so
+    thousands of holds share a few timers instead of each starting and stopping its own;
+    a hold expires at most one grain after its limit."""
+
+    GRAIN = 0.05
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ticks: dict[int, set[_Held]] = {}
+
+    def add(self, held: _Held, delay: float) -> int:
+        tick = -int(-(self._loop.time() + delay) // self.GRAIN)  # rounded up
+        holds = self._ticks.get(tick)
+        if holds is None:
+            holds = self._ticks[tick] = set()
+            self._loop.call_at(tick * self.GRAIN, self._expire, tick)
+        holds.add(held)
+        return tick
+
+    def remove(self, held: _Held, tick: int) -> None:
+        holds = self._ticks.get(tick)
+        if holds is not None:
+            holds.discard(held)
+
+    def _expire(self, tick: int) -> None:
+        for held in self._ticks.pop(tick, ()):
+            held.expired()
+
+
+_LOOP_DEADLINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary())
+
+
+def _deadlines(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    deadlines = _LOOP_DEADLINES.get(loop)
+    if deadlines is None:
+        deadlines = _LOOP_DEADLINES[loop] = _Deadlines(loop)
+    return deadlines
 
 
 _INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
