@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -89,13 +90,12 @@ class GcTimer:
 
 def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str, rate: float,
                senders: int, freeze: str, clients: int, shared: dict[str, str]) -> None:
-    import gc
-
     from golive.app import Golive, freeze_startup_heap
-    from golive.core import tune_garbage_collector
+    from golive.core import tune_garbage_collector, tune_thread_switching
     from golive.settings import Settings
 
     tune_garbage_collector()  # as `golive serve` does, in both rows
+    tune_thread_switching()  # likewise
 
     per_sender = rate / max(1, senders)
     fields: dict[str, Any] = dict(
@@ -293,6 +293,12 @@ async def worker_main(
         assert viewer.identity is not None
         with contextlib.suppress(TimeoutError, ConnectionError):
             await asyncio.wait_for(viewer.identity, 30)
+    # No collection while measuring: a full one of this process's heap (thousands of
+    # viewers) stalls every viewer it holds, and that pause would land in the delivery
+    # delays it measures as the node's; what it would free waits for the end of the run.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     ready.send((result.connected, result.failed))
     await loop.run_in_executor(None, start.wait)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
