@@ -439,7 +439,8 @@ class _Held:
         self.cycle = cycle
         self.hold = hold
         self.started = started
-        self.tick: int | None = _deadlines(protocol.loop).add(self, hold.limit)
+        loop = protocol.loop
+        self.tick: int | None = _deadlines(loop).add(loop, self, hold.limit)
         hold.future.add_done_callback(self._ready)
 
     def _ready(self, _: object) -> None:
@@ -478,16 +479,16 @@ class _Deadlines:
 
     GRAIN = 0.05
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
+        # (Not the loop itself: a loop's entry in _LOOP_DEADLINES must not keep it alive.)
         self._ticks: dict[int, set[_Held]] = {}
 
-    def add(self, held: _Held, delay: float) -> int:
-        tick = -int(-(self._loop.time() + delay) // self.GRAIN)  # rounded up
+    def add(self, loop: asyncio.AbstractEventLoop, held: _Held, delay: float) -> int:
+        tick = -int(-(loop.time() + delay) // self.GRAIN)  # rounded up
         holds = self._ticks.get(tick)
         if holds is None:
             holds = self._ticks[tick] = set()
-            self._loop.call_at(tick * self.GRAIN, self._expire, tick)
+            loop.call_at(tick * self.GRAIN, self._expire, tick)
         holds.add(held)
         return tick
 
@@ -508,7 +509,7 @@ _LOOP_DEADLINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines
 def _deadlines(loop: asyncio.AbstractEventLoop) -> _Deadlines:
     deadlines = _LOOP_DEADLINES.get(loop)
     if deadlines is None:
-        deadlines = _LOOP_DEADLINES[loop] = _Deadlines(loop)
+        deadlines = _LOOP_DEADLINES[loop] = _Deadlines()
     return deadlines
 
 
