@@ -91,11 +91,10 @@ class GcTimer:
 def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str, rate: float,
                senders: int, freeze: str, clients: int, shared: dict[str, str]) -> None:
     from golive.app import Golive, freeze_startup_heap
-    from golive.core import tune_garbage_collector, tune_thread_switching
+    from golive.core import tune_garbage_collector
     from golive.settings import Settings
 
     tune_garbage_collector()  # as `golive serve` does, in both rows
-    tune_thread_switching()  # likewise
 
     per_sender = rate / max(1, senders)
     fields: dict[str, Any] = dict(

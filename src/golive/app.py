@@ -64,7 +64,6 @@ from golive.core import (
     Subscription,
     hash_stream_key,
     tune_garbage_collector,
-    tune_thread_switching,
 )
 from golive.delivery import (
     AccessHook,
@@ -1035,7 +1034,6 @@ def run_server(settings: Settings) -> None:
     """Entry point for `golive serve`."""
     configure_logging(settings.log_level, settings.log_format)
     tune_garbage_collector()
-    tune_thread_switching()
     try:
         # uvloop (installed with uvicorn[standard]) roughly halves the event loop's
         # per-read cost, which is most of what ingest costs per stream.

@@ -14,7 +14,6 @@ from golive.core.events import Event, EventBus, EventType, Subscription, utcnow
 from golive.core.limits import Admission, Limit, RateLimits
 from golive.core.periodic import PeriodicSweep
 from golive.core.redislink import RedisLink, peer_payload
-from golive.core.scheduling import tune_thread_switching
 from golive.core.secrets import (
     hash_api_token,
     hash_stream_key,
@@ -59,6 +58,5 @@ __all__ = [
     "random_id",
     "resolve_addresses",
     "tune_garbage_collector",
-    "tune_thread_switching",
     "utcnow",
 ]
