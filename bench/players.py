@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
-from tests.e2e.conftest import ADMIN, eventually, node_settings  # noqa: E402
+from tests.e2e.conftest import ADMIN, node_settings  # noqa: E402
 from tests.mediatools import make_source, stop  # noqa: E402
 from tests.starvation import PROFILE as STARVE_PROFILE  # noqa: E402
 from tests.starvation import (  # noqa: E402
@@ -68,6 +68,7 @@ from tests.web.test_players import (  # noqa: E402
     Sample,
     go_live,
     media_fps,
+    open_on_full_ladder,
     page_url,
     serve_players,
     wait_first_frame,
@@ -242,17 +243,7 @@ async def _starve_players(
     seconds: float,
     starved_seconds: float,
 ) -> list[StarvedResult]:
-    async def complete_ladder() -> bool:
-        async with httpx.AsyncClient(timeout=15) as client:
-            return (await client.get(manifest)).text.count("#EXT-X-STREAM-INF") == 2
-
-    await eventually(complete_ladder, timeout=60, what="both renditions listed")
-    pages: dict[str, Any] = {}
-    answers: dict[str, list[tuple[str, int]]] = {player: [] for player in players}
-    for player in players:
-        page = pages[player] = await browser.new_page()
-        page.on("response", lambda r, seen=answers[player]: seen.append((r.url, r.status)))
-        await page.goto(page_url(base, player, manifest))
+    pages, answers = await open_on_full_ladder(browser, base, players, manifest)
     for page in pages.values():
         await wait_first_frame(page, timeout=60)
         await wait_played(page, (await Sample.take(page)).current_time, 2, timeout=60)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings as python_warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,10 @@ def serve_players() -> Iterator[str]:
         yield base
 
 
+# Each player page's HTTP answers: (url, status) in arrival order.
+Answers = dict[str, list[tuple[str, int]]]
+
+
 def page_url(base: str, player: str, manifest: str, config: dict[str, Any] | None = None) -> str:
     query = {"player": player, "src": manifest}
     if config:
@@ -350,6 +354,26 @@ def wall_fps(first: Sample, last: Sample) -> float:
     seconds = (last.wall_ms - first.wall_ms) / 1000
     shown = (last.frames - last.dropped) - (first.frames - first.dropped)
     return shown / seconds if seconds > 0 else 0.0
+
+
+async def open_on_full_ladder(browser: Any, base: str, players: Iterable[str], manifest: str,
+                              renditions: int = 2) -> tuple[dict[str, Any], Answers]:
+    """Once the multivariant lists `renditions` variants, a page per player on `manifest`,
+    each page's HTTP answers (url, status) recorded as they come."""
+    async def listed() -> bool:
+        async with httpx.AsyncClient(timeout=15) as client:
+            text = (await client.get(manifest)).text
+            return text.count("#EXT-X-STREAM-INF") == renditions
+
+    await eventually(listed, timeout=60, what=f"{renditions} renditions listed")
+    pages: dict[str, Any] = {}
+    answers: Answers = {}
+    for player in players:
+        seen = answers[player] = []
+        page = pages[player] = await browser.new_page()
+        page.on("response", lambda r, seen=seen: seen.append((r.url, r.status)))
+        await page.goto(page_url(base, player, manifest))
+    return pages, answers
 
 
 async def wait_first_frame(page: Any, timeout: float = 60) -> None:

@@ -33,7 +33,7 @@ from tests.mediatools import ffmpeg_publish, stop
 from tests.starvation import DegradeWarnings, Starvation, starved_golive, transcoder_pid
 from tests.web.test_players import (
     Sample,
-    page_url,
+    open_on_full_ladder,
     players,  # noqa: F401  (fixture)
     wait_first_frame,
     wait_played,
@@ -156,19 +156,8 @@ async def test_players_play_through_a_starved_encoder(
             await wait_status(api, stream["id"], "active")
             manifest = f"{node.http_url}/live/{stream['playback_ids'][0]['id']}.m3u8"
 
-            async def complete_ladder() -> bool:
-                async with httpx.AsyncClient(timeout=15) as client:
-                    response = await client.get(manifest)
-                    return response.text.count("#EXT-X-STREAM-INF") == 2
-
-            await eventually(complete_ladder, timeout=60, what="both renditions listed")
+            pages, answers = await open_on_full_ladder(browser, players, PLAYERS, manifest)
             watcher = asyncio.create_task(_watch_dates(manifest, dates))
-            pages: dict[str, Any] = {}
-            answers: dict[str, list[tuple[str, int]]] = {player: [] for player in PLAYERS}
-            for player in PLAYERS:
-                page = pages[player] = await browser.new_page()
-                page.on("response", lambda r, seen=answers[player]: seen.append((r.url, r.status)))
-                await page.goto(page_url(players, player, manifest))
             for player, page in pages.items():
                 await wait_first_frame(page)
                 first = await Sample.take(page)
