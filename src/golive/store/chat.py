@@ -7,6 +7,7 @@ leave this module. Rows go away with their stream (foreign keys with ON DELETE C
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,6 +75,15 @@ class ChatSettingsRecord:
 
 UPDATABLE_CHAT_SETTINGS = frozenset(
     {"slow_mode", "signed_in_only", "review_hook_url", "review_hook_fallback"}
+)
+
+
+# Rows in one SQLite INSERT: 7 values each, under the 999 variables older SQLite allows.
+# A larger batch (a flood) takes the session's transaction instead.
+SQLITE_STATEMENT_ROWS = 140
+_SQLITE_INSERT_HEAD = (
+    "INSERT INTO chat_messages (id, stream_id, user_id, user_name, text, sent_at, "
+    "deleted_at, ip) VALUES "
 )
 
 
@@ -158,6 +168,9 @@ class ChatStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._postgres = engine.dialect.name == "postgresql"
+        self._sqlite = engine.dialect.name == "sqlite"
+        bind = ChatMessage.__table__.c.sent_at.type.bind_processor(engine.dialect)
+        self._bind_sent_at: Callable[[Any], Any] = bind or (lambda value: value)
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self._write = WriterSessions(engine)
 
@@ -186,6 +199,8 @@ class ChatStore:
         ]
         if not rows:
             return []
+        if self._sqlite and len(messages) <= SQLITE_STATEMENT_ROWS:
+            return await self._add_messages_sqlite(messages)
         explicit = [m.id for m in messages if m.id is not None]
         async with self._write.begin() as session:
             session.add_all(rows)
@@ -195,6 +210,35 @@ class ChatStore:
                 await session.execute(_LOCK_IDS, {"key": _ID_LOCK})
                 await session.execute(_RAISE_SEQUENCE, {"floor": max(explicit)})
             return [_message(row) for row in rows]
+
+    async def _add_messages_sqlite(
+        self, messages: list[NewChatMessage]
+    ) -> list[ChatMessageRecord]:
+        """One INSERT of every row, its own transaction, in one call to the driver's thread.
+
+        The chat stores a batch before showing it, while the event loop is busy sending
+        the previous one: the session's eight driver calls each waited for a loop turn
+        (`WriterSessions.sqlite_driver`). Values are bound as the ORM binds them.
+        """
+        sql = _SQLITE_INSERT_HEAD + ", ".join(["(?, ?, ?, ?, ?, ?, NULL, ?)"] * len(messages)) + (
+            " RETURNING id")
+        params: list[Any] = []
+        for m in messages:
+            params += (m.id, m.stream_id, m.user_id, m.user_name, m.text,
+                       self._bind_sent_at(m.sent_at), m.ip[:64])
+        async with self._write.sqlite_driver() as driver:
+            returned = {int(row[0]) for row in await driver.execute_fetchall(sql, params)}
+        # RETURNING's order is unspecified; the ids SQLite picked (one above the highest
+        # row, row by row) rise in the order of their rows.
+        picked = iter(sorted(returned.difference(m.id for m in messages if m.id is not None)))
+        return [
+            ChatMessageRecord(
+                id=m.id if m.id is not None else next(picked), stream_id=m.stream_id,
+                user_id=m.user_id, user_name=m.user_name, text=m.text, sent_at=m.sent_at,
+                deleted_at=None, ip=m.ip[:64],
+            )
+            for m in messages
+        ]
 
     async def prepare_database_ids(self, margin: int) -> None:
         """Before the database picks message ids again (the cluster's Redis is away).

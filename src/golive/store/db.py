@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import (
@@ -148,6 +149,28 @@ class WriterSessions:
             async with self._sessions.begin() as session:
                 yield session
             return
+        async with self._admitted(), self._sessions.begin() as session:
+            yield session
+
+    @asynccontextmanager
+    async def sqlite_driver(self) -> AsyncIterator[aiosqlite.Connection]:
+        """SQLite only: a pooled connection's own aiosqlite connection, admitted like a
+        write transaction but outside any transaction.
+
+        Each statement on it is then a transaction of its own, run in one call to the
+        driver's thread. A transaction through the session costs eight such calls
+        (cursor, BEGIN IMMEDIATE, execute, commit, closes, the pool's rollback), and
+        each one waits for the event loop's next turn: under load, tens of ms.
+        """
+        if not self._gated:
+            raise TypeError("sqlite_driver() is for SQLite engines")
+        async with self._admitted(), self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            yield cast(aiosqlite.Connection, raw.driver_connection)
+
+    @asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        """Our turn at the engine's gate (FIFO), or `StoreBusy` past the queue timeout."""
         gate = _writer_gate(self._engine)
         loop = asyncio.get_running_loop()
         queued = loop.time()
@@ -158,8 +181,7 @@ class WriterSessions:
         except TimeoutError:
             raise StoreBusy(loop.time() - queued) from None
         try:
-            async with self._sessions.begin() as session:
-                yield session
+            yield
         finally:
             gate.release()
 
