@@ -67,7 +67,7 @@ class ChatConnection:
 
     __slots__ = (
         "_drained", "_queue", "_queue_size", "_reader", "_wakeup", "_writer", "bad_frames",
-        "buffer_limit", "close_code", "dropped", "frames", "ip", "queue_size", "raw", "room",
+        "batch_seq", "buffer_limit", "close_code", "dropped", "frames", "ip", "queue_size", "raw", "room",
         "send_started", "stalled_since", "user", "websocket",
     )
 
@@ -84,6 +84,7 @@ class ChatConnection:
         self.user = user
         self.ip = ip
         self.room: Room | None = None
+        self.batch_seq = 0  # the newest of its room's batches it has had (`Room`)
         self.bad_frames = 0
         self.frames = TokenBucket(frame_rate, frame_burst, asyncio.get_running_loop().time())
         self.dropped: str | None = None  # why the server dropped it, once it has
@@ -201,12 +202,17 @@ class ChatConnection:
 class Room:
     """The connections watching one playback id, and the batches sent to them.
 
-    A batch goes out in chunks of `FANOUT_CHUNK` viewers, one chunk per event loop
-    turn, so reading senders and storing messages go on between chunks rather than
-    waiting for the whole audience. The next batch starts when the previous one
-    reached everyone (and `flush_interval` has passed), so every viewer gets the
-    batches in order and a large room batches more per frame by itself: about one
-    batch per fan-out time (roughly 1 ms per 100 viewers on the fast path).
+    Frames published within `flush_interval` of the last batch wait and go out together
+    as the next one, JSON-encoded and framed once. Batches reach the viewers in passes:
+    a pass visits every connection in turn, `FANOUT_CHUNK` per event loop turn (reading
+    senders and storing messages go on between chunks), and writes to each whatever
+    batches it has not had yet, in one write. A batch made while a pass is under way
+    (once `flush_interval` has passed) joins it at once: the viewers still ahead get it
+    in this pass, those behind in the next, which starts as soon as this one ends. So a
+    message waits at most one pass for any viewer, instead of the rest of the pass in
+    progress and then its own; every viewer gets the batches in order, one write per
+    viewer per pass, and a large room batches more per write by itself (a pass takes
+    roughly 1 ms per 100 viewers on the fast path).
     """
 
     def __init__(self, playback_id: str, stream_id: str, *, flush_interval: float) -> None:
@@ -218,10 +224,20 @@ class Room:
         self.dropped = 0  # connections dropped for falling behind
         self._pending: list[dict[str, Any]] = []
         self._handle: asyncio.TimerHandle | None = None
-        self._fanout: asyncio.Handle | None = None  # the next chunk of a batch going out
+        self._fanout: asyncio.Handle | None = None  # the next chunk of a pass, or pass
+        self._in_pass = False  # a pass is under way (its chunk may be running right now)
         self._last_flush = 0.0
         self._announced_viewers = -1
         self.remote_viewers = 0  # this room's viewers on other nodes (`chat.cluster`)
+        # Batches by number (the newest is `_seq`) that a connection may still lack:
+        # its payload and its frame bytes. A connection has had every batch up to its
+        # `batch_seq`.
+        self._seq = 0
+        self._sent: dict[int, tuple[str, bytes]] = {}
+        self._pass_from = 0  # the newest batch when the pass under way began
+        # What a connection that has had batches up to the key lacks: built once per
+        # pass point, not once per viewer.
+        self._behind: dict[int, tuple[list[str], bytes]] = {}
 
     @property
     def viewer_count(self) -> int:
@@ -234,6 +250,7 @@ class Room:
 
     def add(self, connection: ChatConnection) -> None:
         connection.room = self
+        connection.batch_seq = self._seq  # earlier batches are in the history it was sent
         self.connections.add(connection)
 
     def remove(self, connection: ChatConnection) -> None:
@@ -242,7 +259,7 @@ class Room:
     def publish(self, frame: dict[str, Any]) -> None:
         """Queue a frame for everyone; it goes out with the next batch."""
         self._pending.append(frame)
-        if self._handle is None and self._fanout is None:
+        if self._handle is None and self._fanout is None and not self._in_pass:
             self._schedule()
 
     def _schedule(self) -> None:
@@ -258,47 +275,89 @@ class Room:
             self.publish(viewers_frame(count))
 
     def _flush(self) -> None:
+        """The flush interval has passed with frames waiting: batch them, start a pass."""
         self._handle = None
+        self._batch()
+        self._start_pass()
+
+    def _batch(self) -> None:
+        """Make the waiting frames the newest batch, encoded and framed once."""
         self._last_flush = asyncio.get_running_loop().time()
         frames, self._pending = self._pending, []
         if not frames or not self.connections:
             return
         payload = encode(frames)
         self.batches += 1
+        self._seq += 1
         # Encode-once: the same frame bytes for every viewer written to directly.
-        frame = text_frame(payload.encode())
-        self._send_chunk(payload, frame, list(self.connections), 0)
+        self._sent[self._seq] = (payload, text_frame(payload.encode()))
+        self._behind.clear()
 
-    def _send_chunk(self, payload: str, frame: bytes, targets: list[ChatConnection],
-                    start: int) -> None:
+    def _start_pass(self) -> None:
         self._fanout = None
+        if not self._sent or not self.connections:
+            return
+        self._in_pass = True
+        self._pass_from = self._seq
+        self._send_chunk(list(self.connections), 0)
+
+    def _lacking(self, since: int) -> tuple[list[str], bytes]:
+        """The payloads and the joined frames of the batches after `since`."""
+        found = self._behind.get(since)
+        if found is None:
+            numbers = range(since + 1, self._seq + 1)
+            found = ([self._sent[n][0] for n in numbers],
+                     b"".join([self._sent[n][1] for n in numbers]))
+            self._behind[since] = found
+        return found
+
+    def _send_chunk(self, targets: list[ChatConnection], start: int) -> None:
+        self._fanout = None
+        if self._pending and (asyncio.get_running_loop().time()
+                              >= self._last_flush + self.flush_interval):
+            self._batch()  # joins this pass: the viewers ahead get it now
+        seq = self._seq
         end = start + FANOUT_CHUNK
         behind: list[ChatConnection] = []
-        limit = 0
         for c in targets[start:end]:
+            since = c.batch_seq
+            if since >= seq:
+                continue
+            c.batch_seq = seq
             raw = c.raw
             if raw is None:
-                if not c.offer(payload):
-                    behind.append(c)
+                for payload in self._lacking(since)[0]:
+                    if not c.offer(payload):
+                        behind.append(c)
+                        break
                 continue
             if c.dropped is not None:
                 continue
             transport = raw.transport
             if raw.protocol.close_sent or transport.is_closing():
                 continue
+            frame = self._lacking(since)[1]
             transport.write(frame)
-            if not limit:
-                limit = max(c.buffer_limit, c.queue_size * len(frame))
-            if transport.get_write_buffer_size() > limit:
+            unsent = transport.get_write_buffer_size()
+            if unsent > c.buffer_limit and unsent > c.queue_size * len(frame):
                 behind.append(c)
         for connection in behind:
             self.dropped += 1
             log.info("chat viewer dropped playback_id=%s stream_id=%s reason=queue_full",
                      self.playback_id, self.stream_id)
             connection.drop("fell behind")
+        loop = asyncio.get_running_loop()
         if end < len(targets):
-            self._fanout = asyncio.get_running_loop().call_soon(
-                self._send_chunk, payload, frame, targets, end)
+            self._fanout = loop.call_soon(self._send_chunk, targets, end)
+            return
+        # The pass is over: everyone has had the batches up to the one it began with.
+        self._in_pass = False
+        for number in [n for n in self._sent if n <= self._pass_from]:
+            del self._sent[number]
+        self._behind.clear()
+        if self._seq > self._pass_from:
+            # A batch made during the pass missed the viewers visited before it.
+            self._fanout = loop.call_soon(self._start_pass)
         elif self._pending and self._handle is None:
             self._schedule()
 
@@ -308,4 +367,7 @@ class Room:
                 handle.cancel()
         self._handle = None
         self._fanout = None
+        self._in_pass = False
         self._pending.clear()
+        self._sent.clear()
+        self._behind.clear()
