@@ -13,6 +13,7 @@ server's CPU and memory and the load generator's CPU, against the goal (p99 unde
 
     .venv/bin/python bench/chat.py                       # 1,000 and 10,000 viewers
     .venv/bin/python bench/chat.py --clients 2000 --rate 20 --duration 10
+    .venv/bin/python bench/chat.py --clients 10000 --database sqlite,postgresql
     .venv/bin/python bench/chat.py --clients 30000 --nodes 3   # a cluster: PostgreSQL + Redis
 
 With `--nodes N`, N nodes share one PostgreSQL and one Redis (started by the bench, as
@@ -88,8 +89,9 @@ class GcTimer:
             self.full_max_ms = max(self.full_max_ms, ms)
 
 
-def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str, rate: float,
-               senders: int, freeze: str, clients: int, shared: dict[str, str]) -> None:
+def run_server(conn: Connection, stop: MpEvent, release: MpEvent, measure: MpEvent,
+               data_dir: str, rate: float, senders: int, freeze: str, clients: int,
+               shared: dict[str, str]) -> None:
     from golive.app import Golive, freeze_startup_heap
     from golive.core import tune_garbage_collector
     from golive.settings import Settings
@@ -123,6 +125,9 @@ def run_server(conn: Connection, stop: MpEvent, measure: MpEvent, data_dir: str,
             await loop.run_in_executor(None, stop.wait)
             timer.measuring = False
             conn.send((frozen, timer.max_ms, timer.full_max_ms, timer.full))
+            # The viewers leave only now: their teardown (and the collection it brings) is
+            # not part of the run.
+            await loop.run_in_executor(None, release.wait)
 
     run_loop(main())
 
@@ -261,8 +266,9 @@ class Viewer(asyncio.Protocol):
 
 async def worker_main(
     ports: list[int], pid: str, clients: int, senders: int, rate: float, sample_every: int,
-    duration: float, index: int, ready: Connection, start: MpEvent,
-) -> WorkerResult:
+    duration: float, index: int, ready: Connection, start: MpEvent, out: Connection,
+    release: MpEvent,
+) -> None:
     loop = asyncio.get_running_loop()
     result = WorkerResult()
     viewers: list[Viewer] = []
@@ -325,18 +331,18 @@ async def worker_main(
         viewer.measuring = False
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     result.cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    out.send(result)
+    await loop.run_in_executor(None, release.wait)  # the nodes have stopped measuring
     for viewer in viewers:
         if viewer.transport is not None:
             viewer.transport.close()
-    return result
 
 
 def run_worker(ports: list[int], pid: str, clients: int, senders: int, rate: float,
                sample_every: int, duration: float, index: int, ready: Connection,
-               start: MpEvent, out: Connection) -> None:
-    result = run_loop(worker_main(ports, pid, clients, senders, rate, sample_every,
-                                     duration, index, ready, start))
-    out.send(result)
+               start: MpEvent, out: Connection, release: MpEvent) -> None:
+    run_loop(worker_main(ports, pid, clients, senders, rate, sample_every, duration, index,
+                         ready, start, out, release))
 
 
 # One run ------------------------------------------------------------------------------
@@ -350,21 +356,26 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_once(clients: int, rate: float, senders: int, duration: float, workers: int,
-             sample_every: int, freeze: str, nodes: int = 1) -> dict[str, Any]:
+             sample_every: int, freeze: str, nodes: int = 1,
+             database: str = "sqlite") -> dict[str, Any]:
     ctx = mp.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="golive-bench-chat-") as data_dir, \
             contextlib.ExitStack() as stack:
         shared: dict[str, str] = {}
-        if nodes > 1:  # one PostgreSQL and one Redis for the cluster, as the tests start them
+        if nodes > 1 or database == "postgresql":
+            # A cluster's PostgreSQL (and Redis), started as the tests start them.
             from tests.pgserver import postgres_server
-            from tests.redisserver import redis_server
 
             postgres = stack.enter_context(postgres_server())
+            shared["database_url"] = postgres.url(postgres.create_database())
+        if nodes > 1:
+            from tests.redisserver import redis_server
+
             redis = stack.enter_context(redis_server(Path(data_dir) / "redis"))
-            shared = {"database_url": postgres.url(postgres.create_database()),
-                      "redis_url": redis.url, "redis_prefix": redis.prefix(),
-                      "chat_secret": base64.b64encode(os.urandom(32)).decode()}
+            shared.update({"redis_url": redis.url, "redis_prefix": redis.prefix(),
+                           "chat_secret": base64.b64encode(os.urandom(32)).decode()})
         stop = ctx.Event()
+        release = ctx.Event()
         measure = ctx.Event()
         servers: list[tuple[Any, Connection]] = []
         for n in range(nodes):
@@ -372,8 +383,8 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
             node_dir = Path(data_dir) / f"node{n}"
             node_dir.mkdir()
             server = ctx.Process(target=run_server,
-                                 args=(port_tx, stop, measure, str(node_dir), rate, senders,
-                                       freeze, clients, shared),
+                                 args=(port_tx, stop, release, measure, str(node_dir), rate,
+                                       senders, freeze, clients, shared),
                                  daemon=True)
             server.start()
             servers.append((server, port_rx))
@@ -402,7 +413,7 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
                 proc = ctx.Process(
                     target=run_worker,
                     args=(order, pid, share, speak, rate * speak / max(1, senders), sample_every,
-                          duration, w, ready_tx, start, out_tx),
+                          duration, w, ready_tx, start, out_tx, release),
                     daemon=True,
                 )
                 proc.start()
@@ -433,14 +444,16 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
             server_cpu = sum(proc_cpu(p) for p in server_pids) - cpu0
             rss = sum(proc_mem(p)[0] for p in server_pids)
             peak = sum(proc_mem(p)[1] for p in server_pids)
-            for proc in procs:
-                proc.join(10)
             stop.set()
             for _, port_rx in servers:
                 if port_rx.poll(30):
                     gc_stats.append(port_rx.recv())
+            release.set()
+            for proc in procs:
+                proc.join(10)
         finally:
             stop.set()
+            release.set()
             for server, _ in servers:
                 server.join(15)
                 if server.is_alive():
@@ -449,7 +462,7 @@ def run_once(clients: int, rate: float, senders: int, duration: float, workers: 
     sent = sum(r.sent for r in results)
     delivered = sum(r.delivered for r in results)
     return {
-        "nodes": nodes,
+        "nodes": nodes, "database": "postgresql" if nodes > 1 else database,
         "clients": connected, "failed": failed, "rate": rate, "sent": sent,
         "refused": sum(r.refused for r in results),
         "expected": (sent - sum(r.refused for r in results)) * connected,
@@ -485,6 +498,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--nodes", type=int, default=1,
                         help="nodes sharing one PostgreSQL and one Redis (a cluster)")
+    parser.add_argument("--database", default="sqlite",
+                        help="comma-separated stores of a one-node run, a row each: sqlite "
+                             "(the default), postgresql (started by the bench); a cluster "
+                             "always runs on PostgreSQL")
     parser.add_argument("--freeze", default="off,on,ramp",
                         help="comma-separated gc.freeze rows: off, on (as serve), ramp")
     parser.add_argument("--sample-every", type=int, default=20,
@@ -496,12 +513,18 @@ def main() -> None:
         print(f"warning: open-file limit {limit} is low for {max(counts)} viewers",
               file=sys.stderr)
     rows = []
+    databases = ["postgresql"] if args.nodes > 1 else [d for d in args.database.split(",") if d]
+    for database in databases:
+        if database not in {"sqlite", "postgresql"}:
+            parser.error(f"--database: unknown store {database!r}")
     for count in counts:
-        for freeze in [f for f in args.freeze.split(",") if f]:
-            print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s, "
-                  f"gc.freeze {freeze} ...", file=sys.stderr, flush=True)
-            rows.append(run_once(count, args.rate, args.senders, args.duration, args.workers,
-                                 args.sample_every, freeze, args.nodes))
+        for database in databases:
+            for freeze in [f for f in args.freeze.split(",") if f]:
+                print(f"running {count} viewers x {args.rate:g} msg/s for {args.duration:g} s "
+                      f"on {database}, gc.freeze {freeze} ...", file=sys.stderr, flush=True)
+                rows.append(run_once(count, args.rate, args.senders, args.duration,
+                                     args.workers, args.sample_every, freeze, args.nodes,
+                                     database))
     print_table(rows, args)
 
 
@@ -510,8 +533,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     where = f"{args.nodes} nodes with PostgreSQL and Redis" if args.nodes > 1 else "one node"
     print(f"\nchat fan-out, one room on {where}, {args.senders} senders, {args.duration:g} s, "
           f"{args.workers} load processes, {cores} cores; goal p99 < {GOAL_P99_MS:g} ms; "
-          "peer: the same node with gc.freeze off")
-    header = (f"{'viewers':>8} {'freeze':>6} {'msg/s':>6} {'sent':>6} {'refused':>7} "
+          "peers: the same node with gc.freeze off, or on PostgreSQL")
+    header = (f"{'viewers':>8} {'store':>10} {'freeze':>6} {'msg/s':>6} {'sent':>6} {'refused':>7} "
               f"{'lost':>7} {'deliv/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
               f"{'srv cpu':>8} {'KB/conn':>7} {'gc max':>7} {'full gc':>11} {'gen cpu':>8} "
               f"{'drops':>5} {'goal':>5}")
@@ -524,7 +547,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         per_conn = (r["rss_idle"] - r["rss_start"]) * 1024 / max(1, r["clients"])
         full = f"{r['gc_full']}x{r['gc_full_max']:.0f}ms"
         goal = "ok" if r["p99"] < GOAL_P99_MS and lost == 0 else "miss"
-        print(f"{r['clients']:>8} {r['freeze']:>6} {r['rate']:>6g} "
+        print(f"{r['clients']:>8} {r['database']:>10} {r['freeze']:>6} {r['rate']:>6g} "
               f"{r['sent']:>6} {r['refused']:>7} "
               f"{lost:>7} {r['delivered_per_s']:>9.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {srv:>8.0%} {per_conn:>7.1f} {r['gc_max']:>5.0f}ms "
@@ -532,6 +555,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print("freeze: gc.freeze() after start-up, as `golive serve` does (on), and again once "
           "every viewer is connected (ramp; serve does not); srv cpu / gen cpu: CPU "
           "time of the node(s) / the load generators per wall second (100% = one core); "
+          "store: the node's database (its chat messages are stored before they are shown); "
           "KB/conn: node RSS growth from start-up to all viewers connected, per viewer; "
           "gc max: the longest collection while sending; full gc: gen-2 collections while "
           "sending x the longest; refused: messages the node refused (rate limits); lost: "
