@@ -149,3 +149,28 @@ async def test_batches_wait_for_the_flush_interval() -> None:
     assert all(len(transport(v).writes) == 2 for v in viewers)
     assert room.batches == 2
     room.close()
+
+
+async def test_chunks_leave_the_loop_idle_while_the_room_makes_way() -> None:
+    # While the chat's store runs in a driver thread, the next chunk waits a timer tick
+    # (the loop idles, the thread gets the interpreter) instead of following at once.
+    storing = True
+    room = Room("pid", "stream", flush_interval=0.0, make_way=lambda: storing)
+    log: list[Transport] = []
+    viewers = [connect(room, log) for _ in range(FANOUT_CHUNK * 3)]
+    over = passes_over(room)
+    room.publish({"type": "message", "text": "a"})
+    room._handle.cancel()  # type: ignore[union-attr]
+    room._flush()  # the first chunk
+    assert isinstance(room._fanout, asyncio.TimerHandle)
+    storing = False  # stored: the rest follows turn by turn
+    await asyncio.wait_for(over.wait(), 10)
+    assert all(texts(b"".join(transport(v).writes)) == ["a"] for v in viewers)
+
+    over.clear()
+    room.publish({"type": "message", "text": "b"})
+    room._handle.cancel()  # type: ignore[union-attr]
+    room._flush()
+    assert room._fanout is not None and not isinstance(room._fanout, asyncio.TimerHandle)
+    await asyncio.wait_for(over.wait(), 10)
+    assert all(texts(b"".join(transport(v).writes)) == ["a", "b"] for v in viewers)

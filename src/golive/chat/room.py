@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -42,6 +43,9 @@ CLOSE_FULL = 1013
 BYTES_PER_QUEUED_BATCH = 8192
 # Viewers one batch is written to per event loop turn (see `Room`).
 FANOUT_CHUNK = 128
+# The loop's idle moment between chunks while a room makes way (see `Room`): one tick of
+# uvloop's millisecond timers.
+MAKE_WAY_PAUSE = 0.001
 # Frames of any type one connection may send, at least: far above what a chat page
 # sends (a join, then at most the per-user message rate), far below a flood.
 FRAME_RATE = 5.0
@@ -212,11 +216,19 @@ class Room:
     message waits at most one pass for any viewer, instead of the rest of the pass in
     progress and then its own; every viewer gets the batches in order, one write per
     viewer per pass, and a large room batches more per write by itself (a pass takes
-    roughly 1 ms per 100 viewers on the fast path).
+    roughly 1 ms per 100 viewers on the fast path). While the chat stores messages in a
+    driver thread, the room makes way for it between chunks (`make_way`).
     """
 
-    def __init__(self, playback_id: str, stream_id: str, *, flush_interval: float) -> None:
+    def __init__(self, playback_id: str, stream_id: str, *, flush_interval: float,
+                 make_way: Callable[[], bool] | None = None) -> None:
         self.playback_id = playback_id
+        # While this returns True the chunks of a pass leave the loop idle for a moment
+        # between them (`MAKE_WAY_PAUSE`): a thread that must run before any message can be
+        # shown (the chat's SQLite store) gets the interpreter then. uvloop writes to a
+        # socket without releasing the GIL, so back-to-back chunks kept such a thread
+        # waiting for up to a whole pass (~100 ms at 10,000 viewers).
+        self._make_way = make_way
         self.stream_id = stream_id
         self.connections: set[ChatConnection] = set()
         self.flush_interval = flush_interval
@@ -348,7 +360,10 @@ class Room:
             connection.drop("fell behind")
         loop = asyncio.get_running_loop()
         if end < len(targets):
-            self._fanout = loop.call_soon(self._send_chunk, targets, end)
+            if self._make_way is not None and self._make_way():
+                self._fanout = loop.call_later(MAKE_WAY_PAUSE, self._send_chunk, targets, end)
+            else:
+                self._fanout = loop.call_soon(self._send_chunk, targets, end)
             return
         # The pass is over: everyone has had the batches up to the one it began with.
         self._in_pass = False

@@ -253,7 +253,8 @@ class ChatService:
             if state is None:
                 state = await self._load_stream(stream_id)
                 self._streams[stream_id] = state
-            room = Room(playback_id, stream_id, flush_interval=self.settings.chat_flush_interval)
+            room = Room(playback_id, stream_id, flush_interval=self.settings.chat_flush_interval,
+                        make_way=self._storing_in_thread)
             state.rooms[playback_id] = room
             self._rooms[playback_id] = room
             return room
@@ -550,6 +551,10 @@ class ChatService:
         self._unstored_ready.set()
         if self._store_task is None or self._store_task.done():
             self._store_task = asyncio.create_task(self._store_messages(), name="chat-store")
+
+    def _storing_in_thread(self) -> bool:
+        """A batch is being stored by a driver thread (SQLite's) that needs the GIL."""
+        return self._storing and self.messages.stores_in_thread
 
     async def _store_messages(self) -> None:
         while True:

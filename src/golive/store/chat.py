@@ -174,6 +174,12 @@ class ChatStore:
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
         self._write = WriterSessions(engine)
 
+    @property
+    def stores_in_thread(self) -> bool:
+        """Writes go through a driver thread (aiosqlite's): Python code that needs the GIL
+        between the event loop's turns. asyncpg's are the loop's own."""
+        return self._sqlite
+
     # Messages ----------------------------------------------------------------------------
 
     async def add_message(
