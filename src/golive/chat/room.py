@@ -71,8 +71,8 @@ class ChatConnection:
 
     __slots__ = (
         "_drained", "_queue", "_queue_size", "_reader", "_wakeup", "_writer", "bad_frames",
-        "batch_seq", "buffer_limit", "close_code", "dropped", "frames", "ip", "queue_size", "raw", "room",
-        "send_started", "stalled_since", "user", "websocket",
+        "batch_seq", "buffer_limit", "close_code", "dropped", "frames", "ip", "queue_size",
+        "raw", "room", "send_started", "stalled_since", "user", "websocket",
     )
 
     def __init__(
@@ -223,13 +223,14 @@ class Room:
     def __init__(self, playback_id: str, stream_id: str, *, flush_interval: float,
                  make_way: Callable[[], bool] | None = None) -> None:
         self.playback_id = playback_id
+        self.stream_id = stream_id
         # While this returns True the chunks of a pass leave the loop idle for a moment
         # between them (`MAKE_WAY_PAUSE`): a thread that must run before any message can be
         # shown (the chat's SQLite store) gets the interpreter then. uvloop writes to a
-        # socket without releasing the GIL, so back-to-back chunks kept such a thread
-        # waiting for up to a whole pass (~100 ms at 10,000 viewers).
+        # socket without releasing the GIL and releases it only between its callbacks,
+        # where the loop thread takes it straight back, so back-to-back chunks kept such a
+        # thread waiting for up to a whole pass (~100 ms at 10,000 viewers).
         self._make_way = make_way
-        self.stream_id = stream_id
         self.connections: set[ChatConnection] = set()
         self.flush_interval = flush_interval
         self.batches = 0  # batches encoded (once each, whatever the audience)

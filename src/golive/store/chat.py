@@ -223,8 +223,9 @@ class ChatStore:
         """One INSERT of every row, its own transaction, in one call to the driver's thread.
 
         The chat stores a batch before showing it, while the event loop is busy sending
-        the previous one: the session's eight driver calls each waited for a loop turn
-        (`WriterSessions.sqlite_driver`). Values are bound as the ORM binds them.
+        the previous one: each of the session's twenty driver calls waited for the GIL
+        and a loop turn (`WriterSessions.sqlite_driver`). Values are bound as the ORM
+        binds them.
         """
         sql = _SQLITE_INSERT_HEAD + ", ".join(["(?, ?, ?, ?, ?, ?, NULL, ?)"] * len(messages)) + (
             " RETURNING id")

@@ -158,9 +158,10 @@ class WriterSessions:
         write transaction but outside any transaction.
 
         Each statement on it is then a transaction of its own, run in one call to the
-        driver's thread. A transaction through the session costs eight such calls
-        (cursor, BEGIN IMMEDIATE, execute, commit, closes, the pool's rollback), and
-        each one waits for the event loop's next turn: under load, tens of ms.
+        driver's thread (and one more for the pool's reset when it goes back). A write
+        transaction through the session takes about twenty such calls (cursors, BEGIN
+        IMMEDIATE, the statement, COMMIT, closes, the pool's reset; 20 for a chat batch),
+        and each waits for the GIL and the event loop's next turn: under load, tens of ms.
         """
         if not self._gated:
             raise TypeError("sqlite_driver() is for SQLite engines")
