@@ -151,6 +151,30 @@ _RAISE_SEQUENCE = text(
     f"SELECT setval('{_ID_SEQUENCE}', GREATEST(:floor, CASE WHEN is_called THEN last_value "
     f"ELSE 0 END)) FROM {_ID_SEQUENCE}")
 _LOCK_IDS = text("SELECT pg_advisory_xact_lock(:key)")
+# A batch in one PostgreSQL statement (`ChatStore._add_messages_postgres`): the rows from
+# arrays, an id from the sequence where none is given (materialized: once per row), the
+# ids back in the rows' order.
+_BATCH = f"""
+WITH src AS MATERIALIZED (
+    SELECT COALESCE(r.id, nextval('{_ID_SEQUENCE}')) AS id, r.stream_id, r.user_id,
+           r.user_name, r.text, r.sent_at, r.ip, r.n
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:stream_ids AS text[]),
+                CAST(:user_ids AS text[]), CAST(:user_names AS text[]),
+                CAST(:texts AS text[]), CAST(:sent AS timestamptz[]), CAST(:ips AS text[]))
+         WITH ORDINALITY AS r(id, stream_id, user_id, user_name, text, sent_at, ip, n)
+), ins AS (
+    INSERT INTO chat_messages (id, stream_id, user_id, user_name, text, sent_at, deleted_at, ip)
+    SELECT id, stream_id, user_id, user_name, text, sent_at, NULL, ip FROM src
+)"""
+_INSERT = text(_BATCH + "\nSELECT id FROM src ORDER BY n")
+# With ids given: the sequence raised past them too. The lock is taken in the FROM before
+# the sequence is read in the select list (as `_LOCK_IDS` then `_RAISE_SEQUENCE` do).
+_INSERT_RAISING = text(_BATCH + f""", raised AS (
+    SELECT setval('{_ID_SEQUENCE}', GREATEST(:floor, (
+        SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_ID_SEQUENCE})))
+    FROM (SELECT pg_advisory_xact_lock(:key)) AS locked
+)
+SELECT src.id FROM src, raised ORDER BY src.n""")
 
 
 class ChatStore:
@@ -169,6 +193,7 @@ class ChatStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._postgres = engine.dialect.name == "postgresql"
         self._sqlite = engine.dialect.name == "sqlite"
+        self._engine = engine
         bind = ChatMessage.__table__.c.sent_at.type.bind_processor(engine.dialect)
         self._bind_sent_at: Callable[[Any], Any] = bind or (lambda value: value)
         self._read: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
@@ -196,25 +221,27 @@ class ChatStore:
             return _message(row)
 
     async def add_messages(self, messages: list[NewChatMessage]) -> list[ChatMessageRecord]:
-        """Store several messages in one transaction (group commit); records in the same order."""
+        """Store several messages in one transaction (group commit); records in the same order.
+
+        The chat stores each batch before showing it, so this is on every message's path:
+        one statement on either database; a SQLite batch too large for one statement (a
+        flood) goes through the session.
+        """
+        if not messages:
+            return []
+        if self._postgres:
+            return await self._add_messages_postgres(messages)
+        if self._sqlite and len(messages) <= SQLITE_STATEMENT_ROWS:
+            return await self._add_messages_sqlite(messages)
         rows = [
             ChatMessage(id=m.id, stream_id=m.stream_id, user_id=m.user_id,
                         user_name=m.user_name, text=m.text, sent_at=m.sent_at,
                         deleted_at=None, ip=m.ip[:64])
             for m in messages
         ]
-        if not rows:
-            return []
-        if self._sqlite and len(messages) <= SQLITE_STATEMENT_ROWS:
-            return await self._add_messages_sqlite(messages)
-        explicit = [m.id for m in messages if m.id is not None]
         async with self._write.begin() as session:
             session.add_all(rows)
             await session.flush()
-            if self._postgres and explicit:
-                # Held until this commit: the raise and the rows land together.
-                await session.execute(_LOCK_IDS, {"key": _ID_LOCK})
-                await session.execute(_RAISE_SEQUENCE, {"floor": max(explicit)})
             return [_message(row) for row in rows]
 
     async def _add_messages_sqlite(
@@ -245,6 +272,44 @@ class ChatStore:
                 deleted_at=None, ip=m.ip[:64],
             )
             for m in messages
+        ]
+
+    async def _add_messages_postgres(
+        self, messages: list[NewChatMessage]
+    ) -> list[ChatMessageRecord]:
+        """One statement, its own transaction: the rows, and with ids given the sequence
+        raised past them under the advisory lock, held to the commit.
+
+        Through the session a batch took six round trips (pre-ping, BEGIN, INSERT, lock,
+        raise, COMMIT), each waiting for a turn of the event loop that is sending the
+        previous batch; this is two (the pre-ping and the statement).
+        """
+        given = [m.id for m in messages if m.id is not None]
+        params: dict[str, Any] = {
+            "ids": [m.id for m in messages],
+            "stream_ids": [m.stream_id for m in messages],
+            "user_ids": [m.user_id for m in messages],
+            "user_names": [m.user_name for m in messages],
+            "texts": [m.text for m in messages],
+            "sent": [self._bind_sent_at(m.sent_at) for m in messages],
+            "ips": [m.ip[:64] for m in messages],
+        }
+        if given:
+            params.update(key=_ID_LOCK, floor=max(given))
+        async with self._engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            result = await autocommit.execute(
+                _INSERT_RAISING if given else _INSERT, params)
+            ids = [int(row[0]) for row in result]
+        if len(ids) != len(messages):
+            raise RuntimeError(f"{len(messages)} chat messages stored as {len(ids)} rows")
+        return [
+            ChatMessageRecord(
+                id=message_id, stream_id=m.stream_id, user_id=m.user_id,
+                user_name=m.user_name, text=m.text, sent_at=m.sent_at, deleted_at=None,
+                ip=m.ip[:64],
+            )
+            for m, message_id in zip(messages, ids, strict=True)
         ]
 
     async def prepare_database_ids(self, margin: int) -> None:
