@@ -100,6 +100,14 @@ def _message(row: ChatMessage) -> ChatMessageRecord:
     )
 
 
+def _stored(message: NewChatMessage, message_id: int) -> ChatMessageRecord:
+    """The record of a message stored with `message_id` (as `_message` reads it back)."""
+    m = message
+    return ChatMessageRecord(id=message_id, stream_id=m.stream_id, user_id=m.user_id,
+                             user_name=m.user_name, text=m.text, sent_at=m.sent_at,
+                             deleted_at=None, ip=m.ip[:64])
+
+
 def _ban(row: ChatBan) -> ChatBanRecord:
     return ChatBanRecord(
         id=row.id,
@@ -146,10 +154,11 @@ def _clean_settings(fields: dict[str, Any]) -> dict[str, Any]:
 # serialized across nodes by this transaction-level advisory lock ("golive" + 1).
 _ID_SEQUENCE = "chat_messages_id_seq"
 _ID_LOCK = 0x676F6C6976650001
+# The highest id the sequence has handed out (0 before the first).
+_HANDED_OUT = f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_ID_SEQUENCE}"
 # Raises the sequence to at least :floor (never lowers it).
-_RAISE_SEQUENCE = text(
-    f"SELECT setval('{_ID_SEQUENCE}', GREATEST(:floor, CASE WHEN is_called THEN last_value "
-    f"ELSE 0 END)) FROM {_ID_SEQUENCE}")
+_RAISE = f"setval('{_ID_SEQUENCE}', GREATEST(:floor, ({_HANDED_OUT})))"
+_RAISE_SEQUENCE = text(f"SELECT {_RAISE}")
 _LOCK_IDS = text("SELECT pg_advisory_xact_lock(:key)")
 # A batch in one PostgreSQL statement (`ChatStore._add_messages_postgres`): the rows from
 # arrays, an id from the sequence where none is given (materialized: once per row), the
@@ -170,9 +179,7 @@ _INSERT = text(_BATCH + "\nSELECT id FROM src ORDER BY n")
 # With ids given: the sequence raised past them too. The lock is taken in the FROM before
 # the sequence is read in the select list (as `_LOCK_IDS` then `_RAISE_SEQUENCE` do).
 _INSERT_RAISING = text(_BATCH + f""", raised AS (
-    SELECT setval('{_ID_SEQUENCE}', GREATEST(:floor, (
-        SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_ID_SEQUENCE})))
-    FROM (SELECT pg_advisory_xact_lock(:key)) AS locked
+    SELECT {_RAISE} FROM (SELECT pg_advisory_xact_lock(:key)) AS locked
 )
 SELECT src.id FROM src, raised ORDER BY src.n""")
 
@@ -265,14 +272,7 @@ class ChatStore:
         # RETURNING's order is unspecified; the ids SQLite picked (one above the highest
         # row, row by row) rise in the order of their rows.
         picked = iter(sorted(returned.difference(m.id for m in messages if m.id is not None)))
-        return [
-            ChatMessageRecord(
-                id=m.id if m.id is not None else next(picked), stream_id=m.stream_id,
-                user_id=m.user_id, user_name=m.user_name, text=m.text, sent_at=m.sent_at,
-                deleted_at=None, ip=m.ip[:64],
-            )
-            for m in messages
-        ]
+        return [_stored(m, m.id if m.id is not None else next(picked)) for m in messages]
 
     async def _add_messages_postgres(
         self, messages: list[NewChatMessage]
@@ -301,16 +301,7 @@ class ChatStore:
             result = await autocommit.execute(
                 _INSERT_RAISING if given else _INSERT, params)
             ids = [int(row[0]) for row in result]
-        if len(ids) != len(messages):
-            raise RuntimeError(f"{len(messages)} chat messages stored as {len(ids)} rows")
-        return [
-            ChatMessageRecord(
-                id=message_id, stream_id=m.stream_id, user_id=m.user_id,
-                user_name=m.user_name, text=m.text, sent_at=m.sent_at, deleted_at=None,
-                ip=m.ip[:64],
-            )
-            for m, message_id in zip(messages, ids, strict=True)
-        ]
+        return [_stored(m, message_id) for m, message_id in zip(messages, ids, strict=True)]
 
     async def prepare_database_ids(self, margin: int) -> None:
         """Before the database picks message ids again (the cluster's Redis is away).
@@ -334,8 +325,7 @@ class ChatStore:
         async with self._read() as session:
             value = int(await session.scalar(select(func.max(ChatMessage.id))) or 0)
             if self._postgres:
-                handed = await session.scalar(text(
-                    f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_ID_SEQUENCE}"))
+                handed = await session.scalar(text(_HANDED_OUT))
                 value = max(value, int(handed or 0))
             return value
 
