@@ -51,6 +51,7 @@ PASSED_HEADERS: Final = frozenset({
     "access-control-expose-headers", "retry-after", "accept-ranges",
 })
 MAX_BODY_BYTES = 32 * 1024 * 1024  # an answer larger than this is refused (502)
+READ_CHUNK = 256 * 1024  # bytes asked of the owner's answer at a time
 CACHE_BYTES = 64 * 1024 * 1024  # answers kept for later viewers, all owners together
 CACHE_SECONDS = 30.0  # the longest an answer is kept, whatever its max-age says
 MAX_IN_FLIGHT = 512  # distinct upstream requests at once; beyond it 503
@@ -283,9 +284,9 @@ class OwnerRelay:
             length = response.content_length
             if length is not None and length > self._max_body:
                 raise _OwnerFailed(f"answer of {length} bytes is over {self._max_body}")
-            body = await response.content.read(self._max_body + 1)
-            if len(body) > self._max_body:
-                raise _OwnerFailed(f"answer is over {self._max_body} bytes")
+            body = await _read_body(response.content, self._max_body)
+            if length is not None and len(body) != length:
+                raise _OwnerFailed(f"answer of {len(body)} bytes, {length} announced")
             passed = tuple((name.lower(), value) for name, value in response.headers.items()
                            if name.lower() in PASSED_HEADERS)
             content_type = response.headers.get("content-type", "")
@@ -321,6 +322,20 @@ def _retrieve(future: asyncio.Future[Relayed] | asyncio.Task[None]) -> None:
     """Marks a failure as seen: every viewer awaiting it may have gone away meanwhile."""
     with contextlib.suppress(asyncio.CancelledError):
         future.exception()
+
+
+async def _read_body(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, to its end, refused past `limit` bytes. (`StreamReader.read(n)`
+    returns what has arrived so far: a segment larger than one read came back cut short,
+    and was kept and given to every viewer as if whole.)"""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _OwnerFailed(f"answer is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _max_age(answer: Relayed) -> int:
