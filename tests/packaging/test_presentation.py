@@ -421,6 +421,32 @@ def test_a_continued_presentation_numbers_on_after_one_discontinuity() -> None:
     msn, timeline, date_end = p.sequence()
     assert (msn, timeline) == (1_002, 4)  # three segments (1000-1002), timeline 4
     assert date_end == pytest.approx(START.timestamp() - 5.0 + 12 * 0.2)
+    # The newest segment (1002, open) starts after two whole segments of five parts.
+    assert p.segment_date() == pytest.approx(START.timestamp() - 5.0 + 10 * 0.2)
+
+
+def test_a_continued_presentation_is_dated_where_the_other_nodes_newest_segment_started(
+) -> None:
+    """hls.js finds its fragment across the takeover by the end date of the last one it
+    loaded, which for a segment it had only parts of can be that segment's start: the
+    first segment here is dated there, not where the other node's media ended."""
+    from golive.packaging import Continuation
+
+    begun = START.timestamp() - 5.8
+    p = Presentation("pb_abc", low_latency=True, part_target=0.2, clock=lambda: 0.0,
+                     continues=Continuation(next_msn=1_000, discontinuity_sequence=0,
+                                            date_end=begun + 0.6, date_start=begun))
+    window = p.add_rendition("720p", bandwidth=1_000_000, average_bandwidth=900_000,
+                             frame_rate=30)
+    window.set_init(init(640, 360))
+    feed(window, 7)
+    text = p.media_playlist("720p")
+    assert text is not None
+    date = next(line for line in text.splitlines()
+                if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")).split(":", 1)[1]
+    assert datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp() == pytest.approx(
+        begun)
+    assert p.segment_date() == pytest.approx(begun + 5 * 0.2)  # 1001, open, two parts in
 
     plain = ladder()
     assert "#EXT-X-DISCONTINUITY" not in (plain.media_playlist("720p") or "")

@@ -87,6 +87,7 @@ class SequenceEntry:
     window: float
     ended: bool
     date_end: float | None = None
+    date_start: float | None = None  # where the newest segment starts (absent before 12-06)
 
     def recent(self, now: float, ttl: float) -> bool:
         """Within the broadcast's reconnect window after the owner's last heartbeat."""
@@ -239,7 +240,7 @@ class BroadcastRegistry:
             return
         self._continuations[broadcast.id] = Continuation(
             next_msn=entry.msn + 2, discontinuity_sequence=entry.discontinuity,
-            date_end=entry.date_end)
+            date_end=entry.date_end, date_start=entry.date_start)
 
     # Heartbeat -----------------------------------------------------------------------
 
@@ -277,7 +278,8 @@ class BroadcastRegistry:
                 window = policy.reconnect_window
                 pipe.set(self._sequence_key(playback_id), json.dumps({
                     "node": self.node_id, "msn": msn, "discontinuity": discontinuity,
-                    "date_end": date_end, "at": now, "window": window, "ended": False,
+                    "date_end": date_end, "date_start": presentation.segment_date(),
+                    "at": now, "window": window, "ended": False,
                 }), ex=int(window + SEQUENCE_SLACK))
                 work.append((playback_id, held, held.claimed))
             if not work:
@@ -299,6 +301,7 @@ class BroadcastRegistry:
                 if entry is not None and entry.node == self.node_id:
                     await self._client.set(self._sequence_key(pid), json.dumps({
                         "node": self.node_id, "msn": entry.msn, "date_end": entry.date_end,
+                        "date_start": entry.date_start,
                         "discontinuity": entry.discontinuity, "at": self._clock(),
                         "window": entry.window, "ended": True}), ex=int(SEQUENCE_SLACK))
         except (RedisError, OSError) as exc:
@@ -369,11 +372,12 @@ def _sequence(raw: object) -> SequenceEntry | None:
     if value is None:
         return None
     try:
-        date_end = value.get("date_end")
+        date_end, date_start = value.get("date_end"), value.get("date_start")
         return SequenceEntry(node=str(value["node"]), msn=int(value["msn"]),
                              discontinuity=int(value["discontinuity"]),
                              at=float(value["at"]), window=float(value["window"]),
                              ended=bool(value["ended"]),
-                             date_end=None if date_end is None else float(date_end))
+                             date_end=None if date_end is None else float(date_end),
+                             date_start=None if date_start is None else float(date_start))
     except (KeyError, TypeError, ValueError):
         return None

@@ -36,6 +36,17 @@ class Continuation:
     next_msn: int
     discontinuity_sequence: int
     date_end: float | None = None  # where the other node's media ended (Unix seconds)
+    date_start: float | None = None
+    """Where the other node's newest segment started (Unix seconds): the first segment
+    here is dated there (else at `date_end`). hls.js finds its next fragment across the
+    discontinuity by the end date of the last one it loaded, and for a segment it loaded
+    only parts of, that date can be the segment's start: dated later, this node's first
+    segment was not found and the player waited for good."""
+
+    @property
+    def date(self) -> float | None:
+        """The date the first segment here gets."""
+        return self.date_start if self.date_start is not None else self.date_end
 
 
 class Presentation:
@@ -114,7 +125,7 @@ class Presentation:
             after_discontinuities=(self.continues.discontinuity_sequence
                                    if self.continues is not None
                                    and first_msn == self.first_msn else None),
-            after_date=self.continues.date_end if self.continues is not None else None,
+            after_date=self.continues.date if self.continues is not None else None,
         )
         window.init_listener = self._on_init
         window.change_listener = self._texts.clear
@@ -184,6 +195,13 @@ class Presentation:
         dates = [d for w in windows if (d := w.date_end()) is not None]
         return (msn, max((w.discontinuity_sequence for w in windows), default=0),
                 max(dates) if dates else None)
+
+    def segment_date(self) -> float | None:
+        """Where the newest segment starts on the wall clock, the earliest over the
+        renditions (one that lags has its newest segment earlier): what a node taking this
+        broadcast over dates its first segment (`Continuation.date_start`)."""
+        dates = [d for w in self.renditions.values() if (d := w.date_start()) is not None]
+        return min(dates) if dates else None
 
     def mark_discontinuity(self) -> None:
         """An encoder restart: every rendition's next segment starts a new timeline, at

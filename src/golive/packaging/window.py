@@ -133,9 +133,9 @@ class RenditionWindow:
         """`after_discontinuities`, when given, continues another node's timeline: the
         first segment is tagged EXT-X-DISCONTINUITY and numbered in the discontinuity
         sequence after that many (see `Presentation`'s `continues`); `after_date` (Unix
-        seconds), where that node's media ended, dates the first part, so a player
-        that finds its next fragment by date (hls.js does, across a discontinuity)
-        finds this one right after the last it had."""
+        seconds), where that node's newest segment started, dates the first part, so a
+        player that finds its next fragment by date (hls.js does, across a discontinuity)
+        finds this one from the last it had (see `Continuation`)."""
         if part_target <= 0:
             raise ValueError("part_target must be positive")
         if playlist_segments < 1:
@@ -523,13 +523,25 @@ class RenditionWindow:
     def date_end(self) -> float | None:
         """Where the newest part's media ends on the wall clock (Unix seconds), as dated in
         the playlist; None before the first part."""
+        dated = self._newest_dated()
+        if dated is None:
+            return None
+        offset, segment = dated
+        part = segment.parts[-1]
+        return offset + part.decode_time + part.listed(self.part_target)
+
+    def date_start(self) -> float | None:
+        """Where the newest segment (open or not) starts on the wall clock (Unix seconds),
+        as dated in the playlist; None before the first part."""
+        dated = self._newest_dated()
+        return None if dated is None else dated[0] + dated[1].parts[0].decode_time
+
+    def _newest_dated(self) -> tuple[float, _Segment] | None:
+        """The newest segment with media, and its timeline's date offset."""
         for segment in reversed(self._segments):
             if segment.parts and not segment.gap:
                 offset = self._date_offsets.get(segment.discontinuity_sequence)
-                if offset is None:
-                    return None
-                part = segment.parts[-1]
-                return offset + part.decode_time + part.listed(self.part_target)
+                return None if offset is None else (offset, segment)
         return None
 
     @property
