@@ -89,6 +89,28 @@ video.addEventListener('seeking', () => {
 
 function fatal(what) { probe.fatal.push(String(what)); }
 
+// Where hls.js was at a fatal error: its message, the media element's error, the fragment
+// it was handling, the buffered ranges and the playhead (hls.js's detail names alone do
+// not say what failed).
+function describeHlsjs(data) {
+  const frag = data.frag;
+  const ranges = [];
+  for (let i = 0; i < video.buffered.length; i += 1) {
+    ranges.push([video.buffered.start(i), video.buffered.end(i)]);
+  }
+  return {
+    details: data.details,
+    error: String(data.error && data.error.message || data.reason || ''),
+    mediaError: video.error ? [video.error.code, video.error.message] : null,
+    frag: frag ? { sn: frag.sn, cc: frag.cc, level: frag.level, start: frag.start,
+                   url: String(frag.url || '').split('?')[0].slice(-80) } : null,
+    part: data.part ? data.part.index : null,
+    sourceBuffer: data.sourceBufferName || null,
+    buffered: ranges, currentTime: video.currentTime,
+    warnings: probe.warnings.slice(-10),
+  };
+}
+
 // A Shaka error as the failure message needs it: code, category and what it names.
 function describeShaka(err) {
   if (!err || err.code === undefined) {
@@ -178,8 +200,16 @@ function startHlsjs() {
   probe.engine = 'mse';
   const hls = window.player = new Hls(extra);
   hls.on(Hls.Events.ERROR, (_, data) => {
-    if (data.fatal) fatal('hls.js ' + data.type + ' ' + data.details);
-    else probe.warnings.push(data.details);
+    if (data.fatal) {
+      fatal('hls.js ' + data.type + ' ' + data.details);
+      probe.fatalState.push(describeHlsjs(data));
+    } else if (data.details === 'bufferAppendingError' || data.details === 'mediaSourceRequiresReset') {
+      const frag = data.frag;
+      probe.warnings.push(data.details + ': ' + String(data.error && data.error.message || '')
+        + (video.error ? ' media: ' + video.error.code + ' ' + video.error.message : '')
+        + (frag ? ` frag sn ${frag.sn} cc ${frag.cc} start ${frag.start}` : '')
+        + (data.part ? ` part ${data.part.index}` : '') + ' ' + (data.sourceBufferName || ''));
+    } else probe.warnings.push(data.details);
   });
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
     probe.switches.push([Math.round(video.currentTime * 10) / 10, hls.levels[data.level].bitrate, true]);
@@ -262,7 +292,8 @@ class Sample:
     wall_ms: float
     stalls: int
     fatal: list[str]
-    # Shaka only: where it was at each fatal error (playhead, buffer, variants, requests).
+    # Where Shaka (playhead, buffer, variants, requests) or hls.js (its error, the media
+    # error, the fragment, buffer, playhead) was at each fatal error.
     fatal_state: list[dict[str, Any]]
     first_frame_ms: float | None
     gaps_jumped: int | None
