@@ -87,7 +87,7 @@ class SequenceEntry:
     window: float
     ended: bool
     date_end: float | None = None
-    date_start: float | None = None  # where the newest segment starts (absent before 12-06)
+    date_start: float | None = None  # where the newest segment starts (older nodes: absent)
 
     def recent(self, now: float, ttl: float) -> bool:
         """Within the broadcast's reconnect window after the owner's last heartbeat."""
