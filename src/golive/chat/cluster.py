@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from golive.core import Backoff, peer_payload
+from golive.core.redislink import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,7 @@ class ChatCluster:
     async def close(self) -> None:
         self.closed = True
         self.available = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks.clear()
         await self._client.aclose()
 

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from golive.core.redislink import stop_tasks
 from golive.delivery import OWNER_UNKNOWN, OwnerUnknown
 from golive.packaging import Continuation, Presentation
 from golive.stream import Broadcast
@@ -150,10 +151,7 @@ class BroadcastRegistry:
             self._beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beat
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        await stop_tasks(list(self._tasks))
         # A clean stop hands the broadcasts back at once instead of one TTL later.
         with contextlib.suppress(RedisError, OSError):
             for playback_id, held in self._held.items():

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from golive.core import Backoff, peer_payload
+from golive.core.redislink import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,7 @@ class WebhookWakeups:
                        asyncio.create_task(self._listen(), name="webhook-wakeups-listen")]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks.clear()
         await self._client.aclose()
 
