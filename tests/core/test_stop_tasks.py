@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from golive.core.redislink import stop_tasks
+from golive.core import stop_tasks
 
 
 async def test_a_task_that_does_not_end_when_cancelled_is_left_after_the_limit(

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from golive.core.redislink import stop_tasks
+from golive.core import stop_tasks
 from golive.delivery import OWNER_UNKNOWN, OwnerUnknown
 from golive.packaging import Continuation, Presentation
 from golive.stream import Broadcast

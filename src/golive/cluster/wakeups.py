@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from golive.core import Backoff, peer_payload
-from golive.core.redislink import stop_tasks
+from golive.core import Backoff, peer_payload, stop_tasks
 
 log = logging.getLogger(__name__)
 

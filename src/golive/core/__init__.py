@@ -13,7 +13,7 @@ from golive.core.collector import tune_garbage_collector
 from golive.core.events import Event, EventBus, EventType, Subscription, utcnow
 from golive.core.limits import Admission, Limit, RateLimits
 from golive.core.periodic import PeriodicSweep
-from golive.core.redislink import RedisLink, peer_payload
+from golive.core.redislink import RedisLink, peer_payload, stop_tasks
 from golive.core.secrets import (
     hash_api_token,
     hash_stream_key,
@@ -57,6 +57,7 @@ __all__ = [
     "peer_payload",
     "random_id",
     "resolve_addresses",
+    "stop_tasks",
     "tune_garbage_collector",
     "utcnow",
 ]
