@@ -147,11 +147,7 @@ class BroadcastRegistry:
         self._beat = asyncio.create_task(self._heartbeats(), name="registry-heartbeat")
 
     async def close(self) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat
-        await stop_tasks(list(self._tasks))
+        await stop_tasks([*([self._beat] if self._beat is not None else []), *self._tasks])
         # A clean stop hands the broadcasts back at once instead of one TTL later.
         with contextlib.suppress(RedisError, OSError):
             for playback_id, held in self._held.items():
