@@ -130,6 +130,10 @@ PART_RESPONSES = 64
 # clients send (a public playback id's URIs carry any token a viewer gives, unverified).
 TOKEN_QUERIES = 4096
 TOKEN_QUERY_MAX_LENGTH = 1024
+# Fast-path decisions kept per presentation for its current version (`_FastMemo`), and the
+# presentations that keep some: a part's answer holds its bytes, so few are kept.
+FAST_MEMOS = 64
+FAST_MEMO_PRESENTATIONS = 64
 # Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
 _URI_TO_SIGN = re.compile(r'(^[^#\n][^\n]*)|(URI="[^"]*)(?=")', re.MULTILINE)
 _DIRECTIVE_INT = re.compile(r"[0-9]{1,12}")
@@ -315,6 +319,10 @@ class Request:
         return path
 
     @property
+    def query_string(self) -> bytes:
+        return self._query
+
+    @property
     def token(self) -> str | None:
         """The `token` query parameter; None when absent or empty."""
         query = self._query
@@ -428,7 +436,7 @@ class _HeldAnswer(FastHold):
 
     def resume(self) -> Response | None:
         self._origin._hold_ended(self._started, timed_out=False)
-        decision = self._origin._decide_now(self._request, self._path, self._wait.stage)
+        decision = self._origin._decide_fast(self._request, self._path, self._wait.stage)
         return decision if isinstance(decision, Response) else None
 
     def carry_on(self, routes: FastRoutes, scope: Scope) -> Awaitable[Response]:
@@ -446,6 +454,35 @@ class _HeldAnswer(FastHold):
         assert wait.window is not None
         wait.window.forget(wait.msn, wait.part, self.future)
         self._origin._hold_ended(self._started, timed_out=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A fast-path decision for one path and query: what every request with them gets
+    while the presentation stays at the version it was made at, once the request's own
+    access check allows it."""
+
+    token: str | None  # what access checks: the path's session or the query's token
+    viewed: Literal["ll-hls", "hls"] | None  # a media playlist: counted as a view
+    decision: Response | _Wait
+
+
+class _FastMemo:
+    """The fast path's decisions for one presentation at one version (`_Kept`).
+
+    Every viewer of a rendition asks the same question at the same moment: the playlist
+    once part N exists (held, then answered, together), then part N. Decided once per
+    version, a request costs its access check and a lookup instead of a route, a
+    presentation, its directives and the window's state made again each time. Any change
+    of the presentation (a part, a rendition, its end) makes a new version, so nothing
+    kept is ever given for a state it was not made from."""
+
+    __slots__ = ("kept", "presentation", "version")
+
+    def __init__(self, presentation: Presentation) -> None:
+        self.presentation = presentation
+        self.version = presentation.version
+        self.kept: dict[tuple[str, bytes, int], _Kept] = {}
 
 
 # A decision is made again after each hold; more holds than this mean it keeps changing.
@@ -571,6 +608,7 @@ class Origin:
         self._playlists: OrderedDict[tuple[str, EdgeToken | None, int], Response] = OrderedDict()
         self._templates: OrderedDict[tuple[str, int], _PlaylistTemplate] = OrderedDict()
         self._parts: dict[int, tuple[bytes, Response]] = {}
+        self._memos: dict[str, _FastMemo] = {}  # by playback id
         self.hold_limit_factor = hold_limit_factor
         self._held = 0
         self.stats = OriginStats()
@@ -647,7 +685,7 @@ class Origin:
         `answer`). Nothing is counted until `answered`."""
         request = Request(scope)
         path: str = scope["path"][len("/live/"):]
-        decision = self._decide_now(request, path, 0)
+        decision = self._decide_fast(request, path, 0)
         if isinstance(decision, Response) or decision is None:
             return decision
         if (isinstance(decision, _Wait) and decision.window is not None
@@ -700,9 +738,53 @@ class Origin:
         decision = self._decide_now(request, path, 0)
         return decision if isinstance(decision, Response) else None
 
-    def _decide_now(self, request: Request, path: str, after: int) -> Decision | None:
+    def _decide_fast(self, request: Request, path: str, after: int) -> Decision | None:
+        """`_decide_now` for the fast path, kept for the next request with the same path
+        and query while the presentation does not change (`_FastMemo`): media playlists and
+        parts, asked without a Range, an edge's or a relaying node's header, or a token in
+        the query (a JWT's session token is made per viewer)."""
+        query = request.query_string
+        if (b"token=" in query or b"%" in query or request.raw_header(b"range") is not None
+                or request.raw_header(EDGE_HEADER) is not None
+                or request.raw_header(_RELAY_HEADER) is not None):
+            return self._decide_now(request, path, after)
+        pid = path.partition("/")[0]
+        memo = self._memos.get(pid)
+        key = (path, query, after)
+        kept = memo.kept.get(key) if memo is not None else None
+        if kept is not None:
+            assert memo is not None
+            presentation = memo.presentation
+            if (presentation.version == memo.version
+                    and self.directory.presentation(pid) is presentation):
+                if self.access is not None and self.access.check_now(
+                        pid, kept.token, audience="v", referrer=request.header(b"referer"),
+                        own_host=request.header(b"host")) is None:
+                    return None
+                if kept.viewed is not None and after == 0:
+                    self.stats.viewer_seen(pid, kept.viewed, request.client, time.monotonic())
+                return kept.decision
+        return self._decide_now(request, path, after, key)
+
+    def _keep(self, key: tuple[str, bytes, int], pid: str, presentation: Presentation,
+              kept: _Kept) -> None:
+        memo = self._memos.get(pid)
+        if (memo is None or memo.presentation is not presentation
+                or memo.version != presentation.version):
+            memo = _FastMemo(presentation)
+            self._memos.pop(pid, None)
+            self._memos[pid] = memo
+            while len(self._memos) > FAST_MEMO_PRESENTATIONS:
+                del self._memos[next(iter(self._memos))]  # the least recently changed
+        elif len(memo.kept) >= FAST_MEMOS:
+            memo.kept.clear()
+        memo.kept[key] = kept
+
+    def _decide_now(self, request: Request, path: str, after: int,
+                    keep: tuple[str, bytes, int] | None = None) -> Decision | None:
         """`handle`'s decision without an await (see `_settle` for `after`); None when
-        only `handle` can make it."""
+        only `handle` can make it. With `keep` (`_decide_fast`'s key), a media playlist's
+        or a part's decision is kept for the next request with that key."""
         if request.method == "OPTIONS":
             return Response(b"", 204, _RAW_PREFLIGHT)
         route = self._route(path)
@@ -721,7 +803,21 @@ class Origin:
         if presentation is None:
             return None if self.relay is not None else _error(404, "no such live broadcast")
         spliced = None if session else self._viewer_tokens(request, pid, token)[1]
-        return decide(request, match, presentation, spliced, after)
+        decision = decide(request, match, presentation, spliced, after)
+        if keep is not None and (match.re is MEDIA_PLAYLIST_PATH or match.re is PART_PATH):
+            if isinstance(decision, Response) and decision.status_code == 200:
+                viewed: Literal["ll-hls", "hls"] | None = None
+                if match.re is MEDIA_PLAYLIST_PATH:
+                    window = presentation.renditions[match["rendition"]]
+                    viewed = "ll-hls" if window.low_latency else "hls"
+                self._keep(keep, pid, presentation, _Kept(token, viewed, decision))
+            elif (isinstance(decision, _Wait) and decision.window is not None
+                  and decision.timeout is not None):
+                viewed = None
+                if match.re is MEDIA_PLAYLIST_PATH:
+                    viewed = "ll-hls" if decision.window.low_latency else "hls"
+                self._keep(keep, pid, presentation, _Kept(token, viewed, decision))
+        return decision
 
     async def _settle(self, decide: Callable[[int], Decision], after: int = 0) -> Response | _Later:
         """A decision made, holding wherever it says to wait, and made again after each hold

@@ -84,6 +84,10 @@ class Presentation:
         # Media playlists with their siblings' reports, by (rendition, its own text), until
         # any rendition changes: every player a new part wakes asks for the same one.
         self._texts: dict[tuple[str, int], tuple[str, str]] = {}
+        self.version = 0
+        """Counts the changes of the renditions (their media, their playlists) and of the
+        ladder: what was decided from this presentation at one version still holds while
+        the version is the same (the origin's fast path keeps answers by it)."""
 
     @property
     def observer(self) -> SegmentObserver | None:
@@ -128,11 +132,11 @@ class Presentation:
             after_date=self.continues.date if self.continues is not None else None,
         )
         window.init_listener = self._on_init
-        window.change_listener = self._texts.clear
+        window.change_listener = self._changed
         if self._observer is not None:
             window.segment_listener = self._observer.segment_completed
         self.renditions[name] = window
-        self._texts.clear()
+        self._changed()
         return window
 
     def remove_rendition(self, name: str) -> None:
@@ -142,7 +146,7 @@ class Presentation:
             window.init_listener = None
             window.end()
             window.change_listener = None
-            self._texts.clear()
+            self._changed()
             # Without it the ladder may now be complete.
             self._wake()
 
@@ -317,7 +321,13 @@ class Presentation:
                 self._observer.init_segment(_info(window), window.init_generation, window.init)
             self._wake()
 
+    def _changed(self) -> None:
+        """A rendition changed, or the ladder did."""
+        self.version += 1
+        self._texts.clear()
+
     def _wake(self) -> None:
+        self.version += 1  # the ladder (its inits, its suspended rungs) or its end
         waiters, self._ready_waiters = self._ready_waiters, []
         for future in waiters:
             if not future.done():
