@@ -124,6 +124,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._lingering: Lingering | None = None  # the hard close, while closing
         self._fast_task: asyncio.Task[None] | None = None  # a fast answer being produced
         self._fast_hold: _Held | None = None  # or waited for
+        self._deadlines: _Deadlines | None = None  # the loop's, once a request is held
 
     # Connection -----------------------------------------------------------------------
 
@@ -429,7 +430,7 @@ class _Held:
     """A fast answer waiting for its `FastHold`'s event: a future callback, and a place
     among the loop's shared hold deadlines (`_Deadlines`)."""
 
-    __slots__ = ("cycle", "fast", "hold", "protocol", "scope", "started", "tick")
+    __slots__ = ("cycle", "deadlines", "fast", "hold", "protocol", "scope", "started", "tick")
 
     def __init__(self, protocol: HeadBoundedHttp, fast: FastRoutes, scope: Any,
                  cycle: FastCycle, hold: FastHold, started: float) -> None:
@@ -440,13 +441,17 @@ class _Held:
         self.hold = hold
         self.started = started
         loop = protocol.loop
-        self.tick: int | None = _deadlines(loop).add(loop, self, hold.limit)
+        deadlines = protocol._deadlines
+        if deadlines is None:
+            deadlines = protocol._deadlines = _deadlines(loop)
+        self.deadlines = deadlines
+        self.tick: int | None = deadlines.add(loop, self, hold.limit)
         hold.future.add_done_callback(self._ready)
 
     def _ready(self, _: object) -> None:
         if self.tick is None:
             return  # expired or released first
-        _deadlines(self.protocol.loop).remove(self, self.tick)
+        self.deadlines.remove(self, self.tick)
         self.tick = None
         try:
             answer = self.hold.resume()
@@ -465,7 +470,7 @@ class _Held:
     def release(self) -> None:
         if self.tick is None:
             return
-        _deadlines(self.protocol.loop).remove(self, self.tick)
+        self.deadlines.remove(self, self.tick)
         self.tick = None
         self.hold.future.remove_done_callback(self._ready)
         self.hold.release()
