@@ -8,10 +8,13 @@ never reads.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,12 +22,13 @@ import pytest
 import uvicorn
 from tests.delivery.test_origin import HANG, Directory, Feed, fragment, make_feed, served
 from tests.media.conftest import until
+from tests.tlscerts import make_server_certificate
 
 from golive.chat import chat_websocket_protocol
 from golive.delivery.origin import Origin, create_origin_app
 from golive.formats.isobmff import Fragment
-from golive.httpserver import HttpLimits, server_config
-from golive.httpserver.fast import FastHold, FastRoutes
+from golive.httpserver import HandshakeGate, HttpLimits, TlsLimits, server_config
+from golive.httpserver.fast import FastHold, FastRoutes, SharedBody
 
 
 @pytest.fixture
@@ -301,6 +305,7 @@ class Answer:
     status_code: int = 200
     raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     fast_head: tuple[list[tuple[bytes, bytes]], bytes] | None = None
+    fast_shared: SharedBody | None = None
 
 
 class WaitsTwice(FastHold):
@@ -375,3 +380,129 @@ async def test_a_hold_that_must_wait_again_carries_on_from_where_it_was() -> Non
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, HANG)
+
+
+# Shared answers sent from a file (SharedBody) --------------------------------------------
+
+
+def big_part_directory(size: int) -> tuple[Directory, bytes]:
+    """A presentation whose part 0.0 is `size` bytes: large enough to be sent from a file."""
+    big = make_feed()
+    data = bytes(range(256)) * (size // 256)
+    part = Fragment(data=data, sequence_number=1, independent=True, decode_time=0.0,
+                    duration=0.25)
+    for window in big.presentation.renditions.values():
+        window.add_fragment(part, datetime.now(UTC))
+    directory = Directory()
+    directory.presentations["p1"] = big.presentation
+    return directory, data
+
+
+@pytest.mark.parametrize("takes", ["all", "nothing", "part of the head", "part of the body"])
+async def test_a_shared_part_is_whole_however_much_the_socket_takes_at_once(
+        monkeypatch: pytest.MonkeyPatch, takes: str) -> None:
+    directory, data = big_part_directory(300_000)
+    calls: list[int] = []
+    real_sendfile = os.sendfile
+
+    def sendfile(out: int, in_fd: int, offset: int, count: int) -> int:
+        calls.append(count)
+        if takes == "nothing":
+            raise BlockingIOError(11, "would block")
+        limit = {"all": count, "part of the head": 20, "part of the body": count - 1000}[takes]
+        return real_sendfile(out, in_fd, offset, limit)
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
+    async with served(create_origin_app(directory)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            get = b"GET /live/p1/video/part-0.0.m4s HTTP/1.1\r\nHost: o\r\n\r\n"
+            for _ in range(3):  # the same file each time, and the connection goes on
+                writer.write(get)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
+                lines = head.split(b"\r\n")  # one status line, then only headers
+                assert lines[0] == b"HTTP/1.1 200 OK" and head.count(b"HTTP/1.1") == 1
+                assert all(b": " in line for line in lines[1:-2]), head
+                assert b"content-length: %d" % len(data) in lines
+                assert await asyncio.wait_for(reader.readexactly(len(data)), HANG) == data
+            writer.write(b"HEAD /live/p1/video/part-0.0.m4s HTTP/1.1\r\nHost: o\r\n\r\n" + get)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            status, _, body = await read_response(reader)  # (the HEAD had no body)
+            assert status == 200 and body == data
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert len(calls) >= 3 and all(count > len(data) for count in calls)
+
+
+async def test_a_shared_part_reaches_many_readers_at_once_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    directory, data = big_part_directory(2_000_000)  # more than a socket takes at once
+    sent: list[int] = []
+    real_sendfile = os.sendfile
+
+    def sendfile(out: int, in_fd: int, offset: int, count: int) -> int:
+        n = real_sendfile(out, in_fd, offset, count)
+        sent.append(n)
+        return n
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
+
+    async def read_slowly(port: int) -> bytes:
+        # A reader with a small receive buffer, which the answer keeps waiting.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            writer.write(b"GET /live/p1/video/part-0.0.m4s HTTP/1.1\r\nHost: o\r\n\r\n")
+            status, _, body = await read_response(reader)
+            assert status == 200
+            return body
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async with served(create_origin_app(directory)) as server:
+        for body in await asyncio.gather(*(read_slowly(server.port) for _ in range(8))):
+            assert body == data
+    # Each from the file (the kernel may take it whole: it queues the file's pages, not
+    # a copy; what it does not take is covered above).
+    assert len(sent) == 8
+
+
+async def test_a_shared_part_is_never_sent_past_a_tls_layer(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    directory, data = big_part_directory(300_000)
+    calls: list[int] = []
+
+    def sendfile(out: int, in_fd: int, offset: int, count: int) -> int:
+        calls.append(count)
+        return 0
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
+    certificate = make_server_certificate(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate.cert, certificate.key)
+    origin = create_origin_app(directory)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    server = uvicorn.Server(server_config(origin, HttpLimits(), ws=chat_websocket_protocol(),
+                                          tls=HandshakeGate(context, TlsLimits()), fast=origin))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started or serving.done(), limit=HANG, what="the server")
+        trust = ssl.create_default_context(cafile=str(certificate.ca))
+        async with httpx.AsyncClient(verify=trust, timeout=HANG) as client:
+            url = f"https://127.0.0.1:{sock.getsockname()[1]}/live/p1/video/part-0.0.m4s"
+            for _ in range(2):
+                answer = await client.get(url)
+                assert answer.status_code == 200 and answer.content == data
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, HANG)
+    assert calls == []

@@ -46,7 +46,7 @@ from golive.delivery.progressive import (
 from golive.delivery.relay import RELAY_HEADER, OwnerRelay, Relayed
 from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
-from golive.httpserver.fast import FastHold, FastRoutes
+from golive.httpserver.fast import FastHold, FastRoutes, SharedBody
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -125,6 +125,9 @@ PLAYLIST_RESPONSES = 256
 # Whole parts' answers kept ready to send (see `_part_response`): the newest few of each
 # rendition are what viewers ask for. Each holds its part's bytes (~75 KB at 3 Mb/s).
 PART_RESPONSES = 64
+# A kept part at least this large is sent from a file (`SharedBody`): below it a copy
+# costs less than the file's own write (once a second) and its descriptor.
+SHARED_BODY_MIN = 16 * 1024
 # Viewers' tokens kept as the `?token=...` bytes their playlists' URIs end with, if no
 # longer than a JWT golive verifies is (RS256 ~500 characters): at most ~12 MB, whatever
 # clients send (a public playback id's URIs carry any token a viewer gives, unverified).
@@ -256,7 +259,7 @@ class Response:
     playlist every held player is woken with) is sent any number of times as it is.
     """
 
-    __slots__ = ("body", "fast_head", "raw_headers", "status_code")
+    __slots__ = ("body", "fast_head", "fast_shared", "raw_headers", "status_code")
 
     def __init__(self, body: bytes, status_code: int,
                  headers: Mapping[str, str] | RawHeaders) -> None:
@@ -265,6 +268,7 @@ class Response:
         self.raw_headers: RawHeaders = (
             headers if isinstance(headers, list) else raw_headers(headers))
         self.fast_head: tuple[RawHeaders, bytes] | None = None  # golive.httpserver.fast
+        self.fast_shared: SharedBody | None = None  # (an answer many clients are given)
 
     async def send(self, send: Send, *, head: bool) -> None:
         # A copy: a shared answer's list must survive whatever a middleware does to it.
@@ -1193,6 +1197,8 @@ class Origin:
         if kept is not None and kept[0] is data:
             return kept[1]
         response = self._body_response(request, data, SEGMENT_TYPE, MEDIA_CACHE, ranges=True)
+        if len(data) >= SHARED_BODY_MIN:
+            response.fast_shared = SharedBody()
         self._parts[id(data)] = (data, response)
         if len(self._parts) > PART_RESPONSES:
             del self._parts[next(iter(self._parts))]  # the oldest

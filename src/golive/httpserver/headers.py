@@ -37,14 +37,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import weakref
+from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
 
 from golive.httpserver.fast import (
     BadHeader,
@@ -52,6 +55,7 @@ from golive.httpserver.fast import (
     FastCycle,
     FastHold,
     FastRoutes,
+    SharedBody,
     head_of,
 )
 from golive.httpserver.linger import Lingering, linger
@@ -70,6 +74,10 @@ _FAST_METHODS = ("on_message_begin", "on_response_complete", "_start_asgi_task",
                  "timeout_keep_alive_handler", "_unset_keepalive_if_required")
 
 log = logging.getLogger(__name__)
+
+# The transports whose socket is the connection itself (uvloop's, asyncio's own): only
+# these are sent into directly (`HeadBoundedHttp._send_shared`).
+_PLAIN_TCP: frozenset[type] = frozenset({TCPTransport, _SelectorSocketTransport})
 
 # The cycle of a connection whose last request was answered on the fast path.
 _ANSWERED = FastCycle(complete=True)
@@ -125,11 +133,16 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._fast_task: asyncio.Task[None] | None = None  # a fast answer being produced
         self._fast_hold: _Held | None = None  # or waited for
         self._deadlines: _Deadlines | None = None  # the loop's, once a request is held
+        self._socket_fd = -1  # see connection_made
 
     # Connection -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # A plain TCP connection's socket, which a shared answer is sent into by sendfile
+        # while nothing is queued for it; never a TLS layer's (its socket carries records).
+        if type(transport) in _PLAIN_TCP:
+            self._socket_fd = transport.get_extra_info("socket").fileno()
         self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -299,14 +312,35 @@ class HeadBoundedHttp(HttpToolsProtocol):
             log.exception("fast answer has a bad header path=%s", scope["path"])
             self._fail_fast()
             return
+        transport = self.transport
         if scope["method"] == "HEAD" or not answer.body:
-            self.transport.write(head)
+            transport.write(head)
+        elif (answer.fast_shared is None or self._socket_fd < 0
+              or transport.get_write_buffer_size() or transport.is_closing()):
+            transport.writelines((head, answer.body))
         else:
-            self.transport.writelines((head, answer.body))
+            self._send_shared(answer.fast_shared, head, answer.body)
         fast.answered(scope, answer, started)
         # uvicorn's own end of a response: count it, read on, start a pipelined request
         # or arm the keep-alive timeout.
         self.on_response_complete()
+
+    def _send_shared(self, shared: SharedBody, head: bytes, body: bytes) -> None:
+        """`head` and `body` from `shared`'s file straight into the socket, which nothing
+        is queued for; what the socket does not take now is written as any answer is."""
+        fd, size = shared.file(head, body)
+        sent = 0
+        if fd >= 0:
+            try:
+                sent = os.sendfile(self._socket_fd, fd, 0, size)
+            except OSError:
+                # Full (EAGAIN), or the connection failed: the transport's own write then
+                # queues the answer, or finds the failure and closes as it would.
+                sent = 0
+        if sent < len(head):
+            self.transport.writelines((head[sent:] if sent else head, body))
+        elif sent < len(head) + len(body):
+            self.transport.write(memoryview(body)[sent - len(head):])
 
     def on_response_complete(self) -> None:
         # uvicorn's, but for the keep-alive timeout: uvicorn starts a timer after every
