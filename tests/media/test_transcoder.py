@@ -571,6 +571,29 @@ async def test_stop_before_start_and_cancelled_start() -> None:
     assert t.pid is None
 
 
+async def test_a_launch_that_stop_cuts_short_is_not_a_failure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A node stopping while ffmpeg is being launched (a publisher had just reconnected):
+    # the half-made launch is torn down, and what that raises is no encoder failure.
+    launching = asyncio.Event()
+
+    async def spawn(**_: Any) -> Any:
+        launching.set()
+        try:
+            await asyncio.get_running_loop().create_future()  # the launch, in flight
+        except asyncio.CancelledError:
+            # Its input feed is closed by then: tearing down may fail on it.
+            raise OSError(9, "Bad file descriptor") from None
+
+    monkeypatch.setattr(transcoder_module, "spawn", spawn)
+    t = transcoder(plan_360p(), Recorder())
+    starting = asyncio.create_task(t.start())
+    await asyncio.wait_for(launching.wait(), 30)
+    await t.stop()
+    await asyncio.wait_for(starting, 30)  # ends, raising nothing
+    assert not t.stats.failed and t.pid is None
+
+
 async def test_missing_ffmpeg_fails_clearly(tmp_path: Path) -> None:
     t = Transcoder(
         ffmpeg=str(tmp_path / "no-ffmpeg"),

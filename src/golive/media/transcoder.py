@@ -247,12 +247,19 @@ class Transcoder:
         )
 
     async def start(self) -> None:
-        """Start ffmpeg; raises if it cannot be started at all (missing binary, bad plan)."""
+        """Start ffmpeg; raises if it cannot be started at all (missing binary, bad plan).
+        A launch that `stop` cuts short is no failure, whatever tearing it down raised."""
         if self._started or self._closing:
             return
         self._started = True
         self._starting = asyncio.ensure_future(self._start())
-        await self._starting
+        try:
+            await self._starting
+        except Exception as exc:
+            if not self._closing:
+                raise
+            log.info("ffmpeg launch ended by the stop stream_id=%s error=%r",
+                     self.stream_id, exc)
 
     def push(self, tag: MediaTag) -> None:
         """Queue one tag for ffmpeg; never blocks, drops whole GOPs when ffmpeg falls behind."""
@@ -302,7 +309,7 @@ class Transcoder:
             self._reset_degrade()
             self._run = await self._launch()
         except BaseException:
-            self._failed = True
+            self._failed = not self._closing
             raise
         self._supervisor = asyncio.create_task(
             self._supervise(), name=f"transcoder-{self.stream_id}"
