@@ -13,7 +13,7 @@ import pytest
 from tests.delivery.signing import KeyRing
 from tests.delivery.test_origin import HANG, Directory, Feed, make_feed, parked, served
 
-from golive.delivery import PlaybackAccess
+from golive.delivery import PlaybackAccess, session_key_from
 from golive.delivery.origin import FAST_MEMOS, Origin, create_origin_app
 
 pytestmark = pytest.mark.asyncio
@@ -121,6 +121,35 @@ async def test_each_request_is_checked_and_counted_though_its_answer_is_kept(
                                  headers=bad)).status_code == 403
         feed.add()
         assert (await asyncio.wait_for(held, HANG)).status_code == 200
+
+
+async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
+        directory: Directory, feed: Feed) -> None:
+    ring = KeyRing()
+    ring.add_key("k1")
+    ring.add_playback("p1", signed=True)
+    origin = create_origin_app(directory, access=PlaybackAccess(
+        ring, session_key=session_key_from(b"cluster secret")))
+    async for (client,) in _clients(origin, ("127.0.0.1",)):
+        sessions = []
+        for expires_in in (3600, 7200):  # two viewers' tokens: two sessions
+            r = await client.get("/live/p1.m3u8",
+                                 params={"token": ring.token("p1", expires_in=expires_in)})
+            media = next(line for line in r.text.splitlines() if line.endswith("/video.m3u8"))
+            sessions.append(media.split("/")[1])
+        assert sessions[0] != sessions[1]
+        msn, idx = feed.window.last_msn, feed.window.last_part
+        for rest in ("video.m3u8", f"video/part-{msn}.{idx}.m4s"):
+            answers = [await client.get(f"/live/p1/{session}/{rest}") for session in sessions]
+            assert [a.status_code for a in answers] == [200, 200]
+            assert answers[0].content == answers[1].content
+        # One kept answer each for the playlist and the part, whichever session asked...
+        assert len(origin._memos["p1"].kept) == 2
+        # ...and no way around the check: a forged session, or none, is refused.
+        forged = sessions[0][:-1] + ("A" if sessions[0][-1] != "A" else "B")
+        for path in (f"/live/p1/{forged}/video.m3u8", "/live/p1/video.m3u8",
+                     f"/live/p1/{forged}/video/part-{msn}.{idx}.m4s"):
+            assert (await client.get(path)).status_code in (401, 403), path
 
 
 async def test_a_range_is_not_given_the_kept_whole_part(

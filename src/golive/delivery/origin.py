@@ -83,7 +83,9 @@ _RENDITION = r"(?P<rendition>[A-Za-z0-9_-]{1,32})"
 _NUMBER = r"(?:0|[1-9][0-9]{0,11})"
 # A signed viewer's session token as a path segment after the playback id (see
 # `_session_multivariant`): every relative URI of the playlists below it inherits it.
-_SESSION = rf"(?:(?P<session>{re.escape(SESSION_PREFIX)}[A-Za-z0-9_.-]{{1,120}})/)?"
+_SESSION_TOKEN = rf"{re.escape(SESSION_PREFIX)}[A-Za-z0-9_.-]{{1,120}}"
+_SESSION = rf"(?:(?P<session>{_SESSION_TOKEN})/)?"
+_SESSION_SEGMENT = re.compile(_SESSION_TOKEN)
 MULTIVARIANT_PATH = re.compile(rf"{_PID}\.m3u8")
 MEDIA_PLAYLIST_PATH = re.compile(rf"{_PID}/{_SESSION}{_RENDITION}\.m3u8")
 INIT_PATH = re.compile(rf"{_PID}/{_SESSION}{_RENDITION}/init-(?P<gen>{_NUMBER})\.mp4")
@@ -460,13 +462,17 @@ class _HeldAnswer(FastHold):
         self._origin._hold_ended(self._started, timed_out=True)
 
 
+# What a kept decision is found by: the path after the playback id (and the session, if
+# any), the query, the decision stage.
+_MemoKey = tuple[str, bytes, int]
+
+
 @dataclass(frozen=True, slots=True)
 class _Kept:
-    """A fast-path decision for one path and query: what every request with them gets
-    while the presentation stays at the version it was made at, once the request's own
-    access check allows it."""
+    """A fast-path decision for one path and query: what every request with them (below
+    any session) gets while the presentation stays at the version it was made at, once
+    the request's own access check allows it."""
 
-    token: str | None  # what access checks: the path's session or the query's token
     viewed: Literal["ll-hls", "hls"] | None  # a media playlist: counted as a view
     decision: Response | _Wait
 
@@ -486,7 +492,7 @@ class _FastMemo:
     def __init__(self, presentation: Presentation) -> None:
         self.presentation = presentation
         self.version = presentation.version
-        self.kept: dict[tuple[str, bytes, int], _Kept] = {}
+        self.kept: dict[_MemoKey, _Kept] = {}
 
 
 # A decision is made again after each hold; more holds than this mean it keeps changing.
@@ -746,15 +752,22 @@ class Origin:
         """`_decide_now` for the fast path, kept for the next request with the same path
         and query while the presentation does not change (`_FastMemo`): media playlists and
         parts, asked without a Range, an edge's or a relaying node's header, or a token in
-        the query (a JWT's session token is made per viewer)."""
+        the query (a JWT's session token is made per viewer). A signed viewer's session
+        in the path is left out of the key: below it every viewer gets the public answer,
+        and each request's own session is what its access check verifies."""
         query = request.query_string
         if (b"token=" in query or b"%" in query or request.raw_header(b"range") is not None
                 or request.raw_header(EDGE_HEADER) is not None
                 or request.raw_header(_RELAY_HEADER) is not None):
             return self._decide_now(request, path, after)
-        pid = path.partition("/")[0]
+        pid, _, rest = path.partition("/")
+        session = None
+        if rest.startswith(SESSION_PREFIX):
+            session, _, rest = rest.partition("/")
+            if _SESSION_SEGMENT.fullmatch(session) is None:
+                return self._decide_now(request, path, after)
         memo = self._memos.get(pid)
-        key = (path, query, after)
+        key = (rest, query, after)
         kept = memo.kept.get(key) if memo is not None else None
         if kept is not None:
             assert memo is not None
@@ -762,15 +775,15 @@ class Origin:
             if (presentation.version == memo.version
                     and self.directory.presentation(pid) is presentation):
                 if self.access is not None and self.access.check_now(
-                        pid, kept.token, audience="v", referrer=request.header(b"referer"),
+                        pid, session, audience="v", referrer=request.header(b"referer"),
                         own_host=request.header(b"host")) is None:
                     return None
                 if kept.viewed is not None and after == 0:
                     self.stats.viewer_seen(pid, kept.viewed, request.client, time.monotonic())
                 return kept.decision
-        return self._decide_now(request, path, after, key)
+        return self._decide_now(request, path, after, (key, session))
 
-    def _keep(self, key: tuple[str, bytes, int], pid: str, presentation: Presentation,
+    def _keep(self, key: _MemoKey, pid: str, presentation: Presentation,
               kept: _Kept) -> None:
         memo = self._memos.get(pid)
         if (memo is None or memo.presentation is not presentation
@@ -785,10 +798,11 @@ class Origin:
         memo.kept[key] = kept
 
     def _decide_now(self, request: Request, path: str, after: int,
-                    keep: tuple[str, bytes, int] | None = None) -> Decision | None:
+                    keep: tuple[_MemoKey, str | None] | None = None) -> Decision | None:
         """`handle`'s decision without an await (see `_settle` for `after`); None when
-        only `handle` can make it. With `keep` (`_decide_fast`'s key), a media playlist's
-        or a part's decision is kept for the next request with that key."""
+        only `handle` can make it. With `keep` (`_decide_fast`'s key and the session it
+        read from the path), a media playlist's or a part's decision is kept for the next
+        request with that key."""
         if request.method == "OPTIONS":
             return Response(b"", 204, _RAW_PREFLIGHT)
         route = self._route(path)
@@ -808,19 +822,20 @@ class Origin:
             return None if self.relay is not None else _error(404, "no such live broadcast")
         spliced = None if session else self._viewer_tokens(request, pid, token)[1]
         decision = decide(request, match, presentation, spliced, after)
-        if keep is not None and (match.re is MEDIA_PLAYLIST_PATH or match.re is PART_PATH):
+        if (keep is not None and keep[1] == session
+                and (match.re is MEDIA_PLAYLIST_PATH or match.re is PART_PATH)):
             if isinstance(decision, Response) and decision.status_code == 200:
                 viewed: Literal["ll-hls", "hls"] | None = None
                 if match.re is MEDIA_PLAYLIST_PATH:
                     window = presentation.renditions[match["rendition"]]
                     viewed = "ll-hls" if window.low_latency else "hls"
-                self._keep(keep, pid, presentation, _Kept(token, viewed, decision))
+                self._keep(keep[0], pid, presentation, _Kept(viewed, decision))
             elif (isinstance(decision, _Wait) and decision.window is not None
                   and decision.timeout is not None):
                 viewed = None
                 if match.re is MEDIA_PLAYLIST_PATH:
                     viewed = "ll-hls" if decision.window.low_latency else "hls"
-                self._keep(keep, pid, presentation, _Kept(token, viewed, decision))
+                self._keep(keep[0], pid, presentation, _Kept(viewed, decision))
         return decision
 
     async def _settle(self, decide: Callable[[int], Decision], after: int = 0) -> Response | _Later:
