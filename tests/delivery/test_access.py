@@ -12,6 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from tests.delivery.signing import KeyRing
+from tests.media.conftest import until
 
 from golive.delivery import (
     Grant,
@@ -136,9 +137,28 @@ async def test_a_cached_token_still_expires(ring: KeyRing) -> None:
     now = [time.time()]
     access = PlaybackAccess(ring, clock=lambda: now[0])
     token = ring.token("sig", "k1", expires_in=30)
-    assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
+    for _ in range(3):  # verified, then granted from the cache, then the kept grant
+        assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
+    assert access.check_now("sig", token, audience="v", referrer=None, own_host=None)
     now[0] += 31
+    assert access.check_now("sig", token, audience="v", referrer=None, own_host=None) is None
     assert "expired" in refused(await access.check("sig", token, audience="v", viewer=V))
+
+
+async def test_a_kept_grant_lasts_no_longer_than_the_rule_it_was_made_from(
+        ring: KeyRing) -> None:
+    access = PlaybackAccess(ring, rule_ttl=0.2)
+    token = ring.token("sig", "k1")
+    read = time.monotonic()
+    for _ in range(3):
+        assert isinstance(await access.check("sig", token, audience="v", viewer=V), Grant)
+    assert access.check_now("sig", token, audience="v", referrer=None, own_host=None)
+    # The rule changes; once its cached copy is stale, the grant made from it is too.
+    await until(lambda: time.monotonic() > read + 0.2, limit=30, what="the rule's TTL")
+    ring.add_playback("sig", signed=True, allowed_referrers=("example.com",),
+                      allow_empty_referrer=False)
+    assert access.check_now("sig", token, audience="v", referrer=None, own_host=None) is None
+    assert "Referer" in refused(await access.check("sig", token, audience="v", viewer=V))
 
 
 async def test_the_token_cache_is_bounded(ring: KeyRing) -> None:

@@ -34,6 +34,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import re
 import time
 from collections import OrderedDict
@@ -177,6 +178,11 @@ class _TtlLru:
             return entry[1]
         return _MISS
 
+    def fresh_until(self, key: str) -> float:
+        """When `key`'s value stops being fresh, on this cache's clock (-inf: not kept)."""
+        entry = self._entries.get(key)
+        return entry[0] + self._ttl if entry is not None else -math.inf
+
     async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         entry = self._entries.get(key)
         now = self._clock()
@@ -263,6 +269,10 @@ class PlaybackAccess:
         self._keys = _TtlLru(key_ttl, MAX_KEYS, time.monotonic)
         self._tokens: OrderedDict[str, _Verified] = OrderedDict()
         self._max_tokens = max_tokens
+        # (playback id, token, audience) -> (fresh until (monotonic), the token's exp, the
+        # grant): `_cached_grant`'s answer for a signed viewer's every request, while the
+        # rule and key it was made from are fresh and the token valid (see there).
+        self._grants: dict[tuple[str, str, Audience], tuple[float, float, Grant]] = {}
         self.signature_checks = 0  # how many tokens were verified cryptographically
         self.session_checks = 0  # how many session tokens made elsewhere were verified
 
@@ -384,7 +394,17 @@ class PlaybackAccess:
     def _cached_grant(self, playback_id: str, token: str | None, audience: Audience,
                       referrer: str | None, own_host: str | None) -> Grant | None:
         """The common case (everything cached, everything allowed) without any await; None
-        sends the request down the full path, which also says why when it refuses."""
+        sends the request down the full path, which also says why when it refuses.
+
+        A signed viewer's grant is kept and given again while everything it was made
+        from stays as it was: the rule and the key fresh (their TTLs) and the token
+        unexpired. (Not for a rule restricting referrers, which each request's own
+        Referer decides.)"""
+        if token:
+            kept = self._grants.get((playback_id, token, audience))
+            if (kept is not None and time.monotonic() < kept[0]
+                    and self._clock() < kept[1]):
+                return kept[2]
         rule = self._rules.peek(playback_id)
         if rule is _MISS or rule is None:
             return None
@@ -404,7 +424,15 @@ class PlaybackAccess:
         if key is _MISS or key is None:
             return None
         self._tokens.move_to_end(token)  # type: ignore[arg-type]  # token is set here
-        return Grant(rule, verified.claims, verified.expires_at)
+        grant = Grant(rule, verified.claims, verified.expires_at)
+        if rule.allowed_referrers is None:
+            if len(self._grants) >= self._max_tokens:
+                self._grants.clear()
+            fresh = min(self._rules.fresh_until(playback_id),
+                        self._keys.fresh_until(verified.key_id))
+            self._grants[(playback_id, token, audience)] = (  # type: ignore[index]
+                fresh, verified.expires_at, grant)
+        return grant
 
     async def _check(
         self,
