@@ -18,18 +18,7 @@ from golive.delivery.origin import FAST_MEMOS, Origin, create_origin_app
 
 pytestmark = pytest.mark.asyncio
 
-
-@pytest.fixture
-def directory() -> Directory:
-    return Directory()
-
-
-@pytest.fixture
-def feed(directory: Directory) -> Feed:
-    f = make_feed()
-    f.add(10)
-    directory.presentations["p1"] = f.presentation
-    return f
+# The `directory` and `feed` fixtures are test_origin.py's (tests/delivery/conftest.py).
 
 
 def listed_parts(playlist: str) -> list[str]:
