@@ -5,13 +5,22 @@ check and view; nothing kept outlives a change, and what is kept stays bounded."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from tests.delivery.signing import KeyRing
-from tests.delivery.test_origin import HANG, Directory, Feed, make_feed, parked, served
+from tests.delivery.test_origin import (
+    HANG,
+    Directory,
+    Feed,
+    make_feed,
+    origin_client,
+    parked,
+    served,
+)
 
 from golive.delivery import PlaybackAccess, session_key_from
 from golive.delivery.origin import FAST_MEMOS, Origin, create_origin_app
@@ -27,8 +36,10 @@ def listed_parts(playlist: str) -> list[str]:
             if line.startswith("#EXT-X-PART:")]
 
 
+@contextlib.asynccontextmanager
 async def _clients(origin: Origin, addresses: tuple[str, ...]
                    ) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Clients of `origin` over HTTP, each from its own loopback address."""
     async with served(origin) as server:
         clients = [httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{server.port}", timeout=HANG,
@@ -44,7 +55,7 @@ async def _clients(origin: Origin, addresses: tuple[str, ...]
 async def test_a_kept_answer_is_never_given_after_the_presentation_changes(
         directory: Directory, feed: Feed) -> None:
     origin = create_origin_app(directory)
-    async for (client,) in _clients(origin, ("127.0.0.1",)):
+    async with origin_client(origin, "http") as client:
         first = await client.get("/live/p1/video.m3u8")
         assert (await client.get("/live/p1/video.m3u8")).text == first.text
         feed.add()
@@ -86,7 +97,7 @@ async def test_each_request_is_checked_and_counted_though_its_answer_is_kept(
     origin = create_origin_app(directory, access=PlaybackAccess(ring))
     good = {"referer": "https://example.com/watch"}
     bad = {"referer": "https://evil.test/"}
-    async for clients in _clients(origin, ("127.0.0.2", "127.0.0.3", "127.0.0.4")):
+    async with _clients(origin, ("127.0.0.2", "127.0.0.3", "127.0.0.4")) as clients:
         first, second, third = clients
         msn, idx = feed.window.last_msn, feed.window.last_part
         part = f"/live/p1/video/part-{msn}.{idx}.m4s"
@@ -119,7 +130,7 @@ async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
     ring.add_playback("p1", signed=True)
     origin = create_origin_app(directory, access=PlaybackAccess(
         ring, session_key=session_key_from(b"cluster secret")))
-    async for (client,) in _clients(origin, ("127.0.0.1",)):
+    async with origin_client(origin, "http") as client:
         sessions = []
         for expires_in in (3600, 7200):  # two viewers' tokens: two sessions
             r = await client.get("/live/p1.m3u8",
@@ -144,7 +155,7 @@ async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
 async def test_a_range_is_not_given_the_kept_whole_part(
         directory: Directory, feed: Feed) -> None:
     origin = create_origin_app(directory)
-    async for (client,) in _clients(origin, ("127.0.0.1",)):
+    async with origin_client(origin, "http") as client:
         msn, idx = feed.window.last_msn, feed.window.last_part
         part = f"/live/p1/video/part-{msn}.{idx}.m4s"
         whole = await client.get(part)
@@ -157,7 +168,7 @@ async def test_a_range_is_not_given_the_kept_whole_part(
 async def test_what_is_kept_stays_bounded_whatever_clients_ask(
         directory: Directory, feed: Feed) -> None:
     origin = create_origin_app(directory)
-    async for (client,) in _clients(origin, ("127.0.0.1",)):
+    async with origin_client(origin, "http") as client:
         msn, idx = feed.window.last_msn, feed.window.last_part
         for n in range(FAST_MEMOS * 3):
             r = await client.get(f"/live/p1/video/part-{msn}.{idx}.m4s?n={n}")

@@ -59,6 +59,19 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
     return status, headers, await asyncio.wait_for(reader.readexactly(length), HANG)
 
 
+def big_part_directory(size: int) -> tuple[Directory, bytes]:
+    """A presentation whose part 0.0 is `size` bytes (and its bytes)."""
+    big = make_feed()
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    part = Fragment(data=data, sequence_number=1, independent=True, decode_time=0.0,
+                    duration=0.25)
+    for window in big.presentation.renditions.values():
+        window.add_fragment(part, datetime.now(UTC))
+    directory = Directory()
+    directory.presentations["p1"] = big.presentation
+    return directory, data
+
+
 @pytest.fixture
 async def connection(directory: Directory
                      ) -> AsyncIterator[tuple[Origin, asyncio.StreamReader, asyncio.StreamWriter]]:
@@ -126,14 +139,8 @@ async def test_a_client_that_hangs_up_releases_its_held_request_at_once(
 
 
 async def test_a_client_that_never_reads_is_held_to_one_answer_past_the_buffer() -> None:
-    big = make_feed()
     size = 1_000_000
-    part = Fragment(data=b"x" * size, sequence_number=1, independent=True, decode_time=0.0,
-                    duration=0.25)
-    for window in big.presentation.renditions.values():
-        window.add_fragment(part, datetime.now(UTC))
-    directory = Directory()
-    directory.presentations["p1"] = big.presentation
+    directory, _ = big_part_directory(size)
     origin = create_origin_app(directory)
     async with served(origin) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -383,19 +390,6 @@ async def test_a_hold_that_must_wait_again_carries_on_from_where_it_was() -> Non
 
 
 # Shared answers sent from a file (SharedBody) --------------------------------------------
-
-
-def big_part_directory(size: int) -> tuple[Directory, bytes]:
-    """A presentation whose part 0.0 is `size` bytes: large enough to be sent from a file."""
-    big = make_feed()
-    data = bytes(range(256)) * (size // 256)
-    part = Fragment(data=data, sequence_number=1, independent=True, decode_time=0.0,
-                    duration=0.25)
-    for window in big.presentation.renditions.values():
-        window.add_fragment(part, datetime.now(UTC))
-    directory = Directory()
-    directory.presentations["p1"] = big.presentation
-    return directory, data
 
 
 @pytest.mark.parametrize("takes", ["all", "nothing", "part of the head", "part of the body"])

@@ -415,6 +415,11 @@ class _Wait:
     part: int | None = None
     presentation: Presentation | None = None
 
+    @property
+    def fast(self) -> bool:
+        """A hold the fast path makes: on a window's (msn, part), with a timeout answer."""
+        return self.window is not None and self.timeout is not None
+
     def until(self) -> Awaitable[None]:
         if self.window is not None:
             return self.window.wait(self.msn, self.part)
@@ -698,8 +703,8 @@ class Origin:
         decision = self._decide_fast(request, path, 0)
         if isinstance(decision, Response) or decision is None:
             return decision
-        if (isinstance(decision, _Wait) and decision.window is not None
-                and decision.timeout is not None):
+        if isinstance(decision, _Wait) and decision.fast:
+            assert decision.window is not None
             future = decision.window.waiter(decision.msn, decision.part)
             if future is not None:
                 return _HeldAnswer(self, request, path, decision, future)
@@ -823,19 +828,15 @@ class Origin:
         spliced = None if session else self._viewer_tokens(request, pid, token)[1]
         decision = decide(request, match, presentation, spliced, after)
         if (keep is not None and keep[1] == session
-                and (match.re is MEDIA_PLAYLIST_PATH or match.re is PART_PATH)):
-            if isinstance(decision, Response) and decision.status_code == 200:
-                viewed: Literal["ll-hls", "hls"] | None = None
-                if match.re is MEDIA_PLAYLIST_PATH:
-                    window = presentation.renditions[match["rendition"]]
-                    viewed = "ll-hls" if window.low_latency else "hls"
-                self._keep(keep[0], pid, presentation, _Kept(viewed, decision))
-            elif (isinstance(decision, _Wait) and decision.window is not None
-                  and decision.timeout is not None):
-                viewed = None
-                if match.re is MEDIA_PLAYLIST_PATH:
-                    viewed = "ll-hls" if decision.window.low_latency else "hls"
-                self._keep(keep[0], pid, presentation, _Kept(viewed, decision))
+                and (match.re is MEDIA_PLAYLIST_PATH or match.re is PART_PATH)
+                and not isinstance(decision, _Later)
+                and (decision.fast if isinstance(decision, _Wait)
+                     else decision.status_code == 200)):
+            viewed: Literal["ll-hls", "hls"] | None = None
+            if match.re is MEDIA_PLAYLIST_PATH:  # (its window exists: it was answered)
+                window = presentation.renditions[match["rendition"]]
+                viewed = "ll-hls" if window.low_latency else "hls"
+            self._keep(keep[0], pid, presentation, _Kept(viewed, decision))
         return decision
 
     async def _settle(self, decide: Callable[[int], Decision], after: int = 0) -> Response | _Later:
