@@ -136,7 +136,9 @@ SHARED_BODY_MIN = 16 * 1024
 TOKEN_QUERIES = 4096
 TOKEN_QUERY_MAX_LENGTH = 1024
 # Fast-path decisions kept per presentation for its current version (`_FastMemo`), and the
-# presentations that keep some: a part's answer holds its bytes, so few are kept.
+# presentations that keep some: a part's answer holds its bytes, so few are kept. A full
+# memo keeps what it has until the next version: the viewers' own questions come first
+# after each change, and a client varying its query string only pays for its own.
 FAST_MEMOS = 64
 FAST_MEMO_PRESENTATIONS = 64
 # Where a token goes: the end of a URI line, or of a URI="..." attribute's value.
@@ -799,7 +801,7 @@ class Origin:
             while len(self._memos) > FAST_MEMO_PRESENTATIONS:
                 del self._memos[next(iter(self._memos))]  # the least recently changed
         elif len(memo.kept) >= FAST_MEMOS:
-            memo.kept.clear()
+            return
         memo.kept[key] = kept
 
     def _decide_now(self, request: Request, path: str, after: int,
