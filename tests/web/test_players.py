@@ -61,16 +61,46 @@ const video = document.getElementById('video');
 const probe = window.probe = {
   kind, version: null, engine: null, fatal: [], warnings: [], stalls: 0, stalled: false,
   firstFrameMs: null, playing: false, gapsJumped: null, switches: [], jumps: [],
-  fatalState: [], requests: [],
+  fatalState: [], requests: [], stallLog: [],
 };
 const started = performance.now();
 let delay = () => NaN;
 let seekWidth = () => null;
 
-// A stall: the element ran out of media after playback had begun (not a seek).
-video.addEventListener('playing', () => { probe.playing = true; probe.stalled = false; });
+// Seconds buffered ahead of the playhead, in the range that holds it.
+function ahead() {
+  for (let i = 0; i < video.buffered.length; i += 1) {
+    if (video.buffered.start(i) <= video.currentTime + 0.05 && video.currentTime < video.buffered.end(i)) {
+      return Math.round((video.buffered.end(i) - video.currentTime) * 1000) / 1000;
+    }
+  }
+  return 0;
+}
+// A stall: the element ran out of media after playback had begun (not a seek). Each is
+// logged, so a failure says when it came and what the player was fetching:
+// {atMs, clock, time, ahead, ranges, requests, endedMs, delay}.
+video.addEventListener('playing', () => {
+  if (probe.stalled && probe.stallLog.length) {
+    const last = probe.stallLog[probe.stallLog.length - 1];
+    last.endedMs = Math.round(performance.now() - started);
+  }
+  probe.playing = true; probe.stalled = false;
+});
 video.addEventListener('waiting', () => {
-  if (probe.playing && !video.seeking && !probe.stalled) { probe.stalls += 1; probe.stalled = true; }
+  if (probe.playing && !video.seeking && !probe.stalled) {
+    probe.stalls += 1; probe.stalled = true;
+    const ranges = [];
+    for (let i = 0; i < video.buffered.length; i += 1) {
+      ranges.push([Math.round(video.buffered.start(i) * 1000) / 1000, Math.round(video.buffered.end(i) * 1000) / 1000]);
+    }
+    let late = null;
+    try { late = delay(); } catch (_) { late = null; }
+    // `clock` in seconds since the epoch, as Shaka's switch history stamps its switches.
+    probe.stallLog.push({atMs: Math.round(performance.now() - started),
+                         clock: Math.round(Date.now() / 100) / 10, time: video.currentTime,
+                         ahead: ahead(), ranges, requests: probe.requests.slice(-6),
+                         endedMs: null, delay: Number.isFinite(late) ? late : null});
+  }
 });
 video.requestVideoFrameCallback(() => { probe.firstFrameMs = performance.now() - started; });
 // Media skipped forward by a seek the page did not ask for (a gap jumped, a catch-up to
@@ -229,6 +259,7 @@ window.sample = () => {
     fatal: probe.fatal.slice(), fatalState: probe.fatalState.slice(), firstFrameMs: probe.firstFrameMs, gapsJumped: probe.gapsJumped,
     switches: probe.switches.slice(), warnings: probe.warnings.slice(-20), jumps: probe.jumps.slice(),
     version: probe.version, engine: probe.engine, paused: video.paused, readyState: video.readyState,
+    stallLog: probe.stallLog.slice(),
   };
 };
 
@@ -304,6 +335,9 @@ class Sample:
     warnings: list[str]
     version: str | None
     engine: str | None
+    # Each stall: when (ms since the page started), the playhead, seconds buffered ahead,
+    # the buffered ranges, the last requests (Shaka), when playing resumed, the delay.
+    stall_log: list[dict[str, Any]]
 
     @classmethod
     async def take(cls, page: Any) -> Sample:
@@ -324,6 +358,7 @@ class Sample:
             warnings=raw["warnings"],
             version=raw["version"],
             engine=raw["engine"],
+            stall_log=raw["stallLog"],
         )
 
 
@@ -509,7 +544,9 @@ async def test_player_plays_ll_hls_for_30_seconds(
             f"gaps jumped: {last.gaps_jumped}; switches: {last.switches};"
             f" player warnings: {last.warnings}; node warnings: {node_warnings}"
         )
-        assert last.stalls <= 1, f"{player} stalled {last.stalls} times ({seen})"
+        assert last.stalls <= 1, (
+            f"{player} stalled {last.stalls} times ({seen}; stalls: {last.stall_log})"
+        )
         # One stall may end in a skip forward (Shaka 5.2 does after some rendition
         # switches: docs/players.md); a second skip, or a gap jumped while playing, fails.
         incidents = skip_incidents(first, last)
@@ -519,7 +556,8 @@ async def test_player_plays_ll_hls_for_30_seconds(
         )
         if incidents:
             python_warnings.warn(
-                f"{player} {last.version} skipped media forward once: {incidents[0]} ({seen})",
+                f"{player} {last.version} skipped media forward once: {incidents[0]} ({seen};"
+                f" stalls: {last.stall_log})",
                 stacklevel=1,
             )
         fps = media_fps(first, last)
