@@ -302,6 +302,7 @@ BROWSER_HEADERS = (
     "Sec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\nReferer: https://www.example.com/\r\n"
     "Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n"
 )
+_REQUEST_TAIL = f" HTTP/1.1\r\n{BROWSER_HEADERS}\r\n".encode()  # after "GET <path>"
 
 
 class Conn(asyncio.Protocol):
@@ -342,7 +343,7 @@ class Conn(asyncio.Protocol):
         self.waiting = loop.create_future()
         self.asked = loop.time()
         self.keep = keep
-        self.transport.write(f"GET {path} HTTP/1.1\r\n{BROWSER_HEADERS}\r\n".encode())
+        self.transport.write(b"GET " + path.encode() + _REQUEST_TAIL)
         return self.waiting
 
     def data_received(self, data: bytes) -> None:

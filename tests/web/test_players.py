@@ -67,14 +67,19 @@ const started = performance.now();
 let delay = () => NaN;
 let seekWidth = () => null;
 
+// The element's buffered ranges as [start, end] pairs.
+function bufferedRanges() {
+  const ranges = [];
+  for (let i = 0; i < video.buffered.length; i += 1) {
+    ranges.push([video.buffered.start(i), video.buffered.end(i)]);
+  }
+  return ranges;
+}
 // Seconds buffered ahead of the playhead, in the range that holds it.
 function ahead() {
-  for (let i = 0; i < video.buffered.length; i += 1) {
-    if (video.buffered.start(i) <= video.currentTime + 0.05 && video.currentTime < video.buffered.end(i)) {
-      return Math.round((video.buffered.end(i) - video.currentTime) * 1000) / 1000;
-    }
-  }
-  return 0;
+  const t = video.currentTime;
+  const range = bufferedRanges().find(([start, end]) => start <= t + 0.05 && t < end);
+  return range ? Math.round((range[1] - t) * 1000) / 1000 : 0;
 }
 // A stall: the element ran out of media after playback had begun (not a seek). Each is
 // logged, so a failure says when it came and what the player was fetching:
@@ -89,16 +94,12 @@ video.addEventListener('playing', () => {
 video.addEventListener('waiting', () => {
   if (probe.playing && !video.seeking && !probe.stalled) {
     probe.stalls += 1; probe.stalled = true;
-    const ranges = [];
-    for (let i = 0; i < video.buffered.length; i += 1) {
-      ranges.push([Math.round(video.buffered.start(i) * 1000) / 1000, Math.round(video.buffered.end(i) * 1000) / 1000]);
-    }
     let late = null;
     try { late = delay(); } catch (_) { late = null; }
     // `clock` in seconds since the epoch, as Shaka's switch history stamps its switches.
     probe.stallLog.push({atMs: Math.round(performance.now() - started),
                          clock: Math.round(Date.now() / 100) / 10, time: video.currentTime,
-                         ahead: ahead(), ranges, requests: probe.requests.slice(-6),
+                         ahead: ahead(), ranges: bufferedRanges(), requests: probe.requests.slice(-6),
                          endedMs: null, delay: Number.isFinite(late) ? late : null});
   }
 });
@@ -124,10 +125,6 @@ function fatal(what) { probe.fatal.push(String(what)); }
 // not say what failed).
 function describeHlsjs(data) {
   const frag = data.frag;
-  const ranges = [];
-  for (let i = 0; i < video.buffered.length; i += 1) {
-    ranges.push([video.buffered.start(i), video.buffered.end(i)]);
-  }
   return {
     details: data.details,
     error: String(data.error && data.error.message || data.reason || ''),
@@ -136,7 +133,7 @@ function describeHlsjs(data) {
                    url: String(frag.url || '').split('?')[0].slice(-80) } : null,
     part: data.part ? data.part.index : null,
     sourceBuffer: data.sourceBufferName || null,
-    buffered: ranges, currentTime: video.currentTime,
+    buffered: bufferedRanges(), currentTime: video.currentTime,
     warnings: probe.warnings.slice(-10),
   };
 }
@@ -165,9 +162,7 @@ function shakaMoment(player) {
       v.video && v.video.height,
       Math.max(0, Math.round(((v.disabledUntilTime || 0) - now) * 10) / 10)]);
     moment.active = player.getVariantTracks().filter((t) => t.active).map((t) => t.height);
-    const buffered = [];
-    for (let i = 0; i < video.buffered.length; i++) buffered.push([video.buffered.start(i), video.buffered.end(i)]);
-    moment.buffered = buffered;
+    moment.buffered = bufferedRanges();
   } catch (err) { moment.stateError = String(err); }
   return moment;
 }
