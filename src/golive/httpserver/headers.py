@@ -26,6 +26,15 @@ still arriving (`BodyLimit`'s 413 and 408), ends with a lingering close
 Once a request is upgraded to a WebSocket this protocol is out of the way: no head
 deadline is left armed on the socket.
 
+A player asks for its next playlist or part with the same header lines every time, and
+the parser (llhttp, through a Python call per header) was a third of the fast path's
+cost. When a read holds exactly one head, at a request's start, whose header lines (at
+most `_REPEAT_TAIL_MAX` bytes) are byte for byte those of the connection's last head the
+parser let onto the fast path, and whose request line is a strict GET or HEAD below the
+fast prefix in HTTP/1.1 (`_REPEAT_LINE`), the request is answered with that head's
+headers without the parser (`_answer_repeat`): the same bytes in the same parser state
+parse the same way, and only the request line is new. Anything else, or a miss, is parsed.
+
 Counting happens per socket read (at most one read of 256 KiB past the limit is
 parsed), so the limit holds before more than that is held. This module is the only
 place golive depends on uvicorn's protocol internals; `check_protocol` verifies
@@ -38,6 +47,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 import weakref
 from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
@@ -78,6 +88,12 @@ log = logging.getLogger(__name__)
 # The transports whose socket is the connection itself (uvloop's, asyncio's own): only
 # these are sent into directly (`HeadBoundedHttp._send_shared`).
 _PLAIN_TCP: frozenset[type] = frozenset({TCPTransport, _SelectorSocketTransport})
+
+# The request line `_answer_repeat` accepts: GET or HEAD, a target of RFC 3986 characters
+# without percent-encoding or fragment (the parser takes those), HTTP/1.1.
+_REPEAT_LINE = re.compile(rb"(GET|HEAD) (/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*) HTTP/1\.1\r\n")
+# Header lines past this are not kept for a repeat: the parser reads them every time.
+_REPEAT_TAIL_MAX = 4096
 
 # The cycle of a connection whose last request was answered on the fast path.
 _ANSWERED = FastCycle(complete=True)
@@ -134,6 +150,11 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._fast_hold: _Held | None = None  # or waited for
         self._deadlines: _Deadlines | None = None  # the loop's, once a request is held
         self._socket_fd = -1  # see connection_made
+        # The header lines (and blank line) of the last head the fast path took whole from
+        # one read, and its headers: the next request may repeat them (`_answer_repeat`).
+        self._repeat_tail: bytes | None = None
+        self._repeat_headers: tuple[tuple[bytes, bytes], ...] = ()
+        self._tail_ok = False  # the parser's request just now: its headers allow the fast path
 
     # Connection -----------------------------------------------------------------------
 
@@ -170,8 +191,17 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if not self._in_head:
             _data_received(self, data)
             return
+        fresh = not self._head_bytes and not self._head_begun  # at a request's start
+        if fresh:
+            tail = self._repeat_tail
+            if (tail is not None and len(data) <= self.limits.max_head_bytes
+                    and data.endswith(tail) and self._answer_repeat(data, tail)):
+                return
+            self._tail_ok = False
         self._head_bytes += len(data)
         _data_received(self, data)
+        if fresh and self._tail_ok:
+            self._remember_tail(data)
         # Checked after parsing, so that a read which completes a head and carries the
         # start of a body is not refused; the parser holds at most one read past the limit.
         if self._in_head:
@@ -220,8 +250,15 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if (parser.should_upgrade() or not parser.should_keep_alive()
                 or parser.get_http_version() != "1.1" or _has_body(self.headers)):
             return False
-        path, _, query = self.url.partition(b"?")
-        if b"%" in path or b"#" in self.url or not path.isascii():
+        # What the headers decide allows the fast path: the same headers again may skip
+        # the parser (`_answer_repeat`).
+        self._tail_ok = True
+        return self._answer_fast_request(fast, method, self.url)
+
+    def _answer_fast_request(self, fast: FastRoutes, method: bytes, url: bytes) -> bool:
+        """`_answer_fast` once the headers allow it; False: uvicorn's path takes it."""
+        path, _, query = url.partition(b"?")
+        if b"%" in path or b"#" in url or not path.isascii():
             return False  # uvicorn's path decodes these
         scope = self.scope
         scope["method"] = "GET" if method == b"GET" else "HEAD"
@@ -244,6 +281,48 @@ class HeadBoundedHttp(HttpToolsProtocol):
             self.cycle = _ANSWERED  # type: ignore[assignment]
             self._write_fast(fast, scope, answer, started)
         return True
+
+    def _answer_repeat(self, data: bytes, tail: bytes) -> bool:
+        """Answer a head that is a new request line followed by exactly the header lines
+        (and the blank line) of this connection's last request the parser let onto the
+        fast path, without the parser: those bytes were parsed and checked then, in the
+        same state (a request's start), so only the request line is new, and it must be
+        the strict `_REPEAT_LINE`. False: the parser takes it (and sets again what this
+        set of the request's state)."""
+        fast = self.fast
+        line = _REPEAT_LINE.fullmatch(data, 0, len(data) - len(tail))
+        if fast is None or line is None:
+            return False
+        url = line[2]
+        cycle = self.cycle
+        if (not url.startswith(fast.prefix) or not (cycle is None or cycle.response_complete)
+                or self.pipeline or self.flow.write_paused):
+            return False
+        # What uvicorn's data_received and on_message_begin do at a request's start.
+        self._unset_keepalive_if_required()
+        self.url = url
+        self.expect_100_continue = False
+        self.headers = headers = list(self._repeat_headers)
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": headers,
+            "state": self.app_state.copy(),
+        }
+        return self._answer_fast_request(fast, line[1], url)
+
+    def _remember_tail(self, data: bytes) -> None:
+        """Keep the header lines of a head the fast path took, when the read held exactly
+        that head: the next request on the connection may repeat them (`_answer_repeat`)."""
+        start = data.find(b"\r\n") + 2
+        if len(data) - start <= _REPEAT_TAIL_MAX and data.find(b"\r\n\r\n") == len(data) - 4:
+            self._repeat_tail = data[start:]
+            self._repeat_headers = tuple(self.headers)
 
     def _answer_in_task(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
                         started: float, answer: FastAnswer | None = None,
