@@ -218,7 +218,9 @@ async def test_a_head_past_the_limit_in_one_read_is_left_to_the_parser(
     config = server_config(origin, HttpLimits(), ws=chat_websocket_protocol(), fast=origin)
     if not config.loaded:
         config.load()
-    protocol = config.http(config, ServerState(), {}, _loop=asyncio.get_running_loop())
+    protocol_class = config.http
+    assert isinstance(protocol_class, type) and issubclass(protocol_class, HeadBoundedHttp)
+    protocol = protocol_class(config, ServerState(), {}, _loop=asyncio.get_running_loop())
     transport = Transport()
     protocol.connection_made(transport)
     protocol.data_received(PART + TAIL)
