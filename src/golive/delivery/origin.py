@@ -334,10 +334,11 @@ class Request:
     def token(self) -> str | None:
         """The `token` query parameter; None when absent or empty."""
         query = self._query
-        if b"token=" not in query and b"%" not in query:
+        # (bytes.find, not `in`, on every request: see `_decide_fast`.)
+        if query.find(b"token=") < 0 and query.find(b"%") < 0:
             return None
-        if (query.startswith(b"token=") and b"&" not in query and b"%" not in query
-                and b"+" not in query):
+        if (query.startswith(b"token=") and query.find(b"&") < 0 and query.find(b"%") < 0
+                and query.find(b"+") < 0):
             # A signed viewer's media request: the token alone, nothing to split or decode.
             return query[6:].decode("latin-1") or None
         return self.query_params.get("token") or None
@@ -763,7 +764,10 @@ class Origin:
         in the path is left out of the key: below it every viewer gets the public answer,
         and each request's own session is what its access check verifies."""
         query = request.query_string
-        if (b"token=" in query or b"%" in query or request.raw_header(b"range") is not None
+        # (bytes.find, not `in`: on CPython 3.11 `in` first tries the needle as an integer,
+        # building and dropping a TypeError with a formatted message, twice the cost.)
+        if (query.find(b"token=") >= 0 or query.find(b"%") >= 0
+                or request.raw_header(b"range") is not None
                 or request.raw_header(EDGE_HEADER) is not None
                 or request.raw_header(_RELAY_HEADER) is not None):
             return self._decide_now(request, path, after)
