@@ -260,3 +260,15 @@ async def test_the_request_after_a_held_one_repeats_once_it_is_answered(
     assert await connection.ask(PART + TAIL) == await fresh(port, PART + TAIL)
     assert repeats == [True, True]
     connection.writer.close()
+
+
+async def test_what_the_repeated_headers_ask_for_is_still_answered(
+        port: int, repeats: list[bool]) -> None:
+    ranged = b"Range: bytes=2-9\r\n" + TAIL
+    connection = await connect(port)
+    await connection.ask(PLAYLIST + ranged)
+    answered = await connection.ask(PART + ranged)
+    assert repeats == [True]
+    assert answered == await fresh(port, PART + ranged)
+    assert answered[0] is not None and answered[0][0] == 206 and len(answered[0][2]) == 8
+    connection.writer.close()

@@ -46,7 +46,7 @@ from golive.delivery.progressive import (
 from golive.delivery.relay import RELAY_HEADER, OwnerRelay, Relayed
 from golive.delivery.stats import OriginStats, RequestKind
 from golive.delivery.vod import UNAVAILABLE, VOD_PLAYLIST_MAX_AGE, VodDirectory
-from golive.httpserver.fast import FastHold, FastRoutes, SharedBody
+from golive.httpserver.fast import HEADERS_BY_NAME, FastHold, FastRoutes, SharedBody
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
@@ -358,7 +358,9 @@ class Request:
 
     def raw_header(self, name: bytes) -> bytes | None:
         if self._headers is None:
-            self._headers = dict(self._scope.get("headers", ()))
+            scope = self._scope
+            # The fast path's dict of a connection's repeated headers, else one of our own.
+            self._headers = scope.get(HEADERS_BY_NAME) or dict(scope.get("headers", ()))
         return self._headers.get(name)
 
 

@@ -29,11 +29,16 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 
-__all__ = ["FastAnswer", "FastHold", "FastRoutes", "SharedBody", "head_bytes", "head_of"]
+__all__ = ["HEADERS_BY_NAME", "FastAnswer", "FastHold", "FastRoutes", "SharedBody", "head_bytes",
+           "head_of"]
 
 log = logging.getLogger(__name__)
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+# A scope key the fast path may set: the request's headers as a dict by name (the last
+# value of a repeated one), shared by requests with the same headers, so read-only.
+HEADERS_BY_NAME = "golive.headers_by_name"
 
 
 class FastAnswer(Protocol):

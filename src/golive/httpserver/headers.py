@@ -60,6 +60,7 @@ from uvicorn.server import ServerState
 from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
 
 from golive.httpserver.fast import (
+    HEADERS_BY_NAME,
     BadHeader,
     FastAnswer,
     FastCycle,
@@ -154,6 +155,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         # one read, and its headers: the next request may repeat them (`_answer_repeat`).
         self._repeat_tail: bytes | None = None
         self._repeat_headers: tuple[tuple[bytes, bytes], ...] = ()
+        self._repeat_by_name: dict[bytes, bytes] | None = None  # made at the first repeat
         self._tail_ok = False  # the parser's request just now: its headers allow the fast path
 
     # Connection -----------------------------------------------------------------------
@@ -305,17 +307,22 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self.url = url
         self.expect_100_continue = False
         self.headers = headers = list(self._repeat_headers)
-        self.scope = {  # type: ignore[typeddict-item]
+        by_name = self._repeat_by_name
+        if by_name is None:
+            by_name = self._repeat_by_name = dict(headers)
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
             "http_version": "1.1",
             "server": self.server,
             "client": self.client,
-            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "scheme": self.scheme,
             "root_path": self.root_path,
             "headers": headers,
             "state": self.app_state.copy(),
+            HEADERS_BY_NAME: by_name,
         }
+        self.scope = scope  # type: ignore[assignment]
         return self._answer_fast_request(fast, line[1], url)
 
     def _remember_tail(self, data: bytes) -> None:
@@ -325,6 +332,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if len(data) - start <= _REPEAT_TAIL_MAX and data.find(b"\r\n\r\n") == len(data) - 4:
             self._repeat_tail = data[start:]
             self._repeat_headers = tuple(self.headers)
+            self._repeat_by_name = None
 
     def _answer_in_task(self, fast: FastRoutes, scope: Any, cycle: FastCycle,
                         started: float, answer: FastAnswer | None = None,
