@@ -443,7 +443,9 @@ class _HeldAnswer(FastHold):
 
     def __init__(self, origin: Origin, request: Request, path: str, wait: _Wait,
                  future: asyncio.Future[None]) -> None:
-        super().__init__(future, wait.limit)
+        # FastHold's own attributes set here (not by a super() call: one a held request).
+        self.future = future
+        self.limit = wait.limit
         self._origin = origin
         self._request = request
         self._path = path

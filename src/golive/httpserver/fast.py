@@ -99,11 +99,14 @@ class SharedBody:
         self.close()
 
 
-class FastHold(abc.ABC):
+class FastHold:
     """An answer that waits for one event: `future` resolves when it can be given, or the
     connection gives up after `limit` seconds (up to 50 ms later). No task waits: the
     protocol calls `resume` from the future's callback, `expire` from a timer, `release`
-    on a hang-up; exactly one of them, once."""
+    on a hang-up; exactly one of them, once.
+
+    Abstract, but not an `abc.ABC`: the protocol asks `isinstance(answer, FastHold)` of
+    every fast answer, and against an ABCMeta class that runs Python code each time."""
 
     __slots__ = ("future", "limit")
 

@@ -303,7 +303,8 @@ class HeadBoundedHttp(HttpToolsProtocol):
                 or self.pipeline or self.flow.write_paused):
             return False
         # What uvicorn's data_received and on_message_begin do at a request's start.
-        self._unset_keepalive_if_required()
+        if self.timeout_keep_alive_task is not None:  # (never armed: `on_response_complete`)
+            self._unset_keepalive_if_required()
         self.url = url
         self.expect_100_continue = False
         self.headers = headers = list(self._repeat_headers)
