@@ -273,6 +273,8 @@ class PlaybackAccess:
         # grant): `_cached_grant`'s answer for a signed viewer's every request, while the
         # rule and key it was made from are fresh and the token valid (see there).
         self._grants: dict[tuple[str, str, Audience], tuple[float, float, Grant]] = {}
+        # A public playback id's grant, the same for every request while its rule is.
+        self._public_grants: dict[str, Grant] = {}
         self.signature_checks = 0  # how many tokens were verified cryptographically
         self.session_checks = 0  # how many session tokens made elsewhere were verified
 
@@ -411,7 +413,12 @@ class PlaybackAccess:
         if rule.allowed_referrers is not None and not referrer_allowed(rule, referrer, own_host):
             return None
         if not rule.signed:
-            return Grant(rule, None, None)
+            public = self._public_grants.get(playback_id)
+            if public is None or public.rule is not rule:
+                if len(self._public_grants) >= MAX_RULES:
+                    self._public_grants.clear()
+                public = self._public_grants[playback_id] = Grant(rule, None, None)
+            return public
         verified = self._tokens.get(token) if token else None
         if verified is None:
             return None

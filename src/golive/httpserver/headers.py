@@ -307,7 +307,9 @@ class HeadBoundedHttp(HttpToolsProtocol):
             self._unset_keepalive_if_required()
         self.url = url
         self.expect_100_continue = False
-        self.headers = headers = list(self._repeat_headers)
+        # The kept headers themselves, shared: a tuple (an iterable of pairs, as ASGI asks)
+        # that no one can change. (uvicorn's own `self.headers` is only the parser's.)
+        headers = self._repeat_headers
         by_name = self._repeat_by_name
         if by_name is None:
             by_name = self._repeat_by_name = dict(headers)
