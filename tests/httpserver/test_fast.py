@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -319,7 +319,14 @@ class WaitsTwice(FastHold):
     """A hold whose decision, once its event came, must wait again."""
 
     def __init__(self, future: asyncio.Future[None]) -> None:
-        super().__init__(future, HANG)
+        super().__init__(HANG)
+        self.future = future
+
+    def wait(self, ready: Callable[[], None]) -> bool:
+        if self.future.done():
+            return False
+        self.future.add_done_callback(lambda _: ready())
+        return True
 
     def resume(self) -> None:
         return None

@@ -373,6 +373,54 @@ async def test_cancelled_waiter_is_removed() -> None:
     assert w.waiter_count == 0
 
 
+async def test_callbacks_are_called_from_the_loop_together_and_in_order() -> None:
+    w = window()
+    feed = Feeder(w)
+    feed.parts(3)
+    called: list[str] = []
+    assert not w.call_when_ready(0, 2, lambda: called.append("there"))  # arranges nothing
+    for name in ("a", "b", "c"):
+        assert w.call_when_ready(0, 3, lambda name=name: called.append(name))  # type: ignore[misc]
+    assert w.call_when_ready(0, 4, lambda: called.append("later"))
+    assert w.waiter_count == 4
+    feed.part()  # part 3
+    assert called == []  # never within the change
+    await asyncio.sleep(0)
+    assert called == ["a", "b", "c"] and w.waiter_count == 1
+
+
+async def test_a_forgotten_or_failing_callback_stops_no_other(
+        caplog: pytest.LogCaptureFixture) -> None:
+    w = window()
+    called: list[str] = []
+
+    def fails() -> None:
+        raise RuntimeError("boom")
+
+    def forgotten() -> None:
+        called.append("forgotten")
+
+    for callback in (fails, forgotten, lambda: called.append("kept")):
+        assert w.call_when_ready(0, 0, callback)
+    w.forget_callback(0, 0, forgotten)
+    assert w.waiter_count == 2
+    Feeder(w).part()
+    await asyncio.sleep(0)
+    assert called == ["kept"] and "call_when_ready callback failed" in caplog.text
+    w.forget_callback(0, 0, forgotten)  # gone already: nothing happens
+    assert w.waiter_count == 0
+
+
+async def test_callbacks_are_called_on_end() -> None:
+    w = window()
+    Feeder(w).parts(2)
+    called: list[int] = []
+    assert w.call_when_ready(1, None, lambda: called.append(1))
+    w.end()
+    await asyncio.sleep(0)
+    assert called == [1] and w.waiter_count == 0
+
+
 # Suspended renditions (the encoder gave one up under load) ----------------------------
 
 

@@ -439,18 +439,24 @@ class _HeldAnswer(FastHold):
     """A fast-path request held for a rendition's (msn, part): counted as a hold like one
     `Origin._hold` makes, decided again once the media is there."""
 
-    __slots__ = ("_origin", "_path", "_request", "_started", "_wait")
+    __slots__ = ("_origin", "_path", "_ready", "_request", "_started", "_wait")
 
-    def __init__(self, origin: Origin, request: Request, path: str, wait: _Wait,
-                 future: asyncio.Future[None]) -> None:
-        # FastHold's own attributes set here (not by a super() call: one a held request).
-        self.future = future
-        self.limit = wait.limit
+    def __init__(self, origin: Origin, request: Request, path: str, wait: _Wait) -> None:
+        self.limit = wait.limit  # (FastHold's own, set here: no super() call per request)
         self._origin = origin
         self._request = request
         self._path = path
         self._wait = wait
+        self._ready: Callable[[], None] | None = None  # what the window calls, if it will
         self._started = origin._hold_began()
+
+    def wait(self, ready: Callable[[], None]) -> bool:
+        wait = self._wait
+        assert wait.window is not None
+        if not wait.window.call_when_ready(wait.msn, wait.part, ready):
+            return False
+        self._ready = ready
+        return True
 
     def resume(self) -> Response | None:
         self._origin._hold_ended(self._started, timed_out=False)
@@ -470,7 +476,9 @@ class _HeldAnswer(FastHold):
     def release(self) -> None:
         wait = self._wait
         assert wait.window is not None
-        wait.window.forget(wait.msn, wait.part, self.future)
+        if self._ready is not None:
+            wait.window.forget_callback(wait.msn, wait.part, self._ready)
+            self._ready = None
         self._origin._hold_ended(self._started, timed_out=True)
 
 
@@ -712,9 +720,7 @@ class Origin:
             return decision
         if isinstance(decision, _Wait) and decision.fast:
             assert decision.window is not None
-            future = decision.window.waiter(decision.msn, decision.part)
-            if future is not None:
-                return _HeldAnswer(self, request, path, decision, future)
+            return _HeldAnswer(self, request, path, decision)
         return None
 
     async def answer(self, scope: Scope) -> Response:

@@ -6,8 +6,9 @@ checks) cost several times what the origin's own decision does. For a complete G
 HEAD below `FastRoutes.prefix`, with nothing in front of it on the connection,
 `HeadBoundedHttp` asks `FastRoutes.answer_now` for the answer during the parser's
 callback and writes it at once. An answer that waits for one event (a blocking playlist
-reload, a preload-hinted part) is a `FastHold`: a callback on its future and a place
-on a timer shared by the holds that end at about the same time, no task. Any other wait (an access check to make, another node to ask, a recording to
+reload, a preload-hinted part) is a `FastHold`: a callback it calls when the event
+comes and a place on a timer shared by the holds that end at about the same time, no
+task and no future. Any other wait (an access check to make, another node to ask, a recording to
 read) runs `FastRoutes.answer` in a task of its own. Either way the answer is written
 when it is ready, and any pipelined request waits behind it as uvicorn makes it. Everything else (other paths, methods,
 bodies, upgrades, HTTP/1.0, a client that asks to close, a slow reader whose writes are
@@ -21,10 +22,9 @@ server), then the answer's, each name and value checked as uvicorn checks them.
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
@@ -100,19 +100,24 @@ class SharedBody:
 
 
 class FastHold:
-    """An answer that waits for one event: `future` resolves when it can be given, or the
-    connection gives up after `limit` seconds (up to 50 ms later). No task waits: the
-    protocol calls `resume` from the future's callback, `expire` from a timer, `release`
-    on a hang-up; exactly one of them, once.
+    """An answer that waits for one event: the protocol gives `wait` the function to call
+    when it comes, or the connection gives up after `limit` seconds (up to 50 ms later).
+    No task and no future wait: the protocol calls `resume` once the event came, `expire`
+    from a timer, `release` on a hang-up; exactly one of them, once.
 
     Abstract, but not an `abc.ABC`: the protocol asks `isinstance(answer, FastHold)` of
     every fast answer, and against an ABCMeta class that runs Python code each time."""
 
-    __slots__ = ("future", "limit")
+    __slots__ = ("limit",)
 
-    def __init__(self, future: asyncio.Future[None], limit: float) -> None:
-        self.future = future
+    def __init__(self, limit: float) -> None:
         self.limit = limit
+
+    @abc.abstractmethod
+    def wait(self, ready: Callable[[], None]) -> bool:
+        """Have `ready()` called once the event comes, from the loop, never within this
+        call; False, and nothing arranged: it came already. After `expire` or `release`
+        a call may still come, and is ignored."""
 
     @abc.abstractmethod
     def resume(self) -> FastAnswer | None:
@@ -126,7 +131,7 @@ class FastHold:
 
     @abc.abstractmethod
     def expire(self) -> FastAnswer:
-        """The answer when the event did not come in time."""
+        """The answer when the event did not come in time; stop waiting."""
 
     @abc.abstractmethod
     def release(self) -> None:

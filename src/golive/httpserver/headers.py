@@ -553,7 +553,7 @@ class _BodyRequestTransport:
 
 
 class _Held:
-    """A fast answer waiting for its `FastHold`'s event: a future callback, and a place
+    """A fast answer waiting for its `FastHold`'s event: a callback it is given, and a place
     among the loop's shared hold deadlines (`_Deadlines`)."""
 
     __slots__ = ("cycle", "deadlines", "fast", "hold", "protocol", "scope", "started", "tick")
@@ -572,9 +572,10 @@ class _Held:
             deadlines = protocol._deadlines = _deadlines(loop)
         self.deadlines = deadlines
         self.tick: int | None = deadlines.add(loop, self, hold.limit)
-        hold.future.add_done_callback(self._ready)
+        if not hold.wait(self._ready):
+            loop.call_soon(self._ready)  # it came already
 
-    def _ready(self, _: object) -> None:
+    def _ready(self) -> None:
         if self.tick is None:
             return  # expired or released first
         self.deadlines.remove(self, self.tick)
@@ -590,7 +591,6 @@ class _Held:
         if self.tick is None:
             return
         self.tick = None
-        self.hold.future.remove_done_callback(self._ready)
         self.protocol._held_done(self, self.hold.expire())
 
     def release(self) -> None:
@@ -598,7 +598,6 @@ class _Held:
             return
         self.deadlines.remove(self, self.tick)
         self.tick = None
-        self.hold.future.remove_done_callback(self._ready)
         self.hold.release()
 
 

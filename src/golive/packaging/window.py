@@ -14,6 +14,7 @@ segment boundary it shares with the sibling.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,8 @@ from golive.formats import Fragment, InitSegment
 from golive.packaging.dvr import DvrIndex
 from golive.packaging.observer import CompletedSegment
 from golive.packaging.playlists import date_time, seconds
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RenditionWindow"]
 
@@ -171,6 +174,9 @@ class RenditionWindow:
         # Per timeline (discontinuity sequence): Unix time minus media decode time.
         self._date_offsets: dict[int, float] = {}
         self._waiters: dict[tuple[int, int | None], list[asyncio.Future[None]]] = {}
+        # `call_when_ready`'s callbacks by (msn, part), in the order given (a dict for an
+        # O(1) `forget_callback`).
+        self._callbacks: dict[tuple[int, int | None], dict[Callable[[], None], None]] = {}
         # Rendered playlists by `skip`, until the window next changes: every player
         # blocked on a part asks for the same text the moment that part arrives.
         self._playlists: dict[bool, str] = {}
@@ -706,10 +712,38 @@ class RenditionWindow:
             if not waiting:
                 del self._waiters[key]
 
+    def call_when_ready(self, msn: int, part: int | None, callback: Callable[[], None]) -> bool:
+        """Have `callback()` called once `state(msn, part)` is "ready": from the running
+        loop, soon after the change that makes it so (all of one (msn, part)'s callbacks
+        from one loop callback, in the order given), never within this call. False, and
+        nothing arranged: it is ready now. A caller that stops waiting first calls
+        `forget_callback`. What `waiter` does without a future per caller: a future's
+        callback costs a context copy and a loop callback of its own, and the fast path
+        holds thousands of requests for the same part."""
+        if self.state(msn, part) == "ready":
+            return False
+        key = (msn, part)
+        waiting = self._callbacks.get(key)
+        if waiting is None:
+            waiting = self._callbacks[key] = {}
+        waiting[callback] = None
+        return True
+
+    def forget_callback(self, msn: int, part: int | None, callback: Callable[[], None]) -> None:
+        """Drop a `call_when_ready` callback no one waits on any more (one already passed
+        to the loop may still be called)."""
+        key = (msn, part)
+        waiting = self._callbacks.get(key)
+        if waiting is not None:
+            waiting.pop(callback, None)
+            if not waiting:
+                del self._callbacks[key]
+
     @property
     def waiter_count(self) -> int:
         """Blocked requests still waiting (for tests and stats)."""
-        return sum(len(futures) for futures in self._waiters.values())
+        return (sum(len(futures) for futures in self._waiters.values())
+                + sum(len(callbacks) for callbacks in self._callbacks.values()))
 
     # Playlist ---------------------------------------------------------------------
 
@@ -1045,11 +1079,32 @@ class RenditionWindow:
         self._sequence = None
         if self.change_listener is not None:
             self.change_listener()
-        for key in [key for key in self._waiters if self.state(*key) == "ready"]:
+        ready = [key for key in self._waiters if self.state(*key) == "ready"]
+        if self._callbacks:
+            ready += [key for key in self._callbacks
+                      if key not in self._waiters and self.state(*key) == "ready"]
+        for key in ready:
             self._release(key)
 
     def _release(self, key: tuple[int, int | None]) -> None:
-        """Resolve (and drop) every waiter on `key`."""
+        """Resolve (and drop) every waiter on `key`, and pass its callbacks to the loop."""
         for future in self._waiters.pop(key, ()):
             if not future.done():
                 future.set_result(None)
+        callbacks = self._callbacks.pop(key, None)
+        if callbacks:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # changed outside any loop: no one waits in one
+                _call_each(list(callbacks))
+            else:
+                loop.call_soon(_call_each, list(callbacks))
+
+
+def _call_each(callbacks: list[Callable[[], None]]) -> None:
+    """`call_when_ready`'s callbacks of one (msn, part); one that fails stops no other."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            log.exception("a call_when_ready callback failed")
