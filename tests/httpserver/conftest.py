@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from tests.delivery.test_origin import Directory, Feed, make_feed
 from tests.e2e.conftest import (
     ADMIN,
     create_stream,
@@ -23,6 +24,23 @@ from tests.e2e.conftest import (
 from tests.mediatools import ffmpeg_publish, stop
 
 from golive.app import Golive
+
+
+@pytest.fixture
+def feed() -> Feed:
+    """A low-latency presentation ("p1": video and low) with ten parts, for the fast path's
+    tests (test_fast, test_repeat_heads)."""
+    f = make_feed()
+    f.add(10)
+    return f
+
+
+@pytest.fixture
+def directory(feed: Feed) -> Directory:
+    d = Directory()
+    d.presentations["p1"] = feed.presentation
+    return d
+
 
 HEAD_TIMEOUT = 2.0  # the node's http_head_timeout here, so slow-head tests stay short
 BODY_TIMEOUT = 2.0  # and its http_body_timeout, for the slow-body tests

@@ -31,20 +31,6 @@ from golive.httpserver import HandshakeGate, HttpLimits, TlsLimits, server_confi
 from golive.httpserver.fast import FastHold, FastRoutes, SharedBody
 
 
-@pytest.fixture
-def feed() -> Feed:
-    f = make_feed()
-    f.add(10)
-    return f
-
-
-@pytest.fixture
-def directory(feed: Feed) -> Directory:
-    d = Directory()
-    d.presentations["p1"] = feed.presentation
-    return d
-
-
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 response with a content-length (status, headers, body)."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)

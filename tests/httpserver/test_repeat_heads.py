@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from tests.delivery.test_origin import HANG, Directory, Feed, make_feed, served
+from tests.delivery.test_origin import HANG, Directory, Feed, served
 from uvicorn.server import ServerState
 
 from golive.chat import chat_websocket_protocol
@@ -32,16 +32,7 @@ Response = tuple[int, dict[str, str], bytes]
 
 
 @pytest.fixture
-def feed() -> Feed:
-    f = make_feed()
-    f.add(10)
-    return f
-
-
-@pytest.fixture
-async def port(feed: Feed) -> AsyncIterator[int]:
-    directory = Directory()
-    directory.presentations["p1"] = feed.presentation
+async def port(directory: Directory) -> AsyncIterator[int]:
     async with served(create_origin_app(directory)) as server:
         yield server.port
 
@@ -211,9 +202,7 @@ class Transport(asyncio.Transport):
 
 
 async def test_a_head_past_the_limit_in_one_read_is_left_to_the_parser(
-        feed: Feed, repeats: list[bool]) -> None:
-    directory = Directory()
-    directory.presentations["p1"] = feed.presentation
+        directory: Directory, repeats: list[bool]) -> None:
     origin = create_origin_app(directory)
     config = server_config(origin, HttpLimits(), ws=chat_websocket_protocol(), fast=origin)
     if not config.loaded:
