@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from tests.delivery.test_origin import HANG, Directory, Feed, served
+from tests.media.conftest import until
 from uvicorn.server import ServerState
 
 from golive.chat import chat_websocket_protocol
@@ -51,6 +52,20 @@ def repeats(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     yield said
 
 
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The size of every read the server's HTTP protocol is given."""
+    sizes: list[int] = []
+    real = HeadBoundedHttp.data_received
+
+    def spy(self: HeadBoundedHttp, data: bytes) -> None:
+        sizes.append(len(data))
+        real(self, data)
+
+    monkeypatch.setattr(HeadBoundedHttp, "data_received", spy)
+    yield sizes
+
+
 async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False
                         ) -> Response | None:
     """One response (status, headers but the date, body: none for a HEAD); None at the
@@ -78,13 +93,18 @@ class Connection:
         self.reader = reader
         self.writer = writer
 
-    async def ask(self, *pieces: bytes, answers: int = 1) -> list[Response | None]:
+    async def ask(self, *pieces: bytes, answers: int = 1,
+                  reads: list[int] | None = None) -> list[Response | None]:
+        """Write `pieces` and read `answers`; with `reads` (the `reads` fixture's), each
+        piece is written once the server has read the one before, so each is a read."""
         head_only = pieces[0].startswith(b"HEAD ")
         for piece in pieces:
+            read = len(reads) if reads is not None else 0
             self.writer.write(piece)
             await self.writer.drain()
-            if len(pieces) > 1:
-                await asyncio.sleep(0.05)  # separate reads on the server
+            if reads is not None:
+                await until(lambda: len(reads) > read, limit=HANG,  # noqa: B023
+                            what="the server's read")
         return [await read_response(self.reader, head_only=head_only) for _ in range(answers)]
 
 
@@ -154,11 +174,11 @@ async def test_pipelined_heads_are_never_taken_for_one(port: int, repeats: list[
     connection.writer.close()
 
 
-async def test_a_repeated_head_split_over_reads_is_parsed(port: int,
-                                                          repeats: list[bool]) -> None:
+async def test_a_repeated_head_split_over_reads_is_parsed(
+        port: int, repeats: list[bool], reads: list[int]) -> None:
     connection = await connect(port)
     await connection.ask(PART + TAIL)
-    answered = await connection.ask(PLAYLIST, TAIL)
+    answered = await connection.ask(PLAYLIST, TAIL, reads=reads)
     assert repeats == []  # the second read is not a request's start
     assert answered == await fresh(port, PLAYLIST + TAIL)
     # ... and the head after it may repeat again.
