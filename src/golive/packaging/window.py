@@ -173,9 +173,8 @@ class RenditionWindow:
         self._target: int | None = None
         # Per timeline (discontinuity sequence): Unix time minus media decode time.
         self._date_offsets: dict[int, float] = {}
-        self._waiters: dict[tuple[int, int | None], list[asyncio.Future[None]]] = {}
         # `call_when_ready`'s callbacks by (msn, part), in the order given (a dict for an
-        # O(1) `forget_callback`).
+        # O(1) `forget_callback`): every blocked request's, `wait`'s included.
         self._callbacks: dict[tuple[int, int | None], dict[Callable[[], None], None]] = {}
         # Rendered playlists by `skip`, until the window next changes: every player
         # blocked on a part asks for the same text the moment that part arrives.
@@ -685,41 +684,27 @@ class RenditionWindow:
 
     async def wait(self, msn: int, part: int | None) -> None:
         """Return once `state(msn, part)` is "ready" (the caller applies its own timeout)."""
-        future = self.waiter(msn, part)
-        if future is None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def ready() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        if not self.call_when_ready(msn, part, ready):
             return
         try:
             await future
         finally:
-            self.forget(msn, part, future)
-
-    def waiter(self, msn: int, part: int | None) -> asyncio.Future[None] | None:
-        """A future resolved once `state(msn, part)` is "ready"; None if it is already.
-        A caller that stops waiting before then calls `forget`."""
-        if self.state(msn, part) == "ready":
-            return None
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault((msn, part), []).append(future)
-        return future
-
-    def forget(self, msn: int, part: int | None, future: asyncio.Future[None]) -> None:
-        """Drop a `waiter` no one waits on any more (resolved ones are dropped already)."""
-        key = (msn, part)
-        waiting = self._waiters.get(key)
-        if waiting is not None:
-            if future in waiting:
-                waiting.remove(future)
-            if not waiting:
-                del self._waiters[key]
+            self.forget_callback(msn, part, ready)
 
     def call_when_ready(self, msn: int, part: int | None, callback: Callable[[], None]) -> bool:
         """Have `callback()` called once `state(msn, part)` is "ready": from the running
         loop, soon after the change that makes it so (all of one (msn, part)'s callbacks
         from one loop callback, in the order given), never within this call. False, and
         nothing arranged: it is ready now. A caller that stops waiting first calls
-        `forget_callback`. What `waiter` does without a future per caller: a future's
-        callback costs a context copy and a loop callback of its own, and the fast path
-        holds thousands of requests for the same part."""
+        `forget_callback`. No future per caller (`wait` makes one for its own await): a
+        future's callback costs a context copy and a loop callback of its own, and the
+        fast path holds thousands of requests for the same part."""
         if self.state(msn, part) == "ready":
             return False
         key = (msn, part)
@@ -742,8 +727,7 @@ class RenditionWindow:
     @property
     def waiter_count(self) -> int:
         """Blocked requests still waiting (for tests and stats)."""
-        return (sum(len(futures) for futures in self._waiters.values())
-                + sum(len(callbacks) for callbacks in self._callbacks.values()))
+        return sum(len(callbacks) for callbacks in self._callbacks.values())
 
     # Playlist ---------------------------------------------------------------------
 
@@ -1079,18 +1063,11 @@ class RenditionWindow:
         self._sequence = None
         if self.change_listener is not None:
             self.change_listener()
-        ready = [key for key in self._waiters if self.state(*key) == "ready"]
-        if self._callbacks:
-            ready += [key for key in self._callbacks
-                      if key not in self._waiters and self.state(*key) == "ready"]
-        for key in ready:
+        for key in [key for key in self._callbacks if self.state(*key) == "ready"]:
             self._release(key)
 
     def _release(self, key: tuple[int, int | None]) -> None:
-        """Resolve (and drop) every waiter on `key`, and pass its callbacks to the loop."""
-        for future in self._waiters.pop(key, ()):
-            if not future.done():
-                future.set_result(None)
+        """Pass (and drop) every callback waiting on `key` to the loop."""
         callbacks = self._callbacks.pop(key, None)
         if callbacks:
             try:
