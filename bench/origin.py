@@ -786,9 +786,6 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
     costs: dict[str, float] = {}
     statuses: list[int] = []
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request"}
-
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
@@ -807,7 +804,7 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
 
                 for token in tokens:  # each viewer's first request verifies its token
                     await app(request(path, "&".join(q for q in (
-                        query, f"token={token}" if signed else "") if q)), receive, send)
+                        query, f"token={token}" if signed else "") if q)), _no_body, send)
                 # Then each viewer's requests, as in the load runs: a signed one's below the
                 # session path its multivariant gave it.
                 scopes = [request(path.replace(f"/{PID}/", f"/{PID}/{session}/") if signed
@@ -818,7 +815,7 @@ def handler_cost(media: bytes, keys: tuple[str, str], calls: int = 20000,
                 start = time.process_time()
                 for _ in range(rounds):
                     for scope in scopes:
-                        await app(scope, receive, send)
+                        await app(scope, _no_body, send)
                 costs[f"{name} {'signed' if signed else 'public'}"] = (
                     (time.process_time() - start) / (rounds * len(scopes)) * 1e6)
                 assert set(statuses) == {200}, statuses
