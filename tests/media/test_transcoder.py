@@ -489,6 +489,18 @@ async def test_a_run_starved_before_its_first_output_counts_as_slow(
     assert slow["speed"] == 0 and slow["step"] == 1
 
 
+def test_a_starved_encoder_gets_frames_not_seconds_to_answer_a_gate() -> None:
+    # ffmpeg reads a gate command as a frame passes its zmq filter. At 0.01x real time and
+    # 30 fps that is 3.3 s a frame: a fixed 3 s wait restarted the encoder (make test saw
+    # it), the discontinuity the gates exist to avoid.
+    reply = transcoder_module.gate_reply_seconds
+    assert reply(1.0, 30) == 3.0  # healthy: the floor, many frames' time
+    assert reply(0.01, 30) == pytest.approx(8 / 0.3)  # eight frames at the measured speed
+    assert reply(0.02, 60) == pytest.approx(8 / 1.2)
+    assert reply(0.005, 30) == 30.0  # too slow for gates: the restart, after the cap
+    assert reply(None, 30) == reply(0.0, 30) == reply(0.5, 0) == 30.0  # unknown: the cap
+
+
 async def test_without_gates_a_given_up_rung_costs_a_restart(source_720p: Path) -> None:
     # An ffmpeg without the zmq filter: the ladder is rebuilt without the rung, as before.
     base = load_profile("default").model_dump()

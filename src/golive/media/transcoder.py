@@ -91,7 +91,24 @@ _STALE_PROGRESS = 2.0  # seconds without a progress report (ffmpeg sends one eve
 _GATE_MARGIN = 1.0  # media seconds between ffmpeg's output and the keyframe a gate acts at
 _GATE_MARGIN_LOOKAHEAD = 3.0  # the same with x264's lookahead (standard latency): frames
 # pass the gate up to rc-lookahead frames before they come out
-_GATE_REPLY = 3.0  # seconds ffmpeg gets to answer a gate command (it reads them per frame)
+_GATE_REPLY = 3.0  # seconds ffmpeg gets at least to answer a gate command
+_GATE_REPLY_FRAMES = 8  # or this many input frames' time at its measured speed
+_GATE_REPLY_CAP = 30.0  # but never longer: then the gates are given up for a restart
+
+
+def gate_reply_seconds(speed: float | None, frame_rate: float) -> float:
+    """How long ffmpeg gets to answer one gate command before the step restarts it.
+
+    The `zmq` filter reads commands only as a frame passes it, so the answer takes a
+    frame's time at the encoder's speed: a few milliseconds in a healthy encoder, over
+    3 s in one starved to a hundredth of real time at 30 fps, which is exactly when the
+    degrade steps send gates. A fixed 3 s turned such steps into restarts (and
+    discontinuities) that the gates exist to avoid. `speed` is the health check's
+    measured speed (None before one: the cap); `frame_rate` the frames per media second
+    reaching the filter."""
+    if speed is None or speed <= 0 or frame_rate <= 0:
+        return _GATE_REPLY_CAP
+    return min(_GATE_REPLY_CAP, max(_GATE_REPLY, _GATE_REPLY_FRAMES / (frame_rate * speed)))
 
 
 class TranscoderEvents(Protocol):
@@ -706,9 +723,18 @@ class Transcoder:
         socket.setsockopt(zmq.LINGER, 0)
         try:
             socket.connect(control)
+            frame_rate = max(
+                (r.frame_rate_num / r.frame_rate_den for r in self._full_plan.renditions),
+                default=0.0,
+            )
             for command in commands:
                 await socket.send_string(command)
-                if not await socket.poll(int(_GATE_REPLY * 1000)):
+                reply_s = gate_reply_seconds(self._speed, frame_rate)
+                if not await socket.poll(int(reply_s * 1000)):
+                    log.warning(
+                        "encoder gate not answered stream_id=%s command=%s seconds=%.1f "
+                        "speed=%s", self.stream_id, command, reply_s, self._speed,
+                    )  # fmt: skip
                     return False
                 reply = await socket.recv_string()
                 if not reply.startswith("0 "):
