@@ -8,10 +8,11 @@ never reads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +182,63 @@ async def test_held_reloads_and_parts_wait_without_a_task(directory: Directory,
             for _, writer in streams:
                 writer.close()
                 await writer.wait_closed()
+
+
+@pytest.fixture
+def cyclic_garbage() -> Iterator[Callable[[], list[object]]]:
+    """What only the cycle collector would free of what was made since the fixture began
+    (the collector off meanwhile, so that nothing is freed before it is looked at)."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+
+    def found() -> list[object]:
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            garbage = list(gc.garbage)
+            gc.garbage.clear()
+        finally:
+            gc.set_debug(0)
+        return garbage
+
+    try:
+        yield found
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.parametrize("ending", ["answered", "timed out"])
+async def test_a_held_request_leaves_nothing_for_the_cycle_collector(
+    directory: Directory, feed: Feed, ending: str,
+    cyclic_garbage: Callable[[], list[object]],
+) -> None:
+    # Thousands of viewers are held per part: a reference cycle per held request (a hold
+    # keeping the callback that keeps it) kept each one's scope, request and answer alive
+    # until a collection, and made the collector run ten times a second at 2,000 viewers.
+    origin = create_origin_app(directory, hold_limit_factor=100.0 if ending == "answered"
+                               else 0.2)  # fmt: skip
+    async with served(origin) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            for _ in range(3):
+                msn, idx = feed.window.next_part()
+                writer.write(f"GET /live/p1/video.m3u8?_HLS_msn={msn}&_HLS_part={idx}"
+                             " HTTP/1.1\r\nHost: o\r\n\r\n".encode())
+                if ending == "answered":
+                    await until(lambda: origin.held_requests == 1, limit=HANG, what="held")
+                    feed.add()
+                status, _, _ = await read_response(reader)
+                assert status == (200 if ending == "answered" else 503)
+            assert origin.held_requests == 0
+            # While the connection is still open: its own objects are not garbage yet.
+            kinds = {type(o).__qualname__ for o in cyclic_garbage()
+                     if type(o).__module__.startswith("golive.")}
+            assert not kinds & {"_Held", "_HeldAnswer", "FastCycle", "Request"}, kinds
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
 
 async def test_a_held_request_past_its_limit_gets_the_timeout_answer(directory: Directory,

@@ -459,6 +459,10 @@ class _HeldAnswer(FastHold):
         return True
 
     def resume(self) -> Response | None:
+        # The window has let go of `ready` (it called it): so does this hold, or the
+        # caller's object behind `ready` and this one would keep each other, and every
+        # held request's scope, cycle and request with them, for the garbage collector.
+        self._ready = None
         self._origin._hold_ended(self._started, timed_out=False)
         decision = self._origin._decide_fast(self._request, self._path, self._wait.stage)
         return decision if isinstance(decision, Response) else None
