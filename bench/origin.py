@@ -152,12 +152,33 @@ class Counted:
         self.app.answered(scope, answer, started)
 
 
+class CollectorClock:
+    """The origin's garbage collections, timed (a `gc.callbacks` entry): milliseconds in
+    all and the longest since `longest` was last set to 0, in shared memory (`RawArray`
+    of two doubles) that the bench reads around its measured seconds. Every collection
+    stops every viewer the process holds, so its pauses are part of the delays measured."""
+
+    def __init__(self, shared: Any) -> None:
+        self.shared = shared
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self.started) * 1000
+        self.shared[0] += ms
+        self.shared[1] = max(self.shared[1], ms)
+
+
 def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, counter: Any,
                profile: str | None, signed: bool, public_pem: str,
-               static: tuple[str, Any] | None = None, fast: bool = True) -> None:
+               static: tuple[str, Any] | None = None, fast: bool = True,
+               collector: Any = None) -> None:
     import uvicorn
     import uvloop
 
+    from golive.app import freeze_startup_heap
     from golive.core import tune_garbage_collector
     from golive.delivery import PlaybackAccess
     from golive.delivery.origin import create_origin_app
@@ -215,6 +236,9 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
             if server.started:
                 break
             await asyncio.sleep(0.05)
+        freeze_startup_heap()  # as `golive serve` does once it has started
+        if collector is not None:
+            gc.callbacks.append(CollectorClock(collector))
         ready.send(os.getpid())
         await serving
         feeding.cancel()
@@ -651,6 +675,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
     ready_rx, ready_tx = ctx.Pipe(duplex=False)
     arrived_rx, arrived_tx = ctx.Pipe(duplex=False)
     counter = ctx.RawValue("q", 0)  # written by the origin alone
+    collector = ctx.RawArray("d", 2)  # the origin's collections: ms in all, the longest
     arrivals: dict[str, float] = {}
     signed = mode == "signed"
     private_pem, public_pem = keys
@@ -661,7 +686,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
         static = (root, announced) if announced is not None else None
         origin = ctx.Process(target=run_origin, daemon=True,
                              args=(origin_port, media, ready_tx, arrived_tx, counter, profile,
-                                   signed, public_pem, static, mode != "asgi"))
+                                   signed, public_pem, static, mode != "asgi", collector))
         origin.start()
         edge: subprocess.Popen[bytes] | None = None
         loads: list[Any] = []
@@ -693,12 +718,14 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
             pids = [p.pid for p in loads]
             edge_pids = nginx_pids(edge.pid) if edge is not None else []
             s0, c0 = counter.value, proc_cpu(origin_pid)
+            gc0, collector[1] = collector[0], 0.0
             g0 = sum(proc_cpu(p) for p in pids)
             e0 = sum(proc_cpu(p) for p in edge_pids)
             t0 = time.time()
             time.sleep(args.seconds)
             t1 = time.time()
             s1, c1 = counter.value, proc_cpu(origin_pid)
+            gc1, gc_longest = collector[0], collector[1]
             g1 = sum(proc_cpu(p) for p in pids)
             e1 = sum(proc_cpu(p) for p in edge_pids)
             stop.set()
@@ -743,6 +770,7 @@ def run_once(mode: str, viewers: int, args: argparse.Namespace, media: bytes,
         "us_per_req": origin_cpu * 1e6 * elapsed / requests if requests else float("nan"),
         "req_per_part": requests / produced if produced else float("nan"),
         "gen_cpu": (g1 - g0) / elapsed, "edge_cpu": (e1 - e0) / elapsed,
+        "gc_ms_s": (gc1 - gc0) / elapsed, "gc_max": gc_longest,
         "errors": sum(r.errors for r in results),
         "non200": sum(n for r in results for s, n in r.statuses.items() if s != 200),
     }
@@ -997,25 +1025,30 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace,
           f"processes, {os.cpu_count()} cores; CPU columns: 100% = one core")
     header = (f"{'mode':<7} {'viewers':>7} {'joined':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
               f"{'parts/s':>8} {'of':>7} {'orig cpu':>8} {'orig req/s':>10} {'us/req':>6} "
-              f"{'req/part':>8} "
+              f"{'req/part':>8} {'gc ms/s':>7} {'gc max':>6} "
               f"{'edge cpu':>8} {'gen cpu':>7} {'errors':>6}")
     print(header)
     print("-" * len(header))
     for r in rows:
         edge_cpu = f"{r['edge_cpu']:.0%}" if r["mode"] in EDGES else "-"
+        # (nginx's rows: golive only wrote the files, and collected what that took)
+        gc_rate, gc_max = ((f"{r['gc_ms_s']:.1f}", f"{r['gc_max']:.0f}") if r["mode"] != "nginx"
+                           else ("-", "-"))
         print(f"{r['mode']:<7} {r['viewers']:>7} {r['joined']:>6} {r['p50']:>7.1f} {r['p99']:>7.1f} "
               f"{r['max']:>7.0f} {r['delivered_s']:>8.0f} {r['expected_s']:>7.0f} "
               f"{r['origin_cpu']:>8.0%} {r['origin_rps']:>10.0f} "
               f"{r['us_per_req']:>6.1f} "
-              f"{r['req_per_part']:>8.1f} "
+              f"{r['req_per_part']:>8.1f} {gc_rate:>7} {gc_max:>6} "
               f"{edge_cpu:>8} {r['gen_cpu']:>7.0%} {r['errors'] + r['non200']:>6}")
     print("latency: part arrival at the origin -> part body received by a viewer (nginx: "
           "viewers learn of a part by polling shared memory every 2 ms instead of a blocking "
           "reload; orig cpu is nginx's); parts/s: "
           "parts delivered (of: viewers x parts produced); req/part: origin requests per part "
           "produced; us/req: origin CPU microseconds per request (the figure least moved by "
-          "other load on the machine; nginx: two requests per delivered part); gen cpu: the "
-          "load generators' own CPU; errors: failed connections and non-200 answers")
+          "other load on the machine; nginx: two requests per delivered part); gc ms/s, gc "
+          "max: the origin's garbage collections while measuring, milliseconds per second "
+          "and the longest (each one stops every viewer); gen cpu: the load generators' own "
+          "CPU; errors: failed connections and non-200 answers")
     direct = [r for r in rows if r["mode"] == "direct"]
     if direct:
         # Per count, the median of its rounds (as every goal here compares).
