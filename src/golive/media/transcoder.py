@@ -723,6 +723,8 @@ class Transcoder:
         socket.setsockopt(zmq.LINGER, 0)
         try:
             socket.connect(control)
+            # The ladder's highest rate: the source's (which the filter at the graph's
+            # head sees) is that or more, so this errs towards waiting longer.
             frame_rate = max(
                 (r.frame_rate_num / r.frame_rate_den for r in self._full_plan.renditions),
                 default=0.0,
