@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -1068,17 +1068,19 @@ class RenditionWindow:
 
     def _release(self, key: tuple[int, int | None]) -> None:
         """Pass (and drop) every callback waiting on `key` to the loop."""
+        # (Passed as it is, not copied: once popped, nothing adds to it or takes from it,
+        # since `call_when_ready` arranges nothing for a ready key.)
         callbacks = self._callbacks.pop(key, None)
         if callbacks:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # changed outside any loop: no one waits in one
-                _call_each(list(callbacks))
+                _call_each(callbacks)
             else:
-                loop.call_soon(_call_each, list(callbacks))
+                loop.call_soon(_call_each, callbacks)
 
 
-def _call_each(callbacks: list[Callable[[], None]]) -> None:
+def _call_each(callbacks: Iterable[Callable[[], None]]) -> None:
     """`call_when_ready`'s callbacks of one (msn, part); one that fails stops no other."""
     for callback in callbacks:
         try:
