@@ -3,14 +3,15 @@ and a session nobody publishes to expiring. (Publishing to one: tests/e2e/test_p
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from tests.api.conftest import NoBroadcasts
+from tests.e2e.conftest import eventually
 from tests.mediatools import FFMPEG
 
 from golive.api import AuditTrail, preflight_router
@@ -26,14 +27,18 @@ ADMIN = "test-admin-token"
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store, PreflightDesk]]:
+async def api(tmp_path: Path, request: pytest.FixtureRequest,
+              ) -> AsyncIterator[tuple[httpx.AsyncClient, Store, PreflightDesk]]:
+    """The API with a preflight desk whose sessions wait `request.param` seconds (default:
+    long enough that no test step outlives it, however slow the machine)."""
+    wait = getattr(request, "param", 600.0)
     settings = Settings(data_dir=tmp_path, admin_token=ADMIN)
     store = await Store.open(settings.resolved_database_url)
     auth = Authenticator(settings, store)
     catalog = ProfileCatalog(store, settings.resolved_profiles_dir)
     app = create_api_app(settings=settings, store=store, bus=EventBus(),
                          broadcasts=NoBroadcasts(), auth=auth, catalog=catalog)
-    desk = PreflightDesk(store, catalog, FFMPEG, wait_seconds=0.3)
+    desk = PreflightDesk(store, catalog, FFMPEG, wait_seconds=wait)
     app.include_router(preflight_router(auth, store, desk, AuditTrail(store)))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test",
@@ -44,7 +49,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store, P
     await store.close()
 
 
-async def test_sessions_open_only_on_an_idle_stream_and_expire(
+async def test_sessions_open_only_on_an_idle_stream(
     api: tuple[httpx.AsyncClient, Store, PreflightDesk],
 ) -> None:
     client, store, _ = api
@@ -63,15 +68,6 @@ async def test_sessions_open_only_on_an_idle_stream_and_expire(
     [entry] = await store.list_audit(action="live_stream.preflight")
     assert entry.details["preflight_id"] == session["id"]
 
-    url = f"/live-streams/{sid}/preflights/{session['id']}"
-    for _ in range(100):  # the desk's 0.3 s wait runs out
-        if (await client.get(url)).json()["data"]["status"] == "expired":
-            break
-        await asyncio.sleep(0.05)
-    expired = (await client.get(url)).json()["data"]
-    assert expired["status"] == "expired" and "nobody published" in expired["error"]
-    assert expired["verdict"] is None and expired["finished_at"] is not None
-
     other = (await client.post("/live-streams", json={"name": "b"})).json()["data"]["id"]
     assert (await client.get(f"/live-streams/{other}/preflights/{session['id']}")
             ).status_code == 404
@@ -83,6 +79,27 @@ async def test_sessions_open_only_on_an_idle_stream_and_expire(
     assert r.status_code == 409 and "disabled" in r.text
     listed = (await client.get(f"/live-streams/{sid}/preflights")).json()["data"]
     assert [p["id"] for p in listed] == [session["id"]]
+
+
+@pytest.mark.parametrize("api", [0.3], indirect=True)
+async def test_a_session_nobody_publishes_to_expires_and_frees_the_stream(
+    api: tuple[httpx.AsyncClient, Store, PreflightDesk],
+) -> None:
+    client, _, _ = api
+    sid = (await client.post("/live-streams", json={"name": "a"})).json()["data"]["id"]
+    session = (await client.post(f"/live-streams/{sid}/preflight")).json()["data"]
+    url = f"/live-streams/{sid}/preflights/{session['id']}"
+
+    async def expired_session() -> dict[str, Any] | None:
+        data: dict[str, Any] = (await client.get(url)).json()["data"]
+        return data if data["status"] == "expired" else None
+
+    expired = await eventually(expired_session, timeout=30, what="the desk's 0.3 s wait")
+    assert "nobody published within 0.3 s" in expired["error"]
+    assert expired["verdict"] is None and expired["finished_at"] is not None
+    again = await client.post(f"/live-streams/{sid}/preflight")
+    assert again.status_code == 201, again.text
+    assert again.json()["data"]["id"] != session["id"]
 
 
 async def test_sessions_a_stopped_node_left_are_failed(

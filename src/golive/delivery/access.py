@@ -251,6 +251,7 @@ class PlaybackAccess:
         directory: AccessDirectory,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rule_ttl: float = RULE_TTL,
         key_ttl: float = KEY_TTL,
         max_tokens: int = MAX_TOKENS,
@@ -265,8 +266,9 @@ class PlaybackAccess:
         self._hook = hook
         self._default_hook_url = default_hook_url
         self._clock = clock
-        self._rules = _TtlLru(rule_ttl, MAX_RULES, time.monotonic)
-        self._keys = _TtlLru(key_ttl, MAX_KEYS, time.monotonic)
+        self._monotonic = monotonic  # the TTLs' clock (`clock` is the tokens' wall clock)
+        self._rules = _TtlLru(rule_ttl, MAX_RULES, monotonic)
+        self._keys = _TtlLru(key_ttl, MAX_KEYS, monotonic)
         self._tokens: OrderedDict[str, _Verified] = OrderedDict()
         self._max_tokens = max_tokens
         # (playback id, token, audience) -> (fresh until (monotonic), the token's exp, the
@@ -404,7 +406,7 @@ class PlaybackAccess:
         Referer decides.)"""
         if token:
             kept = self._grants.get((playback_id, token, audience))
-            if (kept is not None and time.monotonic() < kept[0]
+            if (kept is not None and self._monotonic() < kept[0]
                     and self._clock() < kept[1]):
                 return kept[2]
         rule = self._rules.peek(playback_id)
