@@ -1,4 +1,5 @@
-"""Static assets of the web pages, served from memory with content-hash versions (web).
+"""Static assets of the web pages, served from memory with content-hash versions, and the
+pages' templates that link them (web).
 
 Every file under `web/static/` is read once at startup. Pages link each file as
 `/static/PATH?v=HASH`; a request carrying the current hash is cached for a year
@@ -14,12 +15,14 @@ import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 HLS_JS = "vendor/hls.min.js"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 UNVERSIONED_CACHE = "public, no-cache"
@@ -101,3 +104,18 @@ class AssetCatalog:
         if request.method == "HEAD":
             response.headers["Content-Length"] = str(len(asset.body))
         return response
+
+
+def page_templates(assets: AssetCatalog) -> Environment:
+    """The pages' Jinja templates, autoescaped, with `asset(path)` (a versioned URL),
+    `import_map` and `has_hls_js` from `assets`."""
+    templates = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.globals["asset"] = assets.url
+    templates.globals["import_map"] = assets.import_map
+    templates.globals["has_hls_js"] = HLS_JS in assets
+    return templates

@@ -15,11 +15,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -35,7 +33,7 @@ from golive.store import (
     StreamRecord,
     ViewConflict,
 )
-from golive.web.assets import HLS_JS, AssetCatalog
+from golive.web.assets import AssetCatalog, page_templates
 from golive.web.qoe import (
     MAX_BODY_BYTES,
     BatchError,
@@ -50,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 PLAYBACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 LOOKUP_TTL = 2.0
 STATUS_TTL = 1.0
@@ -129,15 +126,7 @@ class WebPages:
         self.viewers = self.qoe_intake.viewers
         self._lookups = _TtlCache(LOOKUP_TTL)
         self._statuses = _TtlCache(STATUS_TTL)
-        self._templates = Environment(
-            loader=FileSystemLoader(TEMPLATES_DIR),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self._templates.globals["asset"] = self.assets.url
-        self._templates.globals["import_map"] = self.assets.import_map
-        self._templates.globals["has_hls_js"] = HLS_JS in self.assets
+        self._templates = page_templates(self.assets)
 
     def routes(self) -> list[BaseRoute]:
         return [

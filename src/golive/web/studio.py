@@ -24,19 +24,17 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import httpx
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from golive.api import STUDIO_CLIENT_HEADER, Authenticator, Throttled
 from golive.chat import InvalidIdentity, validate_display_name
-from golive.web.assets import HLS_JS, AssetCatalog
+from golive.web.assets import AssetCatalog, page_templates
 from golive.web.session import (
     SESSION_COOKIE,
     SessionBook,
@@ -47,7 +45,6 @@ from golive.web.session import (
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
 CSRF_HEADER = "x-csrf-token"
 MAX_FORM_BYTES = 8 * 1024
 MAX_BODY_BYTES = 64 * 1024
@@ -97,15 +94,7 @@ class Studio:
         self.assets = assets
         self._clock = clock
         self._api = api
-        self._templates = Environment(
-            loader=FileSystemLoader(TEMPLATES_DIR),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self._templates.globals["asset"] = self.assets.url
-        self._templates.globals["import_map"] = self.assets.import_map
-        self._templates.globals["has_hls_js"] = HLS_JS in self.assets
+        self._templates = page_templates(self.assets)
 
     def routes(self) -> list[BaseRoute]:
         return [
