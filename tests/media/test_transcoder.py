@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
+import zmq.asyncio
 from tests.media.conftest import Recorder, fake_ffmpeg, feed, pid_alive, read_flv, until
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG, FFPROBE
@@ -506,6 +508,49 @@ def test_a_starved_encoder_gets_frames_not_seconds_to_answer_a_gate() -> None:
     assert reply(0.02, 60) == pytest.approx(8 / 1.2)
     assert reply(0.005, 30) == 30.0  # too slow for gates: the restart, after the cap
     assert reply(None, 30) == reply(0.0, 30) == reply(0.5, 0) == 30.0  # unknown: the cap
+
+
+@pytest.mark.parametrize(("working", "answers", "cap", "taken"), [
+    (True, True, 30.0, True),  # slower than its measured speed, but working: it answers
+    (False, False, 30.0, False),  # hung: given up `reply_s` after its last sign of life
+    (True, False, 0.6, False),  # working, never answering: the cap
+], ids=["working", "hung", "cap"])
+async def test_a_gate_answer_is_waited_for_while_the_encoder_works(
+        working: bool, answers: bool, cap: float, taken: bool) -> None:
+    # make test (beside a busy loop) saw a starved encoder, just restarted, take longer
+    # than its measured speed's eight frames to answer a gate, and be restarted for it.
+    context = zmq.asyncio.Context()
+    ffmpeg, golive = context.socket(zmq.REP), context.socket(zmq.REQ)
+    port = ffmpeg.bind_to_random_port("tcp://127.0.0.1")
+    golive.connect(f"tcp://127.0.0.1:{port}")
+    looks = itertools.count(1)
+    looked = 0
+
+    def life() -> int:
+        nonlocal looked
+        looked = next(looks)
+        return looked if working else 0  # a working encoder has more output at each look
+
+    async def encoder() -> None:
+        assert await ffmpeg.recv_string() == "gate1 enable 1"
+        # It answers once the wait has looked for life four times after the first, each
+        # a `reply_s` (0.2 s) apart: counted in looks, so a slow machine changes nothing.
+        await until(lambda: looked >= 5, what="the wait's looks")
+        await ffmpeg.send_string("0 Success")
+
+    try:
+        await golive.send_string("gate1 enable 1")
+        answering = asyncio.create_task(encoder()) if answers else None
+        assert await transcoder_module.await_gate_reply(golive, life, 0.2, cap) is taken
+        if answering is not None:
+            await answering
+            assert await golive.recv_string() == "0 Success"
+        else:
+            assert looked >= 2  # it looked for life before it gave up
+    finally:
+        golive.close(linger=0)
+        ffmpeg.close(linger=0)
+        context.term()
 
 
 async def test_without_gates_a_given_up_rung_costs_a_restart(source_720p: Path) -> None:

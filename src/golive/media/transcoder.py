@@ -94,6 +94,7 @@ _GATE_MARGIN_LOOKAHEAD = 3.0  # the same with x264's lookahead (standard latency
 _GATE_REPLY = 3.0  # seconds ffmpeg gets at least to answer a gate command
 _GATE_REPLY_FRAMES = 8  # or this many input frames' time at its measured speed
 _GATE_REPLY_CAP = 30.0  # but never longer: then the gates are given up for a restart
+_GATE_POLL = 0.25  # how often a wait for a gate's answer looks for signs of life
 
 
 def gate_reply_seconds(speed: float | None, frame_rate: float) -> float:
@@ -109,6 +110,31 @@ def gate_reply_seconds(speed: float | None, frame_rate: float) -> float:
     if speed is None or speed <= 0 or frame_rate <= 0:
         return _GATE_REPLY_CAP
     return min(_GATE_REPLY_CAP, max(_GATE_REPLY, _GATE_REPLY_FRAMES / (frame_rate * speed)))
+
+
+async def await_gate_reply(socket: zmq.asyncio.Socket, life: Callable[[], object],
+                           reply_s: float, cap: float = _GATE_REPLY_CAP) -> bool:
+    """True once `socket` holds ffmpeg's answer to a gate command; False when the encoder
+    went `reply_s` (`gate_reply_seconds`) without a sign of life, or `cap` passed.
+
+    `life()` returns something that changes with each sign of life (more frames or bytes
+    in ffmpeg's progress report, a new fragment). The measured speed is an average: an encoder starved harder
+    than it says, or just restarted, can take longer than `reply_s` over a frame while it
+    still works, and restarting it for that is the discontinuity the gates avoid. One
+    that stopped working (hung) gives up after `reply_s` as before."""
+    loop = asyncio.get_running_loop()
+    start = last = loop.time()
+    seen = life()
+    while True:
+        now = loop.time()
+        left = min(start + cap, last + reply_s) - now
+        if left <= 0:
+            return False
+        if await socket.poll(max(1, int(min(left, _GATE_POLL) * 1000))):
+            return True
+        sign = life()
+        if sign != seen:
+            seen, last = sign, loop.time()
 
 
 class TranscoderEvents(Protocol):
@@ -701,7 +727,8 @@ class Transcoder:
         try:
             if after is not None:
                 await asyncio.gather(after, return_exceptions=True)
-            taken = self._run is run and run.stop_reason is None and await self._gate(commands)
+            taken = (self._run is run and run.stop_reason is None
+                     and await self._gate(run, commands))
         finally:
             if self._gate_task is asyncio.current_task():
                 self._gate_task = None
@@ -713,7 +740,7 @@ class Transcoder:
             log.warning("encoder gates not taken, restarting stream_id=%s", self.stream_id)
             self.restart(reason)
 
-    async def _gate(self, commands: list[str]) -> bool:
+    async def _gate(self, run: FfmpegRun, commands: list[str]) -> bool:
         control = self._control
         if control is None:
             return False
@@ -729,15 +756,30 @@ class Transcoder:
                 (r.frame_rate_num / r.frame_rate_den for r in self._full_plan.renditions),
                 default=0.0,
             )
+            def life() -> tuple[int, int | None, int | None, int]:
+                # What the run has output so far: it grows while the encoder works.
+                report = run.last_progress
+                if report is None:
+                    return 0, None, None, run.fragments
+                return report.frame, report.total_size, report.out_time_us, run.fragments
+
             for command in commands:
                 await socket.send_string(command)
                 reply_s = gate_reply_seconds(self._speed, frame_rate)
-                if not await socket.poll(int(reply_s * 1000)):
+                sent = time.monotonic()
+                if not await await_gate_reply(socket, life, reply_s):
                     log.warning(
                         "encoder gate not answered stream_id=%s command=%s seconds=%.1f "
-                        "speed=%s", self.stream_id, command, reply_s, self._speed,
+                        "speed=%s", self.stream_id, command, time.monotonic() - sent,
+                        self._speed,
                     )  # fmt: skip
                     return False
+                if time.monotonic() - sent > reply_s:
+                    log.info(
+                        "encoder gate answered late stream_id=%s command=%s seconds=%.1f "
+                        "speed=%s", self.stream_id, command, time.monotonic() - sent,
+                        self._speed,
+                    )  # fmt: skip
                 reply = await socket.recv_string()
                 if not reply.startswith("0 "):
                     log.warning(
