@@ -34,6 +34,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import math
 import re
 import time
@@ -63,12 +64,15 @@ __all__ = [
     "session_key_from",
 ]
 
+log = logging.getLogger(__name__)
+
 Audience = Literal["v", "t", "c"]
 AUDIENCE_NAMES: Mapping[str, str] = {"v": "playback", "t": "thumbnail", "c": "chat"}
 ALGORITHMS = ("RS256", "ES256")
 MAX_TOKEN_LENGTH = 4096
 RULE_TTL = 2.0
 KEY_TTL = 10.0
+REFRESH_AHEAD = 0.75  # a rule or key read after this share of its TTL is reloaded early
 MAX_TOKENS = 100_000
 MAX_RULES = 10_000
 MAX_KEYS = 1_000
@@ -161,40 +165,79 @@ class _TtlLru:
     """A bounded map of values loaded on demand, each trusted for `ttl` seconds.
 
     Concurrent misses on one key share one load, so a crowd arriving as an entry expires
-    costs the database one query, not one per request.
+    costs the database one query, not one per request. An entry read in the last quarter
+    of its time by `peek(key, refresh=True)` is loaded again in the background while it
+    is still served: under steady use it never expires, and the synchronous fast path
+    never meets the miss that would send every request of a burst (all those the loop
+    reads before the load's task runs, ~1,000 at 2,000 LL-HLS viewers) down the slow
+    path together. A value is still never served past its `ttl`.
     """
 
-    def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
+    def __init__(self, ttl: float, size: int, clock: Callable[[], float],
+                 load: Callable[[str], Awaitable[Any]]) -> None:
+        """`load(key)`: the value for `key` (a database read)."""
         self._ttl = ttl
+        self._refresh_at = ttl * REFRESH_AHEAD
+        self._load_value = load
         self._size = size
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._refreshing: set[asyncio.Task[Any]] = set()
 
-    def peek(self, key: str) -> Any:
-        """The fresh value for `key`, or `_MISS` (no load: for the synchronous fast path)."""
+    def peek(self, key: str, refresh: bool = False) -> Any:
+        """The fresh value for `key`, or `_MISS` (no load: for the synchronous fast path).
+        With `refresh`, a value near the end of its time is loaded again in the background."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return _MISS
+        age = self._clock() - entry[0]
+        if age >= self._ttl:
+            return _MISS
+        if refresh and age >= self._refresh_at and key not in self._loading:
+            self._refresh(key)
+        return entry[1]
+
+    def _refresh(self, key: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to load in: it expires and is loaded as a miss
+            return
+        task = loop.create_task(self._load(key, self._begin(key)))
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Task[Any]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The value it had expires as it would have; the next miss loads it again.
+            log.warning("background reload failed error=%r", exc)
+
+    def recheck_at(self, key: str) -> float:
+        """When something made from `key`'s value should read it again (`peek`), on this
+        cache's clock: where its background reload is due (-inf: not kept)."""
+        entry = self._entries.get(key)
+        return entry[0] + self._refresh_at if entry is not None else -math.inf
+
+    async def get(self, key: str) -> Any:
         entry = self._entries.get(key)
         if entry is not None and self._clock() - entry[0] < self._ttl:
-            return entry[1]
-        return _MISS
-
-    def fresh_until(self, key: str) -> float:
-        """When `key`'s value stops being fresh, on this cache's clock (-inf: not kept)."""
-        entry = self._entries.get(key)
-        return entry[0] + self._ttl if entry is not None else -math.inf
-
-    async def get(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
-        entry = self._entries.get(key)
-        now = self._clock()
-        if entry is not None and now - entry[0] < self._ttl:
             return entry[1]
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
+        return await self._load(key, self._begin(key))
+
+    def _begin(self, key: str) -> asyncio.Future[Any]:
+        """The load of `key` that concurrent misses share, registered at once."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
+        return future
+
+    async def _load(self, key: str, future: asyncio.Future[Any]) -> Any:
+        now = self._clock()  # trusted from when it was asked for, not from the answer
         try:
-            value = await load()
+            value = await self._load_value(key)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters (if any) re-raise it themselves
@@ -267,8 +310,8 @@ class PlaybackAccess:
         self._default_hook_url = default_hook_url
         self._clock = clock
         self._monotonic = monotonic  # the TTLs' clock (`clock` is the tokens' wall clock)
-        self._rules = _TtlLru(rule_ttl, MAX_RULES, monotonic)
-        self._keys = _TtlLru(key_ttl, MAX_KEYS, monotonic)
+        self._rules = _TtlLru(rule_ttl, MAX_RULES, monotonic, directory.playback_rule)
+        self._keys = _TtlLru(key_ttl, MAX_KEYS, monotonic, self._load_key)
         self._tokens: OrderedDict[str, _Verified] = OrderedDict()
         self._max_tokens = max_tokens
         # (playback id, token, audience) -> (fresh until (monotonic), the token's exp, the
@@ -281,10 +324,7 @@ class PlaybackAccess:
         self.session_checks = 0  # how many session tokens made elsewhere were verified
 
     async def rule(self, playback_id: str) -> PlaybackRule | None:
-        async def load() -> PlaybackRule | None:
-            return await self._directory.playback_rule(playback_id)
-
-        found: PlaybackRule | None = await self._rules.get(playback_id, load)
+        found: PlaybackRule | None = await self._rules.get(playback_id)
         return found
 
     async def check(
@@ -401,15 +441,15 @@ class PlaybackAccess:
         sends the request down the full path, which also says why when it refuses.
 
         A signed viewer's grant is kept and given again while everything it was made
-        from stays as it was: the rule and the key fresh (their TTLs) and the token
-        unexpired. (Not for a rule restricting referrers, which each request's own
-        Referer decides.)"""
+        from stays as it was: the rule and the key fresh (until their background reload
+        is due, so that the reads here start it) and the token unexpired. (Not for a rule
+        restricting referrers, which each request's own Referer decides.)"""
         if token:
             kept = self._grants.get((playback_id, token, audience))
             if (kept is not None and self._monotonic() < kept[0]
                     and self._clock() < kept[1]):
                 return kept[2]
-        rule = self._rules.peek(playback_id)
+        rule = self._rules.peek(playback_id, True)
         if rule is _MISS or rule is None:
             return None
         if rule.allowed_referrers is not None and not referrer_allowed(rule, referrer, own_host):
@@ -429,7 +469,7 @@ class PlaybackAccess:
                 or (verified.not_before is not None and now < verified.not_before)
                 or verified.subject != playback_id or audience not in verified.audiences):
             return None
-        key = self._keys.peek(verified.key_id)
+        key = self._keys.peek(verified.key_id, True)
         if key is _MISS or key is None:
             return None
         self._tokens.move_to_end(token)  # type: ignore[arg-type]  # token is set here
@@ -437,8 +477,8 @@ class PlaybackAccess:
         if rule.allowed_referrers is None:
             if len(self._grants) >= self._max_tokens:
                 self._grants.clear()
-            fresh = min(self._rules.fresh_until(playback_id),
-                        self._keys.fresh_until(verified.key_id))
+            fresh = min(self._rules.recheck_at(playback_id),
+                        self._keys.recheck_at(verified.key_id))
             self._grants[(playback_id, token, audience)] = (  # type: ignore[index]
                 fresh, verified.expires_at, grant)
         return grant
@@ -483,18 +523,18 @@ class PlaybackAccess:
         return Grant(rule, verified.claims, verified.expires_at)
 
     async def _key(self, key_id: str) -> _LoadedKey | None:
-        async def load() -> _LoadedKey | None:
-            stored = await self._directory.verification_key(key_id)
-            if stored is None or stored.algorithm not in ALGORITHMS:
-                return None
-            public = load_pem_public_key(stored.public_key_pem.encode())
-            wanted = rsa.RSAPublicKey if stored.algorithm == "RS256" else ec.EllipticCurvePublicKey
-            if not isinstance(public, wanted):
-                return None
-            return _LoadedKey(stored.algorithm, public)
-
-        found: _LoadedKey | None = await self._keys.get(key_id, load)
+        found: _LoadedKey | None = await self._keys.get(key_id)
         return found
+
+    async def _load_key(self, key_id: str) -> _LoadedKey | None:
+        stored = await self._directory.verification_key(key_id)
+        if stored is None or stored.algorithm not in ALGORITHMS:
+            return None
+        public = load_pem_public_key(stored.public_key_pem.encode())
+        wanted = rsa.RSAPublicKey if stored.algorithm == "RS256" else ec.EllipticCurvePublicKey
+        if not isinstance(public, wanted):
+            return None
+        return _LoadedKey(stored.algorithm, public)
 
     async def _verified(self, token: str, playback_id: str) -> _Verified | Refusal:
         cached = self._tokens.get(token)
