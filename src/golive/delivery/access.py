@@ -314,9 +314,9 @@ class PlaybackAccess:
         self._keys = _TtlLru(key_ttl, MAX_KEYS, monotonic, self._load_key)
         self._tokens: OrderedDict[str, _Verified] = OrderedDict()
         self._max_tokens = max_tokens
-        # (playback id, token, audience) -> (fresh until (monotonic), the token's exp, the
-        # grant): `_cached_grant`'s answer for a signed viewer's every request, while the
-        # rule and key it was made from are fresh and the token valid (see there).
+        # (playback id, token, audience) -> (recheck at (monotonic), the token's exp, the
+        # grant): `_cached_grant`'s answer for a signed viewer's every request, until the
+        # rule or key it was made from is due a reload, while the token is valid.
         self._grants: dict[tuple[str, str, Audience], tuple[float, float, Grant]] = {}
         # A public playback id's grant, the same for every request while its rule is.
         self._public_grants: dict[str, Grant] = {}

@@ -118,10 +118,11 @@ async def await_gate_reply(socket: zmq.asyncio.Socket, life: Callable[[], object
     went `reply_s` (`gate_reply_seconds`) without a sign of life, or `cap` passed.
 
     `life()` returns something that changes with each sign of life (more frames or bytes
-    in ffmpeg's progress report, a new fragment). The measured speed is an average: an encoder starved harder
-    than it says, or just restarted, can take longer than `reply_s` over a frame while it
-    still works, and restarting it for that is the discontinuity the gates avoid. One
-    that stopped working (hung) gives up after `reply_s` as before."""
+    in ffmpeg's progress report, a new fragment). The measured speed is an average: an
+    encoder starved harder than it says, or just restarted, can take longer than
+    `reply_s` over a frame while it still works, and restarting it for that is the
+    discontinuity the gates avoid. One that stopped working (hung) gives up after
+    `reply_s` as before."""
     loop = asyncio.get_running_loop()
     start = last = loop.time()
     seen = life()
