@@ -175,8 +175,8 @@ async def settled(reads: Callable[[], int]) -> int:
 async def test_a_rule_and_key_in_use_are_reloaded_before_they_expire(
         ring: KeyRing, playback_id: str) -> None:
     # When the rule expired, every request the loop read before the reload's task ran
-    # (~1,000 of a 2,000-viewer burst) missed and took the slow path: 3 µs a request
-    # on average for signed viewers, and a p99 past the origin's goal.
+    # (360-1,350 of a 2,000-viewer burst, counted in bench/origin.py) missed and took
+    # the slow path together: 5-20 ms of part delivery p99 at 2,000 viewers.
     ticks = [1000.0]
     access = PlaybackAccess(ring, rule_ttl=4, key_ttl=8, monotonic=lambda: ticks[0])
     token = ring.token("sig", "k1") if playback_id == "sig" else None

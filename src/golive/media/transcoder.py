@@ -768,18 +768,18 @@ class Transcoder:
                 await socket.send_string(command)
                 reply_s = gate_reply_seconds(self._speed, frame_rate)
                 sent = time.monotonic()
-                if not await await_gate_reply(socket, life, reply_s):
+                answered = await await_gate_reply(socket, life, reply_s)
+                waited = time.monotonic() - sent
+                if not answered:
                     log.warning(
                         "encoder gate not answered stream_id=%s command=%s seconds=%.1f "
-                        "speed=%s", self.stream_id, command, time.monotonic() - sent,
-                        self._speed,
+                        "speed=%s", self.stream_id, command, waited, self._speed,
                     )  # fmt: skip
                     return False
-                if time.monotonic() - sent > reply_s:
+                if waited > reply_s:
                     log.info(
                         "encoder gate answered late stream_id=%s command=%s seconds=%.1f "
-                        "speed=%s", self.stream_id, command, time.monotonic() - sent,
-                        self._speed,
+                        "speed=%s", self.stream_id, command, waited, self._speed,
                     )  # fmt: skip
                 reply = await socket.recv_string()
                 if not reply.startswith("0 "):
