@@ -152,6 +152,30 @@ async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
             assert (await client.get(path)).status_code in (401, 403), path
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["public", "signed"])
+async def test_a_segment_without_a_sessions_form_is_no_session_though_an_answer_is_kept(
+        directory: Directory, feed: Feed, signed: bool) -> None:
+    ring = KeyRing()
+    ring.add_key("k1")
+    ring.add_playback("p1", signed=signed)
+    origin = create_origin_app(directory, access=PlaybackAccess(
+        ring, session_key=session_key_from(b"cluster secret")))
+    async with origin_client(origin, "http") as client:
+        session = "gs1.k1.1.AAAAAAAAAAAAAAAAAAAAAA"  # any, for a public id
+        if signed:
+            r = await client.get("/live/p1.m3u8", params={"token": ring.token("p1")})
+            media = next(line for line in r.text.splitlines() if line.endswith("/video.m3u8"))
+            session = media.split("/")[1]
+        # A session's form (a public id plays below any), and its answer kept.
+        for _ in range(2):
+            assert (await client.get(f"/live/p1/{session}/video.m3u8")).status_code == 200
+        assert ("video.m3u8", b"", 0) in origin._memos["p1"].kept
+        # Not a session's form: no route takes it, kept answer or not.
+        for segment in ("gs1.", "gs1.k1~1", "gs1." + "a" * 121, session + "!"):
+            answer = await client.get(f"/live/p1/{segment}/video.m3u8")
+            assert (answer.status_code, answer.text) == (404, "not found\n"), segment
+
+
 async def test_a_range_is_not_given_the_kept_whole_part(
         directory: Directory, feed: Feed) -> None:
     origin = create_origin_app(directory)

@@ -789,8 +789,6 @@ class Origin:
         session = None
         if rest.startswith(SESSION_PREFIX):
             session, _, rest = rest.partition("/")
-            if _SESSION_SEGMENT.fullmatch(session) is None:
-                return self._decide_now(request, path, after)
         memo = self._memos.get(pid)
         key = (rest, query, after)
         kept = memo.kept.get(key) if memo is not None else None
@@ -799,10 +797,18 @@ class Origin:
             presentation = memo.presentation
             if (presentation.version == memo.version
                     and self.directory.presentation(pid) is presentation):
-                if self.access is not None and self.access.check_now(
+                grant = None
+                if self.access is not None:
+                    grant = self.access.check_now(
                         pid, session, audience="v", referrer=request.header(b"referer"),
-                        own_host=request.header(b"host")) is None:
-                    return None
+                        own_host=request.header(b"host"))
+                    if grant is None:
+                        return None
+                # A session a token's grant came from was verified, its form with it; any
+                # other must have a session's form, as `_decide_now`'s routes ask.
+                if (session is not None and (grant is None or grant.claims is None)
+                        and _SESSION_SEGMENT.fullmatch(session) is None):
+                    return self._decide_now(request, path, after)
                 if kept.viewed is not None and after == 0:
                     self.stats.viewer_seen(pid, kept.viewed, request.client, time.monotonic())
                 return kept.decision
