@@ -6,12 +6,16 @@ STAMP   = $(VENV)/.installed
 # The watch page's vendored hls.js (scripts/build-web.sh, from package-lock.json).
 WEB_VENDOR = src/golive/web/static/vendor/hls.min.js
 
-.PHONY: run test lint typecheck bench clean system-deps web
+.PHONY: run test lint typecheck bench clean system-deps web dist
 
 # Every machine installs the same versions: requirements.lock (with hashes) pins the
-# dependencies of pyproject.toml and its test extra. After changing them, regenerate it:
+# dependencies of pyproject.toml and its test extra, requirements-serve.lock the same
+# versions without the test extra (what a node installs: deploy/). After changing them,
+# regenerate both (the second keeps the first's versions: it starts from a copy):
 #   $(BIN)/pip install uv && $(BIN)/uv pip compile pyproject.toml --extra test \
 #     --universal --python-version 3.11 --generate-hashes -o requirements.lock
+#   cp requirements.lock requirements-serve.lock && $(BIN)/uv pip compile pyproject.toml \
+#     --universal --python-version 3.11 --generate-hashes -o requirements-serve.lock
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -36,6 +40,11 @@ test: $(STAMP) system-deps web
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q -n 2 -m "not serial" --durations=25
 	$(BIN)/pytest -q -m serial
+
+# A wheel and an sdist for installing a node elsewhere (deploy/systemd), with the watch
+# page's hls.js in them: dist/golive-VERSION-py3-none-any.whl.
+dist: $(STAMP) web
+	$(BIN)/python -m build --no-isolation --wheel --sdist --outdir dist .
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/ingest.py

@@ -1,12 +1,14 @@
 """deploy/compose and deploy/systemd checked without Docker running: the compose file parses,
 its services fit together (database, Redis, edge and Prometheus addresses, shared secrets),
 every GOLIVE_* name anywhere under deploy/ is a real setting and the nodes' environment
-validates as golive's settings; the systemd unit passes `systemd-analyze verify`."""
+validates as golive's settings; the image's build gives the package its watch page's
+player and the locked versions; the systemd unit passes `systemd-analyze verify`."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,11 +20,16 @@ import pytest
 import yaml
 
 from golive.settings import Settings
+from golive.web.assets import HLS_JS, STATIC_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 UNIT = DEPLOY / "systemd" / "golive.service"
+DOCKERFILE = DEPLOY / "compose" / "Dockerfile"
+LOCK = ROOT / "requirements.lock"
+SERVE_LOCK = ROOT / "requirements-serve.lock"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s*\\\n\s+--hash=\S+)+)", re.M)
 NODES = ("golive-1", "golive-2")
 # What `${NAME:?...}` and `${NAME:-default}` stand for in the test: example values.
 EXAMPLE = {"GOLIVE_ADMIN_TOKEN": "x" * 40, "GOLIVE_CHAT_SECRET": "s" * 40,
@@ -141,3 +148,66 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def _instructions(dockerfile: Path) -> list[list[tuple[str, str]]]:
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments), continued lines joined."""
+    stages: list[list[tuple[str, str]]] = []
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        if word.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((word.upper(), " ".join(rest.split())))
+    return stages
+
+
+def _pins(lock: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """A lock's packages: name -> (version, its hashes)."""
+    return {name.lower(): (version, frozenset(re.findall(r"--hash=(\S+)", hashes)))
+            for name, version, hashes in _PIN.findall(lock.read_text())}
+
+
+def test_the_image_gives_golive_its_player_and_the_tested_versions() -> None:
+    """A fresh clone has no hls.js (`make web` builds it): the image builds it from the
+    npm lock, as scripts/build-web.sh does, into the package's static files before golive
+    is installed, and installs the locked versions, hashes checked."""
+    web, node = _instructions(DOCKERFILE)
+    assert web[0][0] == "FROM" and web[0][1].startswith("node:") and web[0][1].endswith(" AS web")
+    assert ("COPY", "package.json package-lock.json ./") in web
+    assert any(i == "RUN" and shlex.split(a)[:2] == ["npm", "ci"] for i, a in web)
+    # The same file build-web.sh vendors, to where the package serves it from.
+    script = (ROOT / "scripts" / "build-web.sh").read_text()
+    assert f'cp node_modules/hls.js/dist/hls.min.js "$vendor/{Path(HLS_JS).name}"' in script
+    target = "/src/" + (STATIC_DIR / HLS_JS).relative_to(ROOT).as_posix()
+    copies = [a for i, a in node if i == "COPY"]
+    player = f"--from=web /web/node_modules/hls.js/dist/hls.min.js {target}"
+    assert copies.index(". /src") < copies.index(player)
+    runs = [a for i, a in node if i == "RUN"]
+    (install,) = [a for a in runs if "pip install" in a]
+    assert [i for i, a in node].index("RUN", [a for i, a in node].index(player)) \
+        == [a for i, a in node].index(install)  # the player is there when pip builds
+    commands = [shlex.split(c) for c in install.split("&&")]
+    assert ["pip", "install", "--no-cache-dir", "--require-hashes", "-r",
+            "/src/requirements-serve.lock"] in commands
+    assert ["pip", "install", "--no-cache-dir", "--no-deps", "/src"] in commands
+
+
+def test_the_serve_lock_is_the_runtime_part_of_the_test_lock() -> None:
+    """requirements-serve.lock (what a node installs) pins the same versions and hashes as
+    requirements.lock (what the tests ran on), every runtime dependency and nothing of
+    the test extra's own."""
+    tested, serve = _pins(LOCK), _pins(SERVE_LOCK)
+    assert len(serve) > 40 and serve.keys() < tested.keys()
+    drifted = {name: (pin[0], tested[name][0]) for name, pin in serve.items()
+               if tested[name] != pin}
+    assert not drifted, drifted
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    runtime = pyproject.split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
+    wanted = {re.split(r"[<>=\[ ]", entry, maxsplit=1)[0].lower()
+              for entry in re.findall(r'^\s*"([^"]+)"', runtime, re.M)}
+    assert "fastapi" in wanted and wanted <= serve.keys(), sorted(wanted - serve.keys())
+    assert not {"pytest", "playwright", "mypy", "moto"} & serve.keys()
