@@ -3,16 +3,22 @@
 # copies hls.js into src/golive/web/static/vendor/, where the Python package serves it, and
 # copies the players the browser tests and bench/players.py play with (Shaka Player, video.js,
 # hls.js) into build/players/, which is gitignored and never part of the wheel.
-# Runs `npm ci` only when node_modules is missing or older than the lock file.
+# Runs `npm ci` only when node_modules is missing or older than the lock file; where there is
+# no npm, first installs Debian's nodejs and npm (scripts/apt-install.sh). NPM names another npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+npm=${NPM:-npm}
 
 vendor=src/golive/web/static/vendor
 players=build/players
 stamp=node_modules/.golive-installed
 if [[ ! -f $stamp || package-lock.json -nt $stamp ]]; then
-  command -v npm >/dev/null || { echo "build-web: npm is missing (install Node.js 18+)" >&2; exit 1; }
-  npm ci --no-audit --no-fund --ignore-scripts
+  if ! command -v "$npm" >/dev/null; then
+    echo "build-web: npm is missing: installing Debian's nodejs and npm"
+    bash scripts/apt-install.sh nodejs npm
+    command -v "$npm" >/dev/null || { echo "build-web: npm is still missing (install Node.js 18+ and npm)" >&2; exit 1; }
+  fi
+  "$npm" ci --no-audit --no-fund --ignore-scripts
   touch "$stamp"
 fi
 version() { node -p "require('./node_modules/$1/package.json').version"; }

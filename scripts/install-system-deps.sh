@@ -23,17 +23,10 @@ packages=(
   caddy                       # deploy/caddy/Caddyfile in tests/httpserver/test_caddy_proxy.py
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]} == 0)); then
-  exit 0
+# Node.js and npm build the web pages' vendored players (scripts/build-web.sh). Debian's,
+# only where there is no npm at all: a machine's own Node.js (NodeSource's, say) is kept.
+if ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
 fi
 
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-echo "installing system packages: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+exec bash "$(dirname "$0")/apt-install.sh" "${packages[@]}"
