@@ -16,8 +16,10 @@ WEB_VENDOR = src/golive/web/static/vendor/hls.min.js
 #     --universal --python-version 3.11 --generate-hashes -o requirements.lock
 #   cp requirements.lock requirements-serve.lock && $(BIN)/uv pip compile pyproject.toml \
 #     --universal --python-version 3.11 --generate-hashes -o requirements-serve.lock
+# (Debian's python3 makes no venv without its python3-venv package: installed if it fails.)
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV) \
+	  || { bash scripts/apt-install.sh python3-venv && $(PYTHON) -m venv --clear $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
