@@ -56,6 +56,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.varnishedge import LIVENESS_PATH, answer_alive  # noqa: E402
+
 PID = "bench"
 RENDITION = "video"
 PART = 0.2
@@ -144,6 +146,9 @@ class Counted:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if scope["path"] == LIVENESS_PATH:  # the Varnish edge's health probe: not counted
+                await answer_alive(send)
+                return
             self.counter.value += 1
         await self.app(scope, receive, send)
 

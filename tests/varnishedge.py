@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.nginxedge import free_port, wait_listening
 
@@ -14,37 +15,76 @@ VARNISHD = Path("/usr/sbin/varnishd")
 EDGE_VCL = Path(__file__).resolve().parents[1] / "deploy" / "varnish" / "golive.vcl"
 
 
-def render_vcl(tmp: Path, origin_port: int) -> Path:
-    """Write the VCL with the origin's address filled in into `tmp`; returns its path."""
+LIVENESS_PATH = "/healthz"
+
+
+async def answer_alive(send: Any) -> None:
+    """What a golive node answers the edge's health probe (`probe golive_alive`)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+
+
+class Alive:
+    """An origin app that answers the edge's health probe as a node does: the probe marks
+    an origin without `/healthz` sick, and the edge then has no origin to ask."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == LIVENESS_PATH:
+            await answer_alive(send)
+            return
+        await self.app(scope, receive, send)
+
+
+def render_vcl(tmp: Path, origin_port: int, more_origins: tuple[int, ...] = ()) -> Path:
+    """Write the VCL with the origin's address filled in into `tmp`; returns its path.
+    `more_origins`: further nodes' ports, added as the VCL's "Origins" comment says (a
+    backend like the first for each, then a line in vcl_init), in that order."""
     rendered = (EDGE_VCL.read_text()
                 .replace("{{ORIGIN_HOST}}", "127.0.0.1")
                 .replace("{{ORIGIN_PORT}}", str(origin_port)))
     assert "{{" not in rendered
+    start = rendered.index("backend golive {")
+    block = rendered[start:rendered.index("\n}\n", start) + 3]
+    first = "origins.add_backend(golive);"
+    assert block.count(f'"{origin_port}"') == 1 and rendered.count(first) == 1
+    blocks, adds = [block], [first]
+    for n, port in enumerate(more_origins, start=2):
+        blocks.append(block.replace("backend golive {", f"backend golive{n} {{")
+                      .replace(f'"{origin_port}"', f'"{port}"'))
+        adds.append(f"origins.add_backend(golive{n});")
+    rendered = (rendered.replace(block, "\n".join(blocks), 1)
+                .replace(first, "\n    ".join(adds), 1))
     path = tmp / "golive.vcl"
     path.write_text(rendered)
     return path
 
 
-def varnishd_command(tmp: Path, origin_port: int, port: int, *,
-                     memory: str = "256m") -> list[str]:
+def varnishd_command(tmp: Path, origin_port: int, port: int, *, memory: str = "256m",
+                     more_origins: tuple[int, ...] = ()) -> list[str]:
     """varnishd in the foreground, its working directory in `tmp`, listening on `port`.
 
     `-j none`: no privilege separation (tests run as whoever runs them, root included,
     with a working directory only they can write); `esi_disable_xml_check`: playlists
     are ESI-processed (see the VCL).
     """
-    vcl = render_vcl(tmp, origin_port)
+    vcl = render_vcl(tmp, origin_port, more_origins)
     return [str(VARNISHD), "-F", "-j", "none", "-n", str(tmp / "varnish"),
             "-a", f"127.0.0.1:{port}", "-f", str(vcl), "-s", f"malloc,{memory}",
             "-p", "feature=+esi_disable_xml_check", "-T", "none"]
 
 
 @asynccontextmanager
-async def varnish_edge(tmp: Path, origin_port: int) -> AsyncIterator[str]:
-    """varnishd with golive.vcl proxying to 127.0.0.1:origin_port; yields the edge's base URL."""
+async def varnish_edge(tmp: Path, origin_port: int, more_origins: tuple[int, ...] = ()
+                       ) -> AsyncIterator[str]:
+    """varnishd with golive.vcl proxying to 127.0.0.1:origin_port (then `more_origins`, in
+    order, while it is down); yields the edge's base URL."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        *varnishd_command(tmp, origin_port, port),
+        *varnishd_command(tmp, origin_port, port, more_origins=more_origins),
         stdout=subprocess.DEVNULL)
     try:
         await wait_listening(port, proc, timeout=60)

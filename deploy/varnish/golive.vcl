@@ -2,6 +2,7 @@ vcl 4.1;
 # golive edge cache: Varnish (7.1) in front of a golive origin's LL-HLS output.
 #
 # A template: replace {{ORIGIN_HOST}} and {{ORIGIN_PORT}} (a golive node's HTTP address).
+# Several nodes of one cluster: see "Origins" below.
 # Run varnishd with ESI allowed on text that is not XML (playlists start with #EXTM3U):
 #
 #   varnishd -a :6081 -f /etc/varnish/golive.vcl -s malloc,1g \
@@ -29,10 +30,28 @@ vcl 4.1;
 # with X-Golive-Edge: esi); delivering one writes the viewer's own token in.
 
 import std;
+import directors;
+
+# Origins. Any golive node of a cluster answers for any playback id (the node holding a
+# broadcast serves it, the others forward to it), so the edge needs no placement: it
+# asks the first node in the list below that answers its /healthz (a fallback director),
+# so every request, and so all collapsing, goes to one node while that node is up. A
+# node that fails two of three probes a second apart is skipped until it answers again.
+# More nodes: a backend like `golive` for each (its own name, host and port, the same
+# probe), then one `origins.add_backend(NAME);` each in vcl_init, in the order to try.
+probe golive_alive {
+    .url = "/healthz";
+    .interval = 1s;
+    .timeout = 1s;
+    .window = 3;
+    .threshold = 2;
+    .initial = 2;  # healthy from the start, not after the first probes
+}
 
 backend golive {
     .host = "{{ORIGIN_HOST}}";
     .port = "{{ORIGIN_PORT}}";
+    .probe = golive_alive;
     .connect_timeout = 2s;
     # The origin holds a blocking reload (or a preload-hinted part) up to 3 target
     # durations before it answers.
@@ -40,7 +59,13 @@ backend golive {
     .between_bytes_timeout = 10s;
 }
 
+sub vcl_init {
+    new origins = directors.fallback();
+    origins.add_backend(golive);
+}
+
 sub vcl_recv {
+    set req.backend_hint = origins.backend();
     if (req.esi_level > 0) {
         # The only include the origin writes: the viewer's token, from the top request.
         if (req.url == "/_golive/token") {

@@ -90,10 +90,10 @@ class Edge:
         self.sent.append(frag)
 
 
-def listening_socket() -> socket.socket:
+def listening_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     sock.setblocking(False)
     return sock
