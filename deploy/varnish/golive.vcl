@@ -34,8 +34,8 @@ import directors;
 
 # Origins. Any golive node of a cluster answers for any playback id (the node holding a
 # broadcast serves it, the others forward to it), so the edge needs no placement: it
-# asks the first node in the list below that answers its /healthz (a fallback director),
-# so every request, and so all collapsing, goes to one node while that node is up. A
+# asks the first node in the list below that answers its /healthz (a fallback director;
+# the waiting list has already made each object one fetch, whichever node it goes to). A
 # node that fails two of three probes a second apart is skipped until it answers again.
 # More nodes: a backend like `golive` for each (its own name, host and port, the same
 # probe), then one `origins.add_backend(NAME);` each in vcl_init, in the order to try.
