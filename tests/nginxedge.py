@@ -54,13 +54,17 @@ def main_config(tmp: Path, edge_conf: Path) -> str:
     )
 
 
-def render_edge(tmp: Path, origin: str, listen: str) -> Path:
-    """Write nginx.conf + the rendered edge.conf into `tmp`; returns nginx.conf."""
+def render_edge(tmp: Path, origin: str, listen: str, more_origins: tuple[str, ...] = ()) -> Path:
+    """Write nginx.conf + the rendered edge.conf into `tmp`; returns nginx.conf.
+    `more_origins`: further nodes (host:port), a `server` line each, as edge.conf says."""
     cache_dir = tmp / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
+    line = "    server {{ORIGIN}};\n"
+    template = EDGE_CONF.read_text()
+    assert template.count(line) == 1
     rendered = (
-        EDGE_CONF.read_text()
-        .replace("{{ORIGIN}}", origin)
+        template.replace(line, "".join(f"    server {o};\n" for o in (origin, *more_origins)))
+        .replace("{{ORIGIN}}", origin)  # (the header's comment)
         .replace("{{LISTEN}}", listen)
         .replace("{{CACHE_DIR}}", str(cache_dir))
     )

@@ -263,3 +263,68 @@ async def test_an_expired_playlist_is_fetched_again_never_served_stale(
     assert answer.headers["x-cache-status"] in ("EXPIRED", "MISS")
     assert hint not in first.text
     assert hint in answer.text
+
+
+@asynccontextmanager
+async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
+    """`app` on uvicorn over `sock`, until the block ends (then its port refuses)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await until(lambda: server.started, limit=HANG, what="an origin to serve")
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, HANG)
+
+
+def two_nodes() -> tuple[Edge, Counted, list[socket.socket]]:
+    """An Edge (url unset) on presentation "p1" (10 parts in), two origin apps of it (any
+    node answers any playback id) and a listening socket for each."""
+    presentation = Presentation("p1", low_latency=True, part_target=PART, clock=lambda: 0.0)
+    presentation.add_rendition("video", bandwidth=3_000_000, average_bandwidth=2_700_000,
+                               frame_rate=30.0).set_init(INIT)
+    first, second = (Counted(create_origin_app(Directory(presentation))) for _ in range(2))
+    e = Edge("", first, presentation, [])
+    for _ in range(10):
+        e.add()
+    return e, second, [listening_socket(), listening_socket()]
+
+
+def newest_part(e: Edge) -> str:
+    e.add()
+    return f"/live/p1/video/part-{e.window.last_msn}.{e.window.last_part}.m4s"
+
+
+async def test_the_edge_asks_another_node_when_one_refuses(tmp_path: Path) -> None:
+    """Two nodes in the upstream: nginx shares the fetches between them, and once one
+    refuses connections the other answers each request at once (no error reaches a
+    viewer), as edge.conf says."""
+    e, second, sockets = two_nodes()
+    first = e.origin
+    ports = [s.getsockname()[1] for s in sockets]
+    edge_port = free_port()
+    conf = render_edge(tmp_path, f"127.0.0.1:{ports[0]}", f"127.0.0.1:{edge_port}",
+                       more_origins=(f"127.0.0.1:{ports[1]}",))
+    async with serving(second, sockets[1]):
+        proc = await asyncio.create_subprocess_exec(
+            str(NGINX), "-p", str(tmp_path), "-c", str(conf),
+            "-g", "daemon off; error_log stderr crit;")
+        try:
+            await wait_listening(edge_port, proc, timeout=HANG)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge_port}",
+                                         timeout=HANG) as client:
+                async with serving(first, sockets[0]):
+                    paths = [newest_part(e) for _ in range(4)]
+                    for path in paths:
+                        assert (await client.get(path)).status_code == 200
+                    assert sum(first.count(p) for p in paths) == 2
+                    assert sum(second.count(p) for p in paths) == 2
+                for _ in range(4):  # the first node's port refuses now
+                    path = newest_part(e)
+                    assert (await client.get(path)).status_code == 200
+                    assert (first.count(path), second.count(path)) == (0, 1)
+        finally:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), HANG)

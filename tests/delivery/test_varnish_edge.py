@@ -9,12 +9,10 @@ and writes each viewer's token into the one cached playlist (ESI).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +26,9 @@ from tests.delivery.test_nginx_edge import (
     Directory,
     Edge,
     listening_socket,
+    newest_part,
+    serving,
+    two_nodes,
 )
 from tests.llhls_rules import check_media_playlist, check_multivariant, check_reload
 from tests.media.conftest import until
@@ -251,43 +252,19 @@ async def test_signed_playback_one_cache_entry_per_object_whatever_the_token(
         assert access_checks(edge) - checks_before == VIEWERS
 
 
-@asynccontextmanager
-async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    """`app` on uvicorn over `sock`, until the block ends (then its port refuses)."""
-    server = uvicorn.Server(
-        uvicorn.Config(Alive(app), log_level="warning", lifespan="off", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await until(lambda: server.started, limit=HANG, what="an origin to serve")
-        yield
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, HANG)
-
-
 async def test_the_edge_asks_the_next_node_while_the_first_is_down(tmp_path: Path) -> None:
     """Two nodes in the VCL's list (each answers any playback id): everything goes to the
     first while it answers; once it is down the probe skips it and the second answers;
     once it is back, everything goes to it again."""
-    presentation = Presentation("p1", low_latency=True, part_target=PART, clock=lambda: 0.0)
-    presentation.add_rendition("video", bandwidth=3_000_000, average_bandwidth=2_700_000,
-                               frame_rate=30.0).set_init(INIT)
-    first, second = (Counted(create_origin_app(Directory(presentation))) for _ in range(2))
-    sockets = [listening_socket(), listening_socket()]
+    e, second, sockets = two_nodes()
+    first = e.origin
     ports = [s.getsockname()[1] for s in sockets]
-    e = VarnishEdge("", first, presentation, [])
-    for _ in range(10):
-        e.add()
-
-    def newest_part() -> str:
-        e.add()
-        return f"/live/p1/video/part-{e.window.last_msn}.{e.window.last_part}.m4s"
 
     async def served_by(origin: Counted, client: httpx.AsyncClient) -> None:
         """Ask for new parts until one is answered (200) by `origin`."""
         deadline = asyncio.get_running_loop().time() + HANG
         while True:
-            path = newest_part()
+            path = newest_part(e)
             r = await client.get(path)
             if r.status_code == 200 and origin.count(path) == 1:
                 return
@@ -295,21 +272,21 @@ async def test_the_edge_asks_the_next_node_while_the_first_is_down(tmp_path: Pat
             assert asyncio.get_running_loop().time() < deadline, "no failover"
             await asyncio.sleep(0.1)
 
-    async with (serving(second, sockets[1]),
+    async with (serving(Alive(second), sockets[1]),
                 varnish_edge(tmp_path, ports[0], more_origins=(ports[1],)) as url,
                 httpx.AsyncClient(base_url=url, timeout=HANG) as client):
-        async with serving(first, sockets[0]):
+        async with serving(Alive(first), sockets[0]):
             for _ in range(3):
-                path = newest_part()
+                path = newest_part(e)
                 assert (await client.get(path)).status_code == 200
                 assert (first.count(path), second.count(path)) == (1, 0)
         # The first node is gone: its port refuses.
         await served_by(second, client)
         for _ in range(3):  # marked sick now: the second is asked straight away
-            path = newest_part()
+            path = newest_part(e)
             assert (await client.get(path)).status_code == 200 and second.count(path) == 1
         assert first.count(path) == 0
         # Back on its address: the first in the list again once its probes pass.
         back = listening_socket(ports[0])
-        async with serving(first, back):
+        async with serving(Alive(first), back):
             await served_by(first, client)
