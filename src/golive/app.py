@@ -15,9 +15,11 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -127,7 +129,7 @@ from golive.recording import (
     VodCatalog,
     open_storage,
 )
-from golive.settings import Settings
+from golive.settings import Settings, SettingsProblem
 from golive.store import (
     AssetStore,
     ChatStore,
@@ -164,11 +166,33 @@ READY_METRIC_WAIT = 0.1
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
+
+
+@contextlib.contextmanager
+def _listening(what: str, setting: str, host: str, port: int) -> Iterator[None]:
+    """An address this node cannot listen on (taken, not this host's, not allowed) stops
+    it with the setting to change, as a settings problem, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        # The system's words for the errno: asyncio's and uvloop's own messages repeat the
+        # address, and uvloop's for a datagram socket keeps the errno in its cause.
+        cause = exc.__cause__ if exc.errno is None else exc
+        errno = cause.errno if isinstance(cause, OSError) else None
+        reason = os.strerror(errno) if errno else str(exc)
+        raise SettingsProblem(
+            f"cannot listen for {what} on {host}:{port}: {reason}; stop what "
+            f"holds that address, or set {setting} (GOLIVE_{setting.upper()}) to another"
+        ) from exc
 
 
 class _NoPresentations:
@@ -565,7 +589,8 @@ class Golive:
 
         self.http = self._build_http()
         await self._warm_routes()
-        self._http_socket = _bind(s.host, s.http_port)
+        with _listening("HTTP", "http_port", s.host, s.http_port):
+            self._http_socket = _bind(s.host, s.http_port)
         # /live/ (playlists and media, the bulk of all requests) goes straight to the
         # origin; everything else through FastAPI's routing.
         from golive.delivery import create_origin_app
@@ -603,7 +628,8 @@ class Golive:
         }
         if s.rtmp_port or s.rtmp_port == 0:
             self.rtmp = RtmpServer(self.publish_target, host=s.host, port=s.rtmp_port, **rtmp_options)
-            await self.rtmp.start()
+            with _listening("RTMP", "rtmp_port", s.host, s.rtmp_port):
+                await self.rtmp.start()
         if s.rtmps_port is not None:
             if tls is None:
                 raise RuntimeError("rtmps_port needs tls_cert and tls_key")
@@ -612,7 +638,8 @@ class Golive:
                 self.publish_target, host=s.host, port=s.rtmps_port, ssl_context=context,
                 max_tls_handshakes=s.tls_max_handshakes, **rtmp_options
             )
-            await self.rtmps.start()
+            with _listening("RTMPS", "rtmps_port", s.host, s.rtmps_port):
+                await self.rtmps.start()
         if s.srt_port is not None:
             store = self.store
             self.srt = SrtServer(
@@ -625,7 +652,8 @@ class Golive:
                 media_timeout=s.srt_media_timeout,
                 max_connections=s.max_publishers * 2,
             )
-            await self.srt.start()
+            with _listening("SRT", "srt_port", s.host, s.srt_port):
+                await self.srt.start()
 
         self.metrics = NodeMetrics(MetricSources(
             hub=self.hub, origin=self.origin.stats, pipeline=self.pipeline, srt=self.srt,

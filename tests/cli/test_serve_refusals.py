@@ -5,6 +5,7 @@ exit code 2, no traceback, and no node started.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -139,3 +140,37 @@ def test_half_a_certificate_or_a_wrong_key_is_refused(started: list[Settings],
                                       "--tls-key", str(good.key)])
     assert result.exit_code == 0, result.output
     assert started[0].http_scheme == "https"
+
+
+@pytest.mark.parametrize(("what", "setting", "kind"), [
+    ("HTTP", "http_port", socket.SOCK_STREAM),
+    ("RTMP", "rtmp_port", socket.SOCK_STREAM),
+    ("SRT", "srt_port", socket.SOCK_DGRAM),
+])
+def test_an_address_another_program_holds_is_named_with_its_setting(
+        tmp_path: Path, what: str, setting: str, kind: socket.SocketKind) -> None:
+    """A port already taken (the commonest first-run problem: another server on 8080)
+    stops the node with the address and the setting to change, not a traceback."""
+    with socket.socket(socket.AF_INET, kind) as held:
+        held.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            held.listen()
+        port = held.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
+        env.update(
+            GOLIVE_DATA_DIR=str(tmp_path / "data"),
+            GOLIVE_CONFIG=str(tmp_path / "none.toml"),
+            GOLIVE_HOST="127.0.0.1",
+            GOLIVE_HTTP_PORT="0",
+            GOLIVE_RTMP_PORT="0",
+            GOLIVE_SRT_PORT="0",
+        )
+        env[f"GOLIVE_{setting.upper()}"] = str(port)
+        # The timeout only guards against a node that starts anyway.
+        proc = subprocess.run([sys.executable, "-m", "golive", "serve"], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (f"Error: cannot listen for {what} on 127.0.0.1:{port}: Address already in use"
+            in proc.stderr), proc.stderr
+    assert f"set {setting} (GOLIVE_{setting.upper()}) to another" in proc.stderr

@@ -154,5 +154,8 @@ def serve(ctx: click.Context, /, serve_config: Path | None, **values: Any) -> No
         raise refuse(problem) from None
     from golive.app import run_server
 
-    run_server(settings)
+    try:
+        run_server(settings)
+    except SettingsProblem as problem:  # found while starting: an address it cannot listen on
+        raise refuse(problem) from None
 
