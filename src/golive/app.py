@@ -631,8 +631,7 @@ class Golive:
             with _listening("RTMP", "rtmp_port", s.host, s.rtmp_port):
                 await self.rtmp.start()
         if s.rtmps_port is not None:
-            if tls is None:
-                raise RuntimeError("rtmps_port needs tls_cert and tls_key")
+            assert tls is not None  # (check_tls refuses rtmps_port without it)
             context = tls
             self.rtmps = RtmpServer(
                 self.publish_target, host=s.host, port=s.rtmps_port, ssl_context=context,

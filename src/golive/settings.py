@@ -659,6 +659,11 @@ class Settings(BaseSettings):
         a wrong path or a key of another certificate stops the node before it listens.
         """
         if self.tls_cert is None and self.tls_key is None:
+            if self.rtmps_port is not None:
+                raise SettingsProblem(
+                    "rtmps_port is set but tls_cert and tls_key are not: RTMPS needs a PEM "
+                    "certificate chain and its private key (GOLIVE_TLS_CERT, GOLIVE_TLS_KEY); "
+                    "or leave rtmps_port unset for RTMP only.")
             return None
         if self.tls_cert is None or self.tls_key is None:
             given, missing = (("tls_cert", "tls_key") if self.tls_key is None

@@ -140,6 +140,10 @@ def test_half_a_certificate_or_a_wrong_key_is_refused(started: list[Settings],
                                       "--tls-key", str(good.key)])
     assert result.exit_code == 0, result.output
     assert started[0].http_scheme == "https"
+    # RTMPS needs the same pair.
+    out = refused(CliRunner().invoke(cli, ["serve", "--rtmps-port", "1936"]))
+    assert "rtmps_port is set but tls_cert and tls_key are not" in out
+    assert len(started) == 1
 
 
 @pytest.mark.parametrize(("what", "setting", "kind"), [
