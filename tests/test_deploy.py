@@ -102,13 +102,23 @@ def test_compose_services_fit_together(compose: dict[str, Any]) -> None:
         assert settings.redis_url and settings.database_url
         prometheus = services["prometheus"]["networks"]["golive"]["ipv4_address"]
         assert any(ipaddress.ip_address(prometheus) in n for n in settings.metrics_networks)
-    edge = " ".join(services["varnish"]["command"])
-    assert f"s/{{{{ORIGIN_PORT}}}}/{port}/" in edge and "s/{{ORIGIN_HOST}}/golive-1/" in edge
-    # The edge's sed fills every placeholder of the VCL template (first one per line).
-    vcl = (DEPLOY / "varnish" / "golive.vcl").read_text()
-    for old, new in re.findall(r"s/(\{\{[A-Z_]+\}\})/([^/]+)/", edge):
-        vcl = "\n".join(line.replace(old, new, 1) for line in vcl.splitlines())
-    assert '.host = "golive-1";' in vcl and f'.port = "{port}";' in vcl
+    # The edge: render.sh writes the VCL for both nodes, by address, node 1 first.
+    edge = shlex.split(" ".join(services["varnish"]["command"]))
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in services["varnish"]["volumes"]}
+    assert mounted["/etc/golive/render.sh"] == "../varnish/render.sh"
+    assert mounted["/etc/golive/golive.vcl"] == "../varnish/golive.vcl"
+    render = edge.index("/etc/golive/render.sh")
+    origins = edge[render + 1:edge.index("<")]
+    assert edge[render - 1] == "sh" and edge[edge.index("<") + 1] == "/etc/golive/golive.vcl"
+    addresses = [services[n]["networks"]["golive"]["ipv4_address"] for n in NODES]
+    assert origins == [f"{a}:{port}" for a in addresses]
+    vcl = subprocess.run(["sh", str(DEPLOY / "varnish" / "render.sh"), *origins],
+                         stdin=(DEPLOY / "varnish" / "golive.vcl").open("rb"),
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    for name, address in zip(("golive", "golive2"), addresses, strict=True):
+        backend = vcl.split(f"backend {name} {{", 1)[1].split("\n}", 1)[0]
+        assert f'.host = "{address}";' in backend and f'.port = "{port}";' in backend
+        assert f"    origins.add_backend({name});" in vcl
     assert "{{" not in vcl
 
     scraped = yaml.safe_load((COMPOSE.parent / "prometheus.yml").read_text())

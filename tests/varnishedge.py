@@ -13,6 +13,7 @@ from tests.nginxedge import free_port, wait_listening
 
 VARNISHD = Path("/usr/sbin/varnishd")
 EDGE_VCL = Path(__file__).resolve().parents[1] / "deploy" / "varnish" / "golive.vcl"
+RENDER = EDGE_VCL.with_name("render.sh")
 
 
 LIVENESS_PATH = "/healthz"
@@ -40,24 +41,15 @@ class Alive:
 
 
 def render_vcl(tmp: Path, origin_port: int, more_origins: tuple[int, ...] = ()) -> Path:
-    """Write the VCL with the origin's address filled in into `tmp`; returns its path.
-    `more_origins`: further nodes' ports, added as the VCL's "Origins" comment says (a
-    backend like the first for each, then a line in vcl_init), in that order."""
-    rendered = (EDGE_VCL.read_text()
-                .replace("{{ORIGIN_HOST}}", "127.0.0.1")
-                .replace("{{ORIGIN_PORT}}", str(origin_port)))
+    """Write the VCL for the origin on 127.0.0.1:origin_port (then `more_origins`, in the
+    order the edge tries them) into `tmp`, rendered by deploy/varnish/render.sh as a user
+    would; returns its path."""
+    origins = [f"127.0.0.1:{port}" for port in (origin_port, *more_origins)]
+    done = subprocess.run(["sh", str(RENDER), *origins], stdin=EDGE_VCL.open("rb"),
+                          capture_output=True, check=True, timeout=30)
+    rendered = done.stdout.decode()
     assert "{{" not in rendered
-    start = rendered.index("backend golive {")
-    block = rendered[start:rendered.index("\n}\n", start) + 3]
-    first = "origins.add_backend(golive);"
-    assert block.count(f'"{origin_port}"') == 1 and rendered.count(first) == 1
-    blocks, adds = [block], [first]
-    for n, port in enumerate(more_origins, start=2):
-        blocks.append(block.replace("backend golive {", f"backend golive{n} {{")
-                      .replace(f'"{origin_port}"', f'"{port}"'))
-        adds.append(f"origins.add_backend(golive{n});")
-    rendered = (rendered.replace(block, "\n".join(blocks), 1)
-                .replace(first, "\n    ".join(adds), 1))
+    assert rendered.count("\n    origins.add_backend(golive") == len(origins)
     path = tmp / "golive.vcl"
     path.write_text(rendered)
     return path

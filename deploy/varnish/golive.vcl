@@ -1,8 +1,11 @@
 vcl 4.1;
 # golive edge cache: Varnish (7.1) in front of a golive origin's LL-HLS output.
 #
-# A template: replace {{ORIGIN_HOST}} and {{ORIGIN_PORT}} (a golive node's HTTP address).
-# Several nodes of one cluster: see "Origins" below.
+# A template: replace {{ORIGIN_HOST}} and {{ORIGIN_PORT}} (a golive node's HTTP address),
+# or let render.sh beside it do that for one node or several (see "Origins" below):
+#
+#   sh render.sh 10.0.0.5:8080 10.0.0.6:8080 < golive.vcl > /etc/varnish/golive.vcl
+#
 # Run varnishd with ESI allowed on text that is not XML (playlists start with #EXTM3U):
 #
 #   varnishd -a :6081 -f /etc/varnish/golive.vcl -s malloc,1g \
@@ -38,7 +41,8 @@ import directors;
 # the waiting list has already made each object one fetch, whichever node it goes to). A
 # node that fails two of three probes a second apart is skipped until it answers again.
 # More nodes: a backend like `golive` for each (its own name, host and port, the same
-# probe), then one `origins.add_backend(NAME);` each in vcl_init, in the order to try.
+# probe), then one `origins.add_backend(NAME);` each in vcl_init, in the order to try;
+# render.sh writes them from a list of HOST:PORT.
 probe golive_alive {
     .url = "/healthz";
     .interval = 1s;

@@ -9,6 +9,8 @@ and writes each viewer's token into the one cached playlist (ESI).
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from tests.delivery.test_nginx_edge import (
 )
 from tests.llhls_rules import check_media_playlist, check_multivariant, check_reload
 from tests.media.conftest import until
-from tests.varnishedge import VARNISHD, Alive, varnish_edge
+from tests.varnishedge import EDGE_VCL, RENDER, VARNISHD, Alive, varnish_edge
 
 from golive.delivery import PlaybackAccess
 from golive.delivery.origin import ESI_TOKEN_INCLUDE, TOKEN_PLACEHOLDER, create_origin_app
@@ -290,3 +292,29 @@ async def test_the_edge_asks_the_next_node_while_the_first_is_down(tmp_path: Pat
         back = listening_socket(ports[0])
         async with serving(Alive(first), back):
             await served_by(first, client)
+
+
+def test_render_writes_a_backend_per_node_that_varnish_compiles(tmp_path: Path) -> None:
+    """deploy/varnish/render.sh: one backend per HOST:PORT (an IPv6 address in brackets),
+    each in the director in the order given, the template's placeholders all filled, and
+    varnishd's compiler takes it; anything but HOST:PORT is refused before any output."""
+    origins = ["127.0.0.1:8081", "[::1]:8082", "localhost:8083"]
+    done = subprocess.run(["sh", str(RENDER), *origins], stdin=EDGE_VCL.open("rb"),
+                          capture_output=True, text=True, timeout=HANG, check=True)
+    vcl = done.stdout
+    hosts = re.findall(r'^backend (\w+) \{\n    \.host = "([^"]+)";\n    \.port = "(\d+)";',
+                       vcl, re.M)
+    assert hosts == [("golive", "127.0.0.1", "8081"), ("golive2", "::1", "8082"),
+                     ("golive3", "localhost", "8083")]
+    assert re.findall(r"^    origins\.add_backend\((\w+)\);$", vcl, re.M) == [
+        "golive", "golive2", "golive3"]
+    assert "{{" not in vcl
+    (tmp_path / "golive.vcl").write_text(vcl)
+    compiled = subprocess.run([str(VARNISHD), "-C", "-j", "none", "-n", str(tmp_path / "v"),
+                               "-f", str(tmp_path / "golive.vcl")],
+                              capture_output=True, text=True, timeout=HANG, check=False)
+    assert compiled.returncode == 0, compiled.stderr[-2000:]
+    for bad in ([], ["127.0.0.1"], ["127.0.0.1:"], ["a b:1"], ["x:1;y"], ['"x":1']):
+        refused = subprocess.run(["sh", str(RENDER), *bad], stdin=EDGE_VCL.open("rb"),
+                                 capture_output=True, text=True, timeout=HANG, check=False)
+        assert refused.returncode == 2 and not refused.stdout and refused.stderr, bad
