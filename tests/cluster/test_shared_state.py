@@ -51,9 +51,10 @@ async def _pair(tmp_path: Path, redis: RedisServer, **overrides: Any
         yield a, b, prefix
 
 
-def _site(node: ChatNode) -> httpx.AsyncClient:
+def _site(node: ChatNode, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:
     base = node.node.http_url
-    return httpx.AsyncClient(base_url=base, headers={"origin": base}, timeout=10)
+    return httpx.AsyncClient(base_url=base, headers={"origin": base}, timeout=10,
+                             cookies=cookies)
 
 
 async def _login(node: ChatNode) -> str:
@@ -66,8 +67,8 @@ async def _login(node: ChatNode) -> str:
 
 
 async def _signed_in(node: ChatNode, cookie: str) -> bool:
-    async with _site(node) as site:
-        answer = await site.get("/studio", cookies={SESSION_COOKIE: cookie})
+    async with _site(node, {SESSION_COOKIE: cookie}) as site:
+        answer = await site.get("/studio")
     if answer.status_code == 200:
         return True
     assert answer.status_code == 303 and answer.headers["location"] == "/studio/login"
@@ -76,9 +77,8 @@ async def _signed_in(node: ChatNode, cookie: str) -> bool:
 
 async def _logout(node: ChatNode, cookie: str) -> None:
     csrf = SessionSigner(SECRET.encode()).csrf_token(cookie.split(".")[0])
-    async with _site(node) as site:
-        answer = await site.post("/studio/logout", data={"csrf": csrf},
-                                 cookies={SESSION_COOKIE: cookie})
+    async with _site(node, {SESSION_COOKIE: cookie}) as site:
+        answer = await site.post("/studio/logout", data={"csrf": csrf})
     assert answer.status_code == 303, answer.text
 
 
