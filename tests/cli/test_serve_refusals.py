@@ -41,26 +41,21 @@ def refused(result: Result) -> str:
     return result.output
 
 
-def test_a_short_admin_token_is_refused_from_a_real_process(tmp_path: Path) -> None:
+def serve_in_a_process(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`golive serve` in a process of its own with `settings` (by field name), a data dir,
+    no settings file and every listener on 127.0.0.1 on a free port; the timeout only
+    guards against a node that starts anyway."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
-    env.update(
-        GOLIVE_ADMIN_TOKEN="hunter2-hunter2",
-        GOLIVE_DATA_DIR=str(tmp_path / "data"),
-        GOLIVE_CONFIG=str(tmp_path / "none.toml"),
-        GOLIVE_HOST="127.0.0.1",
-        GOLIVE_HTTP_PORT="0",
-        GOLIVE_RTMP_PORT="0",
-        GOLIVE_SRT_PORT="0",
-    )
-    # The timeout only guards against a node that starts anyway; refusing takes an import.
-    proc = subprocess.run(
-        [sys.executable, "-m", "golive", "serve"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env.update(GOLIVE_DATA_DIR=str(tmp_path / "data"), GOLIVE_CONFIG=str(tmp_path / "none.toml"),
+               GOLIVE_HOST="127.0.0.1", GOLIVE_HTTP_PORT="0", GOLIVE_RTMP_PORT="0",
+               GOLIVE_SRT_PORT="0")
+    env.update({f"GOLIVE_{name.upper()}": value for name, value in settings.items()})
+    return subprocess.run([sys.executable, "-m", "golive", "serve"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_short_admin_token_is_refused_from_a_real_process(tmp_path: Path) -> None:
+    proc = serve_in_a_process(tmp_path, admin_token="hunter2-hunter2")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "GOLIVE_ADMIN_TOKEN" in proc.stderr and "15 characters" in proc.stderr
@@ -160,19 +155,7 @@ def test_an_address_another_program_holds_is_named_with_its_setting(
         if kind == socket.SOCK_STREAM:
             held.listen()
         port = held.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
-        env.update(
-            GOLIVE_DATA_DIR=str(tmp_path / "data"),
-            GOLIVE_CONFIG=str(tmp_path / "none.toml"),
-            GOLIVE_HOST="127.0.0.1",
-            GOLIVE_HTTP_PORT="0",
-            GOLIVE_RTMP_PORT="0",
-            GOLIVE_SRT_PORT="0",
-        )
-        env[f"GOLIVE_{setting.upper()}"] = str(port)
-        # The timeout only guards against a node that starts anyway.
-        proc = subprocess.run([sys.executable, "-m", "golive", "serve"], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        proc = serve_in_a_process(tmp_path, **{setting: str(port)})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert (f"Error: cannot listen for {what} on 127.0.0.1:{port}: Address already in use"

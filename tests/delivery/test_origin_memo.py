@@ -123,20 +123,29 @@ async def test_each_request_is_checked_and_counted_though_its_answer_is_kept(
         assert (await asyncio.wait_for(held, HANG)).status_code == 200
 
 
-async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
-        directory: Directory, feed: Feed) -> None:
+def _sessions_origin(directory: Directory, *, signed: bool) -> tuple[KeyRing, Origin]:
+    """An origin for "p1" (signed or public) that writes session tokens into playlists."""
     ring = KeyRing()
     ring.add_key("k1")
-    ring.add_playback("p1", signed=True)
-    origin = create_origin_app(directory, access=PlaybackAccess(
+    ring.add_playback("p1", signed=signed)
+    return ring, create_origin_app(directory, access=PlaybackAccess(
         ring, session_key=session_key_from(b"cluster secret")))
+
+
+async def _session(client: httpx.AsyncClient, ring: KeyRing, expires_in: int) -> str:
+    """The session token the multivariant gives a viewer with a new token for "p1"."""
+    r = await client.get("/live/p1.m3u8",
+                         params={"token": ring.token("p1", expires_in=expires_in)})
+    media = next(line for line in r.text.splitlines() if line.endswith("/video.m3u8"))
+    return media.split("/")[1]
+
+
+async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
+        directory: Directory, feed: Feed) -> None:
+    ring, origin = _sessions_origin(directory, signed=True)
     async with origin_client(origin, "http") as client:
-        sessions = []
-        for expires_in in (3600, 7200):  # two viewers' tokens: two sessions
-            r = await client.get("/live/p1.m3u8",
-                                 params={"token": ring.token("p1", expires_in=expires_in)})
-            media = next(line for line in r.text.splitlines() if line.endswith("/video.m3u8"))
-            sessions.append(media.split("/")[1])
+        sessions = [await _session(client, ring, expires_in)  # two viewers' tokens
+                    for expires_in in (3600, 7200)]
         assert sessions[0] != sessions[1]
         msn, idx = feed.window.last_msn, feed.window.last_part
         for rest in ("video.m3u8", f"video/part-{msn}.{idx}.m4s"):
@@ -155,17 +164,11 @@ async def test_signed_viewers_share_what_is_kept_and_each_session_is_verified(
 @pytest.mark.parametrize("signed", [False, True], ids=["public", "signed"])
 async def test_a_segment_without_a_sessions_form_is_no_session_though_an_answer_is_kept(
         directory: Directory, feed: Feed, signed: bool) -> None:
-    ring = KeyRing()
-    ring.add_key("k1")
-    ring.add_playback("p1", signed=signed)
-    origin = create_origin_app(directory, access=PlaybackAccess(
-        ring, session_key=session_key_from(b"cluster secret")))
+    ring, origin = _sessions_origin(directory, signed=signed)
     async with origin_client(origin, "http") as client:
-        session = "gs1.k1.1.AAAAAAAAAAAAAAAAAAAAAA"  # any, for a public id
-        if signed:
-            r = await client.get("/live/p1.m3u8", params={"token": ring.token("p1")})
-            media = next(line for line in r.text.splitlines() if line.endswith("/video.m3u8"))
-            session = media.split("/")[1]
+        # A public id's playlists name no session: any of the form will do.
+        session = (await _session(client, ring, 3600) if signed
+                   else "gs1.k1.1.AAAAAAAAAAAAAAAAAAAAAA")
         # A session's form (a public id plays below any), and its answer kept.
         for _ in range(2):
             assert (await client.get(f"/live/p1/{session}/video.m3u8")).status_code == 200
