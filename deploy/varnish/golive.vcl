@@ -84,11 +84,27 @@ sub vcl_recv {
         unset req.http.X-Golive-Token;
         unset req.http.X-Golive-Edge;
     }
+    if (req.http.Upgrade ~ "(?i)^websocket$") {
+        # Chat (/chat/): the WebSocket goes to the node as it is (see vcl_pipe), with the
+        # viewer's address in X-Forwarded-For (list the edge in the node's
+        # trusted_proxies: chat bans and limits are per address). A piped connection is
+        # closed after pipe_timeout (60 s) without a byte; the node pings every 20 s.
+        return (pipe);
+    }
     if (req.url ~ "^/live/") {
         call golive_live;
     }
     # Anything else (pages, API, VOD): Varnish's built-in rules, which pass requests
     # with cookies or Authorization and cache the rest as the origin's headers say.
+}
+
+sub vcl_pipe {
+    # Varnish pipes a request with "Connection: close" of its own; a WebSocket's upgrade
+    # must reach the node.
+    if (req.http.Upgrade) {
+        set bereq.http.Upgrade = req.http.Upgrade;
+        set bereq.http.Connection = req.http.Connection;
+    }
 }
 
 sub golive_live {

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import websockets.asyncio.client
 from tests.media.conftest import until
 from tests.nginxedge import NGINX, free_port, render_edge, wait_listening
 
@@ -268,8 +269,8 @@ async def test_an_expired_playlist_is_fetched_again_never_served_stale(
 @asynccontextmanager
 async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
     """`app` on uvicorn over `sock`, until the block ends (then its port refuses)."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                           access_log=False, ws="websockets-sansio"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await until(lambda: server.started, limit=HANG, what="an origin to serve")
@@ -328,3 +329,53 @@ async def test_the_edge_asks_another_node_when_one_refuses(tmp_path: Path) -> No
         finally:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), HANG)
+
+
+class ChatEcho:
+    """An origin whose WebSockets (chat's) say what path and X-Forwarded-For they came
+    with, then send every text frame back; anything else goes to `app`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        forwarded = dict(scope["headers"]).get(b"x-forwarded-for", b"-").decode()
+        await send({"type": "websocket.send", "text": f"{scope['path']} for {forwarded}"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message.get("text") or ""})
+
+
+async def chat_through(edge_url: str) -> list[str]:
+    """What a chat WebSocket through the edge hears: its greeting, then two echoes."""
+    url = edge_url.replace("http://", "ws://") + "/chat/p1"
+    async with websockets.asyncio.client.connect(url, open_timeout=HANG) as ws:
+        heard = [str(await asyncio.wait_for(ws.recv(), HANG))]
+        for text in ("hello", "again"):
+            await ws.send(text)
+            heard.append(str(await asyncio.wait_for(ws.recv(), HANG)))
+    return heard
+
+
+async def test_chat_websockets_pass_through_the_edge(tmp_path: Path) -> None:
+    """/chat/ through edge.conf: the upgrade reaches the node, frames go both ways, and
+    the node sees the viewer's address."""
+    e, _, sockets = two_nodes()
+    port = sockets[0].getsockname()[1]
+    edge_port = free_port()
+    conf = render_edge(tmp_path, f"127.0.0.1:{port}", f"127.0.0.1:{edge_port}")
+    async with serving(ChatEcho(e.origin), sockets[0]):
+        proc = await asyncio.create_subprocess_exec(
+            str(NGINX), "-p", str(tmp_path), "-c", str(conf),
+            "-g", "daemon off; error_log stderr crit;")
+        try:
+            await wait_listening(edge_port, proc, timeout=HANG)
+            heard = await chat_through(f"http://127.0.0.1:{edge_port}")
+        finally:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), HANG)
+    assert heard == ["/chat/p1 for 127.0.0.1", "hello", "again"]

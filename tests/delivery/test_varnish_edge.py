@@ -24,9 +24,11 @@ from tests.delivery.test_nginx_edge import (
     HANG,
     INIT,
     PART,
+    ChatEcho,
     Counted,
     Directory,
     Edge,
+    chat_through,
     listening_socket,
     newest_part,
     serving,
@@ -318,3 +320,14 @@ def test_render_writes_a_backend_per_node_that_varnish_compiles(tmp_path: Path) 
         refused = subprocess.run(["sh", str(RENDER), *bad], stdin=EDGE_VCL.open("rb"),
                                  capture_output=True, text=True, timeout=HANG, check=False)
         assert refused.returncode == 2 and not refused.stdout and refused.stderr, bad
+
+
+async def test_chat_websockets_are_piped_to_the_node(tmp_path: Path) -> None:
+    """/chat/ through golive.vcl: the upgrade reaches the node (piped), frames go both
+    ways, and the node sees the viewer's address."""
+    e, _, sockets = two_nodes()
+    port = sockets[0].getsockname()[1]
+    async with (serving(Alive(ChatEcho(e.origin)), sockets[0]),
+                varnish_edge(tmp_path, port) as url):
+        heard = await chat_through(url)
+    assert heard == ["/chat/p1 for 127.0.0.1", "hello", "again"]
