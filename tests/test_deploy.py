@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from tests.varnishedge import run_render
 
 from golive.settings import Settings
 from golive.web.assets import HLS_JS, STATIC_DIR
@@ -112,9 +113,9 @@ def test_compose_services_fit_together(compose: dict[str, Any]) -> None:
     assert edge[render - 1] == "sh" and edge[edge.index("<") + 1] == "/etc/golive/golive.vcl"
     addresses = [services[n]["networks"]["golive"]["ipv4_address"] for n in NODES]
     assert origins == [f"{a}:{port}" for a in addresses]
-    vcl = subprocess.run(["sh", str(DEPLOY / "varnish" / "render.sh"), *origins],
-                         stdin=(DEPLOY / "varnish" / "golive.vcl").open("rb"),
-                         capture_output=True, text=True, check=True, timeout=30).stdout
+    rendered = run_render(*origins)
+    assert rendered.returncode == 0, rendered.stderr
+    vcl = rendered.stdout
     for name, address in zip(("golive", "golive2"), addresses, strict=True):
         backend = vcl.split(f"backend {name} {{", 1)[1].split("\n}", 1)[0]
         assert f'.host = "{address}";' in backend and f'.port = "{port}";' in backend

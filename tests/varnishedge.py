@@ -40,14 +40,20 @@ class Alive:
         await self.app(scope, receive, send)
 
 
+def run_render(*origins: str) -> subprocess.CompletedProcess[str]:
+    """deploy/varnish/render.sh run on golive.vcl for `origins` (HOST:PORT), as a user runs it."""
+    return subprocess.run(["sh", str(RENDER), *origins], input=EDGE_VCL.read_text(),
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
 def render_vcl(tmp: Path, origin_port: int, more_origins: tuple[int, ...] = ()) -> Path:
     """Write the VCL for the origin on 127.0.0.1:origin_port (then `more_origins`, in the
     order the edge tries them) into `tmp`, rendered by deploy/varnish/render.sh as a user
     would; returns its path."""
     origins = [f"127.0.0.1:{port}" for port in (origin_port, *more_origins)]
-    done = subprocess.run(["sh", str(RENDER), *origins], stdin=EDGE_VCL.open("rb"),
-                          capture_output=True, check=True, timeout=30)
-    rendered = done.stdout.decode()
+    done = run_render(*origins)
+    assert done.returncode == 0, done.stderr
+    rendered = done.stdout
     assert "{{" not in rendered
     assert rendered.count("\n    origins.add_backend(golive") == len(origins)
     path = tmp / "golive.vcl"

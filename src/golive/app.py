@@ -186,8 +186,7 @@ def _listening(what: str, setting: str, host: str, port: int) -> Iterator[None]:
     except OSError as exc:
         # The system's words for the errno: asyncio's and uvloop's own messages repeat the
         # address, and uvloop's for a datagram socket keeps the errno in its cause.
-        cause = exc.__cause__ if exc.errno is None else exc
-        errno = cause.errno if isinstance(cause, OSError) else None
+        errno = exc.errno or getattr(exc.__cause__, "errno", None)
         reason = os.strerror(errno) if errno else str(exc)
         raise SettingsProblem(
             f"cannot listen for {what} on {host}:{port}: {reason}; stop what "

@@ -36,7 +36,7 @@ from tests.delivery.test_nginx_edge import (
 )
 from tests.llhls_rules import check_media_playlist, check_multivariant, check_reload
 from tests.media.conftest import until
-from tests.varnishedge import EDGE_VCL, RENDER, VARNISHD, Alive, varnish_edge
+from tests.varnishedge import VARNISHD, Alive, run_render, varnish_edge
 
 from golive.delivery import PlaybackAccess
 from golive.delivery.origin import ESI_TOKEN_INCLUDE, TOKEN_PLACEHOLDER, create_origin_app
@@ -301,8 +301,8 @@ def test_render_writes_a_backend_per_node_that_varnish_compiles(tmp_path: Path) 
     each in the director in the order given, the template's placeholders all filled, and
     varnishd's compiler takes it; anything but HOST:PORT is refused before any output."""
     origins = ["127.0.0.1:8081", "[::1]:8082", "localhost:8083"]
-    done = subprocess.run(["sh", str(RENDER), *origins], stdin=EDGE_VCL.open("rb"),
-                          capture_output=True, text=True, timeout=HANG, check=True)
+    done = run_render(*origins)
+    assert done.returncode == 0, done.stderr
     vcl = done.stdout
     hosts = re.findall(r'^backend (\w+) \{\n    \.host = "([^"]+)";\n    \.port = "(\d+)";',
                        vcl, re.M)
@@ -317,8 +317,7 @@ def test_render_writes_a_backend_per_node_that_varnish_compiles(tmp_path: Path) 
                               capture_output=True, text=True, timeout=HANG, check=False)
     assert compiled.returncode == 0, compiled.stderr[-2000:]
     for bad in ([], ["127.0.0.1"], ["127.0.0.1:"], ["a b:1"], ["x:1;y"], ['"x":1']):
-        refused = subprocess.run(["sh", str(RENDER), *bad], stdin=EDGE_VCL.open("rb"),
-                                 capture_output=True, text=True, timeout=HANG, check=False)
+        refused = run_render(*bad)
         assert refused.returncode == 2 and not refused.stdout and refused.stderr, bad
 
 
