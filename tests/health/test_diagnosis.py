@@ -115,6 +115,20 @@ def test_bitrate_envelope(kbps: float, speed: float, words: str) -> None:
     assert words in cause
 
 
+def test_a_healthy_radio_show_fires_nothing_under_the_pictures_floor() -> None:
+    # Sound alone at 64 kbit/s: the bitrate floor is a picture's (150 kbit/s by default).
+    radio = facts(video_codec=None, video_profile=None, width=None, height=None,
+                  frame_rate=None, declared_frame_rate=None, video_bitrate_kbps=None,
+                  audio_bitrate_kbps=64.0, total_bitrate_kbps=64.0, keyframe_interval_s=None,
+                  video_frames=0, keyframes=0, av_drift_s=None)
+    assert SPEC.min_ingest_bitrate_kbps == 150
+    assert fired(signals(ingest=radio)) == set()
+    # Its ceiling still holds, and a picture at 64 kbit/s is still too low.
+    assert fired(signals(ingest=dataclasses.replace(radio, total_bitrate_kbps=9000.0))) == {
+        "ingest_bitrate"}
+    assert "ingest_bitrate" in fired(signals(ingest=facts(total_bitrate_kbps=64.0)))
+
+
 def test_reconnects_point_at_the_missing_backup_ingest() -> None:
     _, cause, fix = diagnose("reconnects", signals(reconnects=3))
     assert "no backup ingest" in cause and "backup key" in fix

@@ -7,7 +7,9 @@ import pytest
 from golive.media.command import (
     ANALYSIS_OUTPUT,
     CPU_ONLY,
+    WEBRTC_OUTPUT,
     EncoderCapabilities,
+    WebRtcRendition,
     build_command,
     filter_graph,
     frag_duration_us,
@@ -220,3 +222,22 @@ def test_the_analysis_output_adds_a_picture_branch_and_an_audio_chain() -> None:
     copy = plan_for(1920, 1080, 60, profile="passthrough")
     argv = build_command(copy, ffmpeg="ffmpeg", output_fds={"source": 4, ANALYSIS_OUTPUT: 9})
     assert "-filter_complex" not in argv
+
+
+def test_an_audio_only_ladder_is_one_aac_output_measured_beside_it() -> None:
+    radio = plan_ladder(load_profile("default"), SourceInfo(0, 0, 0, "unknown", True), "low")
+    plain = build_command(radio, ffmpeg="ffmpeg", output_fds={"audio": 3})
+    (output,) = outputs(plain)
+    assert output[:4] == ["-map", "0:a:0", "-af", "aresample=async=1"]
+    assert value(output, "-c:a") == "aac" and value(output, "-ar") == "48000"
+    assert value(output, "-frag_duration") == str(frag_duration_us(radio)) == "191000"
+    assert "-filter_complex" not in plain and "-c:v" not in plain and "libx264" not in plain
+    measured = build_command(radio, ffmpeg="ffmpeg",
+                             output_fds={"audio": 3, ANALYSIS_OUTPUT: 9})
+    graph = value(measured, "-filter_complex")
+    assert graph.startswith("[0:a:0]aresample=async=1,asplit=2[aout][alevel];[alevel]")
+    assert "pipe\\:9" in graph and value(measured, "-map") == "[aout]"
+    assert len(outputs(measured)) == 1
+    with pytest.raises(ValueError, match="no WebRTC output"):
+        build_command(radio, ffmpeg="ffmpeg", output_fds={"audio": 3, WEBRTC_OUTPUT: 4},
+                      webrtc=WebRtcRendition.for_plan(plan_for()))

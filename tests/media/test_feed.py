@@ -175,3 +175,31 @@ def test_date_lag_shows_input_arriving_later_than_its_media_time() -> None:
     for i in range(30, 70):
         flv.push(video(i * 33), arrived_at=50.8 + i * 0.033)
     assert flv.feed.date_lag == pytest.approx(0.8, abs=1e-6)
+
+
+def test_an_audio_only_input_starts_at_its_first_sound_and_takes_no_video() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=True, has_video=False)
+    for tag in [CONFIG[0], CONFIG[2], audio(500), video(510, key=True), audio(521)]:
+        flv.push(tag, arrived_at=100.0)
+    data = queued(flv.feed)
+    assert data.startswith(b"FLV\x01\x04")  # the header says audio alone
+    assert data.index(b"\xaf\x00") < data.index(b"\xaf\x01")  # configuration first
+    assert data.count(b"\xaf\x01") == 2 and KEYFRAME_PREFIX not in data
+    assert b"\x17\x00" not in data and flv.video_frames == 0
+    # Audio carries the timeline's clock: its media time and its date.
+    assert flv.feed.first_ts == 500 and flv.feed.media_seconds == 0.021
+    assert flv.feed.origin == 100.0 - 0.021
+    with pytest.raises(ValueError, match="audio or video"):
+        FlvInput(limit=1024 * 1024, has_audio=False, has_video=False)
+
+
+def test_an_audio_only_input_drops_until_any_frame_fits_again() -> None:
+    flv = FlvInput(limit=64 * 1024, has_audio=True, has_video=False)
+    flv.push(CONFIG[2])
+    results = [flv.push(audio(i * 21)) for i in range(400)]
+    assert sum(r.overflow for r in results) == 1 and flv.dropped_bytes > 0
+    assert flv.dropped_frames == 0  # (video frames: none)
+    flv.feed.chunks.clear()  # ffmpeg caught up
+    flv.feed.size = 0
+    flv.push(audio(400 * 21))  # no keyframe to wait for: the next frame is taken
+    assert flv.feed.size > 0 and not flv.feed.dropping

@@ -114,6 +114,11 @@ def test_low_ingest_bitrate_warns_once_per_crossing() -> None:
     assert codes[0][0] == 4 and codes[1][0] > 20 and not codes[0][2]
 
 
+def test_an_audio_only_ladder_has_no_step_to_take() -> None:
+    radio = plan_ladder(load_profile("default"), SourceInfo(0, 0, 0, "unknown", True), "low")
+    assert [(s.level, s.action) for s in degrade_steps(radio, libx264=True)] == [(0, "full")]
+
+
 def test_degrade_steps_cheapen_before_they_drop() -> None:
     plan = plan_720p(30)
     steps = degrade_steps(plan, libx264=True)

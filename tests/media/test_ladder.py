@@ -7,6 +7,7 @@ from fractions import Fraction
 import pytest
 
 from golive.media.ladder import (
+    AUDIO_ONLY_RENDITION,
     LadderError,
     SourceInfo,
     output_frame_rate,
@@ -225,9 +226,33 @@ def test_bandwidth_is_peak_with_audio_and_overhead() -> None:
     assert silent.renditions[0].bandwidth < plan.renditions[0].bandwidth
 
 
-def test_no_video_is_an_error() -> None:
-    with pytest.raises(LadderError, match="audio-only"):
-        plan_ladder(DEFAULT, source(0, 0), "low")
+def test_sound_alone_gets_one_aac_rendition_of_whole_frames() -> None:
+    plan = plan_ladder(DEFAULT, source(0, 0, codec="unknown"), "low")
+    assert plan.audio_only and plan.has_audio
+    (audio,) = plan.renditions
+    assert (audio.name, audio.width, audio.height, audio.frame_rate) == (AUDIO_ONLY_RENDITION,
+                                                                          0, 0, 0)
+    assert audio.audio_bitrate == 128_000 and audio.video_bitrate == 0
+    assert audio.average_bandwidth < audio.bandwidth and audio.bandwidth > 128_000
+    # 48 kHz: 1024-sample frames of 21.33 ms; nine fit in the 200 ms part target, and
+    # segments are five parts (the profile's 1 s GOP) or ten (standard latency's 2 s).
+    frame = Fraction(1024, 48_000)
+    assert plan.part_target == float(9 * frame) == 0.192
+    assert plan.gop_duration == float(45 * frame)
+    standard = plan_ladder(DEFAULT, source(0, 0), "standard")
+    assert standard.part_target == 0.192 and standard.gop_duration == float(90 * frame)
+    # The parts stay whole frames at the other output rate.
+    cd = DEFAULT.model_copy(update={"audio": DEFAULT.audio.model_copy(
+        update={"sample_rate": 44_100})})
+    assert plan_ladder(cd, source(0, 0), "low").part_target == float(8 * Fraction(1024, 44_100))
+    # Nothing to degrade, nothing to drop.
+    assert not plan.can_drop_rendition() and plan.frame_rate_divisor(AUDIO_ONLY_RENDITION) == 1
+    assert not plan_ladder(DEFAULT, source(640, 360), "low").audio_only
+
+
+def test_neither_video_nor_audio_is_an_error() -> None:
+    with pytest.raises(LadderError, match="neither usable video nor audio"):
+        plan_ladder(DEFAULT, source(0, 0, audio=False), "low")
 
 
 def test_dropping_the_top_rendition_respects_the_minimum() -> None:

@@ -99,3 +99,14 @@ def test_a_publisher_without_video_cannot_rejoin() -> None:
     plan = plan_ladder(DEFAULT, source(1280, 720), "low")
     with pytest.raises(RejoinError, match="no usable video"):
         rejoin_plan(plan, source(0, 0))
+
+
+def test_an_audio_only_broadcast_takes_back_sound_alone_and_nothing_else() -> None:
+    radio = plan_ladder(DEFAULT, source(0, 0, codec="unknown"), "low")
+    assert radio.audio_only
+    again = rejoin_plan(radio, source(0, 0, codec="unknown"))
+    assert again.renditions == radio.renditions and again.part_target == radio.part_target
+    with pytest.raises(RejoinError, match="sends video and the broadcast was audio only"):
+        rejoin_plan(radio, source(1280, 720))
+    with pytest.raises(RejoinError, match="neither video nor audio"):
+        rejoin_plan(radio, source(0, 0, audio=False))

@@ -90,3 +90,23 @@ def test_a_splice_says_whether_it_brings_a_new_configuration() -> None:
         switch = InputSwitch(plan(), AVC_CONFIG, AAC_CONFIG)
         decision = next(d for tag in tags if (d := switch.push(tag)) is not None)
         assert decision.splice and decision.reconfigures is expected, tags
+
+
+AAC_FRAME = MediaTag(TagType.AUDIO, 20, b"\xaf\x01" + bytes(200))
+
+
+def test_an_audio_only_ladder_splices_sound_at_its_first_frame_and_restarts_for_video() -> None:
+    radio = plan_ladder(load_profile("default"), SourceInfo(0, 0, 0, "unknown", True), "low")
+    switch = InputSwitch(radio, None, AAC_CONFIG)
+    assert decide(switch, [AAC_CONFIG]) is None  # held: no sound yet
+    assert decide(switch, [AAC_FRAME]) == (True, "", 2)
+    changed = InputSwitch(radio, None, AAC_CONFIG).push(OTHER_AAC_CONFIG)
+    assert changed is None
+    for tags in ([AVC_CONFIG, AAC_CONFIG, AAC_FRAME], [KEY]):
+        switch = InputSwitch(radio, None, AAC_CONFIG)
+        assert decide(switch, tags) == (
+            False, "the new input sends video and the ladder is audio only", len(tags))
+    switch = InputSwitch(radio, None, AAC_CONFIG)
+    decision = next(d for tag in (OTHER_AAC_CONFIG, AAC_FRAME)
+                    if (d := switch.push(tag)) is not None)
+    assert decision.splice and decision.reconfigures

@@ -146,6 +146,53 @@ async def test_360p_source_through_the_default_profile(source_360p: Path, tmp_pa
     assert t.stats.renditions == ("360p",)
 
 
+async def test_sound_alone_is_encoded_to_one_aac_rendition_of_whole_frame_parts(
+    tmp_path: Path,
+) -> None:
+    # A radio show: AAC at 44.1 kHz and nothing else, as `ffmpeg -vn -c:a aac -f flv` sends.
+    flv = tmp_path / "radio.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "6",
+         "-c:a", "aac", "-b:a", "96k", "-f", "flv", str(flv)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    plan = plan_ladder(load_profile("default"), SourceInfo(0, 0, 0, "unknown", True), "low")
+    assert plan.names == ("audio",) and plan.part_target == 0.192
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    try:
+        await feed(t.push, read_flv(flv))
+        await until(lambda: events.count() >= 25, what="5 s of parts")
+        levels = t.stats.levels  # the sound is measured beside the one output
+        assert levels is not None and levels.audio_rms_dbfs is not None
+        assert -40 < levels.audio_rms_dbfs < -10 and levels.silent_s == 0.0
+        assert levels.black_s is None or levels.black_s == 0.0
+    finally:
+        await t.stop()
+    assert not events.order_errors and not events.restarts and not events.warnings
+    assert t.stats.renditions == ("audio",)
+    (audio,) = read_init(events.inits[(0, "audio")].data).values()
+    assert (audio.handler, audio.codec, audio.timescale) == ("soun", "mp4a", 48000)
+    fragments = events.fragments[(0, "audio")]
+    # Every part is nine 1024-sample frames (192 ms at 48 kHz), independent, back to back;
+    # only the tail flushed at the stop may be shorter.
+    timings = [read_fragment(f.data)[audio.track_id] for f in fragments]
+    assert all(f.independent for f in fragments)
+    assert {run.samples for run in timings[:-1]} == {9}
+    assert {run.duration for run in timings[:-1]} == {9 * 1024}
+    assert all(b.decode_time == a.decode_time + a.duration for a, b in itertools.pairwise(timings))
+    path = tmp_path / "audio.mp4"
+    path.write_bytes(events.inits[(0, "audio")].data + b"".join(f.data for f in fragments))
+    probe = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_entries", "stream=codec_type,codec_name,sample_rate",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert probe.stderr == "" and probe.stdout.strip() == "aac,audio,48000"
+
+
 async def test_720p_ladder_has_aligned_keyframes(source_720p: Path, tmp_path: Path) -> None:
     plan = plan_720p()
     assert plan.names == ("720p", "480p", "360p")

@@ -691,3 +691,21 @@ def test_listed_media_stays_served_for_the_playlist_duration(
             feed.count += 1
             assert ledger.unserved(now) == []
             ledger.load(now)
+
+
+def test_parts_that_are_all_independent_make_segments_of_min_segment() -> None:
+    # Sound alone: every part starts with a sync sample. Segments are cut at the ladder's
+    # segment length (2 s here) to the nearest part, never under 0.9 s (the numbering
+    # contract).
+    audio_init = InitSegment(b"init-a", (TrackInfo(1, "audio", 48000, "mp4a.40.2", None, None),))
+    for min_segment, parts in ((2.0, 10), (0.4, 5)):
+        w = RenditionWindow("audio", part_target=PART, low_latency=True, bandwidth=140_800,
+                            average_bandwidth=134_400, frame_rate=0, min_segment=min_segment)
+        w.set_init(audio_init)
+        feed = Feeder(w, parts_per_gop=1)
+        feed.parts(3 * parts + 1)
+        playlist = check_media_playlist(w.playlist(), low_latency=True)
+        assert [len(s.parts) for s in playlist.segments] == [parts] * 3 + [1]
+        assert all(p.independent for s in playlist.segments for p in s.parts)
+        # A blocking request far past the segment's end is still refused as too far.
+        assert w.last_msn == playlist.media_sequence + 3

@@ -287,7 +287,11 @@ class IngestBitrate:
         kbps = s.ingest.total_bitrate_kbps
         if kbps is None or (s.media_gap_s or 0.0) >= spec.stall_seconds:
             return None  # a stall is its own alert
-        if spec.min_ingest_bitrate_kbps and kbps < spec.min_ingest_bitrate_kbps:
+        # The floor is a picture's: an audio-only broadcast (a voice at 64 kbit/s) is held
+        # to the ceiling only.
+        audio_only = s.ingest.video_frames == 0 and s.ingest.audio_frames > 0
+        if (spec.min_ingest_bitrate_kbps and kbps < spec.min_ingest_bitrate_kbps
+                and not audio_only):
             return Finding(kbps, spec.min_ingest_bitrate_kbps, "kbit/s",
                            f"the publisher sends {kbps:.0f} kbit/s, under the profile's "
                            f"floor of {spec.min_ingest_bitrate_kbps} kbit/s")

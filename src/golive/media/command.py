@@ -189,6 +189,10 @@ def build_command(
         "-f", "flv",
         "-i", "pipe:0",
     ]  # fmt: skip
+    if plan.audio_only:
+        if webrtc is not None:
+            raise ValueError("an audio-only ladder has no WebRTC output (it carries video)")
+        return argv + _audio_only_outputs(plan, output_fds)
     encoded = [r for r in plan.renditions if not r.passthrough]
     labels: dict[str, str] = {}
     if webrtc is not None and WEBRTC_OUTPUT not in output_fds:
@@ -211,26 +215,14 @@ def build_command(
         if control is not None and plan.frame_rate_divisor(rendition.name) > 1:
             argv += _RATE_GATED_OUTPUT
         if plan.has_audio:
-            audio = plan.profile.audio
             gated_audio = labels.get(audio_label(rendition.name))
             argv += [
                 # Fill gaps with silence so a hiccup in the input never stretches a sample.
                 *(["-map", gated_audio] if gated_audio else
                   ["-map", "0:a:0", "-af", "aresample=async=1"]),
-                "-c:a", "aac",
-                "-profile:a", "aac_low",
-                "-b:a", f"{audio.bitrate_kbps}k",
-                "-ar", str(audio.sample_rate),
-                "-ac", str(audio.channels),
+                *_aac_args(plan),
             ]  # fmt: skip
-        argv += [
-            "-max_interleave_delta", str(_MAX_INTERLEAVE_US),
-            "-f", "mp4",
-            "-movflags", MOVFLAGS,
-            "-frag_duration", str(frag_duration_us(plan)),
-            "-flush_packets", "1",
-            f"pipe:{output_fds[rendition.name]}",
-        ]  # fmt: skip
+        argv += _cmaf_output(plan, output_fds[rendition.name])
     if webrtc is not None:
         argv += ["-map", labels[WEBRTC_OUTPUT], *_webrtc_video_args(webrtc)]
         if control is not None and webrtc_rate_gated(plan, webrtc):
@@ -257,6 +249,46 @@ def build_command(
             f"pipe:{output_fds[WEBRTC_OUTPUT]}",
         ]  # fmt: skip
     return argv
+
+
+def _aac_args(plan: LadderPlan) -> list[str]:
+    audio = plan.profile.audio
+    return [
+        "-c:a", "aac",
+        "-profile:a", "aac_low",
+        "-b:a", f"{audio.bitrate_kbps}k",
+        "-ar", str(audio.sample_rate),
+        "-ac", str(audio.channels),
+    ]  # fmt: skip
+
+
+def _cmaf_output(plan: LadderPlan, fd: int) -> list[str]:
+    """A rendition's fragmented MP4 on `pipe:fd`, a fragment (part) per `part_target`."""
+    return [
+        "-max_interleave_delta", str(_MAX_INTERLEAVE_US),
+        "-f", "mp4",
+        "-movflags", MOVFLAGS,
+        "-frag_duration", str(frag_duration_us(plan)),
+        "-flush_packets", "1",
+        f"pipe:{fd}",
+    ]  # fmt: skip
+
+
+def _audio_only_outputs(plan: LadderPlan, output_fds: Mapping[str, int]) -> list[str]:
+    """The one AAC rendition of an audio-only ladder, and its sound measured beside it.
+
+    Every AAC frame is a sync sample, so the muxer cuts a fragment at each `part_target`
+    (whole frames: `frag_duration_us`) and every part is independent."""
+    (rendition,) = plan.renditions
+    analysis = output_fds.get(ANALYSIS_OUTPUT)
+    if analysis is None:
+        source = ["-map", "0:a:0", "-af", "aresample=async=1"]
+    else:
+        # (ffmpeg refuses a graph of sinks alone: the measurement branches off the output.)
+        graph = "[0:a:0]aresample=async=1,asplit=2[aout][alevel];" + _audio_analysis(
+            "[alevel]", analysis)
+        source = ["-filter_complex", graph, "-map", "[aout]"]
+    return [*source, *_aac_args(plan), *_cmaf_output(plan, output_fds[rendition.name])]
 
 
 # An output whose gate may let only one frame in two through: its frames go to the

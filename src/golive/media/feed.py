@@ -11,6 +11,10 @@ media time 0 reached golive, as the earliest of (arrival - media time) over its 
 tags. ffmpeg starts its output's decode times at the timeline's first keyframe, so
 `origin + decode_time` dates any output of that run by when its input arrived, the same
 for every rendition and whatever the encoder's speed (EXT-X-PROGRAM-DATE-TIME).
+
+An audio-only input (`has_video=False`) has no keyframes: every AAC frame stands alone,
+so its audio frames take the keyframes' part (a timeline starts at any of them, a
+drop ends at any of them) and date and measure the timeline instead.
 """
 
 from __future__ import annotations
@@ -179,9 +183,12 @@ _QUIET = PushResult()
 class FlvInput:
     """The ingest side of one transcoder: tags in, one `InputFeed` per ffmpeg timeline out."""
 
-    def __init__(self, *, limit: int, has_audio: bool) -> None:
+    def __init__(self, *, limit: int, has_audio: bool, has_video: bool = True) -> None:
+        if not (has_audio or has_video):
+            raise ValueError("an input needs audio or video")
         self.limit = limit
         self.has_audio = has_audio
+        self.has_video = has_video
         self.feed = InputFeed(limit)
         self.input_bytes = 0
         self.video_frames = 0
@@ -210,6 +217,13 @@ class FlvInput:
             return _QUIET
         if kind in (TagKind.AUDIO, TagKind.AUDIO_CONFIG) and not self.has_audio:
             return _QUIET
+        if not self.has_video and kind is not TagKind.AUDIO and kind is not TagKind.AUDIO_CONFIG:
+            return _QUIET  # video the ladder has no rendition for
+        # The tags that start a timeline or end a drop, and those that carry its clock.
+        if self.has_video:
+            key, timed = kind is TagKind.KEYFRAME, kind in (TagKind.KEYFRAME, TagKind.VIDEO)
+        else:
+            key = timed = kind is TagKind.AUDIO  # every AAC frame stands alone
         feed = self.feed
         if kind is TagKind.VIDEO_CONFIG or kind is TagKind.AUDIO_CONFIG:
             if kind is TagKind.VIDEO_CONFIG:
@@ -220,19 +234,19 @@ class FlvInput:
                 feed.append(encode_tag(tag))
             return _QUIET
         result = _QUIET
-        if kind in (TagKind.KEYFRAME, TagKind.VIDEO):
-            self.video_frames += 1
+        if timed:
+            self.video_frames += kind is not TagKind.AUDIO
             if feed.started and ts_before(tag.timestamp, feed.last_video_ts - MAX_BACKWARDS_MS):
                 # ffmpeg needs a fresh timeline, as after a reconnect.
                 feed = self.new_timeline()
                 result = PushResult(timestamps_went_back=True)
         if not feed.started:
-            if kind is not TagKind.KEYFRAME:
+            if not key:
                 return result  # a timeline starts at a keyframe
             feed.started = True
             feed.first_ts = feed.last_video_ts = tag.timestamp
             feed.append(self._preamble(tag.timestamp))
-        if kind is TagKind.AUDIO:
+        if kind is TagKind.AUDIO and self.has_video:
             # Audio from before the first keyframe would start the timeline early.
             if not feed.audio_started and ts_before(tag.timestamp, feed.first_ts):
                 return result
@@ -240,7 +254,7 @@ class FlvInput:
         data = encode_tag(tag)
         video = kind is not TagKind.AUDIO
         if feed.dropping:
-            if kind is TagKind.KEYFRAME and feed.size + len(data) <= feed.limit // 2:
+            if key and feed.size + len(data) <= feed.limit // 2:
                 feed.dropping = False
             else:
                 self._drop(data, video=video)
@@ -249,7 +263,7 @@ class FlvInput:
             feed.dropping = True
             self._drop(data, video=video)
             return PushResult(overflow=True, timestamps_went_back=result.timestamps_went_back)
-        if video:
+        if timed:
             feed.last_video_ts = tag.timestamp
             if arrived_at is not None:
                 feed.dated(tag.timestamp, arrived_at)
@@ -262,7 +276,7 @@ class FlvInput:
         The codec configuration is stamped at the keyframe's time; the metadata at 0,
         because ffmpeg's FLV reader turns metadata at any other time into a stream.
         """
-        parts = [encode_header(audio=self.has_audio, video=True)]
+        parts = [encode_header(audio=self.has_audio, video=self.has_video)]
         if self._metadata is not None:
             parts.append(encode_tag(MediaTag(TagType.SCRIPT, 0, self._metadata.body)))
         for tag in (self._video_config, self._audio_config):

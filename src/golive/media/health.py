@@ -237,6 +237,8 @@ class DegradeStep:
 def degrade_steps(plan: LadderPlan, *, libx264: bool) -> tuple[DegradeStep, ...]:
     """Every step from the full ladder (level 0) to the cheapest one the profile allows."""
     steps = [DegradeStep(0, "full", None)]
+    if plan.audio_only:
+        return tuple(steps)  # one AAC encode: nothing to make cheaper
     preset: X264Preset | None = None
     if libx264 and plan.x264_preset in _FASTER_PRESET:
         preset = _FASTER_PRESET[plan.x264_preset]

@@ -5,6 +5,10 @@ one is capped at the source's size. Every encoded rendition gets a whole number 
 frames per GOP and per part, the same GOP duration (so keyframes land on the same
 media times in every rendition), and the same part duration, which is exposed as
 `LadderPlan.part_target` for the packager's PART-TARGET.
+
+A source without video (a radio show, a podcast recorded live) gets one audio-only
+rendition, `AUDIO_ONLY_RENDITION`: the profile's AAC, parts of whole AAC frames and
+segments of whole parts (`LadderPlan.audio_only`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ _AVERAGE_OVERHEAD = 1.05
 
 # A rendition's frame rate is not cut below this (see `LadderPlan.frame_rate_divisor`).
 _MIN_REDUCED_RATE = 12
+
+# An AAC frame is 1024 samples, at the profile's output sample rate.
+AAC_FRAME_SAMPLES = 1024
+AUDIO_ONLY_RENDITION = "audio"
 
 _H264_NAMES = {"h264", "h.264", "avc", "avc1", "avc3", "x264", "libx264"}
 
@@ -128,6 +136,11 @@ class LadderPlan:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.renditions)
+
+    @property
+    def audio_only(self) -> bool:
+        """The source has no video: one AAC rendition (`AUDIO_ONLY_RENDITION`), no picture."""
+        return self.source.width <= 0 or self.source.height <= 0
 
     @property
     def x264_preset(self) -> X264Preset:
@@ -221,10 +234,9 @@ def plan_ladder(
     if latency_mode not in ("low", "standard"):
         raise LadderError(f"unknown latency mode {latency_mode!r}: use 'low' or 'standard'")
     if source.width <= 0 or source.height <= 0:
-        raise LadderError(
-            f"the source has no usable video size ({source.width}x{source.height}); "
-            "audio-only broadcasts are not transcoded"
-        )
+        if not source.has_audio:
+            raise LadderError("the source has neither usable video nor audio")
+        return _plan_audio_only(profile, source, latency_mode)
     notes: list[str] = []
     source_rate = snap_frame_rate(source.frame_rate)
     if source_rate is None:
@@ -317,6 +329,52 @@ def plan_ladder(
         part_target=float(part_duration),
         has_audio=source.has_audio,
         notes=tuple(notes),
+    )
+
+
+def _plan_audio_only(
+    profile: StreamProfile, source: SourceInfo, latency_mode: LatencyMode
+) -> LadderPlan:
+    """One AAC rendition: parts of whole AAC frames no longer than the part target (as
+    video parts are whole frames), segments of whole parts about the profile's GOP."""
+    audio = profile.audio
+    frame = Fraction(AAC_FRAME_SAMPLES, audio.sample_rate)
+    frames = max(1, math.floor(Fraction(profile.latency.part_target_seconds) / frame
+                               + Fraction(1, 10**6)))
+    part = frames * frame
+    gop_seconds = (
+        profile.latency.low_latency_gop_seconds
+        if latency_mode == "low"
+        else profile.latency.standard_gop_seconds
+    )
+    parts = max(1, round(Fraction(gop_seconds) / part))
+    bps = audio.bitrate_kbps * 1000
+    rendition = PlannedRendition(
+        name=AUDIO_ONLY_RENDITION,
+        width=0,
+        height=0,
+        frame_rate_num=0,
+        frame_rate_den=1,
+        passthrough=False,
+        video_bitrate=0,
+        maxrate=0,
+        bufsize=0,
+        x264_profile="",
+        gop_frames=0,
+        part_frames=0,
+        audio_bitrate=bps,
+        bandwidth=_peak(0, bps),
+        average_bandwidth=_average(0, bps),
+    )
+    return LadderPlan(
+        profile=profile,
+        source=source,
+        latency_mode=latency_mode,
+        renditions=(rendition,),
+        gop_duration=float(parts * part),
+        part_target=float(part),
+        has_audio=True,
+        notes=("audio only: the source has no video",),
     )
 
 

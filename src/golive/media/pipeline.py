@@ -225,6 +225,8 @@ class BroadcastPipeline(Generic[S]):
             clock=self._owner.clock,
             continues=(self._owner.continuation(self.broadcast)
                        if self._owner.continuation is not None else None),
+            # Every audio part is independent: segments are cut at the ladder's GOP length.
+            min_segment=plan.gop_duration if plan.audio_only else 0.0,
         )
         self.presentation = presentation
         # One recording per presentation: a presentation that had to restart (another
@@ -244,8 +246,8 @@ class BroadcastPipeline(Generic[S]):
         """The slate this broadcast would show now: its source's size and frame rate, the
         ladder's GOP and audio rate; None when its profile wants none or no ladder runs."""
         plan, fallback = self.plan, self.profile.fallback
-        if plan is None or not fallback.slate:
-            return None
+        if plan is None or not fallback.slate or plan.audio_only:
+            return None  # (a slate is a picture: an audio-only broadcast waits without one)
         source = plan.source
         rate = source.frame_rate if 1 <= source.frame_rate <= 240 else 30.0
         try:
@@ -279,7 +281,10 @@ class BroadcastPipeline(Generic[S]):
     def _run(self, plan: LadderPlan, backlog: list[MediaTag]) -> None:
         webrtc: WebRtcRendition | None = None
         make_sink = self._owner.webrtc_sink_factory
-        if make_sink is not None and self.webrtc_playback:
+        if make_sink is not None and self.webrtc_playback and plan.audio_only:
+            log.info("no WebRTC output for an audio-only broadcast stream_id=%s",
+                     self.stream_id)
+        elif make_sink is not None and self.webrtc_playback:
             webrtc = WebRtcRendition.for_plan(plan)
             if self.webrtc_sink is None:
                 self.webrtc_sink = make_sink(self.stream_id)
@@ -296,11 +301,10 @@ class BroadcastPipeline(Generic[S]):
         self.transcoder = transcoder
         source = plan.source
         log.info(
-            "transcoder starting stream_id=%s source=%dx%d@%.2f renditions=%s",
+            "transcoder starting stream_id=%s source=%s renditions=%s",
             self.stream_id,
-            source.width,
-            source.height,
-            source.frame_rate,
+            "audio-only" if plan.audio_only
+            else f"{source.width}x{source.height}@{source.frame_rate:.2f}",
             ",".join(plan.names),
         )
         self._owner._spawn(transcoder.start(), f"transcoder-start-{self.stream_id}")

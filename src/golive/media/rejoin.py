@@ -34,7 +34,15 @@ def rejoin_plan(plan: LadderPlan, source: SourceInfo) -> LadderPlan:
     says the input is to each of them. A passthrough rendition can only carry the
     publisher's picture: its size follows the new source, its codec must not change.
     """
-    if source.width <= 0 or source.height <= 0:
+    video = source.width > 0 and source.height > 0
+    if plan.audio_only:
+        if video:
+            raise RejoinError("the returning publisher sends video and the broadcast was "
+                              "audio only: the renditions change")
+        if not source.has_audio:
+            raise RejoinError("the returning publisher sends neither video nor audio")
+        return replace(plan, source=source)
+    if not video:
         raise RejoinError(
             f"the returning publisher sends no usable video ({source.width}x{source.height})"
         )

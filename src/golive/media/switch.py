@@ -24,7 +24,8 @@ lowered frame rate: the re-made graph re-reads every gate's initial state and co
 frames from 0 again, so those rungs would come back unasked (a restart starts them as
 the step has them, see media/command.py `gate_commands`).
 `InputSwitch` holds the new input's first tags (headers only, in practice: the new
-input starts at a keyframe) until its first keyframe says which it is.
+input starts at a keyframe) until its first keyframe says which it is. An audio-only
+ladder takes a new input of sound alone, at its first audio frame.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ class InputSwitch:
             self._audio = True
             if kind is TagKind.AUDIO_CONFIG:
                 self._audio_config = tag
+            elif self._plan.audio_only:
+                return self._decide_audio_only()  # its first sound frame decides
         elif kind is TagKind.KEYFRAME:
+            if self._plan.audio_only:
+                return SwitchDecision(False, "the new input sends video and the ladder is "
+                                      "audio only", self._tags)
             return self._decide(tag)
         if len(self._tags) >= MAX_HELD_TAGS:
             return SwitchDecision(False, "the new input sent no keyframe", self._tags)
@@ -89,6 +95,13 @@ class InputSwitch:
             self._audio_config, self._current_audio)
         reason = self._why_not(keyframe, reconfigures)
         return SwitchDecision(reason is None, reason or "", self._tags, reconfigures)
+
+    def _decide_audio_only(self) -> SwitchDecision:
+        if self._video_config is not None:
+            return SwitchDecision(False, "the new input sends video and the ladder is "
+                                  "audio only", self._tags)
+        reconfigures = _differs(self._audio_config, self._current_audio)
+        return SwitchDecision(True, "", self._tags, reconfigures)
 
     def _why_not(self, keyframe: MediaTag, reconfigures: bool) -> str | None:
         current = self._current

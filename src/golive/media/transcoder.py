@@ -224,7 +224,10 @@ class Transcoder:
         # WHEP playback's extra output, reported as WEBRTC_OUTPUT: as planned, and as the
         # degrade step being encoded makes it (`degraded_webrtc`).
         self._full_webrtc = self._webrtc = webrtc
-        self._input = FlvInput(limit=max_input_buffer, has_audio=plan.has_audio)
+        if webrtc is not None and plan.audio_only:
+            raise ValueError("an audio-only ladder has no WebRTC output")
+        self._input = FlvInput(limit=max_input_buffer, has_audio=plan.has_audio,
+                               has_video=not plan.audio_only)
         self._run: FfmpegRun | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
@@ -240,8 +243,12 @@ class Transcoder:
         self._speed: float | None = None  # the health check's latest measured windowed speed
         # (run, when, input seconds, output seconds) at the newest progress report
         self._speed_sample: tuple[FfmpegRun, float, float, float] | None = None
-        self._health = EncodeHealth(plan.profile.alerts)
         alerts = plan.profile.alerts
+        if plan.audio_only:
+            # The ingest floor is a picture's (150 kbit/s by default): a voice at 64 kbit/s
+            # is no fault. Silence and stalls are watched for all the same.
+            alerts = alerts.model_copy(update={"min_ingest_bitrate_kbps": 0})
+        self._health = EncodeHealth(alerts)
         self._levels = LevelMeter(silence_dbfs=alerts.audio_silence_dbfs,
                                   clip_window=alerts.audio_clipping_seconds)
         self._nvenc = NvencFallback()
@@ -315,8 +322,8 @@ class Transcoder:
         if result.overflow:
             self._warn(HealthWarning(
                 "input_overflow",
-                "the encoder is not reading its input fast enough; dropping video until "
-                "the next keyframe",
+                "the encoder is not reading its input fast enough; dropping "
+                + ("audio" if self._full_plan.audio_only else "video until the next keyframe"),
                 {"buffered_bytes": self._input.feed.size},
             ))  # fmt: skip
 
@@ -397,7 +404,7 @@ class Transcoder:
             "ffmpeg starting stream_id=%s renditions=%s encoder=%s",
             self.stream_id,
             ",".join(plan.names),
-            caps.video_encoder,
+            "aac" if plan.audio_only else caps.video_encoder,
         )
         run = await spawn(
             command=command,

@@ -61,8 +61,12 @@ class Presentation:
         clock: WallClock,
         dvr_window: float = 0,
         continues: Continuation | None = None,
+        min_segment: float = 0.0,
     ) -> None:
         self.playback_id = playback_id
+        self.min_segment = min_segment
+        """How long a segment grows before an independent part may close it (the
+        renditions' `RenditionWindow.min_segment`; 0: a second, less 10%)."""
         self.dvr_window = dvr_window
         """Seconds each media playlist lists (0: the live window only); segments past the
         in-memory window are served from the recording the observer makes."""
@@ -130,6 +134,7 @@ class Presentation:
                                    if self.continues is not None
                                    and first_msn == self.first_msn else None),
             after_date=self.continues.date if self.continues is not None else None,
+            min_segment=self.min_segment,
         )
         window.init_listener = self._on_init
         window.change_listener = self._changed
@@ -271,6 +276,12 @@ class Presentation:
                 report += f",LAST-PART={window.last_part}"
             lines.append(report)
         return "".join(line + "\n" for line in lines)
+
+    @property
+    def audio_only(self) -> bool:
+        """Sound alone: the renditions that have their init carry no video."""
+        inits = [w.init for w in self.renditions.values() if w.init is not None]
+        return bool(inits) and all(init.video is None for init in inits)
 
     @property
     def complete(self) -> bool:

@@ -132,8 +132,12 @@ class RenditionWindow:
         dvr_window: float = 0,
         after_discontinuities: int | None = None,
         after_date: float | None = None,
+        min_segment: float = 0.0,
     ) -> None:
-        """`after_discontinuities`, when given, continues another node's timeline: the
+        """`min_segment`: how long a segment grows before an independent part closes it,
+        to the nearest part (never under `MIN_SEGMENT_SECONDS` less 10%). An audio-only
+        rendition, whose every part is independent, passes its segment length; video
+        closes its segments at its keyframes. `after_discontinuities`, when given, continues another node's timeline: the
         first segment is tagged EXT-X-DISCONTINUITY and numbered in the discontinuity
         sequence after that many (see `Presentation`'s `continues`); `after_date` (Unix
         seconds), where that node's newest segment started, dates the first part, so a
@@ -145,6 +149,8 @@ class RenditionWindow:
             raise ValueError("playlist_segments must be at least 1")
         self.name = name
         self.part_target = part_target
+        self.min_segment = min_segment
+        self._closes_at = max(MIN_SEGMENT_SECONDS * 0.9, min_segment - part_target / 2)
         self.low_latency = low_latency
         self.bandwidth = bandwidth
         self.average_bandwidth = average_bandwidth
@@ -251,7 +257,7 @@ class RenditionWindow:
         if open_segment is not None and part.independent:
             previous = open_segment.parts[-1]
             self._extend_timeline(previous, part)
-            if open_segment.duration(self.part_target) >= MIN_SEGMENT_SECONDS * 0.9:
+            if open_segment.duration(self.part_target) >= self._closes_at:
                 self._close_open(by_keyframe=True)
                 open_segment = None
         elif open_segment is not None:
@@ -608,7 +614,7 @@ class RenditionWindow:
         if (
             previous is not None
             and len(open_segment.parts) >= len(previous.parts)
-            and open_segment.duration(self.part_target) >= MIN_SEGMENT_SECONDS * 0.9
+            and open_segment.duration(self.part_target) >= self._closes_at
         ):
             return open_segment.msn + 1, 0  # the GOP so far says a keyframe comes next
         return open_segment.msn, len(open_segment.parts)
@@ -888,7 +894,7 @@ class RenditionWindow:
 
     def _max_parts(self) -> int:
         """The most parts a segment can plausibly have: further requests are too far."""
-        longest = max(self.target_duration, MIN_SEGMENT_SECONDS)
+        longest = max(self.target_duration, MIN_SEGMENT_SECONDS, self.min_segment)
         return math.ceil(longest / self.part_target) + 1
 
     def _skippable(self, listed: list[_Segment], skip_until: float) -> int:
