@@ -58,16 +58,17 @@ class WhipPublisher:
         await self.client.aclose()
 
 
-async def whip_publish(base_url: str, key: str, *, video_codec: str = "H264",
+async def whip_publish(base_url: str, key: str, *, video_codec: str | None = "H264",
                        audio: bool = True) -> WhipPublisher:
-    """POST an offer to BASE_URL/whip and apply the answer; media flows once ICE connects."""
+    """POST an offer to BASE_URL/whip and apply the answer; media flows once ICE connects.
+    `video_codec` None offers sound alone (a microphone without a camera)."""
     pc = RTCPeerConnection()  # no ICE servers: aiortc's default STUN is never used here
-    video = pc.addTransceiver(PatternTrack(), direction="sendonly")
-    capabilities = RTCRtpSender.getCapabilities("video")
-    assert capabilities is not None
-    video.setCodecPreferences(
-        [c for c in capabilities.codecs if c.mimeType.lower() == f"video/{video_codec.lower()}"]
-    )
+    if video_codec is not None:
+        video = pc.addTransceiver(PatternTrack(), direction="sendonly")
+        capabilities = RTCRtpSender.getCapabilities("video")
+        assert capabilities is not None
+        video.setCodecPreferences([c for c in capabilities.codecs
+                                   if c.mimeType.lower() == f"video/{video_codec.lower()}"])
     if audio:
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     with gather_on(["127.0.0.1"]):

@@ -168,6 +168,33 @@ async def test_vp8_publisher_is_encoded_to_h264_once(
 
 
 @pytest.mark.slow
+async def test_a_microphone_without_a_camera_goes_live_as_sound_alone(
+    node: Golive, api: httpx.AsyncClient
+) -> None:
+    stream = await create_stream(api, name="whip-radio")
+    publisher = await whip_publish(node.http_url, stream["stream_key"], video_codec=None)
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        assert "m=video" not in publisher.answer and "opus/48000" in publisher.answer.lower()
+        await wait_status(api, stream["id"], "active")
+        async with httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:
+
+            async def sound() -> str | None:
+                response = await hls.get(f"{pid}/audio.m3u8")
+                return response.text if response.text.count("INDEPENDENT=YES") >= 5 else None
+
+            media = await eventually(sound, timeout=60, what="the audio-only playlist")
+            multivariant = (await hls.get(f"{pid}.m3u8")).text
+        assert 'CODECS="mp4a.40.2"\n' in multivariant and "RESOLUTION" not in multivariant
+        assert "#EXT-X-PART-INF:PART-TARGET=0.192" in media
+        facts = ingest(node, stream["id"])
+        assert (facts["audio_codec"], facts["video_codec"], facts["video_frames"]) == (
+            "aac", None, 0)
+    finally:
+        await publisher.close()
+
+
+@pytest.mark.slow
 async def test_refusals_on_a_real_node(node: Golive, api: httpx.AsyncClient) -> None:
     stream = await create_stream(api, name="whip-refusals")
     publisher = await whip_publish(node.http_url, stream["stream_key"])

@@ -24,8 +24,8 @@ AssetStatus = Literal["preparing", "ready", "errored"]
 
 class AssetRendition(BaseModel):
     name: str
-    width: int
-    height: int
+    width: int = Field(description="Picture width; 0 for a rendition of sound alone.")
+    height: int = Field(description="Picture height; 0 for a rendition of sound alone.")
     bandwidth: int = Field(description="Peak bits per second, as the multivariant playlist says.")
     codecs: str
     frame_rate: float

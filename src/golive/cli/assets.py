@@ -97,7 +97,8 @@ def assets_get(ctx: click.Context, asset_id: str, as_json: bool) -> None:
         ("broadcast", record.broadcast_id),
         ("duration", f"{record.duration:.3f} s"),
         ("bytes", record.bytes),
-        ("renditions", ", ".join(f"{r.name} ({r.width}x{r.height})" for r in record.renditions)),
+        ("renditions", ", ".join(f"{r.name} ({r.width}x{r.height})" if r.width
+                                 else f"{r.name} (audio only)" for r in record.renditions)),
         ("playback", f"{_vod_url(settings, record)}  ({record.playback_policy})"),
         ("created", when(record.created_at)),
         ("ended", when(record.ended_at)),

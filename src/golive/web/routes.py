@@ -228,15 +228,17 @@ class WebPages:
         public = pid.policy == "public"
         description = (f"{stream.name} is live now on golive." if live
                        else f"{stream.name} on golive.")
-        image = f"{origin}/thumbnail/{pid.id}.jpg?width=1280" if live and public else None
-        extra: dict[str, Any] = {"uploadDate": _iso(stream.created_at)}
         presentation = self.live.presentation(pid.id) if live else None
+        audio_only = presentation is not None and presentation.audio_only
+        image = (f"{origin}/thumbnail/{pid.id}.jpg?width=1280"
+                 if live and public and not audio_only else None)
+        extra: dict[str, Any] = {"uploadDate": _iso(stream.created_at)}
         if presentation is not None:
             started = datetime.fromtimestamp(presentation.first_msn / 2, UTC)
             extra["publication"] = {"@type": "BroadcastEvent", "isLiveBroadcast": True,
                                     "startDate": started.isoformat()}
         return _page_metadata(origin, pid.id, stream.name, description, image=image,
-                              public=public, video=extra)
+                              public=public, video=extra, audio_only=audio_only)
 
     async def _asset_page(self, request: Request, asset: AssetRecord, *, embed: bool) -> Response:
         """A recorded asset's page: the same player on its VOD playlist, with seeking."""
@@ -298,9 +300,10 @@ class WebPages:
         still or MP4 address (each would need a token)."""
         playback_id = asset.playback_id
         public = asset.playback_policy == "public"
+        audio_only = not any(r.width for r in asset.renditions)
         still = max(0.0, min(10.0, asset.duration / 2))
         image = (f"{origin}/thumbnail/{playback_id}.jpg?time={still:.1f}&width=1280"
-                 if public else None)
+                 if public and not audio_only else None)
         video: dict[str, Any] = {
             "uploadDate": _iso(asset.created_at),
             "duration": f"PT{asset.duration:.3f}S",
@@ -313,7 +316,7 @@ class WebPages:
             publication["endDate"] = _iso(asset.ended_at)
         video["publication"] = publication
         return _page_metadata(origin, playback_id, title, f"{title} on golive.", image=image,
-                              public=public, video=video)
+                              public=public, video=video, audio_only=audio_only)
 
     def _page_tokens(self, request: Request, *, embed: bool
                      ) -> tuple[str | None, str | None] | Response:
@@ -435,13 +438,15 @@ def _iso(value: datetime) -> str:
 
 
 def _page_metadata(origin: str, playback_id: str, title: str, description: str, *,
-                   image: str | None, public: bool, video: dict[str, Any]) -> dict[str, Any]:
+                   image: str | None, public: bool, video: dict[str, Any],
+                   audio_only: bool = False) -> dict[str, Any]:
     """What watch.html renders into OpenGraph tags and one schema.org JSON-LD `VideoObject`
-    (escaped there: attributes by autoescape, the JSON by `tojson`)."""
+    (an `AudioObject` for sound alone; escaped there: attributes by autoescape, the JSON
+    by `tojson`)."""
     page_url = f"{origin}/watch/{playback_id}"
     json_ld: dict[str, Any] = {
         "@context": "https://schema.org",
-        "@type": "VideoObject",
+        "@type": "AudioObject" if audio_only else "VideoObject",
         "name": title,
         "description": description,
         "embedUrl": f"{origin}/embed/{playback_id}",
@@ -451,7 +456,7 @@ def _page_metadata(origin: str, playback_id: str, title: str, description: str, 
     if image is not None:
         json_ld["thumbnailUrl"] = [image]
     return {"title": title, "description": description, "url": page_url, "image": image,
-            "index": public, "json_ld": json_ld}
+            "index": public, "json_ld": json_ld, "audio_only": audio_only}
 
 
 def _problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

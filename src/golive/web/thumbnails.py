@@ -62,7 +62,8 @@ class AssetFrames(Protocol):
 
     async def segment_at(self, playback_id: str, seconds: float, width: int,
                          token: str | None) -> tuple[Hashable, SegmentMedia] | None:
-        """(a cache key naming the segment, its media), or None: no such asset or time."""
+        """(a cache key naming the segment, its media), or None: no such asset or time;
+        raises `NoPicture` for a recording of sound alone."""
         ...
 
 
@@ -94,7 +95,7 @@ class RecordedFrames:
             return None  # (the route has checked the token of a signed asset)
         renditions = [r for r in asset.renditions if r.width]
         if not renditions:
-            return None
+            raise NoPicture("the recording is audio only: it has no picture")
         wide_enough = [r for r in renditions if (r.width or 0) >= width]
         rendition = (min(wide_enough, key=lambda r: r.width or 0) if wide_enough
                      else max(renditions, key=lambda r: r.width or 0))
@@ -113,9 +114,16 @@ class RecordedFrames:
         return None
 
 
+class NoPicture(Exception):
+    """The broadcast or recording has sound alone: there is no frame to show."""
+
+
 def latest_segment(presentation: Presentation, width: int
                    ) -> tuple[Hashable, SegmentMedia] | None:
-    """The newest complete segment of the rendition that best fits `width`, if any."""
+    """The newest complete segment of the rendition that best fits `width`, if any;
+    raises `NoPicture` when the renditions that started have no video."""
+    if presentation.audio_only:
+        raise NoPicture("the broadcast is audio only: it has no picture")
     windows = [w for w in presentation.renditions.values()
                if w.init is not None and w.init.video is not None]
     if not windows:
@@ -199,7 +207,10 @@ class ThumbnailRoute:
             return await self._relayed(self.relay, playback_id, query)
         if presentation is None or presentation.ended:
             return _error(404, "not live")
-        found = latest_segment(presentation, width)
+        try:
+            found = latest_segment(presentation, width)
+        except NoPicture as exc:
+            return _error(404, str(exc))
         if found is None:
             return _error(404, "no complete segment yet", retry=True)
         key, media = found
@@ -223,6 +234,8 @@ class ThumbnailRoute:
             return _error(404, "no recording at this playback id")
         try:
             found = await self.assets.segment_at(playback_id, seconds, width, token)
+        except NoPicture as exc:
+            return _error(404, str(exc))
         except Exception as exc:  # storage or index trouble: worth a retry, not a 404
             log.warning("asset thumbnail unavailable playback_id=%s error=%s", playback_id, exc)
             return _error(503, "recording storage is unavailable", retry=True)

@@ -381,6 +381,10 @@ export class Player {
       .forEach(({ level, index }) => select.add(new Option(this.levelName(level), String(index))));
     select.value = "-1";
     this.qualityLabel.hidden = levels.length < 2;
+    // A broadcast of sound alone (a radio show): say so where the picture would be.
+    const audioOnly = levels.length > 0 && levels.every((level) => !level.videoCodec && !level.height);
+    this.root.querySelector(".player-audio-only").hidden = !audioOnly;
+    this.root.dataset.audioOnly = String(audioOnly);
   }
 
   levelSwitched(index) {
