@@ -12,14 +12,17 @@ import asyncio
 import json
 import re
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.e2e.conftest import (
+    ADMIN,
     create_stream,
     eventually,
+    node_settings,
     wait_process,
     wait_ready_asset,
     wait_status,
@@ -27,6 +30,7 @@ from tests.e2e.conftest import (
 from tests.llhls_rules import check_media_playlist, check_multivariant
 from tests.mediatools import FFMPEG, FFPROBE, ffmpeg_publish
 from tests.web.helpers import ConsoleLog, wait_advancing, wait_playing
+from tests.webrtc_client import rtc_config
 
 from golive.app import Golive
 
@@ -46,6 +50,21 @@ def radio_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True, timeout=120,
     )  # fmt: skip
     return path
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Golive]:
+    """A node whose watch pages offer "Real-time" (WHEP) for streams with webrtc_playback."""
+    async with Golive(node_settings(tmp_path, **rtc_config())) as n:
+        yield n
+
+
+@pytest.fixture
+async def api(node: Golive) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1",
+                                 headers={"Authorization": f"Bearer {ADMIN}"},
+                                 timeout=10) as client:
+        yield client
 
 
 def media_uri(multivariant: str) -> str:
@@ -73,7 +92,8 @@ async def test_a_radio_show_plays_live_and_as_a_recording(
     node: Golive, api: httpx.AsyncClient, radio_flv: Path, browser: Any, artifacts: Path,
     tmp_path: Path,
 ) -> None:
-    stream = await create_stream(api, name="radio", recording=True, reconnect_window=1)
+    stream = await create_stream(api, name="radio", recording=True, reconnect_window=1,
+                                 webrtc_playback=True)
     pid = stream["playback_ids"][0]["id"]
     proc = ffmpeg_publish(radio_flv, node.rtmp_url(stream["stream_key"]))
     http = httpx.AsyncClient(base_url=node.http_url, timeout=30)
@@ -122,13 +142,23 @@ async def test_a_radio_show_plays_live_and_as_a_recording(
         assert 'property="og:image"' not in watch
         assert '<meta property="og:type" content="website">' in watch
 
-        # Chromium plays it with hls.js and says where the picture would be.
+        # WHEP has nothing to offer: the real-time output carries video.
+        whep = await http.post(f"/whep/{pid}", content="v=0\r\n",
+                               headers={"Content-Type": "application/sdp"})
+        assert whep.status_code == 404 and whep.json()["error"]["reason"] == "audio_only"
+        assert whep.json()["error"]["fallback"]["protocol"] == "ll-hls"
+
+        # Chromium plays it with hls.js and says where the picture would be (and offers
+        # no "Real-time" button, though the stream has webrtc_playback).
         await page.goto(f"{node.http_url}/watch/{pid}")
+        config = json.loads(await page.inner_text("#golive-config"))
+        assert config["realtime"]["whepUrl"] == f"/whep/{pid}"  # offered, were there video
         await wait_playing(page)
         await wait_advancing(page, 2.0)
         assert await page.is_visible(".player-audio-only")
         assert await page.inner_text(".player-audio-only") == "Audio only"
         assert not await page.is_visible(".player-quality")
+        assert not await page.is_visible(".player-realtime")
         assert await page.is_visible(".badge-live")
         await page.screenshot(path=str(artifacts / "audio-only-live.png"))
         assert not console.errors, console.errors

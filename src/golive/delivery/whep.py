@@ -452,8 +452,10 @@ class WhepEndpoint:
                                      "no live broadcast under this playback id")
             hls = self._hls_path.format(playback_id=playback_id)
             raise _JsonError(404, {"error": {
-                "reason": "webrtc_playback_off",
-                "message": "this broadcast has no real-time (WebRTC) output: its stream's "
+                "reason": "audio_only" if presentation.audio_only else "webrtc_playback_off",
+                "message": "this broadcast is sound alone, which has no real-time (WebRTC) "
+                           "output; play it over LL-HLS" if presentation.audio_only else
+                           "this broadcast has no real-time (WebRTC) output: its stream's "
                            "webrtc_playback is off, or was turned on after the broadcast "
                            "started; play it over LL-HLS",
                 "fallback": {"protocol": "ll-hls", "url": hls},

@@ -74,6 +74,7 @@ export class Player {
     this.noticeTimer = 0;
     this.rt = null; // the RealtimeSession while playing over WHEP
     this.realtimeAvailable = Boolean(config.realtime && window.RTCPeerConnection && this.realtimeButton);
+    this.audioOnly = false; // the playing broadcast is sound alone (see buildQualityMenu)
     this.qoe = new QoeReporter(config.qoeUrl);
     this.listeners = new Set();
     this.hls = null;
@@ -131,7 +132,7 @@ export class Player {
     const live = !this.vod && ["playing", "buffering"].includes(state);
     this.liveBadge.hidden = !live;
     this.offlineBadge.hidden = live || this.vod;
-    if (this.realtimeButton) this.realtimeButton.hidden = !this.realtimeAvailable || !(live || this.rt);
+    if (this.realtimeButton) this.realtimeButton.hidden = !this.realtimeAvailable || this.audioOnly || !(live || this.rt);
     if (!live) {
       this.delayEl.textContent = "";
       delete this.root.dataset.delay;
@@ -385,6 +386,8 @@ export class Player {
     const audioOnly = levels.length > 0 && levels.every((level) => !level.videoCodec && !level.height);
     this.root.querySelector(".player-audio-only").hidden = !audioOnly;
     this.root.dataset.audioOnly = String(audioOnly);
+    this.audioOnly = audioOnly; // no real-time (WebRTC) output: it carries video
+    if (audioOnly && this.realtimeButton) this.realtimeButton.hidden = true;
   }
 
   levelSwitched(index) {
