@@ -7,6 +7,7 @@ import pytest
 from golive.media.command import (
     ANALYSIS_OUTPUT,
     CPU_ONLY,
+    DEINTERLACE,
     WEBRTC_OUTPUT,
     EncoderCapabilities,
     WebRtcRendition,
@@ -241,3 +242,18 @@ def test_an_audio_only_ladder_is_one_aac_output_measured_beside_it() -> None:
     with pytest.raises(ValueError, match="no WebRTC output"):
         build_command(radio, ffmpeg="ffmpeg", output_fds={"audio": 3, WEBRTC_OUTPUT: 4},
                       webrtc=WebRtcRendition.for_plan(plan_for()))
+
+
+def test_only_an_interlaced_source_is_deinterlaced_at_the_head_of_the_graph() -> None:
+    progressive = plan_for(1280, 720)
+    interlaced = plan_ladder(load_profile("default"),
+                             SourceInfo(1920, 1080, 29.97, "h264", True, interlaced=True), "low")
+    graph, _ = filter_graph(progressive, control="ipc:///tmp/g")
+    assert "bwdif" not in graph  # (the filter holds a frame back: no cost where not needed)
+    graph, _ = filter_graph(interlaced, control="ipc:///tmp/g")
+    head = graph.split(";")[0]
+    # After the command tap, before the shared frame rate and the split: every rung (and
+    # the WebRTC output and picture analysis) gets whole frames.
+    assert head.index("zmq=") < head.index(DEINTERLACE) < head.index("fps=") < head.index("split=")
+    assert DEINTERLACE == "bwdif=mode=send_frame:parity=auto:deint=interlaced"
+    assert any("interlaced" in note for note in interlaced.notes)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from golive.formats import MediaTag, TagType
+import subprocess
+from pathlib import Path
+
+from tests.media.conftest import read_flv
+from tests.mediatools import FFMPEG
+
+from golive.formats import MediaTag, TagType, describe_video, parse_video_tag
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import load_profile
 from golive.media.switch import MAX_HELD_TAGS, InputSwitch
@@ -110,3 +116,23 @@ def test_an_audio_only_ladder_splices_sound_at_its_first_frame_and_restarts_for_
     decision = next(d for tag in (OTHER_AAC_CONFIG, AAC_FRAME)
                     if (d := switch.push(tag)) is not None)
     assert decision.splice and decision.reconfigures
+
+
+def test_an_interlaced_input_restarts_a_graph_without_a_deinterlacer(tmp_path: Path) -> None:
+    flv = tmp_path / "i.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=1280x720:rate=30", "-frames:v", "2", "-c:v", "libx264",
+         "-preset", "ultrafast", "-flags", "+ildct+ilme", "-x264-params", "tff=1",
+         "-f", "flv", str(flv)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    config = next(t for t in read_flv(flv) if t.type is TagType.VIDEO)
+    assert describe_video(parse_video_tag(config.body)).interlaced  # type: ignore[union-attr]
+    progressive = plan()
+    assert decide(InputSwitch(progressive, AVC_CONFIG, AAC_CONFIG), [config, AAC_CONFIG, KEY]) == (
+        False, "the new input is interlaced and the running graph does not deinterlace", 3)
+    interlaced = plan_ladder(load_profile("default"),
+                             SourceInfo(1280, 720, 30, "h264", True, interlaced=True), "low")
+    splice = decide(InputSwitch(interlaced, AVC_CONFIG, AAC_CONFIG), [config, AAC_CONFIG, KEY])
+    assert splice is not None and splice[0]

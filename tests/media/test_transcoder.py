@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
 import subprocess
 import time
@@ -26,8 +27,9 @@ from golive.media import transcoder as transcoder_module
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
+from golive.media.source import SourceProbe
 from golive.media.transcoder import EncoderCapabilities, Transcoder
-from golive.stream import Splice
+from golive.stream import IngestMeter, Splice
 
 CPU = EncoderCapabilities()
 
@@ -191,6 +193,65 @@ async def test_sound_alone_is_encoded_to_one_aac_rendition_of_whole_frame_parts(
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert probe.stderr == "" and probe.stdout.strip() == "aac,audio,48000"
+
+
+def field_detection(path: Path) -> dict[str, int]:
+    """ffmpeg's idet over a file's pictures: how many look top-field-first, bottom-field-
+    first or progressive by their content (combing between lines), not by any flag."""
+    out = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-an", "-vf", "idet", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stderr
+    # (The last report: a graph that ffmpeg re-made on the first frame reports too.)
+    found = re.findall(r"Multi frame detection: TFF: *(\d+) BFF: *(\d+) Progressive: *(\d+)",
+                       out)
+    assert found, out
+    return dict(zip(("tff", "bff", "progressive"), map(int, found[-1]), strict=True))
+
+
+async def test_an_interlaced_source_is_deinterlaced_before_the_ladder(tmp_path: Path) -> None:
+    # 720i30 as a contribution encoder sends it: fields of a 60 Hz picture woven into
+    # frames, coded interlaced (MBAFF, frame_mbs_only_flag 0), top field first.
+    flv = tmp_path / "interlaced.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=60",
+         "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "4",
+         "-vf", "tinterlace=mode=interleave_top,setfield=tff",
+         "-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ildct+ilme",
+         "-x264-params", "tff=1", "-g", "30", "-bf", "0", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-f", "flv", str(flv)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    assert field_detection(flv)["tff"] > 100  # the source itself: combed pictures
+    tags = read_flv(flv)
+    meter = IngestMeter()
+    probe = SourceProbe()
+    source = None
+    for tag in tags:
+        meter.observe(tag, 0.0)
+        source = probe.push(tag, meter)
+        if source is not None:
+            break
+    assert source is not None and source.interlaced and source.frame_rate == 30
+    plan = plan_ladder(load_profile("default"), source, "low")
+    assert any("interlaced" in note for note in plan.notes)
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    try:
+        await feed(t.push, tags)
+        await until(lambda: len(events.fragments.get((0, "360p"), [])) >= 15, what="3 s of parts")
+    finally:
+        await t.stop()
+    assert not events.order_errors and not events.restarts
+    for name in ("720p", "360p"):
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(events.inits[(0, name)].data
+                         + b"".join(f.data for f in events.fragments[(0, name)]))
+        fields = field_detection(path)
+        # Woven fields deinterlaced: whole progressive pictures, one per input frame.
+        assert fields["progressive"] > 5 * (fields["tff"] + fields["bff"]), (name, fields)
 
 
 async def test_720p_ladder_has_aligned_keyframes(source_720p: Path, tmp_path: Path) -> None:

@@ -384,6 +384,8 @@ def filter_graph(
     if control is not None:
         # Commands are taken as frames pass this point, ahead of every gate.
         head += "zmq=bind_address='" + control.replace(":", "\\:", 1) + "',"
+    if plan.source.interlaced:
+        head += DEINTERLACE + ","
     if shared_rate:
         head += f"fps={encoded[0].frame_rate_expr},"
     branches = len(encoded) + (analysis_fd is not None)
@@ -421,6 +423,14 @@ def filter_graph(
             chains.append(f"[as{i}]{gate}[a{i}]")
             labels[audio_label(name)] = f"[a{i}]"
     return ";".join(chains), labels
+
+
+DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=interlaced"
+"""Fields woven into whole frames before the ladder scales them (scaling interlaced
+pictures smears the fields into combs): one frame out per frame in, so the frame rate
+the ladder was planned at stays. Only pictures the decoder marks interlaced are
+processed; a progressive picture passes as it is, one frame later (the filter looks
+one frame ahead), so the filter is in the graph only for a source that codes fields."""
 
 
 def _print_to(fd: int) -> str:

@@ -70,6 +70,7 @@ class SourceInfo:
     video_codec: str
     has_audio: bool
     video_bitrate: int | None = None  # bits/s, when measured
+    interlaced: bool = False  # fields (1080i): the encoded renditions are deinterlaced
 
     @property
     def is_h264(self) -> bool:
@@ -243,6 +244,9 @@ def plan_ladder(
         notes.append(f"source frame rate {source.frame_rate!r} unknown; assuming 30")
         source_rate = _FALLBACK_RATE
     audio_bps = profile.audio.bitrate_kbps * 1000 if source.has_audio else 0
+    if source.interlaced:
+        notes.append("the source is interlaced: the encoded renditions are deinterlaced "
+                     "(bwdif, a frame per frame)")
 
     encoded = _fit_encoded(profile, source, notes)
     pass_spec = next((r for r in profile.renditions if r.passthrough), None)

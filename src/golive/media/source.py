@@ -87,4 +87,5 @@ class SourceProbe:
             frame_rate=round(frame_rate or _FALLBACK_RATE, 3),
             video_codec=facts.video_codec or "unknown",
             has_audio=self.audio_tags > 0,
+            interlaced=bool(facts.interlaced),
         )

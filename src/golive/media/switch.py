@@ -17,10 +17,11 @@ the decoder, which a player never sees.
 What that cannot cover restarts the transcoder on a fresh timeline instead (one
 discontinuity, the old way): another video codec (say H.264 to HEVC: the running
 decoder is H.264's), a passthrough rendition when the picture's configuration changed
-(it copies the input, so its own parameters would change under the init segment), and
-an input without audio when the ladder has audio (its audio tracks would stall), and a
-new picture or sound configuration while the degrade ladder has rungs given up or at a
-lowered frame rate: the re-made graph re-reads every gate's initial state and counts
+(it copies the input, so its own parameters would change under the init segment), an
+input without audio when the ladder has audio (its audio tracks would stall), an
+interlaced input when the ladder's source was progressive (the graph has no
+deinterlacer: `command.DEINTERLACE`), and a new picture or sound configuration while
+the degrade ladder has rungs given up or at a lowered frame rate: the re-made graph re-reads every gate's initial state and counts
 frames from 0 again, so those rungs would come back unasked (a restart starts them as
 the step has them, see media/command.py `gate_commands`).
 `InputSwitch` holds the new input's first tags (headers only, in practice: the new
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golive.formats import CodecError, MediaTag, TagType, parse_video_tag
+from golive.formats import CodecError, MediaTag, TagType, describe_video, parse_video_tag
 from golive.media.feed import TagKind, classify
 from golive.media.ladder import LadderPlan
 
@@ -115,6 +116,9 @@ class InputSwitch:
             return "a passthrough rendition copies the input and its configuration changed"
         if self._plan.has_audio and not self._audio:
             return "the new input has no audio and the ladder has"
+        if (new is not None and _interlaced(new) and not self._plan.source.interlaced
+                and any(not r.passthrough for r in self._plan.renditions)):
+            return "the new input is interlaced and the running graph does not deinterlace"
         if self._gated and reconfigures:
             return (f"rungs degraded for speed ({', '.join(sorted(self._gated))}) would come "
                     "back when ffmpeg re-makes its graph for the new input's configuration")
@@ -124,6 +128,14 @@ class InputSwitch:
 def _differs(new: MediaTag | None, current: MediaTag | None) -> bool:
     """A new configuration the running decoder has not seen (unknown counts as new)."""
     return new is not None and (current is None or new.body != current.body)
+
+
+def _interlaced(config: MediaTag) -> bool:
+    try:
+        info = describe_video(parse_video_tag(config.body))
+    except CodecError:
+        return False
+    return bool(info is not None and info.interlaced)
 
 
 def _codec(tag: MediaTag) -> str | None:

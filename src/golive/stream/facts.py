@@ -71,6 +71,8 @@ class IngestFacts:
     av_drift_s: float | None = None
     """How far the audio timeline sits from the video's (positive: audio later), in
     seconds; None until both tracks have sent frames. See `IngestMeter.av_drift`."""
+    interlaced: bool | None = None
+    """The video codes fields (1080i): the ladder deinterlaces it. None: not known."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with rates rounded for display."""
@@ -96,6 +98,7 @@ class IngestFacts:
             "encoder": self.encoder,
             "last_media_at": _round(self.last_media_at, 3),
             "av_drift_s": _round(self.av_drift_s, 3),
+            "interlaced": self.interlaced,
         }
 
 
@@ -350,6 +353,7 @@ class IngestMeter:
         return IngestFacts(
             video_codec=self._video_codec,
             video_profile=video.profile if video else None,
+            interlaced=video.interlaced if video else None,
             width=width,
             height=height,
             frame_rate=self._measured_frame_rate(),

@@ -215,6 +215,7 @@ class AvcConfig:
             sps.width if sps else None, sps.height if sps else None,
             sps.frame_rate if sps else None,
             sps.bit_depth_luma if sps else None, sps.chroma_format_idc if sps else None,
+            (not sps.frame_mbs_only) if sps else None,
         )
 
 

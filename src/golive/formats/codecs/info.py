@@ -22,6 +22,9 @@ class VideoInfo:
     frame_rate: float | None  # declared in the bitstream (VUI / timing info), not measured
     bit_depth: int | None = None
     chroma_format: int | None = None  # 0 mono, 1 4:2:0, 2 4:2:2, 3 4:4:4
+    interlaced: bool | None = None
+    """The sequence codes fields (H.264 frame_mbs_only_flag 0: field pictures or MBAFF,
+    as 1080i contribution encoders send); None where the codec's header does not say."""
 
 
 
