@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.e2e.conftest import create_stream, eventually, get_stream, wait_status
-from tests.mediatools import FFMPEG, stop
+from tests.mediatools import FFMPEG, ffmpeg_publish, stop
 
 from golive.app import Golive
 
@@ -74,5 +75,42 @@ async def test_srt_passphrase_is_required_and_checked(
     try:
         live = await wait_status(api, stream["id"], "active")
         assert live["srt_encrypted"] is True
+    finally:
+        stop(proc)
+
+
+async def test_a_broadcast_encoders_mp2_audio_over_srt_is_heard(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path
+) -> None:
+    # Contribution encoders often send MPEG-1 Layer II audio in their transport stream;
+    # golive took only AAC and the broadcast went out silent.
+    stream = await create_stream(api)
+    proc = ffmpeg_publish(source_flv, node.srt_url(stream["stream_key"]), loop=True,
+                          extra=["-c:a", "mp2", "-b:a", "192k"], muxer="mpegts")
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        await wait_status(api, stream["id"], "active")
+        async with httpx.AsyncClient(base_url=f"{node.http_url}/live/{pid}/", timeout=30) as hls:
+
+            async def segment() -> bytes | None:
+                text = (await hls.get("360p.m3u8")).text
+                inits = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)
+                segments = [line for line in text.splitlines() if "/seg-" in line]
+                if not inits or not segments:
+                    return None
+                return (await hls.get(inits[-1])).content + (await hls.get(segments[-1])).content
+
+            media = await eventually(segment, timeout=60, what="a whole segment")
+        live = (await get_stream(api, stream["id"]))["live"]
+        assert live["audio_codec"] == "mp3"  # (the MPEG audio family, Layer II here)
+        path = tmp_path / "segment.mp4"
+        path.write_bytes(media)
+        out = subprocess.run(
+            [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af",
+             "astats=measure_perchannel=none:measure_overall=RMS_level", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stderr  # fmt: skip
+        level = float(out.rsplit("RMS level dB:", 1)[1].split()[0])
+        assert -30 < level < -15, level  # the source's sine, not silence
     finally:
         stop(proc)

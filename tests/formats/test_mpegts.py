@@ -7,6 +7,7 @@ the reference. Also: PTS wraparound, joining mid-GOP, loss, and hostile bytes.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import random
 import shutil
@@ -318,6 +319,69 @@ def test_audio_only_stream_starts_at_zero(media_dir: Path) -> None:
     assert tags[0].body[:2] == b"\xaf\x00" and frames[0].timestamp == 0
     assert [t.timestamp for t in frames[:4]] == [0, 23, 46, 70]  # 1024 / 44.1 kHz each
     assert len(frames) == int(probe_streams(ts)["audio"]["nb_read_packets"])
+
+
+def sound_level(path: Path) -> float:
+    """The RMS level (dBFS) of a file's audio as the bundled ffmpeg decodes it."""
+    out = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-vn", "-af",
+         "astats=measure_perchannel=none:measure_overall=RMS_level", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120, check=True).stderr
+    return float(out.rsplit("RMS level dB:", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize(("codec", "extra", "fourcc", "samples"), [
+    ("mp2", [], b".mp3", 1152),  # MPEG-1 Layer II, stream type 0x03: broadcast encoders
+    ("libmp3lame", [], b".mp3", 1152),
+    ("ac3", [], b"ac-3", 1536),  # ATSC: stream type 0x81
+    ("ac3", ["-mpegts_flags", "system_b"], b"ac-3", 1536),  # DVB: 0x06 + AC-3 descriptor
+], ids=["mp2", "mp3", "ac3-atsc", "ac3-dvb"])
+def test_mpeg_audio_and_ac3_go_out_as_enhanced_audio_the_transcoder_decodes(
+    media_dir: Path, codec: str, extra: list[str], fourcc: bytes, samples: int
+) -> None:
+    ts = media_dir / f"{codec}{''.join(extra)}.ts"
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={FPS}",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "2",
+            "-c:v", "libx264", "-preset", "ultrafast", "-g", str(GOP),
+            "-c:a", codec, "-b:a", "128k", "-ar", "48000", *extra, "-f", "mpegts", str(ts))
+    tags, demuxer = demux(ts.read_bytes())
+    assert demuxer.program is not None and demuxer.program.audio is not None
+    assert demuxer.stats.unsupported_streams == 0 and demuxer.stats.adts_errors == 0
+    audio = [t for t in tags if t.type is TagType.AUDIO]
+    # A sequence start naming the codec, then one frame per tag, spaced by its samples.
+    assert audio[0].body == b"\x90" + fourcc
+    frames = audio_frames(tags)
+    assert all(t.body[:5] == b"\x91" + fourcc for t in frames)
+    steps = {b.timestamp - a.timestamp for a, b in itertools.pairwise(frames)}
+    assert steps <= {samples * 1000 // 48000, samples * 1000 // 48000 + 1}, steps
+    # Every frame the stream has; those from before the first keyframe are left out.
+    skipped = demuxer.stats.audio_skipped
+    assert len(frames) + skipped == int(probe_streams(ts)["audio"]["nb_read_packets"])
+    assert skipped <= 1
+    info = codecs.describe_audio(codecs.parse_audio_tag(frames[0].body))
+    assert info is not None and info.sample_rate == 48000
+    # The transcoder's ffmpeg decodes them, to the level the source has.
+    flv = write_flv(tags, media_dir / f"{codec}{''.join(extra)}.flv")
+    assert decode_errors(flv) == ""
+    assert abs(sound_level(flv) - sound_level(ts)) < 0.5
+
+
+def test_audio_frame_headers_give_the_frame_lengths() -> None:
+    # MPEG-1 Layer II 192 kbit/s 48 kHz: 576 bytes; with padding at 44.1 kHz, 627.
+    assert codecs.mpeg_audio_frame(b"\xff\xfd\xa4\x00") == codecs.FrameHeader(576, 1152, 48000)
+    assert codecs.mpeg_audio_frame(b"\xff\xfd\xa2\x00") == codecs.FrameHeader(627, 1152, 44100)
+    # MPEG-2 Layer III 64 kbit/s 24 kHz: 576 samples, 192 bytes; Layer I: 4-byte slots.
+    assert codecs.mpeg_audio_frame(b"\xff\xf3\x84\x00") == codecs.FrameHeader(192, 576, 24000)
+    assert codecs.mpeg_audio_frame(b"\xff\xff\x44\x00") == codecs.FrameHeader(128, 384, 48000)
+    # Free format (no length), reserved version or rate, and no sync: no frame.
+    for header in (b"\xff\xfd\x04\x00", b"\xff\xed\xa4\x00", b"\xff\xfd\xac\x00",
+                   b"\x00\xfd\xa4\x00", b"\xff\xfd"):
+        assert codecs.mpeg_audio_frame(header) is None
+    # AC-3 at 48 kHz 192 kbit/s: 384 words; 44.1 kHz odd codes carry one more word.
+    assert codecs.ac3_frame(b"\x0b\x77\x00\x00\x14\x40") == codecs.FrameHeader(768, 1536, 48000)
+    assert codecs.ac3_frame(b"\x0b\x77\x00\x00\x55\x40") == codecs.FrameHeader(836, 1536, 44100)
+    assert codecs.ac3_frame(b"\x0b\x77\x00\x00\x14\x80") is None  # bsid 16: E-AC-3
+    assert codecs.ac3_frame(b"\x0b\x77\x00\x00\xd4\x40") is None  # fscod 3: reserved
 
 
 def test_crc32_mpeg2() -> None:

@@ -8,7 +8,13 @@ headers and configuration records a live server needs to name the stream's codec
 `h264`, `hevc`, `av1`, `vpx`, `audio`; FLV tag headers in `flvtags`.
 """
 
-from golive.formats.codecs.audio import AacConfig, parse_audio_specific_config
+from golive.formats.codecs.audio import (
+    AacConfig,
+    FrameHeader,
+    ac3_frame,
+    mpeg_audio_frame,
+    parse_audio_specific_config,
+)
 from golive.formats.codecs.av1 import (
     Av1Config,
     Av1SequenceHeader,
@@ -59,6 +65,7 @@ __all__ = [
     "AvcConfig",
     "BitReader",
     "CodecError",
+    "FrameHeader",
     "H264Sps",
     "HevcConfig",
     "HevcProfileTierLevel",
@@ -66,6 +73,7 @@ __all__ = [
     "VideoInfo",
     "VideoTagInfo",
     "VpConfig",
+    "ac3_frame",
     "av1_codec_string",
     "avc_codec_string",
     "avc_config_profile",
@@ -77,6 +85,7 @@ __all__ = [
     "hevc_codec_string",
     "hevc_config_profile",
     "hevc_decoder_config",
+    "mpeg_audio_frame",
     "parse_audio_specific_config",
     "parse_audio_tag",
     "parse_av1_config",

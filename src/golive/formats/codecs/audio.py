@@ -145,3 +145,67 @@ def flac_info(header: Buffer) -> AudioInfo:
     rate = r.u(20)
     channels = r.u(3) + 1
     return AudioInfo("flac", rate or None, channels, "flac")
+
+
+# Frame lengths: MPEG audio and AC-3 frames carry no length field, so an elementary
+# stream (MPEG-TS) is cut into frames by their headers.
+
+_MPEG_BITRATES = {  # kbit/s by (MPEG-1?, layer bits), index 1..14
+    (True, 3): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),  # Layer I
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),  # Layer II
+    (True, 1): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # Layer III
+    (False, 3): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 1): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    """What an audio frame's header says of the frame: its length, samples and rate."""
+
+    length: int  # bytes, header included
+    samples: int  # per channel
+    sample_rate: int
+
+
+def mpeg_audio_frame(data: Buffer, pos: int = 0) -> FrameHeader | None:
+    """The MPEG-1/2/2.5 Layer I, II or III frame starting at `pos`; None if none does
+    (no sync word, a reserved field, or free format, whose length no header says)."""
+    if len(data) < pos + 4 or data[pos] != 0xFF or (data[pos + 1] & 0xE0) != 0xE0:
+        return None
+    version, layer = (data[pos + 1] >> 3) & 3, (data[pos + 1] >> 1) & 3
+    bitrate_index, rate_index = data[pos + 2] >> 4, (data[pos + 2] >> 2) & 3
+    if version == 1 or layer == 0 or rate_index == 3 or not 0 < bitrate_index < 15:
+        return None
+    mpeg1 = version == 3
+    bitrate = _MPEG_BITRATES[(mpeg1, layer)][bitrate_index - 1] * 1000
+    rate = _MP3_RATES[version][rate_index]
+    padding = (data[pos + 2] >> 1) & 1
+    if layer == 3:  # Layer I: 384 samples in 4-byte slots
+        return FrameHeader((12 * bitrate // rate + padding) * 4, 384, rate)
+    samples = 1152 if mpeg1 or layer == 2 else 576
+    return FrameHeader(samples // 8 * bitrate // rate + padding, samples, rate)
+
+
+_AC3_FRAME_WORDS = {  # 16-bit words per frame by fscod (48, 44.1, 32 kHz), frmsizecod // 2
+    0: (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
+        1152, 1280),
+    1: (69, 87, 104, 121, 139, 174, 208, 243, 278, 348, 417, 487, 557, 696, 835, 975, 1114,
+        1253, 1393),
+    2: (96, 120, 144, 168, 192, 240, 288, 336, 384, 480, 576, 672, 768, 960, 1152, 1344, 1536,
+        1728, 1920),
+}
+
+
+def ac3_frame(data: Buffer, pos: int = 0) -> FrameHeader | None:
+    """The AC-3 (A/52) syncframe starting at `pos`; None if none does (E-AC-3 included)."""
+    if len(data) < pos + 6 or data[pos] != 0x0B or data[pos + 1] != 0x77:
+        return None
+    fscod, frmsizecod = data[pos + 4] >> 6, data[pos + 4] & 0x3F
+    if fscod == 3 or frmsizecod >= 38 or data[pos + 5] >> 3 > 10:  # bsid > 10: E-AC-3
+        return None
+    words = _AC3_FRAME_WORDS[fscod][frmsizecod // 2]
+    if fscod == 1:  # 44.1 kHz: odd codes carry one more word
+        words += frmsizecod & 1
+    return FrameHeader(words * 2, 1536, _AC3_RATES[fscod])

@@ -13,13 +13,17 @@ in `TsDemuxer.stats` and skipped; `feed` does not raise for anything a publisher
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from golive.formats.annexb import split_annexb
 from golive.formats.codecs import (
     CodecError,
+    FrameHeader,
+    ac3_frame,
     avc_decoder_config,
     hevc_decoder_config,
+    mpeg_audio_frame,
     parse_audio_specific_config,
 )
 from golive.formats.mpegts.packets import (
@@ -34,8 +38,11 @@ from golive.formats.mpegts.packets import (
 from golive.formats.mpegts.pes import Pes, PesTrack
 from golive.formats.mpegts.psi import (
     STREAM_TYPE_AAC_ADTS,
+    STREAM_TYPE_AC3,
     STREAM_TYPE_H264,
     STREAM_TYPE_HEVC,
+    STREAM_TYPE_MPEG1_AUDIO,
+    STREAM_TYPE_MPEG2_AUDIO,
     TABLE_PAT,
     TABLE_PMT,
     ElementaryStream,
@@ -58,6 +65,18 @@ _MAX_FLV_BODY = 0xFFFFFF
 # Audio queued while waiting for the first video keyframe; a hard cap on top of the
 # time window, against hostile timestamps.
 _MAX_QUEUED_AUDIO = 512
+_MAX_FRAMED_AUDIO = 4096  # bytes an MPEG audio or AC-3 frame may span (AC-3: 3,840 at most)
+
+# Audio that is not AAC goes out as Enhanced RTMP audio (the FourCC after a header byte
+# of SoundFormat 9 and the packet type) for the transcoder's ffmpeg to decode: MPEG-1/2
+# Layer I-III as ".mp3", AC-3 as "ac-3". Each frame is cut by its own header.
+_FRAMED_AUDIO: dict[int, tuple[bytes, Callable[[bytes, int], FrameHeader | None]]] = {
+    STREAM_TYPE_MPEG1_AUDIO: (b".mp3", mpeg_audio_frame),
+    STREAM_TYPE_MPEG2_AUDIO: (b".mp3", mpeg_audio_frame),
+    STREAM_TYPE_AC3: (b"ac-3", ac3_frame),
+}
+_AUDIO_TYPES = frozenset({STREAM_TYPE_AAC_ADTS, *_FRAMED_AUDIO})
+_EX_AUDIO_START, _EX_AUDIO_FRAMES = 0x90, 0x91  # SoundFormat 9, SequenceStart / CodedFrames
 
 _H264_AUD, _H264_SPS, _H264_PPS, _H264_IDR, _H264_FILLER = 9, 7, 8, 5, 12
 _HEVC_VPS, _HEVC_SPS, _HEVC_PPS, _HEVC_AUD, _HEVC_FILLER = 32, 33, 34, 35, 38
@@ -103,7 +122,7 @@ class _AudioTrack(PesTrack):
 
     def __init__(self, es: ElementaryStream) -> None:
         super().__init__(es)
-        self.leftover = b""  # an ADTS frame cut by the end of the previous PES
+        self.leftover = b""  # a frame cut by the end of the previous PES
         self.next_ticks: int | None = None
         self.configs: dict[int, tuple[bytes, int] | None] = {}  # ADTS header bits -> ASC, rate
         self.emitted: bytes | None = None
@@ -112,8 +131,8 @@ class _AudioTrack(PesTrack):
 @dataclass(frozen=True, slots=True)
 class _QueuedAudio:
     ticks: int
-    config: bytes
-    raw: bytes
+    config: bytes  # the sequence header tag's body
+    frame: bytes  # the frame tag's body
 
 
 def _unique(units: list[bytes]) -> tuple[bytes, ...]:
@@ -307,13 +326,13 @@ class TsDemuxer:
                 ignored.append(es)
             elif video is None and stream_type in (STREAM_TYPE_H264, STREAM_TYPE_HEVC):
                 video = es
-            elif audio is None and stream_type == STREAM_TYPE_AAC_ADTS \
+            elif audio is None and stream_type in _AUDIO_TYPES \
                     and (video is None or video.pid != pid):
                 audio = es
             else:
                 ignored.append(es)
-                if stream_type not in (STREAM_TYPE_H264, STREAM_TYPE_HEVC,
-                                       STREAM_TYPE_AAC_ADTS):
+                if stream_type not in (STREAM_TYPE_H264, STREAM_TYPE_HEVC) \
+                        and stream_type not in _AUDIO_TYPES:
                     unsupported += 1
         program = TsProgram(self._program_number, self._pmt.pid, video, audio, tuple(ignored))
         if program == self.program:
@@ -454,7 +473,7 @@ class TsDemuxer:
         if starting:
             queued, self._queue = self._queue, deque()
             for q in queued:
-                self._emit_audio(q.ticks, q.config, q.raw)
+                self._emit_audio(q.ticks, q.config, q.frame)
 
     def _update_parameter_sets(self, track: _VideoTrack,
                                params: tuple[list[bytes], list[bytes], list[bytes]]) -> None:
@@ -478,6 +497,10 @@ class TsDemuxer:
     # ---------------------------------------------------------------- audio
 
     def _audio_pes(self, track: _AudioTrack, pts: int | None, payload: bytes) -> None:
+        framed = _FRAMED_AUDIO.get(track.stream_type)
+        if framed is not None:
+            self._framed_audio_pes(track, pts, payload, *framed)
+            return
         carried = len(track.leftover)
         data = track.leftover + payload if carried else payload
         track.leftover = b""
@@ -515,11 +538,51 @@ class TsDemuxer:
             elif ticks is None:
                 stats.audio_skipped += 1
             else:
-                self._emit_audio(ticks, asc, data[pos + header_length : pos + frame_length])
+                self._emit_audio(ticks, b"\xaf\x00" + asc,
+                                 b"\xaf\x01" + data[pos + header_length : pos + frame_length])
             if ticks is not None:
                 track.next_ticks = ticks + duration
             pos += frame_length
         if size - pos <= _MAX_ADTS_FRAME:
+            track.leftover = data[pos:]
+
+    def _framed_audio_pes(self, track: _AudioTrack, pts: int | None, payload: bytes,
+                          fourcc: bytes, frame_at: Callable[[bytes, int], FrameHeader | None]
+                          ) -> None:
+        """MPEG audio or AC-3: frames found by their headers, timed as ADTS frames are (the
+        PES's PTS is its first new frame's; the others follow by their sample counts)."""
+        carried = len(track.leftover)
+        data = track.leftover + payload if carried else payload
+        track.leftover = b""
+        pes_ticks = self._unwrap(pts) if pts is not None else None
+        config = bytes((_EX_AUDIO_START,)) + fourcc
+        prefix = bytes((_EX_AUDIO_FRAMES,)) + fourcc
+        sync = b"\x0b\x77" if fourcc == b"ac-3" else b"\xff"
+        pos = index = 0
+        size = len(data)
+        while pos + 6 <= size:
+            header = frame_at(data, pos)
+            if header is None or header.length < 6:
+                self.stats.adts_errors += 1
+                found = data.find(sync, pos + 1)
+                pos = found if found >= 0 else size
+                continue
+            if pos + header.length > size:
+                break
+            duration = header.samples * 90_000 // header.sample_rate
+            if pos >= carried and pes_ticks is not None:
+                ticks: int | None = pes_ticks + index * duration
+            else:
+                ticks = track.next_ticks
+            if pos >= carried:
+                index += 1
+            if ticks is None:
+                self.stats.audio_skipped += 1
+            else:
+                self._emit_audio(ticks, config, prefix + data[pos : pos + header.length])
+                track.next_ticks = ticks + duration
+            pos += header.length
+        if size - pos <= _MAX_FRAMED_AUDIO:
             track.leftover = data[pos:]
 
     def _adts_config(self, track: _AudioTrack, b2: int, b3: int) -> tuple[bytes, int] | None:
@@ -536,11 +599,13 @@ class TsDemuxer:
             track.configs[bits] = config
         return config
 
-    def _emit_audio(self, ticks: int, config: bytes, raw: bytes) -> None:
+    def _emit_audio(self, ticks: int, config: bytes, frame: bytes) -> None:
+        """One audio frame tag (`frame`: its body), after the sequence header tag
+        (`config`: its body) whenever that changes."""
         if self._base is None:
             if self._video is not None:  # wait for the first keyframe
                 queue = self._queue
-                queue.append(_QueuedAudio(ticks, config, raw))
+                queue.append(_QueuedAudio(ticks, config, frame))
                 while len(queue) > _MAX_QUEUED_AUDIO or ticks - queue[0].ticks > self._audio_lead:
                     queue.popleft()
                     self.stats.audio_skipped += 1
@@ -555,7 +620,7 @@ class TsDemuxer:
         track = self._audio
         if track is not None and track.emitted != config:
             track.emitted = config
-            self._out.append(MediaTag(TagType.AUDIO, ms & 0xFFFFFFFF, b"\xaf\x00" + config))
-        self._out.append(MediaTag(TagType.AUDIO, ms & 0xFFFFFFFF, b"\xaf\x01" + raw))
+            self._out.append(MediaTag(TagType.AUDIO, ms & 0xFFFFFFFF, config))
+        self._out.append(MediaTag(TagType.AUDIO, ms & 0xFFFFFFFF, frame))
         self.stats.audio_frames += 1
 

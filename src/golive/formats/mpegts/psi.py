@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from golive.formats.mpegts.packets import PidState
 from golive.formats.mpegts.stats import TsStats
 
+STREAM_TYPE_MPEG1_AUDIO = 0x03
+STREAM_TYPE_MPEG2_AUDIO = 0x04
+STREAM_TYPE_PRIVATE_PES = 0x06  # DVB: the codec is in a descriptor (AC-3: tag 0x6A)
+STREAM_TYPE_AC3 = 0x81  # ATSC A/52
 STREAM_TYPE_AAC_ADTS = 0x0F
 STREAM_TYPE_AAC_LATM = 0x11
 STREAM_TYPE_H264 = 0x1B
@@ -142,9 +146,25 @@ def parse_pmt(section: bytes) -> PmtSection:
     while pos + 5 <= end:
         stream_type = section[pos]
         pid = ((section[pos + 1] & 0x1F) << 8) | section[pos + 2]
-        pos += 5 + (((section[pos + 3] & 0x0F) << 8) | section[pos + 4])
+        info = pos + 5
+        pos = info + (((section[pos + 3] & 0x0F) << 8) | section[pos + 4])
         if pos > end:
             truncated = True
             break
+        if stream_type == STREAM_TYPE_PRIVATE_PES and _says_ac3(section[info:pos]):
+            stream_type = STREAM_TYPE_AC3  # DVB's AC-3 signalling, as ATSC's stream type
         streams.append(ElementaryStream(pid, stream_type))
     return PmtSection((section[3] << 8) | section[4], tuple(streams), truncated)
+
+
+def _says_ac3(descriptors: bytes) -> bool:
+    """An ES_info loop with DVB's AC-3 descriptor (0x6A), or a registration descriptor
+    (0x05) naming AC-3 (ATSC A/52 Annex A)."""
+    pos = 0
+    while pos + 2 <= len(descriptors):
+        tag, length = descriptors[pos], descriptors[pos + 1]
+        body = descriptors[pos + 2 : pos + 2 + length]
+        if tag == 0x6A or (tag == 0x05 and body[:4] == b"AC-3"):
+            return True
+        pos += 2 + length
+    return False
