@@ -79,14 +79,17 @@ async def test_srt_passphrase_is_required_and_checked(
         stop(proc)
 
 
-async def test_a_broadcast_encoders_mp2_audio_over_srt_is_heard(
-    node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path
+@pytest.mark.parametrize(("encoder", "codec"), [("mp2", "mp3"), ("libopus", "opus")])
+async def test_audio_other_than_aac_over_srt_is_heard(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path, encoder: str,
+    codec: str,
 ) -> None:
-    # Contribution encoders often send MPEG-1 Layer II audio in their transport stream;
-    # golive took only AAC and the broadcast went out silent.
+    # Contribution encoders often send MPEG-1 Layer II audio in their transport stream,
+    # and OBS's SRT output can send Opus; golive took only AAC and the broadcast went out
+    # silent.
     stream = await create_stream(api)
     proc = ffmpeg_publish(source_flv, node.srt_url(stream["stream_key"]), loop=True,
-                          extra=["-c:a", "mp2", "-b:a", "192k"], muxer="mpegts")
+                          extra=["-c:a", encoder, "-b:a", "128k"], muxer="mpegts")
     pid = stream["playback_ids"][0]["id"]
     try:
         await wait_status(api, stream["id"], "active")
@@ -102,7 +105,7 @@ async def test_a_broadcast_encoders_mp2_audio_over_srt_is_heard(
 
             media = await eventually(segment, timeout=60, what="a whole segment")
         live = (await get_stream(api, stream["id"]))["live"]
-        assert live["audio_codec"] == "mp3"  # (the MPEG audio family, Layer II here)
+        assert live["audio_codec"] == codec  # ("mp3": the MPEG audio family, Layer II here)
         path = tmp_path / "segment.mp4"
         path.write_bytes(media)
         out = subprocess.run(

@@ -65,18 +65,114 @@ _MAX_FLV_BODY = 0xFFFFFF
 # Audio queued while waiting for the first video keyframe; a hard cap on top of the
 # time window, against hostile timestamps.
 _MAX_QUEUED_AUDIO = 512
-_MAX_FRAMED_AUDIO = 4096  # bytes an MPEG audio or AC-3 frame may span (AC-3: 3,840 at most)
+_MAX_FRAMED_AUDIO = 16384  # bytes a non-AAC frame may span (AC-3: 3,840; Opus: 120 ms)
+_OPUS_RATE = 48000
 
-# Audio that is not AAC goes out as Enhanced RTMP audio (the FourCC after a header byte
-# of SoundFormat 9 and the packet type) for the transcoder's ffmpeg to decode: MPEG-1/2
-# Layer I-III as ".mp3", AC-3 as "ac-3". Each frame is cut by its own header.
-_FRAMED_AUDIO: dict[int, tuple[bytes, Callable[[bytes, int], FrameHeader | None]]] = {
-    STREAM_TYPE_MPEG1_AUDIO: (b".mp3", mpeg_audio_frame),
-    STREAM_TYPE_MPEG2_AUDIO: (b".mp3", mpeg_audio_frame),
-    STREAM_TYPE_AC3: (b"ac-3", ac3_frame),
-}
-_AUDIO_TYPES = frozenset({STREAM_TYPE_AAC_ADTS, *_FRAMED_AUDIO})
-_EX_AUDIO_START, _EX_AUDIO_FRAMES = 0x90, 0x91  # SoundFormat 9, SequenceStart / CodedFrames
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """One audio access unit found in a PES payload."""
+
+    length: int  # bytes, its framing included
+    start: int  # where the codec's frame starts in it
+    samples: int
+    rate: int
+
+
+_Splitter = Callable[[bytes, int], _Unit | None]
+
+
+def _whole_frames(header_at: Callable[[bytes, int], FrameHeader | None]) -> _Splitter:
+    def unit(data: bytes, pos: int) -> _Unit | None:
+        header = header_at(data, pos)
+        if header is None:
+            return None
+        return _Unit(header.length, 0, header.samples, header.sample_rate)
+
+    return unit
+
+
+def _opus_unit(data: bytes, pos: int) -> _Unit | None:
+    """One Opus access unit in MPEG-TS: its control header (the 11-bit prefix 0x3FF, trim
+    and extension flags, the size as a run of 0xFF bytes and the rest), then the packet.
+    One whose header runs past `data` asks for more (its length reaches past the end)."""
+    end = len(data)
+    more = _Unit(end - pos + 1, 0, 0, _OPUS_RATE)
+    if data[pos] != 0x7F or data[pos + 1] & 0xE0 != 0xE0:
+        return None
+    flags = data[pos + 1]
+    at = pos + 2
+    size = 0
+    while True:
+        if at >= end:
+            return more
+        size += data[at]
+        at += 1
+        if data[at - 1] != 0xFF:
+            break
+    at += 2 * ((flags >> 4) & 1) + 2 * ((flags >> 3) & 1)  # start and end trims
+    if flags & 0x04:  # control extension: its length, then its bytes
+        if at >= end:
+            return more
+        at += 1 + data[at]
+    if at + 2 > end:
+        return more
+    samples = _opus_samples(data, at, size)
+    if samples is None:
+        return None
+    return _Unit(at - pos + size, at - pos, samples, _OPUS_RATE)
+
+
+def _opus_samples(data: bytes, at: int, size: int) -> int | None:
+    """An Opus packet's duration at 48 kHz from its TOC byte (RFC 6716 3.1)."""
+    if size < 1:
+        return None
+    toc = data[at]
+    config = toc >> 3
+    if config < 12:
+        frame = (480, 960, 1920, 2880)[config % 4]  # SILK: 10, 20, 40, 60 ms
+    elif config < 16:
+        frame = (480, 960)[config % 2]  # hybrid
+    else:
+        frame = (120, 240, 480, 960)[config % 4]  # CELT: 2.5 to 20 ms
+    code = toc & 3
+    count = 1 if code == 0 else 2 if code < 3 else (data[at + 1] & 0x3F if size > 1 else 0)
+    if not count or frame * count > 5760:  # at most 120 ms a packet
+        return None
+    return frame * count
+
+
+def _opus_head(channels: int) -> bytes:
+    """RFC 7845 5.1's identification header: mapping family 0, no pre-skip known."""
+    return b"OpusHead" + bytes((1, channels)) + (0).to_bytes(2, "little") \
+        + _OPUS_RATE.to_bytes(4, "little") + bytes(3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Framing:
+    """How a non-AAC audio stream goes out: as Enhanced RTMP audio (SoundFormat 9 and a
+    FourCC) for the transcoder's ffmpeg to decode, each frame cut by its own header."""
+
+    config: bytes  # the sequence start tag's body
+    prefix: bytes  # what each frame tag's body starts with
+    split: _Splitter
+    sync: bytes  # what a frame starts with, to find the next after damage
+
+
+def _framing(es: ElementaryStream) -> _Framing | None:
+    """MPEG-1/2 Layer I-III as ".mp3", AC-3 as "ac-3", mono or stereo Opus as "Opus"."""
+    if es.stream_type in (STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG2_AUDIO):
+        return _Framing(b"\x90.mp3", b"\x91.mp3", _whole_frames(mpeg_audio_frame), b"\xff")
+    if es.stream_type == STREAM_TYPE_AC3:
+        return _Framing(b"\x90ac-3", b"\x91ac-3", _whole_frames(ac3_frame), b"\x0b\x77")
+    if es.opus_channels:
+        return _Framing(b"\x90Opus" + _opus_head(es.opus_channels), b"\x91Opus", _opus_unit,
+                        b"\x7f")
+    return None
+
+
+def _is_audio(es: ElementaryStream) -> bool:
+    return es.stream_type == STREAM_TYPE_AAC_ADTS or _framing(es) is not None
 
 _H264_AUD, _H264_SPS, _H264_PPS, _H264_IDR, _H264_FILLER = 9, 7, 8, 5, 12
 _HEVC_VPS, _HEVC_SPS, _HEVC_PPS, _HEVC_AUD, _HEVC_FILLER = 32, 33, 34, 35, 38
@@ -118,10 +214,11 @@ class _VideoTrack(PesTrack):
 
 
 class _AudioTrack(PesTrack):
-    __slots__ = ("configs", "emitted", "leftover", "next_ticks")
+    __slots__ = ("configs", "emitted", "framing", "leftover", "next_ticks")
 
     def __init__(self, es: ElementaryStream) -> None:
         super().__init__(es)
+        self.framing = _framing(es)  # None: AAC in ADTS
         self.leftover = b""  # a frame cut by the end of the previous PES
         self.next_ticks: int | None = None
         self.configs: dict[int, tuple[bytes, int] | None] = {}  # ADTS header bits -> ASC, rate
@@ -326,13 +423,12 @@ class TsDemuxer:
                 ignored.append(es)
             elif video is None and stream_type in (STREAM_TYPE_H264, STREAM_TYPE_HEVC):
                 video = es
-            elif audio is None and stream_type in _AUDIO_TYPES \
-                    and (video is None or video.pid != pid):
+            elif audio is None and _is_audio(es) and (video is None or video.pid != pid):
                 audio = es
             else:
                 ignored.append(es)
                 if stream_type not in (STREAM_TYPE_H264, STREAM_TYPE_HEVC) \
-                        and stream_type not in _AUDIO_TYPES:
+                        and not _is_audio(es):
                     unsupported += 1
         program = TsProgram(self._program_number, self._pmt.pid, video, audio, tuple(ignored))
         if program == self.program:
@@ -497,9 +593,8 @@ class TsDemuxer:
     # ---------------------------------------------------------------- audio
 
     def _audio_pes(self, track: _AudioTrack, pts: int | None, payload: bytes) -> None:
-        framed = _FRAMED_AUDIO.get(track.stream_type)
-        if framed is not None:
-            self._framed_audio_pes(track, pts, payload, *framed)
+        if track.framing is not None:
+            self._framed_audio_pes(track, pts, payload, track.framing)
             return
         carried = len(track.leftover)
         data = track.leftover + payload if carried else payload
@@ -547,29 +642,26 @@ class TsDemuxer:
             track.leftover = data[pos:]
 
     def _framed_audio_pes(self, track: _AudioTrack, pts: int | None, payload: bytes,
-                          fourcc: bytes, frame_at: Callable[[bytes, int], FrameHeader | None]
-                          ) -> None:
-        """MPEG audio or AC-3: frames found by their headers, timed as ADTS frames are (the
-        PES's PTS is its first new frame's; the others follow by their sample counts)."""
+                          framing: _Framing) -> None:
+        """MPEG audio, AC-3 or Opus: units found by their headers, timed as ADTS frames are
+        (the PES's PTS is its first new unit's; the others follow by their samples)."""
         carried = len(track.leftover)
         data = track.leftover + payload if carried else payload
         track.leftover = b""
         pes_ticks = self._unwrap(pts) if pts is not None else None
-        config = bytes((_EX_AUDIO_START,)) + fourcc
-        prefix = bytes((_EX_AUDIO_FRAMES,)) + fourcc
-        sync = b"\x0b\x77" if fourcc == b"ac-3" else b"\xff"
+        config, prefix, split, sync = framing.config, framing.prefix, framing.split, framing.sync
         pos = index = 0
         size = len(data)
         while pos + 6 <= size:
-            header = frame_at(data, pos)
-            if header is None or header.length < 6:
+            unit = split(data, pos)
+            if unit is None or unit.length < 3:
                 self.stats.adts_errors += 1
                 found = data.find(sync, pos + 1)
                 pos = found if found >= 0 else size
                 continue
-            if pos + header.length > size:
+            if pos + unit.length > size:
                 break
-            duration = header.samples * 90_000 // header.sample_rate
+            duration = unit.samples * 90_000 // unit.rate
             if pos >= carried and pes_ticks is not None:
                 ticks: int | None = pes_ticks + index * duration
             else:
@@ -579,9 +671,9 @@ class TsDemuxer:
             if ticks is None:
                 self.stats.audio_skipped += 1
             else:
-                self._emit_audio(ticks, config, prefix + data[pos : pos + header.length])
+                self._emit_audio(ticks, config, prefix + data[pos + unit.start : pos + unit.length])
                 track.next_ticks = ticks + duration
-            pos += header.length
+            pos += unit.length
         if size - pos <= _MAX_FRAMED_AUDIO:
             track.leftover = data[pos:]
 

@@ -127,6 +127,9 @@ def parse_pat(section: bytes) -> list[tuple[int, int]]:
 class ElementaryStream:
     pid: int
     stream_type: int
+    opus_channels: int = 0
+    """Opus (a private PES registered as "Opus"): its channel count, from the extension
+    descriptor's channel_config_code (ETSI TS 102 366's Opus annex); 0 for anything else."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,20 +154,38 @@ def parse_pmt(section: bytes) -> PmtSection:
         if pos > end:
             truncated = True
             break
-        if stream_type == STREAM_TYPE_PRIVATE_PES and _says_ac3(section[info:pos]):
-            stream_type = STREAM_TYPE_AC3  # DVB's AC-3 signalling, as ATSC's stream type
-        streams.append(ElementaryStream(pid, stream_type))
+        opus_channels = 0
+        if stream_type == STREAM_TYPE_PRIVATE_PES:
+            if _says_ac3(section[info:pos]):
+                stream_type = STREAM_TYPE_AC3  # DVB's AC-3 signalling, as ATSC's stream type
+            else:
+                opus_channels = _opus_channels(section[info:pos])
+        streams.append(ElementaryStream(pid, stream_type, opus_channels))
     return PmtSection((section[3] << 8) | section[4], tuple(streams), truncated)
 
 
-def _says_ac3(descriptors: bytes) -> bool:
+def _descriptors(loop: bytes) -> list[tuple[int, bytes]]:
+    found = []
+    pos = 0
+    while pos + 2 <= len(loop):
+        tag, length = loop[pos], loop[pos + 1]
+        found.append((tag, loop[pos + 2 : pos + 2 + length]))
+        pos += 2 + length
+    return found
+
+
+def _opus_channels(loop: bytes) -> int:
+    """Mono or stereo Opus (channel_config_code 1 or 2, mapping family 0): its channel
+    count; 0 for no Opus, or a layout that needs a channel mapping table."""
+    found = _descriptors(loop)
+    if not any(tag == 0x05 and body[:4] == b"Opus" for tag, body in found):
+        return 0
+    codes = [body[1] for tag, body in found if tag == 0x7F and len(body) >= 2 and body[0] == 0x80]
+    return codes[0] if codes and codes[0] in (1, 2) else 0
+
+
+def _says_ac3(loop: bytes) -> bool:
     """An ES_info loop with DVB's AC-3 descriptor (0x6A), or a registration descriptor
     (0x05) naming AC-3 (ATSC A/52 Annex A)."""
-    pos = 0
-    while pos + 2 <= len(descriptors):
-        tag, length = descriptors[pos], descriptors[pos + 1]
-        body = descriptors[pos + 2 : pos + 2 + length]
-        if tag == 0x6A or (tag == 0x05 and body[:4] == b"AC-3"):
-            return True
-        pos += 2 + length
-    return False
+    return any(tag == 0x6A or (tag == 0x05 and body[:4] == b"AC-3")
+               for tag, body in _descriptors(loop))
