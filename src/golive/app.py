@@ -321,6 +321,7 @@ class _LiveView:
             srt = node.srt.connection_facts().get(publisher.stream_key)
             if srt is not None:
                 facts["srt"] = dataclasses.asdict(srt.stats)
+                facts["srt"]["unsupported_audio"] = srt.unsupported_audio
         return facts
 
     async def stream_changed(self, stream_id: str) -> None:
@@ -958,7 +959,8 @@ class Golive:
         st = facts.stats
         return SrtSample(rtt_ms=st.rtt_ms, packets_received=st.packets_received,
                          packets_lost=st.packets_lost, retransmitted=st.retransmitted,
-                         dropped=st.dropped, latency_ms=st.latency_ms)
+                         dropped=st.dropped, latency_ms=st.latency_ms,
+                         unsupported_audio=facts.unsupported_audio)
 
     def _recording_for(self, broadcast: Broadcast) -> SegmentObserver | None:
         """The recording of a broadcast whose stream records, asked once per broadcast."""

@@ -306,6 +306,7 @@ def test_video_only_and_latm_audio(media_dir: Path) -> None:
     assert demuxer.program is not None and demuxer.program.audio is None
     assert [e.stream_type for e in demuxer.program.ignored] == [STREAM_TYPE_AAC_LATM]
     assert demuxer.stats.unsupported_streams == 1
+    assert demuxer.program.unsupported_audio == "AAC in LATM (stream type 0x11)"
     assert len(video_frames(tags)) == 30 and not any(t.type is TagType.AUDIO for t in tags)
 
 

@@ -129,6 +129,18 @@ def test_a_healthy_radio_show_fires_nothing_under_the_pictures_floor() -> None:
     assert "ingest_bitrate" in fired(signals(ingest=facts(total_bitrate_kbps=64.0)))
 
 
+def test_audio_golive_cannot_decode_is_named_with_the_fix() -> None:
+    srt = SrtSignals(rtt_ms=20, loss_ratio=0.0, retransmit_ratio=0.0, dropped=0,
+                     latency_ms=120, unsupported_audio="E-AC-3 (stream type 0x87)")
+    s = signals(protocol="srt", srt=srt)
+    assert fired(s) == {"audio_unsupported"}
+    finding, cause, fix = diagnose("audio_unsupported", s)
+    assert "E-AC-3 (stream type 0x87)" in finding.summary and "E-AC-3" in cause
+    assert "AAC-LC" in fix
+    assert "audio_unsupported" not in fired(signals(
+        protocol="srt", srt=dataclasses.replace(srt, unsupported_audio=None)))
+
+
 def test_reconnects_point_at_the_missing_backup_ingest() -> None:
     _, cause, fix = diagnose("reconnects", signals(reconnects=3))
     assert "no backup ingest" in cause and "backup key" in fix

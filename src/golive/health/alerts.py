@@ -233,6 +233,7 @@ class SrtSample:
     retransmitted: int
     dropped: int
     latency_ms: int
+    unsupported_audio: str | None = None  # audio the publisher sends that golive cannot take
 
 
 class PipelineView(Protocol):
@@ -540,7 +541,8 @@ class AlertEngine:
             retransmit = max(0, sample.retransmitted - first.retransmitted) / received
         return SrtSignals(rtt_ms=sample.rtt_ms, loss_ratio=loss, retransmit_ratio=retransmit,
                           dropped=max(0, sample.dropped - first.dropped),
-                          latency_ms=sample.latency_ms)
+                          latency_ms=sample.latency_ms,
+                          unsupported_audio=sample.unsupported_audio)
 
     def _encoder_signals(self, watch: _Watch,
                          facts: PipelineFacts | None) -> EncoderSignals | None:

@@ -55,6 +55,9 @@ class SrtSignals:
     retransmit_ratio: float | None  # retransmitted packets per packet received
     dropped: int  # packets given up in the window (too late)
     latency_ms: int  # the negotiated SRT latency
+    unsupported_audio: str | None = None
+    """Audio the publisher's transport stream carries that golive cannot decode (and no
+    other audio): what it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +411,30 @@ class AudioMissing:
             "check the encoder's audio sources and mixer (OBS: Audio Mixer); reconnect "
             "the device",
             _ingest_related(s),
+        )
+
+
+class AudioUnsupported:
+    """The publisher sends audio in a codec golive cannot decode: the broadcast is silent."""
+
+    name = "audio_unsupported"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        what = s.srt.unsupported_audio if s.srt is not None else None
+        if what is None:
+            return None
+        return Finding(0.0, 0.0, "audio frames",
+                       f"the publisher's audio is {what}, which golive cannot decode: "
+                       "viewers hear nothing")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        assert s.srt is not None
+        return Diagnosis(
+            f"the encoder sends {s.srt.unsupported_audio} audio; golive takes AAC, "
+            "MPEG-1/2 audio (Layer II, MP3), AC-3 and mono or stereo Opus",
+            "set the encoder's audio codec to AAC-LC (hardware encoders: Audio → Codec; "
+            "OBS: Settings → Output → Audio Encoder), or its Opus to stereo",
+            {**_ingest_related(s), "unsupported_audio": s.srt.unsupported_audio},
         )
 
 
@@ -1090,6 +1117,6 @@ VIEWER_RULES: tuple[Rule, ...] = (Rebuffering(), StartupSlow(), LatencyHigh(),
 
 RULES: tuple[Rule, ...] = (
     IngestStalled(), IngestSlow(), IngestBitrate(), KeyframeInterval(), AvDrift(),
-    AudioMissing(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(), *VIEWER_RULES,
+    AudioMissing(), AudioUnsupported(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(), *VIEWER_RULES,
     TranscoderRestarts(), AudioSilent(), AudioClipping(), VideoBlack(), ViewerLatencyDrift(),
 )

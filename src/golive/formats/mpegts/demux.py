@@ -38,6 +38,7 @@ from golive.formats.mpegts.packets import (
 from golive.formats.mpegts.pes import Pes, PesTrack
 from golive.formats.mpegts.psi import (
     STREAM_TYPE_AAC_ADTS,
+    STREAM_TYPE_AAC_LATM,
     STREAM_TYPE_AC3,
     STREAM_TYPE_H264,
     STREAM_TYPE_HEVC,
@@ -65,6 +66,12 @@ _MAX_FLV_BODY = 0xFFFFFF
 # Audio queued while waiting for the first video keyframe; a hard cap on top of the
 # time window, against hostile timestamps.
 _MAX_QUEUED_AUDIO = 512
+# Audio stream types golive does not take, by name (what an alert tells the operator).
+_AUDIO_NAMES = {
+    STREAM_TYPE_AAC_LATM: "AAC in LATM", 0x87: "E-AC-3", 0x1C: "MPEG-4 audio without ADTS",
+    0x80: "LPCM", 0x82: "DTS", 0x86: "DTS", 0x83: "Dolby TrueHD",
+    0x06: "audio in a private stream (Opus with more than two channels, or another codec)",
+}
 _MAX_FRAMED_AUDIO = 16384  # bytes a non-AAC frame may span (AC-3: 3,840; Opus: 120 ms)
 _OPUS_RATE = 48000
 
@@ -197,6 +204,17 @@ class TsProgram:
         if self.video is None:
             return None
         return "hevc" if self.video.stream_type == STREAM_TYPE_HEVC else "h264"
+
+    @property
+    def unsupported_audio(self) -> str | None:
+        """The audio the PMT lists that cannot be taken, when none can be: what it is."""
+        if self.audio is not None:
+            return None
+        for es in self.ignored:
+            name = _AUDIO_NAMES.get(es.stream_type)
+            if name is not None:
+                return f"{name} (stream type 0x{es.stream_type:02x})"
+        return None
 
 
 class _VideoTrack(PesTrack):

@@ -65,6 +65,9 @@ class SrtPublisherFacts:
     stream_key: str
     remote_address: str
     stats: ConnectionStats
+    unsupported_audio: str | None = None
+    """Audio its transport stream carries that golive cannot decode (and no other audio):
+    what it is (`TsProgram.unsupported_audio`)."""
 
 
 @dataclass(eq=False)
@@ -181,7 +184,10 @@ class SrtServer:
         for p in self._publishing.values():
             stats = self.listener.stats(p.socket_id)
             if stats is not None:
-                facts[p.stream_key] = SrtPublisherFacts(p.stream_key, p.remote, stats)
+                program = p.demuxer.program
+                facts[p.stream_key] = SrtPublisherFacts(
+                    p.stream_key, p.remote, stats,
+                    program.unsupported_audio if program is not None else None)
         return facts
 
     @property
