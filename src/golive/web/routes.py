@@ -133,6 +133,7 @@ class WebPages:
             Route("/watch/{playback_id}", self.watch, methods=["GET", "HEAD"]),
             Route("/watch/{playback_id}/status", self.status, methods=["GET", "HEAD"]),
             Route("/embed/{playback_id}", self.embed, methods=["GET", "HEAD"]),
+            Route("/publish", self.publish, methods=["GET", "HEAD"]),
             Route("/qoe/{playback_id}", self.qoe, methods=["POST"]),
             Route("/static/{path:path}", self.assets.endpoint, methods=["GET", "HEAD"]),
         ]
@@ -155,6 +156,14 @@ class WebPages:
                 and presentation.multivariant_playlist() is not None)
 
     # Pages -----------------------------------------------------------------------------
+
+    async def publish(self, request: Request) -> Response:
+        """Go live from this browser: camera, microphone or screen over WHIP. The page holds
+        no secret; the stream key the publisher types is the WHIP bearer token."""
+        return self._render("publish.html", headers={
+            "X-Frame-Options": "DENY",
+            # Capture only for this page itself, never for a page that frames it.
+            "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)"})
 
     def _render(self, name: str, status: int = 200, headers: dict[str, str] | None = None,
                 **context: Any) -> HTMLResponse:

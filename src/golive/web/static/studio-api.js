@@ -75,6 +75,8 @@ export function revealKey(stream) {
   document.getElementById("key-value").textContent = stream.stream_key;
   document.getElementById("key-rtmp-url").textContent = stream.ingest.rtmp_url || `${stream.ingest.rtmp}/${stream.stream_key}`;
   document.getElementById("key-backup-value").textContent = stream.backup_stream_key;
+  // In the fragment: the browser never sends it to a server, and /publish takes it from there.
+  document.getElementById("key-publish").href = `/publish#key=${encodeURIComponent(stream.stream_key)}`;
   panel.hidden = false;
   panel.scrollIntoView({ block: "nearest" });
   document.getElementById("key-done").onclick = () => {
@@ -82,6 +84,7 @@ export function revealKey(stream) {
     document.getElementById("key-value").textContent = "";
     document.getElementById("key-rtmp-url").textContent = "";
     document.getElementById("key-backup-value").textContent = "";
+    document.getElementById("key-publish").href = "/publish";
     panel.hidden = true;
   };
 }
