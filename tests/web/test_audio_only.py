@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.conftest import (
-    ADMIN,
     create_stream,
     eventually,
     node_settings,
@@ -54,17 +53,10 @@ def radio_flv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Golive]:
-    """A node whose watch pages offer "Real-time" (WHEP) for streams with webrtc_playback."""
+    """A node whose watch pages offer "Real-time" (WHEP) for streams with webrtc_playback
+    (the shared `api` fixture follows it)."""
     async with Golive(node_settings(tmp_path, **rtc_config())) as n:
         yield n
-
-
-@pytest.fixture
-async def api(node: Golive) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1",
-                                 headers={"Authorization": f"Bearer {ADMIN}"},
-                                 timeout=10) as client:
-        yield client
 
 
 def media_uri(multivariant: str) -> str:
