@@ -892,7 +892,8 @@ class Golive:
             self.store, self.pipeline or _NoPresentations(),
             views=PlaybackViewStore(self.store.engine), assets=assets,
             realtime_ice_servers=realtime_ice, recordings=self.recordings,
-            access=self.access, limits=self.rate_limits if self.redis_link else None))
+            access=self.access, limits=self.rate_limits if self.redis_link else None,
+            publish_ice_servers=webrtc.browser_ice_servers()))
 
         # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
         # ?time= from an asset's stored ones.

@@ -6,13 +6,16 @@ the broadcast with a DELETE when the publisher presses Stop; a wrong key is said
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright import async_api as playwright_api
-from tests.e2e.conftest import create_stream, eventually, wait_status
+from tests.e2e.conftest import create_stream, eventually, node_settings, wait_status
 from tests.web.conftest import CHROMIUM_FLAGS
 from tests.web.helpers import ConsoleLog
 
@@ -96,6 +99,26 @@ async def test_the_publish_page_goes_live_with_a_microphone_alone(
     assert not await page.is_visible("#publish-preview")
     await page.click("#publish-stop")
     await wait_status(api, stream["id"], "idle", timeout=30)
+
+
+@pytest.fixture
+async def turn_node(tmp_path: Path) -> AsyncIterator[Golive]:
+    """A node with a TURN server configured (never reached here: the page only gets it)."""
+    settings = node_settings(tmp_path, webrtc_ice_servers=["turn:turn.example.net:3478"],
+                             webrtc_ice_username="golive", webrtc_ice_credential="secret")
+    async with Golive(settings) as n:
+        yield n
+
+
+async def test_the_page_gets_the_nodes_ice_servers(turn_node: Golive) -> None:
+    # A browser behind NAT relays through the node's TURN server, as WHEP players do.
+    async with httpx.AsyncClient() as client:
+        page = (await client.get(f"{turn_node.http_url}/publish")).text
+    found = re.search(r'<script type="application/json" id="golive-config">(.*?)</script>',
+                      page, re.S)
+    assert found is not None
+    assert json.loads(found[1]) == {"iceServers": [{
+        "urls": "turn:turn.example.net:3478", "username": "golive", "credential": "secret"}]}
 
 
 async def test_a_wrong_key_is_said_and_nothing_goes_live(

@@ -108,8 +108,11 @@ class WebPages:
                  realtime_ice_servers: list[dict[str, str]] | None = None,
                  recordings: RecordedAssets | None = None,
                  access: PlaybackAccess | None = None,
-                 limits: RateLimits | None = None) -> None:
+                 limits: RateLimits | None = None,
+                 publish_ice_servers: list[dict[str, str]] | None = None) -> None:
         self.store = store
+        # The ICE servers /publish's RTCPeerConnection gets (the node's, as WHEP's).
+        self.publish_ice_servers = publish_ice_servers or []
         self.recordings = recordings
         # Signed playback ids' pages and status need a playback token; None: all public.
         self.access = access
@@ -160,7 +163,8 @@ class WebPages:
     async def publish(self, request: Request) -> Response:
         """Go live from this browser: camera, microphone or screen over WHIP. The page holds
         no secret; the stream key the publisher types is the WHIP bearer token."""
-        return self._render("publish.html", headers={
+        return self._render("publish.html", config={"iceServers": self.publish_ice_servers},
+                            headers={
             "X-Frame-Options": "DENY",
             # Capture only for this page itself, never for a page that frames it.
             "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)"})
@@ -478,14 +482,17 @@ def web_routes(store: Store, live: LivePresentations, *, views: PlaybackViewStor
                realtime_ice_servers: list[dict[str, str]] | None = None,
                recordings: RecordedAssets | None = None,
                access: PlaybackAccess | None = None,
-               limits: RateLimits | None = None) -> list[BaseRoute]:
+               limits: RateLimits | None = None,
+               publish_ice_servers: list[dict[str, str]] | None = None) -> list[BaseRoute]:
     """The web pages' routes, for the composition root to add to the site root.
 
     `realtime_ice_servers` (a list, possibly empty) turns on the watch page's "Real-time"
     (WHEP) option for streams with `webrtc_playback`; None leaves it off everywhere.
     `recordings` lets the watch and embed pages play recorded assets by their playback ids.
     `limits` (the node's shared rate limits) counts QoE beacons across a cluster's nodes.
+    `publish_ice_servers` are given to /publish's browser (going live over WHIP).
     """
     return WebPages(store, live, views=views, assets=assets,
                     realtime_ice_servers=realtime_ice_servers, recordings=recordings,
-                    access=access, limits=limits).routes()
+                    access=access, limits=limits,
+                    publish_ice_servers=publish_ice_servers).routes()

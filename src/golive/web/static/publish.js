@@ -13,6 +13,7 @@ const stateLine = $("publish-state");
 const preview = $("publish-preview");
 
 const WHIP_URL = "/whip";
+const CONFIG = JSON.parse(document.getElementById("golive-config").textContent);
 const ICE_WAIT_MS = 2000; // at most this long for host candidates before the offer goes
 const BITRATES = { 1080: 4_500_000, 720: 2_500_000, 480: 1_000_000 };
 
@@ -110,7 +111,8 @@ async function start(event) {
   preview.srcObject = stream;
   preview.hidden = !stream.getVideoTracks().length;
   listDevices().catch(() => {}); // labels are readable once access was granted
-  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+  // The node's STUN/TURN servers (webrtc settings), as its WHEP players get them.
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: CONFIG.iceServers });
   for (const track of stream.getTracks()) {
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     if (track.kind === "video") {
