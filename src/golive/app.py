@@ -1048,6 +1048,7 @@ def _print_banner(node: Golive) -> None:
         "",
         f"  golive {__version__} is running",
         f"  HTTP        {node.http_url}   (API: {node.http_url}/api/v1, docs: /api/v1/docs)",
+        f"  Studio      {node.http_url}/studio   (go live from a browser: /publish)",
         f"  RTMP ingest {node.rtmp_url()}STREAM_KEY",
         f"  Data        {s.data_dir.resolve()}",
         "",

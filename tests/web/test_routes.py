@@ -132,3 +132,17 @@ async def test_qoe_batches_are_stored_validated_and_rate_limited(
     assert (await api.delete(f"/live-streams/{stream['id']}")).status_code == 204
     assert await views.get_view(view) is None
     assert await views.list_events(view) == []
+
+
+async def test_the_site_root_points_a_person_at_the_studio_and_the_publish_page(
+    site: httpx.AsyncClient,
+) -> None:
+    # `make run` prints the node's address: opening it gave {"detail": "Not Found"}.
+    response = await site.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "text/html")
+    links = re.findall(r'<a href="([^"]+)">', response.text)
+    assert links == ["/studio", "/publish", "/api/v1/docs"]
+    for link in links:
+        assert (await site.get(link, follow_redirects=True)).status_code == 200, link
+    assert '<meta name="robots" content="noindex">' in response.text

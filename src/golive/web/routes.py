@@ -137,6 +137,7 @@ class WebPages:
             Route("/watch/{playback_id}/status", self.status, methods=["GET", "HEAD"]),
             Route("/embed/{playback_id}", self.embed, methods=["GET", "HEAD"]),
             Route("/publish", self.publish, methods=["GET", "HEAD"]),
+            Route("/", self.home, methods=["GET", "HEAD"]),
             Route("/qoe/{playback_id}", self.qoe, methods=["POST"]),
             Route("/static/{path:path}", self.assets.endpoint, methods=["GET", "HEAD"]),
         ]
@@ -159,6 +160,10 @@ class WebPages:
                 and presentation.multivariant_playlist() is not None)
 
     # Pages -----------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        """The site root: where a person who opened the node's address goes next."""
+        return self._render("home.html")
 
     async def publish(self, request: Request) -> Response:
         """Go live from this browser: camera, microphone or screen over WHIP. The page holds
