@@ -336,8 +336,10 @@ def sound_level(path: Path) -> float:
     ("libmp3lame", [], b".mp3", 1152),
     ("ac3", [], b"ac-3", 1536),  # ATSC: stream type 0x81
     ("ac3", ["-mpegts_flags", "system_b"], b"ac-3", 1536),  # DVB: 0x06 + AC-3 descriptor
+    ("eac3", [], b"ec-3", 1536),  # ATSC: 0x87
+    ("eac3", ["-mpegts_flags", "system_b"], b"ec-3", 1536),  # DVB: 0x06 + E-AC-3 descriptor
     ("libopus", [], b"Opus", 960),  # OBS's SRT output with its Opus encoder: 0x06 + "Opus"
-], ids=["mp2", "mp3", "ac3-atsc", "ac3-dvb", "opus"])
+], ids=["mp2", "mp3", "ac3-atsc", "ac3-dvb", "eac3-atsc", "eac3-dvb", "opus"])
 def test_mpeg_audio_and_ac3_go_out_as_enhanced_audio_the_transcoder_decodes(
     media_dir: Path, codec: str, extra: list[str], fourcc: bytes, samples: int
 ) -> None:
@@ -371,6 +373,17 @@ def test_mpeg_audio_and_ac3_go_out_as_enhanced_audio_the_transcoder_decodes(
     assert abs(sound_level(flv) - sound_level(ts)) < 0.5
 
 
+def test_opus_beyond_stereo_is_left_out_and_named(media_dir: Path) -> None:
+    ts = media_dir / "opus51.ts"
+    _ffmpeg("-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "1",
+            "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "libopus",
+            "-mapping_family", "1", "-f", "mpegts", str(ts))
+    tags, demuxer = demux(ts.read_bytes())
+    assert demuxer.program is not None and demuxer.program.audio is None and not tags
+    assert demuxer.program.unsupported_audio == (
+        "Opus with more than two channels (stream type 0x06)")
+
+
 def test_audio_frame_headers_give_the_frame_lengths() -> None:
     # MPEG-1 Layer II 192 kbit/s 48 kHz: 576 bytes; with padding at 44.1 kHz, 627.
     assert codecs.mpeg_audio_frame(b"\xff\xfd\xa4\x00") == codecs.FrameHeader(576, 1152, 48000)
@@ -387,6 +400,13 @@ def test_audio_frame_headers_give_the_frame_lengths() -> None:
     assert codecs.ac3_frame(b"\x0b\x77\x00\x00\x55\x40") == codecs.FrameHeader(836, 1536, 44100)
     assert codecs.ac3_frame(b"\x0b\x77\x00\x00\x14\x80") is None  # bsid 16: E-AC-3
     assert codecs.ac3_frame(b"\x0b\x77\x00\x00\xd4\x40") is None  # fscod 3: reserved
+    # E-AC-3: frmsiz + 1 words; six blocks of 256 samples; a dependent substream adds none.
+    assert codecs.eac3_frame(b"\x0b\x77\x01\x7f\x34\x80") == codecs.FrameHeader(
+        768, 1536, 48000)
+    assert codecs.eac3_frame(b"\x0b\x77\x41\x7f\x34\x80") == codecs.FrameHeader(768, 0, 48000)
+    assert codecs.eac3_frame(b"\x0b\x77\x01\x7f\x14\x80") == codecs.FrameHeader(
+        768, 512, 48000)  # two blocks
+    assert codecs.eac3_frame(b"\x0b\x77\x01\x7f\x34\x40") is None  # bsid 8: AC-3
 
 
 def test_crc32_mpeg2() -> None:
@@ -449,7 +469,7 @@ def test_packet_shaped_garbage_never_raises(parts: list[bytes]) -> None:
 @given(st.lists(st.tuples(st.integers(0, 250 * PACKET_SIZE - 1), st.integers(0, 255)),
                 max_size=40),
        st.integers(0, 250 * PACKET_SIZE), st.integers(0, 2000), st.integers(0, 2**32),
-       st.sampled_from(["aac", "mp2", "ac3", "libopus"]))
+       st.sampled_from(["aac", "mp2", "ac3", "eac3", "libopus"]))
 def test_mutated_stream_never_raises(edits: list[tuple[int, int]], cut: int, cut_len: int,
                                      seed: int, audio: str) -> None:
     data = bytearray(_sample_ts(audio))
@@ -461,7 +481,7 @@ def test_mutated_stream_never_raises(edits: list[tuple[int, int]], cut: int, cut
     _check_tags(tags)
 
 
-@pytest.mark.parametrize("audio", ["aac", "mp2", "ac3", "libopus"])
+@pytest.mark.parametrize("audio", ["aac", "mp2", "ac3", "eac3", "libopus"])
 def test_unmutated_sample_produces_media(audio: str) -> None:
     tags, demuxer = demux(_sample_ts(audio))
     assert demuxer.stats.video_frames > 0 and demuxer.stats.audio_frames > 0

@@ -220,18 +220,18 @@ async def test_a_lossy_srt_path_fires_srt_loss_with_its_cause(node: Golive, sour
 async def test_audio_golive_cannot_decode_fires_audio_unsupported_naming_it(
     node: Golive, source: Path
 ) -> None:
-    # E-AC-3 in the transport stream (stream type 0x87), as some broadcast encoders send:
-    # the broadcast goes out silent, and the operator is told why.
+    # AAC in LATM (stream type 0x11), as DVB broadcast chains carry it: the broadcast
+    # goes out silent, and the operator is told why.
     async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
                                  headers={"Authorization": f"Bearer {ADMIN}"}) as api:
-        stream = await create_stream(api, name="eac3", profile="quickalerts")
+        stream = await create_stream(api, name="latm", profile="quickalerts")
         with running(ffmpeg_publish(source, node.srt_url(stream["stream_key"]), loop=True,
-                                    extra=["-c:a", "eac3", "-b:a", "192k"], muxer="mpegts")):
+                                    extra=["-mpegts_flags", "latm"], muxer="mpegts")):
             await wait_status(api, stream["id"], "active", timeout=30)
             fired = await alert_event(api, stream["id"], "alert.firing", "audio_unsupported")
             data = fired["data"]
-            assert data["related"]["unsupported_audio"] == "E-AC-3 (stream type 0x87)"
-            assert "E-AC-3" in data["summary"] and "set the encoder's audio codec" in data["fix"]
+            assert data["related"]["unsupported_audio"] == "AAC in LATM (stream type 0x11)"
+            assert "LATM" in data["summary"] and "set the encoder's audio codec" in data["fix"]
             live = (await get_stream(api, stream["id"]))["live"]
-            assert live["srt"]["unsupported_audio"] == "E-AC-3 (stream type 0x87)"
+            assert live["srt"]["unsupported_audio"] == "AAC in LATM (stream type 0x11)"
             assert live["audio_codec"] is None

@@ -12,6 +12,7 @@ from golive.formats.codecs.audio import (
     AacConfig,
     FrameHeader,
     ac3_frame,
+    eac3_frame,
     mpeg_audio_frame,
     parse_audio_specific_config,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "avc_decoder_config",
     "describe_audio",
     "describe_video",
+    "eac3_frame",
     "h264_level_name",
     "h264_profile_name",
     "hevc_codec_string",

@@ -198,6 +198,28 @@ _AC3_FRAME_WORDS = {  # 16-bit words per frame by fscod (48, 44.1, 32 kHz), frms
 }
 
 
+def eac3_frame(data: Buffer, pos: int = 0) -> FrameHeader | None:
+    """The E-AC-3 (A/52 Annex E) syncframe starting at `pos`; None if none does. A
+    dependent substream's frame (7.1) belongs to the independent one before it: it counts
+    no samples of its own."""
+    if len(data) < pos + 6 or data[pos] != 0x0B or data[pos + 1] != 0x77:
+        return None
+    if not 11 <= data[pos + 5] >> 3 <= 16:  # bsid: E-AC-3's
+        return None
+    strmtyp = data[pos + 2] >> 6
+    frmsiz = ((data[pos + 2] & 0x07) << 8) | data[pos + 3]
+    fscod, code = data[pos + 4] >> 6, (data[pos + 4] >> 4) & 3
+    if strmtyp == 3:
+        return None
+    if fscod == 3:  # reduced rates: six blocks
+        if code == 3:
+            return None
+        rate, blocks = (24000, 22050, 16000)[code], 6
+    else:
+        rate, blocks = _AC3_RATES[fscod], (1, 2, 3, 6)[code]
+    return FrameHeader((frmsiz + 1) * 2, 0 if strmtyp == 1 else blocks * 256, rate)
+
+
 def ac3_frame(data: Buffer, pos: int = 0) -> FrameHeader | None:
     """The AC-3 (A/52) syncframe starting at `pos`; None if none does (E-AC-3 included)."""
     if len(data) < pos + 6 or data[pos] != 0x0B or data[pos + 1] != 0x77:

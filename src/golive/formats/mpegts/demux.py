@@ -22,6 +22,7 @@ from golive.formats.codecs import (
     FrameHeader,
     ac3_frame,
     avc_decoder_config,
+    eac3_frame,
     hevc_decoder_config,
     mpeg_audio_frame,
     parse_audio_specific_config,
@@ -40,6 +41,7 @@ from golive.formats.mpegts.psi import (
     STREAM_TYPE_AAC_ADTS,
     STREAM_TYPE_AAC_LATM,
     STREAM_TYPE_AC3,
+    STREAM_TYPE_EAC3,
     STREAM_TYPE_H264,
     STREAM_TYPE_HEVC,
     STREAM_TYPE_MPEG1_AUDIO,
@@ -68,9 +70,8 @@ _MAX_FLV_BODY = 0xFFFFFF
 _MAX_QUEUED_AUDIO = 512
 # Audio stream types golive does not take, by name (what an alert tells the operator).
 _AUDIO_NAMES = {
-    STREAM_TYPE_AAC_LATM: "AAC in LATM", 0x87: "E-AC-3", 0x1C: "MPEG-4 audio without ADTS",
+    STREAM_TYPE_AAC_LATM: "AAC in LATM", 0x1C: "MPEG-4 audio without ADTS",
     0x80: "LPCM", 0x82: "DTS", 0x86: "DTS", 0x83: "Dolby TrueHD",
-    0x06: "audio in a private stream (Opus with more than two channels, or another codec)",
 }
 _MAX_FRAMED_AUDIO = 16384  # bytes a non-AAC frame may span (AC-3: 3,840; Opus: 120 ms)
 _OPUS_RATE = 48000
@@ -167,11 +168,14 @@ class _Framing:
 
 
 def _framing(es: ElementaryStream) -> _Framing | None:
-    """MPEG-1/2 Layer I-III as ".mp3", AC-3 as "ac-3", mono or stereo Opus as "Opus"."""
+    """MPEG-1/2 Layer I-III as ".mp3", AC-3 as "ac-3", E-AC-3 as "ec-3", mono or stereo
+    Opus as "Opus"."""
     if es.stream_type in (STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG2_AUDIO):
         return _Framing(b"\x90.mp3", b"\x91.mp3", _whole_frames(mpeg_audio_frame), b"\xff")
     if es.stream_type == STREAM_TYPE_AC3:
         return _Framing(b"\x90ac-3", b"\x91ac-3", _whole_frames(ac3_frame), b"\x0b\x77")
+    if es.stream_type == STREAM_TYPE_EAC3:
+        return _Framing(b"\x90ec-3", b"\x91ec-3", _whole_frames(eac3_frame), b"\x0b\x77")
     if es.opus_channels:
         return _Framing(b"\x90Opus" + _opus_head(es.opus_channels), b"\x91Opus", _opus_unit,
                         b"\x7f")
@@ -212,6 +216,8 @@ class TsProgram:
             return None
         for es in self.ignored:
             name = _AUDIO_NAMES.get(es.stream_type)
+            if es.registration == b"Opus":  # (a private PES: subtitles, teletext... are too)
+                name = "Opus with more than two channels"
             if name is not None:
                 return f"{name} (stream type 0x{es.stream_type:02x})"
         return None
@@ -679,6 +685,9 @@ class TsDemuxer:
                 continue
             if pos + unit.length > size:
                 break
+            if not unit.samples:  # E-AC-3's dependent substream: more channels of the
+                pos += unit.length  # frame before, which alone decodes to the ladder's stereo
+                continue
             duration = unit.samples * 90_000 // unit.rate
             if pos >= carried and pes_ticks is not None:
                 ticks: int | None = pes_ticks + index * duration

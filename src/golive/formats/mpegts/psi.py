@@ -16,6 +16,7 @@ STREAM_TYPE_MPEG1_AUDIO = 0x03
 STREAM_TYPE_MPEG2_AUDIO = 0x04
 STREAM_TYPE_PRIVATE_PES = 0x06  # DVB: the codec is in a descriptor (AC-3: tag 0x6A)
 STREAM_TYPE_AC3 = 0x81  # ATSC A/52
+STREAM_TYPE_EAC3 = 0x87  # ATSC A/52 Annex E
 STREAM_TYPE_AAC_ADTS = 0x0F
 STREAM_TYPE_AAC_LATM = 0x11
 STREAM_TYPE_H264 = 0x1B
@@ -130,6 +131,8 @@ class ElementaryStream:
     opus_channels: int = 0
     """Opus (a private PES registered as "Opus"): its channel count, from the extension
     descriptor's channel_config_code (ETSI TS 102 366's Opus annex); 0 for anything else."""
+    registration: bytes = b""
+    """A private PES's format identifier (registration descriptor), e.g. b"Opus"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +157,17 @@ def parse_pmt(section: bytes) -> PmtSection:
         if pos > end:
             truncated = True
             break
-        opus_channels = 0
+        opus_channels, registration = 0, b""
         if stream_type == STREAM_TYPE_PRIVATE_PES:
             if _says_ac3(section[info:pos]):
                 stream_type = STREAM_TYPE_AC3  # DVB's AC-3 signalling, as ATSC's stream type
+            elif _says_eac3(section[info:pos]):
+                stream_type = STREAM_TYPE_EAC3
             else:
                 opus_channels = _opus_channels(section[info:pos])
-        streams.append(ElementaryStream(pid, stream_type, opus_channels))
+                registration = next((body[:4] for tag, body in _descriptors(section[info:pos])
+                                     if tag == 0x05), b"")
+        streams.append(ElementaryStream(pid, stream_type, opus_channels, registration))
     return PmtSection((section[3] << 8) | section[4], tuple(streams), truncated)
 
 
@@ -182,6 +189,12 @@ def _opus_channels(loop: bytes) -> int:
         return 0
     codes = [body[1] for tag, body in found if tag == 0x7F and len(body) >= 2 and body[0] == 0x80]
     return codes[0] if codes and codes[0] in (1, 2) else 0
+
+
+def _says_eac3(loop: bytes) -> bool:
+    """DVB's enhanced AC-3 descriptor (0x7A), or a registration naming E-AC-3."""
+    return any(tag == 0x7A or (tag == 0x05 and body[:4] == b"EAC3")
+               for tag, body in _descriptors(loop))
 
 
 def _says_ac3(loop: bytes) -> bool:

@@ -33,4 +33,4 @@ class TsStats:
     audio_frames: int = 0
     audio_skipped: int = 0  # before the stream started, or no timestamp yet
     adts_errors: int = 0  # audio frames that do not parse: AAC ADTS, MPEG audio or AC-3
-    unsupported_streams: int = 0  # LATM AAC, Opus, E-AC-3, ... in the PMT
+    unsupported_streams: int = 0  # LATM AAC, multichannel Opus, DTS, ... in the PMT
