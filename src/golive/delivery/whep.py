@@ -451,13 +451,18 @@ class WhepEndpoint:
                 raise SignalingError(404, "unknown_playback_id",
                                      "no live broadcast under this playback id")
             hls = self._hls_path.format(playback_id=playback_id)
+            if presentation.audio_only:  # the real-time output carries video
+                reason, message = "audio_only", (
+                    "this broadcast is sound alone, which has no real-time (WebRTC) output; "
+                    "play it over LL-HLS")
+            else:
+                reason, message = "webrtc_playback_off", (
+                    "this broadcast has no real-time (WebRTC) output: its stream's "
+                    "webrtc_playback is off, or was turned on after the broadcast started; "
+                    "play it over LL-HLS")
             raise _JsonError(404, {"error": {
-                "reason": "audio_only" if presentation.audio_only else "webrtc_playback_off",
-                "message": "this broadcast is sound alone, which has no real-time (WebRTC) "
-                           "output; play it over LL-HLS" if presentation.audio_only else
-                           "this broadcast has no real-time (WebRTC) output: its stream's "
-                           "webrtc_playback is off, or was turned on after the broadcast "
-                           "started; play it over LL-HLS",
+                "reason": reason,
+                "message": message,
                 "fallback": {"protocol": "ll-hls", "url": hls},
             }}, {"Link": f'<{hls}>; rel="alternate"'})
         if not feed.ready:

@@ -168,11 +168,13 @@ class WebPages:
     async def publish(self, request: Request) -> Response:
         """Go live from this browser: camera, microphone or screen over WHIP. The page holds
         no secret; the stream key the publisher types is the WHIP bearer token."""
-        return self._render("publish.html", config={"iceServers": self.publish_ice_servers},
-                            headers={
+        headers = {
             "X-Frame-Options": "DENY",
             # Capture only for this page itself, never for a page that frames it.
-            "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)"})
+            "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)",
+        }
+        return self._render("publish.html", headers=headers,
+                            config={"iceServers": self.publish_ice_servers})
 
     def _render(self, name: str, status: int = 200, headers: dict[str, str] | None = None,
                 **context: Any) -> HTMLResponse:
