@@ -14,7 +14,8 @@ from tests.mediatools import FFMPEG, ffprobe
 from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
 
 from golive.core import Backoff
-from golive.formats import Fragment, InitSegment, MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag, TagType
+from golive.formats.mpegts import TsDemuxer
 from golive.media.destinations import (
     DestinationRefused,
     DestinationState,
@@ -143,6 +144,63 @@ async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
     for path in (received, tmp_path / "rec" / "key1.flv"):
         streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
         assert streams == {"video": "h264", "audio": "aac"}, path
+
+
+@pytest.mark.slow
+async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_path: Path) -> None:
+    # An SRT publisher's MPEG-1 Layer II comes to the forwarder as Enhanced RTMP audio,
+    # which RTMP platforms do not take: it is encoded to AAC for them, copied for SRT.
+    ts = tmp_path / "mp2.ts"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+         "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "mp2",
+         "-f", "mpegts", str(ts)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    demuxer = TsDemuxer()
+    tags = demuxer.feed(ts.read_bytes()) + demuxer.flush()
+    assert any(t.type is TagType.AUDIO and t.body[:5] == b"\x91.mp3" for t in tags)
+    port, rtmp_port = free_port(), free_port()
+    received = tmp_path / "received.ts"
+    with received.open("wb") as out:
+        listener = await asyncio.create_subprocess_exec(
+            SRT_LIVE_TRANSMIT, "-q", f"srt://127.0.0.1:{port}?mode=listener", "file://con",
+            stdout=out, stderr=subprocess.DEVNULL,
+        )
+    nginx = await asyncio.create_subprocess_exec(
+        str(NGINX), "-p", str(tmp_path), "-c", str(nginx_rtmp_conf(tmp_path, rtmp_port)),
+        "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL,
+    )
+    await wait_listening(rtmp_port, nginx)
+    changed = asyncio.Event()
+    states: list[ForwarderStatus] = []
+    to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", states, changed)
+    to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", states, changed)
+    try:
+        for f in (to_rtmp, to_srt):
+            f.start()
+
+        def push(tag: MediaTag) -> None:
+            for f in (to_rtmp, to_srt):
+                f.push(tag)
+
+        pushing = asyncio.create_task(feed(push, tags, pace=2))
+        await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
+        await pushing
+    finally:
+        for f in (to_rtmp, to_srt):
+            await f.stop()
+        if nginx.returncode is None:
+            nginx.terminate()
+        async with asyncio.timeout(10):
+            await nginx.wait()
+        listener.terminate()
+        async with asyncio.timeout(10):
+            await listener.wait()
+    for path, audio in ((tmp_path / "rec" / "key1.flv", "aac"), (received, "mp2")):
+        streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
+        assert streams == {"video": "h264", "audio": audio}, path
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from golive.core import Backoff, OutboundRefused, outbound_addresses
-from golive.formats import Fragment, InitSegment, MediaTag
+from golive.formats import Fragment, InitSegment, MediaTag, TagType
 from golive.media.feed import FlvInput, InputFeed
 from golive.media.profiles import StreamProfile
 
@@ -147,17 +147,26 @@ def admit_destination(profile: StreamProfile, url: str, rendition: str | None,
 
 
 def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False,
-                        input_format: str = "flv") -> list[str]:
+                        input_format: str = "flv", audio_to_aac: bool = False) -> list[str]:
     """The ffmpeg command that copies `input_format` (FLV, or fMP4 as "mp4") from stdin to
     `url` (FLV for RTMP, MPEG-TS for SRT); `realtime`: read the input at its own pace (a
-    recorded sample, not a live feed)."""
-    muxer = "mpegts" if url.startswith("srt://") else "flv"
+    recorded sample, not a live feed). `audio_to_aac`: the audio is encoded to AAC for an
+    RTMP target instead of copied (the video is still copied)."""
+    srt = url.startswith("srt://")
+    codecs = ["-c:v", "copy", "-c:a", "aac", "-b:a", f"{FORWARD_AAC_KBPS}k"] \
+        if audio_to_aac and not srt else ["-c", "copy"]
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "0.5",
         *(["-re"] if realtime else []), "-f", input_format, "-i", "pipe:0",
-        "-map", "0", "-c", "copy", "-f", muxer, url,
+        "-map", "0", *codecs, "-f", "mpegts" if srt else "flv", url,
     ]
+
+
+# RTMP platforms take AAC (or MP3) in legacy FLV audio tags: an SRT publisher's MP2,
+# AC-3, E-AC-3 or Opus reaches the source forwarder as Enhanced RTMP audio, which is
+# encoded to AAC at this bitrate for an RTMP target (an SRT target gets it as it is).
+FORWARD_AAC_KBPS = 160
 
 
 async def _read_progress(stdout: asyncio.StreamReader, on_media: Callable[[], None]) -> None:
@@ -266,8 +275,17 @@ class Forwarder:
         self._stopped = False
         self._reading: InputFeed | None = None  # the timeline the running ffmpeg reads
         self._new_timeline = False
+        self._enhanced_audio = False  # the source's audio is Enhanced RTMP (not AAC/MP3)
+        self._run_encodes_audio = False  # the running ffmpeg encodes it to AAC
 
     def push(self, tag: MediaTag) -> None:
+        if (tag.type is TagType.AUDIO and tag.body and tag.body[0] >> 4 == 9
+                and not self._enhanced_audio):
+            self._enhanced_audio = True
+            if (self._reading is not None and not self._run_encodes_audio
+                    and not self.url.startswith("srt://")):
+                self._new_timeline = True  # start again, encoding the audio for RTMP
+                self._reading.close()
         if self.input.push(tag).timestamps_went_back and self._reading is not None:
             self._new_timeline = True  # the publisher's clock went back: end this run
             self._reading.close()
@@ -317,7 +335,8 @@ class Forwarder:
         return feed
 
     def _args(self) -> list[str]:
-        return ffmpeg_forward_args(self.ffmpeg, self.url)
+        self._run_encodes_audio = self._enhanced_audio
+        return ffmpeg_forward_args(self.ffmpeg, self.url, audio_to_aac=self._enhanced_audio)
 
     async def _attempt(self) -> str:
         """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
@@ -337,6 +356,7 @@ class Forwarder:
             while (chunk := await feed.take()) is not None:
                 stdin.write(chunk)
                 await stdin.drain()
+            stdin.close()  # the timeline ended here: ffmpeg flushes and exits
 
         def live() -> None:
             self.backoff.reset()
