@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -83,51 +84,25 @@ async def until(changed: asyncio.Event, done: Callable[[], bool]) -> None:
             await changed.wait()
 
 
-@pytest.mark.slow
-async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
-    source_360p: Path, tmp_path: Path
-) -> None:
-    port = free_port()
+@contextlib.asynccontextmanager
+async def targets(tmp_path: Path) -> AsyncIterator[tuple[int, int, Path]]:
+    """A real SRT listener writing what it receives to a file, and nginx-rtmp recording
+    under tmp_path/rec: (SRT port, RTMP port, the SRT file); both stopped after."""
+    port, rtmp_port = free_port(), free_port()
     received = tmp_path / "received.ts"
     with received.open("wb") as out:
         listener = await asyncio.create_subprocess_exec(
             SRT_LIVE_TRANSMIT, "-q", f"srt://127.0.0.1:{port}?mode=listener", "file://con",
             stdout=out, stderr=subprocess.DEVNULL,
         )
-    rtmp_port = free_port()
     nginx = await asyncio.create_subprocess_exec(
         str(NGINX), "-p", str(tmp_path), "-c", str(nginx_rtmp_conf(tmp_path, rtmp_port)),
         "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL,
     )
-    await wait_listening(rtmp_port, nginx)
-    dead_port = free_port()  # nothing listens: the RTMP connect is refused
-    changed = asyncio.Event()
-    good: list[ForwarderStatus] = []
-    dead: list[ForwarderStatus] = []
-    to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", good, changed)
-    to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", good, changed)
-    wrong_app: list[ForwarderStatus] = []
-    to_wrong = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/nosuchapp/key2", wrong_app, changed)
-    to_dead = forwarder(f"rtmp://127.0.0.1:{dead_port}/app/live_secretkey123", dead, changed)
     try:
-        for f in (to_srt, to_rtmp, to_wrong, to_dead):
-            f.start()
-        tags = read_flv(source_360p)
-
-        def push(tag: MediaTag) -> None:
-            for f in (to_srt, to_rtmp, to_wrong, to_dead):
-                f.push(tag)
-
-        pushing = asyncio.create_task(feed(push, tags, pace=4))
-        await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
-        await until(changed, lambda: sum(s.state is ERRORED for s in wrong_app) >= 2)
-        await until(changed, lambda: sum(s.state is ERRORED for s in dead) >= 2)
-        await pushing
-        assert to_srt.status.state is to_rtmp.status.state is LIVE
-        assert to_srt.status.dropped_frames == to_rtmp.status.dropped_frames == 0
+        await wait_listening(rtmp_port, nginx)
+        yield port, rtmp_port, received
     finally:
-        for f in (to_srt, to_rtmp, to_wrong, to_dead):
-            await f.stop()
         if nginx.returncode is None:
             nginx.terminate()
         async with asyncio.timeout(10):
@@ -135,6 +110,41 @@ async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
         listener.terminate()
         async with asyncio.timeout(10):
             await listener.wait()
+
+
+@pytest.mark.slow
+async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
+    source_360p: Path, tmp_path: Path
+) -> None:
+    dead_port = free_port()  # nothing listens: the RTMP connect is refused
+    changed = asyncio.Event()
+    good: list[ForwarderStatus] = []
+    dead: list[ForwarderStatus] = []
+    wrong_app: list[ForwarderStatus] = []
+    async with targets(tmp_path) as (port, rtmp_port, received):
+        to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", good, changed)
+        to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", good, changed)
+        to_wrong = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/nosuchapp/key2", wrong_app, changed)
+        to_dead = forwarder(f"rtmp://127.0.0.1:{dead_port}/app/live_secretkey123", dead, changed)
+        try:
+            for f in (to_srt, to_rtmp, to_wrong, to_dead):
+                f.start()
+            tags = read_flv(source_360p)
+
+            def push(tag: MediaTag) -> None:
+                for f in (to_srt, to_rtmp, to_wrong, to_dead):
+                    f.push(tag)
+
+            pushing = asyncio.create_task(feed(push, tags, pace=4))
+            await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
+            await until(changed, lambda: sum(s.state is ERRORED for s in wrong_app) >= 2)
+            await until(changed, lambda: sum(s.state is ERRORED for s in dead) >= 2)
+            await pushing
+            assert to_srt.status.state is to_rtmp.status.state is LIVE
+            assert to_srt.status.dropped_frames == to_rtmp.status.dropped_frames == 0
+        finally:
+            for f in (to_srt, to_rtmp, to_wrong, to_dead):
+                await f.stop()
     reasons = [s.reason or "" for s in dead if s.state is ERRORED]
     reason = reasons[0]
     assert "Connection refused" in reason or "Input/output" in reason, reason
@@ -161,43 +171,25 @@ async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_pa
     demuxer = TsDemuxer()
     tags = demuxer.feed(ts.read_bytes()) + demuxer.flush()
     assert any(t.type is TagType.AUDIO and t.body[:5] == b"\x91.mp3" for t in tags)
-    port, rtmp_port = free_port(), free_port()
-    received = tmp_path / "received.ts"
-    with received.open("wb") as out:
-        listener = await asyncio.create_subprocess_exec(
-            SRT_LIVE_TRANSMIT, "-q", f"srt://127.0.0.1:{port}?mode=listener", "file://con",
-            stdout=out, stderr=subprocess.DEVNULL,
-        )
-    nginx = await asyncio.create_subprocess_exec(
-        str(NGINX), "-p", str(tmp_path), "-c", str(nginx_rtmp_conf(tmp_path, rtmp_port)),
-        "-g", "daemon off; error_log stderr warn;", stderr=subprocess.DEVNULL,
-    )
-    await wait_listening(rtmp_port, nginx)
     changed = asyncio.Event()
     states: list[ForwarderStatus] = []
-    to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", states, changed)
-    to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", states, changed)
-    try:
-        for f in (to_rtmp, to_srt):
-            f.start()
-
-        def push(tag: MediaTag) -> None:
+    async with targets(tmp_path) as (port, rtmp_port, received):
+        to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", states, changed)
+        to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", states, changed)
+        try:
             for f in (to_rtmp, to_srt):
-                f.push(tag)
+                f.start()
 
-        pushing = asyncio.create_task(feed(push, tags, pace=2))
-        await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
-        await pushing
-    finally:
-        for f in (to_rtmp, to_srt):
-            await f.stop()
-        if nginx.returncode is None:
-            nginx.terminate()
-        async with asyncio.timeout(10):
-            await nginx.wait()
-        listener.terminate()
-        async with asyncio.timeout(10):
-            await listener.wait()
+            def push(tag: MediaTag) -> None:
+                for f in (to_rtmp, to_srt):
+                    f.push(tag)
+
+            pushing = asyncio.create_task(feed(push, tags, pace=2))
+            await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
+            await pushing
+        finally:
+            for f in (to_rtmp, to_srt):
+                await f.stop()
     for path, audio in ((tmp_path / "rec" / "key1.flv", "aac"), (received, "mp2")):
         streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
         assert streams == {"video": "h264", "audio": audio}, path
