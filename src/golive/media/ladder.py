@@ -262,11 +262,7 @@ def plan_ladder(
             f"({source.width}x{source.height} {source.video_codec})"
         )
 
-    gop_seconds = (
-        profile.latency.low_latency_gop_seconds
-        if latency_mode == "low"
-        else profile.latency.standard_gop_seconds
-    )
+    gop_seconds = _gop_seconds(profile, latency_mode)
     rates = {id(spec): output_frame_rate(source_rate, spec.max_frame_rate) for spec, *_ in encoded}
     base_rate = min(rates.values()) if rates else source_rate
     gop_base = max(1, round(gop_seconds * base_rate))
@@ -336,6 +332,12 @@ def plan_ladder(
     )
 
 
+def _gop_seconds(profile: StreamProfile, latency_mode: LatencyMode) -> float:
+    """The profile's keyframe interval for the latency mode (audio-only: its segment)."""
+    latency = profile.latency
+    return latency.low_latency_gop_seconds if latency_mode == "low" else latency.standard_gop_seconds
+
+
 def _plan_audio_only(
     profile: StreamProfile, source: SourceInfo, latency_mode: LatencyMode
 ) -> LadderPlan:
@@ -346,11 +348,7 @@ def _plan_audio_only(
     frames = max(1, math.floor(Fraction(profile.latency.part_target_seconds) / frame
                                + Fraction(1, 10**6)))
     part = frames * frame
-    gop_seconds = (
-        profile.latency.low_latency_gop_seconds
-        if latency_mode == "low"
-        else profile.latency.standard_gop_seconds
-    )
+    gop_seconds = _gop_seconds(profile, latency_mode)
     parts = max(1, round(Fraction(gop_seconds) / part))
     bps = audio.bitrate_kbps * 1000
     rendition = PlannedRendition(
