@@ -20,6 +20,7 @@ from golive.formats.isobmff import (
     FragmentReader,
     InitSegment,
     IsobmffError,
+    PartJoiner,
     fragment_samples,
     video_decoder_config,
 )
@@ -264,8 +265,8 @@ def test_samples_and_fragment_timing_come_from_the_same_runs(h264_aac: bytes) ->
         per_track: dict[int, int] = {}
         for sample in samples:
             per_track[sample.track_id] = per_track.get(sample.track_id, 0) + sample.duration
-        longest = max(total / timescales[tid] for tid, total in per_track.items())
-        assert fragment.duration == pytest.approx(longest)
+        picture = per_track[video.track_id] / timescales[video.track_id]
+        assert fragment.duration == pytest.approx(picture)
         first_video = next(s for s in samples if s.track_id == video.track_id)
         assert first_video.sync == fragment.independent
         assert first_video.decode_time / video.timescale == pytest.approx(fragment.decode_time)
@@ -290,6 +291,83 @@ def test_fragment_for_a_track_the_init_only_has_trex_for_is_refused() -> None:
     moof = box(b"moof", full(b"mfhd", struct.pack(">I", 1)) + box(b"traf", tfhd + trun))
     with pytest.raises(IsobmffError, match="does not declare"):
         FragmentReader().feed(stream + moof + box(b"mdat", b"x"))
+
+
+
+def av_init() -> bytes:
+    """A synthetic init of a video track (1) and an audio track (2), both at 90 kHz."""
+    video = synthetic_init(visual_entry(b"avc1", box(b"avcC", bytes([1, 0x64, 0, 0x1F]))))
+    audio = synthetic_init(audio_entry(b"mp4a", esds(bytes([0x11, 0x90]))), b"soun", 2)
+    # Each is ftyp + moov(trak + mvex(trex)): take the video's trak and both trexes.
+    def parts(init: bytes) -> tuple[bytes, bytes]:
+        moov = init[init.index(b"moov") - 4 :]
+        trak = moov[8 : 8 + struct.unpack(">I", moov[8:12])[0]]
+        return trak, moov[8 + len(trak) + 8 :]
+
+    (vtrak, vtrex), (atrak, atrex) = parts(video), parts(audio)
+    return box(b"ftyp", b"iso6\x00\x00\x00\x00") + box(
+        b"moov", vtrak + atrak + box(b"mvex", vtrex + atrex))
+
+
+def traf(track_id: int, decode_time: int, samples: int, sample_duration: int,
+         sync: bool = False) -> bytes:
+    tfhd = full(b"tfhd", struct.pack(">II", track_id, sample_duration), flags=0x020008)
+    tfdt = full(b"tfdt", struct.pack(">Q", decode_time), version=1)
+    first = 0x02000000 if sync else 0x01010000
+    trun = full(b"trun", struct.pack(">II", samples, first), flags=0x004)
+    return box(b"traf", tfhd + tfdt + trun)
+
+
+def test_a_fragment_is_timed_by_its_picture_and_audio_alone_is_leadless() -> None:
+    # Six frames at 30 fps (0.2 s) beside ten AAC frames (0.2133 s) that ran ahead of them:
+    # the part is the picture's 0.2 s, whatever the audio in it lasts.
+    both = box(b"moof", full(b"mfhd", struct.pack(">I", 1))
+               + traf(1, 0, 6, 3000, sync=True) + traf(2, 0, 10, 1920))
+    # Then audio alone, as a muxer writes it while the picture is late.
+    alone = box(b"moof", full(b"mfhd", struct.pack(">I", 2)) + traf(2, 19200, 10, 1920))
+    _, first, second = FragmentReader().feed(
+        av_init() + both + box(b"mdat", b"x") + alone + box(b"mdat", b"y"))
+    assert isinstance(first, Fragment) and isinstance(second, Fragment)
+    assert (first.independent, first.leadless) == (True, False)
+    assert (first.decode_time, first.duration) == (0.0, pytest.approx(0.2))
+    assert (second.independent, second.leadless) == (False, True)
+    assert (second.decode_time, second.duration) == (
+        pytest.approx(19200 / 90000), pytest.approx(19200 / 90000))
+
+
+def part(n: int, at: float, *, leadless: bool = False, independent: bool = False,
+         duration: float = 0.2) -> Fragment:
+    return Fragment(bytes([n]) * 10, n, independent and not leadless, at, duration, leadless)
+
+
+def test_audio_ahead_of_a_late_picture_travels_with_the_next_video_part() -> None:
+    joiner = PartJoiner()
+    assert joiner.push(part(1, 0.0, independent=True)) == [part(1, 0.0, independent=True)]
+    # Audio for 0.2-0.6 s came out while the picture for 0.2 s was still being encoded.
+    assert joiner.push(part(2, 0.2, leadless=True)) == []
+    assert joiner.push(part(3, 0.4, leadless=True)) == []
+    (joined,) = joiner.push(part(4, 0.2))
+    # One part of three movie fragments, timed by its picture.
+    assert joined.data == bytes([2]) * 10 + bytes([3]) * 10 + bytes([4]) * 10
+    assert (joined.sequence_number, joined.decode_time, joined.duration) == (4, 0.2, 0.2)
+    assert not joined.leadless and not joined.independent
+    assert joiner.push(part(5, 0.4, independent=True)) == [part(5, 0.4, independent=True)]
+    assert joiner.flush() == []
+
+
+def test_held_audio_from_before_the_picture_and_past_the_bound_goes_out_alone() -> None:
+    joiner = PartJoiner(max_held=2)
+    # The sound of a rendition whose picture was gated off at 1.0 s...
+    assert joiner.push(part(1, 1.0, leadless=True)) == []
+    assert joiner.push(part(2, 1.2, leadless=True)) == []
+    assert joiner.push(part(3, 1.4, leadless=True)) == [part(1, 1.0, leadless=True)]
+    # ...and the picture back at 1.6 s: the older sound is not its part's.
+    out = joiner.push(part(4, 1.6, independent=True))
+    assert out == [part(2, 1.2, leadless=True), part(3, 1.4, leadless=True),
+                   part(4, 1.6, independent=True)]
+    assert joiner.push(part(5, 1.8, leadless=True)) == []
+    assert joiner.flush() == [part(5, 1.8, leadless=True)]
+    assert joiner.flush() == []
 
 
 # Hostile bytes ----------------------------------------------------------------------------

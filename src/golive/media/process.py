@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from golive.core import TokenBucket
-from golive.formats import Fragment, FragmentReader, InitSegment
+from golive.formats import Fragment, FragmentReader, InitSegment, PartJoiner
+from golive.media.command import WEBRTC_OUTPUT
 from golive.media.feed import InputFeed
 from golive.media.levels import LevelParser, Reading
 from golive.media.progress import EncodeProgress, ProgressParser
@@ -173,9 +174,15 @@ class FfmpegRun:
 
     async def _read_output(self, name: str, reader: asyncio.StreamReader) -> None:
         splitter = FragmentReader()
+        # Renditions are listed as parts timed by their picture; WebRTC takes each packet
+        # as it comes.
+        joiner = PartJoiner() if name != WEBRTC_OUTPUT else None
         while True:
             data = await reader.read(_READ_CHUNK)
             if not data:
+                if joiner is not None:
+                    for fragment in joiner.flush():
+                        self._emit(name, fragment)
                 return
             try:
                 items = splitter.feed(data)
@@ -191,10 +198,18 @@ class FfmpegRun:
                 return
             for item in items:
                 if isinstance(item, InitSegment):
+                    for fragment in joiner.flush() if joiner is not None else ():
+                        self._emit(name, fragment)
                     self.callbacks.on_init(name, item)
+                elif joiner is None:
+                    self._emit(name, item)
                 else:
-                    self.fragments += 1
-                    self.callbacks.on_fragment(name, item, self.feed.origin)
+                    for fragment in joiner.push(item):
+                        self._emit(name, fragment)
+
+    def _emit(self, name: str, fragment: Fragment) -> None:
+        self.fragments += 1
+        self.callbacks.on_fragment(name, fragment, self.feed.origin)
 
     async def _read_levels(self, reader: asyncio.StreamReader) -> None:
         parser = LevelParser()

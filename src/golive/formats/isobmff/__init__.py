@@ -8,7 +8,7 @@ and `samples` (the one traf/trun reader).
 """
 
 from golive.formats.isobmff.boxes import MAX_BOX_SIZE, IsobmffError
-from golive.formats.isobmff.fragments import Fragment, FragmentReader
+from golive.formats.isobmff.fragments import Fragment, FragmentReader, PartJoiner
 from golive.formats.isobmff.init import InitSegment, TrackInfo, video_decoder_config
 from golive.formats.isobmff.progressive import ProgressiveMp4, Span, plan_progressive
 from golive.formats.isobmff.samples import Sample, fragment_samples
@@ -19,6 +19,7 @@ __all__ = [
     "FragmentReader",
     "InitSegment",
     "IsobmffError",
+    "PartJoiner",
     "ProgressiveMp4",
     "Sample",
     "Span",

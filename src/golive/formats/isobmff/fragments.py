@@ -24,7 +24,10 @@ class Fragment:
     sequence_number: int
     independent: bool  # the video track's first sample is a sync sample (True without video)
     decode_time: float  # seconds: the video track's baseMediaDecodeTime, else the first track's
-    duration: float  # seconds: the longest track's sum of sample durations
+    duration: float  # seconds: the same track's sum of sample durations
+    # The init declares video but this fragment carries none of it: audio a muxer let run
+    # ahead of a late picture (see `PartJoiner`).
+    leadless: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,9 @@ class _TrackTiming:
     decode_time: int
     duration: int
     first_flags: int | None
+
+
+_NO_SAMPLES = _TrackTiming(0, 0, None)
 
 
 def _moof_timing(data: bytes, start: int, end: int, defaults: dict[int, TrackDefaults],
@@ -153,13 +159,76 @@ class FragmentReader:
                                          self._tracks)
         timescales = {track.track_id: track.timescale for track in self._tracks}
         video = next((t for t in self._tracks if t.kind == "video"), None)
-        if video is not None and video.track_id in timings:
+        # Timed by the picture: the playlists list video parts, and audio a little ahead
+        # of (or behind) the picture in one fragment must not stretch (or shrink) them.
+        leadless = video is not None and not timings.get(video.track_id, _NO_SAMPLES).duration
+        if video is not None and not leadless:
             lead = video.track_id
             independent = is_sync(timings[lead].first_flags)
         else:
             lead = next(iter(timings))
             independent = video is None
         decode_time = timings[lead].decode_time / timescales[lead]
-        duration = max(t.duration / timescales[tid] for tid, t in timings.items())
+        duration = timings[lead].duration / timescales[lead]
         data = b"".join([*self._pending, moof, mdat])
-        return Fragment(data, sequence, independent, decode_time, duration)
+        return Fragment(data, sequence, independent, decode_time, duration, leadless)
+
+
+class PartJoiner:
+    """Makes LL-HLS parts of a rendition's fragments: each is timed by its picture.
+
+    A muxer writes audio on its own when the picture is late by more than it waits to
+    interleave them (ffmpeg's -max_interleave_delta): an encoder starved of CPU, or a
+    publisher that sends its sound well ahead of its picture. Such a fragment, listed
+    as a part, would carry the audio's time and duration into a playlist of video
+    parts (a part longer than the part target, a segment far longer than the target
+    duration). It travels instead with the next fragment that has video, in one part
+    of two movie fragments, which every fMP4 reader takes.
+
+    Held audio that ends before that fragment's picture begins (the sound of a rendition
+    whose picture was gated off) goes out on its own first, as does the oldest held one
+    past `max_held` or `max_bytes`, and all of it at `flush` (the end of the output).
+    """
+
+    def __init__(self, *, max_held: int = 64, max_bytes: int = 4 * 1024 * 1024) -> None:
+        self.max_held = max_held
+        self.max_bytes = max_bytes
+        self._held: list[Fragment] = []
+        self._held_bytes = 0
+
+    def push(self, fragment: Fragment) -> list[Fragment]:
+        """Take the next fragment; return the parts it completes, in order."""
+        out: list[Fragment] = []
+        if fragment.leadless:
+            self._held.append(fragment)
+            self._held_bytes += len(fragment.data)
+            while len(self._held) > self.max_held or self._held_bytes > self.max_bytes:
+                out.append(self._release())
+            return out
+        while self._held and _ends_before(self._held[0], fragment.decode_time):
+            out.append(self._release())
+        if not self._held:
+            out.append(fragment)
+            return out
+        data = b"".join([*(held.data for held in self._held), fragment.data])
+        self._held.clear()
+        self._held_bytes = 0
+        out.append(Fragment(data, fragment.sequence_number, fragment.independent,
+                            fragment.decode_time, fragment.duration))
+        return out
+
+    def flush(self) -> list[Fragment]:
+        """The held fragments, on their own: nothing more is coming."""
+        out = list(self._held)
+        self._held.clear()
+        self._held_bytes = 0
+        return out
+
+    def _release(self) -> Fragment:
+        fragment = self._held.pop(0)
+        self._held_bytes -= len(fragment.data)
+        return fragment
+
+
+def _ends_before(fragment: Fragment, at: float) -> bool:
+    return fragment.decode_time + fragment.duration <= at + 1e-6
