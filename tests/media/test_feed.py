@@ -203,3 +203,52 @@ def test_an_audio_only_input_drops_until_any_frame_fits_again() -> None:
     flv.feed.size = 0
     flv.push(audio(400 * 21))  # no keyframe to wait for: the next frame is taken
     assert flv.feed.size > 0 and not flv.feed.dropping
+
+
+def test_a_timeline_is_held_from_ffmpeg_until_its_sound_begins() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True)
+    for tag in [*CONFIG, video(1000, key=True), video(1033)]:
+        flv.push(tag)
+    assert queued(flv.feed) == b"" and flv.feed.size > 0  # held, and counted
+    flv.push(audio(1021))  # the sound begins with the picture (within a frame)
+    data = queued(flv.feed)
+    assert data.startswith(b"FLV\x01\x05") and data.count(KEYFRAME_PREFIX) == 1
+    assert data.count(b"\xaf\x01") == 1 and flv.late_sound_starts == 0
+    flv.push(video(1066))
+    assert queued(flv.feed).count(bytes([0x27, 1, 0, 0, 0])) == 2  # no longer held
+
+
+def test_sound_that_begins_after_the_picture_starts_the_timeline_again() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True)
+    for tag in [*CONFIG, video(0, key=True), *(video(t) for t in range(33, 1000, 33))]:
+        flv.push(tag, arrived_at=50.0 + tag.timestamp / 1000)
+    flv.push(audio(1500))  # the sound begins 1.5 s after the picture
+    assert flv.late_sound_starts == 1 and not flv.feed.started
+    assert queued(flv.feed) == b"" and flv.feed.size == 0 and flv.feed.origin is None
+    flv.push(video(1533))  # not a keyframe: still nothing
+    flv.push(audio(1521))
+    flv.push(video(2000, key=True), arrived_at=52.0)  # both have begun: the timeline starts
+    flv.push(audio(2010))
+    data = queued(flv.feed)
+    assert flv.feed.first_ts == 2000 and flv.feed.origin == 52.0
+    assert data.count(b"onMetaData") == 1 and data.count(KEYFRAME_PREFIX) == 1
+    assert data.count(b"\xaf\x01") == 1 and data.index(KEYFRAME_PREFIX) < data.index(b"\xaf\x01")
+
+
+def test_a_picture_without_sound_goes_on_after_the_hold() -> None:
+    flv = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True)
+    for tag in [*CONFIG, *(video(t, key=t % 1000 == 0) for t in range(0, 3000, 40))]:
+        flv.push(tag)
+    assert queued(flv.feed) == b""
+    flv.push(video(3040))  # 3 s of picture and still no sound: it goes without
+    assert queued(flv.feed).count(KEYFRAME_PREFIX) == 3
+    flv.push(audio(3050))  # sound that comes later is taken as it is
+    assert queued(flv.feed).count(b"\xaf\x01") == 1 and flv.late_sound_starts == 0
+
+
+def test_without_align_start_or_without_sound_nothing_is_held() -> None:
+    for flv in (FlvInput(limit=1024 * 1024, has_audio=True),
+                FlvInput(limit=1024 * 1024, has_audio=False, align_start=True)):
+        for tag in [*CONFIG, video(0, key=True)]:
+            flv.push(tag)
+        assert queued(flv.feed).count(KEYFRAME_PREFIX) == 1

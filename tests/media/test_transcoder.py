@@ -10,12 +10,14 @@ import signal
 import subprocess
 import time
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
 import zmq.asyncio
+from tests.llhls_rules import check_media_playlist
 from tests.media.conftest import Recorder, fake_ffmpeg, feed, pid_alive, read_flv, until
 from tests.media.mp4info import read_fragment, read_init
 from tests.mediatools import FFMPEG, FFPROBE
@@ -29,6 +31,7 @@ from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.source import SourceProbe
 from golive.media.transcoder import EncoderCapabilities, Transcoder
+from golive.packaging.window import RenditionWindow
 from golive.stream import IngestMeter, Splice
 
 CPU = EncoderCapabilities()
@@ -193,6 +196,71 @@ async def test_sound_alone_is_encoded_to_one_aac_rendition_of_whole_frame_parts(
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert probe.stderr == "" and probe.stdout.strip() == "aac,audio,48000"
+
+
+
+async def test_a_sound_that_begins_after_the_picture_starts_the_broadcast_with_it(
+    source_360p: Path, tmp_path: Path
+) -> None:
+    # A publisher whose sound begins 1.5 s after its picture. Started at the first keyframe,
+    # the audio track would begin 1.5 s late: an fMP4 edit list, which MSE players ignore
+    # (all of the sound 1.5 s early, for the whole broadcast), and a first part holding
+    # the picture until the sound came. The broadcast starts at the next keyframe instead.
+    tags = [tag for tag in read_flv(source_360p)
+            if tag.type is not TagType.AUDIO or tag.body[1] == 0 or tag.timestamp >= 1500]
+    plan = plan_360p()
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    try:
+        await feed(t.push, tags, pace=1)
+        await until(lambda: events.count() >= 15, what="3 s of parts")
+    finally:
+        await t.stop()
+    assert not events.order_errors and not events.restarts
+    init = events.inits[(0, "360p")]
+    fragments = events.fragments[(0, "360p")]
+    tracks = read_init(init.data)
+    video = next(track for track in tracks.values() if track.handler == "vide")
+    audio = next(track for track in tracks.values() if track.handler == "soun")
+    # Every part has its picture and is as long as its picture (the tail of sound flushed
+    # at the stop aside), from the first on.
+    whole = [f for f in fragments if video.track_id in read_fragment(f.data)]
+    assert fragments[: len(whole)] == whole and len(whole) >= 15
+    for fragment in whole:
+        timing = read_fragment(fragment.data)[video.track_id]
+        assert fragment.duration == timing.duration / video.timescale <= plan.part_target + 1e-6
+    window = RenditionWindow("360p", part_target=plan.part_target, low_latency=True,
+                             bandwidth=1, average_bandwidth=1, frame_rate=30)
+    window.set_init(init)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for fragment in whole:
+        window.add_fragment(fragment, start + timedelta(seconds=fragment.decode_time))
+        check_media_playlist(window.playlist(), low_latency=True)
+    assert window.parts_out_of_spec == 0
+    # Both tracks start together, and there is sound from the start.
+    path = tmp_path / "late-sound.mp4"
+    path.write_bytes(init.data + b"".join(f.data for f in whole))
+    probe = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=start_time",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert abs(float(probe.stdout)) < 0.03
+    assert read_fragment(whole[0].data)[audio.track_id].decode_time == 0
+    assert audio_level(path, 0.0, 1.0) > -40
+
+
+def audio_level(path: Path, start: float, end: float) -> float:
+    """The RMS level (dBFS) of `path`'s sound from `start` to `end` seconds."""
+    result = subprocess.run(
+        [FFMPEG, "-hide_banner", "-nostats", "-i", str(path), "-vn",
+         "-af", f"atrim={start}:{end},astats=measure_perchannel=none", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    found = re.findall(r"RMS level dB: (\S+)", result.stderr)
+    assert found, result.stderr[-2000:]
+    return -200.0 if found[-1] == "-inf" else float(found[-1])
 
 
 def field_detection(path: Path) -> dict[str, int]:

@@ -12,6 +12,12 @@ tags. ffmpeg starts its output's decode times at the timeline's first keyframe, 
 `origin + decode_time` dates any output of that run by when its input arrived, the same
 for every rendition and whatever the encoder's speed (EXT-X-PROGRAM-DATE-TIME).
 
+A transcoder's timeline with sound and picture starts where both have begun
+(`align_start`): held from its first keyframe until its first sound, and begun again at
+the next keyframe when that sound comes more than `START_SLACK_MS` later. A track that
+starts late gets an fMP4 edit list, which MSE players ignore: they would play all of its
+sound early by that much, and the first part would hold the picture until the sound came.
+
 An audio-only input (`has_video=False`) has no keyframes: every AAC frame stands alone,
 so its audio frames take the keyframes' part (a timeline starts at any of them, a
 drop ends at any of them) and date and measure the timeline instead.
@@ -31,6 +37,8 @@ __all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify"]
 WRITE_CHUNK = 256 * 1024  # bytes per stdin write
 MAX_BACKWARDS_MS = 1000  # video timestamps going back further start a new timeline
 RECENT_SECONDS = 1.0  # media seconds over which `InputFeed.date_lag` takes its least
+START_SLACK_MS = 40  # the sound may begin this much after the picture (under what is heard)
+START_HOLD_MS = 3000  # a timeline waits this long (media) for its sound, then goes without
 
 
 class TagKind(enum.Enum):
@@ -108,6 +116,8 @@ class InputFeed:
         earliest `arrived_at - media time` over its video tags (None before any was dated)."""
         self._recent: deque[tuple[float, float]] = deque()  # (media time, arrival - media)
         self._wakeup = asyncio.Event()
+        self.held: list[bytes] | None = None
+        """The timeline's start, held from ffmpeg until its sound begins (`FlvInput`)."""
 
     @property
     def media_seconds(self) -> float:
@@ -138,9 +148,30 @@ class InputFeed:
     def append(self, data: bytes) -> None:
         if self.closed:  # its ffmpeg is gone; the next timeline starts at a keyframe
             return
-        self.chunks.append(data)
         self.size += len(data)
+        if self.held is not None:
+            self.held.append(data)
+            return
+        self.chunks.append(data)
         self._wakeup.set()
+
+    def release(self) -> None:
+        """What was held goes to ffmpeg, and everything after it."""
+        held, self.held = self.held, None
+        if held:
+            self.chunks.extend(held)
+            self._wakeup.set()
+
+    def start_again(self) -> None:
+        """Forget the held start (ffmpeg has read none of it): the next keyframe starts
+        the timeline."""
+        if self.held is not None:
+            self.size -= sum(len(data) for data in self.held)
+        self.held = None
+        self.started = self.audio_started = self.dropping = False
+        self.first_ts = self.last_video_ts = 0
+        self.origin = None
+        self._recent.clear()
 
     def close(self) -> None:
         self.closed = True
@@ -183,12 +214,15 @@ _QUIET = PushResult()
 class FlvInput:
     """The ingest side of one transcoder: tags in, one `InputFeed` per ffmpeg timeline out."""
 
-    def __init__(self, *, limit: int, has_audio: bool, has_video: bool = True) -> None:
+    def __init__(self, *, limit: int, has_audio: bool, has_video: bool = True,
+                 align_start: bool = False) -> None:
         if not (has_audio or has_video):
             raise ValueError("an input needs audio or video")
         self.limit = limit
         self.has_audio = has_audio
         self.has_video = has_video
+        self.align_start = align_start and has_audio and has_video
+        self.late_sound_starts = 0  # timelines begun again because the sound began later
         self.feed = InputFeed(limit)
         self.input_bytes = 0
         self.video_frames = 0
@@ -245,12 +279,24 @@ class FlvInput:
                 return result  # a timeline starts at a keyframe
             feed.started = True
             feed.first_ts = feed.last_video_ts = tag.timestamp
+            if self.align_start:
+                feed.held = []
             feed.append(self._preamble(tag.timestamp))
         if kind is TagKind.AUDIO and self.has_video:
             # Audio from before the first keyframe would start the timeline early.
             if not feed.audio_started and ts_before(tag.timestamp, feed.first_ts):
                 return result
+            if feed.held is not None:
+                if ts_before((feed.first_ts + START_SLACK_MS) & 0xFFFFFFFF, tag.timestamp):
+                    self.late_sound_starts += 1
+                    feed.start_again()  # at the next keyframe, when the sound has begun
+                    return result
+                feed.release()
             feed.audio_started = True
+        elif feed.held is not None and timed and ts_before(
+            (feed.first_ts + START_HOLD_MS) & 0xFFFFFFFF, tag.timestamp
+        ):
+            feed.release()  # no sound yet: the picture goes on without it
         data = encode_tag(tag)
         video = kind is not TagKind.AUDIO
         if feed.dropping:

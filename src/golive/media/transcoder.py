@@ -227,7 +227,7 @@ class Transcoder:
         if webrtc is not None and plan.audio_only:
             raise ValueError("an audio-only ladder has no WebRTC output")
         self._input = FlvInput(limit=max_input_buffer, has_audio=plan.has_audio,
-                               has_video=not plan.audio_only)
+                               has_video=not plan.audio_only, align_start=True)
         self._run: FfmpegRun | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
