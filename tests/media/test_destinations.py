@@ -196,6 +196,43 @@ async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_pa
 
 
 @pytest.mark.slow
+async def test_a_source_of_sound_alone_is_forwarded(tmp_path: Path) -> None:
+    # A radio show: AAC and no picture. There is no keyframe to start at, so the forwarder
+    # starts at its sound once as many tags as the probe takes have shown no video.
+    flv = tmp_path / "radio.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6",
+         "-c:a", "aac", "-b:a", "96k", "-f", "flv", str(flv)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    changed = asyncio.Event()
+    states: list[ForwarderStatus] = []
+    async with targets(tmp_path) as (port, rtmp_port, received):
+        to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", states, changed)
+        to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", states, changed)
+        try:
+            for f in (to_rtmp, to_srt):
+                f.start()
+
+            def push(tag: MediaTag) -> None:
+                for f in (to_rtmp, to_srt):
+                    f.push(tag)
+
+            pushing = asyncio.create_task(feed(push, read_flv(flv), pace=2))
+            await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
+            await pushing
+        finally:
+            for f in (to_rtmp, to_srt):
+                await f.stop()
+    for path in (tmp_path / "rec" / "key1.flv", received):
+        probe = ffprobe(path)
+        streams = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}
+        assert streams == {"audio": "aac"}, path
+        assert float(probe["format"]["duration"]) > 3, path
+
+
+@pytest.mark.slow
 async def test_a_target_that_stops_reading_drops_whole_gops_and_counts_them(
     source_360p: Path,
 ) -> None:

@@ -33,6 +33,7 @@ from golive.core import Backoff, OutboundRefused, outbound_addresses
 from golive.formats import Fragment, InitSegment, MediaTag, TagType
 from golive.media.feed import FlvInput, InputFeed
 from golive.media.profiles import StreamProfile
+from golive.media.source import AUDIO_ONLY_TAGS
 
 __all__ = [
     "DestinationNotAdmitted",
@@ -147,21 +148,27 @@ def admit_destination(profile: StreamProfile, url: str, rendition: str | None,
 
 
 def ffmpeg_forward_args(ffmpeg: str, url: str, *, realtime: bool = False,
-                        input_format: str = "flv", audio_to_aac: bool = False) -> list[str]:
+                        input_format: str = "flv", audio_to_aac: bool = False,
+                        sound_alone: bool = False) -> list[str]:
     """The ffmpeg command that copies `input_format` (FLV, or fMP4 as "mp4") from stdin to
     `url` (FLV for RTMP, MPEG-TS for SRT); `realtime`: read the input at its own pace (a
     recorded sample, not a live feed). `audio_to_aac`: the audio is encoded to AAC for an
-    RTMP target instead of copied (the video is still copied)."""
+    RTMP target instead of copied (the video is still copied). `sound_alone`: an FLV
+    without a picture, probed for its first frames only (ffmpeg's FLV reader cannot know
+    that no picture is coming, and would read 5 s of it before writing anything)."""
     srt = url.startswith("srt://")
     codecs = ["-c:v", "copy", "-c:a", "aac", "-b:a", f"{FORWARD_AAC_KBPS}k"] \
         if audio_to_aac and not srt else ["-c", "copy"]
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-progress", "pipe:1", "-stats_period", "0.5",
+        *(["-analyzeduration", str(_SOUND_PROBE_US)] if sound_alone else []),
         *(["-re"] if realtime else []), "-f", input_format, "-i", "pipe:0",
         "-map", "0", *codecs, "-f", "mpegts" if srt else "flv", url,
     ]
 
+
+_SOUND_PROBE_US = 200_000  # media an FLV of sound alone is probed for (a few frames)
 
 # RTMP platforms take AAC (or MP3) in legacy FLV audio tags: an SRT publisher's MP2,
 # AC-3, E-AC-3 or Opus reaches the source forwarder as Enhanced RTMP audio, which is
@@ -277,8 +284,19 @@ class Forwarder:
         self._new_timeline = False
         self._enhanced_audio = False  # the source's audio is Enhanced RTMP (not AAC/MP3)
         self._run_encodes_audio = False  # the running ffmpeg encodes it to AAC
+        self._seen_video = False
+        self._audio_alone = 0  # audio tags before any video
 
     def push(self, tag: MediaTag) -> None:
+        if not self._seen_video and self.input.has_video:
+            # A source of sound alone (a radio show) has no keyframe to start at: after as
+            # many tags as the transcoder's probe takes to say so, its sound starts it.
+            if tag.type is TagType.VIDEO:
+                self._seen_video = True
+            elif tag.type is TagType.AUDIO:
+                self._audio_alone += 1
+                if self._audio_alone >= AUDIO_ONLY_TAGS:
+                    self.input.sound_alone()
         if (tag.type is TagType.AUDIO and tag.body and tag.body[0] >> 4 == 9
                 and not self._enhanced_audio):
             self._enhanced_audio = True
@@ -336,12 +354,19 @@ class Forwarder:
 
     def _args(self) -> list[str]:
         self._run_encodes_audio = self._enhanced_audio
-        return ffmpeg_forward_args(self.ffmpeg, self.url, audio_to_aac=self._enhanced_audio)
+        return ffmpeg_forward_args(self.ffmpeg, self.url, audio_to_aac=self._enhanced_audio,
+                                   sound_alone=not self.input.has_video)
 
     async def _attempt(self) -> str:
-        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended."""
+        """One ffmpeg run on a timeline that starts at a keyframe; returns why it ended.
+
+        ffmpeg starts with the timeline's first bytes, once the source has shown what it
+        is (a picture, or sound alone: see `push`)."""
         feed = self._next_feed()
         self._reading = feed
+        first = await feed.take()
+        if first is None:
+            return "the timeline ended before it began"
         proc = await asyncio.create_subprocess_exec(
             *self._args(),
             stdin=asyncio.subprocess.PIPE,
@@ -353,9 +378,11 @@ class Forwarder:
         lines: deque[str] = deque(maxlen=REASON_LINES)
 
         async def write() -> None:
-            while (chunk := await feed.take()) is not None:
+            chunk: bytes | None = first
+            while chunk is not None:
                 stdin.write(chunk)
                 await stdin.drain()
+                chunk = await feed.take()
             stdin.close()  # the timeline ended here: ffmpeg flushes and exits
 
         def live() -> None:

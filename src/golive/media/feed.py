@@ -232,6 +232,12 @@ class FlvInput:
         self._video_config: MediaTag | None = None
         self._audio_config: MediaTag | None = None
 
+    def sound_alone(self) -> None:
+        """The source has turned out to have no picture (before any timeline started):
+        its audio frames start and carry the timeline from now on."""
+        if not self.feed.started:
+            self.has_video = self.align_start = False
+
     def new_timeline(self) -> InputFeed:
         """Start a fresh timeline at the next keyframe; the old feed is left to its run."""
         self.feed = InputFeed(self.limit)
