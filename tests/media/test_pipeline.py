@@ -189,6 +189,21 @@ def test_a_rejoin_probe_ignores_what_the_meter_kept_from_the_last_publisher(
     assert found is not None and not found.has_audio and found.width == 640
 
 
+def test_an_audio_configuration_without_sound_is_no_audio(source_360p: Path) -> None:
+    # An encoder that announces AAC and never sends a frame: a ladder with audio would wait
+    # for one for ever (ffmpeg writes nothing before every encoder had its first input).
+    announced = [t for t in read_flv(source_360p)
+                 if t.type is not TagType.AUDIO or t.body[1] == 0]
+    assert any(t.type is TagType.AUDIO for t in announced)
+    meter, probe = IngestMeter(), SourceProbe()
+    found = None
+    for tag in announced:
+        meter.observe(tag, tag.timestamp / 1000)
+        if (found := probe.push(tag, meter)) is not None:
+            break
+    assert found is not None and not found.has_audio and probe.audio_tags == 1
+
+
 def test_probe_takes_an_audio_only_source() -> None:
     meter, probe = IngestMeter(), SourceProbe()
     results = []
@@ -546,6 +561,33 @@ async def test_a_publisher_returning_without_audio_ends_the_presentation_and_sta
     assert successor.first_msn == int((START + 30) * 2)  # no media URL is reused
     pipeline.broadcast_ended(broadcast)
     assert successor.ended
+
+
+async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentation(
+    pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path
+) -> None:
+    events = bus.subscribe()
+    tags = read_flv(source_360p)
+    late = 2000  # ms: no sound in the first second that settles the ladder
+    silent_first = [t for t in tags
+                    if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp >= late]
+    broadcast = make_broadcast("pb_a")
+    pipeline.broadcast_started(broadcast)
+    bp = only_pipeline(broadcast)
+    taken = publish_until_started(broadcast, silent_first)
+    assert bp.plan is not None and not bp.plan.has_audio
+    presentation = bp.presentation
+    assert presentation is not None
+    for name in bp.plan.names:
+        bp.on_init(name, InitSegment(b"init-" + name.encode(), (VIDEO,)))
+        bp.on_fragment(name, fragment(1), None)
+    # The sound begins: the ladder restarts with it, its tracks change, players are told.
+    publish(broadcast, [t for t in silent_first[len(taken):] if t.timestamp < late + 1200])
+    assert presentation.ended
+    (warning,) = [w for w in warnings(events) if w["code"] == "presentation_restarted"]
+    assert "audio now" in str(warning["message"])
+    assert bp.plan is not None and bp.plan.has_audio and bp.transcoder is not None
+    assert bp.presentation is not None and bp.presentation is not presentation
 
 
 async def test_an_ended_broadcast_ends_its_playlists_and_is_unpublished(

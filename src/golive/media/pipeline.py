@@ -136,6 +136,8 @@ class BroadcastPipeline(Generic[S]):
         probe = self._probe
         if probe is None:
             if self.transcoder is not None:
+                if self._sound_begins(tag):
+                    return
                 self._note_config(tag)
                 self.transcoder.push(tag)
             return
@@ -311,6 +313,25 @@ class BroadcastPipeline(Generic[S]):
         for tag in backlog:
             self._note_config(tag)
             transcoder.push(tag)
+
+    def _sound_begins(self, tag: MediaTag) -> bool:
+        """A source planned without sound (it had sent none by the time its first second
+        of picture settled the ladder) sends its first: the ladder takes it. Its tracks
+        change, so the presentation restarts (see `rejoin_plan`); this tag is the new
+        probe's first."""
+        plan = self.plan
+        if (plan is None or plan.has_audio or plan.audio_only or tag.type is not TagType.AUDIO
+                or classify(tag) is not TagKind.AUDIO):
+            return False
+        log.info("the source's sound began after its ladder started without it "
+                 "stream_id=%s", self.stream_id)
+        self._restart_for_new_input()
+        meter = self.broadcast.meter  # the same publisher: it sends its configuration once
+        for header in (meter.metadata, meter.video_sequence_header, meter.audio_sequence_header):
+            if header is not None:
+                self.push(header)
+        self.push(tag)
+        return True
 
     def _note_config(self, tag: MediaTag) -> None:
         """Keep the codec configurations the transcoder was last given."""

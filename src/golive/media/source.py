@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 from golive.formats import CodecError, MediaTag, TagType, parse_video_tag
+from golive.media.feed import TagKind, classify
 from golive.media.ladder import SourceInfo
 from golive.stream import IngestMeter
 
@@ -42,12 +43,14 @@ class SourceProbe:
         self.video_config = False
         self.keyframes = 0
         self.audio_tags = 0
+        self.audio_frames = 0  # audio tags that carry sound (not its configuration)
 
     def push(self, tag: MediaTag, meter: IngestMeter) -> SourceInfo | None:
         """Hold one tag (already seen by `meter`); the source once it is known, else None."""
         self.tags.append(tag)
         if tag.type is TagType.AUDIO:
             self.audio_tags += 1
+            self.audio_frames += classify(tag) is TagKind.AUDIO
         elif tag.type is TagType.VIDEO:
             try:
                 info = parse_video_tag(tag.body)
@@ -86,6 +89,12 @@ class SourceProbe:
             height=facts.height or 0,
             frame_rate=round(frame_rate or _FALLBACK_RATE, 3),
             video_codec=facts.video_codec or "unknown",
-            has_audio=self.audio_tags > 0,
+            # Sound, not an announcement of it: an encoder may send the AAC configuration
+            # and never a frame, and a ladder with audio would wait for one for ever
+            # (ffmpeg starts no output before every encoder has had its first input). A
+            # returning publisher is settled at its first keyframe, before its sound may
+            # have come: its configuration says it (see `rejoin_plan`). Sound that begins
+            # after the ladder started without it restarts the presentation (pipeline).
+            has_audio=self.audio_frames > 0 or (self.rejoin and self.audio_tags > 0),
             interlaced=bool(facts.interlaced),
         )
