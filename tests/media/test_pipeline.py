@@ -202,6 +202,16 @@ def test_an_audio_configuration_without_sound_is_no_audio(source_360p: Path) -> 
         if (found := probe.push(tag, meter)) is not None:
             break
     assert found is not None and not found.has_audio and probe.audio_tags == 1
+    assert probe.video_frames == 91  # its sound was waited for, three seconds
+    # Sound that comes in that time (a file muxed video first) is had.
+    late = [t for t in read_flv(source_360p)
+            if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp >= 2000]
+    meter, probe = IngestMeter(), SourceProbe()
+    for tag in late:
+        meter.observe(tag, tag.timestamp / 1000)
+        if (found := probe.push(tag, meter)) is not None:
+            break
+    assert found is not None and found.has_audio and probe.video_frames == 60
 
 
 def test_probe_takes_an_audio_only_source() -> None:
@@ -568,7 +578,7 @@ async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentat
 ) -> None:
     events = bus.subscribe()
     tags = read_flv(source_360p)
-    late = 2000  # ms: no sound in the first second that settles the ladder
+    late = 4000  # ms: no sound in the three seconds the probe waits for it
     silent_first = [t for t in tags
                     if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp >= late]
     broadcast = make_broadcast("pb_a")
@@ -582,7 +592,7 @@ async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentat
         bp.on_init(name, InitSegment(b"init-" + name.encode(), (VIDEO,)))
         bp.on_fragment(name, fragment(1), None)
     # The sound begins: the ladder restarts with it, its tracks change, players are told.
-    publish(broadcast, [t for t in silent_first[len(taken):] if t.timestamp < late + 1200])
+    publish(broadcast, [t for t in silent_first[len(taken):] if t.timestamp < late + 1500])
     assert presentation.ended
     (warning,) = [w for w in warnings(events) if w["code"] == "presentation_restarted"]
     assert "audio now" in str(warning["message"])

@@ -25,6 +25,7 @@ PROBE_SECONDS = 1.0  # video span that settles the frame rate
 PROBE_FRAMES = 30  # or this many frames, whichever comes first
 PROBE_MAX_TAGS = 600  # held at most; a source still unknown then is planned as it is
 AUDIO_ONLY_TAGS = 50  # tags without any video before the source counts as audio only
+SOUND_WAIT_SECONDS = 3.0  # video span a source that announced audio is waited on for its sound
 _FALLBACK_RATE = 30.0
 _RATE_TOLERANCE = 2.0  # fps a declared rate may differ from the measured one
 
@@ -76,8 +77,13 @@ class SourceProbe:
         settled = span >= PROBE_SECONDS or self.video_frames >= PROBE_FRAMES
         if self.rejoin and have_video and self.keyframes:
             settled = settled or self.audio_tags > 0 or not self.expect_audio
+        # An announced sound (its configuration) may come some frames after the picture:
+        # a file muxed video-first. It is waited for, a little.
+        awaiting_sound = (not self.rejoin and self.audio_frames == 0 < self.audio_tags
+                          and span < SOUND_WAIT_SECONDS)
         audio_only = self.first_video_ts is None and len(self.tags) >= AUDIO_ONLY_TAGS
-        if not (have_video and settled) and not (audio_only or len(self.tags) >= PROBE_MAX_TAGS):
+        if (not (have_video and settled and not awaiting_sound)
+                and not (audio_only or len(self.tags) >= PROBE_MAX_TAGS)):
             return None
         frame_rate = facts.declared_frame_rate or 0.0
         if span > 0 and self.video_frames > 1:
