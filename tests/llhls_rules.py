@@ -258,4 +258,29 @@ def check_multivariant(text: str) -> Any:
     for line in lines:
         if line.startswith("#EXT-X-STREAM-INF:") and "FRAME-RATE" in line:
             assert re.search(r"FRAME-RATE=\d+\.\d{3}(,|$)", line), "FRAME-RATE has 3 decimals"
+    _check_closed_captions(lines)
     return playlist
+
+
+def _check_closed_captions(lines: list[str]) -> None:
+    """RFC 8216bis 4.4.6.1-2: CLOSED-CAPTIONS names an EXT-X-MEDIA group of TYPE
+    CLOSED-CAPTIONS (each with an INSTREAM-ID of CC1-CC4 or SERVICE1-63), or is NONE on
+    every variant."""
+    groups = {}
+    for line in lines:
+        if line.startswith("#EXT-X-MEDIA:") and "TYPE=CLOSED-CAPTIONS" in line:
+            group = re.search(r'GROUP-ID="([^"]+)"', line)
+            instream = re.search(r'INSTREAM-ID="([^"]+)"', line)
+            assert group and instream, "a closed-captions rendition has GROUP-ID and INSTREAM-ID"
+            assert re.fullmatch(r"CC[1-4]|SERVICE([1-9]|[1-5]\d|6[0-3])", instream[1]), (
+                "INSTREAM-ID is CC1-CC4 or SERVICE1-63")
+            assert "URI=" not in line, "closed captions are in-band: no URI"
+            groups[group[1]] = line
+    values = [re.search(r'CLOSED-CAPTIONS=("[^"]*"|NONE)', line)
+              for line in lines if line.startswith("#EXT-X-STREAM-INF:")]
+    said = [m[1] for m in values if m]
+    if "NONE" in said:
+        assert said == ["NONE"] * len(values), "CLOSED-CAPTIONS=NONE on every variant, or none"
+    for value in said:
+        if value != "NONE":
+            assert value.strip('"') in groups, f"CLOSED-CAPTIONS {value} names a declared group"

@@ -60,6 +60,25 @@ def test_multivariant_waits_for_an_init_and_lists_highest_first() -> None:
     assert attributes(lines[5])["CODECS"] == "avc1.42c01e,mp4a.40.2"
 
 
+def test_captions_in_the_pictures_are_offered_once_found() -> None:
+    p = ladder()
+    p.renditions["720p"].set_init(init(1280, 720))
+    p.renditions["360p"].set_init(init(640, 360, "42c01e"))
+    version = p.version
+    p.offer_captions()
+    assert p.captions and p.version > version  # a new answer for the origin to give
+    text = p.multivariant_playlist()
+    assert text is not None
+    check_multivariant(text)
+    lines = text.splitlines()
+    assert lines[3] == ('#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="Captions",'
+                        'INSTREAM-ID="CC1",DEFAULT=YES,AUTOSELECT=YES')
+    variants = [line for line in lines if line.startswith("#EXT-X-STREAM-INF:")]
+    assert len(variants) == 2
+    assert all(attributes(line)["CLOSED-CAPTIONS"] == "cc" for line in variants)
+    assert all('CLOSED-CAPTIONS="cc"' in line for line in variants)
+
+
 def test_standard_mode_is_version_7() -> None:
     p = ladder(low_latency=False)
     p.renditions["720p"].set_init(init(1280, 720))

@@ -77,6 +77,18 @@ def test_multivariant_lists_every_rendition_highest_first() -> None:
     assert playlist.playlists[0].stream_info.resolution == (1280, 720)
 
 
+def test_a_recording_with_captions_offers_them() -> None:
+    renditions = [VodRendition("720p", 3_000_000, 2_700_000, 30.0, "avc1.64001f,mp4a.40.2",
+                               1280, 720)]
+    text = vod_multivariant_playlist("pb1", renditions, captions=True)
+    check_multivariant(text)
+    assert '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc"' in text
+    assert 'CLOSED-CAPTIONS="cc"' in text
+    # Sound alone has no pictures to carry them.
+    audio = [VodRendition("audio", 200_000, 160_000, 0.0, "mp4a.40.2", 0, 0)]
+    assert "CLOSED-CAPTIONS" not in vod_multivariant_playlist("pb1", audio, captions=True)
+
+
 class Observer:
     def __init__(self) -> None:
         self.inits: list[tuple[RenditionInfo, int, bytes]] = []
@@ -88,6 +100,9 @@ class Observer:
 
     def segment_completed(self, segment: CompletedSegment) -> None:
         self.segments.append(segment)
+
+    def captions_found(self) -> None:
+        pass
 
     def presentation_ended(self) -> None:
         self.ended += 1

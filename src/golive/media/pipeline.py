@@ -140,6 +140,10 @@ class BroadcastPipeline(Generic[S]):
                     return
                 self._note_config(tag)
                 self.transcoder.push(tag)
+                presentation = self.presentation
+                if (presentation is not None and not presentation.captions
+                        and self.broadcast.meter.captions):
+                    presentation.offer_captions()
             return
         source = probe.push(tag, self.broadcast.meter)
         if source is not None and not self._awaiting_continuation():
@@ -239,6 +243,8 @@ class BroadcastPipeline(Generic[S]):
             presentation.observe(observer)
             # A DVR window reaches past memory into the recording: only when recording.
             presentation.dvr_window = self.broadcast.policy.dvr_window
+        if self.broadcast.meter.captions:
+            presentation.offer_captions()
         self._sync_renditions(presentation, plan)
         self._owner._publish(self)
         self._run(plan, backlog)

@@ -51,3 +51,6 @@ class SegmentObserver(Protocol):
 
     def presentation_ended(self) -> None:
         """The presentation ended: no more media follows."""
+
+    def captions_found(self) -> None:
+        """The pictures carry CEA-608 captions (the playlists offer them from now on)."""

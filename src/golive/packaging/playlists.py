@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["date_time", "seconds", "stream_inf"]
+__all__ = ["CAPTIONS_MEDIA", "date_time", "seconds", "stream_inf"]
 
 
 def seconds(value: float) -> str:
@@ -28,10 +28,12 @@ def stream_inf(
     codecs: str,
     resolution: tuple[int, int] | None,
     frame_rate: float,
+    captions: bool = False,
 ) -> list[str]:
     """The EXT-X-STREAM-INF line of one rendition and its URI line.
 
-    `resolution` is None for a rendition without video.
+    `resolution` is None for a rendition without video; `captions`: its pictures carry
+    the CEA-608 captions `CAPTIONS_MEDIA` declares.
     """
     attributes = [
         f"BANDWIDTH={bandwidth}",
@@ -43,8 +45,18 @@ def stream_inf(
     if resolution is not None and frame_rate > 0:
         attributes.append(f"FRAME-RATE={frame_rate:.3f}")
     if resolution is not None:
-        # The ladder carries no CEA-608/708 captions. Said so, Shaka Player does not
-        # probe a segment for them at load; 5.2 may probe the open one, which has no
-        # URI yet, and fails the whole load.
-        attributes.append("CLOSED-CAPTIONS=NONE")
+        # Said either way: without the attribute, Shaka Player probes a segment for
+        # captions at load; 5.2 may probe the open one, which has no URI yet, and fails
+        # the whole load. And hls.js shows in-band captions only when they are declared.
+        attributes.append(f'CLOSED-CAPTIONS="{CAPTIONS_GROUP}"' if captions
+                          else "CLOSED-CAPTIONS=NONE")
     return ["#EXT-X-STREAM-INF:" + ",".join(attributes), uri]
+
+
+CAPTIONS_GROUP = "cc"
+CAPTIONS_MEDIA = (
+    f'#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="{CAPTIONS_GROUP}",NAME="Captions",'
+    'INSTREAM-ID="CC1",DEFAULT=YES,AUTOSELECT=YES'
+)
+"""The captions a source's pictures carry, as a multivariant playlist offers them: CEA-608
+channel 1, the one encoders and caption services use (its language is not known)."""

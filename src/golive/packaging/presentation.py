@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from golive.formats import Fragment
 from golive.packaging.clock import WallClock
 from golive.packaging.observer import RenditionInfo, SegmentObserver
-from golive.packaging.playlists import stream_inf
+from golive.packaging.playlists import CAPTIONS_MEDIA, stream_inf
 from golive.packaging.window import RenditionWindow
 
 __all__ = ["Continuation", "Presentation"]
@@ -88,10 +88,24 @@ class Presentation:
         # Media playlists with their siblings' reports, by (rendition, its own text), until
         # any rendition changes: every player a new part wakes asks for the same one.
         self._texts: dict[tuple[str, int], tuple[str, str]] = {}
+        self._captions = False
         self.version = 0
         """Counts the changes of the renditions (their media, their playlists) and of the
         ladder: what was decided from this presentation at one version still holds while
         the version is the same (the origin's fast path keeps answers by it)."""
+
+    @property
+    def captions(self) -> bool:
+        """The source's pictures carry CEA-608 captions, which every encoded rendition
+        keeps: the multivariant playlist offers them (from when they were found on)."""
+        return self._captions
+
+    def offer_captions(self) -> None:
+        if not self._captions:
+            self._captions = True
+            if self._observer is not None:
+                self._observer.captions_found()
+            self._wake()
 
     @property
     def observer(self) -> SegmentObserver | None:
@@ -252,6 +266,9 @@ class Presentation:
             f"#EXT-X-VERSION:{9 if self.low_latency else 7}",
             "#EXT-X-INDEPENDENT-SEGMENTS",
         ]
+        captions = self._captions and any(w.init.video is not None for w in ready if w.init)
+        if captions:
+            lines.append(CAPTIONS_MEDIA)
         for window in sorted(ready, key=lambda w: (-w.bandwidth, w.name)):
             assert window.init is not None
             video = window.init.video
@@ -262,6 +279,7 @@ class Presentation:
                 codecs=window.init.codecs,
                 resolution=(video.width or 0, video.height or 0) if video is not None else None,
                 frame_rate=window.frame_rate,
+                captions=captions,
             ))
         return "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from golive.packaging.playlists import date_time, seconds, stream_inf
+from golive.packaging.playlists import CAPTIONS_MEDIA, date_time, seconds, stream_inf
 
 __all__ = ["VodRendition", "VodSegment", "vod_media_playlist", "vod_multivariant_playlist"]
 
@@ -48,9 +48,14 @@ class VodRendition:
         return self.width > 0 and self.height > 0
 
 
-def vod_multivariant_playlist(playback_id: str, renditions: Sequence[VodRendition]) -> str:
-    """The asset's multivariant playlist, highest bandwidth first."""
+def vod_multivariant_playlist(playback_id: str, renditions: Sequence[VodRendition], *,
+                              captions: bool = False) -> str:
+    """The asset's multivariant playlist, highest bandwidth first; `captions`: the pictures
+    carry CEA-608 captions."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    captions = captions and any(r.has_video for r in renditions)
+    if captions:
+        lines.append(CAPTIONS_MEDIA)
     for rendition in sorted(renditions, key=lambda r: (-r.bandwidth, r.name)):
         lines.extend(stream_inf(
             uri=f"{playback_id}/{rendition.name}.m3u8",
@@ -59,6 +64,7 @@ def vod_multivariant_playlist(playback_id: str, renditions: Sequence[VodRenditio
             codecs=rendition.codecs,
             resolution=(rendition.width, rendition.height) if rendition.has_video else None,
             frame_rate=rendition.frame_rate,
+            captions=captions,
         ))
     return "\n".join(lines) + "\n"
 

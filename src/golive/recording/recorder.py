@@ -89,6 +89,7 @@ class RecordingSession:
         self.ended = False
         self.finishing = False
         self.recovered = False  # left open by a previous run: it ended when its media did
+        self.captions = False  # its pictures carry CEA-608 captions
         self.failed = False  # its asset row could not be written: nothing of it is stored
         self.created = asyncio.get_running_loop().create_future()
         self.renditions_indexed: set[str] = set()
@@ -134,6 +135,9 @@ class RecordingSession:
             self, "segment", segment.rendition, segment.generation, segment.data,
             len(segment.data), time.monotonic(), segment=record,
         ))
+
+    def captions_found(self) -> None:
+        self.captions = True
 
     def presentation_ended(self) -> None:
         if not self.ended:
@@ -462,7 +466,8 @@ class Recorder:
         asset: AssetRecord | None = None
         while True:
             try:
-                asset = await self.assets.finish(session.asset_id, ended_at=ended, status="ready")
+                asset = await self.assets.finish(session.asset_id, ended_at=ended, status="ready",
+                                                 captions=session.captions)
                 break
             except Exception as exc:
                 self._warn(session, "recording_index_unavailable",

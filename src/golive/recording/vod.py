@@ -68,7 +68,8 @@ class VodCatalog:
                 self._playlists.move_to_end(key)
                 return text
             if rendition is None:
-                text = vod_multivariant_playlist(playback_id, [_rendition(r) for r in asset.renditions])
+                text = vod_multivariant_playlist(playback_id, [_rendition(r) for r in asset.renditions],
+                                                 captions=asset.captions)
             else:
                 if rendition not in {r.name for r in asset.renditions}:
                     return None

@@ -81,6 +81,7 @@ class AssetRecord:
     bytes: int
     error: str | None
     renditions: tuple[AssetRenditionRecord, ...]
+    captions: bool = False  # the pictures carry CEA-608 captions (CC1)
 
 
 def _rendition(row: AssetRendition) -> AssetRenditionRecord:
@@ -140,6 +141,7 @@ class AssetStore:
             bytes=int(row.bytes),
             error=row.error,
             renditions=tuple(_rendition(r) for r in renditions),
+            captions=bool(row.captions),
         )
 
     # Writing while a broadcast records -----------------------------------------------------
@@ -220,9 +222,11 @@ class AssetStore:
                 session.add(AssetSegment(**row))
 
     async def finish(
-        self, asset_id: str, *, ended_at: datetime, status: str, error: str | None = None
+        self, asset_id: str, *, ended_at: datetime, status: str, error: str | None = None,
+        captions: bool = False,
     ) -> AssetRecord | None:
-        """Close the asset: duration (the longest rendition) and bytes from its index."""
+        """Close the asset: duration (the longest rendition) and bytes from its index;
+        `captions`: its pictures carry CEA-608 captions."""
         async with self._write.begin() as session:
             row = await session.get(Asset, asset_id)
             if row is None:
@@ -247,6 +251,7 @@ class AssetStore:
             row.duration = max((float(total or 0) for _, total in per_rendition), default=0.0)
             row.bytes = int(media or 0) + int(inits or 0)
             row.ended_at = ended_at
+            row.captions = row.captions or captions
             if status == "ready" and row.duration <= 0:
                 status, error = "errored", "no segment was stored"
             row.status = status

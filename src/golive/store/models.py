@@ -496,6 +496,8 @@ class Asset(Base):
     duration: Mapped[float] = mapped_column(Float, default=0.0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The pictures carry CEA-608 captions: the VOD playlist offers them.
+    captions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AssetRendition(Base):

@@ -25,6 +25,7 @@ from golive.formats import (
     MediaTag,
     TagType,
     VideoInfo,
+    carries_captions,
     describe_audio,
     describe_video,
     parse_audio_tag,
@@ -73,6 +74,8 @@ class IngestFacts:
     seconds; None until both tracks have sent frames. See `IngestMeter.av_drift`."""
     interlaced: bool | None = None
     """The video codes fields (1080i): the ladder deinterlaces it. None: not known."""
+    captions: bool = False
+    """The pictures carry CEA-608/708 closed captions: the playlists offer them."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with rates rounded for display."""
@@ -99,6 +102,7 @@ class IngestFacts:
             "last_media_at": _round(self.last_media_at, 3),
             "av_drift_s": _round(self.av_drift_s, 3),
             "interlaced": self.interlaced,
+            "captions": self.captions,
         }
 
 
@@ -186,6 +190,8 @@ class IngestMeter:
         self.audio_frames = 0
         self.keyframes = 0
         self.malformed_tags = 0
+        self.captions = False
+        """The publisher's pictures carry CEA-608/708 captions (A/53 cc_data SEI)."""
         self._first_at: float | None = None
         self._last_at: float | None = None
         self._latest_at: float | None = None  # the latest `now` seen (arrival may interleave)
@@ -216,6 +222,7 @@ class IngestMeter:
         self._video_info = None
         self._audio_info = None
         self._meta = {}
+        self.captions = False
         self._clock = _MediaClock()  # its timestamps start over
         self._frame_times.clear()
         self._keyframe_times.clear()
@@ -253,6 +260,8 @@ class IngestMeter:
             if codec is not None and codec == self._video_codec:
                 self._sync.video(tag.timestamp)
                 self._count_frame(tag.timestamp, body[0] >> 4 == 1)
+                if not self.captions:
+                    self.captions = carries_captions(memoryview(body)[5:], hevc=codec == "hevc")
                 return
         info = parse_video_tag(body)
         if info.is_multitrack:
@@ -270,6 +279,8 @@ class IngestMeter:
             return
         self._sync.video(tag.timestamp)
         self._count_frame(tag.timestamp, info.is_keyframe)
+        if not self.captions and info.codec in ("h264", "hevc"):
+            self.captions = carries_captions(info.payload, hevc=info.codec == "hevc")
         if info.is_keyframe and info.codec == "vp9" and self._video_info is None:
             self._video_info = describe_video(info)
 
@@ -354,6 +365,7 @@ class IngestMeter:
             video_codec=self._video_codec,
             video_profile=video.profile if video else None,
             interlaced=video.interlaced if video else None,
+            captions=self.captions,
             width=width,
             height=height,
             frame_rate=self._measured_frame_rate(),

@@ -5,7 +5,8 @@ parser raises only `CodecError` on malformed input, so a publisher's bad bytes
 never escape as IndexError or struct.error. Nothing here decodes media: only the
 headers and configuration records a live server needs to name the stream's codecs
 (RFC 6381 codec strings), picture size and frame rate. One module per codec:
-`h264`, `hevc`, `av1`, `vpx`, `audio`; FLV tag headers in `flvtags`.
+`h264`, `hevc`, `av1`, `vpx`, `audio`; FLV tag headers in `flvtags`; whether a picture
+carries closed captions in `captions`.
 """
 
 from golive.formats.codecs.audio import (
@@ -24,6 +25,7 @@ from golive.formats.codecs.av1 import (
     parse_av1_sequence_header,
 )
 from golive.formats.codecs.bits import BitReader, CodecError, unescape_rbsp
+from golive.formats.codecs.captions import carries_captions
 from golive.formats.codecs.flvtags import (
     AudioTagInfo,
     VideoTagInfo,
@@ -79,6 +81,7 @@ __all__ = [
     "avc_codec_string",
     "avc_config_profile",
     "avc_decoder_config",
+    "carries_captions",
     "describe_audio",
     "describe_video",
     "eac3_frame",
