@@ -41,6 +41,18 @@ def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: i
     return path
 
 
+def make_radio(path: Path, *, seconds: float = 6, sample_rate: int = 48000,
+               kbps: int = 96) -> Path:
+    """An FLV of sound alone (a 440 Hz tone as AAC) and no picture: a radio show."""
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}", "-t", str(seconds),
+         "-c:a", "aac", "-b:a", f"{kbps}k", "-f", "flv", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
 def ffmpeg_publish(source: Path, url: str, *, loop: bool = False, realtime: bool = True,
                    extra: list[str] | None = None,
                    muxer: str = "flv") -> subprocess.Popen[bytes]:

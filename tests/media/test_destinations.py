@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from tests.media.conftest import feed, read_flv
-from tests.mediatools import FFMPEG, ffprobe
+from tests.mediatools import FFMPEG, ffprobe, make_radio
 from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
 
 from golive.core import Backoff
@@ -156,21 +156,9 @@ async def test_forwards_to_an_srt_listener_and_a_dead_target_errors_and_retries(
         assert streams == {"video": "h264", "audio": "aac"}, path
 
 
-@pytest.mark.slow
-async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_path: Path) -> None:
-    # An SRT publisher's MPEG-1 Layer II comes to the forwarder as Enhanced RTMP audio,
-    # which RTMP platforms do not take: it is encoded to AAC for them, copied for SRT.
-    ts = tmp_path / "mp2.ts"
-    subprocess.run(
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-         "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
-         "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "mp2",
-         "-f", "mpegts", str(ts)],
-        check=True, timeout=120,
-    )  # fmt: skip
-    demuxer = TsDemuxer()
-    tags = demuxer.feed(ts.read_bytes()) + demuxer.flush()
-    assert any(t.type is TagType.AUDIO and t.body[:5] == b"\x91.mp3" for t in tags)
+async def forward_to_rtmp_and_srt(tags: list[MediaTag], tmp_path: Path) -> Path:
+    """`tags` through one forwarder to nginx-rtmp (recorded as tmp_path/rec/key1.flv) and
+    one to an SRT listener, at twice real time, once both are live; the SRT file."""
     changed = asyncio.Event()
     states: list[ForwarderStatus] = []
     async with targets(tmp_path) as (port, rtmp_port, received):
@@ -190,6 +178,25 @@ async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_pa
         finally:
             for f in (to_rtmp, to_srt):
                 await f.stop()
+    return received
+
+
+@pytest.mark.slow
+async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_path: Path) -> None:
+    # An SRT publisher's MPEG-1 Layer II comes to the forwarder as Enhanced RTMP audio,
+    # which RTMP platforms do not take: it is encoded to AAC for them, copied for SRT.
+    ts = tmp_path / "mp2.ts"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=320x180:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+         "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "mp2",
+         "-f", "mpegts", str(ts)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    demuxer = TsDemuxer()
+    tags = demuxer.feed(ts.read_bytes()) + demuxer.flush()
+    assert any(t.type is TagType.AUDIO and t.body[:5] == b"\x91.mp3" for t in tags)
+    received = await forward_to_rtmp_and_srt(tags, tmp_path)
     for path, audio in ((tmp_path / "rec" / "key1.flv", "aac"), (received, "mp2")):
         streams = {s["codec_type"]: s["codec_name"] for s in ffprobe(path)["streams"]}
         assert streams == {"video": "h264", "audio": audio}, path
@@ -199,32 +206,8 @@ async def test_an_srt_publishers_mp2_reaches_rtmp_as_aac_and_srt_as_it_is(tmp_pa
 async def test_a_source_of_sound_alone_is_forwarded(tmp_path: Path) -> None:
     # A radio show: AAC and no picture. There is no keyframe to start at, so the forwarder
     # starts at its sound once as many tags as the probe takes have shown no video.
-    flv = tmp_path / "radio.flv"
-    subprocess.run(
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6",
-         "-c:a", "aac", "-b:a", "96k", "-f", "flv", str(flv)],
-        check=True, timeout=120,
-    )  # fmt: skip
-    changed = asyncio.Event()
-    states: list[ForwarderStatus] = []
-    async with targets(tmp_path) as (port, rtmp_port, received):
-        to_rtmp = forwarder(f"rtmp://127.0.0.1:{rtmp_port}/live/key1", states, changed)
-        to_srt = forwarder(f"srt://127.0.0.1:{port}?streamid=x", states, changed)
-        try:
-            for f in (to_rtmp, to_srt):
-                f.start()
-
-            def push(tag: MediaTag) -> None:
-                for f in (to_rtmp, to_srt):
-                    f.push(tag)
-
-            pushing = asyncio.create_task(feed(push, read_flv(flv), pace=2))
-            await until(changed, lambda: to_srt.status.state is to_rtmp.status.state is LIVE)
-            await pushing
-        finally:
-            for f in (to_rtmp, to_srt):
-                await f.stop()
+    flv = make_radio(tmp_path / "radio.flv")
+    received = await forward_to_rtmp_and_srt(read_flv(flv), tmp_path)
     for path in (tmp_path / "rec" / "key1.flv", received):
         probe = ffprobe(path)
         streams = {s["codec_type"]: s["codec_name"] for s in probe["streams"]}

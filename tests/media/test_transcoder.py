@@ -20,7 +20,7 @@ import zmq.asyncio
 from tests.llhls_rules import check_media_playlist
 from tests.media.conftest import Recorder, fake_ffmpeg, feed, pid_alive, read_flv, until
 from tests.media.mp4info import read_fragment, read_init
-from tests.mediatools import FFMPEG, FFPROBE
+from tests.mediatools import FFMPEG, FFPROBE, make_radio
 from tests.starvation import PROFILE as STARVE_PROFILE
 
 from golive.formats.isobmff import Fragment
@@ -155,13 +155,7 @@ async def test_sound_alone_is_encoded_to_one_aac_rendition_of_whole_frame_parts(
     tmp_path: Path,
 ) -> None:
     # A radio show: AAC at 44.1 kHz and nothing else, as `ffmpeg -vn -c:a aac -f flv` sends.
-    flv = tmp_path / "radio.flv"
-    subprocess.run(
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "6",
-         "-c:a", "aac", "-b:a", "96k", "-f", "flv", str(flv)],
-        check=True, timeout=120,
-    )  # fmt: skip
+    flv = make_radio(tmp_path / "radio.flv", sample_rate=44100)
     plan = plan_ladder(load_profile("default"), SourceInfo(0, 0, 0, "unknown", True), "low")
     assert plan.names == ("audio",) and plan.part_target == 0.192
     events = Recorder()
