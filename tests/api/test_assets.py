@@ -56,6 +56,7 @@ async def test_list_get_and_delete(client: httpx.AsyncClient, store: Store, tmp_
                                   "bandwidth": 1_000_000, "codecs": "avc1.42c01e",
                                   "frame_rate": 30.0}]
     assert got["bytes"] == 3 * 100 + len(b"init-bytes")
+    assert got["closed_captions"] is False  # the recorder found none in its pictures
     assert got["playback_ids"][0]["policy"] == "public"
     assert got["broadcast_id"].startswith("br_") and got["live_stream_id"].startswith("ls_")
 

@@ -101,6 +101,7 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
 
     try:
         asset = await wait_ready_asset(api, stream["id"])
+        assert asset["closed_captions"] is True
         apid = asset["playback_ids"][0]["id"]
         vod = (await http.get(f"/vod/{apid}.m3u8")).text
         check_multivariant(vod)

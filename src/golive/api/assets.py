@@ -40,6 +40,10 @@ class Asset(BaseModel):
     duration: float = Field(description="Seconds of media (the longest rendition).")
     renditions: list[AssetRendition]
     bytes: int = Field(description="Bytes stored: every segment and init of every rendition.")
+    closed_captions: bool = Field(
+        default=False,
+        description="The pictures carry CEA-608 captions (CC1), which the VOD playlist offers.",
+    )
     live_stream_id: str
     broadcast_id: str
     playback_ids: list[PlaybackId] = Field(description="Play at /vod/PLAYBACK_ID.m3u8.")
@@ -63,6 +67,7 @@ def asset_out(record: AssetRecord) -> Asset:
             for r in record.renditions
         ],
         bytes=record.bytes,
+        closed_captions=record.captions,
         live_stream_id=record.stream_id,
         broadcast_id=record.broadcast_id,
         playback_ids=[PlaybackId(id=record.playback_id, policy=record.playback_policy)],
