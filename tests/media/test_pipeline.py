@@ -19,6 +19,7 @@ from golive.media.command import CPU_ONLY, WEBRTC_OUTPUT
 from golive.media.ladder import SourceInfo
 from golive.media.pipeline import (
     CONTINUATION_WAIT,
+    SOUND_GAP_MS,
     BroadcastPipeline,
     LivePipeline,
     _RunEvents,
@@ -598,6 +599,35 @@ async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentat
     assert "audio now" in str(warning["message"])
     assert bp.plan is not None and bp.plan.has_audio and bp.transcoder is not None
     assert bp.presentation is not None and bp.presentation is not presentation
+
+
+async def test_sound_that_stops_while_the_picture_goes_on_ends_the_ladders_audio(
+    pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path
+) -> None:
+    # ffmpeg would write the picture alone, a second late, and players would freeze where
+    # the sound ends: the ladder goes on without audio (once a broadcast).
+    events = bus.subscribe()
+    stop = 1500  # ms
+    tags = [t for t in read_flv(source_360p)
+            if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp < stop]
+    broadcast = make_broadcast("pb_a")
+    pipeline.broadcast_started(broadcast)
+    bp = only_pipeline(broadcast)
+    taken = publish_until_started(broadcast, tags)
+    assert bp.plan is not None and bp.plan.has_audio
+    presentation = bp.presentation
+    assert presentation is not None
+    for name in bp.plan.names:
+        bp.on_init(name, InitSegment(b"init-" + name.encode(), (VIDEO, AUDIO)))
+        bp.on_fragment(name, fragment(1), None)
+    rest = tags[len(taken):]
+    publish(broadcast, [t for t in rest if t.timestamp <= stop + SOUND_GAP_MS])
+    assert not presentation.ended  # three seconds of picture without sound: not yet
+    publish(broadcast, [t for t in rest if t.timestamp > stop + SOUND_GAP_MS])
+    assert presentation.ended
+    (warning,) = [w for w in warnings(events) if w["code"] == "presentation_restarted"]
+    assert "no audio" in str(warning["message"])
+    assert bp.plan is not None and not bp.plan.has_audio and bp.transcoder is not None
 
 
 async def test_an_ended_broadcast_ends_its_playlists_and_is_unpublished(

@@ -54,6 +54,7 @@ _RETIRED_TARGETS = 3
 # another node left it off (a takeover); then it numbers from the clock (unique, not
 # continuous). Viewers of a broadcast being taken over are held that long anyway.
 CONTINUATION_WAIT = 3.0
+SOUND_GAP_MS = 3000  # picture without sound that ends the ladder's audio (once a broadcast)
 
 S = TypeVar("S", bound=OutputSink)
 """The WebRTC output's sink type, chosen by the composition root."""
@@ -100,6 +101,8 @@ class BroadcastPipeline(Generic[S]):
         # A new input spliced on by the hub, held until its first keyframe (`switch`).
         self._switch: InputSwitch | None = None
         self._video_config: MediaTag | None = None  # the last one the transcoder got
+        self._last_sound_ts: int | None = None  # the timeline's last audio frame
+        self._sound_stopped = False  # the ladder dropped its audio once (see `_sound_stops`)
         self._audio_config: MediaTag | None = None  # likewise
         self._stop_soon: asyncio.Handle | None = None  # see `publisher_lost`
         self.spliced_inputs = 0  # inputs taken over by the running transcoder
@@ -136,7 +139,7 @@ class BroadcastPipeline(Generic[S]):
         probe = self._probe
         if probe is None:
             if self.transcoder is not None:
-                if self._sound_begins(tag):
+                if self._sound_begins(tag) or self._sound_stops(tag):
                     return
                 self._note_config(tag)
                 self.transcoder.push(tag)
@@ -339,6 +342,35 @@ class BroadcastPipeline(Generic[S]):
         self.push(tag)
         return True
 
+    def _sound_stops(self, tag: MediaTag) -> bool:
+        """The publisher's sound stopped while its picture goes on. ffmpeg then writes the
+        picture alone (each part a second late, waiting to interleave), and MSE players
+        freeze at the end of the buffered sound: the ladder goes on without audio (the
+        presentation restarts, `rejoin_plan`), and takes it back if it returns. Once a
+        broadcast: a source whose sound comes and goes stays as it is."""
+        plan = self.plan
+        if plan is None or not plan.has_audio or plan.audio_only or self._sound_stopped:
+            return False
+        if tag.type is TagType.AUDIO:
+            if classify(tag) is TagKind.AUDIO:
+                self._last_sound_ts = tag.timestamp
+            return False
+        last = self._last_sound_ts
+        if tag.type is not TagType.VIDEO or last is None:
+            return False
+        if ((tag.timestamp - last + 0x80000000) & 0xFFFFFFFF) - 0x80000000 <= SOUND_GAP_MS:
+            return False
+        log.info("the source's sound stopped while its picture goes on stream_id=%s",
+                 self.stream_id)
+        self._sound_stopped = True
+        self._restart_for_new_input()
+        meter = self.broadcast.meter  # its picture's configuration, and not its sound's
+        for header in (meter.metadata, meter.video_sequence_header):
+            if header is not None:
+                self.push(header)
+        self.push(tag)
+        return True
+
     def _note_config(self, tag: MediaTag) -> None:
         """Keep the codec configurations the transcoder was last given."""
         if tag.type is TagType.VIDEO or tag.type is TagType.AUDIO:
@@ -380,6 +412,7 @@ class BroadcastPipeline(Generic[S]):
 
     def _restart_for_new_input(self) -> None:
         self._stop_transcoder()
+        self._last_sound_ts = None
         plan = self.plan
         self._probe = SourceProbe(
             rejoin=plan is not None, expect_audio=plan is not None and plan.has_audio

@@ -47,8 +47,9 @@ def rejoin_plan(plan: LadderPlan, source: SourceInfo) -> LadderPlan:
             f"the returning publisher sends no usable video ({source.width}x{source.height})"
         )
     if source.has_audio != plan.has_audio:
+        # (A returning publisher, or the same one whose sound stopped or began.)
         change = "no audio any more" if plan.has_audio else "audio now"
-        raise RejoinError(f"the returning publisher sends {change}: the renditions' codecs change")
+        raise RejoinError(f"the publisher sends {change}: the renditions' codecs change")
     passthrough = [r for r in plan.renditions if r.passthrough]
     if passthrough and not source.is_h264:
         raise RejoinError(
