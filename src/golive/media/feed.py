@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from golive.formats import MediaTag, TagType, encode_header, encode_tag
 
-__all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify"]
+__all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify", "ts_before"]
 
 WRITE_CHUNK = 256 * 1024  # bytes per stdin write
 MAX_BACKWARDS_MS = 1000  # video timestamps going back further start a new timeline

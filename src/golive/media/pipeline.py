@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from golive.core import Event, EventBus, EventType
-from golive.formats import Fragment, InitSegment, MediaTag, TagType
+from golive.formats import Fragment, InitSegment, MediaTag
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
 from golive.media.facts import EncoderFacts, PipelineFacts, WebRtcOutputFacts
-from golive.media.feed import TagKind, classify
+from golive.media.feed import TagKind, classify, ts_before
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.output import OutputSink
 from golive.media.profiles import StreamProfile, load_profile, parse_profile
@@ -102,7 +102,7 @@ class BroadcastPipeline(Generic[S]):
         self._switch: InputSwitch | None = None
         self._video_config: MediaTag | None = None  # the last one the transcoder got
         self._last_sound_ts: int | None = None  # the timeline's last audio frame
-        self._sound_stopped = False  # the ladder dropped its audio once (see `_sound_stops`)
+        self._sound_stopped = False  # the ladder dropped its audio once (`_sound_changed`)
         self._audio_config: MediaTag | None = None  # likewise
         self._stop_soon: asyncio.Handle | None = None  # see `publisher_lost`
         self.spliced_inputs = 0  # inputs taken over by the running transcoder
@@ -139,9 +139,10 @@ class BroadcastPipeline(Generic[S]):
         probe = self._probe
         if probe is None:
             if self.transcoder is not None:
-                if self._sound_begins(tag) or self._sound_stops(tag):
+                kind = classify(tag)
+                if self._sound_changed(tag, kind):
                     return
-                self._note_config(tag)
+                self._note_config(tag, kind)
                 self.transcoder.push(tag)
                 presentation = self.presentation
                 if (presentation is not None and not presentation.captions
@@ -320,65 +321,55 @@ class BroadcastPipeline(Generic[S]):
         )
         self._owner._spawn(transcoder.start(), f"transcoder-start-{self.stream_id}")
         for tag in backlog:
-            self._note_config(tag)
+            self._note_config(tag, classify(tag))
             transcoder.push(tag)
 
-    def _sound_begins(self, tag: MediaTag) -> bool:
-        """A source planned without sound (it had sent none by the time its first second
-        of picture settled the ladder) sends its first: the ladder takes it. Its tracks
-        change, so the presentation restarts (see `rejoin_plan`); this tag is the new
-        probe's first."""
-        plan = self.plan
-        if (plan is None or plan.has_audio or plan.audio_only or tag.type is not TagType.AUDIO
-                or classify(tag) is not TagKind.AUDIO):
-            return False
-        log.info("the source's sound began after its ladder started without it "
-                 "stream_id=%s", self.stream_id)
-        self._restart_for_new_input()
-        meter = self.broadcast.meter  # the same publisher: it sends its configuration once
-        for header in (meter.metadata, meter.video_sequence_header, meter.audio_sequence_header):
-            if header is not None:
-                self.push(header)
-        self.push(tag)
-        return True
+    def _sound_changed(self, tag: MediaTag, kind: TagKind) -> bool:
+        """The source's sound began or stopped while the ladder runs: its tracks change, so
+        the presentation restarts (see `rejoin_plan`) for the same publisher, whose
+        configuration is given to the new probe again (it sends it once); this tag is the
+        probe's next. True when it did.
 
-    def _sound_stops(self, tag: MediaTag) -> bool:
-        """The publisher's sound stopped while its picture goes on. ffmpeg then writes the
-        picture alone (each part a second late, waiting to interleave), and MSE players
-        freeze at the end of the buffered sound: the ladder goes on without audio (the
-        presentation restarts, `rejoin_plan`), and takes it back if it returns. Once a
-        broadcast: a source whose sound comes and goes stays as it is."""
+        Sound that begins where the ladder was planned without it (none had come by the
+        time the first picture settled the ladder) is taken. Sound that stops for
+        `SOUND_GAP_MS` of picture would have ffmpeg write the picture alone (each part a
+        second late, waiting to interleave) and MSE players freeze where the buffered sound
+        ends: the ladder goes on without it. Once a broadcast: a source whose sound comes
+        and goes is otherwise restarted again and again.
+        """
         plan = self.plan
-        if plan is None or not plan.has_audio or plan.audio_only or self._sound_stopped:
+        if plan is None or plan.audio_only:
             return False
-        if tag.type is TagType.AUDIO:
-            if classify(tag) is TagKind.AUDIO:
+        if kind is TagKind.AUDIO:
+            if plan.has_audio:
                 self._last_sound_ts = tag.timestamp
+                return False
+            change = "began after its ladder started without it"
+        elif (kind is TagKind.VIDEO or kind is TagKind.KEYFRAME) and plan.has_audio:
+            last = self._last_sound_ts
+            if (self._sound_stopped or last is None
+                    or not ts_before((last + SOUND_GAP_MS) & 0xFFFFFFFF, tag.timestamp)):
+                return False
+            self._sound_stopped = True
+            change = "stopped while its picture goes on"
+        else:
             return False
-        last = self._last_sound_ts
-        if tag.type is not TagType.VIDEO or last is None:
-            return False
-        if ((tag.timestamp - last + 0x80000000) & 0xFFFFFFFF) - 0x80000000 <= SOUND_GAP_MS:
-            return False
-        log.info("the source's sound stopped while its picture goes on stream_id=%s",
-                 self.stream_id)
-        self._sound_stopped = True
+        log.info("the source's sound %s stream_id=%s", change, self.stream_id)
         self._restart_for_new_input()
-        meter = self.broadcast.meter  # its picture's configuration, and not its sound's
-        for header in (meter.metadata, meter.video_sequence_header):
+        meter = self.broadcast.meter
+        sound = meter.audio_sequence_header if kind is TagKind.AUDIO else None
+        for header in (meter.metadata, meter.video_sequence_header, sound):
             if header is not None:
                 self.push(header)
         self.push(tag)
         return True
 
-    def _note_config(self, tag: MediaTag) -> None:
+    def _note_config(self, tag: MediaTag, kind: TagKind) -> None:
         """Keep the codec configurations the transcoder was last given."""
-        if tag.type is TagType.VIDEO or tag.type is TagType.AUDIO:
-            kind = classify(tag)
-            if kind is TagKind.VIDEO_CONFIG:
-                self._video_config = tag
-            elif kind is TagKind.AUDIO_CONFIG:
-                self._audio_config = tag
+        if kind is TagKind.VIDEO_CONFIG:
+            self._video_config = tag
+        elif kind is TagKind.AUDIO_CONFIG:
+            self._audio_config = tag
 
     def publisher_resumed(self) -> None:
         if self._stop_soon is not None:
