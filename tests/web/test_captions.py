@@ -3,15 +3,14 @@
 A real ffmpeg publishes H.264 carrying CEA-608 captions (CC1, as broadcast encoders,
 caption services and OBS send them) over RTMP. The node's encoder keeps them in every
 rendition; the multivariant playlists (live and VOD) offer them, so Shaka Player shows
-them in Chromium (as Safari's own player does); the recording's MP4 keeps them too.
-ffmpeg's CEA-608 decoder reads them back.
-
-hls.js (the watch page's player) reads CEA-608 from fMP4 only in a track of video alone,
-not from renditions that carry audio beside it, as golive's do: see docs/players.md.
+them in Chromium (as Safari's own player does), and so does golive's watch page (hls.js)
+once the viewer presses "CC"; the recording's MP4 keeps them too. ffmpeg's CEA-608
+decoder reads them back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,11 @@ CAPTION_CUES = """() => {
   const tracks = Array.from(document.querySelector('video').textTracks).filter(t => t.cues);
   return tracks.flatMap(t => Array.from(t.cues).map(c => c.text));
 }"""
+SHOWN_CUES = """() => {
+  const tracks = Array.from(document.querySelector('video').textTracks)
+    .filter(t => t.mode === 'showing' && t.cues);
+  return tracks.flatMap(t => Array.from(t.cues).map(c => c.text));
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +58,7 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
     proc = ffmpeg_publish(captioned, node.rtmp_url(stream["stream_key"]))
     http = httpx.AsyncClient(base_url=node.http_url, timeout=30)
     page = await browser.new_page()
+    watch = await browser.new_page()
     try:
         async def offered() -> str | None:
             response = await http.get(f"/live/{pid}.m3u8")
@@ -85,19 +90,36 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
         live = numbers(read_captions(rendition))
         assert len(live) >= 2 and live == sorted(live), live
 
-        # Shaka Player in Chromium shows them (a captions track, CC1, with the cues).
-        await page.goto(page_url(players, "shaka", f"{node.http_url}/live/{pid}.m3u8"))
-        await page.wait_for_function("window.player && window.player.getTextTracks().length > 0",
-                                     timeout=40_000, polling=250)
-        await page.evaluate("""() => { const p = window.player;
-            p.selectTextTrack(p.getTextTracks()[0]); }""")
-        await page.wait_for_function(
-            f"({CAPTION_CUES})().some(text => /CAPTION \\d+/.test(text))",
-            timeout=40_000, polling=250)
+        # Shaka Player in Chromium shows them (a captions track, CC1, with the cues), and so
+        # does the watch page (hls.js, LL-HLS parts) once the viewer turns them on.
+        async def shaka() -> None:
+            await page.goto(page_url(players, "shaka", f"{node.http_url}/live/{pid}.m3u8"))
+            await page.wait_for_function("window.player && window.player.getTextTracks().length > 0",
+                                         timeout=40_000, polling=250)
+            await page.evaluate("""() => { const p = window.player;
+                p.selectTextTrack(p.getTextTracks()[0]); }""")
+            await page.wait_for_function(
+                f"({CAPTION_CUES})().some(text => /CAPTION \\d+/.test(text))",
+                timeout=40_000, polling=250)
+
+        async def golive_player() -> None:
+            await watch.goto(f"{node.http_url}/watch/{pid}")
+            button = watch.locator(".player-captions")
+            await button.click(timeout=40_000)  # shown once the playlist offers captions
+            assert await button.get_attribute("aria-pressed") == "true"
+            await watch.wait_for_function(
+                f"({SHOWN_CUES})().some(text => /CAPTION \\d+/.test(text))",
+                timeout=40_000, polling=250)
+            shown = numbers(re.findall(r"CAPTION \d+", " ".join(await watch.evaluate(SHOWN_CUES))))
+            assert shown == sorted(shown), shown
+            assert await watch.evaluate("localStorage.getItem('golive.captions')") == "on"
+
+        await asyncio.gather(shaka(), golive_player())
         assert await wait_process(proc) == 0
     finally:
         proc.kill()
         await page.close()
+        await watch.close()
 
     try:
         asset = await wait_ready_asset(api, stream["id"])
@@ -106,6 +128,16 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
         vod = (await http.get(f"/vod/{apid}.m3u8")).text
         check_multivariant(vod)
         assert 'CLOSED-CAPTIONS="cc"' in vod and 'INSTREAM-ID="CC1"' in vod
+        # The recording's watch page shows them too (hls.js, whole segments).
+        recorded_page = await browser.new_page()
+        try:
+            await recorded_page.goto(f"{node.http_url}/watch/{apid}")
+            await recorded_page.locator(".player-captions").click(timeout=40_000)
+            await recorded_page.wait_for_function(
+                f"({SHOWN_CUES})().some(text => /CAPTION \\d+/.test(text))",
+                timeout=40_000, polling=250)
+        finally:
+            await recorded_page.close()
         mp4 = await http.get(f"/vod/{apid}/high.mp4")
         assert mp4.status_code == 200
         path = tmp_path / "recording.mp4"

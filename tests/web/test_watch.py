@@ -153,6 +153,8 @@ async def test_quality_menu_switches_rendition(
             "document.querySelectorAll('.player-quality select option').length >= 3", timeout=10_000
         )
         assert await page.is_visible(".player-quality select")
+        # A source without captions offers no CC button.
+        assert not await page.is_visible(".player-captions")
         options = await page.eval_on_selector_all(
             ".player-quality select option", "os => os.map(o => [o.value, o.textContent])"
         )

@@ -4,7 +4,9 @@
 // publisher drops and returns, QoE events for every view, and (where the node plays WHEP)
 // a "Real-time" toggle that switches to WebRTC and falls back to LL-HLS on any failure.
 // A stream with a DVR window gets a seek bar over the window (hls.js's seekable range) and
-// a "Go live" button back to the live edge (hls.js's liveSyncPosition).
+// a "Go live" button back to the live edge (hls.js's liveSyncPosition). Where the pictures
+// carry closed captions (CEA-608, declared by the multivariant playlist), a "CC" button
+// shows them; the viewer's choice is remembered.
 import { QoeReporter } from "/static/qoe.js";
 import { RealtimeError, RealtimeSession } from "/static/realtime.js";
 
@@ -17,6 +19,48 @@ const MAX_RETRY_MS = 15_000;
 const NOTICE_MS = 8000;
 // Further behind the live edge than this (beyond the usual hold-back), the "Go live" button shows.
 const BEHIND_LIVE_S = 6;
+
+const CAPTIONS_KEY = "golive.captions";
+
+// hls.js 1.7 decodes CEA-608 captions from the pictures but showed none of golive's, for
+// two reasons its timeline controller (swapped here for one that handles both) has:
+// - it resets its caption decoder whenever a fragment loads that does not follow the last
+//   one, and takes the next LL-HLS part of the same segment for such a jump, so every
+//   caption spanning parts (all of them, at 0.2 s a part) was lost;
+// - it holds each cue until a "video" buffer is appended, and golive's renditions carry
+//   picture and sound together in one ("audiovideo") buffer, so the cues were never added.
+function captionsTimeline(Hls) {
+  const Base = Hls.DefaultConfig && Hls.DefaultConfig.timelineController;
+  if (typeof Base !== "function") return undefined;
+  return class GoliveTimeline extends Base {
+    onFragLoading(event, data) {
+      const { frag, part } = data;
+      if (part && frag.type === "main" && frag.sn === this.lastSn && frag.cc === this.lastCc
+          && part.index === this.lastPartIndex + 1) {
+        this.lastPartIndex = part.index;
+        return;
+      }
+      super.onFragLoading(event, data);
+    }
+
+    onBufferAppended(event, data) {
+      const muxed = data.type === "audiovideo" && data.timeRanges && data.timeRanges.audiovideo;
+      if (!muxed) {
+        super.onBufferAppended(event, data);
+        return;
+      }
+      super.onBufferAppended(event, { ...data, type: "video", timeRanges: { ...data.timeRanges, video: muxed } });
+    }
+  };
+}
+
+function storedCaptions() {
+  try {
+    return window.localStorage.getItem(CAPTIONS_KEY) === "on";
+  } catch {
+    return false; // storage refused (privacy mode, a sandboxed embed)
+  }
+}
 
 const MESSAGES = {
   loading: "Loading…",
@@ -66,6 +110,8 @@ export class Player {
     this.muteButton = root.querySelector(".player-mute");
     this.fullscreen = root.querySelector(".player-fullscreen");
     this.realtimeButton = root.querySelector(".player-realtime");
+    this.captionsButton = root.querySelector(".player-captions");
+    this.captionsOn = storedCaptions();
     this.notice = root.querySelector(".player-notice");
     this.seekBar = root.querySelector(".player-seek");
     this.goLive = root.querySelector(".player-golive");
@@ -219,7 +265,7 @@ export class Player {
   }
 
   attachHls(Hls) {
-    const hls = new Hls(this.vod ? { fragLoadingMaxRetry: 4, levelLoadingMaxRetry: 3 } : {
+    const config = this.vod ? { fragLoadingMaxRetry: 4, levelLoadingMaxRetry: 3 } : {
       lowLatencyMode: true,
       // Catch up (at up to 1.5x) when playback falls behind the PART-HOLD-BACK target,
       // instead of staying as far behind as it started: bench/latency.py measured
@@ -230,10 +276,17 @@ export class Player {
       manifestLoadingMaxRetry: 1,
       levelLoadingMaxRetry: 3,
       fragLoadingMaxRetry: 4,
-    });
+    };
+    const timeline = captionsTimeline(Hls);
+    if (timeline) config.timelineController = timeline;
+    const hls = new Hls(config);
     this.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       this.buildQualityMenu();
+      this.offerCaptions((hls.levels || []).some((level) => {
+        const group = level.attrs && level.attrs["CLOSED-CAPTIONS"];
+        return Boolean(group) && group !== "NONE";
+      }));
       this.play();
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => this.levelSwitched(data.level));
@@ -331,6 +384,7 @@ export class Player {
     this.root.dataset.mode = "realtime";
     this.realtimeButton.setAttribute("aria-pressed", "true");
     this.qualityLabel.hidden = true;
+    this.offerCaptions(false); // WebRTC carries no captions
     this.setState("loading", MESSAGES.realtime);
     this.attachedAt = performance.now();
     this.firstFrame = false;
@@ -416,6 +470,41 @@ export class Player {
     this.hls.currentLevel = index;
   }
 
+  // Captions ------------------------------------------------------------------------------
+
+  // The button shows where the playlist offers captions (hls.js) or the browser found a
+  // captions track (native HLS, which makes its own); hls.js adds its track at the first cue.
+  offerCaptions(offered) {
+    if (!this.captionsButton) return;
+    this.captionsButton.hidden = !offered;
+    this.applyCaptions();
+  }
+
+  captionTracks() {
+    return Array.from(this.video.textTracks || []).filter((track) => track.kind === "captions" || track.kind === "subtitles");
+  }
+
+  applyCaptions() {
+    if (this.captionsButton) this.captionsButton.setAttribute("aria-pressed", String(this.captionsOn));
+    const tracks = this.captionTracks();
+    // One track at a time: the first (CC1) unless the viewer turned one on in the browser's menu.
+    const chosen = tracks.find((track) => track.mode === "showing") || tracks[0];
+    for (const track of tracks) {
+      // Hidden, not disabled: hls.js keeps adding cues, so turning them on shows the current one.
+      track.mode = this.captionsOn && track === chosen ? "showing" : "hidden";
+    }
+  }
+
+  toggleCaptions() {
+    this.captionsOn = !this.captionsOn;
+    try {
+      window.localStorage.setItem(CAPTIONS_KEY, this.captionsOn ? "on" : "off");
+    } catch {
+      // not remembered; it still applies to this page
+    }
+    this.applyCaptions();
+  }
+
   // Video element events --------------------------------------------------------------------
 
   bindVideo() {
@@ -483,6 +572,17 @@ export class Player {
     });
     this.quality.addEventListener("change", () => this.chooseLevel(this.quality.value));
     if (this.realtimeButton) this.realtimeButton.addEventListener("click", () => this.toggleRealtime());
+    if (this.captionsButton) {
+      this.captionsButton.addEventListener("click", () => this.toggleCaptions());
+      const textTracks = this.video.textTracks;
+      if (textTracks && textTracks.addEventListener) {
+        textTracks.addEventListener("addtrack", () => {
+          if (this.rt) return;
+          if (this.native) this.captionsButton.hidden = this.captionTracks().length === 0;
+          this.applyCaptions();
+        });
+      }
+    }
     this.liveBadge.addEventListener("click", () => this.seekToLive());
     if (this.dvr) {
       this.seekBar.addEventListener("input", () => {
