@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.mediatools import FFMPEG as MEDIA_FFMPEG
 
 from golive.formats import codecs
 from golive.formats.codecs import (
@@ -270,3 +271,43 @@ def test_mutated_real_headers_raise_only_codec_error(real_headers: list[bytes],
     audio = _only_codec_error(parse_audio_tag, bytes(body))
     if audio is not None:
         _only_codec_error(describe_audio, audio)
+
+
+@pytest.mark.parametrize("channel_configuration", range(1, 8))
+@pytest.mark.parametrize(("index", "rate"), [(3, 48000), (4, 44100), (8, 16000)])
+def test_a_silent_aac_frame_decodes_to_1024_samples_of_silence(
+    channel_configuration: int, index: int, rate: int
+) -> None:
+    asc = ((2 << 11) | (index << 7) | (channel_configuration << 3)).to_bytes(2, "big")
+    config = codecs.parse_audio_specific_config(asc)
+    frame = codecs.aac_silent_frame(config)
+    assert frame is not None
+    # ADTS (14496-3 1.A.2) around each frame, for ffmpeg's AAC decoder.
+    size = len(frame) + 7
+    adts = bytes([0xFF, 0xF1, (1 << 6) | (index << 2) | (channel_configuration >> 2),
+                  ((channel_configuration & 3) << 6) | (size >> 11), (size >> 3) & 0xFF,
+                  ((size & 7) << 5) | 0x1F, 0xFC])
+    result = subprocess.run(
+        [MEDIA_FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "aac", "-i", "-",
+         "-f", "s16le", "-"],
+        input=(adts + frame) * 20, capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stderr == b""
+    channels = config.channels or 0
+    assert len(result.stdout) == 20 * codecs.AAC_FRAME_SAMPLES * channels * 2
+    assert not any(result.stdout)
+
+
+def test_no_silent_frame_where_the_configuration_is_not_plain_lc() -> None:
+    he_aac = codecs.parse_audio_specific_config(bytes.fromhex("2b920880"))
+    assert codecs.aac_silent_frame(he_aac) is None
+    with_pce = codecs.parse_audio_specific_config(bytes.fromhex("1180"))  # channel config 0
+    assert codecs.aac_silent_frame(with_pce) is None
+
+
+def test_flv_aac_silence_only_for_an_aac_sequence_header() -> None:
+    rate, body = codecs.flv_aac_silence(b"\xaf\x00\x11\x90") or (0, b"")
+    assert rate == 48000 and body == b"\xaf\x01" + bytes.fromhex("2000000000000e")
+    for other in (b"", b"\xaf", b"\xaf\x01\x11\x90", b"\x2f\x00\x11\x90", b"\xaf\x00\xff\xff",
+                  b"\xaf\x00\x2b\x92\x08\x80"):
+        assert codecs.flv_aac_silence(other) is None

@@ -58,7 +58,11 @@ def source_720p(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def read_flv(path: Path) -> list[MediaTag]:
     """FLV file to tags (test-only reader: header, then tag + previous-tag-size pairs)."""
-    data = path.read_bytes()
+    return parse_flv(path.read_bytes())
+
+
+def parse_flv(data: bytes) -> list[MediaTag]:
+    """FLV bytes to tags (see `read_flv`)."""
     assert data[:3] == b"FLV"
     offset = struct.unpack(">I", data[5:9])[0] + 4
     tags = []

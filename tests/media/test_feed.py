@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.media.conftest import parse_flv
 
 from golive.formats.tag import MediaTag, TagType
-from golive.media.feed import FlvInput, InputFeed, TagKind, classify
+from golive.media.feed import FILL_AFTER_MS, FlvInput, InputFeed, TagKind, classify
 
 CONFIG = [
     MediaTag(TagType.SCRIPT, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),
@@ -252,3 +254,90 @@ def test_without_align_start_or_without_sound_nothing_is_held() -> None:
         for tag in [*CONFIG, video(0, key=True)]:
             flv.push(tag)
         assert queued(flv.feed).count(KEYFRAME_PREFIX) == 1
+
+
+SILENT_STEREO = b"\xaf\x01" + bytes.fromhex("2000000000000e")  # see aac_silent_frame
+
+
+def sound_times(flv: FlvInput) -> list[tuple[int, bool]]:
+    """(timestamp, silent) of each audio frame queued for ffmpeg."""
+    tags = parse_flv(queued(flv.feed))
+    return [(t.timestamp, t.body == SILENT_STEREO) for t in tags
+            if t.type is TagType.AUDIO and t.body[1] == 1]
+
+
+def filling_input() -> FlvInput:
+    flv = FlvInput(limit=4 * 1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
+    for tag in CONFIG:
+        flv.push(tag)
+    assert flv.fills_silence
+    return flv
+
+
+def test_sound_that_stops_is_filled_with_silence_up_to_the_picture() -> None:
+    flv = filling_input()
+    flv.push(video(0, key=True))
+    for n in range(24):  # 0.5 s of sound, 1024 samples at 48 kHz a frame
+        flv.push(audio(n * 64 // 3))
+    sound_end = 23 * 64 // 3 + 21
+    for ts in range(40, sound_end + FILL_AFTER_MS, 40):
+        flv.push(video(ts))
+    assert all(not silent for _, silent in sound_times(flv))  # not yet: it may be late
+    pictures = range(sound_end + FILL_AFTER_MS, 3000, 40)
+    for ts in pictures:
+        flv.push(video(ts))
+    filled = [ts for ts, silent in sound_times(flv) if silent]
+    assert filled[0] == sound_end and filled[-1] < pictures[-1] <= filled[-1] + 22
+    steps = {b - a for a, b in itertools.pairwise(filled)}
+    assert steps <= {21, 22}  # 1024 samples at 48 kHz, to the millisecond
+    assert flv.silences_filled == 1
+    # The sound comes back: what the silence already covers is dropped, the rest goes on
+    # and the filling stops.
+    given_to = filled[-1] + 21
+    for ts in range(given_to - 60, 5000, 21):
+        flv.push(audio(ts))
+        if ts >= 3000 and ts % 40 < 21:
+            flv.push(video(ts))
+    times = sound_times(flv)
+    back = [ts for ts, silent in times if not silent and ts > sound_end]
+    assert back and back[0] >= given_to - 11
+    assert not [ts for ts, silent in times if silent and ts > given_to]
+    assert flv.fill_after_ms == FILL_AFTER_MS  # it came back now, not where it stopped
+
+
+def test_sound_that_was_only_late_makes_the_wait_longer() -> None:
+    flv = filling_input()
+    flv.push(video(0, key=True))
+    flv.push(audio(0))
+    for ts in range(40, 1600, 40):
+        flv.push(video(ts))
+    assert flv.silences_filled == 1
+    flv.push(audio(21))  # where it stopped: it was late (sent in a burst), not gone
+    assert flv.late_sounds == 1 and flv.fill_after_ms == 2 * FILL_AFTER_MS
+
+
+def test_a_timeline_let_go_without_its_sound_is_filled_from_its_start() -> None:
+    flv = filling_input()
+    flv.push(video(1000, key=True))
+    for ts in range(1040, 4200, 40):
+        flv.push(video(ts))
+    filled = sound_times(flv)
+    assert filled and filled[0] == (1000, True) and all(silent for _, silent in filled)
+
+
+def test_only_aac_lc_sound_is_filled_and_only_where_asked() -> None:
+    mp3 = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
+    for tag in CONFIG[:2]:
+        mp3.push(tag)
+    mp3.push(video(0, key=True))
+    mp3.push(MediaTag(TagType.AUDIO, 0, b"\x2f" + bytes(200)))
+    for ts in range(40, 3000, 40):
+        mp3.push(video(ts))
+    assert not mp3.fills_silence and mp3.silences_filled == 0
+    he_aac = FlvInput(limit=1024 * 1024, has_audio=True, fill_silence=True)
+    he_aac.push(MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x2b\x92\x08\x80"))  # SBR signalled
+    assert not he_aac.fills_silence
+    forward = FlvInput(limit=1024 * 1024, has_audio=True)  # a destination's: as it comes
+    for tag in CONFIG:
+        forward.push(tag)
+    assert not forward.fills_silence

@@ -601,11 +601,24 @@ async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentat
     assert bp.presentation is not None and bp.presentation is not presentation
 
 
-async def test_sound_that_stops_while_the_picture_goes_on_ends_the_ladders_audio(
+def as_mp3(tags: list[MediaTag]) -> list[MediaTag]:
+    """The tags with their AAC sound relabelled as MP3 (FLV sound format 2): sound the
+    transcoder's input has no silent frame for. The stand-in ffmpeg decodes nothing."""
+    out = []
+    for tag in tags:
+        if tag.type is TagType.AUDIO:
+            if tag.body[1] == 0:
+                continue  # MP3 has no sequence header
+            tag = MediaTag(TagType.AUDIO, tag.timestamp, b"\x2f" + tag.body[2:])
+        out.append(tag)
+    return out
+
+
+async def test_aac_sound_that_stops_while_the_picture_goes_on_is_filled_with_silence(
     pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path
 ) -> None:
-    # ffmpeg would write the picture alone, a second late, and players would freeze where
-    # the sound ends: the ladder goes on without audio (once a broadcast).
+    # The ladder keeps its audio: the transcoder's input fills the gap with silent AAC
+    # frames, so neither the presentation nor the players' tracks change.
     events = bus.subscribe()
     stop = 1500  # ms
     tags = [t for t in read_flv(source_360p)
@@ -614,7 +627,31 @@ async def test_sound_that_stops_while_the_picture_goes_on_ends_the_ladders_audio
     pipeline.broadcast_started(broadcast)
     bp = only_pipeline(broadcast)
     taken = publish_until_started(broadcast, tags)
+    presentation = bp.presentation
+    assert presentation is not None and bp.plan is not None and bp.plan.has_audio
+    transcoder = bp.transcoder
+    assert transcoder is not None and transcoder.fills_silence
+    publish(broadcast, tags[len(taken):])
+    assert not presentation.ended and bp.transcoder is transcoder
+    assert not [w for w in warnings(events) if w["code"] == "presentation_restarted"]
+    assert transcoder._input.silences_filled == 1
+
+
+async def test_other_sound_that_stops_while_the_picture_goes_on_ends_the_ladders_audio(
+    pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path
+) -> None:
+    # ffmpeg would write the picture alone, a second late, and players would freeze where
+    # the sound ends: the ladder goes on without audio (once a broadcast).
+    events = bus.subscribe()
+    stop = 1500  # ms
+    tags = as_mp3([t for t in read_flv(source_360p)
+                   if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp < stop])
+    broadcast = make_broadcast("pb_a")
+    pipeline.broadcast_started(broadcast)
+    bp = only_pipeline(broadcast)
+    taken = publish_until_started(broadcast, tags)
     assert bp.plan is not None and bp.plan.has_audio
+    assert bp.transcoder is not None and not bp.transcoder.fills_silence
     presentation = bp.presentation
     assert presentation is not None
     for name in bp.plan.names:

@@ -245,6 +245,50 @@ async def test_a_sound_that_begins_after_the_picture_starts_the_broadcast_with_i
     assert audio_level(path, 0.0, 1.0) > -40
 
 
+async def test_sound_that_stops_while_the_picture_goes_on_continues_as_silence(
+    source_360p: Path, tmp_path: Path
+) -> None:
+    # A publisher whose sound stops at 2 s while its picture goes on. Without sound ffmpeg
+    # writes the picture alone (each part a second late) and MSE players freeze where the
+    # buffered sound ends: the input fills the gap with silent AAC frames instead.
+    stop = 2000
+    tags = [tag for tag in read_flv(source_360p)
+            if tag.type is not TagType.AUDIO or tag.body[1] == 0 or tag.timestamp < stop]
+    plan = plan_360p()
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    try:
+        await feed(t.push, tags, pace=1)
+        await until(lambda: events.count() >= 25, what="5 s of parts")
+    finally:
+        await t.stop()
+    assert not events.order_errors and not events.restarts
+    assert t._input.silences_filled == 1
+    init = events.inits[(0, "360p")]
+    fragments = events.fragments[(0, "360p")]
+    tracks = read_init(init.data)
+    video = next(track for track in tracks.values() if track.handler == "vide")
+    audio = next(track for track in tracks.values() if track.handler == "soun")
+    whole = [f for f in fragments if video.track_id in read_fragment(f.data)]
+    assert len(whole) >= 25
+    # Every part carries sound beside its picture, before the stop and after it, and the
+    # sound runs on without a hole to the last part.
+    audio_end = None
+    for fragment in whole[:-1]:
+        run = read_fragment(fragment.data)
+        assert audio.track_id in run, fragment.decode_time
+        timing = run[audio.track_id]
+        if audio_end is not None:
+            assert timing.decode_time == audio_end
+        audio_end = timing.decode_time + timing.duration
+    assert audio_end is not None and audio_end / audio.timescale > 4.5
+    path = tmp_path / "stopped-sound.mp4"
+    path.write_bytes(init.data + b"".join(f.data for f in whole))
+    assert audio_level(path, 0.5, 1.5) > -40
+    assert audio_level(path, 3.0, 4.5) < -90
+
+
 def audio_level(path: Path, start: float, end: float) -> float:
     """The RMS level (dBFS) of `path`'s sound from `start` to `end` seconds."""
     result = subprocess.run(

@@ -675,6 +675,8 @@ class AudioSilent:
         lv = s.levels
         if lv is None or lv.silent_s is None or lv.silent_s < spec.audio_silence_seconds:
             return None
+        if s.audio_gap_s is not None and s.audio_gap_s >= spec.audio_gap_seconds:
+            return None  # no sound comes at all (`audio_missing`): the silence is golive's fill
         level = f" (level {lv.audio_rms_dbfs:.0f} dBFS" if lv.audio_rms_dbfs is not None else " ("
         return Finding(lv.silent_s, spec.audio_silence_seconds, "s",
                        f"the audio track has been silent for {lv.silent_s:.1f} s{level}, "

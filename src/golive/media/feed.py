@@ -18,6 +18,15 @@ the next keyframe when that sound comes more than `START_SLACK_MS` later. A trac
 starts late gets an fMP4 edit list, which MSE players ignore: they would play all of its
 sound early by that much, and the first part would hold the picture until the sound came.
 
+A transcoder's input fills the silences of its sound (`fill_silence`): when the picture
+has gone on `fill_after_ms` beyond the last AAC frame, silent AAC-LC frames follow it up
+to the picture's time, until the sound comes back. ffmpeg would otherwise write the
+picture alone (each part a second late, waiting to interleave), and MSE players freeze
+where the buffered sound ends. A timeline let go without its sound (`START_HOLD_MS`) is
+filled from its start. Sound that comes back under the silence already given is dropped
+up to its end; sound that was only late (it resumes where it stopped) doubles the wait,
+up to `FILL_AFTER_MAX_MS`, for sources that send their sound in bursts.
+
 An audio-only input (`has_video=False`) has no keyframes: every AAC frame stands alone,
 so its audio frames take the keyframes' part (a timeline starts at any of them, a
 drop ends at any of them) and date and measure the timeline instead.
@@ -30,7 +39,14 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from golive.formats import MediaTag, TagType, encode_header, encode_tag
+from golive.formats import (
+    AAC_FRAME_SAMPLES,
+    MediaTag,
+    TagType,
+    encode_header,
+    encode_tag,
+    flv_aac_silence,
+)
 
 __all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify", "ts_before"]
 
@@ -39,6 +55,9 @@ MAX_BACKWARDS_MS = 1000  # video timestamps going back further start a new timel
 RECENT_SECONDS = 1.0  # media seconds over which `InputFeed.date_lag` takes its least
 START_SLACK_MS = 40  # the sound may begin this much after the picture (under what is heard)
 START_HOLD_MS = 3000  # a timeline waits this long (media) for its sound, then goes without
+FILL_AFTER_MS = 1000  # picture beyond the last sound after which silence fills the gap
+FILL_AFTER_MAX_MS = 8000  # the wait doubles up to this for sound that was only late
+_TS_MASK = 0xFFFFFFFF
 
 
 class TagKind(enum.Enum):
@@ -118,6 +137,10 @@ class InputFeed:
         self._wakeup = asyncio.Event()
         self.held: list[bytes] | None = None
         """The timeline's start, held from ffmpeg until its sound begins (`FlvInput`)."""
+        self.sound_end: int | None = None  # where the last sound frame ends (ms)
+        self.fill_from: int | None = None  # where the silence being filled began (ms)
+        self.filled = 0  # silent frames given since `fill_from`
+        self.fill_checked = False  # sound under the silence was looked at (`FlvInput`)
 
     @property
     def media_seconds(self) -> float:
@@ -170,6 +193,7 @@ class InputFeed:
         self.held = None
         self.started = self.audio_started = self.dropping = False
         self.first_ts = self.last_video_ts = 0
+        self.sound_end = self.fill_from = None
         self.origin = None
         self._recent.clear()
 
@@ -215,7 +239,7 @@ class FlvInput:
     """The ingest side of one transcoder: tags in, one `InputFeed` per ffmpeg timeline out."""
 
     def __init__(self, *, limit: int, has_audio: bool, has_video: bool = True,
-                 align_start: bool = False) -> None:
+                 align_start: bool = False, fill_silence: bool = False) -> None:
         if not (has_audio or has_video):
             raise ValueError("an input needs audio or video")
         self.limit = limit
@@ -223,6 +247,11 @@ class FlvInput:
         self.has_video = has_video
         self.align_start = align_start and has_audio and has_video
         self.late_sound_starts = 0  # timelines begun again because the sound began later
+        self.fill_silence = fill_silence and has_audio and has_video
+        self.fill_after_ms = FILL_AFTER_MS
+        self.silences_filled = 0  # gaps in the sound filled with silence
+        self.late_sounds = 0  # sound that came back where it stopped, under the silence
+        self._silence: tuple[int, bytes] | None = None  # (sample rate, FLV tag body)
         self.feed = InputFeed(limit)
         self.input_bytes = 0
         self.video_frames = 0
@@ -236,7 +265,12 @@ class FlvInput:
         """The source has turned out to have no picture (before any timeline started):
         its audio frames start and carry the timeline from now on."""
         if not self.feed.started:
-            self.has_video = self.align_start = False
+            self.has_video = self.align_start = self.fill_silence = False
+
+    @property
+    def fills_silence(self) -> bool:
+        """Whether gaps in the current sound are filled (`fill_silence`, AAC-LC sound)."""
+        return self._silence is not None
 
     def new_timeline(self) -> InputFeed:
         """Start a fresh timeline at the next keyframe; the old feed is left to its run."""
@@ -270,6 +304,7 @@ class FlvInput:
                 self._video_config = tag
             else:
                 self._audio_config = tag
+                self._silence = flv_aac_silence(tag.body) if self.fill_silence else None
             if feed.started and not feed.dropping:  # a mid-stream change of settings
                 feed.append(encode_tag(tag))
             return _QUIET
@@ -299,10 +334,15 @@ class FlvInput:
                     return result
                 feed.release()
             feed.audio_started = True
+            if self._silence is not None and not self._sound_resumes(feed, tag.timestamp):
+                return result  # under the silence already given
         elif feed.held is not None and timed and ts_before(
             (feed.first_ts + START_HOLD_MS) & 0xFFFFFFFF, tag.timestamp
         ):
             feed.release()  # no sound yet: the picture goes on without it
+        if (self._silence is not None and timed and feed.held is None
+                and not feed.dropping):
+            self._fill(feed, tag.timestamp)
         data = encode_tag(tag)
         video = kind is not TagKind.AUDIO
         if feed.dropping:
@@ -322,6 +362,48 @@ class FlvInput:
         feed.append(data)
         return result
 
+    def _sound_resumes(self, feed: InputFeed, timestamp: int) -> bool:
+        """A sound frame at `timestamp`: whether it goes to ffmpeg (not under the silence
+        already given); notes where it ends."""
+        assert self._silence is not None
+        rate = self._silence[0]
+        frame_ms = AAC_FRAME_SAMPLES * 1000 / rate
+        if feed.fill_from is not None:
+            given_to = (feed.fill_from + int(feed.filled * frame_ms)) & _TS_MASK
+            if ts_before(timestamp, (given_to - int(frame_ms / 2)) & _TS_MASK):
+                end = feed.sound_end
+                if (not feed.fill_checked and end is not None
+                        and ts_before(timestamp, (end + int(2 * frame_ms)) & _TS_MASK)):
+                    # It goes on where it stopped: it was late, not gone.
+                    self.late_sounds += 1
+                    self.fill_after_ms = min(self.fill_after_ms * 2, FILL_AFTER_MAX_MS)
+                feed.fill_checked = True
+                return False
+            feed.fill_from = None
+        feed.sound_end = (timestamp + round(frame_ms)) & _TS_MASK
+        return True
+
+    def _fill(self, feed: InputFeed, until: int) -> None:
+        """Silent frames up to the picture at `until`, once it is `fill_after_ms` beyond
+        the sound (or the start of a timeline that went on without it)."""
+        assert self._silence is not None
+        rate, body = self._silence
+        if feed.fill_from is None:
+            end = feed.sound_end if feed.audio_started else feed.first_ts
+            if end is None or not ts_before((end + self.fill_after_ms) & _TS_MASK, until):
+                return
+            feed.fill_from, feed.filled, feed.fill_checked = end, 0, False
+            self.silences_filled += 1
+        while True:
+            ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
+            if not ts_before(ts, until):
+                return
+            data = encode_tag(MediaTag(TagType.AUDIO, ts, body))
+            if feed.size + len(data) > feed.limit:
+                return
+            feed.append(data)
+            feed.filled += 1
+
     def _preamble(self, timestamp: int) -> bytes:
         """What a fresh ffmpeg needs before the first keyframe.
 
@@ -340,3 +422,4 @@ class FlvInput:
         self.dropped_bytes += len(data)
         if video:
             self.dropped_frames += 1
+

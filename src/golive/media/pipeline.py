@@ -331,7 +331,8 @@ class BroadcastPipeline(Generic[S]):
         probe's next. True when it did.
 
         Sound that begins where the ladder was planned without it (none had come by the
-        time the first picture settled the ladder) is taken. Sound that stops for
+        time the first picture settled the ladder) is taken. AAC-LC sound that stops is
+        filled with silence by the transcoder's input; other sound that stops for
         `SOUND_GAP_MS` of picture would have ffmpeg write the picture alone (each part a
         second late, waiting to interleave) and MSE players freeze where the buffered sound
         ends: the ladder goes on without it. Once a broadcast: a source whose sound comes
@@ -347,6 +348,9 @@ class BroadcastPipeline(Generic[S]):
             change = "began after its ladder started without it"
         elif (kind is TagKind.VIDEO or kind is TagKind.KEYFRAME) and plan.has_audio:
             last = self._last_sound_ts
+            transcoder = self.transcoder
+            if transcoder is not None and transcoder.fills_silence:
+                return False  # its input fills the gap with silence (`FlvInput`)
             if (self._sound_stopped or last is None
                     or not ts_before((last + SOUND_GAP_MS) & 0xFFFFFFFF, tag.timestamp)):
                 return False

@@ -227,7 +227,8 @@ class Transcoder:
         if webrtc is not None and plan.audio_only:
             raise ValueError("an audio-only ladder has no WebRTC output")
         self._input = FlvInput(limit=max_input_buffer, has_audio=plan.has_audio,
-                               has_video=not plan.audio_only, align_start=True)
+                               has_video=not plan.audio_only, align_start=True,
+                               fill_silence=True)
         self._run: FfmpegRun | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
@@ -316,7 +317,11 @@ class Transcoder:
         """Queue one tag for ffmpeg; never blocks, drops whole GOPs when ffmpeg falls behind."""
         if self._closing or self._failed:
             return
+        fills = self._input.silences_filled
         result = self._input.push(tag, time.time())
+        if self._input.silences_filled != fills:
+            log.info("the source's sound stopped while its picture goes on: filling silence "
+                     "stream_id=%s after_ms=%d", self.stream_id, self._input.fill_after_ms)
         if result.timestamps_went_back:
             self._end_current("the publisher's timestamps went back")
         if result.overflow:
@@ -326,6 +331,11 @@ class Transcoder:
                 + ("audio" if self._full_plan.audio_only else "video until the next keyframe"),
                 {"buffered_bytes": self._input.feed.size},
             ))  # fmt: skip
+
+    @property
+    def fills_silence(self) -> bool:
+        """Whether the source's sound is AAC-LC, whose gaps the input fills with silence."""
+        return self._input.fills_silence
 
     def input_reconfigured(self) -> None:
         """A spliced input brings a new picture or sound configuration: ffmpeg may re-make

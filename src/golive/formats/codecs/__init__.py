@@ -10,10 +10,13 @@ carries closed captions in `captions`.
 """
 
 from golive.formats.codecs.audio import (
+    AAC_FRAME_SAMPLES,
     AacConfig,
     FrameHeader,
+    aac_silent_frame,
     ac3_frame,
     eac3_frame,
+    flv_aac_silence,
     mpeg_audio_frame,
     parse_audio_specific_config,
 )
@@ -60,6 +63,7 @@ from golive.formats.codecs.info import AudioInfo, VideoInfo
 from golive.formats.codecs.vpx import VpConfig, parse_vp_config
 
 __all__ = [
+    "AAC_FRAME_SAMPLES",
     "AacConfig",
     "AudioInfo",
     "AudioTagInfo",
@@ -76,6 +80,7 @@ __all__ = [
     "VideoInfo",
     "VideoTagInfo",
     "VpConfig",
+    "aac_silent_frame",
     "ac3_frame",
     "av1_codec_string",
     "avc_codec_string",
@@ -85,6 +90,7 @@ __all__ = [
     "describe_audio",
     "describe_video",
     "eac3_frame",
+    "flv_aac_silence",
     "h264_level_name",
     "h264_profile_name",
     "hevc_codec_string",

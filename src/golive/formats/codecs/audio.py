@@ -3,6 +3,7 @@
 Enough of each to name the codec (RFC 6381 string), sample rate and channels:
 ISO/IEC 14496-3 1.6.2.1 AudioSpecificConfig, RFC 7845 OpusHead (or the dOps
 layout), FLAC STREAMINFO, the MPEG audio frame header and A/52 (E-)AC-3 sync frames.
+And one thing written rather than read: a silent AAC-LC frame (`aac_silent_frame`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,71 @@ def parse_audio_specific_config(data: Buffer) -> AacConfig:
         if aot == 29 and channels == 1:
             channels = 2  # parametric stereo decodes mono into stereo
     return AacConfig(aot, index, rate, config, channels, core)
+
+
+AAC_LC = 2
+AAC_FRAME_SAMPLES = 1024  # samples per channel in an AAC-LC frame
+# The syntactic elements of a raw_data_block per channelConfiguration (14496-3 table
+# 1.19): single channel (SCE), channel pair (CPE), low-frequency effects (LFE).
+_SCE, _CPE, _LFE, _END = 0, 1, 3, 7
+_ELEMENTS = {
+    1: (_SCE,), 2: (_CPE,), 3: (_SCE, _CPE), 4: (_SCE, _CPE, _SCE), 5: (_SCE, _CPE, _CPE),
+    6: (_SCE, _CPE, _CPE, _LFE), 7: (_SCE, _CPE, _CPE, _CPE, _LFE),
+}
+
+
+def aac_silent_frame(config: AacConfig) -> bytes | None:
+    """One AAC-LC raw_data_block (14496-3 4.4.2.1) of silence for this configuration, or
+    None where there is none to write (not plain LC, or channels set by a PCE).
+
+    Each channel's individual_channel_stream is a long window with no scale factor band
+    (max_sfb 0): no spectral data, so every decoder outputs 1024 samples of zeros.
+    """
+    if config.object_type != AAC_LC:
+        return None
+    elements = _ELEMENTS.get(config.channel_configuration)
+    if elements is None:
+        return None
+    bits: list[tuple[int, int]] = []  # (value, width)
+
+    def channel_stream() -> None:
+        bits.append((0, 8))  # global_gain
+        # ics_info: ics_reserved_bit, window_sequence ONLY_LONG, window_shape, max_sfb 0,
+        # predictor_data_present
+        bits.extend(((0, 1), (0, 2), (0, 1), (0, 6), (0, 1)))
+        # no sections or scale factors (max_sfb 0); pulse, TNS and gain control absent
+        bits.extend(((0, 1), (0, 1), (0, 1)))
+
+    tags = dict.fromkeys(_ELEMENTS[7], 0)
+    for element in elements:
+        bits.extend(((element, 3), (tags[element], 4)))
+        tags[element] += 1
+        if element == _CPE:
+            bits.append((0, 1))  # common_window: each channel has its own ics_info
+            channel_stream()
+        channel_stream()
+    bits.append((_END, 3))
+    value, width = 0, 0
+    for field, size in bits:
+        value, width = (value << size) | field, width + size
+    pad = -width % 8
+    return (value << pad).to_bytes((width + pad) // 8, "big")
+
+
+def flv_aac_silence(sequence_header: Buffer) -> tuple[int, bytes] | None:
+    """For the body of a legacy FLV AAC sequence header: (sample rate, the body of an FLV
+    audio tag carrying one silent frame). None for anything else, or no silent frame."""
+    body = bytes(sequence_header[:64])
+    if len(body) < 4 or body[0] >> 4 != 10 or body[1] != 0:
+        return None
+    try:
+        config = parse_audio_specific_config(body[2:])
+    except CodecError:
+        return None
+    frame = aac_silent_frame(config)
+    if frame is None:
+        return None
+    return config.sample_rate, bytes((body[0], 1)) + frame
 
 
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
