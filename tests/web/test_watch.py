@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.conftest import create_stream, eventually, wait_status
-from tests.mediatools import ffmpeg_publish, stop
+from tests.mediatools import FFMPEG, ffmpeg_publish, stop
 from tests.web.helpers import (
     ConsoleLog,
     player_state,
@@ -83,6 +84,51 @@ async def test_watch_page_plays_live_stream(
         assert video_box["width"] <= 390
         await page.screenshot(path=str(artifacts / "watch-page-phone.png"), full_page=True)
         assert console.errors == []
+    finally:
+        stop(proc)
+
+
+def _publish_sound_that_stops(url: str) -> subprocess.Popen[bytes]:
+    """30 s of picture whose sound ends 4 s in, encoded as it is sent, as an encoder would
+    (ffmpeg's muxer would otherwise hold the picture for up to 10 s, waiting for sound to
+    interleave)."""
+    return subprocess.Popen(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin",
+         "-re", "-t", "30", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+         "-re", "-t", "4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30",
+         "-bf", "0", "-c:a", "aac", "-b:a", "96k", "-max_interleave_delta", "100000",
+         "-f", "flv", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_the_picture_plays_on_when_the_publishers_sound_stops(
+    node: Golive, api: httpx.AsyncClient, browser: Any
+) -> None:
+    # The publisher's sound ends 4 s in while its picture goes on (an audio encoder that
+    # failed, a source removed). The renditions keep their audio (silence), so the player
+    # neither freezes where the sound ended nor sees its playlists end.
+    stream = await create_stream(api)
+    proc = _publish_sound_that_stops(node.rtmp_url(stream["stream_key"]))
+    pid = stream["playback_ids"][0]["id"]
+    try:
+        page = await browser.new_page()
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        await wait_playing(page)
+        await page.wait_for_function("document.querySelector('video').currentTime > 5",
+                                     timeout=30_000, polling=250)
+        await wait_advancing(page, 8)  # well past the end of the sound
+        assert await player_state(page) == "playing"
+        async with httpx.AsyncClient(base_url=node.http_url, timeout=10) as client:
+            multivariant = (await client.get(f"/live/{pid}.m3u8")).text
+            assert "mp4a" in multivariant  # still with its audio
+            media = (await client.get("/live/" + next(
+                line for line in multivariant.splitlines() if line.endswith(".m3u8")))).text
+            assert "#EXT-X-ENDLIST" not in media
+        events = (await api.get(f"/live-streams/{stream['id']}/events")).json()["data"]
+        codes = [(event.get("data") or {}).get("code") for event in events]
+        assert "presentation_restarted" not in codes, codes
     finally:
         stop(proc)
 
