@@ -51,9 +51,10 @@ def _sei(pair: tuple[int, int]) -> bytes:
     return b"\x00\x00\x00\x01\x06" + _escape(bytes([4, len(payload)]) + payload + b"\x80")
 
 
-def captioned_flv(path: Path, *, seconds: int = 20) -> Path:
+def captioned_flv(path: Path, *, seconds: int = 20, start_s: int = 0) -> Path:
     """An FLV (H.264 640x360 30 fps, AAC) whose pictures carry "CAPTION 0", "CAPTION 1",
-    ... every two seconds on CC1."""
+    ... every two seconds on CC1; from `start_s` on (no caption data before it), where
+    the caption numbers go on from that time."""
     plain = path.with_suffix(".plain.h264")
     subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
@@ -73,7 +74,8 @@ def captioned_flv(path: Path, *, seconds: int = 20) -> Path:
             continue
         out += b"\x00\x00\x00\x01" + nal
         if nal[0] & 0x1F == 9:  # an access unit delimiter: a picture begins
-            out += _sei(schedule.get(frame, (0x80, 0x80)))
+            if frame >= start_s * FPS:
+                out += _sei(schedule.get(frame, (0x80, 0x80)))
             frame += 1
     captioned = path.with_suffix(".h264")
     captioned.write_bytes(bytes(out))

@@ -21,6 +21,7 @@ from tests.captions import captioned_flv, read_captions
 from tests.e2e.conftest import create_stream, eventually, wait_process, wait_ready_asset
 from tests.llhls_rules import check_multivariant
 from tests.mediatools import ffmpeg_publish
+from tests.web.helpers import wait_playing
 from tests.web.test_players import page_url, players  # noqa: F401  (a fixture)
 
 from golive.app import Golive
@@ -147,3 +148,30 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
         assert recorded == list(range(recorded[0], SECONDS // 2)) and recorded[0] <= 1, recorded
     finally:
         await http.aclose()
+
+
+async def test_captions_that_begin_after_the_viewer_came_are_offered_by_the_watch_page(
+    node: Golive, api: httpx.AsyncClient, browser: Any, tmp_path: Path
+) -> None:
+    # A captioner often starts after the broadcast: the playlists the player loaded said
+    # CLOSED-CAPTIONS=NONE, and hls.js reads no captions then. The watch page learns of
+    # them from its status poll, shows CC, and loads the playlists again when pressed.
+    source = captioned_flv(tmp_path / "late.flv", seconds=40, start_s=14)
+    stream = await create_stream(api, name="captioned later")
+    pid = stream["playback_ids"][0]["id"]
+    proc = ffmpeg_publish(source, node.rtmp_url(stream["stream_key"]))
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{node.http_url}/watch/{pid}")
+        await wait_playing(page)
+        button = page.locator(".player-captions")
+        assert not await button.is_visible()  # nothing to offer yet
+        await button.click(timeout=40_000)  # shown once the status says captions
+        await page.wait_for_function(
+            f"({SHOWN_CUES})().some(text => /CAPTION \\d+/.test(text))",
+            timeout=40_000, polling=250)
+        shown = numbers(re.findall(r"CAPTION \d+", " ".join(await page.evaluate(SHOWN_CUES))))
+        assert shown and min(shown) >= 7, shown  # none before they began (14 s: CAPTION 7)
+    finally:
+        proc.kill()
+        await page.close()

@@ -84,7 +84,7 @@ async def test_status_is_small_and_cacheable(
     stream = await create_stream(api, name="Show")
     pid = stream["playback_ids"][0]["id"]
     response = await site.get(f"/watch/{pid}/status")
-    assert response.json() == {"live": False, "title": "Show", "viewers": 0}
+    assert response.json() == {"live": False, "title": "Show", "viewers": 0, "captions": False}
     assert response.headers["cache-control"] == "public, max-age=1"
     assert (await site.get("/watch/nosuchid/status")).status_code == 404
     assert (await site.get("/static/../app.py")).status_code == 404

@@ -159,6 +159,12 @@ class WebPages:
         return (presentation is not None and not presentation.ended
                 and presentation.multivariant_playlist() is not None)
 
+    def offers_captions(self, playback_id: str) -> bool:
+        """Whether the live playlists offer closed captions (a player that loaded them
+        before the first caption came learns it here)."""
+        presentation = self.live.presentation(playback_id)
+        return presentation is not None and not presentation.ended and presentation.captions
+
     # Pages -----------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
@@ -402,7 +408,8 @@ class WebPages:
             if found is None:
                 return None
             return {"live": self.is_live(playback_id), "title": found[0].name,
-                    "viewers": self.viewers.count(playback_id)}
+                    "viewers": self.viewers.count(playback_id),
+                    "captions": self.offers_captions(playback_id)}
 
         body: dict[str, Any] | None = await self._statuses.get(playback_id, load)
         if body is None:

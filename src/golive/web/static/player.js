@@ -21,6 +21,7 @@ const NOTICE_MS = 8000;
 const BEHIND_LIVE_S = 6;
 
 const CAPTIONS_KEY = "golive.captions";
+const CAPTIONS_RELOAD_MS = 60_000;
 
 // hls.js 1.7 decodes CEA-608 captions from the pictures but showed none of golive's, for
 // two reasons its timeline controller (swapped here for one that handles both) has:
@@ -112,6 +113,8 @@ export class Player {
     this.realtimeButton = root.querySelector(".player-realtime");
     this.captionsButton = root.querySelector(".player-captions");
     this.captionsOn = storedCaptions();
+    this.captionsLoaded = false; // the loaded playlists offer captions
+    this.captionsReloadAt = -Infinity; // when `captionsBegan` last loaded them again
     this.notice = root.querySelector(".player-notice");
     this.seekBar = root.querySelector(".player-seek");
     this.goLive = root.querySelector(".player-golive");
@@ -229,6 +232,7 @@ export class Player {
   async pollStatus() {
     const status = await this.fetchStatus();
     if (status && status.live && this.state === "offline") this.attach();
+    else if (status && status.captions) this.captionsBegan();
     this.scheduleStatusPoll();
   }
 
@@ -475,9 +479,24 @@ export class Player {
   // The button shows where the playlist offers captions (hls.js) or the browser found a
   // captions track (native HLS, which makes its own); hls.js adds its track at the first cue.
   offerCaptions(offered) {
+    this.captionsLoaded = offered;
     if (!this.captionsButton) return;
     this.captionsButton.hidden = !offered;
     this.applyCaptions();
+  }
+
+  // The broadcast's captions began after this player loaded playlists that offered none
+  // (hls.js then reads none): the button shows, and the playlists are loaded again once
+  // the viewer wants them (at once for a viewer who keeps captions on).
+  captionsBegan() {
+    if (!this.hls || this.vod || this.captionsLoaded || !this.captionsButton) return;
+    this.captionsButton.hidden = false;
+    this.captionsButton.setAttribute("aria-pressed", String(this.captionsOn));
+    // Once a minute at most: a cache in front may still give the old playlists a while.
+    if (this.captionsOn && performance.now() - this.captionsReloadAt > CAPTIONS_RELOAD_MS) {
+      this.captionsReloadAt = performance.now();
+      this.attach();
+    }
   }
 
   captionTracks() {
@@ -501,6 +520,10 @@ export class Player {
       window.localStorage.setItem(CAPTIONS_KEY, this.captionsOn ? "on" : "off");
     } catch {
       // not remembered; it still applies to this page
+    }
+    if (this.captionsOn && this.hls && !this.captionsLoaded) {
+      this.attach(); // loaded before the captions began: load them now (`captionsBegan`)
+      return;
     }
     this.applyCaptions();
   }
