@@ -325,6 +325,21 @@ def test_a_timeline_let_go_without_its_sound_is_filled_from_its_start() -> None:
     assert filled and filled[0] == (1000, True) and all(silent for _, silent in filled)
 
 
+def test_a_picture_clock_that_jumps_ahead_is_not_filled_across() -> None:
+    # Hours of silence would cost the encoder as much to encode: the sound jumps too.
+    flv = filling_input()
+    flv.push(video(0, key=True))
+    flv.push(audio(0))
+    for ts in range(40, 2000, 40):
+        flv.push(video(ts))
+    before = len(sound_times(flv))
+    flv.push(video(3_600_000))
+    flv.push(video(3_600_040))
+    after = sound_times(flv)
+    assert len(after) - before <= 3
+    assert [ts for ts, _ in after[before:]] == [3_600_000, 3_600_021][: len(after) - before]
+
+
 def test_only_aac_lc_sound_is_filled_and_only_where_asked() -> None:
     mp3 = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
     for tag in CONFIG[:2]:

@@ -57,6 +57,7 @@ START_SLACK_MS = 40  # the sound may begin this much after the picture (under wh
 START_HOLD_MS = 3000  # a timeline waits this long (media) for its sound, then goes without
 FILL_AFTER_MS = 1000  # picture beyond the last sound after which silence fills the gap
 FILL_AFTER_MAX_MS = 8000  # the wait doubles up to this for sound that was only late
+FILL_SPAN_MAX_MS = 12_000  # a fill further behind the picture: its clock jumped, not a gap
 _TS_MASK = 0xFFFFFFFF
 
 
@@ -394,8 +395,12 @@ class FlvInput:
                 return
             feed.fill_from, feed.filled, feed.fill_checked = end, 0, False
             self.silences_filled += 1
+        ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
+        if ts_before((ts + FILL_SPAN_MAX_MS) & _TS_MASK, until):
+            # The picture's clock jumped ahead (no wait is this long): the sound jumps with
+            # it, where hours of silence would cost the encoder as much to encode.
+            feed.fill_from, feed.filled, ts = until, 0, until
         while True:
-            ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
             if not ts_before(ts, until):
                 return
             data = encode_tag(MediaTag(TagType.AUDIO, ts, body))
@@ -403,6 +408,7 @@ class FlvInput:
                 return
             feed.append(data)
             feed.filled += 1
+            ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
 
     def _preamble(self, timestamp: int) -> bytes:
         """What a fresh ffmpeg needs before the first keyframe.
