@@ -313,6 +313,62 @@ async def _ok_text(hls: httpx.AsyncClient, path: str) -> str | None:
     return response.text if response.status_code == 200 else None
 
 
+async def test_a_backup_without_sound_is_spliced_on_and_its_silence_filled(
+    node: Golive, api: httpx.AsyncClient, red_flv: Path, blue_flv: Path
+) -> None:
+    """A backup encoder that sends no sound (a camera-only backup) takes over in the
+    running ffmpeg: the renditions keep their audio, as silence, with no restart and no
+    discontinuity (the ladder's audio would otherwise stall)."""
+    stream = await create_stream(api, reconnect_window=10)
+    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+    assert made.status_code == 200, made.text
+    backup_key = made.json()["data"]["backup_stream_key"]
+    failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
+    backup: subprocess.Popen[bytes] | None = None
+    try:
+        await wait_status(api, stream["id"], "active")
+        pid = stream["playback_ids"][0]["id"]
+        multivariant = await eventually(
+            lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist")
+        uri = _media_uri(multivariant)
+        ffmpeg_pid, restarts, spliced = _transcoder(node, stream["id"])
+        backup = ffmpeg_publish(blue_flv, node.rtmp_url(backup_key), loop=True, extra=["-an"])
+
+        async def standby_ready() -> bool:
+            facts = (await get_stream(api, stream["id"]))["live"]
+            return bool(facts and facts["standby"] and facts["standby"]["ready"])
+
+        await eventually(standby_ready, what="the backup held as a ready standby")
+        os.kill(primary.pid, signal.SIGSTOP)  # the primary's encoder hangs
+        event = await asyncio.wait_for(failovers.__anext__(), 10)
+        assert (event.data["from"], event.data["to"]) == ("primary", "backup")
+
+        async def newest_blue() -> bool:
+            return await _newest_colour(hls, uri) == "blue"
+
+        await eventually(newest_blue, timeout=60, what="the backup's blue picture")
+        assert _transcoder(node, stream["id"]) == (ffmpeg_pid, restarts, spliced + 1)
+        assert node.pipeline is not None
+        pipeline = node.pipeline.for_stream(stream["id"])
+        assert pipeline is not None and pipeline.transcoder is not None
+        assert pipeline.transcoder._input.silences_filled >= 1
+        text = (await hls.get(uri)).text
+        assert "#EXT-X-DISCONTINUITY" not in text
+        assert "mp4a" in (await hls.get(f"{pid}.m3u8")).text  # the same renditions
+        events = (await api.get(f"/live-streams/{stream['id']}/events")).json()["data"]
+        codes = [(e.get("data") or {}).get("code") for e in events]
+        assert "transcoder_restarted_for_input" not in codes, codes
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(primary.pid, signal.SIGCONT)
+        stop(primary)
+        if backup is not None:
+            stop(backup)
+        await hls.aclose()
+
+
 async def test_backup_over_srt_after_the_primary_left_continues_and_is_dropped_when_replaced(
     node: Golive, api: httpx.AsyncClient, source_flv: Path
 ) -> None:

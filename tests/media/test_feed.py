@@ -325,6 +325,17 @@ def test_a_timeline_let_go_without_its_sound_is_filled_from_its_start() -> None:
     assert filled and filled[0] == (1000, True) and all(silent for _, silent in filled)
 
 
+def test_an_input_spliced_on_without_sound_is_filled_at_once() -> None:
+    flv = filling_input()
+    flv.push(video(0, key=True))
+    flv.push(audio(0))
+    flv.push(video(40))
+    flv.sound_gone()  # the backup that took over sends no sound
+    flv.push(video(80, key=True))
+    assert sound_times(flv)[1:] == [(21, True), (42, True), (63, True)]
+    assert flv.silences_filled == 1
+
+
 def test_a_picture_clock_that_jumps_ahead_is_not_filled_across() -> None:
     # Hours of silence would cost the encoder as much to encode: the sound jumps too.
     flv = filling_input()

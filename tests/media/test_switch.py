@@ -54,11 +54,16 @@ def test_a_passthrough_rendition_restarts_for_a_new_configuration_only() -> None
     assert other is not None and not other[0] and "passthrough" in other[1]
 
 
-def test_no_audio_restarts_only_when_the_ladder_has_audio() -> None:
+def test_no_audio_restarts_only_when_the_ladder_has_audio_it_cannot_fill() -> None:
     with_audio = decide(InputSwitch(plan(), AVC_CONFIG), [AVC_CONFIG, KEY])
     assert with_audio is not None and not with_audio[0] and "no audio" in with_audio[1]
     silent = decide(InputSwitch(plan(audio=False), AVC_CONFIG), [AVC_CONFIG, KEY])
     assert silent == (True, "", 2)
+    # AAC-LC sound the running input fills with silence: spliced, and said to be silent.
+    switch = InputSwitch(plan(), AVC_CONFIG, fills_silence=True)
+    assert switch.push(AVC_CONFIG) is None
+    filled = switch.push(KEY)
+    assert filled is not None and filled.splice and filled.silent
 
 
 def test_an_input_without_a_keyframe_is_not_held_for_ever() -> None:

@@ -142,6 +142,7 @@ class InputFeed:
         self.fill_from: int | None = None  # where the silence being filled began (ms)
         self.filled = 0  # silent frames given since `fill_from`
         self.fill_checked = False  # sound under the silence was looked at (`FlvInput`)
+        self.fill_now = False  # fill without waiting (`FlvInput.sound_gone`)
 
     @property
     def media_seconds(self) -> float:
@@ -268,6 +269,11 @@ class FlvInput:
         if not self.feed.started:
             self.has_video = self.align_start = self.fill_silence = False
 
+    def sound_gone(self) -> None:
+        """The input now sends no sound (a spliced input without it): fill from the next
+        picture on, without first waiting `fill_after_ms` for late sound."""
+        self.feed.fill_now = True
+
     @property
     def fills_silence(self) -> bool:
         """Whether gaps in the current sound are filled (`fill_silence`, AAC-LC sound)."""
@@ -381,6 +387,7 @@ class FlvInput:
                 feed.fill_checked = True
                 return False
             feed.fill_from = None
+        feed.fill_now = False
         feed.sound_end = (timestamp + round(frame_ms)) & _TS_MASK
         return True
 
@@ -391,8 +398,12 @@ class FlvInput:
         rate, body = self._silence
         if feed.fill_from is None:
             end = feed.sound_end if feed.audio_started else feed.first_ts
-            if end is None or not ts_before((end + self.fill_after_ms) & _TS_MASK, until):
+            if end is None:
                 return
+            wait = 0 if feed.fill_now else self.fill_after_ms
+            if not ts_before((end + wait) & _TS_MASK, until):
+                return
+            feed.fill_now = False
             feed.fill_from, feed.filled, feed.fill_checked = end, 0, False
             self.silences_filled += 1
         ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK

@@ -385,7 +385,8 @@ class BroadcastPipeline(Generic[S]):
             # The hub continues the timeline (failover, slate on or off): the running
             # transcoder takes the new input, unless its first keyframe says it cannot.
             self._switch = InputSwitch(plan, self._video_config, self._audio_config,
-                                       gated=self.transcoder.gated_rungs)
+                                       gated=self.transcoder.gated_rungs,
+                                       fills_silence=self.transcoder.fills_silence)
             return
         self._switch = None
         # A returning publisher restarts its timestamps and may change its encoder
@@ -419,6 +420,8 @@ class BroadcastPipeline(Generic[S]):
             self.spliced_inputs += 1
             if decision.reconfigures:
                 self.transcoder.input_reconfigured()
+            if decision.silent:
+                self.transcoder.sound_gone()
             log.info("input spliced into the running transcoder stream_id=%s held_tags=%d",
                      self.stream_id, len(decision.tags))
             for tag in decision.tags:

@@ -52,6 +52,9 @@ class SwitchDecision:
     # A splice whose new picture or sound configuration may make ffmpeg re-make its graph:
     # the gates then count frames from 0 again (`Transcoder.input_reconfigured`).
     reconfigures: bool = False
+    # A splice of an input that sends no sound into a ladder with audio: the running input
+    # fills it with silence from the splice on (`Transcoder.sound_gone`).
+    silent: bool = False
 
 
 class InputSwitch:
@@ -59,8 +62,9 @@ class InputSwitch:
 
     def __init__(self, plan: LadderPlan, current_video_config: MediaTag | None,
                  current_audio_config: MediaTag | None = None, *,
-                 gated: frozenset[str] = frozenset()) -> None:
+                 gated: frozenset[str] = frozenset(), fills_silence: bool = False) -> None:
         self._plan = plan
+        self._fills_silence = fills_silence  # the running input fills missing sound
         self._current = current_video_config
         self._current_audio = current_audio_config
         self._gated = gated  # rungs whose gates in the running transcoder are not open
@@ -95,7 +99,8 @@ class InputSwitch:
         reconfigures = _differs(self._video_config, self._current) or _differs(
             self._audio_config, self._current_audio)
         reason = self._why_not(keyframe, reconfigures)
-        return SwitchDecision(reason is None, reason or "", self._tags, reconfigures)
+        return SwitchDecision(reason is None, reason or "", self._tags, reconfigures,
+                              silent=self._plan.has_audio and not self._audio)
 
     def _decide_audio_only(self) -> SwitchDecision:
         if self._video_config is not None:
@@ -114,7 +119,7 @@ class InputSwitch:
         if (new is not None and current is not None and new.body != current.body
                 and any(r.passthrough for r in self._plan.renditions)):
             return "a passthrough rendition copies the input and its configuration changed"
-        if self._plan.has_audio and not self._audio:
+        if self._plan.has_audio and not self._audio and not self._fills_silence:
             return "the new input has no audio and the ladder has"
         if (new is not None and _interlaced(new) and not self._plan.source.interlaced
                 and any(not r.passthrough for r in self._plan.renditions)):

@@ -337,6 +337,10 @@ class Transcoder:
         """Whether the source's sound is AAC-LC, whose gaps the input fills with silence."""
         return self._input.fills_silence
 
+    def sound_gone(self) -> None:
+        """A spliced input sends no sound: silence fills it from its first picture on."""
+        self._input.sound_gone()
+
     def input_reconfigured(self) -> None:
         """A spliced input brings a new picture or sound configuration: ffmpeg may re-make
         its filter graph for it, and a re-made graph counts frames from 0 again."""
