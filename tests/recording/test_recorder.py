@@ -119,6 +119,33 @@ async def test_an_outage_spools_to_disk_and_a_restart_uploads_and_finishes(
     await again.close()
 
 
+async def test_captions_are_kept_by_a_recording_a_crash_left_open(
+    store: Store, tmp_path: Path
+) -> None:
+    bus = EventBus()
+    storage = LocalStorage(tmp_path / "recordings")
+    recorder = make_recorder(store, storage, bus, tmp_path)
+    await recorder.start()
+    stream, _ = await store.create_stream(name="show", recording=True)
+    session = recorder.begin(stream_id=stream.id, broadcast_id="br_test1", signed=False)
+    record(session, 3, end=False)
+    session.captions_found()
+    assets = AssetStore(store.engine)
+
+    async def marked() -> bool:
+        asset = await assets.get(session.asset_id)
+        return asset is not None and asset.captions
+
+    await eventually(marked, timeout=10, what="the captions stored")  # before the end
+    await recorder.close(drain_timeout=0.1)  # the node dies mid-broadcast
+    again = make_recorder(store, storage, bus, tmp_path)
+    await again.start()
+    await again.wait_idle()
+    asset = await assets.get(session.asset_id)
+    assert asset is not None and asset.status == "ready" and asset.captions
+    await again.close()
+
+
 async def test_a_full_spool_drops_segments_with_a_warning_never_blocking(
     store: Store, tmp_path: Path
 ) -> None:

@@ -137,7 +137,9 @@ class RecordingSession:
         ))
 
     def captions_found(self) -> None:
-        self.captions = True
+        if not self.captions:
+            self.captions = True
+            self._recorder._spawn(self._recorder._mark_captions(self))
 
     def presentation_ended(self) -> None:
         if not self.ended:
@@ -485,6 +487,18 @@ class Recorder:
         if asset.status == "ready":
             self._bus.publish(Event(type=EventType.ASSET_READY, stream_id=asset.stream_id,
                                     broadcast_id=asset.broadcast_id, data=data))
+
+    async def _mark_captions(self, session: RecordingSession) -> None:
+        """Store at once that the recording carries captions (`finish` stores it too: a
+        failure here only matters if the node also dies before then)."""
+        await session.created
+        if session.failed:
+            return
+        try:
+            await self.assets.mark_captions(session.asset_id)
+        except Exception as exc:
+            log.warning("recording captions not stored yet asset_id=%s error=%r",
+                        session.asset_id, exc)
 
     # Recovery --------------------------------------------------------------------------
 

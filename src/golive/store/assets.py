@@ -221,6 +221,14 @@ class AssetStore:
             if (row["rendition"], row["msn"]) not in present:
                 session.add(AssetSegment(**row))
 
+    async def mark_captions(self, asset_id: str) -> None:
+        """The recording's pictures carry CEA-608 captions: kept as soon as they are found,
+        so that a recording a crash left open keeps it too."""
+        async with self._write.begin() as session:
+            row = await session.get(Asset, asset_id)
+            if row is not None:
+                row.captions = True
+
     async def finish(
         self, asset_id: str, *, ended_at: datetime, status: str, error: str | None = None,
         captions: bool = False,
