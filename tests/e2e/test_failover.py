@@ -163,16 +163,21 @@ async def _colour(hls: httpx.AsyncClient, uri: str, *, after_discontinuity: bool
     return "red" if r > 2 * b else "blue" if b > 2 * r else f"neither ({r}, {b})"
 
 
+async def _with_backup_key(api: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
+    """A new stream (10 s reconnect window) and its backup stream key."""
+    stream = await create_stream(api, reconnect_window=10)
+    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
+    assert made.status_code == 200, made.text
+    return stream, made.json()["data"]["backup_stream_key"]
+
+
 async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_backup(
     node: Golive, api: httpx.AsyncClient, red_flv: Path, big_blue_flv: Path
 ) -> None:
     """Both switches splice into the one running ffmpeg: same pid, no restart, no
     discontinuity, the same renditions and media playlists (the backup is 1280x720 at
     44.1 kHz, the primary 640x360 at 48 kHz), one continuous media timeline."""
-    stream = await create_stream(api, reconnect_window=10)
-    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
-    assert made.status_code == 200, made.text
-    backup_key = made.json()["data"]["backup_stream_key"]
+    stream, backup_key = await _with_backup_key(api)
     failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
     hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
     primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
@@ -319,10 +324,7 @@ async def test_a_backup_without_sound_is_spliced_on_and_its_silence_filled(
     """A backup encoder that sends no sound (a camera-only backup) takes over in the
     running ffmpeg: the renditions keep their audio, as silence, with no restart and no
     discontinuity (the ladder's audio would otherwise stall)."""
-    stream = await create_stream(api, reconnect_window=10)
-    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
-    assert made.status_code == 200, made.text
-    backup_key = made.json()["data"]["backup_stream_key"]
+    stream, backup_key = await _with_backup_key(api)
     failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
     hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
     primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
@@ -372,11 +374,9 @@ async def test_a_backup_without_sound_is_spliced_on_and_its_silence_filled(
 async def test_backup_over_srt_after_the_primary_left_continues_and_is_dropped_when_replaced(
     node: Golive, api: httpx.AsyncClient, source_flv: Path
 ) -> None:
-    stream = await create_stream(api, reconnect_window=10)
-    made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
-    assert made.status_code == 200, made.text
+    stream, backup_key = await _with_backup_key(api)
     # Over SRT: the backup key works on every ingest protocol, like the stream key.
-    backup_url = node.srt_url(made.json()["data"]["backup_stream_key"])
+    backup_url = node.srt_url(backup_key)
 
     primary = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
     try:
@@ -416,9 +416,8 @@ async def test_a_returning_primary_takes_back_over_after_return_after(
             httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
                               headers={"Authorization": f"Bearer {ADMIN}"}) as api, \
             httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:
-        stream = await create_stream(api, reconnect_window=10)
-        made = await api.post(f"/live-streams/{stream['id']}/reset-backup-stream-key")
-        backup_url = node.rtmp_url(made.json()["data"]["backup_stream_key"])
+        stream, backup_key = await _with_backup_key(api)
+        backup_url = node.rtmp_url(backup_key)
         primary_url = node.rtmp_url(stream["stream_key"])
         failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
         primary = ffmpeg_publish(red_flv, primary_url, loop=True)

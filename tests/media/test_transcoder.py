@@ -19,11 +19,11 @@ import zmq
 import zmq.asyncio
 from tests.llhls_rules import check_media_playlist
 from tests.media.conftest import Recorder, fake_ffmpeg, feed, pid_alive, read_flv, until
-from tests.media.mp4info import read_fragment, read_init
+from tests.media.mp4info import Track, read_fragment, read_init
 from tests.mediatools import FFMPEG, FFPROBE, make_radio
 from tests.starvation import PROFILE as STARVE_PROFILE
 
-from golive.formats.isobmff import Fragment
+from golive.formats.isobmff import Fragment, InitSegment
 from golive.formats.tag import MediaTag, TagType
 from golive.media import transcoder as transcoder_module
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
@@ -193,6 +193,28 @@ async def test_sound_alone_is_encoded_to_one_aac_rendition_of_whole_frame_parts(
 
 
 
+async def transcode_360p(
+    tags: list[MediaTag], *, parts: int
+) -> tuple[LadderPlan, Transcoder, InitSegment, list[Fragment], Track, Track]:
+    """`tags` through the 360p ladder at their own pace until `parts` parts came: the plan,
+    the stopped transcoder, its init and fragments, and the init's video and audio tracks."""
+    plan = plan_360p()
+    events = Recorder()
+    t = transcoder(plan, events)
+    await t.start()
+    try:
+        await feed(t.push, tags, pace=1)
+        await until(lambda: events.count() >= parts, what=f"{parts} parts")
+    finally:
+        await t.stop()
+    assert not events.order_errors and not events.restarts
+    init = events.inits[(0, "360p")]
+    tracks = read_init(init.data)
+    video = next(track for track in tracks.values() if track.handler == "vide")
+    audio = next(track for track in tracks.values() if track.handler == "soun")
+    return plan, t, init, events.fragments[(0, "360p")], video, audio
+
+
 async def test_a_sound_that_begins_after_the_picture_starts_the_broadcast_with_it(
     source_360p: Path, tmp_path: Path
 ) -> None:
@@ -202,21 +224,7 @@ async def test_a_sound_that_begins_after_the_picture_starts_the_broadcast_with_i
     # the picture until the sound came. The broadcast starts at the next keyframe instead.
     tags = [tag for tag in read_flv(source_360p)
             if tag.type is not TagType.AUDIO or tag.body[1] == 0 or tag.timestamp >= 1500]
-    plan = plan_360p()
-    events = Recorder()
-    t = transcoder(plan, events)
-    await t.start()
-    try:
-        await feed(t.push, tags, pace=1)
-        await until(lambda: events.count() >= 15, what="3 s of parts")
-    finally:
-        await t.stop()
-    assert not events.order_errors and not events.restarts
-    init = events.inits[(0, "360p")]
-    fragments = events.fragments[(0, "360p")]
-    tracks = read_init(init.data)
-    video = next(track for track in tracks.values() if track.handler == "vide")
-    audio = next(track for track in tracks.values() if track.handler == "soun")
+    plan, _, init, fragments, video, audio = await transcode_360p(tags, parts=15)
     # Every part has its picture and is as long as its picture (the tail of sound flushed
     # at the stop aside), from the first on.
     whole = [f for f in fragments if video.track_id in read_fragment(f.data)]
@@ -254,22 +262,8 @@ async def test_sound_that_stops_while_the_picture_goes_on_continues_as_silence(
     stop = 2000
     tags = [tag for tag in read_flv(source_360p)
             if tag.type is not TagType.AUDIO or tag.body[1] == 0 or tag.timestamp < stop]
-    plan = plan_360p()
-    events = Recorder()
-    t = transcoder(plan, events)
-    await t.start()
-    try:
-        await feed(t.push, tags, pace=1)
-        await until(lambda: events.count() >= 25, what="5 s of parts")
-    finally:
-        await t.stop()
-    assert not events.order_errors and not events.restarts
+    _, t, init, fragments, video, audio = await transcode_360p(tags, parts=25)
     assert t._input.silences_filled == 1
-    init = events.inits[(0, "360p")]
-    fragments = events.fragments[(0, "360p")]
-    tracks = read_init(init.data)
-    video = next(track for track in tracks.values() if track.handler == "vide")
-    audio = next(track for track in tracks.values() if track.handler == "soun")
     whole = [f for f in fragments if video.track_id in read_fragment(f.data)]
     assert len(whole) >= 25
     # Every part carries sound beside its picture, before the stop and after it, and the
