@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.captions import captioned_flv, read_captions
-from tests.e2e.conftest import create_stream, eventually, wait_process, wait_ready_asset
+from tests.e2e.conftest import ADMIN, create_stream, eventually, wait_process, wait_ready_asset
 from tests.llhls_rules import check_multivariant
 from tests.mediatools import ffmpeg_publish
 from tests.web.helpers import wait_playing
@@ -60,6 +60,7 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
     http = httpx.AsyncClient(base_url=node.http_url, timeout=30)
     page = await browser.new_page()
     watch = await browser.new_page()
+    operator = await browser.new_page()
     try:
         async def offered() -> str | None:
             response = await http.get(f"/live/{pid}.m3u8")
@@ -115,12 +116,23 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
             assert shown == sorted(shown), shown
             assert await watch.evaluate("localStorage.getItem('golive.captions')") == "on"
 
-        await asyncio.gather(shaka(), golive_player())
+        async def studio() -> None:  # the operator sees them arrive
+            await operator.goto(f"{node.http_url}/studio/login")
+            await operator.fill("#token", ADMIN)
+            await operator.click("button[type=submit]")
+            await operator.wait_for_url(f"{node.http_url}/studio", timeout=10_000)
+            await operator.goto(f"{node.http_url}/studio/streams/{stream['id']}")
+            await operator.wait_for_function(
+                "document.getElementById('fact-video').textContent.endsWith('captions (CC1)')",
+                timeout=30_000, polling=250)
+
+        await asyncio.gather(shaka(), golive_player(), studio())
         assert await wait_process(proc) == 0
     finally:
         proc.kill()
         await page.close()
         await watch.close()
+        await operator.close()
 
     try:
         asset = await wait_ready_asset(api, stream["id"])

@@ -258,6 +258,8 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
             timeout=30_000, polling=500)
         bitrate = await page.locator("#fact-bitrate").inner_text()
         assert bitrate.endswith("kbit/s") and float(bitrate.split()[0]) > 100
+        # Progressive, without captions: the codec and size alone.
+        assert re.fullmatch(r"h264 \d+\u00d7\d+", await page.locator("#fact-video").inner_text())
         # The transcoder's level meter: the source's sine, a picture that is not black.
         await page.wait_for_function(
             "/dBFS \\(peak/.test(document.getElementById('fact-audio').textContent)",

@@ -58,7 +58,12 @@ export function startStreamPage() {
     $("fact-bitrate").textContent = live ? fmt(live.video_bitrate_kbps, "kbit/s", 0) : "–";
     $("fact-fps").textContent = live ? fmt(live.frame_rate, "fps") : "–";
     $("fact-gop").textContent = live ? fmt(live.keyframe_interval_s, "s", 2) : "–";
-    $("fact-video").textContent = live && live.width ? `${live.video_codec || ""} ${live.width}×${live.height}`.trim() : "–";
+    // With what an operator checks before going live: interlaced pictures (deinterlaced
+    // here) and the CEA-608 captions a captioner or the encoder puts in them.
+    const video = live && live.width ? [`${live.video_codec || ""} ${live.width}×${live.height}`.trim()] : [];
+    if (video.length && live.interlaced) video.push("interlaced");
+    if (video.length && live.captions) video.push("captions (CC1)");
+    $("fact-video").textContent = video.length ? video.join(" · ") : "–";
     // Measured in the transcoder's graph (absent while nothing is transcoded).
     const transcoder = live && live.pipeline ? live.pipeline.transcoder : null;
     const levels = transcoder && transcoder.running ? transcoder.levels : null;
