@@ -166,6 +166,26 @@ sub vcl_backend_fetch {
     unset bereq.http.X-Golive-Phase;
     unset bereq.http.X-Golive-Url;
     unset bereq.http.X-Golive-Token;
+    if (bereq.retries > 0) {
+        call golive_next_origin;
+    }
+    unset bereq.http.X-Golive-Failed;
+}
+
+sub vcl_backend_error {
+    # A node that refused or dropped the connection (it died, or is restarting) stays the
+    # director's choice until its probes fail, about 2 s: the next node in the list is
+    # asked at once instead, each at most once (render.sh sets the count: nodes - 1).
+    if (bereq.retries < 0 && (bereq.method == "GET" || bereq.method == "HEAD")) {
+        set bereq.http.X-Golive-Failed = beresp.backend;
+        return (retry);
+    }
+}
+
+sub golive_next_origin {
+    # The node after the one whose fetch failed (X-Golive-Failed), in the list's order,
+    # the first after the last; render.sh writes one line per node.
+    set bereq.backend = golive;
 }
 
 sub vcl_backend_response {

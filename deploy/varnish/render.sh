@@ -1,6 +1,7 @@
 #!/bin/sh
 # Renders golive.vcl (read on standard input) for the golive nodes named as HOST:PORT, in
-# the order the edge tries them: one backend each, all in the fallback director.
+# the order the edge tries them: one backend each, all in the fallback director, and the
+# next node to ask when a fetch from one fails (`golive_next_origin`).
 #
 #   sh deploy/varnish/render.sh 10.0.0.5:8080 10.0.0.6:8080 < deploy/varnish/golive.vcl \
 #       > /etc/varnish/golive.vcl
@@ -47,6 +48,15 @@ inside {
 }
 /^    origins\.add_backend\(golive\);$/ {
     for (i = 1; i <= n; i++) print "    origins.add_backend(" name_of(i) ");"
+    next
+}
+/^    if \(bereq\.retries < 0 / { sub(/< 0 /, "< " (n - 1) " ") }
+/^    set bereq\.backend = golive;$/ {
+    for (i = 1; i < n; i++)
+        printf "    %sif (bereq.http.X-Golive-Failed == \"%s\") {\n        set bereq.backend = %s;\n",
+            (i > 1 ? "} els" : ""), name_of(i), name_of(i + 1)
+    if (n > 1) print "    } else {\n        set bereq.backend = golive;\n    }"
+    else print
     next
 }
 { print fill($0, 1) }
