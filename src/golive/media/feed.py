@@ -439,4 +439,3 @@ class FlvInput:
         self.dropped_bytes += len(data)
         if video:
             self.dropped_frames += 1
-
