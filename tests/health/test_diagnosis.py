@@ -170,6 +170,9 @@ def test_reconnects_with_a_backup_key_name_what_the_backup_does() -> None:
 
 def test_audio_missing_and_encoder_slow() -> None:
     assert fired(signals(audio_gap_s=5.0)) == {"audio_missing"}
+    _, cause, fix = diagnose("audio_missing", signals(audio_gap_s=5.0))
+    assert "stopped sending audio" in cause and "viewers hear silence" in cause
+    assert "Audio Mixer" in fix
     encoder = EncoderSignals(degrade_step=2, speed=0.7, exhausted=False, restarts=0,
                              renditions=("720p",))
     _, cause, fix = diagnose("encoder_slow", signals(encoder=encoder))
