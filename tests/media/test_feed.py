@@ -331,7 +331,7 @@ def test_an_input_spliced_on_without_sound_is_filled_at_once() -> None:
     flv.push(audio(0))
     flv.push(video(40))
     flv.sound_gone()  # the backup that took over sends no sound
-    flv.push(video(80, key=True))
+    assert flv.push(video(80, key=True)).silence_began
     assert sound_times(flv)[1:] == [(21, True), (42, True), (63, True)]
     assert flv.silences_filled == 1
 

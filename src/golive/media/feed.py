@@ -232,6 +232,8 @@ class PushResult:
     timestamps_went_back: bool = False
     """The publisher's clock went back without a reconnect: a new timeline has begun, and
     the ffmpeg reading the old one must end."""
+    silence_began: bool = False
+    """The sound stopped while the picture goes on: silence fills it from here on."""
 
 
 _QUIET = PushResult()
@@ -254,6 +256,7 @@ class FlvInput:
         self.silences_filled = 0  # gaps in the sound filled with silence
         self.late_sounds = 0  # sound that came back where it stopped, under the silence
         self._silence: tuple[int, bytes] | None = None  # (sample rate, FLV tag body)
+        self._frame_ms = 0.0  # the length of one AAC frame at that rate
         self.feed = InputFeed(limit)
         self.input_bytes = 0
         self.video_frames = 0
@@ -312,6 +315,8 @@ class FlvInput:
             else:
                 self._audio_config = tag
                 self._silence = flv_aac_silence(tag.body) if self.fill_silence else None
+                if self._silence is not None:
+                    self._frame_ms = AAC_FRAME_SAMPLES * 1000 / self._silence[0]
             if feed.started and not feed.dropping:  # a mid-stream change of settings
                 feed.append(encode_tag(tag))
             return _QUIET
@@ -348,8 +353,9 @@ class FlvInput:
         ):
             feed.release()  # no sound yet: the picture goes on without it
         if (self._silence is not None and timed and feed.held is None
-                and not feed.dropping):
-            self._fill(feed, tag.timestamp)
+                and not feed.dropping and self._fill(feed, tag.timestamp)):
+            result = PushResult(timestamps_went_back=result.timestamps_went_back,
+                                silence_began=True)
         data = encode_tag(tag)
         video = kind is not TagKind.AUDIO
         if feed.dropping:
@@ -361,7 +367,8 @@ class FlvInput:
         if feed.size + len(data) > feed.limit:
             feed.dropping = True
             self._drop(data, video=video)
-            return PushResult(overflow=True, timestamps_went_back=result.timestamps_went_back)
+            return PushResult(overflow=True, timestamps_went_back=result.timestamps_went_back,
+                              silence_began=result.silence_began)
         if timed:
             feed.last_video_ts = tag.timestamp
             if arrived_at is not None:
@@ -372,11 +379,9 @@ class FlvInput:
     def _sound_resumes(self, feed: InputFeed, timestamp: int) -> bool:
         """A sound frame at `timestamp`: whether it goes to ffmpeg (not under the silence
         already given); notes where it ends."""
-        assert self._silence is not None
-        rate = self._silence[0]
-        frame_ms = AAC_FRAME_SAMPLES * 1000 / rate
+        frame_ms = self._frame_ms
         if feed.fill_from is not None:
-            given_to = (feed.fill_from + int(feed.filled * frame_ms)) & _TS_MASK
+            given_to = self._filled_to(feed)
             if ts_before(timestamp, (given_to - int(frame_ms / 2)) & _TS_MASK):
                 end = feed.sound_end
                 if (not feed.fill_checked and end is not None
@@ -391,35 +396,43 @@ class FlvInput:
         feed.sound_end = (timestamp + round(frame_ms)) & _TS_MASK
         return True
 
-    def _fill(self, feed: InputFeed, until: int) -> None:
+    def _filled_to(self, feed: InputFeed) -> int:
+        """Where the silence given so far ends: the next silent frame's time (ms)."""
+        assert self._silence is not None and feed.fill_from is not None
+        rate = self._silence[0]
+        return (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
+
+    def _fill(self, feed: InputFeed, until: int) -> bool:
         """Silent frames up to the picture at `until`, once it is `fill_after_ms` beyond
-        the sound (or the start of a timeline that went on without it)."""
+        the sound (or the start of a timeline that went on without it). True when this
+        began a silence."""
         assert self._silence is not None
-        rate, body = self._silence
+        began = False
         if feed.fill_from is None:
             end = feed.sound_end if feed.audio_started else feed.first_ts
             if end is None:
-                return
+                return False
             wait = 0 if feed.fill_now else self.fill_after_ms
             if not ts_before((end + wait) & _TS_MASK, until):
-                return
+                return False
             feed.fill_now = False
             feed.fill_from, feed.filled, feed.fill_checked = end, 0, False
             self.silences_filled += 1
-        ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
+            began = True
+        ts = self._filled_to(feed)
         if ts_before((ts + FILL_SPAN_MAX_MS) & _TS_MASK, until):
             # The picture's clock jumped ahead (no wait is this long): the sound jumps with
             # it, where hours of silence would cost the encoder as much to encode.
             feed.fill_from, feed.filled, ts = until, 0, until
-        while True:
-            if not ts_before(ts, until):
-                return
+        body = self._silence[1]
+        while ts_before(ts, until):
             data = encode_tag(MediaTag(TagType.AUDIO, ts, body))
             if feed.size + len(data) > feed.limit:
-                return
+                break
             feed.append(data)
             feed.filled += 1
-            ts = (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
+            ts = self._filled_to(feed)
+        return began
 
     def _preamble(self, timestamp: int) -> bytes:
         """What a fresh ffmpeg needs before the first keyframe.

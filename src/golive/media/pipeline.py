@@ -348,12 +348,12 @@ class BroadcastPipeline(Generic[S]):
             change = "began after its ladder started without it"
         elif (kind is TagKind.VIDEO or kind is TagKind.KEYFRAME) and plan.has_audio:
             last = self._last_sound_ts
-            transcoder = self.transcoder
-            if transcoder is not None and transcoder.fills_silence:
-                return False  # its input fills the gap with silence (`FlvInput`)
             if (self._sound_stopped or last is None
                     or not ts_before((last + SOUND_GAP_MS) & 0xFFFFFFFF, tag.timestamp)):
                 return False
+            transcoder = self.transcoder
+            if transcoder is not None and transcoder.fills_silence:
+                return False  # its input fills the gap with silence (`FlvInput`)
             self._sound_stopped = True
             change = "stopped while its picture goes on"
         else:

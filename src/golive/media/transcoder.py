@@ -317,9 +317,8 @@ class Transcoder:
         """Queue one tag for ffmpeg; never blocks, drops whole GOPs when ffmpeg falls behind."""
         if self._closing or self._failed:
             return
-        fills = self._input.silences_filled
         result = self._input.push(tag, time.time())
-        if self._input.silences_filled != fills:
+        if result.silence_began:
             log.info("the source's sound stopped while its picture goes on: filling silence "
                      "stream_id=%s after_ms=%d", self.stream_id, self._input.fill_after_ms)
         if result.timestamps_went_back:
