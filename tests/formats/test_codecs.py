@@ -22,7 +22,7 @@ from golive.formats.codecs import (
     parse_metadata,
     parse_video_tag,
 )
-from golive.formats.flv import FlvReader
+from golive.formats.flv import FlvReader, encode_header, encode_tag
 from golive.formats.tag import MediaTag, TagType
 
 FFMPEG = shutil.which("ffmpeg")
@@ -298,16 +298,75 @@ def test_a_silent_aac_frame_decodes_to_1024_samples_of_silence(
     assert not any(result.stdout)
 
 
-def test_no_silent_frame_where_the_configuration_is_not_plain_lc() -> None:
+def test_no_silent_frame_where_the_configuration_has_no_lc_core() -> None:
     he_aac = codecs.parse_audio_specific_config(bytes.fromhex("2b920880"))
-    assert codecs.aac_silent_frame(he_aac) is None
+    assert codecs.aac_silent_frame(he_aac) == bytes.fromhex("2000000000000e")  # its LC core
+    main = codecs.parse_audio_specific_config(bytes.fromhex("0990"))  # AAC Main
+    assert codecs.aac_silent_frame(main) is None
     with_pce = codecs.parse_audio_specific_config(bytes.fromhex("1180"))  # channel config 0
     assert codecs.aac_silent_frame(with_pce) is None
 
 
-def test_flv_aac_silence_only_for_an_aac_sequence_header() -> None:
-    rate, body = codecs.flv_aac_silence(b"\xaf\x00\x11\x90") or (0, b"")
-    assert rate == 48000 and body == b"\xaf\x01" + bytes.fromhex("2000000000000e")
-    for other in (b"", b"\xaf", b"\xaf\x01\x11\x90", b"\x2f\x00\x11\x90", b"\xaf\x00\xff\xff",
-                  b"\xaf\x00\x2b\x92\x08\x80"):
-        assert codecs.flv_aac_silence(other) is None
+def test_flv_silence_only_where_the_tag_settles_it() -> None:
+    silence = codecs.flv_silence(b"\xaf\x00\x11\x90")
+    assert silence == codecs.Silence(b"\xaf\x01" + bytes.fromhex("2000000000000e"), 1024, 48000)
+    assert silence.frames_ms(3) == 64
+    for other in (b"", b"\xaf", b"\xaf\x01\x11\x90", b"\xaf\x00\xff\xff", b"\xaf\x00\x09\x90",
+                  b"\x2f\x00\x11\x90",  # MP3 without a frame header
+                  b"\x2f\xff\xfb\x02\x64",  # free format: no length
+                  b"\x90.mp3", b"\x90ac-3", b"\x91ac-3\x0b\x77\x00\x00",
+                  b"\x90Opus", b"\x90OpusOpusHead\x01\x06" + bytes(8) + b"\x01",  # 5.1
+                  b"\x90OpusOpusHead\x01\x02" + bytes(8) + b"\x01"):  # a mapping family
+        assert codecs.flv_silence(other) is None, other
+
+
+def _encoded(codec: str, *args: str) -> bytes:
+    return subprocess.run(
+        [MEDIA_FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=0.3", "-c:a", codec, *args, "-"],
+        capture_output=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+
+
+def _opus_head(channels: int) -> bytes:
+    return b"OpusHead" + bytes((1, channels, 0, 0)) + (48000).to_bytes(4, "little") + bytes(3)
+
+
+_MPEG_AUDIO = {"mp3": ("libmp3lame", "44100"), "mp3_22k": ("libmp3lame", "22050"),
+               "mp2": ("mp2", "48000"), "mp2_32k": ("mp2", "32000")}
+
+
+@pytest.mark.parametrize(
+    ("sound", "channels"),
+    [("aac", 2), ("he_aac", 2), ("he_aac_v2", 1), ("opus", 1), ("opus", 2), ("mp3", 2),
+     ("mp3", 1), ("mp3_22k", 2), ("mp2", 2), ("mp2_32k", 1)],
+)
+def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
+    sound: str, channels: int
+) -> None:
+    # Through ffmpeg's FLV demuxer, as the transcoder's input gives it: each frame is as
+    # long as it says, and zeros throughout.
+    if sound in ("aac", "he_aac", "he_aac_v2"):
+        asc = {"aac": "1190", "he_aac": "2b920880", "he_aac_v2": "eb098800"}[sound]
+        config = settles = b"\xaf\x00" + bytes.fromhex(asc)
+    elif sound == "opus":
+        config = settles = b"\x90Opus" + _opus_head(channels)
+    else:
+        encoder, rate = _MPEG_AUDIO[sound]
+        muxer = "mp2" if encoder == "mp2" else "mp3"
+        stream = _encoded(encoder, "-ar", rate, "-ac", str(channels), "-f", muxer)
+        start = next(i for i in range(len(stream)) if codecs.mpeg_audio_frame(stream, i))
+        config, settles = b"\x90.mp3", b"\x91.mp3" + stream[start : start + 4]
+    silence = codecs.flv_silence(settles)
+    assert silence is not None
+    tags = [MediaTag(TagType.AUDIO, 0, config)]
+    tags += [MediaTag(TagType.AUDIO, silence.frames_ms(n), silence.body) for n in range(20)]
+    flv = encode_header(audio=True, video=False) + b"".join(encode_tag(t) for t in tags)
+    result = subprocess.run(
+        [MEDIA_FFMPEG, "-hide_banner", "-loglevel", "warning", "-f", "flv", "-i", "-",
+         "-f", "s16le", "-ac", "1", "-"],
+        input=flv, capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert result.stderr == b""
+    assert len(result.stdout) == 20 * silence.samples * 2
+    assert not any(result.stdout)

@@ -351,18 +351,55 @@ def test_a_picture_clock_that_jumps_ahead_is_not_filled_across() -> None:
     assert [ts for ts, _ in after[before:]] == [3_600_000, 3_600_021][: len(after) - before]
 
 
-def test_only_aac_lc_sound_is_filled_and_only_where_asked() -> None:
-    mp3 = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
+# Sound of other codecs, as (its configuration or None, one of its frames, the silent
+# frame's tag body, the frame steps in ms).
+MP3_FRAME = b"\xff\xfb\x92\x64" + bytes(413)  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz
+OTHER_SOUNDS = {
+    "mp3": (None, b"\x2f" + MP3_FRAME, b"\x2f\xff\xfb\x90\x64" + bytes(413), {26, 27}),
+    "mpeg_audio": (b"\x90.mp3", b"\x91.mp3" + MP3_FRAME, b"\x91.mp3\xff\xfb\x90\x64" + bytes(413),
+                   {26, 27}),
+    "opus": (b"\x90OpusOpusHead\x01\x02\x00\x00\x80\xbb\x00\x00\x00\x00\x00",
+             b"\x91Opus\xfc" + bytes(100), b"\x91Opus\xfc\xff\xfe", {20}),
+    "he_aac": (b"\xaf\x00\x2b\x92\x08\x80", b"\xaf\x01" + bytes(300),
+               b"\xaf\x01" + bytes.fromhex("2000000000000e"), {46, 47}),  # 2048 at 44.1k
+}
+
+
+@pytest.mark.parametrize("codec", sorted(OTHER_SOUNDS))
+def test_sound_is_filled_with_silence_of_its_own_codec(codec: str) -> None:
+    config, frame, silent, steps = OTHER_SOUNDS[codec]
+    flv = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
     for tag in CONFIG[:2]:
-        mp3.push(tag)
-    mp3.push(video(0, key=True))
-    mp3.push(MediaTag(TagType.AUDIO, 0, b"\x2f" + bytes(200)))
+        flv.push(tag)
+    if config is not None:
+        flv.push(MediaTag(TagType.AUDIO, 0, config))
+    assert flv.fills_silence is (config is not None and codec != "mpeg_audio")
+    flv.push(video(0, key=True))
+    flv.push(MediaTag(TagType.AUDIO, 0, frame))
+    assert flv.fills_silence  # settled by its configuration, or MPEG audio's first frame
     for ts in range(40, 3000, 40):
-        mp3.push(video(ts))
-    assert not mp3.fills_silence and mp3.silences_filled == 0
-    he_aac = FlvInput(limit=1024 * 1024, has_audio=True, fill_silence=True)
-    he_aac.push(MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x2b\x92\x08\x80"))  # SBR signalled
-    assert not he_aac.fills_silence
+        assert flv.push(video(ts)).silence_began is (ts == 1040 + (codec == "he_aac") * 40)
+    sound = [t for t in parse_flv(queued(flv.feed)) if t.type is TagType.AUDIO
+             and classify(t) is TagKind.AUDIO]
+    assert sound[0].body == frame and {t.body for t in sound[1:]} == {silent}
+    filled = [t.timestamp for t in sound[1:]]
+    assert {b - a for a, b in itertools.pairwise(filled)} <= steps
+    assert sound[1].timestamp in steps and filled[-1] < 2960 <= filled[-1] + max(steps)
+    assert flv.silences_filled == 1
+
+
+def test_sound_without_a_silent_frame_is_not_filled_nor_where_not_asked() -> None:
+    ac3 = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
+    for tag in [*CONFIG[:2], MediaTag(TagType.AUDIO, 0, b"\x90ac-3")]:
+        ac3.push(tag)
+    ac3.push(video(0, key=True))
+    ac3.push(MediaTag(TagType.AUDIO, 0, b"\x91ac-3\x0b\x77" + bytes(200)))
+    for ts in range(40, 3000, 40):
+        ac3.push(video(ts))
+    assert not ac3.fills_silence and ac3.silences_filled == 0
+    surround = FlvInput(limit=1024 * 1024, has_audio=True, fill_silence=True)
+    surround.push(MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x11\x80"))  # channels set by a PCE
+    assert not surround.fills_silence
     forward = FlvInput(limit=1024 * 1024, has_audio=True)  # a destination's: as it comes
     for tag in CONFIG:
         forward.push(tag)

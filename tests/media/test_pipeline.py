@@ -601,24 +601,23 @@ async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentat
     assert bp.presentation is not None and bp.presentation is not presentation
 
 
-def as_mp3(tags: list[MediaTag]) -> list[MediaTag]:
-    """The tags with their AAC sound relabelled as MP3 (FLV sound format 2): sound the
+def as_ac3(tags: list[MediaTag]) -> list[MediaTag]:
+    """The tags with their AAC sound relabelled as AC-3 (Enhanced RTMP "ac-3"): sound the
     transcoder's input has no silent frame for. The stand-in ffmpeg decodes nothing."""
     out = []
     for tag in tags:
         if tag.type is TagType.AUDIO:
-            if tag.body[1] == 0:
-                continue  # MP3 has no sequence header
-            tag = MediaTag(TagType.AUDIO, tag.timestamp, b"\x2f" + tag.body[2:])
+            kind = b"\x90ac-3" if tag.body[1] == 0 else b"\x91ac-3"
+            tag = MediaTag(TagType.AUDIO, tag.timestamp, kind + tag.body[2:])
         out.append(tag)
     return out
 
 
-async def test_aac_sound_that_stops_while_the_picture_goes_on_is_filled_with_silence(
+async def test_sound_that_stops_while_the_picture_goes_on_is_filled_with_silence(
     pipeline: LivePipeline[RecordingSink], bus: EventBus, source_360p: Path
 ) -> None:
-    # The ladder keeps its audio: the transcoder's input fills the gap with silent AAC
-    # frames, so neither the presentation nor the players' tracks change.
+    # The ladder keeps its audio: the transcoder's input fills the gap with silent frames
+    # of the sound's codec (AAC here), so neither the presentation nor the players' tracks change.
     events = bus.subscribe()
     stop = 1500  # ms
     tags = [t for t in read_flv(source_360p)
@@ -644,7 +643,7 @@ async def test_other_sound_that_stops_while_the_picture_goes_on_ends_the_ladders
     # the sound ends: the ladder goes on without audio (once a broadcast).
     events = bus.subscribe()
     stop = 1500  # ms
-    tags = as_mp3([t for t in read_flv(source_360p)
+    tags = as_ac3([t for t in read_flv(source_360p)
                    if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp < stop])
     broadcast = make_broadcast("pb_a")
     pipeline.broadcast_started(broadcast)

@@ -27,6 +27,7 @@ from golive.formats.isobmff import Fragment, InitSegment
 from golive.formats.tag import MediaTag, TagType
 from golive.media import transcoder as transcoder_module
 from golive.media.command import WEBRTC_OUTPUT, WebRtcRendition
+from golive.media.feed import TagKind, classify
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import StreamProfile, load_profile
 from golive.media.source import SourceProbe
@@ -253,15 +254,31 @@ async def test_a_sound_that_begins_after_the_picture_starts_the_broadcast_with_i
     assert audio_level(path, 0.0, 1.0) > -40
 
 
+def with_sound(source: Path, codec: str, tmp_path: Path) -> Path:
+    """`source` with its sound encoded again as `codec` (FLV: MP3 as legacy sound format 2,
+    Opus as Enhanced RTMP audio)."""
+    path = tmp_path / f"{source.stem}-{codec}.flv"
+    subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(source), "-c:v", "copy",
+         "-c:a", {"mp3": "libmp3lame", "opus": "libopus"}[codec],
+         "-ar", "44100" if codec == "mp3" else "48000", "-f", "flv", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("sound", ["aac", "mp3", "opus"])
 async def test_sound_that_stops_while_the_picture_goes_on_continues_as_silence(
-    source_360p: Path, tmp_path: Path
+    source_360p: Path, tmp_path: Path, sound: str
 ) -> None:
     # A publisher whose sound stops at 2 s while its picture goes on. Without sound ffmpeg
     # writes the picture alone (each part a second late) and MSE players freeze where the
-    # buffered sound ends: the input fills the gap with silent AAC frames instead.
+    # buffered sound ends: the input fills the gap with silent frames of the sound's own
+    # codec instead.
     stop = 2000
-    tags = [tag for tag in read_flv(source_360p)
-            if tag.type is not TagType.AUDIO or tag.body[1] == 0 or tag.timestamp < stop]
+    source = source_360p if sound == "aac" else with_sound(source_360p, sound, tmp_path)
+    tags = [tag for tag in read_flv(source)
+            if classify(tag) is not TagKind.AUDIO or tag.timestamp < stop]
     _, t, init, fragments, video, audio = await transcode_360p(tags, parts=25)
     assert t._input.silences_filled == 1
     whole = [f for f in fragments if video.track_id in read_fragment(f.data)]

@@ -6,14 +6,14 @@ boxes and AMF0. Nothing here reads a clock, touches a socket or knows a stream.
 
 from golive.formats.annexb import AnnexBToFlv
 from golive.formats.codecs import (
-    AAC_FRAME_SAMPLES,
     AudioInfo,
     CodecError,
+    Silence,
     VideoInfo,
     carries_captions,
     describe_audio,
     describe_video,
-    flv_aac_silence,
+    flv_silence,
     parse_audio_tag,
     parse_avc_config,
     parse_metadata,
@@ -36,7 +36,6 @@ from golive.formats.mpegts import TsDemuxer
 from golive.formats.tag import MediaTag, TagType
 
 __all__ = [
-    "AAC_FRAME_SAMPLES",
     "AnnexBToFlv",
     "AudioInfo",
     "CodecError",
@@ -49,6 +48,7 @@ __all__ = [
     "MediaTag",
     "PartJoiner",
     "ProgressiveMp4",
+    "Silence",
     "Span",
     "TagType",
     "TsDemuxer",
@@ -58,7 +58,7 @@ __all__ = [
     "describe_video",
     "encode_header",
     "encode_tag",
-    "flv_aac_silence",
+    "flv_silence",
     "fragment_samples",
     "parse_audio_tag",
     "parse_avc_config",

@@ -19,8 +19,9 @@ starts late gets an fMP4 edit list, which MSE players ignore: they would play al
 sound early by that much, and the first part would hold the picture until the sound came.
 
 A transcoder's input fills the silences of its sound (`fill_silence`): when the picture
-has gone on `fill_after_ms` beyond the last AAC frame, silent AAC-LC frames follow it up
-to the picture's time, until the sound comes back. ffmpeg would otherwise write the
+has gone on `fill_after_ms` beyond the last sound frame, silent frames of the sound's own
+codec (AAC, HE-AAC, MPEG audio, Opus: `flv_silence`) follow it up to the picture's time,
+until the sound comes back. ffmpeg would otherwise write the
 picture alone (each part a second late, waiting to interleave), and MSE players freeze
 where the buffered sound ends. A timeline let go without its sound (`START_HOLD_MS`) is
 filled from its start. Sound that comes back under the silence already given is dropped
@@ -40,12 +41,12 @@ from collections import deque
 from dataclasses import dataclass
 
 from golive.formats import (
-    AAC_FRAME_SAMPLES,
     MediaTag,
+    Silence,
     TagType,
     encode_header,
     encode_tag,
-    flv_aac_silence,
+    flv_silence,
 )
 
 __all__ = ["FlvInput", "InputFeed", "PushResult", "TagKind", "classify", "ts_before"]
@@ -255,8 +256,9 @@ class FlvInput:
         self.fill_after_ms = FILL_AFTER_MS
         self.silences_filled = 0  # gaps in the sound filled with silence
         self.late_sounds = 0  # sound that came back where it stopped, under the silence
-        self._silence: tuple[int, bytes] | None = None  # (sample rate, FLV tag body)
-        self._frame_ms = 0.0  # the length of one AAC frame at that rate
+        self._silence: Silence | None = None  # a silent frame of the current sound
+        self._silence_from_frames = True  # the sound's frames settle it (MPEG audio)
+        self._frame_ms = 0.0  # the length of one such frame
         self.feed = InputFeed(limit)
         self.input_bytes = 0
         self.video_frames = 0
@@ -279,7 +281,8 @@ class FlvInput:
 
     @property
     def fills_silence(self) -> bool:
-        """Whether gaps in the current sound are filled (`fill_silence`, AAC-LC sound)."""
+        """Whether gaps in the current sound are filled (`fill_silence`, and a codec whose
+        silence `flv_silence` writes)."""
         return self._silence is not None
 
     def new_timeline(self) -> InputFeed:
@@ -314,9 +317,8 @@ class FlvInput:
                 self._video_config = tag
             else:
                 self._audio_config = tag
-                self._silence = flv_aac_silence(tag.body) if self.fill_silence else None
-                if self._silence is not None:
-                    self._frame_ms = AAC_FRAME_SAMPLES * 1000 / self._silence[0]
+                if self.fill_silence:
+                    self._set_silence(tag, kind)
             if feed.started and not feed.dropping:  # a mid-stream change of settings
                 feed.append(encode_tag(tag))
             return _QUIET
@@ -336,6 +338,8 @@ class FlvInput:
                 feed.held = []
             feed.append(self._preamble(tag.timestamp))
         if kind is TagKind.AUDIO and self.has_video:
+            if self._silence_from_frames and self.fill_silence:
+                self._set_silence(tag, kind)
             # Audio from before the first keyframe would start the timeline early.
             if not feed.audio_started and ts_before(tag.timestamp, feed.first_ts):
                 return result
@@ -396,11 +400,22 @@ class FlvInput:
         feed.sound_end = (timestamp + round(frame_ms)) & _TS_MASK
         return True
 
+    def _set_silence(self, tag: MediaTag, kind: TagKind) -> None:
+        """Note the sound's silent frame: from its configuration, or from its first frame
+        where the configuration does not settle it (MPEG audio, which has none)."""
+        if kind is TagKind.AUDIO_CONFIG:
+            self._silence = flv_silence(tag.body)
+            self._silence_from_frames = self._silence is None
+        elif self._silence_from_frames:
+            self._silence = flv_silence(tag.body)
+            self._silence_from_frames = self._silence is None
+        if self._silence is not None:
+            self._frame_ms = self._silence.samples * 1000 / self._silence.sample_rate
+
     def _filled_to(self, feed: InputFeed) -> int:
         """Where the silence given so far ends: the next silent frame's time (ms)."""
         assert self._silence is not None and feed.fill_from is not None
-        rate = self._silence[0]
-        return (feed.fill_from + feed.filled * AAC_FRAME_SAMPLES * 1000 // rate) & _TS_MASK
+        return (feed.fill_from + self._silence.frames_ms(feed.filled)) & _TS_MASK
 
     def _fill(self, feed: InputFeed, until: int) -> bool:
         """Silent frames up to the picture at `until`, once it is `fill_after_ms` beyond
@@ -424,7 +439,7 @@ class FlvInput:
             # The picture's clock jumped ahead (no wait is this long): the sound jumps with
             # it, where hours of silence would cost the encoder as much to encode.
             feed.fill_from, feed.filled, ts = until, 0, until
-        body = self._silence[1]
+        body = self._silence.body
         while ts_before(ts, until):
             data = encode_tag(MediaTag(TagType.AUDIO, ts, body))
             if feed.size + len(data) > feed.limit:

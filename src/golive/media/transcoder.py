@@ -333,7 +333,8 @@ class Transcoder:
 
     @property
     def fills_silence(self) -> bool:
-        """Whether the source's sound is AAC-LC, whose gaps the input fills with silence."""
+        """Whether the input fills gaps in the source's sound with silence (AAC with an LC
+        core, MPEG audio, Opus: `golive.formats.flv_silence`)."""
         return self._input.fills_silence
 
     def sound_gone(self) -> None:

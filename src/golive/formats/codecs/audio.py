@@ -3,7 +3,8 @@
 Enough of each to name the codec (RFC 6381 string), sample rate and channels:
 ISO/IEC 14496-3 1.6.2.1 AudioSpecificConfig, RFC 7845 OpusHead (or the dOps
 layout), FLAC STREAMINFO, the MPEG audio frame header and A/52 (E-)AC-3 sync frames.
-And one thing written rather than read: a silent AAC-LC frame (`aac_silent_frame`).
+And one thing written rather than read: a silent frame of the source's own codec, as an
+FLV audio tag (`flv_silence`: AAC with an LC core, MPEG audio Layer I-III, Opus).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def parse_audio_specific_config(data: Buffer) -> AacConfig:
 
 
 AAC_LC = 2
+_SBR, _PS = 5, 29  # HE-AAC and HE-AAC v2 object types (explicit signalling)
 AAC_FRAME_SAMPLES = 1024  # samples per channel in an AAC-LC frame
 # The syntactic elements of a raw_data_block per channelConfiguration (14496-3 table
 # 1.19): single channel (SCE), channel pair (CPE), low-frequency effects (LFE).
@@ -88,12 +90,16 @@ _ELEMENTS = {
 
 def aac_silent_frame(config: AacConfig) -> bytes | None:
     """One AAC-LC raw_data_block (14496-3 4.4.2.1) of silence for this configuration, or
-    None where there is none to write (not plain LC, or channels set by a PCE).
+    None where there is none to write (not an LC core, or channels set by a PCE).
 
     Each channel's individual_channel_stream is a long window with no scale factor band
-    (max_sfb 0): no spectral data, so every decoder outputs 1024 samples of zeros.
+    (max_sfb 0): no spectral data, so every decoder outputs 1024 samples of zeros. HE-AAC
+    (SBR, and PS) has an LC core: the same block without SBR data decodes to silence at
+    the SBR rate (2048 samples).
     """
-    if config.object_type != AAC_LC:
+    if config.object_type != AAC_LC and not (
+        config.object_type in (_SBR, _PS) and config.core_object_type == AAC_LC
+    ):
         return None
     elements = _ELEMENTS.get(config.channel_configuration)
     if elements is None:
@@ -124,20 +130,87 @@ def aac_silent_frame(config: AacConfig) -> bytes | None:
     return (value << pad).to_bytes((width + pad) // 8, "big")
 
 
-def flv_aac_silence(sequence_header: Buffer) -> tuple[int, bytes] | None:
-    """For the body of a legacy FLV AAC sequence header: (sample rate, the body of an FLV
-    audio tag carrying one silent frame). None for anything else, or no silent frame."""
-    body = bytes(sequence_header[:64])
-    if len(body) < 4 or body[0] >> 4 != 10 or body[1] != 0:
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A silent frame as the body of an FLV audio tag, and how much time it fills."""
+
+    body: bytes
+    samples: int  # per channel, at `sample_rate`
+    sample_rate: int
+
+    def frames_ms(self, count: int) -> int:
+        """How long `count` of these frames last, in whole milliseconds."""
+        return count * self.samples * 1000 // self.sample_rate
+
+
+_OPUS_SILENCE = b"\xff\xfe"  # one 20 ms CELT frame coding digital silence
+_OPUS_MONO, _OPUS_STEREO = 0xF8, 0xFC  # TOC: config 31 (CELT fullband, 20 ms), code 0
+
+
+def flv_silence(body: Buffer) -> Silence | None:
+    """A silent frame for the sound an FLV audio tag describes, where this tag settles it.
+
+    AAC (legacy FLV) and Opus (Enhanced RTMP) are settled by their sequence headers; MPEG
+    audio Layer I-III (legacy MP3 or Enhanced ".mp3"), which has none, by each frame: the
+    frame's header without CRC or padding, then zeros (no bits allocated, no side
+    information: every decoder outputs the frame's samples as zeros). None for anything
+    else: another codec (AC-3, FLAC, PCM...), multichannel Opus, free-format MPEG audio,
+    AAC other than LC or HE-AAC, or damaged headers.
+    """
+    head = bytes(body[:64])
+    if len(head) < 2:
         return None
+    sound_format = head[0] >> 4
+    if sound_format == 10:
+        return _aac_silence(head) if head[1] == 0 else None
+    if sound_format in (2, 14):
+        return _mpeg_silence(head[1:], head[:1])
+    if sound_format != 9 or len(head) < 5:
+        return None
+    packet_type, fourcc = head[0] & 0x0F, head[1:5]
+    if fourcc == b".mp3" and packet_type == 1:
+        return _mpeg_silence(head[5:], b"\x91.mp3")
+    if fourcc == b"Opus" and packet_type == 0:
+        opus_head = head[5:]
+        if len(opus_head) < 19 or not opus_head.startswith(b"OpusHead") or opus_head[18] != 0:
+            return None  # channel mapping family 0 only: one stream, mono or stereo
+        toc = {1: _OPUS_MONO, 2: _OPUS_STEREO}.get(opus_head[9])
+        if toc is None:
+            return None
+        return Silence(b"\x91Opus" + bytes((toc,)) + _OPUS_SILENCE, 960, 48000)
+    return None
+
+
+def _aac_silence(head: bytes) -> Silence | None:
     try:
-        config = parse_audio_specific_config(body[2:])
+        config = parse_audio_specific_config(head[2:])
     except CodecError:
         return None
     frame = aac_silent_frame(config)
     if frame is None:
         return None
-    return config.sample_rate, bytes((body[0], 1)) + frame
+    samples = AAC_FRAME_SAMPLES
+    if config.object_type != AAC_LC:  # SBR doubles the core's rate
+        if config.sampling_frequency_index >= len(_AAC_SAMPLE_RATES):
+            return None
+        core_rate = _AAC_SAMPLE_RATES[config.sampling_frequency_index]
+        if config.sample_rate % core_rate:
+            return None
+        samples = AAC_FRAME_SAMPLES * config.sample_rate // core_rate
+    return Silence(bytes((head[0], 1)) + frame, samples, config.sample_rate)
+
+
+def _mpeg_silence(frame: bytes, prefix: bytes) -> Silence | None:
+    header = bytearray(frame[:4])
+    if len(header) < 4:
+        return None
+    header[1] |= 0x01  # protection_bit 1: no CRC follows
+    header[2] &= 0xFD  # no padding slot
+    found = mpeg_audio_frame(header)
+    if found is None:
+        return None
+    return Silence(prefix + bytes(header) + bytes(found.length - 4), found.samples,
+                   found.sample_rate)
 
 
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
