@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,15 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     assert abs(duration - asset["duration"]) <= 1.0, (duration, asset["duration"])
     assert not await page.is_visible(".badge-live")
 
+    # The player's own bar, not the browser's controls (which it would cover): a seek bar
+    # over the whole recording and where playback is.
+    assert not await page.evaluate("() => document.querySelector('video').controls")
+    assert await page.is_visible(".player-seek")
+    total = f"{int(asset['duration']) // 60}:{int(asset['duration']) % 60:02d}"
+    assert re.fullmatch(rf"0:\d\d / {total}", await page.inner_text(".player-delay"))
+
     middle = asset["duration"] / 2
-    await page.evaluate(f"() => {{ document.querySelector('video').currentTime = {middle}; }}")
+    await page.locator(".player-seek").fill(f"{middle:.1f}")  # as a drag to the middle would
     await page.wait_for_function(
         f"() => {{ const v = document.querySelector('video');"
         f" return !v.seeking && v.currentTime >= {middle} && v.readyState >= 3; }}",
@@ -66,6 +74,21 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     position = await page.evaluate("() => document.querySelector('video').currentTime")
     assert middle <= position < asset["duration"], (position, middle)
     await page.screenshot(path=str(artifacts / "vod-watch-page.png"))
+
+    # Pause and play from the bar and from the keyboard; the arrows step back and on.
+    await page.click(".player-play")
+    await page.wait_for_function("() => document.querySelector('video').paused")
+    assert await page.get_attribute(".player-play", "aria-label") == "Play"
+    paused_at = await page.evaluate("() => document.querySelector('video').currentTime")
+    await page.keyboard.press("ArrowLeft")  # focus is on the play button, in the player
+    await page.wait_for_function(
+        f"() => Math.abs(document.querySelector('video').currentTime - {paused_at - 5}) < 0.2")
+    assert await page.evaluate("() => document.querySelector('video').paused")  # still paused
+    await page.keyboard.press("k")
+    await page.wait_for_function("() => !document.querySelector('video').paused")
+    assert await page.get_attribute(".player-play", "aria-label") == "Pause"
+    await page.keyboard.press("m")
+    await page.wait_for_function("() => !document.querySelector('video').muted")
     # A recording's page posts no QoE: the intake stores views per live stream (it
     # answered 404 to every batch, 10 s into a view). Leaving the page is when a reporter
     # sends what it holds (sendBeacon); a request after it shows the page went on.

@@ -75,6 +75,16 @@ async def test_watch_page_plays_live_stream(
         assert await page.is_visible(".badge-live")
         assert await page.inner_text("#title") == stream["name"]
         await page.screenshot(path=str(artifacts / "watch-page.png"))
+        # Pause holds the picture while the broadcast goes on (the readout shows it falling
+        # behind); the k key, wherever focus is in the player, plays on from there.
+        await page.click(".player-play")
+        await page.wait_for_function("() => document.querySelector('video').paused")
+        assert await page.get_attribute(".player-play", "aria-label") == "Play"
+        await page.wait_for_function(
+            "() => Number(document.getElementById('player').dataset.delay) > 4", timeout=30_000)
+        await page.keyboard.press("k")
+        await wait_advancing(page, 1.0)
+        assert await page.get_attribute(".player-play", "aria-label") == "Pause"
         # On a phone the chat goes below the video.
         await page.set_viewport_size({"width": 390, "height": 844})
         video_box = await page.locator("#player").bounding_box()
@@ -82,6 +92,9 @@ async def test_watch_page_plays_live_stream(
         assert video_box is not None and chat_box is not None
         assert chat_box["y"] >= video_box["y"] + video_box["height"]
         assert video_box["width"] <= 390
+        # Every control of the bar still fits in the player, the last one too.
+        last = await page.locator(".player-fullscreen").bounding_box()
+        assert last is not None and last["x"] + last["width"] <= video_box["x"] + video_box["width"]
         await page.screenshot(path=str(artifacts / "watch-page-phone.png"), full_page=True)
         assert console.errors == []
     finally:

@@ -6,7 +6,10 @@
 // A stream with a DVR window gets a seek bar over the window (hls.js's seekable range) and
 // a "Go live" button back to the live edge (hls.js's liveSyncPosition). Where the pictures
 // carry closed captions (CEA-608, declared by the multivariant playlist), a "CC" button
-// shows them; the viewer's choice is remembered.
+// shows them; the viewer's choice is remembered. A recording plays with the same bar: a
+// seek bar over its duration and its position. Play/pause is a button and, wherever focus
+// is in the player, a key: k or Space (play/pause), m (mute), f (full screen), c (captions),
+// the arrows (5 s back or on, in a recording or a DVR window).
 import { QoeReporter } from "/static/qoe.js";
 import { RealtimeError, RealtimeSession } from "/static/realtime.js";
 
@@ -19,6 +22,7 @@ const MAX_RETRY_MS = 15_000;
 const NOTICE_MS = 8000;
 // Further behind the live edge than this (beyond the usual hold-back), the "Go live" button shows.
 const BEHIND_LIVE_S = 6;
+const SEEK_STEP_S = 5; // what an arrow key moves, in a recording or a DVR window
 
 const CAPTIONS_KEY = "golive.captions";
 const CAPTIONS_RELOAD_MS = 60_000;
@@ -53,6 +57,15 @@ function captionsTimeline(Hls) {
       super.onBufferAppended(event, { ...data, type: "video", timeRanges: { ...data.timeRanges, video: muxed } });
     }
   };
+}
+
+// 75.4 s as "1:15", an hour and more as "1:02:03".
+function clock(seconds) {
+  const whole = Math.max(0, Math.floor(seconds || 0));
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = String(whole % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
 }
 
 function storedCaptions() {
@@ -110,6 +123,7 @@ export class Player {
     this.unmute = root.querySelector(".player-unmute");
     this.muteButton = root.querySelector(".player-mute");
     this.fullscreen = root.querySelector(".player-fullscreen");
+    this.playButton = root.querySelector(".player-play");
     this.realtimeButton = root.querySelector(".player-realtime");
     this.captionsButton = root.querySelector(".player-captions");
     this.captionsOn = storedCaptions();
@@ -143,8 +157,8 @@ export class Player {
     this.qoe.pendingStall = () => (this.stallStart ? { ms: Math.round(performance.now() - this.stallStart) } : null);
     this.vod = Boolean(config.vod); // a recorded asset: seekable, no live edge, no status
     if (this.vod) {
-      this.video.controls = true;
       this.root.dataset.mode = "vod";
+      if (this.seekBar) this.seekBar.setAttribute("aria-label", "Seek in the recording");
     }
     this.bindControls();
     this.bindVideo();
@@ -180,9 +194,10 @@ export class Player {
     this.message.textContent = text || MESSAGES[state] || "";
     const live = !this.vod && ["playing", "buffering"].includes(state);
     this.liveBadge.hidden = !live;
+    if (this.playButton) this.playButton.hidden = !this.vod && !live && state !== "paused";
     this.offlineBadge.hidden = live || this.vod;
     if (this.realtimeButton) this.realtimeButton.hidden = !this.realtimeAvailable || this.audioOnly || !(live || this.rt);
-    if (!live) {
+    if (!live && !this.vod) {
       this.delayEl.textContent = "";
       delete this.root.dataset.delay;
     }
@@ -562,6 +577,8 @@ export class Player {
       this.goOffline();
     });
     video.addEventListener("volumechange", () => this.updateMute());
+    video.addEventListener("play", () => this.updatePlayButton());
+    video.addEventListener("pause", () => this.updatePlayButton());
     video.addEventListener("error", () => {
       if (!this.native) return;
       const error = video.error;
@@ -586,6 +603,8 @@ export class Player {
   // Controls ------------------------------------------------------------------------------
 
   bindControls() {
+    if (this.playButton) this.playButton.addEventListener("click", () => this.togglePause());
+    this.root.addEventListener("keydown", (event) => this.onKey(event));
     this.unmute.addEventListener("click", () => {
       this.video.muted = false;
       if (this.video.paused) this.play();
@@ -607,7 +626,7 @@ export class Player {
       }
     }
     this.liveBadge.addEventListener("click", () => this.seekToLive());
-    if (this.dvr) {
+    if (this.dvr || (this.vod && this.seekBar)) {
       this.seekBar.addEventListener("input", () => {
         this.seeking = true;
       });
@@ -615,20 +634,58 @@ export class Player {
         this.seeking = false;
         this.seekTo(Number(this.seekBar.value));
       });
-      this.goLive.addEventListener("click", () => this.seekToLive());
+      if (this.dvr) this.goLive.addEventListener("click", () => this.seekToLive());
       this.video.addEventListener("timeupdate", () => this.updateSeekBar());
+      this.video.addEventListener("durationchange", () => this.updateSeekBar());
     }
-    this.fullscreen.addEventListener("click", () => {
-      if (document.fullscreenElement) document.exitFullscreen();
-      else if (this.root.requestFullscreen) this.root.requestFullscreen();
-      else if (this.video.webkitEnterFullscreen) this.video.webkitEnterFullscreen();
-    });
+    this.fullscreen.addEventListener("click", () => this.toggleFullscreen());
+  }
+
+  togglePause() {
+    if (this.video.paused || this.video.ended) this.play();
+    else this.video.pause();
+  }
+
+  toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (this.root.requestFullscreen) this.root.requestFullscreen();
+    else if (this.video.webkitEnterFullscreen) this.video.webkitEnterFullscreen();
+  }
+
+  updatePlayButton() {
+    if (!this.playButton) return;
+    const paused = this.video.paused;
+    this.playButton.dataset.paused = String(paused);
+    this.playButton.setAttribute("aria-label", paused ? "Play" : "Pause");
+    this.playButton.title = paused ? "Play (k)" : "Pause (k)";
+  }
+
+  // The player's keys, wherever focus is inside it; a field keeps what it types, a button
+  // its Space, the seek bar its arrows.
+  onKey(event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    const tag = target && target.tagName;
+    const typing = tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && target.type !== "range");
+    if (typing) return;
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (key === " " && (tag === "BUTTON" || tag === "INPUT")) return;
+    if ((key === "ArrowLeft" || key === "ArrowRight") && tag === "INPUT") return;
+    if (key === " " || key === "k") this.togglePause();
+    else if (key === "m") this.video.muted = !this.video.muted;
+    else if (key === "f") this.toggleFullscreen();
+    else if (key === "c" && this.captionsButton && !this.captionsButton.hidden) this.toggleCaptions();
+    else if ((key === "ArrowLeft" || key === "ArrowRight") && this.seekRange()) {
+      this.seekTo(this.video.currentTime + (key === "ArrowLeft" ? -SEEK_STEP_S : SEEK_STEP_S));
+    } else return;
+    event.preventDefault();
   }
 
   updateMute() {
     const muted = this.video.muted;
     this.unmute.hidden = !muted || this.state !== "playing";
     this.muteButton.setAttribute("aria-pressed", String(muted));
+    this.muteButton.title = muted ? "Unmute (m)" : "Mute (m)";
   }
 
   seekToLive() {
@@ -651,11 +708,16 @@ export class Player {
     const range = this.seekRange();
     if (!range) return;
     this.video.currentTime = Math.min(range.live, Math.max(range.start, position));
-    if (this.video.paused) this.play();
+    if (this.video.paused && !this.vod) this.play();
     this.updateSeekBar();
   }
 
+  // Where a seek may go: a recording's whole duration, or the DVR window up to live.
   seekRange() {
+    if (this.vod) {
+      const duration = this.video.duration;
+      return Number.isFinite(duration) && duration > 0 ? { start: 0, live: duration } : null;
+    }
     const seekable = this.video.seekable;
     const live = this.liveEdge();
     if (!seekable.length || live == null) return null;
@@ -663,6 +725,10 @@ export class Player {
   }
 
   updateSeekBar() {
+    if (this.vod) {
+      this.updateRecordingBar();
+      return;
+    }
     if (!this.dvr) return;
     const live = !this.rt && ["playing", "buffering", "paused"].includes(this.state);
     const range = live ? this.seekRange() : null;
@@ -679,6 +745,23 @@ export class Player {
     this.seekBar.max = range.live.toFixed(1);
     this.seekBar.value = this.video.currentTime.toFixed(1);
     this.seekBar.setAttribute("aria-valuetext", behind < BEHIND_LIVE_S ? "live" : `${Math.round(behind)} seconds behind live`);
+  }
+
+  // A recording: the seek bar spans its duration, the readout says where playback is.
+  updateRecordingBar() {
+    const video = this.video;
+    const range = this.seekRange();
+    if (this.seekBar) this.seekBar.hidden = !range;
+    if (!range) {
+      this.delayEl.textContent = "";
+      return;
+    }
+    this.delayEl.textContent = `${clock(video.currentTime)} / ${clock(range.live)}`;
+    if (!this.seekBar || this.seeking) return;
+    this.seekBar.min = "0";
+    this.seekBar.max = range.live.toFixed(1);
+    this.seekBar.value = video.currentTime.toFixed(1);
+    this.seekBar.setAttribute("aria-valuetext", `${clock(video.currentTime)} of ${clock(range.live)}`);
   }
 
   // Delay and the watchdog -------------------------------------------------------------------
