@@ -2,7 +2,8 @@
 # Builds the web pages' vendored assets: installs the pinned npm packages (package-lock.json),
 # copies hls.js into src/golive/web/static/vendor/, where the Python package serves it, and
 # copies the players the browser tests and bench/players.py play with (Shaka Player, video.js,
-# hls.js) into build/players/, which is gitignored and never part of the wheel.
+# hls.js), and axe-core for the pages' accessibility checks, into build/players/, which is
+# gitignored and never part of the wheel.
 # Runs `npm ci` only when node_modules is missing or older than the lock file; where there is
 # no npm, first installs Debian's nodejs and npm (scripts/apt-install.sh). NPM names another npm.
 set -euo pipefail
@@ -33,6 +34,7 @@ cp node_modules/hls.js/dist/hls.min.js "$players/hls.min.js"
 cp node_modules/shaka-player/dist/shaka-player.compiled.js "$players/shaka-player.compiled.js"
 cp node_modules/video.js/dist/video.min.js "$players/video.min.js"
 cp node_modules/video.js/dist/video-js.min.css "$players/video-js.min.css"
+cp node_modules/axe-core/axe.min.js "$players/axe.min.js"  # the accessibility checks' engine
 # The tests check these against what they expect to play with.
 cat > "$players/versions.json" <<JSON
 {"hls.js": "$(version hls.js)", "shaka-player": "$(version shaka-player)", "video.js": "$(version video.js)", "@videojs/http-streaming": "$(version @videojs/http-streaming)"}
