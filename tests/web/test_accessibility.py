@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.conftest import ADMIN, create_stream
-from tests.mediatools import stop
+from tests.e2e.conftest import ADMIN, create_stream, wait_process, wait_ready_asset, wait_status
+from tests.mediatools import ffmpeg_publish, stop
 from tests.web.helpers import wait_playing
 from tests.web.test_watch import _live
 
@@ -36,6 +36,12 @@ async def violations(page: Any) -> list[str]:
 async def test_every_page_passes_axe(
     node: Golive, api: httpx.AsyncClient, source_480p: Path, browser: Any
 ) -> None:
+    # A recorded show that ended (its recording, its report), then one live now.
+    show = await create_stream(api, name="Show", recording=True, reconnect_window=1)
+    assert await wait_process(ffmpeg_publish(source_480p, node.rtmp_url(show["stream_key"]))) == 0
+    await wait_status(api, show["id"], "idle")
+    asset = await wait_ready_asset(api, show["id"])
+    [broadcast] = (await api.get(f"/live-streams/{show['id']}/broadcasts")).json()["data"]
     stream, proc = await _live(node, api, source_480p)
     pid = stream["playback_ids"][0]["id"]
     offline = await create_stream(api, name="Later")
@@ -51,7 +57,8 @@ async def test_every_page_passes_axe(
                            ("unknown playback id", "/watch/nosuchid")]:
             await page.goto(base + path)
             found[name] = await violations(page)
-        for name, path in [("watch page", f"/watch/{pid}"), ("embed", f"/embed/{pid}")]:
+        for name, path in [("watch page", f"/watch/{pid}"), ("embed", f"/embed/{pid}"),
+                           ("recording", f"/watch/{asset['playback_ids'][0]['id']}")]:
             await page.goto(base + path)
             await wait_playing(page)
             found[name] = await violations(page)
@@ -68,6 +75,12 @@ async def test_every_page_passes_axe(
         await page.wait_for_function(
             "document.getElementById('stream-status').textContent === 'live'", timeout=30_000)
         found["studio stream page"] = await violations(page)
+        await page.goto(f"{base}/studio/streams/{show['id']}")
+        await page.locator(".recording-row").wait_for(timeout=10_000)
+        await page.locator(".broadcast-row").wait_for(timeout=10_000)
+        found["studio page of a past show"] = await violations(page)
+        await page.goto(f"{base}/studio/broadcasts/{broadcast['id']}/report")
+        found["report"] = await violations(page)
     finally:
         stop(proc)
     broken = {name: rules for name, rules in found.items() if rules}
