@@ -1050,6 +1050,11 @@ def _print_banner(node: Golive) -> None:
         f"  HTTP        {node.http_url}   (API: {node.http_url}/api/v1, docs: /api/v1/docs)",
         f"  Studio      {node.http_url}/studio   (go live from a browser: /publish)",
         f"  RTMP ingest {node.rtmp_url()}STREAM_KEY",
+        *([f"  RTMPS       rtmps://{s.advertised_host}:{node.rtmps.port}/live/STREAM_KEY"]
+          if node.rtmps is not None else []),
+        *([f"  SRT ingest  {node.srt_url()}STREAM_KEY"] if node.srt is not None else []),
+        *([f"  WHIP ingest {node.http_url}/whip   (Bearer token: the stream key)"]
+          if node.whip is not None else []),
         f"  Data        {s.data_dir.resolve()}",
         "",
         "  Create a stream:      golive streams create --name 'My show'",
