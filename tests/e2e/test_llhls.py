@@ -20,6 +20,7 @@ from tests.mediatools import FFMPEG, FFPROBE, ffmpeg_publish, stop
 from tests.nginxedge import NGINX, edge_cache
 
 from golive.app import Golive
+from golive.packaging import measure_segments
 from golive.packaging.window import RenditionWindow
 
 pytestmark = pytest.mark.slow
@@ -319,6 +320,38 @@ async def test_standard_latency_mode_serves_plain_hls(
         code = await asyncio.to_thread(reader.wait, 60)
         assert code == 0, reader.stderr.read().decode() if reader.stderr else ""
         assert duration(tmp_path / "plain.ts") >= 3.5
+    finally:
+        stop(proc)
+        await hls.aclose()
+
+
+async def test_a_copied_source_declares_the_bit_rates_its_segments_measure(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path
+) -> None:
+    # The passthrough profile copies the publisher's video, whose bitrate (1.5 Mbit/s
+    # here) only the publisher knows: its plan guesses 6 Mbit/s. Once segments are
+    # complete the multivariant says what they measure (RFC 8216bis 4.4.6.2), so players
+    # choose it by what it costs, and a validator finds the peak within its 10%.
+    stream = await create_stream(api, name="copy", profile="passthrough")
+    pid = stream["playback_ids"][0]["id"]
+    proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    try:
+        async def four_segments() -> str | None:
+            response = await hls.get(f"{pid}/source.m3u8")
+            ok = response.status_code == 200 and response.text.count("#EXTINF") >= 4
+            return response.text if ok else None
+
+        text = await eventually(four_segments, timeout=60, what="four complete segments")
+        playlist = check_media_playlist(text, low_latency=True)
+        sizes = [len((await hls.get(f"{pid}/{segment.uri}")).content)
+                 for segment in playlist.segments if segment.uri]
+        listed = list(zip(sizes, [s.duration for s in playlist.segments if s.uri], strict=True))
+        peak, average = measure_segments(listed)
+        declared = attributes(next(line for line in (await hls.get(f"{pid}.m3u8")).text.splitlines()
+                                   if line.startswith("#EXT-X-STREAM-INF")))
+        assert peak <= int(declared["BANDWIDTH"]) <= 1.5 * peak, (declared, peak)
+        assert 0.7 * average <= int(declared["AVERAGE-BANDWIDTH"]) <= 1.3 * average, (declared, average)
     finally:
         stop(proc)
         await hls.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -469,3 +470,40 @@ def test_a_continued_presentation_is_dated_where_the_other_nodes_newest_segment_
 
     plain = ladder()
     assert "#EXT-X-DISCONTINUITY" not in (plain.media_playlist("720p") or "")
+
+
+def test_the_multivariant_declares_what_the_segments_measure() -> None:
+    # A copy of the publisher's video was planned at a guess (6 Mbit/s); an encoded rung at
+    # its encoder's cap. After three segments each declares its measured average, the copy
+    # its measured peak, the encoded rung its cap unless the segments went over it.
+    p = Presentation("pb_abc", low_latency=True, part_target=0.2, clock=lambda: 0.0)
+    copy = p.add_rendition("source", bandwidth=7_500_000, average_bandwidth=6_100_000,
+                           frame_rate=30, estimated_bandwidth=True)
+    encoded = p.add_rendition("360p", bandwidth=1_000_000, average_bandwidth=900_000,
+                              frame_rate=30)
+    copy.set_init(init(1280, 720))
+    encoded.set_init(init(640, 360, "42c01e"))
+
+    def declared() -> dict[str, tuple[int, int]]:
+        text = p.multivariant_playlist()
+        assert text is not None
+        lines = text.splitlines()
+        return {uri: (int(attributes(inf)["BANDWIDTH"]), int(attributes(inf)["AVERAGE-BANDWIDTH"]))
+                for inf, uri in itertools.pairwise(lines) if inf.startswith("#EXT-X-STREAM-INF")}
+
+    sizes = {"source": [300_000, 250_000, 350_000, 300_000], "360p": [50_000, 200_000, 50_000, 50_000]}
+    for msn in range(3):  # three 1 s segments each, closed by the next keyframe
+        for window in (copy, encoded):
+            for i in range(5):
+                t = msn + i * 0.2
+                size = sizes[window.name][msn] // 5
+                fragment = Fragment(b"m" * size, msn * 5 + i + 1, i == 0, t, 0.2)
+                window.add_fragment(fragment, START + timedelta(seconds=t))
+        assert declared() == {"pb_abc/source.m3u8": (7_500_000, 6_100_000),
+                              "pb_abc/360p.m3u8": (1_000_000, 900_000)}  # the plan, still
+    for window in (copy, encoded):
+        window.add_fragment(Fragment(b"k", 16, True, 3.0, 0.2), START + timedelta(seconds=3))
+    assert declared() == {
+        "pb_abc/source.m3u8": (2_800_000, 2_400_000),  # the richest second; the mean
+        "pb_abc/360p.m3u8": (1_600_000, 800_000),  # over its cap in the second segment
+    }

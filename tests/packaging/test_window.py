@@ -6,6 +6,7 @@ import asyncio
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import m3u8
 import pytest
@@ -28,7 +29,7 @@ INIT = InitSegment(
 )
 
 
-def window(*, low_latency: bool = True, **kwargs: int) -> RenditionWindow:
+def window(*, low_latency: bool = True, **kwargs: Any) -> RenditionWindow:
     w = RenditionWindow(
         "720p",
         part_target=PART,

@@ -69,6 +69,8 @@ async def test_a_recording_becomes_a_ready_asset_with_its_index_and_events(
     assert asset.duration == 5.0 and asset.bytes == 5 * 100 + len(INIT.data)
     assert [r.name for r in asset.renditions] == ["360p"]
     assert asset.renditions[0].width == 640 and asset.renditions[0].codecs == "avc1.42c01e"
+    # What its segments measure (100 bytes a second), not what the live plan expected.
+    assert (asset.renditions[0].bandwidth, asset.renditions[0].average_bandwidth) == (800, 800)
     segments = await library.segments(asset_id, "360p")
     assert [s.msn for s in segments] == list(range(1000, 1005))
     assert segments[0].key == segment_key(asset_id, "360p", 1000)

@@ -288,6 +288,7 @@ class BroadcastPipeline(Generic[S]):
                     bandwidth=rendition.bandwidth,
                     average_bandwidth=rendition.average_bandwidth,
                     frame_rate=rendition.frame_rate,
+                    estimated_bandwidth=rendition.passthrough,
                 )
 
     def _run(self, plan: LadderPlan, backlog: list[MediaTag]) -> None:
@@ -507,7 +508,7 @@ class BroadcastPipeline(Generic[S]):
                 presentation.add_rendition(
                     rendition.name, bandwidth=rendition.bandwidth,
                     average_bandwidth=rendition.average_bandwidth,
-                    frame_rate=rendition.frame_rate)
+                    frame_rate=rendition.frame_rate, estimated_bandwidth=rendition.passthrough)
         self._run(new, [])
         # The new transcoder starts at the publisher's next keyframe, after its headers.
         self.broadcast.replay_headers(self)

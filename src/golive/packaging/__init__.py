@@ -4,10 +4,12 @@
 renders its media playlist; `presentation` groups a broadcast's renditions under a
 playback id (multivariant playlist, rendition reports); `clock` is the wall clock
 both take from the composition root; `observer` is how a recorder hears of each
-completed segment; `vod` renders a recording's on-demand playlists. Nothing here
+completed segment; `vod` renders a recording's on-demand playlists; `bitrate` measures
+what BANDWIDTH and AVERAGE-BANDWIDTH declare. Nothing here
 knows HTTP or another stage.
 """
 
+from golive.packaging.bitrate import BitRateMeter, measure_segments
 from golive.packaging.clock import WallClock
 from golive.packaging.observer import CompletedSegment, RenditionInfo, SegmentObserver
 from golive.packaging.presentation import Continuation, Presentation
@@ -20,6 +22,7 @@ from golive.packaging.vod import (
 from golive.packaging.window import RenditionWindow
 
 __all__ = [
+    "BitRateMeter",
     "CompletedSegment",
     "Continuation",
     "Presentation",
@@ -29,6 +32,7 @@ __all__ = [
     "VodRendition",
     "VodSegment",
     "WallClock",
+    "measure_segments",
     "vod_media_playlist",
     "vod_multivariant_playlist",
 ]

@@ -121,9 +121,11 @@ class Presentation:
                 observer.init_segment(_info(window), window.init_generation, window.init)
 
     def add_rendition(
-        self, name: str, *, bandwidth: int, average_bandwidth: int, frame_rate: float
+        self, name: str, *, bandwidth: int, average_bandwidth: int, frame_rate: float,
+        estimated_bandwidth: bool = False,
     ) -> RenditionWindow:
-        """A new rendition window (replacing, and ending, one of the same name)."""
+        """A new rendition window (replacing, and ending, one of the same name); see
+        `RenditionWindow` for the bandwidths."""
         old = self.renditions.pop(name, None)
         if old is not None:
             old.end()
@@ -149,6 +151,7 @@ class Presentation:
                                    and first_msn == self.first_msn else None),
             after_date=self.continues.date if self.continues is not None else None,
             min_segment=self.min_segment,
+            estimated_bandwidth=estimated_bandwidth,
         )
         window.init_listener = self._on_init
         window.change_listener = self._changed

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from golive.formats import Fragment, InitSegment
+from golive.packaging.bitrate import BitRateMeter
 from golive.packaging.dvr import DvrIndex
 from golive.packaging.observer import CompletedSegment
 from golive.packaging.playlists import date_time, seconds
@@ -44,6 +45,10 @@ each for its own duration plus the longest playlist that listed it (see `_evict`
 
 MAX_HELD_SEGMENTS = 48
 """At most this many segments are held, however fast they come (with `max_bytes`)."""
+
+MEASURED_SEGMENTS = 3
+"""Complete segments after which the playlists declare the bit rates they measure, not the
+plan's (see `RenditionWindow`)."""
 
 DATE_SETTLE_SECONDS = 0.1
 """How much earlier than the media clock predicts a part must arrive before the timeline's
@@ -133,8 +138,15 @@ class RenditionWindow:
         after_discontinuities: int | None = None,
         after_date: float | None = None,
         min_segment: float = 0.0,
+        estimated_bandwidth: bool = False,
     ) -> None:
-        """`min_segment`: how long a segment grows before an independent part closes it,
+        """`bandwidth` and `average_bandwidth` are what the plan expects; once
+        `MEASURED_SEGMENTS` segments are complete the window declares what they measure
+        (`BitRateMeter`): the average always, the peak where it is higher than planned, or
+        in place of the plan where the plan could only guess (`estimated_bandwidth`: a copy
+        of the publisher's video, whose bitrate is the publisher's).
+
+        `min_segment`: how long a segment grows before an independent part closes it,
         to the nearest part (never under `MIN_SEGMENT_SECONDS` less 10%). An audio-only
         rendition, whose every part is independent, passes its segment length; video
         closes its segments at its keyframes. `after_discontinuities`, when given, continues another node's timeline: the
@@ -154,6 +166,9 @@ class RenditionWindow:
         self.low_latency = low_latency
         self.bandwidth = bandwidth
         self.average_bandwidth = average_bandwidth
+        self.planned_bandwidth = bandwidth
+        self.estimated_bandwidth = estimated_bandwidth
+        self._bit_rates = BitRateMeter()
         self.frame_rate = frame_rate
         self.playlist_segments = playlist_segments
         self.max_bytes = max_bytes
@@ -993,9 +1008,20 @@ class RenditionWindow:
                     self.parts_out_of_spec += 1
         if self._target is not None and round(segment.duration(self.part_target)) > self._target:
             self.segments_over_target += 1
+        self._measure(segment)
         if self.segment_listener is not None:
             self.segment_listener(self._completed(segment))
         self._evict()
+
+    def _measure(self, segment: _Segment) -> None:
+        """Declare what the complete segments measure (see `__init__`)."""
+        rates = self._bit_rates
+        rates.add(segment.size, segment.duration(self.part_target), self.target_duration)
+        if rates.segments < MEASURED_SEGMENTS or not rates.peak:
+            return
+        peak = rates.peak if self.estimated_bandwidth else max(rates.peak, self.planned_bandwidth)
+        self.bandwidth = peak
+        self.average_bandwidth = min(rates.average, peak)
 
     def _archive(self, segment: _Segment) -> None:
         """List a segment that just completed in the DVR index (its lines, not its bytes)."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from golive.core import Backoff, Cooldown, Event, EventBus, EventType, new_playback_id, random_id
 from golive.formats import InitSegment
-from golive.packaging import CompletedSegment, RenditionInfo
+from golive.packaging import CompletedSegment, RenditionInfo, measure_segments
 from golive.recording import spool
 from golive.recording.jobs import Job, job_from_spool
 from golive.recording.storage import SegmentStorage, StorageError, segment_key
@@ -469,7 +469,8 @@ class Recorder:
         while True:
             try:
                 asset = await self.assets.finish(session.asset_id, ended_at=ended, status="ready",
-                                                 captions=session.captions)
+                                                 captions=session.captions,
+                                                 bandwidths=await self._measured(session.asset_id))
                 break
             except Exception as exc:
                 self._warn(session, "recording_index_unavailable",
@@ -487,6 +488,18 @@ class Recorder:
         if asset.status == "ready":
             self._bus.publish(Event(type=EventType.ASSET_READY, stream_id=asset.stream_id,
                                     broadcast_id=asset.broadcast_id, data=data))
+
+    async def _measured(self, asset_id: str) -> dict[str, tuple[int, int]]:
+        """Each stored rendition's (peak, average) segment bit rates (RFC 8216bis 4.4.6.2):
+        what the asset's playlists must declare now that all of its segments exist."""
+        asset = await self.assets.get(asset_id)
+        if asset is None:
+            return {}
+        measured = {}
+        for rendition in asset.renditions:
+            segments = await self.assets.segments(asset_id, rendition.name)
+            measured[rendition.name] = measure_segments((s.size, s.duration) for s in segments)
+        return measured
 
     async def _mark_captions(self, session: RecordingSession) -> None:
         """Store at once that the recording carries captions (`finish` stores it too: a

@@ -10,7 +10,7 @@ they outlive it, and only deleting an asset removes its rows (and its objects).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -231,14 +231,20 @@ class AssetStore:
 
     async def finish(
         self, asset_id: str, *, ended_at: datetime, status: str, error: str | None = None,
-        captions: bool = False,
+        captions: bool = False, bandwidths: Mapping[str, tuple[int, int]] | None = None,
     ) -> AssetRecord | None:
         """Close the asset: duration (the longest rendition) and bytes from its index;
-        `captions`: its pictures carry CEA-608 captions."""
+        `captions`: its pictures carry CEA-608 captions; `bandwidths`: each rendition's
+        (peak, average) bit rates as its stored segments measure, which replace what the
+        live plan expected."""
         async with self._write.begin() as session:
             row = await session.get(Asset, asset_id)
             if row is None:
                 return None
+            for name, (peak, average) in (bandwidths or {}).items():
+                rendition = await session.get(AssetRendition, (asset_id, name))
+                if rendition is not None and peak > 0:
+                    rendition.bandwidth, rendition.average_bandwidth = peak, min(average, peak)
             per_rendition = (
                 await session.execute(
                     select(AssetSegment.rendition, func.sum(AssetSegment.duration))
