@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -298,14 +300,25 @@ async def test_publisher_drop_resumes_after_discontinuity_then_ends_with_endlist
         await hls.aclose()
 
 
+@contextlib.asynccontextmanager
+async def _publishing(node: Golive, api: httpx.AsyncClient, source: Path,
+                      **stream: Any) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """A new stream with `stream`'s settings, `source` published to it in a loop: its
+    playback id and a client of the node's /live/; the publisher stops on the way out."""
+    created = await create_stream(api, **stream)
+    proc = ffmpeg_publish(source, node.rtmp_url(created["stream_key"]), loop=True)
+    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
+    try:
+        yield created["playback_ids"][0]["id"], hls
+    finally:
+        stop(proc)
+        await hls.aclose()
+
+
 async def test_standard_latency_mode_serves_plain_hls(
     node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path
 ) -> None:
-    stream = await create_stream(api, name="plain", latency_mode="standard")
-    pid = stream["playback_ids"][0]["id"]
-    proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
-    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
-    try:
+    async with _publishing(node, api, source_flv, latency_mode="standard") as (pid, hls):
         async def playlist() -> str | None:
             response = await hls.get(f"{pid}.m3u8")
             if response.status_code != 200:
@@ -320,9 +333,6 @@ async def test_standard_latency_mode_serves_plain_hls(
         code = await asyncio.to_thread(reader.wait, 60)
         assert code == 0, reader.stderr.read().decode() if reader.stderr else ""
         assert duration(tmp_path / "plain.ts") >= 3.5
-    finally:
-        stop(proc)
-        await hls.aclose()
 
 
 async def test_a_copied_source_declares_the_bit_rates_its_segments_measure(
@@ -332,11 +342,7 @@ async def test_a_copied_source_declares_the_bit_rates_its_segments_measure(
     # here) only the publisher knows: its plan guesses 6 Mbit/s. Once segments are
     # complete the multivariant says what they measure (RFC 8216bis 4.4.6.2), so players
     # choose it by what it costs, and a validator finds the peak within its 10%.
-    stream = await create_stream(api, name="copy", profile="passthrough")
-    pid = stream["playback_ids"][0]["id"]
-    proc = ffmpeg_publish(source_480p, node.rtmp_url(stream["stream_key"]), loop=True)
-    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
-    try:
+    async with _publishing(node, api, source_480p, profile="passthrough") as (pid, hls):
         async def four_segments() -> str | None:
             response = await hls.get(f"{pid}/source.m3u8")
             ok = response.status_code == 200 and response.text.count("#EXTINF") >= 4
@@ -352,6 +358,3 @@ async def test_a_copied_source_declares_the_bit_rates_its_segments_measure(
                                    if line.startswith("#EXT-X-STREAM-INF")))
         assert peak <= int(declared["BANDWIDTH"]) <= 1.5 * peak, (declared, peak)
         assert 0.7 * average <= int(declared["AVERAGE-BANDWIDTH"]) <= 1.3 * average, (declared, average)
-    finally:
-        stop(proc)
-        await hls.aclose()
