@@ -78,7 +78,7 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     # Pause and play from the bar and from the keyboard; the arrows step back and on.
     await page.click(".player-play")
     await page.wait_for_function("() => document.querySelector('video').paused")
-    assert await page.get_attribute(".player-play", "aria-label") == "Play"
+    await page.locator('.player-play[aria-label="Play"]').wait_for()  # its event comes after
     paused_at = await page.evaluate("() => document.querySelector('video').currentTime")
     await page.keyboard.press("ArrowLeft")  # focus is on the play button, in the player
     await page.wait_for_function(
@@ -86,9 +86,17 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     assert await page.evaluate("() => document.querySelector('video').paused")  # still paused
     await page.keyboard.press("k")
     await page.wait_for_function("() => !document.querySelector('video').paused")
-    assert await page.get_attribute(".player-play", "aria-label") == "Pause"
+    await page.locator('.player-play[aria-label="Pause"]').wait_for()  # its event comes after
     await page.keyboard.press("m")
     await page.wait_for_function("() => !document.querySelector('video').muted")
+    # The volume: the down arrow lowers it a step, the slider to 0 mutes; it is remembered.
+    await page.keyboard.press("ArrowDown")
+    await page.wait_for_function("() => document.querySelector('video').volume === 0.9")
+    await page.locator('.player-volume[aria-valuetext="90%"]').wait_for()
+    assert await page.evaluate("() => localStorage.getItem('golive.volume')") == "0.9"
+    await page.locator(".player-volume").fill("0")
+    await page.locator('.player-mute[aria-pressed="true"]').wait_for()
+    assert await page.evaluate("() => document.querySelector('video').muted")
     # A recording's page posts no QoE: the intake stores views per live stream (it
     # answered 404 to every batch, 10 s into a view). Leaving the page is when a reporter
     # sends what it holds (sendBeacon); a request after it shows the page went on.

@@ -79,12 +79,12 @@ async def test_watch_page_plays_live_stream(
         # behind); the k key, wherever focus is in the player, plays on from there.
         await page.click(".player-play")
         await page.wait_for_function("() => document.querySelector('video').paused")
-        assert await page.get_attribute(".player-play", "aria-label") == "Play"
+        await page.locator('.player-play[aria-label="Play"]').wait_for()  # its event comes after
         await page.wait_for_function(
             "() => Number(document.getElementById('player').dataset.delay) > 4", timeout=30_000)
         await page.keyboard.press("k")
         await wait_advancing(page, 1.0)
-        assert await page.get_attribute(".player-play", "aria-label") == "Pause"
+        await page.locator('.player-play[aria-label="Pause"]').wait_for()  # its event comes after
         # On a phone the chat goes below the video.
         await page.set_viewport_size({"width": 390, "height": 844})
         video_box = await page.locator("#player").bounding_box()

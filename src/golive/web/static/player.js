@@ -9,7 +9,8 @@
 // shows them; the viewer's choice is remembered. A recording plays with the same bar: a
 // seek bar over its duration and its position. Play/pause is a button and, wherever focus
 // is in the player, a key: k or Space (play/pause), m (mute), f (full screen), c (captions),
-// the arrows (5 s back or on, in a recording or a DVR window).
+// left and right (5 s back or on, in a recording or a DVR window), up and down (volume,
+// also a slider beside the mute button; the level is remembered).
 import { QoeReporter } from "/static/qoe.js";
 import { RealtimeError, RealtimeSession } from "/static/realtime.js";
 
@@ -25,6 +26,8 @@ const BEHIND_LIVE_S = 6;
 const SEEK_STEP_S = 5; // what an arrow key moves, in a recording or a DVR window
 
 const CAPTIONS_KEY = "golive.captions";
+const VOLUME_KEY = "golive.volume";
+const VOLUME_STEP = 0.1; // what an up or down arrow changes
 const CAPTIONS_RELOAD_MS = 60_000;
 
 // hls.js 1.7 decodes CEA-608 captions from the pictures but showed none of golive's, for
@@ -57,6 +60,17 @@ function captionsTimeline(Hls) {
       super.onBufferAppended(event, { ...data, type: "video", timeRanges: { ...data.timeRanges, video: muxed } });
     }
   };
+}
+
+// The viewer's last volume (the page starts muted all the same: browsers allow no
+// autoplay with sound).
+function storedVolume() {
+  try {
+    const stored = Number(window.localStorage.getItem(VOLUME_KEY));
+    return stored > 0 && stored <= 1 ? stored : 1;
+  } catch {
+    return 1;
+  }
 }
 
 // 75.4 s as "1:15", an hour and more as "1:02:03".
@@ -122,6 +136,8 @@ export class Player {
     this.quality = root.querySelector(".player-quality select");
     this.unmute = root.querySelector(".player-unmute");
     this.muteButton = root.querySelector(".player-mute");
+    this.volume = root.querySelector(".player-volume");
+    this.video.volume = storedVolume();
     this.fullscreen = root.querySelector(".player-fullscreen");
     this.playButton = root.querySelector(".player-play");
     this.realtimeButton = root.querySelector(".player-realtime");
@@ -162,6 +178,7 @@ export class Player {
     }
     this.bindControls();
     this.bindVideo();
+    this.updateMute();
   }
 
   // Public ------------------------------------------------------------------------------
@@ -612,6 +629,7 @@ export class Player {
     this.muteButton.addEventListener("click", () => {
       this.video.muted = !this.video.muted;
     });
+    if (this.volume) this.volume.addEventListener("input", () => this.setVolume(Number(this.volume.value)));
     this.quality.addEventListener("change", () => this.chooseLevel(this.quality.value));
     if (this.realtimeButton) this.realtimeButton.addEventListener("click", () => this.toggleRealtime());
     if (this.captionsButton) {
@@ -673,6 +691,10 @@ export class Player {
     if ((key === "ArrowLeft" || key === "ArrowRight") && tag === "INPUT") return;
     if (key === " " || key === "k") this.togglePause();
     else if (key === "m") this.video.muted = !this.video.muted;
+    else if ((key === "ArrowUp" || key === "ArrowDown") && tag !== "INPUT") {
+      const now = this.video.muted ? 0 : this.video.volume;
+      this.setVolume(now + (key === "ArrowUp" ? VOLUME_STEP : -VOLUME_STEP));
+    }
     else if (key === "f") this.toggleFullscreen();
     else if (key === "c" && this.captionsButton && !this.captionsButton.hidden) this.toggleCaptions();
     else if ((key === "ArrowLeft" || key === "ArrowRight") && this.seekRange()) {
@@ -686,6 +708,25 @@ export class Player {
     this.unmute.hidden = !muted || this.state !== "playing";
     this.muteButton.setAttribute("aria-pressed", String(muted));
     this.muteButton.title = muted ? "Unmute (m)" : "Mute (m)";
+    if (this.volume) {
+      const level = muted ? 0 : this.video.volume;
+      this.volume.value = String(level);
+      this.volume.setAttribute("aria-valuetext", muted ? "muted" : `${Math.round(level * 100)}%`);
+    }
+  }
+
+  // A level from 0 to 1: 0 mutes, any other unmutes (a viewer's gesture may), and is kept.
+  setVolume(level) {
+    const volume = Math.min(1, Math.max(0, Math.round(level * 100) / 100));
+    if (volume > 0) {
+      this.video.volume = volume;
+      try {
+        window.localStorage.setItem(VOLUME_KEY, String(volume));
+      } catch {
+        // not remembered; it still applies to this page
+      }
+    }
+    this.video.muted = volume === 0;
   }
 
   seekToLive() {
