@@ -84,6 +84,16 @@ async def test_watch_page_plays_live_stream(
             "() => Number(document.getElementById('player').dataset.delay) > 4", timeout=30_000)
         await page.keyboard.press("k")
         await wait_advancing(page, 1.0)
+        behind = float(await page.get_attribute("#player", "data-delay") or 0)
+        assert behind > 3.5  # on from where it paused
+        # A pause that outlasts the playlist's window (six 1 s segments, no DVR here) plays
+        # on at live.
+        await page.keyboard.press("k")
+        await page.wait_for_function(
+            "() => Number(document.getElementById('player').dataset.delay) > 12", timeout=30_000)
+        await page.keyboard.press("k")
+        await page.wait_for_function(
+            "() => Number(document.getElementById('player').dataset.delay) < 3", timeout=30_000)
         await page.locator('.player-play[aria-label="Pause"]').wait_for()  # its event comes after
         # On a phone the chat goes below the video.
         await page.set_viewport_size({"width": 390, "height": 844})

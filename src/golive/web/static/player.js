@@ -660,8 +660,30 @@ export class Player {
   }
 
   togglePause() {
-    if (this.video.paused || this.video.ended) this.play();
-    else this.video.pause();
+    if (!(this.video.paused || this.video.ended)) {
+      this.video.pause();
+      return;
+    }
+    // Live without a DVR window: a pause that outlasted the playlist's window resumes at
+    // live (nothing before the window can be played again, or sought to).
+    const start = !this.vod && !this.dvr && !this.rt ? this.liveWindowStart() : null;
+    if (start != null && this.video.currentTime < start) {
+      this.seekToLive();
+      return;
+    }
+    this.play();
+  }
+
+  // Where the live playlist's window begins (hls.js keeps older media buffered, and counts
+  // it seekable), or null.
+  liveWindowStart() {
+    if (this.hls) {
+      const level = (this.hls.levels || [])[this.hls.currentLevel];
+      const fragments = level && level.details && level.details.fragments;
+      return fragments && fragments.length ? fragments[0].start : null;
+    }
+    const seekable = this.video.seekable;
+    return seekable.length ? seekable.start(0) : null;
   }
 
   toggleFullscreen() {
