@@ -64,6 +64,14 @@ async def test_every_page_passes_axe(
             found[name] = await violations(page)
             await page.keyboard.press("Tab")  # the player's bar as a keyboard user meets it
             found[f"{name}, focused"] = await violations(page)
+        # The chat once joined, with a message in it.
+        await page.goto(f"{base}/watch/{pid}")
+        await page.fill("#chat-name", "Ada")
+        await page.click("#chat-join button")
+        await page.fill("#chat-text", "hello from a screen reader")
+        await page.press("#chat-text", "Enter")
+        await page.locator(".chat-message", has_text="hello from a screen reader").wait_for()
+        found["chat"] = await violations(page)
 
         await page.goto(f"{base}/studio/login")
         await page.fill("#token", ADMIN)
