@@ -21,12 +21,12 @@ sound early by that much, and the first part would hold the picture until the so
 A transcoder's input fills the silences of its sound (`fill_silence`): when the picture
 has gone on `fill_after_ms` beyond the last sound frame, silent frames of the sound's own
 codec (AAC, HE-AAC, MPEG audio, Opus: `flv_silence`) follow it up to the picture's time,
-until the sound comes back. ffmpeg would otherwise write the
-picture alone (each part a second late, waiting to interleave), and MSE players freeze
-where the buffered sound ends. A timeline let go without its sound (`START_HOLD_MS`) is
-filled from its start. Sound that comes back under the silence already given is dropped
-up to its end; sound that was only late (it resumes where it stopped) doubles the wait,
-up to `FILL_AFTER_MAX_MS`, for sources that send their sound in bursts.
+until the sound comes back. ffmpeg would otherwise write the picture alone (each part a
+second late, waiting to interleave), and MSE players freeze where the buffered sound ends.
+A timeline let go without its sound (`START_HOLD_MS`) is filled from its start. Sound that
+comes back under the silence already given is dropped up to its end; sound that was only
+late (it resumes where it stopped) doubles the wait, up to `FILL_AFTER_MAX_MS`, for
+sources that send their sound in bursts.
 
 An audio-only input (`has_video=False`) has no keyframes: every AAC frame stands alone,
 so its audio frames take the keyframes' part (a timeline starts at any of them, a
@@ -318,7 +318,7 @@ class FlvInput:
             else:
                 self._audio_config = tag
                 if self.fill_silence:
-                    self._set_silence(tag, kind)
+                    self._set_silence(tag)
             if feed.started and not feed.dropping:  # a mid-stream change of settings
                 feed.append(encode_tag(tag))
             return _QUIET
@@ -339,7 +339,7 @@ class FlvInput:
             feed.append(self._preamble(tag.timestamp))
         if kind is TagKind.AUDIO and self.has_video:
             if self._silence_from_frames and self.fill_silence:
-                self._set_silence(tag, kind)
+                self._set_silence(tag)
             # Audio from before the first keyframe would start the timeline early.
             if not feed.audio_started and ts_before(tag.timestamp, feed.first_ts):
                 return result
@@ -400,15 +400,12 @@ class FlvInput:
         feed.sound_end = (timestamp + round(frame_ms)) & _TS_MASK
         return True
 
-    def _set_silence(self, tag: MediaTag, kind: TagKind) -> None:
-        """Note the sound's silent frame: from its configuration, or from its first frame
-        where the configuration does not settle it (MPEG audio, which has none)."""
-        if kind is TagKind.AUDIO_CONFIG:
-            self._silence = flv_silence(tag.body)
-            self._silence_from_frames = self._silence is None
-        elif self._silence_from_frames:
-            self._silence = flv_silence(tag.body)
-            self._silence_from_frames = self._silence is None
+    def _set_silence(self, tag: MediaTag) -> None:
+        """Note the sound's silent frame from its configuration, or from a frame where the
+        configuration did not settle it (MPEG audio, which has none): until one does, each
+        frame is asked."""
+        self._silence = flv_silence(tag.body)
+        self._silence_from_frames = self._silence is None
         if self._silence is not None:
             self._frame_ms = self._silence.samples * 1000 / self._silence.sample_rate
 

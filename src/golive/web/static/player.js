@@ -716,8 +716,7 @@ export class Player {
     else if ((key === "ArrowUp" || key === "ArrowDown") && tag !== "INPUT") {
       const now = this.video.muted ? 0 : this.video.volume;
       this.setVolume(now + (key === "ArrowUp" ? VOLUME_STEP : -VOLUME_STEP));
-    }
-    else if (key === "f") this.toggleFullscreen();
+    } else if (key === "f") this.toggleFullscreen();
     else if (key === "c" && this.captionsButton && !this.captionsButton.hidden) this.toggleCaptions();
     else if ((key === "ArrowLeft" || key === "ArrowRight") && this.seekRange()) {
       this.seekTo(this.video.currentTime + (key === "ArrowLeft" ? -SEEK_STEP_S : SEEK_STEP_S));
