@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -59,6 +60,9 @@ async def test_watch_page_plays_live_stream(
     try:
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         console = ConsoleLog(page)
+        posted: list[dict[str, Any]] = []  # the QoE events sent (a beacon's body may not show)
+        page.on("request", lambda r: posted.extend(json.loads(r.post_data)["events"])
+                if "/qoe/" in r.url and r.post_data else None)
         await page.goto(f"{node.http_url}/watch/{pid}")
         await wait_playing(page)
         await wait_advancing(page, 1.5)
@@ -87,13 +91,20 @@ async def test_watch_page_plays_live_stream(
         behind = float(await page.get_attribute("#player", "data-delay") or 0)
         assert behind > 3.5  # on from where it paused
         # A pause that outlasts the playlist's window (six 1 s segments, no DVR here) plays
-        # on at live.
+        # on at live. (17 s: the player samples latency every 5 s, so a sample taken while
+        # paused would read over 12 s.)
         await page.keyboard.press("k")
         await page.wait_for_function(
-            "() => Number(document.getElementById('player').dataset.delay) > 12", timeout=30_000)
+            "() => Number(document.getElementById('player').dataset.delay) > 17", timeout=30_000)
         await page.keyboard.press("k")
         await page.wait_for_function(
             "() => Number(document.getElementById('player').dataset.delay) < 3", timeout=30_000)
+        # Its QoE has no latency sample from the pause: the paused picture's distance from
+        # live is the viewer's doing.
+        async with page.expect_request(lambda r: "/qoe/" in r.url):
+            await page.evaluate("() => dispatchEvent(new Event('pagehide'))")
+        samples = [e["seconds"] for e in posted if e["type"] == "latency"]
+        assert samples and max(samples) < 10, samples
         await page.locator('.player-play[aria-label="Pause"]').wait_for()  # its event comes after
         # On a phone the chat goes below the video.
         await page.set_viewport_size({"width": 390, "height": 844})

@@ -874,7 +874,8 @@ export class Player {
         this.delayEl.textContent = `${delay.toFixed(1)} s behind`;
         this.root.dataset.delay = delay.toFixed(2);
         this.liveBadge.classList.toggle("is-behind", delay > 6);
-        if (now - this.lastLatencySample >= LATENCY_SAMPLE_MS) {
+        // A paused picture's distance from live is the viewer's doing, not the stream's.
+        if (!this.video.paused && now - this.lastLatencySample >= LATENCY_SAMPLE_MS) {
           this.lastLatencySample = now;
           this.qoe.add("latency", { seconds: Math.min(3600, Math.round(delay * 1000) / 1000) });
         }
