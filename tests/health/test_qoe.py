@@ -127,6 +127,19 @@ def test_each_view_by_hand() -> None:
     assert (d.browser, d.os) == ("safari", "macos")
 
 
+def test_paused_time_is_no_watch_time() -> None:
+    # View A, paused by its viewer for 30 s (reported when it played again, at T0+60) and
+    # stalled 3.5 s: 70 s of watch time, 5 % rebuffering (Mux leaves paused time out).
+    ua, last, beacons = VIEWS["view-a-0123456789"]
+    paused = {"view-a-0123456789": (ua, last, [*beacons, (60, "pause", {"ms": 30_000}),
+                                               (70, "stall", {"ms": 3500})])}
+    ((view, events),) = _rows(paused)
+    qoe = view_qoe(view, events, T0, END)
+    assert qoe.watch_time_s == 70.0 and qoe.rebuffer_s == 3.5
+    assert qoe.score == pytest.approx(100 * 8 / 9 * (1 - 5 / 10))
+    assert ViewEvents(events).qoe(view, T0, END) == qoe
+
+
 def test_the_stream_summary_by_hand() -> None:
     s = compute(_rows(), T0, END).summary
     assert (s.views, s.started_views, s.failed_views) == (4, 2, 1)
@@ -384,7 +397,7 @@ def test_the_indexed_view_answers_what_the_full_pass_answers(seed: int) -> None:
             "error": {"fatal": rng.random() < 0.5, "code": rng.choice(["a", "b", 3])},
             "stall": {"ms": rng.choice([3000, 120.5, None])},
             "latency": {"seconds": rng.choice([2.5, 1.25, "slow"])},
-            "pause": {},
+            "pause": rng.choice([{"ms": 30_000}, {"ms": 12.5}, {}]),
         }
         data = shapes[kind]
         at = T0 + timedelta(seconds=rng.choice([rng.uniform(0, 300), 60.0]))

@@ -39,6 +39,7 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
         {"type": "start", "t": 4000, "muted": True, "native": False, "rendition": "480p"},
         {"type": "first_frame", "t": 4000, "ms": 812.5},
         {"type": "stall", "t": 8000, "ms": 450},
+        {"type": "pause", "t": 8500, "ms": 30_000},
         {"type": "quality", "t": 9000, "level": 1, "height": 360, "bitrate": 800000,
          "auto": True},
         {"type": "error", "t": 9500, "code": "fragLoadError", "fatal": False, "message": "x"},
@@ -46,12 +47,13 @@ def test_a_good_batch_moves_event_times_onto_the_server_clock() -> None:
     ]))
     now = datetime(2030, 1, 1, tzinfo=UTC)
     events = server_events(batch, now)
-    assert [e.type for e in events] == ["start", "first_frame", "stall", "quality", "error",
-                                        "latency"]
+    assert [e.type for e in events] == ["start", "first_frame", "stall", "pause", "quality",
+                                        "error", "latency"]
     assert events[0].at == now - timedelta(seconds=6)
     assert events[-1].at == now
     assert events[0].data == {"muted": True, "native": False, "rendition": "480p"}
-    assert events[3].data == {"level": 1, "height": 360, "bitrate": 800000, "auto": True}
+    assert events[3].data == {"ms": 30_000}
+    assert events[4].data == {"level": 1, "height": 360, "bitrate": 800000, "auto": True}
 
 
 def test_a_start_names_its_protocol_and_player_when_the_page_does() -> None:
@@ -77,6 +79,8 @@ def test_a_start_names_its_protocol_and_player_when_the_page_does() -> None:
     [{"type": "start", "t": 1, "muted": True, "player": "x" * 10_000}],
     [{"type": "start", "t": 1, "muted": True, "protocol": 1}],
     [{"type": "stall", "t": 1, "ms": -5}],
+    [{"type": "pause", "t": 1}],
+    [{"type": "pause", "t": 1, "ms": 1e12}],
     [{"type": "first_frame", "t": 1, "ms": 1e300}],
     [{"type": "latency", "t": -1, "seconds": 1}],
     [],

@@ -101,10 +101,14 @@ async def test_watch_page_plays_live_stream(
             "() => Number(document.getElementById('player').dataset.delay) < 3", timeout=30_000)
         # Its QoE has no latency sample from the pause: the paused picture's distance from
         # live is the viewer's doing.
-        async with page.expect_request(lambda r: "/qoe/" in r.url):
-            await page.evaluate("() => dispatchEvent(new Event('pagehide'))")
+        async with page.expect_request(lambda r: "/qoe/" in r.url and bool(r.post_data),
+                                       timeout=20_000):
+            pass  # the reporter's next batch (every 10 s)
         samples = [e["seconds"] for e in posted if e["type"] == "latency"]
         assert samples and max(samples) < 10, samples
+        # And each pause is no watch time: reported (in ms) when the picture played again.
+        pauses = [e["ms"] for e in posted if e["type"] == "pause"]
+        assert len(pauses) >= 2 and pauses[0] > 3000 and pauses[1] > 12_000, pauses
         await page.locator('.player-play[aria-label="Pause"]').wait_for()  # its event comes after
         # On a phone the chat goes below the video.
         await page.set_viewport_size({"width": 390, "height": 844})

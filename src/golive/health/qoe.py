@@ -1,7 +1,7 @@
 """Viewer experience (QoE): per-view and per-stream numbers from the players' beacons.
 
-The players report `start`, `first_frame`, `stall`, `quality`, `error` and `latency`
-events (`golive.web.qoe` validates and stores them). This module turns the events of a
+The players report `start`, `first_frame`, `stall`, `pause`, `quality`, `error` and
+`latency` events (`golive.web.qoe` validates and stores them). This module turns the events of a
 time window into Mux Data's metrics, with Mux's definitions:
 
 - *Playback failure percentage*: views that ended in a fatal error (a fatal error after
@@ -13,7 +13,8 @@ time window into Mux Data's metrics, with Mux's definitions:
 - *Rebuffer percentage*: time spent rebuffering over watch time; *rebuffer frequency*:
   rebuffers per minute of watch time; *rebuffer duration*: rebuffering seconds per view
   (mean over the views that started). Watch time is Mux's: from the view's play request
-  to its last report, startup and rebuffering included, clipped to the window.
+  to its last report, startup and rebuffering included, the time the viewer had paused
+  (`pause` events, reported when the pause ends) left out, clipped to the window.
 - *Live stream latency*: the players' samples of how far behind the live edge the
   picture is (from EXT-X-PROGRAM-DATE-TIME for HLS); p50 and p95 over all samples.
 - *Rendition time share and switches*: watch time spent on each rendition (from the
@@ -51,7 +52,7 @@ from golive.store import PlaybackEventRecord, PlaybackViewRecord, PlaybackViewSt
 GroupBy = Literal["protocol", "browser", "os", "player", "rendition"]
 GROUP_BY: tuple[GroupBy, ...] = get_args(GroupBy)
 # Events that show the view was playing: after one of them a fatal error was recovered.
-_PLAYING = frozenset({"start", "first_frame", "stall", "latency"})
+_PLAYING = frozenset({"start", "first_frame", "stall", "latency", "pause"})
 # The events before a window that a view's state in it depends on (the frequent samples,
 # latency and stall, are read only inside the window).
 STATE_EVENTS = ("start", "first_frame", "quality", "error")
@@ -231,6 +232,7 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     began: datetime | None = None
     failed = False
     rebuffers: list[float] = []
+    paused: list[float] = []
     latency: list[float] = []
     renditions: list[tuple[datetime, str]] = []
     fatal_codes: list[str] = []
@@ -250,10 +252,10 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
             if isinstance(ms, (int, float)):
                 began = event.at - timedelta(seconds=float(ms) / 1000)
                 startup = float(ms) / 1000 if inside else None
-        elif event.type == "stall" and inside:
+        elif event.type in ("stall", "pause") and inside:
             ms = data.get("ms")
             if isinstance(ms, (int, float)):
-                rebuffers.append(float(ms) / 1000)
+                (rebuffers if event.type == "stall" else paused).append(float(ms) / 1000)
         elif event.type == "latency" and inside:
             seconds = data.get("seconds")
             if isinstance(seconds, (int, float)):
@@ -275,17 +277,19 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     last = max([view.last_seen_at, *(e.at for e in ordered)])
     return _finish(view, start, end, protocol=protocol, player=player, startup=startup,
                    started=started, failed=failed, exited=exited, first=first, last=last,
-                   rebuffers=rebuffers, latency=latency, renditions=renditions,
-                   fatal_codes=fatal_codes)
+                   rebuffers=rebuffers, paused=paused, latency=latency,
+                   renditions=renditions, fatal_codes=fatal_codes)
 
 
 def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protocol: str,
             player: str, startup: float | None, started: bool, failed: bool, exited: bool,
             first: datetime, last: datetime, rebuffers: Sequence[float],
-            latency: Sequence[float], renditions: Sequence[tuple[datetime, str]],
-            fatal_codes: Sequence[str]) -> ViewQoe:
+            paused: Sequence[float], latency: Sequence[float],
+            renditions: Sequence[tuple[datetime, str]], fatal_codes: Sequence[str]) -> ViewQoe:
     """A view's numbers from what its events said (`view_qoe`, `ViewEvents.qoe`)."""
-    watch = max(0.0, _seconds(max(first, start), min(last, end)))
+    # Paused time is no watch time (a pause reported inside the window that began before
+    # it cannot take away more than the window saw).
+    watch = max(0.0, _seconds(max(first, start), min(last, end)) - sum(paused))
     # Rebuffering is part of watch time: a stall reported inside the window that began
     # before it (or before the reported start) cannot count for more than the window saw.
     rebuffer_s = min(sum(rebuffers), watch)
@@ -327,8 +331,8 @@ class ViewEvents:
     stored order; `drop_before` forgets non-state events older than a time, as
     `RecentViews` does past its horizon. Not thread-safe: the holder serializes."""
 
-    __slots__ = ("_keys", "_latency", "_latency_keys", "_playing", "_stall", "_stall_keys",
-                 "_state")
+    __slots__ = ("_keys", "_latency", "_latency_keys", "_pause", "_pause_keys", "_playing",
+                 "_stall", "_stall_keys", "_state")
 
     def __init__(self, events: Iterable[PlaybackEventRecord] = ()) -> None:
         self._state: list[tuple[datetime, int, PlaybackEventRecord]] = []
@@ -338,6 +342,8 @@ class ViewEvents:
         self._latency: list[float] = []
         self._stall_keys: list[tuple[datetime, int]] = []
         self._stall: list[float] = []
+        self._pause_keys: list[tuple[datetime, int]] = []
+        self._pause: list[float] = []
         for event in events:
             self.add(event)
 
@@ -358,17 +364,19 @@ class ViewEvents:
             if isinstance(seconds, (int, float)):
                 index = _insert(self._latency_keys, key)
                 self._latency.insert(index, float(seconds))
-        elif event.type == "stall":
+        elif event.type in ("stall", "pause"):
             ms = data.get("ms")
             if isinstance(ms, (int, float)):
-                index = _insert(self._stall_keys, key)
-                self._stall.insert(index, float(ms) / 1000)
+                keys, values = ((self._stall_keys, self._stall) if event.type == "stall"
+                                else (self._pause_keys, self._pause))
+                values.insert(_insert(keys, key), float(ms) / 1000)
 
     def drop_before(self, at: datetime) -> None:
         """Forget the non-state events before `at` (state events stay)."""
         for keys, values in ((self._keys, None), (self._playing, None),
                              (self._latency_keys, self._latency),
-                             (self._stall_keys, self._stall)):
+                             (self._stall_keys, self._stall),
+                             (self._pause_keys, self._pause)):
             index = bisect.bisect_left(keys, (at,))
             if index:
                 del keys[:index]
@@ -425,6 +433,8 @@ class ViewEvents:
         failed = last_fatal is not None and (last_playing is None or last_fatal > last_playing)
         rebuffers = self._stall[bisect.bisect_left(self._stall_keys, low):
                                 bisect.bisect_left(self._stall_keys, high)]
+        paused = self._pause[bisect.bisect_left(self._pause_keys, low):
+                             bisect.bisect_left(self._pause_keys, high)]
         latency = self._latency[bisect.bisect_left(self._latency_keys, low):
                                 bisect.bisect_left(self._latency_keys, high)]
         earliest = [k[0] for k in (state[0][:2] if state else None,
@@ -439,8 +449,8 @@ class ViewEvents:
         last = max([view.last_seen_at, *latest])
         return _finish(view, start, end, protocol=protocol, player=player, startup=startup,
                        started=started, failed=failed, exited=exited, first=first, last=last,
-                       rebuffers=rebuffers, latency=latency, renditions=renditions,
-                       fatal_codes=fatal_codes)
+                       rebuffers=rebuffers, paused=paused, latency=latency,
+                       renditions=renditions, fatal_codes=fatal_codes)
 
 
 def _insert(keys: list[tuple[datetime, int]], key: tuple[datetime, int]) -> int:

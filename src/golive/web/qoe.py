@@ -89,6 +89,14 @@ class StallEvent(_Event):
     ms: float = Field(ge=0, le=3_600_000)
 
 
+class PauseEvent(_Event):
+    """The viewer paused the picture for this long, reported when it plays again (or when
+    the page goes away): time that is no watch time."""
+
+    type: Literal["pause"]
+    ms: float = Field(ge=0, le=86_400_000)
+
+
 class QualityEvent(_Event):
     """The rendition being played changed."""
 
@@ -114,10 +122,11 @@ class LatencyEvent(_Event):
 
 
 PlayerEvent = Annotated[
-    StartEvent | FirstFrameEvent | StallEvent | QualityEvent | ErrorEvent | LatencyEvent,
+    StartEvent | FirstFrameEvent | StallEvent | PauseEvent | QualityEvent | ErrorEvent
+    | LatencyEvent,
     Field(discriminator="type"),
 ]
-EVENT_TYPES = ("start", "first_frame", "stall", "quality", "error", "latency")
+EVENT_TYPES = ("start", "first_frame", "stall", "pause", "quality", "error", "latency")
 
 
 class QoeBatch(BaseModel):

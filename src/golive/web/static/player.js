@@ -171,6 +171,8 @@ export class Player {
     this.currentLevel = -1;
     this.errorReported = new Map();
     this.qoe.pendingStall = () => (this.stallStart ? { ms: Math.round(performance.now() - this.stallStart) } : null);
+    this.pauseStart = 0; // when the viewer paused the playing picture (QoE: no watch time)
+    this.qoe.pendingPause = () => this.pausedFor();
     this.vod = Boolean(config.vod); // a recorded asset: seekable, no live edge, no status
     if (this.vod) {
       this.root.dataset.mode = "vod";
@@ -332,6 +334,7 @@ export class Player {
   }
 
   teardown() {
+    this.endPause();
     if (this.hls) {
       this.hls.destroy();
       this.hls = null;
@@ -594,8 +597,16 @@ export class Player {
       this.goOffline();
     });
     video.addEventListener("volumechange", () => this.updateMute());
-    video.addEventListener("play", () => this.updatePlayButton());
-    video.addEventListener("pause", () => this.updatePlayButton());
+    video.addEventListener("play", () => {
+      this.updatePlayButton();
+      this.endPause();
+    });
+    video.addEventListener("pause", () => {
+      this.updatePlayButton();
+      // The viewer's pause (the bar, a key, the browser's own controls), not one of a
+      // teardown or an ending, which change the state first.
+      if (this.state === "playing" && !video.ended && !this.pauseStart) this.pauseStart = performance.now();
+    });
     video.addEventListener("error", () => {
       if (!this.native) return;
       const error = video.error;
@@ -608,6 +619,21 @@ export class Player {
     this.teardown();
     this.setState("reconnecting");
     this.retryLater();
+  }
+
+  // The viewer's pause so far, as QoE event fields (from now on it counts afresh), or null.
+  pausedFor() {
+    if (!this.pauseStart) return null;
+    const now = performance.now();
+    const ms = Math.round(now - this.pauseStart);
+    this.pauseStart = now;
+    return { ms };
+  }
+
+  endPause() {
+    const pause = this.pausedFor();
+    this.pauseStart = 0;
+    if (pause) this.qoe.add("pause", pause);
   }
 
   endStall() {

@@ -20,6 +20,7 @@ export class QoeReporter {
     this.viewId = randomId();
     this.queue = [];
     this.pendingStall = null; // () => event fields for a stall still in progress
+    this.pendingPause = null; // () => event fields for the viewer's pause so far
     if (!url) return;
     this.timer = setInterval(() => this.flush(false), FLUSH_MS);
     const leave = () => this.flush(true);
@@ -44,6 +45,10 @@ export class QoeReporter {
     if (leaving && this.pendingStall) {
       const stall = this.pendingStall();
       if (stall) this.add("stall", stall);
+    }
+    if (leaving && this.pendingPause) {
+      const pause = this.pendingPause();
+      if (pause) this.add("pause", pause);
     }
     while (this.queue.length) {
       const events = this.queue.splice(0, MAX_BATCH);
