@@ -172,6 +172,9 @@ export class Player {
     this.errorReported = new Map();
     this.qoe.pendingStall = () => (this.stallStart ? { ms: Math.round(performance.now() - this.stallStart) } : null);
     this.pauseStart = 0; // when the viewer paused the playing picture (QoE: no watch time)
+    // The viewer put the picture behind live (a pause, a seek back): its distance from live
+    // is their doing, not the stream's latency, until they are back at live.
+    this.chosenDelay = false;
     this.qoe.pendingPause = () => this.pausedFor();
     this.vod = Boolean(config.vod); // a recorded asset: seekable, no live edge, no status
     if (this.vod) {
@@ -279,6 +282,7 @@ export class Player {
   // Attaching a source --------------------------------------------------------------------
 
   attach() {
+    this.chosenDelay = false; // a fresh source plays at live
     this.teardown();
     clearTimeout(this.retryTimer);
     this.setState(this.started ? "reconnecting" : "loading");
@@ -605,7 +609,10 @@ export class Player {
       this.updatePlayButton();
       // The viewer's pause (the bar, a key, the browser's own controls), not one of a
       // teardown or an ending, which change the state first.
-      if (this.state === "playing" && !video.ended && !this.pauseStart) this.pauseStart = performance.now();
+      if (this.state === "playing" && !video.ended && !this.pauseStart) {
+        this.pauseStart = performance.now();
+        this.chosenDelay = true;
+      }
     });
     video.addEventListener("error", () => {
       if (!this.native) return;
@@ -777,6 +784,7 @@ export class Player {
   }
 
   seekToLive() {
+    this.chosenDelay = false;
     const end = this.liveEdge();
     if (end != null) this.video.currentTime = end;
     if (this.video.paused) this.play();
@@ -795,7 +803,9 @@ export class Player {
   seekTo(position) {
     const range = this.seekRange();
     if (!range) return;
-    this.video.currentTime = Math.min(range.live, Math.max(range.start, position));
+    const target = Math.min(range.live, Math.max(range.start, position));
+    if (!this.vod) this.chosenDelay = range.live - target >= BEHIND_LIVE_S;
+    this.video.currentTime = target;
     if (this.video.paused && !this.vod) this.play();
     this.updateSeekBar();
   }
@@ -900,8 +910,8 @@ export class Player {
         this.delayEl.textContent = `${delay.toFixed(1)} s behind`;
         this.root.dataset.delay = delay.toFixed(2);
         this.liveBadge.classList.toggle("is-behind", delay > 6);
-        // A paused picture's distance from live is the viewer's doing, not the stream's.
-        if (!this.video.paused && now - this.lastLatencySample >= LATENCY_SAMPLE_MS) {
+        // A picture the viewer paused or sought back is behind live by their doing.
+        if (!this.video.paused && !this.chosenDelay && now - this.lastLatencySample >= LATENCY_SAMPLE_MS) {
           this.lastLatencySample = now;
           this.qoe.add("latency", { seconds: Math.min(3600, Math.round(delay * 1000) / 1000) });
         }
