@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import math
 import os
@@ -22,6 +23,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from tests.mediatools import ffmpeg_publish, make_source, stop
 from tests.webrtc_client import WhipPublisher, whip_publish
 
 from golive.app import Golive
+from golive.core import Subscription
 from golive.formats.isobmff import Fragment, FragmentReader
 
 pytestmark = pytest.mark.slow
@@ -171,18 +174,54 @@ async def _with_backup_key(api: httpx.AsyncClient) -> tuple[dict[str, Any], str]
     return stream, made.json()["data"]["backup_stream_key"]
 
 
+@dataclasses.dataclass
+class _Failover:
+    """A stream with a backup key and its primary publishing, a client of the node's
+    /live/ and a subscription to the stream's failover events; `backup` once started."""
+
+    stream: dict[str, Any]
+    backup_key: str
+    failovers: Subscription
+    hls: httpx.AsyncClient
+    primary: subprocess.Popen[bytes]
+    backup: subprocess.Popen[bytes] | None = None
+
+    def publish_backup(self, node: Golive, source: Path, **options: Any) -> subprocess.Popen[bytes]:
+        self.backup = ffmpeg_publish(source, node.rtmp_url(self.backup_key), loop=True, **options)
+        return self.backup
+
+
+@contextlib.asynccontextmanager
+async def _failing_over(node: Golive, api: httpx.AsyncClient,
+                        primary_source: Path) -> AsyncIterator[_Failover]:
+    """`_Failover` with `primary_source` published in a loop; on the way out every
+    publisher stops (a hung one is woken first) and the rest is closed."""
+    stream, backup_key = await _with_backup_key(api)
+    failing = _Failover(
+        stream, backup_key,
+        node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover"),
+        httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30),
+        ffmpeg_publish(primary_source, node.rtmp_url(stream["stream_key"]), loop=True))
+    try:
+        yield failing
+    finally:
+        failing.failovers.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(failing.primary.pid, signal.SIGCONT)
+        stop(failing.primary)
+        if failing.backup is not None:
+            stop(failing.backup)
+        await failing.hls.aclose()
+
+
 async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_backup(
     node: Golive, api: httpx.AsyncClient, red_flv: Path, big_blue_flv: Path
 ) -> None:
     """Both switches splice into the one running ffmpeg: same pid, no restart, no
     discontinuity, the same renditions and media playlists (the backup is 1280x720 at
     44.1 kHz, the primary 640x360 at 48 kHz), one continuous media timeline."""
-    stream, backup_key = await _with_backup_key(api)
-    failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
-    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
-    primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
-    backup: subprocess.Popen[bytes] | None = None
-    try:
+    async with _failing_over(node, api, red_flv) as f:
+        stream, failovers, hls, primary = f.stream, f.failovers, f.hls, f.primary
         live = await wait_status(api, stream["id"], "active")
         broadcast_id = live["live"]["broadcast_id"]
         pid = stream["playback_ids"][0]["id"]
@@ -206,7 +245,7 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
         async def newest(colour: str) -> bool:
             return await _newest_colour(hls, uri) == colour
 
-        backup = ffmpeg_publish(big_blue_flv, node.rtmp_url(backup_key), loop=True)
+        backup = f.publish_backup(node, big_blue_flv)
 
         async def standby_ready(role: str) -> dict[str, Any] | None:
             facts = (await get_stream(api, stream["id"]))["live"]
@@ -303,14 +342,6 @@ async def test_backup_takes_over_from_a_stalled_then_the_primary_from_a_killed_b
               f"dates: {lag_before:.3f} s before, {hung_lag:.3f} s after the hung primary's "
               f"failover; newest media dated {behind:.3f} s before now after the killed "
               f"backup's")
-    finally:
-        failovers.close()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(primary.pid, signal.SIGCONT)
-        stop(primary)
-        if backup is not None:
-            stop(backup)
-        await hls.aclose()
 
 
 async def _ok_text(hls: httpx.AsyncClient, path: str) -> str | None:
@@ -324,19 +355,15 @@ async def test_a_backup_without_sound_is_spliced_on_and_its_silence_filled(
     """A backup encoder that sends no sound (a camera-only backup) takes over in the
     running ffmpeg: the renditions keep their audio, as silence, with no restart and no
     discontinuity (the ladder's audio would otherwise stall)."""
-    stream, backup_key = await _with_backup_key(api)
-    failovers = node.bus.subscribe(accept=lambda e: e.type == "live_stream.failover")
-    hls = httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30)
-    primary = ffmpeg_publish(red_flv, node.rtmp_url(stream["stream_key"]), loop=True)
-    backup: subprocess.Popen[bytes] | None = None
-    try:
+    async with _failing_over(node, api, red_flv) as f:
+        stream, failovers, hls, primary = f.stream, f.failovers, f.hls, f.primary
         await wait_status(api, stream["id"], "active")
         pid = stream["playback_ids"][0]["id"]
         multivariant = await eventually(
             lambda: _ok_text(hls, f"{pid}.m3u8"), timeout=60, what="multivariant playlist")
         uri = _media_uri(multivariant)
         ffmpeg_pid, restarts, spliced = _transcoder(node, stream["id"])
-        backup = ffmpeg_publish(blue_flv, node.rtmp_url(backup_key), loop=True, extra=["-an"])
+        f.publish_backup(node, blue_flv, extra=["-an"])
 
         async def standby_ready() -> bool:
             facts = (await get_stream(api, stream["id"]))["live"]
@@ -362,13 +389,6 @@ async def test_a_backup_without_sound_is_spliced_on_and_its_silence_filled(
         events = (await api.get(f"/live-streams/{stream['id']}/events")).json()["data"]
         codes = [(e.get("data") or {}).get("code") for e in events]
         assert "transcoder_restarted_for_input" not in codes, codes
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(primary.pid, signal.SIGCONT)
-        stop(primary)
-        if backup is not None:
-            stop(backup)
-        await hls.aclose()
 
 
 async def test_backup_over_srt_after_the_primary_left_continues_and_is_dropped_when_replaced(
