@@ -137,7 +137,25 @@ def test_paused_time_is_no_watch_time() -> None:
     qoe = view_qoe(view, events, T0, END)
     assert qoe.watch_time_s == 70.0 and qoe.rebuffer_s == 3.5
     assert qoe.score == pytest.approx(100 * 8 / 9 * (1 - 5 / 10))
+    assert qoe.rendition_s == {"720p": 69.0}  # the picture held while paused is not watched
     assert ViewEvents(events).qoe(view, T0, END) == qoe
+
+
+def test_a_pause_across_a_switch_leaves_each_rendition_its_share() -> None:
+    # View B switched from 480p to 720p at T0+60, inside a 20 s pause that ended at T0+70:
+    # 10 s of it were on each rendition.
+    ua, last, beacons = VIEWS["view-b-0123456789"]
+    paused = {"view-b-0123456789": (ua, last, [*beacons, (70, "pause", {"ms": 20_000})])}
+    ((view, events),) = _rows(paused)
+    qoe = view_qoe(view, events, T0, END)
+    assert qoe.watch_time_s == 80.0
+    assert qoe.rendition_s == {"480p": 39.0, "720p": 40.0}
+    assert ViewEvents(events).qoe(view, T0, END) == qoe
+    # A window that begins inside the pause counts only its own part of it.
+    late = T0 + timedelta(seconds=65)
+    clipped = view_qoe(view, events, late, END)
+    assert clipped.rendition_s == {"480p": 0.0, "720p": 40.0}
+    assert ViewEvents(events).qoe(view, late, END) == clipped
 
 
 def test_the_stream_summary_by_hand() -> None:

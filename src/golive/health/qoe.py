@@ -232,7 +232,7 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
     began: datetime | None = None
     failed = False
     rebuffers: list[float] = []
-    paused: list[float] = []
+    paused: list[tuple[datetime, float]] = []  # (when the pause ended, its seconds)
     latency: list[float] = []
     renditions: list[tuple[datetime, str]] = []
     fatal_codes: list[str] = []
@@ -255,7 +255,10 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
         elif event.type in ("stall", "pause") and inside:
             ms = data.get("ms")
             if isinstance(ms, (int, float)):
-                (rebuffers if event.type == "stall" else paused).append(float(ms) / 1000)
+                if event.type == "stall":
+                    rebuffers.append(float(ms) / 1000)
+                else:
+                    paused.append((event.at, float(ms) / 1000))
         elif event.type == "latency" and inside:
             seconds = data.get("seconds")
             if isinstance(seconds, (int, float)):
@@ -284,19 +287,23 @@ def view_qoe(view: PlaybackViewRecord, events: Sequence[PlaybackEventRecord],
 def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protocol: str,
             player: str, startup: float | None, started: bool, failed: bool, exited: bool,
             first: datetime, last: datetime, rebuffers: Sequence[float],
-            paused: Sequence[float], latency: Sequence[float],
+            paused: Sequence[tuple[datetime, float]], latency: Sequence[float],
             renditions: Sequence[tuple[datetime, str]], fatal_codes: Sequence[str]) -> ViewQoe:
-    """A view's numbers from what its events said (`view_qoe`, `ViewEvents.qoe`)."""
+    """A view's numbers from what its events said (`view_qoe`, `ViewEvents.qoe`).
+
+    `paused` holds the viewer's pauses reported inside the window: when each ended (it
+    is reported then) and how long it lasted."""
     # Paused time is no watch time (a pause reported inside the window that began before
     # it cannot take away more than the window saw).
-    watch = max(0.0, _seconds(max(first, start), min(last, end)) - sum(paused))
+    watch = max(0.0, _seconds(max(first, start), min(last, end))
+                - sum(seconds for _, seconds in paused))
     # Rebuffering is part of watch time: a stall reported inside the window that began
     # before it (or before the reported start) cannot count for more than the window saw.
     rebuffer_s = min(sum(rebuffers), watch)
     rendition_s: dict[str, float] = {}
     for index, (at, name) in enumerate(renditions if started else []):
         until = renditions[index + 1][0] if index + 1 < len(renditions) else min(last, end)
-        rendition_s[name] = rendition_s.get(name, 0.0) + max(0.0, _seconds(max(at, start), until))
+        rendition_s[name] = rendition_s.get(name, 0.0) + _unpaused(max(at, start), until, paused)
     if failed:
         score = 0.0
     elif exited:
@@ -316,6 +323,19 @@ def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protoco
         rendition_switches=max(0, len(renditions) - 1), score=score,
         fatal_codes=tuple(fatal_codes),
     )
+
+
+def _unpaused(begin: datetime, until: datetime,
+              paused: Sequence[tuple[datetime, float]]) -> float:
+    """Seconds in [begin, until) the viewer did not spend paused (a rendition's time:
+    the picture held on a paused rendition is not time watched on it)."""
+    total = _seconds(begin, until)
+    if total <= 0:
+        return 0.0
+    for ended, seconds in paused:
+        began = ended - timedelta(seconds=seconds)
+        total -= max(0.0, _seconds(max(began, begin), min(ended, until)))
+    return max(0.0, total)
 
 
 class ViewEvents:
@@ -433,8 +453,11 @@ class ViewEvents:
         failed = last_fatal is not None and (last_playing is None or last_fatal > last_playing)
         rebuffers = self._stall[bisect.bisect_left(self._stall_keys, low):
                                 bisect.bisect_left(self._stall_keys, high)]
-        paused = self._pause[bisect.bisect_left(self._pause_keys, low):
-                             bisect.bisect_left(self._pause_keys, high)]
+        pause_low = bisect.bisect_left(self._pause_keys, low)
+        pause_high = bisect.bisect_left(self._pause_keys, high)
+        paused = [(key[0], seconds) for key, seconds in
+                  zip(self._pause_keys[pause_low:pause_high], self._pause[pause_low:pause_high],
+                      strict=True)]
         latency = self._latency[bisect.bisect_left(self._latency_keys, low):
                                 bisect.bisect_left(self._latency_keys, high)]
         earliest = [k[0] for k in (state[0][:2] if state else None,
