@@ -10,6 +10,7 @@ behind live as the player itself reports it. bench/players.py uses the same page
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import warnings as python_warnings
@@ -482,8 +483,6 @@ def players(chromium: str) -> Iterator[str]:
         yield base
 
 
-# serial: it counts stalls over 30 s, which a second test encoding beside it on a
-# 2-core machine can cause (seen once under xdist); make test runs it alone.
 # What a player is told when it joins a broadcast whose window is already full. Shaka
 # 5.2 with its defaults drops the rest of a segment after most seeks there (16-18 fps of
 # media measured, docs/players.md); with sequenceMode it plays every frame.
@@ -507,8 +506,47 @@ async def window_slid(manifest: str) -> None:
         await eventually(slid, timeout=60, what="the playlist window to slide")
 
 
+def judge_30_seconds(player: str, join: str, first: Sample, last: Sample,
+                     node_warnings: list[dict[str, Any]]) -> None:
+    """What 30 s of playing must show: no fatal error, at most one stall, at most one
+    skip forward (reported), every frame of the media played, a delay behind live the
+    player itself reports."""
+    who = f"{player} {last.version} ({join})"
+    assert last.fatal == [], f"{who}: {last.fatal}"
+    seen = (
+        f"gaps jumped: {last.gaps_jumped}; switches: {last.switches};"
+        f" player warnings: {last.warnings}; node warnings: {node_warnings}"
+    )
+    assert last.stalls <= 1, f"{who} stalled {last.stalls} times ({seen}; stalls: {last.stall_log})"
+    # One stall may end in a skip forward (Shaka 5.2 does after some rendition
+    # switches: docs/players.md); a second skip, or a gap jumped while playing, fails.
+    incidents = skip_incidents(first, last)
+    assert len(incidents) <= 1, (
+        f"{who} skipped media forward {len(incidents)} times"
+        f" ([from, to, stall, seek range width]: {incidents}; {seen})"
+    )
+    if incidents:
+        python_warnings.warn(
+            f"{who} skipped media forward once: {incidents[0]} ({seen};"
+            f" stalls: {last.stall_log})",
+            stacklevel=1,
+        )
+    fps = media_fps(first, last)
+    assert fps >= min_media_fps(node_warnings), (
+        f"{who} received {fps:.1f} frames per second of the media it played ({seen};"
+        f" skipped {incidents})"
+    )
+    # The player's own API says how far behind live it plays.
+    assert last.delay is not None and 0 < last.delay < 15, f"{who}: {last.delay}"
+    if player == "videojs":
+        assert last.engine == "vhs"  # MSE playback, not a native HLS fallback
+
+
+# serial: it counts stalls over 30 s, which a second test encoding beside it on a
+# 2-core machine can cause (seen once under xdist); make test runs it alone. The two
+# viewers share one broadcast (one encode): one joins as it begins, the other once the
+# playlist window has slid, and both play 30 s side by side.
 @pytest.mark.serial
-@pytest.mark.parametrize("join", ["at_start", "mid_broadcast"])
 @pytest.mark.parametrize("player", PLAYERS)
 async def test_player_plays_ll_hls_for_30_seconds(
     node: Golive,
@@ -517,53 +555,28 @@ async def test_player_plays_ll_hls_for_30_seconds(
     browser: Any,
     players: str,
     player: str,
-    join: str,
 ) -> None:
     warnings = node.bus.subscribe(accept=lambda e: e.type == "live_stream.warning")
     _, proc, manifest = await go_live(node, api, source_480p)
     try:
-        config = None
-        if join == "mid_broadcast":
-            await window_slid(manifest)
-            config = JOIN_CONFIG.get(player)
-        page = await browser.new_page()
-        await page.goto(page_url(players, player, manifest, config))
-        await wait_first_frame(page)
-        first = await Sample.take(page)
-        assert first.fatal == [], first.fatal
-        await wait_played(page, first.current_time, 30, timeout=120)
-        last = await Sample.take(page)
-        assert last.fatal == [], last.fatal
+        firsts: dict[str, Sample] = {}
+        pages: dict[str, Any] = {}
+        for join in ("at_start", "mid_broadcast"):
+            config = None
+            if join == "mid_broadcast":
+                await window_slid(manifest)
+                config = JOIN_CONFIG.get(player)
+            page = pages[join] = await browser.new_page()
+            await page.goto(page_url(players, player, manifest, config))
+            await wait_first_frame(page)
+            firsts[join] = await Sample.take(page)
+            assert firsts[join].fatal == [], f"{join}: {firsts[join].fatal}"
+        await asyncio.gather(*(wait_played(page, firsts[join].current_time, 30, timeout=120)
+                               for join, page in pages.items()))
+        lasts = {join: await Sample.take(page) for join, page in pages.items()}
         node_warnings = [dict(e.data) for e in iter(warnings.get_nowait, None)]
-        seen = (
-            f"gaps jumped: {last.gaps_jumped}; switches: {last.switches};"
-            f" player warnings: {last.warnings}; node warnings: {node_warnings}"
-        )
-        assert last.stalls <= 1, (
-            f"{player} stalled {last.stalls} times ({seen}; stalls: {last.stall_log})"
-        )
-        # One stall may end in a skip forward (Shaka 5.2 does after some rendition
-        # switches: docs/players.md); a second skip, or a gap jumped while playing, fails.
-        incidents = skip_incidents(first, last)
-        assert len(incidents) <= 1, (
-            f"{player} {last.version} skipped media forward {len(incidents)} times"
-            f" ([from, to, stall, seek range width]: {incidents}; {seen})"
-        )
-        if incidents:
-            python_warnings.warn(
-                f"{player} {last.version} skipped media forward once: {incidents[0]} ({seen};"
-                f" stalls: {last.stall_log})",
-                stacklevel=1,
-            )
-        fps = media_fps(first, last)
-        assert fps >= min_media_fps(node_warnings), (
-            f"{player} {last.version} received {fps:.1f} frames per second of the media it"
-            f" played ({seen}; skipped {incidents})"
-        )
-        # The player's own API says how far behind live it plays.
-        assert last.delay is not None and 0 < last.delay < 15, last.delay
-        if player == "videojs":
-            assert last.engine == "vhs"  # MSE playback, not a native HLS fallback
+        for join in pages:
+            judge_30_seconds(player, join, firsts[join], lasts[join], node_warnings)
     finally:
         warnings.close()
         stop(proc)
