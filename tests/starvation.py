@@ -1,4 +1,4 @@
-"""Starve a node's ffmpeg of CPU on demand, for the degrade tests (e2e and players).
+"""Starve a node's ffmpeg of CPU on demand, for the degrade tests (tests/web/test_players_degrade.py).
 
 golive's ffmpeg runs through a wrapper that, while a test starves it, starts it at
 nice 19 pinned to one core beside a busy loop pinned to the same core: it then gets

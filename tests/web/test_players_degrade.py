@@ -1,12 +1,21 @@
-"""hls.js, Shaka Player and video.js play on while the encoder is starved and gives a rung up.
+"""An encoder starved of CPU degrades step by step and recovers, while hls.js, Shaka Player
+and video.js play on and a playlist reader checks every answer.
 
-The node's ffmpeg is starved (tests/starvation.py) until the ladder is down to its last
-step (360p given up, its playlist going on with EXT-X-GAP), then fed again until the
-full ladder is back. The players watch that one broadcast, a page each. None may
-raise a fatal error (none is forgiven: the part a preload hint named before a degrade
-step restarted the encoder answers an empty 204, not a 404 Shaka fails on), no playlist
-request of a page may fail (a rendition it loaded never answers 404), and each plays on
-after the recovery.
+The node's ffmpeg is starved (tests/starvation.py: golive's ffmpeg at the lowest priority,
+pinned to one core beside a busy loop pinned to the same core) until the ladder is down
+to its last step (360p given up, its playlist going on with EXT-X-GAP), then fed again
+until the full ladder is back. One broadcast serves every check:
+
+- the degrade steps come one at a time, cheaper first, and go back in order; the steps
+  that set gates in the running ffmpeg restart nothing;
+- a reader holding every media playlist gets 200 and a valid LL-HLS playlist every time
+  (a rendition it loaded never answers 404), EXT-X-GAP on 360p while it is given up and
+  real media again after;
+- no published program date moves;
+- each player, a page each, raises no fatal error (none is forgiven: the part a preload
+  hint named before a degrade step restarted the encoder answers an empty 204, not a 404
+  Shaka fails on), no playlist request of a page fails, and each plays on after the
+  recovery.
 """
 
 from __future__ import annotations
@@ -15,10 +24,12 @@ import asyncio
 import time
 import warnings as python_warnings
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import m3u8
 import pytest
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from tests.e2e.conftest import (  # noqa: F401  (source_flv: fixture)
@@ -28,7 +39,7 @@ from tests.e2e.conftest import (  # noqa: F401  (source_flv: fixture)
     source_flv,
     wait_status,
 )
-from tests.llhls_rules import PublishedDates
+from tests.llhls_rules import PublishedDates, check_media_playlist, check_multivariant
 from tests.mediatools import ffmpeg_publish, stop
 from tests.starvation import DegradeWarnings, Starvation, starved_golive, transcoder_pid
 from tests.web.test_players import (
@@ -111,6 +122,39 @@ def _shaka_pdt_regions_bug(warnings: list[str]) -> bool:
     return any(SHAKA_PDT_REGIONS_BUG in warning for warning in warnings)
 
 
+@dataclass
+class PlaylistReader:
+    """Loads the multivariant once, then reloads every media playlist it listed, as a player
+    holding the whole ladder does; records every answer."""
+
+    hls: httpx.AsyncClient
+    pid: str
+    uris: list[str] = field(default_factory=list)
+    answers: list[tuple[str, int]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+    gaps_seen: set[str] = field(default_factory=set)
+    violations: list[str] = field(default_factory=list)
+
+    async def run(self) -> None:
+        multivariant = (await self.hls.get(f"{self.pid}.m3u8")).text
+        check_multivariant(multivariant)
+        self.uris = [line for line in multivariant.splitlines() if line and line[0] != "#"]
+        while True:
+            for uri in self.uris:
+                response = await self.hls.get(uri)
+                self.answers.append((uri, response.status_code))
+                if response.status_code != 200:
+                    continue
+                self.texts[uri] = response.text
+                try:
+                    check_media_playlist(response.text, low_latency=True)
+                except AssertionError as exc:
+                    self.violations.append(f"{uri}: {exc}")
+                if "#EXT-X-GAP" in response.text:
+                    self.gaps_seen.add(uri)
+            await asyncio.sleep(0.25)
+
+
 async def _watch_dates(manifest: str, dates: PublishedDates) -> None:
     """Reload every media playlist of `manifest` a few times a second, recording the
     program dates each gives (until cancelled)."""
@@ -132,8 +176,8 @@ async def _watch_dates(manifest: str, dates: PublishedDates) -> None:
             await asyncio.sleep(0.25)
 
 
-@pytest.mark.timeout(420)
-async def test_players_play_through_a_starved_encoder(
+@pytest.mark.timeout(480)
+async def test_starved_encoder_degrades_in_order_players_play_through_and_it_recovers(
     starved_node: tuple[Golive, Starvation],
     source_flv: Path,  # noqa: F811
     browser: Any,
@@ -141,22 +185,35 @@ async def test_players_play_through_a_starved_encoder(
 ) -> None:
     node, starvation = starved_node
     warnings = DegradeWarnings(node)
+    next_step = warnings.step
     async with httpx.AsyncClient(
         base_url=f"{node.http_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
         timeout=10,
-    ) as api:  # fmt: skip
+    ) as api, httpx.AsyncClient(base_url=f"{node.http_url}/live/", timeout=30) as hls:  # fmt: skip
         stream = await create_stream(api, name="starve", profile="starve")
+        pid = stream["playback_ids"][0]["id"]
         proc = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
         # A published program date never moves (RFC 8216bis 6.2.1), however late the
         # starved encoder's parts come: Shaka stops when one does (issue 10).
         dates = PublishedDates()
         upstream: list[str] = []  # stops a player's own bug explains (see below)
         watcher: asyncio.Task[None] | None = None
+        reading: asyncio.Task[None] | None = None
         try:
             await wait_status(api, stream["id"], "active")
-            manifest = f"{node.http_url}/live/{stream['playback_ids'][0]['id']}.m3u8"
+            manifest = f"{node.http_url}/live/{pid}.m3u8"
+
+            async def ready() -> bool:  # both renditions with three segments
+                for name in ("360p", "180p"):
+                    media = await hls.get(f"{pid}/{name}.m3u8")
+                    if media.status_code != 200 or media.text.count("#EXTINF") < 3:
+                        return False
+                return True
 
             pages, answers = await open_on_full_ladder(browser, players, PLAYERS, manifest)
+            await eventually(ready, timeout=60, what="both renditions with three segments")
+            reader = PlaylistReader(hls, pid)
+            reading = asyncio.create_task(reader.run())
             watcher = asyncio.create_task(_watch_dates(manifest, dates))
             for player, page in pages.items():
                 await wait_first_frame(page)
@@ -165,22 +222,45 @@ async def test_players_play_through_a_starved_encoder(
                 await wait_played(page, first.current_time, 3, timeout=60)
 
             starvation.start(transcoder_pid(node, stream["id"]))
-            await warnings.step("slow_encode", 3)  # 360p given up
+            # Cheaper first: a faster preset, half the frame rate on 180p, then 360p goes.
+            preset = await next_step("slow_encode", 1)
+            fps = await next_step("slow_encode", 2)
+            drop = await next_step("slow_encode", 3)
             during = {player: await Sample.take(page) for player, page in pages.items()}
-            # Starved this hard even 180p alone runs below real time: the players may wait
-            # for media, but must not fail; a while on the gapped ladder.
-            await asyncio.sleep(10)
+
+            async def left_out() -> bool:  # new sessions do not get it, once its output
+                text = (await hls.get(f"{pid}.m3u8")).text  # reached the gate instant
+                return f"{pid}/360p.m3u8" not in text
+
+            # The gate instant is up to two GOPs past where the encoder was, and a starved
+            # encoder makes media at a few hundredths of real time (0.04x seen in make
+            # test): 360p's output may take a minute to get there, and the first gap after
+            # it as long again. Starved this hard even 180p alone runs below real time: the
+            # players may wait for media meanwhile, but must not fail.
+            await eventually(left_out, timeout=90, what="360p out of the multivariant")
+
+            async def gap_listed() -> bool:
+                return f"{pid}/360p.m3u8" in reader.gaps_seen
+
+            await eventually(gap_listed, timeout=90, what="EXT-X-GAP on 360p")
             starved = {player: await Sample.take(page) for player, page in pages.items()}
             for player, sample in starved.items():
                 assert sample.fatal == [], (
                     f"{player} {sample.version}: {sample.fatal}; at the error: {sample.fatal_state}"
                 )
             starvation.stop(transcoder_pid(node, stream["id"]))
-            await warnings.step("encode_recovered", 0)
+            back_step = await next_step("encode_recovered", 2)  # 360p returns first
+            full = await next_step("encode_recovered", 0)
+
+            async def listed_again() -> bool:
+                text = (await hls.get(f"{pid}.m3u8")).text
+                return f"{pid}/360p.m3u8" in text
+
+            await eventually(listed_again, timeout=30, what="360p back in the multivariant")
             back = {player: await Sample.take(page) for player, page in pages.items()}
             stuck: list[str] = []
             for player, page in pages.items():
-                try:  # plays on afterwards
+                try:  # plays on afterwards (the reader meanwhile reloads the resumed playlists)
                     await wait_played(page, back[player].current_time, 5, timeout=90)
                 except PlaywrightTimeoutError:
                     state = await page.evaluate(PLAYER_STATE)
@@ -196,16 +276,51 @@ async def test_players_play_through_a_starved_encoder(
             last = {player: await Sample.take(page) for player, page in pages.items()}
             states = {player: await page.evaluate(PLAYER_STATE) for player, page in pages.items()}
         finally:
-            if watcher is not None:
-                watcher.cancel()  # (a watcher that failed is done: not cancelled, below)
-                await asyncio.gather(watcher, return_exceptions=True)
+            for task in (watcher, reading):
+                if task is not None:
+                    task.cancel()  # (a task that failed is done: not cancelled, below)
+                    await asyncio.gather(task, return_exceptions=True)
             starvation.stop(None)
             warnings.close()
             stop(proc)
-    assert watcher is not None
-    if not watcher.cancelled():
-        watcher.result()  # the watcher failed: its own error, as raised
+    for task in (watcher, reading):
+        assert task is not None
+        if not task.cancelled():
+            task.result()  # the task failed: its own error, as raised
+
+    # The steps, one at a time.
+    assert preset["action"] == "preset" and preset["preset"] == "superfast"
+    assert preset["fps"] == {"360p": 30.0, "180p": 30.0} and preset["speed"] < 0.95
+    assert fps["action"] == "frame_rate" and fps["fps"] == {"360p": 30.0, "180p": 15.0}
+    assert drop["action"] == "drop" and drop["rendition"] == "360p"
+    assert drop["renditions"] == ["180p"]
+    assert back_step["rendition"] == "360p" and back_step["renditions"] == ["360p", "180p"]
+    # Halving 180p's frame rate, giving 360p up, taking it back and restoring the rate set
+    # their gates in the running ffmpeg: no restart (so no discontinuity) from the
+    # frame-rate step until the preset goes back, which restarts it.
+    between = warnings.seen[warnings.seen.index(fps) : warnings.seen.index(full)]
+    assert "transcoder_restarted" not in [d["code"] for d in between], between
+    assert back_step in between
+    # Down while slow, up while keeping up (a relapse on a busy machine may add a step
+    # down and up again), back to the full ladder.
+    level = 0
+    for code, step in warnings.steps():
+        if code == "encode_recovered":
+            assert step == level - 1, warnings.steps()
+        else:
+            assert step in (level, level + 1), warnings.steps()  # `level`: nothing cheaper left
+        level = step
+    assert level == 0 and warnings.steps()[:3] == [("slow_encode", s) for s in (1, 2, 3)]
+
+    # The reader: not one 404 (nor any other error) on a playlist it held, every answer
+    # valid, real media again after the gaps.
+    assert reader.answers and {status for _, status in reader.answers} == {200}
+    assert not reader.violations, reader.violations[:3]
+    resumed = m3u8.loads(reader.texts[f"{pid}/360p.m3u8"])
+    assert resumed.segments[-1].gap_tag is None
     assert dates.first_seen and dates.moved == [], dates.moved[:5]
+
+    # The players.
     for player in PLAYERS:
         sample = last[player]
         assert sample.fatal == [], (

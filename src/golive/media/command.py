@@ -536,7 +536,7 @@ def gate_commands(
     spliced in at another size or sample rate re-makes the whole graph, and a fresh
     resampler with `first_pts=0` started its output at 0 again, padding the broadcast
     so far with silence behind the audio already encoded (the splice test in
-    tests/media/test_transcoder.py checks the audio timeline; tests/e2e/test_degrade.py
+    tests/media/test_transcoder.py checks the audio timeline; tests/web/test_players_degrade.py
     that a given-up rung's drop completes). A re-made graph also re-reads every gate's
     initial `enable` and counts frames from 0 again, so an input that would re-make it
     while any gate is not open gets a restart instead of a splice (media/switch.py).
