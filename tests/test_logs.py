@@ -1,9 +1,35 @@
 from __future__ import annotations
 
+import logging
+
+import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golive.logs import printable
+from golive.logs import configure_logging, printable
+
+
+async def test_requests_golive_makes_are_not_logged_with_their_urls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level,
+             {name: logging.getLogger(name).level for name in ("httpx", "httpcore")})
+    try:
+        configure_logging("info")
+        transport = httpx.MockTransport(lambda request: httpx.Response(404))
+        async with httpx.AsyncClient(transport=transport) as client:
+            await client.get("http://hooks.example/allow?secret=s3cr3t&token=eyJhbGci")
+        logging.getLogger("golive.test").info("still logging")
+    finally:
+        root.handlers[:], level, levels = saved
+        root.setLevel(level)
+        for name, value in levels.items():
+            logging.getLogger(name).setLevel(value)
+    err = capsys.readouterr().err
+    assert "still logging" in err
+    assert "s3cr3t" not in err and "hooks.example" not in err, err
 
 
 def test_control_characters_are_escaped_so_no_line_can_be_forged() -> None:

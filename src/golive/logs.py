@@ -36,7 +36,11 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiosqlite", "sqlalchemy.engine", "alembic"):
+    # httpx and httpcore log every request golive makes (webhooks, access hooks, owner
+    # relays, its own in-process warm-up) at info, URL and all: noise, and a URL may carry
+    # a playback token or a secret a hook's address holds. golive logs what they mean.
+    for noisy in ("uvicorn.access", "aiosqlite", "sqlalchemy.engine", "alembic", "httpx",
+                  "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
