@@ -118,6 +118,8 @@ async def test_slate_plays_while_the_publisher_is_away_and_it_takes_back_over(
         assert warning.broadcast_id == broadcast_id
         facts = (await get_stream(api, sid))["live"]
         assert facts["role"] == "slate" and not facts["connected"]
+        # The slate's bytes are no publisher's: the ingest bitrate floor waits for one.
+        assert not transcoder.publisher_feeding
         await eventually(shows("slate"), timeout=60, what="the slate in LL-HLS")
 
         # The playlist keeps advancing on the slate: new parts, later dates, no end.
@@ -143,7 +145,7 @@ async def test_slate_plays_while_the_publisher_is_away_and_it_takes_back_over(
         # On and off the air without a restart: one ffmpeg, one timeline.
         assert "#EXT-X-DISCONTINUITY" not in text
         assert running.transcoder is transcoder and transcoder.stats.restarts == 0
-        assert running.spliced_inputs == 2
+        assert running.spliced_inputs == 2 and transcoder.publisher_feeding
         facts = (await get_stream(api, sid))["live"]
         assert facts["broadcast_id"] == broadcast_id and facts["role"] == "primary"
 

@@ -36,8 +36,9 @@ def sample(
     frames: int = 0,
     dropped: int = 0,
     input_bytes: int = 0,
+    from_publisher: bool = True,
 ) -> EncodeSample:
-    return EncodeSample(input_s, output_s, frames, dropped, input_bytes)
+    return EncodeSample(input_s, output_s, frames, dropped, input_bytes, from_publisher)
 
 
 def test_slow_encode_detector() -> None:
@@ -112,6 +113,26 @@ def test_low_ingest_bitrate_warns_once_per_crossing() -> None:
         codes += [(i, w.code, w.limited) for w in report.warnings]
     assert [c for _, c, _ in codes] == ["low_ingest_bitrate", "low_ingest_bitrate"]
     assert codes[0][0] == 4 and codes[1][0] > 20 and not codes[0][2]
+
+
+def test_the_slates_bytes_are_no_publishers_bitrate() -> None:
+    # 400 kbit/s from the publisher for 5 s; it drops and the slate (a still picture at
+    # 100 kbit/s) feeds the encoder for 10 s; a publisher returns at 400 kbit/s.
+    health = EncodeHealth(AlertSpec(min_ingest_bitrate_kbps=150, ingest_bitrate_seconds=2))
+    total, codes = 0.0, []
+    for i in range(40):
+        slate = 10 <= i < 30
+        total += (100 if slate else 400) * 1000 // 8 * TICK
+        report = health.check(i * TICK, sample(input_bytes=int(total), from_publisher=not slate))
+        codes += [w.code for w in report.warnings]
+    assert codes == []
+    # A publisher that sends 100 kbit/s itself is warned of.
+    health = EncodeHealth(AlertSpec(min_ingest_bitrate_kbps=150, ingest_bitrate_seconds=2))
+    total = 0.0
+    for i in range(10):
+        total += 100 * 1000 // 8 * TICK
+        codes += [w.code for w in health.check(i * TICK, sample(input_bytes=int(total))).warnings]
+    assert codes == ["low_ingest_bitrate"]
 
 
 def test_an_audio_only_ladder_has_no_step_to_take() -> None:

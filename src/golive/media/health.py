@@ -116,6 +116,8 @@ class EncodeSample:
     video_frames: int  # ingested so far, cumulative
     dropped_frames: int  # ours and ffmpeg's, cumulative
     input_bytes: int  # ingested so far, cumulative
+    from_publisher: bool = True
+    """Whether a publisher feeds the input (not the slate, whose bytes say nothing of it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +165,12 @@ class EncodeHealth:
                     f"{DROP_WINDOW:.0f} s",
                     {"ratio": round(ratio, 4)},
                 ))  # fmt: skip
-        # The publisher's bitrate floor: one warning per drop below it.
-        if alerts.min_ingest_bitrate_kbps > 0:
+        # The publisher's bitrate floor: one warning per drop below it, judged over a window
+        # a publisher fed from its start (the slate's still picture is no publisher's).
+        if not sample.from_publisher:
+            self._ingest = CounterWindow(alerts.ingest_bitrate_seconds)
+            self._low_ingest = False
+        elif alerts.min_ingest_bitrate_kbps > 0:
             ingest = self._ingest.add(now, sample.input_bytes)
             if ingest is not None:
                 kbps = ingest[1] * 8 / 1000 / ingest[0]

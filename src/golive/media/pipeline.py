@@ -310,6 +310,7 @@ class BroadcastPipeline(Generic[S]):
             stream_id=self.stream_id,
             capabilities=self._owner.capabilities,
             webrtc=webrtc,
+            from_publisher=lambda: not self.broadcast.on_slate,
         )
         self.transcoder = transcoder
         source = plan.source

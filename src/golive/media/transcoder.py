@@ -192,7 +192,10 @@ class Transcoder:
         capabilities: EncoderCapabilities | None = None,
         max_input_buffer: int = 8 * 1024 * 1024,
         webrtc: WebRtcRendition | None = None,
+        from_publisher: Callable[[], bool] | None = None,
     ) -> None:
+        """`from_publisher` says whether a publisher feeds the input now (not the slate):
+        the publisher's bitrate floor is judged only then."""
         if max_input_buffer < 64 * 1024:
             raise ValueError("max_input_buffer must be at least 64 KiB")
         self._ffmpeg = ffmpeg
@@ -221,6 +224,7 @@ class Transcoder:
         self._events = events
         self.stream_id = stream_id
         self._capabilities = capabilities
+        self._from_publisher = from_publisher
         # WHEP playback's extra output, reported as WEBRTC_OUTPUT: as planned, and as the
         # degrade step being encoded makes it (`degraded_webrtc`).
         self._full_webrtc = self._webrtc = webrtc
@@ -278,6 +282,12 @@ class Transcoder:
     @property
     def pid(self) -> int | None:
         return self._run.pid if self._run is not None else None
+
+    @property
+    def publisher_feeding(self) -> bool:
+        """Whether a publisher feeds the input now (not the slate): the ingest bitrate
+        floor is judged only then."""
+        return self._from_publisher() if self._from_publisher is not None else True
 
     @property
     def stats(self) -> TranscoderStats:
@@ -598,6 +608,7 @@ class Transcoder:
             video_frames=self._input.video_frames,
             dropped_frames=self._dropped_frames,
             input_bytes=self._input.input_bytes,
+            from_publisher=self.publisher_feeding,
         ))  # fmt: skip
         if report.speed is not None:  # None while a fresh window fills (after a reset)
             self._speed = report.speed
