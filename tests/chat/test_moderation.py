@@ -134,4 +134,42 @@ async def test_rest_needs_admin_and_a_stream(chat: ChatNode, pid: str) -> None:
     assert response.status_code == 422
     settings = (await chat.api.get(f"/live-streams/{stream_id}/chat")).json()["data"]
     assert settings == {"slow_mode": 0, "signed_in_only": False, "review_hook_url": None,
-                        "review_hook_fallback": "allow"}
+                        "review_hook_fallback": "allow", "blocked_terms": []}
+
+
+async def test_blocked_terms_refuse_messages_and_names_but_not_moderators(
+    chat: ChatNode, pid: str
+) -> None:
+    stream_id = await stream_id_of(chat)
+    base = f"/live-streams/{stream_id}/chat"
+    viewer = await chat.connect(pid, "viewer")
+    watcher = await chat.connect(pid, "watcher")
+    mod = await chat.connect(pid, token=await chat.token("mod-1", "Mod", ["send", "moderate"]))
+    response = await chat.api.patch(base, json={"blocked_terms": ["Scam", "free crypto",
+                                                                   "spam*"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["blocked_terms"] == ["scam", "free crypto", "spam*"]
+    assert (await chat.api.get(base)).json()["data"]["blocked_terms"] == [
+        "scam", "free crypto", "spam*"]
+    for text in ("total SCAM!", "\uff53\uff43\uff41\uff4d", "sc\u200bam", "get FREE\n crypto", "spammers"):
+        await viewer.send(type="send", text=text)
+        assert "does not allow" in await viewer.error(), text
+    await say(viewer, "scampi and escams are fine")  # whole words only
+    await say(mod, "a scam, said the moderator")  # moderators are not held to the list
+    # Nobody saw what was refused.
+    seen = [f["text"] for f in watcher.frames if f.get("type") == "message"]
+    assert seen == ["scampi and escams are fine", "a scam, said the moderator"]
+    # A display name with a term is refused; the viewer keeps the name it had.
+    await viewer.send(type="join", name="ScamKing spam")
+    assert "pick another" in await viewer.error()
+    assert (await say(viewer, "still here"))["user"]["name"] == "viewer"
+    # The audit log says how many terms, not the list.
+    audit = (await chat.api.get("/audit", params={"action": "chat.update_settings"})
+             ).json()["data"]
+    assert audit[0]["details"]["changes"] == {"blocked_terms": 3}
+    # Bounded and checked.
+    for bad in (["x"] * 1001, ["a\x00b"], ["***"], "scam", [7]):
+        response = await chat.api.patch(base, json={"blocked_terms": bad})
+        assert response.status_code == 422, (bad, response.text)
+    assert (await chat.api.patch(base, json={"blocked_terms": []})).status_code == 200
+    await say(viewer, "scam talk is allowed again")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from golive.store import ChatStore, Store
+from golive.store.chat import MAX_BLOCKED_TERMS
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -61,3 +64,29 @@ async def test_first_settings_changes_made_at_once_all_land(store: Store) -> Non
         settings = await chat.get_settings(stream.id)
         assert (settings.slow_mode, settings.signed_in_only, settings.review_hook_fallback) == (
             7, True, "deny"), settings
+
+
+async def test_blocked_terms_are_kept_normalized_and_checked(store: Store) -> None:
+    chat = ChatStore(store.engine)
+    stream, _ = await store.create_stream(name="s")
+    assert (await chat.get_settings(stream.id)).blocked_terms == ()
+    # Case, Unicode form (full-width), zero-width characters and spacing do not make a
+    # term new: one of each is kept, in the order given.
+    settings = await chat.update_settings(
+        stream.id, T0, blocked_terms=["Bad", "bad", "\uff33\uff30\uff21\uff2d", "go    away",
+                                      "b\u200bad", "spam*", "Straße"])
+    assert settings is not None
+    assert settings.blocked_terms == ("bad", "spam", "go away", "spam*", "strasse")
+    assert (await chat.get_settings(stream.id)).blocked_terms == settings.blocked_terms
+    await chat.update_settings(stream.id, T0, slow_mode=3)  # other settings leave them be
+    assert (await chat.get_settings(stream.id)).blocked_terms == settings.blocked_terms
+    assert (await chat.update_settings(stream.id, T0, blocked_terms=[])).blocked_terms == ()  # type: ignore[union-attr]
+    for bad, reason in [
+        ("bad", "a list of strings"), ([1], "a list of strings"),
+        (["x"] * (MAX_BLOCKED_TERMS + 1), "at most 1000 terms"),
+        (["a\nb"], "control characters"), (["**"], "besides '*'"), ([" "], "besides '*'"),
+        (["x" * 101], "at most 100 characters"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            await chat.update_settings(stream.id, T0, blocked_terms=bad)
+

@@ -18,6 +18,7 @@ from golive.core import new_stream_key, utcnow
 from golive.core.events import Event, EventType
 from golive.store import (
     ApiTokenRecord,
+    ChatStore,
     PlaybackIdRecord,
     Store,
     StreamRecord,
@@ -202,6 +203,33 @@ async def test_streams_from_before_0006_keep_webrtc_playback_off(empty_url: str)
     try:
         record = await upgraded.get_stream("ls_old")
         assert record is not None and record.webrtc_playback is False
+    finally:
+        await upgraded.close()
+
+
+async def test_chat_settings_from_before_0017_block_nothing(empty_url: str) -> None:
+    """Migration 0017 adds the column; a row written at 0016 reads as blocking nothing."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from golive.store.migrate import alembic_config
+
+    store = await Store.open(empty_url)
+    try:
+        stream, _ = await store.create_stream(name="old")
+        async with store.engine.begin() as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(alembic_config(sync), "0016"))
+            await connection.execute(text(
+                "INSERT INTO chat_settings (stream_id, slow_mode, signed_in_only,"
+                " review_hook_fallback, updated_at) VALUES (:sid, 5, false, 'allow',"
+                " '2026-12-01 00:00:00')"), {"sid": stream.id})
+    finally:
+        await store.close()
+    upgraded = await Store.open(empty_url)
+    try:
+        settings = await ChatStore(upgraded.engine).get_settings(stream.id)
+        assert (settings.slow_mode, settings.blocked_terms) == (5, ())
     finally:
         await upgraded.close()
 

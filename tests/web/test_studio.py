@@ -334,6 +334,31 @@ async def _moderate(browser: Any, studio: Any, base: str) -> None:
     await error.wait_for(state="visible", timeout=10_000)
     assert "ban" in (await error.inner_text()).lower()
 
+    # Blocked terms, typed in the studio: another viewer's message with one is refused.
+    await studio.click("#chat-terms summary")
+    await studio.fill("#chat-terms-text", "Troll*\n\nfree  crypto\nfree crypto")
+    await studio.click("#chat-terms-save")
+    await studio.wait_for_function(
+        "document.getElementById('chat-terms-state').textContent === 'saved'", timeout=10_000)
+    assert await studio.input_value("#chat-terms-text") == "troll*\nfree crypto"
+    assert await studio.inner_text("#chat-terms-count") == "(2)"
+    second = await browser.new_context()
+    other = await second.new_page()
+    await other.goto(f"{base}{watch_url}")
+    await other.fill("#chat-name", "visitor")
+    await other.click("#chat-join button")
+    await other.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    await other.fill("#chat-text", "FREE crypto here")
+    await other.press("#chat-text", "Enter")
+    refused = other.locator("#chat-error")
+    await refused.wait_for(state="visible", timeout=10_000)
+    assert "does not allow" in await refused.inner_text()
+    await other.fill("#chat-text", "nice stream")
+    await other.press("#chat-text", "Enter")
+    await studio.locator(".chat-message", has_text="nice stream").wait_for(timeout=10_000)
+    assert await studio.locator(".chat-message", has_text="crypto").count() == 0
+    await second.close()
+
     await studio.select_option("#chat-slow", "10")
     await studio.locator("#chat-signed-in").check()
     await studio.wait_for_timeout(500)
@@ -341,7 +366,9 @@ async def _moderate(browser: Any, studio: Any, base: str) -> None:
     await studio.locator("#chat-send").wait_for(state="visible", timeout=10_000)
     await studio.wait_for_function(
         "document.getElementById('chat-slow').value === '10'"
-        " && document.getElementById('chat-signed-in').checked", timeout=10_000)
+        " && document.getElementById('chat-signed-in').checked"
+        " && document.getElementById('chat-terms-text').value === 'troll*\\nfree crypto'",
+        timeout=10_000)
     await viewer_context.close()
 
 

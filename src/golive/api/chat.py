@@ -17,7 +17,13 @@ from golive.api.auth import Authenticator, Principal
 from golive.api.errors import ApiError, not_found
 from golive.api.schemas import Data, ErrorBody
 from golive.chat import ChatService, InvalidIdentity, validate_display_name, validate_user_id
-from golive.store import ChatBanRecord, ChatMessageRecord, ChatSettingsRecord
+from golive.store import (
+    MAX_BLOCKED_TERMS,
+    MAX_TERM_LENGTH,
+    ChatBanRecord,
+    ChatMessageRecord,
+    ChatSettingsRecord,
+)
 
 Capability = Literal["send", "moderate"]
 MAX_TOKEN_TTL = 30 * 24 * 3600
@@ -111,6 +117,13 @@ class ChatSettingsUpdate(_Request):
     review_hook_fallback: Literal["allow", "deny"] | None = Field(
         None, description="What to do when the hook does not answer in time."
     )
+    blocked_terms: list[Annotated[str, Field(max_length=MAX_TERM_LENGTH * 4)]] | None = Field(
+        None, max_length=MAX_BLOCKED_TERMS,
+        description="Words and phrases the chat refuses, in messages and display names "
+        "(moderators are not held to them). Whole words, any case or Unicode form; `*` "
+        "stands for any letters (`spam*`). Replaces the list; [] empties it. Kept "
+        f"case-folded; at most {MAX_BLOCKED_TERMS} terms of {MAX_TERM_LENGTH} characters.",
+    )
 
 
 class ChatSettingsOut(BaseModel):
@@ -118,6 +131,7 @@ class ChatSettingsOut(BaseModel):
     signed_in_only: bool
     review_hook_url: str | None
     review_hook_fallback: str
+    blocked_terms: list[str]
 
 
 def _message_out(r: ChatMessageRecord) -> ChatMessageOut:
@@ -133,7 +147,8 @@ def _ban_out(r: ChatBanRecord) -> ChatBanOut:
 def _settings_out(r: ChatSettingsRecord) -> ChatSettingsOut:
     return ChatSettingsOut(slow_mode=r.slow_mode, signed_in_only=r.signed_in_only,
                            review_hook_url=r.review_hook_url,
-                           review_hook_fallback=r.review_hook_fallback)
+                           review_hook_fallback=r.review_hook_fallback,
+                           blocked_terms=list(r.blocked_terms))
 
 
 def chat_router(auth: Authenticator, chat: ChatService) -> APIRouter:
@@ -182,6 +197,8 @@ def chat_router(auth: Authenticator, chat: ChatService) -> APIRouter:
         record = await chat.update_settings(stream_id, **changes)
         if record is None:
             raise not_found("live stream", stream_id)
+        if "blocked_terms" in changes:  # how many, not the list (up to 1000 terms)
+            changes["blocked_terms"] = len(record.blocked_terms)
         await trail.record(request, principal, "chat.update_settings", "live_stream", stream_id,
                            changes=changes)
         return Data(data=_settings_out(record))

@@ -49,6 +49,7 @@ from golive.chat.identity import (
 )
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
+from golive.chat.terms import blocked_terms
 from golive.core import EventBus, EventType, Limit, RateLimits
 from golive.delivery import PlaybackAccess
 from golive.settings import Settings
@@ -68,6 +69,10 @@ SYSTEM_TEXTS = {
     EventType.LIVE_STREAM_IDLE: "The stream ended",
 }
 TICK_SECONDS = 1.0
+# What a sender is told of a message or name with a blocked term (not which term: a
+# list a spammer could read back term by term would be easier to get round).
+BLOCKED_TERM_REASON = "your message was not sent: it contains a term this chat does not allow"
+BLOCKED_NAME_REASON = "that name contains a term this chat does not allow: pick another"
 MAX_RESERVED_NAMES = 1000
 # Ids Redis may have handed out, cluster-wide, whose messages were not stored yet when it
 # went away (a few group commits' worth of every node's messages, with a wide margin):
@@ -438,6 +443,9 @@ class ChatService:
         if state is not None and name_key(clean) in state.reserved:
             self.reply(connection, error_frame(reserved_reason(clean)))
             return
+        if state is not None and blocked_terms(state.settings.blocked_terms).found(clean):
+            self.reply(connection, error_frame(BLOCKED_NAME_REASON))
+            return
         connection.user = ChatUser(id=user.id if user else new_anonymous_id(), name=clean)
         self.reply(connection, self._identity_frame(connection.user))
 
@@ -475,6 +483,8 @@ class ChatService:
             return "only signed-in users can chat here"
         if state.name_taken(user):
             return reserved_reason(user.name)
+        if not user.can_moderate and blocked_terms(state.settings.blocked_terms).found(text):
+            return BLOCKED_TERM_REASON
         # Slow mode, the sender's own rate and the room's, checked together (all or
         # nothing) and counted across the cluster's nodes when Redis links them.
         slow = state.settings.slow_mode

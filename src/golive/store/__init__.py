@@ -18,11 +18,15 @@ from golive.store.assets import (
 from golive.store.audit import Actor, AuditRepository
 from golive.store.broadcasts import BroadcastRepository
 from golive.store.chat import (
+    MAX_BLOCKED_TERMS,
+    MAX_TERM_LENGTH,
     ChatBanRecord,
     ChatMessageRecord,
     ChatSettingsRecord,
     ChatStore,
     NewChatMessage,
+    fold_text,
+    normalize_term,
 )
 from golive.store.db import StoreBusy
 from golive.store.destinations import (
@@ -76,8 +80,10 @@ from golive.store.webhooks import (
 )
 
 __all__ = [
+    "MAX_BLOCKED_TERMS",
     "MAX_DESTINATION_NAME_LENGTH",
     "MAX_DESTINATION_SECRET_LENGTH",
+    "MAX_TERM_LENGTH",
     "TOKEN_SCOPES",
     "Actor",
     "ApiTokenRecord",
@@ -129,7 +135,9 @@ __all__ = [
     "check_event_types",
     "check_referrers",
     "check_url",
+    "fold_text",
     "generate_key_pair",
     "is_outage",
+    "normalize_term",
     "stream_policy",
 ]

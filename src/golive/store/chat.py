@@ -7,6 +7,8 @@ leave this module. Rows go away with their stream (foreign keys with ON DELETE C
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,11 +73,60 @@ class ChatSettingsRecord:
     signed_in_only: bool = False
     review_hook_url: str | None = None
     review_hook_fallback: str = "allow"
+    # Words and phrases the chat refuses, as `normalize_term` keeps them (golive.chat.terms).
+    blocked_terms: tuple[str, ...] = ()
 
 
 UPDATABLE_CHAT_SETTINGS = frozenset(
-    {"slow_mode", "signed_in_only", "review_hook_url", "review_hook_fallback"}
+    {"slow_mode", "signed_in_only", "review_hook_url", "review_hook_fallback", "blocked_terms"}
 )
+MAX_BLOCKED_TERMS = 1000
+MAX_TERM_LENGTH = 100
+
+
+def fold_text(text: str) -> str:
+    """`text` as blocked terms are matched against it: NFKC, case-folded, without format
+    characters (zero-width spaces and joiners, which would hide a term)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+
+
+def normalize_term(term: str) -> str:
+    """A blocked term as it is kept and matched: `fold_text`, whitespace runs as one
+    space, trimmed."""
+    return " ".join(fold_text(term).split())
+
+
+def _blocked_terms(value: object) -> list[str]:
+    """A list of blocked terms checked and normalized: duplicates dropped, order kept."""
+    if not isinstance(value, list):
+        raise ValueError("blocked_terms must be a list of strings")
+    if len(value) > MAX_BLOCKED_TERMS:
+        raise ValueError(f"blocked_terms holds at most {MAX_BLOCKED_TERMS} terms")
+    terms: dict[str, None] = {}
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError("blocked_terms must be a list of strings")
+        if any(unicodedata.category(ch) == "Cc" for ch in item):
+            raise ValueError("a blocked term cannot hold control characters")
+        term = normalize_term(item)
+        if not term.strip("*"):
+            raise ValueError("a blocked term needs a letter, digit or sign besides '*'")
+        if len(term) > MAX_TERM_LENGTH:
+            raise ValueError(f"a blocked term is at most {MAX_TERM_LENGTH} characters")
+        terms[term] = None
+    return list(terms)
+
+
+def _stored_terms(raw: str | None) -> tuple[str, ...]:
+    """The stored list (JSON), or none if it cannot be read."""
+    try:
+        value = json.loads(raw) if raw else []
+    except ValueError:
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(term for term in value[:MAX_BLOCKED_TERMS] if isinstance(term, str) and term)
 
 
 # Rows in one SQLite INSERT: 7 values each, under the 999 variables older SQLite allows.
@@ -127,6 +178,7 @@ def _settings(row: ChatSettings) -> ChatSettingsRecord:
         signed_in_only=bool(row.signed_in_only),
         review_hook_url=row.review_hook_url,
         review_hook_fallback=row.review_hook_fallback,
+        blocked_terms=_stored_terms(row.blocked_terms),
     )
 
 
@@ -147,6 +199,9 @@ def _clean_settings(fields: dict[str, Any]) -> dict[str, Any]:
     if url is not None and (not isinstance(url, str) or len(url) > 2000
                             or not url.startswith(("http://", "https://"))):
         raise ValueError("review_hook_url must be an http:// or https:// URL")
+    if "blocked_terms" in clean:
+        clean["blocked_terms"] = json.dumps(_blocked_terms(clean["blocked_terms"]),
+                                            ensure_ascii=False)
     return clean
 
 
@@ -487,7 +542,7 @@ class ChatStore:
             insert = pg_insert if self._postgres else sqlite_insert
             await session.execute(insert(ChatSettings).values(
                 stream_id=stream_id, slow_mode=0, signed_in_only=False, review_hook_url=None,
-                review_hook_fallback="allow", updated_at=now,
+                review_hook_fallback="allow", blocked_terms="[]", updated_at=now,
             ).on_conflict_do_nothing(index_elements=["stream_id"]))
             row = (await session.execute(
                 select(ChatSettings).where(ChatSettings.stream_id == stream_id)

@@ -321,6 +321,8 @@ class ChatSettings(Base):
     signed_in_only: Mapped[bool] = mapped_column(Boolean, default=False)
     review_hook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     review_hook_fallback: Mapped[str] = mapped_column(String(8), default="allow")
+    # A JSON list of normalized terms (golive.store.chat.normalize_term).
+    blocked_terms: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

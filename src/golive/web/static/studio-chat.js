@@ -76,6 +76,8 @@ export async function startModeratorChat(streamId, chatUrl) {
   const base = `live-streams/${encodeURIComponent(streamId)}/chat`;
   const slow = $("chat-slow");
   const signedIn = $("chat-signed-in");
+  const terms = $("chat-terms-text");
+  const termsState = $("chat-terms-state");
   // Each answer sets only the controls it answers for: the answer to one change (or the
   // first load) must not undo another control the moderator changed meanwhile.
   const touched = new Set();
@@ -87,17 +89,32 @@ export async function startModeratorChat(streamId, chatUrl) {
       slow.value = String(settings.slow_mode);
     }
     if (keys.includes("signed_in_only")) signedIn.checked = settings.signed_in_only;
+    if (keys.includes("blocked_terms")) {
+      terms.value = settings.blocked_terms.join("\n");
+      const count = settings.blocked_terms.length;
+      $("chat-terms-count").textContent = count ? `(${count})` : "(none)";
+    }
   };
+  // Whether the node took the change.
   const change = async (body) => {
     Object.keys(body).forEach((key) => touched.add(key));
     try {
       apply((await api("PATCH", base, body)).data, Object.keys(body));
+      return true;
     } catch (err) {
       showError(error, err);
+      return false;
     }
   };
   slow.addEventListener("change", () => change({ slow_mode: Number(slow.value) }));
   signedIn.addEventListener("change", () => change({ signed_in_only: signedIn.checked }));
+  // The list as the node keeps it (case-folded, duplicates gone) replaces the text.
+  $("chat-terms-save").addEventListener("click", async () => {
+    const list = terms.value.split("\n").map((line) => line.trim()).filter(Boolean);
+    termsState.textContent = "saving…";
+    termsState.textContent = await change({ blocked_terms: list }) ? "saved" : "not saved";
+  });
+  terms.addEventListener("input", () => { termsState.textContent = "not saved"; });
   $("chat-clear").addEventListener("click", async () => {
     if (!confirm("Clear the chat for everyone?")) return;
     try {
@@ -108,7 +125,8 @@ export async function startModeratorChat(streamId, chatUrl) {
   });
   try {
     const settings = (await api("GET", base)).data;
-    apply(settings, ["slow_mode", "signed_in_only"].filter((key) => !touched.has(key)));
+    apply(settings, ["slow_mode", "signed_in_only", "blocked_terms"]
+      .filter((key) => !touched.has(key)));
   } catch (err) {
     showError(error, err);
   }
