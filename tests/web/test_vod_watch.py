@@ -64,6 +64,38 @@ async def test_asset_watch_page_plays_and_seeks_to_the_middle(
     total = f"{int(asset['duration']) // 60}:{int(asset['duration']) % 60:02d}"
     assert re.fullmatch(rf"0:\d\d / {total}", await page.inner_text(".player-delay"))
 
+    # Hovering the seek bar shows where a click would go: the time and a still of it.
+    stills: list[str] = []
+    page.on("response", lambda r: stills.append(f"{r.status} {r.url}")
+            if "/thumbnail/" in r.url else None)
+    seek = await page.locator(".player-seek").bounding_box()
+    assert seek is not None
+    await page.mouse.move(seek["x"] + seek["width"] * 0.75, seek["y"] + seek["height"] / 2)
+    preview = page.locator(".player-preview")
+    await preview.wait_for(state="visible", timeout=10_000)
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('.player-preview img');"
+        " return i.complete && i.naturalWidth === 160 && !i.hidden; }", timeout=30_000)
+    shown = await page.inner_text(".player-preview-time")
+    bar_max = float(await page.get_attribute(".player-seek", "max") or 0)
+    assert abs(int(shown.split(":")[1]) - bar_max * 0.75) <= 1, (shown, bar_max)
+    # A still at a whole step (2 s here) of the recording, at most one per step asked for.
+    asked = [url for url in stills if "time=" in url]
+    assert asked and all(url.startswith("200 ") for url in asked), stills
+    assert re.search(r"time=(\d+)\.0&width=160", asked[-1])
+    moments = {re.search(r"time=([\d.]+)", url)[1] for url in asked}  # type: ignore[index]
+    assert all(float(t) % 2 == 0 and float(t) <= bar_max for t in moments), moments
+    # Where it stands: over the pointer, inside the player.
+    box = await preview.bounding_box()
+    player = await page.locator("#player").bounding_box()
+    assert box is not None and player is not None
+    assert box["x"] <= seek["x"] + seek["width"] * 0.75 <= box["x"] + box["width"]
+    assert player["x"] <= box["x"] and box["x"] + box["width"] <= player["x"] + player["width"]
+    assert box["y"] + box["height"] <= seek["y"]
+    await page.screenshot(path=str(artifacts / "vod-seek-preview.png"))
+    await page.mouse.move(player["x"] + 10, player["y"] + 10)  # off the bar: it goes
+    await preview.wait_for(state="hidden", timeout=10_000)
+
     middle = asset["duration"] / 2
     await page.locator(".player-seek").fill(f"{middle:.1f}")  # as a drag to the middle would
     await page.wait_for_function(

@@ -302,6 +302,11 @@ class WebPages:
             "vod": True,
             "duration": asset.duration,
             "realtime": None,
+            # The seek bar's stills (`/thumbnail/PID.jpg?time=`): a public recording with
+            # pictures (a signed one's stills would need a thumbnail token of their own).
+            "previewUrl": (f"/thumbnail/{playback_id}.jpg"
+                           if asset.playback_policy == "public"
+                           and any(r.width for r in asset.renditions) else None),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         # Chat replay: the stream's chat beside the recording, in time with it.
