@@ -300,16 +300,23 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
     await context.close()
 
 
+async def _chat_viewer(browser: Any, url: str, name: str) -> tuple[Any, Any]:
+    """A viewer of its own (a browser context) on a watch page, joined to its chat as
+    `name`: (context, page)."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(url)
+    await page.fill("#chat-name", name)
+    await page.click("#chat-join button")
+    await page.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    return context, page
+
+
 async def _moderate(browser: Any, studio: Any, base: str) -> None:
     """A viewer chats on the watch page; the studio deletes the message, then bans them."""
     studio.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     watch_url = await studio.get_attribute("a[href^='/watch/']", "href")
-    viewer_context = await browser.new_context()
-    viewer = await viewer_context.new_page()
-    await viewer.goto(f"{base}{watch_url}")
-    await viewer.fill("#chat-name", "troll")
-    await viewer.click("#chat-join button")
-    await viewer.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    viewer_context, viewer = await _chat_viewer(browser, f"{base}{watch_url}", "troll")
     await viewer.fill("#chat-text", "first!!!")
     await viewer.press("#chat-text", "Enter")
 
@@ -342,12 +349,7 @@ async def _moderate(browser: Any, studio: Any, base: str) -> None:
         "document.getElementById('chat-terms-state').textContent === 'saved'", timeout=10_000)
     assert await studio.input_value("#chat-terms-text") == "troll*\nfree crypto"
     assert await studio.inner_text("#chat-terms-count") == "(2)"
-    second = await browser.new_context()
-    other = await second.new_page()
-    await other.goto(f"{base}{watch_url}")
-    await other.fill("#chat-name", "visitor")
-    await other.click("#chat-join button")
-    await other.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    second, other = await _chat_viewer(browser, f"{base}{watch_url}", "visitor")
     await other.fill("#chat-text", "FREE crypto here")
     await other.press("#chat-text", "Enter")
     refused = other.locator("#chat-error")
