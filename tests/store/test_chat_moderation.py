@@ -74,9 +74,9 @@ async def test_blocked_terms_are_kept_normalized_and_checked(store: Store) -> No
     # term new: one of each is kept, in the order given.
     settings = await chat.update_settings(
         stream.id, T0, blocked_terms=["Bad", "bad", "\uff33\uff30\uff21\uff2d", "go    away",
-                                      "b\u200bad", "spam*", "Straße"])
+                                      "b\u200bad", "spam*", "Straße", "**coin **"])
     assert settings is not None
-    assert settings.blocked_terms == ("bad", "spam", "go away", "spam*", "strasse")
+    assert settings.blocked_terms == ("bad", "spam", "go away", "spam*", "strasse", "*coin*")
     assert (await chat.get_settings(stream.id)).blocked_terms == settings.blocked_terms
     await chat.update_settings(stream.id, T0, slow_mode=3)  # other settings leave them be
     assert (await chat.get_settings(stream.id)).blocked_terms == settings.blocked_terms
@@ -86,6 +86,7 @@ async def test_blocked_terms_are_kept_normalized_and_checked(store: Store) -> No
         (["x"] * (MAX_BLOCKED_TERMS + 1), "at most 1000 terms"),
         (["a\nb"], "control characters"), (["**"], "besides '*'"), ([" "], "besides '*'"),
         (["x" * 101], "at most 100 characters"),
+        (["a*b"], "only at its start or end"),
     ]:
         with pytest.raises(ValueError, match=reason):
             await chat.update_settings(stream.id, T0, blocked_terms=bad)

@@ -120,8 +120,9 @@ class ChatSettingsUpdate(_Request):
     blocked_terms: list[Annotated[str, Field(max_length=MAX_TERM_LENGTH * 4)]] | None = Field(
         None, max_length=MAX_BLOCKED_TERMS,
         description="Words and phrases the chat refuses, in messages and display names "
-        "(moderators are not held to them). Whole words, any case or Unicode form; `*` "
-        "stands for any letters (`spam*`). Replaces the list; [] empties it. Kept "
+        "(moderators are not held to them). Whole words, any case or Unicode form; a `*` "
+        "at a term's start or end stands for any letters (`spam*`, `*coin`). Replaces the "
+        "list; [] empties it. Kept "
         f"case-folded; at most {MAX_BLOCKED_TERMS} terms of {MAX_TERM_LENGTH} characters.",
     )
 

@@ -7,8 +7,9 @@ name. Moderators and the streamer are not held to them (as to slow mode).
 
 A term matches whole words, whatever their case or Unicode form (full-width letters,
 ligatures), with invisible format characters (zero-width spaces and joiners) ignored:
-"bad" refuses "so BAD!" but not "badge". A `*` stands for any run of letters or digits:
-"bad*" refuses "badge" too, "*bad" "sinbad". Words of a phrase may be apart by any
+"bad" refuses "so BAD!" but not "badge". A `*` at a term's start or end stands for any
+run of letters or digits: "bad*" refuses "badge" too, "*bad" "sinbad" (not inside a term:
+nested wildcards can make a search take exponential time on a crafted message). Words of a phrase may be apart by any
 whitespace. Single words without a `*` (most lists) are looked up in a set, one lookup
 per word of the message; the rest are one regular expression.
 """
@@ -58,8 +59,12 @@ def blocked_terms(terms: tuple[str, ...]) -> BlockedTerms:
         if "*" not in folded and _WORD.fullmatch(folded):
             words.add(folded)
             continue
-        pieces = [r"\w*" if piece == "*" else re.escape(piece)
-                  for piece in re.split(r"(\*)", folded) if piece]
-        patterns.append("".join(pieces).replace(re.escape(" "), r"\s+"))
+        # A `*` counts only at an end (as the store keeps terms): wildcards inside a term
+        # could make the search take exponential time on a crafted message.
+        core = re.escape(folded.strip("*").strip()).replace(re.escape(" "), r"\s+")
+        if not core:
+            continue
+        patterns.append((r"\w*" if folded.startswith("*") else "") + core
+                        + (r"\w*" if folded.endswith("*") else ""))
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(patterns) + r")(?!\w)") if patterns else None
     return BlockedTerms(frozenset(words), pattern)

@@ -110,8 +110,13 @@ def _blocked_terms(value: object) -> list[str]:
         if any(unicodedata.category(ch) == "Cc" for ch in item):
             raise ValueError("a blocked term cannot hold control characters")
         term = normalize_term(item)
-        if not term.strip("*"):
+        core = term.strip("*")
+        if not core.strip():
             raise ValueError("a blocked term needs a letter, digit or sign besides '*'")
+        if "*" in core:  # inner wildcards could make matching take exponential time
+            raise ValueError("a '*' in a blocked term stands only at its start or end")
+        term = ("*" if term.startswith("*") else "") + core.strip() + (
+            "*" if term.endswith("*") else "")
         if len(term) > MAX_TERM_LENGTH:
             raise ValueError(f"a blocked term is at most {MAX_TERM_LENGTH} characters")
         terms[term] = None
