@@ -27,6 +27,19 @@ class ConsoleLog:
             self.errors.append(f"console: {message.text} at {message.location}")
 
 
+async def join_chat(browser: Any, url: str, name: str) -> tuple[Any, Any]:
+    """A viewer of its own (a browser context) on a watch page at `url`, joined to its
+    chat as `name`: (context, page)."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(url)
+    await page.wait_for_function("document.getElementById('chat-state').hidden", timeout=10_000)
+    await page.fill("#chat-name", name)
+    await page.click("#chat-join button")
+    await page.wait_for_selector("#chat-send", state="visible", timeout=10_000)
+    return context, page
+
+
 async def current_time(page: Any) -> float:
     value: float = await page.evaluate("document.querySelector('video').currentTime")
     return value

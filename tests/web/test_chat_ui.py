@@ -7,22 +7,11 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.conftest import create_stream
-from tests.web.helpers import ConsoleLog
+from tests.web.helpers import ConsoleLog, join_chat
 
 from golive.app import Golive
 
 pytestmark = pytest.mark.slow
-
-
-async def _join(browser: Any, url: str, name: str) -> tuple[Any, Any]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    await page.goto(url)
-    await page.wait_for_function("document.getElementById('chat-state').hidden", timeout=10_000)
-    await page.fill("#chat-name", name)
-    await page.click("#chat-join button")
-    await page.wait_for_selector("#chat-send", state="visible", timeout=10_000)
-    return context, page
 
 
 async def _say(page: Any, text: str) -> None:
@@ -35,8 +24,8 @@ async def test_two_viewers_chat_and_a_moderator_deletes_and_bans(
 ) -> None:
     stream = await create_stream(api, name="Chat show")
     url = f"{node.http_url}/watch/{stream['playback_ids'][0]['id']}"
-    alice_context, alice = await _join(browser, url, "alice")
-    bob_context, bob = await _join(browser, url, "bob")
+    alice_context, alice = await join_chat(browser, url, "alice")
+    bob_context, bob = await join_chat(browser, url, "bob")
     console = ConsoleLog(alice)
 
     await _say(alice, "hello from alice")
@@ -87,7 +76,7 @@ async def test_rate_limit_reason_is_shown_to_the_sender(
 ) -> None:
     stream = await create_stream(api, name="Busy chat")
     url = f"{node.http_url}/watch/{stream['playback_ids'][0]['id']}"
-    context, page = await _join(browser, url, "speedy")
+    context, page = await join_chat(browser, url, "speedy")
     # The default burst is 5 messages, refilled at 1 per second: the burst goes out,
     # the rest of a quick flurry is refused with a reason the sender sees.
     for i in range(8):
@@ -96,4 +85,28 @@ async def test_rate_limit_reason_is_shown_to_the_sender(
     await error.wait_for(state="visible", timeout=10_000)
     assert "too fast" in (await error.inner_text()).lower()
     await page.locator(".chat-message", has_text="flurry 0").wait_for(timeout=10_000)
+    await context.close()
+
+
+async def test_a_refused_message_goes_back_into_the_box(
+    node: Golive, api: httpx.AsyncClient, browser: Any
+) -> None:
+    stream = await create_stream(api, name="Careful chat")
+    response = await api.patch(f"/live-streams/{stream['id']}/chat",
+                               json={"blocked_terms": ["scam"]})
+    assert response.status_code == 200, response.text
+    url = f"{node.http_url}/watch/{stream['playback_ids'][0]['id']}"
+    context, page = await join_chat(browser, url, "typist")
+    await _say(page, "this is no SCAM, honest")
+    error = page.locator("#chat-error")
+    await error.wait_for(state="visible", timeout=10_000)
+    assert "does not allow" in await error.inner_text()
+    # The text is back to edit, not lost; sent again without the term, it goes out and
+    # the box stays empty.
+    assert await page.input_value("#chat-text") == "this is no SCAM, honest"
+    await page.fill("#chat-text", "this is honest")
+    await page.press("#chat-text", "Enter")
+    await page.locator(".chat-message", has_text="this is honest").wait_for(timeout=10_000)
+    assert await page.input_value("#chat-text") == ""
+    assert await page.locator(".chat-message", has_text="SCAM").count() == 0
     await context.close()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from tests.e2e.conftest import ADMIN
 from tests.mediatools import ffmpeg_publish, stop
-from tests.web.helpers import ConsoleLog
+from tests.web.helpers import ConsoleLog, join_chat
 
 from golive.app import Golive
 from golive.web.session import SESSION_COOKIE, SessionSigner, StudioSessions
@@ -300,23 +300,11 @@ async def test_studio_log_in_create_a_stream_see_its_key_once_see_it_go_live(
     await context.close()
 
 
-async def _chat_viewer(browser: Any, url: str, name: str) -> tuple[Any, Any]:
-    """A viewer of its own (a browser context) on a watch page, joined to its chat as
-    `name`: (context, page)."""
-    context = await browser.new_context()
-    page = await context.new_page()
-    await page.goto(url)
-    await page.fill("#chat-name", name)
-    await page.click("#chat-join button")
-    await page.wait_for_selector("#chat-send", state="visible", timeout=10_000)
-    return context, page
-
-
 async def _moderate(browser: Any, studio: Any, base: str) -> None:
     """A viewer chats on the watch page; the studio deletes the message, then bans them."""
     studio.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     watch_url = await studio.get_attribute("a[href^='/watch/']", "href")
-    viewer_context, viewer = await _chat_viewer(browser, f"{base}{watch_url}", "troll")
+    viewer_context, viewer = await join_chat(browser, f"{base}{watch_url}", "troll")
     await viewer.fill("#chat-text", "first!!!")
     await viewer.press("#chat-text", "Enter")
 
@@ -349,7 +337,7 @@ async def _moderate(browser: Any, studio: Any, base: str) -> None:
         "document.getElementById('chat-terms-state').textContent === 'saved'", timeout=10_000)
     assert await studio.input_value("#chat-terms-text") == "troll*\nfree crypto"
     assert await studio.inner_text("#chat-terms-count") == "(2)"
-    second, other = await _chat_viewer(browser, f"{base}{watch_url}", "visitor")
+    second, other = await join_chat(browser, f"{base}{watch_url}", "visitor")
     await other.fill("#chat-text", "FREE crypto here")
     await other.press("#chat-text", "Enter")
     refused = other.locator("#chat-error")

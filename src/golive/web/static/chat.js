@@ -4,6 +4,9 @@
 // back as ?identity= so a viewer keeps their name across visits.
 
 const MAX_LINES = 300;
+// A refusal this soon after a send answers it: the text goes back into the box to edit
+// or send again (slow mode, a blocked term, too fast), not lost.
+const REFUSAL_WINDOW_MS = 10000;
 const IDENTITY_KEY = "golive-chat-identity";
 
 function formatTime(iso) {
@@ -20,6 +23,7 @@ export class ChatPanel {
     this.retries = 0;
     this.user = null;
     this.errorTimer = 0;
+    this.unanswered = null; // the last text sent and when, until it shows or is refused
     this.el.joinForm.addEventListener("submit", (event) => {
       event.preventDefault();
       const name = this.el.nameInput.value.trim();
@@ -29,7 +33,10 @@ export class ChatPanel {
       event.preventDefault();
       const text = this.el.textInput.value;
       if (!text.trim()) return;
-      if (this.send({ type: "send", text })) this.el.textInput.value = "";
+      if (this.send({ type: "send", text })) {
+        this.el.textInput.value = "";
+        this.unanswered = { text, at: performance.now() };
+      }
     });
   }
 
@@ -94,6 +101,9 @@ export class ChatPanel {
   handle(frame) {
     switch (frame.type) {
       case "message":
+        if (this.unanswered && this.user && frame.user && frame.user.id === this.user.id) {
+          this.unanswered = null; // it went out (the server may trim it: no text match)
+        }
         this.addMessage(frame);
         break;
       case "deleted": {
@@ -118,9 +128,16 @@ export class ChatPanel {
         this.el.sendForm.hidden = false;
         this.el.textInput.placeholder = `Chat as ${frame.user.name}…`;
         break;
-      case "error":
+      case "error": {
         this.showError(frame.reason);
+        const refused = this.unanswered;
+        this.unanswered = null;
+        if (refused && performance.now() - refused.at < REFUSAL_WINDOW_MS
+            && !this.el.textInput.value) {
+          this.el.textInput.value = refused.text;
+        }
         break;
+      }
       default:
         break;
     }
