@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
 import json
 import re
 import subprocess
@@ -130,6 +131,29 @@ async def test_asset_mp4_thumbnails_and_chat_replay(
         assert later.status_code == 200 and later.content != still.content
         past = await http.get(f"/thumbnail/{pid}.jpg", params={"time": "9999"})
         assert past.status_code == 404
+
+        # Its storyboard: a WebVTT thumbnails track, a cue per 2 s to the end, each cue
+        # naming a still that answers.
+        board = await http.get(f"/storyboard/{pid}.vtt")
+        assert board.status_code == 200, board.text
+        assert board.headers["content-type"].startswith("text/vtt")
+        lines = board.text.split("\n")
+        assert lines[0] == "WEBVTT"
+        cues = [(line.split(" --> "), lines[i + 1]) for i, line in enumerate(lines)
+                if " --> " in line]
+        assert cues[0][0][0] == "00:00:00.000"
+        for ((_, end), _), ((start, _), _) in itertools.pairwise(cues):
+            assert end == start  # contiguous
+        seconds = [int(start[6:8]) + 60 * int(start[3:5]) for (start, _), _ in cues]
+        assert seconds == list(range(0, 2 * len(cues), 2))
+        last_end = cues[-1][0][1]
+        assert abs(int(last_end[6:8]) + int(last_end[9:]) / 1000 - asset["duration"]) < 0.01
+        for second, (_, url) in zip(seconds, cues, strict=True):
+            assert url == f"/thumbnail/{pid}.jpg?time={second}.0&width=160"
+        tile = await http.get(cues[-1][1])
+        assert tile.status_code == 200 and jpeg_size(tile.content, tmp_path) == (160, 90)
+        assert (await http.get(f"/storyboard/{pid}.vtt?width=x")).status_code == 400
+        assert (await http.get("/storyboard/nosuchasset.vtt")).status_code == 404
 
         # The asset's watch page points search engines and link previews at both.
         page = (await http.get(f"/watch/{pid}")).text

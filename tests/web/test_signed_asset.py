@@ -1,6 +1,6 @@
 """A signed stream's recording, end to end: its page plays in Chromium with a playback
 token (aud v) and replays the chat with a chat token (aud c), and says why without one;
-its MP4 plays with a v token, its thumbnails with a t token."""
+its MP4 plays with a v token, its thumbnails and storyboard with a t token."""
 
 from __future__ import annotations
 
@@ -105,6 +105,14 @@ async def test_signed_recording_plays_with_its_tokens_and_says_why_without(
                 ).status_code == 403
         jpeg = await http.get(f"/thumbnail/{pid}.jpg", params={**still, "token": t})
         assert jpeg.status_code == 200 and jpeg.content[:3] == b"\xff\xd8\xff"
+        # The storyboard with a thumbnail token too, which every cue's still carries on.
+        assert (await http.get(f"/storyboard/{pid}.vtt")).status_code == 403
+        assert (await http.get(f"/storyboard/{pid}.vtt", params={"token": v})).status_code == 403
+        board = await http.get(f"/storyboard/{pid}.vtt", params={"token": t})
+        assert board.status_code == 200, board.text
+        stills = [line for line in board.text.split("\n") if line.startswith("/thumbnail/")]
+        assert stills and all(line.endswith(f"&token={t}") for line in stills)
+        assert (await http.get(stills[-1])).status_code == 200
 
     browser_page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await browser_page.goto(f"{node.http_url}/watch/{pid}")

@@ -42,6 +42,7 @@ from golive.web.qoe import (
     server_events,
     utc_now,
 )
+from golive.web.thumbnails import storyboard_step
 
 if TYPE_CHECKING:
     from golive.packaging import Presentation
@@ -302,11 +303,13 @@ class WebPages:
             "vod": True,
             "duration": asset.duration,
             "realtime": None,
-            # The seek bar's stills (`/thumbnail/PID.jpg?time=`): a public recording with
-            # pictures (a signed one's stills would need a thumbnail token of their own).
+            # The seek bar's stills (`/thumbnail/PID.jpg?time=`, the storyboard's moments):
+            # a public recording with pictures (a signed one's stills would need a
+            # thumbnail token of their own).
             "previewUrl": (f"/thumbnail/{playback_id}.jpg"
                            if asset.playback_policy == "public"
                            and any(r.width for r in asset.renditions) else None),
+            "previewStep": storyboard_step(asset.duration),
         }
         origin = f"{request.url.scheme}://{request.url.netloc}"
         # Chat replay: the stream's chat beside the recording, in time with it.

@@ -1,4 +1,5 @@
-"""`/thumbnail/PLAYBACK_ID.jpg`: a still of a live stream, or of an asset at a time (web).
+"""`/thumbnail/PLAYBACK_ID.jpg`: a still of a live stream, or of an asset at a time, and
+`/storyboard/PLAYBACK_ID.vtt`: an asset's stills as a WebVTT thumbnails track (web).
 
 Live: the first frame (a keyframe) of the latest complete segment in the packaging
 window, from the smallest rendition at least as wide as asked. Assets
@@ -6,6 +7,12 @@ window, from the smallest rendition at least as wide as asked. Assets
 recording library and the frame that far into it; without a library, `?time=`
 answers 404. The decode itself is the media stage's `Thumbnailer` (ffmpeg in a
 subprocess, bounded, cached).
+
+A storyboard (as Mux serves `storyboard.vtt`) lists a recording's moments at whole steps
+(`storyboard_step`: at most `STORYBOARD_STILLS`, `STORYBOARD_MIN_STEP_S` apart at least),
+each cue naming that moment's still, for players that preview seeking from a WebVTT
+thumbnails track (Video.js, Plyr, JW Player, Shaka's `addThumbnailsTrack`); the watch
+page's seek bar asks for the same stills.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import math
 import re
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,6 +57,40 @@ LIVE_CACHE = "public, max-age=5"
 # An asset's frame at a time never changes while the asset exists.
 ASSET_CACHE = "public, max-age=3600"
 HEADERS = {"Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
+STORYBOARD_STILLS = 100
+STORYBOARD_MIN_STEP_S = 2
+STORYBOARD_WIDTH = 160
+
+
+def storyboard_step(duration: float) -> int:
+    """Whole seconds between a recording's storyboard stills."""
+    if not math.isfinite(duration) or duration <= 0:
+        return STORYBOARD_MIN_STEP_S
+    return max(STORYBOARD_MIN_STEP_S, math.ceil(duration / STORYBOARD_STILLS))
+
+
+def _vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}"
+
+
+def storyboard_vtt(playback_id: str, duration: float, *, width: int = STORYBOARD_WIDTH,
+                   token: str | None = None) -> str:
+    """The WebVTT thumbnails track of a recording `duration` seconds long: a cue per step,
+    its text the still of the step's start (`/thumbnail/PLAYBACK_ID.jpg?time=`, the token
+    passed on)."""
+    step = storyboard_step(duration)
+    suffix = f"&token={quote(token, safe='')}" if token else ""
+    lines = ["WEBVTT", ""]
+    start = 0
+    while start < duration:
+        end = min(start + step, duration)
+        lines += [f"{_vtt_time(start)} --> {_vtt_time(end)}",
+                  f"/thumbnail/{playback_id}.jpg?time={start}.0&width={width}{suffix}", ""]
+        start += step
+    return "\n".join(lines)
 
 
 class LiveThumbnailSource(Protocol):
@@ -64,6 +106,11 @@ class AssetFrames(Protocol):
                          token: str | None) -> tuple[Hashable, SegmentMedia] | None:
         """(a cache key naming the segment, its media), or None: no such asset or time;
         raises `NoPicture` for a recording of sound alone."""
+        ...
+
+    async def picture_duration(self, playback_id: str) -> float | None:
+        """A ready recording's duration, or None: no such asset; raises `NoPicture` for a
+        recording of sound alone."""
         ...
 
 
@@ -87,6 +134,14 @@ class RecordedFrames:
 
     def __init__(self, library: RecordingReader) -> None:
         self.library = library
+
+    async def picture_duration(self, playback_id: str) -> float | None:
+        asset = await self.library.asset_for_playback(playback_id)
+        if asset is None or asset.status != "ready":
+            return None
+        if not any(r.width for r in asset.renditions):
+            raise NoPicture("the recording is audio only: it has no picture")
+        return asset.duration
 
     async def segment_at(self, playback_id: str, seconds: float, width: int,
                          token: str | None) -> tuple[Hashable, SegmentMedia] | None:
@@ -165,16 +220,20 @@ class ThumbnailRoute:
         self.access = access
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/thumbnail/{playback_id}.jpg", self.thumbnail, methods=["GET", "HEAD"])]
+        return [Route("/thumbnail/{playback_id}.jpg", self.thumbnail, methods=["GET", "HEAD"]),
+                Route("/storyboard/{playback_id}.vtt", self.storyboard, methods=["GET", "HEAD"])]
 
-    async def thumbnail(self, request: Request) -> Response:
+    async def _admit(self, request: Request, default_width: int, *, sealed: bool = False
+                     ) -> tuple[str, int, str | None] | JSONResponse:
+        """(playback id, width, token) of a request the viewer may make, or the refusal:
+        the width checked, a signed playback id's token (audience `t`) and restrictions."""
         playback_id = request.path_params["playback_id"]
         if not PLAYBACK_ID.fullmatch(playback_id):
             return _error(404, "unknown playback id")
         query = request.query_params
         width_text = query.get("width")
         if width_text is None:
-            width = DEFAULT_WIDTH
+            width = default_width
         elif _WIDTH.fullmatch(width_text) and (
                 MIN_THUMBNAIL_WIDTH <= int(width_text) <= MAX_THUMBNAIL_WIDTH):
             width = int(width_text)
@@ -184,8 +243,6 @@ class ThumbnailRoute:
         token = query.get("token") or None
         if token is not None and len(token) > MAX_TOKEN_LENGTH:
             return _error(400, "token too long")
-        sealed = self.relay is not None and self.relay.trusts(
-            request.headers.get(RELAY_HEADER), request.url.path, query, THUMBNAIL_PARAMS)
         if self.access is not None and not sealed:
             verdict = await self.access.check(
                 playback_id, token, audience="t",
@@ -194,6 +251,37 @@ class ThumbnailRoute:
                 referrer=request.headers.get("referer"), own_host=request.headers.get("host"))
             if isinstance(verdict, Refusal):
                 return _error(verdict.status, verdict.reason)
+        return playback_id, width, token
+
+    async def storyboard(self, request: Request) -> Response:
+        """GET/HEAD `/storyboard/{playback_id}.vtt?width=N[&token=JWT]`: a recording's
+        stills as a WebVTT thumbnails track (`storyboard_vtt`)."""
+        admitted = await self._admit(request, STORYBOARD_WIDTH)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        playback_id, width, token = admitted
+        if self.assets is None:
+            return _error(404, "no recording at this playback id")
+        try:
+            duration = await self.assets.picture_duration(playback_id)
+        except NoPicture as exc:
+            return _error(404, str(exc))
+        except Exception as exc:  # storage or index trouble: worth a retry, not a 404
+            log.warning("storyboard unavailable playback_id=%s error=%s", playback_id, exc)
+            return _error(503, "recording storage is unavailable", retry=True)
+        if duration is None:
+            return _error(404, "no recording at this playback id")
+        return Response(storyboard_vtt(playback_id, duration, width=width, token=token),
+                        media_type="text/vtt", headers={**HEADERS, "Cache-Control": ASSET_CACHE})
+
+    async def thumbnail(self, request: Request) -> Response:
+        query = request.query_params
+        sealed = self.relay is not None and self.relay.trusts(
+            request.headers.get(RELAY_HEADER), request.url.path, query, THUMBNAIL_PARAMS)
+        admitted = await self._admit(request, DEFAULT_WIDTH, sealed=sealed)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        playback_id, width, token = admitted
         time_text = query.get("time")
         if time_text is not None:
             if not _TIME.fullmatch(time_text) or not math.isfinite(float(time_text)):

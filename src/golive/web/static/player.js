@@ -74,12 +74,10 @@ function storedVolume() {
 }
 
 // 75.4 s as "1:15", an hour and more as "1:02:03".
-// A recording's seek bar preview (`bindPreview`): how many stills span it at most, how
-// wide they are, the shortest step between them, and how long a sweep rests before the
-// next is asked for.
-const PREVIEW_STILLS = 100;
+// A recording's seek bar preview (`bindPreview`): how wide its stills are, and how long
+// a sweep rests before the next is asked for. The step between stills is the page's
+// (`previewStep`, the storyboard's: golive.web.thumbnails.storyboard_step).
 const PREVIEW_WIDTH = 160;
-const PREVIEW_MIN_STEP_S = 2;
 const PREVIEW_DELAY_MS = 60;
 
 function clock(seconds) {
@@ -703,8 +701,8 @@ export class Player {
 
   // A recording's seek bar shows where a point on it would go: a still of that moment and
   // its time, above the pointer (hovering or dragging) or the thumb (dragging by keys).
-  // Stills come from the thumbnail route at whole steps (PREVIEW_STILLS over the
-  // recording), so a sweep asks for few and the browser and an edge cache them.
+  // Stills come from the thumbnail route at the storyboard's whole steps (at most 100
+  // over the recording), so a sweep asks for few and the browser and an edge cache them.
   bindPreview() {
     const bar = this.seekBar;
     const preview = document.createElement("div");
@@ -719,7 +717,7 @@ export class Player {
     preview.append(image, time);
     this.root.append(preview);
     const duration = Number(this.config.duration) || 0;
-    const step = Math.max(PREVIEW_MIN_STEP_S, Math.ceil(duration / PREVIEW_STILLS));
+    const step = Math.max(1, Number(this.config.previewStep) || 2);
     let wanted = "";
     let timer = 0;
     image.addEventListener("error", () => { image.hidden = true; });
