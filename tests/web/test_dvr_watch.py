@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.conftest import create_stream, eventually, wait_status
 from tests.mediatools import ffmpeg_publish, stop
 from tests.web.helpers import ConsoleLog, wait_advancing, wait_playing
+from tests.web.test_watch import QOE_SPY
 
 from golive.app import Golive
 
@@ -42,6 +43,7 @@ async def test_seek_back_in_the_dvr_window_and_go_live(
         console = ConsoleLog(page)
         requested: list[str] = []  # every URL the page asked for, in order
         page.on("request", lambda request: requested.append(request.url))
+        await page.add_init_script(QOE_SPY)  # what the player reports (window.__qoe)
         await page.goto(f"{node.http_url}/watch/{pid}")
         await wait_playing(page)
         # Near live, with the seek bar shown and no "Go live" button.
@@ -64,6 +66,8 @@ async def test_seek_back_in_the_dvr_window_and_go_live(
         before = await page.evaluate("document.querySelector('video').currentTime")
         delay_before = await page.evaluate(DELAY)
         seek_started = len(requested)
+        seeks: list[tuple[float, float]] = []  # page times: the viewer's seek, its playing
+        began = await page.evaluate("performance.now()")
         # The viewer drags the seek bar 60 s back (fill sets it and fires input + change).
         await page.locator(".player-seek").fill(f"{before - BACK:.1f}")
         await page.wait_for_function(
@@ -71,6 +75,7 @@ async def test_seek_back_in_the_dvr_window_and_go_live(
             " return v.currentTime < t && v.readyState >= 3; }",
             arg=before - BACK + 5, timeout=30_000)
         await wait_advancing(page, 1.0)
+        seeks.append((began, await page.evaluate("performance.now()")))
         after = await page.evaluate("document.querySelector('video').currentTime")
         assert before - BACK - 2 < after < before - BACK + 8, (before, after)
         # The date on screen (EXT-X-PROGRAM-DATE-TIME) is about 60 s further behind.
@@ -90,12 +95,30 @@ async def test_seek_back_in_the_dvr_window_and_go_live(
         assert archived, fetched
         await page.screenshot(path=str(artifacts / "watch-dvr.png"))
 
+        began = await page.evaluate("performance.now()")
         await page.click(".player-golive")
         await page.wait_for_function(f"() => {DELAY} > 0 && {DELAY} < 8", timeout=30_000)
         await wait_advancing(page, 0.5)
+        seeks.append((began, await page.evaluate("performance.now()")))
         assert await page.evaluate("document.querySelector('video').currentTime") > before
         await page.wait_for_selector(".player-golive", state="hidden", timeout=10_000)
         assert not [e for e in console.errors if "seg-" in e or "init-" in e], console.errors
+        # Loading where the viewer sought to is no rebuffering: no stall the player reports
+        # began while one of those seeks loaded (each is reported when it ends, with its
+        # length). The reporter sends in order: once it sent an event added after the
+        # last seek (a short pause, reported as it ends), it sent every stall of them
+        # (leaving the page sends what it holds).
+        await page.evaluate("() => { const v = document.querySelector('video'); v.pause();"
+                            " return v.play(); }")
+        await page.evaluate("() => dispatchEvent(new Event('pagehide'))")
+        await page.wait_for_function(
+            "(end) => window.__qoe.some((e) => e.type === 'pause' && e.t > end)",
+            arg=seeks[-1][1], timeout=30_000)
+        stalls = [(e["t"] - e["ms"], e["t"]) for e in await page.evaluate("window.__qoe")
+                  if e["type"] == "stall"]
+        during = [stall for stall in stalls
+                  if any(start <= stall[0] <= end for start, end in seeks)]
+        assert not during, (during, seeks)
         await page.close()
     finally:
         stop(proc)

@@ -172,6 +172,7 @@ export class Player {
     this.firstFrame = false;
     this.started = false;
     this.stallStart = 0;
+    this.viewerSeeking = false; // a seek of the viewer's is loading (no stall meanwhile)
     this.lastProgress = { time: -1, at: 0 };
     this.lastLatencySample = 0;
     this.currentLevel = -1;
@@ -580,6 +581,7 @@ export class Player {
     video.addEventListener("playing", () => {
       this.retries = 0;
       this.endStall();
+      this.viewerSeeking = false;
       if (!this.firstFrame) {
         this.firstFrame = true;
         this.qoe.add("first_frame", { ms: Math.round(performance.now() - this.attachedAt) });
@@ -597,9 +599,13 @@ export class Player {
       this.updateMute();
     });
     video.addEventListener("waiting", () => {
-      if (!this.firstFrame || this.stallStart) return;
-      this.stallStart = performance.now();
+      if (!this.firstFrame) return;
+      // Loading where the viewer sought to is no rebuffering (Mux counts seeks apart).
+      if (!this.stallStart && !this.viewerSeeking) this.stallStart = performance.now();
       this.setState("buffering");
+    });
+    video.addEventListener("seeked", () => {
+      if (video.readyState >= 3) this.viewerSeeking = false; // it plays on from there
     });
     video.addEventListener("ended", () => {
       if (this.vod) return; // the recording played to its end; the controls replay it
@@ -855,9 +861,20 @@ export class Player {
   seekToLive() {
     this.chosenDelay = false;
     const end = this.liveEdge();
-    if (end != null) this.video.currentTime = end;
+    if (end != null) {
+      this.beginViewerSeek();
+      this.video.currentTime = end;
+    }
     if (this.video.paused) this.play();
     this.updateSeekBar();
+  }
+
+  // The viewer moves the playhead: a stall under way ends here (they left it), and the
+  // wait for the new position's media is seek time, not a stall (QoE: Mux's rebuffering
+  // leaves seeks out), until it plays.
+  beginViewerSeek() {
+    this.endStall();
+    this.viewerSeeking = true;
   }
 
   // Where live playback sits: hls.js's target behind the newest part, else the seekable end.
@@ -874,6 +891,7 @@ export class Player {
     if (!range) return;
     const target = Math.min(range.live, Math.max(range.start, position));
     if (!this.vod) this.chosenDelay = range.live - target >= BEHIND_LIVE_S;
+    this.beginViewerSeek();
     this.video.currentTime = target;
     if (this.video.paused && !this.vod) this.play();
     this.updateSeekBar();
