@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from golive.packaging import Presentation, RenditionWindow
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PLAYBACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _WIDTH = re.compile(r"[0-9]{1,5}")
@@ -260,17 +261,11 @@ class ThumbnailRoute:
         if isinstance(admitted, JSONResponse):
             return admitted
         playback_id, width, token = admitted
-        if self.assets is None:
-            return _error(404, "no recording at this playback id")
-        try:
-            duration = await self.assets.picture_duration(playback_id)
-        except NoPicture as exc:
-            return _error(404, str(exc))
-        except Exception as exc:  # storage or index trouble: worth a retry, not a 404
-            log.warning("storyboard unavailable playback_id=%s error=%s", playback_id, exc)
-            return _error(503, "recording storage is unavailable", retry=True)
-        if duration is None:
-            return _error(404, "no recording at this playback id")
+        duration = await self._recorded(
+            "storyboard", playback_id, "no recording at this playback id",
+            lambda assets: assets.picture_duration(playback_id))
+        if isinstance(duration, JSONResponse):
+            return duration
         return Response(storyboard_vtt(playback_id, duration, width=width, token=token),
                         media_type="text/vtt", headers={**HEADERS, "Cache-Control": ASSET_CACHE})
 
@@ -316,19 +311,30 @@ class ThumbnailRoute:
             return _error(503, "the node serving this broadcast did not answer", retry=True)
         return Response(answer.body, answer.status, headers=dict(answer.headers))
 
-    async def _asset(self, playback_id: str, seconds: float, width: int,
-                     token: str | None) -> Response:
+    async def _recorded(self, what: str, playback_id: str, missing: str,
+                        ask: Callable[[AssetFrames], Awaitable[_T | None]]
+                        ) -> _T | JSONResponse:
+        """What `ask` finds in the recording library, or the answer to give instead: 404
+        (`missing`) without a library or an answer, or for a recording of sound alone;
+        503 when storage or the index fails (worth a retry, not a 404)."""
         if self.assets is None:
             return _error(404, "no recording at this playback id")
         try:
-            found = await self.assets.segment_at(playback_id, seconds, width, token)
+            found = await ask(self.assets)
         except NoPicture as exc:
             return _error(404, str(exc))
-        except Exception as exc:  # storage or index trouble: worth a retry, not a 404
-            log.warning("asset thumbnail unavailable playback_id=%s error=%s", playback_id, exc)
+        except Exception as exc:
+            log.warning("%s unavailable playback_id=%s error=%s", what, playback_id, exc)
             return _error(503, "recording storage is unavailable", retry=True)
-        if found is None:
-            return _error(404, "no recording at this playback id and time")
+        return _error(404, missing) if found is None else found
+
+    async def _asset(self, playback_id: str, seconds: float, width: int,
+                     token: str | None) -> Response:
+        found = await self._recorded(
+            "asset thumbnail", playback_id, "no recording at this playback id and time",
+            lambda assets: assets.segment_at(playback_id, seconds, width, token))
+        if isinstance(found, JSONResponse):
+            return found
         key, media = found
         return await self._jpeg((*_as_tuple(key), width), media, width, ASSET_CACHE)
 
