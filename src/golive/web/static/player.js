@@ -13,6 +13,7 @@
 // also a slider beside the mute button; the level is remembered).
 import { QoeReporter } from "/static/qoe.js";
 import { RealtimeError, RealtimeSession } from "/static/realtime.js";
+import { SeekPreview } from "/static/seek-preview.js";
 
 const OFFLINE_POLL_MS = 2000;
 const LIVE_POLL_MS = 10_000;
@@ -74,12 +75,6 @@ function storedVolume() {
 }
 
 // 75.4 s as "1:15", an hour and more as "1:02:03".
-// A recording's seek bar preview (`bindPreview`): how wide its stills are, and how long
-// a sweep rests before the next is asked for. The step between stills is the page's
-// (`previewStep`, the storyboard's: golive.web.thumbnails.storyboard_step).
-const PREVIEW_WIDTH = 160;
-const PREVIEW_DELAY_MS = 60;
-
 function clock(seconds) {
   const whole = Math.max(0, Math.floor(seconds || 0));
   const h = Math.floor(whole / 3600);
@@ -700,71 +695,17 @@ export class Player {
       if (this.dvr) this.goLive.addEventListener("click", () => this.seekToLive());
       this.video.addEventListener("timeupdate", () => this.updateSeekBar());
       this.video.addEventListener("durationchange", () => this.updateSeekBar());
-      if (this.vod && this.config.previewUrl) this.bindPreview();
+      if (this.vod && this.config.previewUrl) {
+        this.preview = new SeekPreview(this.root, this.seekBar, {
+          url: this.config.previewUrl,
+          step: Number(this.config.previewStep) || 2,
+          duration: Number(this.config.duration) || 0,
+          format: clock,
+          dragging: () => this.seeking,
+        });
+      }
     }
     this.fullscreen.addEventListener("click", () => this.toggleFullscreen());
-  }
-
-  // A recording's seek bar shows where a point on it would go: a still of that moment and
-  // its time, above the pointer (hovering or dragging) or the thumb (dragging by keys).
-  // Stills come from the thumbnail route at the storyboard's whole steps (at most 100
-  // over the recording), so a sweep asks for few and the browser and an edge cache them.
-  bindPreview() {
-    const bar = this.seekBar;
-    const preview = document.createElement("div");
-    preview.className = "player-preview";
-    preview.hidden = true;
-    preview.setAttribute("aria-hidden", "true"); // the seek bar's own value text says it
-    const image = document.createElement("img");
-    image.alt = "";
-    image.width = PREVIEW_WIDTH;
-    const time = document.createElement("span");
-    time.className = "player-preview-time";
-    preview.append(image, time);
-    this.root.append(preview);
-    const duration = Number(this.config.duration) || 0;
-    const step = Math.max(1, Number(this.config.previewStep) || 2);
-    let wanted = "";
-    let timer = 0;
-    image.addEventListener("error", () => { image.hidden = true; });
-    image.addEventListener("load", () => { image.hidden = false; });
-    const show = (seconds, x) => {
-      const max = Number(bar.max) || duration;
-      const at = Math.min(Math.max(0, seconds), max);
-      time.textContent = clock(at);
-      const still = Math.min(Math.floor(at / step) * step, Math.max(0, max - 0.5));
-      const url = `${this.config.previewUrl}?time=${still.toFixed(1)}&width=${PREVIEW_WIDTH}`;
-      if (url !== wanted) {
-        wanted = url;
-        clearTimeout(timer); // a sweep across the bar asks only where it rests
-        timer = setTimeout(() => { image.src = wanted; }, image.src ? PREVIEW_DELAY_MS : 0);
-      }
-      preview.hidden = false;
-      const box = this.root.getBoundingClientRect();
-      const half = preview.offsetWidth / 2;
-      preview.style.left = `${Math.min(Math.max(x - box.left - half, 4), box.width - 2 * half - 4)}px`;
-    };
-    const fromPointer = (event) => {
-      const rect = bar.getBoundingClientRect();
-      if (!rect.width) return;
-      const share = Math.min(Math.max((event.clientX - rect.left) / rect.width, 0), 1);
-      const min = Number(bar.min) || 0;
-      show(min + share * ((Number(bar.max) || duration) - min), event.clientX);
-    };
-    bar.addEventListener("pointermove", fromPointer);
-    bar.addEventListener("pointerdown", fromPointer);
-    bar.addEventListener("pointerleave", () => { if (!this.seeking) preview.hidden = true; });
-    bar.addEventListener("input", () => {
-      if (!bar.matches(":hover")) { // keys or a finger: over the thumb
-        const rect = bar.getBoundingClientRect();
-        const min = Number(bar.min) || 0;
-        const share = ((Number(bar.value) - min) / (((Number(bar.max) || duration) - min) || 1));
-        show(Number(bar.value), rect.left + share * rect.width);
-      }
-    });
-    const hide = () => { if (!bar.matches(":hover")) preview.hidden = true; };
-    bar.addEventListener("change", hide);
-    bar.addEventListener("blur", hide);
   }
 
   togglePause() {
