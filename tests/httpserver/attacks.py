@@ -19,6 +19,7 @@ import re
 import socket
 import ssl
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,11 +200,12 @@ async def huge_ws_frame(port: int, path: str, size: int, budget: int) -> Outcome
 
 
 def ws_frame_then_read(port: int, path: str, size: int, timeout: float = 30.0, *,
-                       source: str = "127.0.0.1") -> Outcome:
+                       source: str = "127.0.0.1", pause: float = 0.0) -> Outcome:
     """A blocking client that writes one whole `size`-byte text frame, then reads the answer.
 
     Like a client that writes a message before it reads: it sees the server's close
-    frame only if the server let it finish writing (no reset on the way).
+    frame only if the server let it finish writing (no reset on the way). `pause`: seconds
+    between its 64 KiB writes (a slow link, or a client the machine's load holds back).
     """
     outcome = Outcome()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout,
@@ -228,6 +230,8 @@ def ws_frame_then_read(port: int, path: str, size: int, timeout: float = 30.0, *
             while outcome.sent < size:
                 sock.sendall(CHUNK[:size - outcome.sent])
                 outcome.sent += min(len(CHUNK), size - outcome.sent)
+                if pause:
+                    time.sleep(pause)
             while True:  # server frames until its close frame
                 first, second = stream.read(2)
                 length = second & 0x7F

@@ -143,6 +143,16 @@ async def test_a_1009_is_read_every_time(live: Live) -> None:
         assert (outcome.status, outcome.sent, outcome.close_code) == (101, size, 1009)
 
 
+async def test_a_1009_is_read_by_a_client_that_writes_slowly(live: Live) -> None:
+    # A client still writing its refused frame a second after the refusal (a slow link,
+    # or a busy machine holding it back: seen in make test) still reads the 1009: the
+    # chat handler's end must not close the socket under the lingering close.
+    outcome = await asyncio.to_thread(ws_frame_then_read, live.port,
+                                      f"/chat/{live.playback_id}", 2 * MiB,
+                                      source="127.0.0.10", pause=0.03)
+    assert (outcome.status, outcome.sent, outcome.close_code) == (101, 2 * MiB, 1009)
+
+
 @pytest.mark.parametrize("path", ["/chat/{pid}/identity", "/api/v1/live-streams"])
 async def test_a_body_that_trickles_in_gets_408(live: Live, path: str) -> None:
     # One byte every 0.2 s keeps every read busy: only a deadline for the whole body

@@ -108,7 +108,7 @@ def check_uvicorn(protocol_class: Any) -> None:
     connect = getattr(getattr(protocol_class, "handle_connect", None), "__code__", None)
     failed = getattr(getattr(protocol_class, "handle_parser_exception", None), "__code__", None)
     state = {"conn", "close_sent", "disconnected", "transport", "queue", "loop",
-             "handshake_complete"}
+             "handshake_complete", "close_timer"}
     if init is None or connect is None or failed is None or not state <= set(init.co_names) \
             or "scope" not in connect.co_names or "data_to_send" not in failed.co_names:
         raise IncompatibleUvicorn(
@@ -179,9 +179,19 @@ def _chat_protocol(base: Any) -> type[asyncio.Protocol]:
                 # frame by frame: a client flooding frames (or ignoring the close) kept
                 # the node parsing. So: end our side after the close frame, drop the rest.
                 self._refused = True
-                self._lingering = linger(self.transport, self.loop)
+                self._linger()
                 return
             super().data_received(data)
+
+        def _linger(self) -> None:
+            """End our side and close once the client is done (golive.httpserver.linger).
+            uvicorn closes the transport at once when the handler returns unless a close
+            timer is pending: the lingering close stands in as that timer (connection_lost
+            and shutdown cancel it), or the handler's end would reset a client still
+            writing the refused frame before it reads our close frame."""
+            self._lingering = linger(self.transport, self.loop)
+            if self._lingering is not None:
+                self.close_timer = self._lingering
 
         def handle_parser_exception(self) -> None:
             # A frame past the limit (1009) or malformed (1002): uvicorn writes the close
@@ -195,7 +205,7 @@ def _chat_protocol(base: Any) -> type[asyncio.Protocol]:
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.close_sent = True
             self._refused = True
-            self._lingering = linger(self.transport, self.loop)
+            self._linger()
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._lingering is not None:
