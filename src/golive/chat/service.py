@@ -49,7 +49,7 @@ from golive.chat.identity import (
 )
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
-from golive.chat.terms import blocked_terms
+from golive.chat.terms import BlockedTerms, blocked_terms
 from golive.core import EventBus, EventType, Limit, RateLimits
 from golive.delivery import PlaybackAccess
 from golive.settings import Settings
@@ -107,6 +107,18 @@ class StreamChat:
     # Name keys (`name_key`) only the streamer and moderators may chat under: the
     # studio's names plus those of every moderator seen in this stream's chat.
     reserved: set[str] = field(default_factory=lambda: set(RESERVED_NAMES))
+    # The settings' blocked terms compiled, and the list they were compiled from.
+    _blocked: tuple[tuple[str, ...], BlockedTerms] | None = field(default=None, init=False,
+                                                                  repr=False)
+
+    @property
+    def blocked(self) -> BlockedTerms:
+        """The blocked terms of the settings in force, compiled once per list (a sent
+        message only compares the list's identity)."""
+        terms = self.settings.blocked_terms
+        if self._blocked is None or self._blocked[0] is not terms:
+            self._blocked = (terms, blocked_terms(terms))
+        return self._blocked[1]
 
     def reserve(self, user: ChatUser) -> None:
         if user.role != "viewer" and len(self.reserved) < MAX_RESERVED_NAMES:
@@ -443,7 +455,7 @@ class ChatService:
         if state is not None and name_key(clean) in state.reserved:
             self.reply(connection, error_frame(reserved_reason(clean)))
             return
-        if state is not None and blocked_terms(state.settings.blocked_terms).found(clean):
+        if state is not None and state.blocked.found(clean):
             self.reply(connection, error_frame(BLOCKED_NAME_REASON))
             return
         connection.user = ChatUser(id=user.id if user else new_anonymous_id(), name=clean)
@@ -483,7 +495,7 @@ class ChatService:
             return "only signed-in users can chat here"
         if state.name_taken(user):
             return reserved_reason(user.name)
-        if not user.can_moderate and blocked_terms(state.settings.blocked_terms).found(text):
+        if not user.can_moderate and state.blocked.found(text):
             return BLOCKED_TERM_REASON
         # Slow mode, the sender's own rate and the room's, checked together (all or
         # nothing) and counted across the cluster's nodes when Redis links them.

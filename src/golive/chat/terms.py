@@ -8,10 +8,11 @@ name. Moderators and the streamer are not held to them (as to slow mode).
 A term matches whole words, whatever their case or Unicode form (full-width letters,
 ligatures), with invisible format characters (zero-width spaces and joiners) ignored:
 "bad" refuses "so BAD!" but not "badge". A `*` at a term's start or end stands for any
-run of letters or digits: "bad*" refuses "badge" too, "*bad" "sinbad" (not inside a term:
-nested wildcards can make a search take exponential time on a crafted message). Words of a phrase may be apart by any
-whitespace. Single words without a `*` (most lists) are looked up in a set, one lookup
-per word of the message; the rest are one regular expression.
+run of letters or digits: "bad*" refuses "badge" too, "*bad" "sinbad" (not inside a
+term: nested wildcards can make a search take exponential time on a crafted message).
+Words of a phrase may be apart by any whitespace. Single words without a `*` (most
+lists) are looked up in a set, one lookup per word of the message; the rest are one
+regular expression.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ NOTHING_BLOCKED = BlockedTerms(frozenset(), None)
 
 @functools.lru_cache(maxsize=1024)
 def blocked_terms(terms: tuple[str, ...]) -> BlockedTerms:
-    """`terms` compiled (cached: streams keep their list as a tuple in their settings)."""
+    """`terms` compiled (cached: streams with the same list, or a list read again after
+    another node changed other settings, share one)."""
     if not terms:
         return NOTHING_BLOCKED
     words: set[str] = set()

@@ -293,10 +293,10 @@ def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protoco
 
     `paused` holds the viewer's pauses reported inside the window: when each ended (it
     is reported then) and how long it lasted."""
-    # Paused time is no watch time (a pause reported inside the window that began before
-    # it cannot take away more than the window saw).
-    watch = max(0.0, _seconds(max(first, start), min(last, end))
-                - sum(seconds for _, seconds in paused))
+    # Paused time is no watch time: each pause's interval, as far as it lies in what the
+    # window saw of the view (a pause that began before the window takes away only its
+    # part inside), as for each rendition's time below.
+    watch = _unpaused(max(first, start), min(last, end), paused)
     # Rebuffering is part of watch time: a stall reported inside the window that began
     # before it (or before the reported start) cannot count for more than the window saw.
     rebuffer_s = min(sum(rebuffers), watch)
@@ -327,8 +327,8 @@ def _finish(view: PlaybackViewRecord, start: datetime, end: datetime, *, protoco
 
 def _unpaused(begin: datetime, until: datetime,
               paused: Sequence[tuple[datetime, float]]) -> float:
-    """Seconds in [begin, until) the viewer did not spend paused (a rendition's time:
-    the picture held on a paused rendition is not time watched on it)."""
+    """Seconds in [begin, until) the viewer did not spend paused (watch time, and each
+    rendition's: the picture held on a paused rendition is not time watched on it)."""
     total = _seconds(begin, until)
     if total <= 0:
         return 0.0
