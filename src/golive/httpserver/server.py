@@ -53,6 +53,7 @@ class HttpLimits:
     head: HeadLimits = field(default_factory=HeadLimits)
     bodies: RouteLimits = DEFAULT_ROUTE_LIMITS
     body_timeout: float = DEFAULT_BODY_TIMEOUT
+    keep_alive_timeout: float = 75.0
     ws_max_message_bytes: int = 4096 + WS_SLACK_BYTES
     tls: TlsLimits = field(default_factory=TlsLimits)
 
@@ -62,6 +63,7 @@ class HttpLimits:
             head=HeadLimits(max_head_bytes=settings.http_max_head_bytes,
                             head_timeout=settings.http_head_timeout),
             body_timeout=settings.http_body_timeout,
+            keep_alive_timeout=settings.http_keep_alive_timeout,
             ws_max_message_bytes=settings.chat_max_frame_bytes + WS_SLACK_BYTES,
             tls=TlsLimits(handshake_timeout=settings.tls_handshake_timeout,
                           max_handshakes=settings.tls_max_handshakes),
@@ -106,6 +108,7 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
         forwarded_allow_ips=trusted or None,
         access_log=False,
         lifespan="off",
+        timeout_keep_alive=limits.keep_alive_timeout,  # (uvicorn's own is 5 s: see Settings)
         timeout_graceful_shutdown=3,
     )
     loop = asyncio.get_running_loop()
