@@ -22,6 +22,9 @@ from golive.formats.codecs import (
     parse_metadata,
     parse_video_tag,
 )
+from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame
+from golive.formats.codecs.ac3 import _crc16 as ac3_crc16
+from golive.formats.codecs.audio import ac3_info
 from golive.formats.flv import FlvReader, encode_header, encode_tag
 from golive.formats.tag import MediaTag, TagType
 
@@ -334,12 +337,14 @@ def _opus_head(channels: int) -> bytes:
 
 _MPEG_AUDIO = {"mp3": ("libmp3lame", "44100"), "mp3_22k": ("libmp3lame", "22050"),
                "mp2": ("mp2", "48000"), "mp2_32k": ("mp2", "32000")}
+_AC3 = {"ac3": ("48000", "192k"), "ac3_44k": ("44100", "96k"), "ac3_32k": ("32000", "448k")}
 
 
 @pytest.mark.parametrize(
     ("sound", "channels"),
     [("aac", 2), ("he_aac", 2), ("he_aac_v2", 1), ("opus", 1), ("opus", 2), ("mp3", 2),
-     ("mp3", 1), ("mp3_22k", 2), ("mp2", 2), ("mp2_32k", 1)],
+     ("mp3", 1), ("mp3_22k", 2), ("mp2", 2), ("mp2_32k", 1), ("ac3", 2), ("ac3", 6),
+     ("ac3_44k", 1), ("ac3_32k", 3)],
 )
 def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
     sound: str, channels: int
@@ -351,6 +356,12 @@ def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
         config = settles = b"\xaf\x00" + bytes.fromhex(asc)
     elif sound == "opus":
         config = settles = b"\x90Opus" + _opus_head(channels)
+    elif sound in _AC3:  # (as the SRT input gives it: each frame settles it, none before)
+        rate, bitrate = _AC3[sound]
+        stream = _encoded("ac3", "-ar", rate, "-ac", str(channels), "-b:a", bitrate, "-f", "ac3")
+        config, settles = b"\x90ac-3", b"\x91ac-3" + stream[:8]
+        assert ac3_info(stream, "ac3") == ac3_info(
+            codecs.flv_silence(settles).body[5:], "ac3")  # type: ignore[union-attr]
     else:
         encoder, rate = _MPEG_AUDIO[sound]
         muxer = "mp2" if encoder == "mp2" else "mp3"
@@ -370,3 +381,46 @@ def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
     assert result.stderr == b""
     assert len(result.stdout) == 20 * silence.samples * 2
     assert not any(result.stdout)
+
+
+def test_every_ac3_configuration_has_a_silent_frame_with_its_length_and_right_crcs() -> None:
+    for fscod in range(3):
+        for frmsizecod in range(38):
+            for acmod in range(8):
+                for lfeon in (0, 1):
+                    head = bytes((0x0B, 0x77, 0, 0, (fscod << 6) | frmsizecod, 8 << 3,
+                                  acmod << 5, 0xFF if lfeon else 0))
+                    found = codecs.ac3_frame(head)
+                    assert found is not None
+                    frame = ac3_silent_frame(fscod, frmsizecod, found.length, acmod, bool(lfeon))
+                    assert frame is not None and len(frame) == found.length
+                    covered = ((found.length >> 2) + (found.length >> 4)) << 1
+                    assert ac3_crc16(frame[2:covered]) == 0  # crc1, over 5/8 of the frame
+                    assert ac3_crc16(frame[2:]) == 0  # crc2, over all of it
+                    assert codecs.ac3_frame(frame) == found
+
+
+@pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="needs GStreamer")
+@pytest.mark.parametrize(("fscod", "frmsizecod", "acmod", "lfeon", "channels"),
+                         [(0, 20, 2, False, 2), (0, 30, 7, True, 6), (1, 19, 1, False, 1),
+                          (2, 8, 0, False, 2), (0, 16, 6, False, 4)])
+def test_a_silent_ac3_frame_is_silence_to_liba52_too(
+        tmp_path: Path, fscod: int, frmsizecod: int, acmod: int, lfeon: bool,
+        channels: int) -> None:
+    # liba52 (GStreamer's a52dec), a decoder independent of ffmpeg's.
+    head = bytes((0x0B, 0x77, 0, 0, (fscod << 6) | frmsizecod, 8 << 3))
+    found = codecs.ac3_frame(head)
+    assert found is not None
+    frame = ac3_silent_frame(fscod, frmsizecod, found.length, acmod, lfeon)
+    assert frame is not None
+    source, out = tmp_path / "silence.ac3", tmp_path / "silence.raw"
+    source.write_bytes(frame * 20)
+    subprocess.run(
+        ["gst-launch-1.0", "-q", "filesrc", f"location={source}", "!", "ac3parse", "!",
+         "a52dec", "!", "audioconvert", "dithering=none", "noise-shaping=none", "!",
+         "audio/x-raw,format=S16LE", "!", "filesink", f"location={out}"],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    decoded = out.read_bytes()
+    assert len(decoded) == 20 * AC3_FRAME_SAMPLES * channels * 2
+    assert not any(decoded)

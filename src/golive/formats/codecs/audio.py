@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame
 from golive.formats.codecs.bits import BitReader, Buffer, CodecError
 from golive.formats.codecs.info import AudioInfo
 
@@ -153,9 +154,11 @@ def flv_silence(body: Buffer) -> Silence | None:
     AAC (legacy FLV) and Opus (Enhanced RTMP) are settled by their sequence headers; MPEG
     audio Layer I-III (legacy MP3 or Enhanced ".mp3"), which has none, by each frame: the
     frame's header without CRC or padding, then zeros (no bits allocated, no side
-    information: every decoder outputs the frame's samples as zeros). None for anything
-    else: another codec (AC-3, FLAC, PCM...), multichannel Opus, free-format MPEG audio,
-    AAC other than LC or HE-AAC, or damaged headers.
+    information: every decoder outputs the frame's samples as zeros). AC-3 (Enhanced
+    "ac-3") by each frame too: a syncframe of its rate, bit rate and channels that
+    allocates no mantissa bits (`golive.formats.codecs.ac3`). None for anything else:
+    another codec (E-AC-3, FLAC, PCM...), multichannel Opus, free-format MPEG audio, AAC
+    other than LC or HE-AAC, or damaged headers.
     """
     head = bytes(body[:64])
     if len(head) < 2:
@@ -170,6 +173,8 @@ def flv_silence(body: Buffer) -> Silence | None:
     packet_type, fourcc = head[0] & 0x0F, head[1:5]
     if fourcc == b".mp3" and packet_type == 1:
         return _mpeg_silence(head[5:], b"\x91.mp3")
+    if fourcc == b"ac-3" and packet_type == 1:
+        return _ac3_silence(head[5:])
     if fourcc == b"Opus" and packet_type == 0:
         opus_head = head[5:]
         if len(opus_head) < 19 or not opus_head.startswith(b"OpusHead") or opus_head[18] != 0:
@@ -213,6 +218,17 @@ def _mpeg_silence(frame: bytes, prefix: bytes) -> Silence | None:
                    found.sample_rate)
 
 
+def _ac3_silence(frame: bytes) -> Silence | None:
+    found = ac3_frame(frame)
+    if found is None or len(frame) < 8:
+        return None
+    fscod, acmod, lfeon = _ac3_modes(frame)
+    silent = ac3_silent_frame(fscod, frame[4] & 0x3F, found.length, acmod, bool(lfeon))
+    if silent is None:
+        return None
+    return Silence(b"\x91ac-3" + silent, AC3_FRAME_SAMPLES, found.sample_rate)
+
+
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
@@ -237,17 +253,7 @@ def ac3_info(frame: Buffer, codec: str) -> AudioInfo | None:
     string = "ac-3" if codec == "ac3" else "ec-3"
     bsid = frame[5] >> 3
     if bsid <= 10:  # AC-3 syntax (A/52 5.3.2)
-        r = BitReader(frame[4:8])
-        fscod = r.u(2)
-        r.skip(6 + 5 + 3)
-        acmod = r.u(3)
-        if acmod & 1 and acmod != 1:
-            r.skip(2)
-        if acmod & 4:
-            r.skip(2)
-        if acmod == 2:
-            r.skip(2)
-        lfe = r.u(1)
+        fscod, acmod, lfe = _ac3_modes(frame)
         rate = _AC3_RATES[fscod] if fscod < 3 else None
         return AudioInfo(codec, rate, _AC3_CHANNELS[acmod] + lfe, string)
     r = BitReader(frame[2:8])  # E-AC-3 (A/52 E.1.2)
@@ -257,6 +263,21 @@ def ac3_info(frame: Buffer, codec: str) -> AudioInfo | None:
     rate = _AC3_RATES[fscod] if fscod < 3 else (24000, 22050, 16000, None)[rate2]
     acmod = r.u(3)
     return AudioInfo(codec, rate, _AC3_CHANNELS[acmod] + r.u(1), string)
+
+
+def _ac3_modes(frame: Buffer) -> tuple[int, int, int]:
+    """An AC-3 syncframe's fscod, acmod and lfeon (at least 8 bytes)."""
+    r = BitReader(frame[4:8])
+    fscod = r.u(2)
+    r.skip(6 + 5 + 3)
+    acmod = r.u(3)
+    if acmod & 1 and acmod != 1:
+        r.skip(2)
+    if acmod & 4:
+        r.skip(2)
+    if acmod == 2:
+        r.skip(2)
+    return fscod, acmod, r.u(1)
 
 
 def opus_info(header: Buffer) -> AudioInfo:

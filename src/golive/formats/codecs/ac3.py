@@ -1,0 +1,167 @@
+"""Silent AC-3 syncframes (ATSC A/52), written bit by bit: gaps in a publisher's AC-3 sound
+are filled with frames of its own configuration, as AAC, MPEG audio and Opus gaps are.
+
+Each of the frame's six audio blocks codes every channel with no mantissa bits: the
+bit allocation's SNR offsets are all zero, which A/52 (7.2.2.6) defines as "no bits for
+any mantissa", and dither is off, so every decoder reconstructs each coefficient as 0
+and outputs 1,536 samples of zeros per channel. The exponents (needed before any
+allocation) are the coarsest strategy over the narrowest bandwidth. The frame keeps the
+publisher's sample rate, bit rate (hence frame length), channel mode and LFE, and both
+CRCs are right, for decoders that check them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+__all__ = ["AC3_FRAME_SAMPLES", "ac3_silent_frame"]
+
+AC3_FRAME_SAMPLES = 1536  # per channel: six blocks of 256
+_FULL_CHANNELS = (2, 1, 2, 3, 3, 4, 4, 5)  # by acmod (1+1, 1/0, 2/0, 3/0, 2/1, 3/1, 2/2, 3/2)
+_BLOCKS = 6
+_EXP_REUSE, _EXP_D45 = 0, 3
+_CHBWCOD = 0  # the narrowest bandwidth: end mantissa 73
+_ZERO_DELTAS = 62  # a group of three exponent deltas of 0 (each coded 2: 2*25 + 2*5 + 2)
+_CRC_POLY = 0x8005  # x^16 + x^15 + x^2 + 1
+
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ _CRC_POLY) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def _crc16(data: bytes) -> int:
+    """A/52's CRC-16 (MSB first, no reflection, initial value 0)."""
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
+    return crc
+
+
+class _Bits:
+    def __init__(self) -> None:
+        self.value = 0
+        self.width = 0
+
+    def put(self, value: int, width: int) -> None:
+        self.value = (self.value << width) | value
+        self.width += width
+
+
+def _crc1_for(data: bytes) -> int:
+    """The 16 bits that, put before `data`, make the CRC over both zero (A/52 crc1
+    precedes the 5/8 of the frame it protects). The CRC is linear in those bits: solve
+    for them over GF(2), one column per bit."""
+    zeros = bytes(len(data))
+    columns = [_crc16(((1 << bit).to_bytes(2, "big")) + zeros) for bit in range(16)]
+    target = _crc16(data)
+    # Gaussian elimination: rows are (column value, the bits of the crc1 it stands for).
+    rows = [(columns[bit], 1 << bit) for bit in range(16)]
+    solution = 0
+    for pivot in range(15, -1, -1):
+        mask = 1 << pivot
+        index = next((i for i, (v, _) in enumerate(rows) if v & mask), None)
+        if index is None:
+            continue
+        value, bits = rows.pop(index)
+        rows = [(v ^ value, b ^ bits) if v & mask else (v, b) for v, b in rows]
+        if target & mask:
+            target ^= value
+            solution ^= bits
+    return solution
+
+
+@lru_cache(maxsize=64)
+def ac3_silent_frame(fscod: int, frmsizecod: int, frame_bytes: int, acmod: int,
+                     lfeon: bool) -> bytes | None:
+    """A silent syncframe with this sample rate code, frame size code (and its length in
+    bytes), channel mode and LFE; None when its side information would not fit the frame
+    (only at bit rates below what the channels need)."""
+    if not 0 <= fscod < 3 or not 0 <= frmsizecod < 38 or not 0 <= acmod < 8:
+        return None
+    channels = _FULL_CHANNELS[acmod]
+    b = _Bits()
+    b.put(fscod, 2)
+    b.put(frmsizecod, 6)
+    # bsi (A/52 5.4.2)
+    b.put(8, 5)  # bsid
+    b.put(0, 3)  # bsmod: complete main
+    b.put(acmod, 3)
+    if acmod & 1 and acmod != 1:
+        b.put(0, 2)  # cmixlev
+    if acmod & 4:
+        b.put(0, 2)  # surmixlev
+    if acmod == 2:
+        b.put(0, 2)  # dsurmod
+    b.put(int(lfeon), 1)
+    for _ in range(2 if acmod == 0 else 1):  # (1+1: a second programme's set)
+        b.put(31, 5)  # dialnorm -31 dB: no adjustment
+        b.put(0, 3)  # compre, langcode, audprodie
+    b.put(0, 1)  # copyrightb
+    b.put(1, 1)  # origbs
+    b.put(0, 3)  # timecod1e, timecod2e, addbsie
+    # audblk x 6 (A/52 5.4.3)
+    for block in range(_BLOCKS):
+        first = block == 0
+        b.put(0, channels)  # blksw: long transforms
+        b.put(0, channels)  # dithflag: no dither, so a mantissa without bits is 0
+        b.put(0, 2 if acmod == 0 else 1)  # dynrnge (and dynrng2e)
+        b.put(int(first), 1)  # cplstre
+        if first:
+            b.put(0, 1)  # cplinu: no coupling
+        if acmod == 2:
+            b.put(int(first), 1)  # rematstr
+            if first:
+                b.put(0, 4)  # rematflg, four bands without coupling
+        strategy = _EXP_D45 if first else _EXP_REUSE
+        for _ in range(channels):
+            b.put(strategy, 2)  # chexpstr
+        if lfeon:
+            b.put(int(first), 1)  # lfeexpstr
+        if first:
+            for _ in range(channels):
+                b.put(_CHBWCOD, 6)
+            groups = (37 + 3 * (_CHBWCOD + 12) + 8) // 12  # D45 over end mantissa 73
+            for _ in range(channels):
+                b.put(15, 4)  # the first exponent; the deltas keep it
+                for _ in range(groups):
+                    b.put(_ZERO_DELTAS, 7)
+                b.put(0, 2)  # gainrng
+            if lfeon:
+                b.put(15, 4)
+                b.put(_ZERO_DELTAS, 7)
+                b.put(_ZERO_DELTAS, 7)
+        b.put(int(first), 1)  # baie
+        if first:
+            b.put(2, 2)  # sdcycod
+            b.put(1, 2)  # fdcycod
+            b.put(1, 2)  # sgaincod
+            b.put(2, 2)  # dbpbcod
+            b.put(7, 3)  # floorcod
+        b.put(int(first), 1)  # snroffste
+        if first:
+            b.put(0, 6)  # csnroffst 0 ...
+            for _ in range(channels + int(lfeon)):
+                b.put(0, 4)  # ... and fsnroffst 0: no mantissa gets a bit
+                b.put(4, 3)  # fgaincod
+        b.put(0, 1)  # deltbaie: no delta bit allocation
+        b.put(0, 1)  # skiple
+    # Then auxiliary bits (zeros) up to auxdatae 0, crcrsv 0 and crc2.
+    body_bits = (frame_bytes - 4) * 8  # after syncword and crc1
+    if b.width + 2 + 16 > body_bits:
+        return None
+    b.put(0, body_bits - b.width)
+    body = bytearray(b.value.to_bytes(body_bits // 8, "big"))
+    covered = ((frame_bytes >> 2) + (frame_bytes >> 4)) << 1  # 5/8 of the frame, in bytes
+    crc1 = _crc1_for(bytes(body[: covered - 4]))
+    frame = bytearray(b"\x0b\x77" + crc1.to_bytes(2, "big")) + body
+    frame[-2:] = _crc16(bytes(frame[2:-2])).to_bytes(2, "big")
+    return bytes(frame)
