@@ -22,7 +22,7 @@ from golive.formats.codecs import (
     parse_metadata,
     parse_video_tag,
 )
-from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame
+from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame, eac3_silent_frame
 from golive.formats.codecs.ac3 import _crc16 as ac3_crc16
 from golive.formats.codecs.audio import ac3_info
 from golive.formats.flv import FlvReader, encode_header, encode_tag
@@ -337,14 +337,16 @@ def _opus_head(channels: int) -> bytes:
 
 _MPEG_AUDIO = {"mp3": ("libmp3lame", "44100"), "mp3_22k": ("libmp3lame", "22050"),
                "mp2": ("mp2", "48000"), "mp2_32k": ("mp2", "32000")}
-_AC3 = {"ac3": ("48000", "192k"), "ac3_44k": ("44100", "96k"), "ac3_32k": ("32000", "448k")}
+_AC3 = {"ac3": ("ac3", "48000", "192k"), "ac3_44k": ("ac3", "44100", "96k"),
+        "ac3_32k": ("ac3", "32000", "448k"), "eac3": ("eac3", "48000", "192k"),
+        "eac3_44k": ("eac3", "44100", "64k")}
 
 
 @pytest.mark.parametrize(
     ("sound", "channels"),
     [("aac", 2), ("he_aac", 2), ("he_aac_v2", 1), ("opus", 1), ("opus", 2), ("mp3", 2),
      ("mp3", 1), ("mp3_22k", 2), ("mp2", 2), ("mp2_32k", 1), ("ac3", 2), ("ac3", 6),
-     ("ac3_44k", 1), ("ac3_32k", 3)],
+     ("ac3_44k", 1), ("ac3_32k", 3), ("eac3", 2), ("eac3", 6), ("eac3_44k", 1)],
 )
 def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
     sound: str, channels: int
@@ -357,11 +359,15 @@ def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
     elif sound == "opus":
         config = settles = b"\x90Opus" + _opus_head(channels)
     elif sound in _AC3:  # (as the SRT input gives it: each frame settles it, none before)
-        rate, bitrate = _AC3[sound]
-        stream = _encoded("ac3", "-ar", rate, "-ac", str(channels), "-b:a", bitrate, "-f", "ac3")
-        config, settles = b"\x90ac-3", b"\x91ac-3" + stream[:8]
-        assert ac3_info(stream, "ac3") == ac3_info(
-            codecs.flv_silence(settles).body[5:], "ac3")  # type: ignore[union-attr]
+        codec, rate, bitrate = _AC3[sound]
+        stream = _encoded(codec, "-ar", rate, "-ac", str(channels), "-b:a", bitrate,
+                          "-f", codec)
+        fourcc = b"ac-3" if codec == "ac3" else b"ec-3"
+        first = (codecs.ac3_frame if codec == "ac3" else codecs.eac3_frame)(stream)
+        assert first is not None
+        config, settles = b"\x90" + fourcc, b"\x91" + fourcc + stream[: first.length]
+        assert ac3_info(stream, codec) == ac3_info(
+            codecs.flv_silence(settles).body[5:], codec)  # type: ignore[union-attr]
     else:
         encoder, rate = _MPEG_AUDIO[sound]
         muxer = "mp2" if encoder == "mp2" else "mp3"
@@ -398,6 +404,36 @@ def test_every_ac3_configuration_has_a_silent_frame_with_its_length_and_right_cr
                     assert ac3_crc16(frame[2:covered]) == 0  # crc1, over 5/8 of the frame
                     assert ac3_crc16(frame[2:]) == 0  # crc2, over all of it
                     assert codecs.ac3_frame(frame) == found
+
+
+def test_every_eac3_configuration_has_a_silent_frame_as_long_as_its_bit_rate_says() -> None:
+    for fscod in range(3):
+        for blocks in (1, 2, 3, 6):
+            for acmod in range(8):
+                for lfeon in (False, True):
+                    for size in (128, 512, 1400):  # 20 to 218 kbit/s at six blocks, 48 kHz
+                        frame = eac3_silent_frame(fscod, blocks, size, acmod, lfeon)
+                        assert frame is not None
+                        assert len(frame) == min(size * 6 // blocks, 4096)  # the bit rate
+                        found = codecs.eac3_frame(frame)
+                        assert found is not None and found.length == len(frame)
+                        assert found.samples == AC3_FRAME_SAMPLES
+                        assert ac3_crc16(frame[2:]) == 0  # crc2, its only CRC
+                        info = ac3_info(frame, "eac3")
+                        assert info is not None and info.sample_rate == (48000, 44100, 32000)[fscod]
+
+
+def test_no_eac3_silence_where_ffmpeg_would_not_decode_it_alike() -> None:
+    frame = eac3_silent_frame(0, 6, 768, 7, True)
+    assert frame is not None
+    assert codecs.flv_silence(b"\x91ec-3" + frame) is not None
+    dependent = bytes((0x0B, 0x77, 0x40 | frame[2] & 0x3F)) + frame[3:]  # strmtyp 1
+    substream = bytes((0x0B, 0x77, frame[2] | 0x08)) + frame[3:]  # substreamid 1
+    reduced = frame[:4] + bytes((0xC0 | frame[4] & 0x3F,)) + frame[5:]  # fscod 3: 24 kHz
+    for other in (b"\x91ec-3" + dependent, b"\x91ec-3" + substream, b"\x91ec-3" + reduced,
+                  b"\x91ec-3" + frame + dependent,  # 7.1: a dependent substream follows
+                  b"\x91ec-3" + frame[:40]):  # cut short
+        assert codecs.flv_silence(other) is None
 
 
 @pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="needs GStreamer")

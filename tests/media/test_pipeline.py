@@ -601,13 +601,13 @@ async def test_sound_that_begins_after_the_ladder_started_restarts_the_presentat
     assert bp.presentation is not None and bp.presentation is not presentation
 
 
-def as_eac3(tags: list[MediaTag]) -> list[MediaTag]:
-    """The tags with their AAC sound relabelled as E-AC-3 (Enhanced RTMP "ec-3"): sound the
+def as_flac(tags: list[MediaTag]) -> list[MediaTag]:
+    """The tags with their AAC sound relabelled as FLAC (Enhanced RTMP "fLaC"): sound the
     transcoder's input has no silent frame for. The stand-in ffmpeg decodes nothing."""
     out = []
     for tag in tags:
         if tag.type is TagType.AUDIO:
-            kind = b"\x90ec-3" if tag.body[1] == 0 else b"\x91ec-3"
+            kind = b"\x90fLaC" if tag.body[1] == 0 else b"\x91fLaC"
             tag = MediaTag(TagType.AUDIO, tag.timestamp, kind + tag.body[2:])
         out.append(tag)
     return out
@@ -643,7 +643,7 @@ async def test_other_sound_that_stops_while_the_picture_goes_on_ends_the_ladders
     # the sound ends: the ladder goes on without audio (once a broadcast).
     events = bus.subscribe()
     stop = 1500  # ms
-    tags = as_eac3([t for t in read_flv(source_360p)
+    tags = as_flac([t for t in read_flv(source_360p)
                    if t.type is not TagType.AUDIO or t.body[1] == 0 or t.timestamp < stop])
     broadcast = make_broadcast("pb_a")
     pipeline.broadcast_started(broadcast)

@@ -344,7 +344,7 @@ class Transcoder:
     @property
     def fills_silence(self) -> bool:
         """Whether the input fills gaps in the source's sound with silence (AAC with an LC
-        core, MPEG audio, Opus, AC-3: `golive.formats.flv_silence`)."""
+        core, MPEG audio, Opus, AC-3, E-AC-3: `golive.formats.flv_silence`)."""
         return self._input.fills_silence
 
     def sound_gone(self) -> None:

@@ -1,20 +1,21 @@
-"""Silent AC-3 syncframes (ATSC A/52), written bit by bit: gaps in a publisher's AC-3 sound
-are filled with frames of its own configuration, as AAC, MPEG audio and Opus gaps are.
+"""Silent AC-3 and E-AC-3 syncframes (ATSC A/52 and its Annex E), written bit by bit: gaps
+in a publisher's AC-3 or E-AC-3 sound are filled with frames of its own configuration, as
+AAC, MPEG audio and Opus gaps are.
 
-Each of the frame's six audio blocks codes every channel with no mantissa bits: the
-bit allocation's SNR offsets are all zero, which A/52 (7.2.2.6) defines as "no bits for
-any mantissa", and dither is off, so every decoder reconstructs each coefficient as 0
-and outputs 1,536 samples of zeros per channel. The exponents (needed before any
-allocation) are the coarsest strategy over the narrowest bandwidth. The frame keeps the
-publisher's sample rate, bit rate (hence frame length), channel mode and LFE, and both
-CRCs are right, for decoders that check them.
+Each of a frame's six audio blocks codes every channel with no mantissa bits: the SNR
+offsets are all zero, which A/52's bit allocation takes as no bits for any mantissa, and
+dither is off, so a decoder reconstructs every coefficient as 0 and outputs 1,536
+samples of zeros per channel (checked with ffmpeg's decoder, CRC checks on, and
+liba52). The exponents (needed before any allocation) are the coarsest strategy over
+the narrowest bandwidth. A frame keeps the publisher's sample rate, bit rate, channel
+mode and LFE; its CRCs are right, for decoders that check them.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-__all__ = ["AC3_FRAME_SAMPLES", "ac3_silent_frame"]
+__all__ = ["AC3_FRAME_SAMPLES", "ac3_silent_frame", "eac3_silent_frame"]
 
 AC3_FRAME_SAMPLES = 1536  # per channel: six blocks of 256
 _FULL_CHANNELS = (2, 1, 2, 3, 3, 4, 4, 5)  # by acmod (1+1, 1/0, 2/0, 3/0, 2/1, 3/1, 2/2, 3/2)
@@ -127,18 +128,7 @@ def ac3_silent_frame(fscod: int, frmsizecod: int, frame_bytes: int, acmod: int,
         if lfeon:
             b.put(int(first), 1)  # lfeexpstr
         if first:
-            for _ in range(channels):
-                b.put(_CHBWCOD, 6)
-            groups = (37 + 3 * (_CHBWCOD + 12) + 8) // 12  # D45 over end mantissa 73
-            for _ in range(channels):
-                b.put(15, 4)  # the first exponent; the deltas keep it
-                for _ in range(groups):
-                    b.put(_ZERO_DELTAS, 7)
-                b.put(0, 2)  # gainrng
-            if lfeon:
-                b.put(15, 4)
-                b.put(_ZERO_DELTAS, 7)
-                b.put(_ZERO_DELTAS, 7)
+            _put_exponents(b, channels, lfeon)
         b.put(int(first), 1)  # baie
         if first:
             b.put(2, 2)  # sdcycod
@@ -154,14 +144,108 @@ def ac3_silent_frame(fscod: int, frmsizecod: int, frame_bytes: int, acmod: int,
                 b.put(4, 3)  # fgaincod
         b.put(0, 1)  # deltbaie: no delta bit allocation
         b.put(0, 1)  # skiple
-    # Then auxiliary bits (zeros) up to auxdatae 0, crcrsv 0 and crc2.
-    body_bits = (frame_bytes - 4) * 8  # after syncword and crc1
-    if b.width + 2 + 16 > body_bits:
+    body = _finish(b, frame_bytes - 4)  # after syncword and crc1
+    if body is None:
         return None
-    b.put(0, body_bits - b.width)
-    body = bytearray(b.value.to_bytes(body_bits // 8, "big"))
     covered = ((frame_bytes >> 2) + (frame_bytes >> 4)) << 1  # 5/8 of the frame, in bytes
-    crc1 = _crc1_for(bytes(body[: covered - 4]))
-    frame = bytearray(b"\x0b\x77" + crc1.to_bytes(2, "big")) + body
-    frame[-2:] = _crc16(bytes(frame[2:-2])).to_bytes(2, "big")
-    return bytes(frame)
+    crc1 = _crc1_for(body[: covered - 4])
+    return _with_crc2(b"\x0b\x77" + crc1.to_bytes(2, "big") + body)
+
+
+@lru_cache(maxsize=64)
+def eac3_silent_frame(fscod: int, blocks: int, frame_bytes: int, acmod: int,
+                      lfeon: bool) -> bytes | None:
+    """A silent E-AC-3 (A/52 Annex E) independent syncframe of six blocks with this
+    sample rate code (48, 44.1 or 32 kHz), channel mode and LFE, as long in time as
+    `blocks` blocks of `frame_bytes` bytes (the bit rate kept); None for a reduced rate
+    or when its side information would not fit."""
+    if not 0 <= fscod < 3 or blocks not in (1, 2, 3, 6) or not 0 <= acmod < 8:
+        return None
+    size = min(frame_bytes * _BLOCKS // blocks, 4096) & ~1
+    if size < 64:
+        return None
+    channels = _FULL_CHANNELS[acmod]
+    b = _Bits()
+    # bsi (A/52 E.1.2.2)
+    b.put(0, 2)  # strmtyp: independent
+    b.put(0, 3)  # substreamid
+    b.put(size // 2 - 1, 11)  # frmsiz: words, less one
+    b.put(fscod, 2)
+    b.put(3, 2)  # numblkscod: six blocks
+    b.put(acmod, 3)
+    b.put(int(lfeon), 1)
+    b.put(16, 5)  # bsid
+    for _ in range(2 if acmod == 0 else 1):
+        b.put(31, 5)  # dialnorm
+        b.put(0, 1)  # compre
+    b.put(0, 3)  # mixmdate, infomdate, addbsie
+    # audfrm (E.1.2.3)
+    b.put(1, 1)  # expstre: AC-3 style exponent strategies
+    b.put(0, 1)  # ahte
+    b.put(0, 2)  # snroffststr: one SNR offset for the frame ...
+    b.put(0, 1)  # transproce
+    b.put(0, 1)  # blkswe
+    b.put(1, 1)  # dithflage: dither flags are sent (absent, every channel dithers)
+    b.put(0, 5)  # bamode, frmfgaincode, dbaflde, skipflde, spxattene
+    if acmod > 1:
+        b.put(0, 1)  # cplinu in block 0 ...
+        b.put(0, _BLOCKS - 1)  # ... and no new coupling strategy after it
+    for block in range(_BLOCKS):
+        for _ in range(channels):
+            b.put(_EXP_D45 if block == 0 else _EXP_REUSE, 2)  # chexpstr
+    if lfeon:
+        b.put(1, 1)  # lfeexpstr: D15 in block 0 ...
+        b.put(0, _BLOCKS - 1)  # ... reused after
+    b.put(0, 5 * channels)  # convexpstr
+    b.put(0, 6)  # frmcsnroffst 0 ...
+    b.put(0, 4)  # ... and frmfsnroffst 0: no mantissa gets a bit
+    b.put(0, 1)  # blkstrtinfoe
+    # audblk x 6 (E.1.2.4)
+    for block in range(_BLOCKS):
+        first = block == 0
+        b.put(0, channels)  # dithflag: no dither
+        b.put(0, 2 if acmod == 0 else 1)  # dynrnge (and dynrng2e)
+        b.put(0, 1)  # spxinu in block 0 (its strategy always comes), then spxstre
+        if acmod == 2:
+            if first:
+                b.put(0, 4)  # rematflg (block 0: the strategy always comes)
+            else:
+                b.put(0, 1)  # rematstr
+        if first:
+            _put_exponents(b, channels, lfeon)
+        b.put(0, 1)  # convsnroffste
+    body = _finish(b, size - 2)  # after the syncword
+    if body is None:
+        return None
+    return _with_crc2(b"\x0b\x77" + body)
+
+
+def _put_exponents(b: _Bits, channels: int, lfeon: bool) -> None:
+    """Block 0's bandwidth codes and exponents: D45 for each full channel, D15 for the
+    LFE, every exponent 15 (a first one, then deltas of 0)."""
+    for _ in range(channels):
+        b.put(_CHBWCOD, 6)
+    groups = (37 + 3 * (_CHBWCOD + 12) + 8) // 12  # D45 over end mantissa 73
+    for _ in range(channels):
+        b.put(15, 4)
+        for _ in range(groups):
+            b.put(_ZERO_DELTAS, 7)
+        b.put(0, 2)  # gainrng
+    if lfeon:
+        b.put(15, 4)
+        b.put(_ZERO_DELTAS, 7)
+        b.put(_ZERO_DELTAS, 7)
+
+
+def _finish(b: _Bits, length: int) -> bytes | None:
+    """The written bits, then auxiliary zeros up to auxdatae 0, crcrsv 0 and room for
+    crc2, as `length` bytes; None if they do not fit."""
+    bits = length * 8
+    if b.width + 2 + 16 > bits:
+        return None
+    return (b.value << (bits - b.width)).to_bytes(length, "big")
+
+
+def _with_crc2(frame: bytes) -> bytes:
+    """The frame with its last two bytes made the CRC of all after the syncword."""
+    return frame[:-2] + _crc16(frame[2:-2]).to_bytes(2, "big")

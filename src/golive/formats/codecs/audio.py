@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame
+from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame, eac3_silent_frame
 from golive.formats.codecs.bits import BitReader, Buffer, CodecError
 from golive.formats.codecs.info import AudioInfo
 
@@ -154,11 +154,12 @@ def flv_silence(body: Buffer) -> Silence | None:
     AAC (legacy FLV) and Opus (Enhanced RTMP) are settled by their sequence headers; MPEG
     audio Layer I-III (legacy MP3 or Enhanced ".mp3"), which has none, by each frame: the
     frame's header without CRC or padding, then zeros (no bits allocated, no side
-    information: every decoder outputs the frame's samples as zeros). AC-3 (Enhanced
-    "ac-3") by each frame too: a syncframe of its rate, bit rate and channels that
-    allocates no mantissa bits (`golive.formats.codecs.ac3`). None for anything else:
-    another codec (E-AC-3, FLAC, PCM...), multichannel Opus, free-format MPEG audio, AAC
-    other than LC or HE-AAC, or damaged headers.
+    information: every decoder outputs the frame's samples as zeros). AC-3 and E-AC-3
+    (Enhanced "ac-3", "ec-3") by each frame too: a syncframe of its rate, bit rate and
+    channels that allocates no mantissa bits (`golive.formats.codecs.ac3`). None for
+    anything else: another codec (FLAC, PCM...), multichannel Opus, free-format MPEG
+    audio, AAC other than LC or HE-AAC, E-AC-3 past 5.1 (dependent substreams) or at a
+    reduced rate, or damaged headers.
     """
     head = bytes(body[:64])
     if len(head) < 2:
@@ -175,6 +176,8 @@ def flv_silence(body: Buffer) -> Silence | None:
         return _mpeg_silence(head[5:], b"\x91.mp3")
     if fourcc == b"ac-3" and packet_type == 1:
         return _ac3_silence(head[5:])
+    if fourcc == b"ec-3" and packet_type == 1:
+        return _eac3_silence(head[5:], len(body) - 5)
     if fourcc == b"Opus" and packet_type == 0:
         opus_head = head[5:]
         if len(opus_head) < 19 or not opus_head.startswith(b"OpusHead") or opus_head[18] != 0:
@@ -227,6 +230,24 @@ def _ac3_silence(frame: bytes) -> Silence | None:
     if silent is None:
         return None
     return Silence(b"\x91ac-3" + silent, AC3_FRAME_SAMPLES, found.sample_rate)
+
+
+def _eac3_silence(frame: bytes, length: int) -> Silence | None:
+    """For an independent substream 0 alone in its tag (`length` bytes): dependent
+    substreams (channels past 5.1) or more programmes follow it in the same tag."""
+    found = eac3_frame(frame)
+    if found is None or found.length != length or len(frame) < 5:
+        return None
+    strmtyp, substreamid = frame[2] >> 6, (frame[2] >> 3) & 7
+    fscod, numblkscod = frame[4] >> 6, (frame[4] >> 4) & 3
+    acmod, lfeon = (frame[4] >> 1) & 7, frame[4] & 1
+    if strmtyp not in (0, 2) or substreamid or fscod == 3:
+        return None
+    silent = eac3_silent_frame(fscod, (1, 2, 3, 6)[numblkscod], found.length, acmod,
+                               bool(lfeon))
+    if silent is None:
+        return None
+    return Silence(b"\x91ec-3" + silent, AC3_FRAME_SAMPLES, found.sample_rate)
 
 
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
