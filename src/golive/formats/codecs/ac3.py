@@ -57,27 +57,45 @@ class _Bits:
         self.width += width
 
 
-def _crc1_for(data: bytes) -> int:
-    """The 16 bits that, put before `data`, make the CRC over both zero (A/52 crc1
-    precedes the 5/8 of the frame it protects). The CRC is linear in those bits: solve
-    for them over GF(2), one column per bit."""
-    zeros = bytes(len(data))
-    columns = [_crc16(((1 << bit).to_bytes(2, "big")) + zeros) for bit in range(16)]
-    target = _crc16(data)
-    # Gaussian elimination: rows are (column value, the bits of the crc1 it stands for).
-    rows = [(columns[bit], 1 << bit) for bit in range(16)]
-    solution = 0
-    for pivot in range(15, -1, -1):
-        mask = 1 << pivot
-        index = next((i for i, (v, _) in enumerate(rows) if v & mask), None)
-        if index is None:
-            continue
-        value, bits = rows.pop(index)
-        rows = [(v ^ value, b ^ bits) if v & mask else (v, b) for v, b in rows]
-        if target & mask:
-            target ^= value
-            solution ^= bits
-    return solution
+_POLY = 0x18005  # the CRC's generator with its x^16 term, for arithmetic modulo it
+_X_INVERSE = 0xC002  # x^15 + x^14 + x: x times it is x^16 + x^15 + x^2, 1 modulo _POLY
+
+
+def _mulmod(a: int, b: int) -> int:
+    """a * b modulo the generator, polynomials over GF(2) as bits."""
+    product = 0
+    while b:
+        if b & 1:
+            product ^= a
+        b >>= 1
+        a <<= 1
+        if a & 0x10000:
+            a ^= _POLY
+    return product
+
+
+def _powmod(base: int, exponent: int) -> int:
+    result = 1
+    while exponent:
+        if exponent & 1:
+            result = _mulmod(result, base)
+        base = _mulmod(base, base)
+        exponent >>= 1
+    return result
+
+
+def _crc16_padded(data: bytes, length: int) -> int:
+    """The CRC of `data` followed by zeros up to `length` bytes: each zero byte multiplies
+    the register by x^8 (initial value 0, no final XOR), so the run is one power."""
+    return _mulmod(_crc16(data), _powmod(2, 8 * (length - len(data))))
+
+
+def _crc1_for(data: bytes, length: int) -> int:
+    """The 16 bits that, put before `data` padded with zeros to `length` bytes, make the
+    CRC over both zero (A/52's crc1 precedes the 5/8 of the frame it protects). The CRC
+    of the two bytes c then n zero bytes is c * x^(8n + 16); it must equal the data's,
+    so c is the data's CRC times x^-(8n + 16)."""
+    return _mulmod(_crc16_padded(data, length), _powmod(_X_INVERSE, 8 * length + 16))
 
 
 @lru_cache(maxsize=64)
@@ -144,12 +162,12 @@ def ac3_silent_frame(fscod: int, frmsizecod: int, frame_bytes: int, acmod: int,
                 b.put(4, 3)  # fgaincod
         b.put(0, 1)  # deltbaie: no delta bit allocation
         b.put(0, 1)  # skiple
-    body = _finish(b, frame_bytes - 4)  # after syncword and crc1
-    if body is None:
+    written = _written(b, frame_bytes - 4)  # after syncword and crc1
+    if written is None:
         return None
     covered = ((frame_bytes >> 2) + (frame_bytes >> 4)) << 1  # 5/8 of the frame, in bytes
-    crc1 = _crc1_for(body[: covered - 4])
-    return _with_crc2(b"\x0b\x77" + crc1.to_bytes(2, "big") + body)
+    crc1 = _crc1_for(written[: covered - 4], covered - 4).to_bytes(2, "big")
+    return _framed(b"\x0b\x77" + crc1, written, frame_bytes)
 
 
 @lru_cache(maxsize=64)
@@ -214,10 +232,10 @@ def eac3_silent_frame(fscod: int, blocks: int, frame_bytes: int, acmod: int,
         if first:
             _put_exponents(b, channels, lfeon)
         b.put(0, 1)  # convsnroffste
-    body = _finish(b, size - 2)  # after the syncword
-    if body is None:
+    written = _written(b, size - 2)  # after the syncword
+    if written is None:
         return None
-    return _with_crc2(b"\x0b\x77" + body)
+    return _framed(b"\x0b\x77", written, size)
 
 
 def _put_exponents(b: _Bits, channels: int, lfeon: bool) -> None:
@@ -237,15 +255,18 @@ def _put_exponents(b: _Bits, channels: int, lfeon: bool) -> None:
         b.put(_ZERO_DELTAS, 7)
 
 
-def _finish(b: _Bits, length: int) -> bytes | None:
-    """The written bits, then auxiliary zeros up to auxdatae 0, crcrsv 0 and room for
-    crc2, as `length` bytes; None if they do not fit."""
-    bits = length * 8
-    if b.width + 2 + 16 > bits:
+def _written(b: _Bits, room: int) -> bytes | None:
+    """The written bits to a whole byte; None if, with auxdatae 0, crcrsv 0 and crc2
+    after them, they do not fit in `room` bytes."""
+    if b.width + 2 + 16 > room * 8:
         return None
-    return (b.value << (bits - b.width)).to_bytes(length, "big")
+    pad = -b.width % 8
+    return (b.value << pad).to_bytes((b.width + pad) // 8, "big")
 
 
-def _with_crc2(frame: bytes) -> bytes:
-    """The frame with its last two bytes made the CRC of all after the syncword."""
-    return frame[:-2] + _crc16(frame[2:-2]).to_bytes(2, "big")
+def _framed(head: bytes, written: bytes, length: int) -> bytes:
+    """head + written, zeros (auxiliary bits, auxdatae, crcrsv) up to crc2, then crc2: the
+    CRC of all after the syncword."""
+    start = head + written
+    crc2 = _crc16_padded(start[2:], length - 4)
+    return start + bytes(length - 2 - len(start)) + crc2.to_bytes(2, "big")
