@@ -79,7 +79,8 @@ async def test_srt_passphrase_is_required_and_checked(
         stop(proc)
 
 
-@pytest.mark.parametrize(("encoder", "codec"), [("mp2", "mp3"), ("libopus", "opus")])
+@pytest.mark.parametrize(("encoder", "codec"), [("mp2", "mp3"), ("libopus", "opus"), ("ac3", "ac3"),
+                                              ("eac3", "eac3")])
 async def test_audio_other_than_aac_over_srt_is_heard(
     node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path, encoder: str,
     codec: str,
