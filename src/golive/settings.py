@@ -183,8 +183,8 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds a client has to send a request's line and headers "
         "(from connecting, or from its previous response); then the connection is closed."
     )
-    http_keep_alive_timeout: float = Field(
-        75.0, gt=0, le=3600, description="Seconds an idle connection is kept open between "
+    http_keep_alive_timeout: int = Field(
+        75, ge=1, le=3600, description="Seconds an idle connection is kept open between "
         "requests. Keep it above the idle timeout of whatever reuses connections to the node "
         "(a proxy, edge or load balancer: nginx's upstream keepalive_timeout, Varnish's "
         "backend_idle_timeout and AWS ALB's idle timeout are 60 s): a connection the node "

@@ -32,7 +32,7 @@ async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> byt
 
 
 async def test_an_idle_connection_lasts_the_keep_alive_timeout_then_closes(tmp_path: Path) -> None:
-    keep_alive = 6.0  # past uvicorn's own 5 s, which closed the connection under proxies
+    keep_alive = 6  # past uvicorn's own 5 s, which closed the connection under proxies
     async with Golive(node_settings(tmp_path, http_keep_alive_timeout=keep_alive)) as node:
         reader, writer = await asyncio.open_connection("127.0.0.1", node.http_port)
         try:

@@ -53,7 +53,7 @@ class HttpLimits:
     head: HeadLimits = field(default_factory=HeadLimits)
     bodies: RouteLimits = DEFAULT_ROUTE_LIMITS
     body_timeout: float = DEFAULT_BODY_TIMEOUT
-    keep_alive_timeout: float = 75.0
+    keep_alive_timeout: int = 75  # seconds
     ws_max_message_bytes: int = 4096 + WS_SLACK_BYTES
     tls: TlsLimits = field(default_factory=TlsLimits)
 
