@@ -895,12 +895,14 @@ class Golive:
             access=self.access, limits=self.rate_limits if self.redis_link else None,
             publish_ice_servers=webrtc.browser_ice_servers()))
 
-        # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments, and
-        # ?time= from an asset's stored ones.
+        # Thumbnails: /thumbnail/PID.jpg, decoded from the live window's segments (?segment=
+        # anywhere in a DVR window, past memory from the recording), and ?time= from an
+        # asset's stored ones.
         self.thumbnailer = Thumbnailer(s.ffmpeg_path(), concurrency=s.thumbnail_concurrency)
         app.router.routes.extend(ThumbnailRoute(
             self.pipeline or _NoPresentations(), self.thumbnailer,
-            RecordedFrames(self.recordings), access=self.access, relay=self.relay).routes())
+            RecordedFrames(self.recordings), access=self.access, relay=self.relay,
+            dvr=LiveArchive(self.recordings.storage)).routes())
 
         # Studio: /studio pages and /studio/api/ (session cookie + CSRF), which forward
         # in-process to the API app with the signed-in session's token. The client's

@@ -55,6 +55,30 @@ async def test_live_thumbnail(node: Golive, api: httpx.AsyncClient, source_flv: 
             assert again.status_code == 200
             assert node.thumbnailer.decodes <= decodes + 1  # cached unless a segment completed
 
+            # A segment of the window by its number (the DVR seek bar's stills): the same
+            # in every rendition, a still that never changes.
+            presentation = node.pipeline.presentation(pid) if node.pipeline else None
+            assert presentation is not None
+            msns = {name: window.last_msn - 1 for name, window in presentation.renditions.items()}
+            assert len(set(msns.values())) == 1, msns  # every rendition numbers alike
+            msn = next(iter(msns.values()))
+            still = await http.get(f"/thumbnail/{pid}.jpg",
+                                   params={"segment": str(msn), "width": "320"})
+            assert still.status_code == 200, still.text
+            assert still.headers["cache-control"] == "public, max-age=3600"
+            assert jpeg_size(still.content, tmp_path) == (320, 180)
+            for unlisted in (msn + 100, msn - 10_000, 0):
+                missing = await http.get(f"/thumbnail/{pid}.jpg",
+                                         params={"segment": str(unlisted)})
+                assert missing.status_code == 404, unlisted
+            for bad_segment in ("", "abc", "-1", "1.5", "1" * 16):
+                refused = await http.get(f"/thumbnail/{pid}.jpg",
+                                         params={"segment": bad_segment})
+                assert refused.status_code == 400, bad_segment
+            both = await http.get(f"/thumbnail/{pid}.jpg",
+                                  params={"segment": str(msn), "time": "1"})
+            assert both.status_code == 400
+
             for bad in ("0", "15", "1921", "abc", "-5", "1e3", "99999999"):
                 refused = await http.get(f"/thumbnail/{pid}.jpg", params={"width": bad})
                 assert refused.status_code == 400, bad

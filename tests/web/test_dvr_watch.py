@@ -1,6 +1,6 @@
 """A live stream with a DVR window in real Chromium with hls.js: delta playlist updates, a seek
-60 s back with the seek bar (segments past memory from the recording), and back to live with
-the "Go live" button."""
+60 s back with the seek bar (segments past memory from the recording), the seek bar's
+preview of where it would go, and back to live with the "Go live" button."""
 
 from __future__ import annotations
 
@@ -93,6 +93,35 @@ async def test_seek_back_in_the_dvr_window_and_go_live(
             and window.archived(int(match[2]))
         ]
         assert archived, fetched
+
+        # Hovering the seek bar previews where it would go: how far behind live, and the
+        # first picture of the segment there, past memory too (from the recording).
+        box = await page.locator(".player-seek").bounding_box()
+        assert box is not None
+        shown: list[tuple[int, str]] = []
+        for share in (0.02, 0.97):
+            # (The seek above, made by setting the bar, previewed the thumb's place.)
+            before_src = await page.evaluate(
+                "() => document.querySelector('.player-preview img')?.src || ''")
+            await page.mouse.move(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
+            await page.wait_for_function(
+                "(before) => { const i = document.querySelector('.player-preview img');"
+                " return i && i.src !== before && /[?&]segment=\\d+/.test(i.src)"
+                " && i.complete && i.naturalWidth === 160 && !i.hidden; }",
+                arg=before_src, timeout=30_000)
+            src = await page.get_attribute(".player-preview img", "src") or ""
+            label = await page.inner_text(".player-preview-time")
+            segment = re.search(r"[?&]segment=(\d+)", src)
+            assert segment is not None and "width=160" in src, src
+            shown.append((int(segment[1]), label))
+        (oldest, oldest_label), (newest, newest_label) = shown
+        assert oldest < newest, shown
+        assert re.fullmatch(r"-\d+:\d\d", oldest_label), oldest_label  # a minute or so back
+        assert newest_label == "Live" or re.fullmatch(r"-0:\d\d", newest_label), newest_label
+        assert any(w.archived(oldest) for w in presentation.renditions.values()), oldest
+        await page.screenshot(path=str(artifacts / "watch-dvr-preview.png"))
+        await page.mouse.move(box["x"] + box["width"] / 2, box["y"] - 200)  # off the bar
+        await page.wait_for_selector(".player-preview", state="hidden", timeout=10_000)
         await page.screenshot(path=str(artifacts / "watch-dvr.png"))
 
         began = await page.evaluate("performance.now()")

@@ -59,7 +59,7 @@ TAKEOVER_HOLD = 8.0  # seconds a request waits for a broadcast's next owner befo
 TAKEOVER_RETRY = 0.25  # seconds between looking for it meanwhile
 _MAX_AGE = re.compile(r"max-age=([0-9]{1,10})")
 DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")
-THUMBNAIL_PARAMS = ("width",)
+THUMBNAIL_PARAMS = ("width", "segment")
 RELAY_HEADER = "x-golive-relay"
 SEAL_WINDOW = 60.0  # seconds a seal is good for, either side of the owner's clock
 # What an owner writes where a token goes when asked with `X-Golive-Edge` (origin.py).

@@ -234,6 +234,10 @@ class WebPages:
             # shows a seek bar over them and a "Go live" button; 0: the live edge only.
             "dvr": stream.dvr_window if stream.recording else 0,
         }
+        # The DVR seek bar's stills (`/thumbnail/PID.jpg?segment=MSN`), public ids only (a
+        # signed one's stills would need a thumbnail token of their own).
+        config["previewUrl"] = (f"/thumbnail/{playback_id}.jpg"
+                                if config["dvr"] and pid.policy == "public" else None)
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
                    "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed,

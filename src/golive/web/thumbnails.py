@@ -2,7 +2,10 @@
 `/storyboard/PLAYBACK_ID.vtt`: an asset's stills as a WebVTT thumbnails track (web).
 
 Live: the first frame (a keyframe) of the latest complete segment in the packaging
-window, from the smallest rendition at least as wide as asked. Assets
+window, from the smallest rendition at least as wide as asked; `?segment=MSN`, the
+segment with that media sequence number (every rendition numbers alike) anywhere in
+the DVR window, from memory or, past it, from the recording: the watch page's DVR seek
+bar previews where it would go with these. Assets
 (`?time=SECONDS`): `RecordedFrames` finds the stored segment at that time in the
 recording library and the frame that far into it; without a library, `?time=`
 answers 404. The decode itself is the media stage's `Thumbnailer` (ffmpeg in a
@@ -31,16 +34,19 @@ from starlette.routing import BaseRoute, Route
 from golive.delivery import (
     RELAY_HEADER,
     THUMBNAIL_PARAMS,
+    UNAVAILABLE,
     OwnerRelay,
     PlaybackAccess,
     Refusal,
     Relayed,
+    Unavailable,
     Viewer,
 )
 from golive.media import MAX_THUMBNAIL_WIDTH, MIN_THUMBNAIL_WIDTH, SegmentMedia, ThumbnailError
 from golive.store import AssetRecord, AssetSegmentRecord
 
 if TYPE_CHECKING:
+    from golive.delivery import DvrArchive
     from golive.media import Thumbnailer
     from golive.packaging import Presentation, RenditionWindow
 
@@ -50,6 +56,7 @@ _T = TypeVar("_T")
 PLAYBACK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
 _WIDTH = re.compile(r"[0-9]{1,5}")
 _TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,6})?")
+_SEGMENT = re.compile(r"[0-9]{1,15}")
 DEFAULT_WIDTH = 640
 MAX_TOKEN_LENGTH = 4096
 # A live thumbnail changes with every segment (about every 2 s); an edge may keep it
@@ -174,48 +181,93 @@ class NoPicture(Exception):
     """The broadcast or recording has sound alone: there is no frame to show."""
 
 
-def latest_segment(presentation: Presentation, width: int
-                   ) -> tuple[Hashable, SegmentMedia] | None:
-    """The newest complete segment of the rendition that best fits `width`, if any;
-    raises `NoPicture` when the renditions that started have no video."""
+def _picture_width(window: RenditionWindow) -> int:
+    video = window.init.video if window.init is not None else None
+    return (video.width or 0) if video is not None else 0
+
+
+def picture_window(presentation: Presentation, width: int) -> RenditionWindow | None:
+    """The rendition that best fits `width`: the narrowest at least that wide, else the
+    widest; None before any has its init; raises `NoPicture` for sound alone."""
     if presentation.audio_only:
         raise NoPicture("the broadcast is audio only: it has no picture")
     windows = [w for w in presentation.renditions.values()
                if w.init is not None and w.init.video is not None]
     if not windows:
         return None
+    wide_enough = [w for w in windows if _picture_width(w) >= width]
+    return (min(wide_enough, key=_picture_width) if wide_enough
+            else max(windows, key=_picture_width))
 
-    def picture_width(window: RenditionWindow) -> int:
-        video = window.init.video if window.init is not None else None
-        return (video.width or 0) if video is not None else 0
 
-    wide_enough = [w for w in windows if picture_width(w) >= width]
-    window = (min(wide_enough, key=picture_width) if wide_enough
-              else max(windows, key=picture_width))
+def _held_segment(presentation: Presentation, window: RenditionWindow, msn: int
+                  ) -> tuple[Hashable, SegmentMedia] | None:
+    """Segment `msn` of `window` with the init it decodes with, if memory holds both."""
+    data = window.segment_bytes(msn)
+    generation = window.segment_generation(msn)
+    # The init it decodes with: after an encoder restart, not necessarily the newest.
+    init = window.init_bytes(generation) if generation is not None else None
+    if data is None or init is None:
+        return None
+    key = (presentation.playback_id, presentation.first_msn, window.name, msn)
+    return key, SegmentMedia(init, data, _picture_width(window) or None)
+
+
+def latest_segment(presentation: Presentation, width: int
+                   ) -> tuple[Hashable, SegmentMedia] | None:
+    """The newest complete segment of the rendition that best fits `width`, if any;
+    raises `NoPicture` when the renditions that started have no video."""
+    window = picture_window(presentation, width)
+    if window is None:
+        return None
     # The open segment is incomplete; the one before it is the newest complete one.
     for msn in (window.last_msn, window.last_msn - 1):
-        data = window.segment_bytes(msn)
-        generation = window.segment_generation(msn)
-        # The init it decodes with: after an encoder restart, not necessarily the newest.
-        init = window.init_bytes(generation) if generation is not None else None
-        if data is not None and init is not None:
-            key = (presentation.playback_id, presentation.first_msn, window.name, msn)
-            return key, SegmentMedia(init, data, picture_width(window) or None)
+        if (found := _held_segment(presentation, window, msn)) is not None:
+            return found
     return None
 
 
+async def dvr_segment(presentation: Presentation, width: int, msn: int,
+                      archive: DvrArchive | None
+                      ) -> tuple[Hashable, SegmentMedia] | Unavailable | None:
+    """Segment `msn` of the rendition that best fits `width`, held in memory or, listed
+    by the DVR window past it, read from the recording (`archive`); None when the
+    window lists no such complete segment; "unavailable" when storage cannot say now."""
+    window = picture_window(presentation, width)
+    if window is None:
+        return None
+    if (found := _held_segment(presentation, window, msn)) is not None:
+        return found
+    entry = window.dvr.entry(msn) if window.dvr is not None else None
+    if archive is None or entry is None or not window.archived(msn):
+        return None
+    data = await archive.media(presentation, window.name, "segment", msn)
+    init: bytes | Unavailable | None = window.init_bytes(entry.generation)
+    if init is None:
+        init = await archive.media(presentation, window.name, "init", entry.generation)
+    if data == UNAVAILABLE or init == UNAVAILABLE:
+        return UNAVAILABLE
+    if not isinstance(data, bytes) or not isinstance(init, bytes):
+        return None
+    key = (presentation.playback_id, presentation.first_msn, window.name, msn)
+    return key, SegmentMedia(init, data, _picture_width(window) or None)
+
+
 class ThumbnailRoute:
-    """GET/HEAD `/thumbnail/{playback_id}.jpg?width=N[&time=SECONDS][&token=JWT]`."""
+    """GET/HEAD `/thumbnail/{playback_id}.jpg?width=N[&time=SECONDS | &segment=MSN]
+    [&token=JWT]`."""
 
     def __init__(self, live: LiveThumbnailSource, thumbnailer: Thumbnailer,
                  assets: AssetFrames | None = None, *,
-                 access: PlaybackAccess | None = None, relay: OwnerRelay | None = None
-                 ) -> None:
+                 access: PlaybackAccess | None = None, relay: OwnerRelay | None = None,
+                 dvr: DvrArchive | None = None) -> None:
         """`access` checks signed playback ids' tokens (audience `t`) and restrictions;
         without it every playback id is treated as public. `relay` (in a cluster) answers
-        for a live broadcast another node holds, from that node."""
+        for a live broadcast another node holds, from that node. `dvr` reads a DVR
+        window's segments past memory from the recording."""
         self.live = live
         self.relay = relay
+        self.dvr = dvr
         self.thumbnailer = thumbnailer
         self.assets = assets
         self.access = access
@@ -277,27 +329,41 @@ class ThumbnailRoute:
         if isinstance(admitted, JSONResponse):
             return admitted
         playback_id, width, token = admitted
-        time_text = query.get("time")
+        time_text, segment_text = query.get("time"), query.get("segment")
+        if time_text is not None and segment_text is not None:
+            return _error(400, "ask for a time (a recording) or a segment (live), not both")
+        if segment_text is not None:
+            if not _SEGMENT.fullmatch(segment_text):
+                return _error(400, "segment must be a media sequence number, like 3593341954")
+            return await self._live(playback_id, width, query, int(segment_text))
         if time_text is not None:
             if not _TIME.fullmatch(time_text) or not math.isfinite(float(time_text)):
                 return _error(400, "time must be a number of seconds, like 12 or 12.5")
             return await self._asset(playback_id, float(time_text), width, token)
         return await self._live(playback_id, width, query)
 
-    async def _live(self, playback_id: str, width: int, query: Mapping[str, str]) -> Response:
+    async def _live(self, playback_id: str, width: int, query: Mapping[str, str],
+                    msn: int | None = None) -> Response:
         presentation = self.live.presentation(playback_id)
         if presentation is None and self.relay is not None:
             return await self._relayed(self.relay, playback_id, query)
         if presentation is None or presentation.ended:
             return _error(404, "not live")
         try:
-            found = latest_segment(presentation, width)
+            found = (latest_segment(presentation, width) if msn is None
+                     else await dvr_segment(presentation, width, msn, self.dvr))
         except NoPicture as exc:
             return _error(404, str(exc))
+        if found == UNAVAILABLE:
+            return _error(503, "recorded media is not available yet", retry=True)
         if found is None:
-            return _error(404, "no complete segment yet", retry=True)
+            return (_error(404, "no complete segment yet", retry=True) if msn is None
+                    else _error(404, "the live window lists no such segment"))
+        assert not isinstance(found, str)
         key, media = found
-        return await self._jpeg((*_as_tuple(key), width), media, width, LIVE_CACHE)
+        # A segment's still never changes: the live one follows the newest segment.
+        cache = LIVE_CACHE if msn is None else ASSET_CACHE
+        return await self._jpeg((*_as_tuple(key), width), media, width, cache)
 
     @staticmethod
     async def _relayed(relay: OwnerRelay, playback_id: str, query: Mapping[str, str]

@@ -13,7 +13,7 @@
 // also a slider beside the mute button; the level is remembered).
 import { QoeReporter } from "/static/qoe.js";
 import { RealtimeError, RealtimeSession } from "/static/realtime.js";
-import { SeekPreview } from "/static/seek-preview.js";
+import { PREVIEW_WIDTH, SeekPreview } from "/static/seek-preview.js";
 
 const OFFLINE_POLL_MS = 2000;
 const LIVE_POLL_MS = 10_000;
@@ -695,12 +695,10 @@ export class Player {
       if (this.dvr) this.goLive.addEventListener("click", () => this.seekToLive());
       this.video.addEventListener("timeupdate", () => this.updateSeekBar());
       this.video.addEventListener("durationchange", () => this.updateSeekBar());
-      if (this.vod && this.config.previewUrl) {
+      if (this.config.previewUrl) {
         this.preview = new SeekPreview(this.root, this.seekBar, {
-          url: this.config.previewUrl,
-          step: Number(this.config.previewStep) || 2,
-          duration: Number(this.config.duration) || 0,
-          format: clock,
+          still: (seconds) => (this.vod ? this.recordingStill(seconds) : this.dvrStill(seconds)),
+          label: (seconds) => (this.vod ? clock(seconds) : this.behindLabel(seconds)),
           dragging: () => this.seeking,
         });
       }
@@ -836,6 +834,37 @@ export class Player {
     this.video.currentTime = target;
     if (this.video.paused && !this.vod) this.play();
     this.updateSeekBar();
+  }
+
+  // A recording's still at `seconds`: the storyboard's step before it.
+  recordingStill(seconds) {
+    const step = Math.max(1, Number(this.config.previewStep) || 2);
+    const end = Number(this.seekBar.max) || Number(this.config.duration) || 0;
+    const still = Math.min(Math.floor(seconds / step) * step, Math.max(0, end - 0.5));
+    return `${this.config.previewUrl}?time=${still.toFixed(1)}&width=${PREVIEW_WIDTH}`;
+  }
+
+  // A DVR window's still at `seconds`: the first picture of the segment that holds it
+  // (by its media sequence number, the same in every rendition); null where hls.js
+  // lists none (native playback lists no segments to the page).
+  dvrStill(seconds) {
+    const hls = this.hls;
+    const level = hls?.levels?.[hls.currentLevel >= 0 ? hls.currentLevel : hls.loadLevel];
+    const fragments = level?.details?.fragments;
+    if (!fragments?.length) return null;
+    let found = fragments[0];
+    for (const fragment of fragments) {
+      if (fragment.start > seconds) break;
+      found = fragment;
+    }
+    if (typeof found.sn !== "number") return null;
+    return `${this.config.previewUrl}?segment=${found.sn}&width=${PREVIEW_WIDTH}`;
+  }
+
+  behindLabel(seconds) {
+    const range = this.seekRange();
+    const behind = range ? range.live - seconds : 0;
+    return behind < BEHIND_LIVE_S ? "Live" : `-${clock(behind)}`;
   }
 
   // Where a seek may go: a recording's whole duration, or the DVR window up to live.

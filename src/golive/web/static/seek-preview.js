@@ -1,30 +1,31 @@
-// A recording's seek bar preview (the watch page's player): where a point on the bar
-// would go, the time and a still of that moment, above the pointer (hovering or dragging)
-// or the thumb (dragging by keys or a finger). Stills come from the thumbnail route at the
-// storyboard's whole steps (golive.web.thumbnails.storyboard_step: at most 100 over the
-// recording), so a sweep asks for few and the browser and an edge cache them.
+// The seek bar preview (the watch page's player): where a point on the bar would go, its
+// time and a still of that moment, above the pointer (hovering or dragging) or the thumb
+// (dragging by keys or a finger). The player says which still shows a moment: for a
+// recording, the thumbnail route's at the storyboard's whole steps
+// (golive.web.thumbnails.storyboard_step: at most 100 over the recording); in a DVR
+// window, the first picture of the segment that holds it. Either way a sweep asks for
+// few, and the browser and an edge cache them.
 
-const WIDTH = 160; // pixels, as the storyboard's stills
+export const PREVIEW_WIDTH = 160; // pixels, as the storyboard's stills
 const SWEEP_REST_MS = 60; // how long a sweep rests on a step before its still is asked for
 
 export class SeekPreview {
   // `root` holds the preview (the player), `bar` is the seek bar (a range input over the
-  // recording's seconds); `url` the thumbnail route of the playback id, `step` seconds
-  // between stills, `format` writes a time, `dragging()` says the viewer holds the thumb.
-  constructor(root, bar, { url, step, duration, format, dragging }) {
+  // media's seconds); `still(seconds)` the URL of that moment's still (or null: none),
+  // `label(seconds)` the time written beside it, `dragging()` whether the viewer holds
+  // the thumb.
+  constructor(root, bar, { still, label, dragging }) {
     this.root = root;
     this.bar = bar;
-    this.url = url;
-    this.step = Math.max(1, step);
-    this.duration = duration;
-    this.format = format;
+    this.still = still;
+    this.label = label;
     this.box = document.createElement("div");
     this.box.className = "player-preview";
     this.box.hidden = true;
     this.box.setAttribute("aria-hidden", "true"); // the seek bar's own value text says it
     this.image = document.createElement("img");
     this.image.alt = "";
-    this.image.width = WIDTH;
+    this.image.width = PREVIEW_WIDTH;
     this.time = document.createElement("span");
     this.time.className = "player-preview-time";
     this.box.append(this.image, this.time);
@@ -45,33 +46,38 @@ export class SeekPreview {
     bar.addEventListener("blur", hide);
   }
 
+  get min() {
+    return Number(this.bar.min) || 0;
+  }
+
   get max() {
-    return Number(this.bar.max) || this.duration;
+    return Number(this.bar.max) || 0;
   }
 
   atPointer(clientX) {
     const rect = this.bar.getBoundingClientRect();
     if (!rect.width) return;
     const share = Math.min(Math.max((clientX - rect.left) / rect.width, 0), 1);
-    const min = Number(this.bar.min) || 0;
-    this.show(min + share * (this.max - min), clientX);
+    this.show(this.min + share * (this.max - this.min), clientX);
   }
 
   atThumb() {
     const rect = this.bar.getBoundingClientRect();
-    const min = Number(this.bar.min) || 0;
+    const min = this.min;
     const value = Number(this.bar.value);
     this.show(value, rect.left + ((value - min) / ((this.max - min) || 1)) * rect.width);
   }
 
-  // The preview of `seconds` into the recording, centred on `clientX` inside the player.
+  // The preview of `seconds` on the bar, centred on `clientX` inside the player.
   show(seconds, clientX) {
-    const max = this.max;
-    const at = Math.min(Math.max(0, seconds), max);
-    this.time.textContent = this.format(at);
-    const still = Math.min(Math.floor(at / this.step) * this.step, Math.max(0, max - 0.5));
-    const url = `${this.url}?time=${still.toFixed(1)}&width=${WIDTH}`;
-    if (url !== this.wanted) {
+    const at = Math.min(Math.max(this.min, seconds), this.max);
+    this.time.textContent = this.label(at);
+    const url = this.still(at);
+    if (!url) {
+      clearTimeout(this.timer);
+      this.wanted = "";
+      this.image.hidden = true;
+    } else if (url !== this.wanted) {
       this.wanted = url;
       clearTimeout(this.timer); // a sweep across the bar asks only where it rests
       this.timer = setTimeout(() => { this.image.src = this.wanted; },
