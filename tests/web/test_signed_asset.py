@@ -4,6 +4,8 @@ its MP4 plays with a v token, its thumbnails and storyboard with a t token."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,17 @@ async def test_signed_recording_plays_with_its_tokens_and_says_why_without(
         assert "This recording cannot be played here" in page.text
         page = await http.get(f"/watch/{pid}", params={"token": v})
         assert page.status_code == 200 and 'name="robots" content="noindex' in page.text
+        # Its seek bar previews only with a thumbnail token (aud t) the thumbnails take.
+        assert page_config(page.text)["previewUrl"] is None
+        for wrong in (v, token(live_pid, "t"), "x" * 100):
+            page = await http.get(f"/watch/{pid}", params={"token": v, "thumbnail_token": wrong})
+            assert page.status_code == 200 and page_config(page.text)["previewUrl"] is None
+        page = await http.get(f"/watch/{pid}", params={"token": v, "thumbnail_token": t})
+        config = page_config(page.text)
+        assert config["previewUrl"] == f"/thumbnail/{pid}.jpg" and config["previewToken"] == t
+        too_long = await http.get(f"/watch/{pid}", params={"token": v,
+                                                            "thumbnail_token": "x" * 5000})
+        assert too_long.status_code == 400 and "thumbnail token" in too_long.text
 
         # Chat replay: aud c only.
         sent = datetime.fromisoformat(message["sent_at"].replace("Z", "+00:00")).timestamp()
@@ -135,3 +148,22 @@ async def test_signed_recording_plays_with_its_tokens_and_says_why_without(
     await browser_page.screenshot(path=str(artifacts / "signed-asset-watch.png"))
     # The 403 of the replay without a chat token is the only error the browser logged.
     assert all("403" in error for error in console.errors), console.errors
+
+    # With a thumbnail token its seek bar previews where it would go, the token on each still.
+    await browser_page.goto(f"{node.http_url}/watch/{pid}?token={v}&thumbnail_token={t}")
+    await wait_playing(browser_page)
+    box = await browser_page.locator(".player-seek").bounding_box()
+    assert box is not None
+    await browser_page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await browser_page.wait_for_function(
+        "(t) => { const i = document.querySelector('.player-preview img');"
+        " return i && i.src.includes('token=' + t) && i.complete && i.naturalWidth === 160; }",
+        arg=t, timeout=30_000)
+
+
+def page_config(html: str) -> dict[str, Any]:
+    """The player's configuration a watch page carries."""
+    found = re.search(r'<script type="application/json" id="golive-config">(.*?)</script>',
+                      html, re.S)
+    assert found is not None
+    return dict(json.loads(found[1]))

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from golive.core import RateLimits
-from golive.delivery import PlaybackAccess, Refusal, Viewer
+from golive.delivery import Audience, PlaybackAccess, Refusal, Viewer
 from golive.store import (
     AssetRecord,
     PlaybackIdRecord,
@@ -209,7 +209,7 @@ class WebPages:
         tokens = self._page_tokens(request, embed=embed)
         if isinstance(tokens, Response):
             return tokens
-        token, chat_token = tokens
+        token, chat_token, thumbnail_token = tokens
         refusal = await self._refusal(request, playback_id, token)
         if refusal is not None:
             title = ("This stream needs a token" if pid.policy == "signed" and token is None
@@ -234,10 +234,10 @@ class WebPages:
             # shows a seek bar over them and a "Go live" button; 0: the live edge only.
             "dvr": stream.dvr_window if stream.recording else 0,
         }
-        # The DVR seek bar's stills (`/thumbnail/PID.jpg?segment=MSN`), public ids only (a
-        # signed one's stills would need a thumbnail token of their own).
-        config["previewUrl"] = (f"/thumbnail/{playback_id}.jpg"
-                                if config["dvr"] and pid.policy == "public" else None)
+        # The DVR seek bar's stills (`/thumbnail/PID.jpg?segment=MSN`).
+        if config["dvr"]:
+            config.update(await self._preview(request, playback_id, pid.policy == "public",
+                                              thumbnail_token))
         origin = f"{request.url.scheme}://{request.url.netloc}"
         context = {"stream": stream, "playback_id": playback_id, "config": config,
                    "embed_url": f"{origin}/embed/{playback_id}{suffix}", "embed": embed,
@@ -276,7 +276,7 @@ class WebPages:
         tokens = self._page_tokens(request, embed=embed)
         if isinstance(tokens, Response):
             return tokens
-        token, chat_token = tokens
+        token, chat_token, thumbnail_token = tokens
         playback_id = asset.playback_id
         # The same gate as the origin's /vod/ (aud v): a signed recording's page needs
         # the token its playlist and media will be asked with, and says why without one.
@@ -307,14 +307,14 @@ class WebPages:
             "vod": True,
             "duration": asset.duration,
             "realtime": None,
-            # The seek bar's stills (`/thumbnail/PID.jpg?time=`, the storyboard's moments):
-            # a public recording with pictures (a signed one's stills would need a
-            # thumbnail token of their own).
-            "previewUrl": (f"/thumbnail/{playback_id}.jpg"
-                           if asset.playback_policy == "public"
-                           and any(r.width for r in asset.renditions) else None),
             "previewStep": storyboard_step(asset.duration),
         }
+        # The seek bar's stills (`/thumbnail/PID.jpg?time=`, the storyboard's moments), for
+        # a recording with pictures.
+        if any(r.width for r in asset.renditions):
+            config.update(await self._preview(request, playback_id,
+                                              asset.playback_policy == "public",
+                                              thumbnail_token))
         origin = f"{request.url.scheme}://{request.url.netloc}"
         # Chat replay: the stream's chat beside the recording, in time with it.
         # A signed recording's chat replays with a chat token (aud c), as its live chat.
@@ -357,17 +357,31 @@ class WebPages:
                               public=public, video=video, audio_only=audio_only)
 
     def _page_tokens(self, request: Request, *, embed: bool
-                     ) -> tuple[str | None, str | None] | Response:
-        """A page's `?token=` (aud v) and `?chat_token=` (aud c), bounded; or the 400."""
-        token = request.query_params.get("token") or None
-        if token is not None and len(token) > MAX_TOKEN_LENGTH:
-            return self._message(400, "Bad link", "The playback token in this link is too long.",
-                                 embed=embed)
-        chat_token = request.query_params.get("chat_token") or None
-        if chat_token is not None and len(chat_token) > MAX_TOKEN_LENGTH:
-            return self._message(400, "Bad link", "The chat token in this link is too long.",
-                                 embed=embed)
-        return token, chat_token
+                     ) -> tuple[str | None, str | None, str | None] | Response:
+        """A page's `?token=` (aud v), `?chat_token=` (aud c) and `?thumbnail_token=` (aud
+        t: a signed playback id's seek bar stills, as Mux Player's thumbnail-token),
+        bounded; or the 400."""
+        found: list[str | None] = []
+        for name, what in (("token", "playback"), ("chat_token", "chat"),
+                           ("thumbnail_token", "thumbnail")):
+            value = request.query_params.get(name) or None
+            if value is not None and len(value) > MAX_TOKEN_LENGTH:
+                return self._message(400, "Bad link", f"The {what} token in this link is too "
+                                     "long.", embed=embed)
+            found.append(value)
+        return found[0], found[1], found[2]
+
+    async def _preview(self, request: Request, playback_id: str, public: bool,
+                       thumbnail_token: str | None) -> dict[str, str | None]:
+        """The seek bar's stills: `previewUrl` (the thumbnail route) for a public playback
+        id, or a signed one whose page was given a thumbnail token the route takes
+        (`previewToken`, added to each still's address); none otherwise."""
+        if public:
+            return {"previewUrl": f"/thumbnail/{playback_id}.jpg", "previewToken": None}
+        if thumbnail_token is None or self.access is None or await self._refusal(
+                request, playback_id, thumbnail_token, audience="t") is not None:
+            return {"previewUrl": None, "previewToken": None}
+        return {"previewUrl": f"/thumbnail/{playback_id}.jpg", "previewToken": thumbnail_token}
 
     def _refused(self, refusal: Refusal, title: str, *, embed: bool) -> HTMLResponse:
         return self._message(refusal.status, title,
@@ -383,14 +397,14 @@ class WebPages:
         return {"whepUrl": f"/whep/{playback_id}{suffix}",
                 "iceServers": self.realtime_ice_servers}
 
-    async def _refusal(self, request: Request, playback_id: str, token: str | None
-                       ) -> Refusal | None:
+    async def _refusal(self, request: Request, playback_id: str, token: str | None, *,
+                       audience: Audience = "v") -> Refusal | None:
         """Why this request may not see a playback id's page or status (None: it may)."""
         if self.access is None:
             return None
         viewer = Viewer("page", request.client.host if request.client else "",
                         request.headers.get("user-agent", ""))
-        verdict = await self.access.check(playback_id, token, audience="v", viewer=viewer,
+        verdict = await self.access.check(playback_id, token, audience=audience, viewer=viewer,
                                           referrer=request.headers.get("referer"),
                                           own_host=request.headers.get("host"))
         return verdict if isinstance(verdict, Refusal) else None

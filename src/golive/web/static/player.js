@@ -841,7 +841,14 @@ export class Player {
     const step = Math.max(1, Number(this.config.previewStep) || 2);
     const end = Number(this.seekBar.max) || Number(this.config.duration) || 0;
     const still = Math.min(Math.floor(seconds / step) * step, Math.max(0, end - 0.5));
-    return `${this.config.previewUrl}?time=${still.toFixed(1)}&width=${PREVIEW_WIDTH}`;
+    return this.stillAddress(`time=${still.toFixed(1)}`);
+  }
+
+  // The thumbnail route's still for `query`, with a signed playback id's thumbnail token.
+  stillAddress(query) {
+    const token = this.config.previewToken;
+    return `${this.config.previewUrl}?${query}&width=${PREVIEW_WIDTH}`
+      + (token ? `&token=${encodeURIComponent(token)}` : "");
   }
 
   // A DVR window's still at `seconds`: the first picture of the segment that holds it
@@ -858,7 +865,7 @@ export class Player {
       found = fragment;
     }
     if (typeof found.sn !== "number") return null;
-    return `${this.config.previewUrl}?segment=${found.sn}&width=${PREVIEW_WIDTH}`;
+    return this.stillAddress(`segment=${found.sn}`);
   }
 
   behindLabel(seconds) {
