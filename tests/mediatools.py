@@ -17,11 +17,13 @@ GST_LAUNCH = shutil.which("gst-launch-1.0")
 
 def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: int = 30,
                 gop: int = 30, video_kbps: int = 800, sample_rate: int = 48000,
-                volume_db: float = 0.0, video: str = "testsrc2") -> Path:
+                volume_db: float = 0.0, video: str = "testsrc2", b_frames: int = 0) -> Path:
     """Encode a synthetic H.264/AAC FLV file (testsrc2 + sine) once, for `-c copy` publishing.
 
     The sine alone measures about -22 LUFS (EBU R128); `volume_db` moves it. `video` is
-    the lavfi picture source, with its own options if any ("color=c=red")."""
+    the lavfi picture source, with its own options if any ("color=c=red"). `b_frames`: up
+    to that many B-frames in a row, as OBS's x264 and NVENC send (pictures out of order,
+    FLV's composition time set); without, the zero-latency tune."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)  # a bench's cache on a new machine
@@ -30,8 +32,10 @@ def make_source(path: Path, *, seconds: float = 6, size: str = "640x360", fps: i
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
          "-f", "lavfi", "-i", picture,
          "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={sample_rate}",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", "0",
+         "-t", str(seconds), "-c:v", "libx264",
+         *(["-preset", "veryfast", "-b_strategy", "0"] if b_frames
+           else ["-preset", "ultrafast", "-tune", "zerolatency"]),
+         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", str(b_frames),
          "-b:v", f"{video_kbps}k", "-maxrate", f"{video_kbps}k", "-bufsize", f"{video_kbps}k",
          "-pix_fmt", "yuv420p", *(["-af", f"volume={volume_db}dB"] if volume_db else []),
          "-c:a", "aac", "-b:a", "96k", "-ar", str(sample_rate), "-ac", "2",

@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.conftest import create_stream, eventually, get_stream, wait_status
 from tests.llhls_rules import attributes, check_media_playlist, check_multivariant
 from tests.media.mp4info import read_fragment, read_init
-from tests.mediatools import FFMPEG, FFPROBE, ffmpeg_publish, stop
+from tests.mediatools import FFMPEG, FFPROBE, ffmpeg_publish, make_source, stop
 from tests.nginxedge import NGINX, edge_cache
 
 from golive.app import Golive
@@ -358,3 +358,58 @@ async def test_a_copied_source_declares_the_bit_rates_its_segments_measure(
                                    if line.startswith("#EXT-X-STREAM-INF")))
         assert peak <= int(declared["BANDWIDTH"]) <= 1.5 * peak, (declared, peak)
         assert 0.7 * average <= int(declared["AVERAGE-BANDWIDTH"]) <= 1.3 * average, (declared, average)
+
+
+async def test_a_copied_source_with_b_frames_keeps_its_pictures_in_order(
+    node: Golive, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # OBS's x264 and NVENC send B-frames by default: pictures decode out of presentation
+    # order, each with its composition offset (FLV CompositionTime). The passthrough
+    # profile copies them into fMP4 parts: every offset must survive, or players show
+    # pictures in the wrong order (a judder) or drop them.
+    source = make_source(tmp_path / "b-frames.flv", size="854x480", video_kbps=1500,
+                         b_frames=3)
+    sent = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts,dts",
+         "-of", "csv=p=0", str(source)], capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    assert any(pts != dts for pts, dts in (line.split(",") for line in sent))  # B-frames
+    async with _publishing(node, api, source, profile="passthrough") as (pid, hls):
+        async def three_segments() -> str | None:
+            response = await hls.get(f"{pid}/source.m3u8")
+            ok = response.status_code == 200 and response.text.count("#EXTINF") >= 3
+            return response.text if ok else None
+
+        text = await eventually(three_segments, timeout=60, what="three complete segments")
+        playlist = check_media_playlist(text, low_latency=True)
+        init_uri = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)[-1]
+        listed = [s for s in playlist.segments if s.uri][-3:]
+        uris = [s.uri for s in listed]
+        frames = [round(s.duration * 30) for s in listed]  # (a segment per keyframe: 1 s)
+        media = (await hls.get(f"{pid}/{init_uri}")).content
+        for uri in uris:
+            media += (await hls.get(f"{pid}/{uri}")).content
+    path = tmp_path / "copied.mp4"
+    path.write_bytes(media)
+    packets = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v", "-show_entries",
+         "packet=pts_time,dts_time,flags", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    rows = [line.split(",") for line in packets]
+    assert len(rows) == sum(frames)
+    assert any(float(pts) != float(dts) for pts, dts, _ in rows)  # still out of order
+    starts = [sum(frames[:i]) for i in range(len(frames))]
+    assert all(rows[i][2].startswith("K") for i in starts)  # each segment's first
+    # Decoded, the pictures come out evenly a frame apart, none lost or repeated, and
+    # the decoder complains of nothing.
+    decoded = subprocess.run(
+        [FFPROBE, "-v", "error", "-select_streams", "v", "-show_entries",
+         "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert decoded.stderr == ""
+    times = [float(value) for value in decoded.stdout.split()]
+    assert len(times) == sum(frames)
+    steps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+    assert all(abs(step - 1 / 30) < 0.002 for step in steps), steps
