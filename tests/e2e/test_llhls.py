@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -411,5 +412,5 @@ async def test_a_copied_source_with_b_frames_keeps_its_pictures_in_order(
     assert decoded.stderr == ""
     times = [float(value) for value in decoded.stdout.split()]
     assert len(times) == sum(frames)
-    steps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+    steps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
     assert all(abs(step - 1 / 30) < 0.002 for step in steps), steps
