@@ -67,6 +67,10 @@ async def test_live_thumbnail(node: Golive, api: httpx.AsyncClient, source_flv: 
             assert still.status_code == 200, still.text
             assert still.headers["cache-control"] == "public, max-age=3600"
             assert jpeg_size(still.content, tmp_path) == (320, 180)
+            decodes = node.thumbnailer.decodes
+            again = await http.get(f"/thumbnail/{pid}.jpg",
+                                   params={"segment": str(msn), "width": "320"})
+            assert again.content == still.content and node.thumbnailer.decodes == decodes
             for unlisted in (msn + 100, msn - 10_000, 0):
                 missing = await http.get(f"/thumbnail/{pid}.jpg",
                                          params={"segment": str(unlisted)})

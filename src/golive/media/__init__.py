@@ -42,7 +42,7 @@ from golive.media.simulcast import DestinationRelay, DestinationTarget, Destinat
 from golive.media.slate import SlateCache
 from golive.media.thumbnails import MAX_WIDTH as MAX_THUMBNAIL_WIDTH
 from golive.media.thumbnails import MIN_WIDTH as MIN_THUMBNAIL_WIDTH
-from golive.media.thumbnails import SegmentMedia, Thumbnailer, ThumbnailError
+from golive.media.thumbnails import SegmentMedia, ThumbnailBusy, Thumbnailer, ThumbnailError
 
 __all__ = [
     "MAX_THUMBNAIL_WIDTH",
@@ -63,6 +63,7 @@ __all__ = [
     "SlateCache",
     "SloSpec",
     "StreamProfile",
+    "ThumbnailBusy",
     "ThumbnailError",
     "Thumbnailer",
     "admit_destination",

@@ -2,10 +2,14 @@
 
 `Thumbnailer.jpeg` takes a segment's init + media bytes and a width and returns the
 JPEG of its first frame (a segment starts with a keyframe, so only that one frame is
-decoded), or of the frame `offset` seconds into it (decoding up to there). ffmpeg runs as a subprocess, never on the event loop; at most `concurrency`
-run at once, and callers asking for the same key share one run. Results are kept in
-an LRU cache bounded by entries and bytes, keyed by whatever identifies the segment
-(playback id, segment, width).
+decoded), or of the frame `offset` seconds into it (decoding up to there). ffmpeg runs
+as a subprocess, never on the event loop, at a lower CPU priority than the transcoders
+(`nice`: a flood of thumbnail requests must not slow a live ladder below real time); at
+most `concurrency` run at once, and callers asking for the same key share one run.
+Callers waiting for a run are bounded in number and in the media bytes they hold
+(`max_waiting`, `max_waiting_bytes`): past them `ThumbnailBusy`, at once. Results are
+kept in an LRU cache bounded by entries and bytes, keyed by whatever identifies the
+segment (playback id, segment, width).
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["MAX_WIDTH", "MIN_WIDTH", "SegmentMedia", "ThumbnailError", "Thumbnailer"]
+__all__ = ["MAX_WIDTH", "MIN_WIDTH", "SegmentMedia", "ThumbnailBusy", "ThumbnailError",
+           "Thumbnailer"]
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +32,15 @@ MAX_WIDTH = 1920
 MAX_INPUT_BYTES = 64 * 1024 * 1024
 """A segment larger than this is not decoded (a 4 s 1080p segment is a few MB)."""
 MAX_JPEG_BYTES = 4 * 1024 * 1024
+NICENESS = 10  # added to ffmpeg's: the transcoders (at the node's own) come first
 
 
 class ThumbnailError(Exception):
     """The segment could not be turned into a thumbnail (bad media, ffmpeg failed or timed out)."""
+
+
+class ThumbnailBusy(ThumbnailError):
+    """Too many thumbnails are waiting to be made: ask again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +57,19 @@ class Thumbnailer:
     """Decodes segments to JPEGs with ffmpeg: bounded concurrency, shared runs, LRU cache."""
 
     def __init__(self, ffmpeg: str, *, concurrency: int = 2, cache_entries: int = 512,
-                 cache_bytes: int = 32 * 1024 * 1024, timeout: float = 20.0) -> None:
+                 cache_bytes: int = 32 * 1024 * 1024, timeout: float = 20.0,
+                 max_waiting: int = 32, max_waiting_bytes: int = 128 * 1024 * 1024) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._ffmpeg = ffmpeg
+        nice = shutil.which("nice")
+        self._command = [nice, "-n", str(NICENESS), ffmpeg] if nice else [ffmpeg]
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._max_waiting = max_waiting
+        self._max_waiting_bytes = max_waiting_bytes
+        self._queued = 0  # runs waiting for a slot or in one
+        self._queued_bytes = 0
         self._timeout = timeout
         self._cache: OrderedDict[Hashable, bytes] = OrderedDict()
         self._cache_entries = cache_entries
@@ -59,6 +78,12 @@ class Thumbnailer:
         self._running: dict[Hashable, asyncio.Future[bytes]] = {}
         self.decodes = 0
         """ffmpeg runs started (cache misses that were not shared)."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether a decode asked for now would be refused (`ThumbnailBusy`): callers check
+        before reading a segment from storage for one."""
+        return self._queued >= self._concurrency + self._max_waiting
 
     def cached(self, key: Hashable) -> bytes | None:
         jpeg = self._cache.get(key)
@@ -102,18 +127,29 @@ class Thumbnailer:
             self._cached_bytes -= len(old)
 
     async def _decode(self, media: SegmentMedia, width: int) -> bytes:
-        if len(media.init) + len(media.data) > MAX_INPUT_BYTES:
+        size = len(media.init) + len(media.data)
+        if size > MAX_INPUT_BYTES:
             raise ThumbnailError("segment too large to decode")
-        async with self._slots:
-            self.decodes += 1
-            return await self._run(media.init + media.data, width, media.offset)
+        if self._queued >= self._concurrency + self._max_waiting or (
+                self._queued >= self._concurrency
+                and self._queued_bytes + size > self._max_waiting_bytes):
+            raise ThumbnailBusy("too many thumbnails are being made")
+        self._queued += 1
+        self._queued_bytes += size
+        try:
+            async with self._slots:
+                self.decodes += 1
+                return await self._run(media.init + media.data, width, media.offset)
+        finally:
+            self._queued -= 1
+            self._queued_bytes -= size
 
     async def _run(self, data: bytes, width: int, offset: float) -> bytes:
         # Output-side -ss: frames before the offset are decoded and dropped (a segment is
         # a GOP or two), which finds the exact frame rather than the keyframe before it.
         seek = ["-ss", f"{offset:.3f}"] if offset > 0 else []
         proc = await asyncio.create_subprocess_exec(
-            self._ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+            *self._command, "-hide_banner", "-loglevel", "error", "-nostdin",
             "-threads", "1", "-f", "mp4", "-i", "pipe:0", *seek,
             "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width}:-2",
             "-q:v", "4", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",

@@ -350,6 +350,8 @@ class ThumbnailRoute:
         if presentation is None or presentation.ended:
             return _error(404, "not live")
         try:
+            if msn is not None and (early := self._before_reading(presentation, width, msn)):
+                return early
             found = (latest_segment(presentation, width) if msn is None
                      else await dvr_segment(presentation, width, msn, self.dvr))
         except NoPicture as exc:
@@ -364,6 +366,22 @@ class ThumbnailRoute:
         # A segment's still never changes: the live one follows the newest segment.
         cache = LIVE_CACHE if msn is None else ASSET_CACHE
         return await self._jpeg((*_as_tuple(key), width), media, width, cache)
+
+    def _before_reading(self, presentation: Presentation, width: int, msn: int
+                        ) -> Response | None:
+        """A segment's still the cache holds, or the 503 when decodes are queued past their
+        bound: answered before its bytes are read (from storage, past memory)."""
+        window = picture_window(presentation, width)
+        if window is None:
+            return None
+        key = (presentation.playback_id, presentation.first_msn, window.name, msn, width)
+        if (jpeg := self.thumbnailer.cached(key)) is not None:
+            return Response(jpeg, media_type="image/jpeg",
+                            headers={**HEADERS, "Cache-Control": ASSET_CACHE})
+        if self.thumbnailer.busy:
+            return _error(503, "thumbnail unavailable: too many thumbnails are being made",
+                          retry=True)
+        return None
 
     @staticmethod
     async def _relayed(relay: OwnerRelay, playback_id: str, query: Mapping[str, str]
@@ -396,6 +414,9 @@ class ThumbnailRoute:
 
     async def _asset(self, playback_id: str, seconds: float, width: int,
                      token: str | None) -> Response:
+        if self.thumbnailer.busy:  # (before the segment is read from storage)
+            return _error(503, "thumbnail unavailable: too many thumbnails are being made",
+                          retry=True)
         found = await self._recorded(
             "asset thumbnail", playback_id, "no recording at this playback id and time",
             lambda assets: assets.segment_at(playback_id, seconds, width, token))
