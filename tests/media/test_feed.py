@@ -389,14 +389,19 @@ def test_sound_is_filled_with_silence_of_its_own_codec(codec: str) -> None:
 
 
 def test_sound_without_a_silent_frame_is_not_filled_nor_where_not_asked() -> None:
-    ac3 = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
-    for tag in [*CONFIG[:2], MediaTag(TagType.AUDIO, 0, b"\x90ac-3")]:
-        ac3.push(tag)
-    ac3.push(video(0, key=True))
-    ac3.push(MediaTag(TagType.AUDIO, 0, b"\x91ac-3\x0b\x77" + bytes(200)))
+    flac = FlvInput(limit=1024 * 1024, has_audio=True, align_start=True, fill_silence=True)
+    for tag in [*CONFIG[:2], MediaTag(TagType.AUDIO, 0, b"\x90fLaC")]:
+        flac.push(tag)
+    flac.push(video(0, key=True))
+    flac.push(MediaTag(TagType.AUDIO, 0, b"\x91fLaC\xff\xf8" + bytes(200)))
     for ts in range(40, 3000, 40):
-        ac3.push(video(ts))
-    assert not ac3.fills_silence and ac3.silences_filled == 0
+        flac.push(video(ts))
+    assert not flac.fills_silence and flac.silences_filled == 0
+    ac3 = FlvInput(limit=1024 * 1024, has_audio=True, fill_silence=True)  # (AC-3 has one)
+    for tag in [*CONFIG[:2], MediaTag(TagType.AUDIO, 0, b"\x90ac-3"), video(0, key=True),
+                MediaTag(TagType.AUDIO, 0, b"\x91ac-3\x0b\x77" + bytes(200))]:
+        ac3.push(tag)
+    assert ac3.fills_silence
     surround = FlvInput(limit=1024 * 1024, has_audio=True, fill_silence=True)
     surround.push(MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x11\x80"))  # channels set by a PCE
     assert not surround.fills_silence
