@@ -163,6 +163,16 @@ async def test_blocked_terms_refuse_messages_and_names_but_not_moderators(
     await viewer.send(type="join", name="ScamKing spam")
     assert "pick another" in await viewer.error()
     assert (await say(viewer, "still here"))["user"]["name"] == "viewer"
+    # A name that joined before its term was added sends nothing until it joins anew.
+    other = await chat.connect(pid, "Crypto Bob")
+    await say(other, "hello")
+    await chat.api.patch(base, json={"blocked_terms": ["Scam", "free crypto", "spam*",
+                                                        "crypto"]})
+    await other.send(type="send", text="hello again")
+    assert "pick another" in await other.error()
+    await other.send(type="join", name="Bob")
+    assert (await say(other, "hello again"))["user"]["name"] == "Bob"
+    await chat.api.patch(base, json={"blocked_terms": ["Scam", "free crypto", "spam*"]})
     # The audit log says how many terms, not the list.
     audit = (await chat.api.get("/audit", params={"action": "chat.update_settings"})
              ).json()["data"]

@@ -497,6 +497,8 @@ class ChatService:
             return reserved_reason(user.name)
         if not user.can_moderate and state.blocked.found(text):
             return BLOCKED_TERM_REASON
+        if not user.signed_in and not user.can_moderate and state.blocked.found(user.name):
+            return BLOCKED_NAME_REASON  # a term added after this name joined
         # Slow mode, the sender's own rate and the room's, checked together (all or
         # nothing) and counted across the cluster's nodes when Redis links them.
         slow = state.settings.slow_mode
