@@ -316,6 +316,16 @@ async def _publishing(node: Golive, api: httpx.AsyncClient, source: Path,
         await hls.aclose()
 
 
+async def _complete_segments(hls: httpx.AsyncClient, path: str, count: int) -> str:
+    """The media playlist at `path` once it lists `count` complete segments."""
+    async def listed() -> str | None:
+        response = await hls.get(path)
+        ok = response.status_code == 200 and response.text.count("#EXTINF") >= count
+        return response.text if ok else None
+
+    return await eventually(listed, timeout=60, what=f"{count} complete segments")
+
+
 async def test_standard_latency_mode_serves_plain_hls(
     node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path
 ) -> None:
@@ -344,12 +354,7 @@ async def test_a_copied_source_declares_the_bit_rates_its_segments_measure(
     # complete the multivariant says what they measure (RFC 8216bis 4.4.6.2), so players
     # choose it by what it costs, and a validator finds the peak within its 10%.
     async with _publishing(node, api, source_480p, profile="passthrough") as (pid, hls):
-        async def four_segments() -> str | None:
-            response = await hls.get(f"{pid}/source.m3u8")
-            ok = response.status_code == 200 and response.text.count("#EXTINF") >= 4
-            return response.text if ok else None
-
-        text = await eventually(four_segments, timeout=60, what="four complete segments")
+        text = await _complete_segments(hls, f"{pid}/source.m3u8", 4)
         playlist = check_media_playlist(text, low_latency=True)
         sizes = [len((await hls.get(f"{pid}/{segment.uri}")).content)
                  for segment in playlist.segments if segment.uri]
@@ -376,12 +381,7 @@ async def test_a_copied_source_with_b_frames_keeps_its_pictures_in_order(
     ).stdout.split()  # fmt: skip
     assert any(pts != dts for pts, dts in (line.split(",") for line in sent))  # B-frames
     async with _publishing(node, api, source, profile="passthrough") as (pid, hls):
-        async def three_segments() -> str | None:
-            response = await hls.get(f"{pid}/source.m3u8")
-            ok = response.status_code == 200 and response.text.count("#EXTINF") >= 3
-            return response.text if ok else None
-
-        text = await eventually(three_segments, timeout=60, what="three complete segments")
+        text = await _complete_segments(hls, f"{pid}/source.m3u8", 3)
         playlist = check_media_playlist(text, low_latency=True)
         init_uri = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)[-1]
         listed = [s for s in playlist.segments if s.uri][-3:]
