@@ -42,6 +42,8 @@ class ThumbnailError(Exception):
 class ThumbnailBusy(ThumbnailError):
     """Too many thumbnails are waiting to be made: ask again later."""
 
+    REASON = "too many thumbnails are being made"
+
 
 @dataclass(frozen=True, slots=True)
 class SegmentMedia:
@@ -133,7 +135,7 @@ class Thumbnailer:
         if self._queued >= self._concurrency + self._max_waiting or (
                 self._queued >= self._concurrency
                 and self._queued_bytes + size > self._max_waiting_bytes):
-            raise ThumbnailBusy("too many thumbnails are being made")
+            raise ThumbnailBusy(ThumbnailBusy.REASON)
         self._queued += 1
         self._queued_bytes += size
         try:

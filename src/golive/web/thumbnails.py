@@ -42,7 +42,13 @@ from golive.delivery import (
     Unavailable,
     Viewer,
 )
-from golive.media import MAX_THUMBNAIL_WIDTH, MIN_THUMBNAIL_WIDTH, SegmentMedia, ThumbnailError
+from golive.media import (
+    MAX_THUMBNAIL_WIDTH,
+    MIN_THUMBNAIL_WIDTH,
+    SegmentMedia,
+    ThumbnailBusy,
+    ThumbnailError,
+)
 from golive.store import AssetRecord, AssetSegmentRecord
 
 if TYPE_CHECKING:
@@ -209,8 +215,14 @@ def _held_segment(presentation: Presentation, window: RenditionWindow, msn: int
     init = window.init_bytes(generation) if generation is not None else None
     if data is None or init is None:
         return None
-    key = (presentation.playback_id, presentation.first_msn, window.name, msn)
-    return key, SegmentMedia(init, data, _picture_width(window) or None)
+    return _segment_key(presentation, window, msn), SegmentMedia(
+        init, data, _picture_width(window) or None)
+
+
+def _segment_key(presentation: Presentation, window: RenditionWindow, msn: int
+                 ) -> tuple[Hashable, ...]:
+    """What names a segment's stills in the thumbnailer's cache (the width is added)."""
+    return (presentation.playback_id, presentation.first_msn, window.name, msn)
 
 
 def latest_segment(presentation: Presentation, width: int
@@ -249,8 +261,8 @@ async def dvr_segment(presentation: Presentation, width: int, msn: int,
         return UNAVAILABLE
     if not isinstance(data, bytes) or not isinstance(init, bytes):
         return None
-    key = (presentation.playback_id, presentation.first_msn, window.name, msn)
-    return key, SegmentMedia(init, data, _picture_width(window) or None)
+    return _segment_key(presentation, window, msn), SegmentMedia(
+        init, data, _picture_width(window) or None)
 
 
 class ThumbnailRoute:
@@ -374,14 +386,10 @@ class ThumbnailRoute:
         window = picture_window(presentation, width)
         if window is None:
             return None
-        key = (presentation.playback_id, presentation.first_msn, window.name, msn, width)
-        if (jpeg := self.thumbnailer.cached(key)) is not None:
-            return Response(jpeg, media_type="image/jpeg",
-                            headers={**HEADERS, "Cache-Control": ASSET_CACHE})
-        if self.thumbnailer.busy:
-            return _error(503, "thumbnail unavailable: too many thumbnails are being made",
-                          retry=True)
-        return None
+        jpeg = self.thumbnailer.cached((*_segment_key(presentation, window, msn), width))
+        if jpeg is not None:
+            return _jpeg_response(jpeg, ASSET_CACHE)
+        return _busy() if self.thumbnailer.busy else None
 
     @staticmethod
     async def _relayed(relay: OwnerRelay, playback_id: str, query: Mapping[str, str]
@@ -415,8 +423,7 @@ class ThumbnailRoute:
     async def _asset(self, playback_id: str, seconds: float, width: int,
                      token: str | None) -> Response:
         if self.thumbnailer.busy:  # (before the segment is read from storage)
-            return _error(503, "thumbnail unavailable: too many thumbnails are being made",
-                          retry=True)
+            return _busy()
         found = await self._recorded(
             "asset thumbnail", playback_id, "no recording at this playback id and time",
             lambda assets: assets.segment_at(playback_id, seconds, width, token))
@@ -431,12 +438,19 @@ class ThumbnailRoute:
             jpeg = await self.thumbnailer.jpeg(key, media, width)
         except ThumbnailError as exc:
             return _error(503, f"thumbnail unavailable: {exc}", retry=True)
-        return Response(jpeg, media_type="image/jpeg",
-                        headers={**HEADERS, "Cache-Control": cache})
+        return _jpeg_response(jpeg, cache)
 
 
 def _as_tuple(key: Hashable) -> tuple[Hashable, ...]:
     return key if isinstance(key, tuple) else (key,)
+
+
+def _jpeg_response(jpeg: bytes, cache: str) -> Response:
+    return Response(jpeg, media_type="image/jpeg", headers={**HEADERS, "Cache-Control": cache})
+
+
+def _busy() -> JSONResponse:
+    return _error(503, f"thumbnail unavailable: {ThumbnailBusy.REASON}", retry=True)
 
 
 def _error(status: int, message: str, *, retry: bool = False) -> JSONResponse:
