@@ -657,7 +657,7 @@ class Golive:
         self.metrics = NodeMetrics(MetricSources(
             hub=self.hub, origin=self.origin.stats, pipeline=self.pipeline, srt=self.srt,
             whep=self.whep, chat=self.chat, webhooks=self.webhooks, recorder=self.recorder,
-            access_hook=self.access_hook, readiness=self.readiness))
+            access_hook=self.access_hook, readiness=self.readiness, thumbnails=self.thumbnailer))
 
         # uvicorn sets `started` once it is accepting connections.
         for _ in range(500):

@@ -71,6 +71,11 @@ async def test_live_thumbnail(node: Golive, api: httpx.AsyncClient, source_flv: 
             again = await http.get(f"/thumbnail/{pid}.jpg",
                                    params={"segment": str(msn), "width": "320"})
             assert again.content == still.content and node.thumbnailer.decodes == decodes
+            # Operators see the decodes and refusals (none here) on /metrics.
+            metrics = (await http.get("/metrics")).text
+            assert f"golive_thumbnail_decodes_total {float(decodes)}" in metrics
+            assert "golive_thumbnail_refused_total 0.0" in metrics
+            assert "golive_thumbnail_queue 0.0" in metrics
             for unlisted in (msn + 100, msn - 10_000, 0):
                 missing = await http.get(f"/thumbnail/{pid}.jpg",
                                          params={"segment": str(unlisted)})

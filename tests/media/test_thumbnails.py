@@ -113,6 +113,7 @@ async def test_waiting_decodes_are_bounded_in_number_and_bytes(
     await turns_until(lambda: started == [64] and thumbnailer._queued == 3)
     with pytest.raises(ThumbnailBusy):
         await thumbnailer.jpeg(99, segment, 64)
+    assert thumbnailer.busy and thumbnailer.refused == 1 and thumbnailer.queued == 3
     release.set()
     assert len(await asyncio.gather(*tasks)) == 3 and started == [64, 65, 66]
     assert await thumbnailer.jpeg(99, segment, 64) == b"\xff\xd8\x40"  # room again

@@ -108,6 +108,14 @@ class _Whep(Protocol):
     def counts(self) -> dict[str, tuple[int, int, int]]: ...
 
 
+class _Thumbnails(Protocol):
+    decodes: int
+    refused: int
+
+    @property
+    def queued(self) -> int: ...
+
+
 class _Readiness(Protocol):
     @property
     def last_reasons(self) -> tuple[str, ...] | None: ...
@@ -127,6 +135,7 @@ class MetricSources:
     recorder: _Recorder | None = None
     access_hook: _Counted | None = None
     readiness: _Readiness | None = None
+    thumbnails: _Thumbnails | None = None
 
 
 class NodeMetrics:
@@ -478,6 +487,16 @@ class NodeCollector(Collector):
                           "Access hook calls that timed out or failed.")
         errors.add_metric([], hook.errors if hook else 0)
         yield from (calls, errors)
+        if s.thumbnails is not None:
+            decodes = _counter("golive_thumbnail_decodes",
+                               "Thumbnails decoded by ffmpeg (cache misses).")
+            decodes.add_metric([], s.thumbnails.decodes)
+            refused = _counter("golive_thumbnail_refused", "Thumbnail requests answered 503 "
+                               "because too many decodes were queued.")
+            refused.add_metric([], s.thumbnails.refused)
+            queued = _gauge("golive_thumbnail_queue", "Thumbnail decodes running or waiting.")
+            queued.add_metric([], s.thumbnails.queued)
+            yield from (decodes, refused, queued)
         if s.webhooks is not None:
             attempts = _counter("golive_webhook_attempts", "Webhook delivery attempts.")
             attempts.add_metric([], s.webhooks.attempts)

@@ -80,12 +80,23 @@ class Thumbnailer:
         self._running: dict[Hashable, asyncio.Future[bytes]] = {}
         self.decodes = 0
         """ffmpeg runs started (cache misses that were not shared)."""
+        self.refused = 0
+        """Decodes refused as busy (`ThumbnailBusy`), by `jpeg` or by a caller's `busy`."""
+
+    @property
+    def queued(self) -> int:
+        """Decodes running or waiting for a slot."""
+        return self._queued
 
     @property
     def busy(self) -> bool:
-        """Whether a decode asked for now would be refused (`ThumbnailBusy`): callers check
-        before reading a segment from storage for one."""
+        """Whether a decode asked for now would be refused: callers check before reading a
+        segment from storage for one (and count the refusal, `refuse`)."""
         return self._queued >= self._concurrency + self._max_waiting
+
+    def refuse(self) -> None:
+        """A caller turned a request away because the thumbnailer was `busy`."""
+        self.refused += 1
 
     def cached(self, key: Hashable) -> bytes | None:
         jpeg = self._cache.get(key)
@@ -135,6 +146,7 @@ class Thumbnailer:
         if self._queued >= self._concurrency + self._max_waiting or (
                 self._queued >= self._concurrency
                 and self._queued_bytes + size > self._max_waiting_bytes):
+            self.refused += 1
             raise ThumbnailBusy(ThumbnailBusy.REASON)
         self._queued += 1
         self._queued_bytes += size

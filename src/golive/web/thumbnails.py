@@ -389,7 +389,11 @@ class ThumbnailRoute:
         jpeg = self.thumbnailer.cached((*_segment_key(presentation, window, msn), width))
         if jpeg is not None:
             return _jpeg_response(jpeg, ASSET_CACHE)
-        return _busy() if self.thumbnailer.busy else None
+        return self._busy() if self.thumbnailer.busy else None
+
+    def _busy(self) -> JSONResponse:
+        self.thumbnailer.refuse()
+        return _error(503, f"thumbnail unavailable: {ThumbnailBusy.REASON}", retry=True)
 
     @staticmethod
     async def _relayed(relay: OwnerRelay, playback_id: str, query: Mapping[str, str]
@@ -423,7 +427,7 @@ class ThumbnailRoute:
     async def _asset(self, playback_id: str, seconds: float, width: int,
                      token: str | None) -> Response:
         if self.thumbnailer.busy:  # (before the segment is read from storage)
-            return _busy()
+            return self._busy()
         found = await self._recorded(
             "asset thumbnail", playback_id, "no recording at this playback id and time",
             lambda assets: assets.segment_at(playback_id, seconds, width, token))
@@ -447,10 +451,6 @@ def _as_tuple(key: Hashable) -> tuple[Hashable, ...]:
 
 def _jpeg_response(jpeg: bytes, cache: str) -> Response:
     return Response(jpeg, media_type="image/jpeg", headers={**HEADERS, "Cache-Control": cache})
-
-
-def _busy() -> JSONResponse:
-    return _error(503, f"thumbnail unavailable: {ThumbnailBusy.REASON}", retry=True)
 
 
 def _error(status: int, message: str, *, retry: bool = False) -> JSONResponse:
