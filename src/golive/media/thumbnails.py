@@ -63,7 +63,6 @@ class Thumbnailer:
                  max_waiting: int = 32, max_waiting_bytes: int = 128 * 1024 * 1024) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._ffmpeg = ffmpeg
         nice = shutil.which("nice")
         self._command = [nice, "-n", str(NICENESS), ffmpeg] if nice else [ffmpeg]
         self._slots = asyncio.Semaphore(concurrency)
@@ -143,9 +142,8 @@ class Thumbnailer:
         size = len(media.init) + len(media.data)
         if size > MAX_INPUT_BYTES:
             raise ThumbnailError("segment too large to decode")
-        if self._queued >= self._concurrency + self._max_waiting or (
-                self._queued >= self._concurrency
-                and self._queued_bytes + size > self._max_waiting_bytes):
+        if self.busy or (self._queued >= self._concurrency
+                         and self._queued_bytes + size > self._max_waiting_bytes):
             self.refused += 1
             raise ThumbnailBusy(ThumbnailBusy.REASON)
         self._queued += 1

@@ -239,15 +239,12 @@ def latest_segment(presentation: Presentation, width: int
     return None
 
 
-async def dvr_segment(presentation: Presentation, width: int, msn: int,
+async def dvr_segment(presentation: Presentation, window: RenditionWindow, msn: int,
                       archive: DvrArchive | None
                       ) -> tuple[Hashable, SegmentMedia] | Unavailable | None:
-    """Segment `msn` of the rendition that best fits `width`, held in memory or, listed
-    by the DVR window past it, read from the recording (`archive`); None when the
-    window lists no such complete segment; "unavailable" when storage cannot say now."""
-    window = picture_window(presentation, width)
-    if window is None:
-        return None
+    """Segment `msn` of `window` (`picture_window`'s pick), held in memory or, listed by
+    the DVR window past it, read from the recording (`archive`); None when the window
+    lists no such complete segment; "unavailable" when storage cannot say now."""
     if (found := _held_segment(presentation, window, msn)) is not None:
         return found
     entry = window.dvr.entry(msn) if window.dvr is not None else None
@@ -361,11 +358,16 @@ class ThumbnailRoute:
             return await self._relayed(self.relay, playback_id, query)
         if presentation is None or presentation.ended:
             return _error(404, "not live")
+        found: tuple[Hashable, SegmentMedia] | Unavailable | None
         try:
-            if msn is not None and (early := self._before_reading(presentation, width, msn)):
+            if msn is None:
+                found = latest_segment(presentation, width)
+            elif (window := picture_window(presentation, width)) is None:
+                found = None
+            elif early := self._before_reading(presentation, window, width, msn):
                 return early
-            found = (latest_segment(presentation, width) if msn is None
-                     else await dvr_segment(presentation, width, msn, self.dvr))
+            else:
+                found = await dvr_segment(presentation, window, msn, self.dvr)
         except NoPicture as exc:
             return _error(404, str(exc))
         if found == UNAVAILABLE:
@@ -379,13 +381,10 @@ class ThumbnailRoute:
         cache = LIVE_CACHE if msn is None else ASSET_CACHE
         return await self._jpeg((*_as_tuple(key), width), media, width, cache)
 
-    def _before_reading(self, presentation: Presentation, width: int, msn: int
-                        ) -> Response | None:
+    def _before_reading(self, presentation: Presentation, window: RenditionWindow,
+                        width: int, msn: int) -> Response | None:
         """A segment's still the cache holds, or the 503 when decodes are queued past their
         bound: answered before its bytes are read (from storage, past memory)."""
-        window = picture_window(presentation, width)
-        if window is None:
-            return None
         jpeg = self.thumbnailer.cached((*_segment_key(presentation, window, msn), width))
         if jpeg is not None:
             return _jpeg_response(jpeg, ASSET_CACHE)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from golive.formats.codecs.bits import BitWriter
+
 __all__ = ["AC3_FRAME_SAMPLES", "ac3_silent_frame", "eac3_silent_frame"]
 
 AC3_FRAME_SAMPLES = 1536  # per channel: six blocks of 256
@@ -45,16 +47,6 @@ def _crc16(data: bytes) -> int:
     for byte in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
     return crc
-
-
-class _Bits:
-    def __init__(self) -> None:
-        self.value = 0
-        self.width = 0
-
-    def put(self, value: int, width: int) -> None:
-        self.value = (self.value << width) | value
-        self.width += width
 
 
 _POLY = 0x18005  # the CRC's generator with its x^16 term, for arithmetic modulo it
@@ -107,7 +99,7 @@ def ac3_silent_frame(fscod: int, frmsizecod: int, frame_bytes: int, acmod: int,
     if not 0 <= fscod < 3 or not 0 <= frmsizecod < 38 or not 0 <= acmod < 8:
         return None
     channels = _FULL_CHANNELS[acmod]
-    b = _Bits()
+    b = BitWriter()
     b.put(fscod, 2)
     b.put(frmsizecod, 6)
     # bsi (A/52 5.4.2)
@@ -183,7 +175,7 @@ def eac3_silent_frame(fscod: int, blocks: int, frame_bytes: int, acmod: int,
     if size < 64:
         return None
     channels = _FULL_CHANNELS[acmod]
-    b = _Bits()
+    b = BitWriter()
     # bsi (A/52 E.1.2.2)
     b.put(0, 2)  # strmtyp: independent
     b.put(0, 3)  # substreamid
@@ -238,7 +230,7 @@ def eac3_silent_frame(fscod: int, blocks: int, frame_bytes: int, acmod: int,
     return _framed(b"\x0b\x77", written, size)
 
 
-def _put_exponents(b: _Bits, channels: int, lfeon: bool) -> None:
+def _put_exponents(b: BitWriter, channels: int, lfeon: bool) -> None:
     """Block 0's bandwidth codes and exponents: D45 for each full channel, D15 for the
     LFE, every exponent 15 (a first one, then deltas of 0)."""
     for _ in range(channels):
@@ -255,13 +247,10 @@ def _put_exponents(b: _Bits, channels: int, lfeon: bool) -> None:
         b.put(_ZERO_DELTAS, 7)
 
 
-def _written(b: _Bits, room: int) -> bytes | None:
+def _written(b: BitWriter, room: int) -> bytes | None:
     """The written bits to a whole byte; None if, with auxdatae 0, crcrsv 0 and crc2
     after them, they do not fit in `room` bytes."""
-    if b.width + 2 + 16 > room * 8:
-        return None
-    pad = -b.width % 8
-    return (b.value << pad).to_bytes((b.width + pad) // 8, "big")
+    return None if b.width + 2 + 16 > room * 8 else b.to_bytes()
 
 
 def _framed(head: bytes, written: bytes, length: int) -> bytes:

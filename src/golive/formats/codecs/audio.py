@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame, eac3_silent_frame
-from golive.formats.codecs.bits import BitReader, Buffer, CodecError
+from golive.formats.codecs.bits import BitReader, BitWriter, Buffer, CodecError
 from golive.formats.codecs.info import AudioInfo
 
 _AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000,
@@ -105,30 +105,27 @@ def aac_silent_frame(config: AacConfig) -> bytes | None:
     elements = _ELEMENTS.get(config.channel_configuration)
     if elements is None:
         return None
-    bits: list[tuple[int, int]] = []  # (value, width)
+    bits = BitWriter()
 
     def channel_stream() -> None:
-        bits.append((0, 8))  # global_gain
-        # ics_info: ics_reserved_bit, window_sequence ONLY_LONG, window_shape, max_sfb 0,
-        # predictor_data_present
-        bits.extend(((0, 1), (0, 2), (0, 1), (0, 6), (0, 1)))
+        bits.put(0, 8)  # global_gain
+        # ics_info: ics_reserved_bit, window_sequence ONLY_LONG, window_shape, max_sfb 0
+        # (6 bits), predictor_data_present: 11 zero bits
+        bits.put(0, 11)
         # no sections or scale factors (max_sfb 0); pulse, TNS and gain control absent
-        bits.extend(((0, 1), (0, 1), (0, 1)))
+        bits.put(0, 3)
 
     tags = dict.fromkeys(_ELEMENTS[7], 0)
     for element in elements:
-        bits.extend(((element, 3), (tags[element], 4)))
+        bits.put(element, 3)
+        bits.put(tags[element], 4)
         tags[element] += 1
         if element == _CPE:
-            bits.append((0, 1))  # common_window: each channel has its own ics_info
+            bits.put(0, 1)  # common_window: each channel has its own ics_info
             channel_stream()
         channel_stream()
-    bits.append((_END, 3))
-    value, width = 0, 0
-    for field, size in bits:
-        value, width = (value << size) | field, width + size
-    pad = -width % 8
-    return (value << pad).to_bytes((width + pad) // 8, "big")
+    bits.put(_END, 3)
+    return bits.to_bytes()
 
 
 @dataclass(frozen=True, slots=True)

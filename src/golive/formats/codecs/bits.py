@@ -75,6 +75,25 @@ class BitReader:
         return self.u(zeros) + (1 << zeros) - 1
 
 
+class BitWriter:
+    """Fields written most significant bit first, as codec syntax tables list them."""
+
+    __slots__ = ("value", "width")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.width = 0  # bits written
+
+    def put(self, value: int, width: int) -> None:
+        self.value = (self.value << width) | value
+        self.width += width
+
+    def to_bytes(self) -> bytes:
+        """What was written, zero bits after it to a whole byte."""
+        pad = -self.width % 8
+        return (self.value << pad).to_bytes((self.width + pad) // 8, "big")
+
+
 def unescape_rbsp(nal: Buffer) -> bytes:
     """Drop emulation-prevention bytes (00 00 03 -> 00 00) from a NAL unit."""
     data = bytes(nal)
