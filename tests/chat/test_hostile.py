@@ -17,8 +17,9 @@ import websockets
 from tests.chat.conftest import ChatClient, ChatNode, start_chat_node
 from tests.chat.test_room import is_message
 
-from golive.chat.capacity import AddressSlots, connection_ceiling, raise_open_file_limit
+from golive.chat.capacity import AddressSlots
 from golive.chat.identity import ChatUser, name_key
+from golive.core import connection_ceiling, raise_open_file_limit
 from golive.store.chat import ChatStore, NewChatMessage
 
 FULLWIDTH_HOST = "\uff28\uff4f\uff53\uff54"
@@ -109,12 +110,12 @@ def test_address_slots() -> None:
 def test_connection_ceiling_stays_below_the_open_file_limit(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert connection_ceiling(50_000, -1) == 50_000  # unlimited
-    assert connection_ceiling(500, 100_000) == 500
+    assert connection_ceiling(50_000, -1, "chat_max_connections") == 50_000  # unlimited
+    assert connection_ceiling(500, 100_000, "chat_max_connections") == 500
     with caplog.at_level("WARNING"):
-        lowered = connection_ceiling(50_000, 4096)
+        lowered = connection_ceiling(50_000, 4096, "chat_max_connections")
     assert lowered < 4096 and "chat_max_connections lowered" in caplog.text
-    assert 1 <= connection_ceiling(50_000, 64) < 64
+    assert 1 <= connection_ceiling(50_000, 64, "chat_max_connections") < 64
 
 
 def test_open_file_limit_is_raised_toward_the_hard_limit() -> None:

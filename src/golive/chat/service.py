@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from golive.chat.capacity import AddressSlots, connection_ceiling, raise_open_file_limit
+from golive.chat.capacity import AddressSlots
 from golive.chat.cluster import ChatCluster
 from golive.chat.frames import (
     Ban,
@@ -50,7 +50,14 @@ from golive.chat.identity import (
 from golive.chat.review import ReviewHook
 from golive.chat.room import CLOSE_GOING_AWAY, ChatConnection, Room
 from golive.chat.terms import BlockedTerms, blocked_terms
-from golive.core import EventBus, EventType, Limit, RateLimits
+from golive.core import (
+    EventBus,
+    EventType,
+    Limit,
+    RateLimits,
+    connection_ceiling,
+    raise_open_file_limit,
+)
 from golive.delivery import PlaybackAccess
 from golive.settings import Settings
 from golive.store import (
@@ -192,7 +199,7 @@ class ChatService:
 
     async def start(self) -> None:
         self.max_connections = connection_ceiling(self.settings.chat_max_connections,
-                                                  raise_open_file_limit())
+                                                  raise_open_file_limit(), "chat_max_connections")
         subscription = self.bus.subscribe(accept=lambda e: e.type in SYSTEM_TEXTS)
         self._tasks.append(asyncio.create_task(self._system_messages(subscription),
                                                name="chat-system-messages"))

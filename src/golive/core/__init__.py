@@ -9,6 +9,7 @@ from golive.core.addresses import (
 )
 from golive.core.backoff import Backoff
 from golive.core.buckets import BucketTable, TokenBucket
+from golive.core.capacity import RESERVED_FILES, connection_ceiling, raise_open_file_limit
 from golive.core.collector import tune_garbage_collector
 from golive.core.events import Event, EventBus, EventType, Subscription, utcnow
 from golive.core.limits import Admission, Limit, RateLimits
@@ -26,6 +27,7 @@ from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address
 from golive.core.tls import HandshakeGate, TlsLimits, check_tls_layer
 
 __all__ = [
+    "RESERVED_FILES",
     "Admission",
     "Backoff",
     "BucketTable",
@@ -47,6 +49,7 @@ __all__ = [
     "TokenBucket",
     "address_of",
     "check_tls_layer",
+    "connection_ceiling",
     "hash_api_token",
     "hash_stream_key",
     "is_public",
@@ -55,6 +58,7 @@ __all__ = [
     "new_stream_key",
     "outbound_addresses",
     "peer_payload",
+    "raise_open_file_limit",
     "random_id",
     "resolve_addresses",
     "stop_tasks",
