@@ -94,7 +94,13 @@ from golive.health import (
     SrtSample,
     ViewerWindows,
 )
-from golive.httpserver import HandshakeGate, HttpLimits, server_config
+from golive.httpserver import (
+    ConnectionBudget,
+    HandshakeGate,
+    HttpLimits,
+    connection_budget,
+    server_config,
+)
 from golive.ingest import RtmpServer, SrtServer, WhipEndpoint, WhipLimits
 from golive.logs import configure_logging
 from golive.media import (
@@ -351,6 +357,7 @@ class Golive:
         self.thumbnailer: Thumbnailer | None = None
         self._http_server: uvicorn.Server | None = None
         self.tls_gate: HandshakeGate | None = None  # HTTPS handshakes in progress, when TLS is on
+        self.http_connections: ConnectionBudget | None = None  # open on http_port
         self._http_task: asyncio.Task[None] | None = None
         self._http_socket: socket.socket | None = None
         self._recorder: EventRecorder | None = None
@@ -607,10 +614,12 @@ class Golive:
         # HTTPS when set: handshakes bounded in time and number (tls_handshake_timeout,
         # tls_max_handshakes).
         self.tls_gate = None if tls is None else HandshakeGate(tls, limits.tls)
+        # Connections in all and per address (http_max_connections[_per_address]).
+        self.http_connections = connection_budget(s)
         config = server_config(root, limits,
                                ws=chat_websocket_protocol(),  # exposes the transport to /chat/
                                trusted_proxies=s.trusted_proxies, tls=self.tls_gate,
-                               fast=self.origin)
+                               fast=self.origin, budget=self.http_connections)
         self._http_server = uvicorn.Server(config)
         self._http_task = asyncio.create_task(
             self._http_server.serve(sockets=[self._http_socket]), name="http-server"
@@ -657,7 +666,8 @@ class Golive:
         self.metrics = NodeMetrics(MetricSources(
             hub=self.hub, origin=self.origin.stats, pipeline=self.pipeline, srt=self.srt,
             whep=self.whep, chat=self.chat, webhooks=self.webhooks, recorder=self.recorder,
-            access_hook=self.access_hook, readiness=self.readiness, thumbnails=self.thumbnailer))
+            access_hook=self.access_hook, readiness=self.readiness, thumbnails=self.thumbnailer,
+            http=self.http_connections))
 
         # uvicorn sets `started` once it is accepting connections.
         for _ in range(500):

@@ -195,6 +195,19 @@ class Settings(BaseSettings):
         "the end of its headers; a slower one gets 408 Request Timeout and the connection "
         "is closed."
     )
+    http_max_connections: int = Field(
+        100_000, ge=1, description="Most connections open on http_port at once, chat "
+        "WebSockets included (lowered to fit the open-file limit). When it is reached the "
+        "connection idle the longest (between requests, or not yet sent one) is closed to "
+        "make room; when none is idle the new one is closed at once."
+    )
+    http_max_connections_per_address: int = Field(
+        1_000, ge=1, description="Most connections open on http_port from one client "
+        "address (an IPv6 client's /64); past it a new one is closed at once. Counted on "
+        "the socket's address: trusted_proxies are exempt. A venue or carrier NAT with "
+        "more viewers behind one address than this allows (a browser holds up to 6 "
+        "connections to the node) needs it raised, or an edge in front."
+    )
 
     # Ingest limits.
     max_publishers: int = Field(100, ge=1, description="Most publishers connected at once.")

@@ -5,15 +5,17 @@ WHIP/WHEP, chat): whatever a client sends is bounded here before a route sees it
 """
 
 from golive.httpserver.bodies import DEFAULT_ROUTE_LIMITS, BodyLimit, RouteLimit, RouteLimits
+from golive.httpserver.budget import ConnectionBudget
 from golive.httpserver.fast import FastHold
 from golive.httpserver.headers import HeadLimits
 from golive.httpserver.linger import Lingering, linger
-from golive.httpserver.server import HttpLimits, server_config
+from golive.httpserver.server import HttpLimits, connection_budget, server_config
 from golive.httpserver.tls import HandshakeGate, TlsLimits
 
 __all__ = [
     "DEFAULT_ROUTE_LIMITS",
     "BodyLimit",
+    "ConnectionBudget",
     "FastHold",
     "HandshakeGate",
     "HeadLimits",
@@ -22,6 +24,7 @@ __all__ = [
     "RouteLimit",
     "RouteLimits",
     "TlsLimits",
+    "connection_budget",
     "linger",
     "server_config",
 ]

@@ -59,6 +59,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import ServerState
 from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
 
+from golive.httpserver.budget import ConnectionBudget
 from golive.httpserver.fast import (
     HEADERS_BY_NAME,
     BadHeader,
@@ -131,6 +132,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     limits: ClassVar[HeadLimits] = HeadLimits()
     fast: ClassVar[FastRoutes | None] = None
+    budget: ClassVar[ConnectionBudget | None] = None  # connections counted and capped
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -162,6 +164,16 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        budget = self.budget
+        if budget is not None:
+            client = self.client
+            if not budget.admit(transport, client[0] if client else None):
+                self._closing = True  # anything it sends is dropped unread
+                transport.close()
+                return
+            # Open without a first byte yet: idle, as nginx counts it, until it sends.
+            self._idle_since = self.loop.time()
+            budget.idle(self)
         # A plain TCP connection's socket, which a shared answer is sent into by sendfile
         # while nothing is queued for it; never a TLS layer's (its socket carries records).
         if type(transport) in _PLAIN_TCP:
@@ -169,6 +181,8 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.budget is not None:
+            self.budget.release(self.transport, self)
         self._disarm_head_deadline()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
@@ -185,7 +199,10 @@ class HeadBoundedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._idle_since = None
+        if self._idle_since is not None:
+            self._idle_since = None
+            if self.budget is not None:
+                self.budget.busy(self)
         if self._closing:
             if self._lingering is not None:
                 self._lingering.heard()
@@ -449,8 +466,18 @@ class HeadBoundedHttp(HttpToolsProtocol):
             self._start_asgi_task(cycle, app)
             return
         self._idle_since = self.loop.time()
+        if self.budget is not None:
+            self.budget.idle(self)
         if self._idle_timer is None:
             self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def close_idle(self) -> None:
+        """The connection budget needs room and this connection is the one idle the
+        longest: it is closed now (its client reconnects when it has a request)."""
+        if self.budget is not None:
+            self.budget.release(self.transport, self)
+        self._closing = True
+        self.transport.close()
 
     def _idle_check(self) -> None:
         self._idle_timer = None
@@ -655,11 +682,13 @@ def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-def bounded_http_protocol(limits: HeadLimits,
-                          fast: FastRoutes | None = None) -> type[HeadBoundedHttp]:
-    """The protocol class uvicorn instantiates per connection, with these limits, and
-    `fast` answering its prefix's GETs without an ASGI cycle (golive.httpserver.fast)."""
-    return type("GoliveHttpProtocol", (HeadBoundedHttp,), {"limits": limits, "fast": fast})
+def bounded_http_protocol(limits: HeadLimits, fast: FastRoutes | None = None,
+                          budget: ConnectionBudget | None = None) -> type[HeadBoundedHttp]:
+    """The protocol class uvicorn instantiates per connection, with these limits, `fast`
+    answering its prefix's GETs without an ASGI cycle (golive.httpserver.fast), and its
+    connections counted in `budget` (golive.httpserver.budget)."""
+    return type("GoliveHttpProtocol", (HeadBoundedHttp,),
+                {"limits": limits, "fast": fast, "budget": budget})
 
 
 def check_protocol(protocol: type[HeadBoundedHttp], config: Config,

@@ -23,12 +23,14 @@ from typing import cast
 import uvicorn
 from starlette.types import ASGIApp
 
+from golive.core import connection_ceiling, raise_open_file_limit
 from golive.httpserver.bodies import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_ROUTE_LIMITS,
     BodyLimit,
     RouteLimits,
 )
+from golive.httpserver.budget import ConnectionBudget
 from golive.httpserver.fast import FastRoutes
 from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
 from golive.httpserver.tls import (
@@ -39,7 +41,7 @@ from golive.httpserver.tls import (
 )
 from golive.settings import Settings
 
-__all__ = ["HttpLimits", "server_config"]
+__all__ = ["HttpLimits", "connection_budget", "server_config"]
 
 # A chat frame a little past the chat's limit still reaches the chat, which answers
 # with a readable error frame; one further past is closed with 1009 by the protocol.
@@ -70,6 +72,29 @@ class HttpLimits:
         )
 
 
+def connection_budget(settings: Settings) -> ConnectionBudget:
+    """The HTTP port's connection budget: `http_max_connections` (lowered to fit the
+    open-file limit, raised first where allowed) and `http_max_connections_per_address`,
+    `trusted_proxies` exempt from the latter."""
+    most = connection_ceiling(settings.http_max_connections, raise_open_file_limit(),
+                              "http_max_connections")
+    return ConnectionBudget(most, settings.http_max_connections_per_address,
+                            trusted_networks(settings.trusted_proxies))
+
+
+def counted_websocket_protocol(ws: type[asyncio.Protocol],
+                               budget: ConnectionBudget) -> type[asyncio.Protocol]:
+    """`ws`, giving its connection back to `budget` when it closes: an upgraded connection
+    stays counted under the HTTP protocol's admission until the WebSocket ends."""
+    lost = ws.connection_lost
+
+    def connection_lost(self: asyncio.Protocol, exc: Exception | None) -> None:
+        budget.release(getattr(self, "transport", None))
+        lost(self, exc)
+
+    return type(ws.__name__, (ws,), {"connection_lost": connection_lost})
+
+
 def trusted_networks(value: str) -> list[str]:
     """The `trusted_proxies` setting as networks; a malformed entry is an error at start."""
     return [str(ipaddress.ip_network(part.strip(), strict=False))
@@ -79,7 +104,8 @@ def trusted_networks(value: str) -> list[str]:
 def server_config(app: ASGIApp, limits: HttpLimits, *,
                   ws: type[asyncio.Protocol], trusted_proxies: str = "",
                   tls: HandshakeGate | None = None,
-                  fast: FastRoutes | None = None) -> uvicorn.Config:
+                  fast: FastRoutes | None = None,
+                  budget: ConnectionBudget | None = None) -> uvicorn.Config:
     """uvicorn's configuration for the node's root ASGI app; call it on the serving loop.
 
     `ws` is the WebSocket protocol class (the chat's, which exposes its transport).
@@ -91,9 +117,13 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
     `fast` answers the GETs below its prefix without an ASGI cycle (`golive.httpserver.fast`;
     the same answers `app` gives), except behind trusted proxies: there every request goes
     through uvicorn's forwarded-address handling (an edge's requests are few).
+    `budget` counts and caps the port's connections, WebSockets included
+    (`golive.httpserver.budget`).
     """
     trusted = trusted_networks(trusted_proxies)
-    protocol = bounded_http_protocol(limits.head, None if trusted else fast)
+    protocol = bounded_http_protocol(limits.head, None if trusted else fast, budget)
+    if budget is not None:
+        ws = counted_websocket_protocol(ws, budget)
     gate = tls
     config = uvicorn.Config(
         BodyLimit(app, limits.bodies, limits.body_timeout),
