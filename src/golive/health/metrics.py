@@ -116,6 +116,13 @@ class _Thumbnails(Protocol):
     def queued(self) -> int: ...
 
 
+class _HttpConnections(Protocol):
+    open: int
+    refused_per_address: int
+    refused_full: int
+    closed_idle: int
+
+
 class _Readiness(Protocol):
     @property
     def last_reasons(self) -> tuple[str, ...] | None: ...
@@ -136,6 +143,7 @@ class MetricSources:
     access_hook: _Counted | None = None
     readiness: _Readiness | None = None
     thumbnails: _Thumbnails | None = None
+    http: _HttpConnections | None = None
 
 
 class NodeMetrics:
@@ -487,6 +495,21 @@ class NodeCollector(Collector):
                           "Access hook calls that timed out or failed.")
         errors.add_metric([], hook.errors if hook else 0)
         yield from (calls, errors)
+        if s.http is not None:
+            http = s.http
+            open_ = _gauge("golive_http_connections",
+                           "Connections open on the HTTP port, WebSockets included.")
+            open_.add_metric([], http.open)
+            refused = _counter("golive_http_connections_refused", "Connections to the HTTP "
+                               "port closed at once: past http_max_connections_per_address "
+                               "(per_address), or at http_max_connections with none idle "
+                               "(limit).", labels=["reason"])
+            refused.add_metric(["per_address"], http.refused_per_address)
+            refused.add_metric(["limit"], http.refused_full)
+            closed = _counter("golive_http_idle_connections_closed", "Idle connections "
+                              "closed to make room at http_max_connections.")
+            closed.add_metric([], http.closed_idle)
+            yield from (open_, refused, closed)
         if s.thumbnails is not None:
             decodes = _counter("golive_thumbnail_decodes",
                                "Thumbnails decoded by ffmpeg (cache misses).")
