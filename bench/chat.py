@@ -105,6 +105,7 @@ def run_server(conn: Connection, stop: MpEvent, release: MpEvent, measure: MpEve
         chat_user_rate=per_sender * 2 + 1, chat_user_burst=20,
         chat_room_rate=rate * 4 + 10, chat_room_burst=int(rate * 4 + 10),
         chat_max_connections_per_address=clients,  # every viewer comes from 127.0.0.1
+        http_max_connections_per_address=clients + 100,  # and the bench's own API calls
     )
     fields.update(shared)  # a cluster's database and Redis
     settings = Settings(**fields)

@@ -56,6 +56,7 @@ from tests.httpserver.attacks import (  # noqa: E402
     SlowHeads,
     chat_frame_flood,
     chat_socket_flood,
+    connection_flood,
     huge_body,
     huge_head,
     huge_ws_frame,
@@ -139,7 +140,7 @@ async def _huge_head(t: Target) -> str:
 
 @attack("1,000 heads never finished")
 async def _slow_heads(t: Target) -> str:
-    slow = SlowHeads(t.http_port, 1000)
+    slow = SlowHeads(t.http_port, 1000, source="127.0.20.1")
     try:
         await slow.start()
         await slow.all_closed(timeout=t.head_timeout * 3)
@@ -149,6 +150,12 @@ async def _slow_heads(t: Target) -> str:
         await slow.abort()
     counts = collections.Counter(o.status for o in slow.outcomes)
     return ",".join(f"{n}x{s or 'closed'}" for s, n in counts.most_common())
+
+
+@attack("HTTP 3,000 idle sockets, 1 address")
+async def _http_sockets(t: Target) -> str:
+    # Past http_max_connections_per_address (1,000) the node closes them unread.
+    return counted(await connection_flood(t.http_port, 3000, source="127.0.21.1", hold=1.0))
 
 
 @attack("chat identity body 300 MB")

@@ -228,10 +228,12 @@ def run_origin(port: int, media: bytes, ready: Connection, arrived: Connection, 
     async def main() -> None:
         # The HTTP stack `golive serve` runs (heads and bodies bounded, no proxy headers).
         from golive.chat import chat_websocket_protocol
-        from golive.httpserver import HttpLimits, server_config
+        from golive.httpserver import ConnectionBudget, HttpLimits, server_config
 
+        # Connections counted as a node counts them (every viewer is 127.0.0.1 here).
+        budget = ConnectionBudget(100_000, per_address=100_000)
         config = server_config(app, HttpLimits(), ws=chat_websocket_protocol(),
-                               fast=app if fast else None)
+                               fast=app if fast else None, budget=budget)
         config.host, config.port, config.backlog = "127.0.0.1", port, 8192
         config.timeout_keep_alive = 60
         server = uvicorn.Server(config)
@@ -909,7 +911,7 @@ def fast_path_cost(media: bytes, keys: tuple[str, str], viewers: int = 2000,
     from golive.delivery import PlaybackAccess, mint_playback_token
     from golive.delivery.origin import create_origin_app
     from golive.formats.isobmff import Fragment, FragmentReader, InitSegment
-    from golive.httpserver import HttpLimits, server_config
+    from golive.httpserver import ConnectionBudget, HttpLimits, server_config
     from golive.httpserver.headers import HeadBoundedHttp
     from golive.packaging.presentation import Presentation
 
@@ -937,7 +939,8 @@ def fast_path_cost(media: bytes, keys: tuple[str, str], viewers: int = 2000,
                            "query_string": f"token={token}".encode(), "headers": [],
                            "client": ("127.0.0.1", 1)}, _no_body, _ignore)
                 bases.append(f"/live/{PID}/{access.session_token(PID, token)}/{RENDITION}")
-        config = server_config(app, HttpLimits(), ws=chat_websocket_protocol(), fast=app)
+        config = server_config(app, HttpLimits(), ws=chat_websocket_protocol(), fast=app,
+                               budget=ConnectionBudget(100_000, per_address=100_000))
         if not config.loaded:
             config.load()
         protocol_class = config.http

@@ -126,16 +126,19 @@ async def trickled_body(port: int, path: str, declared: int, interval: float,
 class SlowHeads:
     """`count` connections that each send half a request head and then nothing."""
 
-    def __init__(self, port: int, count: int, path: str = "/healthz") -> None:
+    def __init__(self, port: int, count: int, path: str = "/healthz", *,
+                 source: str = "127.0.0.1") -> None:
         self.port = port
         self.count = count
         self.path = path
+        self.source = source
         self.outcomes: list[Outcome] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         for _ in range(self.count):
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port,
+                                                           local_addr=(self.source, 0))
             writer.write(f"GET {self.path} HTTP/1.1\r\nHost: golive\r\nX-Slow: ".encode())
             outcome = Outcome(sent=1)
             self.outcomes.append(outcome)
@@ -165,6 +168,36 @@ class SlowHeads:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def connection_flood(port: int, count: int, *, source: str,
+                           hold: float = 2.0) -> collections.Counter[str]:
+    """`count` connections from `source` that send nothing, each kept `hold` seconds: how
+    many the server left "open" and how many it "closed" (or refused to connect)."""
+    results: collections.Counter[str] = collections.Counter()
+    writers: list[asyncio.StreamWriter] = []
+    ends: list[asyncio.Task[bytes]] = []
+    try:
+        for _ in range(count):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                               local_addr=(source, 0))
+            except (ConnectionError, OSError):
+                results["closed"] += 1
+                continue
+            writers.append(writer)
+            ends.append(asyncio.create_task(reader.read()))
+        if ends:
+            await asyncio.wait(ends, timeout=hold)
+        for end in ends:
+            results["closed" if end.done() else "open"] += 1
+        return results
+    finally:
+        for end in ends:
+            end.cancel()
+        await asyncio.gather(*ends, return_exceptions=True)
+        for writer in writers:
+            writer.close()
 
 
 async def huge_ws_frame(port: int, path: str, size: int, budget: int) -> Outcome:
