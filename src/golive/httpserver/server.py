@@ -3,7 +3,8 @@
 One place says how golive serves HTTP: uvicorn on uvloop with the httptools parser
 (`HeadBoundedHttp`: request heads bounded in size and time), a `BodyLimit` layer in
 front of the application (bodies bounded per route while they stream in, and in
-time), refusals that close without a reset (`linger`), and a
+time), refusals that close without a reset (`linger`), connections capped in all and per
+client address (`ConnectionBudget`: `http_max_connections`, `..._per_address`), and a
 WebSocket message limit that is the chat's own (the only WebSocket is `/chat/`), so
 a frame far past it is refused with close code 1009 before it is read. Behind
 `trusted_proxies`, every route (chat bans, throttles, QoE and WHEP limits, logs) sees
