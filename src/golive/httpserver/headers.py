@@ -51,6 +51,7 @@ import re
 import time
 import weakref
 from asyncio.selector_events import _SelectorSocketTransport  # type: ignore[attr-defined]
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -133,6 +134,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
     limits: ClassVar[HeadLimits] = HeadLimits()
     fast: ClassVar[FastRoutes | None] = None
     budget: ClassVar[ConnectionBudget | None] = None  # connections counted and capped
+    _idle_table: ClassVar[OrderedDict[HeadBoundedHttp, None] | None] = None  # the budget's
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -173,7 +175,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
                 return
             # Open without a first byte yet: idle, as nginx counts it, until it sends.
             self._idle_since = self.loop.time()
-            budget.idle(self)
+            budget.idle_table[self] = None
         # A plain TCP connection's socket, which a shared answer is sent into by sendfile
         # while nothing is queued for it; never a TLS layer's (its socket carries records).
         if type(transport) in _PLAIN_TCP:
@@ -201,8 +203,9 @@ class HeadBoundedHttp(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._idle_since is not None:
             self._idle_since = None
-            if self.budget is not None:
-                self.budget.busy(self)
+            idle = self._idle_table
+            if idle is not None:
+                idle.pop(self, None)  # busy: not to be closed for room (the budget's `busy`)
         if self._closing:
             if self._lingering is not None:
                 self._lingering.heard()
@@ -466,8 +469,9 @@ class HeadBoundedHttp(HttpToolsProtocol):
             self._start_asgi_task(cycle, app)
             return
         self._idle_since = self.loop.time()
-        if self.budget is not None:
-            self.budget.idle(self)
+        idle = self._idle_table
+        if idle is not None:
+            idle[self] = None  # the newest idle (the budget's `idle`; it was busy till now)
         if self._idle_timer is None:
             self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
@@ -688,7 +692,8 @@ def bounded_http_protocol(limits: HeadLimits, fast: FastRoutes | None = None,
     answering its prefix's GETs without an ASGI cycle (golive.httpserver.fast), and its
     connections counted in `budget` (golive.httpserver.budget)."""
     return type("GoliveHttpProtocol", (HeadBoundedHttp,),
-                {"limits": limits, "fast": fast, "budget": budget})
+                {"limits": limits, "fast": fast, "budget": budget,
+                 "_idle_table": None if budget is None else budget.idle_table})
 
 
 def check_protocol(protocol: type[HeadBoundedHttp], config: Config,
