@@ -96,6 +96,12 @@ async def test_a_normal_client_is_not_throttled(tmp_path: Path) -> None:
 
 def test_address_slots() -> None:
     slots = AddressSlots(2)
+    # An IPv6 client counts by its /64, whichever of its addresses it connects from.
+    assert slots.take("2001:db8::1") and slots.take("2001:db8::2")
+    assert not slots.take("2001:db8::3:4") and slots.take("2001:db8:0:1::1")
+    for address in ("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1"):
+        slots.give_back(address)
+    assert len(slots) == 0
     assert slots.take("a") and slots.take("a") and not slots.take("a")
     assert slots.take("b") and slots.count("a") == 2
     slots.give_back("a")

@@ -39,6 +39,16 @@ def test_burst_then_one_per_refill_interval() -> None:
     assert throttle.retry_after("1.2.3.4:1", 2.5) > 0
 
 
+def test_an_ipv6_guesser_is_throttled_across_its_64() -> None:
+    # Any address of a /64 is the same subscriber: fresh ones do not refill the bucket.
+    throttle = FailureThrottle(burst=2, rate=0.5)
+    for host in ("[2001:db8:7:7::1]:1935", "[2001:db8:7:7::2]:1935"):
+        throttle.failed(host, 0.0)
+    assert throttle.retry_after("[2001:db8:7:7:dead:beef::3]:1935", 0.0) > 0
+    assert throttle.retry_after("2001:db8:7:8::1", 0.0) == 0  # the next /64 is another
+    assert len(throttle) == 1
+
+
 def test_full_buckets_are_forgotten_and_the_table_is_bounded() -> None:
     throttle = FailureThrottle(burst=2, rate=1.0, max_addresses=100)
     for i in range(1000):

@@ -14,8 +14,8 @@ import websockets
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings
 
 from golive.app import Golive
+from golive.core import client_key
 from golive.httpserver import ConnectionBudget
-from golive.httpserver.budget import address_key
 
 HANG = 30.0
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -32,14 +32,16 @@ class FakeConnection:
         self.budget.release(self, self)
 
 
-def test_address_key_counts_an_ipv6_client_by_its_64() -> None:
-    assert address_key("192.0.2.7") == "192.0.2.7"
-    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9")
-    assert address_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
-    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
-    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
-    assert address_key("fe80::1%eth0") == "fe80::/64"
-    assert address_key("not an address") == "not an address"
+def test_a_client_is_an_ipv4_address_or_an_ipv6_64() -> None:
+    assert client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9")
+    assert client_key("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_key("fe80::1%eth0") == "fe80::/64"
+    assert client_key("[2001:db8:1:2::1]:443") == "2001:db8:1:2::/64"  # "ip:port" forms too
+    assert client_key("192.0.2.7:1935") == "192.0.2.7"
+    assert client_key("not an address") == "not an address"
 
 
 def test_the_budget_refuses_past_an_address_and_makes_room_from_the_longest_idle() -> None:

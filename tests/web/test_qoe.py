@@ -211,6 +211,11 @@ def test_beacons_are_bounded_per_address_whatever_the_view_id() -> None:
     refused = results[4]
     assert refused is not None and refused.message == "too many QoE batches from this address"
     assert intake.admit_beacon("192.0.2.2", _view(7), now=0) is None
+    # An IPv6 viewer counts by its /64: another address of it finds the bucket empty.
+    for i in range(4):
+        assert intake.admit_beacon(f"[2001:db8:5:5::{i + 1}]:443", _view(10 + i), now=0) is None
+    assert intake.admit_beacon("2001:db8:5:5:ffff::9", _view(20), now=0) is not None
+    assert intake.admit_beacon("2001:db8:5:6::1", _view(21), now=0) is None
 
 
 def test_many_view_ids_from_one_address_count_as_one_viewer() -> None:

@@ -9,9 +9,11 @@ per-user send rate, as every socket is a new anonymous user). The node's whole
 
 from __future__ import annotations
 
+from golive.core import client_key
+
 
 class AddressSlots:
-    """Open connections per client address, at most `limit` each."""
+    """Open connections per client address (an IPv6 client's /64), at most `limit` each."""
 
     def __init__(self, limit: int) -> None:
         if limit < 1:
@@ -21,21 +23,23 @@ class AddressSlots:
 
     def take(self, address: str) -> bool:
         """Count one more connection from `address`; False (nothing counted) when it is full."""
-        count = self._open.get(address, 0)
+        key = client_key(address)
+        count = self._open.get(key, 0)
         if count >= self.limit:
             return False
-        self._open[address] = count + 1
+        self._open[key] = count + 1
         return True
 
     def give_back(self, address: str) -> None:
-        count = self._open.get(address, 0) - 1
+        key = client_key(address)
+        count = self._open.get(key, 0) - 1
         if count > 0:
-            self._open[address] = count
+            self._open[key] = count
         else:
-            self._open.pop(address, None)  # the table holds only addresses with sockets
+            self._open.pop(key, None)  # the table holds only addresses with sockets
 
     def count(self, address: str) -> int:
-        return self._open.get(address, 0)
+        return self._open.get(client_key(address), 0)
 
     def __len__(self) -> int:
         return len(self._open)

@@ -23,7 +23,7 @@ from golive.core.secrets import (
     new_stream_key,
     random_id,
 )
-from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of
+from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of, client_key
 from golive.core.tls import HandshakeGate, TlsLimits, check_tls_layer
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "TokenBucket",
     "address_of",
     "check_tls_layer",
+    "client_key",
     "connection_ceiling",
     "hash_api_token",
     "hash_stream_key",

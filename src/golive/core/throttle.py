@@ -5,11 +5,13 @@ wrong API token, a bad studio login) spends one token of the source address's
 bucket, which refills at a steady rate; an address with an empty bucket is refused
 before any check runs. Successful attempts cost nothing, so a real publisher or
 operator is never slowed by the throttle unless it shares an address with a guesser
-that already spent the burst. `RepeatedLog` (on a `Cooldown` per key) lets one line through per interval and
-counts the ones it held back, so a flood cannot fill the log. Both take `now` from
-the caller and hold a bounded number of addresses; the buckets are
-`golive.core.buckets`'. Given shared `RateLimits`, `check` and `record` count the
-failures across the cluster's nodes in Redis instead (and on this node while it is away).
+that already spent the burst. An IPv6 source counts by its /64 (`client_key`, which
+every per-address limit of the node uses). `RepeatedLog` (on a `Cooldown` per key) lets
+one line through per interval and counts the ones it held back, so a flood cannot fill
+the log. Both take `now` from the caller and hold a bounded number of addresses; the
+buckets are `golive.core.buckets`'. Given shared `RateLimits`, `check` and `record`
+count the failures across the cluster's nodes in Redis instead (and on this node while
+it is away).
 """
 
 from __future__ import annotations
@@ -20,6 +22,23 @@ from collections import OrderedDict
 
 from golive.core.buckets import BucketTable
 from golive.core.limits import Limit, RateLimits
+
+
+def client_key(remote: str) -> str:
+    """The client a per-address limit counts `remote` ("ip:port", "[v6]:port" or a bare
+    address) as: an IPv4 address, or an IPv6 address's /64 (an IPv4-mapped one as its
+    IPv4). One subscriber usually holds a whole /64 and may send from any address in it,
+    so a limit per IPv6 address would be no limit. Anything else as `address_of` gives it."""
+    host = address_of(remote)
+    if ":" not in host:
+        return host
+    try:
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/64"
 
 
 def address_of(remote: str) -> str:
@@ -60,7 +79,7 @@ class FailureThrottle:
         """`retry_after`, counted across the cluster when the throttle has shared limits."""
         if self.limits is None:
             return self.retry_after(remote, now)
-        wait = await self.limits.wait(self.limit, address_of(remote))
+        wait = await self.limits.wait(self.limit, client_key(remote))
         if wait > 0:
             self.refused += 1
         return wait
@@ -70,11 +89,11 @@ class FailureThrottle:
         if self.limits is None:
             self.failed(remote, now)
         else:
-            await self.limits.spend(self.limit, address_of(remote))
+            await self.limits.spend(self.limit, client_key(remote))
 
     def retry_after(self, remote: str, now: float) -> float:
         """Seconds until `remote` may try again; 0 when it may try now."""
-        address = address_of(remote)
+        address = client_key(remote)
         bucket = self._buckets.get(address)
         if bucket is None:
             return 0.0
@@ -88,7 +107,7 @@ class FailureThrottle:
 
     def failed(self, remote: str, now: float) -> None:
         """Record one failed attempt from `remote`."""
-        self._buckets.spend(address_of(remote), now)
+        self._buckets.spend(client_key(remote), now)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -41,7 +41,7 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request, Response
 
-from golive.core import RepeatedLog, address_of
+from golive.core import RepeatedLog, address_of, client_key
 from golive.delivery.access import PlaybackAccess, Refusal, Viewer
 from golive.delivery.relay import OwnerDirectory, OwnerUnknown
 from golive.formats import (
@@ -292,6 +292,7 @@ class WhepSession:
                  feed: WebRtcFeed, address: str = "") -> None:
         self.id = session_id
         self.address = address  # the source address, without port
+        self.client = client_key(address) if address else ""  # what per-address limits count
         self.playback_id = playback_id
         self.pc = pc
         self.feed = feed
@@ -386,9 +387,11 @@ class WhepEndpoint:
         return sum(1 for s in self._sessions.values() if not s.connected)
 
     def pending_from(self, address: str) -> int:
-        """Sessions from `address`, on any broadcast, still completing ICE and DTLS."""
+        """Sessions from `address`'s client (an IPv6 viewer's /64), on any broadcast, still
+        completing ICE and DTLS."""
+        client = client_key(address)
         return sum(1 for s in self._sessions.values()
-                   if s.address == address and not s.connected)
+                   if s.client == client and not s.connected)
 
     def _admit(self, playback_id: str, feed: WebRtcFeed, address: str) -> None:
         """Refuse an offer the viewer cap, the pending budget or its address has no room for."""

@@ -7,8 +7,8 @@ open-file limit, past which `accept` fails for every port and no recording file 
 ffmpeg can be opened either. `ConnectionBudget` is what nginx's `worker_connections`
 and `limit_conn` are to it:
 
-- at most `per_address` connections from one client address (an IPv6 client's /64,
-  which one subscriber usually holds whole; an IPv4-mapped address as its IPv4): past
+- at most `per_address` connections from one client address (an IPv6 client's /64:
+  `golive.core.client_key`, as every per-address limit counts): past
   it the new connection is closed at once, unread. Counted on the socket's peer, as it
   must be before a request is read: `trusted` proxies (whose connections carry many
   clients) are not capped;
@@ -34,9 +34,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from golive.core import RepeatedLog
+from golive.core import RepeatedLog, client_key
 
-__all__ = ["ConnectionBudget", "Reusable", "address_key"]
+__all__ = ["ConnectionBudget", "Reusable"]
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +45,6 @@ class Reusable(Protocol):
     """A connection the budget may close while it is idle."""
 
     def close_idle(self) -> None: ...
-
-
-def address_key(host: str) -> str:
-    """The client a connection from `host` is counted against: the address itself for
-    IPv4, the /64 for IPv6 (an IPv4-mapped one as its IPv4); anything else as given."""
-    if ":" not in host:
-        return host
-    try:
-        address = ipaddress.IPv6Address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/64"
 
 
 class ConnectionBudget:
@@ -91,12 +77,12 @@ class ConnectionBudget:
 
     def count(self, host: str) -> int:
         """Open connections counted against `host`'s client."""
-        return self._by_address.get(address_key(host), 0)
+        return self._by_address.get(client_key(host), 0)
 
     def admit(self, transport: object, host: str | None) -> bool:
         """Count a new connection from `host`; False: it must be closed at once (counted
         as refused, and logged at most once per 10 s per reason and address)."""
-        key = None if host is None or self._is_trusted(host) else address_key(host)
+        key = None if host is None or self._is_trusted(host) else client_key(host)
         if key is not None and self._by_address.get(key, 0) >= self.per_address:
             self.refused_per_address += 1
             self._log.warning(f"address:{key}", self._clock(),

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from golive.core import BucketTable, Limit, RateLimits, RepeatedLog, address_of
+from golive.core import BucketTable, Limit, RateLimits, RepeatedLog, address_of, client_key
 from golive.store import NewPlaybackEvent
 
 log = logging.getLogger(__name__)
@@ -300,7 +300,7 @@ class QoeIntake:
                      ) -> Refusal | None:
         """Beacons per source address, then batches per view."""
         now = time.monotonic() if now is None else now
-        address = address_of(remote)
+        address = client_key(remote)  # an IPv6 viewer's /64
         wait = self._beacons.wait(address, now)
         if wait > 0:
             return self._refuse("too many QoE batches from this address", wait, address, now)
@@ -317,7 +317,7 @@ class QoeIntake:
             self._known.move_to_end(view_id)
             return None
         now = time.monotonic() if now is None else now
-        address = address_of(remote)
+        address = client_key(remote)  # an IPv6 viewer's /64
         by_address = self._address_views.wait(address, now)
         by_stream = self._stream_views.wait(stream_id, now)
         if by_address > 0:
@@ -336,7 +336,7 @@ class QoeIntake:
         """`admit_beacon`, counted across the cluster when the intake has shared limits."""
         if self.shared is None:
             return self.admit_beacon(remote, view_id)
-        address = address_of(remote)
+        address = client_key(remote)  # an IPv6 viewer's /64
         beacons, per_view, _, _ = self._shared_limits
         admission = await self.shared.take((beacons, address))
         if admission.allowed:
@@ -359,7 +359,7 @@ class QoeIntake:
         if view_id in self._known:
             self._known.move_to_end(view_id)
             return None
-        address = address_of(remote)
+        address = client_key(remote)  # an IPv6 viewer's /64
         _, _, by_address, by_stream = self._shared_limits
         admission = await self.shared.take((by_address, address), (by_stream, stream_id))
         if admission.refused_by is by_address:

@@ -24,7 +24,14 @@ import ssl
 import time
 from collections import Counter
 
-from golive.core import HandshakeGate, RepeatedLog, TlsLimits, address_of, check_tls_layer
+from golive.core import (
+    HandshakeGate,
+    RepeatedLog,
+    TlsLimits,
+    address_of,
+    check_tls_layer,
+    client_key,
+)
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
     PUBLISH_REJECTED,
@@ -133,13 +140,13 @@ class RtmpServer:
             return "connection limit reached"
         self.connections.add(connection)
         self.unauthorised[connection] = None
-        self.unauthorised_by_address[connection.address] += 1
+        self.unauthorised_by_address[connection.client] += 1
         return None
 
     def _oldest_of_heaviest_address(self, born_before: float) -> RtmpConnection | None:
         heaviest, _count = self.unauthorised_by_address.most_common(1)[0]
         for candidate in self.unauthorised:  # oldest first
-            if candidate.address == heaviest:
+            if candidate.client == heaviest:
                 return candidate if candidate.created <= born_before else None
         return None
 
@@ -157,7 +164,7 @@ class RtmpServer:
         """The connection's publish was accepted: it leaves the unauthorised budget."""
         if connection in self.unauthorised:
             del self.unauthorised[connection]
-            self._release_address(connection.address)
+            self._release_address(connection.client)
 
     def tcp_round_trip(self, stream_key: str) -> TcpRoundTrip | None:
         """The TCP round trip of the live publisher with this key (None: none, or no
@@ -216,6 +223,7 @@ class RtmpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.remote = "?"
         self.address = "?"
+        self.client = "?"  # what the per-address budget counts: an IPv6 publisher's /64
         self.publisher: Publisher | None = None
         self.stream_key: str | None = None  # once its publish is accepted; never logged
         self._loop = asyncio.get_running_loop()
@@ -237,6 +245,7 @@ class RtmpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.address = address_of(str(peer[0])) if isinstance(peer, tuple) else self.remote
+        self.client = client_key(self.address)
         if self.server.admit(self) is not None:
             self._closed = True
             tcp.abort()  # type: ignore[attr-defined]

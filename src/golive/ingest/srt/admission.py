@@ -3,7 +3,7 @@
 Inductions cost the listener nothing (a SYN cookie, no state), so they need no
 limit. A conclusion with a valid cookie starts real work (a key lookup, PBKDF2 for
 a passphrase, the hub), so conclusions are budgeted: a token bucket per source
-(an IPv4 address, an IPv6 /64) and one global bucket behind it. A flood from one
+(an IPv4 address, an IPv6 /64: `golive.core.client_key`) and one global bucket behind it. A flood from one
 source empties only its own bucket; the global cap still bounds the total. A
 caller over budget gets no answer and retransmits its conclusion, as libsrt
 callers do every 250 ms. Both structures hold a bounded number of entries and
@@ -12,7 +12,6 @@ take `now` from the caller.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
 
 from golive.core import BucketTable, TokenBucket
@@ -20,19 +19,6 @@ from golive.core import BucketTable, TokenBucket
 MAX_SOURCES = 4096  # buckets kept; the least recently seen source is forgotten first
 MAX_REJECTIONS = 1024
 REJECTION_MEMORY = 5.0  # seconds a rejection is repeated to a caller that asks again
-
-
-def source_of(host: str) -> str:
-    """The unit a conclusion budget is kept for: the IPv4 address, or the IPv6 /64."""
-    try:
-        ip = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
 
 
 class HandshakeBudget:

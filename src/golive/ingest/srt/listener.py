@@ -23,7 +23,8 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from golive.ingest.srt.admission import HandshakeBudget, RejectionMemory, source_of
+from golive.core import client_key
+from golive.ingest.srt.admission import HandshakeBudget, RejectionMemory
 from golive.ingest.srt.connection import ConnectionStats, SrtConnection
 from golive.ingest.srt.crypto import BadSecret, PayloadDecryptor
 from golive.ingest.srt.handshake import (
@@ -336,7 +337,7 @@ class SrtListener:
             return
         if not self._cookies.check(peer, hs.cookie, now):
             raise SrtError("conclusion with a wrong cookie")
-        if not self.budget.allow(source_of(address[0]), now):
+        if not self.budget.allow(client_key(address[0]), now):
             return  # the caller retransmits its conclusion; one of those may fit
         try:
             request = parse_conclusion(hs)
