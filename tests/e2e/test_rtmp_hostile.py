@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -263,6 +264,25 @@ async def test_wrong_keys_are_throttled_per_address_and_others_still_publish(
     await client.send(*client.codec.publish_sequence(stream["stream_key"]))
     assert await client.wait_status() == "NetStream.Publish.Start"
     client.close()
+
+
+async def test_wrong_keys_over_ipv6_are_throttled_whatever_the_port(tmp_path: Path) -> None:
+    # Each guess comes from a new port of [::1]: the throttle counts the address, not the
+    # connection (its "remote" once read the port as part of an IPv6 address).
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    async with Golive(node_settings(tmp_path, host="::")) as node:
+        codes = []
+        for i in range(14):
+            client = await SocketClient.connect(node.rtmp_port, host="::1")
+            await client.send(*client.codec.publish_sequence(f"sk_guess_{i}"))
+            codes.append(await client.wait_status())
+            client.close()
+        assert codes[0] == "NetStream.Publish.BadName"
+        assert codes[-1] == "NetStream.Publish.Rejected"
 
 
 async def _true(value: bool) -> bool:

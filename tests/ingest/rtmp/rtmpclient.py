@@ -68,10 +68,11 @@ class SocketClient:
         self.received: list[tuple[Message, list[Any]]] = []
 
     @classmethod
-    async def connect(cls, port: int, *, source: str | None = None) -> SocketClient:
+    async def connect(cls, port: int, *, source: str | None = None,
+                      host: str = "127.0.0.1") -> SocketClient:
         """Connect and shake hands; `source` picks the local address (any of 127.0.0.0/8)."""
         reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, local_addr=(source, 0) if source else None
+            host, port, local_addr=(source, 0) if source else None
         )
         client = cls(reader, writer)
         writer.write(C0C1)
