@@ -64,6 +64,7 @@ from golive.core import (
     RateLimits,
     RedisLink,
     Subscription,
+    bind_stream,
     hash_stream_key,
     tune_garbage_collector,
 )
@@ -167,20 +168,6 @@ READY_METRIC_MAX_AGE = 5.0
 checks anew)."""
 READY_METRIC_WAIT = 0.1
 """Seconds a scrape waits for a due readiness check before answering the previous one."""
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
-    except BaseException:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
 
 
 @contextlib.contextmanager
@@ -597,7 +584,7 @@ class Golive:
         self.http = self._build_http()
         await self._warm_routes()
         with _listening("HTTP", "http_port", s.host, s.http_port):
-            self._http_socket = _bind(s.host, s.http_port)
+            self._http_socket = bind_stream(s.host, s.http_port, 1024)
         # /live/ (playlists and media, the bulk of all requests) goes straight to the
         # origin; everything else through FastAPI's routing.
         from golive.delivery import create_origin_app

@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         Path("./golive-data"),
         description="Directory for the SQLite database, recordings and other state.",
     )
-    host: str = Field("0.0.0.0", description="Address every listener binds to.")
+    host: str = Field("0.0.0.0", description="Address every listener binds to: 0.0.0.0 "
+                      "every IPv4 address, :: every address, IPv4 and IPv6, on HTTP, RTMP(S) "
+                      "and SRT alike.")
     public_host: str = Field(
         "",
         description="Host name shown in ingest and playback URLs; empty means the address the "

@@ -23,6 +23,7 @@ from golive.core.secrets import (
     new_stream_key,
     random_id,
 )
+from golive.core.sockets import bind_datagram, bind_stream
 from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of, client_key
 from golive.core.tls import HandshakeGate, TlsLimits, check_tls_layer
 
@@ -48,6 +49,8 @@ __all__ = [
     "TlsLimits",
     "TokenBucket",
     "address_of",
+    "bind_datagram",
+    "bind_stream",
     "check_tls_layer",
     "client_key",
     "connection_ceiling",

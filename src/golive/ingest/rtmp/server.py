@@ -29,6 +29,7 @@ from golive.core import (
     RepeatedLog,
     TlsLimits,
     address_of,
+    bind_stream,
     check_tls_layer,
     client_key,
 )
@@ -191,13 +192,11 @@ class RtmpServer:
         gate = self.tls
         if gate is not None:
             check_tls_layer(loop)
+        # (Bound here: asyncio's own would make "::" IPv6-only; `bind_stream` takes IPv4 too.)
         self._server = await loop.create_server(
             (lambda: RtmpConnection(self)) if gate is None
             else (lambda: gate.wrap(lambda: RtmpConnection(self), loop)),
-            self._host,
-            self._port,
-            reuse_address=True,
-            backlog=512,
+            sock=bind_stream(self._host, self._port, 512),
         )
         log.info("%s listening host=%s port=%d", self.protocol, self._host, self.port)
 

@@ -19,6 +19,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from golive.core import bind_datagram
 from golive.formats import TsDemuxer
 from golive.ingest.srt.connection import ConnectionStats
 from golive.ingest.srt.handshake import HandshakeRejected, RejectReason
@@ -155,7 +156,7 @@ class SrtServer:
             conclusion_burst_per_source=max(1.0, 2 * self.handshake_rate_per_source),
             idle_timeout=self.idle_timeout)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _SrtDatagramProtocol(self), local_addr=(self._host, self._port))
+            lambda: _SrtDatagramProtocol(self), sock=bind_datagram(self._host, self._port))
         self._transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
