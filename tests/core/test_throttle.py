@@ -14,6 +14,7 @@ from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address
     [
         ("127.0.0.2:5555", "127.0.0.2"),
         ("[::1]:80", "::1"),
+        ("[::ffff:192.0.2.1]:80", "192.0.2.1"),  # an IPv4 client of a dual-stack socket
         ("::1", "::1"),
         ("10.0.0.1", "10.0.0.1"),
         ("not an address", "not an address"),

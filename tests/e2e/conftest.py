@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,16 @@ from golive.stream import Broadcast
 
 ADMIN = "test-admin-token"
 T = TypeVar("T")
+
+
+def ipv6_loopback() -> bool:
+    """Whether this machine can bind ::1 (some containers have no IPv6 at all)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 def node_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.conftest import node_settings
+from tests.e2e.conftest import ipv6_loopback, node_settings
 from tests.ingest.rtmp.rtmpclient import SocketClient
 from tests.ingest.srt.srtpeers import RawCaller, induction_datagram
 
@@ -16,15 +15,6 @@ from golive.app import Golive
 from golive.ingest.srt.handshake import Handshake, HandshakeType
 
 HANG = 30.0
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 async def srt_induction_answered(host: str, port: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ from tests.e2e.conftest import (
     create_stream,
     eventually,
     get_stream,
+    ipv6_loopback,
     node_settings,
     wait_status,
 )
@@ -269,10 +269,7 @@ async def test_wrong_keys_are_throttled_per_address_and_others_still_publish(
 async def test_wrong_keys_over_ipv6_are_throttled_whatever_the_port(tmp_path: Path) -> None:
     # Each guess comes from a new port of [::1]: the throttle counts the address, not the
     # connection (its "remote" once read the port as part of an IPv6 address).
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
+    if not ipv6_loopback():
         pytest.skip("this machine has no IPv6 loopback")
     async with Golive(node_settings(tmp_path, host="::")) as node:
         codes = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.conftest import node_settings
+from tests.e2e.conftest import ipv6_loopback, node_settings
 
 from golive.app import Golive
 from golive.httpserver.server import trusted_networks
@@ -24,11 +24,20 @@ async def guess_until_throttled(client: httpx.AsyncClient, forwarded_for: str) -
     return codes
 
 
-@pytest.mark.parametrize("trusted", ["127.0.0.0/8", ""])
+@pytest.mark.parametrize(("trusted", "host"), [
+    ("127.0.0.0/8", "127.0.0.1"),
+    ("", "127.0.0.1"),
+    # Listening on every address, IPv4 and IPv6: the proxy's IPv4 connection reaches a
+    # dual-stack socket as ::ffff:127.0.0.1, and is still the trusted 127.0.0.0/8.
+    ("127.0.0.0/8", "::"),
+])
 async def test_forwarded_client_is_used_only_behind_a_trusted_proxy(
-    tmp_path: Path, trusted: str
+    tmp_path: Path, trusted: str, host: str
 ) -> None:
-    async with Golive(node_settings(tmp_path, trusted_proxies=trusted)) as node, \
+    if host == "::" and not ipv6_loopback():
+        pytest.skip("this machine has no IPv6")
+    settings = node_settings(tmp_path, trusted_proxies=trusted, host=host)
+    async with Golive(settings) as node, \
             httpx.AsyncClient(base_url=node.http_url) as client:
         assert (await guess_until_throttled(client, "198.51.100.7"))[-1] == 429
         other = await client.get("/api/v1/live-streams", headers={

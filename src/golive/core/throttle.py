@@ -36,25 +36,28 @@ def client_key(remote: str) -> str:
         address = ipaddress.IPv6Address(host.split("%", 1)[0])
     except ValueError:
         return host
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
     return f"{ipaddress.IPv6Address(int(address) >> 64 << 64)}/64"
 
 
 def address_of(remote: str) -> str:
-    """The host part of "ip:port", "[v6]:port" or a bare address; the input if it is neither."""
+    """The host part of "ip:port", "[v6]:port" or a bare address, an IPv4-mapped IPv6
+    address (how a dual-stack socket sees an IPv4 client) as its IPv4; the input if it is
+    neither."""
     remote = remote.strip()
     if remote.startswith("["):
         end = remote.find("]")
-        return remote[1:end] if end > 0 else remote
-    if remote.count(":") == 1:
+        host = remote[1:end] if end > 0 else remote
+    elif remote.count(":") == 1:
         host = remote.split(":", 1)[0]
     else:
         host = remote
     try:
-        return str(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 class FailureThrottle:

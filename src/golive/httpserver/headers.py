@@ -60,6 +60,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import ServerState
 from uvloop.loop import TCPTransport  # type: ignore[attr-defined]
 
+from golive.core import address_of
 from golive.httpserver.budget import ConnectionBudget
 from golive.httpserver.fast import (
     HEADERS_BY_NAME,
@@ -166,6 +167,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        plain_client(self)
         budget = self.budget
         if budget is not None:
             client = self.client
@@ -684,6 +686,15 @@ def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
         if name == b"content-length" or name == b"transfer-encoding":
             return True
     return False
+
+
+def plain_client(protocol: Any) -> None:
+    """An IPv4 client of a dual-stack socket (host "::") as its IPv4 address, not
+    ::ffff:a.b.c.d: `trusted_proxies`, access hooks, logs and limits all see IPv4. For a
+    uvicorn protocol (HTTP or WebSocket) whose `connection_made` has set `client`."""
+    client = protocol.client
+    if client is not None and client[0].startswith("::ffff:"):
+        protocol.client = (address_of(client[0]), client[1])
 
 
 def bounded_http_protocol(limits: HeadLimits, fast: FastRoutes | None = None,

@@ -33,7 +33,12 @@ from golive.httpserver.bodies import (
 )
 from golive.httpserver.budget import ConnectionBudget
 from golive.httpserver.fast import FastRoutes
-from golive.httpserver.headers import HeadLimits, bounded_http_protocol, check_protocol
+from golive.httpserver.headers import (
+    HeadLimits,
+    bounded_http_protocol,
+    check_protocol,
+    plain_client,
+)
 from golive.httpserver.tls import (
     HandshakeGate,
     TlsLimits,
@@ -83,17 +88,25 @@ def connection_budget(settings: Settings) -> ConnectionBudget:
                             trusted_networks(settings.trusted_proxies))
 
 
-def counted_websocket_protocol(ws: type[asyncio.Protocol],
-                               budget: ConnectionBudget) -> type[asyncio.Protocol]:
-    """`ws`, giving its connection back to `budget` when it closes: an upgraded connection
-    stays counted under the HTTP protocol's admission until the WebSocket ends."""
+def node_websocket_protocol(ws: type[asyncio.Protocol],
+                            budget: ConnectionBudget | None) -> type[asyncio.Protocol]:
+    """`ws` with its client as the HTTP protocol has it (`plain_client`), giving its
+    connection back to `budget` when it closes: an upgraded connection stays counted under
+    the HTTP protocol's admission until the WebSocket ends."""
+    made = ws.connection_made
     lost = ws.connection_lost
 
+    def connection_made(self: asyncio.Protocol, transport: asyncio.BaseTransport) -> None:
+        made(self, transport)
+        plain_client(self)
+
     def connection_lost(self: asyncio.Protocol, exc: Exception | None) -> None:
-        budget.release(getattr(self, "transport", None))
+        if budget is not None:
+            budget.release(getattr(self, "transport", None))
         lost(self, exc)
 
-    return type(ws.__name__, (ws,), {"connection_lost": connection_lost})
+    return type(ws.__name__, (ws,), {"connection_made": connection_made,
+                                     "connection_lost": connection_lost})
 
 
 def trusted_networks(value: str) -> list[str]:
@@ -123,8 +136,7 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
     """
     trusted = trusted_networks(trusted_proxies)
     protocol = bounded_http_protocol(limits.head, None if trusted else fast, budget)
-    if budget is not None:
-        ws = counted_websocket_protocol(ws, budget)
+    ws = node_websocket_protocol(ws, budget)
     gate = tls
     config = uvicorn.Config(
         BodyLimit(app, limits.bodies, limits.body_timeout),

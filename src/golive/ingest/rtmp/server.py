@@ -242,12 +242,13 @@ class RtmpConnection(asyncio.Protocol):
         # uvloop's transports implement the Transport interface without subclassing it.
         self.transport = tcp = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        # "[v6]:port" for IPv6: unbracketed, the port would read as part of the address
-        # (and the key-guess throttle, keyed by it, would count each port on its own).
-        self.remote = (str(peer) if not isinstance(peer, tuple)
-                       else f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0])
-                       else f"{peer[0]}:{peer[1]}")
-        self.address = address_of(str(peer[0])) if isinstance(peer, tuple) else self.remote
+        # An IPv4 client of a dual-stack socket as IPv4 (address_of), and "[v6]:port" for
+        # IPv6: unbracketed, the port would read as part of the address (and the key-guess
+        # throttle, keyed by it, would count each port on its own).
+        self.address = address_of(str(peer[0])) if isinstance(peer, tuple) else str(peer)
+        self.remote = (self.address if not isinstance(peer, tuple)
+                       else f"[{self.address}]:{peer[1]}" if ":" in self.address
+                       else f"{self.address}:{peer[1]}")
         self.client = client_key(self.address)
         if self.server.admit(self) is not None:
             self._closed = True
