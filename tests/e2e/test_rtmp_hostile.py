@@ -247,15 +247,22 @@ async def test_idle_sockets_from_other_addresses_cannot_lock_out_a_publisher(
             writer.close()
 
 
-async def test_wrong_keys_are_throttled_per_address_and_others_still_publish(
-    node: Golive, api: httpx.AsyncClient
-) -> None:
+async def guess_keys(port: int, *, source: str | None = None,
+                     host: str = "127.0.0.1") -> list[str]:
+    """Publish to 14 wrong keys, each on a new connection: the status each got."""
     codes = []
     for i in range(14):
-        client = await SocketClient.connect(node.rtmp_port, source="127.0.0.3")
+        client = await SocketClient.connect(port, source=source, host=host)
         await client.send(*client.codec.publish_sequence(f"sk_guess_{i}"))
         codes.append(await client.wait_status())
         client.close()
+    return codes
+
+
+async def test_wrong_keys_are_throttled_per_address_and_others_still_publish(
+    node: Golive, api: httpx.AsyncClient
+) -> None:
+    codes = await guess_keys(node.rtmp_port, source="127.0.0.3")
     assert codes[0] == "NetStream.Publish.BadName"
     assert codes[-1] == "NetStream.Publish.Rejected"  # throttled before any key lookup
     # A publisher elsewhere is not affected.
@@ -272,12 +279,7 @@ async def test_wrong_keys_over_ipv6_are_throttled_whatever_the_port(tmp_path: Pa
     if not ipv6_loopback():
         pytest.skip("this machine has no IPv6 loopback")
     async with Golive(node_settings(tmp_path, host="::")) as node:
-        codes = []
-        for i in range(14):
-            client = await SocketClient.connect(node.rtmp_port, host="::1")
-            await client.send(*client.codec.publish_sequence(f"sk_guess_{i}"))
-            codes.append(await client.wait_status())
-            client.close()
+        codes = await guess_keys(node.rtmp_port, host="::1")
         assert codes[0] == "NetStream.Publish.BadName"
         assert codes[-1] == "NetStream.Publish.Rejected"
 

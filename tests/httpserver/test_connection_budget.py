@@ -12,6 +12,7 @@ import httpx
 import pytest
 import websockets
 from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings
+from tests.httpserver.test_keep_alive import get
 
 from golive.app import Golive
 from golive.core import client_key
@@ -79,12 +80,7 @@ async def connect(node: Golive, source: str) -> Connection:
 
 async def answered(connection: Connection) -> bytes:
     """Send a request on `connection`; the status line of its answer."""
-    reader, writer = connection
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
-    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
-    await asyncio.wait_for(reader.readexactly(length), HANG)
-    return head.split(b"\r\n", 1)[0]
+    return await get(*connection)
 
 
 async def closed_unanswered(connection: Connection) -> bool:
