@@ -11,13 +11,18 @@ a frame far past it is refused with close code 1009 before it is read. Behind
 the forwarded client address and scheme, resolved once here. With a certificate
 (`tls_cert`, `tls_key`) the same port speaks HTTPS, HTTP/1.1 only (no ALPN offer): TLS is
 ended below uvicorn with handshakes bounded in time and number (`golive.httpserver.tls`),
-and every limit above applies to the decrypted stream.
+and every limit above applies to the decrypted stream. What uvicorn itself logs per client
+is filtered (`UvicornLogFilter`): no line per WebSocket, and its malformed-request warnings
+at most once per 10 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -78,6 +83,52 @@ class HttpLimits:
         )
 
 
+class UvicornLogFilter(logging.Filter):
+    """What uvicorn logs per client, made safe: its per-WebSocket lines (`127.0.0.1:5 -
+    "WebSocket /chat/PID?token=..." [accepted]`, at info) are dropped, as golive turns off
+    uvicorn's access log: one line per chat viewer, and the query string carries playback
+    tokens. Its warnings about a malformed request ("Invalid HTTP request received.",
+    "Unsupported upgrade request.") cost a client one bad request each, so each goes through
+    at most once per `interval` seconds, with a count of the ones held back."""
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        super().__init__()
+        self.interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if not isinstance(message, str):
+            return True
+        if message.startswith('%s - "WebSocket %s"'):
+            return False
+        if record.levelno != logging.WARNING or record.args:
+            return True  # (uvicorn's per-client warnings have no arguments)
+        now = self._clock()
+        last = self._last.get(message)
+        if last is not None and now - last < self.interval:
+            if message in self._held or len(self._held) < 64:
+                self._held[message] = self._held.get(message, 0) + 1
+            return False
+        if len(self._last) >= 64 and message not in self._last:
+            self._last.clear()  # a bounded table: uvicorn has a handful of such warnings
+        self._last[message] = now
+        held = self._held.pop(message, 0)
+        if held:
+            record.msg = f"{message} ({held} more like this in the last {self.interval:.0f} s)"
+        return True
+
+
+def quiet_uvicorn_log() -> None:
+    """Install `UvicornLogFilter` on uvicorn's logger, once."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, UvicornLogFilter) for f in logger.filters):
+        logger.addFilter(UvicornLogFilter())
+
+
 def connection_budget(settings: Settings) -> ConnectionBudget:
     """The HTTP port's connection budget: `http_max_connections` (lowered to fit the
     open-file limit, raised first where allowed) and `http_max_connections_per_address`,
@@ -134,6 +185,7 @@ def server_config(app: ASGIApp, limits: HttpLimits, *,
     `budget` counts and caps the port's connections, WebSockets included
     (`golive.httpserver.budget`).
     """
+    quiet_uvicorn_log()
     trusted = trusted_networks(trusted_proxies)
     protocol = bounded_http_protocol(limits.head, None if trusted else fast, budget)
     ws = node_websocket_protocol(ws, budget)
