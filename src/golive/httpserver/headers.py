@@ -162,6 +162,7 @@ class HeadBoundedHttp(HttpToolsProtocol):
         self._repeat_headers: tuple[tuple[bytes, bytes], ...] = ()
         self._repeat_by_name: dict[bytes, bytes] | None = None  # made at the first repeat
         self._tail_ok = False  # the parser's request just now: its headers allow the fast path
+        self._bad_head: bytes | None = None  # the answer to a head refused while parsing
 
     # Connection -----------------------------------------------------------------------
 
@@ -247,6 +248,13 @@ class HeadBoundedHttp(HttpToolsProtocol):
         _on_message_begin(self)
 
     def on_headers_complete(self) -> None:
+        if _host_lines(self.headers) != 1 and self.parser.get_http_version() == "1.1":
+            # RFC 9112 3.2: a 400 for an HTTP/1.1 request without a Host, or with two (a
+            # proxy in front and this node could each read another: a cache key confused).
+            # Raised, the parser stops here; uvicorn's 400 is then `send_400_response`'s.
+            self._bad_head = _refusal(b"400 Bad Request", "bad_request",
+                                      "an HTTP/1.1 request needs exactly one Host header")
+            raise _BadHead
         self._in_head = False
         self._head_begun = False
         if self._head_deadline is not None:
@@ -477,6 +485,15 @@ class HeadBoundedHttp(HttpToolsProtocol):
         if self._idle_timer is None:
             self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refused; a refused head's own."""
+        bad = self._bad_head
+        if bad is None:
+            super().send_400_response(msg)
+            return
+        self._bad_head = None
+        self._refuse(bad)
+
     def close_idle(self) -> None:
         """The connection budget needs room and this connection is the one idle the
         longest: it is closed now (its client reconnects when it has a request)."""
@@ -678,6 +695,18 @@ def _deadlines(loop: asyncio.AbstractEventLoop) -> _Deadlines:
 
 _INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
                    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
+
+
+class _BadHead(Exception):
+    """Raised from a parser callback: the head is refused (`HeadBoundedHttp._bad_head`)."""
+
+
+def _host_lines(headers: list[tuple[bytes, bytes]]) -> int:
+    count = 0
+    for name, _ in headers:
+        if name == b"host":
+            count += 1
+    return count
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
