@@ -201,7 +201,7 @@ def test_promtool_accepts_the_rules_and_the_example_config(tmp_path: Path) -> No
     rules = subprocess.run([PROMTOOL, "check", "rules", str(ALERTS)], capture_output=True,
                            text=True, timeout=60)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 10 rules found" in rules.stdout
+    assert "SUCCESS: 11 rules found" in rules.stdout
     # The example reads its token from a file; promtool checks that the file exists.
     example = tmp_path / "prometheus.yml"
     example.write_text(EXAMPLE.read_text().replace("/etc/prometheus/golive-admin-token",
