@@ -1,4 +1,5 @@
-"""RFC 9112 3.2: an HTTP/1.1 request with no Host header, or with two, is a 400."""
+"""RFC 9112: an HTTP/1.1 request with no Host header, or with two (3.2), and an HTTP/1.0
+request with a Transfer-Encoding (6.1), are a 400."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def status_and_body(port: int, request: bytes) -> tuple[bytes, bytes]:
         writer.close()
 
 
-async def test_one_host_header_is_required_of_http_1_1(tmp_path: Path) -> None:
+async def test_one_host_of_http_1_1_and_no_transfer_encoding_of_http_1_0(tmp_path: Path) -> None:
     async with Golive(node_settings(tmp_path)) as node:
         port = node.http_port
         refused = [
@@ -41,6 +42,12 @@ async def test_one_host_header_is_required_of_http_1_1(tmp_path: Path) -> None:
             assert status == b"HTTP/1.1 400 Bad Request", request
             assert json.loads(body)["error"]["messages"] == [
                 "an HTTP/1.1 request needs exactly one Host header"]
+        status, body = await status_and_body(
+            port, b"POST /api/v1/live-streams HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"2\r\n{}\r\n0\r\n\r\n")
+        assert status == b"HTTP/1.1 400 Bad Request"
+        assert json.loads(body)["error"]["messages"] == [
+            "an HTTP/1.0 request cannot have a Transfer-Encoding"]
         for request in (b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
                         b"GET /healthz HTTP/1.0\r\n\r\n"):  # HTTP/1.0 needs none
             assert (await status_and_body(port, request))[0] == b"HTTP/1.1 200 OK", request

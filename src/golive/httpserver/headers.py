@@ -248,12 +248,10 @@ class HeadBoundedHttp(HttpToolsProtocol):
         _on_message_begin(self)
 
     def on_headers_complete(self) -> None:
-        if _host_lines(self.headers) != 1 and self.parser.get_http_version() == "1.1":
-            # RFC 9112 3.2: a 400 for an HTTP/1.1 request without a Host, or with two (a
-            # proxy in front and this node could each read another: a cache key confused).
+        problem = _head_problem(self.headers, self.parser.get_http_version())
+        if problem is not None:
             # Raised, the parser stops here; uvicorn's 400 is then `send_400_response`'s.
-            self._bad_head = _refusal(b"400 Bad Request", "bad_request",
-                                      "an HTTP/1.1 request needs exactly one Host header")
+            self._bad_head = _refusal(b"400 Bad Request", "bad_request", problem)
             raise _BadHead
         self._in_head = False
         self._head_begun = False
@@ -701,12 +699,21 @@ class _BadHead(Exception):
     """Raised from a parser callback: the head is refused (`HeadBoundedHttp._bad_head`)."""
 
 
-def _host_lines(headers: list[tuple[bytes, bytes]]) -> int:
-    count = 0
+def _head_problem(headers: list[tuple[bytes, bytes]], version: str) -> str | None:
+    """Why a parsed head is refused with a 400, if it is (RFC 9112). An HTTP/1.1 request
+    needs exactly one Host (3.2): with two, a proxy in front and this node could each read
+    another (a confused cache key). An HTTP/1.0 request's Transfer-Encoding makes its
+    framing faulty (6.1): what follows could be read as its body or as a next request."""
+    if version == "1.1":
+        hosts = 0
+        for name, _ in headers:
+            if name == b"host":
+                hosts += 1
+        return None if hosts == 1 else "an HTTP/1.1 request needs exactly one Host header"
     for name, _ in headers:
-        if name == b"host":
-            count += 1
-    return count
+        if name == b"transfer-encoding":
+            return "an HTTP/1.0 request cannot have a Transfer-Encoding"
+    return None
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
