@@ -20,6 +20,9 @@ every answer and stopped at the next request (an LL-HLS player makes ten request
 second). The held answers of the fast path (golive.httpserver.fast) expire on timers
 shared by all holds ending in the same 50 ms (`_Deadlines`).
 
+A head that llhttp parses but RFC 9112 refuses is answered 400 too (`_head_problem`): an
+HTTP/1.1 request with no Host or with two, an HTTP/1.0 one with a Transfer-Encoding.
+
 Either refusal, and any answer that closes the connection while a request's body is
 still arriving (`BodyLimit`'s 413 and 408), ends with a lingering close
 (`golive.httpserver.linger`) so the client reads the answer instead of a reset.
@@ -78,7 +81,7 @@ __all__ = ["HeadBoundedHttp", "HeadLimits", "bounded_http_protocol", "check_prot
 
 # What this module relies on in uvicorn's HttpToolsProtocol (tested with uvicorn 0.55).
 _METHODS = ("connection_made", "connection_lost", "data_received", "on_headers_complete",
-            "on_message_complete", "handle_websocket_upgrade")
+            "on_message_complete", "handle_websocket_upgrade", "send_400_response")
 _ATTRIBUTES = ("transport", "loop", "cycle", "parser", "headers", "flow", "pipeline",
                "server_state", "tasks", "timeout_keep_alive", "timeout_keep_alive_task")
 # ... and for the fast path (golive.httpserver.fast), which also reads the `scope` and
