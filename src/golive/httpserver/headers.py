@@ -14,16 +14,16 @@ limits nginx calls `large_client_header_buffers` and `client_header_timeout`:
   and held LL-HLS playlist reloads are untouched; between requests the keep-alive
   timeout closes idle connections.
 
+A head that llhttp parses but RFC 9112 refuses gets 400 (`_head_problem`): an HTTP/1.1
+request with no Host or with two, an HTTP/1.0 one with a Transfer-Encoding.
+
 uvicorn's keep-alive timeout is kept on one timer per connection, which looks at how
 long the connection has been idle when it fires, instead of a timer started after
 every answer and stopped at the next request (an LL-HLS player makes ten requests a
 second). The held answers of the fast path (golive.httpserver.fast) expire on timers
 shared by all holds ending in the same 50 ms (`_Deadlines`).
 
-A head that llhttp parses but RFC 9112 refuses is answered 400 too (`_head_problem`): an
-HTTP/1.1 request with no Host or with two, an HTTP/1.0 one with a Transfer-Encoding.
-
-Either refusal, and any answer that closes the connection while a request's body is
+Each of these refusals, and any answer that closes the connection while a request's body is
 still arriving (`BodyLimit`'s 413 and 408), ends with a lingering close
 (`golive.httpserver.linger`) so the client reads the answer instead of a reset.
 Once a request is upgraded to a WebSocket this protocol is out of the way: no head
