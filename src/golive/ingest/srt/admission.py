@@ -3,11 +3,11 @@
 Inductions cost the listener nothing (a SYN cookie, no state), so they need no
 limit. A conclusion with a valid cookie starts real work (a key lookup, PBKDF2 for
 a passphrase, the hub), so conclusions are budgeted: a token bucket per source
-(an IPv4 address, an IPv6 /64: `golive.core.client_key`) and one global bucket behind it. A flood from one
-source empties only its own bucket; the global cap still bounds the total. A
-caller over budget gets no answer and retransmits its conclusion, as libsrt
-callers do every 250 ms. Both structures hold a bounded number of entries and
-take `now` from the caller.
+(an IPv4 address, an IPv6 /64: `golive.core.client_key`) and one global bucket
+behind it. A flood from one source empties only its own bucket; the global cap
+still bounds the total. A caller over budget gets no answer and retransmits its
+conclusion, as libsrt callers do every 250 ms. Both structures hold a bounded
+number of entries and take `now` from the caller.
 """
 
 from __future__ import annotations
