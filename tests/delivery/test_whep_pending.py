@@ -183,3 +183,17 @@ async def test_the_node_wide_pending_cap_holds_across_addresses() -> None:
         assert int(refused.headers["retry-after"]) >= 1
     finally:
         await endpoint.close()
+
+
+async def test_an_ipv6_viewers_pending_offers_count_across_its_64(
+    whep: tuple[WhepEndpoint, FastAPI],
+) -> None:
+    endpoint, app = whep
+    bogus = await never_connecting_offer()
+    codes: list[int] = []
+    for host in ("2001:db8:9:9::1", "2001:db8:9:9::2", "2001:db8:9:9:ffff::3",
+                 "2001:db8:9:a::1"):  # three addresses of one /64, then the next /64
+        async with client(app, (host, 5000)) as http:
+            codes.append((await post(http, bogus)).status_code)
+    assert codes == [201, 201, 429, 201]
+    assert len(endpoint.sessions) == 3
