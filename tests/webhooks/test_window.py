@@ -14,7 +14,7 @@ from tests.store.conftest import open_store
 from tests.webhooks.receiver import Received, Receiver
 
 from golive.core import Event, EventType
-from golive.store import Store
+from golive.store import Store, WebhookDeliveryRecord
 from golive.webhooks import DeliveryPolicy, WebhookDispatcher
 
 WINDOW = 4
@@ -157,7 +157,13 @@ async def test_closing_mid_window_leaves_what_was_in_flight_pending(
         await again.start()
         got = await answered(receiver, "/held", 10 + WINDOW)  # the held ones twice
         assert sorted(set(numbers(got))) == list(range(10))
-        webhook_log = await store.list_deliveries(webhook.id)
+
+        # The receiver has answered; the dispatcher records each answer just after.
+        async def recorded() -> list[WebhookDeliveryRecord] | None:
+            log = await store.list_deliveries(webhook.id)
+            return log if all(d.state == "delivered" for d in log) else None
+
+        webhook_log = await eventually(recorded, what="every delivery recorded")
         assert [d.attempts for d in webhook_log] == [1] * 10
     finally:
         await again.close()
