@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of
+from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of, remote_of
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,14 @@ from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address
 )
 def test_address_of(remote: str, address: str) -> None:
     assert address_of(remote) == address
+
+
+def test_remote_of_is_what_address_of_takes_apart() -> None:
+    assert remote_of("192.0.2.1", 1935) == "192.0.2.1:1935"
+    assert remote_of("2001:db8::1", 1935) == "[2001:db8::1]:1935"
+    assert remote_of("::ffff:192.0.2.1", 9000) == "192.0.2.1:9000"
+    for host in ("192.0.2.1", "2001:db8::1"):
+        assert address_of(remote_of(host, 40000)) == host
 
 
 def test_burst_then_one_per_refill_interval() -> None:

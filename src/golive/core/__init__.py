@@ -24,7 +24,14 @@ from golive.core.secrets import (
     random_id,
 )
 from golive.core.sockets import bind_datagram, bind_stream
-from golive.core.throttle import Cooldown, FailureThrottle, RepeatedLog, address_of, client_key
+from golive.core.throttle import (
+    Cooldown,
+    FailureThrottle,
+    RepeatedLog,
+    address_of,
+    client_key,
+    remote_of,
+)
 from golive.core.tls import HandshakeGate, TlsLimits, check_tls_layer
 
 __all__ = [
@@ -64,6 +71,7 @@ __all__ = [
     "peer_payload",
     "raise_open_file_limit",
     "random_id",
+    "remote_of",
     "resolve_addresses",
     "stop_tasks",
     "tune_garbage_collector",

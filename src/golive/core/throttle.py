@@ -60,6 +60,13 @@ def address_of(remote: str) -> str:
     return str(address)
 
 
+def remote_of(host: str, port: int) -> str:
+    """"ip:port" of a peer, "[v6]:port" for IPv6 (unbracketed, the port reads as part of the
+    address), an IPv4-mapped address as its IPv4: what `address_of` takes back apart."""
+    host = address_of(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class FailureThrottle:
     """A token bucket of failures per source address.
 

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from golive.core import RepeatedLog, client_key
+from golive.core import RepeatedLog, address_of, client_key
 
 __all__ = ["ConnectionBudget", "Reusable"]
 
@@ -134,10 +134,8 @@ class ConnectionBudget:
     def _is_trusted(self, host: str) -> bool:
         if not self._trusted:
             return False
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
+        try:  # (an IPv4-mapped address as its IPv4, as address_of gives it)
+            address = ipaddress.ip_address(address_of(host).split("%", 1)[0])
         except ValueError:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         return any(address in network for network in self._trusted)

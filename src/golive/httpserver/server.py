@@ -29,7 +29,7 @@ from typing import cast
 import uvicorn
 from starlette.types import ASGIApp
 
-from golive.core import connection_ceiling, raise_open_file_limit
+from golive.core import Cooldown, connection_ceiling, raise_open_file_limit
 from golive.httpserver.bodies import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_ROUTE_LIMITS,
@@ -96,7 +96,7 @@ class UvicornLogFilter(logging.Filter):
         super().__init__()
         self.interval = interval
         self._clock = clock
-        self._last: dict[str, float] = {}
+        self._gate = Cooldown(interval, max_keys=64)  # uvicorn has a handful of such warnings
         self._held: dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -107,15 +107,10 @@ class UvicornLogFilter(logging.Filter):
             return False
         if record.levelno != logging.WARNING or record.args:
             return True  # (uvicorn's per-client warnings have no arguments)
-        now = self._clock()
-        last = self._last.get(message)
-        if last is not None and now - last < self.interval:
+        if not self._gate.allow(message, self._clock()):
             if message in self._held or len(self._held) < 64:
                 self._held[message] = self._held.get(message, 0) + 1
             return False
-        if len(self._last) >= 64 and message not in self._last:
-            self._last.clear()  # a bounded table: uvicorn has a handful of such warnings
-        self._last[message] = now
         held = self._held.pop(message, 0)
         if held:
             record.msg = f"{message} ({held} more like this in the last {self.interval:.0f} s)"

@@ -32,6 +32,7 @@ from golive.core import (
     bind_stream,
     check_tls_layer,
     client_key,
+    remote_of,
 )
 from golive.ingest.rtmp.session import (
     PUBLISH_BAD_NAME,
@@ -242,13 +243,13 @@ class RtmpConnection(asyncio.Protocol):
         # uvloop's transports implement the Transport interface without subclassing it.
         self.transport = tcp = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
-        # An IPv4 client of a dual-stack socket as IPv4 (address_of), and "[v6]:port" for
-        # IPv6: unbracketed, the port would read as part of the address (and the key-guess
-        # throttle, keyed by it, would count each port on its own).
-        self.address = address_of(str(peer[0])) if isinstance(peer, tuple) else str(peer)
-        self.remote = (self.address if not isinstance(peer, tuple)
-                       else f"[{self.address}]:{peer[1]}" if ":" in self.address
-                       else f"{self.address}:{peer[1]}")
+        # An IPv4 client of a dual-stack socket as IPv4, and "[v6]:port" for IPv6: the
+        # key-guess throttle is keyed by the address read back from `remote`.
+        if isinstance(peer, tuple):
+            self.address = address_of(str(peer[0]))
+            self.remote = remote_of(self.address, peer[1])
+        else:
+            self.address = self.remote = str(peer)
         self.client = client_key(self.address)
         if self.server.admit(self) is not None:
             self._closed = True

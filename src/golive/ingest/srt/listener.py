@@ -23,7 +23,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from golive.core import address_of, client_key
+from golive.core import client_key, remote_of
 from golive.ingest.srt.admission import HandshakeBudget, RejectionMemory
 from golive.ingest.srt.connection import ConnectionStats, SrtConnection
 from golive.ingest.srt.crypto import BadSecret, PayloadDecryptor
@@ -427,5 +427,4 @@ class SrtListener:
 
 
 def _peer(address: Address) -> str:
-    host, port = address_of(address[0]), address[1]  # an IPv4-mapped one as IPv4
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return remote_of(address[0], address[1])
