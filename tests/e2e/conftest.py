@@ -24,6 +24,12 @@ from golive.stream import Broadcast
 ADMIN = "test-admin-token"
 T = TypeVar("T")
 
+# Seconds a test node gives an SRT caller's stream key check, and its callers wait for the
+# answer. libsrt's caller gives up after 3 s and golive answers "try again" after 3 s
+# (`srt_check_timeout`): on a loaded test machine one stalled check failed a test about
+# something else (CI, 2026-12-07). A guard against hangs, not a timing assertion.
+SRT_CHECK_WAIT = 30
+
 
 def ipv6_loopback() -> bool:
     """Whether this machine can bind ::1 (some containers have no IPv6 at all)."""
@@ -35,6 +41,12 @@ def ipv6_loopback() -> bool:
     return True
 
 
+def srt_caller(url: str) -> str:
+    """`url` for ffmpeg's libsrt caller, waiting for the node's answer as long as it may
+    take (`SRT_CHECK_WAIT`; ffmpeg's option is in milliseconds)."""
+    return f"{url}{'&' if '?' in url else '?'}connect_timeout={SRT_CHECK_WAIT * 1000}"
+
+
 def node_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
@@ -44,6 +56,7 @@ def node_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "srt_port": 0,
         "admin_token": ADMIN,
         "default_reconnect_window": 2.0,
+        "srt_check_timeout": SRT_CHECK_WAIT,
     }
     values.update(overrides)
     return Settings(**values)

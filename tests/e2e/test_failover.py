@@ -37,6 +37,7 @@ from tests.e2e.conftest import (
     get_stream,
     node_settings,
     segment_rgb,
+    srt_caller,
     wait_process,
     wait_status,
 )
@@ -396,7 +397,7 @@ async def test_backup_over_srt_after_the_primary_left_continues_and_is_dropped_w
 ) -> None:
     stream, backup_key = await _with_backup_key(api)
     # Over SRT: the backup key works on every ingest protocol, like the stream key.
-    backup_url = node.srt_url(backup_key)
+    backup_url = srt_caller(node.srt_url(backup_key))
 
     primary = ffmpeg_publish(source_flv, node.rtmp_url(stream["stream_key"]), loop=True)
     try:

@@ -18,7 +18,14 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 from click.testing import CliRunner
-from tests.e2e.conftest import ADMIN, create_stream, eventually, get_stream, node_settings
+from tests.e2e.conftest import (
+    ADMIN,
+    create_stream,
+    eventually,
+    get_stream,
+    node_settings,
+    srt_caller,
+)
 from tests.ingest.srt.srtpeers import LossyProxy
 from tests.mediatools import ffmpeg_publish, ffprobe, make_source, stop
 from tests.nginxedge import NGINX, free_port, nginx_rtmp_conf, wait_listening
@@ -180,7 +187,7 @@ async def test_srt_through_a_lossy_link_is_a_no_go(
     port = transport.get_extra_info("sockname")[1]
     session = (await api.post(f"/live-streams/{sid}/preflight",
                               json={"duration": 3})).json()["data"]
-    url = f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}&latency=400000"
+    url = srt_caller(f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}&latency=400000")
     proc = ffmpeg_publish(source_flv, url, loop=True, muxer="mpegts")
     try:
         async def done() -> dict[str, Any] | None:

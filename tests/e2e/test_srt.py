@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.conftest import create_stream, eventually, get_stream, wait_status
+from tests.e2e.conftest import (
+    create_stream,
+    eventually,
+    get_stream,
+    srt_caller,
+    wait_process,
+    wait_status,
+)
 from tests.mediatools import FFMPEG, ffmpeg_publish, stop
 
 from golive.app import Golive
@@ -30,7 +38,7 @@ async def test_srt_publish_goes_live_with_srt_facts_and_ll_hls(
     stream = await create_stream(api)
     assert stream["ingest"]["srt"].endswith(f"?streamid={stream['stream_key']}")
     # ffmpeg's SRT latency option is in microseconds.
-    proc = srt_publish(source_flv, node.srt_url(stream["stream_key"]) + "&latency=200000")
+    proc = srt_publish(source_flv, srt_caller(node.srt_url(stream["stream_key"]) + "&latency=200000"))
     try:
         await wait_status(api, stream["id"], "active")
 
@@ -56,17 +64,20 @@ async def test_srt_publish_goes_live_with_srt_facts_and_ll_hls(
 
 
 async def test_srt_passphrase_is_required_and_checked(
-    node: Golive, api: httpx.AsyncClient, source_flv: Path
+    node: Golive, api: httpx.AsyncClient, source_flv: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = "correct horse battery"
     stream = await create_stream(api, srt_passphrase=secret)
     assert stream["srt_encrypted"] is True and "srt_passphrase" not in stream
-    url = node.srt_url(stream["stream_key"])
-    for wrong in ("", "&passphrase=wrong-passphrase"):
+    url = srt_caller(node.srt_url(stream["stream_key"]))
+    caplog.set_level(logging.INFO, logger="golive.ingest.srt")
+    for wrong, reason in (("", "UNSECURE: the stream needs a passphrase"),
+                          ("&passphrase=wrong-passphrase", "BADSECRET: wrong passphrase")):
         proc = srt_publish(source_flv, url + wrong)
         try:
-            code = proc.wait(30)
-            assert code != 0
+            # Turned away by the node (a caller that is never answered gives up too).
+            assert await wait_process(proc, 30) != 0
+            assert f"reason={reason}" in caplog.text
         finally:
             stop(proc)
     assert (await get_stream(api, stream["id"]))["status"] == "idle"
@@ -89,7 +100,7 @@ async def test_audio_other_than_aac_over_srt_is_heard(
     # and OBS's SRT output can send Opus; golive took only AAC and the broadcast went out
     # silent.
     stream = await create_stream(api)
-    proc = ffmpeg_publish(source_flv, node.srt_url(stream["stream_key"]), loop=True,
+    proc = ffmpeg_publish(source_flv, srt_caller(node.srt_url(stream["stream_key"])), loop=True,
                           extra=["-c:a", encoder, "-b:a", "128k"], muxer="mpegts")
     pid = stream["playback_ids"][0]["id"]
     try:

@@ -24,6 +24,7 @@ from tests.e2e.conftest import (
     eventually,
     get_stream,
     node_settings,
+    srt_caller,
     wait_status,
 )
 from tests.health.capped_proxy import CappedProxy
@@ -203,7 +204,8 @@ async def test_a_lossy_srt_path_fires_srt_loss_with_its_cause(node: Golive, sour
         async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
                                      headers={"Authorization": f"Bearer {ADMIN}"}) as api:
             stream = await create_stream(api, name="srt", profile="quickalerts")
-            url = f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}&latency=1000000"
+            url = srt_caller(f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}"
+                             "&latency=1000000")
             with running(ffmpeg_publish(source, url, loop=True, muxer="mpegts")):
                 await wait_status(api, stream["id"], "active", timeout=30)
                 fired = await alert_event(api, stream["id"], "alert.firing", "srt_loss")
@@ -225,7 +227,7 @@ async def test_audio_golive_cannot_decode_fires_audio_unsupported_naming_it(
     async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
                                  headers={"Authorization": f"Bearer {ADMIN}"}) as api:
         stream = await create_stream(api, name="latm", profile="quickalerts")
-        with running(ffmpeg_publish(source, node.srt_url(stream["stream_key"]), loop=True,
+        with running(ffmpeg_publish(source, srt_caller(node.srt_url(stream["stream_key"])), loop=True,
                                     extra=["-mpegts_flags", "latm"], muxer="mpegts")):
             await wait_status(api, stream["id"], "active", timeout=30)
             fired = await alert_event(api, stream["id"], "alert.firing", "audio_unsupported")

@@ -21,7 +21,14 @@ import httpx
 import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.conftest import ADMIN, create_stream, eventually, node_settings, wait_status
+from tests.e2e.conftest import (
+    ADMIN,
+    create_stream,
+    eventually,
+    node_settings,
+    srt_caller,
+    wait_status,
+)
 from tests.mediatools import ffmpeg_publish, stop
 
 from golive.app import Golive
@@ -109,7 +116,7 @@ async def test_prometheus_scrapes_a_live_broadcast(
         assert wrong.status_code == 403
 
         # Over SRT, so the SRT series exist too (ffmpeg's latency option is in microseconds).
-        proc = ffmpeg_publish(source_flv, node.srt_url(stream["stream_key"]) + "&latency=200000",
+        proc = ffmpeg_publish(source_flv, srt_caller(node.srt_url(stream["stream_key"]) + "&latency=200000"),
                               loop=True, muxer="mpegts")
         chat = await websockets.connect(f"ws://127.0.0.1:{node.http_port}/chat/{pid}")
         try:
