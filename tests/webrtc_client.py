@@ -59,9 +59,11 @@ class WhipPublisher:
 
 
 async def whip_publish(base_url: str, key: str, *, video_codec: str | None = "H264",
-                       audio: bool = True) -> WhipPublisher:
+                       audio: bool = True, addresses: tuple[str, ...] = ("127.0.0.1",)
+                       ) -> WhipPublisher:
     """POST an offer to BASE_URL/whip and apply the answer; media flows once ICE connects.
-    `video_codec` None offers sound alone (a microphone without a camera)."""
+    `video_codec` None offers sound alone (a microphone without a camera); `addresses`
+    are where the client gathers its host candidates."""
     pc = RTCPeerConnection()  # no ICE servers: aiortc's default STUN is never used here
     if video_codec is not None:
         video = pc.addTransceiver(PatternTrack(), direction="sendonly")
@@ -71,7 +73,7 @@ async def whip_publish(base_url: str, key: str, *, video_codec: str | None = "H2
                                    if c.mimeType.lower() == f"video/{video_codec.lower()}"])
     if audio:
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    with gather_on(["127.0.0.1"]):
+    with gather_on(addresses):
         await pc.setLocalDescription(await pc.createOffer())
     client = httpx.AsyncClient(base_url=base_url, timeout=20)
     response = await client.post(
@@ -143,8 +145,10 @@ class WhepViewer:
         await self.client.aclose()
 
 
-async def whep_play(base_url: str, playback_id: str, *, audio: bool = True) -> WhepViewer:
-    """POST a recvonly offer to BASE_URL/whep/PLAYBACK_ID; frames are decoded as they come."""
+async def whep_play(base_url: str, playback_id: str, *, audio: bool = True,
+                    addresses: tuple[str, ...] = ("127.0.0.1",)) -> WhepViewer:
+    """POST a recvonly offer to BASE_URL/whep/PLAYBACK_ID; frames are decoded as they come
+    (host candidates gathered on `addresses`)."""
     import asyncio
     import time
 
@@ -176,7 +180,7 @@ async def whep_play(base_url: str, playback_id: str, *, audio: bool = True) -> W
     def on_track(track: Any) -> None:
         tasks.append(asyncio.ensure_future(consume(track)))
 
-    with gather_on(["127.0.0.1"]):
+    with gather_on(addresses):
         await pc.setLocalDescription(await pc.createOffer())
     client = httpx.AsyncClient(base_url=base_url, timeout=20)
     started = time.monotonic()
