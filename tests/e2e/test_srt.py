@@ -91,17 +91,19 @@ async def test_srt_passphrase_is_required_and_checked(
 
 
 @pytest.mark.parametrize(("encoder", "codec"), [("mp2", "mp3"), ("libopus", "opus"), ("ac3", "ac3"),
-                                              ("eac3", "eac3")])
+                                              ("eac3", "eac3"), ("aac-latm", "aac")])
 async def test_audio_other_than_aac_over_srt_is_heard(
     node: Golive, api: httpx.AsyncClient, source_flv: Path, tmp_path: Path, encoder: str,
     codec: str,
 ) -> None:
     # Contribution encoders often send MPEG-1 Layer II audio in their transport stream,
     # and OBS's SRT output can send Opus; golive took only AAC and the broadcast went out
-    # silent.
+    # silent. DVB chains carry AAC in LATM, which golive took for no audio at all.
     stream = await create_stream(api)
+    encode = ["-c:a", "aac", "-mpegts_flags", "latm"] if encoder == "aac-latm" \
+        else ["-c:a", encoder]
     proc = ffmpeg_publish(source_flv, srt_caller(node.srt_url(stream["stream_key"])), loop=True,
-                          extra=["-c:a", encoder, "-b:a", "128k"], muxer="mpegts")
+                          extra=[*encode, "-b:a", "128k"], muxer="mpegts")
     pid = stream["playback_ids"][0]["id"]
     try:
         await wait_status(api, stream["id"], "active")

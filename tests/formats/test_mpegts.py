@@ -289,25 +289,37 @@ def test_oversized_pes_is_dropped_and_counted(media_dir: Path) -> None:
         TsDemuxer(max_pes_size=0)
 
 
-def test_video_only_and_latm_audio(media_dir: Path) -> None:
+def test_video_only(media_dir: Path) -> None:
     tags, demuxer = demux(make_ts(media_dir, "h264", audio="none"))
     assert demuxer.program is not None and demuxer.program.audio is None
     assert not any(t.type is TagType.AUDIO for t in tags)
     assert len(video_frames(tags)) == SECONDS * FPS and tags[1].timestamp == 0
 
-    latm = media_dir / "audio.latm"
-    _ffmpeg("-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "1", "-c:a", "aac",
-            "-f", "latm", str(latm))
-    ts = media_dir / "latm.ts"
-    _ffmpeg("-i", str(latm), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-t", "1",
-            "-map", "1:v", "-map", "0:a", "-c:v", "libx264", "-preset", "ultrafast",
-            "-c:a", "copy", "-f", "mpegts", str(ts))
-    tags, demuxer = demux(ts.read_bytes())
-    assert demuxer.program is not None and demuxer.program.audio is None
-    assert [e.stream_type for e in demuxer.program.ignored] == [STREAM_TYPE_AAC_LATM]
-    assert demuxer.stats.unsupported_streams == 1
-    assert demuxer.program.unsupported_audio == "AAC in LATM (stream type 0x11)"
-    assert len(video_frames(tags)) == 30 and not any(t.type is TagType.AUDIO for t in tags)
+
+def test_latm_aac_comes_out_as_the_same_stream_in_adts_does(media_dir: Path) -> None:
+    # DVB broadcast chains carry AAC in LATM (stream type 0x11). One AAC encode, carried
+    # both ways (ffmpeg repeats the StreamMuxConfig every 20 frames).
+    aac, latm_file = media_dir / "audio.aac", media_dir / "audio.latm"
+    _ffmpeg("-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "2", "-ac", "2", "-c:a", "aac",
+            str(aac))
+    _ffmpeg("-i", str(aac), "-c", "copy", "-f", "latm", str(latm_file))
+    streams = {}
+    for name, source in (("adts", aac), ("latm", latm_file)):
+        ts = media_dir / f"{name}.ts"
+        _ffmpeg("-i", str(source), "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+                "-t", "2", "-map", "1:v", "-map", "0:a", "-c:v", "libx264", "-preset",
+                "ultrafast", "-c:a", "copy", "-f", "mpegts", str(ts))
+        tags, demuxer = demux(ts.read_bytes())
+        assert demuxer.program is not None and demuxer.program.audio is not None
+        assert demuxer.program.unsupported_audio is None and demuxer.stats.adts_errors == 0
+        streams[name] = (demuxer.program.audio.stream_type,
+                         [t for t in tags if t.type is TagType.AUDIO])
+    (adts_type, adts), (latm_type, latm) = streams["adts"], streams["latm"]
+    assert (adts_type, latm_type) == (0x0F, STREAM_TYPE_AAC_LATM)
+    assert latm[0].body == b"\xaf\x00\x12\x10"  # AAC-LC, 44.1 kHz, stereo
+    assert [t.body for t in latm] == [t.body for t in adts] and len(latm) > 80
+    # (A PES's frames are timed from its PTS: the two carry them in different PES.)
+    assert all(abs(a.timestamp - b.timestamp) <= 1 for a, b in zip(latm, adts, strict=True))
 
 
 @needs_ffprobe
@@ -420,11 +432,13 @@ def test_crc32_mpeg2() -> None:
 
 @functools.cache
 def _sample_ts(audio: str = "aac") -> bytes:
-    """The first ~250 packets of a real stream: PAT, PMT, a keyframe, audio."""
+    """The first ~250 packets of a real stream: PAT, PMT, a keyframe, audio (`audio`: an
+    ffmpeg encoder, or "aac-latm")."""
+    encode = ["-c:a", "aac", "-mpegts_flags", "latm"] if audio == "aac-latm" else ["-c:a", audio]
     out = subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
          "testsrc2=size=160x90:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
-         "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-c:a", audio,
+         "-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", *encode,
          "-f", "mpegts", "-"], check=True, capture_output=True, timeout=60).stdout
     return out[: 250 * PACKET_SIZE]
 
@@ -469,7 +483,7 @@ def test_packet_shaped_garbage_never_raises(parts: list[bytes]) -> None:
 @given(st.lists(st.tuples(st.integers(0, 250 * PACKET_SIZE - 1), st.integers(0, 255)),
                 max_size=40),
        st.integers(0, 250 * PACKET_SIZE), st.integers(0, 2000), st.integers(0, 2**32),
-       st.sampled_from(["aac", "mp2", "ac3", "eac3", "libopus"]))
+       st.sampled_from(["aac", "aac-latm", "mp2", "ac3", "eac3", "libopus"]))
 def test_mutated_stream_never_raises(edits: list[tuple[int, int]], cut: int, cut_len: int,
                                      seed: int, audio: str) -> None:
     data = bytearray(_sample_ts(audio))
@@ -481,7 +495,7 @@ def test_mutated_stream_never_raises(edits: list[tuple[int, int]], cut: int, cut
     _check_tags(tags)
 
 
-@pytest.mark.parametrize("audio", ["aac", "mp2", "ac3", "eac3", "libopus"])
+@pytest.mark.parametrize("audio", ["aac", "aac-latm", "mp2", "ac3", "eac3", "libopus"])
 def test_unmutated_sample_produces_media(audio: str) -> None:
     tags, demuxer = demux(_sample_ts(audio))
     assert demuxer.stats.video_frames > 0 and demuxer.stats.audio_frames > 0

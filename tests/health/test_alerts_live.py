@@ -222,18 +222,21 @@ async def test_a_lossy_srt_path_fires_srt_loss_with_its_cause(node: Golive, sour
 async def test_audio_golive_cannot_decode_fires_audio_unsupported_naming_it(
     node: Golive, source: Path
 ) -> None:
-    # AAC in LATM (stream type 0x11), as DVB broadcast chains carry it: the broadcast
-    # goes out silent, and the operator is told why.
+    # Opus in 5.1 (an OBS profile with surround sound): the broadcast goes out silent,
+    # and the operator is told why.
     async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
                                  headers={"Authorization": f"Bearer {ADMIN}"}) as api:
-        stream = await create_stream(api, name="latm", profile="quickalerts")
-        with running(ffmpeg_publish(source, srt_caller(node.srt_url(stream["stream_key"])), loop=True,
-                                    extra=["-mpegts_flags", "latm"], muxer="mpegts")):
+        stream = await create_stream(api, name="surround", profile="quickalerts")
+        surround = ["-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "libopus",
+                    "-mapping_family", "1"]
+        with running(ffmpeg_publish(source, srt_caller(node.srt_url(stream["stream_key"])),
+                                    loop=True, extra=surround, muxer="mpegts")):
             await wait_status(api, stream["id"], "active", timeout=30)
             fired = await alert_event(api, stream["id"], "alert.firing", "audio_unsupported")
             data = fired["data"]
-            assert data["related"]["unsupported_audio"] == "AAC in LATM (stream type 0x11)"
-            assert "LATM" in data["summary"] and "set the encoder's audio codec" in data["fix"]
+            named = "Opus with more than two channels (stream type 0x06)"
+            assert data["related"]["unsupported_audio"] == named
+            assert named in data["summary"] and "set the encoder's audio codec" in data["fix"]
             live = (await get_stream(api, stream["id"]))["live"]
-            assert live["srt"]["unsupported_audio"] == "AAC in LATM (stream type 0x11)"
+            assert live["srt"]["unsupported_audio"] == named
             assert live["audio_codec"] is None

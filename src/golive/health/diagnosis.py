@@ -432,8 +432,8 @@ class AudioUnsupported:
     def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
         assert s.srt is not None
         return Diagnosis(
-            f"the encoder sends {s.srt.unsupported_audio} audio; golive takes AAC, "
-            "MPEG-1/2 audio (Layer II, MP3), AC-3, E-AC-3 and mono or stereo Opus",
+            f"the encoder sends {s.srt.unsupported_audio} audio; golive takes AAC (ADTS "
+            "or LATM), MPEG-1/2 audio (Layer II, MP3), AC-3, E-AC-3 and mono or stereo Opus",
             "set the encoder's audio codec to AAC-LC (hardware encoders: Audio → Codec; "
             "OBS: Settings → Output → Audio Encoder), or its Opus to stereo",
             {**_ingest_related(s), "unsupported_audio": s.srt.unsupported_audio},

@@ -5,8 +5,8 @@ parser raises only `CodecError` on malformed input, so a publisher's bad bytes
 never escape as IndexError or struct.error. Nothing here decodes media: only the
 headers and configuration records a live server needs to name the stream's codecs
 (RFC 6381 codec strings), picture size and frame rate. One module per codec:
-`h264`, `hevc`, `av1`, `vpx`, `audio`; FLV tag headers in `flvtags`; whether a picture
-carries closed captions in `captions`.
+`h264`, `hevc`, `av1`, `vpx`, `audio`, and `latm` for AAC in broadcast framing; FLV tag
+headers in `flvtags`; whether a picture carries closed captions in `captions`.
 """
 
 from golive.formats.codecs.audio import (
@@ -61,10 +61,12 @@ from golive.formats.codecs.hevc import (
     parse_hevc_sps,
 )
 from golive.formats.codecs.info import AudioInfo, VideoInfo
+from golive.formats.codecs.latm import LOAS_HEADER, LatmConfig, LatmReader, loas_length
 from golive.formats.codecs.vpx import VpConfig, parse_vp_config
 
 __all__ = [
     "AAC_FRAME_SAMPLES",
+    "LOAS_HEADER",
     "AacConfig",
     "AudioInfo",
     "AudioTagInfo",
@@ -78,6 +80,8 @@ __all__ = [
     "HevcConfig",
     "HevcProfileTierLevel",
     "HevcSps",
+    "LatmConfig",
+    "LatmReader",
     "Silence",
     "VideoInfo",
     "VideoTagInfo",
@@ -98,6 +102,7 @@ __all__ = [
     "hevc_codec_string",
     "hevc_config_profile",
     "hevc_decoder_config",
+    "loas_length",
     "mpeg_audio_frame",
     "parse_audio_specific_config",
     "parse_audio_tag",

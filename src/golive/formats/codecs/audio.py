@@ -15,8 +15,8 @@ from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame, eac3_
 from golive.formats.codecs.bits import BitReader, BitWriter, Buffer, CodecError
 from golive.formats.codecs.info import AudioInfo
 
-_AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000,
-                     12000, 11025, 8000, 7350)
+AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000,  # by index
+                    12000, 11025, 8000, 7350)
 _AAC_CHANNELS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 8, 11: 7, 12: 8, 13: 24, 14: 8}
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +58,9 @@ def parse_audio_specific_config(data: Buffer) -> AacConfig:
             if rate == 0:
                 raise CodecError("explicit sampling frequency of 0")
             return index, rate
-        if index >= len(_AAC_SAMPLE_RATES):
+        if index >= len(AAC_SAMPLE_RATES):
             raise CodecError(f"reserved samplingFrequencyIndex {index}")
-        return index, _AAC_SAMPLE_RATES[index]
+        return index, AAC_SAMPLE_RATES[index]
 
     aot = object_type()
     if aot == 0:
@@ -196,9 +196,9 @@ def _aac_silence(head: bytes) -> Silence | None:
         return None
     samples = AAC_FRAME_SAMPLES
     if config.object_type != AAC_LC:  # SBR doubles the core's rate
-        if config.sampling_frequency_index >= len(_AAC_SAMPLE_RATES):
+        if config.sampling_frequency_index >= len(AAC_SAMPLE_RATES):
             return None
-        core_rate = _AAC_SAMPLE_RATES[config.sampling_frequency_index]
+        core_rate = AAC_SAMPLE_RATES[config.sampling_frequency_index]
         if config.sample_rate % core_rate:
             return None
         samples = AAC_FRAME_SAMPLES * config.sample_rate // core_rate

@@ -34,6 +34,11 @@ class BitReader:
     def bits_left(self) -> int:
         return self._end - self._pos
 
+    @property
+    def position(self) -> int:
+        """Bits read so far."""
+        return self._pos
+
     def u(self, n: int) -> int:
         if n == 0:
             return 0

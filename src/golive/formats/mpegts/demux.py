@@ -4,8 +4,8 @@ Sans-IO: `TsDemuxer.feed` takes transport-stream bytes in any chunking and retur
 `MediaTag`s shaped exactly like an RTMP publisher's (AVC and AAC as legacy FLV tags,
 HEVC as Enhanced RTMP "hvc1"), so the broadcast hub and the transcoder treat an SRT
 publish exactly like an RTMP one. It follows the first program of the PAT, takes
-that program's first H.264/HEVC stream and first ADTS AAC stream, and ignores the
-rest. Packets, PSI and PES are read by the sibling modules; this one keeps the
+that program's first H.264/HEVC stream and first audio stream it can read (AAC in ADTS
+or LATM, MPEG audio, AC-3, E-AC-3, mono or stereo Opus), and ignores the rest. Packets, PSI and PES are read by the sibling modules; this one keeps the
 timeline and turns access units and ADTS frames into tags. Damaged input is counted
 in `TsDemuxer.stats` and skipped; `feed` does not raise for anything a publisher sends.
 """
@@ -20,10 +20,12 @@ from golive.formats.annexb import split_annexb
 from golive.formats.codecs import (
     CodecError,
     FrameHeader,
+    LatmReader,
     ac3_frame,
     avc_decoder_config,
     eac3_frame,
     hevc_decoder_config,
+    loas_length,
     mpeg_audio_frame,
     parse_audio_specific_config,
 )
@@ -70,8 +72,8 @@ _MAX_FLV_BODY = 0xFFFFFF
 _MAX_QUEUED_AUDIO = 512
 # Audio stream types golive does not take, by name (what an alert tells the operator).
 _AUDIO_NAMES = {
-    STREAM_TYPE_AAC_LATM: "AAC in LATM", 0x1C: "MPEG-4 audio without ADTS",
-    0x80: "LPCM", 0x82: "DTS", 0x86: "DTS", 0x83: "Dolby TrueHD",
+    0x1C: "MPEG-4 audio without ADTS", 0x80: "LPCM", 0x82: "DTS", 0x86: "DTS",
+    0x83: "Dolby TrueHD",
 }
 _MAX_FRAMED_AUDIO = 16384  # bytes a non-AAC frame may span (AC-3: 3,840; Opus: 120 ms)
 _OPUS_RATE = 48000
@@ -79,12 +81,15 @@ _OPUS_RATE = 48000
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
-    """One audio access unit found in a PES payload."""
+    """One audio access unit found in a PES payload (`samples` 0: one to pass over)."""
 
     length: int  # bytes, its framing included
     start: int  # where the codec's frame starts in it
     samples: int
     rate: int
+    config: bytes | None = None  # the sequence header tag's body, where the stream says it
+    frame: bytes | None = None  # the codec's frame, where it is not bytes start:length
+    damaged: bool = False  # framed whole, but what is inside does not read
 
 
 _Splitter = Callable[[bytes, int], _Unit | None]
@@ -150,6 +155,30 @@ def _opus_samples(data: bytes, at: int, size: int) -> int | None:
     return frame * count
 
 
+def _latm_units() -> _Splitter:
+    """AAC in LATM over LOAS: each frame's AudioMuxElement read by one `LatmReader`, which
+    keeps the StreamMuxConfig the frames between its repeats refer to."""
+    reader = LatmReader()
+
+    def unit(data: bytes, pos: int) -> _Unit | None:
+        length = loas_length(data, pos)
+        if length is None:
+            return None
+        if pos + length > len(data):
+            return _Unit(length, 0, 0, 1)  # (asks for more)
+        try:
+            frame = reader.payload(data[pos + 3 : pos + length])
+        except CodecError:
+            return _Unit(length, 0, 0, 1, damaged=True)
+        config = reader.config
+        if frame is None or config is None:  # joined between StreamMuxConfigs
+            return _Unit(length, 0, 0, 1)
+        return _Unit(length, 0, config.frame_samples, config.core_rate,
+                     b"\xaf\x00" + config.asc, frame)
+
+    return unit
+
+
 def _opus_head(channels: int) -> bytes:
     """RFC 7845 5.1's identification header: mapping family 0, no pre-skip known."""
     return b"OpusHead" + bytes((1, channels)) + (0).to_bytes(2, "little") \
@@ -169,7 +198,10 @@ class _Framing:
 
 def _framing(es: ElementaryStream) -> _Framing | None:
     """MPEG-1/2 Layer I-III as ".mp3", AC-3 as "ac-3", E-AC-3 as "ec-3", mono or stereo
-    Opus as "Opus"."""
+    Opus as "Opus"; AAC in LATM as legacy FLV AAC, as ADTS AAC goes (its sequence header
+    from the stream's StreamMuxConfig)."""
+    if es.stream_type == STREAM_TYPE_AAC_LATM:
+        return _Framing(b"", b"\xaf\x01", _latm_units(), b"\x56")
     if es.stream_type in (STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG2_AUDIO):
         return _Framing(b"\x90.mp3", b"\x91.mp3", _whole_frames(mpeg_audio_frame), b"\xff")
     if es.stream_type == STREAM_TYPE_AC3:
@@ -667,8 +699,9 @@ class TsDemuxer:
 
     def _framed_audio_pes(self, track: _AudioTrack, pts: int | None, payload: bytes,
                           framing: _Framing) -> None:
-        """MPEG audio, AC-3 or Opus: units found by their headers, timed as ADTS frames are
-        (the PES's PTS is its first new unit's; the others follow by their samples)."""
+        """MPEG audio, AC-3, Opus or LATM: units found by their headers, timed as ADTS
+        frames are (the PES's PTS is its first new unit's; the others follow by their
+        samples)."""
         carried = len(track.leftover)
         data = track.leftover + payload if carried else payload
         track.leftover = b""
@@ -685,8 +718,12 @@ class TsDemuxer:
                 continue
             if pos + unit.length > size:
                 break
-            if not unit.samples:  # E-AC-3's dependent substream: more channels of the
-                pos += unit.length  # frame before, which alone decodes to the ladder's stereo
+            if not unit.samples:  # E-AC-3's dependent substream (more channels of the frame
+                # before, which alone decodes to the ladder's stereo), or a LATM frame
+                # before its first StreamMuxConfig or one that does not read
+                if unit.damaged:
+                    self.stats.adts_errors += 1
+                pos += unit.length
                 continue
             duration = unit.samples * 90_000 // unit.rate
             if pos >= carried and pes_ticks is not None:
@@ -698,7 +735,10 @@ class TsDemuxer:
             if ticks is None:
                 self.stats.audio_skipped += 1
             else:
-                self._emit_audio(ticks, config, prefix + data[pos + unit.start : pos + unit.length])
+                frame = unit.frame
+                if frame is None:
+                    frame = data[pos + unit.start : pos + unit.length]
+                self._emit_audio(ticks, unit.config or config, prefix + frame)
                 track.next_ticks = ticks + duration
             pos += unit.length
         if size - pos <= _MAX_FRAMED_AUDIO:

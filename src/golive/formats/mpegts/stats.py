@@ -32,5 +32,5 @@ class TsStats:
     parameter_set_errors: int = 0
     audio_frames: int = 0
     audio_skipped: int = 0  # before the stream started, or no timestamp yet
-    adts_errors: int = 0  # audio frames that do not parse: AAC ADTS, MPEG audio or AC-3
-    unsupported_streams: int = 0  # LATM AAC, multichannel Opus, DTS, ... in the PMT
+    adts_errors: int = 0  # audio frames that do not parse: AAC (ADTS, LATM), MPEG audio, AC-3...
+    unsupported_streams: int = 0  # multichannel Opus, DTS, LPCM, ... in the PMT
