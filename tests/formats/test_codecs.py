@@ -460,3 +460,25 @@ def test_a_silent_ac3_frame_is_silence_to_liba52_too(
     decoded = out.read_bytes()
     assert len(decoded) == 20 * AC3_FRAME_SAMPLES * channels * 2
     assert not any(decoded)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 1)])
+def test_flac_in_ffmpegs_flv_is_described_in_each_header_form(
+    tmp_path: Path, rate: int, channels: int
+) -> None:
+    # ffmpeg's Enhanced RTMP FLAC sequence start is the bare 34-byte STREAMINFO; the
+    # marker-and-blocks and dfLa forms carry the same block.
+    flv = tmp_path / "flac.flv"
+    subprocess.run([MEDIA_FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"sine=sample_rate={rate}:duration=0.5", "-ac", str(channels), "-c:a",
+                    "flac", "-f", "flv", str(flv)], check=True, timeout=60)
+    header = first(read_tags(flv), TagType.AUDIO)
+    assert header.body[:5] == b"\x90fLaC" and len(header.body) == 5 + 34
+    expected = codecs.AudioInfo("flac", rate, channels, "flac")
+    assert describe_audio(parse_audio_tag(header.body)) == expected
+    streaminfo = header.body[5:]
+    block = b"\x80\x00\x00\x22" + streaminfo  # the last metadata block, STREAMINFO
+    for form in (b"fLaC" + block, bytes(4) + block):
+        assert describe_audio(parse_audio_tag(b"\x90fLaC" + form)) == expected
+    with pytest.raises(CodecError):
+        describe_audio(parse_audio_tag(b"\x90fLaC" + streaminfo[:33]))

@@ -311,12 +311,19 @@ def opus_info(header: Buffer) -> AudioInfo:
     raise CodecError("unrecognised Opus sequence header")
 
 
+_STREAMINFO_SIZE = 34
+
+
 def flac_info(header: Buffer) -> AudioInfo:
+    """A FLAC sequence header: metadata blocks, STREAMINFO first, after the "fLaC" marker
+    or a dfLa box's version and flags, or the bare 34-byte STREAMINFO (ffmpeg's FLV)."""
     data = bytes(header)
     if data.startswith(b"fLaC"):
         data = data[4:]
     elif len(data) >= 4 and data[:4] == b"\x00\x00\x00\x00" and len(data) >= 42:
         data = data[4:]  # dfLa FullBox version/flags
+    if len(data) == _STREAMINFO_SIZE:
+        data = bytes(4) + data  # (as the block it would be)
     if len(data) < 4 + 18 or (data[0] & 0x7F) != 0:
         raise CodecError("FLAC sequence header without STREAMINFO")
     r = BitReader(data[4 + 10 : 4 + 14])
