@@ -35,6 +35,7 @@ class AacConfig:
     channel_configuration: int
     channels: int | None  # None: defined by a program_config_element (config 0)
     core_object_type: int
+    core_sample_rate: int  # the AAC core's: `sample_rate`, or half of it under explicit SBR
 
     @property
     def codec_string(self) -> str:
@@ -45,7 +46,11 @@ class AacConfig:
 
 
 def parse_audio_specific_config(data: Buffer) -> AacConfig:
-    r = BitReader(data)
+    return read_audio_specific_config(BitReader(data))
+
+
+def read_audio_specific_config(r: BitReader) -> AacConfig:
+    """Read an AudioSpecificConfig up to its extension signalling, leaving `r` after it."""
 
     def object_type() -> int:
         value = r.u(5)
@@ -65,16 +70,17 @@ def parse_audio_specific_config(data: Buffer) -> AacConfig:
     aot = object_type()
     if aot == 0:
         raise CodecError("audioObjectType 0 is invalid")
-    index, rate = frequency()
+    index, core_rate = frequency()
+    rate = core_rate
     config = r.u(4)
     channels = _AAC_CHANNELS.get(config)
     core = aot
-    if aot in (5, 29):
+    if aot in (_SBR, _PS):
         _, rate = frequency()
         core = object_type()
-        if aot == 29 and channels == 1:
+        if aot == _PS and channels == 1:
             channels = 2  # parametric stereo decodes mono into stereo
-    return AacConfig(aot, index, rate, config, channels, core)
+    return AacConfig(aot, index, rate, config, channels, core, core_rate)
 
 
 AAC_LC = 2
@@ -194,14 +200,9 @@ def _aac_silence(head: bytes) -> Silence | None:
     frame = aac_silent_frame(config)
     if frame is None:
         return None
-    samples = AAC_FRAME_SAMPLES
-    if config.object_type != AAC_LC:  # SBR doubles the core's rate
-        if config.sampling_frequency_index >= len(AAC_SAMPLE_RATES):
-            return None
-        core_rate = AAC_SAMPLE_RATES[config.sampling_frequency_index]
-        if config.sample_rate % core_rate:
-            return None
-        samples = AAC_FRAME_SAMPLES * config.sample_rate // core_rate
+    if config.sample_rate % config.core_sample_rate:  # (SBR doubles the core's rate)
+        return None
+    samples = AAC_FRAME_SAMPLES * config.sample_rate // config.core_sample_rate
     return Silence(bytes((head[0], 1)) + frame, samples, config.sample_rate)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from golive.formats.codecs.audio import AAC_FRAME_SAMPLES, AAC_SAMPLE_RATES
+from golive.formats.codecs.audio import AAC_FRAME_SAMPLES, read_audio_specific_config
 from golive.formats.codecs.bits import BitReader, Buffer, CodecError
 
 __all__ = ["LOAS_HEADER", "LatmConfig", "LatmReader", "loas_length"]
@@ -27,7 +27,6 @@ __all__ = ["LOAS_HEADER", "LatmConfig", "LatmReader", "loas_length"]
 LOAS_HEADER = 3
 """Bytes of a LOAS frame before its AudioMuxElement: the sync word and the length."""
 
-_SBR, _PS = 5, 29  # explicit HE-AAC and HE-AAC v2 signalling
 _AAC_CORES = (1, 2, 3, 4)  # Main, LC, SSR, LTP: GASpecificConfig, no error resilience
 _SHORT_FRAME_SAMPLES = 960  # frameLengthFlag set
 
@@ -129,38 +128,18 @@ def _stream_mux_config(r: BitReader, element: Buffer) -> LatmConfig:
 def _audio_specific_config(r: BitReader) -> tuple[int, int]:
     """Read an AudioSpecificConfig (1.6.2.1) of an AAC core; return its core's sampling
     rate and samples per frame."""
-
-    def object_type() -> int:
-        value = r.u(5)
-        return 32 + r.u(6) if value == 31 else value
-
-    def frequency() -> int:
-        index = r.u(4)
-        if index == 15:
-            return r.u(24)
-        if index >= len(AAC_SAMPLE_RATES):
-            raise CodecError(f"reserved samplingFrequencyIndex {index}")
-        return AAC_SAMPLE_RATES[index]
-
-    aot = object_type()
-    rate = frequency()
-    channels = r.u(4)
-    core = aot
-    if aot in (_SBR, _PS):
-        frequency()  # the SBR output rate
-        core = object_type()
+    config = read_audio_specific_config(r)
+    core = config.core_object_type
     if core not in _AAC_CORES:
         raise CodecError(f"LATM audio object type {core} is not AAC (Main, LC, SSR or LTP)")
-    if rate == 0:
-        raise CodecError("sampling frequency of 0")
-    if channels == 0:
+    if config.channel_configuration == 0:
         raise CodecError("LATM channels set by a program_config_element are not supported")
     short_frames = r.flag()  # GASpecificConfig: frameLengthFlag
     if r.flag():  # dependsOnCoreCoder
         r.skip(14)  # coreCoderDelay
     if r.flag():  # extensionFlag: only extensionFlag3 for these object types
         r.skip(1)
-    return rate, _SHORT_FRAME_SAMPLES if short_frames else AAC_FRAME_SAMPLES
+    return config.core_sample_rate, _SHORT_FRAME_SAMPLES if short_frames else AAC_FRAME_SAMPLES
 
 
 def _bits(data: Buffer, start: int, count: int) -> bytes:
