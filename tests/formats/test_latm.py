@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golive.formats.codecs import CodecError, LatmReader, loas_length
+from golive.formats.codecs import CodecError, LatmReader, LatmUnsupported, loas_length
 from golive.formats.codecs.bits import BitWriter
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -146,20 +146,30 @@ def test_he_aac_and_960_sample_frames_are_timed_by_their_core() -> None:
 
 
 @pytest.mark.parametrize(("fields", "reason"), [
-    ({"subframes": 1}, "2 frames"),
-    ({"programs": 1}, "2 programs"),
-    ({"layers": 2}, "3 layers"),
-    ({"length_type": 1}, "frameLengthType 1"),
-    ({"asc": [(31, 5), (10, 6), (3, 4), (2, 4)]}, "object type 42"),  # USAC
-    ({"asc": [(2, 5), (3, 4), (0, 4), (0, 3)]}, "program_config_element"),
+    ({"subframes": 1}, "AAC in LATM with frames/programs/layers per element 2/1/1"),
+    ({"programs": 1}, "per element 1/2/1"),
+    ({"layers": 2}, "per element 1/1/3"),
+    ({"length_type": 1}, "AAC in LATM with frameLengthType 1"),
+    ({"asc": [(31, 5), (10, 6), (3, 4), (2, 4)]}, "LATM with audio object type 42"),  # USAC
+    ({"asc": [(2, 5), (3, 4), (0, 4), (0, 3)]}, "channels set by a program_config_element"),
+])
+def test_what_golive_does_not_take_is_named(fields: dict[str, object], reason: str) -> None:
+    # Named as a stream's audio, for the operator (the audio_unsupported alert).
+    arguments: dict[str, object] = {"asc": LC_48K_STEREO, **fields}
+    with pytest.raises(LatmUnsupported, match=reason):
+        LatmReader().payload(element(**arguments))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
     ({"asc": [(2, 5), (13, 4), (2, 4), (0, 3)]}, "reserved samplingFrequencyIndex 13"),
     ({"version": 1, "asc_bits": 10}, "longer than its stated length"),
     ({"payload": b""}, "payload of 0 bytes"),
 ])
-def test_what_golive_does_not_take_is_named(fields: dict[str, object], reason: str) -> None:
+def test_what_does_not_read_is_damage(fields: dict[str, object], reason: str) -> None:
     arguments: dict[str, object] = {"asc": LC_48K_STEREO, **fields}
-    with pytest.raises(CodecError, match=reason):
+    with pytest.raises(CodecError, match=reason) as raised:
         LatmReader().payload(element(**arguments))  # type: ignore[arg-type]
+    assert not isinstance(raised.value, LatmUnsupported)
 
 
 def test_cut_short_and_reserved_forms_raise_codec_errors() -> None:
@@ -167,7 +177,7 @@ def test_cut_short_and_reserved_forms_raise_codec_errors() -> None:
     for end in range(len(whole)):
         with pytest.raises(CodecError):
             LatmReader().payload(whole[:end])
-    with pytest.raises(CodecError, match="audioMuxVersionA"):
+    with pytest.raises(LatmUnsupported, match="audioMuxVersionA 1"):
         LatmReader().payload(b"\x60\x00")  # useSameStreamMux 0, version 1, versionA 1
 
 

@@ -322,6 +322,33 @@ def test_latm_aac_comes_out_as_the_same_stream_in_adts_does(media_dir: Path) -> 
     assert all(abs(a.timestamp - b.timestamp) <= 1 for a, b in zip(latm, adts, strict=True))
 
 
+def test_latm_in_a_form_golive_does_not_take_is_named(media_dir: Path) -> None:
+    # Every StreamMuxConfig of ffmpeg's LATM rewritten to say two frames an element: no
+    # sound comes out, and the demuxer says why, as for a codec it does not take.
+    aac, latm = media_dir / "named.aac", media_dir / "named.latm"
+    _ffmpeg("-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:a", "aac", str(aac))
+    _ffmpeg("-i", str(aac), "-c", "copy", "-f", "latm", str(latm))
+    data = bytearray(latm.read_bytes())
+    pos = configs = 0
+    while pos < len(data):
+        length = codecs.loas_length(data, pos)
+        assert length is not None
+        if not data[pos + 3] & 0x80:  # useSameStreamMux 0: a StreamMuxConfig
+            data[pos + 4] |= 0x80  # numSubFrames 1 (its last bit)
+            configs += 1
+        pos += length
+    latm.write_bytes(data)
+    ts = media_dir / "named.ts"
+    _ffmpeg("-i", str(latm), "-c:a", "copy", "-f", "mpegts", str(ts))
+    tags, demuxer = demux(ts.read_bytes())
+    assert not tags and configs >= 4 and demuxer.stats.adts_errors == configs
+    assert demuxer.unsupported_audio == (
+        "AAC in LATM with frames/programs/layers per element 2/1/1 (golive takes 1/1/1) "
+        "(stream type 0x11)")
+    # The program itself lists audio golive takes.
+    assert demuxer.program is not None and demuxer.program.unsupported_audio is None
+
+
 @needs_ffprobe
 def test_audio_only_stream_starts_at_zero(media_dir: Path) -> None:
     ts = media_dir / "audio.ts"

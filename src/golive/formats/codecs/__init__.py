@@ -61,7 +61,13 @@ from golive.formats.codecs.hevc import (
     parse_hevc_sps,
 )
 from golive.formats.codecs.info import AudioInfo, VideoInfo
-from golive.formats.codecs.latm import LOAS_HEADER, LatmConfig, LatmReader, loas_length
+from golive.formats.codecs.latm import (
+    LOAS_HEADER,
+    LatmConfig,
+    LatmReader,
+    LatmUnsupported,
+    loas_length,
+)
 from golive.formats.codecs.vpx import VpConfig, parse_vp_config
 
 __all__ = [
@@ -82,6 +88,7 @@ __all__ = [
     "HevcSps",
     "LatmConfig",
     "LatmReader",
+    "LatmUnsupported",
     "Silence",
     "VideoInfo",
     "VideoTagInfo",

@@ -12,7 +12,8 @@ AudioSpecificConfig as bytes and each raw AAC frame. It reads the form broadcast
 and ffmpeg write: one program, one layer, one frame per element (numSubFrames 0), frame
 lengths in the payload (frameLengthType 0), audioMuxVersion 0 or 1, an AAC Main, LC,
 SSR or LTP core (HE-AAC and HE-AAC v2 with explicit signalling included). Anything else
-raises `CodecError` naming what it is, as does anything cut short.
+raises `LatmUnsupported` (a `CodecError`) naming what it is, so the operator can be told;
+anything cut short or contradictory raises `CodecError`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from dataclasses import dataclass
 from golive.formats.codecs.audio import AAC_FRAME_SAMPLES, read_audio_specific_config
 from golive.formats.codecs.bits import BitReader, Buffer, CodecError
 
-__all__ = ["LOAS_HEADER", "LatmConfig", "LatmReader", "loas_length"]
+__all__ = ["LOAS_HEADER", "LatmConfig", "LatmReader", "LatmUnsupported", "loas_length"]
 
 LOAS_HEADER = 3
 """Bytes of a LOAS frame before its AudioMuxElement: the sync word and the length."""
 
 _AAC_CORES = (1, 2, 3, 4)  # Main, LC, SSR, LTP: GASpecificConfig, no error resilience
 _SHORT_FRAME_SAMPLES = 960  # frameLengthFlag set
+
+
+class LatmUnsupported(CodecError):
+    """A well-formed LATM stream in a form golive does not take; the message names it as
+    a stream's audio ("AAC in LATM with ...")."""
 
 
 def loas_length(data: Buffer, pos: int = 0) -> int | None:
@@ -87,14 +93,14 @@ def _latm_value(r: BitReader) -> int:
 def _stream_mux_config(r: BitReader, element: Buffer) -> LatmConfig:
     version = r.u(1)
     if version and r.u(1):
-        raise CodecError("LATM audioMuxVersionA 1 is reserved")
+        raise LatmUnsupported("LATM with audioMuxVersionA 1 (reserved)")
     if version:
         _latm_value(r)  # taraBufferFullness
     same_time_framing = r.u(1)
     subframes, programs, layers = r.u(6), r.u(4), r.u(3)
     if subframes or programs or layers or not same_time_framing:
-        raise CodecError(f"LATM with {subframes + 1} frames, {programs + 1} programs and "
-                         f"{layers + 1} layers per element is not supported (1, 1 and 1 are)")
+        raise LatmUnsupported(f"AAC in LATM with frames/programs/layers per element "
+                              f"{subframes + 1}/{programs + 1}/{layers + 1} (golive takes 1/1/1)")
     if version:
         asc_bits = _latm_value(r)
         start = r.position
@@ -109,7 +115,8 @@ def _stream_mux_config(r: BitReader, element: Buffer) -> LatmConfig:
     asc = _bits(element, start, asc_bits)
     frame_length_type = r.u(3)
     if frame_length_type:
-        raise CodecError(f"LATM frameLengthType {frame_length_type} is not supported (0 is)")
+        raise LatmUnsupported(f"AAC in LATM with frameLengthType {frame_length_type} "
+                              "(golive takes 0)")
     r.skip(8)  # latmBufferFullness
     if r.flag():  # otherDataPresent: its length (the bits themselves follow the payload)
         if version:
@@ -131,9 +138,10 @@ def _audio_specific_config(r: BitReader) -> tuple[int, int]:
     config = read_audio_specific_config(r)
     core = config.core_object_type
     if core not in _AAC_CORES:
-        raise CodecError(f"LATM audio object type {core} is not AAC (Main, LC, SSR or LTP)")
+        raise LatmUnsupported(f"LATM with audio object type {core} (golive takes AAC Main, "
+                              "LC, SSR and LTP)")
     if config.channel_configuration == 0:
-        raise CodecError("LATM channels set by a program_config_element are not supported")
+        raise LatmUnsupported("AAC in LATM with channels set by a program_config_element")
     short_frames = r.flag()  # GASpecificConfig: frameLengthFlag
     if r.flag():  # dependsOnCoreCoder
         r.skip(14)  # coreCoderDelay

@@ -21,6 +21,7 @@ from golive.formats.codecs import (
     CodecError,
     FrameHeader,
     LatmReader,
+    LatmUnsupported,
     ac3_frame,
     avc_decoder_config,
     eac3_frame,
@@ -90,6 +91,7 @@ class _Unit:
     config: bytes | None = None  # the sequence header tag's body, where the stream says it
     frame: bytes | None = None  # the codec's frame, where it is not bytes start:length
     damaged: bool = False  # framed whole, but what is inside does not read
+    unsupported: str | None = None  # framed whole, in a form golive does not take: what
 
 
 _Splitter = Callable[[bytes, int], _Unit | None]
@@ -168,6 +170,8 @@ def _latm_units() -> _Splitter:
             return _Unit(length, 0, 0, 1)  # (asks for more)
         try:
             frame = reader.payload(data[pos + 3 : pos + length])
+        except LatmUnsupported as refused:
+            return _Unit(length, 0, 0, 1, damaged=True, unsupported=str(refused))
         except CodecError:
             return _Unit(length, 0, 0, 1, damaged=True)
         config = reader.config
@@ -270,10 +274,11 @@ class _VideoTrack(PesTrack):
 
 
 class _AudioTrack(PesTrack):
-    __slots__ = ("configs", "emitted", "framing", "leftover", "next_ticks")
+    __slots__ = ("configs", "emitted", "framing", "leftover", "next_ticks", "unsupported")
 
     def __init__(self, es: ElementaryStream) -> None:
         super().__init__(es)
+        self.unsupported: str | None = None  # its frames are in a form golive does not take
         self.framing = _framing(es)  # None: AAC in ADTS
         self.leftover = b""  # a frame cut by the end of the previous PES
         self.next_ticks: int | None = None
@@ -334,6 +339,15 @@ class TsDemuxer:
         self._base: int | None = None  # unwrapped ticks at output time 0
         self._queue: deque[_QueuedAudio] = deque()
         self._out: list[MediaTag] = []
+
+    @property
+    def unsupported_audio(self) -> str | None:
+        """Audio golive cannot take, when it takes none: what the PMT lists, or the form
+        the followed audio stream's frames turned out to be in (LATM's options)."""
+        track = self._audio
+        if track is not None and track.unsupported is not None:
+            return f"{track.unsupported} (stream type 0x{track.stream_type:02x})"
+        return self.program.unsupported_audio if self.program is not None else None
 
     # ---------------------------------------------------------------- transport packets
 
@@ -723,6 +737,8 @@ class TsDemuxer:
                 # before its first StreamMuxConfig or one that does not read
                 if unit.damaged:
                     self.stats.adts_errors += 1
+                    if unit.unsupported is not None:
+                        track.unsupported = unit.unsupported
                 pos += unit.length
                 continue
             duration = unit.samples * 90_000 // unit.rate
@@ -732,6 +748,7 @@ class TsDemuxer:
                 ticks = track.next_ticks
             if pos >= carried:
                 index += 1
+            track.unsupported = None
             if ticks is None:
                 self.stats.audio_skipped += 1
             else:

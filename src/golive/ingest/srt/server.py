@@ -68,7 +68,7 @@ class SrtPublisherFacts:
     stats: ConnectionStats
     unsupported_audio: str | None = None
     """Audio its transport stream carries that golive cannot decode (and no other audio):
-    what it is (`TsProgram.unsupported_audio`)."""
+    what it is (`TsDemuxer.unsupported_audio`)."""
 
 
 @dataclass(eq=False)
@@ -185,10 +185,8 @@ class SrtServer:
         for p in self._publishing.values():
             stats = self.listener.stats(p.socket_id)
             if stats is not None:
-                program = p.demuxer.program
-                facts[p.stream_key] = SrtPublisherFacts(
-                    p.stream_key, p.remote, stats,
-                    program.unsupported_audio if program is not None else None)
+                facts[p.stream_key] = SrtPublisherFacts(p.stream_key, p.remote, stats,
+                                                        p.demuxer.unsupported_audio)
         return facts
 
     @property
