@@ -315,6 +315,7 @@ class _LiveView:
             if srt is not None:
                 facts["srt"] = dataclasses.asdict(srt.stats)
                 facts["srt"]["unsupported_audio"] = srt.unsupported_audio
+                facts["srt"]["unsupported_video"] = srt.unsupported_video
         return facts
 
     async def stream_changed(self, stream_id: str) -> None:
@@ -960,7 +961,8 @@ class Golive:
         return SrtSample(rtt_ms=st.rtt_ms, packets_received=st.packets_received,
                          packets_lost=st.packets_lost, retransmitted=st.retransmitted,
                          dropped=st.dropped, latency_ms=st.latency_ms,
-                         unsupported_audio=facts.unsupported_audio)
+                         unsupported_audio=facts.unsupported_audio,
+                         unsupported_video=facts.unsupported_video)
 
     def _recording_for(self, broadcast: Broadcast) -> SegmentObserver | None:
         """The recording of a broadcast whose stream records, asked once per broadcast."""

@@ -423,6 +423,21 @@ def test_opus_beyond_stereo_is_left_out_and_named(media_dir: Path) -> None:
         "Opus with more than two channels (stream type 0x06)")
 
 
+def test_video_golive_does_not_take_is_named_and_the_sound_goes_on(media_dir: Path) -> None:
+    # A DVB relay's SD service: MPEG-2 video, MPEG-1 Layer II sound.
+    ts = media_dir / "mpeg2.ts"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i",
+            "sine=sample_rate=48000", "-t", "1", "-c:v", "mpeg2video", "-c:a", "mp2",
+            "-f", "mpegts", str(ts))
+    tags, demuxer = demux(ts.read_bytes())
+    assert demuxer.program is not None and demuxer.program.video is None
+    assert demuxer.unsupported_video == "MPEG-2 video (stream type 0x02)"
+    assert demuxer.unsupported_audio is None
+    assert tags and all(t.type is TagType.AUDIO for t in tags) and tags[0].timestamp == 0
+    tags, demuxer = demux(make_ts(media_dir, "h264"))
+    assert demuxer.unsupported_video is None
+
+
 def test_audio_frame_headers_give_the_frame_lengths() -> None:
     # MPEG-1 Layer II 192 kbit/s 48 kHz: 576 bytes; with padding at 44.1 kHz, 627.
     assert codecs.mpeg_audio_frame(b"\xff\xfd\xa4\x00") == codecs.FrameHeader(576, 1152, 48000)

@@ -240,3 +240,26 @@ async def test_audio_golive_cannot_decode_fires_audio_unsupported_naming_it(
             live = (await get_stream(api, stream["id"]))["live"]
             assert live["srt"]["unsupported_audio"] == named
             assert live["audio_codec"] is None
+
+
+@pytest.mark.timeout(240)
+async def test_video_golive_cannot_decode_fires_video_unsupported_and_the_sound_goes_out(
+    node: Golive, source: Path
+) -> None:
+    # A DVB relay's SD service: MPEG-2 video and Layer II sound. golive took it for a radio
+    # show and said nothing.
+    async with httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
+                                 headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+        stream = await create_stream(api, name="dvb", profile="quickalerts")
+        with running(ffmpeg_publish(source, srt_caller(node.srt_url(stream["stream_key"])),
+                                    loop=True, extra=["-c:v", "mpeg2video", "-c:a", "mp2"],
+                                    muxer="mpegts")):
+            await wait_status(api, stream["id"], "active", timeout=30)
+            fired = await alert_event(api, stream["id"], "alert.firing", "video_unsupported")
+            data = fired["data"]
+            named = "MPEG-2 video (stream type 0x02)"
+            assert data["related"]["unsupported_video"] == named
+            assert named in data["summary"] and "set the encoder's video codec" in data["fix"]
+            live = (await get_stream(api, stream["id"]))["live"]
+            assert live["srt"]["unsupported_video"] == named
+            assert live["video_codec"] is None and live["audio_codec"] == "mp3"

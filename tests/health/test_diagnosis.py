@@ -141,6 +141,18 @@ def test_audio_golive_cannot_decode_is_named_with_the_fix() -> None:
         protocol="srt", srt=dataclasses.replace(srt, unsupported_audio=None)))
 
 
+def test_video_golive_cannot_decode_is_named_with_the_fix() -> None:
+    srt = SrtSignals(rtt_ms=20, loss_ratio=0.0, retransmit_ratio=0.0, dropped=0,
+                     latency_ms=120, unsupported_video="MPEG-2 video (stream type 0x02)")
+    s = signals(protocol="srt", srt=srt)
+    assert fired(s) == {"video_unsupported"}
+    finding, cause, fix = diagnose("video_unsupported", s)
+    assert "MPEG-2 video (stream type 0x02)" in finding.summary and "sound alone" in finding.summary
+    assert "MPEG-2 video" in cause and "H.264" in fix
+    assert "video_unsupported" not in fired(signals(
+        protocol="srt", srt=dataclasses.replace(srt, unsupported_video=None)))
+
+
 def test_reconnects_point_at_the_missing_backup_ingest() -> None:
     _, cause, fix = diagnose("reconnects", signals(reconnects=3))
     assert "no backup ingest" in cause and "backup key" in fix

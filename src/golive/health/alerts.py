@@ -234,6 +234,7 @@ class SrtSample:
     dropped: int
     latency_ms: int
     unsupported_audio: str | None = None  # audio the publisher sends that golive cannot take
+    unsupported_video: str | None = None  # likewise its video
 
 
 class PipelineView(Protocol):
@@ -542,7 +543,8 @@ class AlertEngine:
         return SrtSignals(rtt_ms=sample.rtt_ms, loss_ratio=loss, retransmit_ratio=retransmit,
                           dropped=max(0, sample.dropped - first.dropped),
                           latency_ms=sample.latency_ms,
-                          unsupported_audio=sample.unsupported_audio)
+                          unsupported_audio=sample.unsupported_audio,
+                          unsupported_video=sample.unsupported_video)
 
     def _encoder_signals(self, watch: _Watch,
                          facts: PipelineFacts | None) -> EncoderSignals | None:

@@ -58,6 +58,8 @@ class SrtSignals:
     unsupported_audio: str | None = None
     """Audio the publisher's transport stream carries that golive cannot decode (and no
     other audio): what it is."""
+    unsupported_video: str | None = None
+    """Likewise its video: the broadcast goes out as sound alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +439,31 @@ class AudioUnsupported:
             "set the encoder's audio codec to AAC-LC (hardware encoders: Audio → Codec; "
             "OBS: Settings → Output → Audio Encoder), or its Opus to stereo",
             {**_ingest_related(s), "unsupported_audio": s.srt.unsupported_audio},
+        )
+
+
+class VideoUnsupported:
+    """The publisher sends video in a codec golive cannot decode: only its sound goes out."""
+
+    name = "video_unsupported"
+
+    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
+        what = s.srt.unsupported_video if s.srt is not None else None
+        if what is None:
+            return None
+        return Finding(0.0, 0.0, "video frames",
+                       f"the publisher's video is {what}, which golive cannot decode: "
+                       "viewers get the sound alone")
+
+    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
+        assert s.srt is not None
+        return Diagnosis(
+            f"the encoder sends {s.srt.unsupported_video}; golive takes H.264 and HEVC over "
+            "SRT (a DVB relay's SD services are MPEG-2 video)",
+            "set the encoder's video codec to H.264 (hardware encoders: Video → Codec; "
+            "OBS: Settings → Output → Video Encoder), or transcode the relay to H.264 "
+            "before golive",
+            {**_ingest_related(s), "unsupported_video": s.srt.unsupported_video},
         )
 
 
@@ -1121,6 +1148,7 @@ VIEWER_RULES: tuple[Rule, ...] = (Rebuffering(), StartupSlow(), LatencyHigh(),
 
 RULES: tuple[Rule, ...] = (
     IngestStalled(), IngestSlow(), IngestBitrate(), KeyframeInterval(), AvDrift(),
-    AudioMissing(), AudioUnsupported(), Reconnects(), SrtLoss(), SrtRtt(), EncoderSlow(), *VIEWER_RULES,
-    TranscoderRestarts(), AudioSilent(), AudioClipping(), VideoBlack(), ViewerLatencyDrift(),
+    AudioMissing(), AudioUnsupported(), VideoUnsupported(), Reconnects(), SrtLoss(), SrtRtt(),
+    EncoderSlow(), *VIEWER_RULES, TranscoderRestarts(), AudioSilent(), AudioClipping(),
+    VideoBlack(), ViewerLatencyDrift(),
 )

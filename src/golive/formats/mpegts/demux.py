@@ -76,6 +76,12 @@ _AUDIO_NAMES = {
     0x1C: "MPEG-4 audio without ADTS", 0x80: "LPCM", 0x82: "DTS", 0x86: "DTS",
     0x83: "Dolby TrueHD",
 }
+# Video stream types golive does not take, by name (DVB's SD services are MPEG-2 video).
+_VIDEO_NAMES = {
+    0x01: "MPEG-1 video", 0x02: "MPEG-2 video", 0x10: "MPEG-4 Part 2 video",
+    0x21: "JPEG 2000 video", 0x33: "VVC (H.266) video", 0x42: "AVS video",
+    0xD1: "Dirac video", 0xD2: "AVS2 video", 0xD4: "AVS3 video", 0xEA: "VC-1 video",
+}
 _MAX_FRAMED_AUDIO = 16384  # bytes a non-AAC frame may span (AC-3: 3,840; Opus: 120 ms)
 _OPUS_RATE = 48000
 
@@ -258,6 +264,17 @@ class TsProgram:
                 return f"{name} (stream type 0x{es.stream_type:02x})"
         return None
 
+    @property
+    def unsupported_video(self) -> str | None:
+        """The video the PMT lists that cannot be taken, when none can be: what it is."""
+        if self.video is not None:
+            return None
+        for es in self.ignored:
+            name = _VIDEO_NAMES.get(es.stream_type)
+            if name is not None:
+                return f"{name} (stream type 0x{es.stream_type:02x})"
+        return None
+
 
 class _VideoTrack(PesTrack):
     __slots__ = ("config", "emitted", "hevc", "last_delta", "last_dts", "param_key", "started")
@@ -348,6 +365,11 @@ class TsDemuxer:
         if track is not None and track.unsupported is not None:
             return f"{track.unsupported} (stream type 0x{track.stream_type:02x})"
         return self.program.unsupported_audio if self.program is not None else None
+
+    @property
+    def unsupported_video(self) -> str | None:
+        """Video golive cannot take, when it takes none: what the PMT lists."""
+        return self.program.unsupported_video if self.program is not None else None
 
     # ---------------------------------------------------------------- transport packets
 

@@ -69,6 +69,8 @@ class SrtPublisherFacts:
     unsupported_audio: str | None = None
     """Audio its transport stream carries that golive cannot decode (and no other audio):
     what it is (`TsDemuxer.unsupported_audio`)."""
+    unsupported_video: str | None = None
+    """Likewise its video (`TsDemuxer.unsupported_video`): the broadcast is sound alone."""
 
 
 @dataclass(eq=False)
@@ -185,8 +187,9 @@ class SrtServer:
         for p in self._publishing.values():
             stats = self.listener.stats(p.socket_id)
             if stats is not None:
-                facts[p.stream_key] = SrtPublisherFacts(p.stream_key, p.remote, stats,
-                                                        p.demuxer.unsupported_audio)
+                facts[p.stream_key] = SrtPublisherFacts(
+                    p.stream_key, p.remote, stats, p.demuxer.unsupported_audio,
+                    p.demuxer.unsupported_video)
         return facts
 
     @property
@@ -360,9 +363,12 @@ class SrtServer:
             publishing.watchdog = loop.call_at(due, self._check_media, publishing)
             return
         stats = self.listener.stats(publishing.socket_id)
+        demuxer = publishing.demuxer
         log.warning("srt publisher dropped reason=no_media remote=%s stream_id=%s seconds=%g "
-                    "packets_received=%d", publishing.remote, publishing.stream,
-                    self.media_timeout, stats.packets_received if stats else 0)
+                    "packets_received=%d unsupported_video=%s unsupported_audio=%s",
+                    publishing.remote, publishing.stream, self.media_timeout,
+                    stats.packets_received if stats else 0, demuxer.unsupported_video,
+                    demuxer.unsupported_audio)
         self.listener.close(publishing.socket_id, "timeout: no media", now)
         self._flush()
 
