@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from tests.media.conftest import fake_ffmpeg, pid_alive, read_flv, until
+from tests.mediatools import FFMPEG
 
 from golive.core.events import EventBus, EventType, Subscription
 from golive.formats.isobmff import Fragment, InitSegment, TrackInfo
@@ -152,6 +154,23 @@ def test_probe_waits_for_a_second_of_video(source_360p: Path) -> None:
     assert source == SourceInfo(640, 360, 30.0, "h264", has_audio=True)
     assert probe.video_frames == 30  # a second at 30 fps settles the frame rate
     assert list(probe.tags) == tags[: at + 1]  # held for the transcoder, headers included
+
+
+def test_a_codec_without_a_configuration_record_is_probed_like_one_with(tmp_path: Path) -> None:
+    # Sorenson H.263 (FLV codec 2: an old Flash-era encoder, or ffmpeg -c:v flv) sends no
+    # sequence header: its source was held until the probe's tag limit, about 10 s.
+    flv = tmp_path / "h263.flv"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine", "-t", "4",
+                    "-c:v", "flv", "-c:a", "aac", "-f", "flv", str(flv)], check=True, timeout=60)
+    meter, probe = IngestMeter(), SourceProbe()
+    found = None
+    for tag in read_flv(flv):
+        meter.observe(tag, tag.timestamp / 1000)
+        if (found := probe.push(tag, meter)) is not None:
+            break
+    assert found == SourceInfo(320, 240, 30.0, "h263", has_audio=True)
+    assert probe.video_frames == 30
 
 
 def test_a_rejoin_probe_answers_at_the_first_keyframe(source_360p: Path) -> None:

@@ -26,6 +26,9 @@ PROBE_FRAMES = 30  # or this many frames, whichever comes first
 PROBE_MAX_TAGS = 600  # held at most; a source still unknown then is planned as it is
 AUDIO_ONLY_TAGS = 50  # tags without any video before the source counts as audio only
 SOUND_WAIT_SECONDS = 3.0  # video span a source that announced audio is waited on for its sound
+# Legacy FLV video codecs without a configuration record: their first keyframe is all the
+# configuration they send (Sorenson H.263, Screen video, On2 VP6).
+_NO_CONFIG_CODECS = frozenset({"h263", "screen", "vp6", "vp6a", "screen2"})
 _FALLBACK_RATE = 30.0
 _RATE_TOLERANCE = 2.0  # fps a declared rate may differ from the measured one
 
@@ -62,6 +65,8 @@ class SourceProbe:
             elif info.is_frame:
                 self.video_frames += 1
                 self.keyframes += info.is_keyframe
+                if info.is_keyframe and info.codec in _NO_CONFIG_CODECS:
+                    self.video_config = True
                 if self.first_video_ts is None:
                     self.first_video_ts = tag.timestamp
                 self.last_video_ts = tag.timestamp
