@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -213,6 +214,23 @@ def test_passthrough_next_to_encoded_renditions() -> None:
     hevc = plan_ladder(profile, source(1280, 720, codec="hevc"), "low")
     assert hevc.names == ("360p",)
     assert any("not H.264" in note for note in hevc.notes)
+    # A contribution encoder's 10-bit or 4:2:2 H.264 is encoded, not copied: browsers
+    # (MSE, Safari) decode 8-bit 4:2:0 Baseline, Main and High only.
+    for profile_name, copied in (("High", True), ("Constrained Baseline", True),
+                                 ("Main", True), (None, True), ("High 10", False),
+                                 ("High 4:2:2", False), ("High 4:2:2 Intra", False)):
+        planned = plan_ladder(profile, dataclasses.replace(
+            source(1280, 720), video_profile=profile_name), "low")
+        assert ("source" in planned.names) is copied, profile_name
+    ten_bit = plan_ladder(profile, dataclasses.replace(source(1280, 720),
+                                                       video_profile="High 10"), "low")
+    assert any("H.264 High 10, which browsers do not decode" in n for n in ten_bit.notes)
+    # With nothing to encode instead, the refusal says why (the broadcast's warning).
+    only = parse_profile('name = "only"\nversion = 1\n[[renditions]]\nname = "source"\n'
+                         'passthrough = true\nvideo_bitrate_kbps = 4000\n')
+    with pytest.raises(LadderError, match=r"H\.264 High 4:2:2, which browsers do not decode"):
+        plan_ladder(only, dataclasses.replace(source(1280, 720), video_profile="High 4:2:2"),
+                    "low")
 
 
 def test_bandwidth_is_peak_with_audio_and_overhead() -> None:

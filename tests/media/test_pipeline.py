@@ -151,7 +151,8 @@ def test_probe_waits_for_a_second_of_video(source_360p: Path) -> None:
             found.append((i, source))
             break
     ((at, source),) = found
-    assert source == SourceInfo(640, 360, 30.0, "h264", has_audio=True)
+    assert source == SourceInfo(640, 360, 30.0, "h264", has_audio=True,
+                                video_profile="Constrained Baseline")
     assert probe.video_frames == 30  # a second at 30 fps settles the frame rate
     assert list(probe.tags) == tags[: at + 1]  # held for the transcoder, headers included
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 
 import pytest
@@ -81,6 +82,8 @@ def test_a_passthrough_rendition_cannot_carry_another_codec() -> None:
     plan = plan_ladder(MIXED, source(1280, 720), "low")
     with pytest.raises(RejoinError, match=r"passthrough rendition .source. copies H\.264.*hevc"):
         rejoin_plan(plan, source(1280, 720, codec="hevc"))
+    with pytest.raises(RejoinError, match=r"sends H\.264 High 4:2:2, which browsers do not"):
+        rejoin_plan(plan, dataclasses.replace(source(1280, 720), video_profile="High 4:2:2"))
     # An encoded ladder decodes anything ffmpeg can: HEVC in, the same H.264 ladder out.
     encoded = plan_ladder(DEFAULT, source(1280, 720), "low")
     assert rejoin_plan(encoded, source(1280, 720, codec="hevc")).renditions == encoded.renditions

@@ -54,6 +54,7 @@ AAC_FRAME_SAMPLES = 1024
 AUDIO_ONLY_RENDITION = "audio"
 
 _H264_NAMES = {"h264", "h.264", "avc", "avc1", "avc3", "x264", "libx264"}
+_BROWSER_H264_PROFILES = frozenset({"Constrained Baseline", "Baseline", "Main", "High"})
 
 
 class LadderError(ValueError):
@@ -71,11 +72,26 @@ class SourceInfo:
     has_audio: bool
     video_bitrate: int | None = None  # bits/s, when measured
     interlaced: bool = False  # fields (1080i): the encoded renditions are deinterlaced
+    video_profile: str | None = None  # as ffprobe names it ("High", "High 4:2:2"), if known
 
     @property
     def is_h264(self) -> bool:
         codec = self.video_codec.strip().lower()
         return codec in _H264_NAMES or codec.startswith(("avc1.", "avc3."))
+
+    @property
+    def browsers_decode(self) -> bool:
+        """H.264 that browsers decode as it is, so a passthrough rendition may copy it: 8-bit
+        4:2:0 Baseline, Main or High (not High 10 or 4:2:2, as contribution encoders send)."""
+        return self.is_h264 and (self.video_profile is None
+                                 or self.video_profile in _BROWSER_H264_PROFILES)
+
+    def why_not_copied(self) -> str:
+        """What the source is, where a passthrough rendition cannot copy it."""
+        if self.is_h264:
+            return (f"H.264 {self.video_profile}, which browsers do not decode (they take "
+                    "8-bit 4:2:0 Baseline, Main and High)")
+        return f"{self.video_codec or 'an unknown codec'}, not H.264"
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,16 +266,15 @@ def plan_ladder(
 
     encoded = _fit_encoded(profile, source, notes)
     pass_spec = next((r for r in profile.renditions if r.passthrough), None)
-    if pass_spec is not None and not source.is_h264:
-        notes.append(
-            f"passthrough rendition {pass_spec.name!r} dropped: the source is "
-            f"{source.video_codec or 'unknown'}, not H.264"
-        )
+    if pass_spec is not None and not source.browsers_decode:
+        notes.append(f"passthrough rendition {pass_spec.name!r} dropped: the source is "
+                     f"{source.why_not_copied()}")
         pass_spec = None
     if not encoded and pass_spec is None:
         raise LadderError(
             f"profile {profile.label} has no rendition this source can use "
             f"({source.width}x{source.height} {source.video_codec})"
+            + "".join(f"; {note}" for note in notes)
         )
 
     gop_seconds = _gop_seconds(profile, latency_mode)

@@ -51,10 +51,10 @@ def rejoin_plan(plan: LadderPlan, source: SourceInfo) -> LadderPlan:
         change = "no audio any more" if plan.has_audio else "audio now"
         raise RejoinError(f"the publisher sends {change}: the renditions' codecs change")
     passthrough = [r for r in plan.renditions if r.passthrough]
-    if passthrough and not source.is_h264:
+    if passthrough and not source.browsers_decode:
         raise RejoinError(
-            f"passthrough rendition {passthrough[0].name!r} copies H.264 and the returning "
-            f"publisher sends {source.video_codec or 'an unknown codec'}"
+            f"passthrough rendition {passthrough[0].name!r} copies H.264 browsers decode and "
+            f"the returning publisher sends {source.why_not_copied()}"
         )
     renditions = tuple(
         replace(r, width=source.width, height=source.height) if r.passthrough else r

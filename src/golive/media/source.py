@@ -108,4 +108,5 @@ class SourceProbe:
             # after the ladder started without it restarts the presentation (pipeline).
             has_audio=self.audio_frames > 0 or (self.rejoin and self.audio_tags > 0),
             interlaced=bool(facts.interlaced),
+            video_profile=facts.video_profile,
         )
