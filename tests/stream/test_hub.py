@@ -386,6 +386,28 @@ async def test_events_and_observer_calls_in_order(node: Node) -> None:
     assert [w[0] for w in node.directory.lifecycle] == ["started", "active", "ended"]
 
 
+async def test_a_publisher_after_one_that_sent_no_media_makes_the_stream_active(
+    node: Node,
+) -> None:
+    # The first publisher connected but sent nothing usable (an encoder whose keyframes
+    # never arrived) and went; its fixed encoder came back inside the window. The stream
+    # stayed "connected" for ever, with no live_stream.active, whatever came next.
+    first = await publish(node.hub)
+    first.push(SCRIPT)
+    first.close("timeout: no media")
+    second = await publish(node.hub)
+    second.push(VIDEO)
+    second.push(VIDEO)
+    second.close("eof")
+    third = await publish(node.hub)
+    third.push(VIDEO)
+    types = [e.type for e in node.drain()]
+    assert types.count(EventType.LIVE_STREAM_ACTIVE) == 1
+    assert types.index(EventType.LIVE_STREAM_ACTIVE) == 3  # connected, gone, connected
+    await node.hub.flush()
+    assert [w[0] for w in node.directory.lifecycle] == ["started", "active"]
+
+
 async def test_a_returning_publisher_is_described_afresh(node: Node) -> None:
     first = await publish(node.hub)
     first.push(VIDEO)

@@ -109,6 +109,9 @@ class Broadcast:
     sinks: list[MediaSink] = field(default_factory=list)
     publisher: PublisherConnection | None = None
     publisher_count: int = 0  # publishers so far, the first one included
+    # Media reached the hub once: the stream went `active` (in the store, and the event).
+    # Not "the first publisher": one that sent nothing usable may come before it.
+    went_active: bool = False
     # A second publisher on the stream's other key, held to take over when `publisher` drops.
     standby: PublisherConnection | None = None
     # The slate is on the air (no publisher inside the reconnect window): its media is

@@ -444,7 +444,8 @@ class BroadcastHub:
         if broadcast.state is BroadcastState.CONNECTED and tag.type is not TagType.SCRIPT:
             broadcast.move_to(BroadcastState.ACTIVE)
             # A returning publisher continues a broadcast that went active already.
-            if broadcast.publisher_count == 1:
+            if not broadcast.went_active:
+                broadcast.went_active = True
                 stream_id, broadcast_id = broadcast.stream_id, broadcast.id
                 self._write(lambda: self._directory.broadcast_active(stream_id, broadcast_id))
                 self._emit(EventType.LIVE_STREAM_ACTIVE, broadcast)
