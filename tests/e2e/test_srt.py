@@ -1,4 +1,5 @@
-"""SRT ingest through a whole node: ffmpeg's libsrt caller, clear and encrypted."""
+"""SRT ingest through a whole node: ffmpeg's libsrt caller, clear and encrypted, and
+GStreamer's srtsink after its own MPEG-TS muxer."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.e2e.conftest import (
+    ADMIN,
     create_stream,
     eventually,
     get_stream,
+    node_settings,
     srt_caller,
     wait_process,
     wait_status,
 )
-from tests.mediatools import FFMPEG, ffmpeg_publish, stop
+from tests.mediatools import FFMPEG, GST_LAUNCH, ffmpeg_publish, stop
 
 from golive.app import Golive
 
@@ -131,3 +134,65 @@ async def test_audio_other_than_aac_over_srt_is_heard(
         assert -30 < level < -15, level  # the source's sine, not silence
     finally:
         stop(proc)
+
+
+def gst_srt_publish(url: str, *, alignment: int | None) -> subprocess.Popen[bytes]:
+    """GStreamer: x264enc and avenc_aac into mpegtsmux, then srtsink (libsrt's caller)."""
+    assert GST_LAUNCH, "gst-launch-1.0 missing: run scripts/install-system-deps.sh"
+    mux = "mpegtsmux name=m" + (f" alignment={alignment}" if alignment is not None else "")
+    pipeline = (
+        "videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 "
+        "! x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast ! h264parse ! queue "
+        f"! {mux} ! srtsink uri={url} "
+        "audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! audioconvert "
+        "! avenc_aac ! aacparse ! queue ! m."
+    )
+    return subprocess.Popen([GST_LAUNCH, "-q", *pipeline.split()],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def test_gstreamer_srtsink_publishes_and_one_that_loses_its_keyframes_is_told_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without alignment=7, srtsink hands libsrt whole PES buffers; its live mode sends
+    # 1316-byte messages and drops larger ones, every keyframe among them, before they
+    # leave (srt-live-transmit gets the same). golive gets pictures it can never start
+    # from and drops the publisher for sending no media: its log says what to look at.
+    caplog.set_level(logging.INFO, logger="golive.ingest.srt")
+    async with Golive(node_settings(tmp_path, srt_media_timeout=6)) as node, \
+            httpx.AsyncClient(base_url=f"{node.http_url}/api/v1", timeout=10,
+                              headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+        stream = await create_stream(api)
+        url = node.srt_url(stream["stream_key"])
+        proc = gst_srt_publish(url, alignment=None)
+        try:
+            async def told() -> bool:
+                return "mpegtsmux alignment=7" in caplog.text
+
+            await eventually(told, timeout=30, what="the no-media drop's hint")
+        finally:
+            stop(proc)
+        assert "video_skipped=" in caplog.text
+        # (srtsink reconnects by itself: the next publish is another stream's.)
+        stream = await create_stream(api)
+        proc = gst_srt_publish(node.srt_url(stream["stream_key"]), alignment=7)
+        try:
+            live = (await wait_status(api, stream["id"], "active"))["live"]
+            assert live["protocol"] == "srt"
+
+            async def facts() -> dict[str, object] | None:
+                live = (await get_stream(api, stream["id"]))["live"]
+                return live if live and live.get("video_codec") and live.get("audio_codec") \
+                    else None
+
+            live = await eventually(facts, what="video and audio facts")
+            assert (live["video_codec"], live["width"], live["audio_codec"]) == ("h264", 640, "aac")
+            pid = stream["playback_ids"][0]["id"]
+            async with httpx.AsyncClient(base_url=f"{node.http_url}/live/{pid}/",
+                                         timeout=10) as hls:
+                async def segment() -> bool:
+                    return "/seg-" in (await hls.get("360p.m3u8")).text
+
+                await eventually(segment, timeout=60, what="a whole segment")
+        finally:
+            stop(proc)

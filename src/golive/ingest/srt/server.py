@@ -364,11 +364,21 @@ class SrtServer:
             return
         stats = self.listener.stats(publishing.socket_id)
         demuxer = publishing.demuxer
+        ts = demuxer.stats
+        # Pictures came, but never a keyframe with its parameter sets to start from: what
+        # a sender that drops its largest messages (every keyframe) sends. GStreamer's
+        # srtsink after an mpegtsmux without alignment=7 is one (libsrt's live mode takes
+        # 1316-byte messages and drops larger ones before they leave).
+        keyless = ts.video_frames == 0 and ts.video_skipped > 0
         log.warning("srt publisher dropped reason=no_media remote=%s stream_id=%s seconds=%g "
-                    "packets_received=%d unsupported_video=%s unsupported_audio=%s",
+                    "packets_received=%d video_skipped=%d audio_skipped=%d "
+                    "unsupported_video=%s unsupported_audio=%s%s",
                     publishing.remote, publishing.stream, self.media_timeout,
-                    stats.packets_received if stats else 0, demuxer.unsupported_video,
-                    demuxer.unsupported_audio)
+                    stats.packets_received if stats else 0, ts.video_skipped,
+                    ts.audio_skipped, demuxer.unsupported_video, demuxer.unsupported_audio,
+                    "; video came without a keyframe and its parameter sets: are the "
+                    "encoder's keyframes lost on the way (GStreamer: mpegtsmux alignment=7)?"
+                    if keyless else "")
         self.listener.close(publishing.socket_id, "timeout: no media", now)
         self._flush()
 
