@@ -418,53 +418,43 @@ class AudioMissing:
         )
 
 
-class AudioUnsupported:
-    """The publisher sends audio in a codec golive cannot decode: the broadcast is silent."""
+class CodecUnsupported:
+    """The publisher's transport stream carries audio or video only in a codec golive
+    cannot decode (`SrtSignals.unsupported_audio`/`_video`): the broadcast goes out without
+    it. One rule per track: `name`, what viewers miss, what golive takes, the fix."""
 
-    name = "audio_unsupported"
+    def __init__(self, track: str, missed: str, takes: str, fix: str) -> None:
+        self.track = track
+        self.name = f"{track}_unsupported"
+        self._missed, self._takes, self._fix = missed, takes, fix
 
-    def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
-        what = s.srt.unsupported_audio if s.srt is not None else None
-        if what is None:
-            return None
-        return Finding(0.0, 0.0, "audio frames",
-                       f"the publisher's audio is {what}, which golive cannot decode: "
-                       "viewers hear nothing")
-
-    def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
-        assert s.srt is not None
-        return Diagnosis(
-            f"the encoder sends {s.srt.unsupported_audio} audio; golive takes AAC (ADTS "
-            "or LATM), MPEG-1/2 audio (Layer II, MP3), AC-3, E-AC-3 and mono or stereo Opus",
-            "set the encoder's audio codec to AAC-LC (hardware encoders: Audio → Codec; "
-            "OBS: Settings → Output → Audio Encoder), or its Opus to stereo",
-            {**_ingest_related(s), "unsupported_audio": s.srt.unsupported_audio},
-        )
-
-
-class VideoUnsupported:
-    """The publisher sends video in a codec golive cannot decode: only its sound goes out."""
-
-    name = "video_unsupported"
+    def _what(self, s: StreamSignals) -> str | None:
+        return getattr(s.srt, f"unsupported_{self.track}", None) if s.srt is not None else None
 
     def evaluate(self, s: StreamSignals, spec: AlertSpec) -> Finding | None:
-        what = s.srt.unsupported_video if s.srt is not None else None
+        what = self._what(s)
         if what is None:
             return None
-        return Finding(0.0, 0.0, "video frames",
-                       f"the publisher's video is {what}, which golive cannot decode: "
-                       "viewers get the sound alone")
+        return Finding(0.0, 0.0, f"{self.track} frames",
+                       f"the publisher's {self.track} is {what}, which golive cannot decode: "
+                       f"{self._missed}")
 
     def diagnose(self, finding: Finding, s: StreamSignals) -> Diagnosis:
-        assert s.srt is not None
-        return Diagnosis(
-            f"the encoder sends {s.srt.unsupported_video}; golive takes H.264 and HEVC over "
-            "SRT (a DVB relay's SD services are MPEG-2 video)",
-            "set the encoder's video codec to H.264 (hardware encoders: Video → Codec; "
-            "OBS: Settings → Output → Video Encoder), or transcode the relay to H.264 "
-            "before golive",
-            {**_ingest_related(s), "unsupported_video": s.srt.unsupported_video},
-        )
+        what = self._what(s)
+        return Diagnosis(f"the encoder sends {what}; golive takes {self._takes}", self._fix,
+                         {**_ingest_related(s), f"unsupported_{self.track}": what})
+
+
+AUDIO_UNSUPPORTED = CodecUnsupported(
+    "audio", "viewers hear nothing",
+    "AAC (ADTS or LATM), MPEG-1/2 audio (Layer II, MP3), AC-3, E-AC-3 and mono or stereo Opus",
+    "set the encoder's audio codec to AAC-LC (hardware encoders: Audio → Codec; OBS: "
+    "Settings → Output → Audio Encoder), or its Opus to stereo")
+VIDEO_UNSUPPORTED = CodecUnsupported(
+    "video", "viewers get the sound alone",
+    "H.264 and HEVC over SRT (a DVB relay's SD services are MPEG-2 video)",
+    "set the encoder's video codec to H.264 (hardware encoders: Video → Codec; OBS: "
+    "Settings → Output → Video Encoder), or transcode the relay to H.264 before golive")
 
 
 class Reconnects:
@@ -1148,7 +1138,7 @@ VIEWER_RULES: tuple[Rule, ...] = (Rebuffering(), StartupSlow(), LatencyHigh(),
 
 RULES: tuple[Rule, ...] = (
     IngestStalled(), IngestSlow(), IngestBitrate(), KeyframeInterval(), AvDrift(),
-    AudioMissing(), AudioUnsupported(), VideoUnsupported(), Reconnects(), SrtLoss(), SrtRtt(),
+    AudioMissing(), AUDIO_UNSUPPORTED, VIDEO_UNSUPPORTED, Reconnects(), SrtLoss(), SrtRtt(),
     EncoderSlow(), *VIEWER_RULES, TranscoderRestarts(), AudioSilent(), AudioClipping(),
     VideoBlack(), ViewerLatencyDrift(),
 )

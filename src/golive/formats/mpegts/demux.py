@@ -86,6 +86,16 @@ _MAX_FRAMED_AUDIO = 16384  # bytes a non-AAC frame may span (AC-3: 3,840; Opus: 
 _OPUS_RATE = 48000
 
 
+def _audio_name(es: ElementaryStream) -> str | None:
+    if es.registration == b"Opus":  # (a private PES: subtitles, teletext... are too)
+        return "Opus with more than two channels"
+    return _AUDIO_NAMES.get(es.stream_type)
+
+
+def _video_name(es: ElementaryStream) -> str | None:
+    return _VIDEO_NAMES.get(es.stream_type)
+
+
 @dataclass(frozen=True, slots=True)
 class _Unit:
     """One audio access unit found in a PES payload (`samples` 0: one to pass over)."""
@@ -254,21 +264,19 @@ class TsProgram:
     @property
     def unsupported_audio(self) -> str | None:
         """The audio the PMT lists that cannot be taken, when none can be: what it is."""
-        if self.audio is not None:
-            return None
-        for es in self.ignored:
-            name = _AUDIO_NAMES.get(es.stream_type)
-            if es.registration == b"Opus":  # (a private PES: subtitles, teletext... are too)
-                name = "Opus with more than two channels"
-            if name is not None:
-                return f"{name} (stream type 0x{es.stream_type:02x})"
-        return None
+        return None if self.audio is not None else self._first_named(_audio_name)
 
     @property
     def unsupported_video(self) -> str | None:
         """The video the PMT lists that cannot be taken, when none can be: what it is."""
-        if self.video is not None:
-            return None
+        return None if self.video is not None else self._first_named(_video_name)
+
+    def _first_named(self, name_of: Callable[[ElementaryStream], str | None]) -> str | None:
+        for es in self.ignored:
+            name = name_of(es)
+            if name is not None:
+                return f"{name} (stream type 0x{es.stream_type:02x})"
+        return None
         for es in self.ignored:
             name = _VIDEO_NAMES.get(es.stream_type)
             if name is not None:
