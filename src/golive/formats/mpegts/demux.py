@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from golive.formats.annexb import split_annexb
 from golive.formats.codecs import (
+    LOAS_HEADER,
     CodecError,
     FrameHeader,
     LatmReader,
@@ -185,7 +186,7 @@ def _latm_units() -> _Splitter:
         if pos + length > len(data):
             return _Unit(length, 0, 0, 1)  # (asks for more)
         try:
-            frame = reader.payload(data[pos + 3 : pos + length])
+            frame = reader.payload(data[pos + LOAS_HEADER : pos + length])
         except LatmUnsupported as refused:
             return _Unit(length, 0, 0, 1, damaged=True, unsupported=str(refused))
         except CodecError:
