@@ -23,7 +23,7 @@ from golive.formats.codecs import (
     parse_video_tag,
 )
 from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame, eac3_silent_frame
-from golive.formats.codecs.ac3 import _crc16 as ac3_crc16
+from golive.formats.codecs.ac3 import crc16 as ac3_crc16
 from golive.formats.codecs.audio import ac3_info
 from golive.formats.flv import FlvReader, encode_header, encode_tag
 from golive.formats.tag import MediaTag, TagType
@@ -346,7 +346,8 @@ _AC3 = {"ac3": ("ac3", "48000", "192k"), "ac3_44k": ("ac3", "44100", "96k"),
     ("sound", "channels"),
     [("aac", 2), ("he_aac", 2), ("he_aac_v2", 1), ("opus", 1), ("opus", 2), ("mp3", 2),
      ("mp3", 1), ("mp3_22k", 2), ("mp2", 2), ("mp2_32k", 1), ("ac3", 2), ("ac3", 6),
-     ("ac3_44k", 1), ("ac3_32k", 3), ("eac3", 2), ("eac3", 6), ("eac3_44k", 1)],
+     ("ac3_44k", 1), ("ac3_32k", 3), ("eac3", 2), ("eac3", 6), ("eac3_44k", 1),
+     ("flac", 2), ("flac_24bit", 1), ("flac_varying", 2)],
 )
 def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
     sound: str, channels: int
@@ -358,6 +359,14 @@ def test_a_silent_frame_decodes_to_its_samples_of_silence_in_ffmpeg(
         config = settles = b"\xaf\x00" + bytes.fromhex(asc)
     elif sound == "opus":
         config = settles = b"\x90Opus" + _opus_head(channels)
+    elif sound.startswith("flac"):  # ffmpeg's own FLV sequence start: its STREAMINFO
+        depth = ["-sample_fmt", "s32", "-bits_per_raw_sample", "24", "-ar", "44100"] \
+            if sound == "flac_24bit" else ["-ar", "48000"]
+        flv = _encoded("flac", *depth, "-ac", str(channels), "-f", "flv")
+        config = settles = next(t for t in FlvReader().feed(flv) if t.type is TagType.AUDIO).body
+        if sound == "flac_varying":  # a block size that varies: no frame fits in
+            assert codecs.flv_silence(config[:5] + bytes((0, 16)) + config[7:]) is None
+            return
     elif sound in _AC3:  # (as the SRT input gives it: each frame settles it, none before)
         codec, rate, bitrate = _AC3[sound]
         stream = _encoded(codec, "-ar", rate, "-ac", str(channels), "-b:a", bitrate,

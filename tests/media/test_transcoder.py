@@ -256,18 +256,19 @@ async def test_a_sound_that_begins_after_the_picture_starts_the_broadcast_with_i
 
 def with_sound(source: Path, codec: str, tmp_path: Path) -> Path:
     """`source` with its sound encoded again as `codec` (FLV: MP3 as legacy sound format 2,
-    Opus, AC-3 and E-AC-3 as Enhanced RTMP audio)."""
+    Opus, AC-3, E-AC-3 and FLAC as Enhanced RTMP audio)."""
     path = tmp_path / f"{source.stem}-{codec}.flv"
     subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(source), "-c:v", "copy",
-         "-c:a", {"mp3": "libmp3lame", "opus": "libopus", "ac3": "ac3", "eac3": "eac3"}[codec],
+         "-c:a", {"mp3": "libmp3lame", "opus": "libopus", "ac3": "ac3", "eac3": "eac3",
+                  "flac": "flac"}[codec],
          "-ar", "44100" if codec == "mp3" else "48000", "-f", "flv", str(path)],
         check=True, timeout=120,
     )  # fmt: skip
     return path
 
 
-@pytest.mark.parametrize("sound", ["aac", "mp3", "opus", "ac3", "eac3"])
+@pytest.mark.parametrize("sound", ["aac", "mp3", "opus", "ac3", "eac3", "flac"])
 async def test_sound_that_stops_while_the_picture_goes_on_continues_as_silence(
     source_360p: Path, tmp_path: Path, sound: str
 ) -> None:

@@ -410,8 +410,8 @@ class AudioMissing:
         return Diagnosis(
             "the encoder stopped sending audio: its audio device was unplugged, muted at "
             "the source, or the audio encoder failed; viewers hear silence meanwhile "
-            "(golive fills AAC, MP3, Opus, AC-3 and E-AC-3 sound with silence; FLAC sound "
-            "ends the renditions' audio after a few seconds)",
+            "(golive fills AAC, MP3, Opus, AC-3, E-AC-3 and FLAC sound with silence; other "
+            "sound ends the renditions' audio after a few seconds)",
             "check the encoder's audio sources and mixer (OBS: Audio Mixer); reconnect "
             "the device",
             _ingest_related(s),

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from golive.formats.codecs.bits import BitWriter
 
-__all__ = ["AC3_FRAME_SAMPLES", "ac3_silent_frame", "eac3_silent_frame"]
+__all__ = ["AC3_FRAME_SAMPLES", "ac3_silent_frame", "crc16", "eac3_silent_frame"]
 
 AC3_FRAME_SAMPLES = 1536  # per channel: six blocks of 256
 _FULL_CHANNELS = (2, 1, 2, 3, 3, 4, 4, 5)  # by acmod (1+1, 1/0, 2/0, 3/0, 2/1, 3/1, 2/2, 3/2)
@@ -41,8 +41,9 @@ def _crc_table() -> tuple[int, ...]:
 _CRC_TABLE = _crc_table()
 
 
-def _crc16(data: bytes) -> int:
-    """A/52's CRC-16 (MSB first, no reflection, initial value 0)."""
+def crc16(data: bytes) -> int:
+    """A/52's CRC-16 (x^16 + x^15 + x^2 + 1, MSB first, no reflection, initial value 0),
+    which FLAC's frames end with too."""
     crc = 0
     for byte in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
@@ -79,7 +80,7 @@ def _powmod(base: int, exponent: int) -> int:
 def _crc16_padded(data: bytes, length: int) -> int:
     """The CRC of `data` followed by zeros up to `length` bytes: each zero byte multiplies
     the register by x^8 (initial value 0, no final XOR), so the run is one power."""
-    return _mulmod(_crc16(data), _powmod(2, 8 * (length - len(data))))
+    return _mulmod(crc16(data), _powmod(2, 8 * (length - len(data))))
 
 
 def _crc1_for(data: bytes, length: int) -> int:

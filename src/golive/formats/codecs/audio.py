@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from golive.formats.codecs.ac3 import AC3_FRAME_SAMPLES, ac3_silent_frame, eac3_silent_frame
 from golive.formats.codecs.bits import BitReader, BitWriter, Buffer, CodecError
+from golive.formats.codecs.flac import flac_silent_frame, parse_streaminfo
 from golive.formats.codecs.info import AudioInfo
 
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000,  # by index
@@ -159,8 +160,10 @@ def flv_silence(body: Buffer) -> Silence | None:
     frame's header without CRC or padding, then zeros (no bits allocated, no side
     information: every decoder outputs the frame's samples as zeros). AC-3 and E-AC-3
     (Enhanced "ac-3", "ec-3") by each frame too: a syncframe of its rate, bit rate and
-    channels that allocates no mantissa bits (`golive.formats.codecs.ac3`). None for
-    anything else: another codec (FLAC, PCM...), multichannel Opus, free-format MPEG
+    channels that allocates no mantissa bits (`golive.formats.codecs.ac3`). FLAC (Enhanced
+    "fLaC") by its sequence header: a frame of CONSTANT 0 subframes
+    (`golive.formats.codecs.flac`). None for anything else: another codec (PCM...),
+    multichannel Opus, free-format MPEG
     audio, AAC other than LC or HE-AAC, E-AC-3 past 5.1 (dependent substreams) or at a
     reduced rate, or damaged headers.
     """
@@ -181,6 +184,15 @@ def flv_silence(body: Buffer) -> Silence | None:
         return _ac3_silence(head[5:])
     if fourcc == b"ec-3" and packet_type == 1:
         return _eac3_silence(head[5:], len(body) - 5)
+    if fourcc == b"fLaC" and packet_type == 0:
+        try:
+            info = parse_streaminfo(head[5:])
+        except CodecError:
+            return None
+        silent = flac_silent_frame(info)
+        if silent is None:
+            return None
+        return Silence(b"\x91fLaC" + silent[0], silent[1], info.sample_rate)
     if fourcc == b"Opus" and packet_type == 0:
         opus_head = head[5:]
         if len(opus_head) < 19 or not opus_head.startswith(b"OpusHead") or opus_head[18] != 0:
@@ -312,25 +324,9 @@ def opus_info(header: Buffer) -> AudioInfo:
     raise CodecError("unrecognised Opus sequence header")
 
 
-_STREAMINFO_SIZE = 34
-
-
 def flac_info(header: Buffer) -> AudioInfo:
-    """A FLAC sequence header: metadata blocks, STREAMINFO first, after the "fLaC" marker
-    or a dfLa box's version and flags, or the bare 34-byte STREAMINFO (ffmpeg's FLV)."""
-    data = bytes(header)
-    if data.startswith(b"fLaC"):
-        data = data[4:]
-    elif len(data) >= 4 and data[:4] == b"\x00\x00\x00\x00" and len(data) >= 42:
-        data = data[4:]  # dfLa FullBox version/flags
-    if len(data) == _STREAMINFO_SIZE:
-        data = bytes(4) + data  # (as the block it would be)
-    if len(data) < 4 + 18 or (data[0] & 0x7F) != 0:
-        raise CodecError("FLAC sequence header without STREAMINFO")
-    r = BitReader(data[4 + 10 : 4 + 14])
-    rate = r.u(20)
-    channels = r.u(3) + 1
-    return AudioInfo("flac", rate or None, channels, "flac")
+    info = parse_streaminfo(header)
+    return AudioInfo("flac", info.sample_rate or None, info.channels, "flac")
 
 
 # Frame lengths: MPEG audio and AC-3 frames carry no length field, so an elementary
