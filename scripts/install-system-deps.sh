@@ -8,7 +8,7 @@ packages=(
   gstreamer1.0-tools          # gst-launch-1.0: an independent RTMP publisher and HLS client
   gstreamer1.0-plugins-base   # playbin3, decodebin3
   gstreamer1.0-plugins-good   # hlsdemux2 (adaptivedemux2), souphttpsrc, qtdemux
-  gstreamer1.0-plugins-bad    # rtmp2sink
+  gstreamer1.0-plugins-bad    # rtmp2sink; srtsink and mpegtsmux (an SRT publisher)
   gstreamer1.0-plugins-ugly   # x264enc
   gstreamer1.0-libav          # avenc_aac; avdec_h264 for the HLS client
   nginx-light                 # edge cache in tests
