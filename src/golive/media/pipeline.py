@@ -335,8 +335,8 @@ class BroadcastPipeline(Generic[S]):
         Sound that begins where the ladder was planned without it (none had come by the
         time the first picture settled the ladder) is taken. Sound that stops is filled with
         silence by the transcoder's input where it writes that codec's silence (AAC with an
-        LC core, MPEG audio, Opus, AC-3, E-AC-3, FLAC: `flv_silence`); other sound that stops for
-        `SOUND_GAP_MS` of picture would have ffmpeg write the picture alone (each part a
+        LC core, MPEG audio, Opus, AC-3, E-AC-3, FLAC: `flv_silence`); other sound that
+        stops for `SOUND_GAP_MS` of picture would have ffmpeg write the picture alone (each part a
         second late, waiting to interleave) and MSE players freeze where the buffered sound
         ends: the ladder goes on without it. Once a broadcast: a source whose sound comes
         and goes is otherwise restarted again and again.

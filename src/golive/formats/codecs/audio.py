@@ -185,14 +185,7 @@ def flv_silence(body: Buffer) -> Silence | None:
     if fourcc == b"ec-3" and packet_type == 1:
         return _eac3_silence(head[5:], len(body) - 5)
     if fourcc == b"fLaC" and packet_type == 0:
-        try:
-            info = parse_streaminfo(head[5:])
-        except CodecError:
-            return None
-        silent = flac_silent_frame(info)
-        if silent is None:
-            return None
-        return Silence(b"\x91fLaC" + silent[0], silent[1], info.sample_rate)
+        return _flac_silence(head[5:])
     if fourcc == b"Opus" and packet_type == 0:
         opus_head = head[5:]
         if len(opus_head) < 19 or not opus_head.startswith(b"OpusHead") or opus_head[18] != 0:
@@ -202,6 +195,18 @@ def flv_silence(body: Buffer) -> Silence | None:
             return None
         return Silence(b"\x91Opus" + bytes((toc,)) + _OPUS_SILENCE, 960, 48000)
     return None
+
+
+def _flac_silence(header: bytes) -> Silence | None:
+    try:
+        info = parse_streaminfo(header)
+    except CodecError:
+        return None
+    silent = flac_silent_frame(info)
+    if silent is None:
+        return None
+    frame, samples = silent
+    return Silence(b"\x91fLaC" + frame, samples, info.sample_rate)
 
 
 def _aac_silence(head: bytes) -> Silence | None:

@@ -5,8 +5,9 @@ Sans-IO: `TsDemuxer.feed` takes transport-stream bytes in any chunking and retur
 HEVC as Enhanced RTMP "hvc1"), so the broadcast hub and the transcoder treat an SRT
 publish exactly like an RTMP one. It follows the first program of the PAT, takes
 that program's first H.264/HEVC stream and first audio stream it can read (AAC in ADTS
-or LATM, MPEG audio, AC-3, E-AC-3, mono or stereo Opus), and ignores the rest. Packets, PSI and PES are read by the sibling modules; this one keeps the
-timeline and turns access units and ADTS frames into tags. Damaged input is counted
+or LATM, MPEG audio, AC-3, E-AC-3, mono or stereo Opus), and ignores the rest. Packets,
+PSI and PES are read by the sibling modules; this one keeps the timeline and turns
+access units and audio frames into tags. Damaged input is counted
 in `TsDemuxer.stats` and skipped; `feed` does not raise for anything a publisher sends.
 """
 
