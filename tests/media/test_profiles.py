@@ -87,6 +87,8 @@ def test_minimal_profile_gets_defaults() -> None:
             "part_target_seconds",
         ),
         (MINIMAL.replace("height = 240", "height = 240\nmaxrate_kbps = 100"), "maxrate_kbps"),
+        (MINIMAL.split("[[renditions]]")[0] + "renditions = []\n",
+         "renditions: must have between 1 and 8 items (got [])"),
     ],
 )
 def test_bad_profiles_get_a_clear_error(text: str, complaint: str) -> None:
@@ -94,6 +96,15 @@ def test_bad_profiles_get_a_clear_error(text: str, complaint: str) -> None:
         parse_profile(text, source="bad.toml")
     assert "bad.toml" in str(info.value)
     assert complaint in str(info.value)
+
+
+def test_a_rendition_missing_a_field_is_the_only_complaint() -> None:
+    """pydantic also finds the list too short once it dropped the bad item; the operator is
+    told only what to fix."""
+    text = MINIMAL.replace("video_bitrate_kbps = 300", "")
+    with pytest.raises(ProfileError) as info:
+        parse_profile(text, source="bad.toml")
+    assert str(info.value) == "profile bad.toml: renditions[0].video_bitrate_kbps: required"
 
 
 def test_user_directory_adds_and_overrides(tmp_path: Path) -> None:

@@ -501,7 +501,12 @@ def parse_profile(text: str, *, source: str = "<string>", name: str | None = Non
 def describe_errors(exc: ValidationError) -> list[str]:
     """Each problem as `renditions[1].video_bitrate_kbps: must be between 50 and 200000 (got
     30)`: the field's path as it is written in TOML, and the allowed range or choices."""
-    return [_describe(err) for err in exc.errors()]
+    errors = exc.errors()
+    # A list whose item failed is also too short to pydantic (the item is dropped): beside
+    # the item's own complaint that second one only misleads.
+    parents = {tuple(e["loc"][:n]) for e in errors for n in range(1, len(e["loc"]))}
+    return [_describe(err) for err in errors
+            if not (err["type"] == "too_short" and tuple(err["loc"]) in parents)]
 
 
 def _describe(err: Any) -> str:
@@ -578,6 +583,8 @@ def _rule(info: FieldInfo) -> str:
     low: object = None
     high: object = None
     low_open = high_open = False
+    shortest: int | None = None
+    longest: int | None = None
     for m in info.metadata:
         if isinstance(m, annotated_types.Ge):
             low = m.ge
@@ -587,8 +594,14 @@ def _rule(info: FieldInfo) -> str:
             high = m.le
         elif isinstance(m, annotated_types.Lt):
             high, high_open = m.lt, True
+        elif isinstance(m, annotated_types.MinLen):
+            shortest = m.min_length
         elif isinstance(m, annotated_types.MaxLen):
-            return f"must have at most {m.max_length} items or characters"
+            longest = m.max_length
+    if shortest or longest is not None:
+        length = (f"between {shortest} and {longest}" if shortest and longest is not None
+                  else f"at least {shortest}" if shortest else f"at most {longest}")
+        return f"must have {length} {'characters' if info.annotation is str else 'items'}"
     if low is not None and high is not None:
         if not low_open and not high_open:
             return f"must be between {low} and {high}"
