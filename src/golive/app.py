@@ -679,7 +679,9 @@ class Golive:
         st = facts.stats
         return SrtStats(rtt_ms=st.rtt_ms, latency_ms=st.latency_ms,
                         packets_received=st.packets_received, packets_lost=st.packets_lost,
-                        retransmitted=st.retransmitted, dropped=st.dropped)
+                        retransmitted=st.retransmitted, dropped=st.dropped,
+                        unsupported_video=facts.unsupported_video,
+                        unsupported_audio=facts.unsupported_audio)
 
     async def _pinned_profile(self, stream: StreamRecord) -> StreamProfile:
         """The profile version the stream is pinned to."""

@@ -208,6 +208,38 @@ async def test_srt_through_a_lossy_link_is_a_no_go(
     print(f"\nproxy dropped {proxy.data_drop_rate:.1%}; preflight: {loss['measured']}")
 
 
+@pytest.mark.timeout(120)
+async def test_a_relay_in_mpeg2_video_is_named_before_the_event(
+    node: Golive, api: httpx.AsyncClient, source_flv: Path
+) -> None:
+    """A DVB relay's SD service over SRT: the demuxer leaves its MPEG-2 video out, and the
+    preflight names it (the live `video_unsupported` alert's words) instead of "no video"."""
+    stream = await create_stream(api)
+    sid = stream["id"]
+    assert node.srt is not None
+    session = (await api.post(f"/live-streams/{sid}/preflight",
+                              json={"duration": 2})).json()["data"]
+    proc = ffmpeg_publish(source_flv, srt_caller(node.srt_url(stream["stream_key"])),
+                          loop=True, extra=["-c:v", "mpeg2video", "-c:a", "mp2"],
+                          muxer="mpegts")
+    try:
+        async def done() -> dict[str, Any] | None:
+            data: dict[str, Any] = (await api.get(
+                f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
+            return data if data["status"] in ("done", "failed", "expired") else None
+
+        result = await eventually(done, timeout=60, what="the SRT preflight")
+    finally:
+        stop(proc)
+    assert result["verdict"] == "no_go", result
+    checks = {c["name"]: c for c in result["checks"]}
+    codec = checks["video_codec"]
+    assert codec["status"] == "fail", codec
+    assert codec["measured"].startswith("MPEG-2 video (stream type 0x02)"), codec
+    assert "H.264" in codec["fix"]
+    assert checks["audio_sample_rate"]["status"] == "pass"  # the sound came through
+
+
 def srt_listener(port: int, passphrase: str, into: Path) -> subprocess.Popen[bytes]:
     """srt-live-transmit listening on `port` for callers with `passphrase`, into a file."""
     with into.open("wb") as out:

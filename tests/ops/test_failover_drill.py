@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from tests.ops.test_preflight_checks import AAC_48K_STEREO, avc_header
+from tests.ops.test_preflight_checks import AAC_48K_STEREO, video_header
 
 from golive.formats import FlvReader, MediaTag, TagType, parse_video_tag
 from golive.ops import DrillState, FailoverDrill
@@ -14,7 +14,7 @@ from golive.ops import DrillState, FailoverDrill
 
 def publisher(start_ms: int, seconds: float, marker: int) -> list[MediaTag]:
     """Headers, then 30 fps video with a keyframe a second and audio; `marker` in each frame."""
-    tags = [avc_header(), MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0)) + AAC_48K_STEREO)]
+    tags = [video_header(), MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0)) + AAC_48K_STEREO)]
     for i in range(int(seconds * 30)):
         ms = start_ms + round(i * 1000 / 30)
         key = i % 30 == 0

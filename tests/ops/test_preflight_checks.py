@@ -38,13 +38,27 @@ AVC_CONFIG = bytes.fromhex(
     "0164001effe1001a6764001eacd940a02ff9610000030001000003003c8f162d960100066"
     "8ebe3cb22c0")
 AAC_48K_STEREO = bytes((0x11, 0x90))
+# x264's High 4:2:2 (10-bit) for 640x360, as a contribution encoder sends it.
+AVC_422_CONFIG = bytes.fromhex(
+    "017a001effe10019677a001eb6cb405017fc4e0220000003002000000781e2c5d401000468ce3c80")
+# x265's Main 640x360 over Enhanced RTMP: the sequence start tag's whole body.
+HEVC_HEADER = bytes.fromhex(
+    "90687663310101600000009000000000003ff000fcfdf8f800000f03200001001840010c01ffff0160000003"
+    "0090000003000003003f959409210001002b42010101600000030090000003000003003fa005020171f2e595"
+    "952930bc05a020000003002000000303c122000100064401c073c189")
 
 
-def avc_header() -> MediaTag:
-    return MediaTag(TagType.VIDEO, 0, bytes((0x17, 0, 0, 0, 0)) + AVC_CONFIG)
+def video_header(codec: str = "h264") -> MediaTag:
+    if codec == "hevc":
+        return MediaTag(TagType.VIDEO, 0, HEVC_HEADER)
+    config = AVC_422_CONFIG if codec == "h264-422" else AVC_CONFIG
+    return MediaTag(TagType.VIDEO, 0, bytes((0x17, 0, 0, 0, 0)) + config)
 
 
-def frame(ms: int, key: bool, size: int) -> MediaTag:
+def frame(ms: int, key: bool, size: int, codec: str = "h264") -> MediaTag:
+    if codec == "hevc":  # Enhanced RTMP's coded frames, composition time 0
+        head = bytes((0x91 if key else 0xA1,)) + b"hvc1" + bytes(3)
+        return MediaTag(TagType.VIDEO, ms, head + bytes(size))
     return MediaTag(TagType.VIDEO, ms, bytes((0x17 if key else 0x27, 1, 0, 0, 0)) + bytes(size))
 
 
@@ -54,18 +68,25 @@ def audio(ms: int) -> list[MediaTag]:
 
 def capture(*, seconds: float = 4, fps: float = 30, gop_s: float = 1.0, kbps: float = 800,
             jitter_every: float = 0, realtime: float = 1.0, audio_late_ms: int = 0,
-            keep_flv: bool = True) -> PreflightCapture:
+            keep_flv: bool = True, codec: str = "h264", video: bool = True,
+            sound: bool = True) -> PreflightCapture:
+    """`codec`: h264, h264-422 or hevc; `video`/`sound` False: that track never arrives
+    (an SRT programme whose codec the demuxer cannot take)."""
     cap = PreflightCapture(max_bytes=64 << 20, keep_flv=keep_flv)
-    cap.observe(avc_header(), 0.0)
-    cap.observe(MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0)) + AAC_48K_STEREO), 0.0)
+    if video:
+        cap.observe(video_header(codec), 0.0)
+    if sound:
+        cap.observe(MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0)) + AAC_48K_STEREO), 0.0)
     step = 1000 / fps
     size = int(kbps * 1000 / 8 / fps) - 5
     n = int(seconds * fps) + 1
     for i in range(n):
         ms = round(i * step) + (int(step / 1.5) if jitter_every and i % int(jitter_every) == 1 else 0)
         key = i % round(gop_s * fps) == 0
-        cap.observe(frame(ms, key, size), ms / 1000 / realtime)
-        for tag in audio(ms + audio_late_ms) if ms + audio_late_ms <= seconds * 1000 else []:
+        if video:
+            cap.observe(frame(ms, key, size, codec), ms / 1000 / realtime)
+        for tag in (audio(ms + audio_late_ms)
+                    if sound and ms + audio_late_ms <= seconds * 1000 else []):
             cap.observe(tag, ms / 1000 / realtime)
     return cap
 
@@ -83,7 +104,7 @@ def test_a_good_capture_is_a_go() -> None:
     verdict = judge(capture(), PROFILE, GOOD, latency_mode="low")
     assert verdict.go, verdict.checks
     assert {c.name: c.status for c in verdict.checks} == {
-        "keyframe_interval": "pass", "frame_rate_stability": "pass", "resolution": "pass",
+        "video_codec": "pass", "keyframe_interval": "pass", "frame_rate_stability": "pass", "resolution": "pass",
         "video_bitrate": "pass", "ingest_speed": "pass", "audio_sample_rate": "pass",
         "audio_channels": "pass", "loudness": "pass", "true_peak": "pass",
         "av_sync": "pass", "monitoring_owner": "pass"}
@@ -125,6 +146,70 @@ def test_a_missing_owner_and_a_small_source() -> None:
     resolution = next(c for c in judge(capture(), ladder, GOOD, latency_mode="low").checks
                       if c.name == "resolution")
     assert resolution.status == "warn" and "720p will not be made" in (resolution.fix or "")
+
+
+PASSTHROUGH_TOML = """name = "copy"
+version = 1
+owner = "ops"
+[[renditions]]
+name = "source"
+passthrough = true
+video_bitrate_kbps = 3000
+"""
+
+
+@pytest.mark.parametrize(("codec", "encoded", "copy_only", "copy_and_encoded"), [
+    ("h264", "pass", "pass", "pass"),
+    ("h264-422", "pass", "fail", "warn"),
+    ("hevc", "pass", "fail", "warn"),
+])
+def test_the_video_codec_against_the_ladder(
+    codec: str, encoded: str, copy_only: str, copy_and_encoded: str
+) -> None:
+    """The ladder is fitted to the capture as the broadcast's would be: a source a
+    passthrough rendition cannot copy (browsers decode only 8-bit 4:2:0 H.264) is named
+    before the event, a no-go where nothing else would be made."""
+    copy = parse_profile(PASSTHROUGH_TOML)
+    both = parse_profile(PASSTHROUGH_TOML + '[[renditions]]\nname = "360p"\nheight = 360\n'
+                         'video_bitrate_kbps = 700\n')
+    cap = capture(codec=codec)
+    got = {}
+    for name, profile in (("encoded", PROFILE), ("copy", copy), ("both", both)):
+        got[name] = next(c for c in judge(cap, profile, GOOD, latency_mode="low").checks
+                         if c.name == "video_codec")
+    assert (got["encoded"].status, got["copy"].status, got["both"].status) == (
+        encoded, copy_only, copy_and_encoded)
+    assert got["encoded"].measured == {"h264": "H.264 High", "h264-422": "H.264 High 4:2:2",
+                                       "hevc": "HEVC Main"}[codec]
+    if copy_only == "fail":
+        assert "has no rendition this source can use" in (got["copy"].fix or "")
+        assert "'source' will not be made" in (got["both"].fix or "")
+        assert "8-bit 4:2:0 H.264" in (got["both"].fix or "")
+
+
+def test_a_codec_the_srt_demuxer_cannot_take_is_named() -> None:
+    """Over SRT a track in a codec golive cannot decode never reaches the capture: the
+    demuxer's name for it is the check's measured value, not "no video"."""
+    link = SrtStats(1, 120, 10_000, 0, 0, 0,
+                    unsupported_video="MPEG-2 video (stream type 0x02)")
+    checks = {c.name: c for c in judge(capture(video=False), PROFILE, GOOD,
+                                       latency_mode="low", srt=link).checks}
+    codec = checks["video_codec"]
+    assert codec.status == "fail" and codec.measured.startswith("MPEG-2 video (stream type")
+    assert "H.264" in (codec.fix or "")
+    for name in ("keyframe_interval", "frame_rate_stability", "resolution", "video_bitrate"):
+        assert checks[name].status == "fail" and "video_codec" in (checks[name].fix or ""), name
+    link = SrtStats(1, 120, 10_000, 0, 0, 0,
+                    unsupported_audio="Opus with more than two channels (stream type 0x06)")
+    checks = {c.name: c for c in judge(capture(sound=False), PROFILE, GOOD,
+                                       latency_mode="low", srt=link).checks}
+    assert checks["video_codec"].status == "pass"
+    assert checks["audio"].status == "fail" and checks["audio"].measured.startswith("Opus")
+    assert "AAC" in (checks["audio"].fix or "")
+    # Without the demuxer's word: no video, no sound.
+    bare = {c.name: c for c in judge(capture(video=False), PROFILE, GOOD,
+                                     latency_mode="low").checks}
+    assert (bare["video_codec"].status, bare["video_codec"].measured) == ("fail", "no video")
 
 
 def test_the_capture_is_bounded() -> None:
@@ -220,7 +305,7 @@ def test_backup_and_failover_checks(report: FailoverReport, backup: str, failove
 
 def test_a_backup_with_other_audio_fails() -> None:
     backup = PreflightCapture(max_bytes=1 << 20, keep_flv=False)
-    backup.observe(avc_header(), 0.0)
+    backup.observe(video_header(), 0.0)
     backup.observe(MediaTag(TagType.AUDIO, 0, bytes((0xAF, 0, 0x12, 0x10))), 0.0)  # 44.1k
     for i in range(31):
         backup.observe(frame(i * 33, i % 30 == 0, 1000), i / 30)

@@ -25,6 +25,7 @@ from golive.media.destinations import (
     redact_url,
 )
 from golive.media.facts import PipelineFacts
+from golive.media.ladder import LadderError, SourceInfo, plan_ladder
 from golive.media.levels import LevelFacts
 from golive.media.pipeline import LivePipeline
 from golive.media.profiles import (
@@ -55,6 +56,7 @@ __all__ = [
     "DestinationState",
     "DestinationTarget",
     "DestinationView",
+    "LadderError",
     "LevelFacts",
     "LivePipeline",
     "PipelineFacts",
@@ -62,6 +64,7 @@ __all__ = [
     "SegmentMedia",
     "SlateCache",
     "SloSpec",
+    "SourceInfo",
     "StreamProfile",
     "ThumbnailBusy",
     "ThumbnailError",
@@ -74,6 +77,7 @@ __all__ = [
     "load_profile",
     "mask_secret",
     "parse_profile",
+    "plan_ladder",
     "push_sample",
     "redact_url",
 ]

@@ -32,7 +32,7 @@ from golive.formats import (
     parse_audio_tag,
     parse_video_tag,
 )
-from golive.media import StreamProfile
+from golive.media import LadderError, SourceInfo, StreamProfile, plan_ladder
 from golive.stream import IngestMeter
 
 CheckStatus = Literal["pass", "warn", "fail"]
@@ -60,6 +60,10 @@ class SrtStats:
     packets_lost: int  # gaps noticed (each missing packet once); most are recovered
     retransmitted: int
     dropped: int  # never recovered in time: lost on the air
+    unsupported_video: str | None = None
+    """The programme's video golive cannot take, named (`TsDemuxer.unsupported_video`):
+    the publisher's picture never reaches the capture."""
+    unsupported_audio: str | None = None  # likewise its sound
 
 
 @dataclass(frozen=True)
@@ -231,12 +235,13 @@ def judge(capture: PreflightCapture, profile: StreamProfile, loudness: Loudness 
     checks = [
         *(_srt(srt) if srt is not None else []),
         *([_tcp(tcp)] if tcp is not None else []),
+        _video_codec(capture, profile, latency_mode, srt.unsupported_video if srt else None),
         _keyframes(capture, profile, latency_mode),
         _frame_rate(capture),
         _resolution(capture, profile),
         _bitrate(capture, profile),
         _realtime(capture),
-        *_audio(capture, profile, loudness),
+        *_audio(capture, profile, loudness, srt.unsupported_audio if srt else None),
         _av_sync(capture, profile),
         *(_failover(failover, profile) if failover is not None else []),
         *(_destination(d) for d in destinations),
@@ -385,6 +390,49 @@ def _required_destinations(profile: StreamProfile,
     return checks
 
 
+NO_VIDEO = "no video"
+NO_VIDEO_FIX = "send video (the video_codec check says what arrived)"
+SEND_H264 = ("send 8-bit 4:2:0 H.264, High, Main or Baseline (OBS: Settings > Output > "
+             "Encoder x264, Profile high; ffmpeg: -c:v libx264 -pix_fmt yuv420p)")
+_CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC", "av1": "AV1", "vp9": "VP9", "vp8": "VP8"}
+
+
+def _video_codec(capture: PreflightCapture, profile: StreamProfile, latency_mode: str,
+                 unsupported: str | None) -> Check:
+    """The picture's codec, and whether the profile's ladder can use it: fitted to what was
+    captured as the broadcast's would be (`plan_ladder`), so a source only a passthrough
+    rendition could have carried, and cannot (HEVC, 10-bit or 4:2:2 H.264), is named
+    before the event rather than by a `ladder_failed` warning at its start."""
+    threshold = f"video the ladder of {profile.label} can use"
+    video = capture.video
+    if not capture.frame_ms or video is None:
+        if unsupported is not None:
+            return Check("video_codec", "fail", f"{unsupported}, which golive cannot decode",
+                         threshold, "set the encoder's video codec to H.264 (a relayed "
+                         "service: transcode it to H.264 before golive)")
+        return Check("video_codec", "fail", NO_VIDEO, threshold, "send video")
+    measured = " ".join(filter(None, [_CODEC_NAMES.get(video.codec, video.codec),
+                                      video.profile]))
+    if video.width is None or video.height is None or latency_mode not in ("low", "standard"):
+        return Check("video_codec", "pass", measured, threshold)  # resolution says the rest
+    span = (capture.frame_ms[-1] - capture.frame_ms[0]) / 1000
+    source = SourceInfo(
+        width=video.width, height=video.height,
+        frame_rate=(len(capture.frame_ms) - 1) / span if span > 0 else 0.0,
+        video_codec=video.codec, has_audio=capture.audio_bytes > 0,
+        interlaced=bool(video.interlaced), video_profile=video.profile)
+    try:
+        plan = plan_ladder(profile, source, "low" if latency_mode == "low" else "standard")
+    except LadderError as e:
+        return Check("video_codec", "fail", measured, threshold, f"{e}: {SEND_H264}")
+    wanted = next((r.name for r in profile.renditions if r.passthrough), None)
+    if wanted is not None and not any(r.passthrough for r in plan.renditions):
+        return Check("video_codec", "warn", measured, threshold,
+                     f"the passthrough rendition {wanted!r} will not be made: the source is "
+                     f"{source.why_not_copied()}; {SEND_H264}")
+    return Check("video_codec", "pass", measured, threshold)
+
+
 def _keyframes(capture: PreflightCapture, profile: StreamProfile, latency_mode: str) -> Check:
     gop = (profile.latency.low_latency_gop_seconds if latency_mode == "low"
            else profile.latency.standard_gop_seconds)
@@ -394,7 +442,7 @@ def _keyframes(capture: PreflightCapture, profile: StreamProfile, latency_mode: 
            f"Keyframe Interval = {gop:g}; ffmpeg: -g with the frame rate times {gop:g})")
     marks = capture.keyframe_ms
     if capture.first_media_ms is None or not capture.frame_ms:
-        return Check("keyframe_interval", "fail", "no video", f"<= {limit:g} s", fix)
+        return Check("keyframe_interval", "fail", NO_VIDEO, f"<= {limit:g} s", NO_VIDEO_FIX)
     # The stretch before the first keyframe and after the last count too: a 3 s capture
     # with one keyframe at its start has an interval of at least 3 s.
     edges = [capture.frame_ms[0], *marks, capture.frame_ms[-1]]
@@ -408,7 +456,7 @@ def _frame_rate(capture: PreflightCapture) -> Check:
     frames = capture.frame_ms
     if len(frames) < 10:
         return Check("frame_rate_stability", "fail", f"{len(frames)} frames", ">= 10 frames",
-                     "send video")
+                     "send video" if frames else NO_VIDEO_FIX)
     steps = [b - a for a, b in pairwise(frames)]
     median = statistics.median(steps)
     if median <= 0:
@@ -429,6 +477,8 @@ def _resolution(capture: PreflightCapture, profile: StreamProfile) -> Check:
     heights = [r.height for r in profile.renditions if r.height is not None and not r.passthrough]
     top = max(heights, default=0)
     video = capture.video
+    if not capture.frame_ms:
+        return Check("resolution", "fail", NO_VIDEO, f"{top}p ladder", NO_VIDEO_FIX)
     if video is None or video.width is None or video.height is None:
         return Check("resolution", "fail", "unknown (no sequence header)", f"{top}p ladder",
                      "send H.264 with its sequence header")
@@ -446,8 +496,8 @@ def _bitrate(capture: PreflightCapture, profile: StreamProfile) -> Check:
     low, high = profile.input.min_video_bitrate_kbps, profile.input.max_video_bitrate_kbps
     seconds = capture.media_seconds
     threshold = f"{low}-{high} kbit/s"
-    if seconds <= 0:
-        return Check("video_bitrate", "fail", "no video", threshold, "send video")
+    if seconds <= 0 or not capture.frame_ms:
+        return Check("video_bitrate", "fail", NO_VIDEO, threshold, NO_VIDEO_FIX)
     kbps = capture.video_bytes * 8 / 1000 / seconds
     headroom = f", headroom {high / kbps:.1f}x" if kbps > 0 else ""
     if kbps < low:
@@ -475,10 +525,14 @@ def _realtime(capture: PreflightCapture) -> Check:
 
 
 def _audio(capture: PreflightCapture, profile: StreamProfile,
-           loudness: Loudness | None) -> list[Check]:
+           loudness: Loudness | None, unsupported: str | None = None) -> list[Check]:
     policy = profile.audio
     audio = capture.audio
     if audio is None or capture.audio_bytes == 0:
+        if unsupported is not None:
+            return [Check("audio", "fail", f"{unsupported}, which golive cannot decode",
+                          "audio golive decodes", "set the encoder's audio codec to AAC, "
+                          f"{'stereo' if policy.channels == 2 else 'mono'}")]
         return [Check("audio", "fail", "no audio", "AAC audio", "send audio")]
     rate, channels = audio.sample_rate, audio.channels
     checks = [
