@@ -158,7 +158,7 @@ async def test_prometheus_scrapes_a_live_broadcast(
                 result: list[dict[str, object]] = answer["data"]["result"]
                 return result or None
 
-            for query in (f'golive_ingest_bitrate_bits_per_second{{stream_id="{sid}"}}',
+            for query in (f'golive_ingest_rate_bytes_per_second{{stream_id="{sid}"}}',
                           f'golive_ingest_keyframe_interval_seconds{{stream_id="{sid}"}}',
                           f'golive_encoder_speed{{stream_id="{sid}"}}',
                           f'golive_part_age_seconds{{stream_id="{sid}"}}',
@@ -175,6 +175,11 @@ async def test_prometheus_scrapes_a_live_broadcast(
             scraped = (await http.get("/metrics", headers=AUTH))
             assert scraped.status_code == 200
             present = sample_names(scraped.text)
+            # Prometheus' own linter: names, units, suffixes, HELP, as Prometheus means them.
+            assert PROMTOOL is not None
+            lint = subprocess.run([PROMTOOL, "check", "metrics"], input=scraped.text,
+                                  capture_output=True, text=True, timeout=30)
+            assert lint.returncode == 0, lint.stdout + lint.stderr
             missing = sorted(name for name in named_metrics() if name not in present)
             assert not missing, f"named in deploy/ but not in /metrics: {missing}"
             assert f'stream_id="{sid}"' in scraped.text

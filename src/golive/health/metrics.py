@@ -204,8 +204,9 @@ class NodeCollector(Collector):
     def _ingest(self, broadcasts: list[Broadcast]) -> Iterator[Metric]:
         labels = ["stream_id"]
         received = _counter("golive_ingest_bytes", "Media bytes received per stream.", labels)
-        bitrate = _gauge("golive_ingest_bitrate_bits_per_second",
-                         "Ingest bitrate over the last 5 s of arrival time, by track.",
+        # Bytes, Prometheus' base unit (promtool check metrics): bits are the query's `* 8`.
+        bitrate = _gauge("golive_ingest_rate_bytes_per_second",
+                         "Ingest rate over the last 5 s of arrival time, by track.",
                          ["stream_id", "track"])
         fps = _gauge("golive_ingest_frame_rate",
                      "Video frames per second, from the media timestamps of the last 5 s.",
@@ -233,7 +234,7 @@ class NodeCollector(Collector):
                                 ("audio", facts.audio_bitrate_kbps),
                                 ("total", facts.total_bitrate_kbps)):
                 if kbps is not None:
-                    bitrate.add_metric([b.stream_id, track], kbps * 1000)
+                    bitrate.add_metric([b.stream_id, track], kbps * 1000 / 8)
             if facts.frame_rate is not None:
                 fps.add_metric(sid, facts.frame_rate)
             if facts.keyframe_interval_s is not None:
@@ -263,7 +264,7 @@ class NodeCollector(Collector):
                            "SRT packets given up (too late, or dropped by the sender).", labels)
         buffer = _gauge("golive_srt_receive_buffer_seconds",
                         "Media held in the SRT receive buffer.", labels)
-        rate = _gauge("golive_srt_receive_rate_bits_per_second", "SRT receive rate.", labels)
+        rate = _gauge("golive_srt_receive_rate_bytes_per_second", "SRT receive rate.", labels)
         facts = self._s.srt.connection_facts()
         for b in broadcasts:
             publisher = b.publisher
@@ -279,7 +280,7 @@ class NodeCollector(Collector):
             retransmitted.add_metric(sid, st.retransmitted)
             dropped.add_metric(sid, st.dropped)
             buffer.add_metric(sid, st.buffer_ms / 1000)
-            rate.add_metric(sid, st.receive_rate_bps)
+            rate.add_metric(sid, st.receive_rate_bps / 8)
         yield from (rtt, received, lost, retransmitted, dropped, buffer, rate)
 
     # Encoder and packaging ----------------------------------------------------------------
