@@ -27,7 +27,8 @@ vcl 4.1;
 # Signed playback (?token=JWT): the token is not part of any media or playlist cache key,
 # one object serves every viewer. Every /live/ request is checked first: it is turned into
 # a request for the origin's /live/PLAYBACK_ID/access?token=... (cached per playback id,
-# token and referring host for as long as the origin says, never past the token's expiry);
+# token and referring host, and without a token per viewer address and user agent, for as
+# long as the origin says, never past the token's expiry);
 # a 204 restarts the request as it came, anything else (403 with the reason) is the answer.
 # Playlists are cached once with an ESI include where each URI's token goes (asked for
 # with X-Golive-Edge: esi); delivering one writes the viewer's own token in.
@@ -143,6 +144,13 @@ sub vcl_hash {
         hash_data(req.url);
         hash_data(regsub(req.http.Referer,
             "^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]+).*$", "\1"));
+        if (req.http.X-Golive-Token == "") {
+            # A viewer without a token is its address and user agent to an access hook
+            # (which hears the address in X-Forwarded-For, set by Varnish): its own
+            # answer, not the first viewer's.
+            hash_data(client.ip);
+            hash_data(req.http.User-Agent);
+        }
         return (lookup);
     }
     if (req.http.X-Golive-Phase == "media") {

@@ -1,7 +1,8 @@
 """Signed playback through deploy/nginx/edge.conf: the real nginx, the real origin and tokens.
 
 The edge keeps one cache entry per object whatever the token, refuses requests without
-a valid one, and asks the origin once per token (its `/access` answer is cached).
+a valid one, and asks the origin once per token (its `/access` answer is cached); a
+viewer without a token is asked about by its address, which an access hook hears.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.delivery.hookserver import hook_server
 from tests.delivery.signing import KeyRing
 from tests.delivery.test_nginx_edge import HANG, Edge, running_edge
 
-from golive.delivery import PlaybackAccess
+from golive.delivery import AccessHook, PlaybackAccess
 from golive.delivery.origin import TOKEN_PLACEHOLDER
 from golive.packaging.window import RenditionWindow
 
@@ -113,3 +115,40 @@ async def test_an_expired_token_is_refused_at_the_edge(
         assert asyncio.get_running_loop().time() < deadline, "the edge kept an expired token"
         await asyncio.sleep(0.2)
     assert r.status_code == 403 and "expired" in r.text
+
+
+async def test_an_access_hook_behind_the_edge_decides_for_each_viewer_by_its_address(
+    tmp_path: Path
+) -> None:
+    """A public playback id with an access hook (a venue's address range): the edge asked
+    once for everyone without a token, the hook heard the edge's address, and the first
+    viewer's decision was every viewer's."""
+    ring = KeyRing()
+    ring.add_playback("p1", signed=False)
+
+    def venue(question: dict[str, object]) -> tuple[int, object]:
+        if question["remote_address"] == "127.0.0.2":
+            return 200, {"allow": False, "reason": "not in the venue", "cache_seconds": 60}
+        return 200, {"allow": True, "cache_seconds": 60}
+
+    async with hook_server(venue) as server:
+        hook = AccessHook(timeout=HANG, fail_open=False)
+        try:
+            access = PlaybackAccess(ring, hook=hook, default_hook_url=server.url)
+            async with running_edge(tmp_path, access) as edge:
+                async def watch(address: str) -> httpx.Response:
+                    async with httpx.AsyncClient(
+                            base_url=edge.url, timeout=HANG,
+                            transport=httpx.AsyncHTTPTransport(local_address=address)) as c:
+                        return await c.get("/live/p1/video.m3u8")
+
+                assert (await watch("127.0.0.1")).status_code == 200
+                refused = await watch("127.0.0.2")
+                assert refused.status_code == 403 and "not in the venue" in refused.text
+                assert (await watch("127.0.0.1")).status_code == 200
+                assert sorted(q["remote_address"] for q in server.questions) == [
+                    "127.0.0.1", "127.0.0.2"]
+                # The allowed viewer's second request was the edge's cached answer.
+                assert access_requests(edge) == 2
+        finally:
+            await hook.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from tests.delivery.hookserver import hook_server
 from tests.delivery.signing import KeyRing
 from tests.delivery.test_nginx_edge import (
     HANG,
@@ -38,7 +39,7 @@ from tests.llhls_rules import check_media_playlist, check_multivariant, check_re
 from tests.media.conftest import until
 from tests.varnishedge import VARNISHD, Alive, run_render, varnish_edge
 
-from golive.delivery import PlaybackAccess
+from golive.delivery import AccessHook, PlaybackAccess
 from golive.delivery.origin import ESI_TOKEN_INCLUDE, TOKEN_PLACEHOLDER, create_origin_app
 from golive.packaging.presentation import Presentation
 
@@ -254,6 +255,41 @@ async def test_signed_playback_one_cache_entry_per_object_whatever_the_token(
         assert media_requests(edge, part, f"token={tokens[0]}") + sum(
             media_requests(edge, part, f"token={t}") for t in tokens[1:]) == 1
         assert access_checks(edge) - checks_before == VIEWERS
+
+
+async def test_an_access_hook_behind_the_edge_decides_for_each_viewer_by_its_address(
+    tmp_path: Path
+) -> None:
+    """A public playback id with an access hook: each viewer without a token is asked about
+    by its own address (Varnish's X-Forwarded-For), and gets its own answer."""
+    ring = KeyRing()
+    ring.add_playback("p1", signed=False)
+
+    def venue(question: dict[str, object]) -> tuple[int, object]:
+        if question["remote_address"] == "127.0.0.2":
+            return 200, {"allow": False, "reason": "not in the venue", "cache_seconds": 60}
+        return 200, {"allow": True, "cache_seconds": 60}
+
+    async with hook_server(venue) as server:
+        hook = AccessHook(timeout=HANG, fail_open=False)
+        try:
+            access = PlaybackAccess(ring, hook=hook, default_hook_url=server.url)
+            async with running_varnish(tmp_path, access) as edge:
+                async def watch(address: str) -> httpx.Response:
+                    async with httpx.AsyncClient(
+                            base_url=edge.url, timeout=HANG,
+                            transport=httpx.AsyncHTTPTransport(local_address=address)) as c:
+                        return await c.get("/live/p1/video.m3u8")
+
+                assert (await watch("127.0.0.1")).status_code == 200
+                refused = await watch("127.0.0.2")
+                assert refused.status_code == 403 and "not in the venue" in refused.text
+                assert (await watch("127.0.0.1")).status_code == 200
+                assert sorted(q["remote_address"] for q in server.questions) == [
+                    "127.0.0.1", "127.0.0.2"]
+                assert access_checks(edge) == 2  # the second request: the edge's answer
+        finally:
+            await hook.close()
 
 
 async def test_the_edge_asks_the_next_node_while_the_first_is_down(tmp_path: Path) -> None:
