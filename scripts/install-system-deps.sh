@@ -11,6 +11,7 @@ packages=(
   gstreamer1.0-plugins-bad    # rtmp2sink; srtsink and mpegtsmux (an SRT publisher)
   gstreamer1.0-plugins-ugly   # x264enc
   gstreamer1.0-libav          # avenc_aac; avdec_h264 for the HLS client
+  vlc-bin vlc-plugin-base     # cvlc: a third HLS client (VLC's own adaptive demuxer)
   nginx-light                 # edge cache in tests
   varnish                     # the other edge cache in tests (deploy/varnish)
   libnginx-mod-rtmp           # the peer in bench/ingest.py

@@ -1,22 +1,26 @@
-"""Native HLS clients play a node's LL-HLS in real time: GStreamer playbin3 and ffmpeg.
+"""Native HLS clients play a node's LL-HLS in real time: GStreamer playbin3, ffmpeg and VLC.
 
-Neither is a browser: GStreamer's hlsdemux2 (adaptivedemux2) and ffmpeg's hls demuxer
-are independent implementations of the playlist rules, with their own way of picking
-a variant, joining a live window and following playlist reloads. Each plays the
+None is a browser: GStreamer's hlsdemux2 (adaptivedemux2), ffmpeg's hls demuxer and
+VLC's adaptive module are independent implementations of the playlist rules, with their
+own way of picking a variant, joining a live window and following playlist reloads. Each plays the
 multivariant playlist for about 20 s; the test counts the frames it decoded against
 wall time and reads its errors. ffmpeg's position (with -copyts, the encoder's own
 timeline) is compared with the newest part at the origin for its delay behind live;
 gst-launch exposes no such position (its timestamps start at zero), so only its rate
-is measured.
+is measured. VLC remuxes what it fetched and demuxed to MPEG-TS on its stdout, whose
+tracks' lengths are compared with the wall time it ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +33,7 @@ import httpx
 import pytest
 from tests.e2e.conftest import create_stream, eventually, wait_status
 from tests.media.mp4info import read_fragment, read_init
-from tests.mediatools import FFMPEG, GST_LAUNCH, ffmpeg_publish, stop
+from tests.mediatools import FFMPEG, GST_LAUNCH, ffmpeg_publish, ffprobe, stop
 
 from golive.app import Golive
 
@@ -42,6 +46,7 @@ FRAME_RATE = 30.0  # the test sources'
 # machine, so that is measured in the same run): fewer mean it skipped or stalled, more
 # for long cannot be.
 RATE_TOLERANCE = 0.1
+CVLC = shutil.which("cvlc")
 _GST_FRAME = re.compile(r"chain +\*+ \(vsink:sink\) .*?pts: (\d+):(\d\d):(\d\d\.\d+)")
 
 
@@ -268,3 +273,48 @@ def _position_at(frames: Frames, at: float) -> float:
             break
         position = value
     return position
+
+
+async def test_vlc_plays_ll_hls_in_real_time(
+    node: Golive, api: httpx.AsyncClient, source_480p: Path, tmp_path: Path
+) -> None:
+    if CVLC is None:
+        pytest.skip("cvlc missing: run scripts/install-system-deps.sh")
+    proc, pid, hls = await go_live(node, api, source_480p)
+    out = tmp_path / "vlc.ts"
+    # VLC refuses to run as root (a CI machine's user): it runs as nobody there, with a
+    # home of its own it may write.
+    as_nobody = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+                 if os.geteuid() == 0 else [])
+    with tempfile.TemporaryDirectory() as home, out.open("wb") as sink:
+        os.chmod(home, 0o777)
+        client = subprocess.Popen(  # noqa: ASYNC220  (waited for in a thread)
+            [*as_nobody, CVLC, "-I", "dummy", "--no-media-library", "--play-and-exit",
+             f"--run-time={PLAY_SECONDS:.0f}", f"{node.http_url}/live/{pid}.m3u8",
+             "--sout=#std{access=file,mux=ts,dst=-}"],
+            stdout=sink, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            env={"HOME": home, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )  # fmt: skip
+        try:
+            started = time.monotonic()
+            code = await asyncio.to_thread(client.wait, PLAY_SECONDS + 60)
+            wall = time.monotonic() - started
+            assert client.stderr is not None
+            said = client.stderr.read().decode(errors="replace")
+        finally:
+            stop(client)
+            stop(proc)
+            await hls.aclose()
+    assert code == 0, said
+    streams = {s["codec_type"]: s for s in ffprobe(out, "-count_packets")["streams"]}
+    assert set(streams) == {"video", "audio"}, streams
+    video = float(streams["video"]["duration"])
+    frames = int(streams["video"]["nb_read_packets"])
+    audio = float(streams["audio"]["duration"])
+    print(f"\nvlc: {video:.1f} s of video ({frames} frames), {audio:.1f} s of audio in "
+          f"{wall:.1f} s")
+    # It joins a few segments behind live and follows the playlist from there: what it
+    # took in its run is the run's length, give or take the segments it joined behind.
+    assert PLAY_SECONDS * 0.8 <= video <= wall + 10, (video, wall, said[-2000:])
+    assert abs(audio - video) < 1.0, (audio, video)
+    assert abs(frames / video - FRAME_RATE) < FRAME_RATE * RATE_TOLERANCE, (frames, video)
