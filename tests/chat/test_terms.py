@@ -21,9 +21,28 @@ TERMS = ("bad", "spam*", "*coin", "go away", "$$$", "Straße")
     ("win $$$ now", True), ("a$$$", False),
     ("STRASSE", True), ("strasse", True),  # case folding: ß folds to ss
     ("", False), ("fine words", False),
+    # Lookalikes: Cyrillic and Greek letters, diacritics (or a pile of combining marks),
+    # a dotless i, all read as the Latin letters they pass for.
+    ("\u042c\u0430d", True), ("\u0392\u0391D", True), ("b\u00e4d", True),
+    ("b\u0337\u0322\u031ba\u0336d", True), ("\u0405\u0420\u0410\u041c", True),
+    ("sp\u00e4mmer", True), ("bit\u0441\u043ein", True), ("b\u0430dge", False),
 ])
 def test_what_a_term_matches(text: str, found: bool) -> None:
     assert blocked_terms(TERMS).found(text) is found
+
+
+def test_a_term_in_another_script_still_finds_itself() -> None:
+    """Terms are matched as their skeleton too: a Cyrillic or Greek term, or one with
+    diacritics, finds itself in any case, and words of its own script that only share
+    letters with it do not."""
+    terms = blocked_terms(("\u0434\u0443\u0440\u0430\u043a", "caf\u00e9", "\u03b2\u03bb\u03b1\u03ba\u03b1\u03c2"))
+    assert terms.found("\u0422\u042b \u0414\u0423\u0420\u0410\u041a!")  # upper case
+    assert terms.found("cafe") and terms.found("CAF\u00c9")
+    assert terms.found("\u0392\u039b\u0391\u039a\u0391\u03a3")  # final sigma folds
+    assert not terms.found("\u0434\u0443\u0440\u0430\u043a\u0438")  # another word
+    # A script whose marks spell (Devanagari vowel signs) keeps them: no two words merge.
+    hindi = blocked_terms(("\u092c\u093e\u0924",))
+    assert hindi.found("\u092c\u093e\u0924") and not hindi.found("\u092c\u0924")
 
 
 def test_a_star_inside_a_term_is_no_wildcard() -> None:
