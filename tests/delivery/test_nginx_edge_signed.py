@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.delivery.hookserver import hook_server
+from tests.delivery.hookserver import HookServer, hook_server
 from tests.delivery.signing import KeyRing
 from tests.delivery.test_nginx_edge import HANG, Edge, running_edge
 
@@ -117,6 +117,31 @@ async def test_an_expired_token_is_refused_at_the_edge(
     assert r.status_code == 403 and "expired" in r.text
 
 
+def venue(question: dict[str, object]) -> tuple[int, object]:
+    """An access hook letting in a venue's addresses: 127.0.0.2 is outside it."""
+    if question["remote_address"] == "127.0.0.2":
+        return 200, {"allow": False, "reason": "not in the venue", "cache_seconds": 60}
+    return 200, {"allow": True, "cache_seconds": 60}
+
+
+async def each_viewer_decided(url: str, server: HookServer) -> None:
+    """Through the edge at `url` to a public playback id "p1" whose access hook is `venue`:
+    a viewer inside and one outside the venue each get their own answer, and the hook
+    hears each one's address."""
+    async def watch(address: str) -> httpx.Response:
+        async with httpx.AsyncClient(
+                base_url=url, timeout=HANG,
+                transport=httpx.AsyncHTTPTransport(local_address=address)) as c:
+            return await c.get("/live/p1/video.m3u8")
+
+    assert (await watch("127.0.0.1")).status_code == 200
+    refused = await watch("127.0.0.2")
+    assert refused.status_code == 403 and "not in the venue" in refused.text
+    assert (await watch("127.0.0.1")).status_code == 200
+    assert sorted(str(q["remote_address"]) for q in server.questions) == [
+        "127.0.0.1", "127.0.0.2"]
+
+
 async def test_an_access_hook_behind_the_edge_decides_for_each_viewer_by_its_address(
     tmp_path: Path
 ) -> None:
@@ -125,30 +150,12 @@ async def test_an_access_hook_behind_the_edge_decides_for_each_viewer_by_its_add
     viewer's decision was every viewer's."""
     ring = KeyRing()
     ring.add_playback("p1", signed=False)
-
-    def venue(question: dict[str, object]) -> tuple[int, object]:
-        if question["remote_address"] == "127.0.0.2":
-            return 200, {"allow": False, "reason": "not in the venue", "cache_seconds": 60}
-        return 200, {"allow": True, "cache_seconds": 60}
-
     async with hook_server(venue) as server:
         hook = AccessHook(timeout=HANG, fail_open=False)
         try:
             access = PlaybackAccess(ring, hook=hook, default_hook_url=server.url)
             async with running_edge(tmp_path, access) as edge:
-                async def watch(address: str) -> httpx.Response:
-                    async with httpx.AsyncClient(
-                            base_url=edge.url, timeout=HANG,
-                            transport=httpx.AsyncHTTPTransport(local_address=address)) as c:
-                        return await c.get("/live/p1/video.m3u8")
-
-                assert (await watch("127.0.0.1")).status_code == 200
-                refused = await watch("127.0.0.2")
-                assert refused.status_code == 403 and "not in the venue" in refused.text
-                assert (await watch("127.0.0.1")).status_code == 200
-                assert sorted(q["remote_address"] for q in server.questions) == [
-                    "127.0.0.1", "127.0.0.2"]
-                # The allowed viewer's second request was the edge's cached answer.
-                assert access_requests(edge) == 2
+                await each_viewer_decided(edge.url, server)
+                assert access_requests(edge) == 2  # the third request: the edge's answer
         finally:
             await hook.close()

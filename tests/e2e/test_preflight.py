@@ -66,6 +66,16 @@ CASES: list[tuple[str, dict[str, Any], str | None, str]] = [
 ]
 
 
+async def finished(api: httpx.AsyncClient, sid: str, session_id: str) -> dict[str, Any]:
+    """The preflight session once it is over (done, failed or expired)."""
+    async def over() -> dict[str, Any] | None:
+        data: dict[str, Any] = (await api.get(
+            f"/live-streams/{sid}/preflights/{session_id}")).json()["data"]
+        return data if data["status"] in ("done", "failed", "expired") else None
+
+    return await eventually(over, timeout=60, what=f"preflight {session_id}")
+
+
 @pytest.mark.timeout(240)
 async def test_preflight_go_and_no_go(
     node: Golive, api: httpx.AsyncClient, tmp_path_factory: pytest.TempPathFactory
@@ -190,12 +200,7 @@ async def test_srt_through_a_lossy_link_is_a_no_go(
     url = srt_caller(f"srt://127.0.0.1:{port}?streamid={stream['stream_key']}&latency=400000")
     proc = ffmpeg_publish(source_flv, url, loop=True, muxer="mpegts")
     try:
-        async def done() -> dict[str, Any] | None:
-            data: dict[str, Any] = (await api.get(
-                f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
-            return data if data["status"] in ("done", "failed", "expired") else None
-
-        result = await eventually(done, timeout=60, what="the SRT preflight")
+        result = await finished(api, sid, session["id"])
     finally:
         stop(proc)
         transport.close()
@@ -223,12 +228,7 @@ async def test_a_relay_in_mpeg2_video_is_named_before_the_event(
                           loop=True, extra=["-c:v", "mpeg2video", "-c:a", "mp2"],
                           muxer="mpegts")
     try:
-        async def done() -> dict[str, Any] | None:
-            data: dict[str, Any] = (await api.get(
-                f"/live-streams/{sid}/preflights/{session['id']}")).json()["data"]
-            return data if data["status"] in ("done", "failed", "expired") else None
-
-        result = await eventually(done, timeout=60, what="the SRT preflight")
+        result = await finished(api, sid, session["id"])
     finally:
         stop(proc)
     assert result["verdict"] == "no_go", result
