@@ -86,6 +86,7 @@ from golive.health import (
     STATE_EVENTS,
     AlertEngine,
     BroadcastReports,
+    IngestHistory,
     MetricSources,
     NodeMetrics,
     QoeReports,
@@ -360,6 +361,7 @@ class Golive:
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
         self.alerts: AlertEngine | None = None
+        self.ingest_history: IngestHistory | None = None
         self.recent_views: RecentViews | None = None
         self.origin: Origin | None = None
         self.readiness: Readiness | None = None
@@ -553,13 +555,18 @@ class Golive:
         # asks within 2 s of a stream's last catch-up share it (beacons come every 10 s).
         self.recent_views = RecentViews(PlaybackViewStore(self.store.engine),
                                         state_types=STATE_EVENTS, fresh_for=2.0)
-        # Alerts: every live stream's rules, once a second, with the profile's thresholds.
+        # Alerts: every live stream's rules, once a second, with the profile's thresholds;
+        # a sample of what they measured is kept for the post-event report.
         if s.alerts:
+            self.ingest_history = IngestHistory(self.store.record_broadcast_samples,
+                                                interval=s.ingest_history_interval)
+            self.ingest_history.start()
             self.alerts = AlertEngine(self.bus, load_spec=self._alert_spec,
                                       pipeline=self.pipeline, srt=self._srt_sample,
                                       viewers=ViewerWindows(self.recent_views),
                                       load_slo=self._slo_spec,
-                                      interval=s.alerts_interval)
+                                      interval=s.alerts_interval,
+                                      history=self.ingest_history)
             self.hub.add_observer(self.alerts)
             self.alerts.start()
 
@@ -745,6 +752,8 @@ class Golive:
             await self.destinations.close()
         if self.alerts is not None:
             await self.alerts.close()
+        if self.ingest_history is not None:
+            await self.ingest_history.close()  # what it holds, before the store closes
         # Ended presentations finish their recordings; what storage does not take in
         # time waits in the spool for the next start.
         if self._sweeper is not None:

@@ -267,6 +267,12 @@ class Settings(BaseSettings):
     alerts_interval: float = Field(
         1.0, gt=0, le=60, description="Seconds between two evaluations of the alert rules."
     )
+    ingest_history_interval: float = Field(
+        10.0, ge=1, le=300, description="Seconds between two samples of a live broadcast's "
+        "ingest and encoder figures (bitrate, frame rate, keyframe interval, encoder speed, "
+        "SRT round trip and loss) kept in the database for its post-event report; taken "
+        "from the alert rules' measurements, so only while `alerts` is on."
+    )
     qoe_raw_retention: float = Field(
         7 * 86_400.0, gt=0, description="Seconds the players' raw QoE beacons of a view are "
         "kept after its last report; then the view keeps only its summary (startup, "

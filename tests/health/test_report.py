@@ -126,7 +126,9 @@ def test_cli_refuses_a_hostile_tickets_file_and_an_unknown_broadcast(tmp_path: P
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Golive]:
-    settings = quick_alert_settings(tmp_path, default_reconnect_window=1.0)
+    # A sample of the ingest every second (10 s by default): the broadcast is short.
+    settings = quick_alert_settings(tmp_path, default_reconnect_window=1.0,
+                                    ingest_history_interval=1)
     async with Golive(settings) as n:
         yield n
 
@@ -254,6 +256,20 @@ async def test_report_of_a_broadcast_with_induced_faults(
     assert (report["qoe"]["startup_time_p50_s"], report["qoe"]["startup_time_p95_s"]) == (
         0.8, 4.0)
 
+    # The publisher's ingest, sampled every second: its bitrate (300 kbit/s of video and
+    # 96 of sound), its 4 s keyframes, and the stall, where the bitrate of the last 5 s fell.
+    ingest = [e for e in timeline if e["kind"] == "ingest"]
+    summary_in = report["ingest"]
+    assert ingest and summary_in["samples"] == sum(e["samples"] for e in ingest) >= 10
+    assert 200 <= summary_in["bitrate_kbps"] <= 800, summary_in
+    assert summary_in["keyframe_interval_max_s"] == pytest.approx(4.0, abs=0.2)
+    assert summary_in["frame_rate_min"] is not None and summary_in["srt_rtt_max_ms"] is None
+    assert summary_in["bitrate_min_kbps"] < 0.75 * summary_in["bitrate_kbps"], summary_in
+    around_stall = [e["bitrate_min_kbps"] for e in ingest
+                    if datetime.fromisoformat(e["at"]) <= stall_at + timedelta(seconds=10)
+                    and datetime.fromisoformat(e["until"]) >= stall_at - timedelta(seconds=10)]
+    assert min(around_stall) < 0.75 * summary_in["bitrate_kbps"], ingest
+
     # SLOs: the pinned profile's targets judged by slo_results over the broadcast.
     summary = (await qoe_report(PlaybackViewStore(node.store.engine), stream["id"],
                                 broadcast.started_at, broadcast.ended_at)).summary
@@ -279,7 +295,8 @@ async def test_report_of_a_broadcast_with_induced_faults(
     page = await browser.new_page(viewport={"width": 1150, "height": 900})
     try:
         await page.goto((out / "report.html").as_uri())
-        assert await page.locator("svg.plot").count() == 4
+        assert await page.locator("svg.plot").count() == 6
+        assert await page.locator("svg.ingest polyline.series").count() == 2
         # All views, and the one protocol they played (hls): viewers by protocol.
         assert await page.locator("svg.viewers polyline.series").count() == 2
         assert await page.locator("svg.chat rect.bar").count() >= 1
@@ -326,7 +343,8 @@ async def test_a_quiet_broadcast_reports_no_data_and_a_live_one_is_refused(
     assert report["alerts"] == [] and report["qoe"]["views"] == 0
     assert report["events_complete"] is True
     page = (out / "report.html").read_text()
-    assert page.count('<svg class="plot') == 4
+    assert page.count('<svg class="plot') == 6
+    assert "no samples kept" in page
     assert "No alerts." in page and "no data" in page and "No tickets imported." in page
 
 

@@ -18,6 +18,7 @@ from golive.core import new_stream_key, utcnow
 from golive.core.events import Event, EventType
 from golive.store import (
     ApiTokenRecord,
+    BroadcastSampleRecord,
     ChatStore,
     PlaybackIdRecord,
     Store,
@@ -449,6 +450,30 @@ async def test_events_recorded_and_pruned(store: Store) -> None:
     # Pruning is per stream: the other stream keeps its event.
     others = await store.list_events(other.id)
     assert [e.type for e in others] == ["live_stream.created"]
+
+
+async def test_broadcast_samples_are_kept_in_time_order_and_go_with_their_stream(
+        store: Store) -> None:
+    record, _ = await store.create_stream(name="a")
+    other, _ = await store.create_stream(name="b")
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    await store.start_broadcast(record.id, "bc_1", "rtmp", "10.0.0.1:1000", t0)
+    samples = [BroadcastSampleRecord(record.id, "bc_1", t0 + timedelta(seconds=10 * i),
+                                     {"bitrate_kbps": 1000.0 + i, "connected": True})
+               for i in (2, 0, 1)]
+    gone = BroadcastSampleRecord("ls_never_existed", "bc_9", t0, {"bitrate_kbps": 1.0})
+    mine = BroadcastSampleRecord(other.id, "bc_2", t0, {"bitrate_kbps": 2.0})
+    # One transaction; a sample of a stream deleted meanwhile is dropped, not an error.
+    assert await store.record_broadcast_samples([*samples, gone, mine]) == 4
+    kept = await store.broadcast_samples("bc_1")
+    assert [s.data["bitrate_kbps"] for s in kept] == [1000.0, 1001.0, 1002.0]
+    assert [s.at for s in kept] == [t0 + timedelta(seconds=10 * i) for i in range(3)]
+    assert [s.data for s in await store.broadcast_samples("bc_1", limit=1)] == [
+        {"bitrate_kbps": 1000.0, "connected": True}]
+    assert await store.record_broadcast_samples([]) == 0
+    await store.delete_stream(record.id)
+    assert await store.broadcast_samples("bc_1") == []
+    assert len(await store.broadcast_samples("bc_2")) == 1
 
 
 async def test_events_for_deleted_stream_ignored(store: Store) -> None:

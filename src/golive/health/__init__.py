@@ -26,6 +26,7 @@ from golive.health.diagnosis import (
     ViewerSignals,
     ViewLag,
 )
+from golive.health.history import IngestHistory
 from golive.health.metrics import MetricSources, NodeMetrics
 from golive.health.qoe import (
     GROUP_BY,
@@ -67,6 +68,7 @@ __all__ = [
     "Diagnosis",
     "EncoderSignals",
     "Finding",
+    "IngestHistory",
     "MetricSources",
     "NodeMetrics",
     "QoeReport",

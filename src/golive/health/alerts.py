@@ -46,6 +46,7 @@ from golive.health.diagnosis import (
     StreamSignals,
     ViewerSignals,
 )
+from golive.health.history import IngestHistory
 from golive.media import AlertSpec, PipelineFacts, SloSpec
 from golive.stream import Broadcast, BroadcastState, StreamPolicy
 
@@ -300,7 +301,9 @@ class AlertEngine:
         rules: tuple[Rule, ...] = RULES,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        history: IngestHistory | None = None,
     ) -> None:
+        """`history`: keeps a sample of the measurements for post-event reports."""
         if interval <= 0:
             raise ValueError("interval must be > 0")
         self._bus = bus
@@ -312,6 +315,7 @@ class AlertEngine:
         self._load_slo = load_slo
         self.rules = rules
         self.interval = interval
+        self._history = history
         self._clock = clock
         self.book = AlertBook()
         self._watches: dict[str, _Watch] = {}  # by stream id
@@ -387,6 +391,8 @@ class AlertEngine:
         if watch is None or watch.broadcast is not broadcast:
             return
         del self._watches[broadcast.stream_id]
+        if self._history is not None:
+            self._history.ended(broadcast)
         for task in (watch.spec_task, watch.viewers_task):
             if task is not None:
                 task.cancel()
@@ -420,6 +426,8 @@ class AlertEngine:
                 continue
             self._refresh_viewers(watch, now)
             signals = self.signals(watch, now)
+            if self._history is not None:
+                self._history.observe(broadcast, signals)
             spec = watch.spec
             for rule in self.rules:
                 finding = rule.evaluate(signals, spec)

@@ -2,7 +2,8 @@
 
 `build_report` reads a finished broadcast from the store (its stream events - connected,
 disconnected, failovers, warnings, alerts with their diagnoses -, the viewers' QoE per
-time bucket, chat volume and moderation) and places imported support tickets next to
+time bucket, the publisher's ingest and the encoder per time bucket from the samples
+`golive.health.history` kept, chat volume and moderation) and places imported support tickets next to
 what the telemetry showed at that moment (the alerts and QoE within +-2 minutes).
 `render_html` draws it as one self-contained page: inline SVG plots drawn here, no
 scripts, no network. `parse_tickets` reads a tickets CSV (time, channel, text) bounded
@@ -24,7 +25,14 @@ from typing import Any
 from golive.health.qoe import qoe_report, slo_results
 from golive.media import ProfileError, parse_profile
 from golive.media.profiles import SloSpec
-from golive.store import BroadcastRecord, ChatStore, EventRecord, PlaybackViewStore, Store
+from golive.store import (
+    BroadcastRecord,
+    BroadcastSampleRecord,
+    ChatStore,
+    EventRecord,
+    PlaybackViewStore,
+    Store,
+)
 
 MAX_TICKETS_BYTES = 2 * 1024 * 1024
 MAX_TICKETS = 5000
@@ -212,6 +220,64 @@ async def _slo_spec(store: Store, stream_id: str, profile: str, version: int | N
         return f"{name}@{number}", SloSpec()
 
 
+# Per bucket, each sampled figure folded as it matters: the bitrate's mean and its lowest,
+# the worst of the rest (lowest frame rate and speeds, longest keyframe interval, highest
+# round trip and loss, largest A/V offset either way, deepest degrade step).
+_INGEST_FOLDS: tuple[tuple[str, str, str], ...] = (
+    ("bitrate_kbps", "mean", "bitrate_kbps"),
+    ("bitrate_kbps", "min", "bitrate_min_kbps"),
+    ("frame_rate", "min", "frame_rate_min"),
+    ("keyframe_interval_s", "max", "keyframe_interval_max_s"),
+    ("ingest_speed", "min", "ingest_speed_min"),
+    ("encoder_speed", "min", "encoder_speed_min"),
+    ("degrade_step", "max", "degrade_step_max"),
+    ("srt_rtt_ms", "max", "srt_rtt_max_ms"),
+    ("srt_loss_percentage", "max", "srt_loss_max_percentage"),
+    ("av_drift_s", "absmax", "av_drift_max_s"),
+)
+
+
+def _fold(samples: Sequence[BroadcastSampleRecord]) -> dict[str, Any]:
+    """The samples' figures folded (`_INGEST_FOLDS`); None where none measured one."""
+    folded: dict[str, Any] = {
+        "samples": len(samples),
+        "connected_share": _round(sum(1 for s in samples if s.data.get("connected"))
+                                  / len(samples)) if samples else None,
+    }
+    for key, how, name in _INGEST_FOLDS:
+        values = [float(v) for s in samples
+                  if isinstance(v := s.data.get(key), int | float) and not isinstance(v, bool)
+                  and math.isfinite(v)]
+        if not values:
+            folded[name] = None
+        elif how == "mean":
+            folded[name] = _round(sum(values) / len(values), 1)
+        elif how == "min":
+            folded[name] = _round(min(values))
+        elif how == "max":
+            folded[name] = _round(max(values))
+        else:
+            folded[name] = _round(max(values, key=abs))
+    return folded
+
+
+def _ingest(samples: Sequence[BroadcastSampleRecord], start: datetime, end: datetime,
+            step: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The broadcast's ingest summary and one timeline entry per bucket that has samples."""
+    by_bucket: dict[int, list[BroadcastSampleRecord]] = {}
+    for sample in samples:
+        if start <= sample.at <= end:
+            index = int((sample.at - start).total_seconds() // step)
+            by_bucket.setdefault(index, []).append(sample)
+    entries = []
+    for index in sorted(by_bucket):
+        low = start + timedelta(seconds=index * step)
+        entries.append({"at": _iso(low), "until": _iso(min(end, low + timedelta(seconds=step))),
+                        "kind": "ingest", **_fold(by_bucket[index])})
+    inside = [s for bucket in by_bucket.values() for s in bucket]
+    return _fold(inside), entries
+
+
 def _bucket_seconds(duration: float) -> int:
     """Per minute (wider past MAX_BUCKETS minutes); 10 s under SHORT_BROADCAST_S, so a
     short broadcast still draws a curve."""
@@ -307,6 +373,9 @@ async def build_report(store: Store, broadcast_id: str,
            "until": _iso(b.until) if b.until else None} for b in bans),
     ]
 
+    samples = await store.broadcast_samples(broadcast.id)
+    ingest, ingest_buckets = _ingest(samples, start, end, step)
+
     overall = (await qoe_report(views, stream.id, start, end)).summary
     peak, peak_truncated = await views.peak_views(stream.id, start, end)
     slos = [{"metric": r.metric, "value": _round(r.value, 4), "target": r.target,
@@ -315,6 +384,7 @@ async def build_report(store: Store, broadcast_id: str,
     placed = [_place(ticket, alerts, buckets) for ticket in tickets
               if start - TICKET_WINDOW <= ticket.at <= end + TICKET_WINDOW]
     timeline.extend(buckets)
+    timeline.extend(ingest_buckets)
     timeline.extend(chat_buckets)
     timeline.extend(moderation)
     timeline.extend(placed)
@@ -335,6 +405,9 @@ async def build_report(store: Store, broadcast_id: str,
         "qoe": {k: (_round(v, 4) if isinstance(v, float) else v)
                 for k, v in overall.as_dict().items()},
         "slos": slos,
+        # The publisher's ingest and the encoder over the broadcast, from the samples the
+        # node kept (every `ingest_history_interval`); nulls where none measured a figure.
+        "ingest": ingest,
         "alerts": sorted(alerts.values(), key=lambda a: a["fired_at"] or ""),
         "chat": {"messages": counted, "deleted": len(deleted), "bans": len(bans)},
         "tickets": {"placed": len(placed), "outside_broadcast": len(tickets) - len(placed)},
@@ -464,6 +537,7 @@ def render_html(report: dict[str, Any]) -> str:
         return low + (high - low) / 2
 
     qoe = [e for e in timeline if e["kind"] == "qoe"]
+    ingest = [e for e in timeline if e["kind"] == "ingest"]
     chat = [e for e in timeline if e["kind"] == "chat"]
     markers = [(_parse_iso(e["at"]), e["kind"],
                 f'{e["kind"]} {e.get("rule") or e.get("channel") or ""} {e["at"]}')
@@ -482,6 +556,14 @@ def render_html(report: dict[str, Any]) -> str:
         _chart("Rebuffer (%) and latency p95 (s)", "rebuffer", start, end,
                [("rebuffer %", "#e67e22", [(mid(e), e["rebuffer_percentage"]) for e in qoe]),
                 ("latency p95 s", "#16a085", [(mid(e), e["latency_p95_s"]) for e in qoe])],
+               markers),
+        _chart("Ingest bitrate (kbit/s)", "ingest", start, end,
+               [("mean", "#2c3e50", [(mid(e), e["bitrate_kbps"]) for e in ingest]),
+                ("lowest", "#c0392b", [(mid(e), e["bitrate_min_kbps"]) for e in ingest])],
+               markers),
+        _chart("Speed (x real time): media arriving, encoder", "speed", start, end,
+               [("ingest", "#2980b9", [(mid(e), e["ingest_speed_min"]) for e in ingest]),
+                ("encoder", "#8e44ad", [(mid(e), e["encoder_speed_min"]) for e in ingest])],
                markers),
         _chart("Chat messages per bucket", "chat", start, end,
                [("messages", "#7f8c8d", [(mid(e), float(e["messages"])) for e in chat])],
@@ -502,7 +584,7 @@ def render_html(report: dict[str, Any]) -> str:
     event_rows = "".join(
         f'<tr class="{_esc(e["kind"].replace(".", "-"))}"><td>{_esc(e["at"])}</td>'
         f'<td>{_esc(e["kind"])}</td><td>{_esc(_describe(e))}</td></tr>'
-        for e in timeline if e["kind"] not in ("qoe", "chat"))
+        for e in timeline if e["kind"] not in ("qoe", "chat", "ingest"))
     q = report["qoe"]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -525,6 +607,7 @@ figure {{ margin: 12px 0; }} figcaption {{ font-weight: 600; }}
  ({b["duration_s"]:.0f} s, {_esc(b["protocol"])})</td></tr>
 <tr><th>Views</th><td>{q["views"]} ({q["started_views"]} started, {q["failed_views"]} failed;
  at most {b.get("peak_views", "n/a")}{"+" if b.get("peak_views_truncated") else ""} at once)</td></tr>
+<tr><th>Ingest</th><td>{_ingest_summary(report.get("ingest") or dict())}</td></tr>
 <tr><th>Chat</th><td>{report["chat"]["messages"]} messages, {report["chat"]["deleted"]} deleted,
  {report["chat"]["bans"]} bans</td></tr>
 </table>
@@ -547,6 +630,21 @@ orange support ticket, grey publisher disconnected. Buckets of {report["bucket_s
 <table class="timeline"><tr><th>At</th><th>Kind</th><th>What</th></tr>{event_rows}</table>
 </body></html>
 """
+
+
+def _ingest_summary(ingest: dict[str, Any]) -> str:
+    if not ingest.get("samples"):
+        return "no samples kept (alerts off, or the broadcast was too short)"
+    parts = [f'{_fmt(ingest.get("bitrate_kbps"), " kbit/s")} on average (lowest '
+             f'{_fmt(ingest.get("bitrate_min_kbps"), " kbit/s")})',
+             f'frame rate at least {_fmt(ingest.get("frame_rate_min"), " fps")}',
+             f'keyframes at most {_fmt(ingest.get("keyframe_interval_max_s"), " s")} apart']
+    if ingest.get("encoder_speed_min") is not None:
+        parts.append(f'encoder at least {_fmt(ingest["encoder_speed_min"], "x")} real time')
+    if ingest.get("srt_rtt_max_ms") is not None:
+        parts.append(f'SRT round trip at most {_fmt(ingest["srt_rtt_max_ms"], " ms")}, loss at '
+                     f'most {_fmt(ingest.get("srt_loss_max_percentage"), " %")}')
+    return "; ".join(parts) + f' ({ingest["samples"]} samples)'
 
 
 def _describe(entry: dict[str, Any]) -> str:

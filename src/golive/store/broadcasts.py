@@ -2,7 +2,9 @@
 
 A broadcast row is written when a publisher starts one, its `last_media_at` moves
 on while media flows, and it is closed when it ends (or, after a crash, at the
-next startup, when media was last seen). Every event on the bus is appended to
+next startup, when media was last seen); while it is live, samples of its ingest and
+encoder figures are kept for its report (`record_broadcast_samples`, deleted with the
+stream). Every event on the bus is appended to
 its stream's log (by `EventRecorder`), which keeps only the newest
 `event_history` per stream, and queued for webhooks in the same transaction. Rows of a deleted stream
 are never written: a late write for one is dropped, not an error.
@@ -19,8 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from golive.core import Event, EventType
 from golive.store.db import Tables
-from golive.store.models import Broadcast, LiveStream, StreamEvent
-from golive.store.records import BroadcastRecord, EventRecord, RecoveredBroadcastRecord
+from golive.store.models import Broadcast, BroadcastSample, LiveStream, StreamEvent
+from golive.store.records import (
+    BroadcastRecord,
+    BroadcastSampleRecord,
+    EventRecord,
+    RecoveredBroadcastRecord,
+)
 from golive.store.validation import check_limit
 from golive.store.webhooks import queue_deliveries
 
@@ -171,6 +178,33 @@ class BroadcastRepository(Tables):
                 .where(Broadcast.id == broadcast_id, Broadcast.ended_at.is_(None))
                 .values(last_media_at=at)
             )
+
+    async def record_broadcast_samples(self, samples: Sequence[BroadcastSampleRecord]) -> int:
+        """Keep live broadcasts' samples (one transaction); those of a stream deleted
+        meanwhile are dropped. Returns how many were kept."""
+        if not samples:
+            return 0
+        async with self._write.begin() as session:
+            existing = set((await session.scalars(select(LiveStream.id).where(
+                LiveStream.id.in_({s.stream_id for s in samples})))).all())
+            rows = [BroadcastSample(stream_id=s.stream_id, broadcast_id=s.broadcast_id,
+                                    at=s.at, data=dict(s.data))
+                    for s in samples if s.stream_id in existing]
+            session.add_all(rows)
+        return len(rows)
+
+    async def broadcast_samples(self, broadcast_id: str, *,
+                                limit: int = 100_000) -> list[BroadcastSampleRecord]:
+        """A broadcast's samples, oldest first (the first `limit`)."""
+        check_limit(limit)
+        async with self._read() as session:
+            rows = (await session.scalars(
+                select(BroadcastSample)
+                .where(BroadcastSample.broadcast_id == broadcast_id)
+                .order_by(BroadcastSample.at, BroadcastSample.id)
+                .limit(limit))).all()
+            return [BroadcastSampleRecord(stream_id=r.stream_id, broadcast_id=r.broadcast_id,
+                                          at=r.at, data=dict(r.data or {})) for r in rows]
 
     async def get_broadcast(self, broadcast_id: str) -> BroadcastRecord | None:
         async with self._read() as session:

@@ -270,6 +270,22 @@ class Broadcast(Base):
     last_media_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class BroadcastSample(Base):
+    """A live broadcast's ingest and encoder figures at one moment (`golive.health.history`),
+    for its post-event report."""
+
+    __tablename__ = "broadcast_samples"
+    __table_args__ = (Index("ix_broadcast_samples_broadcast_id_at", "broadcast_id", "at"),)
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("live_streams.id", ondelete="CASCADE")
+    )
+    broadcast_id: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 # Chat (golive.chat) -------------------------------------------------------------------------
 
 REVIEW_FALLBACKS = ("allow", "deny")

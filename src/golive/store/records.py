@@ -63,6 +63,16 @@ class BroadcastRecord:
 
 
 @dataclass(frozen=True)
+class BroadcastSampleRecord:
+    """A live broadcast's figures at `at` (`golive.health.history` says which)."""
+
+    stream_id: str
+    broadcast_id: str
+    at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RecoveredBroadcastRecord:
     """A broadcast a killed node left open, as `recover_open_broadcasts` closed it."""
 
