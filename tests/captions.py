@@ -1,9 +1,11 @@
 """A source with CEA-608 captions, as broadcast encoders send them, and reading them back.
 
 ffmpeg cannot caption a picture from text, so the captions are written here: pop-on
-captions "CAPTION n" every two seconds on CC1, as ATSC A/53 cc_data in a registered user
-data SEI in front of every picture (padding between captions), inserted into an H.264
-elementary stream; ffmpeg's own CEA-608 decoder reads them back from any output.
+captions "CAPTION n" every two seconds on CC1 (and, asked for, "LEYENDA n" on CC3: the
+second field's first channel, where a second language usually goes), as ATSC A/53
+cc_data in a registered user data SEI in front of every picture (padding between
+captions), inserted into an H.264 elementary stream; ffmpeg's own CEA-608 decoder reads
+the CC1 ones back from any output.
 """
 
 from __future__ import annotations
@@ -44,17 +46,21 @@ def _escape(rbsp: bytes) -> bytes:
     return bytes(out)
 
 
-def _sei(pair: tuple[int, int]) -> bytes:
+def _sei(pair: tuple[int, int], second: tuple[int, int] = (0x80, 0x80)) -> bytes:
+    """The cc_data of one picture: `pair` in the first field (CC1), `second` in the
+    second (CC3; padding by default)."""
     a, b = (_odd_parity(x) for x in pair)
+    c, d = (_odd_parity(x) for x in second)
     payload = (b"\xb5\x00\x31GA94\x03" + bytes([0x40 | 2, 0xFF])
-               + bytes([0xFC, a, b, 0xFD, 0x80, 0x80]) + b"\xff")
+               + bytes([0xFC, a, b, 0xFD, c, d]) + b"\xff")
     return b"\x00\x00\x00\x01\x06" + _escape(bytes([4, len(payload)]) + payload + b"\x80")
 
 
-def captioned_flv(path: Path, *, seconds: int = 20, start_s: int = 0) -> Path:
+def captioned_flv(path: Path, *, seconds: int = 20, start_s: int = 0,
+                  cc3: bool = False) -> Path:
     """An FLV (H.264 640x360 30 fps, AAC) whose pictures carry "CAPTION 0", "CAPTION 1",
     ... every two seconds on CC1; from `start_s` on (no caption data before it), where
-    the caption numbers go on from that time."""
+    the caption numbers go on from that time. `cc3`: "LEYENDA 0", ... on CC3 as well."""
     plain = path.with_suffix(".plain.h264")
     subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
@@ -64,9 +70,12 @@ def captioned_flv(path: Path, *, seconds: int = 20, start_s: int = 0) -> Path:
         check=True, timeout=120,
     )  # fmt: skip
     schedule: dict[int, tuple[int, int]] = {}
+    second: dict[int, tuple[int, int]] = {}
     for n in range(seconds // EVERY_S):
         for i, pair in enumerate(_caption_pairs(f"CAPTION {n}")):
             schedule[n * EVERY_S * FPS + i] = pair
+        for i, pair in enumerate(_caption_pairs(f"LEYENDA {n}") if cc3 else ()):
+            second[n * EVERY_S * FPS + i] = pair
     data = plain.read_bytes()
     out, frame = bytearray(), 0
     for nal in re.split(b"\x00\x00\x00\x01|\x00\x00\x01", data):
@@ -75,7 +84,7 @@ def captioned_flv(path: Path, *, seconds: int = 20, start_s: int = 0) -> Path:
         out += b"\x00\x00\x00\x01" + nal
         if nal[0] & 0x1F == 9:  # an access unit delimiter: a picture begins
             if frame >= start_s * FPS:
-                out += _sei(schedule.get(frame, (0x80, 0x80)))
+                out += _sei(schedule.get(frame, (0x80, 0x80)), second.get(frame, (0x80, 0x80)))
             frame += 1
     captioned = path.with_suffix(".h264")
     captioned.write_bytes(bytes(out))

@@ -6,10 +6,12 @@ boxes and AMF0. Nothing here reads a clock, touches a socket or knows a stream.
 
 from golive.formats.annexb import AnnexBToFlv
 from golive.formats.codecs import (
+    CAPTION_CHANNELS,
     AudioInfo,
     CodecError,
     Silence,
     VideoInfo,
+    caption_channels,
     carries_captions,
     describe_audio,
     describe_video,
@@ -36,6 +38,7 @@ from golive.formats.mpegts import TsDemuxer
 from golive.formats.tag import MediaTag, TagType
 
 __all__ = [
+    "CAPTION_CHANNELS",
     "AnnexBToFlv",
     "AudioInfo",
     "CodecError",
@@ -53,6 +56,7 @@ __all__ = [
     "TagType",
     "TsDemuxer",
     "VideoInfo",
+    "caption_channels",
     "carries_captions",
     "describe_audio",
     "describe_video",

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from golive.formats import (
+    CAPTION_CHANNELS,
     AudioInfo,
     CodecError,
     MediaTag,
     TagType,
     VideoInfo,
+    caption_channels,
     carries_captions,
     describe_audio,
     describe_video,
@@ -76,6 +78,8 @@ class IngestFacts:
     """The video codes fields (1080i): the ladder deinterlaces it. None: not known."""
     captions: bool = False
     """The pictures carry CEA-608/708 closed captions: the playlists offer them."""
+    caption_channels: tuple[str, ...] = ()
+    """The CEA-608 channels a control code of the captions named ("CC1" to "CC4")."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with rates rounded for display."""
@@ -103,6 +107,7 @@ class IngestFacts:
             "av_drift_s": _round(self.av_drift_s, 3),
             "interlaced": self.interlaced,
             "captions": self.captions,
+            "caption_channels": list(self.caption_channels),
         }
 
 
@@ -192,6 +197,8 @@ class IngestMeter:
         self.malformed_tags = 0
         self.captions = False
         """The publisher's pictures carry CEA-608/708 captions (A/53 cc_data SEI)."""
+        self.caption_channels: frozenset[str] = frozenset()
+        """The CEA-608 channels their control codes named so far ("CC1" to "CC4")."""
         self._first_at: float | None = None
         self._last_at: float | None = None
         self._latest_at: float | None = None  # the latest `now` seen (arrival may interleave)
@@ -223,6 +230,7 @@ class IngestMeter:
         self._audio_info = None
         self._meta = {}
         self.captions = False
+        self.caption_channels = frozenset()
         self._clock = _MediaClock()  # its timestamps start over
         self._frame_times.clear()
         self._keyframe_times.clear()
@@ -260,8 +268,8 @@ class IngestMeter:
             if codec is not None and codec == self._video_codec:
                 self._sync.video(tag.timestamp)
                 self._count_frame(tag.timestamp, body[0] >> 4 == 1)
-                if not self.captions:
-                    self.captions = carries_captions(memoryview(body)[5:], hevc=codec == "hevc")
+                if len(self.caption_channels) < len(CAPTION_CHANNELS):
+                    self._look_for_captions(memoryview(body)[5:], codec == "hevc")
                 return
         info = parse_video_tag(body)
         if info.is_multitrack:
@@ -279,10 +287,21 @@ class IngestMeter:
             return
         self._sync.video(tag.timestamp)
         self._count_frame(tag.timestamp, info.is_keyframe)
-        if not self.captions and info.codec in ("h264", "hevc"):
-            self.captions = carries_captions(info.payload, hevc=info.codec == "hevc")
+        if info.codec in ("h264", "hevc") and len(self.caption_channels) < len(CAPTION_CHANNELS):
+            self._look_for_captions(info.payload, info.codec == "hevc")
         if info.is_keyframe and info.codec == "vp9" and self._video_info is None:
             self._video_info = describe_video(info)
+
+    def _look_for_captions(self, nal_units: bytes | memoryview, hevc: bool) -> None:
+        """Whether the frame carries captions, and once it does (until every channel was
+        seen), which CEA-608 channels its caption data names."""
+        if not self.captions:
+            self.captions = carries_captions(nal_units, hevc=hevc)
+            if not self.captions:
+                return
+        found = caption_channels(nal_units, hevc=hevc)
+        if not found <= self.caption_channels:
+            self.caption_channels |= found
 
     def _count_frame(self, timestamp: int, keyframe: bool) -> None:
         self.video_frames += 1
@@ -366,6 +385,7 @@ class IngestMeter:
             video_profile=video.profile if video else None,
             interlaced=video.interlaced if video else None,
             captions=self.captions,
+            caption_channels=tuple(sorted(self.caption_channels)),
             width=width,
             height=height,
             frame_rate=self._measured_frame_rate(),

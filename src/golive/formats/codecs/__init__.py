@@ -29,7 +29,7 @@ from golive.formats.codecs.av1 import (
     parse_av1_sequence_header,
 )
 from golive.formats.codecs.bits import BitReader, CodecError, unescape_rbsp
-from golive.formats.codecs.captions import carries_captions
+from golive.formats.codecs.captions import CAPTION_CHANNELS, caption_channels, carries_captions
 from golive.formats.codecs.flvtags import (
     AudioTagInfo,
     VideoTagInfo,
@@ -72,6 +72,7 @@ from golive.formats.codecs.vpx import VpConfig, parse_vp_config
 
 __all__ = [
     "AAC_FRAME_SAMPLES",
+    "CAPTION_CHANNELS",
     "LOAS_HEADER",
     "AacConfig",
     "AudioInfo",
@@ -99,6 +100,7 @@ __all__ = [
     "avc_codec_string",
     "avc_config_profile",
     "avc_decoder_config",
+    "caption_channels",
     "carries_captions",
     "describe_audio",
     "describe_video",
