@@ -78,6 +78,20 @@ def test_captions_in_the_pictures_are_offered_once_found() -> None:
     assert len(variants) == 2
     assert all(attributes(line)["CLOSED-CAPTIONS"] == "cc" for line in variants)
     assert all('CLOSED-CAPTIONS="cc"' in line for line in variants)
+    # A second channel found later is offered too (a new answer again); none is taken back.
+    version = p.version
+    p.offer_captions({"CC1", "CC3"})
+    p.offer_captions({"CC1"})
+    assert p.version > version and p.caption_channels == {"CC1", "CC3"}
+    text = p.multivariant_playlist()
+    assert text is not None
+    check_multivariant(text)
+    media = [line for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
+    assert [attributes(line)["INSTREAM-ID"] for line in media] == ["CC1", "CC3"]
+    assert [attributes(line)["DEFAULT"] for line in media] == ["YES", "NO"]
+    version = p.version
+    p.offer_captions({"CC3"})  # nothing new: the same answer
+    assert p.version == version
 
 
 def test_standard_mode_is_version_7() -> None:

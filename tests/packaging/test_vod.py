@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -84,6 +85,16 @@ def test_a_recording_with_captions_offers_them() -> None:
     check_multivariant(text)
     assert '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc"' in text
     assert 'CLOSED-CAPTIONS="cc"' in text
+    assert text.count("TYPE=CLOSED-CAPTIONS") == 1 and 'INSTREAM-ID="CC1"' in text
+    # A second language on CC3: offered beside CC1, which stays the default.
+    both = vod_multivariant_playlist("pb1", renditions, captions=True,
+                                     caption_channels=("CC3",))
+    check_multivariant(both)
+    assert [line for line in both.splitlines() if "TYPE=CLOSED-CAPTIONS" in line] == [
+        '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="Captions",INSTREAM-ID="CC1",'
+        "DEFAULT=YES,AUTOSELECT=YES",
+        '#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="cc",NAME="Captions CC3",INSTREAM-ID="CC3",'
+        "DEFAULT=NO,AUTOSELECT=NO"]
     # Sound alone has no pictures to carry them.
     audio = [VodRendition("audio", 200_000, 160_000, 0.0, "mp4a.40.2", 0, 0)]
     assert "CLOSED-CAPTIONS" not in vod_multivariant_playlist("pb1", audio, captions=True)
@@ -101,7 +112,7 @@ class Observer:
     def segment_completed(self, segment: CompletedSegment) -> None:
         self.segments.append(segment)
 
-    def captions_found(self) -> None:
+    def captions_found(self, channels: Collection[str]) -> None:
         pass
 
     def presentation_ended(self) -> None:

@@ -131,12 +131,13 @@ async def test_captions_are_kept_by_a_recording_a_crash_left_open(
     stream, _ = await store.create_stream(name="show", recording=True)
     session = recorder.begin(stream_id=stream.id, broadcast_id="br_test1", signed=False)
     record(session, 3, end=False)
-    session.captions_found()
+    session.captions_found({"CC1"})
+    session.captions_found({"CC1", "CC3"})  # a second channel found later
     assets = AssetStore(store.engine)
 
     async def marked() -> bool:
         asset = await assets.get(session.asset_id)
-        return asset is not None and asset.captions
+        return asset is not None and asset.captions and asset.caption_channels == ("CC3",)
 
     await eventually(marked, timeout=10, what="the captions stored")  # before the end
     await recorder.close(drain_timeout=0.1)  # the node dies mid-broadcast
@@ -145,6 +146,7 @@ async def test_captions_are_kept_by_a_recording_a_crash_left_open(
     await again.wait_idle()
     asset = await assets.get(session.asset_id)
     assert asset is not None and asset.status == "ready" and asset.captions
+    assert asset.caption_channels == ("CC3",)  # CC1 goes without saying
     await again.close()
 
 

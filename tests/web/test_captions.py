@@ -1,11 +1,11 @@
 """Closed captions a publisher's pictures carry reach viewers, live and recorded.
 
 A real ffmpeg publishes H.264 carrying CEA-608 captions (CC1, as broadcast encoders,
-caption services and OBS send them) over RTMP. The node's encoder keeps them in every
-rendition; the multivariant playlists (live and VOD) offer them, so Shaka Player shows
-them in Chromium (as Safari's own player does), and so does golive's watch page (hls.js)
-once the viewer presses "CC"; the recording's MP4 keeps them too. ffmpeg's CEA-608
-decoder reads them back.
+caption services and OBS send them, and a second language on CC3) over RTMP. The node's
+encoder keeps them in every rendition; the multivariant playlists (live and VOD) offer
+both channels, so Shaka Player shows them in Chromium (as Safari's own player does), and
+so does golive's watch page (hls.js) once the viewer presses "CC" (CC1, then CC3 at the
+next press); the recording's MP4 keeps them too. ffmpeg's CEA-608 decoder reads CC1 back.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ SHOWN_CUES = """() => {
 
 @pytest.fixture(scope="module")
 def captioned(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return captioned_flv(tmp_path_factory.mktemp("cc") / "captioned.flv", seconds=SECONDS)
+    return captioned_flv(tmp_path_factory.mktemp("cc") / "captioned.flv", seconds=SECONDS,
+                         cc3=True)
 
 
 def numbers(captions: list[str]) -> list[int]:
@@ -64,13 +65,13 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
     try:
         async def offered() -> str | None:
             response = await http.get(f"/live/{pid}.m3u8")
-            ok = response.status_code == 200 and 'CLOSED-CAPTIONS="cc"' in response.text
+            ok = response.status_code == 200 and 'INSTREAM-ID="CC3"' in response.text
             return response.text if ok else None
 
         multivariant = await eventually(offered, timeout=60, what="captions offered")
         check_multivariant(multivariant)
         assert multivariant.count('CLOSED-CAPTIONS="cc"') == multivariant.count("#EXT-X-STREAM-INF")
-        assert 'INSTREAM-ID="CC1"' in multivariant
+        assert 'INSTREAM-ID="CC1"' in multivariant and 'NAME="Captions CC3"' in multivariant
 
         # The rendition's own segments carry them (the encoder kept the SEI).
         uri = next(line for line in multivariant.splitlines() if line.endswith(".m3u8"))
@@ -115,6 +116,19 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
             shown = numbers(re.findall(r"CAPTION \d+", " ".join(await watch.evaluate(SHOWN_CUES))))
             assert shown == sorted(shown), shown
             assert await watch.evaluate("localStorage.getItem('golive.captions')") == "on"
+            # The next press: the second channel (CC3) instead; the one after: off.
+            await watch.wait_for_function(
+                "Array.from(document.querySelector('video').textTracks).length >= 2",
+                timeout=40_000, polling=250)
+            await button.click()
+            assert await button.get_attribute("aria-label") == "Captions: Captions CC3"
+            await watch.wait_for_function(
+                f"({SHOWN_CUES})().some(text => /LEYENDA \\d+/.test(text))",
+                timeout=40_000, polling=250)
+            assert not re.findall(r"CAPTION \d+", " ".join(await watch.evaluate(SHOWN_CUES)))
+            await button.click()
+            assert await button.get_attribute("aria-pressed") == "false"
+            assert await watch.evaluate(SHOWN_CUES) == []
 
         async def studio() -> None:  # the operator sees them arrive
             await operator.goto(f"{node.http_url}/studio/login")
@@ -123,7 +137,7 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
             await operator.wait_for_url(f"{node.http_url}/studio", timeout=10_000)
             await operator.goto(f"{node.http_url}/studio/streams/{stream['id']}")
             await operator.wait_for_function(
-                "document.getElementById('fact-video').textContent.endsWith('captions (CC1)')",
+                "document.getElementById('fact-video').textContent.endsWith('captions (CC1, CC3)')",
                 timeout=30_000, polling=250)
 
         await asyncio.gather(shaka(), golive_player(), studio())
@@ -136,11 +150,12 @@ async def test_captions_in_the_pictures_are_offered_live_and_in_the_recording(
 
     try:
         asset = await wait_ready_asset(api, stream["id"])
-        assert asset["closed_captions"] is True
+        assert asset["closed_captions"] is True and asset["caption_channels"] == ["CC3"]
         apid = asset["playback_ids"][0]["id"]
         vod = (await http.get(f"/vod/{apid}.m3u8")).text
         check_multivariant(vod)
         assert 'CLOSED-CAPTIONS="cc"' in vod and 'INSTREAM-ID="CC1"' in vod
+        assert 'INSTREAM-ID="CC3"' in vod
         # The recording's watch page shows them too (hls.js, whole segments).
         recorded_page = await browser.new_page()
         try:

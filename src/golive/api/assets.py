@@ -44,6 +44,11 @@ class Asset(BaseModel):
         default=False,
         description="The pictures carry CEA-608 captions (CC1), which the VOD playlist offers.",
     )
+    caption_channels: list[str] = Field(
+        default_factory=list,
+        description="The CEA-608 channels the pictures carry besides CC1 (CC2, CC3, CC4: a "
+        "second language is usually CC3), which the VOD playlist offers too.",
+    )
     live_stream_id: str
     broadcast_id: str
     playback_ids: list[PlaybackId] = Field(description="Play at /vod/PLAYBACK_ID.m3u8.")
@@ -68,6 +73,7 @@ def asset_out(record: AssetRecord) -> Asset:
         ],
         bytes=record.bytes,
         closed_captions=record.captions,
+        caption_channels=list(record.caption_channels),
         live_stream_id=record.stream_id,
         broadcast_id=record.broadcast_id,
         playback_ids=[PlaybackId(id=record.playback_id, policy=record.playback_policy)],

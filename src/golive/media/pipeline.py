@@ -145,9 +145,11 @@ class BroadcastPipeline(Generic[S]):
                 self._note_config(tag, kind)
                 self.transcoder.push(tag)
                 presentation = self.presentation
-                if (presentation is not None and not presentation.captions
-                        and self.broadcast.meter.captions):
-                    presentation.offer_captions()
+                meter = self.broadcast.meter
+                if presentation is not None and meter.captions and (
+                        not presentation.captions
+                        or not meter.caption_channels <= presentation.caption_channels):
+                    presentation.offer_captions(meter.caption_channels)
             return
         source = probe.push(tag, self.broadcast.meter)
         if source is not None and not self._awaiting_continuation():
@@ -248,7 +250,7 @@ class BroadcastPipeline(Generic[S]):
             # A DVR window reaches past memory into the recording: only when recording.
             presentation.dvr_window = self.broadcast.policy.dvr_window
         if self.broadcast.meter.captions:
-            presentation.offer_captions()
+            presentation.offer_captions(self.broadcast.meter.caption_channels)
         self._sync_renditions(presentation, plan)
         self._owner._publish(self)
         self._run(plan, backlog)

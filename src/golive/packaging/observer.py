@@ -7,6 +7,7 @@ synchronous on the live path, so an observer only takes note (queues) and return
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -52,5 +53,6 @@ class SegmentObserver(Protocol):
     def presentation_ended(self) -> None:
         """The presentation ended: no more media follows."""
 
-    def captions_found(self) -> None:
-        """The pictures carry CEA-608 captions (the playlists offer them from now on)."""
+    def captions_found(self, channels: Collection[str]) -> None:
+        """The pictures carry CEA-608 captions, on CC1 and `channels` (the playlists offer
+        them from now on); told again when more channels are found."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
-__all__ = ["CAPTIONS_MEDIA", "date_time", "seconds", "stream_inf"]
+__all__ = ["captions_media", "date_time", "seconds", "stream_inf"]
 
 
 def seconds(value: float) -> str:
@@ -33,7 +34,7 @@ def stream_inf(
     """The EXT-X-STREAM-INF line of one rendition and its URI line.
 
     `resolution` is None for a rendition without video; `captions`: its pictures carry
-    the CEA-608 captions `CAPTIONS_MEDIA` declares.
+    the CEA-608 captions `captions_media` declares.
     """
     attributes = [
         f"BANDWIDTH={bandwidth}",
@@ -54,9 +55,20 @@ def stream_inf(
 
 
 CAPTIONS_GROUP = "cc"
-CAPTIONS_MEDIA = (
-    f'#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="{CAPTIONS_GROUP}",NAME="Captions",'
-    'INSTREAM-ID="CC1",DEFAULT=YES,AUTOSELECT=YES'
-)
-"""The captions a source's pictures carry, as a multivariant playlist offers them: CEA-608
-channel 1, the one encoders and caption services use (its language is not known)."""
+_CAPTION_CHANNELS = ("CC1", "CC2", "CC3", "CC4")
+
+
+def captions_media(channels: Collection[str] = ()) -> list[str]:
+    """The captions a source's pictures carry, as a multivariant playlist offers them: one
+    EXT-X-MEDIA per CEA-608 channel. CC1, the one encoders and caption services use, is
+    always offered (the default; cc_data whose channel no control code named yet is taken
+    for it), then each other channel the source was found to use (a second language is
+    usually CC3), not selected unless the viewer picks it. Their languages are not known."""
+    lines = []
+    for channel in ("CC1", *sorted(c for c in set(channels) if c in _CAPTION_CHANNELS[1:])):
+        first = channel == "CC1"
+        lines.append(f'#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="{CAPTIONS_GROUP}",'
+                     f'NAME="{"Captions" if first else f"Captions {channel}"}",'
+                     f'INSTREAM-ID="{channel}",'
+                     + ("DEFAULT=YES,AUTOSELECT=YES" if first else "DEFAULT=NO,AUTOSELECT=NO"))
+    return lines

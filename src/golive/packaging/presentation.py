@@ -14,13 +14,14 @@ multivariant playlist leaves it out meanwhile, so new sessions do not start on i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from golive.formats import Fragment
 from golive.packaging.clock import WallClock
 from golive.packaging.observer import RenditionInfo, SegmentObserver
-from golive.packaging.playlists import CAPTIONS_MEDIA, stream_inf
+from golive.packaging.playlists import captions_media, stream_inf
 from golive.packaging.window import RenditionWindow
 
 __all__ = ["Continuation", "Presentation"]
@@ -89,6 +90,7 @@ class Presentation:
         # any rendition changes: every player a new part wakes asks for the same one.
         self._texts: dict[tuple[str, int], tuple[str, str]] = {}
         self._captions = False
+        self._caption_channels: frozenset[str] = frozenset()
         self.version = 0
         """Counts the changes of the renditions (their media, their playlists) and of the
         ladder: what was decided from this presentation at one version still holds while
@@ -100,11 +102,21 @@ class Presentation:
         keeps: the multivariant playlist offers them (from when they were found on)."""
         return self._captions
 
-    def offer_captions(self) -> None:
-        if not self._captions:
+    @property
+    def caption_channels(self) -> frozenset[str]:
+        """The CEA-608 channels found ("CC1" to "CC4"); CC1 is offered whenever `captions`
+        is, the others once found."""
+        return self._caption_channels
+
+    def offer_captions(self, channels: Collection[str] = ()) -> None:
+        """The pictures carry captions (on these channels: "CC1" to "CC4"); more channels
+        than before are offered from now on, none is taken back."""
+        wanted = self._caption_channels | frozenset(channels)
+        if not self._captions or wanted != self._caption_channels:
             self._captions = True
+            self._caption_channels = wanted
             if self._observer is not None:
-                self._observer.captions_found()
+                self._observer.captions_found(wanted)
             self._wake()
 
     @property
@@ -271,7 +283,7 @@ class Presentation:
         ]
         captions = self._captions and any(w.init.video is not None for w in ready if w.init)
         if captions:
-            lines.append(CAPTIONS_MEDIA)
+            lines.extend(captions_media(self._caption_channels))
         for window in sorted(ready, key=lambda w: (-w.bandwidth, w.name)):
             assert window.init is not None
             video = window.init.video

@@ -8,12 +8,12 @@ relative, so the playlists play from wherever the origin mounts them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from golive.packaging.playlists import CAPTIONS_MEDIA, date_time, seconds, stream_inf
+from golive.packaging.playlists import captions_media, date_time, seconds, stream_inf
 
 __all__ = ["VodRendition", "VodSegment", "vod_media_playlist", "vod_multivariant_playlist"]
 
@@ -49,13 +49,14 @@ class VodRendition:
 
 
 def vod_multivariant_playlist(playback_id: str, renditions: Sequence[VodRendition], *,
-                              captions: bool = False) -> str:
+                              captions: bool = False,
+                              caption_channels: Collection[str] = ()) -> str:
     """The asset's multivariant playlist, highest bandwidth first; `captions`: the pictures
-    carry CEA-608 captions."""
+    carry CEA-608 captions, on CC1 and `caption_channels`."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     captions = captions and any(r.has_video for r in renditions)
     if captions:
-        lines.append(CAPTIONS_MEDIA)
+        lines.extend(captions_media(caption_channels))
     for rendition in sorted(renditions, key=lambda r: (-r.bandwidth, r.name)):
         lines.extend(stream_inf(
             uri=f"{playback_id}/{rendition.name}.m3u8",

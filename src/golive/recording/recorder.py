@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,6 +90,7 @@ class RecordingSession:
         self.finishing = False
         self.recovered = False  # left open by a previous run: it ended when its media did
         self.captions = False  # its pictures carry CEA-608 captions
+        self.caption_channels: frozenset[str] = frozenset()  # found besides CC1
         self.failed = False  # its asset row could not be written: nothing of it is stored
         self.created = asyncio.get_running_loop().create_future()
         self.renditions_indexed: set[str] = set()
@@ -136,9 +137,11 @@ class RecordingSession:
             len(segment.data), time.monotonic(), segment=record,
         ))
 
-    def captions_found(self) -> None:
-        if not self.captions:
+    def captions_found(self, channels: Collection[str]) -> None:
+        wanted = self.caption_channels | frozenset(channels)
+        if not self.captions or wanted != self.caption_channels:
             self.captions = True
+            self.caption_channels = wanted
             self._recorder._spawn(self._recorder._mark_captions(self))
 
     def presentation_ended(self) -> None:
@@ -470,6 +473,7 @@ class Recorder:
             try:
                 asset = await self.assets.finish(session.asset_id, ended_at=ended, status="ready",
                                                  captions=session.captions,
+                                                 caption_channels=session.caption_channels,
                                                  bandwidths=await self._measured(session.asset_id))
                 break
             except Exception as exc:
@@ -508,7 +512,7 @@ class Recorder:
         if session.failed:
             return
         try:
-            await self.assets.mark_captions(session.asset_id)
+            await self.assets.mark_captions(session.asset_id, session.caption_channels)
         except Exception as exc:
             log.warning("recording captions not stored yet asset_id=%s error=%r",
                         session.asset_id, exc)

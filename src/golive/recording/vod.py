@@ -69,7 +69,8 @@ class VodCatalog:
                 return text
             if rendition is None:
                 text = vod_multivariant_playlist(playback_id, [_rendition(r) for r in asset.renditions],
-                                                 captions=asset.captions)
+                                                 captions=asset.captions,
+                                                 caption_channels=asset.caption_channels)
             else:
                 if rendition not in {r.name for r in asset.renditions}:
                     return None

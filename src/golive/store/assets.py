@@ -10,7 +10,7 @@ they outlive it, and only deleting an asset removes its rows (and its objects).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -82,6 +82,20 @@ class AssetRecord:
     error: str | None
     renditions: tuple[AssetRenditionRecord, ...]
     captions: bool = False  # the pictures carry CEA-608 captions (CC1)
+    caption_channels: tuple[str, ...] = ()  # the channels found besides CC1 ("CC3")
+
+
+_CAPTION_CHANNELS = ("CC2", "CC3", "CC4")  # stored besides CC1, which captions imply
+
+
+def _channels(stored: str | None) -> tuple[str, ...]:
+    return tuple(c for c in _CAPTION_CHANNELS if c in (stored or "").split(","))
+
+
+def _join_channels(stored: str | None, channels: Collection[str]) -> str:
+    """The stored channels and `channels` as one sorted list (unknown names left out)."""
+    return ",".join(c for c in _CAPTION_CHANNELS
+                    if c in (stored or "").split(",") or c in channels)
 
 
 def _rendition(row: AssetRendition) -> AssetRenditionRecord:
@@ -142,6 +156,7 @@ class AssetStore:
             error=row.error,
             renditions=tuple(_rendition(r) for r in renditions),
             captions=bool(row.captions),
+            caption_channels=_channels(row.caption_channels),
         )
 
     # Writing while a broadcast records -----------------------------------------------------
@@ -221,17 +236,19 @@ class AssetStore:
             if (row["rendition"], row["msn"]) not in present:
                 session.add(AssetSegment(**row))
 
-    async def mark_captions(self, asset_id: str) -> None:
-        """The recording's pictures carry CEA-608 captions: kept as soon as they are found,
-        so that a recording a crash left open keeps it too."""
+    async def mark_captions(self, asset_id: str, channels: Collection[str] = ()) -> None:
+        """The recording's pictures carry CEA-608 captions (on CC1 and `channels`): kept as
+        soon as they are found, so that a recording a crash left open keeps it too."""
         async with self._write.begin() as session:
             row = await session.get(Asset, asset_id)
             if row is not None:
                 row.captions = True
+                row.caption_channels = _join_channels(row.caption_channels, channels)
 
     async def finish(
         self, asset_id: str, *, ended_at: datetime, status: str, error: str | None = None,
-        captions: bool = False, bandwidths: Mapping[str, tuple[int, int]] | None = None,
+        captions: bool = False, caption_channels: Collection[str] = (),
+        bandwidths: Mapping[str, tuple[int, int]] | None = None,
     ) -> AssetRecord | None:
         """Close the asset: duration (the longest rendition) and bytes from its index;
         `captions`: its pictures carry CEA-608 captions; `bandwidths`: each rendition's
@@ -266,6 +283,7 @@ class AssetStore:
             row.bytes = int(media or 0) + int(inits or 0)
             row.ended_at = ended_at
             row.captions = row.captions or captions
+            row.caption_channels = _join_channels(row.caption_channels, caption_channels)
             if status == "ready" and row.duration <= 0:
                 status, error = "errored", "no segment was stored"
             row.status = status

@@ -516,6 +516,8 @@ class Asset(Base):
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     # The pictures carry CEA-608 captions: the VOD playlist offers them.
     captions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The channels found besides CC1 (always offered with captions), comma-separated: "CC3".
+    caption_channels: Mapped[str] = mapped_column(String(20), default="", server_default="")
 
 
 class AssetRendition(Base):

@@ -6,7 +6,8 @@
 // A stream with a DVR window gets a seek bar over the window (hls.js's seekable range) and
 // a "Go live" button back to the live edge (hls.js's liveSyncPosition). Where the pictures
 // carry closed captions (CEA-608, declared by the multivariant playlist), a "CC" button
-// shows them; the viewer's choice is remembered. A recording plays with the same bar: a
+// shows them (with several channels, CC1 then CC3 and so on, then off); the viewer's
+// choice is remembered. A recording plays with the same bar: a
 // seek bar over its duration and its position. Play/pause is a button and, wherever focus
 // is in the player, a key: k or Space (play/pause), m (mute), f (full screen), c (captions),
 // left and right (5 s back or on, in a recording or a DVR window), up and down (volume,
@@ -144,6 +145,7 @@ export class Player {
     this.realtimeButton = root.querySelector(".player-realtime");
     this.captionsButton = root.querySelector(".player-captions");
     this.captionsOn = storedCaptions();
+    this.captionsIndex = 0; // which of the captions tracks (in channel order) shows
     this.captionsLoaded = false; // the loaded playlists offer captions
     this.captionsReloadAt = -Infinity; // when `captionsBegan` last loaded them again
     this.notice = root.querySelector(".player-notice");
@@ -540,23 +542,51 @@ export class Player {
     }
   }
 
+  // The captions tracks in channel order: the playlist names CC1 "Captions" and the others
+  // "Captions CC3" and so on, and hls.js makes each track at its channel's first cue, in
+  // whatever order those come.
   captionTracks() {
-    return Array.from(this.video.textTracks || []).filter((track) => track.kind === "captions" || track.kind === "subtitles");
+    const tracks = Array.from(this.video.textTracks || []).filter((track) => track.kind === "captions" || track.kind === "subtitles");
+    const channel = (track) => {
+      const named = /\bCC([1-4])\b/.exec(track.label || "");
+      return named ? Number(named[1]) : 1;
+    };
+    return tracks.map((track, index) => ({ track, index }))
+      .sort((a, b) => channel(a.track) - channel(b.track) || a.index - b.index)
+      .map(({ track }) => track);
   }
 
-  applyCaptions() {
-    if (this.captionsButton) this.captionsButton.setAttribute("aria-pressed", String(this.captionsOn));
+  // `chosen`: the button picked the track at `captionsIndex`; otherwise a track the viewer
+  // turned on in the browser's own menu stays the one shown.
+  applyCaptions(chosen = false) {
     const tracks = this.captionTracks();
-    // One track at a time: the first (CC1) unless the viewer turned one on in the browser's menu.
-    const chosen = tracks.find((track) => track.mode === "showing") || tracks[0];
+    const showing = tracks.findIndex((track) => track.mode === "showing");
+    if (!chosen && showing >= 0) this.captionsIndex = showing;
+    const shown = tracks[Math.min(this.captionsIndex, tracks.length - 1)];
     for (const track of tracks) {
       // Hidden, not disabled: hls.js keeps adding cues, so turning them on shows the current one.
-      track.mode = this.captionsOn && track === chosen ? "showing" : "hidden";
+      track.mode = this.captionsOn && track === shown ? "showing" : "hidden";
+    }
+    if (this.captionsButton) {
+      this.captionsButton.setAttribute("aria-pressed", String(this.captionsOn));
+      // Several channels: the button goes through them, then off; it says which shows.
+      const which = this.captionsOn && shown && tracks.length > 1 ? shown.label || "" : "";
+      this.captionsButton.setAttribute("aria-label", which ? `Captions: ${which}` : "Captions");
+      this.captionsButton.title = tracks.length > 1
+        ? `Captions from the broadcast: ${which || "off"}; next channel (c)`
+        : "Captions from the broadcast (c)";
     }
   }
 
   toggleCaptions() {
+    const tracks = this.captionTracks();
+    if (this.captionsOn && this.captionsIndex + 1 < tracks.length) {
+      this.captionsIndex += 1; // the next channel (CC3 after CC1), captions staying on
+      this.applyCaptions(true);
+      return;
+    }
     this.captionsOn = !this.captionsOn;
+    this.captionsIndex = 0;
     try {
       window.localStorage.setItem(CAPTIONS_KEY, this.captionsOn ? "on" : "off");
     } catch {
@@ -566,7 +596,7 @@ export class Player {
       this.attach(); // loaded before the captions began: load them now (`captionsBegan`)
       return;
     }
-    this.applyCaptions();
+    this.applyCaptions(true);
   }
 
   // Video element events --------------------------------------------------------------------

@@ -62,7 +62,11 @@ export function startStreamPage() {
     // here) and the CEA-608 captions a captioner or the encoder puts in them.
     const video = live && live.width ? [`${live.video_codec || ""} ${live.width}×${live.height}`.trim()] : [];
     if (video.length && live.interlaced) video.push("interlaced");
-    if (video.length && live.captions) video.push("captions (CC1)");
+    if (video.length && live.captions) {
+      // The channels their control codes named; CC1 is offered to viewers in any case.
+      const channels = new Set(["CC1", ...(live.caption_channels || [])]);
+      video.push(`captions (${[...channels].sort().join(", ")})`);
+    }
     $("fact-video").textContent = video.length ? video.join(" · ") : "–";
     // Measured in the transcoder's graph (absent while nothing is transcoded).
     const transcoder = live && live.pipeline ? live.pipeline.transcoder : null;
