@@ -15,6 +15,7 @@ from golive.media.health import (
     NvencFallback,
     SlowEncodeDetector,
     degrade_steps,
+    keeping_frame_rates,
 )
 from golive.media.ladder import LadderPlan, SourceInfo, plan_ladder
 from golive.media.profiles import AlertSpec, StreamProfile, load_profile
@@ -175,6 +176,35 @@ def test_degrade_steps_keep_parts_whole() -> None:
         "full", "preset", "frame_rate",
     ]  # fmt: skip
     assert len(degrade_steps(plan_720p(30, min_renditions=3), libx264=True)) == 3
+
+
+def test_a_source_with_captions_keeps_every_rungs_frame_rate() -> None:
+    """A rung at half the rate loses the caption data of every other picture: with
+    captions the frame-rate step is left out, and drops keep full rates."""
+    plan = plan_720p(30)
+    steps = degrade_steps(plan, libx264=True, captions=True)
+    assert [(s.level, s.action) for s in steps] == [
+        (0, "full"), (1, "preset"), (2, "drop"), (3, "drop")]
+    assert all(r.frame_rate == 30.0 for s in steps for r in s.apply(plan).renditions)
+
+
+@pytest.mark.parametrize(("level", "kept_level", "dropped"), [
+    (0, 0, ()), (1, 1, ()),  # before the frame-rate step: where it is
+    (2, 1, ()),  # on it: the preset step, every rung back at full rate
+    (3, 2, ("720p",)), (4, 3, ("720p", "480p")),  # a drop step: the same drops, full rates
+])
+def test_captions_that_begin_under_load_bring_the_frame_rates_back(
+        level: int, kept_level: int, dropped: tuple[str, ...]) -> None:
+    plan = plan_720p(30)
+    policy = DegradePolicy(plan, degrade_steps(plan, libx264=True), recover_after=45)
+    policy.level = level
+    kept = keeping_frame_rates(policy, libx264=True)
+    assert kept is not None
+    assert (kept.level, kept.step.dropped, kept.step.frame_rate_divisors) == (
+        kept_level, dropped, ())
+    assert kept.recover_after == 45
+    assert "frame_rate" not in [s.action for s in kept.steps]
+    assert keeping_frame_rates(kept, libx264=True) is None  # nothing more to leave out
 
 
 def walk(

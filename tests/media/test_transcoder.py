@@ -684,6 +684,47 @@ async def test_a_frame_rate_step_lowers_a_rung_in_the_running_encoder(
     assert all(0.9 < b - a < 1.1 for a, b in itertools.pairwise(keys)), keys
 
 
+async def test_captions_that_begin_bring_a_halved_rung_back_to_its_full_rate(
+    source_360p: Path
+) -> None:
+    # A rung at half its frame rate keeps the caption data of every other picture only
+    # (garbled captions). Captions beginning while 180p runs halved (a captioner joining
+    # a loaded node): its gate lets every frame through again, in the same run, and the
+    # frame-rate step is not taken again.
+    base = StreamProfile.model_validate(tomllib.loads(STARVE_PROFILE)).model_dump()
+    base["alerts"].update(min_encode_speed=5.0, slow_encode_seconds=1.0)  # nobody is 5x live
+    base["fallback"]["drop_top_rendition_on_slow_encode"] = False
+    plan = plan_ladder(StreamProfile.model_validate(base),
+                       SourceInfo(640, 360, 30, "h264", True), "low")
+    events = Recorder()
+    captioned = [False]
+    t = transcoder(plan, events, captions=lambda: captioned[0])
+    await t.start()
+    pusher = asyncio.create_task(publish_looped(t, read_flv(source_360p), pace=1))
+    try:
+        await until(lambda: frame_rates(events, events.run, "180p").count(15) >= 5,
+                    limit=90, what="180p at 15 fps")
+        run = events.run
+        captioned[0] = True
+        t.captions_began()
+        halved = len(frame_rates(events, run, "180p"))
+
+        def restored() -> bool:
+            return frame_rates(events, run, "180p")[halved:].count(30) >= 10
+        await until(restored, limit=60, what="180p back at 30 fps")
+    finally:
+        pusher.cancel()
+        await t.stop()
+    (said,) = [data for code, _, data in events.warnings if code == "captions_frame_rate"]
+    assert said["fps"] == {"360p": 30.0, "180p": 30.0} and said["step"] == 1
+    assert t.plan.rendition("180p").frame_rate == 30
+    assert [reason for _, _, reason in events.restarts] == ["slow_encode: step 1"]  # gates
+    after = frame_rates(events, run, "180p")[halved:-1]
+    back = after.index(30)
+    assert set(after[back:]) == {30}, after  # and not halved again, however slow
+    assert [code for code, _, _ in events.warnings].count("slow_encode") >= 2
+
+
 def frame_rates(events: Recorder, run: int, rendition: str) -> list[int]:
     """Video frames per second of each of a run's fragments of `rendition`."""
     if (run, rendition) not in events.inits:

@@ -356,7 +356,8 @@ class AlertEngine:
                 reason = event.data.get("reason")
                 watch.restarts.append((self._clock(), str(reason)[:500] if reason else "?"))
                 continue
-            if watch is None or code not in ("slow_encode", "encode_recovered"):
+            if watch is None or code not in ("slow_encode", "encode_recovered",
+                                             "captions_frame_rate"):
                 continue
             step = event.data.get("step")
             speed = event.data.get("speed")

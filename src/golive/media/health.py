@@ -240,8 +240,13 @@ class DegradeStep:
         return "the full ladder"
 
 
-def degrade_steps(plan: LadderPlan, *, libx264: bool) -> tuple[DegradeStep, ...]:
-    """Every step from the full ladder (level 0) to the cheapest one the profile allows."""
+def degrade_steps(plan: LadderPlan, *, libx264: bool,
+                  captions: bool = False) -> tuple[DegradeStep, ...]:
+    """Every step from the full ladder (level 0) to the cheapest one the profile allows.
+
+    `captions`: the source's pictures carry CEA-608 captions, so no rung's frame rate is
+    lowered: the encoder writes each kept picture's caption data, and a rung at half the
+    rate would lose the data of every other picture (garbled captions)."""
     steps = [DegradeStep(0, "full", None)]
     if plan.audio_only:
         return tuple(steps)  # one AAC encode: nothing to make cheaper
@@ -252,7 +257,7 @@ def degrade_steps(plan: LadderPlan, *, libx264: bool) -> tuple[DegradeStep, ...]
     encoded = sorted(
         (r for r in plan.renditions if not r.passthrough), key=lambda r: r.pixel_rate, reverse=True
     )
-    divisors = tuple(
+    divisors = () if captions else tuple(
         (r.name, d) for r in encoded[1:] if (d := plan.frame_rate_divisor(r.name)) > 1
     )
     if divisors:
@@ -362,6 +367,20 @@ class DegradePolicy:
         }
         # Each step is news, however soon after the last one.
         return DegradeChange(HealthWarning(code, message, data, limited=False), step)
+
+
+def keeping_frame_rates(policy: DegradePolicy, *, libx264: bool) -> DegradePolicy | None:
+    """`policy` without its frame-rate step, for a source whose captions began while it runs
+    (see `degrade_steps`), at the step that encodes what the current one does with every
+    rung at its full rate; None when `policy` has no frame-rate step."""
+    if not any(step.action == "frame_rate" for step in policy.steps):
+        return None
+    steps = degrade_steps(policy.plan, libx264=libx264, captions=True)
+    now = policy.step
+    same = [s for s in steps if (s.preset, s.dropped) == (now.preset, now.dropped)]
+    kept = DegradePolicy(policy.plan, steps, recover_after=policy.recover_after)
+    kept.level = same[0].level if same else min(policy.level, len(steps) - 1)
+    return kept
 
 
 class NvencFallback:

@@ -149,6 +149,8 @@ class BroadcastPipeline(Generic[S]):
                 if presentation is not None and meter.captions and (
                         not presentation.captions
                         or not meter.caption_channels <= presentation.caption_channels):
+                    if not presentation.captions:
+                        self.transcoder.captions_began()
                     presentation.offer_captions(meter.caption_channels)
             return
         source = probe.push(tag, self.broadcast.meter)
@@ -313,6 +315,7 @@ class BroadcastPipeline(Generic[S]):
             capabilities=self._owner.capabilities,
             webrtc=webrtc,
             from_publisher=lambda: not self.broadcast.on_slate,
+            captions=lambda: self.broadcast.meter.captions,
         )
         self.transcoder = transcoder
         source = plan.source

@@ -63,6 +63,7 @@ from golive.media.health import (
     NvencFallback,
     SlowEncodeDetector,
     degrade_steps,
+    keeping_frame_rates,
 )
 from golive.media.ladder import LadderPlan
 from golive.media.levels import LevelFacts, LevelMeter, Reading
@@ -193,9 +194,12 @@ class Transcoder:
         max_input_buffer: int = 8 * 1024 * 1024,
         webrtc: WebRtcRendition | None = None,
         from_publisher: Callable[[], bool] | None = None,
+        captions: Callable[[], bool] | None = None,
     ) -> None:
         """`from_publisher` says whether a publisher feeds the input now (not the slate):
-        the publisher's bitrate floor is judged only then."""
+        the publisher's bitrate floor is judged only then. `captions` says whether the
+        source's pictures carry captions: then no rung's frame rate is lowered under load
+        (`degrade_steps`); tell `captions_began` when they begin."""
         if max_input_buffer < 64 * 1024:
             raise ValueError("max_input_buffer must be at least 64 KiB")
         self._ffmpeg = ffmpeg
@@ -216,9 +220,10 @@ class Transcoder:
         # Rungs whose gates close at a keyframe instant: told to the packager once their
         # output got there, so their playlist keeps every real part up to it.
         self._pending_drops: dict[str, tuple[float, str]] = {}  # name -> (instant, reason)
+        self._captions = captions
         self._degrade = DegradePolicy(
             plan,
-            degrade_steps(plan, libx264=False),
+            degrade_steps(plan, libx264=False, captions=self._carries_captions()),
             recover_after=plan.profile.fallback.recover_after_seconds,
         )
         self._events = events
@@ -628,13 +633,39 @@ class Transcoder:
         plan = self._full_plan
         self._degrade = DegradePolicy(
             plan,
-            degrade_steps(plan, libx264=libx264),
+            degrade_steps(plan, libx264=libx264, captions=self._carries_captions()),
             recover_after=plan.profile.fallback.recover_after_seconds,
         )
         self._plan = self._encode_plan = self._full_plan
         self._gated = frozenset()
         self._rate_divisors = {}
         self._webrtc = self._full_webrtc
+
+    def _carries_captions(self) -> bool:
+        return self._captions is not None and self._captions()
+
+    def captions_began(self) -> None:
+        """The source's pictures began to carry captions: the frame-rate step is left out
+        from now on, and a rung running at a lower rate goes back to its full one."""
+        libx264 = (self._capabilities or CPU_ONLY).video_encoder == "libx264"
+        kept = keeping_frame_rates(self._degrade, libx264=libx264)
+        if kept is None:
+            return
+        before = self._degrade.step
+        self._degrade = kept
+        step = kept.step
+        if step.frame_rate_divisors == before.frame_rate_divisors:
+            return
+        plan = step.apply(self._full_plan)
+        self._degrade_to(before, step, HealthWarning(
+            "captions_frame_rate",
+            "the source's pictures carry captions: every rung goes back to its full frame "
+            "rate (at half the rate a rung loses half of the caption data); step "
+            f"{step.level}: {step.describe()}",
+            {"step": step.level, "action": "frame_rate", "preset": plan.x264_preset,
+             "fps": {r.name: r.frame_rate for r in plan.renditions},
+             "renditions": list(plan.names)},
+            limited=False))
 
     def _degrade_to(self, previous: DegradeStep, step: DegradeStep, warning: HealthWarning) -> None:
         """Encode `step` from the next keyframe on; renditions it lacks become gaps.
