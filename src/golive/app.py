@@ -87,6 +87,7 @@ from golive.health import (
     AlertEngine,
     BroadcastReports,
     IngestHistory,
+    IngestHistoryRetention,
     MetricSources,
     NodeMetrics,
     QoeReports,
@@ -358,6 +359,7 @@ class Golive:
         self.recordings: RecordingLibrary | None = None
         self._sweeper: RetentionSweeper | None = None
         self._qoe_retention: QoeRetention | None = None
+        self._history_retention: IngestHistoryRetention | None = None
         self.access: PlaybackAccess | None = None
         self.access_hook: AccessHook | None = None
         self.alerts: AlertEngine | None = None
@@ -463,6 +465,10 @@ class Golive:
             PlaybackViewStore(self.store.engine), raw_retention=s.qoe_raw_retention,
             interval=min(3600.0, s.qoe_raw_retention / 4))
         self._qoe_retention.start()
+        self._history_retention = IngestHistoryRetention(
+            self.store.prune_broadcast_samples, retention=s.ingest_history_retention,
+            interval=min(3600.0, s.ingest_history_retention / 4))
+        self._history_retention.start()
 
         self.hub = BroadcastHub(
             StoreStreamDirectory(self.store), self.bus, max_publishers=s.max_publishers,
@@ -760,6 +766,8 @@ class Golive:
             await self._sweeper.close()
         if self._qoe_retention is not None:
             await self._qoe_retention.close()
+        if self._history_retention is not None:
+            await self._history_retention.close()
         if self.recorder is not None:
             await self.recorder.close()
         if self.chat is not None:

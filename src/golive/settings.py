@@ -273,6 +273,11 @@ class Settings(BaseSettings):
         "SRT round trip and loss) kept in the database for its post-event report; taken "
         "from the alert rules' measurements, so only while `alerts` is on."
     )
+    ingest_history_retention: float = Field(
+        90 * 86_400.0, gt=0, description="Seconds those samples are kept (a report of an "
+        "older broadcast has no ingest figures). Checked every quarter of this, at most "
+        "hourly."
+    )
     qoe_raw_retention: float = Field(
         7 * 86_400.0, gt=0, description="Seconds the players' raw QoE beacons of a view are "
         "kept after its last report; then the view keeps only its summary (startup, "

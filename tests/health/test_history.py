@@ -4,12 +4,13 @@ written in batches, bounded while the store is away (golive.health.history)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
 from tests.health.test_diagnosis import facts, signals
 
-from golive.health import EncoderSignals, IngestHistory, SrtSignals
+from golive.health import EncoderSignals, IngestHistory, IngestHistoryRetention, SrtSignals
 from golive.health.history import sample_data
 from golive.store import BroadcastSampleRecord
 from golive.stream import Broadcast
@@ -93,3 +94,19 @@ async def test_the_store_away_drops_samples_and_holds_no_more_than_its_bound() -
     history.observe(broadcast("bc_0"), signals())
     await history.flush()
     assert [s.broadcast_id for s in write.batches[0]] == ["bc_0"]
+
+
+async def test_samples_past_their_retention_are_pruned_in_batches() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    asked: list[datetime] = []
+    left = [2500]
+
+    async def prune(before: datetime) -> int:
+        asked.append(before)
+        gone = min(1000, left[0])
+        left[0] -= gone
+        return gone
+
+    sweep = IngestHistoryRetention(prune, retention=86_400, interval=3600, clock=lambda: now)
+    assert await sweep.sweep() == 2500
+    assert asked == [now - timedelta(days=1)] * 4  # 1000, 1000, 500, then none left

@@ -471,9 +471,14 @@ async def test_broadcast_samples_are_kept_in_time_order_and_go_with_their_stream
     assert [s.data for s in await store.broadcast_samples("bc_1", limit=1)] == [
         {"bitrate_kbps": 1000.0, "connected": True}]
     assert await store.record_broadcast_samples([]) == 0
+    # Past their retention they go, a batch at a time.
+    assert await store.prune_broadcast_samples(t0 + timedelta(seconds=15), limit=1) == 1
+    assert await store.prune_broadcast_samples(t0 + timedelta(seconds=15)) == 2  # incl. bc_2's
+    assert [s.data["bitrate_kbps"] for s in await store.broadcast_samples("bc_1")] == [1002.0]
+    assert await store.prune_broadcast_samples(t0) == 0
     await store.delete_stream(record.id)
     assert await store.broadcast_samples("bc_1") == []
-    assert len(await store.broadcast_samples("bc_2")) == 1
+    assert await store.broadcast_samples("bc_2") == []
 
 
 async def test_events_for_deleted_stream_ignored(store: Store) -> None:

@@ -26,7 +26,7 @@ from golive.health.diagnosis import (
     ViewerSignals,
     ViewLag,
 )
-from golive.health.history import IngestHistory
+from golive.health.history import IngestHistory, IngestHistoryRetention
 from golive.health.metrics import MetricSources, NodeMetrics
 from golive.health.qoe import (
     GROUP_BY,
@@ -69,6 +69,7 @@ __all__ = [
     "EncoderSignals",
     "Finding",
     "IngestHistory",
+    "IngestHistoryRetention",
     "MetricSources",
     "NodeMetrics",
     "QoeReport",

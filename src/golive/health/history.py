@@ -8,6 +8,8 @@ link's round trip and loss, the A/V offset, whether a publisher was connected), 
 writes what it kept to the store every `interval`, all broadcasts in one transaction.
 The report (`golive.health.report`) draws them per time bucket.
 
+`IngestHistoryRetention` deletes samples older than `ingest_history_retention`.
+
 Bounds: at most `max_pending` samples wait for the store; past that (the store away or
 slow) the oldest are dropped and counted (`dropped`), and a failed write is logged
 (once per interval at most) and its samples dropped: the report of that stretch has no
@@ -22,9 +24,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from golive.core import RepeatedLog, utcnow
+from golive.core import PeriodicSweep, RepeatedLog, utcnow
 from golive.health.diagnosis import StreamSignals
 from golive.store import BroadcastSampleRecord
 from golive.stream import Broadcast
@@ -122,3 +125,28 @@ class IngestHistory:
         while True:
             await asyncio.sleep(self.interval)
             await self.flush()
+
+
+class IngestHistoryRetention(PeriodicSweep):
+    """Every `interval` seconds, the samples older than `retention` seconds are deleted
+    (a batch at a time: a long-kept table is not locked for one long delete)."""
+
+    name = "ingest-history-retention"
+    done = "ingest history pruned samples=%d"
+    logger = log
+
+    def __init__(self, prune: Callable[[datetime], Awaitable[int]], *, retention: float,
+                 interval: float, clock: Callable[[], datetime] = utcnow) -> None:
+        if retention <= 0:
+            raise ValueError("retention must be positive")
+        super().__init__(interval=interval)
+        self._prune = prune
+        self._retention = timedelta(seconds=retention)
+        self._clock = clock
+
+    async def sweep(self) -> int:
+        before = self._clock() - self._retention
+        done = 0
+        while (pruned := await self._prune(before)) > 0:
+            done += pruned
+        return done

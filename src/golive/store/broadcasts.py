@@ -4,7 +4,7 @@ A broadcast row is written when a publisher starts one, its `last_media_at` move
 on while media flows, and it is closed when it ends (or, after a crash, at the
 next startup, when media was last seen); while it is live, samples of its ingest and
 encoder figures are kept for its report (`record_broadcast_samples`, deleted with the
-stream). Every event on the bus is appended to
+stream or past their retention, `prune_broadcast_samples`). Every event on the bus is appended to
 its stream's log (by `EventRecorder`), which keeps only the newest
 `event_history` per stream, and queued for webhooks in the same transaction. Rows of a deleted stream
 are never written: a late write for one is dropped, not an error.
@@ -192,6 +192,16 @@ class BroadcastRepository(Tables):
                     for s in samples if s.stream_id in existing]
             session.add_all(rows)
         return len(rows)
+
+    async def prune_broadcast_samples(self, before: datetime, *, limit: int = 10_000) -> int:
+        """Delete up to `limit` samples taken before `before`; returns how many went."""
+        check_limit(limit)
+        async with self._write.begin() as session:
+            old = select(BroadcastSample.id).where(BroadcastSample.at < before).limit(limit)
+            ids = list((await session.scalars(old)).all())
+            if ids:
+                await session.execute(delete(BroadcastSample).where(BroadcastSample.id.in_(ids)))
+        return len(ids)
 
     async def broadcast_samples(self, broadcast_id: str, *,
                                 limit: int = 100_000) -> list[BroadcastSampleRecord]:
