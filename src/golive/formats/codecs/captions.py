@@ -11,6 +11,8 @@ can offer each.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 __all__ = ["CAPTION_CHANNELS", "caption_channels", "carries_captions"]
 
 CAPTION_CHANNELS = ("CC1", "CC2", "CC3", "CC4")
@@ -24,32 +26,25 @@ def carries_captions(nal_units: bytes | memoryview, *, hevc: bool = False,
                      length_size: int = 4) -> bool:
     """Whether a frame's length-prefixed NAL units (FLV/MP4 framing) include an SEI with
     A/53 caption data. Malformed framing is no captions, never an error."""
-    data = memoryview(nal_units)
-    end = len(data)
-    pos = 0
-    while pos + length_size < end:
-        size = int.from_bytes(data[pos : pos + length_size], "big")
-        pos += length_size
-        if size <= 0 or pos + size > end:
-            return False
-        header = data[pos]
-        kind = (header >> 1) & 0x3F if hevc else header & 0x1F
-        # (The signature has no two zero bytes in a row, so emulation prevention never
-        # splits it: it is found in the escaped NAL as it is.)
-        if (kind == (_HEVC_PREFIX_SEI if hevc else _H264_SEI)
-                and _A53_CC_DATA in bytes(data[pos : pos + size])):
-            return True
-        pos += size
-    return False
+    return next(_caption_seis(nal_units, hevc, length_size), None) is not None
 
 
 def caption_channels(nal_units: bytes | memoryview, *, hevc: bool = False,
                      length_size: int = 4) -> frozenset[str]:
     """The CEA-608 channels a frame's caption data names (`CAPTION_CHANNELS`): each valid
     608 byte pair that is a control code (0x10-0x1F then 0x20-0x7F, parity stripped) says
-    its channel, the second byte of the code's first bit 3 picking channel 2 of its field.
-    Malformed framing or SEI is no channel, never an error."""
+    its channel, bit 3 of its first byte picking the field's second channel. Malformed
+    framing or SEI is no channel, never an error."""
     found: set[str] = set()
+    for nal in _caption_seis(nal_units, hevc, length_size):
+        _sei_channels(_unescape(nal[2 if hevc else 1 :]), found)
+    return frozenset(found)
+
+
+def _caption_seis(nal_units: bytes | memoryview, hevc: bool,
+                  length_size: int) -> Iterator[bytes]:
+    """Each SEI NAL unit (as it is, escaped) of a frame that holds A/53 caption data; the
+    walk stops at framing that runs past the frame."""
     data = memoryview(nal_units)
     end = len(data)
     pos = 0
@@ -57,15 +52,16 @@ def caption_channels(nal_units: bytes | memoryview, *, hevc: bool = False,
         size = int.from_bytes(data[pos : pos + length_size], "big")
         pos += length_size
         if size <= 0 or pos + size > end:
-            break
+            return
         header = data[pos]
         kind = (header >> 1) & 0x3F if hevc else header & 0x1F
+        # (The signature has no two zero bytes in a row, so emulation prevention never
+        # splits it: it is found in the escaped NAL as it is.)
         if kind == (_HEVC_PREFIX_SEI if hevc else _H264_SEI):
             nal = bytes(data[pos : pos + size])
             if _A53_CC_DATA in nal:
-                _sei_channels(_unescape(nal[2 if hevc else 1 :]), found)
+                yield nal
         pos += size
-    return frozenset(found)
 
 
 def _unescape(escaped: bytes) -> bytes:
