@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
+from golive.formats import CAPTION_CHANNELS
+
 __all__ = ["captions_media", "date_time", "seconds", "stream_inf"]
 
 
@@ -55,7 +57,6 @@ def stream_inf(
 
 
 CAPTIONS_GROUP = "cc"
-_CAPTION_CHANNELS = ("CC1", "CC2", "CC3", "CC4")
 
 
 def captions_media(channels: Collection[str] = ()) -> list[str]:
@@ -65,7 +66,7 @@ def captions_media(channels: Collection[str] = ()) -> list[str]:
     for it), then each other channel the source was found to use (a second language is
     usually CC3), not selected unless the viewer picks it. Their languages are not known."""
     lines = []
-    for channel in ("CC1", *sorted(c for c in set(channels) if c in _CAPTION_CHANNELS[1:])):
+    for channel in ("CC1", *sorted(c for c in set(channels) if c in CAPTION_CHANNELS[1:])):
         first = channel == "CC1"
         lines.append(f'#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID="{CAPTIONS_GROUP}",'
                      f'NAME="{"Captions" if first else f"Captions {channel}"}",'

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from golive.formats import CAPTION_CHANNELS
 from golive.store.db import WriterSessions, create_sessionmaker, is_sqlite
 from golive.store.models import Asset, AssetInit, AssetRendition, AssetSegment
 from golive.store.validation import check_limit
@@ -85,7 +86,7 @@ class AssetRecord:
     caption_channels: tuple[str, ...] = ()  # the channels found besides CC1 ("CC3")
 
 
-_CAPTION_CHANNELS = ("CC2", "CC3", "CC4")  # stored besides CC1, which captions imply
+_CAPTION_CHANNELS = CAPTION_CHANNELS[1:]  # stored besides CC1, which captions imply
 
 
 def _channels(stored: str | None) -> tuple[str, ...]:
